@@ -1,0 +1,119 @@
+/**
+ * The layer rules of docs/ARCHITECTURE.md: dependencies point down, and the Raft core stays pure
+ * (no I/O, no clocks, no randomness of its own, no asynchrony) so the simulator can drive it.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, test } from 'node:test';
+
+const SRC = 'src';
+
+function files(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...files(p));
+    else if (name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Strip comments and string contents so words in docs do not count as code. */
+function code(text: string): string {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\/\/.*$/gm, '')
+    .replace(/`(?:\\.|[^`\\])*`/g, '``');
+}
+
+function imports(text: string): string[] {
+  const out: string[] = [];
+  const re = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  for (const m of text.matchAll(re)) out.push((m[1] ?? m[2]) as string);
+  return out;
+}
+
+const layerOf = (file: string) => relative(SRC, file).split('/')[0] ?? '';
+
+// Which layers each layer may import (itself always allowed).
+const allowed: Record<string, string[]> = {
+  lib: [],
+  raft: ['lib'],
+  protocol: ['lib', 'raft'],
+  storage: ['lib', 'raft', 'protocol'],
+  sm: ['lib', 'raft', 'protocol'],
+  transport: ['lib', 'raft', 'protocol'],
+  node: ['lib', 'raft', 'protocol', 'storage', 'sm', 'transport'],
+  migrate: ['lib', 'raft', 'protocol', 'client', 'node'],
+  backup: ['lib', 'raft', 'protocol', 'client', 'node', 'storage', 'sm'],
+  client: ['lib', 'raft', 'protocol', 'node', 'transport', 'sm'],
+  server: ['lib', 'raft', 'protocol', 'storage', 'sm', 'transport', 'node', 'client', 'migrate', 'backup'],
+};
+
+describe('layer rules', () => {
+  const all = files(SRC);
+
+  test('every source file lives in a known layer', () => {
+    for (const f of all) {
+      const layer = layerOf(f);
+      if (f === join(SRC, 'index.ts')) continue;
+      assert.ok(layer in allowed, `${f} is in unknown layer '${layer}'`);
+    }
+  });
+
+  test('imports point down the layer stack', () => {
+    for (const f of all) {
+      const layer = layerOf(f);
+      if (!(layer in allowed)) continue;
+      for (const spec of imports(code(readFileSync(f, 'utf8')))) {
+        if (!spec.startsWith('.')) continue;
+        const target = relative(SRC, join(f, '..', spec)).split('/')[0] ?? '';
+        if (target === layer) continue;
+        assert.ok(
+          allowed[layer]?.includes(target),
+          `${f} imports '${spec}' (layer ${target}), not allowed from ${layer}`,
+        );
+      }
+    }
+  });
+
+  test('src/raft is pure: no node:*, no npm, no clocks, timers, randomness or async', () => {
+    const forbidden: Array<[RegExp, string]> = [
+      [/\bDate\b/, 'Date'],
+      [/\bsetTimeout\b|\bsetInterval\b|\bsetImmediate\b|\bqueueMicrotask\b/, 'timers'],
+      [/\bMath\.random\b/, 'Math.random'],
+      [/\basync\b|\bawait\b/, 'async/await'],
+      [/\bPromise\b/, 'Promise'],
+      [/\bprocess\./, 'process'],
+      [/\brequire\(/, 'require'],
+      [/\bperformance\./, 'performance'],
+    ];
+    const raftFiles = all.filter((f) => layerOf(f) === 'raft');
+    assert.ok(raftFiles.length >= 5, 'raft layer files found');
+    for (const f of raftFiles) {
+      const text = code(readFileSync(f, 'utf8'));
+      for (const spec of imports(text)) {
+        assert.ok(spec.startsWith('.'), `${f} imports '${spec}': src/raft may import only relative modules`);
+        const target = relative(SRC, join(f, '..', spec)).split('/')[0];
+        assert.ok(target === 'raft' || target === 'lib', `${f} imports '${spec}' outside raft/lib`);
+      }
+      for (const [re, what] of forbidden) assert.ok(!re.test(text), `${f} uses ${what}`);
+    }
+  });
+
+  test('src/lib modules used by the core are pure too', () => {
+    for (const f of all.filter((x) => layerOf(x) === 'lib')) {
+      const text = code(readFileSync(f, 'utf8'));
+      for (const spec of imports(text)) assert.ok(spec.startsWith('.'), `${f} imports '${spec}'`);
+      assert.ok(!/\bMath\.random\b|\bDate\.now\b/.test(text), `${f} uses ambient time or randomness`);
+    }
+  });
+
+  test('the rule checker itself bites: it flags a forbidden import', () => {
+    const bad = "import { readFileSync } from 'node:fs';\nconst t = Date.now();";
+    assert.deepEqual(imports(code(bad)), ['node:fs']);
+    assert.ok(/\bDate\b/.test(code(bad)));
+    assert.ok(!/\bDate\b/.test(code('// Date in a comment\nconst x = 1;')));
+  });
+});
