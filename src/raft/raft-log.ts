@@ -158,12 +158,12 @@ export class RaftLog {
    */
   findConflictByTerm(index: LogIndex, t: Term): { index: LogIndex; term: Term } {
     let i = Math.min(index, this.lastIndex()) as LogIndex;
-    for (;;) {
-      const ti = this.term(i);
-      if (ti === undefined) return { index: i, term: 0 as Term };
+    // Bounded: i only decreases, and term() is undefined below the compaction point.
+    for (; i >= this.offset; i = (i - 1) as LogIndex) {
+      const ti = this.term(i) as Term;
       if (ti <= t) return { index: i, term: ti };
-      i = (i - 1) as LogIndex;
     }
+    return { index: i, term: 0 as Term };
   }
 
   /** Entries not yet handed out for persistence; marks them handed out. */
@@ -194,6 +194,9 @@ export class RaftLog {
   /** Replace the whole log by a snapshot received from the leader. */
   restore(snapshot: SnapshotMeta): void {
     assert(snapshot.index > this.committed, 'restoring a snapshot behind the commit index');
+    // Only what matched the leader (up to our commit index) stays known durable; the snapshot
+    // itself becomes durable when the embedder persists it (advance → stableTo).
+    this.stableIndex = Math.min(this.stableIndex, this.committed) as LogIndex;
     this.entriesHeld = [];
     this.configs = [];
     this.offset = snapshot.index;

@@ -177,7 +177,7 @@ export class RaftCore {
     // The transfer must complete within one election timeout, or it is aborted (thesis §3.10).
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
-    else this.sendAppend(to, pr);
+    else this.sendAppend(to, pr, true);
     return { ok: true };
   }
 
@@ -747,8 +747,13 @@ export class RaftCore {
     }
   }
 
-  /** Send as many appends as the follower's window allows (one while probing). */
-  private sendAppend(to: NodeId, pr: Progress): void {
+  /**
+   * Send as many appends as the follower's window allows (one while probing). With `sendIfEmpty`
+   * a follower in replicate state with nothing new still gets an empty append: it doubles as a
+   * probe, so an append lost in the network is detected by the follower's rejection (etcd does
+   * the same on heartbeat responses).
+   */
+  private sendAppend(to: NodeId, pr: Progress, sendIfEmpty = false): void {
     for (let sent = 0; sent < this.cfg.inflightMessagesMax; sent++) {
       if (pr.isPaused()) return;
       const prevIndex = (pr.next - 1) as LogIndex;
@@ -761,7 +766,7 @@ export class RaftCore {
         pr.next <= this.log.lastIndex()
           ? this.log.slice(pr.next, this.nextIndex(), this.cfg.appendBytesMax)
           : [];
-      if (entries.length === 0 && pr.state === 'replicate') return;
+      if (entries.length === 0 && pr.state === 'replicate' && (sent > 0 || !sendIfEmpty)) return;
       let bytes = 0;
       for (const e of entries) bytes += entryBytes(e);
       this.send({
@@ -854,7 +859,7 @@ export class RaftCore {
     if (pr === undefined) return;
     pr.recentActive = true;
     if (pr.state === 'probe') pr.probeSent = false;
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr);
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, true);
     if (m.readContext !== 0) {
       this.readOnly.ack(m.from, m.readContext);
       this.releaseConfirmedReads();

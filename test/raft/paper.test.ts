@@ -1,0 +1,483 @@
+/**
+ * Scenario tests in the spirit of etcd's raft_paper_test.go: each pins one rule of the Raft paper
+ * (Ongaro & Ousterhout, 2014) or of Ongaro's thesis (2014), cited in its name.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { RaftCore } from '../../src/raft/raft.js';
+import type { LogIndex, Message, Term } from '../../src/raft/types.js';
+import { Cluster, cmd, id, testConfig } from './harness.js';
+
+const appendOk = (from: number, t: number, match: number): Message => ({
+  type: 'append-response',
+  from: id(from),
+  to: id(1),
+  term: t as Term,
+  matchIndex: match as LogIndex,
+  reject: false,
+  rejectedIndex: 0 as LogIndex,
+  rejectHint: 0 as LogIndex,
+  rejectHintTerm: 0 as Term,
+});
+
+const three = () => new Cluster({ voters: [id(1), id(2), id(3)], learners: [] });
+const five = () => new Cluster({ voters: [id(1), id(2), id(3), id(4), id(5)], learners: [] });
+
+describe('§5.2 leader election', () => {
+  test('a follower that hears from no leader within the election timeout starts an election and wins', () => {
+    const c = three();
+    // Randomized timeouts lie in [10, 20) ticks; 20 ticks guarantee somebody campaigns.
+    c.tickAll(20);
+    const leaders = c.leaders();
+    assert.equal(leaders.length, 1);
+    assert.equal(c.node(leaders[0] as number).status().term, 1);
+  });
+
+  test('a candidate becomes leader with votes from a majority, not before', () => {
+    const c = five();
+    c.isolate(4);
+    c.isolate(5);
+    c.cut.delete('1-2');
+    c.cut.delete('2-1');
+    // Only 1 and 2 reach each other, with 3 cut from 1 too: no majority.
+    c.cut.add('1-3');
+    c.cut.add('3-1');
+    c.elect(1);
+    assert.notEqual(c.node(1).status().role, 'leader');
+    c.cut.delete('1-3');
+    c.cut.delete('3-1');
+    c.elect(1);
+    assert.equal(c.node(1).status().role, 'leader');
+  });
+
+  test('each server votes for at most one candidate in a term, first come first served', () => {
+    const c = three();
+    c.node(1).step({
+      type: 'vote',
+      from: id(2),
+      to: id(1),
+      term: 1 as Term,
+      lastIndex: 0 as LogIndex,
+      lastTerm: 0 as Term,
+      transfer: false,
+    });
+    c.node(1).step({
+      type: 'vote',
+      from: id(3),
+      to: id(1),
+      term: 1 as Term,
+      lastIndex: 0 as LogIndex,
+      lastTerm: 0 as Term,
+      transfer: false,
+    });
+    const rd = c.node(1).ready();
+    const answers = rd.messagesAfterPersist.filter((m) => m.type === 'vote-response');
+    assert.deepEqual(
+      answers.map((m) => [m.to, m.type === 'vote-response' && m.granted]),
+      [
+        [2, true],
+        [3, false],
+      ],
+    );
+    assert.equal(rd.hardState?.vote, 2);
+  });
+
+  test('a candidate that receives an append from a leader of its term becomes a follower', () => {
+    const c = three();
+    c.node(1).step({ type: 'timeout-now', from: id(3), to: id(1), term: 0 as Term });
+    assert.equal(c.node(1).status().role, 'candidate');
+    const term = c.node(1).status().term;
+    c.node(1).step({
+      type: 'append',
+      from: id(2),
+      to: id(1),
+      term,
+      prevIndex: 0 as LogIndex,
+      prevTerm: 0 as Term,
+      entries: [],
+      commit: 0 as LogIndex,
+    });
+    assert.equal(c.node(1).status().role, 'follower');
+    assert.equal(c.node(1).status().leaderId, 2);
+  });
+
+  test('randomized timeouts resolve split votes: a leader emerges for every seed', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const c = new Cluster({ voters: [id(1), id(2), id(3), id(4), id(5)], learners: [] }, seed);
+      c.tickAll(60);
+      assert.equal(c.leaders().length, 1, `seed ${seed}`);
+    }
+  });
+});
+
+describe('§5.3 log replication', () => {
+  test('an entry is committed once the leader has replicated it on a majority', () => {
+    const c = three();
+    c.elect(1);
+    c.isolate(3);
+    const p = c.node(1).propose(cmd('a'));
+    assert.ok(p.ok);
+    c.stabilize();
+    assert.equal(c.node(1).status().commitIndex, p.index);
+    assert.deepEqual(c.appliedCommands(1), ['a']);
+    assert.deepEqual(c.appliedCommands(2), ['a']);
+    assert.deepEqual(c.appliedCommands(3), []);
+  });
+
+  test('without a majority nothing commits', () => {
+    const c = three();
+    c.elect(1);
+    c.isolate(2);
+    c.isolate(3);
+    const p = c.node(1).propose(cmd('a'));
+    assert.ok(p.ok);
+    c.stabilize();
+    assert.ok(c.node(1).status().commitIndex < p.index);
+    assert.deepEqual(c.appliedCommands(1), []);
+  });
+
+  test('the leader forces a follower with a conflicting log to duplicate its own (§5.3, Figure 7)', () => {
+    const c = three();
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    // Node 1 appends entries nobody else receives, then loses leadership.
+    c.isolate(1);
+    c.node(1).propose(cmd('lost-1'));
+    c.node(1).propose(cmd('lost-2'));
+    c.stabilize();
+    c.tickAll(40); // 2 or 3 elects a new leader; 1 steps down (check-quorum)
+    const leader = c.leaders().find((n) => n !== 1);
+    assert.ok(leader !== undefined);
+    c.node(leader).propose(cmd('b'));
+    c.stabilize();
+    c.heal();
+    c.tickAll(5);
+    for (const n of [1, 2, 3]) assert.deepEqual(c.appliedCommands(n), ['a', 'b'], `node ${n}`);
+    const l1 = c
+      .node(1)
+      .entries(1 as LogIndex, 100 as LogIndex)
+      .map((e) => [e.index, e.term]);
+    const l2 = c
+      .node(leader)
+      .entries(1 as LogIndex, 100 as LogIndex)
+      .map((e) => [e.index, e.term]);
+    assert.deepEqual(l1, l2);
+  });
+
+  test('appends are pipelined within the in-flight window and batched per Ready', () => {
+    const c = new Cluster({ voters: [id(1), id(2)], learners: [] }, 1, { inflightMessagesMax: 2 });
+    c.elect(1);
+    // Many proposals before the next Ready travel in one append message.
+    for (let i = 0; i < 10; i++) c.node(1).propose(cmd(`x${i}`));
+    const rd = c.node(1).ready();
+    const appends = rd.messages.filter((m) => m.type === 'append');
+    assert.equal(appends.length, 1);
+    assert.equal(appends[0]?.type === 'append' && appends[0].entries.length, 10);
+    c.node(1).advance(rd);
+  });
+});
+
+describe('§5.4 safety', () => {
+  test('§5.4.1 a voter denies its vote to a candidate whose log is less up-to-date', () => {
+    const c = three();
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    const status = c.node(2).status();
+    c.node(2).step({
+      type: 'vote',
+      from: id(3),
+      to: id(2),
+      term: (status.term + 5) as Term,
+      lastIndex: 1 as LogIndex,
+      lastTerm: status.term,
+      transfer: true,
+    });
+    const rd = c.node(2).ready();
+    const resp = rd.messagesAfterPersist.find((m) => m.type === 'vote-response');
+    assert.ok(resp !== undefined && resp.type === 'vote-response' && !resp.granted);
+  });
+
+  test('§5.4.2 (Figure 8) a leader never commits an entry of a previous term by counting replicas', () => {
+    // Node 1 restarts holding (1,t1) and (2,t1), the latter never committed, and wins term 3.
+    const boot = {
+      hardState: { term: 2 as Term, vote: null, commit: 1 as LogIndex },
+      snapshot: {
+        index: 0 as LogIndex,
+        term: 0 as Term,
+        membership: { voters: [id(1), id(2), id(3)], learners: [] },
+      },
+      entries: [
+        { kind: 'noop' as const, index: 1 as LogIndex, term: 1 as Term },
+        { kind: 'command' as const, index: 2 as LogIndex, term: 1 as Term, data: cmd('old') },
+      ],
+      appliedIndex: 1 as LogIndex,
+    };
+    const r = new RaftCore(testConfig(1, 1, { preVote: false }), boot);
+    const drain = () => {
+      const rd = r.ready();
+      r.advance(rd);
+      return rd;
+    };
+    r.campaign();
+    drain();
+    r.step({ type: 'vote-response', from: id(2), to: id(1), term: 3 as Term, granted: true });
+    assert.equal(r.status().role, 'leader');
+    drain(); // persists the term-3 no-op at index 3
+    // Node 2 acknowledges index 2 only: (2,t1) is now on a majority, yet must not be committed.
+    r.step(appendOk(2, 3, 2));
+    drain();
+    assert.equal(r.status().commitIndex, 1);
+    // Once the term-3 entry is on a majority, everything up to it commits.
+    r.step(appendOk(2, 3, 3));
+    const rd = drain();
+    assert.equal(r.status().commitIndex, 3);
+    assert.deepEqual(
+      rd.committed.map((e) => [e.index, e.term]),
+      [
+        [2, 1],
+        [3, 3],
+      ],
+    );
+  });
+
+  test('§5.4 a newly elected leader appends a no-op of its term', () => {
+    const c = three();
+    c.elect(2);
+    const e = c.node(2).entries(1 as LogIndex, 10 as LogIndex);
+    assert.equal(e.length, 1);
+    assert.equal(e[0]?.kind, 'noop');
+    assert.equal(e[0]?.term, c.node(2).status().term);
+  });
+});
+
+describe('Ready contract', () => {
+  test('votes and acknowledgements wait for persistence; leader appends do not', () => {
+    const c = three();
+    c.node(1).campaign();
+    const rd1 = c.node(1).ready();
+    assert.equal(rd1.messages.length, 0);
+    assert.ok(
+      rd1.messagesAfterPersist.length === 2 && rd1.messagesAfterPersist.every((m) => m.type === 'pre-vote'),
+    );
+    c.queue.push(...rd1.messagesAfterPersist);
+    c.node(1).advance(rd1);
+    c.stabilize();
+    c.node(1).propose(cmd('a'));
+    const rd = c.node(1).ready();
+    assert.ok(rd.messages.some((m) => m.type === 'append'));
+    assert.equal(rd.entries.length, 1);
+    c.node(1).advance(rd);
+  });
+
+  test('the leader counts its own vote for commitment only once its entry is durable', () => {
+    const c = new Cluster({ voters: [id(1)], learners: [] });
+    c.elect(1);
+    const p = c.node(1).propose(cmd('a'));
+    assert.ok(p.ok);
+    const rd = c.node(1).ready();
+    assert.equal(rd.committed.length, 0, 'not committed before persistence');
+    c.node(1).advance(rd);
+    const rd2 = c.node(1).ready();
+    assert.deepEqual(
+      rd2.committed.map((e) => e.index),
+      [p.index],
+    );
+    c.node(1).advance(rd2);
+  });
+});
+
+describe('thesis §9.6 pre-vote and §6.2 check-quorum', () => {
+  test('a node rejoining from a partition does not disturb a healthy leader', () => {
+    const c = three();
+    c.elect(1);
+    const term = c.node(1).status().term;
+    c.isolate(3);
+    c.tickAll(100); // node 3 keeps pre-voting, never raising its term
+    assert.equal(c.node(3).status().term, term);
+    c.heal();
+    c.tickAll(5);
+    assert.equal(c.node(1).status().role, 'leader');
+    assert.equal(c.node(1).status().term, term);
+  });
+
+  test('a leader that loses its quorum steps down within an election timeout', () => {
+    const c = three();
+    c.elect(1);
+    c.isolate(1);
+    c.tickAll(25);
+    assert.notEqual(c.node(1).status().role, 'leader');
+    // and the majority side elected a new leader
+    assert.equal(c.leaders().filter((n) => n !== 1).length, 1);
+  });
+});
+
+describe('thesis §6.4 ReadIndex', () => {
+  const readStates = (c: Cluster, node: number) =>
+    c.readyLog.filter((r) => r.node === node).flatMap((r) => r.ready.readStates);
+
+  test('a follower gets the leader commit index, confirmed by a quorum round', () => {
+    const c = three();
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    c.node(3).readIndex(42);
+    c.stabilize();
+    assert.deepEqual(readStates(c, 3), [{ requestId: 42, index: c.node(1).status().commitIndex }]);
+  });
+
+  test('a leader cut off from its quorum does not answer reads', () => {
+    const c = three();
+    c.elect(1);
+    c.isolate(1);
+    c.node(1).readIndex(7);
+    c.stabilize();
+    assert.deepEqual(readStates(c, 1), []);
+    // When it steps down the request fails instead of hanging.
+    c.tickAll(25);
+    const failures = c.readyLog.filter((r) => r.node === 1).flatMap((r) => r.ready.readFailures);
+    assert.deepEqual(
+      failures.map((f) => f.requestId),
+      [7],
+    );
+  });
+
+  test('a read on a node without a known leader fails at once', () => {
+    const c = three();
+    c.node(2).readIndex(5);
+    const rd = c.node(2).ready();
+    assert.deepEqual(rd.readFailures, [{ requestId: 5, reason: 'no-leader' }]);
+    c.node(2).advance(rd);
+  });
+});
+
+describe('thesis §3.10 leadership transfer', () => {
+  test('the target becomes leader at once, without an election timeout', () => {
+    const c = three();
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    const r = c.node(1).transferLeadership(id(3));
+    assert.ok(r.ok);
+    c.stabilize();
+    assert.equal(c.node(3).status().role, 'leader');
+    assert.equal(c.node(1).status().role, 'follower');
+  });
+
+  test('proposals are refused while a transfer is in progress, and it aborts after a timeout', () => {
+    const c = three();
+    c.elect(1);
+    c.isolate(3);
+    assert.ok(c.node(1).transferLeadership(id(3)).ok);
+    const p = c.node(1).propose(cmd('x'));
+    assert.ok(!p.ok && p.error.code === 'HQL_LEADERSHIP_TRANSFER');
+    c.tickAll(12);
+    assert.equal(c.node(1).status().role, 'leader');
+    assert.ok(c.node(1).propose(cmd('y')).ok);
+  });
+});
+
+describe('thesis §4 membership changes', () => {
+  test('a learner receives the log but does not vote or count for commitment', () => {
+    const c = new Cluster({ voters: [id(1), id(2)], learners: [] }, 1, {}, [3]);
+    c.elect(1);
+    const add = c.node(1).proposeMembership({ type: 'add-learner', node: id(3) });
+    assert.ok(add.ok);
+    c.stabilize();
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    assert.deepEqual(c.appliedCommands(3), ['a']);
+    c.isolate(2);
+    const p = c.node(1).propose(cmd('b'));
+    c.stabilize();
+    assert.ok(p.ok && c.node(1).status().commitIndex < p.index, 'learner ack does not commit');
+    c.heal();
+    c.tickAll(30);
+    assert.notEqual(c.node(3).status().role, 'leader');
+  });
+
+  test('one change at a time: a second change waits until the first commits', () => {
+    const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] }, 1, {}, [4, 5]);
+    c.elect(1);
+    c.isolate(2);
+    c.isolate(3);
+    assert.ok(c.node(1).proposeMembership({ type: 'add-learner', node: id(4) }).ok);
+    const second = c.node(1).proposeMembership({ type: 'add-learner', node: id(5) });
+    assert.ok(!second.ok && second.error.code === 'HQL_CONFIG_CHANGE_PENDING');
+  });
+
+  test('a promoted learner votes; removing the leader makes it step down and the rest go on', () => {
+    const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] }, 1, {}, [4]);
+    c.elect(1);
+    assert.ok(c.node(1).proposeMembership({ type: 'add-learner', node: id(4) }).ok);
+    c.stabilize();
+    assert.ok(c.node(1).proposeMembership({ type: 'promote', node: id(4) }).ok);
+    c.stabilize();
+    assert.deepEqual([...c.node(4).status().membership.voters].sort(), [1, 2, 3, 4]);
+    assert.ok(c.node(1).proposeMembership({ type: 'remove', node: id(1) }).ok);
+    c.stabilize();
+    assert.notEqual(c.node(1).status().role, 'leader');
+    c.tickAll(40);
+    const leader = c.leaders()[0];
+    assert.ok(leader !== undefined && leader !== 1);
+    const p = c.node(leader).propose(cmd('after'));
+    assert.ok(p.ok);
+    c.stabilize();
+    for (const n of [2, 3, 4]) assert.deepEqual(c.appliedCommands(n), ['after']);
+  });
+
+  test('invalid changes are refused with a reason', () => {
+    const c = three();
+    c.elect(1);
+    const r = c.node(1).proposeMembership({ type: 'promote', node: id(2) });
+    assert.ok(!r.ok && r.error.code === 'HQL_INVALID_CONFIG_CHANGE');
+  });
+});
+
+describe('snapshots and compaction', () => {
+  test('a follower behind the compacted log is sent the snapshot and catches up after it', () => {
+    const c = three();
+    c.elect(1);
+    c.isolate(3);
+    for (let i = 0; i < 5; i++) c.node(1).propose(cmd(`x${i}`));
+    c.stabilize();
+    const applied = c.node(1).status().appliedIndex;
+    c.node(1).compact(
+      { index: applied, term: c.node(1).status().term, membership: c.node(1).membershipAt(applied) },
+      applied,
+    );
+    assert.equal(c.node(1).status().firstIndex, applied + 1);
+    c.heal();
+    c.tickAll(2);
+    const snaps = c.readyLog.filter((r) => r.node === 3 && r.ready.snapshot !== null);
+    assert.equal(snaps.length, 1);
+    assert.equal(snaps[0]?.ready.snapshot?.index, applied);
+    c.node(1).reportSnapshot(id(3), true);
+    c.node(1).propose(cmd('after'));
+    c.stabilize();
+    c.tickAll(2);
+    assert.equal(c.node(3).status().appliedIndex, c.node(1).status().appliedIndex);
+    assert.deepEqual(c.appliedCommands(3), ['after']); // the rest came in the snapshot
+  });
+});
+
+describe('limits', () => {
+  test('proposals beyond the uncommitted bound are rejected as overloaded', () => {
+    const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] }, 1, { uncommittedEntriesMax: 5 });
+    c.elect(1);
+    c.isolate(2);
+    c.isolate(3);
+    const results = Array.from({ length: 8 }, (_, i) => c.node(1).propose(cmd(`x${i}`)));
+    const refused = results.filter((r) => !r.ok);
+    assert.ok(refused.length > 0);
+    assert.ok(refused.every((r) => !r.ok && r.error.code === 'HQL_OVERLOADED'));
+  });
+
+  test('a follower refuses proposals and names the leader', () => {
+    const c = three();
+    c.elect(1);
+    const r = c.node(2).propose(cmd('x'));
+    assert.ok(!r.ok && r.error.code === 'HQL_NOT_LEADER' && r.error.leaderId === 1);
+  });
+});
