@@ -58,6 +58,16 @@ export class Inflights {
     if (this.count === 0) this.bytesTotal = 0;
   }
 
+  /**
+   * Free the oldest in-flight message. A heartbeat response proves the follower is reachable
+   * while the window is full: if an append was lost, this lets one more go out and reveal the
+   * gap through the follower's rejection (etcd's FreeFirstOne).
+   */
+  freeFirstOne(): void {
+    const first = this.lastIndices[this.head];
+    if (first !== undefined) this.freeLE(first);
+  }
+
   reset(): void {
     this.lastIndices.length = 0;
     this.sizes.length = 0;

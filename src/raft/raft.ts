@@ -446,8 +446,21 @@ export class RaftCore {
     if (this.leadTransferee !== null && !m.voters.includes(this.leadTransferee)) this.leadTransferee = null;
   }
 
+  /**
+   * Whether this node may start an election. A voter of its latest configuration may. So may a
+   * node that the latest, not yet committed, configuration removes (thesis §4.2.2: "a server
+   * that is not part of its own latest configuration should still start new elections, as it
+   * might still be needed until the C_new entry is committed"): its log may be the only one
+   * holding that entry, and without it no other node could win. It then counts only the votes
+   * of the new configuration's voters. Once the removal is committed it stops campaigning.
+   */
   private promotable(): boolean {
-    return this.log.membership().voters.includes(this.id) && this.log.pendingSnapshot === null;
+    if (this.log.pendingSnapshot !== null) return false;
+    if (this.log.membership().voters.includes(this.id)) return true;
+    return (
+      this.log.lastConfigIndex() > this.log.committed &&
+      this.log.membershipAt(this.log.committed).voters.includes(this.id)
+    );
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -859,6 +872,7 @@ export class RaftCore {
     if (pr === undefined) return;
     pr.recentActive = true;
     if (pr.state === 'probe') pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, true);
     if (m.readContext !== 0) {
       this.readOnly.ack(m.from, m.readContext);
