@@ -427,6 +427,28 @@ describe('thesis §4 membership changes', () => {
     for (const n of [2, 3, 4]) assert.deepEqual(c.appliedCommands(n), ['after']);
   });
 
+  test('§4.2.2 a node removed by an uncommitted configuration still campaigns, so the change can complete', () => {
+    const c = new Cluster({ voters: [id(1), id(2)], learners: [] });
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    // Node 1 removes itself, but the entry reaches only its own log.
+    c.isolate(1);
+    assert.ok(c.node(1).proposeMembership({ type: 'remove', node: id(1) }).ok);
+    c.stabilize();
+    c.tickAll(25); // check-quorum: node 1 steps down with the change uncommitted
+    assert.notEqual(c.node(1).status().role, 'leader');
+    // Node 2 (config {1,2}) cannot win without node 1, whose log is longer; node 1 must campaign.
+    c.heal();
+    c.tickAll(80);
+    assert.equal(c.leaders().length, 1);
+    assert.equal(c.leaders()[0], 2);
+    assert.deepEqual(c.node(2).status().membership.voters, [2]);
+    assert.ok(c.node(2).propose(cmd('b')).ok);
+    c.stabilize();
+    assert.deepEqual(c.appliedCommands(2), ['a', 'b']);
+  });
+
   test('invalid changes are refused with a reason', () => {
     const c = three();
     c.elect(1);
