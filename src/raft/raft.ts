@@ -187,6 +187,19 @@ export class RaftCore {
     this.startElection(this.cfg.preVote ? 'pre-vote' : 'vote', false);
   }
 
+  /**
+   * Messages that may be sent right now, even while a Ready is outstanding: they never depend
+   * on persistence (the leader's appends, heartbeats, snapshots, TimeoutNow, ReadIndex answers).
+   * Lets heartbeats and fresh appends leave while the embedder waits for its disk.
+   */
+  takeMessages(): Message[] {
+    this.flushAppends();
+    if (this.msgs.length === 0) return [];
+    const out = this.msgs;
+    this.msgs = [];
+    return out;
+  }
+
   hasReady(): boolean {
     if (this.readyInFlight) return false;
     this.flushAppends();

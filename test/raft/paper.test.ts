@@ -503,3 +503,36 @@ describe('limits', () => {
     assert.ok(!r.ok && r.error.code === 'HQL_NOT_LEADER' && r.error.leaderId === 1);
   });
 });
+
+describe('takeMessages', () => {
+  test('a leader hands out heartbeats and new appends while a Ready is outstanding', () => {
+    const c = three();
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    const rd = c.node(1).ready(); // the disk write of 'a' is "in flight"
+    c.node(1).propose(cmd('b'));
+    c.node(1).tick();
+    const early = c.node(1).takeMessages();
+    assert.ok(early.some((m) => m.type === 'heartbeat'));
+    assert.ok(early.some((m) => m.type === 'append' && m.entries.some((e) => e.index === 3)));
+    c.queue.push(...rd.messages, ...early);
+    c.node(1).advance(rd);
+    c.stabilize();
+    assert.deepEqual(c.appliedCommands(2), ['a', 'b']);
+  });
+
+  test('votes are never handed out before persistence', () => {
+    const c = three();
+    c.node(2).step({
+      type: 'vote',
+      from: id(1),
+      to: id(2),
+      term: 1 as Term,
+      lastIndex: 0 as LogIndex,
+      lastTerm: 0 as Term,
+      transfer: false,
+    });
+    assert.deepEqual(c.node(2).takeMessages(), []);
+    assert.equal(c.node(2).ready().messagesAfterPersist[0]?.type, 'vote-response');
+  });
+});
