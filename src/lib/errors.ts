@@ -3,17 +3,39 @@
  * docs/ERRORS.md) and says whether retrying the same call is safe.
  */
 export type ErrorCode =
+  // Raft and the runtime
   | 'HQL_NOT_LEADER'
   | 'HQL_OVERLOADED'
   | 'HQL_PROPOSAL_DROPPED'
+  | 'HQL_OUTCOME_UNKNOWN'
+  | 'HQL_UNAVAILABLE'
+  | 'HQL_TIMEOUT'
+  | 'HQL_ABORTED'
   | 'HQL_LEADERSHIP_TRANSFER'
   | 'HQL_CONFIG_CHANGE_PENDING'
   | 'HQL_INVALID_CONFIG_CHANGE'
-  | 'HQL_ENTRY_TOO_LARGE'
   | 'HQL_INVALID_CONFIG'
+  | 'HQL_CLOSED'
+  // Storage
+  | 'HQL_ENTRY_TOO_LARGE'
   | 'HQL_CORRUPTION'
   | 'HQL_IO'
-  | 'HQL_CLOSED';
+  // Network
+  | 'HQL_PROTOCOL'
+  | 'HQL_UNAUTHORIZED'
+  // SQL state machine
+  | 'HQL_SQL'
+  | 'HQL_CONSTRAINT'
+  | 'HQL_INVALID_PARAMS'
+  | 'HQL_NONDETERMINISTIC'
+  | 'HQL_STATEMENT_NOT_ALLOWED'
+  | 'HQL_MALFORMED_COMMAND'
+  | 'HQL_MIGRATION_ORDER'
+  | 'HQL_MIGRATION_CHANGED'
+  | 'HQL_SESSION_STALE'
+  | 'HQL_SESSION_RESULT_UNAVAILABLE'
+  | 'HQL_READONLY'
+  | 'HQL_NO_ROWS';
 
 export class HiqliteError extends Error {
   override readonly name: string = 'HiqliteError';

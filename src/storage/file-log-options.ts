@@ -1,0 +1,66 @@
+/**
+ * Limits of the file log store, each validated at open with a clear error (HQL_INVALID_CONFIG).
+ */
+import { ENTRY_BYTES_MAX_DEFAULT } from './log-store.js';
+import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './segment-format.js';
+import { invalidConfigError } from './storage-errors.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export interface FileLogStoreOptions {
+  /**
+   * Size of one segment file. Segments are preallocated (zero-filled) at this size so an
+   * fdatasync after an append does not also have to persist a file size change; a purge
+   * deletes whole segments, so smaller segments free disk sooner. Default 64 MiB.
+   */
+  readonly segmentBytesMax?: number;
+  /** Largest encoded entry accepted; bigger ones are rejected with HQL_ENTRY_TOO_LARGE. */
+  readonly entryBytesMax?: number;
+  /** Recent entries kept in memory for `entries()` without a disk read. Default 32 MiB. */
+  readonly cacheBytesMax?: number;
+  /** Most bytes written by one group commit (one write + one fdatasync). Default 8 MiB. */
+  readonly writeBatchBytesMax?: number;
+  /** Bytes of appends waiting for the disk; beyond it append rejects with HQL_OVERLOADED. Default 256 MiB. */
+  readonly queueBytesMax?: number;
+}
+
+export interface FileLogLimits {
+  readonly segmentBytesMax: number;
+  readonly entryBytesMax: number;
+  readonly cacheBytesMax: number;
+  readonly writeBatchBytesMax: number;
+  readonly queueBytesMax: number;
+}
+
+export const SEGMENT_BYTES_MIN = 4 * KiB;
+/** Offsets stay small integers, and one segment is read into memory whole at recovery. */
+export const SEGMENT_BYTES_LIMIT = GiB;
+
+export function fileLogLimits(o: FileLogStoreOptions): FileLogLimits {
+  const segmentBytesMax = o.segmentBytesMax ?? 64 * MiB;
+  checkInteger('segmentBytesMax', segmentBytesMax, SEGMENT_BYTES_MIN, SEGMENT_BYTES_LIMIT);
+  const entryRoom = segmentBytesMax - SEGMENT_HEADER_BYTES - RECORD_HEADER_BYTES;
+  const entryBytesMax = o.entryBytesMax ?? Math.min(ENTRY_BYTES_MAX_DEFAULT, entryRoom);
+  if (o.entryBytesMax !== undefined && o.entryBytesMax > entryRoom) {
+    throw invalidConfigError(
+      `entryBytesMax ${o.entryBytesMax} does not fit in a segment of segmentBytesMax ${segmentBytesMax} ` +
+        `(at most ${entryRoom}: one entry must fit in one segment)`,
+    );
+  }
+  checkInteger('entryBytesMax', entryBytesMax, 64, entryRoom);
+  const cacheBytesMax = o.cacheBytesMax ?? 32 * MiB;
+  checkInteger('cacheBytesMax', cacheBytesMax, 0, 64 * GiB);
+  const writeBatchBytesMax = o.writeBatchBytesMax ?? 8 * MiB;
+  checkInteger('writeBatchBytesMax', writeBatchBytesMax, 4 * KiB, GiB);
+  const queueBytesMax = o.queueBytesMax ?? Math.max(256 * MiB, 2 * entryBytesMax);
+  checkInteger('queueBytesMax', queueBytesMax, entryBytesMax + RECORD_HEADER_BYTES, 64 * GiB);
+  return { segmentBytesMax, entryBytesMax, cacheBytesMax, writeBatchBytesMax, queueBytesMax };
+}
+
+function checkInteger(name: string, value: number, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalidConfigError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+  }
+}

@@ -1,0 +1,427 @@
+import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Prng } from '../../src/lib/prng.js';
+import type { Entry, LogIndex, Term } from '../../src/raft/types.js';
+import { type FileLogStoreOptions, openFileLogStore } from '../../src/storage/file-log-store.js';
+import { HARD_STATE_FILE } from '../../src/storage/hard-state-file.js';
+import { lastNonZeroByte, readRecordAt, SEGMENT_HEADER_BYTES } from '../../src/storage/segment-format.js';
+import { LogCorruptionError } from '../../src/storage/storage-errors.js';
+import { crashCycle } from './crash-workload.js';
+import { commands, logStoreConformance } from './log-store-conformance.js';
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'hiqlite-log-'));
+  dirs.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+function fileHarness(options: FileLogStoreOptions) {
+  return async (limits: { entryBytesMax: number }) => {
+    const dir = await tempDir();
+    return {
+      open: async () =>
+        (await openFileLogStore(dir, { ...options, entryBytesMax: limits.entryBytesMax })).store,
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  };
+}
+
+// Tiny segments and no cache: every read goes to disk and most appends cross a segment.
+logStoreConformance(
+  'FileLogStore (4 KiB segments, no cache)',
+  fileHarness({ segmentBytesMax: 4096, cacheBytesMax: 0 }),
+);
+// Roomy segments and cache: reads are served from memory.
+logStoreConformance('FileLogStore (1 MiB segments, cached)', fileHarness({ segmentBytesMax: 1024 * 1024 }));
+
+const idx = (n: number) => n as LogIndex;
+
+async function segments(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort();
+}
+
+/** Offsets of the records in a segment file, in order. */
+async function recordOffsets(path: string): Promise<number[]> {
+  const buf = await readFile(path);
+  const offsets: number[] = [];
+  let pos = SEGMENT_HEADER_BYTES;
+  for (let r = readRecordAt(buf, pos); r.type === 'record'; r = readRecordAt(buf, pos)) {
+    offsets.push(pos);
+    pos = r.next;
+  }
+  offsets.push(pos); // the end of the records
+  return offsets;
+}
+
+async function writeAt(path: string, offset: number, bytes: Uint8Array): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.write(bytes, 0, bytes.length, offset);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function flipByte(path: string, offset: number): Promise<void> {
+  const buf = await readFile(path);
+  await writeAt(path, offset, Uint8Array.of(buf[offset]! ^ 0x5a));
+}
+
+/** A directory holding entries [1, count] in one segment, closed. */
+async function logWith(
+  count: number,
+  options: FileLogStoreOptions = {},
+): Promise<{ dir: string; log: Entry[] }> {
+  const dir = await tempDir();
+  const log = commands(1, count + 1, 1, (i) => 40 + i);
+  const { store } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024, ...options });
+  await store.append(log);
+  await store.close();
+  return { dir, log };
+}
+
+describe('FileLogStore: limits', () => {
+  test('invalid limits are rejected at open with HQL_INVALID_CONFIG naming the option', async () => {
+    const dir = await tempDir();
+    const cases: [FileLogStoreOptions, RegExp][] = [
+      [{ segmentBytesMax: 100 }, /segmentBytesMax/],
+      [{ segmentBytesMax: 1.5 * 4096 + 0.5 }, /segmentBytesMax/],
+      [{ segmentBytesMax: 8192, entryBytesMax: 8192 }, /entryBytesMax 8192 does not fit/],
+      [{ entryBytesMax: 0 }, /entryBytesMax/],
+      [{ cacheBytesMax: -1 }, /cacheBytesMax/],
+      [{ writeBatchBytesMax: 10 }, /writeBatchBytesMax/],
+      [{ entryBytesMax: 1 << 20, queueBytesMax: 1000 }, /queueBytesMax/],
+    ];
+    for (const [options, message] of cases) {
+      await assert.rejects(openFileLogStore(dir, options), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'HQL_INVALID_CONFIG');
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+  });
+
+  test('a full write queue rejects with HQL_OVERLOADED and changes nothing', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir, {
+      segmentBytesMax: 16 * 1024,
+      entryBytesMax: 4000,
+      queueBytesMax: 4100,
+    });
+    try {
+      const first = store.append(commands(1, 2, 1, () => 3000));
+      await assert.rejects(store.append(commands(2, 3, 1, () => 3000)), { code: 'HQL_OVERLOADED' });
+      assert.equal(store.lastIndex(), 1);
+      await first;
+      await store.append(commands(2, 3, 1, () => 3000));
+      assert.equal(store.lastIndex(), 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('segment format', () => {
+  test('lastNonZeroByte finds the last non-zero byte across long zero runs', () => {
+    const buf = Buffer.alloc(200 * 1024);
+    assert.equal(lastNonZeroByte(buf, 0), -1);
+    for (const at of [0, 1000, 65535, 65536, 70000, buf.length - 1]) {
+      buf.fill(0);
+      buf[at] = 1;
+      assert.equal(lastNonZeroByte(buf, 0), at);
+      assert.equal(lastNonZeroByte(buf, at), at);
+      assert.equal(lastNonZeroByte(buf, at + 1), -1);
+    }
+  });
+});
+
+describe('FileLogStore: files', () => {
+  test('opening and closing a log without writing leaves the directory as it was', async () => {
+    const { dir } = await logWith(3);
+    const before = (await readdir(dir)).sort();
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+    assert.equal(store.lastIndex(), 3);
+    await store.close();
+    assert.deepEqual((await readdir(dir)).sort(), before);
+    assert.ok(before.every((name) => !name.endsWith('.tmp')));
+  });
+});
+
+describe('FileLogStore: group commit', () => {
+  test('64 appends issued together share one write and one fdatasync', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir);
+    try {
+      const calls: Promise<void>[] = [];
+      for (let i = 1; i <= 64; i++) calls.push(store.append(commands(i, i + 1, 1, () => 200)));
+      await Promise.all(calls);
+      // The first append also rolls into the first segment: still a single data sync.
+      assert.equal(store.stats().syncs, 1);
+      assert.equal(store.stats().entriesWritten, 64);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('FileLogStore: recovery', () => {
+  test('a torn last record (file cut anywhere inside it) is dropped, and only that record', async () => {
+    const prng = new Prng(0x5eed);
+    const { dir: source, log } = await logWith(30);
+    const [segment] = await segments(source);
+    const offsets = await recordOffsets(join(source, segment!));
+    const lastStart = offsets.at(-2)!;
+    const lastEnd = offsets.at(-1)!;
+    const cuts = [lastStart + 1, lastStart + 4, lastStart + 8, lastEnd - 1];
+    for (let i = 0; i < 4; i++) cuts.push(prng.int(lastStart + 1, lastEnd));
+    for (const cut of cuts) {
+      const dir = await tempDir();
+      await copyFile(join(source, segment!), join(dir, segment!));
+      await truncate(join(dir, segment!), cut);
+      const { store, report } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+      try {
+        assert.equal(store.lastIndex(), 29, `cut at ${cut}`);
+        assert.deepEqual(store.entries(idx(1), idx(30)), log.slice(0, 29));
+        // Any non-zero byte of the partial record is reported as the cut-off tail.
+        if (cut - lastStart >= 4) assert.equal(report.tornTail?.offset, lastStart);
+        if (report.tornTail !== null) assert.ok(report.tornTail.bytes <= cut - lastStart);
+        // The log continues where the torn record was.
+        await store.append([log[29]!]);
+      } finally {
+        await store.close();
+      }
+      const reopened = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+      assert.equal(reopened.report.tornTail, null);
+      assert.deepEqual(reopened.store.entries(idx(1), idx(31)), log);
+      await reopened.store.close();
+    }
+  });
+
+  test('a record half-overwritten by preallocated zeros (never fully written) is dropped', async () => {
+    const { dir, log } = await logWith(10);
+    const [segment] = await segments(dir);
+    const offsets = await recordOffsets(join(dir, segment!));
+    const lastStart = offsets.at(-2)!;
+    await writeAt(join(dir, segment!), lastStart + 12, new Uint8Array(offsets.at(-1)! - lastStart - 12));
+    const { store, report } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+    try {
+      assert.equal(report.tornTail?.offset, lastStart);
+      assert.deepEqual(store.entries(idx(1), idx(10)), log.slice(0, 9));
+      assert.equal(store.lastIndex(), 9);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('garbage after the last record is cut off and reported; every entry survives', async () => {
+    const prng = new Prng(7);
+    for (const where of ['right after the records', 'after the preallocated zeros'] as const) {
+      const { dir, log } = await logWith(10);
+      const [segment] = await segments(dir);
+      const path = join(dir, segment!);
+      const end = (await recordOffsets(path)).at(-1)!;
+      const garbage = new Uint8Array(300);
+      for (let i = 0; i < garbage.length; i++) garbage[i] = prng.int(1, 256);
+      const at = where === 'right after the records' ? end : (await readFile(path)).length;
+      await writeAt(path, at, garbage);
+      const { store, report } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+      try {
+        assert.deepEqual(
+          report.tornTail,
+          { file: segment, offset: end, bytes: at + garbage.length - end },
+          where,
+        );
+        assert.deepEqual(store.entries(idx(1), idx(11)), log, where);
+        await store.append(commands(11, 12, 1));
+      } finally {
+        await store.close();
+      }
+      const reopened = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+      assert.equal(reopened.report.tornTail, null);
+      assert.equal(reopened.store.lastIndex(), 11);
+      await reopened.store.close();
+    }
+  });
+
+  test('a flipped byte in a middle record is HQL_CORRUPTION naming the segment and offset', async () => {
+    for (const part of ['payload', 'length', 'checksum'] as const) {
+      const { dir } = await logWith(20);
+      const [segment] = await segments(dir);
+      const offsets = await recordOffsets(join(dir, segment!));
+      const target = offsets[9]!;
+      const byte = part === 'payload' ? target + 20 : part === 'length' ? target + 1 : target + 5;
+      await flipByte(join(dir, segment!), byte);
+      await assert.rejects(openFileLogStore(dir, { segmentBytesMax: 64 * 1024 }), (err: unknown) => {
+        assert.ok(err instanceof LogCorruptionError, String(err));
+        assert.equal(err.code, 'HQL_CORRUPTION');
+        assert.equal(err.file, segment);
+        assert.equal(err.offset, target, part);
+        assert.match(err.message, new RegExp(`${segment} at byte ${target}`));
+        return true;
+      });
+    }
+  });
+
+  test('damage at the end of a segment that has a successor is corruption, not a torn tail', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 4096 });
+    await store.append(commands(1, 60, 1, () => 200));
+    await store.close();
+    const all = await segments(dir);
+    assert.ok(all.length >= 3);
+    const offsets = await recordOffsets(join(dir, all[0]!));
+    await truncate(join(dir, all[0]!), offsets.at(-2)! + 10);
+    await assert.rejects(openFileLogStore(dir, { segmentBytesMax: 4096 }), { code: 'HQL_CORRUPTION' });
+  });
+
+  test('a missing middle segment is corruption (a gap), never silently skipped', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 4096 });
+    await store.append(commands(1, 60, 1, () => 200));
+    await store.close();
+    const all = await segments(dir);
+    await rm(join(dir, all[1]!));
+    await assert.rejects(openFileLogStore(dir, { segmentBytesMax: 4096 }), (err: unknown) => {
+      assert.ok(err instanceof LogCorruptionError);
+      assert.equal(err.file, all[2]);
+      assert.match(err.reason, /follows entry/);
+      return true;
+    });
+  });
+
+  test('a record damaged on disk while open fails entries() with HQL_CORRUPTION', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024, cacheBytesMax: 0 });
+    try {
+      await store.append(commands(1, 11, 1));
+      const [segment] = await segments(dir);
+      const offsets = await recordOffsets(join(dir, segment!));
+      await flipByte(join(dir, segment!), offsets[4]! + 12);
+      assert.deepEqual(store.entries(idx(1), idx(5)), commands(1, 5, 1));
+      assert.throws(() => store.entries(idx(1), idx(11)), { code: 'HQL_CORRUPTION' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a damaged hard state file is HQL_CORRUPTION', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir);
+    await store.saveHardState({ term: 4 as Term, vote: null, commit: idx(0) });
+    await store.close();
+    await flipByte(join(dir, HARD_STATE_FILE), 9);
+    await assert.rejects(openFileLogStore(dir), { code: 'HQL_CORRUPTION' });
+  });
+
+  test('leftovers of an interrupted purge and temporary files are removed at open', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 4096 });
+    const log = commands(1, 60, 1, () => 200);
+    await store.append(log);
+    const before = await segments(dir);
+    const saved = join(dir, 'saved-first-segment');
+    await copyFile(join(dir, before[0]!), saved);
+    await store.purgeTo(idx(40), 1 as Term);
+    await store.close();
+    // As if the process died after committing the purge but before deleting this segment.
+    await copyFile(saved, join(dir, before[0]!));
+    await rm(saved);
+    await writeFile(join(dir, 'hard-state.tmp'), 'half-written');
+    const { store: reopened, report } = await openFileLogStore(dir, { segmentBytesMax: 4096 });
+    try {
+      assert.deepEqual([...report.removedFiles].sort(), [before[0], 'hard-state.tmp'].sort());
+      assert.equal(reopened.firstIndex(), 41);
+      assert.deepEqual(reopened.entries(idx(41), idx(60)), log.slice(40));
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+describe('FileLogStore: segments', () => {
+  test('segments roll over at segmentBytesMax and purgeTo deletes the fully purged ones', async () => {
+    const dir = await tempDir();
+    const options = { segmentBytesMax: 4096 };
+    const { store } = await openFileLogStore(dir, options);
+    const log = commands(1, 101, 1, () => 200);
+    try {
+      await store.append(log.slice(0, 50));
+      await store.append(log.slice(50));
+      const all = await segments(dir);
+      // 100 records of 225 bytes, at most 18 per 4 KiB segment.
+      assert.ok(all.length >= 6, `${all.length} segments`);
+      for (const name of all) assert.equal((await readFile(join(dir, name))).length, 4096, 'preallocated');
+      await store.purgeTo(idx(50), 1 as Term);
+      const left = await segments(dir);
+      const offsetsOfFirst = await recordOffsets(join(dir, left[0]!));
+      const firstRecord = readRecordAt(await readFile(join(dir, left[0]!)), offsetsOfFirst[0]!);
+      assert.equal(firstRecord.type, 'record');
+      // The first segment left holds entry 51 (and maybe some purged ones before it).
+      assert.ok(firstRecord.type === 'record' && firstRecord.entry.index <= 51);
+      assert.ok(left.length < all.length);
+      assert.deepEqual(store.entries(idx(51), idx(101)), log.slice(50));
+    } finally {
+      await store.close();
+    }
+    const { store: reopened } = await openFileLogStore(dir, options);
+    try {
+      assert.equal(reopened.firstIndex(), 51);
+      assert.deepEqual(reopened.entries(idx(51), idx(101)), log.slice(50));
+      await reopened.purgeTo(idx(500), 2 as Term);
+      assert.deepEqual(await segments(dir), []);
+      await reopened.append(commands(501, 502, 2));
+    } finally {
+      await reopened.close();
+    }
+    const { store: third } = await openFileLogStore(dir, options);
+    assert.equal(third.firstIndex(), 501);
+    assert.deepEqual(third.entries(idx(501), idx(502)), commands(501, 502, 2));
+    await third.close();
+  });
+
+  test('a conflicting append deletes later segments and cuts the one it lands in', async () => {
+    const dir = await tempDir();
+    const options = { segmentBytesMax: 4096 };
+    const { store } = await openFileLogStore(dir, options);
+    const log = commands(1, 101, 1, () => 200);
+    await store.append(log);
+    const before = await segments(dir);
+    await store.append(commands(30, 33, 2, () => 50));
+    const afterConflict = await segments(dir);
+    assert.ok(afterConflict.length < before.length);
+    await store.append(commands(33, 80, 2, () => 300));
+    await store.close();
+    const { store: reopened } = await openFileLogStore(dir, options);
+    try {
+      assert.equal(reopened.lastIndex(), 79);
+      assert.deepEqual(reopened.entries(idx(1), idx(80)), [
+        ...log.slice(0, 29),
+        ...commands(30, 33, 2, () => 50),
+        ...commands(33, 80, 2, () => 300),
+      ]);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+describe('FileLogStore: crash', () => {
+  test('kill -9 while appending: every acknowledged entry survives, with its content', async () => {
+    const dir = await tempDir();
+    const prng = new Prng(0xc0ffee);
+    let acknowledged = 0;
+    for (let cycle = 0; cycle < 5; cycle++) {
+      const result = await crashCycle(dir, prng.int(100, 600));
+      assert.ok(result.lastIndex >= result.printedMax);
+      acknowledged += result.printedCount;
+    }
+    assert.ok(acknowledged > 0, 'the child acknowledged nothing');
+  });
+});
