@@ -1,0 +1,602 @@
+/**
+ * One Raft group at run time: the pure core joined with a log store, a state machine, a
+ * transport and a clock. The only place where consensus meets I/O.
+ *
+ * The loop, per Ready (see the contract in src/raft/types.ts):
+ *   send rd.messages → persist (snapshot, entries, hard state) → send rd.messagesAfterPersist
+ *   → queue rd.committed for the apply pipeline → advance.
+ * Application runs in its own ordered pipeline, so a slow apply never delays persistence or
+ * acknowledgements, and messages that do not depend on persistence (heartbeats, the leader's
+ * appends) leave at once through `takeMessages()`, even while a disk write is in flight.
+ */
+import { assert } from '../lib/assert.js';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { HiqliteError } from '../lib/errors.js';
+import { RaftCore } from '../raft/raft.js';
+import type {
+  Entry,
+  HardState,
+  LogIndex,
+  Membership,
+  MembershipChange,
+  Message,
+  NodeId,
+  RaftConfig,
+  Ready,
+  SnapshotMeta,
+  Status,
+  Term,
+} from '../raft/types.js';
+import type { LogStore } from '../storage/log-store.js';
+import type { GroupId, GroupStateMachine, GroupTransport } from './seams.js';
+import type { SnapshotStore } from './snapshot-store.js';
+
+export interface RaftGroupOptions {
+  readonly group: GroupId;
+  readonly raft: Omit<RaftConfig, 'random'> & { random: RaftConfig['random'] };
+  /** The membership a node starts with when it has no state at all. */
+  readonly initialMembership: Membership;
+  readonly tickIntervalMs: number;
+  readonly logStore: LogStore;
+  readonly snapshots: SnapshotStore;
+  readonly stateMachine: GroupStateMachine;
+  readonly transport: GroupTransport;
+  readonly clock: Clock;
+  /** Take a snapshot after this many applied entries since the last one. */
+  readonly snapshotEntriesThreshold: number;
+  /** Entries kept in the log behind a snapshot, for followers that lag a little. */
+  readonly snapshotTrailingEntries: number;
+  /** Committed entries waiting for the apply pipeline before Readies pause. */
+  readonly applyQueueEntriesMax: number;
+  readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
+export interface ProposalOutcome {
+  readonly index: LogIndex;
+  readonly result: unknown;
+}
+
+interface PendingProposal {
+  readonly term: Term;
+  readonly resolve: (o: ProposalOutcome) => void;
+  readonly reject: (e: Error) => void;
+  timer: TimerHandle | null;
+}
+
+interface ReadWaiter {
+  readonly index: LogIndex;
+  readonly resolve: (index: LogIndex) => void;
+}
+
+export class RaftGroup {
+  readonly group: GroupId;
+  private readonly o: RaftGroupOptions;
+  private core!: RaftCore;
+  private closed = false;
+  private tickTimer: TimerHandle | null = null;
+  private flushScheduled = false;
+  private readyBusy: Promise<void> | null = null;
+  private fatal: Error | null = null;
+
+  private readonly proposals = new Map<number, PendingProposal>();
+  private readonly reads = new Map<number, { resolve: (i: LogIndex) => void; reject: (e: Error) => void }>();
+  private readWaiters: ReadWaiter[] = [];
+  private readonly appliedWaiters: ReadWaiter[] = [];
+  private nextReadId = 1;
+
+  // Apply pipeline.
+  private applyQueue: Entry[][] = [];
+  private applyQueuedEntries = 0;
+  private applying: Promise<void> | null = null;
+  private appliedIndex = 0 as LogIndex;
+  private lastSnapshotIndex = 0 as LogIndex;
+  private snapshotting = false;
+
+  /** Watchers of role / leader changes. */
+  private readonly leaderWatchers = new Set<(s: { role: Status['role']; leaderId: NodeId | null }) => void>();
+
+  private constructor(options: RaftGroupOptions) {
+    this.o = options;
+    this.group = options.group;
+  }
+
+  /** Recovers the group's state from disk (self-healing where it can) and starts ticking. */
+  static async open(options: RaftGroupOptions): Promise<RaftGroup> {
+    const g = new RaftGroup(options);
+    await g.recover();
+    g.scheduleTick();
+    return g;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Public API
+  // ---------------------------------------------------------------------------------------------
+
+  /** A message from a peer, already authenticated and decoded by the transport. */
+  receive(message: Message): void {
+    if (this.closed) return;
+    this.core.step(message);
+    this.scheduleFlush();
+  }
+
+  /**
+   * A snapshot fully received from `from` into `path`: hand the core its metadata message. The
+   * state machine installs it when the core says so (Ready.snapshot).
+   */
+  receiveSnapshot(message: Extract<Message, { type: 'snapshot' }>, path: string): void {
+    if (this.closed) return;
+    this.incomingSnapshots.set(message.snapshot.index, path);
+    this.core.step(message);
+    this.scheduleFlush();
+  }
+  private readonly incomingSnapshots = new Map<number, string>();
+
+  /** Proposes a command; resolves with its state-machine result once applied on this node. */
+  propose(data: Uint8Array, options: { timeoutMs: number }): Promise<ProposalOutcome> {
+    this.checkUsable();
+    const r = this.core.propose(data);
+    if (!r.ok) return Promise.reject(proposeError(r.error));
+    this.scheduleFlush();
+    return this.track(r.index, r.term, options.timeoutMs);
+  }
+
+  proposeMembership(change: MembershipChange, options: { timeoutMs: number }): Promise<ProposalOutcome> {
+    this.checkUsable();
+    const r = this.core.proposeMembership(change);
+    if (!r.ok) return Promise.reject(proposeError(r.error));
+    this.scheduleFlush();
+    return this.track(r.index, r.term, options.timeoutMs);
+  }
+
+  /**
+   * A linearizable read point (ReadIndex, thesis §6.4): resolves once this node has applied
+   * everything committed when the request was made. Works on followers.
+   */
+  readBarrier(options: { timeoutMs: number }): Promise<LogIndex> {
+    this.checkUsable();
+    const id = this.nextReadId++;
+    return new Promise<LogIndex>((resolve, reject) => {
+      const timer = this.o.clock.setTimer(() => {
+        if (this.reads.delete(id)) reject(timeoutError('linearizable read', options.timeoutMs));
+      }, options.timeoutMs);
+      this.reads.set(id, {
+        resolve: (i) => {
+          this.o.clock.clearTimer(timer);
+          resolve(i);
+        },
+        reject: (e) => {
+          this.o.clock.clearTimer(timer);
+          reject(e);
+        },
+      });
+      this.core.readIndex(id);
+      this.scheduleFlush();
+    });
+  }
+
+  /** Resolves once this node has applied `index` (read-your-writes). */
+  waitForApplied(index: LogIndex, options: { timeoutMs: number }): Promise<LogIndex> {
+    if (this.appliedIndex >= index) return Promise.resolve(this.appliedIndex);
+    return new Promise<LogIndex>((resolve, reject) => {
+      const timer = this.o.clock.setTimer(() => {
+        const i = this.appliedWaiters.indexOf(waiter);
+        if (i >= 0) this.appliedWaiters.splice(i, 1);
+        reject(timeoutError(`waiting for index ${index} to be applied`, options.timeoutMs));
+      }, options.timeoutMs);
+      const waiter: ReadWaiter = {
+        index,
+        resolve: (i) => {
+          this.o.clock.clearTimer(timer);
+          resolve(i);
+        },
+      };
+      this.appliedWaiters.push(waiter);
+    });
+  }
+
+  transferLeadership(to: NodeId): { ok: true } | { ok: false; reason: string } {
+    const r = this.core.transferLeadership(to);
+    this.scheduleFlush();
+    return r;
+  }
+
+  /** Start an election now (bootstrap). */
+  campaign(): void {
+    this.core.campaign();
+    this.scheduleFlush();
+  }
+
+  status(): Status {
+    return this.core.status();
+  }
+
+  applied(): LogIndex {
+    return this.appliedIndex;
+  }
+
+  onLeaderChange(fn: (s: { role: Status['role']; leaderId: NodeId | null }) => void): () => void {
+    this.leaderWatchers.add(fn);
+    return () => this.leaderWatchers.delete(fn);
+  }
+
+  reportUnreachable(to: NodeId): void {
+    if (this.closed) return;
+    this.core.reportUnreachable(to);
+  }
+
+  /** Stops ticking, waits for the loop and the apply pipeline, fails what is pending. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
+    await this.readyBusy;
+    await this.drainApply();
+    const err = new HiqliteError('HQL_CLOSED', `raft group ${this.group} is closed`, { retryable: true });
+    for (const [, p] of this.proposals) {
+      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
+      p.reject(outcomeUnknown('the node shut down before the write was applied', err));
+    }
+    this.proposals.clear();
+    for (const [, r] of this.reads) r.reject(err);
+    this.reads.clear();
+    await this.o.stateMachine.close();
+    await this.o.logStore.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recovery
+  // ---------------------------------------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const { logStore, snapshots, stateMachine } = this.o;
+    const stored = snapshots.latest();
+    const snapshot: SnapshotMeta = stored?.meta ?? {
+      index: 0 as LogIndex,
+      term: 0 as Term,
+      membership: this.o.initialMembership,
+    };
+    let hs: HardState = logStore.loadHardState() ?? { term: 0 as Term, vote: null, commit: 0 as LogIndex };
+    let applied = stateMachine.appliedIndex();
+    const purged = (logStore.firstIndex() - 1) as LogIndex;
+    assert(purged <= snapshot.index, `log purged to ${purged} beyond the newest snapshot ${snapshot.index}`);
+
+    // The state machine is ahead of the log (the log store was lost): roll it back to the
+    // snapshot, or to nothing, and let the leader bring it forward again.
+    if (applied > logStore.lastIndex() && applied > snapshot.index) {
+      this.o.logger?.warn(
+        { group: this.group, applied, lastIndex: logStore.lastIndex() },
+        'state machine ahead of the log: rolling back',
+      );
+      if (stored !== null) await stateMachine.restore(stored.path, stored.meta);
+      else await stateMachine.reset();
+      applied = stateMachine.appliedIndex();
+    }
+    // The state machine is behind the snapshot (its files were lost): restore the snapshot.
+    if (applied < snapshot.index && stored !== null) {
+      this.o.logger?.warn(
+        { group: this.group, applied, snapshot: snapshot.index },
+        'state machine behind the snapshot: restoring it',
+      );
+      await stateMachine.restore(stored.path, stored.meta);
+      applied = stateMachine.appliedIndex();
+    }
+    // The log must hold the snapshot's point (Raft §7): keep what follows it, or start afresh
+    // after it when the log lacks or contradicts it.
+    if (logStore.termAt(snapshot.index) !== snapshot.term)
+      await logStore.purgeTo(snapshot.index, snapshot.term);
+    const from = Math.max(logStore.firstIndex(), snapshot.index + 1) as LogIndex;
+    const entries = logStore.entries(from, (logStore.lastIndex() + 1) as LogIndex);
+    // A commit index beyond the log (lost tail) falls back; applied implies committed.
+    const commit = Math.max(Math.min(hs.commit, logStore.lastIndex()), applied, snapshot.index) as LogIndex;
+    if (commit !== hs.commit) hs = { ...hs, commit };
+    assert(applied >= snapshot.index, `state machine at ${applied} behind snapshot ${snapshot.index}`);
+    this.appliedIndex = applied;
+    this.lastSnapshotIndex = snapshot.index;
+    this.core = new RaftCore(this.o.raft, { hardState: hs, snapshot, entries, appliedIndex: applied });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The loop
+  // ---------------------------------------------------------------------------------------------
+
+  private scheduleTick(): void {
+    if (this.closed) return;
+    this.tickTimer = this.o.clock.setTimer(
+      () => {
+        this.tickTimer = null;
+        if (this.closed) return;
+        this.core.tick();
+        this.flush();
+        this.scheduleTick();
+      },
+      this.o.tickIntervalMs,
+      { keepAlive: false },
+    );
+  }
+
+  /** Coalesce work of one event-loop turn into one flush. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.fatal !== null) return;
+    this.sendAll(this.core.takeMessages());
+    if (
+      this.readyBusy === null &&
+      this.applyQueuedEntries < this.o.applyQueueEntriesMax &&
+      this.core.hasReady()
+    ) {
+      this.readyBusy = this.handleReady(this.core.ready())
+        .catch((e: unknown) => this.fail(e))
+        .finally(() => {
+          this.readyBusy = null;
+          if (!this.closed) this.flush();
+        });
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    this.sendAll(rd.messages);
+    if (rd.softState !== null) this.onSoftState(rd.softState);
+    // Persist: snapshot, then entries and hard state (in parallel: both must be durable).
+    if (rd.snapshot !== null) await this.installSnapshot(rd.snapshot);
+    const writes: Promise<void>[] = [];
+    if (rd.entries.length > 0) writes.push(this.o.logStore.append(rd.entries));
+    if (rd.hardState !== null) writes.push(this.o.logStore.saveHardState(rd.hardState));
+    await Promise.all(writes);
+    this.sendAll(rd.messagesAfterPersist);
+    if (rd.committed.length > 0) this.enqueueApply(rd.committed as Entry[]);
+    for (const rs of rd.readStates) this.onReadState(rs.requestId, rs.index);
+    for (const rf of rd.readFailures) {
+      const r = this.reads.get(rf.requestId);
+      if (r === undefined) continue;
+      this.reads.delete(rf.requestId);
+      r.reject(
+        new HiqliteError('HQL_UNAVAILABLE', `linearizable read failed: ${rf.reason}`, { retryable: true }),
+      );
+    }
+    this.core.advance(rd);
+  }
+
+  private sendAll(messages: readonly Message[]): void {
+    for (const m of messages) {
+      if (m.type === 'snapshot') this.sendSnapshot(m);
+      else this.o.transport.send(this.group, m);
+    }
+  }
+
+  private sendSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
+    const stored = this.o.snapshots.latest();
+    if (stored === null || stored.meta.index !== m.snapshot.index) {
+      this.core.reportSnapshot(m.to, false);
+      return;
+    }
+    this.o.transport
+      .sendSnapshot(this.group, { ...m, snapshot: stored.meta }, stored.path)
+      .then(
+        (ok) => this.core.reportSnapshot(m.to, ok),
+        () => this.core.reportSnapshot(m.to, false),
+      )
+      .finally(() => this.scheduleFlush());
+  }
+
+  private async installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const path = this.incomingSnapshots.get(meta.index);
+    assert(path !== undefined, `snapshot ${meta.index} to install was never received`);
+    this.incomingSnapshots.clear();
+    // Entries handed to the apply pipeline earlier are all older than the snapshot.
+    await this.drainApply();
+    const stored = await this.o.snapshots.commit(path, meta);
+    await this.o.stateMachine.restore(stored.path, meta);
+    await this.o.logStore.purgeTo(meta.index, meta.term);
+    this.lastSnapshotIndex = meta.index;
+    this.setApplied(meta.index);
+    // Proposals at or below the snapshot were decided without this node seeing which entry won.
+    for (const [index, p] of this.proposals) {
+      if (index > meta.index) continue;
+      this.proposals.delete(index);
+      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
+      p.reject(outcomeUnknown('a snapshot replaced the log before the write was seen applied'));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Apply pipeline
+  // ---------------------------------------------------------------------------------------------
+
+  private enqueueApply(entries: Entry[]): void {
+    this.applyQueue.push(entries);
+    this.applyQueuedEntries += entries.length;
+    if (this.applying === null) this.applying = this.runApply();
+  }
+
+  private async runApply(): Promise<void> {
+    try {
+      for (let batch = this.applyQueue.shift(); batch !== undefined; batch = this.applyQueue.shift()) {
+        // Merge what queued up meanwhile into one state-machine batch (one SQLite transaction).
+        while (this.applyQueue.length > 0 && batch.length < 4096)
+          batch = batch.concat(this.applyQueue.shift() as Entry[]);
+        const fresh = batch.filter((e) => e.index > this.appliedIndex);
+        if (fresh.length > 0) {
+          const results = await this.o.stateMachine.apply(fresh);
+          assert(results.length === fresh.length, 'state machine returned a result per entry');
+          this.onApplied(fresh, results);
+        }
+        this.applyQueuedEntries -= batch.length;
+        await this.maybeSnapshot();
+      }
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.applying = null;
+      if (this.applyQueue.length > 0 && this.fatal === null) this.applying = this.runApply();
+      else this.scheduleFlush();
+    }
+  }
+
+  private async drainApply(): Promise<void> {
+    while (this.applying !== null) await this.applying;
+  }
+
+  private onApplied(entries: readonly Entry[], results: readonly unknown[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      const p = this.proposals.get(e.index);
+      if (p === undefined) continue;
+      this.proposals.delete(e.index);
+      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
+      if (p.term === e.term) p.resolve({ index: e.index, result: results[i] });
+      else {
+        p.reject(
+          new HiqliteError(
+            'HQL_PROPOSAL_DROPPED',
+            'the write was overwritten by a new leader and never applied',
+            {
+              retryable: true,
+            },
+          ),
+        );
+      }
+    }
+    const last = entries[entries.length - 1];
+    if (last !== undefined) this.setApplied(last.index);
+  }
+
+  private setApplied(index: LogIndex): void {
+    if (index <= this.appliedIndex) return;
+    this.appliedIndex = index;
+    this.releaseWaiters(this.readWaiters, (w) => (this.readWaiters = w));
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i] as ReadWaiter;
+      if (w.index <= index) {
+        this.appliedWaiters.splice(i, 1);
+        w.resolve(index);
+      }
+    }
+  }
+
+  private releaseWaiters(list: ReadWaiter[], set: (l: ReadWaiter[]) => void): void {
+    const keep: ReadWaiter[] = [];
+    for (const w of list) {
+      if (w.index <= this.appliedIndex) w.resolve(w.index);
+      else keep.push(w);
+    }
+    set(keep);
+  }
+
+  private onReadState(requestId: number, index: LogIndex): void {
+    const r = this.reads.get(requestId);
+    if (r === undefined) return;
+    this.reads.delete(requestId);
+    if (index <= this.appliedIndex) r.resolve(index);
+    else this.readWaiters.push({ index, resolve: r.resolve });
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.snapshotting || this.closed) return;
+    if (this.appliedIndex - this.lastSnapshotIndex < this.o.snapshotEntriesThreshold) return;
+    this.snapshotting = true;
+    try {
+      const path = this.o.snapshots.tempPath();
+      const { index, term } = await this.o.stateMachine.snapshot(path);
+      const meta: SnapshotMeta = { index, term, membership: this.core.membershipAt(index) };
+      await this.o.snapshots.commit(path, meta);
+      this.lastSnapshotIndex = index;
+      const compactTo = Math.max(0, index - this.o.snapshotTrailingEntries) as LogIndex;
+      const compactTerm = compactTo === index ? term : this.termFor(compactTo);
+      this.core.compact(meta, compactTo);
+      if (compactTerm !== undefined && compactTo > 0) await this.o.logStore.purgeTo(compactTo, compactTerm);
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  private termFor(index: LogIndex): Term | undefined {
+    return this.o.logStore.termAt(index);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Helpers
+  // ---------------------------------------------------------------------------------------------
+
+  private track(index: LogIndex, term: Term, timeoutMs: number): Promise<ProposalOutcome> {
+    return new Promise<ProposalOutcome>((resolve, reject) => {
+      const p: PendingProposal = { term, resolve, reject, timer: null };
+      p.timer = this.o.clock.setTimer(() => {
+        if (this.proposals.get(index) !== p) return;
+        this.proposals.delete(index);
+        reject(outcomeUnknown(`no outcome within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.proposals.set(index, p);
+    });
+  }
+
+  private onSoftState(s: { role: Status['role']; leaderId: NodeId | null }): void {
+    for (const fn of this.leaderWatchers) fn(s);
+  }
+
+  private checkUsable(): void {
+    if (this.closed)
+      throw new HiqliteError('HQL_CLOSED', `raft group ${this.group} is closed`, { retryable: true });
+    if (this.fatal !== null) {
+      throw new HiqliteError('HQL_IO', `raft group ${this.group} stopped: ${this.fatal.message}`, {
+        retryable: false,
+        cause: this.fatal,
+      });
+    }
+  }
+
+  private fail(e: unknown): void {
+    if (this.fatal !== null) return;
+    this.fatal = e instanceof Error ? e : new Error(String(e));
+    this.o.logger?.warn(
+      { group: this.group, err: this.fatal.message },
+      'raft group stopped on an I/O failure',
+    );
+    if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
+    this.tickTimer = null;
+  }
+}
+
+function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError {
+  switch (e.code) {
+    case 'HQL_NOT_LEADER':
+      return Object.assign(
+        new HiqliteError('HQL_NOT_LEADER', `not the leader (leader: ${e.leaderId ?? 'unknown'})`, {
+          retryable: true,
+        }),
+        { leaderId: e.leaderId },
+      );
+    case 'HQL_OVERLOADED':
+      return new HiqliteError('HQL_OVERLOADED', `too many uncommitted writes (${e.reason})`, {
+        retryable: true,
+      });
+    case 'HQL_LEADERSHIP_TRANSFER':
+      return new HiqliteError('HQL_LEADERSHIP_TRANSFER', `leadership is moving to node ${e.target}`, {
+        retryable: true,
+      });
+    case 'HQL_CONFIG_CHANGE_PENDING':
+      return new HiqliteError('HQL_CONFIG_CHANGE_PENDING', 'another membership change is in progress', {
+        retryable: true,
+      });
+    case 'HQL_INVALID_CONFIG_CHANGE':
+      return new HiqliteError('HQL_INVALID_CONFIG_CHANGE', e.reason, { retryable: false });
+  }
+}
+
+function timeoutError(what: string, ms: number): HiqliteError {
+  return new HiqliteError('HQL_TIMEOUT', `${what}: no answer within ${ms} ms`, { retryable: true });
+}
+
+function outcomeUnknown(why: string, cause?: unknown): HiqliteError {
+  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
+    retryable: false,
+    cause,
+  });
+}

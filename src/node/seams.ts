@@ -1,0 +1,42 @@
+/**
+ * The seams a RaftGroup drives: its log store (src/storage), its state machine (src/sm) and the
+ * transport (src/transport). Each is minimal, so that an in-memory implementation serves unit
+ * tests and adapters serve the real parts.
+ */
+import type { Entry, LogIndex, Message, SnapshotMeta, Term } from '../raft/types.js';
+
+export type GroupId = 'sql' | 'cache';
+
+/** A deterministic state machine fed with committed entries. */
+export interface GroupStateMachine {
+  /** The last index whose effects are durable in the state machine (the resume point). */
+  appliedIndex(): LogIndex;
+  /**
+   * Applies committed entries in order and records the last applied index with them. Returns one
+   * result per entry (undefined for no-op and configuration entries). A rejection is an
+   * environmental failure (disk full, corruption): the group stops.
+   */
+  apply(entries: readonly Entry[]): Promise<unknown[]>;
+  /** Writes a consistent snapshot of the applied state to `path`; returns what it covers. */
+  snapshot(path: string): Promise<{ index: LogIndex; term: Term }>;
+  /** Replaces the whole state by the snapshot at `path`, atomically. */
+  restore(path: string, meta: SnapshotMeta): Promise<void>;
+  /** Forgets everything (a state machine ahead of a lost log with no snapshot to roll back to). */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface GroupTransport {
+  /** Non-blocking; a message that cannot be delivered is dropped (Raft tolerates loss). */
+  send(group: GroupId, message: Message): void;
+  /**
+   * Streams the snapshot file to `message.to`, then delivers `message` (its metadata) so the peer
+   * hands it to its core with the received file (`RaftGroup.receiveSnapshot`). Resolves true once
+   * the peer has it all.
+   */
+  sendSnapshot(
+    group: GroupId,
+    message: Extract<Message, { type: 'snapshot' }>,
+    path: string,
+  ): Promise<boolean>;
+}

@@ -1,0 +1,171 @@
+/**
+ * RaftGroups wired together in one process with in-memory parts: MemoryLogStore, a small
+ * key-value state machine that snapshots to real files, and a transport that delivers through
+ * the event loop. Real time, real timers: this exercises the runtime's loop, not the core.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Prng } from '../../src/lib/prng.js';
+import { RaftGroup } from '../../src/node/raft-group.js';
+import type { GroupStateMachine, GroupTransport } from '../../src/node/seams.js';
+import { SnapshotStore } from '../../src/node/snapshot-store.js';
+import { systemClock } from '../../src/node/system-clock.js';
+import type { Entry, LogIndex, Message, NodeId, SnapshotMeta, Term } from '../../src/raft/types.js';
+import {
+  emptyMemoryLogState,
+  type MemoryLogState,
+  MemoryLogStore,
+} from '../../src/storage/memory-log-store.js';
+
+export class KvStateMachine implements GroupStateMachine {
+  data = new Map<string, string>();
+  private applied = 0 as LogIndex;
+  private appliedTerm = 0 as Term;
+
+  appliedIndex(): LogIndex {
+    return this.applied;
+  }
+
+  async apply(entries: readonly Entry[]): Promise<unknown[]> {
+    return entries.map((e) => {
+      this.applied = e.index;
+      this.appliedTerm = e.term;
+      if (e.kind !== 'command') return undefined;
+      const [k, v] = new TextDecoder().decode(e.data).split('=') as [string, string];
+      const old = this.data.get(k) ?? null;
+      this.data.set(k, v);
+      return { old };
+    });
+  }
+
+  async snapshot(path: string): Promise<{ index: LogIndex; term: Term }> {
+    await writeFile(path, JSON.stringify({ i: this.applied, t: this.appliedTerm, d: [...this.data] }));
+    return { index: this.applied, term: this.appliedTerm };
+  }
+
+  async restore(path: string, meta: SnapshotMeta): Promise<void> {
+    const o = JSON.parse(await readFile(path, 'utf8')) as { i: number; t: number; d: [string, string][] };
+    if (o.i !== meta.index) throw new Error('snapshot file does not match its metadata');
+    this.data = new Map(o.d);
+    this.applied = o.i as LogIndex;
+    this.appliedTerm = o.t as Term;
+  }
+
+  async reset(): Promise<void> {
+    this.data = new Map();
+    this.applied = 0 as LogIndex;
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface HarnessNode {
+  id: NodeId;
+  group: RaftGroup;
+  sm: KvStateMachine;
+  logState: MemoryLogState;
+  snapDir: string;
+}
+
+export class GroupCluster implements GroupTransport {
+  readonly nodes = new Map<NodeId, HarnessNode>();
+  readonly cut = new Set<number>();
+  private constructor(readonly dir: string) {}
+
+  static async create(n: number, snapshotEvery = 1000): Promise<GroupCluster> {
+    const c = new GroupCluster(await mkdtemp(join(tmpdir(), 'hql-group-')));
+    const voters = Array.from({ length: n }, (_, i) => (i + 1) as NodeId);
+    for (const id of voters) {
+      await c.startNode(id, voters, snapshotEvery, emptyMemoryLogState(), new KvStateMachine());
+    }
+    return c;
+  }
+
+  async startNode(
+    id: NodeId,
+    voters: NodeId[],
+    snapshotEvery: number,
+    logState: MemoryLogState,
+    sm: KvStateMachine,
+  ): Promise<HarnessNode> {
+    const snapDir = join(this.dir, `n${id}`);
+    const group = await RaftGroup.open({
+      group: 'sql',
+      raft: {
+        id,
+        electionTimeoutTicks: 10,
+        heartbeatIntervalTicks: 2,
+        preVote: true,
+        checkQuorum: true,
+        inflightMessagesMax: 64,
+        inflightBytesMax: 1 << 22,
+        appendBytesMax: 1 << 20,
+        uncommittedEntriesMax: 10_000,
+        uncommittedBytesMax: 1 << 26,
+        pendingReadsMax: 10_000,
+        random: new Prng(id * 7919),
+      },
+      initialMembership: { voters, learners: [] },
+      tickIntervalMs: 10,
+      logStore: new MemoryLogStore({ state: logState }),
+      snapshots: await SnapshotStore.open(snapDir),
+      stateMachine: sm,
+      transport: this,
+      clock: systemClock,
+      snapshotEntriesThreshold: snapshotEvery,
+      snapshotTrailingEntries: 5,
+      applyQueueEntriesMax: 100_000,
+    });
+    const node = { id, group, sm, logState, snapDir };
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  send(_group: 'sql' | 'cache', m: Message): void {
+    if (this.cut.has(m.from) || this.cut.has(m.to)) return;
+    setImmediate(() => this.nodes.get(m.to)?.group.receive(m));
+  }
+
+  async sendSnapshot(
+    _group: 'sql' | 'cache',
+    m: Extract<Message, { type: 'snapshot' }>,
+    path: string,
+  ): Promise<boolean> {
+    if (this.cut.has(m.from) || this.cut.has(m.to)) return false;
+    const target = this.nodes.get(m.to);
+    if (target === undefined) return false;
+    const snapshots = await SnapshotStore.open(target.snapDir);
+    const dest = snapshots.tempPath();
+    await writeFile(dest, await readFile(path));
+    target.group.receiveSnapshot(m, dest);
+    return true;
+  }
+
+  async waitFor<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = fn();
+      if (v !== undefined && v !== null && v !== false) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  leader(): HarnessNode | undefined {
+    return [...this.nodes.values()].find((n) => n.group.status().role === 'leader');
+  }
+
+  async stop(id: NodeId): Promise<HarnessNode> {
+    const n = this.nodes.get(id)!;
+    this.nodes.delete(id);
+    await n.group.close();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    for (const n of this.nodes.values()) await n.group.close();
+    this.nodes.clear();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

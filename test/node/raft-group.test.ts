@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LogIndex, NodeId } from '../../src/raft/types.js';
+import { GroupCluster, KvStateMachine } from './group-harness.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+describe('RaftGroup runtime (in-memory parts, real timers)', () => {
+  test('elects a leader; a write resolves with its own result once applied, on every replica', async () => {
+    const c = await GroupCluster.create(3);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      const first = await leader.group.propose(enc('a=1'), { timeoutMs: 5000 });
+      const second = await leader.group.propose(enc('a=2'), { timeoutMs: 5000 });
+      assert.deepEqual(first.result, { old: null });
+      assert.deepEqual(second.result, { old: '1' });
+      assert.ok(second.index > first.index);
+      for (const n of c.nodes.values()) {
+        await n.group.waitForApplied(second.index, { timeoutMs: 5000 });
+        assert.equal(n.sm.data.get('a'), '2');
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a follower refuses writes with HQL_NOT_LEADER naming the leader', async () => {
+    const c = await GroupCluster.create(3);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+      await c.waitFor('follower knows leader', () => follower.group.status().leaderId === leader.id);
+      await assert.rejects(follower.group.propose(enc('x=1'), { timeoutMs: 1000 }), (e: unknown) => {
+        const err = e as { code: string; leaderId: number };
+        return err.code === 'HQL_NOT_LEADER' && err.leaderId === leader.id;
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a linearizable read on a follower sees every write acknowledged before it began', async () => {
+    const c = await GroupCluster.create(3);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+      for (let i = 0; i < 20; i++) await leader.group.propose(enc(`k=${i}`), { timeoutMs: 5000 });
+      const index = await follower.group.readBarrier({ timeoutMs: 5000 });
+      assert.ok(follower.group.applied() >= index);
+      assert.equal(follower.sm.data.get('k'), '19');
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('many concurrent writes are batched and all resolve in log order', async () => {
+    const c = await GroupCluster.create(3);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      const results = await Promise.all(
+        Array.from({ length: 500 }, (_, i) => leader.group.propose(enc(`c${i}=${i}`), { timeoutMs: 10_000 })),
+      );
+      const indices = results.map((r) => r.index);
+      assert.deepEqual(
+        indices,
+        [...indices].sort((a, b) => a - b),
+      );
+      assert.equal(new Set(indices).size, 500);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('after the leader stops, the others elect a new one and keep every acknowledged write', async () => {
+    const c = await GroupCluster.create(3);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      for (let i = 0; i < 10; i++) await leader.group.propose(enc(`w${i}=${i}`), { timeoutMs: 5000 });
+      await c.stop(leader.id);
+      const next = await c.waitFor('a new leader', () => c.leader(), 10_000);
+      assert.notEqual(next.id, leader.id);
+      await next.group.propose(enc('after=1'), { timeoutMs: 5000 });
+      for (let i = 0; i < 10; i++) assert.equal(next.sm.data.get(`w${i}`), String(i));
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a restarted node recovers from its log and snapshot, and a lagging node is sent a snapshot', async () => {
+    const c = await GroupCluster.create(3, 20);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      const lagging = [...c.nodes.values()].find((n) => n !== leader)!;
+      const stopped = await c.stop(lagging.id);
+      let last = 0 as LogIndex;
+      for (let i = 0; i < 60; i++)
+        last = (await leader.group.propose(enc(`s${i}=${i}`), { timeoutMs: 5000 })).index;
+      await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex >= 40);
+      // The stopped node comes back with its old log state but an empty state machine: the
+      // leader's log no longer has what it needs, so it must receive a snapshot.
+      const voters = [...c.nodes.keys(), stopped.id].sort() as NodeId[];
+      const back = await c.startNode(stopped.id, voters, 20, stopped.logState, new KvStateMachine());
+      await back.group.waitForApplied(last, { timeoutMs: 10_000 });
+      for (let i = 0; i < 60; i++) assert.equal(back.sm.data.get(`s${i}`), String(i));
+      assert.ok(back.group.status().snapshotIndex > 0, 'installed a snapshot');
+    } finally {
+      await c.close();
+    }
+  });
+});
