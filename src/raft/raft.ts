@@ -515,7 +515,10 @@ export class RaftCore {
       (this.vote === null && this.leaderId === null) ||
       (isPre && m.term > this.currentTerm);
     const upToDate = this.bugs.voteWithoutLogCheck === true || this.log.isUpToDate(m.lastIndex, m.lastTerm);
-    const granted = canVote && upToDate;
+    // A node that knows no membership at all is a fresh (or wiped) joiner: it may have voted in
+    // this term before it lost its state, so it never votes until the leader brings it in.
+    const knowsCluster = this.log.membership().voters.length > 0;
+    const granted = canVote && upToDate && knowsCluster;
     const respType = isPre ? 'pre-vote-response' : 'vote-response';
     // A granted pre-vote answers with the requested term; a rejection carries ours.
     const respTerm = granted && isPre ? m.term : this.currentTerm;

@@ -536,3 +536,22 @@ describe('takeMessages', () => {
     assert.equal(c.node(2).ready().messagesAfterPersist[0]?.type, 'vote-response');
   });
 });
+
+describe('joining nodes', () => {
+  test('a node that knows no membership (fresh or wiped) never grants a vote', () => {
+    const c = new Cluster({ voters: [id(1), id(2)], learners: [] }, 1, {}, [3]);
+    c.node(3).step({
+      type: 'vote',
+      from: id(1),
+      to: id(3),
+      term: 5 as Term,
+      lastIndex: 9 as LogIndex,
+      lastTerm: 4 as Term,
+      transfer: false,
+    });
+    const rd = c.node(3).ready();
+    const resp = rd.messagesAfterPersist.find((m) => m.type === 'vote-response');
+    assert.ok(resp !== undefined && resp.type === 'vote-response' && !resp.granted);
+    assert.equal(rd.hardState?.vote ?? null, null);
+  });
+});
