@@ -1,0 +1,337 @@
+/**
+ * Commands of the SQL state machine and their binary codec (the payload of a Raft log entry).
+ *
+ * Wire format: one version byte (`COMMAND_FORMAT_VERSION`) followed by standard msgpack (no
+ * msgpackr records, so other languages can produce commands) of
+ * `{ nowMs, seed, session?, command }`. The decoder treats its input as untrusted: anything that
+ * is not exactly a valid command is a `SqlError` with code `HQL_MALFORMED_COMMAND`, never a crash
+ * and never a partially valid object. Encoding validates with the same code, so whatever encodes
+ * also decodes.
+ */
+import { Packr } from 'msgpackr';
+import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
+import { isStmtRef, PARAMS_MAX, type ParamValue, type StmtRef } from './params.js';
+import { copyBytes, isInt64, normalizeValue } from './values.js';
+
+export type { Params, ParamValue, StmtRef } from './params.js';
+
+/** What callers may pass as a parameter; booleans and Dates are normalized when encoding. */
+export type ParamInput = ParamValue | boolean | Date;
+export type ParamsOf<P> = readonly P[] | Readonly<Record<string, P>>;
+
+export interface ExecuteCommand<P = ParamValue> {
+  readonly type: 'execute';
+  readonly sql: string;
+  readonly params: ParamsOf<P>;
+  /** Return the statement's rows (RETURNING, or a SELECT). */
+  readonly returning: boolean;
+}
+
+export interface TxnStatement<P = ParamValue> {
+  readonly sql: string;
+  readonly params: ParamsOf<P>;
+}
+
+/** All statements or none. A statement may bind `{ $ref: [i, row, column] }` from statement i < its own. */
+export interface TxnCommand<P = ParamValue> {
+  readonly type: 'txn';
+  readonly statements: readonly TxnStatement<P>[];
+}
+
+/** Several `;`-separated statements without parameters; one result (or error) per statement. */
+export interface BatchCommand {
+  readonly type: 'batch';
+  readonly sql: string;
+}
+
+export interface Migration {
+  /** Positive, strictly increasing. */
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+  /** Opaque (typically hex SHA-256 of `sql`); a changed checksum of an applied id is an error. */
+  readonly checksum: string;
+}
+
+export interface MigrateCommand {
+  readonly type: 'migrate';
+  readonly migrations: readonly Migration[];
+}
+
+export type Command<P = ParamValue> = ExecuteCommand<P> | TxnCommand<P> | BatchCommand | MigrateCommand;
+export type CommandInput = Command<ParamInput>;
+
+/** Exactly-once: a client numbers its writes; one outstanding write per clientId. */
+export interface Session {
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+export interface CommandEnvelope<P = ParamValue> {
+  readonly command: Command<P>;
+  readonly session?: Session;
+  /** The proposer's clock: every replica evaluates 'now' / CURRENT_TIMESTAMP as this instant. */
+  readonly nowMs: number;
+  /** Seeds random() / randomblob() for this command, identically on every replica. */
+  readonly seed: number;
+}
+
+export const COMMAND_FORMAT_VERSION = 1;
+export const TXN_STATEMENTS_MAX = 100_000;
+export const MIGRATIONS_MAX = 10_000;
+export const CLIENT_ID_LENGTH_MAX = 256;
+/** 9999-12-31T23:59:59.999Z: SQLite's date functions stop at year 9999. */
+export const NOW_MS_MAX = 253_402_300_799_999;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Normalizes, validates and encodes a command envelope. Throws `SqlError` on invalid input. */
+export function encodeCommand(envelope: CommandEnvelope<ParamInput>): Uint8Array {
+  const wire = validateEnvelope(normalizeEnvelope(envelope));
+  const packed = packr.pack(wire);
+  // A fresh buffer: msgpackr's output may be a view of its reusable internal buffer.
+  const out = new Uint8Array(packed.length + 1);
+  out[0] = COMMAND_FORMAT_VERSION;
+  out.set(packed, 1);
+  return out;
+}
+
+/** Decodes untrusted bytes. Throws `SqlError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
+export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
+  if (!(bytes instanceof Uint8Array) || bytes.length < 2) malformed('command', 'too short');
+  if (bytes[0] !== COMMAND_FORMAT_VERSION) {
+    malformed(
+      'command',
+      `unsupported format version ${bytes[0]} (this node understands ${COMMAND_FORMAT_VERSION})`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes.subarray(1));
+  } catch (e) {
+    malformed('command', `not valid msgpack: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return validateEnvelope(raw);
+}
+
+/** Like decodeCommand, but returns the error data instead of throwing. */
+export function tryDecodeCommand(bytes: Uint8Array): CommandEnvelope | SqlErrorInfo {
+  try {
+    return decodeCommand(bytes);
+  } catch (e) {
+    if (e instanceof SqlError) return e.info;
+    throw e;
+  }
+}
+
+// ---- normalization (encode side) -------------------------------------------------------------
+
+function normalizeEnvelope(e: CommandEnvelope<ParamInput>): unknown {
+  return {
+    nowMs: e.nowMs,
+    seed: e.seed,
+    ...(e.session === undefined ? {} : { session: { clientId: e.session.clientId, seq: e.session.seq } }),
+    command: normalizeCommand(e.command),
+  };
+}
+
+function normalizeCommand(c: CommandInput): unknown {
+  if (typeof c !== 'object' || c === null) return c;
+  switch (c.type) {
+    case 'execute':
+      return {
+        type: c.type,
+        sql: c.sql,
+        params: normalizeParams(c.params, 'params'),
+        returning: c.returning,
+      };
+    case 'txn':
+      return {
+        type: c.type,
+        statements: Array.isArray(c.statements)
+          ? c.statements.map((s, i) => ({
+              sql: s?.sql,
+              params: normalizeParams(s?.params, `statements[${i}].params`),
+            }))
+          : c.statements,
+      };
+    case 'batch':
+      return { type: c.type, sql: c.sql };
+    case 'migrate':
+      return {
+        type: c.type,
+        migrations: Array.isArray(c.migrations)
+          ? c.migrations.map((m) => ({ id: m?.id, name: m?.name, sql: m?.sql, checksum: m?.checksum }))
+          : c.migrations,
+      };
+    default:
+      return c;
+  }
+}
+
+function normalizeParams(params: unknown, path: string): unknown {
+  if (params === undefined) return [];
+  const one = (v: unknown, where: string): unknown =>
+    isStmtRef(v) ? { $ref: v.$ref } : normalizeValue(v, where);
+  if (Array.isArray(params)) return params.map((v, i) => one(v, `${path}[${i}]`));
+  if (isPlainObject(params)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(params)) out[k] = one(v, `${path}.${k}`);
+    return out;
+  }
+  return params;
+}
+
+// ---- validation (both sides) -----------------------------------------------------------------
+
+function malformed(path: string, message: string): never {
+  throw sqlError('HQL_MALFORMED_COMMAND', `malformed command: ${path}: ${message}`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function record(v: unknown, path: string, required: readonly string[], optional: readonly string[] = []) {
+  if (!isPlainObject(v)) malformed(path, 'expected a map');
+  for (const key of Object.keys(v)) {
+    if (!required.includes(key) && !optional.includes(key)) malformed(path, `unexpected field '${key}'`);
+  }
+  for (const key of required) {
+    if (!(key in v)) malformed(path, `missing field '${key}'`);
+  }
+  return v;
+}
+
+function str(v: unknown, path: string, lengthMax = Number.POSITIVE_INFINITY): string {
+  if (typeof v !== 'string') malformed(path, 'expected a string');
+  if (v.length > lengthMax) malformed(path, `longer than ${lengthMax}`);
+  return v;
+}
+
+/** msgpack decodes int64 as bigint: accept both forms of an integer. */
+function int(v: unknown, path: string, min: number, max: number): number {
+  const n =
+    typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(v)
+      : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    malformed(path, `expected an integer in [${min}, ${max}]`);
+  }
+  return n;
+}
+
+function list(v: unknown, path: string, lengthMax: number): readonly unknown[] {
+  if (!Array.isArray(v)) malformed(path, 'expected an array');
+  if (v.length > lengthMax) malformed(path, `more than ${lengthMax} elements`);
+  return v;
+}
+
+function validateEnvelope(raw: unknown): CommandEnvelope {
+  const r = record(raw, 'envelope', ['nowMs', 'seed', 'command'], ['session']);
+  const nowMs = int(r.nowMs, 'nowMs', 0, NOW_MS_MAX);
+  const seed = int(r.seed, 'seed', 0, 0xffff_ffff);
+  const command = validateCommand(r.command);
+  if (r.session === undefined) return { nowMs, seed, command };
+  const s = record(r.session, 'session', ['clientId', 'seq']);
+  const clientId = str(s.clientId, 'session.clientId', CLIENT_ID_LENGTH_MAX);
+  if (clientId.length === 0) malformed('session.clientId', 'empty');
+  const session: Session = { clientId, seq: int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER) };
+  return { nowMs, seed, session, command };
+}
+
+function validateCommand(raw: unknown): Command {
+  if (!isPlainObject(raw)) malformed('command', 'expected a map');
+  switch (raw.type) {
+    case 'execute': {
+      const c = record(raw, 'command', ['type', 'sql', 'params', 'returning']);
+      if (typeof c.returning !== 'boolean') malformed('command.returning', 'expected a boolean');
+      return {
+        type: 'execute',
+        sql: str(c.sql, 'command.sql'),
+        params: validateParams(c.params, 'command.params', 0),
+        returning: c.returning,
+      };
+    }
+    case 'txn': {
+      const c = record(raw, 'command', ['type', 'statements']);
+      const statements = list(c.statements, 'command.statements', TXN_STATEMENTS_MAX).map((s, i) => {
+        const path = `command.statements[${i}]`;
+        const r = record(s, path, ['sql', 'params']);
+        return { sql: str(r.sql, `${path}.sql`), params: validateParams(r.params, `${path}.params`, i) };
+      });
+      if (statements.length === 0) malformed('command.statements', 'empty');
+      return { type: 'txn', statements };
+    }
+    case 'batch': {
+      const c = record(raw, 'command', ['type', 'sql']);
+      return { type: 'batch', sql: str(c.sql, 'command.sql') };
+    }
+    case 'migrate': {
+      const c = record(raw, 'command', ['type', 'migrations']);
+      const migrations = list(c.migrations, 'command.migrations', MIGRATIONS_MAX).map((m, i) => {
+        const path = `command.migrations[${i}]`;
+        const r = record(m, path, ['id', 'name', 'sql', 'checksum']);
+        return {
+          id: int(r.id, `${path}.id`, 1, Number.MAX_SAFE_INTEGER),
+          name: str(r.name, `${path}.name`),
+          sql: str(r.sql, `${path}.sql`),
+          checksum: str(r.checksum, `${path}.checksum`),
+        };
+      });
+      return { type: 'migrate', migrations };
+    }
+    default:
+      return malformed('command.type', `unknown command type ${JSON.stringify(String(raw.type))}`);
+  }
+}
+
+/** `refsBelow`: statements with an index below this may be referenced (0 = no refs allowed). */
+function validateParams(
+  raw: unknown,
+  path: string,
+  refsBelow: number,
+): readonly ParamValue[] | Record<string, ParamValue> {
+  if (Array.isArray(raw)) {
+    return list(raw, path, PARAMS_MAX).map((v, i) => validateParam(v, `${path}[${i}]`, refsBelow));
+  }
+  if (!isPlainObject(raw)) malformed(path, 'expected an array or a map');
+  const keys = Object.keys(raw);
+  if (keys.length > PARAMS_MAX) malformed(path, `more than ${PARAMS_MAX} parameters`);
+  const out: Record<string, ParamValue> = {};
+  for (const key of keys) {
+    if (!/^[:@$]?[\p{L}\p{N}_$]+$/u.test(key) || key === '__proto__') {
+      malformed(path, `invalid parameter name ${JSON.stringify(key)}`);
+    }
+    out[key] = validateParam(raw[key], `${path}.${key}`, refsBelow);
+  }
+  return out;
+}
+
+function validateParam(v: unknown, path: string, refsBelow: number): ParamValue {
+  if (v === null || typeof v === 'number' || typeof v === 'string') return v;
+  if (typeof v === 'bigint') {
+    if (!isInt64(v)) malformed(path, 'integer outside the 64-bit range');
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  }
+  if (v instanceof Uint8Array) return copyBytes(v);
+  if (isPlainObject(v)) {
+    if (refsBelow === 0) malformed(path, '$ref is only valid in a later statement of a txn');
+    const r = record(v, path, ['$ref']);
+    const parts = list(r.$ref, `${path}.$ref`, 3);
+    if (parts.length !== 3) malformed(`${path}.$ref`, 'expected [statementIndex, rowIndex, column]');
+    const column =
+      typeof parts[2] === 'string' ? parts[2] : int(parts[2], `${path}.$ref[2]`, 0, Number.MAX_SAFE_INTEGER);
+    const ref: StmtRef = {
+      $ref: [
+        int(parts[0], `${path}.$ref[0]`, 0, refsBelow - 1),
+        int(parts[1], `${path}.$ref[1]`, 0, Number.MAX_SAFE_INTEGER),
+        column,
+      ],
+    };
+    return ref;
+  }
+  return malformed(path, `unsupported value type ${typeof v}`);
+}

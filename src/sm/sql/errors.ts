@@ -1,0 +1,130 @@
+/**
+ * Typed errors of the SQL state machine. A command's own failure (constraint violation, syntax
+ * error, forbidden statement) is a deterministic *result* — every replica computes the same one —
+ * so it travels as plain data (`SqlErrorInfo`, structured-clone and msgpack friendly) and becomes
+ * a thrown `SqlError` only at the API edge. Environmental failures (I/O, disk full, corruption)
+ * are not deterministic: they are thrown out of `applyBatch` as `HiqliteError` and must stop the
+ * apply loop, because recording them as a result would make replicas diverge.
+ */
+import Database from 'better-sqlite3';
+import { type ErrorCode, HiqliteError } from '../../lib/errors.js';
+
+/** The subset of lib/errors.ts's ErrorCode that the SQL state machine produces. */
+export type SqlErrorCode = Extract<
+  ErrorCode,
+  /** SQLite rejected the statement: syntax error, no such table, wrong argument count, … */
+  | 'HQL_SQL'
+  /** A UNIQUE / NOT NULL / CHECK / FOREIGN KEY / trigger RAISE constraint failed. */
+  | 'HQL_CONSTRAINT'
+  /** Parameters do not match the statement (count, names, types, `$ref` out of range). */
+  | 'HQL_INVALID_PARAMS'
+  /** The statement would make replicas diverge (`'localtime'`, `total_changes()`, …). */
+  | 'HQL_NONDETERMINISTIC'
+  /** Transaction control, ATTACH, VACUUM, TEMP objects, connection PRAGMAs, reserved tables. */
+  | 'HQL_STATEMENT_NOT_ALLOWED'
+  /** Command bytes that do not decode to a valid command (untrusted input). */
+  | 'HQL_MALFORMED_COMMAND'
+  /** Migration ids not increasing, or a new migration older than the newest applied one. */
+  | 'HQL_MIGRATION_ORDER'
+  /** An applied migration was sent again with a different name or checksum. */
+  | 'HQL_MIGRATION_CHANGED'
+  /** A session sequence number lower than the last one applied: its result is gone. */
+  | 'HQL_SESSION_STALE'
+  /** A duplicate of an applied command whose result was too large to keep. */
+  | 'HQL_SESSION_RESULT_UNAVAILABLE'
+  /** A read-only connection was given a statement that writes. */
+  | 'HQL_READONLY'
+  /** `waitForApplied` did not see the index in time. */
+  | 'HQL_TIMEOUT'
+  /** The caller's AbortSignal fired. */
+  | 'HQL_ABORTED'
+>;
+
+/** The data form of an error: what a command result carries and a session stores. */
+export interface SqlErrorInfo {
+  readonly code: SqlErrorCode;
+  readonly message: string;
+  /** SQLite's extended result code name, e.g. `SQLITE_CONSTRAINT_UNIQUE`. */
+  readonly sqliteCode?: string;
+  /** Which statement of a txn / batch / migration failed (0-based). */
+  readonly statementIndex?: number;
+  /** Which migration failed. */
+  readonly migrationId?: number;
+}
+
+const RETRYABLE_CODES: ReadonlySet<SqlErrorCode> = new Set(['HQL_TIMEOUT']);
+
+export class SqlError extends HiqliteError {
+  override readonly name: string = 'SqlError';
+  readonly info: SqlErrorInfo;
+
+  constructor(info: SqlErrorInfo, options: { cause?: unknown } = {}) {
+    super(info.code, info.message, {
+      retryable: RETRYABLE_CODES.has(info.code),
+      cause: options.cause,
+    });
+    this.info = info;
+  }
+
+  get sqlCode(): SqlErrorCode {
+    return this.info.code;
+  }
+}
+
+export function sqlError(code: SqlErrorCode, message: string, extra: Partial<SqlErrorInfo> = {}): SqlError {
+  return new SqlError({ ...extra, code, message });
+}
+
+/**
+ * SQLite primary result codes whose failure depends only on the statement and the database
+ * content, so every replica fails identically. Everything else (IOERR, FULL, NOMEM, BUSY,
+ * CORRUPT, …) depends on the node and is fatal for the apply loop.
+ */
+const DETERMINISTIC_SQLITE_CODES: ReadonlySet<string> = new Set([
+  'SQLITE_ERROR',
+  'SQLITE_CONSTRAINT',
+  'SQLITE_MISMATCH',
+  'SQLITE_TOOBIG',
+  'SQLITE_RANGE',
+  'SQLITE_AUTH',
+  'SQLITE_SCHEMA',
+]);
+
+function primaryCode(code: string): string {
+  const second = code.indexOf('_', 'SQLITE_'.length);
+  return second === -1 ? code : code.slice(0, second);
+}
+
+/**
+ * Turns an exception raised while executing a command into a deterministic error result, or
+ * rethrows it when it is not deterministic (environmental failure or programmer error).
+ */
+export function classifyCommandError(e: unknown, extra: Partial<SqlErrorInfo> = {}): SqlErrorInfo {
+  if (e instanceof SqlError) return { ...e.info, ...extra };
+  if (e instanceof Database.SqliteError) {
+    const primary = primaryCode(e.code);
+    if (!DETERMINISTIC_SQLITE_CODES.has(primary)) throw fatalSqliteError(e);
+    const code: SqlErrorCode = primary === 'SQLITE_CONSTRAINT' ? 'HQL_CONSTRAINT' : 'HQL_SQL';
+    return { ...extra, code, message: e.message, sqliteCode: e.code };
+  }
+  // better-sqlite3 reports parameter mismatches ("Too few parameter values", "Missing named
+  // parameter", "bigint is too big") as RangeError before SQLite runs anything.
+  if (e instanceof RangeError && !/call stack/i.test(e.message)) {
+    return { ...extra, code: 'HQL_INVALID_PARAMS', message: e.message };
+  }
+  throw e;
+}
+
+export function fatalSqliteError(e: InstanceType<typeof Database.SqliteError>): HiqliteError {
+  const corrupt = e.code.startsWith('SQLITE_CORRUPT') || e.code === 'SQLITE_NOTADB';
+  return new HiqliteError(
+    corrupt ? 'HQL_CORRUPTION' : 'HQL_IO',
+    `state machine cannot apply: ${e.code}: ${e.message}`,
+    { retryable: false, cause: e },
+  );
+}
+
+/** Rebuilds a thrown error from a result's error data (what the runtime hands to the caller). */
+export function errorFromInfo(info: SqlErrorInfo): SqlError {
+  return new SqlError(info);
+}

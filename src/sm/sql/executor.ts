@@ -1,0 +1,267 @@
+/**
+ * Executes one decoded command on the writer connection, inside the savepoint the state machine
+ * opened for it. Returns the command's result; a deterministic failure is a result, not an
+ * exception. Throws only for (a) environmental failures (classifyCommandError rethrows them) and
+ * (b) `TransactionLostError` when a statement rolled back the whole SQLite transaction
+ * (`INSERT OR ROLLBACK`, `RAISE(ROLLBACK, …)`), which the state machine handles by re-applying
+ * the batch one command per transaction.
+ */
+import type Database from 'better-sqlite3';
+import type { BatchCommand, Command, ExecuteCommand, MigrateCommand, TxnCommand } from './command.js';
+import { classifyCommandError, type SqlErrorInfo, sqlError } from './errors.js';
+import { Lru } from './lru.js';
+import { applyMigrations } from './migrations.js';
+import {
+  bindArgs,
+  type Params,
+  type PositionalPlan,
+  planPositional,
+  type RefResolver,
+  type StmtRef,
+} from './params.js';
+import type { BatchStatementResult, CommandResult, StatementOutcome } from './result.js';
+import { checkStatement } from './statement-guard.js';
+import { type SqlStatement, splitStatements } from './tokenizer.js';
+import { fromSqlite, type SqlValue, toRow } from './values.js';
+
+export class TransactionLostError extends Error {
+  override readonly name = 'TransactionLostError';
+  constructor(readonly info: SqlErrorInfo) {
+    super(`a statement rolled back the whole transaction: ${info.message}`);
+  }
+}
+
+/** A statement that passed the guard, with its positional rewrite. */
+interface ParsedStatement {
+  readonly statement: SqlStatement;
+  readonly positional: PositionalPlan | SqlErrorInfo;
+}
+
+/** The raw output of a statement that returns rows, for `$ref` lookups. */
+interface RawRows {
+  readonly columns: readonly string[];
+  readonly values: readonly (readonly unknown[])[];
+}
+
+/** execute(returning) → 'always' / 'never'; txn and batch report rows of statements that return some. */
+type RowsWanted = 'always' | 'ifReturned' | 'never';
+
+export interface ExecContext {
+  readonly index: number;
+  readonly nowMs: number;
+}
+
+export class CommandExecutor {
+  private readonly parsed: Lru<string, ParsedStatement | SqlErrorInfo>;
+  private readonly prepared: Lru<string, Database.Statement>;
+  private readonly counters: Database.Statement;
+
+  constructor(
+    private readonly db: Database.Database,
+    statementCacheMax: number,
+  ) {
+    this.parsed = new Lru(statementCacheMax);
+    this.prepared = new Lru(statementCacheMax);
+    this.counters = db.prepare('SELECT changes(), last_insert_rowid()').raw(true).safeIntegers(true);
+  }
+
+  /** Drops cached statements (after a restore replaced the schema wholesale). */
+  clearCaches(): void {
+    this.prepared.clear();
+  }
+
+  run(command: Command, ctx: ExecContext): CommandResult {
+    switch (command.type) {
+      case 'execute':
+        return this.execute(command);
+      case 'txn':
+        return this.txn(command);
+      case 'batch':
+        return this.batch(command);
+      case 'migrate':
+        return this.migrate(command, ctx);
+    }
+  }
+
+  private execute(c: ExecuteCommand): CommandResult {
+    const parsed = this.parse(c.sql);
+    if ('code' in parsed) return { ok: false, error: parsed };
+    try {
+      const { outcome } = this.runParsed(parsed, c.params, c.returning ? 'always' : 'never', undefined, true);
+      return { ok: true, type: 'execute', value: outcome };
+    } catch (e) {
+      return { ok: false, error: this.handle(e, {}) };
+    }
+  }
+
+  private txn(c: TxnCommand): CommandResult {
+    const outputs: (RawRows | null)[] = [];
+    const outcomes: StatementOutcome[] = [];
+    for (let i = 0; i < c.statements.length; i++) {
+      const s = c.statements[i]!;
+      const parsed = this.parse(s.sql);
+      if ('code' in parsed) return { ok: false, error: { ...parsed, statementIndex: i } };
+      try {
+        const resolve: RefResolver = (ref) => resolveRef(ref, outputs);
+        const { outcome, raw } = this.runParsed(parsed, s.params, 'ifReturned', resolve, true);
+        outputs.push(raw);
+        outcomes.push(outcome);
+      } catch (e) {
+        return { ok: false, error: this.handle(e, { statementIndex: i }) };
+      }
+    }
+    return { ok: true, type: 'txn', value: outcomes };
+  }
+
+  private batch(c: BatchCommand): CommandResult {
+    const statements = splitStatements(c.sql);
+    if (statements.length === 0)
+      return { ok: false, error: { code: 'HQL_SQL', message: 'no SQL statement' } };
+    // Check every statement before running any: a forbidden statement fails the whole command.
+    for (let i = 0; i < statements.length; i++) {
+      const err = checkStatement(statements[i]!, 'write');
+      if (err !== null) return { ok: false, error: { ...err, statementIndex: i } };
+    }
+    const results: BatchStatementResult[] = [];
+    for (let i = 0; i < statements.length; i++) {
+      const statement = statements[i]!;
+      try {
+        const parsed: ParsedStatement = {
+          statement,
+          positional: planPositional(statement.text, statement.tokens),
+        };
+        const { outcome } = this.runParsed(parsed, [], 'ifReturned', undefined, false);
+        results.push({ ok: true, value: outcome });
+      } catch (e) {
+        results.push({ ok: false, error: this.handle(e, { statementIndex: i }) });
+      }
+    }
+    return { ok: true, type: 'batch', value: results };
+  }
+
+  private migrate(c: MigrateCommand, ctx: ExecContext): CommandResult {
+    try {
+      return applyMigrations(this.db, c.migrations, ctx, (statement, extra) => {
+        try {
+          const parsed: ParsedStatement = {
+            statement,
+            positional: planPositional(statement.text, statement.tokens),
+          };
+          this.runParsed(parsed, [], 'never', undefined, false);
+          return null;
+        } catch (e) {
+          return this.handle(e, extra);
+        }
+      });
+    } catch (e) {
+      return { ok: false, error: this.handle(e, {}) };
+    }
+  }
+
+  /** Parses and guards one statement's SQL (cached: the result depends on the text only). */
+  private parse(sql: string): ParsedStatement | SqlErrorInfo {
+    const hit = this.parsed.get(sql);
+    if (hit !== undefined) return hit;
+    const statements = splitStatements(sql);
+    let result: ParsedStatement | SqlErrorInfo;
+    if (statements.length !== 1) {
+      result = {
+        code: 'HQL_SQL',
+        message:
+          statements.length === 0
+            ? 'no SQL statement'
+            : 'one statement expected (use a batch or txn command for several)',
+      };
+    } else {
+      const statement = statements[0]!;
+      result = checkStatement(statement, 'write') ?? {
+        statement,
+        positional: planPositional(statement.text, statement.tokens),
+      };
+    }
+    this.parsed.set(sql, result);
+    return result;
+  }
+
+  private runParsed(
+    parsed: ParsedStatement,
+    params: Params,
+    rows: RowsWanted,
+    resolve: RefResolver | undefined,
+    cache: boolean,
+  ): { outcome: StatementOutcome; raw: RawRows | null } {
+    let text = parsed.statement.text;
+    if (Array.isArray(params)) {
+      if ('code' in parsed.positional) throw sqlError(parsed.positional.code, parsed.positional.message);
+      text = parsed.positional.text;
+    }
+    const plan: PositionalPlan =
+      'code' in parsed.positional ? { text, order: [], expected: 0 } : parsed.positional;
+    const args = bindArgs(plan, params, resolve);
+    const stmt = this.prepare(text, cache);
+    if (!stmt.reader) {
+      const info = stmt.run(args);
+      const base = {
+        rowsAffected: info.changes,
+        lastInsertRowid: fromSqlite(info.lastInsertRowid) as number | bigint,
+      };
+      return { outcome: rows === 'always' ? { ...base, rows: [] } : base, raw: null };
+    }
+    const columns = stmt.columns().map((c) => c.name);
+    const values = stmt.raw(true).all(args) as unknown[][];
+    const [changes, lastInsertRowid] = this.counters.get() as [bigint, bigint];
+    const outcome: StatementOutcome = {
+      rowsAffected: stmt.readonly ? 0 : Number(changes),
+      lastInsertRowid: fromSqlite(lastInsertRowid) as number | bigint,
+      ...(rows === 'never' ? {} : { rows: values.map((v) => toRow(columns, v)) }),
+    };
+    return { outcome, raw: { columns, values } };
+  }
+
+  private prepare(text: string, cache: boolean): Database.Statement {
+    const hit = cache ? this.prepared.get(text) : undefined;
+    if (hit !== undefined) return hit;
+    let stmt: Database.Statement;
+    try {
+      stmt = this.db.prepare(text).safeIntegers(true);
+    } catch (e) {
+      // A script the splitter cut differently from SQLite: a syntax problem, not a parameter one.
+      if (e instanceof RangeError && /statement/.test(e.message)) throw sqlError('HQL_SQL', e.message);
+      throw e;
+    }
+    if (cache) this.prepared.set(text, stmt);
+    return stmt;
+  }
+
+  /** Classifies a failure; a statement that ended the transaction aborts the whole command. */
+  private handle(e: unknown, extra: Partial<SqlErrorInfo>): SqlErrorInfo {
+    if (e instanceof TransactionLostError) throw e;
+    const info = classifyCommandError(e, extra);
+    if (!this.db.inTransaction) throw new TransactionLostError(info);
+    return info;
+  }
+}
+
+function resolveRef(ref: StmtRef, outputs: readonly (RawRows | null)[]): SqlValue {
+  const [statementIndex, rowIndex, column] = ref.$ref;
+  const out = outputs[statementIndex];
+  const where = `$ref [${statementIndex}, ${rowIndex}, ${JSON.stringify(column)}]`;
+  if (out === undefined || out === null) {
+    throw sqlError(
+      'HQL_INVALID_PARAMS',
+      `${where}: statement ${statementIndex} returns no rows (add RETURNING)`,
+    );
+  }
+  const row = out.values[rowIndex];
+  if (row === undefined) {
+    throw sqlError(
+      'HQL_INVALID_PARAMS',
+      `${where}: statement ${statementIndex} returned ${out.values.length} row(s)`,
+    );
+  }
+  const col = typeof column === 'number' ? column : out.columns.indexOf(column);
+  if (col < 0 || col >= out.columns.length) {
+    throw sqlError('HQL_INVALID_PARAMS', `${where}: no such column (columns: ${out.columns.join(', ')})`);
+  }
+  return fromSqlite(row[col]);
+}

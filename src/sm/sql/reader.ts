@@ -1,0 +1,139 @@
+/**
+ * Local reads on a read-only connection. In WAL mode a reader never blocks the writer and the
+ * writer never blocks a reader; each query sees the last committed batch. Reads use SQLite's
+ * built-in date and random functions (real clock): they are local and never replicated.
+ *
+ * Statements that write are rejected before they run (`stmt.readonly`), as are transaction
+ * control, ATTACH/DETACH and PRAGMA assignments (see statement-guard.ts): a read connection must
+ * not keep a transaction open or change its settings. Queries run synchronously on the caller's
+ * thread; large reads belong on a worker (the runtime decides).
+ */
+import Database from 'better-sqlite3';
+import { HiqliteError } from '../../lib/errors.js';
+import type { LogIndex } from '../../raft/types.js';
+import { AppliedIndexWatcher, type WaitOptions } from './applied-watch.js';
+import { classifyCommandError, SqlError, sqlError } from './errors.js';
+import { Lru } from './lru.js';
+import { bindArgs, type Params, type PositionalPlan, planPositional } from './params.js';
+import { configureReader, readMeta } from './schema.js';
+import { checkStatement } from './statement-guard.js';
+import { splitStatements } from './tokenizer.js';
+import { normalizeValue, type Row, type SqlValue, toRow } from './values.js';
+
+export interface SqlReaderOptions {
+  /** Shared with the writer (SqlStateMachine.applied / SqlWorker.applied) for waitForApplied. */
+  readonly applied?: AppliedIndexWatcher;
+  readonly statementCacheMax?: number;
+  readonly busyTimeoutMs?: number;
+}
+
+export type QueryParams =
+  | readonly (SqlValue | boolean | Date)[]
+  | Readonly<Record<string, SqlValue | boolean | Date>>;
+
+interface Compiled {
+  readonly text: string;
+  readonly positional: PositionalPlan;
+}
+
+export class SqlReader {
+  readonly applied: AppliedIndexWatcher;
+  private readonly compiled: Lru<string, Compiled>;
+  private readonly prepared: Lru<string, Database.Statement>;
+  private closed = false;
+
+  private constructor(
+    private readonly db: Database.Database,
+    options: SqlReaderOptions,
+  ) {
+    this.compiled = new Lru(options.statementCacheMax ?? 256);
+    this.prepared = new Lru(options.statementCacheMax ?? 256);
+    this.applied = options.applied ?? new AppliedIndexWatcher(this.visibleAppliedIndex());
+  }
+
+  /** Opens a read-only connection on the state machine's database file (which must exist). */
+  static open(dbPath: string, options: SqlReaderOptions = {}): SqlReader {
+    const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+    try {
+      configureReader(db, options.busyTimeoutMs ?? 5_000);
+      return new SqlReader(db, options);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  /** Runs one read statement; rows use the value mapping of values.ts. */
+  query(sql: string, params: QueryParams = []): Row[] {
+    if (this.closed) throw new HiqliteError('HQL_CLOSED', 'reader closed', { retryable: false });
+    const compiled = this.compile(sql);
+    const normalized = normalizeParams(params);
+    const text = Array.isArray(normalized) ? compiled.positional.text : compiled.text;
+    try {
+      const stmt = this.prepare(text);
+      if (!stmt.readonly) throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
+      const args = bindArgs(compiled.positional, normalized);
+      if (!stmt.reader) {
+        stmt.run(args);
+        return [];
+      }
+      const columns = stmt.columns().map((c) => c.name);
+      return (stmt.raw(true).all(args) as unknown[][]).map((v) => toRow(columns, v));
+    } catch (e) {
+      if (e instanceof SqlError) throw e;
+      // Environmental failures make classifyCommandError throw a HiqliteError (HQL_IO, …).
+      throw new SqlError(classifyCommandError(e), { cause: e });
+    }
+  }
+
+  /** The applied index of the data this connection reads now (from `_hq_meta`). */
+  visibleAppliedIndex(): LogIndex {
+    return (readMeta(this.db)?.applied_index ?? 0) as LogIndex;
+  }
+
+  /** Resolves when the state machine has applied `minIndex` (read-your-writes). */
+  waitForApplied(minIndex: number, options: WaitOptions = {}): Promise<void> {
+    return this.applied.waitFor(minIndex, options);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private compile(sql: string): Compiled {
+    const hit = this.compiled.get(sql);
+    if (hit !== undefined) return hit;
+    const statements = splitStatements(sql);
+    if (statements.length !== 1) {
+      throw sqlError(
+        'HQL_SQL',
+        statements.length === 0 ? 'no SQL statement' : 'a query takes exactly one statement',
+      );
+    }
+    const statement = statements[0]!;
+    const err = checkStatement(statement, 'read');
+    if (err !== null) throw new SqlError(err);
+    const positional = planPositional(statement.text, statement.tokens);
+    if ('code' in positional) throw new SqlError(positional);
+    const compiled = { text: statement.text, positional };
+    this.compiled.set(sql, compiled);
+    return compiled;
+  }
+
+  private prepare(text: string): Database.Statement {
+    const hit = this.prepared.get(text);
+    if (hit !== undefined) return hit;
+    const stmt = this.db.prepare(text).safeIntegers(true);
+    this.prepared.set(text, stmt);
+    return stmt;
+  }
+}
+
+function normalizeParams(params: QueryParams): Params {
+  if (Array.isArray(params)) return params.map((v, i) => normalizeValue(v, `params[${i}]`));
+  const out: Record<string, SqlValue> = {};
+  for (const [k, v] of Object.entries(params)) out[k] = normalizeValue(v, `params.${k}`);
+  return out;
+}

@@ -1,0 +1,210 @@
+/**
+ * The SQL state machine on a worker thread, with an async API: the runtime's event loop (ticks,
+ * heartbeats, votes) never waits for SQLite. Readers stay on whatever thread opens them
+ * (SqlReader) and share `applied` for read-your-writes.
+ *
+ * Locating the worker script: from the compiled package, `worker.js` sits next to this file.
+ * When this file runs as TypeScript source (tests and `tsx`), the worker is started with a small
+ * bootstrap that registers tsx inside the worker first: on Node 20 a worker does not inherit the
+ * parent's module hooks, and `execArgv: ['--import', 'tsx']` does not apply them to the worker's
+ * entry module either.
+ */
+import { Worker } from 'node:worker_threads';
+import { HiqliteError } from '../../lib/errors.js';
+import type { LogIndex } from '../../raft/types.js';
+import { AppliedIndexWatcher } from './applied-watch.js';
+import type { CommandResult } from './result.js';
+import type { AppliedState, ApplyEntry, SnapshotInfo } from './state-machine.js';
+import {
+  type ApplyBatchReply,
+  deserializeError,
+  type WorkerInit,
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerStateMachineOptions,
+} from './worker-protocol.js';
+
+export interface SqlWorkerOptions extends WorkerStateMachineOptions {
+  /** Requests in flight before new ones are rejected with HQL_OVERLOADED. Default 1024. */
+  readonly pendingMax?: number;
+}
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
+
+function spawnWorker(init: WorkerInit): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const entry = new URL('./worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
+    return new Worker(bootstrap, { eval: true, workerData: init });
+  }
+  return new Worker(new URL('./worker.js', here), { workerData: init });
+}
+
+export class SqlWorker {
+  readonly applied: AppliedIndexWatcher;
+  private state: AppliedState;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closedError: Error | null = null;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly worker: Worker,
+    initial: AppliedState,
+    private readonly pendingMax: number,
+  ) {
+    this.state = initial;
+    this.applied = new AppliedIndexWatcher(initial.index);
+    worker.on('message', (m: WorkerReply) => this.onReply(m));
+    this.exited = new Promise<void>((resolve) => {
+      worker.once('exit', (code) => {
+        this.failAll(
+          new HiqliteError('HQL_CLOSED', `state machine worker exited (code ${code})`, { retryable: false }),
+        );
+        resolve();
+      });
+    });
+    worker.on('error', (e) => {
+      this.failAll(
+        new HiqliteError('HQL_IO', `state machine worker failed: ${e.message}`, {
+          retryable: false,
+          cause: e,
+        }),
+      );
+    });
+  }
+
+  /** Starts the worker and opens the state machine in `dir`; rejects if it cannot be opened. */
+  static async start(dir: string, options: SqlWorkerOptions = {}): Promise<SqlWorker> {
+    const { pendingMax = 1024, ...smOptions } = options;
+    if (!(Number.isSafeInteger(pendingMax) && pendingMax >= 1)) {
+      throw new HiqliteError(
+        'HQL_INVALID_CONFIG',
+        `pendingMax must be a positive integer, got ${pendingMax}`,
+        {
+          retryable: false,
+        },
+      );
+    }
+    const worker = spawnWorker({ dir, options: smOptions });
+    let initial: AppliedState;
+    try {
+      initial = await new Promise<AppliedState>((resolve, reject) => {
+        const onMessage = (m: WorkerReply) => {
+          if (m.id !== 0) return;
+          cleanup();
+          if (m.ok) resolve(m.value as AppliedState);
+          else reject(deserializeError(m.error));
+        };
+        const onError = (e: Error) => {
+          cleanup();
+          reject(e);
+        };
+        const onExit = (code: number) => {
+          cleanup();
+          reject(
+            new HiqliteError('HQL_CLOSED', `state machine worker exited during startup (code ${code})`, {
+              retryable: false,
+            }),
+          );
+        };
+        const cleanup = () => {
+          worker.off('message', onMessage);
+          worker.off('error', onError);
+          worker.off('exit', onExit);
+        };
+        worker.on('message', onMessage);
+        worker.on('error', onError);
+        worker.on('exit', onExit);
+      });
+    } catch (e) {
+      await worker.terminate();
+      throw e;
+    }
+    return new SqlWorker(worker, initial, pendingMax);
+  }
+
+  /** The applied index as of the last reply from the worker (the resume point). */
+  appliedIndex(): LogIndex {
+    return this.state.index;
+  }
+
+  async applyBatch(entries: readonly ApplyEntry[]): Promise<CommandResult[]> {
+    const reply = (await this.request({ op: 'applyBatch', entries })) as ApplyBatchReply;
+    this.state = reply.applied;
+    this.applied.advance(reply.applied.index);
+    return reply.results;
+  }
+
+  snapshot(destPath: string): Promise<SnapshotInfo> {
+    return this.request({ op: 'snapshot', destPath }) as Promise<SnapshotInfo>;
+  }
+
+  async restore(fromPath: string): Promise<AppliedState> {
+    this.state = (await this.request({ op: 'restore', fromPath })) as AppliedState;
+    this.applied.advance(this.state.index);
+    return this.state;
+  }
+
+  /** See SqlStateMachine.reset. `applied` stays monotonic: it does not go back to 0. */
+  async reset(): Promise<AppliedState> {
+    this.state = (await this.request({ op: 'reset' })) as AppliedState;
+    return this.state;
+  }
+
+  async appliedState(): Promise<AppliedState> {
+    this.state = (await this.request({ op: 'appliedState' })) as AppliedState;
+    return this.state;
+  }
+
+  /** Waits for queued requests, closes the database and stops the thread. */
+  async close(): Promise<void> {
+    if (this.closedError === null) {
+      try {
+        await this.request({ op: 'close' });
+      } finally {
+        this.closedError = new HiqliteError('HQL_CLOSED', 'state machine closed', { retryable: false });
+        this.applied.close(this.closedError);
+        await this.worker.terminate();
+      }
+    }
+    await this.exited;
+  }
+
+  private request(body: RequestBody): Promise<unknown> {
+    if (this.closedError !== null) return Promise.reject(this.closedError);
+    if (this.pending.size >= this.pendingMax) {
+      return Promise.reject(
+        new HiqliteError('HQL_OVERLOADED', `more than ${this.pendingMax} state machine requests in flight`, {
+          retryable: true,
+        }),
+      );
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...body, id } as WorkerRequest);
+    });
+  }
+
+  private onReply(m: WorkerReply): void {
+    const p = this.pending.get(m.id);
+    if (p === undefined) return;
+    this.pending.delete(m.id);
+    if (m.ok) p.resolve(m.value);
+    else p.reject(deserializeError(m.error));
+  }
+
+  private failAll(e: Error): void {
+    if (this.closedError === null) this.closedError = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { decodeCommand } from '../../src/sm/sql/command.js';
+import { prepareForProposal } from '../../src/sm/sql/determinism.js';
+import { SqlError } from '../../src/sm/sql/errors.js';
+import { SqlReader } from '../../src/sm/sql/reader.js';
+import type { CommandResult } from '../../src/sm/sql/result.js';
+import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
+import { cmd, dumpDatabase, exec, Log, makeTempDir, NOW_MS } from './sql-test-helpers.js';
+
+function openReplica() {
+  const { dir, cleanup } = makeTempDir();
+  const sm = SqlStateMachine.open(dir);
+  after(() => {
+    sm.close();
+    cleanup();
+  });
+  return sm;
+}
+
+const LATER_MS = NOW_MS + 36 * 3600 * 1000 + 456; // 2024-05-07 19:08:09.579
+
+/** Non-deterministic SQL in every form the overrides must catch. */
+const COMMANDS = [
+  cmd(
+    exec(`CREATE TABLE ev (
+      id INTEGER PRIMARY KEY,
+      r INTEGER, rb BLOB,
+      created TEXT DEFAULT CURRENT_TIMESTAMP,
+      created2 TEXT DEFAULT (datetime('now')),
+      d TEXT, jd REAL, ue INTEGER, f TEXT, lir INTEGER, ch INTEGER
+    )`),
+  ),
+  cmd(exec('CREATE TABLE audit (ev_id INTEGER, at TEXT)')),
+  cmd(
+    exec(
+      "CREATE TRIGGER ev_audit AFTER INSERT ON ev BEGIN INSERT INTO audit VALUES (new.id, strftime('%s', 'now')); END",
+    ),
+  ),
+  cmd(
+    exec(
+      `INSERT INTO ev (r, rb, d, jd, ue, f, lir, ch)
+       VALUES (random(), randomblob(8), datetime('now'), julianday('now'), unixepoch(), strftime('%Y-%m-%d %H:%M:%f', 'now'),
+               last_insert_rowid(), changes())`,
+    ),
+    { seed: 7 },
+  ),
+  cmd(exec('INSERT INTO ev (r) SELECT random() FROM (VALUES (1), (2), (3))'), { seed: 8, nowMs: LATER_MS }),
+  cmd(
+    exec("UPDATE ev SET d = CURRENT_TIMESTAMP || '|' || CURRENT_DATE || '|' || CURRENT_TIME WHERE id = 2"),
+    {
+      nowMs: LATER_MS,
+    },
+  ),
+  // 'now' arriving as a bound parameter, in upper case, and with a modifier.
+  cmd(exec("UPDATE ev SET f = datetime(?, '+1 day') WHERE id = 3", ['NOW'])),
+  cmd(exec('INSERT INTO ev (r, d) VALUES (abs(random()) % 1000, date())'), { seed: 9 }),
+];
+
+describe('determinism', () => {
+  const a = openReplica();
+  const b = openReplica();
+  const logA = new Log();
+  const logB = new Log();
+  // Replica A applies everything in one batch, replica B one entry per batch.
+  const resultsA = a.applyBatch(logA.entries(...COMMANDS));
+  const resultsB: CommandResult[] = COMMANDS.flatMap((c) => b.applyBatch(logB.entries(c)));
+
+  test('two replicas applying the same entries end with identical databases', () => {
+    assert.ok(
+      resultsA.every((r) => r.ok),
+      JSON.stringify(resultsA.filter((r) => !r.ok)),
+    );
+    assert.deepEqual(resultsA, resultsB);
+    assert.deepEqual(dumpDatabase(a.path), dumpDatabase(b.path));
+  });
+
+  test("time comes from the entry's nowMs, not the local clock", () => {
+    const rows = dumpDatabase(a.path).ev as unknown[][];
+    const first = rows[0] as unknown[];
+    // id, r, rb, created, created2, d, jd, ue, f, lir, ch
+    assert.equal(first[3], '2024-05-06 07:08:09');
+    assert.equal(first[4], '2024-05-06 07:08:09');
+    assert.equal(first[5], '2024-05-06 07:08:09');
+    assert.equal(first[6], NOW_MS / 86_400_000 + 2440587.5);
+    assert.equal(first[7], BigInt(Math.floor(NOW_MS / 1000)));
+    assert.equal(first[8], '2024-05-06 07:08:09.123');
+    assert.equal((rows[1] as unknown[])[3], '2024-05-07 19:08:09');
+    assert.equal((rows[1] as unknown[])[5], '2024-05-07 19:08:09|2024-05-07|19:08:09');
+    assert.equal((rows[2] as unknown[])[8], '2024-05-07 07:08:09');
+    assert.equal((rows[4] as unknown[])[5], '2024-05-06');
+    const audit = dumpDatabase(a.path).audit as unknown[][];
+    assert.deepEqual(audit[0], [1n, String(Math.floor(NOW_MS / 1000))]);
+  });
+
+  test('last_insert_rowid() and changes() start at 0 in every command', () => {
+    const first = (dumpDatabase(a.path).ev as unknown[][])[0] as unknown[];
+    assert.equal(first[9], 0n);
+    assert.equal(first[10], 0n);
+  });
+
+  test('random() and randomblob() follow the seed: same seed same values, rows differ', () => {
+    const rows = dumpDatabase(a.path).ev as unknown[][];
+    const randoms = rows.slice(1, 4).map((r) => r[1]);
+    assert.equal(new Set(randoms).size, 3);
+    assert.equal((rows[0] as unknown[])[2] instanceof Uint8Array, true);
+    const c = openReplica();
+    const d = openReplica();
+    const sameSeed = [
+      cmd(exec('CREATE TABLE x (v)')),
+      cmd(exec('INSERT INTO x VALUES (random())'), { seed: 7 }),
+    ];
+    c.applyBatch(new Log().entries(...sameSeed));
+    d.applyBatch(new Log().entries(sameSeed[0]!, cmd(exec('INSERT INTO x VALUES (random())'), { seed: 8 })));
+    assert.notDeepEqual(dumpDatabase(c.path).x, dumpDatabase(d.path).x);
+  });
+
+  test('reads on a local connection keep the real clock', () => {
+    const reader = SqlReader.open(a.path);
+    try {
+      const year = Number((reader.query("SELECT strftime('%Y', 'now') AS y")[0] as { y: string }).y);
+      assert.equal(year, new Date().getUTCFullYear());
+    } finally {
+      reader.close();
+    }
+  });
+
+  test('what cannot be made deterministic fails with HQL_NONDETERMINISTIC', () => {
+    const sm = openReplica();
+    const log = new Log();
+    const results = sm.applyBatch(
+      log.entries(
+        cmd(exec("SELECT datetime('now', 'localtime')")),
+        cmd(exec('SELECT datetime(?, ?)', ['now', 'localtime'])),
+        cmd(exec("SELECT datetime('2024-01-01', ' UTC ')")),
+        cmd(exec('SELECT total_changes()')),
+        cmd(exec('CREATE TABLE t (a)')),
+        cmd(exec('SELECT sqlite_offset(a) FROM t')),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => (r.ok ? 'ok' : r.error.code)),
+      [
+        'HQL_NONDETERMINISTIC',
+        'HQL_NONDETERMINISTIC',
+        'HQL_NONDETERMINISTIC',
+        'HQL_NONDETERMINISTIC',
+        'ok',
+        'HQL_NONDETERMINISTIC',
+      ],
+    );
+  });
+});
+
+describe('prepareForProposal', () => {
+  test("stamps the proposer's clock and seed into the entry", () => {
+    const bytes = prepareForProposal(exec('INSERT INTO t VALUES (?)', [true]), {
+      nowMs: NOW_MS + 0.7,
+      seed: 2 ** 32 + 5,
+      session: { clientId: 'c1', seq: 3 },
+    });
+    assert.deepEqual(decodeCommand(bytes), {
+      nowMs: NOW_MS,
+      seed: 5,
+      session: { clientId: 'c1', seq: 3 },
+      command: { type: 'execute', sql: 'INSERT INTO t VALUES (?)', params: [1], returning: false },
+    });
+  });
+
+  test('rejects statements that can never be deterministic or allowed, before a log entry is spent', () => {
+    const cases: [string, string][] = [
+      ["INSERT INTO t VALUES (datetime('now', 'localtime'))", 'HQL_NONDETERMINISTIC'],
+      ['SELECT total_changes()', 'HQL_NONDETERMINISTIC'],
+      ['BEGIN IMMEDIATE', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ['PRAGMA journal_mode = DELETE', 'HQL_STATEMENT_NOT_ALLOWED'],
+    ];
+    for (const [sql, code] of cases) {
+      assert.throws(
+        () => prepareForProposal(exec(sql), { nowMs: NOW_MS, seed: 1 }),
+        (e: unknown) => e instanceof SqlError && e.sqlCode === code,
+        sql,
+      );
+    }
+    // A string that merely contains the word is fine.
+    prepareForProposal(exec("INSERT INTO t VALUES ('localtime', 'BEGIN')"), { nowMs: NOW_MS, seed: 1 });
+    assert.throws(
+      () =>
+        prepareForProposal(
+          {
+            type: 'migrate',
+            migrations: [
+              { id: 2, name: 'b', sql: 'SELECT 1', checksum: 'x' },
+              { id: 1, name: 'a', sql: 'SELECT 1', checksum: 'y' },
+            ],
+          },
+          { nowMs: NOW_MS, seed: 1 },
+        ),
+      (e: unknown) => e instanceof SqlError && e.sqlCode === 'HQL_MIGRATION_ORDER',
+    );
+  });
+});

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { SqlError } from '../../src/sm/sql/errors.js';
+import { SqlReader } from '../../src/sm/sql/reader.js';
+import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
+import { cmd, exec, Log, makeTempDir } from './sql-test-helpers.js';
+
+function isCode(code: string) {
+  return (e: unknown) => e instanceof SqlError && e.sqlCode === code;
+}
+
+describe('SqlReader', () => {
+  const { dir, cleanup } = makeTempDir();
+  const sm = SqlStateMachine.open(dir);
+  const log = new Log();
+  sm.applyBatch(
+    log.entries(
+      cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY, big INTEGER, b BLOB, r REAL, s TEXT)')),
+      cmd(exec('INSERT INTO t VALUES (1, ?, ?, 0.25, NULL)', [2n ** 62n, new Uint8Array([7, 8])])),
+    ),
+  );
+  const reader = SqlReader.open(sm.path, { applied: sm.applied });
+  after(() => {
+    reader.close();
+    sm.close();
+    cleanup();
+  });
+
+  test('returns rows with the value mapping', () => {
+    assert.deepEqual(reader.query('SELECT * FROM t'), [
+      { id: 1, big: 2n ** 62n, b: new Uint8Array([7, 8]), r: 0.25, s: null },
+    ]);
+  });
+
+  test('binds positional and named parameters like writes do', () => {
+    assert.deepEqual(reader.query('SELECT $2 AS a, ?1 AS b', [1, 2]), [{ a: 2, b: 1 }]);
+    assert.deepEqual(reader.query('SELECT id FROM t WHERE id = :id AND r = @r', { id: 1, r: 0.25 }), [
+      { id: 1 },
+    ]);
+    assert.deepEqual(reader.query('SELECT ? AS flag', [true]), [{ flag: 1 }]);
+    assert.throws(() => reader.query('SELECT ?', []), isCode('HQL_INVALID_PARAMS'));
+  });
+
+  test('rejects statements that write or change the connection', () => {
+    assert.throws(() => reader.query('INSERT INTO t (id) VALUES (2)'), isCode('HQL_READONLY'));
+    assert.throws(() => reader.query('CREATE TABLE x (a)'), isCode('HQL_READONLY'));
+    assert.throws(() => reader.query('PRAGMA user_version = 3'), isCode('HQL_STATEMENT_NOT_ALLOWED'));
+    assert.throws(() => reader.query('BEGIN'), isCode('HQL_STATEMENT_NOT_ALLOWED'));
+    assert.throws(() => reader.query('SELECT * FROM nope'), isCode('HQL_SQL'));
+    assert.equal(reader.query('SELECT count(*) AS n FROM t')[0]?.n, 1);
+  });
+
+  test('an open read transaction does not block the writer (WAL)', () => {
+    const other = new Database(sm.path, { readonly: true });
+    try {
+      other.exec('BEGIN');
+      assert.equal(other.prepare('SELECT count(*) FROM t').pluck().get(), 1);
+      sm.applyBatch(log.entries(cmd(exec('INSERT INTO t (id) VALUES (2)'))));
+      // The open transaction keeps its snapshot; a new read sees the write.
+      assert.equal(other.prepare('SELECT count(*) FROM t').pluck().get(), 1);
+      assert.equal(reader.query('SELECT count(*) AS n FROM t')[0]?.n, 2);
+      other.exec('COMMIT');
+    } finally {
+      other.close();
+    }
+  });
+
+  test('waitForApplied resolves once the index is applied, and the read sees it', async () => {
+    const target = log.last + 1;
+    const waiting = reader.waitForApplied(target, { timeoutMs: 10_000 });
+    sm.applyBatch(log.entries(cmd(exec('INSERT INTO t (id) VALUES (?)', [100]))));
+    await waiting;
+    assert.equal(reader.visibleAppliedIndex(), target);
+    assert.deepEqual(reader.query('SELECT id FROM t WHERE id = 100'), [{ id: 100 }]);
+    await reader.waitForApplied(1);
+  });
+
+  test('waitForApplied fails with HQL_TIMEOUT or HQL_ABORTED', async () => {
+    await assert.rejects(reader.waitForApplied(log.last + 10, { timeoutMs: 5 }), isCode('HQL_TIMEOUT'));
+    const controller = new AbortController();
+    const waiting = reader.waitForApplied(log.last + 10, { signal: controller.signal });
+    controller.abort();
+    await assert.rejects(waiting, isCode('HQL_ABORTED'));
+  });
+});
