@@ -1,0 +1,53 @@
+/**
+ * The SQL Raft group's state machine: the SQLite writer in its worker thread (src/sm/sql),
+ * behind the GroupStateMachine seam the RaftGroup drives.
+ */
+import type { Entry, LogIndex, SnapshotMeta, Term } from '../raft/types.js';
+import type { ApplyEntry } from '../sm/sql/state-machine.js';
+import { SqlWorker, type SqlWorkerOptions } from '../sm/sql/worker-client.js';
+import type { GroupStateMachine } from './seams.js';
+
+export class SqlGroupStateMachine implements GroupStateMachine {
+  private constructor(readonly worker: SqlWorker) {}
+
+  static async open(dir: string, options: SqlWorkerOptions = {}): Promise<SqlGroupStateMachine> {
+    return new SqlGroupStateMachine(await SqlWorker.start(dir, options));
+  }
+
+  appliedIndex(): LogIndex {
+    return this.worker.appliedIndex();
+  }
+
+  apply(entries: readonly Entry[]): Promise<unknown[]> {
+    const batch: ApplyEntry[] = entries.map((e) =>
+      e.kind === 'command'
+        ? { index: e.index, term: e.term, data: e.data }
+        : e.kind === 'config'
+          ? {
+              index: e.index,
+              term: e.term,
+              data: null,
+              membership: new TextEncoder().encode(JSON.stringify(e.membership)),
+            }
+          : { index: e.index, term: e.term, data: null },
+    );
+    return this.worker.applyBatch(batch);
+  }
+
+  async snapshot(path: string): Promise<{ index: LogIndex; term: Term }> {
+    const info = await this.worker.snapshot(path);
+    return { index: info.index, term: info.term };
+  }
+
+  async restore(path: string, _meta: SnapshotMeta): Promise<void> {
+    await this.worker.restore(path);
+  }
+
+  async reset(): Promise<void> {
+    await this.worker.reset();
+  }
+
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+}
