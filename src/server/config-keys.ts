@@ -1,0 +1,157 @@
+/**
+ * The table of configuration keys: camelCase name, TOML name (as in the Rust project), value
+ * kind, default and range. The validator, the TOML loader and docs/CONFIGURATION.md follow it;
+ * a test checks that every key here is documented.
+ */
+import type { IntegerKey, NodeConfig } from './config-types.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export const FILENAME_DB_DEFAULT = 'hiqlite.db';
+/** Secrets shorter than this are guessable offline from one captured handshake. */
+export const SECRET_CHARS_MIN = 16;
+/** Node ids travel as unsigned 32-bit integers; 0 is reserved. */
+export const NODE_ID_MAX = 2 ** 32 - 1;
+/** Members of one cluster (voters and learners); bounds every per-node loop and map. */
+export const NODES_MAX = 1000;
+/**
+ * Room for the framing and message header around the payload of one AppendEntries: a message
+ * always carries at least one whole entry, so a frame must hold the largest entry plus this.
+ */
+export const FRAME_HEADROOM_BYTES = 64 * KiB;
+
+export interface IntegerSetting {
+  readonly key: IntegerKey;
+  readonly toml: string;
+  readonly default: number;
+  /** Inclusive bounds. */
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Every integer setting with a default. Cross-key rules live in config-resolve.ts. */
+export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
+  { key: 'logsUntilSnapshot', toml: 'logs_until_snapshot', default: 10_000, min: 1, max: 100_000_000 },
+  // The Rust project's defaults: heartbeat 500 ms, election timeout 1500 ms (randomized up to 3000).
+  { key: 'tickIntervalMs', toml: 'tick_interval_ms', default: 100, min: 1, max: 10_000 },
+  { key: 'heartbeatIntervalMs', toml: 'heartbeat_interval_ms', default: 500, min: 1, max: 60_000 },
+  { key: 'electionTimeoutMs', toml: 'election_timeout_ms', default: 1500, min: 1, max: 600_000 },
+  { key: 'proposalTimeoutMs', toml: 'proposal_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
+  { key: 'readTimeoutMs', toml: 'read_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
+  { key: 'inflightMessagesMax', toml: 'inflight_messages_max', default: 64, min: 1, max: 65_536 },
+  { key: 'inflightBytesMax', toml: 'inflight_bytes_max', default: 16 * MiB, min: 1, max: GiB },
+  { key: 'appendBytesMax', toml: 'append_bytes_max', default: MiB, min: 1, max: 256 * MiB },
+  { key: 'uncommittedEntriesMax', toml: 'uncommitted_entries_max', default: 10_000, min: 1, max: 10_000_000 },
+  { key: 'uncommittedBytesMax', toml: 'uncommitted_bytes_max', default: 64 * MiB, min: 1, max: 4 * GiB },
+  // One entry must fit in one 64 MiB log segment and, with its header, in one frame.
+  { key: 'entryBytesMax', toml: 'entry_bytes_max', default: 8 * MiB, min: KiB, max: 32 * MiB },
+  // A frame also carries snapshot chunks of 1 MiB: 2 MiB leaves room for them.
+  { key: 'frameBytesMax', toml: 'frame_bytes_max', default: 16 * MiB, min: 2 * MiB, max: GiB },
+  { key: 'healthCheckDelaySecs', toml: 'health_check_delay_secs', default: 30, min: 0, max: 86_400 },
+];
+
+/** Every key `NodeConfig` accepts (unknown keys are an error). */
+export const CONFIG_KEYS: ReadonlySet<keyof NodeConfig> = new Set<keyof NodeConfig>([
+  'nodeId',
+  'nodes',
+  'dataDir',
+  'secretRaft',
+  'secretApi',
+  'filenameDb',
+  'listenAddrRaft',
+  'listenAddrApi',
+  'learnerOnly',
+  'tls',
+  'logStatements',
+  ...INTEGER_SETTINGS.map((s) => s.key),
+]);
+
+export type TomlValueKind = 'integer' | 'boolean' | 'string' | 'nodes';
+
+export interface TomlKey {
+  readonly toml: string;
+  readonly kind: TomlValueKind;
+  /**
+   * The camelCase path the value lands at (`nodeId`, `tls.raft.certFile`), or `tlsAuto` for
+   * `tls_auto_certificates`, which becomes `'self-signed'` on each side without files.
+   */
+  readonly target: string;
+  /** Other environment variables read for this key, after `HQL_<KEY>` (the Rust project's names). */
+  readonly envAliases?: readonly string[];
+}
+
+export const TOML_KEYS: readonly TomlKey[] = [
+  { toml: 'node_id', kind: 'integer', target: 'nodeId' },
+  { toml: 'nodes', kind: 'nodes', target: 'nodes' },
+  { toml: 'data_dir', kind: 'string', target: 'dataDir' },
+  { toml: 'secret_raft', kind: 'string', target: 'secretRaft' },
+  { toml: 'secret_api', kind: 'string', target: 'secretApi' },
+  { toml: 'filename_db', kind: 'string', target: 'filenameDb' },
+  { toml: 'listen_addr_raft', kind: 'string', target: 'listenAddrRaft' },
+  { toml: 'listen_addr_api', kind: 'string', target: 'listenAddrApi' },
+  { toml: 'learner_only', kind: 'boolean', target: 'learnerOnly' },
+  { toml: 'log_statements', kind: 'boolean', target: 'logStatements' },
+  { toml: 'tls_raft_cert', kind: 'string', target: 'tls.raft.certFile' },
+  { toml: 'tls_raft_key', kind: 'string', target: 'tls.raft.keyFile' },
+  { toml: 'tls_raft_ca', kind: 'string', target: 'tls.raft.caFile' },
+  { toml: 'tls_api_cert', kind: 'string', target: 'tls.api.certFile' },
+  { toml: 'tls_api_key', kind: 'string', target: 'tls.api.keyFile' },
+  { toml: 'tls_api_ca', kind: 'string', target: 'tls.api.caFile' },
+  { toml: 'tls_auto_certificates', kind: 'boolean', target: 'tlsAuto', envAliases: ['HQL_TLS_AUTO_CERTS'] },
+  ...INTEGER_SETTINGS.map((s): TomlKey => ({ toml: s.toml, kind: 'integer', target: s.key })),
+];
+
+export function envName(tomlKey: string): string {
+  return `HQL_${tomlKey.toUpperCase()}`;
+}
+
+/**
+ * Keys of the Rust project's features this version does not have yet. A config written for the
+ * Rust server still loads: each one present yields a warning, and is ignored.
+ */
+export const RUST_ONLY_KEYS: readonly string[] = [
+  'node_id_from',
+  'prepared_statement_cache_capacity',
+  'read_pool_size',
+  'log_sync',
+  'wal_sync',
+  'wal_size',
+  'cache_storage_disk',
+  'raft_config',
+  'tls_raft_danger_tls_no_verify',
+  'tls_api_danger_tls_no_verify',
+  'secrets_file',
+  'backup_cron',
+  'backup_keep_days',
+  'backup_keep_days_local',
+  's3_url',
+  's3_bucket',
+  's3_region',
+  's3_path_style',
+  's3_key',
+  's3_secret',
+  'enc_keys',
+  'enc_key_active',
+  'password_dashboard',
+  'insecure_cookie',
+  'rate_limit_cache_rps',
+  'rate_limit_cache_burst',
+  'rate_limit_db_rps',
+  'rate_limit_db_burst',
+];
+
+/** Environment variables of the Rust project that are not (yet) read here. */
+export const RUST_ONLY_ENV: readonly string[] = [
+  ...RUST_ONLY_KEYS.map(envName),
+  'HQL_RL_CACHE_RPS',
+  'HQL_RL_CACHE_BURST',
+  'HQL_RL_DB_RPS',
+  'HQL_RL_DB_BURST',
+  'HQL_BACKUP_RESTORE',
+  'HQL_BACKUP_SKIP_VALIDATION',
+  'HQL_DANGER_RAFT_STATE_RESET',
+  'HQL_CHECK_WAL_INTEGRITY',
+  'HQL_SPLIT_BRAIN_INTERVAL',
+];

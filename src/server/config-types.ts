@@ -1,0 +1,132 @@
+/**
+ * The node configuration as the user writes it (`NodeConfig`, what `start(config)` takes) and as
+ * the runtime uses it (`ResolvedNodeConfig`: every default filled in, validated, paths derived).
+ * Key names, defaults and ranges: docs/CONFIGURATION.md and config-keys.ts.
+ */
+import type { NodeId } from '../raft/types.js';
+
+/** PEM files. With `caFile` peers are verified against it, without it against Node's default roots. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile?: string;
+}
+
+/**
+ * `'self-signed'`: a certificate generated at start, not verified by peers; the handshake over
+ * the shared secret, bound to the TLS session, authenticates them.
+ */
+export type TlsSetting = TlsFiles | 'self-signed';
+
+/** One member of the cluster. Addresses are `"host:port"`, IPv6 hosts in brackets (`"[::1]:8100"`). */
+export interface NodeEntry {
+  readonly id: number;
+  readonly addrRaft: string;
+  readonly addrApi: string;
+}
+
+export interface NodeConfig {
+  /** This node's id: one of the ids in `nodes`. */
+  nodeId: number;
+  /** Every node of the cluster, this one included: the static membership. Must contain node 1. */
+  nodes: NodeEntry[];
+  /** Root of this node's files (relative paths resolve against the working directory). */
+  dataDir: string;
+  /** Shared by all nodes; authenticates node-to-node connections. At least 16 characters. */
+  secretRaft: string;
+  /** Shared by all nodes; authenticates API clients. At least 16 characters. */
+  secretApi: string;
+  /** File name of the SQLite database under `<dataDir>/state_machine/db/`. Default `hiqlite.db`. */
+  filenameDb?: string;
+  /** Host (no port) the Raft server binds to. Default: the host of this node's own entry. */
+  listenAddrRaft?: string;
+  /** Host (no port) the API server binds to. Default: the host of this node's own entry. */
+  listenAddrApi?: string;
+  /** Join as a non-voting learner and stay one: a read replica. Not allowed on node 1. */
+  learnerOnly?: boolean;
+  tls?: { raft?: TlsSetting; api?: TlsSetting };
+  /** Log SQL statements with their parameters. Off by default: parameters may hold personal data. */
+  logStatements?: boolean;
+  /** Applied entries since the last snapshot that trigger a new snapshot. */
+  logsUntilSnapshot?: number;
+  heartbeatIntervalMs?: number;
+  electionTimeoutMs?: number;
+  tickIntervalMs?: number;
+  proposalTimeoutMs?: number;
+  readTimeoutMs?: number;
+  inflightMessagesMax?: number;
+  inflightBytesMax?: number;
+  appendBytesMax?: number;
+  uncommittedEntriesMax?: number;
+  uncommittedBytesMax?: number;
+  entryBytesMax?: number;
+  frameBytesMax?: number;
+  healthCheckDelaySecs?: number;
+}
+
+/** The integer settings that have a default (every one except `nodeId`). */
+export type IntegerKey =
+  | 'logsUntilSnapshot'
+  | 'heartbeatIntervalMs'
+  | 'electionTimeoutMs'
+  | 'tickIntervalMs'
+  | 'proposalTimeoutMs'
+  | 'readTimeoutMs'
+  | 'inflightMessagesMax'
+  | 'inflightBytesMax'
+  | 'appendBytesMax'
+  | 'uncommittedEntriesMax'
+  | 'uncommittedBytesMax'
+  | 'entryBytesMax'
+  | 'frameBytesMax'
+  | 'healthCheckDelaySecs';
+
+/** A host without brackets (`::1`, not `[::1]`), ready for `net.connect` / `server.listen`. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ResolvedNode {
+  readonly id: NodeId;
+  /** As written in the config. */
+  readonly addrRaft: string;
+  readonly addrApi: string;
+  readonly raft: HostPort;
+  readonly api: HostPort;
+}
+
+export interface ResolvedPaths {
+  /** `<dataDir>/logs`: the Raft log of the SQL group. */
+  readonly logsDir: string;
+  /** `<dataDir>/state_machine/db` */
+  readonly dbDir: string;
+  /** `<dataDir>/state_machine/db/<filenameDb>` */
+  readonly dbFile: string;
+  /** `<dataDir>/state_machine/snapshots` */
+  readonly snapshotsDir: string;
+}
+
+export interface ResolvedNodeConfig extends Readonly<Record<IntegerKey, number>> {
+  readonly nodeId: NodeId;
+  /** Sorted by id. */
+  readonly nodes: readonly ResolvedNode[];
+  /** This node's own entry of `nodes`. */
+  readonly self: ResolvedNode;
+  /** Absolute. */
+  readonly dataDir: string;
+  readonly filenameDb: string;
+  readonly paths: ResolvedPaths;
+  readonly secretRaft: string;
+  readonly secretApi: string;
+  /** Bind address of the Raft server: `listenAddrRaft` (or this node's host) and this node's Raft port. */
+  readonly listenRaft: HostPort;
+  readonly listenApi: HostPort;
+  readonly learnerOnly: boolean;
+  readonly tls: { readonly raft: TlsSetting | null; readonly api: TlsSetting | null };
+  readonly logStatements: boolean;
+  /** `heartbeatIntervalMs / tickIntervalMs`, for the Raft core (which counts ticks). */
+  readonly heartbeatIntervalTicks: number;
+  /** `electionTimeoutMs / tickIntervalMs`; the core randomizes the timeout in [t, 2t). */
+  readonly electionTimeoutTicks: number;
+}

@@ -1,0 +1,36 @@
+/**
+ * The node configuration: what `start(config)` takes (`NodeConfig`), how it is validated and
+ * completed (`resolveConfig`), loaded from TOML and `HQL_*` variables (`loadTomlConfig`), and
+ * generated for a local cluster (`generateConfig`). Every key: docs/CONFIGURATION.md.
+ */
+export { formatHostPort, parseBindHost, parseHostPort, parseNodeEntry } from './config-address.js';
+export { ConfigError, type ConfigProblem } from './config-errors.js';
+export {
+  type GenerateConfigOptions,
+  type GeneratedConfig,
+  type GeneratedNodeFile,
+  generateConfig,
+  randomSecret,
+  writeGeneratedConfig,
+} from './config-generate.js';
+export { FILENAME_DB_DEFAULT, INTEGER_SETTINGS, NODES_MAX, SECRET_CHARS_MIN } from './config-keys.js';
+export { resolveConfig } from './config-resolve.js';
+export {
+  type Env,
+  loadEnvConfig,
+  loadTomlConfig,
+  parseTomlConfig,
+  readTomlConfig,
+  type TomlConfigOptions,
+  type TomlConfigResult,
+} from './config-toml.js';
+export type {
+  HostPort,
+  NodeConfig,
+  NodeEntry,
+  ResolvedNode,
+  ResolvedNodeConfig,
+  ResolvedPaths,
+  TlsFiles,
+  TlsSetting,
+} from './config-types.js';
