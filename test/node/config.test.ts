@@ -16,8 +16,8 @@ import {
   readTomlConfig,
   resolveConfig,
   writeGeneratedConfig,
-} from '../../src/server/config.js';
-import { RUST_ONLY_KEYS, TOML_KEYS } from '../../src/server/config-keys.js';
+} from '../../src/node/config/config.js';
+import { RUST_ONLY_KEYS, TOML_KEYS } from '../../src/node/config/config-keys.js';
 
 const SECRET_RAFT = 'raft-secret-0123456789';
 const SECRET_API = 'api-secret-0123456789';

@@ -3,7 +3,7 @@
  * sees every problem at once. Each names its key the way the user wrote it (TOML name and
  * environment variable for a file, camelCase for an object passed to `start`).
  */
-import { HiqliteError } from '../lib/errors.js';
+import { HiqliteError } from '../../lib/errors.js';
 
 export interface ConfigProblem {
   /** The key as the user wrote it: `secret_api (from HQL_SECRET_API)`, `nodes[1].addrRaft`. */

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { assert } from '../lib/assert.js';
+import { assert } from '../../lib/assert.js';
 import { formatHostPort, parseBindHost } from './config-address.js';
 import { ConfigProblems, camelCaseNamer, describeValue } from './config-errors.js';
 import { FILENAME_DB_DEFAULT } from './config-keys.js';

@@ -4,8 +4,8 @@
  * because JavaScript callers and config files can hand over anything.
  */
 import { join, resolve } from 'node:path';
-import { assert } from '../lib/assert.js';
-import { nodeId as toNodeId } from '../raft/types.js';
+import { assert } from '../../lib/assert.js';
+import { nodeId as toNodeId } from '../../raft/types.js';
 import { formatHostPort, hostPortKey, parseBindHost, parseHostPort } from './config-address.js';
 import { ConfigProblems, camelCaseNamer, closestKey, describeValue } from './config-errors.js';
 import {

@@ -3,7 +3,7 @@
  * the runtime uses it (`ResolvedNodeConfig`: every default filled in, validated, paths derived).
  * Key names, defaults and ranges: docs/CONFIGURATION.md and config-keys.ts.
  */
-import type { NodeId } from '../raft/types.js';
+import type { NodeId } from '../../raft/types.js';
 
 /** PEM files. With `caFile` peers are verified against it, without it against Node's default roots. */
 export interface TlsFiles {

@@ -1,0 +1,144 @@
+/**
+ * The client-to-node API protocol, spoken on the API port after an HTTP upgrade and the
+ * mutual handshake (`purpose: 'api'`, secret_api): one length-prefixed frame per message, each a
+ * standard msgpack map (no msgpackr records, so other languages can speak it). Requests carry an
+ * id; responses echo it, so one connection multiplexes any number of requests.
+ *
+ * Everything decoded here is untrusted: each field is checked, and anything malformed is a
+ * `ProtocolError`, never an exception of another kind.
+ */
+import { Packr } from 'msgpackr';
+import type { ErrorCode } from '../lib/errors.js';
+import { ProtocolError } from './protocol-error.js';
+
+// int64AsType 'auto': integers beyond 2^53 decode as bigint, smaller ones as numbers (msgpackr
+// supports it at run time; its type declarations lag behind).
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'auto' as 'bigint',
+  largeBigIntToFloat: false,
+});
+
+export type Consistency = 'local' | 'linearizable';
+
+export type ApiRequest =
+  /** Leader only: propose prepared command bytes (src/sm/sql `prepareForProposal`) to a group. */
+  | { readonly id: number; readonly op: 'propose'; readonly group: 'sql'; readonly data: Uint8Array }
+  | {
+      readonly id: number;
+      readonly op: 'query';
+      readonly sql: string;
+      readonly params: unknown;
+      readonly consistency: Consistency;
+      readonly minIndex: number;
+    }
+  | { readonly id: number; readonly op: 'metrics' }
+  /** Where the leader is: its id and API address, as this node knows them. */
+  | { readonly id: number; readonly op: 'leader' }
+  /** Leader only: a node with no state asks to be added as a learner. */
+  | { readonly id: number; readonly op: 'join'; readonly nodeId: number }
+  /** Leader only: a caught-up learner asks to become a voter. */
+  | { readonly id: number; readonly op: 'promote'; readonly nodeId: number };
+
+export type ApiOp = ApiRequest['op'];
+
+export interface ApiErrorBody {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly retryable: boolean;
+  readonly leaderId?: number | null;
+  /** Extra fields of SQL errors (sqliteCode, statementIndex, migrationId). */
+  readonly details?: Record<string, unknown>;
+}
+
+export type ApiResponse =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: ApiErrorBody };
+
+export const SQL_BYTES_MAX = 1 << 20;
+
+export function encodeApiMessage(m: ApiRequest | ApiResponse): Uint8Array {
+  return packr.pack(m);
+}
+
+function bad(detail: string): never {
+  throw new ProtocolError('malformed', `api message: ${detail}`);
+}
+
+function decodeMap(bytes: Uint8Array): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = packr.unpack(bytes);
+  } catch (e) {
+    throw new ProtocolError('malformed', `api message: not msgpack (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) bad('expected a map');
+  return v as Record<string, unknown>;
+}
+
+function requestId(o: Record<string, unknown>): number {
+  const id = o.id;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) bad('id must be a non-negative integer');
+  return id;
+}
+
+function nodeIdOf(o: Record<string, unknown>): number {
+  const n = o.nodeId;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff) bad('nodeId must be a positive integer');
+  return n;
+}
+
+export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
+  const o = decodeMap(bytes);
+  const id = requestId(o);
+  switch (o.op) {
+    case 'propose': {
+      if (o.group !== 'sql') bad(`unknown group ${JSON.stringify(o.group)}`);
+      if (!(o.data instanceof Uint8Array)) bad('propose.data must be bytes');
+      return { id, op: 'propose', group: 'sql', data: o.data };
+    }
+    case 'query': {
+      if (typeof o.sql !== 'string' || o.sql.length === 0 || o.sql.length > SQL_BYTES_MAX) bad('query.sql must be a non-empty string');
+      const consistency = o.consistency ?? 'local';
+      if (consistency !== 'local' && consistency !== 'linearizable') bad('query.consistency must be local or linearizable');
+      const minIndex = o.minIndex ?? 0;
+      if (typeof minIndex !== 'number' || !Number.isSafeInteger(minIndex) || minIndex < 0) bad('query.minIndex must be >= 0');
+      const params = o.params ?? [];
+      if (typeof params !== 'object' || params === null) bad('query.params must be an array or a map');
+      return { id, op: 'query', sql: o.sql, params, consistency, minIndex };
+    }
+    case 'metrics':
+    case 'leader':
+      return { id, op: o.op };
+    case 'join':
+    case 'promote':
+      return { id, op: o.op, nodeId: nodeIdOf(o) };
+    default:
+      throw new ProtocolError('unknown-type', `api message: unknown op ${JSON.stringify(o.op)}`);
+  }
+}
+
+export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
+  const o = decodeMap(bytes);
+  const id = requestId(o);
+  if (o.ok === true) return { id, ok: true, value: o.value };
+  if (o.ok !== false) bad('response.ok must be a boolean');
+  const e = o.error as Record<string, unknown> | null | undefined;
+  if (typeof e !== 'object' || e === null) bad('response.error must be a map');
+  if (typeof e.code !== 'string' || !e.code.startsWith('HQL_')) bad('response.error.code must be an HQL_ code');
+  if (typeof e.message !== 'string') bad('response.error.message must be a string');
+  const leaderId = e.leaderId;
+  const details = e.details;
+  return {
+    id,
+    ok: false,
+    error: {
+      code: e.code as ErrorCode,
+      message: e.message,
+      retryable: e.retryable === true,
+      ...(typeof leaderId === 'number' || leaderId === null ? { leaderId } : {}),
+      ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}),
+    },
+  };
+}
