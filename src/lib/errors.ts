@@ -23,6 +23,8 @@ export type ErrorCode =
   // Network
   | 'HQL_PROTOCOL'
   | 'HQL_UNAUTHORIZED'
+  | 'HQL_UNREACHABLE'
+  | 'HQL_SNAPSHOT_FAILED'
   // SQL state machine
   | 'HQL_SQL'
   | 'HQL_CONSTRAINT'

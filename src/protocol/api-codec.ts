@@ -73,7 +73,8 @@ function decodeMap(bytes: Uint8Array): Record<string, unknown> {
   } catch (e) {
     throw new ProtocolError('malformed', `api message: not msgpack (${(e as Error).message})`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) bad('expected a map');
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array)
+    bad('expected a map');
   return v as Record<string, unknown>;
 }
 
@@ -85,7 +86,8 @@ function requestId(o: Record<string, unknown>): number {
 
 function nodeIdOf(o: Record<string, unknown>): number {
   const n = o.nodeId;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff) bad('nodeId must be a positive integer');
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff)
+    bad('nodeId must be a positive integer');
   return n;
 }
 
@@ -99,11 +101,14 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
       return { id, op: 'propose', group: 'sql', data: o.data };
     }
     case 'query': {
-      if (typeof o.sql !== 'string' || o.sql.length === 0 || o.sql.length > SQL_BYTES_MAX) bad('query.sql must be a non-empty string');
+      if (typeof o.sql !== 'string' || o.sql.length === 0 || o.sql.length > SQL_BYTES_MAX)
+        bad('query.sql must be a non-empty string');
       const consistency = o.consistency ?? 'local';
-      if (consistency !== 'local' && consistency !== 'linearizable') bad('query.consistency must be local or linearizable');
+      if (consistency !== 'local' && consistency !== 'linearizable')
+        bad('query.consistency must be local or linearizable');
       const minIndex = o.minIndex ?? 0;
-      if (typeof minIndex !== 'number' || !Number.isSafeInteger(minIndex) || minIndex < 0) bad('query.minIndex must be >= 0');
+      if (typeof minIndex !== 'number' || !Number.isSafeInteger(minIndex) || minIndex < 0)
+        bad('query.minIndex must be >= 0');
       const params = o.params ?? [];
       if (typeof params !== 'object' || params === null) bad('query.params must be an array or a map');
       return { id, op: 'query', sql: o.sql, params, consistency, minIndex };
@@ -126,7 +131,8 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
   if (o.ok !== false) bad('response.ok must be a boolean');
   const e = o.error as Record<string, unknown> | null | undefined;
   if (typeof e !== 'object' || e === null) bad('response.error must be a map');
-  if (typeof e.code !== 'string' || !e.code.startsWith('HQL_')) bad('response.error.code must be an HQL_ code');
+  if (typeof e.code !== 'string' || !e.code.startsWith('HQL_'))
+    bad('response.error.code must be an HQL_ code');
   if (typeof e.message !== 'string') bad('response.error.message must be a string');
   const leaderId = e.leaderId;
   const details = e.details;
@@ -138,7 +144,9 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
       message: e.message,
       retryable: e.retryable === true,
       ...(typeof leaderId === 'number' || leaderId === null ? { leaderId } : {}),
-      ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}),
+      ...(typeof details === 'object' && details !== null
+        ? { details: details as Record<string, unknown> }
+        : {}),
     },
   };
 }

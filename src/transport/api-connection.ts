@@ -1,0 +1,258 @@
+/**
+ * The client side of the API protocol: one persistent, authenticated, multiplexed connection to
+ * a node's API port. Used by remote clients (`connect()`) and by followers forwarding writes to
+ * the leader. The connection starts as an HTTP request upgraded to `hiqlite-api`, then the mutual
+ * handshake (purpose 'api', secret_api), then length-prefixed msgpack frames (api-codec.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { HiqliteError } from '../lib/errors.js';
+import {
+  type ApiRequest,
+  type ApiResponse,
+  decodeApiResponse,
+  encodeApiMessage,
+} from '../protocol/api-codec.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { authenticateClient } from './authenticate.js';
+import { FramedConnection } from './framed-connection.js';
+
+export const API_UPGRADE_PROTOCOL = 'hiqlite-api';
+export const API_UPGRADE_PATH = '/v1/stream';
+/** Client id used in the handshake by clients that are not cluster nodes. */
+export const REMOTE_CLIENT_ID = 0;
+/** Server id a client uses when it does not know which node it reaches. */
+export const ANY_SERVER_ID = 0;
+
+export interface ApiConnectionOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly secret: string;
+  /** This side's node id, or REMOTE_CLIENT_ID. */
+  readonly localId: number;
+  readonly serverId?: number;
+  /** TLS: true accepts a self-signed certificate (the handshake authenticates), or a CA file. */
+  readonly tls?: boolean | { readonly caFile: string };
+  readonly connectTimeoutMs: number;
+  readonly frameBytesMax: number;
+  /** Requests in flight on this connection; beyond it requests are refused (HQL_OVERLOADED). */
+  readonly inflightMax: number;
+}
+
+type Body = ApiRequest extends infer R ? (R extends ApiRequest ? Omit<R, 'id'> : never) : never;
+
+export class ApiConnection {
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: ApiResponse) => void; reject: (e: Error) => void }
+  >();
+  private nextId = 1;
+  private closedError: HiqliteError | null = null;
+  private readonly closeWatchers = new Set<() => void>();
+
+  private constructor(
+    private readonly conn: FramedConnection,
+    private readonly inflightMax: number,
+  ) {}
+
+  static async open(o: ApiConnectionOptions): Promise<ApiConnection> {
+    const socket = await upgrade(o);
+    return new Promise<ApiConnection>((resolve, reject) => {
+      let api: ApiConnection | null = null;
+      let settled = false;
+      const timer = setTimeout(
+        () => conn.close({ code: 'handshake', detail: 'handshake timed out' }),
+        o.connectTimeoutMs,
+      );
+      const conn = new FramedConnection(socket, o.frameBytesMax, (reason) => {
+        clearTimeout(timer);
+        if (!settled) {
+          settled = true;
+          reject(unavailable(`${o.host}:${o.port}: ${reason.detail}`, reason.code === 'handshake'));
+        }
+        api?.onClosed(reason.detail);
+      });
+      // upgrade() paused the socket so no frame is lost before the decoder is attached.
+      conn.resume();
+      authenticateClient(
+        conn,
+        {
+          secret: new TextEncoder().encode(o.secret),
+          purpose: 'api',
+          localId: o.localId,
+          serverId: o.serverId ?? ANY_SERVER_ID,
+          channel: 0,
+        },
+        (error) => {
+          clearTimeout(timer);
+          if (error !== null) {
+            settled = true;
+            conn.close({ code: 'handshake', detail: error.message });
+            reject(
+              new HiqliteError(
+                'HQL_UNAUTHORIZED',
+                `API handshake with ${o.host}:${o.port} failed (wrong secret_api?)`,
+                {
+                  retryable: false,
+                  cause: error,
+                },
+              ),
+            );
+            return;
+          }
+          settled = true;
+          api = new ApiConnection(conn, o.inflightMax);
+          conn.onFrame((payload) => api?.onFrame(payload));
+          resolve(api);
+        },
+      );
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedError !== null;
+  }
+
+  onClose(fn: () => void): () => void {
+    this.closeWatchers.add(fn);
+    return () => this.closeWatchers.delete(fn);
+  }
+
+  /** Sends a request; resolves with the response (success or error body), rejects if the connection fails. */
+  request(body: Body, timeoutMs: number): Promise<ApiResponse> {
+    if (this.closedError !== null) return Promise.reject(this.closedError);
+    if (this.pending.size >= this.inflightMax) {
+      return Promise.reject(
+        new HiqliteError(
+          'HQL_OVERLOADED',
+          `more than ${this.inflightMax} requests in flight on one connection`,
+          {
+            retryable: true,
+          },
+        ),
+      );
+    }
+    const id = this.nextId++;
+    return new Promise<ApiResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) {
+          reject(new HiqliteError('HQL_TIMEOUT', `no answer within ${timeoutMs} ms`, { retryable: true }));
+        }
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.conn.write(encodeFrame(encodeApiMessage({ ...body, id } as ApiRequest)));
+    });
+  }
+
+  close(): void {
+    this.conn.close({ code: 'closed', detail: 'closed by this side' });
+  }
+
+  private onFrame(payload: Uint8Array): void {
+    let r: ApiResponse;
+    try {
+      r = decodeApiResponse(payload);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.conn.close({ code: 'protocol', detail: e.message, error: e });
+      return;
+    }
+    const p = this.pending.get(r.id);
+    if (p === undefined) return;
+    this.pending.delete(r.id);
+    p.resolve(r);
+  }
+
+  private onClosed(detail: string): void {
+    if (this.closedError !== null) return;
+    this.closedError = unavailable(`API connection closed: ${detail}`, false);
+    for (const [, p] of this.pending) p.reject(this.closedError);
+    this.pending.clear();
+    for (const fn of this.closeWatchers) fn();
+  }
+}
+
+function unavailable(message: string, handshake: boolean): HiqliteError {
+  return new HiqliteError(handshake ? 'HQL_UNAUTHORIZED' : 'HQL_UNAVAILABLE', message, {
+    retryable: !handshake,
+  });
+}
+
+/** Opens the socket and performs the HTTP upgrade; resolves with the raw socket. */
+function upgrade(o: ApiConnectionOptions): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const socket: Socket =
+      o.tls === undefined || o.tls === false
+        ? netConnect({ host: o.host, port: o.port })
+        : tlsConnect({
+            host: o.host,
+            port: o.port,
+            // Self-signed mode: the certificate is not verified; the handshake, bound to this
+            // TLS session's keying material, authenticates the server.
+            rejectUnauthorized: o.tls !== true,
+            ...(o.tls === true ? {} : { ca: readFileSync(o.tls.caFile) }),
+          });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => fail(new Error('connect timed out')), o.connectTimeoutMs);
+    let buffered = Buffer.alloc(0);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(
+        new HiqliteError('HQL_UNAVAILABLE', `cannot reach ${o.host}:${o.port}: ${e.message}`, {
+          retryable: true,
+          cause: e,
+        }),
+      );
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buffered.length > 8192) fail(new Error('oversized HTTP upgrade response'));
+        return;
+      }
+      const head = buffered.subarray(0, end).toString('latin1');
+      const rest = buffered.subarray(end + 4);
+      socket.off('data', onData);
+      socket.off('error', fail);
+      clearTimeout(timer);
+      if (!/^HTTP\/1\.1 101 /.test(head)) {
+        const status = head.split('\r\n')[0] ?? '';
+        socket.destroy();
+        const unauthorized = status.includes(' 401 ') || status.includes(' 403 ');
+        reject(
+          new HiqliteError(
+            unauthorized ? 'HQL_UNAUTHORIZED' : 'HQL_UNAVAILABLE',
+            `API upgrade refused: ${status}`,
+            {
+              retryable: !unauthorized,
+            },
+          ),
+        );
+        return;
+      }
+      socket.pause();
+      if (rest.length > 0) socket.unshift(rest);
+      resolve(socket);
+    };
+    socket.on('error', fail);
+    socket.on('data', onData);
+    socket.once(o.tls === undefined || o.tls === false ? 'connect' : 'secureConnect', () => {
+      socket.write(
+        `GET ${API_UPGRADE_PATH} HTTP/1.1\r\nHost: ${o.host}:${o.port}\r\nConnection: Upgrade\r\nUpgrade: ${API_UPGRADE_PROTOCOL}\r\n\r\n`,
+      );
+    });
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * Runs the challenge-response of `protocol/handshake.ts` over a `FramedConnection`, as client
+ * or as server. Generic over the secret, the purpose and the channel, so the API port can use
+ * it with `secretApi` as the Raft port does with `secretRaft`. The caller owns the deadline
+ * (it arms a timer before connecting) and what a failure means (log, close): these functions
+ * only exchange and check frames, then call `done` exactly once, unless the connection closes
+ * first.
+ */
+import { randomBytes } from 'node:crypto';
+import { TLSSocket } from 'node:tls';
+import {
+  decodeHandshakeFrame,
+  encodeHandshakeFrame,
+  HANDSHAKE_VERSION,
+  type HandshakeFrame,
+  type HandshakePurpose,
+  type HandshakeTranscript,
+  handshakeMac,
+  NONCE_BYTES,
+  TLS_EXPORTER_BYTES,
+  TLS_EXPORTER_LABEL,
+  verifyHandshakeMac,
+} from '../protocol/handshake.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import type { FramedConnection } from './framed-connection.js';
+import { HandshakeError } from './transport-errors.js';
+
+export interface HandshakeIdentity {
+  readonly secret: Uint8Array;
+  readonly purpose: HandshakePurpose;
+  readonly localId: number;
+}
+
+export interface ClientHandshakeParams extends HandshakeIdentity {
+  /** The node this connection was opened to. */
+  readonly serverId: number;
+  readonly channel: number;
+}
+
+export interface ServerHandshakeParams extends HandshakeIdentity {
+  /** Whether an authenticated `clientId` may open `channel` (known peer, known lane). */
+  readonly accepts: (clientId: number, channel: number) => boolean;
+}
+
+export interface AuthenticatedClient {
+  readonly clientId: number;
+  readonly channel: number;
+}
+
+/** Channel binding: TLS exporter keying material, or nothing on a plain TCP connection. */
+export function channelBinding(conn: FramedConnection): Uint8Array {
+  const s = conn.socket;
+  if (s instanceof TLSSocket)
+    return new Uint8Array(s.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)));
+  return new Uint8Array(0);
+}
+
+export function authenticateClient(
+  conn: FramedConnection,
+  p: ClientHandshakeParams,
+  done: (error: HandshakeError | null) => void,
+): void {
+  const clientNonce = new Uint8Array(randomBytes(NONCE_BYTES));
+  let transcript: HandshakeTranscript | null = null;
+  let finished = false;
+  const finish = (error: HandshakeError | null) => {
+    if (finished) return;
+    finished = true;
+    conn.onFrame(() => {});
+    done(error);
+  };
+  conn.onFrame((payload) => {
+    const frame = decodeOrFail(payload, finish);
+    if (frame === null) return;
+    if (transcript === null) {
+      if (frame.kind !== 'challenge')
+        return finish(new HandshakeError(`expected a challenge, got '${frame.kind}'`));
+      if (frame.version !== HANDSHAKE_VERSION) {
+        return finish(new HandshakeError(`server speaks handshake version ${frame.version}`));
+      }
+      if (frame.purpose !== p.purpose) {
+        return finish(new HandshakeError(`this is a '${frame.purpose}' port, not a '${p.purpose}' port`));
+      }
+      transcript = {
+        purpose: p.purpose,
+        version: HANDSHAKE_VERSION,
+        channel: p.channel,
+        clientId: p.localId,
+        serverId: p.serverId,
+        serverNonce: frame.serverNonce,
+        clientNonce,
+        channelBinding: channelBinding(conn),
+      };
+      const mac = handshakeMac(p.secret, 'client', transcript);
+      conn.write(
+        encodeHandshakeFrame({
+          kind: 'auth',
+          version: HANDSHAKE_VERSION,
+          channel: p.channel,
+          clientId: p.localId,
+          serverId: p.serverId,
+          clientNonce,
+          mac,
+        }),
+      );
+      return;
+    }
+    if (frame.kind !== 'accept') return finish(new HandshakeError(`expected accept, got '${frame.kind}'`));
+    if (!verifyHandshakeMac(p.secret, 'server', transcript, frame.mac)) {
+      return finish(new HandshakeError(`server proof invalid (wrong secret, or not node ${p.serverId})`));
+    }
+    finish(null);
+  });
+}
+
+export function authenticateServer(
+  conn: FramedConnection,
+  p: ServerHandshakeParams,
+  done: (result: AuthenticatedClient | HandshakeError) => void,
+): void {
+  const serverNonce = new Uint8Array(randomBytes(NONCE_BYTES));
+  let finished = false;
+  const finish = (result: AuthenticatedClient | HandshakeError) => {
+    if (finished) return;
+    finished = true;
+    conn.onFrame(() => {});
+    done(result);
+  };
+  conn.onFrame((payload) => {
+    const frame = decodeOrFail(payload, finish);
+    if (frame === null) return;
+    if (frame.kind !== 'auth') return finish(new HandshakeError(`expected auth, got '${frame.kind}'`));
+    const transcript: HandshakeTranscript = {
+      purpose: p.purpose,
+      version: frame.version,
+      channel: frame.channel,
+      clientId: frame.clientId,
+      serverId: frame.serverId,
+      serverNonce,
+      clientNonce: frame.clientNonce,
+      channelBinding: channelBinding(conn),
+    };
+    // Every check runs before deciding, and every refusal looks the same to the client (the
+    // connection closes): it cannot tell a wrong secret from a wrong or unknown id.
+    const proofOk = verifyHandshakeMac(p.secret, 'client', transcript, frame.mac);
+    const versionOk = frame.version === HANDSHAKE_VERSION;
+    // An API client may not know which node it reached (it was given addresses): it names
+    // server 0. Raft peers always name the node they dialled.
+    const targetOk = frame.serverId === p.localId || (p.purpose === 'api' && frame.serverId === 0);
+    const clientOk = frame.clientId !== p.localId && p.accepts(frame.clientId, frame.channel);
+    if (!proofOk)
+      return finish(new HandshakeError(`bad proof from claimed node ${frame.clientId} (wrong secret?)`));
+    if (!versionOk) return finish(new HandshakeError(`client speaks handshake version ${frame.version}`));
+    if (!targetOk) return finish(new HandshakeError(`client ${frame.clientId} meant node ${frame.serverId}`));
+    if (!clientOk) {
+      return finish(new HandshakeError(`node ${frame.clientId} may not open channel ${frame.channel} here`));
+    }
+    conn.write(encodeHandshakeFrame({ kind: 'accept', mac: handshakeMac(p.secret, 'server', transcript) }));
+    finish({ clientId: frame.clientId, channel: frame.channel });
+  });
+  conn.write(
+    encodeHandshakeFrame({ kind: 'challenge', version: HANDSHAKE_VERSION, purpose: p.purpose, serverNonce }),
+  );
+}
+
+function decodeOrFail(payload: Uint8Array, fail: (e: HandshakeError) => void): HandshakeFrame | null {
+  try {
+    return decodeHandshakeFrame(payload);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    fail(new HandshakeError(`not a handshake frame: ${err.message}`, err));
+    return null;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * A socket that speaks frames. Incoming bytes go through a `FrameDecoder`; a framing error, a
+ * truncated stream, a socket error or the peer hanging up all end in exactly one `onClose` call
+ * with a reason, and a `ProtocolError` never escapes into the event loop. Frame handlers are
+ * swapped as the connection moves from the handshake to its real job.
+ */
+import type { Socket } from 'node:net';
+import { FrameDecoder } from '../protocol/frame.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+
+export type CloseCode =
+  /** The peer broke the protocol (garbage, oversized or truncated frame, spoofing, …). */
+  | 'protocol'
+  /** The handshake failed or timed out. */
+  | 'handshake'
+  /** The peer closed or reset the connection. */
+  | 'peer-closed'
+  | 'socket-error'
+  /** A newer connection from the same peer and lane took over. */
+  | 'replaced'
+  /** This node closed it (transport closing, peer removed). */
+  | 'closed';
+
+export interface CloseReason {
+  readonly code: CloseCode;
+  readonly detail: string;
+  readonly error?: unknown;
+}
+
+export class FramedConnection {
+  readonly socket: Socket;
+  private readonly decoder: FrameDecoder;
+  private frameHandler: (payload: Uint8Array) => void = () => {};
+  private closeReason: CloseReason | null = null;
+
+  constructor(
+    socket: Socket,
+    frameBytesMax: number,
+    private readonly onClose: (reason: CloseReason) => void,
+  ) {
+    this.socket = socket;
+    this.decoder = new FrameDecoder(frameBytesMax);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err: Error) => this.close({ code: 'socket-error', detail: err.message, error: err }));
+    socket.on('close', () => this.close({ code: 'peer-closed', detail: 'connection closed' }));
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== null;
+  }
+
+  /** `host:port` of the other end, for log lines. */
+  get remote(): string {
+    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+  }
+
+  onFrame(handler: (payload: Uint8Array) => void): void {
+    this.frameHandler = handler;
+  }
+
+  setFrameBytesMax(frameBytesMax: number): void {
+    this.decoder.setFrameBytesMax(frameBytesMax);
+  }
+
+  /** Queues bytes on the socket; false means "wait for 'drain'" (or the connection is closed). */
+  write(bytes: Uint8Array): boolean {
+    if (this.closeReason !== null) return false;
+    return this.socket.write(bytes);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (this.closeReason === null) this.socket.resume();
+  }
+
+  /** Closes at once (no lingering half-open state); the first reason wins. */
+  close(reason: CloseReason): void {
+    if (this.closeReason !== null) return;
+    this.closeReason = reason;
+    this.socket.destroy();
+    this.onClose(reason);
+  }
+
+  private onData(chunk: Uint8Array): void {
+    if (this.closeReason !== null) return;
+    let frames: Uint8Array[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.close({ code: 'protocol', detail: err.message, error: err });
+      return;
+    }
+    // Bounded by the frames in one chunk; a handler may close the connection midway.
+    for (const frame of frames) {
+      if (this.closeReason !== null) return;
+      this.frameHandler(frame);
+    }
+  }
+
+  private onEnd(): void {
+    if (this.closeReason !== null) return;
+    try {
+      this.decoder.end();
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.close({ code: 'protocol', detail: err.message, error: err });
+      return;
+    }
+    this.close({ code: 'peer-closed', detail: 'peer ended the connection' });
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * What a node does with connections that do not play by the rules: each is closed with a logged
+ * reason, nothing from it reaches the runtime, and every other peer keeps being served.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { encodeFrame } from '../../src/protocol/frame.js';
+import { encodeHandshakeFrame, MAC_BYTES, NONCE_BYTES } from '../../src/protocol/handshake.js';
+import { encodePeerFrame } from '../../src/protocol/peer-frame.js';
+import type { LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
+import {
+  closeAll,
+  HOST,
+  mesh,
+  type RawPeer,
+  rawPeer,
+  sleep,
+  startNode,
+  type TestNode,
+  waitFor,
+} from './helpers.js';
+
+const open: TestNode[] = [];
+after(() => closeAll(...open));
+
+async function node(id: number, overrides: Parameters<typeof startNode>[1] = {}): Promise<TestNode> {
+  const n = await startNode(id, overrides);
+  open.push(n);
+  return n;
+}
+
+const heartbeat = (from: number, to: number, readContext = 1): Message => ({
+  type: 'heartbeat',
+  from: from as NodeId,
+  to: to as NodeId,
+  term: 1 as Term,
+  commit: 0 as LogIndex,
+  readContext,
+});
+
+/** A victim node, a well-behaved peer connected to it, and an id the attacker may claim. */
+async function setup(base: number): Promise<{ victim: TestNode; friend: TestNode; attackerId: NodeId }> {
+  const victim = await node(base + 1, {
+    limits: { frameBytesMax: 64 * 1024, snapshotChunkBytesMax: 16 * 1024, bulkQueueBytesMax: 1 << 20 },
+  });
+  const friend = await node(base + 2);
+  await mesh(victim, friend);
+  const attackerId = (base + 3) as NodeId;
+  // A configured member (so the handshake can succeed) whose own listener is not running.
+  victim.transport.setPeer(attackerId, { host: HOST, port: 1 });
+  return { victim, friend, attackerId };
+}
+
+/** The friend still gets messages through after the attack. */
+async function friendStillServed(victim: TestNode, friend: TestNode, tag: number): Promise<void> {
+  friend.transport.send('sql', heartbeat(friend.id, victim.id, tag));
+  await waitFor(
+    () => victim.received.some((r) => r.message.type === 'heartbeat' && r.message.readContext === tag),
+    'friend served',
+  );
+}
+
+async function expectClosedFor(victim: TestNode, peer: RawPeer, kind: string): Promise<void> {
+  const reason = await peer.closed;
+  assert.ok(
+    reason.code === 'peer-closed' || reason.code === 'socket-error',
+    `attacker side saw ${reason.code}`,
+  );
+  await waitFor(
+    () => victim.logger.warnings().some((w) => w.obj.reason === 'protocol' && w.obj.kind === kind),
+    `a logged '${kind}' violation`,
+  );
+}
+
+describe('hostile or broken peers', () => {
+  test('a wrong secret is refused on both sides and no message is delivered', async () => {
+    const a = await node(101);
+    const b = await node(102, { secret: 'a-different-secret-0123456789' });
+    a.transport.setPeer(b.id, b.address);
+    b.transport.setPeer(a.id, a.address);
+    for (let i = 0; i < 5; i++) {
+      a.transport.send('sql', heartbeat(a.id, b.id));
+      b.transport.send('sql', heartbeat(b.id, a.id));
+      await sleep(20);
+    }
+    await waitFor(
+      () =>
+        [a, b].every((n) =>
+          n.logger.warnings().some((w) => w.msg === 'refused a connection: handshake failed'),
+        ),
+      'both refused',
+    );
+    assert.deepEqual(a.received, []);
+    assert.deepEqual(b.received, []);
+    assert.ok(a.unreachable.includes(b.id) && b.unreachable.includes(a.id));
+    assert.ok(a.transport.status().every((s) => s.control !== 'ready' && !s.inboundControl));
+  });
+
+  test('a client refuses a server that cannot prove the secret', async () => {
+    // A rogue listener: sends a challenge, then accepts anything with a made-up proof.
+    const sockets = new Set<Socket>();
+    const rogue = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.write(
+        encodeHandshakeFrame({
+          kind: 'challenge',
+          version: 1,
+          purpose: 'raft',
+          serverNonce: new Uint8Array(NONCE_BYTES),
+        }),
+      );
+      s.once('data', () =>
+        s.write(encodeHandshakeFrame({ kind: 'accept', mac: new Uint8Array(MAC_BYTES).fill(7) })),
+      );
+    });
+    await new Promise<void>((resolve) => rogue.listen(0, HOST, resolve));
+    const address = rogue.address();
+    assert.ok(address !== null && typeof address === 'object');
+    try {
+      const a = await node(111);
+      a.transport.setPeer(112 as NodeId, { host: HOST, port: address.port });
+      a.transport.send('sql', heartbeat(a.id, 112));
+      await waitFor(
+        () => a.logger.warnings().some((w) => String(w.obj.detail).includes('server proof invalid')),
+        'client-side refusal',
+      );
+      assert.ok(a.transport.status().every((s) => s.control !== 'ready'));
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => rogue.close(() => resolve()));
+    }
+  });
+
+  test('the right secret with an id the node does not know is refused', async () => {
+    const { victim, friend } = await setup(120);
+    await assert.rejects(rawPeer(victim, { clientId: 999, lane: 'control' }));
+    await waitFor(
+      () => victim.logger.warnings().some((w) => String(w.obj.detail).includes('may not open')),
+      'refusal logged',
+    );
+    await friendStillServed(victim, friend, 121);
+  });
+
+  test('a peer claiming to be this very node is refused', async () => {
+    const { victim } = await setup(125);
+    await assert.rejects(rawPeer(victim, { clientId: victim.id, lane: 'control' }));
+  });
+
+  test('a connection that never completes the handshake is closed at the deadline', async () => {
+    const victim = await node(131, { limits: { handshakeTimeoutMs: 200 } });
+    const silent = await rawPeer(victim, { clientId: 1, lane: 'control', authenticate: false });
+    await silent.closed;
+    await waitFor(
+      () => victim.logger.warnings().some((w) => String(w.obj.detail).includes('no completed handshake')),
+      'timeout logged',
+    );
+  });
+
+  test('garbage instead of a handshake closes only that connection', async () => {
+    const { victim, friend } = await setup(140);
+    const raw = await rawPeer(victim, { clientId: 0, lane: 'control', authenticate: false });
+    raw.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await raw.closed;
+    await friendStillServed(victim, friend, 141);
+  });
+
+  const attacks: Array<{
+    name: string;
+    kind: string;
+    lane: 'control' | 'bulk';
+    bytes: (self: NodeId, victim: NodeId, other: NodeId) => Uint8Array;
+  }> = [
+    {
+      name: 'garbage bytes in a frame',
+      kind: 'unknown-type',
+      lane: 'control',
+      bytes: () => encodeFrame(new Uint8Array([0xde, 0xad, 0xbe, 0xef])),
+    },
+    {
+      name: 'an oversized frame',
+      kind: 'frame-too-large',
+      lane: 'bulk',
+      bytes: () => new Uint8Array([0xff, 0xff, 0xff, 0x7f]),
+    },
+    {
+      name: 'a malformed message',
+      kind: 'malformed',
+      lane: 'control',
+      bytes: (self, victim) => {
+        // A well-framed payload whose message lacks its last 3 bytes.
+        const frame = encodePeerFrame({ kind: 'raft', groupId: 'sql', message: heartbeat(self, victim) });
+        return encodeFrame(frame.subarray(4, frame.byteLength - 3));
+      },
+    },
+    {
+      name: 'an unknown message type',
+      kind: 'unknown-type',
+      lane: 'control',
+      bytes: (self, victim) => {
+        const frame = encodePeerFrame({ kind: 'raft', groupId: 'sql', message: heartbeat(self, victim) });
+        frame[4 + 1 + 1] = 99; // header, peer-frame kind, group, then the message type
+        return frame;
+      },
+    },
+    {
+      name: 'a spoofed sender',
+      kind: 'spoofed-sender',
+      lane: 'control',
+      bytes: (_self, victim, other) =>
+        encodePeerFrame({ kind: 'raft', groupId: 'sql', message: heartbeat(other, victim) }),
+    },
+    {
+      name: 'a message for another node',
+      kind: 'wrong-recipient',
+      lane: 'control',
+      bytes: (self, _victim, other) =>
+        encodePeerFrame({ kind: 'raft', groupId: 'sql', message: heartbeat(self, other) }),
+    },
+    {
+      name: 'a control message on the bulk lane',
+      kind: 'unexpected-frame',
+      lane: 'bulk',
+      bytes: (self, victim) =>
+        encodePeerFrame({ kind: 'raft', groupId: 'sql', message: heartbeat(self, victim) }),
+    },
+  ];
+
+  for (const [i, attack] of attacks.entries()) {
+    const at = 200 + 10 * i;
+    test(`${attack.name} closes only that connection (${attack.kind})`, async () => {
+      const { victim, friend, attackerId } = await setup(at);
+      const raw = await rawPeer(victim, { clientId: attackerId, lane: attack.lane });
+      raw.socket.write(attack.bytes(attackerId, victim.id, friend.id));
+      await expectClosedFor(victim, raw, attack.kind);
+      const attackTag = (r: TestNode['received'][number]) =>
+        r.message.type === 'heartbeat' && r.message.readContext === 1;
+      assert.ok(!victim.received.some(attackTag), 'nothing from the attacker was delivered');
+      await friendStillServed(victim, friend, at + 9);
+    });
+  }
+
+  test('a truncated frame (the peer hangs up mid-frame) is logged and only that connection ends', async () => {
+    const { victim, friend, attackerId } = await setup(400);
+    const raw = await rawPeer(victim, { clientId: attackerId, lane: 'control' });
+    const frame = encodePeerFrame({
+      kind: 'raft',
+      groupId: 'sql',
+      message: heartbeat(attackerId, victim.id),
+    });
+    raw.socket.end(frame.subarray(0, frame.byteLength - 5));
+    await expectClosedFor(victim, raw, 'truncated-frame');
+    assert.deepEqual(
+      victim.received.filter((r) => r.message.from === attackerId),
+      [],
+    );
+    await friendStillServed(victim, friend, 409);
+  });
+});
