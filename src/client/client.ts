@@ -1,0 +1,140 @@
+/**
+ * The public client API, shared by the embedded node (`start()`) and the remote client
+ * (`connect()`): both build on two primitives, `write(command)` (replicated, exactly once) and
+ * `read(sql, params, options)`.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HiqliteError } from '../lib/errors.js';
+import type { NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
+import type { CommandInput, Migration, ParamInput } from '../sm/sql/command.js';
+import { errorFromInfo } from '../sm/sql/errors.js';
+import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
+import type { Row } from '../sm/sql/values.js';
+
+export type Params = readonly ParamInput[] | Readonly<Record<string, ParamInput>>;
+export type Metrics = NodeMetrics;
+export type { QueryOptions, Row };
+
+export interface ExecuteResult {
+  readonly rowsAffected: number;
+  readonly lastInsertRowid: number | bigint;
+  /** The Raft log index of the write: pass it as `minIndex` to read your own write anywhere. */
+  readonly logIndex: number;
+}
+
+export interface MigrationInput {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export interface HiqliteClient {
+  execute(sql: string, params?: Params): Promise<ExecuteResult>;
+  executeReturning<T = Row>(sql: string, params?: Params): Promise<T[]>;
+  txn(statements: ReadonlyArray<readonly [sql: string, params?: Params]>): Promise<ExecuteResult[]>;
+  batch(sql: string): Promise<Array<ExecuteResult | HiqliteError>>;
+  query<T = Row>(sql: string, params?: Params, options?: QueryOptions): Promise<T[]>;
+  queryOne<T = Row>(sql: string, params?: Params, options?: QueryOptions): Promise<T>;
+  queryOptional<T = Row>(sql: string, params?: Params, options?: QueryOptions): Promise<T | undefined>;
+  queryConsistent<T = Row>(sql: string, params?: Params): Promise<T[]>;
+  migrate(migrations: readonly MigrationInput[] | string): Promise<void>;
+  metrics(): Promise<Metrics>;
+  waitUntilHealthy(options?: { timeoutMs?: number }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a concrete client provides; everything else is built on it. */
+export abstract class ClientBase implements HiqliteClient {
+  protected abstract write(command: CommandInput): Promise<{ index: number; result: CommandResult }>;
+  protected abstract read(sql: string, params: Params, options: QueryOptions): Promise<Row[]>;
+  abstract metrics(): Promise<Metrics>;
+  abstract waitUntilHealthy(options?: { timeoutMs?: number }): Promise<void>;
+  abstract close(): Promise<void>;
+
+  async execute(sql: string, params: Params = []): Promise<ExecuteResult> {
+    const { index, result } = await this.writeOk({ type: 'execute', sql, params, returning: false });
+    return outcome((result as { value: StatementOutcome }).value, index);
+  }
+
+  async executeReturning<T = Row>(sql: string, params: Params = []): Promise<T[]> {
+    const { result } = await this.writeOk({ type: 'execute', sql, params, returning: true });
+    return ((result as { value: StatementOutcome }).value.rows ?? []) as T[];
+  }
+
+  async txn(statements: ReadonlyArray<readonly [sql: string, params?: Params]>): Promise<ExecuteResult[]> {
+    const { index, result } = await this.writeOk({
+      type: 'txn',
+      statements: statements.map(([sql, params]) => ({ sql, params: params ?? [] })),
+    });
+    return (result as { value: readonly StatementOutcome[] }).value.map((o) => outcome(o, index));
+  }
+
+  async batch(sql: string): Promise<Array<ExecuteResult | HiqliteError>> {
+    const { index, result } = await this.writeOk({ type: 'batch', sql });
+    const value = (result as Extract<CommandResult, { type: 'batch' }>).value;
+    return value.map((r) => (r.ok ? outcome(r.value, index) : errorFromInfo(r.error)));
+  }
+
+  query<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T[]> {
+    return this.read(sql, params, options) as Promise<T[]>;
+  }
+
+  async queryOne<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T> {
+    const rows = await this.read(sql, params, options);
+    if (rows.length === 0)
+      throw new HiqliteError('HQL_NO_ROWS', 'the query returned no rows', { retryable: false });
+    return rows[0] as T;
+  }
+
+  async queryOptional<T = Row>(
+    sql: string,
+    params: Params = [],
+    options: QueryOptions = {},
+  ): Promise<T | undefined> {
+    const rows = await this.read(sql, params, options);
+    return rows[0] as T | undefined;
+  }
+
+  queryConsistent<T = Row>(sql: string, params: Params = []): Promise<T[]> {
+    return this.read(sql, params, { consistency: 'linearizable' }) as Promise<T[]>;
+  }
+
+  async migrate(migrations: readonly MigrationInput[] | string): Promise<void> {
+    const list = typeof migrations === 'string' ? await readMigrationsFolder(migrations) : migrations;
+    const prepared: Migration[] = list.map((m) => ({
+      ...m,
+      checksum: createHash('sha256').update(m.sql).digest('hex'),
+    }));
+    await this.writeOk({ type: 'migrate', migrations: prepared });
+  }
+
+  private async writeOk(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
+    const out = await this.write(command);
+    if (!out.result.ok) throw errorFromInfo(out.result.error);
+    return out;
+  }
+}
+
+function outcome(o: StatementOutcome, logIndex: number): ExecuteResult {
+  return { rowsAffected: o.rowsAffected, lastInsertRowid: o.lastInsertRowid, logIndex };
+}
+
+/**
+ * A folder of `<id>_<name>.sql` files (as in the Rust project), applied in id order.
+ */
+export async function readMigrationsFolder(dir: string): Promise<MigrationInput[]> {
+  const out: MigrationInput[] = [];
+  for (const file of (await readdir(dir)).sort()) {
+    if (!file.endsWith('.sql')) continue;
+    const m = /^(\d+)_(.+)\.sql$/.exec(file);
+    if (m === null) {
+      throw new HiqliteError('HQL_MIGRATION_ORDER', `migration file ${file} is not named <id>_<name>.sql`, {
+        retryable: false,
+      });
+    }
+    out.push({ id: Number(m[1]), name: m[2] as string, sql: await readFile(join(dir, file), 'utf8') });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}

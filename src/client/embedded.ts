@@ -1,0 +1,61 @@
+/**
+ * `start(config)`: this process becomes a node of the cluster, with a local SQLite replica.
+ */
+
+import type { NodeConfig } from '../node/config/config.js';
+import { HiqliteNode as NodeRuntime, type QueryOptions, type StartOptions } from '../node/hiqlite-node.js';
+import type { CommandInput } from '../sm/sql/command.js';
+import type { QueryParams } from '../sm/sql/reader.js';
+import type { CommandResult } from '../sm/sql/result.js';
+import type { Row } from '../sm/sql/values.js';
+import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
+
+export interface HiqliteNode extends HiqliteClient {
+  isLeader(): boolean;
+  /** Graceful: a leader hands over leadership first. Same as close(). */
+  shutdown(): Promise<void>;
+  readonly nodeId: number;
+}
+
+class EmbeddedNode extends ClientBase implements HiqliteNode {
+  constructor(private readonly node: NodeRuntime) {
+    super();
+  }
+
+  get nodeId(): number {
+    return this.node.cfg.nodeId;
+  }
+
+  protected write(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
+    return this.node.write(command);
+  }
+
+  protected read(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
+    return this.node.query(sql, params as QueryParams, options);
+  }
+
+  async metrics(): Promise<Metrics> {
+    return this.node.metrics();
+  }
+
+  waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+    return this.node.waitUntilHealthy(options.timeoutMs ?? 30_000);
+  }
+
+  isLeader(): boolean {
+    return this.node.isLeader();
+  }
+
+  shutdown(): Promise<void> {
+    return this.node.shutdown();
+  }
+
+  close(): Promise<void> {
+    return this.node.shutdown();
+  }
+}
+
+/** Starts an embedded node; resolves once it is a member of the cluster. */
+export async function start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
+  return new EmbeddedNode(await NodeRuntime.start(config, options));
+}

@@ -1,0 +1,772 @@
+/**
+ * A hiqlite node: the SQL Raft group with its file log store, SQLite state machine (in a
+ * worker) and snapshots; the Raft transport; the API port; cluster formation; and the write and
+ * read paths the client API is built on.
+ *
+ * Cluster formation (static member list, as in the Rust project): every node of `nodes` may be a
+ * member. The cluster's genesis membership is `{ voters: [1] }`: node 1 bootstraps it, but only
+ * when it has no state and no other node answers that it already has a cluster. A node with no
+ * state joins: it asks the leader to add it as a learner, catches up, then asks to be promoted
+ * to voter (unless `learnerOnly`). A voter that lost its volume is removed and re-added as a
+ * learner, since it may have voted in a term it no longer remembers.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { type Logger, pino } from 'pino';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { assert } from '../lib/assert.js';
+import type { Clock } from '../lib/clock.js';
+import { HiqliteError } from '../lib/errors.js';
+import { Prng } from '../lib/prng.js';
+import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
+import type { CommandInput } from '../sm/sql/command.js';
+import { prepareForProposal } from '../sm/sql/determinism.js';
+import { errorFromInfo } from '../sm/sql/errors.js';
+import type { QueryParams } from '../sm/sql/reader.js';
+import { SqlReader } from '../sm/sql/reader.js';
+import type { CommandResult } from '../sm/sql/result.js';
+import type { Row } from '../sm/sql/values.js';
+import { openFileLogStore } from '../storage/file-log-store.js';
+import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
+import { RaftTransport } from '../transport/raft-transport.js';
+import { ApiServer } from './api-server.js';
+import type { NodeConfig, ResolvedNodeConfig } from './config/config.js';
+import { resolveConfig } from './config/config.js';
+import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
+import { RaftGroup } from './raft-group.js';
+import type { GroupTransport } from './seams.js';
+import { SessionPool } from './session-pool.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { SqlGroupStateMachine } from './sql-group-state-machine.js';
+import { systemClock } from './system-clock.js';
+
+export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
+const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
+
+export type Consistency = 'local' | 'linearizable';
+
+export interface QueryOptions {
+  readonly consistency?: Consistency;
+  /** Wait until this node has applied this log index (read-your-writes). */
+  readonly minIndex?: number;
+}
+
+export interface NodeMetrics {
+  readonly nodeId: number;
+  readonly role: 'leader' | 'follower' | 'candidate' | 'learner';
+  readonly term: number;
+  readonly leaderId: number | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastLogIndex: number;
+  readonly voters: number[];
+  readonly learners: number[];
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** How long start() waits to become a member (join, catch up, promotion). */
+  readonly joinTimeoutMs?: number;
+}
+
+export class HiqliteNode {
+  readonly cfg: ResolvedNodeConfig;
+  readonly log: Logger;
+  private readonly clock: Clock;
+  private group!: RaftGroup;
+  private sm!: SqlGroupStateMachine;
+  private reader!: SqlReader;
+  private transport!: RaftTransport;
+  private api!: ApiServer;
+  private lock!: DataDirLock;
+  private readonly sessions: SessionPool;
+  private readonly peers = new Map<number, Promise<ApiConnection>>();
+  private readonly metricsRegistry = new Registry();
+  private readonly writesTotal: Counter;
+  private started = false;
+  private closing: Promise<void> | null = null;
+  private readonly background = new Set<Promise<unknown>>();
+
+  private constructor(cfg: ResolvedNodeConfig, options: StartOptions) {
+    this.cfg = cfg;
+    this.clock = options.clock ?? systemClock;
+    this.log = (options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' })).child({
+      node: cfg.nodeId,
+    });
+    this.sessions = new SessionPool(`n${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
+    this.writesTotal = new Counter({
+      name: 'hiqlite_writes_total',
+      help: 'Writes proposed through this node, by outcome',
+      labelNames: ['outcome'],
+      registers: [this.metricsRegistry],
+    });
+    this.registerGauges();
+  }
+
+  /** Starts the node; resolves once it is a member of the cluster. */
+  static async start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
+    const node = new HiqliteNode(resolveConfig(config), options);
+    try {
+      await node.open(options.joinTimeoutMs ?? 120_000);
+    } catch (e) {
+      await node.shutdown().catch(() => {});
+      throw e;
+    }
+    return node;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes and reads
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Replicates one command and returns its own result. Retried transparently across leader
+   * changes under a client session, so it is applied exactly once.
+   */
+  async write(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
+    this.checkOpen();
+    const { lane, seq } = this.sessions.acquire();
+    try {
+      const data = prepareForProposal(command, {
+        nowMs: this.clock.wallMs(),
+        seed: randomInt(0, 2 ** 32),
+        session: { clientId: lane.clientId, seq },
+      });
+      const out = await this.proposeBytes(data);
+      this.writesTotal.inc({ outcome: out.result.ok ? 'ok' : 'error' });
+      return out;
+    } catch (e) {
+      this.writesTotal.inc({ outcome: e instanceof HiqliteError ? e.code : 'error' });
+      throw e;
+    } finally {
+      this.sessions.release(lane);
+    }
+  }
+
+  /** write() that throws the command's own SQL error. */
+  async writeOk(
+    command: CommandInput,
+  ): Promise<{ index: number; result: Extract<CommandResult, { ok: true }> }> {
+    const out = await this.write(command);
+    if (!out.result.ok) throw errorFromInfo(out.result.error);
+    return { index: out.index, result: out.result };
+  }
+
+  async query(sql: string, params: QueryParams = [], options: QueryOptions = {}): Promise<Row[]> {
+    this.checkOpen();
+    if (options.consistency === 'linearizable') await this.linearizableBarrier();
+    if (options.minIndex !== undefined && options.minIndex > this.group.applied()) {
+      await this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: this.cfg.readTimeoutMs });
+    }
+    return this.reader.query(sql, params);
+  }
+
+  isLeader(): boolean {
+    return this.started && this.group.status().role === 'leader';
+  }
+
+  metrics(): NodeMetrics {
+    const s = this.group.status();
+    const learner = s.membership.learners.includes(this.cfg.nodeId);
+    return {
+      nodeId: this.cfg.nodeId,
+      role:
+        s.role === 'leader'
+          ? 'leader'
+          : learner
+            ? 'learner'
+            : s.role === 'follower'
+              ? 'follower'
+              : 'candidate',
+      term: s.term,
+      leaderId: s.leaderId,
+      commitIndex: s.commitIndex,
+      appliedIndex: this.group.applied(),
+      lastLogIndex: s.lastIndex,
+      voters: [...s.membership.voters],
+      learners: [...s.membership.learners],
+    };
+  }
+
+  /** Resolves once this node is a member and knows a leader. */
+  async waitUntilHealthy(timeoutMs: number): Promise<void> {
+    await this.waitFor('a healthy cluster', timeoutMs, () => this.health().ok);
+  }
+
+  /** Graceful shutdown: a leader hands over leadership first, then everything closes. */
+  shutdown(): Promise<void> {
+    if (this.closing === null) this.closing = this.doShutdown();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Start
+  // ---------------------------------------------------------------------------------------------
+
+  private async open(joinTimeoutMs: number): Promise<void> {
+    const { cfg } = this;
+    this.lock = await lockDataDir(cfg.dataDir);
+    if (this.lock.uncleanShutdown)
+      this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
+    await mkdir(cfg.paths.logsDir, { recursive: true });
+    await mkdir(cfg.paths.dbDir, { recursive: true });
+    const opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax });
+    if (opened.report.tornTail !== null)
+      this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');
+    const logStore = opened.store;
+    const snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
+    this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, { fileName: cfg.filenameDb });
+    this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
+
+    const fresh =
+      opened.hardState === null &&
+      logStore.lastIndex() === 0 &&
+      snapshots.latest() === null &&
+      this.sm.appliedIndex() === 0;
+
+    this.transport = new RaftTransport({
+      nodeId: cfg.nodeId,
+      listen: cfg.listenRaft,
+      peers: new Map(cfg.nodes.filter((n) => n.id !== cfg.nodeId).map((n) => [n.id, n.raft])),
+      secret: cfg.secretRaft,
+      ...(cfg.tls.raft === null ? {} : { tls: cfg.tls.raft }),
+      limits: { frameBytesMax: cfg.frameBytesMax },
+      onMessage: (_g, m) => this.group?.receive(m),
+      onUnreachable: (id) => this.group?.reportUnreachable(id),
+      onSnapshot: (_g, _from, meta, chunks) => this.receiveSnapshot(snapshots, meta, chunks),
+      logger: this.log,
+    });
+    await this.transport.start();
+    this.api = new ApiServer({
+      host: cfg.listenApi.host,
+      port: cfg.listenApi.port,
+      nodeId: cfg.nodeId,
+      secret: cfg.secretApi,
+      ...(cfg.tls.api === null ? {} : { tls: cfg.tls.api }),
+      frameBytesMax: cfg.frameBytesMax,
+      jsonBodyBytesMax: cfg.entryBytesMax,
+      connectionsMax: 1024,
+      handshakeTimeoutMs: 5000,
+      handler: {
+        handle: (req, from) => this.handleApi(req, from),
+        health: () => this.health(),
+        ready: () => this.started,
+        metricsText: () => this.metricsRegistry.metrics(),
+        json: (route, body) => this.handleJson(route, body),
+      },
+      logger: this.log,
+    });
+    await this.api.start();
+
+    let bootstrap = false;
+    if (fresh && cfg.nodeId === 1) bootstrap = !(await this.clusterExists());
+    const initialMembership = fresh && !bootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP;
+    this.group = await RaftGroup.open({
+      group: 'sql',
+      raft: {
+        id: cfg.nodeId,
+        electionTimeoutTicks: cfg.electionTimeoutTicks,
+        heartbeatIntervalTicks: cfg.heartbeatIntervalTicks,
+        preVote: true,
+        checkQuorum: true,
+        inflightMessagesMax: cfg.inflightMessagesMax,
+        inflightBytesMax: cfg.inflightBytesMax,
+        appendBytesMax: cfg.appendBytesMax,
+        uncommittedEntriesMax: cfg.uncommittedEntriesMax,
+        uncommittedBytesMax: cfg.uncommittedBytesMax,
+        pendingReadsMax: 100_000,
+        random: new Prng(randomInt(0, 2 ** 32)),
+      },
+      initialMembership,
+      tickIntervalMs: cfg.tickIntervalMs,
+      logStore,
+      snapshots,
+      stateMachine: this.sm,
+      transport: this.groupTransport(),
+      clock: this.clock,
+      snapshotEntriesThreshold: cfg.logsUntilSnapshot,
+      snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
+      applyQueueEntriesMax: 100_000,
+      logger: this.log,
+    });
+    this.group.onLeaderChange((s) =>
+      this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed'),
+    );
+    if (bootstrap) {
+      this.log.info('no cluster found: node 1 bootstraps a new one');
+      this.group.campaign();
+    }
+    await this.ensureMembership(joinTimeoutMs);
+    this.started = true;
+    this.log.info({ api: cfg.self.addrApi, raft: cfg.self.addrRaft }, 'node started');
+  }
+
+  /** Node 1 with no state asks the others whether a cluster already exists. */
+  private async clusterExists(): Promise<boolean> {
+    const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
+    if (others.length === 0) return false;
+    // Ask each peer a few times; a peer that is up and part of a cluster knows its membership.
+    for (let round = 0; round < 3; round++) {
+      for (const n of others) {
+        try {
+          const r = await this.request(n.id, { op: 'leader' }, 2000);
+          if (r.ok && (r.value as { member?: boolean }).member === true) {
+            this.log.info({ peer: n.id }, 'found an existing cluster: joining it instead of bootstrapping');
+            return true;
+          }
+        } catch {
+          // unreachable: keep asking the others
+        }
+      }
+      await sleep(this.cfg.electionTimeoutMs / 3);
+    }
+    return false;
+  }
+
+  /** Joins (as a learner) and gets promoted (unless learnerOnly), retrying until done. */
+  private async ensureMembership(timeoutMs: number): Promise<void> {
+    const deadline = this.clock.monotonicMs() + timeoutMs;
+    const me = this.cfg.nodeId;
+    for (let attempt = 0; ; attempt++) {
+      const m = this.group.status().membership;
+      const isVoter = m.voters.includes(me);
+      const isLearner = m.learners.includes(me);
+      if (isVoter || (isLearner && this.cfg.learnerOnly)) return;
+      if (this.clock.monotonicMs() > deadline) {
+        throw new HiqliteError(
+          'HQL_TIMEOUT',
+          `node ${me} could not join the cluster within ${timeoutMs} ms`,
+          { retryable: true },
+        );
+      }
+      const leader = this.group.status().leaderId ?? (await this.findLeader());
+      if (leader !== null && leader !== me) {
+        const op = isLearner ? 'promote' : 'join';
+        try {
+          const r = await this.request(leader, { op, nodeId: me }, 5000);
+          if (!r.ok && !r.error.retryable) {
+            throw new HiqliteError(r.error.code, `${op} refused: ${r.error.message}`, { retryable: false });
+          }
+        } catch (e) {
+          if (e instanceof HiqliteError && !e.retryable) throw e;
+        }
+      }
+      await sleep(Math.min(1000, 100 * (attempt + 1)));
+    }
+  }
+
+  private async findLeader(): Promise<NodeId | null> {
+    for (const n of this.cfg.nodes) {
+      if (n.id === this.cfg.nodeId) continue;
+      try {
+        const r = await this.request(n.id, { op: 'leader' }, 2000);
+        if (r.ok) {
+          const v = r.value as { leaderId: number | null };
+          if (v.leaderId !== null) return v.leaderId as NodeId;
+        }
+      } catch {
+        // try the next one
+      }
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leader-side handling of API requests
+  // ---------------------------------------------------------------------------------------------
+
+  private async handleApi(req: ApiRequest, from: number): Promise<unknown> {
+    switch (req.op) {
+      case 'propose': {
+        this.checkOpenOrStarting();
+        // A remote client's write is forwarded to the leader if need be; a write forwarded by
+        // another node is proposed here or refused, never forwarded again (no forwarding loops).
+        if (from === REMOTE_CLIENT_ID) return this.proposeBytes(req.data);
+        const out = await this.group.propose(req.data, { timeoutMs: this.cfg.proposalTimeoutMs });
+        return { index: out.index, result: out.result };
+      }
+      case 'query': {
+        const rows = await this.query(req.sql, req.params as QueryParams, {
+          consistency: req.consistency,
+          minIndex: req.minIndex,
+        });
+        return rows;
+      }
+      case 'metrics':
+        return this.metrics();
+      case 'leader': {
+        const s = this.group?.status();
+        const leaderId = s?.leaderId ?? null;
+        return {
+          leaderId,
+          leaderApi:
+            leaderId === null ? null : (this.cfg.nodes.find((n) => n.id === leaderId)?.addrApi ?? null),
+          member:
+            s !== undefined &&
+            (s.membership.voters.includes(this.cfg.nodeId) ||
+              s.membership.learners.includes(this.cfg.nodeId)),
+        };
+      }
+      case 'join':
+        return this.handleJoin(req.nodeId as NodeId, from);
+      case 'promote':
+        return this.handlePromote(req.nodeId as NodeId, from);
+    }
+  }
+
+  private async handleJoin(id: NodeId, from: number): Promise<unknown> {
+    this.requireLeaderFor('join');
+    if (from !== id && from !== REMOTE_CLIENT_ID) throw invalid(`node ${from} cannot ask to add node ${id}`);
+    if (!this.cfg.nodes.some((n) => n.id === id))
+      throw invalid(`node ${id} is not in this cluster's nodes list`);
+    const m = this.group.status().membership;
+    const timeoutMs = this.cfg.proposalTimeoutMs;
+    if (m.voters.includes(id)) {
+      // Only a node without state asks to join: a voter doing so lost its volume, and with it
+      // the memory of its votes. Take it out before it can vote again; it comes back as a learner.
+      this.log.warn(
+        { peer: id },
+        'a voter rejoins without state: removing it, then adding it back as a learner',
+      );
+      await this.group.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
+      await this.group.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
+    } else if (!m.learners.includes(id)) {
+      this.log.info({ peer: id }, 'adding a node as learner');
+      await this.group.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
+    }
+    return { ok: true };
+  }
+
+  private async handlePromote(id: NodeId, from: number): Promise<unknown> {
+    this.requireLeaderFor('promote');
+    if (from !== id) throw invalid(`node ${from} cannot ask to promote node ${id}`);
+    const s = this.group.status();
+    if (s.membership.voters.includes(id)) return { ok: true };
+    if (!s.membership.learners.includes(id)) throw invalid(`node ${id} is not a learner`);
+    const match = s.progress?.get(id)?.match ?? 0;
+    // Promote only a learner that has caught up, or the new voter would slow down commitment.
+    if (match < s.commitIndex) {
+      throw new HiqliteError(
+        'HQL_UNAVAILABLE',
+        `node ${id} is still catching up (${match} of ${s.commitIndex})`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    this.log.info({ peer: id }, 'promoting a caught-up learner to voter');
+    await this.group.proposeMembership(
+      { type: 'promote', node: id },
+      { timeoutMs: this.cfg.proposalTimeoutMs },
+    );
+    return { ok: true };
+  }
+
+  private requireLeaderFor(what: string): void {
+    const s = this.group?.status();
+    if (s === undefined || s.role !== 'leader') {
+      throw Object.assign(
+        new HiqliteError('HQL_NOT_LEADER', `${what} must go to the leader`, { retryable: true }),
+        {
+          leaderId: s?.leaderId ?? null,
+        },
+      );
+    }
+  }
+
+  private async handleJson(
+    route: 'execute' | 'query' | 'txn' | 'batch',
+    body: Record<string, unknown>,
+  ): Promise<unknown> {
+    const sql = body.sql;
+    const params = (body.params ?? []) as QueryParams;
+    switch (route) {
+      case 'execute': {
+        if (typeof sql !== 'string') throw invalidParams('execute needs "sql"');
+        const out = await this.writeOk({
+          type: 'execute',
+          sql,
+          params: params as never,
+          returning: body.returning === true,
+        });
+        return { ...(out.result as { value: object }).value, logIndex: out.index };
+      }
+      case 'query': {
+        if (typeof sql !== 'string') throw invalidParams('query needs "sql"');
+        const consistency = body.consistency === 'linearizable' ? 'linearizable' : 'local';
+        return this.query(sql, params, { consistency });
+      }
+      case 'txn': {
+        const statements = body.statements;
+        if (!Array.isArray(statements)) throw invalidParams('txn needs "statements": [[sql, params?], …]');
+        const out = await this.writeOk({
+          type: 'txn',
+          statements: statements.map((s: unknown) => {
+            const [stmtSql, stmtParams] = (Array.isArray(s) ? s : [s]) as [unknown, unknown];
+            if (typeof stmtSql !== 'string') throw invalidParams('each txn statement starts with its SQL');
+            return { sql: stmtSql, params: (stmtParams ?? []) as never };
+          }),
+        });
+        return out.result;
+      }
+      case 'batch': {
+        if (typeof sql !== 'string') throw invalidParams('batch needs "sql"');
+        const out = await this.writeOk({ type: 'batch', sql });
+        return out.result;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals
+  // ---------------------------------------------------------------------------------------------
+
+  /** Proposes prepared bytes on the leader (here or forwarded), retrying what is safe to retry. */
+  private async proposeBytes(data: Uint8Array): Promise<{ index: number; result: CommandResult }> {
+    const deadline = this.clock.monotonicMs() + this.cfg.proposalTimeoutMs;
+    let lastError: unknown = null;
+    for (let attempt = 0; this.clock.monotonicMs() < deadline; attempt++) {
+      const s = this.group.status();
+      const remaining = Math.max(1, deadline - this.clock.monotonicMs());
+      try {
+        if (s.role === 'leader') {
+          const out = await this.group.propose(data, { timeoutMs: remaining });
+          return { index: out.index, result: out.result as CommandResult };
+        }
+        if (s.leaderId !== null) {
+          const r = await this.request(s.leaderId, { op: 'propose', group: 'sql', data }, remaining);
+          if (r.ok) return r.value as { index: number; result: CommandResult };
+          throw remoteError(r.error);
+        }
+        lastError = new HiqliteError('HQL_UNAVAILABLE', 'no leader is known', { retryable: true });
+      } catch (e) {
+        // Under a session, a retry is safe even when the outcome was unknown: the state machine
+        // answers a duplicate with the original result.
+        const retryable = e instanceof HiqliteError && (e.retryable || e.code === 'HQL_OUTCOME_UNKNOWN');
+        if (!retryable || this.closing !== null) throw e;
+        lastError = e;
+      }
+      await sleep(Math.min(this.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
+    }
+    if (lastError instanceof HiqliteError && lastError.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
+    throw new HiqliteError('HQL_OUTCOME_UNKNOWN', `no outcome within ${this.cfg.proposalTimeoutMs} ms`, {
+      retryable: false,
+      cause: lastError,
+    });
+  }
+
+  private async linearizableBarrier(): Promise<void> {
+    const deadline = this.clock.monotonicMs() + this.cfg.readTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.group.readBarrier({ timeoutMs: Math.max(1, deadline - this.clock.monotonicMs()) });
+        return;
+      } catch (e) {
+        if (!(e instanceof HiqliteError) || !e.retryable || this.clock.monotonicMs() >= deadline) throw e;
+      }
+      await sleep(Math.min(this.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+
+  private groupTransport(): GroupTransport {
+    return {
+      send: (g, m) => {
+        this.transport.send(g, m);
+      },
+      sendSnapshot: async (g, m, path) => {
+        try {
+          await this.transport.sendSnapshot(g, m, fileChunks(path), {
+            signal: AbortSignal.timeout(10 * 60_000),
+          });
+          return true;
+        } catch (e) {
+          this.log.warn({ peer: m.to, err: (e as Error).message }, 'snapshot transfer failed');
+          return false;
+        }
+      },
+    };
+  }
+
+  private async receiveSnapshot(
+    snapshots: SnapshotStore,
+    meta: Extract<Message, { type: 'snapshot' }>,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const path = snapshots.tempPath();
+    const fh = await open(path, 'w');
+    try {
+      for await (const chunk of chunks) await fh.write(chunk);
+    } finally {
+      await fh.close();
+    }
+    this.group.receiveSnapshot(meta, path);
+  }
+
+  private request(
+    to: number,
+    body: DistributiveOmit<ApiRequest, 'id'>,
+    timeoutMs: number,
+  ): Promise<ApiResponse> {
+    return this.peerConnection(to).then((c) => c.request(body, timeoutMs));
+  }
+
+  private peerConnection(to: number): Promise<ApiConnection> {
+    const existing = this.peers.get(to);
+    if (existing !== undefined) return existing;
+    const n = this.cfg.nodes.find((x) => x.id === to);
+    if (n === undefined) return Promise.reject(invalid(`unknown node ${to}`));
+    const p = ApiConnection.open({
+      host: n.api.host,
+      port: n.api.port,
+      secret: this.cfg.secretApi,
+      localId: this.cfg.nodeId,
+      serverId: to,
+      ...(this.cfg.tls.api === null ? {} : { tls: true }),
+      connectTimeoutMs: 3000,
+      frameBytesMax: this.cfg.frameBytesMax,
+      inflightMax: 100_000,
+    });
+    this.peers.set(to, p);
+    p.then(
+      (c) => c.onClose(() => this.peers.delete(to)),
+      () => this.peers.delete(to),
+    );
+    return p;
+  }
+
+  private health(): { ok: boolean; body: Record<string, unknown> } {
+    if (this.group === undefined) return { ok: false, body: { nodeId: this.cfg.nodeId, state: 'starting' } };
+    const m = this.metrics();
+    const member = m.voters.includes(m.nodeId) || m.learners.includes(m.nodeId);
+    return { ok: member && m.leaderId !== null, body: { ...m, member } };
+  }
+
+  private registerGauges(): void {
+    const gauge = (name: string, help: string, read: (m: NodeMetrics) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.metricsRegistry],
+        collect: () => {
+          if (this.group !== undefined) (gaugeRef.get(name) as Gauge).set(read(this.metrics()));
+        },
+      });
+    const gaugeRef = new Map<string, Gauge>();
+    for (const [name, help, read] of [
+      ['hiqlite_raft_term', 'Current Raft term', (m: NodeMetrics) => m.term],
+      ['hiqlite_raft_commit_index', 'Raft commit index (sql group)', (m: NodeMetrics) => m.commitIndex],
+      ['hiqlite_raft_applied_index', 'Index applied to SQLite', (m: NodeMetrics) => m.appliedIndex],
+      ['hiqlite_raft_last_log_index', 'Last index in the Raft log', (m: NodeMetrics) => m.lastLogIndex],
+      [
+        'hiqlite_raft_is_leader',
+        '1 when this node is the leader',
+        (m: NodeMetrics) => (m.role === 'leader' ? 1 : 0),
+      ],
+      ['hiqlite_raft_voters', 'Voters in the membership', (m: NodeMetrics) => m.voters.length],
+    ] as const) {
+      gaugeRef.set(name, gauge(name, help, read));
+    }
+  }
+
+  private async doShutdown(): Promise<void> {
+    this.started = false;
+    if (this.group !== undefined) {
+      try {
+        await this.transferLeadershipAway();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'leadership transfer before shutdown failed');
+      }
+    }
+    await Promise.allSettled([...this.background]);
+    for (const p of this.peers.values())
+      p.then(
+        (c) => c.close(),
+        () => {},
+      );
+    this.peers.clear();
+    await this.api?.close().catch(() => {});
+    await this.group
+      ?.close()
+      .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the raft group failed'));
+    await this.transport?.close().catch(() => {});
+    this.reader?.close();
+    await this.lock?.release();
+    this.log.info('node stopped');
+  }
+
+  /** Thesis §3.10: a leader going down hands over first, so no election timeout is needed. */
+  private async transferLeadershipAway(): Promise<void> {
+    const s = this.group.status();
+    if (s.role !== 'leader' || s.progress === null) return;
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const [id, p] of s.progress) {
+      if (s.membership.voters.includes(id) && p.match > bestMatch) {
+        best = id;
+        bestMatch = p.match;
+      }
+    }
+    if (best === null) return;
+    const r = this.group.transferLeadership(best);
+    if (!r.ok) return;
+    await this.waitFor(
+      'leadership transfer',
+      this.cfg.electionTimeoutMs * 2,
+      () => this.group.status().role !== 'leader',
+    ).catch(() => {});
+  }
+
+  private async waitFor(what: string, timeoutMs: number, ok: () => boolean): Promise<void> {
+    const deadline = this.clock.monotonicMs() + timeoutMs;
+    while (!ok()) {
+      if (this.clock.monotonicMs() > deadline)
+        throw new HiqliteError('HQL_TIMEOUT', `waiting for ${what}: ${timeoutMs} ms passed`, {
+          retryable: true,
+        });
+      await sleep(20);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== null)
+      throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+    assert(this.group !== undefined, 'node used before start');
+  }
+
+  private checkOpenOrStarting(): void {
+    if (this.closing !== null)
+      throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true });
+  }
+}
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+async function* fileChunks(path: string): AsyncIterable<Uint8Array> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function invalid(message: string): HiqliteError {
+  return new HiqliteError('HQL_INVALID_CONFIG_CHANGE', message, { retryable: false });
+}
+
+function invalidParams(message: string): HiqliteError {
+  return new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });
+}
+
+/** Rebuilds the error a remote node answered with, keeping its code and retry safety. */
+export function remoteError(
+  e: ApiResponse extends infer R ? (R extends { ok: false; error: infer E } ? E : never) : never,
+): HiqliteError {
+  const err = new HiqliteError(e.code, e.message, { retryable: e.retryable });
+  const extra: { leaderId?: number | null; info?: Record<string, unknown> } = {};
+  if (e.leaderId !== undefined) extra.leaderId = e.leaderId;
+  if (e.details !== undefined) extra.info = { code: e.code, message: e.message, ...e.details };
+  return Object.assign(err, extra);
+}
