@@ -12,6 +12,7 @@ export type {
 } from './client/client.js';
 export { type HiqliteNode, start } from './client/embedded.js';
 export { type ConnectOptions, connect } from './client/remote.js';
+export { onShutdownSignal } from './client/signals.js';
 export { type ErrorCode, HiqliteError } from './lib/errors.js';
 export type { NodeConfig } from './node/config/config.js';
 export { generateConfig, loadTomlConfig, resolveConfig } from './node/config/config.js';

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+/**
+ * The `hiqlite` command: `serve` runs one node, `generate-config` writes a localhost cluster
+ * configuration, `dev` runs a local cluster of separate processes.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { runDev } from './dev.js';
+import { runGenerateConfig } from './generate.js';
+import { runServe } from './serve.js';
+
+function int(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+const program = new Command()
+  .name('hiqlite')
+  .description('Embeddable SQLite that forms a Raft cluster')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run one node until SIGTERM / SIGINT')
+  .requiredOption(
+    '-c, --config <file>',
+    'TOML file with a [hiqlite] table (every key overridable by HQL_<KEY>)',
+  )
+  .option('--node-id <n>', 'override node_id', int('--node-id', 1, 2 ** 31))
+  .action((o: { config: string; nodeId?: number }) => runServe(o));
+
+program
+  .command('generate-config')
+  .description('write a working localhost configuration, one TOML file per node')
+  .option('-n, --nodes <n>', 'number of nodes', int('--nodes', 1, 7), 3)
+  .option('-d, --dir <dir>', 'output folder', 'hiqlite-config')
+  .option('--overwrite', 'replace existing files', false)
+  .action((o: { nodes: number; dir: string; overwrite: boolean }) => runGenerateConfig(o));
+
+program
+  .command('dev')
+  .description('start a local cluster in separate processes; Ctrl-C stops it')
+  .option('-n, --nodes <n>', 'number of nodes', int('--nodes', 1, 7), 3)
+  .option('-d, --dir <dir>', 'folder for configuration and data (default: a new temporary folder)')
+  .option(
+    '--base-port <port>',
+    'first Raft port; API ports start 100 above',
+    int('--base-port', 1024, 65000),
+    8100,
+  )
+  .option(
+    '--exit-after <seconds>',
+    'stop by itself after this many seconds (for scripts)',
+    int('--exit-after', 1, 86_400),
+  )
+  .action((o: { nodes: number; dir?: string; basePort: number; exitAfter?: number }) => runDev(o));
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`hiqlite: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
