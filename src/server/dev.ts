@@ -80,7 +80,7 @@ export async function runDev(o: {
     ]);
     if (codes === null) for (const c of children) c.kill('SIGKILL');
     process.stdout.write('hiqlite dev: stopped\n');
-    process.exit(codes !== null && codes.every((c) => c === 0) ? 0 : 1);
+    process.exit(codes?.every((c) => c === 0) ? 0 : 1);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
