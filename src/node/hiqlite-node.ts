@@ -128,6 +128,8 @@ export class HiqliteNode {
    */
   async write(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
     this.checkOpen();
+    // SQL and its parameters may hold personal data: logged only when log_statements is on.
+    if (this.cfg.logStatements) this.log.info({ command }, 'write');
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = prepareForProposal(command, {
@@ -157,6 +159,7 @@ export class HiqliteNode {
 
   async query(sql: string, params: QueryParams = [], options: QueryOptions = {}): Promise<Row[]> {
     this.checkOpen();
+    if (this.cfg.logStatements) this.log.info({ sql, params, consistency: options.consistency ?? 'local' }, 'query');
     if (options.consistency === 'linearizable') await this.linearizableBarrier();
     if (options.minIndex !== undefined && options.minIndex > this.group.applied()) {
       await this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: this.cfg.readTimeoutMs });

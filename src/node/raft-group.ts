@@ -9,6 +9,7 @@
  * acknowledgements, and messages that do not depend on persistence (heartbeats, the leader's
  * appends) leave at once through `takeMessages()`, even while a disk write is in flight.
  */
+import { rm } from 'node:fs/promises';
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -125,6 +126,12 @@ export class RaftGroup {
    */
   receiveSnapshot(message: Extract<Message, { type: 'snapshot' }>, path: string): void {
     if (this.closed) return;
+    // Keep only the newest received snapshot: an older one the core never asked to install
+    // (it was already behind) would otherwise stay on disk until the next start.
+    for (const [index, old] of this.incomingSnapshots) {
+      if (index !== message.snapshot.index) void rm(old, { force: true }).catch(() => {});
+    }
+    this.incomingSnapshots.clear();
     this.incomingSnapshots.set(message.snapshot.index, path);
     this.core.step(message);
     this.scheduleFlush();
