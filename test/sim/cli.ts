@@ -1,0 +1,142 @@
+/**
+ * `npm run sim -- --seeds N [--seed S] [--first S] [--planted-bugs [--bug NAME]] [--verbose] [--chaos-ms MS]`
+ *
+ * Runs the deterministic simulator over seeds [first, first + N) (or one seed), prints every
+ * failure with its seed, checker, recent trace and replay command, then a summary. With
+ * --planted-bugs, hunts each planted bug alone and prints the seed and checker that caught it.
+ * Exit code 1 when a seed fails (or a planted bug escapes).
+ */
+import { parseArgs } from 'node:util';
+import { HUNT_SEEDS_MAX_DEFAULT, huntPlantedBug } from './planted.js';
+import { PLANTED_BUGS } from './profile.js';
+import { type RunStats, runSeed, type SeedResult, type SimOptions } from './simulation.js';
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string' },
+    seed: { type: 'string' },
+    first: { type: 'string' },
+    'planted-bugs': { type: 'boolean', default: false },
+    bug: { type: 'string' },
+    'max-seeds': { type: 'string' },
+    'chaos-ms': { type: 'string' },
+    'trace-lines': { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+function intArg(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`--${name} must be a non-negative integer, got ${v}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const simOptions: SimOptions = {
+  ...(values['chaos-ms'] === undefined ? {} : { chaosMs: intArg('chaos-ms', values['chaos-ms'], 0) }),
+  ...(values['trace-lines'] === undefined
+    ? {}
+    : { traceLines: intArg('trace-lines', values['trace-lines'], 40) }),
+};
+
+function printFailure(r: SeedResult): void {
+  const f = r.failure;
+  if (f === null) return;
+  console.log(`\nFAIL seed ${r.seed}: ${f.checker}`);
+  console.log(`  ${f.message.split('\n').join('\n  ')}`);
+  console.log(`  scenario: ${r.profile}`);
+  console.log('  last events:');
+  for (const line of f.trace) console.log(`    ${line}`);
+  const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
+  console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos} --verbose`);
+}
+
+function runSeeds(seeds: number[]): number {
+  const totals = new Map<keyof RunStats, number>();
+  const failed: SeedResult[] = [];
+  const t0 = performance.now();
+  let slowest = { seed: 0, ms: 0 };
+  for (const seed of seeds) {
+    const seedT0 = performance.now();
+    const r = runSeed(seed, simOptions);
+    const seedMs = performance.now() - seedT0;
+    if (seedMs > slowest.ms) slowest = { seed, ms: seedMs };
+    for (const [k, v] of Object.entries(r.stats) as Array<[keyof RunStats, number]>) {
+      totals.set(k, (totals.get(k) ?? 0) + v);
+    }
+    if (values.verbose) {
+      console.log(
+        `seed ${seed} ${r.ok ? 'ok' : 'FAIL'} ${seedMs.toFixed(0)}ms trace=${r.traceDigest} ${r.profile}`,
+      );
+      console.log(`  ${JSON.stringify(r.stats)}`);
+    }
+    if (!r.ok) {
+      failed.push(r);
+      printFailure(r);
+    }
+  }
+  const elapsedMs = performance.now() - t0;
+  const t = (k: keyof RunStats) => totals.get(k) ?? 0;
+  const perMinute = (seeds.length / elapsedMs) * 60_000;
+  console.log(
+    `\nseeds run: ${seeds.length}, failed: ${failed.length}${failed.length > 0 ? ` (${failed.map((r) => r.seed).join(', ')})` : ''}`,
+  );
+  console.log(
+    `time: ${(elapsedMs / 1000).toFixed(1)}s, ${perMinute.toFixed(0)} seeds/minute (slowest: seed ${slowest.seed}, ${slowest.ms.toFixed(0)}ms)`,
+  );
+  console.log(
+    `leaders elected: ${t('leadersElected')}, entries committed: ${t('entriesCommitted')}, crashes: ${t('crashes')} (torn writes ${t('tornWrites')}, lost writes ${t('lostWrites')}), partitions: ${t('partitions')}`,
+  );
+  console.log(
+    `snapshots: ${t('snapshotsTaken')} taken, ${t('snapshotsInstalled')} installed; membership changes: ${t('membershipApplied')} committed (${t('membershipProposed')} proposed); leadership transfers: ${t('transfers')}`,
+  );
+  console.log(
+    `messages: ${t('messagesSent')} sent, ${t('messagesDropped')} dropped; ops checked: ${t('opsChecked')} (${t('opsUnknown')} with unknown outcome); linearizability budget exhausted: ${t('linearizabilityUnknown')} seeds`,
+  );
+  return failed.length === 0 ? 0 : 1;
+}
+
+function runPlantedBugs(): number {
+  const first = intArg('first', values.first, 1);
+  const seedsMax = intArg('max-seeds', values['max-seeds'], HUNT_SEEDS_MAX_DEFAULT);
+  let escaped = 0;
+  const only = values.bug;
+  if (only !== undefined && !(PLANTED_BUGS as readonly string[]).includes(only)) {
+    console.error(`--bug must be one of ${PLANTED_BUGS.join(', ')}`);
+    return 2;
+  }
+  for (const bug of PLANTED_BUGS.filter((b) => only === undefined || b === only)) {
+    const t0 = performance.now();
+    const r = huntPlantedBug(bug, { first, seedsMax, sim: simOptions });
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    if (r.caught === null) {
+      escaped++;
+      console.log(`${bug}: NOT caught in ${r.seedsRun} seeds (${secs}s)`);
+    } else {
+      const firstLine = r.caught.message.split('\n')[0];
+      console.log(
+        `${bug}: caught by ${r.caught.checker} at seed ${r.caught.seed} after ${r.seedsRun} seeds (${secs}s)`,
+      );
+      console.log(`  ${firstLine}`);
+    }
+    if (r.unattributed.length > 0) {
+      const list = r.unattributed.map((u) => `${u.seed} (${u.checker})`).join(', ');
+      console.log(`  seeds that failed with and without the bug (not counted): ${list}`);
+    }
+  }
+  return escaped === 0 ? 0 : 1;
+}
+
+function main(): number {
+  if (values['planted-bugs']) return runPlantedBugs();
+  if (values.seed !== undefined) return runSeeds([intArg('seed', values.seed, 1)]);
+  const first = intArg('first', values.first, 1);
+  const count = intArg('seeds', values.seeds, 100);
+  return runSeeds(Array.from({ length: count }, (_, i) => first + i));
+}
+
+process.exitCode = main();

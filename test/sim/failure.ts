@@ -1,0 +1,30 @@
+/**
+ * A checker's verdict that the run is wrong. Thrown from anywhere in the simulation; the runner
+ * catches it and reports the seed, the checker and the recent trace.
+ */
+export type CheckerName =
+  | 'election-safety'
+  | 'log-matching'
+  | 'leader-completeness'
+  | 'state-machine-safety'
+  | 'linearizability'
+  | 'liveness'
+  /** The core broke its Ready contract (e.g. non-contiguous entries to persist). */
+  | 'ready-contract'
+  /** The core threw (an assertion inside it failed). */
+  | 'core-exception';
+
+export class SimFailure extends Error {
+  override readonly name = 'SimFailure';
+
+  constructor(
+    readonly checker: CheckerName,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function fail(checker: CheckerName, message: string): never {
+  throw new SimFailure(checker, message);
+}

@@ -1,0 +1,139 @@
+/**
+ * The simulated network: every message is an event delivered after a random latency, so jitter
+ * reorders them; a message may be dropped or duplicated, and links may be cut in one direction
+ * or both (partitions). A cut link drops what is sent on it and what is in flight when it arrives.
+ */
+import { assert } from '../../src/lib/assert.js';
+import type { Random } from '../../src/lib/prng.js';
+import type { Message } from '../../src/raft/types.js';
+import type { EventQueue } from './event-queue.js';
+import type { KvSnapshot } from './kv.js';
+
+/** A message on the wire; a snapshot message carries the sender's snapshot data next to its meta. */
+export interface Envelope {
+  readonly msg: Message;
+  readonly snapshot: KvSnapshot | null;
+  /** The sender's incarnation: a snapshot outcome is reported only to the core that sent it. */
+  readonly senderIncarnation: number;
+}
+
+export interface NetworkFaults {
+  /** Probability that a message is lost. */
+  readonly dropRate: number;
+  /** Probability that a message is delivered twice (each copy with its own latency). */
+  readonly dupRate: number;
+  readonly latencyUsMin: number;
+  readonly latencyUsMax: number;
+  /** Probability that a message is held back much longer (reordering across many others). */
+  readonly longDelayRate: number;
+  readonly longDelayUsMax: number;
+}
+
+export const CALM_NETWORK: NetworkFaults = {
+  dropRate: 0,
+  dupRate: 0,
+  latencyUsMin: 500,
+  latencyUsMax: 2_000,
+  longDelayRate: 0,
+  longDelayUsMax: 0,
+};
+
+export interface NetworkHandlers {
+  /** The message reached a node (which may be down: the receiver decides). */
+  deliver(env: Envelope): void;
+  /** The message was lost: at random ('drop') or on a cut link ('cut', which a transport notices). */
+  lost(env: Envelope, why: 'drop' | 'cut'): void;
+}
+
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  dropped: number;
+  duplicated: number;
+}
+
+/** Node ids are small (1..7): a link is encoded as from * LINK_BASE + to. */
+const LINK_BASE = 64;
+
+export class Network {
+  faults: NetworkFaults;
+  private readonly cut = new Set<number>();
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0 };
+
+  constructor(
+    private readonly queue: EventQueue,
+    private readonly rng: Random,
+    faults: NetworkFaults,
+    private readonly handlers: NetworkHandlers,
+  ) {
+    this.faults = faults;
+  }
+
+  send(env: Envelope): void {
+    const { from, to } = env.msg;
+    assert(from !== to, `node ${from} sent a message to itself`);
+    this.stats.sent++;
+    if (this.isCut(from, to)) {
+      this.drop(env, 'cut');
+      return;
+    }
+    if (this.rng.chance(this.faults.dropRate)) {
+      this.drop(env, 'drop');
+      return;
+    }
+    this.schedule(env);
+    if (this.rng.chance(this.faults.dupRate)) {
+      this.stats.duplicated++;
+      this.schedule(env);
+    }
+  }
+
+  isCut(from: number, to: number): boolean {
+    return this.cut.has(from * LINK_BASE + to);
+  }
+
+  /** Cut the link from → to (one way). */
+  cutLink(from: number, to: number): void {
+    assert(from < LINK_BASE && to < LINK_BASE, 'node id too large for the link table');
+    this.cut.add(from * LINK_BASE + to);
+  }
+
+  /** Cut both directions between every node of `a` and every node of `b`. */
+  partition(a: readonly number[], b: readonly number[]): void {
+    for (const x of a) {
+      for (const y of b) {
+        if (x === y) continue;
+        this.cutLink(x, y);
+        this.cutLink(y, x);
+      }
+    }
+  }
+
+  heal(): void {
+    this.cut.clear();
+  }
+
+  get cutLinks(): number {
+    return this.cut.size;
+  }
+
+  private schedule(env: Envelope): void {
+    const f = this.faults;
+    let delayUs = this.rng.int(f.latencyUsMin, f.latencyUsMax + 1);
+    if (f.longDelayRate > 0 && this.rng.chance(f.longDelayRate))
+      delayUs += this.rng.int(0, f.longDelayUsMax + 1);
+    this.queue.after(delayUs, 'deliver', env.msg.to, () => {
+      if (this.isCut(env.msg.from, env.msg.to)) {
+        this.drop(env, 'cut');
+        return;
+      }
+      this.stats.delivered++;
+      this.handlers.deliver(env);
+    });
+  }
+
+  private drop(env: Envelope, why: 'drop' | 'cut'): void {
+    this.stats.dropped++;
+    this.handlers.lost(env, why);
+  }
+}
