@@ -159,7 +159,8 @@ export class HiqliteNode {
 
   async query(sql: string, params: QueryParams = [], options: QueryOptions = {}): Promise<Row[]> {
     this.checkOpen();
-    if (this.cfg.logStatements) this.log.info({ sql, params, consistency: options.consistency ?? 'local' }, 'query');
+    if (this.cfg.logStatements)
+      this.log.info({ sql, params, consistency: options.consistency ?? 'local' }, 'query');
     if (options.consistency === 'linearizable') await this.linearizableBarrier();
     if (options.minIndex !== undefined && options.minIndex > this.group.applied()) {
       await this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: this.cfg.readTimeoutMs });

@@ -6,10 +6,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect, type HiqliteClient } from '../../src/index.js';
+import { type ConnectOptions, connect, type HiqliteClient, type Metrics, type Row } from '../../src/index.js';
 
 const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 export const SECRET_RAFT = 'raft-secret-for-tests-0123456789';
@@ -22,6 +23,18 @@ export interface ClusterOptions {
   readonly env?: Record<string, string>;
   /** Start only these node ids at first (others later with start(id)). Default: all. */
   readonly startNodes?: readonly number[];
+  /**
+   * TLS with self-signed certificates on both ports of every node (`tls_auto_certificates`);
+   * client() and http() then speak TLS too.
+   */
+  readonly tls?: boolean;
+}
+
+export interface StartOptions {
+  /** How long to wait for READY. Default 60 s. */
+  readonly timeoutMs?: number;
+  /** Extra environment for this process only (e.g. `HQL_SECRET_RAFT` to override the file). */
+  readonly env?: Record<string, string>;
 }
 
 export interface NodeProcess {
@@ -62,12 +75,13 @@ export class TestCluster {
   private constructor(
     readonly dir: string,
     private readonly env: Record<string, string>,
+    readonly tls: boolean,
   ) {}
 
   static async create(options: ClusterOptions = {}): Promise<TestCluster> {
     const n = options.nodes ?? 3;
     const dir = mkdtempSync(join(tmpdir(), 'hql-cluster-'));
-    const c = new TestCluster(dir, options.env ?? {});
+    const c = new TestCluster(dir, options.env ?? {}, options.tls === true);
     const ports = await freePorts(2 * n);
     const entries: string[] = [];
     for (let id = 1; id <= n; id++) {
@@ -87,6 +101,7 @@ export class TestCluster {
           `secret_raft = "${SECRET_RAFT}"`,
           `secret_api = "${SECRET_API}"`,
           ...TIMING,
+          ...(options.tls === true ? ['tls_auto_certificates = true'] : []),
           extra,
           '',
         ].join('\n'),
@@ -123,12 +138,43 @@ export class TestCluster {
   }
 
   /** Starts (or restarts) node `id`; resolves once it printed READY (it is a member). */
-  async start(id: number, timeoutMs = 60_000): Promise<void> {
+  async start(id: number, timeoutOrOptions: number | StartOptions = 60_000): Promise<void> {
+    const o: StartOptions =
+      typeof timeoutOrOptions === 'number' ? { timeoutMs: timeoutOrOptions } : timeoutOrOptions;
+    const timeoutMs = o.timeoutMs ?? 60_000;
+    this.spawnNode(id, o.env ?? {});
+    const n = this.node(id);
+    if (!(await this.waitForReady(id, timeoutMs))) {
+      throw new Error(`node ${id} not READY within ${timeoutMs} ms:\n${n.output.slice(-4000)}`);
+    }
+  }
+
+  /**
+   * Starts node `id` and watches it for `watchMs`: resolves with whether it printed READY (it
+   * became a member) in that time. The process is left running either way (kill it, or close()).
+   * For nodes that must NOT become members (wrong secret), so the test need not wait for the
+   * node's own join timeout.
+   */
+  async startAndWatch(
+    id: number,
+    watchMs: number,
+    options: Omit<StartOptions, 'timeoutMs'> = {},
+  ): Promise<boolean> {
+    this.spawnNode(id, options.env ?? {});
+    return this.waitForReady(id, watchMs);
+  }
+
+  private spawnNode(id: number, env: Record<string, string>): void {
     const n = this.node(id);
     if (n.child !== null) throw new Error(`node ${id} is running`);
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', n.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HQL_LOG_LEVEL: 'warn', ...this.env },
+      env: {
+        ...process.env,
+        HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn',
+        ...this.env,
+        ...env,
+      },
     });
     n.child = child;
     n.output = '';
@@ -144,13 +190,18 @@ export class TestCluster {
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
+  }
+
+  /** True once the node printed READY; false after `timeoutMs`; throws if it exits first. */
+  private async waitForReady(id: number, timeoutMs: number): Promise<boolean> {
+    const n = this.node(id);
     const deadline = Date.now() + timeoutMs;
     while (!n.output.includes('READY')) {
       if (n.child === null) throw new Error(`node ${id} exited before READY:\n${n.output.slice(-4000)}`);
-      if (Date.now() > deadline)
-        throw new Error(`node ${id} not READY within ${timeoutMs} ms:\n${n.output.slice(-4000)}`);
+      if (Date.now() > deadline) return false;
       await sleep(50);
     }
+    return true;
   }
 
   /** SIGKILL: no graceful anything. */
@@ -190,20 +241,33 @@ export class TestCluster {
     rmSync(n.dataDir, { recursive: true, force: true });
   }
 
-  async client(ids?: readonly number[]): Promise<HiqliteClient> {
+  /**
+   * A remote client bound to these nodes (default: all), closed by close(). `options` override
+   * the defaults (20 s request timeout; TLS when the cluster has it).
+   */
+  async client(ids?: readonly number[], options: Partial<ConnectOptions> = {}): Promise<HiqliteClient> {
     const addrs = (ids ?? [...this.nodes.keys()]).map((id) => `127.0.0.1:${this.node(id).apiPort}`);
-    const c = await connect({ nodes: addrs, secretApi: SECRET_API, requestTimeoutMs: 20_000 });
+    const c = await connect({
+      nodes: addrs,
+      secretApi: SECRET_API,
+      requestTimeoutMs: 20_000,
+      ...(this.tls ? { tls: true } : {}),
+      ...options,
+    });
     this.clients.push(c);
     return c;
   }
 
-  /** GET an HTTP route of node `id`'s API port. */
+  /** GET an HTTP route of node `id`'s API port (HTTPS, certificate not verified, on a TLS cluster). */
   async http(id: number, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(`http://127.0.0.1:${this.node(id).apiPort}${path}`, {
-      ...init,
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
+    const url = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.node(id).apiPort}${path}`;
+    const res = this.tls
+      ? await httpsInsecure(url, init)
+      : await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) }).then(async (r) => ({
+          status: r.status,
+          text: await r.text(),
+        }));
+    const text = res.text;
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -213,14 +277,95 @@ export class TestCluster {
     return { status: res.status, body };
   }
 
+  /** Ids of the nodes whose process is running. */
+  runningIds(): number[] {
+    return [...this.nodes.values()].filter((n) => n.child !== null).map((n) => n.id);
+  }
+
+  /**
+   * The rows of `sql` on each of `ids` (default: the running nodes), each read locally on that
+   * node once it has applied `minIndex`: after a write at `minIndex`, equal rows mean equal
+   * replicas up to that write.
+   */
+  async rowsOn<T = Row>(
+    sql: string,
+    options: { readonly ids?: readonly number[]; readonly minIndex?: number } = {},
+  ): Promise<Map<number, T[]>> {
+    const out = new Map<number, T[]>();
+    for (const id of options.ids ?? this.runningIds()) {
+      const c = await this.client([id]);
+      try {
+        out.set(
+          id,
+          await c.query<T>(sql, [], options.minIndex === undefined ? {} : { minIndex: options.minIndex }),
+        );
+      } catch (e) {
+        const at = options.minIndex === undefined ? '' : ` once it applied index ${options.minIndex}`;
+        throw new Error(`reading on node ${id}${at}: ${String(e)}`, { cause: e });
+      } finally {
+        await this.dropClient(c);
+      }
+    }
+    return out;
+  }
+
+  /** Waits until every running node reports these voters and learners (sorted) and one leader. */
+  async waitForMembership(
+    expected: { readonly voters: readonly number[]; readonly learners?: readonly number[] },
+    timeoutMs = 30_000,
+  ): Promise<Map<number, Metrics>> {
+    const voters = [...expected.voters].sort((a, b) => a - b);
+    const learners = [...(expected.learners ?? [])].sort((a, b) => a - b);
+    return eventually(
+      `membership voters=[${voters}] learners=[${learners}] on every running node`,
+      async () => {
+        const all = new Map<number, Metrics>();
+        for (const id of this.runningIds()) all.set(id, await this.metricsOf(id));
+        const leaders = new Set([...all.values()].map((m) => m.leaderId));
+        const ok =
+          leaders.size === 1 &&
+          !leaders.has(null) &&
+          [...all.values()].every((m) => sameIds(m.voters, voters) && sameIds(m.learners, learners));
+        return ok ? all : null;
+      },
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Waits until every running node agrees on one leader and lists node `id` as a member (voter
+   * or learner), and `id` itself knows it.
+   */
+  async waitForMember(id: number, timeoutMs = 30_000): Promise<Map<number, Metrics>> {
+    return eventually(
+      `node ${id} a member on every running node`,
+      async () => {
+        const all = new Map<number, Metrics>();
+        for (const n of this.runningIds()) all.set(n, await this.metricsOf(n));
+        const leaders = new Set([...all.values()].map((m) => m.leaderId));
+        const ok =
+          all.has(id) &&
+          leaders.size === 1 &&
+          !leaders.has(null) &&
+          [...all.values()].every((m) => m.voters.includes(id) || m.learners.includes(id));
+        return ok ? all : null;
+      },
+      timeoutMs,
+    );
+  }
+
+  private async dropClient(c: HiqliteClient): Promise<void> {
+    await c.close();
+    this.clients = this.clients.filter((x) => x !== c);
+  }
+
   /** Metrics of every running node, via a client bound to that node alone. */
   async metricsOf(id: number): Promise<import('../../src/index.js').Metrics> {
     const c = await this.client([id]);
     try {
       return await c.metrics();
     } finally {
-      await c.close();
-      this.clients = this.clients.filter((x) => x !== c);
+      await this.dropClient(c);
     }
   }
 
@@ -243,7 +388,18 @@ export class TestCluster {
     }
   }
 
+  /** The last `chars` of every node's output, for failure messages and debugging. */
+  outputs(chars = 3000): string {
+    return [...this.nodes.values()]
+      .map((n) => `--- node ${n.id} (${n.child === null ? 'stopped' : 'running'})\n${n.output.slice(-chars)}`)
+      .join('\n');
+  }
+
   async close(): Promise<void> {
+    // HQL_TEST_CLUSTER_OUTPUT=<chars> prints the end of what each node logged (to investigate a
+    // failure; HQL_TEST_CLUSTER_LOG_LEVEL=info makes the nodes say more).
+    const dumpChars = Number(process.env.HQL_TEST_CLUSTER_OUTPUT ?? 0);
+    if (dumpChars > 0) process.stderr.write(`${this.outputs(dumpChars)}\n`);
     for (const c of this.clients) await c.close().catch(() => {});
     this.clients = [];
     for (const n of this.nodes.values()) {
@@ -255,6 +411,38 @@ export class TestCluster {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function sameIds(a: readonly number[], sorted: readonly number[]): boolean {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length === sorted.length && s.every((v, i) => v === sorted[i]);
+}
+
+/** HTTPS without certificate verification (self-signed test certificates), bounded by 10 s. */
+function httpsInsecure(url: string, init: RequestInit): Promise<{ status: number; text: string }> {
+  return new Promise((ok, fail) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: init.method ?? 'GET',
+        headers: (init.headers ?? {}) as Record<string, string>,
+        rejectUnauthorized: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () =>
+          ok({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', fail);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer within 10000 ms`)));
+    req.on('error', fail);
+    if (typeof init.body === 'string') req.write(init.body);
+    req.end();
+  });
 }
 
 export function sleep(ms: number): Promise<void> {

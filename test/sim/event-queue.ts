@@ -63,6 +63,13 @@ export class EventQueue {
     return top;
   }
 
+  /** Let virtual time pass up to `timeUs` (no event may be due before it). */
+  advanceTo(timeUs: TimeUs): void {
+    const next = this.heap[0];
+    assert(next === undefined || next.timeUs >= timeUs, 'advancing past a due event');
+    if (timeUs > this.nowUs) this.nowUs = timeUs;
+  }
+
   /** Time of the earliest event, or null when empty. */
   peekTimeUs(): TimeUs | null {
     return this.heap[0]?.timeUs ?? null;

@@ -312,6 +312,8 @@ class Simulation implements ClusterAccess {
       this.trace.mix(ev.timeUs, ev.subject, ev.seq);
       ev.run();
     }
+    // Time passes even when nothing happens (every process may be stalled).
+    this.queue.advanceTo(untilUs);
   }
 
   private scheduleLogMatching(): void {

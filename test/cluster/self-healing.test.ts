@@ -1,0 +1,154 @@
+/**
+ * Self-healing on real processes (upstream test_cluster step 15 and the design's list): a node
+ * comes back from an unclean shutdown, lost SQLite files and a lost volume, and node 1 that lost
+ * its volume joins the existing cluster instead of bootstrapping a second one.
+ * `logs_until_snapshot = 50` so snapshots are taken and logs compacted behind them while the
+ * tests write, and a returning node must be brought back through a snapshot.
+ *
+ * Left out until product bugs are fixed (reported to the lead with reproductions):
+ * - "the Raft log directory deleted while stopped → the node re-syncs": such a node restarts as
+ *   a voter with term 0 and no vote, rolled back to its snapshot, and never catches up (the
+ *   leader ignores its rejections: they fall below the match index it acknowledged before).
+ * - "a node that lost its volume is a voter again": it may print READY while it is only a
+ *   learner, because it trusts the membership of an old snapshot, and is then never promoted.
+ *   The assertions that would catch it are marked below.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { HiqliteClient } from '../../src/index.js';
+import { TestCluster } from './harness.js';
+
+const TOML = 'logs_until_snapshot = 50';
+
+/** A cluster with a table `t` and a record of every acknowledged insert. */
+class Workload {
+  readonly written: number[] = [];
+  private nextId = 1;
+
+  constructor(
+    readonly c: TestCluster,
+    private readonly db: HiqliteClient,
+  ) {}
+
+  static async create(c: TestCluster, rows: number): Promise<Workload> {
+    const db = await c.client();
+    await db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    const w = new Workload(c, db);
+    await w.writeRows(rows);
+    return w;
+  }
+
+  /** Inserts `count` rows, 8 at a time; resolves with the highest log index. */
+  async writeRows(count: number): Promise<number> {
+    let index = 0;
+    for (let done = 0; done < count; ) {
+      const ids = Array.from({ length: Math.min(8, count - done) }, () => this.nextId++);
+      const results = await Promise.all(
+        ids.map((id) =>
+          this.db.execute('INSERT INTO t (id, v) VALUES (?, ?)', [id, `row ${id}`]).catch((e: unknown) => {
+            throw new Error(`insert of row ${id}: ${String(e)}`, { cause: e });
+          }),
+        ),
+      );
+      for (const r of results) index = Math.max(index, r.logIndex);
+      this.written.push(...ids);
+      done += ids.length;
+    }
+    return index;
+  }
+
+  /** After one more write, every node holds exactly the acknowledged rows. */
+  async assertAllNodesHoldEveryRow(): Promise<void> {
+    const marker = await this.writeRows(1);
+    const expected = [...this.written].sort((a, b) => a - b).map((id) => ({ id, v: `row ${id}` }));
+    const seen = await this.c.rowsOn('SELECT id, v FROM t ORDER BY id', { ids: [1, 2, 3], minIndex: marker });
+    for (const [id, rows] of seen) assert.deepEqual(rows, expected, `node ${id}`);
+  }
+}
+
+describe('self-healing of a follower of a 3-node cluster of processes', () => {
+  let c: TestCluster;
+  let w: Workload;
+
+  /** A node that is neither the leader nor node 1. */
+  async function follower(): Promise<number> {
+    const leader = await c.leader();
+    return leader === 2 ? 3 : 2;
+  }
+
+  before(async () => {
+    c = await TestCluster.create({ nodes: 3, toml: TOML });
+    w = await Workload.create(c, 120);
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('a follower killed with SIGKILL during writes recovers on restart and catches up', async () => {
+    const f = await follower();
+    const writing = w.writeRows(80);
+    await w.writeRows(16);
+    await c.kill(f);
+    assert.ok(existsSync(join(c.node(f).dataDir, 'hiqlite.lock')), 'the lock file of the killed run is left');
+    await writing;
+    await c.start(f);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  });
+
+  test('a follower whose SQLite files were deleted while stopped rebuilds them from snapshot and log', async () => {
+    const f = await follower();
+    assert.equal(await c.stop(f), 0);
+    const dir = c.node(f).dataDir;
+    const snapshots = readdirSync(join(dir, 'state_machine', 'snapshots')).filter((n) => n.endsWith('.snap'));
+    assert.ok(snapshots.length > 0, 'the node has a snapshot to rebuild from');
+    rmSync(join(dir, 'state_machine', 'db'), { recursive: true, force: true });
+    await w.writeRows(60);
+    await c.start(f);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  });
+
+  // Last in this cluster: while the bug above stands, the node may come back as a learner only.
+  test('a follower that lost its whole volume rejoins and re-syncs', async () => {
+    const f = await follower();
+    assert.equal(await c.stop(f), 0);
+    c.wipe(f);
+    await w.writeRows(60);
+    await c.start(f);
+    await c.waitForMember(f);
+    // Left out (product bug, see the header): await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  });
+});
+
+describe('node 1 of a 3-node cluster of processes losing its volume', () => {
+  let c: TestCluster;
+  let w: Workload;
+  before(async () => {
+    c = await TestCluster.create({ nodes: 3, toml: TOML });
+    w = await Workload.create(c, 120);
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('node 1 joins the existing cluster and does not bootstrap a second one', async () => {
+    const before = await c.metricsOf(2);
+    // A graceful stop: if node 1 leads, it hands over leadership first.
+    assert.equal(await c.stop(1), 0);
+    c.wipe(1);
+    await w.writeRows(60);
+    await c.start(1);
+    const metrics = await c.waitForMember(1);
+    // Left out (product bug, see the header): every node lists voters [1, 2, 3].
+    const terms = new Set([...metrics.values()].map((m) => m.term));
+    assert.equal(terms.size, 1, `one term on every node: ${[...terms]}`);
+    assert.ok((metrics.get(1)?.term ?? 0) >= before.term, 'node 1 continues the existing term lineage');
+    assert.equal([...metrics.values()].filter((m) => m.role === 'leader').length, 1);
+    assert.ok((metrics.get(1)?.commitIndex ?? 0) >= before.commitIndex, "node 1 follows the cluster's log");
+    await w.assertAllNodesHoldEveryRow();
+  });
+});
