@@ -12,7 +12,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { assert } from '../lib/assert.js';
@@ -89,6 +89,8 @@ export class HiqliteNode {
   private started = false;
   private closing: Promise<void> | null = null;
   private readonly background = new Set<Promise<unknown>>();
+  /** Leader: the last join handled per node (by the joining process's nonce). */
+  private readonly joins = new Map<number, { nonce: string; index: Promise<LogIndex> }>();
 
   private constructor(cfg: ResolvedNodeConfig, options: StartOptions) {
     this.cfg = cfg;
@@ -217,19 +219,30 @@ export class HiqliteNode {
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await mkdir(cfg.paths.logsDir, { recursive: true });
     await mkdir(cfg.paths.dbDir, { recursive: true });
-    const opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax });
+    let opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax });
     if (opened.report.tornTail !== null)
       this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');
-    const logStore = opened.store;
-    const snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
+    let snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, { fileName: cfg.filenameDb });
+    const hasData = opened.store.lastIndex() > 0 || snapshots.latest() !== null || this.sm.appliedIndex() > 0;
+    if (opened.hardState === null && hasData) {
+      // The term and vote are gone (lost or damaged log directory) but data remains. This node
+      // may have voted in a term it no longer remembers, so it must not take part as it was:
+      // it discards its local state and rejoins like a new node (the leader re-adds it).
+      this.log.warn(
+        'the Raft hard state is lost but data remains: discarding local state and rejoining the cluster',
+      );
+      await opened.store.close();
+      await rm(cfg.paths.logsDir, { recursive: true, force: true });
+      await rm(cfg.paths.snapshotsDir, { recursive: true, force: true });
+      await mkdir(cfg.paths.logsDir, { recursive: true });
+      opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax });
+      snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
+      await this.sm.reset();
+    }
+    const logStore = opened.store;
     this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
-
-    const fresh =
-      opened.hardState === null &&
-      logStore.lastIndex() === 0 &&
-      snapshots.latest() === null &&
-      this.sm.appliedIndex() === 0;
+    const fresh = opened.hardState === null && logStore.lastIndex() === 0 && snapshots.latest() === null;
 
     this.transport = new RaftTransport({
       nodeId: cfg.nodeId,
@@ -303,7 +316,7 @@ export class HiqliteNode {
       this.log.info('no cluster found: node 1 bootstraps a new one');
       this.group.campaign();
     }
-    await this.ensureMembership(joinTimeoutMs);
+    await this.ensureMembership(fresh && !bootstrap, joinTimeoutMs);
     this.started = true;
     this.log.info({ api: cfg.self.addrApi, raft: cfg.self.addrRaft }, 'node started');
   }
@@ -331,28 +344,38 @@ export class HiqliteNode {
   }
 
   /** Joins (as a learner) and gets promoted (unless learnerOnly), retrying until done. */
-  private async ensureMembership(timeoutMs: number): Promise<void> {
+  private async ensureMembership(fresh: boolean, timeoutMs: number): Promise<void> {
     const deadline = this.clock.monotonicMs() + timeoutMs;
     const me = this.cfg.nodeId;
+    // A fresh node's own view of the membership is not to be trusted until it has applied the
+    // entry that (re-)added it: a snapshot it installs on the way may predate its removal.
+    let joinedAt = fresh ? null : (0 as LogIndex);
+    const nonce = randomBytes(12).toString('hex');
     for (let attempt = 0; ; attempt++) {
-      const m = this.group.status().membership;
-      const isVoter = m.voters.includes(me);
-      const isLearner = m.learners.includes(me);
-      if (isVoter || (isLearner && this.cfg.learnerOnly)) return;
+      if (joinedAt !== null && this.group.applied() >= joinedAt) {
+        const m = this.group.status().membership;
+        if (m.voters.includes(me) || (m.learners.includes(me) && this.cfg.learnerOnly)) return;
+      }
       if (this.clock.monotonicMs() > deadline) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
           `node ${me} could not join the cluster within ${timeoutMs} ms`,
-          { retryable: true },
+          {
+            retryable: true,
+          },
         );
       }
       const leader = this.group.status().leaderId ?? (await this.findLeader());
       if (leader !== null && leader !== me) {
-        const op = isLearner ? 'promote' : 'join';
+        const learner = this.group.status().membership.learners.includes(me);
         try {
-          const r = await this.request(leader, { op, nodeId: me }, 5000);
-          if (!r.ok && !r.error.retryable) {
-            throw new HiqliteError(r.error.code, `${op} refused: ${r.error.message}`, { retryable: false });
+          if (joinedAt === null) {
+            const r = await this.request(leader, { op: 'join', nodeId: me, nonce }, 5000);
+            if (r.ok) joinedAt = (r.value as { index: number }).index as LogIndex;
+            else if (!r.error.retryable) throw remoteError(r.error);
+          } else if (learner && this.group.applied() >= joinedAt) {
+            const r = await this.request(leader, { op: 'promote', nodeId: me }, 5000);
+            if (!r.ok && !r.error.retryable) throw remoteError(r.error);
           }
         } catch (e) {
           if (e instanceof HiqliteError && !e.retryable) throw e;
@@ -415,33 +438,50 @@ export class HiqliteNode {
         };
       }
       case 'join':
-        return this.handleJoin(req.nodeId as NodeId, from);
+        return this.handleJoin(req.nodeId as NodeId, req.nonce, from);
       case 'promote':
         return this.handlePromote(req.nodeId as NodeId, from);
     }
   }
 
-  private async handleJoin(id: NodeId, from: number): Promise<unknown> {
+  private async handleJoin(id: NodeId, nonce: string, from: number): Promise<unknown> {
     this.requireLeaderFor('join');
     if (from !== id && from !== REMOTE_CLIENT_ID) throw invalid(`node ${from} cannot ask to add node ${id}`);
     if (!this.cfg.nodes.some((n) => n.id === id))
       throw invalid(`node ${id} is not in this cluster's nodes list`);
-    const m = this.group.status().membership;
+    // A joining node repeats its request until it is answered; the nonce (one per start of
+    // that node) makes the repetition harmless.
+    const done = this.joins.get(id);
+    if (done !== undefined && done.nonce === nonce) return { index: await done.index };
+    const index = this.addAsLearner(id);
+    this.joins.set(id, { nonce, index });
+    try {
+      return { index: await index };
+    } catch (e) {
+      if (this.joins.get(id)?.index === index) this.joins.delete(id);
+      throw e;
+    }
+  }
+
+  /**
+   * Only a node without state asks to join. If it is still a member, it lost its volume: the
+   * leader's idea of its log (match index) and, for a voter, the memory of its votes are gone.
+   * Remove it first, then add it back as a learner with fresh replication progress.
+   */
+  private async addAsLearner(id: NodeId): Promise<LogIndex> {
     const timeoutMs = this.cfg.proposalTimeoutMs;
-    if (m.voters.includes(id)) {
-      // Only a node without state asks to join: a voter doing so lost its volume, and with it
-      // the memory of its votes. Take it out before it can vote again; it comes back as a learner.
+    const m = this.group.status().membership;
+    if (m.voters.includes(id) || m.learners.includes(id)) {
       this.log.warn(
         { peer: id },
-        'a voter rejoins without state: removing it, then adding it back as a learner',
+        'a member rejoins without state: removing it, then adding it back as a learner',
       );
       await this.group.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
-      await this.group.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
-    } else if (!m.learners.includes(id)) {
+    } else {
       this.log.info({ peer: id }, 'adding a node as learner');
-      await this.group.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
     }
-    return { ok: true };
+    const out = await this.group.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
+    return out.index;
   }
 
   private async handlePromote(id: NodeId, from: number): Promise<unknown> {

@@ -37,7 +37,7 @@ export type ApiRequest =
   /** Where the leader is: its id and API address, as this node knows them. */
   | { readonly id: number; readonly op: 'leader' }
   /** Leader only: a node with no state asks to be added as a learner. */
-  | { readonly id: number; readonly op: 'join'; readonly nodeId: number }
+  | { readonly id: number; readonly op: 'join'; readonly nodeId: number; readonly nonce: string }
   /** Leader only: a caught-up learner asks to become a voter. */
   | { readonly id: number; readonly op: 'promote'; readonly nodeId: number };
 
@@ -116,18 +116,45 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
     case 'metrics':
     case 'leader':
       return { id, op: o.op };
-    case 'join':
+    case 'join': {
+      if (typeof o.nonce !== 'string' || o.nonce.length === 0 || o.nonce.length > 64)
+        bad('join.nonce must be a short string');
+      return { id, op: 'join', nodeId: nodeIdOf(o), nonce: o.nonce };
+    }
     case 'promote':
-      return { id, op: o.op, nodeId: nodeIdOf(o) };
+      return { id, op: 'promote', nodeId: nodeIdOf(o) };
     default:
       throw new ProtocolError('unknown-type', `api message: unknown op ${JSON.stringify(o.op)}`);
   }
 }
 
+/** Nesting depth of response values (rows inside results inside a txn) that is walked. */
+const VALUE_DEPTH_MAX = 16;
+
+/**
+ * msgpackr decodes binary as Node Buffers; the API promises plain Uint8Array for BLOBs (the same
+ * type the embedded node returns), so responses are revived before they reach the caller.
+ */
+function plainBytes(v: unknown, depth: number): unknown {
+  if (v instanceof Uint8Array) {
+    return Object.getPrototypeOf(v) === Uint8Array.prototype
+      ? v
+      : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  }
+  if (depth >= VALUE_DEPTH_MAX || typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = plainBytes(v[i], depth + 1);
+    return v;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) o[k] = plainBytes(o[k], depth + 1);
+  return o;
+}
+
 export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
   const o = decodeMap(bytes);
   const id = requestId(o);
-  if (o.ok === true) return { id, ok: true, value: o.value };
+  if (o.ok === true) return { id, ok: true, value: plainBytes(o.value, 0) };
   if (o.ok !== false) bad('response.ok must be a boolean');
   const e = o.error as Record<string, unknown> | null | undefined;
   if (typeof e !== 'object' || e === null) bad('response.error must be a map');

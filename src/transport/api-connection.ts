@@ -59,6 +59,10 @@ export class ApiConnection {
 
   static async open(o: ApiConnectionOptions): Promise<ApiConnection> {
     const socket = await upgrade(o);
+    // The server refuses a failed handshake by closing, saying nothing (so a prober learns
+    // nothing). A close after our proof was sent and before the server's accept therefore
+    // means the secret was refused.
+    const bytesBeforeHandshake = socket.bytesWritten;
     return new Promise<ApiConnection>((resolve, reject) => {
       let api: ApiConnection | null = null;
       let settled = false;
@@ -70,7 +74,19 @@ export class ApiConnection {
         clearTimeout(timer);
         if (!settled) {
           settled = true;
-          reject(unavailable(`${o.host}:${o.port}: ${reason.detail}`, reason.code === 'handshake'));
+          const proofSent = socket.bytesWritten > bytesBeforeHandshake;
+          const refused = reason.code === 'handshake' || (proofSent && reason.code === 'peer-closed');
+          reject(
+            refused
+              ? new HiqliteError(
+                  'HQL_UNAUTHORIZED',
+                  `${o.host}:${o.port} refused the API handshake (wrong secret_api?)`,
+                  {
+                    retryable: false,
+                  },
+                )
+              : unavailable(`${o.host}:${o.port}: ${reason.detail}`, false),
+          );
         }
         api?.onClosed(reason.detail);
       });

@@ -55,4 +55,17 @@ describe('a learner-only node in a cluster of processes', () => {
     await c.waitForMembership({ voters: [1, 2], learners: [3] });
     assert.equal((await c.http(3, '/ready')).status, 200);
   });
+
+  test('a learner that lost its volume is re-added and re-syncs', async () => {
+    const db = await c.client([1, 2]);
+    await db.execute('CREATE TABLE IF NOT EXISTS lost (id INTEGER PRIMARY KEY)');
+    assert.equal(await c.stop(3), 0);
+    c.wipe(3);
+    for (let i = 0; i < 20; i++) await db.execute('INSERT INTO lost (id) VALUES (?)', [i]);
+    await c.start(3);
+    await c.waitForMembership({ voters: [1, 2], learners: [3] });
+    const three = await c.client([3]);
+    const rows = await three.queryConsistent<{ n: number }>('SELECT count(*) AS n FROM lost');
+    assert.deepEqual(rows, [{ n: 20 }]);
+  });
 });

@@ -5,13 +5,6 @@
  * `logs_until_snapshot = 50` so snapshots are taken and logs compacted behind them while the
  * tests write, and a returning node must be brought back through a snapshot.
  *
- * Left out until product bugs are fixed (reported to the lead with reproductions):
- * - "the Raft log directory deleted while stopped → the node re-syncs": such a node restarts as
- *   a voter with term 0 and no vote, rolled back to its snapshot, and never catches up (the
- *   leader ignores its rejections: they fall below the match index it acknowledged before).
- * - "a node that lost its volume is a voter again": it may print READY while it is only a
- *   learner, because it trusts the membership of an old snapshot, and is then never promoted.
- *   The assertions that would catch it are marked below.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
@@ -111,7 +104,16 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
     await w.assertAllNodesHoldEveryRow();
   });
 
-  // Last in this cluster: while the bug above stands, the node may come back as a learner only.
+  test('a follower whose Raft log directory was deleted while stopped discards its state and rejoins', async () => {
+    const f = await follower();
+    assert.equal(await c.stop(f), 0);
+    rmSync(join(c.node(f).dataDir, 'logs'), { recursive: true, force: true });
+    await w.writeRows(60);
+    await c.start(f);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  });
+
   test('a follower that lost its whole volume rejoins and re-syncs', async () => {
     const f = await follower();
     assert.equal(await c.stop(f), 0);
@@ -119,7 +121,7 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
     await w.writeRows(60);
     await c.start(f);
     await c.waitForMember(f);
-    // Left out (product bug, see the header): await c.waitForMembership({ voters: [1, 2, 3] });
+    await c.waitForMembership({ voters: [1, 2, 3] });
     await w.assertAllNodesHoldEveryRow();
   });
 });
@@ -142,8 +144,10 @@ describe('node 1 of a 3-node cluster of processes losing its volume', () => {
     c.wipe(1);
     await w.writeRows(60);
     await c.start(1);
+    await c.waitForMembership({ voters: [1, 2, 3] });
     const metrics = await c.waitForMember(1);
-    // Left out (product bug, see the header): every node lists voters [1, 2, 3].
+    for (const [id, m] of metrics)
+      assert.deepEqual([...m.voters].sort(), [1, 2, 3], `voters seen by node ${id}`);
     const terms = new Set([...metrics.values()].map((m) => m.term));
     assert.equal(terms.size, 1, `one term on every node: ${[...terms]}`);
     assert.ok((metrics.get(1)?.term ?? 0) >= before.term, 'node 1 continues the existing term lineage');

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type HiqliteClient, HiqliteError, type Row } from '../../src/index.js';
+import { type HiqliteClient, HiqliteError } from '../../src/index.js';
 import { TestCluster } from './harness.js';
 
 function hasCode(code: string) {
@@ -39,18 +39,6 @@ const TYPES_SQL = `CREATE TABLE types (
   i INTEGER, big INTEGER, r REAL, t TEXT, b BLOB, n TEXT, yes INTEGER, no INTEGER, d TEXT
 );
 `;
-
-/**
- * Known product bug (reported to the lead): through a remote client BLOBs arrive as Node
- * `Buffer`s, not the plain `Uint8Array`s that src/sm/sql/values.ts documents, because
- * src/client/remote.ts returns msgpack-decoded values without reviving them. Until it is fixed,
- * blobs are compared by content; then drop this and compare rows as they are.
- */
-function plainBlobs(row: Row): Row {
-  const out: Row = {};
-  for (const [k, v] of Object.entries(row)) out[k] = v instanceof Uint8Array ? Uint8Array.from(v) : v;
-  return out;
-}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -299,7 +287,7 @@ describe('the SQL API on a 3-node cluster of processes', () => {
       no: 0,
       d: '2024-05-06T07:08:09.123Z',
     };
-    assert.deepEqual(written.map(plainBlobs), [expected]);
+    assert.deepEqual(written, [expected]);
     const limits = await one(3).execute('INSERT INTO types (id, i, big, r) VALUES (?, ?, ?, ?)', [
       2,
       Number.MAX_SAFE_INTEGER,
@@ -309,7 +297,7 @@ describe('the SQL API on a 3-node cluster of processes', () => {
     const seen = await c.rowsOn('SELECT * FROM types ORDER BY id', { minIndex: limits.logIndex });
     for (const [id, rows] of seen) {
       assert.deepEqual(
-        rows.map(plainBlobs),
+        rows,
         [
           expected,
           {
