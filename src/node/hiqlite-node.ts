@@ -305,6 +305,7 @@ export class HiqliteNode {
       transport: this.groupTransport(),
       clock: this.clock,
       snapshotEntriesThreshold: cfg.logsUntilSnapshot,
+      snapshotBytesThreshold: cfg.logBytesUntilSnapshot,
       snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
       applyQueueEntriesMax: 100_000,
       logger: this.log,

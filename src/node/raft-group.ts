@@ -43,8 +43,10 @@ export interface RaftGroupOptions {
   readonly stateMachine: GroupStateMachine;
   readonly transport: GroupTransport;
   readonly clock: Clock;
-  /** Take a snapshot after this many applied entries since the last one. */
+  /** Take a snapshot after this many applied entries since the last one… */
   readonly snapshotEntriesThreshold: number;
+  /** …or after this many applied command bytes, whichever comes first. */
+  readonly snapshotBytesThreshold: number;
   /** Entries kept in the log behind a snapshot, for followers that lag a little. */
   readonly snapshotTrailingEntries: number;
   /** Committed entries waiting for the apply pipeline before Readies pause. */
@@ -91,6 +93,7 @@ export class RaftGroup {
   private applying: Promise<void> | null = null;
   private appliedIndex = 0 as LogIndex;
   private lastSnapshotIndex = 0 as LogIndex;
+  private appliedBytesSinceSnapshot = 0;
   private snapshotting = false;
 
   /** Watchers of role / leader changes. */
@@ -471,6 +474,7 @@ export class RaftGroup {
         );
       }
     }
+    for (const e of entries) if (e.kind === 'command') this.appliedBytesSinceSnapshot += e.data.byteLength;
     const last = entries[entries.length - 1];
     if (last !== undefined) this.setApplied(last.index);
   }
@@ -507,7 +511,9 @@ export class RaftGroup {
 
   private async maybeSnapshot(): Promise<void> {
     if (this.snapshotting || this.closed) return;
-    if (this.appliedIndex - this.lastSnapshotIndex < this.o.snapshotEntriesThreshold) return;
+    const entriesDue = this.appliedIndex - this.lastSnapshotIndex >= this.o.snapshotEntriesThreshold;
+    const bytesDue = this.appliedBytesSinceSnapshot >= this.o.snapshotBytesThreshold;
+    if (!entriesDue && !bytesDue) return;
     this.snapshotting = true;
     try {
       const path = this.o.snapshots.tempPath();
@@ -515,6 +521,7 @@ export class RaftGroup {
       const meta: SnapshotMeta = { index, term, membership: this.core.membershipAt(index) };
       await this.o.snapshots.commit(path, meta);
       this.lastSnapshotIndex = index;
+      this.appliedBytesSinceSnapshot = 0;
       const compactTo = Math.max(0, index - this.o.snapshotTrailingEntries) as LogIndex;
       const compactTerm = compactTo === index ? term : this.termFor(compactTo);
       this.core.compact(meta, compactTo);

@@ -114,6 +114,7 @@ export class GroupCluster implements GroupTransport {
       transport: this,
       clock: systemClock,
       snapshotEntriesThreshold: snapshotEvery,
+      snapshotBytesThreshold: 1 << 30,
       snapshotTrailingEntries: 5,
       applyQueueEntriesMax: 100_000,
     });

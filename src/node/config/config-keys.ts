@@ -34,6 +34,13 @@ export interface IntegerSetting {
 /** Every integer setting with a default. Cross-key rules live in config-resolve.ts. */
 export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'logsUntilSnapshot', toml: 'logs_until_snapshot', default: 10_000, min: 1, max: 100_000_000 },
+  {
+    key: 'logBytesUntilSnapshot',
+    toml: 'log_bytes_until_snapshot',
+    default: 256 * MiB,
+    min: KiB,
+    max: 64 * GiB,
+  },
   // The Rust project's defaults: heartbeat 500 ms, election timeout 1500 ms (randomized up to 3000).
   { key: 'tickIntervalMs', toml: 'tick_interval_ms', default: 100, min: 1, max: 10_000 },
   { key: 'heartbeatIntervalMs', toml: 'heartbeat_interval_ms', default: 500, min: 1, max: 60_000 },

@@ -49,6 +49,8 @@ export interface NodeConfig {
   logStatements?: boolean;
   /** Applied entries since the last snapshot that trigger a new snapshot. */
   logsUntilSnapshot?: number;
+  /** Command bytes applied since the last snapshot that trigger a new snapshot. */
+  logBytesUntilSnapshot?: number;
   heartbeatIntervalMs?: number;
   electionTimeoutMs?: number;
   tickIntervalMs?: number;
@@ -67,6 +69,7 @@ export interface NodeConfig {
 /** The integer settings that have a default (every one except `nodeId`). */
 export type IntegerKey =
   | 'logsUntilSnapshot'
+  | 'logBytesUntilSnapshot'
   | 'heartbeatIntervalMs'
   | 'electionTimeoutMs'
   | 'tickIntervalMs'
