@@ -84,3 +84,40 @@ describe('SqlReader', () => {
     await assert.rejects(waiting, isCode('HQL_ABORTED'));
   });
 });
+
+test('a cached query sees the new columns after the schema changes', async () => {
+  const { SqlStateMachine } = await import('../../src/sm/sql/state-machine.js');
+  const { prepareForProposal } = await import('../../src/sm/sql/determinism.js');
+  const { SqlReader } = await import('../../src/sm/sql/reader.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'hql-reader-schema-'));
+  const sm = SqlStateMachine.open(dir);
+  const reader = SqlReader.open(join(dir, 'hiqlite.db'), { applied: sm.applied });
+  let index = 0;
+  const exec = (sql: string) =>
+    sm.applyBatch([
+      {
+        index: ++index as never,
+        term: 1 as never,
+        data: prepareForProposal(
+          { type: 'execute', sql, params: [], returning: false },
+          { nowMs: 0, seed: 1 },
+        ),
+      },
+    ]);
+  try {
+    exec('CREATE TABLE s (a INTEGER, b INTEGER)');
+    exec('INSERT INTO s VALUES (1, 2)');
+    assert.deepEqual(reader.query('SELECT * FROM s'), [{ a: 1, b: 2 }]);
+    exec('ALTER TABLE s RENAME COLUMN b TO c');
+    assert.deepEqual(reader.query('SELECT * FROM s'), [{ a: 1, c: 2 }]);
+    exec('ALTER TABLE s ADD COLUMN d TEXT');
+    assert.deepEqual(reader.query('SELECT * FROM s'), [{ a: 1, c: 2, d: null }]);
+  } finally {
+    reader.close();
+    sm.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -39,7 +39,9 @@ interface Compiled {
 export class SqlReader {
   readonly applied: AppliedIndexWatcher;
   private readonly compiled: Lru<string, Compiled>;
-  private readonly prepared: Lru<string, Database.Statement>;
+  private readonly prepared: Lru<string, Prepared>;
+  private schemaCheckedAt = -1;
+  private schemaVersion = -1;
   private closed = false;
 
   private constructor(
@@ -70,15 +72,23 @@ export class SqlReader {
     const normalized = normalizeParams(params);
     const text = Array.isArray(normalized) ? compiled.positional.text : compiled.text;
     try {
-      const stmt = this.prepare(text);
-      if (!stmt.readonly) throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
+      this.checkSchema();
+      const plan = this.prepare(text);
+      if (!plan.readonly) throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
       const args = bindArgs(compiled.positional, normalized);
-      if (!stmt.reader) {
-        stmt.run(args);
+      if (!plan.returnsRows) {
+        plan.stmt.run(args);
         return [];
       }
-      const columns = stmt.columns().map((c) => c.name);
-      return (stmt.raw(true).all(args) as unknown[][]).map((v) => toRow(columns, v));
+      const raw = plan.stmt.all(args) as unknown[][];
+      // Column names are read after the statement ran: a statement prepared against a stale
+      // schema is re-prepared by SQLite when it runs, and only then names the new columns.
+      let columns = plan.columns;
+      if (columns === null || (raw.length > 0 && (raw[0] as unknown[]).length !== columns.length)) {
+        columns = plan.stmt.columns().map((c) => c.name);
+        plan.columns = columns;
+      }
+      return raw.map((v) => toRow(columns, v));
     } catch (e) {
       if (e instanceof SqlError) throw e;
       // Environmental failures make classifyCommandError throw a HiqliteError (HQL_IO, …).
@@ -122,13 +132,44 @@ export class SqlReader {
     return compiled;
   }
 
-  private prepare(text: string): Database.Statement {
+  /**
+   * Cached column names go stale when the schema changes (ALTER TABLE). The schema changes only
+   * through applied writes, so the schema version is read again only when the applied index has
+   * moved since the last look; a new version empties the statement cache.
+   */
+  private checkSchema(): void {
+    const applied = this.applied.current;
+    if (applied === this.schemaCheckedAt) return;
+    this.schemaCheckedAt = applied;
+    const version = this.db.pragma('schema_version', { simple: true }) as number;
+    if (version !== this.schemaVersion) {
+      this.schemaVersion = version;
+      this.prepared.clear();
+    }
+  }
+
+  /**
+   * A prepared statement with what every call would otherwise ask it again: whether it only
+   * reads, and its column names (raw mode is switched on once, here).
+   */
+  private prepare(text: string): Prepared {
     const hit = this.prepared.get(text);
     if (hit !== undefined) return hit;
     const stmt = this.db.prepare(text).safeIntegers(true);
-    this.prepared.set(text, stmt);
-    return stmt;
+    const returnsRows = stmt.reader;
+    if (returnsRows) stmt.raw(true);
+    const plan: Prepared = { stmt, readonly: stmt.readonly, returnsRows, columns: null };
+    this.prepared.set(text, plan);
+    return plan;
   }
+}
+
+interface Prepared {
+  readonly stmt: Database.Statement;
+  readonly readonly: boolean;
+  readonly returnsRows: boolean;
+  /** Known after the first run (see query). */
+  columns: readonly string[] | null;
 }
 
 function normalizeParams(params: QueryParams): Params {
