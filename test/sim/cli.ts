@@ -1,14 +1,16 @@
 /**
- * `npm run sim -- --seeds N [--seed S] [--first S] [--planted-bugs [--bug NAME]] [--verbose] [--chaos-ms MS]`
+ * `npm run sim -- --seeds N [--seed S] [--first S] [--planted-bugs] [--bug NAME] [--verbose] [--chaos-ms MS]`
  *
  * Runs the deterministic simulator over seeds [first, first + N) (or one seed), prints every
  * failure with its seed, checker, recent trace and replay command, then a summary. With
- * --planted-bugs, hunts each planted bug alone and prints the seed and checker that caught it.
+ * --planted-bugs, hunts each planted bug alone (or only --bug NAME) and prints the seed and
+ * checker that caught it; --bug NAME without --planted-bugs runs seeds with that bug planted
+ * (to replay a catch).
  * Exit code 1 when a seed fails (or a planted bug escapes).
  */
 import { parseArgs } from 'node:util';
 import { HUNT_SEEDS_MAX_DEFAULT, huntPlantedBug } from './planted.js';
-import { PLANTED_BUGS } from './profile.js';
+import { PLANTED_BUGS, type PlantedBugName } from './profile.js';
 import { type RunStats, runSeed, type SeedResult, type SimOptions } from './simulation.js';
 
 const { values } = parseArgs({
@@ -36,11 +38,25 @@ function intArg(name: string, v: string | undefined, fallback: number): number {
   return n;
 }
 
+function bugArg(): PlantedBugName | undefined {
+  const b = values.bug;
+  if (b === undefined) return undefined;
+  if (!(PLANTED_BUGS as readonly string[]).includes(b)) {
+    console.error(`--bug must be one of ${PLANTED_BUGS.join(', ')}`);
+    process.exit(2);
+  }
+  return b as PlantedBugName;
+}
+
+const plantedBug = bugArg();
+
+/** Options for ordinary runs (a --bug outside --planted-bugs replays that bug's scenario). */
 const simOptions: SimOptions = {
   ...(values['chaos-ms'] === undefined ? {} : { chaosMs: intArg('chaos-ms', values['chaos-ms'], 0) }),
   ...(values['trace-lines'] === undefined
     ? {}
-    : { traceLines: intArg('trace-lines', values['trace-lines'], 40) }),
+    : { traceLines: intArg('trace-lines', values['trace-lines'], 60) }),
+  ...(plantedBug === undefined || values['planted-bugs'] ? {} : { plantedBug }),
 };
 
 function printFailure(r: SeedResult): void {
@@ -52,7 +68,8 @@ function printFailure(r: SeedResult): void {
   console.log('  last events:');
   for (const line of f.trace) console.log(`    ${line}`);
   const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
-  console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos} --verbose`);
+  const bug = plantedBug === undefined ? '' : ` --bug ${plantedBug}`;
+  console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos}${bug} --verbose`);
 }
 
 function runSeeds(seeds: number[]): number {
@@ -104,12 +121,7 @@ function runPlantedBugs(): number {
   const first = intArg('first', values.first, 1);
   const seedsMax = intArg('max-seeds', values['max-seeds'], HUNT_SEEDS_MAX_DEFAULT);
   let escaped = 0;
-  const only = values.bug;
-  if (only !== undefined && !(PLANTED_BUGS as readonly string[]).includes(only)) {
-    console.error(`--bug must be one of ${PLANTED_BUGS.join(', ')}`);
-    return 2;
-  }
-  for (const bug of PLANTED_BUGS.filter((b) => only === undefined || b === only)) {
+  for (const bug of PLANTED_BUGS.filter((b) => plantedBug === undefined || b === plantedBug)) {
     const t0 = performance.now();
     const r = huntPlantedBug(bug, { first, seedsMax, sim: simOptions });
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -122,6 +134,7 @@ function runPlantedBugs(): number {
         `${bug}: caught by ${r.caught.checker} at seed ${r.caught.seed} after ${r.seedsRun} seeds (${secs}s)`,
       );
       console.log(`  ${firstLine}`);
+      console.log(`  replay: npm run sim -- --seed ${r.caught.seed} --bug ${bug} --verbose`);
     }
     if (r.unattributed.length > 0) {
       const list = r.unattributed.map((u) => `${u.seed} (${u.checker})`).join(', ');

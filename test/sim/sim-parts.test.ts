@@ -93,6 +93,14 @@ describe('event queue', () => {
     assert.equal(q.now, 20);
   });
 
+  test('time passes without events, but never past a due one', () => {
+    const q = new EventQueue(10);
+    q.advanceTo(5_000);
+    assert.equal(q.now, 5_000);
+    q.after(10, 'x', -1, () => {});
+    assert.throws(() => q.advanceTo(6_000), /past a due event/);
+  });
+
   test('refuses to grow beyond its bound', () => {
     const q = new EventQueue(2);
     q.after(1, 'x', -1, () => {});

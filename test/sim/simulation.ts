@@ -124,7 +124,7 @@ class Simulation implements ClusterAccess {
       ...options.profileOverrides,
       ...(options.plantedBugOff === true ? { plantedBugs: {} } : {}),
     };
-    this.trace = new Trace(options.traceLines ?? 40);
+    this.trace = new Trace(options.traceLines ?? 60);
     this.rngNet = root.fork();
     this.network = new Network(this.queue, this.rngNet, this.profile.network, {
       deliver: (env) => this.deliver(env),
