@@ -94,6 +94,9 @@ export class RaftGroup {
   private appliedIndex = 0 as LogIndex;
   private lastSnapshotIndex = 0 as LogIndex;
   private appliedBytesSinceSnapshot = 0;
+  /** Term and vote as last written to the hard-state file. */
+  private persistedTerm = 0 as Term;
+  private persistedVote: NodeId | null = null;
   private snapshotting = false;
 
   /** Watchers of role / leader changes. */
@@ -302,6 +305,8 @@ export class RaftGroup {
     assert(applied >= snapshot.index, `state machine at ${applied} behind snapshot ${snapshot.index}`);
     this.appliedIndex = applied;
     this.lastSnapshotIndex = snapshot.index;
+    this.persistedTerm = hs.term;
+    this.persistedVote = hs.vote;
     this.core = new RaftCore(this.o.raft, { hardState: hs, snapshot, entries, appliedIndex: applied });
   }
 
@@ -358,7 +363,16 @@ export class RaftGroup {
     if (rd.snapshot !== null) await this.installSnapshot(rd.snapshot);
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.o.logStore.append(rd.entries));
-    if (rd.hardState !== null) writes.push(this.o.logStore.saveHardState(rd.hardState));
+    // Term and vote must be durable before any message that depends on them. The commit index
+    // need not be (Raft keeps it volatile; after a restart the leader re-establishes it and the
+    // state machine's own applied index is durable), so a Ready that only moves the commit index
+    // costs no hard-state write: that saves a file fsync and a directory fsync per batch.
+    const hs = rd.hardState;
+    if (hs !== null && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote)) {
+      writes.push(this.o.logStore.saveHardState(hs));
+      this.persistedTerm = hs.term;
+      this.persistedVote = hs.vote;
+    }
     await Promise.all(writes);
     this.sendAll(rd.messagesAfterPersist);
     if (rd.committed.length > 0) this.enqueueApply(rd.committed as Entry[]);
