@@ -532,6 +532,12 @@ export class RaftGroup {
     try {
       const path = this.o.snapshots.tempPath();
       const { index, term } = await this.o.stateMachine.snapshot(path);
+      // While the state machine copied itself, the core may have taken a newer snapshot from
+      // the leader (its log now starts after `index`): this one is obsolete.
+      if (index < this.core.status().firstIndex - 1 || index <= this.lastSnapshotIndex) {
+        await rm(path, { force: true });
+        return;
+      }
       const meta: SnapshotMeta = { index, term, membership: this.core.membershipAt(index) };
       await this.o.snapshots.commit(path, meta);
       this.lastSnapshotIndex = index;
