@@ -70,12 +70,19 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** How long start() waits to become a member (join, catch up, promotion). */
   readonly joinTimeoutMs?: number;
+  /**
+   * Called once if the node stops serving because of a disk failure or a broken invariant.
+   * Default: log it; the node then reports unhealthy. `hiqlite serve` exits with code 1.
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 export class HiqliteNode {
   readonly cfg: ResolvedNodeConfig;
   readonly log: Logger;
   private readonly clock: Clock;
+  private readonly onFatal: ((error: Error) => void) | undefined;
+  private fatal: Error | null = null;
   private group!: RaftGroup;
   private sm!: SqlGroupStateMachine;
   private reader!: SqlReader;
@@ -95,6 +102,7 @@ export class HiqliteNode {
   private constructor(cfg: ResolvedNodeConfig, options: StartOptions) {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
+    this.onFatal = options.onFatal;
     this.log = (options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' })).child({
       node: cfg.nodeId,
     });
@@ -309,6 +317,11 @@ export class HiqliteNode {
       snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
       applyQueueEntriesMax: 100_000,
       logger: this.log,
+      onFatal: (e) => {
+        this.fatal = e;
+        this.log.error({ err: e.message }, 'the node stopped serving');
+        this.onFatal?.(e);
+      },
     });
     this.group.onLeaderChange((s) =>
       this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed'),
@@ -686,6 +699,7 @@ export class HiqliteNode {
     if (this.group === undefined) return { ok: false, body: { nodeId: this.cfg.nodeId, state: 'starting' } };
     const m = this.metrics();
     const member = m.voters.includes(m.nodeId) || m.learners.includes(m.nodeId);
+    if (this.fatal !== null) return { ok: false, body: { ...m, member, error: this.fatal.message } };
     return { ok: member && m.leaderId !== null, body: { ...m, member } };
   }
 

@@ -52,6 +52,12 @@ export interface RaftGroupOptions {
   /** Committed entries waiting for the apply pipeline before Readies pause. */
   readonly applyQueueEntriesMax: number;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /**
+   * The group stopped: a disk failure, or a broken invariant (a bug). It serves nothing more;
+   * the embedder decides whether the process exits (the CLI does: a supervisor restarts it and
+   * recovery runs from disk).
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 export interface ProposalOutcome {
@@ -591,10 +597,11 @@ export class RaftGroup {
     this.fatal = e instanceof Error ? e : new Error(String(e));
     this.o.logger?.warn(
       { group: this.group, err: this.fatal.message },
-      'raft group stopped on an I/O failure',
+      'raft group stopped: I/O failure or broken invariant',
     );
     if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
     this.tickTimer = null;
+    this.o.onFatal?.(this.fatal);
   }
 }
 

@@ -11,7 +11,14 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' });
   const loaded = loadTomlConfig(o.config, process.env, { onWarning: (w) => logger.warn(w) });
   const config = o.nodeId === undefined ? loaded : { ...loaded, nodeId: o.nodeId };
-  const node = await start(config, { logger });
+  const node = await start(config, {
+    logger,
+    // A node that cannot go on exits, so that its supervisor restarts it and recovery runs.
+    onFatal: () => {
+      process.stderr.write('hiqlite: the node stopped serving; exiting\n');
+      process.exit(1);
+    },
+  });
   process.stdout.write(`READY node ${node.nodeId}\n`);
   onShutdownSignal(async () => {
     await node.shutdown();
