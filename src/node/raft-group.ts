@@ -367,6 +367,18 @@ export class RaftGroup {
     if (rd.softState !== null) this.onSoftState(rd.softState);
     // Persist: snapshot, then entries and hard state (in parallel: both must be durable).
     if (rd.snapshot !== null) await this.installSnapshot(rd.snapshot);
+    // Committed entries that earlier Readies already made durable here can be applied while this
+    // Ready's disk write is in flight: they are committed on a quorum, and the state machine
+    // never gets ahead of this node's durable log. On a leader that is every committed entry, so
+    // a write's result does not wait for the fsync of the batch behind it.
+    const firstNew = rd.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+    let applyLater: readonly Entry[] = rd.committed;
+    if (rd.committed.length > 0 && (rd.committed[0] as Entry).index < firstNew) {
+      const early = rd.committed.filter((e) => e.index < firstNew);
+      applyLater =
+        rd.committed.length === early.length ? [] : rd.committed.filter((e) => e.index >= firstNew);
+      this.enqueueApply(early as Entry[]);
+    }
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.o.logStore.append(rd.entries));
     // Term and vote must be durable before any message that depends on them. The commit index
@@ -381,7 +393,7 @@ export class RaftGroup {
     }
     await Promise.all(writes);
     this.sendAll(rd.messagesAfterPersist);
-    if (rd.committed.length > 0) this.enqueueApply(rd.committed as Entry[]);
+    if (applyLater.length > 0) this.enqueueApply(applyLater as Entry[]);
     for (const rs of rd.readStates) this.onReadState(rs.requestId, rs.index);
     for (const rf of rd.readFailures) {
       const r = this.reads.get(rf.requestId);

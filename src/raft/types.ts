@@ -174,7 +174,8 @@ export function isControlMessage(m: Message): boolean {
  * 3. Only then send `messagesAfterPersist` (votes, append acknowledgements: they promise
  *    that what was persisted in step 2 is durable).
  * 4. Apply `committed` to the state machine, in order. They are committed on a quorum and
- *    never change.
+ *    never change. Those below `entries[0].index` are durable here from earlier Readies and may
+ *    be applied while step 2 is still in flight.
  * 5. Call `advance(ready)`.
  *
  * `readStates` may be served once the state machine has applied `readState.index`.
