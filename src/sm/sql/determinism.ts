@@ -35,6 +35,7 @@ import {
   type Session,
 } from './command.js';
 import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
+import { Lru } from './lru.js';
 import { checkStatement, DATE_FUNCTIONS, NODE_LOCAL_MODIFIERS } from './statement-guard.js';
 import { splitStatements } from './tokenizer.js';
 
@@ -65,9 +66,23 @@ export function prepareForProposal(command: CommandInput, ctx: ProposalContext):
   return bytes;
 }
 
+const OK = Symbol('ok');
+/** Verdicts of `staticCheck` for single statements, by SQL text (bounded). */
+const singleVerdicts = new Lru<string, SqlErrorInfo | typeof OK>(1024);
+
 /** The static checks the apply path also runs (it cannot trust the proposer's version). */
 export function staticCheck(command: CommandInput): SqlErrorInfo | null {
   const single = (sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null => {
+    // The verdict depends on the SQL text alone; applications repeat the same statements (a
+    // txn of 1,000 identical INSERTs), so it is remembered instead of tokenizing every time.
+    const known = singleVerdicts.get(sql);
+    if (known !== undefined) return known === OK ? null : { ...extra, ...known };
+    const verdict = singleVerdict(sql);
+    singleVerdicts.set(sql, verdict === null ? OK : verdict);
+    return verdict === null ? null : { ...extra, ...verdict };
+  };
+  const singleVerdict = (sql: string): SqlErrorInfo | null => {
+    const extra = {};
     const statements = splitStatements(sql);
     if (statements.length !== 1) {
       return {
