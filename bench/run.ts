@@ -1,0 +1,537 @@
+/**
+ * `npm run bench`: hiqlite on a 3-node cluster of separate processes on loopback, against raw
+ * better-sqlite3 on the same machine in the same run. Prints the machine, the configuration,
+ * a table of ops/s, p50, p99 and errors per workload with the ratio to its baseline, the
+ * cluster's health during each run (leader changes, longest event-loop stall and peak RSS per
+ * node) and where each target stands. Numbers, never pass/fail: the exit code is 0 whenever the
+ * suite ran.
+ *
+ *   node --import tsx bench/run.ts [--quick] [--json FILE] [--seconds S] [--only ID,PREFIX…]
+ *                                  [--wait-load L [--wait-max-s S]] [--profile [--profile-dir DIR]]
+ *
+ * --quick      2 s per workload (smoke run, about a minute in all)
+ * --json FILE  also write the whole report as JSON
+ * --only       run only the workloads whose id starts with one of these (ids: see --list)
+ * --wait-load  wait (at most --wait-max-s, default 600) until the 1-minute load average is below L
+ * --profile    instead of the suite: the embedded c=64 INSERT run (or the first embedded workload
+ *              --only names) under `--cpu-prof` on every node, then the self time per function
+ *              and per area of each node's threads
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect, type HiqliteClient, type Metrics } from '../src/index.js';
+import { BASELINE_KINDS, BASELINE_LABELS, type BaselineKind, runBaseline } from './baseline.js';
+import type { LoadResult } from './closed-loop.js';
+import { BenchCluster, COMPILED, INDEX_URL, LOADER_ARGS, SECRET_API, sleep } from './cluster.js';
+import { LoopMonitor, type LoopStats } from './loop-monitor.js';
+import { clusterConfigInfo, currentLoad, machineInfo, round } from './machine.js';
+import { formatSummary, type ProfileSummary, summarizeProfile } from './profile-summary.js';
+import {
+  type BaselineRecord,
+  type BenchReport,
+  evaluateTargets,
+  figures,
+  formatBaselines,
+  formatCpu,
+  formatHealth,
+  formatMachine,
+  formatMemory,
+  formatRuns,
+  formatTargets,
+  loopOf,
+  type NodeRunStats,
+  num,
+  type RunRecord,
+  type Where,
+} from './report.js';
+import { runWorkload, TXN_ROWS, type WorkloadKind } from './workloads.js';
+
+interface Spec {
+  readonly id: string;
+  readonly label: string;
+  readonly kind: WorkloadKind;
+  readonly where: Where;
+  readonly concurrency: number;
+  readonly baseline: BaselineKind | null;
+  readonly writes: boolean;
+  readonly rowsPerOp: number;
+}
+
+const CONCURRENCIES = [1, 16, 64, 256] as const;
+/** Remote runs spread their callers over this many connections (fewer when c is smaller). */
+const REMOTE_CONNECTIONS_MAX = 4;
+
+const SPECS: readonly Spec[] = [
+  ...CONCURRENCIES.map(
+    (c): Spec => ({
+      id: `insert-embedded-c${c}`,
+      label: 'INSERT 1 row',
+      kind: 'insert',
+      where: 'embedded leader',
+      concurrency: c,
+      baseline: 'insertFull',
+      writes: true,
+      rowsPerOp: 1,
+    }),
+  ),
+  ...CONCURRENCIES.map(
+    (c): Spec => ({
+      id: `insert-remote-c${c}`,
+      label: 'INSERT 1 row',
+      kind: 'insert',
+      where: 'remote → leader',
+      concurrency: c,
+      baseline: 'insertFull',
+      writes: true,
+      rowsPerOp: 1,
+    }),
+  ),
+  {
+    id: 'txn-embedded-c1',
+    label: `txn ${TXN_ROWS.toLocaleString('en-US')} rows`,
+    kind: 'txn',
+    where: 'embedded leader',
+    concurrency: 1,
+    baseline: 'txnFull',
+    writes: true,
+    rowsPerOp: TXN_ROWS,
+  },
+  {
+    id: 'query-embedded-c1',
+    label: 'point query()',
+    kind: 'query',
+    where: 'embedded leader',
+    concurrency: 1,
+    baseline: 'select',
+    writes: false,
+    rowsPerOp: 0,
+  },
+  ...[1, 16].map(
+    (c): Spec => ({
+      id: `consistent-follower-c${c}`,
+      label: 'queryConsistent()',
+      kind: 'queryConsistent',
+      where: 'remote → follower',
+      concurrency: c,
+      baseline: 'select',
+      writes: false,
+      rowsPerOp: 0,
+    }),
+  ),
+  {
+    id: 'mixed-embedded-c64',
+    label: '90% query / 10% INSERT',
+    kind: 'mixed',
+    where: 'embedded leader',
+    concurrency: 64,
+    baseline: 'mixedFull',
+    writes: true,
+    rowsPerOp: 0.1,
+  },
+];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    seconds: { type: 'string' },
+    only: { type: 'string' },
+    list: { type: 'boolean', default: false },
+    'wait-load': { type: 'string' },
+    'wait-max-s': { type: 'string', default: '600' },
+    profile: { type: 'boolean', default: false },
+    'profile-dir': { type: 'string' },
+  },
+});
+
+const quick = values.quick === true;
+const durationMs = values.seconds !== undefined ? Number(values.seconds) * 1000 : quick ? 2000 : 8000;
+const warmupMs = quick ? 300 : 1000;
+const baselineTiming = quick ? { warmupMs: 200, durationMs: 1000 } : { warmupMs: 300, durationMs: 3000 };
+const clientMonitor = new LoopMonitor();
+const notes: string[] = [];
+
+function log(s = ''): void {
+  process.stdout.write(`${s}\n`);
+}
+
+async function main(): Promise<void> {
+  if (values.list === true) {
+    for (const s of SPECS) log(`${s.id.padEnd(26)} ${s.label} (${s.where}, c=${s.concurrency})`);
+    return;
+  }
+  if (!Number.isFinite(durationMs) || durationMs <= 0) throw new Error('--seconds must be a positive number');
+  if (values['wait-load'] !== undefined)
+    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']));
+  const machine = machineInfo();
+  const config = clusterConfigInfo();
+  log(formatMachine(machine, config));
+  log(
+    `code: ${COMPILED ? 'compiled JavaScript (tsc build)' : 'TypeScript through tsx (esbuild, keepNames)'}`,
+  );
+  log('');
+  if (values.profile === true) {
+    await profileRun(machine, config);
+    return;
+  }
+  const only = values.only?.split(',').filter((s) => s !== '') ?? [];
+  const specs = only.length === 0 ? SPECS : SPECS.filter((s) => only.some((p) => s.id.startsWith(p)));
+  log(
+    `${specs.length} workloads, ${warmupMs} ms warm-up + ${durationMs} ms measured each` +
+      `${quick ? ' (--quick)' : ''}; baselines ${baselineTiming.durationMs} ms each`,
+  );
+
+  const needed = new Set(specs.map((s) => s.baseline).filter((b): b is BaselineKind => b !== null));
+  const baselines: BaselineRecord[] = [];
+  for (const kind of BASELINE_KINDS) {
+    if (!needed.has(kind) && kind !== 'insertNormal' && kind !== 'fdatasync') continue;
+    const f = figures(runBaseline(kind, baselineTiming));
+    baselines.push({ kind, label: BASELINE_LABELS[kind], ...f });
+  }
+  log(formatBaselines(baselines));
+  log('');
+
+  const idleModulesRssMb = idleModulesRss();
+  const cluster = await BenchCluster.start();
+  const runs: RunRecord[] = [];
+  try {
+    await prepare(cluster);
+    await warmUp(cluster);
+    for (const spec of specs) {
+      let record: RunRecord;
+      try {
+        record = await runSpec(cluster, spec, baselines);
+      } catch (e) {
+        // A broken cluster invalidates the remaining runs; report what was measured.
+        notes.push(
+          `${spec.id} failed, the suite stopped there: ${e instanceof Error ? e.message : String(e)}`,
+        );
+        log(`  ${spec.id} FAILED: ${e instanceof Error ? e.message : String(e)}`);
+        break;
+      }
+      runs.push(record);
+      log(
+        `  ${spec.id.padEnd(26)} ${Math.round(record.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s` +
+          `  p50 ${record.p50Ms} ms  p99 ${record.p99Ms} ms  errors ${record.errors}` +
+          `  leader changes ${record.leaderChanges ?? '?'}  load ${record.loadAvgAfter}`,
+      );
+      for (const e of record.errorSamples) log(`      error: ${e}`);
+    }
+  } finally {
+    await cluster.close();
+  }
+
+  const targets = evaluateTargets(runs);
+  const l = loadavg();
+  const report: BenchReport = {
+    machine,
+    config,
+    mode: quick ? 'quick' : 'default',
+    code: COMPILED ? 'compiled' : 'tsx',
+    durationMsPerWorkload: durationMs,
+    warmupMsPerWorkload: warmupMs,
+    baselines,
+    runs,
+    targets,
+    idleModulesRssMb,
+    loadAvgEnd: [round(l[0] ?? 0, 2), round(l[1] ?? 0, 2), round(l[2] ?? 0, 2)],
+    notes,
+  };
+  log('');
+  log(formatMachine(machine, config));
+  log(`code: ${report.code}; load average at end: ${report.loadAvgEnd.join(' / ')}`);
+  log('');
+  log(formatBaselines(baselines));
+  log('');
+  log(formatRuns(runs));
+  log('');
+  log('Cluster health during each run (stall = longest event-loop delay; RSS = peak during the run):');
+  log(formatHealth(runs));
+  log(formatMemory(runs));
+  log('');
+  log("CPU per completed operation, per process (all threads), and each process's CPU use during the run:");
+  log(formatCpu(runs));
+  log('');
+  log(formatTargets(targets));
+  if (idleModulesRssMb !== null) {
+    log('');
+    log(
+      `RSS of an idle process that only loaded ${COMPILED ? '' : 'tsx and '}hiqlite's modules: ${idleModulesRssMb} MB`,
+    );
+  }
+  for (const n of notes) log(`note: ${n}`);
+  if (values.json !== undefined) writeJson(values.json, report);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One workload
+// ---------------------------------------------------------------------------------------------
+
+async function prepare(cluster: BenchCluster): Promise<void> {
+  // Node 1 bootstraps the cluster, so it normally leads; the embedded runs need it to.
+  const deadline = Date.now() + 30_000;
+  // Bounded by the deadline.
+  while ((await cluster.metrics(1)).role !== 'leader') {
+    if (Date.now() > deadline) {
+      notes.push('node 1 (the embedded writer) was not the leader: "embedded leader" runs were forwarded');
+      break;
+    }
+    await sleep(200);
+  }
+  await cluster.call({ cmd: 'prepare' });
+}
+
+/**
+ * Fresh processes run cold code (tsx-compiled, not yet optimized by V8): whichever workload
+ * came first would pay for it. Unmeasured writes on both paths first.
+ */
+async function warmUp(cluster: BenchCluster): Promise<void> {
+  const ms = quick ? 1000 : 3000;
+  log(`warming up the cluster (${ms} ms embedded + ${ms} ms remote INSERTs, c=16, not measured)`);
+  await cluster.call({ cmd: 'run', kind: 'insert', concurrency: 16, warmupMs: 0, durationMs: ms });
+  const leader = (await cluster.metrics(1)).leaderId ?? 1;
+  const client = await connect({ nodes: [cluster.apiAddrs.get(leader) ?? ''], secretApi: SECRET_API });
+  try {
+    await runWorkload([client], 'insert', { concurrency: 16, warmupMs: 0, durationMs: ms });
+  } finally {
+    await client.close();
+  }
+}
+
+async function runSpec(
+  cluster: BenchCluster,
+  spec: Spec,
+  baselines: readonly BaselineRecord[],
+): Promise<RunRecord> {
+  cluster.checkAlive();
+  const ids = cluster.ids();
+  const before = await allMetrics(cluster, ids);
+  let peakReset = true;
+  for (const id of ids) {
+    await cluster.loopStats(id, true);
+    peakReset = cluster.resetPeakRss(id) && peakReset;
+  }
+  clientMonitor.read(true);
+  const cpuBefore = new Map(ids.map((id) => [id, cluster.cpuMs(id)]));
+  const clientCpuBefore = process.cpuUsage();
+  const wallStart = performance.now();
+  const load = { concurrency: spec.concurrency, warmupMs, durationMs };
+  let connections = 1;
+  let result: LoadResult;
+  if (spec.where === 'embedded leader') {
+    result = (await cluster.call({ cmd: 'run', kind: spec.kind, ...load })) as LoadResult;
+  } else {
+    const leader = before.get(1)?.leaderId ?? 1;
+    const target = spec.where === 'remote → leader' ? leader : (ids.find((id) => id !== leader) ?? leader);
+    connections = Math.min(REMOTE_CONNECTIONS_MAX, spec.concurrency);
+    const clients: HiqliteClient[] = [];
+    try {
+      for (let i = 0; i < connections; i++) {
+        clients.push(
+          await connect({
+            nodes: [cluster.apiAddrs.get(target) ?? ''],
+            secretApi: SECRET_API,
+            requestTimeoutMs: 30_000,
+          }),
+        );
+      }
+      result = await runWorkload(clients, spec.kind, load);
+    } finally {
+      for (const c of clients) await c.close().catch(() => {});
+    }
+  }
+  const wallMs = performance.now() - wallStart;
+  const cpuAfter = new Map(ids.map((id) => [id, cluster.cpuMs(id)]));
+  const clientCpu = process.cpuUsage(clientCpuBefore);
+  const clientLoop = spec.where === 'embedded leader' ? null : clientMonitor.read(true);
+  const perOp = (cpuMs: number) =>
+    result.completedOps === 0 ? null : round((cpuMs * 1000) / result.completedOps, 1);
+  const after = await allMetrics(cluster, ids);
+  const nodes: NodeRunStats[] = [];
+  for (const id of ids) {
+    const loop: LoopStats | null = await cluster.loopStats(id, true).catch(() => null);
+    const a = cpuAfter.get(id);
+    const b = cpuBefore.get(id);
+    const cpuMs =
+      a === undefined || b === undefined ? 0 : round(a.userMs + a.systemMs - b.userMs - b.systemMs, 1);
+    const cpuSystemMs = a === undefined || b === undefined ? 0 : round(a.systemMs - b.systemMs, 1);
+    nodes.push({
+      nodeId: id,
+      role: after.get(id)?.role ?? 'unknown',
+      cpuMs,
+      cpuSystemMs,
+      cpuUsPerOp: perOp(cpuMs),
+      ...loopOf(loop),
+      peakRssMb: round(cluster.memory(id).peakKb / 1024, 1),
+    });
+  }
+  const f = figures(result);
+  const base = baselines.find((b) => b.kind === spec.baseline);
+  return {
+    id: spec.id,
+    label: spec.label,
+    kind: spec.kind,
+    where: spec.where,
+    concurrency: spec.concurrency,
+    connections,
+    rowsPerOp: spec.rowsPerOp,
+    ...f,
+    baseline: spec.baseline,
+    ratio: base === undefined || base.opsPerSec === 0 ? null : round(f.opsPerSec / base.opsPerSec, 3),
+    writes: spec.writes,
+    leaderChanges: leaderChanges(before, after, ids),
+    leaderBefore: before.get(1)?.leaderId ?? null,
+    leaderAfter: after.get(1)?.leaderId ?? null,
+    nodes,
+    clientLoopMaxMs: clientLoop === null ? null : round(clientLoop.maxMs, 1),
+    clientCpuUsPerOp:
+      spec.where === 'embedded leader' ? null : perOp((clientCpu.user + clientCpu.system) / 1000),
+    wallMs: round(wallMs, 1),
+    peakRssSinceStart: !peakReset,
+    loadAvgAfter: currentLoad(),
+  };
+}
+
+async function allMetrics(cluster: BenchCluster, ids: readonly number[]): Promise<Map<number, Metrics>> {
+  const out = new Map<number, Metrics>();
+  for (const id of ids) {
+    const m = await cluster.metrics(id).catch(() => null);
+    if (m !== null) out.set(id, m);
+  }
+  return out;
+}
+
+/**
+ * Elections during a run: each election raises the term, so the largest term increase over
+ * the nodes counts them (at least); a different leader at the same term cannot happen. Null
+ * when a node did not answer.
+ */
+function leaderChanges(
+  before: ReadonlyMap<number, Metrics>,
+  after: ReadonlyMap<number, Metrics>,
+  ids: readonly number[],
+): number | null {
+  let changes = 0;
+  for (const id of ids) {
+    const b = before.get(id);
+    const a = after.get(id);
+    if (b === undefined || a === undefined) return null;
+    changes = Math.max(changes, a.term - b.term, a.leaderId !== b.leaderId ? 1 : 0);
+  }
+  return changes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile
+// ---------------------------------------------------------------------------------------------
+
+async function profileRun(
+  machine: ReturnType<typeof machineInfo>,
+  config: ReturnType<typeof clusterConfigInfo>,
+): Promise<void> {
+  const dir =
+    values['profile-dir'] === undefined
+      ? mkdtempSync(join(tmpdir(), 'hql-bench-prof-'))
+      : resolve(values['profile-dir']);
+  mkdirSync(dir, { recursive: true });
+  const wanted = values.only?.split(',')[0] ?? 'insert-embedded-c64';
+  const spec = SPECS.find((s) => s.id.startsWith(wanted) && s.where === 'embedded leader');
+  if (spec === undefined) throw new Error(`--profile needs an embedded workload; ${wanted} is none`);
+  log(`profiling ${spec.id} (${durationMs} ms) with --cpu-prof on every node; profiles in ${dir}`);
+  const cluster = await BenchCluster.start({ cpuProfDir: dir });
+  let result: LoadResult;
+  const pids = new Map<number, number>();
+  try {
+    for (const id of cluster.ids()) pids.set(cluster.pid(id), id);
+    await prepare(cluster);
+    const load = { concurrency: spec.concurrency, warmupMs, durationMs };
+    result = (await cluster.call({ cmd: 'run', kind: spec.kind, ...load })) as LoadResult;
+  } finally {
+    // A graceful exit: each process writes its profiles as it ends.
+    await cluster.close();
+  }
+  const f = figures(result);
+  log(
+    `${spec.id} under the profiler: ${num(f.opsPerSec)} ops/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ` +
+      `errors ${f.errors}; load average now ${currentLoad()}`,
+  );
+  const summaries: Array<ProfileSummary & { nodeId: number | null }> = [];
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort()) {
+    const s = summarizeProfile(join(dir, file), { windowUs: result.windowUs, top: 30 });
+    const nodeId = s.pid === null ? null : (pids.get(s.pid) ?? null);
+    summaries.push({ ...s, nodeId });
+  }
+  summaries.sort((a, b) => (a.nodeId ?? 99) - (b.nodeId ?? 99) || (a.threadId ?? 0) - (b.threadId ?? 0));
+  for (const s of summaries) {
+    if (s.totalMs === 0) continue;
+    const who = `node ${s.nodeId ?? '?'}${s.nodeId === 1 ? ' (embedded leader)' : ''}, ${s.threadId === 0 ? 'main thread' : `worker thread ${s.threadId}`}`;
+    log('');
+    log(formatSummary(s, who));
+  }
+  if (values.json !== undefined) {
+    writeJson(values.json, {
+      machine,
+      config,
+      mode: 'profile',
+      run: f,
+      window: result.windowUs,
+      profiles: summaries,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+async function waitForLoad(maxLoad: number, maxWaitS: number): Promise<void> {
+  const deadline = Date.now() + maxWaitS * 1000;
+  // Bounded by the deadline.
+  for (;;) {
+    const l = currentLoad();
+    if (l < maxLoad) {
+      log(`load average ${l} < ${maxLoad}: starting`);
+      return;
+    }
+    if (Date.now() > deadline) {
+      log(`load average still ${l} after ${maxWaitS} s: running anyway`);
+      notes.push(`started with a 1-minute load average of ${l} (waited ${maxWaitS} s for < ${maxLoad})`);
+      return;
+    }
+    log(`load average ${l} >= ${maxLoad}: waiting`);
+    await sleep(15_000);
+  }
+}
+
+/**
+ * What the loader (tsx, unless compiled) and hiqlite's modules cost in RSS before any work:
+ * context for the RSS column.
+ */
+function idleModulesRss(): number | null {
+  const code = `await import(${JSON.stringify(INDEX_URL)}); const s = (await import('node:fs')).readFileSync('/proc/self/status', 'utf8'); console.log(/VmHWM:\\s+(\\d+)/.exec(s)[1]);`;
+  const r = spawnSync(process.execPath, [...LOADER_ARGS, '--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const kb = Number(r.stdout.trim());
+  return Number.isFinite(kb) && kb > 0 ? round(kb / 1024, 1) : null;
+}
+
+function writeJson(file: string, data: unknown): void {
+  writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
+  log(`wrote ${file}`);
+}
+
+main().then(
+  // Remote clients may leave timers behind; the suite is done.
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  },
+);

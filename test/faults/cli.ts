@@ -1,0 +1,108 @@
+/**
+ * The long fault-injection runner (`npm run test:faults -- …`):
+ *
+ *   node --import tsx test/faults/cli.ts [--runs N] [--nemesis NAME|all] [--nodes 3|5]
+ *       [--seconds S] [--seed X] [--clients C] [--report FILE] [--verbose]
+ *
+ * Run i uses seed X + i; with `--nemesis all` every nemesis runs once per seed, one after the
+ * other (the machine is small: never in parallel). Each run prints its seed and outcome, a failing
+ * one the folder with its files; the end prints a table per run and one per nemesis. Replay the
+ * decisions of one run with `--runs 1 --seed <its seed> --nemesis <its nemesis>`.
+ * Exit code 1 when a run fails.
+ */
+import { appendFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
+import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
+import { type RunReport, runOnce } from './runner.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '1' },
+    nemesis: { type: 'string', default: 'all' },
+    nodes: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '20' },
+    seed: { type: 'string' },
+    clients: { type: 'string' },
+    report: { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+function intArg(name: string, v: string | undefined, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) {
+    console.error(`--${name} must be an integer in [${lo}, ${hi}], got ${v}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const runs = intArg('runs', values.runs, 1, 100_000) as number;
+const nodes = intArg('nodes', values.nodes, 3, 5) as number;
+if (nodes !== 3 && nodes !== 5) {
+  console.error('--nodes must be 3 or 5');
+  process.exit(2);
+}
+const seconds = intArg('seconds', values.seconds, 1, 3600) as number;
+const clients = intArg('clients', values.clients, 1, 64);
+const firstSeed = intArg('seed', values.seed, 0, 2 ** 32 - 1) ?? Math.floor(Math.random() * 2 ** 31);
+const nemeses: NemesisName[] = [];
+if (values.nemesis === 'all') nemeses.push(...NEMESES);
+else {
+  for (const name of (values.nemesis ?? '').split(',')) {
+    if (!isNemesisName(name)) {
+      console.error(`--nemesis must be all or one of ${NEMESES.join(', ')} (comma-separated), got ${name}`);
+      process.exit(2);
+    }
+    nemeses.push(name);
+  }
+}
+
+console.log(
+  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, seeds ${firstSeed}…${firstSeed + runs - 1}`,
+);
+const reports: RunReport[] = [];
+let interrupted = false;
+process.once('SIGINT', () => {
+  interrupted = true;
+  console.log('\ninterrupted: finishing the current run, then printing the summary');
+});
+// Bounded: runs × nemeses iterations.
+outer: for (let i = 0; i < runs; i++) {
+  for (const nemesis of nemeses) {
+    if (interrupted) break outer;
+    const seed = firstSeed + i;
+    const report = await runOnce({
+      nemesis,
+      seed,
+      nodes,
+      seconds,
+      ...(clients === undefined ? {} : { clients }),
+      ...(values.verbose ? { log: (line: string) => console.log(`    ${line}`) } : {}),
+    });
+    reports.push(report);
+    console.log(formatRunLine(reports.length, report));
+    if (!report.ok) {
+      for (const c of report.checks.filter((x) => !x.ok)) {
+        console.log(`    ${c.name}: ${c.detail.split('\n').join('\n    ')}`);
+      }
+      console.log(`    faults: ${report.faults.join('; ') || '(none)'}`);
+      console.log(`    files: ${report.folder ?? '(none)'}`);
+      console.log(
+        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds}`,
+      );
+    }
+    if (values.report !== undefined) appendFileSync(values.report, `${JSON.stringify(report)}\n`);
+  }
+}
+
+console.log(`\n${formatRunTable(reports)}\n\n${formatSummaryTable(reports)}`);
+const failed = reports.filter((r) => !r.ok);
+if (failed.length > 0) {
+  console.log(`\n${failed.length} of ${reports.length} runs FAILED:`);
+  for (const r of failed) console.log(`  seed ${r.seed} ${r.nemesis}: ${r.folder ?? '(no files)'}`);
+}
+process.exit(failed.length > 0 ? 1 : 0);

@@ -1,0 +1,349 @@
+/**
+ * A cluster of real `hiqlite serve` processes whose node-to-node links all cross a ProxyNet.
+ * Node m's configuration lists its own entry with its real ports and every other node n at the
+ * proxy ports of the link m → n. The suite kills (-9), pauses (SIGSTOP/SIGCONT), wipes and
+ * restarts processes; every exit it did not cause is recorded as a crash. Each node's output
+ * goes to `<dir>/node-<id>.log`, with a marker line for every action taken on it.
+ *
+ * Independent of test/cluster/harness.ts on purpose: that harness has no proxies and is being
+ * extended by others.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { connect, type HiqliteClient } from '../../src/index.js';
+import { type NodePorts, ProxyNet } from './network.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const CLI = join(REPO, 'src/server/cli.ts');
+export const SECRET_RAFT = 'fault-suite-raft-secret-0123456789';
+export const SECRET_API = 'fault-suite-api-secret-0123456789';
+
+/** Short Raft timings so faults resolve within seconds (as the issue asks). */
+export const FAULT_TOML = [
+  'tick_interval_ms = 50',
+  'heartbeat_interval_ms = 100',
+  'election_timeout_ms = 1000',
+  'logs_until_snapshot = 200',
+];
+
+export type NodeState = 'down' | 'starting' | 'up' | 'paused';
+
+export interface Crash {
+  readonly id: number;
+  readonly atMs: number;
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly outputTail: string;
+}
+
+/** What /health answers (the node's metrics plus membership). */
+export interface Health {
+  readonly nodeId: number;
+  readonly role: string;
+  readonly term: number;
+  readonly leaderId: number | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly voters: number[];
+  readonly learners: number[];
+  readonly member: boolean;
+}
+
+export interface FaultNode extends NodePorts {
+  readonly dataDir: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  child: ChildProcess | null;
+  state: NodeState;
+  /** Resolves when the current process printed READY; rejects when it exits first. */
+  ready: Promise<void> | null;
+  exited: Promise<void> | null;
+  /** Set before the suite signals the process, so its exit is not a crash. */
+  expectExit: boolean;
+  tail: string;
+  log: WriteStream;
+  starts: number;
+}
+
+export interface FaultClusterOptions {
+  readonly nodes: number;
+  /** Working folder (configs, data, logs); created, removed by close() unless kept. */
+  readonly dir: string;
+  readonly extraToml?: readonly string[];
+  readonly logLevel?: string;
+  /** Called with one line per action and unexpected event. */
+  readonly onEvent?: (line: string) => void;
+}
+
+export class FaultCluster {
+  readonly nodes = new Map<number, FaultNode>();
+  readonly crashes: Crash[] = [];
+  private readonly t0 = performance.now();
+  private clients: HiqliteClient[] = [];
+
+  private constructor(
+    readonly dir: string,
+    readonly net: ProxyNet,
+    private readonly options: FaultClusterOptions,
+  ) {}
+
+  /** Allocates ports, starts the proxies, writes one config per node. Starts no process. */
+  static async create(options: FaultClusterOptions): Promise<FaultCluster> {
+    const n = options.nodes;
+    mkdirSync(options.dir, { recursive: true });
+    const ports = await freePorts(2 * n);
+    const real: NodePorts[] = [];
+    for (let id = 1; id <= n; id++) {
+      real.push({ id, raftPort: ports[2 * (id - 1)] as number, apiPort: ports[2 * (id - 1) + 1] as number });
+    }
+    const net = await ProxyNet.create(real);
+    const c = new FaultCluster(options.dir, net, options);
+    for (const self of real) {
+      const entries = real.map((other) => {
+        if (other.id === self.id) return `"${self.id} 127.0.0.1:${self.raftPort} 127.0.0.1:${self.apiPort}"`;
+        const l = net.link(self.id, other.id);
+        return `"${other.id} 127.0.0.1:${l.raft.port} 127.0.0.1:${l.api.port}"`;
+      });
+      const dataDir = join(options.dir, `node-${self.id}`);
+      const configFile = join(options.dir, `node-${self.id}.toml`);
+      const logFile = join(options.dir, `node-${self.id}.log`);
+      writeFileSync(
+        configFile,
+        [
+          '[hiqlite]',
+          `node_id = ${self.id}`,
+          `nodes = [${entries.join(', ')}]`,
+          `data_dir = ${JSON.stringify(dataDir)}`,
+          `secret_raft = "${SECRET_RAFT}"`,
+          `secret_api = "${SECRET_API}"`,
+          ...FAULT_TOML,
+          ...(options.extraToml ?? []),
+          '',
+        ].join('\n'),
+      );
+      c.nodes.set(self.id, {
+        ...self,
+        dataDir,
+        configFile,
+        logFile,
+        child: null,
+        state: 'down',
+        ready: null,
+        exited: null,
+        expectExit: false,
+        tail: '',
+        log: createWriteStream(logFile, { flags: 'a' }),
+        starts: 0,
+      });
+    }
+    return c;
+  }
+
+  ids(): number[] {
+    return [...this.nodes.keys()];
+  }
+
+  node(id: number): FaultNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  elapsedMs(): number {
+    return Math.round(performance.now() - this.t0);
+  }
+
+  /** Writes a marker into node `id`'s log (and the event stream). */
+  mark(id: number, what: string): void {
+    const line = `--- fault-suite t=${(this.elapsedMs() / 1000).toFixed(3)}s node ${id}: ${what}`;
+    this.node(id).log.write(`${line}\n`);
+    this.options.onEvent?.(line);
+  }
+
+  /** Spawns node `id`; the returned promise resolves at READY. The state is 'starting' until then. */
+  start(id: number, timeoutMs = 60_000): Promise<void> {
+    const n = this.node(id);
+    if (n.child !== null) throw new Error(`node ${id} is running`);
+    n.starts++;
+    this.mark(id, `start #${n.starts}`);
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', n.configFile], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HQL_LOG_LEVEL: this.options.logLevel ?? 'info' },
+    });
+    n.child = child;
+    n.state = 'starting';
+    n.expectExit = false;
+    n.tail = '';
+    let readySeen = false;
+    let onReady: () => void = () => {};
+    let onFail: (e: Error) => void = () => {};
+    const ready = new Promise<void>((ok, fail) => {
+      onReady = ok;
+      onFail = fail;
+    });
+    ready.catch(() => {}); // observed by whoever awaits it; an unobserved failure is a crash record
+    const onData = (d: Buffer) => {
+      n.log.write(d);
+      n.tail = (n.tail + d.toString()).slice(-8000);
+      if (!readySeen && n.tail.includes('READY')) {
+        readySeen = true;
+        if (n.state === 'starting') n.state = 'up';
+        onReady();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    n.exited = new Promise<void>((r) =>
+      child.once('exit', (code, signal) => {
+        if (n.child === child) {
+          n.child = null;
+          n.state = 'down';
+        }
+        this.mark(id, `exited code=${code} signal=${signal}`);
+        if (!n.expectExit) {
+          this.crashes.push({ id, atMs: this.elapsedMs(), code, signal, outputTail: n.tail.slice(-4000) });
+          this.options.onEvent?.(`!!! node ${id} exited on its own (code ${code}, signal ${signal})`);
+        }
+        onFail(new Error(`node ${id} exited before READY (code ${code}, signal ${signal})`));
+        r();
+      }),
+    );
+    const timer = setTimeout(
+      () => onFail(new Error(`node ${id} not READY within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    n.ready = ready.finally(() => clearTimeout(timer));
+    n.ready.catch(() => {});
+    return n.ready;
+  }
+
+  /** SIGKILL (continuing a paused process first is unnecessary: SIGKILL ends it anyway). */
+  async kill(id: number): Promise<void> {
+    const n = this.node(id);
+    const child = n.child;
+    if (child === null) return;
+    n.expectExit = true;
+    this.mark(id, 'SIGKILL');
+    child.kill('SIGKILL');
+    await n.exited;
+  }
+
+  pause(id: number): void {
+    const n = this.node(id);
+    if (n.child === null || n.state === 'paused') return;
+    this.mark(id, 'SIGSTOP');
+    n.child.kill('SIGSTOP');
+    n.state = 'paused';
+  }
+
+  resume(id: number): void {
+    const n = this.node(id);
+    if (n.child === null || n.state !== 'paused') return;
+    this.mark(id, 'SIGCONT');
+    n.child.kill('SIGCONT');
+    // READY may have been printed while paused or not yet: the ready promise tells.
+    n.state = 'starting';
+    n.ready?.then(
+      () => {
+        if (n.state === 'starting') n.state = 'up';
+      },
+      () => {},
+    );
+  }
+
+  /** Deletes a stopped node's data directory (lost volume). */
+  wipe(id: number): void {
+    const n = this.node(id);
+    if (n.child !== null) throw new Error(`node ${id} is running`);
+    this.mark(id, 'wipe data directory');
+    rmSync(n.dataDir, { recursive: true, force: true });
+  }
+
+  /** /health of one node over HTTP (real API port); null when it does not answer in time. */
+  async health(id: number, timeoutMs = 1500): Promise<Health | null> {
+    const n = this.node(id);
+    if (n.child === null || n.state === 'paused') return null;
+    try {
+      const res = await fetch(`http://127.0.0.1:${n.apiPort}/health`, {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const body = (await res.json()) as Partial<Health>;
+      return typeof body.commitIndex === 'number' ? (body as Health) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The node that says it is the leader (the highest term wins), or null. */
+  async leader(): Promise<number | null> {
+    const hs = await Promise.all(this.ids().map((id) => this.health(id)));
+    let best: Health | null = null;
+    for (const h of hs) {
+      if (h?.role === 'leader' && (best === null || h.term > best.term)) best = h;
+    }
+    return best?.nodeId ?? null;
+  }
+
+  /** A remote client; `ids` first in the order given (it fails over to the next). */
+  async client(ids: readonly number[], requestTimeoutMs: number): Promise<HiqliteClient> {
+    const c = await connect({
+      nodes: ids.map((id) => `127.0.0.1:${this.node(id).apiPort}`),
+      secretApi: SECRET_API,
+      requestTimeoutMs,
+      connectTimeoutMs: 1000,
+    });
+    this.clients.push(c);
+    return c;
+  }
+
+  async closeClient(c: HiqliteClient): Promise<void> {
+    this.clients = this.clients.filter((x) => x !== c);
+    await c.close().catch(() => {});
+  }
+
+  async close(options: { removeDir: boolean }): Promise<void> {
+    for (const c of this.clients) await c.close().catch(() => {});
+    this.clients = [];
+    for (const n of this.nodes.values()) {
+      if (n.child !== null) {
+        n.expectExit = true;
+        n.child.kill('SIGCONT');
+        n.child.kill('SIGKILL');
+        await n.exited;
+      }
+    }
+    await this.net.close();
+    await Promise.all([...this.nodes.values()].map((n) => new Promise<void>((r) => n.log.end(() => r()))));
+    if (options.removeDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Node ports come from below the kernel's ephemeral range (32768 and up on Linux): a port from
+ * that range, free when chosen, can be taken by any outgoing connection on the machine while its
+ * node is down (between a kill and the restart), and the restart would then fail with EADDRINUSE.
+ */
+const NODE_PORT_LO = 20_000;
+const NODE_PORT_HI_EXCLUSIVE = 32_768;
+
+async function freePorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  // Bounded: a few hundred tries find n free ports unless the range is nearly full.
+  for (let attempt = 0; out.length < n && attempt < 500; attempt++) {
+    const port = NODE_PORT_LO + Math.floor(Math.random() * (NODE_PORT_HI_EXCLUSIVE - NODE_PORT_LO));
+    if (!out.includes(port) && (await canListen(port))) out.push(port);
+  }
+  if (out.length < n) throw new Error(`found only ${out.length} of ${n} free ports`);
+  return out;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}

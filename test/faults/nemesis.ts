@@ -1,0 +1,317 @@
+/**
+ * Nemeses: each `inject` applies one fault episode, chosen with the seeded PRNG, and returns how
+ * to heal it. The runner alternates quiet periods and episodes, then heals everything at the end.
+ *
+ *   kill         SIGKILL a random minority (sometimes a majority: the cluster must come back
+ *                with every acknowledged write), restart on heal
+ *   kill-leader  SIGKILL the leader, restart on heal
+ *   pause        SIGSTOP the leader or a random minority, SIGCONT on heal
+ *   partition    cut links through the proxies: majority/minority halves, the leader alone, a
+ *                bridge (two sides that only share one node), one-way cuts; refused or blackholed
+ *   slow         latency per chunk on all links, on one node's links, or on random links
+ *   wipe         SIGKILL a node, delete its data directory, restart: it must rejoin
+ *   mixed        one or two of the above at once (wipe only alone, on a healthy cluster)
+ */
+import { assertNever } from '../../src/lib/assert.js';
+import type { Random } from '../../src/lib/prng.js';
+import type { FaultCluster } from './cluster.js';
+import type { Groups } from './network.js';
+
+export const NEMESES = ['kill', 'kill-leader', 'pause', 'partition', 'slow', 'wipe', 'mixed'] as const;
+export type NemesisName = (typeof NEMESES)[number];
+
+export function isNemesisName(s: string): s is NemesisName {
+  return (NEMESES as readonly string[]).includes(s);
+}
+
+export interface NemesisContext {
+  readonly cluster: FaultCluster;
+  readonly rng: Random;
+  readonly log: (line: string) => void;
+}
+
+export interface Fault {
+  readonly description: string;
+  heal(): Promise<void>;
+}
+
+/** One episode of `name`; null when its precondition did not hold (e.g. wipe on an unhealthy cluster). */
+export async function inject(name: NemesisName, ctx: NemesisContext): Promise<Fault | null> {
+  switch (name) {
+    case 'kill':
+      return killSome(ctx);
+    case 'kill-leader':
+      return killLeader(ctx);
+    case 'pause':
+      return pause(ctx);
+    case 'partition':
+      return partition(ctx);
+    case 'slow':
+      return slow(ctx);
+    case 'wipe':
+      return wipe(ctx);
+    case 'mixed':
+      return mixed(ctx);
+    default:
+      assertNever(name, 'nemesis');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function minority(n: number): number {
+  return Math.floor((n - 1) / 2);
+}
+
+function shuffled<T>(rng: Random, items: readonly T[]): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = rng.int(0, i + 1);
+    [a[i], a[j]] = [a[j] as T, a[i] as T];
+  }
+  return a;
+}
+
+function running(c: FaultCluster): number[] {
+  return c.ids().filter((id) => c.node(id).child !== null);
+}
+
+/** Restarts the nodes that are down; does not wait for READY (the runner checks that at the end). */
+function restart(c: FaultCluster, ids: readonly number[]): void {
+  for (const id of ids) {
+    if (c.node(id).child === null) c.start(id).catch(() => {});
+  }
+}
+
+async function killSome(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  const n = c.ids().length;
+  const alive = running(c);
+  if (alive.length === 0) return null;
+  // Mostly a minority; sometimes a majority, which stops the cluster until they come back.
+  const k = rng.chance(0.15) ? Math.floor(n / 2) + 1 : rng.int(1, minority(n) + 1);
+  const targets = shuffled(rng, alive).slice(0, k);
+  for (const id of targets) await c.kill(id);
+  return {
+    description: `kill -9 ${targets.join(',')}`,
+    heal: async () => restart(c, targets),
+  };
+}
+
+async function killLeader(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  const leader = await c.leader();
+  const alive = running(c);
+  if (alive.length === 0) return null;
+  const target = leader ?? rng.pick(alive);
+  await c.kill(target);
+  return {
+    description: `kill -9 ${leader === null ? `node ${target} (no leader known)` : `leader ${target}`}`,
+    heal: async () => restart(c, [target]),
+  };
+}
+
+async function pause(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  const alive = running(c).filter((id) => c.node(id).state !== 'paused');
+  if (alive.length === 0) return null;
+  let targets: number[];
+  const leader = rng.chance(0.5) ? await c.leader() : null;
+  if (leader !== null && alive.includes(leader)) targets = [leader];
+  else targets = shuffled(rng, alive).slice(0, rng.int(1, minority(c.ids().length) + 1));
+  for (const id of targets) c.pause(id);
+  return {
+    description: `SIGSTOP ${leader !== null && targets[0] === leader ? 'leader ' : ''}${targets.join(',')}`,
+    heal: async () => {
+      for (const id of targets) c.resume(id);
+    },
+  };
+}
+
+async function partition(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  const ids = c.ids();
+  const n = ids.length;
+  const mode = rng.chance(0.5) ? 'refuse' : 'blackhole';
+  const resetFrozen = rng.chance(0.5);
+  let description: string;
+  const kind = rng.pick(['halves', 'isolate-leader', 'bridge', 'one-way-out', 'one-way-in', 'random-links']);
+  switch (kind) {
+    case 'halves': {
+      const s = shuffled(rng, ids);
+      const small = s.slice(0, rng.int(1, minority(n) + 1));
+      const large = s.slice(small.length);
+      c.net.partition([small, large], mode);
+      description = `partition ${groupsText([small, large])}`;
+      break;
+    }
+    case 'isolate-leader': {
+      const leader = (await c.leader()) ?? rng.pick(ids);
+      const rest = ids.filter((id) => id !== leader);
+      c.net.partition([[leader], rest], mode);
+      description = `partition leader ${leader} away: ${groupsText([[leader], rest])}`;
+      break;
+    }
+    case 'bridge': {
+      // The bridge node talks to both sides; the sides do not talk to each other.
+      const s = shuffled(rng, ids);
+      const bridge = s[0] as number;
+      const rest = s.slice(1);
+      const a = rest.slice(0, Math.ceil(rest.length / 2));
+      const b = rest.slice(a.length);
+      for (const x of a) {
+        for (const y of b) {
+          c.net.cut(x, y, mode);
+          c.net.cut(y, x, mode);
+        }
+      }
+      description = `bridge ${bridge} between {${a.join(',')}} and {${b.join(',')}}`;
+      break;
+    }
+    case 'one-way-out':
+    case 'one-way-in': {
+      // Out: the node can receive but its own messages are lost. In: the reverse.
+      const x = rng.chance(0.5) ? ((await c.leader()) ?? rng.pick(ids)) : rng.pick(ids);
+      for (const y of ids) {
+        if (y === x) continue;
+        if (kind === 'one-way-out') c.net.cut(x, y, mode);
+        else c.net.cut(y, x, mode);
+      }
+      description = `${kind === 'one-way-out' ? `${x} cannot send` : `${x} cannot receive`}`;
+      break;
+    }
+    case 'random-links': {
+      const cut: string[] = [];
+      for (const l of c.net.allLinks()) {
+        if (rng.chance(0.3)) {
+          c.net.cut(l.from, l.to, mode);
+          cut.push(`${l.from}->${l.to}`);
+        }
+      }
+      description = `cut links ${cut.join(' ') || '(none)'}`;
+      break;
+    }
+    default:
+      throw new Error(`unknown partition kind ${kind}`);
+  }
+  return {
+    description: `${description} [${mode}${mode === 'blackhole' ? (resetFrozen ? ', reset on heal' : ', resume on heal') : ''}]`,
+    heal: async () => c.net.healAll({ resetFrozen }),
+  };
+}
+
+function groupsText(groups: Groups): string {
+  return groups.map((g) => `{${[...g].sort((a, b) => a - b).join(',')}}`).join(' | ');
+}
+
+async function slow(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  const ids = c.ids();
+  const kind = rng.pick(['all', 'node', 'random-links']);
+  let description: string;
+  switch (kind) {
+    case 'all': {
+      const ms = rng.int(20, 250);
+      for (const l of c.net.allLinks()) c.net.slow(l.from, l.to, ms);
+      description = `all links +${ms}ms`;
+      break;
+    }
+    case 'node': {
+      // Up to beyond the election timeout: heartbeats arrive late, elections may follow.
+      const x = rng.chance(0.5) ? ((await c.leader()) ?? rng.pick(ids)) : rng.pick(ids);
+      const ms = rng.int(100, 1500);
+      for (const y of ids) {
+        if (y === x) continue;
+        c.net.slow(x, y, ms);
+        c.net.slow(y, x, ms);
+      }
+      description = `links of ${x} +${ms}ms`;
+      break;
+    }
+    case 'random-links': {
+      const parts: string[] = [];
+      for (const l of c.net.allLinks()) {
+        if (rng.chance(0.5)) {
+          const ms = rng.int(10, 800);
+          c.net.slow(l.from, l.to, ms);
+          parts.push(`${l.from}->${l.to}+${ms}`);
+        }
+      }
+      description = `slow ${parts.join(' ') || '(none)'}`;
+      break;
+    }
+    default:
+      throw new Error(`unknown slow kind ${kind}`);
+  }
+  return { description, heal: async () => c.net.healAll({ resetFrozen: false }) };
+}
+
+/**
+ * Wipes one node, but only when every node is up, a voter, and caught up: losing a volume while
+ * another replica is down or behind may legitimately lose acknowledged writes (more than a
+ * minority lost), which is not what this nemesis tests.
+ */
+async function wipe(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng, log } = ctx;
+  if (!(await healthyAndCaughtUp(c, 15_000))) {
+    log('wipe skipped: the cluster is not fully healthy and caught up');
+    return null;
+  }
+  const target = rng.pick(c.ids());
+  await c.kill(target);
+  c.wipe(target);
+  const now = rng.chance(0.5);
+  if (now) restart(c, [target]);
+  return {
+    description: `wipe ${target} (${now ? 'restarted at once' : 'restarted on heal'})`,
+    heal: async () => restart(c, [target]),
+  };
+}
+
+/** Every node up and a voter, all applied up to the leader's commit index (bounded wait). */
+export async function healthyAndCaughtUp(c: FaultCluster, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  const n = c.ids().length;
+  while (performance.now() < deadline) {
+    if (c.ids().every((id) => c.node(id).state === 'up')) {
+      const hs = await Promise.all(c.ids().map((id) => c.health(id)));
+      const leader = hs.find((h) => h?.role === 'leader') ?? null;
+      if (
+        leader !== null &&
+        hs.every(
+          (h) =>
+            h !== null &&
+            h.voters.length === n &&
+            h.learners.length === 0 &&
+            h.appliedIndex >= leader.commitIndex,
+        )
+      ) {
+        return true;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+async function mixed(ctx: NemesisContext): Promise<Fault | null> {
+  const { rng } = ctx;
+  if (rng.chance(0.1)) return wipe(ctx);
+  const families = ['kill', 'kill-leader', 'pause', 'partition', 'slow'] as const;
+  const first = rng.pick(families);
+  const faults: Fault[] = [];
+  const f1 = await inject(first, ctx);
+  if (f1 !== null) faults.push(f1);
+  if (rng.chance(0.5)) {
+    const second = rng.pick(families.filter((f) => f !== first));
+    const f2 = await inject(second, ctx);
+    if (f2 !== null) faults.push(f2);
+  }
+  if (faults.length === 0) return null;
+  return {
+    description: faults.map((f) => f.description).join(' + '),
+    heal: async () => {
+      for (const f of [...faults].reverse()) await f.heal();
+    },
+  };
+}
