@@ -6,11 +6,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connect, type HiqliteClient, type Metrics, type NodeConfig } from '../src/index.js';
+import { freePorts } from '../test/support/free-ports.js';
 import type { LoopReply, LoopStats } from './loop-monitor.js';
 import type { ChildCommand, ChildReply } from './node-child.js';
 
@@ -333,23 +333,6 @@ export class BenchCluster {
       await sleep(50);
     }
   }
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<Server>((ok, fail) => {
-          const s = createServer();
-          s.once('error', fail);
-          s.listen(0, '127.0.0.1', () => ok(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -7,10 +7,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type ConnectOptions, connect, type HiqliteClient, type Metrics, type Row } from '../../src/index.js';
+import { freePorts } from '../support/free-ports.js';
+
+export { freePorts };
 
 const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 export const SECRET_RAFT = 'raft-secret-for-tests-0123456789';
@@ -50,23 +52,6 @@ export interface NodeProcess {
 
 /** Fast timings so tests do not wait on production defaults. */
 const TIMING = ['tick_interval_ms = 50', 'heartbeat_interval_ms = 100', 'election_timeout_ms = 1000'];
-
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((ok, fail) => {
-          const s = createServer();
-          s.once('error', fail);
-          s.listen(0, '127.0.0.1', () => ok(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 export class TestCluster {
   readonly nodes = new Map<number, NodeProcess>();

@@ -10,9 +10,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { connect, type HiqliteClient } from '../../src/index.js';
+import { freePorts } from '../support/free-ports.js';
 import { type NodePorts, ProxyNet } from './network.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -319,31 +319,4 @@ export class FaultCluster {
     await Promise.all([...this.nodes.values()].map((n) => new Promise<void>((r) => n.log.end(() => r()))));
     if (options.removeDir) rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/**
- * Node ports come from below the kernel's ephemeral range (32768 and up on Linux): a port from
- * that range, free when chosen, can be taken by any outgoing connection on the machine while its
- * node is down (between a kill and the restart), and the restart would then fail with EADDRINUSE.
- */
-const NODE_PORT_LO = 20_000;
-const NODE_PORT_HI_EXCLUSIVE = 32_768;
-
-async function freePorts(n: number): Promise<number[]> {
-  const out: number[] = [];
-  // Bounded: a few hundred tries find n free ports unless the range is nearly full.
-  for (let attempt = 0; out.length < n && attempt < 500; attempt++) {
-    const port = NODE_PORT_LO + Math.floor(Math.random() * (NODE_PORT_HI_EXCLUSIVE - NODE_PORT_LO));
-    if (!out.includes(port) && (await canListen(port))) out.push(port);
-  }
-  if (out.length < n) throw new Error(`found only ${out.length} of ${n} free ports`);
-  return out;
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
 }
