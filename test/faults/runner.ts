@@ -185,7 +185,8 @@ export class FaultSession {
     let replicas = await this.replicaContents(60_000);
     for (let attempt = 0; attempt < 5; attempt++) {
       const indices = new Set(replicas.contents.map((r) => r.appliedIndex));
-      if (indices.size <= 1 && replicas.contents.length === this.cluster.ids().length) break;
+      if (indices.size === 1 && !indices.has(-1) && replicas.contents.length === this.cluster.ids().length)
+        break;
       this.event(`replicas read at different indices (${[...indices].join(', ')}): reading again`);
       replicas = await this.replicaContents(20_000);
     }
@@ -244,7 +245,13 @@ export class FaultSession {
         ] as const) {
           if (existsSync(from)) cpSync(from, join(folder, name));
         }
-        if (existsSync(n.dataDir)) cpSync(n.dataDir, join(folder, 'data', `node-${id}`), { recursive: true });
+        // Preallocated spare log segments (`*.seg.tmp`) hold nothing yet: 64 MiB each, left out.
+        if (existsSync(n.dataDir)) {
+          cpSync(n.dataDir, join(folder, 'data', `node-${id}`), {
+            recursive: true,
+            filter: (src) => !src.endsWith('.seg.tmp'),
+          });
+        }
       }
       writeFileSync(join(folder, 'events.log'), `${this.events.join('\n')}\n`);
       this.phases.forEach(({ report, history }, i) => {
@@ -419,6 +426,7 @@ export class FaultSession {
       const db = await c.client([id], 20_000);
       try {
         const opts = { minIndex: target };
+        const before = await c.health(id);
         const kv = await db.query<{ k: string; v: number }>('SELECT k, v FROM kv ORDER BY k', [], opts);
         const appends = await db.query<{ id: number; client: number; phase: string }>(
           'SELECT id, client, phase FROM appends ORDER BY id',
@@ -431,7 +439,9 @@ export class FaultSession {
           id,
           checksum: createHash('sha256').update(text).digest('hex'),
           rows: kv.length + appends.length,
-          appliedIndex: h?.appliedIndex ?? -1,
+          // -1: the index moved while this node was read, so its content is of no single index.
+          appliedIndex:
+            h !== null && before !== null && h.appliedIndex === before.appliedIndex ? h.appliedIndex : -1,
         });
         if (appendIds === null) {
           appendIds = new Map();
