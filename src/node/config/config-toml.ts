@@ -98,7 +98,12 @@ const KEYS_BY_TOML = new Map(TOML_KEYS.map((k) => [k.toml, k]));
 const KEYS_BY_TARGET = new Map(TOML_KEYS.map((k) => [k.target, k]));
 const RUST_ONLY = new Set(RUST_ONLY_KEYS);
 const RUST_ONLY_VARS = new Set(RUST_ONLY_ENV);
-const KNOWN_VARS = new Set(TOML_KEYS.flatMap((k) => [envName(k.toml), ...(k.envAliases ?? [])]));
+/** Variables read outside the configuration (the process's log level). */
+const PROCESS_VARS = ['HQL_LOG_LEVEL'];
+const KNOWN_VARS = new Set([
+  ...TOML_KEYS.flatMap((k) => [envName(k.toml), ...(k.envAliases ?? [])]),
+  ...PROCESS_VARS,
+]);
 const NODE_PARTS: Readonly<Record<string, string>> = {
   id: 'id',
   addrRaft: 'raft address',
