@@ -6,6 +6,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { HiqliteError } from '../lib/errors.js';
+import { parseHostPort } from '../node/config/config-address.js';
 import type { QueryOptions } from '../node/hiqlite-node.js';
 import { remoteError } from '../node/hiqlite-node.js';
 import { SessionPool } from '../node/session-pool.js';
@@ -164,10 +165,10 @@ class RemoteClient extends ClientBase {
 }
 
 function splitHostPort(addr: string): [string, number] {
-  const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(addr);
-  if (m === null)
-    throw new HiqliteError('HQL_INVALID_CONFIG', `"${addr}" is not host:port`, { retryable: false });
-  return [m[1] as string, Number(m[2])];
+  const parsed = parseHostPort(addr);
+  if (!parsed.ok)
+    throw new HiqliteError('HQL_INVALID_CONFIG', `connect: "${addr}" ${parsed.reason}`, { retryable: false });
+  return [parsed.value.host, parsed.value.port];
 }
 
 /** Connects a remote client to a running cluster. */

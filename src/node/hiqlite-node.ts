@@ -95,7 +95,6 @@ export class HiqliteNode {
   private readonly writesTotal: Counter;
   private started = false;
   private closing: Promise<void> | null = null;
-  private readonly background = new Set<Promise<unknown>>();
   /** Leader: the last join handled per node (by the joining process's nonce). */
   private readonly joins = new Map<number, { nonce: string; index: Promise<LogIndex> }>();
 
@@ -739,7 +738,6 @@ export class HiqliteNode {
         this.log.warn({ err: (e as Error).message }, 'leadership transfer before shutdown failed');
       }
     }
-    await Promise.allSettled([...this.background]);
     for (const p of this.peers.values())
       p.then(
         (c) => c.close(),

@@ -514,7 +514,12 @@ export class RaftGroup {
   private setApplied(index: LogIndex): void {
     if (index <= this.appliedIndex) return;
     this.appliedIndex = index;
-    this.releaseWaiters(this.readWaiters, (w) => (this.readWaiters = w));
+    const waiting = this.readWaiters;
+    this.readWaiters = [];
+    for (const w of waiting) {
+      if (w.index <= index) w.resolve(w.index);
+      else this.readWaiters.push(w);
+    }
     for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
       const w = this.appliedWaiters[i] as ReadWaiter;
       if (w.index <= index) {
@@ -522,15 +527,6 @@ export class RaftGroup {
         w.resolve(index);
       }
     }
-  }
-
-  private releaseWaiters(list: ReadWaiter[], set: (l: ReadWaiter[]) => void): void {
-    const keep: ReadWaiter[] = [];
-    for (const w of list) {
-      if (w.index <= this.appliedIndex) w.resolve(w.index);
-      else keep.push(w);
-    }
-    set(keep);
   }
 
   private onReadState(requestId: number, index: LogIndex): void {
@@ -561,16 +557,12 @@ export class RaftGroup {
       this.lastSnapshotIndex = index;
       this.appliedBytesSinceSnapshot = 0;
       const compactTo = Math.max(0, index - this.o.snapshotTrailingEntries) as LogIndex;
-      const compactTerm = compactTo === index ? term : this.termFor(compactTo);
+      const compactTerm = compactTo === index ? term : this.o.logStore.termAt(compactTo);
       this.core.compact(meta, compactTo);
       if (compactTerm !== undefined && compactTo > 0) await this.o.logStore.purgeTo(compactTo, compactTerm);
     } finally {
       this.snapshotting = false;
     }
-  }
-
-  private termFor(index: LogIndex): Term | undefined {
-    return this.o.logStore.termAt(index);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ export class ApiConnection {
                     retryable: false,
                   },
                 )
-              : unavailable(`${o.host}:${o.port}: ${reason.detail}`, false),
+              : unavailable(`${o.host}:${o.port}: ${reason.detail}`),
           );
         }
         api?.onClosed(reason.detail);
@@ -192,17 +192,15 @@ export class ApiConnection {
 
   private onClosed(detail: string): void {
     if (this.closedError !== null) return;
-    this.closedError = unavailable(`API connection closed: ${detail}`, false);
+    this.closedError = unavailable(`API connection closed: ${detail}`);
     for (const [, p] of this.pending) p.reject(this.closedError);
     this.pending.clear();
     for (const fn of this.closeWatchers) fn();
   }
 }
 
-function unavailable(message: string, handshake: boolean): HiqliteError {
-  return new HiqliteError(handshake ? 'HQL_UNAUTHORIZED' : 'HQL_UNAVAILABLE', message, {
-    retryable: !handshake,
-  });
+function unavailable(message: string): HiqliteError {
+  return new HiqliteError('HQL_UNAVAILABLE', message, { retryable: true });
 }
 
 /** Opens the socket and performs the HTTP upgrade; resolves with the raw socket. */

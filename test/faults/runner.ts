@@ -479,21 +479,7 @@ export async function runOnce(
   try {
     session = await FaultSession.open(sessionOptions, `${o.seed}-${o.nemesis}`);
   } catch (e) {
-    return {
-      nemesis: o.nemesis,
-      seed: o.seed,
-      nodes: o.nodes,
-      seconds: o.seconds,
-      counts: { ok: 0, failed: 0, unknown: 0 },
-      checks: [{ name: 'setup', ok: false, detail: e instanceof Error ? e.message : String(e) }],
-      ok: false,
-      faults: [],
-      errorCodes: {},
-      errorSamples: {},
-      liveMs: null,
-      durationMs: Math.round(performance.now() - started),
-      folder: e instanceof SetupError ? e.folder : null,
-    };
+    return failedRun(o, started, 'setup', e, e instanceof SetupError ? e.folder : null);
   }
   let report: PhaseReport | null = null;
   let error: unknown = null;
@@ -506,21 +492,7 @@ export async function runOnce(
   const failed = report === null || !report.ok;
   const folder = await session.finish({ save: failed, label: `${o.seed}-${o.nemesis}` });
   if (report === null) {
-    return {
-      nemesis: o.nemesis,
-      seed: o.seed,
-      nodes: o.nodes,
-      seconds: o.seconds,
-      counts: { ok: 0, failed: 0, unknown: 0 },
-      checks: [{ name: 'runner', ok: false, detail: error instanceof Error ? error.message : String(error) }],
-      ok: false,
-      faults: [],
-      errorCodes: {},
-      errorSamples: {},
-      liveMs: null,
-      durationMs: Math.round(performance.now() - started),
-      folder,
-    };
+    return failedRun(o, started, 'runner', error, folder);
   }
   return { ...report, durationMs: Math.round(performance.now() - started), folder };
 }
@@ -553,4 +525,29 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   } finally {
     if (timer !== null) clearTimeout(timer);
   }
+}
+
+/** The report of a run that produced no phase report (set-up failed, or the phase threw). */
+function failedRun(
+  o: PhaseOptions & { readonly nodes: number },
+  started: number,
+  check: 'setup' | 'runner',
+  error: unknown,
+  folder: string | null,
+): RunReport {
+  return {
+    nemesis: o.nemesis,
+    seed: o.seed,
+    nodes: o.nodes,
+    seconds: o.seconds,
+    counts: { ok: 0, failed: 0, unknown: 0 },
+    checks: [{ name: check, ok: false, detail: error instanceof Error ? error.message : String(error) }],
+    ok: false,
+    faults: [],
+    errorCodes: {},
+    errorSamples: {},
+    liveMs: null,
+    durationMs: Math.round(performance.now() - started),
+    folder,
+  };
 }

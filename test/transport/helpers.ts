@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import type { RaftGroupId } from '../../src/protocol/raft-group.js';
-import type { Message, NodeId } from '../../src/raft/types.js';
+import type { LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
 import { authenticateClient } from '../../src/transport/authenticate.js';
 import { type CloseReason, FramedConnection } from '../../src/transport/framed-connection.js';
 import type { TransportLogger } from '../../src/transport/logger.js';
@@ -142,3 +142,13 @@ export function rawPeer(
 export async function closeAll(...nodes: TestNode[]): Promise<void> {
   await Promise.all(nodes.map((n) => n.transport.close()));
 }
+
+/** A heartbeat of term 1: the smallest control-lane message. */
+export const heartbeat = (from: NodeId, to: NodeId, readContext: number): Message => ({
+  type: 'heartbeat',
+  from,
+  to,
+  term: 1 as Term,
+  commit: 0 as LogIndex,
+  readContext,
+});

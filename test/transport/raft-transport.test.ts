@@ -3,7 +3,7 @@ import { after, describe, test } from 'node:test';
 import type { Entry, LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
 import { RaftTransport } from '../../src/transport/raft-transport.js';
 import { oneOfEachType } from '../protocol/arbitraries.js';
-import { closeAll, HOST, mesh, SECRET, startNode, type TestNode, waitFor } from './helpers.js';
+import { closeAll, HOST, heartbeat, mesh, SECRET, startNode, type TestNode, waitFor } from './helpers.js';
 
 const open: TestNode[] = [];
 after(() => closeAll(...open));
@@ -34,15 +34,6 @@ function append(from: NodeId, to: NodeId, index: number, dataBytes: number): Mes
     commit: 0 as LogIndex,
   };
 }
-
-const heartbeat = (from: NodeId, to: NodeId, readContext: number): Message => ({
-  type: 'heartbeat',
-  from,
-  to,
-  term: 1 as Term,
-  commit: 0 as LogIndex,
-  readContext,
-});
 
 describe('raft transport', () => {
   test('delivers a message of every type, for every group, in both directions', async () => {

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import type { LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
 import { selfSignedCertificate } from '../../src/transport/self-signed.js';
-import { closeAll, mesh, sleep, startNode, type TestNode, waitFor } from './helpers.js';
+import { closeAll, heartbeat, mesh, sleep, startNode, type TestNode, waitFor } from './helpers.js';
 
 const open: TestNode[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'hiqlite-tls-test-'));
@@ -21,15 +20,6 @@ async function node(id: number, overrides: Parameters<typeof startNode>[1]): Pro
   open.push(n);
   return n;
 }
-
-const heartbeat = (from: NodeId, to: NodeId, readContext: number): Message => ({
-  type: 'heartbeat',
-  from,
-  to,
-  term: 1 as Term,
-  commit: 0 as LogIndex,
-  readContext,
-});
 
 describe('TLS', () => {
   test("tls: 'self-signed' carries messages both ways", async () => {
