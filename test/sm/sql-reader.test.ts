@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SqlError } from '../../src/sm/sql/errors.js';
-import { SqlReader } from '../../src/sm/sql/reader.js';
+import { type QueryParams, SqlReader } from '../../src/sm/sql/reader.js';
 import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
 import { cmd, exec, Log, makeTempDir } from './sql-test-helpers.js';
 
@@ -40,6 +40,20 @@ describe('SqlReader', () => {
     ]);
     assert.deepEqual(reader.query('SELECT ? AS flag', [true]), [{ flag: 1 }]);
     assert.throws(() => reader.query('SELECT ?', []), isCode('HQL_INVALID_PARAMS'));
+    // The same SQL with both parameter styles, each prepared from its own text.
+    assert.deepEqual(reader.query('SELECT :a AS a, :b AS b', { b: 2, a: 1 }), [{ a: 1, b: 2 }]);
+    assert.deepEqual(reader.query('SELECT :a AS a, :b AS b', [1, 2]), [{ a: 1, b: 2 }]);
+    assert.deepEqual(reader.query('SELECT ? AS d', [new Date(0)]), [{ d: '1970-01-01T00:00:00.000Z' }]);
+    assert.deepEqual(reader.query('SELECT typeof(?) AS t', [3]), [{ t: 'integer' }]);
+    assert.deepEqual(reader.query('SELECT typeof(?) AS t', [3.5]), [{ t: 'real' }]);
+    assert.throws(
+      () => reader.query('SELECT ?, ?', [1, undefined] as unknown as QueryParams),
+      (e: unknown) => isCode('HQL_INVALID_PARAMS')(e) && /params\[1\]/.test((e as Error).message),
+    );
+    assert.throws(
+      () => reader.query('SELECT :x', { x: { nested: true } } as unknown as QueryParams),
+      (e: unknown) => isCode('HQL_INVALID_PARAMS')(e) && /params\.x/.test((e as Error).message),
+    );
   });
 
   test('rejects statements that write or change the connection', () => {

@@ -14,11 +14,11 @@ import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher, type WaitOptions } from './applied-watch.js';
 import { classifyCommandError, SqlError, sqlError } from './errors.js';
 import { Lru } from './lru.js';
-import { bindArgs, type Params, type PositionalPlan, planPositional } from './params.js';
+import { normalizeParamName, type PositionalPlan, planPositional } from './params.js';
 import { configureReader, readMeta } from './schema.js';
 import { checkStatement } from './statement-guard.js';
 import { splitStatements } from './tokenizer.js';
-import { normalizeValue, type Row, type SqlValue, toRow } from './values.js';
+import { normalizeValue, type Row, type SqlValue, toBindValue, toRow } from './values.js';
 
 export interface SqlReaderOptions {
   /** Shared with the writer (SqlStateMachine.applied / SqlWorker.applied) for waitForApplied. */
@@ -31,15 +31,23 @@ export type QueryParams =
   | readonly (SqlValue | boolean | Date)[]
   | Readonly<Record<string, SqlValue | boolean | Date>>;
 
-interface Compiled {
+/**
+ * Everything a query needs that depends only on its SQL text (and the schema): parsed and
+ * checked once, then prepared once per parameter style (an array binds the rewritten text, an
+ * object the original).
+ */
+interface ReadPlan {
   readonly text: string;
   readonly positional: PositionalPlan;
+  /** `positional.order` is 0, 1, 2, …: the caller's array binds as it is. */
+  readonly inOrder: boolean;
+  forArray: Prepared | null;
+  forObject: Prepared | null;
 }
 
 export class SqlReader {
   readonly applied: AppliedIndexWatcher;
-  private readonly compiled: Lru<string, Compiled>;
-  private readonly prepared: Lru<string, Prepared>;
+  private readonly plans: Lru<string, ReadPlan>;
   private schemaCheckedAt = -1;
   private schemaVersion = -1;
   private closed = false;
@@ -48,8 +56,7 @@ export class SqlReader {
     private readonly db: Database.Database,
     options: SqlReaderOptions,
   ) {
-    this.compiled = new Lru(options.statementCacheMax ?? 256);
-    this.prepared = new Lru(options.statementCacheMax ?? 256);
+    this.plans = new Lru(options.statementCacheMax ?? 256);
     this.applied = options.applied ?? new AppliedIndexWatcher(this.visibleAppliedIndex());
   }
 
@@ -68,27 +75,35 @@ export class SqlReader {
   /** Runs one read statement; rows use the value mapping of values.ts. */
   query(sql: string, params: QueryParams = []): Row[] {
     if (this.closed) throw new HiqliteError('HQL_CLOSED', 'reader closed', { retryable: false });
-    const compiled = this.compile(sql);
-    const normalized = normalizeParams(params);
-    const text = Array.isArray(normalized) ? compiled.positional.text : compiled.text;
+    this.checkSchema();
+    const plan = this.plan(sql);
     try {
-      this.checkSchema();
-      const plan = this.prepare(text);
-      if (!plan.readonly) throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
-      const args = bindArgs(compiled.positional, normalized);
-      if (!plan.returnsRows) {
-        plan.stmt.run(args);
+      let prepared: Prepared;
+      let args: unknown[] | Record<string, unknown>;
+      if (Array.isArray(params)) {
+        prepared = plan.forArray ?? this.prepare(plan, true);
+        args = positionalArgs(plan, params);
+      } else {
+        prepared = plan.forObject ?? this.prepare(plan, false);
+        args = namedArgs(params as Readonly<Record<string, unknown>>);
+      }
+      if (!prepared.readonly)
+        throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
+      if (!prepared.returnsRows) {
+        prepared.stmt.run(args);
         return [];
       }
-      const raw = plan.stmt.all(args) as unknown[][];
+      const raw = prepared.stmt.all(args) as unknown[][];
       // Column names are read after the statement ran: a statement prepared against a stale
       // schema is re-prepared by SQLite when it runs, and only then names the new columns.
-      let columns = plan.columns;
+      let columns = prepared.columns;
       if (columns === null || (raw.length > 0 && (raw[0] as unknown[]).length !== columns.length)) {
-        columns = plan.stmt.columns().map((c) => c.name);
-        plan.columns = columns;
+        columns = prepared.stmt.columns().map((c) => c.name);
+        prepared.columns = columns;
       }
-      return raw.map((v) => toRow(columns, v));
+      const rows: Row[] = new Array(raw.length);
+      for (let i = 0; i < raw.length; i++) rows[i] = toRow(columns, raw[i] as unknown[]);
+      return rows;
     } catch (e) {
       if (e instanceof SqlError) throw e;
       // Environmental failures make classifyCommandError throw a HiqliteError (HQL_IO, …).
@@ -112,8 +127,8 @@ export class SqlReader {
     this.db.close();
   }
 
-  private compile(sql: string): Compiled {
-    const hit = this.compiled.get(sql);
+  private plan(sql: string): ReadPlan {
+    const hit = this.plans.get(sql);
     if (hit !== undefined) return hit;
     const statements = splitStatements(sql);
     if (statements.length !== 1) {
@@ -125,11 +140,17 @@ export class SqlReader {
     const statement = statements[0]!;
     const err = checkStatement(statement, 'read');
     if (err !== null) throw new SqlError(err);
-    const positional = planPositional(statement.text, statement.tokens);
+    const positional = planPositional(statement.text, statements[0]!.tokens);
     if ('code' in positional) throw new SqlError(positional);
-    const compiled = { text: statement.text, positional };
-    this.compiled.set(sql, compiled);
-    return compiled;
+    const plan: ReadPlan = {
+      text: statement.text,
+      positional,
+      inOrder: positional.order.every((v, i) => v === i),
+      forArray: null,
+      forObject: null,
+    };
+    this.plans.set(sql, plan);
+    return plan;
   }
 
   /**
@@ -144,23 +165,22 @@ export class SqlReader {
     const version = this.db.pragma('schema_version', { simple: true }) as number;
     if (version !== this.schemaVersion) {
       this.schemaVersion = version;
-      this.prepared.clear();
+      this.plans.clear();
     }
   }
 
   /**
-   * A prepared statement with what every call would otherwise ask it again: whether it only
-   * reads, and its column names (raw mode is switched on once, here).
+   * Prepares the plan's statement with what every call would otherwise ask it again: whether it
+   * only reads, and its column names (raw mode is switched on once, here).
    */
-  private prepare(text: string): Prepared {
-    const hit = this.prepared.get(text);
-    if (hit !== undefined) return hit;
-    const stmt = this.db.prepare(text).safeIntegers(true);
+  private prepare(plan: ReadPlan, forArray: boolean): Prepared {
+    const stmt = this.db.prepare(forArray ? plan.positional.text : plan.text).safeIntegers(true);
     const returnsRows = stmt.reader;
     if (returnsRows) stmt.raw(true);
-    const plan: Prepared = { stmt, readonly: stmt.readonly, returnsRows, columns: null };
-    this.prepared.set(text, plan);
-    return plan;
+    const prepared: Prepared = { stmt, readonly: stmt.readonly, returnsRows, columns: null };
+    if (forArray) plan.forArray = prepared;
+    else plan.forObject = prepared;
+    return prepared;
   }
 }
 
@@ -172,9 +192,35 @@ interface Prepared {
   columns: readonly string[] | null;
 }
 
-function normalizeParams(params: QueryParams): Params {
-  if (Array.isArray(params)) return params.map((v, i) => normalizeValue(v, `params[${i}]`));
-  const out: Record<string, SqlValue> = {};
-  for (const [k, v] of Object.entries(params)) out[k] = normalizeValue(v, `params.${k}`);
+/** The caller's array, checked and converted for better-sqlite3 in one pass (see bindArgs). */
+function positionalArgs(plan: ReadPlan, params: readonly unknown[]): unknown[] {
+  const { order, expected } = plan.positional;
+  if (params.length !== expected) {
+    throw sqlError(
+      'HQL_INVALID_PARAMS',
+      `the statement takes ${expected} positional parameter(s), ${params.length} given`,
+    );
+  }
+  const args: unknown[] = new Array(order.length);
+  for (let i = 0; i < order.length; i++) {
+    const at = plan.inOrder ? i : (order[i] as number);
+    args[i] = readBindValue(params[at], at);
+  }
+  return args;
+}
+
+function namedArgs(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  // Null prototype: a parameter named __proto__ stays a key.
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [key, v] of Object.entries(params)) out[normalizeParamName(key)] = readBindValue(v, key);
   return out;
+}
+
+/** One parameter of a read: the common types directly, everything else through normalizeValue. */
+function readBindValue(v: unknown, at: number | string): unknown {
+  if (typeof v === 'string' || v === null) return v;
+  if (typeof v === 'number') return toBindValue(v);
+  // Reads do not keep their parameters: bytes bind without the copy normalizeValue makes.
+  if (v instanceof Uint8Array) return toBindValue(v);
+  return toBindValue(normalizeValue(v, typeof at === 'number' ? `params[${at}]` : `params.${at}`));
 }
