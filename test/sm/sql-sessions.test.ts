@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { Prng } from '../../src/lib/prng.js';
 import type { CommandResult } from '../../src/sm/sql/result.js';
 import { SqlStateMachine, type SqlStateMachineOptions } from '../../src/sm/sql/state-machine.js';
 import { cmd, dumpDatabase, exec, Log, makeTempDir, NOW_MS } from './sql-test-helpers.js';
@@ -73,16 +74,44 @@ describe('sessions', () => {
   });
 
   test('sessions idle longer than the TTL (in entry time) expire', () => {
-    const { apply, count, path } = setup({ sessionTtlMs: 1000 });
+    const { apply, count } = setup({ sessionTtlMs: 1000 });
     apply(bump('c1', 1, NOW_MS));
     apply(bump('c2', 1, NOW_MS + 500));
-    // Another client's command at a later entry time sweeps c1 but not c2.
-    apply(cmd(exec('SELECT 1'), { nowMs: NOW_MS + 1200 }));
-    const clients = () => (dumpDatabase(path())._hq_sessions as unknown[][]).map((r) => r[0]);
-    assert.deepEqual(clients(), ['c2']);
-    // c1's retry is now a new command: exactly-once holds only within the TTL.
-    apply(bump('c1', 1, NOW_MS + 1300));
+    // Within the TTL a retry is a duplicate …
+    apply(bump('c1', 1, NOW_MS + 900));
+    assert.equal(count(), 2n);
+    // … (which counted as activity: c1 was last seen at +900) …
+    apply(bump('c2', 2, NOW_MS + 1800));
+    apply(bump('c1', 1, NOW_MS + 1850));
     assert.equal(count(), 3n);
+    // … and after it the retry is a new command: exactly-once holds only within the TTL.
+    apply(bump('c1', 1, NOW_MS + 1850 + 1001));
+    assert.equal(count(), 4n);
+  });
+
+  test('session time never goes back: a proposer with a late clock does not revive a session', () => {
+    const { apply, count, reopen } = setup({ sessionTtlMs: 1000 });
+    apply(bump('c1', 1, NOW_MS));
+    apply(bump('c2', 1, NOW_MS + 5000));
+    // A new leader whose clock is 4.5 s behind: c1 expired at +5000 and stays expired.
+    apply(bump('c1', 1, NOW_MS + 500));
+    assert.equal(count(), 3n);
+    // The session time survives a restart (it is the newest last_seen_ms in the table).
+    apply(bump('c3', 1, NOW_MS + 9000));
+    reopen();
+    apply(bump('c2', 1, NOW_MS + 5000));
+    assert.equal(count(), 5n, 'c2 expired at +9000, before the restart');
+  });
+
+  test('expired sessions do not count towards sessionsMax', () => {
+    const { apply, count, path } = setup({ sessionTtlMs: 1000, sessionsMax: 2 });
+    apply(bump('a', 1, NOW_MS), bump('b', 1, NOW_MS + 10));
+    // a and b have expired: c and d take their places, nobody live is evicted.
+    apply(bump('c', 1, NOW_MS + 5000), bump('d', 1, NOW_MS + 5001));
+    const clients = (dumpDatabase(path())._hq_sessions as unknown[][]).map((r) => r[0]);
+    assert.deepEqual(clients, ['c', 'd']);
+    apply(bump('c', 1, NOW_MS + 5002));
+    assert.equal(count(), 4n, "c's retry is a duplicate");
   });
 
   test('at sessionsMax the least recently seen session is evicted', () => {
@@ -90,6 +119,40 @@ describe('sessions', () => {
     apply(bump('a', 1, NOW_MS), bump('b', 1, NOW_MS + 1), bump('a', 2, NOW_MS + 2), bump('c', 1, NOW_MS + 3));
     const clients = (dumpDatabase(path())._hq_sessions as unknown[][]).map((r) => r[0]);
     assert.deepEqual(clients, ['a', 'c']);
+  });
+
+  test('a full table evicts the least recently seen tenth of the bound at once', () => {
+    const { apply, path } = setup({ sessionsMax: 20 });
+    const names = Array.from({ length: 21 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    apply(...names.map((n, i) => bump(n, 1, NOW_MS + i)));
+    const clients = (dumpDatabase(path())._hq_sessions as unknown[][]).map((r) => r[0]);
+    // s20 arrived at 20 sessions: 1 + 20/10 = 3 evicted, the three least recently seen.
+    assert.deepEqual(clients, names.slice(3));
+  });
+
+  test('a batch rolled back by a statement keeps sessions exact', () => {
+    const commands = () => {
+      const rollback = cmd(exec('INSERT OR ROLLBACK INTO counter (rowid, n) VALUES (1, 0)'), {
+        session: { clientId: 'r', seq: 1 },
+        nowMs: NOW_MS + 2,
+      });
+      return [
+        bump('a', 1, NOW_MS),
+        bump('b', 1, NOW_MS + 1),
+        rollback,
+        bump('a', 1, NOW_MS + 3),
+        bump('r', 1),
+      ];
+    };
+    const batched = setup();
+    const single = setup();
+    const rb = batched.apply(...commands());
+    const rs = commands().flatMap((c) => single.apply(c));
+    assert.deepEqual(rb, rs);
+    assert.equal(rs[2]?.ok === false && rs[2].error.code, 'HQL_CONSTRAINT');
+    assert.deepEqual(rs[4], rs[2], "r's retry gets the recorded failure");
+    assert.deepEqual(rs[3], rs[0], "a's retry is a duplicate");
+    assert.deepEqual(dumpDatabase(batched.path()), dumpDatabase(single.path()));
   });
 
   test('a result too large to keep makes a duplicate HQL_SESSION_RESULT_UNAVAILABLE', () => {
@@ -114,5 +177,42 @@ describe('sessions', () => {
     const ry = commands.flatMap((c) => y.apply(c));
     assert.deepEqual(rx, ry);
     assert.deepEqual(dumpDatabase(x.path()), dumpDatabase(y.path()));
+  });
+
+  test('with expiry, eviction and a clock that jumps back, any batching gives the same results and tables', () => {
+    const prng = new Prng(7);
+    const random = () => prng.next();
+    const commands: Uint8Array[] = [];
+    const seqs = new Map<string, number>();
+    let now = NOW_MS;
+    for (let i = 0; i < 300; i++) {
+      now += Math.floor(random() * 400) - 100; // mostly forward, sometimes back
+      const client = `c${Math.floor(random() * 6)}`;
+      const last = seqs.get(client) ?? 0;
+      const r = random();
+      const seq = r < 0.2 ? last : r < 0.3 ? Math.max(0, last - 1) : last + 1;
+      seqs.set(client, Math.max(last, seq));
+      commands.push(bump(client, seq, now));
+    }
+    const options = { sessionTtlMs: 1500, sessionsMax: 4 };
+    const whole = setup(options);
+    const single = setup(options);
+    const chunked = setup(options);
+    const rWhole = whole.apply(...commands);
+    const rSingle = commands.flatMap((c) => single.apply(c));
+    const rChunked: CommandResult[] = [];
+    for (let i = 0; i < commands.length; ) {
+      const n = 1 + Math.floor(random() * 20);
+      rChunked.push(...chunked.apply(...commands.slice(i, i + n)));
+      i += n;
+    }
+    assert.deepEqual(rSingle, rWhole);
+    assert.deepEqual(rChunked, rWhole);
+    assert.deepEqual(dumpDatabase(single.path()), dumpDatabase(whole.path()));
+    assert.deepEqual(dumpDatabase(chunked.path()), dumpDatabase(whole.path()));
+    // The run exercised what it is about.
+    const codes = rWhole.map((r) => (r.ok ? 'ok' : r.error.code));
+    assert.ok(codes.includes('HQL_SESSION_STALE'));
+    assert.ok((dumpDatabase(whole.path())._hq_sessions as unknown[]).length <= 4);
   });
 });

@@ -142,17 +142,14 @@ function normalizeCommand(c: CommandInput): unknown {
       return {
         type: c.type,
         sql: c.sql,
-        params: normalizeParams(c.params, 'params'),
+        params: normalizeParams(c.params, -1),
         returning: c.returning,
       };
     case 'txn':
       return {
         type: c.type,
         statements: Array.isArray(c.statements)
-          ? c.statements.map((s, i) => ({
-              sql: s?.sql,
-              params: normalizeParams(s?.params, `statements[${i}].params`),
-            }))
+          ? c.statements.map((s, i) => ({ sql: s?.sql, params: normalizeParams(s?.params, i) }))
           : c.statements,
       };
     case 'batch':
@@ -169,17 +166,35 @@ function normalizeCommand(c: CommandInput): unknown {
   }
 }
 
-function normalizeParams(params: unknown, path: string): unknown {
+/**
+ * `stmt` is the statement's index in a txn, -1 for an execute. Paths of error messages are only
+ * built on the error path: this runs for every parameter of every write.
+ */
+function normalizeParams(params: unknown, stmt: number): unknown {
   if (params === undefined) return [];
-  const one = (v: unknown, where: string): unknown =>
-    isStmtRef(v) ? { $ref: v.$ref } : normalizeValue(v, where);
-  if (Array.isArray(params)) return params.map((v, i) => one(v, `${path}[${i}]`));
+  if (Array.isArray(params)) {
+    const out: unknown[] = new Array(params.length);
+    for (let i = 0; i < params.length; i++) out[i] = normalizeParam(params[i], stmt, i);
+    return out;
+  }
   if (isPlainObject(params)) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(params)) out[k] = one(v, `${path}.${k}`);
+    for (const [k, v] of Object.entries(params)) out[k] = normalizeParam(v, stmt, k);
     return out;
   }
   return params;
+}
+
+function normalizeParam(v: unknown, stmt: number, key: number | string): unknown {
+  if (typeof v === 'string' || typeof v === 'number' || v === null) return v;
+  if (isStmtRef(v)) return { $ref: v.$ref };
+  return normalizeValue(v, paramPath(stmt, key, ''));
+}
+
+/** `params[0]`, `statements[3].params.name`; with `prefix` 'command.' as the decoder names them. */
+function paramPath(stmt: number, key: number | string, prefix: string): string {
+  const base = stmt < 0 ? `${prefix}params` : `${prefix}statements[${stmt}].params`;
+  return typeof key === 'number' ? `${base}[${key}]` : `${base}.${key}`;
 }
 
 // ---- validation (both sides) -----------------------------------------------------------------
@@ -251,17 +266,15 @@ function validateCommand(raw: unknown): Command {
       return {
         type: 'execute',
         sql: str(c.sql, 'command.sql'),
-        params: validateParams(c.params, 'command.params', 0),
+        params: validateParams(c.params, -1, 0),
         returning: c.returning,
       };
     }
     case 'txn': {
       const c = record(raw, 'command', ['type', 'statements']);
-      const statements = list(c.statements, 'command.statements', TXN_STATEMENTS_MAX).map((s, i) => {
-        const path = `command.statements[${i}]`;
-        const r = record(s, path, ['sql', 'params']);
-        return { sql: str(r.sql, `${path}.sql`), params: validateParams(r.params, `${path}.params`, i) };
-      });
+      const raws = list(c.statements, 'command.statements', TXN_STATEMENTS_MAX);
+      const statements: TxnStatement[] = new Array(raws.length);
+      for (let i = 0; i < raws.length; i++) statements[i] = validateTxnStatement(raws[i], i);
       if (statements.length === 0) malformed('command.statements', 'empty');
       return { type: 'txn', statements };
     }
@@ -288,33 +301,63 @@ function validateCommand(raw: unknown): Command {
   }
 }
 
-/** `refsBelow`: statements with an index below this may be referenced (0 = no refs allowed). */
+/** `record(s, path, ['sql', 'params'])` without the per-statement allocations: a txn may hold 100,000. */
+function validateTxnStatement(s: unknown, i: number): TxnStatement {
+  if (!isPlainObject(s)) malformed(statementPath(i), 'expected a map');
+  for (const key in s) {
+    if (key !== 'sql' && key !== 'params') malformed(statementPath(i), `unexpected field '${key}'`);
+  }
+  if (!('sql' in s)) malformed(statementPath(i), "missing field 'sql'");
+  if (!('params' in s)) malformed(statementPath(i), "missing field 'params'");
+  if (typeof s.sql !== 'string') malformed(`${statementPath(i)}.sql`, 'expected a string');
+  return { sql: s.sql, params: validateParams(s.params, i, i) };
+}
+
+/**
+ * `stmt`: the statement's index in a txn, -1 for an execute (it names the path in errors).
+ * `refsBelow`: statements with an index below this may be referenced (0 = no refs allowed).
+ */
 function validateParams(
   raw: unknown,
-  path: string,
+  stmt: number,
   refsBelow: number,
 ): readonly ParamValue[] | Record<string, ParamValue> {
   if (Array.isArray(raw)) {
-    return list(raw, path, PARAMS_MAX).map((v, i) => validateParam(v, `${path}[${i}]`, refsBelow));
+    if (raw.length > PARAMS_MAX) malformed(paramsPath(stmt), `more than ${PARAMS_MAX} elements`);
+    const out: ParamValue[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = validateParam(raw[i], stmt, i, refsBelow);
+    return out;
   }
-  if (!isPlainObject(raw)) malformed(path, 'expected an array or a map');
+  if (!isPlainObject(raw)) malformed(paramsPath(stmt), 'expected an array or a map');
   const keys = Object.keys(raw);
-  if (keys.length > PARAMS_MAX) malformed(path, `more than ${PARAMS_MAX} parameters`);
+  if (keys.length > PARAMS_MAX) malformed(paramsPath(stmt), `more than ${PARAMS_MAX} parameters`);
   const out: Record<string, ParamValue> = {};
   for (const key of keys) {
     if (!/^[:@$]?[\p{L}\p{N}_$]+$/u.test(key) || key === '__proto__') {
-      malformed(path, `invalid parameter name ${JSON.stringify(key)}`);
+      malformed(paramsPath(stmt), `invalid parameter name ${JSON.stringify(key)}`);
     }
-    out[key] = validateParam(raw[key], `${path}.${key}`, refsBelow);
+    out[key] = validateParam(raw[key], stmt, key, refsBelow);
   }
   return out;
 }
 
-function validateParam(v: unknown, path: string, refsBelow: number): ParamValue {
+function statementPath(i: number): string {
+  return `command.statements[${i}]`;
+}
+
+function paramsPath(stmt: number): string {
+  return stmt < 0 ? 'command.params' : `command.statements[${stmt}].params`;
+}
+
+const SAFE_MIN = BigInt(Number.MIN_SAFE_INTEGER);
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+function validateParam(v: unknown, stmt: number, key: number | string, refsBelow: number): ParamValue {
   if (v === null || typeof v === 'number' || typeof v === 'string') return v;
+  const path = paramPath(stmt, key, 'command.');
   if (typeof v === 'bigint') {
     if (!isInt64(v)) malformed(path, 'integer outside the 64-bit range');
-    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    return v >= SAFE_MIN && v <= SAFE_MAX ? Number(v) : v;
   }
   if (v instanceof Uint8Array) return copyBytes(v);
   if (isPlainObject(v)) {

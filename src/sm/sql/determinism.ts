@@ -72,50 +72,17 @@ const singleVerdicts = new Lru<string, SqlErrorInfo | typeof OK>(1024);
 
 /** The static checks the apply path also runs (it cannot trust the proposer's version). */
 export function staticCheck(command: CommandInput): SqlErrorInfo | null {
-  const single = (sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null => {
-    // The verdict depends on the SQL text alone; applications repeat the same statements (a
-    // txn of 1,000 identical INSERTs), so it is remembered instead of tokenizing every time.
-    const known = singleVerdicts.get(sql);
-    if (known !== undefined) return known === OK ? null : { ...extra, ...known };
-    const verdict = singleVerdict(sql);
-    singleVerdicts.set(sql, verdict === null ? OK : verdict);
-    return verdict === null ? null : { ...extra, ...verdict };
-  };
-  const singleVerdict = (sql: string): SqlErrorInfo | null => {
-    const extra = {};
-    const statements = splitStatements(sql);
-    if (statements.length !== 1) {
-      return {
-        ...extra,
-        code: 'HQL_SQL',
-        message:
-          statements.length === 0
-            ? 'no SQL statement'
-            : 'one statement expected (use a batch or txn command for several)',
-      };
-    }
-    const err = checkStatement(statements[0]!, 'write');
-    return err === null ? null : { ...extra, ...err };
-  };
-  const script = (sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null => {
-    const statements = splitStatements(sql);
-    for (let i = 0; i < statements.length; i++) {
-      const err = checkStatement(statements[i]!, 'write');
-      if (err !== null) return { ...extra, ...err, statementIndex: i };
-    }
-    return null;
-  };
   switch (command.type) {
     case 'execute':
-      return single(command.sql, {});
+      return checkSingle(command.sql, -1);
     case 'txn':
       for (let i = 0; i < command.statements.length; i++) {
-        const err = single(command.statements[i]!.sql, { statementIndex: i });
+        const err = checkSingle(command.statements[i]!.sql, i);
         if (err !== null) return err;
       }
       return null;
     case 'batch':
-      return script(command.sql, {});
+      return checkScript(command.sql, {});
     case 'migrate':
       for (let i = 0; i < command.migrations.length; i++) {
         const m = command.migrations[i]!;
@@ -127,11 +94,49 @@ export function staticCheck(command: CommandInput): SqlErrorInfo | null {
             migrationId: m.id,
           };
         }
-        const err = script(m.sql, { migrationId: m.id });
+        const err = checkScript(m.sql, { migrationId: m.id });
         if (err !== null) return err;
       }
       return null;
   }
+}
+
+/**
+ * One statement (of an execute, or statement `statementIndex` of a txn; -1: none). The verdict
+ * depends on the SQL text alone; applications repeat the same statements (a txn of 1,000
+ * identical INSERTs), so it is remembered instead of tokenizing every time.
+ */
+function checkSingle(sql: string, statementIndex: number): SqlErrorInfo | null {
+  let verdict = singleVerdicts.get(sql);
+  if (verdict === undefined) {
+    verdict = singleVerdict(sql) ?? OK;
+    singleVerdicts.set(sql, verdict);
+  }
+  if (verdict === OK) return null;
+  return statementIndex < 0 ? { ...verdict } : { statementIndex, ...verdict };
+}
+
+function singleVerdict(sql: string): SqlErrorInfo | null {
+  const statements = splitStatements(sql);
+  if (statements.length !== 1) {
+    return {
+      code: 'HQL_SQL',
+      message:
+        statements.length === 0
+          ? 'no SQL statement'
+          : 'one statement expected (use a batch or txn command for several)',
+    };
+  }
+  return checkStatement(statements[0]!, 'write');
+}
+
+function checkScript(sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null {
+  const statements = splitStatements(sql);
+  for (let i = 0; i < statements.length; i++) {
+    const err = checkStatement(statements[i]!, 'write');
+    if (err !== null) return { ...extra, ...err, statementIndex: i };
+  }
+  return null;
 }
 
 /** ISO-like strings SQLite's date functions parse, from a ms timestamp (UTC). */
@@ -156,13 +161,18 @@ export const RANDOM_BLOB_BYTES_MAX = 16 * 1024 * 1024;
  */
 export class DeterministicEnv {
   private active = false;
-  private prng = new Prng(0);
-  private times = sqliteTimeStrings(0);
+  private nowMs = 0;
+  private seed = 0;
+  // Built on first use in a command: most commands call neither time nor random functions.
+  private prng: Prng | null = null;
+  private times: ReturnType<typeof sqliteTimeStrings> | null = null;
 
   begin(nowMs: number, seed: number): void {
     this.active = true;
-    this.prng = new Prng(seed);
-    this.times = sqliteTimeStrings(nowMs);
+    this.nowMs = nowMs;
+    this.seed = seed;
+    this.prng = null;
+    this.times = null;
   }
 
   end(): void {
@@ -171,22 +181,29 @@ export class DeterministicEnv {
 
   current() {
     assert(this.active, 'deterministic SQL function called outside of a command');
+    this.times ??= sqliteTimeStrings(this.nowMs);
     return this.times;
   }
 
   /** A uniformly distributed signed 64-bit integer, like SQLite's random(). */
   randomInt64(): bigint {
-    this.current();
-    const hi = BigInt(Math.floor(this.prng.next() * 2 ** 32));
-    const lo = BigInt(Math.floor(this.prng.next() * 2 ** 32));
+    const prng = this.random();
+    const hi = BigInt(Math.floor(prng.next() * 2 ** 32));
+    const lo = BigInt(Math.floor(prng.next() * 2 ** 32));
     return BigInt.asIntN(64, (hi << 32n) | lo);
   }
 
   randomBytes(n: number): Buffer {
-    this.current();
+    const prng = this.random();
     const out = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) out[i] = Math.floor(this.prng.next() * 256);
+    for (let i = 0; i < n; i++) out[i] = Math.floor(prng.next() * 256);
     return out;
+  }
+
+  private random(): Prng {
+    assert(this.active, 'deterministic SQL function called outside of a command');
+    this.prng ??= new Prng(this.seed);
+    return this.prng;
   }
 }
 

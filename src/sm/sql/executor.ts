@@ -96,16 +96,22 @@ export class CommandExecutor {
 
   private txn(c: TxnCommand): CommandResult {
     const outputs: (RawRows | null)[] = [];
-    const outcomes: StatementOutcome[] = [];
+    const outcomes: StatementOutcome[] = new Array(c.statements.length);
+    const resolve: RefResolver = (ref) => resolveRef(ref, outputs);
+    // A txn often repeats one statement (1,000 INSERTs): look it up once per run of equal SQL.
+    let lastSql: string | null = null;
+    let parsed: ParsedStatement | SqlErrorInfo | null = null;
     for (let i = 0; i < c.statements.length; i++) {
       const s = c.statements[i]!;
-      const parsed = this.parse(s.sql);
-      if ('code' in parsed) return { ok: false, error: { ...parsed, statementIndex: i } };
+      if (s.sql !== lastSql) {
+        lastSql = s.sql;
+        parsed = this.parse(s.sql);
+      }
+      if ('code' in parsed!) return { ok: false, error: { ...parsed, statementIndex: i } };
       try {
-        const resolve: RefResolver = (ref) => resolveRef(ref, outputs);
-        const { outcome, raw } = this.runParsed(parsed, s.params, 'ifReturned', resolve, true);
+        const { outcome, raw } = this.runParsed(parsed!, s.params, 'ifReturned', resolve, true);
         outputs.push(raw);
-        outcomes.push(outcome);
+        outcomes[i] = outcome;
       } catch (e) {
         return { ok: false, error: this.handle(e, { statementIndex: i }) };
       }

@@ -89,7 +89,6 @@ export function bindArgs(
   params: Params,
   resolve: RefResolver = noRefs,
 ): unknown[] | Record<string, unknown> {
-  const value = (v: ParamValue): unknown => toBindValue(isStmtRef(v) ? resolve(v) : v);
   if (Array.isArray(params)) {
     const list = params as readonly ParamValue[];
     if (list.length !== plan.expected) {
@@ -98,14 +97,22 @@ export function bindArgs(
         `the statement takes ${plan.expected} positional parameter(s), ${list.length} given`,
       );
     }
-    return plan.order.map((i) => value(list[i] as ParamValue));
+    const { order } = plan;
+    const args: unknown[] = new Array(order.length);
+    for (let i = 0; i < order.length; i++) args[i] = bindValue(list[order[i]!] as ParamValue, resolve);
+    return args;
   }
   // Null prototype: a parameter named __proto__ stays a key.
   const out: Record<string, unknown> = Object.create(null);
   for (const [key, v] of Object.entries(params as Readonly<Record<string, ParamValue>>)) {
-    out[normalizeParamName(key)] = value(v);
+    out[normalizeParamName(key)] = bindValue(v, resolve);
   }
   return out;
+}
+
+function bindValue(v: ParamValue, resolve: RefResolver): unknown {
+  if (typeof v === 'string' || v === null) return v;
+  return toBindValue(isStmtRef(v) ? resolve(v) : v);
 }
 
 export function normalizeParamName(key: string): string {

@@ -7,13 +7,23 @@
  * - seq equal: duplicate, the stored result is returned;
  * - seq lower: `HQL_SESSION_STALE` (only the latest result is kept, so a client must have at most
  *   one outstanding write per clientId; concurrent writers use several clientIds).
- * Expiry is deterministic: it uses the entries' `nowMs`, never the local clock. A session idle
- * for more than `ttlMs` is dropped (and its next command counts as new); when `sessionsMax` is
- * reached the least recently seen session is evicted. Results larger than `resultBytesMax` are
- * not kept: a duplicate then gets `HQL_SESSION_RESULT_UNAVAILABLE` (it *was* applied).
- * These settings change replicated state, so they must be identical on every node.
+ * Expiry is deterministic: it uses the entries' `nowMs`, never the local clock, made monotonic
+ * (a command's session time is the largest `nowMs` any session command carried so far, which is
+ * also the largest `last_seen_ms` in the table, so it survives restarts and snapshots: a leader
+ * whose clock is behind cannot revive an expired session). A session idle for more than `ttlMs`
+ * counts as absent (its next command is new). Expired rows are deleted lazily, only when the
+ * table reaches `sessionsMax`: then everything expired goes, and if that is not enough the least
+ * recently seen tenth of the bound is evicted. Every replica does the same deletions at the same command,
+ * whatever its batch boundaries, so replicas hold identical tables. Results larger than
+ * `resultBytesMax` are not kept: a duplicate then gets `HQL_SESSION_RESULT_UNAVAILABLE` (it
+ * *was* applied). These settings change replicated state, so they must be identical on every node.
+ *
+ * Cost per command with a session: one upsert (plus a read of the stored result for a duplicate).
+ * Client ids, sequence numbers and the session clock are also kept in memory; after a
+ * rolled-back transaction the state machine calls `reload()`.
  */
 import type Database from 'better-sqlite3';
+import { assert } from '../../lib/assert.js';
 import type { Session } from './command.js';
 import type { SqlErrorInfo } from './errors.js';
 import { type CommandResult, decodeResult, encodeResult } from './result.js';
@@ -25,7 +35,8 @@ export const SESSIONS_SCHEMA = [
     result BLOB,
     last_seen_ms INTEGER NOT NULL
   ) WITHOUT ROWID`,
-  'CREATE INDEX IF NOT EXISTS _hq_sessions_seen ON _hq_sessions (last_seen_ms, client_id)',
+  // No index on last_seen_ms: it would cost every write; only a full table is scanned for it.
+  'DROP INDEX IF EXISTS _hq_sessions_seen',
 ];
 
 export interface SessionOptions {
@@ -35,50 +46,70 @@ export interface SessionOptions {
 }
 
 export type SessionLookup =
-  | { readonly kind: 'new' }
+  | { readonly kind: 'new'; readonly row: 'absent' | 'expired' | 'present'; readonly nowMs: number }
   | { readonly kind: 'duplicate'; readonly result: CommandResult }
   | { readonly kind: 'stale'; readonly error: SqlErrorInfo };
 
-interface SessionRow {
-  readonly seq: number;
-  readonly result: Uint8Array | null;
+/** What the state machine keeps in memory of a table row (everything but the result). */
+interface Known {
+  seq: number;
+  lastSeenMs: number;
 }
 
 export class SessionTable {
-  private readonly get: Database.Statement<[string], SessionRow>;
-  private readonly sweepStmt: Database.Statement<[number]>;
-  private readonly countStmt: Database.Statement<[], number>;
-  private readonly evictStmt: Database.Statement<[number]>;
+  private readonly resultStmt: Database.Statement<[string], { result: Uint8Array | null }>;
+  private readonly allStmt: Database.Statement<[], { client_id: string; seq: number; last_seen_ms: number }>;
+  private readonly sweepStmt: Database.Statement<[number], string>;
+  private readonly evictStmt: Database.Statement<[number], string>;
   private readonly upsert: Database.Statement<[string, number, Uint8Array | null, number]>;
   private readonly touchStmt: Database.Statement<[number, string]>;
+  /**
+   * The table without the results, in memory: a new command (the common case) is recognized
+   * without a query. Kept equal to the table: rebuilt by `reload()`, which the state machine
+   * calls after anything that changed the table behind its back (open, restore, reset, rollback).
+   */
+  private readonly known = new Map<string, Known>();
+  /** The largest last_seen_ms in the table: session time never goes below it. */
+  private clockMs = 0;
 
   constructor(
     db: Database.Database,
     private readonly options: SessionOptions,
   ) {
-    this.get = db.prepare('SELECT seq, result FROM _hq_sessions WHERE client_id = ?');
-    this.sweepStmt = db.prepare('DELETE FROM _hq_sessions WHERE last_seen_ms < ?');
-    this.countStmt = db.prepare<[], number>('SELECT count(*) FROM _hq_sessions').pluck();
-    this.evictStmt = db.prepare(
-      'DELETE FROM _hq_sessions WHERE client_id IN (SELECT client_id FROM _hq_sessions ORDER BY last_seen_ms, client_id LIMIT ?)',
-    );
+    this.resultStmt = db.prepare('SELECT result FROM _hq_sessions WHERE client_id = ?');
+    this.allStmt = db.prepare('SELECT client_id, seq, last_seen_ms FROM _hq_sessions');
+    this.sweepStmt = db
+      .prepare<[number], string>('DELETE FROM _hq_sessions WHERE last_seen_ms < ? RETURNING client_id')
+      .pluck();
+    this.evictStmt = db
+      .prepare<[number], string>(
+        'DELETE FROM _hq_sessions WHERE client_id IN (SELECT client_id FROM _hq_sessions ORDER BY last_seen_ms, client_id LIMIT ?) RETURNING client_id',
+      )
+      .pluck();
     this.upsert = db.prepare(
       `INSERT INTO _hq_sessions (client_id, seq, result, last_seen_ms) VALUES (?, ?, ?, ?)
        ON CONFLICT (client_id) DO UPDATE SET seq = excluded.seq, result = excluded.result, last_seen_ms = excluded.last_seen_ms`,
     );
-    this.touchStmt = db.prepare(
-      'UPDATE _hq_sessions SET last_seen_ms = max(last_seen_ms, ?) WHERE client_id = ?',
-    );
+    this.touchStmt = db.prepare('UPDATE _hq_sessions SET last_seen_ms = ? WHERE client_id = ?');
+    this.reload();
   }
 
-  /** Drops sessions idle for longer than the TTL, as of this entry's time. Run for every command. */
-  sweep(nowMs: number): void {
-    this.sweepStmt.run(nowMs - this.options.ttlMs);
+  /** Rebuilds the in-memory view and the clock from the table. */
+  reload(): void {
+    this.known.clear();
+    this.clockMs = 0;
+    for (const row of this.allStmt.iterate()) {
+      this.known.set(row.client_id, { seq: row.seq, lastSeenMs: row.last_seen_ms });
+      if (row.last_seen_ms > this.clockMs) this.clockMs = row.last_seen_ms;
+    }
   }
 
-  lookup(session: Session, nowMs: number): SessionLookup {
-    const row = this.get.get(session.clientId);
-    if (row === undefined || session.seq > row.seq) return { kind: 'new' };
+  lookup(session: Session, entryNowMs: number): SessionLookup {
+    const nowMs = Math.max(this.clockMs, entryNowMs);
+    const row = this.known.get(session.clientId);
+    if (row === undefined) return { kind: 'new', row: 'absent', nowMs };
+    if (row.lastSeenMs < nowMs - this.options.ttlMs) return { kind: 'new', row: 'expired', nowMs };
+    if (session.seq > row.seq) return { kind: 'new', row: 'present', nowMs };
     if (session.seq < row.seq) {
       return {
         kind: 'stale',
@@ -88,8 +119,12 @@ export class SessionTable {
         },
       };
     }
+    const result = this.resultStmt.get(session.clientId);
+    assert(result !== undefined, `session ${session.clientId} is known but not in the table`);
     this.touchStmt.run(nowMs, session.clientId);
-    if (row.result === null) {
+    row.lastSeenMs = nowMs;
+    this.clockMs = nowMs;
+    if (result.result === null) {
       return {
         kind: 'duplicate',
         result: {
@@ -101,14 +136,13 @@ export class SessionTable {
         },
       };
     }
-    return { kind: 'duplicate', result: decodeResult(row.result) };
+    return { kind: 'duplicate', result: decodeResult(result.result) };
   }
 
-  record(session: Session, nowMs: number, result: CommandResult): void {
-    if (this.get.get(session.clientId) === undefined) {
-      const count = this.countStmt.get() ?? 0;
-      if (count >= this.options.sessionsMax) this.evictStmt.run(count - this.options.sessionsMax + 1);
-    }
+  /** Stores the result of a command that `lookup` found new. */
+  record(session: Session, found: Extract<SessionLookup, { kind: 'new' }>, result: CommandResult): void {
+    const { nowMs } = found;
+    if (found.row !== 'present' && this.known.size >= this.options.sessionsMax) this.makeRoom(nowMs);
     const encoded = encodeResult(result);
     this.upsert.run(
       session.clientId,
@@ -116,5 +150,25 @@ export class SessionTable {
       encoded.length > this.options.resultBytesMax ? null : encoded,
       nowMs,
     );
+    const row = this.known.get(session.clientId);
+    if (row === undefined) this.known.set(session.clientId, { seq: session.seq, lastSeenMs: nowMs });
+    else {
+      row.seq = session.seq;
+      row.lastSeenMs = nowMs;
+    }
+    this.clockMs = nowMs;
+  }
+
+  /**
+   * The table is full and a new session arrives: first everything expired goes (this client's
+   * own expired row included), then, if that was not enough, the least recently seen, a tenth
+   * of the bound at once so that a full table does not cost a scan for every new session.
+   */
+  private makeRoom(nowMs: number): void {
+    for (const id of this.sweepStmt.all(nowMs - this.options.ttlMs)) this.known.delete(id);
+    const max = this.options.sessionsMax;
+    if (this.known.size < max) return;
+    const evict = this.known.size - max + 1 + Math.floor(max / 10);
+    for (const id of this.evictStmt.all(evict)) this.known.delete(id);
   }
 }

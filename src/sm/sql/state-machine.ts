@@ -260,6 +260,7 @@ export class SqlStateMachine {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
       ensureSchema(this.db);
       this.executor.clearCaches();
+      this.sessions.reload();
       this.schemaVersionSeen = -1;
       this.state = this.loadState();
       this.applied.advance(this.state.index);
@@ -306,6 +307,7 @@ export class SqlStateMachine {
       this.db.pragma('foreign_keys = ON');
     }
     this.executor.clearCaches();
+    this.sessions.reload();
     this.schemaVersionSeen = -1;
     this.state = this.loadState();
     return this.state;
@@ -342,7 +344,7 @@ export class SqlStateMachine {
       this.rememberApplied(applied);
       return results;
     } catch (e) {
-      if (this.db.inTransaction) this.stmts.rollback.run();
+      this.rollback();
       if (e instanceof TransactionLostError || isDeterministicSqliteError(e)) {
         this.schemaVersionSeen = -1;
         return this.applySerial(entries.slice(start));
@@ -363,7 +365,7 @@ export class SqlStateMachine {
         } catch (lost) {
           if (!(lost instanceof TransactionLostError)) throw lost;
           // The command's statement already rolled back everything of this transaction.
-          if (this.db.inTransaction) this.stmts.rollback.run();
+          this.rollback();
           this.stmts.begin.run();
           result = failure(lost.info);
           this.recordFailure(e, lost.info);
@@ -374,7 +376,7 @@ export class SqlStateMachine {
         } catch (commitError) {
           // Deferred constraints are checked here; the command fails with that error.
           const info = classifyCommandError(commitError);
-          if (this.db.inTransaction) this.stmts.rollback.run();
+          this.rollback();
           this.stmts.begin.run();
           result = failure(info);
           this.recordFailure(e, info);
@@ -382,7 +384,7 @@ export class SqlStateMachine {
           this.stmts.commit.run();
         }
       } catch (fatal) {
-        if (this.db.inTransaction) this.stmts.rollback.run();
+        this.rollback();
         throw asFatal(fatal);
       }
       this.rememberApplied([e]);
@@ -395,14 +397,12 @@ export class SqlStateMachine {
     if (e.data === null) return NOOP;
     const envelope = tryDecodeCommand(e.data);
     if ('code' in envelope) return failure(envelope);
-    this.sessions.sweep(envelope.nowMs);
-    if (envelope.session !== undefined) {
-      const found = this.sessions.lookup(envelope.session, envelope.nowMs);
-      if (found.kind === 'duplicate') return found.result;
-      if (found.kind === 'stale') return failure(found.error);
-    }
+    if (envelope.session === undefined) return this.executeInSavepoint(envelope, e.index);
+    const found = this.sessions.lookup(envelope.session, envelope.nowMs);
+    if (found.kind === 'duplicate') return found.result;
+    if (found.kind === 'stale') return failure(found.error);
     const result = this.executeInSavepoint(envelope, e.index);
-    if (envelope.session !== undefined) this.sessions.record(envelope.session, envelope.nowMs, result);
+    this.sessions.record(envelope.session, found, result);
     return result;
   }
 
@@ -410,9 +410,12 @@ export class SqlStateMachine {
   private recordFailure(e: ApplyEntry, info: SqlErrorInfo): void {
     if (e.data === null) return;
     const envelope = tryDecodeCommand(e.data);
-    if ('code' in envelope) return;
-    this.sessions.sweep(envelope.nowMs);
-    if (envelope.session !== undefined) this.sessions.record(envelope.session, envelope.nowMs, failure(info));
+    if ('code' in envelope || envelope.session === undefined) return;
+    // The transaction was rolled back: the command is new again, as when it was first looked up.
+    this.sessions.reload();
+    const found = this.sessions.lookup(envelope.session, envelope.nowMs);
+    assert(found.kind === 'new', 'a rolled-back command is no longer new to its session');
+    this.sessions.record(envelope.session, found, failure(info));
   }
 
   private executeInSavepoint(envelope: CommandEnvelope, index: number): CommandResult {
@@ -430,6 +433,12 @@ export class SqlStateMachine {
     if (!result.ok) this.stmts.rollbackTo.run();
     this.stmts.release.run();
     return result;
+  }
+
+  /** Rolls back the open transaction (if any) and what the session table keeps in memory. */
+  private rollback(): void {
+    if (this.db.inTransaction) this.stmts.rollback.run();
+    this.sessions.reload();
   }
 
   private writeMeta(applied: readonly ApplyEntry[]): void {
