@@ -348,6 +348,12 @@ export class RaftGroup {
   private flush(): void {
     if (this.fatal !== null) return;
     this.sendAll(this.core.takeMessages());
+    // Entries committed while a Ready's disk write is in flight, and already durable here, go to
+    // the state machine now instead of after that write (see RaftCore.takeCommitted).
+    if (this.applyQueuedEntries < this.o.applyQueueEntriesMax) {
+      const committed = this.core.takeCommitted();
+      if (committed.length > 0) this.enqueueApply(committed);
+    }
     if (
       this.readyBusy === null &&
       this.applyQueuedEntries < this.o.applyQueueEntriesMax &&
@@ -466,7 +472,8 @@ export class RaftGroup {
           batch = batch.concat(this.applyQueue.shift() as Entry[]);
         const fresh = batch.filter((e) => e.index > this.appliedIndex);
         if (fresh.length > 0) {
-          const results = await this.o.stateMachine.apply(fresh);
+          const wanted = fresh.map((e) => this.proposals.has(e.index));
+          const results = await this.o.stateMachine.apply(fresh, wanted);
           assert(results.length === fresh.length, 'state machine returned a result per entry');
           this.onApplied(fresh, results);
         }

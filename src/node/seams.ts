@@ -13,10 +13,11 @@ export interface GroupStateMachine {
   appliedIndex(): LogIndex;
   /**
    * Applies committed entries in order and records the last applied index with them. Returns one
-   * result per entry (undefined for no-op and configuration entries). A rejection is an
-   * environmental failure (disk full, corruption): the group stops.
+   * result per entry where `wanted` is true (someone waits for it), undefined elsewhere (and for
+   * no-op and configuration entries). A rejection is an environmental failure (disk full,
+   * corruption): the group stops.
    */
-  apply(entries: readonly Entry[]): Promise<unknown[]>;
+  apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]>;
   /** Writes a consistent snapshot of the applied state to `path`; returns what it covers. */
   snapshot(path: string): Promise<{ index: LogIndex; term: Term }>;
   /** Replaces the whole state by the snapshot at `path`, atomically. */

@@ -18,7 +18,7 @@ export class SqlGroupStateMachine implements GroupStateMachine {
     return this.worker.appliedIndex();
   }
 
-  apply(entries: readonly Entry[]): Promise<unknown[]> {
+  apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]> {
     const batch: ApplyEntry[] = entries.map((e) =>
       e.kind === 'command'
         ? { index: e.index, term: e.term, data: e.data }
@@ -31,7 +31,7 @@ export class SqlGroupStateMachine implements GroupStateMachine {
             }
           : { index: e.index, term: e.term, data: null },
     );
-    return this.worker.applyBatch(batch);
+    return this.worker.applyBatch(batch, wanted);
   }
 
   async snapshot(path: string): Promise<{ index: LogIndex; term: Term }> {

@@ -200,6 +200,28 @@ export class RaftCore {
     return out;
   }
 
+  /**
+   * Committed entries that are already durable in this node's own log and not yet handed out,
+   * marked handed out and applied. Callable at any time, also while a Ready is in flight: its
+   * disk write concerns later entries, so these need not wait for it (on a leader, a write
+   * acknowledged by a follower during the leader's next fsync is applied at once). Entries come
+   * out in log order, after every committed entry of earlier Readies, including the Ready in
+   * flight: the embedder must hand that Ready's committed entries below its first new entry to
+   * the state machine before applying these (the others cannot precede these: they are not
+   * durable yet, so this returns nothing past them).
+   */
+  takeCommitted(): Entry[] {
+    if (this.log.pendingSnapshot !== null) return [];
+    const upTo = Math.min(this.committedUpTo(), this.log.stableIndex) as LogIndex;
+    const out = this.log.nextCommitted(upTo, COMMITTED_PER_READY_MAX);
+    const last = out[out.length - 1];
+    if (last !== undefined) {
+      this.log.applying = last.index;
+      if (last.index > this.log.applied) this.log.applied = last.index;
+    }
+    return out;
+  }
+
   hasReady(): boolean {
     if (this.readyInFlight) return false;
     this.flushAppends();

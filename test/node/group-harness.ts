@@ -27,15 +27,15 @@ export class KvStateMachine implements GroupStateMachine {
     return this.applied;
   }
 
-  async apply(entries: readonly Entry[]): Promise<unknown[]> {
-    return entries.map((e) => {
+  async apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]> {
+    return entries.map((e, i) => {
       this.applied = e.index;
       this.appliedTerm = e.term;
       if (e.kind !== 'command') return undefined;
       const [k, v] = new TextDecoder().decode(e.data).split('=') as [string, string];
       const old = this.data.get(k) ?? null;
       this.data.set(k, v);
-      return { old };
+      return wanted[i] ? { old } : undefined;
     });
   }
 

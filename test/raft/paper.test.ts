@@ -537,6 +537,66 @@ describe('takeMessages', () => {
   });
 });
 
+describe('takeCommitted', () => {
+  test('a committed, locally durable entry is handed out while a later Ready is in flight, once', () => {
+    const c = three();
+    c.elect(1);
+    const leader = c.node(1);
+    const start = leader.status().lastIndex;
+    const a = leader.propose(cmd('a'));
+    assert.ok(a.ok);
+    const rd1 = leader.ready();
+    leader.advance(rd1); // 'a' is durable on the leader
+    const b = leader.propose(cmd('b'));
+    assert.ok(b.ok);
+    const rd2 = leader.ready(); // the disk write of 'b' is "in flight"
+    assert.deepEqual(leader.takeCommitted(), [], 'not committed yet');
+    // A follower acknowledges 'a' (and 'b'): 'a' commits; 'b' is not durable on the leader.
+    leader.step(appendOk(2, leader.status().term, b.index));
+    assert.equal(leader.status().commitIndex, a.index);
+    const taken = leader.takeCommitted();
+    assert.deepEqual(
+      taken.map((e) => e.index),
+      [a.index],
+    );
+    assert.ok(a.index > start);
+    assert.deepEqual(leader.takeCommitted(), [], 'handed out once');
+    leader.advance(rd2);
+    // 'b' is durable now: it commits and comes out once, through either path.
+    const rd3 = leader.ready();
+    const rest = [...rd3.committed, ...leader.takeCommitted()].map((e) => e.index);
+    assert.deepEqual(rest, [b.index]);
+    leader.advance(rd3);
+    assert.equal(leader.status().appliedIndex, b.index);
+  });
+
+  test('a follower does not hand out committed entries it has not persisted', () => {
+    const c = three();
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    const rd = c.node(1).ready();
+    c.queue.push(...rd.messages);
+    c.node(1).advance(rd);
+    // Deliver only to node 2, without letting it persist: the append carries the entry.
+    const follower = c.node(2);
+    for (const m of c.queue.splice(0)) if (m.to === id(2)) follower.step(m);
+    const frd = follower.ready();
+    assert.ok(frd.entries.length > 0);
+    follower.step({
+      type: 'heartbeat',
+      from: id(1),
+      to: id(2),
+      term: c.node(1).status().term,
+      commit: frd.entries[frd.entries.length - 1]!.index,
+      readContext: 0,
+    });
+    assert.deepEqual(follower.takeCommitted(), [], 'the entry is not durable here yet');
+    follower.advance(frd);
+    const after = [...follower.ready().committed].map((e) => e.index);
+    assert.ok(after.includes(frd.entries[frd.entries.length - 1]!.index));
+  });
+});
+
 describe('joining nodes', () => {
   test('a node that knows no membership (fresh or wiped) never grants a vote', () => {
     const c = new Cluster({ voters: [id(1), id(2)], learners: [] }, 1, {}, [3]);

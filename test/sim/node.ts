@@ -330,6 +330,8 @@ export class SimNode {
         // While the disk works, heartbeats and fresh appends may still leave (they depend on
         // nothing being persisted); an embedder may also simply wait, so some seeds do.
         if (this.host.profile.sendWhileWriting) for (const m of core.takeMessages()) this.send(m);
+        // … and committed entries that are durable here may be applied (as the runtime does).
+        if (this.host.profile.applyWhileWriting) this.applyCommittedNow(core);
         return;
       }
       if (!core.hasReady()) return;
@@ -337,15 +339,45 @@ export class SimNode {
     }
   }
 
+  /**
+   * As the runtime does: committed entries below the Ready's first new entry are durable here
+   * already and are applied before its disk write (takeCommitted relies on it). Returns the
+   * rest, to apply after the write.
+   */
+  private applyDurableCommitted(rd: Ready): readonly Entry[] {
+    const core = this.core;
+    const firstNew = rd.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+    if (core === null || rd.snapshot !== null || (rd.committed[0]?.index ?? firstNew) >= firstNew)
+      return rd.committed;
+    const currentTerm = core.status().term;
+    const later: Entry[] = [];
+    for (const e of rd.committed) {
+      if (e.index < firstNew) this.apply(e, currentTerm);
+      else later.push(e);
+    }
+    return later;
+  }
+
+  private applyCommittedNow(core: RaftCore): void {
+    const committed = core.takeCommitted();
+    if (committed.length === 0) return;
+    const currentTerm = core.status().term;
+    for (const e of committed) this.apply(e, currentTerm);
+    this.serveReads();
+  }
+
   private handleReady(rd: Ready): void {
     for (const m of rd.messages) this.send(m);
+    const applyAfterWrite = this.host.profile.applyWhileWriting
+      ? this.applyDurableCommitted(rd)
+      : rd.committed;
     const write: DiskWrite = {
       snapshot: rd.snapshot === null ? null : this.incomingSnapshot(rd.snapshot.index, rd.snapshot.term),
       entries: rd.entries,
       hardState: rd.hardState,
     };
     if (writeUnits(write) === 0) {
-      this.finishReady(rd, write);
+      this.finishReady(rd, write, applyAfterWrite);
       return;
     }
     const writing = { rd, write, durable: false };
@@ -363,20 +395,20 @@ export class SimNode {
       this.whenRunning('disk-done', () => {
         if (inc !== this.incarnation) return;
         this.writing = null;
-        this.finishReady(rd, write);
+        this.finishReady(rd, write, applyAfterWrite);
         this.afterInput();
       });
     });
   }
 
-  private finishReady(rd: Ready, write: DiskWrite): void {
+  private finishReady(rd: Ready, write: DiskWrite, committed: readonly Entry[]): void {
     const core = this.core;
     if (core === null) return;
     if (write.snapshot !== null) this.installSnapshot(write.snapshot);
     for (const m of rd.messagesAfterPersist) this.send(m);
-    if (rd.committed.length > 0) {
+    if (committed.length > 0) {
       const currentTerm = core.status().term;
-      for (const e of rd.committed) this.apply(e, currentTerm);
+      for (const e of committed) this.apply(e, currentTerm);
     }
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.requestId);

@@ -58,6 +58,8 @@ export interface Profile {
   readonly reportUnreachableRate: number;
   /** Send the core's ready-to-go messages (takeMessages) while a Ready is being persisted. */
   readonly sendWhileWriting: boolean;
+  /** Apply committed, locally durable entries while a Ready's disk write is in flight (RaftCore.takeCommitted). */
+  readonly applyWhileWriting: boolean;
   readonly diskLatencyUsMin: number;
   readonly diskLatencyUsMax: number;
   /** Probability that one write is much slower (a long window for crashes mid-persist). */
@@ -193,6 +195,8 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     opTimeoutUs: rng.int(300_000, 2_000_000),
     chaosUs,
     livenessUs: 30_000_000,
+    // Drawn last: adding it left every earlier field of a seed's profile as it was.
+    applyWhileWriting: rng.chance(0.7),
     plantedBugs: {},
   };
   return options.plantedBug === undefined ? base : biasForBug(base, options.plantedBug, rng);

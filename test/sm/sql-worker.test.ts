@@ -63,6 +63,28 @@ describe('SqlWorker', () => {
     assert.deepEqual(dumpDatabase(join(dir, 'w', 'hiqlite.db')), dumpDatabase(sm.path));
   });
 
+  test('results come back only where they are wanted; every entry is applied', async () => {
+    const worker = await SqlWorker.start(join(dir, 'm'));
+    closers.push(() => worker.close());
+    const log = new Log();
+    const results = await worker.applyBatch(
+      log.entries(
+        cmd(exec('CREATE TABLE t (a)')),
+        cmd(exec('INSERT INTO t VALUES (1)')),
+        cmd(exec('INSERT INTO t VALUES (2) RETURNING a', [], true)),
+      ),
+      [false, false, true],
+    );
+    assert.deepEqual(results.slice(0, 2), [undefined, undefined]);
+    assert.deepEqual(results[2], {
+      ok: true,
+      type: 'execute',
+      value: { rowsAffected: 1, lastInsertRowid: 2, rows: [{ a: 2 }] },
+    });
+    assert.equal(worker.appliedIndex(), 3);
+    assert.deepEqual(dumpDatabase(join(dir, 'm', 'hiqlite.db')).t, [[1n], [2n]]);
+  });
+
   test('a reader sharing worker.applied reads its own writes', async () => {
     const worker = await SqlWorker.start(join(dir, 'r'));
     closers.push(() => worker.close());

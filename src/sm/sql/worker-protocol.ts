@@ -1,6 +1,13 @@
 /**
- * Messages between SqlWorker (main thread) and the state-machine worker thread. Everything is
- * structured-clone data; errors travel as `SerializedError` and are rebuilt as typed errors.
+ * Messages between SqlWorker (main thread) and the state-machine worker thread. Errors travel as
+ * `SerializedError` and are rebuilt as typed errors.
+ *
+ * The hot path, applyBatch, does not structured-clone its entries: they travel packed into one
+ * ArrayBuffer that is transferred (not copied). Results come back (structured clone) only for
+ * the entries somebody waits for: on a follower, none.
+ *
+ *   entries: u32 count, then per entry f64 index, f64 term, u8 kind (0 noop, 1 command,
+ *            2 config), u32 length, bytes (command data, or the config entry's membership)
  */
 import { HiqliteError } from '../../lib/errors.js';
 import { SqlError, type SqlErrorInfo } from './errors.js';
@@ -15,7 +22,13 @@ export interface WorkerInit {
 }
 
 export type WorkerRequest =
-  | { readonly id: number; readonly op: 'applyBatch'; readonly entries: readonly ApplyEntry[] }
+  | {
+      readonly id: number;
+      readonly op: 'applyBatch';
+      readonly entries: ArrayBuffer;
+      /** Per entry: is its result wanted (someone waits for it)? */
+      readonly wanted: readonly boolean[];
+    }
   | { readonly id: number; readonly op: 'snapshot'; readonly destPath: string }
   | { readonly id: number; readonly op: 'restore'; readonly fromPath: string }
   | { readonly id: number; readonly op: 'reset' }
@@ -23,8 +36,64 @@ export type WorkerRequest =
   | { readonly id: number; readonly op: 'close' };
 
 export interface ApplyBatchReply {
-  readonly results: CommandResult[];
+  /** One per entry; undefined where the result was not wanted. */
+  readonly results: readonly (CommandResult | undefined)[];
   readonly applied: AppliedState;
+}
+
+const ENTRY_HEADER = 8 + 8 + 1 + 4;
+const KIND_NOOP = 0;
+const KIND_COMMAND = 1;
+const KIND_CONFIG = 2;
+
+export function packEntries(entries: readonly ApplyEntry[]): ArrayBuffer {
+  let size = 4;
+  for (const e of entries) size += ENTRY_HEADER + (e.data?.byteLength ?? e.membership?.byteLength ?? 0);
+  const buf = new ArrayBuffer(size);
+  const view = new DataView(buf);
+  const bytes = new Uint8Array(buf);
+  view.setUint32(0, entries.length, true);
+  let at = 4;
+  for (const e of entries) {
+    const body = e.data ?? e.membership ?? null;
+    view.setFloat64(at, e.index, true);
+    view.setFloat64(at + 8, e.term, true);
+    view.setUint8(
+      at + 16,
+      e.data !== null ? KIND_COMMAND : e.membership !== undefined ? KIND_CONFIG : KIND_NOOP,
+    );
+    view.setUint32(at + 17, body?.byteLength ?? 0, true);
+    at += ENTRY_HEADER;
+    if (body !== null) {
+      bytes.set(body, at);
+      at += body.byteLength;
+    }
+  }
+  return buf;
+}
+
+/** The entries of packEntries, as views into `buf` (which the receiver owns after the transfer). */
+export function unpackEntries(buf: ArrayBuffer): ApplyEntry[] {
+  const view = new DataView(buf);
+  const count = view.getUint32(0, true);
+  const entries: ApplyEntry[] = new Array(count);
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    const index = view.getFloat64(at, true) as ApplyEntry['index'];
+    const term = view.getFloat64(at + 8, true) as ApplyEntry['term'];
+    const kind = view.getUint8(at + 16);
+    const length = view.getUint32(at + 17, true);
+    at += ENTRY_HEADER;
+    const body = new Uint8Array(buf, at, length);
+    at += length;
+    entries[i] =
+      kind === KIND_COMMAND
+        ? { index, term, data: body }
+        : kind === KIND_CONFIG
+          ? { index, term, data: null, membership: body }
+          : { index, term, data: null };
+  }
+  return entries;
 }
 
 export interface SerializedError {

@@ -13,6 +13,7 @@ import { SqlStateMachine } from './state-machine.js';
 import {
   type ApplyBatchReply,
   serializeError,
+  unpackEntries,
   type WorkerInit,
   type WorkerReply,
   type WorkerRequest,
@@ -48,7 +49,8 @@ function handleSync(
 ): void {
   try {
     if (req.op === 'applyBatch') {
-      const results = sm.applyBatch(req.entries);
+      const all = sm.applyBatch(unpackEntries(req.entries));
+      const results = all.map((r, i) => (req.wanted[i] === true ? r : undefined));
       const value: ApplyBatchReply = { results, applied: sm.appliedState() };
       reply({ id: req.id, ok: true, value });
     } else if (req.op === 'reset') {
