@@ -9,6 +9,7 @@ import {
   decodeCommand,
   encodeCommand,
   type ParamInput,
+  type TxnCommand,
 } from '../../src/sm/sql/command.js';
 import { SqlError } from '../../src/sm/sql/errors.js';
 
@@ -125,6 +126,38 @@ describe('command codec', () => {
         }),
       isCode('HQL_MALFORMED_COMMAND'),
     );
+  });
+
+  test('a txn carries each distinct SQL text once; statements repeating it name the first', () => {
+    const insert = 'INSERT INTO t (k, v) VALUES (?, ?)';
+    const statements = Array.from({ length: 200 }, (_, i) => ({
+      sql: i % 50 === 7 ? 'UPDATE t SET v = v WHERE k = ?' : insert,
+      params: i % 50 === 7 ? [i] : [i, 'v'],
+    }));
+    const encoded = encodeCommand({ ...base, command: { type: 'txn', statements } });
+    const text = Buffer.from(encoded).toString('latin1');
+    assert.equal(text.split(insert).length - 1, 1, 'the INSERT text is in the entry once');
+    const back = decodeCommand(encoded).command;
+    assert.equal(back.type, 'txn');
+    assert.deepEqual(
+      back.type === 'txn' && back.statements.map((s) => s.sql),
+      statements.map((s) => s.sql),
+    );
+    // Foreign encoders may repeat the text or name an earlier statement; nothing else.
+    const wire = (sql: unknown) =>
+      rawCommand({
+        ...base,
+        command: {
+          type: 'txn',
+          statements: [
+            { sql: 'SELECT 1', params: [] },
+            { sql, params: [] },
+          ],
+        },
+      });
+    assert.equal((decodeCommand(wire(0)).command as TxnCommand).statements[1]?.sql, 'SELECT 1');
+    for (const bad of [1, 2, -1, 0.5])
+      assert.throws(() => decodeCommand(wire(bad)), isCode('HQL_MALFORMED_COMMAND'));
   });
 
   test('envelope fields are range-checked', () => {

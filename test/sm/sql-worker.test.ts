@@ -85,6 +85,33 @@ describe('SqlWorker', () => {
     assert.deepEqual(dumpDatabase(join(dir, 'm', 'hiqlite.db')).t, [[1n], [2n]]);
   });
 
+  test('large results (many outcomes, many rows) come back the same as in-process', async () => {
+    const worker = await SqlWorker.start(join(dir, 'large'));
+    closers.push(() => worker.close());
+    const inProcessDir = join(dir, 'large-p');
+    const sm = SqlStateMachine.open(inProcessDir);
+    closers.push(() => sm.close());
+    const commands = () => [
+      cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB, big INTEGER)')),
+      cmd({
+        type: 'txn',
+        statements: Array.from({ length: 30 }, (_, i) => ({
+          sql: 'INSERT INTO t (b, big) VALUES (?, ?) RETURNING id, b, big',
+          params: [new Uint8Array([i]), 2n ** 60n + BigInt(i)],
+        })),
+      }),
+      cmd(exec('SELECT id, b, big FROM t ORDER BY id', [], true)),
+    ];
+    const viaWorker = await worker.applyBatch(new Log().entries(...commands()));
+    const inProcess = sm.applyBatch(new Log().entries(...commands()));
+    assert.deepEqual(viaWorker, inProcess);
+    const rows = (viaWorker[2] as unknown as { value: { rows: { b: Uint8Array; big: bigint }[] } }).value
+      .rows;
+    assert.equal(rows.length, 30);
+    assert.equal(Object.getPrototypeOf(rows[3]!.b), Uint8Array.prototype);
+    assert.equal(rows[3]!.big, 2n ** 60n + 3n);
+  });
+
   test('a reader sharing worker.applied reads its own writes', async () => {
     const worker = await SqlWorker.start(join(dir, 'r'));
     closers.push(() => worker.close());

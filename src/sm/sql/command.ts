@@ -87,8 +87,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Normalizes, validates and encodes a command envelope. Throws `SqlError` on invalid input. */
 export function encodeCommand(envelope: CommandEnvelope<ParamInput>): Uint8Array {
-  const wire = validateEnvelope(normalizeEnvelope(envelope));
-  const packed = packr.pack(wire);
+  const packed = packr.pack(toWire(validateEnvelope(normalizeEnvelope(envelope))));
   // A fresh buffer: msgpackr's output may be a view of its reusable internal buffer.
   const out = new Uint8Array(packed.length + 1);
   out[0] = COMMAND_FORMAT_VERSION;
@@ -125,6 +124,24 @@ export function tryDecodeCommand(bytes: Uint8Array): CommandEnvelope | SqlErrorI
 }
 
 // ---- normalization (encode side) -------------------------------------------------------------
+
+/**
+ * The packed form of a valid envelope. A txn names each distinct SQL text once: a statement
+ * whose SQL equals an earlier one's carries that statement's index instead of the text (a txn
+ * of 1,000 equal INSERTs then carries the text once, not 1,000 times: smaller log entries,
+ * less to send, checksum, store and decode).
+ */
+function toWire(e: CommandEnvelope): CommandEnvelope | Record<string, unknown> {
+  if (e.command.type !== 'txn') return e;
+  const first = new Map<string, number>();
+  const statements = e.command.statements.map((s, i) => {
+    const earlier = first.get(s.sql);
+    if (earlier !== undefined) return { sql: earlier, params: s.params };
+    first.set(s.sql, i);
+    return s;
+  });
+  return { ...e, command: { type: 'txn', statements } };
+}
 
 function normalizeEnvelope(e: CommandEnvelope<ParamInput>): unknown {
   return {
@@ -274,7 +291,7 @@ function validateCommand(raw: unknown): Command {
       const c = record(raw, 'command', ['type', 'statements']);
       const raws = list(c.statements, 'command.statements', TXN_STATEMENTS_MAX);
       const statements: TxnStatement[] = new Array(raws.length);
-      for (let i = 0; i < raws.length; i++) statements[i] = validateTxnStatement(raws[i], i);
+      for (let i = 0; i < raws.length; i++) statements[i] = validateTxnStatement(raws[i], i, statements);
       if (statements.length === 0) malformed('command.statements', 'empty');
       return { type: 'txn', statements };
     }
@@ -301,16 +318,26 @@ function validateCommand(raw: unknown): Command {
   }
 }
 
-/** `record(s, path, ['sql', 'params'])` without the per-statement allocations: a txn may hold 100,000. */
-function validateTxnStatement(s: unknown, i: number): TxnStatement {
+/**
+ * `record(s, path, ['sql', 'params'])` without the per-statement allocations: a txn may hold
+ * 100,000. `sql` is a string, or the index of an earlier statement whose SQL this one repeats
+ * (see toWire).
+ */
+function validateTxnStatement(s: unknown, i: number, earlier: readonly TxnStatement[]): TxnStatement {
   if (!isPlainObject(s)) malformed(statementPath(i), 'expected a map');
   for (const key in s) {
     if (key !== 'sql' && key !== 'params') malformed(statementPath(i), `unexpected field '${key}'`);
   }
   if (!('sql' in s)) malformed(statementPath(i), "missing field 'sql'");
   if (!('params' in s)) malformed(statementPath(i), "missing field 'params'");
-  if (typeof s.sql !== 'string') malformed(`${statementPath(i)}.sql`, 'expected a string');
-  return { sql: s.sql, params: validateParams(s.params, i, i) };
+  let sql = s.sql;
+  if (typeof sql === 'number') {
+    if (!(Number.isInteger(sql) && sql >= 0 && sql < i)) {
+      malformed(`${statementPath(i)}.sql`, 'expected a string or the index of an earlier statement');
+    }
+    sql = earlier[sql]!.sql;
+  } else if (typeof sql !== 'string') malformed(`${statementPath(i)}.sql`, 'expected a string');
+  return { sql: sql as string, params: validateParams(s.params, i, i) };
 }
 
 /**

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { HiqliteError } from '../../lib/errors.js';
 import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
-import type { CommandResult } from './result.js';
+import { type CommandResult, decodeResult } from './result.js';
 import type { AppliedState, ApplyEntry, SnapshotInfo } from './state-machine.js';
 import {
   type ApplyBatchReply,
@@ -151,7 +151,7 @@ export class SqlWorker {
     ])) as ApplyBatchReply;
     this.state = reply.applied;
     this.applied.advance(reply.applied.index);
-    return reply.results;
+    return reply.results.map((r) => (r instanceof Uint8Array ? decodeResult(r) : r));
   }
 
   snapshot(destPath: string): Promise<SnapshotInfo> {

@@ -3,8 +3,8 @@
  * `SerializedError` and are rebuilt as typed errors.
  *
  * The hot path, applyBatch, does not structured-clone its entries: they travel packed into one
- * ArrayBuffer that is transferred (not copied). Results come back (structured clone) only for
- * the entries somebody waits for: on a follower, none.
+ * ArrayBuffer that is transferred (not copied). Results come back only for the entries somebody
+ * waits for (on a follower: none), by structured clone, or as transferred msgpack when large.
  *
  *   entries: u32 count, then per entry f64 index, f64 term, u8 kind (0 noop, 1 command,
  *            2 config), u32 length, bytes (command data, or the config entry's membership)
@@ -36,8 +36,8 @@ export type WorkerRequest =
   | { readonly id: number; readonly op: 'close' };
 
 export interface ApplyBatchReply {
-  /** One per entry; undefined where the result was not wanted. */
-  readonly results: readonly (CommandResult | undefined)[];
+  /** One per entry; undefined where the result was not wanted; large results as msgpack (result.ts). */
+  readonly results: readonly (CommandResult | Uint8Array | undefined)[];
   readonly applied: AppliedState;
 }
 

@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { assert } from '../../lib/assert.js';
+import { type CommandResult, encodeResult } from './result.js';
 import { SqlStateMachine } from './state-machine.js';
 import {
   type ApplyBatchReply,
@@ -50,9 +51,16 @@ function handleSync(
   try {
     if (req.op === 'applyBatch') {
       const all = sm.applyBatch(unpackEntries(req.entries));
-      const results = all.map((r, i) => (req.wanted[i] === true ? r : undefined));
+      const transfer: ArrayBuffer[] = [];
+      const results = all.map((r, i) => {
+        if (req.wanted[i] !== true) return undefined;
+        if (!isLarge(r)) return r;
+        const bytes = encodeResult(r);
+        transfer.push(bytes.buffer as ArrayBuffer);
+        return bytes;
+      });
       const value: ApplyBatchReply = { results, applied: sm.appliedState() };
-      reply({ id: req.id, ok: true, value });
+      port.postMessage({ id: req.id, ok: true, value } satisfies WorkerReply, transfer);
     } else if (req.op === 'reset') {
       reply({ id: req.id, ok: true, value: sm.reset() });
     } else {
@@ -61,6 +69,17 @@ function handleSync(
   } catch (e) {
     reply({ id: req.id, ok: false, error: serializeError(e) });
   }
+}
+
+/**
+ * Results with many parts (a txn's outcomes, returned rows) cross the thread boundary as msgpack:
+ * structured clone is slow for many small objects (a 1,000-statement txn: ~0.8 ms against
+ * ~0.05 ms to encode), and fast for the small result of a single write.
+ */
+function isLarge(r: CommandResult): boolean {
+  if (!r.ok) return false;
+  if (r.type === 'txn' || r.type === 'batch') return r.value.length > 8;
+  return r.type === 'execute' && r.value.rows !== undefined && r.value.rows.length > 8;
 }
 
 async function handleAsync(
