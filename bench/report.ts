@@ -138,7 +138,7 @@ export function formatMachine(m: MachineInfo, c: ClusterConfigInfo): string {
     `cluster: ${c.nodes} nodes, ${c.transport}; durability: ${c.durability}`,
     `timing: tick ${c.tickIntervalMs} ms, heartbeat ${c.heartbeatIntervalMs} ms, election timeout ` +
       `${c.electionTimeoutMs} ms (randomized up to ${2 * c.electionTimeoutMs}); snapshot every ` +
-      `${c.logsUntilSnapshot} entries${c.logBytesUntilSnapshot === null ? '' : ` or ${Math.round(c.logBytesUntilSnapshot / 2 ** 20)} MiB of commands`}; ` +
+      `${c.logsUntilSnapshot} entries (once their bytes are 1/8 of the database)${c.logBytesUntilSnapshot === null ? '' : ` or ${Math.round(c.logBytesUntilSnapshot / 2 ** 20)} MiB of commands`}; ` +
       `state machine: ${c.sqliteStateMachine}`,
   ].join('\n');
 }

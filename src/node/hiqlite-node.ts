@@ -44,6 +44,13 @@ import { systemClock } from './system-clock.js';
 
 export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
+/**
+ * A snapshot copies the whole database: one is taken for `logs_until_snapshot` entries only once
+ * their bytes are at least an eighth of the database, so a large database is not copied for a
+ * small amount of log (at most 8 bytes copied per byte of log). `log_bytes_until_snapshot`
+ * still bounds the log whatever the size.
+ */
+const SNAPSHOT_COST_RATIO_MAX = 8;
 
 export type Consistency = 'local' | 'linearizable';
 
@@ -312,6 +319,7 @@ export class HiqliteNode {
       transport: this.groupTransport(),
       clock: this.clock,
       snapshotEntriesThreshold: cfg.logsUntilSnapshot,
+      snapshotCostRatioMax: SNAPSHOT_COST_RATIO_MAX,
       snapshotBytesThreshold: cfg.logBytesUntilSnapshot,
       snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
       applyQueueEntriesMax: 100_000,

@@ -43,9 +43,15 @@ export interface RaftGroupOptions {
   readonly stateMachine: GroupStateMachine;
   readonly transport: GroupTransport;
   readonly clock: Clock;
-  /** Take a snapshot after this many applied entries since the last one… */
+  /**
+   * Take a snapshot after this many applied entries since the last one, once their command
+   * bytes are at least `1 / snapshotCostRatioMax` of the state machine's size (a snapshot
+   * copies all of it: this bounds the bytes copied per byte of log; without `sizeBytes` the
+   * entry count alone decides)…
+   */
   readonly snapshotEntriesThreshold: number;
-  /** …or after this many applied command bytes, whichever comes first. */
+  readonly snapshotCostRatioMax: number;
+  /** …or after this many applied command bytes, whatever the size. */
   readonly snapshotBytesThreshold: number;
   /** Entries kept in the log behind a snapshot, for followers that lag a little. */
   readonly snapshotTrailingEntries: number;
@@ -546,8 +552,11 @@ export class RaftGroup {
 
   private async maybeSnapshot(): Promise<void> {
     if (this.snapshotting || this.closed) return;
-    const entriesDue = this.appliedIndex - this.lastSnapshotIndex >= this.o.snapshotEntriesThreshold;
     const bytesDue = this.appliedBytesSinceSnapshot >= this.o.snapshotBytesThreshold;
+    const entriesDue =
+      this.appliedIndex - this.lastSnapshotIndex >= this.o.snapshotEntriesThreshold &&
+      this.appliedBytesSinceSnapshot * this.o.snapshotCostRatioMax >=
+        (this.o.stateMachine.sizeBytes?.() ?? 0);
     if (!entriesDue && !bytesDue) return;
     this.snapshotting = true;
     try {

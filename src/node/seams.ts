@@ -18,6 +18,8 @@ export interface GroupStateMachine {
    * corruption): the group stops.
    */
   apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]>;
+  /** About what a snapshot copies, in bytes (the snapshot policy weighs its cost with it). */
+  sizeBytes?(): number;
   /** Writes a consistent snapshot of the applied state to `path`; returns what it covers. */
   snapshot(path: string): Promise<{ index: LogIndex; term: Term }>;
   /** Replaces the whole state by the snapshot at `path`, atomically. */

@@ -2,16 +2,32 @@
  * The SQL Raft group's state machine: the SQLite writer in its worker thread (src/sm/sql),
  * behind the GroupStateMachine seam the RaftGroup drives.
  */
+
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Entry, LogIndex, SnapshotMeta, Term } from '../raft/types.js';
-import type { ApplyEntry } from '../sm/sql/state-machine.js';
+import { type ApplyEntry, DEFAULT_FILE_NAME } from '../sm/sql/state-machine.js';
 import { SqlWorker, type SqlWorkerOptions } from '../sm/sql/worker-client.js';
 import type { GroupStateMachine } from './seams.js';
 
 export class SqlGroupStateMachine implements GroupStateMachine {
-  private constructor(readonly worker: SqlWorker) {}
+  private constructor(
+    readonly worker: SqlWorker,
+    private readonly dbPath: string,
+  ) {}
 
   static async open(dir: string, options: SqlWorkerOptions = {}): Promise<SqlGroupStateMachine> {
-    return new SqlGroupStateMachine(await SqlWorker.start(dir, options));
+    const dbPath = join(dir, options.fileName ?? DEFAULT_FILE_NAME);
+    return new SqlGroupStateMachine(await SqlWorker.start(dir, options), dbPath);
+  }
+
+  /** The database file's size (its WAL is folded in by checkpoints and is bounded). */
+  sizeBytes(): number {
+    try {
+      return statSync(this.dbPath).size;
+    } catch {
+      return 0;
+    }
   }
 
   appliedIndex(): LogIndex {

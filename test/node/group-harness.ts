@@ -20,11 +20,17 @@ import {
 
 export class KvStateMachine implements GroupStateMachine {
   data = new Map<string, string>();
+  /** What sizeBytes reports (the snapshot policy weighs a snapshot's cost with it). */
+  reportedSize = 0;
   private applied = 0 as LogIndex;
   private appliedTerm = 0 as Term;
 
   appliedIndex(): LogIndex {
     return this.applied;
+  }
+
+  sizeBytes(): number {
+    return this.reportedSize;
   }
 
   async apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]> {
@@ -114,6 +120,7 @@ export class GroupCluster implements GroupTransport {
       transport: this,
       clock: systemClock,
       snapshotEntriesThreshold: snapshotEvery,
+      snapshotCostRatioMax: 8,
       snapshotBytesThreshold: 1 << 30,
       snapshotTrailingEntries: 5,
       applyQueueEntriesMax: 100_000,

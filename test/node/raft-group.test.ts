@@ -86,6 +86,25 @@ describe('RaftGroup runtime (in-memory parts, real timers)', () => {
     }
   });
 
+  test('a large state machine is not snapshotted for a little log: entries and bytes must both be due', async () => {
+    const c = await GroupCluster.create(3, 20);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      // 8 bytes of state per byte of log at most: 1,600 bytes of state need 200 bytes of commands.
+      for (const n of c.nodes.values()) n.sm.reportedSize = 1600;
+      const command = (i: number) => enc(`k${i % 10}=${'v'.repeat(6)}`); // 9 bytes
+      let i = 0;
+      for (; i < 21; i++) await leader.group.propose(command(i), { timeoutMs: 5000 });
+      // 21 entries (> 20) of 189 bytes (< 200): not yet.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(leader.group.status().snapshotIndex, 0);
+      for (; i < 24; i++) await leader.group.propose(command(i), { timeoutMs: 5000 });
+      await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex > 0);
+    } finally {
+      await c.close();
+    }
+  });
+
   test('a restarted node recovers from its log and snapshot, and a lagging node is sent a snapshot', async () => {
     const c = await GroupCluster.create(3, 20);
     try {

@@ -37,15 +37,22 @@ interface Pending {
 
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
+/**
+ * The worker's garbage is short-lived (decoded commands, statement outcomes): a small young
+ * generation collects it just as well and keeps the thread's resident memory down (V8 would
+ * otherwise let it grow to 48 MB per isolate).
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+
 function spawnWorker(init: WorkerInit): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     const entry = new URL('./worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true, workerData: init });
+    return new Worker(bootstrap, { eval: true, workerData: init, resourceLimits: WORKER_LIMITS });
   }
-  return new Worker(new URL('./worker.js', here), { workerData: init });
+  return new Worker(new URL('./worker.js', here), { workerData: init, resourceLimits: WORKER_LIMITS });
 }
 
 export class SqlWorker {

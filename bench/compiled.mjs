@@ -1,0 +1,50 @@
+/**
+ * `npm run bench`: builds the benchmark and the package's sources with tsc into a temporary
+ * folder and runs the suite from there, as compiled JavaScript without a loader: what users run
+ * (the npm package ships tsc output). Arguments are passed on to bench/run.ts. `npm run
+ * bench:tsx` runs the TypeScript sources through tsx instead (no build step; tsx adds memory and
+ * `__name` calls around closures, see docs/BENCHMARKS.md).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const out = mkdtempSync(join(tmpdir(), 'hiqlite-bench-js-'));
+let code = 1;
+try {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  // The worker script is loaded by URL, not imported: it must be listed.
+  const entries = [
+    'bench/run.ts',
+    'bench/node-child.ts',
+    'bench/serve-hook.ts',
+    'src/server/cli.ts',
+    'src/sm/sql/worker.ts',
+  ];
+  const build = spawnSync(
+    process.execPath,
+    [
+      tsc,
+      ...entries.map((e) => join(root, e)),
+      ...['--outDir', out, '--rootDir', root, '--module', 'nodenext', '--moduleResolution', 'nodenext'],
+      ...['--target', 'es2022', '--strict', '--types', 'node', '--skipLibCheck', '--esModuleInterop'],
+    ],
+    { stdio: 'inherit' },
+  );
+  if (build.status !== 0) throw new Error(`tsc failed (exit ${build.status})`);
+  symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
+  writeFileSync(join(out, 'package.json'), '{"type":"module"}');
+  const run = spawnSync(process.execPath, [join(out, 'bench', 'run.js'), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  code = run.status ?? 1;
+} catch (e) {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+} finally {
+  rmSync(out, { recursive: true, force: true });
+}
+process.exit(code);
