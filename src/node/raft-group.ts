@@ -319,7 +319,13 @@ export class RaftGroup {
     this.lastSnapshotIndex = snapshot.index;
     this.persistedTerm = hs.term;
     this.persistedVote = hs.vote;
-    this.core = new RaftCore(this.o.raft, { hardState: hs, snapshot, entries, appliedIndex: applied });
+    // The core keeps the payload of entries only until they are applied; a lagging peer's are
+    // read back from the log store (its cache, else the segment files).
+    const raft = {
+      ...this.o.raft,
+      readEntries: (lo: LogIndex, hi: LogIndex, bytesMax: number) => logStore.entries(lo, hi, bytesMax),
+    };
+    this.core = new RaftCore(raft, { hardState: hs, snapshot, entries, appliedIndex: applied });
   }
 
   // ---------------------------------------------------------------------------------------------

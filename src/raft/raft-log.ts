@@ -12,8 +12,19 @@ export function entryBytes(e: Entry): number {
   return e.kind === 'command' ? e.data.byteLength : 16;
 }
 
+/** The payload of a released command entry (see RaftLog.release); never handed out. */
+const RELEASED = new Uint8Array(0);
+
+type EntryReader = (lo: LogIndex, hiExclusive: LogIndex, bytesMax: number) => Entry[];
+
 export class RaftLog {
   private entriesHeld: Entry[] = [];
+  /**
+   * Entries up to here keep their index and term (and a config entry its membership) but not
+   * their payload, which `readEntries` reads back from the embedder's log store.
+   */
+  private releasedThrough: LogIndex;
+  private readonly readEntries: EntryReader | null;
   private offset: LogIndex;
   private offsetTerm: Term;
   committed: LogIndex;
@@ -32,7 +43,15 @@ export class RaftLog {
   /** The membership in force at `offset` (from the snapshot or folded-in config entries). */
   private baseMembership: Membership;
 
-  constructor(snapshot: SnapshotMeta, entries: readonly Entry[], committed: LogIndex, applied: LogIndex) {
+  constructor(
+    snapshot: SnapshotMeta,
+    entries: readonly Entry[],
+    committed: LogIndex,
+    applied: LogIndex,
+    readEntries: EntryReader | null = null,
+  ) {
+    this.readEntries = readEntries;
+    this.releasedThrough = snapshot.index;
     this.offset = snapshot.index;
     this.offsetTerm = snapshot.term;
     this.baseMembership = snapshot.membership;
@@ -66,8 +85,10 @@ export class RaftLog {
     return (this.entriesHeld[index - this.offset - 1] as Entry).term;
   }
 
+  /** An entry that was not released (uncommitted entries never are). */
   entry(index: LogIndex): Entry | undefined {
     if (index <= this.offset || index > this.lastIndex()) return undefined;
+    assert(index > this.releasedThrough, `entry ${index} was released`);
     return this.entriesHeld[index - this.offset - 1];
   }
 
@@ -87,13 +108,47 @@ export class RaftLog {
     const hi = Math.min(hiExclusive, this.lastIndex() + 1);
     const out: Entry[] = [];
     let bytes = 0;
-    for (let i = lo; i < hi; i++) {
+    let i: number = lo;
+    if (i <= this.releasedThrough && i < hi) {
+      const upTo = Math.min(hi, this.releasedThrough + 1);
+      const read = (this.readEntries as EntryReader)(i as LogIndex, upTo as LogIndex, bytesMax);
+      assert(read.length > 0, `the log store returned no entries at ${i}`);
+      for (const e of read) {
+        // What the store returns must be what this log holds there: same place, same term.
+        assert(
+          e.index === i && e.index < upTo && e.term === this.term(e.index),
+          `log store entry ${e.index} differs`,
+        );
+        bytes += entryBytes(e);
+        out.push(e);
+        i++;
+      }
+      if (i < upTo) return out; // the byte budget ended inside the released part
+    }
+    for (; i < hi; i++) {
       const e = this.entriesHeld[i - this.offset - 1] as Entry;
       bytes += entryBytes(e);
       if (out.length > 0 && bytes > bytesMax) break;
       out.push(e);
     }
     return out;
+  }
+
+  /**
+   * Drops the payload of command entries up to `index` (kept: index, term, kind, a config's
+   * membership). Only for entries that are durable here and handed out for applying: they can
+   * no longer be truncated, and `slice` reads them back through `readEntries`.
+   */
+  release(index: LogIndex): void {
+    if (this.readEntries === null) return;
+    const upTo = Math.min(index, this.applying, this.stableIndex, this.lastIndex());
+    for (let i = this.releasedThrough + 1; i <= upTo; i++) {
+      const k = i - this.offset - 1;
+      const e = this.entriesHeld[k] as Entry;
+      if (e.kind === 'command')
+        this.entriesHeld[k] = { kind: 'command', index: e.index, term: e.term, data: RELEASED };
+    }
+    if (upTo > this.releasedThrough) this.releasedThrough = upTo as LogIndex;
   }
 
   /** Append entries, truncating any conflicting suffix first. Never truncates committed entries. */
@@ -114,6 +169,7 @@ export class RaftLog {
   }
 
   private truncateFrom(index: LogIndex): void {
+    assert(index > this.releasedThrough, `truncating released entry ${index}`);
     this.entriesHeld.length = index - this.offset - 1;
     while (this.configs.length > 0 && (this.configs[this.configs.length - 1]?.index as number) >= index) {
       this.configs.pop();
@@ -199,6 +255,7 @@ export class RaftLog {
     this.stableIndex = Math.min(this.stableIndex, this.committed) as LogIndex;
     this.entriesHeld = [];
     this.configs = [];
+    this.releasedThrough = snapshot.index;
     this.offset = snapshot.index;
     this.offsetTerm = snapshot.term;
     this.baseMembership = snapshot.membership;
@@ -217,6 +274,7 @@ export class RaftLog {
     this.entriesHeld.splice(0, drop);
     this.offset = index;
     this.offsetTerm = t;
+    if (this.releasedThrough < index) this.releasedThrough = index;
     while (this.configs.length > 0 && (this.configs[0]?.index as number) <= index) {
       this.baseMembership = (this.configs.shift() as { membership: Membership }).membership;
     }

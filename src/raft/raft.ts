@@ -85,13 +85,21 @@ export class RaftCore {
     this.id = config.id;
     this.bugs = config.plantedBugs ?? {};
     const hs = boot.hardState;
-    this.log = new RaftLog(boot.snapshot, boot.entries, hs.commit, boot.appliedIndex);
+    this.log = new RaftLog(
+      boot.snapshot,
+      boot.entries,
+      hs.commit,
+      boot.appliedIndex,
+      config.readEntries ?? null,
+    );
     this.currentTerm = hs.term;
     this.vote = hs.vote;
     this.latestSnapshot = boot.snapshot;
     this.prevHardState = hs;
     this.prevSoft = { role: 'follower', leaderId: null };
     this.resetRandomizedElectionTimeout();
+    // Entries the state machine already holds are durable: their payload need not stay here.
+    this.log.release(this.log.applying);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -218,6 +226,7 @@ export class RaftCore {
     if (last !== undefined) {
       this.log.applying = last.index;
       if (last.index > this.log.applied) this.log.applied = last.index;
+      this.log.release(last.index);
     }
     return out;
   }
@@ -285,6 +294,7 @@ export class RaftCore {
     if (rd.snapshot !== null && rd.snapshot.index > this.log.applied) this.log.applied = rd.snapshot.index;
     if (lastApplied !== undefined && lastApplied.index > this.log.applied)
       this.log.applied = lastApplied.index;
+    this.log.release(this.log.applying);
     if (this.role === 'leader') {
       // The leader counts itself only for what is durable on its own disk (thesis §10.2.1).
       if (this.maybeCommit()) this.bcastAppendsOrHeartbeats();
@@ -321,7 +331,7 @@ export class RaftCore {
     this.log.compact(compactTo);
   }
 
-  /** Entries in [lo, hiExclusive) still held in memory. */
+  /** Entries in [lo, hiExclusive) after the compaction point (released ones read back from the store). */
   entries(lo: LogIndex, hiExclusive: LogIndex): Entry[] {
     const from = Math.max(lo, this.log.firstIndex()) as LogIndex;
     if (from >= hiExclusive) return [];

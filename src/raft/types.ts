@@ -259,6 +259,14 @@ export interface RaftConfig {
   readonly pendingReadsMax: number;
   /** Injected randomness (election timeouts). */
   readonly random: { int(lo: number, hiExclusive: number): number };
+  /**
+   * Reads durable entries back from the embedder's log store: [lo, hiExclusive), at most
+   * `bytesMax` payload bytes but at least one entry, synchronously (etcd's Storage.Entries).
+   * With it, the core drops the payload of entries that are durable here and handed out for
+   * applying, and reads them back when a peer that lags needs them: its memory no longer
+   * grows with the log between snapshots. Without it, entries stay in memory until compaction.
+   */
+  readonly readEntries?: (lo: LogIndex, hiExclusive: LogIndex, bytesMax: number) => Entry[];
   readonly plantedBugs?: PlantedBugs;
 }
 

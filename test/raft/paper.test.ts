@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RaftCore } from '../../src/raft/raft.js';
-import type { LogIndex, Message, Term } from '../../src/raft/types.js';
+import type { Entry, LogIndex, Message, Term } from '../../src/raft/types.js';
 import { Cluster, cmd, id, testConfig } from './harness.js';
 
 const appendOk = (from: number, t: number, match: number): Message => ({
@@ -594,6 +594,72 @@ describe('takeCommitted', () => {
     follower.advance(frd);
     const after = [...follower.ready().committed].map((e) => e.index);
     assert.ok(after.includes(frd.entries[frd.entries.length - 1]!.index));
+  });
+});
+
+describe('releasing applied entries (RaftConfig.readEntries)', () => {
+  test('a leader keeps no payload of applied entries and reads them back for a follower that lags', () => {
+    const disk: Entry[] = [];
+    let readBack = 0;
+    const readEntries = (lo: LogIndex, hi: LogIndex, bytesMax: number): Entry[] => {
+      const out: Entry[] = [];
+      let bytes = 0;
+      for (const e of disk) {
+        if (e.index < lo || e.index >= hi) continue;
+        bytes += e.kind === 'command' ? e.data.byteLength : 16;
+        if (out.length > 0 && bytes > bytesMax) break;
+        out.push(e);
+      }
+      readBack += out.length;
+      return out;
+    };
+    const boot = {
+      hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
+      snapshot: {
+        index: 0 as LogIndex,
+        term: 0 as Term,
+        membership: { voters: [id(1), id(2), id(3)], learners: [] },
+      },
+      entries: [],
+      appliedIndex: 0 as LogIndex,
+    };
+    const r = new RaftCore(testConfig(1, 1, { preVote: false, readEntries }), boot);
+    const drain = () => {
+      const rd = r.ready();
+      disk.push(...rd.entries);
+      r.advance(rd);
+      return rd;
+    };
+    r.campaign();
+    drain();
+    r.step({ type: 'vote-response', from: id(3), to: id(1), term: 1 as Term, granted: true });
+    assert.equal(r.status().role, 'leader');
+    for (let i = 0; i < 5; i++) r.propose(cmd(`e${i}`));
+    drain();
+    r.step(appendOk(3, 1, 6)); // node 3 keeps up; node 2 hears nothing
+    const applied = drain().committed.map((e) => e.index);
+    assert.deepEqual(applied, [1, 2, 3, 4, 5, 6]);
+    drain();
+    assert.equal(readBack, 0, 'nothing read back while nobody lags');
+    // Node 2 wakes up (it never got the leader's first probe): the leader sends it everything
+    // from index 1, whose payload, like all applied entries', is no longer in memory.
+    r.step({
+      type: 'heartbeat-response',
+      from: id(2),
+      to: id(1),
+      term: 1 as Term,
+      readContext: 0,
+      matchHint: 0 as LogIndex,
+    });
+    const sent = r
+      .takeMessages()
+      .filter((m) => m.type === 'append' && m.to === id(2))
+      .flatMap((m) => (m.type === 'append' ? m.entries : []));
+    assert.ok(readBack > 0, 'the payload came from the log store');
+    assert.deepEqual(
+      sent.filter((e) => e.kind === 'command').map((e) => new TextDecoder().decode(e.data)),
+      ['e0', 'e1', 'e2', 'e3', 'e4'],
+    );
   });
 });
 

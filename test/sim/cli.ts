@@ -109,7 +109,7 @@ function runSeeds(seeds: number[]): number {
     `leaders elected: ${t('leadersElected')}, entries committed: ${t('entriesCommitted')}, crashes: ${t('crashes')} (torn writes ${t('tornWrites')}, lost writes ${t('lostWrites')}), partitions: ${t('partitions')}`,
   );
   console.log(
-    `snapshots: ${t('snapshotsTaken')} taken, ${t('snapshotsInstalled')} installed; membership changes: ${t('membershipApplied')} committed (${t('membershipProposed')} proposed); leadership transfers: ${t('transfers')}`,
+    `snapshots: ${t('snapshotsTaken')} taken, ${t('snapshotsInstalled')} installed; entries read back from disk: ${t('entriesReadBack')}; membership changes: ${t('membershipApplied')} committed (${t('membershipProposed')} proposed); leadership transfers: ${t('transfers')}`,
   );
   console.log(
     `messages: ${t('messagesSent')} sent, ${t('messagesDropped')} dropped; ops checked: ${t('opsChecked')} (${t('opsUnknown')} with unknown outcome); linearizability budget exhausted: ${t('linearizabilityUnknown')} seeds`,

@@ -40,6 +40,22 @@ export class Disk {
       : logIndex(Math.max(last.index, this.snapshot.meta.index));
   }
 
+  /** Persisted entries [lo, hiExclusive), at most `bytesMax` payload bytes but at least one. */
+  entries(lo: LogIndex, hiExclusive: LogIndex, bytesMax: number): Entry[] {
+    const first = this.log[0];
+    const out: Entry[] = [];
+    if (first === undefined) return out;
+    let bytes = 0;
+    for (let i = lo - first.index; i >= 0 && i < this.log.length; i++) {
+      const e = this.log[i] as Entry;
+      if (e.index >= hiExclusive) break;
+      bytes += e.kind === 'command' ? e.data.byteLength : 16;
+      if (out.length > 0 && bytes > bytesMax) break;
+      out.push(e);
+    }
+    return out;
+  }
+
   /** Persist the first `unitsKept` pieces of `w` (all of them for a completed write). */
   write(w: DiskWrite, unitsKept = writeUnits(w)): void {
     let budget = unitsKept;

@@ -44,6 +44,8 @@ export type ReadOutcome =
 
 export interface NodeStats {
   snapshotsTaken: number;
+  /** Entries the cores read back from disk after releasing them (RaftConfig.readEntries). */
+  entriesReadBack: number;
   snapshotsInstalled: number;
   tornWrites: number;
   lostWrites: number;
@@ -181,6 +183,7 @@ export class SimNode {
       pendingReadsMax: 64,
       random: this.host.rng.fork(),
       plantedBugs: p.plantedBugs,
+      ...(p.releaseEntries ? { readEntries: (lo, hi, bytesMax) => this.readBack(lo, hi, bytesMax) } : {}),
     };
     const boot = this.disk.bootState();
     this.core = new RaftCore(config, boot);
@@ -472,6 +475,12 @@ export class SimNode {
       this.proposals.delete(index);
       p.done({ kind: 'unknown' });
     }
+  }
+
+  private readBack(lo: LogIndex, hiExclusive: LogIndex, bytesMax: number): Entry[] {
+    const out = this.disk.entries(lo, hiExclusive, bytesMax);
+    this.host.stats.entriesReadBack += out.length;
+    return out;
   }
 
   private maybeCompact(core: RaftCore): void {

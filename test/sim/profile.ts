@@ -58,6 +58,8 @@ export interface Profile {
   readonly reportUnreachableRate: number;
   /** Send the core's ready-to-go messages (takeMessages) while a Ready is being persisted. */
   readonly sendWhileWriting: boolean;
+  /** The core drops applied entries' payload and reads it back from the disk (RaftConfig.readEntries). */
+  readonly releaseEntries: boolean;
   /** Apply committed, locally durable entries while a Ready's disk write is in flight (RaftCore.takeCommitted). */
   readonly applyWhileWriting: boolean;
   readonly diskLatencyUsMin: number;
@@ -197,6 +199,7 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     livenessUs: 30_000_000,
     // Drawn last: adding it left every earlier field of a seed's profile as it was.
     applyWhileWriting: rng.chance(0.7),
+    releaseEntries: rng.chance(0.7),
     plantedBugs: {},
   };
   return options.plantedBug === undefined ? base : biasForBug(base, options.plantedBug, rng);

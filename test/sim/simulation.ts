@@ -46,6 +46,7 @@ export interface RunStats {
   partitions: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
+  entriesReadBack: number;
   tornWrites: number;
   lostWrites: number;
   membershipProposed: number;
@@ -95,6 +96,7 @@ class Simulation implements ClusterAccess {
   private readonly safety = new SafetyChecker();
   private readonly nodeStats: NodeStats = {
     snapshotsTaken: 0,
+    entriesReadBack: 0,
     snapshotsInstalled: 0,
     tornWrites: 0,
     lostWrites: 0,
@@ -407,6 +409,7 @@ class Simulation implements ClusterAccess {
       partitions: n.partitions,
       snapshotsTaken: this.nodeStats.snapshotsTaken,
       snapshotsInstalled: this.nodeStats.snapshotsInstalled,
+      entriesReadBack: this.nodeStats.entriesReadBack,
       tornWrites: this.nodeStats.tornWrites,
       lostWrites: this.nodeStats.lostWrites,
       membershipProposed: n.membershipProposed,
