@@ -51,6 +51,12 @@ const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
  * still bounds the log whatever the size.
  */
 const SNAPSHOT_COST_RATIO_MAX = 8;
+/**
+ * Recent log entries the log store keeps in memory. The Raft core holds entries until they are
+ * applied and reads older ones back from the store for a lagging peer; a small cache serves a
+ * peer that lags a little, the page cache the rest.
+ */
+const LOG_CACHE_BYTES = 8 * 1024 * 1024;
 
 export type Consistency = 'local' | 'linearizable';
 
@@ -233,7 +239,7 @@ export class HiqliteNode {
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await mkdir(cfg.paths.logsDir, { recursive: true });
     await mkdir(cfg.paths.dbDir, { recursive: true });
-    let opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax });
+    let opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax, cacheBytesMax: LOG_CACHE_BYTES });
     if (opened.report.tornTail !== null)
       this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');
     let snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
@@ -250,7 +256,7 @@ export class HiqliteNode {
       await rm(cfg.paths.logsDir, { recursive: true, force: true });
       await rm(cfg.paths.snapshotsDir, { recursive: true, force: true });
       await mkdir(cfg.paths.logsDir, { recursive: true });
-      opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax });
+      opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax, cacheBytesMax: LOG_CACHE_BYTES });
       snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
       await this.sm.reset();
     }
