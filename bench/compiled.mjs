@@ -40,6 +40,7 @@ try {
   writeFileSync(join(out, 'package.json'), '{"type":"module"}');
   const run = spawnSync(process.execPath, [join(out, 'bench', 'run.js'), ...process.argv.slice(2)], {
     stdio: 'inherit',
+    env: { ...process.env, HQL_BENCH_REPO: root },
   });
   code = run.status ?? 1;
 } catch (e) {

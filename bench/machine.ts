@@ -36,7 +36,8 @@ export interface ClusterConfigInfo {
   readonly sqliteStateMachine: string;
 }
 
-const REPO = resolve(import.meta.dirname, '..');
+/** The repository (bench/compiled.mjs runs a build elsewhere and says where it came from). */
+const REPO = process.env.HQL_BENCH_REPO ?? resolve(import.meta.dirname, '..');
 
 export function machineInfo(): MachineInfo {
   const cs = cpus();
