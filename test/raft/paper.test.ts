@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RaftCore } from '../../src/raft/raft.js';
-import type { Entry, LogIndex, Message, Term } from '../../src/raft/types.js';
+import type { Entry, LogIndex, Message, RaftBootState, Term } from '../../src/raft/types.js';
 import { Cluster, cmd, id, testConfig } from './harness.js';
 
 const appendOk = (from: number, t: number, match: number): Message => ({
@@ -19,6 +19,38 @@ const appendOk = (from: number, t: number, match: number): Message => ({
   rejectHint: 0 as LogIndex,
   rejectHintTerm: 0 as Term,
 });
+
+/** Boot state of a node of voters 1–3 with `entries` and no snapshot; applied = commit. */
+function threeVoterBoot(term: number, commit: number, entries: Entry[]): RaftBootState {
+  return {
+    hardState: { term: term as Term, vote: null, commit: commit as LogIndex },
+    snapshot: {
+      index: 0 as LogIndex,
+      term: 0 as Term,
+      membership: { voters: [id(1), id(2), id(3)], learners: [] },
+    },
+    entries,
+    appliedIndex: commit as LogIndex,
+  };
+}
+
+/** Hands out and completes one Ready at a time; `persist` sees each Ready's entries. */
+function readyDrainer(r: RaftCore, persist: (entries: readonly Entry[]) => void = () => {}) {
+  return () => {
+    const rd = r.ready();
+    persist(rd.entries);
+    r.advance(rd);
+    return rd;
+  };
+}
+
+/** A lone core (pre-vote off) campaigns and wins with the vote of `voter`. */
+function winElection(r: RaftCore, drain: () => unknown, voter: number): void {
+  r.campaign();
+  drain();
+  r.step({ type: 'vote-response', from: id(voter), to: r.status().id, term: r.status().term, granted: true });
+  assert.equal(r.status().role, 'leader');
+}
 
 const three = () => new Cluster({ voters: [id(1), id(2), id(3)], learners: [] });
 const five = () => new Cluster({ voters: [id(1), id(2), id(3), id(4), id(5)], learners: [] });
@@ -201,29 +233,13 @@ describe('§5.4 safety', () => {
 
   test('§5.4.2 (Figure 8) a leader never commits an entry of a previous term by counting replicas', () => {
     // Node 1 restarts holding (1,t1) and (2,t1), the latter never committed, and wins term 3.
-    const boot = {
-      hardState: { term: 2 as Term, vote: null, commit: 1 as LogIndex },
-      snapshot: {
-        index: 0 as LogIndex,
-        term: 0 as Term,
-        membership: { voters: [id(1), id(2), id(3)], learners: [] },
-      },
-      entries: [
-        { kind: 'noop' as const, index: 1 as LogIndex, term: 1 as Term },
-        { kind: 'command' as const, index: 2 as LogIndex, term: 1 as Term, data: cmd('old') },
-      ],
-      appliedIndex: 1 as LogIndex,
-    };
+    const boot = threeVoterBoot(2, 1, [
+      { kind: 'noop', index: 1 as LogIndex, term: 1 as Term },
+      { kind: 'command', index: 2 as LogIndex, term: 1 as Term, data: cmd('old') },
+    ]);
     const r = new RaftCore(testConfig(1, 1, { preVote: false }), boot);
-    const drain = () => {
-      const rd = r.ready();
-      r.advance(rd);
-      return rd;
-    };
-    r.campaign();
-    drain();
-    r.step({ type: 'vote-response', from: id(2), to: id(1), term: 3 as Term, granted: true });
-    assert.equal(r.status().role, 'leader');
+    const drain = readyDrainer(r);
+    winElection(r, drain, 2);
     drain(); // persists the term-3 no-op at index 3
     // Node 2 acknowledges index 2 only: (2,t1) is now on a majority, yet must not be committed.
     r.step(appendOk(2, 3, 2));
@@ -613,27 +629,10 @@ describe('releasing applied entries (RaftConfig.readEntries)', () => {
       readBack += out.length;
       return out;
     };
-    const boot = {
-      hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
-      snapshot: {
-        index: 0 as LogIndex,
-        term: 0 as Term,
-        membership: { voters: [id(1), id(2), id(3)], learners: [] },
-      },
-      entries: [],
-      appliedIndex: 0 as LogIndex,
-    };
+    const boot = threeVoterBoot(0, 0, []);
     const r = new RaftCore(testConfig(1, 1, { preVote: false, readEntries }), boot);
-    const drain = () => {
-      const rd = r.ready();
-      disk.push(...rd.entries);
-      r.advance(rd);
-      return rd;
-    };
-    r.campaign();
-    drain();
-    r.step({ type: 'vote-response', from: id(3), to: id(1), term: 1 as Term, granted: true });
-    assert.equal(r.status().role, 'leader');
+    const drain = readyDrainer(r, (entries) => disk.push(...entries));
+    winElection(r, drain, 3);
     for (let i = 0; i < 5; i++) r.propose(cmd(`e${i}`));
     drain();
     r.step(appendOk(3, 1, 6)); // node 3 keeps up; node 2 hears nothing
