@@ -239,7 +239,8 @@ export class HiqliteNode {
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await mkdir(cfg.paths.logsDir, { recursive: true });
     await mkdir(cfg.paths.dbDir, { recursive: true });
-    let opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax, cacheBytesMax: LOG_CACHE_BYTES });
+    const logOptions = { entryBytesMax: cfg.entryBytesMax, cacheBytesMax: LOG_CACHE_BYTES };
+    let opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
     if (opened.report.tornTail !== null)
       this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');
     let snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
@@ -256,7 +257,7 @@ export class HiqliteNode {
       await rm(cfg.paths.logsDir, { recursive: true, force: true });
       await rm(cfg.paths.snapshotsDir, { recursive: true, force: true });
       await mkdir(cfg.paths.logsDir, { recursive: true });
-      opened = await openFileLogStore(cfg.paths.logsDir, { entryBytesMax: cfg.entryBytesMax, cacheBytesMax: LOG_CACHE_BYTES });
+      opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
       snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
       await this.sm.reset();
     }
