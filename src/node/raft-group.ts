@@ -310,7 +310,7 @@ export class RaftGroup {
     if (logStore.termAt(snapshot.index) !== snapshot.term)
       await logStore.purgeTo(snapshot.index, snapshot.term);
     const from = Math.max(logStore.firstIndex(), snapshot.index + 1) as LogIndex;
-    const entries = logStore.entries(from, (logStore.lastIndex() + 1) as LogIndex);
+    const entries = bootEntries(logStore, from, applied);
     // A commit index beyond the log (lost tail) falls back; applied implies committed.
     const commit = Math.max(Math.min(hs.commit, logStore.lastIndex()), applied, snapshot.index) as LogIndex;
     if (commit !== hs.commit) hs = { ...hs, commit };
@@ -666,4 +666,27 @@ function outcomeUnknown(why: string, cause?: unknown): HiqliteError {
     retryable: false,
     cause,
   });
+}
+
+const BOOT_READ_BYTES = 4 * 1024 * 1024;
+const NO_PAYLOAD = new Uint8Array(0);
+
+/**
+ * The log from `from` to its end for the core's boot, read in bounded chunks. Entries the state
+ * machine has applied come without their payload (the core reads it back when a peer needs it,
+ * RaftBootState.entries), so a long log does not have to fit in memory at start.
+ */
+function bootEntries(logStore: LogStore, from: LogIndex, applied: LogIndex): Entry[] {
+  const out: Entry[] = [];
+  const end = logStore.lastIndex() + 1;
+  // Bounded: every read returns at least one entry.
+  for (let lo = from as number; lo < end; ) {
+    const chunk = logStore.entries(lo as LogIndex, end as LogIndex, BOOT_READ_BYTES);
+    assert(chunk.length > 0, `the log store returned no entries at ${lo}`);
+    for (const e of chunk) {
+      out.push(e.kind === 'command' && e.index <= applied ? { ...e, data: NO_PAYLOAD } : e);
+    }
+    lo += chunk.length;
+  }
+  return out;
 }

@@ -275,7 +275,11 @@ export interface RaftBootState {
   readonly hardState: HardState;
   /** The snapshot the state machine holds (index 0 with the initial membership when none). */
   readonly snapshot: SnapshotMeta;
-  /** Every persisted entry after `snapshot.index`, contiguous. */
+  /**
+   * Every persisted entry after `snapshot.index`, contiguous. With `RaftConfig.readEntries`, the
+   * payload of command entries at or below `appliedIndex` is never used (the core reads it back
+   * when a peer needs it): the embedder may pass them with an empty `data`.
+   */
   readonly entries: readonly Entry[];
   /** The index the state machine has applied (>= snapshot.index, <= hardState.commit). */
   readonly appliedIndex: LogIndex;

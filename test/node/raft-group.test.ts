@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LogIndex, NodeId } from '../../src/raft/types.js';
+import { emptyMemoryLogState } from '../../src/storage/memory-log-store.js';
 import { GroupCluster, KvStateMachine } from './group-harness.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -81,6 +82,31 @@ describe('RaftGroup runtime (in-memory parts, real timers)', () => {
       assert.notEqual(next.id, leader.id);
       await next.group.propose(enc('after=1'), { timeoutMs: 5000 });
       for (let i = 0; i < 10; i++) assert.equal(next.sm.data.get(`w${i}`), String(i));
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('after a restart, applied entries boot without payload and still reach a peer that needs them', async () => {
+    const c = await GroupCluster.create(3, 1000);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      let last = 0 as LogIndex;
+      for (let i = 0; i < 30; i++)
+        last = (await leader.group.propose(enc(`b${i}=${i}`), { timeoutMs: 5000 })).index;
+      await c.waitFor('every node applied', () =>
+        [...c.nodes.values()].every((n) => n.sm.appliedIndex() >= last),
+      );
+      const stopped = [];
+      for (const id of [...c.nodes.keys()]) stopped.push(await c.stop(id));
+      const voters = stopped.map((n) => n.id).sort() as NodeId[];
+      // Two come back with their log and state machine: they boot with everything applied …
+      for (const n of stopped.slice(0, 2)) await c.startNode(n.id, voters, 1000, n.logState, n.sm);
+      // … the third lost both, so the leader sends it all of the log, read back from its store.
+      const fresh = stopped[2]!;
+      const back = await c.startNode(fresh.id, voters, 1000, emptyMemoryLogState(), new KvStateMachine());
+      await back.group.waitForApplied(last, { timeoutMs: 10_000 });
+      for (let i = 0; i < 30; i++) assert.equal(back.sm.data.get(`b${i}`), String(i));
     } finally {
       await c.close();
     }
