@@ -51,12 +51,6 @@ const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
  * still bounds the log whatever the size.
  */
 const SNAPSHOT_COST_RATIO_MAX = 8;
-/**
- * Recent log entries the log store keeps in memory. The Raft core holds entries until they are
- * applied and reads older ones back from the store for a lagging peer; a small cache serves a
- * peer that lags a little, the page cache the rest.
- */
-const LOG_CACHE_BYTES = 8 * 1024 * 1024;
 
 export type Consistency = 'local' | 'linearizable';
 
@@ -239,7 +233,7 @@ export class HiqliteNode {
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await mkdir(cfg.paths.logsDir, { recursive: true });
     await mkdir(cfg.paths.dbDir, { recursive: true });
-    const logOptions = { entryBytesMax: cfg.entryBytesMax, cacheBytesMax: LOG_CACHE_BYTES };
+    const logOptions = { entryBytesMax: cfg.entryBytesMax };
     let opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
     if (opened.report.tornTail !== null)
       this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');

@@ -145,7 +145,8 @@ export class RaftLog {
     for (let i = this.releasedThrough + 1; i <= upTo; i++) {
       const k = i - this.offset - 1;
       const e = this.entriesHeld[k] as Entry;
-      if (e.kind === 'command')
+      // An empty payload (released already, or passed without one at boot) stays as it is.
+      if (e.kind === 'command' && e.data.byteLength > 0)
         this.entriesHeld[k] = { kind: 'command', index: e.index, term: e.term, data: RELEASED };
     }
     if (upTo > this.releasedThrough) this.releasedThrough = upTo as LogIndex;

@@ -18,7 +18,11 @@ export interface FileLogStoreOptions {
   readonly segmentBytesMax?: number;
   /** Largest encoded entry accepted; bigger ones are rejected with HQL_ENTRY_TOO_LARGE. */
   readonly entryBytesMax?: number;
-  /** Recent entries kept in memory for `entries()` without a disk read. Default 32 MiB. */
+  /**
+   * Recent entries kept in memory for `entries()` without a disk read. Default 8 MiB: the Raft
+   * core holds entries until they are applied and asks for older ones only for a peer that lags;
+   * the page cache serves the rest.
+   */
   readonly cacheBytesMax?: number;
   /** Most bytes written by one group commit (one write + one fdatasync). Default 8 MiB. */
   readonly writeBatchBytesMax?: number;
@@ -50,7 +54,7 @@ export function fileLogLimits(o: FileLogStoreOptions): FileLogLimits {
     );
   }
   checkInteger('entryBytesMax', entryBytesMax, 64, entryRoom);
-  const cacheBytesMax = o.cacheBytesMax ?? 32 * MiB;
+  const cacheBytesMax = o.cacheBytesMax ?? 8 * MiB;
   checkInteger('cacheBytesMax', cacheBytesMax, 0, 64 * GiB);
   const writeBatchBytesMax = o.writeBatchBytesMax ?? 8 * MiB;
   checkInteger('writeBatchBytesMax', writeBatchBytesMax, 4 * KiB, GiB);

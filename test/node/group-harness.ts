@@ -22,6 +22,8 @@ export class KvStateMachine implements GroupStateMachine {
   data = new Map<string, string>();
   /** What sizeBytes reports (the snapshot policy weighs a snapshot's cost with it). */
   reportedSize = 0;
+  /** Calls of snapshot(), counted when they start. */
+  snapshotsStarted = 0;
   private applied = 0 as LogIndex;
   private appliedTerm = 0 as Term;
 
@@ -46,6 +48,7 @@ export class KvStateMachine implements GroupStateMachine {
   }
 
   async snapshot(path: string): Promise<{ index: LogIndex; term: Term }> {
+    this.snapshotsStarted++;
     await writeFile(path, JSON.stringify({ i: this.applied, t: this.appliedTerm, d: [...this.data] }));
     return { index: this.applied, term: this.appliedTerm };
   }

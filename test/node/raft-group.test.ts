@@ -121,10 +121,11 @@ describe('RaftGroup runtime (in-memory parts, real timers)', () => {
       const command = (i: number) => enc(`k${i % 10}=${'v'.repeat(6)}`); // 9 bytes
       let i = 0;
       for (; i < 21; i++) await leader.group.propose(command(i), { timeoutMs: 5000 });
-      // 21 entries (> 20) of 189 bytes (< 200): not yet.
-      await new Promise((r) => setTimeout(r, 200));
-      assert.equal(leader.group.status().snapshotIndex, 0);
+      // 21 entries (> 20) of 189 bytes (< 200): not yet. The policy runs right after each
+      // applied batch, before the proposer hears back, so no snapshot has been started.
+      assert.equal(leader.sm.snapshotsStarted, 0);
       for (; i < 24; i++) await leader.group.propose(command(i), { timeoutMs: 5000 });
+      assert.equal(leader.sm.snapshotsStarted, 1, 'due once the bytes reach 1/8 of the size');
       await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex > 0);
     } finally {
       await c.close();

@@ -15,7 +15,7 @@
  */
 import { type SqlErrorInfo, sqlError } from './errors.js';
 import type { Token } from './tokenizer.js';
-import { type SqlValue, toBindValue } from './values.js';
+import { normalizeValue, type SqlValue, toBindValue } from './values.js';
 
 /** A reference to a value returned by an earlier statement of the same txn (its RETURNING rows). */
 export interface StmtRef {
@@ -86,11 +86,11 @@ const noRefs: RefResolver = () => {
  */
 export function bindArgs(
   plan: PositionalPlan,
-  params: Params,
+  params: Params | readonly unknown[] | Readonly<Record<string, unknown>>,
   resolve: RefResolver = noRefs,
 ): unknown[] | Record<string, unknown> {
   if (Array.isArray(params)) {
-    const list = params as readonly ParamValue[];
+    const list = params as readonly unknown[];
     if (list.length !== plan.expected) {
       throw sqlError(
         'HQL_INVALID_PARAMS',
@@ -99,20 +99,28 @@ export function bindArgs(
     }
     const { order } = plan;
     const args: unknown[] = new Array(order.length);
-    for (let i = 0; i < order.length; i++) args[i] = bindValue(list[order[i]!] as ParamValue, resolve);
+    for (let i = 0; i < order.length; i++) args[i] = bindValue(list[order[i]!], resolve, order[i]!);
     return args;
   }
   // Null prototype: a parameter named __proto__ stays a key.
   const out: Record<string, unknown> = Object.create(null);
-  for (const [key, v] of Object.entries(params as Readonly<Record<string, ParamValue>>)) {
-    out[normalizeParamName(key)] = bindValue(v, resolve);
+  for (const [key, v] of Object.entries(params as Readonly<Record<string, unknown>>)) {
+    out[normalizeParamName(key)] = bindValue(v, resolve, key);
   }
   return out;
 }
 
-function bindValue(v: ParamValue, resolve: RefResolver): unknown {
+/**
+ * One parameter as better-sqlite3 binds it. The common types go straight through (bytes without
+ * a copy: the statement only reads them); booleans and Dates (which reads accept as they are)
+ * and everything that cannot be bound go through normalizeValue, which names the parameter
+ * (`at`) in its error. Writes arrive here already validated by the command decoder.
+ */
+function bindValue(v: unknown, resolve: RefResolver, at: number | string): unknown {
   if (typeof v === 'string' || v === null) return v;
-  return toBindValue(isStmtRef(v) ? resolve(v) : v);
+  if (typeof v === 'number' || v instanceof Uint8Array) return toBindValue(v);
+  if (isStmtRef(v)) return toBindValue(resolve(v));
+  return toBindValue(normalizeValue(v, typeof at === 'number' ? `params[${at}]` : `params.${at}`));
 }
 
 export function normalizeParamName(key: string): string {

@@ -14,11 +14,11 @@ import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher, type WaitOptions } from './applied-watch.js';
 import { classifyCommandError, SqlError, sqlError } from './errors.js';
 import { Lru } from './lru.js';
-import { normalizeParamName, type PositionalPlan, planPositional } from './params.js';
+import { bindArgs, type PositionalPlan, planPositional } from './params.js';
 import { configureReader, readMeta } from './schema.js';
 import { checkStatement } from './statement-guard.js';
 import { splitStatements } from './tokenizer.js';
-import { normalizeValue, type Row, type SqlValue, toBindValue, toRow } from './values.js';
+import { type Row, type SqlValue, toRow } from './values.js';
 
 export interface SqlReaderOptions {
   /** Shared with the writer (SqlStateMachine.applied / SqlWorker.applied) for waitForApplied. */
@@ -39,8 +39,6 @@ export type QueryParams =
 interface ReadPlan {
   readonly text: string;
   readonly positional: PositionalPlan;
-  /** `positional.order` is 0, 1, 2, …: the caller's array binds as it is. */
-  readonly inOrder: boolean;
   forArray: Prepared | null;
   forObject: Prepared | null;
 }
@@ -78,15 +76,10 @@ export class SqlReader {
     this.checkSchema();
     const plan = this.plan(sql);
     try {
-      let prepared: Prepared;
-      let args: unknown[] | Record<string, unknown>;
-      if (Array.isArray(params)) {
-        prepared = plan.forArray ?? this.prepare(plan, true);
-        args = positionalArgs(plan, params);
-      } else {
-        prepared = plan.forObject ?? this.prepare(plan, false);
-        args = namedArgs(params as Readonly<Record<string, unknown>>);
-      }
+      const prepared = Array.isArray(params)
+        ? (plan.forArray ?? this.prepare(plan, true))
+        : (plan.forObject ?? this.prepare(plan, false));
+      const args = bindArgs(plan.positional, params);
       if (!prepared.readonly)
         throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
       if (!prepared.returnsRows) {
@@ -142,13 +135,7 @@ export class SqlReader {
     if (err !== null) throw new SqlError(err);
     const positional = planPositional(statement.text, statements[0]!.tokens);
     if ('code' in positional) throw new SqlError(positional);
-    const plan: ReadPlan = {
-      text: statement.text,
-      positional,
-      inOrder: positional.order.every((v, i) => v === i),
-      forArray: null,
-      forObject: null,
-    };
+    const plan: ReadPlan = { text: statement.text, positional, forArray: null, forObject: null };
     this.plans.set(sql, plan);
     return plan;
   }
@@ -190,37 +177,4 @@ interface Prepared {
   readonly returnsRows: boolean;
   /** Known after the first run (see query). */
   columns: readonly string[] | null;
-}
-
-/** The caller's array, checked and converted for better-sqlite3 in one pass (see bindArgs). */
-function positionalArgs(plan: ReadPlan, params: readonly unknown[]): unknown[] {
-  const { order, expected } = plan.positional;
-  if (params.length !== expected) {
-    throw sqlError(
-      'HQL_INVALID_PARAMS',
-      `the statement takes ${expected} positional parameter(s), ${params.length} given`,
-    );
-  }
-  const args: unknown[] = new Array(order.length);
-  for (let i = 0; i < order.length; i++) {
-    const at = plan.inOrder ? i : (order[i] as number);
-    args[i] = readBindValue(params[at], at);
-  }
-  return args;
-}
-
-function namedArgs(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  // Null prototype: a parameter named __proto__ stays a key.
-  const out: Record<string, unknown> = Object.create(null);
-  for (const [key, v] of Object.entries(params)) out[normalizeParamName(key)] = readBindValue(v, key);
-  return out;
-}
-
-/** One parameter of a read: the common types directly, everything else through normalizeValue. */
-function readBindValue(v: unknown, at: number | string): unknown {
-  if (typeof v === 'string' || v === null) return v;
-  if (typeof v === 'number') return toBindValue(v);
-  // Reads do not keep their parameters: bytes bind without the copy normalizeValue makes.
-  if (v instanceof Uint8Array) return toBindValue(v);
-  return toBindValue(normalizeValue(v, typeof at === 'number' ? `params[${at}]` : `params.${at}`));
 }
