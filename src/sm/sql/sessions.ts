@@ -19,8 +19,9 @@
  * *was* applied). These settings change replicated state, so they must be identical on every node.
  *
  * Cost per command with a session: one upsert (plus a read of the stored result for a duplicate).
- * Client ids, sequence numbers and the session clock are also kept in memory; after a
- * rolled-back transaction the state machine calls `reload()`.
+ * Client ids, sequence numbers and the session clock are also kept in memory; the state machine
+ * reports each commit and rollback, and a rollback of a transaction that wrote to the table
+ * rebuilds them from it.
  */
 import type Database from 'better-sqlite3';
 import { assert } from '../../lib/assert.js';
@@ -71,6 +72,8 @@ export class SessionTable {
   private readonly known = new Map<string, Known>();
   /** The largest last_seen_ms in the table: session time never goes below it. */
   private clockMs = 0;
+  /** The open transaction wrote to the table: a rollback must rebuild `known` and the clock. */
+  private written = false;
 
   constructor(
     db: Database.Database,
@@ -94,8 +97,19 @@ export class SessionTable {
     this.reload();
   }
 
+  /** The transaction that wrote to the table committed: memory and table agree. */
+  committed(): void {
+    this.written = false;
+  }
+
+  /** The transaction was rolled back: undo in memory what it wrote, by reading the table again. */
+  rolledBack(): void {
+    if (this.written) this.reload();
+  }
+
   /** Rebuilds the in-memory view and the clock from the table. */
   reload(): void {
+    this.written = false;
     this.known.clear();
     this.clockMs = 0;
     for (const row of this.allStmt.iterate()) {
@@ -122,6 +136,7 @@ export class SessionTable {
     const result = this.resultStmt.get(session.clientId);
     assert(result !== undefined, `session ${session.clientId} is known but not in the table`);
     this.touchStmt.run(nowMs, session.clientId);
+    this.written = true;
     row.lastSeenMs = nowMs;
     this.clockMs = nowMs;
     if (result.result === null) {
@@ -142,6 +157,7 @@ export class SessionTable {
   /** Stores the result of a command that `lookup` found new. */
   record(session: Session, found: Extract<SessionLookup, { kind: 'new' }>, result: CommandResult): void {
     const { nowMs } = found;
+    this.written = true;
     if (found.row !== 'present' && this.known.size >= this.options.sessionsMax) this.makeRoom(nowMs);
     const encoded = encodeResult(result);
     this.upsert.run(

@@ -340,7 +340,7 @@ export class SqlStateMachine {
       }
       const applied = entries.slice(start, start + results.length);
       this.writeMeta(applied);
-      this.stmts.commit.run();
+      this.commit();
       this.rememberApplied(applied);
       return results;
     } catch (e) {
@@ -372,7 +372,7 @@ export class SqlStateMachine {
         }
         this.writeMeta([e]);
         try {
-          this.stmts.commit.run();
+          this.commit();
         } catch (commitError) {
           // Deferred constraints are checked here; the command fails with that error.
           const info = classifyCommandError(commitError);
@@ -381,7 +381,7 @@ export class SqlStateMachine {
           result = failure(info);
           this.recordFailure(e, info);
           this.writeMeta([e]);
-          this.stmts.commit.run();
+          this.commit();
         }
       } catch (fatal) {
         this.rollback();
@@ -411,8 +411,8 @@ export class SqlStateMachine {
     if (e.data === null) return;
     const envelope = tryDecodeCommand(e.data);
     if ('code' in envelope || envelope.session === undefined) return;
-    // The transaction was rolled back: the command is new again, as when it was first looked up.
-    this.sessions.reload();
+    // The transaction was rolled back (rollback() brought the sessions back with it): the
+    // command is new again, as when it was first looked up.
     const found = this.sessions.lookup(envelope.session, envelope.nowMs);
     assert(found.kind === 'new', 'a rolled-back command is no longer new to its session');
     this.sessions.record(envelope.session, found, failure(info));
@@ -435,10 +435,15 @@ export class SqlStateMachine {
     return result;
   }
 
+  private commit(): void {
+    this.stmts.commit.run();
+    this.sessions.committed();
+  }
+
   /** Rolls back the open transaction (if any) and what the session table keeps in memory. */
   private rollback(): void {
     if (this.db.inTransaction) this.stmts.rollback.run();
-    this.sessions.reload();
+    this.sessions.rolledBack();
   }
 
   private writeMeta(applied: readonly ApplyEntry[]): void {
