@@ -188,17 +188,13 @@ export class Workload {
   ): Promise<void> {
     const value = this.history.uniqueValue();
     const o = this.history.invoke(clientId, { type: 'write', key, value });
-    try {
+    await this.recordWrite(o, key, seen, async () => {
       await db.execute('INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v', [
         key,
         value,
       ]);
-      this.history.complete(o, { type: 'write' });
-      seen.set(key, value);
-    } catch (e) {
-      this.history.fail(o, e);
-      seen.delete(key);
-    }
+      return [{ type: 'write' }, value];
+    });
   }
 
   private async cas(
@@ -215,14 +211,30 @@ export class Workload {
       expected === null
         ? ['INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO NOTHING', [key, value]]
         : ['UPDATE kv SET v = ? WHERE k = ? AND v IS ?', [value, key, expected]];
-    try {
+    await this.recordWrite(o, key, seen, async () => {
       const rowsAffected = rng.chance(0.5)
         ? (await db.execute(sql, params)).rowsAffected
         : ((await db.txn([[sql, params]]))[0]?.rowsAffected ?? -1);
       if (rowsAffected !== 0 && rowsAffected !== 1) throw new Error(`cas affected ${rowsAffected} rows`);
-      this.history.complete(o, { type: 'cas', ok: rowsAffected === 1 });
-      if (rowsAffected === 1) seen.set(key, value);
-      else seen.delete(key);
+      return [{ type: 'cas', ok: rowsAffected === 1 }, rowsAffected === 1 ? value : undefined];
+    });
+  }
+
+  /**
+   * Runs a write and records its outcome in the history; `run` answers with the result and what
+   * the key now holds (undefined: not known, the next cas expects nothing particular).
+   */
+  private async recordWrite(
+    o: Operation,
+    key: string,
+    seen: Map<string, number | null>,
+    run: () => Promise<[KvResult, number | undefined]>,
+  ): Promise<void> {
+    try {
+      const [result, now] = await run();
+      this.history.complete(o, result);
+      if (now === undefined) seen.delete(key);
+      else seen.set(key, now);
     } catch (e) {
       this.history.fail(o, e);
       seen.delete(key);
