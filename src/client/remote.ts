@@ -11,6 +11,7 @@ import type { QueryOptions } from '../node/hiqlite-node.js';
 import { remoteError } from '../node/hiqlite-node.js';
 import { SessionPool } from '../node/session-pool.js';
 import type { ApiRequest } from '../protocol/api-codec.js';
+import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
 import type { CommandResult } from '../sm/sql/result.js';
@@ -46,7 +47,10 @@ class RemoteClient extends ClientBase {
       throw new HiqliteError('HQL_INVALID_CONFIG', 'connect: nodes must list at least one API address', {
         retryable: false,
       });
-    this.sessions = new SessionPool(`c-${randomBytes(12).toString('hex')}`, o.writesMax ?? 4096);
+    this.sessions = new SessionPool(
+      `${CLIENT_SESSION_PREFIX}${randomBytes(16).toString('hex')}`,
+      o.writesMax ?? 4096,
+    );
     this.timeoutMs = o.requestTimeoutMs ?? 10_000;
   }
 

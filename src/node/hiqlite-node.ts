@@ -20,7 +20,9 @@ import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { Prng } from '../lib/prng.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
+import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
@@ -35,7 +37,7 @@ import { ApiServer } from './api-server.js';
 import type { NodeConfig, ResolvedNodeConfig } from './config/config.js';
 import { resolveConfig } from './config/config.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
-import { RaftGroup } from './raft-group.js';
+import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { SnapshotStore } from './snapshot-store.js';
@@ -153,14 +155,21 @@ export class HiqliteNode {
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
       });
+      return await this.proposeCounted(data);
+    } finally {
+      this.sessions.release(lane);
+    }
+  }
+
+  /** proposeBytes, counted in hiqlite_writes_total by outcome (local and remote writes alike). */
+  private async proposeCounted(data: Uint8Array): Promise<{ index: number; result: CommandResult }> {
+    try {
       const out = await this.proposeBytes(data);
       this.writesTotal.inc({ outcome: out.result.ok ? 'ok' : 'error' });
       return out;
     } catch (e) {
       this.writesTotal.inc({ outcome: e instanceof HiqliteError ? e.code : 'error' });
       throw e;
-    } finally {
-      this.sessions.release(lane);
     }
   }
 
@@ -309,6 +318,7 @@ export class HiqliteNode {
         appendBytesMax: cfg.appendBytesMax,
         uncommittedEntriesMax: cfg.uncommittedEntriesMax,
         uncommittedBytesMax: cfg.uncommittedBytesMax,
+        commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
         pendingReadsMax: 100_000,
         random: new Prng(randomInt(0, 2 ** 32)),
       },
@@ -433,7 +443,11 @@ export class HiqliteNode {
         this.checkOpenOrStarting();
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
-        if (from === REMOTE_CLIENT_ID) return this.proposeBytes(req.data);
+        if (from === REMOTE_CLIENT_ID) {
+          const { data, command } = adoptClientCommand(req.data, { nowMs: this.clock.wallMs() });
+          if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
+          return this.proposeCounted(data);
+        }
         const out = await this.group.propose(req.data, { timeoutMs: this.cfg.proposalTimeoutMs });
         return { index: out.index, result: out.result };
       }
@@ -592,6 +606,9 @@ export class HiqliteNode {
 
   /** Proposes prepared bytes on the leader (here or forwarded), retrying what is safe to retry. */
   private async proposeBytes(data: Uint8Array): Promise<{ index: number; result: CommandResult }> {
+    // Checked here too, not only by the leader's core: a follower does not forward what cannot fit.
+    const bytesMax = commandBytesMaxFor(this.cfg.entryBytesMax);
+    if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
     const deadline = this.clock.monotonicMs() + this.cfg.proposalTimeoutMs;
     let lastError: unknown = null;
     for (let attempt = 0; this.clock.monotonicMs() < deadline; attempt++) {

@@ -631,6 +631,15 @@ export class RaftGroup {
   }
 }
 
+/** A command that cannot fit in one log entry: refused before it is proposed, on every path. */
+export function commandTooLargeError(bytes: number, bytesMax: number): HiqliteError {
+  return new HiqliteError(
+    'HQL_ENTRY_TOO_LARGE',
+    `the command encodes to ${bytes} bytes, over the ${bytesMax} bytes a log entry can carry (config entry_bytes_max)`,
+    { retryable: false },
+  );
+}
+
 function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError {
   switch (e.code) {
     case 'HQL_NOT_LEADER':
@@ -644,6 +653,8 @@ function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError 
       return new HiqliteError('HQL_OVERLOADED', `too many uncommitted writes (${e.reason})`, {
         retryable: true,
       });
+    case 'HQL_ENTRY_TOO_LARGE':
+      return commandTooLargeError(e.bytes, e.bytesMax);
     case 'HQL_LEADERSHIP_TRANSFER':
       return new HiqliteError('HQL_LEADERSHIP_TRANSFER', `leadership is moving to node ${e.target}`, {
         retryable: true,

@@ -44,6 +44,11 @@ export class EntryDecodeError extends HiqliteError {
 }
 
 /** The exact size of `encodeEntry(e)`, without encoding it. */
+/** The largest command payload whose entry encodes to at most `entryBytesMax` bytes. */
+export function commandBytesMaxFor(entryBytesMax: number): number {
+  return entryBytesMax - ENTRY_HEADER_BYTES - 4;
+}
+
 export function encodedEntryBytes(e: Entry): number {
   switch (e.kind) {
     case 'command':

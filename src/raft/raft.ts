@@ -765,6 +765,9 @@ export class RaftCore {
     if (this.leadTransferee !== null) {
       return { ok: false, error: { code: 'HQL_LEADERSHIP_TRANSFER', target: this.leadTransferee } };
     }
+    if (bytes > this.cfg.commandBytesMax) {
+      return { ok: false, error: { code: 'HQL_ENTRY_TOO_LARGE', bytes, bytesMax: this.cfg.commandBytesMax } };
+    }
     if (this.log.lastIndex() - this.log.committed >= this.cfg.uncommittedEntriesMax) {
       return { ok: false, error: { code: 'HQL_OVERLOADED', reason: 'uncommitted-entries' } };
     }
@@ -1128,6 +1131,7 @@ function validateConfig(c: RaftConfig): void {
   positive('appendBytesMax');
   positive('uncommittedEntriesMax');
   positive('uncommittedBytesMax');
+  positive('commandBytesMax');
   positive('pendingReadsMax');
   assert(
     c.heartbeatIntervalTicks < c.electionTimeoutTicks,

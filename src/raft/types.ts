@@ -252,6 +252,12 @@ export interface RaftConfig {
   readonly inflightBytesMax: number;
   /** Entry payload bytes per AppendEntries message (at least one entry is always sent). */
   readonly appendBytesMax: number;
+  /**
+   * Largest command payload a proposal may carry, in bytes. A larger one is refused at once
+   * (HQL_ENTRY_TOO_LARGE): it must never reach the log, where every store refuses it and the
+   * node would stop. The embedder derives it from its log store's entry limit.
+   */
+  readonly commandBytesMax: number;
   /** Proposals beyond these many uncommitted entries / bytes are rejected as overloaded. */
   readonly uncommittedEntriesMax: number;
   readonly uncommittedBytesMax: number;
@@ -292,6 +298,7 @@ export type ProposeResult =
 export type ProposeError =
   | { readonly code: 'HQL_NOT_LEADER'; readonly leaderId: NodeId | null }
   | { readonly code: 'HQL_OVERLOADED'; readonly reason: 'uncommitted-entries' | 'uncommitted-bytes' }
+  | { readonly code: 'HQL_ENTRY_TOO_LARGE'; readonly bytes: number; readonly bytesMax: number }
   | { readonly code: 'HQL_LEADERSHIP_TRANSFER'; readonly target: NodeId }
   | { readonly code: 'HQL_CONFIG_CHANGE_PENDING' }
   | { readonly code: 'HQL_INVALID_CONFIG_CHANGE'; readonly reason: string };

@@ -112,6 +112,7 @@ export class GroupCluster implements GroupTransport {
         appendBytesMax: 1 << 20,
         uncommittedEntriesMax: 10_000,
         uncommittedBytesMax: 1 << 26,
+        commandBytesMax: 1 << 20,
         pendingReadsMax: 10_000,
         random: new Prng(id * 7919),
       },

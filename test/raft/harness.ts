@@ -40,6 +40,7 @@ export function testConfig(n: number, seed: number, overrides: Partial<RaftConfi
     appendBytesMax: 64 << 10,
     uncommittedEntriesMax: 1000,
     uncommittedBytesMax: 1 << 24,
+    commandBytesMax: 1 << 20,
     pendingReadsMax: 100,
     random: new Prng(seed * 1000 + n),
     ...overrides,

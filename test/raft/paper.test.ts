@@ -512,6 +512,16 @@ describe('limits', () => {
     assert.ok(refused.every((r) => !r.ok && r.error.code === 'HQL_OVERLOADED'));
   });
 
+  test('a command over commandBytesMax is refused and never reaches the log', () => {
+    const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] }, 1, { commandBytesMax: 100 });
+    c.elect(1);
+    const last = c.node(1).status().lastIndex;
+    const r = c.node(1).propose(new Uint8Array(101));
+    assert.ok(!r.ok && r.error.code === 'HQL_ENTRY_TOO_LARGE' && r.error.bytes === 101);
+    assert.equal(c.node(1).status().lastIndex, last);
+    assert.ok(c.node(1).propose(new Uint8Array(100)).ok);
+  });
+
   test('a follower refuses proposals and names the leader', () => {
     const c = three();
     c.elect(1);

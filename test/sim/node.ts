@@ -180,6 +180,7 @@ export class SimNode {
       appendBytesMax: p.appendBytesMax,
       uncommittedEntriesMax: 256,
       uncommittedBytesMax: 1 << 20,
+      commandBytesMax: 1 << 20,
       pendingReadsMax: 64,
       random: this.host.rng.fork(),
       plantedBugs: p.plantedBugs,

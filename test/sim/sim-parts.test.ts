@@ -64,6 +64,7 @@ function coreWithLog(id: number, entries: Entry[], commit: number): RaftCore {
       appendBytesMax: 1 << 16,
       uncommittedEntriesMax: 100,
       uncommittedBytesMax: 1 << 20,
+      commandBytesMax: 1 << 20,
       pendingReadsMax: 8,
       random: new Prng(id),
     },

@@ -28,8 +28,9 @@ export function configureReader(db: Database.Database, busyTimeoutMs: number): v
 }
 
 /**
- * `_hq_meta`: one row with the last applied log position and the membership blob the runtime
- * passed with the latest config entry; written in the same transaction as the entries.
+ * `_hq_meta`: one row with the last applied log position, the membership blob the runtime
+ * passed with the latest config entry and the state machine's clock; written in the same
+ * transaction as the entries.
  * `_hq_counters`: a one-row scratch table whose only purpose is resetting last_insert_rowid()
  * and changes() before each command (see determinism.ts).
  */
@@ -39,7 +40,8 @@ export const INTERNAL_SCHEMA: readonly string[] = [
     applied_index INTEGER NOT NULL,
     applied_term INTEGER NOT NULL,
     membership BLOB,
-    format INTEGER NOT NULL
+    format INTEGER NOT NULL,
+    clock_ms INTEGER NOT NULL DEFAULT 0
   )`,
   `INSERT OR IGNORE INTO _hq_meta (id, applied_index, applied_term, membership, format) VALUES (0, 0, 0, NULL, ${META_FORMAT_VERSION})`,
   'CREATE TABLE IF NOT EXISTS _hq_counters (id INTEGER PRIMARY KEY)',
@@ -50,6 +52,10 @@ export const INTERNAL_SCHEMA: readonly string[] = [
 export function ensureSchema(db: Database.Database): void {
   db.transaction(() => {
     for (const sql of INTERNAL_SCHEMA) db.exec(sql);
+    // Databases made before the state machine kept its clock.
+    const columns = db.prepare("SELECT name FROM pragma_table_info('_hq_meta')").pluck().all();
+    if (!columns.includes('clock_ms'))
+      db.exec('ALTER TABLE _hq_meta ADD COLUMN clock_ms INTEGER NOT NULL DEFAULT 0');
   })();
 }
 
@@ -57,10 +63,12 @@ export interface MetaRow {
   readonly applied_index: number;
   readonly applied_term: number;
   readonly membership: Uint8Array | null;
+  /** The state machine's clock: the largest time any applied command carried (see state-machine.ts). */
+  readonly clock_ms: number;
 }
 
 export function readMeta(db: Database.Database): MetaRow | undefined {
-  return db.prepare('SELECT applied_index, applied_term, membership FROM _hq_meta WHERE id = 0').get() as
-    | MetaRow
-    | undefined;
+  return db
+    .prepare('SELECT applied_index, applied_term, membership, clock_ms FROM _hq_meta WHERE id = 0')
+    .get() as MetaRow | undefined;
 }

@@ -139,6 +139,15 @@ export class SqlStateMachine {
   private readonly stmts: ReturnType<typeof prepareControl>;
   private schemaVersionSeen = -1;
   private deferredConstraints = false;
+  /**
+   * The state machine's clock: the largest `nowMs` of any command applied so far, and the time
+   * every command runs at (`max(clock, its own nowMs)`). Commands carry the time of the node
+   * that proposed them; a leader change to a node whose clock is behind must not move
+   * `datetime('now')` or session expiry backwards. Kept in `_hq_meta` in the same transaction
+   * as the applied index, so every replica (and a restart, and a snapshot) agrees on it.
+   */
+  private clockMs = 0;
+  private committedClockMs = 0;
 
   private constructor(
     private readonly db: Database.Database,
@@ -300,7 +309,7 @@ export class SqlStateMachine {
         for (const name of [...internal, '_hq_sessions', '_hq_counters', '_migrations'])
           this.db.exec(`DELETE FROM ${name}`);
         this.db.exec(
-          'UPDATE _hq_meta SET applied_index = 0, applied_term = 0, membership = NULL WHERE id = 0',
+          'UPDATE _hq_meta SET applied_index = 0, applied_term = 0, membership = NULL, clock_ms = 0 WHERE id = 0',
         );
       })();
     } finally {
@@ -397,11 +406,12 @@ export class SqlStateMachine {
     if (e.data === null) return NOOP;
     const envelope = tryDecodeCommand(e.data);
     if ('code' in envelope) return failure(envelope);
-    if (envelope.session === undefined) return this.executeInSavepoint(envelope, e.index);
-    const found = this.sessions.lookup(envelope.session, envelope.nowMs);
+    const nowMs = this.advanceClock(envelope.nowMs);
+    if (envelope.session === undefined) return this.executeInSavepoint(envelope, e.index, nowMs);
+    const found = this.sessions.lookup(envelope.session, nowMs);
     if (found.kind === 'duplicate') return found.result;
     if (found.kind === 'stale') return failure(found.error);
-    const result = this.executeInSavepoint(envelope, e.index);
+    const result = this.executeInSavepoint(envelope, e.index, nowMs);
     this.sessions.record(envelope.session, found, result);
     return result;
   }
@@ -413,20 +423,26 @@ export class SqlStateMachine {
     if ('code' in envelope || envelope.session === undefined) return;
     // The transaction was rolled back (rollback() brought the sessions back with it): the
     // command is new again, as when it was first looked up.
-    const found = this.sessions.lookup(envelope.session, envelope.nowMs);
+    const found = this.sessions.lookup(envelope.session, this.advanceClock(envelope.nowMs));
     assert(found.kind === 'new', 'a rolled-back command is no longer new to its session');
     this.sessions.record(envelope.session, found, failure(info));
   }
 
-  private executeInSavepoint(envelope: CommandEnvelope, index: number): CommandResult {
+  /** The time a command runs at: its own, or the clock if that is later (see `clockMs`). */
+  private advanceClock(entryNowMs: number): number {
+    if (entryNowMs > this.clockMs) this.clockMs = entryNowMs;
+    return this.clockMs;
+  }
+
+  private executeInSavepoint(envelope: CommandEnvelope, index: number, nowMs: number): CommandResult {
     // last_insert_rowid() = 0 and changes() = 0 at the start of every command, on every replica.
     this.stmts.resetInsert.run();
     this.stmts.resetChanges.run();
     this.stmts.savepoint.run();
-    this.env.begin(envelope.nowMs, envelope.seed);
+    this.env.begin(nowMs, envelope.seed);
     let result: CommandResult;
     try {
-      result = this.executor.run(envelope.command, { index, nowMs: envelope.nowMs });
+      result = this.executor.run(envelope.command, { index, nowMs });
     } finally {
       this.env.end();
     }
@@ -437,12 +453,14 @@ export class SqlStateMachine {
 
   private commit(): void {
     this.stmts.commit.run();
+    this.committedClockMs = this.clockMs;
     this.sessions.committed();
   }
 
   /** Rolls back the open transaction (if any) and what the session table keeps in memory. */
   private rollback(): void {
     if (this.db.inTransaction) this.stmts.rollback.run();
+    this.clockMs = this.committedClockMs;
     this.sessions.rolledBack();
   }
 
@@ -451,7 +469,7 @@ export class SqlStateMachine {
     assert(last !== undefined, 'writeMeta without entries');
     let membership: Uint8Array | null = null;
     for (const e of applied) if (e.membership !== undefined) membership = e.membership;
-    this.stmts.writeMeta.run(BigInt(last.index), BigInt(last.term), membership);
+    this.stmts.writeMeta.run(BigInt(last.index), BigInt(last.term), membership, this.clockMs);
   }
 
   private rememberApplied(applied: readonly ApplyEntry[]): void {
@@ -473,6 +491,7 @@ export class SqlStateMachine {
   private loadState(): AppliedState {
     const meta = readMeta(this.db);
     assert(meta !== undefined, '_hq_meta row missing');
+    this.clockMs = this.committedClockMs = meta.clock_ms;
     return {
       index: meta.applied_index as LogIndex,
       term: meta.applied_term as Term,
@@ -519,7 +538,7 @@ function prepareControl(db: Database.Database) {
     resetInsert: db.prepare('INSERT OR REPLACE INTO _hq_counters (id) VALUES (0)'),
     resetChanges: db.prepare('DELETE FROM _hq_counters WHERE 0'),
     writeMeta: db.prepare(
-      'UPDATE _hq_meta SET applied_index = ?, applied_term = ?, membership = coalesce(?, membership) WHERE id = 0',
+      'UPDATE _hq_meta SET applied_index = ?, applied_term = ?, membership = coalesce(?, membership), clock_ms = ? WHERE id = 0',
     ),
     schemaVersion: db.prepare('PRAGMA schema_version').pluck(),
     hasDeferred: db.prepare(

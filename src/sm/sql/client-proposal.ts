@@ -1,0 +1,43 @@
+/**
+ * A command prepared by a remote client, taken over by the node that proposes it.
+ *
+ * A client is trusted with data, not with the cluster (DESIGN.md, "Time, limits and trust"), so
+ * the node does not take the client's envelope as it is:
+ *   - time: the client's `nowMs` is replaced by the node's clock. One client with a clock two
+ *     hours ahead would otherwise store `datetime('now')` two hours ahead and, through the
+ *     sessions' monotonic clock, expire every other client's session early (and a write retried
+ *     after its session expired is applied twice);
+ *   - sessions: a remote client's session ids live in their own namespace (`CLIENT_SESSION_PREFIX`),
+ *     so no client can claim the session of a node or of an embedded application;
+ *   - validity: the command is decoded and statically checked here, as `prepareForProposal` does
+ *     for local writes, so a client that skips its own checks cannot spend a log entry on a
+ *     command every replica would refuse.
+ * The seed stays the client's: it only chooses which values `random()` returns.
+ */
+import { type CommandEnvelope, decodeCommand, encodeCommand } from './command.js';
+import { staticCheck } from './determinism.js';
+import { SqlError, sqlError } from './errors.js';
+
+/** Every session id of a remote client starts with this; nodes use `n<id>-…`. */
+export const CLIENT_SESSION_PREFIX = 'c-';
+
+/**
+ * Decodes a client's command bytes, checks them and encodes them again with the node's time.
+ * Throws `SqlError` (HQL_MALFORMED_COMMAND, HQL_STATEMENT_NOT_ALLOWED, …) on what cannot be
+ * proposed.
+ */
+export function adoptClientCommand(
+  bytes: Uint8Array,
+  ctx: { readonly nowMs: number },
+): { readonly data: Uint8Array; readonly command: CommandEnvelope['command'] } {
+  const envelope: CommandEnvelope = decodeCommand(bytes);
+  if (envelope.session !== undefined && !envelope.session.clientId.startsWith(CLIENT_SESSION_PREFIX)) {
+    throw sqlError(
+      'HQL_MALFORMED_COMMAND',
+      `a client's session id must start with "${CLIENT_SESSION_PREFIX}" (got "${envelope.session.clientId.slice(0, 40)}")`,
+    );
+  }
+  const error = staticCheck(envelope.command);
+  if (error !== null) throw new SqlError(error);
+  return { data: encodeCommand({ ...envelope, nowMs: Math.floor(ctx.nowMs) }), command: envelope.command };
+}
