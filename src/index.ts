@@ -1,5 +1,10 @@
 /**
  * hiqlite: embeddable SQLite for Node.js that forms a Raft cluster.
+ *
+ * Everything README.md and docs/*.md name for users is exported here (test/package checks it
+ * against an installed tarball). Types that appear in these declarations must resolve in a user's
+ * application from hiqlite's own dependencies: no types of dev dependencies (better-sqlite3's
+ * types are a dev dependency).
  */
 export type {
   ExecuteResult,
@@ -14,5 +19,37 @@ export { type HiqliteNode, start } from './client/embedded.js';
 export { type ConnectOptions, connect } from './client/remote.js';
 export { onShutdownSignal } from './client/signals.js';
 export { type ErrorCode, HiqliteError } from './lib/errors.js';
-export type { NodeConfig } from './node/config/config.js';
-export { generateConfig, loadTomlConfig, resolveConfig } from './node/config/config.js';
+export type {
+  Env,
+  GenerateConfigOptions,
+  GeneratedConfig,
+  GeneratedNodeFile,
+  HostPort,
+  NodeConfig,
+  NodeEntry,
+  ResolvedNode,
+  ResolvedNodeConfig,
+  ResolvedPaths,
+  TlsFiles,
+  TlsSetting,
+  TomlConfigOptions,
+  TomlConfigResult,
+} from './node/config/config.js';
+export {
+  ConfigError,
+  type ConfigProblem,
+  generateConfig,
+  loadEnvConfig,
+  loadTomlConfig,
+  parseTomlConfig,
+  readTomlConfig,
+  resolveConfig,
+  writeGeneratedConfig,
+} from './node/config/config.js';
+export type { Consistency, NodeMetrics, StartOptions } from './node/hiqlite-node.js';
+export { EntryDecodeError } from './protocol/entry-codec.js';
+export { ProtocolError } from './protocol/protocol-error.js';
+export type { ParamInput } from './sm/sql/command.js';
+export { SqlError, type SqlErrorCode, type SqlErrorInfo } from './sm/sql/errors.js';
+export type { SqlValue } from './sm/sql/values.js';
+export { LogCorruptionError } from './storage/storage-errors.js';

@@ -115,7 +115,11 @@ export function classifyCommandError(e: unknown, extra: Partial<SqlErrorInfo> = 
   throw e;
 }
 
-export function fatalSqliteError(e: InstanceType<typeof Database.SqliteError>): HiqliteError {
+/**
+ * `e` is a better-sqlite3 `SqliteError`, typed by the fields used: this module's declarations are
+ * part of the package's public types, and better-sqlite3's types are a dev dependency only.
+ */
+export function fatalSqliteError(e: { readonly code: string; readonly message: string }): HiqliteError {
   const corrupt = e.code.startsWith('SQLITE_CORRUPT') || e.code === 'SQLITE_NOTADB';
   return new HiqliteError(
     corrupt ? 'HQL_CORRUPTION' : 'HQL_IO',
