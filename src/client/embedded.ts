@@ -9,6 +9,7 @@ import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
+import { explainListenError } from './listen-error.js';
 
 export interface HiqliteNode extends HiqliteClient {
   isLeader(): boolean;
@@ -57,5 +58,9 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 
 /** Starts an embedded node; resolves once it is a member of the cluster. */
 export async function start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
-  return new EmbeddedNode(await NodeRuntime.start(config, options));
+  try {
+    return new EmbeddedNode(await NodeRuntime.start(config, options));
+  } catch (e) {
+    throw explainListenError(e, config);
+  }
 }

@@ -3,6 +3,7 @@
  * The `hiqlite` command: `serve` runs one node, `generate-config` writes a localhost cluster
  * configuration, `dev` runs a local cluster of separate processes.
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { runDev } from './dev.js';
 import { runGenerateConfig } from './generate.js';
@@ -17,9 +18,16 @@ function int(name: string, min: number, max: number) {
   };
 }
 
+/** The package's version: package.json is two levels up from both src/server and dist/server. */
+function packageVersion(): string {
+  const json = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(json) as { version: string }).version;
+}
+
 const program = new Command()
   .name('hiqlite')
   .description('Embeddable SQLite that forms a Raft cluster')
+  .version(packageVersion(), '-V, --version', 'print the version of hiqlite')
   .showHelpAfterError();
 
 program

@@ -7,18 +7,48 @@ import { start } from '../client/embedded.js';
 import { onShutdownSignal } from '../client/signals.js';
 import { loadTomlConfig } from '../node/config/config.js';
 
+/** How often a node that is not yet a member of the cluster says that it is still waiting. */
+const JOIN_PROGRESS_INTERVAL_MS = 5000;
+
 export async function runServe(o: { config: string; nodeId?: number }): Promise<void> {
   const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' });
   const loaded = loadTomlConfig(o.config, process.env, { onWarning: (w) => logger.warn(w) });
   const config = o.nodeId === undefined ? loaded : { ...loaded, nodeId: o.nodeId };
-  const node = await start(config, {
-    logger,
-    // A node that cannot go on exits, so that its supervisor restarts it and recovery runs.
-    onFatal: () => {
-      process.stderr.write('hiqlite: the node stopped serving; exiting\n');
-      process.exit(1);
-    },
-  });
+
+  // Until start() resolves the node is opening its data or waiting to join (up to its join
+  // timeout): start() cannot be interrupted, so a stop signal exits here, saying so. Nothing
+  // has been served yet; the next start recovers the data directory like after a crash.
+  const stopWhileStarting = (signal: NodeJS.Signals) => {
+    process.stderr.write(
+      `hiqlite: received ${signal} while node ${config.nodeId} was still starting (not yet a member of the cluster): exiting\n`,
+    );
+    process.exit(0);
+  };
+  process.once('SIGTERM', stopWhileStarting);
+  process.once('SIGINT', stopWhileStarting);
+  let waitedMs = 0;
+  const progress = setInterval(() => {
+    waitedMs += JOIN_PROGRESS_INTERVAL_MS;
+    logger.info(
+      { node: config.nodeId, waitedMs },
+      'not a member of the cluster yet: waiting for a leader to be elected or to add this node (the nodes in `nodes` must be running and reachable)',
+    );
+  }, JOIN_PROGRESS_INTERVAL_MS);
+  let node: Awaited<ReturnType<typeof start>>;
+  try {
+    node = await start(config, {
+      logger,
+      // A node that cannot go on exits, so that its supervisor restarts it and recovery runs.
+      onFatal: () => {
+        process.stderr.write('hiqlite: the node stopped serving; exiting\n');
+        process.exit(1);
+      },
+    });
+  } finally {
+    clearInterval(progress);
+    process.off('SIGTERM', stopWhileStarting);
+    process.off('SIGINT', stopWhileStarting);
+  }
   process.stdout.write(`READY node ${node.nodeId}\n`);
   onShutdownSignal(async () => {
     await node.shutdown();
