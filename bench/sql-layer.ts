@@ -103,7 +103,7 @@ if (only === undefined || only === 'query') {
   sm.applyBatch([
     entry({
       type: 'batch',
-      sql: "CREATE TABLE r (id INTEGER PRIMARY KEY, k TEXT NOT NULL, v TEXT NOT NULL); WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 10000) INSERT INTO r SELECT i, 'key' || i, printf('%064d', i) FROM s",
+      sql: "CREATE TABLE r (id INTEGER PRIMARY KEY, k TEXT NOT NULL, v TEXT NOT NULL); WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s LIMIT 10000) INSERT INTO r SELECT i, 'key' || i, printf('%064d', i) FROM s",
     }),
   ]);
   const reader = SqlReader.open(sm.path);

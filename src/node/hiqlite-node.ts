@@ -26,6 +26,8 @@ import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
+import { interruptAllOnExit } from '../sm/sql/interrupt.js';
+import { ReadPool } from '../sm/sql/read-pool.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
@@ -60,6 +62,16 @@ export interface QueryOptions {
   readonly consistency?: Consistency;
   /** Wait until this node has applied this log index (read-your-writes). */
   readonly minIndex?: number;
+  /**
+   * A limit for the whole read, waits included. The statement then runs on a read thread, off
+   * the event loop, and is interrupted at the limit (HQL_TIMEOUT). Without it the statement runs
+   * synchronously on the caller's thread with no limit: the fastest path for the embedder's own
+   * queries, which it trusts. Reads for other processes (API, HTTP) always get
+   * `query_timeout_ms`.
+   */
+  readonly timeoutMs?: number;
+  /** Cancels a read that has a `timeoutMs` (HQL_ABORTED); its statement is interrupted. */
+  readonly signal?: AbortSignal;
 }
 
 export interface NodeMetrics {
@@ -95,6 +107,7 @@ export class HiqliteNode {
   private group!: RaftGroup;
   private sm!: SqlGroupStateMachine;
   private reader!: SqlReader;
+  private readPool!: ReadPool;
   private transport!: RaftTransport;
   private api!: ApiServer;
   private lock!: DataDirLock;
@@ -184,13 +197,23 @@ export class HiqliteNode {
 
   async query(sql: string, params: QueryParams = [], options: QueryOptions = {}): Promise<Row[]> {
     this.checkOpen();
+    const { timeoutMs, signal } = options;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
+      throw invalidParams(`timeoutMs must be a positive number, got ${timeoutMs}`);
     if (this.cfg.logStatements)
       this.log.info({ sql, params, consistency: options.consistency ?? 'local' }, 'query');
-    if (options.consistency === 'linearizable') await this.linearizableBarrier();
+    const deadline = this.clock.monotonicMs() + (timeoutMs ?? this.cfg.readTimeoutMs);
+    const waitMs = () => Math.max(1, Math.min(this.cfg.readTimeoutMs, deadline - this.clock.monotonicMs()));
+    if (options.consistency === 'linearizable') await this.linearizableBarrier(waitMs());
     if (options.minIndex !== undefined && options.minIndex > this.group.applied()) {
-      await this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: this.cfg.readTimeoutMs });
+      await this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: waitMs() });
     }
-    return this.reader.query(sql, params);
+    if (timeoutMs === undefined) return this.reader.query(sql, params);
+    const remaining = Math.max(1, deadline - this.clock.monotonicMs());
+    return this.readPool.query(sql, params, {
+      timeoutMs: remaining,
+      ...(signal === undefined ? {} : { signal }),
+    });
   }
 
   isLeader(): boolean {
@@ -266,6 +289,13 @@ export class HiqliteNode {
     }
     const logStore = opened.store;
     this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
+    this.readPool = await ReadPool.start({
+      dbPath: cfg.paths.dbFile,
+      threads: cfg.readThreads,
+      queueMax: cfg.readQueueMax,
+      appliedIndex: () => this.sm.worker.applied.current,
+    });
+    interruptAllOnExit();
     const fresh = opened.hardState === null && logStore.lastIndex() === 0 && snapshots.latest() === null;
 
     this.transport = new RaftTransport({
@@ -455,6 +485,7 @@ export class HiqliteNode {
         const rows = await this.query(req.sql, req.params as QueryParams, {
           consistency: req.consistency,
           minIndex: req.minIndex,
+          timeoutMs: this.cfg.queryTimeoutMs,
         });
         return rows;
       }
@@ -577,7 +608,7 @@ export class HiqliteNode {
       case 'query': {
         if (typeof sql !== 'string') throw invalidParams('query needs "sql"');
         const consistency = body.consistency === 'linearizable' ? 'linearizable' : 'local';
-        return this.query(sql, params, { consistency });
+        return this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs });
       }
       case 'txn': {
         const statements = body.statements;
@@ -641,8 +672,8 @@ export class HiqliteNode {
     });
   }
 
-  private async linearizableBarrier(): Promise<void> {
-    const deadline = this.clock.monotonicMs() + this.cfg.readTimeoutMs;
+  private async linearizableBarrier(timeoutMs: number): Promise<void> {
+    const deadline = this.clock.monotonicMs() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
         await this.group.readBarrier({ timeoutMs: Math.max(1, deadline - this.clock.monotonicMs()) });
@@ -725,6 +756,12 @@ export class HiqliteNode {
     const m = this.metrics();
     const member = m.voters.includes(m.nodeId) || m.learners.includes(m.nodeId);
     if (this.fatal !== null) return { ok: false, body: { ...m, member, error: this.fatal.message } };
+    // Heartbeats and elections go on while the state machine is stuck on one entry: say so.
+    const stalledMs = this.group.applyStalledMs();
+    if (stalledMs > this.cfg.applyStallMs) {
+      const error = `applying entry ${m.appliedIndex + 1} has taken ${Math.round(stalledMs)} ms (commit index ${m.commitIndex}): the state machine is stuck`;
+      return { ok: false, body: { ...m, member, error } };
+    }
     return { ok: member && m.leaderId !== null, body: { ...m, member } };
   }
 
@@ -771,8 +808,11 @@ export class HiqliteNode {
       );
     this.peers.clear();
     await this.api?.close().catch(() => {});
+    await this.readPool?.close();
+    // Bounded: an entry that is still being applied after shutdown_timeout_ms is interrupted
+    // (it is applied again at the next start).
     await this.group
-      ?.close()
+      ?.close({ timeoutMs: this.cfg.shutdownTimeoutMs })
       .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the raft group failed'));
     await this.transport?.close().catch(() => {});
     this.reader?.close();

@@ -81,7 +81,11 @@ interface PendingProposal {
 interface ReadWaiter {
   readonly index: LogIndex;
   readonly resolve: (index: LogIndex) => void;
+  readonly reject: (e: Error) => void;
 }
+
+/** How long close() waits for the loop and the apply pipeline by default. */
+const CLOSE_TIMEOUT_MS_DEFAULT = 10_000;
 
 export class RaftGroup {
   readonly group: GroupId;
@@ -103,6 +107,8 @@ export class RaftGroup {
   private applyQueue: Entry[][] = [];
   private applyQueuedEntries = 0;
   private applying: Promise<void> | null = null;
+  /** When the batch the state machine is applying now was handed to it (null: none is). */
+  private applyStartedAtMs: number | null = null;
   private appliedIndex = 0 as LogIndex;
   private lastSnapshotIndex = 0 as LogIndex;
   private appliedBytesSinceSnapshot = 0;
@@ -181,19 +187,29 @@ export class RaftGroup {
     this.checkUsable();
     const id = this.nextReadId++;
     return new Promise<LogIndex>((resolve, reject) => {
-      const timer = this.o.clock.setTimer(() => {
-        if (this.reads.delete(id)) reject(timeoutError('linearizable read', options.timeoutMs));
-      }, options.timeoutMs);
-      this.reads.set(id, {
-        resolve: (i) => {
+      let settled = false;
+      const entry = {
+        resolve: (i: LogIndex) => {
+          if (settled) return;
+          settled = true;
           this.o.clock.clearTimer(timer);
           resolve(i);
         },
-        reject: (e) => {
+        reject: (e: Error) => {
+          if (settled) return;
+          settled = true;
           this.o.clock.clearTimer(timer);
           reject(e);
         },
-      });
+      };
+      // The deadline covers both halves: the leader's confirmation (in `reads`) and this node
+      // applying up to the read index (in `readWaiters`, which a stuck apply never empties).
+      const timer = this.o.clock.setTimer(() => {
+        this.reads.delete(id);
+        this.readWaiters = this.readWaiters.filter((w) => w.resolve !== entry.resolve);
+        entry.reject(timeoutError('linearizable read', options.timeoutMs));
+      }, options.timeoutMs);
+      this.reads.set(id, entry);
       this.core.readIndex(id);
       this.scheduleFlush();
     });
@@ -213,6 +229,10 @@ export class RaftGroup {
         resolve: (i) => {
           this.o.clock.clearTimer(timer);
           resolve(i);
+        },
+        reject: (e) => {
+          this.o.clock.clearTimer(timer);
+          reject(e);
         },
       };
       this.appliedWaiters.push(waiter);
@@ -239,6 +259,14 @@ export class RaftGroup {
     return this.appliedIndex;
   }
 
+  /**
+   * How long the state machine has been applying its current batch, in ms; 0 when it is not
+   * applying. A write that never ends shows here (heartbeats and elections carry on meanwhile).
+   */
+  applyStalledMs(): number {
+    return this.applyStartedAtMs === null ? 0 : this.o.clock.monotonicMs() - this.applyStartedAtMs;
+  }
+
   onLeaderChange(fn: (s: { role: Status['role']; leaderId: NodeId | null }) => void): () => void {
     this.leaderWatchers.add(fn);
     return () => this.leaderWatchers.delete(fn);
@@ -249,13 +277,30 @@ export class RaftGroup {
     this.core.reportUnreachable(to);
   }
 
-  /** Stops ticking, waits for the loop and the apply pipeline, fails what is pending. */
-  async close(): Promise<void> {
+  /**
+   * Stops ticking, waits for the loop and the apply pipeline, fails what is pending. Bounded:
+   * an apply still running after `timeoutMs` is interrupted (the state machine rolls the batch
+   * back; it is applied again at the next start), and a state machine that cannot be interrupted
+   * is left behind after a second `timeoutMs`.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const timeoutMs = options.timeoutMs ?? CLOSE_TIMEOUT_MS_DEFAULT;
     if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
-    await this.readyBusy;
-    await this.drainApply();
+    const idle = async () => {
+      await this.readyBusy;
+      await this.drainApply();
+    };
+    let stopped = await this.within(idle(), timeoutMs);
+    if (!stopped) {
+      this.o.logger?.warn(
+        { group: this.group, applyingForMs: this.applyStalledMs() },
+        'the state machine is still applying at shutdown: interrupting it',
+      );
+      this.o.stateMachine.interrupt?.();
+      stopped = await this.within(idle(), timeoutMs);
+    }
     const err = new HiqliteError('HQL_CLOSED', `raft group ${this.group} is closed`, { retryable: true });
     for (const [, p] of this.proposals) {
       if (p.timer !== null) this.o.clock.clearTimer(p.timer);
@@ -264,8 +309,33 @@ export class RaftGroup {
     this.proposals.clear();
     for (const [, r] of this.reads) r.reject(err);
     this.reads.clear();
-    await this.o.stateMachine.close();
+    for (const w of this.readWaiters.splice(0)) w.reject(err);
+    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
+    if (stopped) await this.within(this.o.stateMachine.close(), timeoutMs);
+    else {
+      this.o.logger?.warn(
+        { group: this.group },
+        'the state machine did not stop: closing without it (the process may not exit)',
+      );
+    }
     await this.o.logStore.close();
+  }
+
+  /** Waits for `p` at most `ms`; true when it settled in time. */
+  private within(p: Promise<unknown>, ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const timer = this.o.clock.setTimer(() => resolve(false), ms);
+      p.then(
+        () => {
+          this.o.clock.clearTimer(timer);
+          resolve(true);
+        },
+        () => {
+          this.o.clock.clearTimer(timer);
+          resolve(true);
+        },
+      );
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -485,7 +555,13 @@ export class RaftGroup {
         const fresh = batch.filter((e) => e.index > this.appliedIndex);
         if (fresh.length > 0) {
           const wanted = fresh.map((e) => this.proposals.has(e.index));
-          const results = await this.o.stateMachine.apply(fresh, wanted);
+          this.applyStartedAtMs = this.o.clock.monotonicMs();
+          let results: readonly unknown[];
+          try {
+            results = await this.o.stateMachine.apply(fresh, wanted);
+          } finally {
+            this.applyStartedAtMs = null;
+          }
           assert(results.length === fresh.length, 'state machine returned a result per entry');
           this.onApplied(fresh, results);
         }
@@ -553,7 +629,7 @@ export class RaftGroup {
     if (r === undefined) return;
     this.reads.delete(requestId);
     if (index <= this.appliedIndex) r.resolve(index);
-    else this.readWaiters.push({ index, resolve: r.resolve });
+    else this.readWaiters.push({ index, resolve: r.resolve, reject: r.reject });
   }
 
   private async maybeSnapshot(): Promise<void> {
@@ -621,6 +697,9 @@ export class RaftGroup {
   private fail(e: unknown): void {
     if (this.fatal !== null) return;
     this.fatal = e instanceof Error ? e : new Error(String(e));
+    // An apply interrupted by close() fails here: the node is stopping anyway, nothing is lost
+    // (the batch was rolled back and is applied again at the next start).
+    if (this.closed) return;
     this.o.logger?.warn(
       { group: this.group, err: this.fatal.message },
       'raft group stopped: I/O failure or broken invariant',

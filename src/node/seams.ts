@@ -26,6 +26,13 @@ export interface GroupStateMachine {
   restore(path: string, meta: SnapshotMeta): Promise<void>;
   /** Forgets everything (a state machine ahead of a lost log with no snapshot to roll back to). */
   reset(): Promise<void>;
+  /**
+   * Stops the batch being applied now, from outside the thread applying it: the batch is rolled
+   * back as a whole and apply() rejects (the group then stops; the entries are applied again at
+   * the next start). Used at shutdown only: stopping an entry on a timer on one replica while
+   * another finishes it would make them diverge if it were recorded as the entry's outcome.
+   */
+  interrupt?(): void;
   close(): Promise<void>;
 }
 

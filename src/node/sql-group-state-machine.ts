@@ -63,6 +63,10 @@ export class SqlGroupStateMachine implements GroupStateMachine {
     await this.worker.reset();
   }
 
+  interrupt(): void {
+    this.worker.interrupt();
+  }
+
   close(): Promise<void> {
     return this.worker.close();
   }

@@ -26,7 +26,7 @@ function bulk(log: Log, rows = 2000) {
     cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)')),
     cmd(
       exec(
-        'WITH RECURSIVE s (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?) INSERT INTO t (v) SELECT randomblob(1000) FROM s',
+        'WITH RECURSIVE s (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s LIMIT ?) INSERT INTO t (v) SELECT randomblob(1000) FROM s',
         [rows],
       ),
     ),

@@ -47,6 +47,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'electionTimeoutMs', toml: 'election_timeout_ms', default: 1500, min: 1, max: 600_000 },
   { key: 'proposalTimeoutMs', toml: 'proposal_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
   { key: 'readTimeoutMs', toml: 'read_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
+  // Reads for other processes run on read threads and are interrupted at this limit.
+  { key: 'queryTimeoutMs', toml: 'query_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
+  { key: 'readThreads', toml: 'read_threads', default: 2, min: 1, max: 64 },
+  { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },
+  // /health turns 503 when one apply batch takes longer than this (a write that does not end).
+  { key: 'applyStallMs', toml: 'apply_stall_ms', default: 30_000, min: 1, max: 86_400_000 },
+  // Shutdown waits this long for the entry being applied, then interrupts it.
+  { key: 'shutdownTimeoutMs', toml: 'shutdown_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
   { key: 'inflightMessagesMax', toml: 'inflight_messages_max', default: 64, min: 1, max: 65_536 },
   { key: 'inflightBytesMax', toml: 'inflight_bytes_max', default: 16 * MiB, min: 1, max: GiB },
   { key: 'appendBytesMax', toml: 'append_bytes_max', default: MiB, min: 1, max: 256 * MiB },

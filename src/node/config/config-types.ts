@@ -56,6 +56,16 @@ export interface NodeConfig {
   tickIntervalMs?: number;
   proposalTimeoutMs?: number;
   readTimeoutMs?: number;
+  /** Limit of a read served for another process (API, HTTP); it is interrupted then. */
+  queryTimeoutMs?: number;
+  /** Threads serving reads for other processes (and embedded reads given a timeoutMs). */
+  readThreads?: number;
+  /** Reads waiting for a read thread before new ones get HQL_OVERLOADED. */
+  readQueueMax?: number;
+  /** /health reports 503 once one apply batch has taken longer than this. */
+  applyStallMs?: number;
+  /** How long shutdown waits for the entry being applied before interrupting it. */
+  shutdownTimeoutMs?: number;
   inflightMessagesMax?: number;
   inflightBytesMax?: number;
   appendBytesMax?: number;
@@ -75,6 +85,11 @@ export type IntegerKey =
   | 'tickIntervalMs'
   | 'proposalTimeoutMs'
   | 'readTimeoutMs'
+  | 'queryTimeoutMs'
+  | 'readThreads'
+  | 'readQueueMax'
+  | 'applyStallMs'
+  | 'shutdownTimeoutMs'
   | 'inflightMessagesMax'
   | 'inflightBytesMax'
   | 'appendBytesMax'

@@ -23,6 +23,7 @@ import type { BatchStatementResult, CommandResult, StatementOutcome } from './re
 import { checkStatement } from './statement-guard.js';
 import { type SqlStatement, splitStatements } from './tokenizer.js';
 import { fromSqlite, type SqlValue, toRow } from './values.js';
+import { checkWriteBounds } from './write-bounds.js';
 
 export class TransactionLostError extends Error {
   override readonly name = 'TransactionLostError';
@@ -125,7 +126,7 @@ export class CommandExecutor {
       return { ok: false, error: { code: 'HQL_SQL', message: 'no SQL statement' } };
     // Check every statement before running any: a forbidden statement fails the whole command.
     for (let i = 0; i < statements.length; i++) {
-      const err = checkStatement(statements[i]!, 'write');
+      const err = checkWrite(statements[i]!);
       if (err !== null) return { ok: false, error: { ...err, statementIndex: i } };
     }
     const results: BatchStatementResult[] = [];
@@ -149,6 +150,8 @@ export class CommandExecutor {
     try {
       return applyMigrations(this.db, c.migrations, ctx, (statement, extra) => {
         try {
+          const bounds = checkWriteBounds(statement);
+          if (bounds !== null) return { ...bounds, ...extra };
           const parsed: ParsedStatement = {
             statement,
             positional: planPositional(statement.text, statement.tokens),
@@ -180,7 +183,7 @@ export class CommandExecutor {
       };
     } else {
       const statement = statements[0]!;
-      result = checkStatement(statement, 'write') ?? {
+      result = checkWrite(statement) ?? {
         statement,
         positional: planPositional(statement.text, statement.tokens),
       };
@@ -246,6 +249,11 @@ export class CommandExecutor {
     if (!this.db.inTransaction) throw new TransactionLostError(info);
     return info;
   }
+}
+
+/** The statement guard, then the bound on a write's cost (write-bounds.ts). */
+function checkWrite(statement: SqlStatement): SqlErrorInfo | null {
+  return checkStatement(statement, 'write') ?? checkWriteBounds(statement);
 }
 
 function resolveRef(ref: StmtRef, outputs: readonly (RawRows | null)[]): SqlValue {

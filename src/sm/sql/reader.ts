@@ -6,13 +6,15 @@
  * Statements that write are rejected before they run (`stmt.readonly`), as are transaction
  * control, ATTACH/DETACH and PRAGMA assignments (see statement-guard.ts): a read connection must
  * not keep a transaction open or change its settings. Queries run synchronously on the caller's
- * thread; large reads belong on a worker (the runtime decides).
+ * thread; reads for other processes run on a read pool's threads (read-pool.ts). A reader opened
+ * with `interruptible` can give a query a time limit that interrupts it (interrupt.ts).
  */
 import Database from 'better-sqlite3';
 import { HiqliteError } from '../../lib/errors.js';
 import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher, type WaitOptions } from './applied-watch.js';
 import { classifyCommandError, SqlError, sqlError } from './errors.js';
+import { type ConnectionWatch, isInterrupted, watchConnection } from './interrupt.js';
 import { Lru } from './lru.js';
 import { bindArgs, type PositionalPlan, planPositional } from './params.js';
 import { configureReader, readMeta } from './schema.js';
@@ -25,6 +27,17 @@ export interface SqlReaderOptions {
   readonly applied?: AppliedIndexWatcher;
   readonly statementCacheMax?: number;
   readonly busyTimeoutMs?: number;
+  /**
+   * Register the connection with the interrupt watchdog, so that `query(…, { timeoutMs })`
+   * interrupts a statement at its deadline. Ignored when the extension is not built
+   * (`interruptible` then stays false).
+   */
+  readonly interruptible?: boolean;
+}
+
+export interface ReaderQueryOptions {
+  /** Interrupt the statement after this long (HQL_TIMEOUT). Needs an interruptible reader. */
+  readonly timeoutMs?: number;
 }
 
 export type QueryParams =
@@ -49,6 +62,7 @@ export class SqlReader {
   private schemaCheckedAt = -1;
   private schemaVersion = -1;
   private closed = false;
+  private readonly watch: ConnectionWatch | null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -56,6 +70,17 @@ export class SqlReader {
   ) {
     this.plans = new Lru(options.statementCacheMax ?? 256);
     this.applied = options.applied ?? new AppliedIndexWatcher(this.visibleAppliedIndex());
+    this.watch = options.interruptible === true ? watchConnection(db) : null;
+  }
+
+  /** Whether a query's `timeoutMs` interrupts it (the extension is built and was loaded). */
+  get interruptible(): boolean {
+    return this.watch !== null;
+  }
+
+  /** The connection's id for `interruptConnection` (interrupt.ts), or null. */
+  get connectionId(): number | null {
+    return this.watch?.id ?? null;
   }
 
   /** Opens a read-only connection on the state machine's database file (which must exist). */
@@ -71,8 +96,32 @@ export class SqlReader {
   }
 
   /** Runs one read statement; rows use the value mapping of values.ts. */
-  query(sql: string, params: QueryParams = []): Row[] {
+  query(sql: string, params: QueryParams = [], options: ReaderQueryOptions = {}): Row[] {
     if (this.closed) throw new HiqliteError('HQL_CLOSED', 'reader closed', { retryable: false });
+    const { timeoutMs } = options;
+    if (timeoutMs === undefined) return this.run(sql, params);
+    if (this.watch === null) {
+      throw new HiqliteError('HQL_UNAVAILABLE', 'this reader cannot interrupt a query (timeoutMs)', {
+        retryable: false,
+      });
+    }
+    this.watch.arm(timeoutMs);
+    try {
+      return this.run(sql, params);
+    } catch (e) {
+      if (e instanceof SqlError && isInterrupted(e.cause)) {
+        throw new SqlError(
+          { code: 'HQL_TIMEOUT', message: `the query ran longer than ${timeoutMs} ms and was interrupted` },
+          { cause: e.cause },
+        );
+      }
+      throw e;
+    } finally {
+      this.watch.disarm();
+    }
+  }
+
+  private run(sql: string, params: QueryParams): Row[] {
     this.checkSchema();
     const plan = this.plan(sql);
     try {
@@ -99,6 +148,8 @@ export class SqlReader {
       return rows;
     } catch (e) {
       if (e instanceof SqlError) throw e;
+      if (isInterrupted(e))
+        throw new SqlError({ code: 'HQL_ABORTED', message: 'the query was interrupted' }, { cause: e });
       // Environmental failures make classifyCommandError throw a HiqliteError (HQL_IO, …).
       throw new SqlError(classifyCommandError(e), { cause: e });
     }

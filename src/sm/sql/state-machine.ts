@@ -29,6 +29,7 @@ import { type CommandEnvelope, tryDecodeCommand } from './command.js';
 import { DeterministicEnv, installDeterministicFunctions } from './determinism.js';
 import { classifyCommandError, fatalSqliteError, type SqlErrorInfo } from './errors.js';
 import { CommandExecutor, TransactionLostError } from './executor.js';
+import { watchConnection } from './interrupt.js';
 import { type CommandResult, failure } from './result.js';
 import { configureWriter, ensureSchema, PAGE_SIZE_BYTES, readMeta } from './schema.js';
 import { SessionTable } from './sessions.js';
@@ -77,6 +78,12 @@ export interface SqlStateMachineOptions {
   readonly restorePagesPerStep?: number;
   /** Called between restore steps (tests use it to crash mid-restore). */
   readonly onRestoreProgress?: (progress: BackupProgress) => void;
+  /**
+   * Register the writer connection with the interrupt watchdog (interrupt.ts), so that shutdown
+   * can stop a batch that does not end (`connectionId`). Default true; without the extension
+   * built, `connectionId` is null.
+   */
+  readonly interruptible?: boolean;
 }
 
 type ResolvedOptions = Required<Omit<SqlStateMachineOptions, 'onRestoreProgress'>> &
@@ -94,6 +101,7 @@ function resolveOptions(o: SqlStateMachineOptions): ResolvedOptions {
     busyTimeoutMs: o.busyTimeoutMs ?? 5_000,
     snapshotPagesPerStep: o.snapshotPagesPerStep ?? 256,
     restorePagesPerStep: o.restorePagesPerStep ?? 4096,
+    interruptible: o.interruptible ?? true,
     ...(o.onRestoreProgress === undefined ? {} : { onRestoreProgress: o.onRestoreProgress }),
   };
   for (const key of [
@@ -148,12 +156,15 @@ export class SqlStateMachine {
    */
   private clockMs = 0;
   private committedClockMs = 0;
+  /** The writer connection's id for `interruptConnection` (interrupt.ts), or null. */
+  readonly connectionId: number | null;
 
   private constructor(
     private readonly db: Database.Database,
     readonly path: string,
     private readonly options: ResolvedOptions,
   ) {
+    this.connectionId = options.interruptible ? (watchConnection(db)?.id ?? null) : null;
     this.closeHelper = installDeterministicFunctions(db, this.env);
     this.executor = new CommandExecutor(db, options.statementCacheMax);
     this.sessions = new SessionTable(db, {

@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { HiqliteError } from '../../lib/errors.js';
 import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
+import { interruptConnection } from './interrupt.js';
 import { type CommandResult, decodeResult } from './result.js';
 import type { AppliedState, ApplyEntry, SnapshotInfo } from './state-machine.js';
 import {
@@ -22,6 +23,7 @@ import {
   type WorkerInit,
   type WorkerReply,
   type WorkerRequest,
+  type WorkerStarted,
   type WorkerStateMachineOptions,
 } from './worker-protocol.js';
 
@@ -44,15 +46,20 @@ type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Om
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
-function spawnWorker(init: WorkerInit): Worker {
+/** Starts the worker script `name` (worker.ts / read-worker.ts next to this file) with `data`. */
+export function spawnModuleWorker(name: string, data: unknown): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
-    const entry = new URL('./worker.ts', here).href;
+    const entry = new URL(`./${name}.ts`, here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true, workerData: init, resourceLimits: WORKER_LIMITS });
+    return new Worker(bootstrap, { eval: true, workerData: data, resourceLimits: WORKER_LIMITS });
   }
-  return new Worker(new URL('./worker.js', here), { workerData: init, resourceLimits: WORKER_LIMITS });
+  return new Worker(new URL(`./${name}.js`, here), { workerData: data, resourceLimits: WORKER_LIMITS });
+}
+
+function spawnWorker(init: WorkerInit): Worker {
+  return spawnModuleWorker('worker', init);
 }
 
 export class SqlWorker {
@@ -67,6 +74,7 @@ export class SqlWorker {
     private readonly worker: Worker,
     initial: AppliedState,
     private readonly pendingMax: number,
+    private readonly connectionId: number | null,
   ) {
     this.state = initial;
     this.applied = new AppliedIndexWatcher(initial.index);
@@ -102,13 +110,13 @@ export class SqlWorker {
       );
     }
     const worker = spawnWorker({ dir, options: smOptions });
-    let initial: AppliedState;
+    let initial: WorkerStarted;
     try {
-      initial = await new Promise<AppliedState>((resolve, reject) => {
+      initial = await new Promise<WorkerStarted>((resolve, reject) => {
         const onMessage = (m: WorkerReply) => {
           if (m.id !== 0) return;
           cleanup();
-          if (m.ok) resolve(m.value as AppliedState);
+          if (m.ok) resolve(m.value as WorkerStarted);
           else reject(deserializeError(m.error));
         };
         const onError = (e: Error) => {
@@ -136,7 +144,16 @@ export class SqlWorker {
       await worker.terminate();
       throw e;
     }
-    return new SqlWorker(worker, initial, pendingMax);
+    return new SqlWorker(worker, initial.state, pendingMax, initial.connectionId);
+  }
+
+  /**
+   * Interrupts the statement the worker is running now (shutdown of a batch that does not end):
+   * the batch is rolled back and its applyBatch rejects. False when the writer connection is not
+   * interruptible (the extension is not built).
+   */
+  interrupt(): boolean {
+    return this.connectionId !== null && interruptConnection(this.connectionId);
   }
 
   /** The applied index as of the last reply from the worker (the resume point). */

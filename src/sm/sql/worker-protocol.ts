@@ -104,7 +104,14 @@ export interface SerializedError {
   readonly info?: SqlErrorInfo;
 }
 
-/** id 0 is the startup reply (the state machine opened, or failed to). */
+/** The value of the startup reply. */
+export interface WorkerStarted {
+  readonly state: AppliedState;
+  /** The writer connection's id for `interruptConnection` (interrupt.ts), or null. */
+  readonly connectionId: number | null;
+}
+
+/** id 0 is the startup reply (the state machine opened: WorkerStarted, or failed to). */
 export type WorkerReply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly id: number; readonly ok: false; readonly error: SerializedError };

@@ -18,6 +18,7 @@ import {
   type WorkerInit,
   type WorkerReply,
   type WorkerRequest,
+  type WorkerStarted,
 } from './worker-protocol.js';
 
 assert(parentPort !== null, 'worker.ts must run in a worker thread');
@@ -31,7 +32,8 @@ function reply(message: WorkerReply): void {
 function start(): SqlStateMachine | null {
   try {
     const sm = SqlStateMachine.open(init.dir, init.options);
-    reply({ id: 0, ok: true, value: sm.appliedState() });
+    const started: WorkerStarted = { state: sm.appliedState(), connectionId: sm.connectionId };
+    reply({ id: 0, ok: true, value: started });
     return sm;
   } catch (e) {
     reply({ id: 0, ok: false, error: serializeError(e) });

@@ -1,0 +1,115 @@
+/**
+ * Deadlines for SQLite connections: the `hq_interrupt` loadable extension (native/interrupt)
+ * runs one watchdog thread per process that calls `sqlite3_interrupt()` on a connection whose
+ * deadline has passed. better-sqlite3 offers no interrupt of its own and is built without the
+ * progress callback, but `sqlite3_interrupt()` is compiled in and the VDBE checks for it at the
+ * bottom of every loop, and it is safe to call from another thread.
+ *
+ * The extension is compiled when the package is installed (scripts/build-native.mjs). Without a
+ * C compiler it is missing: `watchConnection` then returns null and callers fall back (see
+ * read-pool.ts and docs/ARCHITECTURE.md, "Reads and writes that never end").
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+// SQLite derives the entry point from the file name: sqlite3_hqinterrupt_init.
+function libraryFile(): string {
+  return process.platform === 'darwin' ? 'hq_interrupt.dylib' : 'hq_interrupt.so';
+}
+
+let cachedPath: string | null | undefined;
+
+/**
+ * The compiled extension, or null. This file sits three levels below the package root both as
+ * source (src/sm/sql) and compiled (dist/sm/sql).
+ */
+export function interruptExtensionPath(): string | null {
+  if (cachedPath !== undefined) return cachedPath;
+  const path = fileURLToPath(new URL(`../../../native/build/${libraryFile()}`, import.meta.url));
+  cachedPath = existsSync(path) ? path : null;
+  return cachedPath;
+}
+
+/** A connection registered with the watchdog. */
+export interface ConnectionWatch {
+  /** Process-wide id of the connection (for `interruptConnection`). */
+  readonly id: number;
+  /** The running (or next) statement is interrupted once `ms` milliseconds have passed. */
+  arm(ms: number): void;
+  disarm(): void;
+}
+
+/**
+ * Loads the extension on `db` and latches a random token on it, before any other SQL runs
+ * there: SQL sent by a user cannot call the functions without the token (so cannot disarm its
+ * own deadline), and they cannot be used from triggers or views (SQLITE_DIRECTONLY).
+ * Returns null when the extension is not available.
+ */
+export function watchConnection(db: Database.Database): ConnectionWatch | null {
+  const path = interruptExtensionPath();
+  if (path === null) return null;
+  db.loadExtension(path);
+  const token = randomBytes(8).readBigInt64LE();
+  const id = Number(db.prepare('SELECT hq_watch(?)').pluck().safeIntegers(true).get(token) as bigint);
+  const deadline = db.prepare('SELECT hq_deadline(?, ?)').pluck().safeIntegers(true);
+  return {
+    id,
+    arm: (ms) => {
+      deadline.get(token, BigInt(Math.max(0, Math.ceil(ms))));
+    },
+    disarm: () => {
+      try {
+        deadline.get(token, -1n);
+      } catch {
+        // The watchdog fired while this statement ran (it disarmed the deadline itself); the
+        // interrupt flag is cleared when the next statement starts.
+      }
+    },
+  };
+}
+
+let helper: { db: Database.Database; token: bigint } | null = null;
+
+/**
+ * Interrupts the statement running on the watched connection `id` (in any thread) now; id 0
+ * interrupts every watched connection of the process. Returns false when the extension is not
+ * available. A connection with no statement running is not affected.
+ */
+export function interruptConnection(id: number): boolean {
+  const path = interruptExtensionPath();
+  if (path === null) return false;
+  if (helper === null) {
+    const db = new Database(':memory:');
+    db.loadExtension(path);
+    const token = randomBytes(8).readBigInt64LE();
+    db.prepare('SELECT hq_watch(?)').safeIntegers(true).get(token);
+    helper = { db, token };
+  }
+  helper.db.prepare('SELECT hq_interrupt(?, ?)').safeIntegers(true).get(helper.token, BigInt(id));
+  return true;
+}
+
+let exitHookInstalled = false;
+
+/**
+ * Node joins worker threads when the process exits: one stuck in a SQLite statement would make
+ * `process.exit()` hang. On exit, every watched statement of the process is interrupted.
+ */
+export function interruptAllOnExit(): void {
+  if (exitHookInstalled || interruptExtensionPath() === null) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    try {
+      interruptConnection(0);
+    } catch {
+      // Exiting anyway.
+    }
+  });
+}
+
+/** True for the error SQLite raises in a statement that was interrupted. */
+export function isInterrupted(e: unknown): boolean {
+  return e instanceof Database.SqliteError && e.code === 'SQLITE_INTERRUPT';
+}

@@ -1,0 +1,328 @@
+/**
+ * Reads with a time limit, off the caller's event loop: a fixed set of threads, each with its own
+ * read-only connection, serving a bounded queue. The node serves every read of another process
+ * here (a read on its own event loop would stop heartbeats for as long as it runs).
+ *
+ * A read's limit counts from its arrival (queueing included). At the limit the caller gets
+ * HQL_TIMEOUT at once; the statement itself is interrupted by the extension's watchdog
+ * (interrupt.ts) at the same deadline, and its thread serves the next read. An aborted read
+ * (AbortSignal) is interrupted at once.
+ *
+ * Without the extension (no C compiler at install), a statement cannot be interrupted: a thread
+ * that has not answered `stuckGraceMs` after its read's limit is retired (terminated when it
+ * next runs JavaScript, which a statement that never ends never does) and replaced, as long as
+ * the pool has fewer than 2 × `threads` threads in all (retired ones included); beyond that it
+ * shrinks instead of growing, and reads wait in the queue until their limit. This degraded mode keeps the event
+ * loop and the answer times right, not the CPU.
+ */
+import type { Worker } from 'node:worker_threads';
+import { HiqliteError } from '../../lib/errors.js';
+import { interruptConnection } from './interrupt.js';
+import type { ReadReply, ReadRequest, ReadWorkerInit, ReadWorkerStarted } from './read-protocol.js';
+import type { QueryParams } from './reader.js';
+import type { Row } from './values.js';
+import { spawnModuleWorker } from './worker-client.js';
+import { deserializeError } from './worker-protocol.js';
+
+export interface ReadPoolOptions {
+  readonly dbPath: string;
+  /** Threads, each with one connection. Default 2. */
+  readonly threads?: number;
+  /** Reads waiting for a thread before new ones are rejected (HQL_OVERLOADED). Default 1024. */
+  readonly queueMax?: number;
+  /** Load the interrupt extension when it is built. Default true (false: the degraded mode). */
+  readonly interruptible?: boolean;
+  /** How long past its read's limit a thread may take to answer before it is retired. Default 1000. */
+  readonly stuckGraceMs?: number;
+  readonly statementCacheMax?: number;
+  readonly busyTimeoutMs?: number;
+  /** The runtime's applied index, sent with each read (schema changes come with applied writes). */
+  readonly appliedIndex?: () => number;
+}
+
+export interface PoolQueryOptions {
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+interface Job {
+  readonly sql: string;
+  readonly params: QueryParams;
+  readonly deadlineMs: number;
+  readonly timeoutMs: number;
+  readonly resolve: (rows: Row[]) => void;
+  readonly reject: (e: Error) => void;
+  settled: boolean;
+  timer: NodeJS.Timeout | null;
+  cleanup: () => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly started: ReadWorkerStarted;
+  job: Job | null;
+  jobId: number;
+  stuckTimer: NodeJS.Timeout | null;
+}
+
+export class ReadPool {
+  private readonly slots = new Set<Slot>();
+  private readonly queue: Job[] = [];
+  /** Threads retired while running a statement they could not be made to stop; still running. */
+  private readonly retired = new Set<Worker>();
+  private nextId = 1;
+  private closed = false;
+  private readonly threads: number;
+  private readonly queueMax: number;
+  private readonly stuckGraceMs: number;
+  private readonly init: ReadWorkerInit;
+  private readonly appliedIndex: () => number;
+
+  private constructor(o: ReadPoolOptions) {
+    this.threads = o.threads ?? 2;
+    this.queueMax = o.queueMax ?? 1024;
+    this.stuckGraceMs = o.stuckGraceMs ?? 1000;
+    this.appliedIndex = o.appliedIndex ?? (() => 0);
+    for (const [key, v] of [
+      ['threads', this.threads],
+      ['queueMax', this.queueMax],
+      ['stuckGraceMs', this.stuckGraceMs],
+    ] as const) {
+      if (!(Number.isSafeInteger(v) && v >= 1))
+        throw new HiqliteError('HQL_INVALID_CONFIG', `${key} must be a positive integer, got ${v}`, {
+          retryable: false,
+        });
+    }
+    this.init = {
+      dbPath: o.dbPath,
+      statementCacheMax: o.statementCacheMax ?? 256,
+      busyTimeoutMs: o.busyTimeoutMs ?? 5_000,
+      interruptible: o.interruptible ?? true,
+    };
+  }
+
+  static async start(options: ReadPoolOptions): Promise<ReadPool> {
+    const pool = new ReadPool(options);
+    try {
+      for (let i = 0; i < pool.threads; i++) pool.slots.add(await pool.spawn());
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  /** Whether a read past its limit is interrupted (every thread loaded the extension). */
+  get interruptible(): boolean {
+    for (const s of this.slots) if (!s.started.interruptible) return false;
+    return this.slots.size > 0;
+  }
+
+  /** Threads serving reads, reads waiting, retired threads still running. */
+  stats(): { threads: number; busy: number; queued: number; retired: number } {
+    let busy = 0;
+    for (const s of this.slots) if (s.job !== null) busy++;
+    return { threads: this.slots.size, busy, queued: this.queue.length, retired: this.retired.size };
+  }
+
+  query(sql: string, params: QueryParams, options: PoolQueryOptions): Promise<Row[]> {
+    if (this.closed) return Promise.reject(closedError());
+    if (this.queue.length >= this.queueMax) {
+      return Promise.reject(
+        new HiqliteError('HQL_OVERLOADED', `more than ${this.queueMax} reads waiting`, { retryable: true }),
+      );
+    }
+    const { timeoutMs, signal } = options;
+    if (signal?.aborted === true) return Promise.reject(abortedError());
+    return new Promise<Row[]>((resolve, reject) => {
+      const job: Job = {
+        sql,
+        params,
+        timeoutMs,
+        deadlineMs: performance.now() + timeoutMs,
+        resolve,
+        reject,
+        settled: false,
+        timer: null,
+        cleanup: () => {},
+      };
+      job.timer = setTimeout(() => this.giveUp(job, timeoutError(timeoutMs)), timeoutMs);
+      if (signal !== undefined) {
+        const onAbort = () => this.giveUp(job, abortedError());
+        signal.addEventListener('abort', onAbort, { once: true });
+        job.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  /** Fails queued and running reads with HQL_CLOSED and stops the threads (bounded). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const job of this.queue.splice(0)) settle(job, closedError());
+    const stops: Promise<unknown>[] = [];
+    for (const slot of this.slots) {
+      if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
+      if (slot.job !== null) {
+        settle(slot.job, closedError());
+        if (slot.started.connectionId !== null) interruptConnection(slot.started.connectionId);
+      }
+      stops.push(slot.worker.terminate());
+    }
+    this.slots.clear();
+    // A thread stuck in a statement that cannot be interrupted never exits: do not wait for it.
+    await Promise.race([Promise.all(stops), delay(this.stuckGraceMs)]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (slot.job !== null) continue;
+      let job = this.queue.shift();
+      while (job?.settled) job = this.queue.shift();
+      if (job === undefined) return;
+      const remaining = Math.max(1, Math.ceil(job.deadlineMs - performance.now()));
+      slot.job = job;
+      slot.jobId = this.nextId++;
+      slot.worker.postMessage({
+        id: slot.jobId,
+        op: 'query',
+        sql: job.sql,
+        params: job.params,
+        timeoutMs: remaining,
+        applied: this.appliedIndex(),
+      } satisfies ReadRequest);
+    }
+  }
+
+  private onReply(slot: Slot, m: ReadReply): void {
+    if (m.id !== slot.jobId || slot.job === null) return;
+    const job = slot.job;
+    slot.job = null;
+    if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
+    slot.stuckTimer = null;
+    if (m.ok) {
+      if (!job.settled) {
+        job.settled = true;
+        if (job.timer !== null) clearTimeout(job.timer);
+        job.cleanup();
+        job.resolve(m.value as Row[]);
+      }
+    } else settle(job, deserializeError(m.error));
+    this.pump();
+  }
+
+  /** The caller gets `error` now; a running statement is interrupted, or its thread retired. */
+  private giveUp(job: Job, error: Error): void {
+    if (job.settled) return;
+    settle(job, error);
+    const slot = [...this.slots].find((s) => s.job === job);
+    if (slot === undefined) return; // still queued: pump() skips it
+    // At the read's limit the watchdog interrupts the statement by itself; an abort comes early.
+    if (slot.started.connectionId !== null && error instanceof HiqliteError && error.code === 'HQL_ABORTED')
+      interruptConnection(slot.started.connectionId);
+    slot.stuckTimer = setTimeout(() => {
+      if (slot.job === job) this.retire(slot);
+    }, this.stuckGraceMs);
+  }
+
+  private retire(slot: Slot): void {
+    this.slots.delete(slot);
+    slot.job = null;
+    const w = slot.worker;
+    this.retired.add(w);
+    w.removeAllListeners('message');
+    w.once('exit', () => this.retired.delete(w));
+    w.terminate().catch(() => {});
+    this.replace();
+  }
+
+  private replace(): void {
+    if (this.closed || this.slots.size + this.retired.size >= 2 * this.threads) return;
+    this.spawn().then(
+      (slot) => {
+        if (this.closed) {
+          slot.worker.terminate().catch(() => {});
+          return;
+        }
+        this.slots.add(slot);
+        this.pump();
+      },
+      () => {
+        // The pool runs with one thread fewer; reads keep their limits.
+      },
+    );
+  }
+
+  private spawn(): Promise<Slot> {
+    const worker = spawnModuleWorker('read-worker', this.init);
+    return new Promise<Slot>((resolve, reject) => {
+      const onStart = (m: ReadReply) => {
+        if (m.id !== 0) return;
+        worker.off('message', onStart);
+        if (!m.ok) {
+          worker.terminate().catch(() => {});
+          reject(deserializeError(m.error));
+          return;
+        }
+        const slot: Slot = {
+          worker,
+          started: m.value as ReadWorkerStarted,
+          job: null,
+          jobId: 0,
+          stuckTimer: null,
+        };
+        worker.on('message', (r: ReadReply) => this.onReply(slot, r));
+        worker.once('exit', () => this.onExit(slot));
+        resolve(slot);
+      };
+      worker.on('message', onStart);
+      // Kept for the thread's life: an 'error' without a listener would throw in this process
+      // (the 'exit' that follows is handled by onExit).
+      worker.on('error', reject);
+      worker.once('exit', (code) =>
+        reject(
+          new HiqliteError('HQL_IO', `read thread exited at start (code ${code})`, { retryable: false }),
+        ),
+      );
+    });
+  }
+
+  private onExit(slot: Slot): void {
+    if (!this.slots.delete(slot)) return;
+    if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
+    if (slot.job !== null)
+      settle(slot.job, new HiqliteError('HQL_IO', 'the read thread exited', { retryable: true }));
+    slot.job = null;
+    this.replace();
+  }
+}
+
+function settle(job: Job, error: Error): void {
+  if (job.settled) return;
+  job.settled = true;
+  if (job.timer !== null) clearTimeout(job.timer);
+  job.cleanup();
+  job.reject(error);
+}
+
+function timeoutError(ms: number): HiqliteError {
+  return new HiqliteError('HQL_TIMEOUT', `the query ran longer than its limit of ${ms} ms`, {
+    retryable: false,
+  });
+}
+
+function abortedError(): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: false });
+}
+
+function closedError(): HiqliteError {
+  return new HiqliteError('HQL_CLOSED', 'the read pool is closed', { retryable: false });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,175 @@
+/**
+ * Reads and writes that never end (issue 9, items 5 and 6), on a one-node cluster in this
+ * process: a remote read is interrupted at query_timeout_ms off the event loop, an embedded read
+ * at its timeoutMs; with apply wedged by a long write, /health says so, a linearizable read
+ * fails at its deadline and shutdown completes; a write whose cost has no bound is refused.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type HiqliteClient, HiqliteError, start } from '../../src/index.js';
+import type { NodeConfig } from '../../src/node/config/config.js';
+import { interruptExtensionPath } from '../../src/sm/sql/interrupt.js';
+import { freePorts } from '../support/free-ports.js';
+
+const SECRET_API = 'api-secret-for-tests-0123456789';
+const ENDLESS_READ =
+  'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c';
+/** Bounded by its LIMIT (so allowed), but far longer than any test. */
+const LONG_WRITE =
+  'INSERT INTO t (v) SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 100000000000) SELECT x FROM c)';
+
+function hasCode(code: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof HiqliteError, `expected a HiqliteError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  };
+}
+
+/** Rejects when `p` has not settled within `ms`: a wait that is never kept fails the test. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+async function health(api: number): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`http://127.0.0.1:${api}/health`);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+async function oneNode(extra: Partial<NodeConfig>) {
+  const root = mkdtempSync(join(tmpdir(), 'hq-runaway-'));
+  const [raft, api] = (await freePorts(2)) as [number, number];
+  const node = await start({
+    nodeId: 1,
+    nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
+    dataDir: join(root, 'data'),
+    secretRaft: 'raft-secret-for-tests-0123456789',
+    secretApi: SECRET_API,
+    ...extra,
+  });
+  await node.waitUntilHealthy({ timeoutMs: 10_000 });
+  return { node, api, root };
+}
+
+test('the interrupt extension is built (npm install runs scripts/build-native.mjs)', () => {
+  assert.notEqual(interruptExtensionPath(), null);
+});
+
+describe('reads that never end', () => {
+  let n: Awaited<ReturnType<typeof oneNode>>;
+  let remote: HiqliteClient;
+  before(async () => {
+    // One read thread: a later read can only be served if the endless one was stopped.
+    n = await oneNode({ queryTimeoutMs: 500, readThreads: 1 });
+    remote = await connect({ nodes: [`127.0.0.1:${n.api}`], secretApi: SECRET_API });
+    await n.node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');
+    await n.node.execute('INSERT INTO t (v) VALUES (1)');
+  });
+  after(async () => {
+    await remote?.close();
+    await n?.node.close();
+    if (n !== undefined) rmSync(n.root, { recursive: true, force: true });
+  });
+
+  test('a remote read of an endless recursive CTE fails with HQL_TIMEOUT while the node keeps serving', async () => {
+    const endless = remote.query(ENDLESS_READ);
+    // The event loop is free meanwhile: /health answers, and so do embedded reads.
+    const h = await health(n.api);
+    assert.equal(h.status, 200);
+    assert.deepEqual(await n.node.query('SELECT v FROM t'), [{ v: 1 }]);
+    await assert.rejects(bounded(endless, 10_000, 'the endless read'), hasCode('HQL_TIMEOUT'));
+    // The only read thread was freed: its statement was interrupted, not abandoned.
+    assert.deepEqual(await remote.query('SELECT v FROM t'), [{ v: 1 }]);
+  });
+
+  test('the HTTP /query route has the same limit', async () => {
+    const r = await bounded(
+      fetch(`http://127.0.0.1:${n.api}/query`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-secret': SECRET_API },
+        body: JSON.stringify({ sql: ENDLESS_READ }),
+      }),
+      10_000,
+      'the endless HTTP read',
+    );
+    const body = (await r.json()) as { ok: boolean; error?: { code: string } };
+    assert.equal(body.ok, false);
+    assert.equal(body.error?.code, 'HQL_TIMEOUT');
+    assert.deepEqual(await remote.query('SELECT v FROM t'), [{ v: 1 }]);
+  });
+
+  test('an embedded query with timeoutMs is interrupted; an AbortSignal cancels one', async () => {
+    await assert.rejects(
+      bounded(n.node.query(ENDLESS_READ, [], { timeoutMs: 200 }), 10_000, 'the embedded read'),
+      hasCode('HQL_TIMEOUT'),
+    );
+    const ac = new AbortController();
+    const cancelled = n.node.query(ENDLESS_READ, [], { timeoutMs: 60_000, signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await assert.rejects(bounded(cancelled, 10_000, 'the cancelled read'), hasCode('HQL_ABORTED'));
+    assert.deepEqual(await n.node.query('SELECT v FROM t', [], { timeoutMs: 5_000 }), [{ v: 1 }]);
+  });
+});
+
+describe('writes that never end', () => {
+  test('a write whose cost has no bound is refused; one bounded by LIMIT runs', async () => {
+    const n = await oneNode({});
+    try {
+      await n.node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');
+      await assert.rejects(
+        bounded(
+          n.node.execute(
+            'INSERT INTO t (v) SELECT x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c)',
+          ),
+          10_000,
+          'the unbounded write',
+        ),
+        hasCode('HQL_STATEMENT_NOT_ALLOWED'),
+      );
+      await n.node.execute(
+        'INSERT INTO t (v) SELECT x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 3) SELECT x FROM c)',
+      );
+      assert.deepEqual(await n.node.query('SELECT count(*) AS n FROM t'), [{ n: 3 }]);
+    } finally {
+      await n.node.close();
+      rmSync(n.root, { recursive: true, force: true });
+    }
+  });
+
+  test('with apply wedged, /health reports it, a linearizable read fails at its deadline, shutdown completes', async () => {
+    const n = await oneNode({ applyStallMs: 300, readTimeoutMs: 500, shutdownTimeoutMs: 500 });
+    let closed = false;
+    try {
+      await n.node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');
+      const wedged = n.node.execute(LONG_WRITE).catch((e: unknown) => e);
+      let h = await health(n.api);
+      for (let i = 0; i < 100 && h.status === 200; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        h = await health(n.api);
+      }
+      assert.equal(h.status, 503);
+      assert.match(String(h.body.error), /stuck/);
+      await assert.rejects(
+        bounded(
+          n.node.query('SELECT 1 AS one', [], { consistency: 'linearizable' }),
+          5_000,
+          'the consistent read',
+        ),
+        hasCode('HQL_TIMEOUT'),
+      );
+      await bounded(n.node.close(), 10_000, 'shutdown');
+      closed = true;
+      assert.ok((await wedged) instanceof HiqliteError, 'the wedged write failed when the node shut down');
+    } finally {
+      if (!closed) await n.node.close();
+      rmSync(n.root, { recursive: true, force: true });
+    }
+  });
+});
