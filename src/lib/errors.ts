@@ -25,6 +25,9 @@ export type ErrorCode =
   | 'HQL_UNAUTHORIZED'
   | 'HQL_UNREACHABLE'
   | 'HQL_SNAPSHOT_FAILED'
+  // HTTP routes of the API port
+  | 'HQL_NOT_FOUND'
+  | 'HQL_REQUEST_TOO_LARGE'
   // SQL state machine
   | 'HQL_SQL'
   | 'HQL_CONSTRAINT'

@@ -1,8 +1,16 @@
 /**
  * The API port of a node: HTTP for humans and tools (health, readiness, Prometheus metrics, JSON
  * execute / query / txn / batch authenticated by the `X-API-SECRET` header), and an upgrade to the
- * persistent binary protocol (api-codec.ts) used by remote clients and by followers forwarding
- * writes to the leader.
+ * persistent binary protocol (api-codec.ts) used by remote clients and by other nodes (followers
+ * forwarding writes to the leader, joining nodes).
+ *
+ * Before it authenticates, a connection is a stranger's and costs little: it is one of at most
+ * `unauthenticatedConnectionsMax` (the oldest is closed to make room, see HandshakeGate), it must
+ * authenticate within `handshakeTimeoutMs` of its TCP accept, and an upgraded connection may send
+ * only handshake-sized frames until its handshake succeeds. A remote client proves `secret_api`
+ * under id 0; a node proves `secret_raft` under its own id, which must be one of the cluster's
+ * `nodes`: holding secret_api does not let a client pass for a node (docs/ARCHITECTURE.md,
+ * "Security").
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,7 +22,8 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { HiqliteError } from '../lib/errors.js';
+import { assert } from '../lib/assert.js';
+import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 import {
   type ApiErrorBody,
   type ApiRequest,
@@ -22,11 +31,14 @@ import {
   encodeApiMessage,
 } from '../protocol/api-codec.js';
 import { encodeFrame } from '../protocol/frame.js';
+import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { API_UPGRADE_PROTOCOL, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { authenticateServer } from '../transport/authenticate.js';
 import { FramedConnection } from '../transport/framed-connection.js';
+import { HandshakeGate } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';
+import { realTimers, type Timers } from '../transport/timers.js';
 
 export interface ApiHandler {
   /** A request of the binary protocol (or a JSON route mapped onto one). */
@@ -44,28 +56,76 @@ export interface ApiServerOptions {
   readonly host: string;
   readonly port: number;
   readonly nodeId: number;
+  /** `secret_api`: what remote clients prove (handshake id 0, or the `X-API-SECRET` header). */
   readonly secret: string;
+  /** `secret_raft`: what a cluster node proves when it connects under its own id. */
+  readonly nodeSecret: string;
+  /** The ids of the cluster's nodes: the only non-zero ids a handshake may claim. */
+  readonly nodeIds: readonly number[];
   readonly tls?: { certFile: string; keyFile: string } | 'self-signed';
   readonly frameBytesMax: number;
   readonly jsonBodyBytesMax: number;
+  /** Open connections, authenticated or not (every TCP connection counts). */
   readonly connectionsMax: number;
+  /** Connections not yet authenticated; must be below `connectionsMax`. */
+  readonly unauthenticatedConnectionsMax: number;
+  /** From TCP accept to authenticated (TLS, HTTP upgrade and handshake included). */
   readonly handshakeTimeoutMs: number;
   readonly handler: ApiHandler;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  readonly timers?: Timers;
+}
+
+export interface ApiServerStatus {
+  /** Upgraded (binary protocol) connections, authenticated or still in their handshake. */
+  readonly streams: number;
+  /** Connections accepted and not yet authenticated (HTTP or upgraded). */
+  readonly unauthenticated: number;
+  /** Bytes held for incomplete frames over every upgraded connection. */
+  readonly frameBytesBuffered: number;
+  /** Unauthenticated connections closed to make room / at their deadline, since start. */
+  readonly unauthenticatedEvicted: number;
+  readonly unauthenticatedExpired: number;
 }
 
 export class ApiServer {
   private server: Server | null = null;
   private readonly streams = new Set<FramedConnection>();
   private readonly secret: Uint8Array;
+  private readonly nodeSecret: Uint8Array;
+  private readonly gate: HandshakeGate;
 
   constructor(private readonly o: ApiServerOptions) {
+    assert(
+      o.unauthenticatedConnectionsMax >= 1 && o.unauthenticatedConnectionsMax < o.connectionsMax,
+      'unauthenticatedConnectionsMax must leave room for authenticated connections',
+    );
     this.secret = new TextEncoder().encode(o.secret);
+    this.nodeSecret = new TextEncoder().encode(o.nodeSecret);
+    this.gate = new HandshakeGate({
+      pendingMax: o.unauthenticatedConnectionsMax,
+      timeoutMs: o.handshakeTimeoutMs,
+      timers: o.timers ?? realTimers,
+    });
+  }
+
+  status(): ApiServerStatus {
+    let frameBytesBuffered = 0;
+    for (const c of this.streams) frameBytesBuffered += c.bufferedBytes;
+    return {
+      streams: this.streams.size,
+      unauthenticated: this.gate.size,
+      frameBytesBuffered,
+      unauthenticatedEvicted: this.gate.evicted,
+      unauthenticatedExpired: this.gate.expired,
+    };
   }
 
   async start(): Promise<{ host: string; port: number }> {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      this.onHttp(req, res).catch((e: unknown) => sendJson(res, 500, { error: errorBody(e) }));
+      this.onHttp(req, res).catch((e: unknown) => {
+        if (!res.headersSent) sendJson(res, 500, { error: errorBody(e) });
+      });
     };
     let server: Server;
     if (this.o.tls === undefined) server = createHttpServer(onRequest);
@@ -77,9 +137,21 @@ export class ApiServer {
               certPem: readFileSync(this.o.tls.certFile, 'utf8'),
               keyPem: readFileSync(this.o.tls.keyFile, 'utf8'),
             };
-      server = createHttpsServer({ cert: pem.certPem, key: pem.keyPem }, onRequest);
+      server = createHttpsServer(
+        {
+          cert: pem.certPem,
+          key: pem.keyPem,
+          // As on the Raft port (tls-material.ts): TLS 1.3 only, and no longer for the TLS
+          // handshake than for the whole authentication.
+          minVersion: 'TLSv1.3',
+          handshakeTimeout: this.o.handshakeTimeoutMs,
+        },
+        onRequest,
+      );
     }
     server.maxConnections = this.o.connectionsMax;
+    // Every TCP connection (under TLS: before its TLS handshake) starts unauthenticated.
+    server.on('connection', (socket: Socket) => this.gate.accept(socket));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
@@ -101,6 +173,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    this.gate.close();
     for (const c of this.streams) c.close({ code: 'closed', detail: 'node shutting down' });
     this.streams.clear();
     const server = this.server;
@@ -121,35 +194,41 @@ export class ApiServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;
     }
+    // A connection that authenticated an HTTP request with X-API-SECRET must still run the
+    // handshake once upgraded: it is unauthenticated again until then.
+    if (!this.gate.isPending(socket)) this.gate.accept(socket);
     socket.setNoDelay(true);
     socket.write(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${API_UPGRADE_PROTOCOL}\r\n\r\n`,
     );
-    const conn = new FramedConnection(socket, this.o.frameBytesMax, (reason) => {
+    // Until the handshake succeeds a frame may be no larger than a handshake frame: a stranger
+    // cannot make the node buffer frameBytesMax per connection.
+    const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
       this.streams.delete(conn);
       if (reason.code === 'protocol' || reason.code === 'handshake') {
         this.o.logger?.warn({ remote: conn.remote, reason: reason.detail }, 'API connection closed');
       }
     });
     this.streams.add(conn);
-    const timer = setTimeout(
-      () => conn.close({ code: 'handshake', detail: 'handshake timed out' }),
-      this.o.handshakeTimeoutMs,
-    );
+    this.gate.onExpire(socket, (_why, detail) => conn.close({ code: 'handshake', detail }));
     authenticateServer(
       conn,
       {
-        secret: this.secret,
+        secretFor: (clientId) => (clientId === REMOTE_CLIENT_ID ? this.secret : this.nodeSecret),
         purpose: 'api',
         localId: this.o.nodeId,
-        accepts: (clientId, channel) => channel === 0 && clientId !== this.o.nodeId,
+        accepts: (clientId, channel) =>
+          channel === 0 &&
+          clientId !== this.o.nodeId &&
+          (clientId === REMOTE_CLIENT_ID || this.o.nodeIds.includes(clientId)),
       },
       (result) => {
-        clearTimeout(timer);
         if (result instanceof Error) {
           conn.close({ code: 'handshake', detail: result.message });
           return;
         }
+        this.gate.admit(socket);
+        conn.setFrameBytesMax(this.o.frameBytesMax);
         conn.onFrame((payload) => this.onStreamFrame(conn, result.clientId, payload));
       },
     );
@@ -197,14 +276,23 @@ export class ApiServer {
       case 'POST /txn':
       case 'POST /batch': {
         if (!this.authorized(req))
-          return sendJson(res, 401, {
-            error: { code: 'HQL_UNAUTHORIZED', message: 'missing or wrong X-API-SECRET' },
-          });
+          return sendJson(res, 401, httpError('HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET'));
+        this.gate.admit(req.socket);
         const body = await readJson(req, this.o.jsonBodyBytesMax);
-        if (body === null)
-          return sendJson(res, 400, {
-            error: { code: 'HQL_INVALID_PARAMS', message: 'the body must be a JSON object' },
-          });
+        if (body === 'too-large') {
+          // Do not read the rest of a body that will not be used: the connection ends here.
+          res.setHeader('connection', 'close');
+          return sendJson(
+            res,
+            413,
+            httpError(
+              'HQL_REQUEST_TOO_LARGE',
+              `the body exceeds ${this.o.jsonBodyBytesMax} bytes (entry_bytes_max)`,
+            ),
+          );
+        }
+        if (body === 'invalid')
+          return sendJson(res, 400, httpError('HQL_INVALID_PARAMS', 'the body must be a JSON object'));
         try {
           const value = await this.o.handler.json(
             route.slice(6) as 'execute' | 'query' | 'txn' | 'batch',
@@ -217,7 +305,7 @@ export class ApiServer {
         }
       }
       default:
-        return sendJson(res, 404, { error: { code: 'HQL_NOT_FOUND', message: `no route ${route}` } });
+        return sendJson(res, 404, httpError('HQL_NOT_FOUND', `no route ${route}`));
     }
   }
 
@@ -249,10 +337,19 @@ export function errorBody(e: unknown): ApiErrorBody {
   return { code: 'HQL_IO', message: e instanceof Error ? e.message : String(e), retryable: false };
 }
 
+/** The body of an HTTP error answer; the code is an `ErrorCode`, documented in docs/ERRORS.md. */
+function httpError(code: ErrorCode, message: string): { error: ApiErrorBody } {
+  return { error: { code, message, retryable: false } };
+}
+
 function statusFor(e: ApiErrorBody): number {
   switch (e.code) {
     case 'HQL_UNAUTHORIZED':
       return 401;
+    case 'HQL_NOT_FOUND':
+      return 404;
+    case 'HQL_REQUEST_TOO_LARGE':
+      return 413;
     case 'HQL_NOT_LEADER':
     case 'HQL_UNAVAILABLE':
     case 'HQL_OVERLOADED':
@@ -291,19 +388,42 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage, bytesMax: number): Promise<Record<string, unknown> | null> {
+/**
+ * The request body as a JSON object, `'too-large'` beyond `bytesMax` (announced or received:
+ * nothing beyond it is kept), `'invalid'` when it is not a JSON object.
+ */
+async function readJson(
+  req: IncomingMessage,
+  bytesMax: number,
+): Promise<Record<string, unknown> | 'too-large' | 'invalid'> {
+  const announced = Number(req.headers['content-length']);
+  if (Number.isFinite(announced) && announced > bytesMax) return 'too-large';
   const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
-    if (total > bytesMax) return null;
-    chunks.push(chunk as Buffer);
-  }
+  const fits = await new Promise<boolean>((resolve, reject) => {
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total <= bytesMax) {
+        chunks.push(chunk);
+        return;
+      }
+      // Keep the stream flowing so the answer can be written, but keep none of it.
+      req.off('data', onData);
+      resolve(false);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(true));
+    req.once('error', reject);
+    req.once('close', () => reject(new Error('the request was closed before its body arrived')));
+  });
+  if (!fits) return 'too-large';
   try {
     const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : 'invalid';
   } catch {
-    return null;
+    return 'invalid';
   }
 }
 

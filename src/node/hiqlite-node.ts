@@ -304,7 +304,12 @@ export class HiqliteNode {
       peers: new Map(cfg.nodes.filter((n) => n.id !== cfg.nodeId).map((n) => [n.id, n.raft])),
       secret: cfg.secretRaft,
       ...(cfg.tls.raft === null ? {} : { tls: cfg.tls.raft }),
-      limits: { frameBytesMax: cfg.frameBytesMax },
+      limits: {
+        frameBytesMax: cfg.frameBytesMax,
+        inboundConnectionsMax: cfg.raftConnectionsMax,
+        unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
+        handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+      },
       onMessage: (_g, m) => this.group?.receive(m),
       onUnreachable: (id) => this.group?.reportUnreachable(id),
       onSnapshot: (_g, _from, meta, chunks) => this.receiveSnapshot(snapshots, meta, chunks),
@@ -316,11 +321,14 @@ export class HiqliteNode {
       port: cfg.listenApi.port,
       nodeId: cfg.nodeId,
       secret: cfg.secretApi,
+      nodeSecret: cfg.secretRaft,
+      nodeIds: cfg.nodes.map((n) => n.id),
       ...(cfg.tls.api === null ? {} : { tls: cfg.tls.api }),
       frameBytesMax: cfg.frameBytesMax,
       jsonBodyBytesMax: cfg.entryBytesMax,
-      connectionsMax: 1024,
-      handshakeTimeoutMs: 5000,
+      connectionsMax: cfg.apiConnectionsMax,
+      unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
+      handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       handler: {
         handle: (req, from) => this.handleApi(req, from),
         health: () => this.health(),
@@ -512,8 +520,8 @@ export class HiqliteNode {
   }
 
   private async handleJoin(id: NodeId, nonce: string, from: number): Promise<unknown> {
+    requireSelf('join', id, from);
     this.requireLeaderFor('join');
-    if (from !== id && from !== REMOTE_CLIENT_ID) throw invalid(`node ${from} cannot ask to add node ${id}`);
     if (!this.cfg.nodes.some((n) => n.id === id))
       throw invalid(`node ${id} is not in this cluster's nodes list`);
     // A joining node repeats its request until it is answered; the nonce (one per start of
@@ -552,8 +560,8 @@ export class HiqliteNode {
   }
 
   private async handlePromote(id: NodeId, from: number): Promise<unknown> {
+    requireSelf('promote', id, from);
     this.requireLeaderFor('promote');
-    if (from !== id) throw invalid(`node ${from} cannot ask to promote node ${id}`);
     const s = this.group.status();
     if (s.membership.voters.includes(id)) return { ok: true };
     if (!s.membership.learners.includes(id)) throw invalid(`node ${id} is not a learner`);
@@ -735,7 +743,9 @@ export class HiqliteNode {
     const p = ApiConnection.open({
       host: n.api.host,
       port: n.api.port,
-      secret: this.cfg.secretApi,
+      // A node authenticates as itself with the cluster's internal secret: secret_api does not
+      // let anyone claim a node's id (docs/ARCHITECTURE.md, "Security").
+      secret: this.cfg.secretRaft,
       localId: this.cfg.nodeId,
       serverId: to,
       ...(this.cfg.tls.api === null ? {} : { tls: true }),
@@ -873,6 +883,21 @@ async function* fileChunks(path: string): AsyncIterable<Uint8Array> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Membership requests come from the node they are about, over a connection that authenticated
+ * as that node with secret_raft: never from an API client (id 0), never for another node.
+ */
+function requireSelf(what: 'join' | 'promote', id: NodeId, from: number): void {
+  if (from === id) return;
+  throw new HiqliteError(
+    'HQL_UNAUTHORIZED',
+    from === REMOTE_CLIENT_ID
+      ? `${what} is a request between cluster nodes: API clients cannot change the membership`
+      : `node ${from} cannot ask to ${what} node ${id}`,
+    { retryable: false },
+  );
 }
 
 function invalid(message: string): HiqliteError {

@@ -1,8 +1,10 @@
 /**
  * The client side of the API protocol: one persistent, authenticated, multiplexed connection to
- * a node's API port. Used by remote clients (`connect()`) and by followers forwarding writes to
- * the leader. The connection starts as an HTTP request upgraded to `hiqlite-api`, then the mutual
- * handshake (purpose 'api', secret_api), then length-prefixed msgpack frames (api-codec.ts).
+ * a node's API port. Used by remote clients (`connect()`) and by nodes (followers forwarding
+ * writes to the leader, joining nodes). The connection starts as an HTTP request upgraded to
+ * `hiqlite-api`, then the mutual handshake (purpose 'api'; a client proves secret_api, a node
+ * proves secret_raft under its own id), then length-prefixed msgpack frames (api-codec.ts).
+ * Until the handshake succeeds only handshake-sized frames are accepted from the server.
  */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -15,6 +17,7 @@ import {
   encodeApiMessage,
 } from '../protocol/api-codec.js';
 import { encodeFrame } from '../protocol/frame.js';
+import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { authenticateClient } from './authenticate.js';
 import { FramedConnection } from './framed-connection.js';
@@ -29,6 +32,7 @@ export const ANY_SERVER_ID = 0;
 export interface ApiConnectionOptions {
   readonly host: string;
   readonly port: number;
+  /** secret_api for a remote client; secret_raft for a node (the server checks the one of the id claimed). */
   readonly secret: string;
   /** This side's node id, or REMOTE_CLIENT_ID. */
   readonly localId: number;
@@ -63,6 +67,7 @@ export class ApiConnection {
     // nothing). A close after our proof was sent and before the server's accept therefore
     // means the secret was refused.
     const bytesBeforeHandshake = socket.bytesWritten;
+    const secretName = o.localId === REMOTE_CLIENT_ID ? 'secret_api' : 'secret_raft';
     return new Promise<ApiConnection>((resolve, reject) => {
       let api: ApiConnection | null = null;
       let settled = false;
@@ -70,7 +75,7 @@ export class ApiConnection {
         () => conn.close({ code: 'handshake', detail: 'handshake timed out' }),
         o.connectTimeoutMs,
       );
-      const conn = new FramedConnection(socket, o.frameBytesMax, (reason) => {
+      const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
         clearTimeout(timer);
         if (!settled) {
           settled = true;
@@ -80,7 +85,7 @@ export class ApiConnection {
             refused
               ? new HiqliteError(
                   'HQL_UNAUTHORIZED',
-                  `${o.host}:${o.port} refused the API handshake (wrong secret_api?)`,
+                  `${o.host}:${o.port} refused the API handshake (wrong ${secretName}?)`,
                   {
                     retryable: false,
                   },
@@ -109,7 +114,7 @@ export class ApiConnection {
             reject(
               new HiqliteError(
                 'HQL_UNAUTHORIZED',
-                `API handshake with ${o.host}:${o.port} failed (wrong secret_api?)`,
+                `API handshake with ${o.host}:${o.port} failed (wrong ${secretName}?)`,
                 {
                   retryable: false,
                   cause: error,
@@ -119,6 +124,7 @@ export class ApiConnection {
             return;
           }
           settled = true;
+          conn.setFrameBytesMax(o.frameBytesMax);
           api = new ApiConnection(conn, o.inflightMax);
           conn.onFrame((payload) => api?.onFrame(payload));
           resolve(api);
@@ -212,6 +218,8 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
         : tlsConnect({
             host: o.host,
             port: o.port,
+            // As on the Raft port: TLS 1.3 is what the handshake's channel binding is specified against.
+            minVersion: 'TLSv1.3',
             // Self-signed mode: the certificate is not verified; the handshake, bound to this
             // TLS session's keying material, authenticates the server.
             rejectUnauthorized: o.tls !== true,

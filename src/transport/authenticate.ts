@@ -1,7 +1,7 @@
 /**
  * Runs the challenge-response of `protocol/handshake.ts` over a `FramedConnection`, as client
  * or as server. Generic over the secret, the purpose and the channel, so the API port can use
- * it with `secretApi` as the Raft port does with `secretRaft`. The caller owns the deadline
+ * it with `secretApi` (and `secretRaft` for cluster nodes) as the Raft port does with `secretRaft`. The caller owns the deadline
  * (it arms a timer before connecting) and what a failure means (log, close): these functions
  * only exchange and check frames, then call `done` exactly once, unless the connection closes
  * first.
@@ -37,7 +37,13 @@ export interface ClientHandshakeParams extends HandshakeIdentity {
   readonly channel: number;
 }
 
-export interface ServerHandshakeParams extends HandshakeIdentity {
+export interface ServerHandshakeParams extends Omit<HandshakeIdentity, 'secret'> {
+  /**
+   * The secret a client claiming `clientId` must prove; this side proves the same one back. The
+   * Raft port has one secret; the API port asks `secretApi` of clients and `secretRaft` of
+   * cluster nodes, so that claiming a node's id takes the cluster's internal secret.
+   */
+  readonly secretFor: (clientId: number) => Uint8Array;
   /** Whether an authenticated `clientId` may open `channel` (known peer, known lane). */
   readonly accepts: (clientId: number, channel: number) => boolean;
 }
@@ -142,7 +148,8 @@ export function authenticateServer(
     };
     // Every check runs before deciding, and every refusal looks the same to the client (the
     // connection closes): it cannot tell a wrong secret from a wrong or unknown id.
-    const proofOk = verifyHandshakeMac(p.secret, 'client', transcript, frame.mac);
+    const secret = p.secretFor(frame.clientId);
+    const proofOk = verifyHandshakeMac(secret, 'client', transcript, frame.mac);
     const versionOk = frame.version === HANDSHAKE_VERSION;
     // An API client may not know which node it reached (it was given addresses): it names
     // server 0. Raft peers always name the node they dialled.
@@ -155,7 +162,7 @@ export function authenticateServer(
     if (!clientOk) {
       return finish(new HandshakeError(`node ${frame.clientId} may not open channel ${frame.channel} here`));
     }
-    conn.write(encodeHandshakeFrame({ kind: 'accept', mac: handshakeMac(p.secret, 'server', transcript) }));
+    conn.write(encodeHandshakeFrame({ kind: 'accept', mac: handshakeMac(secret, 'server', transcript) }));
     finish({ clientId: frame.clientId, channel: frame.channel });
   });
   conn.write(

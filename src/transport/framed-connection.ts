@@ -60,6 +60,11 @@ export class FramedConnection {
     this.frameHandler = handler;
   }
 
+  /** Bytes received and held for a frame not yet complete (what a peer makes us keep). */
+  get bufferedBytes(): number {
+    return this.decoder.bufferedBytes;
+  }
+
   setFrameBytesMax(frameBytesMax: number): void {
     this.decoder.setFrameBytesMax(frameBytesMax);
   }

@@ -30,22 +30,17 @@ export class InboundConnection {
   private peer: NodeId | null = null;
   private laneKind: LaneKind | null = null;
   private receiver: SnapshotReceiver | null = null;
-  private handshakeTimer: unknown;
 
   constructor(
     socket: Socket,
     private readonly host: InboundHost,
   ) {
     const { opts } = host;
+    // Until the handshake succeeds a frame may be no larger than a handshake frame. The deadline
+    // of the handshake is the host's (its HandshakeGate counts from the TCP accept).
     this.conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => this.onClose(reason));
-    this.handshakeTimer = opts.timers.setTimeout(() => {
-      this.conn.close({
-        code: 'handshake',
-        detail: `no completed handshake within ${opts.limits.handshakeTimeoutMs} ms`,
-      });
-    }, opts.limits.handshakeTimeoutMs);
     const params = {
-      secret: opts.secret,
+      secretFor: () => opts.secret,
       purpose: 'raft' as const,
       localId: opts.nodeId,
       accepts: (id: number, channel: number) =>
@@ -75,7 +70,6 @@ export class InboundConnection {
 
   private onAuthenticated(peerId: NodeId, lane: LaneKind): void {
     const { opts } = this.host;
-    opts.timers.clearTimeout(this.handshakeTimer);
     this.peer = peerId;
     this.laneKind = lane;
     this.conn.setFrameBytesMax(opts.limits.frameBytesMax);
@@ -141,7 +135,6 @@ export class InboundConnection {
   }
 
   private onClose(reason: CloseReason): void {
-    this.host.opts.timers.clearTimeout(this.handshakeTimer);
     this.receiver?.fail(reason.detail);
     this.host.closed(this, reason);
   }

@@ -26,6 +26,7 @@ import type { RaftGroupId } from '../protocol/raft-group.js';
 import type { SnapshotMessage } from '../protocol/raft-message-codec.js';
 import { isControlMessage, type Message, type NodeId } from '../raft/types.js';
 import type { CloseReason, FramedConnection } from './framed-connection.js';
+import { HandshakeGate } from './handshake-gate.js';
 import { InboundConnection, type InboundHost } from './inbound-connection.js';
 import { type LaneKind, type LaneState, OutboundLane } from './outbound-lane.js';
 import { SnapshotSender } from './snapshot-sender.js';
@@ -83,9 +84,16 @@ export class RaftTransport {
   private readonly warnedUnknownPeers = new Set<NodeId>();
   private closing: Promise<void> | null = null;
   private readonly host: InboundHost;
+  /** Inbound connections from TCP accept until authenticated: bounded apart, with a deadline. */
+  private readonly gate: HandshakeGate;
 
   constructor(options: RaftTransportOptions) {
     this.opts = resolveOptions(options);
+    this.gate = new HandshakeGate({
+      pendingMax: this.opts.limits.unauthenticatedConnectionsMax,
+      timeoutMs: this.opts.limits.handshakeTimeoutMs,
+      timers: this.opts.timers,
+    });
     this.addresses = new Map(this.opts.peers);
     this.host = {
       opts: this.opts,
@@ -234,6 +242,11 @@ export class RaftTransport {
     }));
   }
 
+  /** Inbound connections accepted and not yet authenticated (at most `unauthenticatedConnectionsMax`). */
+  unauthenticatedInbound(): number {
+    return this.gate.size;
+  }
+
   /** Closes every connection and the listener; awaits the snapshot handlers still running. */
   close(): Promise<void> {
     if (this.closing === null) this.closing = this.doClose();
@@ -242,6 +255,7 @@ export class RaftTransport {
 
   private async doClose(): Promise<void> {
     this.state = 'closed';
+    this.gate.close();
     for (const p of this.peers.values()) {
       p.control.close();
       p.bulk.close();
@@ -285,14 +299,16 @@ export class RaftTransport {
   }
 
   private createServer(): Server {
-    const onSecureSocket = (socket: Socket) => this.accept(socket);
-    const server =
-      this.tls === null ? createNetServer(onSecureSocket) : createTlsServer(this.tls.server, onSecureSocket);
+    const server = this.tls === null ? createNetServer() : createTlsServer(this.tls.server);
     server.maxConnections = this.opts.limits.inboundConnectionsMax;
+    // Registered first: the gate knows a connection before anything else sees it.
     server.on('connection', (socket: Socket) => {
       this.rawSockets.add(socket);
       socket.once('close', () => this.rawSockets.delete(socket));
+      // Under TLS this is before the TLS handshake: it counts against the deadline too.
+      this.gate.accept(socket);
     });
+    server.on(this.tls === null ? 'connection' : 'secureConnection', (socket: Socket) => this.accept(socket));
     // After listen() succeeded (accept failures such as EMFILE): log, never crash the node.
     server.on('error', (err: Error) => {
       if (this.state === 'running') {
@@ -319,7 +335,9 @@ export class RaftTransport {
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, this.opts.limits.keepAliveMs);
-    this.inbound.add(new InboundConnection(socket, this.host));
+    const c = new InboundConnection(socket, this.host);
+    this.inbound.add(c);
+    this.gate.onExpire(socket, (_why, detail) => c.close({ code: 'handshake', detail }));
   }
 
   private connectSocket(address: PeerAddress): Socket {
@@ -351,6 +369,7 @@ export class RaftTransport {
 
   private onInboundAuthenticated(c: InboundConnection): void {
     assert(c.peerId !== null && c.lane !== null, 'authenticated connection without peer and lane');
+    this.gate.admit(c.conn.socket);
     const key = laneKey(c.peerId, c.lane);
     const older = this.inboundByLane.get(key);
     this.inboundByLane.set(key, c);

@@ -48,7 +48,12 @@ export interface TransportLimits {
   readonly snapshotStreamsMax: number;
   /** Open inbound connections, handshaking ones included. */
   readonly inboundConnectionsMax: number;
-  /** From connect to a completed handshake, on both sides. */
+  /**
+   * Inbound connections not yet authenticated (at most `inboundConnectionsMax`): a full gate
+   * closes the oldest of them to make room (handshake-gate.ts).
+   */
+  readonly unauthenticatedConnectionsMax: number;
+  /** From connect (inbound: TCP accept) to a completed handshake, on both sides. */
   readonly handshakeTimeoutMs: number;
   readonly reconnectDelayMsMin: number;
   readonly reconnectDelayMsMax: number;
@@ -67,6 +72,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   snapshotReceiveBufferBytesMax: 8 * 1024 * 1024,
   snapshotStreamsMax: 4,
   inboundConnectionsMax: 256,
+  unauthenticatedConnectionsMax: 64,
   handshakeTimeoutMs: 5000,
   reconnectDelayMsMin: 50,
   reconnectDelayMsMax: 5000,
@@ -174,6 +180,8 @@ function checkLimits(l: TransportLimits): void {
   if (l.snapshotChunkBytesMax + SNAPSHOT_CHUNK_OVERHEAD_BYTES > l.frameBytesMax) {
     throw invalidConfig('snapshotChunkBytesMax must leave room for the chunk header within frameBytesMax');
   }
+  if (l.unauthenticatedConnectionsMax > l.inboundConnectionsMax)
+    throw invalidConfig('unauthenticatedConnectionsMax > inboundConnectionsMax');
   if (l.reconnectDelayMsMin > l.reconnectDelayMsMax)
     throw invalidConfig('reconnectDelayMsMin > reconnectDelayMsMax');
   // A snapshot sender waits for the queue to be half empty, so one chunk must fit in half of it.

@@ -161,6 +161,16 @@ describe('resolveConfig validation: each message names its key', () => {
     }
   });
 
+  test('secret_api equal to secret_raft, without echoing the secret', () => {
+    const problems = problemsOf(bad({ secretApi: SECRET_RAFT }));
+    assert.deepEqual(
+      problems.map((p) => p.key),
+      ['secretApi'],
+    );
+    assert.match(problems[0]?.message ?? '', /must differ from secretRaft/);
+    assert.ok(!JSON.stringify(problems).includes(SECRET_RAFT));
+  });
+
   test('nodeId not in nodes', () => {
     assertOneProblem(
       bad({ nodeId: 7 }),
@@ -243,6 +253,20 @@ describe('resolveConfig validation: each message names its key', () => {
     assertOneProblem(bad({ entryBytesMax: 16 * 1024 * 1024 }), 'frameBytesMax', /at least entryBytesMax/);
     assertOneProblem(bad({ inflightBytesMax: 512 * 1024 }), 'inflightBytesMax', /at least appendBytesMax/);
     assertOneProblem(bad({ uncommittedBytesMax: 4096 }), 'uncommittedBytesMax', /at least entryBytesMax/);
+    // Unauthenticated connections may not take every slot of a port.
+    assertOneProblem(
+      bad({ unauthenticatedConnectionsMax: 64, apiConnectionsMax: 64 }),
+      'apiConnectionsMax',
+      /more than unauthenticatedConnectionsMax \(64\)/,
+    );
+    // Three nodes: two connections from each of the other two, plus the unauthenticated ones.
+    assertOneProblem(
+      bad({ unauthenticatedConnectionsMax: 10, raftConnectionsMax: 13 }),
+      'raftConnectionsMax',
+      /at least 14: two connections from each of the 2 other nodes/,
+    );
+    const ok = resolveConfig(base({ unauthenticatedConnectionsMax: 10, raftConnectionsMax: 14 }));
+    assert.equal(ok.raftConnectionsMax, 14);
   });
 
   test('unknown keys, with a suggestion when one is close', () => {

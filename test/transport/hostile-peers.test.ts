@@ -73,6 +73,25 @@ async function expectClosedFor(victim: TestNode, peer: RawPeer, kind: string): P
   );
 }
 
+/** `count` TCP connections to `victim` that never say anything, opened one after the other. */
+async function silentConnections(
+  victim: TestNode,
+  count: number,
+): Promise<Array<RawPeer & { isClosed(): boolean }>> {
+  const out: Array<RawPeer & { isClosed(): boolean }> = [];
+  for (let i = 0; i < count; i++) {
+    const raw = await rawPeer(victim, { clientId: 0, lane: 'control', authenticate: false });
+    let closed = false;
+    void raw.closed.then(() => {
+      closed = true;
+    });
+    out.push({ ...raw, isClosed: () => closed });
+    // One at a time, so that "the oldest" is well defined.
+    await waitFor(() => victim.transport.unauthenticatedInbound() >= Math.min(i + 1, count - 1), 'accepted');
+  }
+  return out;
+}
+
 describe('hostile or broken peers', () => {
   test('a wrong secret is refused on both sides and no message is delivered', async () => {
     const a = await node(101);
@@ -155,6 +174,52 @@ describe('hostile or broken peers', () => {
     await waitFor(
       () => victim.logger.warnings().some((w) => String(w.obj.detail).includes('no completed handshake')),
       'timeout logged',
+    );
+  });
+
+  test('before the handshake a frame larger than a handshake frame closes the connection at its header', async () => {
+    const { victim, friend } = await setup(145);
+    const raw = await rawPeer(victim, { clientId: 0, lane: 'control', authenticate: false });
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(1024 * 1024, 0);
+    raw.socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]));
+    await expectClosedFor(victim, raw, 'frame-too-large');
+    await friendStillServed(victim, friend, 149);
+  });
+
+  test('beyond unauthenticatedConnectionsMax silent connections the oldest is closed, and a peer still connects', async () => {
+    const max = 3;
+    const victim = await node(151, {
+      limits: { unauthenticatedConnectionsMax: max, handshakeTimeoutMs: 60_000 },
+    });
+    const silent = await silentConnections(victim, max + 1);
+    await waitFor(() => silent[0]?.isClosed() === true, 'the oldest silent connection closed');
+    await waitFor(() => victim.transport.unauthenticatedInbound() === max, `${max} pending`);
+    // A real peer authenticates although strangers hold every unauthenticated slot.
+    const friend = await node(152);
+    await mesh(victim, friend);
+    await friendStillServed(victim, friend, 153);
+    await waitFor(
+      () => victim.transport.unauthenticatedInbound() === silent.filter((c) => !c.isClosed()).length,
+      'only the silent connections still open are pending',
+    );
+  });
+
+  test('under TLS the bound counts from the TCP accept: connections that never start TLS count too', async () => {
+    const max = 2;
+    const victim = await node(161, {
+      tls: 'self-signed',
+      limits: { unauthenticatedConnectionsMax: max, handshakeTimeoutMs: 60_000 },
+    });
+    const silent = await silentConnections(victim, max + 1);
+    await waitFor(() => silent[0]?.isClosed() === true, 'the oldest silent connection closed');
+    const friend = await node(162, { tls: 'self-signed' });
+    await mesh(victim, friend);
+    await friendStillServed(victim, friend, 163);
+    // The friend's connections were admitted through their TLS sockets: none is left pending.
+    await waitFor(
+      () => victim.transport.unauthenticatedInbound() === silent.filter((c) => !c.isClosed()).length,
+      'only the silent connections still open are pending',
     );
   });
 

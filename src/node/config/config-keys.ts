@@ -65,6 +65,20 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   // A frame also carries snapshot chunks of 1 MiB: 2 MiB leaves room for them.
   { key: 'frameBytesMax', toml: 'frame_bytes_max', default: 16 * MiB, min: 2 * MiB, max: GiB },
   { key: 'healthCheckDelaySecs', toml: 'health_check_delay_secs', default: 30, min: 0, max: 86_400 },
+  // Connections per port. Each costs a socket and its buffers; the unauthenticated ones are
+  // anyone's and bounded apart, below both caps, so strangers cannot take the authenticated
+  // connections' room.
+  { key: 'apiConnectionsMax', toml: 'api_connections_max', default: 1024, min: 2, max: 65_536 },
+  { key: 'raftConnectionsMax', toml: 'raft_connections_max', default: 256, min: 2, max: 65_536 },
+  {
+    key: 'unauthenticatedConnectionsMax',
+    toml: 'unauthenticated_connections_max',
+    default: 64,
+    min: 1,
+    max: 65_535,
+  },
+  // From TCP accept to an authenticated connection (TLS, HTTP upgrade and secret handshake).
+  { key: 'handshakeTimeoutMs', toml: 'handshake_timeout_ms', default: 5000, min: 1, max: 600_000 },
 ];
 
 /** Every key `NodeConfig` accepts (unknown keys are an error). */

@@ -72,6 +72,14 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   if (nodeId === 1 && learnerOnly === true) {
     problems.add('learnerOnly', 'cannot be set on node 1: node 1 bootstraps the cluster as its first voter');
   }
+  if (secretRaft !== null && secretApi !== null && secretRaft === secretApi) {
+    // A node proves secret_raft on the API port to claim its id: API clients must not hold it.
+    problems.add(
+      'secretApi',
+      `must differ from ${problems.name('secretRaft')}: API clients would hold the cluster's internal secret`,
+    );
+  }
+  if (nodes !== null && limits !== null) checkRaftConnections(nodes, limits, problems);
   if (problems.count > 0) return null;
   assert(self !== undefined && nodes !== null && nodeId !== null, 'no problems means every part resolved');
   assert(dataDir !== null && secretRaft !== null && secretApi !== null && limits !== null, 'resolved parts');
@@ -313,6 +321,7 @@ function checkIntegers(
   // Rules between two keys are checked when both keys are valid on their own.
   checkTiming(out, problems);
   checkSizes(out, problems);
+  checkConnections(out, problems);
   return INTEGER_SETTINGS.every((s) => out[s.key] !== undefined) ? (out as Record<IntegerKey, number>) : null;
 }
 
@@ -362,6 +371,35 @@ function checkSizes(l: Partial<Record<IntegerKey, number>>, problems: ConfigProb
         `${frame} must be at least ${n(larger)} (${payloadMax}) + ${FRAME_HEADROOM_BYTES} bytes of message headers`,
       );
     }
+  }
+}
+
+/**
+ * Unauthenticated connections must not be able to take every slot of the API port (the Raft
+ * port's rule depends on the number of nodes: checkRaftConnections).
+ */
+function checkConnections(l: Partial<Record<IntegerKey, number>>, problems: ConfigProblems): void {
+  const { unauthenticatedConnectionsMax: unauthenticated, apiConnectionsMax: api } = l;
+  if (unauthenticated !== undefined && api !== undefined && unauthenticated >= api) {
+    problems.add(
+      'apiConnectionsMax',
+      `${api} must be more than ${problems.name('unauthenticatedConnectionsMax')} (${unauthenticated}): authenticated connections need room`,
+    );
+  }
+}
+
+/** Every other node opens two connections (control and bulk lane), beside the unauthenticated ones. */
+function checkRaftConnections(
+  nodes: readonly ResolvedNode[],
+  l: Record<IntegerKey, number>,
+  problems: ConfigProblems,
+): void {
+  const needed = 2 * (nodes.length - 1) + l.unauthenticatedConnectionsMax;
+  if (l.raftConnectionsMax < needed) {
+    problems.add(
+      'raftConnectionsMax',
+      `${l.raftConnectionsMax} must be at least ${needed}: two connections from each of the ${nodes.length - 1} other nodes plus ${problems.name('unauthenticatedConnectionsMax')} (${l.unauthenticatedConnectionsMax})`,
+    );
   }
 }
 

@@ -74,6 +74,14 @@ export interface NodeConfig {
   entryBytesMax?: number;
   frameBytesMax?: number;
   healthCheckDelaySecs?: number;
+  /** Open connections on the API port, authenticated or not. */
+  apiConnectionsMax?: number;
+  /** Open inbound connections on the Raft port, authenticated or not. */
+  raftConnectionsMax?: number;
+  /** Connections not yet authenticated, per port (the oldest is closed to make room). */
+  unauthenticatedConnectionsMax?: number;
+  /** From TCP accept to an authenticated connection, on both ports. */
+  handshakeTimeoutMs?: number;
 }
 
 /** The integer settings that have a default (every one except `nodeId`). */
@@ -97,7 +105,11 @@ export type IntegerKey =
   | 'uncommittedBytesMax'
   | 'entryBytesMax'
   | 'frameBytesMax'
-  | 'healthCheckDelaySecs';
+  | 'healthCheckDelaySecs'
+  | 'apiConnectionsMax'
+  | 'raftConnectionsMax'
+  | 'unauthenticatedConnectionsMax'
+  | 'handshakeTimeoutMs';
 
 /** A host without brackets (`::1`, not `[::1]`), ready for `net.connect` / `server.listen`. */
 export interface HostPort {

@@ -1,0 +1,325 @@
+/**
+ * The API port before and after authentication: a stranger's connection costs little (handshake-
+ * sized frames only, a bounded number of them, a short deadline), only cluster nodes proving
+ * secret_raft may claim a node id, TLS is 1.3 only, and HTTP errors carry documented codes.
+ */
+import assert from 'node:assert/strict';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { HiqliteError } from '../../src/lib/errors.js';
+import { ApiServer, type ApiServerOptions } from '../../src/node/api-server.js';
+import type { ApiRequest } from '../../src/protocol/api-codec.js';
+import { HANDSHAKE_FRAME_BYTES_MAX } from '../../src/protocol/handshake.js';
+import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { HOST, waitFor } from './helpers.js';
+
+const SECRET_API = 'api-secret-for-tests-0123456789';
+const SECRET_RAFT = 'raft-secret-for-tests-0123456789';
+const NODE_ID = 1;
+const OTHER_NODES = [2, 3];
+
+const servers: ApiServer[] = [];
+const sockets = new Set<Socket>();
+after(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+/** What the stub handler saw: every request with the id it came from. */
+interface Seen {
+  readonly op: string;
+  readonly from: number;
+}
+
+async function server(
+  overrides: Partial<ApiServerOptions> = {},
+): Promise<{ api: ApiServer; port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const api = new ApiServer({
+    host: HOST,
+    port: 0,
+    nodeId: NODE_ID,
+    secret: SECRET_API,
+    nodeSecret: SECRET_RAFT,
+    nodeIds: [NODE_ID, ...OTHER_NODES],
+    frameBytesMax: 16 * 1024 * 1024,
+    jsonBodyBytesMax: 1024,
+    connectionsMax: 64,
+    unauthenticatedConnectionsMax: 8,
+    handshakeTimeoutMs: 60_000,
+    handler: {
+      handle: async (req: ApiRequest, from: number) => {
+        seen.push({ op: req.op, from });
+        return { op: req.op, from };
+      },
+      health: () => ({ ok: true, body: {} }),
+      ready: () => true,
+      metricsText: async () => '',
+      json: async (_route, body) => body,
+    },
+    ...overrides,
+  });
+  servers.push(api);
+  const { port } = await api.start();
+  return { api, port, seen };
+}
+
+function open(port: number, o: { secret: string; localId: number; tls?: boolean }): Promise<ApiConnection> {
+  return ApiConnection.open({
+    host: HOST,
+    port,
+    secret: o.secret,
+    localId: o.localId,
+    ...(o.tls === true ? { tls: true } : {}),
+    connectTimeoutMs: 5000,
+    frameBytesMax: 16 * 1024 * 1024,
+    inflightMax: 16,
+  });
+}
+
+/** A TCP connection that says nothing; resolves once connected. */
+function idle(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
+  const socket = netConnect({ host: HOST, port });
+  sockets.add(socket);
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return new Promise((resolve) => socket.once('connect', () => resolve({ socket, closed })));
+}
+
+/**
+ * Upgrades to the binary protocol by hand and waits for the server's handshake challenge;
+ * resolves with the socket, ready for whatever the test writes next.
+ */
+async function upgraded(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
+  const c = await idle(port);
+  await new Promise<void>((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      assert.match(buffered.subarray(0, end).toString('latin1'), /^HTTP\/1\.1 101 /);
+      // The challenge frame follows the 101 answer: u32 length, then its payload.
+      const rest = buffered.subarray(end + 4);
+      if (rest.length >= 4 && rest.length >= 4 + rest.readUInt32LE(0)) {
+        c.socket.off('data', onData);
+        resolve();
+      }
+    };
+    c.socket.on('data', onData);
+    void c.closed.then(() => reject(new Error('closed during the upgrade')));
+    c.socket.write(
+      `GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: hiqlite-api\r\n\r\n`,
+    );
+  });
+  return c;
+}
+
+/** Resolves when `closed` does; fails the test after `ms` (a deadline, not a timing assertion). */
+async function closedWithin(closed: Promise<void>, ms: number, what: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still open after ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([closed, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function refusedWith(code: string): (e: unknown) => boolean {
+  return (e: unknown) => e instanceof HiqliteError && e.code === code;
+}
+
+describe('the API port before authentication', () => {
+  test('a frame larger than a handshake frame is refused at its header, before any of it is buffered', async () => {
+    const { api, port } = await server();
+    const c = await upgraded(port);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(1024 * 1024, 0);
+    c.socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]));
+    // The handshake deadline is a minute away: only the frame limit can close it this soon.
+    await closedWithin(c.closed, 5000, 'the connection that announced a 1 MiB frame');
+    const s = api.status();
+    assert.equal(s.frameBytesBuffered, 0);
+    assert.equal(s.streams, 0);
+    assert.equal(s.unauthenticated, 0);
+    assert.ok(HANDSHAKE_FRAME_BYTES_MAX < 1024, 'the pre-authentication limit is handshake-sized');
+  });
+
+  test('beyond unauthenticatedConnectionsMax idle connections the oldest is closed, and a client still gets in', async () => {
+    const max = 4;
+    const { api, port, seen } = await server({ unauthenticatedConnectionsMax: max });
+    const idles = [];
+    for (let i = 0; i < max; i++) idles.push(await idle(port));
+    await waitFor(() => api.status().unauthenticated === max, `${max} pending connections`);
+    const extra = await idle(port);
+    await closedWithin(idles[0]?.closed ?? Promise.reject(), 5000, 'the oldest idle connection');
+    assert.equal(api.status().unauthenticated, max, 'never more pending than the bound');
+    // A real client authenticates although strangers hold every unauthenticated slot.
+    const client = await open(port, { secret: SECRET_API, localId: REMOTE_CLIENT_ID });
+    const r = await client.request({ op: 'metrics' }, 5000);
+    assert.equal(r.ok, true);
+    assert.deepEqual(seen, [{ op: 'metrics', from: REMOTE_CLIENT_ID }]);
+    assert.ok(api.status().unauthenticatedEvicted >= 2);
+    assert.ok(api.status().unauthenticated <= max);
+    client.close();
+    extra.socket.destroy();
+  });
+
+  test('connections that do not authenticate within handshakeTimeoutMs are closed, upgraded or not', async () => {
+    const { api, port } = await server({ handshakeTimeoutMs: 300 });
+    const silentTcp = await idle(port);
+    const silentStream = await upgraded(port);
+    await closedWithin(silentTcp.closed, 10_000, 'a TCP connection that sent nothing');
+    await closedWithin(silentStream.closed, 10_000, 'an upgraded connection that never answered');
+    assert.equal(api.status().unauthenticatedExpired, 2);
+    assert.equal(api.status().unauthenticated, 0);
+    // An authenticated connection leaves the gate: no deadline applies to it any more.
+    const client = await open(port, { secret: SECRET_API, localId: REMOTE_CLIENT_ID });
+    assert.equal(api.status().unauthenticated, 0);
+    assert.equal((await client.request({ op: 'metrics' }, 5000)).ok, true);
+    client.close();
+  });
+});
+
+describe('the client side before authentication', () => {
+  test('a server that sends a frame larger than a handshake frame is refused at its header', async () => {
+    // A rogue server: accepts the upgrade, then announces a 1 MiB frame instead of a challenge.
+    const rogue = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.once('data', () => {
+        const header = Buffer.alloc(4);
+        header.writeUInt32LE(1024 * 1024, 0);
+        s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: hiqlite-api\r\n\r\n');
+        s.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]));
+      });
+    });
+    await new Promise<void>((resolve) => rogue.listen(0, HOST, resolve));
+    try {
+      const address = rogue.address();
+      assert.ok(address !== null && typeof address === 'object');
+      await assert.rejects(
+        ApiConnection.open({
+          host: HOST,
+          port: address.port,
+          secret: SECRET_API,
+          localId: REMOTE_CLIENT_ID,
+          // Far away: only the frame limit can end the attempt this soon.
+          connectTimeoutMs: 60_000,
+          frameBytesMax: 16 * 1024 * 1024,
+          inflightMax: 1,
+        }),
+        (e: unknown) =>
+          e instanceof HiqliteError &&
+          e.code === 'HQL_UNAVAILABLE' &&
+          /exceeds frameBytesMax 128/.test(e.message),
+      );
+    } finally {
+      await new Promise<void>((resolve) => rogue.close(() => resolve()));
+    }
+  });
+});
+
+describe('who may claim a node id on the API port', () => {
+  test('a client with secret_api cannot claim a node id', async () => {
+    const { port, seen } = await server();
+    await assert.rejects(open(port, { secret: SECRET_API, localId: 2 }), refusedWith('HQL_UNAUTHORIZED'));
+    assert.deepEqual(seen, []);
+  });
+
+  test('a cluster node authenticates with secret_raft under its own id', async () => {
+    const { port, seen } = await server();
+    const node = await open(port, { secret: SECRET_RAFT, localId: 2 });
+    assert.equal((await node.request({ op: 'leader' }, 5000)).ok, true);
+    assert.deepEqual(seen, [{ op: 'leader', from: 2 }]);
+    node.close();
+  });
+
+  test('secret_raft does not open the port under an id outside nodes, nor to an API client', async () => {
+    const { port } = await server();
+    await assert.rejects(open(port, { secret: SECRET_RAFT, localId: 9 }), refusedWith('HQL_UNAUTHORIZED'));
+    await assert.rejects(
+      open(port, { secret: SECRET_RAFT, localId: REMOTE_CLIENT_ID }),
+      refusedWith('HQL_UNAUTHORIZED'),
+    );
+    await assert.rejects(
+      open(port, { secret: SECRET_RAFT, localId: NODE_ID }),
+      refusedWith('HQL_UNAUTHORIZED'),
+    );
+  });
+});
+
+describe('TLS on the API port', () => {
+  test('TLS 1.3 only: a TLS 1.2 client is refused, a client gets in over 1.3', async () => {
+    const { port } = await server({ tls: 'self-signed' });
+    const outcome = await new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({ host: HOST, port, rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error('no TLS answer within 5000 ms'));
+      }, 5000);
+      s.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(`connected over ${s.getProtocol()}`);
+        s.destroy();
+      });
+      s.once('error', (e) => {
+        clearTimeout(timer);
+        resolve(`refused: ${e.message}`);
+      });
+    });
+    assert.match(outcome, /^refused: .*(version|protocol)/i);
+    const client = await open(port, { secret: SECRET_API, localId: REMOTE_CLIENT_ID, tls: true });
+    assert.equal((await client.request({ op: 'metrics' }, 5000)).ok, true);
+    client.close();
+  });
+});
+
+describe('HTTP answers of the API port', () => {
+  async function post(port: number, path: string, body: string | ReadableStream<Uint8Array>) {
+    const r = await fetch(`http://${HOST}:${port}${path}`, {
+      method: 'POST',
+      headers: { 'x-api-secret': SECRET_API, 'content-type': 'application/json' },
+      body,
+      ...(typeof body === 'string' ? {} : { duplex: 'half' }),
+      signal: AbortSignal.timeout(10_000),
+    } as RequestInit);
+    return { status: r.status, body: (await r.json()) as { error?: { code?: string } } };
+  }
+
+  test('a body larger than the limit is 413 HQL_REQUEST_TOO_LARGE, announced or streamed', async () => {
+    const { port } = await server({ jsonBodyBytesMax: 1024 });
+    const big = JSON.stringify({ sql: 'SELECT 1', pad: 'x'.repeat(4096) });
+    const announced = await post(port, '/query', big);
+    assert.equal(announced.status, 413);
+    assert.equal(announced.body.error?.code, 'HQL_REQUEST_TOO_LARGE');
+    // Without a content-length (chunked): refused once the received bytes pass the limit.
+    const bytes = new TextEncoder().encode(big);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 512) controller.enqueue(bytes.subarray(i, i + 512));
+        controller.close();
+      },
+    });
+    const streamed = await post(port, '/query', stream);
+    assert.equal(streamed.status, 413);
+    assert.equal(streamed.body.error?.code, 'HQL_REQUEST_TOO_LARGE');
+    // Within the limit, the same route answers.
+    const small = await post(port, '/query', JSON.stringify({ sql: 'SELECT 1' }));
+    assert.equal(small.status, 200);
+  });
+
+  test('a body that is not a JSON object is 400 HQL_INVALID_PARAMS; an unknown route 404 HQL_NOT_FOUND', async () => {
+    const { port } = await server();
+    const notObject = await post(port, '/query', '[1, 2]');
+    assert.equal(notObject.status, 400);
+    assert.equal(notObject.body.error?.code, 'HQL_INVALID_PARAMS');
+    const r = await fetch(`http://${HOST}:${port}/nowhere`, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(r.status, 404);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'HQL_NOT_FOUND');
+  });
+});
