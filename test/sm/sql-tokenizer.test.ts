@@ -102,7 +102,8 @@ describe('statement guard', () => {
       'CREATE UNIQUE INDEX IF NOT EXISTS i ON t (a)',
       'PRAGMA user_version = 3',
       'PRAGMA main.table_info(t)',
-      'EXPLAIN QUERY PLAN SELECT 1',
+      "PRAGMA 'table_info'('t')",
+      "INSERT INTO t VALUES ('_hq_meta'), ('pragma_data_version')",
       "SELECT datetime('now', '+1 day')",
       "INSERT INTO t VALUES ('localtime')",
     ]) {
@@ -124,6 +125,14 @@ describe('statement guard', () => {
       ['CREATE TEMP TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END', 'HQL_STATEMENT_NOT_ALLOWED'],
       ['CREATE INDEX IF NOT EXISTS other.i ON t (a)', 'HQL_STATEMENT_NOT_ALLOWED'],
       ['SELECT * FROM [_HQ_META]', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ['EXPLAIN QUERY PLAN SELECT 1', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ['EXPLAIN PRAGMA recursive_triggers = OFF', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ['PRAGMA "foreign_keys" = 0', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ["PRAGMA 'main'.writable_schema(1)", 'HQL_STATEMENT_NOT_ALLOWED'],
+      ['PRAGMA user_version = 1 2', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ['SELECT * FROM "pragma_data_version"', 'HQL_STATEMENT_NOT_ALLOWED'],
+      ["CREATE TABLE 'temp'.x (a)", 'HQL_STATEMENT_NOT_ALLOWED'],
+      ["CREATE TABLE '_migrations' (a)", 'HQL_STATEMENT_NOT_ALLOWED'],
       ["SELECT strftime('%s', 'now', 'LocalTime')", 'HQL_NONDETERMINISTIC'],
       ["SELECT date('now', 'utc')", 'HQL_NONDETERMINISTIC'],
       ['SELECT sqlite_offset(a) FROM t', 'HQL_NONDETERMINISTIC'],
@@ -138,5 +147,9 @@ describe('statement guard', () => {
     assert.equal(guard('PRAGMA foreign_keys = OFF', 'read'), 'HQL_STATEMENT_NOT_ALLOWED');
     assert.equal(guard('BEGIN', 'read'), 'HQL_STATEMENT_NOT_ALLOWED');
     assert.equal(guard("ATTACH 'x' AS y", 'read'), 'HQL_STATEMENT_NOT_ALLOWED');
+    assert.equal(guard('PRAGMA foreign_keys(0)', 'read'), 'HQL_STATEMENT_NOT_ALLOWED');
+    assert.equal(guard('EXPLAIN PRAGMA query_only = 0', 'read'), 'HQL_STATEMENT_NOT_ALLOWED');
+    assert.equal(guard('EXPLAIN QUERY PLAN SELECT * FROM t', 'read'), null);
+    assert.equal(guard('PRAGMA table_info(t)', 'read'), null);
   });
 });

@@ -7,8 +7,9 @@
  * the batch one command per transaction.
  */
 import type Database from 'better-sqlite3';
+import { AccessGuard, type StatementKind, statementKind } from './access-guard.js';
 import type { BatchCommand, Command, ExecuteCommand, MigrateCommand, TxnCommand } from './command.js';
-import { classifyCommandError, type SqlErrorInfo, sqlError } from './errors.js';
+import { classifyCommandError, SqlError, type SqlErrorInfo, sqlError } from './errors.js';
 import { Lru } from './lru.js';
 import { applyMigrations } from './migrations.js';
 import {
@@ -32,10 +33,19 @@ export class TransactionLostError extends Error {
   }
 }
 
-/** A statement that passed the guard, with its positional rewrite. */
+/** A statement that passed the token guard, with its positional rewrite. */
 interface ParsedStatement {
   readonly statement: SqlStatement;
   readonly positional: PositionalPlan | SqlErrorInfo;
+  readonly kind: StatementKind;
+}
+
+function parsedStatement(statement: SqlStatement): ParsedStatement {
+  return {
+    statement,
+    positional: planPositional(statement.text, statement.tokens),
+    kind: statementKind(statement),
+  };
 }
 
 /** The raw output of a statement that returns rows, for `$ref` lookups. */
@@ -56,6 +66,7 @@ export class CommandExecutor {
   private readonly parsed: Lru<string, ParsedStatement | SqlErrorInfo>;
   private readonly prepared: Lru<string, Database.Statement>;
   private readonly counters: Database.Statement;
+  private readonly access: AccessGuard;
 
   constructor(
     private readonly db: Database.Database,
@@ -63,15 +74,19 @@ export class CommandExecutor {
   ) {
     this.parsed = new Lru(statementCacheMax);
     this.prepared = new Lru(statementCacheMax);
+    this.access = new AccessGuard(db, statementCacheMax);
     this.counters = db.prepare('SELECT changes(), last_insert_rowid()').raw(true).safeIntegers(true);
   }
 
   /** Drops cached statements (after a restore replaced the schema wholesale). */
   clearCaches(): void {
     this.prepared.clear();
+    this.access.invalidate();
   }
 
   run(command: Command, ctx: ExecContext): CommandResult {
+    // A rolled-back batch or command may have undone DDL since the last look (access-guard.ts).
+    this.access.observe();
     switch (command.type) {
       case 'execute':
         return this.execute(command);
@@ -133,11 +148,7 @@ export class CommandExecutor {
     for (let i = 0; i < statements.length; i++) {
       const statement = statements[i]!;
       try {
-        const parsed: ParsedStatement = {
-          statement,
-          positional: planPositional(statement.text, statement.tokens),
-        };
-        const { outcome } = this.runParsed(parsed, [], 'ifReturned', undefined, false);
+        const { outcome } = this.runParsed(parsedStatement(statement), [], 'ifReturned', undefined, false);
         results.push({ ok: true, value: outcome });
       } catch (e) {
         results.push({ ok: false, error: this.handle(e, { statementIndex: i }) });
@@ -152,11 +163,7 @@ export class CommandExecutor {
         try {
           const bounds = checkWriteBounds(statement);
           if (bounds !== null) return { ...bounds, ...extra };
-          const parsed: ParsedStatement = {
-            statement,
-            positional: planPositional(statement.text, statement.tokens),
-          };
-          this.runParsed(parsed, [], 'never', undefined, false);
+          this.runParsed(parsedStatement(statement), [], 'never', undefined, false);
           return null;
         } catch (e) {
           return this.handle(e, extra);
@@ -167,7 +174,7 @@ export class CommandExecutor {
     }
   }
 
-  /** Parses and guards one statement's SQL (cached: the result depends on the text only). */
+  /** Parses and token-guards one statement's SQL (cached: the result depends on the text only). */
   private parse(sql: string): ParsedStatement | SqlErrorInfo {
     const hit = this.parsed.get(sql);
     if (hit !== undefined) return hit;
@@ -183,16 +190,37 @@ export class CommandExecutor {
       };
     } else {
       const statement = statements[0]!;
-      result = checkWrite(statement) ?? {
-        statement,
-        positional: planPositional(statement.text, statement.tokens),
-      };
+      result = checkWrite(statement) ?? parsedStatement(statement);
     }
     this.parsed.set(sql, result);
     return result;
   }
 
+  /**
+   * Runs one statement after the access guard has judged what its compiled program touches
+   * (access-guard.ts); a statement that changes the schema runs in its own savepoint and is
+   * undone if the schema it leaves is refused.
+   */
   private runParsed(
+    parsed: ParsedStatement,
+    params: Params,
+    rows: RowsWanted,
+    resolve: RefResolver | undefined,
+    cache: boolean,
+  ): { outcome: StatementOutcome; raw: RawRows | null } {
+    const plan = parsed.positional;
+    const verdict =
+      'code' in plan
+        ? this.access.check(parsed.statement.text, 0, parsed.kind)
+        : this.access.check(plan.text, plan.order.length, parsed.kind);
+    if (verdict.error !== null) throw new SqlError(verdict.error);
+    if (verdict.changesSchema) {
+      return this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false));
+    }
+    return this.runChecked(parsed, params, rows, resolve, cache);
+  }
+
+  private runChecked(
     parsed: ParsedStatement,
     params: Params,
     rows: RowsWanted,

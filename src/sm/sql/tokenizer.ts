@@ -1,6 +1,6 @@
 /**
  * A small SQLite tokenizer: just enough to split a script into statements, find parameters,
- * and read the leading keywords a statement guard needs. It never evaluates anything; SQLite
+ * and read the keywords and names the statement guard needs. It never evaluates anything; SQLite
  * stays the parser of record. String literals, quoted identifiers (`"x"`, `` `x` ``, `[x]`),
  * blob literals and comments are skipped as units, so a `;`, `?` or keyword inside them is never
  * mistaken for syntax. Unterminated literals and comments extend to the end of the input (SQLite
@@ -120,9 +120,14 @@ export function isWord(t: Token | undefined, ...words: string[]): boolean {
   return words.includes(upper);
 }
 
-/** The identifier a word or quoted-identifier token names (quotes removed, escapes undone). */
-export function identifierName(t: Token): string | null {
+/**
+ * The name a token gives where SQLite's grammar takes a name (`nm` in parse.y): a word, a quoted
+ * identifier (`"x"`, `[x]`, `` `x` ``) or a string literal (`'x'`), quotes removed and escapes
+ * undone; null for any other token.
+ */
+export function nameOf(t: Token): string | null {
   if (t.kind === 'word') return t.text;
+  if (t.kind === 'string') return stringValue(t);
   if (t.kind !== 'quoted') return null;
   const open = t.text[0];
   const inner = t.text.slice(1, t.text.length > 1 ? -1 : undefined);
