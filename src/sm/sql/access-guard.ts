@@ -183,12 +183,12 @@ export class AccessGuard {
   check(text: string, binds: number, kind: StatementKind): AccessVerdict {
     // A PRAGMA is fully decided by the token layer; SQLite acts on most of them while preparing.
     if (kind === 'pragma') return ALLOWED;
-    const key = `${kind}\u0000${text}`;
-    const hit = this.verdicts.get(key);
+    // The kind is a function of the text (its first keyword): the text alone is the key.
+    const hit = this.verdicts.get(text);
     if (hit !== undefined) return hit;
     const ops = this.explain(text, binds);
     const verdict = this.judge(ops, kind);
-    this.verdicts.set(key, verdict);
+    this.verdicts.set(text, verdict);
     return verdict;
   }
 
