@@ -47,6 +47,7 @@ class RemoteClient extends ClientBase {
       throw new HiqliteError('HQL_INVALID_CONFIG', 'connect: nodes must list at least one API address', {
         retryable: false,
       });
+    for (const addr of o.nodes) parseApiAddress(addr);
     this.sessions = new SessionPool(
       `${CLIENT_SESSION_PREFIX}${randomBytes(16).toString('hex')}`,
       o.writesMax ?? 4096,
@@ -62,7 +63,7 @@ class RemoteClient extends ClientBase {
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
       });
-      return (await this.call({ op: 'propose', group: 'sql', data }, true)) as {
+      return (await this.call({ op: 'propose', group: 'sql', data }, 'write')) as {
         index: number;
         result: CommandResult;
       };
@@ -80,12 +81,12 @@ class RemoteClient extends ClientBase {
         consistency: options.consistency ?? 'local',
         minIndex: options.minIndex ?? 0,
       },
-      false,
+      'read',
     )) as Row[];
   }
 
   async metrics(): Promise<Metrics> {
-    return (await this.call({ op: 'metrics' }, false)) as Metrics;
+    return (await this.call({ op: 'metrics' }, 'other')) as Metrics;
   }
 
   async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -113,43 +114,86 @@ class RemoteClient extends ClientBase {
   }
 
   /**
-   * One request, retried on another connection or after a leader change when that is safe:
-   * reads always, writes because they carry a session.
+   * One request within the client's deadline, retried on another connection or after a leader
+   * change when that is safe. A write carries a session, so resending it cannot apply it twice;
+   * if no attempt got a final answer after one may have reached the log, the caller gets
+   * HQL_OUTCOME_UNKNOWN (retryable=false: repeating the call as a new write could apply it
+   * twice), never a retryable timeout. A read that timed out is not sent again: the node stopped
+   * it at the deadline, and sending it again would only run the same work once more.
    */
-  private async call(body: Body, isWrite: boolean): Promise<unknown> {
+  private async call(body: Body, kind: 'write' | 'read' | 'other'): Promise<unknown> {
     const deadline = Date.now() + this.timeoutMs;
-    let last: unknown = null;
+    let last: HiqliteError | null = null;
+    let maybeApplied = false;
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
       try {
         const conn = await this.connection();
-        const r = await conn.request(body, Math.max(1, deadline - Date.now()));
+        const remaining = Math.max(1, deadline - Date.now());
+        const request = body.op === 'query' ? { ...body, timeoutMs: Math.ceil(remaining) } : body;
+        let r: Awaited<ReturnType<ApiConnection['request']>>;
+        try {
+          r = await conn.request(request, remaining);
+        } catch (e) {
+          // Sent, and no answer: the write may be in the log.
+          if (kind === 'write') maybeApplied = true;
+          throw e;
+        }
         if (r.ok) return r.value;
         throw remoteError(r.error);
       } catch (e) {
-        const retryable =
-          e instanceof HiqliteError && (e.retryable || (isWrite && e.code === 'HQL_OUTCOME_UNKNOWN'));
-        if (!retryable) throw e;
+        if (!(e instanceof HiqliteError)) throw e;
+        if (kind === 'read' && e.code === 'HQL_TIMEOUT') throw e;
+        if (kind === 'write' && e.code === 'HQL_OUTCOME_UNKNOWN') maybeApplied = true;
+        else if (!e.retryable) throw e;
         last = e;
       }
       await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt, 5))));
     }
-    throw last instanceof HiqliteError
-      ? last
-      : new HiqliteError('HQL_TIMEOUT', 'request timed out', { retryable: true, cause: last });
+    if (kind === 'write' && maybeApplied) {
+      throw new HiqliteError(
+        'HQL_OUTCOME_UNKNOWN',
+        `the write may or may not have been applied: no final answer within ${this.timeoutMs} ms (last: ${last?.message ?? 'none'})`,
+        { retryable: false, cause: last },
+      );
+    }
+    throw (
+      last ??
+      new HiqliteError('HQL_TIMEOUT', `no answer within ${this.timeoutMs} ms`, {
+        retryable: kind !== 'write',
+      })
+    );
+  }
+
+  /** Connects to the first node that answers, for connect(): fails with every node's reason. */
+  async open(): Promise<void> {
+    const reasons: string[] = [];
+    for (let i = 0; i < this.o.nodes.length; i++) {
+      try {
+        await this.connection();
+        return;
+      } catch (e) {
+        if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') throw e;
+        reasons.push(e instanceof Error ? e.message : String(e));
+      }
+    }
+    throw new HiqliteError('HQL_UNAVAILABLE', `connect: no node could be reached: ${reasons.join('; ')}`, {
+      retryable: true,
+    });
   }
 
   private connection(): Promise<ApiConnection> {
     if (this.conn !== null) return this.conn;
     const addr = this.o.nodes[this.next % this.o.nodes.length] as string;
     this.next++;
-    const [host, port] = splitHostPort(addr);
+    const { host, port, tls } = parseApiAddress(addr);
+    const useTls = this.o.tls ?? (tls === true ? true : undefined);
     const p = ApiConnection.open({
       host,
       port,
       secret: this.o.secretApi,
       localId: REMOTE_CLIENT_ID,
-      ...(this.o.tls === undefined ? {} : { tls: this.o.tls }),
+      ...(useTls === undefined ? {} : { tls: useTls }),
       connectTimeoutMs: this.o.connectTimeoutMs ?? 3000,
       frameBytesMax: 64 * 1024 * 1024,
       inflightMax: 100_000,
@@ -168,19 +212,44 @@ class RemoteClient extends ClientBase {
   }
 }
 
-function splitHostPort(addr: string): [string, number] {
-  const parsed = parseHostPort(addr);
-  if (!parsed.ok)
-    throw new HiqliteError('HQL_INVALID_CONFIG', `connect: "${addr}" ${parsed.reason}`, { retryable: false });
-  return [parsed.value.host, parsed.value.port];
+/**
+ * A node's API address in the forms users paste: "host:port", "[::1]:port", or a URL
+ * ("http://127.0.0.1:8200", "https://db.example:8200/"), as `hiqlite dev` prints it. An https
+ * URL asks for TLS.
+ */
+export function parseApiAddress(addr: string): { host: string; port: number; tls: boolean | null } {
+  let text = addr.trim();
+  let tls: boolean | null = null;
+  const scheme = /^([a-z]+):\/\//i.exec(text);
+  if (scheme !== null) {
+    const name = (scheme[1] as string).toLowerCase();
+    if (name !== 'http' && name !== 'https')
+      throw invalidAddress(addr, `has scheme "${name}://"; use host:port, http:// or https://`);
+    tls = name === 'https';
+    text = text.slice(scheme[0].length).replace(/\/+$/, '');
+    if (text.includes('/')) throw invalidAddress(addr, 'has a path; give only the host and port');
+  }
+  const parsed = parseHostPort(text);
+  if (!parsed.ok) throw invalidAddress(addr, parsed.reason);
+  return { host: parsed.value.host, port: parsed.value.port, tls };
 }
 
-/** Connects a remote client to a running cluster. */
+function invalidAddress(addr: string, reason: string): HiqliteError {
+  return new HiqliteError('HQL_INVALID_CONFIG', `connect: "${addr}" ${reason}`, { retryable: false });
+}
+
+/**
+ * Connects a remote client to a running cluster. Resolves once one node of `nodes` accepted
+ * the connection and the secret; rejects at once on a wrong secret, and with every node's
+ * reason (refused, timed out, TLS expected, …) when none can be reached.
+ */
 export async function connect(options: ConnectOptions): Promise<HiqliteClient> {
   const client = new RemoteClient(options);
-  // Fail fast on a wrong secret; tolerate nodes that are down (the client fails over).
-  await client.metrics().catch((e: unknown) => {
-    if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') throw e;
-  });
+  try {
+    await client.open();
+  } catch (e) {
+    await client.close();
+    throw e;
+  }
   return client;
 }

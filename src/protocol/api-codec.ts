@@ -32,6 +32,11 @@ export type ApiRequest =
       readonly params: unknown;
       readonly consistency: Consistency;
       readonly minIndex: number;
+      /**
+       * What is left of the caller's deadline: the node stops the read (and answers
+       * HQL_TIMEOUT) by then, or by its own `query_timeout_ms` if that comes first.
+       */
+      readonly timeoutMs?: number;
     }
   | { readonly id: number; readonly op: 'metrics' }
   /** Where the leader is: its id and API address, as this node knows them. */
@@ -111,7 +116,11 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
         bad('query.minIndex must be >= 0');
       const params = o.params ?? [];
       if (typeof params !== 'object' || params === null) bad('query.params must be an array or a map');
-      return { id, op: 'query', sql: o.sql, params, consistency, minIndex };
+      const timeoutMs = o.timeoutMs;
+      if (timeoutMs === undefined) return { id, op: 'query', sql: o.sql, params, consistency, minIndex };
+      if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
+        bad('query.timeoutMs must be an integer >= 1');
+      return { id, op: 'query', sql: o.sql, params, consistency, minIndex, timeoutMs };
     }
     case 'metrics':
     case 'leader':
