@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'HQL_PROTOCOL'
   | 'HQL_UNAUTHORIZED'
   | 'HQL_UNREACHABLE'
+  | 'HQL_CLUSTER_MISMATCH'
   | 'HQL_SNAPSHOT_FAILED'
   // HTTP routes of the API port
   | 'HQL_NOT_FOUND'

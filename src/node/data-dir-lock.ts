@@ -7,6 +7,7 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 
 export interface DataDirLock {
   /** Whether the previous owner did not shut down cleanly. */
@@ -15,12 +16,12 @@ export interface DataDirLock {
 }
 
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const path = join(dir, 'hiqlite.lock');
   let unclean = false;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fh = await open(path, 'wx');
+      const fh = await open(path, 'wx', PRIVATE_FILE_MODE);
       await fh.writeFile(String(process.pid));
       await fh.sync();
       await fh.close();

@@ -18,6 +18,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { Prng } from '../lib/prng.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
@@ -36,6 +37,7 @@ import { openFileLogStore } from '../storage/file-log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
+import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { NodeConfig, ResolvedNodeConfig } from './config/config.js';
 import { resolveConfig } from './config/config.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
@@ -112,6 +114,8 @@ export class HiqliteNode {
   private api!: ApiServer;
   private lock!: DataDirLock;
   private readonly sessions: SessionPool;
+  /** This node's cluster (cluster-id.ts), or null until it bootstraps or joins one. */
+  private clusterId: string | null = null;
   private readonly peers = new Map<number, Promise<ApiConnection>>();
   private readonly metricsRegistry = new Registry();
   private readonly writesTotal: Counter;
@@ -263,15 +267,18 @@ export class HiqliteNode {
     this.lock = await lockDataDir(cfg.dataDir);
     if (this.lock.uncleanShutdown)
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
-    await mkdir(cfg.paths.logsDir, { recursive: true });
-    await mkdir(cfg.paths.dbDir, { recursive: true });
+    await mkdir(cfg.paths.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await mkdir(cfg.paths.dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const logOptions = { entryBytesMax: cfg.entryBytesMax };
     let opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
     if (opened.report.tornTail !== null)
       this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');
     let snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, { fileName: cfg.filenameDb });
+    this.clusterId = await readClusterId(cfg.dataDir);
     const hasData = opened.store.lastIndex() > 0 || snapshots.latest() !== null || this.sm.appliedIndex() > 0;
+    // Any trace of a past membership: such a node never bootstraps a cluster, whatever it lost.
+    const hadMembership = hasData || opened.hardState !== null || this.clusterId !== null;
     if (opened.hardState === null && hasData) {
       // The term and vote are gone (lost or damaged log directory) but data remains. This node
       // may have voted in a term it no longer remembers, so it must not take part as it was:
@@ -282,7 +289,7 @@ export class HiqliteNode {
       await opened.store.close();
       await rm(cfg.paths.logsDir, { recursive: true, force: true });
       await rm(cfg.paths.snapshotsDir, { recursive: true, force: true });
-      await mkdir(cfg.paths.logsDir, { recursive: true });
+      await mkdir(cfg.paths.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
       opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
       snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
       await this.sm.reset();
@@ -340,8 +347,13 @@ export class HiqliteNode {
     });
     await this.api.start();
 
+    const deadline = this.clock.monotonicMs() + joinTimeoutMs;
     let bootstrap = false;
-    if (fresh && cfg.nodeId === 1) bootstrap = !(await this.clusterExists());
+    if (fresh && cfg.nodeId === 1 && !hadMembership) bootstrap = await this.provenNoCluster(deadline);
+    if (bootstrap) {
+      this.clusterId = newClusterId();
+      await writeClusterId(cfg.dataDir, this.clusterId);
+    }
     const initialMembership = fresh && !bootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP;
     this.group = await RaftGroup.open({
       group: 'sql',
@@ -383,34 +395,61 @@ export class HiqliteNode {
       this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed'),
     );
     if (bootstrap) {
-      this.log.info('no cluster found: node 1 bootstraps a new one');
+      this.log.info({ clusterId: this.clusterId }, 'no cluster exists: node 1 bootstraps a new one');
       this.group.campaign();
     }
-    await this.ensureMembership(fresh && !bootstrap, joinTimeoutMs);
+    await this.ensureMembership(fresh && !bootstrap, Math.max(0, deadline - this.clock.monotonicMs()));
     this.started = true;
     this.log.info({ api: cfg.self.addrApi, raft: cfg.self.addrRaft }, 'node started');
   }
 
-  /** Node 1 with no state asks the others whether a cluster already exists. */
-  private async clusterExists(): Promise<boolean> {
+  /**
+   * Node 1 without any trace of membership bootstraps only with proof that no cluster exists: a
+   * majority of the configured nodes (itself included) answer that they have none. Any node that
+   * answers it is a member, or knows a cluster id, means a cluster exists: node 1 then joins it.
+   * A node that cannot reach enough of the others waits (until `deadline`); it never bootstraps
+   * by timeout, which would found a second cluster beside one that is only unreachable.
+   */
+  private async provenNoCluster(deadline: number): Promise<boolean> {
     const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
-    if (others.length === 0) return false;
-    // Ask each peer a few times; a peer that is up and part of a cluster knows its membership.
-    for (let round = 0; round < 3; round++) {
-      for (const n of others) {
-        try {
-          const r = await this.request(n.id, { op: 'leader' }, 2000);
-          if (r.ok && (r.value as { member?: boolean }).member === true) {
-            this.log.info({ peer: n.id }, 'found an existing cluster: joining it instead of bootstrapping');
-            return true;
+    const majority = Math.floor(this.cfg.nodes.length / 2) + 1;
+    let lastLogMs = this.clock.monotonicMs();
+    for (;;) {
+      const answers = await Promise.all(
+        others.map(async (n) => {
+          try {
+            const r = await this.request(n.id, { op: 'leader' }, 2000);
+            if (!r.ok) return 'unknown';
+            const v = r.value as { member?: boolean; clusterId?: string | null };
+            return v.member === true || (v.clusterId ?? null) !== null ? 'exists' : 'none';
+          } catch {
+            return 'unknown';
           }
-        } catch {
-          // unreachable: keep asking the others
-        }
+        }),
+      );
+      if (answers.includes('exists')) {
+        this.log.info('a cluster exists: node 1 joins it instead of bootstrapping');
+        return false;
       }
-      await sleep(this.cfg.electionTimeoutMs / 3);
+      const none = 1 + answers.filter((a) => a === 'none').length;
+      if (none >= majority) return true;
+      const now = this.clock.monotonicMs();
+      if (now > deadline) {
+        throw new HiqliteError(
+          'HQL_UNAVAILABLE',
+          `node 1 has no state and cannot prove that no cluster exists: ${none} of ${this.cfg.nodes.length} nodes answered that they have none, ${majority} are needed. Start the other nodes; node 1 never founds a cluster it cannot prove is the only one`,
+          { retryable: true },
+        );
+      }
+      if (now - lastLogMs >= 5000) {
+        lastLogMs = now;
+        this.log.info(
+          { answeredNone: none, needed: majority, nodes: this.cfg.nodes.length },
+          'node 1 has no state: waiting for a majority of the nodes to answer before bootstrapping',
+        );
+      }
+      await sleep(Math.min(1000, this.cfg.electionTimeoutMs / 2));
     }
-    return false;
   }
 
   /** Joins (as a learner) and gets promoted (unless learnerOnly), retrying until done. */
@@ -441,8 +480,11 @@ export class HiqliteNode {
         try {
           if (joinedAt === null) {
             const r = await this.request(leader, { op: 'join', nodeId: me, nonce }, 5000);
-            if (r.ok) joinedAt = (r.value as { index: number }).index as LogIndex;
-            else if (!r.error.retryable) throw remoteError(r.error);
+            if (r.ok) {
+              const v = r.value as { index: number; clusterId?: string | null };
+              await this.adoptClusterId(v.clusterId ?? null, leader);
+              joinedAt = v.index as LogIndex;
+            } else if (!r.error.retryable) throw remoteError(r.error);
           } else if (learner && this.group.applied() >= joinedAt) {
             const r = await this.request(leader, { op: 'promote', nodeId: me }, 5000);
             if (!r.ok && !r.error.retryable) throw remoteError(r.error);
@@ -453,6 +495,26 @@ export class HiqliteNode {
       }
       await sleep(Math.min(1000, 100 * (attempt + 1)));
     }
+  }
+
+  /**
+   * A joining node learns its cluster's id from the leader that accepted it. A node that already
+   * has one and meets another refuses to go on: it belongs to a different cluster.
+   */
+  private async adoptClusterId(id: string | null, leader: NodeId): Promise<void> {
+    if (id === null || id === this.clusterId) return;
+    if (!isClusterId(id))
+      throw new HiqliteError('HQL_PROTOCOL', `node ${leader} sent a malformed cluster id`, {
+        retryable: false,
+      });
+    if (this.clusterId !== null) {
+      const message = `node ${leader} leads cluster ${id}, but this node belongs to cluster ${this.clusterId}: check the nodes list, or remove this node's data directory to make it a new node of cluster ${id}`;
+      this.log.error({ clusterId: this.clusterId, peerClusterId: id, peer: leader }, message);
+      throw new HiqliteError('HQL_CLUSTER_MISMATCH', message, { retryable: false });
+    }
+    this.clusterId = id;
+    await writeClusterId(this.cfg.dataDir, id);
+    this.log.info({ clusterId: id }, 'joined cluster');
   }
 
   private async findLeader(): Promise<NodeId | null> {
@@ -493,7 +555,8 @@ export class HiqliteNode {
         const rows = await this.query(req.sql, req.params as QueryParams, {
           consistency: req.consistency,
           minIndex: req.minIndex,
-          timeoutMs: this.cfg.queryTimeoutMs,
+          // The client's own deadline when it is the nearer one: its work stops when it gives up.
+          timeoutMs: Math.min(req.timeoutMs ?? this.cfg.queryTimeoutMs, this.cfg.queryTimeoutMs),
         });
         return rows;
       }
@@ -510,6 +573,7 @@ export class HiqliteNode {
             s !== undefined &&
             (s.membership.voters.includes(this.cfg.nodeId) ||
               s.membership.learners.includes(this.cfg.nodeId)),
+          clusterId: this.clusterId,
         };
       }
       case 'join':
@@ -527,11 +591,12 @@ export class HiqliteNode {
     // A joining node repeats its request until it is answered; the nonce (one per start of
     // that node) makes the repetition harmless.
     const done = this.joins.get(id);
-    if (done !== undefined && done.nonce === nonce) return { index: await done.index };
+    if (done !== undefined && done.nonce === nonce)
+      return { index: await done.index, clusterId: this.clusterId };
     const index = this.addAsLearner(id);
     this.joins.set(id, { nonce, index });
     try {
-      return { index: await index };
+      return { index: await index, clusterId: this.clusterId };
     } catch (e) {
       if (this.joins.get(id)?.index === index) this.joins.delete(id);
       throw e;
@@ -649,7 +714,10 @@ export class HiqliteNode {
     const bytesMax = commandBytesMaxFor(this.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
     const deadline = this.clock.monotonicMs() + this.cfg.proposalTimeoutMs;
-    let lastError: unknown = null;
+    let lastError: HiqliteError | null = null;
+    // Whether an attempt may have put the command in the log: then, without a final answer, its
+    // outcome is unknown; otherwise every attempt was refused and it was certainly not applied.
+    let maybeProposed = false;
     for (let attempt = 0; this.clock.monotonicMs() < deadline; attempt++) {
       const s = this.group.status();
       const remaining = Math.max(1, deadline - this.clock.monotonicMs());
@@ -659,25 +727,53 @@ export class HiqliteNode {
           return { index: out.index, result: out.result as CommandResult };
         }
         if (s.leaderId !== null) {
-          const r = await this.request(s.leaderId, { op: 'propose', group: 'sql', data }, remaining);
+          const conn = await this.peerConnection(s.leaderId);
+          let r: ApiResponse;
+          try {
+            r = await conn.request({ op: 'propose', group: 'sql', data }, remaining);
+          } catch (e) {
+            maybeProposed = true; // sent, but no answer
+            throw e;
+          }
           if (r.ok) return r.value as { index: number; result: CommandResult };
           throw remoteError(r.error);
         }
-        lastError = new HiqliteError('HQL_UNAVAILABLE', 'no leader is known', { retryable: true });
+        lastError = this.noLeaderError();
       } catch (e) {
         // Under a session, a retry is safe even when the outcome was unknown: the state machine
         // answers a duplicate with the original result.
-        const retryable = e instanceof HiqliteError && (e.retryable || e.code === 'HQL_OUTCOME_UNKNOWN');
-        if (!retryable || this.closing !== null) throw e;
+        if (!(e instanceof HiqliteError)) throw e;
+        if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
+        else if (!e.retryable || this.closing !== null) throw e;
         lastError = e;
       }
       await sleep(Math.min(this.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
     }
-    if (lastError instanceof HiqliteError && lastError.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
-    throw new HiqliteError('HQL_OUTCOME_UNKNOWN', `no outcome within ${this.cfg.proposalTimeoutMs} ms`, {
-      retryable: false,
-      cause: lastError,
-    });
+    if (!maybeProposed) throw lastError ?? this.noLeaderError();
+    if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
+    throw new HiqliteError(
+      'HQL_OUTCOME_UNKNOWN',
+      `the write may or may not have been applied: no final answer within ${this.cfg.proposalTimeoutMs} ms (last: ${lastError?.message ?? 'none'})`,
+      { retryable: false, cause: lastError },
+    );
+  }
+
+  /** No leader is known here: how many voters this node reaches tells a partition from a quorum loss. */
+  private noLeaderError(): HiqliteError {
+    const { voters } = this.group.status().membership;
+    const connected = new Set(
+      this.transport
+        .status()
+        .filter((p) => p.control === 'ready' || p.inboundControl)
+        .map((p) => p.peerId as number),
+    );
+    const reachable = voters.filter((v) => v === this.cfg.nodeId || connected.has(v)).length;
+    const majority = Math.floor(voters.length / 2) + 1;
+    return new HiqliteError(
+      'HQL_UNAVAILABLE',
+      `no leader: node ${this.cfg.nodeId} reaches ${reachable} of ${voters.length} voters (a leader needs ${majority})`,
+      { retryable: true },
+    );
   }
 
   private async linearizableBarrier(timeoutMs: number): Promise<void> {
@@ -718,7 +814,7 @@ export class HiqliteNode {
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<void> {
     const path = snapshots.tempPath();
-    const fh = await open(path, 'w');
+    const fh = await open(path, 'w', PRIVATE_FILE_MODE);
     try {
       for await (const chunk of chunks) await fh.write(chunk);
     } finally {

@@ -673,7 +673,7 @@ export class RaftGroup {
       p.timer = this.o.clock.setTimer(() => {
         if (this.proposals.get(index) !== p) return;
         this.proposals.delete(index);
-        reject(outcomeUnknown(`no outcome within ${timeoutMs} ms`));
+        reject(outcomeUnknown(`no outcome within ${Math.round(timeoutMs)} ms`));
       }, timeoutMs);
       this.proposals.set(index, p);
     });
@@ -748,7 +748,9 @@ function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError 
 }
 
 function timeoutError(what: string, ms: number): HiqliteError {
-  return new HiqliteError('HQL_TIMEOUT', `${what}: no answer within ${ms} ms`, { retryable: true });
+  return new HiqliteError('HQL_TIMEOUT', `${what}: no answer within ${Math.round(ms)} ms`, {
+    retryable: true,
+  });
 }
 
 function outcomeUnknown(why: string, cause?: unknown): HiqliteError {

@@ -9,6 +9,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import type { LogIndex, NodeId, SnapshotMeta, Term } from '../raft/types.js';
 import { fsyncDir, writeFileAtomic } from '../storage/atomic-file.js';
 
@@ -27,7 +28,7 @@ export class SnapshotStore {
   private constructor(readonly dir: string) {}
 
   static async open(dir: string): Promise<SnapshotStore> {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const store = new SnapshotStore(dir);
     await store.load();
     return store;

@@ -7,6 +7,7 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
+import { PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 
 const U32_LIMIT = 2 ** 32;
 
@@ -15,7 +16,7 @@ export const TEMP_SUFFIX = '.tmp';
 
 export async function writeFileAtomic(dir: string, name: string, bytes: Uint8Array): Promise<void> {
   const temp = join(dir, name + TEMP_SUFFIX);
-  const fh = await open(temp, 'w');
+  const fh = await open(temp, 'w', PRIVATE_FILE_MODE);
   try {
     await fh.writeFile(bytes);
     await fh.sync();

@@ -22,6 +22,7 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert, assertNever } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { encodedEntryBytes } from '../protocol/entry-codec.js';
 import type { Entry, HardState, LogIndex, Term } from '../raft/types.js';
 import { fsyncDir } from './atomic-file.js';
@@ -73,7 +74,7 @@ export async function openFileLogStore(
   options: FileLogStoreOptions = {},
 ): Promise<OpenedFileLogStore> {
   const limits = fileLogLimits(options);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const recovered = await recoverLog(dir, limits.cacheBytesMax);
   const lastSeq = recovered.segmentSeqs.at(-1);
   const active =

@@ -6,6 +6,7 @@ import { closeSync, openSync } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
+import { PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { TEMP_SUFFIX } from './atomic-file.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES, segmentFileName } from './segment-format.js';
 
@@ -30,7 +31,7 @@ export async function prepareSegment(
   segmentBytesMax: number,
 ): Promise<PreparedSegment> {
   const tempPath = join(dir, segmentFileName(seq) + TEMP_SUFFIX);
-  const fh = await open(tempPath, 'w+');
+  const fh = await open(tempPath, 'w+', PRIVATE_FILE_MODE);
   try {
     const header = encodeSegmentHeader(seq);
     await writeFully(fh, header, 0);

@@ -156,3 +156,41 @@ describe('node 1 of a 3-node cluster of processes losing its volume', () => {
     await w.assertAllNodesHoldEveryRow();
   });
 });
+
+describe('node 1 losing its log or its volume while the other nodes are down', () => {
+  let c: TestCluster;
+  let w: Workload;
+  before(async () => {
+    c = await TestCluster.create({ nodes: 3, toml: TOML });
+    w = await Workload.create(c, 40);
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  /** Stops every node, damages node 1 with `damage`, starts node 1 alone: it must wait. */
+  async function node1AloneMustWait(damage: () => void): Promise<void> {
+    for (const id of [2, 3, 1]) assert.equal(await c.stop(id), 0, `node ${id} stops cleanly`);
+    damage();
+    // Alone, node 1 can prove neither that a cluster exists nor that none does: it must not
+    // found one (the old behaviour: leader of voters [1] on an empty database, taking writes).
+    const ready = await c.startAndWatch(1, 6000);
+    assert.equal(ready, false, 'node 1 became a member on its own');
+    const health = await c.http(1, '/health');
+    assert.notEqual(health.status, 200, `node 1 reports healthy alone: ${JSON.stringify(health.body)}`);
+    await c.kill(1);
+    await Promise.all([c.start(2), c.start(3)]);
+    await c.start(1);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  }
+
+  test('node 1 without its Raft log waits for the others, then rejoins with every row', async () => {
+    await node1AloneMustWait(() => rmSync(join(c.node(1).dataDir, 'logs'), { recursive: true, force: true }));
+    await w.writeRows(20);
+  });
+
+  test('node 1 with a wiped data directory waits for the others, then rejoins with every row', async () => {
+    await node1AloneMustWait(() => c.wipe(1));
+  });
+});

@@ -262,6 +262,23 @@ export class FaultCluster {
     rmSync(n.dataDir, { recursive: true, force: true });
   }
 
+  /**
+   * What an operator loses on a stopped node: its Raft log directory, its SQLite files, its
+   * snapshots, or its whole data directory.
+   */
+  damage(id: number, what: 'logs' | 'db' | 'snapshots' | 'all'): void {
+    const n = this.node(id);
+    if (n.child !== null) throw new Error(`node ${id} is running`);
+    this.mark(id, `delete ${what === 'all' ? 'the data directory' : what}`);
+    const path = {
+      logs: join(n.dataDir, 'logs'),
+      db: join(n.dataDir, 'state_machine', 'db'),
+      snapshots: join(n.dataDir, 'state_machine', 'snapshots'),
+      all: n.dataDir,
+    }[what];
+    rmSync(path, { recursive: true, force: true });
+  }
+
   /** /health of one node over HTTP (real API port); null when it does not answer in time. */
   async health(id: number, timeoutMs = 1500): Promise<Health | null> {
     const n = this.node(id);

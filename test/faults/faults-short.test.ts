@@ -22,6 +22,7 @@ const PHASES: ReadonlyArray<{ nemesis: NemesisName; seconds: number }> = [
   { nemesis: 'partition', seconds: 15 },
   { nemesis: 'slow', seconds: 10 },
   { nemesis: 'wipe', seconds: 12 },
+  { nemesis: 'operator', seconds: 15 },
 ];
 
 function explain(r: PhaseReport): string {

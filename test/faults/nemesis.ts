@@ -10,6 +10,8 @@
  *                bridge (two sides that only share one node), one-way cuts; refused or blackholed
  *   slow         latency per chunk on all links, on one node's links, or on random links
  *   wipe         SIGKILL a node, delete its data directory, restart: it must rejoin
+ *   operator     delete a stopped node's log dir, database, snapshots or data dir (node 1 too,
+ *                with the others down and node 1 started alone first), restart it
  *   mixed        one or two of the above at once (wipe only alone, on a healthy cluster)
  */
 import { assertNever } from '../../src/lib/assert.js';
@@ -17,7 +19,16 @@ import type { Random } from '../../src/lib/prng.js';
 import type { FaultCluster } from './cluster.js';
 import type { Groups } from './network.js';
 
-export const NEMESES = ['kill', 'kill-leader', 'pause', 'partition', 'slow', 'wipe', 'mixed'] as const;
+export const NEMESES = [
+  'kill',
+  'kill-leader',
+  'pause',
+  'partition',
+  'slow',
+  'wipe',
+  'operator',
+  'mixed',
+] as const;
 export type NemesisName = (typeof NEMESES)[number];
 
 export function isNemesisName(s: string): s is NemesisName {
@@ -50,6 +61,8 @@ export async function inject(name: NemesisName, ctx: NemesisContext): Promise<Fa
       return slow(ctx);
     case 'wipe':
       return wipe(ctx);
+    case 'operator':
+      return operator(ctx);
     case 'mixed':
       return mixed(ctx);
     default:
@@ -264,6 +277,42 @@ async function wipe(ctx: NemesisContext): Promise<Fault | null> {
   if (now) restart(c, [target]);
   return {
     description: `wipe ${target} (${now ? 'restarted at once' : 'restarted on heal'})`,
+    heal: async () => restart(c, [target]),
+  };
+}
+
+/**
+ * An operator's mistakes on a stopped node: its log directory, its database, its snapshots or
+ * its whole data directory deleted, restarted at once or later. One episode in three does it to
+ * node 1 while every other node is down, and starts node 1 alone first: it must wait for the
+ * others rather than found a cluster of its own (the others come back on heal). Like `wipe`, only
+ * on a fully healthy, caught-up cluster: one lost replica is within the fault model.
+ */
+async function operator(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng, log } = ctx;
+  if (!(await healthyAndCaughtUp(c, 15_000))) {
+    log('operator skipped: the cluster is not fully healthy and caught up');
+    return null;
+  }
+  const what = rng.pick(['logs', 'db', 'snapshots', 'all'] as const);
+  if (c.ids().includes(1) && rng.chance(1 / 3)) {
+    const others = c.ids().filter((id) => id !== 1);
+    for (const id of others) await c.kill(id);
+    await c.kill(1);
+    c.damage(1, what);
+    restart(c, [1]);
+    return {
+      description: `node 1 loses ${what} while the others are down; started alone`,
+      heal: async () => restart(c, others),
+    };
+  }
+  const target = rng.pick(c.ids());
+  await c.kill(target);
+  c.damage(target, what);
+  const now = rng.chance(0.5);
+  if (now) restart(c, [target]);
+  return {
+    description: `node ${target} loses ${what} (${now ? 'restarted at once' : 'restarted on heal'})`,
     heal: async () => restart(c, [target]),
   };
 }

@@ -18,11 +18,12 @@
  *   any `DEFERRED` constraint, every command gets its own transaction, and a command whose
  *   COMMIT fails gets that constraint error as its result.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { assert } from '../../lib/assert.js';
 import { HiqliteError } from '../../lib/errors.js';
+import { ensurePrivateFileSync, mkdirPrivateSync } from '../../lib/file-modes.js';
 import type { LogIndex, Term } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
 import { type CommandEnvelope, tryDecodeCommand } from './command.js';
@@ -179,8 +180,9 @@ export class SqlStateMachine {
 
   static open(dir: string, options: SqlStateMachineOptions = {}): SqlStateMachine {
     const resolved = resolveOptions(options);
-    mkdirSync(dir, { recursive: true });
+    mkdirPrivateSync(dir);
     const path = join(dir, resolved.fileName);
+    ensurePrivateFileSync(path);
     const db = new Database(path);
     try {
       configureWriter(db, resolved.busyTimeoutMs);
@@ -514,6 +516,7 @@ export class SqlStateMachine {
     const partial = `${destPath}.partial`;
     // A snapshot interrupted by a crash leaves this behind; it is never renamed, so never used.
     rmSync(partial, { force: true });
+    ensurePrivateFileSync(partial);
     await this.db.backup(partial, { progress: () => this.options.snapshotPagesPerStep });
     // A self-contained single file (rollback journal mode, no -wal/-shm) to ship and restore.
     const snap = new Database(partial);

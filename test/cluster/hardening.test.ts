@@ -1,0 +1,109 @@
+/**
+ * What a careless or hostile client must not be able to do to a cluster of processes (issue 9):
+ * a command too large for a log entry is refused at once on every path and stops nothing; a
+ * client's clock does not decide the time in replicated state; a client cannot use a session
+ * id outside its own namespace.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { HiqliteError } from '../../src/index.js';
+import { SECRET_API, TestCluster } from './harness.js';
+
+function hasCode(code: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof HiqliteError, `expected a HiqliteError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  };
+}
+
+const ENTRY_BYTES_MAX = 64 * 1024;
+
+describe('a cluster of processes facing careless and hostile clients', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await TestCluster.create({ nodes: 3, toml: `entry_bytes_max = ${ENTRY_BYTES_MAX}` });
+    const db = await c.client();
+    await db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB, at TEXT)');
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('a command larger than entry_bytes_max is refused at once on every path, and no node stops', async () => {
+    const leader = await c.leader();
+    const follower = [1, 2, 3].find((id) => id !== leader) as number;
+    const termBefore = (await c.metricsOf(leader)).term;
+    const big = new Uint8Array(ENTRY_BYTES_MAX + 1024);
+    // Remote client on the leader, and on a follower (which would forward it).
+    for (const id of [leader, follower]) {
+      const db = await c.client([id], { requestTimeoutMs: 60_000 });
+      await assert.rejects(
+        db.execute('INSERT INTO t (body) VALUES (?)', [big]),
+        hasCode('HQL_ENTRY_TOO_LARGE'),
+      );
+      // A transaction whose statements only add up to too much.
+      const half = new Uint8Array(ENTRY_BYTES_MAX / 2 + 16);
+      await assert.rejects(
+        db.txn([
+          ['INSERT INTO t (body) VALUES (?)', [half]],
+          ['INSERT INTO t (body) VALUES (?)', [half]],
+        ]),
+        hasCode('HQL_ENTRY_TOO_LARGE'),
+      );
+    }
+    // The HTTP JSON API, on a follower: a body over the HTTP limit is refused with 413, and a
+    // body under it whose command is too large (floats: 4 bytes in JSON, 9 in the command)
+    // with HQL_ENTRY_TOO_LARGE.
+    const post = (body: unknown) =>
+      c.http(follower, '/execute', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-secret': SECRET_API },
+        body: JSON.stringify(body),
+      });
+    const tooBig = await post({
+      sql: 'INSERT INTO t (body) VALUES (?)',
+      params: ['x'.repeat(ENTRY_BYTES_MAX)],
+    });
+    assert.equal(tooBig.status, 413, JSON.stringify(tooBig.body));
+    const floats = Array.from({ length: 15_000 }, () => 0.5);
+    const r = await post({ sql: 'INSERT INTO t (body) VALUES (?)', params: floats });
+    assert.equal(
+      (r.body as { error?: { code?: string } }).error?.code,
+      'HQL_ENTRY_TOO_LARGE',
+      JSON.stringify(r.body),
+    );
+
+    // Nothing stopped and no election happened: the same leader takes the next write.
+    const db = await c.client();
+    const ok = await db.execute('INSERT INTO t (body) VALUES (?)', [new Uint8Array(100)]);
+    assert.equal(ok.rowsAffected, 1);
+    assert.deepEqual(c.runningIds(), [1, 2, 3]);
+    const after = await c.metricsOf(leader);
+    assert.equal(after.role, 'leader');
+    assert.equal(after.term, termBefore);
+  });
+
+  test("the time in replicated state is the cluster's, not the client's clock", async () => {
+    const realNow = Date.now;
+    const skewMs = 2 * 3600 * 1000;
+    // This client's clock runs two hours ahead (the nodes run in their own processes).
+    Date.now = () => realNow() + skewMs;
+    let stored: string;
+    try {
+      const db = await c.client();
+      const w = await db.execute("INSERT INTO t (at) VALUES (strftime('%s', 'now'))");
+      const rows = await db.query<{ at: string }>('SELECT at FROM t WHERE rowid = ?', [w.lastInsertRowid], {
+        minIndex: w.logIndex,
+      });
+      stored = (rows[0] as { at: string }).at;
+    } finally {
+      Date.now = realNow;
+    }
+    const storedMs = Number(stored) * 1000;
+    assert.ok(
+      Math.abs(storedMs - realNow()) < 10 * 60 * 1000,
+      `datetime('now') stored ${new Date(storedMs).toISOString()}, the real time is ${new Date(realNow()).toISOString()}`,
+    );
+  });
+});
