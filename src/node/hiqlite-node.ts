@@ -128,7 +128,9 @@ export class HiqliteNode {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
     this.onFatal = options.onFatal;
-    this.log = (options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' })).child({
+    // Quiet by default when embedded (warnings and errors only); `hiqlite serve` passes its own
+    // logger at info. HQL_LOG_LEVEL overrides the default; a `logger` option replaces it.
+    this.log = (options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' })).child({
       node: cfg.nodeId,
     });
     this.sessions = new SessionPool(`n${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);

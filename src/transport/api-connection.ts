@@ -240,6 +240,11 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
     };
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
+      // 0x15 / 0x16: a TLS alert or handshake record where an HTTP answer was expected.
+      if (plain && (buffered[0] === 0x15 || buffered[0] === 0x16)) {
+        fail(new Error('the node answered with TLS: connect with tls: true'));
+        return;
+      }
       const end = buffered.indexOf('\r\n\r\n');
       if (end < 0) {
         if (buffered.length > 8192) fail(new Error('oversized HTTP upgrade response'));
@@ -248,7 +253,8 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
       const head = buffered.subarray(0, end).toString('latin1');
       const rest = buffered.subarray(end + 4);
       socket.off('data', onData);
-      socket.off('error', fail);
+      socket.off('error', onError);
+      socket.off('close', onEarlyClose);
       clearTimeout(timer);
       if (!/^HTTP\/1\.1 101 /.test(head)) {
         const status = head.split('\r\n')[0] ?? '';
@@ -269,7 +275,25 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
       if (rest.length > 0) socket.unshift(rest);
       resolve(socket);
     };
-    socket.on('error', fail);
+    const plain = o.tls === undefined || o.tls === false;
+    // A TLS node closes a plain connection (or answers it with a TLS alert) without an HTTP
+    // answer: say so rather than wait for the connect timeout.
+    const onEarlyClose = () =>
+      fail(
+        new Error(
+          plain
+            ? 'the node closed the connection without answering (does it use TLS? connect with tls: true)'
+            : 'the node closed the connection during the TLS handshake (does it use TLS?)',
+        ),
+      );
+    const onError = (e: Error) =>
+      fail(
+        plain || !/wrong version number|packet length too long/i.test(e.message)
+          ? e
+          : new Error(`${e.message} (the node does not speak TLS: connect without tls)`),
+      );
+    socket.on('error', onError);
+    socket.once('close', onEarlyClose);
     socket.on('data', onData);
     socket.once(o.tls === undefined || o.tls === false ? 'connect' : 'secureConnect', () => {
       socket.write(

@@ -40,6 +40,8 @@ export class FramedConnection {
     private readonly onClose: (reason: CloseReason) => void,
   ) {
     this.socket = socket;
+    // Read now: once the socket is closed, Node no longer knows the address.
+    this.remote = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 'unknown'}`;
     this.decoder = new FrameDecoder(frameBytesMax);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -52,9 +54,7 @@ export class FramedConnection {
   }
 
   /** `host:port` of the other end, for log lines. */
-  get remote(): string {
-    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
-  }
+  readonly remote: string;
 
   onFrame(handler: (payload: Uint8Array) => void): void {
     this.frameHandler = handler;

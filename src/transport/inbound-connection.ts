@@ -87,7 +87,7 @@ export class InboundConnection {
     }
     this.conn.onFrame((payload) => this.onFrame(payload));
     this.host.authenticated(this);
-    opts.logger.info({ node: opts.nodeId, peer: peerId, lane, remote: this.conn.remote }, 'peer connected');
+    opts.logger.info({ peer: peerId, lane, remote: this.conn.remote }, 'peer connected');
   }
 
   private onFrame(payload: Uint8Array): void {

@@ -216,7 +216,7 @@ export class OutboundLane {
     this.failures = 0;
     this.unreachableReported = false;
     this.deps.opts.logger.info(
-      { node: this.deps.opts.nodeId, peer: this.deps.peerId, lane: this.deps.kind, remote: conn.remote },
+      { peer: this.deps.peerId, lane: this.deps.kind, remote: conn.remote },
       'connected to peer',
     );
     const waiters = this.readyWaiters;
@@ -232,7 +232,6 @@ export class OutboundLane {
     if (this.stateNow === 'closed') return;
     const wasReady = this.stateNow === 'ready';
     const log = {
-      node: this.deps.opts.nodeId,
       peer: this.deps.peerId,
       lane: this.deps.kind,
       reason: reason.code,

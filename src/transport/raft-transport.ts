@@ -124,10 +124,7 @@ export class RaftTransport {
     this.bound = { host: address.address, port: address.port };
     this.state = 'running';
     for (const [id, addr] of this.addresses) this.addPeer(id, addr);
-    this.opts.logger.info(
-      { node: this.opts.nodeId, ...this.bound, tls: this.tls !== null },
-      'raft transport listening',
-    );
+    this.opts.logger.info({ ...this.bound, tls: this.tls !== null }, 'raft transport listening');
     return this.bound;
   }
 
@@ -161,7 +158,7 @@ export class RaftTransport {
     const payloadBytes = peerFramePayloadBytes(frame);
     if (payloadBytes > this.opts.limits.frameBytesMax) {
       this.opts.logger.warn(
-        { node: this.opts.nodeId, peer: message.to, type: message.type, payloadBytes },
+        { peer: message.to, type: message.type, payloadBytes },
         'message larger than frameBytesMax dropped (keep appendBytesMax well below it)',
       );
       lane.dropped();
@@ -312,13 +309,12 @@ export class RaftTransport {
     // After listen() succeeded (accept failures such as EMFILE): log, never crash the node.
     server.on('error', (err: Error) => {
       if (this.state === 'running') {
-        this.opts.logger.warn({ node: this.opts.nodeId, detail: err.message }, 'raft listener error');
+        this.opts.logger.warn({ detail: err.message }, 'raft listener error');
       }
     });
     server.on('tlsClientError', (err: Error, socket: Socket) => {
       this.opts.logger.warn(
         {
-          node: this.opts.nodeId,
           remote: `${socket.remoteAddress}:${socket.remotePort}`,
           detail: err.message,
         },
@@ -383,7 +379,6 @@ export class RaftTransport {
       this.inboundByLane.delete(laneKey(c.peerId, c.lane));
     }
     const log = {
-      node: this.opts.nodeId,
       peer: c.peerId,
       lane: c.lane,
       remote: c.conn.remote,
@@ -411,10 +406,7 @@ export class RaftTransport {
   private unknownPeer(id: NodeId): void {
     if (!this.warnedUnknownPeers.has(id)) {
       this.warnedUnknownPeers.add(id);
-      this.opts.logger.warn(
-        { node: this.opts.nodeId, peer: id },
-        'message for a node with no known address dropped',
-      );
+      this.opts.logger.warn({ peer: id }, 'message for a node with no known address dropped');
     }
     queueMicrotask(() => {
       if (this.state === 'running') this.opts.onUnreachable(id);

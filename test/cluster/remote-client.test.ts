@@ -98,3 +98,29 @@ describe('the remote client against a 3-node cluster of processes', () => {
     await c.waitForMembership({ voters: [1, 2, 3] });
   });
 });
+
+describe('connect() to a node with TLS', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await TestCluster.create({ nodes: 1, tls: true });
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('a plain client is told that the node uses TLS', async () => {
+    await assert.rejects(
+      connect({ nodes: [`127.0.0.1:${c.node(1).apiPort}`], secretApi: SECRET_API }),
+      hasCode('HQL_UNAVAILABLE', /TLS/),
+    );
+  });
+
+  test('an https:// address asks for TLS', async () => {
+    const db = await connect({ nodes: [`https://127.0.0.1:${c.node(1).apiPort}`], secretApi: SECRET_API });
+    try {
+      assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -18,12 +18,12 @@
  *   any `DEFERRED` constraint, every command gets its own transaction, and a command whose
  *   COMMIT fails gets that constraint error as its result.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { assert } from '../../lib/assert.js';
 import { HiqliteError } from '../../lib/errors.js';
-import { ensurePrivateFileSync, mkdirPrivateSync } from '../../lib/file-modes.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../lib/file-modes.js';
 import type { LogIndex, Term } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
 import { type CommandEnvelope, tryDecodeCommand } from './command.js';
@@ -180,7 +180,7 @@ export class SqlStateMachine {
 
   static open(dir: string, options: SqlStateMachineOptions = {}): SqlStateMachine {
     const resolved = resolveOptions(options);
-    mkdirPrivateSync(dir);
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const path = join(dir, resolved.fileName);
     ensurePrivateFileSync(path);
     const db = new Database(path);
@@ -614,4 +614,13 @@ function validateSnapshot(path: string): void {
   } finally {
     db.close();
   }
+}
+
+/**
+ * Creates `path` empty with owner-only permissions unless it exists. SQLite makes a new
+ * database 0644 (less the umask) but keeps the mode of an existing file, and gives its -wal and
+ * -shm files the database's mode.
+ */
+function ensurePrivateFileSync(path: string): void {
+  closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
 }
