@@ -96,7 +96,13 @@ describe('the npm package, installed into a new application', () => {
     const tarball = packed[0]?.filename as string;
     const files = new Set(packed[0]?.files.map((f) => f.path));
     assert.ok(!files.has(marker), 'npm pack did not build dist/ (the prepare script)');
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/server/cli.js', 'dist/sm/sql/worker.js'])
+    for (const f of [
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/server/cli.js',
+      'dist/sm/sql/worker.js',
+      'LICENSE',
+    ])
       assert.ok(files.has(f), `the tarball lacks ${f}`);
     for (const f of files) assert.ok(!/^(src|test|bench)\//.test(f), `the tarball ships ${f}`);
 
