@@ -1,0 +1,185 @@
+/**
+ * The `hiqlite` command at the mistakes of a first hour: configuration files that already exist,
+ * a port that is taken, a stop signal while a node still waits to join, a `dev` cluster one of
+ * whose nodes cannot start. Each run of the command is bounded by a timeout and killed at the end.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { freePorts } from '../support/free-ports.js';
+
+const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
+const RUN_TIMEOUT_MS = 60_000;
+
+interface Run {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly exited: Promise<number | null>;
+}
+
+function startCli(args: readonly string[]): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HQL_LOG_LEVEL: 'info' },
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  const run: Run = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((r) =>
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        r(code);
+      }),
+    ),
+  };
+  child.stdout?.on('data', (d: Buffer) => {
+    run.stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    run.stderr += d.toString();
+  });
+  return run;
+}
+
+async function runCli(
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = startCli(args);
+  const code = await run.exited;
+  return { code, stdout: run.stdout, stderr: run.stderr };
+}
+
+async function waitForOutput(run: Run, text: string, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!run.stdout.includes(text) && !run.stderr.includes(text)) {
+    if (run.child.exitCode !== null)
+      assert.fail(`exited before printing '${text}':\n${run.stdout}\n${run.stderr}`);
+    if (performance.now() > deadline)
+      assert.fail(`no '${text}' within ${timeoutMs} ms:\n${run.stdout}\n${run.stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function listen(port: number): Promise<Server | null> {
+  return new Promise((ok) => {
+    const s = createServer();
+    s.once('error', () => ok(null));
+    s.listen(port, '127.0.0.1', () => ok(s));
+  });
+}
+
+function close(s: Server): Promise<void> {
+  return new Promise((ok) => s.close(() => ok()));
+}
+
+async function canBind(port: number): Promise<boolean> {
+  const s = await listen(port);
+  if (s === null) return false;
+  await close(s);
+  return true;
+}
+
+function nodeToml(id: number, entries: readonly string[], dataDir: string): string {
+  return [
+    '[hiqlite]',
+    `node_id = ${id}`,
+    `nodes = [${entries.map((e) => `"${e}"`).join(', ')}]`,
+    `data_dir = "${dataDir}"`,
+    'secret_raft = "raft-secret-for-tests-0123456789"',
+    'secret_api = "api-secret-for-tests-0123456789"',
+    '',
+  ].join('\n');
+}
+
+describe('hiqlite CLI', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('generate-config over existing files names --overwrite and writes none of them', async () => {
+    const out = join(dir, 'generated');
+    assert.equal((await runCli(['generate-config', '--nodes', '2', '--dir', out])).code, 0);
+    const first = readFileSync(join(out, 'node-1.toml'), 'utf8');
+
+    const again = await runCli(['generate-config', '--nodes', '3', '--dir', out]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /--overwrite/);
+    assert.equal(readFileSync(join(out, 'node-1.toml'), 'utf8'), first, 'node-1.toml was replaced');
+    assert.ok(!existsSync(join(out, 'node-3.toml')), 'node-3.toml was written although others exist');
+
+    assert.equal((await runCli(['generate-config', '--nodes', '3', '--dir', out, '--overwrite'])).code, 0);
+    assert.notEqual(readFileSync(join(out, 'node-1.toml'), 'utf8'), first);
+  });
+
+  for (const which of ['raft', 'api'] as const) {
+    test(`serve on a taken ${which} port says which address and which key`, async () => {
+      const [raft, api] = (await freePorts(2)) as [number, number];
+      const file = join(dir, `busy-${which}.toml`);
+      writeFileSync(file, nodeToml(1, [`1 127.0.0.1:${raft} 127.0.0.1:${api}`], join(dir, `busy-${which}`)));
+      const taken = which === 'raft' ? raft : api;
+      const blocker = await listen(taken);
+      assert.ok(blocker !== null, `port ${taken} is not free`);
+      try {
+        const r = await runCli(['serve', '--config', file]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${taken}`));
+        assert.match(r.stderr, /EADDRINUSE/);
+        assert.match(r.stderr, which === 'raft' ? /listen_addr_raft/ : /listen_addr_api/);
+      } finally {
+        await close(blocker);
+      }
+    });
+  }
+
+  test('serve logs while it waits to join, and a SIGTERM then exits 0 with a message', async () => {
+    const [r1, a1, r2, a2] = (await freePorts(4)) as [number, number, number, number];
+    const entries = [`1 127.0.0.1:${r1} 127.0.0.1:${a1}`, `2 127.0.0.1:${r2} 127.0.0.1:${a2}`];
+    const file = join(dir, 'joining.toml');
+    writeFileSync(file, nodeToml(2, entries, join(dir, 'joining'))); // node 1 never runs
+    const run = startCli(['serve', '--config', file]);
+    try {
+      await waitForOutput(run, 'not a member of the cluster yet', 30_000);
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 0);
+      assert.match(run.stderr, /received SIGTERM while node 2 was still starting/);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
+  test('dev stops every node and removes its temporary folder when one node cannot start', async () => {
+    // Two nodes use base, base+1 (Raft) and base+100, base+101 (API); node 2's API port is taken.
+    let base = 0;
+    for (let attempt = 0; attempt < 50 && base === 0; attempt++) {
+      const [candidate] = (await freePorts(1)) as [number];
+      const others = [candidate + 1, candidate + 100, candidate + 101];
+      if (candidate + 101 < 32_768 && (await Promise.all(others.map(canBind))).every(Boolean))
+        base = candidate;
+    }
+    assert.ok(base !== 0, 'no free port range for the dev cluster');
+    const blocker = await listen(base + 101);
+    assert.ok(blocker !== null);
+    try {
+      const r = await runCli(['dev', '--nodes', '2', '--base-port', String(base)]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /node 2 exited with code 1 before it was ready; stopping the cluster/);
+      assert.match(r.stdout, /--base-port/);
+      const removed = /stopped \(removed (.+)\)/.exec(r.stdout)?.[1];
+      assert.ok(removed !== undefined, r.stdout);
+      assert.ok(!existsSync(removed), `${removed} (it holds the secrets) is left behind`);
+      for (const port of [base, base + 1, base + 100])
+        assert.ok(await canBind(port), `port ${port} is still held by a node of the stopped cluster`);
+    } finally {
+      await close(blocker);
+    }
+  });
+});
