@@ -61,7 +61,7 @@ function documentedNames(): string[] {
     for (const part of (m[1] as string).split(',')) names.add(part.trim().replace(/^type\s+/, ''));
   // `PascalCase` names (types, error classes), except JavaScript's own and AssertionError, which
   // ERRORS.md names as what a bug throws: nothing to catch, so not exported.
-  for (const m of userDocs.matchAll(/`([A-Z][A-Za-z]+)`/g)) {
+  for (const m of userDocs.matchAll(/`([A-Z][a-z][A-Za-z]*)`/g)) {
     const name = m[1] as string;
     if (!(name in globalThis) && name !== 'AssertionError') names.add(name);
   }
