@@ -184,7 +184,7 @@ try {
 `,
     );
     const r = run(process.execPath, ['esm.mjs', String(raft), String(api), join(tmp, 'data')], app);
-    // The node logs to stdout (pino, info and up by default); the rows are the one line not a log.
+    // The node logs to stdout (pino JSON objects); the rows are the one line that is an array.
     const rows = r.stdout.split('\n').find((line) => line.startsWith('['));
     assert.deepEqual(JSON.parse(rows ?? 'null'), [{ body: 'embedded' }, { body: 'remote' }]);
   });
