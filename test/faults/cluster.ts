@@ -11,7 +11,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { connect, type HiqliteClient } from '../../src/index.js';
+import { connect, type HiqliteClient, HiqliteError } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
 import { type NodePorts, ProxyNet } from './network.js';
 
@@ -306,14 +306,25 @@ export class FaultCluster {
 
   /** A remote client; `ids` first in the order given (it fails over to the next). */
   async client(ids: readonly number[], requestTimeoutMs: number): Promise<HiqliteClient> {
-    const c = await connect({
-      nodes: ids.map((id) => `127.0.0.1:${this.node(id).apiPort}`),
-      secretApi: SECRET_API,
-      requestTimeoutMs,
-      connectTimeoutMs: 1000,
-    });
-    this.clients.push(c);
-    return c;
+    // connect() rejects while no node listens (nodes may still be restarting after a fault):
+    // try again within the request timeout.
+    const deadline = performance.now() + requestTimeoutMs;
+    for (;;) {
+      try {
+        const c = await connect({
+          nodes: ids.map((id) => `127.0.0.1:${this.node(id).apiPort}`),
+          secretApi: SECRET_API,
+          requestTimeoutMs,
+          connectTimeoutMs: 1000,
+        });
+        this.clients.push(c);
+        return c;
+      } catch (e) {
+        if (!(e instanceof HiqliteError) || e.code !== 'HQL_UNAVAILABLE' || performance.now() > deadline)
+          throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   async closeClient(c: HiqliteClient): Promise<void> {
