@@ -41,7 +41,7 @@ import { isClusterId, newClusterId, readClusterId, writeClusterId } from './clus
 import type { NodeConfig, ResolvedNodeConfig } from './config/config.js';
 import { resolveConfig } from './config/config.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
-import { commandTooLargeError, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js';
 import type { GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { SnapshotStore } from './snapshot-store.js';
@@ -281,13 +281,16 @@ export class HiqliteNode {
     const hasData = opened.store.lastIndex() > 0 || snapshots.latest() !== null || this.sm.appliedIndex() > 0;
     // Any trace of a past membership: such a node never bootstraps a cluster, whatever it lost.
     const hadMembership = hasData || opened.hardState !== null || this.clusterId !== null;
-    if (opened.hardState === null && hasData) {
-      // The term and vote are gone (lost or damaged log directory) but data remains. This node
-      // may have voted in a term it no longer remembers, so it must not take part as it was:
-      // it discards its local state and rejoins like a new node (the leader re-adds it).
-      this.log.warn(
-        'the Raft hard state is lost but data remains: discarding local state and rejoining the cluster',
-      );
+    // The term and vote are gone (lost or damaged log directory) but data remains: this node may
+    // have voted in a term it no longer remembers. Or the log was compacted behind a snapshot
+    // that is gone and the database is behind it too. Either way it must not take part as it
+    // was: it discards its local state and rejoins like a new node (the leader re-adds it).
+    const lost =
+      opened.hardState === null && hasData
+        ? 'the Raft hard state is lost but data remains'
+        : lostLocalState(opened.store, snapshots, this.sm.appliedIndex());
+    if (lost !== null) {
+      this.log.warn({ reason: lost }, 'discarding local state and rejoining the cluster');
       await opened.store.close();
       await rm(cfg.paths.logsDir, { recursive: true, force: true });
       await rm(cfg.paths.snapshotsDir, { recursive: true, force: true });

@@ -344,6 +344,9 @@ export class RaftGroup {
 
   private async recover(): Promise<void> {
     const { logStore, snapshots, stateMachine } = this.o;
+    const purged = (logStore.firstIndex() - 1) as LogIndex;
+    // The log was compacted behind a snapshot that is gone (snapshot files lost or deleted).
+    if (purged > (snapshots.latest()?.meta.index ?? 0)) await this.rebuildSnapshot(purged);
     const stored = snapshots.latest();
     const snapshot: SnapshotMeta = stored?.meta ?? {
       index: 0 as LogIndex,
@@ -352,7 +355,6 @@ export class RaftGroup {
     };
     let hs: HardState = logStore.loadHardState() ?? { term: 0 as Term, vote: null, commit: 0 as LogIndex };
     let applied = stateMachine.appliedIndex();
-    const purged = (logStore.firstIndex() - 1) as LogIndex;
     assert(purged <= snapshot.index, `log purged to ${purged} beyond the newest snapshot ${snapshot.index}`);
 
     // The state machine is ahead of the log (the log store was lost): roll it back to the
@@ -396,6 +398,26 @@ export class RaftGroup {
       readEntries: (lo: LogIndex, hi: LogIndex, bytesMax: number) => logStore.entries(lo, hi, bytesMax),
     };
     this.core = new RaftCore(raft, { hardState: hs, snapshot, entries, appliedIndex: applied });
+  }
+
+  /**
+   * The entries up to `purged` are gone from the log and no snapshot covers them. If the state
+   * machine holds them (its applied index is at least `purged`), it makes that snapshot again
+   * and the group boots from it. Otherwise this node's state cannot be recovered here: it must
+   * be discarded and the node rejoin as a new one (LocalStateLostError).
+   */
+  private async rebuildSnapshot(purged: LogIndex): Promise<void> {
+    const { logStore, snapshots, stateMachine } = this.o;
+    const lost = lostLocalState(logStore, snapshots, stateMachine.appliedIndex());
+    if (lost !== null) throw new LocalStateLostError(lost);
+    const applied = stateMachine.appliedIndex();
+    this.o.logger?.warn(
+      { group: this.group, purged, applied },
+      'no snapshot covers the compacted log: making one again from the state machine',
+    );
+    const path = snapshots.tempPath();
+    const { index, term, membership } = await stateMachine.snapshot(path);
+    await snapshots.commit(path, { index, term, membership: membership ?? this.o.initialMembership });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -717,6 +739,30 @@ export function commandTooLargeError(bytes: number, bytesMax: number): HiqliteEr
     `the command encodes to ${bytes} bytes, over the ${bytesMax} bytes a log entry can carry (config entry_bytes_max)`,
     { retryable: false },
   );
+}
+
+/**
+ * Why a group's local state cannot be recovered here, or null: the log was compacted behind a
+ * snapshot that is gone, and the state machine has not applied that far either (a lost snapshot
+ * directory is otherwise rebuilt from the state machine at open).
+ */
+export function lostLocalState(
+  logStore: Pick<LogStore, 'firstIndex'>,
+  snapshots: Pick<SnapshotStore, 'latest'>,
+  appliedIndex: LogIndex,
+): string | null {
+  const purged = logStore.firstIndex() - 1;
+  if (purged <= (snapshots.latest()?.meta.index ?? 0) || appliedIndex >= purged) return null;
+  return `the log starts after index ${purged}, but no snapshot covers it and the state machine has applied only ${appliedIndex}`;
+}
+
+/**
+ * What this node holds cannot be recovered locally (a compacted log whose snapshot is gone, and a
+ * state machine behind it). The embedder discards the node's state and rejoins the cluster as a
+ * new node, as for a lost log: the leader then sends it a snapshot.
+ */
+export class LocalStateLostError extends Error {
+  override readonly name = 'LocalStateLostError';
 }
 
 function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError {

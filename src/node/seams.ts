@@ -3,7 +3,7 @@
  * transport (src/transport). Each is minimal, so that an in-memory implementation serves unit
  * tests and adapters serve the real parts.
  */
-import type { Entry, LogIndex, Message, SnapshotMeta, Term } from '../raft/types.js';
+import type { Entry, LogIndex, Membership, Message, SnapshotMeta, Term } from '../raft/types.js';
 
 export type GroupId = 'sql' | 'cache';
 
@@ -20,8 +20,11 @@ export interface GroupStateMachine {
   apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]>;
   /** About what a snapshot copies, in bytes (the snapshot policy weighs its cost with it). */
   sizeBytes?(): number;
-  /** Writes a consistent snapshot of the applied state to `path`; returns what it covers. */
-  snapshot(path: string): Promise<{ index: LogIndex; term: Term }>;
+  /**
+   * Writes a consistent snapshot of the applied state to `path`; returns what it covers, with
+   * the membership of the last configuration entry it applied (null: none yet, the genesis one).
+   */
+  snapshot(path: string): Promise<{ index: LogIndex; term: Term; membership: Membership | null }>;
   /** Replaces the whole state by the snapshot at `path`, atomically. */
   restore(path: string, meta: SnapshotMeta): Promise<void>;
   /** Forgets everything (a state machine ahead of a lost log with no snapshot to roll back to). */

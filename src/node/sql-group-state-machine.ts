@@ -5,7 +5,7 @@
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Entry, LogIndex, SnapshotMeta, Term } from '../raft/types.js';
+import type { Entry, LogIndex, Membership, SnapshotMeta, Term } from '../raft/types.js';
 import { type ApplyEntry, DEFAULT_FILE_NAME } from '../sm/sql/state-machine.js';
 import { SqlWorker, type SqlWorkerOptions } from '../sm/sql/worker-client.js';
 import type { GroupStateMachine } from './seams.js';
@@ -50,9 +50,11 @@ export class SqlGroupStateMachine implements GroupStateMachine {
     return this.worker.applyBatch(batch, wanted);
   }
 
-  async snapshot(path: string): Promise<{ index: LogIndex; term: Term }> {
+  async snapshot(path: string): Promise<{ index: LogIndex; term: Term; membership: Membership | null }> {
     const info = await this.worker.snapshot(path);
-    return { index: info.index, term: info.term };
+    const membership =
+      info.membership === null ? null : (JSON.parse(new TextDecoder().decode(info.membership)) as Membership);
+    return { index: info.index, term: info.term, membership };
   }
 
   async restore(path: string, _meta: SnapshotMeta): Promise<void> {

@@ -114,6 +114,37 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
     await w.assertAllNodesHoldEveryRow();
   });
 
+  test('a follower whose snapshots were deleted while stopped makes them again from its database', async () => {
+    const f = await follower();
+    assert.equal(await c.stop(f), 0);
+    const snapshots = join(c.node(f).dataDir, 'state_machine', 'snapshots');
+    assert.ok(
+      readdirSync(snapshots).some((n) => n.endsWith('.snap')),
+      'the node had a snapshot',
+    );
+    rmSync(snapshots, { recursive: true, force: true });
+    await w.writeRows(60);
+    await c.start(f);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+    assert.ok(
+      readdirSync(snapshots).some((n) => n.endsWith('.snap')),
+      'the snapshot was made again',
+    );
+  });
+
+  test('a follower whose database and snapshots were deleted while stopped rejoins and re-syncs', async () => {
+    const f = await follower();
+    assert.equal(await c.stop(f), 0);
+    const dir = c.node(f).dataDir;
+    rmSync(join(dir, 'state_machine'), { recursive: true, force: true });
+    await w.writeRows(60);
+    await c.start(f);
+    await c.waitForMember(f);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  });
+
   test('a follower that lost its whole volume rejoins and re-syncs', async () => {
     const f = await follower();
     assert.equal(await c.stop(f), 0);

@@ -305,10 +305,14 @@ export class FaultCluster {
   }
 
   /** A remote client; `ids` first in the order given (it fails over to the next). */
-  async client(ids: readonly number[], requestTimeoutMs: number): Promise<HiqliteClient> {
+  async client(
+    ids: readonly number[],
+    requestTimeoutMs: number,
+    connectWithinMs = requestTimeoutMs,
+  ): Promise<HiqliteClient> {
     // connect() rejects while no node listens (nodes may still be restarting after a fault):
-    // try again within the request timeout.
-    const deadline = performance.now() + requestTimeoutMs;
+    // try again for up to `connectWithinMs`.
+    const deadline = performance.now() + connectWithinMs;
     for (;;) {
       try {
         const c = await connect({

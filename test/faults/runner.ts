@@ -323,7 +323,8 @@ export class FaultSession {
   ): Promise<number | null> {
     const c = this.cluster;
     const key = `${tag}-live`;
-    const db = await c.client(rotate(c.ids(), rng.int(0, c.ids().length)), 3000);
+    const ids = rotate(c.ids(), rng.int(0, c.ids().length));
+    const db = await c.client(ids, 3000, Math.max(1, boundMs - (performance.now() - healedAt)));
     try {
       // Bounded by boundMs: each attempt is bounded by the client's request timeout.
       while (performance.now() - healedAt < boundMs) {

@@ -11,7 +11,15 @@ import { RaftGroup } from '../../src/node/raft-group.js';
 import type { GroupStateMachine, GroupTransport } from '../../src/node/seams.js';
 import { SnapshotStore } from '../../src/node/snapshot-store.js';
 import { systemClock } from '../../src/node/system-clock.js';
-import type { Entry, LogIndex, Message, NodeId, SnapshotMeta, Term } from '../../src/raft/types.js';
+import type {
+  Entry,
+  LogIndex,
+  Membership,
+  Message,
+  NodeId,
+  SnapshotMeta,
+  Term,
+} from '../../src/raft/types.js';
 import {
   emptyMemoryLogState,
   type MemoryLogState,
@@ -26,6 +34,7 @@ export class KvStateMachine implements GroupStateMachine {
   snapshotsStarted = 0;
   private applied = 0 as LogIndex;
   private appliedTerm = 0 as Term;
+  private membership: Membership | null = null;
 
   appliedIndex(): LogIndex {
     return this.applied;
@@ -39,6 +48,7 @@ export class KvStateMachine implements GroupStateMachine {
     return entries.map((e, i) => {
       this.applied = e.index;
       this.appliedTerm = e.term;
+      if (e.kind === 'config') this.membership = e.membership;
       if (e.kind !== 'command') return undefined;
       const [k, v] = new TextDecoder().decode(e.data).split('=') as [string, string];
       const old = this.data.get(k) ?? null;
@@ -47,10 +57,10 @@ export class KvStateMachine implements GroupStateMachine {
     });
   }
 
-  async snapshot(path: string): Promise<{ index: LogIndex; term: Term }> {
+  async snapshot(path: string): Promise<{ index: LogIndex; term: Term; membership: Membership | null }> {
     this.snapshotsStarted++;
     await writeFile(path, JSON.stringify({ i: this.applied, t: this.appliedTerm, d: [...this.data] }));
-    return { index: this.applied, term: this.appliedTerm };
+    return { index: this.applied, term: this.appliedTerm, membership: this.membership };
   }
 
   async restore(path: string, meta: SnapshotMeta): Promise<void> {
@@ -59,6 +69,7 @@ export class KvStateMachine implements GroupStateMachine {
     this.data = new Map(o.d);
     this.applied = o.i as LogIndex;
     this.appliedTerm = o.t as Term;
+    this.membership = meta.membership;
   }
 
   async reset(): Promise<void> {
