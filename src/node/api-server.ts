@@ -60,6 +60,8 @@ export interface ApiServerOptions {
   readonly secret: string;
   /** `secret_raft`: what a cluster node proves when it connects under its own id. */
   readonly nodeSecret: string;
+  /** This node's cluster id, or null before it has one: a node of another cluster is refused. */
+  readonly clusterId?: () => string | null;
   /** The ids of the cluster's nodes: the only non-zero ids a handshake may claim. */
   readonly nodeIds: readonly number[];
   readonly tls?: { certFile: string; keyFile: string } | 'self-signed';
@@ -217,6 +219,7 @@ export class ApiServer {
         secretFor: (clientId) => (clientId === REMOTE_CLIENT_ID ? this.secret : this.nodeSecret),
         purpose: 'api',
         localId: this.o.nodeId,
+        ...(this.o.clusterId === undefined ? {} : { clusterId: this.o.clusterId }),
         accepts: (clientId, channel) =>
           channel === 0 &&
           clientId !== this.o.nodeId &&

@@ -315,6 +315,7 @@ export class HiqliteNode {
       listen: cfg.listenRaft,
       peers: new Map(cfg.nodes.filter((n) => n.id !== cfg.nodeId).map((n) => [n.id, n.raft])),
       secret: cfg.secretRaft,
+      clusterId: () => this.clusterId,
       ...(cfg.tls.raft === null ? {} : { tls: cfg.tls.raft }),
       limits: {
         frameBytesMax: cfg.frameBytesMax,
@@ -334,6 +335,7 @@ export class HiqliteNode {
       nodeId: cfg.nodeId,
       secret: cfg.secretApi,
       nodeSecret: cfg.secretRaft,
+      clusterId: () => this.clusterId,
       nodeIds: cfg.nodes.map((n) => n.id),
       ...(cfg.tls.api === null ? {} : { tls: cfg.tls.api }),
       frameBytesMax: cfg.frameBytesMax,
@@ -848,6 +850,7 @@ export class HiqliteNode {
       // let anyone claim a node's id (docs/ARCHITECTURE.md, "Security").
       secret: this.cfg.secretRaft,
       localId: this.cfg.nodeId,
+      clusterId: () => this.clusterId,
       serverId: to,
       ...(this.cfg.tls.api === null ? {} : { tls: true }),
       connectTimeoutMs: 3000,

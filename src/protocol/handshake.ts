@@ -6,8 +6,12 @@
  *
  *   server → client  challenge  u8 0x01 | "HQLT" | u8 version | u8 purpose | 32 B serverNonce
  *   client → server  auth       u8 0x02 | u8 version | u8 channel | u32 clientId | u32 serverId
- *                               | 32 B clientNonce | 32 B clientMac
- *   server → client  accept     u8 0x03 | 32 B serverMac
+ *                               | 32 B clientNonce | 16 B clusterId | 32 B clientMac
+ *   server → client  accept     u8 0x03 | 16 B clusterId | 32 B serverMac
+ *
+ * Each side names its cluster (the id fixed at bootstrap; all zeros for a client, or a node that
+ * has not joined one yet), covered by its proof: nodes of two different clusters refuse each
+ * other with a reason they can log, instead of mixing their logs.
  *
  * The client proves itself first, so a stranger who connects to a node learns nothing it could
  * attack offline (no MAC under the secret is sent before the client's proof checks out). The
@@ -26,7 +30,10 @@ import { ByteReader, ByteWriter } from './bytes.js';
 import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
 import { ProtocolError } from './protocol-error.js';
 
-export const HANDSHAKE_VERSION = 1;
+export const HANDSHAKE_VERSION = 2;
+export const CLUSTER_ID_BYTES = 16;
+/** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
+export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 /** Every handshake frame is smaller: the decoder uses this limit until the handshake succeeds. */
@@ -53,9 +60,10 @@ export type HandshakeFrame =
       /** The node the client means to reach. */
       readonly serverId: number;
       readonly clientNonce: Uint8Array;
+      readonly clusterId: Uint8Array;
       readonly mac: Uint8Array;
     }
-  | { readonly kind: 'accept'; readonly mac: Uint8Array };
+  | { readonly kind: 'accept'; readonly clusterId: Uint8Array; readonly mac: Uint8Array };
 
 /** Everything both proofs cover. */
 export interface HandshakeTranscript {
@@ -68,6 +76,10 @@ export interface HandshakeTranscript {
   readonly clientNonce: Uint8Array;
   /** TLS exporter keying material, or empty without TLS. */
   readonly channelBinding: Uint8Array;
+  /** The client's cluster id (both proofs cover it). */
+  readonly clientClusterId: Uint8Array;
+  /** The server's cluster id: only the server's proof covers it (the client learns it last). */
+  readonly serverClusterId: Uint8Array;
 }
 
 const KIND_CHALLENGE = 0x01;
@@ -96,12 +108,16 @@ export function encodeHandshakeFrame(f: HandshakeFrame): Uint8Array {
       w.u8(f.channel);
       w.u32(f.clientId);
       w.u32(f.serverId);
+      assert(f.clusterId.byteLength === CLUSTER_ID_BYTES, 'auth cluster id size');
       w.bytes(f.clientNonce);
+      w.bytes(f.clusterId);
       w.bytes(f.mac);
       break;
     case 'accept':
       assert(f.mac.byteLength === MAC_BYTES, 'accept mac size');
+      assert(f.clusterId.byteLength === CLUSTER_ID_BYTES, 'accept cluster id size');
       w.u8(KIND_ACCEPT);
+      w.bytes(f.clusterId);
       w.bytes(f.mac);
       break;
     default:
@@ -134,13 +150,16 @@ export function decodeHandshakeFrame(payload: Uint8Array): HandshakeFrame {
       const clientId = r.u32('clientId');
       const serverId = r.u32('serverId');
       const clientNonce = copy(r.bytesView(NONCE_BYTES, 'client nonce'));
+      const clusterId = copy(r.bytesView(CLUSTER_ID_BYTES, 'cluster id'));
       const mac = copy(r.bytesView(MAC_BYTES, 'mac'));
-      frame = { kind: 'auth', version, channel, clientId, serverId, clientNonce, mac };
+      frame = { kind: 'auth', version, channel, clientId, serverId, clientNonce, clusterId, mac };
       break;
     }
-    case KIND_ACCEPT:
-      frame = { kind: 'accept', mac: copy(r.bytesView(MAC_BYTES, 'mac')) };
+    case KIND_ACCEPT: {
+      const clusterId = copy(r.bytesView(CLUSTER_ID_BYTES, 'cluster id'));
+      frame = { kind: 'accept', clusterId, mac: copy(r.bytesView(MAC_BYTES, 'mac')) };
       break;
+    }
     default:
       throw new ProtocolError('unknown-type', `unknown handshake frame kind ${kind}`);
   }
@@ -169,6 +188,12 @@ export function handshakeMac(
   mac.update(t.serverNonce);
   mac.update(t.clientNonce);
   mac.update(t.channelBinding);
+  assert(t.clientClusterId.byteLength === CLUSTER_ID_BYTES, 'client cluster id size');
+  mac.update(t.clientClusterId);
+  if (role === 'server') {
+    assert(t.serverClusterId.byteLength === CLUSTER_ID_BYTES, 'server cluster id size');
+    mac.update(t.serverClusterId);
+  }
   return new Uint8Array(mac.digest());
 }
 
@@ -188,9 +213,9 @@ function handshakePayloadBytes(f: HandshakeFrame): number {
     case 'challenge':
       return 1 + MAGIC.byteLength + 1 + 1 + NONCE_BYTES;
     case 'auth':
-      return 1 + 1 + 1 + 4 + 4 + NONCE_BYTES + MAC_BYTES;
+      return 1 + 1 + 1 + 4 + 4 + NONCE_BYTES + CLUSTER_ID_BYTES + MAC_BYTES;
     case 'accept':
-      return 1 + MAC_BYTES;
+      return 1 + CLUSTER_ID_BYTES + MAC_BYTES;
     default:
       return assertNever(f, 'handshake frame');
   }
@@ -216,4 +241,16 @@ function purposeFromByte(b: number): HandshakePurpose | null {
 /** Handshake fields outlive the read buffer they came in; copy the few bytes. */
 function copy(b: Uint8Array): Uint8Array {
   return new Uint8Array(b);
+}
+
+/** The wire form of a cluster id (32 hex digits), or NO_CLUSTER_ID for none. */
+export function clusterIdBytes(hex: string | null): Uint8Array {
+  if (hex === null) return NO_CLUSTER_ID;
+  assert(/^[0-9a-f]{32}$/.test(hex), 'a cluster id is 32 hex digits');
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** The cluster id a peer sent, or null for none. */
+export function clusterIdText(bytes: Uint8Array): string | null {
+  return bytes.every((b) => b === 0) ? null : Buffer.from(bytes).toString('hex');
 }

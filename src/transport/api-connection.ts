@@ -36,6 +36,8 @@ export interface ApiConnectionOptions {
   readonly secret: string;
   /** This side's node id, or REMOTE_CLIENT_ID. */
   readonly localId: number;
+  /** A node's cluster id (nodes only): a node of another cluster is refused. */
+  readonly clusterId?: () => string | null;
   readonly serverId?: number;
   /** TLS: true accepts a self-signed certificate (the handshake authenticates), or a CA file. */
   readonly tls?: boolean | { readonly caFile: string };
@@ -103,6 +105,7 @@ export class ApiConnection {
           secret: new TextEncoder().encode(o.secret),
           purpose: 'api',
           localId: o.localId,
+          ...(o.clusterId === undefined ? {} : { clusterId: o.clusterId }),
           serverId: o.serverId ?? ANY_SERVER_ID,
           channel: 0,
         },

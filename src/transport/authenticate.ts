@@ -9,6 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import {
+  clusterIdBytes,
+  clusterIdText,
   decodeHandshakeFrame,
   encodeHandshakeFrame,
   HANDSHAKE_VERSION,
@@ -16,6 +18,7 @@ import {
   type HandshakePurpose,
   type HandshakeTranscript,
   handshakeMac,
+  NO_CLUSTER_ID,
   NONCE_BYTES,
   TLS_EXPORTER_BYTES,
   TLS_EXPORTER_LABEL,
@@ -29,6 +32,11 @@ export interface HandshakeIdentity {
   readonly secret: Uint8Array;
   readonly purpose: HandshakePurpose;
   readonly localId: number;
+  /**
+   * This side's cluster id (32 hex digits), or null when it has none yet (a remote client, a
+   * node before it bootstraps or joins). Read at every handshake: a node learns it when it joins.
+   */
+  readonly clusterId?: () => string | null;
 }
 
 export interface ClientHandshakeParams extends HandshakeIdentity {
@@ -96,6 +104,8 @@ export function authenticateClient(
         serverNonce: frame.serverNonce,
         clientNonce,
         channelBinding: channelBinding(conn),
+        clientClusterId: clusterIdBytes(p.clusterId?.() ?? null),
+        serverClusterId: NO_CLUSTER_ID,
       };
       const mac = handshakeMac(p.secret, 'client', transcript);
       conn.write(
@@ -106,15 +116,19 @@ export function authenticateClient(
           clientId: p.localId,
           serverId: p.serverId,
           clientNonce,
+          clusterId: transcript.clientClusterId,
           mac,
         }),
       );
       return;
     }
     if (frame.kind !== 'accept') return finish(new HandshakeError(`expected accept, got '${frame.kind}'`));
-    if (!verifyHandshakeMac(p.secret, 'server', transcript, frame.mac)) {
+    const full = { ...transcript, serverClusterId: frame.clusterId };
+    if (!verifyHandshakeMac(p.secret, 'server', full, frame.mac)) {
       return finish(new HandshakeError(`server proof invalid (wrong secret, or not node ${p.serverId})`));
     }
+    const mismatch = clusterMismatch(p.clusterId?.() ?? null, clusterIdText(frame.clusterId), p.serverId);
+    if (mismatch !== null) return finish(new HandshakeError(mismatch));
     finish(null);
   });
 }
@@ -145,6 +159,8 @@ export function authenticateServer(
       serverNonce,
       clientNonce: frame.clientNonce,
       channelBinding: channelBinding(conn),
+      clientClusterId: frame.clusterId,
+      serverClusterId: clusterIdBytes(p.clusterId?.() ?? null),
     };
     // Every check runs before deciding, and every refusal looks the same to the client (the
     // connection closes): it cannot tell a wrong secret from a wrong or unknown id.
@@ -162,12 +178,34 @@ export function authenticateServer(
     if (!clientOk) {
       return finish(new HandshakeError(`node ${frame.clientId} may not open channel ${frame.channel} here`));
     }
-    conn.write(encodeHandshakeFrame({ kind: 'accept', mac: handshakeMac(secret, 'server', transcript) }));
+    const mismatch = clusterMismatch(
+      clusterIdText(transcript.serverClusterId),
+      clusterIdText(frame.clusterId),
+      frame.clientId,
+    );
+    if (mismatch !== null) return finish(new HandshakeError(mismatch));
+    conn.write(
+      encodeHandshakeFrame({
+        kind: 'accept',
+        clusterId: transcript.serverClusterId,
+        mac: handshakeMac(secret, 'server', transcript),
+      }),
+    );
     finish({ clientId: frame.clientId, channel: frame.channel });
   });
   conn.write(
     encodeHandshakeFrame({ kind: 'challenge', version: HANDSHAKE_VERSION, purpose: p.purpose, serverNonce }),
   );
+}
+
+/**
+ * Nodes of two different clusters refuse each other (each side checks): a node that bootstrapped
+ * a cluster of its own, or a data directory from another cluster, must not exchange Raft messages
+ * with this one. A side without an id yet (a client, a node still joining) matches any.
+ */
+function clusterMismatch(own: string | null, peer: string | null, peerId: number): string | null {
+  if (own === null || peer === null || own === peer) return null;
+  return `node ${peerId} belongs to cluster ${peer}, this node to cluster ${own}: refused (check the nodes list, or remove the data directory of the node that is in the wrong cluster)`;
 }
 
 function decodeOrFail(payload: Uint8Array, fail: (e: HandshakeError) => void): HandshakeFrame | null {

@@ -43,6 +43,7 @@ export class InboundConnection {
       secretFor: () => opts.secret,
       purpose: 'raft' as const,
       localId: opts.nodeId,
+      clusterId: opts.clusterId,
       accepts: (id: number, channel: number) =>
         host.isKnownPeer(id as NodeId) && laneOfChannel(channel) !== null,
     };

@@ -196,6 +196,7 @@ export class OutboundLane {
       secret: opts.secret,
       purpose: 'raft' as const,
       localId: opts.nodeId,
+      clusterId: opts.clusterId,
       serverId: peerId,
       channel: LANE_CHANNELS[kind],
     };

@@ -97,6 +97,8 @@ export interface RaftTransportOptions {
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   /** The shared cluster secret (`secretRaft`), at least 16 bytes. */
   readonly secret: string | Uint8Array;
+  /** This node's cluster id, or null before it has one: peers of another cluster are refused. */
+  readonly clusterId?: () => string | null;
   readonly tls?: TransportTls;
   readonly limits?: Partial<TransportLimits>;
   /**
@@ -123,6 +125,7 @@ export interface ResolvedTransportOptions {
   readonly listen: PeerAddress;
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   readonly secret: Uint8Array;
+  readonly clusterId: () => string | null;
   readonly tls: TransportTls | null;
   readonly limits: TransportLimits;
   readonly onMessage: (groupId: RaftGroupId, message: Message) => void;
@@ -155,6 +158,7 @@ export function resolveOptions(o: RaftTransportOptions): ResolvedTransportOption
     listen: o.listen,
     peers,
     secret,
+    clusterId: o.clusterId ?? (() => null),
     tls: o.tls ?? null,
     limits,
     onMessage: o.onMessage,

@@ -5,9 +5,11 @@
  * id outside its own namespace.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HiqliteError } from '../../src/index.js';
-import { SECRET_API, TestCluster } from './harness.js';
+import { eventually, SECRET_API, TestCluster } from './harness.js';
 
 function hasCode(code: string) {
   return (e: unknown) => {
@@ -104,6 +106,26 @@ describe('a cluster of processes facing careless and hostile clients', () => {
     assert.ok(
       Math.abs(storedMs - realNow()) < 10 * 60 * 1000,
       `datetime('now') stored ${new Date(storedMs).toISOString()}, the real time is ${new Date(realNow()).toISOString()}`,
+    );
+  });
+
+  test("a node whose cluster id is another cluster's is refused by the others, which keep serving", async () => {
+    const leader = await c.leader();
+    const other = [1, 2, 3].find((id) => id !== leader) as number;
+    assert.equal(await c.stop(other), 0);
+    writeFileSync(join(c.node(other).dataDir, 'cluster_id'), '0123456789abcdef0123456789abcdef\n');
+    await c.startAndWatch(other, 1000);
+    await eventually(
+      'the leader logs the refusal with the reason',
+      async () => c.node(leader).output.includes('belongs to cluster'),
+      30_000,
+    );
+    const db = await c.client([leader]);
+    const w = await db.execute('INSERT INTO t (at) VALUES (?)', ['after the intruder']);
+    assert.equal(w.rowsAffected, 1);
+    await assert.rejects(
+      c.rowsOn('SELECT count(*) AS n FROM t', { ids: [other], minIndex: w.logIndex }),
+      "the refused node does not receive the cluster's writes",
     );
   });
 });

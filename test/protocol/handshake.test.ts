@@ -4,6 +4,9 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { FrameDecoder } from '../../src/protocol/frame.js';
 import {
+  CLUSTER_ID_BYTES,
+  clusterIdBytes,
+  clusterIdText,
   decodeHandshakeFrame,
   encodeHandshakeFrame,
   HANDSHAKE_FRAME_BYTES_MAX,
@@ -11,6 +14,7 @@ import {
   type HandshakeTranscript,
   handshakeMac,
   MAC_BYTES,
+  NO_CLUSTER_ID,
   NONCE_BYTES,
   verifyHandshakeMac,
 } from '../../src/protocol/handshake.js';
@@ -28,6 +32,8 @@ const transcript = (over: Partial<HandshakeTranscript> = {}): HandshakeTranscrip
   serverNonce: new Uint8Array(NONCE_BYTES).fill(1),
   clientNonce: new Uint8Array(NONCE_BYTES).fill(2),
   channelBinding: new Uint8Array(0),
+  clientClusterId: NO_CLUSTER_ID,
+  serverClusterId: new Uint8Array(CLUSTER_ID_BYTES).fill(7),
   ...over,
 });
 
@@ -48,9 +54,10 @@ describe('handshake', () => {
         clientId: 0xffffffff,
         serverId: 7,
         clientNonce: nonce(),
+        clusterId: new Uint8Array(CLUSTER_ID_BYTES).fill(5),
         mac: new Uint8Array(MAC_BYTES).fill(3),
       },
-      { kind: 'accept', mac: new Uint8Array(MAC_BYTES).fill(4) },
+      { kind: 'accept', clusterId: NO_CLUSTER_ID, mac: new Uint8Array(MAC_BYTES).fill(4) },
     ];
     for (const f of frames) assert.deepEqual(roundTrip(f), f);
   });
@@ -82,6 +89,7 @@ describe('handshake', () => {
       { serverNonce: new Uint8Array(NONCE_BYTES).fill(9) },
       { clientNonce: new Uint8Array(NONCE_BYTES).fill(9) },
       { channelBinding: new Uint8Array(32).fill(5) },
+      { clientClusterId: new Uint8Array(CLUSTER_ID_BYTES).fill(6) },
     ];
     for (const change of changes) {
       assert.ok(
@@ -89,6 +97,20 @@ describe('handshake', () => {
         JSON.stringify(Object.keys(change)),
       );
     }
+  });
+
+  test("the server's proof covers the cluster id it names", () => {
+    const t = transcript();
+    const mac = handshakeMac(secret, 'server', t);
+    assert.ok(verifyHandshakeMac(secret, 'server', t, mac));
+    const other = transcript({ serverClusterId: new Uint8Array(CLUSTER_ID_BYTES).fill(8) });
+    assert.ok(!verifyHandshakeMac(secret, 'server', other, mac));
+  });
+
+  test('cluster ids travel as 16 bytes, none as zeros', () => {
+    const id = '0123456789abcdef0123456789abcdef';
+    assert.equal(clusterIdText(clusterIdBytes(id)), id);
+    assert.equal(clusterIdText(clusterIdBytes(null)), null);
   });
 
   test("a client's proof cannot be reflected as the server's", () => {
@@ -106,6 +128,7 @@ describe('handshake', () => {
         clientId: 1,
         serverId: 2,
         clientNonce: t.clientNonce,
+        clusterId: t.clientClusterId,
         mac: handshakeMac(secret, 'client', t),
       }),
     );

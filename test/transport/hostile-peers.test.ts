@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { encodeFrame } from '../../src/protocol/frame.js';
-import { encodeHandshakeFrame, MAC_BYTES, NONCE_BYTES } from '../../src/protocol/handshake.js';
+import {
+  encodeHandshakeFrame,
+  HANDSHAKE_VERSION,
+  MAC_BYTES,
+  NO_CLUSTER_ID,
+  NONCE_BYTES,
+} from '../../src/protocol/handshake.js';
 import { encodePeerFrame } from '../../src/protocol/peer-frame.js';
 import type { LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
 import {
@@ -125,13 +131,19 @@ describe('hostile or broken peers', () => {
       s.write(
         encodeHandshakeFrame({
           kind: 'challenge',
-          version: 1,
+          version: HANDSHAKE_VERSION,
           purpose: 'raft',
           serverNonce: new Uint8Array(NONCE_BYTES),
         }),
       );
       s.once('data', () =>
-        s.write(encodeHandshakeFrame({ kind: 'accept', mac: new Uint8Array(MAC_BYTES).fill(7) })),
+        s.write(
+          encodeHandshakeFrame({
+            kind: 'accept',
+            clusterId: NO_CLUSTER_ID,
+            mac: new Uint8Array(MAC_BYTES).fill(7),
+          }),
+        ),
       );
     });
     await new Promise<void>((resolve) => rogue.listen(0, HOST, resolve));
@@ -321,5 +333,40 @@ describe('hostile or broken peers', () => {
       [],
     );
     await friendStillServed(victim, friend, 409);
+  });
+});
+
+describe('nodes of different clusters', () => {
+  const X = '0123456789abcdef0123456789abcdef';
+  const Y = 'fedcba9876543210fedcba9876543210';
+
+  test('refuse each other, with the reason logged on both sides', async () => {
+    const a = await startNode(131, { clusterId: () => X });
+    const b = await startNode(132, { clusterId: () => Y });
+    try {
+      a.transport.setPeer(b.id, b.address);
+      b.transport.setPeer(a.id, a.address);
+      a.transport.send('sql', heartbeat(a.id, b.id));
+      b.transport.send('sql', heartbeat(b.id, a.id));
+      const refused = (n: TestNode) =>
+        n.logger.warnings().some((w) => /belongs to cluster/.test(String(w.obj.detail ?? w.msg)));
+      await waitFor(() => refused(a) && refused(b), 'both sides log the refusal');
+      assert.equal(a.received.length + b.received.length, 0, 'no message crossed');
+      assert.ok([...a.transport.status(), ...b.transport.status()].every((s) => s.control !== 'ready'));
+    } finally {
+      await closeAll(a, b);
+    }
+  });
+
+  test('a node without a cluster id yet (joining) talks to a node of any cluster', async () => {
+    const a = await startNode(133, { clusterId: () => X });
+    const b = await startNode(134, { clusterId: () => null });
+    try {
+      await mesh(a, b);
+      a.transport.send('sql', heartbeat(a.id, b.id));
+      await waitFor(() => b.received.length > 0, 'the message arrives');
+    } finally {
+      await closeAll(a, b);
+    }
   });
 });
