@@ -8,7 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { HiqliteError } from '../lib/errors.js';
 import { parseHostPort } from '../node/config/config-address.js';
 import type { QueryOptions } from '../node/hiqlite-node.js';
-import { remoteError } from '../node/hiqlite-node.js';
+import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { SessionPool } from '../node/session-pool.js';
 import type { ApiRequest } from '../protocol/api-codec.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
@@ -130,7 +130,10 @@ class RemoteClient extends ClientBase {
       try {
         const conn = await this.connection();
         const remaining = Math.max(1, deadline - Date.now());
-        const request = body.op === 'query' ? { ...body, timeoutMs: Math.ceil(remaining) } : body;
+        const request =
+          body.op === 'query' || body.op === 'propose'
+            ? { ...body, timeoutMs: answerWithinMs(remaining) }
+            : body;
         let r: Awaited<ReturnType<ApiConnection['request']>>;
         try {
           r = await conn.request(request, remaining);
@@ -148,7 +151,8 @@ class RemoteClient extends ClientBase {
         else if (!e.retryable) throw e;
         last = e;
       }
-      await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt, 5))));
+      const pauseMs = Math.min(500, 20 * 2 ** Math.min(attempt, 5), Math.max(0, deadline - Date.now()));
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
     if (kind === 'write' && maybeApplied) {
       throw new HiqliteError(

@@ -181,9 +181,12 @@ export class HiqliteNode {
   }
 
   /** proposeBytes, counted in hiqlite_writes_total by outcome (local and remote writes alike). */
-  private async proposeCounted(data: Uint8Array): Promise<{ index: number; result: CommandResult }> {
+  private async proposeCounted(
+    data: Uint8Array,
+    timeoutMs = this.cfg.proposalTimeoutMs,
+  ): Promise<{ index: number; result: CommandResult }> {
     try {
-      const out = await this.proposeBytes(data);
+      const out = await this.proposeBytes(data, timeoutMs);
       this.writesTotal.inc({ outcome: out.result.ok ? 'ok' : 'error' });
       return out;
     } catch (e) {
@@ -545,6 +548,9 @@ export class HiqliteNode {
   // ---------------------------------------------------------------------------------------------
 
   private async handleApi(req: ApiRequest, from: number): Promise<unknown> {
+    // The API port is up while the node starts (peers ask it whether a cluster exists); until
+    // its Raft group runs it can only answer that.
+    if (req.op !== 'leader') this.requireGroup();
     switch (req.op) {
       case 'propose': {
         this.checkOpenOrStarting();
@@ -553,9 +559,12 @@ export class HiqliteNode {
         if (from === REMOTE_CLIENT_ID) {
           const { data, command } = adoptClientCommand(req.data, { nowMs: this.clock.wallMs() });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
-          return this.proposeCounted(data);
+          // The client's own deadline when it is the nearer one: it gets an answer before it gives up.
+          return this.proposeCounted(data, Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs));
         }
-        const out = await this.group.propose(req.data, { timeoutMs: this.cfg.proposalTimeoutMs });
+        const out = await this.group.propose(req.data, {
+          timeoutMs: Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs),
+        });
         return { index: out.index, result: out.result };
       }
       case 'query': {
@@ -672,6 +681,7 @@ export class HiqliteNode {
     route: 'execute' | 'query' | 'txn' | 'batch',
     body: Record<string, unknown>,
   ): Promise<unknown> {
+    this.requireGroup();
     const sql = body.sql;
     const params = (body.params ?? []) as QueryParams;
     switch (route) {
@@ -716,11 +726,14 @@ export class HiqliteNode {
   // ---------------------------------------------------------------------------------------------
 
   /** Proposes prepared bytes on the leader (here or forwarded), retrying what is safe to retry. */
-  private async proposeBytes(data: Uint8Array): Promise<{ index: number; result: CommandResult }> {
+  private async proposeBytes(
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<{ index: number; result: CommandResult }> {
     // Checked here too, not only by the leader's core: a follower does not forward what cannot fit.
     const bytesMax = commandBytesMaxFor(this.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
-    const deadline = this.clock.monotonicMs() + this.cfg.proposalTimeoutMs;
+    const deadline = this.clock.monotonicMs() + timeoutMs;
     let lastError: HiqliteError | null = null;
     // Whether an attempt may have put the command in the log: then, without a final answer, its
     // outcome is unknown; otherwise every attempt was refused and it was certainly not applied.
@@ -737,7 +750,10 @@ export class HiqliteNode {
           const conn = await this.peerConnection(s.leaderId);
           let r: ApiResponse;
           try {
-            r = await conn.request({ op: 'propose', group: 'sql', data }, remaining);
+            r = await conn.request(
+              { op: 'propose', group: 'sql', data, timeoutMs: answerWithinMs(remaining) },
+              remaining,
+            );
           } catch (e) {
             maybeProposed = true; // sent, but no answer
             throw e;
@@ -754,13 +770,13 @@ export class HiqliteNode {
         else if (!e.retryable || this.closing !== null) throw e;
         lastError = e;
       }
-      await sleep(Math.min(this.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
+      await this.backoff(attempt, deadline);
     }
     if (!maybeProposed) throw lastError ?? this.noLeaderError();
     if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
     throw new HiqliteError(
       'HQL_OUTCOME_UNKNOWN',
-      `the write may or may not have been applied: no final answer within ${this.cfg.proposalTimeoutMs} ms (last: ${lastError?.message ?? 'none'})`,
+      `the write may or may not have been applied: no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
       { retryable: false, cause: lastError },
     );
   }
@@ -783,6 +799,12 @@ export class HiqliteNode {
     );
   }
 
+  /** Waits before retry `attempt`: exponential from 20 ms, at most a heartbeat, never past `deadline`. */
+  private backoff(attempt: number, deadline: number): Promise<void> {
+    const ms = Math.min(this.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5));
+    return sleep(Math.max(0, Math.min(ms, deadline - this.clock.monotonicMs())));
+  }
+
   private async linearizableBarrier(timeoutMs: number): Promise<void> {
     const deadline = this.clock.monotonicMs() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -792,7 +814,7 @@ export class HiqliteNode {
       } catch (e) {
         if (!(e instanceof HiqliteError) || !e.retryable || this.clock.monotonicMs() >= deadline) throw e;
       }
-      await sleep(Math.min(this.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
+      await this.backoff(attempt, deadline);
     }
   }
 
@@ -973,6 +995,16 @@ export class HiqliteNode {
     assert(this.group !== undefined, 'node used before start');
   }
 
+  private requireGroup(): void {
+    if (this.group === undefined) {
+      throw new HiqliteError(
+        'HQL_UNAVAILABLE',
+        `node ${this.cfg.nodeId} is starting: it is not yet a member of a cluster`,
+        { retryable: true },
+      );
+    }
+  }
+
   private checkOpenOrStarting(): void {
     if (this.closing !== null)
       throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true });
@@ -983,6 +1015,14 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 
 async function* fileChunks(path: string): AsyncIterable<Uint8Array> {
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+}
+
+/**
+ * The deadline to give a node for a request the caller waits `remainingMs` for: a little less,
+ * so that its answer (even "no outcome yet") arrives before the caller gives up on it.
+ */
+export function answerWithinMs(remainingMs: number): number {
+  return Math.max(1, Math.floor(remainingMs - Math.min(200, remainingMs / 10)));
 }
 
 function sleep(ms: number): Promise<void> {

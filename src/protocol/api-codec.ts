@@ -24,7 +24,18 @@ export type Consistency = 'local' | 'linearizable';
 
 export type ApiRequest =
   /** Leader only: propose prepared command bytes (src/sm/sql `prepareForProposal`) to a group. */
-  | { readonly id: number; readonly op: 'propose'; readonly group: 'sql'; readonly data: Uint8Array }
+  | {
+      readonly id: number;
+      readonly op: 'propose';
+      readonly group: 'sql';
+      readonly data: Uint8Array;
+      /**
+       * What is left of the caller's deadline: the node answers by then (HQL_UNAVAILABLE when it
+       * could not propose, HQL_OUTCOME_UNKNOWN when it did but has no result), or by its own
+       * `proposal_timeout_ms` if that comes first.
+       */
+      readonly timeoutMs?: number;
+    }
   | {
       readonly id: number;
       readonly op: 'query';
@@ -103,7 +114,10 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
     case 'propose': {
       if (o.group !== 'sql') bad(`unknown group ${JSON.stringify(o.group)}`);
       if (!(o.data instanceof Uint8Array)) bad('propose.data must be bytes');
-      return { id, op: 'propose', group: 'sql', data: o.data };
+      const timeoutMs = optionalTimeout(o.timeoutMs, 'propose');
+      return timeoutMs === undefined
+        ? { id, op: 'propose', group: 'sql', data: o.data }
+        : { id, op: 'propose', group: 'sql', data: o.data, timeoutMs };
     }
     case 'query': {
       if (typeof o.sql !== 'string' || o.sql.length === 0 || o.sql.length > SQL_BYTES_MAX)
@@ -116,10 +130,8 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
         bad('query.minIndex must be >= 0');
       const params = o.params ?? [];
       if (typeof params !== 'object' || params === null) bad('query.params must be an array or a map');
-      const timeoutMs = o.timeoutMs;
+      const timeoutMs = optionalTimeout(o.timeoutMs, 'query');
       if (timeoutMs === undefined) return { id, op: 'query', sql: o.sql, params, consistency, minIndex };
-      if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
-        bad('query.timeoutMs must be an integer >= 1');
       return { id, op: 'query', sql: o.sql, params, consistency, minIndex, timeoutMs };
     }
     case 'metrics':
@@ -185,4 +197,12 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
         : {}),
     },
   };
+}
+
+/** An optional `timeoutMs` of a request: a whole number of milliseconds, at least 1. */
+function optionalTimeout(value: unknown, op: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    bad(`${op}.timeoutMs must be an integer >= 1`);
+  return value;
 }

@@ -339,7 +339,7 @@ export class TestCluster {
     );
   }
 
-  private async dropClient(c: HiqliteClient): Promise<void> {
+  async dropClient(c: HiqliteClient): Promise<void> {
     await c.close();
     this.clients = this.clients.filter((x) => x !== c);
   }

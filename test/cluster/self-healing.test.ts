@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { HiqliteClient } from '../../src/index.js';
+import { type HiqliteClient, HiqliteError } from '../../src/index.js';
 import { TestCluster } from './harness.js';
 
 const TOML = 'logs_until_snapshot = 50';
@@ -209,6 +209,13 @@ describe('node 1 losing its log or its volume while the other nodes are down', (
     assert.equal(ready, false, 'node 1 became a member on its own');
     const health = await c.http(1, '/health');
     assert.notEqual(health.status, 200, `node 1 reports healthy alone: ${JSON.stringify(health.body)}`);
+    // Clients meanwhile get a typed, retryable answer, not an internal error.
+    const early = await c.client([1], { requestTimeoutMs: 2000 });
+    await assert.rejects(early.execute('INSERT INTO t (id, v) VALUES (0, ?)', ['early']), (e: unknown) => {
+      assert.ok(e instanceof HiqliteError && e.code === 'HQL_UNAVAILABLE', String(e));
+      return true;
+    });
+    await c.dropClient(early);
     await c.kill(1);
     await Promise.all([c.start(2), c.start(3)]);
     await c.start(1);
