@@ -114,6 +114,8 @@ export class HiqliteNode {
   private api!: ApiServer;
   private lock!: DataDirLock;
   private readonly sessions: SessionPool;
+  /** When this node object was made, on the monotonic clock (health_check_delay_secs counts from it). */
+  private readonly createdAtMs: number;
   /** This node's cluster (cluster-id.ts), or null until it bootstraps or joins one. */
   private clusterId: string | null = null;
   private readonly peers = new Map<number, Promise<ApiConnection>>();
@@ -127,6 +129,7 @@ export class HiqliteNode {
   private constructor(cfg: ResolvedNodeConfig, options: StartOptions) {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
+    this.createdAtMs = this.clock.monotonicMs();
     this.onFatal = options.onFatal;
     // Quiet by default when embedded (warnings and errors only); `hiqlite serve` passes its own
     // logger at info. HQL_LOG_LEVEL overrides the default; a `logger` option replaces it.
@@ -254,7 +257,7 @@ export class HiqliteNode {
 
   /** Resolves once this node is a member and knows a leader. */
   async waitUntilHealthy(timeoutMs: number): Promise<void> {
-    await this.waitFor('a healthy cluster', timeoutMs, () => this.health().ok);
+    await this.waitFor('a healthy cluster', timeoutMs, () => this.healthNow().ok);
   }
 
   /** Graceful shutdown: a leader hands over leadership first, then everything closes. */
@@ -887,7 +890,25 @@ export class HiqliteNode {
     return p;
   }
 
+  /**
+   * `/health`. Failures (a stopped group, a stuck apply) show at once. Not being a member yet or
+   * knowing no leader is normal while a node starts, joins and catches up: for the first
+   * `health_check_delay_secs` after start it is reported healthy with `state: "joining"`, so an
+   * orchestrator does not restart a node that is still catching up (`/ready` says when it is
+   * a member).
+   */
   private health(): { ok: boolean; body: Record<string, unknown> } {
+    const { ok, body } = this.healthNow();
+    const sinceStartMs = this.clock.monotonicMs() - this.createdAtMs;
+    const graceMs = this.cfg.healthCheckDelaySecs * 1000;
+    if (ok || 'error' in body || sinceStartMs >= graceMs) return { ok, body };
+    return {
+      ok: true,
+      body: { ...body, state: 'joining', graceRemainingMs: Math.round(graceMs - sinceStartMs) },
+    };
+  }
+
+  private healthNow(): { ok: boolean; body: Record<string, unknown> } {
     if (this.group === undefined) return { ok: false, body: { nodeId: this.cfg.nodeId, state: 'starting' } };
     const m = this.metrics();
     const member = m.voters.includes(m.nodeId) || m.learners.includes(m.nodeId);

@@ -129,3 +129,31 @@ describe('a cluster of processes facing careless and hostile clients', () => {
     );
   });
 });
+
+describe('/health of a node that is still joining', () => {
+  test('is healthy ("joining") for health_check_delay_secs, then says it is not a member', async () => {
+    const c = await TestCluster.create({
+      nodes: 3,
+      startNodes: [],
+      toml: (id) => (id === 2 ? 'health_check_delay_secs = 0' : 'health_check_delay_secs = 600'),
+    });
+    try {
+      // Neither can join: node 1 is not running.
+      assert.equal(await c.startAndWatch(3, 4000), false);
+      assert.equal(await c.startAndWatch(2, 4000), false);
+      // Their API ports are up once they log that they wait for the cluster.
+      await eventually('both nodes answer HTTP', async () => {
+        const answers = await Promise.all([2, 3].map((id) => c.http(id, '/ready').catch(() => null)));
+        return answers.every((a) => a !== null);
+      });
+      const graced = await c.http(3, '/health');
+      assert.equal(graced.status, 200, JSON.stringify(graced.body));
+      assert.equal((graced.body as { state?: string }).state, 'joining');
+      const strict = await c.http(2, '/health');
+      assert.equal(strict.status, 503, JSON.stringify(strict.body));
+      assert.equal((await c.http(3, '/ready')).status, 503);
+    } finally {
+      await c.close();
+    }
+  });
+});

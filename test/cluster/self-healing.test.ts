@@ -205,10 +205,14 @@ describe('node 1 losing its log or its volume while the other nodes are down', (
     damage();
     // Alone, node 1 can prove neither that a cluster exists nor that none does: it must not
     // found one (the old behaviour: leader of voters [1] on an empty database, taking writes).
-    const ready = await c.startAndWatch(1, 6000);
-    assert.equal(ready, false, 'node 1 became a member on its own');
+    const member = await c.startAndWatch(1, 6000);
+    assert.equal(member, false, 'node 1 became a member on its own');
+    const ready = await c.http(1, '/ready');
+    assert.notEqual(ready.status, 200, 'node 1 reports ready alone');
+    // Within health_check_delay_secs a node that is still joining is not reported unhealthy.
     const health = await c.http(1, '/health');
-    assert.notEqual(health.status, 200, `node 1 reports healthy alone: ${JSON.stringify(health.body)}`);
+    assert.equal(health.status, 200, JSON.stringify(health.body));
+    assert.equal((health.body as { state?: string }).state, 'joining');
     // Clients meanwhile get a typed, retryable answer, not an internal error.
     const early = await c.client([1], { requestTimeoutMs: 2000 });
     await assert.rejects(early.execute('INSERT INTO t (id, v) VALUES (0, ?)', ['early']), (e: unknown) => {
