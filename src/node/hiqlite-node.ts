@@ -714,12 +714,12 @@ export class HiqliteNode {
             return { sql: stmtSql, params: (stmtParams ?? []) as never };
           }),
         });
-        return out.result;
+        return { results: (out.result as { value: unknown }).value, logIndex: out.index };
       }
       case 'batch': {
         if (typeof sql !== 'string') throw invalidParams('batch needs "sql"');
         const out = await this.writeOk({ type: 'batch', sql });
-        return out.result;
+        return { results: (out.result as { value: unknown }).value, logIndex: out.index };
       }
     }
   }

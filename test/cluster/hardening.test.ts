@@ -86,6 +86,41 @@ describe('a cluster of processes facing careless and hostile clients', () => {
     assert.equal(after.term, termBefore);
   });
 
+  test('the JSON routes answer as the README documents them', async () => {
+    const post = (route: string, body: unknown) =>
+      c.http(1, route, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-secret': SECRET_API },
+        body: JSON.stringify(body),
+      });
+    const txn = await post('/txn', {
+      statements: [["INSERT INTO t (at) VALUES ('txn-1')"], ['INSERT INTO t (at) VALUES (?)', ['txn-2']]],
+    });
+    assert.equal(txn.status, 200, JSON.stringify(txn.body));
+    const t = (txn.body as { value: { results: { rowsAffected: number }[]; logIndex: number } }).value;
+    assert.deepEqual(
+      t.results.map((r) => r.rowsAffected),
+      [1, 1],
+    );
+    assert.ok(t.logIndex > 0);
+    const batch = await post('/batch', {
+      sql: "INSERT INTO t (at) VALUES ('b-1'); INSERT INTO nope VALUES (1)",
+    });
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+    const b = (batch.body as { value: { results: { ok: boolean; error?: { code: string } }[] } }).value;
+    assert.deepEqual(
+      b.results.map((r) => r.ok),
+      [true, false],
+    );
+    assert.equal(b.results[1]?.error?.code, 'HQL_SQL');
+    const bad = await post('/execute', { sql: 'INSERT INTO nope VALUES (1)' });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.deepEqual(
+      [(bad.body as { ok: boolean }).ok, (bad.body as { error: { code: string } }).error.code],
+      [false, 'HQL_SQL'],
+    );
+  });
+
   test("the time in replicated state is the cluster's, not the client's clock", async () => {
     const realNow = Date.now;
     const skewMs = 2 * 3600 * 1000;
