@@ -316,7 +316,7 @@ function timeoutError(ms: number): HiqliteError {
 }
 
 function abortedError(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: false });
+  return new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: true });
 }
 
 function closedError(): HiqliteError {
