@@ -9,6 +9,7 @@ import { HiqliteError } from '../lib/errors.js';
 import { parseHostPort } from '../node/config/config-address.js';
 import type { QueryOptions } from '../node/hiqlite-node.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
+import { commandTooLargeError } from '../node/raft-group.js';
 import { SessionPool } from '../node/session-pool.js';
 import type { ApiRequest } from '../protocol/api-codec.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
@@ -40,6 +41,8 @@ class RemoteClient extends ClientBase {
   private closed = false;
   private readonly sessions: SessionPool;
   private readonly timeoutMs: number;
+  /** The largest command the connected node takes (learned when connecting), or null. */
+  private commandBytesMax: number | null = null;
 
   constructor(private readonly o: ConnectOptions) {
     super();
@@ -129,6 +132,14 @@ class RemoteClient extends ClientBase {
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
       try {
         const conn = await this.connection();
+        // Refused here, at once: a command over the node's frame limit would only get the
+        // connection closed, and its outcome would look unknown.
+        if (
+          body.op === 'propose' &&
+          this.commandBytesMax !== null &&
+          body.data.byteLength > this.commandBytesMax
+        )
+          throw commandTooLargeError(body.data.byteLength, this.commandBytesMax);
         const remaining = Math.max(1, deadline - Date.now());
         const request =
           body.op === 'query' || body.op === 'propose'
@@ -192,15 +203,22 @@ class RemoteClient extends ClientBase {
     this.next++;
     const { host, port, tls } = parseApiAddress(addr);
     const useTls = this.o.tls ?? (tls === true ? true : undefined);
+    const connectTimeoutMs = this.o.connectTimeoutMs ?? 3000;
     const p = ApiConnection.open({
       host,
       port,
       secret: this.o.secretApi,
       localId: REMOTE_CLIENT_ID,
       ...(useTls === undefined ? {} : { tls: useTls }),
-      connectTimeoutMs: this.o.connectTimeoutMs ?? 3000,
+      connectTimeoutMs,
       frameBytesMax: 64 * 1024 * 1024,
       inflightMax: 100_000,
+    }).then(async (c) => {
+      // The node's limits, once per connection (a node that does not know the request: none).
+      const r = await c.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
+      const max = r?.ok === true ? (r.value as { commandBytesMax?: unknown }).commandBytesMax : undefined;
+      this.commandBytesMax = typeof max === 'number' ? max : null;
+      return c;
     });
     this.conn = p;
     p.then(

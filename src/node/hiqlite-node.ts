@@ -553,7 +553,7 @@ export class HiqliteNode {
   private async handleApi(req: ApiRequest, from: number): Promise<unknown> {
     // The API port is up while the node starts (peers ask it whether a cluster exists); until
     // its Raft group runs it can only answer that.
-    if (req.op !== 'leader') this.requireGroup();
+    if (req.op !== 'leader' && req.op !== 'limits') this.requireGroup();
     switch (req.op) {
       case 'propose': {
         this.checkOpenOrStarting();
@@ -581,6 +581,8 @@ export class HiqliteNode {
       }
       case 'metrics':
         return this.metrics();
+      case 'limits':
+        return { commandBytesMax: commandBytesMaxFor(this.cfg.entryBytesMax) };
       case 'leader': {
         const s = this.group?.status();
         const leaderId = s?.leaderId ?? null;

@@ -50,6 +50,8 @@ export type ApiRequest =
       readonly timeoutMs?: number;
     }
   | { readonly id: number; readonly op: 'metrics' }
+  /** The node's limits a client checks before sending: `{ commandBytesMax }`. */
+  | { readonly id: number; readonly op: 'limits' }
   /** Where the leader is: its id and API address, as this node knows them. */
   | { readonly id: number; readonly op: 'leader' }
   /** Leader only: a node with no state asks to be added as a learner. */
@@ -135,6 +137,7 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
       return { id, op: 'query', sql: o.sql, params, consistency, minIndex, timeoutMs };
     }
     case 'metrics':
+    case 'limits':
     case 'leader':
       return { id, op: o.op };
     case 'join': {

@@ -54,6 +54,13 @@ describe('a cluster of processes facing careless and hostile clients', () => {
         hasCode('HQL_ENTRY_TOO_LARGE'),
       );
     }
+    // Larger than the node's frame limit (16 MiB): refused by the client before it is sent,
+    // instead of the node closing the connection on it (an outcome that would look unknown).
+    const remote = await c.client([follower]);
+    await assert.rejects(
+      remote.execute('INSERT INTO t (body) VALUES (?)', [new Uint8Array(20 * 1024 * 1024)]),
+      hasCode('HQL_ENTRY_TOO_LARGE'),
+    );
     // The HTTP JSON API, on a follower: a body over the HTTP limit is refused with 413, and a
     // body under it whose command is too large (floats: 4 bytes in JSON, 9 in the command)
     // with HQL_ENTRY_TOO_LARGE.
