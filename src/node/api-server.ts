@@ -41,15 +41,22 @@ import { selfSignedCertificate } from '../transport/self-signed.js';
 import { realTimers, type Timers } from '../transport/timers.js';
 
 export interface ApiHandler {
-  /** A request of the binary protocol (or a JSON route mapped onto one). */
-  handle(request: ApiRequest, from: number): Promise<unknown>;
+  /**
+   * A request of the binary protocol. `signal` aborts when the connection closes: a read that
+   * nobody will receive is stopped (writes are not: once proposed, they run to their outcome).
+   */
+  handle(request: ApiRequest, from: number, signal: AbortSignal): Promise<unknown>;
   /** `/health`: ok when the node is a member and knows a leader. */
   health(): { ok: boolean; body: Record<string, unknown> };
   /** `/ready`: ok once start() has completed. */
   ready(): boolean;
   metricsText(): Promise<string>;
   /** JSON routes that are not plain protocol requests (they prepare commands on this node). */
-  json(route: 'execute' | 'query' | 'txn' | 'batch', body: Record<string, unknown>): Promise<unknown>;
+  json(
+    route: 'execute' | 'query' | 'txn' | 'batch',
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<unknown>;
 }
 
 export interface ApiServerOptions {
@@ -205,7 +212,9 @@ export class ApiServer {
     );
     // Until the handshake succeeds a frame may be no larger than a handshake frame: a stranger
     // cannot make the node buffer frameBytesMax per connection.
+    const gone = new AbortController();
     const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
+      gone.abort();
       this.streams.delete(conn);
       if (reason.code === 'protocol' || reason.code === 'handshake') {
         this.o.logger?.warn({ remote: conn.remote, reason: reason.detail }, 'API connection closed');
@@ -232,13 +241,18 @@ export class ApiServer {
         }
         this.gate.admit(socket);
         conn.setFrameBytesMax(this.o.frameBytesMax);
-        conn.onFrame((payload) => this.onStreamFrame(conn, result.clientId, payload));
+        conn.onFrame((payload) => this.onStreamFrame(conn, result.clientId, payload, gone.signal));
       },
     );
     if (head.length > 0) socket.unshift(head);
   }
 
-  private onStreamFrame(conn: FramedConnection, from: number, payload: Uint8Array): void {
+  private onStreamFrame(
+    conn: FramedConnection,
+    from: number,
+    payload: Uint8Array,
+    signal: AbortSignal,
+  ): void {
     let req: ApiRequest;
     try {
       req = decodeApiRequest(payload);
@@ -247,7 +261,7 @@ export class ApiServer {
       conn.close({ code: 'protocol', detail: e.message, error: e });
       return;
     }
-    this.o.handler.handle(req, from).then(
+    this.o.handler.handle(req, from, signal).then(
       (value) => {
         if (!conn.closed) conn.write(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })));
       },
@@ -296,10 +310,16 @@ export class ApiServer {
         }
         if (body === 'invalid')
           return sendJson(res, 400, httpError('HQL_INVALID_PARAMS', 'the body must be a JSON object'));
+        // A client that hangs up before its answer: its read is stopped.
+        const gone = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
         try {
           const value = await this.o.handler.json(
             route.slice(6) as 'execute' | 'query' | 'txn' | 'batch',
             body,
+            gone.signal,
           );
           return sendJson(res, 200, { ok: true, value });
         } catch (e) {

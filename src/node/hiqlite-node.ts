@@ -350,11 +350,11 @@ export class HiqliteNode {
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       handler: {
-        handle: (req, from) => this.handleApi(req, from),
+        handle: (req, from, signal) => this.handleApi(req, from, signal),
         health: () => this.health(),
         ready: () => this.started,
         metricsText: () => this.metricsRegistry.metrics(),
-        json: (route, body) => this.handleJson(route, body),
+        json: (route, body, signal) => this.handleJson(route, body, signal),
       },
       logger: this.log,
     });
@@ -550,7 +550,7 @@ export class HiqliteNode {
   // Leader-side handling of API requests
   // ---------------------------------------------------------------------------------------------
 
-  private async handleApi(req: ApiRequest, from: number): Promise<unknown> {
+  private async handleApi(req: ApiRequest, from: number, signal?: AbortSignal): Promise<unknown> {
     // The API port is up while the node starts (peers ask it whether a cluster exists); until
     // its Raft group runs it can only answer that.
     if (req.op !== 'leader' && req.op !== 'limits') this.requireGroup();
@@ -574,8 +574,10 @@ export class HiqliteNode {
         const rows = await this.query(req.sql, req.params as QueryParams, {
           consistency: req.consistency,
           minIndex: req.minIndex,
-          // The client's own deadline when it is the nearer one: its work stops when it gives up.
+          // The client's own deadline when it is the nearer one: its work stops when it gives up,
+          // or when it hangs up.
           timeoutMs: Math.min(req.timeoutMs ?? this.cfg.queryTimeoutMs, this.cfg.queryTimeoutMs),
+          ...(signal === undefined ? {} : { signal }),
         });
         return rows;
       }
@@ -685,6 +687,7 @@ export class HiqliteNode {
   private async handleJson(
     route: 'execute' | 'query' | 'txn' | 'batch',
     body: Record<string, unknown>,
+    signal?: AbortSignal,
   ): Promise<unknown> {
     this.requireGroup();
     const sql = body.sql;
@@ -703,7 +706,11 @@ export class HiqliteNode {
       case 'query': {
         if (typeof sql !== 'string') throw invalidParams('query needs "sql"');
         const consistency = body.consistency === 'linearizable' ? 'linearizable' : 'local';
-        return this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs });
+        return this.query(sql, params, {
+          consistency,
+          timeoutMs: this.cfg.queryTimeoutMs,
+          ...(signal === undefined ? {} : { signal }),
+        });
       }
       case 'txn': {
         const statements = body.statements;

@@ -69,6 +69,18 @@ describe('the remote client against a 3-node cluster of processes', () => {
     assert.deepEqual(await db.query('SELECT 2 AS two'), [{ two: 2 }]);
   });
 
+  test('a read whose client hangs up is stopped on the node', async () => {
+    const endless = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
+    const leaving = await c.client([3], { requestTimeoutMs: 100_000 });
+    const pending = leaving.query(endless).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 300)); // the read is running on the node's only read thread
+    await c.dropClient(leaving);
+    assert.ok((await pending) instanceof HiqliteError);
+    // Had the read gone on, this one would queue behind it past its own 20 s deadline.
+    const db = await c.client([3]);
+    assert.deepEqual(await db.query('SELECT 3 AS three'), [{ three: 3 }]);
+  });
+
   test('a wrong secret is refused by connect() itself', async () => {
     await assert.rejects(
       connect({ nodes: [`127.0.0.1:${c.node(2).apiPort}`], secretApi: 'not-the-secret-0123456789' }),
