@@ -41,7 +41,10 @@ export type ErrorCode =
   | 'HQL_SESSION_STALE'
   | 'HQL_SESSION_RESULT_UNAVAILABLE'
   | 'HQL_READONLY'
-  | 'HQL_NO_ROWS';
+  | 'HQL_NO_ROWS'
+  // Cache state machine
+  | 'HQL_CACHE_FULL'
+  | 'HQL_CACHE_TOO_LARGE';
 
 export class HiqliteError extends Error {
   override readonly name: string = 'HiqliteError';
