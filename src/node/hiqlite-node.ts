@@ -94,6 +94,11 @@ export interface StartOptions {
   /** How long start() waits to become a member (join, catch up, promotion). */
   readonly joinTimeoutMs?: number;
   /**
+   * Cancels start() while it waits to become a member (bootstrap proof, join, catch-up): it then
+   * rejects with HQL_ABORTED after closing what it opened (the data directory is unlocked).
+   */
+  readonly signal?: AbortSignal;
+  /**
    * Called once if the node stops serving because of a disk failure or a broken invariant.
    * Default: log it; the node then reports unhealthy. `hiqlite serve` exits with code 1.
    */
@@ -116,6 +121,8 @@ export class HiqliteNode {
   private readonly sessions: SessionPool;
   /** When this node object was made, on the monotonic clock (health_check_delay_secs counts from it). */
   private readonly createdAtMs: number;
+  /** start()'s cancellation (StartOptions.signal), checked while it waits to become a member. */
+  private startSignal: AbortSignal | undefined;
   /** This node's cluster (cluster-id.ts), or null until it bootstraps or joins one. */
   private clusterId: string | null = null;
   private readonly peers = new Map<number, Promise<ApiConnection>>();
@@ -150,7 +157,7 @@ export class HiqliteNode {
   static async start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
     const node = new HiqliteNode(resolveConfig(config), options);
     try {
-      await node.open(options.joinTimeoutMs ?? 120_000);
+      await node.open(options.joinTimeoutMs ?? 120_000, options.signal);
     } catch (e) {
       await node.shutdown().catch(() => {});
       throw e;
@@ -270,7 +277,8 @@ export class HiqliteNode {
   // Start
   // ---------------------------------------------------------------------------------------------
 
-  private async open(joinTimeoutMs: number): Promise<void> {
+  private async open(joinTimeoutMs: number, signal?: AbortSignal): Promise<void> {
+    this.startSignal = signal;
     const { cfg } = this;
     this.lock = await lockDataDir(cfg.dataDir);
     if (this.lock.uncleanShutdown)
@@ -440,6 +448,7 @@ export class HiqliteNode {
           }
         }),
       );
+      this.throwIfStartCancelled();
       if (answers.includes('exists')) {
         this.log.info('a cluster exists: node 1 joins it instead of bootstrapping');
         return false;
@@ -469,6 +478,7 @@ export class HiqliteNode {
   private async ensureMembership(fresh: boolean, timeoutMs: number): Promise<void> {
     const deadline = this.clock.monotonicMs() + timeoutMs;
     const me = this.cfg.nodeId;
+    this.throwIfStartCancelled();
     // A fresh node's own view of the membership is not to be trusted until it has applied the
     // entry that (re-)added it: a snapshot it installs on the way may predate its removal.
     let joinedAt = fresh ? null : (0 as LogIndex);
@@ -478,6 +488,7 @@ export class HiqliteNode {
         const m = this.group.status().membership;
         if (m.voters.includes(me) || (m.learners.includes(me) && this.cfg.learnerOnly)) return;
       }
+      this.throwIfStartCancelled();
       if (this.clock.monotonicMs() > deadline) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
@@ -1023,6 +1034,14 @@ export class HiqliteNode {
     if (this.closing !== null)
       throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
     assert(this.group !== undefined, 'node used before start');
+  }
+
+  private throwIfStartCancelled(): void {
+    if (this.startSignal?.aborted === true) {
+      throw new HiqliteError('HQL_ABORTED', `start of node ${this.cfg.nodeId} was cancelled`, {
+        retryable: true,
+      });
+    }
   }
 
   private requireGroup(): void {

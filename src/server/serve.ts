@@ -16,13 +16,14 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   const config = o.nodeId === undefined ? loaded : { ...loaded, nodeId: o.nodeId };
 
   // Until start() resolves the node is opening its data or waiting to join (up to its join
-  // timeout): start() cannot be interrupted, so a stop signal exits here, saying so. Nothing
-  // has been served yet; the next start recovers the data directory like after a crash.
+  // timeout): a stop signal cancels start(), which closes what it opened and unlocks the data
+  // directory, and the process exits 0, saying so.
+  const cancel = new AbortController();
   const stopWhileStarting = (signal: NodeJS.Signals) => {
     process.stderr.write(
-      `hiqlite: received ${signal} while node ${config.nodeId} was still starting (not yet a member of the cluster): exiting\n`,
+      `hiqlite: received ${signal} while node ${config.nodeId} was still starting (not yet a member of the cluster): stopping\n`,
     );
-    process.exit(0);
+    cancel.abort();
   };
   process.once('SIGTERM', stopWhileStarting);
   process.once('SIGINT', stopWhileStarting);
@@ -38,12 +39,16 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   try {
     node = await start(config, {
       logger,
+      signal: cancel.signal,
       // A node that cannot go on exits, so that its supervisor restarts it and recovery runs.
       onFatal: () => {
         process.stderr.write('hiqlite: the node stopped serving; exiting\n');
         process.exit(1);
       },
     });
+  } catch (e) {
+    if (!cancel.signal.aborted) throw e;
+    process.exit(0);
   } finally {
     clearInterval(progress);
     process.off('SIGTERM', stopWhileStarting);

@@ -151,6 +151,8 @@ describe('hiqlite CLI', () => {
       run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0);
       assert.match(run.stderr, /received SIGTERM while node 2 was still starting/);
+      // start() was cancelled and closed what it opened: the data directory is not left locked.
+      assert.equal(existsSync(join(dir, 'joining', 'hiqlite.lock')), false);
     } finally {
       run.child.kill('SIGKILL');
     }
