@@ -361,8 +361,9 @@ export function errorBody(e: unknown): ApiErrorBody {
 }
 
 /** The body of an HTTP error answer; the code is an `ErrorCode`, documented in docs/ERRORS.md. */
-function httpError(code: ErrorCode, message: string): { error: ApiErrorBody } {
-  return { error: { code, message, retryable: false } };
+/** Every JSON error answer has the same shape as a handler's: `{ ok: false, error }`. */
+function httpError(code: ErrorCode, message: string): { ok: false; error: ApiErrorBody } {
+  return { ok: false, error: { code, message, retryable: false } };
 }
 
 function statusFor(e: ApiErrorBody): number {

@@ -23,6 +23,7 @@ import { Prng } from '../lib/prng.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
+import type { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
@@ -103,6 +104,18 @@ export interface StartOptions {
    * Default: log it; the node then reports unhealthy. `hiqlite serve` exits with code 1.
    */
   readonly onFatal?: (error: Error) => void;
+  /**
+   * Where `start()` runs the node (consensus, transport, log store, API port): `'worker'`
+   * (default) on a worker thread of its own, so that an application that blocks its event loop
+   * does not stop heartbeats; `'main'` on the caller's thread (`hiqlite serve`, and `clock`).
+   * Local reads run on the caller's thread either way (src/client/worker-node.ts).
+   */
+  readonly thread?: 'worker' | 'main';
+  /**
+   * `thread: 'worker'`: calls (writes, consistent reads, reads with timeoutMs, metrics) in flight
+   * to the node's thread before new ones are rejected with HQL_OVERLOADED. Default 10000.
+   */
+  readonly threadCallsMax?: number;
 }
 
 export class HiqliteNode {
@@ -237,6 +250,22 @@ export class HiqliteNode {
 
   isLeader(): boolean {
     return this.started && this.group.status().role === 'leader';
+  }
+
+  /** Waits until a read here would be linearizable (ReadIndex), retrying across leader changes. */
+  readBarrier(timeoutMs: number): Promise<void> {
+    this.checkOpen();
+    return this.linearizableBarrier(timeoutMs);
+  }
+
+  /** The applied index of the state machine (a worker-mode client mirrors it: client/node-worker.ts). */
+  get appliedWatcher(): AppliedIndexWatcher {
+    return this.sm.worker.applied;
+  }
+
+  /** Calls `listener` when this node's role or known leader changes; returns its removal. */
+  onLeaderChange(listener: (s: { role: string; leaderId: number | null }) => void): () => void {
+    return this.group.onLeaderChange(listener);
   }
 
   metrics(): NodeMetrics {
@@ -492,7 +521,7 @@ export class HiqliteNode {
       if (this.clock.monotonicMs() > deadline) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
-          `node ${me} could not join the cluster within ${timeoutMs} ms`,
+          `node ${me} could not join the cluster within ${Math.round(timeoutMs)} ms`,
           {
             retryable: true,
           },
@@ -1023,7 +1052,7 @@ export class HiqliteNode {
     const deadline = this.clock.monotonicMs() + timeoutMs;
     while (!ok()) {
       if (this.clock.monotonicMs() > deadline)
-        throw new HiqliteError('HQL_TIMEOUT', `waiting for ${what}: ${timeoutMs} ms passed`, {
+        throw new HiqliteError('HQL_TIMEOUT', `waiting for ${what}: ${Math.round(timeoutMs)} ms passed`, {
           retryable: true,
         });
       await sleep(20);

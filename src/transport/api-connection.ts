@@ -163,7 +163,11 @@ export class ApiConnection {
     return new Promise<ApiResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
-          reject(new HiqliteError('HQL_TIMEOUT', `no answer within ${timeoutMs} ms`, { retryable: true }));
+          reject(
+            new HiqliteError('HQL_TIMEOUT', `no answer within ${Math.round(timeoutMs)} ms`, {
+              retryable: true,
+            }),
+          );
         }
       }, timeoutMs);
       this.pending.set(id, {

@@ -120,6 +120,22 @@ describe('a cluster of processes facing careless and hostile clients', () => {
       [true, false],
     );
     assert.equal(b.results[1]?.error?.code, 'HQL_SQL');
+    // Refusals before the handler (no secret, not JSON) have the same shape as its errors.
+    const unauthorized = await c.http(1, '/execute', { method: 'POST', body: '{}' });
+    assert.equal(unauthorized.status, 401);
+    assert.deepEqual(
+      [
+        (unauthorized.body as { ok: boolean }).ok,
+        (unauthorized.body as { error: { code: string } }).error.code,
+      ],
+      [false, 'HQL_UNAUTHORIZED'],
+    );
+    const notJson = await c.http(1, '/execute', {
+      method: 'POST',
+      headers: { 'x-api-secret': SECRET_API },
+      body: 'x',
+    });
+    assert.equal((notJson.body as { ok: boolean }).ok, false);
     const bad = await post('/execute', { sql: 'INSERT INTO nope VALUES (1)' });
     assert.equal(bad.status, 400, JSON.stringify(bad.body));
     assert.deepEqual(

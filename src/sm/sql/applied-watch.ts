@@ -32,6 +32,7 @@ export const WAITERS_MAX_DEFAULT = 10_000;
 export class AppliedIndexWatcher {
   private index: number;
   private readonly waiters = new Set<Waiter>();
+  private readonly listeners: Array<(index: number) => void> = [];
 
   constructor(
     initialIndex = 0,
@@ -45,10 +46,19 @@ export class AppliedIndexWatcher {
     return this.index;
   }
 
+  /**
+   * Calls `listener` with each new index, before waiters resume (a node on a worker thread
+   * mirrors its applied index into shared memory: src/client/node-worker.ts).
+   */
+  onAdvance(listener: (index: number) => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Monotonic: a lower index (a stale notification) is ignored. */
   advance(index: number): void {
     if (!(index > this.index)) return;
     this.index = index;
+    for (const listener of this.listeners) listener(index);
     for (const w of this.waiters) {
       if (w.minIndex <= index) {
         this.waiters.delete(w);
@@ -101,7 +111,7 @@ export class AppliedIndexWatcher {
             waiter.reject(
               sqlError(
                 'HQL_TIMEOUT',
-                `index ${minIndex} not applied within ${timeoutMs} ms (applied: ${this.index})`,
+                `index ${minIndex} not applied within ${Math.round(timeoutMs)} ms (applied: ${this.index})`,
               ),
             ),
           timeoutMs,

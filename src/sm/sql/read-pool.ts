@@ -310,7 +310,7 @@ function settle(job: Job, error: Error): void {
 }
 
 function timeoutError(ms: number): HiqliteError {
-  return new HiqliteError('HQL_TIMEOUT', `the query ran longer than its limit of ${ms} ms`, {
+  return new HiqliteError('HQL_TIMEOUT', `the query ran longer than its limit of ${Math.round(ms)} ms`, {
     retryable: false,
   });
 }

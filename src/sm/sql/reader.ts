@@ -111,7 +111,10 @@ export class SqlReader {
     } catch (e) {
       if (e instanceof SqlError && isInterrupted(e.cause)) {
         throw new SqlError(
-          { code: 'HQL_TIMEOUT', message: `the query ran longer than ${timeoutMs} ms and was interrupted` },
+          {
+            code: 'HQL_TIMEOUT',
+            message: `the query ran longer than ${Math.round(timeoutMs)} ms and was interrupted`,
+          },
           { cause: e.cause },
         );
       }
