@@ -9,7 +9,6 @@
  * acknowledgements, and messages that do not depend on persistence (heartbeats, the leader's
  * appends) leave at once through `takeMessages()`, even while a disk write is in flight.
  */
-import { rm } from 'node:fs/promises';
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -29,8 +28,7 @@ import type {
   Term,
 } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
-import type { GroupId, GroupStateMachine, GroupTransport } from './seams.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import type { GroupId, GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 
 export interface RaftGroupOptions {
   readonly group: GroupId;
@@ -39,10 +37,15 @@ export interface RaftGroupOptions {
   readonly initialMembership: Membership;
   readonly tickIntervalMs: number;
   readonly logStore: LogStore;
-  readonly snapshots: SnapshotStore;
+  readonly snapshots: GroupSnapshotStore;
   readonly stateMachine: GroupStateMachine;
   readonly transport: GroupTransport;
   readonly clock: Clock;
+  /**
+   * Runs `fn` once the work of the current event-loop turn is done: the loop coalesces what one
+   * turn produced into one flush. Default `setImmediate`; the simulator puts it on its agenda.
+   */
+  readonly defer?: (fn: () => void) => void;
   /**
    * Take a snapshot after this many applied entries since the last one, once their command
    * bytes are at least `1 / snapshotCostRatioMax` of the state machine's size (a snapshot
@@ -120,9 +123,12 @@ export class RaftGroup {
   /** Watchers of role / leader changes. */
   private readonly leaderWatchers = new Set<(s: { role: Status['role']; leaderId: NodeId | null }) => void>();
 
+  private readonly defer: (fn: () => void) => void;
+
   private constructor(options: RaftGroupOptions) {
     this.o = options;
     this.group = options.group;
+    this.defer = options.defer ?? ((fn) => setImmediate(fn));
   }
 
   /** Recovers the group's state from disk (self-healing where it can) and starts ticking. */
@@ -153,7 +159,7 @@ export class RaftGroup {
     // Keep only the newest received snapshot: an older one the core never asked to install
     // (it was already behind) would otherwise stay on disk until the next start.
     for (const [index, old] of this.incomingSnapshots) {
-      if (index !== message.snapshot.index) void rm(old, { force: true }).catch(() => {});
+      if (index !== message.snapshot.index) void this.o.snapshots.discard(old).catch(() => {});
     }
     this.incomingSnapshots.clear();
     this.incomingSnapshots.set(message.snapshot.index, path);
@@ -443,7 +449,7 @@ export class RaftGroup {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.closed) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    this.defer(() => {
       this.flushScheduled = false;
       this.flush();
     });
@@ -669,7 +675,7 @@ export class RaftGroup {
       // While the state machine copied itself, the core may have taken a newer snapshot from
       // the leader (its log now starts after `index`): this one is obsolete.
       if (index < this.core.status().firstIndex - 1 || index <= this.lastSnapshotIndex) {
-        await rm(path, { force: true });
+        await this.o.snapshots.discard(path);
         return;
       }
       const meta: SnapshotMeta = { index, term, membership: this.core.membershipAt(index) };
@@ -748,7 +754,7 @@ export function commandTooLargeError(bytes: number, bytesMax: number): HiqliteEr
  */
 export function lostLocalState(
   logStore: Pick<LogStore, 'firstIndex'>,
-  snapshots: Pick<SnapshotStore, 'latest'>,
+  snapshots: Pick<GroupSnapshotStore, 'latest'>,
   appliedIndex: LogIndex,
 ): string | null {
   const purged = logStore.firstIndex() - 1;

@@ -7,6 +7,28 @@ import type { Entry, LogIndex, Membership, Message, SnapshotMeta, Term } from '.
 
 export type GroupId = 'sql' | 'cache';
 
+/** A snapshot made durable: its metadata and where its data lives. */
+export interface StoredSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly path: string;
+}
+
+/**
+ * Where a group keeps its snapshots: `SnapshotStore` (files, src/node/snapshot-store.ts) and
+ * the simulator's (test/sim). A snapshot is written to a `tempPath()` (by the state machine or a
+ * receiving stream) and becomes durable only through `commit`.
+ */
+export interface GroupSnapshotStore {
+  /** The newest committed snapshot, or null when there is none. */
+  latest(): StoredSnapshot | null;
+  /** A fresh path for a snapshot being written. */
+  tempPath(): string;
+  /** Makes the data at `tempPath` durable as `meta` (older snapshots may be dropped). */
+  commit(tempPath: string, meta: SnapshotMeta): Promise<StoredSnapshot>;
+  /** Deletes an uncommitted snapshot at `path` (one never installed); no error when it is gone. */
+  discard(path: string): Promise<void>;
+}
+
 /** A deterministic state machine fed with committed entries. */
 export interface GroupStateMachine {
   /** The last index whose effects are durable in the state machine (the resume point). */

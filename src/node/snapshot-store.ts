@@ -12,16 +12,14 @@ import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import type { LogIndex, NodeId, SnapshotMeta, Term } from '../raft/types.js';
 import { fsyncDir, writeFileAtomic } from '../storage/atomic-file.js';
+import type { GroupSnapshotStore, StoredSnapshot } from './seams.js';
 
-export interface StoredSnapshot {
-  readonly meta: SnapshotMeta;
-  readonly path: string;
-}
+export type { StoredSnapshot } from './seams.js';
 
 const META_RE = /^(\d+)-(\d+)\.meta\.json$/;
 const KEEP = 2;
 
-export class SnapshotStore {
+export class SnapshotStore implements GroupSnapshotStore {
   private snapshots: StoredSnapshot[] = [];
   private tempSeq = 0;
 
@@ -70,6 +68,10 @@ export class SnapshotStore {
       await this.remove(old.meta);
     }
     return stored;
+  }
+
+  async discard(path: string): Promise<void> {
+    await rm(path, { force: true });
   }
 
   private async remove(meta: SnapshotMeta): Promise<void> {
