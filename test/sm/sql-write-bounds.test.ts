@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HiqliteError } from '../../src/lib/errors.js';
+import type { CommandInput } from '../../src/sm/sql/command.js';
+import { prepareForProposal } from '../../src/sm/sql/determinism.js';
 import { splitStatements } from '../../src/sm/sql/tokenizer.js';
 import { checkWriteBounds } from '../../src/sm/sql/write-bounds.js';
 
@@ -34,4 +37,32 @@ test('a recursive CTE with a LIMIT, and CTEs that do not recurse, are allowed', 
   ]) {
     assert.equal(check(sql), null, sql);
   }
+});
+
+test('the proposer refuses an unbounded write before it spends a log entry, on every command type', () => {
+  const endless =
+    'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) INSERT INTO t SELECT x FROM c';
+  const ctx = { nowMs: 0, seed: 1 };
+  const commands: CommandInput[] = [
+    { type: 'execute', sql: endless, params: [], returning: false },
+    {
+      type: 'txn',
+      statements: [
+        { sql: 'INSERT INTO t VALUES (1)', params: [] },
+        { sql: endless, params: [] },
+      ],
+    },
+    { type: 'batch', sql: `INSERT INTO t VALUES (1); ${endless}` },
+  ];
+  for (const command of commands) {
+    assert.throws(
+      () => prepareForProposal(command, ctx),
+      (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_STATEMENT_NOT_ALLOWED',
+      command.type,
+    );
+  }
+  // With a LIMIT on the recursion it is bounded, and proposed.
+  const bounded =
+    'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 10) INSERT INTO t SELECT x FROM c';
+  assert.ok(prepareForProposal({ type: 'execute', sql: bounded, params: [], returning: false }, ctx));
 });

@@ -36,8 +36,9 @@ import {
 } from './command.js';
 import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
 import { Lru } from './lru.js';
-import { checkStatement, DATE_FUNCTIONS, NODE_LOCAL_MODIFIERS } from './statement-guard.js';
+import { DATE_FUNCTIONS, NODE_LOCAL_MODIFIERS } from './statement-guard.js';
 import { splitStatements } from './tokenizer.js';
+import { checkWriteStatement } from './write-bounds.js';
 
 export interface ProposalContext {
   /** The proposer's wall clock in ms since the epoch. */
@@ -127,13 +128,13 @@ function singleVerdict(sql: string): SqlErrorInfo | null {
           : 'one statement expected (use a batch or txn command for several)',
     };
   }
-  return checkStatement(statements[0]!, 'write');
+  return checkWriteStatement(statements[0]!);
 }
 
 function checkScript(sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null {
   const statements = splitStatements(sql);
   for (let i = 0; i < statements.length; i++) {
-    const err = checkStatement(statements[i]!, 'write');
+    const err = checkWriteStatement(statements[i]!);
     if (err !== null) return { ...extra, ...err, statementIndex: i };
   }
   return null;

@@ -21,10 +21,9 @@ import {
   type StmtRef,
 } from './params.js';
 import type { BatchStatementResult, CommandResult, StatementOutcome } from './result.js';
-import { checkStatement } from './statement-guard.js';
 import { type SqlStatement, splitStatements } from './tokenizer.js';
 import { fromSqlite, type SqlValue, toRow } from './values.js';
-import { checkWriteBounds } from './write-bounds.js';
+import { checkWriteBounds, checkWriteStatement } from './write-bounds.js';
 
 export class TransactionLostError extends Error {
   override readonly name = 'TransactionLostError';
@@ -141,7 +140,7 @@ export class CommandExecutor {
       return { ok: false, error: { code: 'HQL_SQL', message: 'no SQL statement' } };
     // Check every statement before running any: a forbidden statement fails the whole command.
     for (let i = 0; i < statements.length; i++) {
-      const err = checkWrite(statements[i]!);
+      const err = checkWriteStatement(statements[i]!);
       if (err !== null) return { ok: false, error: { ...err, statementIndex: i } };
     }
     const results: BatchStatementResult[] = [];
@@ -190,7 +189,7 @@ export class CommandExecutor {
       };
     } else {
       const statement = statements[0]!;
-      result = checkWrite(statement) ?? parsedStatement(statement);
+      result = checkWriteStatement(statement) ?? parsedStatement(statement);
     }
     this.parsed.set(sql, result);
     return result;
@@ -277,11 +276,6 @@ export class CommandExecutor {
     if (!this.db.inTransaction) throw new TransactionLostError(info);
     return info;
   }
-}
-
-/** The statement guard, then the bound on a write's cost (write-bounds.ts). */
-function checkWrite(statement: SqlStatement): SqlErrorInfo | null {
-  return checkStatement(statement, 'write') ?? checkWriteBounds(statement);
 }
 
 function resolveRef(ref: StmtRef, outputs: readonly (RawRows | null)[]): SqlValue {

@@ -13,7 +13,17 @@
  * writes (large joins) are not refused: docs/ARCHITECTURE.md says what bounds them.
  */
 import type { SqlErrorInfo } from './errors.js';
+import { checkStatement } from './statement-guard.js';
 import type { SqlStatement, Token } from './tokenizer.js';
+
+/**
+ * Every static check of one statement of a write: the statement guard, then the bound on its
+ * cost. The proposer runs it (a refused write spends no log entry) and apply runs it again (it
+ * cannot trust the proposer's version).
+ */
+export function checkWriteStatement(statement: SqlStatement): SqlErrorInfo | null {
+  return checkStatement(statement, 'write') ?? checkWriteBounds(statement);
+}
 
 export function checkWriteBounds(statement: SqlStatement): SqlErrorInfo | null {
   const t = statement.tokens;
