@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'HQL_SESSION_RESULT_UNAVAILABLE'
   | 'HQL_READONLY'
   | 'HQL_NO_ROWS'
+  | 'HQL_RESULT_TOO_LARGE'
   // Cache state machine
   | 'HQL_CACHE_FULL'
   | 'HQL_CACHE_TOO_LARGE';

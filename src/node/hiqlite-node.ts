@@ -348,6 +348,7 @@ export class HiqliteNode {
       dbPath: cfg.paths.dbFile,
       threads: cfg.readThreads,
       queueMax: cfg.readQueueMax,
+      rowsMax: cfg.queryRowsMax,
       appliedIndex: () => this.sm.worker.applied.current,
     });
     interruptAllOnExit();

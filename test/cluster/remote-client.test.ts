@@ -39,7 +39,10 @@ describe('the remote client against a 3-node cluster of processes', () => {
   let c: TestCluster;
   before(async () => {
     // One read thread and a long node-side limit: only the client's deadline can free the thread.
-    c = await TestCluster.create({ nodes: 3, toml: 'read_threads = 1\nquery_timeout_ms = 120000' });
+    c = await TestCluster.create({
+      nodes: 3,
+      toml: 'read_threads = 1\nquery_timeout_ms = 120000\nquery_rows_max = 1000',
+    });
     const db = await c.client();
     await db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
   });
@@ -79,6 +82,14 @@ describe('the remote client against a 3-node cluster of processes', () => {
     // Had the read gone on, this one would queue behind it past its own 20 s deadline.
     const db = await c.client([3]);
     assert.deepEqual(await db.query('SELECT 3 AS three'), [{ three: 3 }]);
+  });
+
+  test('a read returning more than query_rows_max rows is stopped with a typed error', async () => {
+    const db = await c.client([2]);
+    const rows = (n: number) =>
+      `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${n}) SELECT x FROM c`;
+    assert.equal((await db.query(rows(1000))).length, 1000);
+    await assert.rejects(db.query(rows(5_000_000)), hasCode('HQL_RESULT_TOO_LARGE', /query_rows_max/));
   });
 
   test('a wrong secret is refused by connect() itself', async () => {

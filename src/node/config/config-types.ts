@@ -62,6 +62,8 @@ export interface NodeConfig {
   readThreads?: number;
   /** Reads waiting for a read thread before new ones get HQL_OVERLOADED. */
   readQueueMax?: number;
+  /** Most rows a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
+  queryRowsMax?: number;
   /** /health reports 503 once one apply batch has taken longer than this. */
   applyStallMs?: number;
   /** How long shutdown waits for the entry being applied before interrupting it. */
@@ -96,6 +98,7 @@ export type IntegerKey =
   | 'queryTimeoutMs'
   | 'readThreads'
   | 'readQueueMax'
+  | 'queryRowsMax'
   | 'applyStallMs'
   | 'shutdownTimeoutMs'
   | 'inflightMessagesMax'

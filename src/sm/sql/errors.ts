@@ -38,6 +38,8 @@ export type SqlErrorCode = Extract<
   | 'HQL_TIMEOUT'
   /** The caller's AbortSignal fired. */
   | 'HQL_ABORTED'
+  /** A read returned more rows than `query_rows_max` allows. */
+  | 'HQL_RESULT_TOO_LARGE'
 >;
 
 /** The data form of an error: what a command result carries and a session stores. */

@@ -36,6 +36,8 @@ export interface ReadPoolOptions {
   readonly stuckGraceMs?: number;
   readonly statementCacheMax?: number;
   readonly busyTimeoutMs?: number;
+  /** Most rows one read may return (HQL_RESULT_TOO_LARGE beyond). Default 1,000,000. */
+  readonly rowsMax?: number;
   /** The runtime's applied index, sent with each read (schema changes come with applied writes). */
   readonly appliedIndex?: () => number;
 }
@@ -98,6 +100,7 @@ export class ReadPool {
       statementCacheMax: o.statementCacheMax ?? 256,
       busyTimeoutMs: o.busyTimeoutMs ?? 5_000,
       interruptible: o.interruptible ?? true,
+      rowsMax: o.rowsMax ?? 1_000_000,
     };
   }
 

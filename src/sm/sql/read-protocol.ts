@@ -7,6 +7,8 @@ export interface ReadWorkerInit {
   readonly statementCacheMax: number;
   readonly busyTimeoutMs: number;
   readonly interruptible: boolean;
+  /** SqlReaderOptions.rowsMax. */
+  readonly rowsMax: number;
 }
 
 export type ReadRequest =

@@ -18,6 +18,7 @@ function open(): SqlReader | null {
       statementCacheMax: init.statementCacheMax,
       busyTimeoutMs: init.busyTimeoutMs,
       interruptible: init.interruptible,
+      rowsMax: init.rowsMax,
     });
     port.postMessage({
       id: 0,

@@ -33,6 +33,12 @@ export interface SqlReaderOptions {
    * (`interruptible` then stays false).
    */
   readonly interruptible?: boolean;
+  /**
+   * Most rows one query may return: beyond, it stops and fails with HQL_RESULT_TOO_LARGE
+   * instead of building an answer of unbounded size. Default: no bound (the embedder's own
+   * synchronous reads); reads served for other processes get `query_rows_max`.
+   */
+  readonly rowsMax?: number;
 }
 
 export interface ReaderQueryOptions {
@@ -63,6 +69,7 @@ export class SqlReader {
   private schemaVersion = -1;
   private closed = false;
   private readonly watch: ConnectionWatch | null;
+  private readonly rowsMax: number;
 
   private constructor(
     private readonly db: Database.Database,
@@ -71,6 +78,7 @@ export class SqlReader {
     this.plans = new Lru(options.statementCacheMax ?? 256);
     this.applied = options.applied ?? new AppliedIndexWatcher(this.visibleAppliedIndex());
     this.watch = options.interruptible === true ? watchConnection(db) : null;
+    this.rowsMax = options.rowsMax ?? Number.POSITIVE_INFINITY;
   }
 
   /** Whether a query's `timeoutMs` interrupts it (the extension is built and was loaded). */
@@ -138,7 +146,9 @@ export class SqlReader {
         prepared.stmt.run(args);
         return [];
       }
-      const raw = prepared.stmt.all(args) as unknown[][];
+      const raw = Number.isFinite(this.rowsMax)
+        ? allBounded(prepared.stmt.iterate(args) as IterableIterator<unknown[]>, this.rowsMax)
+        : (prepared.stmt.all(args) as unknown[][]);
       // Column names are read after the statement ran: a statement prepared against a stale
       // schema is re-prepared by SQLite when it runs, and only then names the new columns.
       let columns = prepared.columns;
@@ -231,4 +241,20 @@ interface Prepared {
   readonly returnsRows: boolean;
   /** Known after the first run (see query). */
   columns: readonly string[] | null;
+}
+
+/** The rows of a running statement, at most `rowsMax`; one more stops it (HQL_RESULT_TOO_LARGE). */
+function allBounded(rows: IterableIterator<unknown[]>, rowsMax: number): unknown[][] {
+  const out: unknown[][] = [];
+  for (const row of rows) {
+    if (out.length >= rowsMax) {
+      rows.return?.();
+      throw sqlError(
+        'HQL_RESULT_TOO_LARGE',
+        `the query returns more than ${rowsMax} rows (query_rows_max): page through it (LIMIT / a key range), or aggregate`,
+      );
+    }
+    out.push(row);
+  }
+  return out;
 }
