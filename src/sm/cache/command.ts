@@ -1,0 +1,320 @@
+/**
+ * Commands of the cache state machine and their binary codec (the payload of a log entry of the
+ * cache group).
+ *
+ * Wire format: one version byte (`CACHE_COMMAND_FORMAT_VERSION`) followed by standard msgpack (no
+ * msgpackr records) of `{ nowMs, session?, command }`. `nowMs` is the proposing node's clock; the
+ * state machine's clock is the largest `nowMs` applied so far (see state-machine.ts). The decoder
+ * treats its input as untrusted: anything that is not exactly a valid command is a `CacheError`
+ * with code `HQL_MALFORMED_COMMAND`, never another exception and never a partially valid object.
+ * Encoding validates with the same code, so whatever encodes also decodes. Byte limits that
+ * depend on the options (key and value sizes) are checked when the command is applied.
+ */
+import { Packr } from 'msgpackr';
+import { CacheError, type CacheErrorInfo } from './errors.js';
+
+export type CacheCommand =
+  /** Stores the value; without `ttlMs` the entry never expires (an earlier TTL is cleared). */
+  | {
+      readonly type: 'put';
+      readonly cache: string;
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly ttlMs?: number;
+    }
+  | { readonly type: 'delete'; readonly cache: string; readonly key: string }
+  /** Removes every entry of one cache (not counters). */
+  | { readonly type: 'clear'; readonly cache: string }
+  /** Removes every cache, and every counter group when `counters`. */
+  | { readonly type: 'clearAll'; readonly counters: boolean }
+  /** A linearizable read: served through the log. */
+  | { readonly type: 'get'; readonly cache: string; readonly key: string }
+  /** Atomic take: returns the value and removes it. */
+  | { readonly type: 'getRemove'; readonly cache: string; readonly key: string }
+  /** Stores the value and returns the previous one. */
+  | {
+      readonly type: 'replace';
+      readonly cache: string;
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly ttlMs?: number;
+    }
+  /** Stores the value only when the key holds none (or an expired one). */
+  | {
+      readonly type: 'putIfAbsent';
+      readonly cache: string;
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly ttlMs?: number;
+    }
+  /** Physically removes expired entries (at most `expireBatchMax`); the leader proposes it periodically. */
+  | { readonly type: 'expire' }
+  /** Adds `delta`, saturating at the int64 bounds; an absent key starts at 0. */
+  | { readonly type: 'counterAdd'; readonly counter: string; readonly key: string; readonly delta: bigint }
+  | { readonly type: 'counterSet'; readonly counter: string; readonly key: string; readonly value: bigint }
+  | { readonly type: 'counterGet'; readonly counter: string; readonly key: string }
+  | { readonly type: 'counterDelete'; readonly counter: string; readonly key: string }
+  | { readonly type: 'counterClear'; readonly counter: string }
+  | { readonly type: 'notify'; readonly channel: string; readonly payload: Uint8Array }
+  /**
+   * Grants the lock to `holderId` for `leaseMs` of log time, or queues it (FIFO). A waiter not
+   * granted within `waitMs` is dropped from the queue. Idempotent per holder id.
+   */
+  | {
+      readonly type: 'lockAcquire';
+      readonly key: string;
+      readonly holderId: string;
+      readonly leaseMs: number;
+      readonly waitMs?: number;
+    }
+  /** Extends the holder's lease to now + `leaseMs` (default: its lease); a stale token is ignored. */
+  | { readonly type: 'lockRenew'; readonly key: string; readonly token: number; readonly leaseMs?: number }
+  /** Releases the lock; a stale token is ignored. */
+  | { readonly type: 'lockRelease'; readonly key: string; readonly token: number }
+  /** Withdraws `holderId`: leaves the queue, or releases the lock if it was granted meanwhile. */
+  | { readonly type: 'lockCancel'; readonly key: string; readonly holderId: string };
+
+export type CacheCommandType = CacheCommand['type'];
+
+/** Exactly-once: a client numbers its writes; one outstanding write per clientId. */
+export interface CacheSession {
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+export interface CacheCommandEnvelope {
+  /** The proposer's clock (ms since the epoch). */
+  readonly nowMs: number;
+  readonly session?: CacheSession;
+  readonly command: CacheCommand;
+}
+
+export const CACHE_COMMAND_FORMAT_VERSION = 1;
+/** 9999-12-31T23:59:59.999Z, like the SQL group. */
+export const NOW_MS_MAX = 253_402_300_799_999;
+/** The longest TTL, lease or wait: 100 years (now + it stays a safe integer). */
+export const DURATION_MS_MAX = 100 * 366 * 24 * 60 * 60 * 1000;
+/** A string field is refused by the codec above this many UTF-16 units (limits are finer). */
+export const STRING_LENGTH_MAX = 1 << 20;
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Validates and encodes a command envelope. Throws `CacheError` (`HQL_MALFORMED_COMMAND`). */
+export function encodeCacheCommand(envelope: CacheCommandEnvelope): Uint8Array {
+  const valid = validateEnvelope(envelope);
+  const packed = packr.pack(valid);
+  // A fresh buffer: msgpackr's output may be a view of its reusable internal buffer.
+  const out = new Uint8Array(packed.length + 1);
+  out[0] = CACHE_COMMAND_FORMAT_VERSION;
+  out.set(packed, 1);
+  return out;
+}
+
+/** Decodes untrusted bytes. Throws `CacheError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
+export function decodeCacheCommand(bytes: Uint8Array): CacheCommandEnvelope {
+  if (!(bytes instanceof Uint8Array) || bytes.length < 2) malformed('command', 'too short');
+  if (bytes[0] !== CACHE_COMMAND_FORMAT_VERSION) {
+    malformed(
+      'command',
+      `unsupported format version ${bytes[0]} (this node understands ${CACHE_COMMAND_FORMAT_VERSION})`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes.subarray(1));
+  } catch (e) {
+    malformed('command', `not valid msgpack: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return validateEnvelope(raw);
+}
+
+/** Like decodeCacheCommand, but returns the error data instead of throwing. */
+export function tryDecodeCacheCommand(bytes: Uint8Array): CacheCommandEnvelope | CacheErrorInfo {
+  try {
+    return decodeCacheCommand(bytes);
+  } catch (e) {
+    if (e instanceof CacheError) return e.info;
+    throw e;
+  }
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+function validateEnvelope(raw: unknown): CacheCommandEnvelope {
+  const r = record(raw, 'envelope', ['nowMs', 'command'], ['session']);
+  const nowMs = int(r.nowMs, 'nowMs', 0, NOW_MS_MAX);
+  const command = validateCommand(r.command);
+  if (r.session === undefined) return { nowMs, command };
+  const s = record(r.session, 'session', ['clientId', 'seq'], []);
+  const clientId = str(s.clientId, 'session.clientId');
+  if (clientId.length === 0) malformed('session.clientId', 'empty');
+  return {
+    nowMs,
+    session: { clientId, seq: int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER) },
+    command,
+  };
+}
+
+const CACHE_KEY = ['type', 'cache', 'key'] as const;
+const VALUE_FIELDS = ['type', 'cache', 'key', 'value'] as const;
+const COUNTER_KEY = ['type', 'counter', 'key'] as const;
+
+function validateCommand(raw: unknown): CacheCommand {
+  if (!isPlainObject(raw)) return malformed('command', 'expected a map');
+  const type = raw.type;
+  switch (type) {
+    case 'put':
+    case 'replace':
+    case 'putIfAbsent': {
+      const c = record(raw, 'command', VALUE_FIELDS, ['ttlMs']);
+      const base = { type, cache: str(c.cache, 'command.cache'), key: str(c.key, 'command.key') };
+      const value = bytes(c.value, 'command.value');
+      if (c.ttlMs === undefined) return { ...base, value };
+      return { ...base, value, ttlMs: int(c.ttlMs, 'command.ttlMs', 1, DURATION_MS_MAX) };
+    }
+    case 'delete':
+    case 'get':
+    case 'getRemove': {
+      const c = record(raw, 'command', CACHE_KEY, []);
+      return { type, cache: str(c.cache, 'command.cache'), key: str(c.key, 'command.key') };
+    }
+    case 'clear': {
+      const c = record(raw, 'command', ['type', 'cache'], []);
+      return { type, cache: str(c.cache, 'command.cache') };
+    }
+    case 'clearAll': {
+      const c = record(raw, 'command', ['type', 'counters'], []);
+      if (typeof c.counters !== 'boolean') malformed('command.counters', 'expected a boolean');
+      return { type, counters: c.counters };
+    }
+    case 'expire':
+      record(raw, 'command', ['type'], []);
+      return { type };
+    case 'counterAdd': {
+      const c = record(raw, 'command', [...COUNTER_KEY, 'delta'], []);
+      return { type, ...counterKey(c), delta: int64(c.delta, 'command.delta') };
+    }
+    case 'counterSet': {
+      const c = record(raw, 'command', [...COUNTER_KEY, 'value'], []);
+      return { type, ...counterKey(c), value: int64(c.value, 'command.value') };
+    }
+    case 'counterGet':
+    case 'counterDelete': {
+      const c = record(raw, 'command', COUNTER_KEY, []);
+      return { type, ...counterKey(c) };
+    }
+    case 'counterClear': {
+      const c = record(raw, 'command', ['type', 'counter'], []);
+      return { type, counter: str(c.counter, 'command.counter') };
+    }
+    case 'notify': {
+      const c = record(raw, 'command', ['type', 'channel', 'payload'], []);
+      return {
+        type,
+        channel: str(c.channel, 'command.channel'),
+        payload: bytes(c.payload, 'command.payload'),
+      };
+    }
+    case 'lockAcquire': {
+      const c = record(raw, 'command', ['type', 'key', 'holderId', 'leaseMs'], ['waitMs']);
+      const holderId = str(c.holderId, 'command.holderId');
+      if (holderId.length === 0) malformed('command.holderId', 'empty');
+      const base = {
+        type,
+        key: str(c.key, 'command.key'),
+        holderId,
+        leaseMs: int(c.leaseMs, 'command.leaseMs', 1, DURATION_MS_MAX),
+      };
+      if (c.waitMs === undefined) return base;
+      return { ...base, waitMs: int(c.waitMs, 'command.waitMs', 0, DURATION_MS_MAX) };
+    }
+    case 'lockRenew': {
+      const c = record(raw, 'command', ['type', 'key', 'token'], ['leaseMs']);
+      const base = { type, key: str(c.key, 'command.key'), token: token(c.token) };
+      if (c.leaseMs === undefined) return base;
+      return { ...base, leaseMs: int(c.leaseMs, 'command.leaseMs', 1, DURATION_MS_MAX) };
+    }
+    case 'lockRelease': {
+      const c = record(raw, 'command', ['type', 'key', 'token'], []);
+      return { type, key: str(c.key, 'command.key'), token: token(c.token) };
+    }
+    case 'lockCancel': {
+      const c = record(raw, 'command', ['type', 'key', 'holderId'], []);
+      return { type, key: str(c.key, 'command.key'), holderId: str(c.holderId, 'command.holderId') };
+    }
+    default:
+      return malformed('command.type', `unknown command type ${JSON.stringify(String(type))}`);
+  }
+}
+
+function counterKey(c: Record<string, unknown>): { counter: string; key: string } {
+  return { counter: str(c.counter, 'command.counter'), key: str(c.key, 'command.key') };
+}
+
+function token(v: unknown): number {
+  return int(v, 'command.token', 1, Number.MAX_SAFE_INTEGER);
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+function malformed(path: string, why: string): never {
+  throw new CacheError({
+    code: 'HQL_MALFORMED_COMMAND',
+    message: `malformed cache command: ${path}: ${why}`,
+  });
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A map with exactly the `required` fields and possibly the `optional` ones, nothing else. */
+function record(
+  raw: unknown,
+  path: string,
+  required: readonly string[],
+  optional: readonly string[],
+): Record<string, unknown> {
+  if (!isPlainObject(raw)) malformed(path, 'expected a map');
+  for (const key of Object.keys(raw)) {
+    if (!required.includes(key) && !optional.includes(key)) malformed(path, `unexpected field '${key}'`);
+  }
+  for (const key of required) {
+    if (!Object.hasOwn(raw, key) || raw[key] === undefined) malformed(path, `missing field '${key}'`);
+  }
+  return raw;
+}
+
+function str(v: unknown, path: string): string {
+  if (typeof v !== 'string') malformed(path, 'expected a string');
+  if (v.length > STRING_LENGTH_MAX) malformed(path, `longer than ${STRING_LENGTH_MAX} characters`);
+  return v;
+}
+
+function int(v: unknown, path: string, lo: number, hi: number): number {
+  if (typeof v === 'bigint' && v >= BigInt(lo) && v <= BigInt(hi)) return Number(v);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo || v > hi) {
+    malformed(path, `expected an integer in [${lo}, ${hi}]`);
+  }
+  return v;
+}
+
+function int64(v: unknown, path: string): bigint {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) malformed(path, 'expected an integer');
+    return BigInt(v);
+  }
+  if (typeof v !== 'bigint' || v < INT64_MIN || v > INT64_MAX) malformed(path, 'expected a 64-bit integer');
+  return v;
+}
+
+/** A copy: msgpackr may hand out views of the input buffer, and values outlive the entry. */
+function bytes(v: unknown, path: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) malformed(path, 'expected bytes');
+  return new Uint8Array(v);
+}

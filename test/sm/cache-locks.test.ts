@@ -1,0 +1,195 @@
+/**
+ * Distributed locks of the cache state machine: FIFO waiters, leases in log time, fencing
+ * tokens, stale tokens ignored, cancel, try-lock, limits.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LockGrant } from '../../src/sm/cache/locks.js';
+import { Harness, T0 } from './cache-helpers.js';
+
+function granted(h: Harness, key: string, holderId: string, nowMs: number, leaseMs = 10_000) {
+  const r = h.ok({ type: 'lockAcquire', key, holderId, leaseMs }, nowMs);
+  assert.equal(r.state, 'granted', `${holderId} should get ${key}`);
+  return r as Extract<typeof r, { state: 'granted' }>;
+}
+
+describe('locks', () => {
+  test('upstream dlock scenario: waiters are served first come, first served, per key', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({ hooks: { onLockGranted: (g) => grants.push(g) } });
+    const l1 = granted(h, '1', 'node1', T0);
+    const l2 = granted(h, '2', 'node2', T0);
+    assert.deepEqual(h.ok({ type: 'lockAcquire', key: '1', holderId: 'h1', leaseMs: 10_000 }, T0), {
+      type: 'lockAcquire',
+      state: 'queued',
+      position: 1,
+    });
+    assert.equal(
+      h.ok({ type: 'lockAcquire', key: '1', holderId: 'h1_2', leaseMs: 10_000 }, T0 + 50).state,
+      'queued',
+    );
+    assert.equal(
+      h.ok({ type: 'lockAcquire', key: '2', holderId: 'h2', leaseMs: 10_000 }, T0 + 50).state,
+      'queued',
+    );
+    assert.equal(grants.length, 0);
+
+    assert.equal(h.ok({ type: 'lockRelease', key: '1', token: l1.token }, T0 + 100).released, true);
+    assert.deepEqual(
+      grants.map((g) => [g.key, g.holderId]),
+      [['1', 'h1']],
+    );
+    assert.equal(h.ok({ type: 'lockRelease', key: '2', token: l2.token }, T0 + 100).released, true);
+    assert.deepEqual(
+      grants.map((g) => [g.key, g.holderId]),
+      [
+        ['1', 'h1'],
+        ['2', 'h2'],
+      ],
+    );
+    assert.equal(h.ok({ type: 'lockRelease', key: '1', token: grants[0]!.token }, T0 + 100).released, true);
+    assert.deepEqual(grants[2] && [grants[2].key, grants[2].holderId, grants[2].index], [
+      '1',
+      'h1_2',
+      h.next - 1,
+    ]);
+    assert.deepEqual(h.sm.lock('1')?.holderId, 'h1_2');
+  });
+
+  test('fencing tokens strictly increase per key across holders', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({ hooks: { onLockGranted: (g) => grants.push(g) } });
+    const a = granted(h, 'k', 'a', T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 100 }, T0);
+    h.ok({ type: 'lockRelease', key: 'k', token: a.token }, T0);
+    const b = grants[0]!;
+    assert.ok(b.token > a.token);
+    h.ok({ type: 'lockRelease', key: 'k', token: b.token }, T0);
+    assert.equal(h.sm.lock('k'), null, 'a free lock with no waiters is removed');
+    const c = granted(h, 'k', 'c', T0);
+    assert.ok(c.token > b.token, 'a removed lock does not restart its tokens');
+  });
+
+  test('a lease ends in log time: the next command past it grants the next waiter', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({ hooks: { onLockGranted: (g) => grants.push(g) } });
+    const a = granted(h, 'k', 'a', T0, 1000);
+    assert.equal(a.expiresAtMs, T0 + 1000);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 500 }, T0 + 10);
+    h.ok({ type: 'get', cache: 'x', key: 'y' }, T0 + 999);
+    assert.equal(grants.length, 0);
+    h.ok({ type: 'get', cache: 'x', key: 'y' }, T0 + 1000);
+    assert.deepEqual(
+      grants.map((g) => [g.holderId, g.expiresAtMs]),
+      [['b', T0 + 1500]],
+    );
+    // The old holder's token is stale now: its renew and release are ignored.
+    assert.deepEqual(h.ok({ type: 'lockRenew', key: 'k', token: a.token }, T0 + 1001), {
+      type: 'lockRenew',
+      renewed: false,
+      expiresAtMs: null,
+    });
+    assert.equal(h.ok({ type: 'lockRelease', key: 'k', token: a.token }, T0 + 1001).released, false);
+    assert.equal(h.sm.lock('k')?.holderId, 'b');
+  });
+
+  test('the expire command also ends leases; a lease with no waiter frees the key', () => {
+    const h = new Harness();
+    granted(h, 'k', 'a', T0, 100);
+    h.ok({ type: 'expire' }, T0 + 100);
+    assert.equal(h.sm.lock('k'), null);
+    assert.equal(granted(h, 'k', 'b', T0 + 100).token, 2);
+  });
+
+  test('renew extends the lease from now (with a new lease length if given)', () => {
+    const h = new Harness();
+    const a = granted(h, 'k', 'a', T0, 1000);
+    assert.deepEqual(h.ok({ type: 'lockRenew', key: 'k', token: a.token }, T0 + 900), {
+      type: 'lockRenew',
+      renewed: true,
+      expiresAtMs: T0 + 1900,
+    });
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10 }, T0 + 1000);
+    h.ok({ type: 'expire' }, T0 + 1899);
+    assert.equal(h.sm.lock('k')?.holderId, 'a');
+    assert.equal(
+      h.ok({ type: 'lockRenew', key: 'k', token: a.token, leaseMs: 50 }, T0 + 1899).expiresAtMs,
+      T0 + 1949,
+    );
+    h.ok({ type: 'expire' }, T0 + 1949);
+    assert.equal(h.sm.lock('k')?.holderId, 'b');
+    assert.ok(h.sm.internals.locks.leaseIndexSize <= 2 * 1 + 1024);
+  });
+
+  test('acquire is idempotent per holder id (a retried request)', () => {
+    const h = new Harness();
+    const a = granted(h, 'k', 'a', T0);
+    assert.deepEqual(granted(h, 'k', 'a', T0 + 5), a);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10 }, T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10 }, T0);
+    assert.deepEqual(h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10 }, T0), {
+      type: 'lockAcquire',
+      state: 'queued',
+      position: 1,
+    });
+    assert.deepEqual(h.sm.lock('k')?.waiters, ['b', 'c']);
+  });
+
+  test('cancel removes a waiter, or releases the lock when it was granted meanwhile', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({ hooks: { onLockGranted: (g) => grants.push(g) } });
+    granted(h, 'k', 'a', T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10 }, T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10 }, T0);
+    assert.equal(h.ok({ type: 'lockCancel', key: 'k', holderId: 'b' }, T0).removed, 'waiter');
+    assert.equal(h.ok({ type: 'lockCancel', key: 'k', holderId: 'b' }, T0).removed, 'none');
+    assert.equal(h.ok({ type: 'lockCancel', key: 'k', holderId: 'a' }, T0).removed, 'holder');
+    assert.deepEqual(
+      grants.map((g) => g.holderId),
+      ['c'],
+    );
+    assert.equal(h.ok({ type: 'lockCancel', key: 'nope', holderId: 'a' }, T0).removed, 'none');
+  });
+
+  test('a waiter whose waitMs passed is skipped when its turn comes', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({ hooks: { onLockGranted: (g) => grants.push(g) } });
+    const a = granted(h, 'k', 'a', T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10, waitMs: 100 }, T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10 }, T0);
+    h.ok({ type: 'lockRelease', key: 'k', token: a.token }, T0 + 100);
+    assert.deepEqual(
+      grants.map((g) => g.holderId),
+      ['c'],
+    );
+  });
+
+  test('waitMs 0 is a try-lock: busy instead of queued', () => {
+    const h = new Harness();
+    assert.equal(
+      h.ok({ type: 'lockAcquire', key: 'k', holderId: 'a', leaseMs: 10, waitMs: 0 }, T0).state,
+      'granted',
+    );
+    assert.deepEqual(h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10, waitMs: 0 }, T0), {
+      type: 'lockAcquire',
+      state: 'busy',
+    });
+    assert.deepEqual(h.sm.lock('k')?.waiters, []);
+  });
+
+  test('locks and waiters per key are bounded (HQL_CACHE_FULL); expired waiters make room', () => {
+    const h = new Harness({ limits: { locksMax: 1, lockWaitersPerKeyMax: 1 } });
+    granted(h, 'k', 'a', T0);
+    const other = h.run({ type: 'lockAcquire', key: 'j', holderId: 'a', leaseMs: 10 }, T0);
+    assert.ok(!other.ok && other.error.limit === 'locksMax');
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10, waitMs: 5 }, T0);
+    const full = h.run({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10 }, T0 + 4);
+    assert.ok(
+      !full.ok && full.error.code === 'HQL_CACHE_FULL' && full.error.limit === 'lockWaitersPerKeyMax',
+    );
+    assert.equal(h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10 }, T0 + 5).state, 'queued');
+    assert.deepEqual(h.sm.lock('k')?.waiters, ['c']);
+    const longId = h.run({ type: 'lockAcquire', key: 'k', holderId: 'x'.repeat(257), leaseMs: 10 }, T0);
+    assert.ok(!longId.ok && longId.error.limit === 'holderIdBytesMax');
+  });
+});
