@@ -76,6 +76,16 @@ export interface ApiServerOptions {
   readonly jsonBodyBytesMax: number;
   /** Open connections, authenticated or not (every TCP connection counts). */
   readonly connectionsMax: number;
+  /**
+   * Requests of one connection served at once: beyond, its socket is not read until answers
+   * went out (a client cannot queue unbounded work). Default 1024.
+   */
+  readonly requestsInflightMax?: number;
+  /**
+   * Bytes of answers queued for one connection that does not read them: beyond, the connection
+   * is closed (`slow-consumer`). One answer may be larger. Default 256 MiB.
+   */
+  readonly sendBufferBytesMax?: number;
   /** Connections not yet authenticated; must be below `connectionsMax`. */
   readonly unauthenticatedConnectionsMax: number;
   /** From TCP accept to authenticated (TLS, HTTP upgrade and handshake included). */
@@ -216,7 +226,7 @@ export class ApiServer {
     const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
       gone.abort();
       this.streams.delete(conn);
-      if (reason.code === 'protocol' || reason.code === 'handshake') {
+      if (reason.code === 'protocol' || reason.code === 'handshake' || reason.code === 'slow-consumer') {
         this.o.logger?.warn({ remote: conn.remote, reason: reason.detail }, 'API connection closed');
       }
     });
@@ -241,7 +251,12 @@ export class ApiServer {
         }
         this.gate.admit(socket);
         conn.setFrameBytesMax(this.o.frameBytesMax);
-        conn.onFrame((payload) => this.onStreamFrame(conn, result.clientId, payload, gone.signal));
+        const flow = new StreamFlow(
+          conn,
+          this.o.requestsInflightMax ?? 1024,
+          this.o.sendBufferBytesMax ?? 256 * 1024 * 1024,
+        );
+        conn.onFrame((payload) => this.onStreamFrame(conn, flow, result.clientId, payload, gone.signal));
       },
     );
     if (head.length > 0) socket.unshift(head);
@@ -249,6 +264,7 @@ export class ApiServer {
 
   private onStreamFrame(
     conn: FramedConnection,
+    flow: StreamFlow,
     from: number,
     payload: Uint8Array,
     signal: AbortSignal,
@@ -261,15 +277,13 @@ export class ApiServer {
       conn.close({ code: 'protocol', detail: e.message, error: e });
       return;
     }
-    this.o.handler.handle(req, from, signal).then(
-      (value) => {
-        if (!conn.closed) conn.write(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })));
-      },
-      (e: unknown) => {
-        if (!conn.closed)
-          conn.write(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: errorBody(e) })));
-      },
-    );
+    flow.submit(() => {
+      this.o.handler.handle(req, from, signal).then(
+        (value) => flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value }))),
+        (e: unknown) =>
+          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: errorBody(e) }))),
+      );
+    });
   }
 
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -452,3 +466,50 @@ async function readJson(
 }
 
 export { REMOTE_CLIENT_ID };
+
+/**
+ * Flow control of one API connection: at most `inflightMax` of its requests are served at once;
+ * the others wait here (at most what one read of the socket held: at the bound the socket is not
+ * read, so TCP pushes back on the client). Answers waiting for a client that does not read them
+ * are bounded too: beyond `sendBufferBytesMax` the connection closes (they would pile up in memory).
+ */
+class StreamFlow {
+  private inflight = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly conn: FramedConnection,
+    private readonly inflightMax: number,
+    private readonly sendBufferBytesMax: number,
+  ) {}
+
+  /** Runs `serve` now, or once fewer than `inflightMax` requests are being served. */
+  submit(serve: () => void): void {
+    if (this.inflight < this.inflightMax) {
+      this.inflight++;
+      serve();
+      return;
+    }
+    if (this.waiting.length === 0) this.conn.pause();
+    this.waiting.push(serve);
+  }
+
+  answer(frame: Uint8Array): void {
+    this.inflight--;
+    if (this.conn.closed) return;
+    if (this.conn.socket.writableLength > this.sendBufferBytesMax) {
+      this.conn.close({
+        code: 'slow-consumer',
+        detail: `more than ${this.sendBufferBytesMax} bytes of answers wait for a client that does not read them`,
+      });
+      return;
+    }
+    this.conn.write(frame);
+    const next = this.waiting.shift();
+    if (next !== undefined) {
+      this.inflight++;
+      next();
+    }
+    if (this.waiting.length === 0) this.conn.resume();
+  }
+}

@@ -385,6 +385,8 @@ export class HiqliteNode {
       frameBytesMax: cfg.frameBytesMax,
       jsonBodyBytesMax: cfg.entryBytesMax,
       connectionsMax: cfg.apiConnectionsMax,
+      requestsInflightMax: cfg.apiRequestsInflightMax,
+      sendBufferBytesMax: cfg.apiSendBufferBytesMax,
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       handler: {

@@ -19,7 +19,9 @@ export type CloseCode =
   /** A newer connection from the same peer and lane took over. */
   | 'replaced'
   /** This node closed it (transport closing, peer removed). */
-  | 'closed';
+  | 'closed'
+  /** The peer does not read what it asked for: the answers waiting for it passed their bound. */
+  | 'slow-consumer';
 
 export interface CloseReason {
   readonly code: CloseCode;

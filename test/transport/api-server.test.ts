@@ -323,3 +323,84 @@ describe('HTTP answers of the API port', () => {
     assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'HQL_NOT_FOUND');
   });
 });
+
+describe('flow control of one authenticated connection', () => {
+  test('at most requests_inflight_max of its requests are served at once; the rest wait', async () => {
+    let serving = 0;
+    let servingMax = 0;
+    const release: (() => void)[] = [];
+    const { port } = await server({
+      requestsInflightMax: 4,
+      handler: {
+        handle: async (req: ApiRequest) => {
+          serving++;
+          servingMax = Math.max(servingMax, serving);
+          await new Promise<void>((r) => release.push(r));
+          serving--;
+          return req.op;
+        },
+        health: () => ({ ok: true, body: {} }),
+        ready: () => true,
+        metricsText: async () => '',
+        json: async (_route, body) => body,
+      },
+    });
+    const c = await ApiConnection.open({
+      host: HOST,
+      port,
+      secret: SECRET_API,
+      localId: REMOTE_CLIENT_ID,
+      connectTimeoutMs: 5000,
+      frameBytesMax: 1 << 20,
+      inflightMax: 100,
+    });
+    try {
+      const answers = Array.from({ length: 40 }, () => c.request({ op: 'metrics' }, 20_000));
+      await waitFor(() => serving === 4, 'four requests being served');
+      // Bounded: each release lets exactly one more in.
+      for (let done = 0; done < 40; done++) {
+        await waitFor(() => release.length > 0, 'a request to release');
+        (release.shift() as () => void)();
+      }
+      const results = await Promise.all(answers);
+      assert.ok(results.every((r) => r.ok));
+      assert.equal(servingMax, 4);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a client that does not read its answers is closed once they pass api_send_buffer_bytes_max', async () => {
+    const big = new Uint8Array(256 * 1024);
+    const { port } = await server({
+      sendBufferBytesMax: 1024 * 1024,
+      handler: {
+        handle: async () => big,
+        health: () => ({ ok: true, body: {} }),
+        ready: () => true,
+        metricsText: async () => '',
+        json: async (_route, body) => body,
+      },
+    });
+    const c = await ApiConnection.open({
+      host: HOST,
+      port,
+      secret: SECRET_API,
+      localId: REMOTE_CLIENT_ID,
+      connectTimeoutMs: 5000,
+      frameBytesMax: 16 << 20,
+      inflightMax: 100,
+    });
+    let closed = false;
+    c.onClose(() => {
+      closed = true;
+    });
+    // The client stops reading (as a stuck or hostile one would), then asks for 64 × 256 KiB.
+    (c as unknown as { conn: { socket: Socket } }).conn.socket.pause();
+    const answers = Array.from({ length: 64 }, () =>
+      c.request({ op: 'metrics' }, 20_000).catch((e: unknown) => e),
+    );
+    await waitFor(() => closed, 'the server closes the connection', 15_000);
+    assert.ok((await Promise.all(answers)).every((r) => r instanceof HiqliteError));
+  });
+});

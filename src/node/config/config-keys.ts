@@ -70,6 +70,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   // anyone's and bounded apart, below both caps, so strangers cannot take the authenticated
   // connections' room.
   { key: 'apiConnectionsMax', toml: 'api_connections_max', default: 1024, min: 2, max: 65_536 },
+  { key: 'apiRequestsInflightMax', toml: 'api_requests_inflight_max', default: 1024, min: 1, max: 1_000_000 },
+  {
+    key: 'apiSendBufferBytesMax',
+    toml: 'api_send_buffer_bytes_max',
+    default: 256 * MiB,
+    min: MiB,
+    max: 16 * GiB,
+  },
   { key: 'raftConnectionsMax', toml: 'raft_connections_max', default: 256, min: 2, max: 65_536 },
   {
     key: 'unauthenticatedConnectionsMax',

@@ -78,6 +78,10 @@ export interface NodeConfig {
   healthCheckDelaySecs?: number;
   /** Open connections on the API port, authenticated or not. */
   apiConnectionsMax?: number;
+  /** Requests of one API connection being served at once; beyond, its socket is not read. */
+  apiRequestsInflightMax?: number;
+  /** Answers queued for one API connection that does not read them; beyond, it is closed. */
+  apiSendBufferBytesMax?: number;
   /** Open inbound connections on the Raft port, authenticated or not. */
   raftConnectionsMax?: number;
   /** Connections not yet authenticated, per port (the oldest is closed to make room). */
@@ -110,6 +114,8 @@ export type IntegerKey =
   | 'frameBytesMax'
   | 'healthCheckDelaySecs'
   | 'apiConnectionsMax'
+  | 'apiRequestsInflightMax'
+  | 'apiSendBufferBytesMax'
   | 'raftConnectionsMax'
   | 'unauthenticatedConnectionsMax'
   | 'handshakeTimeoutMs';
