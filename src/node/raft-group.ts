@@ -261,6 +261,11 @@ export class RaftGroup {
     return this.core.status();
   }
 
+  /** The entries [lo, hiExclusive) the core holds in memory (checkers, diagnostics). */
+  entries(lo: LogIndex, hiExclusive: LogIndex): Entry[] {
+    return this.core.entries(lo, hiExclusive);
+  }
+
   applied(): LogIndex {
     return this.appliedIndex;
   }
@@ -697,6 +702,13 @@ export class RaftGroup {
 
   private track(index: LogIndex, term: Term, timeoutMs: number): Promise<ProposalOutcome> {
     return new Promise<ProposalOutcome>((resolve, reject) => {
+      // A proposal of an earlier term at this index was cut from this node's log by a new
+      // leader's entries before it was applied: without this its caller would wait forever.
+      const older = this.proposals.get(index);
+      if (older !== undefined) {
+        if (older.timer !== null) this.o.clock.clearTimer(older.timer);
+        older.reject(outcomeUnknown('another entry took its place in the log'));
+      }
       const p: PendingProposal = { term, resolve, reject, timer: null };
       p.timer = this.o.clock.setTimer(() => {
         if (this.proposals.get(index) !== p) return;

@@ -8,10 +8,15 @@
  * no later than its own): leaders of higher terms than that bound must hold the entry. (A leader
  * of an older term can appear late: a candidate stalled while its votes were in flight.)
  */
-import type { RaftCore } from '../../src/raft/raft.js';
-import type { Entry, NodeId, Term } from '../../src/raft/types.js';
+import type { Entry, LogIndex, NodeId, Status, Term } from '../../src/raft/types.js';
 import { fail } from './failure.js';
 import { entryDigest, type KvSnapshot } from './kv.js';
+
+/** What the checkers read of a node: its status and in-memory log (a RaftGroup, or a core). */
+export interface LogReader {
+  status(): Status;
+  entries(lo: LogIndex, hiExclusive: LogIndex): readonly Entry[];
+}
 
 export interface SafetyStats {
   leadersElected: number;
@@ -45,7 +50,7 @@ export class SafetyChecker {
   }
 
   /** Election safety, then leader completeness (Raft §5.4): called when `id` becomes leader of `t`. */
-  onLeader(id: NodeId, t: Term, core: RaftCore): void {
+  onLeader(id: NodeId, t: Term, core: LogReader): void {
     const other = this.leaders.get(t);
     if (other !== undefined && other !== id) {
       fail('election-safety', `nodes ${other} and ${id} were both leader in term ${t}`);
@@ -120,7 +125,7 @@ export class SafetyChecker {
    * Log matching (Raft §5.3): if two logs hold an entry with the same index and term, they are
    * identical up to that index. Checked pairwise over the range both still hold in memory.
    */
-  checkLogMatching(cores: ReadonlyArray<{ id: NodeId; core: RaftCore }>): void {
+  checkLogMatching(cores: ReadonlyArray<{ id: NodeId; core: LogReader }>): void {
     const views = cores.map(({ id, core }) => logView(id, core));
     for (let a = 0; a < views.length; a++) {
       for (let b = a + 1; b < views.length; b++) {
@@ -148,7 +153,7 @@ export class SafetyChecker {
   }
 }
 
-function logView(id: NodeId, core: RaftCore): LogView {
+function logView(id: NodeId, core: LogReader): LogView {
   const st = core.status();
   const first = st.firstIndex as number;
   const entries =

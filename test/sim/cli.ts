@@ -72,14 +72,14 @@ function printFailure(r: SeedResult): void {
   console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos}${bug} --verbose`);
 }
 
-function runSeeds(seeds: number[]): number {
+async function runSeeds(seeds: number[]): Promise<number> {
   const totals = new Map<keyof RunStats, number>();
   const failed: SeedResult[] = [];
   const t0 = performance.now();
   let slowest = { seed: 0, ms: 0 };
   for (const seed of seeds) {
     const seedT0 = performance.now();
-    const r = runSeed(seed, simOptions);
+    const r = await runSeed(seed, simOptions);
     const seedMs = performance.now() - seedT0;
     if (seedMs > slowest.ms) slowest = { seed, ms: seedMs };
     for (const [k, v] of Object.entries(r.stats) as Array<[keyof RunStats, number]>) {
@@ -117,13 +117,13 @@ function runSeeds(seeds: number[]): number {
   return failed.length === 0 ? 0 : 1;
 }
 
-function runPlantedBugs(): number {
+async function runPlantedBugs(): Promise<number> {
   const first = intArg('first', values.first, 1);
   const seedsMax = intArg('max-seeds', values['max-seeds'], HUNT_SEEDS_MAX_DEFAULT);
   let escaped = 0;
   for (const bug of PLANTED_BUGS.filter((b) => plantedBug === undefined || b === plantedBug)) {
     const t0 = performance.now();
-    const r = huntPlantedBug(bug, { first, seedsMax, sim: simOptions });
+    const r = await huntPlantedBug(bug, { first, seedsMax, sim: simOptions });
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (r.caught === null) {
       escaped++;
@@ -144,7 +144,7 @@ function runPlantedBugs(): number {
   return escaped === 0 ? 0 : 1;
 }
 
-function main(): number {
+function main(): Promise<number> {
   if (values['planted-bugs']) return runPlantedBugs();
   if (values.seed !== undefined) return runSeeds([intArg('seed', values.seed, 1)]);
   const first = intArg('first', values.first, 1);
@@ -152,4 +152,4 @@ function main(): number {
   return runSeeds(Array.from({ length: count }, (_, i) => first + i));
 }
 
-process.exitCode = main();
+process.exitCode = await main();

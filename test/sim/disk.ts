@@ -1,132 +1,259 @@
 /**
- * One node's simulated disk: what survives a crash. A Ready's writes are one "pending write"
- * that completes after a random latency (the disk event); a crash before completion loses it,
- * or, as a torn write, keeps a prefix of it in the order the Ready contract prescribes:
- * snapshot, then entries one by one, then the hard state (so the hard state is all there or not,
- * and never there without the entries it may commit).
+ * One node's simulated disk, under the product's storage seams: the log store (`LogStore`: log
+ * and hard state), the snapshot store (`GroupSnapshotStore`) and the state machine's database.
+ *
+ * A write is visible at once (LogStore's contract) and durable only after a random latency; its
+ * promise resolves then (when the process runs: a paused process learns of it late). Writes
+ * become durable in the order they were made. A crash keeps what is durable; of what is not, it
+ * keeps nothing (a lost write) or, as a torn write, a prefix in call order, counted in pieces
+ * (each entry of an append is a piece; a hard state, a purge and a snapshot commit are one each),
+ * so a hard state is never durable without the entries written before it. Uncommitted snapshot
+ * files (being written or received) are gone after a crash, as the file store deletes them at
+ * open. The state machine's database is durable with every applied entry (a SQLite transaction
+ * per batch).
  */
 import { assert } from '../../src/lib/assert.js';
-import type { Entry, HardState, LogIndex, RaftBootState } from '../../src/raft/types.js';
-import { logIndex } from '../../src/raft/types.js';
+import type { Random } from '../../src/lib/prng.js';
+import type { GroupSnapshotStore, StoredSnapshot } from '../../src/node/seams.js';
+import type { Entry, HardState, LogIndex, NodeId, SnapshotMeta, Term } from '../../src/raft/types.js';
+import type { LogStore } from '../../src/storage/log-store.js';
+import {
+  emptyMemoryLogState,
+  type MemoryLogState,
+  MemoryLogStore,
+} from '../../src/storage/memory-log-store.js';
+import type { EventQueue } from './event-queue.js';
 import { fail } from './failure.js';
-import type { KvSnapshot } from './kv.js';
+import { type KvSnapshot, KvStateMachine } from './kv.js';
 
-export interface DiskWrite {
-  readonly snapshot: KvSnapshot | null;
-  readonly entries: readonly Entry[];
-  readonly hardState: HardState | null;
+/** One life of a process: its writes count only while it lives (a crash ends it). */
+export interface ProcessLife {
+  readonly dead: boolean;
+  /** Runs `fn` now, or when the process resumes if it is paused; never once it is dead. */
+  whenRunning(kind: string, fn: () => void): void;
 }
 
-/** How many independently-lost pieces a write has (a torn write keeps a prefix of them). */
-export function writeUnits(w: DiskWrite): number {
-  return (w.snapshot === null ? 0 : 1) + w.entries.length + (w.hardState === null ? 0 : 1);
+export interface DiskTiming {
+  readonly diskLatencyUsMin: number;
+  readonly diskLatencyUsMax: number;
+  /** Probability that one write is much slower (a long window for crashes mid-persist). */
+  readonly slowDiskRate: number;
+  readonly slowDiskUsMax: number;
 }
 
-export class Disk {
-  hardState: HardState;
-  snapshot: KvSnapshot;
-  /** Persisted entries, contiguous; may start at or below snapshot.index (the kept tail). */
-  private log: Entry[] = [];
+interface PendingWrite {
+  readonly pieces: number;
+  /** Makes the first `kept` pieces durable. */
+  readonly persist: (kept: number) => void;
+}
 
-  constructor(hardState: HardState, snapshot: KvSnapshot) {
-    this.hardState = hardState;
-    this.snapshot = snapshot;
+/** A promise that never settles: what a dead process's calls return. */
+const NEVER = new Promise<never>(() => {});
+
+/** Snapshots kept committed (as the file store keeps two). */
+const SNAPSHOTS_KEPT = 2;
+
+export class SimDisk {
+  /** The durable log and hard state. */
+  readonly log: MemoryLogState = emptyMemoryLogState();
+  /** The state machine's database (durable with every applied entry). */
+  kv: KvStateMachine;
+  /** Every snapshot file, committed or not, by path. */
+  readonly files = new Map<string, KvSnapshot>();
+  /** Committed snapshots, oldest first. */
+  committed: StoredSnapshot[] = [];
+  private pending: PendingWrite[] = [];
+  private lastDurableUs = 0;
+  private tempSeq = 0;
+
+  constructor(
+    readonly id: NodeId,
+    readonly initial: KvSnapshot,
+    private readonly queue: EventQueue,
+    private readonly rng: Random,
+    private readonly timing: DiskTiming,
+  ) {
+    this.kv = new KvStateMachine(initial);
+  }
+
+  /** Some write is not durable yet. */
+  get writing(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /**
+   * A write of `pieces` made by `life`: durable after a random latency (never before an earlier
+   * write), resolved once durable and the process runs.
+   */
+  write(life: ProcessLife, pieces: number, persist: (kept: number) => void): Promise<void> {
+    if (life.dead) return NEVER;
+    const t = this.timing;
+    let latencyUs = this.rng.int(t.diskLatencyUsMin, t.diskLatencyUsMax + 1);
+    if (t.slowDiskRate > 0 && this.rng.chance(t.slowDiskRate))
+      latencyUs += this.rng.int(0, t.slowDiskUsMax + 1);
+    const durableUs = Math.max(this.lastDurableUs, this.queue.now + latencyUs);
+    this.lastDurableUs = durableUs;
+    const w: PendingWrite = { pieces, persist };
+    this.pending.push(w);
+    return new Promise<void>((resolve) => {
+      this.queue.after(durableUs - this.queue.now, 'disk', this.id, () => {
+        if (life.dead) return;
+        assert(this.pending[0] === w, 'disk writes become durable in order');
+        this.pending.shift();
+        w.persist(w.pieces);
+        life.whenRunning('disk-done', resolve);
+      });
+    });
+  }
+
+  /**
+   * Power loss: what is durable stays; the writes in flight are lost, or torn (a prefix of their
+   * pieces survives, `tornRate`). Returns what happened, for the trace; null when nothing was in
+   * flight.
+   */
+  crash(tornRate: number): { what: string; torn: boolean } | null {
+    const pending = this.pending;
+    this.pending = [];
+    this.lastDurableUs = this.queue.now;
+    for (const path of [...this.files.keys()]) {
+      if (!this.committed.some((s) => s.path === path)) this.files.delete(path);
+    }
+    const pieces = pending.reduce((n, w) => n + w.pieces, 0);
+    if (pieces === 0) return null;
+    if (!this.rng.chance(tornRate)) return { what: `write of ${pieces} pieces lost`, torn: false };
+    const kept = this.rng.int(0, pieces + 1);
+    let budget = kept;
+    for (const w of pending) {
+      if (budget <= 0) break;
+      w.persist(Math.min(budget, w.pieces));
+      budget -= w.pieces;
+    }
+    return { what: `torn write: ${kept}/${pieces} pieces kept`, torn: true };
+  }
+
+  tempPath(): string {
+    return `n${this.id}/incoming-${++this.tempSeq}.tmp`;
+  }
+
+  /** A snapshot file that must exist (a broken runtime contract otherwise). */
+  file(path: string): KvSnapshot {
+    const f = this.files.get(path);
+    if (f === undefined) fail('ready-contract', `node ${this.id}: no snapshot file ${path}`);
+    return f;
+  }
+}
+
+/** The log store of one process life over its disk. */
+export class SimLogStore implements LogStore {
+  /** What the process sees (every call at once). */
+  private readonly live: MemoryLogStore;
+  /** What survives (each call once durable). */
+  private readonly durable: MemoryLogStore;
+  /** Entries read by the core after boot (RaftConfig.readEntries), for the run's statistics. */
+  entriesRead = 0;
+
+  constructor(
+    private readonly disk: SimDisk,
+    private readonly life: ProcessLife,
+  ) {
+    const d = disk.log;
+    this.live = new MemoryLogStore({
+      state: {
+        purgedIndex: d.purgedIndex,
+        purgedTerm: d.purgedTerm,
+        entries: [...d.entries],
+        hardState: d.hardState,
+      },
+    });
+    this.durable = new MemoryLogStore({ state: d });
+  }
+
+  firstIndex(): LogIndex {
+    return this.live.firstIndex();
   }
 
   lastIndex(): LogIndex {
-    const last = this.log[this.log.length - 1];
-    return last === undefined
-      ? this.snapshot.meta.index
-      : logIndex(Math.max(last.index, this.snapshot.meta.index));
+    return this.live.lastIndex();
   }
 
-  /** Persisted entries [lo, hiExclusive), at most `bytesMax` payload bytes but at least one. */
-  entries(lo: LogIndex, hiExclusive: LogIndex, bytesMax: number): Entry[] {
-    const first = this.log[0];
-    const out: Entry[] = [];
-    if (first === undefined) return out;
-    let bytes = 0;
-    for (let i = lo - first.index; i >= 0 && i < this.log.length; i++) {
-      const e = this.log[i] as Entry;
-      if (e.index >= hiExclusive) break;
-      bytes += e.kind === 'command' ? e.data.byteLength : 16;
-      if (out.length > 0 && bytes > bytesMax) break;
-      out.push(e);
-    }
+  termAt(index: LogIndex): Term | undefined {
+    return this.live.termAt(index);
+  }
+
+  entries(lo: LogIndex, hiExclusive: LogIndex, bytesMax?: number): Entry[] {
+    const out = this.live.entries(lo, hiExclusive, bytesMax);
+    this.entriesRead += out.length;
     return out;
   }
 
-  /** Persist the first `unitsKept` pieces of `w` (all of them for a completed write). */
-  write(w: DiskWrite, unitsKept = writeUnits(w)): void {
-    let budget = unitsKept;
-    if (w.snapshot !== null) {
-      if (budget-- <= 0) return;
-      this.installSnapshot(w.snapshot);
-    }
-    for (const e of w.entries) {
-      if (budget-- <= 0) return;
-      this.appendEntry(e);
-    }
-    if (w.hardState !== null) {
-      if (budget-- <= 0) return;
-      this.hardState = w.hardState;
-    }
+  loadHardState(): HardState | null {
+    return this.live.loadHardState();
   }
 
-  /** The state machine took a snapshot; entries up to `compactTo` are no longer needed. */
-  compact(snapshot: KvSnapshot, compactTo: LogIndex): void {
-    assert(compactTo <= snapshot.meta.index, 'compacting beyond the snapshot');
-    if (snapshot.meta.index > this.snapshot.meta.index) this.snapshot = snapshot;
-    const drop = this.log.findIndex((e) => e.index > compactTo);
-    this.log = drop < 0 ? [] : this.log.slice(drop);
+  append(entries: readonly Entry[]): Promise<void> {
+    if (this.life.dead) return NEVER;
+    void this.live.append(entries);
+    return this.disk.write(this.life, entries.length, (kept) => {
+      if (kept > 0) void this.durable.append(entries.slice(0, kept));
+    });
   }
 
-  /** What a restarting node finds: the state machine restarts from the snapshot. */
-  bootState(): RaftBootState {
-    const snap = this.snapshot.meta;
-    const entries = this.log.filter((e) => e.index > snap.index);
-    const first = entries[0];
-    assert(first === undefined || first.index === snap.index + 1, 'disk log has a gap after the snapshot');
-    const lastIndex = logIndex(snap.index + entries.length);
-    // The snapshot holds applied, hence committed, entries even when a later commit was not persisted.
-    const commit = logIndex(Math.max(this.hardState.commit, snap.index));
-    assert(commit <= lastIndex, `persisted commit ${commit} beyond the persisted log ${lastIndex}`);
-    return {
-      hardState: { ...this.hardState, commit },
-      snapshot: snap,
-      entries,
-      appliedIndex: snap.index,
-    };
+  purgeTo(index: LogIndex, t: Term): Promise<void> {
+    if (this.life.dead) return NEVER;
+    void this.live.purgeTo(index, t);
+    return this.disk.write(this.life, 1, () => void this.durable.purgeTo(index, t));
   }
 
-  /** Raft Figure 13: keep the log after the snapshot only if it holds the snapshot's last entry. */
-  private installSnapshot(s: KvSnapshot): void {
-    const at = this.log.find((e) => e.index === s.meta.index);
-    this.log =
-      at !== undefined && at.term === s.meta.term ? this.log.filter((e) => e.index > s.meta.index) : [];
-    this.snapshot = s;
+  saveHardState(hs: HardState): Promise<void> {
+    if (this.life.dead) return NEVER;
+    void this.live.saveHardState(hs);
+    return this.disk.write(this.life, 1, () => void this.durable.saveHardState(hs));
   }
 
-  private appendEntry(e: Entry): void {
-    if (e.index <= this.snapshot.meta.index) {
-      fail(
-        'ready-contract',
-        `entry ${e.index} to persist is covered by the snapshot at ${this.snapshot.meta.index}`,
-      );
-    }
-    const first = this.log[0];
-    if (first !== undefined && e.index <= this.log[this.log.length - 1]!.index) {
-      // Drop every entry at index >= e.index (the Ready contract's truncation), then append.
-      this.log.length = Math.max(0, e.index - first.index);
-    }
-    const last = this.log[this.log.length - 1];
-    const expected = Math.max(last?.index ?? 0, this.snapshot.meta.index) + 1;
-    if (e.index !== expected) {
-      fail(
-        'ready-contract',
-        `entry ${e.index} to persist leaves a gap (the disk log ends at ${expected - 1})`,
-      );
-    }
-    this.log.push(e);
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The snapshot store of one process life: a commit is a disk write like any other. */
+export class SimSnapshotStore implements GroupSnapshotStore {
+  constructor(
+    private readonly disk: SimDisk,
+    private readonly life: ProcessLife,
+  ) {}
+
+  latest(): StoredSnapshot | null {
+    return this.disk.committed[this.disk.committed.length - 1] ?? null;
+  }
+
+  tempPath(): string {
+    return this.disk.tempPath();
+  }
+
+  commit(tempPath: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
+    if (this.life.dead) return NEVER;
+    const disk = this.disk;
+    const data = disk.file(tempPath);
+    assert(
+      data.meta.index === meta.index && data.meta.term === meta.term,
+      `snapshot file ${tempPath} holds ${data.meta.index}/${data.meta.term}, committed as ${meta.index}/${meta.term}`,
+    );
+    const stored: StoredSnapshot = { meta, path: `n${disk.id}/${meta.index}-${meta.term}.snap` };
+    return disk
+      .write(this.life, 1, () => {
+        disk.files.delete(tempPath);
+        disk.files.set(stored.path, data);
+        const kept = disk.committed.filter((s) => s.meta.index !== meta.index);
+        kept.push(stored);
+        kept.sort((a, b) => a.meta.index - b.meta.index);
+        while (kept.length > SNAPSHOTS_KEPT) disk.files.delete((kept.shift() as StoredSnapshot).path);
+        disk.committed = kept;
+      })
+      .then(() => stored);
+  }
+
+  discard(path: string): Promise<void> {
+    if (!this.disk.committed.some((s) => s.path === path)) this.disk.files.delete(path);
+    return Promise.resolve();
   }
 }

@@ -11,8 +11,10 @@ export type CheckerName =
   | 'liveness'
   /** The core broke its Ready contract (e.g. non-contiguous entries to persist). */
   | 'ready-contract'
-  /** The core threw (an assertion inside it failed). */
-  | 'core-exception';
+  /** The core or the runtime threw (an assertion inside it failed), or the group stopped. */
+  | 'core-exception'
+  /** An acknowledgement left a node before the state it vouches for was durable there. */
+  | 'durability';
 
 export class SimFailure extends Error {
   override readonly name = 'SimFailure';

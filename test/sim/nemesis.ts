@@ -231,12 +231,11 @@ export class Nemesis {
       target.decommissioned = false;
       if (!target.alive) this.restart(target);
     }
-    if (leader.paused) return;
-    const res = leader.withCore((c) => c.proposeMembership(change));
-    if (res?.ok === true) this.stats.membershipProposed++;
-    this.note(
-      `propose ${change.type} n${change.node} on n${leader.id}: ${res?.ok === true ? 'ok' : res === null ? 'down' : res.error.code}`,
-    );
+    const proposed = leader.proposeMembership(change, (result) => {
+      if (result === 'ok') this.stats.membershipProposed++;
+      this.note(`${change.type} n${change.node} proposed on n${leader.id}: ${result}`);
+    });
+    if (!proposed) this.note(`propose ${change.type} n${change.node} on n${leader.id}: down or paused`);
   }
 
   private transfer(): void {
@@ -246,8 +245,7 @@ export class Nemesis {
     const voters = core.status().membership.voters.filter((v) => v !== leader.id);
     if (voters.length === 0) return;
     const to = this.rng.pick(voters);
-    if (leader.paused) return;
-    const res = leader.withCore((c) => c.transferLeadership(to));
+    const res = leader.transferLeadership(to);
     if (res?.ok === true) this.stats.transfers++;
     this.note(
       `transfer leadership n${leader.id} -> n${to}: ${res?.ok === true ? 'ok' : (res?.reason ?? 'down')}`,

@@ -13,8 +13,10 @@ import type { KvSnapshot } from './kv.js';
 export interface Envelope {
   readonly msg: Message;
   readonly snapshot: KvSnapshot | null;
-  /** The sender's incarnation: a snapshot outcome is reported only to the core that sent it. */
+  /** The sender's incarnation: a snapshot outcome is reported only to the process that sent it. */
   readonly senderIncarnation: number;
+  /** For a snapshot: tells the sender's transport how the stream ended (delivered or not). */
+  readonly report?: ((delivered: boolean) => void) | null;
 }
 
 export interface NetworkFaults {

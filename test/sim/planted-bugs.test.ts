@@ -12,8 +12,8 @@ const SEEDS_MAX = 3_000;
 
 describe('planted bugs are caught', () => {
   for (const bug of PLANTED_BUGS) {
-    test(`${bug} is caught within ${SEEDS_MAX} seeds`, (t) => {
-      const r = huntPlantedBug(bug, { seedsMax: SEEDS_MAX });
+    test(`${bug} is caught within ${SEEDS_MAX} seeds`, async (t) => {
+      const r = await huntPlantedBug(bug, { seedsMax: SEEDS_MAX });
       assert.ok(r.caught !== null, `${bug} escaped ${r.seedsRun} seeds`);
       t.diagnostic(`${bug}: caught by ${r.caught.checker} at seed ${r.caught.seed} (${r.seedsRun} seeds)`);
     });

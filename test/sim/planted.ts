@@ -20,19 +20,19 @@ export interface HuntResult {
 
 export const HUNT_SEEDS_MAX_DEFAULT = 3_000;
 
-export function huntPlantedBug(
+export async function huntPlantedBug(
   bug: PlantedBugName,
   options: { first?: number; seedsMax?: number; sim?: Omit<SimOptions, 'plantedBug'> } = {},
-): HuntResult {
+): Promise<HuntResult> {
   const first = options.first ?? 1;
   const seedsMax = options.seedsMax ?? HUNT_SEEDS_MAX_DEFAULT;
   const unattributed: Array<{ seed: number; checker: CheckerName }> = [];
   for (let i = 0; i < seedsMax; i++) {
     const seed = first + i;
-    const r = runSeed(seed, { ...options.sim, plantedBug: bug });
+    const r = await runSeed(seed, { ...options.sim, plantedBug: bug });
     if (r.failure === null) continue;
     // The control: the same scenario (the bug's biased profile) with the bug switched off.
-    const control = runSeed(seed, { ...options.sim, plantedBug: bug, plantedBugOff: true });
+    const control = await runSeed(seed, { ...options.sim, plantedBug: bug, plantedBugOff: true });
     if (control.failure !== null) {
       unattributed.push({ seed, checker: r.failure.checker });
       continue;

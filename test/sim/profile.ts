@@ -56,12 +56,6 @@ export interface Profile {
   readonly network: NetworkFaults;
   /** Call reportUnreachable on the sender when a cut link drops an append. */
   readonly reportUnreachableRate: number;
-  /** Send the core's ready-to-go messages (takeMessages) while a Ready is being persisted. */
-  readonly sendWhileWriting: boolean;
-  /** The core drops applied entries' payload and reads it back from the disk (RaftConfig.readEntries). */
-  readonly releaseEntries: boolean;
-  /** Apply committed, locally durable entries while a Ready's disk write is in flight (RaftCore.takeCommitted). */
-  readonly applyWhileWriting: boolean;
   readonly diskLatencyUsMin: number;
   readonly diskLatencyUsMax: number;
   /** Probability that one write is much slower (a long window for crashes mid-persist). */
@@ -160,7 +154,6 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
           longDelayUsMax: rng.int(10_000, 300_000),
         },
     reportUnreachableRate: rng.next(),
-    sendWhileWriting: rng.chance(0.8),
     diskLatencyUsMin: 50,
     diskLatencyUsMax: rng.int(200, 5_000),
     slowDiskRate: calm ? 0 : rng.next() * 0.05,
@@ -197,9 +190,6 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     opTimeoutUs: rng.int(300_000, 2_000_000),
     chaosUs,
     livenessUs: 30_000_000,
-    // Drawn last: adding it left every earlier field of a seed's profile as it was.
-    applyWhileWriting: rng.chance(0.7),
-    releaseEntries: rng.chance(0.7),
     plantedBugs: {},
   };
   return options.plantedBug === undefined ? base : biasForBug(base, options.plantedBug, rng);

@@ -9,7 +9,7 @@ import { RaftCore } from '../../src/raft/raft.js';
 import type { Entry, Membership, NodeId, RaftBootState } from '../../src/raft/types.js';
 import { logIndex, nodeId, term } from '../../src/raft/types.js';
 import { SafetyChecker } from './checkers.js';
-import { Disk } from './disk.js';
+import { SimDisk, SimLogStore, SimSnapshotStore } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { SimFailure } from './failure.js';
 import { emptySnapshot, encodeCommand, KvStateMachine } from './kv.js';
@@ -178,93 +178,89 @@ describe('network', () => {
 });
 
 describe('disk', () => {
-  const hs0 = { term: term(0), vote: null, commit: logIndex(0) };
+  const timing = { diskLatencyUsMin: 50, diskLatencyUsMax: 5_000, slowDiskRate: 0, slowDiskUsMax: 0 };
+  const hs1 = { term: term(1), vote: nodeId(2) as NodeId | null, commit: logIndex(0) };
 
-  test('a completed write is all there at boot', () => {
-    const d = new Disk(hs0, emptySnapshot(membership));
-    const hs = { term: term(1), vote: nodeId(1) as NodeId | null, commit: logIndex(2) };
-    d.write({ snapshot: null, entries: [noop(1, 1), noop(2, 1), noop(3, 1)], hardState: hs });
-    const boot = d.bootState();
-    assert.deepEqual(
-      boot.entries.map((e) => e.index),
-      [1, 2, 3],
-    );
-    assert.deepEqual(boot.hardState, hs);
+  function setup(seed = 1) {
+    const queue = new EventQueue(1_000);
+    const disk = new SimDisk(nodeId(1), emptySnapshot(membership), queue, new Prng(seed), timing);
+    const life = { dead: false, whenRunning: (_kind: string, fn: () => void) => fn() };
+    const runAll = () => {
+      for (let ev = queue.pop(); ev !== null; ev = queue.pop()) ev.run();
+    };
+    return { queue, disk, life, runAll };
+  }
+
+  test('a write is visible at once and survives a crash once durable, in call order', async () => {
+    const { disk, life, runAll } = setup();
+    const store = new SimLogStore(disk, life);
+    const done: string[] = [];
+    const a = store.append([noop(1, 1), noop(2, 1)]).then(() => done.push('append'));
+    const b = store.saveHardState(hs1).then(() => done.push('hard state'));
+    assert.equal(store.lastIndex(), 2);
+    assert.equal(disk.writing, true);
+    runAll();
+    await Promise.all([a, b]);
+    assert.deepEqual(done, ['append', 'hard state']);
+    assert.equal(disk.crash(1), null);
+    const after = new SimLogStore(disk, life);
+    assert.equal(after.lastIndex(), 2);
+    assert.deepEqual(after.loadHardState(), hs1);
   });
 
-  test('a torn write keeps a prefix of the entries and never the hard state without them', () => {
-    const d = new Disk(hs0, emptySnapshot(membership));
-    const hs = { term: term(1), vote: nodeId(2) as NodeId | null, commit: logIndex(0) };
-    d.write({ snapshot: null, entries: [noop(1, 1), noop(2, 1), noop(3, 1)], hardState: hs }, 2);
-    const boot = d.bootState();
-    assert.deepEqual(
-      boot.entries.map((e) => e.index),
-      [1, 2],
-    );
-    assert.deepEqual(boot.hardState, hs0);
+  test('a crash loses what is not durable, or keeps a prefix of it: never the hard state without the entries before it', () => {
+    let partial = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      const { disk, life } = setup(seed);
+      const store = new SimLogStore(disk, life);
+      void store.append([noop(1, 1), noop(2, 1), noop(3, 1)]);
+      void store.saveHardState(hs1);
+      const lost = disk.crash(seed % 4 === 0 ? 0 : 1);
+      assert.ok(lost !== null);
+      const after = new SimLogStore(disk, life);
+      const last = after.lastIndex();
+      if (seed % 4 === 0) assert.equal(last, 0, 'a lost write leaves nothing');
+      if (after.loadHardState() !== null) assert.equal(last, 3, 'hard state durable without its entries');
+      if (last > 0 && last < 3) partial++;
+    }
+    assert.ok(partial > 0, 'no torn write kept a strict prefix');
   });
 
-  test('entries overwrite the conflicting suffix', () => {
-    const d = new Disk(hs0, emptySnapshot(membership));
-    d.write({ snapshot: null, entries: [noop(1, 1), noop(2, 1), noop(3, 1)], hardState: null });
-    d.write({ snapshot: null, entries: [noop(2, 2)], hardState: null });
-    assert.deepEqual(
-      d.bootState().entries.map((e) => `${e.index}/${e.term}`),
-      ['1/1', '2/2'],
-    );
+  test('a write made by a process after it died does nothing', () => {
+    const { disk, runAll } = setup();
+    const dead = { dead: true, whenRunning: () => {} };
+    const store = new SimLogStore(disk, { dead: false, whenRunning: (_k: string, fn: () => void) => fn() });
+    const zombie = new SimLogStore(disk, dead);
+    void zombie.append([noop(1, 1)]);
+    runAll();
+    assert.equal(disk.writing, false);
+    assert.equal(store.lastIndex(), 0);
+    assert.equal(new SimLogStore(disk, dead).lastIndex(), 0);
   });
 
-  test('a gap in the log is a broken Ready contract', () => {
-    const d = new Disk(hs0, emptySnapshot(membership));
-    assert.equal(
-      checkerOf(() => d.write({ snapshot: null, entries: [noop(2, 1)], hardState: null })),
-      'ready-contract',
-    );
-  });
-
-  test('compaction keeps the tail after the compaction point; boot starts after the snapshot', () => {
-    const d = new Disk(hs0, emptySnapshot(membership));
-    const hs = { term: term(1), vote: null, commit: logIndex(2) };
-    d.write({
-      snapshot: null,
-      entries: [write(1, 1, 'x', 1), write(2, 1, 'x', 2), noop(3, 1)],
-      hardState: hs,
-    });
+  test('snapshots: uncommitted files are gone after a crash; two committed snapshots are kept', async () => {
+    const { disk, life, runAll } = setup();
+    const snapshots = new SimSnapshotStore(disk, life);
     const kv = new KvStateMachine(emptySnapshot(membership));
-    kv.apply(write(1, 1, 'x', 1));
-    kv.apply(write(2, 1, 'x', 2));
-    d.compact(kv.snapshot(), logIndex(1));
-    const boot = d.bootState();
-    assert.equal(boot.snapshot.index, 2);
+    for (let i = 1; i <= 3; i++) {
+      kv.apply(write(i, 1, 'x', i));
+      const path = snapshots.tempPath();
+      disk.files.set(path, kv.snapshot());
+      const committed = snapshots.commit(path, kv.snapshot().meta);
+      runAll();
+      await committed;
+    }
+    assert.equal(snapshots.latest()?.meta.index, 3);
+    assert.equal(disk.committed.length, 2);
+    const stray = snapshots.tempPath();
+    disk.files.set(stray, kv.snapshot());
+    assert.equal(disk.files.size, 3);
+    disk.crash(0);
+    assert.equal(disk.files.size, 2);
     assert.deepEqual(
-      boot.entries.map((e) => e.index),
-      [3],
+      disk.committed.map((s) => s.meta.index),
+      [2, 3],
     );
-    assert.equal(boot.appliedIndex, 2);
-  });
-
-  test('installing a snapshot keeps the log after it only when the log holds its last entry', () => {
-    const matching = new Disk(hs0, emptySnapshot(membership));
-    matching.write({ snapshot: null, entries: [noop(1, 1), noop(2, 1), noop(3, 1)], hardState: null });
-    const snap = { ...emptySnapshot(membership), meta: { index: logIndex(2), term: term(1), membership } };
-    matching.write({
-      snapshot: snap,
-      entries: [],
-      hardState: { term: term(1), vote: null, commit: logIndex(2) },
-    });
-    assert.deepEqual(
-      matching.bootState().entries.map((e) => e.index),
-      [3],
-    );
-    const diverging = new Disk(hs0, emptySnapshot(membership));
-    diverging.write({ snapshot: null, entries: [noop(1, 1), noop(2, 1), noop(3, 1)], hardState: null });
-    const other = { ...snap, meta: { ...snap.meta, term: term(2) } };
-    diverging.write({
-      snapshot: other,
-      entries: [],
-      hardState: { term: term(2), vote: null, commit: logIndex(2) },
-    });
-    assert.deepEqual(diverging.bootState().entries, []);
   });
 });
 

@@ -19,11 +19,11 @@ function describeFailure(r: SeedResult): string {
 }
 
 describe('deterministic simulator', () => {
-  test('300 seeds keep election safety, log matching, leader completeness, state-machine safety, linearizability and liveness', (t) => {
+  test('300 seeds keep election safety, log matching, leader completeness, state-machine safety, linearizability and liveness', async (t) => {
     const totals = new Map<keyof RunStats, number>();
     const failures: SeedResult[] = [];
     for (const seed of CI_SEEDS) {
-      const r = runSeed(seed);
+      const r = await runSeed(seed);
       if (!r.ok) failures.push(r);
       for (const [k, v] of Object.entries(r.stats) as Array<[keyof RunStats, number]>) {
         totals.set(k, (totals.get(k) ?? 0) + v);
@@ -55,13 +55,13 @@ describe('deterministic simulator', () => {
     }
   });
 
-  test('a seed replays exactly: two runs have the same event-trace hash', () => {
+  test('a seed replays exactly: two runs have the same event-trace hash', async () => {
     for (const seed of [7, 42]) {
-      const a = runSeed(seed);
-      const b = runSeed(seed);
+      const a = await runSeed(seed);
+      const b = await runSeed(seed);
       assert.equal(a.traceDigest, b.traceDigest, `seed ${seed} did not replay`);
       assert.deepEqual(a.stats, b.stats);
     }
-    assert.notEqual(runSeed(7).traceDigest, runSeed(8).traceDigest);
+    assert.notEqual((await runSeed(7)).traceDigest, (await runSeed(8)).traceDigest);
   });
 });

@@ -82,9 +82,18 @@ const QUEUE_MAX = 1_000_000;
 const LOG_MATCHING_EVERY_US = 250_000;
 const LIVENESS_STEP_US = 50_000;
 
-export function runSeed(seed: number, options: SimOptions = {}): SeedResult {
+export function runSeed(seed: number, options: SimOptions = {}): Promise<SeedResult> {
   const sim = new Simulation(seed, options);
   return sim.run();
+}
+
+/**
+ * Resolves once every promise continuation queued so far has run, and those they queued in turn
+ * (a macrotask runs only after the microtask queue is empty). Nothing else runs in between: every
+ * timer of a simulated node is an agenda event, so the order stays the seed's.
+ */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 class Simulation implements ClusterAccess {
@@ -110,6 +119,8 @@ class Simulation implements ClusterAccess {
   private opsChecked = 0;
   private configIndexMax = 0;
   private membershipCommitted = 0;
+  /** A failure raised where it could not be thrown (a promise continuation): thrown after the event. */
+  private failedLater: unknown = null;
 
   constructor(
     readonly seed: number,
@@ -144,17 +155,20 @@ class Simulation implements ClusterAccess {
       send: (env) => this.network.send(env),
       onMembershipApplied: (_node, e) => this.onMembershipApplied(e),
       onLeader: (node) => this.nemesis.onLeader(node),
+      failLater: (e) => {
+        this.failedLater ??= e;
+      },
     };
     for (const id of this.profile.nodeIds) this.nodes.set(id, new SimNode(id, host, initial));
     this.workload = new Workload(this.queue, root.fork(), this.profile, this.trace, this.nodes);
     this.nemesis = new Nemesis(this, root.fork());
   }
 
-  run(): SeedResult {
+  async run(): Promise<SeedResult> {
     let failure: SeedFailure | null = null;
     try {
-      this.chaos();
-      this.liveness();
+      await this.chaos();
+      await this.liveness();
       this.finalChecks();
     } catch (e) {
       failure = this.toFailure(e);
@@ -183,15 +197,15 @@ class Simulation implements ClusterAccess {
     return best;
   }
 
-  private chaos(): void {
+  private async chaos(): Promise<void> {
     for (const n of this.nodes.values()) n.start();
     this.workload.start();
     this.nemesis.start();
     this.scheduleLogMatching();
-    this.runUntil(this.profile.chaosUs);
+    await this.runUntil(this.profile.chaosUs);
   }
 
-  private liveness(): void {
+  private async liveness(): Promise<void> {
     this.nemesis.stop();
     this.workload.stop();
     this.network.faults = { ...CALM_NETWORK, latencyUsMax: this.profile.network.latencyUsMax };
@@ -212,7 +226,7 @@ class Simulation implements ClusterAccess {
           `${this.profile.livenessUs / 1_000_000}s after healing: ${waiting}\n${this.describeNodes()}`,
         );
       }
-      this.runUntil(this.queue.now + LIVENESS_STEP_US);
+      await this.runUntil(this.queue.now + LIVENESS_STEP_US);
     }
   }
 
@@ -303,7 +317,7 @@ class Simulation implements ClusterAccess {
     }
   }
 
-  private runUntil(untilUs: number): void {
+  private async runUntil(untilUs: number): Promise<void> {
     for (;;) {
       const t = this.queue.peekTimeUs();
       if (t === null || t > untilUs) break;
@@ -313,6 +327,9 @@ class Simulation implements ClusterAccess {
       if (this.events > EVENTS_MAX) fail('liveness', `runaway scenario: more than ${EVENTS_MAX} events`);
       this.trace.mix(ev.timeUs, ev.subject, ev.seq);
       ev.run();
+      await settle();
+      if (this.failedLater !== null) throw this.failedLater;
+      for (const n of this.nodes.values()) n.observeLeadership();
     }
     // Time passes even when nothing happens (every process may be stalled).
     this.queue.advanceTo(untilUs);
@@ -357,10 +374,7 @@ class Simulation implements ClusterAccess {
       const sender = this.nodes.get(m.from);
       const inc = env.senderIncarnation;
       this.queue.after(this.rngNet.int(1_000, 10_000), 'unreachable', m.from, () => {
-        if (sender?.incarnation !== inc) return;
-        sender.whenRunning('unreachable', () => {
-          if (sender.incarnation === inc) sender.withCore((c) => c.reportUnreachable(m.to));
-        });
+        sender?.inLife(inc, 'unreachable', (g) => g.reportUnreachable(m.to));
       });
     }
   }
@@ -371,10 +385,7 @@ class Simulation implements ClusterAccess {
     const sender = this.nodes.get(m.from);
     const inc = env.senderIncarnation;
     this.queue.after(this.rngNet.int(500, 5_000), 'snapshot-report', m.from, () => {
-      if (sender?.incarnation !== inc) return;
-      sender.whenRunning('snapshot-report', () => {
-        if (sender.incarnation === inc) sender.withCore((c) => c.reportSnapshot(m.to, delivered));
-      });
+      sender?.inLife(inc, 'snapshot-report', () => env.report?.(delivered));
     });
   }
 
@@ -409,7 +420,9 @@ class Simulation implements ClusterAccess {
       partitions: n.partitions,
       snapshotsTaken: this.nodeStats.snapshotsTaken,
       snapshotsInstalled: this.nodeStats.snapshotsInstalled,
-      entriesReadBack: this.nodeStats.entriesReadBack,
+      entriesReadBack:
+        this.nodeStats.entriesReadBack +
+        [...this.nodes.values()].reduce((sum, n) => sum + n.entriesReadBack(), 0),
       tornWrites: this.nodeStats.tornWrites,
       lostWrites: this.nodeStats.lostWrites,
       membershipProposed: n.membershipProposed,

@@ -34,7 +34,6 @@ interface ActiveOp {
   /** A proposal of this op is in some node's log with its fate not known. */
   inFlight: boolean;
   readonly probe: boolean;
-  readRequest: { node: SimNode; requestId: number } | null;
 }
 
 interface Client {
@@ -63,7 +62,6 @@ export class Workload {
   private readonly clients: Client[];
   private opIdNext = 1;
   private valueNext = 1;
-  private requestIdNext = 1;
   private stopped = false;
   /** Latest value per key seen completing: cas expectations that often match. */
   private readonly lastValue = new Map<string, number | null>();
@@ -147,7 +145,7 @@ export class Workload {
       return: null,
       result: null,
     };
-    const active: ActiveOp = { op, attempt: 0, inFlight: false, probe, readRequest: null };
+    const active: ActiveOp = { op, attempt: 0, inFlight: false, probe };
     c.active = active;
     this.stats.opsStarted++;
     // A probe that times out is followed by another (a removed node may never answer a read).
@@ -163,44 +161,35 @@ export class Workload {
     const node = this.nodes.get(target) as SimNode;
     const kvOp = a.op.op;
     if (kvOp.type === 'read') {
-      const requestId = this.requestIdNext++;
-      a.readRequest = { node, requestId };
-      const ok = node.read(requestId, kvOp.key, (o) => {
+      const ok = node.read(kvOp.key, (o) => {
         if (c.active === a && a.attempt === token) this.onRead(c, a, o);
       });
       if (!ok) this.retry(c, a, null);
       return;
     }
     const cmd: KvCommand = { opId: a.op.id, op: kvOp };
-    // Set before proposing: the outcome callback may run inside propose (single-node commit).
+    // Set before proposing: until the group refuses it, the op may be in a log.
     a.inFlight = true;
-    const res = node.propose(cmd, (o) => {
-      if (c.active === a && a.attempt === token) this.onProposal(c, a, o);
+    const ok = node.propose(cmd, (o) => {
+      if (c.active === a && a.attempt === token) this.onProposal(c, a, o, target);
     });
-    if (res === null) {
+    if (!ok) {
       a.inFlight = false;
-      this.retry(c, a, null);
-      return;
-    }
-    if (res.ok) {
-      c.knownLeader = target;
-      return;
-    }
-    a.inFlight = false;
-    const e = res.error;
-    if (e.code === 'HQL_NOT_LEADER') {
-      this.stats.notLeaderRetries++;
-      this.retry(c, a, e.leaderId);
-    } else {
       this.retry(c, a, null);
     }
   }
 
-  private onProposal(c: Client, a: ActiveOp, o: ProposalOutcome): void {
+  private onProposal(c: Client, a: ActiveOp, o: ProposalOutcome, target: NodeId): void {
     switch (o.kind) {
       case 'applied':
         a.inFlight = false;
+        c.knownLeader = target;
         this.finish(c, 'ok', o.result);
+        return;
+      case 'refused':
+        a.inFlight = false;
+        if (o.code === 'HQL_NOT_LEADER') this.stats.notLeaderRetries++;
+        this.retry(c, a, o.leaderHint);
         return;
       case 'not-applied':
         a.inFlight = false;
@@ -215,7 +204,6 @@ export class Workload {
   }
 
   private onRead(c: Client, a: ActiveOp, o: ReadOutcome): void {
-    a.readRequest = null;
     switch (o.kind) {
       case 'value':
         this.finish(c, 'ok', { type: 'read', value: o.value });
@@ -230,7 +218,6 @@ export class Workload {
 
   private retry(c: Client, a: ActiveOp, leaderHint: NodeId | null): void {
     c.knownLeader = leaderHint;
-    this.forgetRead(a);
     this.queue.after(this.rng.int(RETRY_US_MIN, RETRY_US_MAX + 1), 'client-retry', c.id, () => {
       if (c.active === a) this.attempt(c, a);
     });
@@ -241,18 +228,11 @@ export class Workload {
     return this.rng.pick(this.profile.nodeIds);
   }
 
-  private forgetRead(a: ActiveOp): void {
-    if (a.readRequest === null) return;
-    a.readRequest.node.forgetRead(a.readRequest.requestId);
-    a.readRequest = null;
-  }
-
   private finish(c: Client, how: 'ok' | 'unknown' | 'dropped', result: KvResult | null): void {
     const a = c.active;
     assert(a !== null, 'finish without an active op');
     c.active = null;
     a.attempt++;
-    this.forgetRead(a);
     const op = a.op;
     switch (how) {
       case 'ok':
