@@ -1,5 +1,8 @@
 /**
- * `start(config)`: this process becomes a node of the cluster, with a local SQLite replica.
+ * `start(config)`: this process becomes a node of the cluster, with a local SQLite replica. By
+ * default the node runs on a worker thread of its own (worker-node.ts): the application's event
+ * loop can block without stopping heartbeats. `thread: 'main'` runs it on the caller's thread
+ * (`hiqlite serve`, tests with a virtual clock).
  */
 
 import type { NodeConfig } from '../node/config/config.js';
@@ -10,6 +13,7 @@ import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
 import { explainListenError } from './listen-error.js';
+import { startInWorker } from './worker-node.js';
 
 export interface HiqliteNode extends HiqliteClient {
   isLeader(): boolean;
@@ -59,6 +63,7 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 /** Starts an embedded node; resolves once it is a member of the cluster. */
 export async function start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
   try {
+    if ((options.thread ?? 'worker') === 'worker') return await startInWorker(config, options);
     return new EmbeddedNode(await NodeRuntime.start(config, options));
   } catch (e) {
     throw explainListenError(e, config);

@@ -40,6 +40,8 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
     node = await start(config, {
       logger,
       signal: cancel.signal,
+      // A process of its own has no application to block: the node stays on the main thread.
+      thread: 'main',
       // A node that cannot go on exits, so that its supervisor restarts it and recovery runs.
       onFatal: () => {
         process.stderr.write('hiqlite: the node stopped serving; exiting\n');

@@ -1,0 +1,67 @@
+/**
+ * Messages between an embedded application's thread (worker-node.ts) and the worker thread that
+ * runs its node (node-worker.ts). Both directions send batches: what one side produced in one
+ * turn of its event loop travels in one message.
+ *
+ * Shared memory (`SharedArrayBuffer`, SHARED_BYTES): the worker writes, the application's
+ * thread reads without a message — the applied index (read-your-writes waits on it with
+ * Atomics.waitAsync) and whether the node is the leader (`isLeader()` stays synchronous).
+ */
+import type { NodeConfig } from '../node/config/config.js';
+import type { TransferredError } from '../node/error-transfer.js';
+import type { CommandInput } from '../sm/sql/command.js';
+import type { QueryParams } from '../sm/sql/reader.js';
+
+export const SHARED_BYTES = 16;
+/** BigInt64Array index: the state machine's applied index. */
+export const APPLIED_SLOT = 0;
+/** Int32Array index (bytes 8–11): 1 while the node is the leader. */
+export const LEADER_SLOT = 2;
+
+export interface NodeWorkerData {
+  readonly config: NodeConfig;
+  readonly joinTimeoutMs?: number;
+  /** The level of the application's logger: records below it are not even sent. */
+  readonly logLevel: string;
+  readonly shared: SharedArrayBuffer;
+}
+
+export type CallBody =
+  | { readonly op: 'write'; readonly command: CommandInput }
+  | {
+      readonly op: 'query';
+      readonly sql: string;
+      readonly params: QueryParams;
+      readonly consistency?: 'local' | 'linearizable';
+      readonly minIndex?: number;
+      readonly timeoutMs: number;
+    }
+  | { readonly op: 'barrier'; readonly timeoutMs: number }
+  | { readonly op: 'metrics' }
+  | { readonly op: 'health'; readonly timeoutMs: number }
+  | { readonly op: 'shutdown' };
+
+export type Call = CallBody & { readonly id: number };
+
+export type ToWorker =
+  | { readonly type: 'calls'; readonly calls: readonly Call[] }
+  /** The caller's AbortSignal fired for these calls (reads with timeoutMs). */
+  | { readonly type: 'abort'; readonly ids: readonly number[] }
+  /** StartOptions.signal fired while start() was still running. */
+  | { readonly type: 'cancel-start' };
+
+export type Reply =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: TransferredError };
+
+export type NodeEvent =
+  | { readonly type: 'started'; readonly dbFile: string }
+  | { readonly type: 'start-failed'; readonly error: TransferredError }
+  | { readonly type: 'fatal'; readonly error: TransferredError };
+
+export interface FromWorker {
+  /** pino records (JSON lines) to write through the application's logger, in order. */
+  readonly logs: readonly string[];
+  readonly events: readonly NodeEvent[];
+  readonly replies: readonly Reply[];
+}

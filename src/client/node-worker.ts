@@ -1,0 +1,153 @@
+/**
+ * The worker thread of an embedded node (`start()` with `thread: 'worker'`): runs the node
+ * runtime — Raft group, transport, log store, API port — off the application's event loop, and
+ * serves the calls of the application's thread (worker-node.ts). See node-thread-protocol.ts.
+ */
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { transferError } from '../node/error-transfer.js';
+import { HiqliteNode as NodeRuntime } from '../node/hiqlite-node.js';
+import {
+  APPLIED_SLOT,
+  type Call,
+  type FromWorker,
+  LEADER_SLOT,
+  type NodeEvent,
+  type NodeWorkerData,
+  type Reply,
+  type ToWorker,
+} from './node-thread-protocol.js';
+
+const data = workerData as NodeWorkerData;
+const port = parentPort as MessagePort;
+const applied = new BigInt64Array(data.shared);
+const flags = new Int32Array(data.shared);
+
+// What this turn of the event loop produced leaves in one message, after the turn.
+let logs: string[] = [];
+let events: NodeEvent[] = [];
+let replies: Reply[] = [];
+let flushScheduled = false;
+
+function flush(): void {
+  flushScheduled = false;
+  const batch: FromWorker = { logs, events, replies };
+  logs = [];
+  events = [];
+  replies = [];
+  port.postMessage(batch);
+}
+
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(flush);
+}
+
+// Log records go to the application's thread, which writes them through its own logger.
+const logger = pino(
+  { level: data.logLevel, base: null, timestamp: false },
+  {
+    write(line: string) {
+      logs.push(line);
+      scheduleFlush();
+    },
+  },
+);
+
+const startCancel = new AbortController();
+let node: NodeRuntime | null = null;
+const aborts = new Map<number, AbortController>();
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'calls':
+      for (const call of m.calls) serve(call);
+      return;
+    case 'abort':
+      for (const id of m.ids) aborts.get(id)?.abort();
+      return;
+    case 'cancel-start':
+      startCancel.abort();
+      return;
+  }
+});
+
+function serve(call: Call): void {
+  run(call).then(
+    (value) => {
+      replies.push({ id: call.id, ok: true, value });
+      scheduleFlush();
+    },
+    (e: unknown) => {
+      replies.push({ id: call.id, ok: false, error: transferError(e) });
+      scheduleFlush();
+    },
+  );
+}
+
+async function run(call: Call): Promise<unknown> {
+  const n = node;
+  if (n === null) throw new Error('call before the node started');
+  switch (call.op) {
+    case 'write':
+      return n.write(call.command);
+    case 'query': {
+      const ac = new AbortController();
+      aborts.set(call.id, ac);
+      try {
+        return await n.query(call.sql, call.params, {
+          timeoutMs: call.timeoutMs,
+          signal: ac.signal,
+          ...(call.consistency === undefined ? {} : { consistency: call.consistency }),
+          ...(call.minIndex === undefined ? {} : { minIndex: call.minIndex }),
+        });
+      } finally {
+        aborts.delete(call.id);
+      }
+    }
+    case 'barrier':
+      await n.readBarrier(call.timeoutMs);
+      return null;
+    case 'metrics':
+      return n.metrics();
+    case 'health':
+      await n.waitUntilHealthy(call.timeoutMs);
+      return null;
+    case 'shutdown':
+      Atomics.store(flags, LEADER_SLOT, 0);
+      await n.shutdown();
+      return null;
+  }
+}
+
+function publishApplied(index: number): void {
+  Atomics.store(applied, APPLIED_SLOT, BigInt(index));
+  Atomics.notify(applied, APPLIED_SLOT);
+}
+
+async function main(): Promise<void> {
+  try {
+    const n = await NodeRuntime.start(data.config, {
+      logger,
+      signal: startCancel.signal,
+      thread: 'main',
+      ...(data.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: data.joinTimeoutMs }),
+      onFatal: (e) => {
+        events.push({ type: 'fatal', error: transferError(e) });
+        scheduleFlush();
+      },
+    });
+    node = n;
+    n.appliedWatcher.onAdvance(publishApplied);
+    publishApplied(n.appliedWatcher.current);
+    n.onLeaderChange((s) => Atomics.store(flags, LEADER_SLOT, s.role === 'leader' ? 1 : 0));
+    Atomics.store(flags, LEADER_SLOT, n.isLeader() ? 1 : 0);
+    events.push({ type: 'started', dbFile: n.cfg.paths.dbFile });
+  } catch (e) {
+    events.push({ type: 'start-failed', error: transferError(e) });
+  }
+  scheduleFlush();
+}
+
+void main();

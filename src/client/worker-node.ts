@@ -1,0 +1,492 @@
+/**
+ * An embedded node whose runtime (Raft group, transport, log store, API port) runs on a worker
+ * thread of its own (node-worker.ts), so that an application that blocks its event loop — a long
+ * synchronous query, a big JSON.parse, a full GC — does not stop heartbeats and depose its own
+ * leader. This object is the application's side of it:
+ *
+ * - Local reads run here, synchronously, on a read-only connection to the same database file
+ *   (WAL): no thread hop. A `minIndex` wait reads the applied index from shared memory
+ *   (Atomics.waitAsync, bounded by the read's deadline).
+ * - Writes, linearizable barriers, reads with `timeoutMs` or `signal` (on the node's read pool,
+ *   where they can be interrupted), metrics and health cross to the worker over its MessagePort:
+ *   what the application calls in one turn of its event loop leaves in one message.
+ * - Every call in flight has a deadline and there are at most `threadCallsMax` of them; a worker
+ *   that exits rejects them all (writes with HQL_OUTCOME_UNKNOWN, the others with
+ *   HQL_UNAVAILABLE, or HQL_CLOSED after close()).
+ * - Errors keep their class and fields (node/error-transfer.ts); the worker's log records are
+ *   written through the application's logger; `onFatal` is called on this thread.
+ */
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { type Logger, pino } from 'pino';
+import { HiqliteError } from '../lib/errors.js';
+import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
+import { resolveConfig } from '../node/config/config.js';
+import { rebuildError } from '../node/error-transfer.js';
+import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
+import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
+import type { CommandInput } from '../sm/sql/command.js';
+import { sqlError } from '../sm/sql/errors.js';
+import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
+import type { CommandResult } from '../sm/sql/result.js';
+import type { Row } from '../sm/sql/values.js';
+import { ClientBase, type Metrics, type Params } from './client.js';
+import type { HiqliteNode } from './embedded.js';
+import {
+  APPLIED_SLOT,
+  type Call,
+  type CallBody,
+  type FromWorker,
+  LEADER_SLOT,
+  type NodeEvent,
+  type NodeWorkerData,
+  SHARED_BYTES,
+  type ToWorker,
+} from './node-thread-protocol.js';
+
+export const THREAD_CALLS_MAX_DEFAULT = 10_000;
+/**
+ * A call's deadline is the node's own limit for it plus this margin: the node answers first
+ * (with its own typed error) unless its thread is gone or stuck. Not a limit users tune.
+ */
+const DEADLINE_MARGIN_MS = 5_000;
+/** How often deadlines are checked while calls are in flight. */
+const SWEEP_INTERVAL_MS = 1_000;
+
+interface Pending {
+  readonly op: CallBody['op'];
+  readonly deadlineMs: number;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (e: unknown) => void;
+  readonly cleanup: (() => void) | null;
+}
+
+type WaitAsync = (
+  a: BigInt64Array,
+  index: number,
+  value: bigint,
+  timeoutMs: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+/** `start()` with `thread: 'worker'`: resolves once the node is a member of the cluster. */
+export async function startInWorker(config: NodeConfig, options: StartOptions): Promise<HiqliteNode> {
+  if (options.clock !== undefined) {
+    throw new HiqliteError('HQL_INVALID_CONFIG', "StartOptions.clock needs thread: 'main'", {
+      retryable: false,
+    });
+  }
+  const callsMax = options.threadCallsMax ?? THREAD_CALLS_MAX_DEFAULT;
+  if (!(Number.isSafeInteger(callsMax) && callsMax > 0)) {
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `threadCallsMax must be a positive integer, got ${callsMax}`,
+      {
+        retryable: false,
+      },
+    );
+  }
+  // Configuration problems are reported here, before a thread starts.
+  const cfg = resolveConfig(config);
+  // Quiet by default, as in the node itself: HQL_LOG_LEVEL or the application's logger.
+  const logger = options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' });
+  const shared = new SharedArrayBuffer(SHARED_BYTES);
+  const data: NodeWorkerData = {
+    config,
+    logLevel: logger.level,
+    shared,
+    ...(options.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: options.joinTimeoutMs }),
+  };
+  const node = new WorkerNode(spawnNodeWorker(data), cfg, logger, shared, callsMax, options.onFatal);
+  const { signal } = options;
+  const onAbort = () => node.cancelStart();
+  if (signal?.aborted === true) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await node.started;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  return node;
+}
+
+/** The thread of a node started with `thread: 'worker'`, or null (tests end it to see the client's side). */
+export function nodeThreadOf(node: HiqliteNode): Worker | null {
+  return node instanceof WorkerNode ? node.thread : null;
+}
+
+/** As spawnModuleWorker (sm/sql/worker-client.ts): tsx is registered inside the worker first. */
+function spawnNodeWorker(data: NodeWorkerData): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const entry = new URL('./node-worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
+    return new Worker(bootstrap, { eval: true, workerData: data });
+  }
+  return new Worker(new URL('./node-worker.js', here), { workerData: data });
+}
+
+class WorkerNode extends ClientBase implements HiqliteNode {
+  readonly started: Promise<void>;
+  private reader: SqlReader | null = null;
+  /** Mirrors the shared applied index for the reader's schema check. */
+  private readonly applied: AppliedIndexWatcher;
+  private readonly appliedShared: BigInt64Array;
+  private readonly flags: Int32Array;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private outCalls: Call[] = [];
+  private outAborts: number[] = [];
+  private flushScheduled = false;
+  private readonly sweep: NodeJS.Timeout;
+  private appliedWaits = 0;
+  /** Set once the worker is gone: every call is refused with it. */
+  private gone: Error | null = null;
+  private fatalReported = false;
+  private closing: Promise<void> | null = null;
+  private readonly exited: Promise<void>;
+  private settleStart: { resolve: () => void; reject: (e: unknown) => void } | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly worker: Worker,
+    private readonly cfg: ResolvedNodeConfig,
+    private readonly logger: Logger,
+    shared: SharedArrayBuffer,
+    private readonly callsMax: number,
+    private readonly onFatal: ((e: Error) => void) | undefined,
+  ) {
+    super();
+    this.log = logger.child({ node: cfg.nodeId });
+    this.appliedShared = new BigInt64Array(shared);
+    this.flags = new Int32Array(shared);
+    this.applied = new AppliedIndexWatcher(0);
+    this.started = new Promise<void>((resolve, reject) => {
+      this.settleStart = { resolve, reject };
+    });
+    worker.on('message', (m: FromWorker) => this.onBatch(m));
+    worker.on('error', (e) => {
+      this.log.error({ err: e.message }, "the node's thread failed");
+      this.reportFatal(e);
+    });
+    this.exited = new Promise<void>((resolve) => {
+      worker.once('exit', (code) => {
+        this.onExit(code);
+        resolve();
+      });
+    });
+    this.sweep = setInterval(() => this.expire(), SWEEP_INTERVAL_MS);
+    this.sweep.unref();
+  }
+
+  get nodeId(): number {
+    return this.cfg.nodeId;
+  }
+
+  get thread(): Worker {
+    return this.worker;
+  }
+
+  cancelStart(): void {
+    this.post({ type: 'cancel-start' });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The client API
+  // ---------------------------------------------------------------------------------------------
+
+  protected write(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
+    return this.call({ op: 'write', command }, this.cfg.proposalTimeoutMs) as Promise<{
+      index: number;
+      result: CommandResult;
+    }>;
+  }
+
+  protected async read(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
+    this.checkOpen();
+    const { timeoutMs, signal, consistency, minIndex } = options;
+    if (timeoutMs !== undefined || signal !== undefined) {
+      // On the node's read pool: a statement there can be interrupted at its limit.
+      const limitMs = timeoutMs ?? this.cfg.queryTimeoutMs;
+      const body: CallBody = {
+        op: 'query',
+        sql,
+        params: params as QueryParams,
+        timeoutMs: limitMs,
+        ...(consistency === undefined ? {} : { consistency }),
+        ...(minIndex === undefined ? {} : { minIndex }),
+      };
+      const waitMs = Number.isFinite(limitMs) && limitMs > 0 ? limitMs : this.cfg.readTimeoutMs;
+      return this.call(body, waitMs, signal) as Promise<Row[]>;
+    }
+    if (this.cfg.logStatements) this.log.info({ sql, params, consistency: consistency ?? 'local' }, 'query');
+    const deadlineMs = performance.now() + this.cfg.readTimeoutMs;
+    if (consistency === 'linearizable')
+      await this.call({ op: 'barrier', timeoutMs: this.cfg.readTimeoutMs }, this.cfg.readTimeoutMs);
+    if (minIndex !== undefined) await this.waitApplied(minIndex, deadlineMs);
+    this.checkOpen();
+    this.applied.advance(Number(Atomics.load(this.appliedShared, APPLIED_SLOT)));
+    return (this.reader as SqlReader).query(sql, params as QueryParams);
+  }
+
+  metrics(): Promise<Metrics> {
+    return this.call({ op: 'metrics' }, this.cfg.readTimeoutMs) as Promise<Metrics>;
+  }
+
+  async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    await this.call({ op: 'health', timeoutMs }, timeoutMs);
+  }
+
+  isLeader(): boolean {
+    return this.gone === null && this.closing === null && Atomics.load(this.flags, LEADER_SLOT) === 1;
+  }
+
+  shutdown(): Promise<void> {
+    if (this.closing === null) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  close(): Promise<void> {
+    return this.shutdown();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Calls to the worker
+  // ---------------------------------------------------------------------------------------------
+
+  private call(body: CallBody, waitMs: number, signal?: AbortSignal): Promise<unknown> {
+    if (body.op !== 'shutdown') this.checkOpen();
+    if (this.pending.size >= this.callsMax) {
+      return Promise.reject(
+        new HiqliteError(
+          'HQL_OVERLOADED',
+          `more than ${this.callsMax} calls are in flight to the node's thread`,
+          {
+            retryable: true,
+          },
+        ),
+      );
+    }
+    const id = this.nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      let cleanup: (() => void) | null = null;
+      if (signal !== undefined) {
+        const onAbort = () => this.abort(id);
+        signal.addEventListener('abort', onAbort, { once: true });
+        cleanup = () => signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) queueMicrotask(onAbort);
+      }
+      this.pending.set(id, {
+        op: body.op,
+        deadlineMs: performance.now() + waitMs + DEADLINE_MARGIN_MS,
+        resolve,
+        reject,
+        cleanup,
+      });
+      this.outCalls.push({ ...body, id } as Call);
+      this.scheduleFlush();
+    });
+  }
+
+  private abort(id: number): void {
+    if (!this.pending.has(id)) return;
+    this.outAborts.push(id);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.outCalls.length > 0) {
+      const calls = this.outCalls;
+      this.outCalls = [];
+      this.post({ type: 'calls', calls });
+    }
+    if (this.outAborts.length > 0) {
+      const ids = this.outAborts;
+      this.outAborts = [];
+      this.post({ type: 'abort', ids });
+    }
+  }
+
+  private post(m: ToWorker): void {
+    if (this.gone === null) this.worker.postMessage(m);
+  }
+
+  private onBatch(m: FromWorker): void {
+    for (const line of m.logs) this.forwardLog(line);
+    for (const e of m.events) this.onEvent(e);
+    for (const r of m.replies) {
+      const p = this.pending.get(r.id);
+      if (p === undefined) continue; // expired meanwhile
+      this.settle(r.id, p);
+      if (r.ok) p.resolve(r.value);
+      else p.reject(rebuildError(r.error));
+    }
+  }
+
+  private onEvent(e: NodeEvent): void {
+    switch (e.type) {
+      case 'started':
+        try {
+          this.reader = SqlReader.open(e.dbFile, { applied: this.applied });
+          this.settleStart?.resolve();
+        } catch (err) {
+          this.settleStart?.reject(err);
+          void this.shutdown();
+        }
+        this.settleStart = null;
+        return;
+      case 'start-failed':
+        this.settleStart?.reject(rebuildError(e.error));
+        this.settleStart = null;
+        void this.worker.terminate();
+        return;
+      case 'fatal':
+        this.reportFatal(rebuildError(e.error));
+        return;
+    }
+  }
+
+  /** StartOptions.onFatal, once: the node stopped serving (or its thread ended unasked). */
+  private reportFatal(e: Error): void {
+    if (this.fatalReported || this.settleStart !== null) return;
+    this.fatalReported = true;
+    this.onFatal?.(e);
+  }
+
+  /** A pino record of the worker, written through the application's logger at its level. */
+  private forwardLog(line: string): void {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const { level, msg, ...fields } = record;
+    const label = typeof level === 'number' ? this.logger.levels.labels[level] : undefined;
+    const write = (this.logger as unknown as Record<string, unknown>)[label ?? 'info'];
+    if (typeof write === 'function') write.call(this.logger, fields, msg);
+  }
+
+  private settle(id: number, p: Pending): void {
+    this.pending.delete(id);
+    p.cleanup?.();
+  }
+
+  /**
+   * Rejects calls past their deadline. Decided after the poll phase (setImmediate): an
+   * application that blocked its event loop past a deadline gets the answer that arrived
+   * meanwhile, not a timeout.
+   */
+  private expire(): void {
+    if (this.pending.size === 0) return;
+    setImmediate(() => {
+      const now = performance.now();
+      for (const [id, p] of this.pending) {
+        if (p.deadlineMs > now) continue;
+        this.settle(id, p);
+        p.reject(
+          p.op === 'write'
+            ? new HiqliteError('HQL_OUTCOME_UNKNOWN', "the node's thread did not answer the write in time", {
+                retryable: false,
+              })
+            : new HiqliteError('HQL_TIMEOUT', `the node's thread did not answer ${p.op} in time`, {
+                retryable: true,
+              }),
+        );
+      }
+    });
+  }
+
+  private onExit(code: number): void {
+    clearInterval(this.sweep);
+    const closed = this.closing !== null;
+    this.gone = closed
+      ? new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false })
+      : new HiqliteError('HQL_UNAVAILABLE', `the node's thread exited (code ${code})`, { retryable: false });
+    this.settleStart?.reject(this.gone);
+    this.settleStart = null;
+    if (!closed) this.reportFatal(this.gone);
+    for (const [id, p] of this.pending) {
+      this.settle(id, p);
+      p.reject(
+        p.op === 'write' && !closed
+          ? new HiqliteError(
+              'HQL_OUTCOME_UNKNOWN',
+              `the node's thread exited (code ${code}) during the write`,
+              {
+                retryable: false,
+              },
+            )
+          : this.gone,
+      );
+    }
+    // Wakes reads waiting for an applied index: they see `gone`.
+    Atomics.notify(this.appliedShared, APPLIED_SLOT);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Local reads and close
+  // ---------------------------------------------------------------------------------------------
+
+  /** Resolves once the node applied `minIndex` (read-your-writes); HQL_TIMEOUT at the deadline. */
+  private async waitApplied(minIndex: number, deadlineMs: number): Promise<void> {
+    if (this.appliedWaits >= this.callsMax) {
+      throw new HiqliteError(
+        'HQL_OVERLOADED',
+        `more than ${this.callsMax} reads are waiting for an applied index`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    this.appliedWaits++;
+    try {
+      for (;;) {
+        this.checkOpen();
+        const current = Atomics.load(this.appliedShared, APPLIED_SLOT);
+        if (Number(current) >= minIndex) return;
+        const remainingMs = deadlineMs - performance.now();
+        if (remainingMs <= 0) {
+          throw sqlError(
+            'HQL_TIMEOUT',
+            `index ${minIndex} not applied within ${this.cfg.readTimeoutMs} ms (applied: ${current})`,
+          );
+        }
+        const r = waitAsync(this.appliedShared, APPLIED_SLOT, current, remainingMs);
+        if (r.async) await r.value;
+      }
+    } finally {
+      this.appliedWaits--;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== null)
+      throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+    if (this.gone !== null) throw this.gone;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.gone === null) {
+      // The node hands over leadership and closes within these limits; then its thread ends.
+      const waitMs = this.cfg.shutdownTimeoutMs + 2 * this.cfg.electionTimeoutMs;
+      try {
+        await this.call({ op: 'shutdown' }, waitMs);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'shutting down the node failed');
+      }
+      await this.worker.terminate();
+    }
+    await this.exited;
+    this.reader?.close();
+  }
+}

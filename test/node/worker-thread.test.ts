@@ -1,0 +1,219 @@
+/**
+ * `start()` runs the node on a worker thread of its own (issue 11, part 2); the application's
+ * side keeps the client API as it was: typed errors keep their class across the thread boundary,
+ * local reads see the node's writes (minIndex waits on the shared applied index), the node's log
+ * records go through the application's logger, start can be cancelled and its listen errors are
+ * explained, and a node thread that dies fails every call in flight with a typed error.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { nodeThreadOf } from '../../src/client/worker-node.js';
+import { ConfigError, HiqliteError, type HiqliteNode, SqlError, start } from '../../src/index.js';
+import type { NodeConfig } from '../../src/node/config/config.js';
+import { freePorts } from '../support/free-ports.js';
+
+const SECRETS = {
+  secretRaft: 'raft-secret-for-tests-0123456789',
+  secretApi: 'api-secret-for-tests-0123456789',
+};
+
+function hasCode(code: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof HiqliteError, `expected a HiqliteError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  };
+}
+
+async function config(root: string, nodes = 1, extra: Partial<NodeConfig> = {}): Promise<NodeConfig> {
+  const ports = await freePorts(2 * nodes);
+  return {
+    nodeId: 1,
+    nodes: Array.from({ length: nodes }, (_, i) => ({
+      id: i + 1,
+      addrRaft: `127.0.0.1:${ports[2 * i]}`,
+      addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
+    })),
+    dataDir: join(root, 'data'),
+    ...SECRETS,
+    ...extra,
+  };
+}
+
+describe('a node on its own thread', () => {
+  let root: string;
+  let node: HiqliteNode;
+  const records: Array<Record<string, unknown>> = [];
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n'))
+          if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    node = await start(await config(root, 1, { readTimeoutMs: 1_000 }), {
+      logger: pino({ level: 'info' }, sink),
+    });
+    assert.notEqual(nodeThreadOf(node), null, 'the default is a worker thread');
+    await node.waitUntilHealthy({ timeoutMs: 10_000 });
+    await node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB)');
+  });
+  after(async () => {
+    await node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test("the node's log records are written through the application's logger, at its level", () => {
+    const started = records.find((r) => r.msg === 'node started');
+    assert.ok(started !== undefined, JSON.stringify(records.slice(0, 5)));
+    assert.equal(started.node, 1);
+    assert.equal(started.level, 30);
+    assert.ok(records.every((r) => typeof r.level === 'number' && r.level >= 30));
+  });
+
+  test('a local read sees the write it follows, with its values as written', async () => {
+    const bytes = new Uint8Array([0, 1, 254, 255]);
+    const w = await node.execute('INSERT INTO t (id, v, b) VALUES (?, ?, ?)', [1, 'one', bytes]);
+    assert.deepEqual(await node.query('SELECT id, v, b FROM t WHERE id = 1', [], { minIndex: w.logIndex }), [
+      { id: 1, v: 'one', b: bytes },
+    ]);
+    assert.deepEqual(await node.queryConsistent('SELECT v FROM t WHERE id = 1'), [{ v: 'one' }]);
+    assert.deepEqual(await node.query('SELECT v FROM t WHERE id = 1', [], { timeoutMs: 5_000 }), [
+      { v: 'one' },
+    ]);
+    assert.equal(node.isLeader(), true);
+    const m = await node.metrics();
+    assert.ok(m.appliedIndex >= w.logIndex);
+  });
+
+  test('a read waiting for an index that is never applied fails at its deadline', async () => {
+    const m = await node.metrics();
+    await assert.rejects(
+      node.query('SELECT 1', [], { minIndex: m.appliedIndex + 1_000_000 }),
+      hasCode('HQL_TIMEOUT'),
+    );
+  });
+
+  test('errors keep their class, code, retryable and info across the thread boundary', async () => {
+    await node.execute('INSERT INTO t (id, v) VALUES (2, ?)', ['two']);
+    const err = await node.execute('INSERT INTO t (id, v) VALUES (2, ?)', ['again']).catch((e: unknown) => e);
+    assert.ok(err instanceof SqlError, String(err));
+    assert.equal(err.code, 'HQL_CONSTRAINT');
+    assert.equal(err.retryable, false);
+    assert.equal(err.info.sqliteCode, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    // Thrown on the node's thread (its read pool), rebuilt here.
+    const timeout = await node
+      .query('SELECT count(*) FROM t', [], { timeoutMs: Number.NaN })
+      .catch((e: unknown) => e);
+    assert.ok(timeout instanceof HiqliteError && timeout.code === 'HQL_INVALID_PARAMS', String(timeout));
+    const batch = await node.batch(
+      "INSERT INTO t (id, v) VALUES (3, 'x'); INSERT INTO t (id, v) VALUES (3, 'y');",
+    );
+    assert.ok(batch[1] instanceof SqlError);
+  });
+
+  test('calls made in one turn of the event loop all complete', async () => {
+    const writes = Array.from({ length: 200 }, (_, i) =>
+      node.execute('INSERT INTO t (id, v) VALUES (?, ?)', [100 + i, `v${i}`]),
+    );
+    const results = await Promise.all(writes);
+    const last = Math.max(...results.map((r) => r.logIndex));
+    const rows = await node.query('SELECT count(*) AS n FROM t WHERE id >= 100', [], { minIndex: last });
+    assert.deepEqual(rows, [{ n: 200 }]);
+  });
+});
+
+test('a config problem is a ConfigError, thrown before any thread starts', async () => {
+  await assert.rejects(
+    start({ nodeId: 1, nodes: [], dataDir: 'x', ...SECRETS }),
+    (e: unknown) => e instanceof ConfigError,
+  );
+});
+
+test("a port that is taken is explained, as on the caller's thread", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  const cfg = await config(root);
+  const [raft] = (cfg.nodes[0] as { addrRaft: string }).addrRaft.split(':').slice(1);
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(Number(raft), '127.0.0.1', r));
+  try {
+    const e = await start(cfg).catch((err: unknown) => err);
+    assert.ok(e instanceof HiqliteError, String(e));
+    assert.equal(e.code, 'HQL_IO');
+    assert.match(e.message, /cannot listen on 127\.0\.0\.1:\d+, its Raft address/);
+  } finally {
+    await new Promise((r) => blocker.close(r));
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('StartOptions.signal cancels a start that waits for the other nodes; the data directory is unlocked', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  try {
+    // Node 1 of 3 with the others down waits for proof that no cluster exists.
+    const cfg = await config(root, 3);
+    const ac = new AbortController();
+    const starting = start(cfg, { signal: ac.signal, joinTimeoutMs: 60_000 });
+    setTimeout(() => ac.abort(), 300);
+    await assert.rejects(starting, hasCode('HQL_ABORTED'));
+    const alone = await start({ ...cfg, nodes: cfg.nodes.slice(0, 1) });
+    await alone.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a node thread that dies fails the calls in flight with typed errors, calls onFatal and reports unhealthy', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  let fatal: Error | null = null;
+  const node = await start(await config(root), {
+    onFatal: (e) => {
+      fatal = e;
+    },
+  });
+  try {
+    await node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+    const thread = nodeThreadOf(node);
+    assert.ok(thread !== null);
+    const inFlight = Array.from({ length: 20 }, (_, i) => node.execute('INSERT INTO t (id) VALUES (?)', [i]));
+    const settled = Promise.allSettled(inFlight);
+    await thread.terminate();
+    for (const r of await settled) {
+      if (r.status === 'fulfilled') continue; // answered before the thread ended
+      assert.ok(r.reason instanceof HiqliteError);
+      assert.equal(r.reason.code, 'HQL_OUTCOME_UNKNOWN');
+    }
+    await assert.rejects(node.execute('INSERT INTO t (id) VALUES (100)'), hasCode('HQL_UNAVAILABLE'));
+    await assert.rejects(node.query('SELECT 1'), hasCode('HQL_UNAVAILABLE'));
+    await assert.rejects(node.waitUntilHealthy({ timeoutMs: 1_000 }), hasCode('HQL_UNAVAILABLE'));
+    assert.equal(node.isLeader(), false);
+    // The node stopped serving: onFatal is called (on this thread), as for a disk failure.
+    assert.ok(fatal !== null && (fatal as HiqliteError).code === 'HQL_UNAVAILABLE', String(fatal));
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("thread: 'main' runs the node on the caller's thread, with the same API", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  const node = await start(await config(root), { thread: 'main' });
+  try {
+    assert.equal(nodeThreadOf(node), null);
+    const w = await node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+    assert.deepEqual(await node.query('SELECT count(*) AS n FROM t', [], { minIndex: w.logIndex }), [
+      { n: 0 },
+    ]);
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
