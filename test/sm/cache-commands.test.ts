@@ -251,6 +251,19 @@ describe('notifications', () => {
     assert.equal(h.sm.notificationsAfter(0, 1).notifications.length, 1);
   });
 
+  test('hooks run after the entry is applied: one that throws cannot leave a command half applied', () => {
+    const h = new Harness({
+      hooks: {
+        onNotification: () => {
+          throw new Error('listener bug');
+        },
+      },
+    });
+    assert.throws(() => h.run({ type: 'notify', channel: 'c', payload: bytes('p') }, T0), /listener bug/);
+    assert.equal(h.sm.appliedIndex(), 1);
+    assert.equal(h.sm.notificationsAfter(0).notifications.length, 1);
+  });
+
   test('the ring is bounded by payload bytes too', () => {
     const h = new Harness({ limits: { notificationsRingBytesMax: 3 * (64 + 100 + 2) } });
     for (let i = 0; i < 10; i++) h.ok({ type: 'notify', channel: 'c', payload: new Uint8Array(100) }, T0);

@@ -75,7 +75,7 @@ export class CacheStateMachine {
   constructor(options: CacheStateMachineOptions = {}) {
     this.limits = resolveCacheLimits(options.limits);
     this.hooks = options.hooks ?? {};
-    this.state = new CacheState(this.limits, this.hooks);
+    this.state = new CacheState(this.limits);
   }
 
   // ---- the GroupStateMachine seam --------------------------------------------------------------
@@ -104,8 +104,18 @@ export class CacheStateMachine {
       }
       this.applied = e.index;
       this.appliedTerm = e.term;
+      if (this.state.events.length > 0) this.emit();
     }
     return results;
+  }
+
+  /** Hands the events of the entry just applied to the hooks (the state is complete by now). */
+  private emit(): void {
+    const events = this.state.events.splice(0);
+    for (const ev of events) {
+      if (ev.kind === 'notification') this.hooks.onNotification?.(ev.notification);
+      else this.hooks.onLockGranted?.(ev.grant);
+    }
   }
 
   /** About what a snapshot holds, in bytes. */
@@ -163,7 +173,7 @@ export class CacheStateMachine {
    */
   async restoreFrom(source: AsyncIterable<Uint8Array>, meta?: SnapshotMeta): Promise<void> {
     this.checkOpen();
-    const next = new CacheState(this.limits, this.hooks);
+    const next = new CacheState(this.limits);
     let header: SnapshotHeader | null = null;
     await readSnapshot(source, {
       header: (h) => {
@@ -180,6 +190,15 @@ export class CacheStateMachine {
     });
     const h = header as SnapshotHeader | null;
     assert(h !== null, 'a snapshot that parsed has a header');
+    if (next.ring.nextSeq !== h.notificationNextSeq) {
+      throw new HiqliteError(
+        'HQL_CORRUPTION',
+        'cache snapshot: notification sequence does not match its header',
+        {
+          retryable: false,
+        },
+      );
+    }
     if (meta !== undefined && (h.index !== meta.index || h.term !== meta.term)) {
       throw new HiqliteError(
         'HQL_CORRUPTION',
@@ -197,7 +216,7 @@ export class CacheStateMachine {
 
   async reset(): Promise<void> {
     this.checkOpen();
-    this.state = new CacheState(this.limits, this.hooks);
+    this.state = new CacheState(this.limits);
     this.applied = 0;
     this.appliedTerm = 0;
     this.membership = null;

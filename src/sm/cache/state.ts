@@ -20,11 +20,16 @@ import type { CacheOutcome, CacheResult } from './result.js';
 import { SessionTable } from './sessions.js';
 
 export interface CacheHooks {
-  /** A notification was applied (once per notify command, in log order). Must not throw. */
+  /** A notification was applied (once per notify command, in log order). */
   onNotification?(n: Notification): void;
-  /** A queued waiter was granted a lock (immediate grants are in the acquire's result). Must not throw. */
+  /** A queued waiter was granted a lock (immediate grants are in the acquire's result). */
   onLockGranted?(g: LockGrant): void;
 }
+
+/** What an applied command produced for the runtime, handed to the hooks once it is applied. */
+export type CacheEvent =
+  | { readonly kind: 'notification'; readonly notification: Notification }
+  | { readonly kind: 'lockGranted'; readonly grant: LockGrant };
 
 export class CacheState {
   clockMs = 0;
@@ -33,12 +38,15 @@ export class CacheState {
   readonly sessions: SessionTable;
   readonly ring: NotificationRing;
 
-  constructor(
-    readonly limits: CacheLimits,
-    private readonly hooks: CacheHooks,
-  ) {
+  /**
+   * Events of the command being applied: the state machine hands them to its hooks after the
+   * entry is applied, so a hook that throws cannot leave a command half applied.
+   */
+  readonly events: CacheEvent[] = [];
+
+  constructor(readonly limits: CacheLimits) {
     this.kv = new KvStore(limits);
-    this.locks = new LockTable(limits, (g) => hooks.onLockGranted?.(g));
+    this.locks = new LockTable(limits, (grant) => this.events.push({ kind: 'lockGranted', grant }));
     this.sessions = new SessionTable(limits);
     this.ring = new NotificationRing(limits);
   }
@@ -120,7 +128,7 @@ export class CacheState {
           return tooLargeError('payload', c.payload.length, this.limits.valueBytesMax, 'valueBytesMax');
         }
         const n = this.ring.push(c.channel, c.payload, index, now);
-        this.hooks.onNotification?.(n);
+        this.events.push({ kind: 'notification', notification: n });
         return { type: 'notify', seq: n.seq, index };
       }
       case 'lockAcquire':
