@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'HQL_INVALID_CONFIG_CHANGE'
   | 'HQL_INVALID_CONFIG'
   | 'HQL_CLOSED'
+  /** A bug: an error that is not one of these (the node logged its stack). */
+  | 'HQL_INTERNAL'
   // Storage
   | 'HQL_ENTRY_TOO_LARGE'
   | 'HQL_CORRUPTION'

@@ -140,10 +140,20 @@ export class ApiServer {
     };
   }
 
+  /** errorBody, and an error that is not a HiqliteError (a bug) is logged with its stack. */
+  private errorBody(e: unknown): ApiErrorBody {
+    if (!(e instanceof HiqliteError))
+      this.o.logger?.warn(
+        { err: e instanceof Error ? e.stack : String(e) },
+        'internal error serving a request',
+      );
+    return errorBody(e);
+  }
+
   async start(): Promise<{ host: string; port: number }> {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       this.onHttp(req, res).catch((e: unknown) => {
-        if (!res.headersSent) sendJson(res, 500, { error: errorBody(e) });
+        if (!res.headersSent) sendJson(res, 500, { ok: false, error: this.errorBody(e) });
       });
     };
     let server: Server;
@@ -281,7 +291,7 @@ export class ApiServer {
       this.o.handler.handle(req, from, signal).then(
         (value) => flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value }))),
         (e: unknown) =>
-          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: errorBody(e) }))),
+          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: this.errorBody(e) }))),
       );
     });
   }
@@ -337,7 +347,7 @@ export class ApiServer {
           );
           return sendJson(res, 200, { ok: true, value });
         } catch (e) {
-          const err = errorBody(e);
+          const err = this.errorBody(e);
           return sendJson(res, statusFor(err), { ok: false, error: err });
         }
       }
@@ -371,7 +381,12 @@ export function errorBody(e: unknown): ApiErrorBody {
       ...(Object.keys(details).length > 0 ? { details } : {}),
     };
   }
-  return { code: 'HQL_IO', message: e instanceof Error ? e.message : String(e), retryable: false };
+  // Not a typed error: a bug. Said as such (not as a disk failure); the server logged its stack.
+  return {
+    code: 'HQL_INTERNAL',
+    message: `internal error: ${e instanceof Error ? e.message : String(e)}`,
+    retryable: false,
+  };
 }
 
 /** The body of an HTTP error answer; the code is an `ErrorCode`, documented in docs/ERRORS.md. */
@@ -397,6 +412,7 @@ function statusFor(e: ApiErrorBody): number {
     case 'HQL_OUTCOME_UNKNOWN':
       return 504;
     case 'HQL_IO':
+    case 'HQL_INTERNAL':
       return 500;
     default:
       return 400;

@@ -27,7 +27,7 @@ import type { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
-import { errorFromInfo } from '../sm/sql/errors.js';
+import { errorFromInfo, SQL_ONLY_CODES, SqlError, type SqlErrorInfo } from '../sm/sql/errors.js';
 import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { ReadPool } from '../sm/sql/read-pool.js';
 import type { QueryParams } from '../sm/sql/reader.js';
@@ -1137,6 +1137,9 @@ function invalidParams(message: string): HiqliteError {
 export function remoteError(
   e: ApiResponse extends infer R ? (R extends { ok: false; error: infer E } ? E : never) : never,
 ): HiqliteError {
+  // SQL errors come back as what they are on the node: a SqlError with its info (sqliteCode, …).
+  if (SQL_ONLY_CODES.has(e.code))
+    return new SqlError({ code: e.code as SqlErrorInfo['code'], message: e.message, ...(e.details ?? {}) });
   const err = new HiqliteError(e.code, e.message, { retryable: e.retryable });
   const extra: { leaderId?: number | null; info?: Record<string, unknown> } = {};
   if (e.leaderId !== undefined) extra.leaderId = e.leaderId;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, HiqliteError } from '../../src/index.js';
+import { connect, HiqliteError, SqlError } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
 import { SECRET_API, TestCluster } from './harness.js';
 
@@ -90,6 +90,18 @@ describe('the remote client against a 3-node cluster of processes', () => {
       `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${n}) SELECT x FROM c`;
     assert.equal((await db.query(rows(1000))).length, 1000);
     await assert.rejects(db.query(rows(5_000_000)), hasCode('HQL_RESULT_TOO_LARGE', /query_rows_max/));
+  });
+
+  test("a remote client's SQL errors are SqlErrors with the node's details", async () => {
+    const db = await c.client([2]);
+    await db.execute('CREATE TABLE IF NOT EXISTS u (id INTEGER PRIMARY KEY)');
+    await db.execute('INSERT OR IGNORE INTO u (id) VALUES (1)');
+    const e = await db.execute('INSERT INTO u (id) VALUES (1)').catch((x: unknown) => x);
+    assert.ok(e instanceof SqlError, String(e));
+    assert.equal(e.code, 'HQL_CONSTRAINT');
+    assert.equal(e.sqliteCode, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    assert.equal(e.info.sqliteCode, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    assert.equal(e.retryable, false);
   });
 
   test('a wrong secret is refused by connect() itself', async () => {

@@ -8,7 +8,7 @@ import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { HiqliteError } from '../../src/lib/errors.js';
-import { ApiServer, type ApiServerOptions } from '../../src/node/api-server.js';
+import { ApiServer, type ApiServerOptions, errorBody } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../../src/protocol/handshake.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
@@ -403,4 +403,11 @@ describe('flow control of one authenticated connection', () => {
     await waitFor(() => closed, 'the server closes the connection', 15_000);
     assert.ok((await Promise.all(answers)).every((r) => r instanceof HiqliteError));
   });
+});
+
+test('an error that is not a HiqliteError (a bug) is answered as HQL_INTERNAL, not as a disk failure', () => {
+  const body = errorBody(new TypeError("Cannot read properties of undefined (reading 'status')"));
+  assert.equal(body.code, 'HQL_INTERNAL');
+  assert.equal(body.retryable, false);
+  assert.match(body.message, /internal error/);
 });

@@ -56,6 +56,22 @@ export interface SqlErrorInfo {
 
 const RETRYABLE_CODES: ReadonlySet<SqlErrorCode> = new Set(['HQL_TIMEOUT']);
 
+/** Codes only SQL produces: a client rebuilds an error with one of these as a SqlError. */
+export const SQL_ONLY_CODES: ReadonlySet<string> = new Set<SqlErrorCode>([
+  'HQL_SQL',
+  'HQL_CONSTRAINT',
+  'HQL_INVALID_PARAMS',
+  'HQL_NONDETERMINISTIC',
+  'HQL_STATEMENT_NOT_ALLOWED',
+  'HQL_MALFORMED_COMMAND',
+  'HQL_MIGRATION_ORDER',
+  'HQL_MIGRATION_CHANGED',
+  'HQL_SESSION_STALE',
+  'HQL_SESSION_RESULT_UNAVAILABLE',
+  'HQL_READONLY',
+  'HQL_RESULT_TOO_LARGE',
+]);
+
 export class SqlError extends HiqliteError {
   override readonly name: string = 'SqlError';
   readonly info: SqlErrorInfo;
@@ -70,6 +86,21 @@ export class SqlError extends HiqliteError {
 
   get sqlCode(): SqlErrorCode {
     return this.info.code;
+  }
+
+  /** SQLite's extended result code name, e.g. `SQLITE_CONSTRAINT_UNIQUE` (`info.sqliteCode`). */
+  get sqliteCode(): string | undefined {
+    return this.info.sqliteCode;
+  }
+
+  /** Which statement of a txn / batch / migration failed, 0-based (`info.statementIndex`). */
+  get statementIndex(): number | undefined {
+    return this.info.statementIndex;
+  }
+
+  /** Which migration failed (`info.migrationId`). */
+  get migrationId(): number | undefined {
+    return this.info.migrationId;
   }
 }
 
