@@ -30,6 +30,17 @@ import type {
 import type { LogStore } from '../storage/log-store.js';
 import type { GroupId, GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 
+/**
+ * Test only: make the runtime wrong on purpose, so that the simulator's planted-bug hunt
+ * (test/sim, `npm run sim:bugs`) proves its checkers see it. Never set outside tests.
+ */
+export interface RuntimePlantedBugs {
+  /** Send acknowledgements (`messagesAfterPersist`) before the log write is durable. */
+  readonly ackBeforePersist?: boolean;
+  /** Answer a linearizable read at its read index without waiting for this node to apply it. */
+  readonly readBeforeApply?: boolean;
+}
+
 export interface RaftGroupOptions {
   readonly group: GroupId;
   readonly raft: Omit<RaftConfig, 'random'> & { random: RaftConfig['random'] };
@@ -67,6 +78,8 @@ export interface RaftGroupOptions {
    * recovery runs from disk).
    */
   readonly onFatal?: (error: Error) => void;
+  /** Test only (see RuntimePlantedBugs). */
+  readonly plantedBugs?: RuntimePlantedBugs;
 }
 
 export interface ProposalOutcome {
@@ -512,8 +525,11 @@ export class RaftGroup {
       this.persistedTerm = hs.term;
       this.persistedVote = hs.vote;
     }
+    // Raft Figure 2: votes and acknowledgements promise what is on stable storage.
+    const ackEarly = this.o.plantedBugs?.ackBeforePersist === true;
+    if (ackEarly) this.sendAll(rd.messagesAfterPersist);
     await Promise.all(writes);
-    this.sendAll(rd.messagesAfterPersist);
+    if (!ackEarly) this.sendAll(rd.messagesAfterPersist);
     if (applyLater.length > 0) this.enqueueApply(applyLater as Entry[]);
     for (const rs of rd.readStates) this.onReadState(rs.requestId, rs.index);
     for (const rf of rd.readFailures) {
@@ -661,7 +677,8 @@ export class RaftGroup {
     const r = this.reads.get(requestId);
     if (r === undefined) return;
     this.reads.delete(requestId);
-    if (index <= this.appliedIndex) r.resolve(index);
+    // Thesis §6.4 step 4: serve the read only once this node has applied up to its read index.
+    if (index <= this.appliedIndex || this.o.plantedBugs?.readBeforeApply === true) r.resolve(index);
     else this.readWaiters.push({ index, resolve: r.resolve, reject: r.reject });
   }
 

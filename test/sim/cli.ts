@@ -1,5 +1,6 @@
 /**
- * `npm run sim -- --seeds N [--seed S] [--first S] [--planted-bugs] [--bug NAME] [--verbose] [--chaos-ms MS]`
+ * `npm run sim -- --seeds N [--seed S] [--first S] [--planted-bugs] [--bug NAME] [--verbose] [--chaos-ms MS]
+ *   [--no-durability-check]`
  *
  * Runs the deterministic simulator over seeds [first, first + N) (or one seed), prints every
  * failure with its seed, checker, recent trace and replay command, then a summary. With
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     'chaos-ms': { type: 'string' },
     'trace-lines': { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    'no-durability-check': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -57,7 +59,11 @@ const simOptions: SimOptions = {
     ? {}
     : { traceLines: intArg('trace-lines', values['trace-lines'], 60) }),
   ...(plantedBug === undefined || values['planted-bugs'] ? {} : { plantedBug }),
+  ...(values['no-durability-check'] ? { durabilityCheck: false } : {}),
 };
+
+/** Appended to replay commands: the run's checks, as given. */
+const noDurability = values['no-durability-check'] ? ' --no-durability-check' : '';
 
 function printFailure(r: SeedResult): void {
   const f = r.failure;
@@ -69,7 +75,7 @@ function printFailure(r: SeedResult): void {
   for (const line of f.trace) console.log(`    ${line}`);
   const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
   const bug = plantedBug === undefined ? '' : ` --bug ${plantedBug}`;
-  console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos}${bug} --verbose`);
+  console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos}${bug}${noDurability} --verbose`);
 }
 
 async function runSeeds(seeds: number[]): Promise<number> {
@@ -134,7 +140,7 @@ async function runPlantedBugs(): Promise<number> {
         `${bug}: caught by ${r.caught.checker} at seed ${r.caught.seed} after ${r.seedsRun} seeds (${secs}s)`,
       );
       console.log(`  ${firstLine}`);
-      console.log(`  replay: npm run sim -- --seed ${r.caught.seed} --bug ${bug} --verbose`);
+      console.log(`  replay: npm run sim -- --seed ${r.caught.seed} --bug ${bug}${noDurability} --verbose`);
     }
     if (r.unattributed.length > 0) {
       const list = r.unattributed.map((u) => `${u.seed} (${u.checker})`).join(', ');

@@ -77,6 +77,8 @@ export interface NodeHost {
    * the simulation fails with it after the current event.
    */
   failLater(e: unknown): void;
+  /** Check every acknowledgement against what the disk holds durably. */
+  readonly durabilityCheck: boolean;
 }
 
 /** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
@@ -360,6 +362,7 @@ export class SimNode {
       snapshotBytesThreshold: Number.MAX_SAFE_INTEGER,
       snapshotTrailingEntries: p.compactTailMax,
       applyQueueEntriesMax: APPLY_QUEUE_ENTRIES_MAX,
+      plantedBugs: p.runtimePlantedBugs,
       onFatal: (e) => {
         if (!life.dead) this.host.failLater(e);
       },
@@ -410,6 +413,7 @@ export class SimNode {
     return {
       send: (_group, msg) => {
         if (life.dead) return;
+        if (this.host.durabilityCheck) this.checkDurable(msg, life);
         this.host.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
       },
       sendSnapshot: (_group, msg, path) => {
@@ -420,6 +424,42 @@ export class SimNode {
         });
       },
     };
+  }
+
+  /**
+   * Acknowledgements never precede durability (Raft Figure 2: persist before responding): a
+   * successful append response vouches for the log up to its match index, a granted vote for
+   * the vote itself, and the disk knows what is durable.
+   */
+  private checkDurable(m: Message, life: Life): void {
+    const d = this.disk.log;
+    if (m.type === 'append-response' && !m.reject) {
+      const durableLast = d.purgedIndex + d.entries.length;
+      if (m.matchIndex > durableLast) {
+        fail(
+          'durability',
+          `node ${this.id} acknowledged its log up to ${m.matchIndex} to n${m.to} (term ${m.term}) with only ${durableLast} durable`,
+        );
+      }
+      const durableTerm =
+        m.matchIndex > d.purgedIndex ? d.entries[m.matchIndex - d.purgedIndex - 1]?.term : undefined;
+      const liveTerm = life.logStore?.termAt(m.matchIndex);
+      if (durableTerm !== undefined && liveTerm !== undefined && durableTerm !== liveTerm) {
+        fail(
+          'durability',
+          `node ${this.id} acknowledged entry ${m.matchIndex} of term ${liveTerm} to n${m.to}; its disk holds term ${durableTerm} there`,
+        );
+      }
+    }
+    if (m.type === 'vote-response' && m.granted) {
+      const hs = d.hardState;
+      if (hs === null || hs.term < m.term || (hs.term === m.term && hs.vote !== m.to)) {
+        fail(
+          'durability',
+          `node ${this.id} granted its vote in term ${m.term} to n${m.to} before it was durable (disk: term ${hs?.term ?? 0}, vote ${hs?.vote ?? null})`,
+        );
+      }
+    }
   }
 
   /** A client callback settled once: by the group, or as `atCrash` if the process dies first. */

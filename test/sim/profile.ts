@@ -6,12 +6,14 @@
  */
 import { assertNever } from '../../src/lib/assert.js';
 import type { Random } from '../../src/lib/prng.js';
+import type { RuntimePlantedBugs } from '../../src/node/raft-group.js';
 import type { NodeId, PlantedBugs } from '../../src/raft/types.js';
 import { nodeId } from '../../src/raft/types.js';
 import type { NetworkFaults } from './network.js';
 
 export type Intensity = 'calm' | 'moderate' | 'brutal';
-export type PlantedBugName = keyof PlantedBugs;
+/** A bug planted in the core (RaftConfig.plantedBugs) or in the runtime (RaftGroupOptions.plantedBugs). */
+export type PlantedBugName = keyof PlantedBugs | keyof RuntimePlantedBugs;
 
 export const PLANTED_BUGS: readonly PlantedBugName[] = [
   'commitPreviousTermByCount',
@@ -19,7 +21,14 @@ export const PLANTED_BUGS: readonly PlantedBugName[] = [
   'voteBeforePersist',
   'readIndexWithoutQuorum',
   'applyBeforeCommit',
+  'ackBeforePersist',
+  'readBeforeApply',
 ];
+
+const RUNTIME_BUGS: ReadonlySet<PlantedBugName> = new Set<keyof RuntimePlantedBugs>([
+  'ackBeforePersist',
+  'readBeforeApply',
+]);
 
 /** Relative weights of the fault actions the nemesis picks from. */
 export interface NemesisWeights {
@@ -88,6 +97,7 @@ export interface Profile {
   /** After healing: the bound within which the cluster must be live and converged. */
   readonly livenessUs: number;
   readonly plantedBugs: PlantedBugs;
+  readonly runtimePlantedBugs: RuntimePlantedBugs;
 }
 
 export interface ProfileOptions {
@@ -191,6 +201,7 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     chaosUs,
     livenessUs: 30_000_000,
     plantedBugs: {},
+    runtimePlantedBugs: {},
   };
   return options.plantedBug === undefined ? base : biasForBug(base, options.plantedBug, rng);
 }
@@ -201,7 +212,13 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
  */
 function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
   const five = [1, 2, 3, 4, 5].map(nodeId);
-  const withBug = { ...p, plantedBugs: { [bug]: true } as PlantedBugs, intensity: 'brutal' as const };
+  const withBug = {
+    ...p,
+    ...(RUNTIME_BUGS.has(bug)
+      ? { runtimePlantedBugs: { [bug]: true } as RuntimePlantedBugs }
+      : { plantedBugs: { [bug]: true } as PlantedBugs }),
+    intensity: 'brutal' as const,
+  };
   switch (bug) {
     case 'commitPreviousTermByCount':
       // Figure 8: a leader replicating a previous term's entries one per message (so a quorum
@@ -294,6 +311,31 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
         nemesis: { ...ZERO_WEIGHTS, isolateLeader: 3, crashLeader: 1, heal: 2 },
         clients: 3,
       };
+    case 'ackBeforePersist':
+      // Followers acknowledge appends (and grant votes) while the write is still in flight: slow
+      // disks make the window wide; crashes in it lose what was acknowledged.
+      return {
+        ...withBug,
+        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        diskLatencyUsMin: 1_000,
+        diskLatencyUsMax: 10_000,
+        nemesisIntervalUs: rng.int(20_000, 100_000),
+        nemesis: { ...ZERO_WEIGHTS, crashMidPersist: 4, crashLeader: 1, heal: 1 },
+        crashedMax: 1,
+      };
+    case 'readBeforeApply':
+      // Reads go to followers whose apply lags the leader's commit (slow disks: a follower
+      // applies only what it has made durable), right after writes complete on the leader.
+      return {
+        ...withBug,
+        diskLatencyUsMin: 1_000,
+        diskLatencyUsMax: 10_000,
+        nemesisIntervalUs: 0,
+        clients: 4,
+        readRate: 0.5,
+        stickToLeaderRate: 0,
+        thinkUsMax: 2_000,
+      };
     default:
       return assertNever(bug, 'planted bug');
   }
@@ -309,7 +351,9 @@ export function describeProfile(p: Profile): string {
     `drop=${n.dropRate.toFixed(3)} dup=${n.dupRate.toFixed(3)} longDelay=${n.longDelayRate.toFixed(3)}`,
     `nemesis=${p.nemesisIntervalUs === 0 ? 'off' : `${Math.round(p.nemesisIntervalUs / 1000)}ms`}`,
     `clients=${p.clients} keys=${p.keys.length} compactEvery=${p.compactEveryEntries}`,
-    Object.keys(p.plantedBugs).length > 0 ? `bug=${Object.keys(p.plantedBugs).join(',')}` : '',
+    Object.keys({ ...p.plantedBugs, ...p.runtimePlantedBugs }).length > 0
+      ? `bug=${Object.keys({ ...p.plantedBugs, ...p.runtimePlantedBugs }).join(',')}`
+      : '',
   ]
     .filter((s) => s !== '')
     .join(' ');

@@ -34,6 +34,11 @@ export interface SimOptions {
   readonly profileOverrides?: Partial<Profile>;
   /** Search budget of the linearizability checker per key. */
   readonly linearizabilityStatesMax?: number;
+  /**
+   * Check that acknowledgements never precede durability (default true). Off, only the
+   * consequences of an early acknowledgement are caught (lost committed entries, two leaders).
+   */
+  readonly durabilityCheck?: boolean;
 }
 
 export interface RunStats {
@@ -135,7 +140,7 @@ class Simulation implements ClusterAccess {
     this.profile = {
       ...drawn,
       ...options.profileOverrides,
-      ...(options.plantedBugOff === true ? { plantedBugs: {} } : {}),
+      ...(options.plantedBugOff === true ? { plantedBugs: {}, runtimePlantedBugs: {} } : {}),
     };
     this.trace = new Trace(options.traceLines ?? 60);
     this.rngNet = root.fork();
@@ -155,6 +160,7 @@ class Simulation implements ClusterAccess {
       send: (env) => this.network.send(env),
       onMembershipApplied: (_node, e) => this.onMembershipApplied(e),
       onLeader: (node) => this.nemesis.onLeader(node),
+      durabilityCheck: options.durabilityCheck ?? true,
       failLater: (e) => {
         this.failedLater ??= e;
       },
