@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LockGrant } from '../../src/sm/cache/locks.js';
-import { Harness, T0 } from './cache-helpers.js';
+import { chunksOf, Harness, snapshotBytes, T0 } from './cache-helpers.js';
 
 function granted(h: Harness, key: string, holderId: string, nowMs: number, leaseMs = 10_000) {
   const r = h.ok({ type: 'lockAcquire', key, holderId, leaseMs }, nowMs);
@@ -68,6 +68,21 @@ describe('locks', () => {
     assert.equal(h.sm.lock('k'), null, 'a free lock with no waiters is removed');
     const c = granted(h, 'k', 'c', T0);
     assert.ok(c.token > b.token, 'a removed lock does not restart its tokens');
+  });
+
+  test('fencing tokens keep increasing across a snapshot and restore (a restart), and leases keep running in log time', async () => {
+    const h = new Harness();
+    const a = granted(h, 'k', 'a', T0, 1000);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 1000 }, T0);
+    const restarted = new Harness();
+    await restarted.sm.restoreFrom(chunksOf(await snapshotBytes(h.sm), 64));
+    assert.deepEqual(restarted.sm.lock('k'), h.sm.lock('k'));
+    restarted.ok({ type: 'lockRelease', key: 'k', token: a.token }, T0 + 1);
+    const b = restarted.sm.lock('k');
+    assert.ok(b !== null && b.holderId === 'b' && b.token > a.token);
+    restarted.ok({ type: 'expire' }, T0 + 1001);
+    assert.equal(restarted.sm.lock('k'), null, "b's lease ran out in log time after the restore");
+    assert.ok(granted(restarted, 'k', 'c', T0 + 1001).token > b.token);
   });
 
   test('a lease ends in log time: the next command past it grants the next waiter', () => {

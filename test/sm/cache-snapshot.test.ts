@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { Prng } from '../../src/lib/prng.js';
 import { type Entry, logIndex, nodeId, term } from '../../src/raft/types.js';
 import type { CacheCommand, CacheSession } from '../../src/sm/cache/command.js';
@@ -345,6 +346,39 @@ describe('snapshots', () => {
     await assert.rejects(
       sm.restore(path, { index: logIndex(1), term: term(1), membership: { voters: [], learners: [] } }),
       (e: Error & { code?: string }) => e.code === 'HQL_CORRUPTION' && /magic/.test(e.message),
+    );
+  });
+});
+
+describe('snapshot reader on hostile input', () => {
+  test('fuzz: any bytes after the magic are HQL_CORRUPTION, never another error', async () => {
+    const magic = new TextEncoder().encode('HQLCACHE');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.integer({ min: 1, max: 64 }),
+        async (tail, chunk) => {
+          const sm = new CacheStateMachine();
+          await assert.rejects(
+            sm.restoreFrom(chunksOf(new Uint8Array([...magic, ...tail]), chunk)),
+            (e: Error & { code?: string }) => e.code === 'HQL_CORRUPTION',
+          );
+          assert.equal(sm.appliedIndex(), 0);
+        },
+      ),
+      { seed: 0xbadf00d, numRuns: 500 },
+    );
+  });
+
+  test('a source that fails is HQL_IO, not corruption', async () => {
+    const sm = new CacheStateMachine();
+    await assert.rejects(
+      sm.restore(join(tmpdir(), 'hq-cache-no-such-dir', 'snap'), {
+        index: logIndex(1),
+        term: term(1),
+        membership: { voters: [], learners: [] },
+      }),
+      (e: Error & { code?: string }) => e.code === 'HQL_IO',
     );
   });
 });

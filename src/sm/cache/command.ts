@@ -144,11 +144,11 @@ export function tryDecodeCacheCommand(bytes: Uint8Array): CacheCommandEnvelope |
 // ---- validation ------------------------------------------------------------------------------
 
 function validateEnvelope(raw: unknown): CacheCommandEnvelope {
-  const r = record(raw, 'envelope', ['nowMs', 'command'], ['session']);
+  const r = record(raw, 'envelope', ENVELOPE_FIELDS, SESSION_OPTIONAL);
   const nowMs = int(r.nowMs, 'nowMs', 0, NOW_MS_MAX);
   const command = validateCommand(r.command);
   if (r.session === undefined) return { nowMs, command };
-  const s = record(r.session, 'session', ['clientId', 'seq'], []);
+  const s = record(r.session, 'session', SESSION_FIELDS, NONE);
   const clientId = str(s.clientId, 'session.clientId');
   if (clientId.length === 0) malformed('session.clientId', 'empty');
   return {
@@ -158,9 +158,27 @@ function validateEnvelope(raw: unknown): CacheCommandEnvelope {
   };
 }
 
-const CACHE_KEY = ['type', 'cache', 'key'] as const;
-const VALUE_FIELDS = ['type', 'cache', 'key', 'value'] as const;
-const COUNTER_KEY = ['type', 'counter', 'key'] as const;
+// Field lists, allocated once (decoding is on the apply path of every entry).
+const NONE: readonly string[] = [];
+const ENVELOPE_FIELDS = ['nowMs', 'command'];
+const SESSION_OPTIONAL = ['session'];
+const SESSION_FIELDS = ['clientId', 'seq'];
+const CACHE_KEY = ['type', 'cache', 'key'];
+const CACHE_FIELDS = ['type', 'cache'];
+const VALUE_FIELDS = ['type', 'cache', 'key', 'value'];
+const TTL_OPTIONAL = ['ttlMs'];
+const CLEAR_ALL_FIELDS = ['type', 'counters'];
+const TYPE_ONLY = ['type'];
+const COUNTER_KEY = ['type', 'counter', 'key'];
+const COUNTER_DELTA = ['type', 'counter', 'key', 'delta'];
+const COUNTER_VALUE = ['type', 'counter', 'key', 'value'];
+const COUNTER_FIELDS = ['type', 'counter'];
+const NOTIFY_FIELDS = ['type', 'channel', 'payload'];
+const ACQUIRE_FIELDS = ['type', 'key', 'holderId', 'leaseMs'];
+const WAIT_OPTIONAL = ['waitMs'];
+const TOKEN_FIELDS = ['type', 'key', 'token'];
+const LEASE_OPTIONAL = ['leaseMs'];
+const CANCEL_FIELDS = ['type', 'key', 'holderId'];
 
 function validateCommand(raw: unknown): CacheCommand {
   if (!isPlainObject(raw)) return malformed('command', 'expected a map');
@@ -169,49 +187,50 @@ function validateCommand(raw: unknown): CacheCommand {
     case 'put':
     case 'replace':
     case 'putIfAbsent': {
-      const c = record(raw, 'command', VALUE_FIELDS, ['ttlMs']);
-      const base = { type, cache: str(c.cache, 'command.cache'), key: str(c.key, 'command.key') };
+      const c = record(raw, 'command', VALUE_FIELDS, TTL_OPTIONAL);
+      const cache = str(c.cache, 'command.cache');
+      const key = str(c.key, 'command.key');
       const value = bytes(c.value, 'command.value');
-      if (c.ttlMs === undefined) return { ...base, value };
-      return { ...base, value, ttlMs: int(c.ttlMs, 'command.ttlMs', 1, DURATION_MS_MAX) };
+      if (c.ttlMs === undefined) return { type, cache, key, value };
+      return { type, cache, key, value, ttlMs: int(c.ttlMs, 'command.ttlMs', 1, DURATION_MS_MAX) };
     }
     case 'delete':
     case 'get':
     case 'getRemove': {
-      const c = record(raw, 'command', CACHE_KEY, []);
+      const c = record(raw, 'command', CACHE_KEY, NONE);
       return { type, cache: str(c.cache, 'command.cache'), key: str(c.key, 'command.key') };
     }
     case 'clear': {
-      const c = record(raw, 'command', ['type', 'cache'], []);
+      const c = record(raw, 'command', CACHE_FIELDS, NONE);
       return { type, cache: str(c.cache, 'command.cache') };
     }
     case 'clearAll': {
-      const c = record(raw, 'command', ['type', 'counters'], []);
+      const c = record(raw, 'command', CLEAR_ALL_FIELDS, NONE);
       if (typeof c.counters !== 'boolean') malformed('command.counters', 'expected a boolean');
       return { type, counters: c.counters };
     }
     case 'expire':
-      record(raw, 'command', ['type'], []);
+      record(raw, 'command', TYPE_ONLY, NONE);
       return { type };
     case 'counterAdd': {
-      const c = record(raw, 'command', [...COUNTER_KEY, 'delta'], []);
+      const c = record(raw, 'command', COUNTER_DELTA, NONE);
       return { type, ...counterKey(c), delta: int64(c.delta, 'command.delta') };
     }
     case 'counterSet': {
-      const c = record(raw, 'command', [...COUNTER_KEY, 'value'], []);
+      const c = record(raw, 'command', COUNTER_VALUE, NONE);
       return { type, ...counterKey(c), value: int64(c.value, 'command.value') };
     }
     case 'counterGet':
     case 'counterDelete': {
-      const c = record(raw, 'command', COUNTER_KEY, []);
+      const c = record(raw, 'command', COUNTER_KEY, NONE);
       return { type, ...counterKey(c) };
     }
     case 'counterClear': {
-      const c = record(raw, 'command', ['type', 'counter'], []);
+      const c = record(raw, 'command', COUNTER_FIELDS, NONE);
       return { type, counter: str(c.counter, 'command.counter') };
     }
     case 'notify': {
-      const c = record(raw, 'command', ['type', 'channel', 'payload'], []);
+      const c = record(raw, 'command', NOTIFY_FIELDS, NONE);
       return {
         type,
         channel: str(c.channel, 'command.channel'),
@@ -219,7 +238,7 @@ function validateCommand(raw: unknown): CacheCommand {
       };
     }
     case 'lockAcquire': {
-      const c = record(raw, 'command', ['type', 'key', 'holderId', 'leaseMs'], ['waitMs']);
+      const c = record(raw, 'command', ACQUIRE_FIELDS, WAIT_OPTIONAL);
       const holderId = str(c.holderId, 'command.holderId');
       if (holderId.length === 0) malformed('command.holderId', 'empty');
       const base = {
@@ -232,17 +251,17 @@ function validateCommand(raw: unknown): CacheCommand {
       return { ...base, waitMs: int(c.waitMs, 'command.waitMs', 0, DURATION_MS_MAX) };
     }
     case 'lockRenew': {
-      const c = record(raw, 'command', ['type', 'key', 'token'], ['leaseMs']);
+      const c = record(raw, 'command', TOKEN_FIELDS, LEASE_OPTIONAL);
       const base = { type, key: str(c.key, 'command.key'), token: token(c.token) };
       if (c.leaseMs === undefined) return base;
       return { ...base, leaseMs: int(c.leaseMs, 'command.leaseMs', 1, DURATION_MS_MAX) };
     }
     case 'lockRelease': {
-      const c = record(raw, 'command', ['type', 'key', 'token'], []);
+      const c = record(raw, 'command', TOKEN_FIELDS, NONE);
       return { type, key: str(c.key, 'command.key'), token: token(c.token) };
     }
     case 'lockCancel': {
-      const c = record(raw, 'command', ['type', 'key', 'holderId'], []);
+      const c = record(raw, 'command', CANCEL_FIELDS, NONE);
       return { type, key: str(c.key, 'command.key'), holderId: str(c.holderId, 'command.holderId') };
     }
     default:
@@ -281,7 +300,7 @@ function record(
   optional: readonly string[],
 ): Record<string, unknown> {
   if (!isPlainObject(raw)) malformed(path, 'expected a map');
-  for (const key of Object.keys(raw)) {
+  for (const key in raw) {
     if (!required.includes(key) && !optional.includes(key)) malformed(path, `unexpected field '${key}'`);
   }
   for (const key of required) {
@@ -316,5 +335,7 @@ function int64(v: unknown, path: string): bigint {
 /** A copy: msgpackr may hand out views of the input buffer, and values outlive the entry. */
 function bytes(v: unknown, path: string): Uint8Array {
   if (!(v instanceof Uint8Array)) malformed(path, 'expected bytes');
-  return new Uint8Array(v);
+  const out = new Uint8Array(v.length);
+  out.set(v);
+  return out;
 }

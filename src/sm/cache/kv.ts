@@ -57,12 +57,6 @@ export class KvStore {
 
   constructor(private readonly limits: CacheLimits) {}
 
-  get entryCount(): number {
-    let n = 0;
-    for (const c of this.caches.values()) n += c.entries.size;
-    return n;
-  }
-
   /** The live value, or null when absent or expired at `nowMs`. */
   get(cacheName: string, key: string, nowMs: number): Uint8Array | null {
     const e = this.caches.get(cacheName)?.entries.get(key);

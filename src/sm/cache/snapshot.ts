@@ -158,13 +158,37 @@ export interface SnapshotSink {
 
 /**
  * Parses a snapshot stream into `sink`, checking its structure and checksum. Throws
- * HiqliteError `HQL_CORRUPTION` on anything wrong (the sink must then be discarded).
+ * HiqliteError `HQL_CORRUPTION` on anything wrong with the bytes, `HQL_IO` when the source
+ * fails (the sink must be discarded either way).
  */
 export async function readSnapshot(source: AsyncIterable<Uint8Array>, sink: SnapshotSink): Promise<void> {
   const parser = new Parser(sink);
+  const chunks = source[Symbol.asyncIterator]();
   try {
-    for await (const chunk of source) parser.push(chunk);
-    parser.end();
+    for (;;) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await chunks.next();
+      } catch (e) {
+        if (e instanceof HiqliteError) throw e;
+        throw new HiqliteError('HQL_IO', `cannot read the cache snapshot: ${(e as Error).message}`, {
+          retryable: false,
+          cause: e,
+        });
+      }
+      if (next.done === true) break;
+      parse(() => parser.push(next.value));
+    }
+    parse(() => parser.end());
+  } finally {
+    await chunks.return?.();
+  }
+}
+
+/** Anything the parser or the sink throws on bad bytes is corruption. */
+function parse(step: () => void): void {
+  try {
+    step();
   } catch (e) {
     if (e instanceof HiqliteError) throw e;
     throw corrupt(e instanceof Error ? e.message : String(e), e);
