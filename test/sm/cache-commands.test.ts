@@ -171,6 +171,9 @@ describe('cache entries', () => {
     assert.equal(h.ok({ type: 'clearAll', counters: true }, T0).removed, 2);
     assert.equal(h.sm.counterGet('n', 'x'), null);
     assert.equal(h.sm.stats().bytes, 0);
+    assert.equal(h.sm.internals.kv.expiryIndexSize, 0, 'the expiry index went with the entries');
+    h.ok({ type: 'put', cache: 'a', key: '2', value: bytes('v'), ttlMs: 5 }, T0);
+    assert.equal(h.ok({ type: 'expire' }, T0 + 15).removed, 1, 'the log clock is at T0 + 10 already');
   });
 
   test('the expiry index stays bounded when one key is re-put with a TTL many times', () => {

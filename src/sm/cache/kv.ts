@@ -130,7 +130,13 @@ export class KvStore {
   /** Removes every cache (and counter group when `counters`); returns the live entries removed. */
   clearAll(counters: boolean, nowMs: number): number {
     let removed = 0;
-    for (const name of [...this.caches.keys()]) removed += this.clear(name, nowMs);
+    for (const cache of this.caches.values()) {
+      removed += liveCount(cache, nowMs);
+      this.bytes -= cache.bytes;
+    }
+    this.caches.clear();
+    this.ttlCount = 0;
+    this.expiry.clear();
     if (counters) {
       for (const g of this.counters.values()) {
         removed += g.values.size;
