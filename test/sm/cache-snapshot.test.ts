@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Prng } from '../../src/lib/prng.js';
+import type { GroupStateMachine } from '../../src/node/seams.js';
 import { type Entry, logIndex, nodeId, term } from '../../src/raft/types.js';
 import type { CacheCommand, CacheSession } from '../../src/sm/cache/command.js';
 import type { LockGrant } from '../../src/sm/cache/locks.js';
@@ -271,6 +272,45 @@ describe('snapshots', () => {
       other.restore(path, { index: logIndex(300), term: term(3), membership: info.membership! }),
       (e: Error & { code?: string }) => e.code === 'HQL_CORRUPTION',
     );
+  });
+
+  test('it is a GroupStateMachine: driven through the seam alone, a follower catches up from a snapshot and the log', async () => {
+    const dir = await tempDir();
+    const log = randomLog(5, 200);
+    const leader: GroupStateMachine = new CacheStateMachine();
+    const results = await leader.apply(
+      log.slice(0, 120),
+      log.slice(0, 120).map(() => true),
+    );
+    assert.equal(results.length, 120);
+    assert.ok(results.some((r) => r !== undefined));
+    const path = join(dir, 'seam');
+    const info = await leader.snapshot(path);
+    assert.equal(info.index, 120);
+    await leader.apply(
+      log.slice(120),
+      log.slice(120).map(() => false),
+    );
+    const follower: GroupStateMachine = new CacheStateMachine();
+    await follower.restore(path, {
+      index: info.index,
+      term: info.term,
+      membership: info.membership ?? { voters: [], learners: [] },
+    });
+    assert.equal(follower.appliedIndex(), 120);
+    await follower.apply(
+      log.slice(120),
+      log.slice(120).map(() => false),
+    );
+    assert.deepEqual(
+      await snapshotBytes(follower as CacheStateMachine),
+      await snapshotBytes(leader as CacheStateMachine),
+    );
+    assert.ok((leader.sizeBytes?.() ?? 0) > 0);
+    await follower.reset();
+    assert.equal(follower.appliedIndex(), 0);
+    await leader.close();
+    await follower.close();
   });
 
   test('a damaged or truncated snapshot is refused with HQL_CORRUPTION and the state stays as it was', async () => {
