@@ -83,8 +83,6 @@ export interface NodeHost {
 
 /** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
 const WALL_EPOCH_MS = 1_700_000_000_000;
-/** Committed entries queued for apply before the group pauses its Readies. */
-const APPLY_QUEUE_ENTRIES_MAX = 4_096;
 /** A promise that never settles. */
 const NEVER = new Promise<never>(() => {});
 
@@ -361,7 +359,7 @@ export class SimNode {
       snapshotCostRatioMax: 1,
       snapshotBytesThreshold: Number.MAX_SAFE_INTEGER,
       snapshotTrailingEntries: p.compactTailMax,
-      applyQueueEntriesMax: APPLY_QUEUE_ENTRIES_MAX,
+      applyQueueEntriesMax: p.applyQueueEntriesMax,
       plantedBugs: p.runtimePlantedBugs,
       onFatal: (e) => {
         if (!life.dead) this.host.failLater(e);
@@ -507,8 +505,28 @@ class SimStateMachine implements GroupStateMachine {
     return this.node.disk.kv.appliedIndex;
   }
 
+  /**
+   * One batch is one transaction: it takes a random time (the profile's apply latency), and is
+   * applied and durable as a whole when it completes (a crash before that loses it whole).
+   */
   apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]> {
     if (this.life.dead) return NEVER;
+    const latencyMax = this.host.profile.applyLatencyUsMax;
+    if (latencyMax === 0) return Promise.resolve(this.applyNow(entries, wanted));
+    return new Promise((resolve, reject) => {
+      this.host.queue.after(this.host.rng.int(0, latencyMax + 1), 'apply', this.node.id, () =>
+        this.life.whenRunning('apply-done', () => {
+          try {
+            resolve(this.applyNow(entries, wanted));
+          } catch (e) {
+            reject(e);
+          }
+        }),
+      );
+    });
+  }
+
+  private applyNow(entries: readonly Entry[], wanted: readonly boolean[]): unknown[] {
     const kv = this.node.disk.kv;
     const results: unknown[] = [];
     for (let i = 0; i < entries.length; i++) {
@@ -527,7 +545,7 @@ class SimStateMachine implements GroupStateMachine {
       }
       results.push(wanted[i] === true ? out : undefined);
     }
-    return Promise.resolve(results);
+    return results;
   }
 
   snapshot(path: string): Promise<{ index: LogIndex; term: Term; membership: Membership | null }> {

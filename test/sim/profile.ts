@@ -96,6 +96,10 @@ export interface Profile {
   readonly chaosUs: number;
   /** After healing: the bound within which the cluster must be live and converged. */
   readonly livenessUs: number;
+  /** How long the state machine takes per batch at most (0: it applies at once). */
+  readonly applyLatencyUsMax: number;
+  /** Committed entries queued for apply before the group pauses its Readies (backpressure). */
+  readonly applyQueueEntriesMax: number;
   readonly plantedBugs: PlantedBugs;
   readonly runtimePlantedBugs: RuntimePlantedBugs;
 }
@@ -200,6 +204,9 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     opTimeoutUs: rng.int(300_000, 2_000_000),
     chaosUs,
     livenessUs: 30_000_000,
+    // Drawn after every other field: adding them left the rest of a seed's scenario as it was.
+    applyLatencyUsMax: rng.chance(0.5) ? 0 : rng.pick([500, 5_000, 50_000]),
+    applyQueueEntriesMax: rng.pick([2, 16, 4_096]),
     plantedBugs: {},
     runtimePlantedBugs: {},
   };
