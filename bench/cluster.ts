@@ -40,6 +40,8 @@ const CLOCK_TICKS_PER_S = 100;
 export interface BenchClusterOptions {
   /** Start every node with `--cpu-prof --cpu-prof-dir <dir>` (profiles written at exit). */
   readonly cpuProfDir?: string;
+  /** Where node 1's application runs its node (`start({ thread })`). Default 'worker'. */
+  readonly thread?: 'worker' | 'main';
 }
 
 export interface MemoryKb {
@@ -90,6 +92,7 @@ export class BenchCluster {
       };
       c.spawn(1, [...prof, ...LOADER_ARGS, NODE_CHILD], ['pipe', 'pipe', 'pipe'], {
         HQL_BENCH_NODE_CONFIG: JSON.stringify(config),
+        HQL_BENCH_THREAD: options.thread ?? 'worker',
       });
       for (const n of nodes.slice(1)) {
         const file = join(dir, `node-${n.id}.toml`);

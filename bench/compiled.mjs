@@ -6,7 +6,7 @@
  * `__name` calls around closures, see docs/BENCHMARKS.md).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,6 +24,8 @@ try {
     'bench/serve-hook.ts',
     'src/server/cli.ts',
     'src/sm/sql/worker.ts',
+    'src/sm/sql/read-worker.ts',
+    'src/client/node-worker.ts',
   ];
   const build = spawnSync(
     process.execPath,
@@ -37,7 +39,9 @@ try {
   );
   if (build.status !== 0) throw new Error(`tsc failed (exit ${build.status})`);
   symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
-  writeFileSync(join(out, 'package.json'), '{"type":"module"}');
+  // src/server/cli.ts reads the version from package.json two levels up.
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', version }));
   const run = spawnSync(process.execPath, [join(out, 'bench', 'run.js'), ...process.argv.slice(2)], {
     stdio: 'inherit',
     env: { ...process.env, HQL_BENCH_REPO: root },

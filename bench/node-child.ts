@@ -5,7 +5,7 @@
  * per line: requests `{ id, cmd, … }`, replies `{ id, ok, value | error }`, and one
  * `{ event: 'ready' }` once the node is a member. The node's log goes to stderr.
  *
- *   HQL_BENCH_NODE_CONFIG='<NodeConfig as JSON>' node --import tsx bench/node-child.ts
+ *   HQL_BENCH_NODE_CONFIG='<NodeConfig as JSON>' [HQL_BENCH_THREAD=main] node --import tsx bench/node-child.ts
  */
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
@@ -23,6 +23,8 @@ export type ChildCommand =
       readonly durationMs: number;
     }
   | { readonly cmd: 'metrics' }
+  /** The application blocks its event loop: a busy loop of `busyMs`, then a local query of `queryMs`. */
+  | { readonly cmd: 'stall'; readonly busyMs: number; readonly queryMs: number }
   | { readonly cmd: 'loop'; readonly reset: boolean }
   | { readonly cmd: 'exit' };
 
@@ -47,6 +49,8 @@ async function handle(node: HiqliteNode, req: ChildRequest): Promise<unknown> {
       return runWorkload([node], req.kind, req);
     case 'metrics':
       return node.metrics();
+    case 'stall':
+      return stall(node, req.busyMs, req.queryMs);
     case 'loop':
       return monitor.read(req.reset);
     case 'exit':
@@ -58,12 +62,46 @@ async function handle(node: HiqliteNode, req: ChildRequest): Promise<unknown> {
   }
 }
 
+/** A recursive CTE of `rows` rows, counted: one synchronous statement on the caller's thread. */
+const COUNT_SQL =
+  'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT ?) SELECT count(*) AS n FROM c';
+
+async function timedQuery(node: HiqliteNode, rows: number): Promise<number> {
+  const t0 = performance.now();
+  await node.query(COUNT_SQL, [rows]);
+  return performance.now() - t0;
+}
+
+/** As test/cluster/stall-app.ts: the busy loop, then one local query calibrated to `queryMs`. */
+async function stall(node: HiqliteNode, busyMs: number, queryMs: number): Promise<unknown> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < busyMs) {
+    // the application's own work, on its event loop
+  }
+  const busyTookMs = performance.now() - t0;
+  let probeRows = 100_000;
+  let probeMs = await timedQuery(node, probeRows);
+  for (let i = 0; i < 10 && probeMs < 300; i++) {
+    probeRows *= 4;
+    probeMs = await timedQuery(node, probeRows);
+  }
+  let rows = Math.ceil((probeRows * queryMs * 1.2) / Math.max(1, probeMs));
+  let queryTookMs = await timedQuery(node, rows);
+  for (let i = 0; i < 5 && queryTookMs < queryMs; i++) {
+    rows = Math.ceil((rows * queryMs * 1.3) / Math.max(1, queryTookMs));
+    queryTookMs = await timedQuery(node, rows);
+  }
+  return { busyMs: Math.round(busyTookMs), queryMs: Math.round(queryTookMs) };
+}
+
 async function main(): Promise<void> {
   const raw = process.env.HQL_BENCH_NODE_CONFIG;
   if (raw === undefined) throw new Error('HQL_BENCH_NODE_CONFIG is not set');
   const config = JSON.parse(raw) as NodeConfig;
   const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' }, pino.destination(2));
-  const node = await start(config, { logger });
+  // HQL_BENCH_THREAD: where start() runs the node ('worker', the default, or 'main').
+  const thread = process.env.HQL_BENCH_THREAD === 'main' ? 'main' : 'worker';
+  const node = await start(config, { logger, thread });
   send({ event: 'ready', nodeId: node.nodeId });
   // One request at a time, in order: the parent waits for each reply before the next request.
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });

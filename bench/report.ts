@@ -97,6 +97,8 @@ export interface BenchReport {
   readonly idleModulesRssMb: number | null;
   readonly loadAvgEnd: readonly [number, number, number];
   readonly notes: readonly string[];
+  /** The event-loop stall scenario of bench/run.ts (STALLS), per thread mode. */
+  readonly stalls?: readonly unknown[];
   readonly profile?: unknown;
 }
 

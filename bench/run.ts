@@ -9,6 +9,12 @@
  *   node --import tsx bench/run.ts [--quick] [--json FILE] [--seconds S] [--only ID,PREFIX…]
  *                                  [--wait-load L [--wait-max-s S]] [--profile [--profile-dir DIR]]
  *
+ * The embedded workloads run with node 1's node on its own thread (`start()`'s default);
+ * `*-thread-main` runs repeat some of them on a second cluster with the node on the application's
+ * thread, for the cost of the thread; `stall-thread-*` block the embedded leader's event loop
+ * (5 s busy loop, 3 s local query) while node 2's clients write. A focused run of these:
+ *   npm run bench -- --only insert-embedded-c1,insert-embedded-c64,stall
+ *
  * --quick      2 s per workload (smoke run, about a minute in all)
  * --json FILE  also write the whole report as JSON
  * --only       run only the workloads whose id starts with one of these (ids: see --list)
@@ -26,6 +32,7 @@ import { connect, type HiqliteClient, type Metrics } from '../src/index.js';
 import { BASELINE_KINDS, BASELINE_LABELS, type BaselineKind, runBaseline } from './baseline.js';
 import type { LoadResult } from './closed-loop.js';
 import { BenchCluster, COMPILED, INDEX_URL, LOADER_ARGS, SECRET_API, sleep } from './cluster.js';
+import { LatencyHistogram } from './histogram.js';
 import { LoopMonitor, type LoopStats } from './loop-monitor.js';
 import { clusterConfigInfo, currentLoad, machineInfo, round } from './machine.js';
 import { formatSummary, type ProfileSummary, summarizeProfile } from './profile-summary.js';
@@ -58,6 +65,8 @@ interface Spec {
   readonly baseline: BaselineKind | null;
   readonly writes: boolean;
   readonly rowsPerOp: number;
+  /** Node 1's node on the application's thread (`start({ thread: 'main' })`): a second cluster. */
+  readonly thread?: 'main';
 }
 
 const CONCURRENCIES = [1, 16, 64, 256] as const;
@@ -121,6 +130,21 @@ const SPECS: readonly Spec[] = [
       rowsPerOp: 0,
     }),
   ),
+  // The cost of the node's own thread: the same runs with the node on the application's thread
+  // (`thread: 'main'`, the shape before issue 11), on a second cluster in the same run.
+  ...[1, 64].map(
+    (c): Spec => ({
+      id: `insert-embedded-c${c}-thread-main`,
+      label: "INSERT 1 row, node on app's thread",
+      kind: 'insert',
+      where: 'embedded leader',
+      concurrency: c,
+      baseline: 'insertFull',
+      writes: true,
+      rowsPerOp: 1,
+      thread: 'main',
+    }),
+  ),
   {
     id: 'mixed-embedded-c64',
     label: '90% query / 10% INSERT',
@@ -132,6 +156,33 @@ const SPECS: readonly Spec[] = [
     rowsPerOp: 0.1,
   },
 ];
+
+/**
+ * The embedded leader's application blocks its event loop (a 5 s busy loop, then a 3 s local
+ * query) while a client of node 2 writes (c=4): with the node on its own thread (the default) and
+ * on the application's thread.
+ */
+const STALLS = [
+  { id: 'stall-thread-worker', thread: 'worker' },
+  { id: 'stall-thread-main', thread: 'main' },
+] as const;
+const STALL_BUSY_MS = 5000;
+const STALL_QUERY_MS = 3000;
+const STALL_WRITERS = 4;
+
+interface StallRecord {
+  readonly id: string;
+  readonly thread: 'worker' | 'main';
+  /** How long the application's event loop was blocked, as it measured it. */
+  readonly busyMs: number;
+  readonly queryMs: number;
+  readonly leaderChanges: number | null;
+  readonly writesOk: number;
+  readonly writesFailed: number;
+  readonly writeP99Ms: number;
+  readonly writeMaxMs: number;
+  readonly errorSamples: readonly string[];
+}
 
 const { values } = parseArgs({
   options: {
@@ -160,7 +211,11 @@ function log(s = ''): void {
 
 async function main(): Promise<void> {
   if (values.list === true) {
-    for (const s of SPECS) log(`${s.id.padEnd(26)} ${s.label} (${s.where}, c=${s.concurrency})`);
+    for (const s of SPECS) log(`${s.id.padEnd(32)} ${s.label} (${s.where}, c=${s.concurrency})`);
+    for (const s of STALLS)
+      log(
+        `${s.id.padEnd(32)} app blocks its loop ${STALL_BUSY_MS} + ${STALL_QUERY_MS} ms (thread: ${s.thread})`,
+      );
     return;
   }
   if (!Number.isFinite(durationMs) || durationMs <= 0) throw new Error('--seconds must be a positive number');
@@ -178,13 +233,16 @@ async function main(): Promise<void> {
     return;
   }
   const only = values.only?.split(',').filter((s) => s !== '') ?? [];
-  const specs = only.length === 0 ? SPECS : SPECS.filter((s) => only.some((p) => s.id.startsWith(p)));
+  const selected = only.length === 0 ? SPECS : SPECS.filter((s) => only.some((p) => s.id.startsWith(p)));
+  const specs = selected.filter((s) => s.thread === undefined);
+  const mainSpecs = selected.filter((s) => s.thread === 'main');
+  const stalls = only.length === 0 ? STALLS : STALLS.filter((s) => only.some((p) => s.id.startsWith(p)));
   log(
-    `${specs.length} workloads, ${warmupMs} ms warm-up + ${durationMs} ms measured each` +
+    `${selected.length} workloads, ${warmupMs} ms warm-up + ${durationMs} ms measured each` +
       `${quick ? ' (--quick)' : ''}; baselines ${baselineTiming.durationMs} ms each`,
   );
 
-  const needed = new Set(specs.map((s) => s.baseline).filter((b): b is BaselineKind => b !== null));
+  const needed = new Set(selected.map((s) => s.baseline).filter((b): b is BaselineKind => b !== null));
   const baselines: BaselineRecord[] = [];
   for (const kind of BASELINE_KINDS) {
     if (!needed.has(kind) && kind !== 'insertNormal' && kind !== 'fdatasync') continue;
@@ -195,33 +253,28 @@ async function main(): Promise<void> {
   log('');
 
   const idleModulesRssMb = idleModulesRss();
-  const cluster = await BenchCluster.start();
   const runs: RunRecord[] = [];
-  try {
-    await prepare(cluster);
-    await warmUp(cluster);
-    for (const spec of specs) {
-      let record: RunRecord;
-      try {
-        record = await runSpec(cluster, spec, baselines);
-      } catch (e) {
-        // A broken cluster invalidates the remaining runs; report what was measured.
-        notes.push(
-          `${spec.id} failed, the suite stopped there: ${e instanceof Error ? e.message : String(e)}`,
-        );
-        log(`  ${spec.id} FAILED: ${e instanceof Error ? e.message : String(e)}`);
-        break;
+  const stallRecords: StallRecord[] = [];
+  for (const thread of ['worker', 'main'] as const) {
+    const todo = thread === 'worker' ? specs : mainSpecs;
+    const stall = stalls.find((s) => s.thread === thread);
+    if (todo.length === 0 && stall === undefined) continue;
+    if (thread === 'main')
+      log("a second cluster: node 1's node on the application's thread (thread: 'main')");
+    const cluster = await BenchCluster.start({ thread });
+    try {
+      await prepare(cluster);
+      await warmUp(cluster);
+      if (!(await runSpecs(cluster, todo, baselines, runs))) break;
+      // Last: it may cost an election.
+      if (stall !== undefined) {
+        const r = await runStall(cluster, stall.id, thread);
+        stallRecords.push(r);
+        log(`  ${formatStall(r)}`);
       }
-      runs.push(record);
-      log(
-        `  ${spec.id.padEnd(26)} ${Math.round(record.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s` +
-          `  p50 ${record.p50Ms} ms  p99 ${record.p99Ms} ms  errors ${record.errors}` +
-          `  leader changes ${record.leaderChanges ?? '?'}  load ${record.loadAvgAfter}`,
-      );
-      for (const e of record.errorSamples) log(`      error: ${e}`);
+    } finally {
+      await cluster.close();
     }
-  } finally {
-    await cluster.close();
   }
 
   const targets = evaluateTargets(runs);
@@ -236,6 +289,7 @@ async function main(): Promise<void> {
     baselines,
     runs,
     targets,
+    stalls: stallRecords,
     idleModulesRssMb,
     loadAvgEnd: [round(l[0] ?? 0, 2), round(l[1] ?? 0, 2), round(l[2] ?? 0, 2)],
     notes,
@@ -256,6 +310,13 @@ async function main(): Promise<void> {
   log(formatCpu(runs));
   log('');
   log(formatTargets(targets));
+  if (stallRecords.length > 0) {
+    log('');
+    log(
+      `The embedded leader's application blocks its event loop (${STALL_BUSY_MS} ms busy loop, then a ${STALL_QUERY_MS} ms local query) while ${STALL_WRITERS} callers write through node 2:`,
+    );
+    for (const r of stallRecords) log(`  ${formatStall(r)}`);
+  }
   if (idleModulesRssMb !== null) {
     log('');
     log(
@@ -269,6 +330,93 @@ async function main(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // One workload
 // ---------------------------------------------------------------------------------------------
+
+/** Runs `specs` in order into `runs`; false when one failed (the cluster is then not trusted). */
+async function runSpecs(
+  cluster: BenchCluster,
+  specs: readonly Spec[],
+  baselines: readonly BaselineRecord[],
+  runs: RunRecord[],
+): Promise<boolean> {
+  for (const spec of specs) {
+    let record: RunRecord;
+    try {
+      record = await runSpec(cluster, spec, baselines);
+    } catch (e) {
+      // A broken cluster invalidates the remaining runs; report what was measured.
+      notes.push(`${spec.id} failed, the suite stopped there: ${e instanceof Error ? e.message : String(e)}`);
+      log(`  ${spec.id} FAILED: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
+    runs.push(record);
+    log(
+      `  ${spec.id.padEnd(32)} ${Math.round(record.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s` +
+        `  p50 ${record.p50Ms} ms  p99 ${record.p99Ms} ms  errors ${record.errors}` +
+        `  leader changes ${record.leaderChanges ?? '?'}  load ${record.loadAvgAfter}`,
+    );
+    for (const e of record.errorSamples) log(`      error: ${e}`);
+  }
+  return true;
+}
+
+/** The stall scenario (STALLS): node 1 leads; its application blocks while node 2's client writes. */
+async function runStall(cluster: BenchCluster, id: string, thread: 'worker' | 'main'): Promise<StallRecord> {
+  cluster.checkAlive();
+  const ids = cluster.ids();
+  const before = await allMetrics(cluster, ids);
+  const clients: HiqliteClient[] = [];
+  try {
+    for (let i = 0; i < STALL_WRITERS; i++) {
+      clients.push(
+        await connect({
+          nodes: [cluster.apiAddrs.get(2) ?? ''],
+          secretApi: SECRET_API,
+          requestTimeoutMs: 30_000,
+        }),
+      );
+    }
+    // The writers run through the stall and a little past it (its query is calibrated first).
+    const writing = runWorkload(clients, 'insert', {
+      concurrency: STALL_WRITERS,
+      warmupMs: 0,
+      durationMs: STALL_BUSY_MS + 3 * STALL_QUERY_MS + 3000,
+    });
+    await sleep(1000);
+    const stalled = (await cluster.call({
+      cmd: 'stall',
+      busyMs: STALL_BUSY_MS,
+      queryMs: STALL_QUERY_MS,
+    })) as {
+      busyMs: number;
+      queryMs: number;
+    };
+    const result = await writing;
+    const after = await allMetrics(cluster, ids);
+    const f = figures(result);
+    return {
+      id,
+      thread,
+      busyMs: stalled.busyMs,
+      queryMs: stalled.queryMs,
+      leaderChanges: leaderChanges(before, after, ids),
+      writesOk: result.ops,
+      writesFailed: result.errors + result.warmupErrors,
+      writeP99Ms: f.p99Ms,
+      writeMaxMs: round(LatencyHistogram.fromJSON(result.histogram).maxMs, 1),
+      errorSamples: result.errorSamples,
+    };
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+  }
+}
+
+function formatStall(r: StallRecord): string {
+  return (
+    `${r.id.padEnd(22)} blocked ${r.busyMs} ms + query ${r.queryMs} ms: leader changes ${r.leaderChanges ?? '?'}, ` +
+    `writes ok ${r.writesOk}, failed ${r.writesFailed}, write p99 ${r.writeP99Ms} ms, max ${r.writeMaxMs} ms` +
+    r.errorSamples.map((e) => `\n      error: ${e}`).join('')
+  );
+}
 
 async function prepare(cluster: BenchCluster): Promise<void> {
   // Node 1 bootstraps the cluster, so it normally leads; the embedded runs need it to.

@@ -115,16 +115,24 @@ export function nodeThreadOf(node: HiqliteNode): Worker | null {
   return node instanceof WorkerNode ? node.thread : null;
 }
 
+/**
+ * The node's garbage is short-lived (messages, frames, decoded entries): a small young generation
+ * collects it as well and keeps the thread's resident memory down (V8's default lets it grow to
+ * 48 MB per isolate; measured in docs/BENCHMARKS.md).
+ */
+const NODE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 8 };
+
 /** As spawnModuleWorker (sm/sql/worker-client.ts): tsx is registered inside the worker first. */
 function spawnNodeWorker(data: NodeWorkerData): Worker {
   const here = import.meta.url;
+  const options = { workerData: data, resourceLimits: NODE_THREAD_LIMITS };
   if (here.endsWith('.ts')) {
     const entry = new URL('./node-worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true, workerData: data });
+    return new Worker(bootstrap, { eval: true, ...options });
   }
-  return new Worker(new URL('./node-worker.js', here), { workerData: data });
+  return new Worker(new URL('./node-worker.js', here), options);
 }
 
 class WorkerNode extends ClientBase implements HiqliteNode {
