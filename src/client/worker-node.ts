@@ -27,6 +27,7 @@ import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
 import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { sqlError } from '../sm/sql/errors.js';
+import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
@@ -97,6 +98,9 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
     shared,
     ...(options.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: options.joinTimeoutMs }),
   };
+  // process.exit() on this thread ends the process: statements still running on the node's
+  // threads (a wedged apply) are interrupted, or Node would wait for them (interrupt.ts).
+  interruptAllOnExit();
   const node = new WorkerNode(spawnNodeWorker(data), cfg, logger, shared, callsMax, options.onFatal);
   const { signal } = options;
   const onAbort = () => node.cancelStart();

@@ -6,10 +6,11 @@
  * explained, and a node thread that dies fails every call in flight with a typed error.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -200,6 +201,30 @@ test('a node thread that dies fails the calls in flight with typed errors, calls
   } finally {
     await node.close();
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('process.exit() ends an application whose node is in the middle of an endless apply', async () => {
+  const app = resolve(import.meta.dirname, 'wedged-exit-app.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', app, 'worker'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // Bounded: a process that hangs is killed and fails the test.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  try {
+    const code = await exited;
+    assert.match(output, /EXITING/);
+    assert.equal(code, 0, output);
+  } finally {
+    clearTimeout(timer);
   }
 });
 
