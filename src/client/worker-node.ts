@@ -7,8 +7,8 @@
  * - Local reads run here, synchronously, on a read-only connection to the same database file
  *   (WAL): no thread hop. A `minIndex` wait reads the applied index from shared memory
  *   (Atomics.waitAsync, bounded by the read's deadline).
- * - Writes, linearizable barriers, reads with `timeoutMs` or `signal` (on the node's read pool,
- *   where they can be interrupted), metrics and health cross to the worker over its MessagePort:
+ * - Writes, linearizable barriers, reads with `timeoutMs` (on the node's read pool, where they
+ *   can be interrupted at their limit or by their `signal`), metrics and health cross to the worker over its MessagePort:
  *   what the application calls in one turn of its event loop leaves in one message.
  * - Every call in flight has a deadline and there are at most `threadCallsMax` of them; a worker
  *   that exits rejects them all (writes with HQL_OUTCOME_UNKNOWN, the others with
@@ -218,18 +218,18 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   protected async read(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
     this.checkOpen();
     const { timeoutMs, signal, consistency, minIndex } = options;
-    if (timeoutMs !== undefined || signal !== undefined) {
-      // On the node's read pool: a statement there can be interrupted at its limit.
-      const limitMs = timeoutMs ?? this.cfg.queryTimeoutMs;
+    if (timeoutMs !== undefined) {
+      // On the node's read pool, as on the caller's thread: a statement there can be interrupted
+      // at its limit or by its signal (without timeoutMs a signal is ignored, as documented).
       const body: CallBody = {
         op: 'query',
         sql,
         params: params as QueryParams,
-        timeoutMs: limitMs,
+        timeoutMs,
         ...(consistency === undefined ? {} : { consistency }),
         ...(minIndex === undefined ? {} : { minIndex }),
       };
-      const waitMs = Number.isFinite(limitMs) && limitMs > 0 ? limitMs : this.cfg.readTimeoutMs;
+      const waitMs = Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : this.cfg.readTimeoutMs;
       return this.call(body, waitMs, signal) as Promise<Row[]>;
     }
     if (this.cfg.logStatements) this.log.info({ sql, params, consistency: consistency ?? 'local' }, 'query');
