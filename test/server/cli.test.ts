@@ -69,7 +69,9 @@ async function waitForOutput(run: Run, text: string, timeoutMs: number): Promise
 
 function listen(port: number): Promise<Server | null> {
   return new Promise((ok) => {
-    const s = createServer();
+    // Only holds the port: a connection to it (a node asking a peer) is closed at once, so that
+    // close() does not wait for it.
+    const s = createServer((c) => c.destroy());
     s.once('error', () => ok(null));
     s.listen(port, '127.0.0.1', () => ok(s));
   });
