@@ -42,8 +42,10 @@ export class FramedConnection {
     private readonly onClose: (reason: CloseReason) => void,
   ) {
     this.socket = socket;
-    // Read now: once the socket is closed, Node no longer knows the address.
-    this.remote = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 'unknown'}`;
+    // Kept once known: after the socket closed, Node no longer knows the address (an outgoing
+    // socket learns it when it connects).
+    this.rememberRemote();
+    socket.once('connect', () => this.rememberRemote());
     this.decoder = new FrameDecoder(frameBytesMax);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -55,8 +57,18 @@ export class FramedConnection {
     return this.closeReason !== null;
   }
 
+  private remoteText: string | null = null;
+
   /** `host:port` of the other end, for log lines. */
-  readonly remote: string;
+  get remote(): string {
+    this.rememberRemote();
+    return this.remoteText ?? 'unknown';
+  }
+
+  private rememberRemote(): void {
+    if (this.remoteText === null && this.socket.remoteAddress !== undefined)
+      this.remoteText = `${this.socket.remoteAddress}:${this.socket.remotePort ?? 0}`;
+  }
 
   onFrame(handler: (payload: Uint8Array) => void): void {
     this.frameHandler = handler;

@@ -88,7 +88,7 @@ export class InboundConnection {
     }
     this.conn.onFrame((payload) => this.onFrame(payload));
     this.host.authenticated(this);
-    opts.logger.info({ peer: peerId, lane, remote: this.conn.remote }, 'peer connected');
+    opts.logger.debug({ peer: peerId, lane, remote: this.conn.remote }, 'peer connected');
   }
 
   private onFrame(payload: Uint8Array): void {

@@ -5,9 +5,12 @@
 export interface TransportLogger {
   warn(obj: Record<string, unknown>, msg: string): void;
   info(obj: Record<string, unknown>, msg: string): void;
+  /** Per-connection events (a lane up, a peer connected): routine, not for the default log. */
+  debug(obj: Record<string, unknown>, msg: string): void;
 }
 
 export const silentLogger: TransportLogger = {
   warn() {},
   info() {},
+  debug() {},
 };

@@ -216,7 +216,7 @@ export class OutboundLane {
     this.stateNow = 'ready';
     this.failures = 0;
     this.unreachableReported = false;
-    this.deps.opts.logger.info(
+    this.deps.opts.logger.debug(
       { peer: this.deps.peerId, lane: this.deps.kind, remote: conn.remote },
       'connected to peer',
     );

@@ -14,7 +14,7 @@ export const SECRET = 'test-cluster-secret-0123456789';
 export const HOST = '127.0.0.1';
 
 export interface LogEntry {
-  readonly level: 'warn' | 'info';
+  readonly level: 'warn' | 'info' | 'debug';
   readonly obj: Record<string, unknown>;
   readonly msg: string;
 }
@@ -26,6 +26,9 @@ export class RecordingLogger implements TransportLogger {
   }
   info(obj: Record<string, unknown>, msg: string): void {
     this.entries.push({ level: 'info', obj, msg });
+  }
+  debug(obj: Record<string, unknown>, msg: string): void {
+    this.entries.push({ level: 'debug', obj, msg });
   }
   warnings(): LogEntry[] {
     return this.entries.filter((e) => e.level === 'warn');

@@ -189,3 +189,18 @@ describe('raft transport', () => {
     });
   });
 });
+
+test('connection log lines name the other end, outgoing lanes included', async () => {
+  const a = await startNode(211);
+  const b = await startNode(212);
+  try {
+    await mesh(a, b);
+    const outgoing = a.logger.entries.filter((e) => e.msg === 'connected to peer');
+    assert.ok(outgoing.length > 0);
+    for (const e of outgoing) assert.equal(e.obj.remote, `${b.address.host}:${b.address.port}`);
+    // Routine per-lane events are debug, not part of the default (info) log.
+    assert.ok(outgoing.every((e) => e.level === 'debug'));
+  } finally {
+    await closeAll(a, b);
+  }
+});
