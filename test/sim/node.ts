@@ -319,7 +319,7 @@ export class SimNode {
     this.host.onLeader(this);
   }
 
-  /** Entries read back from the log store by every life so far and this one. */
+  /** Entries the current life read from its log store (earlier lives' are in NodeStats). */
   entriesReadBack(): number {
     return this.life?.logStore?.entriesRead ?? 0;
   }
