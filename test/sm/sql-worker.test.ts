@@ -172,7 +172,7 @@ describe('SqlWorker', () => {
   test('the compiled JavaScript starts its worker without tsx', () => {
     // Transpile this module and its dependencies to .js the way the build does, then run them with plain node.
     const out = join(dir, 'dist');
-    for (const sub of ['src/sm/sql', 'src/lib']) {
+    for (const sub of ['src/sm/sql', 'src/lib', 'src/protocol', 'src/raft']) {
       mkdirSync(join(out, sub), { recursive: true });
       for (const name of readdirSync(join(repoRoot, sub)).filter((n) => n.endsWith('.ts'))) {
         const source = readFileSync(join(repoRoot, sub, name), 'utf8');

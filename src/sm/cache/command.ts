@@ -10,7 +10,7 @@
  * Encoding validates with the same code, so whatever encodes also decodes. Byte limits that
  * depend on the options (key and value sizes) are checked when the command is applied.
  */
-import { Packr } from 'msgpackr';
+import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { CacheError, type CacheErrorInfo } from './errors.js';
 
 export type CacheCommand =
@@ -100,35 +100,14 @@ export const STRING_LENGTH_MAX = 1 << 20;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-
 /** Validates and encodes a command envelope. Throws `CacheError` (`HQL_MALFORMED_COMMAND`). */
 export function encodeCacheCommand(envelope: CacheCommandEnvelope): Uint8Array {
-  const valid = validateEnvelope(envelope);
-  const packed = packr.pack(valid);
-  // A fresh buffer: msgpackr's output may be a view of its reusable internal buffer.
-  const out = new Uint8Array(packed.length + 1);
-  out[0] = CACHE_COMMAND_FORMAT_VERSION;
-  out.set(packed, 1);
-  return out;
+  return packVersioned(CACHE_COMMAND_FORMAT_VERSION, validateEnvelope(envelope));
 }
 
 /** Decodes untrusted bytes. Throws `CacheError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
 export function decodeCacheCommand(bytes: Uint8Array): CacheCommandEnvelope {
-  if (!(bytes instanceof Uint8Array) || bytes.length < 2) malformed('command', 'too short');
-  if (bytes[0] !== CACHE_COMMAND_FORMAT_VERSION) {
-    malformed(
-      'command',
-      `unsupported format version ${bytes[0]} (this node understands ${CACHE_COMMAND_FORMAT_VERSION})`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = packr.unpack(bytes.subarray(1));
-  } catch (e) {
-    malformed('command', `not valid msgpack: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  return validateEnvelope(raw);
+  return validateEnvelope(unpackVersioned(bytes, CACHE_COMMAND_FORMAT_VERSION, malformed));
 }
 
 /** Like decodeCacheCommand, but returns the error data instead of throwing. */

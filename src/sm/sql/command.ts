@@ -8,7 +8,7 @@
  * and never a partially valid object. Encoding validates with the same code, so whatever encodes
  * also decodes.
  */
-import { Packr } from 'msgpackr';
+import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
 import { isStmtRef, PARAMS_MAX, type ParamValue, type StmtRef } from './params.js';
 import { copyBytes, isInt64, normalizeValue } from './values.js';
@@ -83,34 +83,14 @@ export const CLIENT_ID_LENGTH_MAX = 256;
 /** 9999-12-31T23:59:59.999Z: SQLite's date functions stop at year 9999. */
 export const NOW_MS_MAX = 253_402_300_799_999;
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-
 /** Normalizes, validates and encodes a command envelope. Throws `SqlError` on invalid input. */
 export function encodeCommand(envelope: CommandEnvelope<ParamInput>): Uint8Array {
-  const packed = packr.pack(toWire(validateEnvelope(normalizeEnvelope(envelope))));
-  // A fresh buffer: msgpackr's output may be a view of its reusable internal buffer.
-  const out = new Uint8Array(packed.length + 1);
-  out[0] = COMMAND_FORMAT_VERSION;
-  out.set(packed, 1);
-  return out;
+  return packVersioned(COMMAND_FORMAT_VERSION, toWire(validateEnvelope(normalizeEnvelope(envelope))));
 }
 
 /** Decodes untrusted bytes. Throws `SqlError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
 export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
-  if (!(bytes instanceof Uint8Array) || bytes.length < 2) malformed('command', 'too short');
-  if (bytes[0] !== COMMAND_FORMAT_VERSION) {
-    malformed(
-      'command',
-      `unsupported format version ${bytes[0]} (this node understands ${COMMAND_FORMAT_VERSION})`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = packr.unpack(bytes.subarray(1));
-  } catch (e) {
-    malformed('command', `not valid msgpack: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  return validateEnvelope(raw);
+  return validateEnvelope(unpackVersioned(bytes, COMMAND_FORMAT_VERSION, malformed));
 }
 
 /** Like decodeCommand, but returns the error data instead of throwing. */
