@@ -999,6 +999,41 @@ export class HiqliteNode {
     ] as const) {
       gaugeRef.set(name, gauge(name, help, read));
     }
+    // Connections, so that an operator sees strangers or slow clients coming before the bounds bite.
+    for (const [name, help, read] of [
+      [
+        'hiqlite_api_connections',
+        'Authenticated binary-protocol connections on the API port (bound: api_connections_max)',
+        () => this.api?.status().streams ?? 0,
+      ],
+      [
+        'hiqlite_api_unauthenticated_connections',
+        'API port connections not yet authenticated (bound: unauthenticated_connections_max)',
+        () => this.api?.status().unauthenticated ?? 0,
+      ],
+      [
+        'hiqlite_api_unauthenticated_closed_total',
+        'API port connections closed before authenticating: evicted for a newer one, or past handshake_timeout_ms',
+        () => {
+          const s = this.api?.status();
+          return s === undefined ? 0 : s.unauthenticatedEvicted + s.unauthenticatedExpired;
+        },
+      ],
+      [
+        'hiqlite_raft_unauthenticated_connections',
+        'Inbound Raft port connections not yet authenticated (bound: unauthenticated_connections_max)',
+        () => this.transport?.unauthenticatedInbound() ?? 0,
+      ],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.metricsRegistry],
+        collect() {
+          this.set(read());
+        },
+      });
+    }
   }
 
   private async doShutdown(): Promise<void> {

@@ -62,8 +62,14 @@ describe('a 3-node cluster of processes', () => {
     const health = await c.http(1, '/health');
     assert.equal(health.status, 200);
     assert.equal((await c.http(2, '/ready')).status, 200);
+    const three = await c.client([3]);
+    await three.query('SELECT 1');
     const metrics = await c.http(3, '/metrics');
     assert.match(String(metrics.body), /hiqlite_raft_commit_index \d+/);
+    // A client is connected to node 3: the API connection gauge counts it.
+    assert.match(String(metrics.body), /hiqlite_api_connections [1-9]\d*/);
+    assert.match(String(metrics.body), /hiqlite_api_unauthenticated_connections \d+/);
+    assert.match(String(metrics.body), /hiqlite_raft_unauthenticated_connections \d+/);
     const headers = { 'x-api-secret': SECRET_API, 'content-type': 'application/json' };
     const ins = await c.http(3, '/execute', {
       method: 'POST',
