@@ -324,6 +324,30 @@ describe('HTTP answers of the API port', () => {
   });
 });
 
+/** A handler whose protocol requests go to `handle`; the rest answers like the default one. */
+function stubHandler(handle: (req: ApiRequest) => Promise<unknown>): ApiServerOptions['handler'] {
+  return {
+    handle,
+    health: () => ({ ok: true, body: {} }),
+    ready: () => true,
+    metricsText: async () => '',
+    json: async (_route, body) => body,
+  };
+}
+
+/** An API client that may keep 100 requests in flight (the flow-control tests send many). */
+function clientWith100InFlight(port: number): Promise<ApiConnection> {
+  return ApiConnection.open({
+    host: HOST,
+    port,
+    secret: SECRET_API,
+    localId: REMOTE_CLIENT_ID,
+    connectTimeoutMs: 5000,
+    frameBytesMax: 16 << 20,
+    inflightMax: 100,
+  });
+}
+
 describe('flow control of one authenticated connection', () => {
   test('at most requests_inflight_max of its requests are served at once; the rest wait', async () => {
     let serving = 0;
@@ -331,29 +355,15 @@ describe('flow control of one authenticated connection', () => {
     const release: (() => void)[] = [];
     const { port } = await server({
       requestsInflightMax: 4,
-      handler: {
-        handle: async (req: ApiRequest) => {
-          serving++;
-          servingMax = Math.max(servingMax, serving);
-          await new Promise<void>((r) => release.push(r));
-          serving--;
-          return req.op;
-        },
-        health: () => ({ ok: true, body: {} }),
-        ready: () => true,
-        metricsText: async () => '',
-        json: async (_route, body) => body,
-      },
+      handler: stubHandler(async (req) => {
+        serving++;
+        servingMax = Math.max(servingMax, serving);
+        await new Promise<void>((r) => release.push(r));
+        serving--;
+        return req.op;
+      }),
     });
-    const c = await ApiConnection.open({
-      host: HOST,
-      port,
-      secret: SECRET_API,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 5000,
-      frameBytesMax: 1 << 20,
-      inflightMax: 100,
-    });
+    const c = await clientWith100InFlight(port);
     try {
       const answers = Array.from({ length: 40 }, () => c.request({ op: 'metrics' }, 20_000));
       await waitFor(() => serving === 4, 'four requests being served');
@@ -374,23 +384,9 @@ describe('flow control of one authenticated connection', () => {
     const big = new Uint8Array(256 * 1024);
     const { port } = await server({
       sendBufferBytesMax: 1024 * 1024,
-      handler: {
-        handle: async () => big,
-        health: () => ({ ok: true, body: {} }),
-        ready: () => true,
-        metricsText: async () => '',
-        json: async (_route, body) => body,
-      },
+      handler: stubHandler(async () => big),
     });
-    const c = await ApiConnection.open({
-      host: HOST,
-      port,
-      secret: SECRET_API,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 5000,
-      frameBytesMax: 16 << 20,
-      inflightMax: 100,
-    });
+    const c = await clientWith100InFlight(port);
     let closed = false;
     c.onClose(() => {
       closed = true;
