@@ -47,7 +47,9 @@ export type ErrorCode =
   | 'HQL_RESULT_TOO_LARGE'
   // Cache state machine
   | 'HQL_CACHE_FULL'
-  | 'HQL_CACHE_TOO_LARGE';
+  | 'HQL_CACHE_TOO_LARGE'
+  // Backups
+  | 'HQL_S3';
 
 export class HiqliteError extends Error {
   override readonly name: string = 'HiqliteError';
