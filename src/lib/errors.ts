@@ -49,7 +49,11 @@ export type ErrorCode =
   | 'HQL_CACHE_FULL'
   | 'HQL_CACHE_TOO_LARGE'
   // Backups
-  | 'HQL_S3';
+  | 'HQL_S3'
+  | 'HQL_BACKUP_CORRUPT'
+  | 'HQL_BACKUP_KEY_UNKNOWN'
+  | 'HQL_BACKUP_UNSUPPORTED'
+  | 'HQL_BACKUP_NOT_FOUND';
 
 export class HiqliteError extends Error {
   override readonly name: string = 'HiqliteError';
