@@ -1,0 +1,286 @@
+/**
+ * The client side of a cluster, shared by the remote client (`connect()`) and the proxy
+ * (`hiqlite proxy`): authenticated API connections to the cluster's nodes, and one request
+ * carried to a final answer within its deadline, retried where that is safe.
+ *
+ * Routing. Every request goes to one "any" node: the first of `nodes` that answers, and the next
+ * one when its connection fails (a node forwards writes to the leader itself). With
+ * `followLeader`, requests routed to the leader (writes, linearizable reads) go straight to it:
+ * its address is asked of a node (API op `leader`) when unknown, and forgotten when it answers
+ * HQL_NOT_LEADER or its connection fails. A proxy answers `leader` with its own address, so a
+ * client behind a proxy keeps talking to the proxy.
+ *
+ * Retries (what kind of request decides):
+ * - `write`: a proposal that carries a client session. Resent, unchanged, after a failure or a
+ *   leader change: the state machine answers a duplicate with the original result. If no attempt
+ *   got a final answer after one may have reached the log, the caller gets HQL_OUTCOME_UNKNOWN
+ *   (retryable=false: repeating it as a new write could apply it twice), never a retryable
+ *   timeout.
+ * - `read`: resent after a retryable failure, except HQL_TIMEOUT (the node stopped it at the
+ *   deadline; sending it again would only run the same work once more).
+ * - `other`: resent after a retryable failure (metrics, limits, leader).
+ * - `once`: an op this side does not know the effect of: sent at most once. An answer, error or
+ *   not, is returned as it is; a connection lost after sending is HQL_OUTCOME_UNKNOWN.
+ */
+import { HiqliteError } from '../lib/errors.js';
+import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
+import { commandTooLargeError } from '../node/raft-group.js';
+import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
+import { parseApiAddress } from './api-address.js';
+
+export type LinkKind = 'write' | 'read' | 'other' | 'once';
+export type LinkRoute = 'any' | 'leader';
+
+/** A request without its id (the connection numbers it). */
+export type LinkBody = ApiRequest extends infer R ? (R extends ApiRequest ? Omit<R, 'id'> : never) : never;
+
+export interface ClusterLinkOptions {
+  /** API addresses ("host:port" or http(s):// URLs). At least one. */
+  readonly nodes: readonly string[];
+  readonly secretApi: string;
+  /** TLS: true accepts a self-signed certificate (the handshake authenticates), or a CA file. */
+  readonly tls?: boolean | { readonly caFile: string };
+  /** Deadline of a request that is given none, retries included. */
+  readonly requestTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** Send requests routed to the leader to the leader's own connection. */
+  readonly followLeader: boolean;
+  /** Largest frame accepted from a node. */
+  readonly frameBytesMax: number;
+  /** Requests in flight on one connection; beyond, HQL_OVERLOADED. */
+  readonly inflightMax: number;
+}
+
+interface NodeLink {
+  readonly conn: ApiConnection;
+  /** The largest command the node takes (API op `limits`), or null if it did not say. */
+  readonly commandBytesMax: number | null;
+}
+
+/** Leader addresses learned beyond `nodes` (a node's config may spell them differently). */
+const LEARNED_ADDRESSES_MAX = 16;
+
+export class ClusterLink {
+  private readonly conns = new Map<string, Promise<NodeLink>>();
+  /** The "any" node's address, or null to pick the next one of `nodes`. */
+  private anyAddr: string | null = null;
+  private next = 0;
+  private leaderAddr: string | null = null;
+  private leaderAsk: Promise<string | null> | null = null;
+  private closed = false;
+
+  constructor(private readonly o: ClusterLinkOptions) {
+    if (o.nodes.length === 0)
+      throw new HiqliteError('HQL_INVALID_CONFIG', 'connect: nodes must list at least one API address', {
+        retryable: false,
+      });
+    for (const addr of o.nodes) parseApiAddress(addr);
+  }
+
+  /** The largest command the node of the "any" route takes, or null when unknown. */
+  async commandBytesMax(): Promise<number | null> {
+    return (await this.connection('any')).link.commandBytesMax;
+  }
+
+  /** Connects to the first node that answers: fails with every node's reason, at once on a wrong secret. */
+  async open(): Promise<void> {
+    const reasons: string[] = [];
+    for (let i = 0; i < this.o.nodes.length; i++) {
+      try {
+        await this.connection('any');
+        return;
+      } catch (e) {
+        if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') throw e;
+        reasons.push(e instanceof Error ? e.message : String(e));
+      }
+    }
+    throw new HiqliteError('HQL_UNAVAILABLE', `connect: no node could be reached: ${reasons.join('; ')}`, {
+      retryable: true,
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    for (const p of all) (await p.catch(() => null))?.conn.close();
+  }
+
+  /**
+   * One request, answered within `timeoutMs` (default `requestTimeoutMs`): its value, or the
+   * node's error as a HiqliteError. `signal` stops the retries (the caller is gone).
+   */
+  async call(
+    body: LinkBody,
+    o: { kind: LinkKind; route: LinkRoute; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<unknown> {
+    const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    let last: HiqliteError | null = null;
+    let maybeApplied = false;
+    // Throws what ends the call; otherwise remembers the failure for the next attempt.
+    const retryOrThrow = (e: unknown): void => {
+      if (!(e instanceof HiqliteError)) throw e;
+      if (o.kind === 'read' && e.code === 'HQL_TIMEOUT') throw e;
+      if (o.kind === 'write' && e.code === 'HQL_OUTCOME_UNKNOWN') maybeApplied = true;
+      else if (!e.retryable) throw e;
+      last = e;
+    };
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      if (attempt > 0) {
+        const pauseMs = Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5), Math.max(0, deadline - Date.now()));
+        await new Promise((r) => setTimeout(r, pauseMs));
+        if (Date.now() >= deadline) break;
+      }
+      if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
+      if (o.signal?.aborted === true)
+        throw new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+      let sent = false;
+      let answer: { addr: string; r: ApiResponse };
+      try {
+        const { addr, link } = await this.connection(o.route);
+        // Refused here, at once: a command over the node's frame limit would only get the
+        // connection closed, and its outcome would look unknown.
+        if (
+          body.op === 'propose' &&
+          link.commandBytesMax !== null &&
+          body.data.byteLength > link.commandBytesMax
+        )
+          throw commandTooLargeError(body.data.byteLength, link.commandBytesMax);
+        const remaining = Math.max(1, deadline - Date.now());
+        const request =
+          o.kind === 'write' || o.kind === 'read' || 'timeoutMs' in body
+            ? ({ ...body, timeoutMs: answerWithinMs(remaining) } as LinkBody)
+            : body;
+        sent = true;
+        answer = { addr, r: await link.conn.request(request, remaining) };
+      } catch (e) {
+        // Sent, and no answer: a write may be in the log.
+        if (sent && o.kind === 'once' && e instanceof HiqliteError)
+          throw outcomeUnknown(`the connection failed after the request was sent (${e.message})`, e);
+        if (sent && o.kind === 'write') maybeApplied = true;
+        retryOrThrow(e);
+        continue;
+      }
+      if (answer.r.ok) return answer.r.value;
+      const error = remoteError(answer.r.error);
+      if (error.code === 'HQL_NOT_LEADER' && this.leaderAddr === answer.addr) this.leaderAddr = null;
+      // An op of unknown effect: the node's answer is final, whatever it is.
+      if (o.kind === 'once') throw error;
+      retryOrThrow(error);
+    }
+    if (o.kind === 'write' && maybeApplied)
+      throw outcomeUnknown(`no final answer within ${timeoutMs} ms (last: ${lastMessage(last)})`, last);
+    throw (
+      last ??
+      new HiqliteError('HQL_TIMEOUT', `no answer within ${timeoutMs} ms`, {
+        retryable: o.kind !== 'write',
+      })
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** The connection a request of `route` goes to: the leader's when known and followed, else the "any" node's. */
+  private async connection(route: LinkRoute): Promise<{ addr: string; link: NodeLink }> {
+    if (route === 'leader' && this.o.followLeader) {
+      const addr = await this.leaderAddress();
+      if (addr !== null) {
+        try {
+          return { addr, link: await this.linkTo(addr) };
+        } catch (e) {
+          if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') throw e;
+          // The leader's address as its node knows it may not be reachable from here: the
+          // "any" node forwards.
+          if (this.leaderAddr === addr) this.leaderAddr = null;
+        }
+      }
+    }
+    if (this.anyAddr === null) {
+      this.anyAddr = this.o.nodes[this.next % this.o.nodes.length] as string;
+      this.next++;
+    }
+    const addr = this.anyAddr;
+    try {
+      return { addr, link: await this.linkTo(addr) };
+    } catch (e) {
+      if (this.anyAddr === addr) this.anyAddr = null;
+      throw e;
+    }
+  }
+
+  /** The leader's API address, asked of the "any" node when unknown; null when it knows none. */
+  private leaderAddress(): Promise<string | null> {
+    if (this.leaderAddr !== null) return Promise.resolve(this.leaderAddr);
+    if (this.leaderAsk !== null) return this.leaderAsk;
+    const ask = (async () => {
+      const { link } = await this.connection('any');
+      const r = await link.conn.request({ op: 'leader' }, this.o.connectTimeoutMs);
+      const api = r.ok ? (r.value as { leaderApi?: unknown }).leaderApi : null;
+      if (typeof api !== 'string') return null;
+      try {
+        parseApiAddress(api);
+      } catch {
+        return null;
+      }
+      const known = this.o.nodes.includes(api) || this.conns.has(api);
+      if (!known && this.conns.size >= this.o.nodes.length + LEARNED_ADDRESSES_MAX) return null;
+      this.leaderAddr = api;
+      return api;
+    })();
+    this.leaderAsk = ask;
+    const forget = () => {
+      if (this.leaderAsk === ask) this.leaderAsk = null;
+    };
+    ask.then(forget, forget);
+    return ask.catch(() => null);
+  }
+
+  /** The open connection to `addr`, or a new one (with the node's limits, once per connection). */
+  private linkTo(addr: string): Promise<NodeLink> {
+    const existing = this.conns.get(addr);
+    if (existing !== undefined) return existing;
+    const { host, port, tls } = parseApiAddress(addr);
+    const useTls = this.o.tls ?? (tls === true ? true : undefined);
+    const connectTimeoutMs = this.o.connectTimeoutMs;
+    const p = ApiConnection.open({
+      host,
+      port,
+      secret: this.o.secretApi,
+      localId: REMOTE_CLIENT_ID,
+      ...(useTls === undefined ? {} : { tls: useTls }),
+      connectTimeoutMs,
+      frameBytesMax: this.o.frameBytesMax,
+      inflightMax: this.o.inflightMax,
+    }).then(async (conn): Promise<NodeLink> => {
+      // A node that does not know the request: no limit known.
+      const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
+      const max = r?.ok === true ? (r.value as { commandBytesMax?: unknown }).commandBytesMax : undefined;
+      return { conn, commandBytesMax: typeof max === 'number' ? max : null };
+    });
+    this.conns.set(addr, p);
+    const drop = () => {
+      if (this.conns.get(addr) !== p) return;
+      this.conns.delete(addr);
+      if (this.anyAddr === addr) this.anyAddr = null;
+      if (this.leaderAddr === addr) this.leaderAddr = null;
+    };
+    p.then((l) => {
+      if (this.closed) l.conn.close();
+      l.conn.onClose(drop);
+    }, drop);
+    return p;
+  }
+}
+
+function outcomeUnknown(why: string, cause: unknown): HiqliteError {
+  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
+    retryable: false,
+    cause,
+  });
+}
+
+function lastMessage(last: HiqliteError | null): string {
+  return last === null ? 'none' : last.message;
+}
