@@ -39,6 +39,12 @@ export interface RuntimePlantedBugs {
   readonly ackBeforePersist?: boolean;
   /** Answer a linearizable read at its read index without waiting for this node to apply it. */
   readonly readBeforeApply?: boolean;
+  /**
+   * Install a received snapshot without discarding a log that contradicts it (Raft §7): when the
+   * log holds the snapshot's index with another term, purge up to it as if it matched, keeping
+   * the entries after it.
+   */
+  readonly snapshotKeepsConflictingTail?: boolean;
 }
 
 export interface RaftGroupOptions {
@@ -168,15 +174,28 @@ export class RaftGroup {
    * state machine installs it when the core says so (Ready.snapshot).
    */
   receiveSnapshot(message: Extract<Message, { type: 'snapshot' }>, path: string): void {
-    if (this.closed) return;
-    // Keep only the newest received snapshot: an older one the core never asked to install
-    // (it was already behind) would otherwise stay on disk until the next start.
-    for (const [index, old] of this.incomingSnapshots) {
-      if (index !== message.snapshot.index) void this.o.snapshots.discard(old).catch(() => {});
+    if (this.closed) {
+      void this.o.snapshots.discard(path).catch(() => {});
+      return;
     }
+    const earlier = [...this.incomingSnapshots];
     this.incomingSnapshots.clear();
     this.incomingSnapshots.set(message.snapshot.index, path);
     this.core.step(message);
+    // Keep only the file of the snapshot the core will install (its next Ready says so): one it
+    // did not take (it was behind, or from an old term) would otherwise stay on disk until the
+    // next start. Which one that is, the core decides: a snapshot received while an earlier one
+    // waits for its Ready is not necessarily newer (a delayed stream of an older one), and the
+    // waiting one's file must not go (its install would find nothing).
+    const pending = this.core.pendingSnapshotIndex();
+    for (const [index, old] of earlier) {
+      if (index === pending && index !== message.snapshot.index) this.incomingSnapshots.set(index, old);
+      else void this.o.snapshots.discard(old).catch(() => {});
+    }
+    if (pending !== message.snapshot.index) {
+      this.incomingSnapshots.delete(message.snapshot.index);
+      void this.o.snapshots.discard(path).catch(() => {});
+    }
     this.scheduleFlush();
   }
   private readonly incomingSnapshots = new Map<number, string>();
@@ -573,7 +592,10 @@ export class RaftGroup {
     await this.drainApply();
     const stored = await this.o.snapshots.commit(path, meta);
     await this.o.stateMachine.restore(stored.path, meta);
-    await this.o.logStore.purgeTo(meta.index, meta.term);
+    // Raft §7: the log keeps what follows the snapshot only if it holds the snapshot's last entry.
+    const keepTail = this.o.plantedBugs?.snapshotKeepsConflictingTail === true;
+    const purgeTerm = keepTail ? (this.o.logStore.termAt(meta.index) ?? meta.term) : meta.term;
+    await this.o.logStore.purgeTo(meta.index, purgeTerm);
     this.lastSnapshotIndex = meta.index;
     this.setApplied(meta.index);
     // Proposals at or below the snapshot were decided without this node seeing which entry won.

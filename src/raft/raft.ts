@@ -343,6 +343,11 @@ export class RaftCore {
     return this.log.membershipAt(index);
   }
 
+  /** The index of a snapshot received from the leader that the next Ready will install, or null. */
+  pendingSnapshotIndex(): LogIndex | null {
+    return this.log.pendingSnapshot?.index ?? null;
+  }
+
   status(): Status {
     let progress: Map<NodeId, import('./types.js').ProgressStatus> | null = null;
     if (this.role === 'leader') {
@@ -934,8 +939,10 @@ export class RaftCore {
   /** Advance the commit index to what a quorum of voters holds, counting only current-term entries. */
   private maybeCommit(): boolean {
     const voters = this.log.membership().voters;
+    const self =
+      this.bugs.leaderCountsSelfBeforePersist === true ? this.log.lastIndex() : this.log.stableIndex;
     const idx = committedIndex(voters, (id) =>
-      id === this.id ? this.log.stableIndex : (this.progress.get(id)?.match ?? (0 as LogIndex)),
+      id === this.id ? self : (this.progress.get(id)?.match ?? (0 as LogIndex)),
     );
     if (idx <= this.log.committed) return false;
     // Raft §5.4.2: never commit an entry from a previous term by counting replicas; it becomes

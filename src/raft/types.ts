@@ -234,6 +234,12 @@ export interface PlantedBugs {
   readonly readIndexWithoutQuorum?: boolean;
   /** Hand entries to the state machine before they are committed. */
   readonly applyBeforeCommit?: boolean;
+  /**
+   * The leader counts its own log up to its last entry, not up to what is durable on its disk,
+   * when it computes the commit index (violates thesis §10.2.1: the leader's own write counts
+   * towards a quorum only once it is persisted).
+   */
+  readonly leaderCountsSelfBeforePersist?: boolean;
 }
 
 export interface RaftConfig {
