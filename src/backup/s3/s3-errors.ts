@@ -15,7 +15,9 @@ export type LocalS3Code =
   /** The answer was not what the operation expects (missing XML tags, wrong length). */
   | 'InvalidResponse'
   /** A multipart upload would need more than S3's 10,000 parts: raise `partSizeBytes`. */
-  | 'TooManyParts';
+  | 'TooManyParts'
+  /** An object key this module will not send: empty, over 1,024 bytes, a `.` or `..` segment, control characters. */
+  | 'InvalidObjectKey';
 
 export interface S3ErrorInit {
   operation: string;
