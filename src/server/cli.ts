@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `hiqlite` command: `serve` runs one node, `generate-config` writes a localhost cluster
- * configuration, `dev` runs a local cluster of separate processes.
+ * configuration, `dev` runs a local cluster of separate processes, `proxy` forwards the API
+ * protocols to a cluster.
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { runProxy } from '../proxy/run-proxy.js';
 import { runDev } from './dev.js';
 import { runGenerateConfig } from './generate.js';
 import { runServe } from './serve.js';
@@ -65,6 +67,17 @@ program
     int('--exit-after', 1, 86_400),
   )
   .action((o: { nodes: number; dir?: string; basePort: number; exitAfter?: number }) => runDev(o));
+
+program
+  .command('proxy')
+  .description(
+    'forward the API protocols to a cluster (a stable endpoint for outside clients) until SIGTERM / SIGINT',
+  )
+  .requiredOption(
+    '-c, --config <file>',
+    'TOML file with a [hiqlite] table of proxy keys (every key overridable by HQL_<KEY>)',
+  )
+  .action((o: { config: string }) => runProxy(o));
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`hiqlite: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -48,7 +48,21 @@ const allowed: Record<string, string[]> = {
   migrate: ['lib', 'raft', 'protocol', 'client', 'node'],
   backup: ['lib', 'raft', 'protocol', 'client', 'node', 'storage', 'sm'],
   client: ['lib', 'raft', 'protocol', 'node', 'transport', 'sm'],
-  server: ['lib', 'raft', 'protocol', 'storage', 'sm', 'transport', 'node', 'client', 'migrate', 'backup'],
+  // `hiqlite proxy`: the node's API server in front of the client's ClusterLink.
+  proxy: ['lib', 'raft', 'protocol', 'sm', 'transport', 'node', 'client'],
+  server: [
+    'lib',
+    'raft',
+    'protocol',
+    'storage',
+    'sm',
+    'transport',
+    'node',
+    'client',
+    'migrate',
+    'backup',
+    'proxy',
+  ],
 };
 
 describe('layer rules', () => {

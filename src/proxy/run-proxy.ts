@@ -1,0 +1,21 @@
+/**
+ * `hiqlite proxy --config FILE`: one proxy until SIGTERM / SIGINT (then it closes its
+ * connections and exits 0). Prints `READY proxy <address>` once it listens.
+ */
+import { pino } from 'pino';
+import { onShutdownSignal } from '../client/signals.js';
+import { HiqliteProxy } from './proxy.js';
+import { loadProxyConfig } from './proxy-config.js';
+
+export async function runProxy(o: { config: string }): Promise<void> {
+  const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' });
+  const config = loadProxyConfig(o.config, process.env);
+  const proxy = new HiqliteProxy(config, logger);
+  const bound = await proxy.start();
+  logger.info(
+    { listen: `${bound.host}:${bound.port}`, address: config.addrApi, nodes: config.nodes },
+    'proxy listening',
+  );
+  process.stdout.write(`READY proxy ${config.addrApi}\n`);
+  onShutdownSignal(() => proxy.close());
+}
