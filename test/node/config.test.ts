@@ -21,6 +21,8 @@ import { RUST_ONLY_KEYS, TOML_KEYS } from '../../src/node/config/config-keys.js'
 
 const SECRET_RAFT = 'raft-secret-0123456789';
 const SECRET_API = 'api-secret-0123456789';
+/** A backup encryption key: base64 of 32 bytes. */
+const KEY_B64 = Buffer.alloc(32, 7).toString('base64');
 
 function base(overrides: Partial<NodeConfig> = {}): NodeConfig {
   return {
@@ -86,7 +88,12 @@ describe('resolveConfig', () => {
       dbDir: join(resolve('data'), 'state_machine', 'db'),
       dbFile: join(resolve('data'), 'state_machine', 'db', 'hiqlite.db'),
       snapshotsDir: join(resolve('data'), 'state_machine', 'snapshots'),
+      backupsDir: join(resolve('data'), 'state_machine', 'backups'),
+      cacheLogsDir: join(resolve('data'), 'logs_cache'),
+      cacheSnapshotsDir: join(resolve('data'), 'state_machine', 'cache_snapshots'),
     });
+    assert.equal(c.cacheStorageDisk, true);
+    assert.equal(c.sqlite, true);
     assert.equal(c.learnerOnly, false);
     assert.equal(c.logStatements, false);
     assert.deepEqual(c.tls, { raft: null, api: null });
@@ -375,10 +382,10 @@ tls_auto_certificates = true
       { key: 'secret_apy', message: 'unknown key in [hiqlite] (did you mean secret_api?)' },
       { key: 'foo', message: 'unknown key in [hiqlite]' },
     ]);
-    const { warnings } = parseTomlConfig(`${BASE_TOML}\ns3_url = "https://s3"\nenc_keys = ["a/b"]\n`, {});
+    const { warnings } = parseTomlConfig(`${BASE_TOML}\nwal_size = 5\nrate_limit_db_rps = 5\n`, {});
     assert.deepEqual(warnings, [
-      's3_url: a hiqlite (Rust) setting this version does not support; ignored',
-      'enc_keys: a hiqlite (Rust) setting this version does not support; ignored',
+      'wal_size: a hiqlite (Rust) setting this version does not support; ignored',
+      'rate_limit_db_rps: a hiqlite (Rust) setting this version does not support; ignored',
     ]);
   });
 
@@ -496,8 +503,18 @@ describe('environment overrides', () => {
       HQL_TLS_API_CERT: 'ac',
       HQL_TLS_API_KEY: 'ak',
       HQL_TLS_API_CA: 'aa',
+      HQL_BACKUP_CRON: '0 0 3 * * *',
+      HQL_ENC_KEYS: `k1/${KEY_B64}\nk2/${KEY_B64}`,
+      HQL_ENC_KEY_ACTIVE: 'k2',
+      HQL_S3_URL: 'http://127.0.0.1:9000',
+      HQL_S3_BUCKET: 'b',
+      HQL_S3_REGION: 'r',
+      HQL_S3_KEY: 'k',
+      HQL_S3_SECRET: 's',
     };
-    for (const spec of TOML_KEYS.filter((k) => k.kind === 'string' || k.kind === 'nodes')) {
+    for (const spec of TOML_KEYS.filter(
+      (k) => k.kind === 'string' || k.kind === 'strings' || k.kind === 'nodes',
+    )) {
       assert.ok(`HQL_${spec.toml.toUpperCase()}` in env, `${spec.toml} covered`);
     }
     const { config, warnings } = parseTomlConfig(BASE_TOML, env);
@@ -515,6 +532,14 @@ describe('environment overrides', () => {
         raft: { certFile: 'rc', keyFile: 'rk', caFile: 'ra' },
         api: { certFile: 'ac', keyFile: 'ak', caFile: 'aa' },
       },
+      backupCron: '0 0 3 * * *',
+      encKeys: [`k1/${KEY_B64}`, `k2/${KEY_B64}`],
+      encKeyActive: 'k2',
+      s3Url: 'http://127.0.0.1:9000',
+      s3Bucket: 'b',
+      s3Region: 'r',
+      s3Key: 'k',
+      s3Secret: 's',
     });
   });
 
@@ -577,12 +602,12 @@ describe('environment overrides', () => {
 
   test('unsupported Rust variables and unknown HQL_ variables are warnings', () => {
     const { warnings } = parseTomlConfig(BASE_TOML, {
-      HQL_BACKUP_RESTORE: 's3:x',
+      HQL_BACKUP_SKIP_VALIDATION: 'true',
       HQL_SECRET_APII: 'x',
       PATH: '/bin',
     });
     assert.deepEqual(warnings, [
-      'HQL_BACKUP_RESTORE: a hiqlite (Rust) setting this version does not support; ignored',
+      'HQL_BACKUP_SKIP_VALIDATION: a hiqlite (Rust) setting this version does not support; ignored',
       'HQL_SECRET_APII: not a hiqlite setting; ignored (did you mean HQL_SECRET_API?)',
     ]);
   });
@@ -614,12 +639,12 @@ describe('files: loadTomlConfig, generateConfig', () => {
 
   test('loadTomlConfig reads a file and hands warnings to onWarning', () => {
     const path = join(dir, 'single.toml');
-    writeFileSync(path, `${BASE_TOML}\nbackup_cron = "0 30 2 * * * *"\n`);
+    writeFileSync(path, `${BASE_TOML}\nsecrets_file = "x"\n`);
     const warnings: string[] = [];
     const config = loadTomlConfig(path, {}, { onWarning: (m) => warnings.push(m) });
     assert.equal(resolveConfig(config).self.id, 1);
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0] ?? '', /^backup_cron: /);
+    assert.match(warnings[0] ?? '', /^secrets_file: /);
   });
 
   test('problems of a file name the file', () => {

@@ -3,7 +3,8 @@
  * kind, default and range. The validator, the TOML loader and docs/CONFIGURATION.md follow it;
  * a test checks that every key here is documented.
  */
-import type { IntegerKey, NodeConfig } from './config-types.js';
+import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
+import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -88,7 +89,44 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   },
   // From TCP accept to an authenticated connection (TLS, HTTP upgrade and secret handshake).
   { key: 'handshakeTimeoutMs', toml: 'handshake_timeout_ms', default: 5000, min: 1, max: 600_000 },
+  // Backup retention, the Rust project's defaults. The newest backup is never deleted by it.
+  { key: 'backupKeepDays', toml: 'backup_keep_days', default: 30, min: 1, max: 36_500 },
+  { key: 'backupKeepDaysLocal', toml: 'backup_keep_days_local', default: 30, min: 1, max: 36_500 },
+  // The cache group's runtime (the limits of its state machine follow).
+  { key: 'cacheExpireIntervalMs', toml: 'cache_expire_interval_ms', default: 200, min: 1, max: 3_600_000 },
+  {
+    key: 'cacheListenerBufferMax',
+    toml: 'cache_listener_buffer_max',
+    default: 10_000,
+    min: 1,
+    max: 10_000_000,
+  },
+  { key: 'cacheListenersMax', toml: 'cache_listeners_max', default: 10_000, min: 1, max: 1_000_000 },
+  ...cacheLimitSettings(),
 ];
+
+/**
+ * The cache state machine's limits (src/sm/cache/options.ts) as `cache_*` keys: `keyBytesMax`
+ * is `cacheKeyBytesMax` / `cache_key_bytes_max`. They decide the outcome of commands, so every
+ * node of a cluster must use the same values.
+ */
+function cacheLimitSettings(): IntegerSetting[] {
+  return (Object.keys(DEFAULT_CACHE_LIMITS) as Array<keyof CacheLimits>).map((name) => {
+    const [min, max] = CACHE_LIMIT_BOUNDS[name];
+    return {
+      key: cacheLimitKey(name),
+      toml: `cache_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`,
+      default: DEFAULT_CACHE_LIMITS[name],
+      min,
+      max,
+    };
+  });
+}
+
+/** `keyBytesMax` → `cacheKeyBytesMax`. */
+export function cacheLimitKey(name: keyof CacheLimits): CacheLimitKey {
+  return `cache${name[0]?.toUpperCase()}${name.slice(1)}` as CacheLimitKey;
+}
 
 /** Every key `NodeConfig` accepts (unknown keys are an error). */
 export const CONFIG_KEYS: ReadonlySet<keyof NodeConfig> = new Set<keyof NodeConfig>([
@@ -103,10 +141,23 @@ export const CONFIG_KEYS: ReadonlySet<keyof NodeConfig> = new Set<keyof NodeConf
   'learnerOnly',
   'tls',
   'logStatements',
+  'passwordDashboard',
+  'insecureCookie',
+  'backupCron',
+  'encKeys',
+  'encKeyActive',
+  's3Url',
+  's3Bucket',
+  's3Region',
+  's3PathStyle',
+  's3Key',
+  's3Secret',
+  'cacheStorageDisk',
+  'sqlite',
   ...INTEGER_SETTINGS.map((s) => s.key),
 ]);
 
-export type TomlValueKind = 'integer' | 'boolean' | 'string' | 'nodes';
+export type TomlValueKind = 'integer' | 'boolean' | 'string' | 'strings' | 'nodes';
 
 export interface TomlKey {
   readonly toml: string;
@@ -131,6 +182,20 @@ export const TOML_KEYS: readonly TomlKey[] = [
   { toml: 'listen_addr_api', kind: 'string', target: 'listenAddrApi' },
   { toml: 'learner_only', kind: 'boolean', target: 'learnerOnly' },
   { toml: 'log_statements', kind: 'boolean', target: 'logStatements' },
+  { toml: 'password_dashboard', kind: 'string', target: 'passwordDashboard' },
+  { toml: 'insecure_cookie', kind: 'boolean', target: 'insecureCookie' },
+  { toml: 'backup_cron', kind: 'string', target: 'backupCron' },
+  // The Rust project reads these two without the HQL_ prefix.
+  { toml: 'enc_keys', kind: 'strings', target: 'encKeys', envAliases: ['ENC_KEYS'] },
+  { toml: 'enc_key_active', kind: 'string', target: 'encKeyActive', envAliases: ['ENC_KEY_ACTIVE'] },
+  { toml: 's3_url', kind: 'string', target: 's3Url' },
+  { toml: 's3_bucket', kind: 'string', target: 's3Bucket' },
+  { toml: 's3_region', kind: 'string', target: 's3Region' },
+  { toml: 's3_path_style', kind: 'boolean', target: 's3PathStyle' },
+  { toml: 's3_key', kind: 'string', target: 's3Key' },
+  { toml: 's3_secret', kind: 'string', target: 's3Secret' },
+  { toml: 'cache_storage_disk', kind: 'boolean', target: 'cacheStorageDisk' },
+  { toml: 'sqlite', kind: 'boolean', target: 'sqlite' },
   { toml: 'tls_raft_cert', kind: 'string', target: 'tls.raft.certFile' },
   { toml: 'tls_raft_key', kind: 'string', target: 'tls.raft.keyFile' },
   { toml: 'tls_raft_ca', kind: 'string', target: 'tls.raft.caFile' },
@@ -156,24 +221,10 @@ export const RUST_ONLY_KEYS: readonly string[] = [
   'log_sync',
   'wal_sync',
   'wal_size',
-  'cache_storage_disk',
   'raft_config',
   'tls_raft_danger_tls_no_verify',
   'tls_api_danger_tls_no_verify',
   'secrets_file',
-  'backup_cron',
-  'backup_keep_days',
-  'backup_keep_days_local',
-  's3_url',
-  's3_bucket',
-  's3_region',
-  's3_path_style',
-  's3_key',
-  's3_secret',
-  'enc_keys',
-  'enc_key_active',
-  'password_dashboard',
-  'insecure_cookie',
   'rate_limit_cache_rps',
   'rate_limit_cache_burst',
   'rate_limit_db_rps',
@@ -187,7 +238,6 @@ export const RUST_ONLY_ENV: readonly string[] = [
   'HQL_RL_CACHE_BURST',
   'HQL_RL_DB_RPS',
   'HQL_RL_DB_BURST',
-  'HQL_BACKUP_RESTORE',
   'HQL_BACKUP_SKIP_VALIDATION',
   'HQL_DANGER_RAFT_STATE_RESET',
   'HQL_CHECK_WAL_INTEGRITY',

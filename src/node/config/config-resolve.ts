@@ -7,6 +7,8 @@ import { join, resolve } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { nodeId as toNodeId } from '../../raft/types.js';
 import { formatHostPort, hostPortKey, parseBindHost, parseHostPort } from './config-address.js';
+import { checkBackupConfig } from './config-backup.js';
+import { checkDashboardConfig } from './config-dashboard.js';
 import { ConfigProblems, camelCaseNamer, closestKey, describeValue } from './config-errors.js';
 import {
   CONFIG_KEYS,
@@ -55,8 +57,12 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   const listenAddrApi = optionalBindHost(input.listenAddrApi, 'listenAddrApi', problems);
   const learnerOnly = optionalBoolean(input.learnerOnly, 'learnerOnly', problems);
   const logStatements = optionalBoolean(input.logStatements, 'logStatements', problems);
+  const cacheStorageDisk = optionalBoolean(input.cacheStorageDisk, 'cacheStorageDisk', problems);
+  const sqlite = optionalBoolean(input.sqlite, 'sqlite', problems);
   const tls = checkTls(input.tls, problems);
   const limits = checkIntegers(input, problems);
+  const backup = checkBackupConfig(input, problems);
+  const dashboard = checkDashboardConfig(input, problems);
 
   let self: ResolvedNode | undefined;
   if (nodes !== null && nodeId !== null) {
@@ -84,6 +90,9 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   assert(self !== undefined && nodes !== null && nodeId !== null, 'no problems means every part resolved');
   assert(dataDir !== null && secretRaft !== null && secretApi !== null && limits !== null, 'resolved parts');
   assert(filenameDb !== null && learnerOnly !== null && logStatements !== null && tls !== null, 'parts');
+  assert(backup !== null, 'backup settings resolved');
+  assert(dashboard !== null, 'dashboard settings resolved');
+  assert(cacheStorageDisk !== null && sqlite !== null, 'parts');
 
   const stateMachineDir = join(dataDir, 'state_machine');
   const dbDir = join(stateMachineDir, 'db');
@@ -99,6 +108,9 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
       dbDir,
       dbFile: join(dbDir, filenameDb ?? FILENAME_DB_DEFAULT),
       snapshotsDir: join(stateMachineDir, 'snapshots'),
+      backupsDir: join(stateMachineDir, 'backups'),
+      cacheLogsDir: join(dataDir, 'logs_cache'),
+      cacheSnapshotsDir: join(stateMachineDir, 'cache_snapshots'),
     },
     secretRaft,
     secretApi,
@@ -108,6 +120,10 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
     learnerOnly: learnerOnly ?? false,
     tls,
     logStatements: logStatements ?? false,
+    backup,
+    dashboard,
+    cacheStorageDisk: cacheStorageDisk ?? true,
+    sqlite: sqlite ?? true,
     heartbeatIntervalTicks: limits.heartbeatIntervalMs / limits.tickIntervalMs,
     electionTimeoutTicks: limits.electionTimeoutMs / limits.tickIntervalMs,
   };

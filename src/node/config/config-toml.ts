@@ -99,7 +99,7 @@ const KEYS_BY_TARGET = new Map(TOML_KEYS.map((k) => [k.target, k]));
 const RUST_ONLY = new Set(RUST_ONLY_KEYS);
 const RUST_ONLY_VARS = new Set(RUST_ONLY_ENV);
 /** Variables read outside the configuration (the process's log level). */
-const PROCESS_VARS = ['HQL_LOG_LEVEL'];
+const PROCESS_VARS = ['HQL_LOG_LEVEL', 'HQL_BACKUP_RESTORE'];
 const KNOWN_VARS = new Set([
   ...TOML_KEYS.flatMap((k) => [envName(k.toml), ...(k.envAliases ?? [])]),
   ...PROCESS_VARS,
@@ -164,6 +164,7 @@ function readEnv(spec: TomlKey, env: Env, problems: ConfigProblems): Value | nul
     if (raw === undefined || raw === '') continue;
     const parsed = parseEnvValue(spec, raw);
     if (parsed === undefined) {
+      // Only integers and booleans fail to parse: no string value (a secret, a key) is echoed.
       const expected = spec.kind === 'integer' ? 'an integer' : 'true or false';
       problems.addNamed(
         `${spec.toml} (from ${name})`,
@@ -190,6 +191,12 @@ function parseEnvValue(spec: TomlKey, raw: string): unknown {
     }
     case 'string':
       return raw;
+    case 'strings':
+      // enc_keys: newline-separated as in the Rust project (ENC_KEYS), or commas.
+      return raw
+        .split(/[\n,]/)
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
     case 'nodes':
       // Newline-separated as in the Rust project; commas too, for one-line shells and compose files.
       return raw

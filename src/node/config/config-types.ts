@@ -4,6 +4,8 @@
  * Key names, defaults and ranges: docs/CONFIGURATION.md and config-keys.ts.
  */
 import type { NodeId } from '../../raft/types.js';
+import type { ResolvedBackupConfig } from './config-backup.js';
+import type { ResolvedDashboardConfig } from './config-dashboard.js';
 
 /** PEM files. With `caFile` peers are verified against it, without it against Node's default roots. */
 export interface TlsFiles {
@@ -47,6 +49,33 @@ export interface NodeConfig {
   tls?: { raft?: TlsSetting; api?: TlsSetting };
   /** Log SQL statements with their parameters. Off by default: parameters may hold personal data. */
   logStatements?: boolean;
+  /**
+   * Enables the dashboard (`/dashboard` on the API port): the Argon2id PHC string of its
+   * password (`hiqlite hash-password` makes one), or base64 of it as the Rust project writes it.
+   */
+  passwordDashboard?: string;
+  /** The dashboard's session cookie without `__Host-` and `Secure`: plain HTTP away from localhost. */
+  insecureCookie?: boolean;
+  /** When the leader takes scheduled backups (croner, seconds first, local time). Default `0 30 2 * * *`. */
+  backupCron?: string;
+  /** Backups in S3 older than this many days are deleted after each scheduled backup (the newest is kept). */
+  backupKeepDays?: number;
+  /** Local backups older than this many days are deleted after each backup (the newest is kept). */
+  backupKeepDaysLocal?: number;
+  /** Backup encryption keys, `"<id>/<base64 of 32 bytes>"`; keep old ones after a rotation. */
+  encKeys?: string[];
+  /** The id of the key in `encKeys` new backups are encrypted with. */
+  encKeyActive?: string;
+  /** S3 endpoint for backups (`https://host`); with it, the other `s3*` keys are required. */
+  s3Url?: string;
+  s3Bucket?: string;
+  s3Region?: string;
+  /** Path-style URLs (`host/bucket/key`, default) or virtual-hosted (`bucket.host/key`). */
+  s3PathStyle?: boolean;
+  /** S3 access key id. */
+  s3Key?: string;
+  /** S3 secret access key. */
+  s3Secret?: string;
   /** Applied entries since the last snapshot that trigger a new snapshot. */
   logsUntilSnapshot?: number;
   /** Command bytes applied since the last snapshot that trigger a new snapshot. */
@@ -88,7 +117,51 @@ export interface NodeConfig {
   unauthenticatedConnectionsMax?: number;
   /** From TCP accept to an authenticated connection, on both ports. */
   handshakeTimeoutMs?: number;
+  /**
+   * The cache group keeps its log and snapshots on disk (`<dataDir>/logs_cache`,
+   * `<dataDir>/state_machine/cache_snapshots`), so caches survive a full restart. Default true.
+   */
+  cacheStorageDisk?: boolean;
+  /** Run the SQL group (SQLite). False: a cache-only node, no database files. Default true. */
+  sqlite?: boolean;
+  /** How often the cache group's leader checks whether entries expired or leases ended. */
+  cacheExpireIntervalMs?: number;
+  /** Notifications one local listener may have unread before it gets HQL_LAGGED. */
+  cacheListenerBufferMax?: number;
+  /** Local listeners (and remote streams) on this node. */
+  cacheListenersMax?: number;
+  cacheKeyBytesMax?: number;
+  cacheValueBytesMax?: number;
+  cacheHolderIdBytesMax?: number;
+  cacheEntriesPerCacheMax?: number;
+  cacheCachesMax?: number;
+  cacheBytesMax?: number;
+  cacheLocksMax?: number;
+  cacheLockWaitersPerKeyMax?: number;
+  cacheNotificationsRingMax?: number;
+  cacheNotificationsRingBytesMax?: number;
+  cacheSessionsMax?: number;
+  cacheSessionTtlMs?: number;
+  cacheSessionResultsBytesMax?: number;
+  cacheExpireBatchMax?: number;
 }
+
+/** The cache state machine's limits as config keys (config-keys.ts, cacheLimitKey). */
+export type CacheLimitKey =
+  | 'cacheKeyBytesMax'
+  | 'cacheValueBytesMax'
+  | 'cacheHolderIdBytesMax'
+  | 'cacheEntriesPerCacheMax'
+  | 'cacheCachesMax'
+  | 'cacheBytesMax'
+  | 'cacheLocksMax'
+  | 'cacheLockWaitersPerKeyMax'
+  | 'cacheNotificationsRingMax'
+  | 'cacheNotificationsRingBytesMax'
+  | 'cacheSessionsMax'
+  | 'cacheSessionTtlMs'
+  | 'cacheSessionResultsBytesMax'
+  | 'cacheExpireBatchMax';
 
 /** The integer settings that have a default (every one except `nodeId`). */
 export type IntegerKey =
@@ -118,7 +191,13 @@ export type IntegerKey =
   | 'apiSendBufferBytesMax'
   | 'raftConnectionsMax'
   | 'unauthenticatedConnectionsMax'
-  | 'handshakeTimeoutMs';
+  | 'handshakeTimeoutMs'
+  | 'backupKeepDays'
+  | 'backupKeepDaysLocal'
+  | 'cacheExpireIntervalMs'
+  | 'cacheListenerBufferMax'
+  | 'cacheListenersMax'
+  | CacheLimitKey;
 
 /** A host without brackets (`::1`, not `[::1]`), ready for `net.connect` / `server.listen`. */
 export interface HostPort {
@@ -144,6 +223,12 @@ export interface ResolvedPaths {
   readonly dbFile: string;
   /** `<dataDir>/state_machine/snapshots` */
   readonly snapshotsDir: string;
+  /** `<dataDir>/state_machine/backups`: the local backup target. */
+  readonly backupsDir: string;
+  /** `<dataDir>/logs_cache`: the Raft log of the cache group (with `cacheStorageDisk`). */
+  readonly cacheLogsDir: string;
+  /** `<dataDir>/state_machine/cache_snapshots` (with `cacheStorageDisk`). */
+  readonly cacheSnapshotsDir: string;
 }
 
 export interface ResolvedNodeConfig extends Readonly<Record<IntegerKey, number>> {
@@ -164,6 +249,11 @@ export interface ResolvedNodeConfig extends Readonly<Record<IntegerKey, number>>
   readonly learnerOnly: boolean;
   readonly tls: { readonly raft: TlsSetting | null; readonly api: TlsSetting | null };
   readonly logStatements: boolean;
+  /** Schedule, encryption keys and S3 target of backups (retention: `backupKeepDays*`). */
+  readonly backup: ResolvedBackupConfig;
+  readonly dashboard: ResolvedDashboardConfig;
+  readonly cacheStorageDisk: boolean;
+  readonly sqlite: boolean;
   /** `heartbeatIntervalMs / tickIntervalMs`, for the Raft core (which counts ticks). */
   readonly heartbeatIntervalTicks: number;
   /** `electionTimeoutMs / tickIntervalMs`; the core randomizes the timeout in [t, 2t). */

@@ -1,0 +1,97 @@
+/**
+ * The local backup target: files in `<data_dir>/state_machine/backups`. A file is written as
+ * `<name>.partial`, fsynced, renamed and the directory fsynced, so a listed backup is always
+ * whole; leftovers of a crash (`*.partial`) are removed when the target opens.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HiqliteError } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
+import { fsyncDir } from '../storage/atomic-file.js';
+import { backupNotFound } from './backup-errors.js';
+import { parseBackupName } from './names.js';
+import type { BackupObject, BackupTarget, BackupTargetCallOptions } from './target.js';
+
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+export class LocalBackupTarget implements BackupTarget {
+  readonly kind = 'local';
+  readonly description: string;
+
+  private constructor(readonly dir: string) {
+    this.description = `local ${dir}`;
+  }
+
+  static async open(dir: string): Promise<LocalBackupTarget> {
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    for (const name of await readdir(dir)) {
+      if (name.endsWith('.partial') || name.endsWith('.partial-journal'))
+        await rm(join(dir, name), { force: true });
+    }
+    return new LocalBackupTarget(dir);
+  }
+
+  async put(
+    name: string,
+    body: AsyncIterable<Uint8Array>,
+    options: BackupTargetCallOptions = {},
+  ): Promise<BackupObject> {
+    checkName(name);
+    const path = join(this.dir, name);
+    const partial = `${path}.partial`;
+    const fh = await open(partial, 'w', PRIVATE_FILE_MODE);
+    let bytes = 0;
+    try {
+      try {
+        for await (const chunk of body) {
+          if (options.signal?.aborted === true) throw aborted();
+          await fh.write(chunk);
+          bytes += chunk.length;
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(partial, path);
+      await fsyncDir(this.dir);
+    } catch (e) {
+      await rm(partial, { force: true });
+      throw e;
+    }
+    return { name, bytes, modifiedMs: (await stat(path)).mtimeMs };
+  }
+
+  async list(): Promise<BackupObject[]> {
+    const out: BackupObject[] = [];
+    for (const name of await readdir(this.dir)) {
+      if (parseBackupName(name) === null) continue;
+      const s = await stat(join(this.dir, name)).catch(() => null);
+      if (s?.isFile() === true) out.push({ name, bytes: s.size, modifiedMs: s.mtimeMs });
+    }
+    return out;
+  }
+
+  async get(name: string): Promise<AsyncIterable<Uint8Array>> {
+    checkName(name);
+    const path = join(this.dir, name);
+    const s = await stat(path).catch(() => null);
+    if (s === null || !s.isFile()) throw backupNotFound(`no backup '${name}' in ${this.description}`);
+    return createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  async delete(name: string): Promise<void> {
+    checkName(name);
+    await rm(join(this.dir, name), { force: true });
+  }
+}
+
+/** Only backup names (no paths): a name from a request can never reach outside the folder. */
+function checkName(name: string): void {
+  if (parseBackupName(name) === null)
+    throw backupNotFound(`'${name}' is not a backup name (backup_<time>_i<index>_n<node>.hqbak)`);
+}
+
+function aborted(): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', 'the backup upload was aborted', { retryable: true });
+}

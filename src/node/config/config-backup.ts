@@ -1,0 +1,205 @@
+/**
+ * The backup settings of a node configuration: the schedule (`backup_cron`), the encryption keys
+ * (`enc_keys`, `enc_key_active`, as in the Rust project) and the S3 target (`s3_*`). Retention
+ * (`backup_keep_days`, `backup_keep_days_local`) is an integer setting of config-keys.ts.
+ *
+ * No message here ever contains a key or the S3 secret: messages end up in logs.
+ */
+import { Cron } from 'croner';
+import { type ConfigProblems, describeValue } from './config-errors.js';
+
+/** croner syntax: seconds, minutes, hours, day of month, month, day of week (a 7th field, the year, is allowed). */
+export const BACKUP_CRON_DEFAULT = '0 30 2 * * *';
+/** Bytes of one encryption key (AES-256). */
+export const ENC_KEY_BYTES = 32;
+/** Key ids as in the Rust project (cryptr): 2 to 20 ASCII letters and digits. */
+export const ENC_KEY_ID_RE = /^[a-zA-Z0-9]{2,20}$/;
+/** Keys one configuration may list (old keys are kept after a rotation to read old backups). */
+export const ENC_KEYS_MAX = 100;
+
+export interface ResolvedS3Config {
+  /** The endpoint, `https://s3.example.com` (no bucket, no path). */
+  readonly url: string;
+  readonly bucket: string;
+  readonly region: string;
+  /** `https://host/bucket/key` (true) or `https://bucket.host/key` (false). */
+  readonly pathStyle: boolean;
+  /** The access key id. */
+  readonly key: string;
+  readonly secret: string;
+}
+
+export interface ResolvedBackupConfig {
+  /** When scheduled backups run (croner, local time); the leader runs them. */
+  readonly cron: string;
+  /** Key id → 32 key bytes; empty when `enc_keys` is not set (then no backup can be made or read). */
+  readonly encKeys: ReadonlyMap<string, Uint8Array>;
+  /** The id of the key new backups are encrypted with; null without `enc_keys`. */
+  readonly encKeyActive: string | null;
+  /** Null when `s3_url` is not set. */
+  readonly s3: ResolvedS3Config | null;
+}
+
+/** Records every problem of the backup keys of `input`; the resolved settings when there are none. */
+export function checkBackupConfig(
+  input: Record<string, unknown>,
+  problems: ConfigProblems,
+): ResolvedBackupConfig | null {
+  const before = problems.count;
+  const cron = checkCron(input.backupCron, problems);
+  const encKeys = checkEncKeys(input.encKeys, problems);
+  const encKeyActive = checkActiveKey(input.encKeyActive, encKeys, problems);
+  const s3 = checkS3(input, problems);
+  if (s3 !== null && s3 !== undefined && encKeys !== null && encKeys.size === 0 && !problems.has('encKeys')) {
+    problems.add(
+      'encKeys',
+      `is required with ${problems.name('s3Url')}: backups are encrypted before upload`,
+    );
+  }
+  if (problems.count > before || encKeys === null || encKeyActive === undefined || s3 === undefined)
+    return null;
+  return { cron, encKeys, encKeyActive, s3 };
+}
+
+function checkCron(value: unknown, problems: ConfigProblems): string {
+  if (value === undefined) return BACKUP_CRON_DEFAULT;
+  if (typeof value !== 'string' || value.trim().length === 0) {
+    problems.add(
+      'backupCron',
+      `must be a cron pattern such as "${BACKUP_CRON_DEFAULT}", got ${describeValue(value)}`,
+    );
+    return BACKUP_CRON_DEFAULT;
+  }
+  try {
+    new Cron(value, { paused: true }).stop();
+  } catch (e) {
+    problems.add('backupCron', `${describeValue(value)} is not a cron pattern: ${(e as Error).message}`);
+  }
+  return value;
+}
+
+/** null: a problem was recorded. */
+function checkEncKeys(value: unknown, problems: ConfigProblems): Map<string, Uint8Array> | null {
+  const keys = new Map<string, Uint8Array>();
+  if (value === undefined) return keys;
+  if (!Array.isArray(value)) {
+    problems.add('encKeys', 'must be a list of "<id>/<base64 of 32 bytes>" strings');
+    return null;
+  }
+  if (value.length > ENC_KEYS_MAX) {
+    problems.add('encKeys', `lists ${value.length} keys, at most ${ENC_KEYS_MAX} are supported`);
+    return null;
+  }
+  let ok = true;
+  for (let i = 0; i < value.length; i++) {
+    const entry: unknown = value[i];
+    const path = `encKeys[${i}]`;
+    const slash = typeof entry === 'string' ? entry.indexOf('/') : -1;
+    if (typeof entry !== 'string' || slash < 0) {
+      problems.add(path, 'must be "<id>/<base64 of 32 bytes>"');
+      ok = false;
+      continue;
+    }
+    const id = entry.slice(0, slash);
+    const b64 = entry.slice(slash + 1).trim();
+    if (!ENC_KEY_ID_RE.test(id)) {
+      problems.add(path, `key id ${describeValue(id)} must be 2 to 20 letters and digits`);
+      ok = false;
+      continue;
+    }
+    const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64') : Buffer.alloc(0);
+    if (bytes.length !== ENC_KEY_BYTES) {
+      problems.add(path, `key '${id}' must be the base64 of ${ENC_KEY_BYTES} random bytes`);
+      ok = false;
+      continue;
+    }
+    if (keys.has(id)) {
+      problems.add(path, `key id '${id}' is listed twice`);
+      ok = false;
+      continue;
+    }
+    keys.set(id, new Uint8Array(bytes));
+  }
+  return ok ? keys : null;
+}
+
+/** undefined: a problem was recorded. */
+function checkActiveKey(
+  value: unknown,
+  keys: ReadonlyMap<string, Uint8Array> | null,
+  problems: ConfigProblems,
+): string | null | undefined {
+  if (value === undefined) {
+    if (keys !== null && keys.size > 0) {
+      problems.add(
+        'encKeyActive',
+        `is required with ${problems.name('encKeys')}: the id of the key new backups use`,
+      );
+      return undefined;
+    }
+    return null;
+  }
+  if (typeof value !== 'string' || !ENC_KEY_ID_RE.test(value)) {
+    problems.add(
+      'encKeyActive',
+      `must be a key id of ${problems.name('encKeys')}, got ${describeValue(value)}`,
+    );
+    return undefined;
+  }
+  if (keys !== null && !keys.has(value)) {
+    const known = [...keys.keys()].join(', ') || 'none';
+    problems.add('encKeyActive', `'${value}' is not an id of ${problems.name('encKeys')} (ids: ${known})`);
+    return undefined;
+  }
+  return value;
+}
+
+const S3_STRINGS = ['s3Bucket', 's3Region', 's3Key', 's3Secret'] as const;
+
+/** null: no S3 target; undefined: a problem was recorded. */
+function checkS3(
+  input: Record<string, unknown>,
+  problems: ConfigProblems,
+): ResolvedS3Config | null | undefined {
+  const url = input.s3Url;
+  const others = [...S3_STRINGS, 's3PathStyle'] as const;
+  if (url === undefined) {
+    const set = others.filter((k) => input[k] !== undefined);
+    if (set.length === 0) return null;
+    for (const k of set)
+      problems.add(k, `is set but ${problems.name('s3Url')} is not: set it too, or remove this`);
+    return undefined;
+  }
+  let ok = true;
+  if (typeof url !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(url)) {
+    problems.add(
+      's3Url',
+      `must be an http(s) endpoint without a path, like "https://s3.example.com", got ${describeValue(url)}`,
+    );
+    ok = false;
+  }
+  const strings: Partial<Record<(typeof S3_STRINGS)[number], string>> = {};
+  for (const k of S3_STRINGS) {
+    const v = input[k];
+    if (typeof v === 'string' && v.length > 0 && v.length <= 1024) strings[k] = v;
+    else {
+      const got = k === 's3Secret' || v === undefined ? '' : `, got ${describeValue(v)}`;
+      problems.add(k, `is required with ${problems.name('s3Url')}: a non-empty string${got}`);
+      ok = false;
+    }
+  }
+  const pathStyle = input.s3PathStyle;
+  if (pathStyle !== undefined && typeof pathStyle !== 'boolean') {
+    problems.add('s3PathStyle', `must be true or false, got ${describeValue(pathStyle)}`);
+    ok = false;
+  }
+  if (!ok) return undefined;
+  return {
+    url: (url as string).replace(/\/$/, ''),
+    bucket: strings.s3Bucket as string,
+    region: strings.s3Region as string,
+    pathStyle: (pathStyle as boolean | undefined) ?? true,
+    key: strings.s3Key as string,
+    secret: strings.s3Secret as string,
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * A backup file end to end on real SQLite files: a consistent copy (VACUUM INTO on its own
+ * thread), compressed and encrypted into the local target, read back into a checked database;
+ * a damaged stored file changes nothing at the destination.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { backupFileStream, restoreBackupFile } from '../../src/backup/backup-file.js';
+import { copyDatabase } from '../../src/backup/db-copy.js';
+import { LocalBackupTarget } from '../../src/backup/local-target.js';
+import { formatBackupName, parseBackupName } from '../../src/backup/names.js';
+import { HiqliteError } from '../../src/lib/errors.js';
+import { makeTempDir } from '../sm/sql-test-helpers.js';
+import { makeDatabase, pieces, ring } from './helpers.js';
+
+describe('backup file', () => {
+  const tmp = makeTempDir('hq-backup-');
+  const keys = ring('k1');
+  let name = '';
+  let target: LocalBackupTarget;
+  let db: { path: string; index: number };
+  let stored: Buffer;
+
+  before(async () => {
+    db = makeDatabase(join(tmp.dir, 'db'), 5000);
+    target = await LocalBackupTarget.open(join(tmp.dir, 'backups'));
+    const copyPath = join(tmp.dir, 'copy.sqlite');
+    const info = await copyDatabase({ dbPath: db.path, outPath: copyPath, busyTimeoutMs: 1000 });
+    assert.equal(info.logIndex, db.index);
+    name = formatBackupName({ createdMs: Date.UTC(2025, 0, 2, 2, 30), logIndex: info.logIndex, nodeId: 1 });
+    const { body } = backupFileStream({
+      dbPath: copyPath,
+      clusterId: null,
+      logIndex: info.logIndex,
+      logTerm: info.logTerm,
+      schemaVersion: info.schemaVersion,
+      createdMs: Date.UTC(2025, 0, 2, 2, 30),
+      databaseBytes: info.bytes,
+      nodeId: 1,
+      keys: keys.ring,
+      chunkBytes: 16 * 1024,
+    });
+    await target.put(name, body);
+    stored = readFileSync(join(target.dir, name));
+  });
+  after(() => tmp.cleanup());
+
+  test('names carry time, index and node and round-trip; other names are not backups', () => {
+    assert.deepEqual(parseBackupName(name), {
+      createdMs: Date.UTC(2025, 0, 2, 2, 30),
+      logIndex: db.index,
+      nodeId: 1,
+    });
+    assert.match(name, /^backup_20250102T023000\.000Z_i\d+_n1\.hqbak$/);
+    assert.equal(parseBackupName('backup_20251302T023000.000Z_i1_n1.hqbak'), null);
+    assert.equal(parseBackupName('../x'), null);
+  });
+
+  test('the local target lists it; the stored bytes are compressed and reveal no row', async () => {
+    const list = await target.list();
+    assert.deepEqual(
+      list.map((o) => [o.name, o.bytes]),
+      [[name, stored.length]],
+    );
+    assert.ok(stored.length < readFileSync(db.path).length, 'smaller than the database');
+    const plainRow = (
+      new Database(db.path, { readonly: true }).prepare('SELECT v FROM t LIMIT 1').pluck().get() as string
+    ).slice(0, 32);
+    assert.equal(stored.includes(Buffer.from(plainRow)), false);
+  });
+
+  test('restores to a checked database with every row, at the header index', async () => {
+    const out = join(tmp.dir, 'restored.db');
+    const { header } = await restoreBackupFile(await target.get(name), {
+      keys: keys.ring,
+      label: name,
+      outPath: out,
+    });
+    assert.equal(header.logIndex, db.index);
+    const r = new Database(out, { readonly: true });
+    try {
+      assert.equal(r.prepare('SELECT count(*) FROM t').pluck().get(), 5000);
+      assert.equal(r.prepare('SELECT applied_index FROM _hq_meta').pluck().get(), db.index);
+    } finally {
+      r.close();
+    }
+  });
+
+  test('a damaged stored file is refused and leaves nothing at the destination', async () => {
+    const bad = Buffer.from(stored);
+    const at = Math.floor(bad.length / 2);
+    bad[at] = (bad[at] as number) ^ 0x40;
+    const out = join(tmp.dir, 'never.db');
+    await assert.rejects(
+      restoreBackupFile(pieces(bad, 65536), { keys: keys.ring, label: name, outPath: out }),
+      (e: unknown) =>
+        e instanceof HiqliteError &&
+        e.code === 'HQL_BACKUP_CORRUPT' &&
+        /does not authenticate/.test(e.message),
+    );
+    assert.equal(existsSync(out), false);
+    assert.equal(existsSync(`${out}.partial`), false);
+  });
+
+  test('an existing destination is kept when the backup is refused', async () => {
+    const out = join(tmp.dir, 'kept.db');
+    writeFileSync(out, 'old content');
+    await assert.rejects(
+      restoreBackupFile(pieces(stored.subarray(0, stored.length - 100), 65536), {
+        keys: keys.ring,
+        label: name,
+        outPath: out,
+      }),
+      (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_BACKUP_CORRUPT',
+    );
+    assert.equal(readFileSync(out, 'utf8'), 'old content');
+  });
+
+  test('a missing backup is HQL_BACKUP_NOT_FOUND', async () => {
+    await assert.rejects(
+      target.get(formatBackupName({ createdMs: 0, logIndex: 1, nodeId: 1 })),
+      (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_BACKUP_NOT_FOUND',
+    );
+  });
+});
