@@ -167,6 +167,11 @@ export class KvStore {
     }
   }
 
+  /** The earliest expiry in the index (possibly of an entry already gone), or null. */
+  nextExpiryMs(): number | null {
+    return this.expiry.peek()?.atMs ?? null;
+  }
+
   counterGet(group: string, key: string): bigint | null {
     return this.counters.get(group)?.values.get(key) ?? null;
   }

@@ -157,6 +157,11 @@ export class LockTable {
     }
   }
 
+  /** The earliest lease end in the index (possibly of a renewed or released lease), or null. */
+  nextLeaseEndMs(): number | null {
+    return this.leases.peek()?.atMs ?? null;
+  }
+
   get waiting(): number {
     let n = 0;
     for (const s of this.locks.values()) n += s.waiters.length;

@@ -57,7 +57,8 @@ export const DEFAULT_CACHE_LIMITS: CacheLimits = {
   expireBatchMax: 10_000,
 };
 
-const BOUNDS: Record<keyof CacheLimits, readonly [number, number]> = {
+/** Inclusive bounds of every limit (the node's `cache_*` config keys use them too). */
+export const CACHE_LIMIT_BOUNDS: Record<keyof CacheLimits, readonly [number, number]> = {
   keyBytesMax: [1, 64 * KiB],
   valueBytesMax: [0, 32 * MiB],
   holderIdBytesMax: [1, 64 * KiB],
@@ -80,7 +81,7 @@ export function resolveCacheLimits(partial: Partial<CacheLimits> = {}): CacheLim
   const faults: string[] = [];
   for (const [key, value] of Object.entries(partial)) {
     if (value === undefined) continue;
-    const bounds = BOUNDS[key as keyof CacheLimits];
+    const bounds = CACHE_LIMIT_BOUNDS[key as keyof CacheLimits];
     if (bounds === undefined) {
       faults.push(`unknown cache limit '${key}'`);
       continue;

@@ -253,6 +253,18 @@ export class CacheStateMachine {
     return out;
   }
 
+  /**
+   * The earliest log time at which an entry expires or a lease ends, or null when nothing is
+   * due. The leader proposes `expire` once its clock reaches it (an index item may be stale:
+   * the `expire` then removes nothing but drops that item, so the next answer moves on).
+   */
+  nextDeadlineMs(): number | null {
+    const a = this.state.kv.nextExpiryMs();
+    const b = this.state.locks.nextLeaseEndMs();
+    if (a === null) return b;
+    return b === null ? a : Math.min(a, b);
+  }
+
   counterGet(counter: string, key: string): bigint | null {
     return this.state.kv.counterGet(counter, key);
   }
