@@ -48,6 +48,8 @@ export type ErrorCode =
   // Cache state machine
   | 'HQL_CACHE_FULL'
   | 'HQL_CACHE_TOO_LARGE'
+  /** A listener fell behind its bounded buffer (it carries `missed`). */
+  | 'HQL_LAGGED'
   // Backups
   | 'HQL_S3'
   | 'HQL_BACKUP_CORRUPT'

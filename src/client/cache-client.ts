@@ -1,0 +1,443 @@
+/**
+ * The cache API of a client (issue 12): `db.cache(name)`, `db.counter(name)`, `db.notify`,
+ * `db.listen`, `db.lock` / `db.tryLock`, `db.clearCaches()`. Every client builds it on the four
+ * primitives of `CacheOps`, so the embedded node (on its thread or on the caller's), and the
+ * remote client, offer the same API by implementing only those:
+ *
+ * - `cacheWrite(command, options)`: replicate one command of the cache group exactly once (under
+ *   a session) and return its outcome; a command's own failure is thrown as a `CacheError`.
+ * - `cacheRead(read, consistency)`: a read on the node the client talks to (`local`), or after
+ *   a ReadIndex round on the cache group (`linearizable`).
+ * - `cacheLock(request, signal)`: `lockAcquire`, then wait on the node for the grant (FIFO);
+ *   null for a busy try-lock; HQL_TIMEOUT after `waitMs`, HQL_ABORTED on the signal (the node
+ *   withdraws the waiter either way).
+ * - `cacheListen(channel)`: a stream of notifications in log order, ending with a `lagged` item
+ *   when the listener fell too far behind.
+ *
+ * Values are encoded here: any msgpack value, `Uint8Array` included (stored as msgpack binary,
+ * returned as `Uint8Array`), in standard msgpack (no msgpackr records), so that other clients
+ * and the HTTP routes read the same bytes.
+ */
+import { randomUUID } from 'node:crypto';
+import { Packr } from 'msgpackr';
+import { HiqliteError } from '../lib/errors.js';
+import type { ListenItem } from '../node/cache-listeners.js';
+import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
+import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
+
+export type { ListenItem } from '../node/cache-listeners.js';
+export type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
+
+export interface CacheCallOptions {
+  /** Cancels a call that has not been proposed yet (once proposed, a write cannot be taken back). */
+  readonly signal?: AbortSignal;
+  /** Bounded by the node's `proposal_timeout_ms`. */
+  readonly timeoutMs?: number;
+}
+
+import type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-group.js';
+
+export type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-group.js';
+
+/** A stream of notifications (one listener). `next()` is never called twice at once. */
+export interface ListenSource {
+  next(): Promise<ListenItem>;
+  close(): void;
+}
+
+/** What a client implements to get the whole cache API. */
+export interface CacheOps {
+  cacheWrite(command: CacheCommand, options?: CacheCallOptions): Promise<CacheOutcome>;
+  cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue>;
+  cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null>;
+  cacheListen(channel: string | null): ListenSource;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------------
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+
+/** Any msgpack value (a `Uint8Array` becomes msgpack binary). */
+export function encodeCacheValue(value: unknown): Uint8Array {
+  if (value === undefined) {
+    throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be undefined', { retryable: false });
+  }
+  // msgpackr returns a view of its reusable buffer: copy it.
+  return new Uint8Array(packr.pack(value));
+}
+
+export function decodeCacheValue(bytes: Uint8Array): unknown {
+  let v: unknown;
+  try {
+    v = packr.unpack(bytes);
+  } catch (cause) {
+    throw new HiqliteError('HQL_MALFORMED_COMMAND', 'a cache value is not msgpack', {
+      retryable: false,
+      cause,
+    });
+  }
+  // msgpackr decodes binary as a Node Buffer: give back the plain Uint8Array that was stored.
+  if (v instanceof Uint8Array && Object.getPrototypeOf(v) !== Uint8Array.prototype)
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handles
+// ---------------------------------------------------------------------------------------------
+
+export interface CachePutOptions {
+  /** The entry expires this long after the write (in the cluster's log time); none: never. */
+  readonly ttlMs?: number;
+}
+
+export interface CacheGetOptions {
+  /** `local` (default): this node's replica. `linearizable`: everything committed before the call. */
+  readonly consistency?: CacheConsistency;
+}
+
+/** One named cache: `db.cache(name)`. Keys are strings, values any msgpack value. */
+export class CacheHandle<V = unknown> {
+  constructor(
+    private readonly ops: CacheOps,
+    readonly name: string,
+  ) {}
+
+  async put(key: string, value: V, options: CachePutOptions = {}): Promise<void> {
+    await this.ops.cacheWrite({
+      type: 'put',
+      cache: this.name,
+      key,
+      value: encodeCacheValue(value),
+      ...ttl(options),
+    });
+  }
+
+  /** The live value, or null when absent or expired. */
+  async get(key: string, options: CacheGetOptions = {}): Promise<V | null> {
+    const v = await this.ops.cacheRead(
+      { type: 'get', cache: this.name, key },
+      options.consistency ?? 'local',
+    );
+    return v === null ? null : (decodeCacheValue(v as Uint8Array) as V);
+  }
+
+  /** True when a live value was removed. */
+  async delete(key: string): Promise<boolean> {
+    const o = await this.ops.cacheWrite({ type: 'delete', cache: this.name, key });
+    return (o as Extract<CacheOutcome, { type: 'delete' }>).deleted;
+  }
+
+  /** Removes every entry; resolves with how many were removed. */
+  async clear(): Promise<number> {
+    const o = await this.ops.cacheWrite({ type: 'clear', cache: this.name });
+    return (o as Extract<CacheOutcome, { type: 'clear' }>).removed;
+  }
+
+  /** Atomic take: of concurrent callers exactly one gets the value, the others null. */
+  async getRemove(key: string): Promise<V | null> {
+    const o = await this.ops.cacheWrite({ type: 'getRemove', cache: this.name, key });
+    const v = (o as Extract<CacheOutcome, { type: 'getRemove' }>).value;
+    return v === null ? null : (decodeCacheValue(v) as V);
+  }
+
+  /** Stores the value and returns the previous live one (or null). */
+  async replace(key: string, value: V, options: CachePutOptions = {}): Promise<V | null> {
+    const o = await this.ops.cacheWrite({
+      type: 'replace',
+      cache: this.name,
+      key,
+      value: encodeCacheValue(value),
+      ...ttl(options),
+    });
+    const v = (o as Extract<CacheOutcome, { type: 'replace' }>).previous;
+    return v === null ? null : (decodeCacheValue(v) as V);
+  }
+
+  /** Stores the value only if the key has no live value; true when stored (idempotency keys). */
+  async putIfAbsent(key: string, value: V, options: CachePutOptions = {}): Promise<boolean> {
+    const o = await this.ops.cacheWrite({
+      type: 'putIfAbsent',
+      cache: this.name,
+      key,
+      value: encodeCacheValue(value),
+      ...ttl(options),
+    });
+    return (o as Extract<CacheOutcome, { type: 'putIfAbsent' }>).stored;
+  }
+
+  /** The live entries of this node's replica, in insertion order (expired ones left out). */
+  async entries(): Promise<Array<[string, V]>> {
+    const v = (await this.ops.cacheRead({ type: 'entries', cache: this.name }, 'local')) as Array<
+      [string, Uint8Array]
+    >;
+    return v.map(([k, bytes]) => [k, decodeCacheValue(bytes) as V]);
+  }
+}
+
+/** int64 counters of one name: `db.counter(name)`. Adds saturate at the int64 bounds. */
+export class CounterHandle {
+  constructor(
+    private readonly ops: CacheOps,
+    readonly name: string,
+  ) {}
+
+  /** Adds `delta` (a missing key starts at 0); resolves with the new value. */
+  async add(key: string, delta: number | bigint = 1n): Promise<bigint> {
+    const o = await this.ops.cacheWrite({ type: 'counterAdd', counter: this.name, key, delta: int64(delta) });
+    return (o as Extract<CacheOutcome, { type: 'counterAdd' }>).value;
+  }
+
+  /** This node's value, or null when the key has none. */
+  async get(key: string, options: CacheGetOptions = {}): Promise<bigint | null> {
+    const v = await this.ops.cacheRead(
+      { type: 'counterGet', counter: this.name, key },
+      options.consistency ?? 'local',
+    );
+    return v as bigint | null;
+  }
+
+  async set(key: string, value: number | bigint): Promise<void> {
+    await this.ops.cacheWrite({ type: 'counterSet', counter: this.name, key, value: int64(value) });
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const o = await this.ops.cacheWrite({ type: 'counterDelete', counter: this.name, key });
+    return (o as Extract<CacheOutcome, { type: 'counterDelete' }>).deleted;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listen / notify
+// ---------------------------------------------------------------------------------------------
+
+export interface ListenNotification<P = unknown> {
+  readonly channel: string;
+  readonly payload: P;
+  /** The log index of the notify: increasing, the same on every member. */
+  readonly index: number;
+  /** The cluster's log time of the notify (ms since the epoch). */
+  readonly time: number;
+}
+
+/** A listener fell `listener buffer` notifications behind: `missed` were dropped, and it ended. */
+export class LaggedError extends HiqliteError {
+  override readonly name = 'LaggedError';
+  constructor(readonly missed: number) {
+    super(
+      'HQL_LAGGED',
+      `the listener fell behind: ${missed} notifications were dropped (cache_listener_buffer_max); listen again`,
+      { retryable: true },
+    );
+  }
+}
+
+/** `db.listen(channel?)`: notifications in log order, until `return()` (or break) or HQL_LAGGED. */
+export function listenIterator<P = unknown>(
+  source: ListenSource,
+): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
+  let done = false;
+  const it = {
+    async next(): Promise<IteratorResult<ListenNotification<P>>> {
+      if (done) return { done: true, value: undefined };
+      let item: ListenItem;
+      try {
+        item = await source.next();
+      } catch (e) {
+        done = true;
+        source.close();
+        if (e instanceof HiqliteError && e.code === 'HQL_CLOSED') return { done: true, value: undefined };
+        throw e;
+      }
+      if (item.kind === 'lagged') {
+        done = true;
+        source.close();
+        throw new LaggedError(item.missed);
+      }
+      const n = item.notification;
+      return {
+        done: false,
+        value: {
+          channel: n.channel,
+          payload: decodeCacheValue(n.payload) as P,
+          index: n.index,
+          time: n.time,
+        },
+      };
+    },
+    async return(): Promise<IteratorResult<ListenNotification<P>>> {
+      done = true;
+      source.close();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+    async [Symbol.asyncDispose]() {
+      await it.return();
+    },
+  };
+  return it;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------------
+
+export interface LockOptions {
+  /** The lease, renewed automatically at about a third of it while the lock is held. Default 10 s. */
+  readonly leaseMs?: number;
+  /** How long to wait in the queue (HQL_TIMEOUT then); default: until granted or aborted. */
+  readonly waitMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export const LOCK_LEASE_MS_DEFAULT = 10_000;
+
+/**
+ * A held lock. `token` is a fencing token: strictly increasing per key across holders, leaders
+ * and restarts; give it to the resource you guard so that it can refuse a holder whose lease
+ * ran out (`UPDATE … SET fence = :token WHERE … AND fence < :token`).
+ */
+export class DistributedLock implements AsyncDisposable {
+  private timer: NodeJS.Timeout | null = null;
+  private released = false;
+  private readonly lostController = new AbortController();
+  private renewing: Promise<void> | null = null;
+
+  constructor(
+    private readonly ops: CacheOps,
+    readonly key: string,
+    readonly token: number,
+    private readonly leaseMs: number,
+  ) {
+    this.scheduleRenewal();
+  }
+
+  /** Aborted when the lease was lost (a renewal was refused or failed past the lease). */
+  get lost(): AbortSignal {
+    return this.lostController.signal;
+  }
+
+  /** Releases the lock (a no-op once released or lost). */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    await this.renewing;
+    if (this.lostController.signal.aborted) return;
+    await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  private scheduleRenewal(): void {
+    const everyMs = Math.max(1, Math.floor(this.leaseMs / 3));
+    let lastRenewedMs = Date.now();
+    const renew = async () => {
+      try {
+        const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
+        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) lastRenewedMs = Date.now();
+        else this.lose();
+      } catch {
+        // Transient (a leader change): the next round tries again while the lease may still run.
+        if (Date.now() - lastRenewedMs >= this.leaseMs) this.lose();
+      }
+    };
+    const tick = () => {
+      this.timer = null;
+      if (this.released || this.lost.aborted) return;
+      this.renewing = renew().finally(() => {
+        this.renewing = null;
+        if (!this.released && !this.lost.aborted) this.timer = setTimeout(tick, everyMs).unref();
+      });
+    };
+    // Unref'd: a held lock does not keep the process alive; its lease ends in log time.
+    this.timer = setTimeout(tick, everyMs).unref();
+  }
+
+  private lose(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.lostController.abort(
+      new HiqliteError('HQL_TIMEOUT', `the lease of lock '${this.key}' ended`, { retryable: false }),
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API a client mixes in
+// ---------------------------------------------------------------------------------------------
+
+/** The cache methods of a client, built on `ops`. */
+export class CacheApi {
+  constructor(private readonly ops: CacheOps) {}
+
+  cache<V = unknown>(name: string): CacheHandle<V> {
+    return new CacheHandle<V>(this.ops, name);
+  }
+
+  counter(name: string): CounterHandle {
+    return new CounterHandle(this.ops, name);
+  }
+
+  /** Removes every cache (not the counters); resolves with how many entries were removed. */
+  async clearCaches(): Promise<number> {
+    const o = await this.ops.cacheWrite({ type: 'clearAll', counters: false });
+    return (o as Extract<CacheOutcome, { type: 'clearAll' }>).removed;
+  }
+
+  /** Sends a notification to every listener of `channel` on every member; resolves with its log index. */
+  async notify(channel: string, payload: unknown): Promise<number> {
+    const o = await this.ops.cacheWrite({ type: 'notify', channel, payload: encodeCacheValue(payload) });
+    return (o as Extract<CacheOutcome, { type: 'notify' }>).index;
+  }
+
+  /** Notifications of `channel` (or of every channel) applied from now on, in log order. */
+  listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
+    return listenIterator<P>(this.ops.cacheListen(channel ?? null));
+  }
+
+  /** Waits for the lock (first come, first served) and holds it, renewing its lease, until release(). */
+  async lock(key: string, options: LockOptions = {}): Promise<DistributedLock> {
+    const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    const grant = await this.ops.cacheLock(
+      {
+        key,
+        holderId: randomUUID(),
+        leaseMs,
+        ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }),
+      },
+      options.signal,
+    );
+    if (grant === null) {
+      throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
+    }
+    return new DistributedLock(this.ops, key, grant.token, leaseMs);
+  }
+
+  /** The lock if it is free now, else null (never waits in the queue). */
+  async tryLock(key: string, options: { leaseMs?: number } = {}): Promise<DistributedLock | null> {
+    const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
+    return grant === null ? null : new DistributedLock(this.ops, key, grant.token, leaseMs);
+  }
+}
+
+function ttl(options: CachePutOptions): { ttlMs?: number } {
+  return options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
+}
+
+function int64(v: number | bigint): bigint {
+  if (typeof v === 'bigint') return v;
+  if (!Number.isSafeInteger(v)) {
+    throw new HiqliteError('HQL_INVALID_PARAMS', `a counter value must be an integer, got ${v}`, {
+      retryable: false,
+    });
+  }
+  return BigInt(v);
+}

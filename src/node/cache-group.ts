@@ -1,0 +1,561 @@
+/**
+ * The cache Raft group of a node (issue 12): the same `RaftGroup` runtime and transport as the
+ * SQL group, with `CacheStateMachine` (src/sm/cache) as its state machine. Its log lives under
+ * `<dataDir>/logs_cache` and its snapshots under `<dataDir>/state_machine/cache_snapshots`, or,
+ * with `cache_storage_disk = false`, in memory (a memory log store and `MemorySnapshotStore`):
+ * then nothing touches the disk, and a restarted node has no Raft state for this group and
+ * rejoins it as a new learner.
+ *
+ * This is the node-side surface the client API (embedded, worker thread, remote, HTTP) calls:
+ * `write` (replicated, exactly once), `proposeBytes` (prepared bytes, forwarded to the leader if
+ * need be), local reads (`get`, `entries`, `counterGet`), `readBarrier` (linearizable),
+ * `subscribe` (listen, bounded) and `lock` (acquire and wait for the grant).
+ *
+ * Time: every command carries the wall clock of the node that proposes it to the Raft core. A
+ * command forwarded by a follower is stamped again by the leader (`proposeHere`), so the log
+ * clock follows the leaders' clocks (made monotonic by the state machine). The leader proposes
+ * `expire` once its clock passes the earliest expiry or lease end (checked every
+ * `cache_expire_interval_ms`), and again at once while the state machine says more are due.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { HiqliteError } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
+import { Prng } from '../lib/prng.js';
+import { commandBytesMaxFor } from '../protocol/entry-codec.js';
+import type { LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
+import { type CacheCommand, decodeCacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
+import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
+import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
+import { openFileLogStore } from '../storage/file-log-store.js';
+import type { LogStore } from '../storage/log-store.js';
+import { MemoryLogStore } from '../storage/memory-log-store.js';
+import { NotificationHub, type Subscription } from './cache-listeners.js';
+import { LockWaiters } from './cache-locks.js';
+import type { ResolvedNodeConfig } from './config/config.js';
+import { cacheLimitKey } from './config/config-keys.js';
+import { MemorySnapshotStore } from './memory-snapshot-store.js';
+import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js';
+import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
+import { SessionPool } from './session-pool.js';
+import { SnapshotStore } from './snapshot-store.js';
+
+export type { Subscription } from './cache-listeners.js';
+
+export interface CacheWriteOptions {
+  /** Default and upper bound: `proposal_timeout_ms`. */
+  readonly timeoutMs?: number;
+  /** Checked before the command is proposed (once proposed it cannot be taken back). */
+  readonly signal?: AbortSignal;
+}
+
+/** A read served by the node a client talks to (local, or after a ReadIndex round). */
+export type CacheRead =
+  | { readonly type: 'get'; readonly cache: string; readonly key: string }
+  | { readonly type: 'entries'; readonly cache: string }
+  | { readonly type: 'counterGet'; readonly counter: string; readonly key: string };
+
+/** `get`: the value or null; `entries`: [key, value] pairs; `counterGet`: the count or null. */
+export type CacheReadValue = Uint8Array | null | Array<[string, Uint8Array]> | bigint;
+
+export type CacheConsistency = 'local' | 'linearizable';
+
+export interface CacheGroupDeps {
+  readonly cfg: ResolvedNodeConfig;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Sends prepared bytes to the leader's `proposeHere` (the API port's `propose`, group cache). */
+  readonly forward: (
+    leader: NodeId,
+    data: Uint8Array,
+    timeoutMs: number,
+  ) => Promise<{ index: number; result: CacheResult }>;
+  /** The error for "no leader known", telling a partition from a quorum loss. */
+  readonly noLeaderError: (membership: Membership) => HiqliteError;
+  readonly onFatal: (e: Error) => void;
+}
+
+export interface CacheGroupMetrics {
+  readonly stats: CacheStats;
+  readonly listeners: number;
+  /** Notifications buffered for local listeners, not yet taken. */
+  readonly listenerLag: number;
+  readonly lockWaits: number;
+}
+
+export class CacheGroup {
+  readonly sm: CacheStateMachine;
+  private raft!: RaftGroup;
+  private readonly hub: NotificationHub;
+  private readonly waiters: LockWaiters;
+  private readonly sessions: SessionPool;
+  private expireTimer: TimerHandle | null = null;
+  private expiring = false;
+  private closed = false;
+  /** The end of the log found at start: entries up to it are replayed, their hooks not reported. */
+  private replayedTo = 0;
+
+  private constructor(
+    private readonly d: CacheGroupDeps,
+    private readonly logStore: LogStore,
+    readonly snapshots: GroupSnapshotStore,
+    /** True when this node holds no state of the group (it joins, or bootstraps it). */
+    readonly fresh: boolean,
+  ) {
+    const { cfg } = d;
+    this.sm = new CacheStateMachine({
+      limits: Object.fromEntries(
+        (
+          [
+            'keyBytesMax',
+            'valueBytesMax',
+            'holderIdBytesMax',
+            'entriesPerCacheMax',
+            'cachesMax',
+            'bytesMax',
+            'locksMax',
+            'lockWaitersPerKeyMax',
+            'notificationsRingMax',
+            'notificationsRingBytesMax',
+            'sessionsMax',
+            'sessionTtlMs',
+            'sessionResultsBytesMax',
+            'expireBatchMax',
+          ] as const
+        ).map((name) => [name, cfg[cacheLimitKey(name)]]),
+      ),
+      hooks: {
+        onNotification: (n) => {
+          if (n.index > this.replayedTo) this.hub.publish(n);
+        },
+        onLockGranted: (g) => this.waiters.granted(g),
+      },
+    });
+    this.replayedTo = logStore.lastIndex();
+    this.hub = new NotificationHub(
+      () => Math.max(this.replayedTo, this.sm.appliedIndex()),
+      (afterSeq, max) => this.sm.notificationsAfter(afterSeq, max),
+      cfg.cacheListenersMax,
+    );
+    this.waiters = new LockWaiters({
+      clock: d.clock,
+      write: (c, timeoutMs) => this.write(c, timeoutMs === undefined ? {} : { timeoutMs }),
+      view: (key) => this.sm.lock(key),
+    });
+    this.sessions = new SessionPool(`c${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
+  }
+
+  /**
+   * Opens the group's storage. On disk, state that cannot be trusted (the term and vote are lost
+   * but entries remain, or the log was compacted behind a snapshot that is gone) is discarded:
+   * the node then rejoins the group as a new learner, as for the SQL group.
+   */
+  static async open(d: CacheGroupDeps): Promise<CacheGroup> {
+    const { cfg } = d;
+    if (!cfg.cacheStorageDisk) {
+      const store = new MemoryLogStore({ entryBytesMax: cfg.entryBytesMax });
+      return new CacheGroup(d, store, new MemorySnapshotStore(), true);
+    }
+    const dirs = cfg.paths;
+    await mkdir(dirs.cacheLogsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    const logOptions = { entryBytesMax: cfg.entryBytesMax };
+    let opened = await openFileLogStore(dirs.cacheLogsDir, logOptions);
+    if (opened.report.tornTail !== null)
+      d.log.warn({ tornTail: opened.report.tornTail, group: 'cache' }, 'cut a torn tail off the Raft log');
+    let snapshots = await SnapshotStore.open(dirs.cacheSnapshotsDir);
+    const hasData = opened.store.lastIndex() > 0 || snapshots.latest() !== null;
+    const lost =
+      opened.hardState === null && hasData
+        ? 'the Raft hard state is lost but data remains'
+        : lostLocalState(opened.store, snapshots, 0 as LogIndex);
+    if (lost !== null) {
+      d.log.warn({ reason: lost, group: 'cache' }, 'discarding the cache group state and rejoining it');
+      await opened.store.close();
+      await rm(dirs.cacheLogsDir, { recursive: true, force: true });
+      await rm(dirs.cacheSnapshotsDir, { recursive: true, force: true });
+      await mkdir(dirs.cacheLogsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      opened = await openFileLogStore(dirs.cacheLogsDir, logOptions);
+      snapshots = await SnapshotStore.open(dirs.cacheSnapshotsDir);
+    }
+    const fresh = opened.hardState === null && opened.store.lastIndex() === 0 && snapshots.latest() === null;
+    return new CacheGroup(d, opened.store, snapshots, fresh);
+  }
+
+  /** Starts the Raft group (after `open`), with `initialMembership` if it has no state. */
+  async start(initialMembership: Membership, transport: GroupTransport): Promise<void> {
+    const { cfg, clock } = this.d;
+    const memory = this.snapshots instanceof MemorySnapshotStore ? this.snapshots : null;
+    const stateMachine: GroupStateMachine = memory === null ? this.sm : memorySnapshotting(this.sm, memory);
+    this.raft = await RaftGroup.open({
+      group: 'cache',
+      raft: {
+        id: cfg.nodeId,
+        electionTimeoutTicks: cfg.electionTimeoutTicks,
+        heartbeatIntervalTicks: cfg.heartbeatIntervalTicks,
+        preVote: true,
+        checkQuorum: true,
+        inflightMessagesMax: cfg.inflightMessagesMax,
+        inflightBytesMax: cfg.inflightBytesMax,
+        appendBytesMax: cfg.appendBytesMax,
+        uncommittedEntriesMax: cfg.uncommittedEntriesMax,
+        uncommittedBytesMax: cfg.uncommittedBytesMax,
+        commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
+        pendingReadsMax: 100_000,
+        random: new Prng(randomInt(0, 2 ** 32)),
+      },
+      initialMembership,
+      tickIntervalMs: cfg.tickIntervalMs,
+      logStore: this.logStore,
+      snapshots: this.snapshots,
+      stateMachine,
+      transport,
+      clock,
+      snapshotEntriesThreshold: cfg.logsUntilSnapshot,
+      snapshotCostRatioMax: 8,
+      snapshotBytesThreshold: cfg.logBytesUntilSnapshot,
+      snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
+      applyQueueEntriesMax: 100_000,
+      logger: this.d.log,
+      onFatal: this.d.onFatal,
+    });
+    this.raft.onLeaderChange((s) =>
+      this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed'),
+    );
+    this.scheduleExpire();
+  }
+
+  /** The Raft group (membership, status, snapshots): for formation and metrics in HiqliteNode. */
+  get group(): RaftGroup {
+    return this.raft;
+  }
+
+  /** Whether the Raft group runs (messages that arrive before are dropped: Raft resends). */
+  get running(): boolean {
+    return this.raft !== undefined && !this.closed;
+  }
+
+  receive(m: Message): void {
+    if (this.running) this.raft.receive(m);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    if (this.running) this.raft.reportUnreachable(id);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Replicates one command under a session of this node, so a retry after a leader change is
+   * applied once; resolves with its log index and result (a command's own failure, such as
+   * HQL_CACHE_FULL, is a result, not a rejection).
+   */
+  async write(
+    command: CacheCommand,
+    options: CacheWriteOptions = {},
+  ): Promise<{ index: number; result: CacheResult }> {
+    this.checkOpen();
+    if (options.signal?.aborted === true) throw abortedError();
+    const { lane, seq } = this.sessions.acquire();
+    try {
+      const data = encodeCacheCommand({
+        nowMs: this.d.clock.wallMs(),
+        session: { clientId: lane.clientId, seq },
+        command,
+      });
+      const timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
+      return await this.proposeBytes(data, timeoutMs);
+    } finally {
+      this.sessions.release(lane);
+    }
+  }
+
+  /** write() that throws the command's own error (a CacheError) and returns its outcome. */
+  async writeOk(command: CacheCommand, options: CacheWriteOptions = {}): Promise<CacheOutcome> {
+    const { result } = await this.write(command, options);
+    if (!result.ok) throw cacheErrorOf(result);
+    return result.value;
+  }
+
+  /**
+   * Proposes encoded command bytes (`encodeCacheCommand`) on the leader, here or forwarded,
+   * retrying what is safe to retry until `timeoutMs`. Bytes with a session are retried even when
+   * an attempt's outcome was unknown (the state machine answers a duplicate with its result).
+   */
+  async proposeBytes(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
+    this.checkOpen();
+    const bytesMax = commandBytesMaxFor(this.d.cfg.entryBytesMax);
+    if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
+    const { clock } = this.d;
+    const deadline = clock.monotonicMs() + timeoutMs;
+    let lastError: HiqliteError | null = null;
+    let maybeProposed = false;
+    for (let attempt = 0; clock.monotonicMs() < deadline; attempt++) {
+      const s = this.raft.status();
+      const remaining = Math.max(1, deadline - clock.monotonicMs());
+      try {
+        if (s.role === 'leader') return await this.proposeHere(data, remaining);
+        if (s.leaderId !== null) {
+          try {
+            const out = await this.d.forward(s.leaderId, data, remaining);
+            const result = reviveForwarded(out.result);
+            // Read-your-writes: a local read after the write sees it (bounded; it is applied anyway).
+            await this.raft
+              .waitForApplied(out.index as LogIndex, {
+                timeoutMs: Math.max(1, Math.min(this.d.cfg.readTimeoutMs, deadline - clock.monotonicMs())),
+              })
+              .catch(() => {});
+            return { index: out.index, result };
+          } catch (e) {
+            if (!(e instanceof HiqliteError) || e.code !== 'HQL_NOT_LEADER') maybeProposed = true;
+            throw e;
+          }
+        }
+        lastError = this.d.noLeaderError(s.membership);
+      } catch (e) {
+        if (!(e instanceof HiqliteError)) throw e;
+        if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
+        else if (!e.retryable || this.closed) throw e;
+        lastError = e;
+      }
+      await sleep(
+        Math.max(
+          0,
+          Math.min(
+            this.d.cfg.heartbeatIntervalMs,
+            20 * 2 ** Math.min(attempt, 5),
+            deadline - clock.monotonicMs(),
+          ),
+        ),
+      );
+    }
+    if (!maybeProposed) throw lastError ?? this.d.noLeaderError(this.raft.status().membership);
+    if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
+    throw new HiqliteError(
+      'HQL_OUTCOME_UNKNOWN',
+      `the cache write may or may not have been applied: no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
+      { retryable: false, cause: lastError },
+    );
+  }
+
+  /**
+   * Leader only: proposes the bytes here, never forwarding them (a forwarded proposal, or a
+   * client's bytes). The command's time is replaced by this node's clock: time in the group is
+   * the leaders', never a client's.
+   */
+  async proposeHere(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
+    this.checkOpen();
+    const envelope = decodeCacheCommand(data);
+    const stamped = encodeCacheCommand({ ...envelope, nowMs: this.d.clock.wallMs() });
+    const out = await this.raft.propose(stamped, {
+      timeoutMs: Math.min(timeoutMs, this.d.cfg.proposalTimeoutMs),
+    });
+    return { index: out.index, result: out.result as CacheResult };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads, listeners, locks
+  // ---------------------------------------------------------------------------------------------
+
+  /** The live value on this replica (expiry judged by the log clock or this node's, the later). */
+  get(cache: string, key: string): Uint8Array | null {
+    return this.sm.get(cache, key, this.d.clock.wallMs());
+  }
+
+  entries(cache: string): Array<[string, Uint8Array]> {
+    return this.sm.entries(cache, this.d.clock.wallMs());
+  }
+
+  counterGet(counter: string, key: string): bigint | null {
+    return this.sm.counterGet(counter, key);
+  }
+
+  /** One read of this replica; `linearizable` first waits for a ReadIndex round (read_timeout_ms). */
+  read(read: CacheRead, consistency: CacheConsistency = 'local'): CacheReadValue | Promise<CacheReadValue> {
+    if (consistency === 'linearizable')
+      return this.readBarrier(this.d.cfg.readTimeoutMs).then(() => this.read(read));
+    switch (read.type) {
+      case 'get':
+        return this.get(read.cache, read.key);
+      case 'entries':
+        return this.entries(read.cache);
+      case 'counterGet':
+        return this.counterGet(read.counter, read.key);
+    }
+  }
+
+  /** Waits until a read here is linearizable (ReadIndex on the cache group), across leader changes. */
+  async readBarrier(timeoutMs: number): Promise<void> {
+    this.checkOpen();
+    const { clock } = this.d;
+    const deadline = clock.monotonicMs() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.raft.readBarrier({ timeoutMs: Math.max(1, deadline - clock.monotonicMs()) });
+        return;
+      } catch (e) {
+        if (!(e instanceof HiqliteError) || !e.retryable || clock.monotonicMs() >= deadline) throw e;
+      }
+      await sleep(Math.min(this.d.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+
+  /**
+   * Listens to notifications applied from now on (or held after `afterSeq`), on one channel or
+   * all, with a buffer of `bufferMax` (default `cache_listener_buffer_max`).
+   */
+  subscribe(options: { channel: string | null; afterSeq?: number; bufferMax?: number }): Subscription {
+    this.checkOpen();
+    return this.hub.subscribe({
+      channel: options.channel,
+      bufferMax: options.bufferMax ?? this.d.cfg.cacheListenerBufferMax,
+      ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }),
+    });
+  }
+
+  /**
+   * Acquires a lock for `holderId` (unique per attempt; a retry with the same id is the same
+   * attempt): resolves with the grant once it is this holder's turn, null when `waitMs` is 0 and
+   * the lock is held (try-lock). HQL_TIMEOUT when `waitMs` passes, HQL_ABORTED on `signal`: the
+   * waiter is withdrawn from the queue first (lockCancel).
+   */
+  lock(
+    request: { key: string; holderId: string; leaseMs: number; waitMs?: number },
+    signal?: AbortSignal,
+  ): Promise<{ token: number; expiresAtMs: number } | null> {
+    this.checkOpen();
+    return this.waiters.acquire(request, signal);
+  }
+
+  metrics(): CacheGroupMetrics {
+    return {
+      stats: this.sm.stats(),
+      listeners: this.hub.size,
+      listenerLag: this.hub.buffered(),
+      lockWaits: this.waiters.size,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Snapshots on the wire (memory storage has no files)
+  // ---------------------------------------------------------------------------------------------
+
+  /** The bytes of a stored snapshot, to stream to a peer. */
+  snapshotChunks(
+    path: string,
+    fileChunks: (path: string) => AsyncIterable<Uint8Array>,
+  ): AsyncIterable<Uint8Array> {
+    return this.snapshots instanceof MemorySnapshotStore ? this.snapshots.chunks(path) : fileChunks(path);
+  }
+
+  /** A snapshot streamed by the leader: stored, then handed to the Raft core. */
+  async receiveSnapshot(
+    meta: Extract<Message, { type: 'snapshot' }>,
+    chunks: AsyncIterable<Uint8Array>,
+    toFile: (path: string, chunks: AsyncIterable<Uint8Array>) => Promise<void>,
+  ): Promise<void> {
+    const path = this.snapshots.tempPath();
+    if (this.snapshots instanceof MemorySnapshotStore) {
+      for await (const chunk of chunks) this.snapshots.append(path, new Uint8Array(chunk));
+    } else {
+      await toFile(path, chunks);
+    }
+    this.raft.receiveSnapshot(meta, path);
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.expireTimer !== null) this.d.clock.clearTimer(this.expireTimer);
+    const err = new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+    this.hub.closeAll(err);
+    this.waiters.closeAll(err);
+    if (this.raft !== undefined) await this.raft.close({ timeoutMs });
+    else await this.logStore.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Expiry
+  // ---------------------------------------------------------------------------------------------
+
+  private scheduleExpire(): void {
+    if (this.closed) return;
+    this.expireTimer = this.d.clock.setTimer(
+      () => {
+        this.expireTimer = null;
+        void this.expireDue().finally(() => this.scheduleExpire());
+      },
+      this.d.cfg.cacheExpireIntervalMs,
+      { keepAlive: false },
+    );
+  }
+
+  /** Leader: proposes `expire` while entries or leases are due by this node's clock. */
+  private async expireDue(): Promise<void> {
+    if (this.expiring || this.closed) return;
+    this.expiring = true;
+    try {
+      // Bounded: each round removes up to expireBatchMax entries or stale index items.
+      for (let round = 0; round < 100; round++) {
+        if (this.raft.status().role !== 'leader') return;
+        const due = this.sm.nextDeadlineMs();
+        if (due === null || due > this.d.clock.wallMs()) return;
+        const data = encodeCacheCommand({ nowMs: this.d.clock.wallMs(), command: { type: 'expire' } });
+        await this.proposeHere(data, this.d.cfg.proposalTimeoutMs);
+      }
+    } catch (e) {
+      if (!(e instanceof HiqliteError)) this.d.log.warn({ err: String(e) }, 'cache expiry failed');
+    } finally {
+      this.expiring = false;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+  }
+}
+
+/**
+ * A result that crossed the API protocol: msgpack gives small int64 counter values back as
+ * numbers; the API promises bigint.
+ */
+function reviveForwarded(r: CacheResult): CacheResult {
+  if (!r.ok) return r;
+  const v = r.value;
+  if ((v.type === 'counterAdd' || v.type === 'counterGet') && typeof v.value === 'number')
+    return { ok: true, value: { ...v, value: BigInt(v.value) } } as CacheResult;
+  return r;
+}
+
+/** The state machine with its snapshots in a MemorySnapshotStore instead of files. */
+function memorySnapshotting(sm: CacheStateMachine, store: MemorySnapshotStore): GroupStateMachine {
+  return {
+    appliedIndex: () => sm.appliedIndex(),
+    apply: (entries, wanted) => sm.apply(entries, wanted),
+    sizeBytes: () => sm.sizeBytes(),
+    snapshot: (path) =>
+      sm.writeSnapshot((chunk) => {
+        // A chunk may be a small view of a 1 MiB buffer: keep only its bytes.
+        store.append(path, chunk.byteLength * 2 < chunk.buffer.byteLength ? chunk.slice() : chunk);
+      }),
+    restore: (path: string, meta: SnapshotMeta) => sm.restoreFrom(store.chunks(path), meta),
+    reset: () => sm.reset(),
+    close: () => sm.close(),
+  };
+}
+
+function cacheErrorOf(result: Extract<CacheResult, { ok: false }>): HiqliteError {
+  return cacheErrorFromInfo(result.error);
+}
+
+function abortedError(): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,69 @@
+/**
+ * Snapshots of a group that keeps nothing on disk (`cache_storage_disk = false`). A "path" is a
+ * key into this store's memory: the state machine writes a snapshot into it chunk by chunk
+ * (`append`), the transport streams one out of it (`chunks`) and a receiving stream writes one
+ * into it. Only the newest committed snapshot and the one before it are kept (as the file store
+ * does), so at most two snapshots plus the ones being written or received are held.
+ */
+import { assert } from '../lib/assert.js';
+import type { SnapshotMeta } from '../raft/types.js';
+import type { GroupSnapshotStore, StoredSnapshot } from './seams.js';
+
+const KEEP = 2;
+const PREFIX = 'memory-snapshot:';
+
+export class MemorySnapshotStore implements GroupSnapshotStore {
+  private readonly blobs = new Map<string, Uint8Array[]>();
+  private snapshots: StoredSnapshot[] = [];
+  private seq = 0;
+
+  latest(): StoredSnapshot | null {
+    return this.snapshots[this.snapshots.length - 1] ?? null;
+  }
+
+  tempPath(): string {
+    const path = `${PREFIX}${++this.seq}`;
+    this.blobs.set(path, []);
+    return path;
+  }
+
+  /** Adds a chunk to the snapshot being written at `path`. */
+  append(path: string, chunk: Uint8Array): void {
+    const blob = this.blobs.get(path);
+    assert(blob !== undefined, `memory snapshot ${path} was never opened`);
+    blob.push(chunk);
+  }
+
+  /** The bytes of the snapshot at `path`, chunk by chunk. */
+  async *chunks(path: string): AsyncIterable<Uint8Array> {
+    const blob = this.blobs.get(path);
+    assert(blob !== undefined, `memory snapshot ${path} is gone`);
+    for (const chunk of blob) yield chunk;
+  }
+
+  /** Bytes held, committed and in progress. */
+  bytes(): number {
+    let n = 0;
+    for (const blob of this.blobs.values()) for (const c of blob) n += c.byteLength;
+    return n;
+  }
+
+  async commit(tempPath: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
+    assert(this.blobs.has(tempPath), `memory snapshot ${tempPath} to commit is gone`);
+    const stored: StoredSnapshot = { meta, path: tempPath };
+    for (const s of this.snapshots.filter((s) => s.meta.index === meta.index)) this.blobs.delete(s.path);
+    this.snapshots = this.snapshots.filter((s) => s.meta.index !== meta.index);
+    this.snapshots.push(stored);
+    this.snapshots.sort((a, b) => a.meta.index - b.meta.index);
+    while (this.snapshots.length > KEEP) {
+      const old = this.snapshots.shift() as StoredSnapshot;
+      this.blobs.delete(old.path);
+    }
+    return stored;
+  }
+
+  async discard(path: string): Promise<void> {
+    if (this.snapshots.some((s) => s.path === path)) return;
+    this.blobs.delete(path);
+  }
+}
