@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, HiqliteError, SqlError } from '../../src/index.js';
+import { CLIENT_SESSION_PREFIX } from '../../src/sm/sql/client-proposal.js';
+import { prepareForProposal } from '../../src/sm/sql/determinism.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
 import { SECRET_API, TestCluster } from '../cluster/harness.js';
 import { Proxies, type ProxyProcess } from './proxy-harness.js';
@@ -23,6 +25,31 @@ async function json(
     signal: AbortSignal.timeout(15_000),
   });
   return { status: res.status, body: (await res.json()) as never };
+}
+
+/** A binary-protocol connection to `proxy`, as a remote client opens it. */
+function openVia(proxy: ProxyProcess): Promise<ApiConnection> {
+  return ApiConnection.open({
+    host: '127.0.0.1',
+    port: proxy.port,
+    secret: SECRET_API,
+    localId: REMOTE_CLIENT_ID,
+    connectTimeoutMs: 3000,
+    frameBytesMax: 1 << 20,
+    inflightMax: 16,
+  });
+}
+
+/** Proposes prepared command bytes through `proxy`: the answer's value. */
+async function proposeVia(proxy: ProxyProcess, data: Uint8Array): Promise<unknown> {
+  const conn = await openVia(proxy);
+  try {
+    const r = await conn.request({ op: 'propose', group: 'sql', data, timeoutMs: 10_000 }, 15_000);
+    assert.ok(r.ok, JSON.stringify(r));
+    return r.value;
+  } finally {
+    conn.close();
+  }
 }
 
 describe('the proxy in front of a 3-node cluster', () => {
@@ -74,15 +101,7 @@ describe('the proxy in front of a 3-node cluster', () => {
   });
 
   test('the proxy answers `leader` with its own address, and refuses membership requests', async () => {
-    const conn = await ApiConnection.open({
-      host: '127.0.0.1',
-      port: a.port,
-      secret: SECRET_API,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 3000,
-      frameBytesMax: 1 << 20,
-      inflightMax: 16,
-    });
+    const conn = await openVia(a);
     try {
       const r = await conn.request({ op: 'leader' }, 10_000);
       assert.ok(r.ok);
@@ -152,9 +171,25 @@ describe('the proxy in front of a 3-node cluster', () => {
       await viaA.execute('CREATE TABLE side (id INTEGER PRIMARY KEY)');
       const w = await viaBoth.execute('INSERT INTO side (id) VALUES (1)');
       assert.deepEqual(await viaA.query('SELECT id FROM side', [], { minIndex: w.logIndex }), [{ id: 1 }]);
+      // A client's retry of a proposal, through another proxy: the same bytes (session and
+      // sequence number) are answered with the original result and applied once.
+      const data = prepareForProposal(
+        {
+          type: 'execute',
+          sql: 'INSERT INTO side (id) SELECT max(id) + 100 FROM side',
+          params: [],
+          returning: false,
+        },
+        { nowMs: Date.now(), seed: 1, session: { clientId: `${CLIENT_SESSION_PREFIX}proxy-test`, seq: 1 } },
+      );
+      const first = (await proposeVia(a, data)) as { result: unknown };
+      const again = (await proposeVia(b, data)) as { result: unknown };
+      // The duplicate is a log entry of its own; the state machine answers it with the original result.
+      assert.deepEqual(again.result, first.result);
+      assert.deepEqual(await viaA.queryConsistent('SELECT id FROM side WHERE id > 100'), [{ id: 101 }]);
       await b.kill();
       const w2 = await viaBoth.execute('INSERT INTO side (id) VALUES (2)');
-      assert.deepEqual(await viaA.queryConsistent('SELECT count(*) AS n FROM side'), [{ n: 2 }]);
+      assert.deepEqual(await viaA.queryConsistent('SELECT count(*) AS n FROM side'), [{ n: 3 }]);
       assert.ok(w2.logIndex > w.logIndex);
     } finally {
       await viaA.close();
