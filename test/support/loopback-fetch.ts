@@ -1,8 +1,8 @@
 /**
  * A `fetch` that sends every request to one port of 127.0.0.1 whatever the URL's host name, with
  * the URL's host in the Host header: virtual-hosted S3 names (`bucket.s3.test`) reach the fake S3
- * without DNS. Enough of fetch for the S3 client: method, headers, a byte body, signal, streaming
- * answer body.
+ * without DNS. Enough of fetch for the S3 client: method, headers, a byte or stream body, signal,
+ * streaming answer body.
  */
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
@@ -15,8 +15,8 @@ export function loopbackFetch(port: number): typeof fetch {
       new Headers(init?.headers).forEach((v, k) => {
         headers[k] = v;
       });
-      const body = init?.body as Uint8Array | undefined;
-      if (body !== undefined) headers['content-length'] = String(body.byteLength);
+      const body = init?.body as Uint8Array | ReadableStream<Uint8Array> | undefined;
+      if (body instanceof Uint8Array) headers['content-length'] = String(body.byteLength);
       const method = init?.method ?? 'GET';
       const req = request(
         {
@@ -40,6 +40,8 @@ export function loopbackFetch(port: number): typeof fetch {
         },
       );
       req.on('error', (e) => reject(new TypeError('fetch failed', { cause: e })));
-      req.end(body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      if (body instanceof Uint8Array) req.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      else if (body === undefined) req.end();
+      else Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>).pipe(req);
     });
 }

@@ -216,7 +216,9 @@ export class FakeS3 {
     if (this.requests.length > REQUEST_LOG_MAX) this.requests.shift();
 
     const drop = this.faults.take(this.faults.dropRequest, operation);
-    const body = await this.readBody(req, drop?.afterBytes ?? null);
+    const keepBody =
+      this.o.discardBodies !== true || (operation !== 'PutObject' && operation !== 'UploadPart');
+    const body = await this.readBody(req, drop?.afterBytes ?? null, keepBody);
     if (body === null) return; // dropped mid-request
 
     const slow = this.faults.take(this.faults.slow, operation);
@@ -291,6 +293,7 @@ export class FakeS3 {
   private readBody(
     req: IncomingMessage,
     dropAfterBytes: number | null,
+    keep: boolean,
   ): Promise<{ data: Buffer | null; sizeBytes: number; sha256: string; md5: Buffer } | null> {
     return new Promise((resolve, reject) => {
       const sha = createHash('sha256');
@@ -309,7 +312,7 @@ export class FakeS3 {
         size += chunk.length;
         sha.update(chunk);
         md5.update(chunk);
-        if (this.o.discardBodies !== true) chunks.push(chunk);
+        if (keep) chunks.push(chunk);
       });
       req.on('end', () => {
         if (dropped) return;
@@ -320,7 +323,7 @@ export class FakeS3 {
           return;
         }
         resolve({
-          data: this.o.discardBodies === true ? null : Buffer.concat(chunks),
+          data: keep ? Buffer.concat(chunks) : null,
           sizeBytes: size,
           sha256: sha.digest('hex'),
           md5: md5.digest(),

@@ -52,6 +52,23 @@ const RETRYABLE_S3_CODES = new Set([
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
+/** Bodies from this size on are sent as a stream over their bytes (part buffers). */
+const STREAMED_BODY_BYTES_MIN = 64 * 1024;
+const STREAM_CHUNK_BYTES = 256 * 1024;
+
+/** A stream of views into `bytes`, read on demand; the bytes must not change until it is sent. */
+function bodyStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const end = Math.min(at + STREAM_CHUNK_BYTES, bytes.byteLength);
+      controller.enqueue(bytes.subarray(at, end));
+      at = end;
+      if (at === bytes.byteLength) controller.close();
+    },
+  });
+}
+
 export class S3Transport {
   private readonly signingKeyCache = new Map<string, ArrayBuffer>();
 
@@ -187,10 +204,23 @@ export class S3Transport {
     });
     const signed = await signer.sign();
     if (call.signal.aborted) throw call.signal.reason;
+    const body = prepared.body;
+    if (body !== undefined && body.byteLength >= STREAMED_BODY_BYTES_MIN) {
+      // fetch copies a byte body once per request; a stream over the part buffer does not.
+      signed.headers.set('content-length', String(body.byteLength));
+      return o.fetch(signed.url, {
+        method: spec.method,
+        headers: signed.headers,
+        body: bodyStream(body),
+        duplex: 'half',
+        signal: call.signal,
+        redirect: 'manual',
+      } as RequestInit);
+    }
     return o.fetch(signed.url, {
       method: spec.method,
       headers: signed.headers,
-      ...(prepared.body === undefined ? {} : { body: prepared.body }),
+      ...(body === undefined ? {} : { body }),
       signal: call.signal,
       redirect: 'manual',
     });
