@@ -1,0 +1,178 @@
+/**
+ * Backups of a running node: on demand (`backup()`, which a node sends to its leader) and on the
+ * `backup_cron` schedule (run by whichever node leads when it fires). One backup at a time: a
+ * request while one runs gets that one's result.
+ *
+ * A backup: a consistent copy of the database at its applied index (db-copy.ts, on a thread of
+ * its own, checked with `PRAGMA integrity_check`), compressed and encrypted into the local
+ * folder (backup-file.ts), the stored file then copied to S3 when configured; the copy is
+ * deleted; retention runs on every target. Disk: the copy needs the database's size once more
+ * while it exists, plus the backup file.
+ */
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Cron } from 'croner';
+import type { TimerHandle } from '../lib/clock.js';
+import type { BackupHost, BackupInfo, NodeBackups } from '../node/node-features.js';
+import { backupFileStream } from './backup-file.js';
+import { copyDatabase } from './db-copy.js';
+import { KeyRing } from './key-ring.js';
+import { formatBackupName } from './names.js';
+import { expiredBackups } from './retention.js';
+import type { BackupTarget } from './target.js';
+import type { BackupTargets } from './targets.js';
+
+/** setTimeout's largest delay; a later run is re-planned when this timer fires. */
+const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
+const COPY_BUSY_TIMEOUT_MS = 10_000;
+
+export class BackupService implements NodeBackups {
+  private running: Promise<BackupInfo> | null = null;
+  private timer: TimerHandle | null = null;
+  private scheduled: Promise<unknown> | null = null;
+  private closed = false;
+  private copySeq = 0;
+  private readonly keys: KeyRing;
+  private readonly cron: Cron;
+
+  constructor(
+    private readonly host: BackupHost,
+    private readonly targets: BackupTargets,
+  ) {
+    const b = host.cfg.backup;
+    this.keys = KeyRing.of(b.encKeys, b.encKeyActive);
+    this.cron = new Cron(b.cron, { paused: true });
+  }
+
+  /** Starts the schedule (only with keys: without them no backup can be made). */
+  start(): this {
+    if (this.host.cfg.backup.encKeyActive === null) {
+      this.host.log.info('no enc_keys configured: scheduled backups are off');
+      return this;
+    }
+    this.plan();
+    return this;
+  }
+
+  backup(): Promise<BackupInfo> {
+    if (this.running !== null) return this.running;
+    const run = this.run().finally(() => {
+      this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) this.host.clock.clearTimer(this.timer);
+    this.timer = null;
+    this.cron.stop();
+    await this.scheduled?.catch(() => {});
+    await this.running?.catch(() => {});
+  }
+
+  /** Resolves once no backup runs (tests wait for a scheduled one with it). */
+  async idle(): Promise<void> {
+    await this.scheduled?.catch(() => {});
+    await this.running?.catch(() => {});
+  }
+
+  /** The time of the next scheduled backup after `fromMs` (ms since the epoch), or null. */
+  nextRunMs(fromMs: number): number | null {
+    return this.cron.nextRun(new Date(fromMs))?.getTime() ?? null;
+  }
+
+  private plan(): void {
+    if (this.closed) return;
+    const now = this.host.clock.wallMs();
+    const next = this.nextRunMs(now);
+    if (next === null) return;
+    const delay = Math.min(Math.max(0, next - now), TIMER_DELAY_MAX_MS);
+    this.timer = this.host.clock.setTimer(() => this.fire(next), delay, { keepAlive: false });
+  }
+
+  private fire(dueMs: number): void {
+    this.timer = null;
+    if (this.closed) return;
+    // A timer capped at the longest delay fired before its run: plan again.
+    if (this.host.clock.wallMs() < dueMs) return this.plan();
+    if (this.host.isLeader()) {
+      this.scheduled = this.backup().then(
+        (info) => this.host.log.info({ backup: info.name, logIndex: info.logIndex }, 'scheduled backup done'),
+        (e: unknown) => this.host.log.warn({ err: String(e) }, 'scheduled backup failed'),
+      );
+    }
+    this.plan();
+  }
+
+  private async run(): Promise<BackupInfo> {
+    const { cfg, log, clock } = this.host;
+    const key = this.keys.active(); // fails before any work when no key is configured
+    const startedMs = clock.monotonicMs();
+    const copyPath = join(this.targets.local.dir, `copy-${process.pid}-${++this.copySeq}.partial`);
+    try {
+      const copy = await copyDatabase({
+        dbPath: cfg.paths.dbFile,
+        outPath: copyPath,
+        busyTimeoutMs: COPY_BUSY_TIMEOUT_MS,
+      });
+      const createdMs = clock.wallMs();
+      const name = formatBackupName({ createdMs, logIndex: copy.logIndex, nodeId: cfg.nodeId });
+      const { body } = backupFileStream({
+        dbPath: copyPath,
+        clusterId: this.host.clusterId(),
+        logIndex: copy.logIndex,
+        logTerm: copy.logTerm,
+        schemaVersion: copy.schemaVersion,
+        createdMs,
+        databaseBytes: copy.bytes,
+        nodeId: cfg.nodeId,
+        keys: this.keys,
+      });
+      const stored = await this.targets.local.put(name, body);
+      await rm(copyPath, { force: true });
+      const targets = ['local'];
+      if (this.targets.s3 !== null) {
+        await this.targets.s3.put(
+          name,
+          createReadStream(join(this.targets.local.dir, name), { highWaterMark: 1 << 20 }),
+        );
+        targets.push('s3');
+      }
+      await this.retain(this.targets.local, cfg.backupKeepDaysLocal);
+      if (this.targets.s3 !== null) await this.retain(this.targets.s3, cfg.backupKeepDays);
+      log.info(
+        {
+          backup: name,
+          logIndex: copy.logIndex,
+          bytes: stored.bytes,
+          key: key.id,
+          ms: Math.round(clock.monotonicMs() - startedMs),
+        },
+        'backup done',
+      );
+      return {
+        name,
+        logIndex: copy.logIndex,
+        logTerm: copy.logTerm,
+        createdMs,
+        bytes: stored.bytes,
+        databaseBytes: copy.bytes,
+        targets,
+        nodeId: cfg.nodeId,
+      };
+    } finally {
+      await rm(copyPath, { force: true });
+    }
+  }
+
+  private async retain(target: BackupTarget, keepDays: number): Promise<void> {
+    const expired = expiredBackups(await target.list(), keepDays, this.host.clock.wallMs());
+    for (const name of expired) {
+      await target.delete(name);
+      this.host.log.info({ backup: name, target: target.kind }, 'old backup deleted (retention)');
+    }
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Backups as a feature of the node (src/node/node-features.ts): `HQL_BACKUP_RESTORE` before the
+ * node opens its state, and the backup service once it runs. The client layer passes this to
+ * the node it starts.
+ */
+import type { NodeFeatures } from '../node/node-features.js';
+import { BackupService } from './backup-service.js';
+import { restoreFromEnv } from './restore.js';
+import { openBackupTargets } from './targets.js';
+
+export const backupFeatures: NodeFeatures = {
+  beforeOpen: (cfg, log) => restoreFromEnv(cfg, log),
+  backups: async (host) =>
+    new BackupService(host, await openBackupTargets(host.cfg.paths.backupsDir, host.cfg.backup)).start(),
+};

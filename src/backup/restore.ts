@@ -1,0 +1,182 @@
+/**
+ * Disaster recovery: `HQL_BACKUP_RESTORE=file:<path>` or `s3:<object>` at start (and `hiqlite
+ * backup restore`), set on every node of the stopped cluster.
+ *
+ * - Node 1 reads the backup into `<data_dir>/restore/restored.db` and verifies it fully (every
+ *   chunk authenticated, size, `PRAGMA integrity_check`, `_hq_meta` at the header's index)
+ *   before it touches anything: a bad backup changes nothing and says why. Then it discards its
+ *   state and installs the database as a Raft snapshot at the backup's log index and term, with
+ *   itself as the only voter, a hard state at that term, and a **new cluster id**. The log
+ *   continues after the backup's index (the roll-over: every new write has a higher index than
+ *   any entry the backup holds); node 1 elects itself and the others join it.
+ * - Every other node discards its state (nothing to download) and starts as a new node, so it
+ *   joins node 1 and receives the snapshot.
+ * - Discarded: the Raft log, snapshots, database, cache group files, cluster id. Kept: the local
+ *   backups folder (the file being restored may live there) and the lock file.
+ * - The new cluster id makes nodes that were not restored (still holding the old cluster's
+ *   state) refuse the restored cluster at the handshake, instead of mixing two histories.
+ * - A completed restore writes `<data_dir>/restore_done` (the source it restored): starting again
+ *   with the same `HQL_BACKUP_RESTORE` skips it with a warning, so forgetting to remove the
+ *   variable does not wipe later writes. A restore interrupted by a crash left no such mark and
+ *   runs again from the start: every step can be repeated.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
+import { newClusterId, writeClusterId } from '../node/cluster-id.js';
+import type { ResolvedNodeConfig } from '../node/config/config.js';
+import { SnapshotStore } from '../node/snapshot-store.js';
+import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
+import { writeFileAtomic } from '../storage/atomic-file.js';
+import { writeHardStateFile } from '../storage/hard-state-file.js';
+import { backupNotFound } from './backup-errors.js';
+import { restoreBackupFile } from './backup-file.js';
+import type { BackupHeader } from './format.js';
+import { KeyRing } from './key-ring.js';
+import { openBackupTargets } from './targets.js';
+
+export const RESTORE_ENV = 'HQL_BACKUP_RESTORE';
+const DONE_FILE = 'restore_done';
+const WORK_DIR = 'restore';
+/** Entries of the data directory a restore keeps. */
+const KEEP_TOP = new Set(['hiqlite.lock', 'state_machine', WORK_DIR, DONE_FILE]);
+const KEEP_STATE_MACHINE = new Set(['backups']);
+const RESTORED_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
+
+export type RestoreSource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 's3'; readonly name: string };
+
+export function parseRestoreSource(spec: string): RestoreSource {
+  if (spec.startsWith('file:') && spec.length > 5) return { kind: 'file', path: spec.slice(5) };
+  if (spec.startsWith('s3:') && spec.length > 3) return { kind: 's3', name: spec.slice(3) };
+  throw backupNotFound(`${RESTORE_ENV} must be file:<path> or s3:<object name>, got '${spec}'`);
+}
+
+export interface RestoreOutcome {
+  readonly action: 'installed' | 'discarded' | 'skipped';
+  readonly header?: BackupHeader;
+  readonly clusterId?: string;
+}
+
+export interface RestoreOptions {
+  /** Stored bytes read so far (for a progress display). */
+  readonly onProgress?: (bytesRead: number, header: BackupHeader | null) => void;
+}
+
+/** `HQL_BACKUP_RESTORE` at start: runs the restore when the variable is set. */
+export async function restoreFromEnv(cfg: ResolvedNodeConfig, log: Logger, env = process.env): Promise<void> {
+  const spec = env[RESTORE_ENV];
+  if (spec === undefined || spec === '') return;
+  await restoreNode(cfg, spec, log);
+}
+
+/** Restores this node's data directory (which the caller has locked) from `spec`. */
+export async function restoreNode(
+  cfg: ResolvedNodeConfig,
+  spec: string,
+  log: Logger,
+  options: RestoreOptions = {},
+): Promise<RestoreOutcome> {
+  const source = parseRestoreSource(spec);
+  const done = await readFile(join(cfg.dataDir, DONE_FILE), 'utf8').catch(() => null);
+  if (done !== null && done.trim() === spec) {
+    log.warn(
+      { source: spec },
+      `this restore was already completed here: remove ${RESTORE_ENV}; starting normally`,
+    );
+    return { action: 'skipped' };
+  }
+  if (cfg.nodeId !== 1) {
+    log.warn(
+      { source: spec },
+      "restore: discarding this node's state; it joins node 1, which installs the backup",
+    );
+    await discardState(cfg);
+    await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${spec}\n`));
+    return { action: 'discarded' };
+  }
+  const workDir = join(cfg.dataDir, WORK_DIR);
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const restored = join(workDir, 'restored.db');
+  const keys = KeyRing.of(cfg.backup.encKeys, cfg.backup.encKeyActive);
+  const label = source.kind === 'file' ? `backup file ${source.path}` : `backup ${source.name} in S3`;
+  log.warn({ source: spec }, 'restore: reading and verifying the backup');
+  let header: BackupHeader | null = null;
+  const { header: h } = await restoreBackupFile(await openSource(cfg, source), {
+    keys,
+    label,
+    outPath: restored,
+    onHeader: (x) => {
+      header = x;
+    },
+    onProgress: (n) => options.onProgress?.(n, header),
+  });
+  // Verified. From here on the node's old state goes away.
+  setMembership(restored, RESTORED_MEMBERSHIP);
+  await discardState(cfg);
+  const snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
+  const temp = snapshots.tempPath();
+  await rename(restored, temp);
+  await snapshots.commit(temp, {
+    index: h.logIndex as LogIndex,
+    term: h.logTerm as Term,
+    membership: RESTORED_MEMBERSHIP,
+  });
+  await mkdir(cfg.paths.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  await writeHardStateFile(cfg.paths.logsDir, {
+    term: h.logTerm as Term,
+    vote: null,
+    commit: h.logIndex as LogIndex,
+  });
+  const clusterId = newClusterId();
+  await writeClusterId(cfg.dataDir, clusterId);
+  await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${spec}\n`));
+  await rm(workDir, { recursive: true, force: true });
+  log.warn(
+    { source: spec, logIndex: h.logIndex, term: h.logTerm, backupCluster: h.clusterId, clusterId },
+    'restore: installed the backup; the log continues after its index, in a new cluster',
+  );
+  return { action: 'installed', header: h, clusterId };
+}
+
+async function openSource(
+  cfg: ResolvedNodeConfig,
+  source: RestoreSource,
+): Promise<AsyncIterable<Uint8Array>> {
+  if (source.kind === 'file') {
+    const s = await stat(source.path).catch(() => null);
+    if (s === null || !s.isFile()) throw backupNotFound(`${RESTORE_ENV}: no file ${source.path}`);
+    return createReadStream(source.path, { highWaterMark: 1 << 20 });
+  }
+  const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup);
+  if (targets.s3 === null)
+    throw backupNotFound(`${RESTORE_ENV}=s3:${source.name} needs s3_url and the other s3_* keys`);
+  return targets.s3.get(source.name);
+}
+
+/** The database's membership blob, as the SQL group's state machine stores it (JSON). */
+function setMembership(dbPath: string, membership: Membership): void {
+  const db = new Database(dbPath, { fileMustExist: true });
+  try {
+    db.prepare('UPDATE _hq_meta SET membership = ? WHERE id = 0').run(
+      Buffer.from(JSON.stringify(membership)),
+    );
+  } finally {
+    db.close();
+  }
+}
+
+async function discardState(cfg: ResolvedNodeConfig): Promise<void> {
+  for (const name of await readdir(cfg.dataDir)) {
+    if (!KEEP_TOP.has(name)) await rm(join(cfg.dataDir, name), { recursive: true, force: true });
+  }
+  const sm = join(cfg.dataDir, 'state_machine');
+  for (const name of await readdir(sm).catch(() => [] as string[])) {
+    if (!KEEP_STATE_MACHINE.has(name)) await rm(join(sm, name), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Features built on top of the node runtime that the node still has to call into: backups
+ * (src/backup). The node layer may not import them (docs/ARCHITECTURE.md, "Layers"), so the
+ * client layer, which starts the node, hands them in through this seam.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import type { ResolvedNodeConfig } from './config/config.js';
+
+/** What a backup produced (the answer of `backup()`, the API op and `POST /backup`). */
+export interface BackupInfo {
+  /** The file / object name in every target (`backup_<time>_i<index>_n<node>.hqbak`). */
+  readonly name: string;
+  /** The log index (and its term) whose state the backup holds. */
+  readonly logIndex: number;
+  readonly logTerm: number;
+  /** Creation time, ms since the epoch. */
+  readonly createdMs: number;
+  /** Bytes stored (compressed, encrypted). */
+  readonly bytes: number;
+  /** Bytes of the SQLite database inside. */
+  readonly databaseBytes: number;
+  /** Where it was stored: `local`, `s3`. */
+  readonly targets: readonly string[];
+  /** The node that took it. */
+  readonly nodeId: number;
+}
+
+/** What a running node offers its backup service. */
+export interface BackupHost {
+  readonly cfg: ResolvedNodeConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  clusterId(): string | null;
+  isLeader(): boolean;
+}
+
+export interface NodeBackups {
+  /** Takes a backup now on this node; a call while one runs gets that one's result. */
+  backup(): Promise<BackupInfo>;
+  close(): Promise<void>;
+}
+
+export interface NodeFeatures {
+  /**
+   * Runs once the data directory is locked and before the node reads any of its state:
+   * `HQL_BACKUP_RESTORE` (src/backup/restore.ts).
+   */
+  readonly beforeOpen?: (cfg: ResolvedNodeConfig, log: Logger) => Promise<void>;
+  /** Starts the backup service once the node is a member. */
+  readonly backups?: (host: BackupHost) => Promise<NodeBackups>;
+}
