@@ -32,6 +32,8 @@ export interface S3Download {
 export interface S3MultipartUploadInfo {
   key: string;
   uploadId: string;
+  /** When the upload was created, or null when the server did not say. */
+  initiatedMs: number | null;
 }
 
 export interface S3CallOptions {
@@ -230,7 +232,8 @@ export class S3Client {
         const uploadId = xmlTag(block, 'UploadId');
         if (key === null || uploadId === null)
           throw invalid('ListMultipartUploads', null, 'an Upload without Key');
-        yield { key, uploadId };
+        const initiated = Date.parse(xmlTag(block, 'Initiated') ?? '');
+        yield { key, uploadId, initiatedMs: Number.isNaN(initiated) ? null : initiated };
       }
       if (xmlTag(a.text, 'IsTruncated') !== 'true') return;
       const nextKey = xmlTag(a.text, 'NextKeyMarker');
