@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, HiqliteError, SqlError } from '../../src/index.js';
+import { ClusterLink } from '../../src/client/cluster-link.js';
+import { connect, HiqliteError, type Metrics, SqlError } from '../../src/index.js';
 import { CLIENT_SESSION_PREFIX } from '../../src/sm/sql/client-proposal.js';
 import { prepareForProposal } from '../../src/sm/sql/determinism.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
@@ -117,6 +118,28 @@ describe('the proxy in front of a 3-node cluster', () => {
       assert.ok(!join.ok && join.error.code === 'HQL_UNAUTHORIZED', JSON.stringify(join));
     } finally {
       conn.close();
+    }
+  });
+
+  test("the proxy's link follows the leader: leader-routed requests reach the leader, others the first node", async () => {
+    const leader = await c.leader();
+    const follower = [1, 2, 3].find((id) => id !== leader) as number;
+    const link = new ClusterLink({
+      nodes: [`127.0.0.1:${c.node(follower).apiPort}`, `127.0.0.1:${c.node(leader).apiPort}`],
+      secretApi: SECRET_API,
+      requestTimeoutMs: 10_000,
+      connectTimeoutMs: 3000,
+      followLeader: true,
+      frameBytesMax: 1 << 20,
+      inflightMax: 16,
+    });
+    try {
+      const viaLeader = (await link.call({ op: 'metrics' }, { kind: 'other', route: 'leader' })) as Metrics;
+      const viaAny = (await link.call({ op: 'metrics' }, { kind: 'other', route: 'any' })) as Metrics;
+      assert.equal(viaLeader.nodeId, leader);
+      assert.equal(viaAny.nodeId, follower);
+    } finally {
+      await link.close();
     }
   });
 
