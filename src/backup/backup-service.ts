@@ -97,7 +97,10 @@ export class BackupService implements NodeBackups {
     this.timer = null;
     if (this.closed) return;
     // A timer capped at the longest delay fired before its run: plan again.
-    if (this.host.clock.wallMs() < dueMs) return this.plan();
+    if (this.host.clock.wallMs() < dueMs) {
+      this.plan();
+      return;
+    }
     if (this.host.isLeader()) {
       this.scheduled = this.backup().then(
         (info) => this.host.log.info({ backup: info.name, logIndex: info.logIndex }, 'scheduled backup done'),

@@ -20,15 +20,21 @@ import { ManualClock } from './manual-clock.js';
 const DAY_MS = 86_400_000;
 const KEY = Buffer.alloc(32, 3).toString('base64');
 
-async function service(dir: string, o: Partial<NodeConfig>, clock: ManualClock, leader: { is: boolean }) {
+async function service(
+  dir: string,
+  o: Partial<NodeConfig>,
+  clock: ManualClock,
+  leader: { is: boolean },
+  withKeys = true,
+) {
+  const keys = withKeys ? { encKeys: [`k1/${KEY}`], encKeyActive: 'k1' } : {};
   const cfg = resolveConfig({
     nodeId: 1,
     nodes: [{ id: 1, addrRaft: '127.0.0.1:1', addrApi: '127.0.0.1:2' }],
     dataDir: dir,
     secretRaft: 'raft-secret-0123456789',
     secretApi: 'api-secret-0123456789',
-    encKeys: [`k1/${KEY}`],
-    encKeyActive: 'k1',
+    ...keys,
     ...o,
   });
   makeDatabase(cfg.paths.dbDir, 300);
@@ -112,14 +118,7 @@ describe('backup service', () => {
 
   test('without enc_keys: no schedule, and backup() says why', async () => {
     const clock = new ManualClock(Date.UTC(2025, 0, 1, 12));
-    const { svc } = await service(
-      join(tmp.dir, 'nokeys'),
-      { encKeys: [], encKeyActive: undefined } as Partial<NodeConfig>,
-      clock,
-      {
-        is: true,
-      },
-    );
+    const { svc } = await service(join(tmp.dir, 'nokeys'), {}, clock, { is: true }, false);
     try {
       assert.equal(clock.pendingTimers, 0);
       await assert.rejects(
