@@ -81,9 +81,10 @@ describe('S3 upload memory', () => {
         `100 MiB upload, part ${partMiB} MiB × ${inFlight} in flight (buffers ${bufferBytes / MiB} MiB): ` +
           `peak RSS growth ${(m.growthBytes / MiB).toFixed(1)} MiB over a base of ${(m.baseBytes / MiB).toFixed(0)} MiB`,
       );
-      // Generous: part buffers, a copy per request in flight, hashing, the GC's slack. Far below 100 MiB.
+      // Generous (the measurement is noisy: the GC's slack, socket buffers of both ends in this
+      // process), but below the 100 MiB a stream held whole would take.
       assert.ok(
-        m.growthBytes < 3 * bufferBytes + 24 * MiB,
+        m.growthBytes < 2 * bufferBytes + 48 * MiB,
         `RSS grew by ${(m.growthBytes / MiB).toFixed(1)} MiB for ${bufferBytes / MiB} MiB of part buffers`,
       );
     });
