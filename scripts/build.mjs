@@ -7,6 +7,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeDashboardAssets } from './build-dashboard.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -21,3 +22,5 @@ if (r.status !== 0) {
 // The `hiqlite` binary: npm makes it executable when it installs the package, but `npx hiqlite`
 // and ./dist/server/cli.js in this folder need the bit too.
 chmodSync(join(dist, 'server', 'cli.js'), 0o755);
+// The dashboard's page (preact, bundled by esbuild), served by src/dashboard/assets.ts.
+console.log(await writeDashboardAssets(join(dist, 'dashboard', 'ui')));

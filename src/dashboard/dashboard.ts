@@ -1,0 +1,394 @@
+/**
+ * The dashboard: a web page served on the API port under `/dashboard`, enabled by
+ * `password_dashboard`, and its JSON routes under `/dashboard/api/`. This is the router and the
+ * guard in front of every route:
+ *
+ * - Login (`POST /dashboard/api/login`) checks the password against the Argon2id hash of the
+ *   config, rate-limited per client address and globally (login-limiter.ts), one verification at
+ *   a time. Success creates a session (sessions.ts): a random token in an HttpOnly,
+ *   SameSite=Strict cookie, `__Host-` and `Secure` unless `insecure_cookie`.
+ * - Every other API route needs a live session; state-changing ones (POST) also need the
+ *   session's CSRF token in `X-CSRF-Token`, and are refused when the browser says they come from
+ *   another site.
+ * - Every answer carries a strict Content-Security-Policy and the other headers of http.ts.
+ *
+ * No secret reaches the browser: not the password hash, not `secret_api` (peers are asked by the
+ * node), not the session token (HttpOnly). A connection that presents a live session counts as
+ * authenticated for the port's connection bounds (`admit`); any other is answered with
+ * `Connection: close`, so strangers hold no idle connections.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { assert } from '../lib/assert.js';
+import type { Clock } from '../lib/clock.js';
+import { type ErrorCode, HiqliteError } from '../lib/errors.js';
+import type { ApiAnswer, SessionInfo } from './api-types.js';
+import { type AssetMap, loadAssets } from './assets.js';
+import type { DashboardBackend } from './backend.js';
+import { CLUSTER_STATUS_DEFAULT, type ClusterStatusOptions, ClusterStatusSource } from './cluster-status.js';
+import {
+  clearedCookie,
+  crossSite,
+  readCookie,
+  readJsonBody,
+  SECURITY_HEADERS,
+  sendError,
+  sendJson,
+  sessionCookie,
+} from './http.js';
+import { LOGIN_LIMITS_DEFAULT, LoginLimiter, type LoginLimits } from './login-limiter.js';
+import { PASSWORD_BYTES_MAX, type PhcArgon2id, parsePhc, verifyPassword } from './password.js';
+import { browseRows, listSchema } from './schema-browser.js';
+import {
+  csrfMatches,
+  SESSION_LIMITS_DEFAULT,
+  type Session,
+  type SessionLimits,
+  SessionStore,
+} from './sessions.js';
+import {
+  executeWrite,
+  OFFSET_MAX,
+  PAGE_ROWS_DEFAULT,
+  PAGE_ROWS_MAX,
+  queryPage,
+  SQL_CHARS_MAX,
+} from './sql-console.js';
+
+export const DASHBOARD_PREFIX = '/dashboard';
+
+export interface DashboardLimits {
+  readonly login: LoginLimits;
+  readonly sessions: SessionLimits;
+  readonly cluster: ClusterStatusOptions;
+  /** Largest JSON body of a dashboard request (a statement of the console and its envelope). */
+  readonly bodyBytesMax: number;
+  /** Logins waiting for the one verification in progress; beyond, 429. */
+  readonly loginQueueMax: number;
+}
+
+export const DASHBOARD_LIMITS_DEFAULT: DashboardLimits = {
+  login: LOGIN_LIMITS_DEFAULT,
+  sessions: SESSION_LIMITS_DEFAULT,
+  cluster: CLUSTER_STATUS_DEFAULT,
+  bodyBytesMax: 4 * SQL_CHARS_MAX,
+  loginQueueMax: 4,
+};
+
+export interface DashboardOptions {
+  /** `password_dashboard`: an Argon2id PHC string (or base64 of one), checked by config validation. */
+  readonly passwordHash: string;
+  readonly insecureCookie: boolean;
+  readonly clock: Clock;
+  readonly limits?: Partial<DashboardLimits>;
+  readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, s: Session, signal: AbortSignal) => Promise<unknown>;
+
+export class Dashboard {
+  readonly prefix = DASHBOARD_PREFIX;
+  private readonly phc: PhcArgon2id;
+  private readonly limits: DashboardLimits;
+  private readonly sessions: SessionStore;
+  private readonly limiter: LoginLimiter;
+  private readonly cluster: ClusterStatusSource;
+  private verifying: Promise<unknown> = Promise.resolve();
+  private loginsWaiting = 0;
+  private readonly gets: ReadonlyMap<string, Route>;
+  private readonly posts: ReadonlyMap<string, Route>;
+
+  constructor(
+    private readonly backend: DashboardBackend,
+    private readonly o: DashboardOptions,
+  ) {
+    const parsed = parsePhc(o.passwordHash);
+    assert(parsed.ok, 'password_dashboard is validated with the config');
+    this.phc = parsed.value;
+    this.limits = { ...DASHBOARD_LIMITS_DEFAULT, ...o.limits };
+    const now = () => o.clock.monotonicMs();
+    this.sessions = new SessionStore(this.limits.sessions, now);
+    this.limiter = new LoginLimiter(this.limits.login, now);
+    this.cluster = new ClusterStatusSource(backend, o.clock, this.limits.cluster);
+    this.gets = new Map<string, Route>([
+      ['session', async (_q, _r, s) => this.sessionInfo(s)],
+      ['cluster', async () => this.cluster.get()],
+      ['metrics', async () => this.backend.metrics()],
+      ['tables', async (_q, _r, _s, signal) => listSchema(this.backend, signal, now)],
+      ['rows', async (req, _r, _s, signal) => this.rows(req, signal)],
+    ]);
+    this.posts = new Map<string, Route>([
+      ['logout', async (req, res) => this.logout(req, res)],
+      ['query', async (req, _r, _s, signal) => this.query(req, signal)],
+      ['execute', async (req) => this.execute(req)],
+    ]);
+  }
+
+  /** Sessions alive now (for tests and metrics). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Serves one request under `/dashboard`; `admit` marks the connection authenticated. */
+  async serve(req: IncomingMessage, res: ServerResponse, admit: () => void): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (!path.startsWith(`${DASHBOARD_PREFIX}/api/`)) return this.serveStatic(method, path, req, res);
+    const name = path.slice(`${DASHBOARD_PREFIX}/api/`.length);
+    if (method === 'POST' && name === 'login') return this.login(req, res);
+    const route = (method === 'GET' ? this.gets : method === 'POST' ? this.posts : undefined)?.get(name);
+    if (route === undefined) return this.fail(res, 404, 'HQL_NOT_FOUND', `no route ${method} ${path}`, true);
+    const session = this.sessions.use(readCookie(req, this.cookie));
+    if (session === null)
+      return this.fail(res, 401, 'HQL_UNAUTHORIZED', 'log in first (no session, or it expired)', true);
+    if (method === 'POST') {
+      if (crossSite(req)) return this.fail(res, 403, 'HQL_UNAUTHORIZED', 'cross-site request refused', true);
+      const csrf = req.headers['x-csrf-token'];
+      if (!csrfMatches(session, typeof csrf === 'string' ? csrf : undefined))
+        return this.fail(res, 403, 'HQL_UNAUTHORIZED', 'missing or wrong X-CSRF-Token', true);
+    }
+    admit();
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    try {
+      const value = await route(req, res, session, gone.signal);
+      if (!res.headersSent) sendJson(res, 200, { ok: true, value } as ApiAnswer<unknown>);
+    } catch (e) {
+      this.sendCaught(res, e);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private get cookie(): { insecure: boolean } {
+    return { insecure: this.o.insecureCookie };
+  }
+
+  private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const address = req.socket.remoteAddress ?? 'unknown';
+    if (crossSite(req)) return this.fail(res, 403, 'HQL_UNAUTHORIZED', 'cross-site request refused', true);
+    const verdict = this.limiter.attempt(address);
+    if (!verdict.ok) {
+      this.o.logger?.warn({ address, scope: verdict.scope }, 'dashboard login rate-limited');
+      return this.tooMany(res, verdict.retryAfterMs);
+    }
+    const body = await readJsonBody(req, 4 * PASSWORD_BYTES_MAX);
+    if (body === 'too-large' || body === 'invalid' || typeof body.password !== 'string')
+      return this.fail(res, 400, 'HQL_INVALID_PARAMS', 'the body must be {"password": "..."}', true);
+    if (this.loginsWaiting >= this.limits.loginQueueMax) return this.tooMany(res, 1000);
+    this.loginsWaiting++;
+    const password = body.password;
+    const check = this.verifying.then(() => verifyPassword(password, this.phc));
+    this.verifying = check.catch(() => false);
+    let ok: boolean;
+    try {
+      ok = await check;
+    } finally {
+      this.loginsWaiting--;
+    }
+    if (!ok) {
+      this.o.logger?.warn({ address }, 'dashboard login refused: wrong password');
+      return this.fail(res, 401, 'HQL_UNAUTHORIZED', 'wrong password', true);
+    }
+    // A new session each login (an old cookie is never promoted: no session fixation).
+    this.sessions.end(readCookie(req, this.cookie));
+    const { token, session } = this.sessions.create();
+    this.o.logger?.info({ address }, 'dashboard login');
+    sendJson(
+      res,
+      200,
+      { ok: true, value: this.sessionInfo(session) },
+      {
+        'set-cookie': sessionCookie(this.cookie, token),
+      },
+    );
+  }
+
+  private async logout(req: IncomingMessage, res: ServerResponse): Promise<null> {
+    this.sessions.end(readCookie(req, this.cookie));
+    sendJson(
+      res,
+      200,
+      { ok: true, value: null },
+      { 'set-cookie': clearedCookie(this.cookie), connection: 'close' },
+    );
+    return null;
+  }
+
+  private sessionInfo(s: Session): SessionInfo {
+    return {
+      csrfToken: s.csrfToken,
+      nodeId: this.backend.nodeId,
+      expiresInMs: Math.max(0, Math.round(this.sessions.expiresAtMs(s) - this.o.clock.monotonicMs())),
+      features: this.backend.features(),
+    };
+  }
+
+  private async query(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
+    const body = await this.body(req);
+    const sql = sqlOf(body);
+    const consistency = body.consistency === 'linearizable' ? 'linearizable' : 'local';
+    const offset = intOf(body.offset, 0, OFFSET_MAX, 0, 'offset');
+    const limit = intOf(body.limit, 1, PAGE_ROWS_MAX, PAGE_ROWS_DEFAULT, 'limit');
+    return queryPage(this.backend, { sql, consistency, offset, limit }, signal, () =>
+      this.o.clock.monotonicMs(),
+    );
+  }
+
+  private async execute(req: IncomingMessage): Promise<unknown> {
+    const sql = sqlOf(await this.body(req));
+    return executeWrite(this.backend, sql, () => this.o.clock.monotonicMs());
+  }
+
+  private async rows(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    const name = q.get('name') ?? '';
+    if (name.length === 0 || name.length > 1024) throw invalid('rows needs ?name=<table or view>');
+    const offset = intOf(numberOrUndefined(q.get('offset')), 0, OFFSET_MAX, 0, 'offset');
+    const limit = intOf(numberOrUndefined(q.get('limit')), 1, PAGE_ROWS_MAX, PAGE_ROWS_DEFAULT, 'limit');
+    return browseRows(this.backend, name, offset, limit, signal, () => this.o.clock.monotonicMs());
+  }
+
+  private async body(req: IncomingMessage): Promise<Record<string, unknown>> {
+    const body = await readJsonBody(req, this.limits.bodyBytesMax);
+    if (body === 'too-large')
+      throw new HiqliteError('HQL_REQUEST_TOO_LARGE', `the body exceeds ${this.limits.bodyBytesMax} bytes`, {
+        retryable: false,
+      });
+    if (body === 'invalid') throw invalid('the body must be a JSON object');
+    return body;
+  }
+
+  private async serveStatic(
+    method: string,
+    path: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    if (method !== 'GET' && method !== 'HEAD')
+      return this.fail(res, 405, 'HQL_NOT_FOUND', `${method} ${path}`, true);
+    if (path === DASHBOARD_PREFIX) {
+      res.writeHead(302, { ...SECURITY_HEADERS, location: `${DASHBOARD_PREFIX}/`, connection: 'close' });
+      res.end();
+      return;
+    }
+    const name =
+      path === `${DASHBOARD_PREFIX}/` || path === `${DASHBOARD_PREFIX}/index.html`
+        ? 'index.html'
+        : path === `${DASHBOARD_PREFIX}/favicon.svg`
+          ? 'favicon.svg'
+          : path.startsWith(`${DASHBOARD_PREFIX}/assets/`)
+            ? path.slice(`${DASHBOARD_PREFIX}/assets/`.length)
+            : null;
+    let assets: AssetMap;
+    try {
+      assets = await loadAssets();
+    } catch (e) {
+      this.o.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, 'dashboard page unavailable');
+      return this.fail(res, 503, 'HQL_UNAVAILABLE', e instanceof Error ? e.message : String(e), true);
+    }
+    const asset = name === null || name.includes('/') ? undefined : assets.get(name);
+    if (asset === undefined) return this.fail(res, 404, 'HQL_NOT_FOUND', `no file ${path}`, true);
+    const headers: Record<string, string> = {
+      ...SECURITY_HEADERS,
+      'content-type': asset.contentType,
+      'cache-control': asset.cacheControl,
+      etag: asset.etag,
+      vary: 'accept-encoding',
+      connection: 'close',
+    };
+    if (req.headers['if-none-match'] === asset.etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    const gzip = asset.gzip !== null && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    const bytes = gzip && asset.gzip !== null ? asset.gzip : asset.bytes;
+    res.writeHead(200, {
+      ...headers,
+      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+      'content-length': String(bytes.byteLength),
+    });
+    res.end(method === 'HEAD' ? undefined : bytes);
+  }
+
+  private tooMany(res: ServerResponse, retryAfterMs: number): void {
+    const secs = Math.max(1, Math.ceil(retryAfterMs / 1000));
+    this.fail(res, 429, 'HQL_OVERLOADED', `too many login attempts: try again in ${secs} s`, true, {
+      'retry-after': String(secs),
+    });
+  }
+
+  /** An error answer; `close` for requests without a session (strangers keep no connection). */
+  private fail(
+    res: ServerResponse,
+    status: number,
+    code: ErrorCode,
+    message: string,
+    close: boolean,
+    headers: Record<string, string> = {},
+  ): void {
+    sendError(res, status, code, message, close ? { ...headers, connection: 'close' } : headers);
+  }
+
+  private sendCaught(res: ServerResponse, e: unknown): void {
+    if (res.headersSent) return;
+    if (!(e instanceof HiqliteError)) {
+      this.o.logger?.warn({ err: e instanceof Error ? e.stack : String(e) }, 'dashboard: internal error');
+      sendError(res, 500, 'HQL_INTERNAL', `internal error: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    sendJson(res, statusOf(e.code), {
+      ok: false,
+      error: { code: e.code, message: e.message, retryable: e.retryable },
+    });
+  }
+}
+
+function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'HQL_UNAUTHORIZED':
+      return 401;
+    case 'HQL_NOT_FOUND':
+      return 404;
+    case 'HQL_REQUEST_TOO_LARGE':
+      return 413;
+    case 'HQL_NOT_LEADER':
+    case 'HQL_UNAVAILABLE':
+    case 'HQL_OVERLOADED':
+    case 'HQL_LEADERSHIP_TRANSFER':
+      return 503;
+    case 'HQL_TIMEOUT':
+    case 'HQL_OUTCOME_UNKNOWN':
+      return 504;
+    case 'HQL_IO':
+    case 'HQL_INTERNAL':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+function invalid(message: string): HiqliteError {
+  return new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });
+}
+
+function sqlOf(body: Record<string, unknown>): string {
+  const sql = body.sql;
+  if (typeof sql !== 'string' || sql.trim().length === 0) throw invalid('"sql" must be a statement');
+  if (sql.length > SQL_CHARS_MAX) throw invalid(`"sql" is longer than ${SQL_CHARS_MAX} characters`);
+  return sql;
+}
+
+function intOf(v: unknown, min: number, max: number, dflt: number, what: string): number {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    throw invalid(`"${what}" must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+function numberOrUndefined(s: string | null): number | undefined {
+  return s === null || s === '' ? undefined : Number(s);
+}

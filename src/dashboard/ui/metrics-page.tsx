@@ -1,0 +1,66 @@
+/** Metrics: this node's last ten minutes, one sample per second, refreshed every two seconds. */
+import type { MetricsSeries } from '../api-types.js';
+import { api } from './api.js';
+import { LineChart } from './line-chart.js';
+import { usePoll } from './poll.js';
+
+const REFRESH_MS = 2000;
+/** The node keeps 600 one-second samples (src/dashboard/metrics-history.ts). */
+const CAPACITY = 600;
+
+export function MetricsPage() {
+  const { data, error } = usePoll(() => api<MetricsSeries>('GET', 'metrics'), REFRESH_MS);
+  const span = `−${Math.round((CAPACITY * (data?.intervalMs ?? 1000)) / 60_000)} min`;
+  return (
+    <section>
+      <h2>Metrics</h2>
+      <p class="muted">
+        This node, one sample per second{data === null ? '' : `, ${data.writesPerSec.length} so far`}.
+      </p>
+      {error !== null && (
+        <p class="error">
+          <code>{error.code}</code> {error.message}
+        </p>
+      )}
+      {data !== null && (
+        <div class="charts">
+          <LineChart
+            id="chart-writes"
+            title="Writes per second"
+            unit="/s"
+            capacity={CAPACITY}
+            spanLabel={span}
+            series={[{ name: 'writes', values: data.writesPerSec, cls: 's1' }]}
+          />
+          <LineChart
+            id="chart-reads"
+            title="Reads per second"
+            unit="/s"
+            capacity={CAPACITY}
+            spanLabel={span}
+            series={[{ name: 'reads', values: data.readsPerSec, cls: 's2' }]}
+          />
+          <LineChart
+            id="chart-lag"
+            title="Apply lag"
+            unit="entries"
+            capacity={CAPACITY}
+            spanLabel={span}
+            series={[{ name: 'committed, not applied', values: data.applyLag, cls: 's3' }]}
+          />
+          <LineChart
+            id="chart-latency"
+            title="Write latency"
+            unit="ms"
+            capacity={CAPACITY}
+            spanLabel={span}
+            series={[
+              { name: 'p50', values: data.latencyP50Ms, cls: 's1' },
+              { name: 'p99', values: data.latencyP99Ms, cls: 's4' },
+            ]}
+          />
+        </div>
+      )}
+    </section>
+  );
+}
