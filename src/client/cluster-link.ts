@@ -66,8 +66,9 @@ export class ClusterLink {
   /** The "any" node's address, or null to pick the next one of `nodes`. */
   private anyAddr: string | null = null;
   private next = 0;
-  private leaderAddr: string | null = null;
-  private leaderAsk: Promise<string | null> | null = null;
+  /** The leader's address per Raft group (a node runs more than one, each with its own leader). */
+  private readonly leaderAddrs = new Map<string, string>();
+  private readonly leaderAsks = new Map<string, Promise<string | null>>();
   private closed = false;
 
   constructor(private readonly o: ClusterLinkOptions) {
@@ -139,7 +140,7 @@ export class ClusterLink {
       let sent = false;
       let answer: { addr: string; r: ApiResponse };
       try {
-        const { addr, link } = await this.connection(o.route);
+        const { addr, link } = await this.connection(o.route, groupOf(body));
         // Refused here, at once: a command over the node's frame limit would only get the
         // connection closed, and its outcome would look unknown.
         if (
@@ -165,7 +166,7 @@ export class ClusterLink {
       }
       if (answer.r.ok) return answer.r.value;
       const error = remoteError(answer.r.error);
-      if (error.code === 'HQL_NOT_LEADER' && this.leaderAddr === answer.addr) this.leaderAddr = null;
+      if (error.code === 'HQL_NOT_LEADER') this.forgetLeader(groupOf(body), answer.addr);
       // An op of unknown effect: the node's answer is final, whatever it is.
       if (o.kind === 'once') throw error;
       retryOrThrow(error);
@@ -182,10 +183,14 @@ export class ClusterLink {
 
   // ---------------------------------------------------------------------------------------------
 
+  private forgetLeader(group: string, addr: string): void {
+    if (this.leaderAddrs.get(group) === addr) this.leaderAddrs.delete(group);
+  }
+
   /** The connection a request of `route` goes to: the leader's when known and followed, else the "any" node's. */
-  private async connection(route: LinkRoute): Promise<{ addr: string; link: NodeLink }> {
+  private async connection(route: LinkRoute, group = 'sql'): Promise<{ addr: string; link: NodeLink }> {
     if (route === 'leader' && this.o.followLeader) {
-      const addr = await this.leaderAddress();
+      const addr = await this.leaderAddress(group);
       if (addr !== null) {
         try {
           return { addr, link: await this.linkTo(addr) };
@@ -193,7 +198,7 @@ export class ClusterLink {
           if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') throw e;
           // The leader's address as its node knows it may not be reachable from here: the
           // "any" node forwards.
-          if (this.leaderAddr === addr) this.leaderAddr = null;
+          this.forgetLeader(group, addr);
         }
       }
     }
@@ -210,13 +215,17 @@ export class ClusterLink {
     }
   }
 
-  /** The leader's API address, asked of the "any" node when unknown; null when it knows none. */
-  private leaderAddress(): Promise<string | null> {
-    if (this.leaderAddr !== null) return Promise.resolve(this.leaderAddr);
-    if (this.leaderAsk !== null) return this.leaderAsk;
+  /** The group leader's API address, asked of the "any" node when unknown; null when it knows none. */
+  private leaderAddress(group: string): Promise<string | null> {
+    const known = this.leaderAddrs.get(group);
+    if (known !== undefined) return Promise.resolve(known);
+    const asking = this.leaderAsks.get(group);
+    if (asking !== undefined) return asking;
     const ask = (async () => {
       const { link } = await this.connection('any');
-      const r = await link.conn.request({ op: 'leader' }, this.o.connectTimeoutMs);
+      // The sql group's leader is asked without naming the group (nodes before groups know only it).
+      const question = (group === 'sql' ? { op: 'leader' } : { op: 'leader', group }) as LinkBody;
+      const r = await link.conn.request(question, this.o.connectTimeoutMs);
       const api = r.ok ? (r.value as { leaderApi?: unknown }).leaderApi : null;
       if (typeof api !== 'string') return null;
       try {
@@ -226,12 +235,12 @@ export class ClusterLink {
       }
       const known = this.o.nodes.includes(api) || this.conns.has(api);
       if (!known && this.conns.size >= this.o.nodes.length + LEARNED_ADDRESSES_MAX) return null;
-      this.leaderAddr = api;
+      this.leaderAddrs.set(group, api);
       return api;
     })();
-    this.leaderAsk = ask;
+    this.leaderAsks.set(group, ask);
     const forget = () => {
-      if (this.leaderAsk === ask) this.leaderAsk = null;
+      if (this.leaderAsks.get(group) === ask) this.leaderAsks.delete(group);
     };
     ask.then(forget, forget);
     return ask.catch(() => null);
@@ -264,7 +273,7 @@ export class ClusterLink {
       if (this.conns.get(addr) !== p) return;
       this.conns.delete(addr);
       if (this.anyAddr === addr) this.anyAddr = null;
-      if (this.leaderAddr === addr) this.leaderAddr = null;
+      for (const [group, leader] of this.leaderAddrs) if (leader === addr) this.leaderAddrs.delete(group);
     };
     p.then((l) => {
       if (this.closed) l.conn.close();
@@ -272,6 +281,12 @@ export class ClusterLink {
     }, drop);
     return p;
   }
+}
+
+/** The Raft group a request is for (`group` of propose, leader, …); sql when it names none. */
+function groupOf(body: LinkBody): string {
+  const group = (body as { group?: unknown }).group;
+  return typeof group === 'string' ? group : 'sql';
 }
 
 function outcomeUnknown(why: string, cause: unknown): HiqliteError {

@@ -199,10 +199,14 @@ export class HiqliteProxy {
    * (and the cluster's leader id), so a client that follows the leader keeps talking to it.
    */
   private async leaderAnswer(req: ApiRequest, signal: AbortSignal): Promise<unknown> {
-    const v = (await this.link.call(
-      { op: 'leader' },
-      { kind: 'other', route: 'any', timeoutMs: this.deadlineOf(req), signal },
-    )) as { leaderId?: unknown; clusterId?: unknown };
+    // The question as asked (a group's leader, when it names one).
+    const { id: _id, ...question } = req;
+    const v = (await this.link.call(question as LinkBody, {
+      kind: 'other',
+      route: 'any',
+      timeoutMs: this.deadlineOf(req),
+      signal,
+    })) as { leaderId?: unknown; clusterId?: unknown };
     const leaderId = typeof v.leaderId === 'number' ? v.leaderId : null;
     return {
       leaderId,
@@ -234,11 +238,14 @@ export class HiqliteProxy {
     });
   }
 
-  /** The client's deadline, when it gave one nearer than the proxy's own `request_timeout_ms`. */
+  /**
+   * The client's deadline (`timeoutMs` of its request), or `request_timeout_ms` when it gave
+   * none. A client's deadline is kept as it is, however long: the nodes bound their own work, and
+   * a client would wait for the cluster as long without a proxy.
+   */
   private deadlineOf(req: ApiRequest): number {
-    const own = this.cfg.limits.request_timeout_ms ?? 10_000;
     const given = (req as { timeoutMs?: unknown }).timeoutMs;
-    return typeof given === 'number' ? Math.min(given, own) : own;
+    return typeof given === 'number' ? given : (this.cfg.limits.request_timeout_ms ?? 10_000);
   }
 
   private async counted(op: string, work: Promise<unknown>): Promise<unknown> {
