@@ -26,6 +26,12 @@ export class Progress {
   commitSent = 0 as LogIndex;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /**
+   * A heartbeat answer since the leader's last periodic heartbeat already let one more append
+   * out (see RaftCore.handleHeartbeatResponse): a burst of answers (a leader that stalled and
+   * resumes) must not open the window once per answer.
+   */
+  heartbeatFreed = false;
   readonly inflights: Inflights;
 
   constructor(next: LogIndex, inflightCountMax: number, inflightBytesMax: number) {

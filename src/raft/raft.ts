@@ -76,6 +76,8 @@ export class RaftCore {
   private readFailures: ReadFailure[] = [];
 
   private prevHardState: HardState;
+  /** A lone voter won its election with its own vote: it leads once that vote is durable. */
+  private wonOnOwnVote = false;
   private prevSoft: { role: Role; leaderId: NodeId | null };
   private readyInFlight = false;
 
@@ -295,6 +297,12 @@ export class RaftCore {
     if (lastApplied !== undefined && lastApplied.index > this.log.applied)
       this.log.applied = lastApplied.index;
     this.log.release(this.log.applying);
+    // Everything handed out so far is durable, the candidate's own vote included.
+    const hs = this.prevHardState;
+    if (this.wonOnOwnVote && hs.term === this.currentTerm && hs.vote === this.id) {
+      this.wonOnOwnVote = false;
+      this.becomeLeader();
+    }
     if (this.role === 'leader') {
       // The leader counts itself only for what is durable on its own disk (thesis §10.2.1).
       if (this.maybeCommit()) this.bcastAppendsOrHeartbeats();
@@ -404,6 +412,7 @@ export class RaftCore {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatIntervalTicks) {
       this.heartbeatElapsed = 0;
+      for (const pr of this.progress.values()) pr.heartbeatFreed = false;
       this.bcastHeartbeat(0);
     }
   }
@@ -469,6 +478,7 @@ export class RaftCore {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.votes = new Map();
+    this.wonOnOwnVote = false;
     this.leadTransferee = null;
     this.progress = new Map();
     this.uncommittedBytes = 0;
@@ -523,9 +533,11 @@ export class RaftCore {
     const voteTerm = (kind === 'pre-vote' ? this.currentTerm + 1 : this.currentTerm) as Term;
     this.votes.set(this.id, true);
     if (voteOutcome(this.log.membership().voters, this.votes) === 'won') {
-      // A single-voter cluster wins at once.
+      // A single-voter cluster wins with its own vote alone, once that vote is durable
+      // (advance()): as leader it would at once send appends of this term to its learners, and
+      // after a crash that lost the vote it could lead the same term again with other entries.
       if (kind === 'pre-vote') this.startElection('vote', transfer);
-      else this.becomeLeader();
+      else this.wonOnOwnVote = true;
       return;
     }
     for (const to of this.log.membership().voters) {
@@ -927,8 +939,14 @@ export class RaftCore {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
-    if (pr.state === 'probe') pr.probeSent = false;
-    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    // The follower is alive but has not answered the last append: it may have been lost, so
+    // one more may go out (a probe again, or the window's first slot freed) — once per
+    // heartbeat round, or a burst of answers would send a burst of appends beyond the window.
+    if (!pr.heartbeatFreed) {
+      pr.heartbeatFreed = true;
+      if (pr.state === 'probe') pr.probeSent = false;
+      if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    }
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, true);
     if (m.readContext !== 0) {
       this.readOnly.ack(m.from, m.readContext);
