@@ -127,9 +127,66 @@ export class SafetyChecker {
    */
   checkLogMatching(cores: ReadonlyArray<{ id: NodeId; core: LogReader }>): void {
     const views = cores.map(({ id, core }) => logView(id, core));
+    for (const v of views) this.checkAgainstCommitted(v);
     for (let a = 0; a < views.length; a++) {
       for (let b = a + 1; b < views.length; b++) {
         checkPair(views[a] as LogView, views[b] as LogView);
+      }
+    }
+  }
+
+  /**
+   * A log's boundary (Raft §7): the entry just before its first one, (index, term), is the point
+   * it was compacted or restored to. It must be an entry known committed, with the term
+   * committed there, and the log after it must go on from it (terms never decrease along a
+   * log). A snapshot install that keeps a tail contradicting the snapshot breaks both.
+   */
+  checkLogBoundary(
+    id: NodeId,
+    where: string,
+    boundary: { index: number; term: number },
+    firstEntryTerm: number | undefined,
+  ): void {
+    const { index, term } = boundary;
+    if (firstEntryTerm !== undefined && firstEntryTerm < term) {
+      fail(
+        'log-matching',
+        `node ${id}'s ${where} log starts after (${index}, term ${term}) with an entry of term ${firstEntryTerm}: terms never decrease along a log`,
+      );
+    }
+    if (index === 0) return;
+    const t = this.committedTerm[index];
+    if (t === undefined) {
+      fail(
+        'log-matching',
+        `node ${id}'s ${where} log was compacted to ${index}, beyond every index known committed (${this.committedIndex})`,
+      );
+    }
+    if (t !== term) {
+      fail(
+        'log-matching',
+        `node ${id}'s ${where} log starts after (${index}, term ${term}); term ${t} was committed at ${index} (applied by node ${this.committedBy[index]})`,
+      );
+    }
+  }
+
+  /**
+   * Log matching against the committed prefix: a log that holds a known-committed entry's index
+   * with its term holds every committed entry up to it (an entry that agrees on (index, term)
+   * agrees on everything before).
+   */
+  private checkAgainstCommitted(v: LogView): void {
+    const hi = Math.min(v.first + v.entries.length - 1, this.committedIndex);
+    let k = hi;
+    for (; k >= v.first; k--) if ((v.entries[k - v.first] as Entry).term === this.committedTerm[k]) break;
+    for (let i = k; i >= v.first; i--) {
+      const e = v.entries[i - v.first] as Entry;
+      const digest = this.committedDigest[i] as string;
+      if (e.term !== this.committedTerm[i] || entryDigest(e) !== digest) {
+        fail(
+          'log-matching',
+          `node ${v.id} holds committed entry ${k} (term ${this.committedTerm[k]}) but differs from the committed log at ${i}: ${describe(e.term, entryDigest(e))} vs ${describe(this.committedTerm[i] as number, digest)} (applied by node ${this.committedBy[i]})`,
+        );
       }
     }
   }

@@ -155,6 +155,8 @@ export class SimLogStore implements LogStore {
   constructor(
     private readonly disk: SimDisk,
     private readonly life: ProcessLife,
+    /** Called after every purge, of what the process sees and of what survives (checkers). */
+    private readonly onPurge: (where: 'live' | 'durable', log: Readonly<MemoryLogState>) => void = () => {},
   ) {
     const d = disk.log;
     this.live = new MemoryLogStore({
@@ -201,7 +203,16 @@ export class SimLogStore implements LogStore {
   purgeTo(index: LogIndex, t: Term): Promise<void> {
     if (this.life.dead) return NEVER;
     void this.live.purgeTo(index, t);
-    return this.disk.write(this.life, 1, () => void this.durable.purgeTo(index, t));
+    this.onPurge('live', this.live.state);
+    return this.disk.write(this.life, 1, () => {
+      void this.durable.purgeTo(index, t);
+      this.onPurge('durable', this.durable.state);
+    });
+  }
+
+  /** What the process sees of its log (the checkers read its boundary). */
+  get view(): Readonly<MemoryLogState> {
+    return this.live.state;
   }
 
   saveHardState(hs: HardState): Promise<void> {

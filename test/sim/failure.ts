@@ -14,7 +14,9 @@ export type CheckerName =
   /** The core or the runtime threw (an assertion inside it failed), or the group stopped. */
   | 'core-exception'
   /** An acknowledgement left a node before the state it vouches for was durable there. */
-  | 'durability';
+  | 'durability'
+  /** A leader had more unacknowledged appends in flight to a follower than its window allows. */
+  | 'flow-control';
 
 export class SimFailure extends Error {
   override readonly name = 'SimFailure';

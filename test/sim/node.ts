@@ -24,8 +24,10 @@ import type {
   Message,
   NodeId,
   SnapshotMeta,
+  Status,
   Term,
 } from '../../src/raft/types.js';
+import type { MemoryLogState } from '../../src/storage/memory-log-store.js';
 import type { SafetyChecker } from './checkers.js';
 import { type ProcessLife, SimDisk, SimLogStore, SimSnapshotStore } from './disk.js';
 import type { EventQueue } from './event-queue.js';
@@ -79,6 +81,8 @@ export interface NodeHost {
   failLater(e: unknown): void;
   /** Check every acknowledgement against what the disk holds durably. */
   readonly durabilityCheck: boolean;
+  /** `node` is leader: polled after every event (the commit index is checked against the disks). */
+  onLeaderPolled(node: SimNode, status: Status): void;
 }
 
 /** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
@@ -92,6 +96,12 @@ class Life implements ProcessLife {
   logStore: SimLogStore | null = null;
   /** What the clients wait for in this life: settled (outcome unknown, read failed) at a crash. */
   readonly pending = new Set<() => void>();
+  /**
+   * Per follower: appends with entries sent in `term` since the last event that lets the core
+   * free its window (an answer from that follower, an unreachable or snapshot report, a
+   * membership change). The core's window holds at least these, so they never exceed it.
+   */
+  readonly unacked = new Map<NodeId, { term: number; count: number; prevMax: number }>();
 
   constructor(
     readonly incarnation: number,
@@ -216,7 +226,15 @@ export class SimNode {
       const g = life.group;
       if (g === null) return;
       if (env.snapshot === null) {
-        g.receive(env.msg);
+        const m = env.msg;
+        if (m.type === 'append-response' || m.type === 'heartbeat-response') {
+          const w = life.unacked.get(m.from);
+          if (w !== undefined && w.term === m.term) {
+            w.count = 0;
+            w.prevMax = -1;
+          }
+        }
+        g.receive(m);
         return;
       }
       // The transport streamed the snapshot into a file of this node's snapshot store.
@@ -280,6 +298,8 @@ export class SimNode {
   proposeMembership(change: MembershipChange, done: (result: string) => void): boolean {
     const g = this.raft;
     if (g === null || this.paused) return false;
+    // A member added (again) gets a fresh replication progress, and a fresh window.
+    this.life?.unacked.clear();
     let p: Promise<unknown>;
     try {
       p = g.proposeMembership(change, { timeoutMs: this.clientTimeoutMs() });
@@ -309,7 +329,9 @@ export class SimNode {
     const g = this.raft;
     if (g === null) return;
     const st = g.status();
-    if (st.role !== 'leader' || st.term === this.leaderTermSeen) return;
+    if (st.role !== 'leader') return;
+    this.host.onLeaderPolled(this, st);
+    if (st.term === this.leaderTermSeen) return;
     this.leaderTermSeen = st.term;
     this.host.trace.note(
       this.host.queue.now,
@@ -319,6 +341,35 @@ export class SimNode {
     this.host.onLeader(this);
   }
 
+  /** The transport saw `to` unreachable: the core falls back to probing (its window is reset). */
+  unreachable(inc: number, to: NodeId): void {
+    this.inLife(inc, 'unreachable', (g) => {
+      this.life?.unacked.delete(to);
+      g.reportUnreachable(to);
+    });
+  }
+
+  /** The term of `index` in the log as this process sees it (undefined: not held, or down). */
+  liveTermAt(index: LogIndex): Term | undefined {
+    return this.life?.logStore?.termAt(index);
+  }
+
+  /** Log matching at the boundary: what the process sees and what the disk holds durably. */
+  checkLogBoundaries(): void {
+    const live = this.life?.logStore?.view;
+    if (live !== undefined) this.checkBoundary('live', live);
+    this.checkBoundary('durable', this.disk.log);
+  }
+
+  private checkBoundary(where: 'live' | 'durable', log: Readonly<MemoryLogState>): void {
+    this.host.safety.checkLogBoundary(
+      this.id,
+      where,
+      { index: log.purgedIndex, term: log.purgedTerm },
+      log.entries[0]?.term,
+    );
+  }
+
   /** Entries the current life read from its log store (earlier lives' are in NodeStats). */
   entriesReadBack(): number {
     return this.life?.logStore?.entriesRead ?? 0;
@@ -326,7 +377,7 @@ export class SimNode {
 
   private open(life: Life): void {
     const p = this.host.profile;
-    const logStore = new SimLogStore(this.disk, life);
+    const logStore = new SimLogStore(this.disk, life, (where, log) => this.checkBoundary(where, log));
     life.logStore = logStore;
     RaftGroup.open({
       group: 'sql',
@@ -412,25 +463,76 @@ export class SimNode {
       send: (_group, msg) => {
         if (life.dead) return;
         if (this.host.durabilityCheck) this.checkDurable(msg, life);
+        if (msg.type === 'append' && msg.entries.length > 0) this.countUnacked(msg, life);
         this.host.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
       },
       sendSnapshot: (_group, msg, path) => {
         if (life.dead) return NEVER;
         const snapshot = this.disk.file(path);
         return new Promise<boolean>((resolve) => {
-          this.host.send({ msg, snapshot, senderIncarnation: inc, report: resolve });
+          const report = (ok: boolean) => {
+            life.unacked.delete(msg.to);
+            resolve(ok);
+          };
+          this.host.send({ msg, snapshot, senderIncarnation: inc, report });
         });
       },
     };
   }
 
   /**
+   * Flow control: a leader never has more appends unacknowledged on one link than its window
+   * (RaftConfig.inflightMessagesMax). Counted from outside: appends with entries sent since the
+   * last event that may free the window.
+   */
+  private countUnacked(m: Extract<Message, { type: 'append' }>, life: Life): void {
+    let w = life.unacked.get(m.to);
+    if (w === undefined || w.term !== m.term) {
+      w = { term: m.term, count: 0, prevMax: -1 };
+      life.unacked.set(m.to, w);
+    }
+    // A probe sent again (each heartbeat answer allows one) repeats its predecessor's
+    // prevIndex: the window counts appends that extend what the follower was sent.
+    if (m.prevIndex <= w.prevMax) return;
+    w.prevMax = m.prevIndex;
+    w.count++;
+    // One more than the window goes out when an append made before the window reopened leaves
+    // in the same flush as those after it (a probe made just before the answer that turns the
+    // progress to replicate, or the append a heartbeat answer frees before it was even sent).
+    const window = this.host.profile.inflightMessagesMax;
+    if (w.count > window + 1) {
+      fail(
+        'flow-control',
+        `leader n${this.id} (term ${m.term}) sent ${w.count} appends to n${m.to} without an answer or report in between; its window is ${window}`,
+      );
+    }
+  }
+
+  /**
    * Acknowledgements never precede durability (Raft Figure 2: persist before responding): a
    * successful append response vouches for the log up to its match index, a granted vote for
-   * the vote itself, and the disk knows what is durable.
+   * the vote itself, a vote request or a leader's message of term T for the candidate's own vote
+   * in T (a node that forgot it could vote again in T: two leaders, or one node leading T twice
+   * with different entries), and the disk knows what is durable.
    */
   private checkDurable(m: Message, life: Life): void {
     const d = this.disk.log;
+    if (
+      m.type === 'vote' ||
+      m.type === 'append' ||
+      m.type === 'heartbeat' ||
+      m.type === 'snapshot' ||
+      m.type === 'timeout-now' ||
+      (m.type === 'read-index-response' && m.ok)
+    ) {
+      const hs = d.hardState;
+      if (hs === null || hs.term < m.term || (hs.term === m.term && hs.vote !== this.id)) {
+        fail(
+          'durability',
+          `node ${this.id} sent ${m.type} to n${m.to} as candidate or leader of term ${m.term} before its own vote in that term was durable (disk: term ${hs?.term ?? 0}, vote ${hs?.vote ?? null})`,
+        );
+      }
+    }
     if (m.type === 'append-response' && !m.reject) {
       const durableLast = d.purgedIndex + d.entries.length;
       if (m.matchIndex > durableLast) {

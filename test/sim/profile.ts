@@ -23,11 +23,14 @@ export const PLANTED_BUGS: readonly PlantedBugName[] = [
   'applyBeforeCommit',
   'ackBeforePersist',
   'readBeforeApply',
+  'leaderCountsSelfBeforePersist',
+  'snapshotKeepsConflictingTail',
 ];
 
 const RUNTIME_BUGS: ReadonlySet<PlantedBugName> = new Set<keyof RuntimePlantedBugs>([
   'ackBeforePersist',
   'readBeforeApply',
+  'snapshotKeepsConflictingTail',
 ]);
 
 /** Relative weights of the fault actions the nemesis picks from. */
@@ -341,6 +344,40 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
         clients: 4,
         readRate: 0.5,
         stickToLeaderRate: 0,
+        thinkUsMax: 2_000,
+      };
+    case 'leaderCountsSelfBeforePersist':
+      // The leader's own disk is slow and its followers' acknowledgements come back first: it
+      // commits on its own unwritten copy plus a minority, then dies mid-persist.
+      return {
+        ...withBug,
+        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        network: { ...p.network, latencyUsMin: 200, latencyUsMax: 1_000 },
+        diskLatencyUsMin: 500,
+        diskLatencyUsMax: 3_000,
+        slowDiskRate: 0.2,
+        slowDiskUsMax: 30_000,
+        tornWriteRate: 0,
+        nemesisIntervalUs: rng.int(20_000, 100_000),
+        nemesis: { ...ZERO_WEIGHTS, crashMidPersist: 3, crashLeader: 2, heal: 1 },
+        crashedMax: 1,
+        clients: 3,
+        stickToLeaderRate: 0.9,
+      };
+    case 'snapshotKeepsConflictingTail':
+      // An old leader cut off with entries of its own term comes back to a cluster that has
+      // compacted past them: it is sent a snapshot whose index its stale tail covers.
+      return {
+        ...withBug,
+        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        checkQuorum: false,
+        nemesisIntervalUs: rng.int(100_000, 300_000),
+        nemesis: { ...ZERO_WEIGHTS, isolateLeader: 3, heal: 2 },
+        compactEveryEntries: 5,
+        compactTailMax: 0,
+        clients: 4,
+        readRate: 0.1,
+        stickToLeaderRate: 0.95,
         thinkUsMax: 2_000,
       };
     default:

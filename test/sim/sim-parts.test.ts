@@ -366,6 +366,39 @@ describe('safety checkers', () => {
     );
   });
 
+  test('log matching: a log holding a committed (index, term) differs from the committed log before it', () => {
+    const c = new SafetyChecker();
+    c.onApply(nodeId(1), write(1, 1, 'x', 1), term(1));
+    c.onApply(nodeId(1), noop(2, 1), term(1));
+    const stale = coreWithLog(2, [write(1, 1, 'x', 9), noop(2, 1)], 0);
+    const behind = coreWithLog(3, [write(1, 1, 'x', 1)], 0);
+    assert.equal(
+      checkerOf(() => c.checkLogMatching([{ id: nodeId(3), core: behind }])),
+      null,
+    );
+    assert.equal(
+      checkerOf(() => c.checkLogMatching([{ id: nodeId(2), core: stale }])),
+      'log-matching',
+    );
+  });
+
+  test('log matching at the boundary: a log compacted or restored to a point off the committed log', () => {
+    const c = new SafetyChecker();
+    c.onApply(nodeId(1), noop(1, 1), term(2));
+    c.onApply(nodeId(1), noop(2, 2), term(2));
+    const ok = (b: { index: number; term: number }, first: number | undefined) =>
+      checkerOf(() => c.checkLogBoundary(nodeId(2), 'live', b, first));
+    assert.equal(ok({ index: 0, term: 0 }, 1), null);
+    assert.equal(ok({ index: 2, term: 2 }, 2), null);
+    assert.equal(ok({ index: 2, term: 2 }, undefined), null);
+    // A snapshot install that kept the tail of another term: the boundary's term is not the
+    // committed one, or the entry after it is older than the boundary.
+    assert.equal(ok({ index: 2, term: 1 }, 1), 'log-matching');
+    assert.equal(ok({ index: 2, term: 2 }, 1), 'log-matching');
+    // Compacted beyond anything applied anywhere.
+    assert.equal(ok({ index: 3, term: 2 }, undefined), 'log-matching');
+  });
+
   test('state-machine safety: snapshots of one index must hold the same state', () => {
     const c = new SafetyChecker();
     const kv1 = new KvStateMachine(emptySnapshot(membership));

@@ -9,7 +9,7 @@
  * of the client history is checked at the end.
  */
 import { Prng, type Random } from '../../src/lib/prng.js';
-import type { Entry, NodeId } from '../../src/raft/types.js';
+import type { Entry, LogIndex, NodeId, Status } from '../../src/raft/types.js';
 import { SafetyChecker } from './checkers.js';
 import { EventQueue } from './event-queue.js';
 import { type CheckerName, fail, SimFailure } from './failure.js';
@@ -123,6 +123,8 @@ class Simulation implements ClusterAccess {
   private linearizabilityUnknown = 0;
   private opsChecked = 0;
   private configIndexMax = 0;
+  /** Per leader: the commit index last checked against the disks, in which life and term. */
+  private readonly commitSeen = new Map<NodeId, { incarnation: number; term: number; commit: number }>();
   private membershipCommitted = 0;
   /** A failure raised where it could not be thrown (a promise continuation): thrown after the event. */
   private failedLater: unknown = null;
@@ -161,6 +163,7 @@ class Simulation implements ClusterAccess {
       onMembershipApplied: (_node, e) => this.onMembershipApplied(e),
       onLeader: (node) => this.nemesis.onLeader(node),
       durabilityCheck: options.durabilityCheck ?? true,
+      onLeaderPolled: (node, st) => this.checkCommitDurable(node, st),
       failLater: (e) => {
         this.failedLater ??= e;
       },
@@ -355,6 +358,40 @@ class Simulation implements ClusterAccess {
       if (core !== null) cores.push({ id: n.id, core });
     }
     this.safety.checkLogMatching(cores);
+    for (const n of this.nodes.values()) n.checkLogBoundaries();
+  }
+
+  /**
+   * A commit never precedes durability on a quorum: when a leader's commit index moves to c,
+   * a majority of its voters (as the leader counts them: its latest membership) hold entry c of
+   * the leader's log on disk, durably (or a snapshot beyond it). The leader counts itself only
+   * once its own write is durable (thesis §10.2.1).
+   */
+  private checkCommitDurable(n: SimNode, st: Status): void {
+    if (!this.options.durabilityCheck && this.options.durabilityCheck !== undefined) return;
+    const seen = this.commitSeen.get(n.id);
+    if (seen === undefined || seen.incarnation !== n.incarnation || seen.term !== st.term) {
+      // Leadership starts from a commit index decided under earlier leaders (and memberships).
+      this.commitSeen.set(n.id, { incarnation: n.incarnation, term: st.term, commit: st.commitIndex });
+      return;
+    }
+    if (st.commitIndex <= seen.commit) return;
+    seen.commit = st.commitIndex;
+    const c = st.commitIndex;
+    // The leader's own log store may lag its core (its Ready is still being written).
+    const t = n.raft?.entries(c, (c + 1) as LogIndex)[0]?.term ?? n.liveTermAt(c);
+    const holders: NodeId[] = [];
+    for (const v of st.membership.voters) {
+      const d = (this.nodes.get(v) as SimNode).disk.log;
+      if (c <= d.purgedIndex || (d.entries[c - d.purgedIndex - 1]?.term === t && t !== undefined))
+        holders.push(v);
+    }
+    if (holders.length < Math.floor(st.membership.voters.length / 2) + 1) {
+      fail(
+        'durability',
+        `leader n${n.id} (term ${st.term}) committed ${c} (term ${t}) while only [${holders.join(',')}] of voters [${st.membership.voters.join(',')}] held it durably`,
+      );
+    }
   }
 
   private deliver(env: Envelope): void {
@@ -380,7 +417,7 @@ class Simulation implements ClusterAccess {
       const sender = this.nodes.get(m.from);
       const inc = env.senderIncarnation;
       this.queue.after(this.rngNet.int(1_000, 10_000), 'unreachable', m.from, () => {
-        sender?.inLife(inc, 'unreachable', (g) => g.reportUnreachable(m.to));
+        sender?.unreachable(inc, m.to);
       });
     }
   }
