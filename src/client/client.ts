@@ -8,10 +8,29 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
 import type { NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
+import type { BackupInfo } from '../node/node-features.js';
+import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
 import type { CommandInput, Migration, ParamInput } from '../sm/sql/command.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import {
+  CacheApi,
+  type CacheCallOptions,
+  type CacheConsistency,
+  type CacheHandle,
+  type CacheOps,
+  type CacheRead,
+  type CacheReadValue,
+  type CounterHandle,
+  type DistributedLock,
+  type ListenNotification,
+  type ListenSource,
+  type LockGrantInfo,
+  type LockOptions,
+  type LockRequest,
+} from './cache-client.js';
 
 export type Params = readonly ParamInput[] | Readonly<Record<string, ParamInput>>;
 export type Metrics = NodeMetrics;
@@ -41,17 +60,76 @@ export interface HiqliteClient {
   queryConsistent<T = Row>(sql: string, params?: Params): Promise<T[]>;
   migrate(migrations: readonly MigrationInput[] | string): Promise<void>;
   metrics(): Promise<Metrics>;
+  /**
+   * Takes an encrypted backup now, on the leader (src/backup): a consistent copy at one log
+   * index, stored in the local folder and S3 when configured. A call while one runs gets its result.
+   */
+  backup(): Promise<BackupInfo>;
   waitUntilHealthy(options?: { timeoutMs?: number }): Promise<void>;
   close(): Promise<void>;
+  /** A replicated cache (src/client/cache-client.ts). */
+  cache<V = unknown>(name: string): CacheHandle<V>;
+  counter(name: string): CounterHandle;
+  clearCaches(): Promise<number>;
+  notify(channel: string, payload: unknown): Promise<number>;
+  listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable;
+  lock(key: string, options?: LockOptions): Promise<DistributedLock>;
+  tryLock(key: string, options?: { leaseMs?: number }): Promise<DistributedLock | null>;
 }
 
 /** What a concrete client provides; everything else is built on it. */
-export abstract class ClientBase implements HiqliteClient {
+export abstract class ClientBase implements HiqliteClient, CacheOps {
   protected abstract write(command: CommandInput): Promise<{ index: number; result: CommandResult }>;
   protected abstract read(sql: string, params: Params, options: QueryOptions): Promise<Row[]>;
   abstract metrics(): Promise<Metrics>;
+  abstract backup(): Promise<BackupInfo>;
   abstract waitUntilHealthy(options?: { timeoutMs?: number }): Promise<void>;
   abstract close(): Promise<void>;
+
+  // The cache primitives (cache-client.ts, CacheOps): a client that has the cache group
+  // overrides them; the cache API below is built on them.
+  cacheWrite(_command: CacheCommand, _options?: CacheCallOptions): Promise<CacheOutcome> {
+    return Promise.reject(noCache());
+  }
+  cacheRead(_read: CacheRead, _consistency: CacheConsistency): Promise<CacheReadValue> {
+    return Promise.reject(noCache());
+  }
+  cacheLock(_request: LockRequest, _signal?: AbortSignal): Promise<LockGrantInfo | null> {
+    return Promise.reject(noCache());
+  }
+  cacheListen(_channel: string | null): ListenSource {
+    throw noCache();
+  }
+
+  private readonly caches = new CacheApi(this);
+
+  cache<V = unknown>(name: string): CacheHandle<V> {
+    return this.caches.cache<V>(name);
+  }
+
+  counter(name: string): CounterHandle {
+    return this.caches.counter(name);
+  }
+
+  clearCaches(): Promise<number> {
+    return this.caches.clearCaches();
+  }
+
+  notify(channel: string, payload: unknown): Promise<number> {
+    return this.caches.notify(channel, payload);
+  }
+
+  listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
+    return this.caches.listen<P>(channel);
+  }
+
+  lock(key: string, options?: LockOptions): Promise<DistributedLock> {
+    return this.caches.lock(key, options);
+  }
+
+  tryLock(key: string, options?: { leaseMs?: number }): Promise<DistributedLock | null> {
+    return this.caches.tryLock(key, options);
+  }
 
   async execute(sql: string, params: Params = []): Promise<ExecuteResult> {
     const { index, result } = await this.writeOk({ type: 'execute', sql, params, returning: false });
@@ -115,6 +193,10 @@ export abstract class ClientBase implements HiqliteClient {
     if (!out.result.ok) throw errorFromInfo(out.result.error);
     return out;
   }
+}
+
+function noCache(): HiqliteError {
+  return new HiqliteError('HQL_UNAVAILABLE', 'this client has no cache API yet', { retryable: false });
 }
 
 function outcome(o: StatementOutcome, logIndex: number): ExecuteResult {

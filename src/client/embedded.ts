@@ -5,12 +5,25 @@
  * (`hiqlite serve`, tests with a virtual clock).
  */
 
+import { backupFeatures } from '../backup/node-features.js';
 import type { NodeConfig } from '../node/config/config.js';
 import { HiqliteNode as NodeRuntime, type QueryOptions, type StartOptions } from '../node/hiqlite-node.js';
+import type { BackupInfo } from '../node/node-features.js';
+import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import type {
+  CacheCallOptions,
+  CacheConsistency,
+  CacheRead,
+  CacheReadValue,
+  ListenSource,
+  LockGrantInfo,
+  LockRequest,
+} from './cache-client.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
 import { explainListenError } from './listen-error.js';
 import { startInWorker } from './worker-node.js';
@@ -43,6 +56,26 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     return this.node.metrics();
   }
 
+  backup(): Promise<BackupInfo> {
+    return this.node.backup();
+  }
+
+  override cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {
+    return this.node.caches.writeOk(command, options);
+  }
+
+  override async cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
+    return this.node.caches.read(read, consistency);
+  }
+
+  override cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
+    return this.node.caches.lock(request, signal);
+  }
+
+  override cacheListen(channel: string | null): ListenSource {
+    return this.node.caches.subscribe({ channel });
+  }
+
   waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
     return this.node.waitUntilHealthy(options.timeoutMs ?? 30_000);
   }
@@ -64,7 +97,7 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 export async function start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
   try {
     if ((options.thread ?? 'worker') === 'worker') return await startInWorker(config, options);
-    return new EmbeddedNode(await NodeRuntime.start(config, options));
+    return new EmbeddedNode(await NodeRuntime.start(config, options, backupFeatures));
   } catch (e) {
     throw explainListenError(e, config);
   }

@@ -7,8 +7,13 @@
  * thread reads without a message — the applied index (read-your-writes waits on it with
  * Atomics.waitAsync) and whether the node is the leader (`isLeader()` stays synchronous).
  */
+
+import type { CacheConsistency, CacheRead } from '../node/cache-group.js';
+import type { ListenItem } from '../node/cache-listeners.js';
+import type { LockRequest } from '../node/cache-locks.js';
 import type { NodeConfig } from '../node/config/config.js';
 import type { TransferredError } from '../node/error-transfer.js';
+import type { CacheCommand } from '../sm/cache/command.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 
@@ -38,8 +43,19 @@ export type CallBody =
     }
   | { readonly op: 'barrier'; readonly timeoutMs: number }
   | { readonly op: 'metrics' }
+  | { readonly op: 'backup' }
   | { readonly op: 'health'; readonly timeoutMs: number }
-  | { readonly op: 'shutdown' };
+  | { readonly op: 'shutdown' }
+  // The cache group (cache-client.ts, CacheOps).
+  | { readonly op: 'cacheWrite'; readonly command: CacheCommand; readonly timeoutMs?: number }
+  | { readonly op: 'cacheRead'; readonly read: CacheRead; readonly consistency: CacheConsistency }
+  /** Abortable (`abort`): the node withdraws the waiter. */
+  | { readonly op: 'cacheLock'; readonly request: LockRequest }
+  /**
+   * Starts listener `listenId`; its notifications come as `listen` events, at most
+   * `cache_listener_buffer_max` not yet acknowledged (`listen-ack`).
+   */
+  | { readonly op: 'listen'; readonly listenId: number; readonly channel: string | null };
 
 export type Call = CallBody & { readonly id: number };
 
@@ -48,7 +64,11 @@ export type ToWorker =
   /** The caller's AbortSignal fired for these calls (reads with timeoutMs). */
   | { readonly type: 'abort'; readonly ids: readonly number[] }
   /** StartOptions.signal fired while start() was still running. */
-  | { readonly type: 'cancel-start' };
+  | { readonly type: 'cancel-start' }
+  /** The application took this many notifications of each listener: the node may send more. */
+  | { readonly type: 'listen-ack'; readonly acks: ReadonlyArray<readonly [listenId: number, count: number]> }
+  /** These listeners stopped. */
+  | { readonly type: 'unlisten'; readonly ids: readonly number[] };
 
 export type Reply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
@@ -57,7 +77,11 @@ export type Reply =
 export type NodeEvent =
   | { readonly type: 'started'; readonly dbFile: string }
   | { readonly type: 'start-failed'; readonly error: TransferredError }
-  | { readonly type: 'fatal'; readonly error: TransferredError };
+  | { readonly type: 'fatal'; readonly error: TransferredError }
+  /** Notifications for one listener, in log order (a `lagged` item ends it). */
+  | { readonly type: 'listen'; readonly listenId: number; readonly items: readonly ListenItem[] }
+  /** The listener ended on the node (shutdown). */
+  | { readonly type: 'listen-end'; readonly listenId: number; readonly error: TransferredError };
 
 export interface FromWorker {
   /** pino records (JSON lines) to write through the application's logger, in order. */

@@ -3,8 +3,11 @@
  * runtime — Raft group, transport, log store, API port — off the application's event loop, and
  * serves the calls of the application's thread (worker-node.ts). See node-thread-protocol.ts.
  */
+
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
+import { backupFeatures } from '../backup/node-features.js';
+import type { Subscription } from '../node/cache-listeners.js';
 import { transferError } from '../node/error-transfer.js';
 import { HiqliteNode as NodeRuntime } from '../node/hiqlite-node.js';
 import {
@@ -70,8 +73,73 @@ port.on('message', (m: ToWorker) => {
     case 'cancel-start':
       startCancel.abort();
       return;
+    case 'listen-ack':
+      for (const [id, n] of m.acks) listeners.get(id)?.ack(n);
+      return;
+    case 'unlisten':
+      for (const id of m.ids) listeners.get(id)?.stop();
+      return;
   }
 });
+
+/**
+ * A listener of the application's thread: notifications go over in batches, at most `window`
+ * not yet acknowledged, so an application that stops reading holds a bounded number of them
+ * (its node-side subscription then lags and reports it).
+ */
+class WorkerListener {
+  private inflight = 0;
+  private wake: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly id: number,
+    private readonly sub: Subscription,
+    private readonly window: number,
+  ) {}
+
+  async pump(): Promise<void> {
+    try {
+      for (;;) {
+        while (this.inflight >= this.window && !this.stopped) {
+          await new Promise<void>((r) => {
+            this.wake = r;
+          });
+        }
+        if (this.stopped) return;
+        const first = await this.sub.next();
+        const items = [first, ...this.sub.drain(this.window - this.inflight - 1)];
+        this.inflight += items.length;
+        events.push({ type: 'listen', listenId: this.id, items });
+        scheduleFlush();
+        if (items.some((i) => i.kind === 'lagged')) return;
+      }
+    } catch (e) {
+      if (!this.stopped) {
+        events.push({ type: 'listen-end', listenId: this.id, error: transferError(e) });
+        scheduleFlush();
+      }
+    } finally {
+      this.sub.close();
+      listeners.delete(this.id);
+    }
+  }
+
+  ack(n: number): void {
+    this.inflight = Math.max(0, this.inflight - n);
+    this.wake?.();
+    this.wake = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.sub.close();
+    this.wake?.();
+    this.wake = null;
+  }
+}
+
+const listeners = new Map<number, WorkerListener>();
 
 function serve(call: Call): void {
   run(call).then(
@@ -111,6 +179,8 @@ async function run(call: Call): Promise<unknown> {
       return null;
     case 'metrics':
       return n.metrics();
+    case 'backup':
+      return n.backup();
     case 'health':
       await n.waitUntilHealthy(call.timeoutMs);
       return null;
@@ -118,6 +188,29 @@ async function run(call: Call): Promise<unknown> {
       Atomics.store(flags, LEADER_SLOT, 0);
       await n.shutdown();
       return null;
+    case 'cacheWrite':
+      return n.caches.writeOk(
+        call.command,
+        call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs },
+      );
+    case 'cacheRead':
+      return n.caches.read(call.read, call.consistency);
+    case 'cacheLock': {
+      const ac = new AbortController();
+      aborts.set(call.id, ac);
+      try {
+        return await n.caches.lock(call.request, ac.signal);
+      } finally {
+        aborts.delete(call.id);
+      }
+    }
+    case 'listen': {
+      const window = n.cfg.cacheListenerBufferMax;
+      const l = new WorkerListener(call.listenId, n.caches.subscribe({ channel: call.channel }), window);
+      listeners.set(call.listenId, l);
+      void l.pump();
+      return null;
+    }
   }
 }
 
@@ -128,16 +221,20 @@ function publishApplied(index: number): void {
 
 async function main(): Promise<void> {
   try {
-    const n = await NodeRuntime.start(data.config, {
-      logger,
-      signal: startCancel.signal,
-      thread: 'main',
-      ...(data.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: data.joinTimeoutMs }),
-      onFatal: (e) => {
-        events.push({ type: 'fatal', error: transferError(e) });
-        scheduleFlush();
+    const n = await NodeRuntime.start(
+      data.config,
+      {
+        logger,
+        signal: startCancel.signal,
+        thread: 'main',
+        ...(data.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: data.joinTimeoutMs }),
+        onFatal: (e) => {
+          events.push({ type: 'fatal', error: transferError(e) });
+          scheduleFlush();
+        },
       },
-    });
+      backupFeatures,
+    );
     node = n;
     n.appliedWatcher.onAdvance(publishApplied);
     publishApplied(n.appliedWatcher.current);

@@ -16,14 +16,19 @@
  * - Errors keep their class and fields (node/error-transfer.ts); the worker's log records are
  *   written through the application's logger; `onFatal` is called on this thread.
  */
+
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { type Logger, pino } from 'pino';
 import { HiqliteError } from '../lib/errors.js';
+import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
 import { resolveConfig } from '../node/config/config.js';
 import { rebuildError } from '../node/error-transfer.js';
 import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
+import type { BackupInfo } from '../node/node-features.js';
+import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
 import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { sqlError } from '../sm/sql/errors.js';
@@ -31,6 +36,15 @@ import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import type {
+  CacheCallOptions,
+  CacheConsistency,
+  CacheRead,
+  CacheReadValue,
+  ListenSource,
+  LockGrantInfo,
+  LockRequest,
+} from './cache-client.js';
 import { ClientBase, type Metrics, type Params } from './client.js';
 import type { HiqliteNode } from './embedded.js';
 import {
@@ -44,6 +58,9 @@ import {
   SHARED_BYTES,
   type ToWorker,
 } from './node-thread-protocol.js';
+
+/** A backup of a large database takes minutes. */
+const BACKUP_CALL_TIMEOUT_MS = 3_600_000;
 
 export const THREAD_CALLS_MAX_DEFAULT = 10_000;
 /**
@@ -150,6 +167,10 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   private nextId = 1;
   private outCalls: Call[] = [];
   private outAborts: number[] = [];
+  private outAcks = new Map<number, number>();
+  private outUnlisten: number[] = [];
+  private readonly listens = new Map<number, WorkerListenSource>();
+  private nextListenId = 1;
   private flushScheduled = false;
   private readonly sweep: NodeJS.Timeout;
   private appliedWaits = 0;
@@ -246,6 +267,60 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     return this.call({ op: 'metrics' }, this.cfg.readTimeoutMs) as Promise<Metrics>;
   }
 
+  backup(): Promise<BackupInfo> {
+    return this.call({ op: 'backup' }, BACKUP_CALL_TIMEOUT_MS) as Promise<BackupInfo>;
+  }
+
+  // The cache group lives on the node's thread: every call crosses over (batched per turn).
+  override cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {
+    if (options.signal?.aborted === true) {
+      return Promise.reject(
+        new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true }),
+      );
+    }
+    const body: CallBody = {
+      op: 'cacheWrite',
+      command,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    };
+    return this.call(body, this.cfg.proposalTimeoutMs) as Promise<CacheOutcome>;
+  }
+
+  override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
+    return this.call(
+      { op: 'cacheRead', read, consistency },
+      this.cfg.readTimeoutMs,
+    ) as Promise<CacheReadValue>;
+  }
+
+  override cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
+    // The wait is the node's: until the grant, waitMs or the signal (plus a write's deadline).
+    const waitMs = (request.waitMs ?? Number.POSITIVE_INFINITY) + this.cfg.proposalTimeoutMs * 2;
+    return this.call({ op: 'cacheLock', request }, waitMs, signal) as Promise<LockGrantInfo | null>;
+  }
+
+  override cacheListen(channel: string | null): ListenSource {
+    this.checkOpen();
+    const id = this.nextListenId++;
+    const source = new WorkerListenSource(
+      (n) => {
+        this.outAcks.set(id, (this.outAcks.get(id) ?? 0) + n);
+        this.scheduleFlush();
+      },
+      () => {
+        if (!this.listens.delete(id)) return;
+        this.outUnlisten.push(id);
+        this.scheduleFlush();
+      },
+    );
+    this.listens.set(id, source);
+    this.call({ op: 'listen', listenId: id, channel }, this.cfg.readTimeoutMs).catch((e: unknown) => {
+      this.listens.delete(id);
+      source.end(e as Error);
+    });
+    return source;
+  }
+
   async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 30_000;
     await this.call({ op: 'health', timeoutMs }, timeoutMs);
@@ -326,6 +401,16 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       this.outAborts = [];
       this.post({ type: 'abort', ids });
     }
+    if (this.outAcks.size > 0) {
+      const acks = [...this.outAcks];
+      this.outAcks = new Map();
+      this.post({ type: 'listen-ack', acks });
+    }
+    if (this.outUnlisten.length > 0) {
+      const ids = this.outUnlisten;
+      this.outUnlisten = [];
+      this.post({ type: 'unlisten', ids });
+    }
   }
 
   private post(m: ToWorker): void {
@@ -364,6 +449,15 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       case 'fatal':
         this.reportFatal(rebuildError(e.error));
         return;
+      case 'listen':
+        this.listens.get(e.listenId)?.push(e.items);
+        return;
+      case 'listen-end': {
+        const l = this.listens.get(e.listenId);
+        this.listens.delete(e.listenId);
+        l?.end(rebuildError(e.error));
+        return;
+      }
     }
   }
 
@@ -406,7 +500,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         if (p.deadlineMs > now) continue;
         this.settle(id, p);
         p.reject(
-          p.op === 'write'
+          p.op === 'write' || p.op === 'cacheWrite'
             ? new HiqliteError('HQL_OUTCOME_UNKNOWN', "the node's thread did not answer the write in time", {
                 retryable: false,
               })
@@ -430,7 +524,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     for (const [id, p] of this.pending) {
       this.settle(id, p);
       p.reject(
-        p.op === 'write' && !closed
+        (p.op === 'write' || p.op === 'cacheWrite') && !closed
           ? new HiqliteError(
               'HQL_OUTCOME_UNKNOWN',
               `the node's thread exited (code ${code}) during the write`,
@@ -441,6 +535,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
           : this.gone,
       );
     }
+    for (const l of this.listens.values()) l.end(this.gone);
+    this.listens.clear();
     // Wakes reads waiting for an applied index: they see `gone`.
     Atomics.notify(this.appliedShared, APPLIED_SLOT);
   }
@@ -500,5 +596,64 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     }
     await this.exited;
     this.reader?.close();
+  }
+}
+
+/**
+ * A listener on the application's thread: the node's thread sends notifications in batches, at
+ * most `cache_listener_buffer_max` not yet taken here; each one taken is acknowledged (batched),
+ * which lets the node send more.
+ */
+class WorkerListenSource implements ListenSource {
+  private queue: ListenItem[] = [];
+  private waiter: { resolve: (i: ListenItem) => void; reject: (e: Error) => void } | null = null;
+  private error: Error | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly ack: (n: number) => void,
+    private readonly stop: () => void,
+  ) {}
+
+  push(items: readonly ListenItem[]): void {
+    if (this.closed) return;
+    for (const item of items) {
+      const w = this.waiter;
+      if (w !== null) {
+        this.waiter = null;
+        this.ack(1);
+        w.resolve(item);
+      } else this.queue.push(item);
+    }
+  }
+
+  end(error: Error): void {
+    if (this.error !== null) return;
+    this.error = error;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(error);
+  }
+
+  next(): Promise<ListenItem> {
+    const item = this.queue.shift();
+    if (item !== undefined) {
+      this.ack(1);
+      return Promise.resolve(item);
+    }
+    if (this.error !== null) return Promise.reject(this.error);
+    if (this.closed)
+      return Promise.reject(new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false }));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    this.stop();
+    this.end(new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false }));
   }
 }

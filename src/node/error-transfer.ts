@@ -5,9 +5,11 @@
  * `retryable`, `info`, `problems`, `leaderId`, … and the chain of causes (a failed listen keeps
  * its `syscall`, `code` and `port` for listen-error.ts).
  */
+
 import { HiqliteError } from '../lib/errors.js';
 import { EntryDecodeError } from '../protocol/entry-codec.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
+import { CacheError } from '../sm/cache/errors.js';
 import { SqlError } from '../sm/sql/errors.js';
 import { LogCorruptionError } from '../storage/storage-errors.js';
 import {
@@ -32,6 +34,7 @@ type ErrorClass = abstract new (...args: never[]) => Error;
 /** Every error class a user can meet (src/index.ts exports the public ones). */
 const CLASSES: Readonly<Record<string, ErrorClass>> = {
   SqlError,
+  CacheError,
   ConfigError,
   EntryDecodeError,
   ProtocolError,

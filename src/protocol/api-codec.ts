@@ -9,7 +9,16 @@
  */
 import { Packr } from 'msgpackr';
 import type { ErrorCode } from '../lib/errors.js';
+import {
+  type ApiPush,
+  CACHE_API_OPS,
+  type CacheApiRequest,
+  decodeApiPush,
+  decodeCacheApiRequest,
+} from './cache-api-codec.js';
 import { ProtocolError } from './protocol-error.js';
+
+export type { ApiPush, CacheApiRequest, CacheReadRequest, PushedNotification } from './cache-api-codec.js';
 
 // int64AsType 'auto': integers beyond 2^53 decode as bigint, smaller ones as numbers (msgpackr
 // supports it at run time; its type declarations lag behind).
@@ -23,11 +32,14 @@ const packr = new Packr({
 export type Consistency = 'local' | 'linearizable';
 
 export type ApiRequest =
-  /** Leader only: propose prepared command bytes (src/sm/sql `prepareForProposal`) to a group. */
+  /**
+   * Leader only: propose prepared command bytes to a group (sql: src/sm/sql `prepareForProposal`;
+   * cache: src/sm/cache `encodeCacheCommand`, whose time the leader stamps again).
+   */
   | {
       readonly id: number;
       readonly op: 'propose';
-      readonly group: 'sql';
+      readonly group: ApiGroup;
       readonly data: Uint8Array;
       /**
        * What is left of the caller's deadline: the node answers by then (HQL_UNAVAILABLE when it
@@ -52,12 +64,25 @@ export type ApiRequest =
   | { readonly id: number; readonly op: 'metrics' }
   /** The node's limits a client checks before sending: `{ commandBytesMax }`. */
   | { readonly id: number; readonly op: 'limits' }
-  /** Where the leader is: its id and API address, as this node knows them. */
-  | { readonly id: number; readonly op: 'leader' }
-  /** Leader only: a node with no state asks to be added as a learner. */
-  | { readonly id: number; readonly op: 'join'; readonly nodeId: number; readonly nonce: string }
-  /** Leader only: a caught-up learner asks to become a voter. */
-  | { readonly id: number; readonly op: 'promote'; readonly nodeId: number };
+  /** Where the leader of a group (default sql) is: its id and API address, as this node knows them. */
+  | { readonly id: number; readonly op: 'leader'; readonly group?: ApiGroup }
+  /** Leader only: a node with no state of the group asks to be added as a learner. */
+  | {
+      readonly id: number;
+      readonly op: 'join';
+      readonly nodeId: number;
+      readonly nonce: string;
+      readonly group?: ApiGroup;
+    }
+  /** Leader only: a caught-up learner of the group asks to become a voter. */
+  | { readonly id: number; readonly op: 'promote'; readonly nodeId: number; readonly group?: ApiGroup }
+  /** Take a backup now (on the leader; a follower forwards it). Answers the backup's description. */
+  | { readonly id: number; readonly op: 'backup' }
+  /** The cache group's reads, locks and listeners (cache-api-codec.ts). */
+  | CacheApiRequest;
+
+/** The Raft groups of a node (src/protocol/raft-group.ts). Absent on the wire: sql. */
+export type ApiGroup = 'sql' | 'cache';
 
 export type ApiOp = ApiRequest['op'];
 
@@ -76,7 +101,7 @@ export type ApiResponse =
 
 export const SQL_BYTES_MAX = 1 << 20;
 
-export function encodeApiMessage(m: ApiRequest | ApiResponse): Uint8Array {
+export function encodeApiMessage(m: ApiRequest | ApiResponse | ApiPush): Uint8Array {
   return packr.pack(m);
 }
 
@@ -102,6 +127,11 @@ function requestId(o: Record<string, unknown>): number {
   return id;
 }
 
+function groupOf(o: Record<string, unknown>): ApiGroup {
+  if (o.group !== 'sql' && o.group !== 'cache') bad(`unknown group ${JSON.stringify(o.group)}`);
+  return o.group;
+}
+
 function nodeIdOf(o: Record<string, unknown>): number {
   const n = o.nodeId;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff)
@@ -112,14 +142,15 @@ function nodeIdOf(o: Record<string, unknown>): number {
 export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
   const o = decodeMap(bytes);
   const id = requestId(o);
+  if (typeof o.op === 'string' && CACHE_API_OPS.has(o.op)) return decodeCacheApiRequest(o, id);
   switch (o.op) {
     case 'propose': {
-      if (o.group !== 'sql') bad(`unknown group ${JSON.stringify(o.group)}`);
+      if (o.group !== 'sql' && o.group !== 'cache') bad(`unknown group ${JSON.stringify(o.group)}`);
       if (!(o.data instanceof Uint8Array)) bad('propose.data must be bytes');
       const timeoutMs = optionalTimeout(o.timeoutMs, 'propose');
       return timeoutMs === undefined
-        ? { id, op: 'propose', group: 'sql', data: o.data }
-        : { id, op: 'propose', group: 'sql', data: o.data, timeoutMs };
+        ? { id, op: 'propose', group: o.group, data: o.data }
+        : { id, op: 'propose', group: o.group, data: o.data, timeoutMs };
     }
     case 'query': {
       if (typeof o.sql !== 'string' || o.sql.length === 0 || o.sql.length > SQL_BYTES_MAX)
@@ -138,15 +169,21 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
     }
     case 'metrics':
     case 'limits':
-    case 'leader':
       return { id, op: o.op };
+    case 'leader':
+      return o.group === undefined ? { id, op: 'leader' } : { id, op: 'leader', group: groupOf(o) };
     case 'join': {
       if (typeof o.nonce !== 'string' || o.nonce.length === 0 || o.nonce.length > 64)
         bad('join.nonce must be a short string');
-      return { id, op: 'join', nodeId: nodeIdOf(o), nonce: o.nonce };
+      const join = { id, op: 'join', nodeId: nodeIdOf(o), nonce: o.nonce } as const;
+      return o.group === undefined ? join : { ...join, group: groupOf(o) };
     }
-    case 'promote':
-      return { id, op: 'promote', nodeId: nodeIdOf(o) };
+    case 'promote': {
+      const promote = { id, op: 'promote', nodeId: nodeIdOf(o) } as const;
+      return o.group === undefined ? promote : { ...promote, group: groupOf(o) };
+    }
+    case 'backup':
+      return { id, op: 'backup' };
     default:
       throw new ProtocolError('unknown-type', `api message: unknown op ${JSON.stringify(o.op)}`);
   }
@@ -176,11 +213,24 @@ function plainBytes(v: unknown, depth: number): unknown {
 }
 
 export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
+  return responseOf(decodeMap(bytes));
+}
+
+/** What a node sends a client: an answer, or a frame pushed for one of its listeners. */
+export function decodeApiServerMessage(bytes: Uint8Array): ApiResponse | ApiPush {
   const o = decodeMap(bytes);
+  return o.push === undefined ? responseOf(o) : decodeApiPush(o, errorBodyOf);
+}
+
+function responseOf(o: Record<string, unknown>): ApiResponse {
   const id = requestId(o);
   if (o.ok === true) return { id, ok: true, value: plainBytes(o.value, 0) };
   if (o.ok !== false) bad('response.ok must be a boolean');
-  const e = o.error as Record<string, unknown> | null | undefined;
+  return { id, ok: false, error: errorBodyOf(o.error) };
+}
+
+function errorBodyOf(error: unknown): ApiErrorBody {
+  const e = error as Record<string, unknown> | null | undefined;
   if (typeof e !== 'object' || e === null) bad('response.error must be a map');
   if (typeof e.code !== 'string' || !e.code.startsWith('HQL_'))
     bad('response.error.code must be an HQL_ code');
@@ -188,17 +238,13 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
   const leaderId = e.leaderId;
   const details = e.details;
   return {
-    id,
-    ok: false,
-    error: {
-      code: e.code as ErrorCode,
-      message: e.message,
-      retryable: e.retryable === true,
-      ...(typeof leaderId === 'number' || leaderId === null ? { leaderId } : {}),
-      ...(typeof details === 'object' && details !== null
-        ? { details: details as Record<string, unknown> }
-        : {}),
-    },
+    code: e.code as ErrorCode,
+    message: e.message,
+    retryable: e.retryable === true,
+    ...(typeof leaderId === 'number' || leaderId === null ? { leaderId } : {}),
+    ...(typeof details === 'object' && details !== null
+      ? { details: details as Record<string, unknown> }
+      : {}),
   };
 }
 

@@ -1,0 +1,89 @@
+/**
+ * The cache group's Prometheus gauges (`/metrics`): its Raft state, entries and bytes per cache
+ * (one label value per cache, at most `cache_caches_max`), local listeners and their lag, locks
+ * held and waiting. Read when scraped, from the node's current state.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import type { CacheGroupMetrics } from './cache-group.js';
+
+export interface CacheMetricsSource {
+  /** Null until the cache group runs. */
+  readonly cache: () => CacheGroupMetrics | null;
+  readonly raft: () => { term: number; commitIndex: number; appliedIndex: number; isLeader: boolean } | null;
+}
+
+export function registerCacheMetrics(registry: Registry, source: CacheMetricsSource): void {
+  const simple = (name: string, help: string, read: () => number | null) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        if (v !== null) this.set(v);
+      },
+    });
+  const raft = () => source.raft();
+  const cache = () => source.cache();
+  simple('hiqlite_cache_raft_term', 'Current Raft term of the cache group', () => raft()?.term ?? null);
+  simple(
+    'hiqlite_cache_raft_commit_index',
+    'Commit index of the cache group',
+    () => raft()?.commitIndex ?? null,
+  );
+  simple(
+    'hiqlite_cache_raft_applied_index',
+    'Index applied to the cache state machine',
+    () => raft()?.appliedIndex ?? null,
+  );
+  simple('hiqlite_cache_raft_is_leader', '1 when this node leads the cache group', () => {
+    const r = raft();
+    return r === null ? null : r.isLeader ? 1 : 0;
+  });
+  simple(
+    'hiqlite_cache_bytes_total',
+    'Accounted bytes of all cache entries and counters (bound: cache_bytes_max)',
+    () => (cache() === null ? null : (cache()?.stats.bytes ?? 0)),
+  );
+  simple(
+    'hiqlite_cache_listeners',
+    'Listeners on this node (bound: cache_listeners_max)',
+    () => cache()?.listeners ?? null,
+  );
+  simple(
+    'hiqlite_cache_listener_lag',
+    'Notifications buffered for this node’s listeners, not yet taken (each bounded by cache_listener_buffer_max)',
+    () => cache()?.listenerLag ?? null,
+  );
+  simple('hiqlite_cache_locks_held', 'Lock keys held (replicated)', () => cache()?.stats.locksHeld ?? null);
+  simple(
+    'hiqlite_cache_lock_waiters',
+    'Waiters queued on locks (replicated)',
+    () => cache()?.stats.lockWaiters ?? null,
+  );
+  simple(
+    'hiqlite_cache_lock_waits_local',
+    'Lock acquisitions waiting on this node for their grant',
+    () => cache()?.lockWaits ?? null,
+  );
+  simple(
+    'hiqlite_cache_notifications_held',
+    'Notifications held for resuming listeners (bound: cache_notifications_ring_max)',
+    () => cache()?.stats.notificationsHeld ?? null,
+  );
+  for (const [name, help, field] of [
+    ['hiqlite_cache_entries', 'Entries of one cache (expired ones not yet removed included)', 'entries'],
+    ['hiqlite_cache_bytes', 'Accounted bytes of one cache', 'bytes'],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['cache'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of cache()?.stats.caches ?? []) this.set({ cache: c.name }, c[field]);
+      },
+    });
+  }
+}

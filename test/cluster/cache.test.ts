@@ -1,0 +1,174 @@
+/**
+ * The cache group on real processes: three applications embedding a node each (the node on its
+ * own thread, the default), talking real TCP. The Rust project's cache, counter, notify and lock
+ * scenarios (section 7 of its notes), plus what it does not promise: TTL in log time, exactly one
+ * winner of a getRemove, fencing tokens, a killed holder's lock passing on after its lease.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type CacheApp, CacheAppError, startApps } from './cache-app-process.js';
+import { eventually, sleep, TestCluster } from './harness.js';
+
+describe('cache group: caches, counters, notify and locks across three embedded nodes', () => {
+  let cluster: TestCluster;
+  const apps = new Map<number, CacheApp>();
+  const app = (id: number) => apps.get(id) as CacheApp;
+
+  before(async () => {
+    cluster = await TestCluster.create({ nodes: 3, startNodes: [] });
+    for (const [id, a] of await startApps(cluster, [1, 2, 3])) apps.set(id, a);
+  });
+
+  after(async () => {
+    await Promise.all([...apps.values()].map((a) => a.kill()));
+    await cluster?.close();
+  });
+
+  test('a put on one node is read on every node; a TTL ends it everywhere', async () => {
+    await app(2).request('put', { cache: 'sessions', key: 's1', value: { user: 7, roles: ['a'] } });
+    await app(3).request('put', { cache: 'sessions', key: 'short', value: 'x', ttlMs: 300 });
+    for (const id of [1, 2, 3]) {
+      assert.deepEqual(
+        await app(id).request('get', { cache: 'sessions', key: 's1', consistency: 'linearizable' }),
+        { user: 7, roles: ['a'] },
+      );
+    }
+    // The writer reads its own write locally at once.
+    assert.equal(await app(3).request('get', { cache: 'sessions', key: 'short' }), 'x');
+    await eventually('the TTL to end the entry on every node', async () => {
+      for (const id of [1, 2, 3])
+        if ((await app(id).request('get', { cache: 'sessions', key: 'short' })) !== null) return false;
+      return true;
+    });
+    // Physically removed on every replica by the leader's expire entries, not only hidden.
+    await eventually('the expired entry to be removed on every node', async () => {
+      for (const id of [1, 2, 3]) {
+        const m = await app(id).request<{
+          cache: { stats: { caches: Array<{ name: string; entries: number }> } };
+        }>('metrics');
+        if (m.cache.stats.caches.find((c) => c.name === 'sessions')?.entries !== 1) return false;
+      }
+      return true;
+    });
+  });
+
+  test('counters: concurrent adds from every node sum up exactly', async () => {
+    await Promise.all(
+      [1, 2, 3].flatMap((id) =>
+        Array.from({ length: 20 }, () =>
+          app(id).request('counterAdd', { counter: 'hits', key: 'k', delta: '5' }),
+        ),
+      ),
+    );
+    for (const id of [1, 2, 3])
+      assert.equal(await app(id).request('counterGet', { counter: 'hits', key: 'k' }), '300');
+  });
+
+  test('getRemove: of concurrent takers on every node exactly one gets the value', async () => {
+    await app(1).request('put', { cache: 'tokens', key: 't', value: 'once' });
+    const got = await Promise.all(
+      [1, 2, 3, 1, 2, 3].map((id) => app(id).request('getRemove', { cache: 'tokens', key: 't' })),
+    );
+    assert.deepEqual(
+      got.filter((v) => v !== null),
+      ['once'],
+    );
+  });
+
+  test('notify: every member that listens receives every notification once, in log order', async () => {
+    for (const id of [1, 2, 3]) await app(id).request('listen', { listener: 'all', channel: 'events' });
+    await app(1).request('listen', { listener: 'other', channel: 'other' });
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        app((i % 3) + 1).request('notify', { channel: 'events', payload: { i } }),
+      ),
+    );
+    await app(2).request('notify', { channel: 'other', payload: 'o' });
+    await eventually('30 notifications on every member', async () =>
+      [1, 2, 3].every((id) => app(id).of('all').length >= 30),
+    );
+    for (const id of [1, 2, 3]) assert.equal(app(id).of('all').length, 30);
+    const order = app(1)
+      .of('all')
+      .map((n) => n.index);
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+      'log order',
+    );
+    assert.equal(new Set(order).size, 30, 'once each');
+    for (const id of [2, 3])
+      assert.deepEqual(
+        app(id)
+          .of('all')
+          .map((n) => [n.index, n.payload]),
+        app(1)
+          .of('all')
+          .map((n) => [n.index, n.payload]),
+      );
+    assert.deepEqual(
+      app(1)
+        .of('all')
+        .map((n) => (n.payload as { i: number }).i)
+        .sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, i) => i),
+    );
+    await eventually('the other channel', async () => app(1).of('other').length === 1);
+    assert.equal(app(1).of('other')[0]?.payload, 'o');
+    // /metrics: entries and bytes per cache, listeners and their lag, locks, both groups.
+    const text = String((await cluster.http(1, '/metrics')).body);
+    assert.match(text, /hiqlite_cache_entries\{cache="sessions"\} 1/);
+    assert.match(text, /hiqlite_cache_bytes\{cache="sessions"\} [1-9]\d*/);
+    assert.match(text, /hiqlite_cache_listeners 2/);
+    assert.match(text, /hiqlite_cache_listener_lag \d+/);
+    assert.match(text, /hiqlite_cache_locks_held \d+/);
+    assert.match(text, /hiqlite_cache_raft_commit_index [1-9]\d*/);
+    assert.match(text, /hiqlite_raft_commit_index [1-9]\d*/);
+    const m = await app(2).request<{ cache: { voters: number[]; listeners: number } }>('metrics');
+    assert.deepEqual([...m.cache.voters].sort(), [1, 2, 3]);
+    assert.equal(m.cache.listeners, 1);
+  });
+
+  test('locks: exclusive, first come first served, fencing tokens strictly increasing', async () => {
+    const t1 = await app(1).request<number>('lock', { key: 'job' });
+    assert.equal(await app(2).request('tryLock', { key: 'job' }), null);
+    const second = app(2).request<number>('lock', { key: 'job' });
+    await sleep(300); // node 2's request is queued before node 3's
+    const third = app(3).request<number>('lock', { key: 'job' });
+    await sleep(300);
+    await app(1).request('release', { token: t1 });
+    const t2 = await second;
+    assert.ok(t2 > t1, `token ${t2} after ${t1}`);
+    let thirdDone = false;
+    void third.then(() => {
+      thirdDone = true;
+    });
+    await sleep(300);
+    assert.equal(thirdDone, false, 'the third waiter waits while the second holds it');
+    await app(2).request('release', { token: t2 });
+    const t3 = await third;
+    assert.ok(t3 > t2, `token ${t3} after ${t2}`);
+    await app(3).request('release', { token: t3 });
+    // A wait with a limit ends with HQL_TIMEOUT and leaves the queue.
+    const t4 = await app(1).request<number>('lock', { key: 'job' });
+    await assert.rejects(app(2).request('lock', { key: 'job', waitMs: 300 }), (e: unknown) => {
+      return e instanceof CacheAppError && e.code === 'HQL_TIMEOUT';
+    });
+    await app(1).request('release', { token: t4 });
+    assert.equal(typeof (await app(2).request('tryLock', { key: 'job' })), 'number');
+  });
+
+  test('a held lock is renewed while its holder lives; a killed holder’s lock passes on after its lease', async () => {
+    const leaseMs = 1500;
+    const held = await app(3).request<number>('lock', { key: 'leader-job', leaseMs });
+    // Renewed: still held after several leases.
+    await sleep(leaseMs * 2);
+    assert.equal(await app(1).request('tryLock', { key: 'leader-job' }), null);
+    const waiting = app(1).request<number>('lock', { key: 'leader-job', leaseMs });
+    await sleep(200);
+    await app(3).kill();
+    // Within the lease, an election if node 3 led the cache group, and an expire tick.
+    const next = await waiting;
+    assert.ok(next > held, `fencing token ${next} after ${held}`);
+  });
+});
