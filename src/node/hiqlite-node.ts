@@ -15,6 +15,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { Dashboard } from '../dashboard/dashboard.js';
+import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -38,13 +40,24 @@ import { openFileLogStore } from '../storage/file-log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
+import { CacheGroup, type CacheGroupMetrics } from './cache-group.js';
+import { registerCacheMetrics } from './cache-metrics.js';
+import {
+  type CacheGroupOf,
+  nodeCacheHttpOps,
+  nodeListen,
+  runningCacheGroup,
+  serveCacheRequest,
+} from './cache-serve.js';
 import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { NodeConfig, ResolvedNodeConfig } from './config/config.js';
 import { resolveConfig } from './config/config.js';
+import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { serveJsonRoute } from './json-routes.js';
+import type { BackupInfo, NodeBackups, NodeFeatures } from './node-features.js';
 import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js';
-import type { GroupTransport } from './seams.js';
+import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { SqlGroupStateMachine } from './sql-group-state-machine.js';
@@ -59,6 +72,8 @@ const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
  * still bounds the log whatever the size.
  */
 const SNAPSHOT_COST_RATIO_MAX = 8;
+/** How long a node waits for the leader to take a backup it forwarded (a large database takes minutes). */
+const BACKUP_TIMEOUT_MS = 3_600_000;
 
 export type Consistency = 'local' | 'linearizable';
 
@@ -80,6 +95,20 @@ export interface QueryOptions {
 
 export interface NodeMetrics {
   readonly nodeId: number;
+  readonly role: 'leader' | 'follower' | 'candidate' | 'learner';
+  readonly term: number;
+  readonly leaderId: number | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastLogIndex: number;
+  readonly voters: number[];
+  readonly learners: number[];
+  /** The cache group: its Raft state (as above) and its contents. */
+  readonly cache: GroupMetrics & CacheGroupMetrics;
+}
+
+/** One Raft group's state on this node. */
+export interface GroupMetrics {
   readonly role: 'leader' | 'follower' | 'candidate' | 'learner';
   readonly term: number;
   readonly leaderId: number | null;
@@ -126,6 +155,7 @@ export class HiqliteNode {
   private readonly onFatal: ((error: Error) => void) | undefined;
   private fatal: Error | null = null;
   private group!: RaftGroup;
+  private cache!: CacheGroup;
   private sm!: SqlGroupStateMachine;
   private reader!: SqlReader;
   private readPool!: ReadPool;
@@ -142,12 +172,20 @@ export class HiqliteNode {
   private readonly peers = new Map<number, Promise<ApiConnection>>();
   private readonly metricsRegistry = new Registry();
   private readonly writesTotal: Counter;
+  /** The dashboard's charts (writes, reads, latency, apply lag); null when it is off. */
+  private readonly history: MetricsHistory | null;
   private started = false;
   private closing: Promise<void> | null = null;
+  /** Backups (src/backup, handed in as a feature), once the node runs. */
+  private backups: NodeBackups | null = null;
   /** Leader: the last join handled per node (by the joining process's nonce). */
-  private readonly joins = new Map<number, { nonce: string; index: Promise<LogIndex> }>();
+  private readonly joins = new Map<string, { nonce: string; index: Promise<LogIndex> }>();
 
-  private constructor(cfg: ResolvedNodeConfig, options: StartOptions) {
+  private constructor(
+    cfg: ResolvedNodeConfig,
+    options: StartOptions,
+    private readonly features: NodeFeatures = {},
+  ) {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
     this.createdAtMs = this.clock.monotonicMs();
@@ -165,11 +203,25 @@ export class HiqliteNode {
       registers: [this.metricsRegistry],
     });
     this.registerGauges();
+    registerCacheMetrics(this.metricsRegistry, {
+      cache: () => (this.cache?.running === true ? this.cache.metrics() : null),
+      raft: () => {
+        if (this.cache?.running !== true) return null;
+        const s = this.cache.group.status();
+        const appliedIndex = this.cache.group.applied();
+        return { term: s.term, commitIndex: s.commitIndex, appliedIndex, isLeader: s.role === 'leader' };
+      },
+    });
+    this.history = cfg.dashboard.passwordHash === null ? null : new MetricsHistory();
   }
 
   /** Starts the node; resolves once it is a member of the cluster. */
-  static async start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
-    const node = new HiqliteNode(resolveConfig(config), options);
+  static async start(
+    config: NodeConfig,
+    options: StartOptions = {},
+    features: NodeFeatures = {},
+  ): Promise<HiqliteNode> {
+    const node = new HiqliteNode(resolveConfig(config), options, features);
     try {
       await node.open(options.joinTimeoutMs ?? 120_000, options.signal);
     } catch (e) {
@@ -210,7 +262,9 @@ export class HiqliteNode {
     timeoutMs = this.cfg.proposalTimeoutMs,
   ): Promise<{ index: number; result: CommandResult }> {
     try {
+      const startedMs = this.clock.monotonicMs();
       const out = await this.proposeBytes(data, timeoutMs);
+      this.history?.recordWrite(this.clock.monotonicMs() - startedMs);
       this.writesTotal.inc({ outcome: out.result.ok ? 'ok' : 'error' });
       return out;
     } catch (e) {
@@ -235,6 +289,7 @@ export class HiqliteNode {
       throw invalidParams(`timeoutMs must be a positive number, got ${timeoutMs}`);
     if (this.cfg.logStatements)
       this.log.info({ sql, params, consistency: options.consistency ?? 'local' }, 'query');
+    this.history?.recordRead();
     const deadline = this.clock.monotonicMs() + (timeoutMs ?? this.cfg.readTimeoutMs);
     const waitMs = () => Math.max(1, Math.min(this.cfg.readTimeoutMs, deadline - this.clock.monotonicMs()));
     if (options.consistency === 'linearizable') await this.linearizableBarrier(waitMs());
@@ -259,6 +314,15 @@ export class HiqliteNode {
     return this.linearizableBarrier(timeoutMs);
   }
 
+  /**
+   * The cache group (caches, counters, listen/notify, locks): the node-side operations the
+   * client API calls (src/node/cache-group.ts).
+   */
+  get caches(): CacheGroup {
+    this.checkOpen();
+    return this.cache;
+  }
+
   /** The applied index of the state machine (a worker-mode client mirrors it: client/node-worker.ts). */
   get appliedWatcher(): AppliedIndexWatcher {
     return this.sm.worker.applied;
@@ -270,10 +334,30 @@ export class HiqliteNode {
   }
 
   metrics(): NodeMetrics {
-    const s = this.group.status();
-    const learner = s.membership.learners.includes(this.cfg.nodeId);
+    const cache = this.cache.running ? this.groupMetrics(this.cache.group) : null;
     return {
       nodeId: this.cfg.nodeId,
+      ...this.groupMetrics(this.group),
+      cache: {
+        ...(cache ?? {
+          role: 'learner',
+          term: 0,
+          leaderId: null,
+          commitIndex: 0,
+          appliedIndex: 0,
+          lastLogIndex: 0,
+          voters: [],
+          learners: [],
+        }),
+        ...this.cache.metrics(),
+      },
+    };
+  }
+
+  private groupMetrics(g: RaftGroup): GroupMetrics {
+    const s = g.status();
+    const learner = s.membership.learners.includes(this.cfg.nodeId);
+    return {
       role:
         s.role === 'leader'
           ? 'leader'
@@ -285,7 +369,7 @@ export class HiqliteNode {
       term: s.term,
       leaderId: s.leaderId,
       commitIndex: s.commitIndex,
-      appliedIndex: this.group.applied(),
+      appliedIndex: g.applied(),
       lastLogIndex: s.lastIndex,
       voters: [...s.membership.voters],
       learners: [...s.membership.learners],
@@ -310,9 +394,19 @@ export class HiqliteNode {
   private async open(joinTimeoutMs: number, signal?: AbortSignal): Promise<void> {
     this.startSignal = signal;
     const { cfg } = this;
+    if (!cfg.sqlite) {
+      throw new HiqliteError(
+        'HQL_INVALID_CONFIG',
+        'sqlite = false (a cache-only node) is not supported yet',
+        {
+          retryable: false,
+        },
+      );
+    }
     this.lock = await lockDataDir(cfg.dataDir);
     if (this.lock.uncleanShutdown)
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
+    await this.features.beforeOpen?.(cfg, this.log); // HQL_BACKUP_RESTORE
     await mkdir(cfg.paths.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await mkdir(cfg.paths.dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const logOptions = { entryBytesMax: cfg.entryBytesMax };
@@ -344,6 +438,22 @@ export class HiqliteNode {
       await this.sm.reset();
     }
     const logStore = opened.store;
+    this.cache = await CacheGroup.open({
+      cfg,
+      clock: this.clock,
+      log: this.log,
+      forward: async (leader, data, timeoutMs) => {
+        const conn = await this.peerConnection(leader);
+        const r = await conn.request(
+          { op: 'propose', group: 'cache', data, timeoutMs: answerWithinMs(timeoutMs) },
+          timeoutMs,
+        );
+        if (r.ok) return r.value as { index: number; result: import('../sm/cache/result.js').CacheResult };
+        throw remoteError(r.error);
+      },
+      noLeaderError: (m) => this.noLeaderError(m),
+      onFatal: (e) => this.onGroupFatal(e),
+    });
     this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
     this.readPool = await ReadPool.start({
       dbPath: cfg.paths.dbFile,
@@ -368,9 +478,15 @@ export class HiqliteNode {
         unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
         handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       },
-      onMessage: (_g, m) => this.group?.receive(m),
-      onUnreachable: (id) => this.group?.reportUnreachable(id),
-      onSnapshot: (_g, _from, meta, chunks) => this.receiveSnapshot(snapshots, meta, chunks),
+      onMessage: (g, m) => (g === 'sql' ? this.group?.receive(m) : this.cache.receive(m)),
+      onUnreachable: (id) => {
+        this.group?.reportUnreachable(id);
+        this.cache.reportUnreachable(id);
+      },
+      onSnapshot: (g, _from, meta, chunks) =>
+        g === 'sql'
+          ? this.receiveSnapshot(snapshots, meta, chunks)
+          : this.cache.receiveSnapshot(meta, chunks, writeChunks),
       logger: this.log,
     });
     await this.transport.start();
@@ -396,7 +512,10 @@ export class HiqliteNode {
         ready: () => this.started,
         metricsText: () => this.metricsRegistry.metrics(),
         json: (route, body, signal) => this.handleJson(route, body, signal),
+        listen: (req) => nodeListen(this.cacheOf(), req.channel, req.afterSeq),
+        cache: nodeCacheHttpOps(this.cacheOf()),
       },
+      ...this.dashboardRoutes(),
       logger: this.log,
     });
     await this.api.start();
@@ -439,12 +558,9 @@ export class HiqliteNode {
       snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
       applyQueueEntriesMax: 100_000,
       logger: this.log,
-      onFatal: (e) => {
-        this.fatal = e;
-        this.log.error({ err: e.message }, 'the node stopped serving');
-        this.onFatal?.(e);
-      },
+      onFatal: (e) => this.onGroupFatal(e),
     });
+    this.history?.start(this.clock, () => this.group.status().commitIndex - this.group.applied());
     this.group.onLeaderChange((s) =>
       this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed'),
     );
@@ -452,9 +568,61 @@ export class HiqliteNode {
       this.log.info({ clusterId: this.clusterId }, 'no cluster exists: node 1 bootstraps a new one');
       this.group.campaign();
     }
-    await this.ensureMembership(fresh && !bootstrap, Math.max(0, deadline - this.clock.monotonicMs()));
+    // The cache group has the same members. It is founded with the cluster, or, when no node
+    // holds it any more (every node kept it in memory and restarted, or nodes of an earlier
+    // version), by node 1 with the same proof as a cluster: a majority answer they have none.
+    const cacheBootstrap =
+      bootstrap ||
+      (this.cache.fresh && !fresh && cfg.nodeId === 1 && (await this.provenNoGroup('cache', deadline)));
+    await this.cache.start(
+      this.cache.fresh && !cacheBootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP,
+      this.groupTransport(),
+    );
+    if (cacheBootstrap) {
+      if (!bootstrap)
+        this.log.info('no node holds the cache group: node 1 founds it again (its data is lost)');
+      this.cache.group.campaign();
+    }
+    const remainingMs = () => Math.max(0, deadline - this.clock.monotonicMs());
+    await Promise.all([
+      this.ensureMembership(this.group, 'sql', fresh && !bootstrap, remainingMs()),
+      this.ensureMembership(this.cache.group, 'cache', this.cache.fresh && !cacheBootstrap, remainingMs()),
+    ]);
     this.started = true;
+    this.backups =
+      (await this.features.backups?.({
+        cfg,
+        log: this.log,
+        clock: this.clock,
+        clusterId: () => this.clusterId,
+        isLeader: () => this.isLeader(),
+      })) ?? null;
     this.log.info({ api: cfg.self.addrApi, raft: cfg.self.addrRaft }, 'node started');
+  }
+
+  /**
+   * Takes a backup (src/backup) on the leader: here when this node leads, else forwarded to it.
+   * A request while one runs gets that one's result.
+   */
+  async backup(): Promise<BackupInfo> {
+    this.checkOpen();
+    for (let attempt = 0; ; attempt++) {
+      const leaderId = this.group.status().leaderId;
+      if (leaderId === this.cfg.nodeId) return this.backupHere();
+      if (leaderId === null || attempt >= 3) throw this.noLeaderError();
+      const res = await this.request(leaderId, { op: 'backup' }, BACKUP_TIMEOUT_MS);
+      if (res.ok) return res.value as BackupInfo;
+      // The leader changed meanwhile: ask the new one.
+      if (res.error.code !== 'HQL_NOT_LEADER') throw remoteError(res.error);
+    }
+  }
+
+  private backupHere(): Promise<BackupInfo> {
+    if (this.backups === null)
+      throw new HiqliteError('HQL_UNAVAILABLE', 'backups are not available on this node', {
+        retryable: false,
+      });
+    return this.backups.backup();
   }
 
   /**
@@ -507,8 +675,44 @@ export class HiqliteNode {
     }
   }
 
-  /** Joins (as a learner) and gets promoted (unless learnerOnly), retrying until done. */
-  private async ensureMembership(fresh: boolean, timeoutMs: number): Promise<void> {
+  /**
+   * A group other than the cluster itself (the cache group) is founded again by node 1 only with
+   * proof that no node holds it: a majority of the nodes, itself included, answer that they are
+   * not members of it, and none answers that it is. A node still opening its storage does not
+   * answer (member: null), so a node that has the group on disk is never counted as having none.
+   */
+  private async provenNoGroup(group: GroupId, deadline: number): Promise<boolean> {
+    const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
+    const majority = Math.floor(this.cfg.nodes.length / 2) + 1;
+    for (;;) {
+      const answers = await Promise.all(
+        others.map(async (n) => {
+          try {
+            const r = await this.request(n.id, { op: 'leader', group }, 2000);
+            if (!r.ok) return 'unknown';
+            const v = r.value as { member?: boolean | null; leaderId?: number | null };
+            if (v.member === true || (v.leaderId ?? null) !== null) return 'exists';
+            return v.member === false ? 'none' : 'unknown';
+          } catch {
+            return 'unknown';
+          }
+        }),
+      );
+      this.throwIfStartCancelled();
+      if (answers.includes('exists')) return false;
+      if (1 + answers.filter((a) => a === 'none').length >= majority) return true;
+      if (this.clock.monotonicMs() > deadline) return false;
+      await sleep(Math.min(1000, this.cfg.electionTimeoutMs / 2));
+    }
+  }
+
+  /** Joins a group (as a learner) and gets promoted (unless learnerOnly), retrying until done. */
+  private async ensureMembership(
+    g: RaftGroup,
+    group: GroupId,
+    fresh: boolean,
+    timeoutMs: number,
+  ): Promise<void> {
     const deadline = this.clock.monotonicMs() + timeoutMs;
     const me = this.cfg.nodeId;
     this.throwIfStartCancelled();
@@ -517,33 +721,33 @@ export class HiqliteNode {
     let joinedAt = fresh ? null : (0 as LogIndex);
     const nonce = randomBytes(12).toString('hex');
     for (let attempt = 0; ; attempt++) {
-      if (joinedAt !== null && this.group.applied() >= joinedAt) {
-        const m = this.group.status().membership;
+      if (joinedAt !== null && g.applied() >= joinedAt) {
+        const m = g.status().membership;
         if (m.voters.includes(me) || (m.learners.includes(me) && this.cfg.learnerOnly)) return;
       }
       this.throwIfStartCancelled();
       if (this.clock.monotonicMs() > deadline) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
-          `node ${me} could not join the cluster within ${Math.round(timeoutMs)} ms`,
+          `node ${me} could not join the ${group} group within ${Math.round(timeoutMs)} ms`,
           {
             retryable: true,
           },
         );
       }
-      const leader = this.group.status().leaderId ?? (await this.findLeader());
+      const leader = g.status().leaderId ?? (await this.findLeader(group));
       if (leader !== null && leader !== me) {
-        const learner = this.group.status().membership.learners.includes(me);
+        const learner = g.status().membership.learners.includes(me);
         try {
           if (joinedAt === null) {
-            const r = await this.request(leader, { op: 'join', nodeId: me, nonce }, 5000);
+            const r = await this.request(leader, { op: 'join', nodeId: me, nonce, group }, 5000);
             if (r.ok) {
               const v = r.value as { index: number; clusterId?: string | null };
               await this.adoptClusterId(v.clusterId ?? null, leader);
               joinedAt = v.index as LogIndex;
             } else if (!r.error.retryable) throw remoteError(r.error);
-          } else if (learner && this.group.applied() >= joinedAt) {
-            const r = await this.request(leader, { op: 'promote', nodeId: me }, 5000);
+          } else if (learner && g.applied() >= joinedAt) {
+            const r = await this.request(leader, { op: 'promote', nodeId: me, group }, 5000);
             if (!r.ok && !r.error.retryable) throw remoteError(r.error);
           }
         } catch (e) {
@@ -574,11 +778,11 @@ export class HiqliteNode {
     this.log.info({ clusterId: id }, 'joined cluster');
   }
 
-  private async findLeader(): Promise<NodeId | null> {
+  private async findLeader(group: GroupId): Promise<NodeId | null> {
     for (const n of this.cfg.nodes) {
       if (n.id === this.cfg.nodeId) continue;
       try {
-        const r = await this.request(n.id, { op: 'leader' }, 2000);
+        const r = await this.request(n.id, { op: 'leader', group }, 2000);
         if (r.ok) {
           const v = r.value as { leaderId: number | null };
           if (v.leaderId !== null) return v.leaderId as NodeId;
@@ -601,6 +805,13 @@ export class HiqliteNode {
     switch (req.op) {
       case 'propose': {
         this.checkOpenOrStarting();
+        if (req.group === 'cache') {
+          const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
+          // A client's bytes go to the leader if need be; a node's are proposed here or refused.
+          if (from === REMOTE_CLIENT_ID) return this.cache.proposeBytes(req.data, timeoutMs);
+          this.requireLeaderFor('propose', 'cache');
+          return this.cache.proposeHere(req.data, timeoutMs);
+        }
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
         if (from === REMOTE_CLIENT_ID) {
@@ -630,6 +841,24 @@ export class HiqliteNode {
       case 'limits':
         return { commandBytesMax: commandBytesMaxFor(this.cfg.entryBytesMax) };
       case 'leader': {
+        if (req.group === 'cache') {
+          // null while this node has not opened the group's storage: it cannot say yet.
+          const c = this.cache?.running === true ? this.cache.group.status() : undefined;
+          const leaderId = c?.leaderId ?? null;
+          return {
+            leaderId,
+            leaderApi:
+              leaderId === null ? null : (this.cfg.nodes.find((n) => n.id === leaderId)?.addrApi ?? null),
+            member:
+              c === undefined
+                ? this.cache?.fresh === true
+                  ? false
+                  : null
+                : c.membership.voters.includes(this.cfg.nodeId) ||
+                  c.membership.learners.includes(this.cfg.nodeId),
+            clusterId: this.clusterId,
+          };
+        }
         const s = this.group?.status();
         const leaderId = s?.leaderId ?? null;
         return {
@@ -644,30 +873,53 @@ export class HiqliteNode {
         };
       }
       case 'join':
-        return this.handleJoin(req.nodeId as NodeId, req.nonce, from);
+        return this.handleJoin(req.nodeId as NodeId, req.nonce, from, req.group ?? 'sql');
       case 'promote':
-        return this.handlePromote(req.nodeId as NodeId, from);
+        return this.handlePromote(req.nodeId as NodeId, from, req.group ?? 'sql');
+      case 'backup':
+        // A client's request goes to the leader; one forwarded by a node is served here or refused.
+        if (from === REMOTE_CLIENT_ID) return this.backup();
+        this.requireLeaderFor('backup', 'sql');
+        return this.backupHere();
+      case 'cacheRead':
+      case 'cacheLock':
+        return serveCacheRequest(this.cacheOf(), req, signal ?? new AbortController().signal);
+      case 'listen':
+      case 'unlisten':
+      case 'cancel':
+        // Ops of the client's connection: the API server serves them (api-stream-requests.ts).
+        throw invalid(`${req.op} is served by the API connection`);
     }
   }
 
-  private async handleJoin(id: NodeId, nonce: string, from: number): Promise<unknown> {
+  /** The cache group once it runs (cache-serve.ts), for the API port's cache ops. */
+  private cacheOf(): CacheGroupOf {
+    return runningCacheGroup(() => this.cache, this.cfg.nodeId);
+  }
+
+  private async handleJoin(id: NodeId, nonce: string, from: number, group: GroupId): Promise<unknown> {
     requireSelf('join', id, from);
-    this.requireLeaderFor('join');
+    this.requireLeaderFor('join', group);
     if (!this.cfg.nodes.some((n) => n.id === id))
       throw invalid(`node ${id} is not in this cluster's nodes list`);
     // A joining node repeats its request until it is answered; the nonce (one per start of
     // that node) makes the repetition harmless.
-    const done = this.joins.get(id);
+    const joinKey = `${group}:${id}`;
+    const done = this.joins.get(joinKey);
     if (done !== undefined && done.nonce === nonce)
       return { index: await done.index, clusterId: this.clusterId };
-    const index = this.addAsLearner(id);
-    this.joins.set(id, { nonce, index });
+    const index = this.addAsLearner(this.raftGroup(group), id);
+    this.joins.set(joinKey, { nonce, index });
     try {
       return { index: await index, clusterId: this.clusterId };
     } catch (e) {
-      if (this.joins.get(id)?.index === index) this.joins.delete(id);
+      if (this.joins.get(joinKey)?.index === index) this.joins.delete(joinKey);
       throw e;
     }
+  }
+
+  private raftGroup(group: GroupId): RaftGroup {
+    return group === 'sql' ? this.group : this.cache.group;
   }
 
   /**
@@ -675,26 +927,27 @@ export class HiqliteNode {
    * leader's idea of its log (match index) and, for a voter, the memory of its votes are gone.
    * Remove it first, then add it back as a learner with fresh replication progress.
    */
-  private async addAsLearner(id: NodeId): Promise<LogIndex> {
+  private async addAsLearner(g: RaftGroup, id: NodeId): Promise<LogIndex> {
     const timeoutMs = this.cfg.proposalTimeoutMs;
-    const m = this.group.status().membership;
+    const m = g.status().membership;
     if (m.voters.includes(id) || m.learners.includes(id)) {
       this.log.warn(
         { peer: id },
         'a member rejoins without state: removing it, then adding it back as a learner',
       );
-      await this.group.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
+      await g.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
     } else {
-      this.log.info({ peer: id }, 'adding a node as learner');
+      this.log.info({ peer: id, group: g.group }, 'adding a node as learner');
     }
-    const out = await this.group.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
+    const out = await g.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
     return out.index;
   }
 
-  private async handlePromote(id: NodeId, from: number): Promise<unknown> {
+  private async handlePromote(id: NodeId, from: number, group: GroupId): Promise<unknown> {
     requireSelf('promote', id, from);
-    this.requireLeaderFor('promote');
-    const s = this.group.status();
+    this.requireLeaderFor('promote', group);
+    const g = this.raftGroup(group);
+    const s = g.status();
     if (s.membership.voters.includes(id)) return { ok: true };
     if (!s.membership.learners.includes(id)) throw invalid(`node ${id} is not a learner`);
     const match = s.progress?.get(id)?.match ?? 0;
@@ -708,16 +961,14 @@ export class HiqliteNode {
         },
       );
     }
-    this.log.info({ peer: id }, 'promoting a caught-up learner to voter');
-    await this.group.proposeMembership(
-      { type: 'promote', node: id },
-      { timeoutMs: this.cfg.proposalTimeoutMs },
-    );
+    this.log.info({ peer: id, group }, 'promoting a caught-up learner to voter');
+    await g.proposeMembership({ type: 'promote', node: id }, { timeoutMs: this.cfg.proposalTimeoutMs });
     return { ok: true };
   }
 
-  private requireLeaderFor(what: string): void {
-    const s = this.group?.status();
+  private requireLeaderFor(what: string, group: GroupId = 'sql'): void {
+    const g = group === 'sql' ? this.group : this.cache?.running === true ? this.cache.group : undefined;
+    const s = g?.status();
     if (s === undefined || s.role !== 'leader') {
       throw Object.assign(
         new HiqliteError('HQL_NOT_LEADER', `${what} must go to the leader`, { retryable: true }),
@@ -806,8 +1057,8 @@ export class HiqliteNode {
   }
 
   /** No leader is known here: how many voters this node reaches tells a partition from a quorum loss. */
-  private noLeaderError(): HiqliteError {
-    const { voters } = this.group.status().membership;
+  private noLeaderError(membership: Membership = this.group.status().membership): HiqliteError {
+    const { voters } = membership;
     const connected = new Set(
       this.transport
         .status()
@@ -842,6 +1093,13 @@ export class HiqliteNode {
     }
   }
 
+  private onGroupFatal(e: Error): void {
+    if (this.fatal !== null) return;
+    this.fatal = e;
+    this.log.error({ err: e.message }, 'the node stopped serving');
+    this.onFatal?.(e);
+  }
+
   private groupTransport(): GroupTransport {
     return {
       send: (g, m) => {
@@ -849,7 +1107,8 @@ export class HiqliteNode {
       },
       sendSnapshot: async (g, m, path) => {
         try {
-          await this.transport.sendSnapshot(g, m, fileChunks(path), {
+          const chunks = g === 'sql' ? fileChunks(path) : this.cache.snapshotChunks(path, fileChunks);
+          await this.transport.sendSnapshot(g, m, chunks, {
             signal: AbortSignal.timeout(10 * 60_000),
           });
           return true;
@@ -867,12 +1126,7 @@ export class HiqliteNode {
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<void> {
     const path = snapshots.tempPath();
-    const fh = await open(path, 'w', PRIVATE_FILE_MODE);
-    try {
-      for await (const chunk of chunks) await fh.write(chunk);
-    } finally {
-      await fh.close();
-    }
+    await writeChunks(path, chunks);
     this.group.receiveSnapshot(meta, path);
   }
 
@@ -1005,6 +1259,29 @@ export class HiqliteNode {
     }
   }
 
+  /** The dashboard's routes on the API port, when `password_dashboard` is set (src/dashboard). */
+  private dashboardRoutes(): { routes: Dashboard } | Record<string, never> {
+    const { passwordHash, insecureCookie } = this.cfg.dashboard;
+    if (passwordHash === null || this.history === null) return {};
+    const backend = nodeDashboardBackend({
+      cfg: this.cfg,
+      view: () => (this.group === undefined ? null : this.metrics()),
+      health: () => this.healthNow(),
+      request: (id, timeoutMs) => this.request(id, { op: 'metrics' }, timeoutMs),
+      query: (sql, params, consistency, signal) =>
+        this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs, signal }),
+      write: (sql) => this.writeOk({ type: 'execute', sql, params: [], returning: true }),
+      history: this.history,
+    });
+    const routes = new Dashboard(backend, {
+      passwordHash,
+      insecureCookie,
+      clock: this.clock,
+      logger: this.log,
+    });
+    return { routes };
+  }
+
   private async doShutdown(): Promise<void> {
     this.started = false;
     if (this.group !== undefined) {
@@ -1020,8 +1297,15 @@ export class HiqliteNode {
         () => {},
       );
     this.peers.clear();
+    await this.backups
+      ?.close()
+      .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing backups failed'));
     await this.api?.close().catch(() => {});
+    this.history?.stop(this.clock);
     await this.readPool?.close();
+    await this.cache
+      ?.close(this.cfg.shutdownTimeoutMs)
+      .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the cache group failed'));
     // Bounded: an entry that is still being applied after shutdown_timeout_ms is interrupted
     // (it is applied again at the next start).
     await this.group
@@ -1035,7 +1319,12 @@ export class HiqliteNode {
 
   /** Thesis §3.10: a leader going down hands over first, so no election timeout is needed. */
   private async transferLeadershipAway(): Promise<void> {
-    const s = this.group.status();
+    if (this.cache?.running === true) await this.transferGroupLeadershipAway(this.cache.group);
+    await this.transferGroupLeadershipAway(this.group);
+  }
+
+  private async transferGroupLeadershipAway(g: RaftGroup): Promise<void> {
+    const s = g.status();
     if (s.role !== 'leader' || s.progress === null) return;
     let best: NodeId | null = null;
     let bestMatch = -1;
@@ -1046,12 +1335,12 @@ export class HiqliteNode {
       }
     }
     if (best === null) return;
-    const r = this.group.transferLeadership(best);
+    const r = g.transferLeadership(best);
     if (!r.ok) return;
     await this.waitFor(
       'leadership transfer',
       this.cfg.electionTimeoutMs * 2,
-      () => this.group.status().role !== 'leader',
+      () => g.status().role !== 'leader',
     ).catch(() => {});
   }
 
@@ -1097,6 +1386,15 @@ export class HiqliteNode {
 }
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  const fh = await open(path, 'w', PRIVATE_FILE_MODE);
+  try {
+    for await (const chunk of chunks) await fh.write(chunk);
+  } finally {
+    await fh.close();
+  }
+}
 
 async function* fileChunks(path: string): AsyncIterable<Uint8Array> {
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
