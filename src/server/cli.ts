@@ -7,8 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { runProxy } from '../proxy/run-proxy.js';
+import { registerBackupCommands } from './backup-cli.js';
 import { runDev } from './dev.js';
 import { runGenerateConfig } from './generate.js';
+import { runHashPassword } from './hash-password.js';
 import { runServe } from './serve.js';
 
 function int(name: string, min: number, max: number) {
@@ -78,6 +80,15 @@ program
     'TOML file with a [hiqlite] table of proxy keys (every key overridable by HQL_<KEY>)',
   )
   .action((o: { config: string }) => runProxy(o));
+
+registerBackupCommands(program);
+
+program
+  .command('hash-password')
+  .description(
+    'print the Argon2id hash of a dashboard password for password_dashboard (reads standard input, or asks without echo)',
+  )
+  .action(() => runHashPassword());
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`hiqlite: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -84,7 +84,7 @@ export class FakeBackend implements DashboardBackend {
     { id: 2, addrApi: '127.0.0.1:8202' },
     { id: 3, addrApi: '127.0.0.1:8203' },
   ];
-  readonly db = new Database(':memory:');
+  readonly db: Database.Database = new Database(':memory:');
   readonly history = new MetricsHistory(10);
   logIndex = 100;
 

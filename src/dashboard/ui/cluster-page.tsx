@@ -31,7 +31,7 @@ export function ClusterPage() {
             members up · <span class="muted">updated {new Date(data.atWallMs).toLocaleTimeString()}</span>
           </p>
           <div class="scroll">
-            <table class="grid" id="members">
+            <table class="grid compact" id="members">
               <thead>
                 <tr>
                   <th>node</th>
@@ -87,7 +87,7 @@ function MemberRow({ m }: { m: MemberStatus }) {
       <td class="num">{m.appliedIndex ?? dash}</td>
       <td class="num">{m.lastLogIndex ?? dash}</td>
       <td class="num">{m.lag ?? dash}</td>
-      <td title={m.error ?? ''}>
+      <td class="wrap" title={m.error ?? ''}>
         {m.healthy ? (
           <span class="ok">healthy</span>
         ) : (

@@ -10,7 +10,10 @@ const CAPACITY = 600;
 
 export function MetricsPage() {
   const { data, error } = usePoll(() => api<MetricsSeries>('GET', 'metrics'), REFRESH_MS);
-  const span = `−${Math.round((CAPACITY * (data?.intervalMs ?? 1000)) / 60_000)} min`;
+  // The charts span the samples there are (at least a minute), up to the ten minutes kept.
+  const samples = Math.min(CAPACITY, Math.max(60, data?.writesPerSec.length ?? 0));
+  const seconds = (samples * (data?.intervalMs ?? 1000)) / 1000;
+  const span = seconds >= 120 ? `−${Math.round(seconds / 60)} min` : `−${Math.round(seconds)} s`;
   return (
     <section>
       <h2>Metrics</h2>
@@ -28,7 +31,7 @@ export function MetricsPage() {
             id="chart-writes"
             title="Writes per second"
             unit="/s"
-            capacity={CAPACITY}
+            capacity={samples}
             spanLabel={span}
             series={[{ name: 'writes', values: data.writesPerSec, cls: 's1' }]}
           />
@@ -36,7 +39,7 @@ export function MetricsPage() {
             id="chart-reads"
             title="Reads per second"
             unit="/s"
-            capacity={CAPACITY}
+            capacity={samples}
             spanLabel={span}
             series={[{ name: 'reads', values: data.readsPerSec, cls: 's2' }]}
           />
@@ -44,7 +47,7 @@ export function MetricsPage() {
             id="chart-lag"
             title="Apply lag"
             unit="entries"
-            capacity={CAPACITY}
+            capacity={samples}
             spanLabel={span}
             series={[{ name: 'committed, not applied', values: data.applyLag, cls: 's3' }]}
           />
@@ -52,7 +55,7 @@ export function MetricsPage() {
             id="chart-latency"
             title="Write latency"
             unit="ms"
-            capacity={CAPACITY}
+            capacity={samples}
             spanLabel={span}
             series={[
               { name: 'p50', values: data.latencyP50Ms, cls: 's1' },

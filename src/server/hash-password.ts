@@ -1,0 +1,62 @@
+/**
+ * `hiqlite hash-password`: prints the Argon2id PHC string of a password, for `password_dashboard`.
+ * The password comes from standard input when it is not a terminal (`echo -n … | hiqlite
+ * hash-password`, one trailing newline dropped), otherwise from a prompt, asked twice, that does
+ * not echo. It is never an argument: arguments show in `ps` and in shell history.
+ */
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { hashPassword, PASSWORD_BYTES_MAX } from '../dashboard/password.js';
+
+/** Shorter passwords are refused: the Rust project asks for at least 16 characters too. */
+export const PASSWORD_CHARS_MIN = 16;
+
+export async function runHashPassword(): Promise<void> {
+  const password = process.stdin.isTTY ? await promptTwice() : await readStdin();
+  const chars = [...password].length;
+  if (chars < PASSWORD_CHARS_MIN)
+    throw new Error(`the password must have at least ${PASSWORD_CHARS_MIN} characters, it has ${chars}`);
+  if (Buffer.byteLength(password) > PASSWORD_BYTES_MAX)
+    throw new Error(`the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
+  process.stdout.write(`${await hashPassword(password)}\n`);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > PASSWORD_BYTES_MAX + 2)
+      throw new Error(`the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+async function promptTwice(): Promise<string> {
+  const first = await prompt('Dashboard password: ');
+  const second = await prompt('Again: ');
+  if (first !== second) throw new Error('the two passwords differ');
+  return first;
+}
+
+/** One line from the terminal without echo (the prompt itself goes to stderr). */
+function prompt(question: string): Promise<string> {
+  process.stderr.write(question);
+  const silent = new Writable({ write: (_chunk, _enc, done) => done() });
+  const rl = createInterface({ input: process.stdin, output: silent, terminal: true });
+  return new Promise<string>((resolve, reject) => {
+    rl.once('line', (line) => {
+      rl.close();
+      process.stderr.write('\n');
+      resolve(line);
+    });
+    rl.once('SIGINT', () => {
+      rl.close();
+      process.stderr.write('\n');
+      reject(new Error('cancelled'));
+    });
+  });
+}
