@@ -93,6 +93,18 @@ export interface ApiServerOptions {
   readonly handler: ApiHandler;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   readonly timers?: Timers;
+  /** More HTTP routes under a path prefix: the dashboard (src/dashboard), when it is enabled. */
+  readonly routes?: HttpRoutes;
+}
+
+/**
+ * Routes served under `prefix` (and `prefix/…`) instead of the API's own. `admit` marks the
+ * request's connection authenticated (it proved a session), so the unauthenticated bound and
+ * deadline no longer apply to it.
+ */
+export interface HttpRoutes {
+  readonly prefix: string;
+  serve(req: IncomingMessage, res: ServerResponse, admit: () => void): Promise<void>;
 }
 
 export interface ApiServerStatus {
@@ -299,6 +311,9 @@ export class ApiServer {
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    const extra = this.o.routes;
+    if (extra !== undefined && (url.pathname === extra.prefix || url.pathname.startsWith(`${extra.prefix}/`)))
+      return extra.serve(req, res, () => this.gate.admit(req.socket));
     switch (route) {
       case 'GET /health': {
         const h = this.o.handler.health();
