@@ -25,7 +25,7 @@
 import { HiqliteError } from '../lib/errors.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
-import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import type { ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { parseApiAddress } from './api-address.js';
 
@@ -155,7 +155,9 @@ export class ClusterLink {
             ? ({ ...body, timeoutMs: answerWithinMs(remaining) } as LinkBody)
             : body;
         sent = true;
-        answer = { addr, r: await link.conn.request(request, remaining) };
+        // A write runs to its outcome once sent; anything else is stopped on the node too.
+        const stop = o.kind === 'write' ? undefined : o.signal;
+        answer = { addr, r: await link.conn.request(request, remaining, stop) };
       } catch (e) {
         // Sent, and no answer: a write may be in the log.
         if (sent && o.kind === 'once' && e instanceof HiqliteError)
@@ -178,6 +180,70 @@ export class ClusterLink {
       new HiqliteError('HQL_TIMEOUT', `no answer within ${timeoutMs} ms`, {
         retryable: o.kind !== 'write',
       })
+    );
+  }
+
+  /**
+   * Opens a listener on the "any" node (connection failures and retryable refusals are retried
+   * within `timeoutMs`, default `requestTimeoutMs`): resolves with where its stream starts
+   * (`afterSeq`) and a handle. `onPush` gets the node's pushes; `onLost` is called once if the
+   * connection closes while the listener is open (the caller resumes it, with `afterSeq`).
+   */
+  async listen(
+    body: { readonly channel: string | null; readonly afterSeq?: number },
+    onPush: (p: ApiPush) => void,
+    onLost: (e: HiqliteError) => void,
+    o: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<{ afterSeq: number; stop(): void }> {
+    const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    let last: HiqliteError | null = null;
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      if (attempt > 0)
+        await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5))));
+      if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
+      if (o.signal?.aborted === true)
+        throw new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+      try {
+        const { link } = await this.connection('any');
+        const conn = link.conn;
+        const sent = conn.listen(
+          { op: 'listen', ...body },
+          Math.max(1, Math.min(deadline - Date.now(), this.o.requestTimeoutMs)),
+          onPush,
+        );
+        const r = await sent.answer;
+        if (!r.ok) throw remoteError(r.error);
+        const value = r.value as { afterSeq?: unknown };
+        const afterSeq = typeof value.afterSeq === 'number' ? value.afterSeq : (body.afterSeq ?? 0);
+        let open = true;
+        const lost = () => {
+          if (!open) return;
+          open = false;
+          unwatch();
+          onLost(
+            new HiqliteError('HQL_UNAVAILABLE', 'the connection of a listener closed', { retryable: true }),
+          );
+        };
+        const unwatch = conn.onClose(lost);
+        if (conn.closed) queueMicrotask(lost);
+        return {
+          afterSeq,
+          stop: () => {
+            if (!open) return;
+            open = false;
+            unwatch();
+            conn.unlisten(sent.sub);
+          },
+        };
+      } catch (e) {
+        if (!(e instanceof HiqliteError) || !e.retryable) throw e;
+        last = e;
+      }
+    }
+    throw (
+      last ??
+      new HiqliteError('HQL_TIMEOUT', `no listener opened within ${timeoutMs} ms`, { retryable: true })
     );
   }
 
@@ -285,6 +351,8 @@ export class ClusterLink {
 
 /** The Raft group a request is for (`group` of propose, leader, …); sql when it names none. */
 function groupOf(body: LinkBody): string {
+  // The cache ops are the cache group's work: its leader serves linearizable reads and locks.
+  if (body.op === 'cacheRead' || body.op === 'cacheLock') return 'cache';
   const group = (body as { group?: unknown }).group;
   return typeof group === 'string' ? group : 'sql';
 }

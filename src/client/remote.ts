@@ -5,17 +5,31 @@
  * Writes carry a client session, so a write retried after a failure is applied once.
  * Connections, routing and retries: cluster-link.ts (shared with the proxy).
  */
+
 import { randomBytes, randomInt } from 'node:crypto';
 import { HiqliteError } from '../lib/errors.js';
 import type { QueryOptions } from '../node/hiqlite-node.js';
+import type { BackupInfo } from '../node/node-features.js';
 import { SessionPool } from '../node/session-pool.js';
+import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import type {
+  CacheCallOptions,
+  CacheConsistency,
+  CacheRead,
+  CacheReadValue,
+  ListenSource,
+  LockGrantInfo,
+  LockRequest,
+} from './cache-client.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
 import { ClusterLink, type LinkBody, type LinkKind } from './cluster-link.js';
+import { RemoteCacheOps } from './remote-cache.js';
 
 export { parseApiAddress } from './api-address.js';
 
@@ -28,8 +42,15 @@ export interface ConnectOptions {
   /** Per request, including retries across leader changes. Default 10 s. */
   readonly requestTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
-  /** Concurrent writes from this client. Default 4096. */
+  /** Concurrent writes from this client. Default 4096 (SQL and cache writes each). */
   readonly writesMax?: number;
+  /** Notifications a `listen()` may hold unread before it ends with HQL_LAGGED. Default 10000. */
+  readonly listenBufferMax?: number;
+  /**
+   * How long a `listen()` tries to resume after its connection was lost (node killed, network),
+   * before it fails with the last error. Default 30 s.
+   */
+  readonly listenResumeTimeoutMs?: number;
 }
 
 /** The ClusterLink of connect(): no leader following (a node forwards writes), as it always was. */
@@ -49,16 +70,39 @@ export function linkFor(o: ConnectOptions): ClusterLink {
 /** The client over a ClusterLink: connect() builds one, the proxy one for its JSON routes. */
 export class RemoteClient extends ClientBase {
   private readonly sessions: SessionPool;
+  /** The cache primitives (remote-cache.ts): `db.cache()`, `db.counter()`, listen/notify, locks. */
+  private readonly remoteCaches: RemoteCacheOps;
 
   constructor(
     private readonly link: ClusterLink,
-    o: { readonly writesMax?: number } = {},
+    o: Pick<ConnectOptions, 'writesMax' | 'listenBufferMax' | 'listenResumeTimeoutMs'> = {},
   ) {
     super();
     this.sessions = new SessionPool(
       `${CLIENT_SESSION_PREFIX}${randomBytes(16).toString('hex')}`,
       o.writesMax ?? 4096,
     );
+    this.remoteCaches = new RemoteCacheOps(link, {
+      writesMax: o.writesMax ?? 4096,
+      listenBufferMax: o.listenBufferMax ?? 10_000,
+      listenResumeTimeoutMs: o.listenResumeTimeoutMs ?? 30_000,
+    });
+  }
+
+  override cacheWrite(command: CacheCommand, options?: CacheCallOptions): Promise<CacheOutcome> {
+    return this.remoteCaches.cacheWrite(command, options);
+  }
+
+  override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
+    return this.remoteCaches.cacheRead(read, consistency);
+  }
+
+  override cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
+    return this.remoteCaches.cacheLock(request, signal);
+  }
+
+  override cacheListen(channel: string | null): ListenSource {
+    return this.remoteCaches.cacheListen(channel);
   }
 
   /** A replicated command, exactly once; its result (a failed statement is a result too). */
@@ -98,6 +142,14 @@ export class RemoteClient extends ClientBase {
 
   async metrics(): Promise<Metrics> {
     return (await this.call({ op: 'metrics' }, 'other')) as Metrics;
+  }
+
+  /** A backup on the leader; a large database takes minutes, so the deadline is an hour. */
+  async backup(): Promise<BackupInfo> {
+    return (await this.link.call(
+      { op: 'backup' },
+      { kind: 'other', route: 'leader', timeoutMs: 3_600_000 },
+    )) as BackupInfo;
   }
 
   async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {

@@ -39,6 +39,9 @@ import { FramedConnection } from '../transport/framed-connection.js';
 import { HandshakeGate } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';
 import { realTimers, type Timers } from '../transport/timers.js';
+import { type ListenRequest, StreamRequests } from './api-stream-requests.js';
+import { type CacheHttpOps, isCacheRoute, serveCacheHttp } from './cache-http.js';
+import type { ListenStream } from './listen-stream.js';
 
 export interface ApiHandler {
   /**
@@ -57,6 +60,13 @@ export interface ApiHandler {
     body: Record<string, unknown>,
     signal: AbortSignal,
   ): Promise<unknown>;
+  /**
+   * `listen` of the binary protocol: a stream of the cache group's notifications, pushed on the
+   * connection (api-stream-requests.ts). Absent: the op is refused.
+   */
+  listen?(request: ListenRequest, from: number, signal: AbortSignal): Promise<ListenStream>;
+  /** The cache routes of HTTP (`/cache/…`, `/notify`, `/listen`; cache-http.ts). Absent: 404. */
+  readonly cache?: CacheHttpOps;
 }
 
 export interface ApiServerOptions {
@@ -273,12 +283,13 @@ export class ApiServer {
         }
         this.gate.admit(socket);
         conn.setFrameBytesMax(this.o.frameBytesMax);
-        const flow = new StreamFlow(
-          conn,
-          this.o.requestsInflightMax ?? 1024,
-          this.o.sendBufferBytesMax ?? 256 * 1024 * 1024,
+        const inflightMax = this.o.requestsInflightMax ?? 1024;
+        const flow = new StreamFlow(conn, inflightMax, this.o.sendBufferBytesMax ?? 256 * 1024 * 1024);
+        const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
+        gone.signal.addEventListener('abort', () => requests.closeAll(), { once: true });
+        conn.onFrame((payload) =>
+          this.onStreamFrame(conn, flow, requests, result.clientId, payload, gone.signal),
         );
-        conn.onFrame((payload) => this.onStreamFrame(conn, flow, result.clientId, payload, gone.signal));
       },
     );
     if (head.length > 0) socket.unshift(head);
@@ -287,6 +298,7 @@ export class ApiServer {
   private onStreamFrame(
     conn: FramedConnection,
     flow: StreamFlow,
+    requests: StreamRequests,
     from: number,
     payload: Uint8Array,
     signal: AbortSignal,
@@ -300,8 +312,11 @@ export class ApiServer {
       return;
     }
     flow.submit(() => {
-      this.o.handler.handle(req, from, signal).then(
-        (value) => flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value }))),
+      requests.serve(req, from, signal).then(
+        ({ value, afterAnswer }) => {
+          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })));
+          afterAnswer?.();
+        },
         (e: unknown) =>
           flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: this.errorBody(e) }))),
       );
@@ -314,6 +329,20 @@ export class ApiServer {
     const extra = this.o.routes;
     if (extra !== undefined && (url.pathname === extra.prefix || url.pathname.startsWith(`${extra.prefix}/`)))
       return extra.serve(req, res, () => this.gate.admit(req.socket));
+    if (isCacheRoute(url.pathname)) {
+      if (!this.authorized(req))
+        return sendJson(res, 401, httpError('HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET'));
+      this.gate.admit(req.socket);
+      return serveCacheHttp(req, res, url, {
+        ops: this.o.handler.cache,
+        bodyBytesMax: this.o.jsonBodyBytesMax,
+        errorBody: (e) => this.errorBody(e),
+        sendJson,
+        statusFor,
+        toJson,
+        timers: this.o.timers ?? realTimers,
+      });
+    }
     switch (route) {
       case 'GET /health': {
         const h = this.o.handler.health();
@@ -326,6 +355,24 @@ export class ApiServer {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
         res.end(text);
         return;
+      }
+      case 'POST /backup': {
+        // No body: takes a backup on the leader (the node forwards it) and answers its description.
+        if (!this.authorized(req))
+          return sendJson(res, 401, httpError('HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET'));
+        this.gate.admit(req.socket);
+        req.resume();
+        try {
+          const value = await this.o.handler.handle(
+            { id: 0, op: 'backup' },
+            REMOTE_CLIENT_ID,
+            new AbortController().signal,
+          );
+          return sendJson(res, 200, { ok: true, value });
+        } catch (e) {
+          const err = this.errorBody(e);
+          return sendJson(res, statusFor(err), { ok: false, error: err });
+        }
       }
       case 'POST /execute':
       case 'POST /query':

@@ -33,6 +33,15 @@ export const OP_ROUTES: Readonly<Partial<Record<ApiOp, Rule>>> = {
   leader: { forward: false, answer: 'leader' },
   join: { forward: false, answer: 'refuse' },
   promote: { forward: false, answer: 'refuse' },
+  // The cache group (cache-api-codec.ts). Writes are `propose` (above). A linearizable read
+  // goes to the cache group's leader, a local one to any node; a lock waits on the cache
+  // leader, sent once (its node withdraws the waiter when the proxy's connection fails or the
+  // client cancels; the client asks again with a new holder id). `listen`, `unlisten` and
+  // `cancel` are ops of the client's connection, served by the proxy's API server (a listener
+  // is relayed from one node: relay-listen.ts), never forwarded as requests.
+  cacheRead: (req) =>
+    req.op === 'cacheRead' && req.consistency === 'linearizable' ? toLeader('read') : toAny('read'),
+  cacheLock: toLeader('once'),
 };
 
 export function routeOf(req: ApiRequest): OpRoute {

@@ -25,6 +25,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'apiSendBufferBytesMax',
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',
+  'cacheListenerBufferMax',
 ];
 
 export const PROXY_INTEGER_SETTINGS: readonly ProxyIntegerSetting[] = [

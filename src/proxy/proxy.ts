@@ -22,12 +22,15 @@ import { HiqliteError } from '../lib/errors.js';
 import { ApiServer } from '../node/api-server.js';
 import { FRAME_HEADROOM_BYTES } from '../node/config/config-keys.js';
 import { type JsonRoute, serveJsonRoute } from '../node/json-routes.js';
+import type { ListenStream } from '../node/listen-stream.js';
 import type { ApiRequest } from '../protocol/api-codec.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import { routeOf } from './op-routes.js';
 import type { ProxyConfig } from './proxy-config.js';
+import { relayListen } from './relay-listen.js';
 
 /**
  * The id a proxy's API port proves in the handshake. Clients name server 0 ("any"); the proxy
@@ -111,6 +114,16 @@ export class HiqliteProxy {
         ready: () => !this.closed,
         metricsText: () => this.registry.metrics(),
         json: (route, body, signal) => this.counted(`json_${route}`, this.json(route, body, signal)),
+        listen: (req, _from, signal) =>
+          this.counted('listen', this.relay(req.channel, req.afterSeq, signal)) as Promise<ListenStream>,
+        cache: {
+          write: (command) =>
+            this.counted('http_cache_write', this.jsonClient.cacheWrite(command)) as Promise<CacheOutcome>,
+          read: (read, consistency) =>
+            this.counted('http_cache_read', this.jsonClient.cacheRead(read, consistency)),
+          listen: (channel, afterSeq, signal) =>
+            this.counted('http_listen', this.relay(channel, afterSeq, signal)) as Promise<ListenStream>,
+        },
       },
       logger: log,
     });
@@ -221,6 +234,21 @@ export class HiqliteProxy {
     const own = (this.cfg.limits.frame_bytes_max ?? 0) - FRAME_HEADROOM_BYTES;
     const cluster = await this.link.commandBytesMax().catch(() => null);
     return { commandBytesMax: cluster === null ? own : Math.min(cluster, own) };
+  }
+
+  /** A listener of a client, relayed from one node (relay-listen.ts). */
+  private relay(
+    channel: string | null,
+    afterSeq: number | undefined,
+    signal: AbortSignal,
+  ): Promise<ListenStream> {
+    return relayListen(this.link, {
+      channel,
+      ...(afterSeq === undefined ? {} : { afterSeq }),
+      bufferMax: this.cfg.limits.cache_listener_buffer_max ?? 10_000,
+      timeoutMs: this.cfg.limits.request_timeout_ms ?? 10_000,
+      signal,
+    });
   }
 
   private json(route: JsonRoute, body: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {

@@ -11,9 +11,10 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { HiqliteError } from '../lib/errors.js';
 import {
+  type ApiPush,
   type ApiRequest,
   type ApiResponse,
-  decodeApiResponse,
+  decodeApiServerMessage,
   encodeApiMessage,
 } from '../protocol/api-codec.js';
 import { encodeFrame } from '../protocol/frame.js';
@@ -54,6 +55,8 @@ export class ApiConnection {
     number,
     { resolve: (r: ApiResponse) => void; reject: (e: Error) => void }
   >();
+  /** Listeners' push handlers, by the id of their `listen` request. */
+  private readonly pushes = new Map<number, (p: ApiPush) => void>();
   private nextId = 1;
   private closedError: HiqliteError | null = null;
   private readonly closeWatchers = new Set<() => void>();
@@ -145,9 +148,53 @@ export class ApiConnection {
     return () => this.closeWatchers.delete(fn);
   }
 
-  /** Sends a request; resolves with the response (success or error body), rejects if the connection fails. */
-  request(body: Body, timeoutMs: number): Promise<ApiResponse> {
+  /**
+   * Sends a request; resolves with the response (success or error body), rejects if the
+   * connection fails. `signal`: the caller gives up: the request is rejected with HQL_ABORTED at
+   * once and the node is asked to stop serving it (`cancel`).
+   */
+  request(body: Body, timeoutMs: number, signal?: AbortSignal): Promise<ApiResponse> {
+    return this.send(body, timeoutMs, signal).answer;
+  }
+
+  /**
+   * Sends a `listen` request: `onPush` gets the frames the node pushes for it (from before the
+   * answer arrives) until `unlisten(sub)` or the connection's close (`onClose`).
+   */
+  listen(
+    body: Extract<Body, { op: 'listen' }>,
+    timeoutMs: number,
+    onPush: (p: ApiPush) => void,
+  ): { sub: number; answer: Promise<ApiResponse> } {
+    const sent = this.send(body, timeoutMs, undefined, onPush);
+    return { sub: sent.id, answer: sent.answer };
+  }
+
+  /** Stops the pushes of a listen: forgets its handler and tells the node (best effort). */
+  unlisten(sub: number): void {
+    if (!this.pushes.delete(sub) || this.closedError !== null) return;
+    this.send({ op: 'unlisten', sub }, 10_000).answer.catch(() => {});
+  }
+
+  private send(
+    body: Body,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    onPush?: (p: ApiPush) => void,
+  ): { id: number; answer: Promise<ApiResponse> } {
+    const id = this.nextId++;
+    return { id, answer: this.sendAs(id, body, timeoutMs, signal, onPush) };
+  }
+
+  private sendAs(
+    id: number,
+    body: Body,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    onPush: ((p: ApiPush) => void) | undefined,
+  ): Promise<ApiResponse> {
     if (this.closedError !== null) return Promise.reject(this.closedError);
+    if (signal?.aborted === true) return Promise.reject(abortedError());
     if (this.pending.size >= this.inflightMax) {
       return Promise.reject(
         new HiqliteError(
@@ -159,10 +206,17 @@ export class ApiConnection {
         ),
       );
     }
-    const id = this.nextId++;
     return new Promise<ApiResponse>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.pending.delete(id)) return;
+        clearTimeout(timer);
+        this.pushes.delete(id);
+        reject(abortedError());
+        if (this.closedError === null) this.send({ op: 'cancel', target: id }, 10_000).answer.catch(() => {});
+      };
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
+          signal?.removeEventListener('abort', onAbort);
           reject(
             new HiqliteError('HQL_TIMEOUT', `no answer within ${Math.round(timeoutMs)} ms`, {
               retryable: true,
@@ -173,13 +227,17 @@ export class ApiConnection {
       this.pending.set(id, {
         resolve: (r) => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           resolve(r);
         },
         reject: (e) => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           reject(e);
         },
       });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (onPush !== undefined) this.pushes.set(id, onPush);
       this.conn.write(encodeFrame(encodeApiMessage({ ...body, id } as ApiRequest)));
     });
   }
@@ -189,12 +247,17 @@ export class ApiConnection {
   }
 
   private onFrame(payload: Uint8Array): void {
-    let r: ApiResponse;
+    let r: ApiResponse | ApiPush;
     try {
-      r = decodeApiResponse(payload);
+      r = decodeApiServerMessage(payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.conn.close({ code: 'protocol', detail: e.message, error: e });
+      return;
+    }
+    if ('push' in r) {
+      // A push for a listener already stopped is dropped.
+      this.pushes.get(r.push)?.(r);
       return;
     }
     const p = this.pending.get(r.id);
@@ -208,8 +271,13 @@ export class ApiConnection {
     this.closedError = unavailable(`API connection closed: ${detail}`);
     for (const [, p] of this.pending) p.reject(this.closedError);
     this.pending.clear();
+    this.pushes.clear();
     for (const fn of this.closeWatchers) fn();
   }
+}
+
+function abortedError(): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', 'the request was aborted by its caller', { retryable: false });
 }
 
 function unavailable(message: string): HiqliteError {

@@ -282,6 +282,11 @@ export class CacheStateMachine {
     };
   }
 
+  /** The seq of the last notification applied (0: none yet); the next one gets this + 1. */
+  lastNotificationSeq(): number {
+    return this.state.ring.nextSeq - 1;
+  }
+
   /** Held notifications after `afterSeq` (0: from the oldest held), at most `max`, and how many are gone. */
   notificationsAfter(afterSeq: number, max = Number.MAX_SAFE_INTEGER): NotificationsAfter {
     return this.state.ring.after(afterSeq, max);

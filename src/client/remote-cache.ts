@@ -1,0 +1,263 @@
+/**
+ * The cache primitives (`CacheOps`, cache-client.ts) of a remote client, over its ClusterLink:
+ *
+ * - writes: the command under this client's own session (a `c-` client id, as its SQL writes),
+ *   proposed to group `cache` like SQL writes (the node forwards them to the cache leader, or
+ *   the link follows it); retried after failures and leader changes unchanged, so the state
+ *   machine applies each once; HQL_OUTCOME_UNKNOWN when no attempt got a final answer after one
+ *   may have reached the log;
+ * - reads: on the node the client is connected to (`local`), or after its ReadIndex round;
+ * - locks: the node waits for the grant (`cacheLock`); every attempt has a holder id of its own
+ *   (an attempt whose connection failed is withdrawn by its node, or its lease ends unrenewed);
+ * - listen: a stream pushed on the API connection, resumed after a reconnect from the last seq
+ *   seen (any node holds the same recent notifications); what no node holds any more ends the
+ *   listener with HQL_LAGGED and the number missed.
+ */
+import { randomBytes } from 'node:crypto';
+import { HiqliteError } from '../lib/errors.js';
+import type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-group.js';
+import type { ListenItem } from '../node/cache-listeners.js';
+import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
+import { SessionPool } from '../node/session-pool.js';
+import type { ApiPush } from '../protocol/api-codec.js';
+import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
+import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
+import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
+import type { CacheCallOptions, CacheOps, ListenSource } from './cache-client.js';
+import type { ClusterLink } from './cluster-link.js';
+import { ListenQueue } from './listen-queue.js';
+
+export interface RemoteCacheOptions {
+  /** Concurrent cache writes (each holds a session lane). */
+  readonly writesMax: number;
+  /** Notifications one listener may have unread here before it gets HQL_LAGGED. */
+  readonly listenBufferMax: number;
+  /** How long a listener tries to resume after its connection was lost, before it fails. */
+  readonly listenResumeTimeoutMs: number;
+}
+
+/**
+ * A lock wait without `waitMs` is asked for in rounds this long: the node answers HQL_TIMEOUT
+ * at the end of one (withdrawing the waiter) and the client queues again. A round costs its
+ * place in the queue, so it is long.
+ */
+export const LOCK_WAIT_ROUND_MS = 10 * 60_000;
+
+export class RemoteCacheOps implements CacheOps {
+  private readonly sessions: SessionPool;
+
+  constructor(
+    private readonly link: ClusterLink,
+    private readonly o: RemoteCacheOptions,
+  ) {
+    this.sessions = new SessionPool(
+      `${CLIENT_SESSION_PREFIX}${randomBytes(16).toString('hex')}`,
+      o.writesMax,
+    );
+  }
+
+  async cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {
+    const { index: _index, result } = await this.cacheWriteIndexed(command, options);
+    if (!result.ok) throw cacheErrorFromInfo(result.error);
+    return result.value;
+  }
+
+  /** A cache command, exactly once: its log index and result (a failed command is a result). */
+  async cacheWriteIndexed(
+    command: CacheCommand,
+    options: CacheCallOptions = {},
+  ): Promise<{ index: number; result: CacheResult }> {
+    // Once sent, a write cannot be taken back: the signal is looked at before only.
+    if (options.signal?.aborted === true)
+      throw new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
+    const { lane, seq } = this.sessions.acquire();
+    try {
+      const data = encodeCacheCommand({
+        nowMs: Date.now(),
+        session: { clientId: lane.clientId, seq },
+        command,
+      });
+      const out = (await this.link.call(
+        { op: 'propose', group: 'cache', data },
+        {
+          kind: 'write',
+          route: 'leader',
+          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        },
+      )) as { index: number; result: CacheResult };
+      return { index: out.index, result: reviveResult(out.result) };
+    } finally {
+      this.sessions.release(lane);
+    }
+  }
+
+  async cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
+    const v = await this.link.call({ op: 'cacheRead', read, consistency }, { kind: 'read', route: 'any' });
+    // msgpack gives small int64 values back as numbers: the API promises bigint.
+    if (read.type === 'counterGet') return typeof v === 'number' ? BigInt(v) : (v as bigint | null);
+    return v as CacheReadValue;
+  }
+
+  async cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
+    const startedMs = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const leftMs =
+        request.waitMs === undefined
+          ? LOCK_WAIT_ROUND_MS
+          : Math.max(0, request.waitMs - (Date.now() - startedMs));
+      // Each attempt its own holder id: an earlier attempt may still be withdrawn on its node.
+      const holderId = attempt === 0 ? request.holderId : `${request.holderId}.${attempt}`;
+      const waitMs = request.waitMs === undefined ? undefined : leftMs;
+      try {
+        return (await this.link.call(
+          {
+            op: 'cacheLock',
+            key: request.key,
+            holderId,
+            leaseMs: request.leaseMs,
+            ...(waitMs === undefined ? {} : { waitMs }),
+          },
+          {
+            // Sent at most once: the node answers the wait's outcome; a lost connection is retried here.
+            kind: 'once',
+            route: 'any',
+            // The node ends the wait before this deadline (cache-serve.ts) and answers.
+            timeoutMs: leftMs + lockProposalsMs(leftMs),
+            ...(signal === undefined ? {} : { signal }),
+          },
+        )) as LockGrantInfo | null;
+      } catch (e) {
+        if (!(e instanceof HiqliteError)) throw e;
+        if (e.code === 'HQL_ABORTED' || signal?.aborted === true) {
+          throw new HiqliteError('HQL_ABORTED', `waiting for lock '${request.key}' was aborted`, {
+            retryable: true,
+            cause: e,
+          });
+        }
+        const waitOver = request.waitMs !== undefined && Date.now() - startedMs >= request.waitMs;
+        // A round without waitMs ended, a connection was lost, a node was unavailable: again.
+        const again =
+          (e.code === 'HQL_TIMEOUT' && request.waitMs === undefined) ||
+          e.code === 'HQL_OUTCOME_UNKNOWN' ||
+          (e.retryable && e.code !== 'HQL_TIMEOUT');
+        if (!again || waitOver) throw e;
+        if (attempt >= 1000) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+  }
+
+  cacheListen(channel: string | null): ListenSource {
+    return new RemoteListen(this.link, channel, this.o);
+  }
+}
+
+/** What a lock request needs besides its wait: its acquire and, on a timeout, its cancel proposals. */
+function lockProposalsMs(waitMs: number): number {
+  return Math.max(2000, Math.min(10_000, Math.ceil(waitMs / 10)));
+}
+
+/** A result that crossed the API protocol: small int64 counter values arrive as numbers. */
+function reviveResult(r: CacheResult): CacheResult {
+  if (!r.ok) return r;
+  const v = r.value;
+  if ((v.type === 'counterAdd' || v.type === 'counterGet') && typeof v.value === 'number')
+    return { ok: true, value: { ...v, value: BigInt(v.value) } } as CacheResult;
+  return r;
+}
+
+/** One remote listener: a bounded queue fed by pushes, resumed from the last seq on reconnects. */
+class RemoteListen implements ListenSource {
+  private readonly queue: ListenQueue;
+  /** The seq of the last notification received (or where the stream started): resume after it. */
+  private lastSeq: number | undefined;
+  private handle: { stop(): void } | null = null;
+  /** Counts opens: pushes and losses of an earlier (stopped) open are ignored. */
+  private generation = 0;
+
+  constructor(
+    private readonly link: ClusterLink,
+    private readonly channel: string | null,
+    private readonly o: RemoteCacheOptions,
+  ) {
+    this.queue = new ListenQueue(o.listenBufferMax);
+    this.open();
+  }
+
+  next(): Promise<ListenItem> {
+    return this.queue.next();
+  }
+
+  close(): void {
+    this.stopRemote();
+    this.queue.close();
+  }
+
+  private open(): void {
+    const generation = ++this.generation;
+    const afterSeq = this.lastSeq;
+    this.link
+      .listen(
+        { channel: this.channel, ...(afterSeq === undefined ? {} : { afterSeq }) },
+        (p) => {
+          if (generation === this.generation) this.onPush(p);
+        },
+        () => {
+          // The connection is gone: resume on the next node, after the last seq seen.
+          if (generation !== this.generation || this.queue.ended) return;
+          this.handle = null;
+          this.open();
+        },
+        { timeoutMs: this.o.listenResumeTimeoutMs },
+      )
+      .then(
+        (h) => {
+          if (generation !== this.generation || this.queue.ended) {
+            h.stop();
+            return;
+          }
+          this.handle = h;
+          if (this.lastSeq === undefined) this.lastSeq = h.afterSeq;
+        },
+        (e: unknown) => {
+          if (generation === this.generation) this.queue.fail(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+  }
+
+  private onPush(p: ApiPush): void {
+    if (this.queue.ended) return;
+    if ('items' in p) {
+      for (const n of p.items) {
+        // A resume on a node that applied less than the last one may repeat what was seen.
+        if (this.lastSeq !== undefined && n.seq <= this.lastSeq) continue;
+        this.lastSeq = n.seq;
+        if (!this.queue.offer(n)) {
+          this.stopRemote();
+          return;
+        }
+      }
+      return;
+    }
+    if ('lagged' in p) {
+      this.queue.lagged(p.lagged);
+      this.stopRemote();
+      return;
+    }
+    if (p.end.retryable) {
+      // The node (or a proxy) ended the stream for a passing reason: resume.
+      this.stopRemote();
+      this.open();
+      return;
+    }
+    this.stopRemote();
+    this.queue.fail(new HiqliteError(p.end.code, p.end.message, { retryable: false }));
+  }
+
+  private stopRemote(): void {
+    this.generation++;
+    this.handle?.stop();
+    this.handle = null;
+  }
+}

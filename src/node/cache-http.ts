@@ -1,0 +1,377 @@
+/**
+ * The cache group's HTTP routes of the API port (README, "The cache over HTTP"), all
+ * authenticated by `X-API-SECRET` (checked by the API server before this is called):
+ *
+ * - `GET /cache/{name}/{key}`: `{"ok": true, "value": …}` (JSON; bytes as `{"$blob": base64}`),
+ *   or the raw bytes of a bytes value with `Accept: application/octet-stream`; 404 when absent.
+ *   `?consistency=linearizable` reads after a ReadIndex round.
+ * - `PUT /cache/{name}/{key}`: the body is the value: JSON (`Content-Type: application/json`) or
+ *   raw bytes (any other type). TTL: `?ttl_ms=N` or the header `X-TTL-MS: N`; `?if_absent=true`
+ *   stores only when the key has no live value (`{"stored": bool}`).
+ * - `DELETE /cache/{name}/{key}` (`{"deleted": bool}`), `DELETE /cache/{name}` (clears it,
+ *   `{"removed": n}`).
+ * - `POST /notify` with `{"channel": "…", "payload": any JSON}`: `{"index", "seq"}`.
+ * - `GET /listen?channel=…` (no channel: every channel): Server-Sent Events. Each notification
+ *   is an event `notification` whose `id` is its seq; `Last-Event-ID` (or `?last_event_id=`)
+ *   resumes after it while the nodes hold it, else the stream sends `lagged` with the number
+ *   missed and ends. A comment line every `SSE_HEARTBEAT_MS` keeps proxies from timing it out;
+ *   a reader that does not keep up gets `lagged` once the listener buffer is full, and the
+ *   connection is closed.
+ *
+ * Values travel as msgpack inside the group (any msgpack value; what `db.cache()` stores), so a
+ * JSON value put here is read by a client as the same value, and a client's bytes are `$blob`s
+ * here.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Packr } from 'msgpackr';
+import { HiqliteError } from '../lib/errors.js';
+import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
+import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
+import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
+import type { Timers } from '../transport/timers.js';
+import type { Notification } from './cache-listeners.js';
+import { type ListenSink, pumpListen } from './listen-pump.js';
+import type { ListenStream } from './listen-stream.js';
+
+/** Where the routes' work runs: the node's cache group, or a proxy's link to a cluster. */
+export interface CacheHttpOps {
+  /** Replicates one command exactly once; its own failure is thrown (a CacheError). */
+  write(command: CacheCommand, signal: AbortSignal): Promise<CacheOutcome>;
+  read(read: CacheReadRequest, consistency: Consistency, signal: AbortSignal): Promise<unknown>;
+  listen(channel: string | null, afterSeq: number | undefined, signal: AbortSignal): Promise<ListenStream>;
+}
+
+export interface CacheHttpContext {
+  readonly ops: CacheHttpOps | undefined;
+  /** `entry_bytes_max`: a larger body is 413. */
+  readonly bodyBytesMax: number;
+  readonly errorBody: (e: unknown) => ApiErrorBody;
+  readonly sendJson: (res: ServerResponse, status: number, body: unknown) => void;
+  readonly statusFor: (e: ApiErrorBody) => number;
+  readonly toJson: (value: unknown) => string;
+  readonly timers: Timers;
+}
+
+/** Between two heartbeat comments of an idle SSE stream. */
+export const SSE_HEARTBEAT_MS = 15_000;
+/** How long a stream that ended may take to flush its last event before its socket is closed. */
+export const SSE_CLOSE_GRACE_MS = 5_000;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+
+export function isCacheRoute(pathname: string): boolean {
+  return pathname.startsWith('/cache/') || pathname === '/notify' || pathname === '/listen';
+}
+
+export async function serveCacheHttp(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  cx: CacheHttpContext,
+): Promise<void> {
+  const fail = (e: unknown) => {
+    const err = cx.errorBody(e);
+    if (!res.headersSent) cx.sendJson(res, cx.statusFor(err), { ok: false, error: err });
+    else res.destroy();
+  };
+  const ops = cx.ops;
+  if (ops === undefined) return fail(notFound('this server has no cache group'));
+  // A client that hangs up: its linearizable read or its listener stops.
+  const gone = new AbortController();
+  res.once('close', () => gone.abort());
+  try {
+    const method = req.method ?? 'GET';
+    if (url.pathname === '/notify') {
+      if (method !== 'POST') return methodNotAllowed(res, cx, method, url.pathname);
+      const body = await readBody(req, res, cx.bodyBytesMax);
+      const v = parseJson(body);
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw invalid('the body must be {"channel": "…", "payload": any}');
+      const { channel, payload } = v as { channel?: unknown; payload?: unknown };
+      if (typeof channel !== 'string') throw invalid('"channel" must be a string');
+      const o = await ops.write(
+        { type: 'notify', channel, payload: encodeValue(payload === undefined ? null : payload) },
+        gone.signal,
+      );
+      const n = o as Extract<CacheOutcome, { type: 'notify' }>;
+      return cx.sendJson(res, 200, { ok: true, value: { index: n.index, seq: n.seq } });
+    }
+    if (url.pathname === '/listen') {
+      if (method !== 'GET') return methodNotAllowed(res, cx, method, url.pathname);
+      req.resume();
+      return await serveSse(req, res, url, ops, cx, gone.signal);
+    }
+    return await serveCacheEntry(req, res, url, method, ops, cx, gone.signal);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function serveCacheEntry(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  method: string,
+  ops: CacheHttpOps,
+  cx: CacheHttpContext,
+  signal: AbortSignal,
+): Promise<void> {
+  const rest = url.pathname.slice('/cache/'.length);
+  const slash = rest.indexOf('/');
+  const cache = decodePart(slash < 0 ? rest : rest.slice(0, slash), 'cache name');
+  const key = slash < 0 ? null : decodePart(rest.slice(slash + 1), 'key');
+  if (cache.length === 0) throw invalid('the path is /cache/{name}/{key}');
+  if (key === null) {
+    if (method !== 'DELETE') return methodNotAllowed(res, cx, method, '/cache/{name}');
+    const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
+    return cx.sendJson(res, 200, { ok: true, value: { removed: o.removed } });
+  }
+  switch (method) {
+    case 'GET': {
+      req.resume();
+      const consistency = url.searchParams.get('consistency') ?? 'local';
+      if (consistency !== 'local' && consistency !== 'linearizable')
+        throw invalid('consistency must be local or linearizable');
+      const bytes = (await ops.read({ type: 'get', cache, key }, consistency, signal)) as Uint8Array | null;
+      if (bytes === null)
+        throw notFound(`no live value for key ${JSON.stringify(key)} in cache ${JSON.stringify(cache)}`);
+      const value = decodeValue(bytes);
+      if (wantsBytes(req)) {
+        if (!(value instanceof Uint8Array))
+          throw invalid('the value is not bytes: ask for JSON (drop Accept: application/octet-stream)');
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': value.byteLength,
+        });
+        res.end(value);
+        return;
+      }
+      return cx.sendJson(res, 200, { ok: true, value });
+    }
+    case 'PUT': {
+      const ttlMs = ttlOf(url, req);
+      const body = await readBody(req, res, cx.bodyBytesMax);
+      const value = isJson(req) ? encodeValue(parseJson(body)) : encodeValue(new Uint8Array(body));
+      const ttl = ttlMs === undefined ? {} : { ttlMs };
+      if (url.searchParams.get('if_absent') === 'true') {
+        const o = await ops.write({ type: 'putIfAbsent', cache, key, value, ...ttl }, signal);
+        return cx.sendJson(res, 200, {
+          ok: true,
+          value: { stored: (o as Extract<CacheOutcome, { type: 'putIfAbsent' }>).stored },
+        });
+      }
+      await ops.write({ type: 'put', cache, key, value, ...ttl }, signal);
+      return cx.sendJson(res, 200, { ok: true, value: null });
+    }
+    case 'DELETE': {
+      req.resume();
+      const o = (await ops.write({ type: 'delete', cache, key }, signal)) as Extract<
+        CacheOutcome,
+        { type: 'delete' }
+      >;
+      return cx.sendJson(res, 200, { ok: true, value: { deleted: o.deleted } });
+    }
+    default:
+      return methodNotAllowed(res, cx, method, '/cache/{name}/{key}');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-Sent Events
+// ---------------------------------------------------------------------------------------------
+
+async function serveSse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  ops: CacheHttpOps,
+  cx: CacheHttpContext,
+  signal: AbortSignal,
+): Promise<void> {
+  const channel = url.searchParams.get('channel');
+  const lastId = req.headers['last-event-id'] ?? url.searchParams.get('last_event_id') ?? undefined;
+  let afterSeq: number | undefined;
+  if (lastId !== undefined) {
+    const text = Array.isArray(lastId) ? lastId[0] : lastId;
+    afterSeq = Number(text);
+    if (text === undefined || !/^\d{1,15}$/.test(text) || !Number.isSafeInteger(afterSeq))
+      throw invalid('Last-Event-ID must be the seq of a notification (a whole number)');
+  }
+  const stream = await ops.listen(channel === null || channel === '' ? null : channel, afterSeq, signal);
+  if (signal.aborted) {
+    stream.close();
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+  });
+  res.write(
+    `retry: 1000\nid: ${stream.afterSeq}\nevent: listening\ndata: {"afterSeq":${stream.afterSeq}}\n\n`,
+  );
+  const { timers } = cx;
+  let heartbeat: unknown = null;
+  const beat = () => {
+    heartbeat = null;
+    if (res.destroyed || res.writableEnded) return;
+    // A reader that is behind gets no heartbeat: it has data to read.
+    if (!res.writableNeedDrain) res.write(': heartbeat\n\n');
+    heartbeat = timers.setTimeout(beat, SSE_HEARTBEAT_MS);
+  };
+  heartbeat = timers.setTimeout(beat, SSE_HEARTBEAT_MS);
+  const finish = (event: string) => {
+    if (res.destroyed || res.writableEnded) return;
+    res.end(event);
+    // A reader that does not read would keep the socket (and what waits in it) forever.
+    const grace = timers.setTimeout(() => res.destroy(), SSE_CLOSE_GRACE_MS);
+    res.once('finish', () => timers.clearTimeout(grace));
+  };
+  const sink: ListenSink = {
+    items: (batch: readonly Notification[]) =>
+      res.write(
+        batch
+          .map(
+            (n) =>
+              `id: ${n.seq}\nevent: notification\ndata: ${cx.toJson({
+                channel: n.channel,
+                payload: decodeValue(n.payload),
+                index: n.index,
+                time: n.time,
+                seq: n.seq,
+              })}\n\n`,
+          )
+          .join(''),
+      ),
+    lagged: (missed) =>
+      finish(
+        `event: lagged\ndata: ${cx.toJson({ code: 'HQL_LAGGED', missed, message: `the listener fell behind: ${missed} notifications were dropped` })}\n\n`,
+      ),
+    failed: (e) => finish(`event: error\ndata: ${cx.toJson(cx.errorBody(e))}\n\n`),
+    drained: () =>
+      new Promise<void>((resolve) => {
+        if (res.destroyed) return resolve();
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      }),
+    get closed() {
+      return res.destroyed || res.writableEnded;
+    },
+  };
+  const pump = pumpListen(stream, sink);
+  const stop = () => pump.stop();
+  res.once('close', stop);
+  await pump.done;
+  res.off('close', stop);
+  if (heartbeat !== null) timers.clearTimeout(heartbeat);
+  if (!res.writableEnded && !res.destroyed) res.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+function encodeValue(value: unknown): Uint8Array {
+  return new Uint8Array(packr.pack(value));
+}
+
+function decodeValue(bytes: Uint8Array): unknown {
+  try {
+    const v: unknown = packr.unpack(bytes);
+    return v instanceof Uint8Array ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : v;
+  } catch {
+    // Stored by another writer in another format: hand out the bytes.
+    return bytes;
+  }
+}
+
+function ttlOf(url: URL, req: IncomingMessage): number | undefined {
+  const header = req.headers['x-ttl-ms'];
+  const text = url.searchParams.get('ttl_ms') ?? (Array.isArray(header) ? header[0] : header);
+  if (text === undefined || text === null) return undefined;
+  const n = Number(text);
+  if (!/^\d{1,15}$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > CACHE_DURATION_MS_MAX)
+    throw invalid(`ttl_ms must be a whole number of milliseconds from 1 to ${CACHE_DURATION_MS_MAX}`);
+  return n;
+}
+
+function isJson(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return type === 'application/json' || type.endsWith('+json');
+}
+
+function wantsBytes(req: IncomingMessage): boolean {
+  return (req.headers.accept ?? '').toLowerCase().includes('application/octet-stream');
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalid('the body is not JSON');
+  }
+}
+
+function decodePart(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw invalid(`the ${what} in the path is not valid percent-encoding`);
+  }
+}
+
+/**
+ * The body, refused (HQL_REQUEST_TOO_LARGE) beyond `bytesMax`, announced or received: nothing
+ * beyond it is kept, the rest flows by unread, and the answer closes the connection.
+ */
+async function readBody(req: IncomingMessage, res: ServerResponse, bytesMax: number): Promise<Buffer> {
+  const announced = Number(req.headers['content-length']);
+  const chunks: Buffer[] = [];
+  const fits =
+    !(Number.isFinite(announced) && announced > bytesMax) &&
+    (await new Promise<boolean>((resolve, reject) => {
+      let total = 0;
+      const onData = (chunk: Buffer) => {
+        total += chunk.length;
+        if (total <= bytesMax) {
+          chunks.push(chunk);
+          return;
+        }
+        req.off('data', onData);
+        req.resume();
+        resolve(false);
+      };
+      req.on('data', onData);
+      req.once('end', () => resolve(true));
+      req.once('error', reject);
+      req.once('close', () => reject(new Error('the request was closed before its body arrived')));
+    }));
+  if (!fits) {
+    res.setHeader('connection', 'close');
+    throw new HiqliteError('HQL_REQUEST_TOO_LARGE', `the body exceeds ${bytesMax} bytes (entry_bytes_max)`, {
+      retryable: false,
+    });
+  }
+  return Buffer.concat(chunks);
+}
+
+function methodNotAllowed(res: ServerResponse, cx: CacheHttpContext, method: string, route: string): void {
+  cx.sendJson(res, 405, {
+    ok: false,
+    error: { code: 'HQL_INVALID_PARAMS', message: `${method} is not a method of ${route}`, retryable: false },
+  });
+}
+
+function invalid(message: string): HiqliteError {
+  return new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });
+}
+
+function notFound(message: string): HiqliteError {
+  return new HiqliteError('HQL_NOT_FOUND', message, { retryable: false });
+}

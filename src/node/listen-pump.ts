@@ -1,0 +1,75 @@
+/**
+ * Moves a listen stream's items to a client's connection (binary push frames or Server-Sent
+ * Events) with flow control: a batch is written only once the connection took the previous one
+ * (the socket's write returned true, or 'drain' came). While a client does not read, nothing
+ * more is written: its notifications wait in the stream's bounded buffer
+ * (`cache_listener_buffer_max`), and when that overflows the client is sent `lagged` with the
+ * number it missed and the stream ends. Memory per listener is therefore bounded by that buffer
+ * plus one batch.
+ */
+import type { ListenItem, Notification } from './cache-listeners.js';
+import type { ListenStream } from './listen-stream.js';
+
+export interface ListenSink {
+  /** Writes notifications; false when the connection's buffer is full (then wait for `drained`). */
+  items(batch: readonly Notification[]): boolean;
+  /** The listener fell behind (or resumed too late): the last thing sent. */
+  lagged(missed: number): void;
+  /** The stream failed (node shutting down, a relay lost its cluster): the last thing sent. */
+  failed(error: unknown): void;
+  /** Resolves once the connection can take more, or it closed. */
+  drained(): Promise<void>;
+  readonly closed: boolean;
+}
+
+/** Notifications of one batch (one frame or one write), and their payload bytes, at most. */
+export const LISTEN_BATCH_ITEMS_MAX = 256;
+export const LISTEN_BATCH_BYTES_MAX = 1 << 20;
+
+export interface ListenPump {
+  /** Ends the stream; the sink hears nothing more. */
+  stop(): void;
+  /** Settles (never rejects) once the pump ended: stream ended, failed or stopped, or sink closed. */
+  readonly done: Promise<void>;
+}
+
+export function pumpListen(stream: ListenStream, sink: ListenSink): ListenPump {
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    stream.close();
+  };
+  const done = run(stream, sink, () => stopped).finally(stop);
+  return { stop, done };
+}
+
+async function run(stream: ListenStream, sink: ListenSink, stopped: () => boolean): Promise<void> {
+  for (;;) {
+    if (sink.closed || stopped()) return;
+    let first: ListenItem;
+    try {
+      first = await stream.next();
+    } catch (e) {
+      if (!stopped() && !sink.closed) sink.failed(e);
+      return;
+    }
+    if (stopped() || sink.closed) return;
+    const batch: Notification[] = [];
+    let bytes = 0;
+    let item: ListenItem | undefined = first;
+    // Bounded by LISTEN_BATCH_ITEMS_MAX and LISTEN_BATCH_BYTES_MAX.
+    while (item !== undefined) {
+      if (item.kind === 'lagged') {
+        if (batch.length > 0) sink.items(batch);
+        sink.lagged(item.missed);
+        return;
+      }
+      batch.push(item.notification);
+      bytes += item.notification.payload.byteLength;
+      if (batch.length >= LISTEN_BATCH_ITEMS_MAX || bytes >= LISTEN_BATCH_BYTES_MAX) break;
+      item = stream.drain(1)[0];
+    }
+    if (!sink.items(batch)) await sink.drained();
+  }
+}
