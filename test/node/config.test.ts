@@ -23,6 +23,9 @@ const SECRET_RAFT = 'raft-secret-0123456789';
 const SECRET_API = 'api-secret-0123456789';
 /** A backup encryption key: base64 of 32 bytes. */
 const KEY_B64 = Buffer.alloc(32, 7).toString('base64');
+/** The Argon2id reference test vector, as `password_dashboard`. */
+const DASHBOARD_PHC =
+  '$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc';
 
 function base(overrides: Partial<NodeConfig> = {}): NodeConfig {
   return {
@@ -511,6 +514,7 @@ describe('environment overrides', () => {
       HQL_S3_REGION: 'r',
       HQL_S3_KEY: 'k',
       HQL_S3_SECRET: 's',
+      HQL_PASSWORD_DASHBOARD: DASHBOARD_PHC,
     };
     for (const spec of TOML_KEYS.filter(
       (k) => k.kind === 'string' || k.kind === 'strings' || k.kind === 'nodes',
@@ -540,6 +544,7 @@ describe('environment overrides', () => {
       s3Region: 'r',
       s3Key: 'k',
       s3Secret: 's',
+      passwordDashboard: DASHBOARD_PHC,
     });
   });
 
