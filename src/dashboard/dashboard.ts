@@ -135,7 +135,7 @@ export class Dashboard {
     const method = req.method ?? 'GET';
     if (!path.startsWith(`${DASHBOARD_PREFIX}/api/`)) return this.serveStatic(method, path, req, res);
     const name = path.slice(`${DASHBOARD_PREFIX}/api/`.length);
-    if (method === 'POST' && name === 'login') return this.login(req, res);
+    if (method === 'POST' && name === 'login') return this.login(req, res, admit);
     const route = (method === 'GET' ? this.gets : method === 'POST' ? this.posts : undefined)?.get(name);
     if (route === undefined) return this.fail(res, 404, 'HQL_NOT_FOUND', `no route ${method} ${path}`, true);
     const session = this.sessions.use(readCookie(req, this.cookie));
@@ -166,7 +166,7 @@ export class Dashboard {
     return { insecure: this.o.insecureCookie };
   }
 
-  private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async login(req: IncomingMessage, res: ServerResponse, admit: () => void): Promise<void> {
     const address = req.socket.remoteAddress ?? 'unknown';
     if (crossSite(req)) return this.fail(res, 403, 'HQL_UNAUTHORIZED', 'cross-site request refused', true);
     const verdict = this.limiter.attempt(address);
@@ -195,6 +195,8 @@ export class Dashboard {
     // A new session each login (an old cookie is never promoted: no session fixation).
     this.sessions.end(readCookie(req, this.cookie));
     const { token, session } = this.sessions.create();
+    // The connection proved the password: the port's bound and deadline for strangers no longer apply.
+    admit();
     this.o.logger?.info({ address }, 'dashboard login');
     sendJson(
       res,
