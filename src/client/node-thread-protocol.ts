@@ -16,6 +16,7 @@ import type { TransferredError } from '../node/error-transfer.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
+import type { MirrorEvent } from './cache-mirror-wire.js';
 
 export const SHARED_BYTES = 16;
 /** BigInt64Array index: the state machine's applied index. */
@@ -29,6 +30,8 @@ export interface NodeWorkerData {
   /** The level of the application's logger: records below it are not even sent. */
   readonly logLevel: string;
   readonly shared: SharedArrayBuffer;
+  /** The application thread's cache mirror (cache-mirror.ts), or null when it is off. */
+  readonly cacheMirror: { readonly inflightBytesMax: number } | null;
 }
 
 export type CallBody =
@@ -47,7 +50,12 @@ export type CallBody =
   | { readonly op: 'health'; readonly timeoutMs: number }
   | { readonly op: 'shutdown' }
   // The cache group (cache-client.ts, CacheOps).
+  /** Answers `{ value, applied }`: the outcome, and the cache group's applied index then. */
   | { readonly op: 'cacheWrite'; readonly command: CacheCommand; readonly timeoutMs?: number }
+  /** A ReadIndex round on the cache group; answers the cache group's applied index after it. */
+  | { readonly op: 'cacheBarrier'; readonly timeoutMs: number }
+  /** `{ index, sha256 }` of the node's cache state (tests compare it with the mirror's). */
+  | { readonly op: 'cacheDigest' }
   | { readonly op: 'cacheRead'; readonly read: CacheRead; readonly consistency: CacheConsistency }
   /** Abortable (`abort`): the node withdraws the waiter. */
   | { readonly op: 'cacheLock'; readonly request: LockRequest }
@@ -68,7 +76,11 @@ export type ToWorker =
   /** The application took this many notifications of each listener: the node may send more. */
   | { readonly type: 'listen-ack'; readonly acks: ReadonlyArray<readonly [listenId: number, count: number]> }
   /** These listeners stopped. */
-  | { readonly type: 'unlisten'; readonly ids: readonly number[] };
+  | { readonly type: 'unlisten'; readonly ids: readonly number[] }
+  /** The cache mirror applied or dropped this many bytes of entries and chunks (its window). */
+  | { readonly type: 'mirror-ack'; readonly bytes: number }
+  /** The cache mirror found a gap in `epoch` (or could not read its snapshot): a new epoch, please. */
+  | { readonly type: 'mirror-resync'; readonly epoch: number };
 
 export type Reply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
@@ -81,7 +93,9 @@ export type NodeEvent =
   /** Notifications for one listener, in log order (a `lagged` item ends it). */
   | { readonly type: 'listen'; readonly listenId: number; readonly items: readonly ListenItem[] }
   /** The listener ended on the node (shutdown). */
-  | { readonly type: 'listen-end'; readonly listenId: number; readonly error: TransferredError };
+  | { readonly type: 'listen-end'; readonly listenId: number; readonly error: TransferredError }
+  /** For the cache mirror (cache-mirror-wire.ts), in the order the node applied. */
+  | MirrorEvent;
 
 export interface FromWorker {
   /** pino records (JSON lines) to write through the application's logger, in order. */

@@ -10,6 +10,9 @@ import { backupFeatures } from '../backup/node-features.js';
 import type { Subscription } from '../node/cache-listeners.js';
 import { transferError } from '../node/error-transfer.js';
 import { HiqliteNode as NodeRuntime } from '../node/hiqlite-node.js';
+import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import { digestOf } from './cache-mirror.js';
+import { MirrorFeed } from './cache-mirror-feed.js';
 import {
   APPLIED_SLOT,
   type Call,
@@ -30,15 +33,19 @@ const flags = new Int32Array(data.shared);
 let logs: string[] = [];
 let events: NodeEvent[] = [];
 let replies: Reply[] = [];
+/** Buffers moved, not copied, with the batch (the cache mirror's entries and chunks). */
+let transfers: ArrayBuffer[] = [];
 let flushScheduled = false;
 
 function flush(): void {
   flushScheduled = false;
   const batch: FromWorker = { logs, events, replies };
+  const moved = transfers;
   logs = [];
   events = [];
   replies = [];
-  port.postMessage(batch);
+  transfers = [];
+  port.postMessage(batch, moved);
 }
 
 function scheduleFlush(): void {
@@ -60,6 +67,8 @@ const logger = pino(
 
 const startCancel = new AbortController();
 let node: NodeRuntime | null = null;
+/** Feeds the application thread's cache mirror (null when it is off, or before the start). */
+let feed: MirrorFeed | null = null;
 const aborts = new Map<number, AbortController>();
 
 port.on('message', (m: ToWorker) => {
@@ -78,6 +87,12 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'unlisten':
       for (const id of m.ids) listeners.get(id)?.stop();
+      return;
+    case 'mirror-ack':
+      feed?.ack(m.bytes);
+      return;
+    case 'mirror-resync':
+      feed?.resyncRequested(m.epoch);
       return;
   }
 });
@@ -186,13 +201,23 @@ async function run(call: Call): Promise<unknown> {
       return null;
     case 'shutdown':
       Atomics.store(flags, LEADER_SLOT, 0);
+      feed?.close();
       await n.shutdown();
       return null;
-    case 'cacheWrite':
-      return n.caches.writeOk(
+    case 'cacheWrite': {
+      const { result } = await n.caches.write(
         call.command,
         call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs },
       );
+      if (!result.ok) throw cacheErrorFromInfo(result.error);
+      // Every entry applied so far was handed to the mirror's feed before this answer.
+      return { value: result.value, applied: n.caches.sm.appliedIndex() };
+    }
+    case 'cacheBarrier':
+      await n.caches.readBarrier(call.timeoutMs);
+      return n.caches.sm.appliedIndex();
+    case 'cacheDigest':
+      return digestOf(n.caches.sm);
     case 'cacheRead':
       return n.caches.read(call.read, call.consistency);
     case 'cacheLock': {
@@ -240,11 +265,29 @@ async function main(): Promise<void> {
     publishApplied(n.appliedWatcher.current);
     n.onLeaderChange((s) => Atomics.store(flags, LEADER_SLOT, s.role === 'leader' ? 1 : 0));
     Atomics.store(flags, LEADER_SLOT, n.isLeader() ? 1 : 0);
+    if (data.cacheMirror !== null) startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
     events.push({ type: 'started', dbFile: n.cfg.paths.dbFile });
   } catch (e) {
     events.push({ type: 'start-failed', error: transferError(e) });
   }
   scheduleFlush();
+}
+
+function startMirrorFeed(n: NodeRuntime, inflightBytesMax: number): void {
+  const f = new MirrorFeed({
+    sm: n.caches.sm,
+    inflightBytesMax,
+    post: (event, transfer) => {
+      events.push(event);
+      if (transfer !== null) transfers.push(transfer);
+      scheduleFlush();
+    },
+    onError: (e) =>
+      logger.error({ err: String(e) }, 'the cache mirror feed failed; local cache reads cross threads'),
+  });
+  n.caches.observe(f);
+  feed = f;
+  f.start();
 }
 
 void main();

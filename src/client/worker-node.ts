@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { type Logger, pino } from 'pino';
 import { HiqliteError } from '../lib/errors.js';
+import { cacheLimitsOf } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
 import { resolveConfig } from '../node/config/config.js';
@@ -45,6 +46,7 @@ import type {
   LockGrantInfo,
   LockRequest,
 } from './cache-client.js';
+import { CacheMirror, type CacheMirrorStatus } from './cache-mirror.js';
 import { ClientBase, type Metrics, type Params } from './client.js';
 import type { HiqliteNode } from './embedded.js';
 import {
@@ -63,6 +65,7 @@ import {
 const BACKUP_CALL_TIMEOUT_MS = 3_600_000;
 
 export const THREAD_CALLS_MAX_DEFAULT = 10_000;
+export const CACHE_MIRROR_INFLIGHT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 /**
  * A call's deadline is the node's own limit for it plus this margin: the node answers first
  * (with its own typed error) unless its thread is gone or stuck. Not a limit users tune.
@@ -104,6 +107,14 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
       },
     );
   }
+  const mirrorBytesMax = options.cacheMirrorInflightBytesMax ?? CACHE_MIRROR_INFLIGHT_BYTES_MAX_DEFAULT;
+  if (!(Number.isSafeInteger(mirrorBytesMax) && mirrorBytesMax >= 1024 * 1024)) {
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `cacheMirrorInflightBytesMax must be an integer of at least 1 MiB, got ${mirrorBytesMax}`,
+      { retryable: false },
+    );
+  }
   // Configuration problems are reported here, before a thread starts.
   const cfg = resolveConfig(config);
   // Quiet by default, as in the node itself: HQL_LOG_LEVEL or the application's logger.
@@ -113,12 +124,21 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
     config,
     logLevel: logger.level,
     shared,
+    cacheMirror: options.cacheMirror === false ? null : { inflightBytesMax: mirrorBytesMax },
     ...(options.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: options.joinTimeoutMs }),
   };
   // process.exit() on this thread ends the process: statements still running on the node's
   // threads (a wedged apply) are interrupted, or Node would wait for them (interrupt.ts).
   interruptAllOnExit();
-  const node = new WorkerNode(spawnNodeWorker(data), cfg, logger, shared, callsMax, options.onFatal);
+  const node = new WorkerNode(
+    spawnNodeWorker(data),
+    cfg,
+    logger,
+    shared,
+    callsMax,
+    options.onFatal,
+    data.cacheMirror !== null,
+  );
   const { signal } = options;
   const onAbort = () => node.cancelStart();
   if (signal?.aborted === true) onAbort();
@@ -134,6 +154,23 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
 /** The thread of a node started with `thread: 'worker'`, or null (tests end it to see the client's side). */
 export function nodeThreadOf(node: HiqliteNode): Worker | null {
   return node instanceof WorkerNode ? node.thread : null;
+}
+
+/**
+ * For tests and diagnostics: the cache mirror's status and, with `digest`, sha256 digests of the
+ * mirror's state and of the node thread's (equal when both applied the same log; taken at the
+ * index each stands at). Null when the node is not on a worker thread or the mirror is off.
+ */
+export async function cacheMirrorOf(
+  node: HiqliteNode,
+  options: { digest?: boolean } = {},
+): Promise<{
+  status: CacheMirrorStatus;
+  mirror?: { index: number; sha256: string };
+  node?: { index: number; sha256: string };
+} | null> {
+  if (!(node instanceof WorkerNode)) return null;
+  return node.mirrorReport(options.digest === true);
 }
 
 /**
@@ -181,6 +218,10 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   private readonly exited: Promise<void>;
   private settleStart: { resolve: () => void; reject: (e: unknown) => void } | null = null;
   private readonly log: Logger;
+  /** The cache group's replica on this thread (cache-mirror.ts), or null when it is off. */
+  private readonly mirror: CacheMirror | null;
+  private outMirrorAckBytes = 0;
+  private outMirrorResync: number | null = null;
 
   constructor(
     private readonly worker: Worker,
@@ -189,9 +230,24 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     shared: SharedArrayBuffer,
     private readonly callsMax: number,
     private readonly onFatal: ((e: Error) => void) | undefined,
+    cacheMirror: boolean,
   ) {
     super();
     this.log = logger.child({ node: cfg.nodeId });
+    this.mirror = cacheMirror
+      ? new CacheMirror({
+          limits: cacheLimitsOf(cfg),
+          ack: (bytes) => {
+            this.outMirrorAckBytes += bytes;
+            this.scheduleFlush();
+          },
+          resync: (epoch) => {
+            this.outMirrorResync = epoch;
+            this.scheduleFlush();
+          },
+          onProblem: (message) => this.log.warn(message),
+        })
+      : null;
     this.appliedShared = new BigInt64Array(shared);
     this.flags = new Int32Array(shared);
     this.applied = new AppliedIndexWatcher(0);
@@ -271,26 +327,84 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     return this.call({ op: 'backup' }, BACKUP_CALL_TIMEOUT_MS) as Promise<BackupInfo>;
   }
 
-  // The cache group lives on the node's thread: every call crosses over (batched per turn).
-  override cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {
-    if (options.signal?.aborted === true) {
-      return Promise.reject(
-        new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true }),
-      );
-    }
+  // The cache group lives on the node's thread: writes, locks and listeners cross over (batched
+  // per turn). Local reads are served by the mirror on this thread while it is live.
+  override async cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {
+    if (options.signal?.aborted === true)
+      throw new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
     const body: CallBody = {
       op: 'cacheWrite',
       command,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     };
-    return this.call(body, this.cfg.proposalTimeoutMs) as Promise<CacheOutcome>;
+    const out = (await this.call(body, this.cfg.proposalTimeoutMs)) as {
+      value: CacheOutcome;
+      applied: number;
+    };
+    // Read-your-writes: the entries the node applied came before its answer.
+    this.mirror?.checkAfterAnswer(out.applied);
+    return out.value;
   }
 
   override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
-    return this.call(
-      { op: 'cacheRead', read, consistency },
+    const mirror = this.mirror;
+    if (mirror === null) {
+      return this.call(
+        { op: 'cacheRead', read, consistency },
+        this.cfg.readTimeoutMs,
+      ) as Promise<CacheReadValue>;
+    }
+    if (consistency === 'local') {
+      if (mirror.live) {
+        try {
+          this.checkOpen();
+          return Promise.resolve(mirror.read(read));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
+      return this.call(
+        { op: 'cacheRead', read, consistency },
+        this.cfg.readTimeoutMs,
+      ) as Promise<CacheReadValue>;
+    }
+    return this.linearizableCacheRead(mirror, read);
+  }
+
+  /**
+   * ReadIndex on the node's thread, then the read here once the mirror applied up to what the
+   * node had applied after it (already so when the mirror is live: entries come before answers);
+   * on the node's thread if the mirror is not live by then.
+   */
+  private async linearizableCacheRead(mirror: CacheMirror, read: CacheRead): Promise<CacheReadValue> {
+    const deadlineMs = performance.now() + this.cfg.readTimeoutMs;
+    const applied = (await this.call(
+      { op: 'cacheBarrier', timeoutMs: this.cfg.readTimeoutMs },
       this.cfg.readTimeoutMs,
-    ) as Promise<CacheReadValue>;
+    )) as number;
+    this.checkOpen();
+    if (await mirror.waitFor(applied, deadlineMs)) return mirror.read(read);
+    // The node applied at least `applied`: a local read there is linearizable.
+    return (await this.call(
+      { op: 'cacheRead', read, consistency: 'local' },
+      this.cfg.readTimeoutMs,
+    )) as CacheReadValue;
+  }
+
+  /** cacheMirrorOf(): the mirror's status and, if asked, both states' digests. */
+  async mirrorReport(digest: boolean): Promise<{
+    status: CacheMirrorStatus;
+    mirror?: { index: number; sha256: string };
+    node?: { index: number; sha256: string };
+  } | null> {
+    const mirror = this.mirror;
+    if (mirror === null) return null;
+    if (!digest) return { status: mirror.status() };
+    const node = (await this.call({ op: 'cacheDigest' }, this.cfg.readTimeoutMs)) as {
+      index: number;
+      sha256: string;
+    };
+    return { status: mirror.status(), mirror: await mirror.digest(), node };
   }
 
   override cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
@@ -411,6 +525,16 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       this.outUnlisten = [];
       this.post({ type: 'unlisten', ids });
     }
+    if (this.outMirrorAckBytes > 0) {
+      const bytes = this.outMirrorAckBytes;
+      this.outMirrorAckBytes = 0;
+      this.post({ type: 'mirror-ack', bytes });
+    }
+    if (this.outMirrorResync !== null) {
+      const epoch = this.outMirrorResync;
+      this.outMirrorResync = null;
+      this.post({ type: 'mirror-resync', epoch });
+    }
   }
 
   private post(m: ToWorker): void {
@@ -458,6 +582,13 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         l?.end(rebuildError(e.error));
         return;
       }
+      case 'mirror-snapshot':
+      case 'mirror-chunk':
+      case 'mirror-snapshot-end':
+      case 'mirror-entries':
+      case 'mirror-lost':
+        this.mirror?.onEvent(e);
+        return;
     }
   }
 
@@ -537,6 +668,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     }
     for (const l of this.listens.values()) l.end(this.gone);
     this.listens.clear();
+    this.mirror?.close();
     // Wakes reads waiting for an applied index: they see `gone`.
     Atomics.notify(this.appliedShared, APPLIED_SLOT);
   }

@@ -25,9 +25,10 @@ import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { Prng } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
-import type { LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
+import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import { type CacheCommand, decodeCacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import type { CacheLimits } from '../sm/cache/options.js';
 import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
 import { openFileLogStore } from '../storage/file-log-store.js';
@@ -97,6 +98,7 @@ export class CacheGroup {
   private closed = false;
   /** The end of the log found at start: entries up to it are replayed, their hooks not reported. */
   private replayedTo = 0;
+  private readonly observers = new Set<CacheApplyObserver>();
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -107,26 +109,7 @@ export class CacheGroup {
   ) {
     const { cfg } = d;
     this.sm = new CacheStateMachine({
-      limits: Object.fromEntries(
-        (
-          [
-            'keyBytesMax',
-            'valueBytesMax',
-            'holderIdBytesMax',
-            'entriesPerCacheMax',
-            'cachesMax',
-            'bytesMax',
-            'locksMax',
-            'lockWaitersPerKeyMax',
-            'notificationsRingMax',
-            'notificationsRingBytesMax',
-            'sessionsMax',
-            'sessionTtlMs',
-            'sessionResultsBytesMax',
-            'expireBatchMax',
-          ] as const
-        ).map((name) => [name, cfg[cacheLimitKey(name)]]),
-      ),
+      limits: cacheLimitsOf(cfg),
       hooks: {
         onNotification: (n) => {
           if (n.index > this.replayedTo) this.hub.publish(n);
@@ -188,7 +171,10 @@ export class CacheGroup {
   async start(initialMembership: Membership, transport: GroupTransport): Promise<void> {
     const { cfg, clock } = this.d;
     const memory = this.snapshots instanceof MemorySnapshotStore ? this.snapshots : null;
-    const stateMachine: GroupStateMachine = memory === null ? this.sm : memorySnapshotting(this.sm, memory);
+    const stateMachine = observed(
+      memory === null ? this.sm : memorySnapshotting(this.sm, memory),
+      this.observers,
+    );
     this.raft = await RaftGroup.open({
       group: 'cache',
       raft: {
@@ -230,6 +216,14 @@ export class CacheGroup {
   /** The Raft group (membership, status, snapshots): for formation and metrics in HiqliteNode. */
   get group(): RaftGroup {
     return this.raft;
+  }
+
+  /**
+   * True while the entries found in the log at start are applied again: their notifications are
+   * not published to listeners, so a listener resuming here now could miss some (cache-serve.ts).
+   */
+  get replaying(): boolean {
+    return this.sm.appliedIndex() < this.replayedTo;
   }
 
   /** Whether the Raft group runs (messages that arrive before are dropped: Raft resends). */
@@ -431,6 +425,18 @@ export class CacheGroup {
     return this.waiters.acquire(request, signal);
   }
 
+  /**
+   * Calls `observer` with every batch of entries the state machine applies (in log order, right
+   * after applying them, before any caller waiting for them is answered) and whenever its whole
+   * state is replaced (a snapshot installed, or reset). A replica kept elsewhere (the
+   * application thread's mirror, client/cache-mirror.ts) stays identical by applying the same
+   * entries. Returns the removal.
+   */
+  observe(observer: CacheApplyObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
   metrics(): CacheGroupMetrics {
     return {
       stats: this.sm.stats(),
@@ -529,6 +535,69 @@ function reviveForwarded(r: CacheResult): CacheResult {
   if ((v.type === 'counterAdd' || v.type === 'counterGet') && typeof v.value === 'number')
     return { ok: true, value: { ...v, value: BigInt(v.value) } } as CacheResult;
   return r;
+}
+
+/** What `CacheGroup.observe` reports. Called synchronously; must not throw. */
+export interface CacheApplyObserver {
+  applied(entries: readonly Entry[]): void;
+  /** The state was replaced as a whole (snapshot installed, or reset): entries alone cannot follow. */
+  replaced(): void;
+}
+
+/** The cache limits of a node's configuration (they must be the same on every replica). */
+export function cacheLimitsOf(cfg: ResolvedNodeConfig): Partial<CacheLimits> {
+  return Object.fromEntries(
+    (
+      [
+        'keyBytesMax',
+        'valueBytesMax',
+        'holderIdBytesMax',
+        'entriesPerCacheMax',
+        'cachesMax',
+        'bytesMax',
+        'locksMax',
+        'lockWaitersPerKeyMax',
+        'notificationsRingMax',
+        'notificationsRingBytesMax',
+        'sessionsMax',
+        'sessionTtlMs',
+        'sessionResultsBytesMax',
+        'expireBatchMax',
+      ] as const
+    ).map((name) => [name, cfg[cacheLimitKey(name)]]),
+  );
+}
+
+/** The state machine, reporting what it applies and when its state is replaced to `observers`. */
+function observed(sm: GroupStateMachine, observers: ReadonlySet<CacheApplyObserver>): GroupStateMachine {
+  const replaced = () => {
+    for (const o of observers) o.replaced();
+  };
+  return {
+    appliedIndex: () => sm.appliedIndex(),
+    apply: async (entries, wanted) => {
+      const results = await sm.apply(entries, wanted);
+      for (const o of observers) o.applied(entries);
+      return results;
+    },
+    ...(sm.sizeBytes === undefined ? {} : { sizeBytes: () => (sm.sizeBytes as () => number)() }),
+    snapshot: (path) => sm.snapshot(path),
+    restore: async (path, meta) => {
+      try {
+        await sm.restore(path, meta);
+      } finally {
+        replaced();
+      }
+    },
+    reset: async () => {
+      try {
+        await sm.reset();
+      } finally {
+        replaced();
+      }
+    },
+    close: () => sm.close(),
+  };
 }
 
 /** The state machine with its snapshots in a MemorySnapshotStore instead of files. */

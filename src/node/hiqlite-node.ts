@@ -146,6 +146,18 @@ export interface StartOptions {
    * to the node's thread before new ones are rejected with HQL_OVERLOADED. Default 10000.
    */
   readonly threadCallsMax?: number;
+  /**
+   * `thread: 'worker'`: keep a replica of the cache group on the application's thread, fed with
+   * the entries the node applies, so that local cache reads are synchronous lookups there (no
+   * thread hop). Costs a second copy of the cache data in memory. Default true.
+   */
+  readonly cacheMirror?: boolean;
+  /**
+   * `thread: 'worker'`: bytes of applied cache entries and snapshot chunks sent to the mirror and
+   * not yet applied there; past it the mirror is rebuilt from a snapshot once it caught up (reads
+   * meanwhile cross to the node's thread). Default 64 MiB.
+   */
+  readonly cacheMirrorInflightBytesMax?: number;
 }
 
 export class HiqliteNode {
