@@ -15,6 +15,7 @@
  * its last node than this node has applied gets nothing twice (items at or below the seq it saw
  * are skipped).
  */
+import { HiqliteError } from '../lib/errors.js';
 import type { ListenItem, Notification, Subscription } from './cache-listeners.js';
 
 export interface ListenStream {
@@ -29,6 +30,8 @@ export interface ListenStream {
 
 /** The parts of the cache group a listen stream uses (CacheGroup has them). */
 export interface ListenSourceGroup {
+  /** True while the log found at start is applied again (its notifications are not published). */
+  readonly replaying?: boolean;
   subscribe(o: { channel: string | null; bufferMax?: number }): Subscription;
   readonly sm: {
     lastNotificationSeq(): number;
@@ -40,6 +43,13 @@ export function cacheListenStream(
   group: ListenSourceGroup,
   o: { readonly channel: string | null; readonly afterSeq?: number; readonly bufferMax?: number },
 ): ListenStream {
+  if (group.replaying === true) {
+    // Notifications between the applied index and the end of the log found at start reach
+    // neither the ring nor live listeners yet: a resume here could skip some. Ask again.
+    throw new HiqliteError('HQL_UNAVAILABLE', 'the cache group is replaying its log: listen again shortly', {
+      retryable: true,
+    });
+  }
   const sub = group.subscribe({
     channel: o.channel,
     ...(o.bufferMax === undefined ? {} : { bufferMax: o.bufferMax }),
