@@ -199,6 +199,7 @@ export class CacheMirror {
         if (this.restoring !== restoring) return;
         this.restoring = null;
         if (next.appliedIndex() !== index) {
+          for (const b of restoring.queue) this.o.ack(b.bytes);
           this.requestResync(`the snapshot covers ${next.appliedIndex()}, announced ${index}`);
           return;
         }
@@ -210,6 +211,8 @@ export class CacheMirror {
       (err: unknown) => {
         if (this.restoring !== restoring) return;
         this.restoring = null;
+        stream.abort(); // acknowledges the chunks the reader did not take
+        for (const b of restoring.queue) this.o.ack(b.bytes);
         this.requestResync(`the snapshot could not be read: ${(err as Error).message}`);
       },
     );

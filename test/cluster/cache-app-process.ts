@@ -122,7 +122,17 @@ export class CacheApp {
     return this.received.filter((n) => n.listener === listener);
   }
 
+  /** Stops the whole process (node thread included) until resume(): it falls behind the others. */
+  pause(): void {
+    if (!this.exited) this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    if (!this.exited) this.child.kill('SIGCONT');
+  }
+
   async kill(): Promise<void> {
+    this.resume();
     if (!this.exited) this.child.kill('SIGKILL');
     await this.exit;
   }

@@ -12,6 +12,7 @@
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import type { DistributedLock } from '../../src/client/cache-client.js';
+import { cacheMirrorOf } from '../../src/client/worker-node.js';
 import { HiqliteError, loadTomlConfig, start } from '../../src/index.js';
 
 const [configFile, thread] = process.argv.slice(2);
@@ -87,6 +88,9 @@ async function handle(r: Req): Promise<unknown> {
       await lock?.release();
       return null;
     }
+    case 'mirror':
+      // The cache mirror's status and both replicas' digests (null: no mirror).
+      return cacheMirrorOf(db, { digest: true });
     case 'metrics': {
       const m = await db.metrics();
       return JSON.parse(JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
