@@ -25,6 +25,7 @@ import { Prng } from '../lib/prng.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
+import { adoptClientCacheCommand } from '../sm/cache/client-proposal.js';
 import type { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
@@ -820,7 +821,10 @@ export class HiqliteNode {
         if (req.group === 'cache') {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
           // A client's bytes go to the leader if need be; a node's are proposed here or refused.
-          if (from === REMOTE_CLIENT_ID) return this.cache.proposeBytes(req.data, timeoutMs);
+          if (from === REMOTE_CLIENT_ID) {
+            const { data } = adoptClientCacheCommand(req.data, { nowMs: this.clock.wallMs() });
+            return this.cache.proposeBytes(data, timeoutMs);
+          }
           this.requireLeaderFor('propose', 'cache');
           return this.cache.proposeHere(req.data, timeoutMs);
         }

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { HiqliteError } from '../../src/lib/errors.js';
+import { adoptClientCacheCommand } from '../../src/sm/cache/client-proposal.js';
+import { decodeCacheCommand, encodeCacheCommand } from '../../src/sm/cache/command.js';
 import { adoptClientCommand, CLIENT_SESSION_PREFIX } from '../../src/sm/sql/client-proposal.js';
 import { decodeCommand, encodeCommand } from '../../src/sm/sql/command.js';
 
@@ -52,6 +54,43 @@ describe("a client's command taken over by a node", () => {
     );
     assert.throws(
       () => adoptClientCommand(new Uint8Array([1, 2, 3]), { nowMs: NODE_NOW_MS }),
+      refusedWith('HQL_MALFORMED_COMMAND'),
+    );
+  });
+});
+
+describe("a client's cache command taken over by a node (the same rules in the cache group)", () => {
+  function cacheBytes(clientId: string): Uint8Array {
+    return encodeCacheCommand({
+      nowMs: CLIENT_NOW_MS,
+      session: { clientId, seq: 3 },
+      command: { type: 'put', cache: 'sessions', key: 'k', value: new Uint8Array([1]) },
+    });
+  }
+
+  test("carries the node's time and keeps the client's session", () => {
+    const { data } = adoptClientCacheCommand(cacheBytes(`${CLIENT_SESSION_PREFIX}abc`), {
+      nowMs: NODE_NOW_MS,
+    });
+    const e = decodeCacheCommand(data);
+    assert.equal(e.nowMs, NODE_NOW_MS);
+    assert.deepEqual(e.session, { clientId: `${CLIENT_SESSION_PREFIX}abc`, seq: 3 });
+    assert.equal(e.command.type, 'put');
+  });
+
+  test("cannot claim a node's session, nor any id outside the clients' namespace", () => {
+    for (const id of ['n1-0123456789abcdef-0', 'c1-0', 'x', '']) {
+      assert.throws(
+        () => adoptClientCacheCommand(cacheBytes(id), { nowMs: NODE_NOW_MS }),
+        refusedWith('HQL_MALFORMED_COMMAND'),
+        id,
+      );
+    }
+  });
+
+  test('undecodable bytes are refused as malformed', () => {
+    assert.throws(
+      () => adoptClientCacheCommand(new Uint8Array([1, 2, 3]), { nowMs: NODE_NOW_MS }),
       refusedWith('HQL_MALFORMED_COMMAND'),
     );
   });

@@ -14,12 +14,12 @@
  *     command every replica would refuse.
  * The seed stays the client's: it only chooses which values `random()` returns.
  */
+import { clientSessionIdProblem } from '../../lib/client-session.js';
 import { type CommandEnvelope, decodeCommand, encodeCommand } from './command.js';
 import { staticCheck } from './determinism.js';
 import { SqlError, sqlError } from './errors.js';
 
-/** Every session id of a remote client starts with this; nodes use `n<id>-…`. */
-export const CLIENT_SESSION_PREFIX = 'c-';
+export { CLIENT_SESSION_PREFIX } from '../../lib/client-session.js';
 
 /**
  * Decodes a client's command bytes, checks them and encodes them again with the node's time.
@@ -31,12 +31,8 @@ export function adoptClientCommand(
   ctx: { readonly nowMs: number },
 ): { readonly data: Uint8Array; readonly command: CommandEnvelope['command'] } {
   const envelope: CommandEnvelope = decodeCommand(bytes);
-  if (envelope.session !== undefined && !envelope.session.clientId.startsWith(CLIENT_SESSION_PREFIX)) {
-    throw sqlError(
-      'HQL_MALFORMED_COMMAND',
-      `a client's session id must start with "${CLIENT_SESSION_PREFIX}" (got "${envelope.session.clientId.slice(0, 40)}")`,
-    );
-  }
+  const problem = envelope.session === undefined ? null : clientSessionIdProblem(envelope.session.clientId);
+  if (problem !== null) throw sqlError('HQL_MALFORMED_COMMAND', problem);
   const error = staticCheck(envelope.command);
   if (error !== null) throw new SqlError(error);
   return { data: encodeCommand({ ...envelope, nowMs: Math.floor(ctx.nowMs) }), command: envelope.command };
