@@ -33,6 +33,9 @@ import { RemoteCacheOps } from './remote-cache.js';
 
 export { parseApiAddress } from './api-address.js';
 
+/** How long `backup()` waits: a large database takes minutes (the node's own limit is the same). */
+const BACKUP_TIMEOUT_MS = 3_600_000;
+
 export interface ConnectOptions {
   /** API addresses, "host:port". */
   readonly nodes: readonly string[];
@@ -144,11 +147,12 @@ export class RemoteClient extends ClientBase {
     return (await this.call({ op: 'metrics' }, 'other')) as Metrics;
   }
 
-  /** A backup on the leader; a large database takes minutes, so the deadline is an hour. */
+  /** A backup on the leader; a large database takes minutes (deadline: BACKUP_TIMEOUT_MS). */
   async backup(): Promise<BackupInfo> {
     return (await this.link.call(
-      { op: 'backup' },
-      { kind: 'other', route: 'leader', timeoutMs: 3_600_000 },
+      // The deadline travels with the request, so a proxy on the way waits as long.
+      { op: 'backup', timeoutMs: BACKUP_TIMEOUT_MS },
+      { kind: 'other', route: 'leader', timeoutMs: BACKUP_TIMEOUT_MS },
     )) as BackupInfo;
   }
 

@@ -77,7 +77,12 @@ export type ApiRequest =
   /** Leader only: a caught-up learner of the group asks to become a voter. */
   | { readonly id: number; readonly op: 'promote'; readonly nodeId: number; readonly group?: ApiGroup }
   /** Take a backup now (on the leader; a follower forwards it). Answers the backup's description. */
-  | { readonly id: number; readonly op: 'backup' }
+  | {
+      readonly id: number;
+      readonly op: 'backup';
+      /** What is left of the caller's deadline (a proxy waits for the answer that long). */
+      readonly timeoutMs?: number;
+    }
   /** The cache group's reads, locks and listeners (cache-api-codec.ts). */
   | CacheApiRequest;
 
@@ -182,8 +187,10 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
       const promote = { id, op: 'promote', nodeId: nodeIdOf(o) } as const;
       return o.group === undefined ? promote : { ...promote, group: groupOf(o) };
     }
-    case 'backup':
-      return { id, op: 'backup' };
+    case 'backup': {
+      const timeoutMs = optionalTimeout(o.timeoutMs, 'backup');
+      return timeoutMs === undefined ? { id, op: 'backup' } : { id, op: 'backup', timeoutMs };
+    }
     default:
       throw new ProtocolError('unknown-type', `api message: unknown op ${JSON.stringify(o.op)}`);
   }
