@@ -14,11 +14,12 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cron } from 'croner';
 import type { TimerHandle } from '../lib/clock.js';
-import type { BackupHost, BackupInfo, NodeBackups } from '../node/node-features.js';
+import { HiqliteError } from '../lib/errors.js';
+import type { BackupHost, BackupInfo, BackupListing, NodeBackups } from '../node/node-features.js';
 import { backupFileStream } from './backup-file.js';
 import { copyDatabase } from './db-copy.js';
 import { KeyRing } from './key-ring.js';
-import { formatBackupName } from './names.js';
+import { formatBackupName, parseBackupName } from './names.js';
 import { expiredBackups } from './retention.js';
 import type { BackupTarget } from './target.js';
 import type { BackupTargets } from './targets.js';
@@ -62,6 +63,22 @@ export class BackupService implements NodeBackups {
     });
     this.running = run;
     return run;
+  }
+
+  get hasS3(): boolean {
+    return this.targets.s3 !== null;
+  }
+
+  async list(target: 'local' | 's3', signal?: AbortSignal): Promise<BackupListing[]> {
+    const t = target === 'local' ? this.targets.local : this.targets.s3;
+    if (t === null)
+      throw new HiqliteError('HQL_NOT_FOUND', 'no S3 bucket is configured (s3_url)', { retryable: false });
+    const out: BackupListing[] = [];
+    for (const o of await t.list(signal === undefined ? {} : { signal })) {
+      const n = parseBackupName(o.name);
+      if (n !== null) out.push({ name: o.name, bytes: o.bytes, ...n });
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -132,3 +132,105 @@ export interface MetricsSeries {
   readonly latencyP50Ms: readonly (number | null)[];
   readonly latencyP99Ms: readonly (number | null)[];
 }
+
+// ---- Caches (the cache group) -------------------------------------------------------------------
+
+/** `GET /dashboard/api/caches`: the cache group as this node holds it. */
+export interface CacheOverview {
+  readonly caches: readonly { readonly name: string; readonly entries: number; readonly bytes: number }[];
+  readonly counters: readonly { readonly name: string; readonly keys: number }[];
+  /** More caches or counter groups exist than are listed. */
+  readonly truncated: boolean;
+  /** Accounted bytes of every entry and counter, and their bound (`cache_bytes_max`). */
+  readonly bytes: number;
+  readonly bytesMax: number;
+  readonly locksHeld: number;
+  readonly lockWaiters: number;
+  /** Listeners on this node, and notifications buffered for them not yet taken. */
+  readonly listeners: number;
+  readonly listenerLag: number;
+  readonly notificationsHeld: number;
+  /** The group's log clock (ms since the epoch): TTLs count down against it. */
+  readonly clockMs: number;
+}
+
+/** A cache value as the page shows it: decoded and cut to a preview, never whole when large. */
+export type ValuePreview =
+  /** A msgpack value other than bytes, as JSON (bigints as strings), cut at the preview bound. */
+  | { readonly kind: 'json'; readonly bytes: number; readonly text: string; readonly truncated: boolean }
+  /** msgpack binary (a `Uint8Array` value): its size and first bytes in hex. */
+  | { readonly kind: 'bytes'; readonly bytes: number; readonly size: number; readonly hex: string }
+  /** Not msgpack, or too large to decode for a preview: the stored bytes' first bytes in hex. */
+  | {
+      readonly kind: 'raw';
+      readonly bytes: number;
+      readonly hex: string;
+      readonly reason: 'not-msgpack' | 'too-large';
+    };
+
+export interface CacheKeyRow {
+  readonly key: string;
+  /** Counters: the value as decimal text. Caches: the preview. */
+  readonly value: ValuePreview | string;
+  /** Time left before it expires, against the group's clock; null: no TTL. */
+  readonly ttlMs: number | null;
+}
+
+/** `GET /dashboard/api/cache-keys?kind=cache|counter&name=…&offset=…&limit=…` */
+export interface CacheKeyPage {
+  readonly kind: 'cache' | 'counter';
+  readonly name: string;
+  readonly offset: number;
+  readonly rows: readonly CacheKeyRow[];
+  readonly hasMore: boolean;
+}
+
+// ---- Backups --------------------------------------------------------------------------------------
+
+export interface BackupItem {
+  /** `backup_<time>_i<index>_n<node>.hqbak`: time, log index and node come from the name. */
+  readonly name: string;
+  readonly bytes: number;
+  readonly createdMs: number;
+  readonly logIndex: number;
+  readonly nodeId: number;
+}
+
+/** One target's listing, or why it could not be listed. */
+export type BackupTargetList =
+  | {
+      readonly ok: true;
+      readonly backups: readonly BackupItem[];
+      /** More backups exist than are listed (the newest are). */
+      readonly truncated: boolean;
+    }
+  | { readonly ok: false; readonly error: ApiFailure };
+
+/** What the last backup asked for from this dashboard gave. */
+export type BackupOutcome =
+  | { readonly ok: true; readonly atWallMs: number; readonly backup: BackupCreated }
+  | { readonly ok: false; readonly atWallMs: number; readonly error: ApiFailure };
+
+/** `GET /dashboard/api/backups` */
+export interface BackupList {
+  /** This node's local folder (the node that leads when a backup is taken writes it there). */
+  readonly local: BackupTargetList;
+  /** The S3 bucket; null when `s3_url` is not configured. */
+  readonly s3: BackupTargetList | null;
+  /** A backup asked for from this dashboard runs since then (wall clock), or null. */
+  readonly runningSinceWallMs: number | null;
+  readonly last: BackupOutcome | null;
+}
+
+/** `POST /dashboard/api/backup`: what the backup produced (no key, no content). */
+export interface BackupCreated {
+  readonly name: string;
+  readonly logIndex: number;
+  readonly createdMs: number;
+  readonly bytes: number;
+  readonly databaseBytes: number;
+  readonly targets: readonly string[];
+  readonly nodeId: number;
+  /** A backup asked for from this node's dashboard was running: this request waited for it. */
+  readonly joined: boolean;
+}

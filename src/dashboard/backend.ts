@@ -50,4 +50,70 @@ export interface DashboardBackend {
    * feature that exists says so here, and adds its routes to the dashboard's router.
    */
   features(): Features;
+  /** The cache group's pages (absent: the node has no cache group). */
+  readonly caches?: DashboardCaches;
+  /** The backups page (absent: the node has no backup service). */
+  readonly backups?: DashboardBackups;
+}
+
+/** The cache group as the dashboard sees it (null from `overview` while the group does not run). */
+export interface DashboardCaches {
+  overview(): CacheGroupView | null;
+  /** Live entries of one cache, `limit` after skipping `offset` (the node walks, never copies, the rest). */
+  entries(
+    cache: string,
+    offset: number,
+    limit: number,
+  ): {
+    readonly entries: readonly { key: string; value: Uint8Array; expiresAtMs: number | null }[];
+    readonly hasMore: boolean;
+  } | null;
+  counters(
+    counter: string,
+    offset: number,
+    limit: number,
+  ): { readonly entries: readonly (readonly [string, bigint])[]; readonly hasMore: boolean } | null;
+}
+
+export interface CacheGroupView {
+  readonly clockMs: number;
+  /** Now for TTLs: the later of the group's log clock and this node's wall clock (as reads judge expiry). */
+  readonly nowMs: number;
+  readonly bytes: number;
+  readonly bytesMax: number;
+  readonly caches: readonly { readonly name: string; readonly entries: number; readonly bytes: number }[];
+  readonly counterGroups: readonly { readonly name: string; readonly keys: number }[];
+  readonly locksHeld: number;
+  readonly lockWaiters: number;
+  readonly notificationsHeld: number;
+  readonly listeners: number;
+  readonly listenerLag: number;
+}
+
+/** A stored backup as a target lists it (time, log index and node as its name says). */
+export interface StoredBackup {
+  readonly name: string;
+  readonly bytes: number;
+  readonly createdMs: number;
+  readonly logIndex: number;
+  readonly nodeId: number;
+}
+
+/** Backups as the dashboard sees them: listing and taking one. Never their contents or keys. */
+export interface DashboardBackups {
+  /** Whether backups exist on this node now (the service starts once the node is a member). */
+  available(): boolean;
+  /** Whether an S3 bucket is configured (`s3_url`). */
+  readonly s3: boolean;
+  list(target: 'local' | 's3', signal: AbortSignal): Promise<readonly StoredBackup[]>;
+  /** Takes a backup on the leader (forwarded when this node does not lead); one at a time. */
+  create(): Promise<{
+    readonly name: string;
+    readonly logIndex: number;
+    readonly createdMs: number;
+    readonly bytes: number;
+    readonly databaseBytes: number;
+    readonly targets: readonly string[];
+    readonly nodeId: number;
+  }>;
 }

@@ -24,6 +24,14 @@ import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 import type { ApiAnswer, SessionInfo } from './api-types.js';
 import { type AssetMap, loadAssets } from './assets.js';
 import type { DashboardBackend } from './backend.js';
+import { BackupPanel } from './backup-panel.js';
+import {
+  cacheKeyPage,
+  cacheOverview,
+  KEYS_OFFSET_MAX,
+  KEYS_PAGE_DEFAULT,
+  KEYS_PAGE_MAX,
+} from './cache-browser.js';
 import { CLUSTER_STATUS_DEFAULT, type ClusterStatusOptions, ClusterStatusSource } from './cluster-status.js';
 import {
   clearedCookie,
@@ -92,6 +100,7 @@ export class Dashboard {
   private readonly sessions: SessionStore;
   private readonly limiter: LoginLimiter;
   private readonly cluster: ClusterStatusSource;
+  private readonly backups: BackupPanel | null;
   private verifying: Promise<unknown> = Promise.resolve();
   private loginsWaiting = 0;
   private readonly gets: ReadonlyMap<string, Route>;
@@ -109,23 +118,45 @@ export class Dashboard {
     this.sessions = new SessionStore(this.limits.sessions, now);
     this.limiter = new LoginLimiter(this.limits.login, now);
     this.cluster = new ClusterStatusSource(backend, o.clock, this.limits.cluster);
+    const backups = backend.backups === undefined ? null : new BackupPanel(backend.backups, o.clock);
+    this.backups = backups;
+    // The pages of features beside the SQL group (the extension point): routes only where the
+    // feature exists on this node.
+    const featureGets: [string, Route][] = [];
+    const featurePosts: [string, Route][] = [];
+    const caches = backend.caches;
+    if (caches !== undefined) {
+      featureGets.push(['caches', async () => cacheOverview(caches)]);
+      featureGets.push(['cache-keys', async (req) => cacheKeyPage(caches, cacheKeysQuery(req))]);
+    }
+    if (backups !== null) {
+      featureGets.push(['backups', async (_q, _r, _s, signal) => backups.list(signal)]);
+      featurePosts.push(['backup', async () => backups.create()]);
+    }
     this.gets = new Map<string, Route>([
       ['session', async (_q, _r, s) => this.sessionInfo(s)],
       ['cluster', async () => this.cluster.get()],
       ['metrics', async () => this.backend.metrics()],
       ['tables', async (_q, _r, _s, signal) => listSchema(this.backend, signal, now)],
       ['rows', async (req, _r, _s, signal) => this.rows(req, signal)],
+      ...featureGets,
     ]);
     this.posts = new Map<string, Route>([
       ['logout', async (req, res) => this.logout(req, res)],
       ['query', async (req, _r, _s, signal) => this.query(req, signal)],
       ['execute', async (req) => this.execute(req)],
+      ...featurePosts,
     ]);
   }
 
   /** Sessions alive now (for tests and metrics). */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Requests waiting for the backup this dashboard asked for (for tests). */
+  get backupRequestsWaiting(): number {
+    return this.backups?.waiting ?? 0;
   }
 
   /** Serves one request under `/dashboard`; `admit` marks the connection authenticated. */
@@ -389,6 +420,23 @@ function intOf(v: unknown, min: number, max: number, dflt: number, what: string)
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
     throw invalid(`"${what}" must be an integer from ${min} to ${max}`);
   return v;
+}
+
+function cacheKeysQuery(req: IncomingMessage): {
+  kind: 'cache' | 'counter';
+  name: string;
+  offset: number;
+  limit: number;
+} {
+  const q = new URL(req.url ?? '/', 'http://x').searchParams;
+  const kind = q.get('kind') ?? 'cache';
+  if (kind !== 'cache' && kind !== 'counter') throw invalid('"kind" must be cache or counter');
+  const name = q.get('name') ?? '';
+  if (name.length === 0 || name.length > 64 * 1024)
+    throw invalid('cache-keys needs ?name=<cache or counter>');
+  const offset = intOf(numberOrUndefined(q.get('offset')), 0, KEYS_OFFSET_MAX, 0, 'offset');
+  const limit = intOf(numberOrUndefined(q.get('limit')), 1, KEYS_PAGE_MAX, KEYS_PAGE_DEFAULT, 'limit');
+  return { kind, name, offset, limit };
 }
 
 function numberOrUndefined(s: string | null): number | undefined {

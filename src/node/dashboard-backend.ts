@@ -4,13 +4,22 @@
  * config or its secrets. Other nodes are asked over this node's own authenticated connections to
  * their API ports (the `metrics` request), with a deadline.
  */
-import type { DashboardBackend, NodeView, Row, WriteOutcome } from '../dashboard/backend.js';
+import type {
+  DashboardBackend,
+  DashboardBackups,
+  DashboardCaches,
+  NodeView,
+  Row,
+  WriteOutcome,
+} from '../dashboard/backend.js';
 import type { MetricsHistory } from '../dashboard/metrics-history.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiResponse } from '../protocol/api-codec.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
+import type { CacheGroup } from './cache-group.js';
 import type { ResolvedNodeConfig } from './config/config.js';
+import type { BackupInfo, NodeBackups } from './node-features.js';
 
 export interface NodeForDashboard {
   readonly cfg: ResolvedNodeConfig;
@@ -27,6 +36,14 @@ export interface NodeForDashboard {
   ): Promise<Row[]>;
   write(sql: string): Promise<{ index: number; result: Extract<CommandResult, { ok: true }> }>;
   readonly history: MetricsHistory;
+  /** This node's wall clock (TTLs count down against the later of it and the cache group's clock). */
+  wallMs(): number;
+  /** The cache group while it runs, else null. */
+  cacheGroup(): CacheGroup | null;
+  /** The backup service once the node runs (null before, or without backups). */
+  backups(): NodeBackups | null;
+  /** Takes a backup on the leader (HiqliteNode.backup). */
+  backup(): Promise<BackupInfo>;
 }
 
 export function nodeDashboardBackend(n: NodeForDashboard): DashboardBackend {
@@ -59,8 +76,48 @@ export function nodeDashboardBackend(n: NodeForDashboard): DashboardBackend {
       };
     },
     metrics: () => n.history.series(),
-    // Pages for the cache group and backups are not built yet: when they are, a feature that
-    // exists on this node says so here (and its routes join the dashboard's router).
-    features: () => ({ caches: false, backups: false }),
+    features: () => ({ caches: n.cacheGroup() !== null, backups: n.backups() !== null }),
+    caches: nodeCaches(n),
+    backups: nodeBackups(n),
+  };
+}
+
+/** The cache group's pages: its stats, and pages of one cache walked on its state machine. */
+function nodeCaches(n: NodeForDashboard): DashboardCaches {
+  return {
+    overview: () => {
+      const g = n.cacheGroup();
+      if (g === null) return null;
+      const m = g.metrics();
+      return {
+        ...m.stats,
+        nowMs: Math.max(n.wallMs(), m.stats.clockMs),
+        bytesMax: g.sm.limits.bytesMax,
+        listeners: m.listeners,
+        listenerLag: m.listenerLag,
+      };
+    },
+    entries: (cache, offset, limit) =>
+      n.cacheGroup()?.sm.entriesPage(cache, offset, limit, n.wallMs()) ?? null,
+    counters: (counter, offset, limit) => n.cacheGroup()?.sm.countersPage(counter, offset, limit) ?? null,
+  };
+}
+
+function nodeBackups(n: NodeForDashboard): DashboardBackups {
+  const service = () => {
+    const b = n.backups();
+    if (b === null)
+      throw new HiqliteError('HQL_UNAVAILABLE', 'backups are not available on this node', {
+        retryable: true,
+      });
+    return b;
+  };
+  return {
+    available: () => n.backups() !== null,
+    get s3() {
+      return n.backups()?.hasS3 === true;
+    },
+    list: (target, signal) => service().list(target, signal),
+    create: () => n.backup(),
   };
 }

@@ -1288,6 +1288,10 @@ export class HiqliteNode {
         this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs, signal }),
       write: (sql) => this.writeOk({ type: 'execute', sql, params: [], returning: true }),
       history: this.history,
+      wallMs: () => this.clock.wallMs(),
+      cacheGroup: () => (this.cache?.running === true ? this.cache : null),
+      backups: () => (this.started ? this.backups : null),
+      backup: () => this.backup(),
     });
     const routes = new Dashboard(backend, {
       passwordHash,

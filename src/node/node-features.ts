@@ -35,9 +35,22 @@ export interface BackupHost {
   isLeader(): boolean;
 }
 
+/** A stored backup as a target lists it (time, index and node read from its name). */
+export interface BackupListing {
+  readonly name: string;
+  readonly bytes: number;
+  readonly createdMs: number;
+  readonly logIndex: number;
+  readonly nodeId: number;
+}
+
 export interface NodeBackups {
   /** Takes a backup now on this node; a call while one runs gets that one's result. */
   backup(): Promise<BackupInfo>;
+  /** Whether an S3 bucket is configured beside the local folder. */
+  readonly hasS3: boolean;
+  /** The backups of this node's local folder or of the S3 bucket (HQL_NOT_FOUND: no bucket). */
+  list(target: 'local' | 's3', signal?: AbortSignal): Promise<BackupListing[]>;
   close(): Promise<void>;
 }
 

@@ -2,14 +2,17 @@
  * The dashboard in a real browser (Debian's chromium driven by playwright-core) against a real
  * 3-node cluster of `hiqlite serve` processes with TLS on the API port and the default cookie
  * (`__Host-`, Secure): a wrong password is refused, login works, a write from the console shows
- * its result (and reaches every node), a query shows its rows, the cluster page shows three
- * members and the leader, a killed node shows as down, logout ends the session.
+ * its result (and reaches every node), a query shows its rows, cache entries put through the
+ * client API show on the Caches page (values decoded, TTLs counting down), a backup created from
+ * the Backups page is listed in the S3 bucket (a fake one, test/support/s3-server.ts), the cluster
+ * page shows three members and the leader, a killed node shows as down, logout ends the session.
  *
  * A screenshot of each page goes to HQL_SCREENSHOT_DIR (docs/images for the README) or to a
  * temporary folder. Without chromium the test fails and says how to install it: it is never
  * skipped (`.ci/run` installs Debian's chromium).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
@@ -17,6 +20,7 @@ import { test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import { hashPassword } from '../../src/dashboard/password.js';
 import { TestCluster } from '../cluster/harness.js';
+import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
 
 /** What the functions run in the page use of its DOM (this program has no DOM types). */
 interface PageElement {
@@ -79,9 +83,22 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
   const phc = await hashPassword(PASSWORD, { memoryKib: 4096, iterations: 1, parallelism: 1 });
   let cluster: TestCluster | null = null;
   let browser: Browser | null = null;
+  let s3: FakeS3 | null = null;
   try {
+    s3 = await startTestS3();
+    const toml = [
+      `password_dashboard = "${phc}"`,
+      `enc_keys = ["k1/${randomBytes(32).toString('base64')}"]`,
+      'enc_key_active = "k1"',
+      `s3_url = "${s3.endpointUrl}"`,
+      's3_bucket = "backups"',
+      's3_region = "eu-test-1"',
+      's3_path_style = true',
+      `s3_key = "${TEST_S3_KEY}"`,
+      `s3_secret = "${TEST_S3_SECRET}"`,
+    ].join('\n');
     [cluster, browser] = await Promise.all([
-      TestCluster.create({ nodes: 3, tls: true, toml: `password_dashboard = "${phc}"` }),
+      TestCluster.create({ nodes: 3, tls: true, toml }),
       chromium.launch({ executablePath, args: CHROMIUM_ARGS }),
     ]);
     const c = cluster;
@@ -196,6 +213,50 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
     assert.ok((await page.locator('#browse-rows').textContent())?.includes('cherry'));
     await page.screenshot({ path: join(shots, 'dashboard-tables.png') });
 
+    // Caches: entries put through the client API, seen on node 1's replica.
+    const fruit = client.cache<unknown>('fruit');
+    await fruit.put('apple', { color: 'red', grams: 180, tags: ['crisp', 'sweet'] });
+    await fruit.put('banana', { color: 'yellow', grams: 120 }, { ttlMs: 3_600_000 });
+    await fruit.put('cherry', new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
+    await client.cache<string>('sessions').put('s-1', 'alice', { ttlMs: 600_000 });
+    await client.counter('visits').add('home', 42n);
+    const lock = await client.lock('nightly-job', { leaseMs: 600_000 });
+    const listener = client.listen('orders');
+    const heard = listener.next();
+    await client.notify('orders', { id: 1 });
+    assert.deepEqual((await heard).value?.payload, { id: 1 });
+    await page.click('a[data-page=caches]');
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#locks-held')?.textContent === '1' &&
+        document.querySelector('#listeners')?.textContent === '1',
+    );
+    await page.click('[data-cache=fruit]');
+    await page.locator('#cache-keys tr[data-key=cherry]').waitFor();
+    const keyRows = await page.locator('#cache-keys tbody tr').allTextContents();
+    assert.equal(keyRows.length, 3, keyRows.join(' | '));
+    assert.match(keyRows[0] ?? '', /apple\{"color":"red","grams":180,"tags":\["crisp","sweet"\]\}\s*none/);
+    assert.match(keyRows[1] ?? '', /banana.*"yellow".*(59|60) min/);
+    assert.match(keyRows[2] ?? '', /cherry.*x'deadbeef'.*\(4 B\)/);
+    await page.screenshot({ path: join(shots, 'dashboard-caches.png') });
+    await lock.release();
+    await listener[Symbol.asyncDispose]();
+
+    // Backups: created on the leader after a confirmation, then listed in the bucket.
+    await page.click('a[data-page=backups]');
+    await page.locator('#backups-s3').waitFor();
+    await page.click('#create-backup');
+    await page.locator('#confirm-backup').waitFor();
+    await page.click('#confirm-backup-yes');
+    await page.locator('#backup-result').waitFor({ timeout: 30_000 });
+    const backupName = /backup_\S+\.hqbak/.exec(
+      (await page.locator('#backup-result').textContent()) ?? '',
+    )?.[0];
+    assert.ok(backupName !== undefined, 'the result names the backup');
+    await page.locator(`#backups-s3 tr[data-backup="${backupName}"]`).waitFor();
+    if (leader === 1) await page.locator(`#backups-local tr[data-backup="${backupName}"]`).waitFor();
+    await page.screenshot({ path: join(shots, 'dashboard-backups.png') });
+
     // Metrics: charts of the last minutes of node 1.
     await traffic;
     assert.equal(trafficError, null);
@@ -230,5 +291,6 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
   } finally {
     await browser?.close().catch(() => {});
     await cluster?.close();
+    await s3?.close();
   }
 });

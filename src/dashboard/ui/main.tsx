@@ -1,11 +1,14 @@
 /**
- * The dashboard page: the login form until a session exists, then a shell with four pages
- * (Cluster, SQL console, Tables, Metrics) chosen by the URL's hash (`#/cluster`, …).
+ * The dashboard page: the login form until a session exists, then a shell with its pages
+ * (Cluster, SQL console, Tables, Metrics, and Caches and Backups where the node has them) chosen
+ * by the URL's hash (`#/cluster`, …).
  */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { SessionInfo } from '../api-types.js';
 import { api, setCsrfToken, setOnUnauthorized } from './api.js';
+import { BackupsPage } from './backups-page.js';
+import { CachesPage } from './caches-page.js';
 import { ClusterPage } from './cluster-page.js';
 import { ConsolePage, clearHistory } from './console-page.js';
 import { LoginPage } from './login-page.js';
@@ -17,6 +20,8 @@ const PAGES = [
   { id: 'cluster', title: 'Cluster' },
   { id: 'console', title: 'SQL console' },
   { id: 'tables', title: 'Tables' },
+  { id: 'caches', title: 'Caches', feature: 'caches' },
+  { id: 'backups', title: 'Backups', feature: 'backups' },
   { id: 'metrics', title: 'Metrics' },
 ] as const;
 type PageId = (typeof PAGES)[number]['id'];
@@ -72,7 +77,7 @@ function App() {
           <img src="/dashboard/favicon.svg" alt="" width={22} height={22} /> hiqlite
         </span>
         <nav>
-          {PAGES.map((p) => (
+          {PAGES.filter((p) => !('feature' in p) || session.features[p.feature]).map((p) => (
             <a key={p.id} href={`#/${p.id}`} class={p.id === page ? 'active' : ''} data-page={p.id}>
               {p.title}
             </a>
@@ -88,10 +93,17 @@ function App() {
         {page === 'cluster' && <ClusterPage />}
         {page === 'console' && <ConsolePage />}
         {page === 'tables' && <TablesPage />}
+        {page === 'caches' && (session.features.caches ? <CachesPage /> : <Missing what="cache group" />)}
+        {page === 'backups' &&
+          (session.features.backups ? <BackupsPage nodeId={session.nodeId} /> : <Missing what="backups" />)}
         {page === 'metrics' && <MetricsPage />}
       </main>
     </div>
   );
+}
+
+function Missing({ what }: { what: string }) {
+  return <p class="muted">This node has no {what} (yet): log in again once it runs.</p>;
 }
 
 const root = document.getElementById('app');

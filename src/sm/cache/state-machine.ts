@@ -63,6 +63,22 @@ export interface CacheStats {
   readonly sessions: number;
 }
 
+export interface CacheEntriesPage {
+  readonly entries: ReadonlyArray<{
+    readonly key: string;
+    readonly value: Uint8Array;
+    /** Log time (ms since the epoch) at which it expires; null: never. */
+    readonly expiresAtMs: number | null;
+  }>;
+  /** More live entries follow this page. */
+  readonly hasMore: boolean;
+}
+
+export interface CountersPage {
+  readonly entries: ReadonlyArray<readonly [string, bigint]>;
+  readonly hasMore: boolean;
+}
+
 export class CacheStateMachine {
   readonly limits: CacheLimits;
   private readonly hooks: CacheHooks;
@@ -251,6 +267,46 @@ export class CacheStateMachine {
     for (const [key, e] of c.entries as Map<string, CacheEntry>)
       if (!isExpired(e, now)) out.push([key, e.value]);
     return out;
+  }
+
+  /**
+   * One page of a cache's live entries in insertion order: `limit` of them after skipping
+   * `offset` live ones, with their expiry. Nothing is copied but the page: the work is the
+   * entries walked (offset + limit, plus expired ones passed over), never a list of the cache.
+   * Pages follow the map as it is now: a write between two pages may shift them.
+   */
+  entriesPage(cache: string, offset: number, limit: number, nowMs = 0): CacheEntriesPage {
+    assert(offset >= 0 && limit >= 1, 'a page has a non-negative offset and a positive limit');
+    const now = Math.max(nowMs, this.state.clockMs);
+    const entries: CacheEntriesPage['entries'][number][] = [];
+    const c = this.state.kv.caches.get(cache);
+    if (c === undefined) return { entries, hasMore: false };
+    let skipped = 0;
+    for (const [key, e] of c.entries as Map<string, CacheEntry>) {
+      if (isExpired(e, now)) continue;
+      if (skipped < offset) {
+        skipped++;
+        continue;
+      }
+      if (entries.length === limit) return { entries, hasMore: true };
+      entries.push({ key, value: e.value, expiresAtMs: e.expiresAtMs });
+    }
+    return { entries, hasMore: false };
+  }
+
+  /** One page of a counter group's keys and values, in insertion order (as `entriesPage`). */
+  countersPage(counter: string, offset: number, limit: number): CountersPage {
+    assert(offset >= 0 && limit >= 1, 'a page has a non-negative offset and a positive limit');
+    const entries: Array<readonly [string, bigint]> = [];
+    const g = this.state.kv.counters.get(counter);
+    if (g === undefined) return { entries, hasMore: false };
+    let i = 0;
+    for (const pair of g.values) {
+      if (i++ < offset) continue;
+      if (entries.length === limit) return { entries, hasMore: true };
+      entries.push(pair);
+    }
+    return { entries, hasMore: false };
   }
 
   /**
