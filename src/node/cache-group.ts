@@ -43,6 +43,7 @@ import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { SnapshotStore } from './snapshot-store.js';
+import { dataPaths } from './sqlite-setting.js';
 
 export type { Subscription } from './cache-listeners.js';
 
@@ -96,7 +97,7 @@ export class CacheGroup {
   private expireTimer: TimerHandle | null = null;
   private expiring = false;
   private closed = false;
-  /** The end of the log found at start: entries up to it are replayed, their hooks not reported. */
+  /** The end of the log found at start: entries up to it are replayed (new listeners start after them). */
   private replayedTo = 0;
   private readonly observers = new Set<CacheApplyObserver>();
 
@@ -111,18 +112,23 @@ export class CacheGroup {
     this.sm = new CacheStateMachine({
       limits: cacheLimitsOf(cfg),
       hooks: {
-        onNotification: (n) => {
-          if (n.index > this.replayedTo) this.hub.publish(n);
-        },
+        // Replayed ones too: a subscription knows its start (cache-listeners.ts).
+        onNotification: (n) => this.hub.publish(n),
         onLockGranted: (g) => this.waiters.granted(g),
       },
     });
     this.replayedTo = logStore.lastIndex();
     this.hub = new NotificationHub(
-      () => Math.max(this.replayedTo, this.sm.appliedIndex()),
-      (afterSeq, max) => this.sm.notificationsAfter(afterSeq, max),
+      {
+        lastSeq: () => this.sm.lastNotificationSeq(),
+        heldAfter: (afterSeq) => this.sm.notificationsAfter(afterSeq),
+        replayingTo: () => (this.replaying ? this.replayedTo : 0),
+      },
       cfg.cacheListenersMax,
     );
+    // A snapshot installed (or a reset) replaces the state, notifications included: listeners
+    // take what the new ring holds after their last seq, or learn how many are gone.
+    this.observers.add({ applied: () => {}, replaced: () => this.hub.replaced() });
     this.waiters = new LockWaiters({
       clock: d.clock,
       write: (c, timeoutMs) => this.write(c, timeoutMs === undefined ? {} : { timeoutMs }),
@@ -142,7 +148,7 @@ export class CacheGroup {
       const store = new MemoryLogStore({ entryBytesMax: cfg.entryBytesMax });
       return new CacheGroup(d, store, new MemorySnapshotStore(), true);
     }
-    const dirs = cfg.paths;
+    const dirs = dataPaths(cfg);
     await mkdir(dirs.cacheLogsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const logOptions = { entryBytesMax: cfg.entryBytesMax };
     let opened = await openFileLogStore(dirs.cacheLogsDir, logOptions);
@@ -219,8 +225,9 @@ export class CacheGroup {
   }
 
   /**
-   * True while the entries found in the log at start are applied again: their notifications are
-   * not published to listeners, so a listener resuming here now could miss some (cache-serve.ts).
+   * True while the entries found in the log at start are applied again: a new listener starts
+   * after them (cache-listeners.ts); the ring does not hold their notifications yet, so a remote
+   * listener is asked to come back later (listen-stream.ts).
    */
   get replaying(): boolean {
     return this.sm.appliedIndex() < this.replayedTo;
@@ -262,7 +269,7 @@ export class CacheGroup {
         command,
       });
       const timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
-      return await this.proposeBytes(data, timeoutMs);
+      return await this.proposeBytes(data, timeoutMs, true);
     } finally {
       this.sessions.release(lane);
     }
@@ -279,8 +286,14 @@ export class CacheGroup {
    * Proposes encoded command bytes (`encodeCacheCommand`) on the leader, here or forwarded,
    * retrying what is safe to retry until `timeoutMs`. Bytes with a session are retried even when
    * an attempt's outcome was unknown (the state machine answers a duplicate with its result).
+   * `stampedNow`: this node encoded (and so validated) the bytes with its clock in the same
+   * synchronous step, so a first attempt on the leader proposes them as they are.
    */
-  async proposeBytes(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
+  async proposeBytes(
+    data: Uint8Array,
+    timeoutMs: number,
+    stampedNow = false,
+  ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     const bytesMax = commandBytesMaxFor(this.d.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
@@ -292,7 +305,11 @@ export class CacheGroup {
       const s = this.raft.status();
       const remaining = Math.max(1, deadline - clock.monotonicMs());
       try {
-        if (s.role === 'leader') return await this.proposeHere(data, remaining);
+        if (s.role === 'leader') {
+          // Attempt 0 runs synchronously from the caller's encode: its stamp is this leader's now.
+          if (stampedNow && attempt === 0) return await this.proposeStamped(data, remaining);
+          return await this.proposeHere(data, remaining);
+        }
         if (s.leaderId !== null) {
           try {
             const out = await this.d.forward(s.leaderId, data, remaining);
@@ -344,7 +361,15 @@ export class CacheGroup {
   async proposeHere(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     const envelope = decodeCacheCommand(data);
-    const stamped = encodeCacheCommand({ ...envelope, nowMs: this.d.clock.wallMs() });
+    return this.proposeStamped(encodeCacheCommand({ ...envelope, nowMs: this.d.clock.wallMs() }), timeoutMs);
+  }
+
+  /** Leader only: proposes bytes this leader encoded and stamped itself (no decode, no re-stamp). */
+  private async proposeStamped(
+    stamped: Uint8Array,
+    timeoutMs: number,
+  ): Promise<{ index: number; result: CacheResult }> {
+    this.checkOpen();
     const out = await this.raft.propose(stamped, {
       timeoutMs: Math.min(timeoutMs, this.d.cfg.proposalTimeoutMs),
     });

@@ -5,13 +5,27 @@
  * given more memory: its buffer is dropped, it is told how many it missed (a `lagged` item,
  * HQL_LAGGED at the API) and the subscription ends.
  *
- * Exactly once per member while it listens: a subscription skips any index at or below the last
- * one it saw or the point it started from, so entries applied again (after a restart the log is
- * replayed from the snapshot) are not delivered twice.
+ * A subscription follows the notification seq (1, 2, 3, … in log order, the same on every
+ * member; src/sm/cache/notifications.ts): it knows the last seq it has passed (delivered or
+ * filtered out) and takes the next one only. So nothing is ever skipped in silence:
+ * - entries applied again (after a reset the log is applied from the start) are not delivered
+ *   twice: their seqs are at or below the one passed;
+ * - when the state is replaced by a snapshot (`replaced`, the node caught up by installing one),
+ *   every subscription is served the notifications the new state's ring holds after its last
+ *   seq, or, if the ring no longer holds some of them, a `lagged` item with how many are gone;
+ * - a seq that does not follow the last one (a jump nothing else explained) ends the
+ *   subscription with a `lagged` item counting the seqs jumped over.
  *
- * A subscription that starts from `afterSeq` (a remote listener resuming) is first served the
- * ring's held notifications after it, then live ones; what the ring no longer holds is reported
- * as `lagged`.
+ * A subscription that starts from `afterSeq` (a remote listener resuming, listen-stream.ts) is
+ * caught up the same way: the ring's notifications after it first, then live ones; what the ring
+ * no longer holds is reported as `lagged`.
+ *
+ * `missed` counts notifications of every channel (seqs are global): exact for a listener of all
+ * channels, an upper bound for a listener of one channel.
+ *
+ * A new subscription (no `afterSeq`) made while the log found at start is applied again starts
+ * after it: replayed notifications were applied before this process started listening, so they
+ * are passed, not delivered.
  */
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -33,18 +47,25 @@ export interface SubscribeOptions {
   readonly afterSeq?: number;
 }
 
+/** What the hub reads of the cache group's state. */
+export interface NotificationSource {
+  /** The seq of the last notification applied (0: none yet). */
+  lastSeq(): number;
+  /** The ring's notifications after `afterSeq`, in order, and how many after it it no longer holds. */
+  heldAfter(afterSeq: number): NotificationsAfter;
+  /**
+   * While the log found at start is applied again: the end of that log (new subscriptions pass
+   * notifications up to it without delivering them); 0 once it is applied.
+   */
+  replayingTo(): number;
+}
+
 export class NotificationHub {
   private readonly subs = new Set<Subscription>();
 
-  /**
-   * @param startIndex the index a new subscription starts after (the applied index, or the end
-   *   of the log found at start while it is being replayed)
-   * @param heldAfter the ring's notifications after a seq (for `afterSeq`)
-   * @param subscriptionsMax bound on live subscriptions (HQL_OVERLOADED beyond)
-   */
+  /** @param subscriptionsMax bound on live subscriptions (HQL_OVERLOADED beyond) */
   constructor(
-    private readonly startIndex: () => number,
-    private readonly heldAfter: (afterSeq: number, max: number) => NotificationsAfter,
+    private readonly source: NotificationSource,
     private readonly subscriptionsMax: number,
   ) {}
 
@@ -68,11 +89,15 @@ export class NotificationHub {
       );
     }
     assert(Number.isSafeInteger(options.bufferMax) && options.bufferMax >= 1, 'bufferMax >= 1');
-    const sub = new Subscription(options, this.startIndex(), () => this.subs.delete(sub));
-    if (options.afterSeq !== undefined) {
-      const held = this.heldAfter(options.afterSeq, options.bufferMax + 1);
-      sub.resume(held);
-    }
+    const resume = options.afterSeq !== undefined;
+    const sub = new Subscription(
+      options,
+      options.afterSeq ?? this.source.lastSeq(),
+      // A resuming client has seen nothing past its seq: replayed notifications are news to it.
+      resume ? 0 : this.source.replayingTo(),
+      () => this.subs.delete(sub),
+    );
+    if (resume) sub.catchUp(this.source.heldAfter(sub.seenSeq));
     if (!sub.ended) this.subs.add(sub);
     return sub;
   }
@@ -80,6 +105,14 @@ export class NotificationHub {
   /** A notification was applied (called by the state machine's hook, in log order). */
   publish(n: Notification): void {
     for (const s of this.subs) s.offer(n);
+  }
+
+  /**
+   * The state was replaced as a whole (a snapshot installed, or reset): every subscription takes
+   * what the new state's ring holds after its last seq, or learns how many are gone.
+   */
+  replaced(): void {
+    for (const s of [...this.subs]) s.catchUp(this.source.heldAfter(s.seenSeq));
   }
 
   /** Ends every subscription (shutdown): pending `next()` calls reject with `error`. */
@@ -92,22 +125,32 @@ export class Subscription {
   private queue: ListenItem[] = [];
   private head = 0;
   private waiter: { resolve: (i: ListenItem) => void; reject: (e: Error) => void } | null = null;
-  private lastIndex: number;
-  private lastSeq: number;
+  /** The seq of the last notification passed (delivered, filtered out, or before the start). */
+  private seen: number;
   private error: Error | null = null;
   ended = false;
 
+  /**
+   * @param startSeq the seq the subscription starts after
+   * @param passThroughIndex notifications at or below this log index are passed, not delivered
+   */
   constructor(
     private readonly o: SubscribeOptions,
-    startIndex: number,
+    readonly startSeq: number,
+    private readonly passThroughIndex: number,
     private readonly onEnd: () => void,
   ) {
-    this.lastIndex = startIndex;
-    this.lastSeq = o.afterSeq ?? 0;
+    assert(Number.isSafeInteger(startSeq) && startSeq >= 0, 'a subscription starts after a seq >= 0');
+    this.seen = startSeq;
   }
 
   get buffered(): number {
     return this.queue.length - this.head;
+  }
+
+  /** The seq of the last notification this subscription has passed. */
+  get seenSeq(): number {
+    return this.seen;
   }
 
   /** The next item, in log order. After a `lagged` item the subscription has ended. */
@@ -135,20 +178,37 @@ export class Subscription {
     this.fail(closedError());
   }
 
-  /** @internal */
-  resume(held: NotificationsAfter): void {
+  /**
+   * @internal Takes the ring's notifications after `seenSeq` (a resume, or a state replaced by a
+   * snapshot). Gone ones end the subscription with `lagged`, unless they all lie before its start.
+   */
+  catchUp(held: NotificationsAfter): void {
+    if (this.ended) return;
     if (held.missed > 0) {
-      this.lag(held.missed);
-      return;
+      // The oldest held one is at or below the start: so are the gone ones, which were never owed.
+      const oldest = held.notifications[0];
+      if (oldest === undefined || oldest.index > this.passThroughIndex) {
+        this.laggedAfterBuffered(held.missed);
+        return;
+      }
+      this.seen = oldest.seq - 1;
     }
-    for (const n of held.notifications) this.offer(n);
+    for (const n of held.notifications) {
+      if (this.ended) return;
+      this.offer(n);
+    }
   }
 
   /** @internal */
   offer(n: Notification): void {
-    if (this.ended || n.index <= this.lastIndex || n.seq <= this.lastSeq) return;
-    this.lastIndex = n.index;
-    this.lastSeq = n.seq;
+    if (this.ended || n.seq <= this.seen) return;
+    if (n.seq !== this.seen + 1) {
+      // Never skip in silence: whatever lies between was not delivered.
+      this.laggedAfterBuffered(n.seq - this.seen - 1);
+      return;
+    }
+    this.seen = n.seq;
+    if (n.index <= this.passThroughIndex) return;
     if (this.o.channel !== null && n.channel !== this.o.channel) return;
     if (this.buffered >= this.o.bufferMax) {
       this.lag(this.buffered + 1);
@@ -167,9 +227,17 @@ export class Subscription {
     if (w !== null && this.buffered === 0) w.reject(error);
   }
 
+  /** The buffer is full: it is dropped (memory stays bounded) and counted with the one that did not fit. */
   private lag(missed: number): void {
     this.queue = [];
     this.head = 0;
+    this.push({ kind: 'lagged', missed });
+    this.end();
+  }
+
+  /** Notifications are gone from the log's view: what is buffered is still delivered, then `lagged`. */
+  private laggedAfterBuffered(missed: number): void {
+    assert(missed > 0, 'a lag misses at least one notification');
     this.push({ kind: 'lagged', missed });
     this.end();
   }
