@@ -2,7 +2,7 @@
  * The long fault-injection runner (`npm run test:faults -- …`):
  *
  *   node --import tsx test/faults/cli.ts [--runs N] [--nemesis NAME|all] [--nodes 3|5]
- *       [--seconds S] [--seed X] [--clients C] [--report FILE] [--verbose]
+ *       [--seconds S] [--seed X] [--clients C] [--workload sql,cache] [--report FILE] [--verbose]
  *
  * Run i uses seed X + i; with `--nemesis all` every nemesis runs once per seed, one after the
  * other (the machine is small: never in parallel). Each run prints its seed and outcome, a failing
@@ -14,7 +14,7 @@ import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
 import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
-import { type RunReport, runOnce } from './runner.js';
+import { type RunReport, runOnce, WORKLOADS, type WorkloadName } from './runner.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     clients: { type: 'string' },
     report: { type: 'string' },
+    workload: { type: 'string', default: 'sql,cache' },
     verbose: { type: 'boolean', default: false },
   },
   strict: true,
@@ -61,8 +62,17 @@ else {
   }
 }
 
+const workloads: WorkloadName[] = [];
+for (const name of (values.workload ?? '').split(',')) {
+  if (!(WORKLOADS as readonly string[]).includes(name)) {
+    console.error(`--workload must be a comma-separated list of ${WORKLOADS.join(', ')}, got ${name}`);
+    process.exit(2);
+  }
+  workloads.push(name as WorkloadName);
+}
+
 console.log(
-  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, seeds ${firstSeed}…${firstSeed + runs - 1}`,
+  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, workloads ${workloads.join('+')}, seeds ${firstSeed}…${firstSeed + runs - 1}`,
 );
 const reports: RunReport[] = [];
 let interrupted = false;
@@ -80,6 +90,7 @@ outer: for (let i = 0; i < runs; i++) {
       seed,
       nodes,
       seconds,
+      workloads,
       ...(clients === undefined ? {} : { clients }),
       ...(values.verbose ? { log: (line: string) => console.log(`    ${line}`) } : {}),
     });
@@ -92,7 +103,7 @@ outer: for (let i = 0; i < runs; i++) {
       console.log(`    faults: ${report.faults.join('; ') || '(none)'}`);
       console.log(`    files: ${report.folder ?? '(none)'}`);
       console.log(
-        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds}`,
+        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}`,
       );
     }
     if (values.report !== undefined) appendFileSync(values.report, `${JSON.stringify(report)}\n`);

@@ -80,6 +80,8 @@ export interface FaultClusterOptions {
 export class FaultCluster {
   readonly nodes = new Map<number, FaultNode>();
   readonly crashes: Crash[] = [];
+  /** Nodes killed, paused, wiped or damaged since the last `clearDisturbed()` (links: `net.touched`). */
+  readonly disturbed = new Set<number>();
   private readonly t0 = performance.now();
   private clients: HiqliteClient[] = [];
 
@@ -139,6 +141,17 @@ export class FaultCluster {
       });
     }
     return c;
+  }
+
+  /** Starts a new record of which nodes faults touched (their own process, or their links). */
+  clearDisturbed(): void {
+    this.disturbed.clear();
+    this.net.touched.clear();
+  }
+
+  /** Nodes a fault touched since `clearDisturbed()`: their process or one of their links. */
+  touchedNodes(): Set<number> {
+    return new Set([...this.disturbed, ...this.net.touched]);
   }
 
   ids(): number[] {
@@ -227,6 +240,7 @@ export class FaultCluster {
     if (child === null) return;
     n.expectExit = true;
     this.mark(id, 'SIGKILL');
+    this.disturbed.add(id);
     child.kill('SIGKILL');
     await n.exited;
   }
@@ -235,6 +249,7 @@ export class FaultCluster {
     const n = this.node(id);
     if (n.child === null || n.state === 'paused') return;
     this.mark(id, 'SIGSTOP');
+    this.disturbed.add(id);
     n.child.kill('SIGSTOP');
     n.state = 'paused';
   }
@@ -259,6 +274,7 @@ export class FaultCluster {
     const n = this.node(id);
     if (n.child !== null) throw new Error(`node ${id} is running`);
     this.mark(id, 'wipe data directory');
+    this.disturbed.add(id);
     rmSync(n.dataDir, { recursive: true, force: true });
   }
 
@@ -270,6 +286,7 @@ export class FaultCluster {
     const n = this.node(id);
     if (n.child !== null) throw new Error(`node ${id} is running`);
     this.mark(id, `delete ${what === 'all' ? 'the data directory' : what}`);
+    this.disturbed.add(id);
     const path = {
       logs: join(n.dataDir, 'logs'),
       db: join(n.dataDir, 'state_machine', 'db'),

@@ -26,6 +26,8 @@ export type Groups = ReadonlyArray<readonly number[]>;
 
 export class ProxyNet {
   private readonly links = new Map<string, Link>();
+  /** Nodes with a link cut or slowed since this was last cleared (by the cluster, per phase). */
+  readonly touched = new Set<number>();
 
   private constructor(readonly ids: readonly number[]) {}
 
@@ -63,6 +65,7 @@ export class ProxyNet {
   /** Cuts one ordered link (both of its proxies). */
   cut(from: number, to: number, mode: Exclude<LinkMode, 'pass'>): void {
     const l = this.link(from, to);
+    this.touched.add(from).add(to);
     l.raft.setMode(mode);
     l.api.setMode(mode);
   }
@@ -82,6 +85,7 @@ export class ProxyNet {
 
   slow(from: number, to: number, delayMs: number): void {
     const l = this.link(from, to);
+    if (delayMs > 0) this.touched.add(from).add(to);
     l.raft.setDelay(delayMs);
     l.api.setDelay(delayMs);
   }

@@ -14,6 +14,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Prng, type Random } from '../../src/lib/prng.js';
 import {
+  checkCacheErrors,
+  checkCacheRegisters,
+  checkGetRemove,
+  checkLocks,
+  checkNotify,
+  roundsNeedingFinalRead,
+} from './cache-checks.js';
+import { CacheHistory } from './cache-history.js';
+import { lockHandoverProbe } from './cache-probe.js';
+import { CACHE_NAME, CacheWorkload } from './cache-workload.js';
+import {
   type CheckOutcome,
   checkAppends,
   checkCrashes,
@@ -37,8 +48,14 @@ export interface SessionOptions {
   readonly failureRoot?: string;
 }
 
+/** `sql`: the register/append workload on SQLite; `cache`: the cache group's workloads. */
+export const WORKLOADS = ['sql', 'cache'] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
 export interface PhaseOptions {
   readonly nemesis: NemesisName;
+  /** Default both. Without `sql` no SQL clients run (liveness and replicas are still checked). */
+  readonly workloads?: readonly WorkloadName[];
   readonly seed: number;
   readonly seconds: number;
   /** Worker clients; default nodes + 2. */
@@ -69,6 +86,8 @@ export interface PhaseReport {
   readonly nodes: number;
   readonly seconds: number;
   readonly counts: OpCounts;
+  /** The cache workloads' ops (null when they did not run). */
+  readonly cacheCounts: OpCounts | null;
   readonly checks: CheckOutcome[];
   readonly ok: boolean;
   readonly faults: string[];
@@ -101,6 +120,8 @@ const WORKER_TIMEOUTS_MS = [1500, 5000, 10_000] as const;
 export class FaultSession {
   private readonly events: string[] = [];
   private readonly phases: { report: PhaseReport; history: History }[] = [];
+  /** Per phase: the cache history (JSON-ready), or null. */
+  private readonly caches: Array<CacheHistory | null> = [];
   private readonly t0 = performance.now();
 
   private constructor(
@@ -153,13 +174,17 @@ export class FaultSession {
     const keys = Array.from({ length: p.keys ?? 3 }, (_, i) => `${tag}-k${i}`);
     const history = new History(index * 10_000_000 + 1);
     const crashesBefore = c.crashes.length;
-    this.event(`phase ${tag}: nemesis ${p.nemesis}, seed ${p.seed}, ${p.seconds} s, ${ids.length} nodes`);
+    const workloads = new Set(p.workloads ?? WORKLOADS);
+    this.event(
+      `phase ${tag}: nemesis ${p.nemesis}, seed ${p.seed}, ${p.seconds} s, ${ids.length} nodes, workloads ${[...workloads].join('+')}`,
+    );
+    c.clearDisturbed();
 
     const workload = new Workload(
       {
         keys,
         phase: tag,
-        clients: p.clients ?? ids.length + 2,
+        clients: workloads.has('sql') ? (p.clients ?? ids.length + 2) : 0,
         thinkMsMax: p.thinkMsMax ?? 5,
       },
       history,
@@ -168,18 +193,23 @@ export class FaultSession {
       workloadRng,
     );
     workload.start();
+    const cacheRng = rng.fork();
+    const cache = workloads.has('cache')
+      ? await this.startCacheWorkload(tag, index, cacheRng, timeoutOf)
+      : null;
 
     const faults = await this.runNemesis(p, nemesisRng);
 
     this.healEverything(nemesisRng);
     const healedAt = performance.now();
     this.event('faults stopped: everything healed');
-    const stopping = workload.stop();
+    const stopping = Promise.all([workload.stop(), cache?.stopWorkers()]);
     const liveBoundMs = p.liveBoundMs ?? 15_000;
     const liveMs = await this.liveness(history, tag, healedAt, liveBoundMs, nemesisRng);
     await stopping;
     const rejoin = await this.waitAllReady(90_000);
     await this.finalReads(history, keys);
+    const cacheChecks = cache === null ? [] : await this.finalCacheChecks(cache, p.statesMax);
     // A write retried by a client after the faults (its session makes that safe) can still commit
     // while the replicas are being read: read again until every node answered at one index.
     let replicas = await this.replicaContents(60_000);
@@ -205,13 +235,20 @@ export class FaultSession {
       rejoin,
       checkCrashes(c.crashes.slice(crashesBefore)),
       checkErrors(history.errorCodes),
+      ...cacheChecks,
     ];
+    // After every other check: it kills the cache leader (and restarts it).
+    if (cache !== null) {
+      const probe = await lockHandoverProbe(c, `${tag}-probe`, (line) => this.event(line));
+      checks.push({ name: probe.name, ok: probe.ok, detail: probe.detail });
+    }
     const report: PhaseReport = {
       nemesis: p.nemesis,
       seed: p.seed,
       nodes: ids.length,
       seconds: p.seconds,
       counts: history.counts(),
+      cacheCounts: cache?.history.counts() ?? null,
       checks,
       ok: checks.every((x) => x.ok),
       faults,
@@ -221,6 +258,7 @@ export class FaultSession {
       durationMs: Math.round(performance.now() - started),
     };
     this.phases.push({ report, history });
+    this.caches.push(cache?.history ?? null);
     for (const x of checks)
       this.event(`check ${x.name}: ${x.ok ? 'ok' : 'FAILED'} ${x.detail.split('\n')[0]}`);
     return report;
@@ -262,6 +300,7 @@ export class FaultSession {
             ops: history.ops,
             failedOpIds: [...history.failedOpIds],
             appends: history.appends,
+            cache: this.caches[i] ?? null,
           }),
         );
       });
@@ -311,6 +350,88 @@ export class FaultSession {
     c.net.healAll({ resetFrozen: rng.chance(0.5) });
     for (const id of c.ids()) c.resume(id);
     for (const id of c.ids()) if (c.node(id).child === null) c.start(id).catch(() => {});
+  }
+
+  /** Listeners on every node, then the cache workers (clients as the SQL workers'). */
+  private async startCacheWorkload(
+    tag: string,
+    index: number,
+    rng: Random,
+    timeoutOf: (worker: number) => number,
+  ): Promise<CacheWorkload> {
+    const c = this.cluster;
+    const ids = c.ids();
+    const w = new CacheWorkload(
+      {
+        tag,
+        registerKeys: [`${tag}-r0`, `${tag}-r1`],
+        lockKeys: [`${tag}-l0`, `${tag}-l1`],
+        lockWorkers: 2,
+        registerWorkers: 2,
+        notifiers: 2,
+        nodes: ids,
+      },
+      new CacheHistory(index * 10_000_000 + 1_000_001),
+      {
+        worker: (i) => c.client(rotate(ids, i % ids.length), timeoutOf(i)),
+        boundTo: (node) => c.client([node], 10_000),
+      },
+      rng,
+    );
+    await w.start();
+    return w;
+  }
+
+  /**
+   * After healing: a final notification every open listener must deliver, final linearizable
+   * reads (registers, getRemove rounds that need one), then the cache checks.
+   */
+  private async finalCacheChecks(w: CacheWorkload, statesMax: number | undefined): Promise<CheckOutcome[]> {
+    const c = this.cluster;
+    const h = w.history;
+    const db = await c.client(c.ids(), 10_000);
+    let final: { seq: number; at: number } | null = null;
+    try {
+      // Bounded: 5 attempts, each within the request timeout.
+      for (let i = 0; i < 5 && final === null; i++) {
+        const seq = await w.notifyOnce(db);
+        if (seq !== null) final = { seq, at: h.now() };
+      }
+      const late = final === null ? [] : await w.drainListeners(final.seq, final.at, 30_000);
+      if (final === null) await w.drainListeners(0, 0, 0);
+      const touched = c.touchedNodes();
+      this.event(
+        `cache: final notification seq ${final?.seq ?? '-'}; touched nodes ${[...touched].join(',') || 'none'}`,
+      );
+      const cacheOf = db.cache<number>(CACHE_NAME);
+      for (const key of new Set(h.registers.ops.map((o) => o.op.key))) {
+        const r = h.registers.invoke(999, { type: 'read', key });
+        try {
+          h.registers.complete(r, {
+            type: 'read',
+            value: await cacheOf.get(key, { consistency: 'linearizable' }),
+          });
+        } catch (e) {
+          h.noteError(e);
+        }
+      }
+      for (const round of roundsNeedingFinalRead(h.takes)) {
+        try {
+          round.final = await cacheOf.get(round.key, { consistency: 'linearizable' });
+        } catch (e) {
+          h.noteError(e);
+        }
+      }
+      return [
+        checkCacheRegisters(h, statesMax),
+        checkGetRemove(h.takes),
+        checkLocks(h.holders),
+        checkNotify({ history: h, touched, final, late }),
+        checkCacheErrors(h),
+      ];
+    } finally {
+      await c.closeClient(db);
+    }
   }
 
   /** Time from `healedAt` to a successful write + linearizable read (recorded in the history). */
@@ -542,6 +663,7 @@ function failedRun(
     nodes: o.nodes,
     seconds: o.seconds,
     counts: { ok: 0, failed: 0, unknown: 0 },
+    cacheCounts: null,
     checks: [{ name: check, ok: false, detail: error instanceof Error ? error.message : String(error) }],
     ok: false,
     faults: [],
