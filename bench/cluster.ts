@@ -42,6 +42,14 @@ export interface BenchClusterOptions {
   readonly cpuProfDir?: string;
   /** Where node 1's application runs its node (`start({ thread })`). Default 'worker'. */
   readonly thread?: 'worker' | 'main';
+  /**
+   * 'first' (default): node 1 is `bench/node-child.ts`, nodes 2 and 3 `hiqlite serve`. 'all':
+   * every node is a `node-child` application (the cache suite: listeners on every member);
+   * `thread` then applies to node 1 only, the others run the default ('worker').
+   */
+  readonly embedded?: 'first' | 'all';
+  /** Extra config keys for every node (embedded nodes only), e.g. `cacheStorageDisk: false`. */
+  readonly nodeConfig?: Partial<NodeConfig>;
 }
 
 export interface MemoryKb {
@@ -66,6 +74,8 @@ export class BenchCluster {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private metricsClients = new Map<number, HiqliteClient>();
+  /** Nodes run by a `node-child` application (driven over stdin/stdout). */
+  private readonly embeddedIds = new Set<number>();
 
   private constructor(
     readonly dir: string,
@@ -83,18 +93,23 @@ export class BenchCluster {
     const c = new BenchCluster(dir, new Map(nodes.map((n) => [n.id, n.addrApi])));
     const prof = options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir];
     try {
-      const config: NodeConfig = {
-        nodeId: 1,
-        nodes,
-        dataDir: join(dir, 'node-1'),
-        secretRaft: SECRET_RAFT,
-        secretApi: SECRET_API,
-      };
-      c.spawn(1, [...prof, ...LOADER_ARGS, NODE_CHILD], ['pipe', 'pipe', 'pipe'], {
-        HQL_BENCH_NODE_CONFIG: JSON.stringify(config),
-        HQL_BENCH_THREAD: options.thread ?? 'worker',
-      });
-      for (const n of nodes.slice(1)) {
+      const all = options.embedded === 'all';
+      for (const n of all ? nodes : nodes.slice(0, 1)) {
+        const config: NodeConfig = {
+          ...options.nodeConfig,
+          nodeId: n.id,
+          nodes,
+          dataDir: join(dir, `node-${n.id}`),
+          secretRaft: SECRET_RAFT,
+          secretApi: SECRET_API,
+        };
+        c.embeddedIds.add(n.id);
+        c.spawn(n.id, [...prof, ...LOADER_ARGS, NODE_CHILD], ['pipe', 'pipe', 'pipe'], {
+          HQL_BENCH_NODE_CONFIG: JSON.stringify(config),
+          HQL_BENCH_THREAD: n.id === 1 ? (options.thread ?? 'worker') : 'worker',
+        });
+      }
+      for (const n of all ? [] : nodes.slice(1)) {
         const file = join(dir, `node-${n.id}.toml`);
         writeFileSync(
           file,
@@ -116,7 +131,7 @@ export class BenchCluster {
         );
       }
       await Promise.all(nodes.map((n) => c.waitReady(n.id)));
-      for (const n of nodes.slice(1)) {
+      for (const n of nodes.filter((m) => !c.embeddedIds.has(m.id))) {
         c.metricsClients.set(n.id, await connect({ nodes: [n.addrApi], secretApi: SECRET_API }));
       }
     } catch (e) {
@@ -136,9 +151,10 @@ export class BenchCluster {
     return [...this.procs.keys()];
   }
 
-  /** A request to the embedded leader child (node 1). */
-  call(req: ChildCommand): Promise<unknown> {
-    const p = this.proc(1);
+  /** A request to the embedded leader child (node 1), or to node `nodeId`'s child ('all'). */
+  call(req: ChildCommand, nodeId = 1): Promise<unknown> {
+    if (!this.embeddedIds.has(nodeId)) throw new Error(`node ${nodeId} is not an embedded node-child`);
+    const p = this.proc(nodeId);
     const id = this.nextId++;
     return new Promise((ok, fail) => {
       const timer = setTimeout(() => {
@@ -160,7 +176,7 @@ export class BenchCluster {
   }
 
   async metrics(id: number): Promise<Metrics> {
-    if (id === 1) return (await this.call({ cmd: 'metrics' })) as Metrics;
+    if (this.embeddedIds.has(id)) return (await this.call({ cmd: 'metrics' }, id)) as Metrics;
     const c = this.metricsClients.get(id);
     if (c === undefined) throw new Error(`no metrics client for node ${id}`);
     return c.metrics();
@@ -168,7 +184,7 @@ export class BenchCluster {
 
   /** Event-loop stall figures of node `id` since the last reset (and reset them if asked). */
   async loopStats(id: number, reset: boolean): Promise<LoopStats> {
-    if (id === 1) return (await this.call({ cmd: 'loop', reset })) as LoopStats;
+    if (this.embeddedIds.has(id)) return (await this.call({ cmd: 'loop', reset }, id)) as LoopStats;
     const { child } = this.proc(id);
     const seq = this.nextId++;
     return new Promise((ok, fail) => {
@@ -233,11 +249,14 @@ export class BenchCluster {
   async close(): Promise<void> {
     for (const c of this.metricsClients.values()) await c.close().catch(() => {});
     this.metricsClients.clear();
-    const one = this.procs.get(1);
-    if (one !== undefined && one.exitCode === undefined) {
-      await Promise.race([this.call({ cmd: 'exit' }).catch(() => null), sleep(EXIT_TIMEOUT_MS)]);
+    // Followers first, so that the leader's shutdown does not start an election among them.
+    for (const id of [...this.embeddedIds].sort((a, b) => b - a)) {
+      const p = this.procs.get(id);
+      if (p === undefined || p.exitCode !== undefined) continue;
+      await Promise.race([this.call({ cmd: 'exit' }, id).catch(() => null), sleep(EXIT_TIMEOUT_MS)]);
     }
-    for (const p of this.procs.values()) if (p.id !== 1 && p.exitCode === undefined) p.child.kill('SIGTERM');
+    for (const p of this.procs.values())
+      if (!this.embeddedIds.has(p.id) && p.exitCode === undefined) p.child.kill('SIGTERM');
     for (const p of this.procs.values()) {
       const done = await Promise.race([p.exited.then(() => true), sleep(EXIT_TIMEOUT_MS).then(() => false)]);
       if (!done) {
@@ -278,8 +297,8 @@ export class BenchCluster {
     };
     child.once('exit', (code, signal) => {
       p.exitCode = code ?? (signal === null ? null : -1);
-      if (id === 1) {
-        for (const w of this.pending.values()) w.fail(new Error('node 1 (node-child) exited'));
+      if (this.embeddedIds.has(id)) {
+        for (const w of this.pending.values()) w.fail(new Error(`node ${id} (node-child) exited`));
         this.pending.clear();
       }
       exitResolve(p.exitCode);
@@ -289,7 +308,7 @@ export class BenchCluster {
       if (p.output.length > OUTPUT_KEPT_CHARS) p.output = p.output.slice(-OUTPUT_KEPT_CHARS / 2);
     };
     child.stderr?.on('data', keep);
-    if (id === 1) {
+    if (this.embeddedIds.has(id)) {
       let buf = '';
       child.stdout?.on('data', (d: Buffer) => {
         buf += d.toString();

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: builds the benchmark and the package's sources with tsc into a temporary
  * folder and runs the suite from there, as compiled JavaScript without a loader: what users run
- * (the npm package ships tsc output). Arguments are passed on to bench/run.ts. `npm run
+ * (the npm package ships tsc output). Arguments are passed on to bench/run.ts, or with a first
+ * argument `--suite cache` to bench/cache-run.ts (`npm run bench:cache`). `npm run
  * bench:tsx` runs the TypeScript sources through tsx instead (no build step; tsx adds memory and
  * `__name` calls around closures, see docs/BENCHMARKS.md).
  */
@@ -12,6 +13,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const args = process.argv.slice(2);
+const suite = args[0] === '--suite' ? args[1] : 'main';
+if (suite !== 'main' && suite !== 'cache') {
+  process.stderr.write(`unknown --suite ${suite} (main or cache)\n`);
+  process.exit(2);
+}
+const script = suite === 'cache' ? 'cache-run.js' : 'run.js';
+const passed = args[0] === '--suite' ? args.slice(2) : args;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = mkdtempSync(join(tmpdir(), 'hiqlite-bench-js-'));
 let code = 1;
@@ -20,6 +29,7 @@ try {
   // The worker script is loaded by URL, not imported: it must be listed.
   const entries = [
     'bench/run.ts',
+    'bench/cache-run.ts',
     'bench/node-child.ts',
     'bench/serve-hook.ts',
     'src/server/cli.ts',
@@ -33,7 +43,17 @@ try {
       tsc,
       ...entries.map((e) => join(root, e)),
       ...['--outDir', out, '--rootDir', root, '--module', 'nodenext', '--moduleResolution', 'nodenext'],
-      ...['--target', 'es2022', '--strict', '--types', 'node', '--skipLibCheck', '--esModuleInterop'],
+      ...[
+        '--target',
+        'es2022',
+        '--lib',
+        'es2023',
+        '--strict',
+        '--types',
+        'node',
+        '--skipLibCheck',
+        '--esModuleInterop',
+      ],
     ],
     { stdio: 'inherit' },
   );
@@ -42,7 +62,7 @@ try {
   // src/server/cli.ts reads the version from package.json two levels up.
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', version }));
-  const run = spawnSync(process.execPath, [join(out, 'bench', 'run.js'), ...process.argv.slice(2)], {
+  const run = spawnSync(process.execPath, [join(out, 'bench', script), ...passed], {
     stdio: 'inherit',
     env: { ...process.env, HQL_BENCH_REPO: root },
   });

@@ -10,6 +10,14 @@
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { type HiqliteNode, type NodeConfig, start } from '../src/index.js';
+import {
+  type CacheWorkloadKind,
+  fillCache,
+  LatencyListener,
+  runCacheWorkload,
+  runNotifies,
+  timeLocalGets,
+} from './cache-workloads.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { prepareTables, runWorkload, type WorkloadKind } from './workloads.js';
 
@@ -23,6 +31,25 @@ export type ChildCommand =
       readonly durationMs: number;
     }
   | { readonly cmd: 'metrics' }
+  // The cache suite (bench/cache-run.ts, bench/cache-workloads.ts).
+  | { readonly cmd: 'cacheFill' }
+  | {
+      readonly cmd: 'cacheRun';
+      readonly kind: CacheWorkloadKind;
+      readonly concurrency: number;
+      readonly warmupMs: number;
+      readonly durationMs: number;
+      readonly keyPrefix: string;
+    }
+  | { readonly cmd: 'cacheGet'; readonly reads: number; readonly rounds: number }
+  | { readonly cmd: 'listenStart' }
+  | { readonly cmd: 'listenStop' }
+  | {
+      readonly cmd: 'notifyRun';
+      readonly ratePerSec: number;
+      readonly warmupMs: number;
+      readonly durationMs: number;
+    }
   /** The application blocks its event loop: a busy loop of `busyMs`, then a local query of `queryMs`. */
   | { readonly cmd: 'stall'; readonly busyMs: number; readonly queryMs: number }
   | { readonly cmd: 'loop'; readonly reset: boolean }
@@ -35,6 +62,7 @@ export type ChildReply =
   | { readonly id: number; readonly ok: false; readonly error: string };
 
 const monitor = new LoopMonitor();
+let listener: LatencyListener | null = null;
 
 function send(message: ChildReply | { readonly event: 'ready'; readonly nodeId: number }): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -49,6 +77,25 @@ async function handle(node: HiqliteNode, req: ChildRequest): Promise<unknown> {
       return runWorkload([node], req.kind, req);
     case 'metrics':
       return node.metrics();
+    case 'cacheFill':
+      await fillCache(node);
+      return null;
+    case 'cacheRun':
+      return runCacheWorkload([node], req.kind, req, req.keyPrefix);
+    case 'cacheGet':
+      return timeLocalGets(node, req.reads, req.rounds);
+    case 'listenStart':
+      if (listener !== null) throw new Error('a listener is already running');
+      listener = new LatencyListener(node);
+      return null;
+    case 'listenStop': {
+      if (listener === null) throw new Error('no listener is running');
+      const l = listener;
+      listener = null;
+      return l.stop();
+    }
+    case 'notifyRun':
+      return runNotifies(node, req);
     case 'stall':
       return stall(node, req.busyMs, req.queryMs);
     case 'loop':

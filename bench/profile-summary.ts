@@ -149,6 +149,7 @@ export function categorize(name: string, url: string): string {
       /\/src\/sm\/sql\/(tokenizer|determinism|statement-guard|params)\.ts/,
       'SQL preparation (src/sm/sql parse/rewrite)',
     ],
+    [/\/src\/sm\/cache\//, 'cache state machine (src/sm/cache)'],
     [/\/src\/sm\//, 'SQL state machine (src/sm)'],
     [/better-sqlite3/, 'better-sqlite3 (SQLite)'],
     [/\/src\/storage\//, 'Raft log store (src/storage)'],

@@ -317,7 +317,7 @@ export function evaluateTargets(runs: readonly RunRecord[]): TargetVerdict[] {
 // ---------------------------------------------------------------------------------------------
 
 /** A Markdown table; text columns (`left`, by index; the first always) align left, numbers right. */
-function table(
+export function table(
   head: readonly string[],
   rows: readonly (readonly string[])[],
   left: readonly number[] = [],
@@ -333,10 +333,10 @@ export function num(x: number): string {
   return Math.round(x).toLocaleString('en-US');
 }
 
-function ms(x: number): string {
+export function ms(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
-function opt(x: number | null | undefined): string {
+export function opt(x: number | null | undefined): string {
   return x === null || x === undefined ? '-' : String(Math.round(x));
 }
