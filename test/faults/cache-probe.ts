@@ -4,7 +4,8 @@
  * another node queues for it, then the holder dies (its client is dropped without a release)
  * and the leader is killed (-9) at the same moment. The waiter must be granted the lock, with a
  * higher fencing token, within the lease plus an election (two election timeouts), the leader's
- * expiry tick and an allowance for a loaded machine. The killed node is restarted afterwards.
+ * expiry tick and an allowance for a loaded machine. The killed node is restarted afterwards
+ * (unless the cluster is about to be closed) and must become READY again.
  */
 import type { CheckOutcome } from './checks.js';
 import type { FaultCluster } from './cluster.js';
@@ -39,6 +40,7 @@ export async function lockHandoverProbe(
   c: FaultCluster,
   key: string,
   event: (line: string) => void,
+  o: { readonly restart: boolean },
 ): Promise<CheckOutcome & { handoverMs: number | null }> {
   let leader: number | null = null;
   // Bounded: 20 rounds of asking every node.
@@ -49,7 +51,7 @@ export async function lockHandoverProbe(
   if (leader === null)
     return { name: 'lock-handover', ok: false, detail: 'no cache leader found', handoverMs: null };
   const r = await probeOn(c, leader, key, event);
-  if (c.node(leader).child === null) {
+  if (o.restart && c.node(leader).child === null) {
     try {
       await c.start(leader, 90_000);
     } catch (e) {

@@ -3,26 +3,33 @@
  * behind link proxies, and one short phase per nemesis family on it, each with a client workload
  * and every check of the long runner (test/faults/cli.ts): a linearizable history, no acknowledged
  * write lost, identical replicas, live again soon after the faults stop, restarted and wiped nodes
- * rejoin, no process dies on its own. The seeds are fixed (HQL_FAULT_SEED overrides the first);
+ * rejoin, no process dies on its own. Two more phases run the cache group's workloads and their
+ * checks (test/faults/cache-checks.ts) instead. The seeds are fixed (HQL_FAULT_SEED overrides the first);
  * a failure prints the phase's report and leaves its files under .fault-runs/.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { NemesisName } from './nemesis.js';
 import { formatRunTable } from './report.js';
-import { FaultSession, type PhaseReport } from './runner.js';
+import { FaultSession, type PhaseReport, type WorkloadName } from './runner.js';
 
 const FIRST_SEED = Number(process.env.HQL_FAULT_SEED ?? 20_251_126);
 
-/** Seconds per family: about 75 s of faults, under two minutes with start-up and checks. */
-const PHASES: ReadonlyArray<{ nemesis: NemesisName; seconds: number }> = [
-  { nemesis: 'kill', seconds: 12 },
-  { nemesis: 'kill-leader', seconds: 10 },
-  { nemesis: 'pause', seconds: 12 },
-  { nemesis: 'partition', seconds: 15 },
-  { nemesis: 'slow', seconds: 10 },
-  { nemesis: 'wipe', seconds: 12 },
-  { nemesis: 'operator', seconds: 15 },
+/**
+ * Seconds per family: about 75 s of faults on the SQL workload, under two minutes with start-up
+ * and checks; then two phases of the cache group's workloads (locks, getRemove, put/get,
+ * listeners on every node, the killed-holder probe), under a minute more.
+ */
+const PHASES: ReadonlyArray<{ nemesis: NemesisName; seconds: number; workloads: readonly WorkloadName[] }> = [
+  { nemesis: 'kill', seconds: 12, workloads: ['sql'] },
+  { nemesis: 'kill-leader', seconds: 10, workloads: ['sql'] },
+  { nemesis: 'pause', seconds: 12, workloads: ['sql'] },
+  { nemesis: 'partition', seconds: 15, workloads: ['sql'] },
+  { nemesis: 'slow', seconds: 10, workloads: ['sql'] },
+  { nemesis: 'wipe', seconds: 12, workloads: ['sql'] },
+  { nemesis: 'operator', seconds: 15, workloads: ['sql'] },
+  { nemesis: 'pause', seconds: 7, workloads: ['cache'] },
+  { nemesis: 'partition', seconds: 7, workloads: ['cache'] },
 ];
 
 function explain(r: PhaseReport): string {
@@ -31,7 +38,7 @@ function explain(r: PhaseReport): string {
     `nemesis ${r.nemesis} seed ${r.seed} failed:`,
     ...failed,
     `faults: ${r.faults.join('; ') || '(none)'}`,
-    `replay its decisions: node --import tsx test/faults/cli.ts --runs 1 --nodes 3 --nemesis ${r.nemesis} --seed ${r.seed} --seconds ${r.seconds}`,
+    `replay its decisions: node --import tsx test/faults/cli.ts --runs 1 --nodes 3 --nemesis ${r.nemesis} --seed ${r.seed} --seconds ${r.seconds} --workload ${r.cacheCounts === null ? 'sql' : 'cache'}`,
   ].join('\n');
 }
 
@@ -52,11 +59,22 @@ describe('fault injection (short): a 3-node cluster keeps its guarantees under e
   });
 
   PHASES.forEach((phase, i) => {
-    test(`${phase.nemesis}: linearizable, no acknowledged write lost, identical replicas, live again`, async () => {
+    const what = phase.workloads.includes('sql')
+      ? 'linearizable, no acknowledged write lost, identical replicas, live again'
+      : 'cache: linearizable put/get, one getRemove winner, locks without overlap, listeners miss nothing in silence';
+    test(`${phase.nemesis}: ${what}`, async () => {
       assert(session !== null, 'the cluster started');
-      const r = await session.phase({ nemesis: phase.nemesis, seed: FIRST_SEED + i, seconds: phase.seconds });
+      const r = await session.phase({
+        nemesis: phase.nemesis,
+        seed: FIRST_SEED + i,
+        seconds: phase.seconds,
+        workloads: phase.workloads,
+        // The probe of the cache checks kills a node: the last phase need not wait for its return.
+        restartAfterProbe: i < PHASES.length - 1,
+      });
       reports.push(r);
-      assert.ok(r.counts.ok > 0, `no operation succeeded under ${phase.nemesis}`);
+      const ok = phase.workloads.includes('sql') ? r.counts.ok : (r.cacheCounts?.ok ?? 0);
+      assert.ok(ok > 0, `no operation succeeded under ${phase.nemesis}`);
       assert.ok(r.ok, explain(r));
     });
   });
