@@ -23,4 +23,5 @@ if (r.status !== 0) {
 // and ./dist/server/cli.js in this folder need the bit too.
 chmodSync(join(dist, 'server', 'cli.js'), 0o755);
 // The dashboard's page (preact, bundled by esbuild), served by src/dashboard/assets.ts.
-console.log(await writeDashboardAssets(join(dist, 'dashboard', 'ui')));
+// On stderr: `npm pack --json` runs this build (prepare) and its stdout must stay JSON.
+console.error(await writeDashboardAssets(join(dist, 'dashboard', 'ui')));
