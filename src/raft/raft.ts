@@ -515,7 +515,7 @@ export class RaftCore {
    * of the new configuration's voters. Once the removal is committed it stops campaigning.
    */
   private promotable(): boolean {
-    if (this.log.pendingSnapshot !== null) return false;
+    if (this.log.pendingSnapshot !== null || this.cfg.abstain?.() === true) return false;
     if (this.log.membership().voters.includes(this.id)) return true;
     return (
       this.log.lastConfigIndex() > this.log.committed &&
@@ -567,7 +567,7 @@ export class RaftCore {
     // A node that knows no membership at all is a fresh (or wiped) joiner: it may have voted in
     // this term before it lost its state, so it never votes until the leader brings it in.
     const knowsCluster = this.log.membership().voters.length > 0;
-    const granted = canVote && upToDate && knowsCluster;
+    const granted = canVote && upToDate && knowsCluster && this.cfg.abstain?.() !== true;
     const respType = isPre ? 'pre-vote-response' : 'vote-response';
     // A granted pre-vote answers with the requested term; a rejection carries ours.
     const respTerm = granted && isPre ? m.term : this.currentTerm;

@@ -279,6 +279,13 @@ export interface RaftConfig {
    * grows with the log between snapshots. Without it, entries stay in memory until compaction.
    */
   readonly readEntries?: (lo: LogIndex, hiExclusive: LogIndex, bytesMax: number) => Entry[];
+  /**
+   * While this returns true the node neither votes nor campaigns, whatever membership its log
+   * shows: a node that lost its state and joins again may have voted in a term it no longer
+   * remembers, and a log or snapshot it receives may list it as a voter before the leader has
+   * removed and re-added it. The embedder keeps this true (durably) until that join completes.
+   */
+  readonly abstain?: () => boolean;
   readonly plantedBugs?: PlantedBugs;
 }
 

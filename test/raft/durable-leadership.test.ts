@@ -1,11 +1,13 @@
 /**
- * Two rules the simulator's checkers found broken (issue 11):
+ * Rules the simulator's checkers found broken (issue 11):
  * - A lone voter leads only once its own vote is durable (Raft Figure 2: persist before
  *   responding; here before acting on the vote). It used to lead at once and send its learners
  *   appends of the new term while the vote was still being written: after a crash that lost it,
  *   it could lead the same term again with other entries at the same (index, term).
  * - A burst of heartbeat answers (a leader that stalled, then reads them all at once) lets at
  *   most one more append out per heartbeat round, not one per answer beyond the window.
+ * - A node that joins again after losing its state abstains from votes and elections until its
+ *   join completes: the log it receives may list it as a voter before the leader re-added it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -39,6 +41,36 @@ describe('leadership and flow control wait for what they rely on', () => {
     assert.equal(r.status().role, 'leader');
     assert.equal(r.status().term, 1);
     assert.equal(appendsTo(2, r.takeMessages()).length, 1, 'the new leader replicates its noop');
+  });
+
+  test('a node that abstains (it joins again after losing its state) neither votes nor campaigns', () => {
+    let abstaining = true;
+    const r = new RaftCore(
+      testConfig(2, 1, { preVote: false, abstain: () => abstaining }),
+      boot([id(1), id(2), id(3)], []),
+    );
+    const vote = (term: number): Message => ({
+      type: 'vote',
+      from: id(3),
+      to: id(2),
+      term: term as Term,
+      lastIndex: 0 as LogIndex,
+      lastTerm: 0 as Term,
+      transfer: false,
+    });
+    r.step(vote(1));
+    const rd = r.ready();
+    const answer = rd.messagesAfterPersist.find((m) => m.type === 'vote-response');
+    assert.equal(answer?.type === 'vote-response' && answer.granted, false, 'no vote while abstaining');
+    r.advance(rd);
+    for (let i = 0; i < 100; i++) r.tick();
+    assert.equal(r.status().role, 'follower', 'no election while abstaining');
+    r.step({ type: 'timeout-now', from: id(1), to: id(2), term: 1 as Term });
+    assert.equal(r.status().role, 'follower', 'not even when the leader hands over');
+    abstaining = false;
+    r.step(vote(2));
+    const granted = r.ready().messagesAfterPersist.find((m) => m.type === 'vote-response');
+    assert.equal(granted?.type === 'vote-response' && granted.granted, true);
   });
 
   test('many heartbeat answers at once open a full window by one append, not one per answer', () => {

@@ -26,6 +26,9 @@ import type { EventQueue } from './event-queue.js';
 import { fail } from './failure.js';
 import { type KvSnapshot, KvStateMachine } from './kv.js';
 
+/** What an operator wipe deletes (see SimDisk.wipe). */
+export type WipeTarget = 'log' | 'snapshots' | 'db' | 'all';
+
 /** One life of a process: its writes count only while it lives (a crash ends it). */
 export interface ProcessLife {
   readonly dead: boolean;
@@ -107,11 +110,13 @@ export class SimDisk {
   }
 
   /**
-   * Power loss: what is durable stays; the writes in flight are lost, or torn (a prefix of their
-   * pieces survives, `tornRate`). Returns what happened, for the trace; null when nothing was in
-   * flight.
+   * The process dies. On power loss (the machine goes down with it) what is durable stays; the
+   * writes in flight are lost, or torn (a prefix of their pieces survives, `tornRate`). When
+   * only the process dies (killed, crashed), the operating system still holds every write it
+   * made and writes it out: nothing is lost. Returns what happened, for the trace; null when
+   * nothing was in flight.
    */
-  crash(tornRate: number): { what: string; torn: boolean } | null {
+  crash(tornRate: number, kind: 'power' | 'process' = 'power'): { what: string; torn: boolean } | null {
     const pending = this.pending;
     this.pending = [];
     this.lastDurableUs = this.queue.now;
@@ -120,6 +125,10 @@ export class SimDisk {
     }
     const pieces = pending.reduce((n, w) => n + w.pieces, 0);
     if (pieces === 0) return null;
+    if (kind === 'process') {
+      for (const w of pending) w.persist(w.pieces);
+      return { what: `process killed: the OS wrote its ${pieces} pending pieces`, torn: false };
+    }
     if (!this.rng.chance(tornRate)) return { what: `write of ${pieces} pieces lost`, torn: false };
     const kept = this.rng.int(0, pieces + 1);
     let budget = kept;
@@ -129,6 +138,26 @@ export class SimDisk {
       budget -= w.pieces;
     }
     return { what: `torn write: ${kept}/${pieces} pieces kept`, torn: true };
+  }
+
+  /**
+   * An operator deletes part of a stopped node's data directory: its Raft log (with the hard
+   * state: term and vote), its snapshots, its state machine's database, or all of it.
+   */
+  wipe(what: WipeTarget): void {
+    assert(this.pending.length === 0, 'wipe of a disk with writes in flight (the node must be down)');
+    if (what === 'log' || what === 'all') {
+      const d = this.log;
+      d.purgedIndex = 0;
+      d.purgedTerm = 0;
+      d.entries = [];
+      d.hardState = null;
+    }
+    if (what === 'snapshots' || what === 'all') {
+      for (const s of this.committed) this.files.delete(s.path);
+      this.committed = [];
+    }
+    if (what === 'db' || what === 'all') this.kv = new KvStateMachine(this.initial);
   }
 
   tempPath(): string {

@@ -16,6 +16,15 @@ import type { Trace } from './trace.js';
 
 export interface NemesisStats {
   crashes: number;
+  /** Processes killed (their writes survive). */
+  kills: number;
+  /** Every machine lost power at once. */
+  powerLossesAll: number;
+  /** Operator wipes of a stopped node's data (one node counts once per wipe). */
+  wipes: number;
+  /** Crashes while a membership change was in flight, and while a snapshot was being installed. */
+  crashesDuringMembership: number;
+  crashesDuringSnapshotInstall: number;
   restarts: number;
   partitions: number;
   heals: number;
@@ -31,6 +40,11 @@ export interface ClusterAccess {
   readonly nodes: ReadonlyMap<NodeId, SimNode>;
   /** The live leader of the highest term, if any (god's view: the operator knows where to go). */
   leader(): SimNode | null;
+  /**
+   * The voter sets a quorum may be counted in right now: the latest membership applied anywhere
+   * and the leader's (which may hold a change not yet committed).
+   */
+  voterSets(): ReadonlyArray<readonly NodeId[]>;
 }
 
 type Action = keyof NemesisWeights;
@@ -38,6 +52,11 @@ type Action = keyof NemesisWeights;
 export class Nemesis {
   readonly stats: NemesisStats = {
     crashes: 0,
+    kills: 0,
+    powerLossesAll: 0,
+    wipes: 0,
+    crashesDuringMembership: 0,
+    crashesDuringSnapshotInstall: 0,
     restarts: 0,
     partitions: 0,
     heals: 0,
@@ -85,8 +104,21 @@ export class Nemesis {
     this.cluster.trace.note(this.cluster.queue.now, 'heal all: network healed, every node up');
   }
 
-  crash(n: SimNode): void {
-    n.crash();
+  /** A node receives a snapshot: with the profile's probability it crashes while installing it. */
+  onSnapshotDelivered(n: SimNode): void {
+    const rate = this.cluster.profile.crashOnSnapshotInstallRate;
+    if (!this.running || rate === 0 || !this.rng.chance(rate)) return;
+    const inc = n.incarnation;
+    // The install is disk writes (snapshot commit, state machine, log purge) of a few ms.
+    this.cluster.queue.after(this.rng.int(0, 5_000), 'crash-install', n.id, () => {
+      if (!this.running || n.incarnation !== inc || !n.alive || !this.canCrash()) return;
+      this.stats.crashesDuringSnapshotInstall++;
+      this.crashOne(n, 'crash during snapshot install');
+    });
+  }
+
+  crash(n: SimNode, kind: 'power' | 'process' = 'power'): void {
+    n.crash(kind);
     this.stats.crashes++;
     const p = this.cluster.profile;
     const inc = n.incarnation;
@@ -186,6 +218,29 @@ export class Nemesis {
       case 'transfer':
         this.transfer();
         return;
+      case 'kill': {
+        const n = live.length > 0 ? this.rng.pick(live) : null;
+        if (n === null || !this.canCrash()) return;
+        this.note(`kill process: n${n.id}`);
+        this.stats.kills++;
+        this.crash(n, 'process');
+        return;
+      }
+      case 'powerLossAll':
+        if (live.length === 0) return;
+        this.note('power loss: every machine');
+        this.stats.powerLossesAll++;
+        for (const n of live) this.crash(n, 'power');
+        return;
+      case 'wipe':
+        this.wipeOne();
+        return;
+      case 'wipeAlone':
+        this.wipeAlone();
+        return;
+      case 'crashDuringMembership':
+        this.changeMembership(true);
+        return;
       default:
         assertNever(a, 'nemesis action');
     }
@@ -210,19 +265,88 @@ export class Nemesis {
     this.note(`${why}: n${id}`);
   }
 
+  /**
+   * Whether `n` may lose its state: a voter only while the voters that lost theirs (and have not
+   * joined again) stay a minority of every voter set a quorum may be counted in. Beyond that a
+   * committed entry could be gone from every voter that can still vote: an operator who wipes a
+   * majority loses data, whatever the software does.
+   */
+  private mayWipe(n: SimNode): boolean {
+    for (const voters of this.cluster.voterSets()) {
+      if (!voters.includes(n.id)) continue;
+      let impaired = 0;
+      for (const v of voters) if (v !== n.id && this.cluster.nodes.get(v)?.lostState === true) impaired++;
+      if (impaired + 1 > Math.floor((voters.length - 1) / 2)) return false;
+    }
+    return true;
+  }
+
+  private isVoter(n: SimNode): boolean {
+    return this.cluster.voterSets().some((v) => v.includes(n.id));
+  }
+
+  /** The operator deletes part of a stopped node's data (stopping it first if it runs). */
+  private wipeOne(): void {
+    const nodes = [...this.cluster.nodes.values()].filter((n) => !n.decommissioned);
+    if (nodes.length === 0) return;
+    const down = nodes.filter((n) => !n.alive);
+    const target = down.length > 0 && this.rng.chance(0.7) ? this.rng.pick(down) : this.rng.pick(nodes);
+    if (!this.mayWipe(target)) return;
+    if (target.alive) {
+      if (!this.canCrash()) return;
+      this.crashOne(target, 'stop for a wipe');
+    }
+    const what = this.rng.pick(['log', 'snapshots', 'db', 'all'] as const);
+    target.wipe(what, this.isVoter(target));
+    this.stats.wipes++;
+  }
+
+  /**
+   * Every node goes down; one voter (node 1 as likely as any) loses its whole data directory or
+   * its log and starts again alone, long before the others: it must not vote from the state it
+   * forgot, nor found a cluster of its own, and it joins again once the others are back.
+   */
+  private wipeAlone(): void {
+    const voters = this.cluster.voterSets()[0] ?? [];
+    const id = voters.length > 0 ? this.rng.pick(voters) : null;
+    const target = id === null ? undefined : this.cluster.nodes.get(id);
+    if (target === undefined || target.decommissioned || !this.mayWipe(target)) return;
+    this.note(`every node down; n${target.id} wiped and started alone`);
+    for (const n of this.cluster.nodes.values()) if (n.alive) this.crash(n, 'power');
+    target.wipe(this.rng.pick(['log', 'all'] as const), true);
+    this.stats.wipes++;
+    const inc = target.incarnation;
+    this.cluster.queue.after(this.rng.int(1_000, 20_000), 'restart', target.id, () => {
+      if (target.incarnation === inc && !target.alive && !target.decommissioned) this.restart(target);
+    });
+  }
+
   /** One single-server change through the leader (thesis §4.1), keeping at least one voter. */
-  private changeMembership(): void {
+  private changeMembership(crashMeanwhile = false): void {
     const leader = this.cluster.leader();
     const core = leader?.raft;
     if (leader === undefined || leader === null || core === null || core === undefined) return;
     const m = core.status().membership;
     const members = new Set<number>([...m.voters, ...m.learners]);
     const candidates: MembershipChange[] = [];
+    // Nodes that lost their state join by their own procedure (rejoin.ts), not the operator's.
+    const settled = (id: NodeId) => this.cluster.nodes.get(id)?.rejoin == null;
     for (const id of this.cluster.profile.nodeIds) {
-      if (!members.has(id)) candidates.push({ type: 'add-learner', node: id });
+      if (!members.has(id) && settled(id)) candidates.push({ type: 'add-learner', node: id });
     }
-    for (const id of m.learners) candidates.push({ type: 'promote', node: id }, { type: 'remove', node: id });
-    if (m.voters.length > 1) for (const id of m.voters) candidates.push({ type: 'remove', node: id });
+    for (const id of m.learners) {
+      if (settled(id)) candidates.push({ type: 'promote', node: id }, { type: 'remove', node: id });
+    }
+    // A voter is removed only if the voters that lost their state stay a minority of the rest
+    // (an operator who leaves a majority of wiped voters has a cluster that cannot elect).
+    if (m.voters.length > 1) {
+      for (const id of m.voters) {
+        if (!settled(id)) continue;
+        const rest = m.voters.filter((v) => v !== id);
+        const impaired = rest.filter((v) => this.cluster.nodes.get(v)?.lostState === true).length;
+        if (impaired <= Math.floor((rest.length - 1) / 2)) candidates.push({ type: 'remove', node: id });
+      }
+    }
     if (candidates.length === 0) return;
     const change = this.rng.pick(candidates);
     const target = this.cluster.nodes.get(change.node);
@@ -236,6 +360,16 @@ export class Nemesis {
       this.note(`${change.type} n${change.node} proposed on n${leader.id}: ${result}`);
     });
     if (!proposed) this.note(`propose ${change.type} n${change.node} on n${leader.id}: down or paused`);
+    if (!crashMeanwhile || !proposed) return;
+    // Restarts during membership changes: the leader that proposed it, or the node it concerns.
+    const victim = this.rng.chance(0.5) ? leader : target;
+    if (victim === undefined) return;
+    const inc = victim.incarnation;
+    this.cluster.queue.after(this.rng.int(0, 20_000), 'crash-change', victim.id, () => {
+      if (!this.running || victim.incarnation !== inc || !victim.alive || !this.canCrash()) return;
+      this.stats.crashesDuringMembership++;
+      this.crashOne(victim, `crash during ${change.type} n${change.node}`);
+    });
   }
 
   private transfer(): void {

@@ -11,11 +11,14 @@
  * nothing), keeps what the disk made durable, and a restart opens a new RaftGroup on that disk
  * (its recovery is the product's).
  */
+import { assert } from '../../src/lib/assert.js';
 import type { Clock, TimerHandle } from '../../src/lib/clock.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import type { Random } from '../../src/lib/prng.js';
-import { RaftGroup } from '../../src/node/raft-group.js';
+import { abstains } from '../../src/node/joining-marker.js';
+import { lostLocalState, RaftGroup } from '../../src/node/raft-group.js';
 import type { GroupStateMachine, GroupTransport } from '../../src/node/seams.js';
+import { decideStart } from '../../src/node/start-decision.js';
 import type {
   Entry,
   LogIndex,
@@ -29,7 +32,7 @@ import type {
 } from '../../src/raft/types.js';
 import type { MemoryLogState } from '../../src/storage/memory-log-store.js';
 import type { SafetyChecker } from './checkers.js';
-import { type ProcessLife, SimDisk, SimLogStore, SimSnapshotStore } from './disk.js';
+import { type ProcessLife, SimDisk, SimLogStore, SimSnapshotStore, type WipeTarget } from './disk.js';
 import type { EventQueue } from './event-queue.js';
 import { fail } from './failure.js';
 import { emptySnapshot, encodeCommand, type KvCommand, type KvSnapshot, KvStateMachine } from './kv.js';
@@ -59,6 +62,8 @@ export interface NodeStats {
   tornWrites: number;
   lostWrites: number;
   membershipApplied: number;
+  /** Starts that found state they could not recover, discarded it and joined again. */
+  discards: number;
 }
 
 /** What a node needs from the simulation around it. */
@@ -83,7 +88,12 @@ export interface NodeHost {
   readonly durabilityCheck: boolean;
   /** `node` is leader: polled after every event (the commit index is checked against the disks). */
   onLeaderPolled(node: SimNode, status: Status): void;
+  /** `node` is a voter in the latest membership the cluster applied. */
+  isVoter(node: NodeId): boolean;
 }
+
+/** The membership a node without any state starts with: it knows no cluster (never votes). */
+const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
 
 /** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
 const WALL_EPOCH_MS = 1_700_000_000_000;
@@ -97,11 +107,12 @@ class Life implements ProcessLife {
   /** What the clients wait for in this life: settled (outcome unknown, read failed) at a crash. */
   readonly pending = new Set<() => void>();
   /**
-   * Per follower: appends with entries sent in `term` since the last event that lets the core
-   * free its window (an answer from that follower, an unreachable or snapshot report, a
-   * membership change). The core's window holds at least these, so they never exceed it.
+   * Per follower, in `term`: the last index of each append with entries sent since the last
+   * event that may reset or open the core's window (a rejection or heartbeat answer from that
+   * follower, an unreachable or snapshot report, a membership change), and the highest index
+   * it acknowledged. Those beyond it are unacknowledged: the core's window holds them all.
    */
-  readonly unacked = new Map<NodeId, { term: number; count: number; prevMax: number }>();
+  readonly unacked = new Map<NodeId, { term: number; prevMax: number; lasts: number[]; acked: number }>();
 
   constructor(
     readonly incarnation: number,
@@ -122,6 +133,20 @@ export class SimNode {
   private leaderTermSeen = -1;
   /** Removed from the membership and shut down for good (the operator decommissioned it). */
   decommissioned = false;
+  /**
+   * This node started without state after the cluster was formed (an operator wiped it, or it
+   * discarded what it could not recover): it must join again, as the product's node does
+   * (src/node/hiqlite-node.ts: the leader removes it if it is a member and adds it back as a
+   * learner; it asks to be promoted once caught up, if it was a voter). Null: a member as it was.
+   */
+  rejoin: { wasVoter: boolean; joinedAt: LogIndex | null; busyUntilUs: number } | null = null;
+  /** Wiped while down: its next start finds what the operator left (SimDisk.wipe). */
+  private wipedWhileDown = false;
+
+  /** Its data was wiped, or it lost its state and has not joined again yet. */
+  get lostState(): boolean {
+    return this.wipedWhileDown || this.rejoin !== null;
+  }
   /** A stalled process (GC pause, overloaded host): until then it handles nothing. */
   private pausedUntilUs = 0;
   /** This node's tick interval: clocks drift, so nodes tick at slightly different rates. */
@@ -200,15 +225,18 @@ export class SimNode {
     this.post(life, this.host.rng.int(1, this.tickUs + 1), 'start', () => this.open(life));
   }
 
-  /** Power loss: the process and every write not yet durable are gone (or torn). */
-  crash(): void {
+  /**
+   * The process dies: on power loss with every write not yet durable (lost, or torn), when only
+   * the process is killed keeping what it wrote (the OS writes it out).
+   */
+  crash(kind: 'power' | 'process' = 'power'): void {
     const life = this.life;
     if (life === null) return;
     life.dead = true;
     this.life = null;
     this.incarnation++;
     this.pausedUntilUs = 0;
-    const lost = this.disk.crash(this.host.profile.tornWriteRate);
+    const lost = this.disk.crash(this.host.profile.tornWriteRate, kind);
     if (lost !== null) {
       if (lost.torn) this.host.stats.tornWrites++;
       else this.host.stats.lostWrites++;
@@ -217,6 +245,16 @@ export class SimNode {
     this.host.trace.note(this.host.queue.now, `n${this.id} crash${lost === null ? '' : ` (${lost.what})`}`);
     for (const settle of [...life.pending]) settle();
   }
+
+  /** An operator deletes part of this stopped node's data (its next start recovers, or rejoins). */
+  wipe(what: WipeTarget, wasVoter: boolean): void {
+    assert(this.life === null, 'wipe of a running node');
+    this.disk.wipe(what);
+    this.wipedWhileDown = true;
+    this.wasVoterAtWipe = wasVoter;
+    this.host.trace.note(this.host.queue.now, `n${this.id} wiped: ${what}`);
+  }
+  private wasVoterAtWipe = false;
 
   /** A message from the network. */
   deliver(env: Envelope): void {
@@ -230,8 +268,11 @@ export class SimNode {
         if (m.type === 'append-response' || m.type === 'heartbeat-response') {
           const w = life.unacked.get(m.from);
           if (w !== undefined && w.term === m.term) {
-            w.count = 0;
-            w.prevMax = -1;
+            if (m.type === 'append-response' && !m.reject) w.acked = Math.max(w.acked, m.matchIndex);
+            else {
+              w.lasts = [];
+              w.prevMax = -1;
+            }
           }
         }
         g.receive(m);
@@ -294,13 +335,16 @@ export class SimNode {
     return true;
   }
 
-  /** The operator's membership change through this node; `done` gets 'ok' or an error code. */
-  proposeMembership(change: MembershipChange, done: (result: string) => void): boolean {
+  /**
+   * The operator's membership change through this node; `done` gets 'ok' (and the change's log
+   * index) or an error code.
+   */
+  proposeMembership(change: MembershipChange, done: (result: string, index?: LogIndex) => void): boolean {
     const g = this.raft;
     if (g === null || this.paused) return false;
     // A member added (again) gets a fresh replication progress, and a fresh window.
     this.life?.unacked.clear();
-    let p: Promise<unknown>;
+    let p: Promise<{ index: LogIndex }>;
     try {
       p = g.proposeMembership(change, { timeoutMs: this.clientTimeoutMs() });
     } catch (e) {
@@ -308,7 +352,7 @@ export class SimNode {
       return true;
     }
     p.then(
-      () => this.guard(() => done('ok')),
+      (out) => this.guard(() => done('ok', out.index)),
       (e: unknown) => this.guard(() => done(codeOf(e))),
     );
     return true;
@@ -375,8 +419,62 @@ export class SimNode {
     return this.life?.logStore?.entriesRead ?? 0;
   }
 
+  /**
+   * What the product's node decides at start from what its data directory holds
+   * (`decideStart`, src/node/start-decision.ts, as `HiqliteNode.open` runs it): a node whose
+   * term and vote are gone while data remains, or whose compacted log no snapshot or database
+   * covers, discards everything; a node that knows no membership (no state, or a hard state
+   * alone) starts with an empty one and joins again through the leader. The scenario's nodes
+   * are provisioned with its genesis membership, so until a node first loses its state it
+   * starts from the genesis as node 1 does when it bootstraps (it never voted from anything it
+   * could have lost).
+   */
+  private startState(): Membership {
+    const disk = this.disk;
+    const log = disk.log;
+    const snapshot = disk.committed[disk.committed.length - 1] ?? null;
+    const summary = {
+      hardState: log.hardState,
+      lastIndex: (log.purgedIndex + log.entries.length) as LogIndex,
+      hasSnapshot: snapshot !== null,
+      appliedIndex: disk.kv.appliedIndex,
+      hasClusterId: this.lostOnce,
+      logUncovered: lostLocalState(
+        { firstIndex: () => (log.purgedIndex + 1) as LogIndex },
+        { latest: () => snapshot },
+        disk.kv.appliedIndex,
+      ),
+    };
+    const decision = decideStart(summary);
+    if (decision.discard !== null) {
+      this.host.trace.note(this.host.queue.now, `n${this.id} discards its local state: ${decision.discard}`);
+      this.host.stats.discards++;
+      disk.wipe('all');
+    }
+    const wasVoter = this.wipedWhileDown ? this.wasVoterAtWipe : this.host.isVoter(this.id);
+    // Its Raft state is gone (a wipe of its log or data directory, or discarded): from now on it
+    // is a joiner. A wipe of its database or snapshots alone that recovery repairs is not that.
+    if (decision.discard !== null || (decision.fresh && this.wipedWhileDown)) this.lostOnce = true;
+    this.wipedWhileDown = false;
+    // The genesis membership at index 0 is the provisioned node's (as node 1's, which founded
+    // the cluster). A node that lost its state holds the cluster's log from the leader: until a
+    // configuration entry (or a snapshot) reaches it, it knows no membership.
+    const genesis = this.lostOnce ? EMPTY_MEMBERSHIP : this.initial.meta.membership;
+    if (!decision.fresh || !this.lostOnce) {
+      // Restarted while joining, with state now: the join goes on from the entry that added it,
+      // if the leader had answered (the product keeps it in its `joining` file).
+      if (this.rejoin !== null) this.rejoin = { ...this.rejoin, busyUntilUs: 0 };
+      return genesis;
+    }
+    this.rejoin = { wasVoter: this.rejoin?.wasVoter ?? wasVoter, joinedAt: null, busyUntilUs: 0 };
+    return genesis;
+  }
+  /** This node lost its state at least once (wiped, or discarded at a start). */
+  private lostOnce = false;
+
   private open(life: Life): void {
     const p = this.host.profile;
+    const initialMembership = this.startState();
     const logStore = new SimLogStore(this.disk, life, (where, log) => this.checkBoundary(where, log));
     life.logStore = logStore;
     RaftGroup.open({
@@ -396,8 +494,10 @@ export class SimNode {
         pendingReadsMax: 64,
         random: this.host.rng.fork(),
         plantedBugs: p.plantedBugs,
+        // Until it has applied the entry that added it back (rejoin.ts, joining-marker.ts).
+        abstain: () => abstains(this.rejoin, (life.group?.applied() ?? 0) as LogIndex),
       },
-      initialMembership: this.initial.meta.membership,
+      initialMembership,
       tickIntervalMs: p.tickUs / 1000,
       logStore,
       snapshots: new SimSnapshotStore(this.disk, life),
@@ -488,22 +588,24 @@ export class SimNode {
   private countUnacked(m: Extract<Message, { type: 'append' }>, life: Life): void {
     let w = life.unacked.get(m.to);
     if (w === undefined || w.term !== m.term) {
-      w = { term: m.term, count: 0, prevMax: -1 };
+      w = { term: m.term, prevMax: -1, lasts: [], acked: 0 };
       life.unacked.set(m.to, w);
     }
     // A probe sent again (each heartbeat answer allows one) repeats its predecessor's
     // prevIndex: the window counts appends that extend what the follower was sent.
     if (m.prevIndex <= w.prevMax) return;
     w.prevMax = m.prevIndex;
-    w.count++;
+    w.lasts.push((m.entries[m.entries.length - 1] as Entry).index);
+    const acked = w.acked;
+    w.lasts = w.lasts.filter((last) => last > acked);
     // One more than the window goes out when an append made before the window reopened leaves
     // in the same flush as those after it (a probe made just before the answer that turns the
     // progress to replicate, or the append a heartbeat answer frees before it was even sent).
     const window = this.host.profile.inflightMessagesMax;
-    if (w.count > window + 1) {
+    if (w.lasts.length > window + 1) {
       fail(
         'flow-control',
-        `leader n${this.id} (term ${m.term}) sent ${w.count} appends to n${m.to} without an answer or report in between; its window is ${window}`,
+        `leader n${this.id} (term ${m.term}) has ${w.lasts.length} appends to n${m.to} unacknowledged (beyond index ${acked}); its window is ${window}`,
       );
     }
   }

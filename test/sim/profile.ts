@@ -49,6 +49,16 @@ export interface NemesisWeights {
   readonly heal: number;
   readonly membership: number;
   readonly transfer: number;
+  /** Kill a process: the machine stays up, the OS writes out what the process wrote. */
+  readonly kill: number;
+  /** Every machine loses power at once (a data-centre outage): unsynced data gone everywhere. */
+  readonly powerLossAll: number;
+  /** An operator deletes a stopped node's log, snapshots, database or whole data directory. */
+  readonly wipe: number;
+  /** Every node goes down; one voter (node 1 too) is wiped and starts alone, the others later. */
+  readonly wipeAlone: number;
+  /** A membership change, and its leader or its target crashes while it is in flight. */
+  readonly crashDuringMembership: number;
 }
 
 export interface Profile {
@@ -103,6 +113,8 @@ export interface Profile {
   readonly applyLatencyUsMax: number;
   /** Committed entries queued for apply before the group pauses its Readies (backpressure). */
   readonly applyQueueEntriesMax: number;
+  /** Probability that a node receiving a snapshot crashes while it installs it. */
+  readonly crashOnSnapshotInstallRate: number;
   readonly plantedBugs: PlantedBugs;
   readonly runtimePlantedBugs: RuntimePlantedBugs;
 }
@@ -127,6 +139,11 @@ const ZERO_WEIGHTS: NemesisWeights = {
   heal: 0,
   membership: 0,
   transfer: 0,
+  kill: 0,
+  powerLossAll: 0,
+  wipe: 0,
+  wipeAlone: 0,
+  crashDuringMembership: 0,
 };
 
 function pickIntensity(rng: Random): Intensity {
@@ -189,6 +206,12 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
       heal: rng.int(2, 5),
       membership: rng.int(0, 3),
       transfer: rng.int(0, 3),
+      // Drawn last (below), so a seed's other choices stay what they were before these existed.
+      kill: 0,
+      powerLossAll: 0,
+      wipe: 0,
+      wipeAlone: 0,
+      crashDuringMembership: 0,
     },
     crashNewLeaderRate: brutal && rng.chance(0.3) ? rng.next() * 0.5 : 0,
     crashNewLeaderUsMax: rng.int(1_000, 50_000),
@@ -210,10 +233,26 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     // Drawn after every other field: adding them left the rest of a seed's scenario as it was.
     applyLatencyUsMax: rng.chance(0.5) ? 0 : rng.pick([500, 5_000, 50_000]),
     applyQueueEntriesMax: rng.pick([2, 16, 4_096]),
+    crashOnSnapshotInstallRate: 0,
     plantedBugs: {},
     runtimePlantedBugs: {},
   };
-  return options.plantedBug === undefined ? base : biasForBug(base, options.plantedBug, rng);
+  // Power loss vs a killed process, operator wipes, crashes during membership changes and
+  // snapshot installs (issue 11). Faults on every node at once only in brutal seeds (they take
+  // more than a minority down).
+  const withNemeses: Profile = {
+    ...base,
+    nemesis: {
+      ...base.nemesis,
+      kill: rng.int(0, 3),
+      powerLossAll: brutal ? rng.int(0, 2) : 0,
+      wipe: rng.int(0, 3),
+      wipeAlone: brutal ? rng.int(0, 2) : 0,
+      crashDuringMembership: rng.int(0, 3),
+    },
+    crashOnSnapshotInstallRate: rng.chance(0.3) ? rng.next() * 0.5 : 0,
+  };
+  return options.plantedBug === undefined ? withNemeses : biasForBug(withNemeses, options.plantedBug, rng);
 }
 
 /**
@@ -228,6 +267,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       ? { runtimePlantedBugs: { [bug]: true } as RuntimePlantedBugs }
       : { plantedBugs: { [bug]: true } as PlantedBugs }),
     intensity: 'brutal' as const,
+    crashOnSnapshotInstallRate: 0,
   };
   switch (bug) {
     case 'commitPreviousTermByCount':

@@ -1,7 +1,9 @@
 /**
  * The deterministic simulator over a fixed set of seeds: whole clusters under drops, duplicates,
- * reordering, partitions, crashes with lost and torn writes, membership churn, snapshots and
- * leadership transfers must keep every safety property, stay linearizable and recover liveness.
+ * reordering, partitions, crashes with lost and torn writes, killed processes, power loss of every
+ * machine, operator wipes and rejoins, crashes during membership changes and snapshot installs,
+ * membership churn, snapshots and leadership transfers must keep every safety property, stay
+ * linearizable and recover liveness.
  * A failure names its seed; `npm run sim -- --seed S --verbose` replays it exactly.
  */
 import assert from 'node:assert/strict';
@@ -50,6 +52,14 @@ describe('deterministic simulator', () => {
       'transfers',
       'opsChecked',
       'opsUnknown',
+      'kills',
+      'powerLossesAll',
+      'wipes',
+      'discards',
+      'joins',
+      'rejoined',
+      'crashesDuringMembership',
+      'crashesDuringSnapshotInstall',
     ] as const) {
       assert.ok(total(k) > 0, `no ${k} across the CI seeds`);
     }

@@ -9,7 +9,7 @@
  * of the client history is checked at the end.
  */
 import { Prng, type Random } from '../../src/lib/prng.js';
-import type { Entry, LogIndex, NodeId, Status } from '../../src/raft/types.js';
+import type { Entry, LogIndex, Membership, NodeId, Status } from '../../src/raft/types.js';
 import { SafetyChecker } from './checkers.js';
 import { EventQueue } from './event-queue.js';
 import { type CheckerName, fail, SimFailure } from './failure.js';
@@ -19,6 +19,7 @@ import { type ClusterAccess, Nemesis } from './nemesis.js';
 import { CALM_NETWORK, type Envelope, Network } from './network.js';
 import { type NodeHost, type NodeStats, SimNode } from './node.js';
 import { describeProfile, makeProfile, type PlantedBugName, type Profile } from './profile.js';
+import { Rejoiner } from './rejoin.js';
 import { Trace } from './trace.js';
 import { Workload } from './workload.js';
 
@@ -57,6 +58,16 @@ export interface RunStats {
   membershipProposed: number;
   membershipApplied: number;
   transfers: number;
+  kills: number;
+  powerLossesAll: number;
+  wipes: number;
+  /** Starts that found state they could not recover and discarded it (hiqlite-node.ts rules). */
+  discards: number;
+  /** Nodes added back after losing their state, and those whose join completed. */
+  joins: number;
+  rejoined: number;
+  crashesDuringMembership: number;
+  crashesDuringSnapshotInstall: number;
   messagesSent: number;
   messagesDropped: number;
   opsChecked: number;
@@ -115,10 +126,14 @@ class Simulation implements ClusterAccess {
     tornWrites: 0,
     lostWrites: 0,
     membershipApplied: 0,
+    discards: 0,
   };
   private readonly workload: Workload;
   private readonly nemesis: Nemesis;
+  private readonly rejoiner: Rejoiner;
   private readonly rngNet: Random;
+  /** The membership of the highest config entry applied anywhere. */
+  private latestMembership: Membership;
   private events = 0;
   private linearizabilityUnknown = 0;
   private opsChecked = 0;
@@ -152,6 +167,7 @@ class Simulation implements ClusterAccess {
     });
     const rngNodes = root.fork();
     const initial = emptySnapshot({ voters: this.profile.voters, learners: this.profile.learners });
+    this.latestMembership = initial.meta.membership;
     const host: NodeHost = {
       queue: this.queue,
       rng: rngNodes,
@@ -164,6 +180,7 @@ class Simulation implements ClusterAccess {
       onLeader: (node) => this.nemesis.onLeader(node),
       durabilityCheck: options.durabilityCheck ?? true,
       onLeaderPolled: (node, st) => this.checkCommitDurable(node, st),
+      isVoter: (id) => this.latestMembership.voters.includes(id),
       failLater: (e) => {
         this.failedLater ??= e;
       },
@@ -171,6 +188,8 @@ class Simulation implements ClusterAccess {
     for (const id of this.profile.nodeIds) this.nodes.set(id, new SimNode(id, host, initial));
     this.workload = new Workload(this.queue, root.fork(), this.profile, this.trace, this.nodes);
     this.nemesis = new Nemesis(this, root.fork());
+    // Forked last: adding it left every other part of a seed's run as it was.
+    this.rejoiner = new Rejoiner(this, root.fork());
   }
 
   async run(): Promise<SeedResult> {
@@ -206,10 +225,24 @@ class Simulation implements ClusterAccess {
     return best;
   }
 
+  voterSets(): ReadonlyArray<readonly NodeId[]> {
+    // The latest membership applied anywhere, and each node's latest one: a change takes effect
+    // when it is in a log, committed or not (thesis §4.1), and a node holding it may lead.
+    const sets: (readonly NodeId[])[] = [this.latestMembership.voters];
+    for (const n of this.nodes.values()) {
+      const live = n.raft?.status().membership;
+      if (live !== undefined) sets.push(live.voters);
+      const durable = n.disk.log.entries.findLast((e) => e.kind === 'config');
+      if (durable?.kind === 'config') sets.push(durable.membership.voters);
+    }
+    return sets.filter((v) => v.length > 0);
+  }
+
   private async chaos(): Promise<void> {
     for (const n of this.nodes.values()) n.start();
     this.workload.start();
     this.nemesis.start();
+    this.rejoiner.start();
     this.scheduleLogMatching();
     await this.runUntil(this.profile.chaosUs);
   }
@@ -246,6 +279,9 @@ class Simulation implements ClusterAccess {
     if (leader === null || core === null || core === undefined) return 'no leader';
     this.decommissionRemoved(leader);
     if (this.workload.pendingOps > 0) return `${this.workload.pendingOps} client ops still pending`;
+    for (const n of this.nodes.values()) {
+      if (n.rejoin !== null && !n.decommissioned) return `n${n.id} lost its state and has not joined again`;
+    }
     if (!probing) return 'start-probes';
     if (this.workload.probesLeft > 0) return `${this.workload.probesLeft} probe ops not completed`;
     const st = core.status();
@@ -279,7 +315,8 @@ class Simulation implements ClusterAccess {
     if (st === undefined || st.commitIndex !== st.lastIndex || st.commitIndex < this.configIndexMax) return;
     const keep = new Set<number>([...st.membership.voters, ...st.membership.learners]);
     for (const n of this.nodes.values()) {
-      if (keep.has(n.id) || n.decommissioned) continue;
+      // A node joining again after losing its state is between removal and re-addition.
+      if (keep.has(n.id) || n.decommissioned || n.rejoin !== null) continue;
       n.decommissioned = true;
       if (n.alive) n.crash();
       this.trace.note(this.queue.now, `decommission removed node n${n.id}`);
@@ -382,8 +419,12 @@ class Simulation implements ClusterAccess {
     const t = n.raft?.entries(c, (c + 1) as LogIndex)[0]?.term ?? n.liveTermAt(c);
     const holders: NodeId[] = [];
     for (const v of st.membership.voters) {
-      const d = (this.nodes.get(v) as SimNode).disk.log;
-      if (c <= d.purgedIndex || (d.entries[c - d.purgedIndex - 1]?.term === t && t !== undefined))
+      const node = this.nodes.get(v) as SimNode;
+      const d = node.disk.log;
+      // A voter an operator wiped after it acknowledged cannot vote until it has joined again
+      // (and caught up): no leader can be elected without a holder (see docs, "Durability").
+      if (node.lostState) holders.push(v);
+      else if (c <= d.purgedIndex || (d.entries[c - d.purgedIndex - 1]?.term === t && t !== undefined))
         holders.push(v);
     }
     if (holders.length < Math.floor(st.membership.voters.length / 2) + 1) {
@@ -403,7 +444,10 @@ class Simulation implements ClusterAccess {
       return;
     }
     to.deliver(env);
-    if (env.msg.type === 'snapshot') this.reportSnapshot(env, true);
+    if (env.msg.type === 'snapshot') {
+      this.reportSnapshot(env, true);
+      this.nemesis.onSnapshotDelivered(to);
+    }
   }
 
   private lost(env: Envelope, why: 'drop' | 'cut'): void {
@@ -435,6 +479,7 @@ class Simulation implements ClusterAccess {
   private onMembershipApplied(e: Extract<Entry, { kind: 'config' }>): void {
     if (e.index <= this.configIndexMax) return;
     this.configIndexMax = e.index;
+    this.latestMembership = e.membership;
     this.membershipCommitted++;
     this.trace.note(
       this.queue.now,
@@ -471,6 +516,14 @@ class Simulation implements ClusterAccess {
       membershipProposed: n.membershipProposed,
       membershipApplied: this.membershipCommitted,
       transfers: n.transfers,
+      kills: n.kills,
+      powerLossesAll: n.powerLossesAll,
+      wipes: n.wipes,
+      discards: this.nodeStats.discards,
+      joins: this.rejoiner.stats.joins,
+      rejoined: this.rejoiner.stats.rejoined,
+      crashesDuringMembership: n.crashesDuringMembership,
+      crashesDuringSnapshotInstall: n.crashesDuringSnapshotInstall,
       messagesSent: this.network.stats.sent,
       messagesDropped: this.network.stats.dropped,
       opsChecked: this.opsChecked,
