@@ -27,7 +27,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { newClusterId, writeClusterId } from '../node/cluster-id.js';
-import type { ResolvedNodeConfig } from '../node/config/config.js';
+import type { SqlNodeConfig } from '../node/config/config.js';
 import { SnapshotStore } from '../node/snapshot-store.js';
 import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
@@ -68,7 +68,7 @@ export interface RestoreOptions {
 }
 
 /** `HQL_BACKUP_RESTORE` at start: runs the restore when the variable is set. */
-export async function restoreFromEnv(cfg: ResolvedNodeConfig, log: Logger, env = process.env): Promise<void> {
+export async function restoreFromEnv(cfg: SqlNodeConfig, log: Logger, env = process.env): Promise<void> {
   const spec = env[RESTORE_ENV];
   if (spec === undefined || spec === '') return;
   await restoreNode(cfg, spec, log);
@@ -76,7 +76,7 @@ export async function restoreFromEnv(cfg: ResolvedNodeConfig, log: Logger, env =
 
 /** Restores this node's data directory (which the caller has locked) from `spec`. */
 export async function restoreNode(
-  cfg: ResolvedNodeConfig,
+  cfg: SqlNodeConfig,
   spec: string,
   log: Logger,
   options: RestoreOptions = {},
@@ -144,10 +144,7 @@ export async function restoreNode(
   return { action: 'installed', header: h, clusterId };
 }
 
-async function openSource(
-  cfg: ResolvedNodeConfig,
-  source: RestoreSource,
-): Promise<AsyncIterable<Uint8Array>> {
+async function openSource(cfg: SqlNodeConfig, source: RestoreSource): Promise<AsyncIterable<Uint8Array>> {
   if (source.kind === 'file') {
     const s = await stat(source.path).catch(() => null);
     if (s === null || !s.isFile()) throw backupNotFound(`${RESTORE_ENV}: no file ${source.path}`);
@@ -171,7 +168,7 @@ function setMembership(dbPath: string, membership: Membership): void {
   }
 }
 
-async function discardState(cfg: ResolvedNodeConfig): Promise<void> {
+async function discardState(cfg: SqlNodeConfig): Promise<void> {
   for (const name of await readdir(cfg.dataDir)) {
     if (!KEEP_TOP.has(name)) await rm(join(cfg.dataDir, name), { recursive: true, force: true });
   }

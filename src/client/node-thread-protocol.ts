@@ -87,7 +87,8 @@ export type Reply =
   | { readonly id: number; readonly ok: false; readonly error: TransferredError };
 
 export type NodeEvent =
-  | { readonly type: 'started'; readonly dbFile: string }
+  /** `dbFile`: the database the application thread reads locally; null on a cache-only node. */
+  | { readonly type: 'started'; readonly dbFile: string | null }
   | { readonly type: 'start-failed'; readonly error: TransferredError }
   | { readonly type: 'fatal'; readonly error: TransferredError }
   /** Notifications for one listener, in log order (a `lagged` item ends it). */

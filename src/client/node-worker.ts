@@ -10,6 +10,7 @@ import { backupFeatures } from '../backup/node-features.js';
 import type { Subscription } from '../node/cache-listeners.js';
 import { transferError } from '../node/error-transfer.js';
 import { HiqliteNode as NodeRuntime } from '../node/hiqlite-node.js';
+import { dataPaths } from '../node/sqlite-setting.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import { digestOf } from './cache-mirror.js';
 import { MirrorFeed } from './cache-mirror-feed.js';
@@ -261,12 +262,13 @@ async function main(): Promise<void> {
       backupFeatures,
     );
     node = n;
-    n.appliedWatcher.onAdvance(publishApplied);
-    publishApplied(n.appliedWatcher.current);
+    // The SQL group's applied index, for local reads with minIndex (none on a cache-only node).
+    n.appliedWatcher?.onAdvance(publishApplied);
+    if (n.appliedWatcher !== null) publishApplied(n.appliedWatcher.current);
     n.onLeaderChange((s) => Atomics.store(flags, LEADER_SLOT, s.role === 'leader' ? 1 : 0));
     Atomics.store(flags, LEADER_SLOT, n.isLeader() ? 1 : 0);
     if (data.cacheMirror !== null) startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
-    events.push({ type: 'started', dbFile: n.cfg.paths.dbFile });
+    events.push({ type: 'started', dbFile: n.cfg.sqlite ? dataPaths(n.cfg).dbFile : null });
   } catch (e) {
     events.push({ type: 'start-failed', error: transferError(e) });
   }

@@ -28,6 +28,7 @@ import { resolveConfig } from '../node/config/config.js';
 import { rebuildError } from '../node/error-transfer.js';
 import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
+import { sqliteDisabledError } from '../node/sqlite-setting.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
@@ -294,6 +295,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
 
   protected async read(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
     this.checkOpen();
+    if (!this.cfg.sqlite) throw sqliteDisabledError(this.cfg.nodeId, 'query');
     const { timeoutMs, signal, consistency, minIndex } = options;
     if (timeoutMs !== undefined) {
       // On the node's read pool, as on the caller's thread: a statement there can be interrupted
@@ -557,7 +559,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     switch (e.type) {
       case 'started':
         try {
-          this.reader = SqlReader.open(e.dbFile, { applied: this.applied });
+          this.reader = e.dbFile === null ? null : SqlReader.open(e.dbFile, { applied: this.applied });
           this.settleStart?.resolve();
         } catch (err) {
           this.settleStart?.reject(err);

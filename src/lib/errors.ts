@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'HQL_INVALID_CONFIG_CHANGE'
   | 'HQL_INVALID_CONFIG'
   | 'HQL_CLOSED'
+  /** A SQL call (or backup) on a cache-only node (`sqlite = false`): it has no SQLite. */
+  | 'HQL_SQLITE_DISABLED'
   /** A bug: an error that is not one of these (the node logged its stack). */
   | 'HQL_INTERNAL'
   // Storage

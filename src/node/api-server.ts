@@ -465,6 +465,9 @@ function statusFor(e: ApiErrorBody): number {
       return 404;
     case 'HQL_REQUEST_TOO_LARGE':
       return 413;
+    // A cache-only node has no SQLite: the route exists, this server does not implement it.
+    case 'HQL_SQLITE_DISABLED':
+      return 501;
     case 'HQL_NOT_LEADER':
     case 'HQL_UNAVAILABLE':
     case 'HQL_OVERLOADED':

@@ -9,10 +9,13 @@
  * state joins: it asks the leader to add it as a learner, catches up, then asks to be promoted
  * to voter (unless `learnerOnly`). A voter that lost its volume is removed and re-added as a
  * learner, since it may have voted in a term it no longer remembers.
+ *
+ * A cache-only node (`sqlite = false`, sqlite-setting.ts) runs the cache group alone, which then
+ * takes the SQL group's place in formation, health, leader and metrics (`openCacheOnly`).
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Dashboard } from '../dashboard/dashboard.js';
@@ -41,7 +44,7 @@ import { openFileLogStore } from '../storage/file-log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
-import { CacheGroup, type CacheGroupMetrics } from './cache-group.js';
+import { CacheGroup, type CacheGroupDeps, type CacheGroupMetrics } from './cache-group.js';
 import { registerCacheMetrics } from './cache-metrics.js';
 import {
   type CacheGroupOf,
@@ -51,7 +54,7 @@ import {
   serveCacheRequest,
 } from './cache-serve.js';
 import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
-import type { NodeConfig, ResolvedNodeConfig } from './config/config.js';
+import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/config.js';
 import { resolveConfig } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
@@ -62,6 +65,13 @@ import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { SqlGroupStateMachine } from './sql-group-state-machine.js';
+import {
+  diskConfig,
+  saidSqlite,
+  sqlConfig,
+  sqliteDisabledError,
+  sqliteMismatchError,
+} from './sqlite-setting.js';
 import { systemClock } from './system-clock.js';
 
 export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
@@ -96,6 +106,11 @@ export interface QueryOptions {
 
 export interface NodeMetrics {
   readonly nodeId: number;
+  /**
+   * False on a cache-only node (`sqlite = false`): it runs only the cache group, and the Raft
+   * fields below are the cache group's.
+   */
+  readonly sqlite: boolean;
   readonly role: 'leader' | 'follower' | 'candidate' | 'learner';
   readonly term: number;
   readonly leaderId: number | null;
@@ -254,6 +269,7 @@ export class HiqliteNode {
    */
   async write(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
     this.checkOpen();
+    this.requireSqlite(command.type);
     // SQL and its parameters may hold personal data: logged only when log_statements is on.
     if (this.cfg.logStatements) this.log.info({ command }, 'write');
     const { lane, seq } = this.sessions.acquire();
@@ -297,6 +313,7 @@ export class HiqliteNode {
 
   async query(sql: string, params: QueryParams = [], options: QueryOptions = {}): Promise<Row[]> {
     this.checkOpen();
+    this.requireSqlite('query');
     const { timeoutMs, signal } = options;
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
       throw invalidParams(`timeoutMs must be a positive number, got ${timeoutMs}`);
@@ -324,6 +341,7 @@ export class HiqliteNode {
   /** Waits until a read here would be linearizable (ReadIndex), retrying across leader changes. */
   readBarrier(timeoutMs: number): Promise<void> {
     this.checkOpen();
+    this.requireSqlite('a linearizable SQL read');
     return this.linearizableBarrier(timeoutMs);
   }
 
@@ -336,9 +354,12 @@ export class HiqliteNode {
     return this.cache;
   }
 
-  /** The applied index of the state machine (a worker-mode client mirrors it: client/node-worker.ts). */
-  get appliedWatcher(): AppliedIndexWatcher {
-    return this.sm.worker.applied;
+  /**
+   * The applied index of the SQL state machine (a worker-mode client mirrors it:
+   * client/node-worker.ts); null on a cache-only node.
+   */
+  get appliedWatcher(): AppliedIndexWatcher | null {
+    return this.cfg.sqlite ? this.sm.worker.applied : null;
   }
 
   /** Calls `listener` when this node's role or known leader changes; returns its removal. */
@@ -350,6 +371,7 @@ export class HiqliteNode {
     const cache = this.cache.running ? this.groupMetrics(this.cache.group) : null;
     return {
       nodeId: this.cfg.nodeId,
+      sqlite: this.cfg.sqlite,
       ...this.groupMetrics(this.group),
       cache: {
         ...(cache ?? {
@@ -406,16 +428,8 @@ export class HiqliteNode {
 
   private async open(joinTimeoutMs: number, signal?: AbortSignal): Promise<void> {
     this.startSignal = signal;
-    const { cfg } = this;
-    if (!cfg.sqlite) {
-      throw new HiqliteError(
-        'HQL_INVALID_CONFIG',
-        'sqlite = false (a cache-only node) is not supported yet',
-        {
-          retryable: false,
-        },
-      );
-    }
+    if (!this.cfg.sqlite) return this.openCacheOnly(joinTimeoutMs);
+    const cfg = sqlConfig(this.cfg, 'the SQL group');
     this.lock = await lockDataDir(cfg.dataDir);
     if (this.lock.uncleanShutdown)
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
@@ -451,22 +465,7 @@ export class HiqliteNode {
       await this.sm.reset();
     }
     const logStore = opened.store;
-    this.cache = await CacheGroup.open({
-      cfg,
-      clock: this.clock,
-      log: this.log,
-      forward: async (leader, data, timeoutMs) => {
-        const conn = await this.peerConnection(leader);
-        const r = await conn.request(
-          { op: 'propose', group: 'cache', data, timeoutMs: answerWithinMs(timeoutMs) },
-          timeoutMs,
-        );
-        if (r.ok) return r.value as { index: number; result: import('../sm/cache/result.js').CacheResult };
-        throw remoteError(r.error);
-      },
-      noLeaderError: (m) => this.noLeaderError(m),
-      onFatal: (e) => this.onGroupFatal(e),
-    });
+    this.cache = await CacheGroup.open(this.cacheGroupDeps());
     this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
     this.readPool = await ReadPool.start({
       dbPath: cfg.paths.dbFile,
@@ -478,60 +477,7 @@ export class HiqliteNode {
     interruptAllOnExit();
     const fresh = opened.hardState === null && logStore.lastIndex() === 0 && snapshots.latest() === null;
 
-    this.transport = new RaftTransport({
-      nodeId: cfg.nodeId,
-      listen: cfg.listenRaft,
-      peers: new Map(cfg.nodes.filter((n) => n.id !== cfg.nodeId).map((n) => [n.id, n.raft])),
-      secret: cfg.secretRaft,
-      clusterId: () => this.clusterId,
-      ...(cfg.tls.raft === null ? {} : { tls: cfg.tls.raft }),
-      limits: {
-        frameBytesMax: cfg.frameBytesMax,
-        inboundConnectionsMax: cfg.raftConnectionsMax,
-        unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
-        handshakeTimeoutMs: cfg.handshakeTimeoutMs,
-      },
-      onMessage: (g, m) => (g === 'sql' ? this.group?.receive(m) : this.cache.receive(m)),
-      onUnreachable: (id) => {
-        this.group?.reportUnreachable(id);
-        this.cache.reportUnreachable(id);
-      },
-      onSnapshot: (g, _from, meta, chunks) =>
-        g === 'sql'
-          ? this.receiveSnapshot(snapshots, meta, chunks)
-          : this.cache.receiveSnapshot(meta, chunks, writeChunks),
-      logger: this.log,
-    });
-    await this.transport.start();
-    this.api = new ApiServer({
-      host: cfg.listenApi.host,
-      port: cfg.listenApi.port,
-      nodeId: cfg.nodeId,
-      secret: cfg.secretApi,
-      nodeSecret: cfg.secretRaft,
-      clusterId: () => this.clusterId,
-      nodeIds: cfg.nodes.map((n) => n.id),
-      ...(cfg.tls.api === null ? {} : { tls: cfg.tls.api }),
-      frameBytesMax: cfg.frameBytesMax,
-      jsonBodyBytesMax: cfg.entryBytesMax,
-      connectionsMax: cfg.apiConnectionsMax,
-      requestsInflightMax: cfg.apiRequestsInflightMax,
-      sendBufferBytesMax: cfg.apiSendBufferBytesMax,
-      unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
-      handshakeTimeoutMs: cfg.handshakeTimeoutMs,
-      handler: {
-        handle: (req, from, signal) => this.handleApi(req, from, signal),
-        health: () => this.health(),
-        ready: () => this.started,
-        metricsText: () => this.metricsRegistry.metrics(),
-        json: (route, body, signal) => this.handleJson(route, body, signal),
-        listen: (req) => nodeListen(this.cacheOf(), req.channel, req.afterSeq),
-        cache: nodeCacheHttpOps(this.cacheOf()),
-      },
-      ...this.dashboardRoutes(),
-      logger: this.log,
-    });
-    await this.api.start();
+    await this.openPorts(snapshots);
 
     const deadline = this.clock.monotonicMs() + joinTimeoutMs;
     let bootstrap = false;
@@ -614,11 +560,153 @@ export class HiqliteNode {
   }
 
   /**
+   * The Raft transport and the API port (both groups; `sqlSnapshots` is null on a cache-only
+   * node). The API port is up while the node starts: peers ask it whether a cluster exists.
+   */
+  private async openPorts(sqlSnapshots: SnapshotStore | null): Promise<void> {
+    const { cfg } = this;
+    this.transport = new RaftTransport({
+      nodeId: cfg.nodeId,
+      listen: cfg.listenRaft,
+      peers: new Map(cfg.nodes.filter((n) => n.id !== cfg.nodeId).map((n) => [n.id, n.raft])),
+      secret: cfg.secretRaft,
+      clusterId: () => this.clusterId,
+      ...(cfg.tls.raft === null ? {} : { tls: cfg.tls.raft }),
+      limits: {
+        frameBytesMax: cfg.frameBytesMax,
+        inboundConnectionsMax: cfg.raftConnectionsMax,
+        unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
+        handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+      },
+      // A cache-only node has no SQL group: what arrives for one is dropped (Raft resends, and a
+      // node of the other sqlite setting is refused when it joins).
+      onMessage: (g, m) => (g === 'cache' ? this.cache.receive(m) : this.sqlGroup()?.receive(m)),
+      onUnreachable: (id) => {
+        this.sqlGroup()?.reportUnreachable(id);
+        this.cache.reportUnreachable(id);
+      },
+      onSnapshot: (g, _from, meta, chunks) => {
+        if (g === 'cache') return this.cache.receiveSnapshot(meta, chunks, writeChunks);
+        if (sqlSnapshots === null) throw sqliteDisabledError(cfg.nodeId, 'a SQL snapshot');
+        return this.receiveSnapshot(sqlSnapshots, meta, chunks);
+      },
+      logger: this.log,
+    });
+    await this.transport.start();
+    this.api = new ApiServer({
+      host: cfg.listenApi.host,
+      port: cfg.listenApi.port,
+      nodeId: cfg.nodeId,
+      secret: cfg.secretApi,
+      nodeSecret: cfg.secretRaft,
+      clusterId: () => this.clusterId,
+      nodeIds: cfg.nodes.map((n) => n.id),
+      ...(cfg.tls.api === null ? {} : { tls: cfg.tls.api }),
+      frameBytesMax: cfg.frameBytesMax,
+      jsonBodyBytesMax: cfg.entryBytesMax,
+      connectionsMax: cfg.apiConnectionsMax,
+      requestsInflightMax: cfg.apiRequestsInflightMax,
+      sendBufferBytesMax: cfg.apiSendBufferBytesMax,
+      unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
+      handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+      handler: {
+        handle: (req, from, signal) => this.handleApi(req, from, signal),
+        health: () => this.health(),
+        ready: () => this.started,
+        metricsText: () => this.metricsRegistry.metrics(),
+        json: (route, body, signal) => this.handleJson(route, body, signal),
+        listen: (req) => nodeListen(this.cacheOf(), req.channel, req.afterSeq),
+        cache: nodeCacheHttpOps(this.cacheOf()),
+      },
+      ...this.dashboardRoutes(),
+      logger: this.log,
+    });
+    await this.api.start();
+  }
+
+  /** What the cache group needs of the node: forwarding to the leader, errors, fatal failures. */
+  private cacheGroupDeps(): CacheGroupDeps {
+    return {
+      cfg: this.cfg,
+      clock: this.clock,
+      log: this.log,
+      forward: async (leader, data, timeoutMs) => {
+        const conn = await this.peerConnection(leader);
+        const r = await conn.request(
+          { op: 'propose', group: 'cache', data, timeoutMs: answerWithinMs(timeoutMs) },
+          timeoutMs,
+        );
+        if (r.ok) return r.value as { index: number; result: import('../sm/cache/result.js').CacheResult };
+        throw remoteError(r.error);
+      },
+      noLeaderError: (m) => this.noLeaderError(m),
+      onFatal: (e) => this.onGroupFatal(e),
+    };
+  }
+
+  /**
+   * Start of a cache-only node (`sqlite = false`, sqlite-setting.ts): the cache group is the
+   * node's only group, and takes the SQL group's place in formation (bootstrap proof, cluster
+   * id, join and promotion). With `cache_storage_disk` it keeps `cluster_id` and the group's log
+   * under `data_dir`, and restarts as a SQL node does. In memory it has no data directory at
+   * all: every start is that of a wiped node (no cluster id, no membership), so it joins as a
+   * new learner and never votes from state it forgot; node 1 founds a cluster only with the
+   * proof that none exists (a majority of the nodes answer that they have none). A cluster kept
+   * entirely in memory is therefore founded again, empty, once every node restarted, and never
+   * while a majority still holds it.
+   */
+  private async openCacheOnly(joinTimeoutMs: number): Promise<void> {
+    const { cfg } = this;
+    const disk = diskConfig(cfg);
+    if (disk !== null) {
+      this.lock = await lockDataDir(disk.dataDir);
+      await refuseSqlState(disk.paths);
+      this.clusterId = await readClusterId(disk.dataDir);
+    }
+    this.cache = await CacheGroup.open(this.cacheGroupDeps());
+    await this.openPorts(null);
+    const deadline = this.clock.monotonicMs() + joinTimeoutMs;
+    const fresh = this.cache.fresh;
+    // As for the SQL group: any trace of a past membership (the log, the cluster id) forbids it.
+    const bootstrap =
+      fresh && this.clusterId === null && cfg.nodeId === 1 && (await this.provenNoCluster(deadline));
+    if (bootstrap) {
+      this.clusterId = newClusterId();
+      if (disk !== null) await writeClusterId(disk.dataDir, this.clusterId);
+    }
+    await this.cache.start(
+      fresh && !bootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP,
+      this.groupTransport(),
+    );
+    this.group = this.cache.group;
+    this.history?.start(this.clock, () => this.group.status().commitIndex - this.group.applied());
+    if (bootstrap) {
+      this.log.info(
+        { clusterId: this.clusterId },
+        'no cluster exists: node 1 bootstraps a new cache-only one',
+      );
+      this.group.campaign();
+    }
+    await this.ensureMembership(
+      this.group,
+      'cache',
+      fresh && !bootstrap,
+      Math.max(0, deadline - this.clock.monotonicMs()),
+    );
+    this.started = true;
+    this.log.info(
+      { api: cfg.self.addrApi, raft: cfg.self.addrRaft, sqlite: false, dataDir: cfg.dataDir },
+      'node started (cache-only)',
+    );
+  }
+
+  /**
    * Takes a backup (src/backup) on the leader: here when this node leads, else forwarded to it.
    * A request while one runs gets that one's result.
    */
   async backup(): Promise<BackupInfo> {
     this.checkOpen();
+    this.requireSqlite('backup');
     for (let attempt = 0; ; attempt++) {
       const leaderId = this.group.status().leaderId;
       if (leaderId === this.cfg.nodeId) return this.backupHere();
@@ -655,9 +743,18 @@ export class HiqliteNode {
           try {
             const r = await this.request(n.id, { op: 'leader' }, 2000);
             if (!r.ok) return 'unknown';
-            const v = r.value as { member?: boolean; clusterId?: string | null };
-            return v.member === true || (v.clusterId ?? null) !== null ? 'exists' : 'none';
-          } catch {
+            const v = r.value as { member?: boolean; clusterId?: string | null; sqlite?: boolean };
+            const exists = v.member === true || (v.clusterId ?? null) !== null;
+            // A node of the other sqlite setting is no evidence either way; if it has a cluster,
+            // that cluster is of the other kind and joining it would be refused: say why now.
+            if (saidSqlite(v.sqlite) !== this.cfg.sqlite) {
+              if (exists) throw sqliteMismatchError(this.cfg, n.id, saidSqlite(v.sqlite));
+              this.log.warn({ peer: n.id }, `node ${n.id} has the other sqlite setting: not counted`);
+              return 'unknown';
+            }
+            return exists ? 'exists' : 'none';
+          } catch (e) {
+            if (e instanceof HiqliteError && e.code === 'HQL_CLUSTER_MISMATCH') throw e;
             return 'unknown';
           }
         }),
@@ -753,9 +850,15 @@ export class HiqliteNode {
         const learner = g.status().membership.learners.includes(me);
         try {
           if (joinedAt === null) {
-            const r = await this.request(leader, { op: 'join', nodeId: me, nonce, group }, 5000);
+            const r = await this.request(
+              leader,
+              { op: 'join', nodeId: me, nonce, group, sqlite: this.cfg.sqlite },
+              5000,
+            );
             if (r.ok) {
-              const v = r.value as { index: number; clusterId?: string | null };
+              const v = r.value as { index: number; clusterId?: string | null; sqlite?: boolean };
+              if (saidSqlite(v.sqlite) !== this.cfg.sqlite)
+                throw sqliteMismatchError(this.cfg, leader, saidSqlite(v.sqlite));
               await this.adoptClusterId(v.clusterId ?? null, leader);
               joinedAt = v.index as LogIndex;
             } else if (!r.error.retryable) throw remoteError(r.error);
@@ -787,7 +890,9 @@ export class HiqliteNode {
       throw new HiqliteError('HQL_CLUSTER_MISMATCH', message, { retryable: false });
     }
     this.clusterId = id;
-    await writeClusterId(this.cfg.dataDir, id);
+    // In memory on a cache-only node without a data directory: it is a new node at every start.
+    const dataDir = this.cfg.dataDir;
+    if (dataDir !== null) await writeClusterId(dataDir, id);
     this.log.info({ clusterId: id }, 'joined cluster');
   }
 
@@ -818,6 +923,7 @@ export class HiqliteNode {
     switch (req.op) {
       case 'propose': {
         this.checkOpenOrStarting();
+        if (req.group !== 'cache') this.requireSqlite('a SQL write');
         if (req.group === 'cache') {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
           // A client's bytes go to the leader if need be; a node's are proposed here or refused.
@@ -857,7 +963,9 @@ export class HiqliteNode {
       case 'limits':
         return { commandBytesMax: commandBytesMaxFor(this.cfg.entryBytesMax) };
       case 'leader': {
-        if (req.group === 'cache') {
+        // A cache-only node's group is the cache group, whichever group is asked about; the
+        // answer says the node's sqlite setting, so that nodes of the other kind refuse it.
+        if (req.group === 'cache' || !this.cfg.sqlite) {
           // null while this node has not opened the group's storage: it cannot say yet.
           const c = this.cache?.running === true ? this.cache.group.status() : undefined;
           const leaderId = c?.leaderId ?? null;
@@ -873,6 +981,7 @@ export class HiqliteNode {
                 : c.membership.voters.includes(this.cfg.nodeId) ||
                   c.membership.learners.includes(this.cfg.nodeId),
             clusterId: this.clusterId,
+            sqlite: this.cfg.sqlite,
           };
         }
         const s = this.group?.status();
@@ -886,13 +995,19 @@ export class HiqliteNode {
             (s.membership.voters.includes(this.cfg.nodeId) ||
               s.membership.learners.includes(this.cfg.nodeId)),
           clusterId: this.clusterId,
+          sqlite: this.cfg.sqlite,
         };
       }
       case 'join':
+        // Every node of a cluster has the same sqlite setting: refuse the other kind before it
+        // becomes a member of anything.
+        if (saidSqlite(req.sqlite) !== this.cfg.sqlite)
+          throw sqliteMismatchError(this.cfg, req.nodeId, saidSqlite(req.sqlite));
         return this.handleJoin(req.nodeId as NodeId, req.nonce, from, req.group ?? 'sql');
       case 'promote':
         return this.handlePromote(req.nodeId as NodeId, from, req.group ?? 'sql');
       case 'backup':
+        this.requireSqlite('backup');
         // A client's request goes to the leader; one forwarded by a node is served here or refused.
         if (from === REMOTE_CLIENT_ID) return this.backup();
         this.requireLeaderFor('backup', 'sql');
@@ -922,12 +1037,13 @@ export class HiqliteNode {
     // that node) makes the repetition harmless.
     const joinKey = `${group}:${id}`;
     const done = this.joins.get(joinKey);
+    const sqlite = this.cfg.sqlite;
     if (done !== undefined && done.nonce === nonce)
-      return { index: await done.index, clusterId: this.clusterId };
+      return { index: await done.index, clusterId: this.clusterId, sqlite };
     const index = this.addAsLearner(this.raftGroup(group), id);
     this.joins.set(joinKey, { nonce, index });
     try {
-      return { index: await index, clusterId: this.clusterId };
+      return { index: await index, clusterId: this.clusterId, sqlite };
     } catch (e) {
       if (this.joins.get(joinKey)?.index === index) this.joins.delete(joinKey);
       throw e;
@@ -935,7 +1051,15 @@ export class HiqliteNode {
   }
 
   private raftGroup(group: GroupId): RaftGroup {
-    return group === 'sql' ? this.group : this.cache.group;
+    if (group === 'cache') return this.cache.group;
+    const sql = this.sqlGroup();
+    if (sql === undefined) throw sqliteDisabledError(this.cfg.nodeId, 'the SQL group');
+    return sql;
+  }
+
+  /** The SQL group; undefined before it runs and on a cache-only node (whose group is the cache's). */
+  private sqlGroup(): RaftGroup | undefined {
+    return this.cfg.sqlite ? this.group : undefined;
   }
 
   /**
@@ -983,7 +1107,7 @@ export class HiqliteNode {
   }
 
   private requireLeaderFor(what: string, group: GroupId = 'sql'): void {
-    const g = group === 'sql' ? this.group : this.cache?.running === true ? this.cache.group : undefined;
+    const g = group === 'sql' ? this.sqlGroup() : this.cache?.running === true ? this.cache.group : undefined;
     const s = g?.status();
     if (s === undefined || s.role !== 'leader') {
       throw Object.assign(
@@ -1001,6 +1125,7 @@ export class HiqliteNode {
     signal?: AbortSignal,
   ): Promise<unknown> {
     this.requireGroup();
+    this.requireSqlite(`/${route}`);
     return serveJsonRoute(route, body, {
       writeOk: (command) => this.writeOk(command),
       query: (sql, params, consistency) =>
@@ -1021,6 +1146,7 @@ export class HiqliteNode {
     data: Uint8Array,
     timeoutMs: number,
   ): Promise<{ index: number; result: CommandResult }> {
+    this.requireSqlite('a SQL write');
     // Checked here too, not only by the leader's core: a follower does not forward what cannot fit.
     const bytesMax = commandBytesMaxFor(this.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
@@ -1097,6 +1223,7 @@ export class HiqliteNode {
   }
 
   private async linearizableBarrier(timeoutMs: number): Promise<void> {
+    this.requireSqlite('a linearizable SQL read');
     const deadline = this.clock.monotonicMs() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -1123,7 +1250,7 @@ export class HiqliteNode {
       },
       sendSnapshot: async (g, m, path) => {
         try {
-          const chunks = g === 'sql' ? fileChunks(path) : this.cache.snapshotChunks(path, fileChunks);
+          const chunks = g === 'cache' ? this.cache.snapshotChunks(path, fileChunks) : fileChunks(path);
           await this.transport.sendSnapshot(g, m, chunks, {
             signal: AbortSignal.timeout(10 * 60_000),
           });
@@ -1328,7 +1455,7 @@ export class HiqliteNode {
       .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the cache group failed'));
     // Bounded: an entry that is still being applied after shutdown_timeout_ms is interrupted
     // (it is applied again at the next start).
-    await this.group
+    await this.sqlGroup()
       ?.close({ timeoutMs: this.cfg.shutdownTimeoutMs })
       .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the raft group failed'));
     await this.transport?.close().catch(() => {});
@@ -1340,7 +1467,8 @@ export class HiqliteNode {
   /** Thesis §3.10: a leader going down hands over first, so no election timeout is needed. */
   private async transferLeadershipAway(): Promise<void> {
     if (this.cache?.running === true) await this.transferGroupLeadershipAway(this.cache.group);
-    await this.transferGroupLeadershipAway(this.group);
+    const sql = this.sqlGroup();
+    if (sql !== undefined) await this.transferGroupLeadershipAway(sql);
   }
 
   private async transferGroupLeadershipAway(g: RaftGroup): Promise<void> {
@@ -1399,6 +1527,11 @@ export class HiqliteNode {
     }
   }
 
+  /** SQL calls on a cache-only node: HQL_SQLITE_DISABLED (sqlite-setting.ts). */
+  private requireSqlite(what: string): void {
+    if (!this.cfg.sqlite) throw sqliteDisabledError(this.cfg.nodeId, what);
+  }
+
   private checkOpenOrStarting(): void {
     if (this.closing !== null)
       throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true });
@@ -1406,6 +1539,31 @@ export class HiqliteNode {
 }
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * A node cannot change its sqlite setting: a cache-only node whose data directory holds the SQL
+ * group's log or database was a SQL node, and its cluster counts on it as one.
+ */
+async function refuseSqlState(paths: ResolvedPaths): Promise<void> {
+  for (const dir of [paths.logsDir, paths.dbDir]) {
+    if (!(await exists(dir))) continue;
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `sqlite = false, but ${dir} holds the SQL group's state: this node ran with sqlite = true, and a node cannot change its sqlite setting. Set sqlite = true again, or remove the data directory to make it a new node of a cache-only cluster`,
+      { retryable: false },
+    );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return false;
+      throw e;
+    },
+  );
+}
 
 async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
   const fh = await open(path, 'w', PRIVATE_FILE_MODE);

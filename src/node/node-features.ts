@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
-import type { ResolvedNodeConfig } from './config/config.js';
+import type { SqlNodeConfig } from './config/config.js';
 
 /** What a backup produced (the answer of `backup()`, the API op and `POST /backup`). */
 export interface BackupInfo {
@@ -26,9 +26,9 @@ export interface BackupInfo {
   readonly nodeId: number;
 }
 
-/** What a running node offers its backup service. */
+/** What a running node offers its backup service (only a node with SQLite has one). */
 export interface BackupHost {
-  readonly cfg: ResolvedNodeConfig;
+  readonly cfg: SqlNodeConfig;
   readonly log: Logger;
   readonly clock: Clock;
   clusterId(): string | null;
@@ -59,7 +59,7 @@ export interface NodeFeatures {
    * Runs once the data directory is locked and before the node reads any of its state:
    * `HQL_BACKUP_RESTORE` (src/backup/restore.ts).
    */
-  readonly beforeOpen?: (cfg: ResolvedNodeConfig, log: Logger) => Promise<void>;
+  readonly beforeOpen?: (cfg: SqlNodeConfig, log: Logger) => Promise<void>;
   /** Starts the backup service once the node is a member. */
   readonly backups?: (host: BackupHost) => Promise<NodeBackups>;
 }

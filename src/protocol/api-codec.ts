@@ -73,6 +73,11 @@ export type ApiRequest =
       readonly nodeId: number;
       readonly nonce: string;
       readonly group?: ApiGroup;
+      /**
+       * The joining node's `sqlite` setting (absent: true, as nodes of earlier versions): a
+       * leader of the other setting refuses it (HQL_CLUSTER_MISMATCH).
+       */
+      readonly sqlite?: boolean;
     }
   /** Leader only: a caught-up learner of the group asks to become a voter. */
   | { readonly id: number; readonly op: 'promote'; readonly nodeId: number; readonly group?: ApiGroup }
@@ -180,8 +185,16 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
     case 'join': {
       if (typeof o.nonce !== 'string' || o.nonce.length === 0 || o.nonce.length > 64)
         bad('join.nonce must be a short string');
-      const join = { id, op: 'join', nodeId: nodeIdOf(o), nonce: o.nonce } as const;
-      return o.group === undefined ? join : { ...join, group: groupOf(o) };
+      if (o.sqlite !== undefined && typeof o.sqlite !== 'boolean') bad('join.sqlite must be a boolean');
+      const join = {
+        id,
+        op: 'join',
+        nodeId: nodeIdOf(o),
+        nonce: o.nonce,
+        ...(o.group === undefined ? {} : { group: groupOf(o) }),
+        ...(o.sqlite === undefined ? {} : { sqlite: o.sqlite }),
+      } as const;
+      return join;
     }
     case 'promote': {
       const promote = { id, op: 'promote', nodeId: nodeIdOf(o) } as const;

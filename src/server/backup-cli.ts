@@ -13,8 +13,9 @@ import { restoreNode } from '../backup/restore.js';
 import type { BackupTarget } from '../backup/target.js';
 import { openBackupTargets } from '../backup/targets.js';
 import { connect } from '../client/remote.js';
-import { loadTomlConfig, type ResolvedNodeConfig, resolveConfig } from '../node/config/config.js';
+import { loadTomlConfig, resolveConfig, type SqlNodeConfig } from '../node/config/config.js';
 import { lockDataDir } from '../node/data-dir-lock.js';
+import { sqlConfig } from '../node/sqlite-setting.js';
 import { createProgress } from './progress.js';
 
 interface Where {
@@ -23,13 +24,15 @@ interface Where {
   readonly local?: boolean;
 }
 
-function load(file: string): ResolvedNodeConfig {
-  return resolveConfig(
+/** Backups are of the SQLite database: a cache-only node (sqlite = false) has none to back up. */
+function load(file: string): SqlNodeConfig {
+  const cfg = resolveConfig(
     loadTomlConfig(file, process.env, { onWarning: (w) => process.stderr.write(`warning: ${w}\n`) }),
   );
+  return sqlConfig(cfg, 'hiqlite backup');
 }
 
-async function pickTarget(cfg: ResolvedNodeConfig, o: Where): Promise<BackupTarget> {
+async function pickTarget(cfg: SqlNodeConfig, o: Where): Promise<BackupTarget> {
   const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup);
   if (o.s3 === true) {
     if (targets.s3 === null) throw new Error('--s3: this configuration has no s3_url');

@@ -13,6 +13,7 @@ import { expiredBackups } from '../../src/backup/retention.js';
 import { openBackupTargets } from '../../src/backup/targets.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { type NodeConfig, resolveConfig } from '../../src/node/config/config.js';
+import { sqlConfig } from '../../src/node/sqlite-setting.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
 import { makeDatabase } from './helpers.js';
 import { ManualClock } from './manual-clock.js';
@@ -28,15 +29,18 @@ async function service(
   withKeys = true,
 ) {
   const keys = withKeys ? { encKeys: [`k1/${KEY}`], encKeyActive: 'k1' } : {};
-  const cfg = resolveConfig({
-    nodeId: 1,
-    nodes: [{ id: 1, addrRaft: '127.0.0.1:1', addrApi: '127.0.0.1:2' }],
-    dataDir: dir,
-    secretRaft: 'raft-secret-0123456789',
-    secretApi: 'api-secret-0123456789',
-    ...keys,
-    ...o,
-  });
+  const cfg = sqlConfig(
+    resolveConfig({
+      nodeId: 1,
+      nodes: [{ id: 1, addrRaft: '127.0.0.1:1', addrApi: '127.0.0.1:2' }],
+      dataDir: dir,
+      secretRaft: 'raft-secret-0123456789',
+      secretApi: 'api-secret-0123456789',
+      ...keys,
+      ...o,
+    }),
+    'backups',
+  );
   makeDatabase(cfg.paths.dbDir, 300);
   const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup);
   const svc = new BackupService(

@@ -91,6 +91,11 @@ async function handle(r: Req): Promise<unknown> {
     case 'mirror':
       // The cache mirror's status and both replicas' digests (null: no mirror).
       return cacheMirrorOf(db, { digest: true });
+    // SQL through the same node (a cache-only node refuses it: HQL_SQLITE_DISABLED).
+    case 'execute':
+      return (await db.execute(s('sql'))).rowsAffected;
+    case 'query':
+      return db.query(s('sql'), [], r.timeoutMs === undefined ? {} : { timeoutMs: r.timeoutMs as number });
     case 'metrics': {
       const m = await db.metrics();
       return JSON.parse(JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));

@@ -52,7 +52,7 @@ describe('backup configuration', () => {
     assert.equal(c.backup.encKeys.size, 0);
     assert.equal(c.backup.encKeyActive, null);
     assert.equal(c.backup.s3, null);
-    assert.match(c.paths.backupsDir, /state_machine[/\\]backups$/);
+    assert.match(c.paths?.backupsDir ?? '', /state_machine[/\\]backups$/);
   });
 
   test('keys and S3 resolve; the path style defaults to true; the Rust 7-field cron is accepted', () => {

@@ -108,7 +108,29 @@ describe('resolveConfig', () => {
 
   test('the database file name is configurable', () => {
     const c = resolveConfig(base({ filenameDb: 'app.sqlite', dataDir: '/srv/hq' }));
-    assert.equal(c.paths.dbFile, join(resolve('/srv/hq'), 'state_machine', 'db', 'app.sqlite'));
+    assert.equal(c.paths?.dbFile, join(resolve('/srv/hq'), 'state_machine', 'db', 'app.sqlite'));
+  });
+
+  test('only a cache-only node that keeps its cache in memory has no data directory', () => {
+    const noDataDir = (o: Partial<NodeConfig>) => {
+      const c = base(o);
+      delete c.dataDir;
+      return c;
+    };
+    const inMemory = resolveConfig(noDataDir({ sqlite: false, cacheStorageDisk: false }));
+    assert.equal(inMemory.dataDir, null);
+    assert.equal(inMemory.paths, null);
+    // One given is not used: such a node writes no file.
+    assert.equal(resolveConfig(base({ sqlite: false, cacheStorageDisk: false })).dataDir, null);
+    const onDisk = resolveConfig(base({ sqlite: false }));
+    assert.equal(onDisk.paths?.cacheLogsDir, join(resolve('data'), 'logs_cache'));
+    for (const o of [{ sqlite: false }, { cacheStorageDisk: false }, {}]) {
+      assertOneProblem(
+        () => resolveConfig(noDataDir(o)),
+        'dataDir',
+        /is required: .*only a cache-only node that keeps its cache in memory/,
+      );
+    }
   });
 
   test('a node listens on the host of its own entry, never on all interfaces by default', () => {
@@ -698,7 +720,7 @@ describe('files: loadTomlConfig, generateConfig', () => {
       assert.equal(c.secretApi, generated.secretApi);
       assert.deepEqual(c.nodes, resolved[0]?.nodes);
       assert.equal(c.listenRaft.host, '127.0.0.1');
-      assert.ok(c.dataDir.startsWith(out));
+      assert.ok(c.dataDir?.startsWith(out));
     }
   });
 

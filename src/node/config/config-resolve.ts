@@ -25,6 +25,7 @@ import type {
   NodeConfig,
   ResolvedNode,
   ResolvedNodeConfig,
+  ResolvedPaths,
   TlsSetting,
 } from './config-types.js';
 
@@ -49,7 +50,6 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   checkUnknownKeys(input, '', CONFIG_KEYS, problems);
   const nodeId = integer(input.nodeId, 'nodeId', 1, NODE_ID_MAX, problems, 'the id of this node in nodes');
   const nodes = checkNodes(input.nodes, problems);
-  const dataDir = checkDataDir(input.dataDir, problems);
   const secretRaft = checkSecret(input.secretRaft, 'secretRaft', problems);
   const secretApi = checkSecret(input.secretApi, 'secretApi', problems);
   const filenameDb = checkFileName(input.filenameDb, 'filenameDb', problems);
@@ -59,6 +59,9 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   const logStatements = optionalBoolean(input.logStatements, 'logStatements', problems);
   const cacheStorageDisk = optionalBoolean(input.cacheStorageDisk, 'cacheStorageDisk', problems);
   const sqlite = optionalBoolean(input.sqlite, 'sqlite', problems);
+  // A cache-only node that keeps its cache in memory writes no file: it needs no data directory.
+  const inMemory = sqlite === false && cacheStorageDisk === false;
+  const dataDir = inMemory ? null : checkDataDir(input.dataDir, problems);
   const tls = checkTls(input.tls, problems);
   const limits = checkIntegers(input, problems);
   const backup = checkBackupConfig(input, problems);
@@ -88,14 +91,13 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   if (nodes !== null && limits !== null) checkRaftConnections(nodes, limits, problems);
   if (problems.count > 0) return null;
   assert(self !== undefined && nodes !== null && nodeId !== null, 'no problems means every part resolved');
-  assert(dataDir !== null && secretRaft !== null && secretApi !== null && limits !== null, 'resolved parts');
+  assert(inMemory || dataDir !== null, 'a data directory unless in memory');
+  assert(secretRaft !== null && secretApi !== null && limits !== null, 'resolved parts');
   assert(filenameDb !== null && learnerOnly !== null && logStatements !== null && tls !== null, 'parts');
   assert(backup !== null, 'backup settings resolved');
   assert(dashboard !== null, 'dashboard settings resolved');
   assert(cacheStorageDisk !== null && sqlite !== null, 'parts');
 
-  const stateMachineDir = join(dataDir, 'state_machine');
-  const dbDir = join(stateMachineDir, 'db');
   return {
     ...limits,
     nodeId: self.id,
@@ -103,15 +105,7 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
     self,
     dataDir,
     filenameDb: filenameDb ?? FILENAME_DB_DEFAULT,
-    paths: {
-      logsDir: join(dataDir, 'logs'),
-      dbDir,
-      dbFile: join(dbDir, filenameDb ?? FILENAME_DB_DEFAULT),
-      snapshotsDir: join(stateMachineDir, 'snapshots'),
-      backupsDir: join(stateMachineDir, 'backups'),
-      cacheLogsDir: join(dataDir, 'logs_cache'),
-      cacheSnapshotsDir: join(stateMachineDir, 'cache_snapshots'),
-    },
+    paths: dataDir === null ? null : pathsUnder(dataDir, filenameDb ?? FILENAME_DB_DEFAULT),
     secretRaft,
     secretApi,
     // Never all interfaces by default: a node binds the host the other nodes reach it at.
@@ -126,6 +120,20 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
     sqlite: sqlite ?? true,
     heartbeatIntervalTicks: limits.heartbeatIntervalMs / limits.tickIntervalMs,
     electionTimeoutTicks: limits.electionTimeoutMs / limits.tickIntervalMs,
+  };
+}
+
+function pathsUnder(dataDir: string, filenameDb: string): ResolvedPaths {
+  const stateMachineDir = join(dataDir, 'state_machine');
+  const dbDir = join(stateMachineDir, 'db');
+  return {
+    logsDir: join(dataDir, 'logs'),
+    dbDir,
+    dbFile: join(dbDir, filenameDb),
+    snapshotsDir: join(stateMachineDir, 'snapshots'),
+    backupsDir: join(stateMachineDir, 'backups'),
+    cacheLogsDir: join(dataDir, 'logs_cache'),
+    cacheSnapshotsDir: join(stateMachineDir, 'cache_snapshots'),
   };
 }
 
@@ -218,7 +226,10 @@ function address(value: unknown, path: string, problems: ConfigProblems): HostPo
 
 function checkDataDir(value: unknown, problems: ConfigProblems): string | null {
   if (value === undefined || value === '') {
-    problems.add('dataDir', "is required: the directory of this node's database, log and snapshots");
+    problems.add(
+      'dataDir',
+      `is required: the directory of this node's database, log and snapshots (only a cache-only node that keeps its cache in memory, ${problems.name('sqlite')} and ${problems.name('cacheStorageDisk')} false, has none)`,
+    );
     return null;
   }
   if (typeof value !== 'string' || value.includes('\0')) {

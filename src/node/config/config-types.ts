@@ -32,8 +32,12 @@ export interface NodeConfig {
   nodeId: number;
   /** Every node of the cluster, this one included: the static membership. Must contain node 1. */
   nodes: NodeEntry[];
-  /** Root of this node's files (relative paths resolve against the working directory). */
-  dataDir: string;
+  /**
+   * Root of this node's files (relative paths resolve against the working directory). Required,
+   * except on a cache-only node that keeps its cache in memory (`sqlite: false` and
+   * `cacheStorageDisk: false`): such a node writes no file, and a `dataDir` given is not used.
+   */
+  dataDir?: string;
   /** Shared by all nodes; authenticates node-to-node connections. At least 16 characters. */
   secretRaft: string;
   /** Shared by all nodes; authenticates API clients. At least 16 characters. */
@@ -122,7 +126,11 @@ export interface NodeConfig {
    * `<dataDir>/state_machine/cache_snapshots`), so caches survive a full restart. Default true.
    */
   cacheStorageDisk?: boolean;
-  /** Run the SQL group (SQLite). False: a cache-only node, no database files. Default true. */
+  /**
+   * Run the SQL group (SQLite). False: a cache-only node, which runs the cache group alone (no
+   * SQLite, no database files; SQL calls fail with HQL_SQLITE_DISABLED). Every node of a cluster
+   * must have the same setting. Default true.
+   */
   sqlite?: boolean;
   /** How often the cache group's leader checks whether entries expired or leases ended. */
   cacheExpireIntervalMs?: number;
@@ -237,10 +245,11 @@ export interface ResolvedNodeConfig extends Readonly<Record<IntegerKey, number>>
   readonly nodes: readonly ResolvedNode[];
   /** This node's own entry of `nodes`. */
   readonly self: ResolvedNode;
-  /** Absolute. */
-  readonly dataDir: string;
+  /** Absolute; null on a cache-only node that keeps its cache in memory (it writes no file). */
+  readonly dataDir: string | null;
   readonly filenameDb: string;
-  readonly paths: ResolvedPaths;
+  /** Null exactly when `dataDir` is. */
+  readonly paths: ResolvedPaths | null;
   readonly secretRaft: string;
   readonly secretApi: string;
   /** Bind address of the Raft server: `listenAddrRaft` (or this node's host) and this node's Raft port. */
@@ -259,3 +268,12 @@ export interface ResolvedNodeConfig extends Readonly<Record<IntegerKey, number>>
   /** `electionTimeoutMs / tickIntervalMs`; the core randomizes the timeout in [t, 2t). */
   readonly electionTimeoutTicks: number;
 }
+
+/** A node with a data directory: every node but a cache-only one that keeps its cache in memory. */
+export type DiskNodeConfig = ResolvedNodeConfig & {
+  readonly dataDir: string;
+  readonly paths: ResolvedPaths;
+};
+
+/** A node that runs the SQL group (`sqlite = true`): it always has a data directory. */
+export type SqlNodeConfig = DiskNodeConfig & { readonly sqlite: true };

@@ -25,12 +25,14 @@ export {
   type TomlConfigResult,
 } from './config-toml.js';
 export type {
+  DiskNodeConfig,
   HostPort,
   NodeConfig,
   NodeEntry,
   ResolvedNode,
   ResolvedNodeConfig,
   ResolvedPaths,
+  SqlNodeConfig,
   TlsFiles,
   TlsSetting,
 } from './config-types.js';
