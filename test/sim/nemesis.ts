@@ -330,7 +330,7 @@ export class Nemesis {
     const members = new Set<number>([...m.voters, ...m.learners]);
     const candidates: MembershipChange[] = [];
     // Nodes that lost their state join by their own procedure (rejoin.ts), not the operator's.
-    const settled = (id: NodeId) => this.cluster.nodes.get(id)?.rejoin == null;
+    const settled = (id: NodeId) => this.cluster.nodes.get(id)?.lostState !== true;
     for (const id of this.cluster.profile.nodeIds) {
       if (!members.has(id) && settled(id)) candidates.push({ type: 'add-learner', node: id });
     }
