@@ -76,16 +76,20 @@ export class ApiConnection {
     return new Promise<ApiConnection>((resolve, reject) => {
       let api: ApiConnection | null = null;
       let settled = false;
-      const timer = setTimeout(
-        () => conn.close({ code: 'handshake', detail: 'handshake timed out' }),
-        o.connectTimeoutMs,
-      );
+      // Our own deadline: the node did not answer in time (stopped, overloaded), which says
+      // nothing about the secret. It is not a refusal.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        conn.close({ code: 'handshake', detail: `no handshake answer within ${o.connectTimeoutMs} ms` });
+      }, o.connectTimeoutMs);
       const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
         clearTimeout(timer);
         if (!settled) {
           settled = true;
           const proofSent = socket.bytesWritten > bytesBeforeHandshake;
-          const refused = reason.code === 'handshake' || (proofSent && reason.code === 'peer-closed');
+          const refused =
+            !timedOut && (reason.code === 'handshake' || (proofSent && reason.code === 'peer-closed'));
           reject(
             refused
               ? new HiqliteError(
