@@ -6,6 +6,18 @@
  * application from hiqlite's own dependencies: no types of dev dependencies (better-sqlite3's
  * types are a dev dependency).
  */
+
+export { S3Error } from './backup/s3/s3-errors.js';
+export {
+  type CacheGetOptions,
+  CacheHandle,
+  type CachePutOptions,
+  CounterHandle,
+  DistributedLock,
+  LaggedError,
+  type ListenNotification,
+  type LockOptions,
+} from './client/cache-client.js';
 export type {
   ExecuteResult,
   HiqliteClient,
@@ -47,8 +59,10 @@ export {
   writeGeneratedConfig,
 } from './node/config/config.js';
 export type { Consistency, NodeMetrics, StartOptions } from './node/hiqlite-node.js';
+export type { BackupInfo } from './node/node-features.js';
 export { EntryDecodeError } from './protocol/entry-codec.js';
 export { ProtocolError } from './protocol/protocol-error.js';
+export { CacheError, type CacheErrorCode, type CacheErrorInfo } from './sm/cache/errors.js';
 export type { ParamInput } from './sm/sql/command.js';
 export { SqlError, type SqlErrorCode, type SqlErrorInfo } from './sm/sql/errors.js';
 export type { SqlValue } from './sm/sql/values.js';

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type HiqliteClient, HiqliteError } from '../../src/index.js';
-import { TestCluster } from './harness.js';
+import { eventually, TestCluster } from './harness.js';
 
 const TOML = 'logs_until_snapshot = 50';
 
@@ -207,7 +207,8 @@ describe('node 1 losing its log or its volume while the other nodes are down', (
     // found one (the old behaviour: leader of voters [1] on an empty database, taking writes).
     const member = await c.startAndWatch(1, 6000);
     assert.equal(member, false, 'node 1 became a member on its own');
-    const ready = await c.http(1, '/ready');
+    // A loaded machine may take longer than the watch to open the API port: wait for it.
+    const ready = await eventually('node 1 to answer on its API port', () => c.http(1, '/ready'), 30_000);
     assert.notEqual(ready.status, 200, 'node 1 reports ready alone');
     // Within health_check_delay_secs a node that is still joining is not reported unhealthy.
     const health = await c.http(1, '/health');
