@@ -58,6 +58,7 @@ import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/con
 import { resolveConfig } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
+import { abstains, clearJoining, type JoiningState, readJoining, writeJoining } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import type { BackupInfo, NodeBackups, NodeFeatures } from './node-features.js';
 import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js';
@@ -72,6 +73,7 @@ import {
   sqliteDisabledError,
   sqliteMismatchError,
 } from './sqlite-setting.js';
+import { decideStart } from './start-decision.js';
 import { systemClock } from './system-clock.js';
 
 export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
@@ -203,6 +205,8 @@ export class HiqliteNode {
   /** The dashboard's charts (writes, reads, latency, apply lag); null when it is off. */
   private readonly history: MetricsHistory | null;
   private started = false;
+  /** A join in progress (joining-marker.ts): it abstains from votes until it is added. */
+  private joining: JoiningState | null = null;
   private closing: Promise<void> | null = null;
   /** Backups (src/backup, handed in as a feature), once the node runs. */
   private backups: NodeBackups | null = null;
@@ -443,17 +447,17 @@ export class HiqliteNode {
     let snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, { fileName: cfg.filenameDb });
     this.clusterId = await readClusterId(cfg.dataDir);
-    const hasData = opened.store.lastIndex() > 0 || snapshots.latest() !== null || this.sm.appliedIndex() > 0;
-    // Any trace of a past membership: such a node never bootstraps a cluster, whatever it lost.
-    const hadMembership = hasData || opened.hardState !== null || this.clusterId !== null;
-    // The term and vote are gone (lost or damaged log directory) but data remains: this node may
-    // have voted in a term it no longer remembers. Or the log was compacted behind a snapshot
-    // that is gone and the database is behind it too. Either way it must not take part as it
-    // was: it discards its local state and rejoins like a new node (the leader re-adds it).
-    const lost =
-      opened.hardState === null && hasData
-        ? 'the Raft hard state is lost but data remains'
-        : lostLocalState(opened.store, snapshots, this.sm.appliedIndex());
+    // Keep the local state, or discard it and rejoin like a new node (the leader re-adds it);
+    // which membership it knows (start-decision.ts; the simulator runs the same decision).
+    const start = decideStart({
+      hardState: opened.hardState,
+      lastIndex: opened.store.lastIndex(),
+      hasSnapshot: snapshots.latest() !== null,
+      appliedIndex: this.sm.appliedIndex(),
+      hasClusterId: this.clusterId !== null,
+      logUncovered: lostLocalState(opened.store, snapshots, this.sm.appliedIndex()),
+    });
+    const lost = start.discard;
     if (lost !== null) {
       this.log.warn({ reason: lost }, 'discarding local state and rejoining the cluster');
       await opened.store.close();
@@ -475,18 +479,24 @@ export class HiqliteNode {
       appliedIndex: () => this.sm.worker.applied.current,
     });
     interruptAllOnExit();
-    const fresh = opened.hardState === null && logStore.lastIndex() === 0 && snapshots.latest() === null;
-
+    const fresh = start.fresh;
     await this.openPorts(snapshots);
 
     const deadline = this.clock.monotonicMs() + joinTimeoutMs;
     let bootstrap = false;
-    if (fresh && cfg.nodeId === 1 && !hadMembership) bootstrap = await this.provenNoCluster(deadline);
+    if (start.mayBootstrap && cfg.nodeId === 1) bootstrap = await this.provenNoCluster(deadline);
     if (bootstrap) {
       this.clusterId = newClusterId();
       await writeClusterId(cfg.dataDir, this.clusterId);
     }
     const initialMembership = fresh && !bootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP;
+    // Joining (new, or after losing its state, or a join a restart interrupted): no votes and no
+    // elections until it has applied the entry that added it (joining-marker.ts).
+    if (fresh && !bootstrap) {
+      this.joining = { joinedAt: null };
+      await writeJoining(cfg.dataDir, this.joining);
+    } else if (bootstrap) await clearJoining(cfg.dataDir);
+    else this.joining = await readJoining(cfg.dataDir);
     this.group = await RaftGroup.open({
       group: 'sql',
       raft: {
@@ -503,6 +513,7 @@ export class HiqliteNode {
         commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
         pendingReadsMax: 100_000,
         random: new Prng(randomInt(0, 2 ** 32)),
+        abstain: () => abstains(this.joining, this.group?.applied() ?? (0 as LogIndex)),
       },
       initialMembership,
       tickIntervalMs: cfg.tickIntervalMs,
@@ -547,6 +558,10 @@ export class HiqliteNode {
       this.ensureMembership(this.group, 'sql', fresh && !bootstrap, remainingMs()),
       this.ensureMembership(this.cache.group, 'cache', this.cache.fresh && !cacheBootstrap, remainingMs()),
     ]);
+    if (this.joining !== null) {
+      await clearJoining(cfg.dataDir);
+      this.joining = null;
+    }
     this.started = true;
     this.backups =
       (await this.features.backups?.({
@@ -829,6 +844,8 @@ export class HiqliteNode {
     // A fresh node's own view of the membership is not to be trusted until it has applied the
     // entry that (re-)added it: a snapshot it installs on the way may predate its removal.
     let joinedAt = fresh ? null : (0 as LogIndex);
+    // A join a restart interrupted goes on from the entry that added this node, or joins again.
+    if (group === 'sql' && this.joining !== null) joinedAt = this.joining.joinedAt;
     const nonce = randomBytes(12).toString('hex');
     for (let attempt = 0; ; attempt++) {
       if (joinedAt !== null && g.applied() >= joinedAt) {
@@ -861,6 +878,11 @@ export class HiqliteNode {
                 throw sqliteMismatchError(this.cfg, leader, saidSqlite(v.sqlite));
               await this.adoptClusterId(v.clusterId ?? null, leader);
               joinedAt = v.index as LogIndex;
+              const dir = this.cfg.dataDir;
+              if (group === 'sql' && this.joining !== null && dir !== null) {
+                this.joining = { joinedAt };
+                await writeJoining(dir, this.joining);
+              }
             } else if (!r.error.retryable) throw remoteError(r.error);
           } else if (learner && g.applied() >= joinedAt) {
             const r = await this.request(leader, { op: 'promote', nodeId: me, group }, 5000);
