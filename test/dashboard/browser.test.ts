@@ -165,11 +165,16 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
     // Console: a write after its confirmation shows rowsAffected and logIndex; a query shows rows.
     await page.click('a[data-page=console]');
     const write = async (sql: string): Promise<{ rows: number; logIndex: number }> => {
+      // The result of the previous write stays on the page until this one's arrives.
+      const before = await page.evaluate(() => document.querySelector('#write-result')?.textContent ?? null);
       await page.fill('#sql', sql);
       await page.click('#run-write');
       await page.locator('#confirm-write').waitFor();
       await page.click('#confirm-write-yes');
-      await page.locator('#write-result').waitFor();
+      await page.waitForFunction((prev) => {
+        const t = document.querySelector('#write-result')?.textContent ?? null;
+        return t !== null && t !== prev && /logIndex \d+/.test(t);
+      }, before);
       await page.waitForFunction(() => document.querySelector('#confirm-write') === null);
       const text = (await page.locator('#write-result').textContent()) ?? '';
       const m = /rowsAffected (\d+) · logIndex (\d+)/.exec(text);
