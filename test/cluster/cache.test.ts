@@ -133,10 +133,16 @@ describe('cache group: caches, counters, notify and locks across three embedded 
   test('locks: exclusive, first come first served, fencing tokens strictly increasing', async () => {
     const t1 = await app(1).request<number>('lock', { key: 'job' });
     assert.equal(await app(2).request('tryLock', { key: 'job' }), null);
+    // Each waiter is queued (replicated, seen on node 1) before the next one asks: the order of
+    // the queue is the order of the grants.
+    const waiters = async () => {
+      const m = await app(1).request<{ cache: { stats: { lockWaiters: number } } }>('metrics');
+      return m.cache.stats.lockWaiters;
+    };
     const second = app(2).request<number>('lock', { key: 'job' });
-    await sleep(300); // node 2's request is queued before node 3's
+    await eventually('node 2 queued on the lock', async () => (await waiters()) === 1);
     const third = app(3).request<number>('lock', { key: 'job' });
-    await sleep(300);
+    await eventually('node 3 queued behind node 2', async () => (await waiters()) === 2);
     await app(1).request('release', { token: t1 });
     const t2 = await second;
     assert.ok(t2 > t1, `token ${t2} after ${t1}`);
@@ -160,7 +166,9 @@ describe('cache group: caches, counters, notify and locks across three embedded 
   });
 
   test('a held lock is renewed while its holder lives; a killed holder’s lock passes on after its lease', async () => {
-    const leaseMs = 1500;
+    // A lease long enough that renewals (every lease/3, each a replicated write) keep up on a
+    // loaded machine.
+    const leaseMs = 3000;
     const held = await app(3).request<number>('lock', { key: 'leader-job', leaseMs });
     // Renewed: still held after several leases.
     await sleep(leaseMs * 2);
