@@ -16,6 +16,22 @@ const RING = 8;
 const ENTRY_BYTES_MAX = 65_536;
 const VALUE_BYTES_MAX = 16_384;
 
+/** The listeners a node holds (its `/metrics`), local and remote. */
+async function listenersOn(cluster: TestCluster, id: number): Promise<number> {
+  const text = String((await cluster.http(id, '/metrics')).body);
+  const m = /^hiqlite_cache_listeners (\d+)$/m.exec(text);
+  assert.ok(m !== null, 'hiqlite_cache_listeners is exported');
+  return Number(m[1]);
+}
+
+/** Waiters queued on locks, replicated (seen on node `id`). */
+async function lockWaitersOn(cluster: TestCluster, id: number): Promise<number> {
+  const text = String((await cluster.http(id, '/metrics')).body);
+  const m = /^hiqlite_cache_lock_waiters (\d+)$/m.exec(text);
+  assert.ok(m !== null, 'hiqlite_cache_lock_waiters is exported');
+  return Number(m[1]);
+}
+
 describe('remote client: the cache API over the API port', () => {
   let cluster: TestCluster;
   const on = new Map<number, HiqliteClient>();
@@ -106,8 +122,12 @@ describe('remote client: the cache API over the API port', () => {
       }
       return got;
     });
-    // Listeners are open once their node answered: a notification after that reaches them.
-    await new Promise((r) => setTimeout(r, 300));
+    // Listeners are open once their node holds them: a notification after that reaches them.
+    // (An iterator subscribes on its first next(), which the loops above have called.)
+    await eventually('every node to hold its listener', async () => {
+      for (const id of [1, 2, 3]) if ((await listenersOn(cluster, id)) < 1) return false;
+      return true;
+    });
     for (let i = 0; i < 30; i++) {
       const from = (i % 3) + 1;
       if (i % 5 === 0) await db(from).notify('other', i);
@@ -127,14 +147,14 @@ describe('remote client: the cache API over the API port', () => {
         order.push('second');
         return l;
       });
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('node 2 queued on the lock', async () => (await lockWaitersOn(cluster, 1)) === 1);
     const third = db(3)
       .lock('job', { leaseMs: 5000 })
       .then((l) => {
         order.push('third');
         return l;
       });
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('node 3 queued behind node 2', async () => (await lockWaitersOn(cluster, 1)) === 2);
     await first.release();
     const l2 = await second;
     assert.ok(l2.token > first.token, 'fencing token increases');
@@ -160,6 +180,10 @@ describe('remote client: the cache API over the API port', () => {
   test('a listener resumes after its node is killed (-9), losing nothing the nodes still hold', async () => {
     const leader = await cluster.leader();
     const [x, y] = [1, 2, 3].filter((id) => id !== leader) as [number, number];
+    // The listeners of earlier tests are gone, so the count below is this one's.
+    await eventually('earlier listeners to be closed', async () => {
+      return (await listenersOn(cluster, x)) + (await listenersOn(cluster, y)) === 0;
+    });
     const listenerClient = await cluster.client([x, y], { listenResumeTimeoutMs: 30_000 });
     const it = listenerClient.listen<number>('resume');
     const got: Array<{ payload: number; index: number }> = [];
@@ -169,7 +193,9 @@ describe('remote client: the cache API over the API port', () => {
         if (n.payload === 9) break;
       }
     })();
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('node x or y to hold the listener', async () => {
+      return (await listenersOn(cluster, x)) + (await listenersOn(cluster, y)) >= 1;
+    });
     const writer = db(leader);
     for (let i = 0; i < 3; i++) await writer.notify('resume', i);
     await eventually('the first notifications to arrive', async () => got.length === 3);
