@@ -8,13 +8,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { backupFileStream, restoreBackupFile } from '../../src/backup/backup-file.js';
-import { copyDatabase } from '../../src/backup/db-copy.js';
+import { restoreBackupFile } from '../../src/backup/backup-file.js';
 import { LocalBackupTarget } from '../../src/backup/local-target.js';
 import { formatBackupName, parseBackupName } from '../../src/backup/names.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
-import { makeDatabase, pieces, ring } from './helpers.js';
+import { backupOf, makeDatabase, pieces, ring } from './helpers.js';
 
 describe('backup file', () => {
   const tmp = makeTempDir('hq-backup-');
@@ -27,22 +26,15 @@ describe('backup file', () => {
   before(async () => {
     db = makeDatabase(join(tmp.dir, 'db'), 5000);
     target = await LocalBackupTarget.open(join(tmp.dir, 'backups'));
-    const copyPath = join(tmp.dir, 'copy.sqlite');
-    const info = await copyDatabase({ dbPath: db.path, outPath: copyPath, busyTimeoutMs: 1000 });
-    assert.equal(info.logIndex, db.index);
-    name = formatBackupName({ createdMs: Date.UTC(2025, 0, 2, 2, 30), logIndex: info.logIndex, nodeId: 1 });
-    const { body } = backupFileStream({
-      dbPath: copyPath,
-      clusterId: null,
-      logIndex: info.logIndex,
-      logTerm: info.logTerm,
-      schemaVersion: info.schemaVersion,
-      createdMs: Date.UTC(2025, 0, 2, 2, 30),
-      databaseBytes: info.bytes,
-      nodeId: 1,
+    const b = await backupOf(db.path, {
+      workDir: tmp.dir,
       keys: keys.ring,
+      createdMs: Date.UTC(2025, 0, 2, 2, 30),
       chunkBytes: 16 * 1024,
     });
+    assert.equal(b.info.logIndex, db.index);
+    name = b.name;
+    const body = b.body;
     await target.put(name, body);
     stored = readFileSync(join(target.dir, name));
   });

@@ -1,7 +1,11 @@
 /** Fixtures of the backup tests (not a test file itself). */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { backupFileStream } from '../../src/backup/backup-file.js';
+import type { CopyResult } from '../../src/backup/copy-steps.js';
+import { copyDatabase } from '../../src/backup/db-copy.js';
 import { KeyRing } from '../../src/backup/key-ring.js';
+import { formatBackupName } from '../../src/backup/names.js';
 import { logIndex, term } from '../../src/raft/types.js';
 import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
 import { cmd, exec } from '../sm/sql-test-helpers.js';
@@ -35,6 +39,33 @@ export function makeDatabase(dir: string, rows: number): { path: string; index: 
   } finally {
     sm.close();
   }
+}
+
+/**
+ * A backup of the database at `dbPath` as a node takes it (a consistent copy in `workDir`, then
+ * compressed and encrypted): its name (node 1, taken at `createdMs`), the copy's facts, and the
+ * file's bytes to hand to a target (read them once).
+ */
+export async function backupOf(
+  dbPath: string,
+  o: { workDir: string; keys: KeyRing; createdMs: number; chunkBytes?: number },
+): Promise<{ name: string; info: CopyResult; body: AsyncIterable<Buffer> }> {
+  const copyPath = join(o.workDir, 'copy.sqlite');
+  const info = await copyDatabase({ dbPath, outPath: copyPath, busyTimeoutMs: 1000 });
+  const name = formatBackupName({ createdMs: o.createdMs, logIndex: info.logIndex, nodeId: 1 });
+  const { body } = backupFileStream({
+    dbPath: copyPath,
+    clusterId: null,
+    logIndex: info.logIndex,
+    logTerm: info.logTerm,
+    schemaVersion: info.schemaVersion,
+    createdMs: o.createdMs,
+    databaseBytes: info.bytes,
+    nodeId: 1,
+    keys: o.keys,
+    ...(o.chunkBytes === undefined ? {} : { chunkBytes: o.chunkBytes }),
+  });
+  return { name, info, body };
 }
 
 export async function* pieces(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {

@@ -9,15 +9,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { backupFileStream, restoreBackupFile } from '../../src/backup/backup-file.js';
-import { copyDatabase } from '../../src/backup/db-copy.js';
-import { formatBackupName } from '../../src/backup/names.js';
+import { restoreBackupFile } from '../../src/backup/backup-file.js';
 import { S3Client } from '../../src/backup/s3/s3-client.js';
 import { S3Target } from '../../src/backup/s3/s3-target.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
 import { type FakeS3, startTestS3, testS3ClientOptions } from '../support/s3-server.js';
-import { makeDatabase, ring } from './helpers.js';
+import { backupOf, makeDatabase, ring } from './helpers.js';
 
 const KiB = 1024;
 const ROWS = 5_000;
@@ -35,22 +33,15 @@ describe('backup round trip through S3', () => {
     s3 = await startTestS3();
     target = new S3Target(new S3Client({ ...testS3ClientOptions(s3), partSizeBytes: 128 * KiB }), 'hq/');
     const db = makeDatabase(join(tmp.dir, 'db'), ROWS);
-    const copyPath = join(tmp.dir, 'copy.sqlite');
-    const info = await copyDatabase({ dbPath: db.path, outPath: copyPath, busyTimeoutMs: 1000 });
-    index = info.logIndex;
-    name = formatBackupName({ createdMs: Date.UTC(2025, 0, 2, 2, 30), logIndex: index, nodeId: 1 });
-    const { body } = backupFileStream({
-      dbPath: copyPath,
-      clusterId: null,
-      logIndex: info.logIndex,
-      logTerm: info.logTerm,
-      schemaVersion: info.schemaVersion,
-      createdMs: Date.UTC(2025, 0, 2, 2, 30),
-      databaseBytes: info.bytes,
-      nodeId: 1,
+    const b = await backupOf(db.path, {
+      workDir: tmp.dir,
       keys: keys.ring,
+      createdMs: Date.UTC(2025, 0, 2, 2, 30),
       chunkBytes: 16 * KiB,
     });
+    index = b.info.logIndex;
+    name = b.name;
+    const body = b.body;
     s3.faults.dropRequestNext(1, { operation: 'UploadPart', afterBytes: 50 * KiB });
     s3.faults.failNext(1, { operation: 'UploadPart' });
     const stored = await target.put(name, body);
