@@ -23,6 +23,12 @@ export interface CopyInfo {
   readonly bytes: number;
 }
 
+/** A copy made by db-copy.ts, with where its time went (for logs and the benchmark). */
+export interface CopyResult extends CopyInfo {
+  readonly vacuumMs: number;
+  readonly checkMs: number;
+}
+
 export function vacuumInto(r: CopyRequest): void {
   const db = new Database(r.dbPath, { readonly: true, fileMustExist: true });
   try {

@@ -8,8 +8,12 @@ import { type CopyRequest, checkCopy, vacuumInto } from './copy-steps.js';
 
 const request = workerData as CopyRequest;
 try {
+  const t0 = performance.now();
   vacuumInto(request);
-  parentPort?.postMessage({ ok: true, value: checkCopy(request.outPath) });
+  const t1 = performance.now();
+  const info = checkCopy(request.outPath);
+  const timings = { vacuumMs: t1 - t0, checkMs: performance.now() - t1 };
+  parentPort?.postMessage({ ok: true, value: { ...info, ...timings } });
 } catch (e) {
   parentPort?.postMessage({
     ok: false,

@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { HiqliteError } from '../lib/errors.js';
 import { backupCorrupt } from './backup-errors.js';
-import type { CopyInfo, CopyRequest } from './copy-steps.js';
+import type { CopyRequest, CopyResult } from './copy-steps.js';
 
 function spawn(data: CopyRequest): Worker {
   const here = import.meta.url;
@@ -25,10 +25,10 @@ function spawn(data: CopyRequest): Worker {
 }
 
 /** Copies `dbPath` to `outPath` (which must not exist) and checks the copy; removes it on failure. */
-export async function copyDatabase(request: CopyRequest): Promise<CopyInfo> {
+export async function copyDatabase(request: CopyRequest): Promise<CopyResult> {
   try {
     const reply = await new Promise<
-      { ok: true; value: CopyInfo } | { ok: false; error: { message: string; code?: unknown } }
+      { ok: true; value: CopyResult } | { ok: false; error: { message: string; code?: unknown } }
     >((resolve, reject) => {
       const worker = spawn(request);
       let answered = false;
