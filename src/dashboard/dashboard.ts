@@ -21,6 +21,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
+import {
+  type BodyLimits,
+  HTTP_BODY_TIMEOUT_MS_DEFAULT,
+  HttpBodyError,
+  readJsonObject,
+} from '../lib/http-body.js';
 import type { ApiAnswer, SessionInfo } from './api-types.js';
 import { type AssetMap, loadAssets } from './assets.js';
 import type { DashboardBackend } from './backend.js';
@@ -37,7 +43,6 @@ import {
   clearedCookie,
   crossSite,
   readCookie,
-  readJsonBody,
   SECURITY_HEADERS,
   sendError,
   sendJson,
@@ -70,6 +75,8 @@ export interface DashboardLimits {
   readonly cluster: ClusterStatusOptions;
   /** Largest JSON body of a dashboard request (a statement of the console and its envelope). */
   readonly bodyBytesMax: number;
+  /** How long a request body may take to arrive (`http_body_timeout_ms`); later is 408. */
+  readonly bodyTimeoutMs: number;
   /** Logins waiting for the one verification in progress; beyond, 429. */
   readonly loginQueueMax: number;
 }
@@ -79,6 +86,7 @@ export const DASHBOARD_LIMITS_DEFAULT: DashboardLimits = {
   sessions: SESSION_LIMITS_DEFAULT,
   cluster: CLUSTER_STATUS_DEFAULT,
   bodyBytesMax: 4 * SQL_CHARS_MAX,
+  bodyTimeoutMs: HTTP_BODY_TIMEOUT_MS_DEFAULT,
   loginQueueMax: 4,
 };
 
@@ -205,8 +213,13 @@ export class Dashboard {
       this.o.logger?.warn({ address, scope: verdict.scope }, 'dashboard login rate-limited');
       return this.tooMany(res, verdict.retryAfterMs);
     }
-    const body = await readJsonBody(req, 4 * PASSWORD_BYTES_MAX);
-    if (body === 'too-large' || body === 'invalid' || typeof body.password !== 'string')
+    const body = await readJsonObject(req, this.bodyLimits(4 * PASSWORD_BYTES_MAX)).catch((e: unknown) => {
+      if (e instanceof HttpBodyError) return e;
+      throw e;
+    });
+    if (body instanceof HttpBodyError && body.status === 408)
+      return this.fail(res, body.status, body.code, body.message, true);
+    if (body instanceof HttpBodyError || typeof body.password !== 'string')
       return this.fail(res, 400, 'HQL_INVALID_PARAMS', 'the body must be {"password": "..."}', true);
     if (this.loginsWaiting >= this.limits.loginQueueMax) return this.tooMany(res, 1000);
     this.loginsWaiting++;
@@ -284,14 +297,12 @@ export class Dashboard {
     return browseRows(this.backend, name, offset, limit, signal, () => this.o.clock.monotonicMs());
   }
 
-  private async body(req: IncomingMessage): Promise<Record<string, unknown>> {
-    const body = await readJsonBody(req, this.limits.bodyBytesMax);
-    if (body === 'too-large')
-      throw new HiqliteError('HQL_REQUEST_TOO_LARGE', `the body exceeds ${this.limits.bodyBytesMax} bytes`, {
-        retryable: false,
-      });
-    if (body === 'invalid') throw invalid('the body must be a JSON object');
-    return body;
+  private body(req: IncomingMessage): Promise<Record<string, unknown>> {
+    return readJsonObject(req, this.bodyLimits(this.limits.bodyBytesMax));
+  }
+
+  private bodyLimits(bytesMax: number): BodyLimits {
+    return { bytesMax, timeoutMs: this.limits.bodyTimeoutMs };
   }
 
   private async serveStatic(
@@ -368,6 +379,11 @@ export class Dashboard {
 
   private sendCaught(res: ServerResponse, e: unknown): void {
     if (res.headersSent) return;
+    // A body refused (too large, late, not JSON): its own status, and a 413 or 408 closes.
+    if (e instanceof HttpBodyError) {
+      this.fail(res, e.status, e.code, e.message, e.closeConnection);
+      return;
+    }
     if (!(e instanceof HiqliteError)) {
       this.o.logger?.warn({ err: e instanceof Error ? e.stack : String(e) }, 'dashboard: internal error');
       sendError(res, 500, 'HQL_INTERNAL', `internal error: ${e instanceof Error ? e.message : String(e)}`);

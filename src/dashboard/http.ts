@@ -1,9 +1,10 @@
 /**
  * HTTP plumbing of the dashboard: the security headers every answer carries, the session cookie,
- * JSON answers and bounded JSON bodies.
+ * and JSON answers (bodies are read by lib/http-body.ts, as on the rest of the port).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../lib/errors.js';
+import { sendError as sendErrorAnswer, sendJson as sendJsonAnswer } from '../lib/http-body.js';
 import type { ApiAnswer } from './api-types.js';
 
 /**
@@ -76,23 +77,17 @@ export function readCookie(req: IncomingMessage, o: CookieOptions): string | nul
   return null;
 }
 
+/** A JSON answer with the dashboard's headers (the shared sendJson of lib/http-body.ts). */
 export function sendJson<T>(
   res: ServerResponse,
   status: number,
   body: ApiAnswer<T>,
   headers: Record<string, string | string[]> = {},
 ): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...SECURITY_HEADERS,
-    'content-type': 'application/json; charset=utf-8',
-    'cache-control': 'no-store',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
+  sendJsonAnswer(res, status, body, { ...SECURITY_HEADERS, 'cache-control': 'no-store', ...headers });
 }
 
+/** An error answer with the dashboard's headers; retryable for 429 and 503. */
 export function sendError(
   res: ServerResponse,
   status: number,
@@ -100,51 +95,9 @@ export function sendError(
   message: string,
   headers: Record<string, string | string[]> = {},
 ): void {
-  sendJson(
-    res,
-    status,
-    { ok: false, error: { code, message, retryable: status === 429 || status === 503 } },
-    headers,
-  );
-}
-
-/**
- * The request body as a JSON object; `'too-large'` beyond `bytesMax` (nothing beyond it is kept),
- * `'invalid'` when it is not a JSON object.
- */
-export async function readJsonBody(
-  req: IncomingMessage,
-  bytesMax: number,
-): Promise<Record<string, unknown> | 'too-large' | 'invalid'> {
-  const announced = Number(req.headers['content-length']);
-  if (Number.isFinite(announced) && announced > bytesMax) return 'too-large';
-  const chunks: Buffer[] = [];
-  const fits = await new Promise<boolean>((resolve, reject) => {
-    let total = 0;
-    const onData = (chunk: Buffer) => {
-      total += chunk.length;
-      if (total <= bytesMax) {
-        chunks.push(chunk);
-        return;
-      }
-      // Keep the stream flowing so the answer can be written, but keep none of it.
-      req.off('data', onData);
-      req.resume();
-      resolve(false);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(true));
-    req.once('error', reject);
+  sendErrorAnswer(res, status, code, message, {
+    headers: { ...SECURITY_HEADERS, 'cache-control': 'no-store', ...headers },
   });
-  if (!fits) return 'too-large';
-  try {
-    const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : 'invalid';
-  } catch {
-    return 'invalid';
-  }
 }
 
 /**

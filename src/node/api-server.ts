@@ -23,7 +23,15 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { assert } from '../lib/assert.js';
-import { type ErrorCode, HiqliteError } from '../lib/errors.js';
+import { HiqliteError } from '../lib/errors.js';
+import {
+  type BodyLimits,
+  HttpBodyError,
+  readJsonObject,
+  sendBodyError,
+  sendError,
+  sendJson,
+} from '../lib/http-body.js';
 import {
   type ApiErrorBody,
   type ApiRequest,
@@ -84,6 +92,11 @@ export interface ApiServerOptions {
   readonly tls?: { certFile: string; keyFile: string } | 'self-signed';
   readonly frameBytesMax: number;
   readonly jsonBodyBytesMax: number;
+  /**
+   * How long a request body may take to arrive (`http_body_timeout_ms`); later is 408
+   * HQL_TIMEOUT and the connection is closed. Default HTTP_BODY_TIMEOUT_MS_DEFAULT (30 s).
+   */
+  readonly bodyTimeoutMs?: number;
   /** Open connections, authenticated or not (every TCP connection counts). */
   readonly connectionsMax: number;
   /**
@@ -331,15 +344,13 @@ export class ApiServer {
       return extra.serve(req, res, () => this.gate.admit(req.socket));
     if (isCacheRoute(url.pathname)) {
       if (!this.authorized(req))
-        return sendJson(res, 401, httpError('HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET'));
+        return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
       this.gate.admit(req.socket);
       return serveCacheHttp(req, res, url, {
         ops: this.o.handler.cache,
-        bodyBytesMax: this.o.jsonBodyBytesMax,
+        bodyLimits: this.bodyLimits(),
         errorBody: (e) => this.errorBody(e),
-        sendJson,
         statusFor,
-        toJson,
         timers: this.o.timers ?? realTimers,
       });
     }
@@ -359,7 +370,7 @@ export class ApiServer {
       case 'POST /backup': {
         // No body: takes a backup on the leader (the node forwards it) and answers its description.
         if (!this.authorized(req))
-          return sendJson(res, 401, httpError('HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET'));
+          return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
         this.gate.admit(req.socket);
         req.resume();
         try {
@@ -379,23 +390,15 @@ export class ApiServer {
       case 'POST /txn':
       case 'POST /batch': {
         if (!this.authorized(req))
-          return sendJson(res, 401, httpError('HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET'));
+          return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
         this.gate.admit(req.socket);
-        const body = await readJson(req, this.o.jsonBodyBytesMax);
-        if (body === 'too-large') {
-          // Do not read the rest of a body that will not be used: the connection ends here.
-          res.setHeader('connection', 'close');
-          return sendJson(
-            res,
-            413,
-            httpError(
-              'HQL_REQUEST_TOO_LARGE',
-              `the body exceeds ${this.o.jsonBodyBytesMax} bytes (entry_bytes_max)`,
-            ),
-          );
+        let body: Record<string, unknown>;
+        try {
+          body = await readJsonObject(req, this.bodyLimits());
+        } catch (e) {
+          if (e instanceof HttpBodyError) return sendBodyError(res, e);
+          throw e;
         }
-        if (body === 'invalid')
-          return sendJson(res, 400, httpError('HQL_INVALID_PARAMS', 'the body must be a JSON object'));
         // A client that hangs up before its answer: its read is stopped.
         const gone = new AbortController();
         res.once('close', () => {
@@ -414,8 +417,16 @@ export class ApiServer {
         }
       }
       default:
-        return sendJson(res, 404, httpError('HQL_NOT_FOUND', `no route ${route}`));
+        return sendError(res, 404, 'HQL_NOT_FOUND', `no route ${route}`);
     }
+  }
+
+  private bodyLimits(): BodyLimits {
+    return {
+      bytesMax: this.o.jsonBodyBytesMax,
+      bytesMaxKey: 'entry_bytes_max',
+      ...(this.o.bodyTimeoutMs === undefined ? {} : { timeoutMs: this.o.bodyTimeoutMs }),
+    };
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -451,12 +462,6 @@ export function errorBody(e: unknown): ApiErrorBody {
   };
 }
 
-/** The body of an HTTP error answer; the code is an `ErrorCode`, documented in docs/ERRORS.md. */
-/** Every JSON error answer has the same shape as a handler's: `{ ok: false, error }`. */
-function httpError(code: ErrorCode, message: string): { ok: false; error: ApiErrorBody } {
-  return { ok: false, error: { code, message, retryable: false } };
-}
-
 function statusFor(e: ApiErrorBody): number {
   switch (e.code) {
     case 'HQL_UNAUTHORIZED':
@@ -481,68 +486,6 @@ function statusFor(e: ApiErrorBody): number {
       return 500;
     default:
       return 400;
-  }
-}
-
-/** JSON cannot carry bigint or bytes: bigint becomes a decimal string, bytes `{ "$blob": base64 }`. */
-function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return v.toString();
-    if (v instanceof Uint8Array) return { $blob: Buffer.from(v).toString('base64') };
-    if (
-      typeof v === 'object' &&
-      v !== null &&
-      (v as { type?: unknown }).type === 'Buffer' &&
-      Array.isArray((v as { data?: unknown }).data)
-    ) {
-      return { $blob: Buffer.from((v as { data: number[] }).data).toString('base64') };
-    }
-    return v;
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = toJson(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/**
- * The request body as a JSON object, `'too-large'` beyond `bytesMax` (announced or received:
- * nothing beyond it is kept), `'invalid'` when it is not a JSON object.
- */
-async function readJson(
-  req: IncomingMessage,
-  bytesMax: number,
-): Promise<Record<string, unknown> | 'too-large' | 'invalid'> {
-  const announced = Number(req.headers['content-length']);
-  if (Number.isFinite(announced) && announced > bytesMax) return 'too-large';
-  const chunks: Buffer[] = [];
-  const fits = await new Promise<boolean>((resolve, reject) => {
-    let total = 0;
-    const onData = (chunk: Buffer) => {
-      total += chunk.length;
-      if (total <= bytesMax) {
-        chunks.push(chunk);
-        return;
-      }
-      // Keep the stream flowing so the answer can be written, but keep none of it.
-      req.off('data', onData);
-      resolve(false);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(true));
-    req.once('error', reject);
-    req.once('close', () => reject(new Error('the request was closed before its body arrived')));
-  });
-  if (!fits) return 'too-large';
-  try {
-    const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : 'invalid';
-  } catch {
-    return 'invalid';
   }
 }
 

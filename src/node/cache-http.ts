@@ -25,6 +25,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Packr } from 'msgpackr';
 import { HiqliteError } from '../lib/errors.js';
+import {
+  type BodyLimits,
+  HttpBodyError,
+  parseJsonBody,
+  readBody,
+  sendBodyError,
+  sendError,
+  sendJson,
+  toJson,
+} from '../lib/http-body.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';
@@ -44,12 +54,10 @@ export interface CacheHttpOps {
 
 export interface CacheHttpContext {
   readonly ops: CacheHttpOps | undefined;
-  /** `entry_bytes_max`: a larger body is 413. */
-  readonly bodyBytesMax: number;
+  /** `entry_bytes_max` and `http_body_timeout_ms`: a larger body is 413, a later one 408. */
+  readonly bodyLimits: BodyLimits;
   readonly errorBody: (e: unknown) => ApiErrorBody;
-  readonly sendJson: (res: ServerResponse, status: number, body: unknown) => void;
   readonly statusFor: (e: ApiErrorBody) => number;
-  readonly toJson: (value: unknown) => string;
   readonly timers: Timers;
 }
 
@@ -71,9 +79,12 @@ export async function serveCacheHttp(
   cx: CacheHttpContext,
 ): Promise<void> {
   const fail = (e: unknown) => {
-    const err = cx.errorBody(e);
-    if (!res.headersSent) cx.sendJson(res, cx.statusFor(err), { ok: false, error: err });
-    else res.destroy();
+    if (res.headersSent) res.destroy();
+    else if (e instanceof HttpBodyError) sendBodyError(res, e);
+    else {
+      const err = cx.errorBody(e);
+      sendJson(res, cx.statusFor(err), { ok: false, error: err });
+    }
   };
   const ops = cx.ops;
   if (ops === undefined) return fail(notFound('this server has no cache group'));
@@ -83,9 +94,8 @@ export async function serveCacheHttp(
   try {
     const method = req.method ?? 'GET';
     if (url.pathname === '/notify') {
-      if (method !== 'POST') return methodNotAllowed(res, cx, method, url.pathname);
-      const body = await readBody(req, res, cx.bodyBytesMax);
-      const v = parseJson(body);
+      if (method !== 'POST') return methodNotAllowed(res, method, url.pathname);
+      const v = parseJsonBody(await readBody(req, cx.bodyLimits));
       if (typeof v !== 'object' || v === null || Array.isArray(v))
         throw invalid('the body must be {"channel": "…", "payload": any}');
       const { channel, payload } = v as { channel?: unknown; payload?: unknown };
@@ -95,10 +105,10 @@ export async function serveCacheHttp(
         gone.signal,
       );
       const n = o as Extract<CacheOutcome, { type: 'notify' }>;
-      return cx.sendJson(res, 200, { ok: true, value: { index: n.index, seq: n.seq } });
+      return sendJson(res, 200, { ok: true, value: { index: n.index, seq: n.seq } });
     }
     if (url.pathname === '/listen') {
-      if (method !== 'GET') return methodNotAllowed(res, cx, method, url.pathname);
+      if (method !== 'GET') return methodNotAllowed(res, method, url.pathname);
       req.resume();
       return await serveSse(req, res, url, ops, cx, gone.signal);
     }
@@ -123,9 +133,9 @@ async function serveCacheEntry(
   const key = slash < 0 ? null : decodePart(rest.slice(slash + 1), 'key');
   if (cache.length === 0) throw invalid('the path is /cache/{name}/{key}');
   if (key === null) {
-    if (method !== 'DELETE') return methodNotAllowed(res, cx, method, '/cache/{name}');
+    if (method !== 'DELETE') return methodNotAllowed(res, method, '/cache/{name}');
     const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
-    return cx.sendJson(res, 200, { ok: true, value: { removed: o.removed } });
+    return sendJson(res, 200, { ok: true, value: { removed: o.removed } });
   }
   switch (method) {
     case 'GET': {
@@ -147,22 +157,22 @@ async function serveCacheEntry(
         res.end(value);
         return;
       }
-      return cx.sendJson(res, 200, { ok: true, value });
+      return sendJson(res, 200, { ok: true, value });
     }
     case 'PUT': {
       const ttlMs = ttlOf(url, req);
-      const body = await readBody(req, res, cx.bodyBytesMax);
-      const value = isJson(req) ? encodeValue(parseJson(body)) : encodeValue(new Uint8Array(body));
+      const body = await readBody(req, cx.bodyLimits);
+      const value = isJson(req) ? encodeValue(parseJsonBody(body)) : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
       if (url.searchParams.get('if_absent') === 'true') {
         const o = await ops.write({ type: 'putIfAbsent', cache, key, value, ...ttl }, signal);
-        return cx.sendJson(res, 200, {
+        return sendJson(res, 200, {
           ok: true,
           value: { stored: (o as Extract<CacheOutcome, { type: 'putIfAbsent' }>).stored },
         });
       }
       await ops.write({ type: 'put', cache, key, value, ...ttl }, signal);
-      return cx.sendJson(res, 200, { ok: true, value: null });
+      return sendJson(res, 200, { ok: true, value: null });
     }
     case 'DELETE': {
       req.resume();
@@ -170,10 +180,10 @@ async function serveCacheEntry(
         CacheOutcome,
         { type: 'delete' }
       >;
-      return cx.sendJson(res, 200, { ok: true, value: { deleted: o.deleted } });
+      return sendJson(res, 200, { ok: true, value: { deleted: o.deleted } });
     }
     default:
-      return methodNotAllowed(res, cx, method, '/cache/{name}/{key}');
+      return methodNotAllowed(res, method, '/cache/{name}/{key}');
   }
 }
 
@@ -234,7 +244,7 @@ async function serveSse(
         batch
           .map(
             (n) =>
-              `id: ${n.seq}\nevent: notification\ndata: ${cx.toJson({
+              `id: ${n.seq}\nevent: notification\ndata: ${toJson({
                 channel: n.channel,
                 payload: decodeValue(n.payload),
                 index: n.index,
@@ -246,9 +256,9 @@ async function serveSse(
       ),
     lagged: (missed) =>
       finish(
-        `event: lagged\ndata: ${cx.toJson({ code: 'HQL_LAGGED', missed, message: `the listener fell behind: ${missed} notifications were dropped` })}\n\n`,
+        `event: lagged\ndata: ${toJson({ code: 'HQL_LAGGED', missed, message: `the listener fell behind: ${missed} notifications were dropped` })}\n\n`,
       ),
-    failed: (e) => finish(`event: error\ndata: ${cx.toJson(cx.errorBody(e))}\n\n`),
+    failed: (e) => finish(`event: error\ndata: ${toJson(cx.errorBody(e))}\n\n`),
     drained: () =>
       new Promise<void>((resolve) => {
         if (res.destroyed) return resolve();
@@ -310,14 +320,6 @@ function wantsBytes(req: IncomingMessage): boolean {
   return (req.headers.accept ?? '').toLowerCase().includes('application/octet-stream');
 }
 
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw invalid('the body is not JSON');
-  }
-}
-
 function decodePart(text: string, what: string): string {
   try {
     return decodeURIComponent(text);
@@ -326,46 +328,8 @@ function decodePart(text: string, what: string): string {
   }
 }
 
-/**
- * The body, refused (HQL_REQUEST_TOO_LARGE) beyond `bytesMax`, announced or received: nothing
- * beyond it is kept, the rest flows by unread, and the answer closes the connection.
- */
-async function readBody(req: IncomingMessage, res: ServerResponse, bytesMax: number): Promise<Buffer> {
-  const announced = Number(req.headers['content-length']);
-  const chunks: Buffer[] = [];
-  const fits =
-    !(Number.isFinite(announced) && announced > bytesMax) &&
-    (await new Promise<boolean>((resolve, reject) => {
-      let total = 0;
-      const onData = (chunk: Buffer) => {
-        total += chunk.length;
-        if (total <= bytesMax) {
-          chunks.push(chunk);
-          return;
-        }
-        req.off('data', onData);
-        req.resume();
-        resolve(false);
-      };
-      req.on('data', onData);
-      req.once('end', () => resolve(true));
-      req.once('error', reject);
-      req.once('close', () => reject(new Error('the request was closed before its body arrived')));
-    }));
-  if (!fits) {
-    res.setHeader('connection', 'close');
-    throw new HiqliteError('HQL_REQUEST_TOO_LARGE', `the body exceeds ${bytesMax} bytes (entry_bytes_max)`, {
-      retryable: false,
-    });
-  }
-  return Buffer.concat(chunks);
-}
-
-function methodNotAllowed(res: ServerResponse, cx: CacheHttpContext, method: string, route: string): void {
-  cx.sendJson(res, 405, {
-    ok: false,
-    error: { code: 'HQL_INVALID_PARAMS', message: `${method} is not a method of ${route}`, retryable: false },
-  });
+function methodNotAllowed(res: ServerResponse, method: string, route: string): void {
+  sendError(res, 405, 'HQL_INVALID_PARAMS', `${method} is not a method of ${route}`);
 }
 
 function invalid(message: string): HiqliteError {

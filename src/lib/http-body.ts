@@ -1,0 +1,208 @@
+/**
+ * HTTP request bodies and JSON answers, one implementation for every HTTP surface of a node (the
+ * API port's JSON routes, its cache routes, the dashboard) and of a proxy. It lives in `lib`
+ * because the dashboard may import nothing else (docs/ARCHITECTURE.md, layers).
+ *
+ * A body is bounded twice, against careless or hostile clients:
+ * - in size (`bytesMax`): an announced `Content-Length` above it is refused before a byte is
+ *   read; a chunked body is refused as soon as what arrived passes it, and nothing beyond it is
+ *   kept (the rest flows by unread until the answer closes the connection);
+ * - in time (`timeoutMs`): a body that has not ended by then is refused (a client that sends
+ *   its headers and then trickles or stops would otherwise hold the request and its buffers).
+ *
+ * Refusals are typed (`HttpBodyError`, a HiqliteError with its HTTP status): HQL_REQUEST_TOO_LARGE
+ * (413), HQL_TIMEOUT (408) and HQL_INVALID_PARAMS (400, a body that is not the JSON asked for).
+ * After a 413 or a 408 the connection is closed (`closeConnection`): the rest of that body is
+ * never read.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type ErrorCode, HiqliteError } from './errors.js';
+
+/** How long a request body may take to arrive, unless the caller says otherwise (`http_body_timeout_ms`). */
+export const HTTP_BODY_TIMEOUT_MS_DEFAULT = 30_000;
+
+export interface BodyLimits {
+  /** Largest body, in bytes; larger is HQL_REQUEST_TOO_LARGE (413). */
+  readonly bytesMax: number;
+  /** From the call to the body's end; later is HQL_TIMEOUT (408). Default HTTP_BODY_TIMEOUT_MS_DEFAULT. */
+  readonly timeoutMs?: number;
+  /** The setting that bounds the size, named in the error's message (e.g. `entry_bytes_max`). */
+  readonly bytesMaxKey?: string;
+}
+
+/** A request body refused: its code, the HTTP status to answer, and whether to close the connection. */
+export class HttpBodyError extends HiqliteError {
+  override readonly name: string = 'HttpBodyError';
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly status: number,
+    readonly closeConnection: boolean,
+  ) {
+    super(code, message, { retryable: false });
+  }
+}
+
+/**
+ * The whole body of `req`, within `limits`. Rejects with an HttpBodyError when it is too large
+ * (announced or received) or late, and with HQL_CLOSED when the client went away before its end.
+ */
+export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+  const { bytesMax } = limits;
+  const timeoutMs = limits.timeoutMs ?? HTTP_BODY_TIMEOUT_MS_DEFAULT;
+  const tooLarge = () =>
+    new HttpBodyError(
+      'HQL_REQUEST_TOO_LARGE',
+      `the body exceeds ${bytesMax} bytes${limits.bytesMaxKey === undefined ? '' : ` (${limits.bytesMaxKey})`}`,
+      413,
+      true,
+    );
+  const announced = Number(req.headers['content-length']);
+  if (Number.isFinite(announced) && announced > bytesMax) {
+    // Nothing of it is read: the answer closes the connection (the server discards what comes).
+    return Promise.reject(tooLarge());
+  }
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const settle = (error: Error | null) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (error === null) {
+        resolve(Buffer.concat(chunks, total));
+        return;
+      }
+      chunks.length = 0;
+      // Keep the stream flowing so the answer can be written; what still comes is dropped.
+      req.resume();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > bytesMax) settle(tooLarge());
+      else chunks.push(chunk);
+    };
+    const onEnd = () => settle(null);
+    const onError = (e: Error) =>
+      settle(
+        new HiqliteError('HQL_CLOSED', `the request failed before its body arrived: ${e.message}`, {
+          retryable: false,
+          cause: e,
+        }),
+      );
+    const onClose = () =>
+      settle(
+        new HiqliteError('HQL_CLOSED', 'the request was closed before its body arrived', {
+          retryable: false,
+        }),
+      );
+    const timer = setTimeout(
+      () =>
+        settle(
+          new HttpBodyError(
+            'HQL_TIMEOUT',
+            `the request body did not arrive within ${timeoutMs} ms`,
+            408,
+            true,
+          ),
+        ),
+      timeoutMs,
+    );
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+  });
+}
+
+/** `body` as JSON (any JSON value); HQL_INVALID_PARAMS (400) when it is not (an empty body is not). */
+export function parseJsonBody(body: Buffer): unknown {
+  const text = body.toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HttpBodyError(
+      'HQL_INVALID_PARAMS',
+      text.trim().length === 0
+        ? 'the body is empty: it must be JSON'
+        : `the body is not JSON: ${e instanceof Error ? e.message : String(e)}`,
+      400,
+      false,
+    );
+  }
+}
+
+/** The body as a JSON object; HQL_INVALID_PARAMS (400) for any other JSON or no JSON. */
+export async function readJsonObject(
+  req: IncomingMessage,
+  limits: BodyLimits,
+): Promise<Record<string, unknown>> {
+  const v = parseJsonBody(await readBody(req, limits));
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new HttpBodyError('HQL_INVALID_PARAMS', 'the body must be a JSON object', 400, false);
+  return v as Record<string, unknown>;
+}
+
+/** JSON cannot carry bigint or bytes: bigint becomes a decimal string, bytes `{ "$blob": base64 }`. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return v.toString();
+    if (v instanceof Uint8Array) return { $blob: Buffer.from(v).toString('base64') };
+    if (
+      typeof v === 'object' &&
+      v !== null &&
+      (v as { type?: unknown }).type === 'Buffer' &&
+      Array.isArray((v as { data?: unknown }).data)
+    ) {
+      return { $blob: Buffer.from((v as { data: number[] }).data).toString('base64') };
+    }
+    return v;
+  });
+}
+
+/** A JSON answer (`toJson`), with its length; `headers` are added (and win). */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string | string[]> = {},
+): void {
+  const text = toJson(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/**
+ * An error answer, `{ ok: false, error: { code, message, retryable } }`: retryable for 429 and
+ * 503 (the same call may succeed later), unless said otherwise.
+ */
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  code: ErrorCode,
+  message: string,
+  o: { readonly headers?: Record<string, string | string[]>; readonly retryable?: boolean } = {},
+): void {
+  const retryable = o.retryable ?? (status === 429 || status === 503);
+  sendJson(res, status, { ok: false, error: { code, message, retryable } }, o.headers ?? {});
+}
+
+/** The answer to a refused body: its status and code, and `Connection: close` when it asks for it. */
+export function sendBodyError(
+  res: ServerResponse,
+  e: HttpBodyError,
+  headers: Record<string, string | string[]> = {},
+): void {
+  sendError(res, e.status, e.code, e.message, {
+    headers: e.closeConnection ? { ...headers, connection: 'close' } : headers,
+    retryable: false,
+  });
+}
