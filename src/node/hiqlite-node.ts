@@ -624,6 +624,7 @@ export class HiqliteNode {
       sendBufferBytesMax: cfg.apiSendBufferBytesMax,
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+      bodyTimeoutMs: cfg.httpBodyTimeoutMs,
       handler: {
         handle: (req, from, signal) => this.handleApi(req, from, signal),
         health: () => this.health(),
@@ -1452,6 +1453,7 @@ export class HiqliteNode {
       passwordHash,
       insecureCookie,
       clock: this.clock,
+      limits: { bodyTimeoutMs: this.cfg.httpBodyTimeoutMs },
       logger: this.log,
     });
     return { routes };

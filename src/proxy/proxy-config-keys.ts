@@ -25,6 +25,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'apiSendBufferBytesMax',
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',
+  'httpBodyTimeoutMs',
   'cacheListenerBufferMax',
 ];
 

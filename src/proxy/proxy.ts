@@ -108,6 +108,7 @@ export class HiqliteProxy {
       sendBufferBytesMax: limit('api_send_buffer_bytes_max'),
       unauthenticatedConnectionsMax: limit('unauthenticated_connections_max'),
       handshakeTimeoutMs: limit('handshake_timeout_ms'),
+      bodyTimeoutMs: limit('http_body_timeout_ms'),
       handler: {
         handle: (req, _from, signal) => this.counted(req.op, this.handle(req, signal)),
         health: () => this.health(),

@@ -89,6 +89,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   },
   // From TCP accept to an authenticated connection (TLS, HTTP upgrade and secret handshake).
   { key: 'handshakeTimeoutMs', toml: 'handshake_timeout_ms', default: 5000, min: 1, max: 600_000 },
+  // From an HTTP request's headers to the end of its body (JSON routes, cache routes, dashboard).
+  { key: 'httpBodyTimeoutMs', toml: 'http_body_timeout_ms', default: 30_000, min: 1, max: 3_600_000 },
   // Backup retention, the Rust project's defaults. The newest backup is never deleted by it.
   { key: 'backupKeepDays', toml: 'backup_keep_days', default: 30, min: 1, max: 36_500 },
   { key: 'backupKeepDaysLocal', toml: 'backup_keep_days_local', default: 30, min: 1, max: 36_500 },

@@ -121,6 +121,8 @@ export interface NodeConfig {
   unauthenticatedConnectionsMax?: number;
   /** From TCP accept to an authenticated connection, on both ports. */
   handshakeTimeoutMs?: number;
+  /** How long an HTTP request body may take to arrive on the API port; later is 408 HQL_TIMEOUT. */
+  httpBodyTimeoutMs?: number;
   /**
    * The cache group keeps its log and snapshots on disk (`<dataDir>/logs_cache`,
    * `<dataDir>/state_machine/cache_snapshots`), so caches survive a full restart. Default true.
@@ -200,6 +202,7 @@ export type IntegerKey =
   | 'raftConnectionsMax'
   | 'unauthenticatedConnectionsMax'
   | 'handshakeTimeoutMs'
+  | 'httpBodyTimeoutMs'
   | 'backupKeepDays'
   | 'backupKeepDaysLocal'
   | 'cacheExpireIntervalMs'
