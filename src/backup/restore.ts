@@ -107,15 +107,22 @@ export async function restoreNode(
   const label = source.kind === 'file' ? `backup file ${source.path}` : `backup ${source.name} in S3`;
   log.warn({ source: spec }, 'restore: reading and verifying the backup');
   let header: BackupHeader | null = null;
-  const { header: h } = await restoreBackupFile(await openSource(cfg, source), {
-    keys,
-    label,
-    outPath: restored,
-    onHeader: (x) => {
-      header = x;
-    },
-    onProgress: (n) => options.onProgress?.(n, header),
-  });
+  let h: BackupHeader;
+  try {
+    ({ header: h } = await restoreBackupFile(await openSource(cfg, source), {
+      keys,
+      label,
+      outPath: restored,
+      onHeader: (x) => {
+        header = x;
+      },
+      onProgress: (n) => options.onProgress?.(n, header),
+    }));
+  } catch (e) {
+    // A bad backup changes nothing: not even the work folder stays behind.
+    await rm(workDir, { recursive: true, force: true });
+    throw e;
+  }
   // Verified. From here on the node's old state goes away.
   setMembership(restored, RESTORED_MEMBERSHIP);
   await discardState(cfg);

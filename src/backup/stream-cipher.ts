@@ -180,12 +180,14 @@ export async function* decryptStream(
             : `${label} has bytes after its final chunk, ${where(counter)}`,
         );
       }
+      // The stream ended inside this chunk: it may be cut short as well as damaged.
+      const cut = last ? ' or truncated' : '';
       if (counter === 0)
         throw backupCorrupt(
-          `${label}: ${where(0)} does not authenticate: key '${fields.keyId}' is not the key this backup was made with, or the file is damaged`,
+          `${label}: ${where(0)} does not authenticate: key '${fields.keyId}' is not the key this backup was made with, or the file is damaged${cut}`,
         );
       throw backupCorrupt(
-        `${label}: ${where(counter)} does not authenticate: the file is damaged or its chunks were reordered`,
+        `${label}: ${where(counter)} does not authenticate: the file is damaged${cut} or its chunks were reordered`,
       );
     };
     let counter = 0;

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { HiqliteError } from '../lib/errors.js';
 import { runProxy } from '../proxy/run-proxy.js';
 import { registerBackupCommands } from './backup-cli.js';
 import { runDev } from './dev.js';
@@ -91,6 +92,8 @@ program
   .action(() => runHashPassword());
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  process.stderr.write(`hiqlite: ${e instanceof Error ? e.message : String(e)}\n`);
+  // A hiqlite error says its stable code (docs/ERRORS.md) before the message.
+  const code = e instanceof HiqliteError ? `${e.code}: ` : '';
+  process.stderr.write(`hiqlite: ${code}${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);
 });

@@ -119,7 +119,7 @@ describe('backup STREAM encryption', () => {
     await refused(
       open(file.subarray(0, HEADER_BYTES + FRAME + 100), k.ring),
       'HQL_BACKUP_CORRUPT',
-      /does not authenticate|truncated/,
+      /chunk 1 \(byte \d+\) does not authenticate: the file is damaged or truncated/,
     );
     await refused(
       open(file.subarray(0, HEADER_BYTES), k.ring),
