@@ -17,13 +17,11 @@
  * `expire` once its clock passes the earliest expiry or lease end (checked every
  * `cache_expire_interval_ms`), and again at once while the state machine says more are due.
  */
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
-import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
-import { Prng } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import { type CacheCommand, decodeCacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
@@ -31,19 +29,20 @@ import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import type { CacheLimits } from '../sm/cache/options.js';
 import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
-import { openFileLogStore } from '../storage/file-log-store.js';
 import type { LogStore } from '../storage/log-store.js';
 import { MemoryLogStore } from '../storage/memory-log-store.js';
 import { NotificationHub, type Subscription } from './cache-listeners.js';
 import { LockWaiters } from './cache-locks.js';
 import type { ResolvedNodeConfig } from './config/config.js';
 import { cacheLimitKey } from './config/config-keys.js';
+import { groupRaftOptions, openGroupStorage } from './group-setup.js';
+import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
-import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
-import { SnapshotStore } from './snapshot-store.js';
 import { dataPaths } from './sqlite-setting.js';
+import { decideStart, type StartDecision } from './start-decision.js';
 
 export type { Subscription } from './cache-listeners.js';
 
@@ -100,13 +99,13 @@ export class CacheGroup {
   /** The end of the log found at start: entries up to it are replayed (new listeners start after them). */
   private replayedTo = 0;
   private readonly observers = new Set<CacheApplyObserver>();
+  private joinState: GroupJoin | null = null;
 
   private constructor(
     private readonly d: CacheGroupDeps,
     private readonly logStore: LogStore,
     readonly snapshots: GroupSnapshotStore,
-    /** True when this node holds no state of the group (it joins, or bootstraps it). */
-    readonly fresh: boolean,
+    private readonly startDecision: StartDecision,
   ) {
     const { cfg } = d;
     this.sm = new CacheStateMachine({
@@ -138,81 +137,85 @@ export class CacheGroup {
   }
 
   /**
-   * Opens the group's storage. On disk, state that cannot be trusted (the term and vote are lost
-   * but entries remain, or the log was compacted behind a snapshot that is gone) is discarded:
-   * the node then rejoins the group as a new learner, as for the SQL group.
+   * Opens the group's storage and decides, as for the SQL group (group-setup.ts,
+   * start-decision.ts), what the node does with it: state that cannot be trusted (the term and
+   * vote are lost but entries remain, or the log was compacted behind a snapshot that is gone)
+   * is discarded; a node left with it, or with a hard state alone, knows no membership and
+   * joins the group again. In memory every start is such a join. `hasClusterId`: the node knows
+   * its cluster (a cache-only node's only group may be founded only without one).
    */
-  static async open(d: CacheGroupDeps): Promise<CacheGroup> {
+  static async open(d: CacheGroupDeps, hasClusterId: boolean): Promise<CacheGroup> {
     const { cfg } = d;
     if (!cfg.cacheStorageDisk) {
       const store = new MemoryLogStore({ entryBytesMax: cfg.entryBytesMax });
-      return new CacheGroup(d, store, new MemorySnapshotStore(), true);
+      const start = decideStart({
+        hardState: null,
+        lastIndex: 0 as LogIndex,
+        hasSnapshot: false,
+        appliedIndex: 0 as LogIndex,
+        hasClusterId,
+        logUncovered: null,
+      });
+      return new CacheGroup(d, store, new MemorySnapshotStore(), start);
     }
     const dirs = dataPaths(cfg);
-    await mkdir(dirs.cacheLogsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    const logOptions = { entryBytesMax: cfg.entryBytesMax };
-    let opened = await openFileLogStore(dirs.cacheLogsDir, logOptions);
-    if (opened.report.tornTail !== null)
-      d.log.warn({ tornTail: opened.report.tornTail, group: 'cache' }, 'cut a torn tail off the Raft log');
-    let snapshots = await SnapshotStore.open(dirs.cacheSnapshotsDir);
-    const hasData = opened.store.lastIndex() > 0 || snapshots.latest() !== null;
-    const lost =
-      opened.hardState === null && hasData
-        ? 'the Raft hard state is lost but data remains'
-        : lostLocalState(opened.store, snapshots, 0 as LogIndex);
-    if (lost !== null) {
-      d.log.warn({ reason: lost, group: 'cache' }, 'discarding the cache group state and rejoining it');
-      await opened.store.close();
-      await rm(dirs.cacheLogsDir, { recursive: true, force: true });
-      await rm(dirs.cacheSnapshotsDir, { recursive: true, force: true });
-      await mkdir(dirs.cacheLogsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-      opened = await openFileLogStore(dirs.cacheLogsDir, logOptions);
-      snapshots = await SnapshotStore.open(dirs.cacheSnapshotsDir);
-    }
-    const fresh = opened.hardState === null && opened.store.lastIndex() === 0 && snapshots.latest() === null;
-    return new CacheGroup(d, opened.store, snapshots, fresh);
+    const { store, snapshots, start } = await openGroupStorage({
+      group: 'cache',
+      logsDir: dirs.cacheLogsDir,
+      snapshotsDir: dirs.cacheSnapshotsDir,
+      entryBytesMax: cfg.entryBytesMax,
+      log: d.log,
+      // The state machine lives in memory: rebuilt from the snapshot and the log at start.
+      appliedIndex: 0 as LogIndex,
+      hasClusterId,
+    });
+    return new CacheGroup(d, store, snapshots, start);
   }
 
-  /** Starts the Raft group (after `open`), with `initialMembership` if it has no state. */
-  async start(initialMembership: Membership, transport: GroupTransport): Promise<void> {
+  /** True when this node knows no membership of the group (it joins, or node 1 founds it). */
+  get fresh(): boolean {
+    return this.startDecision.fresh;
+  }
+
+  /** No trace of any membership: node 1 may found the group with proof that none exists. */
+  get mayBootstrap(): boolean {
+    return this.startDecision.mayBootstrap;
+  }
+
+  /** This node's join of the group (joining-marker.ts), once started. */
+  get join(): GroupJoin {
+    assert(this.joinState !== null, 'the cache group is started');
+    return this.joinState;
+  }
+
+  /**
+   * Starts the Raft group (after `open`), with `initialMembership` if it has no state. `kind`:
+   * whether it joins the group, founds it, or keeps its state; a joining node neither votes nor
+   * campaigns until it has applied the entry that added it.
+   */
+  async start(initialMembership: Membership, transport: GroupTransport, kind: GroupStartKind): Promise<void> {
     const { cfg, clock } = this.d;
     const memory = this.snapshots instanceof MemorySnapshotStore ? this.snapshots : null;
     const stateMachine = observed(
       memory === null ? this.sm : memorySnapshotting(this.sm, memory),
       this.observers,
     );
-    this.raft = await RaftGroup.open({
-      group: 'cache',
-      raft: {
-        id: cfg.nodeId,
-        electionTimeoutTicks: cfg.electionTimeoutTicks,
-        heartbeatIntervalTicks: cfg.heartbeatIntervalTicks,
-        preVote: true,
-        checkQuorum: true,
-        inflightMessagesMax: cfg.inflightMessagesMax,
-        inflightBytesMax: cfg.inflightBytesMax,
-        appendBytesMax: cfg.appendBytesMax,
-        uncommittedEntriesMax: cfg.uncommittedEntriesMax,
-        uncommittedBytesMax: cfg.uncommittedBytesMax,
-        commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
-        pendingReadsMax: 100_000,
-        random: new Prng(randomInt(0, 2 ** 32)),
-      },
-      initialMembership,
-      tickIntervalMs: cfg.tickIntervalMs,
-      logStore: this.logStore,
-      snapshots: this.snapshots,
-      stateMachine,
-      transport,
-      clock,
-      snapshotEntriesThreshold: cfg.logsUntilSnapshot,
-      snapshotCostRatioMax: 8,
-      snapshotBytesThreshold: cfg.logBytesUntilSnapshot,
-      snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
-      applyQueueEntriesMax: 100_000,
-      logger: this.d.log,
-      onFatal: this.d.onFatal,
-    });
+    // In memory the group has no state at a restart: no marker file (it joins again anyway).
+    const join = await GroupJoin.start('cache', memory === null ? cfg.dataDir : null, kind);
+    this.joinState = join;
+    this.raft = await RaftGroup.open(
+      groupRaftOptions(cfg, 'cache', {
+        initialMembership,
+        logStore: this.logStore,
+        snapshots: this.snapshots,
+        stateMachine,
+        transport,
+        clock,
+        logger: this.d.log,
+        onFatal: this.d.onFatal,
+        abstain: () => join.abstains(this.raft === undefined ? (0 as LogIndex) : this.raft.applied()),
+      }),
+    );
     this.raft.onLeaderChange((s) =>
       this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed'),
     );

@@ -15,7 +15,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Dashboard } from '../dashboard/dashboard.js';
@@ -24,7 +24,6 @@ import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
-import { Prng } from '../lib/prng.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
@@ -40,7 +39,6 @@ import type { QueryParams } from '../sm/sql/reader.js';
 import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
-import { openFileLogStore } from '../storage/file-log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
@@ -58,13 +56,14 @@ import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/con
 import { resolveConfig } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
-import { abstains, clearJoining, type JoiningState, readJoining, writeJoining } from './joining-marker.js';
+import { groupRaftOptions, openGroupStorage } from './group-setup.js';
+import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import type { BackupInfo, NodeBackups, NodeFeatures } from './node-features.js';
-import { commandTooLargeError, lostLocalState, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
-import { SnapshotStore } from './snapshot-store.js';
+import type { SnapshotStore } from './snapshot-store.js';
 import { SqlGroupStateMachine } from './sql-group-state-machine.js';
 import {
   diskConfig,
@@ -73,18 +72,10 @@ import {
   sqliteDisabledError,
   sqliteMismatchError,
 } from './sqlite-setting.js';
-import { decideStart } from './start-decision.js';
 import { systemClock } from './system-clock.js';
 
 export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
-/**
- * A snapshot copies the whole database: one is taken for `logs_until_snapshot` entries only once
- * their bytes are at least an eighth of the database, so a large database is not copied for a
- * small amount of log (at most 8 bytes copied per byte of log). `log_bytes_until_snapshot`
- * still bounds the log whatever the size.
- */
-const SNAPSHOT_COST_RATIO_MAX = 8;
 /** How long a node waits for the leader to take a backup it forwarded (a large database takes minutes). */
 const BACKUP_TIMEOUT_MS = 3_600_000;
 
@@ -205,8 +196,6 @@ export class HiqliteNode {
   /** The dashboard's charts (writes, reads, latency, apply lag); null when it is off. */
   private readonly history: MetricsHistory | null;
   private started = false;
-  /** A join in progress (joining-marker.ts): it abstains from votes until it is added. */
-  private joining: JoiningState | null = null;
   private closing: Promise<void> | null = null;
   /** Backups (src/backup, handed in as a feature), once the node runs. */
   private backups: NodeBackups | null = null;
@@ -438,38 +427,26 @@ export class HiqliteNode {
     if (this.lock.uncleanShutdown)
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await this.features.beforeOpen?.(cfg, this.log); // HQL_BACKUP_RESTORE
-    await mkdir(cfg.paths.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await mkdir(cfg.paths.dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    const logOptions = { entryBytesMax: cfg.entryBytesMax };
-    let opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
-    if (opened.report.tornTail !== null)
-      this.log.warn({ tornTail: opened.report.tornTail }, 'cut a torn tail off the Raft log');
-    let snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, { fileName: cfg.filenameDb });
     this.clusterId = await readClusterId(cfg.dataDir);
     // Keep the local state, or discard it and rejoin like a new node (the leader re-adds it);
     // which membership it knows (start-decision.ts; the simulator runs the same decision).
-    const start = decideStart({
-      hardState: opened.hardState,
-      lastIndex: opened.store.lastIndex(),
-      hasSnapshot: snapshots.latest() !== null,
+    const {
+      store: logStore,
+      snapshots,
+      start,
+    } = await openGroupStorage({
+      group: 'sql',
+      logsDir: cfg.paths.logsDir,
+      snapshotsDir: cfg.paths.snapshotsDir,
+      entryBytesMax: cfg.entryBytesMax,
+      log: this.log,
       appliedIndex: this.sm.appliedIndex(),
       hasClusterId: this.clusterId !== null,
-      logUncovered: lostLocalState(opened.store, snapshots, this.sm.appliedIndex()),
+      resetStateMachine: () => this.sm.reset(),
     });
-    const lost = start.discard;
-    if (lost !== null) {
-      this.log.warn({ reason: lost }, 'discarding local state and rejoining the cluster');
-      await opened.store.close();
-      await rm(cfg.paths.logsDir, { recursive: true, force: true });
-      await rm(cfg.paths.snapshotsDir, { recursive: true, force: true });
-      await mkdir(cfg.paths.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-      opened = await openFileLogStore(cfg.paths.logsDir, logOptions);
-      snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);
-      await this.sm.reset();
-    }
-    const logStore = opened.store;
-    this.cache = await CacheGroup.open(this.cacheGroupDeps());
+    this.cache = await CacheGroup.open(this.cacheGroupDeps(), this.clusterId !== null);
     this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
     this.readPool = await ReadPool.start({
       dbPath: cfg.paths.dbFile,
@@ -492,44 +469,20 @@ export class HiqliteNode {
     const initialMembership = fresh && !bootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP;
     // Joining (new, or after losing its state, or a join a restart interrupted): no votes and no
     // elections until it has applied the entry that added it (joining-marker.ts).
-    if (fresh && !bootstrap) {
-      this.joining = { joinedAt: null };
-      await writeJoining(cfg.dataDir, this.joining);
-    } else if (bootstrap) await clearJoining(cfg.dataDir);
-    else this.joining = await readJoining(cfg.dataDir);
-    this.group = await RaftGroup.open({
-      group: 'sql',
-      raft: {
-        id: cfg.nodeId,
-        electionTimeoutTicks: cfg.electionTimeoutTicks,
-        heartbeatIntervalTicks: cfg.heartbeatIntervalTicks,
-        preVote: true,
-        checkQuorum: true,
-        inflightMessagesMax: cfg.inflightMessagesMax,
-        inflightBytesMax: cfg.inflightBytesMax,
-        appendBytesMax: cfg.appendBytesMax,
-        uncommittedEntriesMax: cfg.uncommittedEntriesMax,
-        uncommittedBytesMax: cfg.uncommittedBytesMax,
-        commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
-        pendingReadsMax: 100_000,
-        random: new Prng(randomInt(0, 2 ** 32)),
-        abstain: () => abstains(this.joining, this.group?.applied() ?? (0 as LogIndex)),
-      },
-      initialMembership,
-      tickIntervalMs: cfg.tickIntervalMs,
-      logStore,
-      snapshots,
-      stateMachine: this.sm,
-      transport: this.groupTransport(),
-      clock: this.clock,
-      snapshotEntriesThreshold: cfg.logsUntilSnapshot,
-      snapshotCostRatioMax: SNAPSHOT_COST_RATIO_MAX,
-      snapshotBytesThreshold: cfg.logBytesUntilSnapshot,
-      snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
-      applyQueueEntriesMax: 100_000,
-      logger: this.log,
-      onFatal: (e) => this.onGroupFatal(e),
-    });
+    const join = await GroupJoin.start('sql', cfg.dataDir, joinKind(fresh, bootstrap));
+    this.group = await RaftGroup.open(
+      groupRaftOptions(cfg, 'sql', {
+        initialMembership,
+        logStore,
+        snapshots,
+        stateMachine: this.sm,
+        transport: this.groupTransport(),
+        clock: this.clock,
+        logger: this.log,
+        onFatal: (e) => this.onGroupFatal(e),
+        abstain: () => join.abstains(this.group?.applied() ?? (0 as LogIndex)),
+      }),
+    );
     this.history?.start(this.clock, () => this.group.status().commitIndex - this.group.applied());
     this.group.onLeaderChange((s) =>
       this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed'),
@@ -547,6 +500,7 @@ export class HiqliteNode {
     await this.cache.start(
       this.cache.fresh && !cacheBootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP,
       this.groupTransport(),
+      joinKind(this.cache.fresh, cacheBootstrap),
     );
     if (cacheBootstrap) {
       if (!bootstrap)
@@ -555,13 +509,9 @@ export class HiqliteNode {
     }
     const remainingMs = () => Math.max(0, deadline - this.clock.monotonicMs());
     await Promise.all([
-      this.ensureMembership(this.group, 'sql', fresh && !bootstrap, remainingMs()),
-      this.ensureMembership(this.cache.group, 'cache', this.cache.fresh && !cacheBootstrap, remainingMs()),
+      this.ensureMembership(this.group, 'sql', join, remainingMs()),
+      this.ensureMembership(this.cache.group, 'cache', this.cache.join, remainingMs()),
     ]);
-    if (this.joining !== null) {
-      await clearJoining(cfg.dataDir);
-      this.joining = null;
-    }
     this.started = true;
     this.backups =
       (await this.features.backups?.({
@@ -679,13 +629,12 @@ export class HiqliteNode {
       await refuseSqlState(disk.paths);
       this.clusterId = await readClusterId(disk.dataDir);
     }
-    this.cache = await CacheGroup.open(this.cacheGroupDeps());
+    this.cache = await CacheGroup.open(this.cacheGroupDeps(), this.clusterId !== null);
     await this.openPorts(null);
     const deadline = this.clock.monotonicMs() + joinTimeoutMs;
     const fresh = this.cache.fresh;
-    // As for the SQL group: any trace of a past membership (the log, the cluster id) forbids it.
-    const bootstrap =
-      fresh && this.clusterId === null && cfg.nodeId === 1 && (await this.provenNoCluster(deadline));
+    // As for the SQL group (start-decision.ts): any trace of a past membership forbids it.
+    const bootstrap = this.cache.mayBootstrap && cfg.nodeId === 1 && (await this.provenNoCluster(deadline));
     if (bootstrap) {
       this.clusterId = newClusterId();
       if (disk !== null) await writeClusterId(disk.dataDir, this.clusterId);
@@ -693,6 +642,7 @@ export class HiqliteNode {
     await this.cache.start(
       fresh && !bootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP,
       this.groupTransport(),
+      joinKind(fresh, bootstrap),
     );
     this.group = this.cache.group;
     this.history?.start(this.clock, () => this.group.status().commitIndex - this.group.applied());
@@ -706,7 +656,7 @@ export class HiqliteNode {
     await this.ensureMembership(
       this.group,
       'cache',
-      fresh && !bootstrap,
+      this.cache.join,
       Math.max(0, deadline - this.clock.monotonicMs()),
     );
     this.started = true;
@@ -832,26 +782,31 @@ export class HiqliteNode {
     }
   }
 
-  /** Joins a group (as a learner) and gets promoted (unless learnerOnly), retrying until done. */
+  /**
+   * Joins a group (as a learner) and gets promoted (unless learnerOnly), retrying until done.
+   * `join` is the group's join in progress (joining-marker.ts): ended once the node is a member.
+   */
   private async ensureMembership(
     g: RaftGroup,
     group: GroupId,
-    fresh: boolean,
+    join: GroupJoin,
     timeoutMs: number,
   ): Promise<void> {
     const deadline = this.clock.monotonicMs() + timeoutMs;
     const me = this.cfg.nodeId;
     this.throwIfStartCancelled();
-    // A fresh node's own view of the membership is not to be trusted until it has applied the
-    // entry that (re-)added it: a snapshot it installs on the way may predate its removal.
-    let joinedAt = fresh ? null : (0 as LogIndex);
-    // A join a restart interrupted goes on from the entry that added this node, or joins again.
-    if (group === 'sql' && this.joining !== null) joinedAt = this.joining.joinedAt;
+    // A joining node's own view of the membership is not to be trusted until it has applied the
+    // entry that (re-)added it: a snapshot it installs on the way may predate its removal. A
+    // join a restart interrupted goes on from the entry that added this node, or joins again.
+    let joinedAt = join.state === null ? (0 as LogIndex) : join.state.joinedAt;
     const nonce = randomBytes(12).toString('hex');
     for (let attempt = 0; ; attempt++) {
       if (joinedAt !== null && g.applied() >= joinedAt) {
         const m = g.status().membership;
-        if (m.voters.includes(me) || (m.learners.includes(me) && this.cfg.learnerOnly)) return;
+        if (m.voters.includes(me) || (m.learners.includes(me) && this.cfg.learnerOnly)) {
+          await join.complete();
+          return;
+        }
       }
       this.throwIfStartCancelled();
       if (this.clock.monotonicMs() > deadline) {
@@ -879,11 +834,7 @@ export class HiqliteNode {
                 throw sqliteMismatchError(this.cfg, leader, saidSqlite(v.sqlite));
               await this.adoptClusterId(v.clusterId ?? null, leader);
               joinedAt = v.index as LogIndex;
-              const dir = this.cfg.dataDir;
-              if (group === 'sql' && this.joining !== null && dir !== null) {
-                this.joining = { joinedAt };
-                await writeJoining(dir, this.joining);
-              }
+              await join.added(joinedAt);
             } else if (!r.error.retryable) throw remoteError(r.error);
           } else if (learner && g.applied() >= joinedAt) {
             const r = await this.request(leader, { op: 'promote', nodeId: me, group }, 5000);

@@ -62,6 +62,17 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'appendBytesMax', toml: 'append_bytes_max', default: MiB, min: 1, max: 256 * MiB },
   { key: 'uncommittedEntriesMax', toml: 'uncommitted_entries_max', default: 10_000, min: 1, max: 10_000_000 },
   { key: 'uncommittedBytesMax', toml: 'uncommitted_bytes_max', default: 64 * MiB, min: 1, max: 4 * GiB },
+  // Per group: linearizable reads waiting for the leader's confirmation on this node.
+  { key: 'pendingReadsMax', toml: 'pending_reads_max', default: 100_000, min: 1, max: 10_000_000 },
+  // Per group: committed entries queued for the state machine before the node stops taking
+  // more from the Raft core (it resumes as the queue drains).
+  {
+    key: 'applyQueueEntriesMax',
+    toml: 'apply_queue_entries_max',
+    default: 100_000,
+    min: 1,
+    max: 10_000_000,
+  },
   // One entry must fit in one 64 MiB log segment and, with its header, in one frame.
   { key: 'entryBytesMax', toml: 'entry_bytes_max', default: 8 * MiB, min: KiB, max: 32 * MiB },
   // A frame also carries snapshot chunks of 1 MiB: 2 MiB leaves room for them.

@@ -106,6 +106,10 @@ export interface NodeConfig {
   appendBytesMax?: number;
   uncommittedEntriesMax?: number;
   uncommittedBytesMax?: number;
+  /** Linearizable reads waiting for the leader's confirmation on this node, per group. */
+  pendingReadsMax?: number;
+  /** Committed entries queued for the state machine, per group, before Raft pauses. */
+  applyQueueEntriesMax?: number;
   entryBytesMax?: number;
   frameBytesMax?: number;
   healthCheckDelaySecs?: number;
@@ -193,6 +197,8 @@ export type IntegerKey =
   | 'appendBytesMax'
   | 'uncommittedEntriesMax'
   | 'uncommittedBytesMax'
+  | 'pendingReadsMax'
+  | 'applyQueueEntriesMax'
   | 'entryBytesMax'
   | 'frameBytesMax'
   | 'healthCheckDelaySecs'

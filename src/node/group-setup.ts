@@ -1,0 +1,136 @@
+/**
+ * What the node's two Raft groups (`sql`, hiqlite-node.ts; `cache`, cache-group.ts) share at
+ * start, written once so a fix to one reaches both: the options of `RaftGroup.open`
+ * (`groupRaftOptions`) and the opening of a group's log and snapshots on disk with the start
+ * decision (`openGroupStorage`, start-decision.ts). The join marker is joining-marker.ts.
+ */
+import { randomInt } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
+import { Prng } from '../lib/prng.js';
+import { commandBytesMaxFor } from '../protocol/entry-codec.js';
+import type { LogIndex, Membership } from '../raft/types.js';
+import { type FileLogStore, openFileLogStore } from '../storage/file-log-store.js';
+import type { LogStore } from '../storage/log-store.js';
+import type { ResolvedNodeConfig } from './config/config.js';
+import { lostLocalState, type RaftGroupOptions } from './raft-group.js';
+import type { GroupId, GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { decideStart, type StartDecision } from './start-decision.js';
+
+/**
+ * A snapshot copies the whole state machine: one is taken for `logs_until_snapshot` entries only
+ * once their bytes are at least an eighth of its size, so a large database is not copied for a
+ * small amount of log (at most 8 bytes copied per byte of log). `log_bytes_until_snapshot`
+ * still bounds the log whatever the size.
+ */
+export const SNAPSHOT_COST_RATIO_MAX = 8;
+
+/** What differs between the groups: their storage, state machine and join. */
+export interface GroupParts {
+  readonly initialMembership: Membership;
+  readonly logStore: LogStore;
+  readonly snapshots: GroupSnapshotStore;
+  readonly stateMachine: GroupStateMachine;
+  readonly transport: GroupTransport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly onFatal: (e: Error) => void;
+  /** `RaftConfig.abstain`: true while this node joins the group (joining-marker.ts). */
+  readonly abstain: () => boolean;
+}
+
+/** The options of `RaftGroup.open` for `group` of a node with configuration `cfg`. */
+export function groupRaftOptions(
+  cfg: ResolvedNodeConfig,
+  group: GroupId,
+  parts: GroupParts,
+): RaftGroupOptions {
+  return {
+    group,
+    raft: {
+      id: cfg.nodeId,
+      electionTimeoutTicks: cfg.electionTimeoutTicks,
+      heartbeatIntervalTicks: cfg.heartbeatIntervalTicks,
+      preVote: true,
+      checkQuorum: true,
+      inflightMessagesMax: cfg.inflightMessagesMax,
+      inflightBytesMax: cfg.inflightBytesMax,
+      appendBytesMax: cfg.appendBytesMax,
+      uncommittedEntriesMax: cfg.uncommittedEntriesMax,
+      uncommittedBytesMax: cfg.uncommittedBytesMax,
+      commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
+      pendingReadsMax: cfg.pendingReadsMax,
+      random: new Prng(randomInt(0, 2 ** 32)),
+      abstain: parts.abstain,
+    },
+    initialMembership: parts.initialMembership,
+    tickIntervalMs: cfg.tickIntervalMs,
+    logStore: parts.logStore,
+    snapshots: parts.snapshots,
+    stateMachine: parts.stateMachine,
+    transport: parts.transport,
+    clock: parts.clock,
+    snapshotEntriesThreshold: cfg.logsUntilSnapshot,
+    snapshotCostRatioMax: SNAPSHOT_COST_RATIO_MAX,
+    snapshotBytesThreshold: cfg.logBytesUntilSnapshot,
+    snapshotTrailingEntries: Math.min(1000, cfg.logsUntilSnapshot),
+    applyQueueEntriesMax: cfg.applyQueueEntriesMax,
+    logger: parts.logger,
+    onFatal: parts.onFatal,
+  };
+}
+
+export interface GroupStorage {
+  readonly store: FileLogStore;
+  readonly snapshots: SnapshotStore;
+  /** What the node does with this group's state (start-decision.ts), after any discard. */
+  readonly start: StartDecision;
+}
+
+/**
+ * Opens a group's log and snapshots on disk and decides what the node does with them
+ * (`decideStart`, the simulator runs the same decision). State that cannot be trusted is
+ * discarded here (`resetStateMachine` empties a state machine kept apart from the log, the
+ * SQL database): the node then knows no membership and joins the group again.
+ */
+export async function openGroupStorage(o: {
+  readonly group: GroupId;
+  readonly logsDir: string;
+  readonly snapshotsDir: string;
+  readonly entryBytesMax: number;
+  readonly log: Logger;
+  /** The applied index of a state machine kept apart from the log (0: rebuilt from it). */
+  readonly appliedIndex: LogIndex;
+  readonly hasClusterId: boolean;
+  readonly resetStateMachine?: () => Promise<void>;
+}): Promise<GroupStorage> {
+  const { group, log } = o;
+  await mkdir(o.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const logOptions = { entryBytesMax: o.entryBytesMax };
+  let opened = await openFileLogStore(o.logsDir, logOptions);
+  if (opened.report.tornTail !== null)
+    log.warn({ tornTail: opened.report.tornTail, group }, 'cut a torn tail off the Raft log');
+  let snapshots = await SnapshotStore.open(o.snapshotsDir);
+  const start = decideStart({
+    hardState: opened.hardState,
+    lastIndex: opened.store.lastIndex(),
+    hasSnapshot: snapshots.latest() !== null,
+    appliedIndex: o.appliedIndex,
+    hasClusterId: o.hasClusterId,
+    logUncovered: lostLocalState(opened.store, snapshots, o.appliedIndex),
+  });
+  if (start.discard !== null) {
+    log.warn({ reason: start.discard, group }, 'discarding the local state of the group and rejoining it');
+    await opened.store.close();
+    await rm(o.logsDir, { recursive: true, force: true });
+    await rm(o.snapshotsDir, { recursive: true, force: true });
+    await mkdir(o.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    opened = await openFileLogStore(o.logsDir, logOptions);
+    snapshots = await SnapshotStore.open(o.snapshotsDir);
+    await o.resetStateMachine?.();
+  }
+  return { store: opened.store, snapshots, start };
+}
