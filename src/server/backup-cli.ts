@@ -3,6 +3,7 @@
  * `create` asks the running cluster (its leader takes the backup); the others work on the
  * targets directly: the node's local folder (`--local`) or the S3 bucket (`--s3`).
  */
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
@@ -39,6 +40,18 @@ async function pickTarget(cfg: SqlNodeConfig, o: Where): Promise<BackupTarget> {
     return targets.s3;
   }
   return targets.local;
+}
+
+/**
+ * Where `backup download <name> --out <out>` writes: `out` itself, or `<out>/<name>.db` (without
+ * `.hqbak`) when `out` is a folder, an existing one or a path ending in a slash (made if missing).
+ * A folder given as the file used to fail at the final rename (ENOTDIR / EISDIR).
+ */
+export function downloadPath(out: string, name: string): string {
+  const isDir = /[/\\]$/.test(out) || statSync(out, { throwIfNoEntry: false })?.isDirectory() === true;
+  if (!isDir) return out;
+  mkdirSync(out, { recursive: true });
+  return join(out, `${name.replace(/\.hqbak$/, '')}.db`);
 }
 
 export function registerBackupCommands(program: Command): void {
@@ -97,7 +110,10 @@ export function registerBackupCommands(program: Command): void {
     .command('download <name>')
     .description('decrypt a backup into a plain SQLite file (checked before it is written in place)')
     .requiredOption(...configOption)
-    .requiredOption('-o, --out <file>', 'the SQLite file to write')
+    .requiredOption(
+      '-o, --out <path>',
+      'the SQLite file to write, or a folder (an existing one, or a path ending in /) for <name>.db in it',
+    )
     .option('--s3', 'from the S3 bucket')
     .option('--local', "from this node's local folder (default)")
     .action(async (name: string, o: Where & { out: string }) => {
@@ -105,15 +121,17 @@ export function registerBackupCommands(program: Command): void {
       const target = await pickTarget(cfg, o);
       const size = (await target.list()).find((b) => b.name === name)?.bytes ?? null;
       const progress = createProgress(`download ${name}`, size);
-      const { header } = await restoreBackupFile(await target.get(name), {
+      const source = await target.get(name);
+      const outPath = downloadPath(o.out, name);
+      const { header } = await restoreBackupFile(source, {
         keys: KeyRing.of(cfg.backup.encKeys, cfg.backup.encKeyActive),
         label: `backup ${name}`,
-        outPath: o.out,
+        outPath,
         onProgress: (n) => progress.update(n),
       });
       progress.done();
       process.stdout.write(
-        `${o.out}: log index ${header.logIndex}, ${header.databaseBytes} bytes, verified\n`,
+        `${outPath}: log index ${header.logIndex}, ${header.databaseBytes} bytes, verified\n`,
       );
     });
 

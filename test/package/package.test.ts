@@ -18,8 +18,17 @@
  * The checks also read README.md and docs/: every name they tell users to import must be exported.
  */
 import assert from 'node:assert/strict';
-import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -30,8 +39,13 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 /** Upper bound of every step (npm pack builds with tsc: seconds; a loaded machine: tens of them). */
 const STEP_TIMEOUT_MS = 120_000;
 
-function run(cmd: string, args: readonly string[], cwd: string): SpawnSyncReturns<string> {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: STEP_TIMEOUT_MS });
+function run(cmd: string, args: readonly string[], cwd: string, input?: string): SpawnSyncReturns<string> {
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: STEP_TIMEOUT_MS,
+    ...(input === undefined ? {} : { input }),
+  });
   const what = `${cmd} ${args.join(' ')} (in ${cwd})`;
   assert.equal(r.error, undefined, `${what}: ${r.error?.message}`);
   assert.equal(r.status, 0, `${what} exited with ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
@@ -74,6 +88,56 @@ function documentedNames(): string[] {
   return [...names].sort();
 }
 
+/** A long-running `hiqlite` process of the installed package (serve, proxy), killed by kill(). */
+class Daemon {
+  output = '';
+  private readonly exit: Promise<void>;
+  private exited = false;
+
+  constructor(
+    private readonly child: ChildProcess,
+    readonly name: string,
+  ) {
+    const onData = (d: Buffer) => {
+      this.output = (this.output + d.toString()).slice(-200_000);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    this.exit = new Promise((r) =>
+      child.once('exit', () => {
+        this.exited = true;
+        r();
+      }),
+    );
+  }
+
+  static start(bin: string, args: readonly string[], cwd: string, name: string): Daemon {
+    const child = spawn(bin, args, {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
+    });
+    return new Daemon(child, name);
+  }
+
+  /** Resolves once the process printed `READY`; rejects if it exits first or after STEP_TIMEOUT_MS. */
+  async ready(): Promise<void> {
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    while (!this.output.includes('READY')) {
+      if (this.exited) throw new Error(`${this.name} exited before READY:\n${this.output.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} not READY in time:\n${this.output.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    this.child.kill('SIGKILL');
+    await this.exit;
+  }
+}
+
 describe('the npm package, installed into a new application', () => {
   let tmp: string;
   let app: string;
@@ -101,6 +165,7 @@ describe('the npm package, installed into a new application', () => {
       'dist/index.d.ts',
       'dist/server/cli.js',
       'dist/sm/sql/worker.js',
+      'dist/dashboard/ui/index.html',
       'LICENSE',
     ])
       assert.ok(files.has(f), `the tarball lacks ${f}`);
@@ -205,6 +270,186 @@ import('hiqlite').then((esm) => console.log(JSON.stringify([Object.keys(hiqlite)
   test('the hiqlite binary prints the package version', () => {
     const r = run(join(app, 'node_modules', '.bin', 'hiqlite'), ['--version'], app);
     assert.equal(r.stdout.trim(), pkg.version);
+  });
+
+  test('the CLI as a user runs it: hash-password, a 3-node serve cluster, a proxy and a client through it, backup create/list/download, the dashboard from dist', async () => {
+    const bin = join(app, 'node_modules', '.bin', 'hiqlite');
+    const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
+    // hash-password reads the password from standard input when it is not a terminal.
+    const password = 'dashboard-password-0123456789';
+    const hash = run(npx, ['--no-install', 'hiqlite', 'hash-password'], app, `${password}\n`).stdout.trim();
+    assert.match(hash, /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
+    const short = spawnSync(bin, ['hash-password'], { cwd: app, encoding: 'utf8', input: 'short\n' });
+    assert.equal(short.status, 1, 'a short password is refused');
+    assert.match(short.stderr, /at least 16 characters/);
+
+    const ports = await freePorts(7);
+    const [raft, api] = [ports.slice(0, 3), ports.slice(3, 6)] as [number[], number[]];
+    const proxyPort = ports[6] as number;
+    const secretApi = 'api-secret-0123456789';
+    const cli = join(tmp, 'cli');
+    mkdirSync(cli);
+    const key = randomBytes(32).toString('base64');
+    const config = (id: number) => join(cli, `node-${id}.toml`);
+    for (const id of [1, 2, 3])
+      writeFileSync(
+        config(id),
+        [
+          '[hiqlite]',
+          `node_id = ${id}`,
+          `nodes = [${[1, 2, 3].map((n) => `"${n} 127.0.0.1:${raft[n - 1]} 127.0.0.1:${api[n - 1]}"`).join(', ')}]`,
+          // Relative: resolved against the working directory (the app's).
+          `data_dir = "cli/data/node-${id}"`,
+          'secret_raft = "raft-secret-0123456789"',
+          `secret_api = "${secretApi}"`,
+          `enc_keys = ["k1/${key}"]`,
+          'enc_key_active = "k1"',
+          `password_dashboard = "${hash}"`,
+          'insecure_cookie = true',
+          '',
+        ].join('\n'),
+      );
+    writeFileSync(
+      join(cli, 'proxy.toml'),
+      [
+        '[hiqlite]',
+        `proxy_addr_api = "127.0.0.1:${proxyPort}"`,
+        `nodes = [${api.map((p) => `"127.0.0.1:${p}"`).join(', ')}]`,
+        `secret_api = "${secretApi}"`,
+        '',
+      ].join('\n'),
+    );
+    const daemons: Daemon[] = [];
+    try {
+      for (const id of [1, 2, 3])
+        daemons.push(Daemon.start(bin, ['serve', '--config', config(id)], app, `node ${id}`));
+      for (const d of daemons) await d.ready();
+      const proxy = Daemon.start(bin, ['proxy', '--config', join(cli, 'proxy.toml')], app, 'proxy');
+      daemons.push(proxy);
+      await proxy.ready();
+
+      // A client that knows only the proxy: SQL and the cache group.
+      writeFileSync(
+        join(app, 'via-proxy.mjs'),
+        `import { connect } from 'hiqlite';
+const db = await connect({ nodes: ['127.0.0.1:${proxyPort}'], secretApi: '${secretApi}', requestTimeoutMs: 30000 });
+try {
+  await db.execute('CREATE TABLE notes (body TEXT)');
+  await db.execute('INSERT INTO notes (body) VALUES (?)', ['through the proxy']);
+  await db.cache('c').put('k', 'v');
+  console.log(JSON.stringify({
+    rows: await db.query('SELECT body FROM notes', [], { consistency: 'linearizable' }),
+    cached: await db.cache('c').get('k', { consistency: 'linearizable' }),
+  }));
+} finally {
+  await db.close();
+}
+`,
+      );
+      const out = run(process.execPath, ['via-proxy.mjs'], app).stdout.trim().split('\n').at(-1) as string;
+      assert.deepEqual(JSON.parse(out), { rows: [{ body: 'through the proxy' }], cached: 'v' });
+
+      // Backups: the leader takes one into its local folder; list it there; download into a folder.
+      const created = run(
+        npx,
+        ['--no-install', 'hiqlite', 'backup', 'create', '--config', config(1)],
+        app,
+      ).stdout;
+      const m = /^(backup_\S+\.hqbak) .* on node (\d+),/m.exec(created);
+      assert.ok(m !== null, `backup create printed: ${created}`);
+      const [, name, on] = m as unknown as [string, string, string];
+      const listed = run(bin, ['backup', 'list', '--config', config(Number(on))], app).stdout;
+      assert.ok(listed.startsWith(`${name} `), `backup list printed: ${listed}`);
+      const downloaded = run(
+        bin,
+        ['backup', 'download', name, '--config', config(1), '--out', 'downloads/'],
+        app,
+      );
+      const file = join(app, 'downloads', `${name.replace(/\.hqbak$/, '')}.db`);
+      assert.ok(downloaded.stdout.includes('verified'), downloaded.stdout);
+      assert.deepEqual(readdirSync(join(app, 'downloads')), [`${name.replace(/\.hqbak$/, '')}.db`]);
+      const sqlite = spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `const D = require('better-sqlite3'); const db = new D(process.argv[1], { readonly: true }); console.log(JSON.stringify(db.prepare('SELECT body FROM notes').all()));`,
+          file,
+        ],
+        { cwd: app, encoding: 'utf8' },
+      );
+      assert.deepEqual(JSON.parse(sqlite.stdout), [{ body: 'through the proxy' }], sqlite.stderr);
+
+      // The dashboard, from the files the build put in dist/.
+      const base = `http://127.0.0.1:${api[1]}`;
+      const get = (path: string, init: RequestInit = {}) =>
+        fetch(`${base}${path}`, { redirect: 'manual', ...init, signal: AbortSignal.timeout(30_000) });
+      const page = await get('/dashboard/');
+      assert.equal(page.status, 200);
+      assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+      const csp = page.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'/);
+      const html = await page.text();
+      const assets = [...html.matchAll(/(?:src|href)="(\/dashboard\/[^"]+)"/g)].map((a) => a[1] as string);
+      const types = new Map<string, string>([
+        ['js', 'text/javascript; charset=utf-8'],
+        ['css', 'text/css; charset=utf-8'],
+        ['svg', 'image/svg+xml'],
+      ]);
+      for (const ext of types.keys())
+        assert.ok(
+          assets.some((a) => a.endsWith(`.${ext}`)),
+          `the page links no .${ext}: ${html}`,
+        );
+      for (const a of assets) {
+        const r = await get(a);
+        assert.equal(r.status, 200, a);
+        assert.equal(r.headers.get('content-type'), types.get(a.slice(a.lastIndexOf('.') + 1)), a);
+        assert.match(r.headers.get('content-security-policy') ?? '', /default-src 'none'/, a);
+        assert.ok((await r.arrayBuffer()).byteLength > 100, `${a} is empty`);
+      }
+      const login = (pw: string) =>
+        get('/dashboard/api/login', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ password: pw }),
+        });
+      assert.equal((await login('not-the-password-0123')).status, 401);
+      const ok = await login(password);
+      assert.equal(ok.status, 200);
+      const cookie = ok.headers.get('set-cookie') ?? '';
+      assert.match(
+        cookie,
+        /^hiqlite-session=[^;]+;.*HttpOnly/i,
+        'insecure_cookie: no __Host- prefix over HTTP',
+      );
+      assert.doesNotMatch(cookie, /Secure/);
+      const { csrfToken } = ((await ok.json()) as { value: { csrfToken: string } }).value;
+      const session = cookie.split(';')[0] as string;
+      const cluster = (await (
+        await get('/dashboard/api/cluster', { headers: { cookie: session } })
+      ).json()) as {
+        value: { members: Array<{ id: number; up: boolean }> };
+      };
+      assert.deepEqual(
+        cluster.value.members.map((x) => [x.id, x.up]),
+        [
+          [1, true],
+          [2, true],
+          [3, true],
+        ],
+      );
+      const q = await get('/dashboard/api/query', {
+        method: 'POST',
+        headers: { cookie: session, 'x-csrf-token': csrfToken, 'content-type': 'application/json' },
+        body: JSON.stringify({ sql: 'SELECT body FROM notes', consistency: 'linearizable' }),
+      });
+      const qBody = await q.text();
+      assert.equal(q.status, 200, qBody);
+      assert.match(qBody, /through the proxy/);
+    } finally {
+      for (const d of daemons) await d.kill();
+    }
   });
 
   test('the error classes the documentation names are exported and extend HiqliteError', () => {
