@@ -18,6 +18,7 @@ import { HiqliteError } from '../lib/errors.js';
 import type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
+import { ListenQueue } from '../node/listen-queue.js';
 import { SessionPool } from '../node/session-pool.js';
 import type { ApiPush } from '../protocol/api-codec.js';
 import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
@@ -26,7 +27,6 @@ import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
 import type { CacheCallOptions, CacheOps, ListenSource } from './cache-client.js';
 import type { ClusterLink } from './cluster-link.js';
-import { ListenQueue } from './listen-queue.js';
 
 export interface RemoteCacheOptions {
   /** Concurrent cache writes (each holds a session lane). */

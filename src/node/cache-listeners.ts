@@ -30,13 +30,11 @@
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { Notification, NotificationsAfter } from '../sm/cache/notifications.js';
+import { type ListenItem, ListenQueue } from './listen-queue.js';
 
 export type { Notification } from '../sm/cache/notifications.js';
 
-export type ListenItem =
-  | { readonly kind: 'notification'; readonly notification: Notification }
-  /** `missed` notifications of this channel filter (or of all channels) were dropped. */
-  | { readonly kind: 'lagged'; readonly missed: number };
+export type { ListenItem } from './listen-queue.js';
 
 export interface SubscribeOptions {
   /** Only this channel; null: every channel. */
@@ -122,13 +120,10 @@ export class NotificationHub {
 }
 
 export class Subscription {
-  private queue: ListenItem[] = [];
-  private head = 0;
-  private waiter: { resolve: (i: ListenItem) => void; reject: (e: Error) => void } | null = null;
+  /** The bounded queue with lag counting, shared with the client's and proxy's listeners. */
+  private readonly q: ListenQueue;
   /** The seq of the last notification passed (delivered, filtered out, or before the start). */
   private seen: number;
-  private error: Error | null = null;
-  ended = false;
 
   /**
    * @param startSeq the seq the subscription starts after
@@ -138,14 +133,20 @@ export class Subscription {
     private readonly o: SubscribeOptions,
     readonly startSeq: number,
     private readonly passThroughIndex: number,
-    private readonly onEnd: () => void,
+    onEnd: () => void,
   ) {
     assert(Number.isSafeInteger(startSeq) && startSeq >= 0, 'a subscription starts after a seq >= 0');
     this.seen = startSeq;
+    this.q = new ListenQueue(o.bufferMax, onEnd);
+  }
+
+  /** No item will be added any more (lagged, failed or closed). */
+  get ended(): boolean {
+    return this.q.ended;
   }
 
   get buffered(): number {
-    return this.queue.length - this.head;
+    return this.q.buffered;
   }
 
   /** The seq of the last notification this subscription has passed. */
@@ -155,27 +156,17 @@ export class Subscription {
 
   /** The next item, in log order. After a `lagged` item the subscription has ended. */
   next(): Promise<ListenItem> {
-    const item = this.take();
-    if (item !== undefined) return Promise.resolve(item);
-    if (this.error !== null) return Promise.reject(this.error);
-    if (this.ended) return Promise.reject(closedError());
-    assert(this.waiter === null, 'one next() at a time');
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+    return this.q.next();
   }
 
   /** Items already buffered, without waiting (at most `max`). */
   drain(max: number): ListenItem[] {
-    const out: ListenItem[] = [];
-    for (let item = this.take(); item !== undefined; item = out.length < max ? this.take() : undefined)
-      out.push(item);
-    return out;
+    return this.q.drain(max);
   }
 
   /** Stops listening; a pending next() rejects with HQL_CLOSED. */
   close(): void {
-    this.fail(closedError());
+    this.q.close();
   }
 
   /**
@@ -188,7 +179,7 @@ export class Subscription {
       // The oldest held one is at or below the start: so are the gone ones, which were never owed.
       const oldest = held.notifications[0];
       if (oldest === undefined || oldest.index > this.passThroughIndex) {
-        this.laggedAfterBuffered(held.missed);
+        this.q.lagged(held.missed, { keepQueued: true });
         return;
       }
       this.seen = oldest.seq - 1;
@@ -203,73 +194,19 @@ export class Subscription {
   offer(n: Notification): void {
     if (this.ended || n.seq <= this.seen) return;
     if (n.seq !== this.seen + 1) {
-      // Never skip in silence: whatever lies between was not delivered.
-      this.laggedAfterBuffered(n.seq - this.seen - 1);
+      // Never skip in silence: whatever lies between was not delivered (what is buffered was).
+      this.q.lagged(n.seq - this.seen - 1, { keepQueued: true });
       return;
     }
     this.seen = n.seq;
     if (n.index <= this.passThroughIndex) return;
     if (this.o.channel !== null && n.channel !== this.o.channel) return;
-    if (this.buffered >= this.o.bufferMax) {
-      this.lag(this.buffered + 1);
-      return;
-    }
-    this.push({ kind: 'notification', notification: n });
+    // Beyond bufferMax the buffer is dropped and counted with the one that did not fit.
+    this.q.offer(n);
   }
 
   /** @internal */
   fail(error: Error): void {
-    if (this.error !== null) return;
-    this.error = error;
-    this.end();
-    const w = this.waiter;
-    this.waiter = null;
-    if (w !== null && this.buffered === 0) w.reject(error);
+    this.q.fail(error);
   }
-
-  /** The buffer is full: it is dropped (memory stays bounded) and counted with the one that did not fit. */
-  private lag(missed: number): void {
-    this.queue = [];
-    this.head = 0;
-    this.push({ kind: 'lagged', missed });
-    this.end();
-  }
-
-  /** Notifications are gone from the log's view: what is buffered is still delivered, then `lagged`. */
-  private laggedAfterBuffered(missed: number): void {
-    assert(missed > 0, 'a lag misses at least one notification');
-    this.push({ kind: 'lagged', missed });
-    this.end();
-  }
-
-  private push(item: ListenItem): void {
-    const w = this.waiter;
-    if (w !== null) {
-      this.waiter = null;
-      w.resolve(item);
-      return;
-    }
-    this.queue.push(item);
-  }
-
-  private take(): ListenItem | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const item = this.queue[this.head] as ListenItem;
-    this.queue[this.head++] = undefined as unknown as ListenItem;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-
-  private end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.onEnd();
-  }
-}
-
-function closedError(): HiqliteError {
-  return new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false });
 }

@@ -7,8 +7,8 @@
  * (`cache_listener_buffer_max`); beyond, the client gets HQL_LAGGED.
  */
 import type { ClusterLink } from '../client/cluster-link.js';
-import { ListenQueue } from '../client/listen-queue.js';
 import { HiqliteError } from '../lib/errors.js';
+import { ListenQueue } from '../node/listen-queue.js';
 import type { ListenStream } from '../node/listen-stream.js';
 
 export async function relayListen(

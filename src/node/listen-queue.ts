@@ -1,12 +1,21 @@
 /**
- * The notifications a listener received and its reader has not taken yet: at most `bufferMax`.
- * One more and the queue is dropped, the reader gets a `lagged` item with the number missed, and
- * the listener ends (as the node's own listeners, cache-listeners.ts). Used where pushes from a
- * node arrive: a remote client's listener and a proxy's relay.
+ * The bounded queue of one listener, with lag counting: the notifications it was given and its
+ * reader has not taken yet, at most `bufferMax`. One more and the queue is dropped (memory stays
+ * bounded), the reader gets a `lagged` item counting what it missed (HQL_LAGGED at the API), and
+ * the queue ends: nothing is ever skipped in silence.
+ *
+ * One class for every place a listener buffers: the node's own subscriptions
+ * (cache-listeners.ts), a remote client's listener and a proxy's relay (which receive pushes from
+ * a node). Here because the client and proxy layers may import the node's, not the other way.
  */
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
-import type { ListenItem, Notification } from '../node/cache-listeners.js';
+import type { Notification } from '../sm/cache/notifications.js';
+
+export type ListenItem =
+  | { readonly kind: 'notification'; readonly notification: Notification }
+  /** `missed` notifications of this channel filter (or of all channels) were dropped. */
+  | { readonly kind: 'lagged'; readonly missed: number };
 
 export class ListenQueue {
   private queue: ListenItem[] = [];
@@ -15,7 +24,11 @@ export class ListenQueue {
   private error: Error | null = null;
   private endedFlag = false;
 
-  constructor(private readonly bufferMax: number) {
+  /** @param onEnd called once, when the queue ends (lagged, failed or closed) */
+  constructor(
+    private readonly bufferMax: number,
+    private readonly onEnd: () => void = () => {},
+  ) {
     assert(Number.isSafeInteger(bufferMax) && bufferMax >= 1, 'bufferMax >= 1');
   }
 
@@ -24,41 +37,54 @@ export class ListenQueue {
     return this.endedFlag;
   }
 
-  /** Adds a notification; false when this made the listener lag (it has ended). */
+  /** Items queued and not yet taken (a `lagged` item included). */
+  get buffered(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Adds a notification; false when this made the listener lag (it has ended) or it had ended. */
   offer(n: Notification): boolean {
     if (this.endedFlag) return false;
-    const buffered = this.queue.length - this.head;
-    if (buffered >= this.bufferMax) {
-      this.lagged(buffered + 1);
+    if (this.buffered >= this.bufferMax) {
+      this.lagged(this.buffered + 1);
       return false;
     }
     this.push({ kind: 'notification', notification: n });
     return true;
   }
 
-  /** `missed` notifications are lost: the queue is dropped and the reader told so. */
-  lagged(missed: number): void {
+  /**
+   * `missed` notifications are lost and the listener ends. By default what is queued is dropped
+   * too (it overflowed, or the sender said so); `keepQueued` delivers it first (the lost ones lie
+   * after it, e.g. a gap in seqs).
+   */
+  lagged(missed: number, o: { readonly keepQueued?: boolean } = {}): void {
     if (this.endedFlag) return;
-    this.queue = [];
-    this.head = 0;
+    assert(missed > 0, 'a lag misses at least one notification');
+    if (o.keepQueued !== true) {
+      this.queue = [];
+      this.head = 0;
+    }
     this.push({ kind: 'lagged', missed });
-    this.endedFlag = true;
+    this.end();
   }
 
   /** Ends the listener: once the items already queued are taken, next() rejects with `error`. */
   fail(error: Error): void {
     if (this.error !== null) return;
-    this.endedFlag = true;
     this.error = error;
+    this.end();
     const w = this.waiter;
     this.waiter = null;
     if (w !== null) w.reject(error);
   }
 
+  /** Stops listening; a pending next() rejects with HQL_CLOSED. */
   close(): void {
     this.fail(new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false }));
   }
 
+  /** The next item, in order. After a `lagged` item the queue has ended and next() rejects. */
   next(): Promise<ListenItem> {
     const item = this.take();
     if (item !== undefined) return Promise.resolve(item);
@@ -71,13 +97,21 @@ export class ListenQueue {
     });
   }
 
+  /** Items queued now, without waiting (at most `max`). */
   drain(max: number): ListenItem[] {
     const out: ListenItem[] = [];
-    for (let item = out.length < max ? this.take() : undefined; item !== undefined; ) {
+    while (out.length < max) {
+      const item = this.take();
+      if (item === undefined) break;
       out.push(item);
-      item = out.length < max ? this.take() : undefined;
     }
     return out;
+  }
+
+  private end(): void {
+    if (this.endedFlag) return;
+    this.endedFlag = true;
+    this.onEnd();
   }
 
   private push(item: ListenItem): void {
