@@ -101,6 +101,8 @@ export interface GetTiming {
   /** Nanoseconds per read: the best (lowest) of the rounds, and their median. */
   readonly bestNs: number;
   readonly medianNs: number;
+  /** CPU time of the process (every thread) per read, ns: the median of the rounds. */
+  readonly cpuMedianNs: number;
 }
 
 export interface LocalGetResult {
@@ -112,6 +114,8 @@ export interface LocalGetResult {
   readonly asyncMap: GetTiming;
   /** `await cache.get(key)` on this node (`consistency: 'local'`, the default). */
   readonly cache: GetTiming;
+  /** `cache.getLocal(key)`: synchronous, against `map` (sync against sync). */
+  readonly getLocal: GetTiming;
 }
 
 /**
@@ -141,6 +145,15 @@ export async function timeLocalGets(
     return performance.now() - t0;
   };
   let misses = 0;
+  const timeGetLocal = (): number => {
+    const t0 = performance.now();
+    for (let i = 0; i < reads; i++) {
+      const v = cache.getLocal(`k${i % CACHE_KEYS}`);
+      if (v === null) misses++;
+      else sink += v.id;
+    }
+    return performance.now() - t0;
+  };
   const timeCache = async (): Promise<number> => {
     const t0 = performance.now();
     for (let i = 0; i < reads; i++) {
@@ -154,21 +167,56 @@ export async function timeLocalGets(
   timeMap();
   await timeAsync();
   await timeCache();
-  const ms = { map: [] as number[], asyncMap: [] as number[], cache: [] as number[] };
+  timeGetLocal();
+  const ms = {
+    map: [] as number[],
+    asyncMap: [] as number[],
+    cache: [] as number[],
+    getLocal: [] as number[],
+  };
+  const cpu = {
+    map: [] as number[],
+    asyncMap: [] as number[],
+    cache: [] as number[],
+    getLocal: [] as number[],
+  };
+  const cpuMsOf = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
   for (let r = 0; r < rounds; r++) {
+    let c0 = process.cpuUsage();
     ms.map.push(timeMap());
+    cpu.map.push(cpuMsOf(process.cpuUsage(c0)));
+    c0 = process.cpuUsage();
+    ms.getLocal.push(timeGetLocal());
+    cpu.getLocal.push(cpuMsOf(process.cpuUsage(c0)));
+    c0 = process.cpuUsage();
     ms.asyncMap.push(await timeAsync());
+    cpu.asyncMap.push(cpuMsOf(process.cpuUsage(c0)));
+    c0 = process.cpuUsage();
     ms.cache.push(await timeCache());
+    cpu.cache.push(cpuMsOf(process.cpuUsage(c0)));
     // A turn of the event loop between rounds (timers, the node's messages).
     await new Promise<void>((done) => setImmediate(done));
   }
   if (misses > 0) throw new Error(`${misses} cache reads missed: the cache was not filled`);
   if (sink < 0) throw new Error('unreachable');
-  const timing = (xs: number[]): GetTiming => {
-    const ns = xs.map((x) => (x * 1e6) / reads).sort((a, b) => a - b);
-    return { bestNs: ns[0] ?? 0, medianNs: ns[Math.floor(ns.length / 2)] ?? 0 };
+  const perRead = (xs: number[]) => xs.map((x) => (x * 1e6) / reads).sort((a, b) => a - b);
+  const timing = (k: keyof typeof ms): GetTiming => {
+    const ns = perRead(ms[k]);
+    const cpuNs = perRead(cpu[k]);
+    return {
+      bestNs: ns[0] ?? 0,
+      medianNs: ns[Math.floor(ns.length / 2)] ?? 0,
+      cpuMedianNs: cpuNs[Math.floor(cpuNs.length / 2)] ?? 0,
+    };
   };
-  return { reads, rounds, map: timing(ms.map), asyncMap: timing(ms.asyncMap), cache: timing(ms.cache) };
+  return {
+    reads,
+    rounds,
+    map: timing('map'),
+    asyncMap: timing('asyncMap'),
+    cache: timing('cache'),
+    getLocal: timing('getLocal'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@
  *   withdraws the waiter either way).
  * - `cacheListen(channel)`: a stream of notifications in log order, ending with a `lagged` item
  *   when the listener fell too far behind.
+ * - `cacheLocalEntry(cache, key)`: synchronously, the live entry of this thread's replica (the
+ *   node on this thread, or the cache mirror), for `getLocal`; a client without one throws.
  *
  * Values are encoded here: any msgpack value, `Uint8Array` included (stored as msgpack binary,
  * returned as `Uint8Array`), in standard msgpack (no msgpackr records), so that other clients
@@ -25,6 +27,7 @@ import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
+import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
 export type { ListenItem } from '../node/cache-listeners.js';
 export type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
@@ -52,13 +55,26 @@ export interface CacheOps {
   cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue>;
   cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null>;
   cacheListen(channel: string | null): ListenSource;
+  /** The live entry of the replica on this thread, or null; throws HQL_UNAVAILABLE without one. */
+  cacheLocalEntry(cache: string, key: string): LocalCacheEntry | null;
+}
+
+/** getLocal on a client without a replica on its thread (a remote client). */
+export function noLocalReplica(): HiqliteError {
+  return new HiqliteError(
+    'HQL_UNAVAILABLE',
+    'getLocal reads the replica of an embedded node (start()); a remote client reads with await get()',
+    { retryable: false },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Values
 // ---------------------------------------------------------------------------------------------
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+// copyBuffers: a decoded binary value must not be a view of the stored bytes (a caller writing
+// into it would change the replica).
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', copyBuffers: true });
 
 /** Any msgpack value (a `Uint8Array` becomes msgpack binary). */
 export function encodeCacheValue(value: unknown): Uint8Array {
@@ -123,6 +139,21 @@ export class CacheHandle<V = unknown> {
       options.consistency ?? 'local',
     );
     return v === null ? null : (decodeCacheValue(v as Uint8Array) as V);
+  }
+
+  /**
+   * The live value on the replica of this thread, synchronously (no await), or null when absent
+   * or expired: what `get(key)` returns, from an embedded node (the cache mirror with the node
+   * on its own thread). Each stored version is decoded once and then shared between reads, so
+   * objects and arrays come back deep-frozen (writing to them throws in strict mode); a
+   * `Uint8Array` value is a fresh copy per read, and a value holding binary or extension types
+   * inside is decoded per read (cache-local-values.ts). HQL_UNAVAILABLE on a remote client, with
+   * `cacheMirror: false`, and (retryable) while the mirror is not live (starting, or rebuilding
+   * from a snapshot): `await get(key)` works in every case.
+   */
+  getLocal(key: string): V | null {
+    const e = this.ops.cacheLocalEntry(this.name, key);
+    return e === null ? null : (localValueOf(e) as V);
   }
 
   /** True when a live value was removed. */

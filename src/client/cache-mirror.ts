@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto';
 import { assert } from '../lib/assert.js';
 import type { CacheRead, CacheReadValue } from '../node/cache-group.js';
 import type { Entry } from '../raft/types.js';
+import type { Entry as CacheEntry } from '../sm/cache/kv.js';
 import type { CacheLimits } from '../sm/cache/options.js';
 import { CacheStateMachine } from '../sm/cache/state-machine.js';
 import { type MirrorEvent, unpackEntries } from './cache-mirror-wire.js';
@@ -106,6 +107,12 @@ export class CacheMirror {
       case 'counterGet':
         return this.sm.counterGet(read.counter, read.key);
     }
+  }
+
+  /** The live entry of `key` (getLocal); only while `live`. */
+  entry(cache: string, key: string): CacheEntry | null {
+    assert(this.mode === 'live', 'a mirror read while the mirror is not live');
+    return this.sm.getEntry(cache, key, this.wallMs);
   }
 
   /**

@@ -30,7 +30,9 @@ import {
   type LockGrantInfo,
   type LockOptions,
   type LockRequest,
+  noLocalReplica,
 } from './cache-client.js';
+import type { LocalCacheEntry } from './cache-local-values.js';
 
 export type Params = readonly ParamInput[] | Readonly<Record<string, ParamInput>>;
 export type Metrics = NodeMetrics;
@@ -99,6 +101,9 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
   cacheListen(_channel: string | null): ListenSource {
     throw noCache();
+  }
+  cacheLocalEntry(_cache: string, _key: string): LocalCacheEntry | null {
+    throw noLocalReplica();
   }
 
   private readonly caches = new CacheApi(this);

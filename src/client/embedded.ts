@@ -24,6 +24,7 @@ import type {
   LockGrantInfo,
   LockRequest,
 } from './cache-client.js';
+import type { LocalCacheEntry } from './cache-local-values.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
 import { explainListenError } from './listen-error.js';
 import { startInWorker } from './worker-node.js';
@@ -66,6 +67,10 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 
   override async cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
     return this.node.caches.read(read, consistency);
+  }
+
+  override cacheLocalEntry(cache: string, key: string): LocalCacheEntry | null {
+    return this.node.caches.getEntry(cache, key);
   }
 
   override cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {

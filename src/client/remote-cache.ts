@@ -25,7 +25,8 @@ import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
-import type { CacheCallOptions, CacheOps, ListenSource } from './cache-client.js';
+import { type CacheCallOptions, type CacheOps, type ListenSource, noLocalReplica } from './cache-client.js';
+import type { LocalCacheEntry } from './cache-local-values.js';
 import type { ClusterLink } from './cluster-link.js';
 
 export interface RemoteCacheOptions {
@@ -146,6 +147,10 @@ export class RemoteCacheOps implements CacheOps {
         await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt, 5))));
       }
     }
+  }
+
+  cacheLocalEntry(_cache: string, _key: string): LocalCacheEntry | null {
+    throw noLocalReplica();
   }
 
   cacheListen(channel: string | null): ListenSource {

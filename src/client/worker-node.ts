@@ -47,6 +47,7 @@ import type {
   LockGrantInfo,
   LockRequest,
 } from './cache-client.js';
+import type { LocalCacheEntry } from './cache-local-values.js';
 import { CacheMirror, type CacheMirrorStatus } from './cache-mirror.js';
 import { ClientBase, type Metrics, type Params } from './client.js';
 import type { HiqliteNode } from './embedded.js';
@@ -371,6 +372,24 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       ) as Promise<CacheReadValue>;
     }
     return this.linearizableCacheRead(mirror, read);
+  }
+
+  override cacheLocalEntry(cache: string, key: string): LocalCacheEntry | null {
+    const mirror = this.mirror;
+    if (mirror === null)
+      throw new HiqliteError(
+        'HQL_UNAVAILABLE',
+        'getLocal needs the cache mirror (the start option cacheMirror: true) with the node on its own thread; use await get()',
+        { retryable: false },
+      );
+    this.checkOpen();
+    if (!mirror.live)
+      throw new HiqliteError(
+        'HQL_UNAVAILABLE',
+        "the cache mirror on this thread is not live (the node is starting, or the mirror is rebuilt from a snapshot); await get() reads on the node's thread meanwhile",
+        { retryable: true },
+      );
+    return mirror.entry(cache, key);
   }
 
   /**

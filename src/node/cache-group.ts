@@ -26,6 +26,7 @@ import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import { type CacheCommand, decodeCacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import type { Entry as CacheEntry } from '../sm/cache/kv.js';
 import type { CacheLimits } from '../sm/cache/options.js';
 import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
@@ -386,6 +387,13 @@ export class CacheGroup {
   /** The live value on this replica (expiry judged by the log clock or this node's, the later). */
   get(cache: string, key: string): Uint8Array | null {
     return this.sm.get(cache, key, this.d.clock.wallMs());
+  }
+
+  private readonly wallMs = (): number => this.d.clock.wallMs();
+
+  /** `get`, returning the stored entry (one object per stored version; never mutated). */
+  getEntry(cache: string, key: string): CacheEntry | null {
+    return this.sm.getEntry(cache, key, this.wallMs);
   }
 
   entries(cache: string): Array<[string, Uint8Array]> {

@@ -9,8 +9,8 @@
  * (expiresAtMs, cache, key) order with lazy deletion, rebuilt from the live entries when stale
  * items outnumber them, so its size stays below 2 × entries with a TTL + 1024.
  *
- * Entries are never mutated (a put makes a new one), so a snapshot can capture the maps by
- * reference and stream them while later commands apply.
+ * Entries are never mutated (a put makes a new one; `decoded` is a reader's memo, not state),
+ * so a snapshot can capture the maps by reference and stream them while later commands apply.
  */
 import type { CacheErrorInfo, CacheLimitName } from './errors.js';
 import { MinHeap } from './min-heap.js';
@@ -19,6 +19,12 @@ import type { CacheLimits } from './options.js';
 export interface Entry {
   readonly value: Uint8Array;
   readonly expiresAtMs: number | null;
+  /**
+   * Not state: a local reader's memo of the decoded value (`getLocal`,
+   * client/cache-local-values.ts), undefined until its first read of this entry. Never encoded,
+   * compared or read by the state machine; set in every new entry so that all have one shape.
+   */
+  decoded: unknown;
 }
 
 export interface Cache {
@@ -90,7 +96,11 @@ export class KvStore {
     const full = this.capacity(cacheName, 'cache', key, delta, nowMs);
     if (full !== null) return full;
     const cache = this.cacheFor(cacheName);
-    const entry: Entry = { value, expiresAtMs: ttlMs === undefined ? null : nowMs + ttlMs };
+    const entry: Entry = {
+      value,
+      expiresAtMs: ttlMs === undefined ? null : nowMs + ttlMs,
+      decoded: undefined,
+    };
     // The slot may have gone with a purge in capacity(): read it again.
     const replaced = cache.entries.get(key);
     if (replaced !== undefined) this.unaccount(cache, key, replaced);

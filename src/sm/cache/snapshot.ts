@@ -290,6 +290,7 @@ class Parser {
         sink.entry(this.cache, str(r[1]), {
           value: bytes(r[2]),
           expiresAtMs: r[3] === null ? null : num(r[3]),
+          decoded: undefined,
         });
         return;
       case 'G':

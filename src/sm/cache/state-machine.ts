@@ -258,6 +258,18 @@ export class CacheStateMachine {
     return this.state.kv.get(cache, key, Math.max(nowMs, this.state.clockMs));
   }
 
+  /**
+   * `get`, returning the stored entry itself: entries are never mutated and a write makes a new
+   * one, so its identity names one stored version (a reader may keep a decoded copy keyed by
+   * it). `wallMs` is read only for an entry with an expiry that the log clock has not passed.
+   */
+  getEntry(cache: string, key: string, wallMs: () => number): CacheEntry | null {
+    const e = this.state.kv.caches.get(cache)?.entries.get(key);
+    if (e === undefined) return null;
+    if (e.expiresAtMs === null) return e;
+    return isExpired(e, this.state.clockMs) || isExpired(e, wallMs()) ? null : e;
+  }
+
   /** The live entries of one cache, in insertion order (a copy). */
   entries(cache: string, nowMs = 0): Array<[string, Uint8Array]> {
     const now = Math.max(nowMs, this.state.clockMs);
