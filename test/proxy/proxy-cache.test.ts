@@ -227,6 +227,8 @@ describe('the cache group through a proxy', () => {
         60_000,
       );
       assertExactlyOnce(l.received, sent);
+      // The listener did resume (a second listen through this proxy), not merely outlive the kill.
+      assert.ok((await listensServed(q)) >= 2, 'the listener was opened again after the kill');
       await c.start(leader);
     } finally {
       await db.close();
@@ -331,6 +333,19 @@ describe('the cache group through a proxy', () => {
     });
   });
 });
+
+/** How many listeners `proxy` has opened for its clients (its /metrics). */
+async function listensServed(proxy: ProxyProcess): Promise<number> {
+  const res = await fetch(`http://${proxy.address}/metrics`, {
+    headers: { 'X-API-SECRET': SECRET_API },
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  const m = /^hiqlite_proxy_requests_total\{op="listen"\} (\d+)$/m.exec(text);
+  assert.ok(m !== null, `no listen count in the proxy's metrics:\n${text}`);
+  return Number(m[1]);
+}
 
 interface SseEvent {
   readonly event: string;
