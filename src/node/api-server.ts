@@ -35,6 +35,7 @@ import {
 import {
   type ApiErrorBody,
   type ApiRequest,
+  apiRequestIdOf,
   decodeApiRequest,
   encodeApiMessage,
 } from '../protocol/api-codec.js';
@@ -321,7 +322,16 @@ export class ApiServer {
       req = decodeApiRequest(payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
-      conn.close({ code: 'protocol', detail: e.message, error: e });
+      // A request with a readable id but wrong fields (or an op this node does not know) is
+      // answered with its typed error (HQL_PROTOCOL), and the connection goes on; a frame that is
+      // not even that closes it (its requests could not be told apart).
+      const id = apiRequestIdOf(payload);
+      if (id === null) {
+        conn.close({ code: 'protocol', detail: e.message, error: e });
+        return;
+      }
+      const error = this.errorBody(e);
+      flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: false, error }))));
       return;
     }
     flow.submit(() => {

@@ -88,6 +88,11 @@ export type ApiRequest =
       /** What is left of the caller's deadline (a proxy waits for the answer that long). */
       readonly timeoutMs?: number;
     }
+  /**
+   * The backups in the answering node's local folder (names, sizes; never contents). A
+   * follower's dashboard asks the leader, which writes the backups it takes there.
+   */
+  | { readonly id: number; readonly op: 'backupList' }
   /** The cache group's reads, locks and listeners (cache-api-codec.ts). */
   | CacheApiRequest;
 
@@ -135,6 +140,20 @@ function requestId(o: Record<string, unknown>): number {
   const id = o.id;
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) bad('id must be a non-negative integer');
   return id;
+}
+
+/**
+ * The id of a request frame that decodeApiRequest refused, when the frame is a map with a valid
+ * id (its fields are wrong, or its op unknown): the server answers that request with its error
+ * and goes on serving the connection. Null when the frame is not even that (then the connection
+ * is closed: its requests cannot be told apart).
+ */
+export function apiRequestIdOf(bytes: Uint8Array): number | null {
+  try {
+    return requestId(decodeMap(bytes));
+  } catch {
+    return null;
+  }
 }
 
 function groupOf(o: Record<string, unknown>): ApiGroup {
@@ -204,6 +223,8 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
       const timeoutMs = optionalTimeout(o.timeoutMs, 'backup');
       return timeoutMs === undefined ? { id, op: 'backup' } : { id, op: 'backup', timeoutMs };
     }
+    case 'backupList':
+      return { id, op: 'backupList' };
     default:
       throw new ProtocolError('unknown-type', `api message: unknown op ${JSON.stringify(o.op)}`);
   }

@@ -1,0 +1,366 @@
+/**
+ * The API port's listen and binary surfaces against careless or hostile clients, over real
+ * sockets: an ApiServer on 127.0.0.1 whose cache routes and binary `listen` are served by a real
+ * NotificationHub (src/node/cache-listeners.ts), as a node wires them (cache-serve.ts).
+ *
+ * - more listeners than the node's bound (`cache_listeners_max`): refused with a typed, retryable
+ *   error (503 HQL_OVERLOADED over HTTP, the same code over the binary protocol);
+ * - an SSE reader that never reads: the node's memory for it stays bounded (the socket's buffer
+ *   and the listener's queue), the listener is told HQL_LAGGED and dropped;
+ * - a flood of malformed binary requests: each is answered with its typed error and the
+ *   connection goes on serving.
+ */
+import assert from 'node:assert/strict';
+import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Packr } from 'msgpackr';
+import { ApiServer, type ApiServerOptions } from '../../src/node/api-server.js';
+import { NotificationHub } from '../../src/node/cache-listeners.js';
+import { cacheListenStream } from '../../src/node/listen-stream.js';
+import type { ApiRequest } from '../../src/protocol/api-codec.js';
+import type { Notification } from '../../src/sm/cache/notifications.js';
+import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { HOST, waitFor } from './helpers.js';
+
+const SECRET_API = 'api-secret-for-tests-0123456789';
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+const servers: ApiServer[] = [];
+const sockets = new Set<Socket>();
+after(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+/** A hub fed by the test (`publish`), behind an ApiServer's cache routes and binary listen. */
+async function listenServer(o: { listenersMax: number; bufferMax: number }): Promise<{
+  port: number;
+  hub: NotificationHub;
+  publish: (payload: unknown, channel?: string) => void;
+  /** The server side of every accepted connection. */
+  serverSockets: Set<Socket>;
+}> {
+  let seq = 0;
+  const hub = new NotificationHub(
+    {
+      lastSeq: () => seq,
+      heldAfter: () => ({ notifications: [], missed: 0 }),
+      replayingTo: () => 0,
+    },
+    o.listenersMax,
+  );
+  const group = {
+    subscribe: (s: { channel: string | null; afterSeq?: number; bufferMax?: number }) =>
+      hub.subscribe({ ...s, bufferMax: s.bufferMax ?? o.bufferMax }),
+  };
+  const listen = async (channel: string | null, afterSeq: number | undefined) =>
+    cacheListenStream(group, { channel, ...(afterSeq === undefined ? {} : { afterSeq }) });
+  const api = new ApiServer({
+    ...baseOptions(),
+    handler: {
+      ...stubHandler(async (req) => ({ op: req.op })),
+      listen: (req) => listen(req.channel, req.afterSeq),
+      cache: {
+        write: async () => {
+          throw new Error('not in this test');
+        },
+        read: async () => null,
+        listen,
+      },
+    },
+  });
+  servers.push(api);
+  const { port } = await api.start();
+  const serverSockets = new Set<Socket>();
+  // The server's own sockets, to read what it buffers for a client (ApiServer keeps its server private).
+  (api as unknown as { server: Server }).server.on('connection', (s: Socket) => {
+    serverSockets.add(s);
+    s.once('close', () => serverSockets.delete(s));
+  });
+  const publish = (payload: unknown, channel = 'c') => {
+    seq++;
+    const n: Notification = {
+      channel,
+      payload: new Uint8Array(packr.pack(payload)),
+      index: seq,
+      time: 0,
+      seq,
+    };
+    hub.publish(n);
+  };
+  return { port, hub, publish, serverSockets };
+}
+
+function baseOptions(): Omit<ApiServerOptions, 'handler'> {
+  return {
+    host: HOST,
+    port: 0,
+    nodeId: 1,
+    secret: SECRET_API,
+    nodeSecret: 'raft-secret-for-tests-0123456789',
+    nodeIds: [1, 2, 3],
+    frameBytesMax: 16 * 1024 * 1024,
+    jsonBodyBytesMax: 64 * 1024,
+    connectionsMax: 256,
+    unauthenticatedConnectionsMax: 8,
+    handshakeTimeoutMs: 60_000,
+  };
+}
+
+function stubHandler(handle: (req: ApiRequest) => Promise<unknown>): ApiServerOptions['handler'] {
+  return {
+    handle,
+    health: () => ({ ok: true, body: {} }),
+    ready: () => true,
+    metricsText: async () => '',
+    json: async (_route, body) => body,
+  };
+}
+
+interface SseEvent {
+  readonly event: string;
+  readonly id?: string;
+  readonly data: string;
+}
+
+/** Parses the events of an SSE text (comments skipped); `rest` is an unfinished event. */
+function parseSse(text: string): { events: SseEvent[]; rest: string } {
+  const blocks = text.split('\n\n');
+  const rest = blocks.pop() ?? '';
+  const events: SseEvent[] = [];
+  for (const block of blocks) {
+    const fields: Record<string, string> = {};
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':') || line.length === 0) continue;
+      const colon = line.indexOf(':');
+      fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
+    }
+    if (fields.event !== undefined)
+      events.push({
+        event: fields.event,
+        data: fields.data ?? '',
+        ...(fields.id === undefined ? {} : { id: fields.id }),
+      });
+  }
+  return { events, rest };
+}
+
+/** GET /listen with node:http: resolves with the status, and the first event or the JSON error. */
+function openListen(port: number): Promise<{ status: number; res: IncomingMessage; first: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: HOST, port, path: '/listen?channel=c', headers: { 'x-api-secret': SECRET_API } },
+      (res) => {
+        let text = '';
+        const onData = (chunk: Buffer) => {
+          text += chunk.toString('utf8');
+          if (res.statusCode !== 200) return;
+          const { events } = parseSse(text);
+          if (events.length > 0) {
+            res.off('data', onData);
+            resolve({ status: 200, res, first: events[0] });
+          }
+        };
+        res.on('data', onData);
+        res.on('end', () => {
+          if (res.statusCode !== 200) resolve({ status: res.statusCode ?? 0, res, first: JSON.parse(text) });
+        });
+      },
+    );
+    req.setTimeout(20_000, () => req.destroy(new Error('no answer from /listen within 20 s')));
+    req.on('error', reject);
+    req.on('socket', (s) => sockets.add(s));
+    req.end();
+  });
+}
+
+describe('GET /listen and binary listen: the listeners bound', () => {
+  test('beyond cache_listeners_max a listener is refused with 503 HQL_OVERLOADED (retryable), over HTTP and binary; a freed place is taken again', async () => {
+    const MAX = 4;
+    const { port, hub } = await listenServer({ listenersMax: MAX, bufferMax: 100 });
+    const open: IncomingMessage[] = [];
+    for (let i = 0; i < MAX; i++) {
+      const r = await openListen(port);
+      assert.equal(r.status, 200);
+      assert.equal((r.first as SseEvent).event, 'listening');
+      open.push(r.res);
+    }
+    assert.equal(hub.size, MAX);
+    // Ten more over HTTP: each refused, none counted.
+    for (let i = 0; i < 10; i++) {
+      const r = await openListen(port);
+      assert.equal(r.status, 503);
+      const body = r.first as { ok: boolean; error: { code: string; retryable: boolean; message: string } };
+      assert.equal(body.error.code, 'HQL_OVERLOADED');
+      assert.equal(body.error.retryable, true);
+      assert.match(body.error.message, /cache_listeners_max/);
+    }
+    // The binary protocol's listen meets the same bound.
+    const conn = await ApiConnection.open({
+      host: HOST,
+      port,
+      secret: SECRET_API,
+      localId: REMOTE_CLIENT_ID,
+      connectTimeoutMs: 5000,
+      frameBytesMax: 16 << 20,
+      inflightMax: 16,
+    });
+    try {
+      const refused = await conn.listen({ op: 'listen', channel: 'c' }, 10_000, () => {}).answer;
+      assert.equal(refused.ok, false);
+      assert.equal(!refused.ok && refused.error.code, 'HQL_OVERLOADED');
+      assert.equal(hub.size, MAX);
+      // One listener leaves: its place is free again.
+      open[0]?.destroy();
+      await waitFor(() => hub.size === MAX - 1, 'the closed listener leaves the hub', 20_000);
+      const again = await openListen(port);
+      assert.equal(again.status, 200);
+      assert.equal(hub.size, MAX);
+      again.res.destroy();
+    } finally {
+      conn.close();
+      for (const r of open) r.destroy();
+    }
+    await waitFor(() => hub.size === 0, 'every listener leaves the hub once its client hangs up', 20_000);
+  });
+});
+
+describe('GET /listen: a reader that never reads', () => {
+  test('the node buffers at most one batch for it, then tells it HQL_LAGGED and drops it', async (t) => {
+    const BUFFER_MAX = 50;
+    const { port, hub, publish, serverSockets } = await listenServer({
+      listenersMax: 10,
+      bufferMax: BUFFER_MAX,
+    });
+    const socket = netConnect({ host: HOST, port });
+    sockets.add(socket);
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+    };
+    socket.on('data', onData);
+    socket.write(`GET /listen?channel=c HTTP/1.1\r\nHost: x\r\nX-API-SECRET: ${SECRET_API}\r\n\r\n`);
+    await waitFor(() => text.includes('event: listening'), 'the stream starts', 20_000);
+    // From here the client reads nothing.
+    socket.off('data', onData);
+    socket.pause();
+    assert.equal(hub.size, 1);
+    // 16 KiB notifications until the listener is dropped: far more than the socket buffers hold
+    // (bounded: 4000 of them, 64 MiB, if it never were).
+    const payload = 'p'.repeat(16 * 1024);
+    let published = 0;
+    let peakWritable = 0;
+    let peakQueued = 0;
+    const measure = () => {
+      for (const s of serverSockets) peakWritable = Math.max(peakWritable, s.writableLength);
+      peakQueued = Math.max(peakQueued, hub.buffered());
+    };
+    while (hub.size > 0 && published < 4000) {
+      for (let i = 0; i < 20; i++) {
+        publish(payload);
+        published++;
+        measure();
+      }
+      await nextTurn();
+      measure();
+    }
+    assert.equal(hub.size, 0, `the listener was dropped (after ${published} notifications)`);
+    t.diagnostic(
+      `dropped after ${published} notifications; peak socket buffer ${peakWritable} B, peak queue ${peakQueued}`,
+    );
+    // What the node held for this reader: the listener's queue never passed its bound, the
+    // socket's buffer never more than one batch (LISTEN_BATCH_BYTES_MAX, 1 MiB of payloads) and
+    // the stream's own lines.
+    assert.ok(peakQueued <= BUFFER_MAX, `queued ${peakQueued} > ${BUFFER_MAX}`);
+    assert.ok(
+      peakWritable <= 2 * 1024 * 1024,
+      `the server buffered ${peakWritable} bytes for a reader that does not read`,
+    );
+    // The reader reads at last: what it got, in order, then lagged with the number dropped, then the end.
+    socket.on('data', onData);
+    socket.resume();
+    await waitFor(() => text.includes('event: lagged'), 'the lagged event', 20_000);
+    await Promise.race([
+      closed,
+      new Promise((_r, reject) =>
+        setTimeout(() => reject(new Error('the stream was not ended after lagged')), 20_000),
+      ),
+    ]);
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    // Chunked transfer encoding: the event text is what is left once chunk-size lines are dropped.
+    const unchunked = body
+      .split('\r\n')
+      .filter((_line, i) => i % 2 === 1)
+      .join('');
+    const { events } = parseSse(unchunked);
+    const notifications = events.filter((e) => e.event === 'notification');
+    assert.ok(notifications.length > 0, 'some notifications reached the reader before it stalled');
+    assert.deepEqual(
+      notifications.map((e) => Number(e.id)),
+      notifications.map((_e, i) => i + 1),
+      'the ones delivered are every notification from the first, in order',
+    );
+    const last = events.at(-1);
+    assert.equal(last?.event, 'lagged');
+    const info = JSON.parse(last?.data ?? '{}') as { code: string; missed: number };
+    assert.equal(info.code, 'HQL_LAGGED');
+    assert.equal(info.missed, BUFFER_MAX + 1, 'the dropped queue and the one that did not fit');
+  });
+});
+
+describe('binary API: malformed requests', () => {
+  test('a flood of requests with garbage fields or unknown ops: each gets HQL_PROTOCOL, the connection keeps serving', async () => {
+    const served: string[] = [];
+    const api = new ApiServer({
+      ...baseOptions(),
+      handler: stubHandler(async (req) => {
+        served.push(req.op);
+        return { op: req.op };
+      }),
+    });
+    servers.push(api);
+    const { port } = await api.start();
+    const conn = await ApiConnection.open({
+      host: HOST,
+      port,
+      secret: SECRET_API,
+      localId: REMOTE_CLIENT_ID,
+      connectTimeoutMs: 5000,
+      frameBytesMax: 16 << 20,
+      inflightMax: 100,
+    });
+    try {
+      const garbage: unknown[] = [
+        { op: 'cacheLock', key: 42, holderId: '', leaseMs: -1 },
+        { op: 'cacheLock', key: 'k', holderId: 'h', leaseMs: 'soon', waitMs: { a: 1 } },
+        { op: 'cacheLock', key: 'k', holderId: 'h', leaseMs: 2 ** 60 },
+        { op: 'cachePut', cache: null, key: [1, 2], value: 'not bytes' },
+        { op: 'query', sql: 7 },
+        { op: 'query', sql: 'SELECT 1', consistency: 'eventually' },
+        { op: 'propose', group: 'nope', data: 'x' },
+        { op: 'no-such-op' },
+        { op: 17 },
+      ];
+      for (let round = 0; round < 50; round++) {
+        const answers = await Promise.all(garbage.map((g) => conn.request(g as never, 10_000)));
+        for (const [i, a] of answers.entries()) {
+          assert.equal(a.ok, false, `garbage ${i} was refused`);
+          assert.equal(!a.ok && a.error.code, 'HQL_PROTOCOL', `garbage ${i}: ${JSON.stringify(a)}`);
+          assert.equal(!a.ok && a.error.retryable, false);
+        }
+      }
+      assert.deepEqual(served, [], 'no malformed request reached the handler');
+      assert.equal(conn.closed, false);
+      // The same connection serves a valid request.
+      const ok = await conn.request({ op: 'metrics' }, 10_000);
+      assert.deepEqual(ok.ok && ok.value, { op: 'metrics' });
+      assert.equal(api.status().streams, 1);
+    } finally {
+      conn.close();
+    }
+  });
+});
