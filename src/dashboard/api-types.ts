@@ -215,6 +215,12 @@ export type BackupOutcome =
 export interface BackupList {
   /** This node's local folder (the node that leads when a backup is taken writes it there). */
   readonly local: BackupTargetList;
+  /**
+   * On a follower, the leader's local folder (asked of the leader: it takes the backups and
+   * writes them there); null on the leader. Backups taken under earlier leaders stay in those
+   * nodes' folders: a backup's `nodeId` is the node that took it and holds it.
+   */
+  readonly leader: { readonly nodeId: number | null; readonly list: BackupTargetList } | null;
   /** The S3 bucket; null when `s3_url` is not configured. */
   readonly s3: BackupTargetList | null;
   /** A backup asked for from this dashboard runs since then (wall clock), or null. */

@@ -99,6 +99,12 @@ export interface StoredBackup {
   readonly nodeId: number;
 }
 
+/** The leader's local backups, as a follower's dashboard shows them. */
+export interface LeaderBackups {
+  readonly nodeId: number;
+  readonly backups: readonly StoredBackup[];
+}
+
 /** Backups as the dashboard sees them: listing and taking one. Never their contents or keys. */
 export interface DashboardBackups {
   /** Whether backups exist on this node now (the service starts once the node is a member). */
@@ -106,6 +112,11 @@ export interface DashboardBackups {
   /** Whether an S3 bucket is configured (`s3_url`). */
   readonly s3: boolean;
   list(target: 'local' | 's3', signal: AbortSignal): Promise<readonly StoredBackup[]>;
+  /**
+   * The leader's local folder (the leader takes the backups and writes them there), asked of
+   * the leader; null when this node leads.
+   */
+  leaderList(signal: AbortSignal): Promise<LeaderBackups | null>;
   /** Takes a backup on the leader (forwarded when this node does not lead); one at a time. */
   create(): Promise<{
     readonly name: string;

@@ -12,7 +12,7 @@
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiFailure, BackupCreated, BackupList, BackupOutcome, BackupTargetList } from './api-types.js';
-import type { DashboardBackups } from './backend.js';
+import type { DashboardBackups, StoredBackup } from './backend.js';
 
 /** Backups listed per target (the newest; a bucket may hold more than a page should show). */
 export const BACKUPS_LISTED_MAX = 200;
@@ -34,11 +34,12 @@ export class BackupPanel {
 
   async list(signal: AbortSignal): Promise<BackupList> {
     this.checkAvailable();
-    const [local, s3] = await Promise.all([
+    const [local, s3, leader] = await Promise.all([
       this.listTarget('local', signal),
       this.backups.s3 ? this.listTarget('s3', signal) : Promise.resolve(null),
+      this.listLeader(signal),
     ]);
-    return { local, s3, runningSinceWallMs: this.runningSinceWallMs, last: this.last };
+    return { local, leader, s3, runningSinceWallMs: this.runningSinceWallMs, last: this.last };
   }
 
   /** Requests waiting for the backup that runs (for tests). */
@@ -86,18 +87,38 @@ export class BackupPanel {
     }
   }
 
-  private async listTarget(target: 'local' | 's3', signal: AbortSignal): Promise<BackupTargetList> {
+  /** The leader's folder on a follower (null on the leader); a failure is shown as its error. */
+  private async listLeader(
+    signal: AbortSignal,
+  ): Promise<{ nodeId: number | null; list: BackupTargetList } | null> {
+    let nodeId: number | null = null;
+    const list = await this.listTarget('leader', signal, async (s) => {
+      const l = await this.backups.leaderList(s);
+      nodeId = l?.nodeId ?? null;
+      return l?.backups ?? null;
+    });
+    if (list.ok && nodeId === null) return null;
+    return { nodeId, list };
+  }
+
+  private async listTarget(
+    target: 'local' | 's3' | 'leader',
+    signal: AbortSignal,
+    read: (signal: AbortSignal) => Promise<readonly StoredBackup[] | null> = (s) =>
+      this.backups.list(target as 'local' | 's3', s),
+  ): Promise<BackupTargetList> {
     const ac = new AbortController();
     const onAbort = () => ac.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     const timer = this.clock.setTimer(() => ac.abort(), BACKUP_LIST_TIMEOUT_MS);
     try {
-      const all = await Promise.race([
-        this.backups.list(target, ac.signal),
-        new Promise<never>((_, reject) =>
-          ac.signal.addEventListener('abort', () => reject(timeout(target)), { once: true }),
-        ),
-      ]);
+      const all =
+        (await Promise.race([
+          read(ac.signal),
+          new Promise<never>((_, reject) =>
+            ac.signal.addEventListener('abort', () => reject(timeout(target)), { once: true }),
+          ),
+        ])) ?? [];
       // Names start with their UTC time: the newest first.
       const sorted = [...all].sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
       const backups = sorted.slice(0, BACKUPS_LISTED_MAX).map((b) => ({

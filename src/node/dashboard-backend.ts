@@ -8,6 +8,7 @@ import type {
   DashboardBackend,
   DashboardBackups,
   DashboardCaches,
+  LeaderBackups,
   NodeView,
   Row,
   WriteOutcome,
@@ -44,6 +45,8 @@ export interface NodeForDashboard {
   backups(): NodeBackups | null;
   /** Takes a backup on the leader (HiqliteNode.backup). */
   backup(): Promise<BackupInfo>;
+  /** The leader's local backups, asked of it; null when this node leads. */
+  leaderBackups(signal: AbortSignal): Promise<LeaderBackups | null>;
 }
 
 export function nodeDashboardBackend(n: NodeForDashboard): DashboardBackend {
@@ -118,6 +121,7 @@ function nodeBackups(n: NodeForDashboard): DashboardBackups {
       return n.backups()?.hasS3 === true;
     },
     list: (target, signal) => service().list(target, signal),
+    leaderList: (signal) => n.leaderBackups(signal),
     create: () => n.backup(),
   };
 }

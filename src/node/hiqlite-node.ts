@@ -18,6 +18,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { LeaderBackups } from '../dashboard/backend.js';
 import { Dashboard } from '../dashboard/dashboard.js';
 import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { assert } from '../lib/assert.js';
@@ -59,7 +60,7 @@ import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
-import type { BackupInfo, NodeBackups, NodeFeatures } from './node-features.js';
+import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
@@ -78,6 +79,8 @@ export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners:
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
 /** How long a node waits for the leader to take a backup it forwarded (a large database takes minutes). */
 const BACKUP_TIMEOUT_MS = 3_600_000;
+/** How long a follower's dashboard waits for the leader's list of its local backups. */
+const BACKUP_LIST_TIMEOUT_MS = 10_000;
 
 export type Consistency = 'local' | 'linearizable';
 
@@ -685,11 +688,29 @@ export class HiqliteNode {
   }
 
   private backupHere(): Promise<BackupInfo> {
+    return this.backupService().backup();
+  }
+
+  private backupService(): NodeBackups {
     if (this.backups === null)
       throw new HiqliteError('HQL_UNAVAILABLE', 'backups are not available on this node', {
         retryable: false,
       });
-    return this.backups.backup();
+    return this.backups;
+  }
+
+  /**
+   * The leader's local backups (where the backups it takes are written), for this node's
+   * dashboard; null when this node leads (its own folder is that one).
+   */
+  private async leaderBackups(signal: AbortSignal): Promise<LeaderBackups | null> {
+    const leaderId = this.group.status().leaderId;
+    if (leaderId === this.cfg.nodeId) return null;
+    if (leaderId === null) throw this.noLeaderError();
+    const res = await this.request(leaderId, { op: 'backupList' }, BACKUP_LIST_TIMEOUT_MS);
+    if (!res.ok) throw remoteError(res.error);
+    signal.throwIfAborted();
+    return { nodeId: leaderId, backups: res.value as BackupListing[] };
   }
 
   /**
@@ -982,6 +1003,9 @@ export class HiqliteNode {
         if (from === REMOTE_CLIENT_ID) return this.backup();
         this.requireLeaderFor('backup', 'sql');
         return this.backupHere();
+      case 'backupList':
+        this.requireSqlite('backupList');
+        return this.backupService().list('local', signal);
       case 'cacheRead':
       case 'cacheLock':
         return serveCacheRequest(this.cacheOf(), req, signal ?? new AbortController().signal);
@@ -1399,6 +1423,7 @@ export class HiqliteNode {
       cacheGroup: () => (this.cache?.running === true ? this.cache : null),
       backups: () => (this.started ? this.backups : null),
       backup: () => this.backup(),
+      leaderBackups: (signal) => this.leaderBackups(signal),
     });
     const routes = new Dashboard(backend, {
       passwordHash,

@@ -259,7 +259,9 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
     )?.[0];
     assert.ok(backupName !== undefined, 'the result names the backup');
     await page.locator(`#backups-s3 tr[data-backup="${backupName}"]`).waitFor();
-    if (leader === 1) await page.locator(`#backups-local tr[data-backup="${backupName}"]`).waitFor();
+    // The leader wrote it to its folder: node 1's own, or the leader's that a follower shows.
+    const folder = leader === 1 ? '#backups-local' : '#backups-leader';
+    await page.locator(`${folder} tr[data-backup="${backupName}"]`).waitFor();
     await page.screenshot({ path: join(shots, 'dashboard-backups.png') });
 
     // Metrics: charts of the last minutes of node 1.

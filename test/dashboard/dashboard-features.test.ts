@@ -16,7 +16,12 @@ import type {
   SessionInfo,
   ValuePreview,
 } from '../../src/dashboard/api-types.js';
-import type { DashboardBackups, DashboardCaches, StoredBackup } from '../../src/dashboard/backend.js';
+import type {
+  DashboardBackups,
+  DashboardCaches,
+  LeaderBackups,
+  StoredBackup,
+} from '../../src/dashboard/backend.js';
 import {
   HEX_BYTES_SHOWN,
   KEYS_PAGE_MAX,
@@ -56,6 +61,9 @@ class FakeBackups implements DashboardBackups {
   creates = 0;
   local: StoredBackup[] = [];
   s3Error: HiqliteError | null = null;
+  /** What the leader answers a follower (null: this node leads), or its error. */
+  leader: LeaderBackups | null = null;
+  leaderError: HiqliteError | null = null;
   private finish: ((e?: Error) => void) | null = null;
 
   available(): boolean {
@@ -65,6 +73,11 @@ class FakeBackups implements DashboardBackups {
   async list(target: 'local' | 's3'): Promise<readonly StoredBackup[]> {
     if (target === 's3' && this.s3Error !== null) throw this.s3Error;
     return this.local;
+  }
+
+  async leaderList(): Promise<LeaderBackups | null> {
+    if (this.leaderError !== null) throw this.leaderError;
+    return this.leader;
   }
 
   /** Runs until the test calls `end()`. */
@@ -266,7 +279,52 @@ describe('dashboard: caches and backups', () => {
     );
     assert.ok(l.s3 !== null && !l.s3.ok && l.s3.error.code === 'HQL_IO');
     assert.equal(l.runningSinceWallMs, null);
+    assert.equal(l.leader, null, 'the leader lists no other folder');
     b.backups.s3Error = null;
+    b.backups.local = [];
+  });
+
+  test("backups on a follower: the leader's folder beside its own (newest first), or why it could not be read", async () => {
+    b.backups.local = [
+      { name: 'backup_20250101T000000.000Z_i10_n2.hqbak', bytes: 100, createdMs: 1, logIndex: 10, nodeId: 2 },
+    ];
+    b.backups.leader = {
+      nodeId: 3,
+      backups: [
+        {
+          name: 'backup_20250104T000000.000Z_i40_n3.hqbak',
+          bytes: 400,
+          createdMs: 4,
+          logIndex: 40,
+          nodeId: 3,
+        },
+        {
+          name: 'backup_20250105T000000.000Z_i50_n3.hqbak',
+          bytes: 500,
+          createdMs: 5,
+          logIndex: 50,
+          nodeId: 3,
+        },
+      ],
+    };
+    const l = ok(await call<BackupList>(s, 'GET', 'backups', auth));
+    assert.ok(l.local.ok && l.local.backups.length === 1);
+    assert.ok(l.leader !== null && l.leader.list.ok);
+    assert.equal(l.leader.nodeId, 3);
+    assert.deepEqual(
+      l.leader.list.backups.map((x) => [x.logIndex, x.nodeId]),
+      [
+        [50, 3],
+        [40, 3],
+      ],
+    );
+    b.backups.leaderError = new HiqliteError('HQL_UNAVAILABLE', 'no leader known', { retryable: true });
+    const failed = ok(await call<BackupList>(s, 'GET', 'backups', auth));
+    assert.ok(failed.local.ok, "the node's own folder is listed all the same");
+    assert.ok(failed.leader !== null && !failed.leader.list.ok);
+    assert.equal(failed.leader.list.error.code, 'HQL_UNAVAILABLE');
+    b.backups.leaderError = null;
+    b.backups.leader = null;
     b.backups.local = [];
   });
 

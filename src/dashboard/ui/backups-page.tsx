@@ -1,5 +1,6 @@
 /**
- * Backups: the backups of this node's local folder and of the S3 bucket, and "Create backup
+ * Backups: the backups of this node's local folder, on a follower also the leader's (it takes
+ * the backups), and of the S3 bucket, and "Create backup
  * now" (after a confirmation; the leader takes it). A backup already running when the button is
  * pressed is joined, not started twice. Contents never pass through the dashboard: downloads
  * are `hiqlite backup download` on a machine that holds the keys.
@@ -112,11 +113,27 @@ export function BackupsPage({ nodeId }: { nodeId: number }) {
       <ErrorLine error={error} />
       {list !== null && (
         <>
-          <TargetTable id="backups-local" title={`Local folder of node ${nodeId}`} t={list.local} />
+          {list.leader !== null && (
+            <TargetTable
+              id="backups-leader"
+              title={
+                list.leader.nodeId === null
+                  ? 'Local folder of the leader'
+                  : `Local folder of node ${list.leader.nodeId} (the leader)`
+              }
+              t={list.leader.list}
+            />
+          )}
+          <TargetTable
+            id="backups-local"
+            title={`Local folder of node ${nodeId} (this node${list.leader === null ? ', the leader' : ''})`}
+            t={list.local}
+          />
           {list.s3 !== null && <TargetTable id="backups-s3" title="S3 bucket" t={list.s3} />}
           <p class="muted small">
             A backup is written to the local folder of the node that leads when it is taken
-            {list.s3 === null ? '' : ', and to the bucket'}.
+            {list.s3 === null ? '' : ', and to the bucket'}; the node column says which node took it and holds
+            it locally.
           </p>
         </>
       )}
