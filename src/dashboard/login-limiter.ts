@@ -5,6 +5,9 @@
  *
  * The per-address table holds at most `addressesMax` entries; beyond it, the address seen least
  * recently is forgotten (its bucket starts full again, which the global bucket still bounds).
+ * An "address" is what one guesser cannot cheaply multiply (`addressKey`): an IPv4 address (an
+ * IPv4-mapped IPv6 one too), or the /64 of an IPv6 address, since one host is commonly given a
+ * whole /64 and could otherwise take a fresh bucket for every attempt.
  * Time comes from `now` (monotonic milliseconds), so tests drive it.
  */
 import { assert } from '../lib/assert.js';
@@ -57,7 +60,7 @@ export class LoginLimiter {
   attempt(address: string): LoginVerdict {
     const t = this.now();
     const l = this.limits;
-    const mine = this.bucketOf(address, t);
+    const mine = this.bucketOf(addressKey(address), t);
     refill(mine, t, l.perAddressBurst, l.perAddressRefillMs);
     refill(this.global, t, l.globalBurst, l.globalRefillMs);
     if (mine.tokens < 1)
@@ -95,4 +98,29 @@ function refill(b: Bucket, t: number, burst: number, refillMs: number): void {
 
 function wait(b: Bucket, t: number, refillMs: number): number {
   return Math.max(1, Math.ceil((1 - b.tokens) * refillMs - (t - b.atMs)));
+}
+
+/**
+ * The rate limit's key of a client address: IPv4 as it is (`::ffff:a.b.c.d` is `a.b.c.d`), IPv6
+ * by its first 64 bits (`2001:db8:1:2::/64`). Anything else (not an IP address) is its own key.
+ */
+export function addressKey(address: string): string {
+  const a = address.toLowerCase();
+  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  if (!a.includes(':')) return a;
+  const bare = a.split('%')[0] ?? a;
+  const halves = bare.split('::');
+  if (halves.length > 2) return a;
+  const parts = (h: string | undefined) => (h === undefined || h === '' ? [] : h.split(':'));
+  const head = parts(halves[0]);
+  const tail = parts(halves[1]);
+  // An embedded IPv4 address (`::1.2.3.4`) is the last two groups.
+  const width = (g: string[]) => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
+  const missing = 8 - width(head) - width(tail);
+  if (missing < 0 || (halves.length === 1 && missing !== 0)) return a;
+  const groups = [...head, ...Array<string>(missing).fill('0'), ...tail];
+  const prefix = groups.slice(0, 4);
+  if (!prefix.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a;
+  return `${prefix.map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
 }
