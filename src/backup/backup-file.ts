@@ -26,8 +26,9 @@ import type { KeyRing } from './key-ring.js';
 import { decryptStream, encryptStream } from './stream-cipher.js';
 
 /**
- * gzip level 1: SQLite pages compress well even at the fastest level, and the backup's speed
- * is bound by compression (docs/BENCHMARKS.md, "Backups").
+ * gzip level 1 (the default of `backup_gzip_level`): SQLite pages compress well even at the
+ * fastest level, and the backup's speed is bound by compression (docs/BENCHMARKS.md, "Backups");
+ * 0 stores the pages uncompressed (still gzip framing, so a restore reads either).
  */
 export const GZIP_LEVEL = 1;
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -43,6 +44,8 @@ export interface BackupSource {
   readonly nodeId: number;
   readonly keys: KeyRing;
   readonly chunkBytes?: number;
+  /** 0 to 9; default GZIP_LEVEL. */
+  readonly gzipLevel?: number;
 }
 
 /** The header of a new backup and its file bytes (streamed; read the file once). */
@@ -64,7 +67,7 @@ export function backupFileStream(s: BackupSource): { header: BackupHeader; body:
   };
   const encoded = encodeHeader(header);
   const body = (async function* () {
-    const gzip = createGzip({ level: GZIP_LEVEL, chunkSize: 256 * 1024 });
+    const gzip = createGzip({ level: s.gzipLevel ?? GZIP_LEVEL, chunkSize: 256 * 1024 });
     const feeding = pipeline(createReadStream(s.dbPath, { highWaterMark: READ_CHUNK_BYTES }), gzip);
     // An error of the file read reaches the iteration of gzip (pipeline destroys it with it).
     feeding.catch(() => {});

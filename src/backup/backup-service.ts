@@ -150,6 +150,7 @@ export class BackupService implements NodeBackups {
         databaseBytes: copy.bytes,
         nodeId: cfg.nodeId,
         keys: this.keys,
+        gzipLevel: cfg.backupGzipLevel,
       });
       const stored = await this.targets.local.put(name, body);
       await rm(copyPath, { force: true });

@@ -4,7 +4,7 @@
  * a damaged stored file changes nothing at the destination.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -13,7 +13,7 @@ import { LocalBackupTarget } from '../../src/backup/local-target.js';
 import { formatBackupName, parseBackupName } from '../../src/backup/names.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
-import { backupOf, makeDatabase, pieces, ring } from './helpers.js';
+import { backupOf, collect, makeDatabase, pieces, ring } from './helpers.js';
 
 describe('backup file', () => {
   const tmp = makeTempDir('hq-backup-');
@@ -62,6 +62,23 @@ describe('backup file', () => {
       new Database(db.path, { readonly: true }).prepare('SELECT v FROM t LIMIT 1').pluck().get() as string
     ).slice(0, 32);
     assert.equal(stored.includes(Buffer.from(plainRow)), false);
+  });
+
+  test('backup_gzip_level 0 stores the pages uncompressed: a larger file that restores the same', async () => {
+    const work = join(tmp.dir, 'level0');
+    mkdirSync(work);
+    const b = await backupOf(db.path, { workDir: work, keys: keys.ring, createdMs: 0, gzipLevel: 0 });
+    const file = await collect(b.body);
+    assert.ok(file.length > b.info.bytes, `${file.length} bytes stored of a ${b.info.bytes}-byte database`);
+    assert.ok(file.length > stored.length * 1.5, 'much larger than the level 1 backup');
+    const out = join(work, 'restored.db');
+    await restoreBackupFile(pieces(file, 64 * 1024), { keys: keys.ring, label: b.name, outPath: out });
+    const r = new Database(out, { readonly: true });
+    try {
+      assert.equal(r.prepare('SELECT count(*) FROM t').pluck().get(), 5000);
+    } finally {
+      r.close();
+    }
   });
 
   test('restores to a checked database with every row, at the header index', async () => {

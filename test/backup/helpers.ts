@@ -48,7 +48,7 @@ export function makeDatabase(dir: string, rows: number): { path: string; index: 
  */
 export async function backupOf(
   dbPath: string,
-  o: { workDir: string; keys: KeyRing; createdMs: number; chunkBytes?: number },
+  o: { workDir: string; keys: KeyRing; createdMs: number; chunkBytes?: number; gzipLevel?: number },
 ): Promise<{ name: string; info: CopyResult; body: AsyncIterable<Buffer> }> {
   const copyPath = join(o.workDir, 'copy.sqlite');
   const info = await copyDatabase({ dbPath, outPath: copyPath, busyTimeoutMs: 1000 });
@@ -64,6 +64,7 @@ export async function backupOf(
     nodeId: 1,
     keys: o.keys,
     ...(o.chunkBytes === undefined ? {} : { chunkBytes: o.chunkBytes }),
+    ...(o.gzipLevel === undefined ? {} : { gzipLevel: o.gzipLevel }),
   });
   return { name, info, body };
 }

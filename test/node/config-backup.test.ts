@@ -113,6 +113,7 @@ data_dir = "data"
 secret_raft = "raft-secret-0123456789"
 secret_api = "api-secret-0123456789"
 backup_keep_days_local = 3
+backup_gzip_level = 0
 s3_url = "http://127.0.0.1:9000"
 s3_bucket = "b"
 s3_region = "r"
@@ -127,6 +128,14 @@ s3_secret = "s"
     assert.deepEqual(warnings, []);
     const r = resolveConfig(c);
     assert.equal(r.backupKeepDaysLocal, 3);
+    assert.equal(r.backupGzipLevel, 0);
+    const env = { ENC_KEYS: `a1/${KEY}`, ENC_KEY_ACTIVE: 'a1' };
+    const level = (t: string) => resolveConfig(parseTomlConfig(t, env).config).backupGzipLevel;
+    assert.equal(level(toml.replace('backup_gzip_level = 0\n', '')), 1, 'the default');
+    assert.throws(
+      () => level(toml.replace('backup_gzip_level = 0', 'backup_gzip_level = 10')),
+      /backup_gzip_level/,
+    );
     assert.equal(r.backup.s3?.pathStyle, false);
     assert.equal(r.backup.encKeyActive, 'a1');
     assert.deepEqual([...r.backup.encKeys.keys()], ['a1', 'b2']);

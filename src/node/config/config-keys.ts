@@ -105,6 +105,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   // Backup retention, the Rust project's defaults. The newest backup is never deleted by it.
   { key: 'backupKeepDays', toml: 'backup_keep_days', default: 30, min: 1, max: 36_500 },
   { key: 'backupKeepDaysLocal', toml: 'backup_keep_days_local', default: 30, min: 1, max: 36_500 },
+  // gzip level of backups: compression takes most of a backup's time (docs/BENCHMARKS.md).
+  { key: 'backupGzipLevel', toml: 'backup_gzip_level', default: 1, min: 0, max: 9 },
   // The cache group's runtime (the limits of its state machine follow).
   { key: 'cacheExpireIntervalMs', toml: 'cache_expire_interval_ms', default: 200, min: 1, max: 3_600_000 },
   {

@@ -66,6 +66,8 @@ export interface NodeConfig {
   backupKeepDays?: number;
   /** Local backups older than this many days are deleted after each backup (the newest is kept). */
   backupKeepDaysLocal?: number;
+  /** gzip level of new backups, 0 (stored, fastest, largest) to 9. Default 1. */
+  backupGzipLevel?: number;
   /** Backup encryption keys, `"<id>/<base64 of 32 bytes>"`; keep old ones after a rotation. */
   encKeys?: string[];
   /** The id of the key in `encKeys` new backups are encrypted with. */
@@ -211,6 +213,7 @@ export type IntegerKey =
   | 'httpBodyTimeoutMs'
   | 'backupKeepDays'
   | 'backupKeepDaysLocal'
+  | 'backupGzipLevel'
   | 'cacheExpireIntervalMs'
   | 'cacheListenerBufferMax'
   | 'cacheListenersMax'
