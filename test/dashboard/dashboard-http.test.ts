@@ -4,6 +4,7 @@
  * page's files, and the data routes (console paging, writes, tables, cluster).
  */
 import assert from 'node:assert/strict';
+import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { ClusterStatus, ExecuteResult, RowPage, SchemaList } from '../../src/dashboard/api-types.js';
 import { ClusterStatusSource } from '../../src/dashboard/cluster-status.js';
@@ -300,6 +301,68 @@ describe('login rate limit over HTTP', () => {
       assert.equal(limited.headers.get('retry-after'), '60');
       s.clock.advance(60_000);
       await login(s);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('request bodies (the shared reader, lib/http-body.ts)', () => {
+  /** A raw request on its own socket: the answer's status, head and JSON, and when the socket closed. */
+  function raw(
+    url: string,
+    text: string,
+  ): Promise<{ status: number; head: string; code: string; closed: Promise<void> }> {
+    const u = new URL(url);
+    const socket = netConnect({ host: u.hostname, port: Number(u.port) });
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    return new Promise((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error('no answer within 20 s')), 20_000);
+      let got = '';
+      socket.on('data', (c: Buffer) => {
+        got += c.toString('utf8');
+        const end = got.indexOf('\r\n\r\n');
+        const length = Number(/content-length: (\d+)/i.exec(got)?.[1]);
+        if (end < 0 || got.length - end - 4 < length) return;
+        clearTimeout(deadline);
+        const body = JSON.parse(got.slice(end + 4, end + 4 + length)) as { error: { code: string } };
+        resolve({
+          status: Number(got.split(' ')[1]),
+          head: got.slice(0, end),
+          code: body.error.code,
+          closed,
+        });
+      });
+      socket.write(text);
+    });
+  }
+
+  /** Resolves once `closed` does; fails after 20 s (a deadline, not a timing assertion). */
+  async function closedWithin(closed: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new Error('the connection was not closed within 20 s')), 20_000);
+    });
+    await Promise.race([closed, late]).finally(() => clearTimeout(timer));
+  }
+
+  test('a body that never ends is 408 HQL_TIMEOUT at bodyTimeoutMs, one over bodyBytesMax 413 unread; both close', async () => {
+    const s = await serveDashboard({ limits: { bodyTimeoutMs: 2000, bodyBytesMax: 1024 } });
+    try {
+      const { cookie, csrf } = await login(s);
+      const head = (length: number) =>
+        `POST /dashboard/api/query HTTP/1.1\r\nHost: ${new URL(s.url).host}\r\nCookie: ${cookie}\r\n` +
+        `X-CSRF-Token: ${csrf}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+      const late = await raw(s.url, `${head(100)}{"sql": "SEL`);
+      assert.deepEqual([late.status, late.code], [408, 'HQL_TIMEOUT']);
+      assert.match(late.head, /connection: close/i);
+      assert.match(late.head, /content-security-policy:/i);
+      await closedWithin(late.closed);
+      const large = await raw(s.url, head(1_000_000));
+      assert.deepEqual([large.status, large.code], [413, 'HQL_REQUEST_TOO_LARGE']);
+      assert.match(large.head, /connection: close/i);
+      await closedWithin(large.closed);
     } finally {
       await s.close();
     }

@@ -364,3 +364,49 @@ describe('binary API: malformed requests', () => {
     }
   });
 });
+
+describe('HTTP bodies on the API port: the body deadline', () => {
+  test('a JSON route and a cache route whose body never ends are 408 HQL_TIMEOUT at bodyTimeoutMs, and the connection closes', async () => {
+    const api = new ApiServer({
+      ...baseOptions(),
+      bodyTimeoutMs: 1000,
+      handler: {
+        ...stubHandler(async (req) => ({ op: req.op })),
+        cache: {
+          write: async () => {
+            throw new Error('the body never arrived: nothing is written');
+          },
+          read: async () => null,
+          listen: async () => {
+            throw new Error('not in this test');
+          },
+        },
+      },
+    });
+    servers.push(api);
+    const { port } = await api.start();
+    for (const [method, path, type] of [
+      ['POST', '/query', 'application/json'],
+      ['PUT', '/cache/c/k', 'application/octet-stream'],
+      ['POST', '/notify', 'application/json'],
+    ] as const) {
+      const socket = netConnect({ host: HOST, port });
+      sockets.add(socket);
+      socket.on('error', () => {});
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+      });
+      socket.write(
+        `${method} ${path} HTTP/1.1\r\nHost: x\r\nX-API-SECRET: ${SECRET_API}\r\nContent-Type: ${type}\r\n` +
+          'Content-Length: 1000\r\n\r\n{"sql": "SEL',
+      );
+      await waitFor(() => socket.closed, `${method} ${path}: the server closes the connection`, 20_000);
+      await closed;
+      assert.match(text, /^HTTP\/1\.1 408 /, `${method} ${path}: ${text.slice(0, 40)}`);
+      assert.match(text, /"code":"HQL_TIMEOUT"/);
+      assert.match(text, /connection: close/i);
+    }
+  });
+});
