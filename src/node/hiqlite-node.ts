@@ -58,6 +58,7 @@ import { resolveConfig } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
+import { addAsLearner, joinGroup, promoteLearner } from './join-procedure.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
@@ -804,8 +805,9 @@ export class HiqliteNode {
   }
 
   /**
-   * Joins a group (as a learner) and gets promoted (unless learnerOnly), retrying until done.
-   * `join` is the group's join in progress (joining-marker.ts): ended once the node is a member.
+   * Joins a group (as a learner) and gets promoted (unless learnerOnly), retrying until done
+   * (join-procedure.ts, which the simulator runs too). `join` is the group's join in progress
+   * (joining-marker.ts): ended once the node is a member.
    */
   private async ensureMembership(
     g: RaftGroup,
@@ -813,60 +815,40 @@ export class HiqliteNode {
     join: GroupJoin,
     timeoutMs: number,
   ): Promise<void> {
-    const deadline = this.clock.monotonicMs() + timeoutMs;
     const me = this.cfg.nodeId;
-    this.throwIfStartCancelled();
-    // A joining node's own view of the membership is not to be trusted until it has applied the
-    // entry that (re-)added it: a snapshot it installs on the way may predate its removal. A
-    // join a restart interrupted goes on from the entry that added this node, or joins again.
-    let joinedAt = join.state === null ? (0 as LogIndex) : join.state.joinedAt;
     const nonce = randomBytes(12).toString('hex');
-    for (let attempt = 0; ; attempt++) {
-      if (joinedAt !== null && g.applied() >= joinedAt) {
-        const m = g.status().membership;
-        if (m.voters.includes(me) || (m.learners.includes(me) && this.cfg.learnerOnly)) {
-          await join.complete();
-          return;
-        }
-      }
-      this.throwIfStartCancelled();
-      if (this.clock.monotonicMs() > deadline) {
-        throw new HiqliteError(
-          'HQL_TIMEOUT',
-          `node ${me} could not join the ${group} group within ${Math.round(timeoutMs)} ms`,
-          {
-            retryable: true,
-          },
-        );
-      }
-      const leader = g.status().leaderId ?? (await this.findLeader(group));
-      if (leader !== null && leader !== me) {
-        const learner = g.status().membership.learners.includes(me);
-        try {
-          if (joinedAt === null) {
-            const r = await this.request(
-              leader,
-              { op: 'join', nodeId: me, nonce, group, sqlite: this.cfg.sqlite },
-              5000,
-            );
-            if (r.ok) {
-              const v = r.value as { index: number; clusterId?: string | null; sqlite?: boolean };
-              if (saidSqlite(v.sqlite) !== this.cfg.sqlite)
-                throw sqliteMismatchError(this.cfg, leader, saidSqlite(v.sqlite));
-              await this.adoptClusterId(v.clusterId ?? null, leader);
-              joinedAt = v.index as LogIndex;
-              await join.added(joinedAt);
-            } else if (!r.error.retryable) throw remoteError(r.error);
-          } else if (learner && g.applied() >= joinedAt) {
-            const r = await this.request(leader, { op: 'promote', nodeId: me, group }, 5000);
-            if (!r.ok && !r.error.retryable) throw remoteError(r.error);
+    await joinGroup(
+      {
+        nodeId: me,
+        group,
+        stayLearner: this.cfg.learnerOnly,
+        raft: g,
+        join,
+        request: async (leader, req, requestTimeoutMs) => {
+          if (req.op === 'promote') {
+            const r = await this.request(leader, { op: 'promote', nodeId: me, group }, requestTimeoutMs);
+            if (!r.ok) throw remoteError(r.error);
+            return null;
           }
-        } catch (e) {
-          if (e instanceof HiqliteError && !e.retryable) throw e;
-        }
-      }
-      await sleep(Math.min(1000, 100 * (attempt + 1)));
-    }
+          const r = await this.request(
+            leader,
+            { op: 'join', nodeId: me, nonce, group, sqlite: this.cfg.sqlite },
+            requestTimeoutMs,
+          );
+          if (!r.ok) throw remoteError(r.error);
+          const v = r.value as { index: number; clusterId?: string | null; sqlite?: boolean };
+          if (saidSqlite(v.sqlite) !== this.cfg.sqlite)
+            throw sqliteMismatchError(this.cfg, leader, saidSqlite(v.sqlite));
+          await this.adoptClusterId(v.clusterId ?? null, leader);
+          return v.index as LogIndex;
+        },
+        findLeader: () => this.findLeader(group),
+        nowMs: () => this.clock.monotonicMs(),
+        sleep,
+        checkCancelled: () => this.throwIfStartCancelled(),
+      },
+      timeoutMs,
+    );
   }
 
   /**
@@ -1066,47 +1048,15 @@ export class HiqliteNode {
     return this.cfg.sqlite ? this.group : undefined;
   }
 
-  /**
-   * Only a node without state asks to join. If it is still a member, it lost its volume: the
-   * leader's idea of its log (match index) and, for a voter, the memory of its votes are gone.
-   * Remove it first, then add it back as a learner with fresh replication progress.
-   */
-  private async addAsLearner(g: RaftGroup, id: NodeId): Promise<LogIndex> {
-    const timeoutMs = this.cfg.proposalTimeoutMs;
-    const m = g.status().membership;
-    if (m.voters.includes(id) || m.learners.includes(id)) {
-      this.log.warn(
-        { peer: id },
-        'a member rejoins without state: removing it, then adding it back as a learner',
-      );
-      await g.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
-    } else {
-      this.log.info({ peer: id, group: g.group }, 'adding a node as learner');
-    }
-    const out = await g.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
-    return out.index;
+  /** Leader: adds a node that asks to join as a learner (join-procedure.ts). */
+  private addAsLearner(g: RaftGroup, id: NodeId): Promise<LogIndex> {
+    return addAsLearner(g, id, this.cfg.proposalTimeoutMs, this.log, g.group);
   }
 
   private async handlePromote(id: NodeId, from: number, group: GroupId): Promise<unknown> {
     requireSelf('promote', id, from);
     this.requireLeaderFor('promote', group);
-    const g = this.raftGroup(group);
-    const s = g.status();
-    if (s.membership.voters.includes(id)) return { ok: true };
-    if (!s.membership.learners.includes(id)) throw invalid(`node ${id} is not a learner`);
-    const match = s.progress?.get(id)?.match ?? 0;
-    // Promote only a learner that has caught up, or the new voter would slow down commitment.
-    if (match < s.commitIndex) {
-      throw new HiqliteError(
-        'HQL_UNAVAILABLE',
-        `node ${id} is still catching up (${match} of ${s.commitIndex})`,
-        {
-          retryable: true,
-        },
-      );
-    }
-    this.log.info({ peer: id, group }, 'promoting a caught-up learner to voter');
-    await g.proposeMembership({ type: 'promote', node: id }, { timeoutMs: this.cfg.proposalTimeoutMs });
+    await promoteLearner(this.raftGroup(group), id, this.cfg.proposalTimeoutMs, this.log, group);
     return { ok: true };
   }
 

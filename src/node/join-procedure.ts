@@ -1,0 +1,175 @@
+/**
+ * How a node joins a Raft group through its leader, and what the leader does for it: the
+ * joining node asks to be added (`join`, answered with the index of the entry that added it as
+ * a learner), waits until it has applied that entry, then asks to be promoted (unless it stays a
+ * learner). The leader removes a node that asks to join while still a member (it lost its state:
+ * the leader's idea of its log and, for a voter, the memory of its votes are gone) and adds it
+ * back as a learner; it promotes only a learner that has caught up.
+ *
+ * No I/O of its own: the requests, the clock and the sleeps are given, so `HiqliteNode` runs it
+ * over the API port and the deterministic simulator (test/sim) over its simulated network.
+ */
+import { HiqliteError } from '../lib/errors.js';
+import type { LogIndex, Membership, MembershipChange, NodeId } from '../raft/types.js';
+import type { JoiningState } from './joining-marker.js';
+import type { GroupId } from './seams.js';
+
+/** What the joining node sees of its own group. */
+export interface JoiningGroupView {
+  applied(): LogIndex;
+  status(): { readonly leaderId: NodeId | null; readonly membership: Membership };
+}
+
+/** The join in progress (GroupJoin, joining-marker.ts, or the simulator's). */
+export interface JoinRecord {
+  readonly state: JoiningState | null;
+  /** The leader answered: `index` is the entry that added this node (kept across restarts). */
+  added(index: LogIndex): Promise<void>;
+  /** The node is a member again: the join is over. */
+  complete(): Promise<void>;
+}
+
+export type JoinRequest = { readonly op: 'join' } | { readonly op: 'promote' };
+
+export interface JoinProcedure {
+  readonly nodeId: NodeId;
+  readonly group: GroupId;
+  /** Once added, stay a learner (`learner_only`) instead of asking to be promoted. */
+  readonly stayLearner: boolean;
+  readonly raft: JoiningGroupView;
+  readonly join: JoinRecord;
+  /**
+   * Sends `request` to `leader`: `join` resolves with the index of the entry that added this
+   * node, `promote` once the leader has promoted it (or said it is a voter). A rejection with a
+   * HiqliteError that is not retryable ends the procedure; any other is retried.
+   */
+  readonly request: (leader: NodeId, request: JoinRequest, timeoutMs: number) => Promise<LogIndex | null>;
+  /** Asks the other nodes who leads the group (when this node does not know). */
+  readonly findLeader: () => Promise<NodeId | null>;
+  readonly nowMs: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Throws when the start was cancelled. */
+  readonly checkCancelled: () => void;
+}
+
+/** How long one request to the leader may take. */
+export const JOIN_REQUEST_TIMEOUT_MS = 5000;
+
+/**
+ * Joins the group (as a learner) and gets promoted (unless `stayLearner`), retrying until done
+ * or until `timeoutMs` (HQL_TIMEOUT). A node whose join is not in progress (`join.state` null)
+ * is a member already and only waits to be a voter (or asks to be promoted, a learner).
+ */
+export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<void> {
+  const deadline = p.nowMs() + timeoutMs;
+  const me = p.nodeId;
+  p.checkCancelled();
+  // A joining node's own view of the membership is not to be trusted until it has applied the
+  // entry that (re-)added it: a snapshot it installs on the way may predate its removal. A
+  // join a restart interrupted goes on from the entry that added this node, or joins again.
+  let joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+  for (let attempt = 0; ; attempt++) {
+    if (joinedAt !== null && p.raft.applied() >= joinedAt) {
+      const m = p.raft.status().membership;
+      if (m.voters.includes(me) || (m.learners.includes(me) && p.stayLearner)) {
+        await p.join.complete();
+        return;
+      }
+    }
+    p.checkCancelled();
+    if (p.nowMs() > deadline) {
+      throw new HiqliteError(
+        'HQL_TIMEOUT',
+        `node ${me} could not join the ${p.group} group within ${Math.round(timeoutMs)} ms`,
+        { retryable: true },
+      );
+    }
+    const leader = p.raft.status().leaderId ?? (await p.findLeader());
+    if (leader !== null && leader !== me) {
+      const learner = p.raft.status().membership.learners.includes(me);
+      try {
+        if (joinedAt === null) {
+          const index = await p.request(leader, { op: 'join' }, JOIN_REQUEST_TIMEOUT_MS);
+          if (index !== null) {
+            joinedAt = index;
+            await p.join.added(index);
+          }
+        } else if (learner && p.raft.applied() >= joinedAt) {
+          await p.request(leader, { op: 'promote' }, JOIN_REQUEST_TIMEOUT_MS);
+        }
+      } catch (e) {
+        if (e instanceof HiqliteError && !e.retryable) throw e;
+      }
+    }
+    await p.sleep(Math.min(1000, 100 * (attempt + 1)));
+  }
+}
+
+/** The leader's side of a group, as the procedure uses it. */
+export interface LeaderGroup {
+  status(): {
+    readonly membership: Membership;
+    readonly commitIndex: LogIndex;
+    readonly progress?: ReadonlyMap<NodeId, { readonly match: LogIndex }> | null;
+  };
+  proposeMembership(change: MembershipChange, options: { timeoutMs: number }): Promise<{ index: LogIndex }>;
+}
+
+export interface LeaderLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Leader: adds `id` as a learner, first removing it if it is still a member (only a node without
+ * state asks to join). Resolves with the index of the entry that added it.
+ */
+export async function addAsLearner(
+  g: LeaderGroup,
+  id: NodeId,
+  timeoutMs: number,
+  log: LeaderLog,
+  group: GroupId,
+): Promise<LogIndex> {
+  const m = g.status().membership;
+  if (m.voters.includes(id) || m.learners.includes(id)) {
+    log.warn(
+      { peer: id, group },
+      'a member rejoins without state: removing it, then adding it back as a learner',
+    );
+    await g.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
+  } else {
+    log.info({ peer: id, group }, 'adding a node as learner');
+  }
+  const out = await g.proposeMembership({ type: 'add-learner', node: id }, { timeoutMs });
+  return out.index;
+}
+
+/**
+ * Leader: promotes the learner `id` once it has caught up (else the new voter would slow down
+ * commitment): HQL_UNAVAILABLE (retryable) until then. A voter already is left as it is.
+ */
+export async function promoteLearner(
+  g: LeaderGroup,
+  id: NodeId,
+  timeoutMs: number,
+  log: LeaderLog,
+  group: GroupId,
+): Promise<void> {
+  const s = g.status();
+  if (s.membership.voters.includes(id)) return;
+  if (!s.membership.learners.includes(id))
+    throw new HiqliteError('HQL_INVALID_CONFIG_CHANGE', `node ${id} is not a learner`, { retryable: false });
+  const match = s.progress?.get(id)?.match ?? 0;
+  if (match < s.commitIndex) {
+    throw new HiqliteError(
+      'HQL_UNAVAILABLE',
+      `node ${id} is still catching up (${match} of ${s.commitIndex})`,
+      {
+        retryable: true,
+      },
+    );
+  }
+  log.info({ peer: id, group }, 'promoting a caught-up learner to voter');
+  await g.proposeMembership({ type: 'promote', node: id }, { timeoutMs });
+}
