@@ -26,6 +26,7 @@ import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
 import {
   type BodyLimits,
+  HTTP_BODY_TIMEOUT_MS_DEFAULT,
   HttpBodyError,
   readJsonObject,
   sendBodyError,
@@ -218,7 +219,12 @@ export class ApiServer {
     // Every TCP connection (under TLS: before its TLS handshake) starts unauthenticated.
     server.on('connection', (socket: Socket) => this.gate.accept(socket));
     server.headersTimeout = 10_000;
-    server.requestTimeout = 60_000;
+    // Node's own bound on receiving a whole request: past the body deadline (http_body_timeout_ms),
+    // which answers first with its typed error, so a longer deadline is not cut short here.
+    server.requestTimeout = Math.max(
+      60_000,
+      server.headersTimeout + (this.o.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS_DEFAULT) + 5_000,
+    );
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
