@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backupFileStream, GZIP_LEVEL, restoreBackupFile } from '../src/backup/backup-file.js';
 import { checkCopy } from '../src/backup/copy-steps.js';
-import { copyDatabase } from '../src/backup/db-copy.js';
+import { startCopy } from '../src/backup/db-copy.js';
 import { KeyRing } from '../src/backup/key-ring.js';
 import { LocalBackupTarget } from '../src/backup/local-target.js';
 import { formatBackupName } from '../src/backup/names.js';
@@ -100,7 +100,11 @@ async function main(): Promise<void> {
     const splits: string[] = [];
     const backup = await measure(async () => {
       const copyPath = join(dir, 'backups', 'copy.partial');
-      const info = await copyDatabase({ dbPath: db.path, outPath: copyPath, busyTimeoutMs: 1000 });
+      const { info, checked } = await startCopy({ dbPath: db.path, outPath: copyPath, busyTimeoutMs: 1000 });
+      let checkMs = 0;
+      const timedCheck = checked.then((c) => {
+        checkMs = c.checkMs;
+      });
       const t0 = performance.now();
       name = formatBackupName({ createdMs: Date.now(), logIndex: info.logIndex, nodeId: 1 });
       const { body } = backupFileStream({
@@ -114,11 +118,12 @@ async function main(): Promise<void> {
         nodeId: 1,
         keys,
         gzipLevel,
+        checked: timedCheck,
       });
       stored = (await target.put(name, body)).bytes;
       const s = (ms: number) => (ms / 1000).toFixed(1);
       splits.push(
-        `backup: VACUUM INTO ${s(info.vacuumMs)} s, integrity_check of the copy ${s(info.checkMs)} s, gzip + encrypt + write + fsync ${s(performance.now() - t0)} s`,
+        `backup: VACUUM INTO ${s(info.vacuumMs)} s, then gzip + encrypt + write + fsync ${s(performance.now() - t0)} s, during which the integrity_check of the copy took ${s(checkMs)} s`,
       );
       await rm(copyPath);
     });

@@ -46,6 +46,11 @@ export interface BackupSource {
   readonly chunkBytes?: number;
   /** 0 to 9; default GZIP_LEVEL. */
   readonly gzipLevel?: number;
+  /**
+   * The integrity check of the copy, running while it is streamed (db-copy.ts, startCopy): the
+   * body ends only once it passed, and fails when it fails, so no target completes the backup.
+   */
+  readonly checked?: Promise<unknown>;
 }
 
 /** The header of a new backup and its file bytes (streamed; read the file once). */
@@ -66,6 +71,8 @@ export function backupFileStream(s: BackupSource): { header: BackupHeader; body:
     keyId: id,
   };
   const encoded = encodeHeader(header);
+  // Awaited at the body's end; a body abandoned before then must not leave it unhandled.
+  s.checked?.catch(() => {});
   const body = (async function* () {
     const gzip = createGzip({ level: s.gzipLevel ?? GZIP_LEVEL, chunkSize: 256 * 1024 });
     const feeding = pipeline(createReadStream(s.dbPath, { highWaterMark: READ_CHUNK_BYTES }), gzip);
@@ -73,6 +80,7 @@ export function backupFileStream(s: BackupSource): { header: BackupHeader; body:
     feeding.catch(() => {});
     yield* encryptStream(gzip, { header: encoded, fields: header, key });
     await feeding;
+    await s.checked;
   })();
   return { header, body };
 }

@@ -4,8 +4,8 @@
  * request while one runs gets that one's result.
  *
  * A backup: a consistent copy of the database at its applied index (db-copy.ts, on a thread of
- * its own, checked with `PRAGMA integrity_check`), compressed and encrypted into the local
- * folder (backup-file.ts), the stored file then copied to S3 when configured; the copy is
+ * its own, checked with `PRAGMA integrity_check` there while it is compressed and encrypted
+ * into the local folder: backup-file.ts, whose file is complete only once the check passed), the stored file then copied to S3 when configured; the copy is
  * deleted; retention runs on every target. Disk: the copy needs the database's size once more
  * while it exists, plus the backup file.
  */
@@ -17,7 +17,7 @@ import type { TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { BackupHost, BackupInfo, BackupListing, NodeBackups } from '../node/node-features.js';
 import { backupFileStream } from './backup-file.js';
-import { copyDatabase } from './db-copy.js';
+import { startCopy } from './db-copy.js';
 import { KeyRing } from './key-ring.js';
 import { formatBackupName, parseBackupName } from './names.js';
 import { expiredBackups } from './retention.js';
@@ -133,7 +133,9 @@ export class BackupService implements NodeBackups {
     const startedMs = clock.monotonicMs();
     const copyPath = join(this.targets.local.dir, `copy-${process.pid}-${++this.copySeq}.partial`);
     try {
-      const copy = await copyDatabase({
+      // The copy's integrity check runs on the copy thread while the copy is compressed and
+      // encrypted; the backup completes only once it passed.
+      const { info: copy, checked } = await startCopy({
         dbPath: cfg.paths.dbFile,
         outPath: copyPath,
         busyTimeoutMs: COPY_BUSY_TIMEOUT_MS,
@@ -151,6 +153,7 @@ export class BackupService implements NodeBackups {
         nodeId: cfg.nodeId,
         keys: this.keys,
         gzipLevel: cfg.backupGzipLevel,
+        checked,
       });
       const stored = await this.targets.local.put(name, body);
       await rm(copyPath, { force: true });

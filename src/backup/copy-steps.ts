@@ -29,6 +29,12 @@ export interface CopyResult extends CopyInfo {
   readonly checkMs: number;
 }
 
+/** The worker's messages: the copy is made and prepared, then its integrity check passed. */
+export type CopyWorkerMessage =
+  | { readonly ok: true; readonly phase: 'copied'; readonly value: CopyInfo; readonly vacuumMs: number }
+  | { readonly ok: true; readonly phase: 'checked'; readonly checkMs: number }
+  | { readonly ok: false; readonly error: { readonly message: string; readonly code?: unknown } };
+
 export function vacuumInto(r: CopyRequest): void {
   const db = new Database(r.dbPath, { readonly: true, fileMustExist: true });
   try {
@@ -45,9 +51,15 @@ export function vacuumInto(r: CopyRequest): void {
  * self-contained file (rollback journal, no -wal).
  */
 export function checkCopy(path: string): CopyInfo {
-  const db = new Database(path, { fileMustExist: true });
+  const info = prepareCopy(path);
+  integrityCheck(path);
+  return info;
+}
+
+/** `PRAGMA integrity_check` of a prepared copy, read-only: the file can be read meanwhile. */
+export function integrityCheck(path: string): void {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    db.pragma('journal_mode = DELETE');
     const problems = db.pragma('integrity_check(20)', { simple: false }) as Array<{
       integrity_check: string;
     }>;
@@ -56,6 +68,19 @@ export function checkCopy(path: string): CopyInfo {
       const list = problems.map((p) => p.integrity_check).join('; ');
       throw backupCorrupt(`the database ${path} fails PRAGMA integrity_check: ${list}`);
     }
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Makes a copy a single self-contained file (rollback journal, no -wal: its bytes do not change
+ * after this) and reads what it holds: the state machine's `_hq_meta` row, schema version, size.
+ */
+export function prepareCopy(path: string): CopyInfo {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    db.pragma('journal_mode = DELETE');
     const hasMeta = db
       .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_hq_meta'")
       .get();

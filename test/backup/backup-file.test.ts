@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { restoreBackupFile } from '../../src/backup/backup-file.js';
+import { backupFileStream, restoreBackupFile } from '../../src/backup/backup-file.js';
+import { startCopy } from '../../src/backup/db-copy.js';
 import { LocalBackupTarget } from '../../src/backup/local-target.js';
 import { formatBackupName, parseBackupName } from '../../src/backup/names.js';
 import { HiqliteError } from '../../src/lib/errors.js';
@@ -79,6 +80,38 @@ describe('backup file', () => {
     } finally {
       r.close();
     }
+  });
+
+  test('the copy is checked while it streams: a failed check fails the backup, no file is kept', async () => {
+    const work = join(tmp.dir, 'check-fails');
+    mkdirSync(work);
+    const copy = await startCopy({
+      dbPath: db.path,
+      outPath: join(work, 'copy.sqlite'),
+      busyTimeoutMs: 1000,
+    });
+    assert.equal(copy.info.logIndex, db.index, 'the copy is prepared before its check ends');
+    assert.ok((await copy.checked).checkMs >= 0, 'a sound copy passes');
+    const failing = Promise.reject(
+      new HiqliteError('HQL_BACKUP_CORRUPT', 'check failed', { retryable: false }),
+    );
+    const { body } = backupFileStream({
+      dbPath: join(work, 'copy.sqlite'),
+      clusterId: null,
+      logIndex: copy.info.logIndex,
+      logTerm: copy.info.logTerm,
+      schemaVersion: copy.info.schemaVersion,
+      createdMs: 0,
+      databaseBytes: copy.info.bytes,
+      nodeId: 1,
+      keys: keys.ring,
+      checked: failing,
+    });
+    const local = await LocalBackupTarget.open(join(work, 'backups'));
+    const failedName = formatBackupName({ createdMs: 0, logIndex: copy.info.logIndex, nodeId: 1 });
+    await assert.rejects(local.put(failedName, body), /check failed/);
+    assert.deepEqual(await local.list(), []);
+    assert.equal(existsSync(join(local.dir, `${failedName}.partial`)), false);
   });
 
   test('restores to a checked database with every row, at the header index', async () => {
