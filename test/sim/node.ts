@@ -139,7 +139,7 @@ export class SimNode {
    * (src/node/hiqlite-node.ts: the leader removes it if it is a member and adds it back as a
    * learner; it asks to be promoted once caught up, if it was a voter). Null: a member as it was.
    */
-  rejoin: { wasVoter: boolean; joinedAt: LogIndex | null; busyUntilUs: number } | null = null;
+  rejoin: { wasVoter: boolean; joinedAt: LogIndex | null } | null = null;
   /** Wiped while down: its next start finds what the operator left (SimDisk.wipe). */
   private wipedWhileDown = false;
 
@@ -463,10 +463,9 @@ export class SimNode {
     if (!decision.fresh || !this.lostOnce) {
       // Restarted while joining, with state now: the join goes on from the entry that added it,
       // if the leader had answered (the product keeps it in its `joining` file).
-      if (this.rejoin !== null) this.rejoin = { ...this.rejoin, busyUntilUs: 0 };
       return genesis;
     }
-    this.rejoin = { wasVoter: this.rejoin?.wasVoter ?? wasVoter, joinedAt: null, busyUntilUs: 0 };
+    this.rejoin = { wasVoter: this.rejoin?.wasVoter ?? wasVoter, joinedAt: null };
     return genesis;
   }
   /** This node lost its state at least once (wiped, or discarded at a start). */

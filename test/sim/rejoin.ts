@@ -1,17 +1,30 @@
 /**
- * Nodes that lost their state join the cluster again, as the product's node does
- * (src/node/hiqlite-node.ts: `ensureMembership` on the joining node, `addAsLearner` and
- * `handlePromote` on the leader). That logic is mirrored here, not run: it is not behind a seam
- * yet (docs/internals/simulator.md, "Limits of the model").
+ * Nodes that lost their state join the cluster again by the product's procedure, run as it is:
+ * `joinGroup` on the joining node and `addAsLearner` / `promoteLearner` on the leader
+ * (src/node/join-procedure.ts, which `HiqliteNode` runs over its API port). Here its requests
+ * go to the leader after a simulated delay, its sleeps are agenda events, and its join record
+ * is `SimNode.rejoin` (kept across crashes, as the product's `joining` file).
  *
  * A node without state knows no membership, so it never votes or campaigns (it may have voted in
  * a term it no longer remembers). The leader removes it if it is still a member (its replication
  * progress and, for a voter, the memory of its votes are gone) and adds it back as a learner;
  * once it has applied that change and caught up with the leader's commit index, it is promoted
  * again if it was a voter.
+ *
+ * Not modelled: the requests do not cross the simulated network's partitions (the operator's
+ * view, as before), and node 1's bootstrap with proof is not run (docs/internals/simulator.md).
  */
+import { HiqliteError } from '../../src/lib/errors.js';
 import type { Random } from '../../src/lib/prng.js';
-import type { LogIndex, MembershipChange } from '../../src/raft/types.js';
+import {
+  addAsLearner,
+  type JoinProcedure,
+  type JoinRequest,
+  joinGroup,
+  type LeaderGroup,
+  promoteLearner,
+} from '../../src/node/join-procedure.js';
+import type { LogIndex, Membership, NodeId } from '../../src/raft/types.js';
 import type { ClusterAccess } from './nemesis.js';
 import type { SimNode } from './node.js';
 
@@ -22,100 +35,179 @@ export interface RejoinStats {
   rejoined: number;
 }
 
-/** How often the joining nodes retry (the product backs off from 100 ms to 1 s). */
-const STEP_US_MIN = 20_000;
-const STEP_US_MAX = 100_000;
-/** A request to a leader that crashed meanwhile is given up after this long. */
-const REQUEST_TIMEOUT_US = 5_000_000;
+/** How often nodes that must join are looked for (a restarted process starts its join at once). */
+const SCAN_US_MIN = 20_000;
+const SCAN_US_MAX = 100_000;
+/** One way of a request to the leader and of its answer. */
+const REQUEST_DELAY_US_MIN = 200;
+const REQUEST_DELAY_US_MAX = 5_000;
+
+const EMPTY: Membership = { voters: [], learners: [] };
+const QUIET = { info: () => {}, warn: () => {} };
+
+/** Thrown into a procedure whose process died (or was decommissioned): it just ends. */
+class ProcessGone extends Error {}
 
 export class Rejoiner {
   readonly stats: RejoinStats = { joins: 0, rejoined: 0 };
+  /** The incarnation whose procedure runs, per node. */
+  private readonly running = new Map<NodeId, number>();
 
   constructor(
     private readonly cluster: ClusterAccess,
     private readonly rng: Random,
+    private readonly onError: (e: unknown) => void,
   ) {}
 
   /** Runs until the end of the run (joins go on in the liveness phase). */
   start(): void {
-    this.cluster.queue.after(this.rng.int(STEP_US_MIN, STEP_US_MAX + 1), 'rejoin', -1, () => {
-      for (const n of this.cluster.nodes.values()) this.step(n);
+    this.cluster.queue.after(this.rng.int(SCAN_US_MIN, SCAN_US_MAX + 1), 'rejoin', -1, () => {
+      for (const n of this.cluster.nodes.values()) this.maybeStart(n);
       this.start();
     });
   }
 
-  private step(n: SimNode): void {
+  private maybeStart(n: SimNode): void {
+    if (n.rejoin === null || n.raft === null || n.paused || n.decommissioned) return;
+    if (this.running.get(n.id) === n.incarnation) return;
+    const inc = n.incarnation;
+    this.running.set(n.id, inc);
+    const gone = () => n.incarnation !== inc || n.raft === null || n.decommissioned;
+    joinGroup(this.procedure(n, gone), Number.POSITIVE_INFINITY).then(
+      () => this.ended(n, inc),
+      (e: unknown) => {
+        this.ended(n, inc);
+        if (!(e instanceof ProcessGone)) this.onError(e);
+      },
+    );
+  }
+
+  private ended(n: SimNode, inc: number): void {
+    if (this.running.get(n.id) === inc) this.running.delete(n.id);
+  }
+
+  private procedure(n: SimNode, gone: () => boolean): JoinProcedure {
+    const queue = this.cluster.queue;
     const r = n.rejoin;
-    const own = n.raft;
-    if (r === null || own === null || n.paused || n.decommissioned) return;
-    if (r.busyUntilUs > this.cluster.queue.now) return;
-    // Its own view of the membership counts only once it has applied the change that re-added it
-    // (a snapshot it installed on the way may predate its removal).
-    if (r.joinedAt !== null && n.appliedIndex >= r.joinedAt) {
-      const view = own.status().membership;
-      if (view.voters.includes(n.id) || (view.learners.includes(n.id) && !r.wasVoter)) {
-        n.rejoin = null;
-        this.stats.rejoined++;
-        this.cluster.trace.note(
-          this.cluster.queue.now,
-          `n${n.id} rejoined as ${r.wasVoter ? 'voter' : 'learner'}`,
-        );
-        return;
-      }
-    }
-    const leader = this.cluster.leader();
-    const core = leader?.raft;
-    if (leader === null || leader === n || core === null || core === undefined) return;
-    const me = n.id;
-    if (r.joinedAt === null) {
-      const m = core.status().membership;
-      const member = m.voters.includes(me) || m.learners.includes(me);
-      const addLearner = () =>
-        this.request(n, leader, { type: 'add-learner', node: me }, (index, current) => {
-          current.joinedAt = index;
+    const wasVoter = r?.wasVoter ?? true;
+    const mine = () => !gone() && n.rejoin === r && r !== null;
+    return {
+      nodeId: n.id,
+      group: 'sql',
+      stayLearner: !wasVoter,
+      raft: {
+        applied: () => Math.max(0, n.appliedIndex) as LogIndex,
+        status: () => {
+          const st = n.raft?.status();
+          return st === undefined ? { leaderId: null, membership: EMPTY } : st;
+        },
+      },
+      join: {
+        get state() {
+          return r === null ? null : { joinedAt: r.joinedAt };
+        },
+        added: async (index) => {
+          if (!mine() || r === null) throw new ProcessGone();
+          r.joinedAt = index;
           this.stats.joins++;
-        });
-      // The leader's idea of this node's log (its match index) is from before the state was lost.
-      if (member) this.request(n, leader, { type: 'remove', node: me }, () => addLearner());
-      else addLearner();
-      return;
-    }
-    if (n.appliedIndex < r.joinedAt) return;
-    const view = own.status().membership;
-    const current = core.status().membership;
-    if (!view.learners.includes(me) || !(current.learners.includes(me) || current.voters.includes(me))) {
-      // Removed again meanwhile (the operator's churn): join again.
-      r.joinedAt = null;
-      return;
-    }
-    // Promote only a learner that has caught up, or the new voter would slow down commitment.
-    const st = core.status();
-    if ((st.progress?.get(me)?.match ?? 0) < st.commitIndex) return;
-    this.request(n, leader, { type: 'promote', node: me }, () => {});
+        },
+        complete: async () => {
+          if (!mine()) throw new ProcessGone();
+          n.rejoin = null;
+          this.stats.rejoined++;
+          this.cluster.trace.note(queue.now, `n${n.id} rejoined as ${wasVoter ? 'voter' : 'learner'}`);
+        },
+      },
+      request: (leader, req, timeoutMs) => this.request(n, leader, req, timeoutMs),
+      findLeader: async () => this.cluster.leader()?.id ?? null,
+      nowMs: () => queue.now / 1000,
+      sleep: (ms) => this.sleep(n, ms * 1000),
+      checkCancelled: () => {
+        if (gone()) throw new ProcessGone();
+      },
+    };
+  }
+
+  /** Virtual time; a stalled process wakes up only once it resumes. */
+  private sleep(n: SimNode, us: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => (n.paused ? this.cluster.queue.after(1_000, 'rejoin-sleep', n.id, wake) : resolve());
+      this.cluster.queue.after(Math.max(0, Math.round(us)), 'rejoin-sleep', n.id, wake);
+    });
   }
 
   /**
-   * One membership change through the leader on behalf of `n`; `ok` runs if it was applied and
-   * `n` has not restarted meanwhile (a restart starts its join over).
+   * One request of `n`'s procedure to `leaderId`: handled there after a delay by the product's
+   * leader side if that node still leads, answered after another; a request that gets no answer
+   * (the leader crashed, or is stalled) fails after `timeoutMs` (retryable).
    */
   private request(
     n: SimNode,
-    leader: SimNode,
-    change: MembershipChange,
-    ok: (index: LogIndex, current: NonNullable<SimNode['rejoin']>) => void,
-  ): void {
-    const r = n.rejoin;
-    if (r === null) return;
-    r.busyUntilUs = this.cluster.queue.now + REQUEST_TIMEOUT_US;
-    const proposed = leader.proposeMembership(change, (result, index) => {
-      this.cluster.trace.note(
-        this.cluster.queue.now,
-        `rejoin n${n.id}: ${change.type} on n${leader.id}: ${result}`,
-      );
-      if (n.rejoin !== r) return;
-      r.busyUntilUs = 0;
-      if (result === 'ok' && index !== undefined) ok(index, r);
+    leaderId: NodeId,
+    req: JoinRequest,
+    timeoutMs: number,
+  ): Promise<LogIndex | null> {
+    const queue = this.cluster.queue;
+    const delay = () => this.rng.int(REQUEST_DELAY_US_MIN, REQUEST_DELAY_US_MAX + 1);
+    return new Promise<LogIndex | null>((resolve, reject) => {
+      let settled = false;
+      const answer = (fn: () => void) =>
+        queue.after(delay(), 'rejoin-answer', n.id, () => {
+          if (settled) return;
+          settled = true;
+          fn();
+        });
+      queue.after(timeoutMs * 1000, 'rejoin-timeout', n.id, () => {
+        if (settled) return;
+        settled = true;
+        reject(new HiqliteError('HQL_TIMEOUT', `no answer from n${leaderId}`, { retryable: true }));
+      });
+      queue.after(delay(), 'rejoin-request', leaderId, () => {
+        const leader = this.cluster.nodes.get(leaderId);
+        const g = leader?.raft;
+        if (leader === undefined || g === null || g === undefined || leader.paused) return; // no answer
+        if (g.status().role !== 'leader') {
+          answer(() =>
+            reject(new HiqliteError('HQL_NOT_LEADER', `n${leaderId} does not lead`, { retryable: true })),
+          );
+          return;
+        }
+        const lg = leaderGroup(leader);
+        const handled =
+          req.op === 'join'
+            ? addAsLearner(lg, n.id, timeoutMs, QUIET, 'sql')
+            : promoteLearner(lg, n.id, timeoutMs, QUIET, 'sql').then(() => null);
+        handled.then(
+          (index) => {
+            this.cluster.trace.note(queue.now, `rejoin n${n.id}: ${req.op} on n${leaderId}: ok`);
+            answer(() => resolve(index));
+          },
+          (e: unknown) => {
+            const code = e instanceof HiqliteError ? e.code : String(e);
+            this.cluster.trace.note(queue.now, `rejoin n${n.id}: ${req.op} on n${leaderId}: ${code}`);
+            answer(() => reject(e));
+          },
+        );
+      });
     });
-    if (!proposed) r.busyUntilUs = 0;
   }
+}
+
+/** The leader's group as the procedure's leader side uses it (its changes go through SimNode). */
+function leaderGroup(leader: SimNode): LeaderGroup {
+  return {
+    status: () => {
+      const g = leader.raft;
+      if (g === null) throw new HiqliteError('HQL_NOT_LEADER', 'the leader is down', { retryable: true });
+      return g.status();
+    },
+    proposeMembership: (change) =>
+      new Promise((resolve, reject) => {
+        const proposed = leader.proposeMembership(change, (result, index) => {
+          if (result === 'ok' && index !== undefined) resolve({ index });
+          else reject(new HiqliteError('HQL_UNAVAILABLE', `${change.type}: ${result}`, { retryable: true }));
+        });
+        if (!proposed) reject(new HiqliteError('HQL_NOT_LEADER', 'the leader is down', { retryable: true }));
+      }),
+  };
 }

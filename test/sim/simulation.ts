@@ -189,7 +189,9 @@ class Simulation implements ClusterAccess {
     this.workload = new Workload(this.queue, root.fork(), this.profile, this.trace, this.nodes);
     this.nemesis = new Nemesis(this, root.fork());
     // Forked last: adding it left every other part of a seed's run as it was.
-    this.rejoiner = new Rejoiner(this, root.fork());
+    this.rejoiner = new Rejoiner(this, root.fork(), (e) => {
+      this.failedLater ??= e;
+    });
   }
 
   async run(): Promise<SeedResult> {
