@@ -18,15 +18,15 @@
  * `Connection: close`, so strangers hold no idle connections.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { assert } from '../lib/assert.js';
-import type { Clock } from '../lib/clock.js';
-import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 import {
   type BodyLimits,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
   HttpBodyError,
   readJsonObject,
-} from '../lib/http-body.js';
+} from '../http/http-body.js';
+import { assert } from '../lib/assert.js';
+import type { Clock } from '../lib/clock.js';
+import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 import type { ApiAnswer, SessionInfo } from './api-types.js';
 import { type AssetMap, loadAssets } from './assets.js';
 import type { DashboardBackend } from './backend.js';

@@ -1,10 +1,10 @@
 /**
  * HTTP plumbing of the dashboard: the security headers every answer carries, the session cookie,
- * and JSON answers (bodies are read by lib/http-body.ts, as on the rest of the port).
+ * and JSON answers (bodies are read by http/http-body.ts, as on the rest of the port).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendError as sendErrorAnswer, sendJson as sendJsonAnswer } from '../http/http-body.js';
 import type { ErrorCode } from '../lib/errors.js';
-import { sendError as sendErrorAnswer, sendJson as sendJsonAnswer } from '../lib/http-body.js';
 import type { ApiAnswer } from './api-types.js';
 
 /**
@@ -77,7 +77,7 @@ export function readCookie(req: IncomingMessage, o: CookieOptions): string | nul
   return null;
 }
 
-/** A JSON answer with the dashboard's headers (the shared sendJson of lib/http-body.ts). */
+/** A JSON answer with the dashboard's headers (the shared sendJson of http/http-body.ts). */
 export function sendJson<T>(
   res: ServerResponse,
   status: number,

@@ -22,8 +22,6 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { assert } from '../lib/assert.js';
-import { HiqliteError } from '../lib/errors.js';
 import {
   type BodyLimits,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
@@ -32,7 +30,9 @@ import {
   sendBodyError,
   sendError,
   sendJson,
-} from '../lib/http-body.js';
+} from '../http/http-body.js';
+import { assert } from '../lib/assert.js';
+import { HiqliteError } from '../lib/errors.js';
 import {
   type ApiErrorBody,
   type ApiRequest,

@@ -24,7 +24,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Packr } from 'msgpackr';
-import { HiqliteError } from '../lib/errors.js';
 import {
   type BodyLimits,
   HttpBodyError,
@@ -34,7 +33,8 @@ import {
   sendError,
   sendJson,
   toJson,
-} from '../lib/http-body.js';
+} from '../http/http-body.js';
+import { HiqliteError } from '../lib/errors.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';

@@ -47,8 +47,11 @@ const allowed: Record<string, string[]> = {
   // The dashboard (src/dashboard) is served by the node's API port and sees the node only through
   // its DashboardBackend seam; its page (src/dashboard/ui, .tsx) is bundled apart and imports
   // only types from it.
-  dashboard: ['lib'],
-  node: ['lib', 'raft', 'protocol', 'storage', 'sm', 'transport', 'dashboard'],
+  dashboard: ['lib', 'http'],
+  // HTTP plumbing shared by the API port's routes and the dashboard: bounded request bodies,
+  // JSON answers (src/http).
+  http: ['lib'],
+  node: ['lib', 'raft', 'protocol', 'storage', 'sm', 'transport', 'dashboard', 'http'],
   migrate: ['lib', 'raft', 'protocol', 'client', 'node'],
   // Backups are built on the node runtime; the client layer hands them to the node it starts
   // (src/node/node-features.ts), so the client may import them and they may not import it.

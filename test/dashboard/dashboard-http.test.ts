@@ -307,7 +307,7 @@ describe('login rate limit over HTTP', () => {
   });
 });
 
-describe('request bodies (the shared reader, lib/http-body.ts)', () => {
+describe('request bodies (the shared reader, http/http-body.ts)', () => {
   /** A raw request on its own socket: the answer's status, head and JSON, and when the socket closed. */
   function raw(
     url: string,

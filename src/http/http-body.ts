@@ -1,7 +1,8 @@
 /**
  * HTTP request bodies and JSON answers, one implementation for every HTTP surface of a node (the
- * API port's JSON routes, its cache routes, the dashboard) and of a proxy. It lives in `lib`
- * because the dashboard may import nothing else (docs/ARCHITECTURE.md, layers).
+ * API port's JSON routes, its cache routes, the dashboard) and of a proxy. It is its own layer,
+ * `http` (imports `lib` only), because the dashboard may import neither the node nor the
+ * transport (docs/ARCHITECTURE.md, layers).
  *
  * A body is bounded twice, against careless or hostile clients:
  * - in size (`bytesMax`): an announced `Content-Length` above it is refused before a byte is
@@ -16,7 +17,7 @@
  * never read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type ErrorCode, HiqliteError } from './errors.js';
+import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 
 /** How long a request body may take to arrive, unless the caller says otherwise (`http_body_timeout_ms`). */
 export const HTTP_BODY_TIMEOUT_MS_DEFAULT = 30_000;

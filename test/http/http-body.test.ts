@@ -14,7 +14,7 @@ import {
   readJsonObject,
   sendBodyError,
   sendJson,
-} from '../../src/lib/http-body.js';
+} from '../../src/http/http-body.js';
 
 const HOST = '127.0.0.1';
 const BYTES_MAX = 1024;
