@@ -1,0 +1,126 @@
+/**
+ * The join procedure (src/node/join-procedure.ts) on its own, with a fake group, leader and
+ * clock: what a joining node asks of the leader and when, and what it records.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { HiqliteError } from '../../src/lib/errors.js';
+import { type JoinProcedure, type JoinRequest, joinGroup } from '../../src/node/join-procedure.js';
+import type { JoiningState } from '../../src/node/joining-marker.js';
+import type { LogIndex, Membership, NodeId } from '../../src/raft/types.js';
+
+const ME = 3 as NodeId;
+
+/** Node 3's group and a leader (node 1) that adds it at index 10 and promotes it when asked. */
+function world(initial: JoiningState | null, o: { stayLearner?: boolean; appliedAdd?: boolean } = {}) {
+  const stayLearner = o.stayLearner ?? false;
+  let now = 0;
+  // appliedAdd: its log already holds the entry that added it (a restart after the leader answered).
+  let applied = (o.appliedAdd === true ? 10 : 0) as LogIndex;
+  let membership: Membership =
+    o.appliedAdd === true ? { voters: [1, 2] as NodeId[], learners: [ME] } : { voters: [], learners: [] };
+  const asked: JoinRequest['op'][] = [];
+  const record: Array<string> = [];
+  let state = initial;
+  let failNext: HiqliteError | null = null;
+  const p: JoinProcedure = {
+    nodeId: ME,
+    group: 'cache',
+    stayLearner,
+    raft: {
+      applied: () => applied,
+      status: () => ({ leaderId: 1 as NodeId, membership }),
+    },
+    join: {
+      get state() {
+        return state;
+      },
+      added: async (i) => {
+        state = { joinedAt: i };
+        record.push(`added ${i}`);
+      },
+      complete: async () => {
+        state = null;
+        record.push('complete');
+      },
+    },
+    request: async (_leader, req) => {
+      asked.push(req.op);
+      if (failNext !== null) {
+        const e = failNext;
+        failNext = null;
+        throw e;
+      }
+      if (req.op === 'join') return 10 as LogIndex;
+      membership = { voters: [1, 2, 3] as NodeId[], learners: [] };
+      return null;
+    },
+    findLeader: async () => 1 as NodeId,
+    nowMs: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      // The leader's entries arrive while the node sleeps: it applies the one that added it.
+      if (asked.includes('join') && applied < 10) {
+        applied = 10 as LogIndex;
+        membership = { voters: [1, 2] as NodeId[], learners: [ME] };
+      }
+    },
+    checkCancelled: () => {},
+  };
+  return {
+    p,
+    asked,
+    record,
+    fail: (e: HiqliteError) => {
+      failNext = e;
+    },
+    membership: () => membership,
+  };
+}
+
+describe('the join procedure', () => {
+  test('a new node asks to join, records the entry that added it, is promoted once it applied it', async () => {
+    const w = world({ joinedAt: null });
+    await joinGroup(w.p, 60_000);
+    assert.deepEqual(w.asked, ['join', 'promote']);
+    assert.deepEqual(w.record, ['added 10', 'complete']);
+    assert.deepEqual(w.membership().voters, [1, 2, 3]);
+  });
+
+  test('a join a restart interrupted goes on from the entry that added the node (no second join)', async () => {
+    const w = world({ joinedAt: 10 as LogIndex }, { appliedAdd: true });
+    await joinGroup(w.p, 60_000);
+    assert.deepEqual(w.asked, ['promote']);
+    assert.deepEqual(w.record, ['complete']);
+  });
+
+  test('learner_only: once added it stays a learner and the join completes', async () => {
+    const w = world({ joinedAt: null }, { stayLearner: true });
+    await joinGroup(w.p, 60_000);
+    assert.deepEqual(w.asked, ['join']);
+    assert.deepEqual(w.record, ['added 10', 'complete']);
+  });
+
+  test('a retryable refusal is retried; one that is not ends the procedure with it', async () => {
+    const w = world({ joinedAt: null });
+    w.fail(new HiqliteError('HQL_NOT_LEADER', 'moved', { retryable: true }));
+    await joinGroup(w.p, 60_000);
+    assert.deepEqual(w.asked, ['join', 'join', 'promote']);
+
+    const refused = world({ joinedAt: null });
+    refused.fail(new HiqliteError('HQL_CLUSTER_MISMATCH', 'other cluster', { retryable: false }));
+    await assert.rejects(joinGroup(refused.p, 60_000), /other cluster/);
+    assert.deepEqual(refused.record, [], 'nothing recorded');
+  });
+
+  test('without a leader that answers it fails with HQL_TIMEOUT once the time is up', async () => {
+    const w = world({ joinedAt: null });
+    await assert.rejects(
+      joinGroup({ ...w.p, request: () => Promise.reject(new Error('unreachable')) }, 5000),
+      (e) => {
+        assert.ok(e instanceof HiqliteError && e.code === 'HQL_TIMEOUT', String(e));
+        return true;
+      },
+    );
+  });
+});
