@@ -27,6 +27,7 @@ import {
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
+import { httpStatusOf } from '../lib/http-status.js';
 import type { ApiAnswer, SessionInfo } from './api-types.js';
 import { type AssetMap, loadAssets } from './assets.js';
 import type { DashboardBackend } from './backend.js';
@@ -389,34 +390,10 @@ export class Dashboard {
       sendError(res, 500, 'HQL_INTERNAL', `internal error: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
-    sendJson(res, statusOf(e.code), {
+    sendJson(res, httpStatusOf(e.code), {
       ok: false,
       error: { code: e.code, message: e.message, retryable: e.retryable },
     });
-  }
-}
-
-function statusOf(code: ErrorCode): number {
-  switch (code) {
-    case 'HQL_UNAUTHORIZED':
-      return 401;
-    case 'HQL_NOT_FOUND':
-      return 404;
-    case 'HQL_REQUEST_TOO_LARGE':
-      return 413;
-    case 'HQL_NOT_LEADER':
-    case 'HQL_UNAVAILABLE':
-    case 'HQL_OVERLOADED':
-    case 'HQL_LEADERSHIP_TRANSFER':
-      return 503;
-    case 'HQL_TIMEOUT':
-    case 'HQL_OUTCOME_UNKNOWN':
-      return 504;
-    case 'HQL_IO':
-    case 'HQL_INTERNAL':
-      return 500;
-    default:
-      return 400;
   }
 }
 

@@ -33,6 +33,7 @@ import {
 } from '../http/http-body.js';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
+import { httpStatusOf } from '../lib/http-status.js';
 import {
   type ApiErrorBody,
   type ApiRequest,
@@ -478,31 +479,9 @@ export function errorBody(e: unknown): ApiErrorBody {
   };
 }
 
+/** The HTTP status of an error answer (src/lib/http-status.ts, the same on every HTTP surface). */
 function statusFor(e: ApiErrorBody): number {
-  switch (e.code) {
-    case 'HQL_UNAUTHORIZED':
-      return 401;
-    case 'HQL_NOT_FOUND':
-      return 404;
-    case 'HQL_REQUEST_TOO_LARGE':
-      return 413;
-    // A cache-only node has no SQLite: the route exists, this server does not implement it.
-    case 'HQL_SQLITE_DISABLED':
-      return 501;
-    case 'HQL_NOT_LEADER':
-    case 'HQL_UNAVAILABLE':
-    case 'HQL_OVERLOADED':
-    case 'HQL_LEADERSHIP_TRANSFER':
-      return 503;
-    case 'HQL_TIMEOUT':
-    case 'HQL_OUTCOME_UNKNOWN':
-      return 504;
-    case 'HQL_IO':
-    case 'HQL_INTERNAL':
-      return 500;
-    default:
-      return 400;
-  }
+  return httpStatusOf(e.code);
 }
 
 export { REMOTE_CLIENT_ID };

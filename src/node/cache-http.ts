@@ -10,6 +10,11 @@
  *   stores only when the key has no live value (`{"stored": bool}`).
  * - `DELETE /cache/{name}/{key}` (`{"deleted": bool}`), `DELETE /cache/{name}` (clears it,
  *   `{"removed": n}`).
+ * - `GET /counter/{name}/{key}` (`{"value": "<decimal>"}`, 404 when absent; `?consistency=`),
+ *   `POST` with `{"delta": "<int64>"}` (adds, saturating at the int64 bounds; answers the new
+ *   value), `PUT` with `{"value": "<int64>"}`, `DELETE` (`{"deleted": bool}`), `DELETE
+ *   /counter/{name}` (`{"removed": n}`). Values are decimal strings: int64 does not fit a JSON
+ *   number.
  * - `POST /notify` with `{"channel": "…", "payload": any JSON}`: `{"index", "seq"}`.
  * - `GET /listen?channel=…` (no channel: every channel): Server-Sent Events. Each notification
  *   is an event `notification` whose `id` is its seq; `Last-Event-ID` (or `?last_event_id=`)
@@ -69,7 +74,12 @@ export const SSE_CLOSE_GRACE_MS = 5_000;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
 
 export function isCacheRoute(pathname: string): boolean {
-  return pathname.startsWith('/cache/') || pathname === '/notify' || pathname === '/listen';
+  return (
+    pathname.startsWith('/cache/') ||
+    pathname.startsWith('/counter/') ||
+    pathname === '/notify' ||
+    pathname === '/listen'
+  );
 }
 
 export async function serveCacheHttp(
@@ -112,6 +122,8 @@ export async function serveCacheHttp(
       req.resume();
       return await serveSse(req, res, url, ops, cx, gone.signal);
     }
+    if (url.pathname.startsWith('/counter/'))
+      return await serveCounter(req, res, url, method, ops, cx, gone.signal);
     return await serveCacheEntry(req, res, url, method, ops, cx, gone.signal);
   } catch (e) {
     fail(e);
@@ -185,6 +197,103 @@ async function serveCacheEntry(
     default:
       return methodNotAllowed(res, method, '/cache/{name}/{key}');
   }
+}
+
+/** The lowest and highest value of a counter (int64). */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+async function serveCounter(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  method: string,
+  ops: CacheHttpOps,
+  cx: CacheHttpContext,
+  signal: AbortSignal,
+): Promise<void> {
+  const rest = url.pathname.slice('/counter/'.length);
+  const slash = rest.indexOf('/');
+  const counter = decodePart(slash < 0 ? rest : rest.slice(0, slash), 'counter name');
+  const key = slash < 0 ? null : decodePart(rest.slice(slash + 1), 'key');
+  if (counter.length === 0) throw invalid('the path is /counter/{name}/{key}');
+  if (key === null) {
+    if (method !== 'DELETE') return methodNotAllowed(res, method, '/counter/{name}');
+    req.resume();
+    const o = await ops.write({ type: 'counterClear', counter }, signal);
+    return sendJson(res, 200, {
+      ok: true,
+      value: { removed: (o as Extract<CacheOutcome, { type: 'counterClear' }>).removed },
+    });
+  }
+  switch (method) {
+    case 'GET': {
+      req.resume();
+      const consistency = url.searchParams.get('consistency') ?? 'local';
+      if (consistency !== 'local' && consistency !== 'linearizable')
+        throw invalid('consistency must be local or linearizable');
+      const v = await ops.read({ type: 'counterGet', counter, key }, consistency, signal);
+      if (v === null || v === undefined)
+        throw notFound(`no counter ${JSON.stringify(key)} in ${JSON.stringify(counter)}`);
+      return sendJson(res, 200, { ok: true, value: counterText(v) });
+    }
+    case 'POST': {
+      const delta = int64Field(await readObject(req, cx, '{"delta": "<int64>"}'), 'delta');
+      const o = await ops.write({ type: 'counterAdd', counter, key, delta }, signal);
+      return sendJson(res, 200, {
+        ok: true,
+        value: counterText((o as Extract<CacheOutcome, { type: 'counterAdd' }>).value),
+      });
+    }
+    case 'PUT': {
+      const value = int64Field(await readObject(req, cx, '{"value": "<int64>"}'), 'value');
+      await ops.write({ type: 'counterSet', counter, key, value }, signal);
+      return sendJson(res, 200, { ok: true, value: null });
+    }
+    case 'DELETE': {
+      req.resume();
+      const o = await ops.write({ type: 'counterDelete', counter, key }, signal);
+      return sendJson(res, 200, {
+        ok: true,
+        value: { deleted: (o as Extract<CacheOutcome, { type: 'counterDelete' }>).deleted },
+      });
+    }
+    default:
+      return methodNotAllowed(res, method, '/counter/{name}/{key}');
+  }
+}
+
+async function readObject(
+  req: IncomingMessage,
+  cx: CacheHttpContext,
+  shape: string,
+): Promise<Record<string, unknown>> {
+  const v = parseJsonBody(await readBody(req, cx.bodyLimits));
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`the body must be ${shape}`);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * A counter operand: a decimal string in the int64 range (JSON numbers lose precision beyond
+ * 2^53), or a JSON number that is a safe integer.
+ */
+function int64Field(body: Record<string, unknown>, field: string): bigint {
+  const v = body[field];
+  let n: bigint | null = null;
+  if (typeof v === 'string' && /^-?\d{1,19}$/.test(v)) n = BigInt(v);
+  else if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+  if (n === null || n < INT64_MIN || n > INT64_MAX)
+    throw invalid(
+      `"${field}" must be a whole number from ${INT64_MIN} to ${INT64_MAX}, as a decimal string (or a JSON integer within 2^53)`,
+    );
+  return n;
+}
+
+/** A counter's value as its decimal string (a proxy relays small ones as numbers). */
+function counterText(v: unknown): string {
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  throw new HiqliteError('HQL_INTERNAL', `a counter read answered ${typeof v}`, { retryable: false });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,6 +379,9 @@ async function serveSse(
         res.once('drain', done);
         res.once('close', done);
       }),
+    get writable() {
+      return !res.writableNeedDrain;
+    },
     get closed() {
       return res.destroyed || res.writableEnded;
     },

@@ -345,10 +345,10 @@ describe('remote client: the cache API over the API port', () => {
       headers: { ...secret, 'content-type': 'application/octet-stream' },
       body: 'x'.repeat(VALUE_BYTES_MAX + 1),
     });
-    assert.deepEqual([r.status, code(r)], [400, 'HQL_CACHE_TOO_LARGE']);
+    assert.deepEqual([r.status, code(r)], [413, 'HQL_CACHE_TOO_LARGE']);
     const longKey = 'k'.repeat(5000);
     r = await cluster.http(1, `/cache/web/${longKey}`, { method: 'PUT', headers: json, body: '1' });
-    assert.deepEqual([r.status, code(r)], [400, 'HQL_CACHE_TOO_LARGE']);
+    assert.deepEqual([r.status, code(r)], [413, 'HQL_CACHE_TOO_LARGE']);
     // Still serving.
     assert.equal((await cluster.http(1, '/health')).status, 200);
     r = await cluster.http(1, '/cache/web/ok', { method: 'PUT', headers: json, body: '"fine"' });
