@@ -155,6 +155,9 @@ export class StreamRequests {
           conn.socket.once('drain', done);
           conn.socket.once('close', done);
         }),
+      get writable() {
+        return !conn.socket.writableNeedDrain;
+      },
       get closed() {
         return conn.closed;
       },

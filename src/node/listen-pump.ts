@@ -1,11 +1,12 @@
 /**
  * Moves a listen stream's items to a client's connection (binary push frames or Server-Sent
- * Events) with flow control: a batch is written only once the connection took the previous one
- * (the socket's write returned true, or 'drain' came). While a client does not read, nothing
- * more is written: its notifications wait in the stream's bounded buffer
+ * Events) with flow control: a batch is written only while the connection is writable (its
+ * socket's buffer is below its high-water mark; else the pump waits for 'drain'). While a client
+ * does not read, nothing more is written: its notifications wait in the stream's bounded buffer
  * (`cache_listener_buffer_max`), and when that overflows the client is sent `lagged` with the
- * number it missed and the stream ends. Memory per listener is therefore bounded by that buffer
- * plus one batch.
+ * number it missed and the stream ends. Many listens sharing one connection (binary protocol)
+ * check the same socket, so what waits in it for a client that does not read is about one batch
+ * per connection, not one per listen; memory per listener is its bounded buffer.
  */
 import type { ListenItem, Notification } from './cache-listeners.js';
 import type { ListenStream } from './listen-stream.js';
@@ -19,6 +20,11 @@ export interface ListenSink {
   failed(error: unknown): void;
   /** Resolves once the connection can take more, or it closed. */
   drained(): Promise<void>;
+  /**
+   * The connection can take more now (its socket's buffer is below its high-water mark). Other
+   * writers may share it (listens on one binary connection): a batch is written only while true.
+   */
+  readonly writable: boolean;
   readonly closed: boolean;
 }
 
@@ -53,6 +59,12 @@ async function run(stream: ListenStream, sink: ListenSink, stopped: () => boolea
     } catch (e) {
       if (!stopped() && !sink.closed) sink.failed(e);
       return;
+    }
+    // Another writer of this connection (a listen beside this one) may have filled it meanwhile:
+    // the item waits here, the rest in the stream's bounded buffer.
+    while (!sink.writable) {
+      if (stopped() || sink.closed) return;
+      await sink.drained();
     }
     if (stopped() || sink.closed) return;
     const batch: Notification[] = [];

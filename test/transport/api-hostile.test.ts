@@ -312,6 +312,71 @@ describe('GET /listen: a reader that never reads', () => {
   });
 });
 
+describe('binary listen: a client that never reads', () => {
+  test('many listens on one connection: the node buffers about one batch for the connection, not one per listen, and each listen lags', async (t) => {
+    const LISTENS = 20;
+    const BUFFER_MAX = 20;
+    const { port, hub, publish, serverSockets } = await listenServer({
+      listenersMax: 100,
+      bufferMax: BUFFER_MAX,
+    });
+    const conn = await ApiConnection.open({
+      host: HOST,
+      port,
+      secret: SECRET_API,
+      localId: REMOTE_CLIENT_ID,
+      connectTimeoutMs: 5000,
+      frameBytesMax: 16 << 20,
+      inflightMax: 100,
+      keepaliveIntervalMs: 0,
+    });
+    try {
+      const lagged = new Map<number, number>();
+      for (let i = 0; i < LISTENS; i++) {
+        const l = conn.listen({ op: 'listen', channel: 'c' }, 10_000, (p) => {
+          if ('lagged' in p && typeof p.lagged === 'number') lagged.set(i, p.lagged);
+        });
+        const a = await l.answer;
+        assert.equal(a.ok, true);
+      }
+      assert.equal(hub.size, LISTENS);
+      // From here the client reads nothing.
+      (conn as unknown as { conn: { socket: Socket } }).conn.socket.pause();
+      const payload = 'p'.repeat(64 * 1024);
+      let published = 0;
+      let peakWritable = 0;
+      const measure = () => {
+        for (const s of serverSockets) peakWritable = Math.max(peakWritable, s.writableLength);
+      };
+      while (hub.size > 0 && published < 2000) {
+        for (let i = 0; i < 10; i++) {
+          publish(payload);
+          published++;
+          measure();
+        }
+        await nextTurn();
+        measure();
+      }
+      t.diagnostic(
+        `${LISTENS} listens dropped after ${published} notifications; peak socket buffer ${peakWritable} B`,
+      );
+      assert.equal(hub.size, 0, 'every listen lagged and was dropped');
+      // One batch is at most LISTEN_BATCH_BYTES_MAX (1 MiB) of payloads: the connection holds
+      // about one, whatever the number of its listens (20 batches would be 20 MiB).
+      assert.ok(
+        peakWritable <= 3 * 1024 * 1024,
+        `the server buffered ${peakWritable} bytes for a client that does not read`,
+      );
+      // The client reads again: every listen is told it lagged.
+      (conn as unknown as { conn: { socket: Socket } }).conn.socket.resume();
+      await waitFor(() => lagged.size === LISTENS, 'every listen gets its lagged push', 20_000);
+      for (const missed of lagged.values()) assert.equal(missed, BUFFER_MAX + 1);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
 describe('binary API: malformed requests', () => {
   test('a flood of requests with garbage fields or unknown ops: each gets HQL_PROTOCOL, the connection keeps serving', async () => {
     const served: string[] = [];
