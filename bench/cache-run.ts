@@ -14,11 +14,11 @@
  * --profile ID      instead of the suite: that embedded workload (default put-embedded-c64) under
  *                   `--cpu-prof` on every node, then the self time per area and function
  */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect, type HiqliteClient, type Metrics } from '../src/index.js';
+import { connect, type HiqliteClient } from '../src/index.js';
 import {
   type CacheWorkloadKind,
   type GetTiming,
@@ -31,8 +31,29 @@ import type { LoadResult } from './closed-loop.js';
 import { BenchCluster, COMPILED, SECRET_API, sleep } from './cluster.js';
 import { LatencyHistogram } from './histogram.js';
 import { clusterConfigInfo, currentLoad, machineInfo, round } from './machine.js';
-import { formatSummary, summarizeProfile } from './profile-summary.js';
-import { type Figures, figures, formatMachine, ms, num, opt, type TargetVerdict, table } from './report.js';
+import {
+  type Figures,
+  figures,
+  formatMachine,
+  formatTargets,
+  latencyFigures,
+  ms,
+  num,
+  opt,
+  type TargetVerdict,
+  table,
+  usPerOp,
+} from './report.js';
+import {
+  allMetrics,
+  formatHeader,
+  leaderChanges,
+  log,
+  printProfiles,
+  runWindow,
+  waitForLoad,
+  waitForNode1ToLead,
+} from './suite-common.js';
 
 type CacheWhere = 'embedded leader' | 'remote → leader' | 'every member';
 
@@ -125,15 +146,9 @@ const { values } = parseArgs({
   },
 });
 
-const quick = values.quick === true;
-const durationMs = values.seconds !== undefined ? Number(values.seconds) * 1000 : quick ? 2000 : 8000;
-const warmupMs = quick ? 300 : 1000;
+const { quick, durationMs, warmupMs } = runWindow(values);
 const storageDisk = values.storage !== 'memory';
 const notes: string[] = [];
-
-function log(s = ''): void {
-  process.stdout.write(`${s}\n`);
-}
 
 interface CacheRunRecord extends Figures {
   readonly id: string;
@@ -176,18 +191,14 @@ async function main(): Promise<void> {
     log(`${'notify'.padEnd(32)} notify → delivery on every member, ${NOTIFY_RATE_PER_S}/s`);
     return;
   }
-  if (!Number.isFinite(durationMs) || durationMs <= 0) throw new Error('--seconds must be a positive number');
   if (values.storage !== 'disk' && values.storage !== 'memory')
     throw new Error('--storage is disk or memory');
   if (values['wait-load'] !== undefined)
-    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']));
+    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']), notes);
   const machine = machineInfo();
   const config = clusterConfigInfo();
-  log(formatMachine(machine, config));
+  log(formatHeader(machine, config));
   log(`cache group: ${cacheDurability()}; every node an embedding application (start()), node 1 leads`);
-  log(
-    `code: ${COMPILED ? 'compiled JavaScript (tsc build)' : 'TypeScript through tsx (esbuild, keepNames)'}`,
-  );
   log('');
   if (values.profile !== undefined) {
     await profileRun(values.profile === '' ? 'put-embedded-c64' : values.profile);
@@ -270,7 +281,7 @@ async function main(): Promise<void> {
   }
   if (gets.length > 0) {
     log(
-      `Sequential local gets, ${GET_READS.toLocaleString('en-US')} reads × ${GET_ROUNDS} rounds, Map in the same process (ns per read: best / median of the rounds / median CPU of the process):`,
+      `Sequential local gets, ${GET_READS.toLocaleString('en-US')} reads × ${GET_ROUNDS} rounds, Map in the same process (ns per read: best / median of the rounds / median CPU of the process; the ratios compare the CPU medians):`,
     );
     log(formatGets(gets));
     log('');
@@ -282,7 +293,7 @@ async function main(): Promise<void> {
     log(formatNotify(notify));
     log('');
   }
-  log(formatTargetTable(targets));
+  log(formatTargets(targets));
   for (const n of notes) log(`note: ${n}`);
   if (values.json !== undefined) {
     writeFileSync(
@@ -304,16 +315,13 @@ function cacheDurability(): string {
 // ---------------------------------------------------------------------------------------------
 
 async function prepare(cluster: BenchCluster): Promise<void> {
-  // Node 1 bootstraps both groups and normally leads the cache group; the embedded runs need it to.
-  const deadline = Date.now() + 30_000;
-  // Bounded by the deadline.
-  while ((await cluster.metrics(1)).cache.role !== 'leader') {
-    if (Date.now() > deadline) {
-      notes.push('node 1 did not lead the cache group: its "embedded leader" runs were forwarded');
-      break;
-    }
-    await sleep(200);
-  }
+  // Node 1 bootstraps both groups and normally leads the cache group.
+  await waitForNode1ToLead(
+    cluster,
+    (m) => m.cache.role === 'leader',
+    notes,
+    'node 1 did not lead the cache group: its "embedded leader" runs were forwarded',
+  );
   await cluster.call({ cmd: 'cacheFill' });
 }
 
@@ -385,8 +393,7 @@ async function runSpec(cluster: BenchCluster, spec: CacheSpec): Promise<CacheRun
   }
   const clientCpu = process.cpuUsage(clientCpuBefore);
   const after = await allMetrics(cluster, ids);
-  const perOp = (cpuMs: number) =>
-    result.completedOps === 0 ? null : round((cpuMs * 1000) / result.completedOps, 1);
+  const perOp = (cpuMs: number) => usPerOp(cpuMs, result.completedOps);
   const cpuUsPerOp: Record<number, number | null> = {};
   const loopMaxMs: Record<number, number | null> = {};
   for (const id of ids) {
@@ -446,52 +453,15 @@ async function runNotify(cluster: BenchCluster): Promise<NotifyRecord> {
   const members: Array<NotifyRecord['members'][number]> = [];
   for (const id of ids) {
     const r = (await cluster.call({ cmd: 'listenStop' }, id)) as ListenResult;
-    const h = LatencyHistogram.fromJSON(r.histogram);
-    const { histogram: _, ...rest } = r;
-    members.push({
-      ...rest,
-      nodeId: id,
-      p50Ms: round(h.percentileMs(0.5), 3),
-      p99Ms: round(h.percentileMs(0.99), 3),
-      maxMs: round(h.maxMs, 3),
-    });
+    const { histogram, ...rest } = r;
+    members.push({ ...rest, nodeId: id, ...latencyFigures(LatencyHistogram.fromJSON(histogram)) });
   }
-  const nh = LatencyHistogram.fromJSON(sent.histogram);
+  const { p50Ms, p99Ms } = latencyFigures(LatencyHistogram.fromJSON(sent.histogram));
   return {
-    notifier: { ...sent, p50Ms: round(nh.percentileMs(0.5), 3), p99Ms: round(nh.percentileMs(0.99), 3) },
+    notifier: { ...sent, p50Ms, p99Ms },
     members,
     loadAvgAfter: currentLoad(),
   };
-}
-
-async function allMetrics(cluster: BenchCluster, ids: readonly number[]): Promise<Map<number, Metrics>> {
-  const out = new Map<number, Metrics>();
-  for (const id of ids) {
-    const m = await cluster.metrics(id).catch(() => null);
-    if (m !== null) out.set(id, m);
-  }
-  return out;
-}
-
-/** Elections of either group during a run (the largest term increase over the nodes). */
-function leaderChanges(
-  before: ReadonlyMap<number, Metrics>,
-  after: ReadonlyMap<number, Metrics>,
-  ids: readonly number[],
-): number | null {
-  let changes = 0;
-  for (const id of ids) {
-    const b = before.get(id);
-    const a = after.get(id);
-    if (b === undefined || a === undefined) return null;
-    changes = Math.max(
-      changes,
-      a.term - b.term,
-      a.cache.term - b.cache.term,
-      a.cache.leaderId !== b.cache.leaderId ? 1 : 0,
-    );
-  }
-  return changes;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,9 +506,12 @@ function formatCacheCpu(runs: readonly CacheRunRecord[]): string {
   );
 }
 
-/** Speed of `of` relative to `base` (1 = as fast), by the best round of each. */
+/**
+ * Speed of `of` relative to `base` (1 = as fast), by the median CPU time per read of the rounds:
+ * on a shared machine the wall clock of a round includes time the thread was not running.
+ */
 function speedRatio(base: GetTiming, of: GetTiming): number {
-  return of.bestNs === 0 ? 0 : base.bestNs / of.bestNs;
+  return of.cpuMedianNs === 0 ? 0 : base.cpuMedianNs / of.cpuMedianNs;
 }
 
 /** The target's comparison: getLocal against Map.get, synchronous both. */
@@ -550,8 +523,8 @@ const pct = (r: number) => `${Math.round(100 * r)}%`;
 
 function formatGetLine(g: GetRecord): string {
   return (
-    `get-local-thread-${g.thread}: getLocal ${g.getLocal.bestNs.toFixed(0)} ns vs Map.get ${g.map.bestNs.toFixed(0)} ns (${pct(getRatio(g))}); ` +
-    `await get ${g.cache.bestNs.toFixed(0)} ns vs await async Map.get ${g.asyncMap.bestNs.toFixed(0)} ns (${pct(speedRatio(g.asyncMap, g.cache))})  load ${g.loadAvgAfter}`
+    `get-local-thread-${g.thread} (CPU per read): getLocal ${g.getLocal.cpuMedianNs.toFixed(0)} ns vs Map.get ${g.map.cpuMedianNs.toFixed(0)} ns (${pct(getRatio(g))}); ` +
+    `await get ${g.cache.cpuMedianNs.toFixed(0)} ns vs await async Map.get ${g.asyncMap.cpuMedianNs.toFixed(0)} ns (${pct(speedRatio(g.asyncMap, g.cache))})  load ${g.loadAvgAfter}`
   );
 }
 
@@ -617,7 +590,7 @@ function evaluateCacheTargets(
     out.push({
       target: `local get (${g.thread === 'worker' ? 'own thread + mirror' : "thread 'main'"})`,
       goal: '>= 50% of a Map lookup',
-      measured: `getLocal ${pct(getRatio(g))} (${g.getLocal.bestNs.toFixed(0)} vs ${g.map.bestNs.toFixed(0)} ns)`,
+      measured: `getLocal ${pct(getRatio(g))} (CPU ${g.getLocal.cpuMedianNs.toFixed(0)} vs ${g.map.cpuMedianNs.toFixed(0)} ns)`,
       met: getRatio(g) >= 0.5,
     });
   }
@@ -639,14 +612,6 @@ function evaluateCacheTargets(
     met: worst === null || notify === null ? null : worst <= 2 && notify.members.every((m) => m.measured > 0),
   });
   return out;
-}
-
-function formatTargetTable(ts: readonly TargetVerdict[]): string {
-  return table(
-    ['target', 'goal', 'measured', 'met'],
-    ts.map((t) => [t.target, t.goal, t.measured, t.met === null ? 'n/a' : t.met ? 'yes' : 'NO']),
-    [1, 2, 3],
-  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,43 +654,7 @@ async function profileRun(id: string): Promise<void> {
   log(
     `${spec.id} under the profiler: ${num(f.opsPerSec)} ops/s, p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms, errors ${f.errors}; load ${currentLoad()}`,
   );
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .sort();
-  const summaries = files.map((file) => {
-    const s = summarizeProfile(join(dir, file), { windowUs: result.windowUs, top: 30 });
-    return { ...s, nodeId: s.pid === null ? null : (pids.get(s.pid) ?? null) };
-  });
-  summaries.sort((a, b) => (a.nodeId ?? 99) - (b.nodeId ?? 99) || (a.threadId ?? 0) - (b.threadId ?? 0));
-  for (const s of summaries) {
-    if (s.totalMs === 0) continue;
-    log('');
-    log(
-      formatSummary(
-        s,
-        `node ${s.nodeId ?? '?'}${s.nodeId === 1 ? ' (leader)' : ''}, ${s.threadId === 0 ? 'main thread' : `worker thread ${s.threadId}`}`,
-      ),
-    );
-  }
-}
-
-async function waitForLoad(maxLoad: number, maxWaitS: number): Promise<void> {
-  const deadline = Date.now() + maxWaitS * 1000;
-  // Bounded by the deadline.
-  for (;;) {
-    const l = currentLoad();
-    if (l < maxLoad) {
-      log(`load average ${l} < ${maxLoad}: starting`);
-      return;
-    }
-    if (Date.now() > deadline) {
-      log(`load average still ${l} after ${maxWaitS} s: running anyway`);
-      notes.push(`started with a 1-minute load average of ${l} (waited ${maxWaitS} s for < ${maxLoad})`);
-      return;
-    }
-    log(`load average ${l} >= ${maxLoad}: waiting`);
-    await sleep(15_000);
-  }
+  printProfiles(dir, pids, result.windowUs, 'leader');
 }
 
 main().then(

@@ -102,13 +102,24 @@ export interface BenchReport {
   readonly profile?: unknown;
 }
 
-export function figures(r: LoadResult): Figures {
-  const h = LatencyHistogram.fromJSON(r.histogram);
+/** p50, p99 and max of a histogram, in ms (3 decimals). */
+export function latencyFigures(h: LatencyHistogram): { p50Ms: number; p99Ms: number; maxMs: number } {
   return {
-    opsPerSec: r.elapsedMs <= 0 ? 0 : round((r.ops * 1000) / r.elapsedMs, 1),
     p50Ms: round(h.percentileMs(0.5), 3),
     p99Ms: round(h.percentileMs(0.99), 3),
     maxMs: round(h.maxMs, 3),
+  };
+}
+
+/** CPU µs per completed operation of `cpuMs` (null when nothing completed). */
+export function usPerOp(cpuMs: number, completedOps: number): number | null {
+  return completedOps === 0 ? null : round((cpuMs * 1000) / completedOps, 1);
+}
+
+export function figures(r: LoadResult): Figures {
+  return {
+    opsPerSec: r.elapsedMs <= 0 ? 0 : round((r.ops * 1000) / r.elapsedMs, 1),
+    ...latencyFigures(LatencyHistogram.fromJSON(r.histogram)),
     ops: r.ops,
     errors: r.errors,
     errorSamples: r.errorSamples,

@@ -24,18 +24,17 @@
  *              and per area of each node's threads
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect, type HiqliteClient, type Metrics } from '../src/index.js';
+import { connect, type HiqliteClient } from '../src/index.js';
 import { BASELINE_KINDS, BASELINE_LABELS, type BaselineKind, runBaseline } from './baseline.js';
 import type { LoadResult } from './closed-loop.js';
 import { BenchCluster, COMPILED, INDEX_URL, LOADER_ARGS, SECRET_API, sleep } from './cluster.js';
 import { LatencyHistogram } from './histogram.js';
 import { LoopMonitor, type LoopStats } from './loop-monitor.js';
 import { clusterConfigInfo, currentLoad, machineInfo, round } from './machine.js';
-import { formatSummary, type ProfileSummary, summarizeProfile } from './profile-summary.js';
 import {
   type BaselineRecord,
   type BenchReport,
@@ -52,8 +51,19 @@ import {
   type NodeRunStats,
   num,
   type RunRecord,
+  usPerOp,
   type Where,
 } from './report.js';
+import {
+  allMetrics,
+  formatHeader,
+  leaderChanges,
+  log,
+  printProfiles,
+  runWindow,
+  waitForLoad,
+  waitForNode1ToLead,
+} from './suite-common.js';
 import { runWorkload, TXN_ROWS, type WorkloadKind } from './workloads.js';
 
 interface Spec {
@@ -198,16 +208,10 @@ const { values } = parseArgs({
   },
 });
 
-const quick = values.quick === true;
-const durationMs = values.seconds !== undefined ? Number(values.seconds) * 1000 : quick ? 2000 : 8000;
-const warmupMs = quick ? 300 : 1000;
+const { quick, durationMs, warmupMs } = runWindow(values);
 const baselineTiming = quick ? { warmupMs: 200, durationMs: 1000 } : { warmupMs: 300, durationMs: 3000 };
 const clientMonitor = new LoopMonitor();
 const notes: string[] = [];
-
-function log(s = ''): void {
-  process.stdout.write(`${s}\n`);
-}
 
 async function main(): Promise<void> {
   if (values.list === true) {
@@ -218,15 +222,11 @@ async function main(): Promise<void> {
       );
     return;
   }
-  if (!Number.isFinite(durationMs) || durationMs <= 0) throw new Error('--seconds must be a positive number');
   if (values['wait-load'] !== undefined)
-    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']));
+    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']), notes);
   const machine = machineInfo();
   const config = clusterConfigInfo();
-  log(formatMachine(machine, config));
-  log(
-    `code: ${COMPILED ? 'compiled JavaScript (tsc build)' : 'TypeScript through tsx (esbuild, keepNames)'}`,
-  );
+  log(formatHeader(machine, config));
   log('');
   if (values.profile === true) {
     await profileRun(machine, config);
@@ -419,16 +419,13 @@ function formatStall(r: StallRecord): string {
 }
 
 async function prepare(cluster: BenchCluster): Promise<void> {
-  // Node 1 bootstraps the cluster, so it normally leads; the embedded runs need it to.
-  const deadline = Date.now() + 30_000;
-  // Bounded by the deadline.
-  while ((await cluster.metrics(1)).role !== 'leader') {
-    if (Date.now() > deadline) {
-      notes.push('node 1 (the embedded writer) was not the leader: "embedded leader" runs were forwarded');
-      break;
-    }
-    await sleep(200);
-  }
+  // Node 1 bootstraps the cluster, so it normally leads.
+  await waitForNode1ToLead(
+    cluster,
+    (m) => m.role === 'leader',
+    notes,
+    'node 1 (the embedded writer) was not the leader: "embedded leader" runs were forwarded',
+  );
   await cluster.call({ cmd: 'prepare' });
 }
 
@@ -495,8 +492,7 @@ async function runSpec(
   const cpuAfter = new Map(ids.map((id) => [id, cluster.cpuMs(id)]));
   const clientCpu = process.cpuUsage(clientCpuBefore);
   const clientLoop = spec.where === 'embedded leader' ? null : clientMonitor.read(true);
-  const perOp = (cpuMs: number) =>
-    result.completedOps === 0 ? null : round((cpuMs * 1000) / result.completedOps, 1);
+  const perOp = (cpuMs: number) => usPerOp(cpuMs, result.completedOps);
   const after = await allMetrics(cluster, ids);
   const nodes: NodeRunStats[] = [];
   for (const id of ids) {
@@ -543,35 +539,6 @@ async function runSpec(
   };
 }
 
-async function allMetrics(cluster: BenchCluster, ids: readonly number[]): Promise<Map<number, Metrics>> {
-  const out = new Map<number, Metrics>();
-  for (const id of ids) {
-    const m = await cluster.metrics(id).catch(() => null);
-    if (m !== null) out.set(id, m);
-  }
-  return out;
-}
-
-/**
- * Elections during a run: each election raises the term, so the largest term increase over
- * the nodes counts them (at least); a different leader at the same term cannot happen. Null
- * when a node did not answer.
- */
-function leaderChanges(
-  before: ReadonlyMap<number, Metrics>,
-  after: ReadonlyMap<number, Metrics>,
-  ids: readonly number[],
-): number | null {
-  let changes = 0;
-  for (const id of ids) {
-    const b = before.get(id);
-    const a = after.get(id);
-    if (b === undefined || a === undefined) return null;
-    changes = Math.max(changes, a.term - b.term, a.leaderId !== b.leaderId ? 1 : 0);
-  }
-  return changes;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Profile
 // ---------------------------------------------------------------------------------------------
@@ -606,21 +573,7 @@ async function profileRun(
     `${spec.id} under the profiler: ${num(f.opsPerSec)} ops/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ` +
       `errors ${f.errors}; load average now ${currentLoad()}`,
   );
-  const summaries: Array<ProfileSummary & { nodeId: number | null }> = [];
-  for (const file of readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .sort()) {
-    const s = summarizeProfile(join(dir, file), { windowUs: result.windowUs, top: 30 });
-    const nodeId = s.pid === null ? null : (pids.get(s.pid) ?? null);
-    summaries.push({ ...s, nodeId });
-  }
-  summaries.sort((a, b) => (a.nodeId ?? 99) - (b.nodeId ?? 99) || (a.threadId ?? 0) - (b.threadId ?? 0));
-  for (const s of summaries) {
-    if (s.totalMs === 0) continue;
-    const who = `node ${s.nodeId ?? '?'}${s.nodeId === 1 ? ' (embedded leader)' : ''}, ${s.threadId === 0 ? 'main thread' : `worker thread ${s.threadId}`}`;
-    log('');
-    log(formatSummary(s, who));
-  }
+  const summaries = printProfiles(dir, pids, result.windowUs, 'embedded leader');
   if (values.json !== undefined) {
     writeJson(values.json, {
       machine,
@@ -636,25 +589,6 @@ async function profileRun(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-async function waitForLoad(maxLoad: number, maxWaitS: number): Promise<void> {
-  const deadline = Date.now() + maxWaitS * 1000;
-  // Bounded by the deadline.
-  for (;;) {
-    const l = currentLoad();
-    if (l < maxLoad) {
-      log(`load average ${l} < ${maxLoad}: starting`);
-      return;
-    }
-    if (Date.now() > deadline) {
-      log(`load average still ${l} after ${maxWaitS} s: running anyway`);
-      notes.push(`started with a 1-minute load average of ${l} (waited ${maxWaitS} s for < ${maxLoad})`);
-      return;
-    }
-    log(`load average ${l} >= ${maxLoad}: waiting`);
-    await sleep(15_000);
-  }
-}
 
 /**
  * What the loader (tsx, unless compiled) and hiqlite's modules cost in RSS before any work:
