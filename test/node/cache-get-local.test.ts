@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cacheMirrorOf } from '../../src/client/worker-node.js';
-import { connect, type HiqliteNode, start } from '../../src/index.js';
+import { connect, type HiqliteNode, type StartOptions, start } from '../../src/index.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
 import { freePorts } from '../support/free-ports.js';
@@ -47,28 +47,39 @@ function isUnavailable(retryable: boolean) {
     e instanceof HiqliteError && e.code === 'HQL_UNAVAILABLE' && e.retryable === retryable;
 }
 
+interface Running {
+  root: string;
+  cfg: NodeConfig;
+  node: HiqliteNode;
+}
+
+/** A one-node cluster started before the suite's tests (its cache mirror live) and removed after. */
+function oneNode(options: StartOptions): Running {
+  const r = {} as Running;
+  before(async () => {
+    r.root = mkdtempSync(join(tmpdir(), 'hq-getlocal-'));
+    r.cfg = await config(r.root);
+    r.node = await start(r.cfg, options);
+    await r.node.waitUntilHealthy({ timeoutMs: 10_000 });
+    if ((options.thread ?? 'worker') === 'worker' && options.cacheMirror !== false)
+      await until(
+        'the cache mirror to be live',
+        async () => (await cacheMirrorOf(r.node))?.status.mode === 'live',
+      );
+  });
+  after(async () => {
+    await r.node?.close();
+    rmSync(r.root, { recursive: true, force: true });
+  });
+  return r;
+}
+
 for (const thread of ['worker', 'main'] as const) {
   describe(`getLocal (node on the ${thread === 'worker' ? "node's own thread, cache mirror" : "application's thread"})`, () => {
-    let root: string;
-    let node: HiqliteNode;
-    let cfg: NodeConfig;
-    before(async () => {
-      root = mkdtempSync(join(tmpdir(), 'hq-getlocal-'));
-      cfg = await config(root);
-      node = await start(cfg, { thread });
-      await node.waitUntilHealthy({ timeoutMs: 10_000 });
-      if (thread === 'worker')
-        await until(
-          'the cache mirror to be live',
-          async () => (await cacheMirrorOf(node))?.status.mode === 'live',
-        );
-    });
-    after(async () => {
-      await node?.close();
-      rmSync(root, { recursive: true, force: true });
-    });
+    const r = oneNode({ thread });
 
     test('returns what get() returns after put, replace, delete and getRemove', async () => {
+      const { node } = r;
       const c = node.cache<{ n: number; tags: string[] }>('values');
       assert.equal(c.getLocal('a'), null);
       for (let i = 0; i < 50; i++) {
@@ -95,6 +106,7 @@ for (const thread of ['worker', 'main'] as const) {
     });
 
     test('an expired entry is never returned', async () => {
+      const { node } = r;
       const c = node.cache<string>('ttl');
       const ttlMs = 300;
       for (let round = 0; round < 3; round++) {
@@ -122,6 +134,7 @@ for (const thread of ['worker', 'main'] as const) {
     });
 
     test('a caller cannot change what the next read returns', async () => {
+      const { node } = r;
       const c = node.cache<unknown>('frozen');
       await c.put('obj', { a: 1, nested: { list: [1, 2, { deep: 'x' }] } });
       const v = c.getLocal('obj') as { a: number; nested: { list: Array<number | { deep: string }> } };
@@ -160,7 +173,7 @@ for (const thread of ['worker', 'main'] as const) {
     });
 
     test('a remote client has no local replica: HQL_UNAVAILABLE', async () => {
-      const client = await connect({ nodes: [cfg.nodes[0]?.addrApi ?? ''], secretApi: SECRETS.secretApi });
+      const client = await connect({ nodes: [r.cfg.nodes[0]?.addrApi ?? ''], secretApi: SECRETS.secretApi });
       try {
         await client.cache('values').put('r', 1);
         assert.equal(await client.cache('values').get('r'), 1);
@@ -173,19 +186,10 @@ for (const thread of ['worker', 'main'] as const) {
 }
 
 describe('getLocal with cacheMirror: false', () => {
-  let root: string;
-  let node: HiqliteNode;
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'hq-getlocal-nomirror-'));
-    node = await start(await config(root), { cacheMirror: false });
-    await node.waitUntilHealthy({ timeoutMs: 10_000 });
-  });
-  after(async () => {
-    await node?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const r = oneNode({ cacheMirror: false });
 
   test('refuses with HQL_UNAVAILABLE (not retryable); get() still reads', async () => {
+    const { node } = r;
     await node.cache('c').put('k', 'v');
     assert.throws(() => node.cache('c').getLocal('k'), isUnavailable(false));
     assert.equal(await node.cache('c').get('k'), 'v');
