@@ -2,7 +2,8 @@
  * `npm run bench`: builds the benchmark and the package's sources with tsc into a temporary
  * folder and runs the suite from there, as compiled JavaScript without a loader: what users run
  * (the npm package ships tsc output). Arguments are passed on to bench/run.ts, or with a first
- * argument `--suite cache` to bench/cache-run.ts (`npm run bench:cache`). `npm run
+ * argument `--suite cache` to bench/cache-run.ts (`npm run bench:cache`), `--suite backup` to
+ * bench/backup.ts (`npm run bench:backup`). `npm run
  * bench:tsx` runs the TypeScript sources through tsx instead (no build step; tsx adds memory and
  * `__name` calls around closures, see docs/BENCHMARKS.md).
  */
@@ -15,11 +16,11 @@ import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
 const suite = args[0] === '--suite' ? args[1] : 'main';
-if (suite !== 'main' && suite !== 'cache') {
-  process.stderr.write(`unknown --suite ${suite} (main or cache)\n`);
+if (suite !== 'main' && suite !== 'cache' && suite !== 'backup') {
+  process.stderr.write(`unknown --suite ${suite} (main, cache or backup)\n`);
   process.exit(2);
 }
-const script = suite === 'cache' ? 'cache-run.js' : 'run.js';
+const script = { main: 'run.js', cache: 'cache-run.js', backup: 'backup.js' }[suite];
 const passed = args[0] === '--suite' ? args.slice(2) : args;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = mkdtempSync(join(tmpdir(), 'hiqlite-bench-js-'));
@@ -30,6 +31,8 @@ try {
   const entries = [
     'bench/run.ts',
     'bench/cache-run.ts',
+    'bench/backup.ts',
+    'src/backup/copy-worker.ts',
     'bench/node-child.ts',
     'bench/serve-hook.ts',
     'src/server/cli.ts',
@@ -62,7 +65,9 @@ try {
   // src/server/cli.ts reads the version from package.json two levels up.
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', version }));
-  const run = spawnSync(process.execPath, [join(out, 'bench', script), ...passed], {
+  // The backup suite measures memory from a clean heap (global.gc before each phase).
+  const nodeArgs = suite === 'backup' ? ['--expose-gc'] : [];
+  const run = spawnSync(process.execPath, [...nodeArgs, join(out, 'bench', script), ...passed], {
     stdio: 'inherit',
     env: { ...process.env, HQL_BENCH_REPO: root },
   });

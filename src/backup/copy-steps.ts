@@ -9,6 +9,14 @@
 import Database from 'better-sqlite3';
 import { backupCorrupt } from './backup-errors.js';
 
+/**
+ * SQLite's page cache of each connection of a copy or check, in KiB. better-sqlite3 builds SQLite
+ * with a 16 MB default, and VACUUM INTO gives the copy a cache as large as its source's: 32 MB
+ * for the two, most of a backup's memory, and no faster than this for reading every page once
+ * (docs/BENCHMARKS.md, "Backups").
+ */
+export const COPY_CACHE_KIB = 2048;
+
 export interface CopyRequest {
   readonly dbPath: string;
   readonly outPath: string;
@@ -39,6 +47,7 @@ export function vacuumInto(r: CopyRequest): void {
   const db = new Database(r.dbPath, { readonly: true, fileMustExist: true });
   try {
     db.pragma(`busy_timeout = ${r.busyTimeoutMs}`);
+    db.pragma(`cache_size = -${COPY_CACHE_KIB}`);
     db.prepare('VACUUM INTO ?').run(r.outPath);
   } finally {
     db.close();
@@ -60,6 +69,7 @@ export function checkCopy(path: string): CopyInfo {
 export function integrityCheck(path: string): void {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
+    db.pragma(`cache_size = -${COPY_CACHE_KIB}`);
     const problems = db.pragma('integrity_check(20)', { simple: false }) as Array<{
       integrity_check: string;
     }>;
@@ -80,6 +90,7 @@ export function integrityCheck(path: string): void {
 export function prepareCopy(path: string): CopyInfo {
   const db = new Database(path, { fileMustExist: true });
   try {
+    db.pragma(`cache_size = -${COPY_CACHE_KIB}`);
     db.pragma('journal_mode = DELETE');
     const hasMeta = db
       .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_hq_meta'")
