@@ -83,7 +83,8 @@ export async function* encryptStream(
 ): AsyncGenerator<Buffer> {
   const { header, fields } = input;
   const key = deriveBackupKey(input.key, fields.salt);
-  const seal = (chunk: Buffer, counter: number, last: boolean): Buffer => {
+  // A sealed chunk is handed out as two pieces, ciphertext then tag (no copy to join them).
+  const seal = (chunk: Buffer, counter: number, last: boolean): [Buffer, Buffer] => {
     const c = createCipheriv('aes-256-gcm', key, nonce(fields.noncePrefix, counter, last), {
       authTagLength: TAG_BYTES,
     });
@@ -91,7 +92,7 @@ export async function* encryptStream(
     const body = c.update(chunk);
     const final = c.final();
     assert(final.length === 0, 'GCM adds no bytes at final');
-    return Buffer.concat([body, c.getAuthTag()]);
+    return [body, c.getAuthTag()];
   };
   yield header;
   const queue = new ByteQueue();
@@ -101,15 +102,15 @@ export async function* encryptStream(
   for await (const piece of plain) {
     queue.push(piece);
     while (queue.length >= fields.chunkBytes) {
-      if (held !== null) yield seal(held, counter++, false);
+      if (held !== null) yield* seal(held, counter++, false);
       held = queue.take(fields.chunkBytes);
     }
   }
   if (queue.length > 0) {
-    if (held !== null) yield seal(held, counter++, false);
+    if (held !== null) yield* seal(held, counter++, false);
     held = queue.take(queue.length);
   }
-  yield seal(held ?? Buffer.alloc(0), counter, true);
+  yield* seal(held ?? Buffer.alloc(0), counter, true);
 }
 
 export interface DecryptOptions {
