@@ -15,23 +15,7 @@ import { cacheMirrorOf } from '../../src/client/worker-node.js';
 import { connect, type HiqliteNode, type StartOptions, start } from '../../src/index.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
-import { freePorts } from '../support/free-ports.js';
-
-const SECRETS = {
-  secretRaft: 'raft-secret-for-tests-0123456789',
-  secretApi: 'api-secret-for-tests-0123456789',
-};
-
-async function config(root: string): Promise<NodeConfig> {
-  const [raft, api] = await freePorts(2);
-  return {
-    nodeId: 1,
-    nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
-    dataDir: join(root, 'data'),
-    cacheExpireIntervalMs: 50,
-    ...SECRETS,
-  };
-}
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 
 async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -58,7 +42,7 @@ function oneNode(options: StartOptions): Running {
   const r = {} as Running;
   before(async () => {
     r.root = mkdtempSync(join(tmpdir(), 'hq-getlocal-'));
-    r.cfg = await config(r.root);
+    r.cfg = await oneNodeConfig(r.root, { cacheExpireIntervalMs: 50 });
     r.node = await start(r.cfg, options);
     await r.node.waitUntilHealthy({ timeoutMs: 10_000 });
     if ((options.thread ?? 'worker') === 'worker' && options.cacheMirror !== false)
@@ -173,7 +157,10 @@ for (const thread of ['worker', 'main'] as const) {
     });
 
     test('a remote client has no local replica: HQL_UNAVAILABLE', async () => {
-      const client = await connect({ nodes: [r.cfg.nodes[0]?.addrApi ?? ''], secretApi: SECRETS.secretApi });
+      const client = await connect({
+        nodes: [r.cfg.nodes[0]?.addrApi ?? ''],
+        secretApi: TEST_SECRETS.secretApi,
+      });
       try {
         await client.cache('values').put('r', 1);
         assert.equal(await client.cache('values').get('r'), 1);
