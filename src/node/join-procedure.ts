@@ -68,6 +68,10 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
   // entry that (re-)added it: a snapshot it installs on the way may predate its removal. A
   // join a restart interrupted goes on from the entry that added this node, or joins again.
   let joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+  // After a failed request, ask the others who leads instead of trusting the group's own view:
+  // a node the leader removed (the first half of re-adding it) hears from no leader any more,
+  // and would ask its last one forever (found by the simulator, seed 782 of 200..1199).
+  let askOthers = false;
   for (let attempt = 0; ; attempt++) {
     if (joinedAt !== null && p.raft.applied() >= joinedAt) {
       const m = p.raft.status().membership;
@@ -84,7 +88,7 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
         { retryable: true },
       );
     }
-    const leader = p.raft.status().leaderId ?? (await p.findLeader());
+    const leader = (askOthers ? null : p.raft.status().leaderId) ?? (await p.findLeader());
     if (leader !== null && leader !== me) {
       const learner = p.raft.status().membership.learners.includes(me);
       try {
@@ -97,8 +101,10 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
         } else if (learner && p.raft.applied() >= joinedAt) {
           await p.request(leader, { op: 'promote' }, JOIN_REQUEST_TIMEOUT_MS);
         }
+        askOthers = false;
       } catch (e) {
         if (e instanceof HiqliteError && !e.retryable) throw e;
+        askOthers = true;
       }
     }
     await p.sleep(Math.min(1000, 100 * (attempt + 1)));

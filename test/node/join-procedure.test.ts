@@ -113,6 +113,30 @@ describe('the join procedure', () => {
     assert.deepEqual(refused.record, [], 'nothing recorded');
   });
 
+  test('its own view names a former leader that refuses: it asks the others who leads now', async () => {
+    // The leader removed it (the first half of re-adding it) and then lost leadership: the node
+    // hears from no leader any more, and its own view keeps naming node 2.
+    const w = world({ joinedAt: null });
+    const askedTo: NodeId[] = [];
+    const request = w.p.request;
+    await joinGroup(
+      {
+        ...w.p,
+        raft: { ...w.p.raft, status: () => ({ ...w.p.raft.status(), leaderId: 2 as NodeId }) },
+        request: (leader, req, timeoutMs) => {
+          askedTo.push(leader);
+          if (leader === 2)
+            return Promise.reject(new HiqliteError('HQL_NOT_LEADER', 'not the leader', { retryable: true }));
+          return request(leader, req, timeoutMs);
+        },
+      },
+      60_000,
+    );
+    assert.equal(askedTo[0], 2);
+    assert.equal(askedTo[1], 1, 'asked the leader the others named');
+    assert.deepEqual(w.record, ['added 10', 'complete']);
+  });
+
   test('without a leader that answers it fails with HQL_TIMEOUT once the time is up', async () => {
     const w = world({ joinedAt: null });
     await assert.rejects(
