@@ -50,6 +50,9 @@ export interface ClusterLinkOptions {
   readonly frameBytesMax: number;
   /** Requests in flight on one connection; beyond, HQL_OVERLOADED. */
   readonly inflightMax: number;
+  /** Keepalive of every connection (api-connection.ts); defaults there. */
+  readonly keepaliveIntervalMs?: number;
+  readonly keepaliveTimeoutMs?: number;
 }
 
 interface NodeLink {
@@ -328,6 +331,10 @@ export class ClusterLink {
       connectTimeoutMs,
       frameBytesMax: this.o.frameBytesMax,
       inflightMax: this.o.inflightMax,
+      ...(this.o.keepaliveIntervalMs === undefined
+        ? {}
+        : { keepaliveIntervalMs: this.o.keepaliveIntervalMs }),
+      ...(this.o.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: this.o.keepaliveTimeoutMs }),
     }).then(async (conn): Promise<NodeLink> => {
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);

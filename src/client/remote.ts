@@ -54,6 +54,17 @@ export interface ConnectOptions {
    * before it fails with the last error. Default 30 s.
    */
   readonly listenResumeTimeoutMs?: number;
+  /**
+   * Dead-node detection: a connection from which nothing arrived for this long sends a `ping`.
+   * Default 5000 (KEEPALIVE_INTERVAL_MS_DEFAULT); 0 turns the keepalive off.
+   */
+  readonly keepaliveIntervalMs?: number;
+  /**
+   * A connection from which nothing arrived for this long is closed as dead (its node vanished
+   * without closing it: powered off, partitioned, frozen); requests on it fail HQL_UNAVAILABLE and
+   * are retried, a listener resumes on another node. Default 15000 (KEEPALIVE_TIMEOUT_MS_DEFAULT).
+   */
+  readonly keepaliveTimeoutMs?: number;
 }
 
 /** The ClusterLink of connect(): no leader following (a node forwards writes), as it always was. */
@@ -67,6 +78,8 @@ export function linkFor(o: ConnectOptions): ClusterLink {
     followLeader: false,
     frameBytesMax: 64 * 1024 * 1024,
     inflightMax: 100_000,
+    ...(o.keepaliveIntervalMs === undefined ? {} : { keepaliveIntervalMs: o.keepaliveIntervalMs }),
+    ...(o.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: o.keepaliveTimeoutMs }),
   });
 }
 

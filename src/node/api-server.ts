@@ -116,6 +116,13 @@ export interface ApiServerOptions {
   readonly unauthenticatedConnectionsMax: number;
   /** From TCP accept to authenticated (TLS, HTTP upgrade and handshake included). */
   readonly handshakeTimeoutMs: number;
+  /**
+   * An authenticated binary connection from which nothing arrived for this long (not even a
+   * `ping`: clients send one every few seconds on a silent connection) is closed, so the
+   * half-open connections of vanished clients do not pile up (`api_idle_timeout_ms`). Checked
+   * every quarter of it. Default API_IDLE_TIMEOUT_MS_DEFAULT; 0 never closes.
+   */
+  readonly idleTimeoutMs?: number;
   readonly handler: ApiHandler;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   readonly timers?: Timers;
@@ -143,11 +150,28 @@ export interface ApiServerStatus {
   /** Unauthenticated connections closed to make room / at their deadline, since start. */
   readonly unauthenticatedEvicted: number;
   readonly unauthenticatedExpired: number;
+  /** Authenticated connections closed after `idleTimeoutMs` of silence, since start. */
+  readonly idleClosed: number;
+}
+
+/** Default `idleTimeoutMs`: well above a client's keepalive interval (5 s) and timeout (15 s). */
+export const API_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
+
+/** What the idle sweep knows of an authenticated connection. */
+interface StreamActivity {
+  bytesSeen: number;
+  heardAtMs: number;
+  readonly flow: StreamFlow;
 }
 
 export class ApiServer {
   private server: Server | null = null;
   private readonly streams = new Set<FramedConnection>();
+  /** Authenticated binary connections, watched for silence (`idleTimeoutMs`). */
+  private readonly activity = new Map<FramedConnection, StreamActivity>();
+  private idleSweep: unknown = null;
+  /** Connections closed for silence, since start. */
+  private idleClosed = 0;
   private readonly secret: Uint8Array;
   private readonly nodeSecret: Uint8Array;
   private readonly gate: HandshakeGate;
@@ -175,7 +199,42 @@ export class ApiServer {
       frameBytesBuffered,
       unauthenticatedEvicted: this.gate.evicted,
       unauthenticatedExpired: this.gate.expired,
+      idleClosed: this.idleClosed,
     };
+  }
+
+  private get idleTimeoutMs(): number {
+    return this.o.idleTimeoutMs ?? API_IDLE_TIMEOUT_MS_DEFAULT;
+  }
+
+  /**
+   * Closes the authenticated connections that sent nothing for `idleTimeoutMs`. Any byte counts
+   * (bytesRead); a connection whose requests wait for room (its socket is paused by flow
+   * control) is busy, not silent.
+   */
+  private sweepIdle(): void {
+    this.idleSweep = null;
+    const idleMs = this.idleTimeoutMs;
+    if (this.server === null || idleMs <= 0) return;
+    const now = Date.now();
+    for (const [conn, a] of this.activity) {
+      const read = conn.socket.bytesRead;
+      if (read !== a.bytesSeen || a.flow.backlogged) {
+        a.bytesSeen = read;
+        a.heardAtMs = now;
+        continue;
+      }
+      if (now - a.heardAtMs >= idleMs) {
+        this.idleClosed++;
+        conn.close({
+          code: 'closed',
+          detail: `nothing received for ${now - a.heardAtMs} ms (api_idle_timeout_ms ${idleMs})`,
+        });
+      }
+    }
+    const timers = this.o.timers ?? realTimers;
+    this.idleSweep = timers.setTimeout(() => this.sweepIdle(), Math.max(10, Math.floor(idleMs / 4)));
+    (this.idleSweep as { unref?: () => void }).unref?.();
   }
 
   /** errorBody, and an error that is not a HiqliteError (a bug) is logged with its stack. */
@@ -238,6 +297,7 @@ export class ApiServer {
         resolve();
       });
     });
+    this.sweepIdle();
     const a = server.address();
     return typeof a === 'object' && a !== null
       ? { host: a.address, port: a.port }
@@ -246,6 +306,8 @@ export class ApiServer {
 
   async close(): Promise<void> {
     this.gate.close();
+    if (this.idleSweep !== null) (this.o.timers ?? realTimers).clearTimeout(this.idleSweep);
+    this.idleSweep = null;
     for (const c of this.streams) c.close({ code: 'closed', detail: 'node shutting down' });
     this.streams.clear();
     const server = this.server;
@@ -279,6 +341,7 @@ export class ApiServer {
     const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
       gone.abort();
       this.streams.delete(conn);
+      this.activity.delete(conn);
       if (reason.code === 'protocol' || reason.code === 'handshake' || reason.code === 'slow-consumer') {
         this.o.logger?.warn({ remote: conn.remote, reason: reason.detail }, 'API connection closed');
       }
@@ -307,6 +370,8 @@ export class ApiServer {
         const inflightMax = this.o.requestsInflightMax ?? 1024;
         const flow = new StreamFlow(conn, inflightMax, this.o.sendBufferBytesMax ?? 256 * 1024 * 1024);
         const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
+        if (!conn.closed)
+          this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: Date.now(), flow });
         gone.signal.addEventListener('abort', () => requests.closeAll(), { once: true });
         conn.onFrame((payload) =>
           this.onStreamFrame(conn, flow, requests, result.clientId, payload, gone.signal),
@@ -339,6 +404,13 @@ export class ApiServer {
       }
       const error = this.errorBody(e);
       flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: false, error }))));
+      return;
+    }
+    if (req.op === 'ping') {
+      // Keepalive: answered here, at once, without work (its arrival already told the idle
+      // sweep that the connection lives).
+      const id = req.id;
+      flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: true, value: null }))));
       return;
     }
     flow.submit(() => {
@@ -501,6 +573,11 @@ class StreamFlow {
     private readonly inflightMax: number,
     private readonly sendBufferBytesMax: number,
   ) {}
+
+  /** Requests wait for room: the socket is not read, so silence is not the client's. */
+  get backlogged(): boolean {
+    return this.waiting.length > 0;
+  }
 
   /** Runs `serve` now, or once fewer than `inflightMax` requests are being served. */
   submit(serve: () => void): void {

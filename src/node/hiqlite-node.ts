@@ -576,6 +576,7 @@ export class HiqliteNode {
       connectionsMax: cfg.apiConnectionsMax,
       requestsInflightMax: cfg.apiRequestsInflightMax,
       sendBufferBytesMax: cfg.apiSendBufferBytesMax,
+      idleTimeoutMs: cfg.apiIdleTimeoutMs,
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       bodyTimeoutMs: cfg.httpBodyTimeoutMs,

@@ -93,6 +93,13 @@ export type ApiRequest =
    * follower's dashboard asks the leader, which writes the backups it takes there.
    */
   | { readonly id: number; readonly op: 'backupList' }
+  /**
+   * Keepalive: the server answers `null` at once (no work, no handler). A client sends it on a
+   * connection that has been silent (api-connection.ts); any frame it sends also tells the server
+   * the connection is alive (`api_idle_timeout_ms`). A node of an earlier version answers it
+   * HQL_PROTOCOL (an unknown op), which is as good a sign of life.
+   */
+  | { readonly id: number; readonly op: 'ping' }
   /** The cache group's reads, locks and listeners (cache-api-codec.ts). */
   | CacheApiRequest;
 
@@ -225,6 +232,8 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
     }
     case 'backupList':
       return { id, op: 'backupList' };
+    case 'ping':
+      return { id, op: 'ping' };
     default:
       throw new ProtocolError('unknown-type', `api message: unknown op ${JSON.stringify(o.op)}`);
   }

@@ -23,6 +23,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'apiConnectionsMax',
   'apiRequestsInflightMax',
   'apiSendBufferBytesMax',
+  'apiIdleTimeoutMs',
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',
   'httpBodyTimeoutMs',

@@ -46,7 +46,25 @@ export interface ApiConnectionOptions {
   readonly frameBytesMax: number;
   /** Requests in flight on this connection; beyond it requests are refused (HQL_OVERLOADED). */
   readonly inflightMax: number;
+  /**
+   * Dead-peer detection: after this long without a byte from the node, the connection sends a
+   * `ping` (the node answers it, whatever else it is doing). 0 turns the keepalive off. Default
+   * KEEPALIVE_INTERVAL_MS_DEFAULT.
+   */
+  readonly keepaliveIntervalMs?: number;
+  /**
+   * After this long without a byte from the node, the connection is closed as dead (a node that
+   * vanished without a FIN or RST: powered off, partitioned, frozen), which fails its requests
+   * HQL_UNAVAILABLE and makes its users reconnect (a listener resumes on another node). Default
+   * KEEPALIVE_TIMEOUT_MS_DEFAULT; at least `keepaliveIntervalMs`.
+   */
+  readonly keepaliveTimeoutMs?: number;
 }
+
+/** Default `keepaliveIntervalMs`: an idle connection sends a ping this often. */
+export const KEEPALIVE_INTERVAL_MS_DEFAULT = 5_000;
+/** Default `keepaliveTimeoutMs`: a node silent this long is taken as gone. */
+export const KEEPALIVE_TIMEOUT_MS_DEFAULT = 15_000;
 
 type Body = ApiRequest extends infer R ? (R extends ApiRequest ? Omit<R, 'id'> : never) : never;
 
@@ -60,11 +78,67 @@ export class ApiConnection {
   private nextId = 1;
   private closedError: HiqliteError | null = null;
   private readonly closeWatchers = new Set<() => void>();
+  /** Keepalive: the node's bytes seen so far, when that count last grew, the pending check. */
+  private bytesSeen = 0;
+  private heardAtMs = Date.now();
+  private pinging = false;
+  private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
 
   private constructor(
     private readonly conn: FramedConnection,
     private readonly inflightMax: number,
-  ) {}
+    private readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number } | null,
+  ) {
+    this.bytesSeen = conn.socket.bytesRead;
+    this.checkAlive();
+  }
+
+  /**
+   * Pings a connection that has been silent for `intervalMs`, closes one silent for `timeoutMs`.
+   * Any byte from the node counts (bytesRead), so a large answer that takes long to arrive is
+   * not taken for silence.
+   */
+  private checkAlive(): void {
+    this.keepaliveTimer = null;
+    const k = this.keepalive;
+    if (k === null || this.closedError !== null) return;
+    const now = Date.now();
+    const read = this.conn.socket.bytesRead;
+    if (read !== this.bytesSeen) {
+      this.bytesSeen = read;
+      this.heardAtMs = now;
+    }
+    const silentMs = now - this.heardAtMs;
+    if (silentMs >= k.timeoutMs) {
+      this.conn.close({
+        code: 'closed',
+        detail: `keepalive: nothing from the node for ${silentMs} ms (keepaliveTimeoutMs ${k.timeoutMs})`,
+      });
+      return;
+    }
+    if (silentMs >= k.intervalMs && !this.pinging) {
+      this.pinging = true;
+      // Any answer is a sign of life, an error too (a node of a version without `ping` answers
+      // HQL_PROTOCOL and goes on); its arrival is what counts, through bytesRead.
+      this.request({ op: 'ping' }, k.timeoutMs).then(
+        () => {
+          this.pinging = false;
+        },
+        () => {
+          this.pinging = false;
+        },
+      );
+    }
+    // Next look: when a ping is due, or (a ping out) one interval on, to see its answer; never
+    // past the dead line. Silence is measured from the look that first saw new bytes, so it is
+    // never overstated: a dead node is detected within timeoutMs + intervalMs.
+    const untilPing = k.intervalMs - silentMs;
+    const untilDead = k.timeoutMs - silentMs;
+    const waitMs = Math.min(untilPing > 0 ? untilPing : k.intervalMs, untilDead);
+    this.keepaliveTimer = setTimeout(() => this.checkAlive(), Math.max(1, waitMs));
+    // The keepalive alone does not keep a process alive.
+    this.keepaliveTimer.unref?.();
+  }
 
   static async open(o: ApiConnectionOptions): Promise<ApiConnection> {
     const socket = await upgrade(o);
@@ -135,7 +209,9 @@ export class ApiConnection {
           }
           settled = true;
           conn.setFrameBytesMax(o.frameBytesMax);
-          api = new ApiConnection(conn, o.inflightMax);
+          const intervalMs = o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS_DEFAULT;
+          const timeoutMs = Math.max(intervalMs, o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS_DEFAULT);
+          api = new ApiConnection(conn, o.inflightMax, intervalMs > 0 ? { intervalMs, timeoutMs } : null);
           conn.onFrame((payload) => api?.onFrame(payload));
           resolve(api);
         },
@@ -272,6 +348,8 @@ export class ApiConnection {
 
   private onClosed(detail: string): void {
     if (this.closedError !== null) return;
+    if (this.keepaliveTimer !== null) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = null;
     this.closedError = unavailable(`API connection closed: ${detail}`);
     for (const [, p] of this.pending) p.reject(this.closedError);
     this.pending.clear();

@@ -1,8 +1,9 @@
 /**
  * The cache API of a remote client (`connect()`) against three `hiqlite serve` processes, and the
  * protocol under it: caches, counters, notify/listen, locks, as an embedded node has them; a
- * listener that resumes after its node was killed (-9) without losing a notification the nodes
- * still hold; a resume from a seq the nodes no longer hold is told how many it missed.
+ * listener that resumes after its node was killed (-9), or frozen (SIGSTOP, found dead by the
+ * keepalive), without losing a notification the nodes still hold; a resume from a seq the nodes
+ * no longer hold is told how many it missed.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -210,6 +211,53 @@ describe('remote client: the cache API over the API port', () => {
     for (let i = 1; i < got.length; i++)
       assert.ok((got[i] as { index: number }).index > (got[i - 1] as { index: number }).index);
     await cluster.start(x);
+    await cluster.dropClient(listenerClient);
+  });
+
+  test('a listener whose node is frozen (SIGSTOP: no FIN, no RST) resumes on another node by the keepalive, losing nothing', async () => {
+    const leader = await cluster.leader();
+    const [x, y] = [1, 2, 3].filter((id) => id !== leader) as [number, number];
+    await eventually('earlier listeners to be closed', async () => {
+      return (await listenersOn(cluster, x)) + (await listenersOn(cluster, y)) === 0;
+    });
+    // x first: the listener is opened on x. Without the keepalive its connection to a frozen x
+    // would stay open, and silent, forever.
+    const listenerClient = await cluster.client([x, y], {
+      listenResumeTimeoutMs: 60_000,
+      keepaliveIntervalMs: 200,
+      keepaliveTimeoutMs: 2000,
+    });
+    const it = listenerClient.listen<number>('frozen');
+    const got: Array<{ payload: number; index: number }> = [];
+    const done = (async () => {
+      for await (const n of it) {
+        got.push({ payload: n.payload, index: n.index });
+        if (n.payload === 9) break;
+      }
+    })();
+    await eventually('node x to hold the listener', async () => (await listenersOn(cluster, x)) === 1);
+    const writer = db(leader);
+    for (let i = 0; i < 3; i++) await writer.notify('frozen', i);
+    await eventually('the first notifications to arrive', async () => got.length === 3);
+    cluster.pause(x);
+    try {
+      for (let i = 3; i < 10; i++) await writer.notify('frozen', i);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        done,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the listener did not resume within 60 s')), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      assert.deepEqual(
+        got.map((n) => n.payload),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
+      for (let i = 1; i < got.length; i++)
+        assert.ok((got[i] as { index: number }).index > (got[i - 1] as { index: number }).index);
+    } finally {
+      cluster.resume(x);
+    }
     await cluster.dropClient(listenerClient);
   });
 

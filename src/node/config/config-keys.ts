@@ -90,6 +90,9 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     min: MiB,
     max: 16 * GiB,
   },
+  // Above a client's keepalive (a ping after 5 s of silence, closed after 15 s): only a
+  // connection whose client vanished goes silent this long.
+  { key: 'apiIdleTimeoutMs', toml: 'api_idle_timeout_ms', default: 60_000, min: 0, max: 86_400_000 },
   { key: 'raftConnectionsMax', toml: 'raft_connections_max', default: 256, min: 2, max: 65_536 },
   {
     key: 'unauthenticatedConnectionsMax',

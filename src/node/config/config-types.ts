@@ -121,6 +121,8 @@ export interface NodeConfig {
   apiRequestsInflightMax?: number;
   /** Answers queued for one API connection that does not read them; beyond, it is closed. */
   apiSendBufferBytesMax?: number;
+  /** An authenticated API connection silent this long (no ping either) is closed; 0: never. */
+  apiIdleTimeoutMs?: number;
   /** Open inbound connections on the Raft port, authenticated or not. */
   raftConnectionsMax?: number;
   /** Connections not yet authenticated, per port (the oldest is closed to make room). */
@@ -207,6 +209,7 @@ export type IntegerKey =
   | 'apiConnectionsMax'
   | 'apiRequestsInflightMax'
   | 'apiSendBufferBytesMax'
+  | 'apiIdleTimeoutMs'
   | 'raftConnectionsMax'
   | 'unauthenticatedConnectionsMax'
   | 'handshakeTimeoutMs'
