@@ -3,15 +3,18 @@
  *
  *   node --import tsx test/faults/cli.ts [--runs N] [--nemesis NAME|all] [--nodes 3|5]
  *       [--seconds S] [--seed X] [--clients C] [--workload sql,cache] [--report FILE] [--verbose]
+ *       [--tsx]
  *
  * Run i uses seed X + i; with `--nemesis all` every nemesis runs once per seed, one after the
  * other (the machine is small: never in parallel). Each run prints its seed and outcome, a failing
  * one the folder with its files; the end prints a table per run and one per nemesis. Replay the
- * decisions of one run with `--runs 1 --seed <its seed> --nemesis <its nemesis>`.
+ * decisions of one run with `--runs 1 --seed <its seed> --nemesis <its nemesis>`. The nodes run
+ * compiled, as users run them (compiled-product.ts); `--tsx` runs them from the sources.
  * Exit code 1 when a run fails.
  */
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { type CompiledProduct, compileProduct } from './compiled-product.js';
 import { isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
 import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
 import { type RunReport, runOnce, WORKLOADS, type WorkloadName } from './runner.js';
@@ -27,6 +30,8 @@ const { values } = parseArgs({
     report: { type: 'string' },
     workload: { type: 'string', default: 'sql,cache' },
     verbose: { type: 'boolean', default: false },
+    // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
+    tsx: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -74,6 +79,13 @@ for (const name of (values.workload ?? '').split(',')) {
 console.log(
   `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, workloads ${workloads.join('+')}, seeds ${firstSeed}…${firstSeed + runs - 1}`,
 );
+let product: CompiledProduct | null = null;
+if (!values.tsx) {
+  product = compileProduct();
+  process.env.HQL_FAULTS_NODE_CLI = product.cli;
+  process.once('exit', () => product?.remove());
+  console.log(`nodes run compiled (${product.cli}); --tsx runs them from the sources`);
+}
 const reports: RunReport[] = [];
 let interrupted = false;
 process.once('SIGINT', () => {

@@ -181,7 +181,10 @@ export class FaultCluster {
     if (n.child !== null) throw new Error(`node ${id} is running`);
     n.starts++;
     this.mark(id, `start #${n.starts}`);
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', n.configFile], {
+    // The long runner sets HQL_FAULTS_NODE_CLI to the compiled CLI (compiled-product.ts).
+    const compiled = process.env.HQL_FAULTS_NODE_CLI;
+    const cli = compiled === undefined || compiled === '' ? ['--import', 'tsx', CLI] : [compiled];
+    const child = spawn(process.execPath, [...cli, 'serve', '--config', n.configFile], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HQL_LOG_LEVEL: this.options.logLevel ?? 'info' },

@@ -1,0 +1,44 @@
+/**
+ * The long fault runner runs the nodes as users run them: the package's sources compiled by tsc
+ * (tsconfig.build.json, as `npm run build` does) into a temporary folder, started with plain
+ * `node` — no loader. Under tsx every start of a node transpiles the sources again, which on a
+ * loaded 2-core machine took a restarted node from about 1 s to 3–10 s before it served, and the
+ * liveness checks measured the loader instead of the product.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+export interface CompiledProduct {
+  /** The compiled `hiqlite` CLI (`serve` is what the fault suite starts). */
+  readonly cli: string;
+  /** Removes the temporary folder. */
+  remove(): void;
+}
+
+/** Compiles src/ into a temporary folder; throws with tsc's exit code when the build fails. */
+export function compileProduct(): CompiledProduct {
+  const out = mkdtempSync(join(tmpdir(), 'hiqlite-faults-js-'));
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const dist = join(out, 'dist');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(REPO, 'tsconfig.build.json'), '--outDir', dist], {
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) {
+    rmSync(out, { recursive: true, force: true });
+    throw new Error(`tsc failed (exit ${r.status ?? r.signal})`);
+  }
+  // The package's layout: dependencies resolve from the repository's node_modules, and the CLI
+  // reads its version from package.json two levels above dist/server.
+  symlinkSync(join(REPO, 'node_modules'), join(out, 'node_modules'), 'dir');
+  const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', version }));
+  return {
+    cli: join(dist, 'server', 'cli.js'),
+    remove: () => rmSync(out, { recursive: true, force: true }),
+  };
+}
