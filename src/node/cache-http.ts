@@ -382,9 +382,6 @@ async function serveSse(
     get writable() {
       return !res.writableNeedDrain;
     },
-    get writable() {
-      return !res.writableNeedDrain;
-    },
     get closed() {
       return res.destroyed || res.writableEnded;
     },
