@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { HiqliteClient } from '../../src/index.js';
 import { TestCluster } from '../cluster/harness.js';
-import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
+import { type FakeS3, startTestS3, testS3Toml } from '../support/s3-server.js';
 
 const ROWS = 3_000;
 const NODES = [1, 2, 3] as const;
@@ -23,16 +23,7 @@ describe('disaster drill: restore a killed and wiped cluster from S3', () => {
   before(async () => {
     s3 = await startTestS3();
     cluster = await TestCluster.create({
-      toml: [
-        `enc_keys = ["drill/${encKey}"]`,
-        'enc_key_active = "drill"',
-        `s3_url = "${s3.endpointUrl}"`,
-        's3_bucket = "backups"',
-        's3_region = "eu-test-1"',
-        's3_path_style = true',
-        `s3_key = "${TEST_S3_KEY}"`,
-        `s3_secret = "${TEST_S3_SECRET}"`,
-      ].join('\n'),
+      toml: [`enc_keys = ["drill/${encKey}"]`, 'enc_key_active = "drill"', ...testS3Toml(s3)].join('\n'),
     });
   });
   after(async () => {

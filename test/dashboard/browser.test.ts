@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import { hashPassword } from '../../src/dashboard/password.js';
 import { TestCluster } from '../cluster/harness.js';
-import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
+import { type FakeS3, startTestS3, testS3Toml } from '../support/s3-server.js';
 
 /** What the functions run in the page use of its DOM (this program has no DOM types). */
 interface PageElement {
@@ -90,12 +90,7 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
       `password_dashboard = "${phc}"`,
       `enc_keys = ["k1/${randomBytes(32).toString('base64')}"]`,
       'enc_key_active = "k1"',
-      `s3_url = "${s3.endpointUrl}"`,
-      's3_bucket = "backups"',
-      's3_region = "eu-test-1"',
-      's3_path_style = true',
-      `s3_key = "${TEST_S3_KEY}"`,
-      `s3_secret = "${TEST_S3_SECRET}"`,
+      ...testS3Toml(s3),
     ].join('\n');
     [cluster, browser] = await Promise.all([
       TestCluster.create({ nodes: 3, tls: true, toml }),

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { HiqliteClient } from '../../src/index.js';
 import { TestCluster } from '../cluster/harness.js';
-import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
+import { type FakeS3, startTestS3, testS3Toml } from '../support/s3-server.js';
 
 const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 const RUN_TIMEOUT_MS = 120_000;
@@ -95,16 +95,7 @@ describe('hiqlite backup on the command line', () => {
     s3 = await startTestS3();
     c = await TestCluster.create({
       nodes: 1,
-      toml: [
-        `enc_keys = ["k1/${KEY}"]`,
-        'enc_key_active = "k1"',
-        `s3_url = "${s3.endpointUrl}"`,
-        's3_bucket = "backups"',
-        's3_region = "eu-test-1"',
-        's3_path_style = true',
-        `s3_key = "${TEST_S3_KEY}"`,
-        `s3_secret = "${TEST_S3_SECRET}"`,
-      ].join('\n'),
+      toml: [`enc_keys = ["k1/${KEY}"]`, 'enc_key_active = "k1"', ...testS3Toml(s3)].join('\n'),
     });
     config = c.node(1).configFile;
     client = await c.client();

@@ -613,6 +613,18 @@ export function startTestS3(o: Partial<FakeS3Options> = {}): Promise<FakeS3> {
   return startFakeS3({ credentials: { [TEST_S3_KEY]: TEST_S3_SECRET }, region: 'eu-test-1', ...o });
 }
 
+/** A node's `s3_*` configuration lines (TOML) for `startTestS3`'s server and bucket. */
+export function testS3Toml(s3: FakeS3): string[] {
+  return [
+    `s3_url = "${s3.endpointUrl}"`,
+    's3_bucket = "backups"',
+    's3_region = "eu-test-1"',
+    's3_path_style = true',
+    `s3_key = "${TEST_S3_KEY}"`,
+    `s3_secret = "${TEST_S3_SECRET}"`,
+  ];
+}
+
 /** Client options for `startTestS3`'s server: path-style, short delays so retries run fast. */
 export function testS3ClientOptions(s3: FakeS3) {
   return {
