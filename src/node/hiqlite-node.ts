@@ -43,6 +43,7 @@ import type { Row } from '../sm/sql/values.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
+import { type ClusterAnswer, proveNoCluster } from './bootstrap-proof.js';
 import { CacheGroup, type CacheGroupDeps, type CacheGroupMetrics } from './cache-group.js';
 import { registerCacheMetrics } from './cache-metrics.js';
 import {
@@ -716,62 +717,30 @@ export class HiqliteNode {
   }
 
   /**
-   * Node 1 without any trace of membership bootstraps only with proof that no cluster exists: a
-   * majority of the configured nodes (itself included) answer that they have none. Any node that
-   * answers it is a member, or knows a cluster id, means a cluster exists: node 1 then joins it.
-   * A node that cannot reach enough of the others waits (until `deadline`); it never bootstraps
-   * by timeout, which would found a second cluster beside one that is only unreachable.
+   * Node 1 without any trace of membership bootstraps only with proof that no cluster exists
+   * (bootstrap-proof.ts, which the simulator runs too): a majority of the configured nodes
+   * answer over the API port that they know none.
    */
-  private async provenNoCluster(deadline: number): Promise<boolean> {
-    const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
-    const majority = Math.floor(this.cfg.nodes.length / 2) + 1;
-    let lastLogMs = this.clock.monotonicMs();
-    for (;;) {
-      const answers = await Promise.all(
-        others.map(async (n) => {
-          try {
-            const r = await this.request(n.id, { op: 'leader' }, 2000);
-            if (!r.ok) return 'unknown';
-            const v = r.value as { member?: boolean; clusterId?: string | null; sqlite?: boolean };
-            const exists = v.member === true || (v.clusterId ?? null) !== null;
-            // A node of the other sqlite setting is no evidence either way; if it has a cluster,
-            // that cluster is of the other kind and joining it would be refused: say why now.
-            if (saidSqlite(v.sqlite) !== this.cfg.sqlite) {
-              if (exists) throw sqliteMismatchError(this.cfg, n.id, saidSqlite(v.sqlite));
-              this.log.warn({ peer: n.id }, `node ${n.id} has the other sqlite setting: not counted`);
-              return 'unknown';
-            }
-            return exists ? 'exists' : 'none';
-          } catch (e) {
-            if (e instanceof HiqliteError && e.code === 'HQL_CLUSTER_MISMATCH') throw e;
-            return 'unknown';
-          }
-        }),
-      );
-      this.throwIfStartCancelled();
-      if (answers.includes('exists')) {
-        this.log.info('a cluster exists: node 1 joins it instead of bootstrapping');
-        return false;
-      }
-      const none = 1 + answers.filter((a) => a === 'none').length;
-      if (none >= majority) return true;
-      const now = this.clock.monotonicMs();
-      if (now > deadline) {
-        throw new HiqliteError(
-          'HQL_UNAVAILABLE',
-          `node 1 has no state and cannot prove that no cluster exists: ${none} of ${this.cfg.nodes.length} nodes answered that they have none, ${majority} are needed. Start the other nodes; node 1 never founds a cluster it cannot prove is the only one`,
-          { retryable: true },
-        );
-      }
-      if (now - lastLogMs >= 5000) {
-        lastLogMs = now;
-        this.log.info(
-          { answeredNone: none, needed: majority, nodes: this.cfg.nodes.length },
-          'node 1 has no state: waiting for a majority of the nodes to answer before bootstrapping',
-        );
-      }
-      await sleep(Math.min(1000, this.cfg.electionTimeoutMs / 2));
-    }
+  private provenNoCluster(deadline: number): Promise<boolean> {
+    return proveNoCluster(
+      {
+        nodeId: this.cfg.nodeId,
+        nodes: this.cfg.nodes.map((n) => n.id),
+        sqlite: this.cfg.sqlite,
+        ask: async (peer, timeoutMs) => {
+          const r = await this.request(peer, { op: 'leader' }, timeoutMs);
+          if (!r.ok) throw remoteError(r.error);
+          return r.value as ClusterAnswer;
+        },
+        mismatch: (peer, theirs) => sqliteMismatchError(this.cfg, peer, theirs),
+        nowMs: () => this.clock.monotonicMs(),
+        sleep,
+        retryMs: Math.min(1000, this.cfg.electionTimeoutMs / 2),
+        checkCancelled: () => this.throwIfStartCancelled(),
+        log: this.log,
+      },
+      deadline,
+    );
   }
 
   /**

@@ -1,0 +1,110 @@
+/**
+ * Node 1's proof that no cluster exists (src/node/bootstrap-proof.ts) on its own, with fake
+ * peers and clock: when it founds a cluster, when it joins one, when it waits and gives up.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { HiqliteError } from '../../src/lib/errors.js';
+import { type BootstrapProof, type ClusterAnswer, proveNoCluster } from '../../src/node/bootstrap-proof.js';
+import type { NodeId } from '../../src/raft/types.js';
+
+type Peer = ClusterAnswer | 'down' | ((round: number) => ClusterAnswer | 'down');
+
+const NONE: ClusterAnswer = { member: false, clusterId: null, sqlite: true };
+const MEMBER: ClusterAnswer = { member: true, clusterId: 'c-1', sqlite: true };
+
+/** Node 1 among `peers.length + 1` nodes; peer i + 2 answers `peers[i]` (per round if a function). */
+function world(peers: Peer[], o: { sqlite?: boolean } = {}) {
+  let now = 0;
+  let round = 0;
+  const asked: number[] = [];
+  const p: BootstrapProof = {
+    nodeId: 1 as NodeId,
+    nodes: [1, ...peers.map((_, i) => i + 2)] as NodeId[],
+    sqlite: o.sqlite ?? true,
+    ask: async (peer) => {
+      asked.push(peer);
+      const a = peers[peer - 2];
+      const v = typeof a === 'function' ? a(round) : a;
+      if (v === undefined || v === 'down')
+        throw new HiqliteError('HQL_UNAVAILABLE', 'down', { retryable: true });
+      return v;
+    },
+    mismatch: (peer, theirs) =>
+      new HiqliteError('HQL_CLUSTER_MISMATCH', `node ${peer} sqlite=${theirs}`, { retryable: false }),
+    nowMs: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      round++;
+    },
+    retryMs: 500,
+    checkCancelled: () => {},
+    log: { info: () => {}, warn: () => {} },
+  };
+  return { p, asked, rounds: () => round };
+}
+
+describe('proveNoCluster', () => {
+  test('a majority (itself included) answering they know no cluster: node 1 bootstraps', async () => {
+    const w = world([NONE, 'down']);
+    assert.equal(await proveNoCluster(w.p, 10_000), true);
+    assert.equal(w.rounds(), 0);
+  });
+
+  test('one node that is a member, or knows a cluster id, means a cluster exists: node 1 joins', async () => {
+    assert.equal(await proveNoCluster(world([NONE, MEMBER]).p, 10_000), false);
+    const knowsId = { member: false, clusterId: 'c-1', sqlite: true };
+    assert.equal(await proveNoCluster(world([NONE, NONE, NONE, knowsId]).p, 10_000), false);
+  });
+
+  test('nodes that do not answer are no proof: node 1 waits, and fails past the deadline', async () => {
+    // 5 nodes, 2 of which answer none: 3 with itself is a majority; with one fewer it is not.
+    const enough = world([NONE, NONE, 'down', 'down']);
+    assert.equal(await proveNoCluster(enough.p, 10_000), true);
+    const short = world([NONE, 'down', 'down', 'down']);
+    await assert.rejects(proveNoCluster(short.p, 10_000), (e: unknown) => {
+      assert.ok(e instanceof HiqliteError);
+      assert.equal(e.code, 'HQL_UNAVAILABLE');
+      assert.equal(e.retryable, true);
+      assert.match(e.message, /2 of 5 nodes answered that they have none, 3 are needed/);
+      return true;
+    });
+    assert.ok(short.rounds() >= 20, 'it asked again until the deadline');
+  });
+
+  test('an answer without an explicit "not a member" (a node opening its storage) is no proof', async () => {
+    const opening = { member: null, clusterId: null, sqlite: true };
+    await assert.rejects(proveNoCluster(world([opening, opening]).p, 2_000), { code: 'HQL_UNAVAILABLE' });
+  });
+
+  test('it keeps asking: the cluster appears in a later round (node 1 joins it)', async () => {
+    const w = world([(r) => (r < 3 ? 'down' : MEMBER), 'down']);
+    assert.equal(await proveNoCluster(w.p, 60_000), false);
+    assert.equal(w.rounds(), 3);
+  });
+
+  test('a node of the other sqlite setting: not counted; with a cluster, HQL_CLUSTER_MISMATCH', async () => {
+    const cacheOnlyNone = { member: false, clusterId: null, sqlite: false };
+    await assert.rejects(proveNoCluster(world([cacheOnlyNone, 'down']).p, 2_000), {
+      code: 'HQL_UNAVAILABLE',
+    });
+    const cacheOnlyCluster = { member: true, clusterId: 'c-2', sqlite: false };
+    await assert.rejects(proveNoCluster(world([cacheOnlyCluster, NONE]).p, 2_000), {
+      code: 'HQL_CLUSTER_MISMATCH',
+    });
+    // An answer without the flag comes from a SQL node (before cache-only nodes existed).
+    assert.equal(await proveNoCluster(world([{ member: false, clusterId: null }, 'down']).p, 2_000), true);
+  });
+
+  test('a cancelled start ends the proof', async () => {
+    const w = world(['down', 'down']);
+    let asks = 0;
+    const p: BootstrapProof = {
+      ...w.p,
+      checkCancelled: () => {
+        if (++asks > 3) throw new HiqliteError('HQL_CLOSED', 'closed', { retryable: false });
+      },
+    };
+    await assert.rejects(proveNoCluster(p, 60_000), { code: 'HQL_CLOSED' });
+  });
+});
