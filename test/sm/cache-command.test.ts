@@ -103,6 +103,21 @@ describe('cache command codec', () => {
     assert.throws(() => decodeCacheCommand(new Uint8Array([1, 0xc1])), isMalformed, 'invalid msgpack');
   });
 
+  test('a string field past the codec bound is HQL_CACHE_TOO_LARGE, as a key past cache_key_bytes_max is', () => {
+    const huge = 'k'.repeat(2_000_000);
+    const tooLarge = (e: unknown) => e instanceof CacheError && e.code === 'HQL_CACHE_TOO_LARGE' && !e.retryable;
+    for (const command of [
+      { type: 'put', cache: 'c', key: huge, value: bytes('v') },
+      { type: 'put', cache: huge, key: 'k', value: bytes('v') },
+      { type: 'notify', channel: huge, payload: bytes('p') },
+      { type: 'lockAcquire', key: huge, holderId: 'h', leaseMs: 1000 },
+    ]) {
+      const envelope = { nowMs: T0, command } as unknown as CacheCommandEnvelope;
+      assert.throws(() => encodeCacheCommand(envelope), tooLarge, command.type);
+      assert.throws(() => decodeCacheCommand(rawCommand(envelope)), tooLarge, command.type);
+    }
+  });
+
   test('fuzz: any bytes decode or fail with HQL_MALFORMED_COMMAND, and applying them never throws', () => {
     const h = new Harness();
     fc.assert(

@@ -290,7 +290,13 @@ function record(
 
 function str(v: unknown, path: string): string {
   if (typeof v !== 'string') malformed(path, 'expected a string');
-  if (v.length > STRING_LENGTH_MAX) malformed(path, `longer than ${STRING_LENGTH_MAX} characters`);
+  // Too large, not malformed: the same error as a key over cache_key_bytes_max, whatever its size.
+  if (v.length > STRING_LENGTH_MAX) {
+    throw new CacheError({
+      code: 'HQL_CACHE_TOO_LARGE',
+      message: `${path} of ${v.length} characters is larger than any cache limit allows (${STRING_LENGTH_MAX})`,
+    });
+  }
   return v;
 }
 
