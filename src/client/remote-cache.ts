@@ -39,11 +39,13 @@ export interface RemoteCacheOptions {
 }
 
 /**
- * A lock wait without `waitMs` is asked for in rounds this long: the node answers HQL_TIMEOUT
- * at the end of one (withdrawing the waiter) and the client queues again. A round costs its
- * place in the queue, so it is long.
+ * A lock wait without `waitMs` is one request without a deadline: the waiter keeps its place in
+ * the queue for as long as its connection lives. It was asked for in rounds of 10 minutes, each
+ * withdrawn and queued again at the back: a waiter lost its place to every later one. What
+ * withdraws a waiter whose process is gone is the connection's close (a FIN or RST, or the
+ * keepalive: the node closes a connection silent for `api_idle_timeout_ms`, and the client's
+ * pings are what keep it open, like renewals of a lease on the wait).
  */
-export const LOCK_WAIT_ROUND_MS = 10 * 60_000;
 
 export class RemoteCacheOps implements CacheOps {
   private readonly sessions: SessionPool;
@@ -104,12 +106,10 @@ export class RemoteCacheOps implements CacheOps {
     const startedMs = Date.now();
     for (let attempt = 0; ; attempt++) {
       const leftMs =
-        request.waitMs === undefined
-          ? LOCK_WAIT_ROUND_MS
-          : Math.max(0, request.waitMs - (Date.now() - startedMs));
+        request.waitMs === undefined ? null : Math.max(0, request.waitMs - (Date.now() - startedMs));
       // Each attempt its own holder id: an earlier attempt may still be withdrawn on its node.
       const holderId = attempt === 0 ? request.holderId : `${request.holderId}.${attempt}`;
-      const waitMs = request.waitMs === undefined ? undefined : leftMs;
+      const waitMs = leftMs ?? undefined;
       try {
         return (await this.link.call(
           {
@@ -123,8 +123,9 @@ export class RemoteCacheOps implements CacheOps {
             // Sent at most once: the node answers the wait's outcome; a lost connection is retried here.
             kind: 'once',
             route: 'any',
-            // The node ends the wait before this deadline (cache-serve.ts) and answers.
-            timeoutMs: leftMs + lockProposalsMs(leftMs),
+            // The node ends the wait before this deadline (cache-serve.ts) and answers; without
+            // waitMs there is none (the connection's close ends the wait on both sides).
+            timeoutMs: leftMs === null ? Number.POSITIVE_INFINITY : leftMs + lockProposalsMs(leftMs),
             ...(signal === undefined ? {} : { signal }),
           },
         )) as LockGrantInfo | null;
@@ -137,7 +138,7 @@ export class RemoteCacheOps implements CacheOps {
           });
         }
         const waitOver = request.waitMs !== undefined && Date.now() - startedMs >= request.waitMs;
-        // A round without waitMs ended, a connection was lost, a node was unavailable: again.
+        // A connection was lost, a node was unavailable: again (a new holder id, at the back).
         const again =
           (e.code === 'HQL_TIMEOUT' && request.waitMs === undefined) ||
           e.code === 'HQL_OUTCOME_UNKNOWN' ||

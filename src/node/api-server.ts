@@ -216,7 +216,8 @@ export class ApiServer {
     this.idleSweep = null;
     const idleMs = this.idleTimeoutMs;
     if (this.server === null || idleMs <= 0) return;
-    const now = Date.now();
+    // Monotonic: a wall-clock jump must not look like silence.
+    const now = performance.now();
     for (const [conn, a] of this.activity) {
       const read = conn.socket.bytesRead;
       if (read !== a.bytesSeen || a.flow.backlogged) {
@@ -228,7 +229,7 @@ export class ApiServer {
         this.idleClosed++;
         conn.close({
           code: 'closed',
-          detail: `nothing received for ${now - a.heardAtMs} ms (api_idle_timeout_ms ${idleMs})`,
+          detail: `nothing received for ${Math.round(now - a.heardAtMs)} ms (api_idle_timeout_ms ${idleMs})`,
         });
       }
     }
@@ -371,7 +372,7 @@ export class ApiServer {
         const flow = new StreamFlow(conn, inflightMax, this.o.sendBufferBytesMax ?? 256 * 1024 * 1024);
         const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
         if (!conn.closed)
-          this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: Date.now(), flow });
+          this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: performance.now(), flow });
         gone.signal.addEventListener('abort', () => requests.closeAll(), { once: true });
         conn.onFrame((payload) =>
           this.onStreamFrame(conn, flow, requests, result.clientId, payload, gone.signal),

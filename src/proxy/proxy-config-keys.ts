@@ -44,6 +44,10 @@ export const PROXY_INTEGER_SETTINGS: readonly ProxyIntegerSetting[] = [
   { toml: 'cluster_requests_inflight_max', default: 65_536, min: 1, max: 1_000_000 },
   // Concurrent JSON writes (each holds a client session lane while it runs).
   { toml: 'json_writes_max', default: 4096, min: 1, max: 1_000_000 },
+  // Keepalive of the connections to the nodes (api-connection.ts): a silent one pings, then is
+  // closed as dead. The interval must stay below the nodes' api_idle_timeout_ms.
+  { toml: 'keepalive_interval_ms', default: 5_000, min: 0, max: 3_600_000 },
+  { toml: 'keepalive_timeout_ms', default: 15_000, min: 1, max: 3_600_000 },
 ];
 
 export const PROXY_KEYS: Readonly<Record<string, ProxyValueKind>> = {

@@ -47,6 +47,9 @@ interface ClusterView {
   readonly error: string | null;
 }
 
+/** What a lock request needs besides its wait: its acquire and, on a timeout, its cancel. */
+const LOCK_PROPOSALS_MS = 10_000;
+
 export class HiqliteProxy {
   private readonly link: ClusterLink;
   private readonly jsonClient: RemoteClient;
@@ -74,6 +77,8 @@ export class HiqliteProxy {
       tls: cfg.tlsCluster,
       requestTimeoutMs: limit('request_timeout_ms'),
       connectTimeoutMs: limit('connect_timeout_ms'),
+      keepaliveIntervalMs: limit('keepalive_interval_ms'),
+      keepaliveTimeoutMs: limit('keepalive_timeout_ms'),
       followLeader: true,
       // Answers from the cluster travel on to the client: what a node sends, the proxy takes.
       frameBytesMax: 64 * 1024 * 1024,
@@ -275,7 +280,13 @@ export class HiqliteProxy {
    */
   private deadlineOf(req: ApiRequest): number {
     const given = (req as { timeoutMs?: unknown }).timeoutMs;
-    return typeof given === 'number' ? given : (this.cfg.limits.request_timeout_ms ?? 10_000);
+    if (typeof given === 'number') return given;
+    // A lock wait lasts its waitMs (and its proposals), or without one until granted: the
+    // client's connection closing or its cancel ends it (`signal`), never request_timeout_ms,
+    // which would withdraw the waiter and send it to the back of the queue.
+    if (req.op === 'cacheLock' && req.waitMs !== 0)
+      return req.waitMs === undefined ? Number.POSITIVE_INFINITY : req.waitMs + LOCK_PROPOSALS_MS;
+    return this.cfg.limits.request_timeout_ms ?? 10_000;
   }
 
   private async counted(op: string, work: Promise<unknown>): Promise<unknown> {

@@ -61,6 +61,9 @@ export interface ApiConnectionOptions {
   readonly keepaliveTimeoutMs?: number;
 }
 
+/** The longest delay a timer holds (a longer one would fire at once). */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
 /** Default `keepaliveIntervalMs`: an idle connection sends a ping this often. */
 export const KEEPALIVE_INTERVAL_MS_DEFAULT = 5_000;
 /** Default `keepaliveTimeoutMs`: a node silent this long is taken as gone. */
@@ -80,7 +83,8 @@ export class ApiConnection {
   private readonly closeWatchers = new Set<() => void>();
   /** Keepalive: the node's bytes seen so far, when that count last grew, the pending check. */
   private bytesSeen = 0;
-  private heardAtMs = Date.now();
+  /** performance.now(): a wall-clock jump must not look like silence. */
+  private heardAtMs = performance.now();
   private pinging = false;
   private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -102,7 +106,7 @@ export class ApiConnection {
     this.keepaliveTimer = null;
     const k = this.keepalive;
     if (k === null || this.closedError !== null) return;
-    const now = Date.now();
+    const now = performance.now();
     const read = this.conn.socket.bytesRead;
     if (read !== this.bytesSeen) {
       this.bytesSeen = read;
@@ -112,7 +116,7 @@ export class ApiConnection {
     if (silentMs >= k.timeoutMs) {
       this.conn.close({
         code: 'closed',
-        detail: `keepalive: nothing from the node for ${silentMs} ms (keepaliveTimeoutMs ${k.timeoutMs})`,
+        detail: `keepalive: nothing from the node for ${Math.round(silentMs)} ms (keepaliveTimeoutMs ${k.timeoutMs})`,
       });
       return;
     }
@@ -294,16 +298,26 @@ export class ApiConnection {
         reject(abortedError());
         if (this.closedError === null) this.send({ op: 'cancel', target: id }, 10_000).answer.catch(() => {});
       };
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) {
-          signal?.removeEventListener('abort', onAbort);
-          reject(
-            new HiqliteError('HQL_TIMEOUT', `no answer within ${Math.round(timeoutMs)} ms`, {
-              retryable: true,
-            }),
-          );
-        }
-      }, timeoutMs);
+      // No deadline (Infinity, or beyond what a timer can hold): the request waits for its answer,
+      // the connection's close or the caller's signal.
+      const timer =
+        timeoutMs > TIMER_MS_MAX
+          ? undefined
+          : setTimeout(() => {
+              if (this.pending.delete(id)) {
+                signal?.removeEventListener('abort', onAbort);
+                this.pushes.delete(id);
+                reject(
+                  new HiqliteError('HQL_TIMEOUT', `no answer within ${Math.round(timeoutMs)} ms`, {
+                    retryable: true,
+                  }),
+                );
+                // Nobody waits for the answer any more: the node stops serving it (a lock wait is
+                // withdrawn rather than granted to nobody; a write runs to its outcome anyway).
+                if (this.closedError === null)
+                  this.send({ op: 'cancel', target: id }, 10_000).answer.catch(() => {});
+              }
+            }, timeoutMs);
       this.pending.set(id, {
         resolve: (r) => {
           clearTimeout(timer);
