@@ -105,7 +105,8 @@ describe('cache command codec', () => {
 
   test('a string field past the codec bound is HQL_CACHE_TOO_LARGE, as a key past cache_key_bytes_max is', () => {
     const huge = 'k'.repeat(2_000_000);
-    const tooLarge = (e: unknown) => e instanceof CacheError && e.code === 'HQL_CACHE_TOO_LARGE' && !e.retryable;
+    const tooLarge = (e: unknown) =>
+      e instanceof CacheError && e.code === 'HQL_CACHE_TOO_LARGE' && !e.retryable;
     for (const command of [
       { type: 'put', cache: 'c', key: huge, value: bytes('v') },
       { type: 'put', cache: huge, key: 'k', value: bytes('v') },
