@@ -24,7 +24,7 @@ import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
-import { type CacheCommand, decodeCacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
+import { type CacheCommand, decodeCacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import type { Entry as CacheEntry } from '../sm/cache/kv.js';
 import type { CacheLimits } from '../sm/cache/options.js';
@@ -267,7 +267,7 @@ export class CacheGroup {
     if (options.signal?.aborted === true) throw abortedError();
     const { lane, seq } = this.sessions.acquire();
     try {
-      const data = encodeCacheCommand({
+      const data = this.sm.encodeForProposal({
         nowMs: this.d.clock.wallMs(),
         session: { clientId: lane.clientId, seq },
         command,
@@ -365,7 +365,10 @@ export class CacheGroup {
   async proposeHere(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     const envelope = decodeCacheCommand(data);
-    return this.proposeStamped(encodeCacheCommand({ ...envelope, nowMs: this.d.clock.wallMs() }), timeoutMs);
+    return this.proposeStamped(
+      this.sm.encodeForProposal({ ...envelope, nowMs: this.d.clock.wallMs() }),
+      timeoutMs,
+    );
   }
 
   /** Leader only: proposes bytes this leader encoded and stamped itself (no decode, no re-stamp). */
@@ -546,7 +549,7 @@ export class CacheGroup {
         if (this.raft.status().role !== 'leader') return;
         const due = this.sm.nextDeadlineMs();
         if (due === null || due > this.d.clock.wallMs()) return;
-        const data = encodeCacheCommand({ nowMs: this.d.clock.wallMs(), command: { type: 'expire' } });
+        const data = this.sm.encodeForProposal({ nowMs: this.d.clock.wallMs(), command: { type: 'expire' } });
         await this.proposeHere(data, this.d.cfg.proposalTimeoutMs);
       }
     } catch (e) {

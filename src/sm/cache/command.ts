@@ -105,6 +105,34 @@ export function encodeCacheCommand(envelope: CacheCommandEnvelope): Uint8Array {
   return packVersioned(CACHE_COMMAND_FORMAT_VERSION, validateEnvelope(envelope));
 }
 
+/**
+ * encodeCacheCommand, also returning the validated envelope: exactly what `decodeCacheCommand`
+ * of the bytes gives (same fields, canonical types, its own copies of byte values), so a state
+ * machine may apply it instead of decoding the bytes again (CacheStateMachine.encodeForProposal).
+ */
+export function encodeCacheCommandValidated(envelope: CacheCommandEnvelope): {
+  readonly bytes: Uint8Array;
+  readonly envelope: CacheCommandEnvelope;
+} {
+  const valid = validateEnvelope(envelope);
+  const bytes = packVersioned(CACHE_COMMAND_FORMAT_VERSION, valid);
+  // UTF-8 replaces a lone surrogate by U+FFFD: such a string decodes as another string.
+  return { bytes, envelope: wellFormed(valid) ? valid : decodeCacheCommand(bytes) };
+}
+
+/** Any surrogate (pairs too: rare in keys, and the fallback is merely slower). */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+function wellFormed(e: CacheCommandEnvelope): boolean {
+  if (e.session !== undefined && SURROGATE.test(e.session.clientId)) return false;
+  const c = e.command as unknown as Record<string, unknown>;
+  for (const k in c) {
+    const v = c[k];
+    if (typeof v === 'string' && SURROGATE.test(v)) return false;
+  }
+  return true;
+}
+
 /** Decodes untrusted bytes. Throws `CacheError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
 export function decodeCacheCommand(bytes: Uint8Array): CacheCommandEnvelope {
   return validateEnvelope(unpackVersioned(bytes, CACHE_COMMAND_FORMAT_VERSION, malformed));
@@ -305,7 +333,7 @@ function int(v: unknown, path: string, lo: number, hi: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo || v > hi) {
     malformed(path, `expected an integer in [${lo}, ${hi}]`);
   }
-  return v;
+  return v + 0; // -0 is 0: what is applied is what any decoder of the bytes gets
 }
 
 function int64(v: unknown, path: string): bigint {

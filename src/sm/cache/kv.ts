@@ -88,21 +88,29 @@ export class KvStore {
     if (value.length > this.limits.valueBytesMax) {
       return tooLargeError('value', value.length, this.limits.valueBytesMax, 'valueBytesMax');
     }
-    const current = this.caches.get(cacheName)?.entries.get(key);
+    const existing = this.caches.get(cacheName);
+    const current = existing?.entries.get(key);
     const previous = current === undefined || isExpired(current, nowMs) ? null : current.value;
     if (onlyIfAbsent && previous !== null) return { previous, stored: false };
     const added = ENTRY_OVERHEAD_BYTES + utf8Length(key) + value.length;
-    const delta = () => added - entryBytes(key, this.caches.get(cacheName)?.entries.get(key));
-    const full = this.capacity(cacheName, 'cache', key, delta, nowMs);
-    if (full !== null) return full;
-    const cache = this.cacheFor(cacheName);
+    // The common case, an overwrite that fits: the capacity checks below would all pass.
+    const fits =
+      existing !== undefined &&
+      current !== undefined &&
+      this.bytes + added - entryBytes(key, current) <= this.limits.bytesMax;
+    if (!fits) {
+      const delta = () => added - entryBytes(key, this.caches.get(cacheName)?.entries.get(key));
+      const full = this.capacity(cacheName, 'cache', key, delta, nowMs);
+      if (full !== null) return full;
+    }
+    const cache = fits ? existing : this.cacheFor(cacheName);
     const entry: Entry = {
       value,
       expiresAtMs: ttlMs === undefined ? null : nowMs + ttlMs,
       decoded: undefined,
     };
     // The slot may have gone with a purge in capacity(): read it again.
-    const replaced = cache.entries.get(key);
+    const replaced = fits ? current : cache.entries.get(key);
     if (replaced !== undefined) this.unaccount(cache, key, replaced);
     cache.entries.set(key, entry);
     cache.bytes += added;

@@ -73,7 +73,12 @@ export class SessionTable {
     else this.makeRoom(nowMs);
     const bytes = resultBytes(result);
     const keep = bytes <= this.limits.sessionResultsBytesMax;
-    this.rows.set(session.clientId, { seq: session.seq, lastSeenMs: nowMs, result: keep ? result : null });
+    // The row object is reused (removed above: the set puts it last, as a new one).
+    const row = existing ?? { seq: 0, lastSeenMs: 0, result: null };
+    row.seq = session.seq;
+    row.lastSeenMs = nowMs;
+    row.result = keep ? result : null;
+    this.rows.set(session.clientId, row);
     if (keep) {
       this.resultsBytes += bytes;
       this.dropResultsOverBound();

@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { HiqliteError } from '../../lib/errors.js';
 import type { Entry, LogIndex, Membership, SnapshotMeta, Term } from '../../raft/types.js';
+import { type CacheCommandEnvelope, encodeCacheCommandValidated } from './command.js';
 import { type Entry as CacheEntry, isExpired } from './kv.js';
 import type { Holder, Waiter } from './locks.js';
 import type { NotificationsAfter } from './notifications.js';
@@ -87,11 +88,28 @@ export class CacheStateMachine {
   private appliedTerm = 0;
   private membership: Membership | null = null;
   private closed = false;
+  /**
+   * Commands this node encoded (encodeForProposal), by the identity of their bytes: applying the
+   * entry that holds those very bytes takes the validated envelope instead of decoding them.
+   */
+  private readonly proposed = new WeakMap<Uint8Array, CacheCommandEnvelope>();
 
   constructor(options: CacheStateMachineOptions = {}) {
     this.limits = resolveCacheLimits(options.limits);
     this.hooks = options.hooks ?? {};
     this.state = new CacheState(this.limits);
+  }
+
+  /**
+   * Validates and encodes a command to propose (encodeCacheCommand), remembering the validated
+   * envelope, which is exactly what decoding the bytes gives (encodeCacheCommandValidated): the
+   * leader that applies the entry holding these bytes skips the decode. Other replicas, and this
+   * one when the entry comes back from the log store or over the wire, decode as always.
+   */
+  encodeForProposal(envelope: CacheCommandEnvelope): Uint8Array {
+    const out = encodeCacheCommandValidated(envelope);
+    this.proposed.set(out.bytes, out.envelope);
+    return out.bytes;
   }
 
   // ---- the GroupStateMachine seam --------------------------------------------------------------
@@ -113,7 +131,13 @@ export class CacheStateMachine {
       const e = entries[i]!;
       assert(e.index === this.applied + 1, `entry ${e.index} applied after ${this.applied}`);
       if (e.kind === 'command') {
-        const r = this.state.applyCommand(e.data, e.index);
+        const known = this.proposed.get(e.data);
+        let r: CacheResult;
+        if (known === undefined) r = this.state.applyCommand(e.data, e.index);
+        else {
+          this.proposed.delete(e.data);
+          r = this.state.applyEnvelope(known, e.index);
+        }
         if (wanted[i]) results[i] = r;
       } else if (e.kind === 'config') {
         this.membership = e.membership;
