@@ -89,6 +89,8 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
       );
     }
     const leader = (askOthers ? null : p.raft.status().leaderId) ?? (await p.findLeader());
+    // Asking the others takes time: a start cancelled meanwhile sends nothing more.
+    p.checkCancelled();
     if (leader !== null && leader !== me) {
       const learner = p.raft.status().membership.learners.includes(me);
       try {

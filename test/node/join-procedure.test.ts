@@ -147,4 +147,28 @@ describe('the join procedure', () => {
       },
     );
   });
+
+  test('a start cancelled while it asked the others who leads sends no join (found by the simulator)', async () => {
+    // A node that does not know the leader asks the others, which takes a while; if its start is
+    // cancelled meanwhile (the process stops), it must not go on to ask the leader to add it: a
+    // join that arrives for a node that no longer waits for it makes the leader remove a member.
+    const w = world({ joinedAt: null });
+    let cancelled = false;
+    const p: JoinProcedure = {
+      ...w.p,
+      raft: {
+        applied: () => 0 as LogIndex,
+        status: () => ({ leaderId: null, membership: { voters: [], learners: [] } }),
+      },
+      findLeader: async () => {
+        cancelled = true;
+        return 1 as NodeId;
+      },
+      checkCancelled: () => {
+        if (cancelled) throw new HiqliteError('HQL_CLOSED', 'the node is closing', { retryable: false });
+      },
+    };
+    await assert.rejects(joinGroup(p, 60_000), { code: 'HQL_CLOSED' });
+    assert.deepEqual(w.asked, []);
+  });
 });

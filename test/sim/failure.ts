@@ -16,7 +16,9 @@ export type CheckerName =
   /** An acknowledgement left a node before the state it vouches for was durable there. */
   | 'durability'
   /** A leader had more unacknowledged appends in flight to a follower than its window allows. */
-  | 'flow-control';
+  | 'flow-control'
+  /** Node 1 founded a cluster while another node still held the existing one. */
+  | 'bootstrap-safety';
 
 export class SimFailure extends Error {
   override readonly name = 'SimFailure';

@@ -52,6 +52,9 @@ export interface NetworkStats {
   delivered: number;
   dropped: number;
   duplicated: number;
+  /** Requests and answers of the API port (joins, the bootstrap proof): sent and lost. */
+  apiSent: number;
+  apiLost: number;
 }
 
 /** Node ids are small (1..7): a link is encoded as from * LINK_BASE + to. */
@@ -60,7 +63,7 @@ const LINK_BASE = 64;
 export class Network {
   faults: NetworkFaults;
   private readonly cut = new Set<number>();
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0 };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, apiSent: 0, apiLost: 0 };
 
   constructor(
     private readonly queue: EventQueue,
@@ -88,6 +91,27 @@ export class Network {
       this.stats.duplicated++;
       this.schedule(env);
     }
+  }
+
+  /**
+   * A request or answer between the API ports of two nodes (a TCP stream: never duplicated). It
+   * arrives after the same latency as a Raft message, or never: lost on a cut link (at sending
+   * or on arrival) or at the drop rate (the connection broke). The sender's timeout then fires.
+   */
+  sendApi(from: number, to: number, arrive: () => void): void {
+    assert(from !== to, `node ${from} sent an API request to itself`);
+    this.stats.apiSent++;
+    if (this.isCut(from, to) || this.rng.chance(this.faults.dropRate)) {
+      this.stats.apiLost++;
+      return;
+    }
+    this.queue.after(this.latencyUs(), 'api', to, () => {
+      if (this.isCut(from, to)) {
+        this.stats.apiLost++;
+        return;
+      }
+      arrive();
+    });
   }
 
   isCut(from: number, to: number): boolean {
@@ -119,12 +143,16 @@ export class Network {
     return this.cut.size;
   }
 
-  private schedule(env: Envelope): void {
+  private latencyUs(): number {
     const f = this.faults;
     let delayUs = this.rng.int(f.latencyUsMin, f.latencyUsMax + 1);
     if (f.longDelayRate > 0 && this.rng.chance(f.longDelayRate))
       delayUs += this.rng.int(0, f.longDelayUsMax + 1);
-    this.queue.after(delayUs, 'deliver', env.msg.to, () => {
+    return delayUs;
+  }
+
+  private schedule(env: Envelope): void {
+    this.queue.after(this.latencyUs(), 'deliver', env.msg.to, () => {
       if (this.isCut(env.msg.from, env.msg.to)) {
         this.drop(env, 'cut');
         return;

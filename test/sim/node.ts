@@ -90,10 +90,20 @@ export interface NodeHost {
   onLeaderPolled(node: SimNode, status: Status): void;
   /** `node` is a voter in the latest membership the cluster applied. */
   isVoter(node: NodeId): boolean;
+  /**
+   * Node 1 starts without any trace of membership: the product's proof that no cluster exists
+   * (src/node/bootstrap-proof.ts), its questions over the simulated network (bootstrap.ts).
+   * True: node 1 founds a cluster. `gone`: this process died meanwhile.
+   */
+  proveNoCluster(node: SimNode, gone: () => boolean): Promise<boolean>;
 }
 
 /** The membership a node without any state starts with: it knows no cluster (never votes). */
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
+/** The membership node 1 founds a cluster with (as `HiqliteNode`'s GENESIS_MEMBERSHIP). */
+const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
+/** The id of the cluster the scenario's nodes were provisioned in. */
+export const PROVISIONED_CLUSTER_ID = 'cluster-0';
 
 /** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
 const WALL_EPOCH_MS = 1_700_000_000_000;
@@ -142,10 +152,21 @@ export class SimNode {
   rejoin: { wasVoter: boolean; joinedAt: LogIndex | null } | null = null;
   /** Wiped while down: its next start finds what the operator left (SimDisk.wipe). */
   private wipedWhileDown = false;
+  /**
+   * Its `data_dir/cluster_id`: the provisioned cluster's, gone with a wipe of the whole data
+   * directory, learnt again from the leader that adds it back (or new when node 1 founds one).
+   */
+  clusterId: string | null = PROVISIONED_CLUSTER_ID;
+
+  /**
+   * Node 1 started without any trace of membership and has not had its proof's answer yet
+   * (bootstrap.ts): it lost its state as a node that must join does.
+   */
+  proving = false;
 
   /** Its data was wiped, or it lost its state and has not joined again yet. */
   get lostState(): boolean {
-    return this.wipedWhileDown || this.rejoin !== null;
+    return this.wipedWhileDown || this.rejoin !== null || this.proving;
   }
   /** A stalled process (GC pause, overloaded host): until then it handles nothing. */
   private pausedUntilUs = 0;
@@ -250,6 +271,7 @@ export class SimNode {
   wipe(what: WipeTarget, wasVoter: boolean): void {
     assert(this.life === null, 'wipe of a running node');
     this.disk.wipe(what);
+    if (what === 'all') this.clusterId = null;
     this.wipedWhileDown = true;
     this.wasVoterAtWipe = wasVoter;
     this.host.trace.note(this.host.queue.now, `n${this.id} wiped: ${what}`);
@@ -429,7 +451,7 @@ export class SimNode {
    * starts from the genesis as node 1 does when it bootstraps (it never voted from anything it
    * could have lost).
    */
-  private startState(): Membership {
+  private startState(): { membership: Membership; proof: boolean } {
     const disk = this.disk;
     const log = disk.log;
     const snapshot = disk.committed[disk.committed.length - 1] ?? null;
@@ -438,7 +460,7 @@ export class SimNode {
       lastIndex: (log.purgedIndex + log.entries.length) as LogIndex,
       hasSnapshot: snapshot !== null,
       appliedIndex: disk.kv.appliedIndex,
-      hasClusterId: this.lostOnce,
+      hasClusterId: this.clusterId !== null,
       logUncovered: lostLocalState(
         { firstIndex: () => (log.purgedIndex + 1) as LogIndex },
         { latest: () => snapshot },
@@ -463,17 +485,52 @@ export class SimNode {
     if (!decision.fresh || !this.lostOnce) {
       // Restarted while joining, with state now: the join goes on from the entry that added it,
       // if the leader had answered (the product keeps it in its `joining` file).
-      return genesis;
+      return { membership: genesis, proof: false };
     }
-    this.rejoin = { wasVoter: this.rejoin?.wasVoter ?? wasVoter, joinedAt: null };
-    return genesis;
+    this.rejoinWasVoter = this.rejoin?.wasVoter ?? wasVoter;
+    // Node 1 without any trace of membership founds a cluster, or joins one, on the proof's word.
+    if (decision.mayBootstrap && this.id === 1) {
+      this.proving = true;
+      return { membership: genesis, proof: true };
+    }
+    this.rejoin = { wasVoter: this.rejoinWasVoter, joinedAt: null };
+    return { membership: genesis, proof: false };
   }
+  private rejoinWasVoter = true;
   /** This node lost its state at least once (wiped, or discarded at a start). */
   private lostOnce = false;
 
   private open(life: Life): void {
+    const start = this.startState();
+    if (!start.proof) {
+      this.openGroup(life, start.membership, false);
+      return;
+    }
+    // The product asks before it opens its group; meanwhile it answers that it knows no cluster.
+    this.host
+      .proveNoCluster(this, () => life.dead)
+      .then(
+        (bootstrap) =>
+          this.whenRunning(life, 'start', () => {
+            this.proving = false;
+            if (bootstrap) {
+              this.clusterId = `cluster-n1-${this.host.queue.now}`;
+              this.rejoin = null;
+              this.host.trace.note(this.host.queue.now, `n${this.id} founds cluster ${this.clusterId}`);
+              this.openGroup(life, GENESIS_MEMBERSHIP, true);
+            } else {
+              this.rejoin = { wasVoter: this.rejoinWasVoter, joinedAt: null };
+              this.openGroup(life, start.membership, false);
+            }
+          }),
+        (e: unknown) => {
+          if (!life.dead) this.host.failLater(e);
+        },
+      );
+  }
+
+  private openGroup(life: Life, initialMembership: Membership, bootstrap: boolean): void {
     const p = this.host.profile;
-    const initialMembership = this.startState();
     const logStore = new SimLogStore(this.disk, life, (where, log) => this.checkBoundary(where, log));
     life.logStore = logStore;
     RaftGroup.open({
@@ -518,6 +575,7 @@ export class SimNode {
       (g) => {
         if (life.dead) return;
         life.group = g;
+        if (bootstrap) g.campaign();
         const st = g.status();
         this.host.trace.note(
           this.host.queue.now,

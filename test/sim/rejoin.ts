@@ -2,17 +2,16 @@
  * Nodes that lost their state join the cluster again by the product's procedure, run as it is:
  * `joinGroup` on the joining node and `addAsLearner` / `promoteLearner` on the leader
  * (src/node/join-procedure.ts, which `HiqliteNode` runs over its API port). Here its requests
- * go to the leader after a simulated delay, its sleeps are agenda events, and its join record
- * is `SimNode.rejoin` (kept across crashes, as the product's `joining` file).
+ * (to the leader, and to the other nodes to find it) cross the simulated network (api.ts: its
+ * latency, drops and partitions), its sleeps are agenda events, and its join record is
+ * `SimNode.rejoin` (kept across crashes, as the product's `joining` file). The leader's answer
+ * carries the cluster id, which the node keeps (its `data_dir/cluster_id`).
  *
  * A node without state knows no membership, so it never votes or campaigns (it may have voted in
  * a term it no longer remembers). The leader removes it if it is still a member (its replication
  * progress and, for a voter, the memory of its votes are gone) and adds it back as a learner;
  * once it has applied that change and caught up with the leader's commit index, it is promoted
  * again if it was a voter.
- *
- * Not modelled: the requests do not cross the simulated network's partitions (the operator's
- * view, as before), and node 1's bootstrap with proof is not run (docs/internals/simulator.md).
  */
 import { HiqliteError } from '../../src/lib/errors.js';
 import type { Random } from '../../src/lib/prng.js';
@@ -25,6 +24,7 @@ import {
   promoteLearner,
 } from '../../src/node/join-procedure.js';
 import type { LogIndex, Membership, NodeId } from '../../src/raft/types.js';
+import { apiCall, findLeader, NO_ANSWER, processSleep } from './api.js';
 import type { ClusterAccess } from './nemesis.js';
 import type { SimNode } from './node.js';
 
@@ -38,9 +38,6 @@ export interface RejoinStats {
 /** How often nodes that must join are looked for (a restarted process starts its join at once). */
 const SCAN_US_MIN = 20_000;
 const SCAN_US_MAX = 100_000;
-/** One way of a request to the leader and of its answer. */
-const REQUEST_DELAY_US_MIN = 200;
-const REQUEST_DELAY_US_MAX = 5_000;
 
 const EMPTY: Membership = { voters: [], learners: [] };
 const QUIET = { info: () => {}, warn: () => {} };
@@ -118,28 +115,24 @@ export class Rejoiner {
           this.cluster.trace.note(queue.now, `n${n.id} rejoined as ${wasVoter ? 'voter' : 'learner'}`);
         },
       },
-      request: (leader, req, timeoutMs) => this.request(n, leader, req, timeoutMs),
-      findLeader: async () => this.cluster.leader()?.id ?? null,
+      // A process that died sends nothing more (its procedure may still be between two steps).
+      request: (leader, req, timeoutMs) => {
+        if (gone()) return Promise.reject(new ProcessGone());
+        return this.request(n, leader, req, timeoutMs);
+      },
+      findLeader: () => findLeader(this.cluster, n.id, gone),
       nowMs: () => queue.now / 1000,
-      sleep: (ms) => this.sleep(n, ms * 1000),
+      sleep: (ms) => processSleep(this.cluster, n, ms * 1000, 'rejoin-sleep'),
       checkCancelled: () => {
         if (gone()) throw new ProcessGone();
       },
     };
   }
 
-  /** Virtual time; a stalled process wakes up only once it resumes. */
-  private sleep(n: SimNode, us: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => (n.paused ? this.cluster.queue.after(1_000, 'rejoin-sleep', n.id, wake) : resolve());
-      this.cluster.queue.after(Math.max(0, Math.round(us)), 'rejoin-sleep', n.id, wake);
-    });
-  }
-
   /**
-   * One request of `n`'s procedure to `leaderId`: handled there after a delay by the product's
-   * leader side if that node still leads, answered after another; a request that gets no answer
-   * (the leader crashed, or is stalled) fails after `timeoutMs` (retryable).
+   * One request of `n`'s procedure to `leaderId`, across the network: handled there by the
+   * product's leader side if that node still leads; a request that gets no answer (lost, the
+   * leader crashed or is stalled) fails after `timeoutMs` (retryable).
    */
   private request(
     n: SimNode,
@@ -148,47 +141,37 @@ export class Rejoiner {
     timeoutMs: number,
   ): Promise<LogIndex | null> {
     const queue = this.cluster.queue;
-    const delay = () => this.rng.int(REQUEST_DELAY_US_MIN, REQUEST_DELAY_US_MAX + 1);
-    return new Promise<LogIndex | null>((resolve, reject) => {
-      let settled = false;
-      const answer = (fn: () => void) =>
-        queue.after(delay(), 'rejoin-answer', n.id, () => {
-          if (settled) return;
-          settled = true;
-          fn();
-        });
-      queue.after(timeoutMs * 1000, 'rejoin-timeout', n.id, () => {
-        if (settled) return;
-        settled = true;
-        reject(new HiqliteError('HQL_TIMEOUT', `no answer from n${leaderId}`, { retryable: true }));
-      });
-      queue.after(delay(), 'rejoin-request', leaderId, () => {
-        const leader = this.cluster.nodes.get(leaderId);
-        const g = leader?.raft;
-        if (leader === undefined || g === null || g === undefined || leader.paused) return; // no answer
-        if (g.status().role !== 'leader') {
-          answer(() =>
-            reject(new HiqliteError('HQL_NOT_LEADER', `n${leaderId} does not lead`, { retryable: true })),
-          );
-          return;
-        }
-        const lg = leaderGroup(leader);
-        const handled =
-          req.op === 'join'
-            ? addAsLearner(lg, n.id, timeoutMs, QUIET, 'sql')
-            : promoteLearner(lg, n.id, timeoutMs, QUIET, 'sql').then(() => null);
-        handled.then(
-          (index) => {
-            this.cluster.trace.note(queue.now, `rejoin n${n.id}: ${req.op} on n${leaderId}: ok`);
-            answer(() => resolve(index));
-          },
-          (e: unknown) => {
-            const code = e instanceof HiqliteError ? e.code : String(e);
-            this.cluster.trace.note(queue.now, `rejoin n${n.id}: ${req.op} on n${leaderId}: ${code}`);
-            answer(() => reject(e));
-          },
+    const inc = n.incarnation;
+    let clusterId: string | null = null;
+    const call = apiCall(this.cluster, n.id, leaderId, timeoutMs, (leader) => {
+      const g = leader.raft;
+      if (g === null) return NO_ANSWER;
+      if (g.status().role !== 'leader')
+        return Promise.reject(
+          new HiqliteError('HQL_NOT_LEADER', `n${leaderId} does not lead`, { retryable: true }),
         );
-      });
+      const lg = leaderGroup(leader);
+      const handled =
+        req.op === 'join'
+          ? addAsLearner(lg, n.id, timeoutMs, QUIET, 'sql')
+          : promoteLearner(lg, n.id, timeoutMs, QUIET, 'sql').then(() => null);
+      return handled.then(
+        (index) => {
+          this.cluster.trace.note(queue.now, `rejoin n${n.id}: ${req.op} on n${leaderId}: ok`);
+          clusterId = leader.clusterId;
+          return index;
+        },
+        (e: unknown) => {
+          const code = e instanceof HiqliteError ? e.code : String(e);
+          this.cluster.trace.note(queue.now, `rejoin n${n.id}: ${req.op} on n${leaderId}: ${code}`);
+          throw e;
+        },
+      );
+    });
+    // The answer carries the leader's cluster id: a node without one keeps it (adoptClusterId).
+    return call.then((index) => {
+      if (n.incarnation === inc) n.clusterId ??= clusterId;
+      return index;
     });
   }
 }

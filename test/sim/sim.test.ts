@@ -58,6 +58,9 @@ describe('deterministic simulator', () => {
       'discards',
       'joins',
       'rejoined',
+      'bootstrapProofs',
+      'bootstrapProofsJoined',
+      'apiLost',
       'crashesDuringMembership',
       'crashesDuringSnapshotInstall',
     ] as const) {

@@ -10,6 +10,7 @@
  */
 import { Prng, type Random } from '../../src/lib/prng.js';
 import type { Entry, LogIndex, Membership, NodeId, Status } from '../../src/raft/types.js';
+import { BootstrapProver } from './bootstrap.js';
 import { SafetyChecker } from './checkers.js';
 import { EventQueue } from './event-queue.js';
 import { type CheckerName, fail, SimFailure } from './failure.js';
@@ -66,10 +67,16 @@ export interface RunStats {
   /** Nodes added back after losing their state, and those whose join completed. */
   joins: number;
   rejoined: number;
+  /** Node 1's proofs that no cluster exists (a start without any trace of membership), and those that ended in a join. */
+  bootstrapProofs: number;
+  bootstrapProofsJoined: number;
   crashesDuringMembership: number;
   crashesDuringSnapshotInstall: number;
   messagesSent: number;
   messagesDropped: number;
+  /** Requests and answers between API ports (joins, proofs) sent, and lost on the way. */
+  apiSent: number;
+  apiLost: number;
   opsChecked: number;
   opsUnknown: number;
   /** The linearizability search ran out of budget (not a failure; counted). */
@@ -131,6 +138,7 @@ class Simulation implements ClusterAccess {
   private readonly workload: Workload;
   private readonly nemesis: Nemesis;
   private readonly rejoiner: Rejoiner;
+  private readonly prover: BootstrapProver;
   private readonly rngNet: Random;
   /** The membership of the highest config entry applied anywhere. */
   private latestMembership: Membership;
@@ -184,6 +192,7 @@ class Simulation implements ClusterAccess {
       failLater: (e) => {
         this.failedLater ??= e;
       },
+      proveNoCluster: (node, gone) => this.prover.prove(node, gone),
     };
     for (const id of this.profile.nodeIds) this.nodes.set(id, new SimNode(id, host, initial));
     this.workload = new Workload(this.queue, root.fork(), this.profile, this.trace, this.nodes);
@@ -192,6 +201,7 @@ class Simulation implements ClusterAccess {
     this.rejoiner = new Rejoiner(this, root.fork(), (e) => {
       this.failedLater ??= e;
     });
+    this.prover = new BootstrapProver(this);
   }
 
   async run(): Promise<SeedResult> {
@@ -282,7 +292,8 @@ class Simulation implements ClusterAccess {
     this.decommissionRemoved(leader);
     if (this.workload.pendingOps > 0) return `${this.workload.pendingOps} client ops still pending`;
     for (const n of this.nodes.values()) {
-      if (n.rejoin !== null && !n.decommissioned) return `n${n.id} lost its state and has not joined again`;
+      if ((n.rejoin !== null || n.proving) && !n.decommissioned)
+        return `n${n.id} lost its state and has not joined again`;
     }
     if (!probing) return 'start-probes';
     if (this.workload.probesLeft > 0) return `${this.workload.probesLeft} probe ops not completed`;
@@ -318,7 +329,7 @@ class Simulation implements ClusterAccess {
     const keep = new Set<number>([...st.membership.voters, ...st.membership.learners]);
     for (const n of this.nodes.values()) {
       // A node joining again after losing its state is between removal and re-addition.
-      if (keep.has(n.id) || n.decommissioned || n.rejoin !== null) continue;
+      if (keep.has(n.id) || n.decommissioned || n.rejoin !== null || n.proving) continue;
       n.decommissioned = true;
       if (n.alive) n.crash();
       this.trace.note(this.queue.now, `decommission removed node n${n.id}`);
@@ -524,10 +535,14 @@ class Simulation implements ClusterAccess {
       discards: this.nodeStats.discards,
       joins: this.rejoiner.stats.joins,
       rejoined: this.rejoiner.stats.rejoined,
+      bootstrapProofs: this.prover.stats.proofs,
+      bootstrapProofsJoined: this.prover.stats.joined,
       crashesDuringMembership: n.crashesDuringMembership,
       crashesDuringSnapshotInstall: n.crashesDuringSnapshotInstall,
       messagesSent: this.network.stats.sent,
       messagesDropped: this.network.stats.dropped,
+      apiSent: this.network.stats.apiSent,
+      apiLost: this.network.stats.apiLost,
       opsChecked: this.opsChecked,
       opsUnknown: w.opsUnknown,
       linearizabilityUnknown: this.linearizabilityUnknown,
