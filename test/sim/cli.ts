@@ -101,6 +101,12 @@ async function runSeeds(seeds: number[]): Promise<number> {
       failed.push(r);
       printFailure(r);
     }
+    // A long run says how far it got (on stderr: the summary on stdout stays as it was).
+    const done = seeds.indexOf(seed) + 1;
+    if (seeds.length >= 1000 && done % 500 === 0)
+      console.error(
+        `seeds done: ${done} of ${seeds.length}, failed: ${failed.length}, ${((performance.now() - t0) / 1000).toFixed(0)}s`,
+      );
   }
   const elapsedMs = performance.now() - t0;
   const t = (k: keyof RunStats) => totals.get(k) ?? 0;

@@ -468,6 +468,8 @@ export class SimNode {
       ),
     };
     const decision = decideStart(summary);
+    // A proof a crash interrupted ends here: this start proves again, or joins.
+    this.proving = false;
     if (decision.discard !== null) {
       this.host.trace.note(this.host.queue.now, `n${this.id} discards its local state: ${decision.discard}`);
       this.host.stats.discards++;
