@@ -150,6 +150,22 @@ describe('network', () => {
     assert.equal(delivered.length, 2);
   });
 
+  test('API requests cross the same links: lost on a cut (sent or in flight), never duplicated', () => {
+    const { net, drain } = setup({ ...CALM_NETWORK, dupRate: 1 });
+    const arrived: string[] = [];
+    net.sendApi(1, 2, () => arrived.push('in flight'));
+    net.cutLink(1, 2);
+    net.sendApi(1, 2, () => arrived.push('after the cut'));
+    net.sendApi(2, 1, () => arrived.push('other way'));
+    drain();
+    assert.deepEqual(arrived, ['other way']);
+    assert.equal(net.stats.apiLost, 2);
+    net.heal();
+    net.sendApi(1, 2, () => arrived.push('healed'));
+    drain();
+    assert.deepEqual(arrived, ['other way', 'healed']);
+  });
+
   test('a partition cuts both directions between the groups', () => {
     const { net, delivered, drain } = setup();
     net.partition([1], [2, 3]);
