@@ -111,6 +111,7 @@ function* records(s: CapturedSnapshot): Generator<unknown[]> {
 /** The snapshot's bytes in chunks of about `SNAPSHOT_CHUNK_BYTES` (each a fresh buffer). */
 export function* snapshotChunks(s: CapturedSnapshot): Generator<Uint8Array> {
   let chunk = new Uint8Array(SNAPSHOT_CHUNK_BYTES);
+  let view = new DataView(chunk.buffer);
   let used = 0;
   let crc = 0;
   let count = 0;
@@ -118,26 +119,38 @@ export function* snapshotChunks(s: CapturedSnapshot): Generator<Uint8Array> {
     const out = chunk.subarray(0, used);
     crc = crc32(out, crc);
     chunk = new Uint8Array(SNAPSHOT_CHUNK_BYTES);
+    view = new DataView(chunk.buffer);
     used = 0;
     return out;
   };
   chunk.set(SNAPSHOT_MAGIC, 0);
   used = SNAPSHOT_MAGIC.length;
-  const frame = function* (record: unknown[]): Generator<Uint8Array> {
+  // Appends one record; returns the full chunk to hand out first, if the record did not fit.
+  // (A plain function, not a generator per record: a snapshot has one record per entry.)
+  const frame = (record: unknown[]): Uint8Array | null => {
     // msgpackr returns a view of its reusable buffer: copy it before the next pack.
     const packed = packr.pack(record);
     const need = 4 + packed.length;
+    let full: Uint8Array | null = null;
     if (used + need > chunk.length) {
-      if (used > 0) yield flush();
-      if (need > chunk.length) chunk = new Uint8Array(need);
+      if (used > 0) full = flush();
+      if (need > chunk.length) {
+        chunk = new Uint8Array(need);
+        view = new DataView(chunk.buffer);
+      }
     }
-    new DataView(chunk.buffer, chunk.byteOffset).setUint32(used, packed.length);
+    view.setUint32(used, packed.length);
     chunk.set(packed, used + 4);
     used += need;
     count++;
+    return full;
   };
-  for (const r of records(s)) yield* frame(r);
-  yield* frame(['Z', count + 1]);
+  for (const r of records(s)) {
+    const full = frame(r);
+    if (full !== null) yield full;
+  }
+  const last = frame(['Z', count + 1]);
+  if (last !== null) yield last;
   if (used > 0) yield flush();
   const tail = new Uint8Array(4);
   new DataView(tail.buffer).setUint32(0, crc >>> 0);
