@@ -148,7 +148,9 @@ async function main(): Promise<void> {
   const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' }, pino.destination(2));
   // HQL_BENCH_THREAD: where start() runs the node ('worker', the default, or 'main').
   const thread = process.env.HQL_BENCH_THREAD === 'main' ? 'main' : 'worker';
-  const node = await start(config, { logger, thread });
+  // HQL_BENCH_CACHE_MIRROR=0: start({ cacheMirror: false }) (what the mirror costs, measured).
+  const cacheMirror = process.env.HQL_BENCH_CACHE_MIRROR !== '0';
+  const node = await start(config, { logger, thread, cacheMirror });
   send({ event: 'ready', nodeId: node.nodeId });
   // One request at a time, in order: the parent waits for each reply before the next request.
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
