@@ -23,6 +23,7 @@
  *   not, is returned as it is; a connection lost after sending is HQL_OUTCOME_UNKNOWN.
  */
 import { HiqliteError } from '../lib/errors.js';
+import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
 import type { ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
@@ -131,11 +132,15 @@ export class ClusterLink {
       else if (!e.retryable) throw e;
       last = e;
     };
+    // The slowest answer of this call: a retry is sent only while an answer can still come in time.
+    let slowestMs = 0;
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       if (attempt > 0) {
         const pauseMs = Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5), Math.max(0, deadline - Date.now()));
         await new Promise((r) => setTimeout(r, pauseMs));
         if (Date.now() >= deadline) break;
+        // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
+        if (last !== null && !retryHasTime(deadline - Date.now(), slowestMs)) break;
       }
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
       if (o.signal?.aborted === true)
@@ -160,7 +165,9 @@ export class ClusterLink {
         sent = true;
         // A write runs to its outcome once sent; anything else is stopped on the node too.
         const stop = o.kind === 'write' ? undefined : o.signal;
+        const sentAt = Date.now();
         answer = { addr, r: await link.conn.request(request, remaining, stop) };
+        slowestMs = Math.max(slowestMs, Date.now() - sentAt);
       } catch (e) {
         // Sent, and no answer: a write may be in the log.
         if (sent && o.kind === 'once' && e instanceof HiqliteError)

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
+import { retryHasTime } from '../lib/retry-budget.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import { type CacheCommand, decodeCacheCommand } from '../sm/cache/command.js';
@@ -305,7 +306,11 @@ export class CacheGroup {
     const deadline = clock.monotonicMs() + timeoutMs;
     let lastError: HiqliteError | null = null;
     let maybeProposed = false;
+    // The slowest answer of the leader to a forwarded attempt (lib/retry-budget.ts).
+    let slowestMs = 0;
     for (let attempt = 0; clock.monotonicMs() < deadline; attempt++) {
+      if (attempt > 0 && lastError !== null && !retryHasTime(deadline - clock.monotonicMs(), slowestMs))
+        break;
       const s = this.raft.status();
       const remaining = Math.max(1, deadline - clock.monotonicMs());
       try {
@@ -315,8 +320,10 @@ export class CacheGroup {
           return await this.proposeHere(data, remaining);
         }
         if (s.leaderId !== null) {
+          const sentAt = clock.monotonicMs();
           try {
             const out = await this.d.forward(s.leaderId, data, remaining);
+            slowestMs = Math.max(slowestMs, clock.monotonicMs() - sentAt);
             const result = reviveForwarded(out.result);
             // Read-your-writes: a local read after the write sees it (bounded; it is applied anyway).
             await this.raft
@@ -326,6 +333,7 @@ export class CacheGroup {
               .catch(() => {});
             return { index: out.index, result };
           } catch (e) {
+            slowestMs = Math.max(slowestMs, clock.monotonicMs() - sentAt);
             if (!(e instanceof HiqliteError) || e.code !== 'HQL_NOT_LEADER') maybeProposed = true;
             throw e;
           }

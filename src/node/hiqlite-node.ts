@@ -25,6 +25,7 @@ import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
+import { retryHasTime } from '../lib/retry-budget.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
@@ -1079,7 +1080,11 @@ export class HiqliteNode {
     // Whether an attempt may have put the command in the log: then, without a final answer, its
     // outcome is unknown; otherwise every attempt was refused and it was certainly not applied.
     let maybeProposed = false;
+    // The slowest answer of the leader to a forwarded attempt (lib/retry-budget.ts).
+    let slowestMs = 0;
     for (let attempt = 0; this.clock.monotonicMs() < deadline; attempt++) {
+      if (attempt > 0 && lastError !== null && !retryHasTime(deadline - this.clock.monotonicMs(), slowestMs))
+        break;
       const s = this.group.status();
       const remaining = Math.max(1, deadline - this.clock.monotonicMs());
       try {
@@ -1090,11 +1095,13 @@ export class HiqliteNode {
         if (s.leaderId !== null) {
           const conn = await this.peerConnection(s.leaderId);
           let r: ApiResponse;
+          const sentAt = this.clock.monotonicMs();
           try {
             r = await conn.request(
               { op: 'propose', group: 'sql', data, timeoutMs: answerWithinMs(remaining) },
               remaining,
             );
+            slowestMs = Math.max(slowestMs, this.clock.monotonicMs() - sentAt);
           } catch (e) {
             maybeProposed = true; // sent, but no answer
             throw e;
