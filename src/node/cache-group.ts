@@ -226,6 +226,7 @@ export class CacheGroup {
 
   /** The Raft group (membership, status, snapshots): for formation and metrics in HiqliteNode. */
   get group(): RaftGroup {
+    this.checkOpen();
     return this.raft;
   }
 
@@ -511,6 +512,7 @@ export class CacheGroup {
     chunks: AsyncIterable<Uint8Array>,
     toFile: (path: string, chunks: AsyncIterable<Uint8Array>) => Promise<void>,
   ): Promise<void> {
+    this.checkOpen();
     const path = this.snapshots.tempPath();
     if (this.snapshots instanceof MemorySnapshotStore) {
       for await (const chunk of chunks) this.snapshots.append(path, new Uint8Array(chunk));
@@ -554,7 +556,7 @@ export class CacheGroup {
     try {
       // Bounded: each round removes up to expireBatchMax entries or stale index items.
       for (let round = 0; round < 100; round++) {
-        if (this.raft.status().role !== 'leader') return;
+        if (!this.running || this.raft.status().role !== 'leader') return;
         const due = this.sm.nextDeadlineMs();
         if (due === null || due > this.d.clock.wallMs()) return;
         const data = this.sm.encodeForProposal({ nowMs: this.d.clock.wallMs(), command: { type: 'expire' } });
@@ -567,8 +569,19 @@ export class CacheGroup {
     }
   }
 
+  /** Closed, or not started yet (the node is still joining): every use of the group asks here. */
   private checkOpen(): void {
     if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+    // The API port serves before the cache group runs (a node that lost its state joins first).
+    if (this.raft === undefined) {
+      throw new HiqliteError(
+        'HQL_UNAVAILABLE',
+        'the cache group is not running yet on this node (it is starting or joining)',
+        {
+          retryable: true,
+        },
+      );
+    }
   }
 }
 

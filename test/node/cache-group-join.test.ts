@@ -133,6 +133,31 @@ describe('the cache group joins as the SQL group does', () => {
     }
   });
 
+  test('before its Raft group runs (the node still joins), every use is HQL_UNAVAILABLE, retryable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hql-cache-join-'));
+    try {
+      const { group } = await openGroup(dir);
+      try {
+        // Seen in the fault suite: a cache write through the API port of a node that lost its
+        // state and joined again failed with a TypeError (HQL_INTERNAL) before the group ran.
+        const unavailable = (e: unknown) =>
+          e instanceof HiqliteError && e.code === 'HQL_UNAVAILABLE' && e.retryable;
+        await assert.rejects(
+          group.write({ type: 'put', cache: 'c', key: 'k', value: new Uint8Array([1]) }),
+          unavailable,
+        );
+        await assert.rejects(group.proposeBytes(new Uint8Array([1]), 1000), unavailable);
+        assert.throws(() => group.group, unavailable);
+        assert.throws(() => group.subscribe({ channel: null }), unavailable);
+        assert.equal(group.running, false);
+      } finally {
+        await group.close(5000);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   for (const disk of [true, false]) {
     test(`cache_storage_disk = ${disk}: a joining node does not vote before it has applied the entry that added it`, async () => {
       const dir = await mkdtemp(join(tmpdir(), 'hql-cache-join-'));
