@@ -6,7 +6,16 @@
  * liveness checks measured the loader instead of the product.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,4 +50,27 @@ export function compileProduct(): CompiledProduct {
     cli: join(dist, 'server', 'cli.js'),
     remove: () => rmSync(out, { recursive: true, force: true }),
   };
+}
+
+/** The newest modification time of any file under `dir` (bounded by the tree's size). */
+function newestMtimeMs(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtimeMs(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The package's own build (`dist/`, made by `npm ci`/`npm run build`) when it is newer than every
+ * source file, else a fresh compile into a temporary folder: the short fault suite in `npm test`
+ * runs the nodes compiled without paying for a build on CI, and never runs a stale build.
+ */
+export function builtOrCompiledProduct(): CompiledProduct {
+  const cli = join(REPO, 'dist', 'server', 'cli.js');
+  if (existsSync(cli) && statSync(cli).mtimeMs >= newestMtimeMs(join(REPO, 'src'))) {
+    return { cli, remove: () => {} };
+  }
+  return compileProduct();
 }

@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { builtOrCompiledProduct, type CompiledProduct } from './compiled-product.js';
 import type { NemesisName } from './nemesis.js';
 import { formatRunTable } from './report.js';
 import { FaultSession, type PhaseReport, type WorkloadName } from './runner.js';
@@ -46,11 +47,19 @@ describe('fault injection (short): a 3-node cluster keeps its guarantees under e
   let session: FaultSession | null = null;
   const reports: PhaseReport[] = [];
 
+  // The nodes run compiled, as users run them (compiled-product.ts): through tsx every restart
+  // transpiled the sources again, seconds on a loaded machine, which the liveness checks measured.
+  let product: CompiledProduct | null = null;
+
   before(async () => {
+    product = builtOrCompiledProduct();
+    process.env.HQL_FAULTS_NODE_CLI = product.cli;
     session = await FaultSession.open({ nodes: 3 }, `${FIRST_SEED}-short`);
   });
 
   after(async () => {
+    // Removed when the file's process ends, after the session's processes are gone.
+    process.once('exit', () => product?.remove());
     if (session === null) return;
     const failed = reports.length < PHASES.length || reports.some((r) => !r.ok);
     const folder = await session.finish({ save: failed, label: `${FIRST_SEED}-short` });
