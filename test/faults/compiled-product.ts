@@ -7,6 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -41,6 +42,12 @@ export function compileProduct(): CompiledProduct {
     rmSync(out, { recursive: true, force: true });
     throw new Error(`tsc failed (exit ${r.status ?? r.signal})`);
   }
+  return laidOut(out);
+}
+
+/** `out/dist` holds the compiled sources: adds what the package's layout gives them. */
+function laidOut(out: string): CompiledProduct {
+  const dist = join(out, 'dist');
   // The package's layout: dependencies resolve from the repository's node_modules, and the CLI
   // reads its version from package.json two levels above dist/server.
   symlinkSync(join(REPO, 'node_modules'), join(out, 'node_modules'), 'dir');
@@ -70,7 +77,10 @@ function newestMtimeMs(dir: string): number {
 export function builtOrCompiledProduct(): CompiledProduct {
   const cli = join(REPO, 'dist', 'server', 'cli.js');
   if (existsSync(cli) && statSync(cli).mtimeMs >= newestMtimeMs(join(REPO, 'src'))) {
-    return { cli, remove: () => {} };
+    // A copy: test/package rebuilds dist/ (npm pack) while other test files run.
+    const out = mkdtempSync(join(tmpdir(), 'hiqlite-faults-js-'));
+    cpSync(join(REPO, 'dist'), join(out, 'dist'), { recursive: true });
+    return laidOut(out);
   }
   return compileProduct();
 }
