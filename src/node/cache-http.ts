@@ -130,6 +130,20 @@ export async function serveCacheHttp(
   }
 }
 
+/** `{prefix}{name}` or `{prefix}{name}/{key}`, both parts percent-decoded; the name not empty. */
+function nameAndKey(
+  url: URL,
+  prefix: '/cache/' | '/counter/',
+  what: 'cache name' | 'counter name',
+): { name: string; key: string | null } {
+  const rest = url.pathname.slice(prefix.length);
+  const slash = rest.indexOf('/');
+  const name = decodePart(slash < 0 ? rest : rest.slice(0, slash), what);
+  const key = slash < 0 ? null : decodePart(rest.slice(slash + 1), 'key');
+  if (name.length === 0) throw invalid(`the path is ${prefix}{name}/{key}`);
+  return { name, key };
+}
+
 async function serveCacheEntry(
   req: IncomingMessage,
   res: ServerResponse,
@@ -139,13 +153,10 @@ async function serveCacheEntry(
   cx: CacheHttpContext,
   signal: AbortSignal,
 ): Promise<void> {
-  const rest = url.pathname.slice('/cache/'.length);
-  const slash = rest.indexOf('/');
-  const cache = decodePart(slash < 0 ? rest : rest.slice(0, slash), 'cache name');
-  const key = slash < 0 ? null : decodePart(rest.slice(slash + 1), 'key');
-  if (cache.length === 0) throw invalid('the path is /cache/{name}/{key}');
+  const { name: cache, key } = nameAndKey(url, '/cache/', 'cache name');
   if (key === null) {
     if (method !== 'DELETE') return methodNotAllowed(res, method, '/cache/{name}');
+    req.resume();
     const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
     return sendJson(res, 200, { ok: true, value: { removed: o.removed } });
   }
@@ -212,11 +223,7 @@ async function serveCounter(
   cx: CacheHttpContext,
   signal: AbortSignal,
 ): Promise<void> {
-  const rest = url.pathname.slice('/counter/'.length);
-  const slash = rest.indexOf('/');
-  const counter = decodePart(slash < 0 ? rest : rest.slice(0, slash), 'counter name');
-  const key = slash < 0 ? null : decodePart(rest.slice(slash + 1), 'key');
-  if (counter.length === 0) throw invalid('the path is /counter/{name}/{key}');
+  const { name: counter, key } = nameAndKey(url, '/counter/', 'counter name');
   if (key === null) {
     if (method !== 'DELETE') return methodNotAllowed(res, method, '/counter/{name}');
     req.resume();
