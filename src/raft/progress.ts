@@ -103,23 +103,13 @@ export class Progress {
    */
   maybeDecrTo(rejected: LogIndex, matchHint: LogIndex): boolean {
     if (this.state === 'replicate') {
-      // A rejection at or below match is a delayed answer to an older message, or the follower
-      // lost what it acknowledged (an operator wiped it, and it was removed and added again while
-      // an acknowledgement of its earlier self was still on the way). One probe from match + 1
-      // tells which: the follower acknowledges it, or rejects it again (below).
-      if (rejected <= this.match && matchHint >= this.match) return false;
+      // A rejection at or below match must be a duplicate of an older message.
+      if (rejected <= this.match) return false;
       this.next = (this.match + 1) as LogIndex;
       return true;
     }
     // In probe (and snapshot) state only the latest probe's answer counts.
     if (this.next - 1 !== rejected) return false;
-    if (rejected <= this.match && matchHint < this.match) {
-      // The latest probe, at or below match, was rejected: the follower does not hold what match
-      // says. match goes down: it only ever counted towards commitment, which never goes back,
-      // and the follower's next acknowledgement raises it again. Without this the leader probed
-      // at match forever (simulator, seed 7495 of sim:long).
-      this.match = Math.max(0, matchHint) as LogIndex;
-    }
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1) as LogIndex;
     this.probeSent = false;
     return true;

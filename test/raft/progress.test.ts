@@ -132,32 +132,12 @@ describe('Progress.maybeUpdate', () => {
 });
 
 describe('Progress.maybeDecrTo', () => {
-  test('replicate: a rejection at or below match whose hint reaches match is stale and ignored', () => {
+  test('replicate: a rejection at or below match is stale and ignored', () => {
     const pr = replicateAt(10);
     pr.sentEntries(ix(15), 50, 5);
-    assert.equal(pr.maybeDecrTo(ix(10), ix(10)), false);
-    assert.equal(pr.maybeDecrTo(ix(4), ix(12)), false);
+    assert.equal(pr.maybeDecrTo(ix(10), ix(0)), false);
+    assert.equal(pr.maybeDecrTo(ix(4), ix(0)), false);
     assert.equal(pr.next, 16);
-    assert.equal(pr.match, 10);
-  });
-
-  test('replicate: a rejection at or below match with a hint below it is checked by a probe from match + 1', () => {
-    const pr = replicateAt(10);
-    pr.sentEntries(ix(15), 50, 5);
-    assert.equal(pr.maybeDecrTo(ix(10), ix(4)), true);
-    assert.equal(pr.next, 11);
-    assert.equal(pr.match, 10, 'a delayed answer to an older append does not lower match');
-  });
-
-  test('probe: the latest probe at match rejected below it: the follower lost entries, match goes down', () => {
-    // A node wiped and added again, credited with an acknowledgement of its earlier self
-    // (simulator seed 7495): without this the leader probed at match forever.
-    const pr = probeAt(10, 11);
-    pr.sentEntries(ix(10), 0, 0);
-    assert.equal(pr.maybeDecrTo(ix(10), ix(4)), true);
-    assert.equal(pr.match, 4);
-    assert.equal(pr.next, 5);
-    assert.equal(pr.maybeUpdate(ix(10)), true, 'its acknowledgement raises match again');
     assert.equal(pr.match, 10);
   });
 
@@ -191,11 +171,10 @@ describe('Progress.maybeDecrTo', () => {
     assert.equal(pr.next, 9);
   });
 
-  test('probe: a rejection above match never takes next below match + 1 whatever the hint', () => {
+  test('probe: next never goes below match + 1 whatever the hint', () => {
     const pr = probeAt(6, 10);
     assert.equal(pr.maybeDecrTo(ix(9), ix(0)), true);
     assert.equal(pr.next, 7);
-    assert.equal(pr.match, 6);
   });
 
   test('next stays above match under any sequence of updates, rejections and sends', () => {
@@ -245,10 +224,7 @@ describe('Progress.maybeDecrTo', () => {
               else pr.becomeReplicate();
               break;
           }
-          // match goes down only when the latest probe, at match, is rejected below it.
-          if (pr.match < matchBefore) {
-            assert.ok(op.type === 'reject' && nextBefore - 1 === matchBefore, 'match regressed otherwise');
-          }
+          assert.ok(pr.match >= matchBefore, 'match never regresses');
           assert.ok(pr.next >= pr.match + 1, `next ${pr.next} below match ${pr.match} + 1`);
         }
       }),
