@@ -16,15 +16,14 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Packr } from 'msgpackr';
-import { ApiServer, type ApiServerOptions } from '../../src/node/api-server.js';
+import { ApiServer } from '../../src/node/api-server.js';
 import { NotificationHub } from '../../src/node/cache-listeners.js';
 import { cacheListenStream } from '../../src/node/listen-stream.js';
-import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import type { Notification } from '../../src/sm/cache/notifications.js';
-import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { type SseEvent, sseFields } from '../support/sse.js';
+import { apiServerOptions, openApiClient, SECRET_API, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
 
-const SECRET_API = 'api-secret-for-tests-0123456789';
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 const servers: ApiServer[] = [];
@@ -58,7 +57,7 @@ async function listenServer(o: { listenersMax: number; bufferMax: number }): Pro
   const listen = async (channel: string | null, afterSeq: number | undefined) =>
     cacheListenStream(group, { channel, ...(afterSeq === undefined ? {} : { afterSeq }) });
   const api = new ApiServer({
-    ...baseOptions(),
+    ...apiServerOptions(),
     handler: {
       ...stubHandler(async (req) => ({ op: req.op })),
       listen: (req) => listen(req.channel, req.afterSeq),
@@ -93,56 +92,15 @@ async function listenServer(o: { listenersMax: number; bufferMax: number }): Pro
   return { port, hub, publish, serverSockets };
 }
 
-function baseOptions(): Omit<ApiServerOptions, 'handler'> {
-  return {
-    host: HOST,
-    port: 0,
-    nodeId: 1,
-    secret: SECRET_API,
-    nodeSecret: 'raft-secret-for-tests-0123456789',
-    nodeIds: [1, 2, 3],
-    frameBytesMax: 16 * 1024 * 1024,
-    jsonBodyBytesMax: 64 * 1024,
-    connectionsMax: 256,
-    unauthenticatedConnectionsMax: 8,
-    handshakeTimeoutMs: 60_000,
-  };
-}
-
-function stubHandler(handle: (req: ApiRequest) => Promise<unknown>): ApiServerOptions['handler'] {
-  return {
-    handle,
-    health: () => ({ ok: true, body: {} }),
-    ready: () => true,
-    metricsText: async () => '',
-    json: async (_route, body) => body,
-  };
-}
-
-interface SseEvent {
-  readonly event: string;
-  readonly id?: string;
-  readonly data: string;
-}
-
 /** Parses the events of an SSE text (comments skipped); `rest` is an unfinished event. */
 function parseSse(text: string): { events: SseEvent[]; rest: string } {
   const blocks = text.split('\n\n');
   const rest = blocks.pop() ?? '';
   const events: SseEvent[] = [];
   for (const block of blocks) {
-    const fields: Record<string, string> = {};
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':') || line.length === 0) continue;
-      const colon = line.indexOf(':');
-      fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
-    }
-    if (fields.event !== undefined)
-      events.push({
-        event: fields.event,
-        data: fields.data ?? '',
-        ...(fields.id === undefined ? {} : { id: fields.id }),
-      });
+    const fields = sseFields(block);
+    const event = fields.get('event');
+    if (event !== undefined) events.push({ event, data: fields.get('data') ?? '', id: fields.get('id') });
   }
   return { events, rest };
 }
@@ -198,15 +156,7 @@ describe('GET /listen and binary listen: the listeners bound', () => {
       assert.match(body.error.message, /cache_listeners_max/);
     }
     // The binary protocol's listen meets the same bound.
-    const conn = await ApiConnection.open({
-      host: HOST,
-      port,
-      secret: SECRET_API,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 5000,
-      frameBytesMax: 16 << 20,
-      inflightMax: 16,
-    });
+    const conn = await openApiClient(port);
     try {
       const refused = await conn.listen({ op: 'listen', channel: 'c' }, 10_000, () => {}).answer;
       assert.equal(refused.ok, false);
@@ -320,16 +270,7 @@ describe('binary listen: a client that never reads', () => {
       listenersMax: 100,
       bufferMax: BUFFER_MAX,
     });
-    const conn = await ApiConnection.open({
-      host: HOST,
-      port,
-      secret: SECRET_API,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 5000,
-      frameBytesMax: 16 << 20,
-      inflightMax: 100,
-      keepaliveIntervalMs: 0,
-    });
+    const conn = await openApiClient(port, { inflightMax: 100, keepaliveIntervalMs: 0 });
     try {
       const lagged = new Map<number, number>();
       for (let i = 0; i < LISTENS; i++) {
@@ -381,7 +322,7 @@ describe('binary API: malformed requests', () => {
   test('a flood of requests with garbage fields or unknown ops: each gets HQL_PROTOCOL, the connection keeps serving', async () => {
     const served: string[] = [];
     const api = new ApiServer({
-      ...baseOptions(),
+      ...apiServerOptions(),
       handler: stubHandler(async (req) => {
         served.push(req.op);
         return { op: req.op };
@@ -389,15 +330,7 @@ describe('binary API: malformed requests', () => {
     });
     servers.push(api);
     const { port } = await api.start();
-    const conn = await ApiConnection.open({
-      host: HOST,
-      port,
-      secret: SECRET_API,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 5000,
-      frameBytesMax: 16 << 20,
-      inflightMax: 100,
-    });
+    const conn = await openApiClient(port, { inflightMax: 100 });
     try {
       const garbage: unknown[] = [
         { op: 'cacheLock', key: 42, holderId: '', leaseMs: -1 },
@@ -433,7 +366,7 @@ describe('binary API: malformed requests', () => {
 describe('HTTP bodies on the API port: the body deadline', () => {
   test('a JSON route and a cache route whose body never ends are 408 HQL_TIMEOUT at bodyTimeoutMs, and the connection closes', async () => {
     const api = new ApiServer({
-      ...baseOptions(),
+      ...apiServerOptions(),
       bodyTimeoutMs: 1000,
       handler: {
         ...stubHandler(async (req) => ({ op: req.op })),

@@ -13,10 +13,9 @@ import { after, describe, test } from 'node:test';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { ApiServer, type ApiServerOptions } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
-import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import type { ApiConnection } from '../../src/transport/api-connection.js';
+import { apiServerOptions, openApiClient, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
-
-const SECRET_API = 'api-secret-for-tests-0123456789';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -26,26 +25,16 @@ after(async () => {
 /** An API server whose handler answers `slow` only when `release` is called (never, here). */
 async function server(overrides: Partial<ApiServerOptions> = {}): Promise<{ api: ApiServer; port: number }> {
   const api = new ApiServer({
-    host: HOST,
-    port: 0,
-    nodeId: 1,
-    secret: SECRET_API,
-    nodeSecret: 'raft-secret-for-tests-0123456789',
-    nodeIds: [1],
-    frameBytesMax: 1024 * 1024,
-    jsonBodyBytesMax: 1024,
-    connectionsMax: 64,
-    unauthenticatedConnectionsMax: 8,
-    handshakeTimeoutMs: 60_000,
-    handler: {
-      // A request that the node never answers: what a client sees of a node that hangs.
-      handle: (req: ApiRequest) =>
-        req.op === 'metrics' ? new Promise<unknown>(() => {}) : Promise.resolve(null),
-      health: () => ({ ok: true, body: {} }),
-      ready: () => true,
-      metricsText: async () => '',
-      json: async (_route, body) => body,
-    },
+    ...apiServerOptions({
+      nodeIds: [1],
+      frameBytesMax: 1024 * 1024,
+      jsonBodyBytesMax: 1024,
+      connectionsMax: 64,
+    }),
+    // A request that the node never answers: what a client sees of a node that hangs.
+    handler: stubHandler((req: ApiRequest) =>
+      req.op === 'metrics' ? new Promise<unknown>(() => {}) : Promise.resolve(null),
+    ),
     ...overrides,
   });
   const { port } = await api.start();
@@ -57,16 +46,7 @@ function open(
   port: number,
   keepalive: { keepaliveIntervalMs?: number; keepaliveTimeoutMs?: number },
 ): Promise<ApiConnection> {
-  return ApiConnection.open({
-    host: HOST,
-    port,
-    secret: SECRET_API,
-    localId: REMOTE_CLIENT_ID,
-    connectTimeoutMs: 5000,
-    frameBytesMax: 1024 * 1024,
-    inflightMax: 16,
-    ...keepalive,
-  }).then((c) => {
+  return openApiClient(port, { frameBytesMax: 1024 * 1024, ...keepalive }).then((c) => {
     cleanups.push(() => c.close());
     return c;
   });

@@ -12,10 +12,9 @@ import { ApiServer, type ApiServerOptions, errorBody } from '../../src/node/api-
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../../src/protocol/handshake.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { apiServerOptions, openApiClient, SECRET_API, SECRET_RAFT, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
 
-const SECRET_API = 'api-secret-for-tests-0123456789';
-const SECRET_RAFT = 'raft-secret-for-tests-0123456789';
 const NODE_ID = 1;
 const OTHER_NODES = [2, 3];
 
@@ -37,27 +36,16 @@ async function server(
 ): Promise<{ api: ApiServer; port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
   const api = new ApiServer({
-    host: HOST,
-    port: 0,
-    nodeId: NODE_ID,
-    secret: SECRET_API,
-    nodeSecret: SECRET_RAFT,
-    nodeIds: [NODE_ID, ...OTHER_NODES],
-    frameBytesMax: 16 * 1024 * 1024,
-    jsonBodyBytesMax: 1024,
-    connectionsMax: 64,
-    unauthenticatedConnectionsMax: 8,
-    handshakeTimeoutMs: 60_000,
-    handler: {
-      handle: async (req: ApiRequest, from: number) => {
-        seen.push({ op: req.op, from });
-        return { op: req.op, from };
-      },
-      health: () => ({ ok: true, body: {} }),
-      ready: () => true,
-      metricsText: async () => '',
-      json: async (_route, body) => body,
-    },
+    ...apiServerOptions({
+      nodeId: NODE_ID,
+      nodeIds: [NODE_ID, ...OTHER_NODES],
+      jsonBodyBytesMax: 1024,
+      connectionsMax: 64,
+    }),
+    handler: stubHandler(async (req: ApiRequest, from: number) => {
+      seen.push({ op: req.op, from });
+      return { op: req.op, from };
+    }),
     ...overrides,
   });
   servers.push(api);
@@ -66,15 +54,10 @@ async function server(
 }
 
 function open(port: number, o: { secret: string; localId: number; tls?: boolean }): Promise<ApiConnection> {
-  return ApiConnection.open({
-    host: HOST,
-    port,
+  return openApiClient(port, {
     secret: o.secret,
     localId: o.localId,
     ...(o.tls === true ? { tls: true } : {}),
-    connectTimeoutMs: 5000,
-    frameBytesMax: 16 * 1024 * 1024,
-    inflightMax: 16,
   });
 }
 
@@ -324,28 +307,9 @@ describe('HTTP answers of the API port', () => {
   });
 });
 
-/** A handler whose protocol requests go to `handle`; the rest answers like the default one. */
-function stubHandler(handle: (req: ApiRequest) => Promise<unknown>): ApiServerOptions['handler'] {
-  return {
-    handle,
-    health: () => ({ ok: true, body: {} }),
-    ready: () => true,
-    metricsText: async () => '',
-    json: async (_route, body) => body,
-  };
-}
-
 /** An API client that may keep 100 requests in flight (the flow-control tests send many). */
 function clientWith100InFlight(port: number): Promise<ApiConnection> {
-  return ApiConnection.open({
-    host: HOST,
-    port,
-    secret: SECRET_API,
-    localId: REMOTE_CLIENT_ID,
-    connectTimeoutMs: 5000,
-    frameBytesMax: 16 << 20,
-    inflightMax: 100,
-  });
+  return openApiClient(port, { inflightMax: 100 });
 }
 
 describe('flow control of one authenticated connection', () => {

@@ -10,9 +10,9 @@ import { ClusterLink } from '../../src/client/cluster-link.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { ApiServer } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
+import { apiServerOptions, SECRET_API, stubHandler } from './api-helpers.js';
 import { HOST } from './helpers.js';
 
-const SECRET_API = 'api-secret-for-tests-0123456789';
 const ANSWER_MS = 150;
 
 describe('cluster link: retries of a refused write', () => {
@@ -26,29 +26,21 @@ describe('cluster link: retries of a refused write', () => {
   test('a write refused slowly until its deadline ends HQL_UNAVAILABLE, not an unknown outcome', async () => {
     let proposals = 0;
     api = new ApiServer({
-      host: HOST,
-      port: 0,
-      nodeId: 1,
-      secret: SECRET_API,
-      nodeSecret: 'raft-secret-for-tests-0123456789',
-      nodeIds: [1, 2, 3],
-      frameBytesMax: 1024 * 1024,
-      jsonBodyBytesMax: 1024,
-      connectionsMax: 16,
-      unauthenticatedConnectionsMax: 8,
-      handshakeTimeoutMs: 10_000,
+      ...apiServerOptions({
+        frameBytesMax: 1024 * 1024,
+        jsonBodyBytesMax: 1024,
+        connectionsMax: 16,
+        handshakeTimeoutMs: 10_000,
+      }),
       handler: {
-        handle: async (req: ApiRequest) => {
+        ...stubHandler(async (req: ApiRequest) => {
           if (req.op !== 'propose')
             throw new HiqliteError('HQL_NOT_FOUND', `no ${req.op} here`, { retryable: false });
           proposals++;
           await new Promise((r) => setTimeout(r, ANSWER_MS));
           throw new HiqliteError('HQL_UNAVAILABLE', 'this node is joining the cluster', { retryable: true });
-        },
-        health: () => ({ ok: true, body: {} }),
+        }),
         ready: () => false,
-        metricsText: async () => '',
-        json: async (_route, body) => body,
       },
     });
     const { port } = await api.start();
