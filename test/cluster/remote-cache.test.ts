@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { type HiqliteClient, HiqliteError } from '../../src/index.js';
 import type { ApiPush } from '../../src/protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { openSse } from '../support/sse.js';
 import { eventually, SECRET_API, TestCluster } from './harness.js';
 
 /** Notifications every node keeps for resuming listeners (small, so a test can outrun it). */
@@ -471,68 +472,4 @@ async function seqOfNewest(conn: ApiConnection): Promise<number> {
   if (!a.ok) throw new Error(a.error.message);
   conn.unlisten(r.sub);
   return (a.value as { afterSeq: number }).afterSeq;
-}
-
-interface SseEvent {
-  readonly event: string;
-  readonly id: string | undefined;
-  readonly data: string;
-}
-
-/** A Server-Sent Events stream read with fetch: events in order, comments skipped; bounded waits. */
-async function openSse(url: string, headers: Record<string, string>) {
-  const ac = new AbortController();
-  const res = await fetch(url, { headers, signal: ac.signal });
-  assert.equal(res.status, 200, await (res.status === 200 ? Promise.resolve('') : res.text()));
-  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffered = '';
-  let done = false;
-  const read = async (): Promise<boolean> => {
-    const timer = setTimeout(() => ac.abort(), 10_000);
-    try {
-      const r = await reader.read();
-      if (r.done) return false;
-      buffered += decoder.decode(r.value, { stream: true });
-      return true;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  const next = async (): Promise<SseEvent> => {
-    for (let i = 0; i < 1000; i++) {
-      const end = buffered.indexOf('\n\n');
-      if (end >= 0) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const fields = new Map<string, string>();
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
-        }
-        if (!fields.has('data')) continue;
-        return {
-          event: fields.get('event') ?? 'message',
-          id: fields.get('id'),
-          data: fields.get('data') ?? '',
-        };
-      }
-      if (done || !(await read())) {
-        done = true;
-        throw new Error('the event stream ended');
-      }
-    }
-    throw new Error('too many reads for one event');
-  };
-  return {
-    next,
-    /** True once the server ended the stream. */
-    ended: async () => {
-      for (let i = 0; i < 100 && !done; i++) if (!(await read())) done = true;
-      return done;
-    },
-    close: () => ac.abort(),
-  };
 }

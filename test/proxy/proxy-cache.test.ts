@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, type HiqliteClient, HiqliteError, LaggedError } from '../../src/index.js';
 import { eventually, SECRET_API, TestCluster } from '../cluster/harness.js';
+import { openSse } from '../support/sse.js';
 import { Proxies, type ProxyProcess } from './proxy-harness.js';
 
 /** Notifications every node keeps for resuming listeners: small, so one test can outrun it. */
@@ -296,7 +297,7 @@ describe('the cache group through a proxy', () => {
   test('HTTP: GET /listen through the proxy, resumed with Last-Event-ID after a kill -9 and restart of the proxy', async () => {
     const secret = { 'X-API-SECRET': SECRET_API };
     const url = () => `http://${p.address}/listen?channel=sse`;
-    const first = await openSse(url(), secret);
+    const first = await openSse(url(), secret, 30_000);
     assert.equal((await first.next()).event, 'listening');
     for (let i = 0; i < 3; i++) await direct.notify('sse', i);
     const got = [await first.next(), await first.next(), await first.next()];
@@ -313,7 +314,7 @@ describe('the cache group through a proxy', () => {
     for (let i = 3; i < 6; i++) await direct.notify('sse', i);
     await p.start();
     // What a browser's EventSource sends by itself: the id of the last event it received.
-    const again = await openSse(url(), { ...secret, 'Last-Event-ID': got[2]?.id as string });
+    const again = await openSse(url(), { ...secret, 'Last-Event-ID': got[2]?.id as string }, 30_000);
     assert.equal((await again.next()).event, 'listening');
     await direct.notify('sse', 6);
     const resumed = [await again.next(), await again.next(), await again.next(), await again.next()];
@@ -345,52 +346,4 @@ async function listensServed(proxy: ProxyProcess): Promise<number> {
   const m = /^hiqlite_proxy_requests_total\{op="listen"\} (\d+)$/m.exec(text);
   assert.ok(m !== null, `no listen count in the proxy's metrics:\n${text}`);
   return Number(m[1]);
-}
-
-interface SseEvent {
-  readonly event: string;
-  readonly id: string | undefined;
-  readonly data: string;
-}
-
-/** A Server-Sent Events stream: next() is the next event (bounded wait), close() aborts it. */
-async function openSse(url: string, headers: Record<string, string>) {
-  const ac = new AbortController();
-  const res = await fetch(url, { headers, signal: ac.signal });
-  assert.equal(res.status, 200, await (res.status === 200 ? Promise.resolve('') : res.text()));
-  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffered = '';
-  const next = async (): Promise<SseEvent> => {
-    for (let i = 0; i < 1000; i++) {
-      const end = buffered.indexOf('\n\n');
-      if (end >= 0) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const fields = new Map<string, string>();
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
-        }
-        if (!fields.has('data')) continue;
-        return {
-          event: fields.get('event') ?? 'message',
-          id: fields.get('id'),
-          data: fields.get('data') ?? '',
-        };
-      }
-      const timer = setTimeout(() => ac.abort(), 30_000);
-      try {
-        const r = await reader.read();
-        if (r.done) throw new Error('the event stream ended');
-        buffered += decoder.decode(r.value, { stream: true });
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-    throw new Error('too many reads for one event');
-  };
-  return { next, close: () => ac.abort() };
 }
