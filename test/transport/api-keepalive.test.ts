@@ -14,6 +14,7 @@ import { HiqliteError } from '../../src/lib/errors.js';
 import { ApiServer, type ApiServerOptions } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import type { ApiConnection } from '../../src/transport/api-connection.js';
+import { within } from '../support/within.js';
 import { apiServerOptions, openApiClient, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
 
@@ -87,19 +88,6 @@ async function relay(port: number): Promise<{ port: number; blackhole(): void }>
       cut = true;
     },
   };
-}
-
-/** Resolves when `p` settles; fails after `ms` (a deadline, not a timing assertion). */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('keepalive of the binary API connection', () => {

@@ -12,6 +12,7 @@ import { ApiServer, type ApiServerOptions, errorBody } from '../../src/node/api-
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../../src/protocol/handshake.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { within } from '../support/within.js';
 import { apiServerOptions, openApiClient, SECRET_API, SECRET_RAFT, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
 
@@ -99,19 +100,6 @@ async function upgraded(port: number): Promise<{ socket: Socket; closed: Promise
   return c;
 }
 
-/** Resolves when `closed` does; fails the test after `ms` (a deadline, not a timing assertion). */
-async function closedWithin(closed: Promise<void>, ms: number, what: string): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still open after ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([closed, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function refusedWith(code: string): (e: unknown) => boolean {
   return (e: unknown) => e instanceof HiqliteError && e.code === code;
 }
@@ -124,7 +112,7 @@ describe('the API port before authentication', () => {
     header.writeUInt32LE(1024 * 1024, 0);
     c.socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]));
     // The handshake deadline is a minute away: only the frame limit can close it this soon.
-    await closedWithin(c.closed, 5000, 'the connection that announced a 1 MiB frame');
+    await within(c.closed, 5000, 'the connection that announced a 1 MiB frame');
     const s = api.status();
     assert.equal(s.frameBytesBuffered, 0);
     assert.equal(s.streams, 0);
@@ -139,7 +127,7 @@ describe('the API port before authentication', () => {
     for (let i = 0; i < max; i++) idles.push(await idle(port));
     await waitFor(() => api.status().unauthenticated === max, `${max} pending connections`);
     const extra = await idle(port);
-    await closedWithin(idles[0]?.closed ?? Promise.reject(), 5000, 'the oldest idle connection');
+    await within(idles[0]?.closed ?? Promise.reject(), 5000, 'the oldest idle connection');
     assert.equal(api.status().unauthenticated, max, 'never more pending than the bound');
     // A real client authenticates although strangers hold every unauthenticated slot.
     const client = await open(port, { secret: SECRET_API, localId: REMOTE_CLIENT_ID });
@@ -156,8 +144,8 @@ describe('the API port before authentication', () => {
     const { api, port } = await server({ handshakeTimeoutMs: 300 });
     const silentTcp = await idle(port);
     const silentStream = await upgraded(port);
-    await closedWithin(silentTcp.closed, 10_000, 'a TCP connection that sent nothing');
-    await closedWithin(silentStream.closed, 10_000, 'an upgraded connection that never answered');
+    await within(silentTcp.closed, 10_000, 'a TCP connection that sent nothing');
+    await within(silentStream.closed, 10_000, 'an upgraded connection that never answered');
     assert.equal(api.status().unauthenticatedExpired, 2);
     assert.equal(api.status().unauthenticated, 0);
     // An authenticated connection leaves the gate: no deadline applies to it any more.
