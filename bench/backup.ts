@@ -14,15 +14,15 @@ import { statSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backupFileStream, GZIP_LEVEL, restoreBackupFile } from '../src/backup/backup-file.js';
+import { GZIP_LEVEL, restoreBackupFile } from '../src/backup/backup-file.js';
 import { checkCopy } from '../src/backup/copy-steps.js';
 import { startCopy } from '../src/backup/db-copy.js';
 import { KeyRing } from '../src/backup/key-ring.js';
 import { LocalBackupTarget } from '../src/backup/local-target.js';
-import { formatBackupName } from '../src/backup/names.js';
 import { logIndex, term } from '../src/raft/types.js';
 import { encodeCommand } from '../src/sm/sql/command.js';
 import { SqlStateMachine } from '../src/sm/sql/state-machine.js';
+import { backupStreamOf } from '../test/support/backup-stream.js';
 
 const MiB = 1024 * 1024;
 const arg = (name: string, dflt: number) => {
@@ -108,21 +108,14 @@ async function main(): Promise<void> {
       });
       const t0 = performance.now();
       const copyGrowth = soFar();
-      name = formatBackupName({ createdMs: Date.now(), logIndex: info.logIndex, nodeId: 1 });
-      const { body } = backupFileStream({
-        dbPath: copyPath,
-        clusterId: null,
-        logIndex: info.logIndex,
-        logTerm: info.logTerm,
-        schemaVersion: info.schemaVersion,
+      const backup = backupStreamOf(copyPath, info, {
         createdMs: Date.now(),
-        databaseBytes: info.bytes,
-        nodeId: 1,
         keys,
         gzipLevel,
         checked: timedCheck,
       });
-      stored = (await target.put(name, body)).bytes;
+      name = backup.name;
+      stored = (await target.put(name, backup.body)).bytes;
       const s = (ms: number) => (ms / 1000).toFixed(1);
       splits.push(
         `backup: VACUUM INTO ${s(info.vacuumMs)} s (peak RSS growth by its end ${copyGrowth.toFixed(0)} MiB), then gzip + encrypt + write + fsync ${s(performance.now() - t0)} s, during which the integrity_check of the copy took ${s(checkMs)} s`,

@@ -8,12 +8,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { backupFileStream, restoreBackupFile } from '../../src/backup/backup-file.js';
+import { restoreBackupFile } from '../../src/backup/backup-file.js';
 import { startCopy } from '../../src/backup/db-copy.js';
 import { LocalBackupTarget } from '../../src/backup/local-target.js';
 import { formatBackupName, parseBackupName } from '../../src/backup/names.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
+import { backupStreamOf } from '../support/backup-stream.js';
 import { backupOf, collect, makeDatabase, pieces, ring } from './helpers.js';
 
 describe('backup file', () => {
@@ -95,20 +96,12 @@ describe('backup file', () => {
     const failing = Promise.reject(
       new HiqliteError('HQL_BACKUP_CORRUPT', 'check failed', { retryable: false }),
     );
-    const { body } = backupFileStream({
-      dbPath: join(work, 'copy.sqlite'),
-      clusterId: null,
-      logIndex: copy.info.logIndex,
-      logTerm: copy.info.logTerm,
-      schemaVersion: copy.info.schemaVersion,
+    const { name: failedName, body } = backupStreamOf(join(work, 'copy.sqlite'), copy.info, {
       createdMs: 0,
-      databaseBytes: copy.info.bytes,
-      nodeId: 1,
       keys: keys.ring,
       checked: failing,
     });
     const local = await LocalBackupTarget.open(join(work, 'backups'));
-    const failedName = formatBackupName({ createdMs: 0, logIndex: copy.info.logIndex, nodeId: 1 });
     await assert.rejects(local.put(failedName, body), /check failed/);
     assert.deepEqual(await local.list(), []);
     assert.equal(existsSync(join(local.dir, `${failedName}.partial`)), false);

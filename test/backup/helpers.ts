@@ -1,14 +1,13 @@
 /** Fixtures of the backup tests (not a test file itself). */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { backupFileStream } from '../../src/backup/backup-file.js';
 import type { CopyResult } from '../../src/backup/copy-steps.js';
 import { copyDatabase } from '../../src/backup/db-copy.js';
 import { KeyRing } from '../../src/backup/key-ring.js';
-import { formatBackupName } from '../../src/backup/names.js';
 import { logIndex, term } from '../../src/raft/types.js';
 import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
 import { cmd, exec } from '../sm/sql-test-helpers.js';
+import { backupStreamOf } from '../support/backup-stream.js';
 
 export function ring(active: string, ...ids: string[]): { ring: KeyRing; keys: Map<string, Uint8Array> } {
   const keys = new Map<string, Uint8Array>();
@@ -52,20 +51,7 @@ export async function backupOf(
 ): Promise<{ name: string; info: CopyResult; body: AsyncIterable<Buffer> }> {
   const copyPath = join(o.workDir, 'copy.sqlite');
   const info = await copyDatabase({ dbPath, outPath: copyPath, busyTimeoutMs: 1000 });
-  const name = formatBackupName({ createdMs: o.createdMs, logIndex: info.logIndex, nodeId: 1 });
-  const { body } = backupFileStream({
-    dbPath: copyPath,
-    clusterId: null,
-    logIndex: info.logIndex,
-    logTerm: info.logTerm,
-    schemaVersion: info.schemaVersion,
-    createdMs: o.createdMs,
-    databaseBytes: info.bytes,
-    nodeId: 1,
-    keys: o.keys,
-    ...(o.chunkBytes === undefined ? {} : { chunkBytes: o.chunkBytes }),
-    ...(o.gzipLevel === undefined ? {} : { gzipLevel: o.gzipLevel }),
-  });
+  const { name, body } = backupStreamOf(copyPath, info, o);
   return { name, info, body };
 }
 
