@@ -11,6 +11,7 @@ import { type HiqliteClient, HiqliteError } from '../../src/index.js';
 import type { ApiPush } from '../../src/protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
 import { openSse } from '../support/sse.js';
+import { within } from '../support/within.js';
 import { eventually, SECRET_API, TestCluster } from './harness.js';
 
 /** Notifications every node keeps for resuming listeners (small, so a test can outrun it). */
@@ -243,13 +244,7 @@ describe('remote client: the cache API over the API port', () => {
     cluster.pause(x);
     try {
       for (let i = 3; i < 10; i++) await writer.notify('frozen', i);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        done,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('the listener did not resume within 60 s')), 60_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      await within(done, 60_000, 'the listener resuming on another node');
       assert.deepEqual(
         got.map((n) => n.payload),
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, type HiqliteClient } from '../../src/index.js';
 import { eventually, SECRET_API, TestCluster } from '../cluster/harness.js';
+import { within } from '../support/within.js';
 import { Proxies } from './proxy-harness.js';
 
 describe('proxy keepalive', () => {
@@ -62,16 +63,7 @@ describe('proxy keepalive', () => {
       c.pause(x);
       try {
         for (let i = 3; i < 10; i++) await writer.notify('frozen', i);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          done,
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error('the relayed listener did not resume within 60 s')),
-              60_000,
-            );
-          }),
-        ]).finally(() => clearTimeout(timer));
+        await within(done, 60_000, 'the relayed listener resuming on another node');
         assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       } finally {
         c.resume(x);
