@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -36,29 +35,10 @@ describe('TLS', () => {
   test('certificate files verified against a CA file', async () => {
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ],
-      { stdio: 'ignore' },
-    );
+    // The self-signed certificate (SAN IP:127.0.0.1) as the node's certificate and as its CA.
+    const { certPem, keyPem } = await selfSignedCertificate();
+    writeFileSync(certFile, certPem);
+    writeFileSync(keyFile, keyPem);
     const tls = { certFile, keyFile, caFile: certFile };
     const a = await node(611, { tls });
     const b = await node(612, { tls });
