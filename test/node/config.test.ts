@@ -372,15 +372,7 @@ tls_auto_certificates = true
     const { config, warnings } = parseTomlConfig(toml, {});
     assert.deepEqual(warnings, []);
     assert.deepEqual(config, {
-      nodeId: 1,
-      nodes: [
-        { id: 1, addrRaft: '127.0.0.1:8100', addrApi: '127.0.0.1:8200' },
-        { id: 2, addrRaft: '127.0.0.2:8100', addrApi: '127.0.0.2:8200' },
-        { id: 3, addrRaft: '127.0.0.3:8100', addrApi: '127.0.0.3:8200' },
-      ],
-      dataDir: 'data',
-      secretRaft: SECRET_RAFT,
-      secretApi: SECRET_API,
+      ...base(),
       filenameDb: 'app.db',
       listenAddrRaft: '0.0.0.0',
       learnerOnly: false,
