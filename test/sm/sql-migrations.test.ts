@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Migration } from '../../src/sm/sql/command.js';
 import type { CommandResult } from '../../src/sm/sql/result.js';
-import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
-import { cmd, dumpDatabase, Log, makeTempDir, NOW_MS } from './sql-test-helpers.js';
+import { cmd, dumpDatabase, NOW_MS, smFixture } from './sql-test-helpers.js';
 
 const M1: Migration = {
   id: 1,
@@ -28,13 +27,7 @@ const M3: Migration = {
 };
 
 function setup() {
-  const { dir, cleanup } = makeTempDir();
-  const sm = SqlStateMachine.open(dir);
-  const log = new Log();
-  after(() => {
-    sm.close();
-    cleanup();
-  });
+  const { sm, log } = smFixture();
   const migrate = (...migrations: Migration[]): CommandResult =>
     sm.applyBatch(log.entries(cmd({ type: 'migrate', migrations })))[0]!;
   const migrationsTable = () => dumpDatabase(sm.path)._migrations;

@@ -5,7 +5,7 @@ import { AssertionError } from '../../src/lib/assert.js';
 import { logIndex, term } from '../../src/raft/types.js';
 import type { CommandResult, StatementOutcome } from '../../src/sm/sql/result.js';
 import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
-import { cmd, dumpDatabase, exec, Log, makeTempDir } from './sql-test-helpers.js';
+import { cmd, dumpDatabase, exec, Log, makeTempDir, smFixture } from './sql-test-helpers.js';
 
 function ok(r: CommandResult | undefined): StatementOutcome {
   assert.ok(
@@ -21,25 +21,8 @@ function errorOf(r: CommandResult | undefined) {
   return r.error;
 }
 
-/** A fresh state machine in its own temp dir, closed and removed after the suite. */
-function fixture(): {
-  sm: SqlStateMachine;
-  log: Log;
-  dir: string;
-  apply: (...d: Uint8Array[]) => CommandResult[];
-} {
-  const { dir, cleanup } = makeTempDir();
-  const sm = SqlStateMachine.open(dir);
-  const log = new Log();
-  after(() => {
-    sm.close();
-    cleanup();
-  });
-  return { sm, log, dir, apply: (...d) => sm.applyBatch(log.entries(...d)) };
-}
-
 describe('execute', () => {
-  const { apply } = fixture();
+  const { apply } = smFixture();
   apply(cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER)')));
 
   test('returns rows affected and the last inserted rowid', () => {
@@ -110,7 +93,7 @@ describe('execute', () => {
 });
 
 describe('parameters', () => {
-  const { apply } = fixture();
+  const { apply } = smFixture();
   const row = (sql: string, params: Parameters<typeof exec>[1]) =>
     ok(apply(cmd(exec(sql, params, true)))[0]).rows?.[0];
 
@@ -172,7 +155,7 @@ describe('parameters', () => {
 });
 
 describe('savepoint per command', () => {
-  const { apply, sm, dir } = fixture();
+  const { apply, sm, dir } = smFixture();
   apply(cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY)')));
 
   test('a failing command in a batch does not roll back the others', () => {
@@ -215,8 +198,8 @@ describe('deferred foreign keys', () => {
     ];
     // The child arrives before its parent: applied alone, its COMMIT fails.
     const work = [cmd(exec('INSERT INTO child VALUES (1, 10)')), cmd(exec('INSERT INTO parent VALUES (10)'))];
-    const together = fixture();
-    const oneByOne = fixture();
+    const together = smFixture();
+    const oneByOne = smFixture();
     const a = together.apply(...schema, ...work);
     const b = [...schema, ...work].flatMap((d) => oneByOne.apply(d));
     assert.deepEqual(a, b);
@@ -227,7 +210,7 @@ describe('deferred foreign keys', () => {
 });
 
 describe('txn', () => {
-  const { apply, sm } = fixture();
+  const { apply, sm } = smFixture();
   apply(
     cmd(exec('CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT UNIQUE)')),
     cmd(
@@ -306,7 +289,7 @@ describe('txn', () => {
 });
 
 describe('batch', () => {
-  const { apply, sm } = fixture();
+  const { apply, sm } = smFixture();
 
   test('runs every statement and reports each result', () => {
     const r = apply(
@@ -346,7 +329,7 @@ describe('batch', () => {
 
 describe('applied index', () => {
   test('noop and config entries advance it, config stores the membership', () => {
-    const { sm, log } = fixture();
+    const { sm, log } = smFixture();
     const membership = new Uint8Array([9, 8, 7]);
     const r = sm.applyBatch([log.entry(null), log.entry(null, membership), log.entry(cmd(exec('SELECT 1')))]);
     assert.deepEqual(r[0], { ok: true, type: 'noop' });
@@ -374,7 +357,7 @@ describe('applied index', () => {
   });
 
   test('malformed command bytes are an error result, and the index still advances', () => {
-    const { sm, log } = fixture();
+    const { sm, log } = smFixture();
     const r = sm.applyBatch(log.entries(new Uint8Array([1, 0xc1]), new Uint8Array([0x7f, 0, 0])));
     assert.equal(errorOf(r[0]).code, 'HQL_MALFORMED_COMMAND');
     assert.equal(errorOf(r[1]).code, 'HQL_MALFORMED_COMMAND');
@@ -382,7 +365,7 @@ describe('applied index', () => {
   });
 
   test('entries out of order are a programmer error', () => {
-    const { sm } = fixture();
+    const { sm } = smFixture();
     assert.throws(() => sm.applyBatch([{ index: logIndex(2), term: term(1), data: null }]), AssertionError);
     assert.equal(sm.appliedIndex(), 0);
   });
@@ -390,8 +373,8 @@ describe('applied index', () => {
 
 describe('reset', () => {
   test('forgets every table, session, migration and the applied position', () => {
-    const a = fixture();
-    const fresh = fixture();
+    const a = smFixture();
+    const fresh = smFixture();
     const entries = [
       cmd({
         type: 'migrate',

@@ -2,10 +2,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import Database from 'better-sqlite3';
 import { logIndex, term } from '../../src/raft/types.js';
 import { type CommandInput, encodeCommand, type ParamInput, type Session } from '../../src/sm/sql/command.js';
-import type { ApplyEntry } from '../../src/sm/sql/state-machine.js';
+import type { CommandResult } from '../../src/sm/sql/result.js';
+import { type ApplyEntry, SqlStateMachine } from '../../src/sm/sql/state-machine.js';
 
 export const NOW_MS = Date.UTC(2024, 4, 6, 7, 8, 9, 123); // 2024-05-06 07:08:09.123
 
@@ -54,6 +56,23 @@ export class Log {
   get last(): number {
     return this.index;
   }
+}
+
+/** A fresh state machine in its own temp dir with its log, closed and removed after the suite. */
+export function smFixture(): {
+  sm: SqlStateMachine;
+  log: Log;
+  dir: string;
+  apply: (...d: Uint8Array[]) => CommandResult[];
+} {
+  const { dir, cleanup } = makeTempDir();
+  const sm = SqlStateMachine.open(dir);
+  const log = new Log();
+  after(() => {
+    sm.close();
+    cleanup();
+  });
+  return { sm, log, dir, apply: (...d) => sm.applyBatch(log.entries(...d)) };
 }
 
 /** Every table's rows in a stable order, for comparing replicas. */
