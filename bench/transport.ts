@@ -63,6 +63,7 @@ function append(index: number): Message {
     prevTerm: 1 as Term,
     entries,
     commit: 0 as LogIndex,
+    epoch: 1,
   };
 }
 

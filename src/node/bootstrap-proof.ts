@@ -1,11 +1,20 @@
 /**
  * Node 1's proof that no cluster exists, the only ground on which it founds one (bootstraps the
- * genesis membership): it has no trace of any membership itself (start-decision.ts), and a
- * majority of the configured nodes, itself included, answer that they know none (not a member
- * of any group, no cluster id). Any node that answers it is a member, or knows a cluster id,
- * means a cluster exists: node 1 then joins it. A node that did not answer, or answered
- * something else, counts for nothing: node 1 asks again until `deadline`, and never founds a
- * cluster by timeout, which would found a second one beside one that is only unreachable.
+ * genesis membership): it has no trace of any membership itself (start-decision.ts), and every
+ * other configured node answers that it knows none (not a member of any group, no cluster id).
+ * Any node that answers it is a member, or knows a cluster id, means a cluster exists: node 1
+ * then joins it. A node that did not answer, or answered something else, counts for nothing:
+ * node 1 asks again until `deadline`, and never founds a cluster by timeout, which would found a
+ * second one beside one that is only unreachable.
+ *
+ * Why every node and not a majority: a node whose volume was wiped answers "none" exactly as a
+ * node that never ran. With 5 nodes, voters {1, 2, 3}, nodes 4 and 5 wiped while still learners
+ * and node 1 wiped, a majority (1, 4, 5) would answer "none" while 2 and 3 — a majority of the
+ * voters, holding every acknowledged write — are only unreachable: node 1 would found a second
+ * cluster. No answer can tell a wiped node from a new one, and the voters of an existing cluster
+ * can be any of the configured nodes, so only the answer of every one of them proves that none
+ * holds a cluster. The price: a cluster is founded only once all its configured nodes run (a
+ * node that never comes up must be removed from `nodes`).
  *
  * No I/O of its own: the requests, the clock and the sleeps are given, so `HiqliteNode` runs it
  * over the API port and the deterministic simulator (test/sim) over its simulated network.
@@ -65,13 +74,12 @@ export function classifyAnswer(p: BootstrapProof, peer: NodeId, v: ClusterAnswer
 }
 
 /**
- * True once a majority answered that they know no cluster (node 1 bootstraps); false as soon as
- * one answers that a cluster exists (node 1 joins it). HQL_UNAVAILABLE (retryable) past
- * `deadline` without either.
+ * True once every configured node answered that it knows no cluster (node 1 bootstraps); false
+ * as soon as one answers that a cluster exists (node 1 joins it). HQL_UNAVAILABLE (retryable)
+ * past `deadline` without either.
  */
 export async function proveNoCluster(p: BootstrapProof, deadline: number): Promise<boolean> {
   const others = p.nodes.filter((id) => id !== p.nodeId);
-  const majority = Math.floor(p.nodes.length / 2) + 1;
   let lastLogMs = p.nowMs();
   for (;;) {
     p.checkCancelled();
@@ -91,21 +99,21 @@ export async function proveNoCluster(p: BootstrapProof, deadline: number): Promi
       p.log.info({}, 'a cluster exists: node 1 joins it instead of bootstrapping');
       return false;
     }
-    const none = 1 + answers.filter((a) => a === 'none').length;
-    if (none >= majority) return true;
+    const silent = others.filter((_, i) => answers[i] !== 'none');
+    if (silent.length === 0) return true;
     const now = p.nowMs();
     if (now > deadline) {
       throw new HiqliteError(
         'HQL_UNAVAILABLE',
-        `node ${p.nodeId} has no state and cannot prove that no cluster exists: ${none} of ${p.nodes.length} nodes answered that they have none, ${majority} are needed. Start the other nodes; node 1 never founds a cluster it cannot prove is the only one`,
+        `node ${p.nodeId} has no state and cannot prove that no cluster exists: node${silent.length === 1 ? '' : 's'} ${silent.join(', ')} did not answer that they have none (every configured node must, since a wiped node cannot be told from a new one). Start ${silent.length === 1 ? 'it' : 'them'}, or remove a node that will never run from \`nodes\`; node 1 never founds a cluster it cannot prove is the only one`,
         { retryable: true },
       );
     }
     if (now - lastLogMs >= WAITING_LOG_MS) {
       lastLogMs = now;
       p.log.info(
-        { answeredNone: none, needed: majority, nodes: p.nodes.length },
-        'node 1 has no state: waiting for a majority of the nodes to answer before bootstrapping',
+        { waitingFor: silent, nodes: p.nodes.length },
+        'node 1 has no state: waiting for every configured node to answer that it has no cluster before bootstrapping',
       );
     }
     await p.sleep(p.retryMs);

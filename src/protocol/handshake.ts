@@ -30,7 +30,13 @@ import { ByteReader, ByteWriter } from './bytes.js';
 import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
 import { ProtocolError } from './protocol-error.js';
 
-export const HANDSHAKE_VERSION = 2;
+/**
+ * The version of everything spoken after the handshake (Raft messages, API frames). A peer of
+ * another version is refused at the handshake, so nodes of builds that encode messages or log
+ * entries differently never form a cluster together (docs/ARCHITECTURE.md, "Upgrades").
+ * 3: appends, snapshots and their answers carry the leader's progress epoch.
+ */
+export const HANDSHAKE_VERSION = 3;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

@@ -9,13 +9,13 @@
  * Layout, little-endian, u53 = two u32 words (low, high) below 2^53 (docs/internals/transport.md):
  *
  *   u8 group | u8 type | u32 from | u32 to | u53 term | type-specific fields
- *   append              u53 prevIndex, u53 prevTerm, u53 commit, u32 count, count x (u32 bytes, entry)
- *   append-response     u53 matchIndex, bool reject, u53 rejectedIndex, u53 rejectHint, u53 rejectHintTerm
+ *   append              u53 prevIndex, u53 prevTerm, u53 commit, u53 epoch, u32 count, count x (u32 bytes, entry)
+ *   append-response     u53 matchIndex, bool reject, u53 rejectedIndex, u53 rejectHint, u53 rejectHintTerm, u53 epoch
  *   heartbeat           u53 commit, u53 readContext
  *   heartbeat-response  u53 readContext, u53 matchHint
  *   vote, pre-vote      u53 lastIndex, u53 lastTerm, bool transfer
  *   *-vote-response     bool granted
- *   snapshot            u53 index, u53 term, membership (u32 n, n x u32 voter, u32 m, m x u32 learner)
+ *   snapshot            u53 index, u53 term, u53 epoch, membership (u32 n, n x u32 voter, u32 m, m x u32 learner)
  *   timeout-now         (nothing)
  *   read-index          u53 requestId
  *   read-index-response u53 requestId, u53 index, bool ok
@@ -89,6 +89,7 @@ export function encodeRaftMessageInto(
       w.u53(m.prevIndex);
       w.u53(m.prevTerm);
       w.u53(m.commit);
+      w.u53(m.epoch);
       w.u32(m.entries.length);
       for (const e of m.entries) {
         const size = encodedEntryBytes(e);
@@ -103,6 +104,7 @@ export function encodeRaftMessageInto(
       w.u53(m.rejectedIndex);
       w.u53(m.rejectHint);
       w.u53(m.rejectHintTerm);
+      w.u53(m.epoch);
       break;
     case 'heartbeat':
       w.u53(m.commit);
@@ -125,6 +127,7 @@ export function encodeRaftMessageInto(
     case 'snapshot':
       w.u53(m.snapshot.index);
       w.u53(m.snapshot.term);
+      w.u53(m.epoch);
       writeMembership(w, m.snapshot.membership);
       break;
     case 'timeout-now':
@@ -173,8 +176,9 @@ function readBody(r: ByteReader, type: MessageType, from: NodeId, to: NodeId, te
       const prevIndex = index('prevIndex');
       const prevTerm = termField('prevTerm');
       const commit = index('commit');
+      const epoch = r.u53('epoch');
       const entries = readEntries(r, prevIndex, prevTerm, term);
-      return { type, from, to, term, prevIndex, prevTerm, entries, commit };
+      return { type, from, to, term, prevIndex, prevTerm, entries, commit, epoch };
     }
     case 'append-response': {
       const matchIndex = index('matchIndex');
@@ -182,7 +186,8 @@ function readBody(r: ByteReader, type: MessageType, from: NodeId, to: NodeId, te
       const rejectedIndex = index('rejectedIndex');
       const rejectHint = index('rejectHint');
       const rejectHintTerm = termField('rejectHintTerm');
-      return { type, from, to, term, matchIndex, reject, rejectedIndex, rejectHint, rejectHintTerm };
+      const epoch = r.u53('epoch');
+      return { type, from, to, term, matchIndex, reject, rejectedIndex, rejectHint, rejectHintTerm, epoch };
     }
     case 'heartbeat': {
       const commit = index('commit');
@@ -208,8 +213,9 @@ function readBody(r: ByteReader, type: MessageType, from: NodeId, to: NodeId, te
       const snapIndex = index('snapshot index');
       const snapTerm = termField('snapshot term');
       if (snapTerm > term) r.fail(`snapshot term ${snapTerm} above the message term ${term}`);
+      const epoch = r.u53('epoch');
       const membership = readMembership(r, 'snapshot membership');
-      return { type, from, to, term, snapshot: { index: snapIndex, term: snapTerm, membership } };
+      return { type, from, to, term, snapshot: { index: snapIndex, term: snapTerm, membership }, epoch };
     }
     case 'timeout-now':
       return { type, from, to, term };
@@ -292,12 +298,12 @@ function checkMembership(r: ByteReader, m: Membership, what: string): void {
 function bodyBytes(m: Message): number {
   switch (m.type) {
     case 'append': {
-      let total = 8 * 3 + 4;
+      let total = 8 * 4 + 4;
       for (const e of m.entries) total += 4 + encodedEntryBytes(e);
       return total;
     }
     case 'append-response':
-      return 8 + 1 + 8 + 8 + 8;
+      return 8 + 1 + 8 + 8 + 8 + 8;
     case 'heartbeat':
     case 'heartbeat-response':
       return 8 + 8;
@@ -308,7 +314,9 @@ function bodyBytes(m: Message): number {
     case 'pre-vote-response':
       return 1;
     case 'snapshot':
-      return 8 + 8 + 8 + 4 * (m.snapshot.membership.voters.length + m.snapshot.membership.learners.length);
+      return (
+        8 + 8 + 8 + 8 + 4 * (m.snapshot.membership.voters.length + m.snapshot.membership.learners.length)
+      );
     case 'timeout-now':
       return 0;
     case 'read-index':

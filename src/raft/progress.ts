@@ -33,9 +33,18 @@ export class Progress {
    */
   heartbeatFreed = false;
   readonly inflights: Inflights;
+  /**
+   * Which record this is: a number the leader never gives to another record while it leads
+   * (a new one at election and whenever the follower is added again, e.g. after being wiped and
+   * removed). Appends carry it and answers echo it, so an answer to an append sent under an
+   * earlier record — the earlier self of a re-added node, delayed in the network — is dropped
+   * instead of crediting the follower with entries it no longer holds (simulator seed 7495).
+   */
+  readonly epoch: number;
 
-  constructor(next: LogIndex, inflightCountMax: number, inflightBytesMax: number) {
+  constructor(next: LogIndex, epoch: number, inflightCountMax: number, inflightBytesMax: number) {
     this.next = next;
+    this.epoch = epoch;
     this.inflights = new Inflights(inflightCountMax, inflightBytesMax);
   }
 
@@ -135,6 +144,7 @@ export class Progress {
       inflightCount: this.inflights.count,
       inflightBytes: this.inflights.bytes,
       recentActive: this.recentActive,
+      epoch: this.epoch,
     };
   }
 }

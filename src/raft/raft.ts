@@ -53,6 +53,8 @@ export class RaftCore {
 
   /** Leader only: progress of every other member. */
   private progress = new Map<NodeId, Progress>();
+  /** The last `Progress.epoch` given out (never reset: epochs stay unique for the node's life). */
+  private progressEpochs = 0;
   /** Candidate / pre-candidate: votes received. */
   private votes = new Map<NodeId, boolean>();
   private leadTransferee: NodeId | null = null;
@@ -499,7 +501,13 @@ export class RaftCore {
     for (const id of this.progress.keys()) if (!members.has(id)) this.progress.delete(id);
     for (const id of members) {
       if (id === this.id || this.progress.has(id)) continue;
-      const pr = new Progress(this.nextIndex(), this.cfg.inflightMessagesMax, this.cfg.inflightBytesMax);
+      this.progressEpochs += 1;
+      const pr = new Progress(
+        this.nextIndex(),
+        this.progressEpochs,
+        this.cfg.inflightMessagesMax,
+        this.cfg.inflightBytesMax,
+      );
       pr.recentActive = true;
       this.progress.set(id, pr);
     }
@@ -630,6 +638,7 @@ export class RaftCore {
         rejectedIndex: 0 as LogIndex,
         rejectHint: 0 as LogIndex,
         rejectHintTerm: 0 as Term,
+        epoch: 0,
       });
     } else if (m.type === 'pre-vote') {
       this.sendAfterPersist({
@@ -712,6 +721,7 @@ export class RaftCore {
         rejectedIndex: fields.reject ? m.prevIndex : (0 as LogIndex),
         rejectHint: fields.hint,
         rejectHintTerm: fields.hintTerm,
+        epoch: m.epoch,
       });
     if (m.prevIndex < this.log.committed) {
       // Everything up to our commit index matches the leader's log: say how far we are.
@@ -756,6 +766,7 @@ export class RaftCore {
         rejectedIndex: 0 as LogIndex,
         rejectHint: 0 as LogIndex,
         rejectHintTerm: 0 as Term,
+        epoch: m.epoch,
       });
     if (s.index <= this.log.committed) {
       reply(this.log.committed);
@@ -859,6 +870,7 @@ export class RaftCore {
         prevTerm,
         entries,
         commit: this.log.committed,
+        epoch: pr.epoch,
       });
       const last = entries[entries.length - 1];
       const commitKnown = Math.min(this.log.committed, last?.index ?? prevIndex) as LogIndex;
@@ -872,7 +884,7 @@ export class RaftCore {
     const s = this.latestSnapshot;
     assert(s.index >= this.log.firstIndex() - 1, 'compacted log without a snapshot covering it');
     pr.becomeSnapshot(s.index);
-    this.send({ type: 'snapshot', from: this.id, to, term: this.currentTerm, snapshot: s });
+    this.send({ type: 'snapshot', from: this.id, to, term: this.currentTerm, snapshot: s, epoch: pr.epoch });
   }
 
   private sendHeartbeat(to: NodeId, pr: Progress, readContext: number): void {
@@ -892,7 +904,9 @@ export class RaftCore {
 
   private handleAppendResponse(m: Extract<Message, { type: 'append-response' }>): void {
     const pr = this.progress.get(m.from);
-    if (pr === undefined) return;
+    // An answer to what was sent under an earlier record of this follower (before it was
+    // removed and added again) says nothing about the node that holds its id now.
+    if (pr === undefined || m.epoch !== pr.epoch) return;
     pr.recentActive = true;
     if (m.reject) {
       let hint = m.rejectHint;

@@ -70,6 +70,8 @@ export type Message =
       readonly prevTerm: Term;
       readonly entries: readonly Entry[];
       readonly commit: LogIndex;
+      /** The leader's id of the progress record it sent this under (see `Progress.epoch`); echoed back. */
+      readonly epoch: number;
     }
   | {
       readonly type: 'append-response';
@@ -85,6 +87,8 @@ export type Message =
       readonly rejectHint: LogIndex;
       /** On reject: the term of the follower's entry at `rejectHint` (0 when none). */
       readonly rejectHintTerm: Term;
+      /** The `epoch` of the append or snapshot answered (0 for an answer to a stale leader). */
+      readonly epoch: number;
     }
   | {
       readonly type: 'heartbeat';
@@ -128,6 +132,8 @@ export type Message =
       readonly term: Term;
       /** The snapshot to install. The runtime streams its data in chunks next to this message. */
       readonly snapshot: SnapshotMeta;
+      /** As in `append`: echoed in the answer. */
+      readonly epoch: number;
     }
   | {
       readonly type: 'timeout-now';
@@ -217,6 +223,8 @@ export interface ProgressStatus {
   readonly inflightCount: number;
   readonly inflightBytes: number;
   readonly recentActive: boolean;
+  /** Which record of the follower this is (`Progress.epoch`). */
+  readonly epoch: number;
 }
 
 /**

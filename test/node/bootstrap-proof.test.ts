@@ -45,8 +45,8 @@ function world(peers: Peer[], o: { sqlite?: boolean } = {}) {
 }
 
 describe('proveNoCluster', () => {
-  test('a majority (itself included) answering they know no cluster: node 1 bootstraps', async () => {
-    const w = world([NONE, 'down']);
+  test('every other node answering it knows no cluster: node 1 bootstraps', async () => {
+    const w = world([NONE, NONE]);
     assert.equal(await proveNoCluster(w.p, 10_000), true);
     assert.equal(w.rounds(), 0);
   });
@@ -57,19 +57,25 @@ describe('proveNoCluster', () => {
     assert.equal(await proveNoCluster(world([NONE, NONE, NONE, knowsId]).p, 10_000), false);
   });
 
-  test('nodes that do not answer are no proof: node 1 waits, and fails past the deadline', async () => {
-    // 5 nodes, 2 of which answer none: 3 with itself is a majority; with one fewer it is not.
-    const enough = world([NONE, NONE, 'down', 'down']);
-    assert.equal(await proveNoCluster(enough.p, 10_000), true);
-    const short = world([NONE, 'down', 'down', 'down']);
-    await assert.rejects(proveNoCluster(short.p, 10_000), (e: unknown) => {
+  test('nodes that do not answer are no proof, a majority answering none neither: node 1 waits, and fails past the deadline', async () => {
+    // 5 nodes, voters {1, 2, 3} of a cluster; 1, 4 and 5 wiped (a majority of the configured
+    // nodes answer none), 2 and 3 unreachable: they hold the cluster, node 1 must not found one.
+    const wiped = world(['down', 'down', NONE, NONE]);
+    await assert.rejects(proveNoCluster(wiped.p, 10_000), (e: unknown) => {
       assert.ok(e instanceof HiqliteError);
       assert.equal(e.code, 'HQL_UNAVAILABLE');
       assert.equal(e.retryable, true);
-      assert.match(e.message, /2 of 5 nodes answered that they have none, 3 are needed/);
+      assert.match(e.message, /nodes 2, 3 did not answer that they have none/);
       return true;
     });
-    assert.ok(short.rounds() >= 20, 'it asked again until the deadline');
+    assert.ok(wiped.rounds() >= 20, 'it asked again until the deadline');
+    // Once they answer, the cluster is found and node 1 joins it.
+    const later = world([(r) => (r < 2 ? 'down' : MEMBER), 'down', NONE, NONE]);
+    assert.equal(await proveNoCluster(later.p, 10_000), false);
+    // A node that comes up later with nothing: the proof completes when it answers.
+    const slow = world([NONE, (r) => (r < 4 ? 'down' : NONE)]);
+    assert.equal(await proveNoCluster(slow.p, 10_000), true);
+    assert.equal(slow.rounds(), 4);
   });
 
   test('an answer without an explicit "not a member" (a node opening its storage) is no proof', async () => {
@@ -93,7 +99,7 @@ describe('proveNoCluster', () => {
       code: 'HQL_CLUSTER_MISMATCH',
     });
     // An answer without the flag comes from a SQL node (before cache-only nodes existed).
-    assert.equal(await proveNoCluster(world([{ member: false, clusterId: null }, 'down']).p, 2_000), true);
+    assert.equal(await proveNoCluster(world([{ member: false, clusterId: null }, NONE]).p, 2_000), true);
   });
 
   test('a cancelled start ends the proof', async () => {

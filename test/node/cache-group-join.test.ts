@@ -72,6 +72,7 @@ function append(term: number, prevIndex: number, entries: Entry[], commit: numbe
     prevTerm: (prevIndex === 0 ? 0 : 5) as Term,
     entries,
     commit: commit as LogIndex,
+    epoch: 1,
   };
 }
 

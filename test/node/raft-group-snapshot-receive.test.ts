@@ -28,6 +28,7 @@ function snapshotMessage(index: number): Extract<Message, { type: 'snapshot' }> 
     to: 2 as NodeId,
     term: 1 as Term,
     snapshot: { index: index as LogIndex, term: 1 as Term, membership },
+    epoch: 1,
   };
 }
 

@@ -26,6 +26,7 @@ const appendArb = fc
     termBumps: fc.array(fc.nat({ max: 3 }), { maxLength: 8 }),
     extraTerm: fc.nat({ max: 5 }),
     commit: u53,
+    epoch: u53,
     kinds: fc.array(
       fc.oneof(
         fc.uint8Array({ maxLength: 200 }).map((data) => ({ kind: 'command' as const, data })),
@@ -54,6 +55,7 @@ const appendArb = fc
       prevTerm: r.prevTerm as Term,
       entries,
       commit: r.commit as LogIndex,
+      epoch: r.epoch,
     };
   });
 
@@ -72,6 +74,7 @@ export const messageArb: fc.Arbitrary<Message> = fc
       rejectedIndex: idx,
       rejectHint: idx,
       rejectHintTerm: trm,
+      epoch: u53,
     }),
     fc.record({ type: fc.constant('heartbeat' as const), ...base, commit: idx, readContext: u53 }),
     fc.record({
@@ -92,7 +95,7 @@ export const messageArb: fc.Arbitrary<Message> = fc
       ...base,
       granted: fc.boolean(),
     }),
-    fc.record({ ...base, index: idx, snapTermBelow: u53, membership: membershipArb }).map(
+    fc.record({ ...base, index: idx, snapTermBelow: u53, membership: membershipArb, epoch: u53 }).map(
       (r): Message => ({
         type: 'snapshot',
         from: r.from,
@@ -103,6 +106,7 @@ export const messageArb: fc.Arbitrary<Message> = fc
           term: (r.snapTermBelow % (r.term + 1)) as Term,
           membership: plain(r.membership),
         },
+        epoch: r.epoch,
       }),
     ),
     fc.record({ type: fc.constant('timeout-now' as const), ...base }),
@@ -135,6 +139,7 @@ export function oneOfEachType(from: NodeId, to: NodeId): Message[] {
         { kind: 'noop', index: i(6), term: t },
         { kind: 'config', index: i(7), term: t, membership: { voters: [from, to], learners: [] } },
       ],
+      epoch: 5,
     },
     {
       type: 'append-response',
@@ -146,6 +151,7 @@ export function oneOfEachType(from: NodeId, to: NodeId): Message[] {
       rejectedIndex: i(0),
       rejectHint: i(0),
       rejectHintTerm: 0 as Term,
+      epoch: 5,
     },
     { type: 'heartbeat', from, to, term: t, commit: i(7), readContext: 9 },
     { type: 'heartbeat-response', from, to, term: t, readContext: 9, matchHint: i(7) },
@@ -159,6 +165,7 @@ export function oneOfEachType(from: NodeId, to: NodeId): Message[] {
       to,
       term: t,
       snapshot: { index: i(100), term: 2 as Term, membership: { voters: [from, to], learners: [] } },
+      epoch: 5,
     },
     { type: 'timeout-now', from, to, term: t },
     { type: 'read-index', from, to, term: t, requestId: 42 },

@@ -23,6 +23,7 @@ const snapshotMessage: SnapshotMessage = {
     term: 3 as Term,
     membership: { voters: [1 as NodeId, 2 as NodeId], learners: [] },
   },
+  epoch: 1,
 };
 
 const streamId = fc.nat({ max: 0xffffffff });

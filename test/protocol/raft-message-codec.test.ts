@@ -120,12 +120,13 @@ describe('raft message codec', () => {
     const entry = (index: number, term: number) =>
       encodeEntry({ kind: 'noop', index: index as LogIndex, term: term as Term });
     const append = (prevIndex: number, prevTerm: number, entries: Uint8Array[]) => {
-      const bodyBytes = 8 * 3 + 4 + entries.reduce((n, e) => n + 4 + e.byteLength, 0);
+      // prevIndex, prevTerm, commit, epoch, entry count.
+      const bodyBytes = 8 * 4 + 4 + entries.reduce((n, e) => n + 4 + e.byteLength, 0);
       const { bytes, view } = header(1, bodyBytes);
       let at = 18;
       view.setUint32(at, prevIndex, true);
       view.setUint32(at + 8, prevTerm, true);
-      at += 24;
+      at += 32;
       view.setUint32(at, entries.length, true);
       at += 4;
       for (const e of entries) {
@@ -147,7 +148,7 @@ describe('raft message codec', () => {
         'count overruns',
         (() => {
           const b = append(10, 2, []);
-          new DataView(b.buffer).setUint32(18 + 24, 0xffffffff, true);
+          new DataView(b.buffer).setUint32(18 + 32, 0xffffffff, true);
           return b;
         })(),
       ],
@@ -169,6 +170,7 @@ describe('raft message codec', () => {
         term: 5 as Term,
         membership: { voters: [1 as NodeId], learners: [1 as NodeId] },
       },
+      epoch: 1,
     };
     const err = decodeOrTypedError(encodeRaftMessage('sql', m));
     assert.ok(err instanceof ProtocolError && err.kind === 'malformed', String(err));

@@ -102,6 +102,7 @@ describe('leadership and flow control wait for what they rely on', () => {
       rejectedIndex: 0 as LogIndex,
       rejectHint: 0 as LogIndex,
       rejectHintTerm: 0 as Term,
+      epoch: r.status().progress?.get(id(2))?.epoch ?? 0,
     });
     for (const s of ['a', 'b', 'c', 'd', 'e']) r.propose(cmd(s));
     drain();

@@ -8,7 +8,8 @@ import { RaftCore } from '../../src/raft/raft.js';
 import type { Entry, LogIndex, Message, RaftBootState, Term } from '../../src/raft/types.js';
 import { Cluster, cmd, id, testConfig } from './harness.js';
 
-const appendOk = (from: number, t: number, match: number): Message => ({
+/** `from`'s acknowledgement of `match` to leader `r` (echoing the epoch of r's record of it). */
+const appendOk = (r: RaftCore, from: number, t: number, match: number): Message => ({
   type: 'append-response',
   from: id(from),
   to: id(1),
@@ -18,6 +19,7 @@ const appendOk = (from: number, t: number, match: number): Message => ({
   rejectedIndex: 0 as LogIndex,
   rejectHint: 0 as LogIndex,
   rejectHintTerm: 0 as Term,
+  epoch: r.status().progress?.get(id(from))?.epoch ?? 0,
 });
 
 /** Boot state of a node of voters 1–3 with `entries` and no snapshot; applied = commit. */
@@ -128,6 +130,7 @@ describe('§5.2 leader election', () => {
       prevTerm: 0 as Term,
       entries: [],
       commit: 0 as LogIndex,
+      epoch: 1,
     });
     assert.equal(c.node(1).status().role, 'follower');
     assert.equal(c.node(1).status().leaderId, 2);
@@ -242,11 +245,11 @@ describe('§5.4 safety', () => {
     winElection(r, drain, 2);
     drain(); // persists the term-3 no-op at index 3
     // Node 2 acknowledges index 2 only: (2,t1) is now on a majority, yet must not be committed.
-    r.step(appendOk(2, 3, 2));
+    r.step(appendOk(r, 2, 3, 2));
     drain();
     assert.equal(r.status().commitIndex, 1);
     // Once the term-3 entry is on a majority, everything up to it commits.
-    r.step(appendOk(2, 3, 3));
+    r.step(appendOk(r, 2, 3, 3));
     const rd = drain();
     assert.equal(r.status().commitIndex, 3);
     assert.deepEqual(
@@ -578,7 +581,7 @@ describe('takeCommitted', () => {
     const rd2 = leader.ready(); // the disk write of 'b' is "in flight"
     assert.deepEqual(leader.takeCommitted(), [], 'not committed yet');
     // A follower acknowledges 'a' (and 'b'): 'a' commits; 'b' is not durable on the leader.
-    leader.step(appendOk(2, leader.status().term, b.index));
+    leader.step(appendOk(leader, 2, leader.status().term, b.index));
     assert.equal(leader.status().commitIndex, a.index);
     const taken = leader.takeCommitted();
     assert.deepEqual(
@@ -645,7 +648,7 @@ describe('releasing applied entries (RaftConfig.readEntries)', () => {
     winElection(r, drain, 3);
     for (let i = 0; i < 5; i++) r.propose(cmd(`e${i}`));
     drain();
-    r.step(appendOk(3, 1, 6)); // node 3 keeps up; node 2 hears nothing
+    r.step(appendOk(r, 3, 1, 6)); // node 3 keeps up; node 2 hears nothing
     const applied = drain().committed.map((e) => e.index);
     assert.deepEqual(applied, [1, 2, 3, 4, 5, 6]);
     drain();
@@ -688,5 +691,60 @@ describe('joining nodes', () => {
     const resp = rd.messagesAfterPersist.find((m) => m.type === 'vote-response');
     assert.ok(resp !== undefined && resp.type === 'vote-response' && !resp.granted);
     assert.equal(rd.hardState?.vote ?? null, null);
+  });
+
+  test('a node removed and added again is never credited with what its earlier self acknowledged (simulator seed 7495)', () => {
+    const r = new RaftCore(testConfig(1, 1, { preVote: false }), threeVoterBoot(0, 0, []));
+    const drain = readyDrainer(r);
+    winElection(r, drain, 2);
+    for (let i = 0; i < 5; i++) r.propose(cmd(`e${i}`));
+    drain();
+    r.takeMessages();
+    // Node 3's earlier self acknowledges everything, but the answer is delayed in the network.
+    const staleAck = appendOk(r, 3, 1, 6);
+    r.step(appendOk(r, 2, 1, 6));
+    drain();
+    const commitConfig = () => {
+      const last = r.status().lastIndex;
+      drain();
+      r.step(appendOk(r, 2, 1, last));
+      drain();
+      assert.equal(r.status().commitIndex, last);
+    };
+    // Node 3 is wiped, removed and added again as a learner.
+    assert.ok(r.proposeMembership({ type: 'remove', node: id(3) }).ok);
+    commitConfig();
+    assert.ok(r.proposeMembership({ type: 'add-learner', node: id(3) }).ok);
+    commitConfig();
+    const fresh = r.status().progress?.get(id(3));
+    assert.ok(fresh !== undefined && fresh.match === 0);
+    assert.notEqual(staleAck.type === 'append-response' && staleAck.epoch, fresh.epoch);
+    r.takeMessages();
+    // The old acknowledgement arrives now: it says nothing about the new node 3.
+    r.step(staleAck);
+    assert.equal(r.status().progress?.get(id(3))?.match, 0, 'not credited with the earlier self');
+    // The new node 3 (an empty log) rejects the probe; the leader backs off to the start.
+    const probe = r.takeMessages().find((m) => m.type === 'append' && m.to === id(3));
+    const lastProbe = probe ?? { type: 'append', prevIndex: r.status().lastIndex, epoch: fresh.epoch };
+    assert.ok(lastProbe.type === 'append');
+    r.step({
+      type: 'append-response',
+      from: id(3),
+      to: id(1),
+      term: r.status().term,
+      matchIndex: 0 as LogIndex,
+      reject: true,
+      rejectedIndex: lastProbe.prevIndex,
+      rejectHint: 0 as LogIndex,
+      rejectHintTerm: 0 as Term,
+      epoch: lastProbe.epoch,
+    });
+    const next = r
+      .takeMessages()
+      .filter((m) => m.to === id(3) && (m.type === 'append' || m.type === 'snapshot'));
+    assert.ok(
+      next.some((m) => m.type === 'append' && m.prevIndex === 0),
+      `the leader sends node 3 the log from the start: ${JSON.stringify(next)}`,
+    );
   });
 });

@@ -9,7 +9,7 @@ const ix = (n: number) => n as LogIndex;
 
 /** A progress with the given match and next, in probe state. */
 function probeAt(match: number, next: number, countMax = 4, bytesMax = 1000): Progress {
-  const pr = new Progress(ix(next), countMax, bytesMax);
+  const pr = new Progress(ix(next), 1, countMax, bytesMax);
   pr.match = ix(match);
   return pr;
 }
@@ -23,7 +23,7 @@ function replicateAt(match: number, countMax = 4, bytesMax = 1000): Progress {
 
 describe('Progress state transitions', () => {
   test('a new progress probes from the given next index and is not paused', () => {
-    const pr = new Progress(ix(11), 4, 1000);
+    const pr = new Progress(ix(11), 1, 4, 1000);
     assert.equal(pr.state, 'probe');
     assert.equal(pr.match, 0);
     assert.equal(pr.next, 11);
@@ -81,7 +81,7 @@ describe('Progress state transitions', () => {
   });
 
   test('the full cycle probe → replicate → snapshot → probe ends probing after the snapshot', () => {
-    const pr = new Progress(ix(1), 4, 1000);
+    const pr = new Progress(ix(1), 1, 4, 1000);
     assert.equal(pr.maybeUpdate(ix(3)), true);
     pr.becomeReplicate();
     assert.equal(pr.next, 4);
@@ -195,7 +195,7 @@ describe('Progress.maybeDecrTo', () => {
     );
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 30 }), fc.array(opArb, { maxLength: 150 }), (start, ops) => {
-        const pr = new Progress(ix(start), 8, 1 << 20);
+        const pr = new Progress(ix(start), 1, 8, 1 << 20);
         for (const op of ops) {
           const matchBefore = pr.match;
           const nextBefore = pr.next;
@@ -313,6 +313,7 @@ describe('Progress.sentEntries', () => {
       inflightCount: 1,
       inflightBytes: 25,
       recentActive: true,
+      epoch: 1,
     });
   });
 });

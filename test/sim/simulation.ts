@@ -351,7 +351,7 @@ class Simulation implements ClusterAccess {
       );
       for (const [id, pr] of st.progress ?? []) {
         lines.push(
-          `    progress n${id}: ${pr.state} match=${pr.match} next=${pr.next} inflight=${pr.inflightCount}/${pr.inflightBytes}B active=${pr.recentActive}`,
+          `    progress n${id}: ${pr.state} match=${pr.match} next=${pr.next} inflight=${pr.inflightCount}/${pr.inflightBytes}B active=${pr.recentActive} epoch=${pr.epoch}`,
         );
       }
     }

@@ -32,6 +32,7 @@ function append(from: NodeId, to: NodeId, index: number, dataBytes: number): Mes
     prevTerm: 1 as Term,
     entries,
     commit: 0 as LogIndex,
+    epoch: 1,
   };
 }
 

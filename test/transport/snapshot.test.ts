@@ -31,6 +31,7 @@ const meta = (from: number, to: number): SnapshotMessage => ({
     term: 2 as Term,
     membership: { voters: [from as NodeId, to as NodeId], learners: [] },
   },
+  epoch: 1,
 });
 
 /** Yields `data` in pieces of the given sizes (cycled), like a file read in odd-sized blocks. */
