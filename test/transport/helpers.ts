@@ -1,6 +1,7 @@
 /** Test helpers: transports on 127.0.0.1 port 0, recording loggers, a hand-driven peer. */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
+import { after } from 'node:test';
 import type { RaftGroupId } from '../../src/protocol/raft-group.js';
 import type { LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
 import { authenticateClient } from '../../src/transport/authenticate.js';
@@ -72,6 +73,17 @@ export async function startNode(
   });
   const address = await transport.start();
   return { id: id as NodeId, transport, address, received, unreachable, logger };
+}
+
+/** A `node(id, overrides)` that starts a test node and closes it after the file's tests. */
+export function nodeStarter(): (id: number, overrides?: NodeOverrides) => Promise<TestNode> {
+  const open: TestNode[] = [];
+  after(() => closeAll(...open));
+  return async (id, overrides = {}) => {
+    const n = await startNode(id, overrides);
+    open.push(n);
+    return n;
+  };
 }
 
 /** Introduces the nodes to each other (every pair), then waits until every lane is up. */

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import {
   encodeHandshakeFrame,
@@ -19,6 +19,7 @@ import {
   closeAll,
   HOST,
   mesh,
+  nodeStarter,
   type RawPeer,
   rawPeer,
   sleep,
@@ -27,14 +28,7 @@ import {
   waitFor,
 } from './helpers.js';
 
-const open: TestNode[] = [];
-after(() => closeAll(...open));
-
-async function node(id: number, overrides: Parameters<typeof startNode>[1] = {}): Promise<TestNode> {
-  const n = await startNode(id, overrides);
-  open.push(n);
-  return n;
-}
+const node = nodeStarter();
 
 const heartbeat = (from: number, to: number, readContext = 1): Message => ({
   type: 'heartbeat',

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Entry, LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
 import { RaftTransport } from '../../src/transport/raft-transport.js';
 import { oneOfEachType } from '../protocol/arbitraries.js';
-import { closeAll, HOST, heartbeat, mesh, SECRET, startNode, type TestNode, waitFor } from './helpers.js';
+import { closeAll, HOST, heartbeat, mesh, nodeStarter, SECRET, startNode, waitFor } from './helpers.js';
 
-const open: TestNode[] = [];
-after(() => closeAll(...open));
-
-async function node(id: number, overrides: Parameters<typeof startNode>[1] = {}): Promise<TestNode> {
-  const n = await startNode(id, overrides);
-  open.push(n);
-  return n;
-}
+const node = nodeStarter();
 
 function append(from: NodeId, to: NodeId, index: number, dataBytes: number): Message {
   const entries: Entry[] = [

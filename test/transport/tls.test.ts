@@ -5,20 +5,11 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { selfSignedCertificate } from '../../src/transport/self-signed.js';
-import { closeAll, heartbeat, mesh, sleep, startNode, type TestNode, waitFor } from './helpers.js';
+import { heartbeat, mesh, nodeStarter, sleep, waitFor } from './helpers.js';
 
-const open: TestNode[] = [];
+const node = nodeStarter();
 const dir = mkdtempSync(join(tmpdir(), 'hiqlite-tls-test-'));
-after(async () => {
-  await closeAll(...open);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function node(id: number, overrides: Parameters<typeof startNode>[1]): Promise<TestNode> {
-  const n = await startNode(id, overrides);
-  open.push(n);
-  return n;
-}
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('TLS', () => {
   test("tls: 'self-signed' carries messages both ways", async () => {
