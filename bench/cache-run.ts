@@ -30,7 +30,7 @@ import {
 import type { LoadResult } from './closed-loop.js';
 import { BenchCluster, COMPILED, SECRET_API, sleep } from './cluster.js';
 import { LatencyHistogram } from './histogram.js';
-import { clusterConfigInfo, currentLoad, machineInfo, round } from './machine.js';
+import { currentLoad, round } from './machine.js';
 import {
   type Figures,
   figures,
@@ -46,12 +46,12 @@ import {
 } from './report.js';
 import {
   allMetrics,
-  formatHeader,
   leaderChanges,
   log,
   printProfiles,
   runWindow,
-  waitForLoad,
+  SUITE_OPTIONS,
+  startRun,
   waitForNode1ToLead,
 } from './suite-common.js';
 
@@ -133,16 +133,9 @@ const SPECS: readonly CacheSpec[] = [
 
 const { values } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    seconds: { type: 'string' },
-    only: { type: 'string' },
-    list: { type: 'boolean', default: false },
+    ...SUITE_OPTIONS,
     storage: { type: 'string', default: 'disk' },
-    'wait-load': { type: 'string' },
-    'wait-max-s': { type: 'string', default: '600' },
     profile: { type: 'string' },
-    'profile-dir': { type: 'string' },
   },
 });
 
@@ -193,11 +186,7 @@ async function main(): Promise<void> {
   }
   if (values.storage !== 'disk' && values.storage !== 'memory')
     throw new Error('--storage is disk or memory');
-  if (values['wait-load'] !== undefined)
-    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']), notes);
-  const machine = machineInfo();
-  const config = clusterConfigInfo();
-  log(formatHeader(machine, config));
+  const { machine, config } = await startRun(values, notes);
   log(`cache group: ${cacheDurability()}; every node an embedding application (start()), node 1 leads`);
   log('');
   if (values.profile !== undefined) {

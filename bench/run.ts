@@ -34,7 +34,7 @@ import type { LoadResult } from './closed-loop.js';
 import { BenchCluster, COMPILED, INDEX_URL, LOADER_ARGS, SECRET_API, sleep } from './cluster.js';
 import { LatencyHistogram } from './histogram.js';
 import { LoopMonitor, type LoopStats } from './loop-monitor.js';
-import { clusterConfigInfo, currentLoad, machineInfo, round } from './machine.js';
+import { type ClusterConfigInfo, currentLoad, type MachineInfo, round } from './machine.js';
 import {
   type BaselineRecord,
   type BenchReport,
@@ -56,12 +56,12 @@ import {
 } from './report.js';
 import {
   allMetrics,
-  formatHeader,
   leaderChanges,
   log,
   printProfiles,
   runWindow,
-  waitForLoad,
+  SUITE_OPTIONS,
+  startRun,
   waitForNode1ToLead,
 } from './suite-common.js';
 import { runWorkload, TXN_ROWS, type WorkloadKind } from './workloads.js';
@@ -83,31 +83,22 @@ const CONCURRENCIES = [1, 16, 64, 256] as const;
 /** Remote runs spread their callers over this many connections (fewer when c is smaller). */
 const REMOTE_CONNECTIONS_MAX = 4;
 
+/** INSERT of one row at concurrency `c`, compared with better-sqlite3's full-sync INSERT. */
+const insert = (c: number, where: 'embedded leader' | 'remote → leader', thread?: 'main'): Spec => ({
+  id: `insert-${where === 'embedded leader' ? 'embedded' : 'remote'}-c${c}${thread === undefined ? '' : '-thread-main'}`,
+  label: `INSERT 1 row${thread === undefined ? '' : ", node on app's thread"}`,
+  kind: 'insert',
+  where,
+  concurrency: c,
+  baseline: 'insertFull',
+  writes: true,
+  rowsPerOp: 1,
+  ...(thread === undefined ? {} : { thread }),
+});
+
 const SPECS: readonly Spec[] = [
-  ...CONCURRENCIES.map(
-    (c): Spec => ({
-      id: `insert-embedded-c${c}`,
-      label: 'INSERT 1 row',
-      kind: 'insert',
-      where: 'embedded leader',
-      concurrency: c,
-      baseline: 'insertFull',
-      writes: true,
-      rowsPerOp: 1,
-    }),
-  ),
-  ...CONCURRENCIES.map(
-    (c): Spec => ({
-      id: `insert-remote-c${c}`,
-      label: 'INSERT 1 row',
-      kind: 'insert',
-      where: 'remote → leader',
-      concurrency: c,
-      baseline: 'insertFull',
-      writes: true,
-      rowsPerOp: 1,
-    }),
-  ),
+  ...CONCURRENCIES.map((c) => insert(c, 'embedded leader')),
+  ...CONCURRENCIES.map((c) => insert(c, 'remote → leader')),
   {
     id: 'txn-embedded-c1',
     label: `txn ${TXN_ROWS.toLocaleString('en-US')} rows`,
@@ -142,19 +133,7 @@ const SPECS: readonly Spec[] = [
   ),
   // The cost of the node's own thread: the same runs with the node on the application's thread
   // (`thread: 'main'`, the shape before issue 11), on a second cluster in the same run.
-  ...[1, 64].map(
-    (c): Spec => ({
-      id: `insert-embedded-c${c}-thread-main`,
-      label: "INSERT 1 row, node on app's thread",
-      kind: 'insert',
-      where: 'embedded leader',
-      concurrency: c,
-      baseline: 'insertFull',
-      writes: true,
-      rowsPerOp: 1,
-      thread: 'main',
-    }),
-  ),
+  ...[1, 64].map((c) => insert(c, 'embedded leader', 'main')),
   {
     id: 'mixed-embedded-c64',
     label: '90% query / 10% INSERT',
@@ -196,15 +175,8 @@ interface StallRecord {
 
 const { values } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    seconds: { type: 'string' },
-    only: { type: 'string' },
-    list: { type: 'boolean', default: false },
-    'wait-load': { type: 'string' },
-    'wait-max-s': { type: 'string', default: '600' },
+    ...SUITE_OPTIONS,
     profile: { type: 'boolean', default: false },
-    'profile-dir': { type: 'string' },
   },
 });
 
@@ -222,11 +194,7 @@ async function main(): Promise<void> {
       );
     return;
   }
-  if (values['wait-load'] !== undefined)
-    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']), notes);
-  const machine = machineInfo();
-  const config = clusterConfigInfo();
-  log(formatHeader(machine, config));
+  const { machine, config } = await startRun(values, notes);
   log('');
   if (values.profile === true) {
     await profileRun(machine, config);
@@ -543,10 +511,7 @@ async function runSpec(
 // Profile
 // ---------------------------------------------------------------------------------------------
 
-async function profileRun(
-  machine: ReturnType<typeof machineInfo>,
-  config: ReturnType<typeof clusterConfigInfo>,
-): Promise<void> {
+async function profileRun(machine: MachineInfo, config: ClusterConfigInfo): Promise<void> {
   const dir =
     values['profile-dir'] === undefined
       ? mkdtempSync(join(tmpdir(), 'hql-bench-prof-'))

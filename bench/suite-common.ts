@@ -1,14 +1,20 @@
 /**
  * What the two suites (`npm run bench`, bench/run.ts, and `npm run bench:cache`,
  * bench/cache-run.ts) share: the run header, the measured window from the options, waiting for
- * a quiet machine, metrics of every node, leader changes during a run, latency percentiles of a
+ * a quiet machine, the command-line options both take, metrics of every node, leader changes during a run, latency percentiles of a
  * histogram, and the per-thread profile summaries of a `--profile` run.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Metrics } from '../src/index.js';
 import { type BenchCluster, COMPILED, sleep } from './cluster.js';
-import { type ClusterConfigInfo, currentLoad, type MachineInfo } from './machine.js';
+import {
+  type ClusterConfigInfo,
+  clusterConfigInfo,
+  currentLoad,
+  type MachineInfo,
+  machineInfo,
+} from './machine.js';
 import { formatSummary, type ProfileSummary, summarizeProfile } from './profile-summary.js';
 import { formatMachine } from './report.js';
 
@@ -20,6 +26,34 @@ export function log(s = ''): void {
 export function formatHeader(machine: MachineInfo, config: ClusterConfigInfo): string {
   const code = COMPILED ? 'compiled JavaScript (tsc build)' : 'TypeScript through tsx (esbuild, keepNames)';
   return `${formatMachine(machine, config)}\ncode: ${code}`;
+}
+
+/** The options both suites take; each adds its own (`--profile` differs between them). */
+export const SUITE_OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  json: { type: 'string' },
+  seconds: { type: 'string' },
+  only: { type: 'string' },
+  list: { type: 'boolean', default: false },
+  'wait-load': { type: 'string' },
+  'wait-max-s': { type: 'string', default: '600' },
+  'profile-dir': { type: 'string' },
+} as const;
+
+/**
+ * The start of a run: waits for a quiet machine if `--wait-load` asks (a note if it never came),
+ * then prints the header. Returns the machine and configuration for the report.
+ */
+export async function startRun(
+  values: { 'wait-load'?: string; 'wait-max-s'?: string },
+  notes: string[],
+): Promise<{ machine: MachineInfo; config: ClusterConfigInfo }> {
+  if (values['wait-load'] !== undefined)
+    await waitForLoad(Number(values['wait-load']), Number(values['wait-max-s']), notes);
+  const machine = machineInfo();
+  const config = clusterConfigInfo();
+  log(formatHeader(machine, config));
+  return { machine, config };
 }
 
 /** The warm-up and measured window of each workload from `--quick` and `--seconds`. */
