@@ -24,7 +24,7 @@ let app: StallApp;
 
 before(async () => {
   cluster = await TestCluster.create({ nodes: 3, startNodes: [] });
-  // Node 1 (the application) bootstraps the cluster once a majority answers; it leads first.
+  // Node 1 (the application) bootstraps the cluster once every other node answers; it leads first.
   const starting = StallApp.start(cluster.node(1).configFile, THREAD, {
     HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn',
   });
