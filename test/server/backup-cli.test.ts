@@ -154,24 +154,18 @@ describe('hiqlite backup on the command line', () => {
 
   test('a wrong key, an unknown key id and an unknown object: a typed error, exit 1, nothing written', async () => {
     const out = join(c.dir, 'never.db');
-    const wrongKey = configWithKeys(
-      'wrong-key.toml',
-      `enc_keys = ["k1/${Buffer.alloc(32, 9).toString('base64')}"]\nenc_key_active = "k1"`,
-    );
-    failed(
-      await cli(['backup', 'download', name, '--config', wrongKey, '--s3', '--out', out]),
-      'HQL_BACKUP_CORRUPT',
-      /key 'k1' is not the key this backup was made with/,
-    );
-    const otherId = configWithKeys(
-      'other-id.toml',
-      `enc_keys = ["k2/${Buffer.alloc(32, 9).toString('base64')}"]\nenc_key_active = "k2"`,
-    );
-    failed(
-      await cli(['backup', 'download', name, '--config', otherId, '--s3', '--out', out]),
-      'HQL_BACKUP_KEY_UNKNOWN',
-      /k1/,
-    );
+    // Another key under the backup's key id (k1), then under another id (k2).
+    const wrongKeys = [
+      ['wrong-key.toml', 'k1', 'HQL_BACKUP_CORRUPT', /key 'k1' is not the key this backup was made with/],
+      ['other-id.toml', 'k2', 'HQL_BACKUP_KEY_UNKNOWN', /k1/],
+    ] as const;
+    for (const [file, keyId, code, message] of wrongKeys) {
+      const keys = configWithKeys(
+        file,
+        `enc_keys = ["${keyId}/${Buffer.alloc(32, 9).toString('base64')}"]\nenc_key_active = "${keyId}"`,
+      );
+      failed(await cli(['backup', 'download', name, '--config', keys, '--s3', '--out', out]), code, message);
+    }
     const unknown = 'backup_20200101T000000.000Z_i1_n1.hqbak';
     for (const where of ['--s3', '--local']) {
       failed(
