@@ -60,12 +60,26 @@ export const PROOF_REQUEST_TIMEOUT_MS = 2000;
 /** How often node 1 says it is still waiting for answers. */
 const WAITING_LOG_MS = 5000;
 
-/** What one answer proves. Throws `mismatch` for a node of the other kind that has a cluster. */
-export function classifyAnswer(p: BootstrapProof, peer: NodeId, v: ClusterAnswer): ProofAnswer {
+/**
+ * What one answer proves. Throws `mismatch` for a node of the other kind that has a cluster.
+ * `warned` holds the peers already reported as of the other kind (reported once, not per round).
+ */
+export function classifyAnswer(
+  p: BootstrapProof,
+  peer: NodeId,
+  v: ClusterAnswer,
+  warned: Set<NodeId>,
+): ProofAnswer {
   const exists = v.member === true || (v.clusterId ?? null) !== null;
   if (saidSqlite(v.sqlite) !== p.sqlite) {
     if (exists) throw p.mismatch(peer, saidSqlite(v.sqlite));
-    p.log.warn({ peer }, `node ${peer} has the other sqlite setting: not counted`);
+    if (!warned.has(peer)) {
+      warned.add(peer);
+      p.log.warn(
+        { peer },
+        `node ${peer} has the other sqlite setting: it can never be a member, and node 1 founds no cluster until it answers with the same setting`,
+      );
+    }
     return 'unknown';
   }
   if (exists) return 'exists';
@@ -80,6 +94,7 @@ export function classifyAnswer(p: BootstrapProof, peer: NodeId, v: ClusterAnswer
  */
 export async function proveNoCluster(p: BootstrapProof, deadline: number): Promise<boolean> {
   const others = p.nodes.filter((id) => id !== p.nodeId);
+  const warned = new Set<NodeId>();
   let lastLogMs = p.nowMs();
   for (;;) {
     p.checkCancelled();
@@ -91,7 +106,7 @@ export async function proveNoCluster(p: BootstrapProof, deadline: number): Promi
         } catch {
           return 'unknown';
         }
-        return classifyAnswer(p, peer, v);
+        return classifyAnswer(p, peer, v, warned);
       }),
     );
     p.checkCancelled();

@@ -91,9 +91,13 @@ describe('proveNoCluster', () => {
 
   test('a node of the other sqlite setting: not counted; with a cluster, HQL_CLUSTER_MISMATCH', async () => {
     const cacheOnlyNone = { member: false, clusterId: null, sqlite: false };
-    await assert.rejects(proveNoCluster(world([cacheOnlyNone, 'down']).p, 2_000), {
-      code: 'HQL_UNAVAILABLE',
-    });
+    const w = world([cacheOnlyNone, NONE]);
+    const warnings: string[] = [];
+    const p: BootstrapProof = { ...w.p, log: { info: () => {}, warn: (_o, msg) => warnings.push(msg) } };
+    await assert.rejects(proveNoCluster(p, 2_000), { code: 'HQL_UNAVAILABLE' });
+    assert.ok(w.rounds() >= 3, 'it asked again');
+    assert.equal(warnings.length, 1, 'the other setting is reported once, not every round');
+    assert.match(warnings[0] ?? '', /node 2 has the other sqlite setting/);
     const cacheOnlyCluster = { member: true, clusterId: 'c-2', sqlite: false };
     await assert.rejects(proveNoCluster(world([cacheOnlyCluster, NONE]).p, 2_000), {
       code: 'HQL_CLUSTER_MISMATCH',
