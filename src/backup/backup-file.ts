@@ -33,15 +33,13 @@ import { decryptStream, encryptStream } from './stream-cipher.js';
 export const GZIP_LEVEL = 1;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
-export interface BackupSource {
+/** What a new backup's header says of the copy (the rest of the header is made here). */
+export interface BackupSource
+  extends Pick<
+    BackupHeader,
+    'clusterId' | 'logIndex' | 'logTerm' | 'schemaVersion' | 'createdMs' | 'databaseBytes' | 'nodeId'
+  > {
   readonly dbPath: string;
-  readonly clusterId: string | null;
-  readonly logIndex: number;
-  readonly logTerm: number;
-  readonly schemaVersion: number;
-  readonly createdMs: number;
-  readonly databaseBytes: number;
-  readonly nodeId: number;
   readonly keys: KeyRing;
   readonly chunkBytes?: number;
   /** 0 to 9; default GZIP_LEVEL. */
