@@ -103,21 +103,14 @@ export interface QueryOptions {
   readonly signal?: AbortSignal;
 }
 
-export interface NodeMetrics {
+/** The SQL group's Raft state (GroupMetrics), and the cache group's. */
+export interface NodeMetrics extends GroupMetrics {
   readonly nodeId: number;
   /**
    * False on a cache-only node (`sqlite = false`): it runs only the cache group, and the Raft
-   * fields below are the cache group's.
+   * fields (GroupMetrics) are the cache group's.
    */
   readonly sqlite: boolean;
-  readonly role: 'leader' | 'follower' | 'candidate' | 'learner';
-  readonly term: number;
-  readonly leaderId: number | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly lastLogIndex: number;
-  readonly voters: number[];
-  readonly learners: number[];
   /** The cache group: its Raft state (as above) and its contents. */
   readonly cache: GroupMetrics & CacheGroupMetrics;
 }
