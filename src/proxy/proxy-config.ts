@@ -17,6 +17,7 @@ import {
 } from '../node/config/config.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from '../node/config/config-errors.js';
 import { FRAME_HEADROOM_BYTES } from '../node/config/config-keys.js';
+import { splitEnvList } from '../node/config/config-toml.js';
 import { PROXY_INTEGER_SETTINGS, PROXY_KEYS } from './proxy-config-keys.js';
 
 export interface ProxyConfig {
@@ -99,11 +100,7 @@ function envValue(kind: string, raw: string): unknown {
       return v === 'true' ? true : v === 'false' ? false : raw;
     }
     case 'list':
-      // Newline-separated as in the Rust project; commas too.
-      return raw
-        .split(/[\n,]/)
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
+      return splitEnvList(raw);
     default:
       return raw;
   }

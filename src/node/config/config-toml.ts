@@ -191,21 +191,23 @@ function parseEnvValue(spec: TomlKey, raw: string): unknown {
     }
     case 'string':
       return raw;
-    case 'strings':
-      // enc_keys: newline-separated as in the Rust project (ENC_KEYS), or commas.
-      return raw
-        .split(/[\n,]/)
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
+    case 'strings': // enc_keys (ENC_KEYS)
     case 'nodes':
-      // Newline-separated as in the Rust project; commas too, for one-line shells and compose files.
-      return raw
-        .split(/[\n,]/)
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
+      return splitEnvList(raw);
     default:
       return assertNever(spec.kind, 'value kind');
   }
+}
+
+/**
+ * A list in one environment variable: newline-separated as in the Rust project, commas too (for
+ * one-line shells and compose files); blank items are dropped.
+ */
+export function splitEnvList(raw: string): string[] {
+  return raw
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 function envWarnings(env: Env): string[] {
