@@ -8,6 +8,7 @@ import type { CacheKeyPage, CacheKeyRow, CacheOverview, ValuePreview } from '../
 import { api, describeError } from './api.js';
 import { ErrorLine, formatBytes, formatDuration, plural } from './format.js';
 import { usePoll } from './poll.js';
+import { Pager } from './row-table.js';
 
 const REFRESH_MS = 2000;
 const PAGE_KEYS = 50;
@@ -142,27 +143,14 @@ function KeyPages({ s }: { s: Selected }) {
             </div>
           )}
           {(offset > 0 || page.hasMore) && (
-            <div class="pager">
-              <button
-                type="button"
-                class="secondary"
-                disabled={offset === 0}
-                onClick={() => void load(Math.max(0, offset - PAGE_KEYS))}
-              >
-                ← Previous
-              </button>
-              <span class="muted">
-                keys {page.rows.length === 0 ? 0 : offset + 1}–{offset + page.rows.length}
-              </span>
-              <button
-                type="button"
-                class="secondary next"
-                disabled={!page.hasMore}
-                onClick={() => void load(offset + PAGE_KEYS)}
-              >
-                Next →
-              </button>
-            </div>
+            <Pager
+              unit="keys"
+              offset={offset}
+              shown={page.rows.length}
+              pageSize={PAGE_KEYS}
+              hasMore={page.hasMore}
+              onPage={(o) => void load(o)}
+            />
           )}
         </div>
       )}

@@ -44,28 +44,53 @@ export function RowTable(p: RowTableProps) {
         </div>
       )}
       {paged && (
-        <div class="pager">
-          <button
-            type="button"
-            class="secondary"
-            disabled={offset === 0}
-            onClick={() => p.onPage?.(Math.max(0, offset - pageRows))}
-          >
-            ← Previous
-          </button>
-          <span class="muted">
-            rows {p.rows.length === 0 ? 0 : offset + 1}–{offset + p.rows.length}
-          </span>
-          <button
-            type="button"
-            class="secondary next"
-            disabled={p.hasMore !== true}
-            onClick={() => p.onPage?.(offset + pageRows)}
-          >
-            Next →
-          </button>
-        </div>
+        <Pager
+          unit="rows"
+          offset={offset}
+          shown={p.rows.length}
+          pageSize={pageRows}
+          hasMore={p.hasMore === true}
+          onPage={(o) => p.onPage?.(o)}
+        />
       )}
+    </div>
+  );
+}
+
+export interface PagerProps {
+  /** What is paged, as the label says it: `rows 1–50`. */
+  readonly unit: string;
+  readonly offset: number;
+  /** How many this page shows. */
+  readonly shown: number;
+  readonly pageSize: number;
+  readonly hasMore: boolean;
+  readonly onPage: (offset: number) => void;
+}
+
+/** Previous / next page buttons around what this page shows. */
+export function Pager(p: PagerProps) {
+  return (
+    <div class="pager">
+      <button
+        type="button"
+        class="secondary"
+        disabled={p.offset === 0}
+        onClick={() => p.onPage(Math.max(0, p.offset - p.pageSize))}
+      >
+        ← Previous
+      </button>
+      <span class="muted">
+        {p.unit} {p.shown === 0 ? 0 : p.offset + 1}–{p.offset + p.shown}
+      </span>
+      <button
+        type="button"
+        class="secondary next"
+        disabled={!p.hasMore}
+        onClick={() => p.onPage(p.offset + p.pageSize)}
+      >
+        Next →
+      </button>
     </div>
   );
 }
