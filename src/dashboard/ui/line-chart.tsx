@@ -17,14 +17,17 @@ const PAD_R = 8;
 const PAD_T = 8;
 const PAD_B = 20;
 
-export function LineChart(p: {
-  title: string;
-  unit: string;
-  series: readonly Series[];
-  capacity: number;
-  spanLabel: string;
-  id?: string;
-}) {
+export interface LineChartProps {
+  readonly title: string;
+  readonly unit: string;
+  readonly series: readonly Series[];
+  /** Samples the x axis spans (the newest at the right). */
+  readonly capacity: number;
+  readonly spanLabel: string;
+  readonly id?: string;
+}
+
+export function LineChart(p: LineChartProps) {
   const all = p.series.flatMap((s) => s.values.filter((v): v is number => v !== null));
   const max = niceMax(Math.max(0, ...all));
   const last = p.series.map((s) => lastValue(s.values));

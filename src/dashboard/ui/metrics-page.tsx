@@ -1,7 +1,7 @@
 /** Metrics: this node's last ten minutes, one sample per second, refreshed every two seconds. */
 import type { MetricsSeries } from '../api-types.js';
 import { api } from './api.js';
-import { LineChart } from './line-chart.js';
+import { LineChart, type LineChartProps } from './line-chart.js';
 import { usePoll } from './poll.js';
 
 const REFRESH_MS = 2000;
@@ -27,43 +27,44 @@ export function MetricsPage() {
       )}
       {data !== null && (
         <div class="charts">
-          <LineChart
-            id="chart-writes"
-            title="Writes per second"
-            unit="/s"
-            capacity={samples}
-            spanLabel={span}
-            series={[{ name: 'writes', values: data.writesPerSec, cls: 's1' }]}
-          />
-          <LineChart
-            id="chart-reads"
-            title="Reads per second"
-            unit="/s"
-            capacity={samples}
-            spanLabel={span}
-            series={[{ name: 'reads', values: data.readsPerSec, cls: 's2' }]}
-          />
-          <LineChart
-            id="chart-lag"
-            title="Apply lag"
-            unit="entries"
-            capacity={samples}
-            spanLabel={span}
-            series={[{ name: 'committed, not applied', values: data.applyLag, cls: 's3' }]}
-          />
-          <LineChart
-            id="chart-latency"
-            title="Write latency"
-            unit="ms"
-            capacity={samples}
-            spanLabel={span}
-            series={[
-              { name: 'p50', values: data.latencyP50Ms, cls: 's1' },
-              { name: 'p99', values: data.latencyP99Ms, cls: 's4' },
-            ]}
-          />
+          {chartsOf(data).map((c) => (
+            <LineChart key={c.id} {...c} capacity={samples} spanLabel={span} />
+          ))}
         </div>
       )}
     </section>
   );
+}
+
+/** The charts of the page, each with its series (the span is the page's). */
+function chartsOf(data: MetricsSeries): Omit<LineChartProps, 'capacity' | 'spanLabel'>[] {
+  return [
+    {
+      id: 'chart-writes',
+      title: 'Writes per second',
+      unit: '/s',
+      series: [{ name: 'writes', values: data.writesPerSec, cls: 's1' }],
+    },
+    {
+      id: 'chart-reads',
+      title: 'Reads per second',
+      unit: '/s',
+      series: [{ name: 'reads', values: data.readsPerSec, cls: 's2' }],
+    },
+    {
+      id: 'chart-lag',
+      title: 'Apply lag',
+      unit: 'entries',
+      series: [{ name: 'committed, not applied', values: data.applyLag, cls: 's3' }],
+    },
+    {
+      id: 'chart-latency',
+      title: 'Write latency',
+      unit: 'ms',
+      series: [
+        { name: 'p50', values: data.latencyP50Ms, cls: 's1' },
+        { name: 'p99', values: data.latencyP99Ms, cls: 's4' },
+      ],
+    },
+  ];
 }
