@@ -144,7 +144,11 @@ async function stall(node: HiqliteNode, busyMs: number, queryMs: number): Promis
 async function main(): Promise<void> {
   const raw = process.env.HQL_BENCH_NODE_CONFIG;
   if (raw === undefined) throw new Error('HQL_BENCH_NODE_CONFIG is not set');
-  const config = JSON.parse(raw) as NodeConfig;
+  const parsed = JSON.parse(raw) as NodeConfig;
+  // HQL_BENCH_CACHE_BATCH_MAX=1: one log entry per cache write (what batching saves, measured).
+  const batchMax = process.env.HQL_BENCH_CACHE_BATCH_MAX;
+  const config: NodeConfig =
+    batchMax === undefined ? parsed : { ...parsed, cacheBatchCommandsMax: Number(batchMax) };
   const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' }, pino.destination(2));
   // HQL_BENCH_THREAD: where start() runs the node ('worker', the default, or 'main').
   const thread = process.env.HQL_BENCH_THREAD === 'main' ? 'main' : 'worker';

@@ -25,11 +25,17 @@ import { HiqliteError } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
-import { type CacheCommand, decodeCacheCommand } from '../sm/cache/command.js';
+import {
+  CACHE_BATCH_HEADER_BYTES,
+  CACHE_BATCH_ITEM_OVERHEAD_BYTES,
+  type CacheCommand,
+  decodeCacheCommand,
+  isBatchable,
+} from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import type { Entry as CacheEntry } from '../sm/cache/kv.js';
 import type { CacheLimits } from '../sm/cache/options.js';
-import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
+import type { CacheEntryResult, CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
 import type { LogStore } from '../storage/log-store.js';
 import { MemoryLogStore } from '../storage/memory-log-store.js';
@@ -380,8 +386,97 @@ export class CacheGroup {
     );
   }
 
-  /** Leader only: proposes bytes this leader encoded and stamped itself (no decode, no re-stamp). */
-  private async proposeStamped(
+  /**
+   * Leader only: proposes bytes this leader encoded and stamped itself (no decode, no re-stamp).
+   * A batchable write (command.ts, isBatchable) joins this turn's batch: the writes proposed in
+   * one turn of the event loop go into one log entry at its end (up to
+   * `cache_batch_commands_max`, and the entry size), each answered with its own result. Any
+   * other command first proposes the batch collected so far, so this node's writes enter the
+   * log in the order they were proposed here.
+   */
+  private proposeStamped(
+    stamped: Uint8Array,
+    timeoutMs: number,
+  ): Promise<{ index: number; result: CacheResult }> {
+    this.checkOpen();
+    const command = this.sm.proposedCommand(stamped);
+    const batchMax = this.d.cfg.cacheBatchCommandsMax;
+    if (batchMax <= 1 || command === undefined || !isBatchable(command)) {
+      this.proposeBatch();
+      return this.proposeOne(stamped, timeoutMs);
+    }
+    const itemBytes = CACHE_BATCH_ITEM_OVERHEAD_BYTES + stamped.byteLength;
+    let b = this.batch;
+    if (
+      b !== null &&
+      (b.items.length >= batchMax || b.bytes + itemBytes > commandBytesMaxFor(this.d.cfg.entryBytesMax))
+    ) {
+      this.proposeBatch();
+      b = null;
+    }
+    if (b === null) {
+      const fresh: PendingBatch = { items: [], waiters: [], bytes: CACHE_BATCH_HEADER_BYTES, timeoutMs };
+      this.batch = fresh;
+      // After the synchronous work of this turn (every call of one message from the
+      // application's thread, every request of one socket read): no timer, no extra turn.
+      queueMicrotask(() => {
+        if (this.batch === fresh) this.proposeBatch();
+      });
+      b = fresh;
+    }
+    b.items.push(stamped);
+    b.bytes += itemBytes;
+    // The nearest deadline: no caller waits past its own (a later one retries its write).
+    b.timeoutMs = Math.min(b.timeoutMs, timeoutMs);
+    const batch = b;
+    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
+  }
+
+  /** Batchable writes of this turn, not proposed yet (proposeStamped). */
+  private batch: PendingBatch | null = null;
+
+  /** Proposes the writes collected in this turn: one alone as it is, several as one batch entry. */
+  private proposeBatch(): void {
+    const b = this.batch;
+    if (b === null) return;
+    this.batch = null;
+    if (b.items.length === 1) {
+      const w = b.waiters[0] as BatchWaiter;
+      this.proposeOne(b.items[0] as Uint8Array, b.timeoutMs).then(w.resolve, w.reject);
+      return;
+    }
+    let out: Promise<{ index: number; result: unknown }>;
+    try {
+      this.checkOpen();
+      out = this.raft.propose(this.sm.encodeBatchForProposal(b.items), {
+        timeoutMs: Math.min(b.timeoutMs, this.d.cfg.proposalTimeoutMs),
+      });
+    } catch (e) {
+      for (const w of b.waiters) w.reject(e);
+      return;
+    }
+    out.then(
+      (o) => {
+        const r = o.result as CacheEntryResult;
+        for (let i = 0; i < b.waiters.length; i++) {
+          const result = Array.isArray(r) ? (r[i] as CacheResult | undefined) : (r as CacheResult);
+          const w = b.waiters[i] as BatchWaiter;
+          if (result === undefined)
+            w.reject(
+              new HiqliteError('HQL_INTERNAL', `a batch entry answered without result ${i}`, {
+                retryable: false,
+              }),
+            );
+          else w.resolve({ index: o.index, result });
+        }
+      },
+      (e: unknown) => {
+        for (const w of b.waiters) w.reject(e);
+      },
+    );
+  }
+
+  private async proposeOne(
     stamped: Uint8Array,
     timeoutMs: number,
   ): Promise<{ index: number; result: CacheResult }> {
@@ -595,6 +690,20 @@ function reviveForwarded(r: CacheResult): CacheResult {
   if ((v.type === 'counterAdd' || v.type === 'counterGet') && typeof v.value === 'number')
     return { ok: true, value: { ...v, value: BigInt(v.value) } } as CacheResult;
   return r;
+}
+
+interface BatchWaiter {
+  readonly resolve: (out: { index: number; result: CacheResult }) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** Writes of one turn that will share a log entry (CacheGroup.proposeStamped). */
+interface PendingBatch {
+  readonly items: Uint8Array[];
+  readonly waiters: BatchWaiter[];
+  /** The batch entry's size so far (its header and every command with its length). */
+  bytes: number;
+  timeoutMs: number;
 }
 
 /** What `CacheGroup.observe` reports. Called synchronously; must not throw. */

@@ -39,8 +39,8 @@ export class Harness {
 
   run(command: CacheCommand, nowMs: number, session?: CacheSession): CacheResult {
     const [r] = this.sm.applySync([commandEntry(this.next, command, nowMs, session)], [true]);
-    assert.ok(r !== undefined);
-    return r;
+    assert.ok(r !== undefined && !Array.isArray(r));
+    return r as CacheResult;
   }
 
   /** Runs a command that must succeed; returns its outcome. */
@@ -56,8 +56,8 @@ export class Harness {
   raw(data: Uint8Array): CacheResult {
     const entry: Entry = { kind: 'command', index: logIndex(this.next), term: term(1), data };
     const [r] = this.sm.applySync([entry], [true]);
-    assert.ok(r !== undefined);
-    return r;
+    assert.ok(r !== undefined && !Array.isArray(r));
+    return r as CacheResult;
   }
 }
 

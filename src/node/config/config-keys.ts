@@ -112,6 +112,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'backupGzipLevel', toml: 'backup_gzip_level', default: 1, min: 0, max: 9 },
   // The cache group's runtime (the limits of its state machine follow).
   { key: 'cacheExpireIntervalMs', toml: 'cache_expire_interval_ms', default: 200, min: 1, max: 3_600_000 },
+  // Writes the leader proposes in one turn share a log entry, up to this many (1: one per entry).
+  { key: 'cacheBatchCommandsMax', toml: 'cache_batch_commands_max', default: 1024, min: 1, max: 1024 },
   {
     key: 'cacheListenerBufferMax',
     toml: 'cache_listener_buffer_max',

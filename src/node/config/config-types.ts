@@ -144,6 +144,11 @@ export interface NodeConfig {
   sqlite?: boolean;
   /** How often the cache group's leader checks whether entries expired or leases ended. */
   cacheExpireIntervalMs?: number;
+  /**
+   * Cache writes the leader proposes in one turn of its event loop share one log entry, up to
+   * this many (1: an entry per write). Default 1024, the most a batch entry may hold.
+   */
+  cacheBatchCommandsMax?: number;
   /** Notifications one local listener may have unread before it gets HQL_LAGGED. */
   cacheListenerBufferMax?: number;
   /** Local listeners (and remote streams) on this node. */
@@ -218,6 +223,7 @@ export type IntegerKey =
   | 'backupKeepDaysLocal'
   | 'backupGzipLevel'
   | 'cacheExpireIntervalMs'
+  | 'cacheBatchCommandsMax'
   | 'cacheListenerBufferMax'
   | 'cacheListenersMax'
   | CacheLimitKey;

@@ -10,6 +10,7 @@
  * Encoding validates with the same code, so whatever encodes also decodes. Byte limits that
  * depend on the options (key and value sizes) are checked when the command is applied.
  */
+import { assert } from '../../lib/assert.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { CacheError, type CacheErrorInfo } from './errors.js';
 
@@ -131,6 +132,113 @@ function wellFormed(e: CacheCommandEnvelope): boolean {
     if (typeof v === 'string' && SURROGATE.test(v)) return false;
   }
   return true;
+}
+
+// ---- batches ---------------------------------------------------------------------------------
+
+/**
+ * The first byte of a log entry holding several commands (a batch): the leader groups the
+ * writes proposed in one turn of its event loop into one entry (CacheGroup), so that the Raft
+ * work per entry (log append, replication, acknowledgement, commit) is shared. Layout after this
+ * byte: a u32 (big endian) count, then per command a u32 length and the command's own bytes as
+ * `encodeCacheCommand` makes them (version 1). Each command keeps its session, its clock stamp
+ * and its result; applying the batch is applying its commands one by one at the entry's index.
+ * Nodes of a build without batches read this byte as an unknown format version, so a batch is
+ * a log format change (HANDSHAKE_VERSION, docs/ARCHITECTURE.md "Upgrades").
+ */
+export const CACHE_BATCH_FORMAT_VERSION = 2;
+/** The most commands one batch entry holds (a decoder refuses more). */
+export const CACHE_BATCH_COMMANDS_MAX = 1024;
+/** Bytes a batch adds to its commands: the version byte and count, plus a length per command. */
+export const CACHE_BATCH_HEADER_BYTES = 5;
+export const CACHE_BATCH_ITEM_OVERHEAD_BYTES = 4;
+
+/**
+ * Commands that may share an entry: those whose outcome names no log index and starts nothing
+ * that a listener or lock waiter tells apart by index (not notify, locks or expire).
+ */
+export function isBatchable(c: CacheCommand): boolean {
+  switch (c.type) {
+    case 'put':
+    case 'delete':
+    case 'get':
+    case 'getRemove':
+    case 'replace':
+    case 'putIfAbsent':
+    case 'counterAdd':
+    case 'counterSet':
+    case 'counterGet':
+    case 'counterDelete':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** True when the entry payload is a batch (decodeCacheBatch), else a single command. */
+export function isCacheBatch(bytes: Uint8Array): boolean {
+  return bytes.length > 0 && bytes[0] === CACHE_BATCH_FORMAT_VERSION;
+}
+
+/** Frames encoded commands (each made by encodeCacheCommand, each batchable) into one batch payload. */
+export function encodeCacheBatch(items: readonly Uint8Array[]): Uint8Array {
+  assert(items.length >= 1 && items.length <= CACHE_BATCH_COMMANDS_MAX, 'a batch holds 1 to 1024 commands');
+  let size = CACHE_BATCH_HEADER_BYTES;
+  for (const it of items) size += CACHE_BATCH_ITEM_OVERHEAD_BYTES + it.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = CACHE_BATCH_FORMAT_VERSION;
+  view.setUint32(1, items.length);
+  let at = CACHE_BATCH_HEADER_BYTES;
+  for (const it of items) {
+    view.setUint32(at, it.length);
+    out.set(it, at + CACHE_BATCH_ITEM_OVERHEAD_BYTES);
+    at += CACHE_BATCH_ITEM_OVERHEAD_BYTES + it.length;
+  }
+  return out;
+}
+
+/**
+ * Decodes an untrusted batch payload: every command valid and batchable, the framing exact (no
+ * byte missing or left over). Throws `CacheError` (`HQL_MALFORMED_COMMAND`, or HQL_CACHE_TOO_LARGE
+ * as decodeCacheCommand does) for the whole batch: a batch applies completely or not at all.
+ */
+export function decodeCacheBatch(bytes: Uint8Array): CacheCommandEnvelope[] {
+  if (!(bytes instanceof Uint8Array) || bytes.length < CACHE_BATCH_HEADER_BYTES)
+    malformed('batch', 'too short');
+  if (bytes[0] !== CACHE_BATCH_FORMAT_VERSION) malformed('batch', `not a batch (format ${bytes[0]})`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = view.getUint32(1);
+  if (count < 1 || count > CACHE_BATCH_COMMANDS_MAX)
+    malformed('batch', `holds ${count} commands (1 to ${CACHE_BATCH_COMMANDS_MAX})`);
+  // Each command takes at least its length field and 2 bytes: a count the bytes cannot hold is refused before any work.
+  if (count * (CACHE_BATCH_ITEM_OVERHEAD_BYTES + 2) > bytes.length - CACHE_BATCH_HEADER_BYTES)
+    malformed('batch', `${count} commands do not fit in ${bytes.length} bytes`);
+  const out: CacheCommandEnvelope[] = new Array(count);
+  let at = CACHE_BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (at + CACHE_BATCH_ITEM_OVERHEAD_BYTES > bytes.length) malformed(`batch[${i}]`, 'truncated');
+    const len = view.getUint32(at);
+    at += CACHE_BATCH_ITEM_OVERHEAD_BYTES;
+    if (len > bytes.length - at) malformed(`batch[${i}]`, 'truncated');
+    const envelope = decodeCacheCommand(bytes.subarray(at, at + len));
+    if (!isBatchable(envelope.command))
+      malformed(`batch[${i}].command.type`, `${envelope.command.type} is never batched`);
+    out[i] = envelope;
+    at += len;
+  }
+  if (at !== bytes.length) malformed('batch', `${bytes.length - at} bytes after the last command`);
+  return out;
+}
+
+/** Like decodeCacheBatch, but returns the error data instead of throwing. */
+export function tryDecodeCacheBatch(bytes: Uint8Array): CacheCommandEnvelope[] | CacheErrorInfo {
+  try {
+    return decodeCacheBatch(bytes);
+  } catch (e) {
+    if (e instanceof CacheError) return e.info;
+    throw e;
+  }
 }
 
 /** Decodes untrusted bytes. Throws `CacheError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */

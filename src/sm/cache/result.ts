@@ -43,6 +43,9 @@ export type CacheResult =
   | { readonly ok: true; readonly value: CacheOutcome }
   | { readonly ok: false; readonly error: CacheErrorInfo };
 
+/** The result of one log entry: a command's, or a batch's (one per command; one error if malformed). */
+export type CacheEntryResult = CacheResult | readonly CacheResult[];
+
 /** Accounted size of a result a session keeps (its byte arrays and message, plus a fixed cost). */
 export function resultBytes(r: CacheResult): number {
   const fixed = 64;

@@ -15,12 +15,19 @@ import { dirname } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { HiqliteError } from '../../lib/errors.js';
 import type { Entry, LogIndex, Membership, SnapshotMeta, Term } from '../../raft/types.js';
-import { type CacheCommandEnvelope, encodeCacheCommandValidated } from './command.js';
+import {
+  type CacheCommand,
+  type CacheCommandEnvelope,
+  decodeCacheCommand,
+  encodeCacheBatch,
+  encodeCacheCommandValidated,
+  isBatchable,
+} from './command.js';
 import { type Entry as CacheEntry, isExpired } from './kv.js';
 import type { Holder, Waiter } from './locks.js';
 import type { NotificationsAfter } from './notifications.js';
 import { type CacheLimits, resolveCacheLimits } from './options.js';
-import type { CacheResult } from './result.js';
+import type { CacheEntryResult } from './result.js';
 import {
   type CapturedSnapshot,
   captureSnapshot,
@@ -92,7 +99,10 @@ export class CacheStateMachine {
    * Commands this node encoded (encodeForProposal), by the identity of their bytes: applying the
    * entry that holds those very bytes takes the validated envelope instead of decoding them.
    */
-  private readonly proposed = new WeakMap<Uint8Array, CacheCommandEnvelope>();
+  private readonly proposed = new WeakMap<
+    Uint8Array,
+    CacheCommandEnvelope | readonly CacheCommandEnvelope[]
+  >();
 
   constructor(options: CacheStateMachineOptions = {}) {
     this.limits = resolveCacheLimits(options.limits);
@@ -112,6 +122,36 @@ export class CacheStateMachine {
     return out.bytes;
   }
 
+  /** The command of bytes made by encodeForProposal and not applied yet (else undefined). */
+  proposedCommand(bytes: Uint8Array): CacheCommand | undefined {
+    const known = this.proposed.get(bytes);
+    return known === undefined || Array.isArray(known) ? undefined : (known as CacheCommandEnvelope).command;
+  }
+
+  /**
+   * One batch entry of commands encoded by encodeForProposal (each batchable, command.ts
+   * isBatchable), in order; like encodeForProposal, the leader that applies these very bytes
+   * applies the validated envelopes instead of decoding them.
+   */
+  encodeBatchForProposal(items: readonly Uint8Array[]): Uint8Array {
+    const envelopes: CacheCommandEnvelope[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i] as Uint8Array;
+      const known = this.proposed.get(it);
+      envelopes[i] =
+        known === undefined || Array.isArray(known)
+          ? decodeCacheCommand(it)
+          : (known as CacheCommandEnvelope);
+      assert(
+        isBatchable((envelopes[i] as CacheCommandEnvelope).command),
+        'only batchable commands are batched',
+      );
+    }
+    const bytes = encodeCacheBatch(items);
+    this.proposed.set(bytes, envelopes);
+    return bytes;
+  }
+
   // ---- the GroupStateMachine seam --------------------------------------------------------------
 
   appliedIndex(): LogIndex {
@@ -122,21 +162,26 @@ export class CacheStateMachine {
     return this.applySync(entries, wanted);
   }
 
-  /** `apply` without the promise: one result per entry where wanted (undefined elsewhere). */
-  applySync(entries: readonly Entry[], wanted: readonly boolean[]): Array<CacheResult | undefined> {
+  /**
+   * `apply` without the promise: one result per entry where wanted (undefined elsewhere); a
+   * batch entry's result is the array of its commands' results (or one error if malformed).
+   */
+  applySync(entries: readonly Entry[], wanted: readonly boolean[]): Array<CacheEntryResult | undefined> {
     this.checkOpen();
     assert(wanted.length === entries.length, 'one wanted flag per entry');
-    const results: Array<CacheResult | undefined> = new Array(entries.length);
+    const results: Array<CacheEntryResult | undefined> = new Array(entries.length);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       assert(e.index === this.applied + 1, `entry ${e.index} applied after ${this.applied}`);
       if (e.kind === 'command') {
         const known = this.proposed.get(e.data);
-        let r: CacheResult;
-        if (known === undefined) r = this.state.applyCommand(e.data, e.index);
+        let r: CacheEntryResult;
+        if (known === undefined) r = this.state.applyEntry(e.data, e.index);
         else {
           this.proposed.delete(e.data);
-          r = this.state.applyEnvelope(known, e.index);
+          r = Array.isArray(known)
+            ? this.state.applyBatch(known, e.index)
+            : this.state.applyEnvelope(known as CacheCommandEnvelope, e.index);
         }
         if (wanted[i]) results[i] = r;
       } else if (e.kind === 'config') {

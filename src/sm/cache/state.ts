@@ -10,7 +10,13 @@
  * command, record the session.
  */
 import { assertNever } from '../../lib/assert.js';
-import { type CacheCommand, type CacheCommandEnvelope, tryDecodeCacheCommand } from './command.js';
+import {
+  type CacheCommand,
+  type CacheCommandEnvelope,
+  isCacheBatch,
+  tryDecodeCacheBatch,
+  tryDecodeCacheCommand,
+} from './command.js';
 import type { CacheErrorInfo } from './errors.js';
 import { checkBytes, KvStore, tooLargeError } from './kv.js';
 import { type LockGrant, LockTable } from './locks.js';
@@ -56,6 +62,25 @@ export class CacheState {
     const envelope = tryDecodeCacheCommand(data);
     if (!('command' in envelope)) return { ok: false, error: envelope };
     return this.applyEnvelope(envelope, index);
+  }
+
+  /**
+   * Applies the payload of the log entry at `index`: one command (its result), or a batch
+   * (command.ts, CACHE_BATCH_FORMAT_VERSION): its commands one by one at that index, one result
+   * each; a malformed batch changes nothing and has one error result.
+   */
+  applyEntry(data: Uint8Array, index: number): CacheResult | CacheResult[] {
+    if (!isCacheBatch(data)) return this.applyCommand(data, index);
+    const envelopes = tryDecodeCacheBatch(data);
+    if (!Array.isArray(envelopes)) return { ok: false, error: envelopes };
+    return this.applyBatch(envelopes, index);
+  }
+
+  /** The commands of one batch entry, in order, one result each. */
+  applyBatch(envelopes: readonly CacheCommandEnvelope[], index: number): CacheResult[] {
+    const results: CacheResult[] = new Array(envelopes.length);
+    for (let i = 0; i < envelopes.length; i++) results[i] = this.applyEnvelope(envelopes[i]!, index);
+    return results;
   }
 
   applyEnvelope(envelope: CacheCommandEnvelope, index: number): CacheResult {
