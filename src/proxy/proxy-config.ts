@@ -3,8 +3,6 @@
  * `HQL_<KEY>` environment variable (the variable wins), as a node's (config-toml.ts). Problems
  * are collected and reported together, each naming its key. Keys: proxy-config-keys.ts.
  */
-import { readFileSync } from 'node:fs';
-import { parse, TomlError } from 'smol-toml';
 import { parseApiAddress } from '../client/api-address.js';
 import {
   type Env,
@@ -17,7 +15,7 @@ import {
 } from '../node/config/config.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from '../node/config/config-errors.js';
 import { FRAME_HEADROOM_BYTES } from '../node/config/config-keys.js';
-import { splitEnvList } from '../node/config/config-toml.js';
+import { parseTomlDocument, readConfigFile, splitEnvList } from '../node/config/config-toml.js';
 import { PROXY_INTEGER_SETTINGS, PROXY_KEYS } from './proxy-config-keys.js';
 
 export interface ProxyConfig {
@@ -40,28 +38,11 @@ export interface ProxyConfig {
 
 /** Reads and validates `path`; throws ConfigError (HQL_INVALID_CONFIG) listing every problem. */
 export function loadProxyConfig(path: string, env: Env = process.env): ProxyConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const reason = e instanceof Error ? e.message : String(e);
-    throw new ConfigError([{ key: path, message: `cannot read the config file: ${reason}` }], null);
-  }
-  return parseProxyConfig(text, env, path);
+  return parseProxyConfig(readConfigFile(path), env, path);
 }
 
 export function parseProxyConfig(text: string, env: Env = process.env, source = 'TOML'): ProxyConfig {
-  let document: Record<string, unknown>;
-  try {
-    document = parse(text);
-  } catch (e) {
-    if (!(e instanceof TomlError)) throw e;
-    const reason = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
-    throw new ConfigError(
-      [{ key: source, message: `syntax error at line ${e.line}, column ${e.column}: ${reason}` }],
-      null,
-    );
-  }
+  const document = parseTomlDocument(text, source);
   const table = document.hiqlite ?? {};
   if (typeof table !== 'object' || table === null || Array.isArray(table))
     throw new ConfigError([{ key: '[hiqlite]', message: 'must be a table' }], source);

@@ -51,14 +51,31 @@ export function readTomlConfig(
   env: Env = process.env,
   options: TomlConfigOptions = {},
 ): TomlConfigResult {
-  let text: string;
+  return parseTomlConfig(readConfigFile(path), env, { ...options, source: path });
+}
+
+/** The text of a config file; a ConfigError when it cannot be read. */
+export function readConfigFile(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     throw new ConfigError([{ key: path, message: `cannot read the config file: ${reason}` }], null);
   }
-  return parseTomlConfig(text, env, { ...options, source: path });
+}
+
+/** A TOML document; a syntax error is a ConfigError naming `source`, the line and the column. */
+export function parseTomlDocument(text: string, source: string): Record<string, unknown> {
+  try {
+    return parse(text);
+  } catch (e) {
+    if (!(e instanceof TomlError)) throw e;
+    const reason = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+    throw new ConfigError(
+      [{ key: source, message: `syntax error at line ${e.line}, column ${e.column}: ${reason}` }],
+      null,
+    );
+  }
 }
 
 /** The pure core of readTomlConfig: `text` is the file's content, `source` names it in messages. */
@@ -69,18 +86,7 @@ export function parseTomlConfig(
 ): TomlConfigResult {
   const tableName = options.table ?? 'hiqlite';
   const source = options.source ?? null;
-  let document: Record<string, unknown>;
-  try {
-    document = parse(text);
-  } catch (e) {
-    if (!(e instanceof TomlError)) throw e;
-    const reason = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
-    const key = source ?? 'TOML';
-    throw new ConfigError(
-      [{ key, message: `syntax error at line ${e.line}, column ${e.column}: ${reason}` }],
-      null,
-    );
-  }
+  const document = parseTomlDocument(text, source ?? 'TOML');
   const table = document[tableName];
   if (table === undefined || typeof table !== 'object' || table === null || Array.isArray(table)) {
     const message = table === undefined ? 'is missing' : `must be a table, got ${describeValue(table)}`;
