@@ -14,27 +14,37 @@
  */
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { HELP_OPTION, parseCliArgs } from '../support/cli-args.js';
 import { type CompiledProduct, compileProduct } from './compiled-product.js';
 import { isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
 import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
 import { type RunReport, runOnce, WORKLOADS, type WorkloadName } from './runner.js';
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '1' },
-    nemesis: { type: 'string', default: 'all' },
-    nodes: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '20' },
-    seed: { type: 'string' },
-    clients: { type: 'string' },
-    report: { type: 'string' },
-    workload: { type: 'string', default: 'sql,cache' },
-    verbose: { type: 'boolean', default: false },
-    // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
-    tsx: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+const USAGE = `npm run test:faults -- [--runs N] [--nemesis NAME|all] [--nodes 3|5] [--seconds S] [--seed X]
+  [--clients C] [--workload sql,cache] [--report FILE] [--verbose] [--tsx]
+  (docs/FAULTS.md)`;
+
+const { values } = parseCliArgs(
+  () =>
+    parseArgs({
+      strict: true,
+      options: {
+        ...HELP_OPTION,
+        runs: { type: 'string', default: '1' },
+        nemesis: { type: 'string', default: 'all' },
+        nodes: { type: 'string', default: '3' },
+        seconds: { type: 'string', default: '20' },
+        seed: { type: 'string' },
+        clients: { type: 'string' },
+        report: { type: 'string' },
+        workload: { type: 'string', default: 'sql,cache' },
+        verbose: { type: 'boolean', default: false },
+        // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
+        tsx: { type: 'boolean', default: false },
+      },
+    }),
+  USAGE,
+);
 
 function intArg(name: string, v: string | undefined, lo: number, hi: number): number | undefined {
   if (v === undefined) return undefined;

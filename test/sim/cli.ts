@@ -10,6 +10,7 @@
  * Exit code 1 when a seed fails (or a planted bug escapes).
  */
 import { parseArgs } from 'node:util';
+import { HELP_OPTION, parseCliArgs } from '../support/cli-args.js';
 import { HUNT_SEEDS_MAX_DEFAULT, huntPlantedBug } from './planted.js';
 import { PLANTED_BUGS, type PlantedBugName } from './profile.js';
 import { type RunStats, runSeed, type SeedResult, type SimOptions } from './simulation.js';
@@ -18,36 +19,26 @@ const USAGE = `npm run sim -- [--seeds N] [--first S] [--seed S] [--planted-bugs
   [--chaos-ms MS] [--trace-lines N] [--verbose] [--no-durability-check]
   (docs/internals/simulator.md)`;
 
-let parsed: ReturnType<typeof parseArgsOrExit>;
-function parseArgsOrExit() {
-  return parseArgs({
-    options: {
-      help: { type: 'boolean', short: 'h', default: false },
-      seeds: { type: 'string' },
-      seed: { type: 'string' },
-      first: { type: 'string' },
-      'planted-bugs': { type: 'boolean', default: false },
-      bug: { type: 'string' },
-      'max-seeds': { type: 'string' },
-      'chaos-ms': { type: 'string' },
-      'trace-lines': { type: 'string' },
-      verbose: { type: 'boolean', default: false },
-      'no-durability-check': { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-}
-try {
-  parsed = parseArgsOrExit();
-} catch (e) {
-  console.error(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-if (parsed.values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const { values } = parsed;
+const { values } = parseCliArgs(
+  () =>
+    parseArgs({
+      strict: true,
+      options: {
+        ...HELP_OPTION,
+        seeds: { type: 'string' },
+        seed: { type: 'string' },
+        first: { type: 'string' },
+        'planted-bugs': { type: 'boolean', default: false },
+        bug: { type: 'string' },
+        'max-seeds': { type: 'string' },
+        'chaos-ms': { type: 'string' },
+        'trace-lines': { type: 'string' },
+        verbose: { type: 'boolean', default: false },
+        'no-durability-check': { type: 'boolean', default: false },
+      },
+    }),
+  USAGE,
+);
 
 function intArg(name: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
