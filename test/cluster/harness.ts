@@ -4,13 +4,14 @@
  * restart nodes, and use a remote client (`connect()`) or the JSON HTTP API to drive them.
  * Every process started is killed in `close()`; every wait is bounded.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type ConnectOptions, connect, type HiqliteClient, type Metrics, type Row } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
+import { spawnTsx } from '../support/tsx-process.js';
 
 export { freePorts };
 
@@ -152,29 +153,17 @@ export class TestCluster {
   private spawnNode(id: number, env: Record<string, string>): void {
     const n = this.node(id);
     if (n.child !== null) throw new Error(`node ${id} is running`);
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', n.configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn',
-        ...this.env,
-        ...env,
-      },
+    const childEnv = {
+      ...process.env,
+      HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn',
+      ...this.env,
+      ...env,
+    };
+    const { child, exit } = spawnTsx(CLI, ['serve', '--config', n.configFile], childEnv, n, () => {
+      n.child = null;
     });
     n.child = child;
-    n.output = '';
-    n.exit = new Promise((r) =>
-      child.once('exit', (code, signal) => {
-        n.child = null;
-        r(code ?? (signal === null ? null : -1));
-      }),
-    );
-    const onData = (d: Buffer) => {
-      n.output += d.toString();
-      if (n.output.length > 1 << 20) n.output = n.output.slice(-(1 << 19));
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    n.exit = exit;
   }
 
   /** True once the node printed READY; false after `timeoutMs`; throws if it exits first. */

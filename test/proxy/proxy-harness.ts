@@ -3,10 +3,11 @@
  * on 127.0.0.1, in front of a TestCluster. Every process started is killed by close(); every
  * wait is bounded.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePorts, SECRET_API, sleep } from '../cluster/harness.js';
+import { spawnTsx } from '../support/tsx-process.js';
 
 const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 
@@ -95,24 +96,16 @@ export class ProxyProcess {
 
   private spawn(): void {
     if (this.child !== null) throw new Error('proxy is running');
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'proxy', '--config', this.configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn', ...this.env },
+    const env = {
+      ...process.env,
+      HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn',
+      ...this.env,
+    };
+    const { child, exit } = spawnTsx(CLI, ['proxy', '--config', this.configFile], env, this, () => {
+      this.child = null;
     });
     this.child = child;
-    this.output = '';
-    this.exit = new Promise((r) =>
-      child.once('exit', (code, signal) => {
-        this.child = null;
-        r(code ?? (signal === null ? null : -1));
-      }),
-    );
-    const onData = (d: Buffer) => {
-      this.output += d.toString();
-      if (this.output.length > 1 << 20) this.output = this.output.slice(-(1 << 19));
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    this.exit = exit;
   }
 }
 
