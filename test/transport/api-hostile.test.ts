@@ -92,6 +92,35 @@ async function listenServer(o: { listenersMax: number; bufferMax: number }): Pro
   return { port, hub, publish, serverSockets };
 }
 
+/**
+ * Publishes `payload` in batches (a turn of the event loop after each) until the hub holds no
+ * listener or `max` are published; measures the peak of what the server's sockets and the hub's
+ * queues buffered meanwhile.
+ */
+async function publishUntilDropped(
+  server: Awaited<ReturnType<typeof listenServer>>,
+  o: { payload: string; batch: number; max: number },
+): Promise<{ published: number; peakWritable: number; peakQueued: number }> {
+  const { hub, publish, serverSockets } = server;
+  let published = 0;
+  let peakWritable = 0;
+  let peakQueued = 0;
+  const measure = () => {
+    for (const s of serverSockets) peakWritable = Math.max(peakWritable, s.writableLength);
+    peakQueued = Math.max(peakQueued, hub.buffered());
+  };
+  while (hub.size > 0 && published < o.max) {
+    for (let i = 0; i < o.batch; i++) {
+      publish(o.payload);
+      published++;
+      measure();
+    }
+    await nextTurn();
+    measure();
+  }
+  return { published, peakWritable, peakQueued };
+}
+
 /** Parses the events of an SSE text (comments skipped); `rest` is an unfinished event. */
 function parseSse(text: string): { events: SseEvent[]; rest: string } {
   const blocks = text.split('\n\n');
@@ -180,10 +209,8 @@ describe('GET /listen and binary listen: the listeners bound', () => {
 describe('GET /listen: a reader that never reads', () => {
   test('the node buffers at most one batch for it, then tells it HQL_LAGGED and drops it', async (t) => {
     const BUFFER_MAX = 50;
-    const { port, hub, publish, serverSockets } = await listenServer({
-      listenersMax: 10,
-      bufferMax: BUFFER_MAX,
-    });
+    const server = await listenServer({ listenersMax: 10, bufferMax: BUFFER_MAX });
+    const { port, hub } = server;
     const socket = netConnect({ host: HOST, port });
     sockets.add(socket);
     socket.on('error', () => {});
@@ -201,23 +228,11 @@ describe('GET /listen: a reader that never reads', () => {
     assert.equal(hub.size, 1);
     // 16 KiB notifications until the listener is dropped: far more than the socket buffers hold
     // (bounded: 4000 of them, 64 MiB, if it never were).
-    const payload = 'p'.repeat(16 * 1024);
-    let published = 0;
-    let peakWritable = 0;
-    let peakQueued = 0;
-    const measure = () => {
-      for (const s of serverSockets) peakWritable = Math.max(peakWritable, s.writableLength);
-      peakQueued = Math.max(peakQueued, hub.buffered());
-    };
-    while (hub.size > 0 && published < 4000) {
-      for (let i = 0; i < 20; i++) {
-        publish(payload);
-        published++;
-        measure();
-      }
-      await nextTurn();
-      measure();
-    }
+    const { published, peakWritable, peakQueued } = await publishUntilDropped(server, {
+      payload: 'p'.repeat(16 * 1024),
+      batch: 20,
+      max: 4000,
+    });
     assert.equal(hub.size, 0, `the listener was dropped (after ${published} notifications)`);
     t.diagnostic(
       `dropped after ${published} notifications; peak socket buffer ${peakWritable} B, peak queue ${peakQueued}`,
@@ -266,10 +281,8 @@ describe('binary listen: a client that never reads', () => {
   test('many listens on one connection: the node buffers about one batch for the connection, not one per listen, and each listen lags', async (t) => {
     const LISTENS = 20;
     const BUFFER_MAX = 20;
-    const { port, hub, publish, serverSockets } = await listenServer({
-      listenersMax: 100,
-      bufferMax: BUFFER_MAX,
-    });
+    const server = await listenServer({ listenersMax: 100, bufferMax: BUFFER_MAX });
+    const { port, hub } = server;
     const conn = await openApiClient(port, { inflightMax: 100, keepaliveIntervalMs: 0 });
     try {
       const lagged = new Map<number, number>();
@@ -283,21 +296,11 @@ describe('binary listen: a client that never reads', () => {
       assert.equal(hub.size, LISTENS);
       // From here the client reads nothing.
       (conn as unknown as { conn: { socket: Socket } }).conn.socket.pause();
-      const payload = 'p'.repeat(64 * 1024);
-      let published = 0;
-      let peakWritable = 0;
-      const measure = () => {
-        for (const s of serverSockets) peakWritable = Math.max(peakWritable, s.writableLength);
-      };
-      while (hub.size > 0 && published < 2000) {
-        for (let i = 0; i < 10; i++) {
-          publish(payload);
-          published++;
-          measure();
-        }
-        await nextTurn();
-        measure();
-      }
+      const { published, peakWritable } = await publishUntilDropped(server, {
+        payload: 'p'.repeat(64 * 1024),
+        batch: 10,
+        max: 2000,
+      });
       t.diagnostic(
         `${LISTENS} listens dropped after ${published} notifications; peak socket buffer ${peakWritable} B`,
       );
