@@ -450,6 +450,7 @@ export class HiqliteNode {
     this.readPool = await ReadPool.start({
       dbPath: cfg.paths.dbFile,
       threads: cfg.readThreads,
+      threadIdleMs: cfg.readThreadIdleMs,
       queueMax: cfg.readQueueMax,
       rowsMax: cfg.queryRowsMax,
       appliedIndex: () => this.sm.worker.applied.current,

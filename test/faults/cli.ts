@@ -13,8 +13,7 @@
  * Exit code 1 when a run fails.
  */
 import { appendFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { HELP_OPTION, parseCliArgs } from '../support/cli-args.js';
+import { parseCliArgs } from '../support/cli-args.js';
 import { type CompiledProduct, compileProduct } from './compiled-product.js';
 import { isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
 import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
@@ -25,24 +24,19 @@ const USAGE = `npm run test:faults -- [--runs N] [--nemesis NAME|all] [--nodes 3
   (docs/FAULTS.md)`;
 
 const { values } = parseCliArgs(
-  () =>
-    parseArgs({
-      strict: true,
-      options: {
-        ...HELP_OPTION,
-        runs: { type: 'string', default: '1' },
-        nemesis: { type: 'string', default: 'all' },
-        nodes: { type: 'string', default: '3' },
-        seconds: { type: 'string', default: '20' },
-        seed: { type: 'string' },
-        clients: { type: 'string' },
-        report: { type: 'string' },
-        workload: { type: 'string', default: 'sql,cache' },
-        verbose: { type: 'boolean', default: false },
-        // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
-        tsx: { type: 'boolean', default: false },
-      },
-    }),
+  {
+    runs: { type: 'string', default: '1' },
+    nemesis: { type: 'string', default: 'all' },
+    nodes: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '20' },
+    seed: { type: 'string' },
+    clients: { type: 'string' },
+    report: { type: 'string' },
+    workload: { type: 'string', default: 'sql,cache' },
+    verbose: { type: 'boolean', default: false },
+    // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
+    tsx: { type: 'boolean', default: false },
+  },
   USAGE,
 );
 

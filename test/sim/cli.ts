@@ -9,8 +9,7 @@
  * (to replay a catch).
  * Exit code 1 when a seed fails (or a planted bug escapes).
  */
-import { parseArgs } from 'node:util';
-import { HELP_OPTION, parseCliArgs } from '../support/cli-args.js';
+import { parseCliArgs } from '../support/cli-args.js';
 import { HUNT_SEEDS_MAX_DEFAULT, huntPlantedBug } from './planted.js';
 import { PLANTED_BUGS, type PlantedBugName } from './profile.js';
 import { type RunStats, runSeed, type SeedResult, type SimOptions } from './simulation.js';
@@ -20,23 +19,18 @@ const USAGE = `npm run sim -- [--seeds N] [--first S] [--seed S] [--planted-bugs
   (docs/internals/simulator.md)`;
 
 const { values } = parseCliArgs(
-  () =>
-    parseArgs({
-      strict: true,
-      options: {
-        ...HELP_OPTION,
-        seeds: { type: 'string' },
-        seed: { type: 'string' },
-        first: { type: 'string' },
-        'planted-bugs': { type: 'boolean', default: false },
-        bug: { type: 'string' },
-        'max-seeds': { type: 'string' },
-        'chaos-ms': { type: 'string' },
-        'trace-lines': { type: 'string' },
-        verbose: { type: 'boolean', default: false },
-        'no-durability-check': { type: 'boolean', default: false },
-      },
-    }),
+  {
+    seeds: { type: 'string' },
+    seed: { type: 'string' },
+    first: { type: 'string' },
+    'planted-bugs': { type: 'boolean', default: false },
+    bug: { type: 'string' },
+    'max-seeds': { type: 'string' },
+    'chaos-ms': { type: 'string' },
+    'trace-lines': { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+    'no-durability-check': { type: 'boolean', default: false },
+  },
   USAGE,
 );
 

@@ -2,24 +2,38 @@
  * Argument parsing for the project's own command-line tools (simulator, fault suite, benchmarks):
  * `--help` / `-h` prints the usage and exits 0; an unknown or malformed option prints the reason
  * and the usage and exits 2, instead of a stack trace.
- *
- *   const { values } = parseCliArgs(() => parseArgs({ options: { ...HELP_OPTION, … }, strict: true }), USAGE);
  */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
-/** The `--help` / `-h` option every tool takes. */
-export const HELP_OPTION = { help: { type: 'boolean', short: 'h', default: false } } as const;
+type Options = NonNullable<ParseArgsConfig['options']>;
+type OptionValue<T> = T extends { readonly type: 'boolean' } ? boolean : string;
 
-export function parseCliArgs<T extends { readonly values: object }>(parse: () => T, usage: string): T {
-  let parsed: T;
+/** What `parseArgs` gives for `O` (single values; an option without a default may be absent). */
+export type CliValues<O extends Options> = {
+  -readonly [K in keyof O]: O[K] extends { readonly default: unknown }
+    ? OptionValue<O[K]>
+    : OptionValue<O[K]> | undefined;
+};
+
+export function parseCliArgs<const O extends Options>(
+  options: O,
+  usage: string,
+  args: string[] = process.argv.slice(2),
+): { values: CliValues<O> } {
+  let values: CliValues<O> & { help?: boolean };
   try {
-    parsed = parse();
+    values = parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h', default: false } },
+      strict: true,
+    }).values as unknown as CliValues<O> & { help?: boolean };
   } catch (e) {
     console.error(`${(e as Error).message}\n${usage}`);
     process.exit(2);
   }
-  if ((parsed.values as { help?: boolean }).help === true) {
+  if (values.help === true) {
     console.log(usage);
     process.exit(0);
   }
-  return parsed;
+  return { values };
 }

@@ -51,6 +51,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   // Reads for other processes run on read threads and are interrupted at this limit.
   { key: 'queryTimeoutMs', toml: 'query_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
   { key: 'readThreads', toml: 'read_threads', default: 2, min: 1, max: 64 },
+  // A read thread costs about 12 MB resident: it ends after this long without a read (0: never).
+  { key: 'readThreadIdleMs', toml: 'read_thread_idle_ms', default: 30_000, min: 0, max: 86_400_000 },
   { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },
   { key: 'queryRowsMax', toml: 'query_rows_max', default: 1_000_000, min: 1, max: 1_000_000_000 },
   // /health turns 503 when one apply batch takes longer than this (a write that does not end).

@@ -95,6 +95,11 @@ export interface NodeConfig {
   queryTimeoutMs?: number;
   /** Threads serving reads for other processes (and embedded reads given a timeoutMs). */
   readThreads?: number;
+  /**
+   * A read thread that served no read for this long ends (its memory goes back); the next read
+   * starts one again. 0: the read threads start with the node and never end.
+   */
+  readThreadIdleMs?: number;
   /** Reads waiting for a read thread before new ones get HQL_OVERLOADED. */
   readQueueMax?: number;
   /** Most rows a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
@@ -197,6 +202,7 @@ export type IntegerKey =
   | 'readTimeoutMs'
   | 'queryTimeoutMs'
   | 'readThreads'
+  | 'readThreadIdleMs'
   | 'readQueueMax'
   | 'queryRowsMax'
   | 'applyStallMs'

@@ -14,6 +14,12 @@
  * the pool has fewer than 2 × `threads` threads in all (retired ones included); beyond that it
  * shrinks instead of growing, and reads wait in the queue until their limit. This degraded mode keeps the event
  * loop and the answer times right, not the CPU.
+ *
+ * Threads start when reads need them and end after `threadIdleMs` without one: each costs about
+ * 12 MB of resident memory (a V8 isolate, its share of malloc, a connection's page cache), which
+ * a node that serves no reads for other processes should not pay (docs/BENCHMARKS.md, "Memory
+ * per node"). The first read after a quiet spell waits for a thread to start (tens of ms, within
+ * its limit). `threadIdleMs` 0: every thread starts with the pool and never ends.
  */
 import type { Worker } from 'node:worker_threads';
 import { HiqliteError } from '../../lib/errors.js';
@@ -34,6 +40,8 @@ export interface ReadPoolOptions {
   readonly interruptible?: boolean;
   /** How long past its read's limit a thread may take to answer before it is retired. Default 1000. */
   readonly stuckGraceMs?: number;
+  /** A thread that served no read for this long ends. Default 30,000; 0: threads never end. */
+  readonly threadIdleMs?: number;
   readonly statementCacheMax?: number;
   readonly busyTimeoutMs?: number;
   /** Most rows one read may return (HQL_RESULT_TOO_LARGE beyond). Default 1,000,000. */
@@ -65,6 +73,8 @@ interface Slot {
   job: Job | null;
   jobId: number;
   stuckTimer: NodeJS.Timeout | null;
+  /** Ends the thread when it stays without a read (threadIdleMs). */
+  idleTimer: NodeJS.Timeout | null;
 }
 
 export class ReadPool {
@@ -74,7 +84,10 @@ export class ReadPool {
   private readonly retired = new Set<Worker>();
   private nextId = 1;
   private closed = false;
+  /** Threads being started (counted against `threads` like running ones). */
+  private starting = 0;
   private readonly threads: number;
+  private readonly threadIdleMs: number;
   private readonly queueMax: number;
   private readonly stuckGraceMs: number;
   private readonly init: ReadWorkerInit;
@@ -84,6 +97,7 @@ export class ReadPool {
     this.threads = o.threads ?? 2;
     this.queueMax = o.queueMax ?? 1024;
     this.stuckGraceMs = o.stuckGraceMs ?? 1000;
+    this.threadIdleMs = o.threadIdleMs ?? 30_000;
     this.appliedIndex = o.appliedIndex ?? (() => 0);
     for (const [key, v] of [
       ['threads', this.threads],
@@ -95,6 +109,12 @@ export class ReadPool {
           retryable: false,
         });
     }
+    if (!(Number.isSafeInteger(this.threadIdleMs) && this.threadIdleMs >= 0))
+      throw new HiqliteError(
+        'HQL_INVALID_CONFIG',
+        `threadIdleMs must be a non-negative integer, got ${this.threadIdleMs}`,
+        { retryable: false },
+      );
     this.init = {
       dbPath: o.dbPath,
       statementCacheMax: o.statementCacheMax ?? 256,
@@ -106,6 +126,7 @@ export class ReadPool {
 
   static async start(options: ReadPoolOptions): Promise<ReadPool> {
     const pool = new ReadPool(options);
+    if (pool.threadIdleMs > 0) return pool; // threads start with the first reads
     try {
       for (let i = 0; i < pool.threads; i++) pool.slots.add(await pool.spawn());
     } catch (e) {
@@ -115,17 +136,23 @@ export class ReadPool {
     return pool;
   }
 
-  /** Whether a read past its limit is interrupted (every thread loaded the extension). */
+  /** Whether a read past its limit is interrupted (every running thread loaded the extension; false while none runs). */
   get interruptible(): boolean {
     for (const s of this.slots) if (!s.started.interruptible) return false;
     return this.slots.size > 0;
   }
 
-  /** Threads serving reads, reads waiting, retired threads still running. */
-  stats(): { threads: number; busy: number; queued: number; retired: number } {
+  /** Threads serving reads, threads starting, reads waiting, retired threads still running. */
+  stats(): { threads: number; starting: number; busy: number; queued: number; retired: number } {
     let busy = 0;
     for (const s of this.slots) if (s.job !== null) busy++;
-    return { threads: this.slots.size, busy, queued: this.queue.length, retired: this.retired.size };
+    return {
+      threads: this.slots.size,
+      starting: this.starting,
+      busy,
+      queued: this.queue.length,
+      retired: this.retired.size,
+    };
   }
 
   query(sql: string, params: QueryParams, options: PoolQueryOptions): Promise<Row[]> {
@@ -168,6 +195,7 @@ export class ReadPool {
     const stops: Promise<unknown>[] = [];
     for (const slot of this.slots) {
       if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
+      if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
       if (slot.job !== null) {
         settle(slot.job, closedError());
         if (slot.started.connectionId !== null) interruptConnection(slot.started.connectionId);
@@ -188,6 +216,8 @@ export class ReadPool {
       while (job?.settled) job = this.queue.shift();
       if (job === undefined) return;
       const remaining = Math.max(1, Math.ceil(job.deadlineMs - performance.now()));
+      if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
+      slot.idleTimer = null;
       slot.job = job;
       slot.jobId = this.nextId++;
       slot.worker.postMessage({
@@ -199,6 +229,62 @@ export class ReadPool {
         applied: this.appliedIndex(),
       } satisfies ReadRequest);
     }
+    this.grow();
+  }
+
+  /**
+   * Starts threads for the reads no thread is free for (every thread, when they never end), up
+   * to `threads` running or starting, and 2 × `threads` counting the retired ones still running.
+   */
+  private grow(): void {
+    if (this.closed) return;
+    let wanted = this.threads;
+    if (this.threadIdleMs > 0) {
+      if (this.slots.size + this.starting >= this.threads) return;
+      let waiting = 0;
+      for (const job of this.queue) if (!job.settled) waiting++;
+      let busy = 0;
+      for (const s of this.slots) if (s.job !== null) busy++;
+      wanted = Math.min(this.threads, busy + waiting);
+    }
+    while (
+      this.slots.size + this.starting < wanted &&
+      this.slots.size + this.starting + this.retired.size < 2 * this.threads
+    ) {
+      this.starting++;
+      this.spawn().then(
+        (slot) => {
+          this.starting--;
+          if (this.closed) {
+            slot.worker.terminate().catch(() => {});
+            return;
+          }
+          this.slots.add(slot);
+          this.pump();
+          if (slot.job === null) this.armIdle(slot);
+        },
+        (e: unknown) => {
+          this.starting--;
+          // No thread can serve the waiting reads: they fail now rather than at their limit.
+          if (this.closed || this.slots.size > 0 || this.starting > 0) return;
+          const error = e instanceof Error ? e : new Error(String(e));
+          for (const job of this.queue.splice(0)) settle(job, error);
+        },
+      );
+    }
+  }
+
+  /** A thread without a read ends after `threadIdleMs` unless a read comes first. */
+  private armIdle(slot: Slot): void {
+    if (this.threadIdleMs === 0 || this.closed) return;
+    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
+    slot.idleTimer = setTimeout(() => {
+      slot.idleTimer = null;
+      if (slot.job !== null || !this.slots.delete(slot)) return;
+      slot.worker.removeAllListeners('message');
+      slot.worker.terminate().catch(() => {});
+    }, this.threadIdleMs);
+    slot.idleTimer.unref();
   }
 
   private onReply(slot: Slot, m: ReadReply): void {
@@ -216,6 +302,7 @@ export class ReadPool {
       }
     } else settle(job, deserializeError(m.error));
     this.pump();
+    if (slot.job === null) this.armIdle(slot);
   }
 
   /** The caller gets `error` now; a running statement is interrupted, or its thread retired. */
@@ -234,30 +321,15 @@ export class ReadPool {
 
   private retire(slot: Slot): void {
     this.slots.delete(slot);
+    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
     slot.job = null;
     const w = slot.worker;
     this.retired.add(w);
     w.removeAllListeners('message');
     w.once('exit', () => this.retired.delete(w));
     w.terminate().catch(() => {});
-    this.replace();
-  }
-
-  private replace(): void {
-    if (this.closed || this.slots.size + this.retired.size >= 2 * this.threads) return;
-    this.spawn().then(
-      (slot) => {
-        if (this.closed) {
-          slot.worker.terminate().catch(() => {});
-          return;
-        }
-        this.slots.add(slot);
-        this.pump();
-      },
-      () => {
-        // The pool runs with one thread fewer; reads keep their limits.
-      },
-    );
+    // A replacement starts when a read needs it (at once when threads never end).
+    this.grow();
   }
 
   private spawn(): Promise<Slot> {
@@ -277,6 +349,7 @@ export class ReadPool {
           job: null,
           jobId: 0,
           stuckTimer: null,
+          idleTimer: null,
         };
         worker.on('message', (r: ReadReply) => this.onReply(slot, r));
         worker.once('exit', () => this.onExit(slot));
@@ -297,10 +370,11 @@ export class ReadPool {
   private onExit(slot: Slot): void {
     if (!this.slots.delete(slot)) return;
     if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
+    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
     if (slot.job !== null)
       settle(slot.job, new HiqliteError('HQL_IO', 'the read thread exited', { retryable: true }));
     slot.job = null;
-    this.replace();
+    this.grow();
   }
 }
 

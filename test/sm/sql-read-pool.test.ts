@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HiqliteError } from '../../src/lib/errors.js';
+import { ReadPool } from '../../src/sm/sql/read-pool.js';
+import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
+import { cmd, exec, Log, makeTempDir } from './sql-test-helpers.js';
+
+/** Polls `check` every 20 ms, at most `ms`; the last answer. */
+async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  for (let waited = 0; waited < ms && !check(); waited += 20) await sleep(20);
+  return check();
+}
+
+describe('ReadPool threads start with reads and end when idle', () => {
+  const { dir, cleanup } = makeTempDir();
+  const sm = SqlStateMachine.open(dir);
+  sm.applyBatch(
+    new Log().entries(
+      cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY)')),
+      cmd(exec('INSERT INTO t VALUES (1)')),
+    ),
+  );
+  const pools: ReadPool[] = [];
+  after(async () => {
+    for (const p of pools) await p.close();
+    sm.close();
+    cleanup();
+  });
+  const open = async (threadIdleMs: number, threads = 2) => {
+    const pool = await ReadPool.start({ dbPath: sm.path, threads, threadIdleMs });
+    pools.push(pool);
+    return pool;
+  };
+  const read = (pool: ReadPool) => pool.query('SELECT id FROM t', [], { timeoutMs: 30_000 });
+
+  test('no thread runs before the first read; a read starts one, which ends after threadIdleMs', async () => {
+    const pool = await open(200);
+    assert.equal(pool.stats().threads, 0);
+    assert.deepEqual(await read(pool), [{ id: 1 }]);
+    assert.equal(pool.stats().threads, 1);
+    assert.ok(await eventually(() => pool.stats().threads === 0, 10_000), 'the idle thread ended');
+    // The next read starts a thread again.
+    assert.deepEqual(await read(pool), [{ id: 1 }]);
+    assert.equal(pool.stats().threads, 1);
+  });
+
+  test('concurrent reads start at most `threads` threads and all complete', async () => {
+    const pool = await open(60_000, 2);
+    const rows = await Promise.all(Array.from({ length: 20 }, () => read(pool)));
+    for (const r of rows) assert.deepEqual(r, [{ id: 1 }]);
+    const s = pool.stats();
+    assert.ok(s.threads >= 1 && s.threads <= 2, `threads ${s.threads}`);
+    assert.equal(s.starting, 0);
+    assert.equal(s.queued, 0);
+  });
+
+  test('threadIdleMs 0: every thread starts with the pool and stays', async () => {
+    const pool = await open(0, 2);
+    assert.equal(pool.stats().threads, 2);
+    assert.deepEqual(await read(pool), [{ id: 1 }]);
+    await sleep(300);
+    assert.equal(pool.stats().threads, 2);
+  });
+
+  test('when no thread can start, the waiting reads fail at once with its error', async () => {
+    const pool = await ReadPool.start({ dbPath: `${dir}/missing/none.db`, threads: 2 });
+    pools.push(pool);
+    await assert.rejects(
+      read(pool),
+      (e: unknown) => e instanceof Error && !(e instanceof HiqliteError && e.code === 'HQL_TIMEOUT'),
+    );
+    assert.equal(pool.stats().threads, 0);
+  });
+
+  test('threadIdleMs is validated', async () => {
+    await assert.rejects(
+      ReadPool.start({ dbPath: sm.path, threadIdleMs: -1 }),
+      (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_INVALID_CONFIG',
+    );
+  });
+});
