@@ -6,8 +6,9 @@
  *   node --import tsx bench/transport.ts [--seconds 3] [--entry-bytes 100] [--window 20000] [--tls]
  */
 import { parseArgs } from 'node:util';
-import type { Entry, LogIndex, Message, NodeId, Term } from '../src/raft/types.js';
+import type { Message, NodeId } from '../src/raft/types.js';
 import { RaftTransport } from '../src/transport/raft-transport.js';
+import { appendOf } from '../test/support/append-message.js';
 
 const { values } = parseArgs({
   options: {
@@ -52,20 +53,7 @@ for (let i = 0; i < 1000 && !a.status().every((s) => s.bulk === 'ready' && s.con
 }
 
 const data = new Uint8Array(entryBytes).fill(1);
-function append(index: number): Message {
-  const entries: Entry[] = [{ kind: 'command', index: index as LogIndex, term: 1 as Term, data }];
-  return {
-    type: 'append',
-    from: 1 as NodeId,
-    to: 2 as NodeId,
-    term: 1 as Term,
-    prevIndex: (index - 1) as LogIndex,
-    prevTerm: 1 as Term,
-    entries,
-    commit: 0 as LogIndex,
-    epoch: 1,
-  };
-}
+const append = (index: number): Message => appendOf(1 as NodeId, 2 as NodeId, index, data);
 
 let sent = 0;
 let dropped = 0;

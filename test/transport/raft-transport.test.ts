@@ -1,33 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Entry, LogIndex, Message, NodeId, Term } from '../../src/raft/types.js';
+import type { Message, NodeId } from '../../src/raft/types.js';
 import { RaftTransport } from '../../src/transport/raft-transport.js';
 import { oneOfEachType } from '../protocol/arbitraries.js';
+import { appendOf } from '../support/append-message.js';
 import { closeAll, HOST, heartbeat, mesh, nodeStarter, SECRET, startNode, waitFor } from './helpers.js';
 
 const node = nodeStarter();
 
-function append(from: NodeId, to: NodeId, index: number, dataBytes: number): Message {
-  const entries: Entry[] = [
-    {
-      kind: 'command',
-      index: index as LogIndex,
-      term: 1 as Term,
-      data: new Uint8Array(dataBytes).fill(index & 0xff),
-    },
-  ];
-  return {
-    type: 'append',
-    from,
-    to,
-    term: 1 as Term,
-    prevIndex: (index - 1) as LogIndex,
-    prevTerm: 1 as Term,
-    entries,
-    commit: 0 as LogIndex,
-    epoch: 1,
-  };
-}
+/** An append of entry `index` with `dataBytes` of data (each byte the index's low byte). */
+const append = (from: NodeId, to: NodeId, index: number, dataBytes: number): Message =>
+  appendOf(from, to, index, new Uint8Array(dataBytes).fill(index & 0xff));
 
 describe('raft transport', () => {
   test('delivers a message of every type, for every group, in both directions', async () => {
