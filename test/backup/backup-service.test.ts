@@ -15,8 +15,8 @@ import { HiqliteError } from '../../src/lib/errors.js';
 import { type NodeConfig, resolveConfig } from '../../src/node/config/config.js';
 import { sqlConfig } from '../../src/node/sqlite-setting.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { makeDatabase } from './helpers.js';
-import { ManualClock } from './manual-clock.js';
 
 const DAY_MS = 86_400_000;
 const KEY = Buffer.alloc(32, 3).toString('base64');

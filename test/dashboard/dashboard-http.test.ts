@@ -8,7 +8,8 @@ import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { ClusterStatus, ExecuteResult, RowPage, SchemaList } from '../../src/dashboard/api-types.js';
 import { ClusterStatusSource } from '../../src/dashboard/cluster-status.js';
-import { cheapPhc, FakeBackend, login, ManualClock, type Served, serveDashboard, view } from './helpers.js';
+import { ManualClock } from '../support/manual-clock.js';
+import { cheapPhc, FakeBackend, login, type Served, serveDashboard, view } from './helpers.js';
 
 type Answer<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
 

@@ -9,8 +9,8 @@ import type { DashboardBackend, NodeView, Row } from '../../src/dashboard/backen
 import { Dashboard, type DashboardLimits } from '../../src/dashboard/dashboard.js';
 import { MetricsHistory } from '../../src/dashboard/metrics-history.js';
 import { hashPassword } from '../../src/dashboard/password.js';
-import type { Clock, TimerHandle } from '../../src/lib/clock.js';
 import { HiqliteError } from '../../src/lib/errors.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 /** The reference implementation's Argon2id test vector (phc-winner-argon2, src/test.c). */
 export const REFERENCE_PHC =
@@ -19,41 +19,6 @@ export const REFERENCE_PASSWORD = 'password';
 /** A cheap hash of `REFERENCE_PASSWORD` for tests that log in often (1 MiB, one pass). */
 export function cheapPhc(password = REFERENCE_PASSWORD): Promise<string> {
   return hashPassword(password, { memoryKib: 1024, iterations: 1, parallelism: 1 });
-}
-
-export class ManualClock implements Clock {
-  private t = 1_000;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  private nextId = 1;
-
-  monotonicMs(): number {
-    return this.t;
-  }
-  wallMs(): number {
-    return 1_700_000_000_000 + this.t;
-  }
-  setTimer(callback: () => void, delayMs: number): TimerHandle {
-    const id = this.nextId++;
-    this.timers.set(id, { at: this.t + delayMs, fn: callback });
-    return id as unknown as TimerHandle;
-  }
-  clearTimer(handle: TimerHandle): void {
-    this.timers.delete(handle as unknown as number);
-  }
-  /** Moves time on, firing every timer that falls due (in order, bounded). */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (let fired = 0; fired < 100_000; fired++) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers)
-        if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e;
-      if (next === undefined) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
 }
 
 export interface FakeBackendOptions {

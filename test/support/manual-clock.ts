@@ -1,12 +1,15 @@
-/** A clock that moves only when told (not a test file itself). */
+/** A clock that moves only when told: wall and monotonic time, and timers fired in order. */
 import type { Clock, TimerHandle } from '../../src/lib/clock.js';
 
 export class ManualClock implements Clock {
   private timers = new Map<number, { atMs: number; callback: () => void }>();
   private nextId = 1;
-  private monotonic = 0;
 
-  constructor(private wall: number) {}
+  /** Starts at `wall` (default: November 2023) and monotonic time `monotonic`. */
+  constructor(
+    private wall = 1_700_000_001_000,
+    private monotonic = 1_000,
+  ) {}
 
   monotonicMs(): number {
     return this.monotonic;
@@ -33,7 +36,7 @@ export class ManualClock implements Clock {
   /** Moves both clocks by `ms`, firing every timer that falls due, in order. */
   advance(ms: number): void {
     const end = this.monotonic + ms;
-    for (let fired = 0; fired < 10_000; fired++) {
+    for (let fired = 0; fired < 100_000; fired++) {
       let due: [number, { atMs: number; callback: () => void }] | undefined;
       for (const t of this.timers)
         if (t[1].atMs <= end && (due === undefined || t[1].atMs < due[1].atMs)) due = t;
