@@ -66,8 +66,9 @@ describe('reads that never end', () => {
   let n: Awaited<ReturnType<typeof oneNode>>;
   let remote: HiqliteClient;
   before(async () => {
-    // One read thread: a later read can only be served if the endless one was stopped.
-    n = await oneNode({ queryTimeoutMs: 500, readThreads: 1 });
+    // One read thread: a later read can only be served if the endless one was stopped. It starts
+    // with the node (readThreadIdleMs 0), so that its start does not take the reads' 500 ms.
+    n = await oneNode({ queryTimeoutMs: 500, readThreads: 1, readThreadIdleMs: 0 });
     remote = await connect({ nodes: [`127.0.0.1:${n.api}`], secretApi: SECRET_API });
     await n.node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');
     await n.node.execute('INSERT INTO t (v) VALUES (1)');
