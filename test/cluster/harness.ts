@@ -8,14 +8,13 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { type ConnectOptions, connect, type HiqliteClient, type Metrics, type Row } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
-import { spawnTsx } from '../support/tsx-process.js';
+import { CLI_SOURCE, spawnTsx } from '../support/tsx-process.js';
 
 export { freePorts };
 
-const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 export const SECRET_RAFT = 'raft-secret-for-tests-0123456789';
 export const SECRET_API = 'api-secret-for-tests-0123456789';
 
@@ -159,7 +158,7 @@ export class TestCluster {
       ...this.env,
       ...env,
     };
-    const { child, exit } = spawnTsx(CLI, ['serve', '--config', n.configFile], childEnv, n, () => {
+    const { child, exit } = spawnTsx(CLI_SOURCE, ['serve', '--config', n.configFile], childEnv, n, () => {
       n.child = null;
     });
     n.child = child;

@@ -3,35 +3,14 @@
  * prints a PHC string that the node accepts as `password_dashboard` and that verifies it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { parsePhc, verifyPassword } from '../../src/dashboard/password.js';
 import { resolveConfig } from '../../src/node/config/config.js';
+import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
 
-const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
-
-function hashPasswordCli(stdin: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'hash-password'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', fail);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      ok({ code, out, err });
-    });
-    child.stdin.end(stdin);
-  });
+async function hashPasswordCli(stdin: string): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await runTsx(CLI_SOURCE, ['hash-password'], { stdin, timeoutMs: 30_000 });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 test('hash-password prints a PHC string of the password on standard input (one newline dropped)', async () => {

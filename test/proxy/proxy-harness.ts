@@ -5,11 +5,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { freePorts, SECRET_API, sleep } from '../cluster/harness.js';
-import { spawnTsx } from '../support/tsx-process.js';
-
-const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
+import { CLI_SOURCE, spawnTsx } from '../support/tsx-process.js';
 
 export interface ProxyOptions {
   /** The cluster's API addresses. */
@@ -101,7 +99,7 @@ export class ProxyProcess {
       HQL_LOG_LEVEL: process.env.HQL_TEST_CLUSTER_LOG_LEVEL ?? 'warn',
       ...this.env,
     };
-    const { child, exit } = spawnTsx(CLI, ['proxy', '--config', this.configFile], env, this, () => {
+    const { child, exit } = spawnTsx(CLI_SOURCE, ['proxy', '--config', this.configFile], env, this, () => {
       this.child = null;
     });
     this.child = child;

@@ -7,16 +7,15 @@
  * stopped brings the data back to the backup's, and the log goes on after its index.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { HiqliteClient } from '../../src/index.js';
 import { TestCluster } from '../cluster/harness.js';
 import { type FakeS3, startTestS3, testS3Toml } from '../support/s3-server.js';
+import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
 
-const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 const RUN_TIMEOUT_MS = 120_000;
 const KEY = Buffer.alloc(32, 3).toString('base64');
 const ROWS = 2_000;
@@ -29,25 +28,9 @@ interface Ran {
 
 /** One run of the CLI with its output on pipes (not a terminal), killed after the timeout. */
 function cli(args: readonly string[]): Promise<Ran> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
-    child.once('error', fail);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      ok({ code, stdout, stderr });
-    });
+  return runTsx(CLI_SOURCE, args, {
+    env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
+    timeoutMs: RUN_TIMEOUT_MS,
   });
 }
 
