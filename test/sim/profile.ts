@@ -261,6 +261,10 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
  */
 function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
   const five = [1, 2, 3, 4, 5].map(nodeId);
+  /** Every node a voter, no pre-vote, no check quorum: elections as the bug needs them. */
+  const allVotersNoPreVote = (ids: NodeId[]) =>
+    ({ nodeIds: ids, voters: ids, learners: [], preVote: false, checkQuorum: false }) as const;
+  const threeVoters = p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters;
   const withBug = {
     ...p,
     ...(RUNTIME_BUGS.has(bug)
@@ -276,11 +280,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       // later term wins the next election. Short elections, slow links, leaders that die young.
       return {
         ...withBug,
-        nodeIds: five,
-        voters: five,
-        learners: [],
-        preVote: false,
-        checkQuorum: false,
+        ...allVotersNoPreVote(five),
         electionTimeoutTicks: 4,
         heartbeatIntervalTicks: 1,
         inflightMessagesMax: 1,
@@ -308,11 +308,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
     case 'voteWithoutLogCheck':
       return {
         ...withBug,
-        nodeIds: five,
-        voters: five,
-        learners: [],
-        preVote: false,
-        checkQuorum: false,
+        ...allVotersNoPreVote(five),
         nemesisIntervalUs: rng.int(30_000, 100_000),
         nemesis: { ...ZERO_WEIGHTS, isolate: 3, crash: 2, crashLeader: 2, heal: 3 },
         downtimeUsMax: 300_000,
@@ -324,11 +320,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       // requests of a rival candidate in the same term are still in flight (delays, duplicates).
       return {
         ...withBug,
-        nodeIds: five.slice(0, 3),
-        voters: five.slice(0, 3),
-        learners: [],
-        preVote: false,
-        checkQuorum: false,
+        ...allVotersNoPreVote(five.slice(0, 3)),
         electionTimeoutTicks: 3,
         heartbeatIntervalTicks: 1,
         network: { ...p.network, dropRate: 0.2, dupRate: 0.3, longDelayRate: 0.3, longDelayUsMax: 40_000 },
@@ -356,7 +348,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
     case 'applyBeforeCommit':
       return {
         ...withBug,
-        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        voters: threeVoters,
         nemesisIntervalUs: rng.int(50_000, 150_000),
         nemesis: { ...ZERO_WEIGHTS, isolateLeader: 3, crashLeader: 1, heal: 2 },
         clients: 3,
@@ -366,7 +358,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       // disks make the window wide; crashes in it lose what was acknowledged.
       return {
         ...withBug,
-        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        voters: threeVoters,
         diskLatencyUsMin: 1_000,
         diskLatencyUsMax: 10_000,
         nemesisIntervalUs: rng.int(20_000, 100_000),
@@ -391,7 +383,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       // commits on its own unwritten copy plus a minority, then dies mid-persist.
       return {
         ...withBug,
-        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        voters: threeVoters,
         network: { ...p.network, latencyUsMin: 200, latencyUsMax: 1_000 },
         diskLatencyUsMin: 500,
         diskLatencyUsMax: 3_000,
@@ -409,7 +401,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       // compacted past them: it is sent a snapshot whose index its stale tail covers.
       return {
         ...withBug,
-        voters: p.nodeIds.length >= 3 ? p.nodeIds.slice(0, 3) : p.voters,
+        voters: threeVoters,
         checkQuorum: false,
         nemesisIntervalUs: rng.int(100_000, 300_000),
         nemesis: { ...ZERO_WEIGHTS, isolateLeader: 3, heal: 2 },
