@@ -3,7 +3,7 @@
  * src/node/hiqlite-node.ts; unit tests implement it in memory). The dashboard sees no Raft group,
  * no config and no secret: only these calls.
  */
-import type { Features, MetricsSeries, Role } from './api-types.js';
+import type { CacheOverview, Features, MetricsSeries, Role } from './api-types.js';
 
 /** A node's own view of itself (the binary API's `metrics`, `NodeMetrics`). */
 export interface NodeView {
@@ -75,19 +75,23 @@ export interface DashboardCaches {
   ): { readonly entries: readonly (readonly [string, bigint])[]; readonly hasMore: boolean } | null;
 }
 
-export interface CacheGroupView {
-  readonly clockMs: number;
+/** The cache group as this node holds it: what the page shows (CacheOverview), every group listed. */
+export interface CacheGroupView
+  extends Pick<
+    CacheOverview,
+    | 'clockMs'
+    | 'bytes'
+    | 'bytesMax'
+    | 'caches'
+    | 'locksHeld'
+    | 'lockWaiters'
+    | 'notificationsHeld'
+    | 'listeners'
+    | 'listenerLag'
+  > {
   /** Now for TTLs: the later of the group's log clock and this node's wall clock (as reads judge expiry). */
   readonly nowMs: number;
-  readonly bytes: number;
-  readonly bytesMax: number;
-  readonly caches: readonly { readonly name: string; readonly entries: number; readonly bytes: number }[];
-  readonly counterGroups: readonly { readonly name: string; readonly keys: number }[];
-  readonly locksHeld: number;
-  readonly lockWaiters: number;
-  readonly notificationsHeld: number;
-  readonly listeners: number;
-  readonly listenerLag: number;
+  readonly counterGroups: CacheOverview['counters'];
 }
 
 /** A stored backup as a target lists it (time, log index and node as its name says). */
