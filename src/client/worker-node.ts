@@ -133,7 +133,7 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   // threads (a wedged apply) are interrupted, or Node would wait for them (interrupt.ts).
   interruptAllOnExit();
   const node = new WorkerNode(
-    spawnNodeWorker(data),
+    spawnNodeWorker(data, cfg.threadYoungGenerationMb),
     cfg,
     logger,
     shared,
@@ -176,16 +176,13 @@ export async function cacheMirrorOf(
 }
 
 /**
- * The node's garbage is short-lived (messages, frames, decoded entries): a small young generation
- * collects it as well and keeps the thread's resident memory down (V8's default lets it grow to
- * 48 MB per isolate; measured in docs/BENCHMARKS.md).
+ * As spawnModuleWorker (sm/sql/worker-client.ts): tsx is registered inside the worker first. The
+ * node's garbage is short-lived (messages, frames, decoded entries): a small young generation
+ * (`threadYoungGenerationMb`) collects it as well and keeps the thread's resident memory down.
  */
-const NODE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 8 };
-
-/** As spawnModuleWorker (sm/sql/worker-client.ts): tsx is registered inside the worker first. */
-function spawnNodeWorker(data: NodeWorkerData): Worker {
+function spawnNodeWorker(data: NodeWorkerData, youngGenerationMb: number): Worker {
   const here = import.meta.url;
-  const options = { workerData: data, resourceLimits: NODE_THREAD_LIMITS };
+  const options = { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } };
   if (here.endsWith('.ts')) {
     const entry = new URL('./node-worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');

@@ -427,7 +427,10 @@ export class HiqliteNode {
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await this.features.beforeOpen?.(cfg, this.log); // HQL_BACKUP_RESTORE
     await mkdir(cfg.paths.dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, { fileName: cfg.filenameDb });
+    this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, {
+      fileName: cfg.filenameDb,
+      youngGenerationMb: cfg.threadYoungGenerationMb,
+    });
     this.clusterId = await readClusterId(cfg.dataDir);
     // Keep the local state, or discard it and rejoin like a new node (the leader re-adds it);
     // which membership it knows (start-decision.ts; the simulator runs the same decision).
@@ -451,6 +454,7 @@ export class HiqliteNode {
       dbPath: cfg.paths.dbFile,
       threads: cfg.readThreads,
       threadIdleMs: cfg.readThreadIdleMs,
+      youngGenerationMb: cfg.threadYoungGenerationMb,
       queueMax: cfg.readQueueMax,
       rowsMax: cfg.queryRowsMax,
       appliedIndex: () => this.sm.worker.applied.current,

@@ -49,9 +49,9 @@ describe('ReadPool threads start with reads and end when idle', () => {
     const pool = await open(60_000, 2);
     const rows = await Promise.all(Array.from({ length: 20 }, () => read(pool)));
     for (const r of rows) assert.deepEqual(r, [{ id: 1 }]);
+    // A second thread may still be starting: the first can serve every read before it is up.
     const s = pool.stats();
-    assert.ok(s.threads >= 1 && s.threads <= 2, `threads ${s.threads}`);
-    assert.equal(s.starting, 0);
+    assert.ok(s.threads >= 1 && s.threads + s.starting <= 2, `threads ${s.threads}, starting ${s.starting}`);
     assert.equal(s.queued, 0);
   });
 

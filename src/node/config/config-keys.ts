@@ -4,6 +4,7 @@
  * a test checks that every key here is documented.
  */
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
+import { YOUNG_GENERATION_MB_DEFAULT } from '../../sm/sql/worker-client.js';
 import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
 
 const KiB = 1024;
@@ -53,6 +54,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'readThreads', toml: 'read_threads', default: 2, min: 1, max: 64 },
   // A read thread costs about 12 MB resident: it ends after this long without a read (0: never).
   { key: 'readThreadIdleMs', toml: 'read_thread_idle_ms', default: 30_000, min: 0, max: 86_400_000 },
+  // V8 young generation of each thread hiqlite starts (worker-client.ts).
+  {
+    key: 'threadYoungGenerationMb',
+    toml: 'thread_young_generation_mb',
+    default: YOUNG_GENERATION_MB_DEFAULT,
+    min: 1,
+    max: 1024,
+  },
   { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },
   { key: 'queryRowsMax', toml: 'query_rows_max', default: 1_000_000, min: 1, max: 1_000_000_000 },
   // /health turns 503 when one apply batch takes longer than this (a write that does not end).

@@ -100,6 +100,12 @@ export interface NodeConfig {
    * starts one again. 0: the read threads start with the node and never end.
    */
   readThreadIdleMs?: number;
+  /**
+   * The V8 young generation, in MB, of each thread hiqlite starts: the node's own thread
+   * (`start()`'s default), the SQLite writer and the read threads. Smaller: less resident memory,
+   * more frequent minor collections.
+   */
+  threadYoungGenerationMb?: number;
   /** Reads waiting for a read thread before new ones get HQL_OVERLOADED. */
   readQueueMax?: number;
   /** Most rows a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
@@ -203,6 +209,7 @@ export type IntegerKey =
   | 'queryTimeoutMs'
   | 'readThreads'
   | 'readThreadIdleMs'
+  | 'threadYoungGenerationMb'
   | 'readQueueMax'
   | 'queryRowsMax'
   | 'applyStallMs'

@@ -42,6 +42,8 @@ export interface ReadPoolOptions {
   readonly stuckGraceMs?: number;
   /** A thread that served no read for this long ends. Default 30,000; 0: threads never end. */
   readonly threadIdleMs?: number;
+  /** Each thread's V8 young generation in MB (worker-client.ts). */
+  readonly youngGenerationMb?: number;
   readonly statementCacheMax?: number;
   readonly busyTimeoutMs?: number;
   /** Most rows one read may return (HQL_RESULT_TOO_LARGE beyond). Default 1,000,000. */
@@ -88,6 +90,7 @@ export class ReadPool {
   private starting = 0;
   private readonly threads: number;
   private readonly threadIdleMs: number;
+  private readonly youngGenerationMb: number | undefined;
   private readonly queueMax: number;
   private readonly stuckGraceMs: number;
   private readonly init: ReadWorkerInit;
@@ -98,6 +101,7 @@ export class ReadPool {
     this.queueMax = o.queueMax ?? 1024;
     this.stuckGraceMs = o.stuckGraceMs ?? 1000;
     this.threadIdleMs = o.threadIdleMs ?? 30_000;
+    this.youngGenerationMb = o.youngGenerationMb;
     this.appliedIndex = o.appliedIndex ?? (() => 0);
     for (const [key, v] of [
       ['threads', this.threads],
@@ -333,7 +337,7 @@ export class ReadPool {
   }
 
   private spawn(): Promise<Slot> {
-    const worker = spawnModuleWorker('read-worker', this.init);
+    const worker = spawnModuleWorker('read-worker', this.init, this.youngGenerationMb);
     return new Promise<Slot>((resolve, reject) => {
       const onStart = (m: ReadReply) => {
         if (m.id !== 0) return;

@@ -30,6 +30,8 @@ import {
 export interface SqlWorkerOptions extends WorkerStateMachineOptions {
   /** Requests in flight before new ones are rejected with HQL_OVERLOADED. Default 1024. */
   readonly pendingMax?: number;
+  /** The thread's V8 young generation in MB. Default YOUNG_GENERATION_MB_DEFAULT. */
+  readonly youngGenerationMb?: number;
 }
 
 interface Pending {
@@ -40,26 +42,29 @@ interface Pending {
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
 /**
- * The worker's garbage is short-lived (decoded commands, statement outcomes): a small young
- * generation collects it just as well and keeps the thread's resident memory down (V8 would
- * otherwise let it grow to 48 MB per isolate).
+ * The V8 young generation of each thread hiqlite starts (the node's own thread, the SQLite
+ * writer, the read threads), in MB: config key `threadYoungGenerationMb`. Their garbage is
+ * short-lived (messages, decoded commands, statement outcomes): a small young generation collects
+ * it as well and keeps each thread's resident memory down (V8's default lets it grow to 48 MB per
+ * isolate; 8 → 4 MB measured in docs/BENCHMARKS.md, "Memory per node").
  */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+export const YOUNG_GENERATION_MB_DEFAULT = 4;
 
 /** Starts the worker script `name` (worker.ts / read-worker.ts next to this file) with `data`. */
-export function spawnModuleWorker(name: string, data: unknown): Worker {
+export function spawnModuleWorker(
+  name: string,
+  data: unknown,
+  youngGenerationMb = YOUNG_GENERATION_MB_DEFAULT,
+): Worker {
+  const resourceLimits = { maxYoungGenerationSizeMb: youngGenerationMb };
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     const entry = new URL(`./${name}.ts`, here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true, workerData: data, resourceLimits: WORKER_LIMITS });
+    return new Worker(bootstrap, { eval: true, workerData: data, resourceLimits });
   }
-  return new Worker(new URL(`./${name}.js`, here), { workerData: data, resourceLimits: WORKER_LIMITS });
-}
-
-function spawnWorker(init: WorkerInit): Worker {
-  return spawnModuleWorker('worker', init);
+  return new Worker(new URL(`./${name}.js`, here), { workerData: data, resourceLimits });
 }
 
 export class SqlWorker {
@@ -99,7 +104,7 @@ export class SqlWorker {
 
   /** Starts the worker and opens the state machine in `dir`; rejects if it cannot be opened. */
   static async start(dir: string, options: SqlWorkerOptions = {}): Promise<SqlWorker> {
-    const { pendingMax = 1024, ...smOptions } = options;
+    const { pendingMax = 1024, youngGenerationMb, ...smOptions } = options;
     if (!(Number.isSafeInteger(pendingMax) && pendingMax >= 1)) {
       throw new HiqliteError(
         'HQL_INVALID_CONFIG',
@@ -109,7 +114,8 @@ export class SqlWorker {
         },
       );
     }
-    const worker = spawnWorker({ dir, options: smOptions });
+    const init: WorkerInit = { dir, options: smOptions };
+    const worker = spawnModuleWorker('worker', init, youngGenerationMb);
     let initial: WorkerStarted;
     try {
       initial = await new Promise<WorkerStarted>((resolve, reject) => {
