@@ -5,7 +5,7 @@
  * SQLite is refused (the other way round: cache-only-mismatch.test.ts).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { CACHE_ONLY, isCode, refusedStart } from './cache-only-helpers.js';
 import { eventually, SECRET_API, TestCluster } from './harness.js';
@@ -14,12 +14,15 @@ describe('cache-only nodes in memory (hiqlite serve)', () => {
   let cluster: TestCluster;
 
   before(async () => {
-    // Node 4 keeps the default (sqlite = true): it must be refused by the cache-only cluster.
+    // Node 1 founds the cluster once every configured node answers, so node 4 starts as a
+    // cache-only learner with the others; it is stopped (memory storage: it keeps nothing) and
+    // comes back with sqlite = true in the last test, where the cluster must refuse it.
     cluster = await TestCluster.create({
       nodes: 4,
-      startNodes: [1, 2, 3],
-      toml: (id) => (id === 4 ? '' : CACHE_ONLY),
+      toml: (id) => (id === 4 ? `${CACHE_ONLY}\nlearner_only = true` : CACHE_ONLY),
     });
+    await cluster.waitForMembership({ voters: [1, 2, 3], learners: [4] });
+    await cluster.kill(4);
   });
 
   after(async () => {
@@ -27,7 +30,7 @@ describe('cache-only nodes in memory (hiqlite serve)', () => {
   });
 
   test('the cache group runs alone and no data directory is created', async () => {
-    const all = await cluster.waitForMembership({ voters: [1, 2, 3] });
+    const all = await cluster.waitForMembership({ voters: [1, 2, 3], learners: [4] });
     for (const [id, m] of all) {
       assert.equal(m.sqlite, false, `node ${id}`);
       assert.deepEqual([...m.cache.voters].sort(), [1, 2, 3]);
@@ -99,7 +102,7 @@ describe('cache-only nodes in memory (hiqlite serve)', () => {
     await cluster.kill(follower);
     await c.cache('c').put('while-down', 2);
     await cluster.start(follower); // READY: a member again
-    await cluster.waitForMembership({ voters: [1, 2, 3] });
+    await cluster.waitForMembership({ voters: [1, 2, 3], learners: [4] });
     assert.equal(existsSync(cluster.node(follower).dataDir), false);
     const back = await cluster.client([follower]);
     await eventually('the restarted node to hold what was written before and while it was down', async () => {
@@ -112,9 +115,11 @@ describe('cache-only nodes in memory (hiqlite serve)', () => {
   });
 
   test('a node with sqlite = true is refused by the cache-only cluster, naming the setting', async () => {
+    const file = cluster.node(4).configFile;
+    writeFileSync(file, readFileSync(file, 'utf8').replace('sqlite = false', 'sqlite = true'));
     const output = await refusedStart(cluster, 4);
     assert.match(output, /HQL_CLUSTER_MISMATCH|same sqlite setting/);
     assert.match(output, /sqlite = false \(cache-only\)/);
-    await cluster.waitForMembership({ voters: [1, 2, 3] });
+    await cluster.waitForMembership({ voters: [1, 2, 3], learners: [4] });
   });
 });
