@@ -12,6 +12,7 @@
  */
 import { assert } from '../../lib/assert.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
+import { readCommonEnvelope } from './command-reader.js';
 import { CacheError, type CacheErrorInfo } from './errors.js';
 
 export type CacheCommand =
@@ -243,6 +244,19 @@ export function tryDecodeCacheBatch(bytes: Uint8Array): CacheCommandEnvelope[] |
 
 /** Decodes untrusted bytes. Throws `CacheError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
 export function decodeCacheCommand(bytes: Uint8Array): CacheCommandEnvelope {
+  // The common commands are read by command-reader.ts (the same result, faster), the rest and every error here.
+  if (bytes instanceof Uint8Array && bytes.length >= 2 && bytes[0] === CACHE_COMMAND_FORMAT_VERSION) {
+    const envelope = readCommonEnvelope(bytes, 1, NOW_MS_MAX, DURATION_MS_MAX);
+    if (envelope !== undefined) return envelope;
+  }
+  return decodeCacheCommandGeneric(bytes);
+}
+
+/**
+ * decodeCacheCommand without the fast reader (command-reader.ts): msgpackr, then validation. The
+ * reference the fast reader must agree with (test/sm/cache-command-reader.test.ts).
+ */
+export function decodeCacheCommandGeneric(bytes: Uint8Array): CacheCommandEnvelope {
   return validateEnvelope(unpackVersioned(bytes, CACHE_COMMAND_FORMAT_VERSION, malformed));
 }
 

@@ -31,6 +31,9 @@ export type SessionLookup =
   | { readonly kind: 'duplicate'; readonly result: CacheResult }
   | { readonly kind: 'stale'; readonly error: CacheErrorInfo };
 
+/** The answer for a command to apply: one object for all (lookup runs for every command). */
+const NEW: SessionLookup = Object.freeze({ kind: 'new' });
+
 export class SessionTable {
   readonly rows = new Map<string, SessionRow>();
   private resultsBytes = 0;
@@ -39,8 +42,8 @@ export class SessionTable {
 
   lookup(session: CacheSession, nowMs: number): SessionLookup {
     const row = this.rows.get(session.clientId);
-    if (row === undefined || row.lastSeenMs < nowMs - this.limits.sessionTtlMs) return { kind: 'new' };
-    if (session.seq > row.seq) return { kind: 'new' };
+    if (row === undefined || row.lastSeenMs < nowMs - this.limits.sessionTtlMs) return NEW;
+    if (session.seq > row.seq) return NEW;
     if (session.seq < row.seq) {
       return {
         kind: 'stale',

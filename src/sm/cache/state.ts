@@ -37,6 +37,13 @@ export type CacheEvent =
   | { readonly kind: 'notification'; readonly notification: Notification }
   | { readonly kind: 'lockGranted'; readonly grant: LockGrant };
 
+/**
+ * The outcome and result of every put that stored its value: shared and frozen (the most common
+ * command allocates no result; a session keeps the same object, a caller reads it).
+ */
+const PUT_OUTCOME: CacheOutcome = Object.freeze({ type: 'put' });
+const PUT_RESULT: CacheResult = Object.freeze({ ok: true, value: PUT_OUTCOME });
+
 export class CacheState {
   clockMs = 0;
   readonly kv: KvStore;
@@ -102,7 +109,11 @@ export class CacheState {
     }
     const outcome = this.run(envelope.command, now, index);
     const result: CacheResult =
-      'code' in outcome ? { ok: false, error: outcome } : { ok: true, value: outcome };
+      outcome === PUT_OUTCOME
+        ? PUT_RESULT
+        : 'code' in outcome
+          ? { ok: false, error: outcome }
+          : { ok: true, value: outcome };
     if (session !== undefined) this.sessions.record(session, now, result);
     return result;
   }
@@ -115,7 +126,7 @@ export class CacheState {
       case 'putIfAbsent': {
         const r = kv.put(c.cache, c.key, c.value, c.ttlMs, now, c.type === 'putIfAbsent');
         if ('code' in r) return r;
-        if (c.type === 'put') return { type: 'put' };
+        if (c.type === 'put') return PUT_OUTCOME;
         if (c.type === 'replace') return { type: 'replace', previous: r.previous };
         return { type: 'putIfAbsent', stored: r.stored };
       }
