@@ -155,6 +155,20 @@ describe('the fast command reader', () => {
     );
   });
 
+  test("strings read again are the same values, whatever shares a slot of the reader's string table", () => {
+    const keys = Array.from({ length: 20_000 }, (_, i) =>
+      i % 3 === 0 ? `k${i}` : `key-of-some-length-${i}-${'x'.repeat(i % 50)}`,
+    );
+    for (let round = 0; round < 2; round++) {
+      for (const key of keys) {
+        const e = fast(
+          encodeCacheCommand({ nowMs: 1, command: { type: 'get', cache: key.slice(0, 9), key } }),
+        );
+        assert.deepStrictEqual(e?.command, { type: 'get', cache: key.slice(0, 9), key });
+      }
+    }
+  });
+
   test('reads what the node replicates: every common command with ASCII names, with and without a session', () => {
     const value = new Uint8Array([1, 2, 3]);
     for (const command of [

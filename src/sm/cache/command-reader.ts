@@ -87,17 +87,46 @@ function strHeader(): number {
   return n;
 }
 
+/**
+ * Strings recently read, by a hash of their bytes: cache names, session ids and hot keys recur
+ * in every batch, and handing out the same string object each time spares the maps of the state
+ * its hashing (a new string is hashed at its first map lookup, a long concatenated one first
+ * flattened). Bounded (`INTERN_SLOTS`, strings up to `INTERN_LENGTH_MAX` units); only identity
+ * changes, never a value.
+ */
+const INTERN_SLOTS = 4096;
+const INTERN_LENGTH_MAX = 64;
+const interned: Array<string | undefined> = new Array(INTERN_SLOTS).fill(undefined);
+
 function str(): string {
   const n = strHeader();
   if (n < 0) return out() ?? '';
   const from = pos;
   pos += n;
-  if (n <= 24) {
-    let s = '';
-    for (let i = from; i < pos; i++) s += String.fromCharCode(src[i] as number);
-    return s;
+  if (n > INTERN_LENGTH_MAX)
+    return String.fromCharCode.apply(null, src.subarray(from, pos) as unknown as number[]);
+  let h = n;
+  for (let i = from; i < pos; i++) h = Math.imul(h ^ (src[i] as number), 0x01000193);
+  const slot = (h >>> 0) % INTERN_SLOTS;
+  const known = interned[slot];
+  if (known !== undefined && known.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (known.charCodeAt(i) !== src[from + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return known;
   }
-  return String.fromCharCode.apply(null, src.subarray(from, pos) as unknown as number[]);
+  // Up to 12 units a concatenation is a flat string already; longer ones are made flat at once.
+  let s: string;
+  if (n <= 12) {
+    s = '';
+    for (let i = from; i < pos; i++) s += String.fromCharCode(src[i] as number);
+  } else s = String.fromCharCode.apply(null, src.subarray(from, pos) as unknown as number[]);
+  interned[slot] = s;
+  return s;
 }
 
 /** Which of `names` the next key is (its index), or -1 (also: not a string). */

@@ -470,7 +470,6 @@ function int64(v: unknown, path: string): bigint {
 /** A copy: msgpackr may hand out views of the input buffer, and values outlive the entry. */
 function bytes(v: unknown, path: string): Uint8Array {
   if (!(v instanceof Uint8Array)) malformed(path, 'expected bytes');
-  const out = new Uint8Array(v.length);
-  out.set(v);
-  return out;
+  // A plain Uint8Array's slice is a plain copy (a Buffer's would be a view: copy through a plain view).
+  return v.constructor === Uint8Array ? v.slice() : new Uint8Array(v.buffer, v.byteOffset, v.length).slice();
 }
