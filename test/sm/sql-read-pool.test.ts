@@ -34,15 +34,41 @@ describe('ReadPool threads start with reads and end when idle', () => {
   };
   const read = (pool: ReadPool) => pool.query('SELECT id FROM t', [], { timeoutMs: 30_000 });
 
-  test('no thread runs before the first read; a read starts one, which ends after threadIdleMs', async () => {
+  test('no thread runs before the first read; idle threads end after threadIdleMs but the last stays', async () => {
     const pool = await open(200);
     assert.equal(pool.stats().threads, 0);
     assert.deepEqual(await read(pool), [{ id: 1 }]);
     assert.equal(pool.stats().threads, 1);
-    assert.ok(await eventually(() => pool.stats().threads === 0, 10_000), 'the idle thread ended');
-    // The next read starts a thread again.
+    // Two reads at once while one thread is busy with the first: a second thread starts.
+    const slow = pool.query(
+      'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) AS n FROM c',
+      [],
+      { timeoutMs: 30_000 },
+    );
+    const more = Array.from({ length: 4 }, () => read(pool));
+    assert.ok(await eventually(() => pool.stats().threads === 2, 10_000), 'a second thread started');
+    await Promise.all([slow, ...more]);
+    // After threadIdleMs without reads the second thread ends; the last one stays, ready.
+    assert.ok(await eventually(() => pool.stats().threads === 1, 10_000), 'the idle thread ended');
+    await sleep(600);
+    assert.equal(pool.stats().threads, 1, 'the last thread stays');
+    assert.equal(pool.stats().starting, 0);
     assert.deepEqual(await read(pool), [{ id: 1 }]);
-    assert.equal(pool.stats().threads, 1);
+    assert.equal(pool.stats().starting, 0, 'the read after a quiet spell did not wait for a thread to start');
+  });
+
+  test('close() while a thread is starting stops that thread too, and reads fail with HQL_CLOSED', async () => {
+    const pool = await ReadPool.start({ dbPath: sm.path, threads: 2, threadIdleMs: 200 });
+    const outcome = read(pool).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.equal(pool.stats().starting, 1);
+    await pool.close();
+    const e = await outcome;
+    assert.ok(e instanceof HiqliteError && e.code === 'HQL_CLOSED', String(e));
+    assert.equal(pool.stats().threads, 0);
+    assert.equal(pool.stats().starting, 0, 'no thread is left starting');
   });
 
   test('concurrent reads start at most `threads` threads and all complete', async () => {

@@ -15,11 +15,12 @@
  * shrinks instead of growing, and reads wait in the queue until their limit. This degraded mode keeps the event
  * loop and the answer times right, not the CPU.
  *
- * Threads start when reads need them and end after `threadIdleMs` without one: each costs about
- * 12 MB of resident memory (a V8 isolate, its share of malloc, a connection's page cache), which
- * a node that serves no reads for other processes should not pay (docs/BENCHMARKS.md, "Memory
- * per node"). The first read after a quiet spell waits for a thread to start (tens of ms, within
- * its limit). `threadIdleMs` 0: every thread starts with the pool and never ends.
+ * Threads start when reads need them, and every thread but the last ends after `threadIdleMs`
+ * without a read: each costs about 12 MB of resident memory (a V8 isolate, its share of malloc, a
+ * connection's page cache), which a node that serves no reads for other processes should not pay
+ * (docs/BENCHMARKS.md, "Memory per node"). Only the very first read waits for a thread to start
+ * (tens to hundreds of ms); the last thread stays, so a read after a quiet spell finds one ready.
+ * `threadIdleMs` 0: every thread starts with the pool and never ends.
  */
 import type { Worker } from 'node:worker_threads';
 import { HiqliteError } from '../../lib/errors.js';
@@ -40,7 +41,10 @@ export interface ReadPoolOptions {
   readonly interruptible?: boolean;
   /** How long past its read's limit a thread may take to answer before it is retired. Default 1000. */
   readonly stuckGraceMs?: number;
-  /** A thread that served no read for this long ends. Default 30,000; 0: threads never end. */
+  /**
+   * A thread that served no read for this long ends, unless it is the last one. Default 30,000;
+   * 0: every thread starts with the pool and never ends.
+   */
   readonly threadIdleMs?: number;
   /** Each thread's V8 young generation in MB (worker-client.ts). */
   readonly youngGenerationMb?: number;
@@ -88,6 +92,8 @@ export class ReadPool {
   private closed = false;
   /** Threads being started (counted against `threads` like running ones). */
   private starting = 0;
+  /** Their workers: close() stops them too (a thread killed halfway through its start can crash the process at exit). */
+  private readonly startingWorkers = new Set<Worker>();
   private readonly threads: number;
   private readonly threadIdleMs: number;
   private readonly youngGenerationMb: number | undefined;
@@ -207,6 +213,8 @@ export class ReadPool {
       stops.push(slot.worker.terminate());
     }
     this.slots.clear();
+    for (const w of this.startingWorkers) stops.push(w.terminate());
+    this.startingWorkers.clear();
     // A thread stuck in a statement that cannot be interrupted never exits: do not wait for it.
     await Promise.race([Promise.all(stops), delay(this.stuckGraceMs)]);
   }
@@ -278,13 +286,16 @@ export class ReadPool {
     }
   }
 
-  /** A thread without a read ends after `threadIdleMs` unless a read comes first. */
+  /**
+   * A thread without a read ends after `threadIdleMs` unless a read comes first, or it is the
+   * last one: that one stays, so a read after a quiet spell does not wait for a thread to start.
+   */
   private armIdle(slot: Slot): void {
     if (this.threadIdleMs === 0 || this.closed) return;
     if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
     slot.idleTimer = setTimeout(() => {
       slot.idleTimer = null;
-      if (slot.job !== null || !this.slots.delete(slot)) return;
+      if (slot.job !== null || this.slots.size <= 1 || !this.slots.delete(slot)) return;
       slot.worker.removeAllListeners('message');
       slot.worker.terminate().catch(() => {});
     }, this.threadIdleMs);
@@ -338,10 +349,12 @@ export class ReadPool {
 
   private spawn(): Promise<Slot> {
     const worker = spawnModuleWorker('read-worker', this.init, this.youngGenerationMb);
+    this.startingWorkers.add(worker);
     return new Promise<Slot>((resolve, reject) => {
       const onStart = (m: ReadReply) => {
         if (m.id !== 0) return;
         worker.off('message', onStart);
+        this.startingWorkers.delete(worker);
         if (!m.ok) {
           worker.terminate().catch(() => {});
           reject(deserializeError(m.error));
@@ -363,11 +376,12 @@ export class ReadPool {
       // Kept for the thread's life: an 'error' without a listener would throw in this process
       // (the 'exit' that follows is handled by onExit).
       worker.on('error', reject);
-      worker.once('exit', (code) =>
+      worker.once('exit', (code) => {
+        this.startingWorkers.delete(worker);
         reject(
           new HiqliteError('HQL_IO', `read thread exited at start (code ${code})`, { retryable: false }),
-        ),
-      );
+        );
+      });
     });
   }
 
