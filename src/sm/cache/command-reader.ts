@@ -22,6 +22,8 @@ import type { CacheCommand, CacheCommandEnvelope } from './command.js';
 const ASCII_LENGTH_MAX = 4096;
 
 let src: Uint8Array = new Uint8Array(0);
+/** A Buffer view of `src`, made when a long string is read (for its native latin1 decoding). */
+let srcBuffer: Buffer | null = null;
 let view = new DataView(src.buffer);
 let pos = 0;
 let end = 0;
@@ -52,6 +54,7 @@ export function readCommonEnvelope(
   const e = envelope(nowMsMax, durationMsMax);
   const ok = !bail && pos === end;
   src = EMPTY; // no reference to the entry kept
+  srcBuffer = null;
   return ok ? e : undefined;
 }
 
@@ -88,23 +91,35 @@ function strHeader(): number {
 }
 
 /**
- * Strings recently read, by a hash of their bytes: cache names, session ids and hot keys recur
- * in every batch, and handing out the same string object each time spares the maps of the state
- * its hashing (a new string is hashed at its first map lookup, a long concatenated one first
- * flattened). Bounded (`INTERN_SLOTS`, strings up to `INTERN_LENGTH_MAX` units); only identity
- * changes, never a value.
+ * Strings of 13 to 64 units recently read, by a hash of their bytes: session ids (and long cache
+ * names or keys) recur in every batch, and handing out the same string object each time spares
+ * the maps of the state its hashing (a new string is hashed at its first map lookup). Shorter
+ * strings are built afresh (cheap to build and to hash). Bounded (`INTERN_SLOTS`); only the
+ * identity of a string changes, never its value.
  */
-const INTERN_SLOTS = 4096;
+const INTERN_SLOTS = 1024;
+const INTERN_LENGTH_MIN = 13;
 const INTERN_LENGTH_MAX = 64;
 const interned: Array<string | undefined> = new Array(INTERN_SLOTS).fill(undefined);
+
+/** ASCII bytes as a string (latin1 is the same text for them), decoded natively. */
+function latin1(from: number, to: number): string {
+  srcBuffer ??= Buffer.from(src.buffer, src.byteOffset, src.byteLength);
+  return srcBuffer.toString('latin1', from, to);
+}
 
 function str(): string {
   const n = strHeader();
   if (n < 0) return out() ?? '';
   const from = pos;
   pos += n;
-  if (n > INTERN_LENGTH_MAX)
-    return String.fromCharCode.apply(null, src.subarray(from, pos) as unknown as number[]);
+  // Up to 12 units a concatenation is a flat string (a longer one would be a rope).
+  if (n < INTERN_LENGTH_MIN) {
+    let s = '';
+    for (let i = from; i < pos; i++) s += String.fromCharCode(src[i] as number);
+    return s;
+  }
+  if (n > INTERN_LENGTH_MAX) return latin1(from, pos);
   let h = n;
   for (let i = from; i < pos; i++) h = Math.imul(h ^ (src[i] as number), 0x01000193);
   const slot = (h >>> 0) % INTERN_SLOTS;
@@ -119,12 +134,7 @@ function str(): string {
     }
     if (same) return known;
   }
-  // Up to 12 units a concatenation is a flat string already; longer ones are made flat at once.
-  let s: string;
-  if (n <= 12) {
-    s = '';
-    for (let i = from; i < pos; i++) s += String.fromCharCode(src[i] as number);
-  } else s = String.fromCharCode.apply(null, src.subarray(from, pos) as unknown as number[]);
+  const s = latin1(from, pos); // ASCII: latin1 is the same text
   interned[slot] = s;
   return s;
 }
