@@ -94,15 +94,27 @@ export function interruptConnection(id: number): boolean {
 let exitHookInstalled = false;
 
 /**
+ * How long the exiting thread waits after interrupting, before Node stops the worker threads.
+ * An interrupted statement returns to its thread's JavaScript, which builds the SqliteError; if
+ * Node terminates that thread's isolate at the same moment, better-sqlite3 cannot create the
+ * error and aborts the whole process (a V8 fatal error, exit code 134, seen in
+ * test/node/worker-thread.test.ts under load). Waiting lets the thread take the error first.
+ */
+const EXIT_INTERRUPT_SETTLE_MS = 100;
+
+/**
  * Node joins worker threads when the process exits: one stuck in a SQLite statement would make
- * `process.exit()` hang. On exit, every watched statement of the process is interrupted.
+ * `process.exit()` hang. On exit, every watched statement of the process is interrupted, and the
+ * exit waits `EXIT_INTERRUPT_SETTLE_MS` for the threads to take their interruption.
  */
 export function interruptAllOnExit(): void {
   if (exitHookInstalled || interruptExtensionPath() === null) return;
   exitHookInstalled = true;
   process.once('exit', () => {
     try {
-      interruptConnection(0);
+      if (interruptConnection(0)) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EXIT_INTERRUPT_SETTLE_MS);
+      }
     } catch {
       // Exiting anyway.
     }
