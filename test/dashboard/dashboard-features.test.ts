@@ -309,7 +309,7 @@ describe('dashboard: caches and backups', () => {
     };
     const l = ok(await call<BackupList>(s, 'GET', 'backups', auth));
     assert.ok(l.local.ok && l.local.backups.length === 1);
-    assert.ok(l.leader !== null && l.leader.list.ok);
+    assert.ok(l.leader?.list.ok);
     assert.equal(l.leader.nodeId, 3);
     assert.deepEqual(
       l.leader.list.backups.map((x) => [x.logIndex, x.nodeId]),
