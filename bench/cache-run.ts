@@ -14,11 +14,12 @@
  * --profile ID      instead of the suite: that embedded workload (default put-embedded-c64) under
  *                   `--cpu-prof` on every node, then the self time per area and function
  */
+
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { connect, type HiqliteClient } from '../src/index.js';
+import { parseCliArgs } from '../test/support/cli-args.js';
 import {
   type CacheWorkloadKind,
   type GetTiming,
@@ -131,13 +132,14 @@ const SPECS: readonly CacheSpec[] = [
   put(64, 'embedded leader', 'main'),
 ];
 
-const { values } = parseArgs({
-  options: {
+const { values } = parseCliArgs(
+  {
     ...SUITE_OPTIONS,
     storage: { type: 'string', default: 'disk' },
     profile: { type: 'string' },
   },
-});
+  'npm run bench:cache -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--storage disk|memory] [--profile ID] [--profile-dir DIR]',
+);
 
 const { quick, durationMs, warmupMs } = runWindow(values);
 const storageDisk = values.storage !== 'memory';

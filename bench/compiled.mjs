@@ -22,6 +22,23 @@ if (suite !== 'main' && suite !== 'cache' && suite !== 'backup') {
 }
 const script = { main: 'run.js', cache: 'cache-run.js', backup: 'backup.js' }[suite];
 const passed = args[0] === '--suite' ? args.slice(2) : args;
+if (passed.includes('--help') || passed.includes('-h')) {
+  // Answered before the build (about a minute): the suites' options (docs/BENCHMARKS.md).
+  process.stdout.write(`npm run bench [-- options]          the SQL suite (bench/run.ts)
+npm run bench:cache [-- options]    the cache group suite (bench/cache-run.ts)
+npm run bench:backup [-- --mib N]   backup and restore of an N MiB database (bench/backup.ts)
+
+Options of the SQL and cache suites:
+  --list              the benchmark ids, then exit
+  --only ID[,ID…]     run only these
+  --seconds S         measure each for S seconds     --quick   short runs (a smoke test)
+  --json FILE         write the figures as JSON      --profile-dir DIR   where --profile writes
+  --wait-load L       wait (at most --wait-max-s, default 600) for the load average to fall below L
+SQL suite: --profile (CPU profiles of a run). Cache suite: --storage disk|memory, --profile ID.
+Every run prints the machine, the configuration and the durability mode (docs/BENCHMARKS.md).
+`);
+  process.exit(0);
+}
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = mkdtempSync(join(tmpdir(), 'hiqlite-bench-js-'));
 let code = 1;

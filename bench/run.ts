@@ -23,12 +23,13 @@
  *              --only names) under `--cpu-prof` on every node, then the self time per function
  *              and per area of each node's threads
  */
+
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { connect, type HiqliteClient } from '../src/index.js';
+import { parseCliArgs } from '../test/support/cli-args.js';
 import { BASELINE_KINDS, BASELINE_LABELS, type BaselineKind, runBaseline } from './baseline.js';
 import type { LoadResult } from './closed-loop.js';
 import { BenchCluster, COMPILED, INDEX_URL, LOADER_ARGS, SECRET_API, sleep } from './cluster.js';
@@ -173,12 +174,13 @@ interface StallRecord {
   readonly errorSamples: readonly string[];
 }
 
-const { values } = parseArgs({
-  options: {
+const { values } = parseCliArgs(
+  {
     ...SUITE_OPTIONS,
     profile: { type: 'boolean', default: false },
   },
-});
+  'npm run bench -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--profile] [--profile-dir DIR]',
+);
 
 const { quick, durationMs, warmupMs } = runWindow(values);
 const baselineTiming = quick ? { warmupMs: 200, durationMs: 1000 } : { warmupMs: 300, durationMs: 3000 };

@@ -8,11 +8,11 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 type Options = NonNullable<ParseArgsConfig['options']>;
 type OptionValue<T> = T extends { readonly type: 'boolean' } ? boolean : string;
 
-/** What `parseArgs` gives for `O` (single values; an option without a default may be absent). */
+/** What `parseArgs` gives for `O`: options with a default are always there, others may be absent. */
 export type CliValues<O extends Options> = {
-  -readonly [K in keyof O]: O[K] extends { readonly default: unknown }
-    ? OptionValue<O[K]>
-    : OptionValue<O[K]> | undefined;
+  -readonly [K in keyof O as O[K] extends { readonly default: unknown } ? K : never]: OptionValue<O[K]>;
+} & {
+  -readonly [K in keyof O as O[K] extends { readonly default: unknown } ? never : K]?: OptionValue<O[K]>;
 };
 
 export function parseCliArgs<const O extends Options>(

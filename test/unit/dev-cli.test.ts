@@ -9,6 +9,8 @@ import { describe, test } from 'node:test';
 const TOOLS = [
   { file: 'test/sim/cli.ts', usage: 'npm run sim -- ' },
   { file: 'test/faults/cli.ts', usage: 'npm run test:faults -- ' },
+  { file: 'bench/run.ts', usage: 'npm run bench -- ' },
+  { file: 'bench/cache-run.ts', usage: 'npm run bench:cache -- ' },
 ];
 
 function run(file: string, arg: string) {
@@ -28,4 +30,11 @@ describe('development command-line tools', () => {
       assert.doesNotMatch(bad.stderr, /at .*\(.*:\d+:\d+\)/, 'no stack trace');
     });
   }
+
+  test('npm run bench -- --help answers before building the suites', () => {
+    const help = run('bench/compiled.mjs', '--help');
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^npm run bench \[-- options\]/);
+    assert.match(help.stdout, /npm run bench:cache/);
+  });
 });
