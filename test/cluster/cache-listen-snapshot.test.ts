@@ -65,6 +65,15 @@ describe('cache listeners across a snapshot install', () => {
   /** Node 3 stopped while `count` notifications (and 600 other writes around them) are made; then continued. */
   async function notifyWhileNode3Stopped(count: number): Promise<number[]> {
     await writer.notify('snap', next++);
+    // Committed on a quorum (nodes 1 and 2) is not yet applied on node 3: stopping it before it
+    // applies this one would put it in the snapshot too, never delivered.
+    const committed = Math.max(
+      ...(await Promise.all([1, 2].map(async (id) => (await cluster.metricsOf(id)).cache?.commitIndex ?? 0))),
+    );
+    await eventually(
+      'node 3 to apply the notification before the pause',
+      async () => ((await cluster.metricsOf(3)).cache?.appliedIndex ?? 0) >= committed,
+    );
     cluster.pause(3);
     const sent: number[] = [];
     try {
