@@ -78,8 +78,13 @@ let helper: { db: Database.Database; token: bigint } | null = null;
  * available. A connection with no statement running is not affected.
  */
 export function interruptConnection(id: number): boolean {
+  return interruptWatched(id) !== null;
+}
+
+/** As interruptConnection; returns how many open watched connections it interrupted (null: no extension). */
+function interruptWatched(id: number): number | null {
   const path = interruptExtensionPath();
-  if (path === null) return false;
+  if (path === null) return null;
   if (helper === null) {
     const db = new Database(':memory:');
     db.loadExtension(path);
@@ -87,8 +92,12 @@ export function interruptConnection(id: number): boolean {
     db.prepare('SELECT hq_watch(?)').safeIntegers(true).get(token);
     helper = { db, token };
   }
-  helper.db.prepare('SELECT hq_interrupt(?, ?)').safeIntegers(true).get(helper.token, BigInt(id));
-  return true;
+  const n = helper.db
+    .prepare('SELECT hq_interrupt(?, ?)')
+    .safeIntegers(true)
+    .pluck()
+    .get(helper.token, BigInt(id)) as bigint;
+  return Number(n);
 }
 
 let exitHookInstalled = false;
@@ -98,7 +107,9 @@ let exitHookInstalled = false;
  * An interrupted statement returns to its thread's JavaScript, which builds the SqliteError; if
  * Node terminates that thread's isolate at the same moment, better-sqlite3 cannot create the
  * error and aborts the whole process (a V8 fatal error, exit code 134, seen in
- * test/node/worker-thread.test.ts under load). Waiting lets the thread take the error first.
+ * test/node/worker-thread.test.ts under load). Waiting lets the thread take the error first. A
+ * bounded wait, not a handshake: the thread that runs the statement may belong to a worker the
+ * exiting thread did not start (the SQLite writer of the node's own thread).
  */
 const EXIT_INTERRUPT_SETTLE_MS = 100;
 
@@ -112,7 +123,8 @@ export function interruptAllOnExit(): void {
   exitHookInstalled = true;
   process.once('exit', () => {
     try {
-      if (interruptConnection(0)) {
+      // Only while connections are open (a node closed before the exit has none: no wait).
+      if ((interruptWatched(0) ?? 0) > 0) {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EXIT_INTERRUPT_SETTLE_MS);
       }
     } catch {
