@@ -71,22 +71,53 @@ export class CacheMirror {
   private restoring: { stream: ChunkStream; queue: Array<{ entries: Entry[]; bytes: number }> } | null = null;
   private readonly waiters = new Set<Waiter>();
   private readonly wallMs: () => number;
+  /**
+   * Entry batches received while live and not applied yet. They are applied by `drain()`, which
+   * every read here calls first and the client calls once the answers of a message batch are
+   * handled and its next calls posted: a write's answer does not wait for the mirror to apply
+   * the entries in front of it, and a read still sees every entry that came before the answer
+   * it follows (both are on this thread). Bounded by the feed's window (acknowledged on apply).
+   */
+  private pending: Array<Extract<MirrorEvent, { type: 'mirror-entries' }>> = [];
 
   constructor(private readonly o: CacheMirrorOptions) {
     this.sm = new CacheStateMachine({ limits: o.limits });
     this.wallMs = o.wallMs ?? Date.now;
   }
 
-  /** True when reads may be served here. */
+  /** True when reads may be served here (entries received so far applied first). */
   get live(): boolean {
+    this.drain();
     return this.mode === 'live';
   }
 
   appliedIndex(): number {
+    this.drain();
     return this.sm.appliedIndex();
   }
 
+  /** True when entry batches wait to be applied (`drain()`). */
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** Applies the entry batches received so far (in order). */
+  drain(): void {
+    if (this.pending.length === 0) return;
+    const batches = this.pending;
+    this.pending = [];
+    for (let i = 0; i < batches.length; i++) {
+      const e = batches[i] as Extract<MirrorEvent, { type: 'mirror-entries' }>;
+      if (this.mode !== 'live' || e.epoch !== this.epoch) {
+        this.o.ack(e.bytes.byteLength);
+        continue;
+      }
+      this.applyBatch(this.unpack(e), e.bytes.byteLength);
+    }
+  }
+
   status(): CacheMirrorStatus {
+    this.drain();
     return {
       mode: this.mode,
       epoch: this.epoch,
@@ -98,6 +129,7 @@ export class CacheMirror {
 
   /** A local read of the mirror; only while `live`. */
   read(read: CacheRead): CacheReadValue {
+    this.drain();
     assert(this.mode === 'live', 'a mirror read while the mirror is not live');
     switch (read.type) {
       case 'get':
@@ -111,6 +143,7 @@ export class CacheMirror {
 
   /** The live entry of `key` (getLocal); only while `live`. */
   entry(cache: string, key: string): CacheEntry | null {
+    this.drain();
     assert(this.mode === 'live', 'a mirror read while the mirror is not live');
     return this.sm.getEntry(cache, key, this.wallMs);
   }
@@ -121,8 +154,9 @@ export class CacheMirror {
    */
   checkAfterAnswer(nodeApplied: number): void {
     if (this.mode !== 'live') return;
+    const last = this.pending.at(-1);
     assert(
-      this.sm.appliedIndex() >= nodeApplied,
+      Math.max(this.sm.appliedIndex(), last === undefined ? 0 : last.last) >= nodeApplied,
       `cache mirror at ${this.sm.appliedIndex()} behind an answer of the node at ${nodeApplied}`,
     );
   }
@@ -132,6 +166,7 @@ export class CacheMirror {
    * yet) at `deadlineMs` (performance.now() time) or stops being live while restoring.
    */
   waitFor(index: number, deadlineMs: number): Promise<boolean> {
+    this.drain();
     if (this.mode === 'live' && this.sm.appliedIndex() >= index) return Promise.resolve(true);
     if (this.mode !== 'restoring') return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
@@ -152,6 +187,7 @@ export class CacheMirror {
 
   /** sha256 of the mirror's snapshot bytes and the index they cover (tests compare replicas). */
   async digest(): Promise<{ index: number; sha256: string }> {
+    this.drain();
     return digestOf(this.sm);
   }
 
@@ -181,6 +217,7 @@ export class CacheMirror {
 
   close(): void {
     this.stopServing();
+    this.dropPending();
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.resolve(false);
@@ -231,13 +268,22 @@ export class CacheMirror {
       this.o.ack(bytes);
       return;
     }
+    if (this.restoring !== null) this.restoring.queue.push({ entries: this.unpack(e), bytes });
+    else this.pending.push(e);
+  }
+
+  private unpack(e: Extract<MirrorEvent, { type: 'mirror-entries' }>): Entry[] {
     const entries = unpackEntries(e.bytes);
     assert(
       entries.length > 0 && entries[0]?.index === e.first && entries[entries.length - 1]?.index === e.last,
       'a mirror batch holds what its header says',
     );
-    if (this.restoring !== null) this.restoring.queue.push({ entries, bytes });
-    else this.applyBatch(entries, bytes);
+    return entries;
+  }
+
+  /** Batches not applied are acknowledged (their epoch ended, or the mirror closed). */
+  private dropPending(): void {
+    for (const e of this.pending.splice(0)) this.o.ack(e.bytes.byteLength);
   }
 
   /** Applies a batch that must continue the state exactly; a gap stops serving instead. */
@@ -269,6 +315,7 @@ export class CacheMirror {
   /** Not live any more until the next epoch; entries queued for a restore are dropped (acked). */
   private stopServing(): void {
     this.mode = 'waiting';
+    this.dropPending();
     const r = this.restoring;
     this.restoring = null;
     if (r !== null) {

@@ -208,6 +208,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   private readonly listens = new Map<number, WorkerListenSource>();
   private nextListenId = 1;
   private flushScheduled = false;
+  /** flush() is applying the mirror's pending entries (their acknowledgements leave in the same flush). */
+  private draining = false;
   private readonly sweep: NodeJS.Timeout;
   private appliedWaits = 0;
   /** Set once the worker is gone: every call is refused with it. */
@@ -516,7 +518,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
+    if (this.flushScheduled || this.draining) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());
   }
@@ -543,6 +545,16 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       this.outUnlisten = [];
       this.post({ type: 'unlisten', ids });
     }
+    // The mirror applies the entries that came with the last answers now, after the calls those
+    // answers led to are on their way to the node's thread (cache-mirror.ts, drain()).
+    if (this.mirror?.hasPending === true) {
+      this.draining = true;
+      try {
+        this.mirror.drain();
+      } finally {
+        this.draining = false;
+      }
+    }
     if (this.outMirrorAckBytes > 0) {
       const bytes = this.outMirrorAckBytes;
       this.outMirrorAckBytes = 0;
@@ -562,6 +574,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   private onBatch(m: FromWorker): void {
     for (const line of m.logs) this.forwardLog(line);
     for (const e of m.events) this.onEvent(e);
+    if (this.mirror?.hasPending === true) this.scheduleFlush();
     for (const r of m.replies) {
       const p = this.pending.get(r.id);
       if (p === undefined) continue; // expired meanwhile

@@ -83,6 +83,22 @@ describe('cache mirror (node on its own thread)', () => {
     assert.equal((await cacheMirrorOf(node))?.status.mode, 'live', 'served by the mirror');
   });
 
+  test('concurrent writers each read their own write synchronously right after its answer', async () => {
+    // The answers of one turn arrive before the mirror applies their entries (it applies them
+    // after the calls they lead to are posted); a read in between must apply them first.
+    const c = node.cache('ryw-concurrent');
+    for (let round = 0; round < 20; round++) {
+      const seen = await Promise.all(
+        Array.from({ length: 64 }, async (_, i) => {
+          await c.put(`k${i}`, { round, i });
+          return c.getLocal(`k${i}`);
+        }),
+      );
+      for (let i = 0; i < 64; i++) assert.deepEqual(seen[i], { round, i }, `round ${round} key k${i}`);
+    }
+    assert.equal((await cacheMirrorOf(node))?.status.mode, 'live', 'served by the mirror');
+  });
+
   test('linearizable reads are served after a barrier', async () => {
     const c = node.cache('lin');
     await c.put('a', 'x');
