@@ -625,9 +625,12 @@ export class RaftCore {
   }
 
   private stepLowerTerm(m: Message): void {
-    if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'append' || m.type === 'heartbeat')) {
+    if (m.type === 'append' || m.type === 'heartbeat') {
       // A stale leader (e.g. after a partition healed) learns the new term from this answer and
-      // steps down; without it, pre-vote would keep us from ever disrupting it (etcd does the same).
+      // steps down (Raft §5.1: every answer carries the term). etcd answers only with pre-vote or
+      // check-quorum, since otherwise the higher-term node campaigns; a learner never does, so
+      // a learner that kept a higher term from an earlier life (a voter then) would wait forever
+      // (simulator seed 21594).
       this.sendAfterPersist({
         type: 'append-response',
         from: this.id,
@@ -832,10 +835,12 @@ export class RaftCore {
   }
 
   private bcastAppendsOrHeartbeats(): void {
-    // Followers learn the new commit index with the next append or heartbeat.
+    // Followers learn the new commit index with the next append or heartbeat. A follower that
+    // cannot be told more than it was (the commit sent is capped at what it is known to match)
+    // gets nothing now: it is told when its acknowledgement arrives (handleAppendResponse).
     for (const [id, pr] of this.progress) {
       if (pr.next <= this.log.lastIndex() && !pr.isPaused()) this.sendAppend(id, pr);
-      else this.sendHeartbeat(id, pr, 0);
+      else if (Math.min(pr.match, this.log.committed) > pr.commitSent) this.sendHeartbeat(id, pr, 0);
     }
   }
 
@@ -956,12 +961,17 @@ export class RaftCore {
     // The follower is alive but has not answered the last append: it may have been lost, so
     // one more may go out (a probe again, or the window's first slot freed) — once per
     // heartbeat round, or a burst of answers would send a burst of appends beyond the window.
+    // The empty append that doubles as a probe also goes once per heartbeat round: heartbeats
+    // that carry a new commit index are answered too, and under load that would be one probe
+    // (and its answer) per commit.
+    let probe = false;
     if (!pr.heartbeatFreed) {
       pr.heartbeatFreed = true;
+      probe = true;
       if (pr.state === 'probe') pr.probeSent = false;
       if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     }
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, true);
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, probe);
     if (m.readContext !== 0) {
       this.readOnly.ack(m.from, m.readContext);
       this.releaseConfirmedReads();

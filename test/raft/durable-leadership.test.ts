@@ -120,3 +120,106 @@ describe('leadership and flow control wait for what they rely on', () => {
     assert.equal(appendsTo(2, take()).length, 1, 'one more append for the whole burst');
   });
 });
+
+describe('a leader under load sends no message without news', () => {
+  const ack = (r: RaftCore, from: number, matchIndex: number): Message => ({
+    type: 'append-response',
+    from: id(from),
+    to: id(1),
+    term: 1 as Term,
+    matchIndex: matchIndex as LogIndex,
+    reject: false,
+    rejectedIndex: 0 as LogIndex,
+    rejectHint: 0 as LogIndex,
+    rejectHintTerm: 0 as Term,
+    epoch: r.status().progress?.get(id(from))?.epoch ?? 0,
+  });
+  const heartbeatAnswer = (from: number, matchHint: number): Message => ({
+    type: 'heartbeat-response',
+    from: id(from),
+    to: id(1),
+    term: 1 as Term,
+    readContext: 0,
+    matchHint: matchHint as LogIndex,
+  });
+
+  /** A leader of term 1 over voters 1–3 whose followers both matched its noop (index 1). */
+  function leader(): { r: RaftCore; take: () => Message[] } {
+    const r = new RaftCore(testConfig(1, 1, { preVote: false }), boot([id(1), id(2), id(3)], []));
+    const sent: Message[] = [];
+    const drain = () => {
+      const rd = r.ready();
+      sent.push(...rd.messages, ...rd.messagesAfterPersist);
+      r.advance(rd);
+    };
+    const take = () => {
+      drain();
+      return [...sent.splice(0), ...r.takeMessages()];
+    };
+    r.campaign();
+    drain();
+    r.step({ type: 'vote-response', from: id(2), to: id(1), term: 1 as Term, granted: true });
+    assert.equal(r.status().role, 'leader');
+    take();
+    r.step(ack(r, 2, 1));
+    r.step(ack(r, 3, 1));
+    take();
+    return { r, take };
+  }
+
+  test('a commit tells only the followers that can learn something from it', () => {
+    const { r, take } = leader();
+    r.propose(cmd('a'));
+    assert.equal(appendsTo(3, take()).length, 1);
+    // Node 2's acknowledgement commits entry 2; node 3 is known to match only entry 1, so the
+    // commit index it may be told is still 1, which it has: nothing goes to it.
+    r.step(ack(r, 2, 2));
+    const out = take();
+    assert.equal(r.status().commitIndex, 2);
+    assert.deepEqual(
+      out.filter((m) => m.to === id(3)),
+      [],
+      'no heartbeat without news for node 3',
+    );
+    assert.ok(
+      out.some((m) => m.to === id(2) && (m.type === 'heartbeat' || m.type === 'append') && m.commit === 2),
+      'node 2 learns the commit',
+    );
+    // Node 3's acknowledgement arrives: now it is told.
+    r.step(ack(r, 3, 2));
+    assert.ok(take().some((m) => m.to === id(3) && m.type === 'heartbeat' && m.commit === 2));
+  });
+
+  test('answers to heartbeats within one heartbeat round send one empty probe append, not one each', () => {
+    const { r, take } = leader();
+    r.propose(cmd('a'));
+    take(); // entry 2 is in flight to both followers
+    for (let i = 0; i < 5; i++) r.step(heartbeatAnswer(3, 1));
+    const empty = take().filter((m) => m.type === 'append' && m.to === id(3) && m.entries.length === 0);
+    assert.equal(empty.length, 1, 'one probe for the round');
+  });
+});
+
+describe('a stale leader always learns a higher term', () => {
+  test('a learner with a higher term answers a stale heartbeat even without pre-vote or check-quorum', () => {
+    // Node 3 is a learner now, but kept term 5 from an earlier life as a voter; it never
+    // campaigns, so unless it answers, the leader of term 1 never learns of term 5 and never
+    // reaches it again (simulator seed 21594).
+    const r = new RaftCore(testConfig(3, 1, { preVote: false, checkQuorum: false }), {
+      ...boot([id(1), id(2)], [id(3)]),
+      hardState: { term: 5 as Term, vote: null, commit: 0 as LogIndex },
+    });
+    r.step({
+      type: 'heartbeat',
+      from: id(1),
+      to: id(3),
+      term: 1 as Term,
+      commit: 0 as LogIndex,
+      readContext: 0,
+    });
+    const rd = r.ready();
+    const answers = [...rd.messages, ...rd.messagesAfterPersist].filter((m) => m.to === id(1));
+    assert.equal(answers.length, 1, 'the stale leader gets an answer');
+    assert.equal(answers[0]?.term, 5, 'carrying the higher term');
+  });
+});
