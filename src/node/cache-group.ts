@@ -426,10 +426,11 @@ export class CacheGroup {
     }
     b.items.push(stamped);
     b.bytes += itemBytes;
-    // The nearest deadline: no caller waits past its own (a later one retries its write).
-    b.timeoutMs = Math.min(b.timeoutMs, timeoutMs);
+    // The entry waits as long as its most patient caller; each caller keeps its own deadline
+    // (proposeBatch), so a caller with a short one neither waits past it nor cuts the others'.
+    b.timeoutMs = Math.max(b.timeoutMs, timeoutMs);
     const batch = b;
-    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject, timeoutMs }));
   }
 
   /** Batchable writes of this turn, not proposed yet (proposeStamped). */
@@ -446,21 +447,48 @@ export class CacheGroup {
       return;
     }
     let out: Promise<{ index: number; result: unknown }>;
+    const entryTimeoutMs = Math.min(b.timeoutMs, this.d.cfg.proposalTimeoutMs);
     try {
       this.checkOpen();
-      out = this.raft.propose(this.sm.encodeBatchForProposal(b.items), {
-        timeoutMs: Math.min(b.timeoutMs, this.d.cfg.proposalTimeoutMs),
-      });
+      out = this.raft.propose(this.sm.encodeBatchForProposal(b.items), { timeoutMs: entryTimeoutMs });
     } catch (e) {
       for (const w of b.waiters) w.reject(e);
       return;
     }
+    // A caller whose deadline comes before the entry's is answered at it as a single write would
+    // be (the outcome is unknown; its write carries a session, so a retry is exactly-once).
+    const settled = new Array<boolean>(b.waiters.length).fill(false);
+    const timers: TimerHandle[] = [];
+    for (let i = 0; i < b.waiters.length; i++) {
+      const w = b.waiters[i] as BatchWaiter;
+      if (w.timeoutMs >= entryTimeoutMs) continue;
+      timers.push(
+        this.d.clock.setTimer(() => {
+          if (settled[i] === true) return;
+          settled[i] = true;
+          w.reject(
+            new HiqliteError(
+              'HQL_OUTCOME_UNKNOWN',
+              `the write may or may not have been applied: no outcome within ${Math.round(w.timeoutMs)} ms`,
+              { retryable: false },
+            ),
+          );
+        }, w.timeoutMs),
+      );
+    }
+    const settle = (fn: (w: BatchWaiter, i: number) => void) => {
+      for (const t of timers) this.d.clock.clearTimer(t);
+      for (let i = 0; i < b.waiters.length; i++) {
+        if (settled[i] === true) continue;
+        settled[i] = true;
+        fn(b.waiters[i] as BatchWaiter, i);
+      }
+    };
     out.then(
       (o) => {
         const r = o.result as CacheEntryResult;
-        for (let i = 0; i < b.waiters.length; i++) {
+        settle((w, i) => {
           const result = Array.isArray(r) ? (r[i] as CacheResult | undefined) : (r as CacheResult);
-          const w = b.waiters[i] as BatchWaiter;
           if (result === undefined)
             w.reject(
               new HiqliteError('HQL_INTERNAL', `a batch entry answered without result ${i}`, {
@@ -468,11 +496,9 @@ export class CacheGroup {
               }),
             );
           else w.resolve({ index: o.index, result });
-        }
+        });
       },
-      (e: unknown) => {
-        for (const w of b.waiters) w.reject(e);
-      },
+      (e: unknown) => settle((w) => w.reject(e)),
     );
   }
 
@@ -695,6 +721,8 @@ function reviveForwarded(r: CacheResult): CacheResult {
 interface BatchWaiter {
   readonly resolve: (out: { index: number; result: CacheResult }) => void;
   readonly reject: (e: unknown) => void;
+  /** This caller's own deadline (ms from the proposal). */
+  readonly timeoutMs: number;
 }
 
 /** Writes of one turn that will share a log entry (CacheGroup.proposeStamped). */
