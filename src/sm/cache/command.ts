@@ -13,6 +13,7 @@
 import { assert } from '../../lib/assert.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { readCommonEnvelope } from './command-reader.js';
+import { type WriterBounds, writeCommonEnvelope } from './command-writer.js';
 import { CacheError, type CacheErrorInfo } from './errors.js';
 
 export type CacheCommand =
@@ -102,17 +103,39 @@ export const STRING_LENGTH_MAX = 1 << 20;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
+const WRITER_BOUNDS: WriterBounds = {
+  formatVersion: CACHE_COMMAND_FORMAT_VERSION,
+  nowMsMax: NOW_MS_MAX,
+  durationMsMax: DURATION_MS_MAX,
+};
+
 /** Validates and encodes a command envelope. Throws `CacheError` (`HQL_MALFORMED_COMMAND`). */
 export function encodeCacheCommand(envelope: CacheCommandEnvelope): Uint8Array {
+  return writeCommonEnvelope(envelope, WRITER_BOUNDS)?.bytes ?? encodeCacheCommandGeneric(envelope);
+}
+
+/**
+ * encodeCacheCommand without the fast writer of common commands (command-writer.ts): msgpackr
+ * of the validated envelope. The fast writer's bytes are these bytes (its property test).
+ */
+export function encodeCacheCommandGeneric(envelope: CacheCommandEnvelope): Uint8Array {
   return packVersioned(CACHE_COMMAND_FORMAT_VERSION, validateEnvelope(envelope));
 }
 
 /**
  * encodeCacheCommand, also returning the validated envelope: exactly what `decodeCacheCommand`
- * of the bytes gives (same fields, canonical types, its own copies of byte values), so a state
+ * of the bytes gives (same fields, canonical types, byte values that are not the caller's arrays:
+ * copies, or views of the returned bytes for the common commands), so a state
  * machine may apply it instead of decoding the bytes again (CacheStateMachine.encodeForProposal).
  */
 export function encodeCacheCommandValidated(envelope: CacheCommandEnvelope): {
+  readonly bytes: Uint8Array;
+  readonly envelope: CacheCommandEnvelope;
+} {
+  return writeCommonEnvelope(envelope, WRITER_BOUNDS) ?? encodeCacheCommandValidatedGeneric(envelope);
+}
+
+function encodeCacheCommandValidatedGeneric(envelope: CacheCommandEnvelope): {
   readonly bytes: Uint8Array;
   readonly envelope: CacheCommandEnvelope;
 } {
