@@ -24,7 +24,7 @@ import { HiqliteError } from '../lib/errors.js';
 import { cacheLimitsOf } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
-import { resolveConfig } from '../node/config/config.js';
+import { resolveConfig, threadHeapLimits } from '../node/config/config.js';
 import { rebuildError } from '../node/error-transfer.js';
 import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
@@ -38,6 +38,7 @@ import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import { type ThreadHeapLimits, workerResourceLimits } from '../sm/sql/worker-client.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -133,7 +134,7 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   // threads (a wedged apply) are interrupted, or Node would wait for them (interrupt.ts).
   interruptAllOnExit();
   const node = new WorkerNode(
-    spawnNodeWorker(data, cfg.threadYoungGenerationMb),
+    spawnNodeWorker(data, threadHeapLimits(cfg)),
     cfg,
     logger,
     shared,
@@ -178,11 +179,14 @@ export async function cacheMirrorOf(
 /**
  * As spawnModuleWorker (sm/sql/worker-client.ts): tsx is registered inside the worker first. The
  * node's garbage is short-lived (messages, frames, decoded entries): a small young generation
- * (`threadYoungGenerationMb`) collects it as well and keeps the thread's resident memory down.
+ * (`threadYoungGenerationMb`) collects it as well and keeps the thread's resident memory down;
+ * an old generation limit under 2 GB (`threadOldGenerationMaxMb`) makes V8 collect its old
+ * generation at twice its live data instead of four times (worker-client.ts). A thread that runs
+ * out of it ends with ERR_WORKER_OUT_OF_MEMORY: the node is gone and `onFatal` is called.
  */
-function spawnNodeWorker(data: NodeWorkerData, youngGenerationMb: number): Worker {
+function spawnNodeWorker(data: NodeWorkerData, heap: ThreadHeapLimits): Worker {
   const here = import.meta.url;
-  const options = { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } };
+  const options = { workerData: data, resourceLimits: workerResourceLimits(heap) };
   if (here.endsWith('.ts')) {
     const entry = new URL('./node-worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
@@ -215,6 +219,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   /** Set once the worker is gone: every call is refused with it. */
   private gone: Error | null = null;
   private fatalReported = false;
+  /** Why the thread failed (its 'error' event), before it exited. */
+  private failure: HiqliteError | null = null;
   private closing: Promise<void> | null = null;
   private readonly exited: Promise<void>;
   private settleStart: { resolve: () => void; reject: (e: unknown) => void } | null = null;
@@ -258,7 +264,13 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     worker.on('message', (m: FromWorker) => this.onBatch(m));
     worker.on('error', (e) => {
       this.log.error({ err: e.message }, "the node's thread failed");
-      this.reportFatal(e);
+      // Uncaught in the thread, or ERR_WORKER_OUT_OF_MEMORY (threadOldGenerationMaxMb): the exit
+      // follows, and every call from then on gets this reason.
+      this.failure = new HiqliteError('HQL_UNAVAILABLE', `the node's thread failed: ${e.message}`, {
+        retryable: false,
+        cause: e,
+      });
+      this.reportFatal(this.failure);
     });
     this.exited = new Promise<void>((resolve) => {
       worker.once('exit', (code) => {
@@ -679,7 +691,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     const closed = this.closing !== null;
     this.gone = closed
       ? new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false })
-      : new HiqliteError('HQL_UNAVAILABLE', `the node's thread exited (code ${code})`, { retryable: false });
+      : (this.failure ??
+        new HiqliteError('HQL_UNAVAILABLE', `the node's thread exited (code ${code})`, { retryable: false }));
     this.settleStart?.reject(this.gone);
     this.settleStart = null;
     if (!closed) this.reportFatal(this.gone);

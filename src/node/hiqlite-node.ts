@@ -56,7 +56,7 @@ import {
 } from './cache-serve.js';
 import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/config.js';
-import { resolveConfig } from './config/config.js';
+import { resolveConfig, threadHeapLimits } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
@@ -429,7 +429,7 @@ export class HiqliteNode {
     await mkdir(cfg.paths.dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, {
       fileName: cfg.filenameDb,
-      youngGenerationMb: cfg.threadYoungGenerationMb,
+      heap: threadHeapLimits(cfg),
     });
     this.clusterId = await readClusterId(cfg.dataDir);
     // Keep the local state, or discard it and rejoin like a new node (the leader re-adds it);
@@ -454,7 +454,7 @@ export class HiqliteNode {
       dbPath: cfg.paths.dbFile,
       threads: cfg.readThreads,
       threadIdleMs: cfg.readThreadIdleMs,
-      youngGenerationMb: cfg.threadYoungGenerationMb,
+      heap: threadHeapLimits(cfg),
       queueMax: cfg.readQueueMax,
       rowsMax: cfg.queryRowsMax,
       appliedIndex: () => this.sm.worker.applied.current,

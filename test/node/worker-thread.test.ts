@@ -18,6 +18,7 @@ import { nodeThreadOf } from '../../src/client/worker-node.js';
 import { ConfigError, HiqliteError, type HiqliteNode, SqlError, start } from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
 import { freePorts } from '../support/free-ports.js';
+import { within } from '../support/within.js';
 
 const SECRETS = {
   secretRaft: 'raft-secret-for-tests-0123456789',
@@ -198,6 +199,53 @@ test('a node thread that dies fails the calls in flight with typed errors, calls
     assert.equal(node.isLeader(), false);
     // The node stopped serving: onFatal is called (on this thread), as for a disk failure.
     assert.ok(fatal !== null && (fatal as HiqliteError).code === 'HQL_UNAVAILABLE', String(fatal));
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the node thread keeps within threadOldGenerationMaxMb: past it the node stops (onFatal), typed, and the application lives on', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  let fatal: unknown = null;
+  const node = await start(await config(root, 1, { threadOldGenerationMaxMb: 64 }), {
+    onFatal: (e) => {
+      fatal = e;
+    },
+  });
+  try {
+    // Values and log entries are byte arrays outside the V8 heap; keys are strings inside it:
+    // 4,000-byte keys, 64 writes at a time, until the thread's 64 MB are gone (at most 60,000).
+    const cache = node.cache('big');
+    const pad = 'k'.repeat(3_990);
+    let written = 0;
+    for (let round = 0; round < 60_000 / 64 && fatal === null; round++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 64 }, (_, i) => cache.put(`${pad}${round * 64 + i}`, 1)),
+      );
+      for (const r of results) {
+        if (r.status === 'fulfilled') {
+          written++;
+          continue;
+        }
+        assert.ok(r.reason instanceof HiqliteError, String(r.reason));
+        assert.ok(['HQL_OUTCOME_UNKNOWN', 'HQL_UNAVAILABLE'].includes(r.reason.code), r.reason.message);
+      }
+    }
+    assert.ok(written > 1_000, `${written} writes before the thread ran out of heap`);
+    await within(
+      (async () => {
+        while (fatal === null) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      10_000,
+      'onFatal after the thread ran out of heap',
+    );
+    assert.ok(fatal instanceof HiqliteError, String(fatal));
+    assert.equal(fatal.code, 'HQL_UNAVAILABLE');
+    assert.match(fatal.message, /out of memory|ERR_WORKER_OUT_OF_MEMORY/i);
+    await assert.rejects(cache.put('after', 1), hasCode('HQL_UNAVAILABLE'));
+    // This thread was not touched: it still runs and allocates.
+    assert.equal(new Uint8Array(1024).length, 1024);
   } finally {
     await node.close();
     rmSync(root, { recursive: true, force: true });

@@ -99,6 +99,30 @@ describe('ReadPool threads start with reads and end when idle', () => {
     assert.equal(pool.stats().threads, 0);
   });
 
+  test('a read that needs more heap than its thread may use fails with HQL_RESULT_TOO_LARGE; the pool serves on', async () => {
+    const pool = await ReadPool.start({
+      dbPath: sm.path,
+      threads: 1,
+      threadIdleMs: 0,
+      heap: { youngGenerationMb: 4, oldGenerationMaxMb: 64 },
+    });
+    pools.push(pool);
+    // 300,000 rows with a 500-character string each: well over the thread's 64 MB.
+    const huge = pool.query(
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT x, printf('%0500d', x) AS s FROM c",
+      [],
+      { timeoutMs: 60_000 },
+    );
+    await assert.rejects(huge, (e: unknown) => {
+      assert.ok(e instanceof HiqliteError, String(e));
+      assert.equal(e.code, 'HQL_RESULT_TOO_LARGE', e.message);
+      assert.equal(e.retryable, false);
+      assert.match(e.message, /thread_old_generation_max_mb/);
+      return true;
+    });
+    assert.deepEqual(await read(pool), [{ id: 1 }]);
+  });
+
   test('threadIdleMs is validated', async () => {
     await assert.rejects(
       ReadPool.start({ dbPath: sm.path, threadIdleMs: -1 }),

@@ -4,7 +4,7 @@
  * a test checks that every key here is documented.
  */
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
-import { YOUNG_GENERATION_MB_DEFAULT } from '../../sm/sql/worker-client.js';
+import { OLD_GENERATION_MAX_MB_DEFAULT, YOUNG_GENERATION_MB_DEFAULT } from '../../sm/sql/worker-client.js';
 import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
 
 const KiB = 1024;
@@ -61,6 +61,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     default: YOUNG_GENERATION_MB_DEFAULT,
     min: 1,
     max: 1024,
+  },
+  // V8 old generation limit of each thread hiqlite starts (worker-client.ts).
+  {
+    key: 'threadOldGenerationMaxMb',
+    toml: 'thread_old_generation_max_mb',
+    default: OLD_GENERATION_MAX_MB_DEFAULT,
+    min: 64,
+    max: 1_048_576,
   },
   { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },
   { key: 'queryRowsMax', toml: 'query_rows_max', default: 1_000_000, min: 1, max: 1_000_000_000 },

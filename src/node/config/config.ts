@@ -3,6 +3,9 @@
  * completed (`resolveConfig`), loaded from TOML and `HQL_*` variables (`loadTomlConfig`), and
  * generated for a local cluster (`generateConfig`). Every key: docs/CONFIGURATION.md.
  */
+import type { ThreadHeapLimits } from '../../sm/sql/worker-client.js';
+import type { ResolvedNodeConfig } from './config-types.js';
+
 export { formatHostPort, parseBindHost, parseHostPort, parseNodeEntry } from './config-address.js';
 export { ConfigError, type ConfigProblem } from './config-errors.js';
 export {
@@ -36,3 +39,8 @@ export type {
   TlsFiles,
   TlsSetting,
 } from './config-types.js';
+
+/** The V8 heap limits of the threads a node starts (its own thread, SQLite writer, read threads). */
+export function threadHeapLimits(cfg: ResolvedNodeConfig): ThreadHeapLimits {
+  return { youngGenerationMb: cfg.threadYoungGenerationMb, oldGenerationMaxMb: cfg.threadOldGenerationMaxMb };
+}

@@ -28,7 +28,7 @@ import { interruptConnection } from './interrupt.js';
 import type { ReadReply, ReadRequest, ReadWorkerInit, ReadWorkerStarted } from './read-protocol.js';
 import type { QueryParams } from './reader.js';
 import type { Row } from './values.js';
-import { spawnModuleWorker } from './worker-client.js';
+import { spawnModuleWorker, type ThreadHeapLimits } from './worker-client.js';
 import { deserializeError } from './worker-protocol.js';
 
 export interface ReadPoolOptions {
@@ -46,8 +46,8 @@ export interface ReadPoolOptions {
    * 0: every thread starts with the pool and never ends.
    */
   readonly threadIdleMs?: number;
-  /** Each thread's V8 young generation in MB (worker-client.ts). */
-  readonly youngGenerationMb?: number;
+  /** Each thread's V8 heap limits (worker-client.ts). */
+  readonly heap?: ThreadHeapLimits;
   readonly statementCacheMax?: number;
   readonly busyTimeoutMs?: number;
   /** Most rows one read may return (HQL_RESULT_TOO_LARGE beyond). Default 1,000,000. */
@@ -81,6 +81,8 @@ interface Slot {
   stuckTimer: NodeJS.Timeout | null;
   /** Ends the thread when it stays without a read (threadIdleMs). */
   idleTimer: NodeJS.Timeout | null;
+  /** The thread's 'error' (uncaught, or out of its heap), before its exit. */
+  failure: Error | null;
 }
 
 export class ReadPool {
@@ -96,7 +98,7 @@ export class ReadPool {
   private readonly startingWorkers = new Set<Worker>();
   private readonly threads: number;
   private readonly threadIdleMs: number;
-  private readonly youngGenerationMb: number | undefined;
+  private readonly heap: ThreadHeapLimits | undefined;
   private readonly queueMax: number;
   private readonly stuckGraceMs: number;
   private readonly init: ReadWorkerInit;
@@ -107,7 +109,7 @@ export class ReadPool {
     this.queueMax = o.queueMax ?? 1024;
     this.stuckGraceMs = o.stuckGraceMs ?? 1000;
     this.threadIdleMs = o.threadIdleMs ?? 30_000;
-    this.youngGenerationMb = o.youngGenerationMb;
+    this.heap = o.heap;
     this.appliedIndex = o.appliedIndex ?? (() => 0);
     for (const [key, v] of [
       ['threads', this.threads],
@@ -348,7 +350,7 @@ export class ReadPool {
   }
 
   private spawn(): Promise<Slot> {
-    const worker = spawnModuleWorker('read-worker', this.init, this.youngGenerationMb);
+    const worker = spawnModuleWorker('read-worker', this.init, this.heap);
     this.startingWorkers.add(worker);
     return new Promise<Slot>((resolve, reject) => {
       const onStart = (m: ReadReply) => {
@@ -367,7 +369,12 @@ export class ReadPool {
           jobId: 0,
           stuckTimer: null,
           idleTimer: null,
+          failure: null,
         };
+        worker.off('error', reject);
+        worker.on('error', (e) => {
+          slot.failure = e;
+        });
         worker.on('message', (r: ReadReply) => this.onReply(slot, r));
         worker.once('exit', () => this.onExit(slot));
         resolve(slot);
@@ -389,8 +396,7 @@ export class ReadPool {
     if (!this.slots.delete(slot)) return;
     if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
     if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-    if (slot.job !== null)
-      settle(slot.job, new HiqliteError('HQL_IO', 'the read thread exited', { retryable: true }));
+    if (slot.job !== null) settle(slot.job, exitError(slot.failure));
     slot.job = null;
     this.grow();
   }
@@ -402,6 +408,22 @@ function settle(job: Job, error: Error): void {
   if (job.timer !== null) clearTimeout(job.timer);
   job.cleanup();
   job.reject(error);
+}
+
+/** Why a read failed whose thread ended under it. */
+function exitError(failure: Error | null): HiqliteError {
+  // The same read would exhaust the next thread too: not retryable.
+  if ((failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY')
+    return new HiqliteError(
+      'HQL_RESULT_TOO_LARGE',
+      'the read needed more memory than its thread may use (thread_old_generation_max_mb); page through the result or aggregate',
+      { retryable: false, cause: failure },
+    );
+  return new HiqliteError(
+    'HQL_IO',
+    failure === null ? 'the read thread exited' : `the read thread failed: ${failure.message}`,
+    { retryable: true, ...(failure === null ? {} : { cause: failure }) },
+  );
 }
 
 function timeoutError(ms: number): HiqliteError {

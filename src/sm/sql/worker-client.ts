@@ -30,8 +30,8 @@ import {
 export interface SqlWorkerOptions extends WorkerStateMachineOptions {
   /** Requests in flight before new ones are rejected with HQL_OVERLOADED. Default 1024. */
   readonly pendingMax?: number;
-  /** The thread's V8 young generation in MB. Default YOUNG_GENERATION_MB_DEFAULT. */
-  readonly youngGenerationMb?: number;
+  /** The thread's V8 heap limits. Default THREAD_HEAP_DEFAULTS. */
+  readonly heap?: ThreadHeapLimits;
 }
 
 interface Pending {
@@ -50,13 +50,41 @@ type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Om
  */
 export const YOUNG_GENERATION_MB_DEFAULT = 4;
 
+/**
+ * The V8 old generation limit of each thread hiqlite starts, in MB: config key
+ * `threadOldGenerationMaxMb`. Below 2,048 MB V8 lets a heap grow to at most about twice its live
+ * data between full collections; from 2,048 MB on (the default limit on a machine with 16 GB or
+ * more) it lets it grow to four times (V8's MemoryController::MaxGrowingFactor). 2,000 keeps the
+ * node's thread near 35 MB instead of 45–55 MB under load, with room for the default cache
+ * limits (512 MiB of entries) more than three times over (docs/BENCHMARKS.md, "Memory per node").
+ */
+export const OLD_GENERATION_MAX_MB_DEFAULT = 2000;
+
+/** V8 heap limits of a thread hiqlite starts (Worker `resourceLimits`). */
+export interface ThreadHeapLimits {
+  readonly youngGenerationMb: number;
+  readonly oldGenerationMaxMb: number;
+}
+
+export const THREAD_HEAP_DEFAULTS: ThreadHeapLimits = {
+  youngGenerationMb: YOUNG_GENERATION_MB_DEFAULT,
+  oldGenerationMaxMb: OLD_GENERATION_MAX_MB_DEFAULT,
+};
+
+/** The Worker `resourceLimits` of `heap`. */
+export function workerResourceLimits(heap: ThreadHeapLimits): {
+  maxYoungGenerationSizeMb: number;
+  maxOldGenerationSizeMb: number;
+} {
+  return {
+    maxYoungGenerationSizeMb: heap.youngGenerationMb,
+    maxOldGenerationSizeMb: heap.oldGenerationMaxMb,
+  };
+}
+
 /** Starts the worker script `name` (worker.ts / read-worker.ts next to this file) with `data`. */
-export function spawnModuleWorker(
-  name: string,
-  data: unknown,
-  youngGenerationMb = YOUNG_GENERATION_MB_DEFAULT,
-): Worker {
-  const resourceLimits = { maxYoungGenerationSizeMb: youngGenerationMb };
+export function spawnModuleWorker(name: string, data: unknown, heap = THREAD_HEAP_DEFAULTS): Worker {
+  const resourceLimits = workerResourceLimits(heap);
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     const entry = new URL(`./${name}.ts`, here).href;
@@ -104,7 +132,7 @@ export class SqlWorker {
 
   /** Starts the worker and opens the state machine in `dir`; rejects if it cannot be opened. */
   static async start(dir: string, options: SqlWorkerOptions = {}): Promise<SqlWorker> {
-    const { pendingMax = 1024, youngGenerationMb, ...smOptions } = options;
+    const { pendingMax = 1024, heap, ...smOptions } = options;
     if (!(Number.isSafeInteger(pendingMax) && pendingMax >= 1)) {
       throw new HiqliteError(
         'HQL_INVALID_CONFIG',
@@ -115,7 +143,7 @@ export class SqlWorker {
       );
     }
     const init: WorkerInit = { dir, options: smOptions };
-    const worker = spawnModuleWorker('worker', init, youngGenerationMb);
+    const worker = spawnModuleWorker('worker', init, heap);
     let initial: WorkerStarted;
     try {
       initial = await new Promise<WorkerStarted>((resolve, reject) => {
