@@ -17,6 +17,7 @@ import {
   NOW_MS_MAX,
 } from '../../src/sm/cache/command.js';
 import { readCommonEnvelope } from '../../src/sm/cache/command-reader.js';
+import { commandTypeNearCommon as type } from './cache-helpers.js';
 
 const SEED = 0x5eed_12ad;
 
@@ -77,17 +78,6 @@ const anyValue = fc.oneof(
   fc.uint8Array({ maxLength: 300 }),
   fc.constantFrom(null, true, false),
   fc.constant([1, 2]),
-);
-const type = fc.constantFrom(
-  'put',
-  'replace',
-  'putIfAbsent',
-  'delete',
-  'get',
-  'getRemove',
-  'clear',
-  'expire',
-  'putx',
 );
 
 /** Envelopes near the common shapes: optional, missing, extra and wrongly typed fields. */

@@ -18,6 +18,7 @@ import {
   NOW_MS_MAX,
 } from '../../src/sm/cache/command.js';
 import { writeCommonEnvelope } from '../../src/sm/cache/command-writer.js';
+import { commandTypeNearCommon as type } from './cache-helpers.js';
 
 const SEED = 0x5eed_3417;
 const BOUNDS = {
@@ -119,17 +120,6 @@ const anyValue = fc.oneof(
   bytes,
   fc.constantFrom(null, undefined, true, false),
   fc.constant([1, 2]),
-);
-const type = fc.constantFrom(
-  'put',
-  'replace',
-  'putIfAbsent',
-  'delete',
-  'get',
-  'getRemove',
-  'clear',
-  'expire',
-  'putx',
 );
 
 /** Envelopes near the common shapes: optional, missing, extra, undefined and wrongly typed fields. */

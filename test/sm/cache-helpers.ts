@@ -1,5 +1,6 @@
 /** Helpers of the cache state machine tests: build entries, apply one command, read results. */
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { type Entry, logIndex, term } from '../../src/raft/types.js';
 import { type CacheCommand, type CacheSession, encodeCacheCommand } from '../../src/sm/cache/command.js';
 import type { CacheOutcome, CacheResult } from '../../src/sm/cache/result.js';
@@ -73,3 +74,16 @@ export async function snapshotBytes(sm: CacheStateMachine): Promise<Uint8Array> 
 export async function* chunksOf(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < b.length; i += size) yield b.subarray(i, Math.min(b.length, i + size));
 }
+
+/** Command types for property tests of the common-command codecs: theirs, others, and a wrong one. */
+export const commandTypeNearCommon = fc.constantFrom(
+  'put',
+  'replace',
+  'putIfAbsent',
+  'delete',
+  'get',
+  'getRemove',
+  'clear',
+  'expire',
+  'putx',
+);
