@@ -25,6 +25,7 @@ import { Packr } from 'msgpackr';
 import { HiqliteError } from '../lib/errors.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
+import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
@@ -81,8 +82,20 @@ export function encodeCacheValue(value: unknown): Uint8Array {
   if (value === undefined) {
     throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be undefined', { retryable: false });
   }
+  let bytes: Uint8Array;
+  try {
+    bytes = packr.pack(value);
+  } catch (cause) {
+    // A symbol, a cycle, a bigint beyond 64 bits, nesting deeper than the encoder's stack: the
+    // caller's value, not a bug of ours.
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      `a cache value must be a msgpack value (no symbols, cycles, bigints beyond 64 bits or very deep nesting): ${cause instanceof Error ? cause.message : String(cause)}`,
+      { retryable: false, cause },
+    );
+  }
   // msgpackr returns a view of its reusable buffer: copy it.
-  return new Uint8Array(packr.pack(value));
+  return new Uint8Array(bytes);
 }
 
 export function decodeCacheValue(bytes: Uint8Array): unknown {
@@ -328,6 +341,23 @@ export interface LockOptions {
 
 export const LOCK_LEASE_MS_DEFAULT = 10_000;
 
+/** The longest delay a Node.js timer holds; a longer one fires after 1 ms. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
+/** `leaseMs` and `waitMs` of a lock: whole milliseconds in range, else HQL_INVALID_PARAMS. */
+function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
+  const check = (name: string, v: unknown, min: number) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > CACHE_DURATION_MS_MAX)
+      throw new HiqliteError(
+        'HQL_INVALID_PARAMS',
+        `lock '${key}': ${name} must be a whole number of milliseconds from ${min} to ${CACHE_DURATION_MS_MAX}, got ${String(v)}`,
+        { retryable: false },
+      );
+  };
+  check('leaseMs', leaseMs, 1);
+  if (waitMs !== undefined) check('waitMs', waitMs, 0);
+}
+
 /**
  * A held lock. `token` is a fencing token: strictly increasing per key across holders, leaders
  * and restarts; give it to the resource you guard so that it can refuse a holder whose lease
@@ -368,7 +398,8 @@ export class DistributedLock implements AsyncDisposable {
   }
 
   private scheduleRenewal(): void {
-    const everyMs = Math.max(1, Math.floor(this.leaseMs / 3));
+    // A lease longer than a timer can hold is renewed sooner, not every millisecond.
+    const everyMs = Math.min(TIMER_MS_MAX, Math.max(1, Math.floor(this.leaseMs / 3)));
     let lastRenewedMs = Date.now();
     const renew = async () => {
       try {
@@ -436,6 +467,7 @@ export class CacheApi {
   /** Waits for the lock (first come, first served) and holds it, renewing its lease, until release(). */
   async lock(key: string, options: LockOptions = {}): Promise<DistributedLock> {
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    lockDurations(key, leaseMs, options.waitMs);
     const grant = await this.ops.cacheLock(
       {
         key,
@@ -454,6 +486,7 @@ export class CacheApi {
   /** The lock if it is free now, else null (never waits in the queue). */
   async tryLock(key: string, options: { leaseMs?: number } = {}): Promise<DistributedLock | null> {
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    lockDurations(key, leaseMs, undefined);
     const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
     return grant === null ? null : new DistributedLock(this.ops, key, grant.token, leaseMs);
   }

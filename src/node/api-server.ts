@@ -17,11 +17,13 @@ import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
+  maxHeaderSize,
   type Server,
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type BodyLimits,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
@@ -289,7 +291,7 @@ export class ApiServer {
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
-    server.on('clientError', (_e, socket) => socket.destroy());
+    server.on('clientError', (e: Error & { code?: string }, socket: Duplex) => answerClientError(e, socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -526,6 +528,42 @@ export class ApiServer {
     const b = Buffer.from(this.secret);
     return a.length === b.length && timingSafeEqual(a, b);
   }
+}
+
+/**
+ * A request Node's HTTP parser refused before any route saw it (a request line or headers over
+ * `maxHeaderSize`, a malformed request, headers that took longer than `headersTimeout`): answered
+ * with a typed JSON error, as a route would, and the connection closed. A client that went away
+ * (or a socket that cannot be written) is just closed.
+ */
+function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
+  const code = e.code ?? '';
+  if (!socket.writable || code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, errorCode, message] =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? ([
+          431,
+          'Request Header Fields Too Large',
+          'HQL_REQUEST_TOO_LARGE',
+          `the request line and headers exceed ${maxHeaderSize} bytes`,
+        ] as const)
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT'
+        ? ([408, 'Request Timeout', 'HQL_TIMEOUT', 'the request headers did not arrive in time'] as const)
+        : ([
+            400,
+            'Bad Request',
+            'HQL_INVALID_PARAMS',
+            `not a valid HTTP request (${code || e.message})`,
+          ] as const);
+  const body = JSON.stringify({ ok: false, error: { code: errorCode, message, retryable: false } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  // A client that does not read its answer does not keep the socket.
+  setTimeout(() => socket.destroy(), 5_000).unref();
 }
 
 export function errorBody(e: unknown): ApiErrorBody {

@@ -245,6 +245,15 @@ export class CacheGroup {
     return this.sm.appliedIndex() < this.replayedTo;
   }
 
+  /**
+   * The seq of the last notification applied here (0: none yet); `linearizable`: after a
+   * ReadIndex round (read_timeout_ms), so every notification committed before the call counts.
+   */
+  async lastNotificationSeq(consistency: CacheConsistency = 'local'): Promise<number> {
+    if (consistency === 'linearizable') await this.readBarrier(this.d.cfg.readTimeoutMs);
+    return this.sm.lastNotificationSeq();
+  }
+
   /** Whether the Raft group runs (messages that arrive before are dropped: Raft resends). */
   get running(): boolean {
     return this.raft !== undefined && !this.closed;

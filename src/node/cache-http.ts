@@ -407,7 +407,15 @@ async function serveSse(
 // ---------------------------------------------------------------------------------------------
 
 function encodeValue(value: unknown): Uint8Array {
-  return new Uint8Array(packr.pack(value));
+  try {
+    return new Uint8Array(packr.pack(value));
+  } catch (e) {
+    // JSON that parses can still be too deep for the encoder's recursion (`[[[…]]]`): the
+    // client's input, not a bug.
+    throw invalid(
+      `the value cannot be stored as msgpack (nested too deeply?): ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
 }
 
 function decodeValue(bytes: Uint8Array): unknown {

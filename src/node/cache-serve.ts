@@ -54,12 +54,27 @@ export async function serveCacheRequest(
   );
 }
 
-/** A listen stream of this node (binary `listen`, SSE). */
+/**
+ * A listen stream of this node (binary `listen`, SSE). A resume point past the last notification
+ * this node applied is either one it has not applied yet (the client listened on a node ahead of
+ * it: after a ReadIndex round it has) or one this cluster never sent (a made-up Last-Event-ID,
+ * one from another cluster, or from before a full restart of in-memory caches). The latter is
+ * refused: the subscription would pass every notification up to that seq in silence.
+ */
 export async function nodeListen(
   groupOf: CacheGroupOf,
   channel: string | null,
   afterSeq: number | undefined,
 ): Promise<ListenStream> {
+  if (afterSeq !== undefined && afterSeq > (await groupOf().lastNotificationSeq('local'))) {
+    const last = await groupOf().lastNotificationSeq('linearizable');
+    if (afterSeq > last)
+      throw new HiqliteError(
+        'HQL_INVALID_PARAMS',
+        `cannot resume after notification ${afterSeq}: the cluster has sent ${last} (the seq comes from elsewhere, another cluster or caches lost in a full restart): listen again without it`,
+        { retryable: false },
+      );
+  }
   return cacheListenStream(groupOf(), { channel, ...(afterSeq === undefined ? {} : { afterSeq }) });
 }
 

@@ -25,7 +25,7 @@ export async function serveJsonRoute(
   ops: JsonRouteOps,
 ): Promise<unknown> {
   const sql = body.sql;
-  const params = (body.params ?? []) as QueryParams;
+  const params = jsonParams(body.params, 'params');
   switch (route) {
     case 'execute': {
       if (typeof sql !== 'string') throw invalidParams('execute needs "sql"');
@@ -46,10 +46,10 @@ export async function serveJsonRoute(
       if (!Array.isArray(statements)) throw invalidParams('txn needs "statements": [[sql, params?], …]');
       const out = await ops.writeOk({
         type: 'txn',
-        statements: statements.map((s: unknown) => {
+        statements: statements.map((s: unknown, i: number) => {
           const [stmtSql, stmtParams] = (Array.isArray(s) ? s : [s]) as [unknown, unknown];
           if (typeof stmtSql !== 'string') throw invalidParams('each txn statement starts with its SQL');
-          return { sql: stmtSql, params: (stmtParams ?? []) as never };
+          return { sql: stmtSql, params: jsonParams(stmtParams, `statements[${i}].params`) as never };
         }),
       });
       return { results: (out.result as { value: unknown }).value, logIndex: out.index };
@@ -60,6 +60,40 @@ export async function serveJsonRoute(
       return { results: (out.result as { value: unknown }).value, logIndex: out.index };
     }
   }
+}
+
+/**
+ * The parameters of a JSON body: absent, an array or an object of values SQLite binds (null,
+ * boolean, number, string) or, in a txn, `{"$ref": […]}`. Anything else is refused here, before it travels further: a nested
+ * array or object cannot be bound anyway, and one nested deeply enough overflows the stack of
+ * whatever copies it next (the structured clone to a read thread), which must not take the node
+ * down.
+ */
+function jsonParams(params: unknown, where: string): QueryParams {
+  if (params === undefined || params === null) return [];
+  if (typeof params !== 'object') throw invalidParams(`${where} must be an array or an object`);
+  const entries = Array.isArray(params)
+    ? params.map((v, i) => [`[${i}]`, v] as const)
+    : Object.entries(params).map(([k, v]) => [`.${k}`, v] as const);
+  for (const [at, v] of entries) {
+    if (isScalar(v) || isStmtRef(v)) continue;
+    throw invalidParams(
+      `${where}${at}: ${Array.isArray(v) ? 'an array' : 'an object'} cannot be bound (use null, number, string or boolean)`,
+    );
+  }
+  return params as QueryParams;
+}
+
+function isScalar(v: unknown): boolean {
+  return v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string';
+}
+
+/** `{"$ref": [statement, row, column]}` of a txn (its indexes checked where it is decoded). */
+function isStmtRef(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const keys = Object.keys(v);
+  const ref = (v as { $ref?: unknown }).$ref;
+  return keys.length === 1 && Array.isArray(ref) && ref.length <= 3 && ref.every(isScalar);
 }
 
 function invalidParams(message: string): HiqliteError {
