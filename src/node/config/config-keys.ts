@@ -67,7 +67,7 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     key: 'threadOldGenerationMaxMb',
     toml: 'thread_old_generation_max_mb',
     default: OLD_GENERATION_MAX_MB_DEFAULT,
-    min: 64,
+    min: 0,
     max: 1_048_576,
   },
   { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },

@@ -107,8 +107,9 @@ export interface NodeConfig {
    */
   threadYoungGenerationMb?: number;
   /**
-   * The V8 old generation limit, in MB, of each thread hiqlite starts (as above). Under 2,048 V8
-   * collects at twice the live data instead of four times; a thread that needs more ends with
+   * The V8 old generation limit, in MB, of each thread hiqlite starts (as above); 0 (default):
+   * 2,000, or the starting thread's own limit when that is smaller. Under 2,048 V8 collects at
+   * twice the live data instead of four times; a thread that needs more ends with
    * ERR_WORKER_OUT_OF_MEMORY (the node is gone, `onFatal`).
    */
   threadOldGenerationMaxMb?: number;

@@ -9,6 +9,7 @@
  * parent's module hooks, and `execArgv: ['--import', 'tsx']` does not apply them to the worker's
  * entry module either.
  */
+import { getHeapStatistics } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { HiqliteError } from '../../lib/errors.js';
 import type { LogIndex } from '../../raft/types.js';
@@ -52,13 +53,23 @@ export const YOUNG_GENERATION_MB_DEFAULT = 4;
 
 /**
  * The V8 old generation limit of each thread hiqlite starts, in MB: config key
- * `threadOldGenerationMaxMb`. Below 2,048 MB V8 lets a heap grow to at most about twice its live
- * data between full collections; from 2,048 MB on (the default limit on a machine with 16 GB or
- * more) it lets it grow to four times (V8's MemoryController::MaxGrowingFactor). 2,000 keeps the
- * node's thread near 35 MB instead of 45–55 MB under load, with room for the default cache
- * limits (512 MiB of entries) more than three times over (docs/BENCHMARKS.md, "Memory per node").
+ * `threadOldGenerationMaxMb`; 0 (the default) is OLD_GENERATION_MAX_MB_AUTO or the starting
+ * thread's own heap limit, whichever is smaller (on a small machine V8's default is lower, and
+ * an application's `--max-old-space-size` is followed). Below 2,048 MB V8 lets a heap grow to
+ * at most about twice its live data between full collections; from 2,048 MB on (its default
+ * limit on a machine with 16 GB or more) to four times (V8's MemoryController::MaxGrowingFactor).
+ * 2,000 keeps the node's thread near 35 MB instead of 45–55 MB under load, with room for the
+ * default cache limits (512 MiB of entries) more than three times over (docs/BENCHMARKS.md,
+ * "Memory per node, second round").
  */
-export const OLD_GENERATION_MAX_MB_DEFAULT = 2000;
+export const OLD_GENERATION_MAX_MB_DEFAULT = 0;
+export const OLD_GENERATION_MAX_MB_AUTO = 2000;
+
+/** The limit `0` stands for, on this thread (see OLD_GENERATION_MAX_MB_DEFAULT). */
+export function autoOldGenerationMaxMb(): number {
+  const own = Math.floor(getHeapStatistics().heap_size_limit / (1024 * 1024));
+  return Math.max(64, Math.min(OLD_GENERATION_MAX_MB_AUTO, own));
+}
 
 /** V8 heap limits of a thread hiqlite starts (Worker `resourceLimits`). */
 export interface ThreadHeapLimits {
@@ -78,7 +89,8 @@ export function workerResourceLimits(heap: ThreadHeapLimits): {
 } {
   return {
     maxYoungGenerationSizeMb: heap.youngGenerationMb,
-    maxOldGenerationSizeMb: heap.oldGenerationMaxMb,
+    maxOldGenerationSizeMb:
+      heap.oldGenerationMaxMb === 0 ? autoOldGenerationMaxMb() : heap.oldGenerationMaxMb,
   };
 }
 
