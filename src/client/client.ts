@@ -12,7 +12,7 @@ import type { BackupInfo } from '../node/node-features.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import type { CommandInput, Migration, ParamInput } from '../sm/sql/command.js';
-import { errorFromInfo } from '../sm/sql/errors.js';
+import { errorFromInfo, sqlError } from '../sm/sql/errors.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import {
@@ -161,11 +161,11 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   query<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T[]> {
-    return this.read(sql, params, options) as Promise<T[]>;
+    return this.checkedRead(sql, params, options) as Promise<T[]>;
   }
 
   async queryOne<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T> {
-    const rows = await this.read(sql, params, options);
+    const rows = await this.checkedRead(sql, params, options);
     if (rows.length === 0)
       throw new HiqliteError('HQL_NO_ROWS', 'the query returned no rows', { retryable: false });
     return rows[0] as T;
@@ -176,12 +176,12 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     params: Params = [],
     options: QueryOptions = {},
   ): Promise<T | undefined> {
-    const rows = await this.read(sql, params, options);
+    const rows = await this.checkedRead(sql, params, options);
     return rows[0] as T | undefined;
   }
 
   queryConsistent<T = Row>(sql: string, params: Params = []): Promise<T[]> {
-    return this.read(sql, params, { consistency: 'linearizable' }) as Promise<T[]>;
+    return this.checkedRead(sql, params, { consistency: 'linearizable' }) as Promise<T[]>;
   }
 
   async migrate(migrations: readonly MigrationInput[] | string): Promise<void> {
@@ -193,11 +193,64 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     await this.writeOk({ type: 'migrate', migrations: prepared });
   }
 
+  private checkedRead(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
+    try {
+      checkParams(params, -1);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.read(sql, params, options);
+  }
+
   private async writeOk(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
+    if (command.type === 'execute') checkParams(command.params, -1);
+    else if (command.type === 'txn') {
+      for (const [i, st] of command.statements.entries()) checkParams(st.params, i);
+    }
     const out = await this.write(command);
     if (!out.result.ok) throw errorFromInfo(out.result.error);
     return out;
   }
+}
+
+/**
+ * Parameters are looked at one level deep before they cross a thread (the node's, a read
+ * thread) or a connection: an array or object where a value belongs cannot be bound anyway, and
+ * one nested deeply enough overflows the stack of the structured clone or msgpack copy that
+ * carries it, a RangeError thrown where nothing catches it (the process ended). Refused here with
+ * the error the node's binding gives; the node checks the rest.
+ */
+function checkParams(params: unknown, stmt: number): void {
+  if (typeof params !== 'object' || params === null) return;
+  const base = stmt < 0 ? 'params' : `statements[${stmt}].params`;
+  const check = (v: unknown, at: string) => {
+    if (
+      v === null ||
+      typeof v !== 'object' ||
+      v instanceof Uint8Array ||
+      v instanceof Date ||
+      (stmt >= 0 && isShallowRef(v))
+    )
+      return;
+    throw sqlError(
+      'HQL_INVALID_PARAMS',
+      `${base}${at}: ${Array.isArray(v) ? 'an array' : 'an object'} cannot be bound (use null, number, bigint, string, Uint8Array, boolean or Date)`,
+    );
+  };
+  if (Array.isArray(params)) {
+    for (let i = 0; i < params.length; i++) check(params[i], `[${i}]`);
+  } else for (const [k, v] of Object.entries(params)) check(v, `.${k}`);
+}
+
+/** A txn's `{ $ref: [statement, row, column] }` (its values checked on the node). */
+function isShallowRef(v: object): boolean {
+  const ref = (v as { $ref?: unknown }).$ref;
+  return (
+    Array.isArray(ref) &&
+    ref.length <= 3 &&
+    ref.every((x) => x === null || typeof x !== 'object') &&
+    Object.keys(v).length === 1
+  );
 }
 
 function noCache(): HiqliteError {
