@@ -540,7 +540,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     if (this.outCalls.length > 0) {
       const calls = this.outCalls;
       this.outCalls = [];
-      this.post({ type: 'calls', calls });
+      this.postCalls(calls);
     }
     if (this.outAborts.length > 0) {
       const ids = this.outAborts;
@@ -581,6 +581,37 @@ class WorkerNode extends ClientBase implements HiqliteNode {
 
   private post(m: ToWorker): void {
     if (this.gone === null) this.worker.postMessage(m);
+  }
+
+  /**
+   * Posts a turn's calls. A call holding what cannot cross threads (a function, a symbol, an
+   * object with one inside) fails alone with HQL_INVALID_PARAMS; the others of its turn go on.
+   * (Before, the DataCloneError was thrown in this callback and ended the application.)
+   */
+  private postCalls(calls: Call[]): void {
+    try {
+      this.post({ type: 'calls', calls });
+      return;
+    } catch (e) {
+      if (!isDataCloneError(e)) throw e;
+    }
+    for (const c of calls) {
+      try {
+        this.post({ type: 'calls', calls: [c] });
+      } catch (e) {
+        if (!isDataCloneError(e)) throw e;
+        const p = this.pending.get(c.id);
+        if (p === undefined) continue;
+        this.settle(c.id, p);
+        p.reject(
+          new HiqliteError(
+            'HQL_INVALID_PARAMS',
+            `${c.op}: a parameter or value cannot be sent to the node's thread (${(e as Error).message})`,
+            { retryable: false },
+          ),
+        );
+      }
+    }
   }
 
   private onBatch(m: FromWorker): void {
@@ -832,4 +863,9 @@ class WorkerListenSource implements ListenSource {
     this.stop();
     this.end(new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false }));
   }
+}
+
+/** Thrown by postMessage for a value the structured clone algorithm cannot copy. */
+function isDataCloneError(e: unknown): boolean {
+  return e instanceof Error && e.name === 'DataCloneError';
 }

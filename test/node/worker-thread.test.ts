@@ -205,6 +205,35 @@ test('a node thread that dies fails the calls in flight with typed errors, calls
   }
 });
 
+test('a call holding what cannot cross threads fails alone with HQL_INVALID_PARAMS; the others of its turn complete', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  const node = await start(await config(root));
+  try {
+    await node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v)');
+    // One turn: good calls around bad ones (a symbol, a function, an object holding a function).
+    const calls = [
+      node.execute('INSERT INTO t (id, v) VALUES (1, ?)', ['a']),
+      node.execute('INSERT INTO t (id, v) VALUES (2, ?)', [Symbol('x') as unknown as string]),
+      node.query('SELECT ?', [(() => 1) as unknown as string]),
+      node.execute('INSERT INTO t (id, v) VALUES (3, ?)', ['c']),
+      node.query('SELECT ?', [{ f: () => 1 } as unknown as string]),
+    ];
+    const [a, sym, fn, c, nested] = await Promise.allSettled(calls);
+    assert.equal(a?.status, 'fulfilled');
+    assert.equal(c?.status, 'fulfilled');
+    for (const r of [sym, fn, nested]) {
+      assert.equal(r?.status, 'rejected');
+      const e = (r as PromiseRejectedResult).reason;
+      assert.ok(e instanceof HiqliteError, String(e));
+      assert.equal(e.code, 'HQL_INVALID_PARAMS', e.message);
+    }
+    assert.deepEqual(await node.query('SELECT id FROM t ORDER BY id'), [{ id: 1 }, { id: 3 }]);
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('the node thread keeps within threadOldGenerationMaxMb: past it the node stops (onFatal), typed, and the application lives on', async () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
   let fatal: unknown = null;
