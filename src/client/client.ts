@@ -15,6 +15,7 @@ import type { CommandInput, Migration, ParamInput } from '../sm/sql/command.js';
 import { errorFromInfo, sqlError } from '../sm/sql/errors.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import { consistencyArg } from './args.js';
 import {
   CacheApi,
   type CacheCallOptions,
@@ -196,6 +197,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   private checkedRead(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
     try {
       checkParams(params, -1);
+      consistencyArg(options.consistency, 'query');
     } catch (e) {
       return Promise.reject(e);
     }
@@ -217,13 +219,16 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
  * Parameters are looked at one level deep before they cross a thread (the node's, a read
  * thread) or a connection: an array or object where a value belongs cannot be bound anyway, and
  * one nested deeply enough overflows the stack of the structured clone or msgpack copy that
- * carries it, a RangeError thrown where nothing catches it (the process ended). Refused here with
+ * carries it, a RangeError thrown where nothing catches it (the process ended); a function or a
+ * symbol is a DataCloneError there. Refused here with
  * the error the node's binding gives; the node checks the rest.
  */
 function checkParams(params: unknown, stmt: number): void {
   if (typeof params !== 'object' || params === null) return;
   const base = stmt < 0 ? 'params' : `statements[${stmt}].params`;
   const check = (v: unknown, at: string) => {
+    if (typeof v === 'function' || typeof v === 'symbol')
+      throw sqlError('HQL_INVALID_PARAMS', `${base}${at}: a ${typeof v} cannot be bound`);
     if (
       v === null ||
       typeof v !== 'object' ||

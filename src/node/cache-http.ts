@@ -23,6 +23,9 @@
  *   a reader that does not keep up gets `lagged` once the listener buffer is full, and the
  *   connection is closed.
  *
+ * A query parameter a route does not take (a misspelt `?ttl=`), or one given twice, is 400: it
+ * would otherwise be ignored in silence.
+ *
  * Values travel as msgpack inside the group (any msgpack value; what `db.cache()` stores), so a
  * JSON value put here is read by a client as the same value, and a client's bytes are `$blob`s
  * here.
@@ -105,6 +108,7 @@ export async function serveCacheHttp(
     const method = req.method ?? 'GET';
     if (url.pathname === '/notify') {
       if (method !== 'POST') return methodNotAllowed(res, method, url.pathname);
+      onlyParams(url, []);
       const v = parseJsonBody(await readBody(req, cx.bodyLimits));
       if (typeof v !== 'object' || v === null || Array.isArray(v))
         throw invalid('the body must be {"channel": "…", "payload": any}');
@@ -119,6 +123,7 @@ export async function serveCacheHttp(
     }
     if (url.pathname === '/listen') {
       if (method !== 'GET') return methodNotAllowed(res, method, url.pathname);
+      onlyParams(url, ['channel', 'last_event_id']);
       req.resume();
       return await serveSse(req, res, url, ops, cx, gone.signal);
     }
@@ -156,12 +161,14 @@ async function serveCacheEntry(
   const { name: cache, key } = nameAndKey(url, '/cache/', 'cache name');
   if (key === null) {
     if (method !== 'DELETE') return methodNotAllowed(res, method, '/cache/{name}');
+    onlyParams(url, []);
     req.resume();
     const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
     return sendJson(res, 200, { ok: true, value: { removed: o.removed } });
   }
   switch (method) {
     case 'GET': {
+      onlyParams(url, ['consistency']);
       req.resume();
       const consistency = url.searchParams.get('consistency') ?? 'local';
       if (consistency !== 'local' && consistency !== 'linearizable')
@@ -183,11 +190,14 @@ async function serveCacheEntry(
       return sendJson(res, 200, { ok: true, value });
     }
     case 'PUT': {
+      onlyParams(url, ['ttl_ms', 'if_absent']);
       const ttlMs = ttlOf(url, req);
+      const ifAbsent = url.searchParams.get('if_absent') ?? 'false';
+      if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
       const body = await readBody(req, cx.bodyLimits);
       const value = isJson(req) ? encodeValue(parseJsonBody(body)) : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
-      if (url.searchParams.get('if_absent') === 'true') {
+      if (ifAbsent === 'true') {
         const o = await ops.write({ type: 'putIfAbsent', cache, key, value, ...ttl }, signal);
         return sendJson(res, 200, {
           ok: true,
@@ -198,6 +208,7 @@ async function serveCacheEntry(
       return sendJson(res, 200, { ok: true, value: null });
     }
     case 'DELETE': {
+      onlyParams(url, []);
       req.resume();
       const o = (await ops.write({ type: 'delete', cache, key }, signal)) as Extract<
         CacheOutcome,
@@ -226,6 +237,7 @@ async function serveCounter(
   const { name: counter, key } = nameAndKey(url, '/counter/', 'counter name');
   if (key === null) {
     if (method !== 'DELETE') return methodNotAllowed(res, method, '/counter/{name}');
+    onlyParams(url, []);
     req.resume();
     const o = await ops.write({ type: 'counterClear', counter }, signal);
     return sendJson(res, 200, {
@@ -235,6 +247,7 @@ async function serveCounter(
   }
   switch (method) {
     case 'GET': {
+      onlyParams(url, ['consistency']);
       req.resume();
       const consistency = url.searchParams.get('consistency') ?? 'local';
       if (consistency !== 'local' && consistency !== 'linearizable')
@@ -245,6 +258,7 @@ async function serveCounter(
       return sendJson(res, 200, { ok: true, value: counterText(v) });
     }
     case 'POST': {
+      onlyParams(url, []);
       const delta = int64Field(await readObject(req, cx, '{"delta": "<int64>"}'), 'delta');
       const o = await ops.write({ type: 'counterAdd', counter, key, delta }, signal);
       return sendJson(res, 200, {
@@ -253,11 +267,13 @@ async function serveCounter(
       });
     }
     case 'PUT': {
+      onlyParams(url, []);
       const value = int64Field(await readObject(req, cx, '{"value": "<int64>"}'), 'value');
       await ops.write({ type: 'counterSet', counter, key, value }, signal);
       return sendJson(res, 200, { ok: true, value: null });
     }
     case 'DELETE': {
+      onlyParams(url, []);
       req.resume();
       const o = await ops.write({ type: 'counterDelete', counter, key }, signal);
       return sendJson(res, 200, {
@@ -452,6 +468,20 @@ function decodePart(text: string, what: string): string {
     return decodeURIComponent(text);
   } catch {
     throw invalid(`the ${what} in the path is not valid percent-encoding`);
+  }
+}
+
+/**
+ * The query parameters a route takes, each at most once: a misspelt one (`?ttl=60000` for
+ * `ttl_ms`) would otherwise be ignored in silence, and the entry would never expire.
+ */
+function onlyParams(url: URL, allowed: readonly string[]): void {
+  for (const name of new Set(url.searchParams.keys())) {
+    if (!allowed.includes(name))
+      throw invalid(
+        `unknown query parameter ${JSON.stringify(name)}: this route takes ${allowed.length === 0 ? 'none' : allowed.join(', ')}`,
+      );
+    if (url.searchParams.getAll(name).length > 1) throw invalid(`the query parameter ${name} is given twice`);
   }
 }
 

@@ -10,6 +10,8 @@
  *   (431 / 400), not a reset connection.
  * - `GET /listen` with a Last-Event-ID the cluster never sent: 400, not a stream that passes
  *   every notification up to that seq in silence.
+ * - A query parameter a cache route does not take (`?ttl=` for `ttl_ms`, `?if_absent=1`), or one
+ *   given twice: 400, not ignored in silence.
  * - Lock waits longer than a timer holds (2^31 ms) wait; a lease longer than 3 × 2^31 ms is
  *   not renewed every millisecond; absurd leaseMs / waitMs are HQL_INVALID_PARAMS; a value
  *   msgpack cannot hold is HQL_INVALID_PARAMS, not an untyped error.
@@ -156,6 +158,38 @@ describe('the cache group against careless and hostile clients (node and proxy)'
       assert.match(garbage, /^HTTP\/1\.1 400 /);
       assert.match(garbage, /"code":"HQL_INVALID_PARAMS"/);
       await alive(via);
+    });
+
+    test(`${via}: a query parameter a cache route does not take, or one given twice, is 400`, async () => {
+      const refused: [string, string, string?][] = [
+        ['PUT', `/cache/q-${via}/k?ttl=60000`, '1'], // misspelt ttl_ms: the entry would never expire
+        ['PUT', `/cache/q-${via}/k?if_absent=1`, '1'], // if_absent=1 stored unconditionally
+        ['PUT', `/cache/q-${via}/k?if_absent=TRUE`, '1'],
+        ['PUT', `/cache/q-${via}/k?ttl_ms=1000&ttl_ms=2000`, '1'],
+        ['GET', `/cache/q-${via}/k?consistency=linearizable&x=1`],
+        ['DELETE', `/cache/q-${via}/k?force=true`],
+        ['DELETE', `/cache/q-${via}?all=1`],
+        ['GET', `/counter/q-${via}/k?consistancy=linearizable`],
+        ['POST', `/counter/q-${via}/k?delta=1`, '{"delta":"1"}'],
+        ['POST', '/notify?channel=x', '{"channel":"x"}'],
+        ['GET', '/listen?chanel=x'],
+      ];
+      for (const [method, path, body] of refused) {
+        const r = await call(via, method, path, body);
+        assert.deepEqual(
+          shape(r),
+          [400, 'HQL_INVALID_PARAMS'],
+          `${method} ${path}: ${JSON.stringify(r.body)}`,
+        );
+      }
+      const absent = await call(via, 'GET', `/cache/q-${via}/k`);
+      assert.deepEqual(shape(absent), [404, 'HQL_NOT_FOUND'], 'nothing was stored');
+      assert.deepEqual(shape(await call(via, 'PUT', `/cache/q-${via}/k?ttl_ms=60000&if_absent=false`, '1')), [
+        200,
+        'ok',
+      ]);
+      assert.deepEqual(shape(await call(via, 'PUT', `/cache/q-${via}/k?if_absent=true`, '2')), [200, 'ok']);
+      assert.deepEqual((await call(via, 'GET', `/cache/q-${via}/k?consistency=linearizable`)).body.value, 1);
     });
 
     test(`${via}: GET /listen after a seq the cluster never sent is 400, not a silent stream`, async () => {

@@ -1,5 +1,5 @@
 /**
- * SQL parameters nested where a value belongs: an embedded node (on its own thread and on the
+ * SQL parameters nested where a value belongs (or a function or symbol): an embedded node (on its own thread and on the
  * caller's) and a remote client refuse them with HQL_INVALID_PARAMS before they cross a thread
  * or a connection. A deeply nested one used to overflow the stack of the structured clone that
  * carries it to the node's thread or a read thread, a RangeError thrown where nothing caught it:
@@ -41,6 +41,9 @@ async function refusesNested(db: HiqliteClient): Promise<void> {
     ['txn', () => db.txn([['SELECT 1'], ['SELECT ?', [deep]]])],
     ['txn $ref nested', () => db.txn([['SELECT 1 AS n'], ['SELECT ?', [{ $ref: deep } as never]]])],
     ['a shallow array', () => db.query('SELECT ?', [[1] as never], { timeoutMs: 5_000 })],
+    ['a function', () => db.query('SELECT ?', [(() => 1) as never], { timeoutMs: 5_000 })],
+    ['a symbol', () => db.execute('SELECT ?', [Symbol('s') as never])],
+    ['a function, named', () => db.txn([['SELECT :f', { f: (() => 1) as never }]])],
   ];
   for (const [what, call] of calls) assert.equal(await codeOf(call), 'HQL_INVALID_PARAMS', what);
   // Still serving, and what may be bound still is.
