@@ -25,9 +25,9 @@ import { Packr } from 'msgpackr';
 import { HiqliteError } from '../lib/errors.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
-import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
+import { consistencyArg, durationArg, int64Arg, stringArg } from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
 export type { ListenItem } from '../node/cache-listeners.js';
@@ -81,6 +81,11 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: '
 export function encodeCacheValue(value: unknown): Uint8Array {
   if (value === undefined) {
     throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be undefined', { retryable: false });
+  }
+  // msgpack has no functions: msgpackr would store nothing (inside an object or array a function
+  // is left out or null, as JSON.stringify does).
+  if (typeof value === 'function') {
+    throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be a function', { retryable: false });
   }
   let bytes: Uint8Array;
   try {
@@ -139,7 +144,7 @@ export class CacheHandle<V = unknown> {
     await this.ops.cacheWrite({
       type: 'put',
       cache: this.name,
-      key,
+      key: this.keyArg(key),
       value: encodeCacheValue(value),
       ...ttl(options),
     });
@@ -148,10 +153,14 @@ export class CacheHandle<V = unknown> {
   /** The live value, or null when absent or expired. */
   async get(key: string, options: CacheGetOptions = {}): Promise<V | null> {
     const v = await this.ops.cacheRead(
-      { type: 'get', cache: this.name, key },
-      options.consistency ?? 'local',
+      { type: 'get', cache: this.name, key: this.keyArg(key) },
+      consistencyArg(options.consistency, `cache '${this.name}': get`) ?? 'local',
     );
     return v === null ? null : (decodeCacheValue(v as Uint8Array) as V);
+  }
+
+  private keyArg(key: unknown): string {
+    return stringArg(key, `cache '${this.name}': key`);
   }
 
   /**
@@ -171,7 +180,7 @@ export class CacheHandle<V = unknown> {
 
   /** True when a live value was removed. */
   async delete(key: string): Promise<boolean> {
-    const o = await this.ops.cacheWrite({ type: 'delete', cache: this.name, key });
+    const o = await this.ops.cacheWrite({ type: 'delete', cache: this.name, key: this.keyArg(key) });
     return (o as Extract<CacheOutcome, { type: 'delete' }>).deleted;
   }
 
@@ -183,7 +192,7 @@ export class CacheHandle<V = unknown> {
 
   /** Atomic take: of concurrent callers exactly one gets the value, the others null. */
   async getRemove(key: string): Promise<V | null> {
-    const o = await this.ops.cacheWrite({ type: 'getRemove', cache: this.name, key });
+    const o = await this.ops.cacheWrite({ type: 'getRemove', cache: this.name, key: this.keyArg(key) });
     const v = (o as Extract<CacheOutcome, { type: 'getRemove' }>).value;
     return v === null ? null : (decodeCacheValue(v) as V);
   }
@@ -193,7 +202,7 @@ export class CacheHandle<V = unknown> {
     const o = await this.ops.cacheWrite({
       type: 'replace',
       cache: this.name,
-      key,
+      key: this.keyArg(key),
       value: encodeCacheValue(value),
       ...ttl(options),
     });
@@ -206,7 +215,7 @@ export class CacheHandle<V = unknown> {
     const o = await this.ops.cacheWrite({
       type: 'putIfAbsent',
       cache: this.name,
-      key,
+      key: this.keyArg(key),
       value: encodeCacheValue(value),
       ...ttl(options),
     });
@@ -231,25 +240,39 @@ export class CounterHandle {
 
   /** Adds `delta` (a missing key starts at 0); resolves with the new value. */
   async add(key: string, delta: number | bigint = 1n): Promise<bigint> {
-    const o = await this.ops.cacheWrite({ type: 'counterAdd', counter: this.name, key, delta: int64(delta) });
+    const o = await this.ops.cacheWrite({
+      type: 'counterAdd',
+      counter: this.name,
+      key: this.keyArg(key),
+      delta: int64Arg(delta, `counter '${this.name}': delta`),
+    });
     return (o as Extract<CacheOutcome, { type: 'counterAdd' }>).value;
   }
 
   /** This node's value, or null when the key has none. */
   async get(key: string, options: CacheGetOptions = {}): Promise<bigint | null> {
     const v = await this.ops.cacheRead(
-      { type: 'counterGet', counter: this.name, key },
-      options.consistency ?? 'local',
+      { type: 'counterGet', counter: this.name, key: this.keyArg(key) },
+      consistencyArg(options.consistency, `counter '${this.name}': get`) ?? 'local',
     );
     return v as bigint | null;
   }
 
+  private keyArg(key: unknown): string {
+    return stringArg(key, `counter '${this.name}': key`);
+  }
+
   async set(key: string, value: number | bigint): Promise<void> {
-    await this.ops.cacheWrite({ type: 'counterSet', counter: this.name, key, value: int64(value) });
+    await this.ops.cacheWrite({
+      type: 'counterSet',
+      counter: this.name,
+      key: this.keyArg(key),
+      value: int64Arg(value, `counter '${this.name}': value`),
+    });
   }
 
   async delete(key: string): Promise<boolean> {
-    const o = await this.ops.cacheWrite({ type: 'counterDelete', counter: this.name, key });
+    const o = await this.ops.cacheWrite({ type: 'counterDelete', counter: this.name, key: this.keyArg(key) });
     return (o as Extract<CacheOutcome, { type: 'counterDelete' }>).deleted;
   }
 }
@@ -346,16 +369,8 @@ const TIMER_MS_MAX = 2 ** 31 - 1;
 
 /** `leaseMs` and `waitMs` of a lock: whole milliseconds in range, else HQL_INVALID_PARAMS. */
 function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
-  const check = (name: string, v: unknown, min: number) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > CACHE_DURATION_MS_MAX)
-      throw new HiqliteError(
-        'HQL_INVALID_PARAMS',
-        `lock '${key}': ${name} must be a whole number of milliseconds from ${min} to ${CACHE_DURATION_MS_MAX}, got ${String(v)}`,
-        { retryable: false },
-      );
-  };
-  check('leaseMs', leaseMs, 1);
-  if (waitMs !== undefined) check('waitMs', waitMs, 0);
+  durationArg(leaseMs, `lock '${key}': leaseMs`, 1);
+  if (waitMs !== undefined) durationArg(waitMs, `lock '${key}': waitMs`, 0);
 }
 
 /**
@@ -440,11 +455,11 @@ export class CacheApi {
   constructor(private readonly ops: CacheOps) {}
 
   cache<V = unknown>(name: string): CacheHandle<V> {
-    return new CacheHandle<V>(this.ops, name);
+    return new CacheHandle<V>(this.ops, stringArg(name, 'a cache name'));
   }
 
   counter(name: string): CounterHandle {
-    return new CounterHandle(this.ops, name);
+    return new CounterHandle(this.ops, stringArg(name, 'a counter name'));
   }
 
   /** Removes every cache (not the counters); resolves with how many entries were removed. */
@@ -455,18 +470,25 @@ export class CacheApi {
 
   /** Sends a notification to every listener of `channel` on every member; resolves with its log index. */
   async notify(channel: string, payload: unknown): Promise<number> {
-    const o = await this.ops.cacheWrite({ type: 'notify', channel, payload: encodeCacheValue(payload) });
+    const o = await this.ops.cacheWrite({
+      type: 'notify',
+      channel: stringArg(channel, 'notify: channel'),
+      payload: encodeCacheValue(payload),
+    });
     return (o as Extract<CacheOutcome, { type: 'notify' }>).index;
   }
 
   /** Notifications of `channel` (or of every channel) applied from now on, in log order. */
   listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
-    return listenIterator<P>(this.ops.cacheListen(channel ?? null));
+    return listenIterator<P>(
+      this.ops.cacheListen(channel === undefined ? null : stringArg(channel, 'listen: channel')),
+    );
   }
 
   /** Waits for the lock (first come, first served) and holds it, renewing its lease, until release(). */
   async lock(key: string, options: LockOptions = {}): Promise<DistributedLock> {
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    stringArg(key, 'lock: key');
     lockDurations(key, leaseMs, options.waitMs);
     const grant = await this.ops.cacheLock(
       {
@@ -486,6 +508,7 @@ export class CacheApi {
   /** The lock if it is free now, else null (never waits in the queue). */
   async tryLock(key: string, options: { leaseMs?: number } = {}): Promise<DistributedLock | null> {
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
     const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
     return grant === null ? null : new DistributedLock(this.ops, key, grant.token, leaseMs);
@@ -493,15 +516,5 @@ export class CacheApi {
 }
 
 function ttl(options: CachePutOptions): { ttlMs?: number } {
-  return options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
-}
-
-function int64(v: number | bigint): bigint {
-  if (typeof v === 'bigint') return v;
-  if (!Number.isSafeInteger(v)) {
-    throw new HiqliteError('HQL_INVALID_PARAMS', `a counter value must be an integer, got ${v}`, {
-      retryable: false,
-    });
-  }
-  return BigInt(v);
+  return options.ttlMs === undefined ? {} : { ttlMs: durationArg(options.ttlMs, 'ttlMs', 1) };
 }

@@ -1,0 +1,59 @@
+/**
+ * Checks of what an application passes to the client API (embedded node and remote client
+ * alike): a wrong type or range is HQL_INVALID_PARAMS naming the argument, thrown before anything
+ * is encoded or sent. Without them the same mistakes surfaced as HQL_MALFORMED_COMMAND (meant
+ * for bytes that do not decode), HQL_PROTOCOL (the remote client's own encoder), or were
+ * accepted (a misspelled consistency read locally).
+ */
+import { HiqliteError } from '../lib/errors.js';
+import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function invalid(message: string): never {
+  throw new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });
+}
+
+function shown(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'symbol' || typeof v === 'function') return typeof v;
+  if (v === null || typeof v !== 'object') return String(v);
+  return Array.isArray(v) ? 'an array' : 'an object';
+}
+
+/** A name or key: a string (its length is the cluster's limit to check). */
+export function stringArg(v: unknown, what: string): string {
+  if (typeof v !== 'string') invalid(`${what} must be a string, got ${shown(v)}`);
+  return v;
+}
+
+/** `consistency` of a read: absent, 'local' or 'linearizable'. */
+export function consistencyArg<T extends 'local' | 'linearizable'>(
+  v: T | undefined,
+  what: string,
+): T | undefined {
+  if (v === undefined || v === 'local' || v === 'linearizable') return v;
+  return invalid(`${what}: consistency must be 'local' or 'linearizable', got ${shown(v)}`);
+}
+
+/** A duration in whole milliseconds from `min` to 100 years (ttlMs, leaseMs, waitMs). */
+export function durationArg(v: unknown, what: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > CACHE_DURATION_MS_MAX)
+    invalid(
+      `${what} must be a whole number of milliseconds from ${min} to ${CACHE_DURATION_MS_MAX}, got ${shown(v)}`,
+    );
+  return v;
+}
+
+/** A counter's delta or value: a 64-bit integer, as a safe-integer number or a bigint. */
+export function int64Arg(v: unknown, what: string): bigint {
+  if (typeof v === 'bigint') {
+    if (v < INT64_MIN || v > INT64_MAX) invalid(`${what} must be a 64-bit integer, got ${shown(v)}`);
+    return v;
+  }
+  if (typeof v !== 'number' || !Number.isSafeInteger(v))
+    invalid(`${what} must be an integer (a bigint beyond 2^53), got ${shown(v)}`);
+  return BigInt(v);
+}

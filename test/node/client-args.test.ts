@@ -1,0 +1,108 @@
+/**
+ * What an application passes to the client API is checked before anything is encoded or sent,
+ * the same way on an embedded node and on a remote client: a wrong type or range is
+ * HQL_INVALID_PARAMS naming the argument. Before, these surfaced as HQL_MALFORMED_COMMAND (meant
+ * for bytes that do not decode), HQL_PROTOCOL (the remote client's own encoder), or were taken
+ * (a misspelled consistency read locally; a function was stored as nothing).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type HiqliteClient, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
+import { freePorts } from '../support/free-ports.js';
+
+const SECRET_API = 'api-secret-for-tests-0123456789';
+
+// biome-ignore lint/suspicious/noExplicitAny: deliberately wrong arguments
+type Loose = any;
+
+const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
+  ['put with ttlMs -1', (db) => db.cache('c').put('k', 1, { ttlMs: -1 }), /ttlMs must be a whole number/],
+  ['put with ttlMs 0', (db) => db.cache('c').put('k', 1, { ttlMs: 0 }), /ttlMs must be a whole number/],
+  ['put with ttlMs 1.5', (db) => db.cache('c').put('k', 1, { ttlMs: 1.5 }), /ttlMs must be a whole number/],
+  [
+    "put with ttlMs '5'",
+    (db) => db.cache('c').replace('k', 1, { ttlMs: '5' }),
+    /ttlMs must be a whole number/,
+  ],
+  ['put with a number key', (db) => db.cache('c').put(5, 1), /cache 'c': key must be a string/],
+  ['getRemove with an object key', (db) => db.cache('c').getRemove({}), /key must be a string/],
+  ['put of a function', (db) => db.cache('c').put('k', () => 1), /cannot be a function/],
+  ['a cache named by a number', (db) => db.cache(5), /a cache name must be a string/],
+  [
+    'get with a misspelled consistency',
+    (db) => db.cache('c').get('k', { consistency: 'linearisable' }),
+    /consistency must be/,
+  ],
+  ['counter add of 1.5', (db) => db.counter('n').add('k', 1.5), /delta must be an integer/],
+  [
+    'counter add beyond 64 bits',
+    (db) => db.counter('n').add('k', 2n ** 70n),
+    /delta must be a 64-bit integer/,
+  ],
+  ['counter set of a string', (db) => db.counter('n').set('k', '1'), /value must be an integer/],
+  ['notify on a number channel', (db) => db.notify(5, 'x'), /channel must be a string/],
+  ['listen to a number channel', (db) => db.listen(5), /channel must be a string/],
+  ['lock of a number key', (db) => db.lock(5), /key must be a string/],
+  [
+    'query with a misspelled consistency',
+    (db) => db.query('SELECT 1', [], { consistency: 'strong' }),
+    /consistency must be/,
+  ],
+];
+
+async function invalidParams(call: () => unknown, message: RegExp): Promise<void> {
+  let outcome: unknown;
+  try {
+    outcome = await call();
+  } catch (e) {
+    assert.ok(e instanceof HiqliteError, `expected a HiqliteError, got ${String(e)}`);
+    assert.equal(e.code, 'HQL_INVALID_PARAMS', e.message);
+    assert.equal(e.retryable, false);
+    assert.match(e.message, message);
+    return;
+  }
+  assert.fail(`accepted: ${String(outcome)}`);
+}
+
+describe('client arguments', () => {
+  let root: string;
+  let node: HiqliteNode;
+  let remote: HiqliteClient;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'hq-args-'));
+    const [raft, api] = await freePorts(2);
+    node = await start({
+      nodeId: 1,
+      nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
+      dataDir: join(root, 'data'),
+      secretRaft: 'raft-secret-for-tests-0123456789',
+      secretApi: SECRET_API,
+    });
+    remote = await connect({ nodes: [`127.0.0.1:${api}`], secretApi: SECRET_API });
+  });
+  after(async () => {
+    await remote?.close();
+    await node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  for (const [name, call, message] of CASES) {
+    test(`${name}: HQL_INVALID_PARAMS on the embedded node and the remote client`, async () => {
+      await invalidParams(() => call(node), message);
+      await invalidParams(() => call(remote), message);
+    });
+  }
+
+  test('the valid forms still work on both', async () => {
+    for (const db of [node, remote] as Loose[]) {
+      await db.cache('c').put('k', { a: 1 }, { ttlMs: 60_000 });
+      assert.deepEqual(await db.cache('c').get('k', { consistency: 'linearizable' }), { a: 1 });
+      assert.equal(await db.counter('n').add('k', 2n ** 62n), 2n ** 62n);
+      await db.counter('n').delete('k');
+      assert.deepEqual(await db.query('SELECT 1 AS x', [], { consistency: 'local' }), [{ x: 1 }]);
+    }
+  });
+});
