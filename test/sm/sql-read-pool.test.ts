@@ -123,6 +123,25 @@ describe('ReadPool threads start with reads and end when idle', () => {
     assert.deepEqual(await read(pool), [{ id: 1 }]);
   });
 
+  test('parameters that cannot reach a read thread fail that read alone with HQL_INVALID_PARAMS', async () => {
+    const pool = await open(0, 1);
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    const bad = [Symbol('x'), () => 1, deep] as unknown as never[];
+    const results = await Promise.allSettled([
+      ...bad.map((p) => pool.query('SELECT ?', [p], { timeoutMs: 30_000 })),
+      read(pool),
+    ]);
+    for (const r of results.slice(0, 3)) {
+      assert.equal(r.status, 'rejected');
+      const e = (r as PromiseRejectedResult).reason;
+      assert.ok(e instanceof HiqliteError, String(e));
+      assert.equal(e.code, 'HQL_INVALID_PARAMS', e.message);
+    }
+    assert.deepEqual((results[3] as PromiseFulfilledResult<unknown>).value, [{ id: 1 }]);
+    assert.deepEqual(await read(pool), [{ id: 1 }]);
+  });
+
   test('threadIdleMs is validated', async () => {
     await assert.rejects(
       ReadPool.start({ dbPath: sm.path, threadIdleMs: -1 }),

@@ -225,15 +225,29 @@ export class ReadPool {
 
   private pump(): void {
     for (const slot of this.slots) {
-      if (slot.job !== null) continue;
-      let job = this.queue.shift();
-      while (job?.settled) job = this.queue.shift();
-      if (job === undefined) return;
-      const remaining = Math.max(1, Math.ceil(job.deadlineMs - performance.now()));
-      if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-      slot.idleTimer = null;
-      slot.job = job;
-      slot.jobId = this.nextId++;
+      while (slot.job === null) {
+        let job = this.queue.shift();
+        while (job?.settled) job = this.queue.shift();
+        if (job === undefined) return;
+        this.send(slot, job);
+      }
+    }
+    this.grow();
+  }
+
+  /**
+   * Hands `job` to the free `slot`. Parameters that cannot be copied to another thread (a
+   * function, a symbol, nesting deeper than the copy's stack: the callers check, this is the
+   * last line) fail that read alone with HQL_INVALID_PARAMS; thrown here they would end the
+   * process.
+   */
+  private send(slot: Slot, job: Job): void {
+    const remaining = Math.max(1, Math.ceil(job.deadlineMs - performance.now()));
+    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
+    slot.idleTimer = null;
+    slot.job = job;
+    slot.jobId = this.nextId++;
+    try {
       slot.worker.postMessage({
         id: slot.jobId,
         op: 'query',
@@ -242,8 +256,18 @@ export class ReadPool {
         timeoutMs: remaining,
         applied: this.appliedIndex(),
       } satisfies ReadRequest);
+    } catch (e) {
+      slot.job = null;
+      this.armIdle(slot);
+      settle(
+        job,
+        new HiqliteError(
+          'HQL_INVALID_PARAMS',
+          `a parameter cannot be sent to a read thread (${e instanceof Error ? e.message : String(e)}); bind null, numbers, bigints, strings, booleans or Uint8Array`,
+          { retryable: false, cause: e },
+        ),
+      );
     }
-    this.grow();
   }
 
   /**
