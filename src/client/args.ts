@@ -29,6 +29,12 @@ export function stringArg(v: unknown, what: string): string {
   return v;
 }
 
+/** A cache, counter or channel name: a non-empty string (HTTP has no way to name '' alone). */
+export function nameArg(v: unknown, what: string): string {
+  if (stringArg(v, what) === '') invalid(`${what} must not be empty`);
+  return v as string;
+}
+
 /** `consistency` of a read: absent, 'local' or 'linearizable'. */
 export function consistencyArg<T extends 'local' | 'linearizable'>(
   v: T | undefined,

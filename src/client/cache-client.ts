@@ -27,7 +27,7 @@ import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
-import { consistencyArg, durationArg, int64Arg, stringArg } from './args.js';
+import { consistencyArg, durationArg, int64Arg, nameArg, stringArg } from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
 export type { ListenItem } from '../node/cache-listeners.js';
@@ -455,11 +455,11 @@ export class CacheApi {
   constructor(private readonly ops: CacheOps) {}
 
   cache<V = unknown>(name: string): CacheHandle<V> {
-    return new CacheHandle<V>(this.ops, stringArg(name, 'a cache name'));
+    return new CacheHandle<V>(this.ops, nameArg(name, 'a cache name'));
   }
 
   counter(name: string): CounterHandle {
-    return new CounterHandle(this.ops, stringArg(name, 'a counter name'));
+    return new CounterHandle(this.ops, nameArg(name, 'a counter name'));
   }
 
   /** Removes every cache (not the counters); resolves with how many entries were removed. */
@@ -472,7 +472,7 @@ export class CacheApi {
   async notify(channel: string, payload: unknown): Promise<number> {
     const o = await this.ops.cacheWrite({
       type: 'notify',
-      channel: stringArg(channel, 'notify: channel'),
+      channel: nameArg(channel, 'notify: channel'),
       payload: encodeCacheValue(payload),
     });
     return (o as Extract<CacheOutcome, { type: 'notify' }>).index;
@@ -481,7 +481,7 @@ export class CacheApi {
   /** Notifications of `channel` (or of every channel) applied from now on, in log order. */
   listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
     return listenIterator<P>(
-      this.ops.cacheListen(channel === undefined ? null : stringArg(channel, 'listen: channel')),
+      this.ops.cacheListen(channel === undefined ? null : nameArg(channel, 'listen: channel')),
     );
   }
 

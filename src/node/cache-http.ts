@@ -113,7 +113,10 @@ export async function serveCacheHttp(
       if (typeof v !== 'object' || v === null || Array.isArray(v))
         throw invalid('the body must be {"channel": "…", "payload": any}');
       const { channel, payload } = v as { channel?: unknown; payload?: unknown };
-      if (typeof channel !== 'string') throw invalid('"channel" must be a string');
+      if (typeof channel !== 'string' || channel === '')
+        throw invalid(
+          '"channel" must be a non-empty string (GET /listen without a channel is every channel)',
+        );
       const o = await ops.write(
         { type: 'notify', channel, payload: encodeValue(payload === undefined ? null : payload) },
         gone.signal,

@@ -108,6 +108,9 @@ describe('the cache group against careless and hostile clients (node and proxy)'
         const notify = await call(via, 'POST', '/notify', `{"channel":"d","payload":${deep(depth)}}`);
         assert.deepEqual(shape(notify), [400, 'HQL_INVALID_PARAMS'], JSON.stringify(notify.body));
       }
+      // An empty channel could not be listened to alone (GET /listen without one is every channel).
+      const empty = await call(via, 'POST', '/notify', '{"channel":"","payload":1}');
+      assert.deepEqual(shape(empty), [400, 'HQL_INVALID_PARAMS'], JSON.stringify(empty.body));
       // A nesting msgpack holds is stored as it came.
       assert.deepEqual(shape(await call(via, 'PUT', '/cache/deep/ok', deep(100))), [200, 'ok']);
       assert.deepEqual((await call(via, 'GET', '/cache/deep/ok')).body.value, JSON.parse(deep(100)));

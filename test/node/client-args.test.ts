@@ -44,6 +44,10 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   ],
   ['counter set of a string', (db) => db.counter('n').set('k', '1'), /value must be an integer/],
   ['notify on a number channel', (db) => db.notify(5, 'x'), /channel must be a string/],
+  ['notify on an empty channel', (db) => db.notify('', 'x'), /channel must not be empty/],
+  ['listen to an empty channel', (db) => db.listen(''), /channel must not be empty/],
+  ['a cache with an empty name', (db) => db.cache(''), /a cache name must not be empty/],
+  ['a counter with an empty name', (db) => db.counter(''), /a counter name must not be empty/],
   ['listen to a number channel', (db) => db.listen(5), /channel must be a string/],
   ['lock of a number key', (db) => db.lock(5), /key must be a string/],
   [
