@@ -23,9 +23,12 @@ function shown(v: unknown): string {
   return Array.isArray(v) ? 'an array' : 'an object';
 }
 
+// `where` + `what` name the argument in the message, built only on failure (`where` is made
+// once per handle, e.g. "cache 'sessions': ", so a valid call builds no string here).
+
 /** A name or key: a string (its length is the cluster's limit to check). */
-export function stringArg(v: unknown, what: string): string {
-  if (typeof v !== 'string') invalid(`${what} must be a string, got ${shown(v)}`);
+export function stringArg(v: unknown, what: string, where = ''): string {
+  if (typeof v !== 'string') invalid(`${where}${what} must be a string, got ${shown(v)}`);
   return v;
 }
 
@@ -39,9 +42,10 @@ export function nameArg(v: unknown, what: string): string {
 export function consistencyArg<T extends 'local' | 'linearizable'>(
   v: T | undefined,
   what: string,
+  where = '',
 ): T | undefined {
   if (v === undefined || v === 'local' || v === 'linearizable') return v;
-  return invalid(`${what}: consistency must be 'local' or 'linearizable', got ${shown(v)}`);
+  return invalid(`${where}${what}: consistency must be 'local' or 'linearizable', got ${shown(v)}`);
 }
 
 /** A duration in whole milliseconds from `min` to 100 years (ttlMs, leaseMs, waitMs). */
@@ -54,12 +58,12 @@ export function durationArg(v: unknown, what: string, min: number): number {
 }
 
 /** A counter's delta or value: a 64-bit integer, as a safe-integer number or a bigint. */
-export function int64Arg(v: unknown, what: string): bigint {
+export function int64Arg(v: unknown, what: string, where = ''): bigint {
   if (typeof v === 'bigint') {
-    if (v < INT64_MIN || v > INT64_MAX) invalid(`${what} must be a 64-bit integer, got ${shown(v)}`);
+    if (v < INT64_MIN || v > INT64_MAX) invalid(`${where}${what} must be a 64-bit integer, got ${shown(v)}`);
     return v;
   }
   if (typeof v !== 'number' || !Number.isSafeInteger(v))
-    invalid(`${what} must be an integer (a bigint beyond 2^53), got ${shown(v)}`);
+    invalid(`${where}${what} must be an integer (a bigint beyond 2^53), got ${shown(v)}`);
   return BigInt(v);
 }

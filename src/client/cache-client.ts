@@ -135,10 +135,15 @@ export interface CacheGetOptions {
 
 /** One named cache: `db.cache(name)`. Keys are strings, values any msgpack value. */
 export class CacheHandle<V = unknown> {
+  /** How argument errors name this cache. */
+  private readonly where: string;
+
   constructor(
     private readonly ops: CacheOps,
     readonly name: string,
-  ) {}
+  ) {
+    this.where = `cache '${name}': `;
+  }
 
   async put(key: string, value: V, options: CachePutOptions = {}): Promise<void> {
     await this.ops.cacheWrite({
@@ -154,13 +159,13 @@ export class CacheHandle<V = unknown> {
   async get(key: string, options: CacheGetOptions = {}): Promise<V | null> {
     const v = await this.ops.cacheRead(
       { type: 'get', cache: this.name, key: this.keyArg(key) },
-      consistencyArg(options.consistency, `cache '${this.name}': get`) ?? 'local',
+      consistencyArg(options.consistency, 'get', this.where) ?? 'local',
     );
     return v === null ? null : (decodeCacheValue(v as Uint8Array) as V);
   }
 
   private keyArg(key: unknown): string {
-    return stringArg(key, `cache '${this.name}': key`);
+    return typeof key === 'string' ? key : stringArg(key, 'key', this.where);
   }
 
   /**
@@ -233,10 +238,15 @@ export class CacheHandle<V = unknown> {
 
 /** int64 counters of one name: `db.counter(name)`. Adds saturate at the int64 bounds. */
 export class CounterHandle {
+  /** How argument errors name these counters. */
+  private readonly where: string;
+
   constructor(
     private readonly ops: CacheOps,
     readonly name: string,
-  ) {}
+  ) {
+    this.where = `counter '${name}': `;
+  }
 
   /** Adds `delta` (a missing key starts at 0); resolves with the new value. */
   async add(key: string, delta: number | bigint = 1n): Promise<bigint> {
@@ -244,7 +254,7 @@ export class CounterHandle {
       type: 'counterAdd',
       counter: this.name,
       key: this.keyArg(key),
-      delta: int64Arg(delta, `counter '${this.name}': delta`),
+      delta: int64Arg(delta, 'delta', this.where),
     });
     return (o as Extract<CacheOutcome, { type: 'counterAdd' }>).value;
   }
@@ -253,13 +263,13 @@ export class CounterHandle {
   async get(key: string, options: CacheGetOptions = {}): Promise<bigint | null> {
     const v = await this.ops.cacheRead(
       { type: 'counterGet', counter: this.name, key: this.keyArg(key) },
-      consistencyArg(options.consistency, `counter '${this.name}': get`) ?? 'local',
+      consistencyArg(options.consistency, 'get', this.where) ?? 'local',
     );
     return v as bigint | null;
   }
 
   private keyArg(key: unknown): string {
-    return stringArg(key, `counter '${this.name}': key`);
+    return typeof key === 'string' ? key : stringArg(key, 'key', this.where);
   }
 
   async set(key: string, value: number | bigint): Promise<void> {
@@ -267,7 +277,7 @@ export class CounterHandle {
       type: 'counterSet',
       counter: this.name,
       key: this.keyArg(key),
-      value: int64Arg(value, `counter '${this.name}': value`),
+      value: int64Arg(value, 'value', this.where),
     });
   }
 
