@@ -149,7 +149,7 @@ export class CacheHandle<V = unknown> {
     await this.ops.cacheWrite({
       type: 'put',
       cache: this.name,
-      key: this.keyArg(key),
+      key: stringArg(key, 'key', this.where),
       value: encodeCacheValue(value),
       ...ttl(options),
     });
@@ -158,14 +158,10 @@ export class CacheHandle<V = unknown> {
   /** The live value, or null when absent or expired. */
   async get(key: string, options: CacheGetOptions = {}): Promise<V | null> {
     const v = await this.ops.cacheRead(
-      { type: 'get', cache: this.name, key: this.keyArg(key) },
+      { type: 'get', cache: this.name, key: stringArg(key, 'key', this.where) },
       consistencyArg(options.consistency, 'get', this.where) ?? 'local',
     );
     return v === null ? null : (decodeCacheValue(v as Uint8Array) as V);
-  }
-
-  private keyArg(key: unknown): string {
-    return typeof key === 'string' ? key : stringArg(key, 'key', this.where);
   }
 
   /**
@@ -185,7 +181,11 @@ export class CacheHandle<V = unknown> {
 
   /** True when a live value was removed. */
   async delete(key: string): Promise<boolean> {
-    const o = await this.ops.cacheWrite({ type: 'delete', cache: this.name, key: this.keyArg(key) });
+    const o = await this.ops.cacheWrite({
+      type: 'delete',
+      cache: this.name,
+      key: stringArg(key, 'key', this.where),
+    });
     return (o as Extract<CacheOutcome, { type: 'delete' }>).deleted;
   }
 
@@ -197,7 +197,11 @@ export class CacheHandle<V = unknown> {
 
   /** Atomic take: of concurrent callers exactly one gets the value, the others null. */
   async getRemove(key: string): Promise<V | null> {
-    const o = await this.ops.cacheWrite({ type: 'getRemove', cache: this.name, key: this.keyArg(key) });
+    const o = await this.ops.cacheWrite({
+      type: 'getRemove',
+      cache: this.name,
+      key: stringArg(key, 'key', this.where),
+    });
     const v = (o as Extract<CacheOutcome, { type: 'getRemove' }>).value;
     return v === null ? null : (decodeCacheValue(v) as V);
   }
@@ -207,7 +211,7 @@ export class CacheHandle<V = unknown> {
     const o = await this.ops.cacheWrite({
       type: 'replace',
       cache: this.name,
-      key: this.keyArg(key),
+      key: stringArg(key, 'key', this.where),
       value: encodeCacheValue(value),
       ...ttl(options),
     });
@@ -220,7 +224,7 @@ export class CacheHandle<V = unknown> {
     const o = await this.ops.cacheWrite({
       type: 'putIfAbsent',
       cache: this.name,
-      key: this.keyArg(key),
+      key: stringArg(key, 'key', this.where),
       value: encodeCacheValue(value),
       ...ttl(options),
     });
@@ -253,7 +257,7 @@ export class CounterHandle {
     const o = await this.ops.cacheWrite({
       type: 'counterAdd',
       counter: this.name,
-      key: this.keyArg(key),
+      key: stringArg(key, 'key', this.where),
       delta: int64Arg(delta, 'delta', this.where),
     });
     return (o as Extract<CacheOutcome, { type: 'counterAdd' }>).value;
@@ -262,27 +266,27 @@ export class CounterHandle {
   /** This node's value, or null when the key has none. */
   async get(key: string, options: CacheGetOptions = {}): Promise<bigint | null> {
     const v = await this.ops.cacheRead(
-      { type: 'counterGet', counter: this.name, key: this.keyArg(key) },
+      { type: 'counterGet', counter: this.name, key: stringArg(key, 'key', this.where) },
       consistencyArg(options.consistency, 'get', this.where) ?? 'local',
     );
     return v as bigint | null;
-  }
-
-  private keyArg(key: unknown): string {
-    return typeof key === 'string' ? key : stringArg(key, 'key', this.where);
   }
 
   async set(key: string, value: number | bigint): Promise<void> {
     await this.ops.cacheWrite({
       type: 'counterSet',
       counter: this.name,
-      key: this.keyArg(key),
+      key: stringArg(key, 'key', this.where),
       value: int64Arg(value, 'value', this.where),
     });
   }
 
   async delete(key: string): Promise<boolean> {
-    const o = await this.ops.cacheWrite({ type: 'counterDelete', counter: this.name, key: this.keyArg(key) });
+    const o = await this.ops.cacheWrite({
+      type: 'counterDelete',
+      counter: this.name,
+      key: stringArg(key, 'key', this.where),
+    });
     return (o as Extract<CacheOutcome, { type: 'counterDelete' }>).deleted;
   }
 }

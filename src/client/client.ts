@@ -12,9 +12,10 @@ import type { BackupInfo } from '../node/node-features.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import type { CommandInput, Migration, ParamInput } from '../sm/sql/command.js';
-import { errorFromInfo, sqlError } from '../sm/sql/errors.js';
+import { errorFromInfo } from '../sm/sql/errors.js';
+import { isShallowStmtRef } from '../sm/sql/params.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
-import type { Row } from '../sm/sql/values.js';
+import { isBindable, normalizeValue, type Row } from '../sm/sql/values.js';
 import { consistencyArg } from './args.js';
 import {
   CacheApi,
@@ -219,43 +220,19 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
  * Parameters are looked at one level deep before they cross a thread (the node's, a read
  * thread) or a connection: an array or object where a value belongs cannot be bound anyway, and
  * one nested deeply enough overflows the stack of the structured clone or msgpack copy that
- * carries it, a RangeError thrown where nothing catches it (the process ended); a function or a
- * symbol is a DataCloneError there. Refused here with
- * the error the node's binding gives; the node checks the rest.
+ * carries it (a RangeError where nothing catches it); a function or a symbol cannot be copied at
+ * all. Refused here with the node's own binding error (normalizeValue); the node checks the rest.
  */
 function checkParams(params: unknown, stmt: number): void {
   if (typeof params !== 'object' || params === null) return;
-  const base = stmt < 0 ? 'params' : `statements[${stmt}].params`;
-  const check = (v: unknown, at: string) => {
-    if (typeof v === 'function' || typeof v === 'symbol')
-      throw sqlError('HQL_INVALID_PARAMS', `${base}${at}: a ${typeof v} cannot be bound`);
-    if (
-      v === null ||
-      typeof v !== 'object' ||
-      v instanceof Uint8Array ||
-      v instanceof Date ||
-      (stmt >= 0 && isShallowRef(v))
-    )
-      return;
-    throw sqlError(
-      'HQL_INVALID_PARAMS',
-      `${base}${at}: ${Array.isArray(v) ? 'an array' : 'an object'} cannot be bound (use null, number, bigint, string, Uint8Array, boolean or Date)`,
-    );
+  const check = (v: unknown, at: string | number) => {
+    if (isBindable(v) || (stmt >= 0 && isShallowStmtRef(v))) return;
+    const base = stmt < 0 ? 'params' : `statements[${stmt}].params`;
+    normalizeValue(v, typeof at === 'number' ? `${base}[${at}]` : `${base}.${at}`); // throws
   };
   if (Array.isArray(params)) {
-    for (let i = 0; i < params.length; i++) check(params[i], `[${i}]`);
-  } else for (const [k, v] of Object.entries(params)) check(v, `.${k}`);
-}
-
-/** A txn's `{ $ref: [statement, row, column] }` (its values checked on the node). */
-function isShallowRef(v: object): boolean {
-  const ref = (v as { $ref?: unknown }).$ref;
-  return (
-    Array.isArray(ref) &&
-    ref.length <= 3 &&
-    ref.every((x) => x === null || typeof x !== 'object') &&
-    Object.keys(v).length === 1
-  );
+    for (let i = 0; i < params.length; i++) check(params[i], i);
+  } else for (const [k, v] of Object.entries(params)) check(v, k);
 }
 
 function noCache(): HiqliteError {

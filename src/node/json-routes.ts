@@ -7,6 +7,7 @@
 import { HiqliteError } from '../lib/errors.js';
 import type { Consistency } from '../protocol/api-codec.js';
 import type { CommandInput } from '../sm/sql/command.js';
+import { isShallowStmtRef } from '../sm/sql/params.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
@@ -64,7 +65,8 @@ export async function serveJsonRoute(
 
 /**
  * The parameters of a JSON body: absent, an array or an object of values SQLite binds (null,
- * boolean, number, string) or, in a txn, `{"$ref": […]}`. Anything else is refused here, before it travels further: a nested
+ * boolean, number, string) or, in a txn, `{"$ref": […]}` (isShallowStmtRef). Anything else is
+ * refused here, before it travels further: a nested
  * array or object cannot be bound anyway, and one nested deeply enough overflows the stack of
  * whatever copies it next (the structured clone to a read thread), which must not take the node
  * down.
@@ -76,7 +78,7 @@ function jsonParams(params: unknown, where: string): QueryParams {
     ? params.map((v, i) => [`[${i}]`, v] as const)
     : Object.entries(params).map(([k, v]) => [`.${k}`, v] as const);
   for (const [at, v] of entries) {
-    if (isScalar(v) || isStmtRef(v)) continue;
+    if (isScalar(v) || isShallowStmtRef(v)) continue;
     throw invalidParams(
       `${where}${at}: ${Array.isArray(v) ? 'an array' : 'an object'} cannot be bound (use null, number, string or boolean)`,
     );
@@ -86,14 +88,6 @@ function jsonParams(params: unknown, where: string): QueryParams {
 
 function isScalar(v: unknown): boolean {
   return v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string';
-}
-
-/** `{"$ref": [statement, row, column]}` of a txn (its indexes checked where it is decoded). */
-function isStmtRef(v: unknown): boolean {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const keys = Object.keys(v);
-  const ref = (v as { $ref?: unknown }).$ref;
-  return keys.length === 1 && Array.isArray(ref) && ref.length <= 3 && ref.every(isScalar);
 }
 
 function invalidParams(message: string): HiqliteError {

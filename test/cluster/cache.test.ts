@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type CacheApp, CacheAppError, startApps } from './cache-app-process.js';
-import { eventually, sleep, TestCluster } from './harness.js';
+import { eventually, SECRET_API, sleep, TestCluster } from './harness.js';
 
 describe('cache group: caches, counters, notify and locks across three embedded nodes', () => {
   let cluster: TestCluster;
@@ -116,8 +116,21 @@ describe('cache group: caches, counters, notify and locks across three embedded 
     );
     await eventually('the other channel', async () => app(1).of('other').length === 1);
     assert.equal(app(1).of('other')[0]?.payload, 'o');
-    // /metrics: entries and bytes per cache, listeners and their lag, locks, both groups.
+    // /metrics: entries and bytes per cache, listeners and their lag, locks, both groups. A long
+    // cache name is cut in its label, with a hash of the whole name.
+    const long = `c${'x'.repeat(299)}`;
+    const put = await cluster.http(1, `/cache/${long}/k`, {
+      method: 'PUT',
+      headers: { 'X-API-SECRET': SECRET_API, 'content-type': 'application/json' },
+      body: '1',
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
     const text = String((await cluster.http(1, '/metrics')).body);
+    assert.match(
+      text,
+      new RegExp(`hiqlite_cache_entries\\{cache="${long.slice(0, 114)}…#[0-9a-f]{12}"\\} 1`),
+    );
+    assert.ok(!text.includes(long), 'the whole long name is not a label');
     assert.match(text, /hiqlite_cache_entries\{cache="sessions"\} 1/);
     assert.match(text, /hiqlite_cache_bytes\{cache="sessions"\} [1-9]\d*/);
     assert.match(text, /hiqlite_cache_listeners 2/);

@@ -74,6 +74,17 @@ export function isStmtRef(v: unknown): v is StmtRef {
   return typeof v === 'object' && v !== null && !(v instanceof Uint8Array) && '$ref' in v;
 }
 
+/**
+ * A `{ $ref: [statement, row, column] }` of a txn with nothing nested inside: what a client may
+ * pass on before the command decoder checks its indexes (a deeper value could overflow the stack
+ * of the copy that carries it to another thread).
+ */
+export function isShallowStmtRef(v: unknown): v is StmtRef {
+  if (!isStmtRef(v) || Object.keys(v).length !== 1) return false;
+  const ref = (v as { $ref: unknown }).$ref;
+  return Array.isArray(ref) && ref.length <= 3 && ref.every((x) => x === null || typeof x !== 'object');
+}
+
 export type RefResolver = (ref: StmtRef) => SqlValue;
 
 const noRefs: RefResolver = () => {

@@ -33,6 +33,11 @@ export function isSqlValue(v: unknown): v is SqlValue {
   );
 }
 
+/** Whether normalizeValue takes `v` (checked without copying or converting it). */
+export function isBindable(v: unknown): boolean {
+  return isSqlValue(v) || typeof v === 'boolean' || (v instanceof Date && !Number.isNaN(v.getTime()));
+}
+
 /** Normalizes a user-supplied parameter value to one of the five SQLite types. */
 export function normalizeValue(v: unknown, where: string): SqlValue {
   if (typeof v === 'boolean') return v ? 1 : 0;
