@@ -291,7 +291,9 @@ export class ApiServer {
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
-    server.on('clientError', (e: Error & { code?: string }, socket: Duplex) => answerClientError(e, socket));
+    server.on('clientError', (e: Error & { code?: string }, socket: Duplex) =>
+      answerClientError(e, socket, this.o.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS_DEFAULT),
+    );
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -536,7 +538,7 @@ export class ApiServer {
  * with a typed JSON error, as a route would, and the connection closed. A client that went away
  * (or a socket that cannot be written) is just closed.
  */
-function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
+function answerClientError(e: Error & { code?: string }, socket: Duplex, timeoutMs: number): void {
   const code = e.code ?? '';
   if (!socket.writable || code === 'ECONNRESET') {
     socket.destroy();
@@ -562,8 +564,8 @@ function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
-  // A client that does not read its answer does not keep the socket.
-  setTimeout(() => socket.destroy(), 5_000).unref();
+  // A client that does not read its answer keeps the socket no longer than a body may take.
+  setTimeout(() => socket.destroy(), timeoutMs).unref();
 }
 
 export function errorBody(e: unknown): ApiErrorBody {
