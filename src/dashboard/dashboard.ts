@@ -24,6 +24,7 @@ import {
   HttpBodyError,
   readJsonObject,
 } from '../http/http-body.js';
+import { consistencyOf } from '../http/request-fields.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
@@ -276,7 +277,7 @@ export class Dashboard {
   private async query(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
     const body = await this.body(req);
     const sql = sqlOf(body);
-    const consistency = body.consistency === 'linearizable' ? 'linearizable' : 'local';
+    const consistency = consistencyOf(body.consistency ?? 'local', 'consistency');
     const offset = intOf(body.offset, 0, OFFSET_MAX, 0, 'offset');
     const limit = intOf(body.limit, 1, PAGE_ROWS_MAX, PAGE_ROWS_DEFAULT, 'limit');
     return queryPage(this.backend, { sql, consistency, offset, limit }, signal, () =>

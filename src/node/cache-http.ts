@@ -42,6 +42,7 @@ import {
   sendJson,
   toJson,
 } from '../http/http-body.js';
+import { consistencyOf } from '../http/request-fields.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
@@ -173,9 +174,7 @@ async function serveCacheEntry(
     case 'GET': {
       onlyParams(url, ['consistency']);
       req.resume();
-      const consistency = url.searchParams.get('consistency') ?? 'local';
-      if (consistency !== 'local' && consistency !== 'linearizable')
-        throw invalid('consistency must be local or linearizable');
+      const consistency = consistencyOf(url.searchParams.get('consistency') ?? 'local', 'consistency');
       const bytes = (await ops.read({ type: 'get', cache, key }, consistency, signal)) as Uint8Array | null;
       if (bytes === null)
         throw notFound(`no live value for key ${JSON.stringify(key)} in cache ${JSON.stringify(cache)}`);
@@ -252,9 +251,7 @@ async function serveCounter(
     case 'GET': {
       onlyParams(url, ['consistency']);
       req.resume();
-      const consistency = url.searchParams.get('consistency') ?? 'local';
-      if (consistency !== 'local' && consistency !== 'linearizable')
-        throw invalid('consistency must be local or linearizable');
+      const consistency = consistencyOf(url.searchParams.get('consistency') ?? 'local', 'consistency');
       const v = await ops.read({ type: 'counterGet', counter, key }, consistency, signal);
       if (v === null || v === undefined)
         throw notFound(`no counter ${JSON.stringify(key)} in ${JSON.stringify(counter)}`);

@@ -4,8 +4,8 @@
  * the proxy (README, "The server and the CLI"). Where the command is proposed and the read runs
  * is the caller's: `ops`.
  */
+import { consistencyOf, onlyFields, optionalBoolean, type ReadConsistency } from '../http/request-fields.js';
 import { HiqliteError } from '../lib/errors.js';
-import type { Consistency } from '../protocol/api-codec.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { isShallowStmtRef } from '../sm/sql/params.js';
 import type { QueryParams } from '../sm/sql/reader.js';
@@ -17,14 +17,23 @@ export type JsonRoute = 'execute' | 'query' | 'txn' | 'batch';
 export interface JsonRouteOps {
   /** Proposes the command; a failed command is thrown as its error. */
   writeOk(command: CommandInput): Promise<{ index: number; result: Extract<CommandResult, { ok: true }> }>;
-  query(sql: string, params: QueryParams, consistency: Consistency): Promise<Row[]>;
+  query(sql: string, params: QueryParams, consistency: ReadConsistency): Promise<Row[]>;
 }
+
+/** The fields each route reads; any other field is refused (a misspelled one would be ignored). */
+const ROUTE_FIELDS: Readonly<Record<JsonRoute, readonly string[]>> = {
+  execute: ['sql', 'params', 'returning'],
+  query: ['sql', 'params', 'consistency'],
+  txn: ['statements'],
+  batch: ['sql'],
+};
 
 export async function serveJsonRoute(
   route: JsonRoute,
   body: Record<string, unknown>,
   ops: JsonRouteOps,
 ): Promise<unknown> {
+  onlyFields(body, ROUTE_FIELDS[route], `/${route}`);
   const sql = body.sql;
   const params = jsonParams(body.params, 'params');
   switch (route) {
@@ -34,13 +43,13 @@ export async function serveJsonRoute(
         type: 'execute',
         sql,
         params: params as never,
-        returning: body.returning === true,
+        returning: optionalBoolean(body.returning, 'returning'),
       });
       return { ...(out.result as { value: object }).value, logIndex: out.index };
     }
     case 'query': {
       if (typeof sql !== 'string') throw invalidParams('query needs "sql"');
-      return ops.query(sql, params, body.consistency === 'linearizable' ? 'linearizable' : 'local');
+      return ops.query(sql, params, consistencyOf(body.consistency ?? 'local', 'consistency'));
     }
     case 'txn': {
       const statements = body.statements;
@@ -48,6 +57,8 @@ export async function serveJsonRoute(
       const out = await ops.writeOk({
         type: 'txn',
         statements: statements.map((s: unknown, i: number) => {
+          if (Array.isArray(s) && (s.length === 0 || s.length > 2))
+            throw invalidParams(`statements[${i}] must be [sql] or [sql, params], got ${s.length} items`);
           const [stmtSql, stmtParams] = (Array.isArray(s) ? s : [s]) as [unknown, unknown];
           if (typeof stmtSql !== 'string') throw invalidParams('each txn statement starts with its SQL');
           return { sql: stmtSql, params: jsonParams(stmtParams, `statements[${i}].params`) as never };

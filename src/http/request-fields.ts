@@ -1,0 +1,44 @@
+/**
+ * Fields of HTTP requests that several routes read the same way (the API port's JSON and cache
+ * routes, the dashboard): one check, one message, so no route reads a misspelled value as the
+ * default in silence.
+ */
+import { HiqliteError } from '../lib/errors.js';
+
+export type ReadConsistency = 'local' | 'linearizable';
+
+/** A read's consistency as a request spells it (a JSON field, a query parameter). */
+export function consistencyOf(value: unknown, where: string): ReadConsistency {
+  if (value === 'local' || value === 'linearizable') return value;
+  throw invalidField(`${where} must be "local" or "linearizable", got ${describeValue(value)}`);
+}
+
+/** An optional JSON boolean: absent or null is false; anything but true or false is refused. */
+export function optionalBoolean(value: unknown, where: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value === 'boolean') return value;
+  throw invalidField(`${where} must be true or false, got ${describeValue(value)}`);
+}
+
+/** Refuses a field `allowed` does not name: a misspelled field would otherwise be ignored. */
+export function onlyFields(body: Record<string, unknown>, allowed: readonly string[], route: string): void {
+  for (const name of Object.keys(body)) {
+    if (!allowed.includes(name))
+      throw invalidField(`unknown field ${JSON.stringify(name)}: ${route} takes ${allowed.join(', ')}`);
+  }
+}
+
+/** A short rendering of a refused value for a message (never the whole of a large one). */
+export function describeValue(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
+function invalidField(message: string): HiqliteError {
+  return new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });
+}

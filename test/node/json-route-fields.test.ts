@@ -1,0 +1,121 @@
+/**
+ * The HTTP JSON routes (`/execute`, `/query`, `/txn`, `/batch`) and the cache read routes refuse
+ * a field they do not take and a value of the wrong kind with HQL_INVALID_PARAMS (400), instead
+ * of ignoring it: `"consistency": "Linearizable"` was a local read without a word, `"retuning":
+ * true` (a typo) an execute that returned no rows, `"returning": "yes"` the same.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type HiqliteNode, start } from '../../src/index.js';
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+
+interface Answer {
+  value?: unknown;
+  error?: { code: string; message: string };
+}
+
+describe('HTTP JSON routes: fields checked, none ignored', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-json-fields-'));
+  let node: HiqliteNode;
+  let base = '';
+
+  before(async () => {
+    const cfg = await oneNodeConfig(root);
+    node = await start(cfg, { thread: 'main' });
+    await node.waitUntilHealthy({ timeoutMs: 20_000 });
+    base = `http://${cfg.nodes[0]?.addrApi}`;
+    await node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  });
+  after(async () => {
+    await node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  async function post(route: string, body: unknown): Promise<{ status: number; json: Answer }> {
+    const res = await fetch(`${base}${route}`, {
+      method: 'POST',
+      headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Answer };
+  }
+
+  async function refused(route: string, body: unknown, mentions: string): Promise<void> {
+    const { status, json } = await post(route, body);
+    assert.equal(status, 400, `${route} ${JSON.stringify(body)}: ${JSON.stringify(json)}`);
+    assert.equal(json.error?.code, 'HQL_INVALID_PARAMS');
+    assert.match(json.error?.message, new RegExp(mentions), JSON.stringify(json));
+  }
+
+  test('a misspelled or mistyped consistency is refused, the right ones read', async () => {
+    for (const consistency of ['Linearizable', 'strong', '', 1, true, {}])
+      await refused('/query', { sql: 'SELECT 1 AS n', consistency }, 'consistency must be');
+    // Absent or null: the default, a local read.
+    for (const consistency of ['local', 'linearizable', undefined, null]) {
+      const { status, json } = await post('/query', { sql: 'SELECT 1 AS n', consistency });
+      assert.equal(status, 200, JSON.stringify(json));
+      assert.deepEqual(json.value, [{ n: 1 }]);
+    }
+  });
+
+  test('a field a route does not take is refused, naming the ones it does', async () => {
+    await refused('/query', { sql: 'SELECT 1', consistancy: 'linearizable' }, 'unknown field "consistancy"');
+    await refused(
+      '/query',
+      { sql: 'SELECT ?', param: [1] },
+      'unknown field "param".*sql, params, consistency',
+    );
+    await refused(
+      '/execute',
+      { sql: "INSERT INTO t (v) VALUES ('a')", retuning: true },
+      'unknown field "retuning"',
+    );
+    await refused('/execute', { sql: 'DELETE FROM t', consistency: 'local' }, 'unknown field "consistency"');
+    await refused('/txn', { statements: [['SELECT 1']], sql: 'SELECT 1' }, 'unknown field "sql"');
+    await refused('/batch', { sql: 'SELECT 1', params: [] }, 'unknown field "params"');
+    // Nothing of the refused writes was applied.
+    assert.deepEqual(await node.query('SELECT count(*) AS n FROM t'), [{ n: 0 }]);
+  });
+
+  test('returning must be a boolean; true returns the rows', async () => {
+    for (const returning of ['yes', 1, 'true', {}])
+      await refused(
+        '/execute',
+        { sql: "INSERT INTO t (v) VALUES ('b') RETURNING id", returning },
+        'returning must be',
+      );
+    const { status, json } = await post('/execute', {
+      sql: "INSERT INTO t (v) VALUES ('c') RETURNING v",
+      returning: true,
+    });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.deepEqual((json.value as { rows: unknown }).rows, [{ v: 'c' }]);
+  });
+
+  test('a txn statement is [sql] or [sql, params], nothing more', async () => {
+    await refused('/txn', { statements: [['SELECT 1'], []] }, 'statements\\[1\\] must be');
+    await refused(
+      '/txn',
+      { statements: [['INSERT INTO t (v) VALUES (?)', ['d'], 'extra']] },
+      'statements\\[0\\] must be',
+    );
+    const { status, json } = await post('/txn', {
+      statements: [['INSERT INTO t (v) VALUES (?)', ['e']], ['SELECT 1']],
+    });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.equal((json.value as { results: unknown[] }).results.length, 2);
+  });
+
+  test('a cache or counter read with a misspelled consistency is refused the same way', async () => {
+    for (const path of ['/cache/c/k?consistency=Linearizable', '/counter/c/k?consistency=strong']) {
+      const res = await fetch(`${base}${path}`, { headers: { 'x-api-secret': TEST_SECRETS.secretApi } });
+      const json = (await res.json()) as { error?: { code: string; message: string } };
+      assert.equal(res.status, 400, path);
+      assert.equal(json.error?.code, 'HQL_INVALID_PARAMS');
+      assert.match(json.error?.message ?? '', /consistency must be "local" or "linearizable"/);
+    }
+  });
+});
