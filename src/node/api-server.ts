@@ -114,6 +114,12 @@ export interface ApiServerOptions {
    * is closed (`slow-consumer`). One answer may be larger. Default 256 MiB.
    */
   readonly sendBufferBytesMax?: number;
+  /**
+   * Bytes of answers queued for all connections together: a connection whose own backlog is
+   * over SEND_BACKLOG_CHECK_BYTES while the total is beyond this is closed (`slow-consumer`).
+   * Default 1 GiB.
+   */
+  readonly sendBufferTotalBytesMax?: number;
   /** Connections not yet authenticated; must be below `connectionsMax`. */
   readonly unauthenticatedConnectionsMax: number;
   /** From TCP accept to authenticated (TLS, HTTP upgrade and handshake included). */
@@ -373,7 +379,9 @@ export class ApiServer {
         this.gate.admit(socket);
         conn.setFrameBytesMax(this.o.frameBytesMax);
         const inflightMax = this.o.requestsInflightMax ?? 1024;
-        const flow = new StreamFlow(conn, inflightMax, this.o.sendBufferBytesMax ?? 256 * 1024 * 1024);
+        const flow = new StreamFlow(conn, inflightMax, this.o.sendBufferBytesMax ?? 256 * 1024 * 1024, () =>
+          this.sendBacklogOverBudget(),
+        );
         const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
         if (!conn.closed)
           this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: performance.now(), flow });
@@ -384,6 +392,20 @@ export class ApiServer {
       },
     );
     if (head.length > 0) socket.unshift(head);
+  }
+
+  /**
+   * Whether the answers queued for all binary connections together exceed
+   * `sendBufferTotalBytesMax`. Asked only by a connection whose own backlog is large, so the
+   * sum over connections is rare work.
+   */
+  private sendBacklogOverBudget(): string | null {
+    const max = this.o.sendBufferTotalBytesMax ?? 1024 * 1024 * 1024;
+    let total = 0;
+    for (const conn of this.activity.keys()) total += conn.socket.writableLength;
+    return total > max
+      ? `${total} bytes of answers wait for API clients that do not read them, more than ${max} (api_send_buffer_total_bytes_max)`
+      : null;
   }
 
   private onStreamFrame(
@@ -605,6 +627,9 @@ export { REMOTE_CLIENT_ID };
  * read, so TCP pushes back on the client). Answers waiting for a client that does not read them
  * are bounded too: beyond `sendBufferBytesMax` the connection closes (they would pile up in memory).
  */
+/** A connection's backlog from which the total over all connections is checked. */
+const SEND_BACKLOG_CHECK_BYTES = 1024 * 1024;
+
 class StreamFlow {
   private inflight = 0;
   private readonly waiting: (() => void)[] = [];
@@ -613,6 +638,8 @@ class StreamFlow {
     private readonly conn: FramedConnection,
     private readonly inflightMax: number,
     private readonly sendBufferBytesMax: number,
+    /** The reason all connections' backlog is over its budget, or null. */
+    private readonly overBudget: () => string | null,
   ) {}
 
   /** Requests wait for room: the socket is not read, so silence is not the client's. */
@@ -634,12 +661,20 @@ class StreamFlow {
   answer(frame: Uint8Array): void {
     this.inflight--;
     if (this.conn.closed) return;
-    if (this.conn.socket.writableLength > this.sendBufferBytesMax) {
+    const backlog = this.conn.socket.writableLength;
+    if (backlog > this.sendBufferBytesMax) {
       this.conn.close({
         code: 'slow-consumer',
         detail: `more than ${this.sendBufferBytesMax} bytes of answers wait for a client that does not read them`,
       });
       return;
+    }
+    if (backlog > SEND_BACKLOG_CHECK_BYTES) {
+      const over = this.overBudget();
+      if (over !== null) {
+        this.conn.close({ code: 'slow-consumer', detail: over });
+        return;
+      }
     }
     this.conn.write(frame);
     const next = this.waiting.shift();

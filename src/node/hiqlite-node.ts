@@ -576,6 +576,7 @@ export class HiqliteNode {
       connectionsMax: cfg.apiConnectionsMax,
       requestsInflightMax: cfg.apiRequestsInflightMax,
       sendBufferBytesMax: cfg.apiSendBufferBytesMax,
+      sendBufferTotalBytesMax: cfg.apiSendBufferTotalBytesMax,
       idleTimeoutMs: cfg.apiIdleTimeoutMs,
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,

@@ -23,6 +23,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'apiConnectionsMax',
   'apiRequestsInflightMax',
   'apiSendBufferBytesMax',
+  'apiSendBufferTotalBytesMax',
   'apiIdleTimeoutMs',
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',

@@ -351,6 +351,37 @@ describe('flow control of one authenticated connection', () => {
     await waitFor(() => closed, 'the server closes the connection', 15_000);
     assert.ok((await Promise.all(answers)).every((r) => r instanceof HiqliteError));
   });
+
+  test('clients that do not read are closed once all their answers together pass api_send_buffer_total_bytes_max; a reading client is served on', async () => {
+    const big = new Uint8Array(256 * 1024);
+    const { port } = await server({
+      // Far above what each stuck client asks for: only the total across connections bounds them.
+      sendBufferBytesMax: 256 * 1024 * 1024,
+      sendBufferTotalBytesMax: 4 * 1024 * 1024,
+      handler: stubHandler(async (req) => (req.op === 'metrics' ? big : 'pong')),
+    });
+    const stuck = await Promise.all([1, 2, 3].map(() => clientWith100InFlight(port)));
+    const closed = stuck.map(() => false);
+    const answers: Promise<unknown>[] = [];
+    stuck.forEach((c, i) => {
+      c.onClose(() => {
+        closed[i] = true;
+      });
+      (c as unknown as { conn: { socket: Socket } }).conn.socket.pause();
+      // 64 × 256 KiB = 16 MiB each, 48 MiB in all: over the total, under each connection's bound.
+      for (let k = 0; k < 64; k++)
+        answers.push(c.request({ op: 'metrics' }, 20_000).catch((e: unknown) => e));
+    });
+    await waitFor(() => closed.every(Boolean), 'the server closes every stuck connection', 15_000);
+    assert.ok((await Promise.all(answers)).every((r) => r instanceof HiqliteError));
+    const reader = await clientWith100InFlight(port);
+    try {
+      const answer = (await reader.request({ op: 'limits' }, 5_000)) as { ok: boolean; value: unknown };
+      assert.deepEqual([answer.ok, answer.value], [true, 'pong']);
+    } finally {
+      reader.close();
+    }
+  });
 });
 
 test('an error that is not a HiqliteError (a bug) is answered as HQL_INTERNAL, not as a disk failure', () => {

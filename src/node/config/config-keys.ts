@@ -109,6 +109,15 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     min: MiB,
     max: 16 * GiB,
   },
+  // All API connections together: a thousand clients that stop reading must not each hold the
+  // per-connection bound. Checked when a connection's own backlog passes 1 MiB.
+  {
+    key: 'apiSendBufferTotalBytesMax',
+    toml: 'api_send_buffer_total_bytes_max',
+    default: GiB,
+    min: MiB,
+    max: 64 * GiB,
+  },
   // Above a client's keepalive (a ping after 5 s of silence, closed after 15 s): only a
   // connection whose client vanished goes silent this long.
   { key: 'apiIdleTimeoutMs', toml: 'api_idle_timeout_ms', default: 60_000, min: 0, max: 86_400_000 },

@@ -139,6 +139,7 @@ export interface NodeConfig {
   apiRequestsInflightMax?: number;
   /** Answers queued for one API connection that does not read them; beyond, it is closed. */
   apiSendBufferBytesMax?: number;
+  apiSendBufferTotalBytesMax?: number;
   /** An authenticated API connection silent this long (no ping either) is closed; 0: never. */
   apiIdleTimeoutMs?: number;
   /** Open inbound connections on the Raft port, authenticated or not. */
@@ -235,6 +236,7 @@ export type IntegerKey =
   | 'apiConnectionsMax'
   | 'apiRequestsInflightMax'
   | 'apiSendBufferBytesMax'
+  | 'apiSendBufferTotalBytesMax'
   | 'apiIdleTimeoutMs'
   | 'raftConnectionsMax'
   | 'unauthenticatedConnectionsMax'
