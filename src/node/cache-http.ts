@@ -42,7 +42,7 @@ import {
   sendJson,
   toJson,
 } from '../http/http-body.js';
-import { consistencyOf } from '../http/request-fields.js';
+import { consistencyOf, onlyFields } from '../http/request-fields.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
@@ -110,9 +110,7 @@ export async function serveCacheHttp(
     if (url.pathname === '/notify') {
       if (method !== 'POST') return methodNotAllowed(res, method, url.pathname);
       onlyParams(url, []);
-      const v = parseJsonBody(await readBody(req, cx.bodyLimits));
-      if (typeof v !== 'object' || v === null || Array.isArray(v))
-        throw invalid('the body must be {"channel": "…", "payload": any}');
+      const v = await readObject(req, cx, '{"channel": "…", "payload": any}', ['channel', 'payload']);
       const { channel, payload } = v as { channel?: unknown; payload?: unknown };
       if (typeof channel !== 'string' || channel === '')
         throw invalid(
@@ -259,7 +257,7 @@ async function serveCounter(
     }
     case 'POST': {
       onlyParams(url, []);
-      const delta = int64Field(await readObject(req, cx, '{"delta": "<int64>"}'), 'delta');
+      const delta = int64Field(await readObject(req, cx, '{"delta": "<int64>"}', ['delta']), 'delta');
       const o = await ops.write({ type: 'counterAdd', counter, key, delta }, signal);
       return sendJson(res, 200, {
         ok: true,
@@ -268,7 +266,7 @@ async function serveCounter(
     }
     case 'PUT': {
       onlyParams(url, []);
-      const value = int64Field(await readObject(req, cx, '{"value": "<int64>"}'), 'value');
+      const value = int64Field(await readObject(req, cx, '{"value": "<int64>"}', ['value']), 'value');
       await ops.write({ type: 'counterSet', counter, key, value }, signal);
       return sendJson(res, 200, { ok: true, value: null });
     }
@@ -290,9 +288,11 @@ async function readObject(
   req: IncomingMessage,
   cx: CacheHttpContext,
   shape: string,
+  fields: readonly string[],
 ): Promise<Record<string, unknown>> {
   const v = parseJsonBody(await readBody(req, cx.bodyLimits));
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`the body must be ${shape}`);
+  onlyFields(v as Record<string, unknown>, fields, `the body (${shape})`);
   return v as Record<string, unknown>;
 }
 

@@ -109,6 +109,27 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.equal((json.value as { results: unknown[] }).results.length, 2);
   });
 
+  test('POST /notify and the counter bodies refuse a field they do not take (a misspelled payload was a null notification)', async () => {
+    const cases: [string, string, unknown, string][] = [
+      ['POST', '/notify', { channel: 'c', paylod: { a: 1 } }, 'unknown field "paylod"'],
+      ['POST', '/counter/hits/k', { delta: 1, value: 5 }, 'unknown field "value"'],
+      ['PUT', '/counter/hits/k', { value: 1, delta: 5 }, 'unknown field "delta"'],
+    ];
+    for (const [method, path, body, mentions] of cases) {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const json = (await res.json()) as Answer;
+      assert.equal(res.status, 400, `${method} ${path}: ${JSON.stringify(json)}`);
+      assert.equal(json.error?.code, 'HQL_INVALID_PARAMS');
+      assert.match(json.error?.message ?? '', new RegExp(mentions));
+    }
+    // Nothing was counted.
+    assert.equal(await node.counter('hits').get('k'), null);
+  });
+
   test('a cache or counter read with a misspelled consistency is refused the same way', async () => {
     for (const path of ['/cache/c/k?consistency=Linearizable', '/counter/c/k?consistency=strong']) {
       const res = await fetch(`${base}${path}`, { headers: { 'x-api-secret': TEST_SECRETS.secretApi } });
