@@ -67,3 +67,56 @@ export function int64Arg(v: unknown, what: string, where = ''): bigint {
     invalid(`${where}${what} must be an integer (a bigint beyond 2^53), got ${shown(v)}`);
   return BigInt(v);
 }
+
+/**
+ * An options object: absent, or an object whose every own key `allowed` names. A misspelled
+ * option is refused rather than ignored: `{ ttl: 60_000 }` for `ttlMs` would store an entry that
+ * never expires, `{ timeout: 5_000 }` for `timeoutMs` a read without a limit.
+ */
+export function optionsArg<T extends object>(
+  v: T | undefined,
+  allowed: readonly string[],
+  what: string,
+  where = '',
+): T | undefined {
+  if (v === undefined) return v;
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    invalid(`${where}${what}: options must be an object, got ${shown(v)}`);
+  for (const key of Object.keys(v)) {
+    if (!allowed.includes(key))
+      invalid(
+        `${where}${what}: unknown option ${JSON.stringify(key)} (${allowed.length === 0 ? 'it takes none' : `it takes ${allowed.join(', ')}`})`,
+      );
+  }
+  return v;
+}
+
+/** An optional AbortSignal. */
+export function signalArg(v: unknown, what: string): AbortSignal | undefined {
+  if (v === undefined || v instanceof AbortSignal) return v;
+  return invalid(`${what}: signal must be an AbortSignal, got ${shown(v)}`);
+}
+
+/** An optional limit in milliseconds: a positive finite number. */
+export function timeoutArg(v: unknown, what: string): number | undefined {
+  if (v === undefined) return v;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    invalid(`${what}: timeoutMs must be a positive number of milliseconds, got ${shown(v)}`);
+  return v;
+}
+
+/** An optional log index (`minIndex`): a non-negative safe integer. */
+export function logIndexArg(v: unknown, what: string): number | undefined {
+  if (v === undefined) return v;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    invalid(`${what}: minIndex must be a log index (a whole number >= 0), got ${shown(v)}`);
+  return v;
+}
+
+/** The `timeoutMs` of `waitUntilHealthy(options)`: default 30 s. */
+export function healthTimeoutArg(options: { timeoutMs?: number } | undefined): number {
+  return (
+    timeoutArg(optionsArg(options, ['timeoutMs'], 'waitUntilHealthy')?.timeoutMs, 'waitUntilHealthy') ??
+    30_000
+  );
+}

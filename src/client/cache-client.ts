@@ -27,7 +27,7 @@ import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
-import { consistencyArg, durationArg, int64Arg, nameArg, stringArg } from './args.js';
+import { consistencyArg, durationArg, int64Arg, nameArg, optionsArg, signalArg, stringArg } from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
 export type { ListenItem } from '../node/cache-listeners.js';
@@ -151,7 +151,7 @@ export class CacheHandle<V = unknown> {
       cache: this.name,
       key: stringArg(key, 'key', this.where),
       value: encodeCacheValue(value),
-      ...ttl(options),
+      ...ttl(options, 'put', this.where),
     });
   }
 
@@ -159,7 +159,8 @@ export class CacheHandle<V = unknown> {
   async get(key: string, options: CacheGetOptions = {}): Promise<V | null> {
     const v = await this.ops.cacheRead(
       { type: 'get', cache: this.name, key: stringArg(key, 'key', this.where) },
-      consistencyArg(options.consistency, 'get', this.where) ?? 'local',
+      consistencyArg(optionsArg(options, GET_OPTIONS, 'get', this.where)?.consistency, 'get', this.where) ??
+        'local',
     );
     return v === null ? null : (decodeCacheValue(v as Uint8Array) as V);
   }
@@ -213,7 +214,7 @@ export class CacheHandle<V = unknown> {
       cache: this.name,
       key: stringArg(key, 'key', this.where),
       value: encodeCacheValue(value),
-      ...ttl(options),
+      ...ttl(options, 'replace', this.where),
     });
     const v = (o as Extract<CacheOutcome, { type: 'replace' }>).previous;
     return v === null ? null : (decodeCacheValue(v) as V);
@@ -226,7 +227,7 @@ export class CacheHandle<V = unknown> {
       cache: this.name,
       key: stringArg(key, 'key', this.where),
       value: encodeCacheValue(value),
-      ...ttl(options),
+      ...ttl(options, 'putIfAbsent', this.where),
     });
     return (o as Extract<CacheOutcome, { type: 'putIfAbsent' }>).stored;
   }
@@ -267,7 +268,8 @@ export class CounterHandle {
   async get(key: string, options: CacheGetOptions = {}): Promise<bigint | null> {
     const v = await this.ops.cacheRead(
       { type: 'counterGet', counter: this.name, key: stringArg(key, 'key', this.where) },
-      consistencyArg(options.consistency, 'get', this.where) ?? 'local',
+      consistencyArg(optionsArg(options, GET_OPTIONS, 'get', this.where)?.consistency, 'get', this.where) ??
+        'local',
     );
     return v as bigint | null;
   }
@@ -501,6 +503,8 @@ export class CacheApi {
 
   /** Waits for the lock (first come, first served) and holds it, renewing its lease, until release(). */
   async lock(key: string, options: LockOptions = {}): Promise<DistributedLock> {
+    optionsArg(options, LOCK_OPTIONS, 'lock');
+    signalArg(options.signal, 'lock');
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
     stringArg(key, 'lock: key');
     lockDurations(key, leaseMs, options.waitMs);
@@ -521,6 +525,7 @@ export class CacheApi {
 
   /** The lock if it is free now, else null (never waits in the queue). */
   async tryLock(key: string, options: { leaseMs?: number } = {}): Promise<DistributedLock | null> {
+    optionsArg(options, TRY_LOCK_OPTIONS, 'tryLock');
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
@@ -529,6 +534,12 @@ export class CacheApi {
   }
 }
 
-function ttl(options: CachePutOptions): { ttlMs?: number } {
+const PUT_OPTIONS = ['ttlMs'];
+const GET_OPTIONS = ['consistency'];
+const LOCK_OPTIONS = ['leaseMs', 'waitMs', 'signal'];
+const TRY_LOCK_OPTIONS = ['leaseMs'];
+
+function ttl(options: CachePutOptions, what: string, where: string): { ttlMs?: number } {
+  optionsArg(options, PUT_OPTIONS, what, where);
   return options.ttlMs === undefined ? {} : { ttlMs: durationArg(options.ttlMs, 'ttlMs', 1) };
 }

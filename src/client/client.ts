@@ -16,7 +16,7 @@ import { errorFromInfo } from '../sm/sql/errors.js';
 import { isShallowStmtRef } from '../sm/sql/params.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import { isBindable, normalizeValue, type Row } from '../sm/sql/values.js';
-import { consistencyArg } from './args.js';
+import { consistencyArg, logIndexArg, optionsArg, signalArg, timeoutArg } from './args.js';
 import {
   CacheApi,
   type CacheCallOptions,
@@ -198,7 +198,11 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   private checkedRead(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
     try {
       checkParams(params, -1);
+      optionsArg(options, QUERY_OPTIONS, 'query');
       consistencyArg(options.consistency, 'query');
+      logIndexArg(options.minIndex, 'query');
+      timeoutArg(options.timeoutMs, 'query');
+      signalArg(options.signal, 'query');
     } catch (e) {
       return Promise.reject(e);
     }
@@ -215,6 +219,8 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     return out;
   }
 }
+
+const QUERY_OPTIONS = ['consistency', 'minIndex', 'timeoutMs', 'signal'];
 
 /**
  * Parameters are looked at one level deep before they cross a thread (the node's, a read

@@ -15,6 +15,7 @@ import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import { healthTimeoutArg } from './args.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -82,7 +83,11 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
   }
 
   waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
-    return this.node.waitUntilHealthy(options.timeoutMs ?? 30_000);
+    try {
+      return this.node.waitUntilHealthy(healthTimeoutArg(options));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   isLeader(): boolean {

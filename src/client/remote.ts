@@ -18,6 +18,7 @@ import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import { healthTimeoutArg } from './args.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -170,7 +171,7 @@ export class RemoteClient extends ClientBase {
   }
 
   async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
-    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+    const deadline = Date.now() + healthTimeoutArg(options);
     for (;;) {
       try {
         const m = await this.metrics();

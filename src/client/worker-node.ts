@@ -39,6 +39,7 @@ import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import { type ThreadHeapLimits, workerResourceLimits } from '../sm/sql/worker-client.js';
+import { healthTimeoutArg } from './args.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -468,7 +469,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   }
 
   async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? 30_000;
+    const timeoutMs = healthTimeoutArg(options);
     await this.call({ op: 'health', timeoutMs }, timeoutMs);
   }
 

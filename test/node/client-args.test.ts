@@ -55,6 +55,80 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     (db) => db.query('SELECT 1', [], { consistency: 'strong' }),
     /consistency must be/,
   ],
+  // A misspelled option is refused, not ignored (`ttl` stored an entry that never expires).
+  [
+    'put with { ttl }',
+    (db) => db.cache('c').put('k', 1, { ttl: 60_000 }),
+    /put: unknown option "ttl" \(it takes ttlMs\)/,
+  ],
+  [
+    'replace with { expiresIn }',
+    (db) => db.cache('c').replace('k', 1, { expiresIn: 5 }),
+    /replace: unknown option "expiresIn"/,
+  ],
+  [
+    'putIfAbsent with { ttl }',
+    (db) => db.cache('c').putIfAbsent('k', 1, { ttl: 5 }),
+    /putIfAbsent: unknown option "ttl"/,
+  ],
+  ['put with null options', (db) => db.cache('c').put('k', 1, null), /put: options must be an object/],
+  [
+    'cache get with { consistancy }',
+    (db) => db.cache('c').get('k', { consistancy: 'linearizable' }),
+    /get: unknown option "consistancy"/,
+  ],
+  [
+    'counter get with { linearizable: true }',
+    (db) => db.counter('n').get('k', { linearizable: true }),
+    /get: unknown option "linearizable"/,
+  ],
+  ['lock with { lease }', (db) => db.lock('l', { lease: 60_000 }), /lock: unknown option "lease"/],
+  [
+    'lock with { timeoutMs }',
+    (db) => db.lock('l', { timeoutMs: 5 }),
+    /lock: unknown option "timeoutMs" \(it takes leaseMs, waitMs, signal\)/,
+  ],
+  [
+    'lock with a signal that is not one',
+    (db) => db.lock('l', { signal: true }),
+    /signal must be an AbortSignal/,
+  ],
+  ['tryLock with { waitMs }', (db) => db.tryLock('l', { waitMs: 5 }), /tryLock: unknown option "waitMs"/],
+  [
+    'query with { timeout }',
+    (db) => db.query('SELECT 1', [], { timeout: 5_000 }),
+    /query: unknown option "timeout"/,
+  ],
+  [
+    'queryOne with { consistancy }',
+    (db) => db.queryOne('SELECT 1', [], { consistancy: 'linearizable' }),
+    /unknown option "consistancy"/,
+  ],
+  [
+    'query with timeoutMs -1',
+    (db) => db.query('SELECT 1', [], { timeoutMs: -1 }),
+    /timeoutMs must be a positive number/,
+  ],
+  [
+    "query with minIndex '5'",
+    (db) => db.query('SELECT 1', [], { minIndex: '5' }),
+    /minIndex must be a log index/,
+  ],
+  [
+    'query with minIndex -1',
+    (db) => db.query('SELECT 1', [], { minIndex: -1 }),
+    /minIndex must be a log index/,
+  ],
+  [
+    'waitUntilHealthy with { timeout }',
+    (db) => db.waitUntilHealthy({ timeout: 5 }),
+    /waitUntilHealthy: unknown option "timeout"/,
+  ],
+  [
+    'waitUntilHealthy with timeoutMs 0',
+    (db) => db.waitUntilHealthy({ timeoutMs: 0 }),
+    /timeoutMs must be a positive number/,
+  ],
 ];
 
 async function invalidParams(call: () => unknown, message: RegExp): Promise<void> {
@@ -101,12 +175,32 @@ describe('client arguments', () => {
   }
 
   test('the valid forms still work on both', async () => {
-    for (const db of [node, remote] as Loose[]) {
+    for (const [i, db] of ([node, remote] as Loose[]).entries()) {
       await db.cache('c').put('k', { a: 1 }, { ttlMs: 60_000 });
       assert.deepEqual(await db.cache('c').get('k', { consistency: 'linearizable' }), { a: 1 });
       assert.equal(await db.counter('n').add('k', 2n ** 62n), 2n ** 62n);
       await db.counter('n').delete('k');
       assert.deepEqual(await db.query('SELECT 1 AS x', [], { consistency: 'local' }), [{ x: 1 }]);
+      // Every option each call takes, by its right name.
+      await db.cache('c').put('k2', 2, {});
+      await db.cache('c').put('k3', 3, undefined);
+      assert.equal(await db.cache('c').replace('k2', 4, { ttlMs: 60_000 }), 2);
+      assert.equal(await db.cache('c').putIfAbsent(`k4-${i}`, 5, { ttlMs: 60_000 }), true);
+      assert.equal(await db.counter('n').get('k', { consistency: 'local' }), null);
+      const signal = new AbortController().signal;
+      const rows = await db.query('SELECT 2 AS x', [], {
+        consistency: 'linearizable',
+        minIndex: 1,
+        timeoutMs: 5_000,
+        signal,
+      });
+      assert.deepEqual(rows, [{ x: 2 }]);
+      await db.waitUntilHealthy({ timeoutMs: 5_000 });
+      const lock = await db.lock('valid-forms', { leaseMs: 5_000, waitMs: 5_000, signal });
+      await lock.release();
+      const tried = await db.tryLock('valid-forms', { leaseMs: 5_000 });
+      assert.ok(tried !== null);
+      await tried.release();
     }
   });
 });
