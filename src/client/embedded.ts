@@ -27,6 +27,7 @@ import type {
 } from './cache-client.js';
 import type { LocalCacheEntry } from './cache-local-values.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
+import { checkStartOptions } from './entry-options.js';
 import { explainListenError } from './listen-error.js';
 import { startInWorker } from './worker-node.js';
 
@@ -105,6 +106,7 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 
 /** Starts an embedded node; resolves once it is a member of the cluster. */
 export async function start(config: NodeConfig, options: StartOptions = {}): Promise<HiqliteNode> {
+  checkStartOptions(options);
   try {
     if ((options.thread ?? 'worker') === 'worker') return await startInWorker(config, options);
     return new EmbeddedNode(await NodeRuntime.start(config, options, backupFeatures));

@@ -30,6 +30,7 @@ import type {
 } from './cache-client.js';
 import { ClientBase, type HiqliteClient, type Metrics, type Params } from './client.js';
 import { ClusterLink, type LinkBody, type LinkKind } from './cluster-link.js';
+import { checkConnectOptions } from './entry-options.js';
 import { RemoteCacheOps } from './remote-cache.js';
 
 export { parseApiAddress } from './api-address.js';
@@ -213,6 +214,7 @@ export class RemoteClient extends ClientBase {
  * reason (refused, timed out, TLS expected, …) when none can be reached.
  */
 export async function connect(options: ConnectOptions): Promise<HiqliteClient> {
+  checkConnectOptions(options);
   const client = new RemoteClient(linkFor(options), options);
   try {
     await client.open();

@@ -1,0 +1,128 @@
+/**
+ * The options of the two entry points, `connect(options)` and `start(config, options)`, checked
+ * before anything is opened: every problem at once as HQL_INVALID_CONFIG (ConfigError), like a
+ * node's configuration. Before, a misspelled key was ignored (`connect({ secret })` for
+ * `secretApi` tried to connect without one; `start(cfg, { thred: 'main' })` ran the node on its
+ * own thread) and a wrong value surfaced later, elsewhere (a string for `nodes` was read
+ * character by character, a timeout beyond 2^31 ms fired at once).
+ */
+import { ConfigProblems, camelCaseNamer } from '../node/config/config-errors.js';
+import type { StartOptions } from '../node/hiqlite-node.js';
+import type { ConnectOptions } from './remote.js';
+
+/** The longest delay a Node.js timer keeps (longer ones fire at once). */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
+const CONNECT_KEYS = [
+  'nodes',
+  'secretApi',
+  'tls',
+  'requestTimeoutMs',
+  'connectTimeoutMs',
+  'writesMax',
+  'listenBufferMax',
+  'listenResumeTimeoutMs',
+  'keepaliveIntervalMs',
+  'keepaliveTimeoutMs',
+] as const satisfies readonly (keyof ConnectOptions)[];
+
+const START_KEYS = [
+  'logger',
+  'clock',
+  'joinTimeoutMs',
+  'signal',
+  'onFatal',
+  'thread',
+  'threadCallsMax',
+  'cacheMirror',
+  'cacheMirrorInflightBytesMax',
+] as const satisfies readonly (keyof StartOptions)[];
+
+// Every key of the interfaces is listed (a key added there and not here fails to compile).
+const connectKeysComplete: Exclude<keyof ConnectOptions, (typeof CONNECT_KEYS)[number]> extends never
+  ? true
+  : false = true;
+const startKeysComplete: Exclude<keyof StartOptions, (typeof START_KEYS)[number]> extends never
+  ? true
+  : false = true;
+void connectKeysComplete;
+void startKeysComplete;
+
+export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
+  const problems = new ConfigProblems(camelCaseNamer, 'connect() options');
+  if (!isObject(o)) {
+    problems.addNamed('options', 'must be an object { nodes, secretApi, … }');
+    problems.throwIfAny();
+    return;
+  }
+  unknownKeys(o, CONNECT_KEYS, problems);
+  const nodes = o.nodes;
+  if (!Array.isArray(nodes) || nodes.length === 0)
+    problems.add('nodes', 'must be a non-empty array of API addresses ("host:port")');
+  else
+    nodes.forEach((n: unknown, i: number) => {
+      if (typeof n !== 'string' || n.trim() === '')
+        problems.add(`nodes[${i}]`, 'must be an address "host:port"');
+    });
+  if (typeof o.secretApi !== 'string' || o.secretApi === '')
+    problems.add('secretApi', "must be the nodes' secret_api (a non-empty string)");
+  const tls = o.tls;
+  if (
+    tls !== undefined &&
+    typeof tls !== 'boolean' &&
+    !(isObject(tls) && typeof tls.caFile === 'string' && Object.keys(tls).every((k) => k === 'caFile'))
+  )
+    problems.add('tls', 'must be true, false or { caFile: "<path>" }');
+  integer(o, 'requestTimeoutMs', 1, TIMER_MS_MAX, problems);
+  integer(o, 'connectTimeoutMs', 1, TIMER_MS_MAX, problems);
+  integer(o, 'listenResumeTimeoutMs', 0, TIMER_MS_MAX, problems);
+  integer(o, 'keepaliveIntervalMs', 0, TIMER_MS_MAX, problems);
+  integer(o, 'keepaliveTimeoutMs', 1, TIMER_MS_MAX, problems);
+  integer(o, 'writesMax', 1, 1_000_000, problems);
+  integer(o, 'listenBufferMax', 1, 10_000_000, problems);
+  problems.throwIfAny();
+}
+
+export function checkStartOptions(o: unknown): asserts o is StartOptions {
+  const problems = new ConfigProblems(camelCaseNamer, 'start() options');
+  if (!isObject(o)) {
+    problems.addNamed('options', "must be an object, e.g. { thread: 'main' }");
+    problems.throwIfAny();
+    return;
+  }
+  unknownKeys(o, START_KEYS, problems);
+  if (o.thread !== undefined && o.thread !== 'worker' && o.thread !== 'main')
+    problems.add('thread', `must be 'worker' or 'main', got ${JSON.stringify(o.thread) ?? String(o.thread)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    problems.add('signal', 'must be an AbortSignal');
+  if (o.onFatal !== undefined && typeof o.onFatal !== 'function')
+    problems.add('onFatal', 'must be a function');
+  if (o.cacheMirror !== undefined && typeof o.cacheMirror !== 'boolean')
+    problems.add('cacheMirror', 'must be true or false');
+  if (o.logger !== undefined && !isObject(o.logger)) problems.add('logger', 'must be a pino-style logger');
+  integer(o, 'joinTimeoutMs', 1, TIMER_MS_MAX, problems);
+  problems.throwIfAny();
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function unknownKeys(o: Record<string, unknown>, known: readonly string[], problems: ConfigProblems): void {
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) problems.add(key, `unknown option (known: ${known.join(', ')})`);
+  }
+}
+
+function integer(
+  o: Record<string, unknown>,
+  key: string,
+  min: number,
+  max: number,
+  problems: ConfigProblems,
+): void {
+  const v = o[key];
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    problems.add(key, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v) ?? String(v)}`);
+}
