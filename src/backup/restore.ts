@@ -25,12 +25,14 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { newClusterId, writeClusterId } from '../node/cluster-id.js';
 import type { SqlNodeConfig } from '../node/config/config.js';
 import { SnapshotStore } from '../node/snapshot-store.js';
 import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
+import { isInsideDir } from '../storage/file-paths.js';
 import { writeHardStateFile } from '../storage/hard-state-file.js';
 import { backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
@@ -90,6 +92,7 @@ export async function restoreNode(
     );
     return { action: 'skipped' };
   }
+  refuseSourceInDataDir(cfg, source);
   if (cfg.nodeId !== 1) {
     log.warn(
       { source: spec },
@@ -149,6 +152,22 @@ export async function restoreNode(
     'restore: installed the backup; the log continues after its index, in a new cluster',
   );
   return { action: 'installed', header: h, clusterId };
+}
+
+/**
+ * A restore empties `data_dir` but for its backups folder: a backup file elsewhere in it (copied
+ * into the data directory to be restored) was deleted with the rest, after node 1 read it, or
+ * before it was read at all (another node, the `restore` work folder): a crash in the middle then
+ * left neither the old state nor the backup. Such a source is refused before anything changes.
+ */
+function refuseSourceInDataDir(cfg: SqlNodeConfig, source: RestoreSource): void {
+  if (source.kind !== 'file') return;
+  if (!isInsideDir(source.path, cfg.dataDir) || isInsideDir(source.path, cfg.paths.backupsDir)) return;
+  throw new HiqliteError(
+    'HQL_INVALID_CONFIG',
+    `${RESTORE_ENV}=file:${source.path}: the file is inside data_dir ${cfg.dataDir}, which the restore empties (all but ${cfg.paths.backupsDir}): move it out of data_dir or into that folder; nothing was changed`,
+    { retryable: false },
+  );
 }
 
 async function openSource(cfg: SqlNodeConfig, source: RestoreSource): Promise<AsyncIterable<Uint8Array>> {

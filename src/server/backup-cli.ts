@@ -5,7 +5,7 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { pino } from 'pino';
 import { restoreBackupFile } from '../backup/backup-file.js';
 import { KeyRing } from '../backup/key-ring.js';
@@ -17,6 +17,7 @@ import { connect } from '../client/remote.js';
 import { loadTomlConfig, resolveConfig, type SqlNodeConfig } from '../node/config/config.js';
 import { lockDataDir } from '../node/data-dir-lock.js';
 import { sqlConfig } from '../node/sqlite-setting.js';
+import { isInsideDir } from '../storage/file-paths.js';
 import { createProgress } from './progress.js';
 
 interface Where {
@@ -46,13 +47,33 @@ async function pickTarget(cfg: SqlNodeConfig, o: Where): Promise<BackupTarget> {
  * Where `backup download <name> --out <out>` writes: `out` itself, or `<out>/<name>.db` (without
  * `.hqbak`) when `out` is a folder, an existing one or a path ending in a slash (made if missing).
  * A folder given as the file used to fail at the final rename (ENOTDIR / EISDIR).
+ *
+ * The download ends with a rename onto that path, which replaces whatever is there: refused are
+ * an empty `out`, a path that exists and is not a regular file (`--out /dev/null` replaced the
+ * device with a regular file, a pipe or socket would go the same way), and a path inside the
+ * node's `data_dir` (a download onto the live database, or anything else the node owns, would
+ * change the node's state behind its back; a backup goes back into a node with `backup restore`).
  */
-export function downloadPath(out: string, name: string): string {
+export function downloadPath(out: string, name: string, dataDir: string): string {
+  if (out.trim().length === 0) throw new Error('--out: give the SQLite file to write, or a folder');
   const isDir = /[/\\]$/.test(out) || statSync(out, { throwIfNoEntry: false })?.isDirectory() === true;
-  if (!isDir) return out;
-  mkdirSync(out, { recursive: true });
-  return join(out, `${name.replace(/\.hqbak$/, '')}.db`);
+  const path = isDir ? join(out, `${name.replace(/\.hqbak$/, '')}.db`) : out;
+  const existing = statSync(path, { throwIfNoEntry: false });
+  if (existing !== undefined && !existing.isFile())
+    throw new Error(
+      `--out ${path}: exists and is not a regular file${existing.isDirectory() ? ' (a folder)' : ' (a device, pipe or socket)'}; the download would replace it: give the path of a new SQLite file, or a folder`,
+    );
+  if (isInsideDir(path, dataDir))
+    throw new Error(
+      `--out ${path}: is inside the node's data_dir ${dataDir}, which the node owns: write the copy elsewhere (to put a backup back into a node, stop it and run \`hiqlite backup restore\`)`,
+    );
+  if (isDir) mkdirSync(out, { recursive: true });
+  return path;
 }
+
+/** `--s3` and `--local` name one target each: both at once is refused, not resolved silently. */
+const s3Option = (what: string) => new Option('--s3', what).conflicts('local');
+const localOption = (what: string) => new Option('--local', what).conflicts('s3');
 
 export function registerBackupCommands(program: Command): void {
   const backup = program.command('backup').description('encrypted backups: create, list, download, restore');
@@ -92,8 +113,8 @@ export function registerBackupCommands(program: Command): void {
     .command('list')
     .description('list the backups of the local folder (default) or of the S3 bucket')
     .requiredOption(...configOption)
-    .option('--s3', 'list the S3 bucket')
-    .option('--local', "list this node's local folder (default)")
+    .addOption(s3Option('list the S3 bucket'))
+    .addOption(localOption("list this node's local folder (default)"))
     .action(async (o: Where) => {
       const target = await pickTarget(load(o.config), o);
       const list = (await target.list()).sort((a, b) => a.name.localeCompare(b.name));
@@ -114,15 +135,16 @@ export function registerBackupCommands(program: Command): void {
       '-o, --out <path>',
       'the SQLite file to write, or a folder (an existing one, or a path ending in /) for <name>.db in it',
     )
-    .option('--s3', 'from the S3 bucket')
-    .option('--local', "from this node's local folder (default)")
+    .addOption(s3Option('from the S3 bucket'))
+    .addOption(localOption("from this node's local folder (default)"))
     .action(async (name: string, o: Where & { out: string }) => {
       const cfg = load(o.config);
+      // Before anything is read: a destination that cannot be used fails at once.
+      const outPath = downloadPath(o.out, name, cfg.dataDir);
       const target = await pickTarget(cfg, o);
       const size = (await target.list()).find((b) => b.name === name)?.bytes ?? null;
       const progress = createProgress(`download ${name}`, size);
       const source = await target.get(name);
-      const outPath = downloadPath(o.out, name);
       const { header } = await restoreBackupFile(source, {
         keys: KeyRing.of(cfg.backup.encKeys, cfg.backup.encKeyActive),
         label: `backup ${name}`,

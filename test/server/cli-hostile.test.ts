@@ -1,0 +1,168 @@
+/**
+ * `hiqlite backup …` as a careless operator runs it, without a running node: each a real process
+ * (`node --import tsx src/server/cli.ts`) on a node configuration whose local backups folder holds
+ * one backup made here. A destination or a source that would make the command replace or delete
+ * what it must not is refused with a clear message and exit code 1, and nothing changes.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { KeyRing } from '../../src/backup/key-ring.js';
+import { backupOf, makeDatabase } from '../backup/helpers.js';
+import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
+
+const RUN_TIMEOUT_MS = 60_000;
+const KEY = randomBytes(32);
+
+interface Ran {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[]): Promise<Ran> {
+  return runTsx(CLI_SOURCE, args, {
+    env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
+    timeoutMs: RUN_TIMEOUT_MS,
+  });
+}
+
+/** Exit 1 with one `hiqlite: …` line matching `reason`, and no stack trace. */
+function refused(r: Ran, reason: RegExp): void {
+  const all = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+  assert.equal(r.code, 1, all);
+  assert.match(r.stderr, /^hiqlite: /m, all);
+  assert.match(r.stderr, reason, all);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `a stack trace: ${all}`);
+}
+
+describe('hiqlite backup: destinations and sources it must not touch', () => {
+  let dir: string;
+  let dataDir: string;
+  let config: string;
+  let name: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-hostile-'));
+    dataDir = join(dir, 'data');
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    const db = makeDatabase(work, 10);
+    const keys = KeyRing.of(new Map([['k1', new Uint8Array(KEY)]]), 'k1');
+    const made = await backupOf(db.path, { workDir: work, keys, createdMs: Date.UTC(2026, 0, 2) });
+    name = made.name;
+    const chunks: Buffer[] = [];
+    for await (const c of made.body) chunks.push(c);
+    const backups = join(dataDir, 'state_machine', 'backups');
+    mkdirSync(backups, { recursive: true });
+    await writeFile(join(backups, name), Buffer.concat(chunks));
+    config = join(dir, 'node-1.toml');
+    writeFileSync(
+      config,
+      [
+        '[hiqlite]',
+        'node_id = 1',
+        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
+        `data_dir = ${JSON.stringify(dataDir)}`,
+        'secret_raft = "raft-secret-for-tests-0123456789"',
+        'secret_api = "api-secret-for-tests-0123456789"',
+        `enc_keys = ["k1/${KEY.toString('base64')}"]`,
+        'enc_key_active = "k1"',
+        '',
+      ].join('\n'),
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('download --out onto a pipe (as onto /dev/null) is refused, and the pipe stays a pipe', async () => {
+    const fifo = join(dir, 'a-pipe');
+    execFileSync('mkfifo', [fifo]);
+    refused(
+      await cli(['backup', 'download', name, '--config', config, '--out', fifo]),
+      /--out .*a-pipe: exists and is not a regular file/,
+    );
+    assert.ok(lstatSync(fifo).isFIFO(), 'the pipe was replaced by a file');
+  });
+
+  test('download --out "" is refused with a message, not a rename error', async () => {
+    refused(
+      await cli(['backup', 'download', name, '--config', config, '--out', '']),
+      /^hiqlite: --out: give/m,
+    );
+  });
+
+  test("download --out into the node's data_dir (onto its database) is refused; the database is untouched", async () => {
+    const dbDir = join(dataDir, 'state_machine', 'db');
+    mkdirSync(dbDir, { recursive: true });
+    const live = join(dbDir, 'hiqlite.db');
+    writeFileSync(live, 'the live database');
+    for (const out of [live, `${dataDir}/`, join(dir, 'data', '..', 'data', 'copy.db')]) {
+      refused(
+        await cli(['backup', 'download', name, '--config', config, '--out', out]),
+        /is inside the node's data_dir/,
+      );
+    }
+    assert.equal(lstatSync(live).size, 'the live database'.length);
+    assert.equal(existsSync(join(dataDir, name.replace(/\.hqbak$/, '.db'))), false);
+    rmSync(dbDir, { recursive: true });
+  });
+
+  test('download --out elsewhere still works (a file, and a folder)', async () => {
+    const r = await cli(['backup', 'download', name, '--config', config, '--out', join(dir, 'out/')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(dir, 'out', name.replace(/\.hqbak$/, '.db'))));
+  });
+
+  test('--s3 and --local together are refused (was: --s3 silently won)', async () => {
+    for (const args of [
+      ['backup', 'list', '--config', config, '--s3', '--local'],
+      ['backup', 'download', name, '--config', config, '--local', '--s3', '--out', join(dir, 'x.db')],
+    ]) {
+      const r = await cli(args);
+      assert.notEqual(r.code, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /cannot be used with/, r.stderr);
+    }
+  });
+
+  test('restore from a file inside data_dir (not its backups folder) is refused; the file and the state stay', async () => {
+    const copy = join(dataDir, 'my-copy.hqbak');
+    copyFileSync(join(dataDir, 'state_machine', 'backups', name), copy);
+    const marker = join(dataDir, 'logs', 'keep-me');
+    mkdirSync(join(dataDir, 'logs'), { recursive: true });
+    writeFileSync(marker, 'state');
+    refused(
+      await cli(['backup', 'restore', `file:${copy}`, '--config', config]),
+      /HQL_INVALID_CONFIG: HQL_BACKUP_RESTORE=file:.*my-copy\.hqbak: the file is inside data_dir/,
+    );
+    assert.ok(existsSync(copy), 'the backup file the restore was given was deleted');
+    assert.ok(existsSync(marker), "the node's state was discarded");
+
+    // Node 2 (which only discards its state) is refused the same way.
+    const node2 = join(dir, 'node-2.toml');
+    writeFileSync(
+      node2,
+      execFileSync('sed', [
+        '-e',
+        's/^node_id = 1/node_id = 2/',
+        '-e',
+        's/^nodes = .*/nodes = ["1 127.0.0.1:1 127.0.0.1:2", "2 127.0.0.1:3 127.0.0.1:4"]/',
+        config,
+      ]),
+    );
+    refused(
+      await cli(['backup', 'restore', `file:${copy}`, '--config', node2]),
+      /the file is inside data_dir/,
+    );
+    assert.ok(existsSync(copy) && existsSync(marker));
+
+    // From the backups folder (by name) it restores.
+    const r = await cli(['backup', 'restore', name, '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /node 1: installed the backup/);
+  });
+});
