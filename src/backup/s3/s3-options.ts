@@ -102,8 +102,17 @@ export function resolveS3Options(o: S3ClientOptions): ResolvedS3Options {
     }
     if (endpoint.search !== '' || endpoint.hash !== '')
       problems.push('endpointUrl must have no query or fragment');
+    // fetch refuses a URL with credentials, and its error quotes the URL: never sent, never shown.
+    if (endpoint.username !== '' || endpoint.password !== '')
+      problems.push(
+        'endpointUrl must not hold credentials (user:password@): use accessKeyId and secretAccessKey',
+      );
   } catch {
-    problems.push(`endpointUrl is not a URL: '${o.endpointUrl}'`);
+    problems.push(
+      o.endpointUrl.includes('@')
+        ? 'endpointUrl is not a URL'
+        : `endpointUrl is not a URL: '${o.endpointUrl}'`,
+    );
   }
   // S3 bucket naming rules, relaxed to what can appear in a host name and a path segment.
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(o.bucket)) {

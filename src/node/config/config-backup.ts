@@ -100,10 +100,17 @@ function checkEncKeys(value: unknown, problems: ConfigProblems): Map<string, Uin
       ok = false;
       continue;
     }
+    if (isKeyBytes(entry.trim())) {
+      // A key without its id: base64 holds '/', so the text before one is key material, never
+      // to be quoted as if it were an id.
+      problems.add(path, 'has no key id: write "<id>/<base64 of 32 bytes>", e.g. "k1/…"');
+      ok = false;
+      continue;
+    }
     const id = entry.slice(0, slash);
     const b64 = entry.slice(slash + 1).trim();
     if (!ENC_KEY_ID_RE.test(id)) {
-      problems.add(path, `key id ${describeValue(id)} must be 2 to 20 letters and digits`);
+      problems.add(path, `key id ${quoteShort(id)} must be 2 to 20 letters and digits`);
       ok = false;
       continue;
     }
@@ -123,6 +130,19 @@ function checkEncKeys(value: unknown, problems: ConfigProblems): Map<string, Uin
   return ok ? keys : null;
 }
 
+/** Whether `text` is the base64 of a whole key (an entry of enc_keys that lacks its id). */
+function isKeyBytes(text: string): boolean {
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(text) && Buffer.from(text, 'base64').length === ENC_KEY_BYTES;
+}
+
+/**
+ * A value that should have been a key id, quoted only when it is short enough to be one: a longer
+ * one may be key material written in the wrong place, and messages end up in logs.
+ */
+function quoteShort(text: string): string {
+  return text.length <= 20 ? describeValue(text) : `a string of ${text.length} characters (not shown)`;
+}
+
 /** undefined: a problem was recorded. */
 function checkActiveKey(
   value: unknown,
@@ -140,10 +160,9 @@ function checkActiveKey(
     return null;
   }
   if (typeof value !== 'string' || !ENC_KEY_ID_RE.test(value)) {
-    problems.add(
-      'encKeyActive',
-      `must be a key id of ${problems.name('encKeys')}, got ${describeValue(value)}`,
-    );
+    // A key (or a whole "<id>/<key>" entry) written here by mistake is not quoted.
+    const got = typeof value === 'string' ? quoteShort(value) : describeValue(value);
+    problems.add('encKeyActive', `must be a key id of ${problems.name('encKeys')}, got ${got}`);
     return undefined;
   }
   if (keys !== null && !keys.has(value)) {
@@ -171,7 +190,14 @@ function checkS3(
     return undefined;
   }
   let ok = true;
-  if (typeof url !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(url)) {
+  if (typeof url === 'string' && /^[a-z]+:\/\/[^/]*@/i.test(url)) {
+    // `http://key:secret@host`: fetch refuses such a URL, and every S3 error quoted it. Not echoed.
+    problems.add(
+      's3Url',
+      `must not hold credentials (user:password@): give them as ${problems.name('s3Key')} and ${problems.name('s3Secret')}`,
+    );
+    ok = false;
+  } else if (typeof url !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(url)) {
     problems.add(
       's3Url',
       `must be an http(s) endpoint without a path, like "https://s3.example.com", got ${describeValue(url)}`,

@@ -312,6 +312,11 @@ function tomlNamer(
     }
     const spec = KEYS_BY_TARGET.get(path);
     if (spec !== undefined) return from(spec.toml, path, envName(spec.toml));
+    // An item of a list key (enc_keys[2]): the TOML name with its index, as for nodes.
+    const item = /^(\w+)\[(\d+)\]$/.exec(path);
+    const list = item === null ? undefined : KEYS_BY_TARGET.get(item[1] as string);
+    if (item !== null && list !== undefined)
+      return from(`${list.toml}[${item[2]}]`, list.target, `${envName(list.toml)} entry ${item[2]}`);
     const side = /^tls\.(raft|api)$/.exec(path);
     if (side !== null) return `tls_${side[1]}_cert/tls_${side[1]}_key`;
     return path;
