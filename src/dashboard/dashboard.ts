@@ -219,7 +219,9 @@ export class Dashboard {
       if (e instanceof HttpBodyError) return e;
       throw e;
     });
-    if (body instanceof HttpBodyError && body.status === 408)
+    // Too large (413 HQL_REQUEST_TOO_LARGE) or late (408 HQL_TIMEOUT), as on every other route;
+    // only a body that is not a JSON object is the 400 below.
+    if (body instanceof HttpBodyError && body.status !== 400)
       return this.fail(res, body.status, body.code, body.message, true);
     if (body instanceof HttpBodyError || typeof body.password !== 'string')
       return this.fail(res, 400, 'HQL_INVALID_PARAMS', 'the body must be {"password": "..."}', true);
