@@ -120,3 +120,44 @@ export function healthTimeoutArg(options: { timeoutMs?: number } | undefined): n
     30_000
   );
 }
+
+/** A statement's SQL: a string (the node parses it). */
+export function sqlArg(v: unknown, what: string): string {
+  if (typeof v !== 'string') invalid(`${what}: sql must be a string, got ${shown(v)}`);
+  return v as string;
+}
+
+/** A statement's parameters: absent, an array (positional) or an object (named). */
+export function paramsArg(v: unknown, what: string): void {
+  if (v === undefined || Array.isArray(v)) return;
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v))
+    invalid(`${what}: params must be an array (positional) or an object (named), got ${shown(v)}`);
+}
+
+/** A txn's statements: a non-empty array of [sql] or [sql, params]. */
+export function statementsArg(v: unknown): void {
+  if (!Array.isArray(v) || v.length === 0)
+    invalid(`txn: statements must be a non-empty array of [sql, params?], got ${shown(v)}`);
+  (v as unknown[]).forEach((s, i) => {
+    if (!Array.isArray(s) || s.length === 0 || s.length > 2)
+      invalid(`txn: statements[${i}] must be [sql] or [sql, params], got ${shown(s)}`);
+    sqlArg(s[0], `txn: statements[${i}]`);
+    paramsArg(s[1], `txn: statements[${i}]`);
+  });
+}
+
+/** Migrations given as a list: each { id, name, sql }, ids whole numbers from 1. */
+export function migrationsArg(v: unknown): void {
+  if (!Array.isArray(v))
+    invalid(`migrate: migrations must be an array of { id, name, sql } or a folder path, got ${shown(v)}`);
+  (v as unknown[]).forEach((m, i) => {
+    const where = `migrate: migrations[${i}]`;
+    if (typeof m !== 'object' || m === null || Array.isArray(m))
+      invalid(`${where} must be { id, name, sql }, got ${shown(m)}`);
+    const { id, name, sql } = m as { id?: unknown; name?: unknown; sql?: unknown };
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)
+      invalid(`${where}.id must be a whole number from 1, got ${shown(id)}`);
+    if (typeof name !== 'string') invalid(`${where}.name must be a string, got ${shown(name)}`);
+    if (typeof sql !== 'string') invalid(`${where}.sql must be a string, got ${shown(sql)}`);
+  });
+}

@@ -16,7 +16,17 @@ import { errorFromInfo } from '../sm/sql/errors.js';
 import { isShallowStmtRef } from '../sm/sql/params.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import { isBindable, normalizeValue, type Row } from '../sm/sql/values.js';
-import { consistencyArg, logIndexArg, optionsArg, signalArg, timeoutArg } from './args.js';
+import {
+  consistencyArg,
+  logIndexArg,
+  migrationsArg,
+  optionsArg,
+  paramsArg,
+  signalArg,
+  sqlArg,
+  statementsArg,
+  timeoutArg,
+} from './args.js';
 import {
   CacheApi,
   type CacheCallOptions,
@@ -139,16 +149,21 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   async execute(sql: string, params: Params = []): Promise<ExecuteResult> {
+    sqlArg(sql, 'execute');
+    paramsArg(params, 'execute');
     const { index, result } = await this.writeOk({ type: 'execute', sql, params, returning: false });
     return outcome((result as { value: StatementOutcome }).value, index);
   }
 
   async executeReturning<T = Row>(sql: string, params: Params = []): Promise<T[]> {
+    sqlArg(sql, 'executeReturning');
+    paramsArg(params, 'executeReturning');
     const { result } = await this.writeOk({ type: 'execute', sql, params, returning: true });
     return ((result as { value: StatementOutcome }).value.rows ?? []) as T[];
   }
 
   async txn(statements: ReadonlyArray<readonly [sql: string, params?: Params]>): Promise<ExecuteResult[]> {
+    statementsArg(statements);
     const { index, result } = await this.writeOk({
       type: 'txn',
       statements: statements.map(([sql, params]) => ({ sql, params: params ?? [] })),
@@ -157,6 +172,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   async batch(sql: string): Promise<Array<ExecuteResult | HiqliteError>> {
+    sqlArg(sql, 'batch');
     const { index, result } = await this.writeOk({ type: 'batch', sql });
     const value = (result as Extract<CommandResult, { type: 'batch' }>).value;
     return value.map((r) => (r.ok ? outcome(r.value, index) : errorFromInfo(r.error)));
@@ -188,6 +204,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
 
   async migrate(migrations: readonly MigrationInput[] | string): Promise<void> {
     const list = typeof migrations === 'string' ? await readMigrationsFolder(migrations) : migrations;
+    migrationsArg(list);
     const prepared: Migration[] = list.map((m) => ({
       ...m,
       checksum: createHash('sha256').update(m.sql).digest('hex'),
@@ -197,6 +214,8 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
 
   private checkedRead(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
     try {
+      sqlArg(sql, 'query');
+      paramsArg(params, 'query');
       checkParams(params, -1);
       optionsArg(options, QUERY_OPTIONS, 'query');
       consistencyArg(options.consistency, 'query');
@@ -254,7 +273,17 @@ function outcome(o: StatementOutcome, logIndex: number): ExecuteResult {
  */
 export async function readMigrationsFolder(dir: string): Promise<MigrationInput[]> {
   const out: MigrationInput[] = [];
-  for (const file of (await readdir(dir)).sort()) {
+  let files: string[];
+  try {
+    files = await readdir(dir);
+  } catch (e) {
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      `migrate: the migrations folder ${JSON.stringify(dir)} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      { retryable: false, cause: e },
+    );
+  }
+  for (const file of files.sort()) {
     if (!file.endsWith('.sql')) continue;
     const m = /^(\d+)_(.+)\.sql$/.exec(file);
     if (m === null) {

@@ -129,6 +129,49 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     (db) => db.waitUntilHealthy({ timeoutMs: 0 }),
     /timeoutMs must be a positive number/,
   ],
+  // The SQL API: what was HQL_MALFORMED_COMMAND (meant for bytes that do not decode), a
+  // TypeError or a raw ENOENT is HQL_INVALID_PARAMS naming the argument.
+  ['execute of a number', (db) => db.execute(5), /execute: sql must be a string/],
+  ['executeReturning of null', (db) => db.executeReturning(null), /executeReturning: sql must be a string/],
+  ['query of undefined', (db) => db.query(undefined), /query: sql must be a string/],
+  ['execute with params a string', (db) => db.execute('SELECT ?', 'abc'), /execute: params must be an array/],
+  ['query with params a number', (db) => db.query('SELECT ?', 5), /query: params must be an array/],
+  ['txn of a string', (db) => db.txn('SELECT 1'), /txn: statements must be a non-empty array/],
+  ['txn of null', (db) => db.txn(null), /txn: statements must be a non-empty array/],
+  ['txn of nothing', (db) => db.txn([]), /txn: statements must be a non-empty array/],
+  [
+    'txn of bare strings',
+    (db) => db.txn(['SELECT 1']),
+    /txn: statements\[0\] must be \[sql\] or \[sql, params\]/,
+  ],
+  [
+    'txn with params a number',
+    (db) => db.txn([['SELECT 1'], ['SELECT ?', 5]]),
+    /txn: statements\[1\]: params must be/,
+  ],
+  ['batch of null', (db) => db.batch(null), /batch: sql must be a string/],
+  ['migrate of null', (db) => db.migrate(null), /migrate: migrations must be an array/],
+  ['migrate of an object', (db) => db.migrate({ id: 1 }), /migrate: migrations must be an array/],
+  [
+    "migrate with id '1'",
+    (db) => db.migrate([{ id: '1', name: 'a', sql: 'SELECT 1' }]),
+    /migrations\[0\]\.id must be a whole number/,
+  ],
+  [
+    'migrate without a name',
+    (db) => db.migrate([{ id: 1, sql: 'SELECT 1' }]),
+    /migrations\[0\]\.name must be a string/,
+  ],
+  [
+    'migrate with sql a number',
+    (db) => db.migrate([{ id: 1, name: 'a', sql: 5 }]),
+    /migrations\[0\]\.sql must be a string/,
+  ],
+  [
+    'migrate from a folder that is not there',
+    (db) => db.migrate('/nonexistent/hq-migrations'),
+    /migrations folder "\/nonexistent\/hq-migrations" cannot be read \(ENOENT\)/,
+  ],
 ];
 
 async function invalidParams(call: () => unknown, message: RegExp): Promise<void> {
