@@ -27,6 +27,7 @@ import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
 import { resolveConfig, threadHeapLimits } from '../node/config/config.js';
 import { rebuildError } from '../node/error-transfer.js';
 import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
+import { logLevelFromEnv } from '../node/log-level.js';
 import type { BackupInfo } from '../node/node-features.js';
 import { sqliteDisabledError } from '../node/sqlite-setting.js';
 import type { CacheCommand } from '../sm/cache/command.js';
@@ -122,7 +123,7 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   // Configuration problems are reported here, before a thread starts.
   const cfg = resolveConfig(config);
   // Quiet by default, as in the node itself: HQL_LOG_LEVEL or the application's logger.
-  const logger = options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' });
+  const logger = options.logger ?? pino({ level: logLevelFromEnv('warn') });
   const shared = new SharedArrayBuffer(SHARED_BYTES);
   const data: NodeWorkerData = {
     config,

@@ -63,6 +63,7 @@ import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { addAsLearner, joinGroup, promoteLearner } from './join-procedure.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
+import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
@@ -212,7 +213,7 @@ export class HiqliteNode {
     this.onFatal = options.onFatal;
     // Quiet by default when embedded (warnings and errors only); `hiqlite serve` passes its own
     // logger at info. HQL_LOG_LEVEL overrides the default; a `logger` option replaces it.
-    this.log = (options.logger ?? pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' })).child({
+    this.log = (options.logger ?? pino({ level: logLevelFromEnv('warn') })).child({
       node: cfg.nodeId,
     });
     this.sessions = new SessionPool(`n${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);

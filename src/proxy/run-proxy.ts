@@ -4,11 +4,12 @@
  */
 import { pino } from 'pino';
 import { onShutdownSignal } from '../client/signals.js';
+import { logLevelFromEnv } from '../node/log-level.js';
 import { HiqliteProxy } from './proxy.js';
 import { loadProxyConfig } from './proxy-config.js';
 
 export async function runProxy(o: { config: string }): Promise<void> {
-  const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' });
+  const logger = pino({ level: logLevelFromEnv('info') });
   const config = loadProxyConfig(o.config, process.env);
   const proxy = new HiqliteProxy(config, logger);
   const bound = await proxy.start();

@@ -16,6 +16,7 @@ import { openBackupTargets } from '../backup/targets.js';
 import { connect } from '../client/remote.js';
 import { loadTomlConfig, resolveConfig, type SqlNodeConfig } from '../node/config/config.js';
 import { lockDataDir } from '../node/data-dir-lock.js';
+import { logLevelFromEnv } from '../node/log-level.js';
 import { sqlConfig } from '../node/sqlite-setting.js';
 import { isInsideDir } from '../storage/file-paths.js';
 import { createProgress } from './progress.js';
@@ -169,7 +170,7 @@ export function registerBackupCommands(program: Command): void {
       const lock = await lockDataDir(cfg.dataDir);
       const progress = createProgress(`restore ${source}`, null);
       try {
-        const outcome = await restoreNode(cfg, spec, pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' }), {
+        const outcome = await restoreNode(cfg, spec, pino({ level: logLevelFromEnv('warn') }), {
           onProgress: (n) => progress.update(n),
         });
         if (outcome.action === 'installed') progress.done();

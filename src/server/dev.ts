@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateConfig, writeGeneratedConfig } from '../node/config/config.js';
+import { type LogLevel, logLevelFromEnv } from '../node/log-level.js';
 
 /** A node that is not READY by then has failed to start (`serve` gives up joining after 120 s). */
 const READY_TIMEOUT_MS = 150_000;
@@ -36,6 +37,8 @@ export async function runDev(o: {
   basePort: number;
   exitAfter?: number;
 }): Promise<void> {
+  // Checked before anything is made: the nodes would each fail on it.
+  const logLevel = logLevelFromEnv('warn');
   const ownDir = o.dir === undefined;
   const dir = o.dir === undefined ? mkdtempSync(join(tmpdir(), 'hiqlite-dev-')) : resolve(o.dir);
   const nodes: DevNode[] = [];
@@ -63,7 +66,7 @@ export async function runDev(o: {
       basePortApi: o.basePort + 100,
     });
     writeGeneratedConfig(generated, { overwrite: true });
-    for (const [i, f] of generated.files.entries()) nodes.push(spawnNode(i + 1, f.path));
+    for (const [i, f] of generated.files.entries()) nodes.push(spawnNode(i + 1, f.path, logLevel));
     await waitUntilReady(nodes, () => stopping);
     if (stopping) return;
     const apis = generated.files.map((_, i) => `127.0.0.1:${o.basePort + 100 + i}`);
@@ -89,11 +92,11 @@ export async function runDev(o: {
     setTimeout(() => void stop(`--exit-after ${o.exitAfter}: stopping the cluster`, 0), o.exitAfter * 1000);
 }
 
-function spawnNode(id: number, configPath: string): DevNode {
+function spawnNode(id: number, configPath: string, logLevel: LogLevel): DevNode {
   const cli = process.argv[1] as string;
   const child = spawn(process.execPath, [...process.execArgv, cli, 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, HQL_LOG_LEVEL: process.env.HQL_LOG_LEVEL ?? 'warn' },
+    env: { ...process.env, HQL_LOG_LEVEL: logLevel },
   });
   const node: DevNode = {
     id,

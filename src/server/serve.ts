@@ -6,12 +6,13 @@ import { pino } from 'pino';
 import { start } from '../client/embedded.js';
 import { onShutdownSignal } from '../client/signals.js';
 import { loadTomlConfig } from '../node/config/config.js';
+import { logLevelFromEnv } from '../node/log-level.js';
 
 /** How often a node that is not yet a member of the cluster says that it is still waiting. */
 const JOIN_PROGRESS_INTERVAL_MS = 5000;
 
 export async function runServe(o: { config: string; nodeId?: number }): Promise<void> {
-  const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'info' });
+  const logger = pino({ level: logLevelFromEnv('info') });
   const loaded = loadTomlConfig(o.config, process.env, { onWarning: (w) => logger.warn(w) });
   const config = o.nodeId === undefined ? loaded : { ...loaded, nodeId: o.nodeId };
 

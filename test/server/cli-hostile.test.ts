@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KeyRing } from '../../src/backup/key-ring.js';
+import { ConfigError } from '../../src/node/config/config.js';
+import { logLevelFromEnv } from '../../src/node/log-level.js';
 import { backupOf, makeDatabase } from '../backup/helpers.js';
 import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
 
@@ -25,11 +27,8 @@ interface Ran {
   readonly stderr: string;
 }
 
-function cli(args: readonly string[]): Promise<Ran> {
-  return runTsx(CLI_SOURCE, args, {
-    env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
-    timeoutMs: RUN_TIMEOUT_MS,
-  });
+function cli(args: readonly string[], env: NodeJS.ProcessEnv = { HQL_LOG_LEVEL: 'warn' }): Promise<Ran> {
+  return runTsx(CLI_SOURCE, args, { env: { ...process.env, ...env }, timeoutMs: RUN_TIMEOUT_MS });
 }
 
 /** Exit 1 with one `hiqlite: …` line matching `reason`, and no stack trace. */
@@ -160,9 +159,39 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     );
     assert.ok(existsSync(copy) && existsSync(marker));
 
+    // An empty HQL_LOG_LEVEL counts as unset (it was pino's "default level: must be included in
+    // custom levels"); an unknown one names the variable.
+    refused(
+      await cli(['backup', 'restore', 'not-a-source', '--config', config], { HQL_LOG_LEVEL: '' }),
+      /HQL_BACKUP_NOT_FOUND: .*must be file:<path> or s3:<object name>/,
+    );
+    for (const args of [
+      ['serve', '--config', config],
+      ['backup', 'restore', name, '--config', config],
+    ]) {
+      refused(
+        await cli(args, { HQL_LOG_LEVEL: 'verbose' }),
+        /^hiqlite: HQL_INVALID_CONFIG: .*\n\s+- HQL_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/m,
+      );
+    }
+    assert.ok(existsSync(copy) && existsSync(marker));
+
     // From the backups folder (by name) it restores.
     const r = await cli(['backup', 'restore', name, '--config', config]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /node 1: installed the backup/);
+  });
+});
+
+describe('HQL_LOG_LEVEL', () => {
+  test('unset or empty: the fallback; any case and spaces around are taken; anything else is HQL_INVALID_CONFIG', () => {
+    assert.equal(logLevelFromEnv('warn', {}), 'warn');
+    assert.equal(logLevelFromEnv('info', { HQL_LOG_LEVEL: '' }), 'info');
+    assert.equal(logLevelFromEnv('info', { HQL_LOG_LEVEL: '  ' }), 'info');
+    assert.equal(logLevelFromEnv('info', { HQL_LOG_LEVEL: ' DEBUG ' }), 'debug');
+    assert.throws(
+      () => logLevelFromEnv('info', { HQL_LOG_LEVEL: 'verbose' }),
+      (e: unknown) => e instanceof ConfigError && e.problems[0]?.key === 'HQL_LOG_LEVEL',
+    );
   });
 });
