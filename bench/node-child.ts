@@ -147,8 +147,13 @@ async function main(): Promise<void> {
   const parsed = JSON.parse(raw) as NodeConfig;
   // HQL_BENCH_CACHE_BATCH_MAX=1: one log entry per cache write (what batching saves, measured).
   const batchMax = process.env.HQL_BENCH_CACHE_BATCH_MAX;
-  const config: NodeConfig =
-    batchMax === undefined ? parsed : { ...parsed, cacheBatchCommandsMax: Number(batchMax) };
+  // HQL_BENCH_CONFIG_OVERRIDES='{"inflightMessagesMax": 4}': any config key, for experiments.
+  const overrides = JSON.parse(process.env.HQL_BENCH_CONFIG_OVERRIDES ?? '{}') as Partial<NodeConfig>;
+  const config: NodeConfig = {
+    ...parsed,
+    ...(batchMax === undefined ? {} : { cacheBatchCommandsMax: Number(batchMax) }),
+    ...overrides,
+  };
   const logger = pino({ level: process.env.HQL_LOG_LEVEL ?? 'warn' }, pino.destination(2));
   // HQL_BENCH_THREAD: where start() runs the node ('worker', the default, or 'main').
   const thread = process.env.HQL_BENCH_THREAD === 'main' ? 'main' : 'worker';
