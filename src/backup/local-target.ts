@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { fsyncDir } from '../storage/atomic-file.js';
+import { unusableDirReason } from '../storage/file-paths.js';
 import { backupNotFound } from './backup-errors.js';
 import { parseBackupName } from './names.js';
 import type { BackupObject, BackupTarget, BackupTargetCallOptions } from './target.js';
@@ -24,7 +25,16 @@ export class LocalBackupTarget implements BackupTarget {
   }
 
   static async open(dir: string): Promise<LocalBackupTarget> {
-    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }).catch((e: unknown) => {
+      // <data_dir>/state_machine/backups under a data_dir that is a file, or not writable.
+      const reason = unusableDirReason(e);
+      if (reason === null) throw e;
+      throw new HiqliteError(
+        'HQL_INVALID_CONFIG',
+        `the backups folder ${dir} (under data_dir): ${reason} (${(e as Error).message})`,
+        { retryable: false, cause: e },
+      );
+    });
     for (const name of await readdir(dir)) {
       if (name.endsWith('.partial') || name.endsWith('.partial-journal'))
         await rm(join(dir, name), { force: true });

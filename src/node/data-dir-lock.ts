@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
+import { unusableDirReason } from '../storage/file-paths.js';
 
 export interface DataDirLock {
   /** Whether the previous owner did not shut down cleanly. */
@@ -16,7 +17,9 @@ export interface DataDirLock {
 }
 
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }).catch((e: unknown) => {
+    throw unusable(dir, e);
+  });
   const path = join(dir, 'hiqlite.lock');
   let unclean = false;
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -27,7 +30,7 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
       await fh.close();
       return { uncleanShutdown: unclean, release: () => rm(path, { force: true }) };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unusable(dir, e);
       const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
       if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
         throw new HiqliteError('HQL_INVALID_CONFIG', `data_dir ${dir} is in use by process ${owner}`, {
@@ -39,6 +42,22 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
     }
   }
   throw new HiqliteError('HQL_IO', `cannot lock data_dir ${dir}`, { retryable: true });
+}
+
+/**
+ * The first thing a node (or a backup command) does with `data_dir` failed: a path that cannot be
+ * a directory (a file, a device, under a file, not writable) is HQL_INVALID_CONFIG naming the key,
+ * anything else HQL_IO; it was Node's bare `EEXIST: file already exists, mkdir …`.
+ */
+function unusable(dir: string, e: unknown): HiqliteError {
+  const reason = unusableDirReason(e);
+  const detail = e instanceof Error ? e.message : String(e);
+  return reason === null
+    ? new HiqliteError('HQL_IO', `data_dir ${dir}: ${detail}`, { retryable: false, cause: e })
+    : new HiqliteError('HQL_INVALID_CONFIG', `data_dir ${dir}: ${reason} (${detail})`, {
+        retryable: false,
+        cause: e,
+      });
 }
 
 function alive(pid: number): boolean {

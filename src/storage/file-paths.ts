@@ -23,3 +23,29 @@ export function isInsideDir(path: string, dir: string): boolean {
   const rel = relative(realPathOf(dir), realPathOf(path));
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
+
+/**
+ * Why a directory could not be made (or a file in it created), in words, for the errnos that
+ * mean the path is unusable rather than the disk failing; null for the others.
+ */
+export function unusableDirReason(e: unknown): string | null {
+  switch ((e as NodeJS.ErrnoException | null)?.code) {
+    case 'EEXIST':
+      return 'exists and is not a directory';
+    case 'ENOTDIR':
+      return 'a part of its path is a file, not a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'is on a read-only file system';
+    case 'ENAMETOOLONG':
+      return 'the path is too long';
+    case 'ELOOP':
+      return 'too many symbolic links in the path';
+    case 'EISDIR':
+      return 'a file to be written there is a directory';
+    default:
+      return null;
+  }
+}

@@ -7,7 +7,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -192,6 +201,69 @@ describe('HQL_LOG_LEVEL', () => {
     assert.throws(
       () => logLevelFromEnv('info', { HQL_LOG_LEVEL: 'verbose' }),
       (e: unknown) => e instanceof ConfigError && e.problems[0]?.key === 'HQL_LOG_LEVEL',
+    );
+  });
+});
+
+describe('paths that cannot be a folder: a typed message naming the setting, not a bare errno', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-paths-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A node config whose data_dir is `dataDir`. */
+  function nodeConfig(file: string, dataDir: string): string {
+    const path = join(dir, file);
+    writeFileSync(
+      path,
+      [
+        '[hiqlite]',
+        'node_id = 1',
+        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
+        `data_dir = ${JSON.stringify(dataDir)}`,
+        'secret_raft = "raft-secret-for-tests-0123456789"',
+        'secret_api = "api-secret-for-tests-0123456789"',
+        `enc_keys = ["k1/${KEY.toString('base64')}"]`,
+        'enc_key_active = "k1"',
+        '',
+      ].join('\n'),
+    );
+    return path;
+  }
+
+  test('serve, backup list and backup restore with data_dir a file, or under a file', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a folder');
+    // (The backups folder under a data_dir that is a file has a file in its path.)
+    for (const data of [file, join(file, 'sub')]) {
+      const config = nodeConfig('bad-data-dir.toml', data);
+      for (const args of [
+        ['serve', '--config', config],
+        ['backup', 'restore', 'file:/nonexistent.hqbak', '--config', config],
+        ['backup', 'list', '--config', config],
+      ]) {
+        const r = await cli(args);
+        refused(r, /^hiqlite: HQL_INVALID_CONFIG: /m);
+        assert.match(r.stderr, /exists and is not a directory|a part of its path is a file/, r.stderr);
+        assert.match(r.stderr, /data_dir/, r.stderr);
+      }
+    }
+    assert.equal(readFileSync(file, 'utf8'), 'not a folder');
+  });
+
+  test('generate-config --dir a file, or over a node file that is a folder', async () => {
+    const file = join(dir, 'gen-file');
+    writeFileSync(file, 'x');
+    refused(
+      await cli(['generate-config', '--dir', file]),
+      /HQL_INVALID_CONFIG: .*\n\s+- dir: .*exists and is not a directory/,
+    );
+    const out = join(dir, 'gen');
+    mkdirSync(join(out, 'node-1.toml'), { recursive: true });
+    refused(
+      await cli(['generate-config', '--dir', out, '--overwrite']),
+      /HQL_INVALID_CONFIG: .*\n\s+- dir: .*node-1\.toml: a file to be written there is a directory/,
     );
   });
 });

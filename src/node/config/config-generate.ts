@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { assert } from '../../lib/assert.js';
+import { unusableDirReason } from '../../storage/file-paths.js';
 import { formatHostPort, parseBindHost } from './config-address.js';
-import { ConfigProblems, camelCaseNamer, describeValue } from './config-errors.js';
+import { ConfigError, ConfigProblems, camelCaseNamer, describeValue } from './config-errors.js';
 import { FILENAME_DB_DEFAULT } from './config-keys.js';
 
 export interface GenerateConfigOptions {
@@ -80,10 +81,37 @@ export function writeGeneratedConfig(
   options: { readonly overwrite?: boolean } = {},
 ): void {
   for (const file of generated.files) {
-    mkdirSync(resolve(file.path, '..'), { recursive: true, mode: 0o700 });
-    writeFileSync(file.path, file.toml, { mode: 0o600, flag: options.overwrite === true ? 'w' : 'wx' });
+    const dir = resolve(file.path, '..');
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw unwritable(dir, e);
+    }
+    try {
+      writeFileSync(file.path, file.toml, { mode: 0o600, flag: options.overwrite === true ? 'w' : 'wx' });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new ConfigError(
+          [
+            {
+              key: 'overwrite',
+              message: `${file.path} already exists: set overwrite to replace it (${(e as Error).message})`,
+            },
+          ],
+          'generateConfig options',
+        );
+      throw unwritable(file.path, e);
+    }
     chmodSync(file.path, 0o600); // the mode above applies only to a file the call created
   }
+}
+
+/** A folder or file that cannot be written (a file where the folder goes, a folder where a file goes). */
+function unwritable(path: string, e: unknown): unknown {
+  const reason = unusableDirReason(e);
+  if (reason === null) return e;
+  const message = `${path}: ${reason} (${(e as Error).message})`;
+  return new ConfigError([{ key: 'dir', message }], 'generateConfig options');
 }
 
 /** `chars` characters from [A-Za-z0-9], uniformly: bytes >= 248 are skipped (248 = 4 × 62). */
