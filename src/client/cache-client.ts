@@ -323,33 +323,41 @@ export function listenIterator<P = unknown>(
   source: ListenSource,
 ): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
   let done = false;
+  // Calls of next() that overlap are served one after the other, in call order (as an async
+  // generator's are): each takes its own notification, none is lost or given twice.
+  let previous: Promise<unknown> = Promise.resolve();
+  const step = async (): Promise<IteratorResult<ListenNotification<P>>> => {
+    if (done) return { done: true, value: undefined };
+    let item: ListenItem;
+    try {
+      item = await source.next();
+    } catch (e) {
+      done = true;
+      source.close();
+      if (e instanceof HiqliteError && e.code === 'HQL_CLOSED') return { done: true, value: undefined };
+      throw e;
+    }
+    if (item.kind === 'lagged') {
+      done = true;
+      source.close();
+      throw new LaggedError(item.missed);
+    }
+    const n = item.notification;
+    return {
+      done: false,
+      value: {
+        channel: n.channel,
+        payload: decodeCacheValue(n.payload) as P,
+        index: n.index,
+        time: n.time,
+      },
+    };
+  };
   const it = {
-    async next(): Promise<IteratorResult<ListenNotification<P>>> {
-      if (done) return { done: true, value: undefined };
-      let item: ListenItem;
-      try {
-        item = await source.next();
-      } catch (e) {
-        done = true;
-        source.close();
-        if (e instanceof HiqliteError && e.code === 'HQL_CLOSED') return { done: true, value: undefined };
-        throw e;
-      }
-      if (item.kind === 'lagged') {
-        done = true;
-        source.close();
-        throw new LaggedError(item.missed);
-      }
-      const n = item.notification;
-      return {
-        done: false,
-        value: {
-          channel: n.channel,
-          payload: decodeCacheValue(n.payload) as P,
-          index: n.index,
-          time: n.time,
-        },
-      };
+    next(): Promise<IteratorResult<ListenNotification<P>>> {
+      const result = previous.then(step, step);
+      previous = result.catch(() => {});
+      return result;
     },
     async return(): Promise<IteratorResult<ListenNotification<P>>> {
       done = true;
