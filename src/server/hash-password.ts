@@ -30,9 +30,18 @@ async function readStdin(): Promise<string> {
       throw new Error(`the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
+  // Not Buffer.toString: it turns every invalid byte into U+FFFD, so a Latin-1 password file
+  // hashed a different password (one the browser never sends), and different byte strings the
+  // same one.
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new Error(
+      'standard input is not UTF-8 text: the dashboard sends the password as UTF-8 (convert it, e.g. with iconv)',
+    );
+  }
+  return text.replace(/\r?\n$/, '');
 }
 
 async function promptTwice(): Promise<string> {

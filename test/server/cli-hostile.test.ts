@@ -5,7 +5,7 @@
  * what it must not is refused with a clear message and exit code 1, and nothing changes.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   copyFileSync,
@@ -265,5 +265,42 @@ describe('paths that cannot be a folder: a typed message naming the setting, not
       await cli(['generate-config', '--dir', out, '--overwrite']),
       /HQL_INVALID_CONFIG: .*\n\s+- dir: .*node-1\.toml: a file to be written there is a directory/,
     );
+  });
+});
+
+describe('hash-password with bytes that are not UTF-8', () => {
+  /** One run of `hiqlite hash-password` with `stdin` as its standard input. */
+  function hashPassword(stdin: Buffer): Promise<Ran> {
+    return new Promise((ok, fail) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CLI_SOURCE, 'hash-password'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+      child.once('error', fail);
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        ok({ code, stdout, stderr });
+      });
+      child.stdin.end(stdin);
+    });
+  }
+
+  test('a Latin-1 password is refused (it was hashed as U+FFFD characters, a password no browser sends)', async () => {
+    // "mot de passe très secret" in Latin-1: è is the single byte 0xE8.
+    const latin1 = Buffer.from('mot de passe très secret\n', 'latin1');
+    const r = await hashPassword(latin1);
+    refused(r, /^hiqlite: standard input is not UTF-8 text/m);
+    assert.equal(r.stdout, '');
+    const utf8 = await hashPassword(Buffer.from('mot de passe très secret\n', 'utf8'));
+    assert.equal(utf8.code, 0, utf8.stderr);
+    assert.match(utf8.stdout, /^\$argon2id\$/);
   });
 });
