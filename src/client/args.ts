@@ -127,9 +127,9 @@ export function sqlArg(v: unknown, what: string): string {
   return v as string;
 }
 
-/** A statement's parameters: absent, an array (positional) or an object (named). */
+/** A statement's parameters: absent (undefined or null), an array (positional) or an object (named). */
 export function paramsArg(v: unknown, what: string): void {
-  if (v === undefined || Array.isArray(v)) return;
+  if (v === undefined || v === null || Array.isArray(v)) return;
   if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v))
     invalid(`${what}: params must be an array (positional) or an object (named), got ${shown(v)}`);
 }

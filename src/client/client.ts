@@ -151,14 +151,19 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   async execute(sql: string, params: Params = []): Promise<ExecuteResult> {
     sqlArg(sql, 'execute');
     paramsArg(params, 'execute');
-    const { index, result } = await this.writeOk({ type: 'execute', sql, params, returning: false });
+    const { index, result } = await this.writeOk({
+      type: 'execute',
+      sql,
+      params: params ?? [],
+      returning: false,
+    });
     return outcome((result as { value: StatementOutcome }).value, index);
   }
 
   async executeReturning<T = Row>(sql: string, params: Params = []): Promise<T[]> {
     sqlArg(sql, 'executeReturning');
     paramsArg(params, 'executeReturning');
-    const { result } = await this.writeOk({ type: 'execute', sql, params, returning: true });
+    const { result } = await this.writeOk({ type: 'execute', sql, params: params ?? [], returning: true });
     return ((result as { value: StatementOutcome }).value.rows ?? []) as T[];
   }
 
@@ -225,7 +230,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.read(sql, params, options);
+    return this.read(sql, params ?? [], options);
   }
 
   private async writeOk(command: CommandInput): Promise<{ index: number; result: CommandResult }> {

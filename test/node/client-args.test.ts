@@ -224,6 +224,9 @@ describe('client arguments', () => {
       assert.equal(await db.counter('n').add('k', 2n ** 62n), 2n ** 62n);
       await db.counter('n').delete('k');
       assert.deepEqual(await db.query('SELECT 1 AS x', [], { consistency: 'local' }), [{ x: 1 }]);
+      // No params as null, like absent (a txn statement's null was taken before too).
+      assert.deepEqual(await db.query('SELECT 3 AS x', null), [{ x: 3 }]);
+      assert.equal((await db.txn([['SELECT 1', null]])).length, 1);
       // Every option each call takes, by its right name.
       await db.cache('c').put('k2', 2, {});
       await db.cache('c').put('k3', 3, undefined);
