@@ -52,10 +52,11 @@ export type RestoreSource =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 's3'; readonly name: string };
 
-export function parseRestoreSource(spec: string): RestoreSource {
+/** `origin`: how the source was given, for messages (the variable, or the command). */
+export function parseRestoreSource(spec: string, origin = RESTORE_ENV): RestoreSource {
   if (spec.startsWith('file:') && spec.length > 5) return { kind: 'file', path: spec.slice(5) };
   if (spec.startsWith('s3:') && spec.length > 3) return { kind: 's3', name: spec.slice(3) };
-  throw backupNotFound(`${RESTORE_ENV} must be file:<path> or s3:<object name>, got '${spec}'`);
+  throw backupNotFound(`${origin} must be file:<path> or s3:<object name>, got '${spec}'`);
 }
 
 export interface RestoreOutcome {
@@ -67,6 +68,11 @@ export interface RestoreOutcome {
 export interface RestoreOptions {
   /** Stored bytes read so far (for a progress display). */
   readonly onProgress?: (bytesRead: number, header: BackupHeader | null) => void;
+  /**
+   * How the source was given, named in messages: `HQL_BACKUP_RESTORE` (the default) or the
+   * command (`hiqlite backup restore`), whose user set no variable.
+   */
+  readonly origin?: string;
 }
 
 /** `HQL_BACKUP_RESTORE` at start: runs the restore when the variable is set. */
@@ -83,7 +89,8 @@ export async function restoreNode(
   log: Logger,
   options: RestoreOptions = {},
 ): Promise<RestoreOutcome> {
-  const source = parseRestoreSource(spec);
+  const origin = options.origin ?? RESTORE_ENV;
+  const source = parseRestoreSource(spec, origin);
   const done = await readFile(join(cfg.dataDir, DONE_FILE), 'utf8').catch(() => null);
   if (done !== null && done.trim() === spec) {
     log.warn(
@@ -92,7 +99,7 @@ export async function restoreNode(
     );
     return { action: 'skipped' };
   }
-  refuseSourceInDataDir(cfg, source);
+  refuseSourceInDataDir(cfg, source, origin);
   if (cfg.nodeId !== 1) {
     log.warn(
       { source: spec },
@@ -112,7 +119,7 @@ export async function restoreNode(
   let header: BackupHeader | null = null;
   let h: BackupHeader;
   try {
-    ({ header: h } = await restoreBackupFile(await openSource(cfg, source), {
+    ({ header: h } = await restoreBackupFile(await openSource(cfg, source, origin), {
       keys,
       label,
       outPath: restored,
@@ -160,25 +167,29 @@ export async function restoreNode(
  * before it was read at all (another node, the `restore` work folder): a crash in the middle then
  * left neither the old state nor the backup. Such a source is refused before anything changes.
  */
-function refuseSourceInDataDir(cfg: SqlNodeConfig, source: RestoreSource): void {
+function refuseSourceInDataDir(cfg: SqlNodeConfig, source: RestoreSource, origin: string): void {
   if (source.kind !== 'file') return;
   if (!isInsideDir(source.path, cfg.dataDir) || isInsideDir(source.path, cfg.paths.backupsDir)) return;
   throw new HiqliteError(
     'HQL_INVALID_CONFIG',
-    `${RESTORE_ENV}=file:${source.path}: the file is inside data_dir ${cfg.dataDir}, which the restore empties (all but ${cfg.paths.backupsDir}): move it out of data_dir or into that folder; nothing was changed`,
+    `${origin} file:${source.path}: the file is inside data_dir ${cfg.dataDir}, which the restore empties (all but ${cfg.paths.backupsDir}): move it out of data_dir or into that folder; nothing was changed`,
     { retryable: false },
   );
 }
 
-async function openSource(cfg: SqlNodeConfig, source: RestoreSource): Promise<AsyncIterable<Uint8Array>> {
+async function openSource(
+  cfg: SqlNodeConfig,
+  source: RestoreSource,
+  origin: string,
+): Promise<AsyncIterable<Uint8Array>> {
   if (source.kind === 'file') {
     const s = await stat(source.path).catch(() => null);
-    if (s === null || !s.isFile()) throw backupNotFound(`${RESTORE_ENV}: no file ${source.path}`);
+    if (s === null || !s.isFile()) throw backupNotFound(`${origin}: no file ${source.path}`);
     return createReadStream(source.path, { highWaterMark: 1 << 20 });
   }
   const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup);
   if (targets.s3 === null)
-    throw backupNotFound(`${RESTORE_ENV}=s3:${source.name} needs s3_url and the other s3_* keys`);
+    throw backupNotFound(`${origin} s3:${source.name} needs s3_url and the other s3_* keys`);
   return targets.s3.get(source.name);
 }
 

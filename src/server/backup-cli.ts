@@ -167,11 +167,16 @@ export function registerBackupCommands(program: Command): void {
     .action(async (source: string, o: Where) => {
       const cfg = load(o.config);
       const spec = parseBackupName(source) !== null ? `file:${join(cfg.paths.backupsDir, source)}` : source;
+      if (!/^(file:|s3:)./.test(spec))
+        throw new Error(
+          `backup restore ${source}: give the name of a backup in this node's folder (hiqlite backup list), file:<path> or s3:<object name>`,
+        );
       const lock = await lockDataDir(cfg.dataDir);
       const progress = createProgress(`restore ${source}`, null);
       try {
         const outcome = await restoreNode(cfg, spec, pino({ level: logLevelFromEnv('warn') }), {
           onProgress: (n) => progress.update(n),
+          origin: 'backup restore',
         });
         if (outcome.action === 'installed') progress.done();
         process.stdout.write(

@@ -145,7 +145,7 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     writeFileSync(marker, 'state');
     refused(
       await cli(['backup', 'restore', `file:${copy}`, '--config', config]),
-      /HQL_INVALID_CONFIG: HQL_BACKUP_RESTORE=file:.*my-copy\.hqbak: the file is inside data_dir/,
+      /HQL_INVALID_CONFIG: backup restore file:.*my-copy\.hqbak: the file is inside data_dir/,
     );
     assert.ok(existsSync(copy), 'the backup file the restore was given was deleted');
     assert.ok(existsSync(marker), "the node's state was discarded");
@@ -171,9 +171,16 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     // An empty HQL_LOG_LEVEL counts as unset (it was pino's "default level: must be included in
     // custom levels"); an unknown one names the variable.
     refused(
-      await cli(['backup', 'restore', 'not-a-source', '--config', config], { HQL_LOG_LEVEL: '' }),
-      /HQL_BACKUP_NOT_FOUND: .*must be file:<path> or s3:<object name>/,
+      await cli(['backup', 'restore', 'file:/nonexistent.hqbak', '--config', config], { HQL_LOG_LEVEL: '' }),
+      /HQL_BACKUP_NOT_FOUND: backup restore: no file \/nonexistent\.hqbak/,
     );
+    // A source that is none of the three forms names the command, not a variable the user never set.
+    const unknown = await cli(['backup', 'restore', 'not-a-source', '--config', config]);
+    refused(
+      unknown,
+      /^hiqlite: backup restore not-a-source: give the name of a backup in this node's folder/m,
+    );
+    assert.doesNotMatch(unknown.stderr, /HQL_BACKUP_RESTORE/);
     for (const args of [
       ['serve', '--config', config],
       ['backup', 'restore', name, '--config', config],
