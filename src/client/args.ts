@@ -5,6 +5,7 @@
  * for bytes that do not decode), HQL_PROTOCOL (the remote client's own encoder), or were
  * accepted (a misspelled consistency read locally).
  */
+import { closestKey } from '../lib/closest-key.js';
 import { HiqliteError } from '../lib/errors.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 
@@ -85,10 +86,15 @@ export function optionsArg<T extends object>(
   for (const key of Object.keys(v)) {
     if (!allowed.includes(key))
       invalid(
-        `${where}${what}: unknown option ${JSON.stringify(key)} (${allowed.length === 0 ? 'it takes none' : `it takes ${allowed.join(', ')}`})`,
+        `${where}${what}: unknown option ${JSON.stringify(key)}${didYouMean(key, allowed)} (${allowed.length === 0 ? 'it takes none' : `it takes ${allowed.join(', ')}`})`,
       );
   }
   return v;
+}
+
+function didYouMean(key: string, allowed: readonly string[]): string {
+  const guess = closestKey(key, allowed);
+  return guess === null ? '' : `, did you mean ${JSON.stringify(guess)}?`;
 }
 
 /** An optional AbortSignal. */

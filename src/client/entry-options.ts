@@ -6,7 +6,7 @@
  * own thread) and a wrong value surfaced later, elsewhere (a string for `nodes` was read
  * character by character, a timeout beyond 2^31 ms fired at once).
  */
-import { ConfigProblems, camelCaseNamer } from '../node/config/config-errors.js';
+import { ConfigProblems, camelCaseNamer, closestKey } from '../node/config/config-errors.js';
 import type { StartOptions } from '../node/hiqlite-node.js';
 import type { ConnectOptions } from './remote.js';
 
@@ -110,7 +110,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function unknownKeys(o: Record<string, unknown>, known: readonly string[], problems: ConfigProblems): void {
   for (const key of Object.keys(o)) {
-    if (!known.includes(key)) problems.add(key, `unknown option (known: ${known.join(', ')})`);
+    if (known.includes(key)) continue;
+    const guess = closestKey(key, known);
+    problems.add(
+      key,
+      `unknown option${guess === null ? '' : ` (did you mean ${guess}?)`}; known: ${known.join(', ')}`,
+    );
   }
 }
 

@@ -3,6 +3,7 @@
  * routes, the dashboard): one check, one message, so no route reads a misspelled value as the
  * default in silence.
  */
+import { closestKey } from '../lib/closest-key.js';
 import { HiqliteError } from '../lib/errors.js';
 
 export type ReadConsistency = 'local' | 'linearizable';
@@ -24,8 +25,16 @@ export function optionalBoolean(value: unknown, where: string): boolean {
 export function onlyFields(body: Record<string, unknown>, allowed: readonly string[], route: string): void {
   for (const name of Object.keys(body)) {
     if (!allowed.includes(name))
-      throw invalidField(`unknown field ${JSON.stringify(name)}: ${route} takes ${allowed.join(', ')}`);
+      throw invalidField(
+        `unknown field ${JSON.stringify(name)}${hint(name, allowed)}: ${route} takes ${allowed.join(', ')}`,
+      );
   }
+}
+
+/** ` (did you mean "x"?)` when a known name is within two edits, else nothing. */
+export function hint(name: string, known: readonly string[]): string {
+  const guess = closestKey(name, known);
+  return guess === null ? '' : ` (did you mean ${JSON.stringify(guess)}?)`;
 }
 
 /** A short rendering of a refused value for a message (never the whole of a large one). */

@@ -59,7 +59,7 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   [
     'put with { ttl }',
     (db) => db.cache('c').put('k', 1, { ttl: 60_000 }),
-    /put: unknown option "ttl" \(it takes ttlMs\)/,
+    /put: unknown option "ttl", did you mean "ttlMs"\? \(it takes ttlMs\)/,
   ],
   [
     'replace with { expiresIn }',
@@ -75,7 +75,7 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   [
     'cache get with { consistancy }',
     (db) => db.cache('c').get('k', { consistancy: 'linearizable' }),
-    /get: unknown option "consistancy"/,
+    /get: unknown option "consistancy", did you mean "consistency"\?/,
   ],
   [
     'counter get with { linearizable: true }',

@@ -74,7 +74,7 @@ describe('start() options', () => {
   test('a misspelled or wrong option is refused before anything is opened', async () => {
     const cfg = await oneNodeConfig(root);
     const message = await configProblems(() => start(cfg, { thred: 'main', thread: 'both' } as never));
-    assert.match(message, /thred: unknown option \(known: .*thread/);
+    assert.match(message, /thred: unknown option \(did you mean thread\?\); known: .*thread/);
     assert.match(message, /thread: must be 'worker' or 'main', got "both"/);
     for (const [options, m] of [
       [{ joinTimeoutMs: -1 }, /joinTimeoutMs: must be a whole number/],

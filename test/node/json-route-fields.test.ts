@@ -62,7 +62,11 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
   });
 
   test('a field a route does not take is refused, naming the ones it does', async () => {
-    await refused('/query', { sql: 'SELECT 1', consistancy: 'linearizable' }, 'unknown field "consistancy"');
+    await refused(
+      '/query',
+      { sql: 'SELECT 1', consistancy: 'linearizable' },
+      'unknown field "consistancy" \\(did you mean "consistency"\\?\\)',
+    );
     await refused(
       '/query',
       { sql: 'SELECT ?', param: [1] },

@@ -5,6 +5,8 @@
  */
 import { HiqliteError } from '../../lib/errors.js';
 
+export { closestKey } from '../../lib/closest-key.js';
+
 export interface ConfigProblem {
   /** The key as the user wrote it: `secret_api (from HQL_SECRET_API)`, `nodes[1].addrRaft`. */
   readonly key: string;
@@ -100,34 +102,4 @@ export function describeValue(value: unknown): string {
     default:
       return `a ${typeof value}`;
   }
-}
-
-/** The closest of `candidates` within two edits of `word`, for "did you mean" hints. */
-export function closestKey(word: string, candidates: Iterable<string>): string | null {
-  const lengthMax = 64; // bounds the quadratic distance computation
-  if (word.length > lengthMax) return null;
-  let best: string | null = null;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    if (c.length > lengthMax) continue;
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }
