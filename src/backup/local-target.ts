@@ -24,16 +24,29 @@ export class LocalBackupTarget implements BackupTarget {
     this.description = `local ${dir}`;
   }
 
-  static async open(dir: string): Promise<LocalBackupTarget> {
+  /**
+   * The folder of the node that owns it (holding its data directory's lock): made if missing, and
+   * the leftovers of a crash removed. `reader: true` is for a process beside a running node (the
+   * backup commands `list` and `download`): it changes nothing, since what looks like a leftover
+   * may be the `.partial` of a backup the node is writing this moment (removing it failed that
+   * backup), and a missing folder is an empty one.
+   */
+  static async open(dir: string, o: { readonly reader?: boolean } = {}): Promise<LocalBackupTarget> {
+    if (o.reader === true) {
+      const s = await stat(dir).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw unusableFolder(dir, e);
+      });
+      if (s !== null && !s.isDirectory())
+        throw new HiqliteError(
+          'HQL_INVALID_CONFIG',
+          `the backups folder ${dir} (under data_dir): exists and is not a directory`,
+          { retryable: false },
+        );
+      return new LocalBackupTarget(dir);
+    }
     await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }).catch((e: unknown) => {
-      // <data_dir>/state_machine/backups under a data_dir that is a file, or not writable.
-      const reason = unusableDirReason(e);
-      if (reason === null) throw e;
-      throw new HiqliteError(
-        'HQL_INVALID_CONFIG',
-        `the backups folder ${dir} (under data_dir): ${reason} (${(e as Error).message})`,
-        { retryable: false, cause: e },
-      );
+      throw unusableFolder(dir, e);
     });
     for (const name of await readdir(dir)) {
       if (name.endsWith('.partial') || name.endsWith('.partial-journal'))
@@ -74,7 +87,12 @@ export class LocalBackupTarget implements BackupTarget {
 
   async list(): Promise<BackupObject[]> {
     const out: BackupObject[] = [];
-    for (const name of await readdir(this.dir)) {
+    // A reader's folder may not exist yet (no backup was ever taken on this node).
+    const names = await readdir(this.dir).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+      throw e;
+    });
+    for (const name of names) {
       if (parseBackupName(name) === null) continue;
       const s = await stat(join(this.dir, name)).catch(() => null);
       if (s?.isFile() === true) out.push({ name, bytes: s.size, modifiedMs: s.mtimeMs });
@@ -94,6 +112,17 @@ export class LocalBackupTarget implements BackupTarget {
     checkName(name);
     await rm(join(this.dir, name), { force: true });
   }
+}
+
+/** <data_dir>/state_machine/backups under a data_dir that is a file, or not writable. */
+function unusableFolder(dir: string, e: unknown): unknown {
+  const reason = unusableDirReason(e);
+  if (reason === null) return e;
+  return new HiqliteError(
+    'HQL_INVALID_CONFIG',
+    `the backups folder ${dir} (under data_dir): ${reason} (${(e as Error).message})`,
+    { retryable: false, cause: e },
+  );
 }
 
 /** Only backup names (no paths): a name from a request can never reach outside the folder. */

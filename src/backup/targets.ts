@@ -20,11 +20,13 @@ export interface BackupTargets {
   readonly s3: BackupTarget | null;
 }
 
+/** `reader`: opened beside a running node, changing nothing (LocalBackupTarget.open). */
 export async function openBackupTargets(
   backupsDir: string,
   backup: ResolvedBackupConfig,
+  o: { readonly reader?: boolean } = {},
 ): Promise<BackupTargets> {
-  const local = await LocalBackupTarget.open(backupsDir);
+  const local = await LocalBackupTarget.open(backupsDir, o);
   if (backup.s3 === null) return { local, s3: null };
   if (s3Factory === null)
     throw new Error('s3_url is configured but no S3 backup target is installed (provideS3Target)');

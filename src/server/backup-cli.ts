@@ -36,7 +36,9 @@ function load(file: string): SqlNodeConfig {
 }
 
 async function pickTarget(cfg: SqlNodeConfig, o: Where): Promise<BackupTarget> {
-  const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup);
+  // Beside a node that may be running: the local folder is only read (a backup being written
+  // there has a .partial file that an owner's open would remove).
+  const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup, { reader: true });
   if (o.s3 === true) {
     if (targets.s3 === null) throw new Error('--s3: this configuration has no s3_url');
     return targets.s3;

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KeyRing } from '../../src/backup/key-ring.js';
+import { LocalBackupTarget } from '../../src/backup/local-target.js';
 import { ConfigError } from '../../src/node/config/config.js';
 import { logLevelFromEnv } from '../../src/node/log-level.js';
 import { backupOf, makeDatabase } from '../backup/helpers.js';
@@ -309,5 +310,68 @@ describe('hash-password with bytes that are not UTF-8', () => {
     const utf8 = await hashPassword(Buffer.from('mot de passe très secret\n', 'utf8'));
     assert.equal(utf8.code, 0, utf8.stderr);
     assert.match(utf8.stdout, /^\$argon2id\$/);
+  });
+});
+
+describe('backup list and download beside a running node', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-beside-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function nodeConfig(dataDir: string): string {
+    const path = join(dir, 'node-1.toml');
+    writeFileSync(
+      path,
+      [
+        '[hiqlite]',
+        'node_id = 1',
+        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
+        `data_dir = ${JSON.stringify(dataDir)}`,
+        'secret_raft = "raft-secret-for-tests-0123456789"',
+        'secret_api = "api-secret-for-tests-0123456789"',
+        `enc_keys = ["k1/${KEY.toString('base64')}"]`,
+        'enc_key_active = "k1"',
+        '',
+      ].join('\n'),
+    );
+    return path;
+  }
+
+  test('a list while the node writes a backup leaves its .partial alone, and the backup completes', async () => {
+    const dataDir = join(dir, 'data');
+    const backups = join(dataDir, 'state_machine', 'backups');
+    // The node's own target, writing a backup whose bytes arrive only after the list ran.
+    const owner = await LocalBackupTarget.open(backups);
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const body = (async function* () {
+      yield Buffer.from('first part of the backup ');
+      await gate;
+      yield Buffer.from('last part');
+    })();
+    const name = 'backup_20260102T000000.000Z_i7_n1.hqbak';
+    const writing = owner.put(name, body);
+    const partial = join(backups, `${name}.partial`);
+    for (let i = 0; i < 200 && !existsSync(partial); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(existsSync(partial), 'the backup is being written');
+
+    const r = await cli(['backup', 'list', '--config', nodeConfig(dataDir)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(partial), "the list removed the .partial of the node's backup in progress");
+    release();
+    const stored = await writing;
+    assert.equal(stored.bytes, 'first part of the backup last part'.length);
+  });
+
+  test('a list of a node that never took a backup creates nothing', async () => {
+    const dataDir = join(dir, 'never-started');
+    const r = await cli(['backup', 'list', '--config', nodeConfig(dataDir)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /0 backup\(s\)/);
+    assert.equal(existsSync(dataDir), false, 'the list made the data directory');
   });
 });
