@@ -416,6 +416,16 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
         fail(new Error('the node answered with TLS: connect with tls: true'));
         return;
       }
+      // A node's Raft port speaks first: a frame holding its handshake challenge (u32 length,
+      // 0x01, "HQLT"), where an API port answers the upgrade request with HTTP.
+      if (
+        buffered.length >= 9 &&
+        buffered[4] === 0x01 &&
+        buffered.subarray(5, 9).toString('latin1') === 'HQLT'
+      ) {
+        fail(new Error("this is a node's Raft port (addr_raft), not its API port: connect to its addr_api"));
+        return;
+      }
       const end = buffered.indexOf('\r\n\r\n');
       if (end < 0) {
         if (buffered.length > 8192) fail(new Error('oversized HTTP upgrade response'));

@@ -91,3 +91,25 @@ describe('start() options', () => {
     );
   });
 });
+
+describe("connect() to a node's Raft port", () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-wrong-port-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  test('says it is the Raft port and names addr_api (was: "closed without answering, does it use TLS?")', async () => {
+    const cfg = await oneNodeConfig(root);
+    const node = await start(cfg, { thread: 'main' });
+    try {
+      await node.waitUntilHealthy({ timeoutMs: 20_000 });
+      const raft = cfg.nodes[0]?.addrRaft ?? '';
+      await assert.rejects(connect({ nodes: [raft], secretApi: SECRET }), (e: unknown) => {
+        assert.ok(e instanceof HiqliteError);
+        assert.equal(e.code, 'HQL_UNAVAILABLE');
+        assert.match(e.message, /Raft port \(addr_raft\), not its API port: connect to its addr_api/);
+        return true;
+      });
+    } finally {
+      await node.close();
+    }
+  });
+});
