@@ -50,12 +50,7 @@ void startKeysComplete;
 
 export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
   const problems = new ConfigProblems(camelCaseNamer, 'connect() options');
-  if (!isObject(o)) {
-    problems.addNamed('options', 'must be an object { nodes, secretApi, … }');
-    problems.throwIfAny();
-    return;
-  }
-  unknownKeys(o, CONNECT_KEYS, problems);
+  knownObject(o, CONNECT_KEYS, 'an object { nodes, secretApi, … }', problems);
   const nodes = o.nodes;
   if (!Array.isArray(nodes) || nodes.length === 0)
     problems.add('nodes', 'must be a non-empty array of API addresses ("host:port")');
@@ -85,12 +80,7 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
 
 export function checkStartOptions(o: unknown): asserts o is StartOptions {
   const problems = new ConfigProblems(camelCaseNamer, 'start() options');
-  if (!isObject(o)) {
-    problems.addNamed('options', "must be an object, e.g. { thread: 'main' }");
-    problems.throwIfAny();
-    return;
-  }
-  unknownKeys(o, START_KEYS, problems);
+  knownObject(o, START_KEYS, "an object, e.g. { thread: 'main' }", problems);
   if (o.thread !== undefined && o.thread !== 'worker' && o.thread !== 'main')
     problems.add('thread', `must be 'worker' or 'main', got ${JSON.stringify(o.thread) ?? String(o.thread)}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
@@ -106,6 +96,20 @@ export function checkStartOptions(o: unknown): asserts o is StartOptions {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Throws when `o` is not an object; records a problem for each key `known` does not name. */
+function knownObject(
+  o: unknown,
+  known: readonly string[],
+  shape: string,
+  problems: ConfigProblems,
+): asserts o is Record<string, unknown> {
+  if (!isObject(o)) {
+    problems.addNamed('options', `must be ${shape}`);
+    problems.throwIfAny();
+  }
+  unknownKeys(o as Record<string, unknown>, known, problems);
 }
 
 function unknownKeys(o: Record<string, unknown>, known: readonly string[], problems: ConfigProblems): void {
