@@ -375,3 +375,30 @@ describe('backup list and download beside a running node', () => {
     assert.equal(existsSync(dataDir), false, 'the list made the data directory');
   });
 });
+
+describe('a config file that is not one: bounded reading', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-config-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a 5 MiB file of zero bytes, then /dev/zero itself: refused as too large by serve, proxy and backup', async () => {
+    const big = join(dir, 'big.toml');
+    writeFileSync(big, Buffer.alloc(5 * 1024 * 1024));
+    // The file first: without the bound /dev/zero would be read until memory runs out, so it is
+    // only tried once the bound is seen to hold.
+    for (const file of [big, '/dev/zero']) {
+      for (const args of [
+        ['serve', '--config', file],
+        ['proxy', '--config', file],
+        ['backup', 'list', '--config', file],
+      ]) {
+        refused(
+          await cli(args),
+          /HQL_INVALID_CONFIG: .*\n\s+- .*: is larger than 4194304 bytes: not a configuration file/,
+        );
+      }
+    }
+  });
+});

@@ -7,7 +7,7 @@
  * warning, so a Rust config loads; any other unknown key is an error (a typo must not silently
  * fall back to a default).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parse, TomlError } from 'smol-toml';
 import { assertNever } from '../../lib/assert.js';
 import { parseNodeEntry } from './config-address.js';
@@ -54,13 +54,39 @@ export function readTomlConfig(
   return parseTomlConfig(readConfigFile(path), env, { ...options, source: path });
 }
 
-/** The text of a config file; a ConfigError when it cannot be read. */
+/**
+ * The most a config file may hold. A node's file is a few KiB (1,000 node entries and 100 keys
+ * fit in a few hundred): anything near this is not a configuration, and reading without a bound
+ * made `-c /dev/zero` (or `/dev/urandom`) fill memory, gigabytes a minute, until the process died.
+ */
+export const CONFIG_FILE_BYTES_MAX = 4 * 1024 * 1024;
+
+/** The text of a config file; a ConfigError when it cannot be read or is over CONFIG_FILE_BYTES_MAX. */
 export function readConfigFile(path: string): string {
+  let fd: number | null = null;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    // Bounded: every round adds at least one byte, and the total stops the loop past the limit.
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) {
+      total += n;
+      if (total > CONFIG_FILE_BYTES_MAX) {
+        throw new ConfigError(
+          [{ key: path, message: `is larger than ${CONFIG_FILE_BYTES_MAX} bytes: not a configuration file` }],
+          null,
+        );
+      }
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+    return Buffer.concat(chunks).toString('utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     const reason = e instanceof Error ? e.message : String(e);
     throw new ConfigError([{ key: path, message: `cannot read the config file: ${reason}` }], null);
+  } finally {
+    if (fd !== null) closeSync(fd);
   }
 }
 
