@@ -42,7 +42,7 @@ program
     '-c, --config <file>',
     'TOML file with a [hiqlite] table (every key overridable by HQL_<KEY>)',
   )
-  .option('--node-id <n>', 'override node_id', int('--node-id', 1, 2 ** 31))
+  .option('--node-id <n>', 'override node_id', int('--node-id', 1, 2 ** 32 - 1))
   .action((o: { config: string; nodeId?: number }) => runServe(o));
 
 program

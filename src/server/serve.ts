@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { start } from '../client/embedded.js';
 import { onShutdownSignal } from '../client/signals.js';
-import { loadTomlConfig } from '../node/config/config.js';
+import { ConfigError, loadTomlConfig, type NodeConfig, resolveConfig } from '../node/config/config.js';
 import { logLevelFromEnv } from '../node/log-level.js';
 
 /** How often a node that is not yet a member of the cluster says that it is still waiting. */
@@ -14,7 +14,7 @@ const JOIN_PROGRESS_INTERVAL_MS = 5000;
 export async function runServe(o: { config: string; nodeId?: number }): Promise<void> {
   const logger = pino({ level: logLevelFromEnv('info') });
   const loaded = loadTomlConfig(o.config, process.env, { onWarning: (w) => logger.warn(w) });
-  const config = o.nodeId === undefined ? loaded : { ...loaded, nodeId: o.nodeId };
+  const config = o.nodeId === undefined ? loaded : withNodeId(loaded, o.nodeId, o.config);
 
   // Until start() resolves the node is opening its data or waiting to join (up to its join
   // timeout): a stop signal cancels start(), which closes what it opened and unlocks the data
@@ -61,4 +61,24 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   onShutdownSignal(async () => {
     await node.shutdown();
   });
+}
+
+/**
+ * The file's configuration with `--node-id` in place of its `node_id`, checked here: start()
+ * would name the problems of the override by their code names (`nodeId: 5 is not the id of any
+ * entry in nodes`), not by the option the user typed, nor the file.
+ */
+function withNodeId(loaded: NodeConfig, nodeId: number, file: string): NodeConfig {
+  const config = { ...loaded, nodeId };
+  try {
+    resolveConfig(config);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const names: Record<string, string> = { nodeId: '--node-id', learnerOnly: 'learner_only' };
+    throw new ConfigError(
+      e.problems.map((p) => ({ key: names[p.key] ?? p.key, message: p.message })),
+      file,
+    );
+  }
+  return config;
 }

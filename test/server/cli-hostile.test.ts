@@ -402,3 +402,36 @@ describe('a config file that is not one: bounded reading', () => {
     }
   });
 });
+
+describe('serve --node-id', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-node-id-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('an id not in nodes is named as the option and the file; the whole id range is taken', async () => {
+    const config = join(dir, 'node.toml');
+    writeFileSync(
+      config,
+      [
+        '[hiqlite]',
+        'node_id = 1',
+        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
+        `data_dir = ${JSON.stringify(join(dir, 'data'))}`,
+        'secret_raft = "raft-secret-for-tests-0123456789"',
+        'secret_api = "api-secret-for-tests-0123456789"',
+        '',
+      ].join('\n'),
+    );
+    for (const id of ['5', '4294967295']) {
+      refused(
+        await cli(['serve', '--config', config, '--node-id', id]),
+        new RegExp(
+          `invalid configuration in .*node\\.toml .*\\n\\s+- --node-id: ${id} is not the id of any entry in nodes`,
+        ),
+      );
+    }
+    assert.equal(existsSync(join(dir, 'data')), false, 'nothing was opened');
+  });
+});
