@@ -16,7 +16,8 @@ import { runServe } from './serve.js';
 
 function int(name: string, min: number, max: number) {
   return (v: string): number => {
-    const n = Number(v);
+    // Decimal digits only: Number() also takes '0x1f', '1e3', ' 3 ' and '0b11'.
+    const n = /^[0-9]{1,16}$/.test(v) ? Number(v) : Number.NaN;
     if (!Number.isInteger(n) || n < min || n > max)
       throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
     return n;

@@ -435,3 +435,19 @@ describe('serve --node-id', () => {
     assert.equal(existsSync(join(dir, 'data')), false, 'nothing was opened');
   });
 });
+
+describe('integer options', () => {
+  test('take decimal digits only: hex, exponents, signs and fractions are refused before anything is written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-int-'));
+    try {
+      for (const n of ['0x3', '3e0', '+3', '3.0', ' 3', '0b11', '']) {
+        const r = await cli(['generate-config', '--nodes', n, '--dir', join(dir, 'out')]);
+        assert.equal(r.code, 1, `--nodes '${n}': ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /--nodes must be an integer in \[1, 7\]/, r.stderr);
+      }
+      assert.equal(existsSync(join(dir, 'out')), false, 'a configuration was written');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
