@@ -129,3 +129,19 @@ describe('backup keys written carelessly', () => {
     );
   });
 });
+
+describe('backup_cron that never fires', () => {
+  test('February 31st or a year gone by is refused at load (no backup would ever run); a daily one loads', () => {
+    const keys = `enc_keys = ["k1/${'A'.repeat(43)}="]\nenc_key_active = "k1"\n`;
+    for (const cron of ['0 30 2 31 2 *', '0 0 0 1 1 * 2020']) {
+      const p = problemsOf(`${keys}backup_cron = "${cron}"`);
+      assert.deepEqual(
+        p.map(([k]) => k),
+        ['backup_cron'],
+      );
+      assert.match(p[0]?.[1] ?? '', /matches no date from now on/);
+    }
+    const { config } = parseTomlConfig(`${BASE}${keys}backup_cron = "0 30 2 * * *"\n`, {});
+    assert.equal(config.backupCron, '0 30 2 * * *');
+  });
+});

@@ -70,11 +70,22 @@ function checkCron(value: unknown, problems: ConfigProblems): string {
     );
     return BACKUP_CRON_DEFAULT;
   }
+  let cron: Cron;
   try {
-    new Cron(value, { paused: true }).stop();
+    cron = new Cron(value, { paused: true });
   } catch (e) {
     problems.add('backupCron', `${describeValue(value)} is not a cron pattern: ${(e as Error).message}`);
+    return value;
   }
+  // A pattern no date matches (February 31st, a year gone by) parses, and no backup would ever
+  // be scheduled, without a word.
+  const next = cron.nextRun();
+  cron.stop();
+  if (next === null)
+    problems.add(
+      'backupCron',
+      `${describeValue(value)} matches no date from now on: no backup would ever run`,
+    );
   return value;
 }
 
