@@ -4,7 +4,7 @@
  * targets directly: the node's local folder (`--local`) or the S3 bucket (`--s3`).
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { pino } from 'pino';
 import { restoreBackupFile } from '../backup/backup-file.js';
@@ -65,6 +65,11 @@ export function downloadPath(out: string, name: string, dataDir: string): string
   if (existing !== undefined && !existing.isFile())
     throw new Error(
       `--out ${path}: exists and is not a regular file${existing.isDirectory() ? ' (a folder)' : ' (a device, pipe or socket)'}; the download would replace it: give the path of a new SQLite file, or a folder`,
+    );
+  const parent = statSync(dirname(resolve(path)), { throwIfNoEntry: false });
+  if (!isDir && parent?.isDirectory() !== true)
+    throw new Error(
+      `--out ${path}: its folder ${dirname(resolve(path))} does not exist (end --out with / to have a folder made)`,
     );
   if (isInsideDir(path, dataDir))
     throw new Error(

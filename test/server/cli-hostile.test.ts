@@ -98,6 +98,13 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     assert.ok(lstatSync(fifo).isFIFO(), 'the pipe was replaced by a file');
   });
 
+  test('download --out into a folder that does not exist names it (was ENOENT on <out>.partial)', async () => {
+    const out = join(dir, 'no-such-folder', 'copy.db');
+    const r = await cli(['backup', 'download', name, '--config', config, '--out', out]);
+    refused(r, /^hiqlite: --out .*copy\.db: its folder .*no-such-folder does not exist/m);
+    assert.doesNotMatch(r.stderr, /\.partial/);
+  });
+
   test('download --out "" is refused with a message, not a rename error', async () => {
     refused(
       await cli(['backup', 'download', name, '--config', config, '--out', '']),
