@@ -32,7 +32,7 @@ import type { SqlNodeConfig } from '../node/config/config.js';
 import { SnapshotStore } from '../node/snapshot-store.js';
 import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
-import { isInsideDir } from '../storage/file-paths.js';
+import { isInsideDir, realPathOf } from '../storage/file-paths.js';
 import { writeHardStateFile } from '../storage/hard-state-file.js';
 import { backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
@@ -91,8 +91,12 @@ export async function restoreNode(
 ): Promise<RestoreOutcome> {
   const origin = options.origin ?? RESTORE_ENV;
   const source = parseRestoreSource(spec, origin);
+  // The mark names the source by what it is, not how it was spelt: `file:backup.hqbak` from one
+  // working directory, `file:/srv/backup.hqbak` in a later start, and the name given to `backup
+  // restore` are one backup, and repeating its restore would wipe every write since.
+  const mark = restoreMark(spec, source);
   const done = await readFile(join(cfg.dataDir, DONE_FILE), 'utf8').catch(() => null);
-  if (done !== null && done.trim() === spec) {
+  if (done !== null && (done.trim() === mark || done.trim() === spec)) {
     log.warn(
       { source: spec },
       `this restore was already completed here: remove ${RESTORE_ENV}; starting normally`,
@@ -106,7 +110,7 @@ export async function restoreNode(
       "restore: discarding this node's state; it joins node 1, which installs the backup",
     );
     await discardState(cfg);
-    await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${spec}\n`));
+    await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${mark}\n`));
     return { action: 'discarded' };
   }
   const workDir = join(cfg.dataDir, WORK_DIR);
@@ -152,13 +156,18 @@ export async function restoreNode(
   });
   const clusterId = newClusterId();
   await writeClusterId(cfg.dataDir, clusterId);
-  await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${spec}\n`));
+  await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${mark}\n`));
   await rm(workDir, { recursive: true, force: true });
   log.warn(
     { source: spec, logIndex: h.logIndex, term: h.logTerm, backupCluster: h.clusterId, clusterId },
     'restore: installed the backup; the log continues after its index, in a new cluster',
   );
   return { action: 'installed', header: h, clusterId };
+}
+
+/** What `restore_done` holds: `file:` with the file's real absolute path, or the spec as given. */
+function restoreMark(spec: string, source: RestoreSource): string {
+  return source.kind === 'file' ? `file:${realPathOf(source.path)}` : spec;
 }
 
 /**

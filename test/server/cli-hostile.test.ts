@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KeyRing } from '../../src/backup/key-ring.js';
 import { LocalBackupTarget } from '../../src/backup/local-target.js';
@@ -204,6 +204,18 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     const r = await cli(['backup', 'restore', name, '--config', config]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /node 1: installed the backup/);
+
+    // The same backup named another way (relative to the working directory, with ./ and ..) is
+    // the restore already done: repeating it would wipe every write made since.
+    const backupFile = join(dataDir, 'state_machine', 'backups', name);
+    for (const spelt of [
+      relative(process.cwd(), backupFile),
+      join(dataDir, '.', 'state_machine', '..', 'state_machine', 'backups', name),
+    ]) {
+      const again = await cli(['backup', 'restore', `file:${spelt}`, '--config', config]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /this restore was already done here; nothing changed/, `file:${spelt}`);
+    }
   });
 });
 
