@@ -6,6 +6,7 @@
  * own thread) and a wrong value surfaced later, elsewhere (a string for `nodes` was read
  * character by character, a timeout beyond 2^31 ms fired at once).
  */
+import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
 import { ConfigProblems, camelCaseNamer, closestKey } from '../node/config/config-errors.js';
 import type { StartOptions } from '../node/hiqlite-node.js';
 import type { ConnectOptions } from './remote.js';
@@ -68,6 +69,13 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
     !(isObject(tls) && typeof tls.caFile === 'string' && Object.keys(tls).every((k) => k === 'caFile'))
   )
     problems.add('tls', 'must be true, false or { caFile: "<path>" }');
+  else if (isObject(tls)) {
+    try {
+      readFileBounded(tls.caFile as string, PEM_FILE_BYTES_MAX);
+    } catch (e) {
+      problems.add('tls.caFile', `cannot be read: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   integer(o, 'requestTimeoutMs', 1, TIMER_MS_MAX, problems);
   integer(o, 'connectTimeoutMs', 1, TIMER_MS_MAX, problems);
   integer(o, 'listenResumeTimeoutMs', 0, TIMER_MS_MAX, problems);

@@ -13,7 +13,6 @@
  * "Security").
  */
 import { timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -34,6 +33,7 @@ import {
   sendJson,
 } from '../http/http-body.js';
 import { assert } from '../lib/assert.js';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
 import { HiqliteError } from '../lib/errors.js';
 import { httpStatusOf } from '../lib/http-status.js';
 import {
@@ -269,8 +269,8 @@ export class ApiServer {
         this.o.tls === 'self-signed'
           ? await selfSignedCertificate()
           : {
-              certPem: readFileSync(this.o.tls.certFile, 'utf8'),
-              keyPem: readFileSync(this.o.tls.keyFile, 'utf8'),
+              certPem: readPemFile(this.o.tls.certFile, 'certFile'),
+              keyPem: readPemFile(this.o.tls.keyFile, 'keyFile'),
             };
       server = createHttpsServer(
         {
@@ -683,5 +683,18 @@ class StreamFlow {
       next();
     }
     if (this.waiting.length === 0) this.conn.resume();
+  }
+}
+
+/** A TLS file of the API port, bounded (a wrong path must not fill memory). */
+function readPemFile(path: string, what: string): string {
+  try {
+    return readFileBounded(path, PEM_FILE_BYTES_MAX).toString('utf8');
+  } catch (e) {
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `tls.api.${what} ${JSON.stringify(path)} cannot be read: ${e instanceof Error ? e.message : String(e)}`,
+      { retryable: false },
+    );
   }
 }

@@ -41,6 +41,7 @@ import type { QueryParams } from '../sm/sql/reader.js';
 import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import type { LogStore } from '../storage/log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
@@ -178,6 +179,8 @@ export class HiqliteNode {
   private group!: RaftGroup;
   private cache!: CacheGroup;
   private sm!: SqlGroupStateMachine;
+  /** The SQL group's log, from its opening until the group takes it over (and closes it). */
+  private sqlLog: LogStore | undefined;
   private reader!: SqlReader;
   private readPool!: ReadPool;
   private transport!: RaftTransport;
@@ -449,6 +452,7 @@ export class HiqliteNode {
       hasClusterId: this.clusterId !== null,
       resetStateMachine: () => this.sm.reset(),
     });
+    this.sqlLog = logStore;
     this.cache = await CacheGroup.open(this.cacheGroupDeps(), this.clusterId !== null);
     this.reader = SqlReader.open(cfg.paths.dbFile, { applied: this.sm.worker.applied });
     this.readPool = await ReadPool.start({
@@ -1391,6 +1395,18 @@ export class HiqliteNode {
     await this.sqlGroup()
       ?.close({ timeoutMs: this.cfg.shutdownTimeoutMs })
       .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the raft group failed'));
+    // A start() that failed before the group opened (bootstrap proof or join timed out or was
+    // aborted, a TLS file unreadable): what the group would have closed is closed here, so no
+    // thread or file outlives it (the state machine's thread kept the process alive).
+    if (this.sqlGroup() === undefined) {
+      await this.sqlLog
+        ?.close()
+        .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the log failed'));
+      // Nothing was applied yet, so this close does not wait behind an apply.
+      await this.sm
+        ?.close()
+        .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing the state machine failed'));
+    }
     await this.transport?.close().catch(() => {});
     this.reader?.close();
     await this.lock?.release();

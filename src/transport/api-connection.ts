@@ -6,9 +6,9 @@
  * proves secret_raft under its own id), then length-prefixed msgpack frames (api-codec.ts).
  * Until the handshake succeeds only handshake-sized frames are accepted from the server.
  */
-import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
 import { HiqliteError } from '../lib/errors.js';
 import {
   type ApiPush,
@@ -394,7 +394,7 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
             // Self-signed mode: the certificate is not verified; the handshake, bound to this
             // TLS session's keying material, authenticates the server.
             rejectUnauthorized: o.tls !== true,
-            ...(o.tls === true ? {} : { ca: readFileSync(o.tls.caFile) }),
+            ...(o.tls === true ? {} : { ca: readCaFile(o.tls.caFile) }),
           });
     socket.setNoDelay(true);
     const timer = setTimeout(() => fail(new Error('connect timed out')), o.connectTimeoutMs);
@@ -482,4 +482,17 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
       );
     });
   });
+}
+
+/** The CA file of `tls: { caFile }`, bounded (a wrong path must not fill memory). */
+function readCaFile(path: string): Buffer {
+  try {
+    return readFileBounded(path, PEM_FILE_BYTES_MAX);
+  } catch (e) {
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `tls.caFile ${JSON.stringify(path)} cannot be read: ${e instanceof Error ? e.message : String(e)}`,
+      { retryable: false },
+    );
+  }
 }

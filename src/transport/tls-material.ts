@@ -3,8 +3,9 @@
  * handshake's channel binding (RFC 8446 exporter) is specified against, and every supported
  * Node speaks it.
  */
-import { readFile } from 'node:fs/promises';
+
 import type { ConnectionOptions, TlsOptions } from 'node:tls';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
 import { selfSignedCertificate } from './self-signed.js';
 import { invalidConfig } from './transport-errors.js';
 import type { TransportTls } from './transport-options.js';
@@ -42,7 +43,7 @@ export async function loadTlsMaterial(tls: TransportTls, handshakeTimeoutMs: num
 
 async function readPem(file: string, what: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    return readFileBounded(file, PEM_FILE_BYTES_MAX).toString('utf8');
   } catch (err) {
     throw invalidConfig(`tls.${what} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
   }

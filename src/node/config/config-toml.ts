@@ -7,9 +7,9 @@
  * warning, so a Rust config loads; any other unknown key is an error (a typo must not silently
  * fall back to a default).
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import { parse, TomlError } from 'smol-toml';
 import { assertNever } from '../../lib/assert.js';
+import { FileTooLargeError, readFileBounded } from '../../lib/bounded-file.js';
 import { parseNodeEntry } from './config-address.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from './config-errors.js';
 import { envName, RUST_ONLY_ENV, RUST_ONLY_KEYS, TOML_KEYS, type TomlKey } from './config-keys.js';
@@ -63,30 +63,16 @@ export const CONFIG_FILE_BYTES_MAX = 4 * 1024 * 1024;
 
 /** The text of a config file; a ConfigError when it cannot be read or is over CONFIG_FILE_BYTES_MAX. */
 export function readConfigFile(path: string): string {
-  let fd: number | null = null;
   try {
-    fd = openSync(path, 'r');
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    // Bounded: every round adds at least one byte, and the total stops the loop past the limit.
-    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) {
-      total += n;
-      if (total > CONFIG_FILE_BYTES_MAX) {
-        throw new ConfigError(
-          [{ key: path, message: `is larger than ${CONFIG_FILE_BYTES_MAX} bytes: not a configuration file` }],
-          null,
-        );
-      }
-      chunks.push(Buffer.from(buf.subarray(0, n)));
-    }
-    return Buffer.concat(chunks).toString('utf8');
+    return readFileBounded(path, CONFIG_FILE_BYTES_MAX).toString('utf8');
   } catch (e) {
-    if (e instanceof ConfigError) throw e;
+    if (e instanceof FileTooLargeError)
+      throw new ConfigError(
+        [{ key: path, message: `is larger than ${CONFIG_FILE_BYTES_MAX} bytes: not a configuration file` }],
+        null,
+      );
     const reason = e instanceof Error ? e.message : String(e);
     throw new ConfigError([{ key: path, message: `cannot read the config file: ${reason}` }], null);
-  } finally {
-    if (fd !== null) closeSync(fd);
   }
 }
 
