@@ -37,6 +37,26 @@ interface Ran {
   readonly stderr: string;
 }
 
+/** A one-node config file `file` in `dir`, with backup keys, whose data_dir is `dataDir`. */
+function nodeConfigFile(dir: string, file: string, dataDir: string): string {
+  const path = join(dir, file);
+  writeFileSync(
+    path,
+    [
+      '[hiqlite]',
+      'node_id = 1',
+      'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
+      `data_dir = ${JSON.stringify(dataDir)}`,
+      'secret_raft = "raft-secret-for-tests-0123456789"',
+      'secret_api = "api-secret-for-tests-0123456789"',
+      `enc_keys = ["k1/${KEY.toString('base64')}"]`,
+      'enc_key_active = "k1"',
+      '',
+    ].join('\n'),
+  );
+  return path;
+}
+
 function cli(args: readonly string[], env: NodeJS.ProcessEnv = { HQL_LOG_LEVEL: 'warn' }): Promise<Ran> {
   return runTsx(CLI_SOURCE, args, { env: { ...process.env, ...env }, timeoutMs: RUN_TIMEOUT_MS });
 }
@@ -239,32 +259,12 @@ describe('paths that cannot be a folder: a typed message naming the setting, not
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** A node config whose data_dir is `dataDir`. */
-  function nodeConfig(file: string, dataDir: string): string {
-    const path = join(dir, file);
-    writeFileSync(
-      path,
-      [
-        '[hiqlite]',
-        'node_id = 1',
-        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
-        `data_dir = ${JSON.stringify(dataDir)}`,
-        'secret_raft = "raft-secret-for-tests-0123456789"',
-        'secret_api = "api-secret-for-tests-0123456789"',
-        `enc_keys = ["k1/${KEY.toString('base64')}"]`,
-        'enc_key_active = "k1"',
-        '',
-      ].join('\n'),
-    );
-    return path;
-  }
-
   test('serve, backup list and backup restore with data_dir a file, or under a file', async () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'not a folder');
     // (The backups folder under a data_dir that is a file has a file in its path.)
     for (const data of [file, join(file, 'sub')]) {
-      const config = nodeConfig('bad-data-dir.toml', data);
+      const config = nodeConfigFile(dir, 'bad-data-dir.toml', data);
       for (const args of [
         ['serve', '--config', config],
         ['backup', 'restore', 'file:/nonexistent.hqbak', '--config', config],
@@ -339,25 +339,6 @@ describe('backup list and download beside a running node', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  function nodeConfig(dataDir: string): string {
-    const path = join(dir, 'node-1.toml');
-    writeFileSync(
-      path,
-      [
-        '[hiqlite]',
-        'node_id = 1',
-        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
-        `data_dir = ${JSON.stringify(dataDir)}`,
-        'secret_raft = "raft-secret-for-tests-0123456789"',
-        'secret_api = "api-secret-for-tests-0123456789"',
-        `enc_keys = ["k1/${KEY.toString('base64')}"]`,
-        'enc_key_active = "k1"',
-        '',
-      ].join('\n'),
-    );
-    return path;
-  }
-
   test('a list while the node writes a backup leaves its .partial alone, and the backup completes', async () => {
     const dataDir = join(dir, 'data');
     const backups = join(dataDir, 'state_machine', 'backups');
@@ -378,7 +359,7 @@ describe('backup list and download beside a running node', () => {
     for (let i = 0; i < 200 && !existsSync(partial); i++) await new Promise((r) => setTimeout(r, 10));
     assert.ok(existsSync(partial), 'the backup is being written');
 
-    const r = await cli(['backup', 'list', '--config', nodeConfig(dataDir)]);
+    const r = await cli(['backup', 'list', '--config', nodeConfigFile(dir, 'node-1.toml', dataDir)]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(partial), "the list removed the .partial of the node's backup in progress");
     release();
@@ -388,7 +369,7 @@ describe('backup list and download beside a running node', () => {
 
   test('a list of a node that never took a backup creates nothing', async () => {
     const dataDir = join(dir, 'never-started');
-    const r = await cli(['backup', 'list', '--config', nodeConfig(dataDir)]);
+    const r = await cli(['backup', 'list', '--config', nodeConfigFile(dir, 'node-1.toml', dataDir)]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /0 backup\(s\)/);
     assert.equal(existsSync(dataDir), false, 'the list made the data directory');
