@@ -6,9 +6,10 @@
  * own thread) and a wrong value surfaced later, elsewhere (a string for `nodes` was read
  * character by character, a timeout beyond 2^31 ms fired at once).
  */
-import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
+
 import { ConfigProblems, camelCaseNamer, closestKey } from '../node/config/config-errors.js';
 import type { StartOptions } from '../node/hiqlite-node.js';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from '../transport/bounded-file.js';
 import type { ConnectOptions } from './remote.js';
 
 /** The longest delay a Node.js timer keeps (longer ones fire at once). */

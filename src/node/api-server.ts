@@ -33,7 +33,6 @@ import {
   sendJson,
 } from '../http/http-body.js';
 import { assert } from '../lib/assert.js';
-import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
 import { HiqliteError } from '../lib/errors.js';
 import { httpStatusOf } from '../lib/http-status.js';
 import {
@@ -48,6 +47,7 @@ import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { API_UPGRADE_PROTOCOL, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { authenticateServer } from '../transport/authenticate.js';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from '../transport/bounded-file.js';
 import { FramedConnection } from '../transport/framed-connection.js';
 import { HandshakeGate } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';

@@ -8,7 +8,6 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
 import { HiqliteError } from '../lib/errors.js';
 import {
   type ApiPush,
@@ -21,6 +20,7 @@ import { encodeFrame } from '../protocol/frame.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { authenticateClient } from './authenticate.js';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from './bounded-file.js';
 import { FramedConnection } from './framed-connection.js';
 
 export const API_UPGRADE_PROTOCOL = 'hiqlite-api';

@@ -5,7 +5,7 @@
  */
 
 import type { ConnectionOptions, TlsOptions } from 'node:tls';
-import { PEM_FILE_BYTES_MAX, readFileBounded } from '../lib/bounded-file.js';
+import { PEM_FILE_BYTES_MAX, readFileBounded } from './bounded-file.js';
 import { selfSignedCertificate } from './self-signed.js';
 import { invalidConfig } from './transport-errors.js';
 import type { TransportTls } from './transport-options.js';

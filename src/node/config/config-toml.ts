@@ -9,7 +9,7 @@
  */
 import { parse, TomlError } from 'smol-toml';
 import { assertNever } from '../../lib/assert.js';
-import { FileTooLargeError, readFileBounded } from '../../lib/bounded-file.js';
+import { FileTooLargeError, readFileBounded } from '../../transport/bounded-file.js';
 import { parseNodeEntry } from './config-address.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from './config-errors.js';
 import { envName, RUST_ONLY_ENV, RUST_ONLY_KEYS, TOML_KEYS, type TomlKey } from './config-keys.js';
