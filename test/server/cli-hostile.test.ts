@@ -90,21 +90,7 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     const backups = join(dataDir, 'state_machine', 'backups');
     mkdirSync(backups, { recursive: true });
     await writeFile(join(backups, name), Buffer.concat(chunks));
-    config = join(dir, 'node-1.toml');
-    writeFileSync(
-      config,
-      [
-        '[hiqlite]',
-        'node_id = 1',
-        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
-        `data_dir = ${JSON.stringify(dataDir)}`,
-        'secret_raft = "raft-secret-for-tests-0123456789"',
-        'secret_api = "api-secret-for-tests-0123456789"',
-        `enc_keys = ["k1/${KEY.toString('base64')}"]`,
-        'enc_key_active = "k1"',
-        '',
-      ].join('\n'),
-    );
+    config = nodeConfigFile(dir, 'node-1.toml', dataDir);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -411,19 +397,7 @@ describe('serve --node-id', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('an id not in nodes is named as the option and the file; the whole id range is taken', async () => {
-    const config = join(dir, 'node.toml');
-    writeFileSync(
-      config,
-      [
-        '[hiqlite]',
-        'node_id = 1',
-        'nodes = ["1 127.0.0.1:1 127.0.0.1:2"]',
-        `data_dir = ${JSON.stringify(join(dir, 'data'))}`,
-        'secret_raft = "raft-secret-for-tests-0123456789"',
-        'secret_api = "api-secret-for-tests-0123456789"',
-        '',
-      ].join('\n'),
-    );
+    const config = nodeConfigFile(dir, 'node.toml', join(dir, 'data'));
     for (const id of ['5', '4294967295']) {
       refused(
         await cli(['serve', '--config', config, '--node-id', id]),
