@@ -47,7 +47,7 @@ import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { API_UPGRADE_PROTOCOL, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
 import { authenticateServer } from '../transport/authenticate.js';
-import { PEM_FILE_BYTES_MAX, readFileBounded } from '../transport/bounded-file.js';
+import { readPemFile } from '../transport/bounded-file.js';
 import { FramedConnection } from '../transport/framed-connection.js';
 import { HandshakeGate } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';
@@ -269,8 +269,8 @@ export class ApiServer {
         this.o.tls === 'self-signed'
           ? await selfSignedCertificate()
           : {
-              certPem: readPemFile(this.o.tls.certFile, 'certFile'),
-              keyPem: readPemFile(this.o.tls.keyFile, 'keyFile'),
+              certPem: readPemFile(this.o.tls.certFile, 'tls.api.certFile').toString('utf8'),
+              keyPem: readPemFile(this.o.tls.keyFile, 'tls.api.keyFile').toString('utf8'),
             };
       server = createHttpsServer(
         {
@@ -683,18 +683,5 @@ class StreamFlow {
       next();
     }
     if (this.waiting.length === 0) this.conn.resume();
-  }
-}
-
-/** A TLS file of the API port, bounded (a wrong path must not fill memory). */
-function readPemFile(path: string, what: string): string {
-  try {
-    return readFileBounded(path, PEM_FILE_BYTES_MAX).toString('utf8');
-  } catch (e) {
-    throw new HiqliteError(
-      'HQL_INVALID_CONFIG',
-      `tls.api.${what} ${JSON.stringify(path)} cannot be read: ${e instanceof Error ? e.message : String(e)}`,
-      { retryable: false },
-    );
   }
 }

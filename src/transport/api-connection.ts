@@ -20,7 +20,7 @@ import { encodeFrame } from '../protocol/frame.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { authenticateClient } from './authenticate.js';
-import { PEM_FILE_BYTES_MAX, readFileBounded } from './bounded-file.js';
+import { readPemFile } from './bounded-file.js';
 import { FramedConnection } from './framed-connection.js';
 
 export const API_UPGRADE_PROTOCOL = 'hiqlite-api';
@@ -394,7 +394,7 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
             // Self-signed mode: the certificate is not verified; the handshake, bound to this
             // TLS session's keying material, authenticates the server.
             rejectUnauthorized: o.tls !== true,
-            ...(o.tls === true ? {} : { ca: readCaFile(o.tls.caFile) }),
+            ...(o.tls === true ? {} : { ca: readPemFile(o.tls.caFile, 'tls.caFile') }),
           });
     socket.setNoDelay(true);
     const timer = setTimeout(() => fail(new Error('connect timed out')), o.connectTimeoutMs);
@@ -482,17 +482,4 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
       );
     });
   });
-}
-
-/** The CA file of `tls: { caFile }`, bounded (a wrong path must not fill memory). */
-function readCaFile(path: string): Buffer {
-  try {
-    return readFileBounded(path, PEM_FILE_BYTES_MAX);
-  } catch (e) {
-    throw new HiqliteError(
-      'HQL_INVALID_CONFIG',
-      `tls.caFile ${JSON.stringify(path)} cannot be read: ${e instanceof Error ? e.message : String(e)}`,
-      { retryable: false },
-    );
-  }
 }

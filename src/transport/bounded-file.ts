@@ -4,6 +4,7 @@
  * process's memory until it dies.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { HiqliteError } from '../lib/errors.js';
 
 /** The most a PEM file (certificate, key, CA bundle) may hold. */
 export const PEM_FILE_BYTES_MAX = 1024 * 1024;
@@ -32,5 +33,21 @@ export function readFileBounded(path: string, bytesMax: number): Buffer {
     return Buffer.concat(chunks, total);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * A PEM file a setting names (`key`: `tls.raft.certFile`, `tls.caFile`, …), bounded by
+ * PEM_FILE_BYTES_MAX; HQL_INVALID_CONFIG naming the setting and the path when it cannot be read.
+ */
+export function readPemFile(path: string, key: string): Buffer {
+  try {
+    return readFileBounded(path, PEM_FILE_BYTES_MAX);
+  } catch (e) {
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `${key} ${JSON.stringify(path)} cannot be read: ${e instanceof Error ? e.message : String(e)}`,
+      { retryable: false },
+    );
   }
 }

@@ -5,9 +5,8 @@
  */
 
 import type { ConnectionOptions, TlsOptions } from 'node:tls';
-import { PEM_FILE_BYTES_MAX, readFileBounded } from './bounded-file.js';
+import { readPemFile } from './bounded-file.js';
 import { selfSignedCertificate } from './self-signed.js';
-import { invalidConfig } from './transport-errors.js';
 import type { TransportTls } from './transport-options.js';
 
 export interface TlsMaterial {
@@ -42,9 +41,5 @@ export async function loadTlsMaterial(tls: TransportTls, handshakeTimeoutMs: num
 }
 
 async function readPem(file: string, what: string): Promise<string> {
-  try {
-    return readFileBounded(file, PEM_FILE_BYTES_MAX).toString('utf8');
-  } catch (err) {
-    throw invalidConfig(`tls.${what} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  return readPemFile(file, `tls.${what}`).toString('utf8');
 }
