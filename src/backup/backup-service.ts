@@ -20,13 +20,14 @@ import { backupFileStream } from './backup-file.js';
 import { startCopy } from './db-copy.js';
 import { KeyRing } from './key-ring.js';
 import { formatBackupName, parseBackupName } from './names.js';
-import { expiredBackups } from './retention.js';
+import { expiredBackups, scheduledRunsWithin } from './retention.js';
 import type { BackupTarget } from './target.js';
 import type { BackupTargets } from './targets.js';
 
 /** setTimeout's largest delay; a later run is re-planned when this timer fires. */
 const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
 const COPY_BUSY_TIMEOUT_MS = 10_000;
+const HOUR_MS = 60 * 60 * 1000;
 
 export class BackupService implements NodeBackups {
   private running: Promise<BackupInfo> | null = null;
@@ -165,8 +166,9 @@ export class BackupService implements NodeBackups {
         );
         targets.push('s3');
       }
-      await this.retain(this.targets.local, cfg.backupKeepDaysLocal);
-      if (this.targets.s3 !== null) await this.retain(this.targets.s3, cfg.backupKeepDays);
+      // The backup is stored: a failing clean-up is logged, and the next backup tries again.
+      await this.cleanUp(this.targets.local, cfg.backupKeepDaysLocal);
+      if (this.targets.s3 !== null) await this.cleanUp(this.targets.s3, cfg.backupKeepDays);
       log.info(
         {
           backup: name,
@@ -192,11 +194,32 @@ export class BackupService implements NodeBackups {
     }
   }
 
-  private async retain(target: BackupTarget, keepDays: number): Promise<void> {
-    const expired = expiredBackups(await target.list(), keepDays, this.host.clock.wallMs());
-    for (const name of expired) {
-      await target.delete(name);
-      this.host.log.info({ backup: name, target: target.kind }, 'old backup deleted (retention)');
+  /**
+   * Retention (retention.ts: older than `keepDays`, but never fewer than the schedule's runs in
+   * that time), then the leftovers of uploads that died (S3 multipart uploads older than
+   * `backup_s3_upload_stale_hours`).
+   */
+  private async cleanUp(target: BackupTarget, keepDays: number): Promise<void> {
+    const { clock, log, cfg } = this.host;
+    try {
+      const nowMs = clock.wallMs();
+      const keepNewest = scheduledRunsWithin(this.cron, keepDays, nowMs);
+      const expired = expiredBackups(await target.list(), keepDays, nowMs, keepNewest);
+      for (const name of expired) {
+        await target.delete(name);
+        log.info({ backup: name, target: target.kind }, 'old backup deleted (retention)');
+      }
+      const aborted = await target.abortStaleUploads?.(nowMs, cfg.backupS3UploadStaleHours * HOUR_MS);
+      if (aborted !== undefined && aborted > 0)
+        log.warn(
+          { uploads: aborted, target: target.kind },
+          'aborted unfinished uploads of backups left by a node that stopped mid-upload',
+        );
+    } catch (e) {
+      log.warn(
+        { err: String(e), target: target.kind },
+        'backup stored, but cleaning up old backups failed; the next backup tries again',
+      );
     }
   }
 }

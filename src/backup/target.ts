@@ -45,4 +45,11 @@ export interface BackupTarget {
   get(name: string, options?: BackupTargetCallOptions): Promise<AsyncIterable<Uint8Array>>;
   /** Deletes `name`; no error when it is already gone. */
   delete(name: string, options?: BackupTargetCallOptions): Promise<void>;
+  /**
+   * Removes what uploads of backups that never finished left behind, when started more than
+   * `olderThanMs` before `nowMs` (younger ones may still be running on another node); returns
+   * how many. Only targets that can hold such leftovers out of sight have it (S3's multipart
+   * uploads; the local folder removes its `*.partial` files when its node opens it).
+   */
+  abortStaleUploads?(nowMs: number, olderThanMs: number, options?: BackupTargetCallOptions): Promise<number>;
 }

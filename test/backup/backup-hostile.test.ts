@@ -145,3 +145,73 @@ describe('backup_cron that never fires', () => {
     assert.equal(config.backupCron, '0 30 2 * * *');
   });
 });
+
+describe('backup_cron that fires too often', () => {
+  const keys = `enc_keys = ["k1/${'A'.repeat(43)}="]\nenc_key_active = "k1"\n`;
+
+  test('runs closer than backup_cron_gap_min_s (default 60 s) are refused, naming both keys', () => {
+    // Every second; every 30 s; six runs in a burst each night (seconds 0-5 of 02:30).
+    for (const cron of ['* * * * * *', '*/30 * * * * *', '0-5 30 2 * * *']) {
+      const p = problemsOf(`${keys}backup_cron = "${cron}"`);
+      assert.deepEqual(
+        p.map(([k]) => k),
+        ['backup_cron'],
+        cron,
+      );
+      assert.match(p[0]?.[1] ?? '', /s apart .* closer than backup_cron_gap_min_s = 60 s/);
+    }
+    for (const cron of ['0 * * * * *', '0 0 * * * *', '0 30 2 * * *']) {
+      const { config } = parseTomlConfig(`${BASE}${keys}backup_cron = "${cron}"\n`, {});
+      assert.equal(config.backupCron, cron, 'every minute or slower loads');
+    }
+  });
+
+  test('a smaller backup_cron_gap_min_s lets a frequent schedule load; an invalid one is reported alone', () => {
+    const { config } = parseTomlConfig(
+      `${BASE}${keys}backup_cron = "*/10 * * * * *"\nbackup_cron_gap_min_s = 10\n`,
+      {},
+    );
+    assert.equal(config.backupCron, '*/10 * * * * *');
+    const p = problemsOf(`${keys}backup_cron_gap_min_s = 0`);
+    assert.deepEqual(
+      p.map(([k]) => k),
+      ['backup_cron_gap_min_s'],
+    );
+  });
+});
+
+describe('s3_bucket that cannot be a bucket', () => {
+  const s3 = (bucket: string, pathStyle = true) =>
+    `enc_keys = ["k1/${'A'.repeat(43)}="]\nenc_key_active = "k1"\ns3_url = "http://127.0.0.1:9000"\ns3_bucket = "${bucket}"\ns3_region = "r"\ns3_key = "k"\ns3_secret = "${S3_SECRET}"\ns3_path_style = ${pathStyle}\n`;
+
+  test('too short, a slash, a space, a query: refused naming s3_bucket (the request would address another path)', () => {
+    for (const bucket of ['b', 'ab', 'a/b', 'my bucket', 'bkt?x=1', 'bkt#', 'x'.repeat(256)]) {
+      const p = problemsOf(s3(bucket));
+      assert.deepEqual(
+        p.map(([k]) => k),
+        ['s3_bucket'],
+        bucket,
+      );
+      assert.match(p[0]?.[1] ?? '', /is not a bucket name/);
+    }
+  });
+
+  test('in the host name (s3_path_style = false) only DNS-safe names; in the path older names too', () => {
+    for (const bucket of ['My_Bucket', '-bkt', 'bkt-', 'x'.repeat(64)]) {
+      const p = problemsOf(s3(bucket, false));
+      assert.deepEqual(
+        p.map(([k]) => k),
+        ['s3_bucket'],
+        bucket,
+      );
+      assert.match(p[0]?.[1] ?? '', /s3_path_style = false/);
+    }
+    for (const bucket of ['My_Bucket', 'bkt', 'backups.2026-prod', 'x'.repeat(255)]) {
+      assert.equal(parseTomlConfig(`${BASE}${s3(bucket)}`, {}).config.s3Bucket, bucket);
+    }
+    assert.equal(
+      parseTomlConfig(`${BASE}${s3('backups.2026-prod', false)}`, {}).config.s3Bucket,
+      'backups.2026-prod',
+    );
+  });
+});

@@ -15,7 +15,7 @@ import {
 const KEY = Buffer.alloc(32, 9).toString('base64');
 const S3 = {
   s3Url: 'http://127.0.0.1:9000',
-  s3Bucket: 'b',
+  s3Bucket: 'bkt',
   s3Region: 'r',
   s3Key: 'id',
   s3Secret: 'very-secret-value',
@@ -69,7 +69,7 @@ describe('backup configuration', () => {
     assert.equal(c.backup.encKeyActive, 'b2');
     assert.deepEqual(c.backup.s3, {
       url: 'http://127.0.0.1:9000',
-      bucket: 'b',
+      bucket: 'bkt',
       region: 'r',
       pathStyle: true,
       key: 'id',
@@ -115,7 +115,7 @@ secret_api = "api-secret-0123456789"
 backup_keep_days_local = 3
 backup_gzip_level = 0
 s3_url = "http://127.0.0.1:9000"
-s3_bucket = "b"
+s3_bucket = "bkt"
 s3_region = "r"
 s3_path_style = false
 s3_key = "id"

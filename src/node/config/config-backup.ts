@@ -6,7 +6,9 @@
  * No message here ever contains a key or the S3 secret: messages end up in logs.
  */
 import { Cron } from 'croner';
+import { assert } from '../../lib/assert.js';
 import { type ConfigProblems, describeValue } from './config-errors.js';
+import { INTEGER_SETTINGS } from './config-keys.js';
 
 /** croner syntax: seconds, minutes, hours, day of month, month, day of week (a 7th field, the year, is allowed). */
 export const BACKUP_CRON_DEFAULT = '0 30 2 * * *';
@@ -46,7 +48,7 @@ export function checkBackupConfig(
   problems: ConfigProblems,
 ): ResolvedBackupConfig | null {
   const before = problems.count;
-  const cron = checkCron(input.backupCron, problems);
+  const cron = checkCron(input.backupCron, gapMinSOf(input.backupCronGapMinS), problems);
   const encKeys = checkEncKeys(input.encKeys, problems);
   const encKeyActive = checkActiveKey(input.encKeyActive, encKeys, problems);
   const s3 = checkS3(input, problems);
@@ -61,7 +63,19 @@ export function checkBackupConfig(
   return { cron, encKeys, encKeyActive, s3 };
 }
 
-function checkCron(value: unknown, problems: ConfigProblems): string {
+/** Runs of a schedule looked at for its shortest gap: a dense burst shows within its first ones. */
+const CRON_RUNS_CHECKED = 64;
+
+/** The gap setting as given when it is one (config-keys.ts checks and reports it), else its default. */
+function gapMinSOf(value: unknown): number {
+  const spec = INTEGER_SETTINGS.find((k) => k.key === 'backupCronGapMinS');
+  assert(spec !== undefined, 'backupCronGapMinS is an integer setting');
+  return Number.isSafeInteger(value) && (value as number) >= spec.min && (value as number) <= spec.max
+    ? (value as number)
+    : spec.default;
+}
+
+function checkCron(value: unknown, gapMinS: number, problems: ConfigProblems): string {
   if (value === undefined) return BACKUP_CRON_DEFAULT;
   if (typeof value !== 'string' || value.trim().length === 0) {
     problems.add(
@@ -79,13 +93,27 @@ function checkCron(value: unknown, problems: ConfigProblems): string {
   }
   // A pattern no date matches (February 31st, a year gone by) parses, and no backup would ever
   // be scheduled, without a word.
-  const next = cron.nextRun();
+  const runs = cron.nextRuns(CRON_RUNS_CHECKED);
   cron.stop();
-  if (next === null)
+  if (runs.length === 0) {
     problems.add(
       'backupCron',
       `${describeValue(value)} matches no date from now on: no backup would ever run`,
     );
+    return value;
+  }
+  // Every backup is a whole copy of the database, kept for backup_keep_days: a schedule that
+  // fires every second fills the disk.
+  for (let i = 1; i < runs.length; i++) {
+    const gapMs = (runs[i] as Date).getTime() - (runs[i - 1] as Date).getTime();
+    if (gapMs < gapMinS * 1000) {
+      problems.add(
+        'backupCron',
+        `${describeValue(value)} runs ${gapMs / 1000} s apart (at ${(runs[i - 1] as Date).toISOString()} and ${(runs[i] as Date).toISOString()}), closer than ${problems.name('backupCronGapMinS')} = ${gapMinS} s: every backup is a whole copy of the database`,
+      );
+      break;
+    }
+  }
   return value;
 }
 
@@ -230,6 +258,14 @@ function checkS3(
     problems.add('s3PathStyle', `must be true or false, got ${describeValue(pathStyle)}`);
     ok = false;
   }
+  const bucketProblem =
+    strings.s3Bucket === undefined
+      ? null
+      : bucketNameProblem(strings.s3Bucket, pathStyle !== false, problems.name('s3PathStyle'));
+  if (bucketProblem !== null) {
+    problems.add('s3Bucket', `${describeValue(strings.s3Bucket)} ${bucketProblem}`);
+    ok = false;
+  }
   if (!ok) return undefined;
   return {
     url: (url as string).replace(/\/$/, ''),
@@ -239,4 +275,21 @@ function checkS3(
     key: strings.s3Key as string,
     secret: strings.s3Secret as string,
   };
+}
+
+/**
+ * Why `name` cannot be a bucket, or null. S3's rules: 3 to 63 lowercase letters, digits, dots and
+ * hyphens, a letter or digit at each end; in the host name (`s3_path_style = false`) nothing
+ * else works. In the path, older buckets (and some S3-compatible servers) also have capitals and
+ * underscores, up to 255 characters; a `/`, `?`, `#` or space would change the request's path.
+ */
+function bucketNameProblem(name: string, pathStyle: boolean, pathStyleKey: string): string | null {
+  if (pathStyle) {
+    return /^[A-Za-z0-9._-]{3,255}$/.test(name)
+      ? null
+      : 'is not a bucket name: 3 to 255 letters, digits, dots, hyphens and underscores (S3 today: 3 to 63, lowercase)';
+  }
+  return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)
+    ? null
+    : `is not a bucket name that can be part of a host name (${pathStyleKey} = false): 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end`;
 }

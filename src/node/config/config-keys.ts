@@ -138,6 +138,18 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'backupKeepDaysLocal', toml: 'backup_keep_days_local', default: 30, min: 1, max: 36_500 },
   // gzip level of backups: compression takes most of a backup's time (docs/BENCHMARKS.md).
   { key: 'backupGzipLevel', toml: 'backup_gzip_level', default: 1, min: 0, max: 9 },
+  // A schedule whose runs come closer than this is refused: every backup is a whole copy of the
+  // database, kept backup_keep_days, so a pattern firing every second fills the disk.
+  { key: 'backupCronGapMinS', toml: 'backup_cron_gap_min_s', default: 60, min: 1, max: 86_400 },
+  // Multipart uploads to S3 of a backup whose node died mid-upload are aborted after this long
+  // (their parts are billed and invisible to list); younger ones may still be running elsewhere.
+  {
+    key: 'backupS3UploadStaleHours',
+    toml: 'backup_s3_upload_stale_hours',
+    default: 24,
+    min: 1,
+    max: 8760,
+  },
   // The cache group's runtime (the limits of its state machine follow).
   { key: 'cacheExpireIntervalMs', toml: 'cache_expire_interval_ms', default: 200, min: 1, max: 3_600_000 },
   // Writes the leader proposes in one turn share a log entry, up to this many (1: one per entry).

@@ -68,6 +68,10 @@ export interface NodeConfig {
   backupKeepDaysLocal?: number;
   /** gzip level of new backups, 0 (stored, fastest, largest) to 9. Default 1. */
   backupGzipLevel?: number;
+  /** The least time between two runs of `backupCron`, in seconds; a closer schedule is refused. Default 60. */
+  backupCronGapMinS?: number;
+  /** Unfinished S3 multipart uploads of backups older than this many hours are aborted at retention. Default 24. */
+  backupS3UploadStaleHours?: number;
   /** Backup encryption keys, `"<id>/<base64 of 32 bytes>"`; keep old ones after a rotation. */
   encKeys?: string[];
   /** The id of the key in `encKeys` new backups are encrypted with. */
@@ -245,6 +249,8 @@ export type IntegerKey =
   | 'backupKeepDays'
   | 'backupKeepDaysLocal'
   | 'backupGzipLevel'
+  | 'backupCronGapMinS'
+  | 'backupS3UploadStaleHours'
   | 'cacheExpireIntervalMs'
   | 'cacheBatchCommandsMax'
   | 'cacheListenerBufferMax'
