@@ -15,13 +15,15 @@
  *   backups folder (the file being restored may live there) and the lock file.
  * - The new cluster id makes nodes that were not restored (still holding the old cluster's
  *   state) refuse the restored cluster at the handshake, instead of mixing two histories.
- * - A completed restore writes `<data_dir>/restore_done` (the source it restored): starting again
- *   with the same `HQL_BACKUP_RESTORE` skips it with a warning, so forgetting to remove the
- *   variable does not wipe later writes. A restore interrupted by a crash left no such mark and
+ * - A completed restore writes `<data_dir>/restore_done` (the source it restored and, for a file,
+ *   its backup's id, the header's random salt): starting again with the same `HQL_BACKUP_RESTORE`
+ *   skips it with a warning, so forgetting to remove the variable does not wipe later writes; a
+ *   newer backup copied to the same path is another backup, and restores. A node that cannot read
+ *   the file (the others than node 1 often have none) compares the path only. A restore interrupted by a crash left no such mark and
  *   runs again from the start: every step can be repeated.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -36,7 +38,7 @@ import { isInsideDir, realPathOf } from '../storage/file-paths.js';
 import { writeHardStateFile } from '../storage/hard-state-file.js';
 import { backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
-import type { BackupHeader } from './format.js';
+import { type BackupHeader, decodeHeader, HEADER_BYTES_MAX, headerLength } from './format.js';
 import { KeyRing } from './key-ring.js';
 import { openBackupTargets } from './targets.js';
 
@@ -95,14 +97,26 @@ export async function restoreNode(
   // working directory, `file:/srv/backup.hqbak` in a later start, and the name given to `backup
   // restore` are one backup, and repeating its restore would wipe every write since.
   const mark = restoreMark(spec, source);
-  const done = await readFile(join(cfg.dataDir, DONE_FILE), 'utf8').catch(() => null);
-  if (done !== null && (done.trim() === mark || done.trim() === spec)) {
+  // A file's path can hold another backup later (`latest.hqbak` replaced by a newer one): the
+  // header's salt, random per backup, tells which one the path held when it was restored.
+  const backupId = source.kind === 'file' ? await backupIdOf(source.path) : null;
+  const done = parseDoneMark(await readFile(join(cfg.dataDir, DONE_FILE), 'utf8').catch(() => null));
+  if (
+    done !== null &&
+    (done.source === mark || done.source === spec) &&
+    (done.backupId === null || backupId === null || done.backupId === backupId)
+  ) {
     log.warn(
       { source: spec },
-      `this restore was already completed here: remove ${RESTORE_ENV}; starting normally`,
+      `this restore was already completed here: remove ${RESTORE_ENV}; starting normally (to restore the same backup again, delete ${join(cfg.dataDir, DONE_FILE)})`,
     );
     return { action: 'skipped' };
   }
+  if (done !== null && done.source === mark)
+    log.warn(
+      { source: spec },
+      'restore: the file now holds another backup than the one restored from it before',
+    );
   refuseSourceInDataDir(cfg, source, origin);
   if (cfg.nodeId !== 1) {
     log.warn(
@@ -110,7 +124,7 @@ export async function restoreNode(
       "restore: discarding this node's state; it joins node 1, which installs the backup",
     );
     await discardState(cfg);
-    await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${mark}\n`));
+    await writeDoneMark(cfg, mark, backupId);
     return { action: 'discarded' };
   }
   const workDir = join(cfg.dataDir, WORK_DIR);
@@ -156,7 +170,7 @@ export async function restoreNode(
   });
   const clusterId = newClusterId();
   await writeClusterId(cfg.dataDir, clusterId);
-  await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(`${mark}\n`));
+  await writeDoneMark(cfg, mark, source.kind === 'file' ? Buffer.from(h.salt).toString('hex') : null);
   await rm(workDir, { recursive: true, force: true });
   log.warn(
     { source: spec, logIndex: h.logIndex, term: h.logTerm, backupCluster: h.clusterId, clusterId },
@@ -165,7 +179,52 @@ export async function restoreNode(
   return { action: 'installed', header: h, clusterId };
 }
 
-/** What `restore_done` holds: `file:` with the file's real absolute path, or the spec as given. */
+/**
+ * `restore_done`: the source (`restoreMark`) on its first line; for a file, `backup <salt in
+ * hex>` on the second (the header's salt, random per backup) when the file could be read here.
+ * A mark of an older version has the first line only.
+ */
+interface DoneMark {
+  readonly source: string;
+  readonly backupId: string | null;
+}
+
+function parseDoneMark(text: string | null): DoneMark | null {
+  if (text === null) return null;
+  const [source = '', second = ''] = text.split('\n');
+  const id = /^backup ([0-9a-f]+)$/.exec(second.trim());
+  return { source: source.trim(), backupId: id?.[1] ?? null };
+}
+
+async function writeDoneMark(cfg: SqlNodeConfig, mark: string, backupId: string | null): Promise<void> {
+  const text = backupId === null ? `${mark}\n` : `${mark}\nbackup ${backupId}\n`;
+  await writeFileAtomic(cfg.dataDir, DONE_FILE, new TextEncoder().encode(text));
+}
+
+/**
+ * The salt of the backup header at the start of `path`, in hex, or null when it cannot be read
+ * here (missing, unreadable, not a backup: the restore itself says why where it reads the file).
+ */
+async function backupIdOf(path: string): Promise<string | null> {
+  let fh: FileHandle | null = null;
+  try {
+    // Not a FIFO or a device: opening one could block or read without end.
+    if (!(await stat(path)).isFile()) return null;
+    fh = await open(path, 'r');
+    const prefix = Buffer.alloc(HEADER_BYTES_MAX);
+    const { bytesRead } = await fh.read(prefix, 0, prefix.length, 0);
+    if (bytesRead < 12) return null;
+    const length = headerLength(prefix.subarray(0, 12), path);
+    if (bytesRead < length) return null;
+    return Buffer.from(decodeHeader(prefix.subarray(0, length), path).salt).toString('hex');
+  } catch {
+    return null;
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/** What `restore_done` holds first: `file:` with the file's real absolute path, or the spec as given. */
 function restoreMark(spec: string, source: RestoreSource): string {
   return source.kind === 'file' ? `file:${realPathOf(source.path)}` : spec;
 }
