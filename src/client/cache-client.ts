@@ -387,6 +387,12 @@ export interface LockOptions {
 }
 
 export const LOCK_LEASE_MS_DEFAULT = 10_000;
+/**
+ * How long `close()` waits for the releases of the locks its client holds (all at once): the
+ * next waiter gets each lock at once instead of after its lease. One not released by then (no
+ * leader) lapses with its lease, as when the process dies.
+ */
+export const LOCK_RELEASE_ON_CLOSE_MS = 2_000;
 
 /** The longest delay a Node.js timer holds; a longer one fires after 1 ms. */
 const TIMER_MS_MAX = 2 ** 31 - 1;
@@ -413,7 +419,9 @@ export class DistributedLock implements AsyncDisposable {
     readonly key: string,
     readonly token: number,
     private readonly leaseMs: number,
+    private readonly held: Set<DistributedLock> = new Set(),
   ) {
+    held.add(this);
     this.scheduleRenewal();
   }
 
@@ -422,14 +430,27 @@ export class DistributedLock implements AsyncDisposable {
     return this.lostController.signal;
   }
 
-  /** Releases the lock (a no-op once released or lost). */
-  async release(): Promise<void> {
+  /**
+   * Releases the lock (a no-op once released or lost, and after the client's close(), which
+   * released it or let its lease lapse).
+   */
+  release(): Promise<void> {
+    return this.releaseWithin({});
+  }
+
+  /** close(): the release, within LOCK_RELEASE_ON_CLOSE_MS. */
+  releaseOnClose(): Promise<void> {
+    return this.releaseWithin({ timeoutMs: LOCK_RELEASE_ON_CLOSE_MS });
+  }
+
+  private async releaseWithin(options: { timeoutMs?: number }): Promise<void> {
     if (this.released) return;
     this.released = true;
+    this.held.delete(this);
     if (this.timer !== null) clearTimeout(this.timer);
     await this.renewing;
     if (this.lostController.signal.aborted) return;
-    await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token });
+    await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token }, options);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -463,6 +484,7 @@ export class DistributedLock implements AsyncDisposable {
   }
 
   private lose(): void {
+    this.held.delete(this);
     if (this.timer !== null) clearTimeout(this.timer);
     this.lostController.abort(
       new HiqliteError('HQL_TIMEOUT', `the lease of lock '${this.key}' ended`, { retryable: false }),
@@ -476,7 +498,15 @@ export class DistributedLock implements AsyncDisposable {
 
 /** The cache methods of a client, built on `ops`. */
 export class CacheApi {
+  /** The locks granted to this client and not yet released or lost. */
+  private readonly held = new Set<DistributedLock>();
+
   constructor(private readonly ops: CacheOps) {}
+
+  /** Graceful close: releases every held lock, all at once, each within LOCK_RELEASE_ON_CLOSE_MS. */
+  async releaseHeldLocks(): Promise<void> {
+    await Promise.allSettled([...this.held].map((l) => l.releaseOnClose()));
+  }
 
   cache<V = unknown>(name: string): CacheHandle<V> {
     return new CacheHandle<V>(this.ops, nameArg(name, 'a cache name'));
@@ -528,7 +558,7 @@ export class CacheApi {
     if (grant === null) {
       throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
     }
-    return new DistributedLock(this.ops, key, grant.token, leaseMs);
+    return new DistributedLock(this.ops, key, grant.token, leaseMs, this.held);
   }
 
   /** The lock if it is free now, else null (never waits in the queue). */
@@ -538,7 +568,7 @@ export class CacheApi {
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
     const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
-    return grant === null ? null : new DistributedLock(this.ops, key, grant.token, leaseMs);
+    return grant === null ? null : new DistributedLock(this.ops, key, grant.token, leaseMs, this.held);
   }
 }
 

@@ -120,6 +120,14 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
 
   private readonly caches = new CacheApi(this);
 
+  /**
+   * For close() before it closes anything: the locks this client holds are released (the next
+   * waiter gets each at once, not after its lease), within LOCK_RELEASE_ON_CLOSE_MS; never throws.
+   */
+  protected releaseHeldLocks(): Promise<void> {
+    return this.caches.releaseHeldLocks();
+  }
+
   cache<V = unknown>(name: string): CacheHandle<V> {
     return this.caches.cache<V>(name);
   }

@@ -95,12 +95,13 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     return this.node.isLeader();
   }
 
-  shutdown(): Promise<void> {
-    return this.node.shutdown();
+  async shutdown(): Promise<void> {
+    await this.releaseHeldLocks();
+    await this.node.shutdown();
   }
 
   close(): Promise<void> {
-    return this.node.shutdown();
+    return this.shutdown();
   }
 }
 

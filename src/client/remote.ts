@@ -189,6 +189,7 @@ export class RemoteClient extends ClientBase {
   }
 
   async close(): Promise<void> {
+    await this.releaseHeldLocks();
     await this.link.close();
   }
 

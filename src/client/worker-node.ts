@@ -224,6 +224,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   /** Why the thread failed (its 'error' event), before it exited. */
   private failure: HiqliteError | null = null;
   private closing: Promise<void> | null = null;
+  /** shutdown(): the held locks released, then the node closed (`closing`). */
+  private stopping: Promise<void> | null = null;
   private readonly exited: Promise<void>;
   private settleStart: { resolve: () => void; reject: (e: unknown) => void } | null = null;
   private readonly log: Logger;
@@ -479,8 +481,13 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   }
 
   shutdown(): Promise<void> {
-    if (this.closing === null) this.closing = this.doClose();
-    return this.closing;
+    // The held locks are released while the node still takes calls; then it closes.
+    if (this.stopping === null)
+      this.stopping = this.releaseHeldLocks().then(() => {
+        if (this.closing === null) this.closing = this.doClose();
+        return this.closing;
+      });
+    return this.stopping;
   }
 
   close(): Promise<void> {
