@@ -4,8 +4,6 @@
  * `read(sql, params, options)`.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
 import type { NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
@@ -45,6 +43,7 @@ import {
   noLocalReplica,
 } from './cache-client.js';
 import type { LocalCacheEntry } from './cache-local-values.js';
+import { readMigrationsFolder } from './migrations-folder.js';
 
 export type Params = readonly ParamInput[] | Readonly<Record<string, ParamInput>>;
 export type Metrics = NodeMetrics;
@@ -279,32 +278,4 @@ function noCache(): HiqliteError {
 
 function outcome(o: StatementOutcome, logIndex: number): ExecuteResult {
   return { rowsAffected: o.rowsAffected, lastInsertRowid: o.lastInsertRowid, logIndex };
-}
-
-/**
- * A folder of `<id>_<name>.sql` files (as in the Rust project), applied in id order.
- */
-export async function readMigrationsFolder(dir: string): Promise<MigrationInput[]> {
-  const out: MigrationInput[] = [];
-  let files: string[];
-  try {
-    files = await readdir(dir);
-  } catch (e) {
-    throw new HiqliteError(
-      'HQL_INVALID_PARAMS',
-      `migrate: the migrations folder ${JSON.stringify(dir)} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
-      { retryable: false, cause: e },
-    );
-  }
-  for (const file of files.sort()) {
-    if (!file.endsWith('.sql')) continue;
-    const m = /^(\d+)_(.+)\.sql$/.exec(file);
-    if (m === null) {
-      throw new HiqliteError('HQL_MIGRATION_ORDER', `migration file ${file} is not named <id>_<name>.sql`, {
-        retryable: false,
-      });
-    }
-    out.push({ id: Number(m[1]), name: m[2] as string, sql: await readFile(join(dir, file), 'utf8') });
-  }
-  return out.sort((a, b) => a.id - b.id);
 }
