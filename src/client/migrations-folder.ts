@@ -9,6 +9,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
+import { decodeUtf8 } from '../lib/utf8.js';
 import { INTEGER_SETTINGS } from '../node/config/config-keys.js';
 import type { MigrationInput } from './client.js';
 
@@ -79,14 +80,12 @@ async function readSqlFile(path: string, file: string): Promise<string> {
       e,
     );
   }
-  try {
-    // fatal: bytes that are not UTF-8 fail instead of becoming U+FFFD; the BOM is dropped.
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
+  const text = decodeUtf8(bytes);
+  if (text === null)
     throw invalid(
       `migrate: migration file ${file} is not UTF-8 text (save it as UTF-8: the SQL run would differ from the file)`,
     );
-  }
+  return text;
 }
 
 function invalid(message: string, cause?: unknown): HiqliteError {

@@ -18,6 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
+import { decodeUtf8 } from '../lib/utf8.js';
 
 /** How long a request body may take to arrive, unless the caller says otherwise (`http_body_timeout_ms`). */
 export const HTTP_BODY_TIMEOUT_MS_DEFAULT = 30_000;
@@ -122,7 +123,14 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
 
 /** `body` as JSON (any JSON value); HQL_INVALID_PARAMS (400) when it is not (an empty body is not). */
 export function parseJsonBody(body: Buffer): unknown {
-  const text = body.toString('utf8');
+  const text = decodeUtf8(body);
+  if (text === null)
+    throw new HttpBodyError(
+      'HQL_INVALID_PARAMS',
+      'the body is not UTF-8: JSON must be (a byte that is not would reach the database as U+FFFD)',
+      400,
+      false,
+    );
   try {
     return JSON.parse(text);
   } catch (e) {

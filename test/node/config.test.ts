@@ -666,6 +666,22 @@ describe('files: loadTomlConfig, generateConfig', () => {
     assert.match(warnings[0] ?? '', /^secrets_file: /);
   });
 
+  test('a config file that is not UTF-8 is refused (a Latin-1 secret was read with U+FFFD in it)', () => {
+    const path = join(dir, 'latin1.toml');
+    const secret = 'api-secret-with-umlaut-ä-0123';
+    writeFileSync(
+      path,
+      Buffer.from(BASE_TOML.replace(/secret_api = "[^"]*"/, `secret_api = "${secret}"`), 'latin1'),
+    );
+    assertOneProblem(() => readTomlConfig(path, {}), path, /is not UTF-8 text, as TOML requires/);
+    writeFileSync(path, BASE_TOML.replace(/secret_api = "[^"]*"/, `secret_api = "${secret}"`));
+    assert.equal(
+      resolveConfig(readTomlConfig(path, {}).config).secretApi,
+      secret,
+      'as UTF-8 it reads as written',
+    );
+  });
+
   test('problems of a file name the file', () => {
     const path = join(dir, 'broken.toml');
     writeFileSync(path, BASE_TOML.replace('node_id = 1', 'node_id = 4'));

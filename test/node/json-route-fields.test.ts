@@ -143,4 +143,29 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
       assert.match(json.error?.message ?? '', /consistency must be "local" or "linearizable"/);
     }
   });
+
+  test('a JSON body that is not UTF-8 is refused (a Latin-1 é reached the table as U+FFFD); UTF-8 is stored as sent', async () => {
+    const send = async (route: string, bytes: Buffer) => {
+      const res = await fetch(`${base}${route}`, {
+        method: 'POST',
+        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
+        body: bytes,
+      });
+      return { status: res.status, json: (await res.json()) as Answer };
+    };
+    const body = (text: string, encoding: BufferEncoding) =>
+      Buffer.from(JSON.stringify({ sql: 'INSERT INTO t (v) VALUES (?)', params: [text] }), encoding);
+    for (const route of ['/execute', '/notify']) {
+      const latin1 =
+        route === '/notify'
+          ? Buffer.from('{"channel":"c","payload":"café"}', 'latin1')
+          : body('café', 'latin1');
+      const { status, json } = await send(route, latin1);
+      assert.equal(status, 400, `${route}: ${JSON.stringify(json)}`);
+      assert.equal(json.error?.code, 'HQL_INVALID_PARAMS');
+      assert.match(json.error?.message ?? '', /not UTF-8/);
+    }
+    assert.equal((await send('/execute', body('café', 'utf8'))).status, 200);
+    assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
+  });
 });

@@ -7,8 +7,10 @@
  * warning, so a Rust config loads; any other unknown key is an error (a typo must not silently
  * fall back to a default).
  */
+
 import { parse, TomlError } from 'smol-toml';
 import { assertNever } from '../../lib/assert.js';
+import { decodeUtf8 } from '../../lib/utf8.js';
 import { FileTooLargeError, readFileBounded } from '../../transport/bounded-file.js';
 import { parseNodeEntry } from './config-address.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from './config-errors.js';
@@ -63,8 +65,9 @@ export const CONFIG_FILE_BYTES_MAX = 4 * 1024 * 1024;
 
 /** The text of a config file; a ConfigError when it cannot be read or is over CONFIG_FILE_BYTES_MAX. */
 export function readConfigFile(path: string): string {
+  let bytes: Buffer;
   try {
-    return readFileBounded(path, CONFIG_FILE_BYTES_MAX).toString('utf8');
+    bytes = readFileBounded(path, CONFIG_FILE_BYTES_MAX);
   } catch (e) {
     if (e instanceof FileTooLargeError)
       throw new ConfigError(
@@ -74,6 +77,19 @@ export function readConfigFile(path: string): string {
     const reason = e instanceof Error ? e.message : String(e);
     throw new ConfigError([{ key: path, message: `cannot read the config file: ${reason}` }], null);
   }
+  const text = decodeUtf8(bytes);
+  if (text === null)
+    throw new ConfigError(
+      [
+        {
+          key: path,
+          message:
+            'is not UTF-8 text, as TOML requires: save it as UTF-8 (a secret or path with other bytes would be read as something else)',
+        },
+      ],
+      null,
+    );
+  return text;
 }
 
 /** A TOML document; a syntax error is a ConfigError naming `source`, the line and the column. */
