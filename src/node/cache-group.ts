@@ -87,8 +87,18 @@ export interface CacheGroupDeps {
   readonly onFatal: (e: Error) => void;
 }
 
+/**
+ * Log time this far ahead of the node's clock is logged (at most once a minute): a leader's clock
+ * ran ahead, so TTLs and lock leases end early by that much in real time, and log time stands
+ * still until the clocks catch up (the state machine never lets it go back).
+ */
+const LOG_CLOCK_AHEAD_WARN_MS = 1000;
+const LOG_CLOCK_WARN_EVERY_MS = 60_000;
+
 export interface CacheGroupMetrics {
   readonly stats: CacheStats;
+  /** How far the group's log time is ahead of this node's clock, in ms (0 when it is not). */
+  readonly logClockAheadMs: number;
   readonly listeners: number;
   /** Notifications buffered for local listeners, not yet taken. */
   readonly listenerLag: number;
@@ -108,6 +118,7 @@ export class CacheGroup {
   private replayedTo = 0;
   private readonly observers = new Set<CacheApplyObserver>();
   private joinState: GroupJoin | null = null;
+  private clockWarnedAtMs = Number.NEGATIVE_INFINITY;
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -204,6 +215,7 @@ export class CacheGroup {
   async start(initialMembership: Membership, transport: GroupTransport, kind: GroupStartKind): Promise<void> {
     const { cfg, clock } = this.d;
     const memory = this.snapshots instanceof MemorySnapshotStore ? this.snapshots : null;
+    this.observers.add({ applied: () => this.checkLogClock(), replaced: () => this.checkLogClock() });
     const stateMachine = observed(
       memory === null ? this.sm : memorySnapshotting(this.sm, memory),
       this.observers,
@@ -228,6 +240,19 @@ export class CacheGroup {
       this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed'),
     );
     this.scheduleExpire();
+  }
+
+  /** Logs, at most once a minute, a log time ahead of this node's clock (LOG_CLOCK_AHEAD_WARN_MS). */
+  private checkLogClock(): void {
+    const aheadMs = this.sm.clockMs() - this.d.clock.wallMs();
+    if (aheadMs < LOG_CLOCK_AHEAD_WARN_MS) return;
+    const now = this.d.clock.monotonicMs();
+    if (now - this.clockWarnedAtMs < LOG_CLOCK_WARN_EVERY_MS) return;
+    this.clockWarnedAtMs = now;
+    this.d.log.warn(
+      { group: 'cache', aheadMs: Math.round(aheadMs) },
+      "the cache group's log time is ahead of this node's clock: a leader's clock ran ahead. TTLs and lock leases end early by this much, and log time stands still until the clocks catch up: check time sync (NTP) on every node",
+    );
   }
 
   /** The Raft group (membership, status, snapshots): for formation and metrics in HiqliteNode. */
@@ -618,6 +643,7 @@ export class CacheGroup {
   metrics(): CacheGroupMetrics {
     return {
       stats: this.sm.stats(),
+      logClockAheadMs: Math.max(0, this.sm.clockMs() - this.d.clock.wallMs()),
       listeners: this.hub.size,
       listenerLag: this.hub.buffered(),
       lockWaits: this.waiters.size,

@@ -57,6 +57,11 @@ export function registerCacheMetrics(registry: Registry, source: CacheMetricsSou
     'Notifications buffered for this node’s listeners, not yet taken (each bounded by cache_listener_buffer_max)',
     () => cache()?.listenerLag ?? null,
   );
+  simple(
+    'hiqlite_cache_log_clock_ahead_ms',
+    "How far the cache group's log time is ahead of this node's clock (a leader's clock ran ahead: TTLs and leases end early by this much)",
+    () => cache()?.logClockAheadMs ?? null,
+  );
   simple('hiqlite_cache_locks_held', 'Lock keys held (replicated)', () => cache()?.stats.locksHeld ?? null);
   simple(
     'hiqlite_cache_lock_waiters',
