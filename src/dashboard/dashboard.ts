@@ -24,6 +24,7 @@ import {
   HttpBodyError,
   readJsonObject,
 } from '../http/http-body.js';
+import { badlyEncodedQueryParam } from '../http/query-encoding.js';
 import { consistencyOf } from '../http/request-fields.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
@@ -176,6 +177,14 @@ export class Dashboard {
     const method = req.method ?? 'GET';
     if (!path.startsWith(`${DASHBOARD_PREFIX}/api/`)) return this.serveStatic(method, path, req, res);
     const name = path.slice(`${DASHBOARD_PREFIX}/api/`.length);
+    const badParam = badlyEncodedQueryParam(url.search);
+    if (badParam !== null)
+      return sendError(
+        res,
+        400,
+        'HQL_INVALID_PARAMS',
+        `the query parameter ${JSON.stringify(badParam)} is not valid percent-encoded UTF-8 (it would be read as another value)`,
+      );
     if (method === 'POST' && name === 'login') return this.login(req, res, admit);
     const route = (method === 'GET' ? this.gets : method === 'POST' ? this.posts : undefined)?.get(name);
     if (route === undefined) return this.fail(res, 404, 'HQL_NOT_FOUND', `no route ${method} ${path}`, true);

@@ -30,6 +30,7 @@
  * JSON value put here is read by a client as the same value, and a client's bytes are `$blob`s
  * here.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Packr } from 'msgpackr';
 import {
@@ -42,7 +43,8 @@ import {
   sendJson,
   toJson,
 } from '../http/http-body.js';
-import { consistencyOf, onlyFields } from '../http/request-fields.js';
+import { badlyEncodedQueryParam } from '../http/query-encoding.js';
+import { consistencyOf, describeValue, onlyFields } from '../http/request-fields.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
@@ -102,6 +104,13 @@ export async function serveCacheHttp(
   };
   const ops = cx.ops;
   if (ops === undefined) return fail(notFound('this server has no cache group'));
+  const badParam = badlyEncodedQueryParam(url.search);
+  if (badParam !== null)
+    return fail(
+      invalid(
+        `the query parameter ${JSON.stringify(badParam)} is not valid percent-encoded UTF-8 (it would be read as another value)`,
+      ),
+    );
   // A client that hangs up: its linearizable read or its listener stops.
   const gone = new AbortController();
   res.once('close', () => gone.abort());
@@ -175,7 +184,7 @@ async function serveCacheEntry(
       const consistency = consistencyOf(url.searchParams.get('consistency') ?? 'local', 'consistency');
       const bytes = (await ops.read({ type: 'get', cache, key }, consistency, signal)) as Uint8Array | null;
       if (bytes === null)
-        throw notFound(`no live value for key ${JSON.stringify(key)} in cache ${JSON.stringify(cache)}`);
+        throw notFound(`no live value for key ${describeValue(key)} in cache ${describeValue(cache)}`);
       const value = decodeValue(bytes);
       if (wantsBytes(req)) {
         if (!(value instanceof Uint8Array))
@@ -252,7 +261,7 @@ async function serveCounter(
       const consistency = consistencyOf(url.searchParams.get('consistency') ?? 'local', 'consistency');
       const v = await ops.read({ type: 'counterGet', counter, key }, consistency, signal);
       if (v === null || v === undefined)
-        throw notFound(`no counter ${JSON.stringify(key)} in ${JSON.stringify(counter)}`);
+        throw notFound(`no counter ${describeValue(key)} in ${describeValue(counter)}`);
       return sendJson(res, 200, { ok: true, value: counterText(v) });
     }
     case 'POST': {

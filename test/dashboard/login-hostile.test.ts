@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { type Served, serveDashboard } from './helpers.js';
+import { login, type Served, serveDashboard } from './helpers.js';
 
 const MANY_LOGINS = {
   perAddressBurst: 100,
@@ -102,5 +102,22 @@ describe('dashboard login, hostile requests', () => {
       assert.equal(a.status, 401, cookie.slice(0, 60));
       assert.equal(a.code, 'HQL_UNAUTHORIZED', cookie.slice(0, 60));
     }
+  });
+
+  test('a query parameter that is not percent-encoded UTF-8 is 400, not read as another name (U+FFFD)', async () => {
+    const { cookie } = await login(s);
+    for (const path of [
+      '/dashboard/api/rows?name=caf%E9',
+      '/dashboard/api/rows?name=t%',
+      '/dashboard/api/cache-keys?name=%FF',
+    ]) {
+      const r = await fetch(`${s.url}${path}`, { headers: { cookie } });
+      const body = (await r.json()) as { error?: { code: string; message: string } };
+      assert.equal(r.status, 400, path);
+      assert.equal(body.error?.code, 'HQL_INVALID_PARAMS', path);
+      assert.match(body.error?.message ?? '', /"name" is not valid percent-encoded UTF-8/, path);
+    }
+    const ok = await fetch(`${s.url}/dashboard/api/rows?name=caf%C3%A9`, { headers: { cookie } });
+    assert.notEqual(ok.status, 400, 'UTF-8 percent-encoding is taken');
   });
 });

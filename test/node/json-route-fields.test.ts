@@ -168,4 +168,29 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.equal((await send('/execute', body('café', 'utf8'))).status, 200);
     assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
   });
+
+  test('cache routes: a query parameter that is not percent-encoded UTF-8 is 400 (/listen?channel=caf%E9 listened on "caf\uFFFD"); a long key is not echoed whole', async () => {
+    const h = { 'x-api-secret': TEST_SECRETS.secretApi };
+    for (const path of [
+      '/listen?channel=caf%E9',
+      '/cache/c/k?consistency=%E9',
+      '/counter/c/k?consistency=%',
+    ]) {
+      const ctl = new AbortController();
+      const timer = setTimeout(() => ctl.abort(), 10_000);
+      try {
+        const r = await fetch(`${base}${path}`, { headers: h, signal: ctl.signal });
+        const body = (await r.json()) as Answer;
+        assert.equal(r.status, 400, path);
+        assert.equal(body.error?.code, 'HQL_INVALID_PARAMS', path);
+        assert.match(body.error?.message ?? '', /is not valid percent-encoded UTF-8/, path);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    const r = await fetch(`${base}/cache/c/${'k'.repeat(8000)}`, { headers: h });
+    const text = await r.text();
+    assert.equal(r.status, 404);
+    assert.ok(text.length < 500, `the answer echoes ${text.length} characters`);
+  });
 });
