@@ -86,7 +86,7 @@ export function optionsArg<T extends object>(
   for (const key of Object.keys(v)) {
     if (!allowed.includes(key))
       invalid(
-        `${where}${what}: unknown option ${JSON.stringify(key)}${didYouMean(key, allowed)} (${allowed.length === 0 ? 'it takes none' : `it takes ${allowed.join(', ')}`})`,
+        `${where}${what}: unknown option ${shown(key)}${didYouMean(key, allowed)} (${allowed.length === 0 ? 'it takes none' : `it takes ${allowed.join(', ')}`})`,
       );
   }
   return v;

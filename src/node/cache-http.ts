@@ -488,7 +488,7 @@ function onlyParams(url: URL, allowed: readonly string[]): void {
   for (const name of new Set(url.searchParams.keys())) {
     if (!allowed.includes(name))
       throw invalid(
-        `unknown query parameter ${JSON.stringify(name)}: this route takes ${allowed.length === 0 ? 'none' : allowed.join(', ')}`,
+        `unknown query parameter ${describeValue(name)}: this route takes ${allowed.length === 0 ? 'none' : allowed.join(', ')}`,
       );
     if (url.searchParams.getAll(name).length > 1) throw invalid(`the query parameter ${name} is given twice`);
   }

@@ -193,4 +193,19 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.equal(r.status, 404);
     assert.ok(text.length < 500, `the answer echoes ${text.length} characters`);
   });
+
+  test('an unknown field or query parameter with a huge name is not echoed whole', async () => {
+    const name = 'x'.repeat(100_000);
+    const { status, json } = await post('/query', { sql: 'SELECT 1', [name]: 1 });
+    assert.equal(status, 400);
+    assert.ok(
+      (json.error?.message.length ?? 0) < 300,
+      `a message of ${json.error?.message.length} characters`,
+    );
+    const r = await fetch(`${base}/cache/c/k?${'q'.repeat(10_000)}=1`, {
+      headers: { 'x-api-secret': TEST_SECRETS.secretApi },
+    });
+    assert.equal(r.status, 400);
+    assert.ok((await r.text()).length < 500);
+  });
 });

@@ -341,7 +341,10 @@ function validateParams(
   const out: Record<string, ParamValue> = {};
   for (const key of keys) {
     if (!/^[:@$]?[\p{L}\p{N}_$]+$/u.test(key) || key === '__proto__') {
-      malformed(paramsPath(stmt), `invalid parameter name ${JSON.stringify(key)}`);
+      malformed(
+        paramsPath(stmt),
+        `invalid parameter name ${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)}`,
+      );
     }
     out[key] = validateParam(raw[key], stmt, key, refsBelow);
   }
