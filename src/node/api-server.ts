@@ -373,7 +373,7 @@ export class ApiServer {
       },
       (result) => {
         if (result instanceof Error) {
-          conn.close({ code: 'handshake', detail: result.message });
+          conn.close({ code: 'handshake', detail: result.message }, { flush: true });
           return;
         }
         this.gate.admit(socket);

@@ -8,6 +8,7 @@
  *   client → server  auth       u8 0x02 | u8 version | u8 channel | u32 clientId | u32 serverId
  *                               | 32 B clientNonce | 16 B clusterId | 32 B clientMac
  *   server → client  accept     u8 0x03 | 16 B clusterId | 32 B serverMac
+ *   server → client  refuse     u8 0x04 (then it closes)
  *
  * Each side names its cluster (the id fixed at bootstrap; all zeros for a client, or a node that
  * has not joined one yet), covered by its proof: nodes of two different clusters refuse each
@@ -15,7 +16,9 @@
  *
  * The client proves itself first, so a stranger who connects to a node learns nothing it could
  * attack offline (no MAC under the secret is sent before the client's proof checks out). The
- * server answers a bad proof, an unknown id or a wrong target id all the same way: it closes.
+ * server answers a bad proof, an unknown id or a wrong target id all the same way: a bare
+ * `refuse`, then it closes. The frame tells a refusal from a node that went down in the middle
+ * of the handshake (a close with no `refuse`): the first is final, the second worth a retry.
  * Role labels in the MAC input stop a proof from being reflected back; the purpose label
  * ('raft' | 'api') stops a proof for one port from being replayed on the other, so the same
  * code serves `secretRaft` and `secretApi`. The TLS exporter value binds the proof to the TLS
@@ -70,7 +73,8 @@ export type HandshakeFrame =
       readonly clusterId: Uint8Array;
       readonly mac: Uint8Array;
     }
-  | { readonly kind: 'accept'; readonly clusterId: Uint8Array; readonly mac: Uint8Array };
+  | { readonly kind: 'accept'; readonly clusterId: Uint8Array; readonly mac: Uint8Array }
+  | { readonly kind: 'refuse' };
 
 /** Everything both proofs cover. */
 export interface HandshakeTranscript {
@@ -92,6 +96,7 @@ export interface HandshakeTranscript {
 const KIND_CHALLENGE = 0x01;
 const KIND_AUTH = 0x02;
 const KIND_ACCEPT = 0x03;
+const KIND_REFUSE = 0x04;
 const MAGIC = new Uint8Array([0x48, 0x51, 0x4c, 0x54]); // "HQLT"
 
 export function encodeHandshakeFrame(f: HandshakeFrame): Uint8Array {
@@ -126,6 +131,9 @@ export function encodeHandshakeFrame(f: HandshakeFrame): Uint8Array {
       w.u8(KIND_ACCEPT);
       w.bytes(f.clusterId);
       w.bytes(f.mac);
+      break;
+    case 'refuse':
+      w.u8(KIND_REFUSE);
       break;
     default:
       assertNever(f, 'handshake frame');
@@ -167,6 +175,9 @@ export function decodeHandshakeFrame(payload: Uint8Array): HandshakeFrame {
       frame = { kind: 'accept', clusterId, mac: copy(r.bytesView(MAC_BYTES, 'mac')) };
       break;
     }
+    case KIND_REFUSE:
+      frame = { kind: 'refuse' };
+      break;
     default:
       throw new ProtocolError('unknown-type', `unknown handshake frame kind ${kind}`);
   }
@@ -223,6 +234,8 @@ function handshakePayloadBytes(f: HandshakeFrame): number {
       return 1 + 1 + 1 + 4 + 4 + NONCE_BYTES + CLUSTER_ID_BYTES + MAC_BYTES;
     case 'accept':
       return 1 + CLUSTER_ID_BYTES + MAC_BYTES;
+    case 'refuse':
+      return 1;
     default:
       return assertNever(f, 'handshake frame');
   }

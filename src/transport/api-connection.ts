@@ -146,10 +146,9 @@ export class ApiConnection {
 
   static async open(o: ApiConnectionOptions): Promise<ApiConnection> {
     const socket = await upgrade(o);
-    // The server refuses a failed handshake by closing, saying nothing (so a prober learns
-    // nothing). A close after our proof was sent and before the server's accept therefore
-    // means the secret was refused.
-    const bytesBeforeHandshake = socket.bytesWritten;
+    // The server refuses a failed handshake with a bare `refuse` frame (the same whatever
+    // failed, so a prober learns nothing), then closes: authenticateClient reports it. A close
+    // without it (the node went down mid-handshake) is no refusal: worth a retry.
     const secretName = o.localId === REMOTE_CLIENT_ID ? 'secret_api' : 'secret_raft';
     return new Promise<ApiConnection>((resolve, reject) => {
       let api: ApiConnection | null = null;
@@ -165,9 +164,7 @@ export class ApiConnection {
         clearTimeout(timer);
         if (!settled) {
           settled = true;
-          const proofSent = socket.bytesWritten > bytesBeforeHandshake;
-          const refused =
-            !timedOut && (reason.code === 'handshake' || (proofSent && reason.code === 'peer-closed'));
+          const refused = !timedOut && reason.code === 'handshake';
           reject(
             refused
               ? new HiqliteError(

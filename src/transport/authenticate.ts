@@ -122,6 +122,10 @@ export function authenticateClient(
       );
       return;
     }
+    if (frame.kind === 'refuse')
+      return finish(
+        new HandshakeError('the server refused our proof (wrong secret, or an id it does not take)'),
+      );
     if (frame.kind !== 'accept') return finish(new HandshakeError(`expected accept, got '${frame.kind}'`));
     const full = { ...transcript, serverClusterId: frame.clusterId };
     if (!verifyHandshakeMac(p.secret, 'server', full, frame.mac)) {
@@ -144,6 +148,9 @@ export function authenticateServer(
     if (finished) return;
     finished = true;
     conn.onFrame(() => {});
+    // A refusal says so (the same bare frame whatever failed), so the client can tell it from a
+    // node that died mid-handshake; the caller closes with `flush` so that it leaves.
+    if (result instanceof HandshakeError) conn.write(encodeHandshakeFrame({ kind: 'refuse' }));
     done(result);
   };
   conn.onFrame((payload) => {

@@ -8,6 +8,9 @@ import type { Socket } from 'node:net';
 import { FrameDecoder } from '../protocol/frame.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 
+/** How long a `flush` close waits for its last bytes to leave before the socket is destroyed. */
+const FLUSH_CLOSE_MS = 1000;
+
 export type CloseCode =
   /** The peer broke the protocol (garbage, oversized or truncated frame, spoofing, …). */
   | 'protocol'
@@ -110,11 +113,18 @@ export class FramedConnection {
     if (this.closeReason === null) this.socket.resume();
   }
 
-  /** Closes at once (no lingering half-open state); the first reason wins. */
-  close(reason: CloseReason): void {
+  /**
+   * Closes at once (no lingering half-open state); the first reason wins. `flush`: what was
+   * written (a handshake refusal) goes out first, then the FIN; the socket is destroyed after
+   * FLUSH_CLOSE_MS whatever the peer does.
+   */
+  close(reason: CloseReason, o: { readonly flush?: boolean } = {}): void {
     if (this.closeReason !== null) return;
     this.closeReason = reason;
-    this.socket.destroy();
+    if (o.flush === true) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), FLUSH_CLOSE_MS).unref();
+    } else this.socket.destroy();
     this.onClose(reason);
   }
 

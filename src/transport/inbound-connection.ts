@@ -49,7 +49,7 @@ export class InboundConnection {
     };
     authenticateServer(this.conn, params, (result) => {
       if (result instanceof HandshakeError) {
-        this.conn.close({ code: 'handshake', detail: result.reason, error: result });
+        this.conn.close({ code: 'handshake', detail: result.reason, error: result }, { flush: true });
         return;
       }
       this.onAuthenticated(result.clientId as NodeId, laneOfChannel(result.channel) as LaneKind);

@@ -44,7 +44,7 @@ function roundTrip(f: HandshakeFrame): HandshakeFrame {
 }
 
 describe('handshake', () => {
-  test('the three frames round-trip and fit the handshake frame limit', () => {
+  test('the four frames round-trip and fit the handshake frame limit', () => {
     const frames: HandshakeFrame[] = [
       { kind: 'challenge', version: 1, purpose: 'api', serverNonce: nonce() },
       {
@@ -58,6 +58,7 @@ describe('handshake', () => {
         mac: new Uint8Array(MAC_BYTES).fill(3),
       },
       { kind: 'accept', clusterId: NO_CLUSTER_ID, mac: new Uint8Array(MAC_BYTES).fill(4) },
+      { kind: 'refuse' },
     ];
     for (const f of frames) assert.deepEqual(roundTrip(f), f);
   });
