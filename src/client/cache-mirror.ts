@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { assert } from '../lib/assert.js';
+import { LogClock, type LogClockSource } from '../lib/log-clock.js';
 import type { CacheRead, CacheReadValue } from '../node/cache-group.js';
 import type { Entry } from '../raft/types.js';
 import type { Entry as CacheEntry } from '../sm/cache/kv.js';
@@ -37,13 +38,18 @@ export interface CacheMirrorOptions {
   readonly ack: (bytes: number) => void;
   /** Asks the node's thread for a new epoch: a gap, or a snapshot that could not be read. */
   readonly resync: (epoch: number) => void;
-  /** The wall clock reads judge expiry by (the node's thread uses the same process clock). */
-  readonly wallMs?: () => number;
+  /**
+   * The clock reads judge expiry by, through a LogClock over the mirror's applied log time as on
+   * the node's thread (src/lib/log-clock.ts); the process clock by default.
+   */
+  readonly clock?: LogClockSource;
   /** Something went wrong that the mirror recovered from by asking for a new epoch. */
   readonly onProblem?: (message: string) => void;
 }
 
 type Mode = 'waiting' | 'restoring' | 'live';
+
+const PROCESS_CLOCK: LogClockSource = { monotonicMs: () => performance.now(), wallMs: () => Date.now() };
 
 export interface CacheMirrorStatus {
   readonly mode: Mode;
@@ -70,7 +76,8 @@ export class CacheMirror {
   /** The snapshot being restored: its chunk stream, and entries that arrived meanwhile. */
   private restoring: { stream: ChunkStream; queue: Array<{ entries: Entry[]; bytes: number }> } | null = null;
   private readonly waiters = new Set<Waiter>();
-  private readonly wallMs: () => number;
+  private readonly logClock: LogClock;
+  private readonly readNowMs = (): number => this.logClock.nowMs();
   /**
    * Entry batches received while live and not applied yet. They are applied by `drain()`, which
    * every read here calls first and the client calls once the answers of a message batch are
@@ -82,7 +89,7 @@ export class CacheMirror {
 
   constructor(private readonly o: CacheMirrorOptions) {
     this.sm = new CacheStateMachine({ limits: o.limits });
-    this.wallMs = o.wallMs ?? Date.now;
+    this.logClock = new LogClock(o.clock ?? PROCESS_CLOCK, () => this.sm.clockMs());
   }
 
   /** True when reads may be served here (entries received so far applied first). */
@@ -133,9 +140,9 @@ export class CacheMirror {
     assert(this.mode === 'live', 'a mirror read while the mirror is not live');
     switch (read.type) {
       case 'get':
-        return this.sm.get(read.cache, read.key, this.wallMs());
+        return this.sm.get(read.cache, read.key, this.logClock.nowMs());
       case 'entries':
-        return this.sm.entries(read.cache, this.wallMs());
+        return this.sm.entries(read.cache, this.logClock.nowMs());
       case 'counterGet':
         return this.sm.counterGet(read.counter, read.key);
     }
@@ -145,7 +152,7 @@ export class CacheMirror {
   entry(cache: string, key: string): CacheEntry | null {
     this.drain();
     assert(this.mode === 'live', 'a mirror read while the mirror is not live');
-    return this.sm.getEntry(cache, key, this.wallMs);
+    return this.sm.getEntry(cache, key, this.readNowMs);
   }
 
   /**

@@ -11,17 +11,20 @@
  * need be), local reads (`get`, `entries`, `counterGet`), `readBarrier` (linearizable),
  * `subscribe` (listen, bounded) and `lock` (acquire and wait for the grant).
  *
- * Time: every command carries the wall clock of the node that proposes it to the Raft core. A
- * command forwarded by a follower is stamped again by the leader (`proposeHere`), so the log
- * clock follows the leaders' clocks (made monotonic by the state machine). The leader proposes
- * `expire` once its clock passes the earliest expiry or lease end (checked every
+ * Time: every command carries the log clock (src/lib/log-clock.ts) of the node that proposes it
+ * to the Raft core: its wall clock, or the log's time run on by its monotonic clock when that is
+ * later. A command forwarded by a follower is stamped again by the leader (`proposeHere`), so
+ * log time follows the leaders (made monotonic by the state machine). The leader proposes
+ * `expire` once log time passes the earliest expiry or lease end (checked every
  * `cache_expire_interval_ms`), and again at once while the state machine says more are due.
+ * Reads judge expiry by the same log clock.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
+import { LogClock } from '../lib/log-clock.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
@@ -89,8 +92,8 @@ export interface CacheGroupDeps {
 
 /**
  * Log time this far ahead of the node's clock is logged (at most once a minute): a leader's clock
- * ran ahead, so TTLs and lock leases end early by that much in real time, and log time stands
- * still until the clocks catch up (the state machine never lets it go back).
+ * ran ahead, so the TTLs and lock leases running then ended early by that much in real time. Log
+ * time runs on from there at real-time rate and drifts back to the clocks by LOG_CLOCK_SLEW.
  */
 const LOG_CLOCK_AHEAD_WARN_MS = 1000;
 const LOG_CLOCK_WARN_EVERY_MS = 60_000;
@@ -119,6 +122,8 @@ export class CacheGroup {
   private readonly observers = new Set<CacheApplyObserver>();
   private joinState: GroupJoin | null = null;
   private clockWarnedAtMs = Number.NEGATIVE_INFINITY;
+  /** The time this node stamps and reads by (src/lib/log-clock.ts). */
+  readonly logClock: LogClock;
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -153,6 +158,7 @@ export class CacheGroup {
       view: (key) => this.sm.lock(key),
     });
     this.sessions = new SessionPool(`c${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
+    this.logClock = new LogClock(d.clock, () => this.sm.clockMs());
   }
 
   /**
@@ -251,7 +257,7 @@ export class CacheGroup {
     this.clockWarnedAtMs = now;
     this.d.log.warn(
       { group: 'cache', aheadMs: Math.round(aheadMs) },
-      "the cache group's log time is ahead of this node's clock: a leader's clock ran ahead. TTLs and lock leases end early by this much, and log time stands still until the clocks catch up: check time sync (NTP) on every node",
+      "the cache group's log time is ahead of this node's clock: a leader's clock ran ahead, and TTLs and lock leases running then ended early by up to this much. Log time runs on from there and drifts back to the clocks by 1% of elapsed time: check time sync (NTP) on every node",
     );
   }
 
@@ -310,7 +316,7 @@ export class CacheGroup {
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = this.sm.encodeForProposal({
-        nowMs: this.d.clock.wallMs(),
+        nowMs: this.logClock.nowMs(),
         session: { clientId: lane.clientId, seq },
         command,
       });
@@ -415,7 +421,7 @@ export class CacheGroup {
     this.checkOpen();
     const envelope = decodeCacheCommand(data);
     return this.proposeStamped(
-      this.sm.encodeForProposal({ ...envelope, nowMs: this.d.clock.wallMs() }),
+      this.sm.encodeForProposal({ ...envelope, nowMs: this.logClock.nowMs() }),
       timeoutMs,
     );
   }
@@ -551,20 +557,20 @@ export class CacheGroup {
   // Reads, listeners, locks
   // ---------------------------------------------------------------------------------------------
 
-  /** The live value on this replica (expiry judged by the log clock or this node's, the later). */
+  /** The live value on this replica (expiry judged by this node's log clock). */
   get(cache: string, key: string): Uint8Array | null {
-    return this.sm.get(cache, key, this.d.clock.wallMs());
+    return this.sm.get(cache, key, this.logClock.nowMs());
   }
 
-  private readonly wallMs = (): number => this.d.clock.wallMs();
+  private readonly readNowMs = (): number => this.logClock.nowMs();
 
   /** `get`, returning the stored entry (one object per stored version; never mutated). */
   getEntry(cache: string, key: string): CacheEntry | null {
-    return this.sm.getEntry(cache, key, this.wallMs);
+    return this.sm.getEntry(cache, key, this.readNowMs);
   }
 
   entries(cache: string): Array<[string, Uint8Array]> {
-    return this.sm.entries(cache, this.d.clock.wallMs());
+    return this.sm.entries(cache, this.logClock.nowMs());
   }
 
   counterGet(counter: string, key: string): bigint | null {
@@ -643,7 +649,7 @@ export class CacheGroup {
   metrics(): CacheGroupMetrics {
     return {
       stats: this.sm.stats(),
-      logClockAheadMs: Math.max(0, this.sm.clockMs() - this.d.clock.wallMs()),
+      logClockAheadMs: Math.max(0, this.logClock.nowMs() - this.d.clock.wallMs()),
       listeners: this.hub.size,
       listenerLag: this.hub.buffered(),
       lockWaits: this.waiters.size,
@@ -705,7 +711,7 @@ export class CacheGroup {
     );
   }
 
-  /** Leader: proposes `expire` while entries or leases are due by this node's clock. */
+  /** Leader: proposes `expire` while entries or leases are due by log time. */
   private async expireDue(): Promise<void> {
     if (this.expiring || this.closed) return;
     this.expiring = true;
@@ -714,8 +720,9 @@ export class CacheGroup {
       for (let round = 0; round < 100; round++) {
         if (!this.running || this.raft.status().role !== 'leader') return;
         const due = this.sm.nextDeadlineMs();
-        if (due === null || due > this.d.clock.wallMs()) return;
-        const data = this.sm.encodeForProposal({ nowMs: this.d.clock.wallMs(), command: { type: 'expire' } });
+        const nowMs = this.logClock.nowMs();
+        if (due === null || due > nowMs) return;
+        const data = this.sm.encodeForProposal({ nowMs, command: { type: 'expire' } });
         await this.proposeHere(data, this.d.cfg.proposalTimeoutMs);
       }
     } catch (e) {

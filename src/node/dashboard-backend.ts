@@ -37,8 +37,6 @@ export interface NodeForDashboard {
   ): Promise<Row[]>;
   write(sql: string): Promise<{ index: number; result: Extract<CommandResult, { ok: true }> }>;
   readonly history: MetricsHistory;
-  /** This node's wall clock (TTLs count down against the later of it and the cache group's clock). */
-  wallMs(): number;
   /** The cache group while it runs, else null. */
   cacheGroup(): CacheGroup | null;
   /** The backup service once the node runs (null before, or without backups). */
@@ -94,14 +92,16 @@ function nodeCaches(n: NodeForDashboard): DashboardCaches {
       const m = g.metrics();
       return {
         ...m.stats,
-        nowMs: Math.max(n.wallMs(), m.stats.clockMs),
+        nowMs: g.logClock.nowMs(),
         bytesMax: g.sm.limits.bytesMax,
         listeners: m.listeners,
         listenerLag: m.listenerLag,
       };
     },
-    entries: (cache, offset, limit) =>
-      n.cacheGroup()?.sm.entriesPage(cache, offset, limit, n.wallMs()) ?? null,
+    entries: (cache, offset, limit) => {
+      const g = n.cacheGroup();
+      return g === null ? null : g.sm.entriesPage(cache, offset, limit, g.logClock.nowMs());
+    },
     counters: (counter, offset, limit) => n.cacheGroup()?.sm.countersPage(counter, offset, limit) ?? null,
   };
 }

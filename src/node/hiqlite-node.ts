@@ -25,6 +25,7 @@ import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
+import { LogClock } from '../lib/log-clock.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
@@ -179,6 +180,8 @@ export class HiqliteNode {
   private group!: RaftGroup;
   private cache!: CacheGroup;
   private sm!: SqlGroupStateMachine;
+  /** The time this node stamps on SQL commands (src/lib/log-clock.ts): datetime('now') and sessions. */
+  private readonly sqlLogClock: LogClock;
   /** The SQL group's log, from its opening until the group takes it over (and closes it). */
   private sqlLog: LogStore | undefined;
   private reader!: SqlReader;
@@ -212,6 +215,8 @@ export class HiqliteNode {
   ) {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
+    // Only read once the SQL group is open (writes need it).
+    this.sqlLogClock = new LogClock(this.clock, () => this.sm.clockMs());
     this.createdAtMs = this.clock.monotonicMs();
     this.onFatal = options.onFatal;
     // Quiet by default when embedded (warnings and errors only); `hiqlite serve` passes its own
@@ -271,7 +276,7 @@ export class HiqliteNode {
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = prepareForProposal(command, {
-        nowMs: this.clock.wallMs(),
+        nowMs: this.sqlLogClock.nowMs(),
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
       });
@@ -880,7 +885,7 @@ export class HiqliteNode {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
           // A client's bytes go to the leader if need be; a node's are proposed here or refused.
           if (from === REMOTE_CLIENT_ID) {
-            const { data } = adoptClientCacheCommand(req.data, { nowMs: this.clock.wallMs() });
+            const { data } = adoptClientCacheCommand(req.data, { nowMs: this.cache.logClock.nowMs() });
             return this.cache.proposeBytes(data, timeoutMs);
           }
           this.requireLeaderFor('propose', 'cache');
@@ -889,7 +894,7 @@ export class HiqliteNode {
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
         if (from === REMOTE_CLIENT_ID) {
-          const { data, command } = adoptClientCommand(req.data, { nowMs: this.clock.wallMs() });
+          const { data, command } = adoptClientCommand(req.data, { nowMs: this.sqlLogClock.nowMs() });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           // The client's own deadline when it is the nearer one: it gets an answer before it gives up.
           return this.proposeCounted(data, Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs));
@@ -1350,7 +1355,6 @@ export class HiqliteNode {
         this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs, signal }),
       write: (sql) => this.writeOk({ type: 'execute', sql, params: [], returning: true }),
       history: this.history,
-      wallMs: () => this.clock.wallMs(),
       cacheGroup: () => (this.cache?.running === true ? this.cache : null),
       backups: () => (this.started ? this.backups : null),
       backup: () => this.backup(),

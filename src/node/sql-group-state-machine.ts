@@ -34,6 +34,11 @@ export class SqlGroupStateMachine implements GroupStateMachine {
     return this.worker.appliedIndex();
   }
 
+  /** The group's log time as applied here (the largest command time committed). */
+  clockMs(): number {
+    return this.worker.appliedClockMs();
+  }
+
   apply(entries: readonly Entry[], wanted: readonly boolean[]): Promise<readonly unknown[]> {
     const batch: ApplyEntry[] = entries.map((e) =>
       e.kind === 'command'

@@ -344,10 +344,11 @@ describe('applied index', () => {
     let sm = SqlStateMachine.open(dir, { fileName: 'custom.db' });
     sm.applyBatch([log.entry(cmd(exec('CREATE TABLE t (a)'))), log.entry(null, new Uint8Array([1]))]);
     sm.applyBatch(log.entries(cmd(exec('INSERT INTO t VALUES (1)'))));
+    const { clockMs } = sm.appliedState();
     sm.close();
     sm = SqlStateMachine.open(dir, { fileName: 'custom.db' });
     try {
-      assert.deepEqual(sm.appliedState(), { index: 3, term: 3, membership: new Uint8Array([1]) });
+      assert.deepEqual(sm.appliedState(), { index: 3, term: 3, membership: new Uint8Array([1]), clockMs });
       // The next entry must continue right after it.
       sm.applyBatch(log.entries(cmd(exec('INSERT INTO t VALUES (2)'))));
       assert.equal(sm.appliedIndex(), 4);
@@ -395,7 +396,7 @@ describe('reset', () => {
     ];
     const first = a.apply(...entries);
     assert.ok(first.every((r) => r.ok));
-    assert.deepEqual(a.sm.reset(), { index: 0, term: 0, membership: null });
+    assert.deepEqual(a.sm.reset(), { index: 0, term: 0, membership: null, clockMs: 0 });
     const empty = dumpDatabase(a.sm.path);
     assert.deepEqual(
       Object.keys(empty).filter((t) => !t.startsWith('_')),

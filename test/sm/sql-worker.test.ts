@@ -145,7 +145,7 @@ describe('SqlWorker', () => {
     await target.applyBatch(log.entries(cmd(exec('INSERT INTO t VALUES (2)'))));
     assert.deepEqual(dumpDatabase(join(dir, 's2', 'hiqlite.db')).t, [[1n], [2n]]);
     assert.equal(target.appliedIndex(), 3);
-    assert.deepEqual(await target.reset(), { index: 0, term: 0, membership: null });
+    assert.deepEqual(await target.reset(), { index: 0, term: 0, membership: null, clockMs: 0 });
     assert.equal(target.appliedIndex(), 0);
     assert.equal(dumpDatabase(join(dir, 's2', 'hiqlite.db')).t, undefined);
   });

@@ -39,7 +39,7 @@ class Pair {
       ack: (bytes) => this.acks.push(bytes),
       resync: (epoch) => this.resyncs.push(epoch),
       onProblem: (m) => this.problems.push(m),
-      wallMs: () => 0,
+      clock: { monotonicMs: () => 0, wallMs: () => 0 },
     });
   }
 

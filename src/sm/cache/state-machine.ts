@@ -319,7 +319,7 @@ export class CacheStateMachine {
   }
 
   /**
-   * The value, or null when absent or expired. `nowMs` (e.g. the local wall clock) can only make
+   * The value, or null when absent or expired. `nowMs` (the reader's log clock) can only make
    * more entries count as expired than the log clock does: a read never changes state, so
    * it may be stricter than the log without making replicas diverge.
    */
@@ -330,13 +330,14 @@ export class CacheStateMachine {
   /**
    * `get`, returning the stored entry itself: entries are never mutated and a write makes a new
    * one, so its identity names one stored version (a reader may keep a decoded copy keyed by
-   * it). `wallMs` is read only for an entry with an expiry that the log clock has not passed.
+   * it). `nowMs` (the reader's log clock) is read only for an entry with an expiry that the
+   * applied log clock has not passed.
    */
-  getEntry(cache: string, key: string, wallMs: () => number): CacheEntry | null {
+  getEntry(cache: string, key: string, nowMs: () => number): CacheEntry | null {
     const e = this.state.kv.caches.get(cache)?.entries.get(key);
     if (e === undefined) return null;
     if (e.expiresAtMs === null) return e;
-    return isExpired(e, this.state.clockMs) || isExpired(e, wallMs()) ? null : e;
+    return isExpired(e, this.state.clockMs) || isExpired(e, nowMs()) ? null : e;
   }
 
   /** The live entries of one cache, in insertion order (a copy). */

@@ -48,6 +48,8 @@ export interface AppliedState {
   readonly index: LogIndex;
   readonly term: Term;
   readonly membership: Uint8Array | null;
+  /** The log clock as of the last commit (the time the next command runs at, at least). */
+  readonly clockMs: number;
 }
 
 export interface SnapshotInfo extends AppliedState {
@@ -489,7 +491,7 @@ export class SqlStateMachine {
     const last = applied[applied.length - 1]!;
     let membership = this.state.membership;
     for (const e of applied) if (e.membership !== undefined) membership = e.membership;
-    this.state = { index: last.index, term: last.term, membership };
+    this.state = { index: last.index, term: last.term, membership, clockMs: this.committedClockMs };
   }
 
   private needsOneTransactionPerCommand(): boolean {
@@ -509,6 +511,7 @@ export class SqlStateMachine {
       index: meta.applied_index as LogIndex,
       term: meta.applied_term as Term,
       membership: meta.membership === null ? null : new Uint8Array(meta.membership),
+      clockMs: meta.clock_ms,
     };
   }
 
@@ -535,6 +538,7 @@ export class SqlStateMachine {
       index: meta.applied_index as LogIndex,
       term: meta.applied_term as Term,
       membership: meta.membership === null ? null : new Uint8Array(meta.membership),
+      clockMs: meta.clock_ms,
       path: destPath,
       bytes: statSync(destPath).size,
     };

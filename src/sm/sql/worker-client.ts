@@ -207,6 +207,11 @@ export class SqlWorker {
     return this.state.index;
   }
 
+  /** The log clock as of the last reply from the worker (src/lib/log-clock.ts). */
+  appliedClockMs(): number {
+    return this.state.clockMs;
+  }
+
   /**
    * Applies entries in order. Results come back where `wanted` says so (default: all), undefined
    * elsewhere: a follower, which nobody waits on, does not pay for copying them.
