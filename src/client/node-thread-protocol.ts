@@ -5,7 +5,8 @@
  *
  * Shared memory (`SharedArrayBuffer`, SHARED_BYTES): the worker writes, the application's
  * thread reads without a message — the applied index (read-your-writes waits on it with
- * Atomics.waitAsync) and whether the node is the leader (`isLeader()` stays synchronous).
+ * Atomics.waitAsync), whether the node is the leader (`isLeader()` stays synchronous) and how far
+ * this node's clock is from the cluster's (the cache mirror's expiry).
  */
 
 import type { CacheConsistency, CacheRead } from '../node/cache-group.js';
@@ -18,11 +19,18 @@ import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { MirrorEvent } from './cache-mirror-wire.js';
 
-export const SHARED_BYTES = 16;
+export const SHARED_BYTES = 24;
 /** BigInt64Array index: the state machine's applied index. */
 export const APPLIED_SLOT = 0;
 /** Int32Array index (bytes 8–11): 1 while the node is the leader. */
 export const LEADER_SLOT = 2;
+/**
+ * BigInt64Array index (bytes 16–23): this node's clock minus the cluster's in ms
+ * (peer-clocks.ts), refreshed every CLOCK_OFFSET_PUBLISH_MS: the cache mirror judges expiry by
+ * the cluster's clock, as the node's thread does.
+ */
+export const CLOCK_OFFSET_SLOT = 2;
+export const CLOCK_OFFSET_PUBLISH_MS = 100;
 
 export interface NodeWorkerData {
   readonly config: NodeConfig;

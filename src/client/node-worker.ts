@@ -17,6 +17,8 @@ import { MirrorFeed } from './cache-mirror-feed.js';
 import {
   APPLIED_SLOT,
   type Call,
+  CLOCK_OFFSET_PUBLISH_MS,
+  CLOCK_OFFSET_SLOT,
   type FromWorker,
   LEADER_SLOT,
   type NodeEvent,
@@ -68,6 +70,8 @@ const logger = pino(
 
 const startCancel = new AbortController();
 let node: NodeRuntime | null = null;
+/** Publishes this node's clock offset for the cache mirror (CLOCK_OFFSET_SLOT). */
+let clockOffsetTimer: NodeJS.Timeout | null = null;
 /** Feeds the application thread's cache mirror (null when it is off, or before the start). */
 let feed: MirrorFeed | null = null;
 const aborts = new Map<number, AbortController>();
@@ -202,6 +206,7 @@ async function run(call: Call): Promise<unknown> {
       return null;
     case 'shutdown':
       Atomics.store(flags, LEADER_SLOT, 0);
+      if (clockOffsetTimer !== null) clearInterval(clockOffsetTimer);
       feed?.close();
       await n.shutdown();
       return null;
@@ -267,7 +272,14 @@ async function main(): Promise<void> {
     if (n.appliedWatcher !== null) publishApplied(n.appliedWatcher.current);
     n.onLeaderChange((s) => Atomics.store(flags, LEADER_SLOT, s.role === 'leader' ? 1 : 0));
     Atomics.store(flags, LEADER_SLOT, n.isLeader() ? 1 : 0);
-    if (data.cacheMirror !== null) startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
+    if (data.cacheMirror !== null) {
+      const publishOffset = () =>
+        Atomics.store(applied, CLOCK_OFFSET_SLOT, BigInt(Math.round(n.clockOffsetMs())));
+      publishOffset();
+      clockOffsetTimer = setInterval(publishOffset, CLOCK_OFFSET_PUBLISH_MS);
+      clockOffsetTimer.unref();
+      startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
+    }
     events.push({ type: 'started', dbFile: n.cfg.sqlite ? dataPaths(n.cfg).dbFile : null });
   } catch (e) {
     events.push({ type: 'start-failed', error: transferError(e) });

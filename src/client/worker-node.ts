@@ -58,6 +58,7 @@ import {
   APPLIED_SLOT,
   type Call,
   type CallBody,
+  CLOCK_OFFSET_SLOT,
   type FromWorker,
   LEADER_SLOT,
   type NodeEvent,
@@ -245,6 +246,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   ) {
     super();
     this.log = logger.child({ node: cfg.nodeId });
+    const offsetShared = new BigInt64Array(shared);
     this.mirror = cacheMirror
       ? new CacheMirror({
           limits: cacheLimitsOf(cfg),
@@ -257,6 +259,11 @@ class WorkerNode extends ClientBase implements HiqliteNode {
             this.scheduleFlush();
           },
           onProblem: (message) => this.log.warn(message),
+          // Expiry by the cluster's clock, as on the node's thread (CLOCK_OFFSET_SLOT).
+          clock: {
+            monotonicMs: () => performance.now(),
+            wallMs: () => Date.now() - Number(Atomics.load(offsetShared, CLOCK_OFFSET_SLOT)),
+          },
         })
       : null;
     this.appliedShared = new BigInt64Array(shared);

@@ -131,6 +131,8 @@ export interface ApiServerOptions {
    * every quarter of it. Default API_IDLE_TIMEOUT_MS_DEFAULT; 0 never closes.
    */
   readonly idleTimeoutMs?: number;
+  /** The wall clock `ping` answers with (peer-clocks.ts); Date.now by default. */
+  readonly wallMs?: () => number;
   readonly handler: ApiHandler;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   readonly timers?: Timers;
@@ -435,9 +437,10 @@ export class ApiServer {
     }
     if (req.op === 'ping') {
       // Keepalive: answered here, at once, without work (its arrival already told the idle
-      // sweep that the connection lives).
+      // sweep that the connection lives), with this node's wall clock (peer-clocks.ts).
       const id = req.id;
-      flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: true, value: null }))));
+      const value = (this.o.wallMs ?? Date.now)();
+      flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: true, value }))));
       return;
     }
     flow.submit(() => {

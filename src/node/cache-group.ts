@@ -78,6 +78,8 @@ export type CacheConsistency = 'local' | 'linearizable';
 export interface CacheGroupDeps {
   readonly cfg: ResolvedNodeConfig;
   readonly clock: Clock;
+  /** The cluster's wall clock (peer-clocks.ts) log time follows; this node's clock by default. */
+  readonly clusterWallMs?: () => number;
   readonly log: Logger;
   /** Sends prepared bytes to the leader's `proposeHere` (the API port's `propose`, group cache). */
   readonly forward: (
@@ -100,7 +102,7 @@ const LOG_CLOCK_WARN_EVERY_MS = 60_000;
 
 export interface CacheGroupMetrics {
   readonly stats: CacheStats;
-  /** How far the group's log time is ahead of this node's clock, in ms (0 when it is not). */
+  /** How far the group's log time is ahead of the cluster's clock, in ms (0 when it is not). */
   readonly logClockAheadMs: number;
   readonly listeners: number;
   /** Notifications buffered for local listeners, not yet taken. */
@@ -124,6 +126,8 @@ export class CacheGroup {
   private clockWarnedAtMs = Number.NEGATIVE_INFINITY;
   /** The time this node stamps and reads by (src/lib/log-clock.ts). */
   readonly logClock: LogClock;
+  /** The wall clock log time follows (the cluster's, peer-clocks.ts). */
+  private readonly wallMs: () => number;
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -158,7 +162,11 @@ export class CacheGroup {
       view: (key) => this.sm.lock(key),
     });
     this.sessions = new SessionPool(`c${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
-    this.logClock = new LogClock(d.clock, () => this.sm.clockMs());
+    const wallMs = d.clusterWallMs ?? (() => d.clock.wallMs());
+    this.wallMs = wallMs;
+    this.logClock = new LogClock({ monotonicMs: () => d.clock.monotonicMs(), wallMs }, () =>
+      this.sm.clockMs(),
+    );
   }
 
   /**
@@ -250,14 +258,14 @@ export class CacheGroup {
 
   /** Logs, at most once a minute, a log time ahead of this node's clock (LOG_CLOCK_AHEAD_WARN_MS). */
   private checkLogClock(): void {
-    const aheadMs = this.sm.clockMs() - this.d.clock.wallMs();
+    const aheadMs = this.sm.clockMs() - this.wallMs();
     if (aheadMs < LOG_CLOCK_AHEAD_WARN_MS) return;
     const now = this.d.clock.monotonicMs();
     if (now - this.clockWarnedAtMs < LOG_CLOCK_WARN_EVERY_MS) return;
     this.clockWarnedAtMs = now;
     this.d.log.warn(
       { group: 'cache', aheadMs: Math.round(aheadMs) },
-      "the cache group's log time is ahead of this node's clock: a leader's clock ran ahead, and TTLs and lock leases running then ended early by up to this much. Log time runs on from there and drifts back to the clocks by 1% of elapsed time: check time sync (NTP) on every node",
+      "the cache group's log time is ahead of the cluster's clock (the median of the nodes' clocks): a leader's clock ran ahead, and TTLs and lock leases running then ended early by up to this much. Log time runs on from there and drifts back to the clocks by 1% of elapsed time: check time sync (NTP) on every node",
     );
   }
 
@@ -649,7 +657,7 @@ export class CacheGroup {
   metrics(): CacheGroupMetrics {
     return {
       stats: this.sm.stats(),
-      logClockAheadMs: Math.max(0, this.logClock.nowMs() - this.d.clock.wallMs()),
+      logClockAheadMs: Math.max(0, this.logClock.nowMs() - this.wallMs()),
       listeners: this.hub.size,
       listenerLag: this.hub.buffered(),
       lockWaits: this.waiters.size,

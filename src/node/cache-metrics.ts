@@ -59,7 +59,7 @@ export function registerCacheMetrics(registry: Registry, source: CacheMetricsSou
   );
   simple(
     'hiqlite_cache_log_clock_ahead_ms',
-    "How far the cache group's log time is ahead of this node's clock (a leader's clock ran ahead: TTLs and leases end early by this much)",
+    "How far the cache group's log time is ahead of the cluster's clock, the median of the nodes' clocks (a leader's clock ran ahead: TTLs and leases running then ended early by up to this much)",
     () => cache()?.logClockAheadMs ?? null,
   );
   simple('hiqlite_cache_locks_held', 'Lock keys held (replicated)', () => cache()?.stats.locksHeld ?? null);

@@ -25,7 +25,7 @@ import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
-import { LogClock } from '../lib/log-clock.js';
+import { LogClock, type LogClockSource } from '../lib/log-clock.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
@@ -67,6 +67,7 @@ import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
+import { PeerClocks } from './peer-clocks.js';
 import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
@@ -182,6 +183,8 @@ export class HiqliteNode {
   private sm!: SqlGroupStateMachine;
   /** The time this node stamps on SQL commands (src/lib/log-clock.ts): datetime('now') and sessions. */
   private readonly sqlLogClock: LogClock;
+  /** The other nodes' clocks, asked every clock_probe_interval_ms: log time follows their median. */
+  private readonly peerClocks: PeerClocks;
   /** The SQL group's log, from its opening until the group takes it over (and closes it). */
   private sqlLog: LogStore | undefined;
   private reader!: SqlReader;
@@ -215,8 +218,6 @@ export class HiqliteNode {
   ) {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
-    // Only read once the SQL group is open (writes need it).
-    this.sqlLogClock = new LogClock(this.clock, () => this.sm.clockMs());
     this.createdAtMs = this.clock.monotonicMs();
     this.onFatal = options.onFatal;
     // Quiet by default when embedded (warnings and errors only); `hiqlite serve` passes its own
@@ -224,6 +225,16 @@ export class HiqliteNode {
     this.log = (options.logger ?? pino({ level: logLevelFromEnv('warn') })).child({
       node: cfg.nodeId,
     });
+    this.peerClocks = new PeerClocks({
+      clock: this.clock,
+      log: this.log,
+      intervalMs: cfg.clockProbeIntervalMs,
+      peers: cfg.nodes.filter((n) => n.id !== cfg.nodeId).map((n) => n.id),
+      askWallMs: (peer, timeoutMs) =>
+        this.request(peer, { op: 'ping' }, timeoutMs).then((r) => (r.ok ? r.value : null)),
+    });
+    // Only read once the SQL group is open (writes need it).
+    this.sqlLogClock = new LogClock(this.clusterClock, () => this.sm.clockMs());
     this.sessions = new SessionPool(`n${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
     this.writesTotal = new Counter({
       name: 'hiqlite_writes_total',
@@ -242,6 +253,11 @@ export class HiqliteNode {
       },
     });
     this.history = cfg.dashboard.passwordHash === null ? null : new MetricsHistory();
+  }
+
+  /** The clock log time follows: this node's monotonic clock, and the cluster's wall clock. */
+  private get clusterClock(): LogClockSource {
+    return { monotonicMs: () => this.clock.monotonicMs(), wallMs: () => this.peerClocks.wallMs() };
   }
 
   /** Starts the node; resolves once it is a member of the cluster. */
@@ -333,6 +349,11 @@ export class HiqliteNode {
       timeoutMs: remaining,
       ...(signal === undefined ? {} : { signal }),
     });
+  }
+
+  /** This node's wall clock minus the cluster's, in ms (peer-clocks.ts; 0 until peers answer). */
+  clockOffsetMs(): number {
+    return this.peerClocks.offsetMs();
   }
 
   isLeader(): boolean {
@@ -588,6 +609,7 @@ export class HiqliteNode {
       sendBufferBytesMax: cfg.apiSendBufferBytesMax,
       sendBufferTotalBytesMax: cfg.apiSendBufferTotalBytesMax,
       idleTimeoutMs: cfg.apiIdleTimeoutMs,
+      wallMs: () => this.clock.wallMs(),
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       bodyTimeoutMs: cfg.httpBodyTimeoutMs,
@@ -604,6 +626,7 @@ export class HiqliteNode {
       logger: this.log,
     });
     await this.api.start();
+    this.peerClocks.start();
   }
 
   /** What the cache group needs of the node: forwarding to the leader, errors, fatal failures. */
@@ -612,6 +635,7 @@ export class HiqliteNode {
       cfg: this.cfg,
       clock: this.clock,
       log: this.log,
+      clusterWallMs: () => this.peerClocks.wallMs(),
       forward: async (leader, data, timeoutMs) => {
         const conn = await this.peerConnection(leader);
         const r = await conn.request(
@@ -1326,6 +1350,11 @@ export class HiqliteNode {
         },
       ],
       [
+        'hiqlite_clock_offset_ms',
+        "This node's wall clock minus the cluster's (the median of the nodes' clocks, asked every clock_probe_interval_ms); log time follows the cluster's",
+        () => this.peerClocks.offsetMs(),
+      ],
+      [
         'hiqlite_raft_unauthenticated_connections',
         'Inbound Raft port connections not yet authenticated (bound: unauthenticated_connections_max)',
         () => this.transport?.unauthenticatedInbound() ?? 0,
@@ -1372,6 +1401,8 @@ export class HiqliteNode {
 
   private async doShutdown(): Promise<void> {
     this.started = false;
+    // Before the peer connections close: a probe would open them again.
+    this.peerClocks.close();
     if (this.group !== undefined) {
       try {
         await this.transferLeadershipAway();

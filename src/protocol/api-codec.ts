@@ -94,10 +94,12 @@ export type ApiRequest =
    */
   | { readonly id: number; readonly op: 'backupList' }
   /**
-   * Keepalive: the server answers `null` at once (no work, no handler). A client sends it on a
-   * connection that has been silent (api-connection.ts); any frame it sends also tells the server
-   * the connection is alive (`api_idle_timeout_ms`). A node of an earlier version answers it
-   * HQL_PROTOCOL (an unknown op), which is as good a sign of life.
+   * Keepalive: the server answers at once (no work, no handler) with its wall clock, ms since
+   * the epoch (a node asks its peers this way: src/node/peer-clocks.ts; earlier versions
+   * answered `null`). A client sends it on a connection that has been silent
+   * (api-connection.ts); any frame it sends also tells the server the connection is alive
+   * (`api_idle_timeout_ms`). A node of an earlier version answers it HQL_PROTOCOL (an unknown
+   * op), which is as good a sign of life.
    */
   | { readonly id: number; readonly op: 'ping' }
   /** The cache group's reads, locks and listeners (cache-api-codec.ts). */

@@ -69,7 +69,7 @@ describe("log time ahead of the node's clock", () => {
       // The next entries applied (stamped with log time run on from there) are logged once.
       await node.cache('c').put('k', 3);
       await node.cache('c').put('k', 4);
-      const warnings = lines.filter((l) => l.includes("log time is ahead of this node's clock"));
+      const warnings = lines.filter((l) => l.includes("log time is ahead of the cluster's clock"));
       assert.equal(warnings.length, 1, lines.join(''));
       assert.ok((JSON.parse(warnings[0] ?? '{}') as { aheadMs: number }).aheadMs > HOUR_MS - 60_000);
     } finally {

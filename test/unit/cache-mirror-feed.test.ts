@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { CacheMirror, digestOf } from '../../src/client/cache-mirror.js';
 import { MirrorFeed } from '../../src/client/cache-mirror-feed.js';
 import { type MirrorEvent, packEntries } from '../../src/client/cache-mirror-wire.js';
+import type { LogClockSource } from '../../src/lib/log-clock.js';
 import type { Entry } from '../../src/raft/types.js';
 import { CacheStateMachine } from '../../src/sm/cache/state-machine.js';
 import { commandEntry, T0 } from '../sm/cache-helpers.js';
@@ -25,7 +26,7 @@ class Pair {
   readonly resyncs: number[] = [];
   readonly problems: string[] = [];
 
-  constructor(inflightBytesMax = 1 << 20) {
+  constructor(inflightBytesMax = 1 << 20, clock: LogClockSource = { monotonicMs: () => 0, wallMs: () => 0 }) {
     this.feed = new MirrorFeed({
       sm: this.node,
       inflightBytesMax,
@@ -39,7 +40,7 @@ class Pair {
       ack: (bytes) => this.acks.push(bytes),
       resync: (epoch) => this.resyncs.push(epoch),
       onProblem: (m) => this.problems.push(m),
-      clock: { monotonicMs: () => 0, wallMs: () => 0 },
+      clock,
     });
   }
 
@@ -91,6 +92,26 @@ class Pair {
 }
 
 describe('cache mirror protocol', () => {
+  test('reads judge expiry by the clock the mirror is given (the cluster’s, on an embedded node)', async () => {
+    const c = { mono: 0, wall: T0 };
+    const p = new Pair(1 << 20, { monotonicMs: () => c.mono, wallMs: () => c.wall });
+    const put = commandEntry(
+      1,
+      { type: 'put', cache: 'c', key: 'k', value: new Uint8Array([7]), ttlMs: 1_000 },
+      T0,
+    );
+    p.node.applySync([put], [false]);
+    p.feed.start();
+    await p.settle();
+    const get = () => p.mirror.read({ type: 'get', cache: 'c', key: 'k' });
+    c.wall = T0 + 999;
+    assert.deepEqual(get(), new Uint8Array([7]), 'live by the given clock');
+    assert.notEqual(p.mirror.entry('c', 'k'), null);
+    c.wall = T0 + 1_000;
+    assert.equal(get(), null, 'expired by the given clock');
+    assert.equal(p.mirror.entry('c', 'k'), null);
+  });
+
   test('a new mirror starts from a snapshot and follows by entries', async () => {
     const p = new Pair();
     p.put(30);

@@ -168,6 +168,11 @@ export interface NodeConfig {
   /** How often the cache group's leader checks whether entries expired or leases ended. */
   cacheExpireIntervalMs?: number;
   /**
+   * How often a node asks the others for their clocks (src/node/peer-clocks.ts): log time follows
+   * the median of the nodes' clocks, so one clock that runs ahead ends no TTL or lease early.
+   */
+  clockProbeIntervalMs?: number;
+  /**
    * Cache writes the leader proposes in one turn of its event loop share one log entry, up to
    * this many (1: an entry per write). Default 1024, the most a batch entry may hold.
    */
@@ -252,6 +257,7 @@ export type IntegerKey =
   | 'backupCronGapMinS'
   | 'backupS3UploadStaleHours'
   | 'cacheExpireIntervalMs'
+  | 'clockProbeIntervalMs'
   | 'cacheBatchCommandsMax'
   | 'cacheListenerBufferMax'
   | 'cacheListenersMax'

@@ -1,0 +1,169 @@
+/**
+ * The cluster's wall clock: the median of this node's clock and the other nodes' clocks, so a
+ * node whose clock runs ahead (or behind) does not carry log time with it.
+ *
+ * Log time is the time the nodes stamp on entries (src/lib/log-clock.ts); TTLs, lock leases,
+ * sessions and SQL's `'now'` run on it. Stamped from one node's own clock, a leader whose clock
+ * ran an hour ahead ended every TTL and lease running at the time, at once. So every
+ * `clock_probe_interval_ms` a node asks each other node's API port for its wall clock (`ping`
+ * answers with it), timing the question on its monotonic clock: a peer's clock then is its answer
+ * at the middle of the round trip (off by at most half of it), and it is carried forward by the
+ * monotonic clock, so a jump of this node's own clock shows at once against the peers'. The best
+ * of a peer's last samples (the shortest round trip) is used while it is fresh (three
+ * intervals).
+ *
+ * `wallMs()` is the median of this node's clock and the fresh peers' clocks, once a majority of
+ * the configured nodes are among them (this one included); else this node's own. With an even
+ * count the middle value nearer to this node's clock is taken, so two clocks that disagree (one
+ * peer down in a cluster of three) leave each node with its own: a minority of wrong clocks
+ * never moves the others, and a majority is needed to move one. A node of an earlier version
+ * answers `ping` with null: it does not count.
+ *
+ * `offsetMs()` (this node's clock minus the cluster's) is exported as `hiqlite_clock_offset_ms`,
+ * and an offset over CLOCK_OFFSET_WARN_MS is logged at most once a minute.
+ */
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+
+/** An offset from the cluster's clock over this is logged (at most once a minute). */
+export const CLOCK_OFFSET_WARN_MS = 1000;
+const CLOCK_WARN_EVERY_MS = 60_000;
+/** Samples kept per peer; the one with the shortest round trip is used. */
+const SAMPLES_KEPT = 4;
+/** A sample is used for this many probe intervals. */
+const FRESH_INTERVALS = 3;
+
+export interface PeerClocksDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** How often every peer is asked (clock_probe_interval_ms); each question's deadline too. */
+  readonly intervalMs: number;
+  /** The other configured nodes. */
+  readonly peers: readonly number[];
+  /** Asks a peer's API port for its wall clock: a number, or anything else from an older node. */
+  readonly askWallMs: (peer: number, timeoutMs: number) => Promise<unknown>;
+}
+
+interface Sample {
+  /** The peer's clock at `atMono` on this node's monotonic clock. */
+  readonly peerWallMs: number;
+  readonly atMono: number;
+  readonly rttMs: number;
+}
+
+export class PeerClocks {
+  private readonly samples = new Map<number, Sample[]>();
+  private timer: TimerHandle | null = null;
+  private running = false;
+  private closed = false;
+  private warnedAtMono = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly d: PeerClocksDeps) {}
+
+  /** Starts asking the peers (once their API ports can be reached). */
+  start(): void {
+    if (this.closed || this.running || this.d.peers.length === 0) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) this.d.clock.clearTimer(this.timer);
+    this.timer = null;
+  }
+
+  /** The cluster's wall clock now (see the module comment). */
+  wallMs(): number {
+    const { clock, peers } = this.d;
+    const own = clock.wallMs();
+    if (peers.length === 0) return own;
+    const mono = clock.monotonicMs();
+    const values = [own];
+    for (const p of peers) {
+      const s = this.best(p, mono);
+      if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
+    }
+    if (values.length < Math.floor((peers.length + 1) / 2) + 1) return own;
+    values.sort((a, b) => a - b);
+    const n = values.length;
+    if (n % 2 === 1) return values[(n - 1) / 2] as number;
+    const lo = values[n / 2 - 1] as number;
+    const hi = values[n / 2] as number;
+    return Math.abs(lo - own) <= Math.abs(hi - own) ? lo : hi;
+  }
+
+  /** This node's clock minus the cluster's, in ms (positive: ahead). */
+  offsetMs(): number {
+    return this.d.clock.wallMs() - this.wallMs();
+  }
+
+  /** The peers whose clock is known now, with their offset from this node's clock (metrics, tests). */
+  peerOffsets(): Map<number, { offsetMs: number; rttMs: number }> {
+    const mono = this.d.clock.monotonicMs();
+    const own = this.d.clock.wallMs();
+    const out = new Map<number, { offsetMs: number; rttMs: number }>();
+    for (const p of this.d.peers) {
+      const s = this.best(p, mono);
+      if (s !== null) out.set(p, { offsetMs: s.peerWallMs + (mono - s.atMono) - own, rttMs: s.rttMs });
+    }
+    return out;
+  }
+
+  private best(peer: number, mono: number): Sample | null {
+    const freshMs = FRESH_INTERVALS * this.d.intervalMs;
+    let best: Sample | null = null;
+    for (const s of this.samples.get(peer) ?? []) {
+      if (mono - s.atMono > freshMs) continue;
+      if (best === null || s.rttMs < best.rttMs) best = s;
+    }
+    return best;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    this.timer = this.d.clock.setTimer(
+      () => {
+        this.timer = null;
+        void this.probeAll().finally(() => this.schedule(this.d.intervalMs));
+      },
+      delayMs,
+      { keepAlive: false },
+    );
+  }
+
+  /** Asks every peer once (the timer does, every interval; tests call it directly). */
+  async probeAll(): Promise<void> {
+    await Promise.all(this.d.peers.map((p) => this.probe(p)));
+    this.warnIfOff();
+  }
+
+  private async probe(peer: number): Promise<void> {
+    const { clock, intervalMs } = this.d;
+    const sent = clock.monotonicMs();
+    let answer: unknown;
+    try {
+      answer = await this.d.askWallMs(peer, intervalMs);
+    } catch {
+      return; // down or unreachable: its samples age out
+    }
+    const received = clock.monotonicMs();
+    if (this.closed || typeof answer !== 'number' || !Number.isFinite(answer)) return;
+    const list = this.samples.get(peer) ?? [];
+    list.push({ peerWallMs: answer, atMono: (sent + received) / 2, rttMs: received - sent });
+    if (list.length > SAMPLES_KEPT) list.shift();
+    this.samples.set(peer, list);
+  }
+
+  private warnIfOff(): void {
+    const offsetMs = this.offsetMs();
+    if (Math.abs(offsetMs) <= CLOCK_OFFSET_WARN_MS) return;
+    const mono = this.d.clock.monotonicMs();
+    if (mono - this.warnedAtMono < CLOCK_WARN_EVERY_MS) return;
+    this.warnedAtMono = mono;
+    this.d.log.warn(
+      { offsetMs: Math.round(offsetMs), peers: Object.fromEntries(this.peerOffsets()) },
+      `this node's clock is ${Math.round(Math.abs(offsetMs))} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} the cluster's (the median of the nodes' clocks): it stamps entries with the cluster's time, but check time sync (NTP) on this node`,
+    );
+  }
+}
