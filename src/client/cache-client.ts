@@ -460,15 +460,18 @@ export class DistributedLock implements AsyncDisposable {
   private scheduleRenewal(): void {
     // A lease longer than a timer can hold is renewed sooner, not every millisecond.
     const everyMs = Math.min(TIMER_MS_MAX, Math.max(1, Math.floor(this.leaseMs / 3)));
-    let lastRenewedMs = Date.now();
+    // Monotonic (a step of the wall clock must not stretch the lease), and counted from when a
+    // renewal was sent: the leader renewed it after that, so the lease runs at least this long.
+    let lastRenewedMs = performance.now();
     const renew = async () => {
+      const sentMs = performance.now();
       try {
         const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
-        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) lastRenewedMs = Date.now();
+        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) lastRenewedMs = sentMs;
         else this.lose();
       } catch {
         // Transient (a leader change): the next round tries again while the lease may still run.
-        if (Date.now() - lastRenewedMs >= this.leaseMs) this.lose();
+        if (performance.now() - lastRenewedMs >= this.leaseMs) this.lose();
       }
     };
     const tick = () => {

@@ -121,7 +121,7 @@ export class ClusterLink {
     o: { kind: LinkKind; route: LinkRoute; timeoutMs?: number; signal?: AbortSignal },
   ): Promise<unknown> {
     const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     let last: HiqliteError | null = null;
     let maybeApplied = false;
     // Throws what ends the call; otherwise remembers the failure for the next attempt.
@@ -134,13 +134,17 @@ export class ClusterLink {
     };
     // The slowest answer of this call: a retry is sent only while an answer can still come in time.
     let slowestMs = 0;
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
+    for (let attempt = 0; performance.now() < deadline; attempt++) {
       if (attempt > 0) {
-        const pauseMs = Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5), Math.max(0, deadline - Date.now()));
+        const pauseMs = Math.min(
+          500,
+          20 * 2 ** Math.min(attempt - 1, 5),
+          Math.max(0, deadline - performance.now()),
+        );
         await new Promise((r) => setTimeout(r, pauseMs));
-        if (Date.now() >= deadline) break;
+        if (performance.now() >= deadline) break;
         // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
-        if (last !== null && !retryHasTime(deadline - Date.now(), slowestMs)) break;
+        if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs)) break;
       }
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
       if (o.signal?.aborted === true)
@@ -157,7 +161,7 @@ export class ClusterLink {
           body.data.byteLength > link.commandBytesMax
         )
           throw commandTooLargeError(body.data.byteLength, link.commandBytesMax);
-        const remaining = Math.max(1, deadline - Date.now());
+        const remaining = Math.max(1, deadline - performance.now());
         const request =
           o.kind === 'write' || o.kind === 'read' || 'timeoutMs' in body
             ? ({ ...body, timeoutMs: answerWithinMs(remaining) } as LinkBody)
@@ -165,9 +169,9 @@ export class ClusterLink {
         sent = true;
         // A write runs to its outcome once sent; anything else is stopped on the node too.
         const stop = o.kind === 'write' ? undefined : o.signal;
-        const sentAt = Date.now();
+        const sentAt = performance.now();
         answer = { addr, r: await link.conn.request(request, remaining, stop) };
-        slowestMs = Math.max(slowestMs, Date.now() - sentAt);
+        slowestMs = Math.max(slowestMs, performance.now() - sentAt);
       } catch (e) {
         // Sent, and no answer: a write may be in the log.
         if (sent && o.kind === 'once' && e instanceof HiqliteError)
@@ -206,9 +210,9 @@ export class ClusterLink {
     o: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<{ afterSeq: number; stop(): void }> {
     const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     let last: HiqliteError | null = null;
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
+    for (let attempt = 0; performance.now() < deadline; attempt++) {
       if (attempt > 0)
         await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5))));
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
@@ -219,7 +223,7 @@ export class ClusterLink {
         const conn = link.conn;
         const sent = conn.listen(
           { op: 'listen', ...body },
-          Math.max(1, Math.min(deadline - Date.now(), this.o.requestTimeoutMs)),
+          Math.max(1, Math.min(deadline - performance.now(), this.o.requestTimeoutMs)),
           onPush,
         );
         const r = await sent.answer;

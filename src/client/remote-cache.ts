@@ -103,10 +103,13 @@ export class RemoteCacheOps implements CacheOps {
   }
 
   async cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
-    const startedMs = Date.now();
+    const startedMs = performance.now();
     for (let attempt = 0; ; attempt++) {
       const leftMs =
-        request.waitMs === undefined ? null : Math.max(0, request.waitMs - (Date.now() - startedMs));
+        // Whole ms on the wire (the node checks it is an integer), never past the caller's wait.
+        request.waitMs === undefined
+          ? null
+          : Math.max(0, Math.ceil(request.waitMs - (performance.now() - startedMs)));
       // Each attempt its own holder id: an earlier attempt may still be withdrawn on its node.
       const holderId = attempt === 0 ? request.holderId : `${request.holderId}.${attempt}`;
       const waitMs = leftMs ?? undefined;
@@ -137,7 +140,7 @@ export class RemoteCacheOps implements CacheOps {
             cause: e,
           });
         }
-        const waitOver = request.waitMs !== undefined && Date.now() - startedMs >= request.waitMs;
+        const waitOver = request.waitMs !== undefined && performance.now() - startedMs >= request.waitMs;
         // A connection was lost, a node was unavailable: again (a new holder id, at the back).
         const again =
           (e.code === 'HQL_TIMEOUT' && request.waitMs === undefined) ||

@@ -172,7 +172,7 @@ export class RemoteClient extends ClientBase {
   }
 
   async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
-    const deadline = Date.now() + healthTimeoutArg(options);
+    const deadline = performance.now() + healthTimeoutArg(options);
     for (;;) {
       try {
         const m = await this.metrics();
@@ -180,7 +180,7 @@ export class RemoteClient extends ClientBase {
       } catch (e) {
         if (!(e instanceof HiqliteError) || !e.retryable) throw e;
       }
-      if (Date.now() > deadline)
+      if (performance.now() > deadline)
         throw new HiqliteError('HQL_TIMEOUT', 'the cluster did not become healthy in time', {
           retryable: true,
         });

@@ -98,10 +98,11 @@ export function registerBackupCommands(program: Command): void {
         secretApi: cfg.secretApi,
         ...(cfg.tls.api === null ? {} : { tls: true }),
       });
-      const startedMs = Date.now();
+      const startedMs = performance.now();
       const tick = process.stderr.isTTY
         ? setInterval(
-            () => process.stderr.write(`\rbacking up… ${Math.round((Date.now() - startedMs) / 1000)} s`),
+            () =>
+              process.stderr.write(`\rbacking up… ${Math.round((performance.now() - startedMs) / 1000)} s`),
             500,
           )
         : null;

@@ -17,11 +17,11 @@ export function createProgress(
   intervalMs = 5000,
 ): Progress {
   const tty = out.isTTY === true;
-  const startedMs = Date.now();
+  const startedMs = performance.now();
   let lastMs = 0;
   let bytes = 0;
   const line = (): string => {
-    const secs = Math.max(0.001, (Date.now() - startedMs) / 1000);
+    const secs = Math.max(0.001, (performance.now() - startedMs) / 1000);
     const rate = bytes / secs;
     const of = totalBytes === null ? '' : ` / ${(totalBytes / MiB).toFixed(1)} MiB`;
     const left =
@@ -33,7 +33,7 @@ export function createProgress(
   return {
     update(n) {
       bytes = n;
-      const now = Date.now();
+      const now = performance.now();
       if (now - lastMs < (tty ? 200 : intervalMs)) return;
       lastMs = now;
       out.write(tty ? `\r${line()}\x1b[K` : `${line()}\n`);

@@ -134,6 +134,25 @@ describe('layer rules', () => {
     }
   });
 
+  test('the wall clock is read only where a date is meant, never to time a wait', () => {
+    // A deadline or an elapsed time measured on the wall clock moves when the clock is stepped
+    // (NTP, a VM resumed): a lock holder's "lease still runs" check stretched by a step back, a
+    // client's retry deadline gone at once after a step forward. Waits use performance.now()
+    // or a Clock's monotonicMs(); these read a date on purpose:
+    const wallClockReaders = new Map([
+      ['src/node/system-clock.ts', 1], // the Clock every node part gets
+      ['src/node/api-server.ts', 1], // ping answers the node's wall clock (peer-clocks.ts)
+      ['src/client/cache-mirror.ts', 1], // the mirror's default clock, for expiry
+      ['src/client/worker-node.ts', 1], // the mirror's clock: the cluster's (offset applied)
+      ['src/client/remote.ts', 1], // a remote write's stamp (replaced by the node's)
+      ['src/client/remote-cache.ts', 1], // a remote cache write's stamp (replaced by the node's)
+    ]);
+    for (const f of all) {
+      const n = code(readFileSync(f, 'utf8')).match(/\bDate\.now\b/g)?.length ?? 0;
+      assert.equal(n, wallClockReaders.get(f) ?? 0, `${f} reads Date.now ${n} time(s)`);
+    }
+  });
+
   test('the rule checker itself bites: it flags a forbidden import', () => {
     const bad = "import { readFileSync } from 'node:fs';\nconst t = Date.now();";
     assert.deepEqual(imports(code(bad)), ['node:fs']);
