@@ -49,6 +49,8 @@ export interface MemberStatus {
   readonly lastLogIndex: number | null;
   /** Entries it has yet to apply, against the highest commit index seen in this round. */
   readonly lag: number | null;
+  /** Its wall clock minus the cluster's (the median of the nodes' clocks), ms; null: unknown. */
+  readonly clockOffsetMs: number | null;
   /** Up, a member, and knows a leader (for this node: its `/health`). */
   readonly healthy: boolean;
 }

@@ -16,6 +16,8 @@ export interface NodeView {
   readonly lastLogIndex: number;
   readonly voters: readonly number[];
   readonly learners: readonly number[];
+  /** Its clock minus the cluster's, ms (absent from a node of an earlier version). */
+  readonly clockOffsetMs?: number;
 }
 
 export type Row = Readonly<Record<string, unknown>>;

@@ -81,6 +81,7 @@ export class ClusterStatusSource {
         appliedIndex: v?.appliedIndex ?? null,
         lastLogIndex: v?.lastLogIndex ?? null,
         lag: v === null ? null : Math.max(0, commitMax - v.appliedIndex),
+        clockOffsetMs: typeof v?.clockOffsetMs === 'number' ? v.clockOffsetMs : null,
         healthy: a.healthy ?? (member && v?.leaderId !== null),
       };
     });

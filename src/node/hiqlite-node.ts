@@ -115,6 +115,11 @@ export interface NodeMetrics extends GroupMetrics {
    * fields (GroupMetrics) are the cache group's.
    */
   readonly sqlite: boolean;
+  /**
+   * This node's wall clock minus the cluster's (the median of the nodes' clocks, which log time
+   * follows: peer-clocks.ts), in ms; 0 until a majority of the nodes answered.
+   */
+  readonly clockOffsetMs: number;
   /** The cache group: its Raft state (as above) and its contents. */
   readonly cache: GroupMetrics & CacheGroupMetrics;
 }
@@ -394,6 +399,7 @@ export class HiqliteNode {
     return {
       nodeId: this.cfg.nodeId,
       sqlite: this.cfg.sqlite,
+      clockOffsetMs: Math.round(this.peerClocks.offsetMs()),
       ...this.groupMetrics(this.group),
       cache: {
         ...(cache ?? {

@@ -156,6 +156,19 @@ test('the dashboard in chromium against a 3-node cluster', { timeout: 120_000 },
         document.querySelector(`#members tr[data-node="${id}"] .tag.leader`) !== null,
       leader,
     );
+    // Each member's clock against the cluster's (the same machine's clock here: near 0).
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#members tbody td[data-clock-offset]:not([data-clock-offset=""])')
+          .length === 3,
+    );
+    const offsets = await page.$$eval('#members tbody td[data-clock-offset]', (tds) =>
+      tds.map((td) => Number(td.getAttribute('data-clock-offset'))),
+    );
+    assert.ok(
+      offsets.every((o) => Math.abs(o) < 1000),
+      `clock offsets near 0: ${offsets.join(', ')}`,
+    );
 
     // Console: a write after its confirmation shows rowsAffected and logIndex; a query shows rows.
     await page.click('a[data-page=console]');

@@ -86,6 +86,8 @@ describe('a leader whose clock jumps an hour ahead', () => {
       Math.abs(await gauge(cfg2, 'hiqlite_clock_offset_ms')) < 5_000,
       "node 2's clock is the cluster's",
     );
+    assert.ok(Math.abs((await n1.metrics()).clockOffsetMs - HOUR_MS) < 5_000, 'metrics() says so too');
+    assert.ok(Math.abs((await n2.metrics()).clockOffsetMs) < 5_000);
 
     await n1.cache('c').put('other', 1); // stamped by node 1
     await n1.execute("INSERT INTO t VALUES (julianday('now'))");

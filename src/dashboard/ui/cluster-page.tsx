@@ -44,6 +44,12 @@ export function ClusterPage() {
                   <th class="num">applied</th>
                   <th class="num">last log</th>
                   <th class="num">lag</th>
+                  <th
+                    class="num"
+                    title="its clock minus the median of the nodes' clocks, which log time follows"
+                  >
+                    clock
+                  </th>
                   <th>health</th>
                 </tr>
               </thead>
@@ -58,6 +64,16 @@ export function ClusterPage() {
       )}
     </section>
   );
+}
+
+/** An offset from the cluster's clock over this is shown as a problem (the node also logs it). */
+const CLOCK_OFFSET_SHOWN_BAD_MS = 1000;
+
+/** `+0 ms`, `-250 ms`, `+3600.0 s`. */
+function formatOffset(ms: number): string {
+  const sign = ms < 0 ? '-' : '+';
+  const abs = Math.abs(ms);
+  return abs < 1000 ? `${sign}${Math.round(abs)} ms` : `${sign}${(abs / 1000).toFixed(1)} s`;
 }
 
 function MemberRow({ m }: { m: MemberStatus }) {
@@ -87,6 +103,15 @@ function MemberRow({ m }: { m: MemberStatus }) {
       <td class="num">{m.appliedIndex ?? dash}</td>
       <td class="num">{m.lastLogIndex ?? dash}</td>
       <td class="num">{m.lag ?? dash}</td>
+      <td class="num" data-clock-offset={m.clockOffsetMs ?? ''}>
+        {m.clockOffsetMs === null ? (
+          dash
+        ) : (
+          <span class={Math.abs(m.clockOffsetMs) > CLOCK_OFFSET_SHOWN_BAD_MS ? 'bad' : ''}>
+            {formatOffset(m.clockOffsetMs)}
+          </span>
+        )}
+      </td>
       <td class="wrap" title={m.error ?? ''}>
         {m.healthy ? (
           <span class="ok">healthy</span>
