@@ -1358,7 +1358,7 @@ export class HiqliteNode {
       [
         'hiqlite_clock_offset_ms',
         "This node's wall clock minus the cluster's (the median of the nodes' clocks, asked every clock_probe_interval_ms); log time follows the cluster's",
-        () => this.peerClocks.offsetMs(),
+        () => Math.round(this.peerClocks.offsetMs()),
       ],
       [
         'hiqlite_raft_unauthenticated_connections',
