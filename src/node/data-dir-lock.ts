@@ -4,11 +4,12 @@
  * run ended uncleanly (kill -9, power loss): that is reported, and recovery (torn-tail checks of
  * the log, the state machine's applied index) does the rest.
  */
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { unusableDirReason } from '../storage/file-paths.js';
+import { makeDirs } from '../storage/make-dirs.js';
 
 export interface DataDirLock {
   /** Whether the previous owner did not shut down cleanly. */
@@ -17,7 +18,7 @@ export interface DataDirLock {
 }
 
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }).catch((e: unknown) => {
+  await makeDirs(dir, PRIVATE_DIR_MODE).catch((e: unknown) => {
     throw unusable(dir, e);
   });
   const path = join(dir, 'hiqlite.lock');

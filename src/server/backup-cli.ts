@@ -3,7 +3,7 @@
  * `create` asks the running cluster (its leader takes the backup); the others work on the
  * targets directly: the node's local folder (`--local`) or the S3 bucket (`--s3`).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { pino } from 'pino';
@@ -19,6 +19,7 @@ import { lockDataDir } from '../node/data-dir-lock.js';
 import { logLevelFromEnv } from '../node/log-level.js';
 import { sqlConfig } from '../node/sqlite-setting.js';
 import { isInsideDir } from '../storage/file-paths.js';
+import { makeDirsSync } from '../storage/make-dirs.js';
 import { createProgress } from './progress.js';
 
 interface Where {
@@ -75,7 +76,7 @@ export function downloadPath(out: string, name: string, dataDir: string): string
     throw new Error(
       `--out ${path}: is inside the node's data_dir ${dataDir}, which the node owns: write the copy elsewhere (to put a backup back into a node, stop it and run \`hiqlite backup restore\`)`,
     );
-  if (isDir) mkdirSync(out, { recursive: true });
+  if (isDir) makeDirsSync(out, 0o777); // the umask applies, as to any folder a user makes
   return path;
 }
 

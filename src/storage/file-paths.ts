@@ -32,6 +32,9 @@ export function unusableDirReason(e: unknown): string | null {
   switch ((e as NodeJS.ErrnoException | null)?.code) {
     case 'EEXIST':
       return 'exists and is not a directory';
+    case 'ENOENT':
+      // A parent exists, yet the folder cannot be made there (a path under /proc).
+      return 'cannot be created there';
     case 'ENOTDIR':
       return 'a part of its path is a file, not a directory';
     case 'EACCES':

@@ -1,0 +1,81 @@
+/**
+ * Makes a folder and its missing parents, one level at a time, in a number of steps bounded by
+ * the path's depth. Node's `mkdir(path, { recursive: true })` loops forever on a path it cannot
+ * create under /proc (mkdir answers ENOENT there although the parent exists), so a `data_dir`
+ * or a `generate-config --dir` under /proc hung `hiqlite serve`, `start()` and the CLI. Errors
+ * are the file system's (with their errno `code`, for `unusableDirReason`): ENOENT for a level
+ * that cannot be made, ENOTDIR for a file in the path, EEXIST when the path itself is a file.
+ */
+import { mkdirSync, type Stats, statSync } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+function notADirectory(p: string): Error {
+  return Object.assign(new Error(`EEXIST: file already exists and is not a directory, mkdir '${p}'`), {
+    code: 'EEXIST',
+    syscall: 'mkdir',
+    path: p,
+  });
+}
+
+const codeOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
+
+function statOrNullSync(p: string): Stats | null {
+  try {
+    return statSync(p);
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+async function statOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await stat(p);
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export function makeDirsSync(path: string, mode: number): void {
+  // `path` and the parents that do not exist, deepest first (one stat per level).
+  const missing: string[] = [];
+  for (let p = resolve(path); ; p = dirname(p)) {
+    const st = statOrNullSync(p);
+    if (st !== null) {
+      if (!st.isDirectory()) throw notADirectory(p);
+      break;
+    }
+    missing.push(p);
+    if (dirname(p) === p) break;
+  }
+  for (const level of missing.reverse()) {
+    try {
+      mkdirSync(level, { mode });
+    } catch (e) {
+      // Made meanwhile by someone else: fine if it is a folder.
+      if (codeOf(e) !== 'EEXIST' || statOrNullSync(level)?.isDirectory() !== true) throw e;
+    }
+  }
+}
+
+export async function makeDirs(path: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let p = resolve(path); ; p = dirname(p)) {
+    const st = await statOrNull(p);
+    if (st !== null) {
+      if (!st.isDirectory()) throw notADirectory(p);
+      break;
+    }
+    missing.push(p);
+    if (dirname(p) === p) break;
+  }
+  for (const level of missing.reverse()) {
+    try {
+      await mkdir(level, { mode });
+    } catch (e) {
+      if (codeOf(e) !== 'EEXIST' || (await statOrNull(level))?.isDirectory() !== true) throw e;
+    }
+  }
+}
