@@ -5,7 +5,7 @@
  * protocols to a cluster.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, type Option } from 'commander';
 import { HiqliteError } from '../lib/errors.js';
 import { runProxy } from '../proxy/run-proxy.js';
 import { registerBackupCommands } from './backup-cli.js';
@@ -28,6 +28,31 @@ function int(name: string, min: number, max: number) {
 function packageVersion(): string {
   const json = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
   return (JSON.parse(json) as { version: string }).version;
+}
+
+/**
+ * Commander checks required options before unknown ones, so `serve --confg x` said "required
+ * option '-c, --config <file>' not specified" about an option the user had typed, misspelled.
+ * For every command: its required options are checked after the unknown-option check (which
+ * names the option and suggests the nearest one), in a preAction hook, with commander's words.
+ */
+function unknownOptionsFirst(root: Command): void {
+  const required = new Map<Command, Option[]>();
+  const collect = (cmd: Command): void => {
+    const own = cmd.options.filter((o) => o.mandatory);
+    for (const o of own) o.mandatory = false;
+    if (own.length > 0) required.set(cmd, own);
+    for (const sub of cmd.commands) collect(sub);
+  };
+  collect(root);
+  root.hook('preAction', (_root, action) => {
+    for (const o of required.get(action) ?? []) {
+      if (action.getOptionValue(o.attributeName()) === undefined)
+        action.error(`error: required option '${o.flags}' not specified`, {
+          code: 'commander.missingMandatoryOptionValue',
+        });
+    }
+  });
 }
 
 const program = new Command()
@@ -91,6 +116,8 @@ program
     'print the Argon2id hash of a dashboard password for password_dashboard (reads standard input, or asks without echo)',
   )
   .action(() => runHashPassword());
+
+unknownOptionsFirst(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // A hiqlite error says its stable code (docs/ERRORS.md) before the message.

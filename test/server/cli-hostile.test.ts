@@ -13,8 +13,10 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -423,5 +425,70 @@ describe('integer options', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('careless options and output paths', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-careless-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a misspelled option is named as unknown with the nearest one, before a required option is asked for', async () => {
+    for (const args of [
+      ['serve', '--confg', 'x.toml'],
+      ['proxy', '--confg', 'x.toml'],
+      ['backup', 'list', '--confg', 'x.toml'],
+    ]) {
+      const r = await cli(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /unknown option '--confg'/, r.stderr);
+      assert.match(r.stderr, /Did you mean --config\?/, r.stderr);
+      assert.doesNotMatch(r.stderr, /required option/, r.stderr);
+    }
+    const missing = await cli(['serve']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /required option '-c, --config <file>' not specified/, missing.stderr);
+  });
+
+  test('generate-config replaces a symbolic link or a FIFO at a node file, never writes through or opens it', async () => {
+    const out = join(dir, 'gen');
+    mkdirSync(out);
+    const elsewhere = join(dir, 'precious.txt');
+    writeFileSync(elsewhere, 'keep me');
+    symlinkSync(elsewhere, join(out, 'node-1.toml'));
+    execFileSync('mkfifo', [join(out, 'node-2.toml')]);
+    // Without --overwrite both are refused as existing; nothing is written anywhere.
+    refused(await cli(['generate-config', '--dir', out]), /already exist/);
+    assert.equal(readFileSync(elsewhere, 'utf8'), 'keep me');
+    // With it, both are replaced by regular files (a FIFO blocked the command forever before).
+    const r = await cli(['generate-config', '--dir', out, '--overwrite']);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(readFileSync(elsewhere, 'utf8'), 'keep me', 'the link’s target is untouched');
+    for (const id of [1, 2, 3]) {
+      const file = join(out, `node-${id}.toml`);
+      assert.ok(lstatSync(file).isFile(), `${file} is a regular file`);
+      assert.equal(lstatSync(file).mode & 0o777, 0o600);
+      assert.match(readFileSync(file, 'utf8'), new RegExp(`node_id = ${id}`));
+    }
+    assert.deepEqual(
+      readdirSync(out).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temporary file left behind',
+    );
+  });
+
+  test('a folder that cannot be made (under /proc) is an error naming it, not a command that never ends', async () => {
+    refused(
+      await cli(['generate-config', '--dir', '/proc/hiqlite-test/config']),
+      /- dir: \/proc\/hiqlite-test\/config: cannot be created there/,
+    );
+    const config = nodeConfigFile(dir, 'proc-data.toml', '/proc/hiqlite-test/data');
+    // (`backup list` creates nothing: it lists none there.)
+    const r = await cli(['serve', '--config', config]);
+    refused(r, /^hiqlite: HQL_INVALID_CONFIG: /m);
+    assert.match(r.stderr, /data_dir/, r.stderr);
+    assert.match(r.stderr, /cannot be created there/, r.stderr);
   });
 });

@@ -4,10 +4,11 @@
  * sharing two random secrets. Data directories go to `<dir>/data/node-<id>`.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, linkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { unusableDirReason } from '../../storage/file-paths.js';
+import { makeDirsSync } from '../../storage/make-dirs.js';
 import { formatHostPort, parseBindHost } from './config-address.js';
 import { ConfigError, ConfigProblems, camelCaseNamer, describeValue } from './config-errors.js';
 import { FILENAME_DB_DEFAULT } from './config-keys.js';
@@ -83,12 +84,20 @@ export function writeGeneratedConfig(
   for (const file of generated.files) {
     const dir = resolve(file.path, '..');
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirsSync(dir, 0o700);
     } catch (e) {
       throw unwritable(dir, e);
     }
+    // Written to a new file beside it, then put in place by a rename (overwrite) or a link (no
+    // overwrite: fails if anything is there). Either way what sits at the path (a symbolic link,
+    // a FIFO) is replaced or refused, never written through or opened: a link to another file
+    // left that file overwritten, a FIFO blocked the command forever.
+    const tmp = join(dir, `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      writeFileSync(file.path, file.toml, { mode: 0o600, flag: options.overwrite === true ? 'w' : 'wx' });
+      writeFileSync(tmp, file.toml, { mode: 0o600, flag: 'wx' });
+      chmodSync(tmp, 0o600); // whatever the umask
+      if (options.overwrite === true) renameSync(tmp, file.path);
+      else linkSync(tmp, file.path);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST')
         throw new ConfigError(
@@ -101,8 +110,9 @@ export function writeGeneratedConfig(
           'generateConfig options',
         );
       throw unwritable(file.path, e);
+    } finally {
+      rmSync(tmp, { force: true });
     }
-    chmodSync(file.path, 0o600); // the mode above applies only to a file the call created
   }
 }
 
