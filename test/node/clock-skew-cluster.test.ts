@@ -15,22 +15,11 @@ import { pino } from 'pino';
 import { type HiqliteNode, start } from '../../src/index.js';
 import type { Clock } from '../../src/lib/clock.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
-import { systemClock } from '../../src/node/system-clock.js';
 import { freePorts } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
+import { skewedClock } from '../support/skewed-clock.js';
 
 const HOUR_MS = 3_600_000;
-
-function skewedClock(): Clock & { offsetMs: number } {
-  const c = {
-    offsetMs: 0,
-    monotonicMs: () => systemClock.monotonicMs(),
-    wallMs: () => systemClock.wallMs() + c.offsetMs,
-    setTimer: systemClock.setTimer,
-    clearTimer: systemClock.clearTimer,
-  };
-  return c;
-}
 
 async function gauge(cfg: NodeConfig, name: string): Promise<number> {
   const text = await (await fetch(`http://${cfg.nodes[cfg.nodeId - 1]?.addrApi}/metrics`)).text();

@@ -14,23 +14,10 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { start } from '../../src/index.js';
-import type { Clock } from '../../src/lib/clock.js';
-import { systemClock } from '../../src/node/system-clock.js';
 import { oneNodeConfig } from '../support/one-node-config.js';
+import { skewedClock } from '../support/skewed-clock.js';
 
 const HOUR_MS = 3_600_000;
-
-/** The system clock, with a wall time `offsetMs` off (timers and the monotonic clock are real). */
-function skewedClock(): Clock & { offsetMs: number } {
-  const c = {
-    offsetMs: 0,
-    monotonicMs: () => systemClock.monotonicMs(),
-    wallMs: () => systemClock.wallMs() + c.offsetMs,
-    setTimer: systemClock.setTimer,
-    clearTimer: systemClock.clearTimer,
-  };
-  return c;
-}
 
 async function cacheEntries(base: string, cache: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
