@@ -140,7 +140,7 @@ export class CacheMirror {
     assert(this.mode === 'live', 'a mirror read while the mirror is not live');
     switch (read.type) {
       case 'get':
-        return this.sm.get(read.cache, read.key, this.logClock.nowMs());
+        return this.sm.getEntry(read.cache, read.key, this.readNowMs)?.value ?? null;
       case 'entries':
         return this.sm.entries(read.cache, this.logClock.nowMs());
       case 'counterGet':

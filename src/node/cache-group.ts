@@ -567,7 +567,8 @@ export class CacheGroup {
 
   /** The live value on this replica (expiry judged by this node's log clock). */
   get(cache: string, key: string): Uint8Array | null {
-    return this.sm.get(cache, key, this.logClock.nowMs());
+    // The clock is read only for an entry with a TTL the applied log time has not passed.
+    return this.sm.getEntry(cache, key, this.readNowMs)?.value ?? null;
   }
 
   private readonly readNowMs = (): number => this.logClock.nowMs();
