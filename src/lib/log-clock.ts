@@ -11,17 +11,20 @@
  *
  *     now = max(wall, applied, anchor + elapsed)
  *
- * where `applied` is the group's applied log time, and `anchor` the last value this clock gave,
+ * where `wall` is the cluster's clock on a node (the median of the nodes' clocks:
+ * src/node/peer-clocks.ts), `applied` the group's applied log time, and `anchor` the last value
+ * this clock gave,
  * carried forward by the monotonic clock's `elapsed` since. Log time therefore advances at
  * real-time rate on this node whatever its wall clock says, takes every jump of another node's
  * stamps, and never goes back. While log time is ahead of the wall clock, `elapsed` counts at
  * `1 - LOG_CLOCK_SLEW` (durations run that much longer) so that log time drifts back to the
  * clocks instead of staying ahead forever; it never drops below the wall clock.
  *
- * What it cannot undo: a clock that runs ahead still pushes log time ahead when it stamps, and
- * TTLs and leases running at that moment end early by the jump (the cache group reports log time
- * ahead of the node's clock as `hiqlite_cache_log_clock_ahead_ms`). Time sync on every node stays
- * an operating requirement, as for S3 (which refuses requests 15 minutes off).
+ * What it cannot undo: a wall clock that runs ahead (a majority of the nodes' clocks, or one
+ * node's before the others answered) still pushes log time ahead when it stamps, and TTLs and
+ * leases running at that moment end early by the jump (the cache group reports log time ahead of
+ * the cluster's clock as `hiqlite_cache_log_clock_ahead_ms`). Time sync on every node stays an
+ * operating requirement, as for S3 (which refuses requests 15 minutes off).
  */
 
 /** The fraction of elapsed time taken off while log time is ahead of the wall clock. */
