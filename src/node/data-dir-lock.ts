@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { unusableDirReason } from '../storage/file-paths.js';
-import { makeDirs } from '../storage/make-dirs.js';
+import { makeDirsSync } from '../storage/make-dirs.js';
 
 export interface DataDirLock {
   /** Whether the previous owner did not shut down cleanly. */
@@ -18,9 +18,11 @@ export interface DataDirLock {
 }
 
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
-  await makeDirs(dir, PRIVATE_DIR_MODE).catch((e: unknown) => {
+  try {
+    makeDirsSync(dir, PRIVATE_DIR_MODE);
+  } catch (e) {
     throw unusable(dir, e);
-  });
+  }
   const path = join(dir, 'hiqlite.lock');
   let unclean = false;
   for (let attempt = 0; attempt < 2; attempt++) {

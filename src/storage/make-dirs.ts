@@ -5,9 +5,11 @@
  * or a `generate-config --dir` under /proc hung `hiqlite serve`, `start()` and the CLI. Errors
  * are the file system's (with their errno `code`, for `unusableDirReason`): ENOENT for a level
  * that cannot be made, ENOTDIR for a file in the path, EEXIST when the path itself is a file.
+ *
+ * Synchronous only: its callers make a folder once, before they use it (start, a CLI command), and
+ * one walk is simpler to keep right than a synchronous and an asynchronous copy of it.
  */
 import { mkdirSync, type Stats, statSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 function notADirectory(p: string): Error {
@@ -23,15 +25,6 @@ const codeOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException |
 function statOrNullSync(p: string): Stats | null {
   try {
     return statSync(p);
-  } catch (e) {
-    if (codeOf(e) === 'ENOENT') return null;
-    throw e;
-  }
-}
-
-async function statOrNull(p: string): Promise<Stats | null> {
-  try {
-    return await stat(p);
   } catch (e) {
     if (codeOf(e) === 'ENOENT') return null;
     throw e;
@@ -56,26 +49,6 @@ export function makeDirsSync(path: string, mode: number): void {
     } catch (e) {
       // Made meanwhile by someone else: fine if it is a folder.
       if (codeOf(e) !== 'EEXIST' || statOrNullSync(level)?.isDirectory() !== true) throw e;
-    }
-  }
-}
-
-export async function makeDirs(path: string, mode: number): Promise<void> {
-  const missing: string[] = [];
-  for (let p = resolve(path); ; p = dirname(p)) {
-    const st = await statOrNull(p);
-    if (st !== null) {
-      if (!st.isDirectory()) throw notADirectory(p);
-      break;
-    }
-    missing.push(p);
-    if (dirname(p) === p) break;
-  }
-  for (const level of missing.reverse()) {
-    try {
-      await mkdir(level, { mode });
-    } catch (e) {
-      if (codeOf(e) !== 'EEXIST' || (await statOrNull(level))?.isDirectory() !== true) throw e;
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * makeDirs / makeDirsSync (src/storage/make-dirs.ts): a folder and its missing parents, one level
+ * makeDirsSync (src/storage/make-dirs.ts): a folder and its missing parents, one level
  * at a time, so a path that cannot be made fails at once (Node's recursive mkdir loops forever on
  * a path under /proc), with the errno the callers turn into words (unusableDirReason).
  */
@@ -8,38 +8,35 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { makeDirs, makeDirsSync } from '../../src/storage/make-dirs.js';
+import { makeDirsSync } from '../../src/storage/make-dirs.js';
 
 const code = (c: string) => (e: unknown) => (e as NodeJS.ErrnoException).code === c;
 
-for (const [name, make] of [
-  ['makeDirsSync', async (p: string, mode: number) => makeDirsSync(p, mode)],
-  ['makeDirs', makeDirs],
-] as const) {
-  describe(name, () => {
-    const root = mkdtempSync(join(tmpdir(), 'hq-make-dirs-'));
-    after(() => rmSync(root, { recursive: true, force: true }));
+const make = async (p: string, mode: number) => makeDirsSync(p, mode);
 
-    test('makes every missing level with the mode, and is a no-op on a folder that exists', async () => {
-      const deep = join(root, 'a', 'b', 'c');
-      await make(deep, 0o700);
-      for (const p of [join(root, 'a'), join(root, 'a', 'b'), deep]) {
-        assert.ok(statSync(p).isDirectory());
-        assert.equal(statSync(p).mode & 0o777, 0o700);
-      }
-      await make(deep, 0o700);
-      await make(root, 0o700);
-    });
+describe('makeDirsSync', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-make-dirs-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
 
-    test('a file in the path is ENOTDIR, the path itself a file EEXIST', async () => {
-      const file = join(root, 'file');
-      writeFileSync(file, 'x');
-      await assert.rejects(async () => make(join(file, 'sub'), 0o700), code('ENOTDIR'));
-      await assert.rejects(async () => make(file, 0o700), code('EEXIST'));
-    });
-
-    test('a level that cannot be made (under /proc) fails with ENOENT instead of looping', async () => {
-      await assert.rejects(async () => make('/proc/hiqlite-make-dirs/x/y', 0o700), code('ENOENT'));
-    });
+  test('makes every missing level with the mode, and is a no-op on a folder that exists', async () => {
+    const deep = join(root, 'a', 'b', 'c');
+    await make(deep, 0o700);
+    for (const p of [join(root, 'a'), join(root, 'a', 'b'), deep]) {
+      assert.ok(statSync(p).isDirectory());
+      assert.equal(statSync(p).mode & 0o777, 0o700);
+    }
+    await make(deep, 0o700);
+    await make(root, 0o700);
   });
-}
+
+  test('a file in the path is ENOTDIR, the path itself a file EEXIST', async () => {
+    const file = join(root, 'file');
+    writeFileSync(file, 'x');
+    await assert.rejects(async () => make(join(file, 'sub'), 0o700), code('ENOTDIR'));
+    await assert.rejects(async () => make(file, 0o700), code('EEXIST'));
+  });
+
+  test('a level that cannot be made (under /proc) fails with ENOENT instead of looping', async () => {
+    await assert.rejects(async () => make('/proc/hiqlite-make-dirs/x/y', 0o700), code('ENOENT'));
+  });
+});
