@@ -13,8 +13,7 @@
  *
  * where `wall` is the cluster's clock on a node (the median of the nodes' clocks:
  * src/node/peer-clocks.ts), `applied` the group's applied log time, and `anchor` the last value
- * this clock gave,
- * carried forward by the monotonic clock's `elapsed` since. Log time therefore advances at
+ * this clock gave, carried forward by the monotonic clock's `elapsed` since. Log time therefore advances at
  * real-time rate on this node whatever its wall clock says, takes every jump of another node's
  * stamps, and never goes back. While log time is ahead of the wall clock, `elapsed` counts at
  * `1 - LOG_CLOCK_SLEW` (durations run that much longer) so that log time drifts back to the

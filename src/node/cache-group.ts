@@ -13,8 +13,9 @@
  *
  * Time: every command carries the log clock (src/lib/log-clock.ts) of the node that proposes it
  * to the Raft core: the cluster's clock (the median of the nodes' clocks, peer-clocks.ts), or
- * the log's time run on by its monotonic clock when that is later. A command forwarded by a follower is stamped again by the leader (`proposeHere`), so
- * log time follows the leaders (made monotonic by the state machine). The leader proposes
+ * the log's time run on by its monotonic clock when that is later. A command forwarded by a
+ * follower is stamped again by the leader (`proposeHere`), so log time follows the leaders (made
+ * monotonic by the state machine). The leader proposes
  * `expire` once log time passes the earliest expiry or lease end (checked every
  * `cache_expire_interval_ms`), and again at once while the state machine says more are due.
  * Reads judge expiry by the same log clock.
