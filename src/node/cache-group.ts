@@ -81,6 +81,8 @@ export interface CacheGroupDeps {
   readonly clock: Clock;
   /** The cluster's wall clock (peer-clocks.ts) log time follows; this node's clock by default. */
   readonly clusterWallMs?: () => number;
+  /** Null once the cluster's clock can be told, else a promise of it (PeerClocks.ready). */
+  readonly clusterClockReady?: () => Promise<void> | null;
   readonly log: Logger;
   /** Sends prepared bytes to the leader's `proposeHere` (the API port's `propose`, group cache). */
   readonly forward: (
@@ -322,6 +324,8 @@ export class CacheGroup {
   ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     if (options.signal?.aborted === true) throw abortedError();
+    const clockWait = this.d.clusterClockReady?.() ?? null;
+    if (clockWait !== null) await clockWait;
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = this.sm.encodeForProposal({
@@ -429,6 +433,8 @@ export class CacheGroup {
   async proposeHere(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     const envelope = decodeCacheCommand(data);
+    const clockWait = this.d.clusterClockReady?.() ?? null;
+    if (clockWait !== null) await clockWait;
     return this.proposeStamped(
       this.sm.encodeForProposal({ ...envelope, nowMs: this.logClock.nowMs() }),
       timeoutMs,
@@ -729,6 +735,8 @@ export class CacheGroup {
       // Bounded: each round removes up to expireBatchMax entries or stale index items.
       for (let round = 0; round < 100; round++) {
         if (!this.running || this.raft.status().role !== 'leader') return;
+        // Not before the cluster's clock can be told: a wrong clock of this node would end TTLs.
+        if ((this.d.clusterClockReady?.() ?? null) !== null) return;
         const due = this.sm.nextDeadlineMs();
         const nowMs = this.logClock.nowMs();
         if (due === null || due > nowMs) return;

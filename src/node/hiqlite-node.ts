@@ -294,6 +294,8 @@ export class HiqliteNode {
     this.requireSqlite(command.type);
     // SQL and its parameters may hold personal data: logged only when log_statements is on.
     if (this.cfg.logStatements) this.log.info({ command }, 'write');
+    const clockWait = this.peerClocks.ready();
+    if (clockWait !== null) await clockWait;
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = prepareForProposal(command, {
@@ -642,6 +644,7 @@ export class HiqliteNode {
       clock: this.clock,
       log: this.log,
       clusterWallMs: () => this.peerClocks.wallMs(),
+      clusterClockReady: () => this.peerClocks.ready(),
       forward: async (leader, data, timeoutMs) => {
         const conn = await this.peerConnection(leader);
         const r = await conn.request(
@@ -915,6 +918,8 @@ export class HiqliteNode {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
           // A client's bytes go to the leader if need be; a node's are proposed here or refused.
           if (from === REMOTE_CLIENT_ID) {
+            const clockWait = this.peerClocks.ready();
+            if (clockWait !== null) await clockWait;
             const { data } = adoptClientCacheCommand(req.data, { nowMs: this.cache.logClock.nowMs() });
             return this.cache.proposeBytes(data, timeoutMs);
           }
@@ -924,6 +929,8 @@ export class HiqliteNode {
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
         if (from === REMOTE_CLIENT_ID) {
+          const clockWait = this.peerClocks.ready();
+          if (clockWait !== null) await clockWait;
           const { data, command } = adoptClientCommand(req.data, { nowMs: this.sqlLogClock.nowMs() });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           // The client's own deadline when it is the nearer one: it gets an answer before it gives up.

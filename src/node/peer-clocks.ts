@@ -13,11 +13,15 @@
  * intervals).
  *
  * `wallMs()` is the median of this node's clock and the fresh peers' clocks, once a majority of
- * the configured nodes are among them (this one included); else this node's own. With an even
- * count the middle value nearer to this node's clock is taken, so two clocks that disagree (one
- * peer down in a cluster of three) leave each node with its own: a minority of wrong clocks
- * never moves the others, and a majority is needed to move one. A node of an earlier version
- * answers `ping` with null: it does not count.
+ * the configured nodes are among them (this one included): a minority of wrong clocks never moves
+ * the others, and a majority is needed to move one. The last median is carried forward by the
+ * monotonic clock, and that carried clock stands in where too few clocks are known: while fewer
+ * than a majority answer (a node cut off for a while, whose own clock was stepped meanwhile, does
+ * not stamp its own time when it is back), and as the judge between two clocks that disagree
+ * (one node of three down: the middle value nearer the carried clock is taken). Before the first
+ * majority answered this node's own clock is all there is; `ready()` lets writers wait for that
+ * first answer, up to one interval after start. A node of an earlier version answers `ping` with
+ * null: it does not count.
  *
  * `offsetMs()` (this node's clock minus the cluster's) is exported as `hiqlite_clock_offset_ms`,
  * and an offset over CLOCK_OFFSET_WARN_MS is logged at most once a minute.
@@ -57,8 +61,24 @@ export class PeerClocks {
   private running = false;
   private closed = false;
   private warnedAtMono = Number.NEGATIVE_INFINITY;
+  /** The last median, at `carriedMono` on the monotonic clock (NaN: no majority known yet). */
+  private carriedMs = Number.NaN;
+  private carriedMono = 0;
+  /** Pending until a majority answered once, or for one interval at most (see ready()). */
+  private readyWait: { promise: Promise<void>; resolve: () => void; timer: TimerHandle | null } | null = null;
 
-  constructor(private readonly d: PeerClocksDeps) {}
+  constructor(private readonly d: PeerClocksDeps) {
+    if (d.peers.length > 0) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.readyWait = { promise, resolve, timer: null };
+      this.readyWait.timer = d.clock.setTimer(() => this.endReadyWait(), d.intervalMs, {
+        keepAlive: false,
+      });
+    }
+  }
 
   /** Starts asking the peers (once their API ports can be reached). */
   start(): void {
@@ -71,6 +91,25 @@ export class PeerClocks {
     this.closed = true;
     if (this.timer !== null) this.d.clock.clearTimer(this.timer);
     this.timer = null;
+    this.endReadyWait();
+  }
+
+  /**
+   * Null once the cluster's clock can be told (a majority answered) or one interval after this
+   * was made (the nodes that answered by then are all there is); else a promise of that moment.
+   * Writers wait for it before their first stamp, so a restarted node whose clock is wrong and
+   * that leads at once does not stamp its own time before its peers answered.
+   */
+  ready(): Promise<void> | null {
+    return this.readyWait?.promise ?? null;
+  }
+
+  private endReadyWait(): void {
+    const w = this.readyWait;
+    if (w === null) return;
+    this.readyWait = null;
+    if (w.timer !== null) this.d.clock.clearTimer(w.timer);
+    w.resolve();
   }
 
   /** The cluster's wall clock now (see the module comment). */
@@ -84,13 +123,20 @@ export class PeerClocks {
       const s = this.best(p, mono);
       if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
     }
-    if (values.length < Math.floor((peers.length + 1) / 2) + 1) return own;
+    const carried = Number.isNaN(this.carriedMs) ? own : this.carriedMs + (mono - this.carriedMono);
+    if (values.length < this.majority()) return carried;
     values.sort((a, b) => a - b);
     const n = values.length;
-    if (n % 2 === 1) return values[(n - 1) / 2] as number;
-    const lo = values[n / 2 - 1] as number;
-    const hi = values[n / 2] as number;
-    return Math.abs(lo - own) <= Math.abs(hi - own) ? lo : hi;
+    let median: number;
+    if (n % 2 === 1) median = values[(n - 1) / 2] as number;
+    else {
+      const lo = values[n / 2 - 1] as number;
+      const hi = values[n / 2] as number;
+      median = Math.abs(lo - carried) <= Math.abs(hi - carried) ? lo : hi;
+    }
+    this.carriedMs = median;
+    this.carriedMono = mono;
+    return median;
   }
 
   /** This node's clock minus the cluster's, in ms (positive: ahead). */
@@ -108,6 +154,18 @@ export class PeerClocks {
       if (s !== null) out.set(p, { offsetMs: s.peerWallMs + (mono - s.atMono) - own, rttMs: s.rttMs });
     }
     return out;
+  }
+
+  /** Of the configured nodes (this one included). */
+  private majority(): number {
+    return Math.floor((this.d.peers.length + 1) / 2) + 1;
+  }
+
+  /** This node and the peers whose clock is known at `mono`. */
+  private knownCount(mono: number): number {
+    let n = 1;
+    for (const p of this.d.peers) if (this.best(p, mono) !== null) n++;
+    return n;
   }
 
   private best(peer: number, mono: number): Sample | null {
@@ -153,6 +211,7 @@ export class PeerClocks {
     list.push({ peerWallMs: answer, atMono: (sent + received) / 2, rttMs: received - sent });
     if (list.length > SAMPLES_KEPT) list.shift();
     this.samples.set(peer, list);
+    if (this.readyWait !== null && this.knownCount(received) >= this.majority()) this.endReadyWait();
   }
 
   private warnIfOff(): void {

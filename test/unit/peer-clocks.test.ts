@@ -18,11 +18,19 @@ function cluster(peerCount: number) {
   const t = { mono: 50_000, trueMs: T0, own: 0 };
   const peers = new Map<number, number | null | 'down'>();
   for (let id = 2; id <= peerCount + 1; id++) peers.set(id, 0);
+  /** Timers are run by hand (`fireTimers`). */
+  const timers = new Map<number, { fn: () => void; at: number }>();
+  let timerId = 0;
   const clock: Clock = {
     monotonicMs: () => t.mono,
     wallMs: () => t.trueMs + t.own,
-    setTimer: () => 0 as unknown as TimerHandle,
-    clearTimer: () => {},
+    setTimer: (fn, ms) => {
+      timers.set(++timerId, { fn, at: t.mono + ms });
+      return timerId as unknown as TimerHandle;
+    },
+    clearTimer: (h) => {
+      timers.delete(h as unknown as number);
+    },
   };
   const clocks = new PeerClocks({
     clock,
@@ -39,7 +47,14 @@ function cluster(peerCount: number) {
     t.mono += ms;
     t.trueMs += ms;
   };
-  return { t, peers, clocks, pass };
+  const fireTimers = () => {
+    for (const [id, tm] of [...timers]) {
+      if (tm.at > t.mono) continue;
+      timers.delete(id);
+      tm.fn();
+    }
+  };
+  return { t, peers, clocks, pass, fireTimers };
 }
 
 describe('PeerClocks', () => {
@@ -68,16 +83,51 @@ describe('PeerClocks', () => {
     assert.equal(clocks.peerOffsets().get(2)?.offsetMs, HOUR_MS);
   });
 
-  test('two clocks that disagree (one node of three down) leave this node with its own', async () => {
+  test('two clocks that disagree, with no majority known before, leave this node with its own', async () => {
     const { t, peers, clocks } = cluster(2);
     peers.set(2, 'down');
     peers.set(3, HOUR_MS);
     await clocks.probeAll();
     assert.equal(clocks.wallMs(), t.trueMs);
-    t.own = HOUR_MS;
-    peers.set(3, 0);
+    const other = cluster(2);
+    other.t.own = HOUR_MS;
+    other.peers.set(2, 'down');
+    await other.clocks.probeAll();
+    assert.equal(other.clocks.wallMs(), other.t.trueMs + HOUR_MS, 'nor is it moved by one peer');
+  });
+
+  test('between two clocks that disagree, the one nearer the last cluster clock is taken', async () => {
+    const { t, peers, clocks, pass } = cluster(2);
     await clocks.probeAll();
-    assert.equal(clocks.wallMs(), t.trueMs + HOUR_MS, 'nor is it moved by one peer');
+    assert.equal(clocks.wallMs(), t.trueMs);
+    // Node 2 goes down, then this node's clock is stepped an hour ahead: of the two clocks left,
+    // the peer's agrees with the cluster clock carried forward by the monotonic clock.
+    peers.set(2, 'down');
+    pass(3 * INTERVAL_MS + 1); // node 2's samples aged out
+    await clocks.probeAll();
+    t.own = HOUR_MS;
+    assert.equal(clocks.wallMs(), t.trueMs, 'this node’s stepped clock is outvoted');
+    // And the other way round: the peer's clock is stepped back an hour.
+    t.own = 0;
+    peers.set(3, -HOUR_MS);
+    pass(3 * INTERVAL_MS + 1);
+    await clocks.probeAll();
+    assert.equal(clocks.wallMs(), t.trueMs, 'the peer’s stepped clock is outvoted');
+  });
+
+  test('while fewer than a majority answer, the last cluster clock runs on by the monotonic clock', async () => {
+    const { t, peers, clocks, pass } = cluster(2);
+    await clocks.probeAll();
+    peers.set(2, 'down');
+    peers.set(3, 'down');
+    pass(10 * INTERVAL_MS); // every sample aged out: cut off
+    t.own = HOUR_MS; // and this node's clock stepped meanwhile
+    await clocks.probeAll();
+    assert.equal(clocks.wallMs(), t.trueMs, 'not this node’s stepped clock');
+    assert.equal(clocks.offsetMs(), HOUR_MS);
+    peers.set(2, 0);
+    await clocks.probeAll();
+    assert.equal(clocks.wallMs(), t.trueMs, 'and the median again once a majority answers');
   });
 
   test('in a cluster of five, two peers are a majority with this node', async () => {
@@ -117,8 +167,10 @@ describe('PeerClocks', () => {
     await clocks.probeAll();
     pass(3 * INTERVAL_MS);
     assert.equal(clocks.wallMs(), t.trueMs, 'fresh for three intervals');
+    assert.equal(clocks.peerOffsets().size, 2);
     pass(1);
-    assert.equal(clocks.wallMs(), t.trueMs + HOUR_MS);
+    assert.equal(clocks.peerOffsets().size, 0, 'then no longer counted');
+    assert.equal(clocks.wallMs(), t.trueMs, 'the last median runs on (the test below)');
   });
 
   test('the answer with the shortest round trip is used', async () => {
@@ -146,5 +198,43 @@ describe('PeerClocks', () => {
     await clocks.probeAll();
     assert.equal(clocks.peerOffsets().get(2)?.offsetMs, 0);
     assert.equal(clocks.peerOffsets().get(2)?.rttMs, 0);
+  });
+
+  test('writers wait (ready()) for a majority’s answers after start, one interval at most', async () => {
+    const { peers, clocks } = cluster(4); // majority: this node and two peers
+    const wait = clocks.ready();
+    assert.ok(wait !== null, 'pending before any answer');
+    let resolved = false;
+    void wait.then(() => {
+      resolved = true;
+    });
+    for (const id of [2, 3, 4]) peers.set(id, 'down');
+    await clocks.probeAll();
+    await Promise.resolve();
+    assert.equal(resolved, false, 'two clocks of five are not a majority');
+    assert.ok(clocks.ready() !== null);
+    peers.set(4, 0);
+    await clocks.probeAll();
+    await Promise.resolve();
+    assert.equal(resolved, true, 'three are');
+    assert.equal(clocks.ready(), null);
+
+    const late = cluster(2);
+    for (const id of [2, 3]) late.peers.set(id, 'down');
+    const lateWait = late.clocks.ready();
+    assert.ok(lateWait !== null);
+    await late.clocks.probeAll();
+    late.pass(INTERVAL_MS - 1);
+    late.fireTimers();
+    assert.ok(late.clocks.ready() !== null, 'still waiting just before one interval');
+    late.pass(1);
+    late.fireTimers();
+    assert.equal(late.clocks.ready(), null, 'not longer than one interval');
+    await lateWait;
+  });
+
+  test('a cluster of one never waits', () => {
+    const { clocks } = cluster(0);
+    assert.equal(clocks.ready(), null);
   });
 });

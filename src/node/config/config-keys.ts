@@ -151,7 +151,7 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     max: 8760,
   },
   // How often a node asks the others for their clocks: log time follows their median.
-  { key: 'clockProbeIntervalMs', toml: 'clock_probe_interval_ms', default: 2000, min: 100, max: 3_600_000 },
+  { key: 'clockProbeIntervalMs', toml: 'clock_probe_interval_ms', default: 2000, min: 100, max: 60_000 },
   // The cache group's runtime (the limits of its state machine follow).
   { key: 'cacheExpireIntervalMs', toml: 'cache_expire_interval_ms', default: 200, min: 1, max: 3_600_000 },
   // Writes the leader proposes in one turn share a log entry, up to this many (1: one per entry).
