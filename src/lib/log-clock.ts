@@ -9,15 +9,23 @@
  * stood still until their clocks caught up — an hour ahead meant no TTL and no lease ended for
  * an hour (a dead holder's lock with it). A LogClock runs on from the log's time instead:
  *
- *     now = max(wall, applied, anchor + elapsed)
+ *     now = max(wall, log)      log = max(applied, log before + elapsed)
  *
  * where `wall` is the cluster's clock on a node (the median of the nodes' clocks:
- * src/node/peer-clocks.ts), `applied` the group's applied log time, and `anchor` the last value
- * this clock gave, carried forward by the monotonic clock's `elapsed` since. Log time therefore advances at
- * real-time rate on this node whatever its wall clock says, takes every jump of another node's
- * stamps, and never goes back. While log time is ahead of the wall clock, `elapsed` counts at
+ * src/node/peer-clocks.ts), `applied` the group's applied log time, and `log` the log's time
+ * carried forward by the monotonic clock's `elapsed` since this clock last looked. Log time
+ * therefore advances at real-time rate on this node whatever its wall clock says, and takes
+ * every jump of another node's stamps. While it is ahead of the wall clock, `elapsed` counts at
  * `1 - LOG_CLOCK_SLEW` (durations run that much longer) so that log time drifts back to the
- * clocks instead of staying ahead forever; it never drops below the wall clock.
+ * clocks instead of staying ahead forever.
+ *
+ * A stamp (`stampMs`) becomes log time once applied, so it is carried like log time, and this
+ * node's stamps never go back. A read (`nowMs`: judging expiry) carries only log time, never the
+ * wall clock: a wall clock that was wrong for a moment (a node's own clock, read before its peers
+ * answered) must not stay in what this node stamps and reads after it was corrected. Carried, one
+ * read of a clock an hour ahead made every later stamp of the node an hour ahead, ending every
+ * TTL and lease. So a read can be less than an earlier one when the wall clock went back; it
+ * never falls below the log's time.
  *
  * What it cannot undo: a wall clock that runs ahead (a majority of the nodes' clocks, or one
  * node's before the others answered) still pushes log time ahead when it stamps, and TTLs and
@@ -36,7 +44,7 @@ export interface LogClockSource {
 }
 
 export class LogClock {
-  /** The last value given (not floored), at `anchorMono` on the monotonic clock. */
+  /** Log time as last seen, or the last stamp given (not floored), at `anchorMono` (monotonic). */
   private anchorMs = Number.NEGATIVE_INFINITY;
   private anchorMono = 0;
 
@@ -46,16 +54,27 @@ export class LogClock {
     private readonly appliedMs: () => number,
   ) {}
 
-  /** Log time now, in whole milliseconds: never less than any value given before. */
+  /** Log time now to judge expiry by: max(wall clock, log time carried forward), whole ms. */
   nowMs(): number {
+    return this.read(false);
+  }
+
+  /** Log time to stamp on an entry: as nowMs, and never less than a stamp given before. */
+  stampMs(): number {
+    return this.read(true);
+  }
+
+  private read(stamp: boolean): number {
     const mono = this.clock.monotonicMs();
     const wall = this.clock.wallMs();
     const elapsed = Math.max(0, mono - this.anchorMono);
-    let t = this.anchorMs + elapsed;
-    if (t > wall) t = Math.max(wall, this.anchorMs + elapsed * (1 - LOG_CLOCK_SLEW));
-    t = Math.max(t, wall, this.appliedMs());
-    this.anchorMs = t;
+    let log = this.anchorMs + elapsed;
+    if (log > wall) log = Math.max(wall, this.anchorMs + elapsed * (1 - LOG_CLOCK_SLEW));
+    const applied = this.appliedMs();
+    if (applied > log) log = applied;
+    const now = log > wall ? log : wall;
+    this.anchorMs = stamp ? now : log;
     this.anchorMono = mono;
-    return Math.floor(t);
+    return Math.floor(now);
   }
 }

@@ -329,7 +329,7 @@ export class CacheGroup {
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = this.sm.encodeForProposal({
-        nowMs: this.logClock.nowMs(),
+        nowMs: this.logClock.stampMs(),
         session: { clientId: lane.clientId, seq },
         command,
       });
@@ -436,7 +436,7 @@ export class CacheGroup {
     const clockWait = this.d.clusterClockReady?.() ?? null;
     if (clockWait !== null) await clockWait;
     return this.proposeStamped(
-      this.sm.encodeForProposal({ ...envelope, nowMs: this.logClock.nowMs() }),
+      this.sm.encodeForProposal({ ...envelope, nowMs: this.logClock.stampMs() }),
       timeoutMs,
     );
   }
@@ -738,7 +738,7 @@ export class CacheGroup {
         // Not before the cluster's clock can be told: a wrong clock of this node would end TTLs.
         if ((this.d.clusterClockReady?.() ?? null) !== null) return;
         const due = this.sm.nextDeadlineMs();
-        const nowMs = this.logClock.nowMs();
+        const nowMs = this.logClock.stampMs();
         if (due === null || due > nowMs) return;
         const data = this.sm.encodeForProposal({ nowMs, command: { type: 'expire' } });
         await this.proposeHere(data, this.d.cfg.proposalTimeoutMs);

@@ -299,7 +299,7 @@ export class HiqliteNode {
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = prepareForProposal(command, {
-        nowMs: this.sqlLogClock.nowMs(),
+        nowMs: this.sqlLogClock.stampMs(),
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
       });
@@ -920,7 +920,7 @@ export class HiqliteNode {
           if (from === REMOTE_CLIENT_ID) {
             const clockWait = this.peerClocks.ready();
             if (clockWait !== null) await clockWait;
-            const { data } = adoptClientCacheCommand(req.data, { nowMs: this.cache.logClock.nowMs() });
+            const { data } = adoptClientCacheCommand(req.data, { nowMs: this.cache.logClock.stampMs() });
             return this.cache.proposeBytes(data, timeoutMs);
           }
           this.requireLeaderFor('propose', 'cache');
@@ -931,7 +931,7 @@ export class HiqliteNode {
         if (from === REMOTE_CLIENT_ID) {
           const clockWait = this.peerClocks.ready();
           if (clockWait !== null) await clockWait;
-          const { data, command } = adoptClientCommand(req.data, { nowMs: this.sqlLogClock.nowMs() });
+          const { data, command } = adoptClientCommand(req.data, { nowMs: this.sqlLogClock.stampMs() });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           // The client's own deadline when it is the nearer one: it gets an answer before it gives up.
           return this.proposeCounted(data, Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs));

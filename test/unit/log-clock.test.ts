@@ -2,7 +2,8 @@
  * LogClock (src/lib/log-clock.ts): the time a node stamps on the entries it proposes. It follows
  * the wall clock, takes every jump of the log's applied time, runs on at real-time rate from a
  * log time ahead of the wall clock (a leader whose clock ran ahead must not stop time for the
- * others), drifts back to the wall clock by LOG_CLOCK_SLEW, and never goes back.
+ * others), and drifts back to the wall clock by LOG_CLOCK_SLEW. Stamps never go back; reads
+ * carry only log time, so a wall clock wrong for a moment does not stay in them.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -68,19 +69,65 @@ describe('LogClock', () => {
     assert.equal(clock.nowMs(), c.wall);
   });
 
-  test('takes a forward jump of the wall clock, and never follows it back', () => {
+  test('a wall clock ahead for a moment does not stay: only log time is carried', () => {
     const { c, clock, step } = fixture();
     clock.nowMs();
-    c.wall += 60_000; // the clock is stepped forward
-    assert.equal(clock.nowMs(), T0 + 60_000);
-    c.wall -= 60_000; // and back
+    c.wall += HOUR_MS; // read before the peers answered: this node's own clock, an hour ahead
+    assert.equal(clock.nowMs(), T0 + HOUR_MS);
+    c.wall -= HOUR_MS; // the cluster's clock, once known
+    step(1_000);
+    assert.equal(clock.nowMs(), T0 + 1_000, 'back to the wall clock: nothing was stamped');
+    // What was stamped and applied meanwhile does stay (the log's time).
+    c.applied = T0 + 1_000 + 60_000;
     step(1_000);
     const t = clock.nowMs();
-    assert.ok(t >= T0 + 60_000 + 1_000 * (1 - LOG_CLOCK_SLEW) - 1, `ran on: ${t - T0}`);
-    assert.ok(t <= T0 + 61_000, `not faster than real time: ${t - T0}`);
+    assert.equal(t, T0 + 61_000, 'takes the applied log time');
+    step(1_000);
+    assert.equal(clock.nowMs(), t + Math.floor(1_000 * (1 - LOG_CLOCK_SLEW)));
   });
 
-  test('any sequence of clock readings gives whole, non-decreasing times, never below the wall clock or the log', () => {
+  test('stamps are carried: they never go back, and run on at real-time rate (less the slew) from the last', () => {
+    const { c, clock, step } = fixture();
+    c.wall += HOUR_MS;
+    const first = clock.stampMs(); // stamped by a clock an hour ahead, not yet applied
+    c.wall -= HOUR_MS;
+    step(400);
+    const second = clock.stampMs();
+    assert.equal(second, first + Math.floor(400 * (1 - LOG_CLOCK_SLEW)), 'not the same stamp, nor back');
+  });
+
+  test('any sequence of readings: whole, never below the wall clock or the log, non-decreasing while the wall clock is', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const rng = new Prng(seed);
+      const { c, clock } = fixture();
+      const wallOnlyForward = seed % 2 === 0;
+      let last = Number.NEGATIVE_INFINITY;
+      // The log's own path: the highest applied time, carried at real-time rate.
+      let logBound = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < 300; i++) {
+        const dt = rng.int(0, 5_000);
+        c.mono += dt;
+        logBound += dt;
+        c.wall += wallOnlyForward ? rng.int(0, 20_000) : rng.int(-20_000, 20_000);
+        if (rng.int(0, 9) === 0) c.applied = Math.max(c.applied, c.wall + rng.int(-HOUR_MS, HOUR_MS));
+        logBound = Math.max(logBound, c.applied);
+        const t = clock.nowMs();
+        assert.ok(Number.isInteger(t), `seed ${seed}: ${t} is whole`);
+        if (wallOnlyForward) assert.ok(t >= last, `seed ${seed}, step ${i}: ${t} < ${last}`);
+        assert.ok(
+          t >= Math.floor(c.wall) && t >= c.applied,
+          `seed ${seed}, step ${i}: below the wall or the log`,
+        );
+        assert.ok(
+          t <= Math.max(c.wall, logBound),
+          `seed ${seed}, step ${i}: ${t} is ahead of both the wall clock and the log's own time`,
+        );
+        last = t;
+      }
+    }
+  });
+
+  test('any sequence of stamps: whole, non-decreasing, never below the wall clock or the log', () => {
     for (let seed = 1; seed <= 200; seed++) {
       const rng = new Prng(seed);
       const { c, clock } = fixture();
@@ -89,7 +136,9 @@ describe('LogClock', () => {
         c.mono += rng.int(0, 5_000);
         c.wall += rng.int(-20_000, 20_000);
         if (rng.int(0, 9) === 0) c.applied = Math.max(c.applied, c.wall + rng.int(-HOUR_MS, HOUR_MS));
-        const t = clock.nowMs();
+        // Reads between stamps change nothing a stamp relies on.
+        if (rng.int(0, 2) === 0) clock.nowMs();
+        const t = clock.stampMs();
         assert.ok(Number.isInteger(t), `seed ${seed}: ${t} is whole`);
         assert.ok(t >= last, `seed ${seed}, step ${i}: ${t} < ${last}`);
         assert.ok(
