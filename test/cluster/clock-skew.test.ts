@@ -10,22 +10,12 @@
  * Needs Debian's `faketime` package (installed by .ci/run).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { faketimeEnv, writeClockOffset } from '../support/libfaketime.js';
 import { eventually, sleep, TestCluster } from './harness.js';
 
 const HOUR_MS = 3_600_000;
-
-/** libfaketimeMT of Debian's `faketime` package, whatever the architecture. */
-function libfaketime(): string {
-  const roots = ['/usr/lib', ...readdirSync('/usr/lib').map((d) => join('/usr/lib', d))];
-  for (const r of roots) {
-    const p = join(r, 'faketime', 'libfaketimeMT.so.1');
-    if (existsSync(p)) return p;
-  }
-  throw new Error('libfaketime not found: install the Debian package faketime (apt-get install faketime)');
-}
 
 async function gauge(c: TestCluster, id: number, name: string): Promise<number> {
   const { body } = await c.http(id, '/metrics');
@@ -39,17 +29,10 @@ describe('the leader’s system clock stepped an hour ahead (libfaketime)', () =
   const clockFile = (id: number) => join(c.dir, `clock-${id}`);
   before(async () => {
     c = await TestCluster.create({ nodes: 3, startNodes: [], toml: 'clock_probe_interval_ms = 200' });
-    const lib = libfaketime();
     await Promise.all(
       [1, 2, 3].map((id) => {
-        writeFileSync(clockFile(id), '+0\n');
-        const env = {
-          LD_PRELOAD: lib,
-          FAKETIME_TIMESTAMP_FILE: clockFile(id),
-          FAKETIME_CACHE_DURATION: '1',
-          FAKETIME_DONT_FAKE_MONOTONIC: '1',
-        };
-        return c.start(id, { env });
+        writeClockOffset(clockFile(id), 0);
+        return c.start(id, { env: faketimeEnv(clockFile(id)) });
       }),
     );
   });
@@ -64,7 +47,7 @@ describe('the leader’s system clock stepped an hour ahead (libfaketime)', () =
     const sessions = db.cache('sessions');
     await sessions.put('s1', 'alive', { ttlMs: 30_000 });
 
-    writeFileSync(clockFile(leader), '+1h\n');
+    writeClockOffset(clockFile(leader), HOUR_MS);
     await eventually('the leader to see that its clock is an hour ahead', async () => {
       return Math.abs((await gauge(c, leader, 'hiqlite_clock_offset_ms')) - HOUR_MS) < 5_000;
     });

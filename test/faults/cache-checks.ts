@@ -13,8 +13,11 @@
  *                       ones carry the seq their sender was told; a listener that reported no lag
  *                       and no error received everything up to the final notification; and on
  *                       nodes no fault touched, the listener never lagged nor failed
+ *   ttl                 in real time, a value put with a TTL is there for every read answered
+ *                       before the TTL (from the put's start) ends, less a margin, and gone for
+ *                       every read sent after the TTL (from its acknowledgement) ended, plus it
  */
-import type { CacheHistory, HolderRecord, ListenSegment, TakeRound } from './cache-history.js';
+import type { CacheHistory, HolderRecord, ListenSegment, TakeRound, TtlRound } from './cache-history.js';
 import { type CheckOutcome, checkErrors, checkHistory } from './checks.js';
 
 export function checkCacheRegisters(h: CacheHistory, statesMax?: number): CheckOutcome {
@@ -57,6 +60,42 @@ export function checkGetRemove(rounds: readonly TakeRound[]): CheckOutcome {
     detail:
       problems.length === 0
         ? `${rounds.length} rounds, ${won} with an acknowledged winner`
+        : `${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10})` : ''}`,
+  };
+}
+
+/**
+ * TTLs against real time (the check's own monotonic clock): log time may follow neither a node's
+ * clock that runs ahead (the TTL would end early) nor one that runs behind (late). A read's answer
+ * holds at some moment between its start and its end, so an absent value is early only when the
+ * read ended before the TTL, counted from the put's start, less `marginMs`; a present one is late
+ * only when the read started after the TTL, counted from the acknowledgement, plus `marginMs`.
+ */
+export function checkTtls(rounds: readonly TtlRound[], marginMs: number): CheckOutcome {
+  const problems: string[] = [];
+  let reads = 0;
+  for (const r of rounds) {
+    if (r.ackAt === null) continue;
+    for (const read of r.reads) {
+      reads++;
+      if (read.value !== null && read.value !== r.value)
+        problems.push(`${r.key}: read ${read.value}, never put there`);
+      if (read.value === null && read.end < r.putAt + r.ttlMs - marginMs)
+        problems.push(
+          `${r.key}: gone ${Math.round(read.end - r.putAt)} ms after the put was sent (TTL ${r.ttlMs} ms): ended early`,
+        );
+      if (read.value !== null && read.start > r.ackAt + r.ttlMs + marginMs)
+        problems.push(
+          `${r.key}: still there ${Math.round(read.start - r.ackAt)} ms after the put was acknowledged (TTL ${r.ttlMs} ms): ended late`,
+        );
+    }
+  }
+  return {
+    name: 'ttl',
+    ok: problems.length === 0,
+    detail:
+      problems.length === 0
+        ? `${rounds.filter((r) => r.ackAt !== null).length} TTLs, ${reads} reads in time`
         : `${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10})` : ''}`,
   };
 }

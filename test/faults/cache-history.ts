@@ -8,6 +8,8 @@
  *   holders     lock grants, with their log-time grant, renewals, and how each tenure ended
  *   notifies    notify calls with their outcome (seq when acknowledged)
  *   listeners   per node, the segments of listening: what each delivered, and how it ended
+ *   ttls        a value put with a TTL, then linearizable gets at moments of real time before
+ *               and after the TTL ends
  */
 import { HiqliteError } from '../../src/index.js';
 import { History } from './workload.js';
@@ -55,6 +57,18 @@ export interface NotifyRecord {
   seq: number | null;
 }
 
+/** One value put with a TTL, and the reads of it (times: this history's real-time clock). */
+export interface TtlRound {
+  readonly key: string;
+  readonly value: number;
+  readonly ttlMs: number;
+  /** When the put was sent, and when it was acknowledged (null: not acknowledged). */
+  readonly putAt: number;
+  ackAt: number | null;
+  /** Linearizable gets after the acknowledgement: when sent, when answered, what they said. */
+  readonly reads: Array<{ readonly start: number; readonly end: number; readonly value: number | null }>;
+}
+
 /** One stretch of listening on one node: from opening a listener until it ended or was closed. */
 export interface ListenSegment {
   readonly node: number;
@@ -74,6 +88,7 @@ export class CacheHistory {
   readonly lockAttempts = { granted: 0, timeout: 0, unknown: 0 };
   readonly notifies: NotifyRecord[] = [];
   readonly segments: ListenSegment[] = [];
+  readonly ttls: TtlRound[] = [];
   readonly errorCodes = new Map<string, number>();
   readonly errorSamples = new Map<string, string>();
   private nextValue: number;
@@ -116,6 +131,10 @@ export class CacheHistory {
     for (const n of this.notifies) {
       if (n.outcome === 'ok') c.ok++;
       else c.unknown++;
+    }
+    for (const r of this.ttls) {
+      if (r.ackAt === null) c.unknown++;
+      else c.ok += 1 + r.reads.length;
     }
     return c;
   }

@@ -8,6 +8,10 @@
  *              (stop renewing, never release) so the lease must end in log time
  *   notify     notifiers send unique payloads; one listener per node (a client bound to that
  *              node alone) records every delivered notification with its seq, and how it ended
+ *   ttls       a value put with a TTL of TTL_MS, then linearizable gets (on whichever node the
+ *              worker's client reaches) at random moments of real time before the TTL ends and
+ *              one after it: a TTL ends neither early nor late in real time, whatever a minority
+ *              of the nodes' clocks say
  *
  * The lock and notify workers use the cache primitives (CacheOps) under the public API, to see
  * what it does not return: grant and renewal times, notification seqs.
@@ -17,13 +21,16 @@ import { decodeCacheValue, encodeCacheValue } from '../../src/client/cache-clien
 import type { HiqliteClient } from '../../src/index.js';
 import { HiqliteError } from '../../src/index.js';
 import type { Random } from '../../src/lib/prng.js';
-import type { CacheHistory, HolderRecord, ListenSegment, TakeRound } from './cache-history.js';
+import type { CacheHistory, HolderRecord, ListenSegment, TakeRound, TtlRound } from './cache-history.js';
 import { sleep } from './workload.js';
 
 export const CACHE_NAME = 'faults';
 export const NOTIFY_CHANNEL = 'faults';
 /** Lease of the workload's locks: short, so that faults outlast leases and expiry is exercised. */
 export const LOCK_LEASE_MS = 1500;
+/** TTL of the ttl rounds, and the margin of real time their check allows either side of it. */
+export const TTL_MS = 4000;
+export const TTL_MARGIN_MS = 1000;
 
 export interface CacheWorkloadOptions {
   readonly tag: string;
@@ -33,6 +40,7 @@ export interface CacheWorkloadOptions {
   readonly lockWorkers: number;
   readonly registerWorkers: number;
   readonly notifiers: number;
+  readonly ttlWorkers: number;
   readonly nodes: readonly number[];
 }
 
@@ -74,6 +82,7 @@ export class CacheWorkload {
         this.spawn(w++, (db, rng) => this.lockWorker(db, key, rng));
     }
     for (let i = 0; i < this.o.notifiers; i++) this.spawn(w++, (db, rng) => this.notifier(db, rng));
+    for (let i = 0; i < this.o.ttlWorkers; i++) this.spawn(w++, (db, rng) => this.ttlWorker(db, rng, i));
   }
 
   /** Stops the workers and waits for their last ops (each bounded by its request timeout). */
@@ -174,6 +183,50 @@ export class CacheWorkload {
         }),
       );
       await sleep(rng.int(0, 20));
+    }
+  }
+
+  // ---- TTLs in real time ------------------------------------------------------------------------
+
+  private async ttlWorker(db: HiqliteClient, rng: Random, worker: number): Promise<void> {
+    const h = this.history;
+    const cache = db.cache<number>(CACHE_NAME);
+    // Bounded by time: each op ends within the request timeout, each round within ~TTL_MS + 2 s
+    // of sleeping; the flag is checked between ops.
+    for (let round = 0; !this.stopping; round++) {
+      const r: TtlRound = {
+        key: `${this.o.tag}-ttl${worker}-${round}`,
+        value: h.uniqueValue(),
+        ttlMs: TTL_MS,
+        putAt: h.now(),
+        ackAt: null,
+        reads: [],
+      };
+      h.ttls.push(r);
+      try {
+        await cache.put(r.key, r.value, { ttlMs: r.ttlMs });
+        r.ackAt = h.now();
+      } catch (e) {
+        h.noteError(e);
+        await sleep(rng.int(10, 100));
+        continue;
+      }
+      const moments = [
+        rng.int(0, TTL_MS - TTL_MARGIN_MS),
+        rng.int(0, TTL_MS - TTL_MARGIN_MS),
+        TTL_MS + TTL_MARGIN_MS + rng.int(0, 500),
+      ].sort((a, b) => a - b);
+      for (const m of moments) {
+        if (this.stopping) break;
+        await sleep(Math.max(0, r.ackAt + m - h.now()));
+        const start = h.now();
+        try {
+          const value = await cache.get(r.key, { consistency: 'linearizable' });
+          r.reads.push({ start, end: h.now(), value });
+        } catch (e) {
+          h.noteError(e);
+        }
+      }
     }
   }
 

@@ -13,6 +13,7 @@ import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync }
 import { join, resolve } from 'node:path';
 import { connect, type HiqliteClient, HiqliteError } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
+import { faketimeEnv, writeClockOffset } from '../support/libfaketime.js';
 import { type NodePorts, ProxyNet } from './network.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -55,6 +56,10 @@ export interface FaultNode extends NodePorts {
   readonly dataDir: string;
   readonly configFile: string;
   readonly logFile: string;
+  /** The libfaketime clock file (clusters made with `clocks`), else null. */
+  readonly clockFile: string | null;
+  /** Its wall clock's offset from the real time, ms. */
+  clockOffsetMs: number;
   child: ChildProcess | null;
   state: NodeState;
   /** Resolves when the current process printed READY; rejects when it exits first. */
@@ -73,6 +78,11 @@ export interface FaultClusterOptions {
   readonly dir: string;
   readonly extraToml?: readonly string[];
   readonly logLevel?: string;
+  /**
+   * Run every node under libfaketime with a clock file of its own (`setClockOffset`), for the
+   * clock nemesis; the nodes ask each other's clocks every 500 ms.
+   */
+  readonly clocks?: boolean;
   /** Called with one line per action and unexpected event. */
   readonly onEvent?: (line: string) => void;
 }
@@ -111,6 +121,8 @@ export class FaultCluster {
       const dataDir = join(options.dir, `node-${self.id}`);
       const configFile = join(options.dir, `node-${self.id}.toml`);
       const logFile = join(options.dir, `node-${self.id}.log`);
+      const clockFile = options.clocks === true ? join(options.dir, `clock-${self.id}`) : null;
+      if (clockFile !== null) writeClockOffset(clockFile, 0);
       writeFileSync(
         configFile,
         [
@@ -121,6 +133,7 @@ export class FaultCluster {
           `secret_raft = "${SECRET_RAFT}"`,
           `secret_api = "${SECRET_API}"`,
           ...FAULT_TOML,
+          ...(clockFile === null ? [] : ['clock_probe_interval_ms = 500']),
           ...(options.extraToml ?? []),
           '',
         ].join('\n'),
@@ -130,6 +143,8 @@ export class FaultCluster {
         dataDir,
         configFile,
         logFile,
+        clockFile,
+        clockOffsetMs: 0,
         child: null,
         state: 'down',
         ready: null,
@@ -187,7 +202,11 @@ export class FaultCluster {
     const child = spawn(process.execPath, [...cli, 'serve', '--config', n.configFile], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HQL_LOG_LEVEL: this.options.logLevel ?? 'info' },
+      env: {
+        ...process.env,
+        HQL_LOG_LEVEL: this.options.logLevel ?? 'info',
+        ...(n.clockFile === null ? {} : faketimeEnv(n.clockFile)),
+      },
     });
     n.child = child;
     n.state = 'starting';
@@ -234,6 +253,21 @@ export class FaultCluster {
     n.ready = ready.finally(() => clearTimeout(timer));
     n.ready.catch(() => {});
     return n.ready;
+  }
+
+  /** Whether the nodes run under libfaketime (`clocks`), so their clocks can be stepped. */
+  get clocks(): boolean {
+    return this.options.clocks === true;
+  }
+
+  /** Steps node `id`'s wall clock to `offsetMs` off the real time (it sees it within a second). */
+  setClockOffset(id: number, offsetMs: number): void {
+    const n = this.node(id);
+    if (n.clockFile === null) throw new Error('the cluster was made without clocks');
+    this.mark(id, `wall clock ${offsetMs >= 0 ? '+' : ''}${offsetMs} ms`);
+    if (offsetMs !== 0) this.disturbed.add(id);
+    writeClockOffset(n.clockFile, offsetMs);
+    n.clockOffsetMs = offsetMs;
   }
 
   /** SIGKILL (continuing a paused process first is unnecessary: SIGKILL ends it anyway). */

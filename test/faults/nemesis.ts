@@ -13,6 +13,11 @@
  *   operator     delete a stopped node's log dir, database, snapshots or data dir (node 1 too,
  *                with the others down and node 1 started alone first), restart it
  *   mixed        one or two of the above at once (wipe only alone, on a healthy cluster)
+ *   clock        step the wall clocks of a random minority (sometimes with the leader) ahead or
+ *                behind by seconds to an hour, alone, or with those nodes cut off (so what
+ *                they knew of the others' clocks ages out) or restarted at once (they start
+ *                with the wrong clock); clocks reset on heal. Needs a cluster made with `clocks`
+ *                (libfaketime); the runner makes one for this nemesis
  */
 import { assertNever } from '../../src/lib/assert.js';
 import type { Random } from '../../src/lib/prng.js';
@@ -28,6 +33,7 @@ export const NEMESES = [
   'wipe',
   'operator',
   'mixed',
+  'clock',
 ] as const;
 export type NemesisName = (typeof NEMESES)[number];
 
@@ -65,6 +71,8 @@ export async function inject(name: NemesisName, ctx: NemesisContext): Promise<Fa
       return operator(ctx);
     case 'mixed':
       return mixed(ctx);
+    case 'clock':
+      return clockStep(ctx);
     default:
       assertNever(name, 'nemesis');
   }
@@ -129,7 +137,8 @@ async function pause(ctx: NemesisContext): Promise<Fault | null> {
   const alive = running(c).filter((id) => c.node(id).state !== 'paused');
   if (alive.length === 0) return null;
   let targets: number[];
-  const leader = rng.chance(0.5) ? await c.leader() : null;
+  // The leader stamps: a wrong clock there is the one that would end TTLs and leases.
+  const leader = rng.chance(0.7) ? await c.leader() : null;
   if (leader !== null && alive.includes(leader)) targets = [leader];
   else targets = shuffled(rng, alive).slice(0, rng.int(1, minority(c.ids().length) + 1));
   for (const id of targets) c.pause(id);
@@ -361,6 +370,45 @@ async function mixed(ctx: NemesisContext): Promise<Fault | null> {
     description: faults.map((f) => f.description).join(' + '),
     heal: async () => {
       for (const f of [...faults].reverse()) await f.heal();
+    },
+  };
+}
+
+const CLOCK_STEPS_MS = [3_600_000, 60_000, 5_000] as const;
+
+async function clockStep(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  if (!c.clocks) throw new Error('the clock nemesis needs a cluster made with clocks (libfaketime)');
+  const ids = c.ids();
+  const k = rng.int(1, minority(ids.length) + 1);
+  // The leader stamps: a wrong clock there is the one that would end TTLs and leases.
+  const leader = rng.chance(0.7) ? await c.leader() : null;
+  const rest = shuffled(
+    rng,
+    ids.filter((id) => id !== leader),
+  );
+  const targets = (leader === null ? rest : [leader, ...rest]).slice(0, k);
+  const steps = targets.map((id) => {
+    // Mostly ahead: a clock behind cannot move log time back (the state machines never do).
+    const ms = (rng.chance(0.7) ? 1 : -1) * rng.pick(CLOCK_STEPS_MS);
+    c.setClockOffset(id, ms);
+    return `${id}${ms > 0 ? '+' : ''}${ms / 1000}s`;
+  });
+  const also = rng.pick(['alone', 'cut-off', 'restarted'] as const);
+  if (also === 'cut-off') {
+    c.net.partition(
+      [targets, ids.filter((id) => !targets.includes(id))],
+      rng.chance(0.5) ? 'refuse' : 'blackhole',
+    );
+  } else if (also === 'restarted') {
+    for (const id of targets) await c.kill(id);
+    restart(c, targets);
+  }
+  return {
+    description: `clock ${steps.join(' ')}${leader !== null && targets.includes(leader) ? ' (leader)' : ''}${also === 'alone' ? '' : `, ${also}`}`,
+    heal: async () => {
+      if (also === 'cut-off') c.net.healAll({ resetFrozen: false });
+      for (const id of targets) c.setClockOffset(id, 0);
     },
   };
 }

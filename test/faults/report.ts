@@ -11,6 +11,7 @@ const CACHE_CHECK_ORDER = [
   'getRemove',
   'locks',
   'notify',
+  'ttl',
   'lock-handover',
   'cache-errors',
 ];

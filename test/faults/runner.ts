@@ -20,11 +20,12 @@ import {
   checkGetRemove,
   checkLocks,
   checkNotify,
+  checkTtls,
   roundsNeedingFinalRead,
 } from './cache-checks.js';
 import { CacheHistory } from './cache-history.js';
 import { lockHandoverProbe } from './cache-probe.js';
-import { CACHE_NAME, CacheWorkload } from './cache-workload.js';
+import { CACHE_NAME, CacheWorkload, TTL_MARGIN_MS } from './cache-workload.js';
 import {
   type CheckOutcome,
   checkAppends,
@@ -47,6 +48,8 @@ export interface SessionOptions {
   readonly log?: (line: string) => void;
   /** Where failing sessions leave their files. */
   readonly failureRoot?: string;
+  /** Nodes under libfaketime, so the clock nemesis can step their clocks (cluster.ts). */
+  readonly clocks?: boolean;
 }
 
 /** `sql`: the register/append workload on SQLite; `cache`: the cache group's workloads. */
@@ -145,6 +148,7 @@ export class FaultSession {
     const cluster = await FaultCluster.create({
       nodes: options.nodes,
       dir,
+      clocks: options.clocks === true,
       onEvent: (line) => session?.event(line),
     });
     session = new FaultSession(cluster, options);
@@ -356,6 +360,7 @@ export class FaultSession {
   private healEverything(rng: Random): void {
     const c = this.cluster;
     c.net.healAll({ resetFrozen: rng.chance(0.5) });
+    if (c.clocks) for (const id of c.ids()) if (c.node(id).clockOffsetMs !== 0) c.setClockOffset(id, 0);
     for (const id of c.ids()) c.resume(id);
     for (const id of c.ids()) if (c.node(id).child === null) c.start(id).catch(() => {});
   }
@@ -377,6 +382,7 @@ export class FaultSession {
         lockWorkers: 2,
         registerWorkers: 2,
         notifiers: 2,
+        ttlWorkers: 2,
         nodes: ids,
       },
       new CacheHistory(index * 10_000_000 + 1_000_001),
@@ -435,6 +441,7 @@ export class FaultSession {
         checkGetRemove(h.takes),
         checkLocks(h.holders),
         checkNotify({ history: h, touched, final, late }),
+        checkTtls(h.ttls, TTL_MARGIN_MS),
         checkCacheErrors(h),
       ];
     } finally {
@@ -613,6 +620,7 @@ export async function runOnce(
   let session: FaultSession;
   const sessionOptions: SessionOptions = {
     nodes: o.nodes,
+    clocks: o.nemesis === 'clock',
     ...(o.log === undefined ? {} : { log: o.log }),
     ...(o.failureRoot === undefined ? {} : { failureRoot: o.failureRoot }),
   };
