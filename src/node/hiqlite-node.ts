@@ -358,6 +358,17 @@ export class HiqliteNode {
     });
   }
 
+  /**
+   * Reads judge expiry by log time, which follows the cluster's clock: a node does not call
+   * itself started (nor serve a client's cache read) before a majority's clocks answered, at most
+   * clock_probe_interval_ms after it was made (peer-clocks.ts). Else a restarted node whose clock
+   * is wrong answered its first reads by its own clock.
+   */
+  private async clusterClockKnown(): Promise<void> {
+    const wait = this.peerClocks.ready();
+    if (wait !== null) await wait;
+  }
+
   /** This node's wall clock minus the cluster's, in ms (peer-clocks.ts; 0 until peers answer). */
   clockOffsetMs(): number {
     return this.peerClocks.offsetMs();
@@ -555,6 +566,7 @@ export class HiqliteNode {
       this.ensureMembership(this.group, 'sql', join, remainingMs()),
       this.ensureMembership(this.cache.group, 'cache', this.cache.join, remainingMs()),
     ]);
+    await this.clusterClockKnown();
     this.started = true;
     this.backups =
       (await this.features.backups?.({
@@ -708,6 +720,7 @@ export class HiqliteNode {
       this.cache.join,
       Math.max(0, deadline - this.clock.monotonicMs()),
     );
+    await this.clusterClockKnown();
     this.started = true;
     this.log.info(
       { api: cfg.self.addrApi, raft: cfg.self.addrRaft, sqlite: false, dataDir: cfg.dataDir },
@@ -1006,8 +1019,11 @@ export class HiqliteNode {
         this.requireSqlite('backupList');
         return this.backupService().list('local', signal);
       case 'cacheRead':
-      case 'cacheLock':
+      case 'cacheLock': {
+        const clockWait = this.peerClocks.ready();
+        if (clockWait !== null) await clockWait;
         return serveCacheRequest(this.cacheOf(), req, signal ?? new AbortController().signal);
+      }
       case 'listen':
       case 'unlisten':
       case 'cancel':

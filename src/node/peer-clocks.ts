@@ -18,9 +18,10 @@
  * monotonic clock, and that carried clock stands in where too few clocks are known: while fewer
  * than a majority answer (a node cut off for a while, whose own clock was stepped meanwhile, does
  * not stamp its own time when it is back), and as the judge between two clocks that disagree
- * (one node of three down: the middle value nearer the carried clock is taken). Before the first
- * majority answered this node's own clock is all there is; `ready()` lets writers wait for that
- * first answer, up to one interval after start. A node of an earlier version answers `ping` with
+ * (one node of three down: the middle value nearer the carried clock is taken; with none yet, the
+ * earlier one, since a clock behind cannot move log time and one ahead ends TTLs early). Before
+ * the first majority answered this node's own clock is all there is; `ready()` lets writers wait
+ * for that first answer, up to one interval after start. A node of an earlier version answers `ping` with
  * null: it does not count.
  *
  * `offsetMs()` (this node's clock minus the cluster's) is exported as `hiqlite_clock_offset_ms`,
@@ -123,7 +124,8 @@ export class PeerClocks {
       const s = this.best(p, mono);
       if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
     }
-    const carried = Number.isNaN(this.carriedMs) ? own : this.carriedMs + (mono - this.carriedMono);
+    const known = !Number.isNaN(this.carriedMs);
+    const carried = known ? this.carriedMs + (mono - this.carriedMono) : own;
     if (values.length < this.majority()) return carried;
     values.sort((a, b) => a - b);
     const n = values.length;
@@ -132,7 +134,9 @@ export class PeerClocks {
     else {
       const lo = values[n / 2 - 1] as number;
       const hi = values[n / 2] as number;
-      median = Math.abs(lo - carried) <= Math.abs(hi - carried) ? lo : hi;
+      // Without a carried clock, the earlier: a clock behind cannot move log time (the log
+      // clock runs on from the log's time), one ahead ends TTLs and leases early.
+      median = !known || Math.abs(lo - carried) <= Math.abs(hi - carried) ? lo : hi;
     }
     this.carriedMs = median;
     this.carriedMono = mono;

@@ -12,7 +12,8 @@
  *   wipe         SIGKILL a node, delete its data directory, restart: it must rejoin
  *   operator     delete a stopped node's log dir, database, snapshots or data dir (node 1 too,
  *                with the others down and node 1 started alone first), restart it
- *   mixed        one or two of the above at once (wipe only alone, on a healthy cluster)
+ *   mixed        one or two of the above at once (wipe only alone, on a healthy cluster; clock
+ *                when the cluster was made with clocks, as the runner makes it for mixed)
  *   clock        step the wall clocks of a random minority (sometimes with the leader) ahead or
  *                behind by seconds to an hour, alone, or with those nodes cut off (so what
  *                they knew of the others' clocks ages out) or restarted at once (they start
@@ -355,7 +356,8 @@ export async function healthyAndCaughtUp(c: FaultCluster, timeoutMs: number): Pr
 async function mixed(ctx: NemesisContext): Promise<Fault | null> {
   const { rng } = ctx;
   if (rng.chance(0.1)) return wipe(ctx);
-  const families = ['kill', 'kill-leader', 'pause', 'partition', 'slow'] as const;
+  const families: NemesisName[] = ['kill', 'kill-leader', 'pause', 'partition', 'slow'];
+  if (ctx.cluster.clocks) families.push('clock');
   const first = rng.pick(families);
   const faults: Fault[] = [];
   const f1 = await inject(first, ctx);

@@ -620,7 +620,7 @@ export async function runOnce(
   let session: FaultSession;
   const sessionOptions: SessionOptions = {
     nodes: o.nodes,
-    clocks: o.nemesis === 'clock',
+    clocks: o.nemesis === 'clock' || o.nemesis === 'mixed',
     ...(o.log === undefined ? {} : { log: o.log }),
     ...(o.failureRoot === undefined ? {} : { failureRoot: o.failureRoot }),
   };

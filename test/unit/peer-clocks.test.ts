@@ -83,17 +83,24 @@ describe('PeerClocks', () => {
     assert.equal(clocks.peerOffsets().get(2)?.offsetMs, HOUR_MS);
   });
 
-  test('two clocks that disagree, with no majority known before, leave this node with its own', async () => {
+  test('two clocks that disagree, with no cluster clock known before: the earlier is taken', async () => {
     const { t, peers, clocks } = cluster(2);
     peers.set(2, 'down');
     peers.set(3, HOUR_MS);
     await clocks.probeAll();
-    assert.equal(clocks.wallMs(), t.trueMs);
-    const other = cluster(2);
-    other.t.own = HOUR_MS;
-    other.peers.set(2, 'down');
-    await other.clocks.probeAll();
-    assert.equal(other.clocks.wallMs(), other.t.trueMs + HOUR_MS, 'nor is it moved by one peer');
+    assert.equal(clocks.wallMs(), t.trueMs, 'a peer an hour ahead does not move this node');
+    // A node restarted with its clock an hour ahead, one peer down: it stamps the peer's time.
+    const restarted = cluster(2);
+    restarted.t.own = HOUR_MS;
+    restarted.peers.set(2, 'down');
+    await restarted.clocks.probeAll();
+    assert.equal(restarted.clocks.wallMs(), restarted.t.trueMs);
+    // Behind, its own (earlier) is taken: log time runs on from the log's time (log-clock.ts).
+    const behind = cluster(2);
+    behind.t.own = -HOUR_MS;
+    behind.peers.set(2, 'down');
+    await behind.clocks.probeAll();
+    assert.equal(behind.clocks.wallMs(), behind.t.trueMs - HOUR_MS);
   });
 
   test('between two clocks that disagree, the one nearer the last cluster clock is taken', async () => {
