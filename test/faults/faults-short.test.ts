@@ -6,6 +6,13 @@
  * rejoin, no process dies on its own. Two more phases run the cache group's workloads and their
  * checks (test/faults/cache-checks.ts) instead. The seeds are fixed (HQL_FAULT_SEED overrides the first);
  * a failure prints the phase's report and leaves its files under .fault-runs/.
+ *
+ * Then, on a cluster of its own (after the first: never two at once on the small machine), the
+ * clock nemesis: each node under libfaketime with a clock file of its own (cluster.ts), the cache
+ * workloads running while a minority's system clocks are stepped ahead or behind by seconds to an
+ * hour — alone, with those nodes cut off, or restarted at once with the wrong clock; every cache
+ * check holds, and the `ttl` check in real time (no TTL ends early or late). Needs Debian's
+ * `faketime` package (installed by .ci/run).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +22,7 @@ import { formatRunTable } from './report.js';
 import { FaultSession, type PhaseReport, type WorkloadName } from './runner.js';
 
 const FIRST_SEED = Number(process.env.HQL_FAULT_SEED ?? 20_251_126);
+const CLOCK_SEED = FIRST_SEED + 100;
 
 /**
  * Seconds per family: about 75 s of faults on the SQL workload, under two minutes with start-up
@@ -86,5 +94,50 @@ describe('fault injection (short): a 3-node cluster keeps its guarantees under e
       assert.ok(ok > 0, `no operation succeeded under ${phase.nemesis}`);
       assert.ok(r.ok, explain(r));
     });
+  });
+});
+
+describe('fault injection (short): stepped clocks of a minority end no TTL early or late', () => {
+  let session: FaultSession | null = null;
+  let report: PhaseReport | null = null;
+  let product: CompiledProduct | null = null;
+
+  before(async () => {
+    product = builtOrCompiledProduct();
+    process.env.HQL_FAULTS_NODE_CLI = product.cli;
+    session = await FaultSession.open({ nodes: 3, clocks: true }, `${CLOCK_SEED}-clock-short`);
+  });
+
+  after(async () => {
+    process.once('exit', () => product?.remove());
+    if (session === null) return;
+    const folder = await session.finish({ save: report?.ok !== true, label: `${CLOCK_SEED}-clock-short` });
+    if (report !== null) console.log(formatRunTable([report]));
+    if (folder !== null) console.log(`fault-suite files: ${folder}`);
+  });
+
+  test('clock: TTLs in real time, linearizable put/get, one getRemove winner, locks without overlap', async () => {
+    assert(session !== null, 'the cluster started');
+    const r = await session.phase({
+      nemesis: 'clock',
+      seed: CLOCK_SEED,
+      seconds: 15,
+      workloads: ['cache'],
+      restartAfterProbe: false,
+    });
+    report = r;
+    const ttl = r.checks.find((c) => c.name === 'ttl');
+    assert.ok(ttl !== undefined && /[1-9]\d* TTLs/.test(ttl.detail), `TTLs were checked: ${ttl?.detail}`);
+    assert.ok(r.faults.length > 0, 'clocks were stepped');
+    const failed = r.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    assert.ok(
+      r.ok,
+      [
+        `clock seed ${r.seed} failed:`,
+        ...failed,
+        `faults: ${r.faults.join('; ')}`,
+        `replay its decisions: node --import tsx test/faults/cli.ts --runs 1 --nodes 3 --nemesis clock --seed ${r.seed} --seconds 15 --workload cache`,
+      ].join('\n'),
+    );
   });
 });
