@@ -81,8 +81,11 @@ export interface CacheGroupDeps {
   readonly clock: Clock;
   /** The cluster's wall clock (peer-clocks.ts) log time follows; this node's clock by default. */
   readonly clusterWallMs?: () => number;
-  /** Null once the cluster's clock can be told, else a promise of it (PeerClocks.ready). */
-  readonly clusterClockReady?: () => Promise<void> | null;
+  /** When the cluster's clock can be told (PeerClocks: ready, waitReady); at once by default. */
+  readonly clusterClock?: {
+    ready(): Promise<void> | null;
+    waitReady(timeoutMs: number): Promise<number>;
+  };
   readonly log: Logger;
   /** Sends prepared bytes to the leader's `proposeHere` (the API port's `propose`, group cache). */
   readonly forward: (
@@ -324,8 +327,8 @@ export class CacheGroup {
   ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     if (options.signal?.aborted === true) throw abortedError();
-    const clockWait = this.d.clusterClockReady?.() ?? null;
-    if (clockWait !== null) await clockWait;
+    let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
+    if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = this.sm.encodeForProposal({
@@ -333,7 +336,6 @@ export class CacheGroup {
         session: { clientId: lane.clientId, seq },
         command,
       });
-      const timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
       return await this.proposeBytes(data, timeoutMs, true);
     } finally {
       this.sessions.release(lane);
@@ -433,11 +435,11 @@ export class CacheGroup {
   async proposeHere(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     const envelope = decodeCacheCommand(data);
-    const clockWait = this.d.clusterClockReady?.() ?? null;
-    if (clockWait !== null) await clockWait;
+    const clock = this.d.clusterClock;
+    const left = clock?.ready() != null ? await clock.waitReady(timeoutMs) : timeoutMs;
     return this.proposeStamped(
       this.sm.encodeForProposal({ ...envelope, nowMs: this.logClock.stampMs() }),
-      timeoutMs,
+      left,
     );
   }
 
@@ -736,7 +738,7 @@ export class CacheGroup {
       for (let round = 0; round < 100; round++) {
         if (!this.running || this.raft.status().role !== 'leader') return;
         // Not before the cluster's clock can be told: a wrong clock of this node would end TTLs.
-        if ((this.d.clusterClockReady?.() ?? null) !== null) return;
+        if (this.d.clusterClock?.ready() != null) return;
         const due = this.sm.nextDeadlineMs();
         const nowMs = this.logClock.stampMs();
         if (due === null || due > nowMs) return;

@@ -294,8 +294,10 @@ export class HiqliteNode {
     this.requireSqlite(command.type);
     // SQL and its parameters may hold personal data: logged only when log_statements is on.
     if (this.cfg.logStatements) this.log.info({ command }, 'write');
-    const clockWait = this.peerClocks.ready();
-    if (clockWait !== null) await clockWait;
+    const timeoutMs =
+      this.peerClocks.ready() === null
+        ? this.cfg.proposalTimeoutMs
+        : await this.peerClocks.waitReady(this.cfg.proposalTimeoutMs);
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = prepareForProposal(command, {
@@ -303,7 +305,7 @@ export class HiqliteNode {
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
       });
-      return await this.proposeCounted(data);
+      return await this.proposeCounted(data, timeoutMs);
     } finally {
       this.sessions.release(lane);
     }
@@ -656,7 +658,7 @@ export class HiqliteNode {
       clock: this.clock,
       log: this.log,
       clusterWallMs: () => this.peerClocks.wallMs(),
-      clusterClockReady: () => this.peerClocks.ready(),
+      clusterClock: this.peerClocks,
       forward: async (leader, data, timeoutMs) => {
         const conn = await this.peerConnection(leader);
         const r = await conn.request(
@@ -931,10 +933,10 @@ export class HiqliteNode {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
           // A client's bytes go to the leader if need be; a node's are proposed here or refused.
           if (from === REMOTE_CLIENT_ID) {
-            const clockWait = this.peerClocks.ready();
-            if (clockWait !== null) await clockWait;
+            const left =
+              this.peerClocks.ready() === null ? timeoutMs : await this.peerClocks.waitReady(timeoutMs);
             const { data } = adoptClientCacheCommand(req.data, { nowMs: this.cache.logClock.stampMs() });
-            return this.cache.proposeBytes(data, timeoutMs);
+            return this.cache.proposeBytes(data, left);
           }
           this.requireLeaderFor('propose', 'cache');
           return this.cache.proposeHere(req.data, timeoutMs);
@@ -942,12 +944,13 @@ export class HiqliteNode {
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
         if (from === REMOTE_CLIENT_ID) {
-          const clockWait = this.peerClocks.ready();
-          if (clockWait !== null) await clockWait;
+          // The client's own deadline when it is the nearer one: it gets an answer before it gives up.
+          const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
+          const left =
+            this.peerClocks.ready() === null ? timeoutMs : await this.peerClocks.waitReady(timeoutMs);
           const { data, command } = adoptClientCommand(req.data, { nowMs: this.sqlLogClock.stampMs() });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
-          // The client's own deadline when it is the nearer one: it gets an answer before it gives up.
-          return this.proposeCounted(data, Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs));
+          return this.proposeCounted(data, left);
         }
         const out = await this.group.propose(req.data, {
           timeoutMs: Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs),

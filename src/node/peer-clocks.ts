@@ -29,6 +29,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../lib/clock.js';
+import { HiqliteError } from '../lib/errors.js';
 
 /** An offset from the cluster's clock over this is logged (at most once a minute). */
 export const CLOCK_OFFSET_WARN_MS = 1000;
@@ -103,6 +104,32 @@ export class PeerClocks {
    */
   ready(): Promise<void> | null {
     return this.readyWait?.promise ?? null;
+  }
+
+  /**
+   * Waits for ready() within `timeoutMs` and returns what is left of it; HQL_TIMEOUT (retryable)
+   * when the deadline comes first, so a write's deadline is kept while it waits for the clock.
+   */
+  async waitReady(timeoutMs: number): Promise<number> {
+    const wait = this.ready();
+    if (wait === null) return timeoutMs;
+    const { clock } = this.d;
+    const started = clock.monotonicMs();
+    let timer: TimerHandle | null = null;
+    const inTime = await Promise.race([
+      wait.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = clock.setTimer(() => resolve(false), Math.max(0, timeoutMs), { keepAlive: false });
+      }),
+    ]);
+    if (timer !== null) clock.clearTimer(timer);
+    if (!inTime)
+      throw new HiqliteError(
+        'HQL_TIMEOUT',
+        `the cluster's clock (the median of a majority of the nodes' clocks) was not known within ${Math.round(timeoutMs)} ms of this node's start`,
+        { retryable: true },
+      );
+    return Math.max(0, timeoutMs - (clock.monotonicMs() - started));
   }
 
   private endReadyWait(): void {

@@ -240,6 +240,22 @@ describe('PeerClocks', () => {
     await lateWait;
   });
 
+  test('waitReady keeps the writer’s deadline: HQL_TIMEOUT when the clock is not known by then', async () => {
+    const { peers, clocks, pass, fireTimers } = cluster(2);
+    for (const id of [2, 3]) peers.set(id, 'down');
+    const waiting = clocks.waitReady(300);
+    pass(300);
+    fireTimers();
+    await assert.rejects(waiting, (e: unknown) => (e as { code?: string }).code === 'HQL_TIMEOUT');
+
+    const later = clocks.waitReady(5_000);
+    peers.set(2, 0);
+    pass(200);
+    await clocks.probeAll(); // a majority answers 500 ms after start
+    assert.equal(await later, 4_800, 'what is left of the deadline');
+    assert.equal(await clocks.waitReady(1_000), 1_000, 'no wait once known');
+  });
+
   test('a cluster of one never waits', () => {
     const { clocks } = cluster(0);
     assert.equal(clocks.ready(), null);
