@@ -3,7 +3,14 @@
  * O_EXCL and removed on a clean shutdown. Finding a lock whose process is gone means the last
  * run ended uncleanly (kill -9, power loss): that is reported, and recovery (torn-tail checks of
  * the log, the state machine's applied index) does the rest.
+ *
+ * "Gone" is decided with care, since a wrong "in use" keeps a node from starting at all: on Linux
+ * the file also holds the owner's start time (clock ticks since boot, /proc/<pid>/stat) and the
+ * boot's id, so a pid that another process took after a crash, a reboot or a container restart
+ * (containers hand out the same few pids every run) is not the owner; and a zombie (killed, not
+ * yet reaped by its parent) is gone. A file of an earlier version holds the pid alone.
  */
+import { readFileSync } from 'node:fs';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
@@ -28,14 +35,14 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(path, 'wx', PRIVATE_FILE_MODE);
-      await fh.writeFile(String(process.pid));
+      await fh.writeFile(lockText(process.pid));
       await fh.sync();
       await fh.close();
       return { uncleanShutdown: unclean, release: () => rm(path, { force: true }) };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unusable(dir, e);
-      const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+      const owner = liveOwner(await readFile(path, 'utf8').catch(() => ''));
+      if (owner !== null) {
         throw new HiqliteError('HQL_INVALID_CONFIG', `data_dir ${dir} is in use by process ${owner}`, {
           retryable: false,
         });
@@ -61,6 +68,50 @@ function unusable(dir: string, e: unknown): HiqliteError {
         retryable: false,
         cause: e,
       });
+}
+
+/** `pid start boot` where /proc tells them, else `pid`. */
+function lockText(pid: number): string {
+  const stat = procStat(pid);
+  const boot = bootId();
+  return stat === null || boot === null ? String(pid) : `${pid} ${stat.start} ${boot}`;
+}
+
+/** The pid of the process that holds the lock, or null when that process is gone. */
+export function liveOwner(text: string): number | null {
+  const [pidText, start, boot] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  // A run of this very pid before (a container restarted) is gone, whatever the file says.
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) return null;
+  const stat = procStat(pid);
+  if (stat === null) return pid; // no /proc: the pid's liveness is all there is
+  if (stat.state === 'Z' || stat.state === 'X') return null; // killed, not yet reaped
+  if (start !== undefined && boot !== undefined && (start !== stat.start || boot !== bootId())) return null;
+  return pid;
+}
+
+/** State and start time (field 22, clock ticks since boot) of /proc/<pid>/stat, or null. */
+function procStat(pid: number): { state: string; start: string } | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses; fields follow the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const start = fields[19];
+  return state === undefined || start === undefined || !/^\d+$/.test(start) ? null : { state, start };
+}
+
+function bootId(): string | null {
+  try {
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+    return /^[0-9a-f-]{8,64}$/.test(id) ? id : null;
+  } catch {
+    return null;
+  }
 }
 
 function alive(pid: number): boolean {
