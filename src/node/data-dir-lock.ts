@@ -43,7 +43,11 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unusable(dir, e);
       const owner = liveOwner(await readFile(path, 'utf8').catch(() => ''));
       if (owner !== null) {
-        throw new HiqliteError('HQL_INVALID_CONFIG', `data_dir ${dir} is in use by process ${owner}`, {
+        const who =
+          owner === process.pid
+            ? 'this process: a node started in it holds it (close() that node first)'
+            : `process ${owner}`;
+        throw new HiqliteError('HQL_INVALID_CONFIG', `data_dir ${dir} is in use by ${who}`, {
           retryable: false,
         });
       }
@@ -81,9 +85,11 @@ function lockText(pid: number): string {
 export function liveOwner(text: string): number | null {
   const [pidText, start, boot] = text.trim().split(/\s+/);
   const pid = Number(pidText);
-  // A run of this very pid before (a container restarted) is gone, whatever the file says.
-  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) return null;
+  if (!Number.isSafeInteger(pid) || pid <= 0 || !alive(pid)) return null;
   const stat = procStat(pid);
+  // This pid: another node of this very process holds it (a module run again by a dev server's
+  // reload) when the start time says so; else an earlier run that had this pid (a container).
+  if (pid === process.pid && (stat === null || start !== stat.start || boot !== bootId())) return null;
   if (stat === null) return pid; // no /proc: the pid's liveness is all there is
   if (stat.state === 'Z' || stat.state === 'X') return null; // killed, not yet reaped
   if (start !== undefined && boot !== undefined && (start !== stat.start || boot !== bootId())) return null;

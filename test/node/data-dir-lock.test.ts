@@ -57,6 +57,19 @@ describe('data_dir lock', () => {
     }
   });
 
+  test('a second node of this very process is refused; a file of an earlier run with this pid is not', async () => {
+    const dir = freshDir();
+    const first = await lockDataDir(dir);
+    await assert.rejects(lockDataDir(dir), /in use by this process: a node started in it holds it/);
+    await first.release();
+    // A container restarted: the same pid, another process (another start time, or the old format).
+    for (const text of [`${process.pid}`, `${process.pid} 1 ${bootId}`]) {
+      const lock = await lockDataDir(await withLockFile(text));
+      assert.equal(lock.uncleanShutdown, true, text);
+      await lock.release();
+    }
+  });
+
   test('a pid another process took since (another start time or boot) is an unclean shutdown', async () => {
     const pid = process.ppid;
     for (const text of [
