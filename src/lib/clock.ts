@@ -11,7 +11,11 @@ export interface Clock {
   monotonicMs(): number;
   /** Wall-clock milliseconds since the epoch (for values that must mean a date). */
   wallMs(): number;
-  /** `keepAlive: false` for housekeeping timers that must not keep the process running. */
+  /**
+   * Fires once after `delayMs`, however long (Infinity: never; the system clock waits past Node's
+   * 2^31 - 1 ms limit in steps). `keepAlive: false` for housekeeping timers that must not keep
+   * the process running.
+   */
   setTimer(callback: () => void, delayMs: number, options?: { keepAlive: boolean }): TimerHandle;
   clearTimer(handle: TimerHandle): void;
 }
