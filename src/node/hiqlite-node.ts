@@ -1387,6 +1387,11 @@ export class HiqliteNode {
         () => Math.round(this.peerClocks.offsetMs()),
       ],
       [
+        'hiqlite_clock_peers_known',
+        'Other nodes whose clock this node knows now (an answer of the last three clock_probe_interval_ms); below a majority with this node, log time runs on from the last cluster clock',
+        () => this.peerClocks.peerOffsets().size,
+      ],
+      [
         'hiqlite_raft_unauthenticated_connections',
         'Inbound Raft port connections not yet authenticated (bound: unauthenticated_connections_max)',
         () => this.transport?.unauthenticatedInbound() ?? 0,

@@ -94,5 +94,21 @@ describe('a leader whose clock jumps an hour ahead', () => {
       `SQL 'now' is the cluster's time, not node 1's: ${Math.round((stampedMs - beforeMs) / 1000)} s off`,
     );
     assert.ok((await gauge(cfg1, 'hiqlite_cache_log_clock_ahead_ms')) < 5_000, 'log time is not ahead');
+    assert.equal(await gauge(cfg1, 'hiqlite_clock_peers_known'), 2);
+
+    // Node 3 goes down: node 1 knows two clocks, its own (an hour ahead) and node 2's, which
+    // disagree. The cluster clock it carried says which is right: it keeps stamping node 2's time.
+    await (nodes[2] as HiqliteNode).close();
+    const gone = Date.now() + 10_000;
+    while ((await gauge(cfg1, 'hiqlite_clock_peers_known')) !== 1 && Date.now() < gone) await sleep(50);
+    assert.equal(await gauge(cfg1, 'hiqlite_clock_peers_known'), 1, "node 3's clock aged out");
+    assert.ok(
+      Math.abs((await gauge(cfg1, 'hiqlite_clock_offset_ms')) - HOUR_MS) < 5_000,
+      'still an hour off',
+    );
+    await n1.cache('c').put('after', 2, { ttlMs: 30_000 });
+    await sleep(300);
+    assert.equal(await n1.cache('c').get('session'), 'alive', 'the TTL did not end early with node 3 down');
+    assert.equal(await n1.cache('c').get('after'), 2);
   });
 });
