@@ -368,7 +368,9 @@ export class HiqliteNode {
    */
   private async clusterClockKnown(): Promise<void> {
     const wait = this.peerClocks.ready();
-    if (wait !== null) await wait;
+    if (wait === null) return;
+    await wait;
+    this.throwIfStartCancelled();
   }
 
   /** This node's wall clock minus the cluster's, in ms (peer-clocks.ts; 0 until peers answer). */
