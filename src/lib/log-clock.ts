@@ -70,9 +70,8 @@ export class LogClock {
     const elapsed = Math.max(0, mono - this.anchorMono);
     let log = this.anchorMs + elapsed;
     if (log > wall) log = Math.max(wall, this.anchorMs + elapsed * (1 - LOG_CLOCK_SLEW));
-    const applied = this.appliedMs();
-    if (applied > log) log = applied;
-    const now = log > wall ? log : wall;
+    log = Math.max(log, this.appliedMs());
+    const now = Math.max(log, wall);
     this.anchorMs = stamp ? now : log;
     this.anchorMono = mono;
     return Math.floor(now);

@@ -82,7 +82,7 @@ function lockText(pid: number): string {
 }
 
 /** The pid of the process that holds the lock, or null when that process is gone. */
-export function liveOwner(text: string): number | null {
+function liveOwner(text: string): number | null {
   const [pidText, start, boot] = text.trim().split(/\s+/);
   const pid = Number(pidText);
   if (!Number.isSafeInteger(pid) || pid <= 0 || !alive(pid)) return null;

@@ -28,6 +28,7 @@ import { LocalBackupTarget } from '../../src/backup/local-target.js';
 import { ConfigError } from '../../src/node/config/config.js';
 import { logLevelFromEnv } from '../../src/node/log-level.js';
 import { backupOf, makeDatabase } from '../backup/helpers.js';
+import { withTempDir } from '../support/temp-dir.js';
 import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
 
 const RUN_TIMEOUT_MS = 60_000;
@@ -242,10 +243,9 @@ describe('HQL_LOG_LEVEL', () => {
 
 describe('paths that cannot be a folder: a typed message naming the setting, not a bare errno', () => {
   let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-paths-'));
+  withTempDir('hiqlite-cli-paths-', (d) => {
+    dir = d;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('serve, backup list and backup restore with data_dir a file, or under a file', async () => {
     const file = join(dir, 'a-file');
@@ -322,10 +322,9 @@ describe('hash-password with bytes that are not UTF-8', () => {
 
 describe('backup list and download beside a running node', () => {
   let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-beside-'));
+  withTempDir('hiqlite-cli-beside-', (d) => {
+    dir = d;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('a list while the node writes a backup leaves its .partial alone, and the backup completes', async () => {
     const dataDir = join(dir, 'data');
@@ -366,10 +365,9 @@ describe('backup list and download beside a running node', () => {
 
 describe('a config file that is not one: bounded reading', () => {
   let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-config-'));
+  withTempDir('hiqlite-cli-config-', (d) => {
+    dir = d;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('a 5 MiB file of zero bytes, then /dev/zero itself: refused as too large by serve, proxy and backup', async () => {
     const big = join(dir, 'big.toml');
@@ -393,10 +391,9 @@ describe('a config file that is not one: bounded reading', () => {
 
 describe('serve --node-id', () => {
   let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-node-id-'));
+  withTempDir('hiqlite-cli-node-id-', (d) => {
+    dir = d;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('an id not in nodes is named as the option and the file; the whole id range is taken', async () => {
     const config = nodeConfigFile(dir, 'node.toml', join(dir, 'data'));
@@ -430,10 +427,9 @@ describe('integer options', () => {
 
 describe('careless options and output paths', () => {
   let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-careless-'));
+  withTempDir('hiqlite-cli-careless-', (d) => {
+    dir = d;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('a misspelled option is named as unknown with the nearest one, before a required option is asked for', async () => {
     for (const args of [

@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { freePorts } from '../support/free-ports.js';
+import { withTempDir } from '../support/temp-dir.js';
 
 const CLI = resolve(import.meta.dirname, '../../src/server/cli.ts');
 const RUN_TIMEOUT_MS = 60_000;
@@ -102,10 +102,9 @@ function nodeToml(id: number, entries: readonly string[], dataDir: string): stri
 
 describe('hiqlite CLI', () => {
   let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hiqlite-cli-'));
+  withTempDir('hiqlite-cli-', (d) => {
+    dir = d;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('generate-config over existing files names --overwrite and writes none of them', async () => {
     const out = join(dir, 'generated');

@@ -12,31 +12,29 @@ import { makeDirsSync } from '../../src/storage/make-dirs.js';
 
 const code = (c: string) => (e: unknown) => (e as NodeJS.ErrnoException).code === c;
 
-const make = async (p: string, mode: number) => makeDirsSync(p, mode);
-
 describe('makeDirsSync', () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-make-dirs-'));
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('makes every missing level with the mode, and is a no-op on a folder that exists', async () => {
+  test('makes every missing level with the mode, and is a no-op on a folder that exists', () => {
     const deep = join(root, 'a', 'b', 'c');
-    await make(deep, 0o700);
+    makeDirsSync(deep, 0o700);
     for (const p of [join(root, 'a'), join(root, 'a', 'b'), deep]) {
       assert.ok(statSync(p).isDirectory());
       assert.equal(statSync(p).mode & 0o777, 0o700);
     }
-    await make(deep, 0o700);
-    await make(root, 0o700);
+    makeDirsSync(deep, 0o700);
+    makeDirsSync(root, 0o700);
   });
 
-  test('a file in the path is ENOTDIR, the path itself a file EEXIST', async () => {
+  test('a file in the path is ENOTDIR, the path itself a file EEXIST', () => {
     const file = join(root, 'file');
     writeFileSync(file, 'x');
-    await assert.rejects(async () => make(join(file, 'sub'), 0o700), code('ENOTDIR'));
-    await assert.rejects(async () => make(file, 0o700), code('EEXIST'));
+    assert.throws(() => makeDirsSync(join(file, 'sub'), 0o700), code('ENOTDIR'));
+    assert.throws(() => makeDirsSync(file, 0o700), code('EEXIST'));
   });
 
-  test('a level that cannot be made (under /proc) fails with ENOENT instead of looping', async () => {
-    await assert.rejects(async () => make('/proc/hiqlite-make-dirs/x/y', 0o700), code('ENOENT'));
+  test('a level that cannot be made (under /proc) fails with ENOENT instead of looping', () => {
+    assert.throws(() => makeDirsSync('/proc/hiqlite-make-dirs/x/y', 0o700), code('ENOENT'));
   });
 });
