@@ -455,7 +455,11 @@ function decodeValue(bytes: Uint8Array): unknown {
 
 function ttlOf(url: URL, req: IncomingMessage): number | undefined {
   const header = req.headers['x-ttl-ms'];
-  const text = url.searchParams.get('ttl_ms') ?? (Array.isArray(header) ? header[0] : header);
+  const query = url.searchParams.get('ttl_ms');
+  // Two TTLs (the query and the header, even equal ones) are a mistake to refuse, not to pick from.
+  if (query !== null && header !== undefined)
+    throw invalid('the TTL is given twice: use ?ttl_ms= or the header X-TTL-MS, not both');
+  const text = query ?? (Array.isArray(header) ? header[0] : header);
   if (text === undefined || text === null) return undefined;
   const n = Number(text);
   if (!/^\d{1,15}$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > CACHE_DURATION_MS_MAX)

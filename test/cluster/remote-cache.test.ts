@@ -370,6 +370,13 @@ describe('remote client: the cache API over the API port', () => {
     assert.deepEqual([r.status, code(r)], [400, 'HQL_INVALID_PARAMS']);
     r = await cluster.http(1, '/cache/web/k?ttl_ms=-5', { method: 'PUT', headers: json, body: '1' });
     assert.deepEqual([r.status, code(r)], [400, 'HQL_INVALID_PARAMS']);
+    r = await cluster.http(1, '/cache/web/k?ttl_ms=5000', {
+      method: 'PUT',
+      headers: { ...json, 'X-TTL-MS': '5000' },
+      body: '1',
+    });
+    assert.deepEqual([r.status, code(r)], [400, 'HQL_INVALID_PARAMS']);
+    assert.match((r.body as { error: { message: string } }).error.message, /given twice/);
     r = await cluster.http(1, '/cache/web/k', { method: 'POST', headers: json, body: '1' });
     assert.deepEqual([r.status, code(r)], [405, 'HQL_INVALID_PARAMS']);
     r = await cluster.http(1, '/notify', { method: 'POST', headers: json, body: '[1,2]' });
@@ -393,6 +400,12 @@ describe('remote client: the cache API over the API port', () => {
     const longKey = 'k'.repeat(5000);
     r = await cluster.http(1, `/cache/web/${longKey}`, { method: 'PUT', headers: json, body: '1' });
     assert.deepEqual([r.status, code(r)], [413, 'HQL_CACHE_TOO_LARGE']);
+    // A key over the limit is never stored, so a read or a delete of one finds nothing (a key
+    // stored under a larger limit, before it was lowered, stays readable and deletable).
+    r = await cluster.http(1, `/cache/web/${longKey}`, { headers: secret });
+    assert.deepEqual([r.status, code(r)], [404, 'HQL_NOT_FOUND']);
+    r = await cluster.http(1, `/cache/web/${longKey}`, { method: 'DELETE', headers: secret });
+    assert.deepEqual(r.body, { ok: true, value: { deleted: false } });
     // Still serving.
     assert.equal((await cluster.http(1, '/health')).status, 200);
     r = await cluster.http(1, '/cache/web/ok', { method: 'PUT', headers: json, body: '"fine"' });
