@@ -95,12 +95,21 @@ export function encodeCacheValue(value: unknown): Uint8Array {
     // caller's value, not a bug of ours.
     throw new HiqliteError(
       'HQL_INVALID_PARAMS',
-      `a cache value must be a msgpack value (no symbols, cycles, bigints beyond 64 bits or very deep nesting): ${cause instanceof Error ? cause.message : String(cause)}`,
+      `a cache value must be a msgpack value (no symbols, cycles, bigints beyond 64 bits or very deep nesting): ${packFailure(cause)}`,
       { retryable: false, cause },
     );
   }
   // msgpackr returns a view of its reusable buffer: copy it.
   return new Uint8Array(bytes);
+}
+
+/** msgpackr's reason, without its advice on encoder options the caller cannot set. */
+function packFailure(cause: unknown): string {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  const bigint = /^(-?\d+) was too large to fit in MessagePack 64-bit integer format/.exec(text);
+  if (bigint === null) return text;
+  const digits = bigint[1]!;
+  return `the bigint ${digits.length > 40 ? `${digits.slice(0, 40)}…` : digits} is outside the 64-bit range`;
 }
 
 export function decodeCacheValue(bytes: Uint8Array): unknown {

@@ -1,20 +1,28 @@
 /** "Did you mean" hints for misspelled keys: configuration, options, HTTP fields. */
 
-/** The closest of `candidates` within two edits of `word`, for "did you mean" hints. */
+/**
+ * The closest of `candidates` within two edits of `word`, for "did you mean" hints; failing
+ * that, the one candidate that begins with `word` or that `word` begins with (at least three
+ * letters: `secret` for `secretApi`, `secretApiKey` for `secretApi`).
+ */
 export function closestKey(word: string, candidates: Iterable<string>): string | null {
   const lengthMax = 64; // bounds the quadratic distance computation
   if (word.length > lengthMax) return null;
+  const w = word.toLowerCase();
   let best: string | null = null;
   let bestDistance = 3;
+  const prefixed: string[] = [];
   for (const c of candidates) {
     if (c.length > lengthMax) continue;
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    const lower = c.toLowerCase();
+    const d = editDistance(w, lower);
     if (d < bestDistance) {
       best = c;
       bestDistance = d;
     }
+    if (Math.min(w.length, lower.length) >= 3 && (lower.startsWith(w) || w.startsWith(lower))) prefixed.push(c);
   }
-  return best;
+  return best ?? (prefixed.length === 1 ? prefixed[0]! : null);
 }
 
 function editDistance(a: string, b: string): number {

@@ -30,6 +30,12 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   ['put with a number key', (db) => db.cache('c').put(5, 1), /cache 'c': key must be a string/],
   ['getRemove with an object key', (db) => db.cache('c').getRemove({}), /key must be a string/],
   ['put of a function', (db) => db.cache('c').put('k', () => 1), /cannot be a function/],
+  [
+    'put of a bigint beyond 64 bits, inside an object',
+    (db) => db.cache('c').put('k', { n: 10n ** 30n }),
+    /msgpack value .*: the bigint 1000000000000000000000000000000 is outside the 64-bit range$/,
+  ],
+  ['notify of a symbol', (db) => db.notify('ch', Symbol('s')), /a cache value must be a msgpack value/],
   ['a cache named by a number', (db) => db.cache(5), /a cache name must be a string/],
   [
     'get with a misspelled consistency',

@@ -32,7 +32,7 @@ describe('connect() options', () => {
     [
       'secret for secretApi',
       { nodes: ['127.0.0.1:1'], secret: SECRET },
-      [/secret: unknown option/, /secretApi: must be/],
+      [/secret: unknown option \(did you mean secretApi\?\)/, /secretApi: must be/],
     ],
     [
       'a misspelled timeout',
