@@ -20,7 +20,8 @@ export function closestKey(word: string, candidates: Iterable<string>): string |
       best = c;
       bestDistance = d;
     }
-    if (Math.min(w.length, lower.length) >= 3 && (lower.startsWith(w) || w.startsWith(lower))) prefixed.push(c);
+    if (Math.min(w.length, lower.length) >= 3 && (lower.startsWith(w) || w.startsWith(lower)))
+      prefixed.push(c);
   }
   return best ?? (prefixed.length === 1 ? prefixed[0]! : null);
 }
