@@ -173,7 +173,12 @@ export function toJson(value: unknown): string {
   });
 }
 
-/** A JSON answer (`toJson`), with its length; `headers` are added (and win). */
+/**
+ * A JSON answer (`toJson`), with its length; `headers` are added (and win). An answer given
+ * before the request's body was read (a wrong secret, an unknown route, a method a route does not
+ * have) closes the connection: the server would otherwise read and discard the rest of a body
+ * the client announced, as long as the client sends it, to keep the connection.
+ */
 export function sendJson(
   res: ServerResponse,
   status: number,
@@ -181,12 +186,28 @@ export function sendJson(
   headers: Record<string, string | string[]> = {},
 ): void {
   const text = toJson(body);
+  closeIfBodyUnread(res);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': String(Buffer.byteLength(text)),
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * Before an answer's head: when the request announced a body (a length above 0, or chunks) that
+ * has not all been read, the answer says `Connection: close` and the connection ends with it,
+ * instead of the server reading and discarding the rest for as long as the client sends it.
+ * Every answer of every HTTP surface goes through here (sendJson, or the routes that write their
+ * own head: metrics, raw bytes, Server-Sent Events, the dashboard's files).
+ */
+export function closeIfBodyUnread(res: ServerResponse): void {
+  const req = res.req as IncomingMessage | undefined;
+  if (req === undefined || req.complete) return;
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'))
+    res.shouldKeepAlive = false;
 }
 
 /**

@@ -25,6 +25,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   type BodyLimits,
+  closeIfBodyUnread,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
   HttpBodyError,
   readJsonObject,
@@ -482,6 +483,7 @@ export class ApiServer {
         return sendJson(res, this.o.handler.ready() ? 200 : 503, { ready: this.o.handler.ready() });
       case 'GET /metrics': {
         const text = await this.o.handler.metricsText();
+        closeIfBodyUnread(res);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
         res.end(text);
         return;

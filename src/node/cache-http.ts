@@ -35,6 +35,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Packr } from 'msgpackr';
 import {
   type BodyLimits,
+  closeIfBodyUnread,
   HttpBodyError,
   parseJsonBody,
   readBody,
@@ -189,6 +190,7 @@ async function serveCacheEntry(
       if (wantsBytes(req)) {
         if (!(value instanceof Uint8Array))
           throw invalid('the value is not bytes: ask for JSON (drop Accept: application/octet-stream)');
+        closeIfBodyUnread(res);
         res.writeHead(200, {
           'content-type': 'application/octet-stream',
           'content-length': value.byteLength,
@@ -354,6 +356,7 @@ async function serveSse(
     stream.close();
     return;
   }
+  closeIfBodyUnread(res);
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',

@@ -13,6 +13,7 @@ import {
   readBody,
   readJsonObject,
   sendBodyError,
+  sendError,
   sendJson,
 } from '../../src/http/http-body.js';
 
@@ -29,6 +30,9 @@ const sockets = new Set<Socket>();
 
 before(async () => {
   server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    // A route that answers without reading the body (as a wrong secret or an unknown route is).
+    if (req.url === '/refuse')
+      return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
     readJsonObject(req, { bytesMax: BYTES_MAX, timeoutMs: TIMEOUT_MS, bytesMaxKey: 'entry_bytes_max' }).then(
       (body) => {
         outcomes.push('ok');
@@ -191,6 +195,28 @@ describe('readJsonObject over a real socket', () => {
     assert.equal(r.status, 408);
     assert.equal(r.body.error?.code, 'HQL_TIMEOUT');
     await closedWithin(r.closed, 10_000, 'chunked never ends');
+  });
+});
+
+describe('an answer given before the body was read', () => {
+  test('closes the connection: an announced body is not read and discarded for as long as the client sends it', async () => {
+    const r = await raw('POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n', [
+      Buffer.alloc(64 * 1024, 97),
+    ]);
+    assert.equal(r.status, 401);
+    assert.match(r.head, /\r\nconnection: close/i);
+    await closedWithin(r.closed, 5000, 'a 401 with 100 MB announced');
+    const chunked = await raw('POST /refuse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', [
+      chunk('a'.repeat(1000)),
+    ]);
+    assert.equal(chunked.status, 401);
+    await closedWithin(chunked.closed, 5000, 'a 401 with a chunked body under way');
+  });
+
+  test('a request without a body keeps its connection', async () => {
+    const r = await raw('GET /refuse HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(r.status, 401);
+    assert.doesNotMatch(r.head, /connection: close/i);
   });
 });
 
