@@ -5,6 +5,7 @@
 import { pino } from 'pino';
 import { start } from '../client/embedded.js';
 import { onShutdownSignal } from '../client/signals.js';
+import { HiqliteError } from '../lib/errors.js';
 import { ConfigError, loadTomlConfig, type NodeConfig, resolveConfig } from '../node/config/config.js';
 import { logLevelFromEnv } from '../node/log-level.js';
 
@@ -44,8 +45,9 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
       // A process of its own has no application to block: the node stays on the main thread.
       thread: 'main',
       // A node that cannot go on exits, so that its supervisor restarts it and recovery runs.
-      onFatal: () => {
-        process.stderr.write('hiqlite: the node stopped serving; exiting\n');
+      onFatal: (e) => {
+        const code = e instanceof HiqliteError ? `${e.code}: ` : '';
+        process.stderr.write(`hiqlite: the node stopped serving (${code}${e.message}); exiting\n`);
         process.exit(1);
       },
     });

@@ -154,9 +154,14 @@ export function classifyCommandError(e: unknown, extra: Partial<SqlErrorInfo> = 
  */
 export function fatalSqliteError(e: { readonly code: string; readonly message: string }): HiqliteError {
   const corrupt = e.code.startsWith('SQLITE_CORRUPT') || e.code === 'SQLITE_NOTADB';
+  // SQLite says "database or disk is full" for both; name the likely one.
+  const full =
+    e.code === 'SQLITE_FULL'
+      ? ' (no space left on the disk of data_dir, or the database reached its max_page_count)'
+      : '';
   return new HiqliteError(
     corrupt ? 'HQL_CORRUPTION' : 'HQL_IO',
-    `state machine cannot apply: ${e.code}: ${e.message}`,
+    `state machine cannot apply: ${e.code}: ${e.message}${full}`,
     { retryable: false, cause: e },
   );
 }
