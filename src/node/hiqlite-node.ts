@@ -1408,6 +1408,21 @@ export class HiqliteNode {
         },
       });
     }
+    // A node whose snapshots keep failing (a full disk) goes on with its log growing: say so.
+    const groups = (): Array<[string, RaftGroup | undefined]> => [
+      ['sql', this.group],
+      ['cache', this.cache?.running === true ? this.cache.group : undefined],
+    ];
+    new Gauge({
+      name: 'hiqlite_snapshot_failures',
+      help: 'Snapshots of the group that failed in a row since its last one that succeeded (its log is not compacted meanwhile: check the free space under data_dir)',
+      labelNames: ['group'],
+      registers: [this.metricsRegistry],
+      collect() {
+        for (const [name, g] of groups())
+          if (g !== undefined) this.set({ group: name }, g.snapshotFailuresInARow);
+      },
+    });
   }
 
   /** The dashboard's routes on the API port, when `password_dashboard` is set (src/dashboard). */

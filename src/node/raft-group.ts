@@ -108,6 +108,9 @@ interface ReadWaiter {
 
 /** How long close() waits for the loop and the apply pipeline by default. */
 const CLOSE_TIMEOUT_MS_DEFAULT = 10_000;
+/** After a failed snapshot the next is tried this much later, doubling up to the max (snapshotFailed). */
+const SNAPSHOT_RETRY_MIN_MS = 1000;
+const SNAPSHOT_RETRY_MAX_MS = 60_000;
 
 export class RaftGroup {
   readonly group: GroupId;
@@ -138,6 +141,9 @@ export class RaftGroup {
   private persistedTerm = 0 as Term;
   private persistedVote: NodeId | null = null;
   private snapshotting = false;
+  /** Snapshots failed in a row, and when the next may be tried (monotonic ms): snapshotFailed. */
+  private snapshotFailures = 0;
+  private snapshotRetryAtMs = 0;
 
   /** Watchers of role / leader changes. */
   private readonly leaderWatchers = new Set<(s: { role: Status['role']; leaderId: NodeId | null }) => void>();
@@ -712,18 +718,29 @@ export class RaftGroup {
       this.appliedBytesSinceSnapshot * this.o.snapshotCostRatioMax >=
         (this.o.stateMachine.sizeBytes?.() ?? 0);
     if (!entriesDue && !bytesDue) return;
+    if (this.o.clock.monotonicMs() < this.snapshotRetryAtMs) return;
     this.snapshotting = true;
     try {
       const path = this.o.snapshots.tempPath();
-      const { index, term } = await this.o.stateMachine.snapshot(path);
-      // While the state machine copied itself, the core may have taken a newer snapshot from
-      // the leader (its log now starts after `index`): this one is obsolete.
-      if (index < this.core.status().firstIndex - 1 || index <= this.lastSnapshotIndex) {
-        await this.o.snapshots.discard(path);
+      let index: LogIndex;
+      let term: Term;
+      let meta: SnapshotMeta;
+      try {
+        ({ index, term } = await this.o.stateMachine.snapshot(path));
+        // While the state machine copied itself, the core may have taken a newer snapshot from
+        // the leader (its log now starts after `index`): this one is obsolete.
+        if (index < this.core.status().firstIndex - 1 || index <= this.lastSnapshotIndex) {
+          await this.o.snapshots.discard(path);
+          return;
+        }
+        meta = { index, term, membership: this.core.membershipAt(index) };
+        await this.o.snapshots.commit(path, meta);
+      } catch (e) {
+        this.snapshotFailed(e, path);
         return;
       }
-      const meta: SnapshotMeta = { index, term, membership: this.core.membershipAt(index) };
-      await this.o.snapshots.commit(path, meta);
+      this.snapshotFailures = 0;
+      this.snapshotRetryAtMs = 0;
       this.lastSnapshotIndex = index;
       this.appliedBytesSinceSnapshot = 0;
       const compactTo = Math.max(0, index - this.o.snapshotTrailingEntries) as LogIndex;
@@ -733,6 +750,38 @@ export class RaftGroup {
     } finally {
       this.snapshotting = false;
     }
+  }
+
+  /**
+   * A snapshot could not be made or stored (its copy of the state machine filled the disk, say):
+   * nothing else depends on it, so the node goes on with its log uncompacted and tries again
+   * after a backoff (SNAPSHOT_RETRY_MIN_MS doubling to SNAPSHOT_RETRY_MAX_MS). Fatal it was a
+   * correlated failure: every node snapshots at about the same index, and a database too large
+   * for the disk's free space stopped all of them at once. A log or state machine that cannot
+   * be written still stops the group (their failures come from other calls).
+   */
+  private snapshotFailed(e: unknown, path: string): void {
+    this.snapshotFailures++;
+    const backoffMs = Math.min(
+      SNAPSHOT_RETRY_MAX_MS,
+      SNAPSHOT_RETRY_MIN_MS * 2 ** (this.snapshotFailures - 1),
+    );
+    this.snapshotRetryAtMs = this.o.clock.monotonicMs() + backoffMs;
+    this.o.logger?.warn(
+      {
+        group: this.group,
+        err: e instanceof Error ? e.message : String(e),
+        failures: this.snapshotFailures,
+        retryInMs: backoffMs,
+      },
+      'snapshot failed; the log is kept uncompacted until one succeeds (check the free space under data_dir)',
+    );
+    void this.o.snapshots.discard(path).catch(() => {});
+  }
+
+  /** Snapshots that failed in a row since the last one that succeeded (metrics). */
+  get snapshotFailuresInARow(): number {
+    return this.snapshotFailures;
   }
 
   // ---------------------------------------------------------------------------------------------

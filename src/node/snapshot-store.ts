@@ -45,20 +45,28 @@ export class SnapshotStore implements GroupSnapshotStore {
   async commit(tempPath: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
     const base = `${meta.index}-${meta.term}`;
     const path = join(this.dir, `${base}.snap`);
-    const fh = await open(tempPath, 'r+');
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await open(tempPath, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tempPath, path);
+      const body = JSON.stringify({
+        index: meta.index,
+        term: meta.term,
+        voters: meta.membership.voters,
+        learners: meta.membership.learners,
+      });
+      await writeFileAtomic(this.dir, `${base}.meta.json`, new TextEncoder().encode(body));
+    } catch (e) {
+      // Not committed (a data file without its metadata is an interrupted write, ignored at the
+      // next load): give its space back now, unless it replaced a committed one of the same name.
+      await rm(tempPath, { force: true }).catch(() => {});
+      if (!this.snapshots.some((s) => s.path === path)) await rm(path, { force: true }).catch(() => {});
+      throw e;
     }
-    await rename(tempPath, path);
-    const body = JSON.stringify({
-      index: meta.index,
-      term: meta.term,
-      voters: meta.membership.voters,
-      learners: meta.membership.learners,
-    });
-    await writeFileAtomic(this.dir, `${base}.meta.json`, new TextEncoder().encode(body));
     const stored: StoredSnapshot = { meta, path };
     this.snapshots = this.snapshots.filter((s) => s.meta.index !== meta.index);
     this.snapshots.push(stored);

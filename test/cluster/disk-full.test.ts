@@ -51,6 +51,16 @@ function writer(db: HiqliteClient, tag: string, concurrency = 4) {
   };
 }
 
+/** Every acknowledged row is on every node, and the replicas are identical. */
+async function checkReplicasOf(c: TestCluster, acked: readonly string[], minIndex: number): Promise<void> {
+  const rows = await c.rowsOn<{ v: string }>('SELECT v FROM t ORDER BY id', { ids: [1, 2, 3], minIndex });
+  const first = rows.get(1)!;
+  for (const id of [2, 3]) assert.deepEqual(rows.get(id), first, `node ${id} holds the rows node 1 holds`);
+  const held = new Set(first.map((r) => r.v));
+  const lost = acked.filter((v) => !held.has(v));
+  assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged writes lost`);
+}
+
 describe('a node’s disk fills up (ENOSPC under its data_dir)', () => {
   let c: TestCluster;
   const flag = (id: number) => join(c.dir, `disk-full-${id}`);
@@ -67,15 +77,7 @@ describe('a node’s disk fills up (ENOSPC under its data_dir)', () => {
     await c?.close();
   });
 
-  /** Every acknowledged row is on every running node, and the replicas are identical. */
-  async function checkReplicas(acked: readonly string[], minIndex: number): Promise<void> {
-    const rows = await c.rowsOn<{ v: string }>('SELECT v FROM t ORDER BY id', { ids: [1, 2, 3], minIndex });
-    const first = rows.get(1)!;
-    for (const id of [2, 3]) assert.deepEqual(rows.get(id), first, `node ${id} holds the rows node 1 holds`);
-    const held = new Set(first.map((r) => r.v));
-    const lost = acked.filter((v) => !held.has(v));
-    assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged writes lost`);
-  }
+  const checkReplicas = (acked: readonly string[], minIndex: number) => checkReplicasOf(c, acked, minIndex);
 
   async function nodeStopsForTheDisk(id: number): Promise<void> {
     const n = c.node(id);
@@ -144,5 +146,61 @@ describe('a node’s disk fills up (ENOSPC under its data_dir)', () => {
     // reported; none may fail otherwise.
     for (const code of w.errors.keys())
       assert.ok(['HQL_OUTCOME_UNKNOWN', 'HQL_TIMEOUT'].includes(code), code);
+  });
+});
+
+describe('snapshots that do not fit on the disk (ENOSPC under every node’s snapshot folders)', () => {
+  let c: TestCluster;
+  const flag = () => join(c.dir, 'snapshots-full');
+  const env = (id: number) =>
+    enospcEnv(
+      ['snapshots', 'cache_snapshots'].map((d) => join(c.node(id).dataDir, 'state_machine', d)),
+      flag(),
+    );
+
+  before(async () => {
+    // A snapshot after every KiB of commands: every node tries one within the first writes.
+    c = await TestCluster.create({ nodes: 3, startNodes: [], toml: 'log_bytes_until_snapshot = 1024' });
+    fillDisk(flag());
+    await Promise.all([1, 2, 3].map((id) => c.start(id, { env: env(id) })));
+  });
+  after(async () => {
+    freeDisk(flag());
+    await c?.close();
+  });
+
+  async function snapshotFailures(id: number): Promise<number> {
+    const { body } = await c.http(id, '/metrics');
+    const m = /^hiqlite_snapshot_failures\{group="sql"\} (\d+)$/m.exec(String(body));
+    assert.ok(m !== null, `hiqlite_snapshot_failures on node ${id}`);
+    return Number(m[1]);
+  }
+
+  test('every node keeps serving with its log uncompacted, and snapshots again once there is space', async () => {
+    const db = await c.client();
+    await db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)');
+    const w = writer(db, 'snap');
+    await eventually('every node to have failed a snapshot', async () => {
+      for (const id of [1, 2, 3]) if ((await snapshotFailures(id)) === 0) return false;
+      return true;
+    });
+    const atFailures = w.acked.length;
+    await eventually('writes after the failed snapshots', async () => w.acked.length >= atFailures + 200);
+    assert.deepEqual(c.runningIds(), [1, 2, 3], 'no node stopped');
+    await db.cache('kept').put('k', 'v');
+
+    freeDisk(flag());
+    // The retry backs off to at most a minute; within the first minute it is a few seconds.
+    await eventually(
+      'a snapshot on every node once there is space',
+      async () => {
+        for (const id of [1, 2, 3]) if ((await snapshotFailures(id)) !== 0) return false;
+        return true;
+      },
+      90_000,
+    );
+    await w.stop();
+    assert.deepEqual([...w.errors], [], 'no write failed');
+    await checkReplicasOf(c, w.acked, w.lastIndex);
   });
 });

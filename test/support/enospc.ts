@@ -27,9 +27,10 @@ export function enospcShim(): string {
   return out;
 }
 
-/** The environment of a process whose disk under `dir` is full while `flagFile` exists. */
-export function enospcEnv(dir: string, flagFile: string): Record<string, string> {
-  return { LD_PRELOAD: enospcShim(), ENOSPC_SHIM_DIR: dir, ENOSPC_SHIM_FLAG: flagFile };
+/** The environment of a process whose disk under `dirs` is full while `flagFile` exists. */
+export function enospcEnv(dirs: string | readonly string[], flagFile: string): Record<string, string> {
+  const list = typeof dirs === 'string' ? [dirs] : dirs;
+  return { LD_PRELOAD: enospcShim(), ENOSPC_SHIM_DIR: list.join(':'), ENOSPC_SHIM_FLAG: flagFile };
 }
 
 /** The disk is full from now on (for the processes started with enospcEnv and this flag). */

@@ -1,6 +1,6 @@
 /*
  * A full disk for one directory, for tests: an LD_PRELOAD library that makes every write, sync
- * and allocation of a file under $ENOSPC_SHIM_DIR fail with ENOSPC ("No space left on device")
+ * and allocation of a file under $ENOSPC_SHIM_DIR (or one of its ':'-separated directories) fail with ENOSPC ("No space left on device")
  * while the file $ENOSPC_SHIM_FLAG exists. Everything else (sockets, pipes, stdout, other
  * directories, reads) goes through untouched, so a process sees what a disk that filled up
  * shows it: SQLite's pwrite, libuv's write/pwritev, fsync and fdatasync, fallocate.
@@ -19,19 +19,29 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static const char *full_dir;
-static size_t full_dir_len;
+/* The directories (ENOSPC_SHIM_DIR: one, or several separated by ':'). */
+#define DIRS_MAX 8
+static char *full_dirs[DIRS_MAX];
+static size_t full_dir_lens[DIRS_MAX];
+static int full_dir_count;
 static const char *full_flag;
 
 __attribute__((constructor)) static void enospc_init(void) {
-  full_dir = getenv("ENOSPC_SHIM_DIR");
+  const char *dirs = getenv("ENOSPC_SHIM_DIR");
   full_flag = getenv("ENOSPC_SHIM_FLAG");
-  full_dir_len = full_dir == NULL ? 0 : strlen(full_dir);
+  if (dirs == NULL) return;
+  char *copy = strdup(dirs);
+  for (char *save = NULL, *d = strtok_r(copy, ":", &save); d != NULL && full_dir_count < DIRS_MAX;
+       d = strtok_r(NULL, ":", &save)) {
+    full_dirs[full_dir_count] = d;
+    full_dir_lens[full_dir_count] = strlen(d);
+    full_dir_count++;
+  }
 }
 
 /* True when the disk is "full" now and fd is a file under the directory. */
 static int is_full(int fd) {
-  if (full_dir_len == 0 || full_flag == NULL) return 0;
+  if (full_dir_count == 0 || full_flag == NULL) return 0;
   struct stat st;
   if (stat(full_flag, &st) != 0) return 0;
   char link[64];
@@ -40,8 +50,11 @@ static int is_full(int fd) {
   ssize_t n = readlink(link, path, sizeof path - 1);
   if (n <= 0) return 0;
   path[n] = '\0';
-  return strncmp(path, full_dir, full_dir_len) == 0 &&
-         (path[full_dir_len] == '/' || path[full_dir_len] == '\0');
+  for (int i = 0; i < full_dir_count; i++) {
+    size_t len = full_dir_lens[i];
+    if (strncmp(path, full_dirs[i], len) == 0 && (path[len] == '/' || path[len] == '\0')) return 1;
+  }
+  return 0;
 }
 
 #define REAL(name, ret, params) \
