@@ -15,7 +15,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { LeaderBackups } from '../dashboard/backend.js';
@@ -1603,12 +1603,22 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-  const fh = await open(path, 'w', PRIVATE_FILE_MODE);
+/**
+ * A received snapshot into `path`. A stream that breaks off (the sender gone, the disk full)
+ * leaves no file: every retry of the sender would otherwise leave a partial copy of the database
+ * behind until the next start.
+ */
+export async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
   try {
-    for await (const chunk of chunks) await fh.write(chunk);
-  } finally {
-    await fh.close();
+    const fh = await open(path, 'w', PRIVATE_FILE_MODE);
+    try {
+      for await (const chunk of chunks) await fh.write(chunk);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    await rm(path, { force: true }).catch(() => {});
+    throw e;
   }
 }
 
