@@ -45,6 +45,8 @@ export interface RuntimePlantedBugs {
    * the entries after it.
    */
   readonly snapshotKeepsConflictingTail?: boolean;
+  /** A snapshot that fails (its copy does not fit on the disk) stops the group, as it once did. */
+  readonly snapshotFailureStops?: boolean;
 }
 
 export interface RaftGroupOptions {
@@ -737,6 +739,7 @@ export class RaftGroup {
         await this.o.snapshots.commit(path, meta);
       } catch (e) {
         this.snapshotFailed(e, path);
+        if (this.o.plantedBugs?.snapshotFailureStops === true) throw e;
         return;
       }
       this.snapshotFailures = 0;

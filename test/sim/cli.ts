@@ -125,7 +125,7 @@ async function runSeeds(seeds: number[]): Promise<number> {
     `leaders elected: ${t('leadersElected')}, entries committed: ${t('entriesCommitted')}, crashes: ${t('crashes')} (torn writes ${t('tornWrites')}, lost writes ${t('lostWrites')}), partitions: ${t('partitions')}`,
   );
   console.log(
-    `snapshots: ${t('snapshotsTaken')} taken, ${t('snapshotsInstalled')} installed; entries read back from disk: ${t('entriesReadBack')}; membership changes: ${t('membershipApplied')} committed (${t('membershipProposed')} proposed); leadership transfers: ${t('transfers')}`,
+    `snapshots: ${t('snapshotsTaken')} taken, ${t('snapshotsFailed')} failed (disk full), ${t('snapshotsInstalled')} installed; entries read back from disk: ${t('entriesReadBack')}; membership changes: ${t('membershipApplied')} committed (${t('membershipProposed')} proposed); leadership transfers: ${t('transfers')}`,
   );
   console.log(
     `processes killed: ${t('kills')}, power losses of every machine: ${t('powerLossesAll')}, operator wipes: ${t('wipes')} (states discarded at start: ${t('discards')}, nodes added back: ${t('joins')}, joins completed: ${t('rejoined')}; node 1's bootstrap proofs: ${t('bootstrapProofs')}, ended in a join: ${t('bootstrapProofsJoined')}); crashes during membership changes: ${t('crashesDuringMembership')}, during snapshot installs: ${t('crashesDuringSnapshotInstall')}`,

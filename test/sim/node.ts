@@ -56,6 +56,8 @@ export type ReadOutcome =
 
 export interface NodeStats {
   snapshotsTaken: number;
+  /** Snapshots that failed as a full disk fails them (Profile.snapshotFailRate). */
+  snapshotsFailed: number;
   /** Entries the cores read back from the log store after boot (RaftConfig.readEntries). */
   entriesReadBack: number;
   snapshotsInstalled: number;
@@ -813,6 +815,11 @@ class SimStateMachine implements GroupStateMachine {
 
   snapshot(path: string): Promise<{ index: LogIndex; term: Term; membership: Membership | null }> {
     if (this.life.dead) return NEVER;
+    const rate = this.host.profile.snapshotFailRate;
+    if (rate > 0 && this.host.rng.chance(rate)) {
+      this.host.stats.snapshotsFailed++;
+      return Promise.reject(new Error(`ENOSPC: no space left on device, write '${path}' (simulated)`));
+    }
     const snap = this.node.disk.kv.snapshot();
     this.node.disk.files.set(path, snap);
     this.host.safety.onSnapshot(this.node.id, snap, 'taken');

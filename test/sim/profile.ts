@@ -25,12 +25,14 @@ export const PLANTED_BUGS: readonly PlantedBugName[] = [
   'readBeforeApply',
   'leaderCountsSelfBeforePersist',
   'snapshotKeepsConflictingTail',
+  'snapshotFailureStops',
 ];
 
 const RUNTIME_BUGS: ReadonlySet<PlantedBugName> = new Set<keyof RuntimePlantedBugs>([
   'ackBeforePersist',
   'readBeforeApply',
   'snapshotKeepsConflictingTail',
+  'snapshotFailureStops',
 ]);
 
 /** Relative weights of the fault actions the nemesis picks from. */
@@ -115,6 +117,11 @@ export interface Profile {
   readonly applyQueueEntriesMax: number;
   /** Probability that a node receiving a snapshot crashes while it installs it. */
   readonly crashOnSnapshotInstallRate: number;
+  /**
+   * Probability that a snapshot the node takes fails (its copy does not fit on the disk): the
+   * runtime must go on with its log uncompacted and try again later, never stop or diverge.
+   */
+  readonly snapshotFailRate: number;
   readonly plantedBugs: PlantedBugs;
   readonly runtimePlantedBugs: RuntimePlantedBugs;
 }
@@ -234,6 +241,7 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     applyLatencyUsMax: rng.chance(0.5) ? 0 : rng.pick([500, 5_000, 50_000]),
     applyQueueEntriesMax: rng.pick([2, 16, 4_096]),
     crashOnSnapshotInstallRate: 0,
+    snapshotFailRate: 0,
     plantedBugs: {},
     runtimePlantedBugs: {},
   };
@@ -251,6 +259,8 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
       crashDuringMembership: rng.int(0, 3),
     },
     crashOnSnapshotInstallRate: rng.chance(0.3) ? rng.next() * 0.5 : 0,
+    // Drawn last, as above: the seeds' earlier draws are unchanged.
+    snapshotFailRate: rng.chance(0.3) ? rng.next() * 0.8 : 0,
   };
   return options.plantedBug === undefined ? withNemeses : biasForBug(withNemeses, options.plantedBug, rng);
 }
@@ -272,6 +282,7 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
       : { plantedBugs: { [bug]: true } as PlantedBugs }),
     intensity: 'brutal' as const,
     crashOnSnapshotInstallRate: 0,
+    snapshotFailRate: 0,
   };
   switch (bug) {
     case 'commitPreviousTermByCount':
@@ -411,6 +422,15 @@ function biasForBug(p: Profile, bug: PlantedBugName, rng: Random): Profile {
         readRate: 0.1,
         stickToLeaderRate: 0.95,
         thinkUsMax: 2_000,
+      };
+    case 'snapshotFailureStops':
+      // Snapshots often, and a disk too full for half of them: every node fails one soon, and a
+      // group that stops for it takes the cluster's majority with it.
+      return {
+        ...withBug,
+        compactEveryEntries: 5,
+        snapshotFailRate: 0.5,
+        clients: 3,
       };
     default:
       return assertNever(bug, 'planted bug');

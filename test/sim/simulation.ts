@@ -52,6 +52,7 @@ export interface RunStats {
   restarts: number;
   partitions: number;
   snapshotsTaken: number;
+  snapshotsFailed: number;
   snapshotsInstalled: number;
   entriesReadBack: number;
   tornWrites: number;
@@ -128,6 +129,7 @@ class Simulation implements ClusterAccess {
   private readonly safety = new SafetyChecker();
   private readonly nodeStats: NodeStats = {
     snapshotsTaken: 0,
+    snapshotsFailed: 0,
     entriesReadBack: 0,
     snapshotsInstalled: 0,
     tornWrites: 0,
@@ -520,6 +522,7 @@ class Simulation implements ClusterAccess {
       restarts: n.restarts,
       partitions: n.partitions,
       snapshotsTaken: this.nodeStats.snapshotsTaken,
+      snapshotsFailed: this.nodeStats.snapshotsFailed,
       snapshotsInstalled: this.nodeStats.snapshotsInstalled,
       entriesReadBack:
         this.nodeStats.entriesReadBack +
