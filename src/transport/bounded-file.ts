@@ -2,9 +2,20 @@
  * Reading a file a user names (configuration, TLS material) with a bound: a path such as
  * /dev/zero or /dev/urandom, or a huge file named by mistake, must give an error, not fill the
  * process's memory until it dies.
+ *
+ * And with a deadline: the read is synchronous (configuration is read before anything runs), so
+ * a pipe that nobody writes to (a named FIFO, `--config <(cmd)` whose command hangs) would block
+ * the process for good, signals included. The file is opened non-blocking: a pipe is read as
+ * its data comes, up to `timeoutMs` in all; a FIFO with no writer reads as empty.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { HiqliteError } from '../lib/errors.js';
+
+/** How long reading a file a user names may take (a pipe's writer may be slow), by default. */
+export const FILE_READ_TIMEOUT_MS_DEFAULT = 10_000;
+
+/** What readFileBounded sleeps on between two reads of a pipe with nothing in it yet. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** The most a PEM file (certificate, key, CA bundle) may hold. */
 export const PEM_FILE_BYTES_MAX = 1024 * 1024;
@@ -17,15 +28,37 @@ export class FileTooLargeError extends Error {
   }
 }
 
-/** The file's bytes; FileTooLargeError when it holds more than `bytesMax`. */
-export function readFileBounded(path: string, bytesMax: number): Buffer {
-  const fd = openSync(path, 'r');
+/**
+ * The file's bytes; FileTooLargeError when it holds more than `bytesMax`, an Error saying so
+ * when a pipe has not ended within `timeoutMs`.
+ */
+export function readFileBounded(
+  path: string,
+  bytesMax: number,
+  timeoutMs = FILE_READ_TIMEOUT_MS_DEFAULT,
+): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const chunks: Buffer[] = [];
     let total = 0;
     const buf = Buffer.allocUnsafe(64 * 1024);
-    // Bounded: every round adds at least one byte, and the total stops the loop past the limit.
-    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) {
+    const deadline = Date.now() + timeoutMs;
+    // Bounded: every round adds at least one byte or waits a few ms before the deadline, and the
+    // total stops the loop past the limit.
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        if (Date.now() >= deadline)
+          throw new Error(
+            `nothing more came within ${timeoutMs} ms (a pipe whose writer neither writes nor closes it)`,
+          );
+        Atomics.wait(PAUSE, 0, 0, 5);
+        continue;
+      }
+      if (n === 0) break;
       total += n;
       if (total > bytesMax) throw new FileTooLargeError(bytesMax);
       chunks.push(Buffer.from(buf.subarray(0, n)));

@@ -387,6 +387,18 @@ describe('a config file that is not one: bounded reading', () => {
       }
     }
   });
+
+  test('a named pipe nobody writes to: refused at once, saying so (the read blocked the process for good)', async () => {
+    const fifo = join(dir, 'config.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const args of [
+      ['serve', '--config', fifo],
+      ['proxy', '--config', fifo],
+      ['backup', 'list', '--config', fifo],
+    ]) {
+      refused(await cli(args), /HQL_INVALID_CONFIG: .*\n\s+- .*: is a named pipe that nobody writes to/);
+    }
+  });
 });
 
 describe('serve --node-id', () => {

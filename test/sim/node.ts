@@ -815,8 +815,11 @@ class SimStateMachine implements GroupStateMachine {
 
   snapshot(path: string): Promise<{ index: LogIndex; term: Term; membership: Membership | null }> {
     if (this.life.dead) return NEVER;
+    // The snapshots a running group takes (its policy's): one a node must make again at start to
+    // recover (its log compacted behind a snapshot that is gone) failing means it cannot start,
+    // which is right on a full disk but no run of the simulation's to judge.
     const rate = this.host.profile.snapshotFailRate;
-    if (rate > 0 && this.host.rng.chance(rate)) {
+    if (rate > 0 && this.life.group !== null && this.host.rng.chance(rate)) {
       this.host.stats.snapshotsFailed++;
       return Promise.reject(new Error(`ENOSPC: no space left on device, write '${path}' (simulated)`));
     }

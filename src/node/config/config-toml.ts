@@ -8,6 +8,7 @@
  * fall back to a default).
  */
 
+import { statSync } from 'node:fs';
 import { parse, TomlError } from 'smol-toml';
 import { assertNever } from '../../lib/assert.js';
 import { decodeUtf8 } from '../../lib/utf8.js';
@@ -77,6 +78,16 @@ export function readConfigFile(path: string): string {
     const reason = e instanceof Error ? e.message : String(e);
     throw new ConfigError([{ key: path, message: `cannot read the config file: ${reason}` }], null);
   }
+  if (bytes.length === 0 && isFifo(path))
+    throw new ConfigError(
+      [
+        {
+          key: path,
+          message: 'is a named pipe that nobody writes to: it reads as empty (start its writer first)',
+        },
+      ],
+      null,
+    );
   const text = decodeUtf8(bytes);
   if (text === null)
     throw new ConfigError(
@@ -90,6 +101,14 @@ export function readConfigFile(path: string): string {
       null,
     );
   return text;
+}
+
+function isFifo(path: string): boolean {
+  try {
+    return statSync(path).isFIFO();
+  } catch {
+    return false;
+  }
 }
 
 /** A TOML document; a syntax error is a ConfigError naming `source`, the line and the column. */
