@@ -837,7 +837,28 @@ export class RaftGroup {
     );
     if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
     this.tickTimer = null;
+    this.settlePendingOnFatal(this.fatal);
     this.o.onFatal?.(this.fatal);
+  }
+
+  /**
+   * A stopped group answers nothing more: its callers learn it now, not at their deadlines
+   * (a write in flight when the disk filled waited out its whole proposal timeout).
+   */
+  private settlePendingOnFatal(fatal: Error): void {
+    const err = new HiqliteError('HQL_IO', `raft group ${this.group} stopped: ${fatal.message}`, {
+      retryable: false,
+      cause: fatal,
+    });
+    for (const [, p] of this.proposals) {
+      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
+      p.reject(outcomeUnknown(`the node stopped before the write was applied (${fatal.message})`, err));
+    }
+    this.proposals.clear();
+    for (const [, r] of this.reads) r.reject(err);
+    this.reads.clear();
+    for (const w of this.readWaiters.splice(0)) w.reject(err);
+    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
   }
 }
 

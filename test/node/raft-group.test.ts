@@ -154,3 +154,50 @@ describe('RaftGroup runtime (in-memory parts, real timers)', () => {
     }
   });
 });
+
+describe('a group that stops (its disk failed)', () => {
+  /** Applies normally until `failing`, then every apply fails as a full disk fails SQLite. */
+  class FailingStateMachine extends KvStateMachine {
+    failing = false;
+    override async apply(entries: Parameters<KvStateMachine['apply']>[0], wanted: readonly boolean[]) {
+      if (this.failing && entries.some((e) => e.kind === 'command'))
+        throw new Error('SQLITE_FULL: database or disk is full');
+      return super.apply(entries, wanted);
+    }
+  }
+
+  test('answers the writes and reads waiting on it at once, not at their deadlines', async () => {
+    const c = await GroupCluster.create(0);
+    try {
+      const sm = new FailingStateMachine();
+      const node = await c.startNode(1 as NodeId, [1 as NodeId], 1000, emptyMemoryLogState(), sm);
+      await c.waitFor('a leader', () => c.leader());
+      await node.group.propose(enc('a=1'), { timeoutMs: 5000 });
+      sm.failing = true;
+      const startedAt = Date.now();
+      const outcomes = await Promise.allSettled([
+        node.group.propose(enc('a=2'), { timeoutMs: 120_000 }),
+        node.group.propose(enc('a=3'), { timeoutMs: 120_000 }),
+        node.group.waitForApplied(100 as LogIndex, { timeoutMs: 120_000 }),
+      ]);
+      const waitedMs = Date.now() - startedAt;
+      assert.ok(
+        waitedMs < 60_000,
+        `settled when the group stopped, not at the 120 s deadlines (${waitedMs} ms)`,
+      );
+      const codes = outcomes.map((o) =>
+        o.status === 'rejected' ? (o.reason as { code?: string }).code : 'ok',
+      );
+      assert.deepEqual(codes, ['HQL_OUTCOME_UNKNOWN', 'HQL_OUTCOME_UNKNOWN', 'HQL_IO']);
+      const first = outcomes[0] as PromiseRejectedResult;
+      assert.match((first.reason as Error).message, /stopped .*SQLITE_FULL/);
+      // And a call after it is refused at once, naming the cause.
+      await assert.rejects(
+        async () => node.group.propose(enc('a=4'), { timeoutMs: 120_000 }),
+        /stopped: SQLITE_FULL/,
+      );
+    } finally {
+      await c.close();
+    }
+  });
+});
