@@ -12,6 +12,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect, type HiqliteClient, HiqliteError } from '../../src/index.js';
+import { enospcEnv, fillDisk, freeDisk } from '../support/enospc.js';
 import { freePorts } from '../support/free-ports.js';
 import { faketimeEnv, writeClockOffset } from '../support/libfaketime.js';
 import { type NodePorts, ProxyNet } from './network.js';
@@ -60,6 +61,15 @@ export interface FaultNode extends NodePorts {
   readonly clockFile: string | null;
   /** Its wall clock's offset from the real time, ms. */
   clockOffsetMs: number;
+  /** The flag file that fills its disk (clusters made with `disks`), else null. */
+  readonly diskFlag: string | null;
+  /** Whether its disk is full now (`setDiskFull`). */
+  diskFull: boolean;
+  /**
+   * Its disk was full while this process ran: it may exit for it, with code 1, saying why (also
+   * just after the space came back: it may have hit the full disk a moment before).
+   */
+  diskFullThisLife: boolean;
   child: ChildProcess | null;
   state: NodeState;
   /** Resolves when the current process printed READY; rejects when it exits first. */
@@ -83,6 +93,11 @@ export interface FaultClusterOptions {
    * clock nemesis; the nodes ask each other's clocks every 500 ms.
    */
   readonly clocks?: boolean;
+  /**
+   * Run every node under the ENOSPC shim (test/support/enospc.ts) with a flag file of its own
+   * (`setDiskFull`), for the disk-full nemesis.
+   */
+  readonly disks?: boolean;
   /** Called with one line per action and unexpected event. */
   readonly onEvent?: (line: string) => void;
 }
@@ -145,6 +160,9 @@ export class FaultCluster {
         logFile,
         clockFile,
         clockOffsetMs: 0,
+        diskFlag: options.disks === true ? join(options.dir, `disk-full-${self.id}`) : null,
+        diskFull: false,
+        diskFullThisLife: false,
         child: null,
         state: 'down',
         ready: null,
@@ -205,12 +223,13 @@ export class FaultCluster {
       env: {
         ...process.env,
         HQL_LOG_LEVEL: this.options.logLevel ?? 'info',
-        ...(n.clockFile === null ? {} : faketimeEnv(n.clockFile)),
+        ...preloads(n),
       },
     });
     n.child = child;
     n.state = 'starting';
     n.expectExit = false;
+    n.diskFullThisLife = n.diskFull;
     n.tail = '';
     let readySeen = false;
     let onReady: () => void = () => {};
@@ -238,7 +257,10 @@ export class FaultCluster {
           n.state = 'down';
         }
         this.mark(id, `exited code=${code} signal=${signal}`);
-        if (!n.expectExit) {
+        // A node whose disk is full stops, exit code 1, naming the cause: what it must do.
+        const forTheDisk = n.diskFullThisLife && code === 1 && /ENOSPC|SQLITE_FULL/.test(n.tail);
+        if (forTheDisk) this.mark(id, 'stopped for its full disk (expected)');
+        if (!n.expectExit && !forTheDisk) {
           this.crashes.push({ id, atMs: this.elapsedMs(), code, signal, outputTail: n.tail.slice(-4000) });
           this.options.onEvent?.(`!!! node ${id} exited on its own (code ${code}, signal ${signal})`);
         }
@@ -268,6 +290,24 @@ export class FaultCluster {
     if (offsetMs !== 0) this.disturbed.add(id);
     writeClockOffset(n.clockFile, offsetMs);
     n.clockOffsetMs = offsetMs;
+  }
+
+  /** Whether the nodes run under the ENOSPC shim (`disks`), so their disks can be filled. */
+  get disks(): boolean {
+    return this.options.disks === true;
+  }
+
+  /** Fills node `id`'s disk (every write, sync and allocation under its data_dir fails) or frees it. */
+  setDiskFull(id: number, full: boolean): void {
+    const n = this.node(id);
+    if (n.diskFlag === null) throw new Error('the cluster was made without disks');
+    this.mark(id, full ? 'disk full' : 'disk space again');
+    if (full) {
+      this.disturbed.add(id);
+      fillDisk(n.diskFlag);
+      n.diskFullThisLife = true;
+    } else freeDisk(n.diskFlag);
+    n.diskFull = full;
   }
 
   /** SIGKILL (continuing a paused process first is unnecessary: SIGKILL ends it anyway). */
@@ -405,4 +445,12 @@ export class FaultCluster {
     await Promise.all([...this.nodes.values()].map((n) => new Promise<void>((r) => n.log.end(() => r()))));
     if (options.removeDir) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The LD_PRELOAD environment of a node: libfaketime, the ENOSPC shim, both or neither. */
+function preloads(n: FaultNode): Record<string, string> {
+  const clock = n.clockFile === null ? {} : faketimeEnv(n.clockFile);
+  const disk = n.diskFlag === null ? {} : enospcEnv(n.dataDir, n.diskFlag);
+  const libs = [clock.LD_PRELOAD, disk.LD_PRELOAD].filter((l) => l !== undefined);
+  return { ...clock, ...disk, ...(libs.length === 0 ? {} : { LD_PRELOAD: libs.join(' ') }) };
 }

@@ -3,7 +3,9 @@
  * behind link proxies, and one short phase per nemesis family on it, each with a client workload
  * and every check of the long runner (test/faults/cli.ts): a linearizable history, no acknowledged
  * write lost, identical replicas, live again soon after the faults stop, restarted and wiped nodes
- * rejoin, no process dies on its own. Two more phases run the cache group's workloads and their
+ * rejoin, no process dies on its own (but for a node whose disk the disk-full phase filled: it
+ * must stop, exit code 1, naming ENOSPC; every node runs under the ENOSPC shim,
+ * test/support/enospc.ts, built with `cc`). Two more phases run the cache group's workloads and their
  * checks (test/faults/cache-checks.ts) instead. The seeds are fixed (HQL_FAULT_SEED overrides the first);
  * a failure prints the phase's report and leaves its files under .fault-runs/.
  *
@@ -37,6 +39,7 @@ const PHASES: ReadonlyArray<{ nemesis: NemesisName; seconds: number; workloads: 
   { nemesis: 'slow', seconds: 10, workloads: ['sql'] },
   { nemesis: 'wipe', seconds: 12, workloads: ['sql'] },
   { nemesis: 'operator', seconds: 15, workloads: ['sql'] },
+  { nemesis: 'disk-full', seconds: 10, workloads: ['sql'] },
   { nemesis: 'pause', seconds: 7, workloads: ['cache'] },
   { nemesis: 'partition', seconds: 7, workloads: ['cache'] },
 ];
@@ -62,7 +65,8 @@ describe('fault injection (short): a 3-node cluster keeps its guarantees under e
   before(async () => {
     product = builtOrCompiledProduct();
     process.env.HQL_FAULTS_NODE_CLI = product.cli;
-    session = await FaultSession.open({ nodes: 3 }, `${FIRST_SEED}-short`);
+    // Every node under the ENOSPC shim, for the disk-full phase (it costs the others nothing).
+    session = await FaultSession.open({ nodes: 3, disks: true }, `${FIRST_SEED}-short`);
   });
 
   after(async () => {

@@ -19,6 +19,10 @@
  *                they knew of the others' clocks ages out) or restarted at once (they start
  *                with the wrong clock); clocks reset on heal. Needs a cluster made with `clocks`
  *                (libfaketime); the runner makes one for this nemesis
+ *   disk-full    fill the disk of a random minority (the leader in half of the episodes): every
+ *                write, sync and allocation under its data_dir fails with ENOSPC; it must stop
+ *                (exit 1, naming the cause) and the others go on; space again and a restart on
+ *                heal. Needs a cluster made with `disks` (the ENOSPC shim); the runner makes one
  */
 import { assertNever } from '../../src/lib/assert.js';
 import type { Random } from '../../src/lib/prng.js';
@@ -35,6 +39,7 @@ export const NEMESES = [
   'operator',
   'mixed',
   'clock',
+  'disk-full',
 ] as const;
 export type NemesisName = (typeof NEMESES)[number];
 
@@ -74,6 +79,8 @@ export async function inject(name: NemesisName, ctx: NemesisContext): Promise<Fa
       return mixed(ctx);
     case 'clock':
       return clockStep(ctx);
+    case 'disk-full':
+      return diskFull(ctx);
     default:
       assertNever(name, 'nemesis');
   }
@@ -411,6 +418,29 @@ async function clockStep(ctx: NemesisContext): Promise<Fault | null> {
     heal: async () => {
       if (also === 'cut-off') c.net.healAll({ resetFrozen: false });
       for (const id of targets) c.setClockOffset(id, 0);
+    },
+  };
+}
+
+async function diskFull(ctx: NemesisContext): Promise<Fault | null> {
+  const { cluster: c, rng } = ctx;
+  if (!c.disks) throw new Error('the disk-full nemesis needs a cluster made with disks (the ENOSPC shim)');
+  const alive = running(c);
+  if (alive.length === 0) return null;
+  const k = rng.int(1, minority(c.ids().length) + 1);
+  const leader = rng.chance(0.5) ? await c.leader() : null;
+  const rest = shuffled(
+    rng,
+    alive.filter((id) => id !== leader),
+  );
+  const targets = (leader === null ? rest : [leader, ...rest]).slice(0, k);
+  for (const id of targets) c.setDiskFull(id, true);
+  return {
+    description: `disk full on ${targets.join(',')}${leader !== null && targets.includes(leader) ? ' (the leader)' : ''}`,
+    heal: async () => {
+      for (const id of targets) c.setDiskFull(id, false);
+      // A node that has not written since keeps running; one that stopped for its disk restarts.
+      restart(c, targets);
     },
   };
 }

@@ -50,6 +50,8 @@ export interface SessionOptions {
   readonly failureRoot?: string;
   /** Nodes under libfaketime, so the clock nemesis can step their clocks (cluster.ts). */
   readonly clocks?: boolean;
+  /** Nodes under the ENOSPC shim, so the disk-full nemesis can fill their disks (cluster.ts). */
+  readonly disks?: boolean;
 }
 
 /** `sql`: the register/append workload on SQLite; `cache`: the cache group's workloads. */
@@ -149,6 +151,7 @@ export class FaultSession {
       nodes: options.nodes,
       dir,
       clocks: options.clocks === true,
+      disks: options.disks === true,
       onEvent: (line) => session?.event(line),
     });
     session = new FaultSession(cluster, options);
@@ -361,6 +364,7 @@ export class FaultSession {
     const c = this.cluster;
     c.net.healAll({ resetFrozen: rng.chance(0.5) });
     if (c.clocks) for (const id of c.ids()) if (c.node(id).clockOffsetMs !== 0) c.setClockOffset(id, 0);
+    if (c.disks) for (const id of c.ids()) if (c.node(id).diskFull) c.setDiskFull(id, false);
     for (const id of c.ids()) c.resume(id);
     for (const id of c.ids()) if (c.node(id).child === null) c.start(id).catch(() => {});
   }
@@ -621,6 +625,7 @@ export async function runOnce(
   const sessionOptions: SessionOptions = {
     nodes: o.nodes,
     clocks: o.nemesis === 'clock' || o.nemesis === 'mixed',
+    disks: o.nemesis === 'disk-full',
     ...(o.log === undefined ? {} : { log: o.log }),
     ...(o.failureRoot === undefined ? {} : { failureRoot: o.failureRoot }),
   };
