@@ -64,6 +64,8 @@ interface NodeLink {
 
 /** Leader addresses learned beyond `nodes` (a node's config may spell them differently). */
 const LEARNED_ADDRESSES_MAX = 16;
+/** Errors of a node that stopped or broke, as opposed to the outcome of a command (retryOrThrow). */
+const NODE_FAILURES: ReadonlySet<string> = new Set(['HQL_IO', 'HQL_CORRUPTION', 'HQL_INTERNAL']);
 
 export class ClusterLink {
   private readonly conns = new Map<string, Promise<NodeLink>>();
@@ -129,6 +131,10 @@ export class ClusterLink {
       if (!(e instanceof HiqliteError)) throw e;
       if (o.kind === 'read' && e.code === 'HQL_TIMEOUT') throw e;
       if (o.kind === 'write' && e.code === 'HQL_OUTCOME_UNKNOWN') maybeApplied = true;
+      // A node that stopped or broke is no outcome of a write an earlier attempt may have put
+      // in the log (a command's own error, a final outcome, is never one of these codes).
+      else if (!e.retryable && maybeApplied && NODE_FAILURES.has(e.code))
+        throw outcomeUnknown(`an earlier attempt may be in the log, then ${e.message}`, e);
       else if (!e.retryable) throw e;
       last = e;
     };

@@ -50,7 +50,7 @@ import { cacheLimitKey } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
-import { commandTooLargeError, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, RaftGroup, stillUnknown } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { dataPaths } from './sqlite-setting.js';
@@ -404,7 +404,7 @@ export class CacheGroup {
       } catch (e) {
         if (!(e instanceof HiqliteError)) throw e;
         if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
-        else if (!e.retryable || this.closed) throw e;
+        else if (!e.retryable || this.closed) throw maybeProposed ? stillUnknown(e) : e;
         lastError = e;
       }
       await sleep(

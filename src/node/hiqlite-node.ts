@@ -68,7 +68,7 @@ import { serveJsonRoute } from './json-routes.js';
 import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { PeerClocks } from './peer-clocks.js';
-import { commandTooLargeError, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, RaftGroup, stillUnknown } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -1182,7 +1182,7 @@ export class HiqliteNode {
         // answers a duplicate with the original result.
         if (!(e instanceof HiqliteError)) throw e;
         if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
-        else if (!e.retryable || this.closing !== null) throw e;
+        else if (!e.retryable || this.closing !== null) throw maybeProposed ? stillUnknown(e) : e;
         lastError = e;
       }
       await this.backoff(attempt, deadline);

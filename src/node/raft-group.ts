@@ -929,6 +929,18 @@ function timeoutError(what: string, ms: number): HiqliteError {
   });
 }
 
+/**
+ * A write whose earlier attempt may be in the log, ended by a refusal of a later one (the group
+ * stopped, the node closing): the refusal is no outcome of the write, which stays unknown. (A
+ * command's own error is a result, never such a refusal.)
+ */
+export function stillUnknown(e: HiqliteError): HiqliteError {
+  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${e.message}`, {
+    retryable: false,
+    cause: e,
+  });
+}
+
 function outcomeUnknown(why: string, cause?: unknown): HiqliteError {
   return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
     retryable: false,

@@ -11,11 +11,16 @@
  * replica holds the same rows.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { HiqliteClient } from '../../src/index.js';
 import { enospcEnv, fillDisk, freeDisk } from '../support/enospc.js';
+import { runTsx } from '../support/tsx-process.js';
 import { eventually, sleep, TestCluster } from './harness.js';
+
+const APP = resolve(import.meta.dirname, 'disk-full-app.ts');
 
 /** Writes rows `${tag}-${n}` with `concurrency` callers until `stop()`; keeps what was acknowledged. */
 function writer(db: HiqliteClient, tag: string, concurrency = 4) {
@@ -202,5 +207,45 @@ describe('snapshots that do not fit on the disk (ENOSPC under every node’s sna
     await w.stop();
     assert.deepEqual([...w.errors], [], 'no write failed');
     await checkReplicasOf(c, w.acked, w.lastIndex);
+  });
+});
+
+describe('an embedded node whose disk fills up (its application keeps running)', () => {
+  test('the write in flight is HQL_OUTCOME_UNKNOWN at once, later writes HQL_IO, reads go on, onFatal is called', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hql-disk-full-app-'));
+    try {
+      const flag = join(dir, 'full');
+      const dataDir = join(dir, 'data');
+      const r = await runTsx(APP, [flag, dataDir], {
+        env: { ...process.env, ...enospcEnv(dataDir, flag) },
+        timeoutMs: 90_000,
+      });
+      const line = r.stdout
+        .split('\n')
+        .find((l) => l.startsWith('REPORT '))
+        ?.slice('REPORT '.length);
+      assert.ok(line !== undefined, `the app's report:\n${r.stdout}\n${r.stderr.slice(-3000)}`);
+      const out = JSON.parse(line) as Record<
+        string,
+        { ok: boolean; code?: string; message?: string; ms: number }
+      > & {
+        fatal: string | null;
+      };
+      // The proposal timeout is 10 s: "at once" is well before it.
+      assert.equal(out.write?.code, 'HQL_OUTCOME_UNKNOWN', JSON.stringify(out.write));
+      assert.match(out.write?.message ?? '', /ENOSPC|SQLITE_FULL/);
+      assert.ok((out.write?.ms ?? Infinity) < 5_000, `answered when the node stopped (${out.write?.ms} ms)`);
+      assert.equal(out.writeAfter?.code, 'HQL_IO', JSON.stringify(out.writeAfter));
+      assert.ok((out.writeAfter?.ms ?? Infinity) < 5_000);
+      assert.equal(out.cachePut?.ok, false, JSON.stringify(out.cachePut));
+      assert.ok(
+        (out.cachePut?.ms ?? Infinity) < 5_000,
+        `cache write answered at once (${out.cachePut?.ms} ms)`,
+      );
+      assert.equal(out.read?.ok, true, JSON.stringify(out.read));
+      assert.match(out.fatal ?? '', /ENOSPC|SQLITE_FULL/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,48 @@
+/**
+ * An application embedding a one-node cluster (the node on its own thread, as by default) whose
+ * disk fills up: run by disk-full.test.ts under the ENOSPC shim, with the flag file as argv[2]
+ * and the data_dir as argv[3]. It writes, fills its disk (creates the flag), then calls the API
+ * and prints one JSON line: each call's outcome (ok or the error code and message) and how long
+ * it took, and whether onFatal was called.
+ */
+import { writeFileSync } from 'node:fs';
+import { start } from '../../src/index.js';
+import { freePorts } from '../support/free-ports.js';
+
+const [flag, dataDir] = process.argv.slice(2) as [string, string];
+const [raft, api] = await freePorts(2);
+let fatal: string | null = null;
+const db = await start(
+  {
+    nodeId: 1,
+    nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
+    dataDir,
+    secretRaft: 'r'.repeat(32),
+    secretApi: 'a'.repeat(32),
+  },
+  { onFatal: (e) => (fatal = e.message) },
+);
+await db.execute('CREATE TABLE t (v INTEGER)');
+await db.execute('INSERT INTO t VALUES (1)');
+writeFileSync(flag, '');
+
+const calls: Record<string, () => Promise<unknown>> = {
+  write: () => db.execute('INSERT INTO t VALUES (2)'),
+  writeAfter: () => db.execute('INSERT INTO t VALUES (3)'),
+  cachePut: () => db.cache('c').put('k', 1),
+  read: () => db.query('SELECT count(*) AS n FROM t'),
+};
+const out: Record<string, unknown> = {};
+for (const [name, call] of Object.entries(calls)) {
+  const t0 = performance.now();
+  try {
+    const value = await call();
+    out[name] = { ok: true, value, ms: Math.round(performance.now() - t0) };
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    out[name] = { ok: false, code: err.code, message: err.message, ms: Math.round(performance.now() - t0) };
+  }
+}
+out.fatal = fatal;
+process.stdout.write(`REPORT ${JSON.stringify(out)}\n`);
+await db.close().catch(() => {});
