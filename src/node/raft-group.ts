@@ -352,16 +352,10 @@ export class RaftGroup {
       this.o.stateMachine.interrupt?.();
       stopped = await this.within(idle(), timeoutMs);
     }
-    const err = new HiqliteError('HQL_CLOSED', `raft group ${this.group} is closed`, { retryable: true });
-    for (const [, p] of this.proposals) {
-      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
-      p.reject(outcomeUnknown('the node shut down before the write was applied', err));
-    }
-    this.proposals.clear();
-    for (const [, r] of this.reads) r.reject(err);
-    this.reads.clear();
-    for (const w of this.readWaiters.splice(0)) w.reject(err);
-    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
+    this.settlePending(
+      new HiqliteError('HQL_CLOSED', `raft group ${this.group} is closed`, { retryable: true }),
+      'the node shut down before the write was applied',
+    );
     if (stopped) await this.within(this.o.stateMachine.close(), timeoutMs);
     else {
       this.o.logger?.warn(
@@ -758,8 +752,8 @@ export class RaftGroup {
   /**
    * A snapshot could not be made or stored (its copy of the state machine filled the disk, say):
    * nothing else depends on it, so the node goes on with its log uncompacted and tries again
-   * after a backoff (SNAPSHOT_RETRY_MIN_MS doubling to SNAPSHOT_RETRY_MAX_MS). Fatal it was a
-   * correlated failure: every node snapshots at about the same index, and a database too large
+   * after a backoff (SNAPSHOT_RETRY_MIN_MS doubling to SNAPSHOT_RETRY_MAX_MS). As a fatal error it
+   * was a correlated failure: every node snapshots at about the same index, and a database too large
    * for the disk's free space stopped all of them at once. A log or state machine that cannot
    * be written still stops the group (their failures come from other calls).
    */
@@ -837,22 +831,26 @@ export class RaftGroup {
     );
     if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
     this.tickTimer = null;
-    this.settlePendingOnFatal(this.fatal);
+    // A stopped group answers nothing more: its callers learn it now, not at their deadlines (a
+    // write in flight when the disk filled waited out its whole proposal timeout).
+    this.settlePending(
+      new HiqliteError('HQL_IO', `raft group ${this.group} stopped: ${this.fatal.message}`, {
+        retryable: false,
+        cause: this.fatal,
+      }),
+      `the node stopped before the write was applied (${this.fatal.message})`,
+    );
     this.o.onFatal?.(this.fatal);
   }
 
   /**
-   * A stopped group answers nothing more: its callers learn it now, not at their deadlines
-   * (a write in flight when the disk filled waited out its whole proposal timeout).
+   * Ends every wait on the group (close, or a fatal failure): writes in flight with
+   * HQL_OUTCOME_UNKNOWN saying `why` (caused by `err`), reads and apply waits with `err`.
    */
-  private settlePendingOnFatal(fatal: Error): void {
-    const err = new HiqliteError('HQL_IO', `raft group ${this.group} stopped: ${fatal.message}`, {
-      retryable: false,
-      cause: fatal,
-    });
+  private settlePending(err: HiqliteError, why: string): void {
     for (const [, p] of this.proposals) {
       if (p.timer !== null) this.o.clock.clearTimer(p.timer);
-      p.reject(outcomeUnknown(`the node stopped before the write was applied (${fatal.message})`, err));
+      p.reject(outcomeUnknown(why, err));
     }
     this.proposals.clear();
     for (const [, r] of this.reads) r.reject(err);
