@@ -42,7 +42,7 @@ export function readFileBounded(
     const chunks: Buffer[] = [];
     let total = 0;
     const buf = Buffer.allocUnsafe(64 * 1024);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     // Bounded: every round adds at least one byte or waits a few ms before the deadline, and the
     // total stops the loop past the limit.
     for (;;) {
@@ -51,7 +51,7 @@ export function readFileBounded(
         n = readSync(fd, buf);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        if (Date.now() >= deadline)
+        if (performance.now() >= deadline)
           throw new Error(
             `nothing more came within ${timeoutMs} ms (a pipe whose writer neither writes nor closes it)`,
           );
