@@ -199,8 +199,8 @@ export function sendJson(
  * Before an answer's head: when the request announced a body (a length above 0, or chunks) that
  * has not all been read, the answer says `Connection: close` and the connection ends with it,
  * instead of the server reading and discarding the rest for as long as the client sends it.
- * Every answer of every HTTP surface goes through here (sendJson, or the routes that write their
- * own head: metrics, raw bytes, Server-Sent Events, the dashboard's files).
+ * Every JSON answer goes through here (sendJson), and the API port's routes that write their own
+ * head (metrics, raw bytes, Server-Sent Events) call it; the dashboard's files always close.
  */
 export function closeIfBodyUnread(res: ServerResponse): void {
   const req = res.req as IncomingMessage | undefined;
