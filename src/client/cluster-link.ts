@@ -22,7 +22,7 @@
  * - `once`: an op this side does not know the effect of: sent at most once. An answer, error or
  *   not, is returned as it is; a connection lost after sending is HQL_OUTCOME_UNKNOWN.
  */
-import { HiqliteError } from '../lib/errors.js';
+import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
@@ -379,13 +379,6 @@ function groupOf(body: LinkBody): string {
   if (body.op === 'cacheRead' || body.op === 'cacheLock') return 'cache';
   const group = (body as { group?: unknown }).group;
   return typeof group === 'string' ? group : 'sql';
-}
-
-function outcomeUnknown(why: string, cause: unknown): HiqliteError {
-  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
-    retryable: false,
-    cause,
-  });
 }
 
 function lastMessage(last: HiqliteError | null): string {

@@ -20,7 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { type Logger, pino } from 'pino';
-import { HiqliteError } from '../lib/errors.js';
+import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { cacheLimitsOf } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
@@ -722,9 +722,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         this.settle(id, p);
         p.reject(
           p.op === 'write' || p.op === 'cacheWrite'
-            ? new HiqliteError('HQL_OUTCOME_UNKNOWN', "the node's thread did not answer the write in time", {
-                retryable: false,
-              })
+            ? outcomeUnknown("the node's thread did not answer it in time")
             : new HiqliteError('HQL_TIMEOUT', `the node's thread did not answer ${p.op} in time`, {
                 retryable: true,
               }),
@@ -747,13 +745,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       this.settle(id, p);
       p.reject(
         (p.op === 'write' || p.op === 'cacheWrite') && !closed
-          ? new HiqliteError(
-              'HQL_OUTCOME_UNKNOWN',
-              `the node's thread exited (code ${code}) during the write`,
-              {
-                retryable: false,
-              },
-            )
+          ? outcomeUnknown(`the node's thread exited (code ${code}) during the write`)
           : this.gone,
       );
     }

@@ -71,3 +71,15 @@ export class HiqliteError extends Error {
     this.retryable = options.retryable;
   }
 }
+
+/**
+ * A write that may or may not have been applied (`why`): its entry may be in the log, and no
+ * answer says whether it was applied. Never retryable as such (a retry could apply it twice);
+ * under a session it may be retried. Every write path's unknown outcome is made here.
+ */
+export function outcomeUnknown(why: string, cause?: unknown): HiqliteError {
+  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
+    retryable: false,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}

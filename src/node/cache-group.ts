@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { HiqliteError } from '../lib/errors.js';
+import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { LogClock } from '../lib/log-clock.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
@@ -50,9 +50,10 @@ import { cacheLimitKey } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
-import { commandTooLargeError, RaftGroup, stillUnknown } from './raft-group.js';
+import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
+import { receiveSnapshot } from './snapshot-store.js';
 import { dataPaths } from './sqlite-setting.js';
 import { decideStart, type StartDecision } from './start-decision.js';
 
@@ -404,7 +405,8 @@ export class CacheGroup {
       } catch (e) {
         if (!(e instanceof HiqliteError)) throw e;
         if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
-        else if (!e.retryable || this.closed) throw maybeProposed ? stillUnknown(e) : e;
+        // A refusal after an attempt that may be in the log (the group stopped) is no outcome of it.
+        else if (!e.retryable || this.closed) throw maybeProposed ? outcomeUnknown(e.message, e) : e;
         lastError = e;
       }
       await sleep(
@@ -420,10 +422,9 @@ export class CacheGroup {
     }
     if (!maybeProposed) throw lastError ?? this.d.noLeaderError(this.raft.status().membership);
     if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
-    throw new HiqliteError(
-      'HQL_OUTCOME_UNKNOWN',
-      `the cache write may or may not have been applied: no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
-      { retryable: false, cause: lastError },
+    throw outcomeUnknown(
+      `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
+      lastError,
     );
   }
 
@@ -523,13 +524,7 @@ export class CacheGroup {
         this.d.clock.setTimer(() => {
           if (settled[i] === true) return;
           settled[i] = true;
-          w.reject(
-            new HiqliteError(
-              'HQL_OUTCOME_UNKNOWN',
-              `the write may or may not have been applied: no outcome within ${Math.round(w.timeoutMs)} ms`,
-              { retryable: false },
-            ),
-          );
+          w.reject(outcomeUnknown(`no outcome within ${Math.round(w.timeoutMs)} ms`));
         }, w.timeoutMs),
       );
     }
@@ -690,16 +685,9 @@ export class CacheGroup {
   async receiveSnapshot(
     meta: Extract<Message, { type: 'snapshot' }>,
     chunks: AsyncIterable<Uint8Array>,
-    toFile: (path: string, chunks: AsyncIterable<Uint8Array>) => Promise<void>,
   ): Promise<void> {
     this.checkOpen();
-    const path = this.snapshots.tempPath();
-    if (this.snapshots instanceof MemorySnapshotStore) {
-      for await (const chunk of chunks) this.snapshots.append(path, new Uint8Array(chunk));
-    } else {
-      await toFile(path, chunks);
-    }
-    this.raft.receiveSnapshot(meta, path);
+    this.raft.receiveSnapshot(meta, await receiveSnapshot(this.snapshots, chunks));
   }
 
   async close(timeoutMs: number): Promise<void> {

@@ -15,7 +15,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { LeaderBackups } from '../dashboard/backend.js';
@@ -23,8 +23,8 @@ import { Dashboard } from '../dashboard/dashboard.js';
 import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
-import { HiqliteError } from '../lib/errors.js';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
+import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { LogClock, type LogClockSource } from '../lib/log-clock.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
@@ -68,10 +68,10 @@ import { serveJsonRoute } from './json-routes.js';
 import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { PeerClocks } from './peer-clocks.js';
-import { commandTooLargeError, RaftGroup, stillUnknown } from './raft-group.js';
+import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import { receiveSnapshot, type SnapshotStore } from './snapshot-store.js';
 import { SqlGroupStateMachine } from './sql-group-state-machine.js';
 import {
   diskConfig,
@@ -610,7 +610,7 @@ export class HiqliteNode {
         this.cache.reportUnreachable(id);
       },
       onSnapshot: (g, _from, meta, chunks) => {
-        if (g === 'cache') return this.cache.receiveSnapshot(meta, chunks, writeChunks);
+        if (g === 'cache') return this.cache.receiveSnapshot(meta, chunks);
         if (sqlSnapshots === null) throw sqliteDisabledError(cfg.nodeId, 'a SQL snapshot');
         return this.receiveSnapshot(sqlSnapshots, meta, chunks);
       },
@@ -1182,17 +1182,18 @@ export class HiqliteNode {
         // answers a duplicate with the original result.
         if (!(e instanceof HiqliteError)) throw e;
         if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
-        else if (!e.retryable || this.closing !== null) throw maybeProposed ? stillUnknown(e) : e;
+        // A refusal after an attempt that may be in the log (the group stopped) is no outcome of it.
+        else if (!e.retryable || this.closing !== null)
+          throw maybeProposed ? outcomeUnknown(e.message, e) : e;
         lastError = e;
       }
       await this.backoff(attempt, deadline);
     }
     if (!maybeProposed) throw lastError ?? this.noLeaderError();
     if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
-    throw new HiqliteError(
-      'HQL_OUTCOME_UNKNOWN',
-      `the write may or may not have been applied: no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
-      { retryable: false, cause: lastError },
+    throw outcomeUnknown(
+      `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
+      lastError,
     );
   }
 
@@ -1266,9 +1267,7 @@ export class HiqliteNode {
     meta: Extract<Message, { type: 'snapshot' }>,
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<void> {
-    const path = snapshots.tempPath();
-    await writeChunks(path, chunks);
-    this.group.receiveSnapshot(meta, path);
+    this.group.receiveSnapshot(meta, await receiveSnapshot(snapshots, chunks));
   }
 
   private request(
@@ -1601,25 +1600,6 @@ async function exists(path: string): Promise<boolean> {
       throw e;
     },
   );
-}
-
-/**
- * A received snapshot into `path`. A stream that breaks off (the sender gone, the disk full)
- * leaves no file: every retry of the sender would otherwise leave a partial copy of the database
- * behind until the next start.
- */
-export async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-  try {
-    const fh = await open(path, 'w', PRIVATE_FILE_MODE);
-    try {
-      for await (const chunk of chunks) await fh.write(chunk);
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    await rm(path, { force: true }).catch(() => {});
-    throw e;
-  }
 }
 
 async function* fileChunks(path: string): AsyncIterable<Uint8Array> {

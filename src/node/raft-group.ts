@@ -11,7 +11,7 @@
  */
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { HiqliteError } from '../lib/errors.js';
+import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { RaftCore } from '../raft/raft.js';
 import type {
   Entry,
@@ -924,25 +924,6 @@ function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError 
 function timeoutError(what: string, ms: number): HiqliteError {
   return new HiqliteError('HQL_TIMEOUT', `${what}: no answer within ${Math.round(ms)} ms`, {
     retryable: true,
-  });
-}
-
-/**
- * A write whose earlier attempt may be in the log, ended by a refusal of a later one (the group
- * stopped, the node closing): the refusal is no outcome of the write, which stays unknown. (A
- * command's own error is a result, never such a refusal.)
- */
-export function stillUnknown(e: HiqliteError): HiqliteError {
-  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${e.message}`, {
-    retryable: false,
-    cause: e,
-  });
-}
-
-function outcomeUnknown(why: string, cause?: unknown): HiqliteError {
-  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
-    retryable: false,
-    cause,
   });
 }
 

@@ -9,9 +9,10 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
-import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import type { LogIndex, NodeId, SnapshotMeta, Term } from '../raft/types.js';
 import { fsyncDir, writeFileAtomic } from '../storage/atomic-file.js';
+import { MemorySnapshotStore } from './memory-snapshot-store.js';
 import type { GroupSnapshotStore, StoredSnapshot } from './seams.js';
 
 export type { StoredSnapshot } from './seams.js';
@@ -136,4 +137,33 @@ function parseMeta(text: string, name: string): SnapshotMeta {
     term: o.term as Term,
     membership: { voters: o.voters as NodeId[], learners: o.learners as NodeId[] },
   };
+}
+
+/**
+ * A snapshot streamed by the leader, into a temporary path of `store` (a file, or a blob of a
+ * MemorySnapshotStore); returns the path. A stream that breaks off (the sender gone, the disk
+ * full) leaves nothing: every retry of the sender would otherwise leave one more partial copy of
+ * the state machine behind until the next start.
+ */
+export async function receiveSnapshot(
+  store: GroupSnapshotStore,
+  chunks: AsyncIterable<Uint8Array>,
+): Promise<string> {
+  const path = store.tempPath();
+  try {
+    if (store instanceof MemorySnapshotStore) {
+      for await (const chunk of chunks) store.append(path, new Uint8Array(chunk));
+    } else {
+      const fh = await open(path, 'w', PRIVATE_FILE_MODE);
+      try {
+        for await (const chunk of chunks) await fh.write(chunk);
+      } finally {
+        await fh.close();
+      }
+    }
+  } catch (e) {
+    await store.discard(path).catch(() => {});
+    throw e;
+  }
+  return path;
 }
