@@ -4,7 +4,8 @@
  * carried to a final answer within its deadline, retried where that is safe.
  *
  * Routing. Every request goes to one "any" node: the first of `nodes` that answers, and the next
- * one when its connection fails (a node forwards writes to the leader itself). With
+ * one when its connection fails or it answers HQL_UNAVAILABLE (a node that stopped serving, is
+ * starting, or reaches no leader; a node forwards writes to the leader itself). With
  * `followLeader`, requests routed to the leader (writes, linearizable reads) go straight to it:
  * its address is asked of a node (API op `leader`) when unknown, and forgotten when it answers
  * HQL_NOT_LEADER or its connection fails. A proxy answers `leader` with its own address, so a
@@ -189,6 +190,7 @@ export class ClusterLink {
       if (answer.r.ok) return answer.r.value;
       const error = remoteError(answer.r.error);
       if (error.code === 'HQL_NOT_LEADER') this.forgetLeader(groupOf(body), answer.addr);
+      if (error.code === 'HQL_UNAVAILABLE') this.avoid(answer.addr);
       // An op of unknown effect: the node's answer is final, whatever it is.
       if (o.kind === 'once') throw error;
       retryOrThrow(error);
@@ -224,9 +226,11 @@ export class ClusterLink {
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
       if (o.signal?.aborted === true)
         throw new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+      let addr: string | null = null;
       try {
-        const { link } = await this.connection('any');
-        const conn = link.conn;
+        const any = await this.connection('any');
+        addr = any.addr;
+        const conn = any.link.conn;
         const sent = conn.listen(
           { op: 'listen', ...body },
           Math.max(1, Math.min(deadline - performance.now(), this.o.requestTimeoutMs)),
@@ -258,6 +262,7 @@ export class ClusterLink {
         };
       } catch (e) {
         if (!(e instanceof HiqliteError) || !e.retryable) throw e;
+        if (addr !== null && e.code === 'HQL_UNAVAILABLE') this.avoid(addr);
         last = e;
       }
     }
@@ -271,6 +276,16 @@ export class ClusterLink {
 
   private forgetLeader(group: string, addr: string): void {
     if (this.leaderAddrs.get(group) === addr) this.leaderAddrs.delete(group);
+  }
+
+  /**
+   * The node at `addr` answered HQL_UNAVAILABLE: it cannot serve now (it stopped serving, is
+   * starting, or reaches no leader, as behind a partition). The next attempt goes to the next
+   * node, and to this one as a leader no more; its connection stays open for later turns.
+   */
+  private avoid(addr: string): void {
+    if (this.anyAddr === addr) this.anyAddr = null;
+    for (const [group, leader] of this.leaderAddrs) if (leader === addr) this.leaderAddrs.delete(group);
   }
 
   /** The connection a request of `route` goes to: the leader's when known and followed, else the "any" node's. */

@@ -126,6 +126,8 @@ export class CacheGroup {
   private expireTimer: TimerHandle | null = null;
   private expiring = false;
   private closed = false;
+  /** Why the node stopped serving (stop()), or null while it serves. */
+  private stopped: HiqliteError | null = null;
   /** The end of the log found at start: entries up to it are replayed (new listeners start after them). */
   private replayedTo = 0;
   private readonly observers = new Set<CacheApplyObserver>();
@@ -278,7 +280,8 @@ export class CacheGroup {
 
   /** The Raft group (membership, status, snapshots): for formation and metrics in HiqliteNode. */
   get group(): RaftGroup {
-    this.checkOpen();
+    // A stopped group is still looked at (its status in metrics and /health); it refuses work itself.
+    this.checkStarted();
     return this.raft;
   }
 
@@ -690,6 +693,21 @@ export class CacheGroup {
     this.raft.receiveSnapshot(meta, await receiveSnapshot(this.snapshots, chunks));
   }
 
+  /**
+   * The node stopped serving (its SQL group or this one failed): the group stops (RaftGroup.stop),
+   * its listeners and lock waiters end with `err`, and every later use but a local read fails
+   * with it. Local reads go on, as the node's SQL reads do.
+   */
+  stop(err: HiqliteError): void {
+    if (this.closed || this.stopped !== null) return;
+    this.stopped = err;
+    if (this.expireTimer !== null) this.d.clock.clearTimer(this.expireTimer);
+    this.expireTimer = null;
+    this.hub.closeAll(err);
+    this.waiters.closeAll(err);
+    if (this.raft !== undefined) this.raft.stop(err);
+  }
+
   async close(timeoutMs: number): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -706,7 +724,7 @@ export class CacheGroup {
   // ---------------------------------------------------------------------------------------------
 
   private scheduleExpire(): void {
-    if (this.closed) return;
+    if (this.closed || this.stopped !== null) return;
     this.expireTimer = this.d.clock.setTimer(
       () => {
         this.expireTimer = null;
@@ -740,8 +758,14 @@ export class CacheGroup {
     }
   }
 
-  /** Closed, or not started yet (the node is still joining): every use of the group asks here. */
+  /** Closed, not started yet (the node is still joining), or stopped (stop()): every use of the group asks here. */
   private checkOpen(): void {
+    this.checkStarted();
+    if (this.stopped !== null) throw this.stopped;
+  }
+
+  /** Not closed, and started (the Raft group runs or ran). */
+  private checkStarted(): void {
     if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
     // The API port serves before the cache group runs (a node that lost its state joins first).
     if (this.raft === undefined) {

@@ -48,6 +48,7 @@ import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
 import { type ClusterAnswer, proveNoCluster } from './bootstrap-proof.js';
 import { CacheGroup, type CacheGroupDeps, type CacheGroupMetrics } from './cache-group.js';
+import type { CacheHttpOps } from './cache-http.js';
 import { registerCacheMetrics } from './cache-metrics.js';
 import {
   type CacheGroupOf,
@@ -65,6 +66,7 @@ import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { addAsLearner, joinGroup, promoteLearner } from './join-procedure.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
+import type { ListenStream } from './listen-stream.js';
 import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { PeerClocks } from './peer-clocks.js';
@@ -638,13 +640,20 @@ export class HiqliteNode {
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       bodyTimeoutMs: cfg.httpBodyTimeoutMs,
       handler: {
-        handle: (req, from, signal) => this.handleApi(req, from, signal),
+        // What a node says of itself (its limits, the leader it knows) it says while stopped too.
+        handle: (req, from, signal) =>
+          req.op === 'limits' || req.op === 'leader'
+            ? this.handleApi(req, from, signal)
+            : this.serving(() => this.handleApi(req, from, signal)),
         health: () => this.health(),
         ready: () => this.started,
         metricsText: () => this.metricsRegistry.metrics(),
-        json: (route, body, signal) => this.handleJson(route, body, signal),
-        listen: (req) => nodeListen(this.cacheOf(), req.channel, req.afterSeq),
-        cache: nodeCacheHttpOps(this.cacheOf()),
+        json: (route, body, signal) => this.serving(() => this.handleJson(route, body, signal)),
+        listen: (req) =>
+          this.serving(async () =>
+            this.servingStream(await nodeListen(this.cacheOf(), req.channel, req.afterSeq)),
+          ),
+        cache: this.servingCacheOps(nodeCacheHttpOps(this.cacheOf())),
       },
       ...this.dashboardRoutes(),
       logger: this.log,
@@ -980,7 +989,8 @@ export class HiqliteNode {
         if (req.group === 'cache' || !this.cfg.sqlite) {
           // null while this node has not opened the group's storage: it cannot say yet.
           const c = this.cache?.running === true ? this.cache.group.status() : undefined;
-          const leaderId = c?.leaderId ?? null;
+          // A stopped node knows no leader (its view froze when it stopped, maybe as the leader).
+          const leaderId = this.fatal === null ? (c?.leaderId ?? null) : null;
           return {
             leaderId,
             leaderApi:
@@ -997,7 +1007,7 @@ export class HiqliteNode {
           };
         }
         const s = this.group?.status();
-        const leaderId = s?.leaderId ?? null;
+        const leaderId = this.fatal === null ? (s?.leaderId ?? null) : null;
         return {
           leaderId,
           leaderApi:
@@ -1239,7 +1249,66 @@ export class HiqliteNode {
     if (this.fatal !== null) return;
     this.fatal = e;
     this.log.error({ err: e.message }, 'the node stopped serving');
+    // A node serves both groups or neither: the other one stops too (a leader of it would go on
+    // heartbeating while refusing every write forwarded to it), and the cache group's listeners
+    // and lock waiters end now.
+    const err = new HiqliteError('HQL_IO', `node ${this.cfg.nodeId} stopped serving: ${e.message}`, {
+      retryable: false,
+      cause: e,
+    });
+    if (this.cfg.sqlite && this.group !== undefined) this.group.stop(err);
+    this.cache?.stop(err);
     this.onFatal?.(e);
+  }
+
+  /**
+   * The node stopped serving (onGroupFatal): what other processes are told, so that they ask
+   * another node. Retryable there; its replica is frozen and it takes no write.
+   */
+  private stoppedError(): HiqliteError {
+    const cause = this.fatal;
+    return new HiqliteError(
+      'HQL_UNAVAILABLE',
+      `node ${this.cfg.nodeId} stopped serving (${cause?.message ?? 'unknown cause'}): ask another node`,
+      { retryable: true, ...(cause === null ? {} : { cause }) },
+    );
+  }
+
+  /**
+   * One request of another process (a remote client, a proxy, HTTP, a peer forwarding): served
+   * while the node serves; refused with stoppedError() once it stopped, and so is a request in
+   * flight then (its failure came from the stop), except a write's HQL_OUTCOME_UNKNOWN, which the
+   * caller resends under its session.
+   */
+  private async serving<T>(run: () => T | Promise<T>): Promise<T> {
+    if (this.fatal !== null) throw this.stoppedError();
+    try {
+      return await run();
+    } catch (e) {
+      if (this.fatal !== null && !(e instanceof HiqliteError && e.code === 'HQL_OUTCOME_UNKNOWN'))
+        throw this.stoppedError();
+      throw e;
+    }
+  }
+
+  /** A listen stream of another process that ends with stoppedError() when the node stops. */
+  private servingStream(stream: ListenStream): ListenStream {
+    return {
+      afterSeq: stream.afterSeq,
+      next: () => this.serving(() => stream.next()),
+      drain: (max) => stream.drain(max),
+      close: () => stream.close(),
+    };
+  }
+
+  /** The HTTP cache routes, each through serving(). */
+  private servingCacheOps(ops: CacheHttpOps): CacheHttpOps {
+    return {
+      write: (command, signal) => this.serving(() => ops.write(command, signal)),
+      read: (read, consistency, signal) => this.serving(() => ops.read(read, consistency, signal)),
+      listen: (channel, afterSeq, signal) =>
+        this.serving(async () => this.servingStream(await ops.listen(channel, afterSeq, signal))),
+    };
   }
 
   private groupTransport(): GroupTransport {

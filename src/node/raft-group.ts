@@ -819,16 +819,22 @@ export class RaftGroup {
     }
   }
 
-  private fail(e: unknown): void {
+  /**
+   * Stops the group as a failure of its own would, for a reason outside it (the node's other
+   * group failed: a node serves both or neither): it sends, persists and applies nothing more,
+   * and every wait on it ends now (settlePending). Its peers see a node that went silent.
+   */
+  stop(cause: Error): void {
+    this.fail(cause, 'raft group stopped with the node');
+  }
+
+  private fail(e: unknown, why = 'raft group stopped: I/O failure or broken invariant'): void {
     if (this.fatal !== null) return;
     this.fatal = e instanceof Error ? e : new Error(String(e));
     // An apply interrupted by close() fails here: the node is stopping anyway, nothing is lost
     // (the batch was rolled back and is applied again at the next start).
     if (this.closed) return;
-    this.o.logger?.warn(
-      { group: this.group, err: this.fatal.message },
-      'raft group stopped: I/O failure or broken invariant',
-    );
+    this.o.logger?.warn({ group: this.group, err: this.fatal.message }, why);
     if (this.tickTimer !== null) this.o.clock.clearTimer(this.tickTimer);
     this.tickTimer = null;
     // A stopped group answers nothing more: its callers learn it now, not at their deadlines (a

@@ -3,7 +3,7 @@
  * disk fills up: run by disk-full.test.ts under the ENOSPC shim, with the flag file as argv[2]
  * and the data_dir as argv[3]. It writes, fills its disk (creates the flag), then calls the API
  * and prints one JSON line: each call's outcome (ok or the error code and message) and how long
- * it took, and whether onFatal was called.
+ * it took, how a listener opened before ended, and whether onFatal was called.
  */
 import { writeFileSync } from 'node:fs';
 import { start } from '../../src/index.js';
@@ -24,6 +24,19 @@ const db = await start(
 );
 await db.execute('CREATE TABLE t (v INTEGER)');
 await db.execute('INSERT INTO t VALUES (1)');
+// A listener of the application's own: how it ends when the node stops.
+const listener = (async () => {
+  const t0 = performance.now();
+  try {
+    for await (const _ of db.listen('events')) {
+      // none are sent
+    }
+    return { ok: true, ms: Math.round(performance.now() - t0) };
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    return { ok: false, code: err.code, message: err.message, ms: Math.round(performance.now() - t0) };
+  }
+})();
 writeFileSync(flag, '');
 
 const calls: Record<string, () => Promise<unknown>> = {
@@ -43,6 +56,10 @@ for (const [name, call] of Object.entries(calls)) {
     out[name] = { ok: false, code: err.code, message: err.message, ms: Math.round(performance.now() - t0) };
   }
 }
+out.listen = await Promise.race([
+  listener,
+  new Promise((r) => setTimeout(() => r({ ok: false, code: 'still listening' }), 10_000)),
+]);
 out.fatal = fatal;
 process.stdout.write(`REPORT ${JSON.stringify(out)}\n`);
 await db.close().catch(() => {});

@@ -18,9 +18,10 @@ import { after, before, describe, test } from 'node:test';
 import type { HiqliteClient } from '../../src/index.js';
 import { enospcEnv, fillDisk, freeDisk } from '../support/enospc.js';
 import { runTsx } from '../support/tsx-process.js';
-import { eventually, sleep, TestCluster } from './harness.js';
+import { eventually, SECRET_API, sleep, TestCluster } from './harness.js';
 
 const APP = resolve(import.meta.dirname, 'disk-full-app.ts');
+const MEMBER_APP = resolve(import.meta.dirname, 'embedded-member-app.ts');
 
 /** Writes rows `${tag}-${n}` with `concurrency` callers until `stop()`; keeps what was acknowledged. */
 function writer(db: HiqliteClient, tag: string, concurrency = 4) {
@@ -56,11 +57,18 @@ function writer(db: HiqliteClient, tag: string, concurrency = 4) {
   };
 }
 
-/** Every acknowledged row is on every node, and the replicas are identical. */
-async function checkReplicasOf(c: TestCluster, acked: readonly string[], minIndex: number): Promise<void> {
-  const rows = await c.rowsOn<{ v: string }>('SELECT v FROM t ORDER BY id', { ids: [1, 2, 3], minIndex });
-  const first = rows.get(1)!;
-  for (const id of [2, 3]) assert.deepEqual(rows.get(id), first, `node ${id} holds the rows node 1 holds`);
+/** Every acknowledged row is on every node of `ids`, and their replicas are identical. */
+async function checkReplicasOf(
+  c: TestCluster,
+  acked: readonly string[],
+  minIndex: number,
+  ids: readonly number[] = [1, 2, 3],
+): Promise<void> {
+  const rows = await c.rowsOn<{ v: string }>('SELECT v FROM t ORDER BY id', { ids, minIndex });
+  const [firstId, ...others] = ids as [number, ...number[]];
+  const first = rows.get(firstId)!;
+  for (const id of others)
+    assert.deepEqual(rows.get(id), first, `node ${id} holds the rows node ${firstId} holds`);
   const held = new Set(first.map((r) => r.v));
   const lost = acked.filter((v) => !held.has(v));
   assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged writes lost`);
@@ -211,7 +219,7 @@ describe('snapshots that do not fit on the disk (ENOSPC under every node’s sna
 });
 
 describe('an embedded node whose disk fills up (its application keeps running)', () => {
-  test('the write in flight is HQL_OUTCOME_UNKNOWN at once, later writes HQL_IO, reads go on, onFatal is called', async () => {
+  test('the write in flight is HQL_OUTCOME_UNKNOWN at once, later writes and cache writes HQL_IO, listeners end, reads go on, onFatal is called', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hql-disk-full-app-'));
     try {
       const flag = join(dir, 'full');
@@ -237,12 +245,16 @@ describe('an embedded node whose disk fills up (its application keeps running)',
       assert.ok((out.write?.ms ?? Infinity) < 5_000, `answered when the node stopped (${out.write?.ms} ms)`);
       assert.equal(out.writeAfter?.code, 'HQL_IO', JSON.stringify(out.writeAfter));
       assert.ok((out.writeAfter?.ms ?? Infinity) < 5_000);
-      // The cache group's first write fails its own log append: in flight when it stopped.
-      assert.equal(out.cachePut?.code, 'HQL_OUTCOME_UNKNOWN', JSON.stringify(out.cachePut));
+      // The node serves both groups or neither: the cache group stopped with the SQL group.
+      assert.equal(out.cachePut?.code, 'HQL_IO', JSON.stringify(out.cachePut));
+      assert.match(out.cachePut?.message ?? '', /node 1 stopped serving: .*(ENOSPC|SQLITE_FULL)/);
       assert.ok(
         (out.cachePut?.ms ?? Infinity) < 5_000,
         `cache write answered at once (${out.cachePut?.ms} ms)`,
       );
+      // The application's listener ends, saying why, instead of waiting for good.
+      assert.equal(out.listen?.code, 'HQL_IO', JSON.stringify(out.listen));
+      assert.match(out.listen?.message ?? '', /node 1 stopped serving: .*(ENOSPC|SQLITE_FULL)/);
       assert.equal(out.read?.ok, true, JSON.stringify(out.read));
       assert.match(out.fatal ?? '', /ENOSPC|SQLITE_FULL/);
     } finally {
@@ -250,3 +262,123 @@ describe('an embedded node whose disk fills up (its application keeps running)',
     }
   });
 });
+
+for (const role of ['leader', 'follower'] as const)
+  describe(`a member embedded in an application whose disk fills up, as the ${role} (its API port stays up)`, () => {
+    let c: TestCluster;
+    const flag = () => join(c.dir, 'disk-full-1');
+    const env = () => enospcEnv(c.node(1).dataDir, flag());
+
+    before(async () => {
+      // The nodes meant to lead time out first: a leader paused below is followed by one of them.
+      const slow = 'election_timeout_ms = 5000';
+      c = await TestCluster.create({
+        nodes: 3,
+        startNodes: [],
+        toml: (id) => ((id === 1) === (role === 'leader') ? '' : slow),
+      });
+      await Promise.all([c.start(1, { env: env(), app: MEMBER_APP }), c.start(2), c.start(3)]);
+      const leader = await c.leader();
+      if ((leader === 1) !== (role === 'leader')) {
+        c.pause(leader);
+        const leads = (id: number | null) => id !== null && (id === 1) === (role === 'leader');
+        const other = leader === 1 ? 2 : 1;
+        await eventually(`a ${role} elected in node 1's place`, async () =>
+          leads(((await c.http(other, '/health')).body as { leaderId?: number | null }).leaderId ?? null),
+        );
+        c.resume(leader);
+      }
+      assert.equal((await c.leader()) === 1, role === 'leader', `node 1 is the ${role}`);
+      const db = await c.client();
+      await db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)');
+    });
+    after(async () => {
+      freeDisk(flag());
+      await c?.close();
+    });
+
+    test('remote clients whose node stopped serving go on through the others: no write fails, no notification is missed', async () => {
+      // Node 1 first: the node the remote clients talk to.
+      const db = await c.client([1, 2, 3]);
+      const listener = await c.client([1, 2, 3]);
+      const notifier = await c.client([2, 3]);
+      const received: number[] = [];
+      const listening = (async () => {
+        for await (const n of listener.listen('ticks')) {
+          received.push(n.payload as number);
+          if (n.payload === -1) return;
+        }
+      })();
+      // The listener is open once a notification sent now arrives.
+      await eventually('the listener to open', async () => {
+        await notifier.notify('ticks', 0);
+        return received.length > 0;
+      });
+      // 0 opened it (sent maybe more than once); the test counts the ones that follow.
+      const sent: number[] = [];
+      let notifying = true;
+      const notifyErrors: string[] = [];
+      const notifies = (async () => {
+        for (let i = 1; notifying; i++) {
+          try {
+            await notifier.notify('ticks', i);
+            sent.push(i);
+          } catch (e) {
+            notifyErrors.push((e as { code?: string }).code ?? String(e));
+          }
+          await sleep(5);
+        }
+      })();
+      const w = writer(db, 'member', 8);
+      await eventually('writes before the disk fills', async () => w.acked.length >= 50);
+
+      fillDisk(flag());
+      await eventually('node 1 to stop serving', async () => c.node(1).output.includes('FATAL '), 30_000);
+      assert.match(c.node(1).output, /FATAL .*(ENOSPC|SQLITE_FULL)/);
+      assert.notEqual(c.node(1).child, null, 'the application goes on');
+      const atStop = w.acked.length;
+      await eventually('writes through the two other nodes', async () => w.acked.length >= atStop + 200);
+
+      // What node 1 says of itself: not healthy, naming why; it serves nothing, and says so.
+      const health = await c.http(1, '/health');
+      assert.equal(health.status, 503, JSON.stringify(health.body));
+      assert.match(String((health.body as { error?: string }).error), /ENOSPC|SQLITE_FULL/);
+      const exec = await c.http(1, '/execute', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-secret': SECRET_API },
+        body: JSON.stringify({ sql: 'SELECT 1' }),
+      });
+      assert.equal(exec.status, 503, JSON.stringify(exec.body));
+      const { error } = exec.body as { error: { code: string; message: string; retryable: boolean } };
+      assert.equal(error.code, 'HQL_UNAVAILABLE');
+      assert.equal(error.retryable, true);
+      assert.match(error.message, /node 1 stopped serving \(.*(ENOSPC|SQLITE_FULL).*\): ask another node/);
+      const only1 = await c.client([1]);
+      await assert.rejects(only1.cache('c').get('k'), (e: { code?: string; retryable?: boolean }) => {
+        assert.equal(e.code, 'HQL_UNAVAILABLE');
+        return true;
+      });
+      await c.dropClient(only1);
+
+      notifying = false;
+      await notifies;
+      await notifier.notify('ticks', -1);
+      sent.push(-1);
+      await w.stop();
+      await Promise.race([listening, sleep(20_000)]);
+      assert.deepEqual(notifyErrors, [], 'no notification failed');
+      assert.deepEqual(
+        received.filter((n) => n !== 0),
+        sent,
+        'the listener got every notification once, in order',
+      );
+      assert.deepEqual([...w.errors], [], 'no write failed');
+      await checkReplicasOf(c, w.acked, w.lastIndex, [2, 3]);
+
+      // The application shuts its stopped node down; with space again it restarts and catches up.
+      assert.equal(await c.stop(1), 0);
+      freeDisk(flag());
+      await c.start(1, { env: env(), app: MEMBER_APP });
+      await checkReplicasOf(c, w.acked, w.lastIndex);
+    });
+  });

@@ -37,6 +37,11 @@ export interface StartOptions {
   readonly timeoutMs?: number;
   /** Extra environment for this process only (e.g. `HQL_SECRET_RAFT` to override the file). */
   readonly env?: Record<string, string>;
+  /**
+   * A script to run instead of `hiqlite serve`, with the node's config file as its argument: an
+   * application embedding the node (embedded-member-app.ts). It must print READY as serve does.
+   */
+  readonly app?: string;
 }
 
 export interface NodeProcess {
@@ -85,7 +90,8 @@ export class TestCluster {
           `data_dir = "${dataDir}"`,
           `secret_raft = "${SECRET_RAFT}"`,
           `secret_api = "${SECRET_API}"`,
-          ...TIMING,
+          // A timing the test's own TOML sets is left to it (TOML refuses a key given twice).
+          ...TIMING.filter((line) => !new RegExp(`^${line.split(' ')[0]}\\s*=`, 'm').test(extra)),
           ...(options.tls === true ? ['tls_auto_certificates = true'] : []),
           extra,
           '',
@@ -127,7 +133,7 @@ export class TestCluster {
     const o: StartOptions =
       typeof timeoutOrOptions === 'number' ? { timeoutMs: timeoutOrOptions } : timeoutOrOptions;
     const timeoutMs = o.timeoutMs ?? 60_000;
-    this.spawnNode(id, o.env ?? {});
+    this.spawnNode(id, o.env ?? {}, o.app);
     const n = this.node(id);
     if (!(await this.waitForReady(id, timeoutMs))) {
       throw new Error(`node ${id} not READY within ${timeoutMs} ms:\n${n.output.slice(-4000)}`);
@@ -145,11 +151,11 @@ export class TestCluster {
     watchMs: number,
     options: Omit<StartOptions, 'timeoutMs'> = {},
   ): Promise<boolean> {
-    this.spawnNode(id, options.env ?? {});
+    this.spawnNode(id, options.env ?? {}, options.app);
     return this.waitForReady(id, watchMs);
   }
 
-  private spawnNode(id: number, env: Record<string, string>): void {
+  private spawnNode(id: number, env: Record<string, string>, app?: string): void {
     const n = this.node(id);
     if (n.child !== null) throw new Error(`node ${id} is running`);
     const childEnv = {
@@ -158,7 +164,9 @@ export class TestCluster {
       ...this.env,
       ...env,
     };
-    const { child, exit } = spawnTsx(CLI_SOURCE, ['serve', '--config', n.configFile], childEnv, n, () => {
+    const [script, args] =
+      app === undefined ? [CLI_SOURCE, ['serve', '--config', n.configFile]] : [app, [n.configFile]];
+    const { child, exit } = spawnTsx(script, args, childEnv, n, () => {
       n.child = null;
     });
     n.child = child;
