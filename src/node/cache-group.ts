@@ -26,7 +26,6 @@ import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { LogClock } from '../lib/log-clock.js';
-import { retryHasTime } from '../lib/retry-budget.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import {
@@ -50,6 +49,7 @@ import { cacheLimitKey } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
+import { type Forwarded, proposeWithRetries } from './propose-retry.js';
 import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
@@ -88,12 +88,15 @@ export interface CacheGroupDeps {
     waitReady(timeoutMs: number): Promise<number>;
   };
   readonly log: Logger;
-  /** Sends prepared bytes to the leader's `proposeHere` (the API port's `propose`, group cache). */
+  /**
+   * Sends prepared bytes to the leader's `proposeHere` (the API port's `propose`, group cache):
+   * its answer or refusal; rejects only when they were sent and no answer came (ProposeRetry).
+   */
   readonly forward: (
     leader: NodeId,
     data: Uint8Array,
     timeoutMs: number,
-  ) => Promise<{ index: number; result: CacheResult }>;
+  ) => Promise<Forwarded<{ index: number; result: CacheResult }>>;
   /** The error for "no leader known", telling a partition from a quorum loss. */
   readonly noLeaderError: (membership: Membership) => HiqliteError;
   readonly onFatal: (e: Error) => void;
@@ -370,64 +373,31 @@ export class CacheGroup {
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
     const { clock } = this.d;
     const deadline = clock.monotonicMs() + timeoutMs;
-    let lastError: HiqliteError | null = null;
-    let maybeProposed = false;
-    // The slowest answer of the leader to a forwarded attempt (lib/retry-budget.ts).
-    let slowestMs = 0;
-    for (let attempt = 0; clock.monotonicMs() < deadline; attempt++) {
-      if (attempt > 0 && lastError !== null && !retryHasTime(deadline - clock.monotonicMs(), slowestMs))
-        break;
-      const s = this.raft.status();
-      const remaining = Math.max(1, deadline - clock.monotonicMs());
-      try {
-        if (s.role === 'leader') {
-          // Attempt 0 runs synchronously from the caller's encode: its stamp is this leader's now.
-          if (stampedNow && attempt === 0) return await this.proposeStamped(data, remaining);
-          return await this.proposeHere(data, remaining);
-        }
-        if (s.leaderId !== null) {
-          const sentAt = clock.monotonicMs();
-          try {
-            const out = await this.d.forward(s.leaderId, data, remaining);
-            slowestMs = Math.max(slowestMs, clock.monotonicMs() - sentAt);
-            const result = reviveForwarded(out.result);
-            // Read-your-writes: a local read after the write sees it (bounded; it is applied anyway).
-            await this.raft
-              .waitForApplied(out.index as LogIndex, {
-                timeoutMs: Math.max(1, Math.min(this.d.cfg.readTimeoutMs, deadline - clock.monotonicMs())),
-              })
-              .catch(() => {});
-            return { index: out.index, result };
-          } catch (e) {
-            slowestMs = Math.max(slowestMs, clock.monotonicMs() - sentAt);
-            if (!(e instanceof HiqliteError) || e.code !== 'HQL_NOT_LEADER') maybeProposed = true;
-            throw e;
-          }
-        }
-        lastError = this.d.noLeaderError(s.membership);
-      } catch (e) {
-        if (!(e instanceof HiqliteError)) throw e;
-        if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
-        // A refusal after an attempt that may be in the log (the group stopped) is no outcome of it.
-        else if (!e.retryable || this.closed) throw maybeProposed ? outcomeUnknown(e.message, e) : e;
-        lastError = e;
-      }
-      await sleep(
-        Math.max(
-          0,
-          Math.min(
-            this.d.cfg.heartbeatIntervalMs,
-            20 * 2 ** Math.min(attempt, 5),
-            deadline - clock.monotonicMs(),
-          ),
-        ),
-      );
-    }
-    if (!maybeProposed) throw lastError ?? this.d.noLeaderError(this.raft.status().membership);
-    if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
-    throw outcomeUnknown(
-      `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
-      lastError,
+    return proposeWithRetries(
+      {
+        clock,
+        heartbeatIntervalMs: this.d.cfg.heartbeatIntervalMs,
+        status: () => this.raft.status(),
+        // Attempt 0 runs synchronously from the caller's encode: its stamp is this leader's now.
+        here: (attempt, remainingMs) =>
+          stampedNow && attempt === 0
+            ? this.proposeStamped(data, remainingMs)
+            : this.proposeHere(data, remainingMs),
+        forward: async (leaderId, remainingMs) => {
+          const out = await this.d.forward(leaderId, data, remainingMs);
+          if (!out.ok) return out;
+          // Read-your-writes: a local read after the write sees it (bounded; it is applied anyway).
+          await this.raft
+            .waitForApplied(out.value.index as LogIndex, {
+              timeoutMs: Math.max(1, Math.min(this.d.cfg.readTimeoutMs, deadline - clock.monotonicMs())),
+            })
+            .catch(() => {});
+          return { ok: true, value: { index: out.value.index, result: reviveForwarded(out.value.result) } };
+        },
+        noLeaderError: (m) => this.d.noLeaderError(m),
+        stopping: () => this.closed,
+      },
+      timeoutMs,
     );
   }
 

@@ -23,10 +23,9 @@ import { Dashboard } from '../dashboard/dashboard.js';
 import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
-import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { LogClock, type LogClockSource } from '../lib/log-clock.js';
-import { retryHasTime } from '../lib/retry-budget.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
@@ -70,6 +69,7 @@ import type { ListenStream } from './listen-stream.js';
 import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { PeerClocks } from './peer-clocks.js';
+import { type Forwarded, proposeWithRetries } from './propose-retry.js';
 import { commandTooLargeError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
@@ -670,15 +670,7 @@ export class HiqliteNode {
       log: this.log,
       clusterWallMs: () => this.peerClocks.wallMs(),
       clusterClock: this.peerClocks,
-      forward: async (leader, data, timeoutMs) => {
-        const conn = await this.peerConnection(leader);
-        const r = await conn.request(
-          { op: 'propose', group: 'cache', data, timeoutMs: answerWithinMs(timeoutMs) },
-          timeoutMs,
-        );
-        if (r.ok) return r.value as { index: number; result: import('../sm/cache/result.js').CacheResult };
-        throw remoteError(r.error);
-      },
+      forward: (leader, data, timeoutMs) => this.forwardPropose('cache', leader, data, timeoutMs),
       noLeaderError: (m) => this.noLeaderError(m),
       onFatal: (e) => this.onGroupFatal(e),
     };
@@ -1143,7 +1135,7 @@ export class HiqliteNode {
   // Internals
   // ---------------------------------------------------------------------------------------------
 
-  /** Proposes prepared bytes on the leader (here or forwarded), retrying what is safe to retry. */
+  /** Proposes prepared bytes on the leader (here or forwarded), retrying what is safe to retry (propose-retry.ts). */
   private async proposeBytes(
     data: Uint8Array,
     timeoutMs: number,
@@ -1152,59 +1144,47 @@ export class HiqliteNode {
     // Checked here too, not only by the leader's core: a follower does not forward what cannot fit.
     const bytesMax = commandBytesMaxFor(this.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
-    const deadline = this.clock.monotonicMs() + timeoutMs;
-    let lastError: HiqliteError | null = null;
-    // Whether an attempt may have put the command in the log: then, without a final answer, its
-    // outcome is unknown; otherwise every attempt was refused and it was certainly not applied.
-    let maybeProposed = false;
-    // The slowest answer of the leader to a forwarded attempt (lib/retry-budget.ts).
-    let slowestMs = 0;
-    for (let attempt = 0; this.clock.monotonicMs() < deadline; attempt++) {
-      if (attempt > 0 && lastError !== null && !retryHasTime(deadline - this.clock.monotonicMs(), slowestMs))
-        break;
-      const s = this.group.status();
-      const remaining = Math.max(1, deadline - this.clock.monotonicMs());
-      try {
-        if (s.role === 'leader') {
-          const out = await this.group.propose(data, { timeoutMs: remaining });
+    type Out = { index: number; result: CommandResult };
+    return proposeWithRetries<Out>(
+      {
+        clock: this.clock,
+        heartbeatIntervalMs: this.cfg.heartbeatIntervalMs,
+        status: () => this.group.status(),
+        here: async (_attempt, remainingMs) => {
+          const out = await this.group.propose(data, { timeoutMs: remainingMs });
           return { index: out.index, result: out.result as CommandResult };
-        }
-        if (s.leaderId !== null) {
-          const conn = await this.peerConnection(s.leaderId);
-          let r: ApiResponse;
-          const sentAt = this.clock.monotonicMs();
-          try {
-            r = await conn.request(
-              { op: 'propose', group: 'sql', data, timeoutMs: answerWithinMs(remaining) },
-              remaining,
-            );
-            slowestMs = Math.max(slowestMs, this.clock.monotonicMs() - sentAt);
-          } catch (e) {
-            maybeProposed = true; // sent, but no answer
-            throw e;
-          }
-          if (r.ok) return r.value as { index: number; result: CommandResult };
-          throw remoteError(r.error);
-        }
-        lastError = this.noLeaderError();
-      } catch (e) {
-        // Under a session, a retry is safe even when the outcome was unknown: the state machine
-        // answers a duplicate with the original result.
-        if (!(e instanceof HiqliteError)) throw e;
-        if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
-        // A refusal after an attempt that may be in the log (the group stopped) is no outcome of it.
-        else if (!e.retryable || this.closing !== null)
-          throw maybeProposed ? outcomeUnknown(e.message, e) : e;
-        lastError = e;
-      }
-      await this.backoff(attempt, deadline);
-    }
-    if (!maybeProposed) throw lastError ?? this.noLeaderError();
-    if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
-    throw outcomeUnknown(
-      `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
-      lastError,
+        },
+        forward: (leaderId, remainingMs) => this.forwardPropose<Out>('sql', leaderId, data, remainingMs),
+        noLeaderError: (m) => this.noLeaderError(m),
+        stopping: () => this.closing !== null,
+      },
+      timeoutMs,
     );
+  }
+
+  /**
+   * Sends prepared bytes to the leader's `propose` (ProposeRetry.forward): its answer or refusal;
+   * a rejection only when the bytes were sent and no answer came (they may be in the log). A
+   * connection that cannot be opened is a refusal: nothing was sent.
+   */
+  private async forwardPropose<T>(
+    group: GroupId,
+    leaderId: NodeId,
+    data: Uint8Array,
+    remainingMs: number,
+  ): Promise<Forwarded<T>> {
+    let conn: ApiConnection;
+    try {
+      conn = await this.peerConnection(leaderId);
+    } catch (e) {
+      if (e instanceof HiqliteError) return { ok: false, error: e };
+      throw e;
+    }
+    const r = await conn.request(
+      { op: 'propose', group, data, timeoutMs: answerWithinMs(remainingMs) },
+      remainingMs,
+    );
+    return r.ok ? { ok: true, value: r.value as T } : { ok: false, error: remoteError(r.error) };
   }
 
   /** No leader is known here: how many voters this node reaches tells a partition from a quorum loss. */

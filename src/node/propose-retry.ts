@@ -1,0 +1,94 @@
+/**
+ * A node's write to its Raft group, carried to a final answer within its deadline: proposed here
+ * when this node leads, forwarded to the leader when it knows one, retried across leader changes
+ * otherwise. One loop for both groups (the SQL writes of HiqliteNode, the cache group's).
+ *
+ * The bytes carry a session (client id and sequence number), so every retry is safe, even after
+ * an attempt whose outcome was unknown: the state machine answers a duplicate with the original
+ * result. What the loop tracks is whether an attempt may have reached the log (`maybeProposed`):
+ * - an attempt sent to the leader that got no answer (the connection failed, or the answer came
+ *   too late), or any attempt answered HQL_OUTCOME_UNKNOWN, may have;
+ * - an attempt the leader (or the local group) answered with any other error was refused.
+ * A non-retryable refusal ends the loop: with the error itself when no attempt may have reached
+ * the log, as HQL_OUTCOME_UNKNOWN otherwise (a refusal by a group that stopped is no outcome of an
+ * earlier attempt). At the deadline the same: the last error, or HQL_OUTCOME_UNKNOWN.
+ *
+ * Retries back off from 20 ms doubling to one heartbeat, and are sent only while the answer of
+ * the slowest forwarded attempt so far can still come in time (lib/retry-budget.ts).
+ */
+import type { Clock } from '../lib/clock.js';
+import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { retryHasTime } from '../lib/retry-budget.js';
+import type { Membership, NodeId } from '../raft/types.js';
+
+/** What a forwarded attempt came back with: the leader's answer, or its refusal. */
+export type Forwarded<R> =
+  | { readonly ok: true; readonly value: R }
+  | { readonly ok: false; readonly error: HiqliteError };
+
+export interface ProposeRetry<R> {
+  /** Time: the deadline and the pauses between attempts. */
+  readonly clock: Clock;
+  /** The longest pause between attempts. */
+  readonly heartbeatIntervalMs: number;
+  /** The group as this node sees it now. */
+  status(): { readonly role: string; readonly leaderId: NodeId | null; readonly membership: Membership };
+  /** This node leads: propose here. `attempt` counts from 0. */
+  here(attempt: number, remainingMs: number): Promise<R>;
+  /**
+   * Sends the bytes to the leader: resolves with its answer or refusal; rejects when no answer
+   * came (the attempt may be in the log).
+   */
+  forward(leaderId: NodeId, remainingMs: number): Promise<Forwarded<R>>;
+  /** No leader is known here (retryable). */
+  noLeaderError(membership: Membership): HiqliteError;
+  /** The node is closing: a retryable refusal ends the loop too. */
+  stopping(): boolean;
+}
+
+export async function proposeWithRetries<R>(p: ProposeRetry<R>, timeoutMs: number): Promise<R> {
+  const { clock } = p;
+  const deadline = clock.monotonicMs() + timeoutMs;
+  let lastError: HiqliteError | null = null;
+  let maybeProposed = false;
+  // The slowest answer of the leader to a forwarded attempt (lib/retry-budget.ts).
+  let slowestMs = 0;
+  for (let attempt = 0; clock.monotonicMs() < deadline; attempt++) {
+    if (attempt > 0 && lastError !== null && !retryHasTime(deadline - clock.monotonicMs(), slowestMs)) break;
+    const s = p.status();
+    const remaining = Math.max(1, deadline - clock.monotonicMs());
+    try {
+      if (s.role === 'leader') return await p.here(attempt, remaining);
+      if (s.leaderId === null) {
+        lastError = p.noLeaderError(s.membership);
+      } else {
+        const sentAt = clock.monotonicMs();
+        let answer: Forwarded<R>;
+        try {
+          answer = await p.forward(s.leaderId, remaining);
+        } catch (e) {
+          maybeProposed = true; // sent, and no answer
+          throw e;
+        } finally {
+          slowestMs = Math.max(slowestMs, clock.monotonicMs() - sentAt);
+        }
+        if (answer.ok) return answer.value;
+        throw answer.error;
+      }
+    } catch (e) {
+      if (!(e instanceof HiqliteError)) throw e;
+      if (e.code === 'HQL_OUTCOME_UNKNOWN') maybeProposed = true;
+      else if (!e.retryable || p.stopping()) throw maybeProposed ? outcomeUnknown(e.message, e) : e;
+      lastError = e;
+    }
+    const pauseMs = Math.min(p.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5));
+    const waitMs = Math.max(0, Math.min(pauseMs, deadline - clock.monotonicMs()));
+    await new Promise<void>((resolve) => clock.setTimer(resolve, waitMs));
+  }
+  if (!maybeProposed) throw lastError ?? p.noLeaderError(p.status().membership);
+  if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
+  throw outcomeUnknown(
+    `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
+    lastError,
+  );
+}
