@@ -4,8 +4,9 @@
  * carried to a final answer within its deadline, retried where that is safe.
  *
  * Routing. Every request goes to one "any" node: the first of `nodes` that answers, and the next
- * one when its connection fails or it answers HQL_UNAVAILABLE (a node that stopped serving, is
- * starting, or reaches no leader; a node forwards writes to the leader itself). With
+ * one when its connection fails or it answers that it cannot serve (HQL_UNAVAILABLE: stopped
+ * serving, starting, or no leader reached; HQL_CLOSED: shutting down). A node forwards writes to
+ * the leader itself. With
  * `followLeader`, requests routed to the leader (writes, linearizable reads) go straight to it:
  * its address is asked of a node (API op `leader`) when unknown, and forgotten when it answers
  * HQL_NOT_LEADER or its connection fails. A proxy answers `leader` with its own address, so a
@@ -67,6 +68,13 @@ interface NodeLink {
 const LEARNED_ADDRESSES_MAX = 16;
 /** Errors of a node that stopped or broke, as opposed to the outcome of a command (retryOrThrow). */
 const NODE_FAILURES: ReadonlySet<string> = new Set(['HQL_IO', 'HQL_CORRUPTION', 'HQL_INTERNAL']);
+
+/**
+ * A node's answers that say it cannot serve now, whatever the request: it stopped serving, is
+ * starting, reaches no leader (HQL_UNAVAILABLE), or is shutting down (HQL_CLOSED). The next
+ * attempt goes to another node (avoid).
+ */
+const NODE_CANNOT_SERVE: ReadonlySet<string> = new Set(['HQL_UNAVAILABLE', 'HQL_CLOSED']);
 
 export class ClusterLink {
   private readonly conns = new Map<string, Promise<NodeLink>>();
@@ -190,7 +198,7 @@ export class ClusterLink {
       if (answer.r.ok) return answer.r.value;
       const error = remoteError(answer.r.error);
       if (error.code === 'HQL_NOT_LEADER') this.forgetLeader(groupOf(body), answer.addr);
-      if (error.code === 'HQL_UNAVAILABLE') this.avoid(answer.addr);
+      if (NODE_CANNOT_SERVE.has(error.code)) this.avoid(answer.addr);
       // An op of unknown effect: the node's answer is final, whatever it is.
       if (o.kind === 'once') throw error;
       retryOrThrow(error);
@@ -262,7 +270,7 @@ export class ClusterLink {
         };
       } catch (e) {
         if (!(e instanceof HiqliteError) || !e.retryable) throw e;
-        if (addr !== null && e.code === 'HQL_UNAVAILABLE') this.avoid(addr);
+        if (addr !== null && NODE_CANNOT_SERVE.has(e.code)) this.avoid(addr);
         last = e;
       }
     }
@@ -279,9 +287,9 @@ export class ClusterLink {
   }
 
   /**
-   * The node at `addr` answered HQL_UNAVAILABLE: it cannot serve now (it stopped serving, is
-   * starting, or reaches no leader, as behind a partition). The next attempt goes to the next
-   * node, and to this one as a leader no more; its connection stays open for later turns.
+   * The node at `addr` answered that it cannot serve now (NODE_CANNOT_SERVE: stopped serving,
+   * starting, shutting down, or behind a partition). The next attempt goes to the next node, and
+   * to this one as a leader no more; its connection stays open for later turns.
    */
   private avoid(addr: string): void {
     if (this.anyAddr === addr) this.anyAddr = null;

@@ -15,64 +15,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { HiqliteClient } from '../../src/index.js';
 import { enospcEnv, fillDisk, freeDisk } from '../support/enospc.js';
 import { runTsx } from '../support/tsx-process.js';
+import { checkReplicasOf, notifications, writer } from './client-load.js';
 import { eventually, SECRET_API, sleep, TestCluster } from './harness.js';
 
 const APP = resolve(import.meta.dirname, 'disk-full-app.ts');
 const MEMBER_APP = resolve(import.meta.dirname, 'embedded-member-app.ts');
-
-/** Writes rows `${tag}-${n}` with `concurrency` callers until `stop()`; keeps what was acknowledged. */
-function writer(db: HiqliteClient, tag: string, concurrency = 4) {
-  const acked: string[] = [];
-  const errors = new Map<string, number>();
-  let lastIndex = 0;
-  let n = 0;
-  let stopped = false;
-  const loops = Array.from({ length: concurrency }, async () => {
-    while (!stopped) {
-      const v = `${tag}-${n++}`;
-      try {
-        const r = await db.execute('INSERT INTO t (v) VALUES (?)', [v]);
-        acked.push(v);
-        lastIndex = Math.max(lastIndex, r.logIndex);
-      } catch (e) {
-        const code = (e as { code?: string }).code ?? String(e);
-        errors.set(code, (errors.get(code) ?? 0) + 1);
-        await sleep(20);
-      }
-    }
-  });
-  return {
-    acked,
-    errors,
-    get lastIndex() {
-      return lastIndex;
-    },
-    async stop() {
-      stopped = true;
-      await Promise.all(loops);
-    },
-  };
-}
-
-/** Every acknowledged row is on every node of `ids`, and their replicas are identical. */
-async function checkReplicasOf(
-  c: TestCluster,
-  acked: readonly string[],
-  minIndex: number,
-  ids: readonly number[] = [1, 2, 3],
-): Promise<void> {
-  const rows = await c.rowsOn<{ v: string }>('SELECT v FROM t ORDER BY id', { ids, minIndex });
-  const [firstId, ...others] = ids as [number, ...number[]];
-  const first = rows.get(firstId)!;
-  for (const id of others)
-    assert.deepEqual(rows.get(id), first, `node ${id} holds the rows node ${firstId} holds`);
-  const held = new Set(first.map((r) => r.v));
-  const lost = acked.filter((v) => !held.has(v));
-  assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged writes lost`);
-}
 
 describe('a node’s disk fills up (ENOSPC under its data_dir)', () => {
   let c: TestCluster;
@@ -302,33 +251,7 @@ for (const role of ['leader', 'follower'] as const)
       const db = await c.client([1, 2, 3]);
       const listener = await c.client([1, 2, 3]);
       const notifier = await c.client([2, 3]);
-      const received: number[] = [];
-      const listening = (async () => {
-        for await (const n of listener.listen('ticks')) {
-          received.push(n.payload as number);
-          if (n.payload === -1) return;
-        }
-      })();
-      // The listener is open once a notification sent now arrives.
-      await eventually('the listener to open', async () => {
-        await notifier.notify('ticks', 0);
-        return received.length > 0;
-      });
-      // 0 opened it (sent maybe more than once); the test counts the ones that follow.
-      const sent: number[] = [];
-      let notifying = true;
-      const notifyErrors: string[] = [];
-      const notifies = (async () => {
-        for (let i = 1; notifying; i++) {
-          try {
-            await notifier.notify('ticks', i);
-            sent.push(i);
-          } catch (e) {
-            notifyErrors.push((e as { code?: string }).code ?? String(e));
-          }
-          await sleep(5);
-        }
-      })();
+      const ticks = await notifications(listener, notifier, 'ticks');
       const w = writer(db, 'member', 8);
       await eventually('writes before the disk fills', async () => w.acked.length >= 50);
 
@@ -360,18 +283,8 @@ for (const role of ['leader', 'follower'] as const)
       });
       await c.dropClient(only1);
 
-      notifying = false;
-      await notifies;
-      await notifier.notify('ticks', -1);
-      sent.push(-1);
+      await ticks.stop();
       await w.stop();
-      await Promise.race([listening, sleep(20_000)]);
-      assert.deepEqual(notifyErrors, [], 'no notification failed');
-      assert.deepEqual(
-        received.filter((n) => n !== 0),
-        sent,
-        'the listener got every notification once, in order',
-      );
       assert.deepEqual([...w.errors], [], 'no write failed');
       await checkReplicasOf(c, w.acked, w.lastIndex, [2, 3]);
 

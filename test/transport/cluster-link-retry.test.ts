@@ -1,8 +1,11 @@
 /**
- * The remote client's retries (src/client/cluster-link.ts) against a real API server whose node
- * refuses every write with HQL_UNAVAILABLE (as a joining node does), each answer slow: the call
- * ends with that definite refusal, never with HQL_OUTCOME_UNKNOWN from a last retry sent with too
- * little time left for its answer (seen on a loaded machine: "no answer within 133 ms").
+ * The remote client's retries (src/client/cluster-link.ts) against real API servers:
+ * - a node that refuses every write with HQL_UNAVAILABLE (as a joining node does), each answer
+ *   slow: the call ends with that definite refusal, never with HQL_OUTCOME_UNKNOWN from a last
+ *   retry sent with too little time left for its answer (seen on a loaded machine: "no answer
+ *   within 133 ms");
+ * - a node that cannot serve (stopped serving, shutting down) while another can: the client
+ *   moves to the other at once, as the "any" node and as the leader it followed.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -72,4 +75,73 @@ describe('cluster link: retries of a refused write', () => {
       assert.ok(proposals - before >= 2, 'the refusal was retried');
     }
   });
+
+  for (const [code, message] of [
+    ['HQL_UNAVAILABLE', 'node 1 stopped serving (ENOSPC): ask another node'],
+    ['HQL_CLOSED', 'the node is shutting down'],
+  ] as const)
+    test(`a node that answers ${code} is left for the next one, as the any node and as the leader`, async () => {
+      const options = apiServerOptions({
+        frameBytesMax: 1024 * 1024,
+        jsonBodyBytesMax: 1024,
+        connectionsMax: 16,
+        handshakeTimeoutMs: 10_000,
+      });
+      let refused = 0;
+      let upAddr = '';
+      let downAddr = '';
+      const down: ApiServer = new ApiServer({
+        ...options,
+        handler: stubHandler(async (req: ApiRequest) => {
+          // It still names itself as the leader, as a stopped leader's frozen view would.
+          if (req.op === 'leader') return { leaderId: 1, leaderApi: downAddr };
+          if (req.op === 'limits') return {};
+          refused++;
+          throw new HiqliteError(code, message, { retryable: true });
+        }),
+      });
+      const up = new ApiServer({
+        ...options,
+        handler: stubHandler(async (req: ApiRequest) => {
+          if (req.op === 'leader') return { leaderId: 2, leaderApi: upAddr };
+          if (req.op === 'limits') return {};
+          return { served: req.op };
+        }),
+      });
+      downAddr = `${HOST}:${(await down.start()).port}`;
+      upAddr = `${HOST}:${(await up.start()).port}`;
+      try {
+        for (const followLeader of [false, true]) {
+          const link = new ClusterLink({
+            nodes: [downAddr, upAddr],
+            secretApi: SECRET_API,
+            requestTimeoutMs: 5000,
+            connectTimeoutMs: 5000,
+            followLeader,
+            frameBytesMax: 1024 * 1024,
+            inflightMax: 16,
+          });
+          links.push(link);
+          refused = 0;
+          const write = await link.call(
+            { op: 'propose', group: 'sql', data: new Uint8Array([1]) },
+            { kind: 'write', route: 'leader' },
+          );
+          assert.deepEqual(write, { served: 'propose' });
+          const read = await link.call(
+            { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 },
+            { kind: 'read', route: 'any' },
+          );
+          assert.deepEqual(read, { served: 'query' });
+          // The write was refused once; the read went straight to the other node.
+          assert.equal(
+            refused,
+            1,
+            `requests refused by the node that cannot serve (followLeader ${followLeader})`,
+          );
+        }
+      } finally {
+        await Promise.all([down.close(), up.close()]);
+      }
+    });
 });
