@@ -434,7 +434,10 @@ export class DistributedLock implements AsyncDisposable {
     this.scheduleRenewal();
   }
 
-  /** Aborted when the lease was lost (a renewal was refused or failed past the lease). */
+  /**
+   * Aborted when the lease was lost: a renewal was refused, failed for good (the node stopped
+   * serving), or kept failing until the lease ran out.
+   */
   get lost(): AbortSignal {
     return this.lostController.signal;
   }
@@ -478,9 +481,12 @@ export class DistributedLock implements AsyncDisposable {
         const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
         if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) lastRenewedMs = sentMs;
         else this.lose();
-      } catch {
+      } catch (e) {
+        // A refusal for good (the node stopped serving, the client closed): no renewal will
+        // come; the holder learns it now rather than when the lease would have run out.
+        if (e instanceof HiqliteError && !e.retryable && e.code !== 'HQL_OUTCOME_UNKNOWN') this.lose();
         // Transient (a leader change): the next round tries again while the lease may still run.
-        if (performance.now() - lastRenewedMs >= this.leaseMs) this.lose();
+        else if (performance.now() - lastRenewedMs >= this.leaseMs) this.lose();
       }
     };
     const tick = () => {

@@ -3,7 +3,8 @@
  * disk fills up: run by disk-full.test.ts under the ENOSPC shim, with the flag file as argv[2]
  * and the data_dir as argv[3]. It writes, fills its disk (creates the flag), then calls the API
  * and prints one JSON line: each call's outcome (ok or the error code and message) and how long
- * it took, how a listener opened before ended, and whether onFatal was called.
+ * it took, how a listener opened before ended, how soon a lock held learned it was lost, and
+ * whether onFatal was called.
  */
 import { writeFileSync } from 'node:fs';
 import { start } from '../../src/index.js';
@@ -37,7 +38,18 @@ const listener = (async () => {
     return { ok: false, code: err.code, message: err.message, ms: Math.round(performance.now() - t0) };
   }
 })();
+// A lock held by the application, with a long lease: how soon it learns that it lost it.
+const lock = await db.lock('job', { leaseMs: 30_000 });
 writeFileSync(flag, '');
+const filledAt = performance.now();
+const lockLost = new Promise<{ lostAfterMs: number; reason: string }>((resolve) =>
+  lock.lost.addEventListener('abort', () =>
+    resolve({
+      lostAfterMs: Math.round(performance.now() - filledAt),
+      reason: String((lock.lost.reason as Error | undefined)?.message),
+    }),
+  ),
+);
 
 const calls: Record<string, () => Promise<unknown>> = {
   write: () => db.execute('INSERT INTO t VALUES (2)'),
@@ -59,6 +71,10 @@ for (const [name, call] of Object.entries(calls)) {
 out.listen = await Promise.race([
   listener,
   new Promise((r) => setTimeout(() => r({ ok: false, code: 'still listening' }), 10_000)),
+]);
+out.lock = await Promise.race([
+  lockLost,
+  new Promise((r) => setTimeout(() => r({ lostAfterMs: null, reason: 'still held after 25 s' }), 25_000)),
 ]);
 out.fatal = fatal;
 process.stdout.write(`REPORT ${JSON.stringify(out)}\n`);

@@ -168,7 +168,7 @@ describe('snapshots that do not fit on the disk (ENOSPC under every node’s sna
 });
 
 describe('an embedded node whose disk fills up (its application keeps running)', () => {
-  test('the write in flight is HQL_OUTCOME_UNKNOWN at once, later writes and cache writes HQL_IO, listeners end, reads go on, onFatal is called', async () => {
+  test('the write in flight is HQL_OUTCOME_UNKNOWN at once, later writes and cache writes HQL_IO, listeners end, a held lock is lost, reads go on, onFatal is called', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hql-disk-full-app-'));
     try {
       const flag = join(dir, 'full');
@@ -205,6 +205,10 @@ describe('an embedded node whose disk fills up (its application keeps running)',
       assert.equal(out.listen?.code, 'HQL_IO', JSON.stringify(out.listen));
       assert.match(out.listen?.message ?? '', /node 1 stopped serving: .*(ENOSPC|SQLITE_FULL)/);
       assert.equal(out.read?.ok, true, JSON.stringify(out.read));
+      // A held lock cannot be renewed any more: its holder is told at its next renewal (every
+      // third of the 30 s lease, so within 10 s), not once the lease ran out (20 to 30 s).
+      const lock = out.lock as unknown as { lostAfterMs: number | null; reason: string };
+      assert.ok(lock.lostAfterMs !== null && lock.lostAfterMs < 15_000, JSON.stringify(lock));
       assert.match(out.fatal ?? '', /ENOSPC|SQLITE_FULL/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
