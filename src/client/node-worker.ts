@@ -260,6 +260,8 @@ async function main(): Promise<void> {
         thread: 'main',
         ...(data.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: data.joinTimeoutMs }),
         onFatal: (e) => {
+          // A stopped node leads nothing: the application's isLeader() says so from now on.
+          Atomics.store(flags, LEADER_SLOT, 0);
           events.push({ type: 'fatal', error: transferError(e) });
           scheduleFlush();
         },

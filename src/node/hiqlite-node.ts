@@ -381,7 +381,7 @@ export class HiqliteNode {
   }
 
   isLeader(): boolean {
-    return this.started && this.group.status().role === 'leader';
+    return this.started && this.fatal === null && this.group.status().role === 'leader';
   }
 
   /** Waits until a read here would be linearizable (ReadIndex), retrying across leader changes. */
@@ -439,17 +439,18 @@ export class HiqliteNode {
   private groupMetrics(g: RaftGroup): GroupMetrics {
     const s = g.status();
     const learner = s.membership.learners.includes(this.cfg.nodeId);
+    // A stopped node leads nothing (knownLeader), whatever its frozen view last saw.
+    const leads = s.role === 'leader' && this.fatal === null;
     return {
-      role:
-        s.role === 'leader'
-          ? 'leader'
-          : learner
-            ? 'learner'
-            : s.role === 'follower'
-              ? 'follower'
-              : 'candidate',
+      role: leads
+        ? 'leader'
+        : learner
+          ? 'learner'
+          : s.role === 'follower' || s.role === 'leader'
+            ? 'follower'
+            : 'candidate',
       term: s.term,
-      leaderId: s.leaderId,
+      leaderId: this.knownLeader(s),
       commitIndex: s.commitIndex,
       appliedIndex: g.applied(),
       lastLogIndex: s.lastIndex,
@@ -649,10 +650,7 @@ export class HiqliteNode {
         ready: () => this.started,
         metricsText: () => this.metricsRegistry.metrics(),
         json: (route, body, signal) => this.serving(() => this.handleJson(route, body, signal)),
-        listen: (req) =>
-          this.serving(async () =>
-            this.servingStream(await nodeListen(this.cacheOf(), req.channel, req.afterSeq)),
-          ),
+        listen: (req) => this.servingListen(() => nodeListen(this.cacheOf(), req.channel, req.afterSeq)),
         cache: this.servingCacheOps(nodeCacheHttpOps(this.cacheOf())),
       },
       ...this.dashboardRoutes(),
@@ -981,8 +979,7 @@ export class HiqliteNode {
         if (req.group === 'cache' || !this.cfg.sqlite) {
           // null while this node has not opened the group's storage: it cannot say yet.
           const c = this.cache?.running === true ? this.cache.group.status() : undefined;
-          // A stopped node knows no leader (its view froze when it stopped, maybe as the leader).
-          const leaderId = this.fatal === null ? (c?.leaderId ?? null) : null;
+          const leaderId = this.knownLeader(c);
           return {
             leaderId,
             leaderApi:
@@ -999,7 +996,7 @@ export class HiqliteNode {
           };
         }
         const s = this.group?.status();
-        const leaderId = this.fatal === null ? (s?.leaderId ?? null) : null;
+        const leaderId = this.knownLeader(s);
         return {
           leaderId,
           leaderApi:
@@ -1242,6 +1239,16 @@ export class HiqliteNode {
   }
 
   /**
+   * The leader a group's status names, as the node reports it (the `leader` op, metrics, /health):
+   * none once the node stopped, whatever its frozen view last saw (maybe itself as the leader).
+   * The group's own status stays as the core left it: the write loop still proposes there and
+   * learns at once that the group stopped.
+   */
+  private knownLeader(s: { readonly leaderId: NodeId | null } | undefined): NodeId | null {
+    return this.fatal === null ? (s?.leaderId ?? null) : null;
+  }
+
+  /**
    * The node stopped serving (onGroupFatal): what other processes are told, so that they ask
    * another node. Retryable there; its replica is frozen and it takes no write.
    */
@@ -1271,14 +1278,17 @@ export class HiqliteNode {
     }
   }
 
-  /** A listen stream of another process that ends with stoppedError() when the node stops. */
-  private servingStream(stream: ListenStream): ListenStream {
-    return {
-      afterSeq: stream.afterSeq,
-      next: () => this.serving(() => stream.next()),
-      drain: (max) => stream.drain(max),
-      close: () => stream.close(),
-    };
+  /** A listen stream of another process, opened and read through serving(): it ends when the node stops. */
+  private servingListen(open: () => Promise<ListenStream>): Promise<ListenStream> {
+    return this.serving(async () => {
+      const stream = await open();
+      return {
+        afterSeq: stream.afterSeq,
+        next: () => this.serving(() => stream.next()),
+        drain: (max) => stream.drain(max),
+        close: () => stream.close(),
+      };
+    });
   }
 
   /** The HTTP cache routes, each through serving(). */
@@ -1286,8 +1296,7 @@ export class HiqliteNode {
     return {
       write: (command, signal) => this.serving(() => ops.write(command, signal)),
       read: (read, consistency, signal) => this.serving(() => ops.read(read, consistency, signal)),
-      listen: (channel, afterSeq, signal) =>
-        this.serving(async () => this.servingStream(await ops.listen(channel, afterSeq, signal))),
+      listen: (channel, afterSeq, signal) => this.servingListen(() => ops.listen(channel, afterSeq, signal)),
     };
   }
 

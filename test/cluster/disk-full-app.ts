@@ -40,6 +40,7 @@ const listener = (async () => {
 })();
 // A lock held by the application, with a long lease: how soon it learns that it lost it.
 const lock = await db.lock('job', { leaseMs: 30_000 });
+const leaderBefore = db.isLeader();
 writeFileSync(flag, '');
 const filledAt = performance.now();
 const lockLost = new Promise<{ lostAfterMs: number; reason: string }>((resolve) =>
@@ -76,6 +77,7 @@ out.lock = await Promise.race([
   lockLost,
   new Promise((r) => setTimeout(() => r({ lostAfterMs: null, reason: 'still held after 25 s' }), 25_000)),
 ]);
+out.isLeader = { before: leaderBefore, after: db.isLeader() };
 out.fatal = fatal;
 process.stdout.write(`REPORT ${JSON.stringify(out)}\n`);
 await db.close().catch(() => {});

@@ -209,6 +209,8 @@ describe('an embedded node whose disk fills up (its application keeps running)',
       // third of the 30 s lease, so within 10 s), not once the lease ran out (20 to 30 s).
       const lock = out.lock as unknown as { lostAfterMs: number | null; reason: string };
       assert.ok(lock.lostAfterMs !== null && lock.lostAfterMs < 15_000, JSON.stringify(lock));
+      // The one node led; stopped, it leads nothing.
+      assert.deepEqual(out.isLeader, { before: true, after: false });
       assert.match(out.fatal ?? '', /ENOSPC|SQLITE_FULL/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -269,7 +271,11 @@ for (const role of ['leader', 'follower'] as const)
       // What node 1 says of itself: not healthy, naming why; it serves nothing, and says so.
       const health = await c.http(1, '/health');
       assert.equal(health.status, 503, JSON.stringify(health.body));
-      assert.match(String((health.body as { error?: string }).error), /ENOSPC|SQLITE_FULL/);
+      const h = health.body as { error?: string; role?: string; leaderId?: number | null };
+      assert.match(String(h.error), /ENOSPC|SQLITE_FULL/);
+      // It leads nothing and knows no leader, whatever its frozen view last saw (as the leader).
+      assert.notEqual(h.role, 'leader');
+      assert.equal(h.leaderId, null);
       const exec = await c.http(1, '/execute', {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-secret': SECRET_API },
@@ -280,9 +286,12 @@ for (const role of ['leader', 'follower'] as const)
       assert.equal(error.code, 'HQL_UNAVAILABLE');
       assert.equal(error.retryable, true);
       assert.match(error.message, /node 1 stopped serving \(.*(ENOSPC|SQLITE_FULL).*\): ask another node/);
-      const only1 = await c.client([1]);
-      await assert.rejects(only1.cache('c').get('k'), (e: { code?: string; retryable?: boolean }) => {
+      // A client of node 1 alone has nowhere else to go: it retries until its deadline, then
+      // says why.
+      const only1 = await c.client([1], { requestTimeoutMs: 1000 });
+      await assert.rejects(only1.cache('c').get('k'), (e: { code?: string; message?: string }) => {
         assert.equal(e.code, 'HQL_UNAVAILABLE');
+        assert.match(e.message ?? '', /node 1 stopped serving .*ask another node/);
         return true;
       });
       await c.dropClient(only1);
