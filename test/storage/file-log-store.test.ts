@@ -1,13 +1,29 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { HiqliteError } from '../../src/lib/errors.js';
 import { Prng } from '../../src/lib/prng.js';
 import type { Entry, LogIndex, Term } from '../../src/raft/types.js';
 import { type FileLogStoreOptions, openFileLogStore } from '../../src/storage/file-log-store.js';
 import { HARD_STATE_FILE } from '../../src/storage/hard-state-file.js';
-import { lastNonZeroByte, readRecordAt, SEGMENT_HEADER_BYTES } from '../../src/storage/segment-format.js';
+import {
+  lastNonZeroByte,
+  readRecordAt,
+  SEGMENT_HEADER_BYTES,
+  segmentFileName,
+} from '../../src/storage/segment-format.js';
 import { LogCorruptionError } from '../../src/storage/storage-errors.js';
 import { crashCycle } from './crash-workload.js';
 import { commands, logStoreConformance } from './log-store-conformance.js';
@@ -406,6 +422,40 @@ describe('FileLogStore: segments', () => {
         ...commands(30, 33, 2, () => 50),
         ...commands(33, 80, 2, () => 300),
       ]);
+    } finally {
+      await reopened.close();
+    }
+  });
+  test('a segment that cannot be created at roll-over fails the append with HQL_IO; acknowledged entries survive', async () => {
+    const dir = await tempDir();
+    const options = { segmentBytesMax: 4096 };
+    const { store } = await openFileLogStore(dir, options);
+    // A fresh log writes into segment 1 and prepares segment 2 behind it; a dangling link where
+    // segment 2 is prepared makes its creation fail, as a full disk or a lost directory would.
+    await symlink(join(dir, 'missing', 'nowhere'), join(dir, `${segmentFileName(2)}.tmp`));
+    const log = commands(1, 41, 1, () => 200);
+    await store.append(log.slice(0, 10)); // 10 records of 225 bytes: segment 1 only
+    await assert.rejects(store.append(log.slice(10)), (err: unknown) => {
+      assert.ok(err instanceof HiqliteError, String(err));
+      assert.equal(err.code, 'HQL_IO');
+      assert.match(err.message, /log store write failed: ENOENT/);
+      return true;
+    });
+    // The store stays failed: nothing after the failure is taken as written.
+    await assert.rejects(store.append(commands(41, 42, 1)), { code: 'HQL_IO' });
+    await store.close();
+
+    const { store: reopened } = await openFileLogStore(dir, options);
+    try {
+      assert.ok(reopened.lastIndex() >= 10, `last index ${reopened.lastIndex()}`);
+      assert.deepEqual(
+        reopened.entries(idx(1), idx(reopened.lastIndex() + 1)),
+        log.slice(0, reopened.lastIndex()),
+        'what is on disk is a prefix of what was appended',
+      );
+      const next = reopened.lastIndex() + 1;
+      await reopened.append(commands(next, next + 40, 1, () => 200));
+      assert.equal(reopened.lastIndex(), next + 39);
     } finally {
       await reopened.close();
     }
