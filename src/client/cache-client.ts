@@ -423,15 +423,20 @@ export class DistributedLock implements AsyncDisposable {
   private readonly lostController = new AbortController();
   private renewing: Promise<void> | null = null;
 
+  /**
+   * `remainingMs`: the lease the grant had left when the node answered (its lease counts from
+   * the grant, not from when the answer arrived); the whole lease when the node did not say.
+   */
   constructor(
     private readonly ops: CacheOps,
     readonly key: string,
     readonly token: number,
     private readonly leaseMs: number,
     private readonly held: Set<DistributedLock> = new Set(),
+    remainingMs: number = leaseMs,
   ) {
     held.add(this);
-    this.scheduleRenewal();
+    this.scheduleRenewal(Math.max(0, Math.min(leaseMs, remainingMs)));
   }
 
   /**
@@ -469,12 +474,13 @@ export class DistributedLock implements AsyncDisposable {
     await this.release();
   }
 
-  private scheduleRenewal(): void {
+  private scheduleRenewal(remainingMs: number): void {
     // A lease longer than a timer can hold is renewed sooner, not every millisecond.
     const everyMs = Math.min(TIMER_MS_MAX, Math.max(1, Math.floor(this.leaseMs / 3)));
     // Monotonic (a step of the wall clock must not stretch the lease), and counted from when a
     // renewal was sent: the leader renewed it after that, so the lease runs at least this long.
-    let lastRenewedMs = performance.now();
+    // The grant's own lease counts from the grant: what it had left when the node answered.
+    let lastRenewedMs = performance.now() - (this.leaseMs - remainingMs);
     const renew = async () => {
       const sentMs = performance.now();
       try {
@@ -494,11 +500,16 @@ export class DistributedLock implements AsyncDisposable {
       if (this.released || this.lost.aborted) return;
       this.renewing = renew().finally(() => {
         this.renewing = null;
-        if (!this.released && !this.lost.aborted) this.timer = setTimeout(tick, everyMs).unref();
+        if (this.released || this.lost.aborted) return;
+        // After a failed renewal the next one comes no later than the lease's end, so `lost`
+        // fires when the lease runs out, not up to a third of it later.
+        const leftMs = lastRenewedMs + this.leaseMs - performance.now();
+        this.timer = setTimeout(tick, Math.max(1, Math.min(everyMs, Math.ceil(leftMs)))).unref();
       });
     };
-    // Unref'd: a held lock does not keep the process alive; its lease ends in log time.
-    this.timer = setTimeout(tick, everyMs).unref();
+    // Unref'd: a held lock does not keep the process alive; its lease ends in log time. A grant
+    // that arrived with less than a third of its lease left is renewed at half of what is left.
+    this.timer = setTimeout(tick, Math.max(1, Math.min(everyMs, Math.floor(remainingMs / 2)))).unref();
   }
 
   private lose(): void {
@@ -576,7 +587,7 @@ export class CacheApi {
     if (grant === null) {
       throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
     }
-    return new DistributedLock(this.ops, key, grant.token, leaseMs, this.held);
+    return new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingOf(grant, leaseMs));
   }
 
   /** The lock if it is free now, else null (never waits in the queue). */
@@ -586,8 +597,16 @@ export class CacheApi {
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
     const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
-    return grant === null ? null : new DistributedLock(this.ops, key, grant.token, leaseMs, this.held);
+    return grant === null
+      ? null
+      : new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingOf(grant, leaseMs));
   }
+}
+
+/** The lease a grant had left when its node answered (the whole lease from a node that does not say). */
+function remainingOf(grant: LockGrantInfo, leaseMs: number): number {
+  const r = (grant as { remainingMs?: unknown }).remainingMs;
+  return typeof r === 'number' && Number.isFinite(r) ? r : leaseMs;
 }
 
 const PUT_OPTIONS = ['ttlMs'];

@@ -43,7 +43,7 @@ import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js
 import type { LogStore } from '../storage/log-store.js';
 import { MemoryLogStore } from '../storage/memory-log-store.js';
 import { NotificationHub, type Subscription } from './cache-listeners.js';
-import { LockWaiters } from './cache-locks.js';
+import { type LockGrantInfo, LockWaiters } from './cache-locks.js';
 import type { ResolvedNodeConfig } from './config/config.js';
 import { cacheLimitKey } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
@@ -172,6 +172,8 @@ export class CacheGroup {
       clock: d.clock,
       write: (c, timeoutMs) => this.write(c, timeoutMs === undefined ? {} : { timeoutMs }),
       view: (key) => this.sm.lock(key),
+      nowMs: () => this.logClock.nowMs(),
+      applied: () => this.sm.appliedIndex(),
     });
     this.sessions = new SessionPool(`c${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
     const wallMs = d.clusterWallMs ?? (() => d.clock.wallMs());
@@ -615,7 +617,7 @@ export class CacheGroup {
   lock(
     request: { key: string; holderId: string; leaseMs: number; waitMs?: number },
     signal?: AbortSignal,
-  ): Promise<{ token: number; expiresAtMs: number } | null> {
+  ): Promise<LockGrantInfo | null> {
     this.checkOpen();
     return this.waiters.acquire(request, signal);
   }

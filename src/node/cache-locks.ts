@@ -5,6 +5,14 @@
  * holder id here. A grant made inside a snapshot this node installed is never reported, so a
  * waiter also looks at the lock itself now and then.
  *
+ * A grant is handed to the caller only while it still holds, in this node's log time: a node
+ * that lagged (cut off from the leader, or slow) may apply a grant whose lease already ended —
+ * in the same batch of entries that passed the lock on, or in a snapshot that no longer shows
+ * it. Such a grant is stale: the attempt is withdrawn and made again under a new holder id (at
+ * the back of the queue) while the caller's `waitMs` allows. The grant carries the lease left
+ * when this node answered (`remainingMs`), so the holder counts its lease from the grant, not
+ * from when the answer reached it.
+ *
  * A waiter that gives up (its `waitMs` passed, or its signal fired) is withdrawn with
  * `lockCancel` before the call fails: if the lock was granted meanwhile, that releases it, so an
  * abandoned grant never blocks the queue for a whole lease.
@@ -19,7 +27,10 @@ import type { LockView } from '../sm/cache/state-machine.js';
 
 export interface LockGrantInfo {
   readonly token: number;
+  /** When the lease ends, in log time (ms since the epoch). */
   readonly expiresAtMs: number;
+  /** The lease left when the node answered, in ms of log time (0 < remainingMs <= leaseMs). */
+  readonly remainingMs: number;
 }
 
 export interface LockRequest {
@@ -33,12 +44,17 @@ export interface LockRequest {
 
 interface Waiting {
   readonly key: string;
-  grant: LockGrantInfo | null;
+  grant: { readonly token: number; readonly expiresAtMs: number } | null;
   wake: (() => void) | null;
 }
 
 /** How often a waiter looks at the lock itself (for grants inside an installed snapshot). */
 const RECHECK_INTERVAL_MS = 1000;
+/** Attempts of one acquire whose grants were stale before it gives up (HQL_TIMEOUT, retryable). */
+const STALE_ATTEMPTS_MAX = 16;
+
+/** One attempt's end: a grant, busy (try-lock), or a grant that was stale or gone. */
+type AttemptResult = LockGrantInfo | null | 'stale';
 
 export class LockWaiters {
   private readonly waiting = new Map<string, Waiting>();
@@ -51,6 +67,10 @@ export class LockWaiters {
         timeoutMs?: number,
       ) => Promise<{ index: number; result: CacheResult }>;
       readonly view: (key: string) => LockView | null;
+      /** This node's log time (the clock the state machine's leases run on). */
+      readonly nowMs: () => number;
+      /** The index of the last entry this node's state machine applied. */
+      readonly applied: () => number;
     },
   ) {}
 
@@ -68,6 +88,43 @@ export class LockWaiters {
 
   async acquire(req: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
     if (signal?.aborted === true) throw aborted(req.key);
+    const startedMs = this.d.clock.monotonicMs();
+    // Bounded: STALE_ATTEMPTS_MAX attempts, each bounded by the caller's wait.
+    for (let attempt = 0; ; attempt++) {
+      const holderId = attempt === 0 ? req.holderId : `${req.holderId}~${attempt}`;
+      // Whole ms (the command's waitMs is an integer), never past the caller's wait.
+      const leftMs =
+        req.waitMs === undefined || attempt === 0
+          ? req.waitMs
+          : Math.max(0, Math.floor(req.waitMs - (this.d.clock.monotonicMs() - startedMs)));
+      if (attempt > 0 && leftMs === 0 && req.waitMs !== 0) throw notGranted(req);
+      const r = await this.attempt(
+        { ...req, holderId, ...(leftMs === undefined ? {} : { waitMs: leftMs }) },
+        req,
+        signal,
+      );
+      if (r !== 'stale') return r;
+      // A try-lock asked whether the lock is free now: it was not, by the time the grant arrived.
+      if (req.waitMs === 0) return null;
+      if (attempt + 1 >= STALE_ATTEMPTS_MAX) {
+        throw new HiqliteError(
+          'HQL_TIMEOUT',
+          `lock '${req.key}': ${STALE_ATTEMPTS_MAX} grants in a row had ended before this node applied them (the node lags behind the leader): try again`,
+          { retryable: true },
+        );
+      }
+    }
+  }
+
+  /**
+   * One attempt under `req.holderId` (`req.waitMs`: what is left of the caller's, `whole`): a
+   * grant that still holds, null (busy), or stale.
+   */
+  private async attempt(
+    req: LockRequest,
+    whole: LockRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<AttemptResult> {
     if (this.waiting.has(req.holderId)) {
       throw new HiqliteError('HQL_INVALID_PARAMS', `lock holder id ${req.holderId} is already waiting`, {
         retryable: false,
@@ -95,23 +152,45 @@ export class LockWaiters {
       if (!out.result.ok) throw cacheErrorFromInfo(out.result.error);
       const v = out.result.value;
       if (v.type !== 'lockAcquire') throw new Error(`lockAcquire answered ${v.type}`);
-      if (v.state === 'granted') return { token: v.token, expiresAtMs: v.expiresAtMs };
       if (v.state === 'busy') return null;
+      if (v.state === 'granted') {
+        // Answered by the command's own apply (here or on the leader): only its lease can have ended.
+        return (await this.usable(req, v, false)) ?? 'stale';
+      }
       const remainingMs =
         req.waitMs === undefined ? null : Math.max(0, req.waitMs - (this.d.clock.monotonicMs() - startedMs));
-      const outcome = await this.wait(req, w, remainingMs, signal);
+      const outcome = await this.wait(req, w, out.index, remainingMs, signal);
+      if (outcome === 'gone') {
+        await this.cancel(req);
+        return 'stale';
+      }
       if (outcome !== 'granted' || w.grant === null) {
         await this.cancel(req);
-        throw outcome === 'aborted'
-          ? aborted(req.key)
-          : new HiqliteError('HQL_TIMEOUT', `lock '${req.key}' was not granted within ${req.waitMs} ms`, {
-              retryable: true,
-            });
+        throw outcome === 'aborted' ? aborted(req.key) : notGranted(whole);
       }
-      return w.grant;
+      return (await this.usable(req, w.grant, true)) ?? 'stale';
     } finally {
       this.waiting.delete(req.holderId);
     }
+  }
+
+  /**
+   * The grant with the lease it has left, or null (after withdrawing the holder id) when it no
+   * longer holds in this node's log time. `applied`: the grant came from this node's state
+   * machine, which shows whether it still holds after everything applied with it.
+   */
+  private async usable(
+    req: LockRequest,
+    grant: { readonly token: number; readonly expiresAtMs: number },
+    applied: boolean,
+  ): Promise<LockGrantInfo | null> {
+    const remainingMs = Math.min(req.leaseMs, grant.expiresAtMs - this.d.nowMs());
+    const view = applied ? this.d.view(req.key) : null;
+    const holds = !applied || (view !== null && view.holderId === req.holderId && view.token === grant.token);
+    if (holds && remainingMs > 0) return { token: grant.token, expiresAtMs: grant.expiresAtMs, remainingMs };
+    // Released if it is still recorded as the holder (its lease over but not yet passed on).
+    await this.cancel(req);
+    return null;
   }
 
   /** Fails every waiter (shutdown). */
@@ -123,17 +202,23 @@ export class LockWaiters {
     }
   }
 
+  /**
+   * Waits for the grant of the acquire applied at `index`: 'gone' when this node has applied it
+   * and the lock shows the holder id neither holding nor queued (granted and over, or dropped,
+   * inside an installed snapshot).
+   */
   private wait(
     req: LockRequest,
     w: Waiting,
+    index: number,
     remainingMs: number | null,
     signal: AbortSignal | undefined,
-  ): Promise<'granted' | 'timeout' | 'aborted'> {
+  ): Promise<'granted' | 'timeout' | 'aborted' | 'gone'> {
     const { clock } = this.d;
     return new Promise((resolve, reject) => {
       let deadline: TimerHandle | null = null;
       let recheck: TimerHandle | null = null;
-      const finish = (r: 'granted' | 'timeout' | 'aborted' | Error) => {
+      const finish = (r: 'granted' | 'timeout' | 'aborted' | 'gone' | Error) => {
         if (deadline !== null) clock.clearTimer(deadline);
         if (recheck !== null) clock.clearTimer(recheck);
         signal?.removeEventListener('abort', onAbort);
@@ -155,6 +240,8 @@ export class LockWaiters {
           w.grant = { token: v.token, expiresAtMs: v.expiresAtMs };
           return finish('granted');
         }
+        if (this.d.applied() >= index && (v === null || !v.waiters.includes(req.holderId)))
+          return finish('gone');
         recheck = clock.setTimer(look, RECHECK_INTERVAL_MS, { keepAlive: false });
       };
       recheck = clock.setTimer(look, RECHECK_INTERVAL_MS, { keepAlive: false });
@@ -169,6 +256,12 @@ export class LockWaiters {
       // The node may be shutting down; the queue drops the waiter at its waitMs, a lease ends.
     }
   }
+}
+
+function notGranted(req: LockRequest): HiqliteError {
+  return new HiqliteError('HQL_TIMEOUT', `lock '${req.key}' was not granted within ${req.waitMs} ms`, {
+    retryable: true,
+  });
 }
 
 function aborted(key: string): HiqliteError {

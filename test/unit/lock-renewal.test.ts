@@ -12,10 +12,14 @@ import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 const LEASE_MS = 600; // renewed every 200 ms
 
 /** A client whose lock is granted at once and whose renewals fail with `renewal()`. */
-function client(renewal: () => Promise<never>) {
+function client(renewal: () => Promise<never>, remainingMs?: number) {
   let renewals = 0;
   const ops = {
-    cacheLock: async () => ({ token: 1, expiresAtMs: Date.now() + LEASE_MS }),
+    cacheLock: async () => ({
+      token: 1,
+      expiresAtMs: Date.now() + LEASE_MS,
+      ...(remainingMs === undefined ? {} : { remainingMs }),
+    }),
     cacheWrite: async (command: { type: string }) => {
       if (command.type === 'lockRenew') {
         renewals++;
@@ -68,4 +72,18 @@ describe('a held lock whose renewals fail', () => {
       assert.ok(c.renewals() >= 2, `renewed ${c.renewals()} times before giving up`);
       assert.ok(ms >= LEASE_MS, `lost after ${Math.round(ms)} ms, not before the lease ran out`);
     });
+
+  test('a grant that arrived late: its lease counts from the grant, so it is lost when what was left runs out', async () => {
+    // The node answered with 150 ms of the 600 ms lease left (the grant was applied late).
+    const c = client(
+      () => Promise.reject(new HiqliteError('HQL_UNAVAILABLE', 'no leader', { retryable: true })),
+      150,
+    );
+    const t0 = performance.now();
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    const ms = await lostAfter(lock.lost, t0, 5 * LEASE_MS);
+    assert.ok(ms !== null, 'the lock is lost');
+    assert.ok(c.renewals() >= 1, 'a renewal was tried first');
+    assert.ok(ms < LEASE_MS, `lost after ${Math.round(ms)} ms, not a whole lease after the answer`);
+  });
 });

@@ -1,0 +1,193 @@
+/**
+ * Waiting for a lock on a node that lags behind the leader (src/node/cache-locks.ts): the
+ * leader's state machine applies every command at once; this node's replica applies the same
+ * log only when the test lets it catch up, in one batch, as a follower cut off from the leader
+ * does when it comes back. A grant whose lease ended before this node applied it is never
+ * handed to the caller: the attempt is withdrawn and made again.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { HiqliteError } from '../../src/lib/errors.js';
+import { LockWaiters } from '../../src/node/cache-locks.js';
+import type { Entry } from '../../src/raft/types.js';
+import type { CacheCommand } from '../../src/sm/cache/command.js';
+import type { CacheResult } from '../../src/sm/cache/result.js';
+import { CacheStateMachine } from '../../src/sm/cache/state-machine.js';
+import { chunksOf, commandEntry, snapshotBytes, T0 } from '../sm/cache-helpers.js';
+import { ManualClock } from '../support/manual-clock.js';
+
+/** A leader that applies each command as it comes and a lagging replica of the same log. */
+class LaggingNode {
+  readonly log: Entry[] = [];
+  readonly leader = new CacheStateMachine();
+  readonly replica: CacheStateMachine;
+  /** Log time: the stamp of the next command, and this node's log clock. */
+  nowMs = T0;
+  readonly clock = new ManualClock();
+  readonly waiters: LockWaiters;
+  /** The commands this node's waiters proposed, by type. */
+  readonly proposed: string[] = [];
+
+  constructor() {
+    this.replica = new CacheStateMachine({ hooks: { onLockGranted: (g) => this.waiters.granted(g) } });
+    this.waiters = new LockWaiters({
+      clock: this.clock,
+      write: async (c) => {
+        this.proposed.push(
+          c.type === 'lockAcquire' || c.type === 'lockCancel' ? `${c.type} ${c.holderId}` : c.type,
+        );
+        return this.propose(c);
+      },
+      view: (key) => this.replica.lock(key),
+      nowMs: () => this.nowMs,
+      applied: () => this.replica.appliedIndex(),
+    });
+  }
+
+  /** The leader applies `c` at the current log time; its result. */
+  propose(c: CacheCommand): { index: number; result: CacheResult } {
+    const entry = commandEntry(this.log.length + 1, c, this.nowMs);
+    this.log.push(entry);
+    const [r] = this.leader.applySync([entry], [true]);
+    return { index: entry.index, result: r as CacheResult };
+  }
+
+  /** The lagging replica applies everything it missed, in one batch. */
+  catchUp(): void {
+    const missing = this.log.slice(this.replica.appliedIndex());
+    this.replica.applySync(
+      missing,
+      missing.map(() => false),
+    );
+  }
+}
+
+/** Lets promise continuations and immediate callbacks run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe('LockWaiters on a node that lags behind the leader', () => {
+  test('a grant whose lease ended in the same batch is not handed out; the next attempt is', async () => {
+    const n = new LaggingNode();
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
+    n.catchUp();
+    let result: Awaited<ReturnType<LockWaiters['acquire']>> | undefined;
+    const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }).then((g) => {
+      result = g;
+    });
+    await settle();
+    // Behind w in the queue: y. x releases (w is granted token 2), and while this node is cut
+    // off w's lease ends in log time and the lock passes on to y (token 3).
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'y', leaseMs: 1000 });
+    n.nowMs += 100;
+    n.propose({ type: 'lockRelease', key: 'k', token: 1 });
+    assert.equal(n.leader.lock('k')?.holderId, 'w');
+    n.nowMs += 1500;
+    n.propose({ type: 'expire' });
+    assert.equal(n.leader.lock('k')?.holderId, 'y');
+    // This node comes back: it applies w's grant and its end in one batch.
+    n.catchUp();
+    await settle();
+    assert.equal(result, undefined, 'the stale grant (token 2) was not handed out');
+    assert.deepEqual(n.proposed, ['lockAcquire w', 'lockCancel w', 'lockAcquire w~1']);
+    assert.deepEqual(n.leader.lock('k')?.waiters, ['w~1']);
+    // y releases: the new attempt is granted, with its whole lease left.
+    n.nowMs += 10;
+    n.propose({ type: 'lockRelease', key: 'k', token: 3 });
+    n.catchUp();
+    await acquiring;
+    assert.deepEqual(result, { token: 4, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+  });
+
+  test('a grant inside a snapshot that no longer shows it: the waiter tries again instead of waiting for good', async () => {
+    const n = new LaggingNode();
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
+    n.catchUp();
+    let result: Awaited<ReturnType<LockWaiters['acquire']>> | undefined;
+    const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }).then((g) => {
+      result = g;
+    });
+    await settle();
+    n.catchUp(); // this node applied w's acquire: w waits behind x
+    n.nowMs += 100;
+    n.propose({ type: 'lockRelease', key: 'k', token: 1 });
+    n.nowMs += 1500;
+    n.propose({ type: 'expire' });
+    assert.equal(n.leader.lock('k'), null, "w's lease ended; nobody holds the lock");
+    // This node learns of it through a snapshot of the leader: no grant is reported to its
+    // hooks, and the lock shows neither holder nor waiter.
+    await n.replica.restoreFrom(chunksOf(await snapshotBytes(n.leader), 4096));
+    assert.equal(n.replica.appliedIndex(), n.log.length);
+    assert.equal(n.replica.lock('k'), null);
+    assert.equal(result, undefined);
+    n.clock.advance(1000); // the waiter looks at the lock itself
+    await settle();
+    assert.deepEqual(n.proposed, ['lockAcquire w', 'lockCancel w', 'lockAcquire w~1']);
+    await acquiring;
+    // The lock was free: the new attempt got it at once.
+    assert.deepEqual(result, { token: 3, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+  });
+
+  test('a grant answered after its lease ended is not handed out; a try-lock then answers busy', async () => {
+    const n = new LaggingNode();
+    // The lock is free: granted at once, but this node's log time is already past its lease
+    // (the answer came back late).
+    const late = new LockWaiters({
+      clock: n.clock,
+      write: async (c) => {
+        const out = n.propose(c);
+        n.nowMs += 2000;
+        return out;
+      },
+      view: (key) => n.replica.lock(key),
+      nowMs: () => n.nowMs,
+      applied: () => n.replica.appliedIndex(),
+    });
+    assert.equal(await late.acquire({ key: 'k', holderId: 't', leaseMs: 1000, waitMs: 0 }), null);
+    // The stale holder was withdrawn: the lock is free for the next one.
+    assert.equal(n.leader.lock('k'), null);
+    const g = await n.waiters.acquire({ key: 'k', holderId: 'u', leaseMs: 1000, waitMs: 0 });
+    assert.equal(g?.token, 2);
+    assert.equal(g?.remainingMs, 1000);
+  });
+
+  test("remainingMs is the lease left in this node's log time when it answers", async () => {
+    const n = new LaggingNode();
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
+    n.catchUp();
+    const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 5000 });
+    await settle();
+    n.nowMs += 100;
+    n.propose({ type: 'lockRelease', key: 'k', token: 1 });
+    const grantedAt = n.nowMs;
+    // This node applies the grant 1.5 s of log time later.
+    n.nowMs += 1500;
+    n.catchUp();
+    const g = await acquiring;
+    assert.deepEqual(g, { token: 2, expiresAtMs: grantedAt + 5000, remainingMs: 3500 });
+  });
+
+  test('every grant stale: gives up after a bounded number of attempts with a retryable HQL_TIMEOUT', async () => {
+    const n = new LaggingNode();
+    const never = new LockWaiters({
+      clock: n.clock,
+      write: async (c) => {
+        const out = n.propose(c);
+        n.nowMs += 5000;
+        return out;
+      },
+      view: (key) => n.replica.lock(key),
+      nowMs: () => n.nowMs,
+      applied: () => n.replica.appliedIndex(),
+    });
+    await assert.rejects(never.acquire({ key: 'k', holderId: 'z', leaseMs: 1000 }), (e: unknown) => {
+      assert.ok(e instanceof HiqliteError);
+      assert.equal(e.code, 'HQL_TIMEOUT');
+      assert.equal(e.retryable, true);
+      assert.match(e.message, /lags behind the leader/);
+      return true;
+    });
+    assert.equal(never.size, 0, 'no waiter left behind');
+  });
+});
