@@ -498,6 +498,12 @@ export class DistributedLock implements AsyncDisposable {
     const tick = () => {
       this.timer = null;
       if (this.released || this.lost.aborted) return;
+      // The process stood still past the lease (a long GC pause, a blocked event loop): the lease
+      // is over, and a renewal now would be refused. The holder learns it before anything else.
+      if (performance.now() - lastRenewedMs >= this.leaseMs) {
+        this.lose();
+        return;
+      }
       this.renewing = renew().finally(() => {
         this.renewing = null;
         if (this.released || this.lost.aborted) return;

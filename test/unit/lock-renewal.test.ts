@@ -2,7 +2,9 @@
  * A held lock's renewals (client/cache-client.ts DistributedLock): when its holder is told that
  * it can no longer count on the lock (`lock.lost`). A renewal that fails for good (the node
  * stopped serving: HQL_IO, not retryable) tells it at once; a passing failure (a leader change)
- * or an unknown outcome only once the lease has run out since the last renewal that succeeded.
+ * or an unknown outcome only once the lease has run out since the last renewal that succeeded
+ * (counted from the grant when the node said how much of it was left); a process that stood
+ * still past its lease knows it before it sends anything.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -85,5 +87,18 @@ describe('a held lock whose renewals fail', () => {
     assert.ok(ms !== null, 'the lock is lost');
     assert.ok(c.renewals() >= 1, 'a renewal was tried first');
     assert.ok(ms < LEASE_MS, `lost after ${Math.round(ms)} ms, not a whole lease after the answer`);
+  });
+
+  test('a process that stood still past its lease: lost at once, before any renewal is sent', async () => {
+    const c = client(() => Promise.reject(new Error('no renewal may be sent')));
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    // The event loop blocked for longer than the lease (a long GC pause, a synchronous call).
+    const until = performance.now() + LEASE_MS + 100;
+    while (performance.now() < until) {
+      // blocked
+    }
+    const ms = await lostAfter(lock.lost, performance.now(), LEASE_MS);
+    assert.ok(ms !== null, 'the lock is lost');
+    assert.equal(c.renewals(), 0, 'without a renewal');
   });
 });
