@@ -109,7 +109,7 @@ export class LockWaiters {
       if (attempt + 1 >= STALE_ATTEMPTS_MAX) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
-          `lock '${req.key}': ${STALE_ATTEMPTS_MAX} grants in a row had ended before this node applied them (the node lags behind the leader): try again`,
+          `lock '${req.key}': ${STALE_ATTEMPTS_MAX} grants in a row had ended before this node applied them (it lags behind the leader, or leaseMs ${req.leaseMs} is shorter than a grant takes to reach it): try again`,
           { retryable: true },
         );
       }
