@@ -80,7 +80,14 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
   }
 
   override cacheListen(channel: string | null): ListenSource {
-    return this.node.caches.subscribe({ channel });
+    try {
+      return this.node.caches.subscribe({ channel });
+    } catch (e) {
+      // Refused (a channel longer than any can be, the node stopped): the listener's first
+      // next() says so, as on the other clients.
+      const error = e instanceof Error ? e : new Error(String(e));
+      return { next: () => Promise.reject(error), close: () => {} };
+    }
   }
 
   waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {

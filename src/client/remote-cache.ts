@@ -21,8 +21,10 @@ import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import { ListenQueue } from '../node/listen-queue.js';
 import { SessionPool } from '../node/session-pool.js';
 import type { ApiPush } from '../protocol/api-codec.js';
+import { CACHE_STRING_LENGTH_MAX } from '../protocol/cache-api-codec.js';
 import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import { CACHE_LIMIT_BOUNDS } from '../sm/cache/options.js';
 import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
 import { type CacheCallOptions, type CacheOps, type ListenSource, noLocalReplica } from './cache-client.js';
@@ -96,6 +98,15 @@ export class RemoteCacheOps implements CacheOps {
   }
 
   async cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
+    // Nothing is stored under a name or key longer than any can be (and a request could not
+    // carry it): the answer an embedded node gives, without asking.
+    const names =
+      read.type === 'counterGet'
+        ? [read.counter, read.key]
+        : read.type === 'get'
+          ? [read.cache, read.key]
+          : [read.cache];
+    if (names.some(beyondAnyKey)) return read.type === 'entries' ? [] : null;
     const v = await this.link.call({ op: 'cacheRead', read, consistency }, { kind: 'read', route: 'any' });
     // msgpack gives small int64 values back as numbers: the API promises bigint.
     if (read.type === 'counterGet') return typeof v === 'number' ? BigInt(v) : (v as bigint | null);
@@ -103,6 +114,7 @@ export class RemoteCacheOps implements CacheOps {
   }
 
   async cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
+    if (beyondAnyKey(request.key)) throw longerThanAnyKey('lock key', request.key);
     const startedMs = performance.now();
     for (let attempt = 0; ; attempt++) {
       const leftMs =
@@ -162,6 +174,25 @@ export class RemoteCacheOps implements CacheOps {
   }
 }
 
+/**
+ * Longer than any cache key, name or channel can be (`keyBytesMax` is at most 64 KiB), and
+ * longer than a request to a node carries (CACHE_STRING_LENGTH_MAX UTF-16 units, each at least
+ * one byte in UTF-8).
+ */
+function beyondAnyKey(s: string | null): boolean {
+  return s !== null && s.length > CACHE_STRING_LENGTH_MAX;
+}
+
+/** The state machine's refusal of such a string (HQL_CACHE_TOO_LARGE), said without asking a node. */
+function longerThanAnyKey(what: string, s: string): HiqliteError {
+  const max = CACHE_LIMIT_BOUNDS.keyBytesMax[1];
+  return new HiqliteError(
+    'HQL_CACHE_TOO_LARGE',
+    `${what} of ${Buffer.byteLength(s)} bytes is larger than any can be (keyBytesMax is at most ${max} bytes)`,
+    { retryable: false },
+  );
+}
+
 /** What a lock request needs besides its wait: its acquire and, on a timeout, its cancel proposals. */
 function lockProposalsMs(waitMs: number): number {
   return Math.max(2000, Math.min(10_000, Math.ceil(waitMs / 10)));
@@ -191,7 +222,8 @@ class RemoteListen implements ListenSource {
     private readonly o: RemoteCacheOptions,
   ) {
     this.queue = new ListenQueue(o.listenBufferMax);
-    this.open();
+    if (beyondAnyKey(channel)) this.queue.fail(longerThanAnyKey('channel', channel as string));
+    else this.open();
   }
 
   next(): Promise<ListenItem> {

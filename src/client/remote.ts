@@ -11,6 +11,7 @@ import { HiqliteError } from '../lib/errors.js';
 import type { QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
 import { SessionPool } from '../node/session-pool.js';
+import { SQL_BYTES_MAX } from '../protocol/api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
@@ -146,6 +147,12 @@ export class RemoteClient extends ClientBase {
   }
 
   protected async read(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
+    if (sql.length > SQL_BYTES_MAX)
+      throw new HiqliteError(
+        'HQL_REQUEST_TOO_LARGE',
+        `query: the SQL text is ${sql.length} characters long, more than a request to a node carries (${SQL_BYTES_MAX})`,
+        { retryable: false },
+      );
     return (await this.call(
       {
         op: 'query',

@@ -36,7 +36,7 @@ import {
   isBatchable,
 } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
-import type { Entry as CacheEntry } from '../sm/cache/kv.js';
+import { type Entry as CacheEntry, checkBytes } from '../sm/cache/kv.js';
 import type { CacheLimits } from '../sm/cache/options.js';
 import type { CacheEntryResult, CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
@@ -601,6 +601,12 @@ export class CacheGroup {
    */
   subscribe(options: { channel: string | null; afterSeq?: number; bufferMax?: number }): Subscription {
     this.checkOpen();
+    // A channel no notification can have (notify refuses it the same way).
+    const tooLong =
+      options.channel === null
+        ? undefined
+        : checkBytes('channel', options.channel, this.sm.limits.keyBytesMax, 'keyBytesMax');
+    if (tooLong !== undefined) throw cacheErrorFromInfo(tooLong);
     return this.hub.subscribe({
       channel: options.channel,
       bufferMax: options.bufferMax ?? this.d.cfg.cacheListenerBufferMax,

@@ -191,8 +191,10 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
         : { id, op: 'propose', group: o.group, data: o.data, timeoutMs };
     }
     case 'query': {
-      if (typeof o.sql !== 'string' || o.sql.length === 0 || o.sql.length > SQL_BYTES_MAX)
-        bad('query.sql must be a non-empty string');
+      // An empty one is the node's to answer (HQL_SQL, as on an embedded node).
+      if (typeof o.sql !== 'string') bad('query.sql must be a string');
+      if (o.sql.length > SQL_BYTES_MAX)
+        bad(`query.sql is ${o.sql.length} characters long, more than a request carries (${SQL_BYTES_MAX})`);
       const consistency = o.consistency ?? 'local';
       if (consistency !== 'local' && consistency !== 'linearizable')
         bad('query.consistency must be local or linearizable');

@@ -18,7 +18,11 @@
 import type { ApiErrorBody, Consistency } from './api-codec.js';
 import { ProtocolError } from './protocol-error.js';
 
-/** A string field is refused above this many UTF-16 units (the node's byte limits are finer). */
+/**
+ * A string field is refused above this many UTF-16 units (the node's byte limits are finer). A
+ * string this long is longer than any cache key, name or channel can be (`keyBytesMax` is at
+ * most 64 KiB): clients answer for such strings themselves (remote-cache.ts).
+ */
 export const CACHE_STRING_LENGTH_MAX = 1 << 18;
 /** The longest lease or wait the protocol carries: 100 years, as the cache commands. */
 export const CACHE_DURATION_MS_MAX = 100 * 366 * 24 * 60 * 60 * 1000;
@@ -96,7 +100,9 @@ function bad(detail: string): never {
 }
 
 function str(v: unknown, what: string): string {
-  if (typeof v !== 'string' || v.length > CACHE_STRING_LENGTH_MAX) bad(`${what} must be a string`);
+  if (typeof v !== 'string') bad(`${what} must be a string`);
+  if (v.length > CACHE_STRING_LENGTH_MAX)
+    bad(`${what} is ${v.length} characters long, more than a request carries (${CACHE_STRING_LENGTH_MAX})`);
   return v;
 }
 

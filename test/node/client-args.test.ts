@@ -223,6 +223,66 @@ describe('client arguments', () => {
     });
   }
 
+  test('strings longer than any key or than a request carries: the same answers on both', async () => {
+    const long = 'k'.repeat(300_000); // more than a request to a node carries
+    const overKey = 'k'.repeat(5_000); // more than keyBytesMax (4096), less than that
+    for (const [name, db] of [
+      ['embedded', node],
+      ['remote', remote],
+    ] as [string, Loose][]) {
+      const c = db.cache('c');
+      for (const key of [long, overKey]) {
+        // Nothing is stored under such a key: reads find nothing.
+        assert.equal(await c.get(key), null, name);
+        assert.equal(await c.get(key, { consistency: 'linearizable' }), null, name);
+        assert.equal(await db.cache(key).get('a'), null, name);
+        assert.deepEqual(await db.cache(key).entries(), [], name);
+        assert.equal(await db.counter('n').get(key), null, name);
+        assert.equal(await c.delete(key), false, name);
+        // Writes under it are refused as too large.
+        for (const call of [
+          () => c.put(key, 1),
+          () => db.lock(key),
+          () => db.tryLock(key),
+          () => db.notify(key, 1),
+        ])
+          await assert.rejects(call(), { code: 'HQL_CACHE_TOO_LARGE' }, name);
+        // A listener on a channel no notification can have says so at its first next().
+        const it = db.listen(key);
+        let timer: NodeJS.Timeout | undefined;
+        const first: unknown = await Promise.race([
+          it.next().then(
+            () => 'a notification',
+            (e: unknown) => e,
+          ),
+          new Promise((r) => {
+            timer = setTimeout(() => r('still waiting after 5 s'), 5000);
+          }),
+        ]);
+        clearTimeout(timer);
+        void it.return?.();
+        assert.ok(first instanceof HiqliteError, `${name}: ${String(first)}`);
+        assert.equal(first.code, 'HQL_CACHE_TOO_LARGE', `${name}: ${first.message}`);
+        assert.match(first.message, /^channel of \d+ bytes is larger than/);
+      }
+      // An empty query is the SQL layer's to refuse, remote as embedded.
+      await assert.rejects(db.query(''), { code: 'HQL_SQL', message: /no SQL statement/ }, name);
+    }
+    // SQL text longer than a request carries (1 Mi characters): runs on the embedded node; the
+    // remote client says why it cannot send it.
+    const sql = `SELECT 1 AS x${' '.repeat(1_100_000)}`;
+    assert.deepEqual(await node.query(sql), [{ x: 1 }]);
+    await assert.rejects(remote.query(sql), (e: unknown) => {
+      assert.ok(e instanceof HiqliteError);
+      assert.equal(e.code, 'HQL_REQUEST_TOO_LARGE');
+      assert.match(
+        e.message,
+        /the SQL text is 1100013 characters long, more than a request to a node carries \(1048576\)/,
+      );
+      return true;
+    });
+  });
+
   test('the valid forms still work on both', async () => {
     for (const [i, db] of ([node, remote] as Loose[]).entries()) {
       await db.cache('c').put('k', { a: 1 }, { ttlMs: 60_000 });
