@@ -154,8 +154,9 @@ export class RemoteCacheOps implements CacheOps {
         }
         const waitOver = request.waitMs !== undefined && performance.now() - startedMs >= request.waitMs;
         // A connection was lost, a node was unavailable: again (a new holder id, at the back).
+        // (A lease too short for any grant to reach its holder is HQL_TIMEOUT, not retryable.)
         const again =
-          (e.code === 'HQL_TIMEOUT' && request.waitMs === undefined) ||
+          (e.code === 'HQL_TIMEOUT' && e.retryable && request.waitMs === undefined) ||
           e.code === 'HQL_OUTCOME_UNKNOWN' ||
           (e.retryable && e.code !== 'HQL_TIMEOUT');
         if (!again || waitOver) throw e;

@@ -9,7 +9,7 @@
  * that lagged (cut off from the leader, or slow) may apply a grant whose lease already ended —
  * in the same batch of entries that passed the lock on, or in a snapshot that no longer shows
  * it. Such a grant is stale: the attempt is withdrawn and made again under a new holder id (at
- * the back of the queue) while the caller's `waitMs` allows. The grant carries the lease left
+ * the back of the queue) while the caller's `waitMs` allows, at most STALE_ATTEMPTS_MAX times. The grant carries the lease left
  * when this node answered (`remainingMs`), so the holder counts its lease from the grant, not
  * from when the answer reached it.
  *
@@ -50,7 +50,10 @@ interface Waiting {
 
 /** How often a waiter looks at the lock itself (for grants inside an installed snapshot). */
 const RECHECK_INTERVAL_MS = 1000;
-/** Attempts of one acquire whose grants were stale before it gives up (HQL_TIMEOUT, retryable). */
+/**
+ * Attempts of one acquire whose grants were stale before it gives up (HQL_TIMEOUT, not
+ * retryable: so many in a row mean a lease too short for this cluster, not a passing lag).
+ */
 const STALE_ATTEMPTS_MAX = 16;
 
 /** One attempt's end: a grant, busy (try-lock), or a grant that was stale or gone. */
@@ -109,8 +112,8 @@ export class LockWaiters {
       if (attempt + 1 >= STALE_ATTEMPTS_MAX) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
-          `lock '${req.key}': ${STALE_ATTEMPTS_MAX} grants in a row had ended before this node applied them (it lags behind the leader, or leaseMs ${req.leaseMs} is shorter than a grant takes to reach it): try again`,
-          { retryable: true },
+          `lock '${req.key}': ${STALE_ATTEMPTS_MAX} grants in a row had ended before this node could hand them out: leaseMs ${req.leaseMs} is shorter than a grant takes to reach it (or it lags far behind the leader)`,
+          { retryable: false },
         );
       }
     }
