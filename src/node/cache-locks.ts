@@ -106,9 +106,8 @@ export class LockWaiters {
         req,
         signal,
       );
+      // A try-lock too: its next attempt finds the lock held (null) or free (granted).
       if (r !== 'stale') return r;
-      // A try-lock asked whether the lock is free now: it was not, by the time the grant arrived.
-      if (req.waitMs === 0) return null;
       if (attempt + 1 >= STALE_ATTEMPTS_MAX) {
         throw new HiqliteError(
           'HQL_TIMEOUT',
