@@ -9,6 +9,7 @@
  * the whole database and its encryption keys must stay on the nodes. An operator downloads and
  * decrypts with `hiqlite backup download` on a machine that holds the config.
  */
+import { whenAborted } from '../lib/abort.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiFailure, BackupCreated, BackupList, BackupOutcome, BackupTargetList } from './api-types.js';
@@ -108,8 +109,7 @@ export class BackupPanel {
       this.backups.list(target as 'local' | 's3', s),
   ): Promise<BackupTargetList> {
     const ac = new AbortController();
-    const onAbort = () => ac.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, () => ac.abort());
     const timer = this.clock.setTimer(() => ac.abort(), BACKUP_LIST_TIMEOUT_MS);
     try {
       const all =
@@ -133,7 +133,7 @@ export class BackupPanel {
       return { ok: false, error: failureOf(e) };
     } finally {
       this.clock.clearTimer(timer);
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
     }
   }
 

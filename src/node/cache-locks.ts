@@ -17,6 +17,7 @@
  * `lockCancel` before the call fails: if the lock was granted meanwhile, that releases it, so an
  * abandoned grant never blocks the queue for a whole lease.
  */
+import { whenAborted } from '../lib/abort.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { CacheCommand } from '../sm/cache/command.js';
@@ -90,10 +91,10 @@ export class LockWaiters {
   }
 
   async acquire(req: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
-    if (signal?.aborted === true) throw aborted(req.key);
     const startedMs = this.d.clock.monotonicMs();
     // Bounded: STALE_ATTEMPTS_MAX attempts, each bounded by the caller's wait.
     for (let attempt = 0; ; attempt++) {
+      if (signal?.aborted === true) throw aborted(req.key);
       const holderId = attempt === 0 ? req.holderId : `${req.holderId}~${attempt}`;
       // Whole ms (the command's waitMs is an integer), never past the caller's wait.
       const leftMs =
@@ -220,22 +221,24 @@ export class LockWaiters {
     return new Promise((resolve, reject) => {
       let deadline: TimerHandle | null = null;
       let recheck: TimerHandle | null = null;
+      let stopListening = () => {};
       const finish = (r: 'granted' | 'timeout' | 'aborted' | 'gone' | Error) => {
         if (deadline !== null) clock.clearTimer(deadline);
         if (recheck !== null) clock.clearTimer(recheck);
-        signal?.removeEventListener('abort', onAbort);
+        stopListening();
         w.wake = null;
         if (r instanceof Error) reject(r);
         else resolve(r);
       };
-      const onAbort = () => finish('aborted');
       w.wake = () => {
         const closed = (w as { closed?: Error }).closed;
         finish(closed ?? 'granted');
       };
       if (w.grant !== null) return finish('granted');
+      // Aborted while the acquire was being proposed too.
+      if (signal?.aborted === true) return finish('aborted');
       if (remainingMs !== null) deadline = clock.setTimer(() => finish('timeout'), remainingMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      stopListening = whenAborted(signal, () => finish('aborted'));
       const look = () => {
         const v = this.d.view(req.key);
         if (v !== null && v.holderId === req.holderId) {

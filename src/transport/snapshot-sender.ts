@@ -7,6 +7,7 @@
  * if that connection drops, the stream fails and the runtime starts over (Raft reports the
  * snapshot as failed and retries).
  */
+import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import { encodePeerFrame, type PeerFrame } from '../protocol/peer-frame.js';
 import type { RaftGroupId } from '../protocol/raft-group.js';
@@ -78,8 +79,10 @@ export class SnapshotSender {
       },
     };
     this.pending.set(streamId, p);
-    const onAbort = () => p.settle(new SnapshotTransferError('aborted by the caller', signal?.reason));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // Aborted while the lane was getting ready too (whenAborted calls at once then).
+    const stopListening = whenAborted(signal, () =>
+      p.settle(new SnapshotTransferError('aborted by the caller', signal?.reason)),
+    );
     try {
       await this.put(p, { kind: 'snapshot-begin', streamId, groupId, message }, outcome);
       let totalBytes = 0;
@@ -98,7 +101,7 @@ export class SnapshotSender {
       this.abortOnWire(p, streamId, error);
       throw asTransferError(error);
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       this.pending.delete(streamId);
     }
   }

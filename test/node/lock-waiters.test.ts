@@ -193,4 +193,33 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     });
     assert.equal(never.size, 0, 'no waiter left behind');
   });
+
+  test('a signal aborted while the acquire is being proposed ends the wait, and the waiter is withdrawn', async () => {
+    const n = new LaggingNode();
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
+    n.catchUp();
+    const ac = new AbortController();
+    let answer: () => void = () => {};
+    const proposed: string[] = [];
+    const slow = new LockWaiters({
+      clock: n.clock,
+      write: async (c) => {
+        proposed.push(c.type);
+        // The acquire's answer comes only after the caller gave up.
+        if (c.type === 'lockAcquire') await new Promise<void>((r) => (answer = r));
+        return n.propose(c);
+      },
+      view: (key) => n.replica.lock(key),
+      nowMs: () => n.nowMs,
+      applied: () => n.replica.appliedIndex(),
+    });
+    const acquiring = slow.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }, ac.signal);
+    await settle();
+    ac.abort();
+    answer();
+    await assert.rejects(acquiring, { code: 'HQL_ABORTED' });
+    assert.deepEqual(proposed, ['lockAcquire', 'lockCancel']);
+    assert.deepEqual(n.leader.lock('k')?.waiters, [], 'withdrawn from the queue');
+    assert.equal(slow.size, 0);
+  });
 });
