@@ -20,6 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { type Logger, pino } from 'pino';
+import { whenAborted } from '../lib/abort.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { cacheLimitsOf } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
@@ -146,13 +147,11 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
     data.cacheMirror !== null,
   );
   const { signal } = options;
-  const onAbort = () => node.cancelStart();
-  if (signal?.aborted === true) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const stopListening = whenAborted(signal, () => node.cancelStart());
   try {
     await node.started;
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    stopListening();
   }
   return node;
 }
@@ -520,13 +519,9 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     }
     const id = this.nextId++;
     return new Promise<unknown>((resolve, reject) => {
-      let cleanup: (() => void) | null = null;
-      if (signal !== undefined) {
-        const onAbort = () => this.abort(id);
-        signal.addEventListener('abort', onAbort, { once: true });
-        cleanup = () => signal.removeEventListener('abort', onAbort);
-        if (signal.aborted) queueMicrotask(onAbort);
-      }
+      // Aborted already: after the call is registered below (abort() needs it).
+      const cleanup =
+        signal === undefined ? null : whenAborted(signal, () => queueMicrotask(() => this.abort(id)));
       this.pending.set(id, {
         op: body.op,
         deadlineMs: performance.now() + waitMs + DEADLINE_MARGIN_MS,

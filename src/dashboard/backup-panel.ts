@@ -115,9 +115,7 @@ export class BackupPanel {
       const all =
         (await Promise.race([
           read(ac.signal),
-          new Promise<never>((_, reject) =>
-            ac.signal.addEventListener('abort', () => reject(timeout(target)), { once: true }),
-          ),
+          new Promise<never>((_, reject) => whenAborted(ac.signal, () => reject(timeout(target)))),
         ])) ?? [];
       // Names start with their UTC time: the newest first.
       const sorted = [...all].sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));

@@ -12,6 +12,7 @@
  * `nodes`: holding secret_api does not let a client pass for a node (docs/ARCHITECTURE.md,
  * "Security").
  */
+
 import { timingSafeEqual } from 'node:crypto';
 import {
   createServer as createHttpServer,
@@ -33,6 +34,7 @@ import {
   sendError,
   sendJson,
 } from '../http/http-body.js';
+import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
 import { httpStatusOf } from '../lib/http-status.js';
@@ -388,7 +390,7 @@ export class ApiServer {
         const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
         if (!conn.closed)
           this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: performance.now(), flow });
-        gone.signal.addEventListener('abort', () => requests.closeAll(), { once: true });
+        whenAborted(gone.signal, () => requests.closeAll());
         conn.onFrame((payload) =>
           this.onStreamFrame(conn, flow, requests, result.clientId, payload, gone.signal),
         );

@@ -10,6 +10,7 @@
  * notifications not yet written plus one batch, and writes only what the socket takes
  * (listen-pump.ts), so a client that does not read gets HQL_LAGGED, never unbounded memory.
  */
+import { whenAborted } from '../lib/abort.js';
 import { HiqliteError } from '../lib/errors.js';
 import { type ApiPush, type ApiRequest, encodeApiMessage } from '../protocol/api-codec.js';
 import { encodeFrame } from '../protocol/frame.js';
@@ -123,16 +124,14 @@ export class StreamRequests {
     work: (s: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const c = new AbortController();
-    const onGone = () => c.abort();
-    if (connection.aborted) c.abort();
-    else connection.addEventListener('abort', onGone, { once: true });
+    const stopListening = whenAborted(connection, () => c.abort());
     // A client reusing the id of a request in flight can no longer cancel the first one.
     const own = !this.inflight.has(id);
     if (own) this.inflight.set(id, c);
     try {
       return await work(c.signal);
     } finally {
-      connection.removeEventListener('abort', onGone);
+      stopListening();
       if (own && this.inflight.get(id) === c) this.inflight.delete(id);
     }
   }

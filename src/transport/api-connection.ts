@@ -6,8 +6,10 @@
  * proves secret_raft under its own id), then length-prefixed msgpack frames (api-codec.ts).
  * Until the handshake succeeds only handshake-sized frames are accepted from the server.
  */
+
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { whenAborted } from '../lib/abort.js';
 import { HiqliteError } from '../lib/errors.js';
 import {
   type ApiPush,
@@ -288,6 +290,7 @@ export class ApiConnection {
       );
     }
     return new Promise<ApiResponse>((resolve, reject) => {
+      let stopListening = () => {};
       const onAbort = () => {
         if (!this.pending.delete(id)) return;
         clearTimeout(timer);
@@ -302,7 +305,7 @@ export class ApiConnection {
           ? undefined
           : setTimeout(() => {
               if (this.pending.delete(id)) {
-                signal?.removeEventListener('abort', onAbort);
+                stopListening();
                 this.pushes.delete(id);
                 reject(
                   new HiqliteError('HQL_TIMEOUT', `no answer within ${Math.round(timeoutMs)} ms`, {
@@ -318,16 +321,17 @@ export class ApiConnection {
       this.pending.set(id, {
         resolve: (r) => {
           clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
+          stopListening();
           resolve(r);
         },
         reject: (e) => {
           clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
+          stopListening();
           reject(e);
         },
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // Not aborted before (checked above): from now on.
+      stopListening = whenAborted(signal, onAbort);
       if (onPush !== undefined) this.pushes.set(id, onPush);
       this.conn.write(encodeFrame(encodeApiMessage({ ...body, id } as ApiRequest)));
     });

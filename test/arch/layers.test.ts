@@ -153,6 +153,17 @@ describe('layer rules', () => {
     }
   });
 
+  test('abort signals are listened to through whenAborted, which sees an abort that already came', () => {
+    // A listener added to an aborted signal never fires: added after an await, it missed the
+    // abort that came meanwhile, and a lock wait went on for good (src/lib/abort.ts).
+    for (const f of all) {
+      if (f === 'src/lib/abort.ts') continue;
+      const text = code(readFileSync(f, 'utf8'));
+      assert.ok(!/EventListener\(\s*['"]abort['"]/.test(text), `${f} listens to 'abort' itself`);
+      assert.ok(!/\.onabort\s*=/.test(text), `${f} sets onabort`);
+    }
+  });
+
   test('the rule checker itself bites: it flags a forbidden import', () => {
     const bad = "import { readFileSync } from 'node:fs';\nconst t = Date.now();";
     assert.deepEqual(imports(code(bad)), ['node:fs']);

@@ -4,6 +4,7 @@
  * RequestTimeout, dropped connections, missed deadlines); a 4xx such as SignatureDoesNotMatch
  * surfaces at once.
  */
+import { whenAborted } from '../../lib/abort.js';
 import { assert } from '../../lib/assert.js';
 import type { Clock } from '../../lib/clock.js';
 import { HiqliteError } from '../../lib/errors.js';
@@ -63,14 +64,14 @@ export function sleep(clock: Clock, delayMs: number, signal: AbortSignal | undef
       reject(abortedError(signal));
       return;
     }
-    const onAbort = () => {
-      clock.clearTimer(timer);
-      reject(abortedError(signal as AbortSignal));
-    };
+    let stopListening = () => {};
     const timer = clock.setTimer(() => {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       resolve();
     }, delayMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, () => {
+      clock.clearTimer(timer);
+      reject(abortedError(signal as AbortSignal));
+    });
   });
 }

@@ -6,8 +6,10 @@
  * We sign with `AwsV4Signer` rather than `AwsClient.fetch`: its retry loop has no deadline and no
  * injected clock, and building a `Request` would copy every part body once more.
  */
+
 import { createHash } from 'node:crypto';
 import { AwsV4Signer } from 'aws4fetch';
+import { whenAborted } from '../../lib/abort.js';
 import { abortedError, type RetryListener, withRetries } from './retry.js';
 import { S3Error } from './s3-errors.js';
 import type { ResolvedS3Options } from './s3-options.js';
@@ -293,13 +295,13 @@ class Call {
   private finished = false;
   timedOut = false;
   private readonly onCallerAbort = () => this.controller.abort();
+  private readonly stopListening: () => void;
 
   constructor(
     private readonly options: ResolvedS3Options,
-    private readonly callerSignal: AbortSignal | undefined,
+    callerSignal: AbortSignal | undefined,
   ) {
-    if (callerSignal?.aborted) this.controller.abort();
-    callerSignal?.addEventListener('abort', this.onCallerAbort, { once: true });
+    this.stopListening = whenAborted(callerSignal, this.onCallerAbort);
     this.restartDeadline();
   }
 
@@ -324,7 +326,7 @@ class Call {
   done(): void {
     this.pauseDeadline();
     this.finished = true;
-    this.callerSignal?.removeEventListener('abort', this.onCallerAbort);
+    this.stopListening();
   }
 }
 

@@ -4,6 +4,7 @@
  * applies entries calls `advance()` after the SQLite transaction committed, so a read that starts
  * after the wait resolves sees the entry.
  */
+import { whenAborted } from '../../lib/abort.js';
 import type { Clock } from '../../lib/clock.js';
 import { HiqliteError } from '../../lib/errors.js';
 import { sqlError } from './errors.js';
@@ -86,9 +87,10 @@ export class AppliedIndexWatcher {
     }
     return new Promise<void>((resolve, reject) => {
       let timer: ReturnType<Clock['setTimer']> | undefined;
+      let stopListening = () => {};
       const cleanup = () => {
         if (timer !== undefined) this.timers.clearTimer(timer);
-        signal?.removeEventListener('abort', onAbort);
+        stopListening();
         this.waiters.delete(waiter);
       };
       const waiter: Waiter = {
@@ -102,9 +104,9 @@ export class AppliedIndexWatcher {
           reject(e);
         },
       };
-      const onAbort = () =>
-        waiter.reject(sqlError('HQL_ABORTED', `aborted while waiting for applied index ${minIndex}`));
-      signal?.addEventListener('abort', onAbort, { once: true });
+      stopListening = whenAborted(signal, () =>
+        waiter.reject(sqlError('HQL_ABORTED', `aborted while waiting for applied index ${minIndex}`)),
+      );
       if (timeoutMs !== undefined) {
         timer = this.timers.setTimer(
           () =>

@@ -22,7 +22,9 @@
  * (tens to hundreds of ms); the last thread stays, so a read after a quiet spell finds one ready.
  * `threadIdleMs` 0: every thread starts with the pool and never ends.
  */
+
 import type { Worker } from 'node:worker_threads';
+import { whenAborted } from '../../lib/abort.js';
 import { HiqliteError } from '../../lib/errors.js';
 import { interruptConnection } from './interrupt.js';
 import type { ReadReply, ReadRequest, ReadWorkerInit, ReadWorkerStarted } from './read-protocol.js';
@@ -190,9 +192,7 @@ export class ReadPool {
       };
       job.timer = setTimeout(() => this.giveUp(job, timeoutError(timeoutMs)), timeoutMs);
       if (signal !== undefined) {
-        const onAbort = () => this.giveUp(job, abortedError());
-        signal.addEventListener('abort', onAbort, { once: true });
-        job.cleanup = () => signal.removeEventListener('abort', onAbort);
+        job.cleanup = whenAborted(signal, () => this.giveUp(job, abortedError()));
       }
       this.queue.push(job);
       this.pump();
