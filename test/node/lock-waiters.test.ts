@@ -30,14 +30,19 @@ class LaggingNode {
 
   constructor() {
     this.replica = new CacheStateMachine({ hooks: { onLockGranted: (g) => this.waiters.granted(g) } });
-    this.waiters = new LockWaiters({
+    this.waiters = this.waitersWith(async (c) => {
+      this.proposed.push(
+        c.type === 'lockAcquire' || c.type === 'lockCancel' ? `${c.type} ${c.holderId}` : c.type,
+      );
+      return this.propose(c);
+    });
+  }
+
+  /** LockWaiters of this node whose proposals go through `write`. */
+  waitersWith(write: (c: CacheCommand) => Promise<{ index: number; result: CacheResult }>): LockWaiters {
+    return new LockWaiters({
       clock: this.clock,
-      write: async (c) => {
-        this.proposed.push(
-          c.type === 'lockAcquire' || c.type === 'lockCancel' ? `${c.type} ${c.holderId}` : c.type,
-        );
-        return this.propose(c);
-      },
+      write,
       view: (key) => this.replica.lock(key),
       nowMs: () => this.nowMs,
       applied: () => this.replica.appliedIndex(),
@@ -67,16 +72,22 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
+/** x holds 'k' (token 1, a 1 s lease) and w waits for it on the lagging node. */
+async function waiterBehindX() {
+  const n = new LaggingNode();
+  n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
+  n.catchUp();
+  let got: Awaited<ReturnType<LockWaiters['acquire']>> | undefined;
+  const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }).then((g) => {
+    got = g;
+  });
+  await settle();
+  return { n, acquiring, result: () => got };
+}
+
 describe('LockWaiters on a node that lags behind the leader', () => {
   test('a grant whose lease ended in the same batch is not handed out; the next attempt is', async () => {
-    const n = new LaggingNode();
-    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
-    n.catchUp();
-    let result: Awaited<ReturnType<LockWaiters['acquire']>> | undefined;
-    const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }).then((g) => {
-      result = g;
-    });
-    await settle();
+    const { n, acquiring, result } = await waiterBehindX();
     // Behind w in the queue: y. x releases (w is granted token 2), and while this node is cut
     // off w's lease ends in log time and the lock passes on to y (token 3).
     n.propose({ type: 'lockAcquire', key: 'k', holderId: 'y', leaseMs: 1000 });
@@ -89,7 +100,7 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     // This node comes back: it applies w's grant and its end in one batch.
     n.catchUp();
     await settle();
-    assert.equal(result, undefined, 'the stale grant (token 2) was not handed out');
+    assert.equal(result(), undefined, 'the stale grant (token 2) was not handed out');
     assert.deepEqual(n.proposed, ['lockAcquire w', 'lockCancel w', 'lockAcquire w~1']);
     assert.deepEqual(n.leader.lock('k')?.waiters, ['w~1']);
     // y releases: the new attempt is granted, with its whole lease left.
@@ -97,18 +108,11 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     n.propose({ type: 'lockRelease', key: 'k', token: 3 });
     n.catchUp();
     await acquiring;
-    assert.deepEqual(result, { token: 4, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+    assert.deepEqual(result(), { token: 4, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
   });
 
   test('a grant inside a snapshot that no longer shows it: the waiter tries again instead of waiting for good', async () => {
-    const n = new LaggingNode();
-    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
-    n.catchUp();
-    let result: Awaited<ReturnType<LockWaiters['acquire']>> | undefined;
-    const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }).then((g) => {
-      result = g;
-    });
-    await settle();
+    const { n, acquiring, result } = await waiterBehindX();
     n.catchUp(); // this node applied w's acquire: w waits behind x
     n.nowMs += 100;
     n.propose({ type: 'lockRelease', key: 'k', token: 1 });
@@ -120,29 +124,23 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     await n.replica.restoreFrom(chunksOf(await snapshotBytes(n.leader), 4096));
     assert.equal(n.replica.appliedIndex(), n.log.length);
     assert.equal(n.replica.lock('k'), null);
-    assert.equal(result, undefined);
+    assert.equal(result(), undefined);
     n.clock.advance(1000); // the waiter looks at the lock itself
     await settle();
     assert.deepEqual(n.proposed, ['lockAcquire w', 'lockCancel w', 'lockAcquire w~1']);
     await acquiring;
     // The lock was free: the new attempt got it at once.
-    assert.deepEqual(result, { token: 3, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+    assert.deepEqual(result(), { token: 3, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
   });
 
   test('a try-lock whose grant was answered after its lease ended tries again: granted, or busy', async () => {
     const n = new LaggingNode();
     // The first answer comes back late: this node's log time is already past its lease.
     let writes = 0;
-    const late = new LockWaiters({
-      clock: n.clock,
-      write: async (c) => {
-        const out = n.propose(c);
-        if (writes++ === 0) n.nowMs += 2000;
-        return out;
-      },
-      view: (key) => n.replica.lock(key),
-      nowMs: () => n.nowMs,
-      applied: () => n.replica.appliedIndex(),
+    const late = n.waitersWith(async (c) => {
+      const out = n.propose(c);
+      if (writes++ === 0) n.nowMs += 2000;
+      return out;
     });
     const g = await late.acquire({ key: 'k', holderId: 't', leaseMs: 1000, waitMs: 0 });
     assert.deepEqual(g, { token: 2, expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
@@ -173,16 +171,10 @@ describe('LockWaiters on a node that lags behind the leader', () => {
 
   test('every grant stale (a lease too short for this cluster): gives up after a bounded number of attempts', async () => {
     const n = new LaggingNode();
-    const never = new LockWaiters({
-      clock: n.clock,
-      write: async (c) => {
-        const out = n.propose(c);
-        n.nowMs += 5000;
-        return out;
-      },
-      view: (key) => n.replica.lock(key),
-      nowMs: () => n.nowMs,
-      applied: () => n.replica.appliedIndex(),
+    const never = n.waitersWith(async (c) => {
+      const out = n.propose(c);
+      n.nowMs += 5000;
+      return out;
     });
     await assert.rejects(never.acquire({ key: 'k', holderId: 'z', leaseMs: 1000 }), (e: unknown) => {
       assert.ok(e instanceof HiqliteError);
@@ -201,17 +193,11 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     const ac = new AbortController();
     let answer: () => void = () => {};
     const proposed: string[] = [];
-    const slow = new LockWaiters({
-      clock: n.clock,
-      write: async (c) => {
-        proposed.push(c.type);
-        // The acquire's answer comes only after the caller gave up.
-        if (c.type === 'lockAcquire') await new Promise<void>((r) => (answer = r));
-        return n.propose(c);
-      },
-      view: (key) => n.replica.lock(key),
-      nowMs: () => n.nowMs,
-      applied: () => n.replica.appliedIndex(),
+    const slow = n.waitersWith(async (c) => {
+      proposed.push(c.type);
+      // The acquire's answer comes only after the caller gave up.
+      if (c.type === 'lockAcquire') await new Promise<void>((r) => (answer = r));
+      return n.propose(c);
     });
     const acquiring = slow.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }, ac.signal);
     await settle();
