@@ -22,9 +22,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Packr } from 'msgpackr';
+import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
+import { systemClock } from '../node/system-clock.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { consistencyArg, durationArg, int64Arg, nameArg, optionsArg, signalArg, stringArg } from './args.js';
@@ -405,6 +407,8 @@ export const LOCK_RELEASE_ON_CLOSE_MS = 2_000;
 
 /** The longest delay a Node.js timer holds; a longer one fires after 1 ms. */
 const TIMER_MS_MAX = 2 ** 31 - 1;
+/** A held lock does not keep the process alive (its lease ends in log time when it exits). */
+const UNREF = { keepAlive: false } as const;
 
 /** `leaseMs` and `waitMs` of a lock: whole milliseconds in range, else HQL_INVALID_PARAMS. */
 function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
@@ -418,7 +422,7 @@ function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
  * ran out (`UPDATE … SET fence = :token WHERE … AND fence < :token`).
  */
 export class DistributedLock implements AsyncDisposable {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private released = false;
   private readonly lostController = new AbortController();
   private renewing: Promise<void> | null = null;
@@ -434,6 +438,7 @@ export class DistributedLock implements AsyncDisposable {
     private readonly leaseMs: number,
     private readonly held: Set<DistributedLock> = new Set(),
     remainingMs: number = leaseMs,
+    private readonly clock: Clock = systemClock,
   ) {
     held.add(this);
     this.scheduleRenewal(Math.max(0, Math.min(leaseMs, remainingMs)));
@@ -464,7 +469,7 @@ export class DistributedLock implements AsyncDisposable {
     if (this.released) return;
     this.released = true;
     this.held.delete(this);
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
     await this.renewing;
     if (this.lostController.signal.aborted) return;
     await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token }, options);
@@ -480,9 +485,10 @@ export class DistributedLock implements AsyncDisposable {
     // Monotonic (a step of the wall clock must not stretch the lease), and counted from when a
     // renewal was sent: the leader renewed it after that, so the lease runs at least this long.
     // The grant's own lease counts from the grant: what it had left when the node answered.
-    let lastRenewedMs = performance.now() - (this.leaseMs - remainingMs);
+    const { clock } = this;
+    let lastRenewedMs = clock.monotonicMs() - (this.leaseMs - remainingMs);
     const renew = async () => {
-      const sentMs = performance.now();
+      const sentMs = clock.monotonicMs();
       try {
         const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
         if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) lastRenewedMs = sentMs;
@@ -492,7 +498,7 @@ export class DistributedLock implements AsyncDisposable {
         // come; the holder learns it now rather than when the lease would have run out.
         if (e instanceof HiqliteError && !e.retryable && e.code !== 'HQL_OUTCOME_UNKNOWN') this.lose();
         // Transient (a leader change): the next round tries again while the lease may still run.
-        else if (performance.now() - lastRenewedMs >= this.leaseMs) this.lose();
+        else if (clock.monotonicMs() - lastRenewedMs >= this.leaseMs) this.lose();
       }
     };
     const tick = () => {
@@ -500,7 +506,7 @@ export class DistributedLock implements AsyncDisposable {
       if (this.released || this.lost.aborted) return;
       // The process stood still past the lease (a long GC pause, a blocked event loop): the lease
       // is over, and a renewal now would be refused. The holder learns it before anything else.
-      if (performance.now() - lastRenewedMs >= this.leaseMs) {
+      if (clock.monotonicMs() - lastRenewedMs >= this.leaseMs) {
         this.lose();
         return;
       }
@@ -509,18 +515,17 @@ export class DistributedLock implements AsyncDisposable {
         if (this.released || this.lost.aborted) return;
         // After a failed renewal the next one comes no later than the lease's end, so `lost`
         // fires when the lease runs out, not up to a third of it later.
-        const leftMs = lastRenewedMs + this.leaseMs - performance.now();
-        this.timer = setTimeout(tick, Math.max(1, Math.min(everyMs, Math.ceil(leftMs)))).unref();
+        const leftMs = lastRenewedMs + this.leaseMs - clock.monotonicMs();
+        this.timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.ceil(leftMs))), UNREF);
       });
     };
-    // Unref'd: a held lock does not keep the process alive; its lease ends in log time. A grant
-    // that arrived with less than a third of its lease left is renewed at half of what is left.
-    this.timer = setTimeout(tick, Math.max(1, Math.min(everyMs, Math.floor(remainingMs / 2)))).unref();
+    // A grant that arrived with less than a third of its lease left is renewed at half of that.
+    this.timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.floor(remainingMs / 2))), UNREF);
   }
 
   private lose(): void {
     this.held.delete(this);
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.lostController.abort(
       new HiqliteError('HQL_TIMEOUT', `the lease of lock '${this.key}' ended`, { retryable: false }),
     );
@@ -536,7 +541,11 @@ export class CacheApi {
   /** The locks granted to this client and not yet released or lost. */
   private readonly held = new Set<DistributedLock>();
 
-  constructor(private readonly ops: CacheOps) {}
+  /** `clock`: what a held lock times its renewals by (tests give a manual one). */
+  constructor(
+    private readonly ops: CacheOps,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   /** Graceful close: releases every held lock, all at once, each within LOCK_RELEASE_ON_CLOSE_MS. */
   async releaseHeldLocks(): Promise<void> {
@@ -593,7 +602,15 @@ export class CacheApi {
     if (grant === null) {
       throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
     }
-    return new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingOf(grant, leaseMs));
+    return new DistributedLock(
+      this.ops,
+      key,
+      grant.token,
+      leaseMs,
+      this.held,
+      remainingOf(grant, leaseMs),
+      this.clock,
+    );
   }
 
   /** The lock if it is free now, else null (never waits in the queue). */
@@ -605,7 +622,15 @@ export class CacheApi {
     const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
     return grant === null
       ? null
-      : new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingOf(grant, leaseMs));
+      : new DistributedLock(
+          this.ops,
+          key,
+          grant.token,
+          leaseMs,
+          this.held,
+          remainingOf(grant, leaseMs),
+          this.clock,
+        );
   }
 }
 

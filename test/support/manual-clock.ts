@@ -42,11 +42,22 @@ export class ManualClock implements Clock {
         if (t[1].atMs <= end && (due === undefined || t[1].atMs < due[1].atMs)) due = t;
       if (due === undefined) break;
       this.timers.delete(due[0]);
-      this.wall += due[1].atMs - this.monotonic;
-      this.monotonic = due[1].atMs;
+      // An overdue timer (after stall()) fires at the present, never back in time.
+      const at = Math.max(this.monotonic, due[1].atMs);
+      this.wall += at - this.monotonic;
+      this.monotonic = at;
       due[1].callback();
     }
     this.wall += end - this.monotonic;
     this.monotonic = end;
+  }
+
+  /**
+   * Moves both clocks by `ms` without firing anything: the process stood still (a long GC
+   * pause, a blocked event loop). The timers that fell due fire, late, at the next advance().
+   */
+  stall(ms: number): void {
+    this.monotonic += ms;
+    this.wall += ms;
   }
 }

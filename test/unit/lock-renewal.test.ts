@@ -1,104 +1,113 @@
 /**
- * A held lock's renewals (client/cache-client.ts DistributedLock): when its holder is told that
- * it can no longer count on the lock (`lock.lost`). A renewal that fails for good (the node
- * stopped serving: HQL_IO, not retryable) tells it at once; a passing failure (a leader change)
- * or an unknown outcome only once the lease has run out since the last renewal that succeeded
- * (counted from the grant when the node said how much of it was left); a process that stood
- * still past its lease knows it before it sends anything.
+ * A held lock's renewals (client/cache-client.ts DistributedLock), on a manual clock: when its
+ * holder is told that it can no longer count on the lock (`lock.lost`). A renewal that fails for
+ * good (the node stopped serving: HQL_IO, not retryable) tells it at once; a passing failure (a
+ * leader change) or an unknown outcome only once the lease has run out since the last renewal
+ * that succeeded (counted from the grant when the node said how much of it was left); a process
+ * that stood still past its lease knows it before it sends anything.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CacheApi, type CacheOps } from '../../src/client/cache-client.js';
 import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 const LEASE_MS = 600; // renewed every 200 ms
 
-/** A client whose lock is granted at once and whose renewals fail with `renewal()`. */
-function client(renewal: () => Promise<never>, remainingMs?: number) {
-  let renewals = 0;
+/** A client on a manual clock whose lock is granted at once and whose renewals answer `renewal()`. */
+function client(renewal: () => Promise<unknown>, remainingMs?: number) {
+  const clock = new ManualClock();
+  const renewalsAtMs: number[] = [];
   const ops = {
     cacheLock: async () => ({
       token: 1,
-      expiresAtMs: Date.now() + LEASE_MS,
+      expiresAtMs: clock.wallMs() + LEASE_MS,
       ...(remainingMs === undefined ? {} : { remainingMs }),
     }),
     cacheWrite: async (command: { type: string }) => {
       if (command.type === 'lockRenew') {
-        renewals++;
+        renewalsAtMs.push(clock.monotonicMs() - t0);
         return renewal();
       }
       return { type: command.type };
     },
   } as unknown as CacheOps;
-  return { api: new CacheApi(ops), renewals: () => renewals };
+  const t0 = clock.monotonicMs();
+  return { api: new CacheApi(ops, clock), clock, t0, renewalsAtMs };
 }
 
-/** Milliseconds from `t0` until `lock.lost` aborts, or null if not within `withinMs`. */
-function lostAfter(lost: AbortSignal, t0: number, withinMs: number): Promise<number | null> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(null), withinMs);
-    lost.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve(performance.now() - t0);
-    });
+/** Lets the promise continuations queued so far run (a renewal's answer). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Runs the clock for `ms` in 1 ms steps; the time (from `t0`) at which `lost` aborted, or null. */
+async function lostWithin(
+  c: ReturnType<typeof client>,
+  lost: AbortSignal,
+  ms: number,
+): Promise<number | null> {
+  let at: number | null = lost.aborted ? c.clock.monotonicMs() - c.t0 : null;
+  lost.addEventListener('abort', () => {
+    at = c.clock.monotonicMs() - c.t0;
   });
+  for (let i = 0; i < ms && at === null; i++) {
+    c.clock.advance(1);
+    await settle();
+  }
+  return at;
 }
 
-describe('a held lock whose renewals fail', () => {
-  test('for good (the node stopped serving): lost at the first renewal, before the lease ends', async () => {
-    const c = client(() =>
-      Promise.reject(new HiqliteError('HQL_IO', 'node 1 stopped serving: ENOSPC', { retryable: false })),
-    );
-    const t0 = performance.now();
+const refusedForGood = () =>
+  Promise.reject(new HiqliteError('HQL_IO', 'node 1 stopped serving: ENOSPC', { retryable: false }));
+const noLeader = () => Promise.reject(new HiqliteError('HQL_UNAVAILABLE', 'no leader', { retryable: true }));
+
+describe('a held lock and its renewals', () => {
+  test('renewed every third of its lease while renewals succeed: never lost', async () => {
+    const c = client(async () => ({ type: 'lockRenew', renewed: true, expiresAtMs: 0 }));
     const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
-    const ms = await lostAfter(lock.lost, t0, 3 * LEASE_MS);
-    assert.ok(ms !== null, 'the lock is lost');
-    assert.equal(c.renewals(), 1, 'after one renewal');
-    assert.ok(ms < LEASE_MS, `lost after ${Math.round(ms)} ms, before the ${LEASE_MS} ms lease`);
+    assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), null);
+    assert.deepEqual(c.renewalsAtMs.slice(0, 5), [200, 400, 600, 800, 1000]);
+    await lock.release();
   });
 
-  for (const [what, error] of [
-    [
-      'a passing failure (a leader change)',
-      new HiqliteError('HQL_UNAVAILABLE', 'no leader', { retryable: true }),
-    ],
-    ['an unknown outcome', outcomeUnknown('the leader stepped down')],
+  test('a renewal refused: lost at once', async () => {
+    const c = client(async () => ({ type: 'lockRenew', renewed: false, expiresAtMs: null }));
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), 200);
+  });
+
+  test('a renewal failing for good (the node stopped serving): lost at it, before the lease ends', async () => {
+    const c = client(refusedForGood);
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), 200);
+    assert.deepEqual(c.renewalsAtMs, [200]);
+  });
+
+  for (const [what, renewal] of [
+    ['a passing failure (a leader change)', noLeader],
+    ['an unknown outcome', () => Promise.reject(outcomeUnknown('the leader stepped down'))],
   ] as const)
-    test(`${what}: renewed again, lost only once the lease ran out`, async () => {
-      const c = client(() => Promise.reject(error));
-      // Measured from before the grant: the lease runs from a moment after it.
-      const t0 = performance.now();
+    test(`${what}: renewed again, lost exactly when the lease runs out`, async () => {
+      const c = client(renewal);
       const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
-      const ms = await lostAfter(lock.lost, t0, 5 * LEASE_MS);
-      assert.ok(ms !== null, 'the lock is lost in the end');
-      assert.ok(c.renewals() >= 2, `renewed ${c.renewals()} times before giving up`);
-      assert.ok(ms >= LEASE_MS, `lost after ${Math.round(ms)} ms, not before the lease ran out`);
+      assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), LEASE_MS);
+      assert.deepEqual(c.renewalsAtMs, [200, 400]);
     });
 
   test('a grant that arrived late: its lease counts from the grant, so it is lost when what was left runs out', async () => {
     // The node answered with 150 ms of the 600 ms lease left (the grant was applied late).
-    const c = client(
-      () => Promise.reject(new HiqliteError('HQL_UNAVAILABLE', 'no leader', { retryable: true })),
-      150,
-    );
-    const t0 = performance.now();
+    const c = client(noLeader, 150);
     const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
-    const ms = await lostAfter(lock.lost, t0, 5 * LEASE_MS);
-    assert.ok(ms !== null, 'the lock is lost');
-    assert.ok(c.renewals() >= 1, 'a renewal was tried first');
-    assert.ok(ms < LEASE_MS, `lost after ${Math.round(ms)} ms, not a whole lease after the answer`);
+    assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), 150);
+    assert.deepEqual(c.renewalsAtMs, [75], 'renewed at half of what was left');
   });
 
   test('a process that stood still past its lease: lost at once, before any renewal is sent', async () => {
-    const c = client(() => Promise.reject(new Error('no renewal may be sent')));
+    const c = client(async () => ({ type: 'lockRenew', renewed: true, expiresAtMs: 0 }));
     const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
-    // The event loop blocked for longer than the lease (a long GC pause, a synchronous call).
-    const until = performance.now() + LEASE_MS + 100;
-    while (performance.now() < until) {
-      // blocked
-    }
-    const ms = await lostAfter(lock.lost, performance.now(), LEASE_MS);
-    assert.ok(ms !== null, 'the lock is lost');
-    assert.equal(c.renewals(), 0, 'without a renewal');
+    c.clock.stall(LEASE_MS + 100); // a long GC pause: the renewal timer fires late
+    assert.equal(await lostWithin(c, lock.lost, 10), LEASE_MS + 100, 'as soon as it runs again');
+    assert.deepEqual(c.renewalsAtMs, [], 'without a renewal');
   });
 });
