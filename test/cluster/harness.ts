@@ -6,6 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,12 +243,7 @@ export class TestCluster {
   /** GET an HTTP route of node `id`'s API port (HTTPS, certificate not verified, on a TLS cluster). */
   async http(id: number, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
     const url = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.node(id).apiPort}${path}`;
-    const res = this.tls
-      ? await httpsInsecure(url, init)
-      : await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) }).then(async (r) => ({
-          status: r.status,
-          text: await r.text(),
-        }));
+    const res = await requestOnce(url, init, this.tls);
     const text = res.text;
     let body: unknown = text;
     try {
@@ -400,14 +396,36 @@ function sameIds(a: readonly number[], sorted: readonly number[]): boolean {
 }
 
 /** HTTPS without certificate verification (self-signed test certificates), bounded by 10 s. */
-function httpsInsecure(url: string, init: RequestInit): Promise<{ status: number; text: string }> {
+/** The request's headers as fetch would send them: a string body's length and, unless given, its type. */
+function headersOf(init: RequestInit): Record<string, string> {
+  const headers: Record<string, string> = { ...((init.headers ?? {}) as Record<string, string>) };
+  if (typeof init.body === 'string') {
+    headers['content-length'] = String(Buffer.byteLength(init.body));
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+      headers['content-type'] = 'text/plain;charset=UTF-8';
+  }
+  return headers;
+}
+
+/**
+ * One request on a connection of its own (`agent: false`), HTTPS without verifying the
+ * certificate. Not a pooled keep-alive connection: a node closes an idle one after 5 s, and a
+ * request sent on it just then failed with "other side closed" (the test saw no answer from a
+ * node that was fine).
+ */
+function requestOnce(
+  url: string,
+  init: RequestInit,
+  tls: boolean,
+): Promise<{ status: number; text: string }> {
   return new Promise((ok, fail) => {
-    const req = httpsRequest(
+    const req = (tls ? httpsRequest : httpRequest)(
       url,
       {
         method: init.method ?? 'GET',
-        headers: (init.headers ?? {}) as Record<string, string>,
-        rejectUnauthorized: false,
+        headers: headersOf(init),
+        agent: false,
+        ...(tls ? { rejectUnauthorized: false } : {}),
         timeout: 10_000,
       },
       (res) => {
