@@ -602,15 +602,7 @@ export class CacheApi {
     if (grant === null) {
       throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
     }
-    return new DistributedLock(
-      this.ops,
-      key,
-      grant.token,
-      leaseMs,
-      this.held,
-      remainingOf(grant, leaseMs),
-      this.clock,
-    );
+    return this.holding(key, grant, leaseMs);
   }
 
   /** The lock if it is free now, else null (never waits in the queue). */
@@ -620,17 +612,13 @@ export class CacheApi {
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
     const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
-    return grant === null
-      ? null
-      : new DistributedLock(
-          this.ops,
-          key,
-          grant.token,
-          leaseMs,
-          this.held,
-          remainingOf(grant, leaseMs),
-          this.clock,
-        );
+    return grant === null ? null : this.holding(key, grant, leaseMs);
+  }
+
+  /** The lock `grant` gave this client, renewing its lease from what the grant had left. */
+  private holding(key: string, grant: LockGrantInfo, leaseMs: number): DistributedLock {
+    const remainingMs = remainingOf(grant, leaseMs);
+    return new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingMs, this.clock);
   }
 }
 
