@@ -17,6 +17,12 @@ async function cacheLeader(cluster: TestCluster, id: number): Promise<number | n
   return m.cache?.leaderId ?? null;
 }
 
+/** The cache group's applied index on node `id` (its /health). */
+async function cacheApplied(cluster: TestCluster, id: number): Promise<number> {
+  const body = (await cluster.http(id, '/health')).body as { cache?: { appliedIndex?: number } };
+  return body.cache?.appliedIndex ?? -1;
+}
+
 describe("a lock granted while the waiter's node was paused", () => {
   let cluster: TestCluster;
 
@@ -63,8 +69,14 @@ describe("a lock granted while the waiter's node was paused", () => {
       assert.ok(nextHeld.token > held.token + 1, `the waiter's grant came between: ${nextHeld.token}`);
       cluster.resume(lagging);
 
-      // The lagging node catches up: the waiter's ended grant must not reach the waiter.
-      await sleep(3000);
+      // The lagging node catches up (it has applied the grant and its end, and the waiter's
+      // next attempt): the waiter's ended grant must not have reached the waiter.
+      const target = await cacheApplied(cluster, leader);
+      await eventually(
+        'the lagging node caught up',
+        async () => (await cacheApplied(cluster, lagging)) >= target,
+      );
+      await sleep(500);
       assert.equal(waiterLock, null, 'the waiter was told it holds a lock another holder holds');
       await nextHeld.release();
       const got = await waiting;
