@@ -26,6 +26,7 @@ import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { LogClock } from '../lib/log-clock.js';
+import type { Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import {
@@ -48,9 +49,9 @@ import type { ResolvedNodeConfig } from './config/config.js';
 import { cacheLimitKey } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
-import { MemorySnapshotStore } from './memory-snapshot-store.js';
+import { type ChunkSnapshotStore, chunkStoreOf, MemorySnapshotStore } from './memory-snapshot-store.js';
 import { type Forwarded, proposeWithRetries } from './propose-retry.js';
-import { commandTooLargeError, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, RaftGroup, type RuntimePlantedBugs } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { receiveSnapshot } from './snapshot-store.js';
@@ -100,6 +101,38 @@ export interface CacheGroupDeps {
   /** The error for "no leader known", telling a partition from a quorum loss. */
   readonly noLeaderError: (membership: Membership) => HiqliteError;
   readonly onFatal: (e: Error) => void;
+  /**
+   * The randomness of the group (its Raft core's election timeouts, its session id): seeded from
+   * the OS by default; the simulator passes its seeded one.
+   */
+  readonly random?: Random;
+  /** `RaftGroupOptions.defer` (the group's flush): `setImmediate` by default; the simulator's agenda. */
+  readonly defer?: (fn: () => void) => void;
+  /** Test only (see CachePlantedBugs). */
+  readonly plantedBugs?: CachePlantedBugs;
+}
+
+/**
+ * Test only: make the cache group wrong on purpose, so that the cache simulator's planted-bug
+ * hunt (test/sim/cache) proves its checkers see it. Never set outside tests.
+ */
+export interface CachePlantedBugs extends RuntimePlantedBugs {
+  /**
+   * Hand a lock grant to its caller as the lock waiters did before 8be77a7: with its whole lease,
+   * even when it ended (in this node's log time) before the node could hand it out.
+   */
+  readonly handStaleGrants?: boolean;
+}
+
+/**
+ * Where a group's state lives when the caller provides it (the simulator's disk): its log store,
+ * its snapshots (written and read chunk by chunk, as in memory) and the start decision taken on
+ * them. The join marker is kept in memory (`GroupJoin` without a directory).
+ */
+export interface CacheGroupStorage {
+  readonly logStore: LogStore;
+  readonly snapshots: ChunkSnapshotStore;
+  readonly start: StartDecision;
 }
 
 /**
@@ -174,8 +207,10 @@ export class CacheGroup {
       view: (key) => this.sm.lock(key),
       nowMs: () => this.logClock.nowMs(),
       applied: () => this.sm.appliedIndex(),
+      ...(d.plantedBugs === undefined ? {} : { plantedBugs: d.plantedBugs }),
     });
-    this.sessions = new SessionPool(`c${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
+    const sessionId = d.random === undefined ? randomBytes(8).toString('hex') : sessionIdOf(d.random);
+    this.sessions = new SessionPool(`c${cfg.nodeId}-${sessionId}`, 4096);
     const wallMs = d.clusterWallMs ?? (() => d.clock.wallMs());
     this.wallMs = wallMs;
     this.logClock = new LogClock({ monotonicMs: () => d.clock.monotonicMs(), wallMs }, () =>
@@ -219,6 +254,15 @@ export class CacheGroup {
     return new CacheGroup(d, store, snapshots, start);
   }
 
+  /**
+   * A group on storage the caller provides (the simulator's disk, test/sim/cache): written and
+   * restored as `cache_storage_disk = false` does (chunk by chunk through `storage.snapshots`),
+   * kept across restarts as the caller's storage keeps it.
+   */
+  static onStorage(d: CacheGroupDeps, storage: CacheGroupStorage): CacheGroup {
+    return new CacheGroup(d, storage.logStore, storage.snapshots, storage.start);
+  }
+
   /** True when this node knows no membership of the group (it joins, or node 1 founds it). */
   get fresh(): boolean {
     return this.startDecision.fresh;
@@ -242,14 +286,15 @@ export class CacheGroup {
    */
   async start(initialMembership: Membership, transport: GroupTransport, kind: GroupStartKind): Promise<void> {
     const { cfg, clock } = this.d;
-    const memory = this.snapshots instanceof MemorySnapshotStore ? this.snapshots : null;
+    const chunked = chunkStoreOf(this.snapshots);
     this.observers.add({ applied: () => this.checkLogClock(), replaced: () => this.checkLogClock() });
     const stateMachine = observed(
-      memory === null ? this.sm : memorySnapshotting(this.sm, memory),
+      chunked === null ? this.sm : chunkSnapshotting(this.sm, chunked),
       this.observers,
     );
     // In memory the group has no state at a restart: no marker file (it joins again anyway).
-    const join = await GroupJoin.start('cache', memory === null ? cfg.dataDir : null, kind);
+    // Storage of the caller's (the simulator's) keeps the marker in memory as well.
+    const join = await GroupJoin.start('cache', chunked === null ? cfg.dataDir : null, kind);
     this.joinState = join;
     this.raft = await RaftGroup.open(
       groupRaftOptions(cfg, 'cache', {
@@ -262,6 +307,9 @@ export class CacheGroup {
         logger: this.d.log,
         onFatal: this.d.onFatal,
         abstain: () => join.abstains(this.raft === undefined ? (0 as LogIndex) : this.raft.applied()),
+        ...(this.d.random === undefined ? {} : { random: this.d.random }),
+        ...(this.d.defer === undefined ? {} : { defer: this.d.defer }),
+        ...(this.d.plantedBugs === undefined ? {} : { plantedBugs: this.d.plantedBugs }),
       }),
     );
     this.raft.onLeaderChange((s) =>
@@ -591,7 +639,7 @@ export class CacheGroup {
       } catch (e) {
         if (!(e instanceof HiqliteError) || !e.retryable || clock.monotonicMs() >= deadline) throw e;
       }
-      await sleep(Math.min(this.d.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
+      await sleep(clock, Math.min(this.d.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
     }
   }
 
@@ -659,7 +707,8 @@ export class CacheGroup {
     path: string,
     fileChunks: (path: string) => AsyncIterable<Uint8Array>,
   ): AsyncIterable<Uint8Array> {
-    return this.snapshots instanceof MemorySnapshotStore ? this.snapshots.chunks(path) : fileChunks(path);
+    const chunked = chunkStoreOf(this.snapshots);
+    return chunked === null ? fileChunks(path) : chunked.chunks(path);
   }
 
   /** A snapshot streamed by the leader: stored, then handed to the Raft core. */
@@ -849,8 +898,8 @@ function observed(sm: GroupStateMachine, observers: ReadonlySet<CacheApplyObserv
   };
 }
 
-/** The state machine with its snapshots in a MemorySnapshotStore instead of files. */
-function memorySnapshotting(sm: CacheStateMachine, store: MemorySnapshotStore): GroupStateMachine {
+/** The state machine with its snapshots in a ChunkSnapshotStore (memory, or the simulator's disk) instead of files. */
+function chunkSnapshotting(sm: CacheStateMachine, store: ChunkSnapshotStore): GroupStateMachine {
   return {
     appliedIndex: () => sm.appliedIndex(),
     apply: (entries, wanted) => sm.apply(entries, wanted),
@@ -874,6 +923,13 @@ function abortedError(): HiqliteError {
   return new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((r) => clock.setTimer(r, ms));
+}
+
+/** A session id drawn from `random` (16 hex digits, as the 8 random bytes of the default). */
+function sessionIdOf(random: Random): string {
+  let hex = '';
+  for (let i = 0; i < 4; i++) hex += random.int(0, 0x10000).toString(16).padStart(4, '0');
+  return hex;
 }

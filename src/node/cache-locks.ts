@@ -75,6 +75,8 @@ export class LockWaiters {
       readonly nowMs: () => number;
       /** The index of the last entry this node's state machine applied. */
       readonly applied: () => number;
+      /** Test only (see CachePlantedBugs, cache-group.ts). */
+      readonly plantedBugs?: { readonly handStaleGrants?: boolean };
     },
   ) {}
 
@@ -190,6 +192,8 @@ export class LockWaiters {
     const remainingMs = Math.min(req.leaseMs, grant.expiresAtMs - this.d.nowMs());
     const view = applied ? this.d.view(req.key) : null;
     const holds = !applied || (view !== null && view.holderId === req.holderId && view.token === grant.token);
+    if (this.d.plantedBugs?.handStaleGrants === true)
+      return { token: grant.token, expiresAtMs: grant.expiresAtMs, remainingMs: req.leaseMs };
     if (holds && remainingMs > 0) return { token: grant.token, expiresAtMs: grant.expiresAtMs, remainingMs };
     // Released if it is still recorded as the holder (its lease over but not yet passed on).
     await this.cancel(req);

@@ -9,13 +9,13 @@ import { mkdir, rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
-import { Prng } from '../lib/prng.js';
+import { Prng, type Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership } from '../raft/types.js';
 import { type FileLogStore, openFileLogStore } from '../storage/file-log-store.js';
 import type { LogStore } from '../storage/log-store.js';
 import type { ResolvedNodeConfig } from './config/config.js';
-import { lostLocalState, type RaftGroupOptions } from './raft-group.js';
+import { lostLocalState, type RaftGroupOptions, type RuntimePlantedBugs } from './raft-group.js';
 import type { GroupId, GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { decideStart, type StartDecision } from './start-decision.js';
@@ -40,6 +40,12 @@ export interface GroupParts {
   readonly onFatal: (e: Error) => void;
   /** `RaftConfig.abstain`: true while this node joins the group (joining-marker.ts). */
   readonly abstain: () => boolean;
+  /** The core's randomness (election timeouts): seeded from the OS by default. */
+  readonly random?: Random;
+  /** `RaftGroupOptions.defer`: `setImmediate` by default. */
+  readonly defer?: (fn: () => void) => void;
+  /** Test only (RuntimePlantedBugs). */
+  readonly plantedBugs?: RuntimePlantedBugs;
 }
 
 /** The options of `RaftGroup.open` for `group` of a node with configuration `cfg`. */
@@ -63,7 +69,7 @@ export function groupRaftOptions(
       uncommittedBytesMax: cfg.uncommittedBytesMax,
       commandBytesMax: commandBytesMaxFor(cfg.entryBytesMax),
       pendingReadsMax: cfg.pendingReadsMax,
-      random: new Prng(randomInt(0, 2 ** 32)),
+      random: parts.random ?? new Prng(randomInt(0, 2 ** 32)),
       abstain: parts.abstain,
     },
     initialMembership: parts.initialMembership,
@@ -80,6 +86,8 @@ export function groupRaftOptions(
     applyQueueEntriesMax: cfg.applyQueueEntriesMax,
     logger: parts.logger,
     onFatal: parts.onFatal,
+    ...(parts.defer === undefined ? {} : { defer: parts.defer }),
+    ...(parts.plantedBugs === undefined ? {} : { plantedBugs: parts.plantedBugs }),
   };
 }
 

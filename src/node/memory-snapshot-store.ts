@@ -12,7 +12,27 @@ import type { GroupSnapshotStore, StoredSnapshot } from './seams.js';
 const KEEP = 2;
 const PREFIX = 'memory-snapshot:';
 
-export class MemorySnapshotStore implements GroupSnapshotStore {
+/**
+ * A snapshot store whose snapshots are written and read chunk by chunk, not as files:
+ * `MemorySnapshotStore`, and the simulator's disk (test/sim/cache). The cache group writes its
+ * state machine's snapshots into such a store and streams them to peers out of it.
+ */
+export interface ChunkSnapshotStore extends GroupSnapshotStore {
+  /** Adds a chunk to the snapshot being written at `path` (a `tempPath()`). */
+  append(path: string, chunk: Uint8Array): void;
+  /** The bytes of the snapshot at `path`, chunk by chunk. */
+  chunks(path: string): AsyncIterable<Uint8Array>;
+}
+
+/** `store` as a ChunkSnapshotStore, or null when it keeps files. */
+export function chunkStoreOf(store: GroupSnapshotStore): ChunkSnapshotStore | null {
+  const s = store as Partial<ChunkSnapshotStore>;
+  return typeof s.append === 'function' && typeof s.chunks === 'function'
+    ? (store as ChunkSnapshotStore)
+    : null;
+}
+
+export class MemorySnapshotStore implements ChunkSnapshotStore {
   private readonly blobs = new Map<string, Uint8Array[]>();
   private snapshots: StoredSnapshot[] = [];
   private seq = 0;

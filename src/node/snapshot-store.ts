@@ -12,7 +12,7 @@ import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import type { LogIndex, NodeId, SnapshotMeta, Term } from '../raft/types.js';
 import { fsyncDir, writeFileAtomic } from '../storage/atomic-file.js';
-import { MemorySnapshotStore } from './memory-snapshot-store.js';
+import { chunkStoreOf } from './memory-snapshot-store.js';
 import type { GroupSnapshotStore, StoredSnapshot } from './seams.js';
 
 export type { StoredSnapshot } from './seams.js';
@@ -140,8 +140,8 @@ function parseMeta(text: string, name: string): SnapshotMeta {
 }
 
 /**
- * A snapshot streamed by the leader, into a temporary path of `store` (a file, or a blob of a
- * MemorySnapshotStore); returns the path. A stream that breaks off (the sender gone, the disk
+ * A snapshot streamed by the leader, into a temporary path of `store` (a file, or the chunks of
+ * a ChunkSnapshotStore: memory, or the simulator's disk); returns the path. A stream that breaks off (the sender gone, the disk
  * full) leaves nothing: every retry of the sender would otherwise leave one more partial copy of
  * the state machine behind until the next start.
  */
@@ -150,9 +150,10 @@ export async function receiveSnapshot(
   chunks: AsyncIterable<Uint8Array>,
 ): Promise<string> {
   const path = store.tempPath();
+  const chunked = chunkStoreOf(store);
   try {
-    if (store instanceof MemorySnapshotStore) {
-      for await (const chunk of chunks) store.append(path, new Uint8Array(chunk));
+    if (chunked !== null) {
+      for await (const chunk of chunks) chunked.append(path, new Uint8Array(chunk));
     } else {
       const fh = await open(path, 'w', PRIVATE_FILE_MODE);
       try {

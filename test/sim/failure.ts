@@ -18,7 +18,13 @@ export type CheckerName =
   /** A leader had more unacknowledged appends in flight to a follower than its window allows. */
   | 'flow-control'
   /** Node 1 founded a cluster while another node still held the existing one. */
-  | 'bootstrap-safety';
+  | 'bootstrap-safety'
+  /** Cache group (test/sim/cache): two callers held one lock at once, or fencing tokens went back. */
+  | 'lock-safety'
+  /** Cache group: an atomic take with two winners, a counter off its acknowledged adds. */
+  | 'cache-semantics'
+  /** Cache group: a listener got a notification twice, out of log order, or missed one silently. */
+  | 'notify-order';
 
 export class SimFailure extends Error {
   override readonly name = 'SimFailure';

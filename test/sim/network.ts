@@ -13,6 +13,8 @@ import type { KvSnapshot } from './kv.js';
 export interface Envelope {
   readonly msg: Message;
   readonly snapshot: KvSnapshot | null;
+  /** A cache-group snapshot's bytes (test/sim/cache): chunks, as its transport streams them. */
+  readonly chunks?: readonly Uint8Array[];
   /** The sender's incarnation: a snapshot outcome is reported only to the process that sent it. */
   readonly senderIncarnation: number;
   /** For a snapshot: tells the sender's transport how the stream ended (delivered or not). */

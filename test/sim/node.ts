@@ -33,6 +33,7 @@ import type {
 import type { MemoryLogState } from '../../src/storage/memory-log-store.js';
 import type { SafetyChecker } from './checkers.js';
 import { type ProcessLife, SimDisk, SimLogStore, SimSnapshotStore, type WipeTarget } from './disk.js';
+import { checkSentDurable } from './durability.js';
 import type { EventQueue } from './event-queue.js';
 import { fail } from './failure.js';
 import { emptySnapshot, encodeCommand, type KvCommand, type KvSnapshot, KvStateMachine } from './kv.js';
@@ -623,7 +624,8 @@ export class SimNode {
     return {
       send: (_group, msg) => {
         if (life.dead) return;
-        if (this.host.durabilityCheck) this.checkDurable(msg, life);
+        if (this.host.durabilityCheck)
+          checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
         if (msg.type === 'append' && msg.entries.length > 0) this.countUnacked(msg, life);
         this.host.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
       },
@@ -668,60 +670,6 @@ export class SimNode {
         'flow-control',
         `leader n${this.id} (term ${m.term}) has ${w.lasts.length} appends to n${m.to} unacknowledged (beyond index ${acked}); its window is ${window}`,
       );
-    }
-  }
-
-  /**
-   * Acknowledgements never precede durability (Raft Figure 2: persist before responding): a
-   * successful append response vouches for the log up to its match index, a granted vote for
-   * the vote itself, a vote request or a leader's message of term T for the candidate's own vote
-   * in T (a node that forgot it could vote again in T: two leaders, or one node leading T twice
-   * with different entries), and the disk knows what is durable.
-   */
-  private checkDurable(m: Message, life: Life): void {
-    const d = this.disk.log;
-    if (
-      m.type === 'vote' ||
-      m.type === 'append' ||
-      m.type === 'heartbeat' ||
-      m.type === 'snapshot' ||
-      m.type === 'timeout-now' ||
-      (m.type === 'read-index-response' && m.ok)
-    ) {
-      const hs = d.hardState;
-      if (hs === null || hs.term < m.term || (hs.term === m.term && hs.vote !== this.id)) {
-        fail(
-          'durability',
-          `node ${this.id} sent ${m.type} to n${m.to} as candidate or leader of term ${m.term} before its own vote in that term was durable (disk: term ${hs?.term ?? 0}, vote ${hs?.vote ?? null})`,
-        );
-      }
-    }
-    if (m.type === 'append-response' && !m.reject) {
-      const durableLast = d.purgedIndex + d.entries.length;
-      if (m.matchIndex > durableLast) {
-        fail(
-          'durability',
-          `node ${this.id} acknowledged its log up to ${m.matchIndex} to n${m.to} (term ${m.term}) with only ${durableLast} durable`,
-        );
-      }
-      const durableTerm =
-        m.matchIndex > d.purgedIndex ? d.entries[m.matchIndex - d.purgedIndex - 1]?.term : undefined;
-      const liveTerm = life.logStore?.termAt(m.matchIndex);
-      if (durableTerm !== undefined && liveTerm !== undefined && durableTerm !== liveTerm) {
-        fail(
-          'durability',
-          `node ${this.id} acknowledged entry ${m.matchIndex} of term ${liveTerm} to n${m.to}; its disk holds term ${durableTerm} there`,
-        );
-      }
-    }
-    if (m.type === 'vote-response' && m.granted) {
-      const hs = d.hardState;
-      if (hs === null || hs.term < m.term || (hs.term === m.term && hs.vote !== m.to)) {
-        fail(
-          'durability',
-          `node ${this.id} granted its vote in term ${m.term} to n${m.to} before it was durable (disk: term ${hs?.term ?? 0}, vote ${hs?.vote ?? null})`,
-        );
-      }
     }
   }
 

@@ -1,0 +1,463 @@
+/**
+ * One simulated server of the cache group: the product's `CacheGroup` (src/node/cache-group.ts)
+ * — its Raft group, state machine, log clock, expiry proposer, lock waiters, sessions and write
+ * batches — in a simulated process, wired through its seams: a virtual clock of its own (an
+ * offset from the others' and a drift), `defer` on the agenda, the simulated disk (../disk.ts)
+ * under its log store and a chunk snapshot store on that disk, the simulated network as its
+ * transport, and its forwarding to the leader as a request across that network.
+ *
+ * A process lives until it crashes: every event for it runs only in the life that asked for it
+ * and waits while the process is paused (a GC stall). A crash abandons its CacheGroup mid-flight,
+ * keeps what the disk made durable, and a restart opens a new CacheGroup on that disk.
+ */
+import pino from 'pino';
+import { assert } from '../../../src/lib/assert.js';
+import type { Clock, TimerHandle } from '../../../src/lib/clock.js';
+import { HiqliteError } from '../../../src/lib/errors.js';
+import type { Random } from '../../../src/lib/prng.js';
+import {
+  CacheGroup,
+  type CacheGroup as CacheGroupType,
+  type CachePlantedBugs,
+} from '../../../src/node/cache-group.js';
+import type { ResolvedNodeConfig } from '../../../src/node/config/config.js';
+import type { ChunkSnapshotStore } from '../../../src/node/memory-snapshot-store.js';
+import type { Forwarded } from '../../../src/node/propose-retry.js';
+import { lostLocalState } from '../../../src/node/raft-group.js';
+import type { GroupTransport, StoredSnapshot } from '../../../src/node/seams.js';
+import { decideStart } from '../../../src/node/start-decision.js';
+import type { LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../../../src/raft/types.js';
+import type { CacheResult } from '../../../src/sm/cache/result.js';
+import { type ProcessLife, SimDisk, SimLogStore } from '../disk.js';
+import { checkSentDurable } from '../durability.js';
+import type { EventQueue } from '../event-queue.js';
+import { fail } from '../failure.js';
+import { emptySnapshot } from '../kv.js';
+import type { Envelope, Network } from '../network.js';
+import type { Trace } from '../trace.js';
+
+/** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
+const WALL_EPOCH_MS = 1_700_000_000_000;
+/** A promise that never settles. */
+const NEVER = new Promise<never>(() => {});
+/** Snapshots kept committed (as the file store keeps two). */
+const SNAPSHOTS_KEPT = 2;
+const SILENT = pino({ level: 'silent' });
+
+/** What a cache node needs from the simulation around it. */
+export interface CacheNodeHost {
+  readonly queue: EventQueue;
+  readonly rng: Random;
+  readonly network: Network;
+  readonly trace: Trace;
+  readonly cfg: (id: NodeId) => ResolvedNodeConfig;
+  readonly membership: Membership;
+  readonly diskTiming: ConstructorParameters<typeof SimDisk>[4];
+  readonly tornWriteRate: number;
+  readonly plantedBugs: CachePlantedBugs;
+  node(id: NodeId): CacheSimNode | undefined;
+  /** Something failed where no event can throw it: the run fails with it after the current event. */
+  failLater(e: unknown): void;
+}
+
+/** A node's clock: its wall clock is `offsetMs` off the simulation's, its monotonic one runs at `rate`. */
+export interface NodeClockShape {
+  readonly offsetMs: number;
+  readonly rate: number;
+}
+
+class Life implements ProcessLife {
+  dead = false;
+  group: CacheGroupType | null = null;
+  logStore: SimLogStore | null = null;
+  /** Settled at the crash: what callers of this life wait for ends then (outcome unknown). */
+  readonly died: Promise<'crashed'>;
+  private markDied!: () => void;
+
+  constructor(
+    readonly incarnation: number,
+    private readonly node: CacheSimNode,
+  ) {
+    this.died = new Promise<'crashed'>((resolve) => {
+      this.markDied = () => resolve('crashed');
+    });
+  }
+
+  kill(): void {
+    this.dead = true;
+    this.markDied();
+  }
+
+  whenRunning(kind: string, fn: () => void): void {
+    if (this.dead) return;
+    this.node.whenRunning(this, kind, fn);
+  }
+}
+
+/** The outcome of a call into a node's group as a client sees it. */
+export type CallOutcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: unknown; readonly crashed: boolean };
+
+export class CacheSimNode {
+  readonly disk: SimDisk;
+  /** Snapshot bytes on this node's disk, by path (committed ones are in `disk.committed`). */
+  readonly blobs = new Map<string, Uint8Array[]>();
+  incarnation = 0;
+  private life: Life | null = null;
+  private pausedUntilUs = 0;
+  crashes = 0;
+
+  constructor(
+    readonly id: NodeId,
+    private readonly host: CacheNodeHost,
+    readonly clockShape: NodeClockShape,
+  ) {
+    this.disk = new SimDisk(id, emptySnapshot(host.membership), host.queue, host.rng, host.diskTiming);
+  }
+
+  get alive(): boolean {
+    return this.life !== null;
+  }
+
+  get paused(): boolean {
+    return this.host.queue.now < this.pausedUntilUs;
+  }
+
+  /** The running group, or null while down, opening or paused is not considered. */
+  get group(): CacheGroupType | null {
+    return this.life?.group ?? null;
+  }
+
+  /** The running group if it can act now (up, started, not paused). */
+  get ready(): CacheGroupType | null {
+    return this.paused ? null : this.group;
+  }
+
+  get appliedIndex(): number {
+    return this.life?.group?.sm.appliedIndex() ?? -1;
+  }
+
+  /** Virtual µs when this life ends or now; for clients that count their hold. */
+  get lifeIncarnation(): number {
+    return this.incarnation;
+  }
+
+  pause(durationUs: number): void {
+    if (this.life === null) return;
+    this.pausedUntilUs = Math.max(this.pausedUntilUs, this.host.queue.now + durationUs);
+    this.host.trace.note(this.host.queue.now, `n${this.id} paused for ${Math.round(durationUs / 1000)}ms`);
+  }
+
+  whenRunning(life: Life, kind: string, fn: () => void): void {
+    if (life.dead) return;
+    if (!this.paused) {
+      fn();
+      return;
+    }
+    this.host.queue.after(this.pausedUntilUs - this.host.queue.now, kind, this.id, () =>
+      this.whenRunning(life, kind, fn),
+    );
+  }
+
+  /** Runs `fn` in this node's current life after `delayMs` of its clock (a client's timer). */
+  after(delayMs: number, kind: string, fn: () => void): boolean {
+    const life = this.life;
+    if (life === null) return false;
+    this.post(life, this.delayUs(delayMs), kind, fn);
+    return true;
+  }
+
+  /**
+   * Calls into this node's group from a client of this process: the outcome, or `crashed` when
+   * the process dies first (the call's effect is then unknown). Null when the node cannot take
+   * calls now (down, opening, paused).
+   */
+  call<T>(fn: (g: CacheGroupType) => Promise<T>): Promise<CallOutcome<T>> | null {
+    const life = this.life;
+    const g = life?.group;
+    if (life === null || g === null || g === undefined || this.paused) return null;
+    let p: Promise<T>;
+    try {
+      p = fn(g);
+    } catch (e) {
+      return Promise.resolve({ ok: false, error: e, crashed: false });
+    }
+    const settled = p.then(
+      (value): CallOutcome<T> => ({ ok: true, value }),
+      (error: unknown): CallOutcome<T> => ({ ok: false, error, crashed: false }),
+    );
+    // Answers reach the client only while its process runs (after a pause, in order).
+    const delivered = settled.then(
+      (o) => new Promise<CallOutcome<T>>((resolve) => life.whenRunning('answer', () => resolve(o))),
+    );
+    return Promise.race([
+      delivered,
+      life.died.then((): CallOutcome<T> => ({ ok: false, error: null, crashed: true })),
+    ]);
+  }
+
+  /** The process is stopped now: a promise that settles when it dies (for clients that wait). */
+  died(): Promise<'crashed'> {
+    return this.life?.died ?? Promise.resolve('crashed');
+  }
+
+  start(): void {
+    if (this.life !== null) return;
+    const life = new Life(this.incarnation, this);
+    this.life = life;
+    this.post(life, this.host.rng.int(1, 10_000), 'start', () => this.open(life));
+  }
+
+  crash(kind: 'power' | 'process'): void {
+    const life = this.life;
+    if (life === null) return;
+    life.kill();
+    this.life = null;
+    this.incarnation++;
+    this.crashes++;
+    this.pausedUntilUs = 0;
+    const lost = this.disk.crash(this.host.tornWriteRate, kind);
+    this.host.trace.note(
+      this.host.queue.now,
+      `n${this.id} crash ${kind}${lost === null ? '' : ` (${lost.what})`}`,
+    );
+  }
+
+  /** A message from the network. */
+  deliver(env: Envelope): void {
+    const life = this.life;
+    if (life === null) return;
+    this.whenRunning(life, 'deliver', () => {
+      const g = life.group;
+      if (g === null || !g.running) return;
+      if (env.chunks === undefined) {
+        g.receive(env.msg);
+        return;
+      }
+      const chunks = env.chunks;
+      async function* stream(): AsyncIterable<Uint8Array> {
+        for (const c of chunks) yield c;
+      }
+      g.receiveSnapshot(env.msg as Extract<Message, { type: 'snapshot' }>, stream()).catch((e: unknown) => {
+        if (!life.dead && !(e instanceof HiqliteError)) this.host.failLater(e);
+      });
+    });
+  }
+
+  private open(life: Life): void {
+    const disk = this.disk;
+    // Uncommitted snapshot bytes did not survive the crash (the product deletes stray temp files).
+    for (const path of [...this.blobs.keys()]) {
+      if (!disk.committed.some((s) => s.path === path)) this.blobs.delete(path);
+    }
+    const log = disk.log;
+    const snapshot = disk.committed[disk.committed.length - 1] ?? null;
+    const decision = decideStart({
+      hardState: log.hardState,
+      lastIndex: (log.purgedIndex + log.entries.length) as LogIndex,
+      hasSnapshot: snapshot !== null,
+      // The cache state machine lives in memory: rebuilt from the snapshot and the log at start.
+      appliedIndex: 0 as LogIndex,
+      hasClusterId: true,
+      logUncovered: lostLocalState(
+        { firstIndex: () => (log.purgedIndex + 1) as LogIndex },
+        { latest: () => snapshot },
+        0 as LogIndex,
+      ),
+    });
+    // Nothing in this simulation deletes acknowledged state (no wipes): a discard would be the
+    // disk or the runtime losing what it promised to keep.
+    if (decision.discard !== null)
+      fail('durability', `n${this.id} would discard its cache state: ${decision.discard}`);
+    const logStore = new SimLogStore(disk, life);
+    life.logStore = logStore;
+    const snapshots = new SimChunkSnapshotStore(this, life);
+    const group = CacheGroup.onStorage(
+      {
+        cfg: this.host.cfg(this.id),
+        clock: this.clock(life),
+        log: SILENT,
+        forward: (leader, data, timeoutMs) => this.forward(life, leader, data, timeoutMs),
+        noLeaderError: () => new HiqliteError('HQL_UNAVAILABLE', 'no leader known', { retryable: true }),
+        onFatal: (e) => {
+          if (!life.dead) this.host.failLater(e);
+        },
+        random: this.host.rng.fork(),
+        defer: (fn) => this.post(life, 0, 'flush', fn),
+        plantedBugs: this.host.plantedBugs,
+      },
+      { logStore, snapshots, start: decision },
+    );
+    // Provisioned with the group's membership (as the SQL simulator's nodes): no join to run.
+    group.start(this.host.membership, this.transport(life), 'keep').then(
+      () => {
+        if (life.dead) return;
+        life.group = group;
+        const st = group.group.status();
+        this.host.trace.note(
+          this.host.queue.now,
+          `n${this.id} start term=${st.term} commit=${st.commitIndex} applied=${group.sm.appliedIndex()} first=${st.firstIndex} last=${st.lastIndex}`,
+        );
+      },
+      (e: unknown) => {
+        if (!life.dead) this.host.failLater(e);
+      },
+    );
+  }
+
+  /** Virtual µs for `delayMs` of this node's clock. */
+  private delayUs(delayMs: number): number {
+    return Math.max(0, Math.round((delayMs * 1000) / this.clockShape.rate));
+  }
+
+  private post(life: Life, delayUs: number, kind: string, fn: () => void): void {
+    this.host.queue.after(delayUs, kind, this.id, () => this.whenRunning(life, kind, fn));
+  }
+
+  /** Monotonic time at this node's rate; wall time offset from the others' (not drifting). */
+  private clock(life: Life): Clock {
+    const queue = this.host.queue;
+    const { offsetMs, rate } = this.clockShape;
+    return {
+      monotonicMs: () => (queue.now / 1000) * rate,
+      wallMs: () => WALL_EPOCH_MS + offsetMs + Math.floor(queue.now / 1000),
+      setTimer: (callback, delayMs) => {
+        const timer = { cancelled: false };
+        this.post(life, this.delayUs(delayMs), 'timer', () => {
+          if (timer.cancelled) return;
+          timer.cancelled = true;
+          callback();
+        });
+        return timer as unknown as TimerHandle;
+      },
+      clearTimer: (handle) => {
+        (handle as unknown as { cancelled: boolean }).cancelled = true;
+      },
+    };
+  }
+
+  private transport(life: Life): GroupTransport {
+    const inc = life.incarnation;
+    return {
+      send: (_group, msg) => {
+        if (life.dead) return;
+        checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
+        this.host.network.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
+      },
+      sendSnapshot: (_group, msg, path) => {
+        if (life.dead) return NEVER;
+        checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
+        const blob = this.blobs.get(path);
+        if (blob === undefined) fail('ready-contract', `n${this.id}: no snapshot at ${path} to send`);
+        return new Promise<boolean>((resolve) => {
+          const report = (ok: boolean) => life.whenRunning('snapshot-report', () => resolve(ok));
+          this.host.network.send({ msg, snapshot: null, chunks: [...blob], senderIncarnation: inc, report });
+        });
+      },
+    };
+  }
+
+  /**
+   * The API port's `propose` to the leader: the request and its answer cross the network; no
+   * answer within `timeoutMs` rejects (sent, outcome unknown), as a TCP request does.
+   */
+  private forward(
+    life: Life,
+    leader: NodeId,
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Forwarded<{ index: number; result: CacheResult }>> {
+    type Answer = Forwarded<{ index: number; result: CacheResult }>;
+    const { queue, network } = this.host;
+    return new Promise<Answer>((resolve, reject) => {
+      if (leader === this.id) {
+        reject(new HiqliteError('HQL_INTERNAL', 'forward to itself', { retryable: false }));
+        return;
+      }
+      let settled = false;
+      const settle = (fn: () => void) =>
+        life.whenRunning('forward-answer', () => {
+          if (settled) return;
+          settled = true;
+          fn();
+        });
+      this.post(life, this.delayUs(timeoutMs), 'forward-timeout', () =>
+        settle(() =>
+          reject(new HiqliteError('HQL_TIMEOUT', `no answer from n${leader}`, { retryable: true })),
+        ),
+      );
+      network.sendApi(this.id, leader, () => {
+        const target = this.host.node(leader);
+        const g = target?.ready;
+        if (target === undefined || g === null || g === undefined || !g.running) return;
+        const answer = (a: Answer) => network.sendApi(leader, this.id, () => settle(() => resolve(a)));
+        g.proposeHere(data, timeoutMs).then(
+          (value) => answer({ ok: true, value }),
+          (e: unknown) => {
+            if (e instanceof HiqliteError) answer({ ok: false, error: e });
+            // Anything else is the runtime's own failure: the run fails with it.
+            else this.host.failLater(e);
+          },
+        );
+      });
+      void queue;
+    });
+  }
+}
+
+/**
+ * The snapshot store of one process life on the simulated disk, chunk by chunk (as the cache
+ * group writes and streams its snapshots): bytes are written at once, a commit is a disk write
+ * like any other (a crash before it is durable loses it), the newest two are kept.
+ */
+class SimChunkSnapshotStore implements ChunkSnapshotStore {
+  constructor(
+    private readonly node: CacheSimNode,
+    private readonly life: ProcessLife,
+  ) {}
+
+  latest(): StoredSnapshot | null {
+    const c = this.node.disk.committed;
+    return c[c.length - 1] ?? null;
+  }
+
+  tempPath(): string {
+    const path = this.node.disk.tempPath();
+    this.node.blobs.set(path, []);
+    return path;
+  }
+
+  append(path: string, chunk: Uint8Array): void {
+    const blob = this.node.blobs.get(path);
+    assert(blob !== undefined, `n${this.node.id}: snapshot ${path} was never opened`);
+    blob.push(chunk.slice());
+  }
+
+  async *chunks(path: string): AsyncIterable<Uint8Array> {
+    const blob = this.node.blobs.get(path);
+    if (blob === undefined) fail('ready-contract', `n${this.node.id}: no snapshot at ${path}`);
+    for (const c of blob) yield c;
+  }
+
+  commit(tempPath: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
+    if (this.life.dead) return NEVER;
+    const { disk, blobs } = this.node;
+    assert(blobs.has(tempPath), `n${this.node.id}: snapshot ${tempPath} to commit is gone`);
+    const stored: StoredSnapshot = { meta, path: tempPath };
+    return disk
+      .write(this.life, 1, () => {
+        const kept = disk.committed.filter((s) => s.meta.index !== meta.index || s.path === tempPath);
+        for (const s of disk.committed) if (!kept.includes(s)) blobs.delete(s.path);
+        if (!kept.includes(stored)) kept.push(stored);
+        kept.sort((a, b) => a.meta.index - b.meta.index);
+        while (kept.length > SNAPSHOTS_KEPT) blobs.delete((kept.shift() as StoredSnapshot).path);
+        disk.committed = kept;
+      })
+      .then(() => stored);
+  }
+
+  async discard(path: string): Promise<void> {
+    if (!this.node.disk.committed.some((s) => s.path === path)) this.node.blobs.delete(path);
+  }
+}
