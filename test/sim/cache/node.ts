@@ -22,6 +22,7 @@ import {
 } from '../../../src/node/cache-group.js';
 import type { ResolvedNodeConfig } from '../../../src/node/config/config.js';
 import type { ChunkSnapshotStore } from '../../../src/node/memory-snapshot-store.js';
+import { PeerClocks } from '../../../src/node/peer-clocks.js';
 import type { Forwarded } from '../../../src/node/propose-retry.js';
 import { lostLocalState } from '../../../src/node/raft-group.js';
 import type { GroupTransport, StoredSnapshot } from '../../../src/node/seams.js';
@@ -272,11 +273,23 @@ export class CacheSimNode {
       fail('durability', `n${this.id} would discard its cache state: ${decision.discard}`);
     const logStore = new SimLogStore(disk, life);
     life.logStore = logStore;
+    const clock = this.clock(life);
+    // The cluster's clock (the median of the nodes' clocks) log time follows, as the node has it.
+    const peerClocks = new PeerClocks({
+      clock,
+      log: SILENT,
+      intervalMs: this.host.cfg(this.id).clockProbeIntervalMs,
+      peers: this.host.membership.voters.filter((id) => id !== this.id),
+      askWallMs: (peer, timeoutMs) => this.askWallMs(life, peer, timeoutMs),
+    });
+    peerClocks.start();
     const snapshots = new SimChunkSnapshotStore(this, life);
     const group = CacheGroup.onStorage(
       {
         cfg: this.host.cfg(this.id),
-        clock: this.clock(life),
+        clock,
+        clusterWallMs: () => peerClocks.wallMs(),
+        clusterClock: peerClocks,
         log: SILENT,
         forward: (leader, data, timeoutMs) => this.forward(life, leader, data, timeoutMs),
         noLeaderError: () => new HiqliteError('HQL_UNAVAILABLE', 'no leader known', { retryable: true }),
@@ -318,10 +331,10 @@ export class CacheSimNode {
   /** Monotonic time at this node's rate; wall time offset from the others' (not drifting). */
   private clock(life: Life): Clock {
     const queue = this.host.queue;
-    const { offsetMs, rate } = this.clockShape;
+    const { rate } = this.clockShape;
     return {
       monotonicMs: () => (queue.now / 1000) * rate,
-      wallMs: () => WALL_EPOCH_MS + offsetMs + Math.floor(queue.now / 1000),
+      wallMs: () => this.wallMs(),
       setTimer: (callback, delayMs) => {
         const timer = { cancelled: false };
         this.post(life, this.delayUs(delayMs), 'timer', () => {
@@ -358,6 +371,55 @@ export class CacheSimNode {
     };
   }
 
+  /** The API port's `ping` of a peer: its wall clock when the question reaches it (null: no answer). */
+  private askWallMs(life: Life, peer: number, timeoutMs: number): Promise<unknown> {
+    return this.request(life, peer as NodeId, timeoutMs, (target, answer) => {
+      target.whenAlive(() => answer(target.wallMs()));
+    });
+  }
+
+  /** This node's wall clock now (its offset from the simulation's). */
+  wallMs(): number {
+    return WALL_EPOCH_MS + this.clockShape.offsetMs + Math.floor(this.host.queue.now / 1000);
+  }
+
+  /** Runs `fn` in this node's current life when it runs (never while it is down). */
+  whenAlive(fn: () => void): void {
+    const life = this.life;
+    if (life !== null) this.whenRunning(life, 'api', fn);
+  }
+
+  /**
+   * A request from this node to `to`'s API port and its answer, across the network: `handle`
+   * runs on `to` when the request arrives and answers (or not); no answer within `timeoutMs`
+   * rejects with HQL_TIMEOUT (retryable). The answer reaches the caller only while its process runs.
+   */
+  private request<T>(
+    life: Life,
+    to: NodeId,
+    timeoutMs: number,
+    handle: (target: CacheSimNode, answer: (v: T) => void) => void,
+  ): Promise<T> {
+    const { network } = this.host;
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void) =>
+        life.whenRunning('api-answer', () => {
+          if (settled) return;
+          settled = true;
+          fn();
+        });
+      this.post(life, this.delayUs(timeoutMs), 'api-timeout', () =>
+        settle(() => reject(new HiqliteError('HQL_TIMEOUT', `no answer from n${to}`, { retryable: true }))),
+      );
+      network.sendApi(this.id, to, () => {
+        const target = this.host.node(to);
+        if (target === undefined) return;
+        handle(target, (v) => network.sendApi(to, this.id, () => settle(() => resolve(v))));
+      });
+    });
+  }
+
   /**
    * The API port's `propose` to the leader: the request and its answer cross the network; no
    * answer within `timeoutMs` rejects (sent, outcome unknown), as a TCP request does.
@@ -369,29 +431,12 @@ export class CacheSimNode {
     timeoutMs: number,
   ): Promise<Forwarded<{ index: number; result: CacheResult }>> {
     type Answer = Forwarded<{ index: number; result: CacheResult }>;
-    const { queue, network } = this.host;
-    return new Promise<Answer>((resolve, reject) => {
-      if (leader === this.id) {
-        reject(new HiqliteError('HQL_INTERNAL', 'forward to itself', { retryable: false }));
-        return;
-      }
-      let settled = false;
-      const settle = (fn: () => void) =>
-        life.whenRunning('forward-answer', () => {
-          if (settled) return;
-          settled = true;
-          fn();
-        });
-      this.post(life, this.delayUs(timeoutMs), 'forward-timeout', () =>
-        settle(() =>
-          reject(new HiqliteError('HQL_TIMEOUT', `no answer from n${leader}`, { retryable: true })),
-        ),
-      );
-      network.sendApi(this.id, leader, () => {
-        const target = this.host.node(leader);
-        const g = target?.ready;
-        if (target === undefined || g === null || g === undefined || !g.running) return;
-        const answer = (a: Answer) => network.sendApi(leader, this.id, () => settle(() => resolve(a)));
+    if (leader === this.id)
+      return Promise.reject(new HiqliteError('HQL_INTERNAL', 'forward to itself', { retryable: false }));
+    return this.request<Answer>(life, leader, timeoutMs, (target, answer) =>
+      target.whenAlive(() => {
+        const g = target.group;
+        if (g === null || !g.running) return;
         g.proposeHere(data, timeoutMs).then(
           (value) => answer({ ok: true, value }),
           (e: unknown) => {
@@ -400,9 +445,8 @@ export class CacheSimNode {
             else this.host.failLater(e);
           },
         );
-      });
-      void queue;
-    });
+      }),
+    );
   }
 }
 

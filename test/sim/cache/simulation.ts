@@ -87,6 +87,9 @@ interface CacheProfile {
   };
   readonly tornWriteRate: number;
   readonly clocks: readonly NodeClockShape[];
+  /** The node whose clock is seconds off, if any (its offset does not count for lock safety). */
+  readonly outlier: NodeId | null;
+  readonly clockProbeIntervalMs: number;
   readonly heartbeatIntervalMs: number;
   readonly electionTimeoutMs: number;
   readonly expireIntervalMs: number;
@@ -117,8 +120,12 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
   const nodeIds = [1, 2, 3] as NodeId[];
   const skewMs = rng.pick([0, 0, 5, 20, 50]);
   const driftPct = rng.pick([0, 0, 0.1, 0.5]);
-  const clocks = nodeIds.map(() => ({
-    offsetMs: skewMs === 0 ? 0 : rng.int(-skewMs, skewMs + 1),
+  // In some seeds one node's clock is far off (seconds): the cluster's clock (the median) must
+  // keep log time with the others'.
+  const outlier = rng.chance(0.3) ? rng.pick(nodeIds) : null;
+  const outlierMs = rng.pick([-1, 1]) * rng.int(500, 5_001);
+  const clocks = nodeIds.map((id) => ({
+    offsetMs: (skewMs === 0 ? 0 : rng.int(-skewMs, skewMs + 1)) + (id === outlier ? outlierMs : 0),
     rate: 1 + (rng.next() * 2 - 1) * (driftPct / 100),
   }));
   const heartbeatIntervalMs = rng.pick([20, 30, 50]);
@@ -144,6 +151,8 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
     },
     tornWriteRate: rng.pick([0, 0.5]),
     clocks,
+    outlier,
+    clockProbeIntervalMs: rng.pick([100, 500, 2_000]),
     heartbeatIntervalMs,
     electionTimeoutMs: heartbeatIntervalMs * rng.pick([3, 5, 10]),
     expireIntervalMs: rng.pick([10, 50, 200]),
@@ -164,7 +173,7 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
 function describeProfile(p: CacheProfile): string {
   const offsets = p.clocks.map((c) => c.offsetMs).join('/');
   const rates = p.clocks.map((c) => c.rate.toFixed(4)).join('/');
-  return `drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
+  return `${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
 }
 
 export function runCacheSeed(seed: number, options: CacheSimOptions = {}): Promise<CacheSeedResult> {
@@ -315,6 +324,7 @@ class CacheSimulation {
       proposalTimeoutMs: 2_000,
       readTimeoutMs: 2_000,
       cacheExpireIntervalMs: p.expireIntervalMs,
+      clockProbeIntervalMs: p.clockProbeIntervalMs,
       logsUntilSnapshot: p.logsUntilSnapshot,
       cacheBatchCommandsMax: p.batchCommandsMax,
     });
@@ -799,12 +809,13 @@ class CacheSimulation {
   }
 
   /**
-   * How far two holds of one key may overlap without a bug: leases end by the leaders' clocks
-   * (their offsets), and a caller counts its hold by its own (its drift), rounded to whole ms.
+   * How far two holds of one key may overlap without a bug: leases end by the cluster's clock
+   * (the median of the nodes' clocks: one far off does not count), and a caller counts its hold
+   * by its own (its drift), rounded to whole ms.
    */
   private lockToleranceUs(): number {
     const p = this.profile;
-    const offsets = p.clocks.map((c) => c.offsetMs);
+    const offsets = p.clocks.filter((_, i) => p.nodeIds[i] !== p.outlier).map((c) => c.offsetMs);
     const spreadMs = Math.max(...offsets) - Math.min(...offsets);
     const driftMs = p.clocks.reduce((m, c) => Math.max(m, Math.abs(1 - 1 / c.rate)), 0) * p.leaseMsMax * 2;
     return Math.ceil((spreadMs + driftMs + 2) * 1000);
