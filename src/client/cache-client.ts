@@ -426,6 +426,11 @@ export class DistributedLock implements AsyncDisposable {
   private released = false;
   private readonly lostController = new AbortController();
   private renewing: Promise<void> | null = null;
+  /**
+   * When the lease last started on this holder's monotonic clock: the grant (less what it had
+   * used up when the node answered), then each renewal that succeeded, from when it was sent.
+   */
+  private lastRenewedMs: number;
 
   /**
    * `remainingMs`: the lease the grant had left when the node answered (its lease counts from
@@ -441,15 +446,37 @@ export class DistributedLock implements AsyncDisposable {
     private readonly clock: Clock = systemClock,
   ) {
     held.add(this);
-    this.scheduleRenewal(Math.max(0, Math.min(leaseMs, remainingMs)));
+    const left = Math.max(0, Math.min(leaseMs, remainingMs));
+    this.lastRenewedMs = clock.monotonicMs() - (leaseMs - left);
+    this.scheduleRenewal(left);
   }
 
   /**
    * Aborted when the lease was lost: a renewal was refused, failed for good (the node stopped
-   * serving), or kept failing until the lease ran out.
+   * serving), or kept failing until the lease ran out. Reading it checks the lease on this
+   * process's clock first, so `lock.lost.aborted` read right before touching what the lock
+   * guards is true once the lease has run out — also after the process stood still (a long GC
+   * pause, a blocked event loop) and before the renewal timer that would have noticed runs.
    */
   get lost(): AbortSignal {
+    this.checkLease();
     return this.lostController.signal;
+  }
+
+  /**
+   * How much of the lease is left, in ms, by this process's clock (0 once lost or released): the
+   * time the holder may still count on the lock without another renewal.
+   */
+  remainingMs(): number {
+    this.checkLease();
+    if (this.released || this.lostController.signal.aborted) return 0;
+    return Math.max(0, this.lastRenewedMs + this.leaseMs - this.clock.monotonicMs());
+  }
+
+  /** Lost now if the lease ran out on this process's clock since it last began. */
+  private checkLease(): void {
+    if (this.released || this.lostController.signal.aborted) return;
+    if (this.clock.monotonicMs() - this.lastRenewedMs >= this.leaseMs) this.lose();
   }
 
   /**
@@ -486,36 +513,31 @@ export class DistributedLock implements AsyncDisposable {
     // renewal was sent: the leader renewed it after that, so the lease runs at least this long.
     // The grant's own lease counts from the grant: what it had left when the node answered.
     const { clock } = this;
-    let lastRenewedMs = clock.monotonicMs() - (this.leaseMs - remainingMs);
     const renew = async () => {
       const sentMs = clock.monotonicMs();
       try {
         const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
-        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) lastRenewedMs = sentMs;
+        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) this.lastRenewedMs = sentMs;
         else this.lose();
       } catch (e) {
         // A refusal for good (the node stopped serving, the client closed): no renewal will
         // come; the holder learns it now rather than when the lease would have run out.
         if (e instanceof HiqliteError && !e.retryable && e.code !== 'HQL_OUTCOME_UNKNOWN') this.lose();
         // Transient (a leader change): the next round tries again while the lease may still run.
-        else if (clock.monotonicMs() - lastRenewedMs >= this.leaseMs) this.lose();
+        else this.checkLease();
       }
     };
     const tick = () => {
       this.timer = null;
-      if (this.released || this.lost.aborted) return;
       // The process stood still past the lease (a long GC pause, a blocked event loop): the lease
-      // is over, and a renewal now would be refused. The holder learns it before anything else.
-      if (clock.monotonicMs() - lastRenewedMs >= this.leaseMs) {
-        this.lose();
-        return;
-      }
+      // is over (reading `lost` checks it), and a renewal now would be refused.
+      if (this.released || this.lost.aborted) return;
       this.renewing = renew().finally(() => {
         this.renewing = null;
         if (this.released || this.lost.aborted) return;
         // After a failed renewal the next one comes no later than the lease's end, so `lost`
         // fires when the lease runs out, not up to a third of it later.
-        const leftMs = lastRenewedMs + this.leaseMs - clock.monotonicMs();
+        const leftMs = this.lastRenewedMs + this.leaseMs - clock.monotonicMs();
         this.timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.ceil(leftMs))), UNREF);
       });
     };
@@ -541,10 +563,14 @@ export class CacheApi {
   /** The locks granted to this client and not yet released or lost. */
   private readonly held = new Set<DistributedLock>();
 
-  /** `clock`: what a held lock times its renewals by (tests give a manual one). */
+  /**
+   * `clock`: what a held lock times its renewals by; `newHolderId`: the id of each lock attempt
+   * (random; a retry of one attempt keeps its id). Tests and the simulator give their own.
+   */
   constructor(
     private readonly ops: CacheOps,
     private readonly clock: Clock = systemClock,
+    private readonly newHolderId: () => string = randomUUID,
   ) {}
 
   /** Graceful close: releases every held lock, all at once, each within LOCK_RELEASE_ON_CLOSE_MS. */
@@ -593,7 +619,7 @@ export class CacheApi {
     const grant = await this.ops.cacheLock(
       {
         key,
-        holderId: randomUUID(),
+        holderId: this.newHolderId(),
         leaseMs,
         ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }),
       },
@@ -611,7 +637,7 @@ export class CacheApi {
     const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
-    const grant = await this.ops.cacheLock({ key, holderId: randomUUID(), leaseMs, waitMs: 0 });
+    const grant = await this.ops.cacheLock({ key, holderId: this.newHolderId(), leaseMs, waitMs: 0 });
     return grant === null ? null : this.holding(key, grant, leaseMs);
   }
 

@@ -110,4 +110,32 @@ describe('a held lock and its renewals', () => {
     assert.equal(await lostWithin(c, lock.lost, 10), LEASE_MS + 100, 'as soon as it runs again');
     assert.deepEqual(c.renewalsAtMs, [], 'without a renewal');
   });
+
+  test('after standing still past its lease, reading lock.lost says so before any timer of the process runs', async () => {
+    const c = client(async () => ({ type: 'lockRenew', renewed: true, expiresAtMs: 0 }));
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    c.clock.advance(50);
+    assert.equal(lock.lost.aborted, false);
+    assert.equal(lock.remainingMs(), LEASE_MS - 50);
+    c.clock.stall(LEASE_MS); // the renewal timer is overdue and has not run
+    assert.equal(lock.lost.aborted, true, 'the holder checks right before it acts: the lease is over');
+    assert.equal(lock.remainingMs(), 0);
+    await settle();
+    assert.deepEqual(c.renewalsAtMs, [], 'no renewal for a lease that is over');
+  });
+
+  test('remainingMs counts from the grant and from each renewal that succeeded (from when it was sent)', async () => {
+    const c = client(async () => ({ type: 'lockRenew', renewed: true, expiresAtMs: 0 }), 450);
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    assert.equal(lock.remainingMs(), 450, 'what the grant had left when the node answered');
+    c.clock.advance(150);
+    assert.equal(lock.remainingMs(), 300);
+    assert.equal(await lostWithin(c, lock.lost, 50), null);
+    assert.deepEqual(c.renewalsAtMs, [200], 'renewed at a third of the lease');
+    assert.equal(lock.remainingMs(), LEASE_MS, 'renewed just now');
+    c.clock.advance(100);
+    assert.equal(lock.remainingMs(), LEASE_MS - 100);
+    await lock.release();
+    assert.equal(lock.remainingMs(), 0, 'released');
+  });
 });

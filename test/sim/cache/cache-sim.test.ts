@@ -44,6 +44,7 @@ describe('cache group simulation', () => {
       'leaders',
       'snapshotsInstalled',
       'locksHeld',
+      'locksLost',
       'lockTimeouts',
       'takes',
       'counterAdds',

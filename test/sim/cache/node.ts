@@ -71,6 +71,8 @@ class Life implements ProcessLife {
   dead = false;
   group: CacheGroupType | null = null;
   logStore: SimLogStore | null = null;
+  /** This life's clock (the group's, and its clients'). */
+  clock: Clock | null = null;
   /** Settled at the crash: what callers of this life wait for ends then (outcome unknown). */
   readonly died: Promise<'crashed'>;
   private markDied!: () => void;
@@ -161,10 +163,13 @@ export class CacheSimNode {
     );
   }
 
-  /** Runs `fn` in this node's current life after `delayMs` of its clock (a client's timer). */
-  after(delayMs: number, kind: string, fn: () => void): boolean {
+  /**
+   * Runs `fn` after `delayMs` of this node's clock (a client's timer) in its current life, or in
+   * life `incarnation` only: false when that life is over.
+   */
+  after(delayMs: number, kind: string, fn: () => void, incarnation = this.incarnation): boolean {
     const life = this.life;
-    if (life === null) return false;
+    if (life === null || life.incarnation !== incarnation) return false;
     this.post(life, this.delayUs(delayMs), kind, fn);
     return true;
   }
@@ -196,6 +201,11 @@ export class CacheSimNode {
       delivered,
       life.died.then((): CallOutcome<T> => ({ ok: false, error: null, crashed: true })),
     ]);
+  }
+
+  /** The clock of the process's current life (null while it is down). */
+  get lifeClock(): Clock | null {
+    return this.life?.clock ?? null;
   }
 
   /** The process is stopped now: a promise that settles when it dies (for clients that wait). */
@@ -274,6 +284,7 @@ export class CacheSimNode {
     const logStore = new SimLogStore(disk, life);
     life.logStore = logStore;
     const clock = this.clock(life);
+    life.clock = clock;
     // The cluster's clock (the median of the nodes' clocks) log time follows, as the node has it.
     const peerClocks = new PeerClocks({
       clock,

@@ -21,6 +21,7 @@
  * - replicas: every node holds the same state (its snapshot bytes) at the same applied index.
  */
 import { createHash } from 'node:crypto';
+import { CacheApi, type CacheOps, type DistributedLock } from '../../../src/client/cache-client.js';
 import { HiqliteError } from '../../../src/lib/errors.js';
 import { Prng, type Random } from '../../../src/lib/prng.js';
 import type { CacheGroup, CachePlantedBugs } from '../../../src/node/cache-group.js';
@@ -51,6 +52,8 @@ export interface CacheRunStats {
   leaders: number;
   snapshotsInstalled: number;
   locksHeld: number;
+  /** Locks held through the client API whose `lost` fired before the holder was done. */
+  locksLost: number;
   lockTimeouts: number;
   takes: number;
   counterAdds: number;
@@ -201,7 +204,10 @@ function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** What one caller was told: it holds `key` with `token` from `startUs` until `endUs` (virtual). */
+/**
+ * What one caller was told: it holds `key` with `token` from `startUs` until `endUs` (virtual):
+ * the end of the part of the lease it used (its own lock waiters), or its last use (the client API).
+ */
 interface Hold {
   readonly key: string;
   readonly token: number;
@@ -261,6 +267,7 @@ class CacheSimulation {
     leaders: 0,
     snapshotsInstalled: 0,
     locksHeld: 0,
+    locksLost: 0,
     lockTimeouts: 0,
     takes: 0,
     counterAdds: 0,
@@ -496,8 +503,9 @@ class CacheSimulation {
     const rng = this.rngClients;
     let clientNo = 0;
     for (const n of this.nodes.values()) {
-      for (let i = 0; i < 2; i++)
-        this.spawn(n, `lock${++clientNo}`, (name) => this.lockClient(n, name, rng.fork()));
+      // One on the node's own lock waiters, one through the client API (renewals, `lost`).
+      this.spawn(n, `lock${++clientNo}`, (name) => this.lockClient(n, name, rng.fork()));
+      this.spawn(n, `lock${++clientNo}`, (name) => this.apiLockClient(n, name, rng.fork()));
       this.spawn(n, `counter${n.id}`, () => this.counterClient(n, rng.fork()));
       this.spawn(n, `listen${n.id}`, () => this.listenClient(n, rng.fork()));
     }
@@ -587,6 +595,99 @@ class CacheSimulation {
       // A release after the lease (a stalled process) is ignored by its token: no harm.
       await this.call(n, (g) => g.writeOk({ type: 'lockRelease', key, token: grant.token }));
     }
+  }
+
+  /**
+   * A lock held through the client API (`CacheApi.lock`, `DistributedLock`) on its node's clock:
+   * often for longer than its lease (renewed at a third of it). The holder uses the lock every
+   * few ms and only after reading `lock.lost` right before, as the README tells users to; each
+   * use counts as holding it then.
+   */
+  private async apiLockClient(n: CacheSimNode, name: string, rng: Random): Promise<void> {
+    const p = this.profile;
+    let attempt = 0;
+    while (this.chaos) {
+      const clock = n.lifeClock;
+      const incarnation = n.incarnation;
+      if (clock === null || n.ready === null) {
+        await this.sleep(20_000);
+        continue;
+      }
+      const api = new CacheApi(this.opsOf(n), clock, () => `${name}-${++attempt}`);
+      const key = rng.pick(LOCK_KEYS);
+      const leaseMs = rng.int(p.leaseMsMin, p.leaseMsMax + 1);
+      let lock: DistributedLock | null;
+      try {
+        lock = rng.chance(0.2)
+          ? await api.tryLock(key, { leaseMs })
+          : await api.lock(key, { leaseMs, waitMs: rng.int(100, LOCK_WAIT_MS_MAX) });
+      } catch (e) {
+        if (e instanceof HiqliteError && e.code === 'HQL_TIMEOUT') this.stats.lockTimeouts++;
+        await this.sleep(rng.int(1_000, 50_000));
+        continue;
+      }
+      if (lock === null || n.incarnation !== incarnation) {
+        await this.sleep(rng.int(1_000, 50_000));
+        continue;
+      }
+      const held = lock;
+      const hold: Hold = {
+        key,
+        token: held.token,
+        node: n.id,
+        client: `${name}-${attempt}`,
+        startUs: this.queue.now,
+        endUs: this.queue.now,
+      };
+      this.holds.push(hold);
+      this.stats.locksHeld++;
+      const holdForMs = Math.floor(leaseMs * (0.2 + 2.8 * rng.next()));
+      const startedMs = clock.monotonicMs();
+      this.trace.note(
+        this.queue.now,
+        `${hold.client}@n${n.id} holds ${key} token=${held.token} (api, ${holdForMs}ms)`,
+      );
+      await new Promise<void>((resolve) => {
+        const use = () => {
+          if (held.lost.aborted) {
+            this.stats.locksLost++;
+            resolve();
+            return;
+          }
+          if (!this.chaos || clock.monotonicMs() - startedMs >= holdForMs) {
+            resolve();
+            return;
+          }
+          hold.endUs = this.queue.now;
+          if (!n.after(rng.int(1, 30), 'lock-use', use, incarnation)) resolve();
+        };
+        use();
+        void n.died().then(() => resolve());
+      });
+      if (n.incarnation !== incarnation) continue;
+      await held.release().catch(() => {});
+    }
+  }
+
+  /** The client API's cache operations on `n` (as the embedded node's): each a call of this client. */
+  private opsOf(n: CacheSimNode): CacheOps {
+    const via = async <T>(fn: (g: CacheGroup) => Promise<T>): Promise<T> => {
+      const out = await this.call(n, fn);
+      if (out === null) throw new HiqliteError('HQL_CLOSED', 'the run ended', { retryable: false });
+      if (out.ok) return out.value;
+      throw out.crashed
+        ? new HiqliteError('HQL_CLOSED', 'the process died', { retryable: false })
+        : out.error;
+    };
+    return {
+      cacheWrite: (command, options) => via((g) => g.writeOk(command, options ?? {})),
+      cacheRead: (read, consistency) => via(async (g) => g.read(read, consistency)),
+      cacheLock: (request, signal) => via((g) => g.lock(request, signal)),
+      cacheListen: () => {
+        throw new Error('not used by the simulation');
+      },
+      cacheLocalEntry: (cache, key) => n.group?.getEntry(cache, key) ?? null,
+    };
   }
 
   private async counterClient(n: CacheSimNode, rng: Random): Promise<void> {
