@@ -37,10 +37,23 @@
 /** The fraction of elapsed time taken off while log time is ahead of the wall clock. */
 export const LOG_CLOCK_SLEW = 0.01;
 
+/**
+ * Which of two clocks that disagree to take when nothing else tells them apart (the cluster's
+ * clock with only two of three nodes' clocks known, src/node/peer-clocks.ts).
+ */
+export type ClockTieBreak = 'earlier' | 'later';
+
 /** The two clock readings a LogClock needs (a subset of `Clock`). */
 export interface LogClockSource {
   monotonicMs(): number;
-  wallMs(): number;
+  /**
+   * `tieBreak`: a log that has time takes the earlier of two clocks that disagree (a clock
+   * behind cannot move log time, one ahead would end TTLs and leases early); a log without time
+   * yet takes the later: log time started from a clock behind would jump forward once the
+   * clock is known, ending the leases granted until then early, while log time started ahead
+   * only runs on slower until the clocks catch up (LOG_CLOCK_SLEW), which makes them longer.
+   */
+  wallMs(tieBreak?: ClockTieBreak): number;
 }
 
 export class LogClock {
@@ -66,7 +79,9 @@ export class LogClock {
 
   private read(stamp: boolean): number {
     const mono = this.clock.monotonicMs();
-    const wall = this.clock.wallMs();
+    // No log time yet, in the log or stamped here (a new group): see LogClockSource.wallMs.
+    const timeless = this.appliedMs() <= 0 && !(this.anchorMs > 0);
+    const wall = this.clock.wallMs(timeless ? 'later' : 'earlier');
     const elapsed = Math.max(0, mono - this.anchorMono);
     let log = this.anchorMs + elapsed;
     if (log > wall) log = Math.max(wall, this.anchorMs + elapsed * (1 - LOG_CLOCK_SLEW));

@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
-import { LogClock } from '../lib/log-clock.js';
+import { type ClockTieBreak, LogClock } from '../lib/log-clock.js';
 import type { Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
@@ -82,7 +82,7 @@ export interface CacheGroupDeps {
   readonly cfg: ResolvedNodeConfig;
   readonly clock: Clock;
   /** The cluster's wall clock (peer-clocks.ts) log time follows; this node's clock by default. */
-  readonly clusterWallMs?: () => number;
+  readonly clusterWallMs?: (tieBreak?: ClockTieBreak) => number;
   /** When the cluster's clock can be told (PeerClocks: ready, waitReady); at once by default. */
   readonly clusterClock?: {
     ready(): Promise<void> | null;
@@ -172,7 +172,7 @@ export class CacheGroup {
   /** The time this node stamps and reads by (src/lib/log-clock.ts). */
   readonly logClock: LogClock;
   /** The wall clock log time follows (the cluster's, peer-clocks.ts). */
-  private readonly wallMs: () => number;
+  private readonly wallMs: (tieBreak?: ClockTieBreak) => number;
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -388,12 +388,17 @@ export class CacheGroup {
     if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
     const { lane, seq } = this.sessions.acquire();
     try {
+      // Only the leader's stamp becomes log time: a follower's command is stamped again by the
+      // leader (proposeHere), so a follower reads its clock without carrying it. Carried, a
+      // guess of its clock (its peers not all known yet) stayed in its log clock and became log
+      // time once it led, ending leases early (the cache simulation, seed 574 of 1..1300).
+      const leader = this.raft.status().role === 'leader';
       const data = this.sm.encodeForProposal({
-        nowMs: this.logClock.stampMs(),
+        nowMs: leader ? this.logClock.stampMs() : this.logClock.nowMs(),
         session: { clientId: lane.clientId, seq },
         command,
       });
-      return await this.proposeBytes(data, timeoutMs, true);
+      return await this.proposeBytes(data, timeoutMs, leader);
     } finally {
       this.sessions.release(lane);
     }

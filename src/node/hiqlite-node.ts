@@ -264,7 +264,10 @@ export class HiqliteNode {
 
   /** The clock log time follows: this node's monotonic clock, and the cluster's wall clock. */
   private get clusterClock(): LogClockSource {
-    return { monotonicMs: () => this.clock.monotonicMs(), wallMs: () => this.peerClocks.wallMs() };
+    return {
+      monotonicMs: () => this.clock.monotonicMs(),
+      wallMs: (tieBreak) => this.peerClocks.wallMs(tieBreak),
+    };
   }
 
   /** Starts the node; resolves once it is a member of the cluster. */
@@ -666,7 +669,7 @@ export class HiqliteNode {
       cfg: this.cfg,
       clock: this.clock,
       log: this.log,
-      clusterWallMs: () => this.peerClocks.wallMs(),
+      clusterWallMs: (tieBreak) => this.peerClocks.wallMs(tieBreak),
       clusterClock: this.peerClocks,
       forward: (leader, data, timeoutMs) => this.forwardPropose('cache', leader, data, timeoutMs),
       noLeaderError: (m) => this.noLeaderError(m),

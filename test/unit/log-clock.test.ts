@@ -24,6 +24,29 @@ function fixture() {
 }
 
 describe('LogClock', () => {
+  test('asks the cluster clock for the later of two disagreeing clocks only while the log has no time', () => {
+    const c = { mono: 5_000, applied: 0, asked: [] as Array<string | undefined> };
+    const clock = new LogClock(
+      {
+        monotonicMs: () => c.mono,
+        wallMs: (tieBreak) => {
+          c.asked.push(tieBreak);
+          return tieBreak === 'later' ? T0 : T0 - HOUR_MS;
+        },
+      },
+      () => c.applied,
+    );
+    assert.equal(clock.stampMs(), T0, 'a new group: the later');
+    assert.deepEqual(c.asked, ['later']);
+    assert.equal(clock.stampMs(), T0, 'carried on from its first stamp');
+    assert.deepEqual(c.asked, ['later', 'earlier']);
+    const applied = new LogClock(
+      { monotonicMs: () => c.mono, wallMs: (tieBreak) => (tieBreak === 'later' ? T0 + HOUR_MS : T0) },
+      () => T0 - 1_000,
+    );
+    assert.equal(applied.stampMs(), T0, 'a log with time: the earlier (one ahead would end TTLs early)');
+  });
+
   test('follows the wall clock while the log is not ahead of it', () => {
     const { c, clock, step } = fixture();
     assert.equal(clock.nowMs(), T0);

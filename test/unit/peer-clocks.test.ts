@@ -103,6 +103,31 @@ describe('PeerClocks', () => {
     assert.equal(behind.clocks.wallMs(), behind.t.trueMs - HOUR_MS);
   });
 
+  test('two clocks that disagree, with no cluster clock known before, for a log without time: the later is taken', async () => {
+    // A new group's first stamps: started from the clock behind, log time would jump forward
+    // once the third clock is known, ending the leases granted until then early.
+    const behind = cluster(2);
+    behind.t.own = -HOUR_MS;
+    behind.peers.set(2, 'down');
+    behind.peers.set(3, 0);
+    await behind.clocks.probeAll();
+    assert.equal(behind.clocks.wallMs('later'), behind.t.trueMs);
+    // A guess, not carried: each caller breaks the tie its own way until a third clock is known.
+    assert.equal(behind.clocks.wallMs('earlier'), behind.t.trueMs - HOUR_MS);
+    behind.peers.set(2, 0);
+    await behind.clocks.probeAll();
+    assert.equal(behind.clocks.wallMs('earlier'), behind.t.trueMs, 'the median of three');
+    const peerBehind = cluster(2);
+    peerBehind.peers.set(2, 'down');
+    peerBehind.peers.set(3, -HOUR_MS);
+    await peerBehind.clocks.probeAll();
+    assert.equal(
+      peerBehind.clocks.wallMs('later'),
+      peerBehind.t.trueMs,
+      'a peer behind does not take it back',
+    );
+  });
+
   test('between two clocks that disagree, the one nearer the last cluster clock is taken', async () => {
     const { t, peers, clocks, pass } = cluster(2);
     await clocks.probeAll();

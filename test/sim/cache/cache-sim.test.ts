@@ -52,6 +52,8 @@ describe('cache group simulation', () => {
       'notificationsReceived',
       'listenersLagged',
       'unknownOutcomes',
+      'joins',
+      'rejoined',
     ] as const) {
       assert.ok(total(k) > 0, `no ${k} across the CI seeds`);
     }

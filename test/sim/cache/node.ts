@@ -21,6 +21,7 @@ import {
   type CachePlantedBugs,
 } from '../../../src/node/cache-group.js';
 import type { ResolvedNodeConfig } from '../../../src/node/config/config.js';
+import { addAsLearner, joinGroup, promoteLearner } from '../../../src/node/join-procedure.js';
 import type { ChunkSnapshotStore } from '../../../src/node/memory-snapshot-store.js';
 import { PeerClocks } from '../../../src/node/peer-clocks.js';
 import type { Forwarded } from '../../../src/node/propose-retry.js';
@@ -44,6 +45,7 @@ const NEVER = new Promise<never>(() => {});
 /** Snapshots kept committed (as the file store keeps two). */
 const SNAPSHOTS_KEPT = 2;
 const SILENT = pino({ level: 'silent' });
+const QUIET = { info: () => {}, warn: () => {} };
 
 /** What a cache node needs from the simulation around it. */
 export interface CacheNodeHost {
@@ -56,6 +58,8 @@ export interface CacheNodeHost {
   readonly diskTiming: ConstructorParameters<typeof SimDisk>[4];
   readonly tornWriteRate: number;
   readonly plantedBugs: CachePlantedBugs;
+  /** A node's join completed, or was added back (for the run's statistics). */
+  onJoin(what: 'added' | 'rejoined'): void;
   node(id: NodeId): CacheSimNode | undefined;
   /** Something failed where no event can throw it: the run fails with it after the current event. */
   failLater(e: unknown): void;
@@ -73,6 +77,7 @@ class Life implements ProcessLife {
   logStore: SimLogStore | null = null;
   /** This life's clock (the group's, and its clients'). */
   clock: Clock | null = null;
+  peerClocks: PeerClocks | null = null;
   /** Settled at the crash: what callers of this life wait for ends then (outcome unknown). */
   readonly died: Promise<'crashed'>;
   private markDied!: () => void;
@@ -115,6 +120,11 @@ export class CacheSimNode {
     readonly id: NodeId,
     private readonly host: CacheNodeHost,
     readonly clockShape: NodeClockShape,
+    /**
+     * `cache_storage_disk = false`: nothing survives a crash, and a restart joins the group
+     * again as a new learner (the product's join procedure), promoted once caught up.
+     */
+    readonly memory: boolean,
   ) {
     this.disk = new SimDisk(id, emptySnapshot(host.membership), host.queue, host.rng, host.diskTiming);
   }
@@ -135,6 +145,12 @@ export class CacheSimNode {
   /** The running group if it can act now (up, started, not paused). */
   get ready(): CacheGroupType | null {
     return this.paused ? null : this.group;
+  }
+
+  /** The node runs and is joining the group again (a memory node after a restart). */
+  get joining(): boolean {
+    const g = this.group;
+    return g !== null && g.join.state !== null;
   }
 
   get appliedIndex(): number {
@@ -203,6 +219,18 @@ export class CacheSimNode {
     ]);
   }
 
+  /**
+   * How far this node's idea of a peer's clock may be off now: half the round trip of the
+   * samples its cluster clock uses (peer-clocks.ts), the largest.
+   */
+  clockUncertaintyMs(): number {
+    const pc = this.life?.peerClocks;
+    if (pc === null || pc === undefined) return 0;
+    let u = 0;
+    for (const { rttMs } of pc.peerOffsets().values()) u = Math.max(u, rttMs / 2);
+    return u;
+  }
+
   /** The clock of the process's current life (null while it is down). */
   get lifeClock(): Clock | null {
     return this.life?.clock ?? null;
@@ -229,6 +257,11 @@ export class CacheSimNode {
     this.crashes++;
     this.pausedUntilUs = 0;
     const lost = this.disk.crash(this.host.tornWriteRate, kind);
+    if (this.memory) {
+      // Kept in memory only: everything is gone with the process.
+      this.disk.wipe('all');
+      this.blobs.clear();
+    }
     this.host.trace.note(
       this.host.queue.now,
       `n${this.id} crash ${kind}${lost === null ? '' : ` (${lost.what})`}`,
@@ -294,12 +327,13 @@ export class CacheSimNode {
       askWallMs: (peer, timeoutMs) => this.askWallMs(life, peer, timeoutMs),
     });
     peerClocks.start();
+    life.peerClocks = peerClocks;
     const snapshots = new SimChunkSnapshotStore(this, life);
     const group = CacheGroup.onStorage(
       {
         cfg: this.host.cfg(this.id),
         clock,
-        clusterWallMs: () => peerClocks.wallMs(),
+        clusterWallMs: (tieBreak) => peerClocks.wallMs(tieBreak),
         clusterClock: peerClocks,
         log: SILENT,
         forward: (leader, data, timeoutMs) => this.forward(life, leader, data, timeoutMs),
@@ -313,11 +347,15 @@ export class CacheSimNode {
       },
       { logStore, snapshots, start: decision },
     );
-    // Provisioned with the group's membership (as the SQL simulator's nodes): no join to run.
-    group.start(this.host.membership, this.transport(life), 'keep').then(
+    // Provisioned with the group's membership (as the SQL simulator's nodes) at the first start;
+    // a memory node that restarts knows nothing and joins again.
+    const rejoin = this.memory && life.incarnation > 0;
+    const membership = rejoin ? { voters: [], learners: [] } : this.host.membership;
+    group.start(membership, this.transport(life), rejoin ? 'join' : 'keep').then(
       () => {
         if (life.dead) return;
         life.group = group;
+        if (rejoin) this.runJoin(life, group, clock);
         const st = group.group.status();
         this.host.trace.note(
           this.host.queue.now,
@@ -409,7 +447,7 @@ export class CacheSimNode {
     life: Life,
     to: NodeId,
     timeoutMs: number,
-    handle: (target: CacheSimNode, answer: (v: T) => void) => void,
+    handle: (target: CacheSimNode, answer: (v: T) => void, refuse: (e: HiqliteError) => void) => void,
   ): Promise<T> {
     const { network } = this.host;
     return new Promise<T>((resolve, reject) => {
@@ -426,8 +464,93 @@ export class CacheSimNode {
       network.sendApi(this.id, to, () => {
         const target = this.host.node(to);
         if (target === undefined) return;
-        handle(target, (v) => network.sendApi(to, this.id, () => settle(() => resolve(v))));
+        handle(
+          target,
+          (v) => network.sendApi(to, this.id, () => settle(() => resolve(v))),
+          (e) => network.sendApi(to, this.id, () => settle(() => reject(e))),
+        );
       });
+    });
+  }
+
+  /**
+   * The product's join procedure (src/node/join-procedure.ts, as `HiqliteNode.ensureMembership`
+   * runs it): ask the leader to add this node as a learner (it removes it first if it is still a
+   * member), wait until the entry that added it is applied, ask to be promoted once caught up.
+   * Its requests cross the network; it ends with the process.
+   */
+  private runJoin(life: Life, group: CacheGroupType, clock: Clock): void {
+    const gone = new Error('the process died');
+    const check = () => {
+      if (life.dead) throw gone;
+    };
+    const host = this.host;
+    joinGroup(
+      {
+        nodeId: this.id,
+        group: 'cache',
+        stayLearner: false,
+        raft: group.group,
+        join: {
+          get state() {
+            return group.join.state;
+          },
+          added: async (index) => {
+            check();
+            host.onJoin('added');
+            host.trace.note(host.queue.now, `n${this.id} added back as learner at ${index}`);
+            await group.join.added(index);
+          },
+          complete: async () => {
+            check();
+            host.onJoin('rejoined');
+            host.trace.note(host.queue.now, `n${this.id} rejoined`);
+            await group.join.complete();
+          },
+        },
+        request: (leader, req, timeoutMs) => {
+          check();
+          return this.request<LogIndex | null>(life, leader, timeoutMs, (target, answer, refuse) =>
+            target.whenAlive(() => {
+              const g = target.group;
+              if (g === null || !g.running) return;
+              if (g.group.status().role !== 'leader') {
+                refuse(new HiqliteError('HQL_NOT_LEADER', `n${leader} does not lead`, { retryable: true }));
+                return;
+              }
+              const done =
+                req.op === 'join'
+                  ? addAsLearner(g.group, this.id, timeoutMs, QUIET, 'cache')
+                  : promoteLearner(g.group, this.id, timeoutMs, QUIET, 'cache').then(() => null);
+              done.then(answer, (e: unknown) => {
+                if (e instanceof HiqliteError) refuse(e);
+                else host.failLater(e);
+              });
+            }),
+          );
+        },
+        findLeader: async () => {
+          for (const peer of host.membership.voters) {
+            check();
+            if (peer === this.id) continue;
+            try {
+              const leader = await this.request<NodeId | null>(life, peer, 2_000, (t, answer) =>
+                t.whenAlive(() => answer(t.group?.group.status().leaderId ?? null)),
+              );
+              if (leader !== null) return leader;
+            } catch {
+              // the next one
+            }
+          }
+          return null;
+        },
+        nowMs: () => clock.monotonicMs(),
+        sleep: (ms) => new Promise((resolve) => clock.setTimer(resolve, ms)),
+        checkCancelled: check,
+      },
+      Number.POSITIVE_INFINITY,
+    ).catch((e: unknown) => {
+      if (e !== gone && !life.dead) host.failLater(e);
     });
   }
 
@@ -444,7 +567,7 @@ export class CacheSimNode {
     type Answer = Forwarded<{ index: number; result: CacheResult }>;
     if (leader === this.id)
       return Promise.reject(new HiqliteError('HQL_INTERNAL', 'forward to itself', { retryable: false }));
-    return this.request<Answer>(life, leader, timeoutMs, (target, answer) =>
+    return this.request<Answer>(life, leader, timeoutMs, (target, answer, _refuse) =>
       target.whenAlive(() => {
         const g = target.group;
         if (g === null || !g.running) return;

@@ -62,6 +62,9 @@ export interface CacheRunStats {
   notificationsReceived: number;
   listenersLagged: number;
   unknownOutcomes: number;
+  /** Memory nodes added back as learners after a restart, and those whose join completed. */
+  joins: number;
+  rejoined: number;
 }
 
 export interface CacheSeedResult {
@@ -108,6 +111,8 @@ interface CacheProfile {
   readonly pauseUsMax: number;
   readonly partitionEveryUs: number;
   readonly plantedBugs: CachePlantedBugs;
+  /** Nodes with `cache_storage_disk = false`: a restart loses everything and joins again. */
+  readonly memoryNodes: readonly NodeId[];
 }
 
 const CHAOS_MS_DEFAULT = 4_000;
@@ -170,13 +175,14 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
     pauseUsMax: rng.pick([100_000, 800_000, 2_000_000]),
     partitionEveryUs: rng.pick([400_000, 1_000_000]),
     plantedBugs: bug === undefined ? {} : { [bug]: true },
+    memoryNodes: rng.pick([[], [], [1], [3], [1, 2], [1, 2, 3]] as NodeId[][]),
   };
 }
 
 function describeProfile(p: CacheProfile): string {
   const offsets = p.clocks.map((c) => c.offsetMs).join('/');
   const rates = p.clocks.map((c) => c.rate.toFixed(4)).join('/');
-  return `${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
+  return `${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
 }
 
 export function runCacheSeed(seed: number, options: CacheSimOptions = {}): Promise<CacheSeedResult> {
@@ -215,6 +221,8 @@ interface Hold {
   readonly client: string;
   readonly startUs: number;
   endUs: number;
+  /** How far the nodes' ideas of each other's clocks could be off at the grant (the largest). */
+  readonly clockErrorUs: number;
 }
 
 interface Take {
@@ -276,6 +284,8 @@ class CacheSimulation {
     notificationsReceived: 0,
     listenersLagged: 0,
     unknownOutcomes: 0,
+    joins: 0,
+    rejoined: 0,
   };
 
   constructor(
@@ -307,12 +317,19 @@ class CacheSimulation {
       tornWriteRate: p.tornWriteRate,
       plantedBugs: p.plantedBugs,
       node: (id: NodeId) => this.nodes.get(id),
+      onJoin: (what: 'added' | 'rejoined') => {
+        if (what === 'added') this.stats.joins++;
+        else this.stats.rejoined++;
+      },
       failLater: (e: unknown) => {
         this.failedLater ??= e;
       },
     };
     p.nodeIds.forEach((id, i) => {
-      this.nodes.set(id, new CacheSimNode(id, host, p.clocks[i] as NodeClockShape));
+      this.nodes.set(
+        id,
+        new CacheSimNode(id, host, p.clocks[i] as NodeClockShape, p.memoryNodes.includes(id)),
+      );
     });
   }
 
@@ -449,9 +466,13 @@ class CacheSimulation {
       next();
     };
     every(p.crashEveryUs, 'nemesis-crash', () => {
-      const up = [...this.nodes.values()].filter((n) => n.alive);
+      const all = [...this.nodes.values()];
+      const up = all.filter((n) => n.alive);
       if (up.length < 2) return;
       const n = rng.pick(up);
+      // A memory node loses everything: only while every other node is up and a member (no
+      // join in progress), so a majority always holds what was committed.
+      if (n.memory && all.some((o) => o !== n && (o.group === null || o.joining))) return;
       this.crashNode(n, rng.chance(0.5) ? 'power' : 'process');
       this.queue.after(rng.int(20_000, 600_000), 'restart', n.id, () => {
         if (this.chaos) n.start();
@@ -580,6 +601,7 @@ class CacheSimulation {
         client: holderId,
         startUs: this.queue.now,
         endUs: this.queue.now + Math.ceil((holdMs * 1000) / rate),
+        clockErrorUs: this.clockErrorUs(),
       };
       this.holds.push(hold);
       this.stats.locksHeld++;
@@ -638,6 +660,7 @@ class CacheSimulation {
         client: `${name}-${attempt}`,
         startUs: this.queue.now,
         endUs: this.queue.now,
+        clockErrorUs: this.clockErrorUs(),
       };
       this.holds.push(hold);
       this.stats.locksHeld++;
@@ -896,6 +919,7 @@ class CacheSimulation {
     if (st.commitIndex !== st.lastIndex) return `leader n${leader.id} has uncommitted entries`;
     for (const n of this.nodes.values()) {
       if (n.group === null) return `n${n.id} is not running`;
+      if (n.joining) return `n${n.id} has not joined again`;
       if (n.appliedIndex !== st.commitIndex)
         return `n${n.id} applied ${n.appliedIndex}, leader n${leader.id} committed ${st.commitIndex}`;
     }
@@ -922,8 +946,19 @@ class CacheSimulation {
     return Math.ceil((spreadMs + driftMs + 2) * 1000);
   }
 
+  /**
+   * The largest error of any node's estimate of the cluster's clock now: half the round trip
+   * of a sample it uses (peer-clocks.ts: a peer's clock is its answer at the middle of the
+   * round trip). Leases end by the leaders' estimates and are counted by the holders' nodes'.
+   */
+  private clockErrorUs(): number {
+    let u = 0;
+    for (const n of this.nodes.values()) u = Math.max(u, n.clockUncertaintyMs());
+    return Math.ceil(u * 1000);
+  }
+
   private checkLocks(): void {
-    const tolUs = this.lockToleranceUs();
+    const baseUs = this.lockToleranceUs();
     for (const key of LOCK_KEYS) {
       const holds = this.holds.filter((h) => h.key === key).sort((a, b) => a.startUs - b.startUs);
       const tokens = new Set<number>();
@@ -933,6 +968,7 @@ class CacheSimulation {
         tokens.add(h.token);
         for (let j = 0; j < i; j++) {
           const e = holds[j] as Hold;
+          const tolUs = baseUs + e.clockErrorUs + h.clockErrorUs;
           if (e.endUs > h.startUs + tolUs) {
             fail(
               'lock-safety',
