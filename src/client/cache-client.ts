@@ -464,13 +464,13 @@ export class DistributedLock implements AsyncDisposable {
   }
 
   /**
-   * How much of the lease is left, in ms, by this process's clock (0 once lost or released): the
-   * time the holder may still count on the lock without another renewal.
+   * How much of the lease is left, in whole ms (rounded down), by this process's clock (0 once
+   * lost or released): the time the holder may still count on the lock without another renewal.
    */
   remainingMs(): number {
     this.checkLease();
     if (this.released || this.lostController.signal.aborted) return 0;
-    return Math.max(0, this.lastRenewedMs + this.leaseMs - this.clock.monotonicMs());
+    return Math.max(0, Math.floor(this.lastRenewedMs + this.leaseMs - this.clock.monotonicMs()));
   }
 
   /** Lost now if the lease ran out on this process's clock since it last began. */
