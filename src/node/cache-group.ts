@@ -87,6 +87,8 @@ export interface CacheGroupDeps {
   readonly clusterClock?: {
     ready(): Promise<void> | null;
     waitReady(timeoutMs: number): Promise<number>;
+    /** This node starts to lead: ask the peers again if their clocks are not known now. */
+    refresh?(): void;
   };
   readonly log: Logger;
   /**
@@ -312,9 +314,10 @@ export class CacheGroup {
         ...(this.d.plantedBugs === undefined ? {} : { plantedBugs: this.d.plantedBugs }),
       }),
     );
-    this.raft.onLeaderChange((s) =>
-      this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed'),
-    );
+    this.raft.onLeaderChange((s) => {
+      if (s.role === 'leader') this.d.clusterClock?.refresh?.();
+      this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed');
+    });
     this.scheduleExpire();
   }
 

@@ -548,9 +548,11 @@ export class HiqliteNode {
       }),
     );
     this.history?.start(this.clock, () => this.group.status().commitIndex - this.group.applied());
-    this.group.onLeaderChange((s) =>
-      this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed'),
-    );
+    this.group.onLeaderChange((s) => {
+      // Its stamps become log time: its clock must be the cluster's (peer-clocks.ts, refresh).
+      if (s.role === 'leader') this.peerClocks.refresh();
+      this.log.info({ role: s.role, leaderId: s.leaderId }, 'raft role changed');
+    });
     if (bootstrap) {
       this.log.info({ clusterId: this.clusterId }, 'no cluster exists: node 1 bootstraps a new one');
       this.group.campaign();

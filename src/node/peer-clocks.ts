@@ -23,7 +23,11 @@
  * a log that has time takes the earlier (a clock behind cannot move log time, one ahead ends TTLs
  * early), a new group's first stamps the later (started from a clock behind, log time would jump
  * forward once the third clock is known, ending the leases granted meanwhile: found by the cache
- * simulation, seeds 498, 664, 756 and 899 of 301..1300, one node's clock seconds off). Before
+ * simulation, seeds 498, 664, 756 and 899 of 301..1300, one node's clock seconds off). Where a
+ * writer waits (`ready()`), two known clocks more than CLOCKS_AGREE_MS apart do not count as
+ * known: it waits for a third. And a node that starts to lead while it cannot tell the time
+ * (`refresh()`: cut off or restarted, its answers aged out) asks every peer at once and its
+ * writers wait again, up to FRESH_INTERVALS intervals. Before
  * the first majority answered this node's own clock is all there is; `ready()` lets writers wait
  * for that first answer, up to one interval after start. A node of an earlier version answers `ping` with
  * null: it does not count.
@@ -43,6 +47,11 @@ const CLOCK_WARN_EVERY_MS = 60_000;
 const SAMPLES_KEPT = 4;
 /** A sample is used for this many probe intervals. */
 const FRESH_INTERVALS = 3;
+/**
+ * Two clocks this close agree: with two of three known, their median is trusted (beyond it, the
+ * third is waited for where a writer waits: see settled()).
+ */
+const CLOCKS_AGREE_MS = 100;
 
 export interface PeerClocksDeps {
   readonly clock: Clock;
@@ -75,16 +84,56 @@ export class PeerClocks {
   private readyWait: { promise: Promise<void>; resolve: () => void; timer: TimerHandle | null } | null = null;
 
   constructor(private readonly d: PeerClocksDeps) {
-    if (d.peers.length > 0) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => {
-        resolve = r;
-      });
-      this.readyWait = { promise, resolve, timer: null };
-      this.readyWait.timer = d.clock.setTimer(() => this.endReadyWait(), d.intervalMs, {
-        keepAlive: false,
-      });
+    if (d.peers.length > 0) this.armReadyWait();
+  }
+
+  /** ready() pending until the cluster's clock is settled, or for `intervals` intervals at most. */
+  private armReadyWait(intervals = 1): void {
+    if (this.readyWait !== null) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.readyWait = { promise, resolve, timer: null };
+    this.readyWait.timer = this.d.clock.setTimer(() => this.endReadyWait(), intervals * this.d.intervalMs, {
+      keepAlive: false,
+    });
+  }
+
+  /**
+   * The cluster's clock can be told at `mono`: a majority of the clocks is known and their
+   * median is one of them, or the two in the middle agree (within CLOCKS_AGREE_MS), or a carried
+   * clock judges between them. Two known clocks seconds apart are a guess.
+   */
+  private settled(mono: number): boolean {
+    const { clock, peers } = this.d;
+    const values = [clock.wallMs()];
+    for (const p of peers) {
+      const s = this.best(p, mono);
+      if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
     }
+    if (values.length < this.majority()) return false;
+    if (values.length % 2 === 1 || !Number.isNaN(this.carriedMs)) return true;
+    values.sort((a, b) => a - b);
+    const n = values.length;
+    return (values[n / 2] as number) - (values[n / 2 - 1] as number) <= CLOCKS_AGREE_MS;
+  }
+
+  /**
+   * This node starts to lead a group (its stamps become log time). When it knows fewer than a
+   * majority of the clocks now (it was cut off, or restarted while it could not reach its
+   * peers), writers wait for answers again (ready(), one interval at most) and every peer is
+   * asked at once: else it stamped its own clock until the next round, and a clock behind made
+   * log time jump forward at that round, ending leases early (the cache simulation, seed 2119).
+   */
+  refresh(): void {
+    const { clock, peers } = this.d;
+    if (this.closed || peers.length === 0) return;
+    if (this.settled(clock.monotonicMs())) return;
+    // As long as an answer counts (FRESH_INTERVALS): a peer stalled or cut off for a moment
+    // answers within it, and a leader that cannot learn the time stamps its own after it.
+    this.armReadyWait(FRESH_INTERVALS);
+    if (this.running) void this.probeAll();
   }
 
   /** Starts asking the peers (once their API ports can be reached). */
@@ -203,13 +252,6 @@ export class PeerClocks {
     return Math.floor((this.d.peers.length + 1) / 2) + 1;
   }
 
-  /** This node and the peers whose clock is known at `mono`. */
-  private knownCount(mono: number): number {
-    let n = 1;
-    for (const p of this.d.peers) if (this.best(p, mono) !== null) n++;
-    return n;
-  }
-
   private best(peer: number, mono: number): Sample | null {
     const freshMs = FRESH_INTERVALS * this.d.intervalMs;
     let best: Sample | null = null;
@@ -253,7 +295,7 @@ export class PeerClocks {
     list.push({ peerWallMs: answer, atMono: (sent + received) / 2, rttMs: received - sent });
     if (list.length > SAMPLES_KEPT) list.shift();
     this.samples.set(peer, list);
-    if (this.readyWait !== null && this.knownCount(received) >= this.majority()) this.endReadyWait();
+    if (this.readyWait !== null && this.settled(received)) this.endReadyWait();
   }
 
   private warnIfOff(): void {

@@ -281,6 +281,45 @@ describe('PeerClocks', () => {
     assert.equal(await clocks.waitReady(1_000), 1_000, 'no wait once known');
   });
 
+  test('starting to lead with too few clocks known (cut off, restarted): ask again at once, writers wait for the answers', async () => {
+    const { t, peers, clocks, pass } = cluster(2);
+    t.own = -HOUR_MS;
+    await clocks.probeAll();
+    assert.equal(clocks.ready(), null, 'a majority answered');
+    clocks.refresh();
+    assert.equal(clocks.ready(), null, 'a majority known: nothing to wait for');
+    // Cut off for longer than three intervals: the answers aged out.
+    peers.set(2, 'down');
+    peers.set(3, 'down');
+    pass(4 * INTERVAL_MS);
+    clocks.refresh();
+    assert.notEqual(clocks.ready(), null, 'writers wait for the answers before stamping');
+    peers.set(2, 0);
+    peers.set(3, 0);
+    await clocks.probeAll();
+    assert.equal(clocks.ready(), null, 'answered: writers go on');
+    assert.equal(clocks.wallMs(), t.trueMs, "the cluster's time, not this node's clock an hour behind");
+  });
+
+  test('two known clocks seconds apart are a guess: writers wait for a third (within their wait)', async () => {
+    const { t, peers, clocks } = cluster(2);
+    t.own = -HOUR_MS;
+    peers.set(2, 'down');
+    peers.set(3, 0);
+    await clocks.probeAll();
+    assert.notEqual(clocks.ready(), null, 'a majority answered, but it cannot tell the time');
+    peers.set(2, 0);
+    await clocks.probeAll();
+    assert.equal(clocks.ready(), null);
+    assert.equal(clocks.wallMs(), t.trueMs);
+    // Two that agree settle it.
+    const agreeing = cluster(2);
+    agreeing.peers.set(2, 'down');
+    agreeing.peers.set(3, 20);
+    await agreeing.clocks.probeAll();
+    assert.equal(agreeing.clocks.ready(), null);
+  });
+
   test('a cluster of one never waits', () => {
     const { clocks } = cluster(0);
     assert.equal(clocks.ready(), null);
