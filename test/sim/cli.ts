@@ -10,6 +10,7 @@
  * Exit code 1 when a seed fails (or a planted bug escapes).
  */
 import { parseCliArgs } from '../support/cli-args.js';
+import { intArg, printFailure, SIM_CLI_OPTIONS, seedsOf } from './cli-common.js';
 import { HUNT_SEEDS_MAX_DEFAULT, huntPlantedBug } from './planted.js';
 import { PLANTED_BUGS, type PlantedBugName } from './profile.js';
 import { type RunStats, runSeed, type SeedResult, type SimOptions } from './simulation.js';
@@ -20,29 +21,11 @@ const USAGE = `npm run sim -- [--seeds N] [--first S] [--seed S] [--planted-bugs
 
 const { values } = parseCliArgs(
   {
-    seeds: { type: 'string' },
-    seed: { type: 'string' },
-    first: { type: 'string' },
-    'planted-bugs': { type: 'boolean', default: false },
-    bug: { type: 'string' },
-    'max-seeds': { type: 'string' },
-    'chaos-ms': { type: 'string' },
-    'trace-lines': { type: 'string' },
-    verbose: { type: 'boolean', default: false },
+    ...SIM_CLI_OPTIONS,
     'no-durability-check': { type: 'boolean', default: false },
   },
   USAGE,
 );
-
-function intArg(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} must be a non-negative integer, got ${v}`);
-    process.exit(2);
-  }
-  return n;
-}
 
 function bugArg(): PlantedBugName | undefined {
   const b = values.bug;
@@ -69,17 +52,10 @@ const simOptions: SimOptions = {
 /** Appended to replay commands: the run's checks, as given. */
 const noDurability = values['no-durability-check'] ? ' --no-durability-check' : '';
 
-function printFailure(r: SeedResult): void {
-  const f = r.failure;
-  if (f === null) return;
-  console.log(`\nFAIL seed ${r.seed}: ${f.checker}`);
-  console.log(`  ${f.message.split('\n').join('\n  ')}`);
-  console.log(`  scenario: ${r.profile}`);
-  console.log('  last events:');
-  for (const line of f.trace) console.log(`    ${line}`);
+function replayCommand(seed: number): string {
   const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
   const bug = plantedBug === undefined ? '' : ` --bug ${plantedBug}`;
-  console.log(`  replay: npm run sim -- --seed ${r.seed}${chaos}${bug}${noDurability} --verbose`);
+  return `npm run sim -- --seed ${seed}${chaos}${bug}${noDurability} --verbose`;
 }
 
 async function runSeeds(seeds: number[]): Promise<number> {
@@ -103,7 +79,7 @@ async function runSeeds(seeds: number[]): Promise<number> {
     }
     if (!r.ok) {
       failed.push(r);
-      printFailure(r);
+      printFailure(r, replayCommand(r.seed));
     }
     // A long run says how far it got (on stderr: the summary on stdout stays as it was).
     const done = seeds.indexOf(seed) + 1;
@@ -165,10 +141,7 @@ async function runPlantedBugs(): Promise<number> {
 
 function main(): Promise<number> {
   if (values['planted-bugs']) return runPlantedBugs();
-  if (values.seed !== undefined) return runSeeds([intArg('seed', values.seed, 1)]);
-  const first = intArg('first', values.first, 1);
-  const count = intArg('seeds', values.seeds, 100);
-  return runSeeds(Array.from({ length: count }, (_, i) => first + i));
+  return runSeeds(seedsOf(values));
 }
 
 process.exitCode = await main();

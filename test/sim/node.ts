@@ -12,7 +12,7 @@
  * (its recovery is the product's).
  */
 import { assert } from '../../src/lib/assert.js';
-import type { Clock, TimerHandle } from '../../src/lib/clock.js';
+import type { Clock } from '../../src/lib/clock.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import type { Random } from '../../src/lib/prng.js';
 import { abstains } from '../../src/node/joining-marker.js';
@@ -31,6 +31,7 @@ import type {
   Term,
 } from '../../src/raft/types.js';
 import type { MemoryLogState } from '../../src/storage/memory-log-store.js';
+import { agendaTimers, ProcessStall } from './agenda.js';
 import type { SafetyChecker } from './checkers.js';
 import { type ProcessLife, SimDisk, SimLogStore, SimSnapshotStore, type WipeTarget } from './disk.js';
 import { checkSentDurable } from './durability.js';
@@ -171,8 +172,8 @@ export class SimNode {
   get lostState(): boolean {
     return this.wipedWhileDown || this.rejoin !== null || this.proving;
   }
-  /** A stalled process (GC pause, overloaded host): until then it handles nothing. */
-  private pausedUntilUs = 0;
+  /** A stalled process (GC pause, overloaded host): meanwhile it handles nothing. */
+  private readonly stall: ProcessStall;
   /** This node's tick interval: clocks drift, so nodes tick at slightly different rates. */
   private readonly tickUs: number;
 
@@ -182,31 +183,23 @@ export class SimNode {
     private readonly initial: KvSnapshot,
   ) {
     this.disk = new SimDisk(id, initial, host.queue, host.rng, host.profile);
+    this.stall = new ProcessStall(host.queue, host.trace, id);
     const skewUs = Math.floor((host.profile.tickUs * host.profile.tickSkewPct) / 100);
     this.tickUs = host.profile.tickUs + host.rng.int(-skewUs, skewUs + 1);
   }
 
   get paused(): boolean {
-    return this.host.queue.now < this.pausedUntilUs;
+    return this.stall.paused;
   }
 
   /** Stall the process for `durationUs`: events that reach it wait until it resumes. */
   pause(durationUs: number): void {
-    if (this.life === null) return;
-    this.pausedUntilUs = Math.max(this.pausedUntilUs, this.host.queue.now + durationUs);
-    this.host.trace.note(this.host.queue.now, `n${this.id} paused for ${Math.round(durationUs / 1000)}ms`);
+    if (this.life !== null) this.stall.pause(durationUs);
   }
 
   /** Run `fn` in `life` now, or when the process resumes if it is paused (in arrival order). */
   whenRunning(life: Life, kind: string, fn: () => void): void {
-    if (life.dead) return;
-    if (!this.paused) {
-      fn();
-      return;
-    }
-    this.host.queue.after(this.pausedUntilUs - this.host.queue.now, kind, this.id, () =>
-      this.whenRunning(life, kind, fn),
-    );
+    this.stall.whenRunning(life, kind, fn);
   }
 
   /** Run `fn` against the group of incarnation `inc`, if it still lives (when it runs). */
@@ -259,7 +252,7 @@ export class SimNode {
     life.dead = true;
     this.life = null;
     this.incarnation++;
-    this.pausedUntilUs = 0;
+    this.stall.reset();
     const lost = this.disk.crash(this.host.profile.tornWriteRate, kind);
     if (lost !== null) {
       if (lost.torn) this.host.stats.tornWrites++;
@@ -604,18 +597,9 @@ export class SimNode {
     return {
       monotonicMs: () => queue.now / 1000,
       wallMs: () => WALL_EPOCH_MS + Math.floor(queue.now / 1000),
-      setTimer: (callback, delayMs) => {
-        const timer = { cancelled: false };
-        this.post(life, Math.max(0, Math.round(delayMs * 1000 * rate)), 'timer', () => {
-          if (timer.cancelled) return;
-          timer.cancelled = true;
-          callback();
-        });
-        return timer as unknown as TimerHandle;
-      },
-      clearTimer: (handle) => {
-        (handle as unknown as { cancelled: boolean }).cancelled = true;
-      },
+      ...agendaTimers((delayMs, fire) =>
+        this.post(life, Math.max(0, Math.round(delayMs * 1000 * rate)), 'timer', fire),
+      ),
     };
   }
 

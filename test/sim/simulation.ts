@@ -10,6 +10,7 @@
  */
 import { Prng, type Random } from '../../src/lib/prng.js';
 import type { Entry, LogIndex, Membership, NodeId, Status } from '../../src/raft/types.js';
+import { runAgenda } from './agenda.js';
 import { BootstrapProver } from './bootstrap.js';
 import { SafetyChecker } from './checkers.js';
 import { EventQueue } from './event-queue.js';
@@ -109,15 +110,6 @@ const LIVENESS_STEP_US = 50_000;
 export function runSeed(seed: number, options: SimOptions = {}): Promise<SeedResult> {
   const sim = new Simulation(seed, options);
   return sim.run();
-}
-
-/**
- * Resolves once every promise continuation queued so far has run, and those they queued in turn
- * (a macrotask runs only after the microtask queue is empty). Nothing else runs in between: every
- * timer of a simulated node is an agenda event, so the order stays the seed's.
- */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 class Simulation implements ClusterAccess {
@@ -378,22 +370,18 @@ class Simulation implements ClusterAccess {
     }
   }
 
-  private async runUntil(untilUs: number): Promise<void> {
-    for (;;) {
-      const t = this.queue.peekTimeUs();
-      if (t === null || t > untilUs) break;
-      const ev = this.queue.pop();
-      if (ev === null) break;
-      this.events++;
-      if (this.events > EVENTS_MAX) fail('liveness', `runaway scenario: more than ${EVENTS_MAX} events`);
-      this.trace.mix(ev.timeUs, ev.subject, ev.seq);
-      ev.run();
-      await settle();
-      if (this.failedLater !== null) throw this.failedLater;
-      for (const n of this.nodes.values()) n.observeLeadership();
-    }
-    // Time passes even when nothing happens (every process may be stalled).
-    this.queue.advanceTo(untilUs);
+  private runUntil(untilUs: number): Promise<void> {
+    return runAgenda({
+      queue: this.queue,
+      trace: this.trace,
+      untilUs,
+      eventsMax: EVENTS_MAX,
+      count: () => ++this.events,
+      after: () => {
+        if (this.failedLater !== null) throw this.failedLater;
+        for (const n of this.nodes.values()) n.observeLeadership();
+      },
+    });
   }
 
   private scheduleLogMatching(): void {

@@ -8,11 +8,11 @@
  * prints the seed and checker that caught it. Exit code 1 when a seed fails or a bug escapes.
  */
 import { parseCliArgs } from '../../support/cli-args.js';
+import { intArg, printFailure, SIM_CLI_OPTIONS, seedsOf } from '../cli-common.js';
 import {
   CACHE_PLANTED_BUGS,
   type CachePlantedBugName,
   type CacheRunStats,
-  type CacheSeedResult,
   type CacheSimOptions,
   huntCacheBug,
   runCacheSeed,
@@ -24,28 +24,10 @@ const USAGE = `npm run sim:cache -- [--seeds N] [--first S] [--seed S] [--plante
 
 const { values } = parseCliArgs(
   {
-    seeds: { type: 'string' },
-    seed: { type: 'string' },
-    first: { type: 'string' },
-    'planted-bugs': { type: 'boolean', default: false },
-    bug: { type: 'string' },
-    'max-seeds': { type: 'string' },
-    'chaos-ms': { type: 'string' },
-    'trace-lines': { type: 'string' },
-    verbose: { type: 'boolean', default: false },
+    ...SIM_CLI_OPTIONS,
   },
   USAGE,
 );
-
-function intArg(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} must be a non-negative integer, got ${v}`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const bug = values.bug;
 if (bug !== undefined && !(CACHE_PLANTED_BUGS as readonly string[]).includes(bug)) {
@@ -64,17 +46,6 @@ const baseOptions: CacheSimOptions = {
 function replay(seed: number, bugName: CachePlantedBugName | undefined): string {
   const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
   return `npm run sim:cache -- --seed ${seed}${chaos}${bugName === undefined ? '' : ` --bug ${bugName}`} --verbose`;
-}
-
-function printFailure(r: CacheSeedResult, bugName: CachePlantedBugName | undefined): void {
-  const f = r.failure;
-  if (f === null) return;
-  console.log(`\nFAIL seed ${r.seed}: ${f.checker}`);
-  console.log(`  ${f.message.split('\n').join('\n  ')}`);
-  console.log(`  scenario: ${r.profile}`);
-  console.log('  last events:');
-  for (const line of f.trace) console.log(`    ${line}`);
-  console.log(`  replay: ${replay(r.seed, bugName)}`);
 }
 
 async function runSeeds(seeds: number[]): Promise<number> {
@@ -98,7 +69,7 @@ async function runSeeds(seeds: number[]): Promise<number> {
     }
     if (!r.ok) {
       failed.push(seed);
-      printFailure(r, plantedBug);
+      printFailure(r, replay(r.seed, plantedBug));
     }
     if (seeds.length >= 1000 && (i + 1) % 1000 === 0)
       console.error(`seeds done: ${i + 1} of ${seeds.length}, failed: ${failed.length}`);
@@ -140,10 +111,7 @@ async function runPlantedBugs(): Promise<number> {
 
 function main(): Promise<number> {
   if (values['planted-bugs']) return runPlantedBugs();
-  if (values.seed !== undefined) return runSeeds([intArg('seed', values.seed, 1)]);
-  const first = intArg('first', values.first, 1);
-  const count = intArg('seeds', values.seeds, 100);
-  return runSeeds(Array.from({ length: count }, (_, i) => first + i));
+  return runSeeds(seedsOf(values));
 }
 
 process.exitCode = await main();

@@ -12,7 +12,7 @@
  */
 import pino from 'pino';
 import { assert } from '../../../src/lib/assert.js';
-import type { Clock, TimerHandle } from '../../../src/lib/clock.js';
+import type { Clock } from '../../../src/lib/clock.js';
 import { HiqliteError } from '../../../src/lib/errors.js';
 import type { Random } from '../../../src/lib/prng.js';
 import {
@@ -30,6 +30,7 @@ import type { GroupTransport, StoredSnapshot } from '../../../src/node/seams.js'
 import { decideStart } from '../../../src/node/start-decision.js';
 import type { LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../../../src/raft/types.js';
 import type { CacheResult } from '../../../src/sm/cache/result.js';
+import { agendaTimers, ProcessStall } from '../agenda.js';
 import { type ProcessLife, SimDisk, SimLogStore } from '../disk.js';
 import { checkSentDurable } from '../durability.js';
 import type { EventQueue } from '../event-queue.js';
@@ -113,7 +114,7 @@ export class CacheSimNode {
   readonly blobs = new Map<string, Uint8Array[]>();
   incarnation = 0;
   private life: Life | null = null;
-  private pausedUntilUs = 0;
+  private readonly stall: ProcessStall;
   crashes = 0;
 
   constructor(
@@ -127,6 +128,7 @@ export class CacheSimNode {
     readonly memory: boolean,
   ) {
     this.disk = new SimDisk(id, emptySnapshot(host.membership), host.queue, host.rng, host.diskTiming);
+    this.stall = new ProcessStall(host.queue, host.trace, id);
   }
 
   get alive(): boolean {
@@ -134,7 +136,7 @@ export class CacheSimNode {
   }
 
   get paused(): boolean {
-    return this.host.queue.now < this.pausedUntilUs;
+    return this.stall.paused;
   }
 
   /** The running group, or null while down, opening or paused is not considered. */
@@ -157,26 +159,12 @@ export class CacheSimNode {
     return this.life?.group?.sm.appliedIndex() ?? -1;
   }
 
-  /** Virtual µs when this life ends or now; for clients that count their hold. */
-  get lifeIncarnation(): number {
-    return this.incarnation;
-  }
-
   pause(durationUs: number): void {
-    if (this.life === null) return;
-    this.pausedUntilUs = Math.max(this.pausedUntilUs, this.host.queue.now + durationUs);
-    this.host.trace.note(this.host.queue.now, `n${this.id} paused for ${Math.round(durationUs / 1000)}ms`);
+    if (this.life !== null) this.stall.pause(durationUs);
   }
 
   whenRunning(life: Life, kind: string, fn: () => void): void {
-    if (life.dead) return;
-    if (!this.paused) {
-      fn();
-      return;
-    }
-    this.host.queue.after(this.pausedUntilUs - this.host.queue.now, kind, this.id, () =>
-      this.whenRunning(life, kind, fn),
-    );
+    this.stall.whenRunning(life, kind, fn);
   }
 
   /**
@@ -255,7 +243,7 @@ export class CacheSimNode {
     this.life = null;
     this.incarnation++;
     this.crashes++;
-    this.pausedUntilUs = 0;
+    this.stall.reset();
     const lost = this.disk.crash(this.host.tornWriteRate, kind);
     if (this.memory) {
       // Kept in memory only: everything is gone with the process.
@@ -384,18 +372,7 @@ export class CacheSimNode {
     return {
       monotonicMs: () => (queue.now / 1000) * rate,
       wallMs: () => this.wallMs(),
-      setTimer: (callback, delayMs) => {
-        const timer = { cancelled: false };
-        this.post(life, this.delayUs(delayMs), 'timer', () => {
-          if (timer.cancelled) return;
-          timer.cancelled = true;
-          callback();
-        });
-        return timer as unknown as TimerHandle;
-      },
-      clearTimer: (handle) => {
-        (handle as unknown as { cancelled: boolean }).cancelled = true;
-      },
+      ...agendaTimers((delayMs, fire) => this.post(life, this.delayUs(delayMs), 'timer', fire)),
     };
   }
 

@@ -28,6 +28,7 @@ import type { CacheGroup, CachePlantedBugs } from '../../../src/node/cache-group
 import type { ResolvedNodeConfig } from '../../../src/node/config/config.js';
 import { resolveConfig } from '../../../src/node/config/config-resolve.js';
 import type { Membership, NodeId } from '../../../src/raft/types.js';
+import { runAgenda } from '../agenda.js';
 import { EventQueue } from '../event-queue.js';
 import { type CheckerName, fail, SimFailure } from '../failure.js';
 import { CALM_NETWORK, type Envelope, Network, type NetworkFaults } from '../network.js';
@@ -205,11 +206,6 @@ export async function huntCacheBug(
   return { caught: null, seedsRun: o.seedsMax };
 }
 
-/** Lets every queued promise continuation run (see ../simulation.ts). */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /**
  * What one caller was told: it holds `key` with `token` from `startUs` until `endUs` (virtual):
  * the end of the part of the lease it used (its own lock waiters), or its last use (the client API).
@@ -383,21 +379,18 @@ class CacheSimulation {
     };
   }
 
-  private async runUntil(untilUs: number): Promise<void> {
-    for (;;) {
-      const t = this.queue.peekTimeUs();
-      if (t === null || t > untilUs) break;
-      const ev = this.queue.pop();
-      if (ev === null) break;
-      this.events++;
-      if (this.events > EVENTS_MAX) fail('liveness', `runaway scenario: more than ${EVENTS_MAX} events`);
-      this.trace.mix(ev.timeUs, ev.subject, ev.seq);
-      ev.run();
-      await settle();
-      if (this.failedLater !== null) throw this.failedLater;
-      this.observeLeaders();
-    }
-    this.queue.advanceTo(untilUs);
+  private runUntil(untilUs: number): Promise<void> {
+    return runAgenda({
+      queue: this.queue,
+      trace: this.trace,
+      untilUs,
+      eventsMax: EVENTS_MAX,
+      count: () => ++this.events,
+      after: () => {
+        if (this.failedLater !== null) throw this.failedLater;
+        this.observeLeaders();
+      },
+    });
   }
 
   private observeLeaders(): void {
