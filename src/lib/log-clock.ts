@@ -47,11 +47,13 @@ export type ClockTieBreak = 'earlier' | 'later';
 export interface LogClockSource {
   monotonicMs(): number;
   /**
-   * `tieBreak`: a log that has time takes the earlier of two clocks that disagree (a clock
-   * behind cannot move log time, one ahead would end TTLs and leases early); a log without time
-   * yet takes the later: log time started from a clock behind would jump forward once the
-   * clock is known, ending the leases granted until then early, while log time started ahead
-   * only runs on slower until the clocks catch up (LOG_CLOCK_SLEW), which makes them longer.
+   * `tieBreak`, for two clocks that disagree with nothing to judge between them: a stamp in a
+   * log that has time takes the earlier (a clock behind cannot move log time, one ahead would
+   * end TTLs and leases early); a new group's first stamps take the later (log time started
+   * from a clock behind would jump forward once the clock is known, ending the leases granted
+   * until then early, while log time started ahead only runs on slower until the clocks catch
+   * up, LOG_CLOCK_SLEW, which makes them longer); a read takes the later too: an entry or a lease
+   * is never judged live after it may have ended (a lease's holder is told what is left by it).
    */
   wallMs(tieBreak?: ClockTieBreak): number;
 }
@@ -79,9 +81,11 @@ export class LogClock {
 
   private read(stamp: boolean): number {
     const mono = this.clock.monotonicMs();
-    // No log time yet, in the log or stamped here (a new group): see LogClockSource.wallMs.
+    // A stamp in a log that has time takes the earlier of two clocks that disagree (see
+    // LogClockSource.wallMs); a new group's first stamps, and every read (judging whether an
+    // entry or a lease is still live), the later: never live after it may have ended.
     const timeless = this.appliedMs() <= 0 && !(this.anchorMs > 0);
-    const wall = this.clock.wallMs(timeless ? 'later' : 'earlier');
+    const wall = this.clock.wallMs(stamp && !timeless ? 'earlier' : 'later');
     const elapsed = Math.max(0, mono - this.anchorMono);
     let log = this.anchorMs + elapsed;
     if (log > wall) log = Math.max(wall, this.anchorMs + elapsed * (1 - LOG_CLOCK_SLEW));

@@ -119,6 +119,12 @@ export class Progress {
     }
     // In probe (and snapshot) state only the latest probe's answer counts.
     if (this.next - 1 !== rejected) return false;
+    // A rejection at match: the follower no longer holds what it acknowledged (its state is
+    // gone: a node that keeps the group in memory and restarted). There is nothing to back off
+    // to, so the probe stays paused until the next heartbeat answer (one probe per heartbeat
+    // round until the node is removed and added again), not a probe and a rejection back to back
+    // without end (the cache simulation, seed 7608: with duplicated messages, millions).
+    if (rejected <= this.match) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1) as LogIndex;
     this.probeSent = false;
     return true;

@@ -171,6 +171,15 @@ describe('Progress.maybeDecrTo', () => {
     assert.equal(pr.next, 9);
   });
 
+  test('probe: a rejection at match (the follower lost its state) is not answered at once: the probe waits for a heartbeat answer', () => {
+    const pr = probeAt(6, 7);
+    pr.sentEntries(ix(6), 0, 0);
+    assert.equal(pr.isPaused(), true);
+    assert.equal(pr.maybeDecrTo(ix(6), ix(0)), false, 'nothing to back off to');
+    assert.equal(pr.next, 7);
+    assert.equal(pr.isPaused(), true, 'paused until the next heartbeat answer');
+  });
+
   test('probe: next never goes below match + 1 whatever the hint', () => {
     const pr = probeAt(6, 10);
     assert.equal(pr.maybeDecrTo(ix(9), ix(0)), true);

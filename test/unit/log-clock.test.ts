@@ -24,7 +24,7 @@ function fixture() {
 }
 
 describe('LogClock', () => {
-  test('asks the cluster clock for the later of two disagreeing clocks only while the log has no time', () => {
+  test('stamps ask the cluster clock for the later of two disagreeing clocks only while the log has no time, reads always', () => {
     const c = { mono: 5_000, applied: 0, asked: [] as Array<string | undefined> };
     const clock = new LogClock(
       {
@@ -40,6 +40,8 @@ describe('LogClock', () => {
     assert.deepEqual(c.asked, ['later']);
     assert.equal(clock.stampMs(), T0, 'carried on from its first stamp');
     assert.deepEqual(c.asked, ['later', 'earlier']);
+    clock.nowMs();
+    assert.equal(c.asked[2], 'later', 'a read judges by the later: never live after it may have ended');
     const applied = new LogClock(
       { monotonicMs: () => c.mono, wallMs: (tieBreak) => (tieBreak === 'later' ? T0 + HOUR_MS : T0) },
       () => T0 - 1_000,
