@@ -106,12 +106,7 @@ export class PeerClocks {
    * clock judges between them. Two known clocks seconds apart are a guess.
    */
   private settled(mono: number): boolean {
-    const { clock, peers } = this.d;
-    const values = [clock.wallMs()];
-    for (const p of peers) {
-      const s = this.best(p, mono);
-      if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
-    }
+    const values = this.knownClocks(mono);
     if (values.length < this.majority()) return false;
     if (values.length % 2 === 1 || !Number.isNaN(this.carriedMs)) return true;
     values.sort((a, b) => a - b);
@@ -119,12 +114,23 @@ export class PeerClocks {
     return (values[n / 2] as number) - (values[n / 2 - 1] as number) <= CLOCKS_AGREE_MS;
   }
 
+  /** This node's clock and the fresh peers' clocks now (`mono`), unsorted. */
+  private knownClocks(mono: number): number[] {
+    const values = [this.d.clock.wallMs()];
+    for (const p of this.d.peers) {
+      const s = this.best(p, mono);
+      if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
+    }
+    return values;
+  }
+
   /**
-   * This node starts to lead a group (its stamps become log time). When it knows fewer than a
-   * majority of the clocks now (it was cut off, or restarted while it could not reach its
-   * peers), writers wait for answers again (ready(), one interval at most) and every peer is
-   * asked at once: else it stamped its own clock until the next round, and a clock behind made
-   * log time jump forward at that round, ending leases early (the cache simulation, seed 2119).
+   * This node starts to lead a group (its stamps become log time). When it cannot tell the
+   * cluster's clock now (not settled(): it was cut off, or restarted while it could not reach
+   * its peers, and their answers aged out), writers wait for answers again (ready(), up to
+   * FRESH_INTERVALS intervals) and every peer is asked at once: else it stamped its own clock
+   * until the next round, and a clock behind made log time jump forward at that round, ending
+   * leases early (the cache simulation, seeds 2119 and 934).
    */
   refresh(): void {
     const { clock, peers } = this.d;
@@ -203,11 +209,7 @@ export class PeerClocks {
     const own = clock.wallMs();
     if (peers.length === 0) return own;
     const mono = clock.monotonicMs();
-    const values = [own];
-    for (const p of peers) {
-      const s = this.best(p, mono);
-      if (s !== null) values.push(s.peerWallMs + (mono - s.atMono));
-    }
+    const values = this.knownClocks(mono);
     const known = !Number.isNaN(this.carriedMs);
     const carried = known ? this.carriedMs + (mono - this.carriedMono) : own;
     if (values.length < this.majority()) return carried;
