@@ -14,6 +14,7 @@
  */
 
 import { timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -388,6 +389,10 @@ export class ApiServer {
           this.sendBacklogOverBudget(),
         );
         const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
+        // Every request being served listens to the connection's end (cancellable): up to
+        // inflightMax of them, and this one. Node warns of a leak past 10 listeners by default,
+        // which a busy client's connection passes in normal work.
+        setMaxListeners(inflightMax + 1, gone.signal);
         if (!conn.closed)
           this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: performance.now(), flow });
         whenAborted(gone.signal, () => requests.closeAll());

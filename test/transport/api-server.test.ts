@@ -332,6 +332,36 @@ describe('flow control of one authenticated connection', () => {
     }
   });
 
+  test('a busy connection (many requests in flight) makes Node warn of no listener leak', async () => {
+    // Every request being served listens to the connection's end; Node's default warns past 10,
+    // which a node's log would show as a "possible memory leak" under normal load.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const release: (() => void)[] = [];
+    const { port } = await server({
+      handler: stubHandler(async (req) => {
+        await new Promise<void>((r) => release.push(r));
+        return req.op;
+      }),
+    });
+    const c = await clientWith100InFlight(port);
+    try {
+      const answers = Array.from({ length: 50 }, () => c.request({ op: 'metrics' }, 20_000));
+      await waitFor(() => release.length === 50, 'fifty requests being served');
+      for (const r of release.splice(0)) r();
+      assert.ok((await Promise.all(answers)).every((r) => r.ok));
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      assert.deepEqual(
+        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+      c.close();
+    }
+  });
+
   test('a client that does not read its answers is closed once they pass api_send_buffer_bytes_max', async () => {
     const big = new Uint8Array(256 * 1024);
     const { port } = await server({
