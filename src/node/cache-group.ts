@@ -395,7 +395,7 @@ export class CacheGroup {
       // leader (proposeHere), so a follower reads its clock without carrying it. Carried, a
       // guess of its clock (its peers not all known yet) stayed in its log clock and became log
       // time once it led, ending leases early (the cache simulation, seed 574 of 1..1300).
-      const leader = this.raft.status().role === 'leader';
+      const leader = this.raft.isLeader();
       const data = this.sm.encodeForProposal({
         nowMs: leader ? this.logClock.stampMs() : this.logClock.nowMs(),
         session: { clientId: lane.clientId, seq },
@@ -777,7 +777,7 @@ export class CacheGroup {
     try {
       // Bounded: each round removes up to expireBatchMax entries or stale index items.
       for (let round = 0; round < 100; round++) {
-        if (!this.running || this.raft.status().role !== 'leader') return;
+        if (!this.running || !this.raft.isLeader()) return;
         // Not before the cluster's clock can be told: a wrong clock of this node would end TTLs.
         if (this.d.clusterClock?.ready() != null) return;
         const due = this.sm.nextDeadlineMs();

@@ -384,7 +384,7 @@ export class HiqliteNode {
   }
 
   isLeader(): boolean {
-    return this.started && this.fatal === null && this.group.status().role === 'leader';
+    return this.started && this.fatal === null && this.group.isLeader();
   }
 
   /** Waits until a read here would be linearizable (ReadIndex), retrying across leader changes. */
@@ -1585,11 +1585,9 @@ export class HiqliteNode {
     if (best === null) return;
     const r = g.transferLeadership(best);
     if (!r.ok) return;
-    await this.waitFor(
-      'leadership transfer',
-      this.cfg.electionTimeoutMs * 2,
-      () => g.status().role !== 'leader',
-    ).catch(() => {});
+    await this.waitFor('leadership transfer', this.cfg.electionTimeoutMs * 2, () => !g.isLeader()).catch(
+      () => {},
+    );
   }
 
   private async waitFor(what: string, timeoutMs: number, ok: () => boolean): Promise<void> {

@@ -301,6 +301,11 @@ export class RaftGroup {
     return this.core.status();
   }
 
+  /** Whether this node leads the group now: cheap (status() copies the leader's progress). */
+  isLeader(): boolean {
+    return this.core.currentRole === 'leader';
+  }
+
   /** The entries [lo, hiExclusive) the core holds in memory (checkers, diagnostics). */
   entries(lo: LogIndex, hiExclusive: LogIndex): Entry[] {
     return this.core.entries(lo, hiExclusive);

@@ -358,6 +358,11 @@ export class RaftCore {
     return this.log.pendingSnapshot?.index ?? null;
   }
 
+  /** This node's role now (status() without copying the membership and the progress). */
+  get currentRole(): Role {
+    return this.role;
+  }
+
   status(): Status {
     let progress: Map<NodeId, import('./types.js').ProgressStatus> | null = null;
     if (this.role === 'leader') {
