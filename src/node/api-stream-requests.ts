@@ -37,6 +37,8 @@ export class StreamRequests {
   private readonly inflight = new Map<number, AbortController>();
   private readonly pumps = new Map<number, ListenPump>();
   private listensOpening = 0;
+  /** The wait for the socket's next 'drain' (or close) that the listens' pumps share. */
+  private drainWait: Promise<void> | null = null;
 
   constructor(
     private readonly conn: FramedConnection,
@@ -136,6 +138,31 @@ export class StreamRequests {
     }
   }
 
+  /**
+   * Resolves at the connection's next 'drain' or its close. Every listen of the connection waits
+   * here when the socket is full: one pair of socket listeners serves them all (one pair per
+   * listen made Node warn of a listener leak past ten listens).
+   */
+  private drained(): Promise<void> {
+    const conn = this.conn;
+    if (conn.closed) return Promise.resolve();
+    if (this.drainWait === null) {
+      const done = () => {
+        conn.socket.off('drain', done);
+        conn.socket.off('close', done);
+        this.drainWait = null;
+        resolve();
+      };
+      let resolve = () => {};
+      this.drainWait = new Promise<void>((r) => {
+        resolve = r;
+      });
+      conn.socket.once('drain', done);
+      conn.socket.once('close', done);
+    }
+    return this.drainWait;
+  }
+
   private sink(sub: number): ListenSink {
     const conn = this.conn;
     const send = (m: ApiPush): boolean => conn.write(encodeFrame(encodeApiMessage(m)));
@@ -143,17 +170,7 @@ export class StreamRequests {
       items: (batch) => send({ push: sub, items: batch }),
       lagged: (missed) => void send({ push: sub, lagged: missed }),
       failed: (e) => void send({ push: sub, end: this.errorBody(e) }),
-      drained: () =>
-        new Promise<void>((resolve) => {
-          if (conn.closed) return resolve();
-          const done = () => {
-            conn.socket.off('drain', done);
-            conn.socket.off('close', done);
-            resolve();
-          };
-          conn.socket.once('drain', done);
-          conn.socket.once('close', done);
-        }),
+      drained: () => this.drained(),
       get writable() {
         return !conn.socket.writableNeedDrain;
       },
