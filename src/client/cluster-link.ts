@@ -159,7 +159,7 @@ export class ClusterLink {
         await new Promise((r) => setTimeout(r, pauseMs));
         if (performance.now() >= deadline) break;
         // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
-        if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs)) break;
+        if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs, maybeApplied)) break;
       }
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
       if (o.signal?.aborted === true)

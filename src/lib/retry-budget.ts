@@ -2,16 +2,26 @@
  * When a retry is still worth sending. A request retried until its deadline sends its last
  * attempt with whatever time is left; when that attempt's answer cannot arrive in time, a write
  * that every earlier attempt saw refused (certainly not applied) ends as HQL_OUTCOME_UNKNOWN. So
- * a retry is sent only while the time left covers the slowest answer seen in this call a few
- * times over, and never with less than `RETRY_ANSWER_MS_MIN`; otherwise the call ends with the
- * last answer it got. Used by the remote client (cluster-link.ts) and by a node forwarding
- * writes to its leader (hiqlite-node.ts, cache-group.ts).
+ * while no attempt may have reached the log, a retry is sent only while the time left covers the
+ * slowest answer seen in this call a few times over, and never with less than
+ * `RETRY_ANSWER_MS_MIN`; otherwise the call ends with the last answer it got.
+ *
+ * Once an attempt may have reached the log, the call can only end as HQL_OUTCOME_UNKNOWN or with
+ * a final answer: a retry under the write's session can only turn the first into the second, so
+ * it is sent whatever time is left. (A slow answer, such as a node that waited out an election,
+ * says nothing about the next one; ending early there turned writes the new leader would have
+ * answered into unknown outcomes.) Used by the remote client (cluster-link.ts) and by a node's
+ * write loop (propose-retry.ts: SQL and cache writes forwarded to the leader).
  */
 
 /** The least time left for which a retry is still sent. */
 export const RETRY_ANSWER_MS_MIN = 100;
 
-/** True while a retry sent now, `remainingMs` before the deadline, can still get its answer. */
-export function retryHasTime(remainingMs: number, slowestAnswerMs: number): boolean {
-  return remainingMs >= Math.max(RETRY_ANSWER_MS_MIN, 4 * slowestAnswerMs);
+/**
+ * True while a retry sent now, `remainingMs` before the deadline, is worth sending: always once
+ * an attempt may be in the log (`maybeApplied`), else while its answer can still come in time.
+ */
+export function retryHasTime(remainingMs: number, slowestAnswerMs: number, maybeApplied: boolean): boolean {
+  if (remainingMs <= 0) return false;
+  return maybeApplied || remainingMs >= Math.max(RETRY_ANSWER_MS_MIN, 4 * slowestAnswerMs);
 }

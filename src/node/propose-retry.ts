@@ -13,8 +13,9 @@
  * the log, as HQL_OUTCOME_UNKNOWN otherwise (a refusal by a group that stopped is no outcome of an
  * earlier attempt). At the deadline the same: the last error, or HQL_OUTCOME_UNKNOWN.
  *
- * Retries back off from 20 ms doubling to one heartbeat, and are sent only while the answer of
- * the slowest forwarded attempt so far can still come in time (lib/retry-budget.ts).
+ * Retries back off from 20 ms doubling to one heartbeat. While no attempt may be in the log, they
+ * are sent only while the answer of the slowest forwarded attempt so far can still come in time;
+ * after one may be, until the deadline (lib/retry-budget.ts).
  */
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
@@ -54,7 +55,12 @@ export async function proposeWithRetries<R>(p: ProposeRetry<R>, timeoutMs: numbe
   // The slowest answer of the leader to a forwarded attempt (lib/retry-budget.ts).
   let slowestMs = 0;
   for (let attempt = 0; clock.monotonicMs() < deadline; attempt++) {
-    if (attempt > 0 && lastError !== null && !retryHasTime(deadline - clock.monotonicMs(), slowestMs)) break;
+    if (
+      attempt > 0 &&
+      lastError !== null &&
+      !retryHasTime(deadline - clock.monotonicMs(), slowestMs, maybeProposed)
+    )
+      break;
     const s = p.status();
     const remaining = Math.max(1, deadline - clock.monotonicMs());
     try {

@@ -11,6 +11,8 @@ import { eventually, sleep, type TestCluster } from './harness.js';
 export function writer(db: HiqliteClient, tag: string, concurrency = 4) {
   const acked: string[] = [];
   const errors = new Map<string, number>();
+  /** The first message of each error code, for a failing assertion to say why. */
+  const messages = new Map<string, string>();
   let lastIndex = 0;
   let n = 0;
   let stopped = false;
@@ -24,6 +26,7 @@ export function writer(db: HiqliteClient, tag: string, concurrency = 4) {
       } catch (e) {
         const code = (e as { code?: string }).code ?? String(e);
         errors.set(code, (errors.get(code) ?? 0) + 1);
+        if (!messages.has(code)) messages.set(code, (e as Error).message ?? String(e));
         await sleep(20);
       }
     }
@@ -31,6 +34,10 @@ export function writer(db: HiqliteClient, tag: string, concurrency = 4) {
   return {
     acked,
     errors,
+    /** What an assertion that no write failed prints: each code, its count and first message. */
+    get failures(): string {
+      return JSON.stringify([...errors].map(([code, count]) => ({ code, count, first: messages.get(code) })));
+    },
     get lastIndex() {
       return lastIndex;
     },

@@ -82,7 +82,7 @@ describe('a node’s disk fills up (ENOSPC under its data_dir)', () => {
     freeDisk(flag(follower));
     await c.start(follower, { env: env(follower) });
     await w.stop();
-    assert.deepEqual([...w.errors], [], 'no write failed: two of three nodes hold a majority');
+    assert.deepEqual([...w.errors], [], `no write failed: two of three nodes hold a majority: ${w.failures}`);
     await checkReplicas(w.acked, w.lastIndex);
     const reader = await c.client([follower]);
     assert.equal(await reader.cache('full').get('during', { consistency: 'linearizable' }), 2);
@@ -162,7 +162,7 @@ describe('snapshots that do not fit on the disk (ENOSPC under every node’s sna
       90_000,
     );
     await w.stop();
-    assert.deepEqual([...w.errors], [], 'no write failed');
+    assert.deepEqual([...w.errors], [], `no write failed: ${w.failures}`);
     await checkReplicasOf(c, w.acked, w.lastIndex);
   });
 });
@@ -298,7 +298,7 @@ for (const role of ['leader', 'follower'] as const)
 
       await ticks.stop();
       await w.stop();
-      assert.deepEqual([...w.errors], [], 'no write failed');
+      assert.deepEqual([...w.errors], [], `no write failed: ${w.failures}`);
       await checkReplicasOf(c, w.acked, w.lastIndex, [2, 3]);
 
       // The application shuts its stopped node down; with space again it restarts and catches up.

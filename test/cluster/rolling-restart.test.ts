@@ -38,7 +38,7 @@ describe('a rolling restart under remote writes and a remote listener', () => {
     await eventually('notifications after the restarts', async () => ticks.sent >= sent + 20);
     await ticks.stop();
     await w.stop();
-    assert.deepEqual([...w.errors], [], 'no write failed');
+    assert.deepEqual([...w.errors], [], `no write failed: ${w.failures}`);
     await checkReplicasOf(c, w.acked, w.lastIndex);
   });
 });

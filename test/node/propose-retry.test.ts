@@ -115,6 +115,23 @@ describe('proposeWithRetries (the node’s write loop)', () => {
     assert.equal(await proposeWithRetries(m.p, 5000), 'original result');
   });
 
+  test('after an attempt that may be in the log, a slow answer does not end the retries before the deadline', async () => {
+    // The first forward gets no answer for 300 ms (a leader that stopped, an election): the retry
+    // budget of a refused write would end the loop here (600 ms left < 4 x 300 ms), as an unknown
+    // outcome that the next attempt answers.
+    const l = loop([
+      {
+        forward: () =>
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new HiqliteError('HQL_TIMEOUT', 'no answer', { retryable: true })), 300),
+          ),
+      },
+      { forward: async () => ({ ok: true, value: 'original result' }) },
+    ]);
+    assert.equal(await proposeWithRetries(l.p, 900), 'original result');
+    assert.equal(l.attempts(), 2);
+  });
+
   test('at the deadline: the last refusal when nothing may be in the log, else HQL_OUTCOME_UNKNOWN', async () => {
     assert.equal(await code(proposeWithRetries(loop([{ leader: null }]).p, 200)), 'HQL_UNAVAILABLE');
     const refused = loop([

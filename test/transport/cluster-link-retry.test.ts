@@ -4,13 +4,15 @@
  *   slow: the call ends with that definite refusal, never with HQL_OUTCOME_UNKNOWN from a last
  *   retry sent with too little time left for its answer (seen on a loaded machine: "no answer
  *   within 133 ms");
+ * - a write whose first answer was slow and left its outcome unknown: resent to its final answer
+ *   while time is left, however slow that first answer was;
  * - a node that cannot serve (stopped serving, shutting down) while another can: the client
  *   moves to the other at once, as the "any" node and as the leader it followed.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { ClusterLink } from '../../src/client/cluster-link.js';
-import { HiqliteError } from '../../src/lib/errors.js';
+import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 import { ApiServer } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import { apiServerOptions, SECRET_API, stubHandler } from './api-helpers.js';
@@ -73,6 +75,51 @@ describe('cluster link: retries of a refused write', () => {
         },
       );
       assert.ok(proposals - before >= 2, 'the refusal was retried');
+    }
+  });
+
+  test('a write whose outcome a slow answer left unknown is resent to its final answer, whatever that answer took', async () => {
+    // The node's first answer takes 400 ms and is HQL_OUTCOME_UNKNOWN (its leader stopped with
+    // the write in flight); the retry under the session gets the original result. With 560 ms
+    // left, less than 4 x the slowest answer, a refused write would end; this one may be in the
+    // log, so ending would only turn a final answer into an unknown outcome.
+    let proposals = 0;
+    const slow = new ApiServer({
+      ...apiServerOptions({
+        frameBytesMax: 1024 * 1024,
+        jsonBodyBytesMax: 1024,
+        connectionsMax: 16,
+        handshakeTimeoutMs: 10_000,
+      }),
+      handler: stubHandler(async (req: ApiRequest) => {
+        if (req.op === 'limits') return {};
+        if (req.op !== 'propose')
+          throw new HiqliteError('HQL_NOT_FOUND', `no ${req.op} here`, { retryable: false });
+        if (proposals++ > 0) return { rowsAffected: 1 };
+        await new Promise((r) => setTimeout(r, 400));
+        throw outcomeUnknown('the leader stopped with the write in flight');
+      }),
+    });
+    const { port } = await slow.start();
+    try {
+      const link = new ClusterLink({
+        nodes: [`${HOST}:${port}`],
+        secretApi: SECRET_API,
+        requestTimeoutMs: 1000,
+        connectTimeoutMs: 5000,
+        followLeader: false,
+        frameBytesMax: 1024 * 1024,
+        inflightMax: 16,
+      });
+      links.push(link);
+      const r = await link.call(
+        { op: 'propose', group: 'sql', data: new Uint8Array([1]) },
+        { kind: 'write', route: 'leader' },
+      );
+      assert.deepEqual(r, { rowsAffected: 1 });
+      assert.equal(proposals, 2);
+    } finally {
+      await slow.close();
     }
   });
 
