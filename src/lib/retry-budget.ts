@@ -8,7 +8,7 @@
  *
  * Once an attempt may have reached the log, the call can only end as HQL_OUTCOME_UNKNOWN or with
  * a final answer: a retry under the write's session can only turn the first into the second, so
- * it is sent whatever time is left. (A slow answer, such as a node that waited out an election,
+ * it is sent however slow the answers were, down to the same floor. (A slow answer, such as a node that waited out an election,
  * says nothing about the next one; ending early there turned writes the new leader would have
  * answered into unknown outcomes.) Used by the remote client (cluster-link.ts) and by a node's
  * write loop (propose-retry.ts: SQL and cache writes forwarded to the leader).
@@ -18,10 +18,12 @@
 export const RETRY_ANSWER_MS_MIN = 100;
 
 /**
- * True while a retry sent now, `remainingMs` before the deadline, is worth sending: always once
- * an attempt may be in the log (`maybeApplied`), else while its answer can still come in time.
+ * True while a retry sent now, `remainingMs` before the deadline, is worth sending: never with
+ * less than RETRY_ANSWER_MS_MIN left (the loops' pauses shrink with the time left: without a
+ * floor they would spin through the last fraction of a millisecond); above it, always once an
+ * attempt may be in the log (`maybeApplied`), else while the slowest answer can still come in time.
  */
 export function retryHasTime(remainingMs: number, slowestAnswerMs: number, maybeApplied: boolean): boolean {
-  if (remainingMs <= 0) return false;
-  return maybeApplied || remainingMs >= Math.max(RETRY_ANSWER_MS_MIN, 4 * slowestAnswerMs);
+  if (remainingMs < RETRY_ANSWER_MS_MIN) return false;
+  return maybeApplied || remainingMs >= 4 * slowestAnswerMs;
 }

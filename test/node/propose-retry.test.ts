@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Clock, TimerHandle } from '../../src/lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 import { type Forwarded, type ProposeRetry, proposeWithRetries } from '../../src/node/propose-retry.js';
 import { systemClock } from '../../src/node/system-clock.js';
@@ -23,11 +24,11 @@ type Step =
   | { forward: () => Promise<Forwarded<string>> };
 
 /** A loop whose attempt n does steps[n] (the last step repeats); counts attempts. */
-function loop(steps: Step[], o: { stopping?: () => boolean } = {}) {
+function loop(steps: Step[], o: { stopping?: () => boolean; clock?: Clock } = {}) {
   let attempt = 0;
   const step = () => steps[Math.min(attempt, steps.length - 1)] as Step;
   const p: ProposeRetry<string> = {
-    clock: systemClock,
+    clock: o.clock ?? systemClock,
     heartbeatIntervalMs: 20,
     status: () => {
       const s = step();
@@ -130,6 +131,50 @@ describe('proposeWithRetries (the node’s write loop)', () => {
     ]);
     assert.equal(await proposeWithRetries(l.p, 900), 'original result');
     assert.equal(l.attempts(), 2);
+  });
+
+  test('retries after an attempt that may be in the log stop short of the deadline, however fine the clock (no spin)', async () => {
+    // A clock whose timers keep whole microseconds of a time that runs a little fast (as the
+    // simulator's drifting clocks): near the deadline the pause shrinks with the time left, and a
+    // pause below a microsecond advances nothing.
+    const RATE = 1.0003;
+    let nowUs = 0;
+    const clock: Clock = {
+      monotonicMs: () => (nowUs * RATE) / 1000,
+      wallMs: () => (nowUs * RATE) / 1000,
+      setTimer: (callback, delayMs) => {
+        nowUs += Math.floor((delayMs * 1000) / RATE);
+        queueMicrotask(callback);
+        return null as unknown as TimerHandle;
+      },
+      clearTimer: () => {},
+    };
+    // The first attempt gets no answer (it may be in the log); then no leader is known, an
+    // answer that takes no time at all.
+    const l = loop(
+      [
+        {
+          forward: async () => {
+            nowUs += 333;
+            throw new HiqliteError('HQL_TIMEOUT', 'no answer', { retryable: true });
+          },
+        },
+        { leader: null },
+      ],
+      { clock },
+    );
+    // Bounded: a loop that spins fails here instead of hanging the test.
+    const status = l.p.status;
+    let looks = 0;
+    l.p.status = () => {
+      assert.ok(++looks < 10_000, 'the loop spins at its deadline');
+      return status();
+    };
+    await assert.rejects(proposeWithRetries(l.p, 1000.5), (e: HiqliteError) => {
+      assert.equal(e.code, 'HQL_OUTCOME_UNKNOWN', e.message);
+      return true;
+    });
+    assert.ok(clock.monotonicMs() <= 1000.5, 'the deadline is kept');
   });
 
   test('at the deadline: the last refusal when nothing may be in the log, else HQL_OUTCOME_UNKNOWN', async () => {

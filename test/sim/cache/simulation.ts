@@ -518,18 +518,18 @@ class CacheSimulation {
     let clientNo = 0;
     for (const n of this.nodes.values()) {
       // One on the node's own lock waiters, one through the client API (renewals, `lost`).
-      this.spawn(n, `lock${++clientNo}`, (name) => this.lockClient(n, name, rng.fork()));
-      this.spawn(n, `lock${++clientNo}`, (name) => this.apiLockClient(n, name, rng.fork()));
-      this.spawn(n, `counter${n.id}`, () => this.counterClient(n, rng.fork()));
-      this.spawn(n, `listen${n.id}`, () => this.listenClient(n, rng.fork()));
+      this.spawn(`lock${++clientNo}`, (name) => this.lockClient(n, name, rng.fork()));
+      this.spawn(`lock${++clientNo}`, (name) => this.apiLockClient(n, name, rng.fork()));
+      this.spawn(`counter${n.id}`, () => this.counterClient(n, rng.fork()));
+      this.spawn(`listen${n.id}`, () => this.listenClient(n, rng.fork()));
     }
-    this.spawn(this.nodes.get(1 as NodeId) as CacheSimNode, 'take', () => this.takeClient(rng.fork()));
-    this.spawn(this.nodes.get(2 as NodeId) as CacheSimNode, 'notify', () => this.notifyClient(rng.fork()));
-    this.spawn(this.nodes.get(3 as NodeId) as CacheSimNode, 'ttl', () => this.ttlClient(rng.fork()));
+    this.spawn('take', () => this.takeClient(rng.fork()));
+    this.spawn('notify', () => this.notifyClient(rng.fork()));
+    this.spawn('ttl', () => this.ttlClient(rng.fork()));
   }
 
   /** Runs a client loop; its failure (a checker's) fails the run. */
-  private spawn(_n: CacheSimNode, name: string, loop: (name: string) => Promise<void>): void {
+  private spawn(name: string, loop: (name: string) => Promise<void>): void {
     loop(name).catch((e: unknown) => {
       this.failedLater ??= e;
     });
