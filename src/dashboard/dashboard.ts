@@ -26,6 +26,7 @@ import {
 } from '../http/http-body.js';
 import { badlyEncodedQueryParam } from '../http/query-encoding.js';
 import { consistencyOf } from '../http/request-fields.js';
+import { type RequestTarget, requestTarget } from '../http/request-target.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
@@ -172,7 +173,13 @@ export class Dashboard {
 
   /** Serves one request under `/dashboard`; `admit` marks the connection authenticated. */
   async serve(req: IncomingMessage, res: ServerResponse, admit: () => void): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
+    let url: RequestTarget;
+    try {
+      url = requestTarget(req.url);
+    } catch (e) {
+      if (!(e instanceof HiqliteError)) throw e;
+      return sendError(res, 400, 'HQL_INVALID_PARAMS', e.message);
+    }
     const path = url.pathname;
     const method = req.method ?? 'GET';
     if (!path.startsWith(`${DASHBOARD_PREFIX}/api/`)) return this.serveStatic(method, path, req, res);
@@ -302,7 +309,7 @@ export class Dashboard {
   }
 
   private async rows(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
-    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    const q = requestTarget(req.url).searchParams;
     const name = q.get('name') ?? '';
     if (name.length === 0 || name.length > 1024) throw invalid('rows needs ?name=<table or view>');
     const offset = intOf(numberOrUndefined(q.get('offset')), 0, OFFSET_MAX, 0, 'offset');
@@ -433,7 +440,7 @@ function cacheKeysQuery(req: IncomingMessage): {
   offset: number;
   limit: number;
 } {
-  const q = new URL(req.url ?? '/', 'http://x').searchParams;
+  const q = requestTarget(req.url).searchParams;
   const kind = q.get('kind') ?? 'cache';
   if (kind !== 'cache' && kind !== 'counter') throw invalid('"kind" must be cache or counter');
   const name = q.get('name') ?? '';

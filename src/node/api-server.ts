@@ -37,6 +37,7 @@ import {
 } from '../http/http-body.js';
 import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
+import { type RequestTarget, requestTarget } from '../http/request-target.js';
 import { HiqliteError } from '../lib/errors.js';
 import { httpStatusOf } from '../lib/http-status.js';
 import {
@@ -464,7 +465,13 @@ export class ApiServer {
   }
 
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
+    let url: RequestTarget;
+    try {
+      url = requestTarget(req.url);
+    } catch (e) {
+      if (!(e instanceof HiqliteError)) throw e;
+      return sendError(res, 400, e.code, e.message);
+    }
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     const extra = this.o.routes;
     if (extra !== undefined && (url.pathname === extra.prefix || url.pathname.startsWith(`${extra.prefix}/`)))

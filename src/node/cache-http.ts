@@ -46,6 +46,7 @@ import {
 } from '../http/http-body.js';
 import { badlyEncodedQueryParam } from '../http/query-encoding.js';
 import { consistencyOf, describeValue, onlyFields } from '../http/request-fields.js';
+import type { RequestTarget } from '../http/request-target.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
@@ -92,7 +93,7 @@ export function isCacheRoute(pathname: string): boolean {
 export async function serveCacheHttp(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: RequestTarget,
   cx: CacheHttpContext,
 ): Promise<void> {
   const fail = (e: unknown) => {
@@ -149,7 +150,7 @@ export async function serveCacheHttp(
 
 /** `{prefix}{name}` or `{prefix}{name}/{key}`, both parts percent-decoded; the name not empty. */
 function nameAndKey(
-  url: URL,
+  url: RequestTarget,
   prefix: '/cache/' | '/counter/',
   what: 'cache name' | 'counter name',
 ): { name: string; key: string | null } {
@@ -164,7 +165,7 @@ function nameAndKey(
 async function serveCacheEntry(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: RequestTarget,
   method: string,
   ops: CacheHttpOps,
   cx: CacheHttpContext,
@@ -239,7 +240,7 @@ const INT64_MAX = 2n ** 63n - 1n;
 async function serveCounter(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: RequestTarget,
   method: string,
   ops: CacheHttpOps,
   cx: CacheHttpContext,
@@ -337,7 +338,7 @@ function counterText(v: unknown): string {
 async function serveSse(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: RequestTarget,
   ops: CacheHttpOps,
   cx: CacheHttpContext,
   signal: AbortSignal,
@@ -456,7 +457,7 @@ function decodeValue(bytes: Uint8Array): unknown {
   }
 }
 
-function ttlOf(url: URL, req: IncomingMessage): number | undefined {
+function ttlOf(url: RequestTarget, req: IncomingMessage): number | undefined {
   const header = req.headers['x-ttl-ms'];
   const query = url.searchParams.get('ttl_ms');
   // Two TTLs (the query and the header, even equal ones) are a mistake to refuse, not to pick from.
@@ -491,7 +492,7 @@ function decodePart(text: string, what: string): string {
  * The query parameters a route takes, each at most once: a misspelt one (`?ttl=60000` for
  * `ttl_ms`) would otherwise be ignored in silence, and the entry would never expire.
  */
-function onlyParams(url: URL, allowed: readonly string[]): void {
+function onlyParams(url: RequestTarget, allowed: readonly string[]): void {
   for (const name of new Set(url.searchParams.keys())) {
     if (!allowed.includes(name))
       throw invalid(

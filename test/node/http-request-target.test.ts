@@ -1,0 +1,118 @@
+/**
+ * The API port matches routes on the path as the client sent it. With the URL parser's
+ * resolution of dot segments, `POST /cache/x/%2e%2e/%2e%2e/query` ran as `POST /query`: a
+ * reverse proxy that lets only `/cache/*` through (and does not resolve `%2e%2e`) let SQL through.
+ * Now an encoded dot segment is data (a cache key `..`), a literal one or a backslash is refused,
+ * and every spelling of the SQL routes behind a cache prefix stays a cache request.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type HiqliteNode, start } from '../../src/index.js';
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+
+/** One request with its path exactly as given (fetch would resolve dot segments first). */
+function raw(
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: {
+          'x-api-secret': TEST_SECRETS.secretApi,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        timeout: 10_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path}`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('HTTP routes match the path as sent (no dot-segment resolution)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-request-target-'));
+  let node: HiqliteNode;
+  let port = 0;
+
+  before(async () => {
+    const cfg = await oneNodeConfig(root);
+    node = await start(cfg, { thread: 'main' });
+    await node.waitUntilHealthy({ timeoutMs: 20_000 });
+    port = Number(cfg.nodes[0]?.addrApi.split(':')[1]);
+  });
+  after(async () => {
+    await node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('SQL routes spelled behind a cache or counter prefix are never SQL', async () => {
+    const sql = JSON.stringify({ sql: 'SELECT 42 AS x' });
+    for (const path of [
+      '/cache/x/%2e%2e/%2e%2e/query',
+      '/cache/x/%2E%2E/%2E%2E/query',
+      '/cache/x/.%2e/%2e./query',
+      '/counter/%2e%2e/query',
+      '/cache/x/%2e%2e/%2e%2e/execute',
+    ]) {
+      const r = await raw(port, 'POST', path, sql);
+      assert.notEqual(r.status, 200, `${path}: ${r.text}`);
+      assert.doesNotMatch(r.text, /42/, `${path} ran SQL: ${r.text}`);
+    }
+  });
+
+  test('a literal dot segment or a backslash is refused with HQL_INVALID_PARAMS', async () => {
+    for (const [method, path] of [
+      ['POST', '/cache/x/../../query'],
+      ['GET', '/cache/c/./k'],
+      ['GET', '/cache/c/..'],
+      ['GET', '/health/..'],
+      ['POST', '/cache\\..\\query'],
+      ['GET', '/dashboard/../health'],
+    ] as const) {
+      const r = await raw(port, method, path, method === 'POST' ? '{}' : undefined);
+      assert.equal(r.status, 400, `${method} ${path}: ${r.text}`);
+      assert.equal((JSON.parse(r.text) as { error?: { code?: string } }).error?.code, 'HQL_INVALID_PARAMS');
+    }
+  });
+
+  test('encoded dots are data: keys "." and ".." are stored and read over HTTP, apart from the empty key', async () => {
+    for (const [key, enc] of [
+      ['.', '%2E'],
+      ['..', '%2e%2e'],
+      ['a/..', 'a%2F%2e%2e'],
+    ] as const) {
+      const put = await raw(port, 'PUT', `/cache/dots/${enc}`, JSON.stringify(`value of ${key}`));
+      assert.equal(put.status, 200, put.text);
+      assert.equal(await node.cache('dots').get(key), `value of ${key}`);
+      const got = await raw(port, 'GET', `/cache/dots/${enc}`);
+      assert.equal(got.status, 200, got.text);
+      assert.match(got.text, new RegExp(`value of ${key.replace(/\./g, '\\.')}`));
+    }
+    assert.equal(await node.cache('dots').get(''), null, 'no dot key was stored as the empty key');
+  });
+
+  test('an absolute-form target routes by its path', async () => {
+    const r = await raw(port, 'GET', `http://127.0.0.1:${port}/health`);
+    assert.equal(r.status, 200, r.text);
+  });
+});
