@@ -35,9 +35,9 @@ import {
   sendError,
   sendJson,
 } from '../http/http-body.js';
+import { type RequestTarget, requestTarget } from '../http/request-target.js';
 import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
-import { type RequestTarget, requestTarget } from '../http/request-target.js';
 import { HiqliteError } from '../lib/errors.js';
 import { httpStatusOf } from '../lib/http-status.js';
 import {
