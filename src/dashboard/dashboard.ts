@@ -21,6 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type BodyLimits,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
+  HTTP_JSON_DEPTH_MAX_DEFAULT,
   HttpBodyError,
   readJsonObject,
 } from '../http/http-body.js';
@@ -81,6 +82,8 @@ export interface DashboardLimits {
   readonly bodyBytesMax: number;
   /** How long a request body may take to arrive (`http_body_timeout_ms`); later is 408. */
   readonly bodyTimeoutMs: number;
+  /** How deep a JSON body may nest (`http_json_depth_max`); deeper is 400. */
+  readonly jsonDepthMax: number;
   /** Logins waiting for the one verification in progress; beyond, 429. */
   readonly loginQueueMax: number;
 }
@@ -91,6 +94,7 @@ export const DASHBOARD_LIMITS_DEFAULT: DashboardLimits = {
   cluster: CLUSTER_STATUS_DEFAULT,
   bodyBytesMax: 4 * SQL_CHARS_MAX,
   bodyTimeoutMs: HTTP_BODY_TIMEOUT_MS_DEFAULT,
+  jsonDepthMax: HTTP_JSON_DEPTH_MAX_DEFAULT,
   loginQueueMax: 4,
 };
 
@@ -322,7 +326,7 @@ export class Dashboard {
   }
 
   private bodyLimits(bytesMax: number): BodyLimits {
-    return { bytesMax, timeoutMs: this.limits.bodyTimeoutMs };
+    return { bytesMax, timeoutMs: this.limits.bodyTimeoutMs, jsonDepthMax: this.limits.jsonDepthMax };
   }
 
   private async serveStatic(

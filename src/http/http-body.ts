@@ -23,6 +23,13 @@ import { decodeUtf8 } from '../lib/utf8.js';
 /** How long a request body may take to arrive, unless the caller says otherwise (`http_body_timeout_ms`). */
 export const HTTP_BODY_TIMEOUT_MS_DEFAULT = 30_000;
 
+/**
+ * How deep arrays and objects may nest in a JSON body, unless the caller says otherwise
+ * (`http_json_depth_max`). `JSON.parse` of 8 MB of `[[[…]]]` held the event loop for 3–5 s (the
+ * node's Raft with it: one request cost an election) and then failed anyway: nothing stores it.
+ */
+export const HTTP_JSON_DEPTH_MAX_DEFAULT = 128;
+
 export interface BodyLimits {
   /** Largest body, in bytes; larger is HQL_REQUEST_TOO_LARGE (413). */
   readonly bytesMax: number;
@@ -30,6 +37,8 @@ export interface BodyLimits {
   readonly timeoutMs?: number;
   /** The setting that bounds the size, named in the error's message (e.g. `entry_bytes_max`). */
   readonly bytesMaxKey?: string;
+  /** How deep a JSON body may nest; deeper is HQL_INVALID_PARAMS (400). Default HTTP_JSON_DEPTH_MAX_DEFAULT. */
+  readonly jsonDepthMax?: number;
 }
 
 /** A request body refused: its code, the HTTP status to answer, and whether to close the connection. */
@@ -121,13 +130,23 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
   });
 }
 
-/** `body` as JSON (any JSON value); HQL_INVALID_PARAMS (400) when it is not (an empty body is not). */
-export function parseJsonBody(body: Buffer): unknown {
+/**
+ * `body` as JSON (any JSON value); HQL_INVALID_PARAMS (400) when it is not (an empty body is not)
+ * or nests deeper than `depthMax` (checked before parsing, by one pass over the bytes).
+ */
+export function parseJsonBody(body: Buffer, depthMax = HTTP_JSON_DEPTH_MAX_DEFAULT): unknown {
   const text = decodeUtf8(body);
   if (text === null)
     throw new HttpBodyError(
       'HQL_INVALID_PARAMS',
       'the body is not UTF-8: JSON must be (a byte that is not would reach the database as U+FFFD)',
+      400,
+      false,
+    );
+  if (jsonDepthOver(body, depthMax))
+    throw new HttpBodyError(
+      'HQL_INVALID_PARAMS',
+      `the body's JSON nests arrays and objects more than ${depthMax} deep (http_json_depth_max)`,
       400,
       false,
     );
@@ -145,12 +164,32 @@ export function parseJsonBody(body: Buffer): unknown {
   }
 }
 
+/**
+ * Whether arrays and objects nest more than `depthMax` deep in JSON text (UTF-8 bytes): brackets
+ * inside strings do not count. Malformed text is left to the parser, which says what is wrong.
+ */
+export function jsonDepthOver(bytes: Uint8Array, depthMax: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i] as number;
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > depthMax) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return false;
+}
+
 /** The body as a JSON object; HQL_INVALID_PARAMS (400) for any other JSON or no JSON. */
 export async function readJsonObject(
   req: IncomingMessage,
   limits: BodyLimits,
 ): Promise<Record<string, unknown>> {
-  const v = parseJsonBody(await readBody(req, limits));
+  const v = parseJsonBody(await readBody(req, limits), limits.jsonDepthMax);
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     throw new HttpBodyError('HQL_INVALID_PARAMS', 'the body must be a JSON object', 400, false);
   return v as Record<string, unknown>;

@@ -107,6 +107,8 @@ export interface ApiServerOptions {
    * HQL_TIMEOUT and the connection is closed. Default HTTP_BODY_TIMEOUT_MS_DEFAULT (30 s).
    */
   readonly bodyTimeoutMs?: number;
+  /** How deep a JSON body may nest (`http_json_depth_max`). Default HTTP_JSON_DEPTH_MAX_DEFAULT. */
+  readonly jsonDepthMax?: number;
   /** Open connections, authenticated or not (every TCP connection counts). */
   readonly connectionsMax: number;
   /**
@@ -561,6 +563,7 @@ export class ApiServer {
       bytesMax: this.o.jsonBodyBytesMax,
       bytesMaxKey: 'entry_bytes_max',
       ...(this.o.bodyTimeoutMs === undefined ? {} : { timeoutMs: this.o.bodyTimeoutMs }),
+      ...(this.o.jsonDepthMax === undefined ? {} : { jsonDepthMax: this.o.jsonDepthMax }),
     };
   }
 

@@ -207,7 +207,9 @@ async function serveCacheEntry(
       const ifAbsent = url.searchParams.get('if_absent') ?? 'false';
       if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
       const body = await readBody(req, cx.bodyLimits);
-      const value = isJson(req) ? encodeValue(parseJsonBody(body)) : encodeValue(new Uint8Array(body));
+      const value = isJson(req)
+        ? encodeValue(parseJsonBody(body, cx.bodyLimits.jsonDepthMax))
+        : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
       if (ifAbsent === 'true') {
         const o = await ops.write({ type: 'putIfAbsent', cache, key, value, ...ttl }, signal);
@@ -302,7 +304,7 @@ async function readObject(
   shape: string,
   fields: readonly string[],
 ): Promise<Record<string, unknown>> {
-  const v = parseJsonBody(await readBody(req, cx.bodyLimits));
+  const v = parseJsonBody(await readBody(req, cx.bodyLimits), cx.bodyLimits.jsonDepthMax);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`the body must be ${shape}`);
   onlyFields(v as Record<string, unknown>, fields, `the body (${shape})`);
   return v as Record<string, unknown>;

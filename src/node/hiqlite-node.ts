@@ -645,6 +645,7 @@ export class HiqliteNode {
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       bodyTimeoutMs: cfg.httpBodyTimeoutMs,
+      jsonDepthMax: cfg.httpJsonDepthMax,
       handler: {
         // What a node says of itself (its limits, the leader it knows) it says while stopped too.
         handle: (req, from, signal) =>
@@ -1509,7 +1510,7 @@ export class HiqliteNode {
       passwordHash,
       insecureCookie,
       clock: this.clock,
-      limits: { bodyTimeoutMs: this.cfg.httpBodyTimeoutMs },
+      limits: { bodyTimeoutMs: this.cfg.httpBodyTimeoutMs, jsonDepthMax: this.cfg.httpJsonDepthMax },
       logger: this.log,
     });
     return { routes };

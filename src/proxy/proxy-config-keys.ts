@@ -28,6 +28,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',
   'httpBodyTimeoutMs',
+  'httpJsonDepthMax',
   'cacheListenerBufferMax',
 ];
 

@@ -116,6 +116,7 @@ export class HiqliteProxy {
       unauthenticatedConnectionsMax: limit('unauthenticated_connections_max'),
       handshakeTimeoutMs: limit('handshake_timeout_ms'),
       bodyTimeoutMs: limit('http_body_timeout_ms'),
+      jsonDepthMax: limit('http_json_depth_max'),
       handler: {
         handle: (req, _from, signal) => this.counted(req.op, this.handle(req, signal)),
         health: () => this.health(),

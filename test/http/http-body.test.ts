@@ -9,6 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   HttpBodyError,
+  jsonDepthOver,
   parseJsonBody,
   readBody,
   readJsonObject,
@@ -256,5 +257,26 @@ describe('readBody and parseJsonBody', () => {
       () => parseJsonBody(Buffer.alloc(0)),
       (e: unknown) => e instanceof HttpBodyError && /empty/.test(e.message),
     );
+  });
+
+  test('parseJsonBody refuses nesting past its depth before parsing; brackets in strings do not count', () => {
+    const nested = (d: number) => Buffer.from(`${'['.repeat(d)}${']'.repeat(d)}`);
+    assert.equal(jsonDepthOver(nested(128), 128), false);
+    assert.equal(jsonDepthOver(nested(129), 128), true);
+    assert.deepEqual(parseJsonBody(nested(3), 3), [[[]]]);
+    const deep = (e: unknown) =>
+      e instanceof HttpBodyError &&
+      e.code === 'HQL_INVALID_PARAMS' &&
+      e.status === 400 &&
+      /more than 3 deep \(http_json_depth_max\)/.test(e.message);
+    assert.throws(() => parseJsonBody(nested(4), 3), deep);
+    assert.throws(() => parseJsonBody(Buffer.from('{"a":{"b":[{"c":1}]}}'), 3), deep);
+    // Brackets in strings, escaped quotes and backslashes included, are text.
+    const text = Buffer.from(JSON.stringify({ s: '[[[[{{{{ \\" [[[[', t: ['"]]]]\\'] }));
+    assert.equal(jsonDepthOver(text, 2), false);
+    assert.deepEqual(parseJsonBody(text, 2), JSON.parse(text.toString()));
+    // The default: 128 (http_json_depth_max); 8 MB of brackets is refused in one pass.
+    assert.throws(() => parseJsonBody(nested(129)), /more than 128 deep/);
+    assert.throws(() => parseJsonBody(nested(4_000_000)), /more than 128 deep/);
   });
 });

@@ -133,6 +133,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'handshakeTimeoutMs', toml: 'handshake_timeout_ms', default: 5000, min: 1, max: 600_000 },
   // From an HTTP request's headers to the end of its body (JSON routes, cache routes, dashboard).
   { key: 'httpBodyTimeoutMs', toml: 'http_body_timeout_ms', default: 30_000, min: 1, max: 3_600_000 },
+  // How deep arrays and objects may nest in an HTTP request's JSON body (checked before parsing).
+  { key: 'httpJsonDepthMax', toml: 'http_json_depth_max', default: 128, min: 1, max: 10_000 },
   // Backup retention, the Rust project's defaults. The newest backup is never deleted by it.
   { key: 'backupKeepDays', toml: 'backup_keep_days', default: 30, min: 1, max: 36_500 },
   { key: 'backupKeepDaysLocal', toml: 'backup_keep_days_local', default: 30, min: 1, max: 36_500 },

@@ -155,6 +155,11 @@ export interface NodeConfig {
   /** How long an HTTP request body may take to arrive on the API port; later is 408 HQL_TIMEOUT. */
   httpBodyTimeoutMs?: number;
   /**
+   * How deep arrays and objects may nest in an HTTP request's JSON body; deeper is 400
+   * HQL_INVALID_PARAMS, found by a scan before the body is parsed.
+   */
+  httpJsonDepthMax?: number;
+  /**
    * The cache group keeps its log and snapshots on disk (`<dataDir>/logs_cache`,
    * `<dataDir>/state_machine/cache_snapshots`), so caches survive a full restart. Default true.
    */
@@ -251,6 +256,7 @@ export type IntegerKey =
   | 'unauthenticatedConnectionsMax'
   | 'handshakeTimeoutMs'
   | 'httpBodyTimeoutMs'
+  | 'httpJsonDepthMax'
   | 'backupKeepDays'
   | 'backupKeepDaysLocal'
   | 'backupGzipLevel'

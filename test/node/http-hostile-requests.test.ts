@@ -1,9 +1,15 @@
 /**
- * The API port matches routes on the path as the client sent it. With the URL parser's
+ * Requests a careless or hostile HTTP client sends a node's API port.
+ *
+ * Paths: the API port matches routes on the path as the client sent it. With the URL parser's
  * resolution of dot segments, `POST /cache/x/%2e%2e/%2e%2e/query` ran as `POST /query`: a
  * reverse proxy that lets only `/cache/*` through (and does not resolve `%2e%2e`) let SQL through.
  * Now an encoded dot segment is data (a cache key `..`), a literal one or a backslash is refused,
  * and every spelling of the SQL routes behind a cache prefix stays a cache request.
+ *
+ * Bodies: 8 MB of `[[[…]]]` (within entry_bytes_max) held the node's event loop for 3–5 s in
+ * `JSON.parse`, and the leader lost its term; nesting past `http_json_depth_max` is now refused
+ * by a scan before parsing, on every JSON route.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -55,7 +61,7 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
   let port = 0;
 
   before(async () => {
-    const cfg = await oneNodeConfig(root);
+    const cfg = { ...(await oneNodeConfig(root)), httpJsonDepthMax: 40 };
     node = await start(cfg, { thread: 'main' });
     await node.waitUntilHealthy({ timeoutMs: 20_000 });
     port = Number(cfg.nodes[0]?.addrApi.split(':')[1]);
@@ -114,5 +120,27 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
   test('an absolute-form target routes by its path', async () => {
     const r = await raw(port, 'GET', `http://127.0.0.1:${port}/health`);
     assert.equal(r.status, 200, r.text);
+  });
+
+  test('a JSON body nested past http_json_depth_max is refused before parsing, on SQL, cache and notify routes', async () => {
+    const nested = (d: number) => `${'['.repeat(d)}${']'.repeat(d)}`;
+    const deep = nested(4_000_000);
+    for (const [method, path, body] of [
+      ['PUT', '/cache/deep/k', deep],
+      ['POST', '/execute', `{"sql":"SELECT ?","params":[${deep}]}`],
+      ['POST', '/notify', `{"channel":"c","payload":${deep}}`],
+      ['PUT', '/cache/deep/k', nested(41)],
+    ] as const) {
+      const r = await raw(port, method, path, body);
+      assert.equal(r.status, 400, `${method} ${path}: ${r.text.slice(0, 200)}`);
+      const e = (JSON.parse(r.text) as { error?: { code?: string; message?: string } }).error;
+      assert.equal(e?.code, 'HQL_INVALID_PARAMS');
+      assert.match(e?.message ?? '', /more than 40 deep \(http_json_depth_max\)/);
+    }
+    // At the limit the value is stored, and the node goes on serving.
+    const ok = await raw(port, 'PUT', '/cache/deep/k', nested(40));
+    assert.equal(ok.status, 200, ok.text);
+    const got = (await node.cache('deep').get('k')) as unknown[];
+    assert.ok(Array.isArray(got));
   });
 });
