@@ -7,6 +7,7 @@
  */
 import { closestKey } from '../lib/closest-key.js';
 import { HiqliteError } from '../lib/errors.js';
+import { isWellFormed } from '../lib/utf8.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 
 const INT64_MIN = -(2n ** 63n);
@@ -27,9 +28,16 @@ function shown(v: unknown): string {
 // `where` + `what` name the argument in the message, built only on failure (`where` is made
 // once per handle, e.g. "cache 'sessions': ", so a valid call builds no string here).
 
-/** A name or key: a string (its length is the cluster's limit to check). */
+/**
+ * A name or key: a string UTF-8 can carry as it is (lib/utf8.ts: a lone surrogate would name the
+ * same entry as U+FFFD); its length is the cluster's limit to check.
+ */
 export function stringArg(v: unknown, what: string, where = ''): string {
   if (typeof v !== 'string') invalid(`${where}${what} must be a string, got ${shown(v)}`);
+  if (!isWellFormed(v))
+    invalid(
+      `${where}${what} holds a lone UTF-16 surrogate, which UTF-8 cannot carry (it would name the same entry as U+FFFD)`,
+    );
   return v;
 }
 

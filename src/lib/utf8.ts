@@ -14,3 +14,14 @@ export function decodeUtf8(bytes: Uint8Array): string | null {
     return null;
   }
 }
+
+/**
+ * Whether `s` is a string UTF-8 can carry as it is: no lone UTF-16 surrogate. UTF-8 turns each
+ * lone one into U+FFFD, so `'\uD800'`, `'\uD801'` and `'\uFFFD'` would all be stored as the same
+ * cache key, name, channel or lock (two lock keys acting as one). Names and keys that are not
+ * are refused instead (HQL_INVALID_PARAMS). A one-byte string (every ASCII or Latin-1 key) is
+ * answered without a scan.
+ */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}

@@ -48,6 +48,7 @@ import { badlyEncodedQueryParam } from '../http/query-encoding.js';
 import { consistencyOf, describeValue, onlyFields } from '../http/request-fields.js';
 import type { RequestTarget } from '../http/request-target.js';
 import { HiqliteError } from '../lib/errors.js';
+import { isWellFormed } from '../lib/utf8.js';
 import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/api-codec.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';
@@ -127,6 +128,8 @@ export async function serveCacheHttp(
         throw invalid(
           '"channel" must be a non-empty string (GET /listen without a channel is every channel)',
         );
+      if (!isWellFormed(channel))
+        throw invalid('"channel" holds a lone UTF-16 surrogate (it would name the channel of U+FFFD)');
       const o = await ops.write(
         { type: 'notify', channel, payload: encodeValue(payload === undefined ? null : payload) },
         gone.signal,

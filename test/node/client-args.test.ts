@@ -56,6 +56,39 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   ['a counter with an empty name', (db) => db.counter(''), /a counter name must not be empty/],
   ['listen to a number channel', (db) => db.listen(5), /channel must be a string/],
   ['lock of a number key', (db) => db.lock(5), /key must be a string/],
+  // A lone surrogate becomes U+FFFD in UTF-8: '\uD800' and '\uD801' named one entry, one lock.
+  [
+    'put with a lone-surrogate key',
+    (db) => db.cache('c').put('k\uD800', 1),
+    /key holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'get with a lone low surrogate',
+    (db) => db.cache('c').get('\uDC00x'),
+    /key holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'a cache named with a lone surrogate',
+    (db) => db.cache('a\uD801'),
+    /cache name holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'a counter key with a lone surrogate',
+    (db) => db.counter('n').add('\uD800', 1),
+    /key holds a lone UTF-16 surrogate/,
+  ],
+  ['lock of a lone-surrogate key', (db) => db.lock('L\uD800'), /key holds a lone UTF-16 surrogate/],
+  ['tryLock of a lone-surrogate key', (db) => db.tryLock('L\uD801'), /key holds a lone UTF-16 surrogate/],
+  [
+    'notify on a lone-surrogate channel',
+    (db) => db.notify('c\uD800', 1),
+    /channel holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'listen to a lone-surrogate channel',
+    (db) => db.listen('c\uDBFF'),
+    /channel holds a lone UTF-16 surrogate/,
+  ],
   [
     'query with a misspelled consistency',
     (db) => db.query('SELECT 1', [], { consistency: 'strong' }),
@@ -313,6 +346,16 @@ describe('client arguments', () => {
       const tried = await db.tryLock('valid-forms', { leaseMs: 5_000 });
       assert.ok(tried !== null);
       await tried.release();
+      // Surrogate pairs (emoji) are well-formed: their own keys and locks, apart from U+FFFD.
+      await db.cache(`pairs-${i}`).put('\uD83D\uDE00', 'grin');
+      await db.cache(`pairs-${i}`).put('\uFFFD', 'replacement');
+      assert.equal(await db.cache(`pairs-${i}`).get('\uD83D\uDE00'), 'grin');
+      assert.equal(await db.cache(`pairs-${i}`).get('\uFFFD'), 'replacement');
+      const grin = await db.tryLock(`L\uD83D\uDE00-${i}`);
+      const other = await db.tryLock(`L\uFFFD-${i}`);
+      assert.ok(grin !== null && other !== null, 'two keys, two locks');
+      await grin.release();
+      await other.release();
     }
   });
 });

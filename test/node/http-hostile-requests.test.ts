@@ -143,4 +143,13 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
     const got = (await node.cache('deep').get('k')) as unknown[];
     assert.ok(Array.isArray(got));
   });
+
+  test('a notify channel with a lone surrogate (JSON "\\ud800") is refused: it would be the channel of U+FFFD', async () => {
+    const r = await raw(port, 'POST', '/notify', '{"channel":"c\\ud800","payload":1}');
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /lone UTF-16 surrogate/);
+    // Encoded in the path, a lone surrogate is not UTF-8 at all: 400 as before.
+    const k = await raw(port, 'PUT', '/cache/c/%ED%A0%80', '1');
+    assert.equal(k.status, 400, k.text);
+  });
 });
