@@ -323,7 +323,7 @@ export class LaggedError extends HiqliteError {
   constructor(readonly missed: number) {
     super(
       'HQL_LAGGED',
-      `the listener fell behind: ${missed} notifications were dropped (cache_listener_buffer_max); listen again`,
+      `the listener fell behind: ${missed} notifications were dropped (cache_listener_buffer_max, cache_listener_buffer_bytes_max); listen again`,
       { retryable: true },
     );
   }

@@ -23,6 +23,7 @@ const CONNECT_KEYS = [
   'connectTimeoutMs',
   'writesMax',
   'listenBufferMax',
+  'listenBufferBytesMax',
   'listenResumeTimeoutMs',
   'keepaliveIntervalMs',
   'keepaliveTimeoutMs',
@@ -84,6 +85,7 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
   integer(o, 'keepaliveTimeoutMs', 1, TIMER_MS_MAX, problems);
   integer(o, 'writesMax', 1, 1_000_000, problems);
   integer(o, 'listenBufferMax', 1, 10_000_000, problems);
+  integer(o, 'listenBufferBytesMax', 1, 2 ** 40, problems);
   problems.throwIfAny();
 }
 

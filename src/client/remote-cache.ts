@@ -36,6 +36,8 @@ export interface RemoteCacheOptions {
   readonly writesMax: number;
   /** Notifications one listener may have unread here before it gets HQL_LAGGED. */
   readonly listenBufferMax: number;
+  /** Their bytes before it does (notificationBytes). */
+  readonly listenBufferBytesMax: number;
   /** How long a listener tries to resume after its connection was lost, before it fails. */
   readonly listenResumeTimeoutMs: number;
 }
@@ -222,7 +224,7 @@ class RemoteListen implements ListenSource {
     private readonly channel: string | null,
     private readonly o: RemoteCacheOptions,
   ) {
-    this.queue = new ListenQueue(o.listenBufferMax);
+    this.queue = new ListenQueue(o.listenBufferMax, undefined, o.listenBufferBytesMax);
     if (beyondAnyKey(channel)) this.queue.fail(longerThanAnyKey('channel', channel as string));
     else this.open();
   }

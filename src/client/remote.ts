@@ -38,6 +38,8 @@ export { parseApiAddress } from './api-address.js';
 
 /** How long `backup()` waits: a large database takes minutes (the node's own limit is the same). */
 const BACKUP_TIMEOUT_MS = 3_600_000;
+/** What a remote `listen()` may hold unread, in bytes, unless `listenBufferBytesMax` says (as a node's `cache_listener_buffer_bytes_max`). */
+const LISTEN_BUFFER_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
 export interface ConnectOptions {
   /** API addresses, "host:port". */
@@ -52,6 +54,11 @@ export interface ConnectOptions {
   readonly writesMax?: number;
   /** Notifications a `listen()` may hold unread before it ends with HQL_LAGGED. Default 10000. */
   readonly listenBufferMax?: number;
+  /**
+   * Their bytes (payload, channel and 64 each) before it ends with HQL_LAGGED; one notification
+   * is always taken, however large. Default 64 MiB.
+   */
+  readonly listenBufferBytesMax?: number;
   /**
    * How long a `listen()` tries to resume after its connection was lost (node killed, network),
    * before it fails with the last error. Default 30 s.
@@ -94,7 +101,10 @@ export class RemoteClient extends ClientBase {
 
   constructor(
     private readonly link: ClusterLink,
-    o: Pick<ConnectOptions, 'writesMax' | 'listenBufferMax' | 'listenResumeTimeoutMs'> = {},
+    o: Pick<
+      ConnectOptions,
+      'writesMax' | 'listenBufferMax' | 'listenBufferBytesMax' | 'listenResumeTimeoutMs'
+    > = {},
   ) {
     super();
     this.sessions = new SessionPool(
@@ -104,6 +114,7 @@ export class RemoteClient extends ClientBase {
     this.remoteCaches = new RemoteCacheOps(link, {
       writesMax: o.writesMax ?? 4096,
       listenBufferMax: o.listenBufferMax ?? 10_000,
+      listenBufferBytesMax: o.listenBufferBytesMax ?? LISTEN_BUFFER_BYTES_MAX_DEFAULT,
       listenResumeTimeoutMs: o.listenResumeTimeoutMs ?? 30_000,
     });
   }

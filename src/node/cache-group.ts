@@ -653,9 +653,15 @@ export class CacheGroup {
 
   /**
    * Listens to notifications applied from now on (or held after `afterSeq`), on one channel or
-   * all, with a buffer of `bufferMax` (default `cache_listener_buffer_max`).
+   * all, with a buffer of `bufferMax` notifications (default `cache_listener_buffer_max`) and
+   * `bufferBytesMax` of their bytes (default `cache_listener_buffer_bytes_max`).
    */
-  subscribe(options: { channel: string | null; afterSeq?: number; bufferMax?: number }): Subscription {
+  subscribe(options: {
+    channel: string | null;
+    afterSeq?: number;
+    bufferMax?: number;
+    bufferBytesMax?: number;
+  }): Subscription {
     this.checkOpen();
     // A channel no notification can have (notify refuses it the same way).
     const tooLong =
@@ -666,6 +672,7 @@ export class CacheGroup {
     return this.hub.subscribe({
       channel: options.channel,
       bufferMax: options.bufferMax ?? this.d.cfg.cacheListenerBufferMax,
+      bufferBytesMax: options.bufferBytesMax ?? this.d.cfg.cacheListenerBufferBytesMax,
       ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }),
     });
   }

@@ -41,6 +41,8 @@ export interface SubscribeOptions {
   readonly channel: string | null;
   /** Buffered notifications before the subscriber counts as lagging. */
   readonly bufferMax: number;
+  /** Their bytes (notificationBytes) before it does; unbounded when not given. */
+  readonly bufferBytesMax?: number;
   /** Resume: serve held notifications with a greater seq first (remote listeners). */
   readonly afterSeq?: number;
 }
@@ -137,7 +139,7 @@ export class Subscription {
   ) {
     assert(Number.isSafeInteger(startSeq) && startSeq >= 0, 'a subscription starts after a seq >= 0');
     this.seen = startSeq;
-    this.q = new ListenQueue(o.bufferMax, onEnd);
+    this.q = new ListenQueue(o.bufferMax, onEnd, o.bufferBytesMax);
   }
 
   /** No item will be added any more (lagged, failed or closed). */

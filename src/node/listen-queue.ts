@@ -1,8 +1,11 @@
 /**
  * The bounded queue of one listener, with lag counting: the notifications it was given and its
- * reader has not taken yet, at most `bufferMax`. One more and the queue is dropped (memory stays
- * bounded), the reader gets a `lagged` item counting what it missed (HQL_LAGGED at the API), and
- * the queue ends: nothing is ever skipped in silence.
+ * reader has not taken yet, at most `bufferMax` of them and `bytesMax` of their bytes (payload,
+ * channel and overhead, as the ring counts them; one notification is always taken, however
+ * large). One more and the queue is dropped (memory stays bounded: a count alone let a reader
+ * that never reads hold 10,000 notifications of up to 8 MiB each), the reader gets a `lagged` item
+ * counting what it missed (HQL_LAGGED at the API), and the queue ends: nothing is ever skipped in
+ * silence.
  *
  * One class for every place a listener buffers: the node's own subscriptions
  * (cache-listeners.ts), a remote client's listener and a proxy's relay (which receive pushes from
@@ -10,7 +13,7 @@
  */
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
-import type { Notification } from '../sm/cache/notifications.js';
+import { type Notification, notificationBytes } from '../sm/cache/notifications.js';
 
 export type ListenItem =
   | { readonly kind: 'notification'; readonly notification: Notification }
@@ -23,13 +26,25 @@ export class ListenQueue {
   private waiter: { resolve: (i: ListenItem) => void; reject: (e: Error) => void } | null = null;
   private error: Error | null = null;
   private endedFlag = false;
+  /** Bytes of the notifications queued and not taken. */
+  private bytes = 0;
 
-  /** @param onEnd called once, when the queue ends (lagged, failed or closed) */
+  /**
+   * @param onEnd called once, when the queue ends (lagged, failed or closed)
+   * @param bytesMax bound on the bytes queued (notificationBytes); unbounded when not given
+   */
   constructor(
     private readonly bufferMax: number,
     private readonly onEnd: () => void = () => {},
+    private readonly bytesMax: number = Number.POSITIVE_INFINITY,
   ) {
     assert(Number.isSafeInteger(bufferMax) && bufferMax >= 1, 'bufferMax >= 1');
+    assert(bytesMax >= 1, 'bytesMax >= 1');
+  }
+
+  /** Bytes of the notifications queued and not yet taken. */
+  get bufferedBytes(): number {
+    return this.bytes;
   }
 
   /** No item will be added any more (lagged, failed or closed). */
@@ -45,11 +60,12 @@ export class ListenQueue {
   /** Adds a notification; false when this made the listener lag (it has ended) or it had ended. */
   offer(n: Notification): boolean {
     if (this.endedFlag) return false;
-    if (this.buffered >= this.bufferMax) {
+    const size = notificationBytes(n);
+    if (this.buffered >= this.bufferMax || (this.buffered > 0 && this.bytes + size > this.bytesMax)) {
       this.lagged(this.buffered + 1);
       return false;
     }
-    this.push({ kind: 'notification', notification: n });
+    this.push({ kind: 'notification', notification: n }, size);
     return true;
   }
 
@@ -64,6 +80,7 @@ export class ListenQueue {
     if (o.keepQueued !== true) {
       this.queue = [];
       this.head = 0;
+      this.bytes = 0;
     }
     this.push({ kind: 'lagged', missed });
     this.end();
@@ -114,7 +131,7 @@ export class ListenQueue {
     this.onEnd();
   }
 
-  private push(item: ListenItem): void {
+  private push(item: ListenItem, size = 0): void {
     const w = this.waiter;
     if (w !== null) {
       this.waiter = null;
@@ -122,12 +139,14 @@ export class ListenQueue {
       return;
     }
     this.queue.push(item);
+    this.bytes += size;
   }
 
   private take(): ListenItem | undefined {
     if (this.head >= this.queue.length) return undefined;
     const item = this.queue[this.head] as ListenItem;
     this.queue[this.head++] = undefined as unknown as ListenItem;
+    if (item.kind === 'notification') this.bytes -= notificationBytes(item.notification);
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;

@@ -30,6 +30,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'httpBodyTimeoutMs',
   'httpJsonDepthMax',
   'cacheListenerBufferMax',
+  'cacheListenerBufferBytesMax',
 ];
 
 export const PROXY_INTEGER_SETTINGS: readonly ProxyIntegerSetting[] = [

@@ -255,6 +255,7 @@ export class HiqliteProxy {
       channel,
       ...(afterSeq === undefined ? {} : { afterSeq }),
       bufferMax: this.cfg.limits.cache_listener_buffer_max ?? 10_000,
+      bufferBytesMax: this.cfg.limits.cache_listener_buffer_bytes_max ?? 64 * 1024 * 1024,
       timeoutMs: this.cfg.limits.request_timeout_ms ?? 10_000,
       signal,
     });

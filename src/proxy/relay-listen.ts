@@ -3,8 +3,9 @@
  * the proxy opens on one node of the cluster. The proxy keeps no position of its own: when its
  * way to the node breaks, the relayed stream ends with a retryable error, and the client resumes
  * (through this or another proxy) after the last seq it saw, which any node can serve from its
- * notification ring. At most `bufferMax` notifications wait here for a client that reads slowly
- * (`cache_listener_buffer_max`); beyond, the client gets HQL_LAGGED.
+ * notification ring. At most `bufferMax` notifications, `bufferBytesMax` bytes, wait here for a
+ * client that reads slowly (`cache_listener_buffer_max`, `cache_listener_buffer_bytes_max`);
+ * beyond, the client gets HQL_LAGGED.
  */
 import type { ClusterLink } from '../client/cluster-link.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -17,11 +18,12 @@ export async function relayListen(
     readonly channel: string | null;
     readonly afterSeq?: number;
     readonly bufferMax: number;
+    readonly bufferBytesMax: number;
     readonly timeoutMs: number;
     readonly signal: AbortSignal;
   },
 ): Promise<ListenStream> {
-  const queue = new ListenQueue(o.bufferMax);
+  const queue = new ListenQueue(o.bufferMax, undefined, o.bufferBytesMax);
   let stop = () => {};
   const h = await link.listen(
     { channel: o.channel, ...(o.afterSeq === undefined ? {} : { afterSeq: o.afterSeq }) },

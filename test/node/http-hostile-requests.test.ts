@@ -17,7 +17,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type HiqliteNode, start } from '../../src/index.js';
+import { connect, type HiqliteNode, start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 
 /** One request with its path exactly as given (fetch would resolve dot segments first). */
@@ -61,7 +61,11 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
   let port = 0;
 
   before(async () => {
-    const cfg = { ...(await oneNodeConfig(root)), httpJsonDepthMax: 40 };
+    const cfg = {
+      ...(await oneNodeConfig(root)),
+      httpJsonDepthMax: 40,
+      cacheListenerBufferBytesMax: 350_000,
+    };
     node = await start(cfg, { thread: 'main' });
     await node.waitUntilHealthy({ timeoutMs: 20_000 });
     port = Number(cfg.nodes[0]?.addrApi.split(':')[1]);
@@ -151,5 +155,71 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
     // Encoded in the path, a lone surrogate is not UTF-8 at all: 400 as before.
     const k = await raw(port, 'PUT', '/cache/c/%ED%A0%80', '1');
     assert.equal(k.status, 400, k.text);
+  });
+
+  test('a listener that does not read lags at cache_listener_buffer_bytes_max, long before its count', async () => {
+    // 100 KB payloads (100,077 bytes each as counted), 350,000 bytes: three fit, the fourth does
+    // not (the count bound is 10,000).
+    const it = node.listen('bytes')[Symbol.asyncIterator]();
+    const first = it.next(); // opens the listener; nothing is read after it
+    await node.notify('bytes', 'x');
+    assert.equal((await first).value?.payload, 'x');
+    const payload = 'p'.repeat(100_000);
+    for (let i = 0; i < 4; i++) await node.notify('bytes', payload);
+    const got: unknown[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new Error('no HQL_LAGGED within 10 s')), 10_000);
+    });
+    const reading = (async () => {
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) return;
+        got.push(r.value.payload);
+      }
+    })();
+    await assert.rejects(
+      Promise.race([reading, deadline]).finally(() => clearTimeout(timer)),
+      (e: { code?: string; missed?: number }) => {
+        assert.equal(e.code, 'HQL_LAGGED');
+        assert.equal(
+          e.missed,
+          4,
+          `the three queued and the one that did not fit: ${JSON.stringify(e)} ${String(e)}`,
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(got, [], 'what was queued was dropped with the lag');
+  });
+
+  test('a remote listener that does not read lags at its listenBufferBytesMax', async () => {
+    const remote = await connect({
+      nodes: [`127.0.0.1:${port}`],
+      secretApi: TEST_SECRETS.secretApi,
+      // Below the node's 350,000: two fit here, the third does not (the node's bound would say 4).
+      listenBufferBytesMax: 250_000,
+    });
+    try {
+      const it = remote.listen('remote-bytes')[Symbol.asyncIterator]();
+      const first = it.next();
+      await remote.notify('remote-bytes', 'x');
+      assert.equal((await first).value?.payload, 'x');
+      for (let i = 0; i < 4; i++) await remote.notify('remote-bytes', 'p'.repeat(100_000));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_r, reject) => {
+        timer = setTimeout(() => reject(new Error('no HQL_LAGGED within 10 s')), 10_000);
+      });
+      await assert.rejects(
+        Promise.race([it.next(), deadline]).finally(() => clearTimeout(timer)),
+        (e: { code?: string; missed?: number }) => {
+          assert.equal(e.code, 'HQL_LAGGED', String(e));
+          assert.equal(e.missed, 3);
+          return true;
+        },
+      );
+    } finally {
+      await remote.close();
+    }
   });
 });

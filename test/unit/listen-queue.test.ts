@@ -46,6 +46,32 @@ describe('ListenQueue', () => {
     assert.equal(ended, 1, 'onEnd runs once');
   });
 
+  test('bytes are bounded too: large payloads lag long before the count, one is always taken', async () => {
+    const big = (seq: number, bytes: number): Notification => ({
+      seq,
+      index: seq,
+      channel: 'c',
+      payload: new Uint8Array(bytes),
+      time: 0,
+    });
+    // 64 bytes of overhead and 2 per channel unit: each of these counts 1,000 + 66 bytes.
+    const q = new ListenQueue(10_000, () => {}, 3_500);
+    for (const s of [1, 2, 3]) assert.equal(q.offer(big(s, 1000)), true);
+    assert.equal(q.bufferedBytes, 3 * 1066);
+    assert.equal(q.offer(big(4, 1000)), false, 'the fourth passes 3,500 bytes');
+    assert.deepEqual(await q.next(), { kind: 'lagged', missed: 4 });
+    // Taking returns the bytes; a notification larger than the bound is taken when none waits.
+    const r = new ListenQueue(10_000, () => {}, 3_500);
+    assert.equal(r.offer(big(1, 10_000)), true, 'alone, however large');
+    assert.equal(r.offer(big(2, 10)), false, 'nothing beside it');
+    const s = new ListenQueue(10_000, () => {}, 3_500);
+    for (let i = 1; i <= 1000; i++) {
+      assert.equal(s.offer(big(i, 1000)), true, `a reader that keeps up never lags (${i})`);
+      assert.equal(seqOf(await s.next()), i);
+      assert.equal(s.bufferedBytes, 0);
+    }
+  });
+
   test('memory stays bounded whatever a sender pushes to a reader that never reads', () => {
     const q = new ListenQueue(100);
     let accepted = 0;

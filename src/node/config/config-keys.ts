@@ -165,6 +165,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     min: 1,
     max: 10_000_000,
   },
+  // Their bytes (payload, channel and 64 each): a reader that never reads holds at most this much.
+  {
+    key: 'cacheListenerBufferBytesMax',
+    toml: 'cache_listener_buffer_bytes_max',
+    default: 64 * 1024 * 1024,
+    min: 1,
+    max: 2 ** 40,
+  },
   { key: 'cacheListenersMax', toml: 'cache_listeners_max', default: 10_000, min: 1, max: 1_000_000 },
   ...cacheLimitSettings(),
 ];

@@ -184,6 +184,11 @@ export interface NodeConfig {
   cacheBatchCommandsMax?: number;
   /** Notifications one local listener may have unread before it gets HQL_LAGGED. */
   cacheListenerBufferMax?: number;
+  /**
+   * Their bytes (payload, channel and 64 each); beyond, HQL_LAGGED too. One notification is
+   * always taken, however large.
+   */
+  cacheListenerBufferBytesMax?: number;
   /** Local listeners (and remote streams) on this node. */
   cacheListenersMax?: number;
   cacheKeyBytesMax?: number;
@@ -266,6 +271,7 @@ export type IntegerKey =
   | 'clockProbeIntervalMs'
   | 'cacheBatchCommandsMax'
   | 'cacheListenerBufferMax'
+  | 'cacheListenerBufferBytesMax'
   | 'cacheListenersMax'
   | CacheLimitKey;
 

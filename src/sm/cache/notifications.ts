@@ -71,12 +71,12 @@ export class NotificationRing {
 
   private hold(n: Notification): void {
     this.items.push(n);
-    this.bytes += sizeOf(n);
+    this.bytes += notificationBytes(n);
     while (
       this.size > 0 &&
       (this.size > this.limits.notificationsRingMax || this.bytes > this.limits.notificationsRingBytesMax)
     ) {
-      this.bytes -= sizeOf(this.items[this.head]!);
+      this.bytes -= notificationBytes(this.items[this.head]!);
       this.items[this.head++] = undefined;
     }
     if (this.head > 1024 && this.head * 2 > this.items.length) {
@@ -86,6 +86,7 @@ export class NotificationRing {
   }
 }
 
-function sizeOf(n: Notification): number {
+/** The bytes a held notification is counted as (payload, channel, overhead): the ring's and every listener queue's bound. */
+export function notificationBytes(n: Notification): number {
   return NOTIFICATION_OVERHEAD_BYTES + n.payload.length + n.channel.length * 2;
 }
