@@ -451,19 +451,41 @@ export class ApiServer {
       // sweep that the connection lives), with this node's wall clock (peer-clocks.ts).
       const id = req.id;
       const value = (this.o.wallMs ?? Date.now)();
-      flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: true, value }))));
+      flow.answerNow(encodeFrame(encodeApiMessage({ id, ok: true, value })));
       return;
     }
-    flow.submit(() => {
+    // A lock request may wait for its turn as long as its waitMs (hours): it takes a slot of its
+    // own budget, and beyond it is refused at once (HQL_OVERLOADED, retryable), never queued
+    // behind the socket: 1,025 lock waits on one connection held every slot, the socket stopped
+    // being read, and the connection's other requests and keepalive went unanswered until the
+    // client gave up on all of them.
+    const lane = req.op === 'cacheLock' ? 'wait' : 'request';
+    if (lane === 'wait' && !flow.takeWait()) {
+      const error = this.errorBody(
+        new HiqliteError(
+          'HQL_OVERLOADED',
+          `more than ${flow.waitsMax} lock requests wait on one connection (api_requests_inflight_max)`,
+          { retryable: true },
+        ),
+      );
+      flow.answerNow(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error })));
+      return;
+    }
+    const run = () => {
       requests.serve(req, from, signal).then(
         ({ value, afterAnswer }) => {
-          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })));
+          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })), lane);
           afterAnswer?.();
         },
         (e: unknown) =>
-          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: this.errorBody(e) }))),
+          flow.answer(
+            encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: this.errorBody(e) })),
+            lane,
+          ),
       );
-    });
+    };
+    if (lane === 'wait') run();
+    else flow.submit(run);
   }
 
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -646,7 +668,9 @@ export { REMOTE_CLIENT_ID };
 /**
  * Flow control of one API connection: at most `inflightMax` of its requests are served at once;
  * the others wait here (at most what one read of the socket held: at the bound the socket is not
- * read, so TCP pushes back on the client). Answers waiting for a client that does not read them
+ * read, so TCP pushes back on the client). Lock requests, which wait for their turn, have a
+ * budget of their own (`waitsMax`, as many) and are refused beyond it instead of pausing the
+ * socket; keepalive answers take no slot. Answers waiting for a client that does not read them
  * are bounded too: beyond `sendBufferBytesMax` the connection closes (they would pile up in memory).
  */
 /** A connection's backlog from which the total over all connections is checked. */
@@ -654,6 +678,7 @@ const SEND_BACKLOG_CHECK_BYTES = 1024 * 1024;
 
 class StreamFlow {
   private inflight = 0;
+  private waits = 0;
   private readonly waiting: (() => void)[] = [];
 
   constructor(
@@ -669,6 +694,18 @@ class StreamFlow {
     return this.waiting.length > 0;
   }
 
+  /** Lock requests that may wait on this connection at once. */
+  get waitsMax(): number {
+    return this.inflightMax;
+  }
+
+  /** Takes a slot for a lock request; false when `waitsMax` of them wait already. */
+  takeWait(): boolean {
+    if (this.waits >= this.waitsMax) return false;
+    this.waits++;
+    return true;
+  }
+
   /** Runs `serve` now, or once fewer than `inflightMax` requests are being served. */
   submit(serve: () => void): void {
     if (this.inflight < this.inflightMax) {
@@ -680,24 +717,22 @@ class StreamFlow {
     this.waiting.push(serve);
   }
 
-  answer(frame: Uint8Array): void {
-    this.inflight--;
-    if (this.conn.closed) return;
-    const backlog = this.conn.socket.writableLength;
-    if (backlog > this.sendBufferBytesMax) {
-      this.conn.close({
-        code: 'slow-consumer',
-        detail: `more than ${this.sendBufferBytesMax} bytes of answers wait for a client that does not read them`,
-      });
+  /** Writes an answer that holds no slot (a keepalive's, a refusal's), with the backlog's bounds. */
+  answerNow(frame: Uint8Array): void {
+    if (this.conn.closed || !this.roomFor()) return;
+    this.conn.write(frame);
+  }
+
+  /** The answer of a request of `lane` ('request': submit(), 'wait': takeWait()); frees its slot. */
+  answer(frame: Uint8Array, lane: 'request' | 'wait' = 'request'): void {
+    if (lane === 'wait') {
+      this.waits--;
+      this.answerNow(frame);
       return;
     }
-    if (backlog > SEND_BACKLOG_CHECK_BYTES) {
-      const over = this.overBudget();
-      if (over !== null) {
-        this.conn.close({ code: 'slow-consumer', detail: over });
-        return;
-      }
-    }
+    this.inflight--;
+    if (this.conn.closed) return;
+    if (!this.roomFor()) return;
     this.conn.write(frame);
     const next = this.waiting.shift();
     if (next !== undefined) {
@@ -705,5 +740,25 @@ class StreamFlow {
       next();
     }
     if (this.waiting.length === 0) this.conn.resume();
+  }
+
+  /** False (and the connection closed) when answers pile up for a client that does not read them. */
+  private roomFor(): boolean {
+    const backlog = this.conn.socket.writableLength;
+    if (backlog > this.sendBufferBytesMax) {
+      this.conn.close({
+        code: 'slow-consumer',
+        detail: `more than ${this.sendBufferBytesMax} bytes of answers wait for a client that does not read them`,
+      });
+      return false;
+    }
+    if (backlog > SEND_BACKLOG_CHECK_BYTES) {
+      const over = this.overBudget();
+      if (over !== null) {
+        this.conn.close({ code: 'slow-consumer', detail: over });
+        return false;
+      }
+    }
+    return true;
   }
 }

@@ -332,6 +332,52 @@ describe('flow control of one authenticated connection', () => {
     }
   });
 
+  test('lock waits have a budget of their own: past it refused at once, and the connection keeps serving its other requests and keepalive', async () => {
+    // A lock request waits for its turn (here: until cancelled). Before, the fifth of them on a
+    // connection with 4 slots stopped the node reading it: a metrics request and the keepalive
+    // behind it went unanswered until the client gave up on the connection.
+    const waiting = new Map<number, () => void>();
+    const { port } = await server({
+      requestsInflightMax: 4,
+      handler: stubHandler(async (req, _from, signal) => {
+        if (req.op !== 'cacheLock') return req.op;
+        await new Promise<void>((resolve) => {
+          waiting.set(req.id, resolve);
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        return null;
+      }),
+    });
+    const c = await clientWith100InFlight(port);
+    try {
+      const lock = (i: number) =>
+        c.request({ op: 'cacheLock', key: 'k', holderId: `h${i}`, leaseMs: 1000, waitMs: 60_000 }, 60_000);
+      const held = Array.from({ length: 4 }, (_, i) => lock(i));
+      await waitFor(() => waiting.size === 4, 'four lock requests waiting');
+      const fifth = await lock(4);
+      assert.equal(fifth.ok, false);
+      assert.equal(!fifth.ok && fifth.error.code, 'HQL_OVERLOADED');
+      assert.equal(!fifth.ok && fifth.error.retryable, true);
+      // Other requests, more than the lock waits' slots, are served; a keepalive is answered.
+      const others = await Promise.all(Array.from({ length: 8 }, () => c.request({ op: 'metrics' }, 5_000)));
+      assert.ok(
+        others.every((r) => r.ok && r.value === 'metrics'),
+        JSON.stringify(others),
+      );
+      const ping = await c.request({ op: 'ping' }, 5_000);
+      assert.equal(ping.ok, true);
+      // A wait that ends frees its slot for the next lock request.
+      for (const resolve of waiting.values()) resolve();
+      assert.ok((await Promise.all(held)).every((r) => r.ok));
+      const again = lock(5);
+      await waitFor(() => waiting.size === 5, 'the next lock request waiting');
+      (waiting.get([...waiting.keys()].at(-1) as number) as () => void)();
+      assert.equal((await again).ok, true);
+    } finally {
+      c.close();
+    }
+  });
+
   test('a busy connection (many requests in flight) makes Node warn of no listener leak', async () => {
     // Every request being served listens to the connection's end; Node's default warns past 10,
     // which a node's log would show as a "possible memory leak" under normal load.
