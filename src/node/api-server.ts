@@ -513,10 +513,13 @@ export class ApiServer {
       });
     }
     switch (route) {
-      case 'GET /health': {
+      case 'GET /health':
+      case 'HEAD /health': {
+        // HEAD: the same status and headers, no body (Node leaves it out), for checks that use it.
         const h = this.o.handler.health();
         return sendJson(res, h.ok ? 200 : 503, h.body);
       }
+      case 'HEAD /ready':
       case 'GET /ready':
         return sendJson(res, this.o.handler.ready() ? 200 : 503, { ready: this.o.handler.ready() });
       case 'GET /metrics': {

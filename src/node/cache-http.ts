@@ -120,7 +120,7 @@ export async function serveCacheHttp(
   try {
     const method = req.method ?? 'GET';
     if (url.pathname === '/notify') {
-      if (method !== 'POST') return methodNotAllowed(res, method, url.pathname);
+      if (method !== 'POST') return methodNotAllowed(res, method, url.pathname, 'POST');
       onlyParams(url, []);
       const v = await readObject(req, cx, '{"channel": "…", "payload": any}', ['channel', 'payload']);
       const { channel, payload } = v as { channel?: unknown; payload?: unknown };
@@ -138,7 +138,7 @@ export async function serveCacheHttp(
       return sendJson(res, 200, { ok: true, value: { index: n.index, seq: n.seq } });
     }
     if (url.pathname === '/listen') {
-      if (method !== 'GET') return methodNotAllowed(res, method, url.pathname);
+      if (method !== 'GET') return methodNotAllowed(res, method, url.pathname, 'GET');
       onlyParams(url, ['channel', 'last_event_id']);
       req.resume();
       return await serveSse(req, res, url, ops, cx, gone.signal);
@@ -176,7 +176,7 @@ async function serveCacheEntry(
 ): Promise<void> {
   const { name: cache, key } = nameAndKey(url, '/cache/', 'cache name');
   if (key === null) {
-    if (method !== 'DELETE') return methodNotAllowed(res, method, '/cache/{name}');
+    if (method !== 'DELETE') return methodNotAllowed(res, method, '/cache/{name}', 'DELETE');
     onlyParams(url, []);
     req.resume();
     const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
@@ -234,7 +234,7 @@ async function serveCacheEntry(
       return sendJson(res, 200, { ok: true, value: { deleted: o.deleted } });
     }
     default:
-      return methodNotAllowed(res, method, '/cache/{name}/{key}');
+      return methodNotAllowed(res, method, '/cache/{name}/{key}', 'GET, PUT, DELETE');
   }
 }
 
@@ -253,7 +253,7 @@ async function serveCounter(
 ): Promise<void> {
   const { name: counter, key } = nameAndKey(url, '/counter/', 'counter name');
   if (key === null) {
-    if (method !== 'DELETE') return methodNotAllowed(res, method, '/counter/{name}');
+    if (method !== 'DELETE') return methodNotAllowed(res, method, '/counter/{name}', 'DELETE');
     onlyParams(url, []);
     req.resume();
     const o = await ops.write({ type: 'counterClear', counter }, signal);
@@ -297,7 +297,7 @@ async function serveCounter(
       });
     }
     default:
-      return methodNotAllowed(res, method, '/counter/{name}/{key}');
+      return methodNotAllowed(res, method, '/counter/{name}/{key}', 'GET, POST, PUT, DELETE');
   }
 }
 
@@ -507,8 +507,11 @@ function onlyParams(url: RequestTarget, allowed: readonly string[]): void {
   }
 }
 
-function methodNotAllowed(res: ServerResponse, method: string, route: string): void {
-  sendError(res, 405, 'HQL_INVALID_PARAMS', `${method} is not a method of ${route}`);
+/** 405, with the `Allow` header HTTP asks for (the methods `route` has). */
+function methodNotAllowed(res: ServerResponse, method: string, route: string, allow: string): void {
+  sendError(res, 405, 'HQL_INVALID_PARAMS', `${method} is not a method of ${route} (it takes ${allow})`, {
+    headers: { allow },
+  });
 }
 
 function invalid(message: string): HiqliteError {

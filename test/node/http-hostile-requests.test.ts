@@ -26,7 +26,7 @@ function raw(
   method: string,
   path: string,
   body?: string,
-): Promise<{ status: number; text: string }> {
+): Promise<{ status: number; text: string; headers: import('node:http').IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -46,7 +46,7 @@ function raw(
         res.on('data', (c: string) => {
           text += c;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path}`)));
@@ -220,6 +220,24 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
       );
     } finally {
       await remote.close();
+    }
+  });
+
+  test('HEAD /health and /ready answer as GET without a body; a 405 names the methods in Allow', async () => {
+    for (const path of ['/health', '/ready']) {
+      const r = await raw(port, 'HEAD', path);
+      assert.equal(r.status, 200, `HEAD ${path}`);
+      assert.equal(r.text, '');
+    }
+    for (const [method, path, allow] of [
+      ['POST', '/cache/c/k', 'GET, PUT, DELETE'],
+      ['GET', '/notify', 'POST'],
+      ['POST', '/listen', 'GET'],
+      ['GET', '/counter/n', 'DELETE'],
+    ] as const) {
+      const r = await raw(port, method, path, method === 'POST' ? '{}' : undefined);
+      assert.equal(r.status, 405, `${method} ${path}: ${r.text}`);
+      assert.equal(r.headers.allow, allow);
     }
   });
 });
