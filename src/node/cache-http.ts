@@ -349,6 +349,8 @@ async function serveSse(
   signal: AbortSignal,
 ): Promise<void> {
   const channel = url.searchParams.get('channel');
+  // `?channel=` names no channel (notify refuses it): every channel is asked by leaving it out.
+  if (channel === '') throw invalid('"channel" must not be empty: leave it out to listen to every channel');
   const lastId = req.headers['last-event-id'] ?? url.searchParams.get('last_event_id') ?? undefined;
   let afterSeq: number | undefined;
   if (lastId !== undefined) {

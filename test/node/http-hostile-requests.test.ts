@@ -240,4 +240,10 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
       assert.equal(r.headers.allow, allow);
     }
   });
+
+  test('GET /listen?channel= (empty) is refused: every channel is asked by leaving it out', async () => {
+    const r = await raw(port, 'GET', '/listen?channel=');
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /must not be empty: leave it out/);
+  });
 });
