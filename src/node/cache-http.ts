@@ -37,8 +37,10 @@ import {
   type BodyLimits,
   closeIfBodyUnread,
   HttpBodyError,
+  largeBodyTurn,
   parseJsonBody,
   readBody,
+  readJsonBody,
   sendBodyError,
   sendError,
   sendJson,
@@ -211,7 +213,7 @@ async function serveCacheEntry(
       if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
       const body = await readBody(req, cx.bodyLimits);
       const value = isJson(req)
-        ? encodeValue(parseJsonBody(body, cx.bodyLimits.jsonDepthMax))
+        ? encodeValue(await parseInTurn(body, cx.bodyLimits.jsonDepthMax))
         : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
       if (ifAbsent === 'true') {
@@ -307,7 +309,7 @@ async function readObject(
   shape: string,
   fields: readonly string[],
 ): Promise<Record<string, unknown>> {
-  const v = parseJsonBody(await readBody(req, cx.bodyLimits), cx.bodyLimits.jsonDepthMax);
+  const v = await readJsonBody(req, cx.bodyLimits);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`the body must be ${shape}`);
   onlyFields(v as Record<string, unknown>, fields, `the body (${shape})`);
   return v as Record<string, unknown>;
@@ -441,6 +443,12 @@ async function serveSse(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/** parseJsonBody in the body's turn (largeBodyTurn). */
+async function parseInTurn(body: Buffer, depthMax: number | undefined): Promise<unknown> {
+  await largeBodyTurn(body.byteLength);
+  return parseJsonBody(body, depthMax);
+}
 
 function encodeValue(value: unknown): Uint8Array {
   try {

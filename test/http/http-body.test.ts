@@ -10,6 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import {
   HttpBodyError,
   jsonDepthOver,
+  LARGE_BODY_BYTES,
+  largeBodyTurn,
   parseJsonBody,
   readBody,
   readJsonObject,
@@ -278,5 +280,27 @@ describe('readBody and parseJsonBody', () => {
     // The default: 128 (http_json_depth_max); 8 MB of brackets is refused in one pass.
     assert.throws(() => parseJsonBody(nested(129)), /more than 128 deep/);
     assert.throws(() => parseJsonBody(nested(4_000_000)), /more than 128 deep/);
+  });
+
+  test('large bodies are parsed one per turn of the event loop: a timer due meanwhile runs between them', async () => {
+    const order: string[] = [];
+    const busy = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {}
+    };
+    // Three large bodies that arrived together; each parse holds the thread for 5 ms, and a
+    // heartbeat-like timer falls due during each of the first two.
+    const parses = ['a', 'b', 'c'].map((name, i) =>
+      largeBodyTurn(LARGE_BODY_BYTES).then(() => {
+        order.push(name);
+        if (i < 2) setTimeout(() => order.push(`timer-${name}`), 1);
+        busy(5);
+      }),
+    );
+    const small = largeBodyTurn(LARGE_BODY_BYTES - 1).then(() => order.push('small'));
+    await small;
+    assert.deepEqual(order, ['small'], 'a small body does not wait for a turn');
+    await Promise.all(parses);
+    assert.deepEqual(order, ['small', 'a', 'timer-a', 'b', 'timer-b', 'c']);
   });
 });
