@@ -22,6 +22,7 @@ import {
   type BodyLimits,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
   HTTP_JSON_DEPTH_MAX_DEFAULT,
+  HTTP_JSON_VALUES_MAX_DEFAULT,
   HttpBodyError,
   readJsonObject,
 } from '../http/http-body.js';
@@ -84,6 +85,8 @@ export interface DashboardLimits {
   readonly bodyTimeoutMs: number;
   /** How deep a JSON body may nest (`http_json_depth_max`); deeper is 400. */
   readonly jsonDepthMax: number;
+  /** How many values a JSON body may hold (`http_json_values_max`); more is 400. */
+  readonly jsonValuesMax: number;
   /** Logins waiting for the one verification in progress; beyond, 429. */
   readonly loginQueueMax: number;
 }
@@ -95,6 +98,7 @@ export const DASHBOARD_LIMITS_DEFAULT: DashboardLimits = {
   bodyBytesMax: 4 * SQL_CHARS_MAX,
   bodyTimeoutMs: HTTP_BODY_TIMEOUT_MS_DEFAULT,
   jsonDepthMax: HTTP_JSON_DEPTH_MAX_DEFAULT,
+  jsonValuesMax: HTTP_JSON_VALUES_MAX_DEFAULT,
   loginQueueMax: 4,
 };
 
@@ -326,7 +330,12 @@ export class Dashboard {
   }
 
   private bodyLimits(bytesMax: number): BodyLimits {
-    return { bytesMax, timeoutMs: this.limits.bodyTimeoutMs, jsonDepthMax: this.limits.jsonDepthMax };
+    return {
+      bytesMax,
+      timeoutMs: this.limits.bodyTimeoutMs,
+      jsonDepthMax: this.limits.jsonDepthMax,
+      jsonValuesMax: this.limits.jsonValuesMax,
+    };
   }
 
   private async serveStatic(

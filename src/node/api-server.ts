@@ -109,6 +109,8 @@ export interface ApiServerOptions {
   readonly bodyTimeoutMs?: number;
   /** How deep a JSON body may nest (`http_json_depth_max`). Default HTTP_JSON_DEPTH_MAX_DEFAULT. */
   readonly jsonDepthMax?: number;
+  /** How many values a JSON body may hold (`http_json_values_max`). Default HTTP_JSON_VALUES_MAX_DEFAULT. */
+  readonly jsonValuesMax?: number;
   /** Open connections, authenticated or not (every TCP connection counts). */
   readonly connectionsMax: number;
   /**
@@ -589,6 +591,7 @@ export class ApiServer {
       bytesMaxKey: 'entry_bytes_max',
       ...(this.o.bodyTimeoutMs === undefined ? {} : { timeoutMs: this.o.bodyTimeoutMs }),
       ...(this.o.jsonDepthMax === undefined ? {} : { jsonDepthMax: this.o.jsonDepthMax }),
+      ...(this.o.jsonValuesMax === undefined ? {} : { jsonValuesMax: this.o.jsonValuesMax }),
     };
   }
 

@@ -213,7 +213,7 @@ async function serveCacheEntry(
       if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
       const body = await readBody(req, cx.bodyLimits);
       const value = isJson(req)
-        ? encodeValue(await parseInTurn(body, cx.bodyLimits.jsonDepthMax))
+        ? encodeValue(await parseInTurn(body, cx.bodyLimits))
         : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
       if (ifAbsent === 'true') {
@@ -445,9 +445,9 @@ async function serveSse(
 // ---------------------------------------------------------------------------------------------
 
 /** parseJsonBody in the body's turn (largeBodyTurn). */
-async function parseInTurn(body: Buffer, depthMax: number | undefined): Promise<unknown> {
+async function parseInTurn(body: Buffer, limits: BodyLimits): Promise<unknown> {
   await largeBodyTurn(body.byteLength);
-  return parseJsonBody(body, depthMax);
+  return parseJsonBody(body, limits.jsonDepthMax, limits.jsonValuesMax);
 }
 
 function encodeValue(value: unknown): Uint8Array {

@@ -646,6 +646,7 @@ export class HiqliteNode {
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       bodyTimeoutMs: cfg.httpBodyTimeoutMs,
       jsonDepthMax: cfg.httpJsonDepthMax,
+      jsonValuesMax: cfg.httpJsonValuesMax,
       handler: {
         // What a node says of itself (its limits, the leader it knows) it says while stopped too.
         handle: (req, from, signal) =>
@@ -1510,7 +1511,11 @@ export class HiqliteNode {
       passwordHash,
       insecureCookie,
       clock: this.clock,
-      limits: { bodyTimeoutMs: this.cfg.httpBodyTimeoutMs, jsonDepthMax: this.cfg.httpJsonDepthMax },
+      limits: {
+        bodyTimeoutMs: this.cfg.httpBodyTimeoutMs,
+        jsonDepthMax: this.cfg.httpJsonDepthMax,
+        jsonValuesMax: this.cfg.httpJsonValuesMax,
+      },
       logger: this.log,
     });
     return { routes };

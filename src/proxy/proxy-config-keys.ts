@@ -29,6 +29,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'handshakeTimeoutMs',
   'httpBodyTimeoutMs',
   'httpJsonDepthMax',
+  'httpJsonValuesMax',
   'cacheListenerBufferMax',
   'cacheListenerBufferBytesMax',
 ];

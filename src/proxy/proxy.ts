@@ -117,6 +117,7 @@ export class HiqliteProxy {
       handshakeTimeoutMs: limit('handshake_timeout_ms'),
       bodyTimeoutMs: limit('http_body_timeout_ms'),
       jsonDepthMax: limit('http_json_depth_max'),
+      jsonValuesMax: limit('http_json_values_max'),
       handler: {
         handle: (req, _from, signal) => this.counted(req.op, this.handle(req, signal)),
         health: () => this.health(),

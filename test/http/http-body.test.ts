@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   HttpBodyError,
   jsonDepthOver,
+  jsonShapeOver,
   LARGE_BODY_BYTES,
   largeBodyTurn,
   parseJsonBody,
@@ -280,6 +281,26 @@ describe('readBody and parseJsonBody', () => {
     // The default: 128 (http_json_depth_max); 8 MB of brackets is refused in one pass.
     assert.throws(() => parseJsonBody(nested(129)), /more than 128 deep/);
     assert.throws(() => parseJsonBody(nested(4_000_000)), /more than 128 deep/);
+  });
+
+  test('parseJsonBody refuses more values than its bound before parsing; commas in strings do not count', () => {
+    assert.equal(jsonShapeOver(Buffer.from('[1,2,3]'), 128, 4), null);
+    assert.equal(jsonShapeOver(Buffer.from('[1,2,3,4]'), 128, 4), 'values');
+    assert.equal(jsonShapeOver(Buffer.from('[[],{},[]]'), 128, 4), 'values');
+    assert.equal(jsonShapeOver(Buffer.from('["a,b,c,d,e"]'), 128, 3), null);
+    assert.throws(
+      () => parseJsonBody(Buffer.from(`[${'[],'.repeat(10)}[]]`), 128, 10),
+      (e: unknown) =>
+        e instanceof HttpBodyError &&
+        e.code === 'HQL_INVALID_PARAMS' &&
+        /more than 10 values \(http_json_values_max\)/.test(e.message),
+    );
+    // The default: a million.
+    assert.throws(
+      () => parseJsonBody(Buffer.from(`[${'[],'.repeat(1_000_000)}[]]`)),
+      /more than 1000000 values/,
+    );
+    assert.equal((parseJsonBody(Buffer.from(`[${'1,'.repeat(999_998)}1]`)) as number[]).length, 999_999);
   });
 
   test('large bodies are parsed one per turn of the event loop: a timer due meanwhile runs between them', async () => {

@@ -64,6 +64,7 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
     const cfg = {
       ...(await oneNodeConfig(root)),
       httpJsonDepthMax: 40,
+      httpJsonValuesMax: 100_000,
       cacheListenerBufferBytesMax: 350_000,
     };
     node = await start(cfg, { thread: 'main' });
@@ -141,6 +142,15 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
       assert.equal(e?.code, 'HQL_INVALID_PARAMS');
       assert.match(e?.message ?? '', /more than 40 deep \(http_json_depth_max\)/);
     }
+    // Wide instead of deep: more values than http_json_values_max, refused before parsing.
+    const wide = await raw(
+      port,
+      'POST',
+      '/execute',
+      `{"sql":"SELECT ?","params":[[${'[],'.repeat(100_000)}[]]]}`,
+    );
+    assert.equal(wide.status, 400, wide.text.slice(0, 200));
+    assert.match(wide.text, /more than 100000 values \(http_json_values_max\)/);
     // At the limit the value is stored, and the node goes on serving.
     const ok = await raw(port, 'PUT', '/cache/deep/k', nested(40));
     assert.equal(ok.status, 200, ok.text);

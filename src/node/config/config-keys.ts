@@ -135,6 +135,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'httpBodyTimeoutMs', toml: 'http_body_timeout_ms', default: 30_000, min: 1, max: 3_600_000 },
   // How deep arrays and objects may nest in an HTTP request's JSON body (checked before parsing).
   { key: 'httpJsonDepthMax', toml: 'http_json_depth_max', default: 128, min: 1, max: 10_000 },
+  // How many values (arrays, objects, items) such a body may hold (the same scan).
+  { key: 'httpJsonValuesMax', toml: 'http_json_values_max', default: 1_000_000, min: 1, max: 1_000_000_000 },
   // Backup retention, the Rust project's defaults. The newest backup is never deleted by it.
   { key: 'backupKeepDays', toml: 'backup_keep_days', default: 30, min: 1, max: 36_500 },
   { key: 'backupKeepDaysLocal', toml: 'backup_keep_days_local', default: 30, min: 1, max: 36_500 },

@@ -160,6 +160,11 @@ export interface NodeConfig {
    */
   httpJsonDepthMax?: number;
   /**
+   * How many values (arrays, objects and items) an HTTP request's JSON body may hold; more is 400
+   * HQL_INVALID_PARAMS, found by the same scan.
+   */
+  httpJsonValuesMax?: number;
+  /**
    * The cache group keeps its log and snapshots on disk (`<dataDir>/logs_cache`,
    * `<dataDir>/state_machine/cache_snapshots`), so caches survive a full restart. Default true.
    */
@@ -262,6 +267,7 @@ export type IntegerKey =
   | 'handshakeTimeoutMs'
   | 'httpBodyTimeoutMs'
   | 'httpJsonDepthMax'
+  | 'httpJsonValuesMax'
   | 'backupKeepDays'
   | 'backupKeepDaysLocal'
   | 'backupGzipLevel'
