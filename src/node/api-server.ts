@@ -395,9 +395,10 @@ export class ApiServer {
         );
         const requests = new StreamRequests(conn, this.o.handler, (e) => this.errorBody(e), inflightMax);
         // Every request being served listens to the connection's end (cancellable): up to
-        // inflightMax of them, and this one. Node warns of a leak past 10 listeners by default,
-        // which a busy client's connection passes in normal work.
-        setMaxListeners(inflightMax + 1, gone.signal);
+        // inflightMax of them, as many lock requests waiting (their own budget, StreamFlow), and
+        // this one. Node warns of a leak past 10 listeners by default, which a busy client's
+        // connection passes in normal work.
+        setMaxListeners(2 * inflightMax + 1, gone.signal);
         if (!conn.closed)
           this.activity.set(conn, { bytesSeen: conn.socket.bytesRead, heardAtMs: performance.now(), flow });
         whenAborted(gone.signal, () => requests.closeAll());

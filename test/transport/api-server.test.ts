@@ -337,6 +337,9 @@ describe('flow control of one authenticated connection', () => {
     // connection with 4 slots stopped the node reading it: a metrics request and the keepalive
     // behind it went unanswered until the client gave up on the connection.
     const waiting = new Map<number, () => void>();
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
     const { port } = await server({
       requestsInflightMax: 4,
       handler: stubHandler(async (req, _from, signal) => {
@@ -373,7 +376,14 @@ describe('flow control of one authenticated connection', () => {
       await waitFor(() => waiting.size === 5, 'the next lock request waiting');
       (waiting.get([...waiting.keys()].at(-1) as number) as () => void)();
       assert.equal((await again).ok, true);
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      assert.deepEqual(
+        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+        [],
+        'lock waits and requests together make Node warn of no listener leak',
+      );
     } finally {
+      process.off('warning', onWarning);
       c.close();
     }
   });
