@@ -7,11 +7,12 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { backupFeatures } from '../backup/node-features.js';
-import type { Subscription } from '../node/cache-listeners.js';
+import type { ListenItem, Subscription } from '../node/cache-listeners.js';
 import { transferError } from '../node/error-transfer.js';
 import { HiqliteNode as NodeRuntime } from '../node/hiqlite-node.js';
 import { dataPaths } from '../node/sqlite-setting.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import { notificationBytes } from '../sm/cache/notifications.js';
 import { digestOf } from './cache-mirror.js';
 import { MirrorFeed } from './cache-mirror-feed.js';
 import {
@@ -109,27 +110,55 @@ port.on('message', (m: ToWorker) => {
  */
 class WorkerListener {
   private inflight = 0;
+  /** Bytes of the items sent and not acknowledged, and each one's, in order (acks count items). */
+  private inflightBytes = 0;
+  private readonly sizes: number[] = [];
   private wake: (() => void) | null = null;
   private stopped = false;
 
+  /**
+   * @param window items the application's thread may hold unacknowledged
+   * @param bytesWindow their bytes (notificationBytes): the window is bounded like a listener's
+   *   buffer, in count and in bytes (one item always goes, however large)
+   */
   constructor(
     private readonly id: number,
     private readonly sub: Subscription,
     private readonly window: number,
+    private readonly bytesWindow: number,
   ) {}
+
+  private full(): boolean {
+    return this.inflight >= this.window || (this.inflight > 0 && this.inflightBytes >= this.bytesWindow);
+  }
+
+  private count(item: ListenItem): void {
+    const size = item.kind === 'notification' ? notificationBytes(item.notification) : 0;
+    this.inflight++;
+    this.inflightBytes += size;
+    this.sizes.push(size);
+  }
 
   async pump(): Promise<void> {
     try {
       for (;;) {
-        while (this.inflight >= this.window && !this.stopped) {
+        while (this.full() && !this.stopped) {
           await new Promise<void>((r) => {
             this.wake = r;
           });
         }
         if (this.stopped) return;
         const first = await this.sub.next();
-        const items = [first, ...this.sub.drain(this.window - this.inflight - 1)];
-        this.inflight += items.length;
+        const items = [first];
+        this.count(first);
+        // More of what is queued, while the window has room (count and bytes).
+        while (first.kind !== 'lagged' && !this.full()) {
+          const more = this.sub.drain(1)[0];
+          if (more === undefined) break;
+          items.push(more);
+          this.count(more);
+          if (more.kind === 'lagged') break;
+        }
         events.push({ type: 'listen', listenId: this.id, items });
         scheduleFlush();
         if (items.some((i) => i.kind === 'lagged')) return;
@@ -146,6 +175,7 @@ class WorkerListener {
   }
 
   ack(n: number): void {
+    for (const size of this.sizes.splice(0, n)) this.inflightBytes -= size;
     this.inflight = Math.max(0, this.inflight - n);
     this.wake?.();
     this.wake = null;
@@ -236,8 +266,12 @@ async function run(call: Call): Promise<unknown> {
       }
     }
     case 'listen': {
-      const window = n.cfg.cacheListenerBufferMax;
-      const l = new WorkerListener(call.listenId, n.caches.subscribe({ channel: call.channel }), window);
+      const l = new WorkerListener(
+        call.listenId,
+        n.caches.subscribe({ channel: call.channel }),
+        n.cfg.cacheListenerBufferMax,
+        n.cfg.cacheListenerBufferBytesMax,
+      );
       listeners.set(call.listenId, l);
       void l.pump();
       return null;
