@@ -211,11 +211,6 @@ export function jsonShapeOver(
   return null;
 }
 
-/** Whether arrays and objects nest more than `depthMax` deep in JSON text (jsonShapeOver). */
-export function jsonDepthOver(bytes: Uint8Array, depthMax: number): boolean {
-  return jsonShapeOver(bytes, depthMax) === 'depth';
-}
-
 /** Bodies from this size on are parsed one per turn of the event loop (largeBodyTurn). */
 export const LARGE_BODY_BYTES = 1024 * 1024;
 
@@ -235,11 +230,15 @@ export function largeBodyTurn(bytes: number): Promise<void> {
   return turn;
 }
 
-/** The body as JSON (parseJsonBody), a large one in its turn (largeBodyTurn). */
-export async function readJsonBody(req: IncomingMessage, limits: BodyLimits): Promise<unknown> {
-  const body = await readBody(req, limits);
+/** `body` as JSON under `limits` (parseJsonBody), a large one in its turn (largeBodyTurn). */
+export async function parseJsonInTurn(body: Buffer, limits: BodyLimits): Promise<unknown> {
   await largeBodyTurn(body.byteLength);
   return parseJsonBody(body, limits.jsonDepthMax, limits.jsonValuesMax);
+}
+
+/** The body as JSON (parseJsonInTurn). */
+export async function readJsonBody(req: IncomingMessage, limits: BodyLimits): Promise<unknown> {
+  return parseJsonInTurn(await readBody(req, limits), limits);
 }
 
 /** The body as a JSON object; HQL_INVALID_PARAMS (400) for any other JSON or no JSON. */

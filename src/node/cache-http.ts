@@ -37,8 +37,7 @@ import {
   type BodyLimits,
   closeIfBodyUnread,
   HttpBodyError,
-  largeBodyTurn,
-  parseJsonBody,
+  parseJsonInTurn,
   readBody,
   readJsonBody,
   sendBodyError,
@@ -213,7 +212,7 @@ async function serveCacheEntry(
       if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
       const body = await readBody(req, cx.bodyLimits);
       const value = isJson(req)
-        ? encodeValue(await parseInTurn(body, cx.bodyLimits))
+        ? encodeValue(await parseJsonInTurn(body, cx.bodyLimits))
         : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
       if (ifAbsent === 'true') {
@@ -443,12 +442,6 @@ async function serveSse(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/** parseJsonBody in the body's turn (largeBodyTurn). */
-async function parseInTurn(body: Buffer, limits: BodyLimits): Promise<unknown> {
-  await largeBodyTurn(body.byteLength);
-  return parseJsonBody(body, limits.jsonDepthMax, limits.jsonValuesMax);
-}
 
 function encodeValue(value: unknown): Uint8Array {
   try {

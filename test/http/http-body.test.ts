@@ -9,7 +9,6 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   HttpBodyError,
-  jsonDepthOver,
   jsonShapeOver,
   LARGE_BODY_BYTES,
   largeBodyTurn,
@@ -264,8 +263,8 @@ describe('readBody and parseJsonBody', () => {
 
   test('parseJsonBody refuses nesting past its depth before parsing; brackets in strings do not count', () => {
     const nested = (d: number) => Buffer.from(`${'['.repeat(d)}${']'.repeat(d)}`);
-    assert.equal(jsonDepthOver(nested(128), 128), false);
-    assert.equal(jsonDepthOver(nested(129), 128), true);
+    assert.equal(jsonShapeOver(nested(128), 128), null);
+    assert.equal(jsonShapeOver(nested(129), 128), 'depth');
     assert.deepEqual(parseJsonBody(nested(3), 3), [[[]]]);
     const deep = (e: unknown) =>
       e instanceof HttpBodyError &&
@@ -276,7 +275,7 @@ describe('readBody and parseJsonBody', () => {
     assert.throws(() => parseJsonBody(Buffer.from('{"a":{"b":[{"c":1}]}}'), 3), deep);
     // Brackets in strings, escaped quotes and backslashes included, are text.
     const text = Buffer.from(JSON.stringify({ s: '[[[[{{{{ \\" [[[[', t: ['"]]]]\\'] }));
-    assert.equal(jsonDepthOver(text, 2), false);
+    assert.equal(jsonShapeOver(text, 2), null);
     assert.deepEqual(parseJsonBody(text, 2), JSON.parse(text.toString()));
     // The default: 128 (http_json_depth_max); 8 MB of brackets is refused in one pass.
     assert.throws(() => parseJsonBody(nested(129)), /more than 128 deep/);

@@ -20,6 +20,7 @@ import { ApiServer } from '../../src/node/api-server.js';
 import { NotificationHub } from '../../src/node/cache-listeners.js';
 import { cacheListenStream } from '../../src/node/listen-stream.js';
 import type { Notification } from '../../src/sm/cache/notifications.js';
+import { watchListenerLeaks } from '../support/listener-leaks.js';
 import { type SseEvent, sseFields } from '../support/sse.js';
 import { apiServerOptions, openApiClient, SECRET_API, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
@@ -285,9 +286,7 @@ describe('binary listen: a client that never reads', () => {
     const { port, hub } = server;
     const conn = await openApiClient(port, { inflightMax: 100, keepaliveIntervalMs: 0 });
     // The node's listens share the wait for the socket to drain: no listener-leak warning.
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
-    process.on('warning', onWarning);
+    const watch = watchListenerLeaks();
     try {
       const lagged = new Map<number, number>();
       for (let i = 0; i < LISTENS; i++) {
@@ -319,14 +318,9 @@ describe('binary listen: a client that never reads', () => {
       (conn as unknown as { conn: { socket: Socket } }).conn.socket.resume();
       await waitFor(() => lagged.size === LISTENS, 'every listen gets its lagged push', 20_000);
       for (const missed of lagged.values()) assert.equal(missed, BUFFER_MAX + 1);
-      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
-      assert.deepEqual(
-        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
-        [],
-        'the node adds no listener per listen to its connection',
-      );
+      assert.deepEqual(await watch.leaks(), [], 'the node adds no listener per listen to its connection');
     } finally {
-      process.off('warning', onWarning);
+      watch.stop();
       conn.close();
     }
   });

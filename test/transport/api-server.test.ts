@@ -12,6 +12,7 @@ import { ApiServer, type ApiServerOptions, errorBody } from '../../src/node/api-
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../../src/protocol/handshake.js';
 import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import { watchListenerLeaks } from '../support/listener-leaks.js';
 import { within } from '../support/within.js';
 import { apiServerOptions, openApiClient, SECRET_API, SECRET_RAFT, stubHandler } from './api-helpers.js';
 import { HOST, waitFor } from './helpers.js';
@@ -337,9 +338,7 @@ describe('flow control of one authenticated connection', () => {
     // connection with 4 slots stopped the node reading it: a metrics request and the keepalive
     // behind it went unanswered until the client gave up on the connection.
     const waiting = new Map<number, () => void>();
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
-    process.on('warning', onWarning);
+    const watch = watchListenerLeaks();
     const { port } = await server({
       requestsInflightMax: 4,
       handler: stubHandler(async (req, _from, signal) => {
@@ -376,14 +375,13 @@ describe('flow control of one authenticated connection', () => {
       await waitFor(() => waiting.size === 5, 'the next lock request waiting');
       (waiting.get([...waiting.keys()].at(-1) as number) as () => void)();
       assert.equal((await again).ok, true);
-      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
       assert.deepEqual(
-        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+        await watch.leaks(),
         [],
         'lock waits and requests together make Node warn of no listener leak',
       );
     } finally {
-      process.off('warning', onWarning);
+      watch.stop();
       c.close();
     }
   });
@@ -391,9 +389,7 @@ describe('flow control of one authenticated connection', () => {
   test('a busy connection (many requests in flight) makes Node warn of no listener leak', async () => {
     // Every request being served listens to the connection's end; Node's default warns past 10,
     // which a node's log would show as a "possible memory leak" under normal load.
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
-    process.on('warning', onWarning);
+    const watch = watchListenerLeaks();
     const release: (() => void)[] = [];
     const { port } = await server({
       handler: stubHandler(async (req) => {
@@ -407,13 +403,9 @@ describe('flow control of one authenticated connection', () => {
       await waitFor(() => release.length === 50, 'fifty requests being served');
       for (const r of release.splice(0)) r();
       assert.ok((await Promise.all(answers)).every((r) => r.ok));
-      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
-      assert.deepEqual(
-        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
-        [],
-      );
+      assert.deepEqual(await watch.leaks(), []);
     } finally {
-      process.off('warning', onWarning);
+      watch.stop();
       c.close();
     }
   });
