@@ -23,12 +23,12 @@ import { join } from 'node:path';
 import { assert, assertNever } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
+import { IndexDeque } from '../lib/index-deque.js';
 import { encodedEntryBytes } from '../protocol/entry-codec.js';
 import type { Entry, HardState, LogIndex, Term } from '../raft/types.js';
 import { fsyncDir } from './atomic-file.js';
 import { type FileLogLimits, type FileLogStoreOptions, fileLogLimits } from './file-log-options.js';
 import { writeHardStateFile } from './hard-state-file.js';
-import { IndexDeque } from './index-deque.js';
 import { writeLogMetaFile } from './log-meta-file.js';
 import {
   assertAppendable,

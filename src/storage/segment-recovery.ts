@@ -15,11 +15,11 @@
  */
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IndexDeque } from '../lib/index-deque.js';
 import { encodedEntryBytes } from '../protocol/entry-codec.js';
 import type { Entry, HardState } from '../raft/types.js';
 import { fsyncDir, TEMP_SUFFIX } from './atomic-file.js';
 import { readHardStateFile } from './hard-state-file.js';
-import { IndexDeque } from './index-deque.js';
 import { type LogMeta, readLogMetaFile } from './log-meta-file.js';
 import {
   checkSegmentHeader,

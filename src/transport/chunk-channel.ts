@@ -5,10 +5,10 @@
  * which pushes back through TCP to the sender.
  */
 import { assert } from '../lib/assert.js';
+import { IndexDeque } from '../lib/index-deque.js';
 
 export class ChunkChannel implements AsyncIterable<Uint8Array> {
-  private chunks: Uint8Array[] = [];
-  private head = 0;
+  private readonly chunks = new IndexDeque<Uint8Array>();
   private ended = false;
   private failure: Error | null = null;
   private discarded = false;
@@ -81,13 +81,8 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
 
   private next(): Promise<IteratorResult<Uint8Array>> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    if (this.head < this.chunks.length) {
-      const chunk = this.chunks[this.head] as Uint8Array;
-      this.head++;
-      if (this.head === this.chunks.length) {
-        this.chunks = [];
-        this.head = 0;
-      }
+    const chunk = this.chunks.shift();
+    if (chunk !== undefined) {
       this.onConsumed(chunk.byteLength);
       return Promise.resolve({ value: chunk, done: false });
     }
@@ -100,9 +95,8 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
 
   private dropBuffered(): void {
     let bytes = 0;
-    for (let i = this.head; i < this.chunks.length; i++) bytes += (this.chunks[i] as Uint8Array).byteLength;
-    this.chunks = [];
-    this.head = 0;
+    for (let i = 0; i < this.chunks.length; i++) bytes += this.chunks.get(i).byteLength;
+    this.chunks.clear();
     if (bytes > 0) this.onConsumed(bytes);
   }
 }

@@ -4,10 +4,10 @@
  * `pushAlways` is for snapshot frames whose sender already waited for room.
  */
 import { assert } from '../lib/assert.js';
+import { IndexDeque } from '../lib/index-deque.js';
 
 export class FrameQueue {
-  private items: Uint8Array[] = [];
-  private head = 0;
+  private readonly items = new IndexDeque<Uint8Array>();
   private bytesQueued = 0;
 
   constructor(
@@ -18,7 +18,7 @@ export class FrameQueue {
   }
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   get bytes(): number {
@@ -46,34 +46,22 @@ export class FrameQueue {
   takeBatch(bytesMax: number): Uint8Array[] {
     const batch: Uint8Array[] = [];
     let bytes = 0;
-    while (this.head < this.items.length) {
-      const next = this.items[this.head] as Uint8Array;
+    while (this.items.length > 0) {
+      const next = this.items.get(0);
       if (batch.length > 0 && bytes + next.byteLength > bytesMax) break;
       batch.push(next);
       bytes += next.byteLength;
-      this.head++;
+      this.items.dropFront(1);
     }
     this.bytesQueued -= bytes;
-    this.compact();
     return batch;
   }
 
   /** Drops everything; returns how many frames were dropped. */
   clear(): number {
     const dropped = this.length;
-    this.items = [];
-    this.head = 0;
+    this.items.clear();
     this.bytesQueued = 0;
     return dropped;
-  }
-
-  private compact(): void {
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
   }
 }
