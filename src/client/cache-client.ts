@@ -76,16 +76,24 @@ export function noLocalReplica(): HiqliteError {
 // ---------------------------------------------------------------------------------------------
 
 // copyBuffers: a decoded binary value must not be a view of the stored bytes (a caller writing
-// into it would change the replica).
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', copyBuffers: true });
+// into it would change the replica). writeFunction: msgpack has no functions, and msgpackr would
+// otherwise store one nested in an object or array as nothing (`{ f() {}, x: 1 }` read back as
+// `{ x: 1 }`): refused like a function given as the whole value.
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'bigint',
+  copyBuffers: true,
+  writeFunction: () => {
+    throw new Error('a function is not a msgpack value');
+  },
+});
 
 /** Any msgpack value (a `Uint8Array` becomes msgpack binary). */
 export function encodeCacheValue(value: unknown): Uint8Array {
   if (value === undefined) {
     throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be undefined', { retryable: false });
   }
-  // msgpack has no functions: msgpackr would store nothing (inside an object or array a function
-  // is left out or null, as JSON.stringify does).
   if (typeof value === 'function') {
     throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be a function', { retryable: false });
   }
@@ -97,7 +105,7 @@ export function encodeCacheValue(value: unknown): Uint8Array {
     // caller's value, not a bug of ours.
     throw new HiqliteError(
       'HQL_INVALID_PARAMS',
-      `a cache value must be a msgpack value (no symbols, cycles, bigints beyond 64 bits or very deep nesting): ${packFailure(cause)}`,
+      `a cache value must be a msgpack value (no functions, symbols, cycles, bigints beyond 64 bits or very deep nesting): ${packFailure(cause)}`,
       { retryable: false, cause },
     );
   }

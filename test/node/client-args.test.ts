@@ -30,6 +30,22 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   ['put with a number key', (db) => db.cache('c').put(5, 1), /cache 'c': key must be a string/],
   ['getRemove with an object key', (db) => db.cache('c').getRemove({}), /key must be a string/],
   ['put of a function', (db) => db.cache('c').put('k', () => 1), /cannot be a function/],
+  // msgpackr stored a nested function as nothing: `{ f, x: 1 }` read back as `{ x: 1 }`.
+  [
+    'put of an object holding a function',
+    (db) => db.cache('c').put('k', { f: () => 1, x: 1 }),
+    /msgpack value .*: a function is not a msgpack value$/,
+  ],
+  [
+    'replace with an array holding a function',
+    (db) => db.cache('c').replace('k', [1, () => 1]),
+    /a function is not a msgpack value$/,
+  ],
+  [
+    'notify of a map holding a function',
+    (db) => db.notify('ch', new Map([['f', () => 1]])),
+    /a function is not a msgpack value$/,
+  ],
   [
     'put of a bigint beyond 64 bits, inside an object',
     (db) => db.cache('c').put('k', { n: 10n ** 30n }),
