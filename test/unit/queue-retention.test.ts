@@ -31,6 +31,17 @@ async function alive(refs: readonly WeakRef<object>[]): Promise<number> {
   return refs.filter((r) => r.deref() !== undefined).length;
 }
 
+/** Hands `count` fresh 1,000-byte arrays to `add`, keeping only weak references to them. */
+function addTracked(count: number, add: (bytes: Uint8Array) => void): WeakRef<object>[] {
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < count; i++) {
+    const bytes = new Uint8Array(1000);
+    refs.push(new WeakRef(bytes));
+    add(bytes);
+  }
+  return refs;
+}
+
 const dirs: string[] = [];
 after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -80,14 +91,7 @@ describe('removed items are not retained', () => {
 
   test('FrameQueue: frames taken for the socket are released', async () => {
     const q = new FrameQueue(100, 1 << 30);
-    const refs: WeakRef<object>[] = [];
-    (() => {
-      for (let i = 0; i < 20; i++) {
-        const frame = new Uint8Array(1000);
-        refs.push(new WeakRef(frame));
-        q.push(frame);
-      }
-    })();
+    const refs = addTracked(20, (frame) => q.push(frame));
     assert.equal(q.takeBatch(5000).length, 5);
     assert.equal(q.length, 15);
     assert.equal(await alive(refs.slice(0, 5)), 0);
@@ -99,14 +103,7 @@ describe('removed items are not retained', () => {
     const ch = new ChunkChannel((n) => {
       consumed += n;
     });
-    const refs: WeakRef<object>[] = [];
-    (() => {
-      for (let i = 0; i < 10; i++) {
-        const chunk = new Uint8Array(1000);
-        refs.push(new WeakRef(chunk));
-        ch.push(chunk);
-      }
-    })();
+    const refs = addTracked(10, (chunk) => ch.push(chunk));
     const it = ch[Symbol.asyncIterator]();
     for (let i = 0; i < 4; i++) assert.equal((await it.next()).done, false);
     assert.equal(consumed, 4000);
