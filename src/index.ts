@@ -27,8 +27,9 @@ export type {
   QueryOptions,
   Row,
 } from './client/client.js';
+export { connect } from './client/connect.js';
 export { type HiqliteNode, start } from './client/embedded.js';
-export { type ConnectOptions, connect } from './client/remote.js';
+export type { ConnectOptions } from './client/remote.js';
 export { onShutdownSignal } from './client/signals.js';
 export { type ErrorCode, HiqliteError } from './lib/errors.js';
 export type {

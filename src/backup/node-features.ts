@@ -6,11 +6,7 @@
 import type { NodeFeatures } from '../node/node-features.js';
 import { BackupService } from './backup-service.js';
 import { restoreFromEnv } from './restore.js';
-import { createS3Target } from './s3/s3-target.js';
-import { openBackupTargets, provideS3Target } from './targets.js';
-
-// The S3 target (src/backup/s3) for every node that uses these features.
-provideS3Target(createS3Target);
+import { openBackupTargets } from './targets.js';
 
 export const backupFeatures: NodeFeatures = {
   beforeOpen: (cfg, log) => restoreFromEnv(cfg, log),

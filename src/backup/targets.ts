@@ -1,19 +1,13 @@
 /**
- * The backup targets of a node: the local folder always, S3 when `s3_url` is configured. The S3
- * target (src/backup/s3) is handed in by whoever wires it, so this file has no S3 dependency.
+ * The backup targets of a node: the local folder always, S3 when `s3_url` is configured. Every
+ * caller (the node's backup service, the restore at start, the backup CLI) gets the same pair.
+ * The S3 target is imported here, not installed by whoever loads it first: the CLI once lost
+ * it when the module that installed it stopped being part of its imports.
  */
-import type { ResolvedBackupConfig, ResolvedS3Config } from '../node/config/config-backup.js';
+import type { ResolvedBackupConfig } from '../node/config/config-backup.js';
 import { LocalBackupTarget } from './local-target.js';
+import { createS3Target } from './s3/s3-target.js';
 import type { BackupTarget } from './target.js';
-
-export type S3TargetFactory = (s3: ResolvedS3Config) => BackupTarget;
-
-let s3Factory: S3TargetFactory | null = null;
-
-/** Installs the S3 target implementation (done once by the module that provides it). */
-export function provideS3Target(factory: S3TargetFactory): void {
-  s3Factory = factory;
-}
 
 export interface BackupTargets {
   readonly local: LocalBackupTarget;
@@ -28,7 +22,5 @@ export async function openBackupTargets(
 ): Promise<BackupTargets> {
   const local = await LocalBackupTarget.open(backupsDir, o);
   if (backup.s3 === null) return { local, s3: null };
-  if (s3Factory === null)
-    throw new Error('s3_url is configured but no S3 backup target is installed (provideS3Target)');
-  return { local, s3: s3Factory(backup.s3) };
+  return { local, s3: createS3Target(backup.s3) };
 }

@@ -38,7 +38,6 @@ import {
 } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import { type Entry as CacheEntry, checkBytes } from '../sm/cache/kv.js';
-import type { CacheLimits } from '../sm/cache/options.js';
 import type { CacheEntryResult, CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
 import type { LogStore } from '../storage/log-store.js';
@@ -46,7 +45,7 @@ import { MemoryLogStore } from '../storage/memory-log-store.js';
 import { NotificationHub, type Subscription } from './cache-listeners.js';
 import { type LockGrantInfo, LockWaiters } from './cache-locks.js';
 import type { ResolvedNodeConfig } from './config/config.js';
-import { cacheLimitKey } from './config/config-keys.js';
+import { cacheLimitsOf } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { type ChunkSnapshotStore, chunkStoreOf, MemorySnapshotStore } from './memory-snapshot-store.js';
@@ -860,30 +859,6 @@ export interface CacheApplyObserver {
   applied(entries: readonly Entry[]): void;
   /** The state was replaced as a whole (snapshot installed, or reset): entries alone cannot follow. */
   replaced(): void;
-}
-
-/** The cache limits of a node's configuration (they must be the same on every replica). */
-export function cacheLimitsOf(cfg: ResolvedNodeConfig): Partial<CacheLimits> {
-  return Object.fromEntries(
-    (
-      [
-        'keyBytesMax',
-        'valueBytesMax',
-        'holderIdBytesMax',
-        'entriesPerCacheMax',
-        'cachesMax',
-        'bytesMax',
-        'locksMax',
-        'lockWaitersPerKeyMax',
-        'notificationsRingMax',
-        'notificationsRingBytesMax',
-        'sessionsMax',
-        'sessionTtlMs',
-        'sessionResultsBytesMax',
-        'expireBatchMax',
-      ] as const
-    ).map((name) => [name, cfg[cacheLimitKey(name)]]),
-  );
 }
 
 /** The state machine, reporting what it applies and when its state is replaced to `observers`. */

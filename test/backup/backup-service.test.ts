@@ -11,8 +11,7 @@ import { BackupService } from '../../src/backup/backup-service.js';
 import { formatBackupName, parseBackupName } from '../../src/backup/names.js';
 import { expiredBackups } from '../../src/backup/retention.js';
 import { S3Client } from '../../src/backup/s3/s3-client.js';
-import { createS3Target } from '../../src/backup/s3/s3-target.js';
-import { openBackupTargets, provideS3Target } from '../../src/backup/targets.js';
+import { openBackupTargets } from '../../src/backup/targets.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { type NodeConfig, resolveConfig } from '../../src/node/config/config.js';
 import { sqlConfig } from '../../src/node/sqlite-setting.js';
@@ -22,7 +21,6 @@ import { startTestS3, TEST_S3_KEY, TEST_S3_SECRET, testS3ClientOptions } from '.
 import { makeDatabase } from './helpers.js';
 
 const DAY_MS = 86_400_000;
-provideS3Target(createS3Target);
 const KEY = Buffer.alloc(32, 3).toString('base64');
 
 async function service(

@@ -131,7 +131,7 @@ export class S3Target implements BackupTarget {
   }
 }
 
-/** The S3 target for `openBackupTargets` (targets.ts): `provideS3Target(createS3Target)`. */
+/** The S3 target of `openBackupTargets` (targets.ts). */
 export function createS3Target(config: ResolvedS3Config): BackupTarget {
   return S3Target.fromConfig(config);
 }

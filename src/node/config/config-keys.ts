@@ -5,6 +5,7 @@
  */
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
 import { OLD_GENERATION_MAX_MB_DEFAULT, YOUNG_GENERATION_MB_DEFAULT } from '../../sm/sql/worker-client.js';
+import type { ResolvedNodeConfig } from './config.js';
 import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
 
 const KiB = 1024;
@@ -200,6 +201,30 @@ function cacheLimitSettings(): IntegerSetting[] {
 /** `keyBytesMax` → `cacheKeyBytesMax`. */
 export function cacheLimitKey(name: keyof CacheLimits): CacheLimitKey {
   return `cache${name[0]?.toUpperCase()}${name.slice(1)}` as CacheLimitKey;
+}
+
+/** The cache limits of a node's configuration (they must be the same on every replica). */
+export function cacheLimitsOf(cfg: ResolvedNodeConfig): Partial<CacheLimits> {
+  return Object.fromEntries(
+    (
+      [
+        'keyBytesMax',
+        'valueBytesMax',
+        'holderIdBytesMax',
+        'entriesPerCacheMax',
+        'cachesMax',
+        'bytesMax',
+        'locksMax',
+        'lockWaitersPerKeyMax',
+        'notificationsRingMax',
+        'notificationsRingBytesMax',
+        'sessionsMax',
+        'sessionTtlMs',
+        'sessionResultsBytesMax',
+        'expireBatchMax',
+      ] as const
+    ).map((name) => [name, cfg[cacheLimitKey(name)]]),
+  );
 }
 
 /** Every key `NodeConfig` accepts (unknown keys are an error). */
