@@ -77,8 +77,8 @@ export function noLocalReplica(): HiqliteError {
 
 // copyBuffers: a decoded binary value must not be a view of the stored bytes (a caller writing
 // into it would change the replica). writeFunction: msgpack has no functions, and msgpackr would
-// otherwise store one nested in an object or array as nothing (`{ f() {}, x: 1 }` read back as
-// `{ x: 1 }`): refused like a function given as the whole value.
+// otherwise store one as nothing (`{ f() {}, x: 1 }` read back as `{ x: 1 }`): refused, at any
+// depth, the whole value included.
 const packr = new Packr({
   useRecords: false,
   mapsAsObjects: true,
@@ -93,9 +93,6 @@ const packr = new Packr({
 export function encodeCacheValue(value: unknown): Uint8Array {
   if (value === undefined) {
     throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be undefined', { retryable: false });
-  }
-  if (typeof value === 'function') {
-    throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be a function', { retryable: false });
   }
   let bytes: Uint8Array;
   try {

@@ -227,11 +227,7 @@ export class RemoteClient extends ClientBase {
   }
 }
 
-/**
- * Connects a remote client to a running cluster. Resolves once one node of `nodes` accepted
- * the connection and the secret; rejects at once on a wrong secret, and with every node's
- * reason (refused, timed out, TLS expected, …) when none can be reached.
- */
+/** `connect()` of the package (connect.ts loads this module at its first call). */
 export async function connect(options: ConnectOptions): Promise<HiqliteClient> {
   checkConnectOptions(options);
   const client = new RemoteClient(linkFor(options), options);

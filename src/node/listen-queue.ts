@@ -13,6 +13,7 @@
  */
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
+import { IndexDeque } from '../lib/index-deque.js';
 import { type Notification, notificationBytes } from '../sm/cache/notifications.js';
 
 export type ListenItem =
@@ -21,8 +22,7 @@ export type ListenItem =
   | { readonly kind: 'lagged'; readonly missed: number };
 
 export class ListenQueue {
-  private queue: ListenItem[] = [];
-  private head = 0;
+  private readonly queue = new IndexDeque<ListenItem>();
   private waiter: { resolve: (i: ListenItem) => void; reject: (e: Error) => void } | null = null;
   private error: Error | null = null;
   private endedFlag = false;
@@ -54,7 +54,7 @@ export class ListenQueue {
 
   /** Items queued and not yet taken (a `lagged` item included). */
   get buffered(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** Adds a notification; false when this made the listener lag (it has ended) or it had ended. */
@@ -78,8 +78,7 @@ export class ListenQueue {
     if (this.endedFlag) return;
     assert(missed > 0, 'a lag misses at least one notification');
     if (o.keepQueued !== true) {
-      this.queue = [];
-      this.head = 0;
+      this.queue.clear();
       this.bytes = 0;
     }
     this.push({ kind: 'lagged', missed });
@@ -143,14 +142,8 @@ export class ListenQueue {
   }
 
   private take(): ListenItem | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const item = this.queue[this.head] as ListenItem;
-    this.queue[this.head++] = undefined as unknown as ListenItem;
-    if (item.kind === 'notification') this.bytes -= notificationBytes(item.notification);
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
+    const item = this.queue.shift();
+    if (item?.kind === 'notification') this.bytes -= notificationBytes(item.notification);
     return item;
   }
 }

@@ -29,7 +29,7 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   ],
   ['put with a number key', (db) => db.cache('c').put(5, 1), /cache 'c': key must be a string/],
   ['getRemove with an object key', (db) => db.cache('c').getRemove({}), /key must be a string/],
-  ['put of a function', (db) => db.cache('c').put('k', () => 1), /cannot be a function/],
+  ['put of a function', (db) => db.cache('c').put('k', () => 1), /a function is not a msgpack value$/],
   // msgpackr stored a nested function as nothing: `{ f, x: 1 }` read back as `{ x: 1 }`.
   [
     'put of an object holding a function',

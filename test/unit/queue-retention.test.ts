@@ -3,7 +3,8 @@
  * backing array. Found with 800 notifications of 900 KB: every node of a 3-node cluster held
  * ~750 MB in its log store's cache, bounded at 8 MiB, because evicted entries stayed in the
  * deque's array until 1,024 of them had been evicted. Each structure that removes from the front
- * by an index is checked here (the log cache, the peer send queue, the snapshot chunk channel).
+ * by an index is checked here (the log cache, the peer send queue, the snapshot chunk channel,
+ * a listener's queue, the notification ring).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +14,10 @@ import { after, describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { IndexDeque } from '../../src/lib/index-deque.js';
+import { ListenQueue } from '../../src/node/listen-queue.js';
 import type { Entry, LogIndex, Term } from '../../src/raft/types.js';
+import { NotificationRing } from '../../src/sm/cache/notifications.js';
+import { DEFAULT_CACHE_LIMITS } from '../../src/sm/cache/options.js';
 import { openFileLogStore } from '../../src/storage/file-log-store.js';
 import { ChunkChannel } from '../../src/transport/chunk-channel.js';
 import { FrameQueue } from '../../src/transport/frame-queue.js';
@@ -110,5 +114,30 @@ describe('removed items are not retained', () => {
     assert.equal(await alive(refs.slice(0, 4)), 0);
     assert.equal(await alive(refs.slice(4)), 6);
     await it.return?.();
+  });
+
+  test('ListenQueue: notifications taken by the listener are released', async () => {
+    const q = new ListenQueue(100);
+    const refs = addTracked(10, (payload) => {
+      q.offer({ channel: 'c', payload, index: 1, time: 0, seq: 1 });
+    });
+    assert.equal(q.drain(4).length, 4);
+    assert.equal(await alive(refs.slice(0, 4)), 0);
+    assert.equal(await alive(refs.slice(4)), 6);
+    q.close();
+  });
+
+  test('NotificationRing: notifications evicted past its bound are released', async () => {
+    const ring = new NotificationRing({ ...DEFAULT_CACHE_LIMITS, notificationsRingMax: 3 });
+    const refs = addTracked(10, (payload) => {
+      ring.push('c', payload, 1, 0);
+    });
+    assert.equal(ring.size, 3);
+    assert.deepEqual(
+      ring.after(0, 10).notifications.map((n) => n.seq),
+      [8, 9, 10],
+    );
+    assert.equal(await alive(refs.slice(0, 7)), 0);
+    assert.equal(await alive(refs.slice(7)), 3);
   });
 });

@@ -7,6 +7,7 @@
  * Every notification has a `seq`: 1, 2, 3, … in log order, with no gaps, so the number missed
  * after `afterSeq` is exact: `(first seq held) - afterSeq - 1`.
  */
+import { IndexDeque } from '../../lib/index-deque.js';
 import type { CacheLimits } from './options.js';
 
 export interface Notification {
@@ -31,8 +32,7 @@ export interface NotificationsAfter {
 export const NOTIFICATION_OVERHEAD_BYTES = 64;
 
 export class NotificationRing {
-  private items: Array<Notification | undefined> = [];
-  private head = 0;
+  private readonly items = new IndexDeque<Notification>();
   /** The seq the next notification gets. */
   nextSeq = 1;
   bytes = 0;
@@ -40,7 +40,7 @@ export class NotificationRing {
   constructor(private readonly limits: CacheLimits) {}
 
   get size(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   /** Appends a notification (the next seq) and evicts the oldest beyond the bounds. */
@@ -52,15 +52,17 @@ export class NotificationRing {
 
   /** Held notifications, oldest first. */
   *held(): IterableIterator<Notification> {
-    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
+    for (let i = 0; i < this.items.length; i++) yield this.items.get(i);
   }
 
   after(afterSeq: number, max: number): NotificationsAfter {
-    const first = this.size === 0 ? this.nextSeq : this.items[this.head]!.seq;
+    const first = this.size === 0 ? this.nextSeq : this.items.get(0).seq;
     const missed = Math.max(0, first - afterSeq - 1);
-    const from = this.head + Math.max(0, afterSeq + 1 - first);
+    const from = Math.max(0, afterSeq + 1 - first);
     const to = Math.min(this.items.length, from + Math.max(0, max));
-    return { notifications: this.items.slice(from, to) as Notification[], missed };
+    const notifications: Notification[] = [];
+    for (let i = from; i < to; i++) notifications.push(this.items.get(i));
+    return { notifications, missed };
   }
 
   /** Inserts a notification read from a snapshot (seqs must follow each other). */
@@ -76,12 +78,7 @@ export class NotificationRing {
       this.size > 0 &&
       (this.size > this.limits.notificationsRingMax || this.bytes > this.limits.notificationsRingBytesMax)
     ) {
-      this.bytes -= notificationBytes(this.items[this.head]!);
-      this.items[this.head++] = undefined;
-    }
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
+      this.bytes -= notificationBytes(this.items.shift()!);
     }
   }
 }
