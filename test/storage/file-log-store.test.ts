@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { constants } from 'node:fs';
 import {
   copyFile,
   mkdtemp,
   open,
   readdir,
   readFile,
+  readlink,
   rm,
   symlink,
   truncate,
@@ -102,6 +104,60 @@ async function logWith(
   await store.close();
   return { dir, log };
 }
+
+/**
+ * The descriptors of this process open for writing on a segment (`*.seg`) of `dir`, with their
+ * open flags (Linux: /proc/self/fdinfo).
+ */
+async function segmentWriters(dir: string): Promise<{ file: string; flags: number }[]> {
+  const out: { file: string; flags: number }[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (!target.startsWith(`${dir}/`) || !target.endsWith('.seg')) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(info)?.[1] ?? '', 8);
+    if ((flags & 3) !== constants.O_RDONLY) out.push({ file: target.slice(dir.length + 1), flags });
+  }
+  return out;
+}
+
+describe('FileLogStore: durable writes', () => {
+  test('appends go to the last segment through one descriptor opened with O_DSYNC: after open, roll-over, truncation and reopen', async () => {
+    const dir = await tempDir();
+    const expectOneSyncWriter = async (when: string) => {
+      const writers = await segmentWriters(dir);
+      assert.equal(
+        writers.length,
+        1,
+        `${when}: one descriptor writes a segment (${JSON.stringify(writers)})`,
+      );
+      const w = writers[0]!;
+      assert.equal(w.file, (await segments(dir)).at(-1), `${when}: it is the last segment`);
+      assert.ok(
+        (w.flags & constants.O_DSYNC) !== 0,
+        `${when}: opened with O_DSYNC (flags ${w.flags.toString(8)})`,
+      );
+    };
+    let { store } = await openFileLogStore(dir, { segmentBytesMax: 4096, cacheBytesMax: 0 });
+    await store.append(commands(1, 4, 1, () => 100));
+    await expectOneSyncWriter('first segment');
+    await store.append(commands(4, 80, 1, () => 100));
+    assert.ok((await segments(dir)).length >= 3, 'the appends rolled over to new segments');
+    await expectOneSyncWriter('after roll-over');
+    // A conflicting entry at 5 cuts the log in the first segment: the later ones go, and the
+    // first becomes the active one again.
+    await store.append(commands(5, 7, 2, () => 100));
+    assert.equal((await segments(dir)).length, 1);
+    await expectOneSyncWriter('after truncation');
+    await store.close();
+    assert.deepEqual(await segmentWriters(dir), [], 'close releases the descriptor');
+    ({ store } = await openFileLogStore(dir, { segmentBytesMax: 4096, cacheBytesMax: 0 }));
+    await expectOneSyncWriter('after reopen');
+    assert.equal(store.lastIndex(), 6);
+    assert.equal(store.termAt(idx(6)), 2);
+    await store.close();
+  });
+});
 
 describe('FileLogStore: limits', () => {
   test('invalid limits are rejected at open with HQL_INVALID_CONFIG naming the option', async () => {
