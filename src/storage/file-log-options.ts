@@ -11,8 +11,8 @@ const GiB = 1024 * MiB;
 
 export interface FileLogStoreOptions {
   /**
-   * Size of one segment file. Segments are preallocated (zero-filled) at this size so an
-   * fdatasync after an append does not also have to persist a file size change; a purge
+   * Size of one segment file. Segments are preallocated (zero-filled) at this size so a durable
+   * append (O_DSYNC) does not also have to persist a file size change; a purge
    * deletes whole segments, so smaller segments free disk sooner. Default 64 MiB.
    */
   readonly segmentBytesMax?: number;
@@ -24,7 +24,7 @@ export interface FileLogStoreOptions {
    * the page cache serves the rest.
    */
   readonly cacheBytesMax?: number;
-  /** Most bytes written by one group commit (one write + one fdatasync). Default 8 MiB. */
+  /** Most bytes written by one group commit (one durable write). Default 8 MiB. */
   readonly writeBatchBytesMax?: number;
   /** Bytes of appends waiting for the disk; beyond it append rejects with HQL_OVERLOADED. Default 256 MiB. */
   readonly queueBytesMax?: number;

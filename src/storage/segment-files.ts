@@ -23,7 +23,7 @@ export interface PreparedSegment {
 /**
  * Creates segment `seq` as a temporary file: header, then zeros up to `segmentBytesMax`,
  * fdatasynced. Writing real zeros (not ftruncate, which leaves a hole) allocates the blocks now,
- * so the fdatasync of a later append has no allocation or size change to persist.
+ * so the durable write of a later append has no allocation or size change to persist.
  */
 export async function prepareSegment(
   dir: string,
