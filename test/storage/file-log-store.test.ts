@@ -7,6 +7,7 @@ import {
   readdir,
   readFile,
   readlink,
+  realpath,
   rm,
   symlink,
   truncate,
@@ -111,12 +112,14 @@ async function logWith(
  */
 async function segmentWriters(dir: string): Promise<{ file: string; flags: number }[]> {
   const out: { file: string; flags: number }[] = [];
+  // The links name the real path (a temporary directory may sit behind a symlink).
+  const real = await realpath(dir);
   for (const fd of await readdir('/proc/self/fd')) {
     const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-    if (!target.startsWith(`${dir}/`) || !target.endsWith('.seg')) continue;
+    if (!target.startsWith(`${real}/`) || !target.endsWith('.seg')) continue;
     const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
     const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(info)?.[1] ?? '', 8);
-    if ((flags & 3) !== constants.O_RDONLY) out.push({ file: target.slice(dir.length + 1), flags });
+    if ((flags & 3) !== constants.O_RDONLY) out.push({ file: target.slice(real.length + 1), flags });
   }
   return out;
 }
