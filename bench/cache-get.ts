@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type HiqliteNode, start } from '../src/index.js';
 import { freePorts } from '../test/support/free-ports.js';
+import { mirrorServing } from './cache-workloads.js';
 
 const { values } = parseArgs({
   options: { reads: { type: 'string', default: '200000' }, keys: { type: 'string', default: '1000' } },
@@ -72,7 +73,8 @@ async function withNode(
     await db.waitUntilHealthy({ timeoutMs: 30_000 });
     const c = db.cache('bench');
     for (let i = 0; i < KEYS; i++) await c.put(`k${i}`, value(i));
-    // The last put was read back on this thread: the mirror (if any) holds every key.
+    // The mirror (if any) starts with the first local read: serving, it holds every key.
+    await mirrorServing(db, 'bench');
     if ((await c.get(`k${KEYS - 1}`)) === null) throw new Error('the bench data is missing');
     return await timeGets(db, reads);
   } finally {

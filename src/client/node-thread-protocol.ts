@@ -32,14 +32,38 @@ export const LEADER_SLOT = 2;
 export const CLOCK_OFFSET_SLOT = 2;
 export const CLOCK_OFFSET_PUBLISH_MS = 100;
 
+/**
+ * The synchronous read channel: `getLocal` before the cache mirror is live (it starts with the
+ * application's first local read) posts a `sync-read` and waits (`Atomics.wait`) until the node's
+ * thread has written the answer here and stored its `seq` in SYNC_DONE_SEQ. Int32 slots, then
+ * the value's bytes from SYNC_HEADER_BYTES. A value that does not fit is answered SYNC_TOO_LARGE
+ * with its size; the application's thread sends a larger buffer (`sync-buffer`) and asks again.
+ */
+export const SYNC_DONE_SEQ = 0;
+export const SYNC_STATUS = 1;
+/** The value's length (SYNC_FOUND), or the size needed (SYNC_TOO_LARGE). */
+export const SYNC_LENGTH = 2;
+export const SYNC_HEADER_BYTES = 16;
+export const SYNC_BUFFER_BYTES_INITIAL = 64 * 1024;
+export const SYNC_ABSENT = 0;
+export const SYNC_FOUND = 1;
+export const SYNC_TOO_LARGE = 2;
+/** The node could not read (not started, closing, failed). */
+export const SYNC_FAILED = 3;
+
 export interface NodeWorkerData {
   readonly config: NodeConfig;
   readonly joinTimeoutMs?: number;
   /** The level of the application's logger: records below it are not even sent. */
   readonly logLevel: string;
   readonly shared: SharedArrayBuffer;
-  /** The application thread's cache mirror (cache-mirror.ts), or null when it is off. */
+  /**
+   * The application thread's cache mirror (cache-mirror.ts), or null when it is off. Its feed
+   * starts with the first `mirror-start`, not with the node.
+   */
   readonly cacheMirror: { readonly inflightBytesMax: number } | null;
+  /** The synchronous read channel's first buffer (SYNC_*). */
+  readonly syncBuffer: SharedArrayBuffer;
 }
 
 export type CallBody =
@@ -88,7 +112,13 @@ export type ToWorker =
   /** The cache mirror applied or dropped this many bytes of entries and chunks (its window). */
   | { readonly type: 'mirror-ack'; readonly bytes: number }
   /** The cache mirror found a gap in `epoch` (or could not read its snapshot): a new epoch, please. */
-  | { readonly type: 'mirror-resync'; readonly epoch: number };
+  | { readonly type: 'mirror-resync'; readonly epoch: number }
+  /** The application read a cache locally for the first time: start feeding its mirror. */
+  | { readonly type: 'mirror-start' }
+  /** A `getLocal` waits for this answer in the synchronous read channel (SYNC_*). */
+  | { readonly type: 'sync-read'; readonly seq: number; readonly cache: string; readonly key: string }
+  /** The synchronous read channel's buffer from now on (a value did not fit the last one). */
+  | { readonly type: 'sync-buffer'; readonly buffer: SharedArrayBuffer };
 
 export type Reply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }

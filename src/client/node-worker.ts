@@ -25,6 +25,14 @@ import {
   type NodeEvent,
   type NodeWorkerData,
   type Reply,
+  SYNC_ABSENT,
+  SYNC_DONE_SEQ,
+  SYNC_FAILED,
+  SYNC_FOUND,
+  SYNC_HEADER_BYTES,
+  SYNC_LENGTH,
+  SYNC_STATUS,
+  SYNC_TOO_LARGE,
   type ToWorker,
 } from './node-thread-protocol.js';
 
@@ -73,8 +81,12 @@ const startCancel = new AbortController();
 let node: NodeRuntime | null = null;
 /** Publishes this node's clock offset for the cache mirror (CLOCK_OFFSET_SLOT). */
 let clockOffsetTimer: NodeJS.Timeout | null = null;
-/** Feeds the application thread's cache mirror (null when it is off, or before the start). */
+/** Feeds the application thread's cache mirror (null when it is off, or not asked for yet). */
 let feed: MirrorFeed | null = null;
+/** The application asked for its mirror (`mirror-start`), possibly before the node started. */
+let mirrorWanted = false;
+let syncBuffer = data.syncBuffer;
+let syncSlots = new Int32Array(syncBuffer, 0, SYNC_HEADER_BYTES / 4);
 const aborts = new Map<number, AbortController>();
 
 port.on('message', (m: ToWorker) => {
@@ -100,8 +112,47 @@ port.on('message', (m: ToWorker) => {
     case 'mirror-resync':
       feed?.resyncRequested(m.epoch);
       return;
+    case 'mirror-start':
+      mirrorWanted = true;
+      if (node !== null && data.cacheMirror !== null && feed === null)
+        startMirrorFeed(node, data.cacheMirror.inflightBytesMax);
+      return;
+    case 'sync-buffer':
+      syncBuffer = m.buffer;
+      syncSlots = new Int32Array(syncBuffer, 0, SYNC_HEADER_BYTES / 4);
+      return;
+    case 'sync-read':
+      answerSyncRead(m.seq, m.cache, m.key);
+      return;
   }
 });
+
+/**
+ * Writes the node's live entry for a `getLocal` waiting on the application's thread into the
+ * synchronous read channel (node-thread-protocol.ts, SYNC_*), then wakes it.
+ */
+function answerSyncRead(seq: number, cache: string, key: string): void {
+  let status = SYNC_FAILED;
+  let length = 0;
+  try {
+    const e = node?.caches.getEntry(cache, key);
+    if (e === null) status = SYNC_ABSENT;
+    else if (e !== undefined) {
+      length = e.value.byteLength;
+      if (SYNC_HEADER_BYTES + length > syncBuffer.byteLength) status = SYNC_TOO_LARGE;
+      else {
+        new Uint8Array(syncBuffer, SYNC_HEADER_BYTES, length).set(e.value);
+        status = SYNC_FOUND;
+      }
+    }
+  } catch {
+    status = SYNC_FAILED;
+  }
+  Atomics.store(syncSlots, SYNC_STATUS, status);
+  Atomics.store(syncSlots, SYNC_LENGTH, length);
+  Atomics.store(syncSlots, SYNC_DONE_SEQ, seq);
+  Atomics.notify(syncSlots, SYNC_DONE_SEQ);
+}
 
 /**
  * A listener of the application's thread: notifications go over in batches, at most `window`
@@ -314,7 +365,9 @@ async function main(): Promise<void> {
       publishOffset();
       clockOffsetTimer = setInterval(publishOffset, CLOCK_OFFSET_PUBLISH_MS);
       clockOffsetTimer.unref();
-      startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
+      // The mirror is fed from the application's first local read on (mirror-start): until
+      // then a node whose application never reads locally applies nothing twice.
+      if (mirrorWanted) startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
     }
     events.push({ type: 'started', dbFile: n.cfg.sqlite ? dataPaths(n.cfg).dbFile : null });
   } catch (e) {

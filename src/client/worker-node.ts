@@ -65,6 +65,14 @@ import {
   type NodeEvent,
   type NodeWorkerData,
   SHARED_BYTES,
+  SYNC_ABSENT,
+  SYNC_BUFFER_BYTES_INITIAL,
+  SYNC_DONE_SEQ,
+  SYNC_FOUND,
+  SYNC_HEADER_BYTES,
+  SYNC_LENGTH,
+  SYNC_STATUS,
+  SYNC_TOO_LARGE,
   type ToWorker,
 } from './node-thread-protocol.js';
 
@@ -127,10 +135,12 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   // Quiet by default, as in the node itself: HQL_LOG_LEVEL or the application's logger.
   const logger = options.logger ?? pino({ level: logLevelFromEnv('warn') });
   const shared = new SharedArrayBuffer(SHARED_BYTES);
+  const syncBuffer = new SharedArrayBuffer(SYNC_BUFFER_BYTES_INITIAL);
   const data: NodeWorkerData = {
     config,
     logLevel: logger.level,
     shared,
+    syncBuffer,
     cacheMirror: options.cacheMirror === false ? null : { inflightBytesMax: mirrorBytesMax },
     ...(options.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: options.joinTimeoutMs }),
   };
@@ -145,6 +155,7 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
     callsMax,
     options.onFatal,
     data.cacheMirror !== null,
+    syncBuffer,
   );
   const { signal } = options;
   const stopListening = whenAborted(signal, () => node.cancelStart());
@@ -242,8 +253,11 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     private readonly callsMax: number,
     private readonly onFatal: ((e: Error) => void) | undefined,
     cacheMirror: boolean,
+    syncBuffer: SharedArrayBuffer,
   ) {
     super();
+    this.syncBuffer = syncBuffer;
+    this.syncSlots = new Int32Array(syncBuffer, 0, SYNC_HEADER_BYTES / 4);
     this.log = logger.child({ node: cfg.nodeId });
     const offsetShared = new BigInt64Array(shared);
     this.mirror = cacheMirror
@@ -372,6 +386,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
 
   override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
     const mirror = this.mirror;
+    this.startMirror();
     if (mirror === null) {
       return this.call(
         { op: 'cacheRead', read, consistency },
@@ -404,13 +419,70 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         { retryable: false },
       );
     this.checkOpen();
-    if (!mirror.live)
-      throw new HiqliteError(
-        'HQL_UNAVAILABLE',
-        "the cache mirror on this thread is not live (the node is starting, or the mirror is rebuilt from a snapshot); await get() reads on the node's thread meanwhile",
-        { retryable: true },
-      );
-    return mirror.entry(cache, key);
+    this.startMirror();
+    return mirror.live ? mirror.entry(cache, key) : this.syncLocalEntry(cache, key);
+  }
+
+  /** The mirror is fed from the first local read on (a node whose application never reads pays nothing). */
+  private startMirror(): void {
+    if (this.mirror === null || this.mirrorStarted) return;
+    this.mirrorStarted = true;
+    this.post({ type: 'mirror-start' });
+  }
+
+  private mirrorStarted = false;
+  private syncBuffer: SharedArrayBuffer;
+  private syncSlots: Int32Array;
+  private syncSeq = 0;
+
+  /**
+   * `getLocal` while the mirror is not live (not asked for before, starting, rebuilt from a
+   * snapshot): the node thread's entry, read synchronously. This thread posts the key and waits
+   * (Atomics.wait, at most `read_timeout_ms`) until the node's thread has written the answer into
+   * the shared buffer (node-thread-protocol.ts, SYNC_*): about a round trip between the threads,
+   * with this thread's event loop blocked meanwhile.
+   */
+  private syncLocalEntry(cache: string, key: string): LocalCacheEntry | null {
+    const deadlineMs = performance.now() + this.cfg.readTimeoutMs;
+    // Bounded: a value too large for the buffer gets one that fits, and the read is asked again
+    // (twice at most: the value may have grown meanwhile, once more).
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.syncSeq = this.syncSeq >= 0x7fffffff ? 1 : this.syncSeq + 1;
+      const seq = this.syncSeq;
+      this.post({ type: 'sync-read', seq, cache, key });
+      // Bounded by the deadline.
+      for (;;) {
+        const done = Atomics.load(this.syncSlots, SYNC_DONE_SEQ);
+        if (done === seq) break;
+        const leftMs = deadlineMs - performance.now();
+        if (leftMs <= 0 || this.gone !== null)
+          throw new HiqliteError(
+            'HQL_TIMEOUT',
+            `getLocal: the node's thread did not answer within ${this.cfg.readTimeoutMs} ms (read_timeout_ms)`,
+            { retryable: true },
+          );
+        Atomics.wait(this.syncSlots, SYNC_DONE_SEQ, done, leftMs);
+      }
+      const status = Atomics.load(this.syncSlots, SYNC_STATUS);
+      const length = Atomics.load(this.syncSlots, SYNC_LENGTH);
+      if (status === SYNC_ABSENT) return null;
+      if (status === SYNC_FOUND) {
+        // A copy: the buffer is reused by the next read.
+        const value = new Uint8Array(this.syncBuffer, SYNC_HEADER_BYTES, length).slice();
+        return { value, expiresAtMs: null, decoded: undefined };
+      }
+      if (status !== SYNC_TOO_LARGE) break;
+      let bytes = this.syncBuffer.byteLength;
+      while (bytes < SYNC_HEADER_BYTES + length) bytes *= 2;
+      this.syncBuffer = new SharedArrayBuffer(bytes);
+      this.syncSlots = new Int32Array(this.syncBuffer, 0, SYNC_HEADER_BYTES / 4);
+      this.post({ type: 'sync-buffer', buffer: this.syncBuffer });
+    }
+    throw new HiqliteError(
+      'HQL_UNAVAILABLE',
+      "getLocal: the node's thread could not read its cache (it is starting or stopping); await get() meanwhile",
+      { retryable: true },
+    );
   }
 
   /**

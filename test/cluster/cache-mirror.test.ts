@@ -40,8 +40,12 @@ describe('cache mirror across a snapshot install', () => {
     await eventually('node 3 to read the first write', async () => {
       return (await app(3).request('get', { cache: 'c', key: 'first' })) === 'a';
     });
-    const before = await app(3).request<MirrorReport>('mirror');
-    assert.equal(before.status.mode, 'live');
+    // The mirror started with that first local read; it serves once it has the node's state.
+    let before = await app(3).request<MirrorReport>('mirror');
+    await eventually("node 3's mirror to serve", async () => {
+      before = await app(3).request<MirrorReport>('mirror');
+      return before.status.mode === 'live';
+    });
     const writer = 1;
     app(3).pause();
     try {

@@ -45,11 +45,14 @@ function oneNode(options: StartOptions): Running {
     r.cfg = await oneNodeConfig(r.root, { cacheExpireIntervalMs: 50 });
     r.node = await start(r.cfg, options);
     await r.node.waitUntilHealthy({ timeoutMs: 10_000 });
-    if ((options.thread ?? 'worker') === 'worker' && options.cacheMirror !== false)
+    if ((options.thread ?? 'worker') === 'worker' && options.cacheMirror !== false) {
+      // The mirror starts with the first local read.
+      r.node.cache('start').getLocal('any');
       await until(
         'the cache mirror to be live',
         async () => (await cacheMirrorOf(r.node))?.status.mode === 'live',
       );
+    }
   });
   after(async () => {
     await r.node?.close();

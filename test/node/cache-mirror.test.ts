@@ -1,9 +1,11 @@
 /**
  * The cache mirror of an embedded node on its own thread (`thread: 'worker'`): local cache reads
  * are served on the application's thread by a replica fed with the entries the node applies.
- * A local read after a write sees it at once, expiry is the same as on the node's thread, the
- * mirror's state is byte for byte the node's (digest of the snapshot bytes), and with
- * `cacheMirror: false` everything still works through the node's thread.
+ * The mirror starts with the application's first local read (until then nothing is applied on
+ * this thread, and `getLocal` reads the node's thread synchronously). A local read after a
+ * write sees it at once, expiry is the same as on the node's thread, the mirror's state is byte
+ * for byte the node's (digest of the snapshot bytes), and with `cacheMirror: false` everything
+ * still works through the node's thread.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,7 +33,9 @@ async function config(root: string): Promise<NodeConfig> {
   };
 }
 
+/** Starts the mirror with a local read (it is fed from the first one on) and waits until it serves. */
 async function live(node: HiqliteNode): Promise<void> {
+  node.cache('mirror-start').getLocal('any');
   const deadline = Date.now() + 10_000;
   // Bounded by the deadline.
   while ((await cacheMirrorOf(node))?.status.mode !== 'live') {
@@ -53,6 +57,47 @@ async function sameState(node: HiqliteNode): Promise<{ index: number }> {
   }
   throw new Error('the mirror and the node never stood at the same index');
 }
+
+describe('cache mirror: started by the first local read', () => {
+  let root: string;
+  let node: HiqliteNode;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'hq-mirror-lazy-'));
+    node = await start(await config(root));
+    await node.waitUntilHealthy({ timeoutMs: 10_000 });
+  });
+  after(async () => {
+    await node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('writes alone start nothing; getLocal before the mirror is live reads the node synchronously, any size', async () => {
+    const c = node.cache('lazy');
+    const big = new Uint8Array(300_000).map((_, i) => i % 251); // beyond the first shared buffer
+    for (let i = 0; i < 50; i++) await c.put(`k${i}`, { i, tag: 'x'.repeat(i) });
+    await c.put('big', big);
+    await new Promise((r) => setTimeout(r, 100));
+    const idle = await cacheMirrorOf(node);
+    assert.equal(idle?.status.mode, 'waiting', 'no local read yet: the mirror is not fed');
+    assert.equal(idle?.status.snapshots, 0);
+    assert.equal(idle?.status.appliedIndex, 0, 'nothing applied on this thread');
+    // The first local read: the mirror cannot be live yet, so these come from the node's thread.
+    const first = c.getLocal('big') as Uint8Array;
+    assert.deepEqual(first, big);
+    assert.deepEqual(c.getLocal('k7'), { i: 7, tag: 'xxxxxxx' });
+    assert.equal(c.getLocal('absent'), null);
+    assert.ok(Object.isFrozen(c.getLocal('k3')), 'values are frozen as from the mirror');
+    // Read-your-writes on the synchronous path and on the mirror alike.
+    await c.put('k7', { i: 70 });
+    assert.deepEqual(c.getLocal('k7'), { i: 70 });
+    await live(node);
+    assert.deepEqual(c.getLocal('big'), big);
+    assert.deepEqual(c.getLocal('k7'), { i: 70 });
+    await c.put('k8', 'after');
+    assert.equal(c.getLocal('k8'), 'after');
+    await sameState(node);
+  });
+});
 
 describe('cache mirror (node on its own thread)', () => {
   let root: string;
