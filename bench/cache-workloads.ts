@@ -131,7 +131,8 @@ export interface LocalGetResult {
  * their steady state (before, a read crosses to the node's thread). Bounded: 30 s.
  */
 export async function mirrorServing(node: HiqliteNode, cacheName: string): Promise<void> {
-  node.cache(cacheName).getLocal('any');
+  // A local get (not getLocal, which throws with `cacheMirror: false`).
+  await node.cache(cacheName).get('any');
   const deadline = Date.now() + 30_000;
   // Bounded by the deadline.
   for (;;) {
