@@ -26,8 +26,8 @@ export const APPLIED_SLOT = 0;
 export const LEADER_SLOT = 2;
 /**
  * BigInt64Array index (bytes 16–23): this node's clock minus the cluster's in ms
- * (peer-clocks.ts), refreshed every CLOCK_OFFSET_PUBLISH_MS: the cache mirror judges expiry by
- * the cluster's clock, as the node's thread does.
+ * (peer-clocks.ts), refreshed every CLOCK_OFFSET_PUBLISH_MS once the mirror is fed: the mirror
+ * judges expiry by the cluster's clock, as the node's thread does.
  */
 export const CLOCK_OFFSET_SLOT = 2;
 export const CLOCK_OFFSET_PUBLISH_MS = 100;

@@ -79,7 +79,7 @@ const logger = pino(
 
 const startCancel = new AbortController();
 let node: NodeRuntime | null = null;
-/** Publishes this node's clock offset for the cache mirror (CLOCK_OFFSET_SLOT). */
+/** Publishes this node's clock offset for the cache mirror (CLOCK_OFFSET_SLOT), once it is fed. */
 let clockOffsetTimer: NodeJS.Timeout | null = null;
 /** Feeds the application thread's cache mirror (null when it is off, or not asked for yet). */
 let feed: MirrorFeed | null = null;
@@ -359,16 +359,9 @@ async function main(): Promise<void> {
     if (n.appliedWatcher !== null) publishApplied(n.appliedWatcher.current);
     n.onLeaderChange((s) => Atomics.store(flags, LEADER_SLOT, s.role === 'leader' ? 1 : 0));
     Atomics.store(flags, LEADER_SLOT, n.isLeader() ? 1 : 0);
-    if (data.cacheMirror !== null) {
-      const publishOffset = () =>
-        Atomics.store(applied, CLOCK_OFFSET_SLOT, BigInt(Math.round(n.clockOffsetMs())));
-      publishOffset();
-      clockOffsetTimer = setInterval(publishOffset, CLOCK_OFFSET_PUBLISH_MS);
-      clockOffsetTimer.unref();
-      // The mirror is fed from the application's first local read on (mirror-start): until
-      // then a node whose application never reads locally applies nothing twice.
-      if (mirrorWanted) startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
-    }
+    // The mirror is fed from the application's first local read on (mirror-start): until then
+    // a node whose application never reads locally applies nothing twice.
+    if (data.cacheMirror !== null && mirrorWanted) startMirrorFeed(n, data.cacheMirror.inflightBytesMax);
     events.push({ type: 'started', dbFile: n.cfg.sqlite ? dataPaths(n.cfg).dbFile : null });
   } catch (e) {
     events.push({ type: 'start-failed', error: transferError(e) });
@@ -376,7 +369,14 @@ async function main(): Promise<void> {
   scheduleFlush();
 }
 
+/** Starts the mirror's feed, and the clock offset it judges expiry by (CLOCK_OFFSET_SLOT). */
 function startMirrorFeed(n: NodeRuntime, inflightBytesMax: number): void {
+  const publishOffset = () =>
+    Atomics.store(applied, CLOCK_OFFSET_SLOT, BigInt(Math.round(n.clockOffsetMs())));
+  publishOffset();
+  if (clockOffsetTimer !== null) clearInterval(clockOffsetTimer);
+  clockOffsetTimer = setInterval(publishOffset, CLOCK_OFFSET_PUBLISH_MS);
+  clockOffsetTimer.unref();
   const f = new MirrorFeed({
     sm: n.caches.sm,
     inflightBytesMax,

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cacheMirrorOf } from '../../src/client/worker-node.js';
-import { type HiqliteNode, start } from '../../src/index.js';
+import { type HiqliteNode, type StartOptions, start } from '../../src/index.js';
+import { HiqliteError } from '../../src/lib/errors.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
 import { freePorts } from '../support/free-ports.js';
 
@@ -22,7 +23,7 @@ const SECRETS = {
   secretApi: 'api-secret-for-tests-0123456789',
 };
 
-async function config(root: string): Promise<NodeConfig> {
+async function config(root: string, extra: Partial<NodeConfig>): Promise<NodeConfig> {
   const [raft, api] = await freePorts(2);
   return {
     nodeId: 1,
@@ -30,7 +31,32 @@ async function config(root: string): Promise<NodeConfig> {
     dataDir: join(root, 'data'),
     cacheExpireIntervalMs: 50,
     ...SECRETS,
+    ...extra,
   };
+}
+
+interface Running {
+  node: HiqliteNode;
+}
+
+/** One healthy node for the suite it is called in (before/after), on a fresh data directory. */
+function oneNode(
+  prefix: string,
+  o: { options?: StartOptions; config?: Partial<NodeConfig>; mirrorLive?: boolean } = {},
+): Running {
+  const r = {} as Running;
+  let root = '';
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), prefix));
+    r.node = await start(await config(root, o.config ?? {}), o.options);
+    await r.node.waitUntilHealthy({ timeoutMs: 10_000 });
+    if (o.mirrorLive === true) await live(r.node);
+  });
+  after(async () => {
+    await r.node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return r;
 }
 
 /** Starts the mirror with a local read (it is fed from the first one on) and waits until it serves. */
@@ -59,19 +85,10 @@ async function sameState(node: HiqliteNode): Promise<{ index: number }> {
 }
 
 describe('cache mirror: started by the first local read', () => {
-  let root: string;
-  let node: HiqliteNode;
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'hq-mirror-lazy-'));
-    node = await start(await config(root));
-    await node.waitUntilHealthy({ timeoutMs: 10_000 });
-  });
-  after(async () => {
-    await node?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const r = oneNode('hq-mirror-lazy-');
 
   test('writes alone start nothing; getLocal before the mirror is live reads the node synchronously, any size', async () => {
+    const { node } = r;
     const c = node.cache('lazy');
     const big = new Uint8Array(300_000).map((_, i) => i % 251); // beyond the first shared buffer
     for (let i = 0; i < 50; i++) await c.put(`k${i}`, { i, tag: 'x'.repeat(i) });
@@ -99,21 +116,55 @@ describe('cache mirror: started by the first local read', () => {
   });
 });
 
-describe('cache mirror (node on its own thread)', () => {
-  let root: string;
-  let node: HiqliteNode;
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'hq-mirror-'));
-    node = await start(await config(root));
-    await node.waitUntilHealthy({ timeoutMs: 10_000 });
-    await live(node);
-  });
-  after(async () => {
-    await node?.close();
-    rmSync(root, { recursive: true, force: true });
+describe("getLocal's synchronous read: its deadline", () => {
+  const READ_TIMEOUT_MS = 25;
+  // Caches in memory: the bulk below is written quickly.
+  const r = oneNode('hq-mirror-deadline-', {
+    config: { readTimeoutMs: READ_TIMEOUT_MS, cacheStorageDisk: false },
   });
 
+  test('a node thread busy past read_timeout_ms: HQL_TIMEOUT (retryable) at the deadline, and the next read works', async () => {
+    const { node } = r;
+    const c = node.cache('deadline');
+    await c.put('small', { ok: true });
+    // About 96 MB of values: hashing their snapshot (the digest below) keeps the node's thread
+    // busy, in one task, far longer than READ_TIMEOUT_MS.
+    const bulk = node.cache('bulk');
+    const value = new Uint8Array(1_000_000).fill(9);
+    for (let i = 0; i < 96; i += 8)
+      await Promise.all(Array.from({ length: 8 }, (_, j) => bulk.put(`v${i + j}`, value)));
+    const digest = cacheMirrorOf(node, { digest: true });
+    // The digest call leaves in this turn's flush (setImmediate, first in line); the read's
+    // message follows it on the same port, so the node's thread reads it after the digest.
+    await new Promise((res) => setImmediate(res));
+    const t0 = performance.now();
+    let error: unknown = null;
+    try {
+      c.getLocal('small');
+    } catch (e) {
+      error = e;
+    }
+    const blockedMs = performance.now() - t0;
+    assert.ok(error instanceof HiqliteError, `expected HQL_TIMEOUT, got ${String(error)}`);
+    assert.equal(error.code, 'HQL_TIMEOUT');
+    assert.equal(error.retryable, true);
+    assert.match(error.message, /read_timeout_ms/);
+    // Kept: not given up early (the clock may round a little).
+    assert.ok(blockedMs >= READ_TIMEOUT_MS - 1, `gave up after ${blockedMs.toFixed(1)} ms`);
+    const d = await digest;
+    assert.ok(d?.node !== undefined);
+    // The late answer to the abandoned read is not taken for the next one's.
+    assert.deepEqual(c.getLocal('small'), { ok: true });
+    assert.equal(c.getLocal('absent'), null);
+    assert.deepEqual(c.getLocal('small'), { ok: true });
+  });
+});
+
+describe('cache mirror (node on its own thread)', () => {
+  const r = oneNode('hq-mirror-', { mirrorLive: true });
+
   test('a local get sees a preceding put at once, every time', async () => {
+    const { node } = r;
     const c = node.cache('ryw');
     const counter = node.counter('ryw');
     for (let i = 0; i < 200; i++) {
@@ -129,6 +180,7 @@ describe('cache mirror (node on its own thread)', () => {
   });
 
   test('concurrent writers each read their own write synchronously right after its answer', async () => {
+    const { node } = r;
     // The answers of one turn arrive before the mirror applies their entries (it applies them
     // after the calls they lead to are posted); a read in between must apply them first.
     const c = node.cache('ryw-concurrent');
@@ -145,6 +197,7 @@ describe('cache mirror (node on its own thread)', () => {
   });
 
   test('linearizable reads are served after a barrier', async () => {
+    const { node } = r;
     const c = node.cache('lin');
     await c.put('a', 'x');
     assert.equal(await c.get('a', { consistency: 'linearizable' }), 'x');
@@ -152,6 +205,7 @@ describe('cache mirror (node on its own thread)', () => {
   });
 
   test('TTL: the mirror hides and removes an entry exactly as the node does', async () => {
+    const { node } = r;
     const c = node.cache('ttl');
     // Long enough that the local read right after the put comes before the expiry on a loaded
     // machine.
@@ -175,6 +229,7 @@ describe('cache mirror (node on its own thread)', () => {
   });
 
   test("the mirror's state is the node's, byte for byte, after locks, notifications and counters", async () => {
+    const { node } = r;
     const lock = await node.lock('job', { leaseMs: 5_000 });
     await node.notify('ch', { hello: 1 });
     await node.counter('c').set('x', -5);
@@ -187,19 +242,10 @@ describe('cache mirror (node on its own thread)', () => {
 });
 
 describe('cache mirror turned off', () => {
-  let root: string;
-  let node: HiqliteNode;
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'hq-mirror-off-'));
-    node = await start(await config(root), { cacheMirror: false });
-    await node.waitUntilHealthy({ timeoutMs: 10_000 });
-  });
-  after(async () => {
-    await node?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const r = oneNode('hq-mirror-off-', { options: { cacheMirror: false } });
 
   test('cacheMirror: false reads through the node thread, with the same answers', async () => {
+    const { node } = r;
     assert.equal(await cacheMirrorOf(node), null);
     const c = node.cache('x');
     await c.put('a', 1);
