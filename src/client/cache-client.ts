@@ -187,12 +187,15 @@ export class CacheHandle<V = unknown> {
    * on its own thread). Each stored version is decoded once and then shared between reads, so
    * objects and arrays come back deep-frozen (writing to them throws in strict mode); a
    * `Uint8Array` value is a fresh copy per read, and a value holding binary or extension types
-   * inside is decoded per read (cache-local-values.ts). HQL_UNAVAILABLE on a remote client, with
-   * `cacheMirror: false`, and (retryable) while the mirror is not live (starting, or rebuilding
-   * from a snapshot): `await get(key)` works in every case.
+   * inside is decoded per read (cache-local-values.ts). With the node on its own thread the
+   * mirror starts with the first local read; until it serves (and while it is rebuilt from a
+   * snapshot) this reads the node's thread synchronously, bounded by `read_timeout_ms`
+   * (HQL_TIMEOUT, retryable). HQL_UNAVAILABLE on a remote client and with `cacheMirror: false`
+   * (`await get(key)` works in every case); HQL_INVALID_PARAMS for a key `get` refuses.
    */
   getLocal(key: string): V | null {
-    const e = this.ops.cacheLocalEntry(this.name, key);
+    // The same key check as every other method (a non-string, a lone surrogate): HQL_INVALID_PARAMS.
+    const e = this.ops.cacheLocalEntry(this.name, stringArg(key, 'key', this.where));
     return e === null ? null : (localValueOf(e) as V);
   }
 

@@ -92,6 +92,41 @@ for (const thread of ['worker', 'main'] as const) {
       }
     });
 
+    test('refuses the keys get() refuses, with the same typed error', async () => {
+      const c = r.node.cache<unknown>('keys');
+      const bad: unknown[] = [
+        123,
+        null,
+        undefined,
+        { k: 1 },
+        ['k'],
+        () => 'k',
+        Symbol('k'),
+        '\uD800',
+        'a\uDC00b',
+      ];
+      for (const key of bad) {
+        const viaGet = await c.get(key as string).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        assert.ok(
+          viaGet instanceof HiqliteError && viaGet.code === 'HQL_INVALID_PARAMS',
+          `get(${String(key)})`,
+        );
+        assert.throws(
+          () => c.getLocal(key as string),
+          (e: unknown) =>
+            e instanceof HiqliteError && e.code === 'HQL_INVALID_PARAMS' && e.message === viaGet.message,
+          `getLocal(${String(key)})`,
+        );
+      }
+      // A key that cannot be stored (beyond the key size limit) is simply absent.
+      const long = 'k'.repeat(100_000);
+      assert.equal(await c.get(long), null);
+      assert.equal(c.getLocal(long), null);
+    });
+
     test('an expired entry is never returned', async () => {
       const { node } = r;
       const c = node.cache<string>('ttl');
