@@ -1,7 +1,8 @@
 /**
  * Messages between an embedded application's thread (worker-node.ts) and the worker thread that
  * runs its node (node-worker.ts). Both directions send batches: what one side produced in one
- * turn of its event loop travels in one message.
+ * turn of its event loop travels in one message (the small cache values of a turn's writes in one
+ * transferred buffer, as views of it: worker-node.ts, packCacheValues).
  *
  * Shared memory (`SharedArrayBuffer`, SHARED_BYTES): the worker writes, the application's
  * thread reads without a message — the applied index (read-your-writes waits on it with

@@ -673,7 +673,10 @@ class WorkerNode extends ClientBase implements HiqliteNode {
    */
   private postCalls(calls: Call[]): void {
     try {
-      this.post({ type: 'calls', calls });
+      const packed = packCacheValues(calls);
+      if (packed === null) this.post({ type: 'calls', calls });
+      else if (this.gone === null)
+        this.worker.postMessage({ type: 'calls', calls: packed.calls }, [packed.buffer]);
       return;
     } catch (e) {
       if (!isDataCloneError(e)) throw e;
@@ -938,6 +941,41 @@ class WorkerListenSource implements ListenSource {
     this.stop();
     this.end(new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false }));
   }
+}
+
+/** A value at most this large travels in the turn's shared buffer (packCacheValues). */
+const PACKED_VALUE_BYTES_MAX = 4096;
+
+/**
+ * The cache values of a turn's writes copied into one buffer that moves (is transferred) with the
+ * calls: the node's thread receives views of one buffer instead of one buffer per value (each a
+ * separate allocation there, freed by its garbage collector). Null when no call has such a value.
+ */
+function packCacheValues(calls: readonly Call[]): { calls: Call[]; buffer: ArrayBuffer } | null {
+  let total = 0;
+  for (const c of calls) {
+    const v = packableValue(c);
+    if (v !== null) total += v.byteLength;
+  }
+  if (total === 0) return null;
+  const buffer = new ArrayBuffer(total);
+  let at = 0;
+  const out = calls.map((c) => {
+    const v = packableValue(c);
+    if (v === null || c.op !== 'cacheWrite') return c;
+    const view = new Uint8Array(buffer, at, v.byteLength);
+    view.set(v);
+    at += v.byteLength;
+    return { ...c, command: { ...c.command, value: view } } as Call;
+  });
+  return { calls: out, buffer };
+}
+
+function packableValue(c: Call): Uint8Array | null {
+  if (c.op !== 'cacheWrite') return null;
+  const cmd = c.command;
+  if (cmd.type !== 'put' && cmd.type !== 'replace' && cmd.type !== 'putIfAbsent') return null;
+  return cmd.value.byteLength <= PACKED_VALUE_BYTES_MAX ? cmd.value : null;
 }
 
 /** Thrown by postMessage for a value the structured clone algorithm cannot copy. */

@@ -234,6 +234,42 @@ test('a call holding what cannot cross threads fails alone with HQL_INVALID_PARA
   }
 });
 
+test("one turn's cache values cross in one buffer: each arrives whole, beside large ones and a refused call", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  const node = await start(await config(root));
+  try {
+    const c = node.cache<Uint8Array | { n: number; s: string }>('packed');
+    const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * 31 + seed) % 256);
+    // Sizes around the packing limit (4 KiB) and far beyond it, objects and byte arrays, the
+    // three commands that carry a value; all in one turn of this thread.
+    const sizes = [0, 1, 63, 64, 65, 4095, 4096, 4097, 70_000, 300_000];
+    const writes: Array<Promise<unknown>> = [];
+    sizes.forEach((n, i) => {
+      writes.push(c.put(`b${i}`, bytes(n, i)));
+      writes.push(c.put(`o${i}`, { n, s: 'x'.repeat(n) }));
+      writes.push(c.putIfAbsent(`p${i}`, bytes(n, i + 100)));
+    });
+    const bad = assert.rejects(
+      node.query('SELECT ?', [{ f: () => 1 } as unknown as string]),
+      hasCode('HQL_INVALID_PARAMS'),
+    );
+    const results = await Promise.allSettled(writes);
+    for (const r of results) assert.equal(r.status, 'fulfilled', String((r as PromiseRejectedResult).reason));
+    await bad;
+    const replaced = await Promise.all(sizes.map((n, i) => c.replace(`b${i}`, bytes(n, i + 200))));
+    for (const [i, n] of sizes.entries()) {
+      assert.deepEqual(replaced[i], bytes(n, i), `replace returned b${i}`);
+      assert.deepEqual(await c.get(`b${i}`), bytes(n, i + 200), `b${i}`);
+      assert.deepEqual(await c.get(`o${i}`), { n, s: 'x'.repeat(n) }, `o${i}`);
+      assert.deepEqual(await c.get(`p${i}`), bytes(n, i + 100), `p${i}`);
+      assert.deepEqual(c.getLocal(`p${i}`), bytes(n, i + 100), `p${i} locally`);
+    }
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('the node thread keeps within threadOldGenerationMaxMb: past it the node stops (onFatal), typed, and the application lives on', async () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
   let fatal: unknown = null;
