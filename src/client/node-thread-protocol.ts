@@ -83,7 +83,7 @@ export type CallBody =
   | { readonly op: 'health'; readonly timeoutMs: number }
   | { readonly op: 'shutdown' }
   // The cache group (cache-client.ts, CacheOps).
-  /** Answers `{ value, applied }`: the outcome, and the cache group's applied index then. */
+  /** Answers the outcome, with the cache group's applied index then (Replies). */
   | { readonly op: 'cacheWrite'; readonly command: CacheCommand; readonly timeoutMs?: number }
   /** A ReadIndex round on the cache group; answers the cache group's applied index after it. */
   | { readonly op: 'cacheBarrier'; readonly timeoutMs: number }
@@ -121,9 +121,15 @@ export type ToWorker =
   /** The synchronous read channel's buffer from now on (a value did not fit the last one). */
   | { readonly type: 'sync-buffer'; readonly buffer: SharedArrayBuffer };
 
-export type Reply =
-  | { readonly id: number; readonly ok: true; readonly value: unknown }
-  | { readonly id: number; readonly ok: false; readonly error: TransferredError };
+/**
+ * The answers of a turn, flat: REPLY_FIELDS slots per answer (no object per answer to copy):
+ * the call's id, REPLY_OK or REPLY_ERROR, the value (or the TransferredError), and the cache
+ * group's applied index after a `cacheWrite` (0 for other calls).
+ */
+export type Replies = unknown[];
+export const REPLY_FIELDS = 4;
+export const REPLY_OK = 0;
+export const REPLY_ERROR = 1;
 
 export type NodeEvent =
   /** `dbFile`: the database the application thread reads locally; null on a cache-only node. */
@@ -141,5 +147,6 @@ export interface FromWorker {
   /** pino records (JSON lines) to write through the application's logger, in order. */
   readonly logs: readonly string[];
   readonly events: readonly NodeEvent[];
-  readonly replies: readonly Reply[];
+  /** Flat (Replies). */
+  readonly replies: Replies;
 }

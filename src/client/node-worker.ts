@@ -24,7 +24,9 @@ import {
   LEADER_SLOT,
   type NodeEvent,
   type NodeWorkerData,
-  type Reply,
+  REPLY_ERROR,
+  REPLY_OK,
+  type Replies,
   SYNC_ABSENT,
   SYNC_DONE_SEQ,
   SYNC_FAILED,
@@ -44,7 +46,7 @@ const flags = new Int32Array(data.shared);
 // What this turn of the event loop produced leaves in one message, after the turn.
 let logs: string[] = [];
 let events: NodeEvent[] = [];
-let replies: Reply[] = [];
+let replies: Replies = [];
 /** Buffers moved, not copied, with the batch (the cache mirror's entries and chunks). */
 let transfers: ArrayBuffer[] = [];
 let flushScheduled = false;
@@ -243,15 +245,43 @@ class WorkerListener {
 const listeners = new Map<number, WorkerListener>();
 
 function serve(call: Call): void {
+  if (call.op === 'cacheWrite') {
+    serveCacheWrite(call);
+    return;
+  }
   run(call).then(
-    (value) => {
-      replies.push({ id: call.id, ok: true, value });
-      scheduleFlush();
+    (value) => answer(call.id, REPLY_OK, value, 0),
+    (e: unknown) => answer(call.id, REPLY_ERROR, transferError(e), 0),
+  );
+}
+
+/** One answer, in the flat layout of Replies (node-thread-protocol.ts). */
+function answer(id: number, status: number, value: unknown, applied: number): void {
+  replies.push(id, status, value, applied);
+  scheduleFlush();
+}
+
+/** The most frequent call, with one promise less than run()'s. */
+function serveCacheWrite(call: Extract<Call, { op: 'cacheWrite' }>): void {
+  const n = node;
+  if (n === null) {
+    answer(call.id, REPLY_ERROR, transferError(new Error('call before the node started')), 0);
+    return;
+  }
+  let written: ReturnType<typeof n.caches.write>;
+  try {
+    written = n.caches.write(call.command, call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs });
+  } catch (e) {
+    answer(call.id, REPLY_ERROR, transferError(e), 0);
+    return;
+  }
+  written.then(
+    ({ result }) => {
+      if (!result.ok) answer(call.id, REPLY_ERROR, transferError(cacheErrorFromInfo(result.error)), 0);
+      // Every entry applied so far was handed to the mirror's feed before this answer.
+      else answer(call.id, REPLY_OK, result.value, n.caches.sm.appliedIndex());
     },
-    (e: unknown) => {
-      replies.push({ id: call.id, ok: false, error: transferError(e) });
-      scheduleFlush();
-    },
+    (e: unknown) => answer(call.id, REPLY_ERROR, transferError(e), 0),
   );
 }
 
@@ -291,15 +321,8 @@ async function run(call: Call): Promise<unknown> {
       feed?.close();
       await n.shutdown();
       return null;
-    case 'cacheWrite': {
-      const { result } = await n.caches.write(
-        call.command,
-        call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs },
-      );
-      if (!result.ok) throw cacheErrorFromInfo(result.error);
-      // Every entry applied so far was handed to the mirror's feed before this answer.
-      return { value: result.value, applied: n.caches.sm.appliedIndex() };
-    }
+    case 'cacheWrite':
+      throw new Error('cacheWrite is served by serveCacheWrite');
     case 'cacheBarrier':
       await n.caches.readBarrier(call.timeoutMs);
       return n.caches.sm.appliedIndex();

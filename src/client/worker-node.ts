@@ -26,7 +26,7 @@ import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
 import { resolveConfig, threadHeapLimits } from '../node/config/config.js';
 import { cacheLimitsOf } from '../node/config/config-keys.js';
-import { rebuildError } from '../node/error-transfer.js';
+import { rebuildError, type TransferredError } from '../node/error-transfer.js';
 import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
 import { logLevelFromEnv } from '../node/log-level.js';
 import type { BackupInfo } from '../node/node-features.js';
@@ -64,6 +64,8 @@ import {
   LEADER_SLOT,
   type NodeEvent,
   type NodeWorkerData,
+  REPLY_FIELDS,
+  REPLY_OK,
   SHARED_BYTES,
   SYNC_ABSENT,
   SYNC_BUFFER_BYTES_INITIAL,
@@ -375,13 +377,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       command,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     };
-    const out = (await this.call(body, this.cfg.proposalTimeoutMs)) as {
-      value: CacheOutcome;
-      applied: number;
-    };
-    // Read-your-writes: the entries the node applied came before its answer.
-    this.mirror?.checkAfterAnswer(out.applied);
-    return out.value;
+    // Read-your-writes: onBatch checks the mirror against the applied index of the answer.
+    return (await this.call(body, this.cfg.proposalTimeoutMs)) as CacheOutcome;
   }
 
   override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
@@ -704,12 +701,17 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     for (const line of m.logs) this.forwardLog(line);
     for (const e of m.events) this.onEvent(e);
     if (this.mirror?.hasPending === true) this.scheduleFlush();
-    for (const r of m.replies) {
-      const p = this.pending.get(r.id);
+    const r = m.replies;
+    for (let i = 0; i < r.length; i += REPLY_FIELDS) {
+      const id = r[i] as number;
+      const p = this.pending.get(id);
       if (p === undefined) continue; // expired meanwhile
-      this.settle(r.id, p);
-      if (r.ok) p.resolve(r.value);
-      else p.reject(rebuildError(r.error));
+      this.settle(id, p);
+      if (r[i + 1] === REPLY_OK) {
+        // Read-your-writes: the entries the node applied came before its answer.
+        if (p.op === 'cacheWrite') this.mirror?.checkAfterAnswer(r[i + 3] as number);
+        p.resolve(r[i + 2]);
+      } else p.reject(rebuildError(r[i + 2] as TransferredError));
     }
   }
 
