@@ -268,14 +268,8 @@ function serveCacheWrite(call: Extract<Call, { op: 'cacheWrite' }>): void {
     answer(call.id, REPLY_ERROR, transferError(new Error('call before the node started')), 0);
     return;
   }
-  let written: ReturnType<typeof n.caches.write>;
-  try {
-    written = n.caches.write(call.command, call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs });
-  } catch (e) {
-    answer(call.id, REPLY_ERROR, transferError(e), 0);
-    return;
-  }
-  written.then(
+  // An async method: whatever it throws arrives as a rejection.
+  n.caches.write(call.command, call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }).then(
     ({ result }) => {
       if (!result.ok) answer(call.id, REPLY_ERROR, transferError(cacheErrorFromInfo(result.error)), 0);
       // Every entry applied so far was handed to the mirror's feed before this answer.
@@ -285,7 +279,7 @@ function serveCacheWrite(call: Extract<Call, { op: 'cacheWrite' }>): void {
   );
 }
 
-async function run(call: Call): Promise<unknown> {
+async function run(call: Exclude<Call, { op: 'cacheWrite' }>): Promise<unknown> {
   const n = node;
   if (n === null) throw new Error('call before the node started');
   switch (call.op) {
@@ -321,8 +315,6 @@ async function run(call: Call): Promise<unknown> {
       feed?.close();
       await n.shutdown();
       return null;
-    case 'cacheWrite':
-      throw new Error('cacheWrite is served by serveCacheWrite');
     case 'cacheBarrier':
       await n.caches.readBarrier(call.timeoutMs);
       return n.caches.sm.appliedIndex();

@@ -954,17 +954,19 @@ const PACKED_VALUE_BYTES_MAX = 4096;
  * separate allocation there, freed by its garbage collector). Null when no call has such a value.
  */
 function packCacheValues(calls: readonly Call[]): { calls: Call[]; buffer: ArrayBuffer } | null {
+  const values: (Uint8Array | null)[] = new Array(calls.length);
   let total = 0;
-  for (const c of calls) {
-    const v = packableValue(c);
+  for (let i = 0; i < calls.length; i++) {
+    const v = packableValue(calls[i] as Call);
+    values[i] = v;
     if (v !== null) total += v.byteLength;
   }
   if (total === 0) return null;
   const buffer = new ArrayBuffer(total);
   let at = 0;
-  const out = calls.map((c) => {
-    const v = packableValue(c);
-    if (v === null || c.op !== 'cacheWrite') return c;
+  const out = calls.map((c, i) => {
+    const v = values[i];
+    if (v === null || v === undefined || c.op !== 'cacheWrite') return c;
     const view = new Uint8Array(buffer, at, v.byteLength);
     view.set(v);
     at += v.byteLength;

@@ -270,6 +270,54 @@ test("one turn's cache values cross in one buffer: each arrives whole, beside la
   }
 });
 
+test("a cache write the node's thread refuses, in one turn with good ones, rejects alone with its typed code", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  const node = await start(await config(root, 1, { cacheEntriesPerCacheMax: 8 }));
+  try {
+    const full = node.cache<number>('full');
+    const other = node.cache<number>('other');
+    for (let i = 0; i < 8; i++) await full.put(`k${i}`, i);
+    // One turn of this thread: writes that fit (other cache, an existing key of the full one,
+    // a counter) around a put of a fifth key, which the state machine refuses.
+    const good: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 3; i++) good.push(other.put(`a${i}`, i));
+    good.push(full.put('k0', 100));
+    const refused = full.put('k8', 8);
+    for (let i = 3; i < 6; i++) good.push(other.put(`a${i}`, i));
+    good.push(full.replace('k1', 101));
+    good.push(node.counter('c').add('n', 7));
+    const [settled, rejected] = await Promise.all([
+      Promise.allSettled(good),
+      refused.then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ]);
+    for (const r of settled) assert.equal(r.status, 'fulfilled', String((r as PromiseRejectedResult).reason));
+    assert.ok(rejected instanceof HiqliteError, String(rejected));
+    assert.equal(rejected.code, 'HQL_CACHE_FULL');
+    assert.equal(rejected.retryable, true);
+    assert.equal(
+      (rejected as HiqliteError & { info?: { limit?: string } }).info?.limit,
+      'entriesPerCacheMax',
+    );
+    assert.match(rejected.message, /entries/);
+    // What was written is there; the refused key is not; the node keeps serving.
+    for (let i = 0; i < 6; i++) assert.equal(await other.get(`a${i}`), i);
+    assert.equal(await full.get('k0'), 100);
+    assert.equal(await full.get('k1'), 101);
+    assert.equal(await full.get('k8'), null);
+    assert.equal(full.getLocal('k8'), null);
+    assert.equal(await node.counter('c').get('n'), 7n);
+    await full.delete('k3');
+    await full.put('k8', 8);
+    assert.equal(await full.get('k8'), 8);
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('the node thread keeps within threadOldGenerationMaxMb: past it the node stops (onFatal), typed, and the application lives on', async () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
   let fatal: unknown = null;
