@@ -116,8 +116,14 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'mirror-start':
       mirrorWanted = true;
-      if (node !== null && data.cacheMirror !== null && feed === null)
-        startMirrorFeed(node, data.cacheMirror.inflightBytesMax);
+      if (node !== null && data.cacheMirror !== null && feed === null) {
+        try {
+          startMirrorFeed(node, data.cacheMirror.inflightBytesMax);
+        } catch (e) {
+          // The node is shutting down (its cache group refuses): no mirror, local reads cross.
+          logger.debug({ err: String(e) }, 'the cache mirror was not started');
+        }
+      }
       return;
     case 'sync-buffer':
       syncBuffer = m.buffer;
@@ -268,12 +274,21 @@ function serveCacheWrite(call: Extract<Call, { op: 'cacheWrite' }>): void {
     answer(call.id, REPLY_ERROR, transferError(new Error('call before the node started')), 0);
     return;
   }
-  // An async method: whatever it throws arrives as a rejection.
-  n.caches.write(call.command, call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }).then(
+  let caches: NodeRuntime['caches'];
+  try {
+    caches = n.caches; // throws once the node is shutting down
+  } catch (e) {
+    answer(call.id, REPLY_ERROR, transferError(e), 0);
+    return;
+  }
+  // An async method: whatever it throws arrives as a rejection. The answer reads the group taken
+  // above: a write that completes while the node shuts down (it waits for the writes in flight)
+  // must not meet the node's getter, which refuses by then (a throw here would end the thread).
+  caches.write(call.command, call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }).then(
     ({ result }) => {
       if (!result.ok) answer(call.id, REPLY_ERROR, transferError(cacheErrorFromInfo(result.error)), 0);
       // Every entry applied so far was handed to the mirror's feed before this answer.
-      else answer(call.id, REPLY_OK, result.value, n.caches.sm.appliedIndex());
+      else answer(call.id, REPLY_OK, result.value, caches.sm.appliedIndex());
     },
     (e: unknown) => answer(call.id, REPLY_ERROR, transferError(e), 0),
   );
@@ -386,6 +401,7 @@ async function main(): Promise<void> {
 
 /** Starts the mirror's feed, and the clock offset it judges expiry by (CLOCK_OFFSET_SLOT). */
 function startMirrorFeed(n: NodeRuntime, inflightBytesMax: number): void {
+  const caches = n.caches; // throws once the node is shutting down: before anything starts
   const publishOffset = () =>
     Atomics.store(applied, CLOCK_OFFSET_SLOT, BigInt(Math.round(n.clockOffsetMs())));
   publishOffset();
@@ -393,7 +409,7 @@ function startMirrorFeed(n: NodeRuntime, inflightBytesMax: number): void {
   clockOffsetTimer = setInterval(publishOffset, CLOCK_OFFSET_PUBLISH_MS);
   clockOffsetTimer.unref();
   const f = new MirrorFeed({
-    sm: n.caches.sm,
+    sm: caches.sm,
     inflightBytesMax,
     post: (event, transfer) => {
       events.push(event);
@@ -403,7 +419,7 @@ function startMirrorFeed(n: NodeRuntime, inflightBytesMax: number): void {
     onError: (e) =>
       logger.error({ err: String(e) }, 'the cache mirror feed failed; local cache reads cross threads'),
   });
-  n.caches.observe(f);
+  caches.observe(f);
   feed = f;
   f.start();
 }

@@ -47,6 +47,7 @@ import { type LockGrantInfo, LockWaiters } from './cache-locks.js';
 import type { ResolvedNodeConfig } from './config/config.js';
 import { cacheLimitsOf } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
+import type { InflightWrites } from './inflight-writes.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { type ChunkSnapshotStore, chunkStoreOf, MemorySnapshotStore } from './memory-snapshot-store.js';
 import { type Forwarded, proposeWithRetries } from './propose-retry.js';
@@ -111,6 +112,8 @@ export interface CacheGroupDeps {
   readonly defer?: (fn: () => void) => void;
   /** Test only (see CachePlantedBugs). */
   readonly plantedBugs?: CachePlantedBugs;
+  /** The node's writes in flight, which its graceful shutdown waits for (inflight-writes.ts). */
+  readonly inflight?: InflightWrites;
 }
 
 /**
@@ -163,6 +166,8 @@ export class CacheGroup {
   private expireTimer: TimerHandle | null = null;
   private expiring = false;
   private closed = false;
+  /** Set by refuseWrites(): the node is shutting down, new writes and locks get HQL_CLOSED. */
+  private refusing = false;
   /** Why the node stopped serving (stop()), or null while it serves. */
   private stopped: HiqliteError | null = null;
   /** The end of the log found at start: entries up to it are replayed (new listeners start after them). */
@@ -385,11 +390,16 @@ export class CacheGroup {
     options: CacheWriteOptions = {},
   ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
+    this.checkAccepting();
     if (options.signal?.aborted === true) throw abortedError();
+    this.d.inflight?.enter();
     let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
-    if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
-    const { lane, seq } = this.sessions.acquire();
+    let lane: ReturnType<typeof this.sessions.acquire>['lane'] | null = null;
     try {
+      if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
+      const acquired = this.sessions.acquire();
+      lane = acquired.lane;
+      const seq = acquired.seq;
       // Only the leader's stamp becomes log time: a follower's command is stamped again by the
       // leader (proposeHere), so a follower reads its clock without carrying it. Carried, a
       // guess of its clock (its peers not all known yet) stayed in its log clock and became log
@@ -400,9 +410,10 @@ export class CacheGroup {
         session: { clientId: lane.clientId, seq },
         command,
       });
-      return await this.proposeBytes(data, timeoutMs, leader);
+      return await this.proposeBytes(data, timeoutMs, leader, true);
     } finally {
-      this.sessions.release(lane);
+      if (lane !== null) this.sessions.release(lane);
+      this.d.inflight?.leave();
     }
   }
 
@@ -424,10 +435,25 @@ export class CacheGroup {
     data: Uint8Array,
     timeoutMs: number,
     stampedNow = false,
+    counted = false,
   ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
+    if (!counted) this.checkAccepting();
     const bytesMax = commandBytesMaxFor(this.d.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
+    if (!counted) this.d.inflight?.enter();
+    try {
+      return await this.proposeRetrying(data, timeoutMs, stampedNow);
+    } finally {
+      if (!counted) this.d.inflight?.leave();
+    }
+  }
+
+  private proposeRetrying(
+    data: Uint8Array,
+    timeoutMs: number,
+    stampedNow: boolean,
+  ): Promise<{ index: number; result: CacheResult }> {
     const { clock } = this.d;
     const deadline = clock.monotonicMs() + timeoutMs;
     return proposeWithRetries(
@@ -692,6 +718,7 @@ export class CacheGroup {
     signal?: AbortSignal,
   ): Promise<LockGrantInfo | null> {
     this.checkOpen();
+    this.checkAccepting();
     return this.waiters.acquire(request, signal);
   }
 
@@ -808,6 +835,18 @@ export class CacheGroup {
   private checkOpen(): void {
     this.checkStarted();
     if (this.stopped !== null) throw this.stopped;
+  }
+
+  /**
+   * The node's graceful shutdown begins: new writes and lock requests are refused (HQL_CLOSED);
+   * those in flight go on, and the node waits for them (InflightWrites) before close().
+   */
+  refuseWrites(): void {
+    this.refusing = true;
+  }
+
+  private checkAccepting(): void {
+    if (this.refusing) throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
   }
 
   /** Not closed, and started (the Raft group runs or ran). */

@@ -13,6 +13,7 @@
  * A cache-only node (`sqlite = false`, sqlite-setting.ts) runs the cache group alone, which then
  * takes the SQL group's place in formation, health, leader and metrics (`openCacheOnly`).
  */
+
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
@@ -62,6 +63,7 @@ import { resolveConfig, threadHeapLimits } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
+import { InflightWrites } from './inflight-writes.js';
 import { addAsLearner, joinGroup, promoteLearner } from './join-procedure.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
@@ -213,6 +215,8 @@ export class HiqliteNode {
   private readonly history: MetricsHistory | null;
   private started = false;
   private closing: Promise<void> | null = null;
+  /** Writes of both groups in flight, which a graceful shutdown waits for (inflight-writes.ts). */
+  private readonly inflight = new InflightWrites();
   /** Backups (src/backup, handed in as a feature), once the node runs. */
   private backups: NodeBackups | null = null;
   /** Leader: the last join handled per node (by the joining process's nonce). */
@@ -321,6 +325,7 @@ export class HiqliteNode {
     data: Uint8Array,
     timeoutMs = this.cfg.proposalTimeoutMs,
   ): Promise<{ index: number; result: CommandResult }> {
+    this.inflight.enter();
     try {
       const startedMs = this.clock.monotonicMs();
       const out = await this.proposeBytes(data, timeoutMs);
@@ -330,6 +335,8 @@ export class HiqliteNode {
     } catch (e) {
       this.writesTotal.inc({ outcome: e instanceof HiqliteError ? e.code : 'error' });
       throw e;
+    } finally {
+      this.inflight.leave();
     }
   }
 
@@ -678,6 +685,7 @@ export class HiqliteNode {
       forward: (leader, data, timeoutMs) => this.forwardPropose('cache', leader, data, timeoutMs),
       noLeaderError: (m) => this.noLeaderError(m),
       onFatal: (e) => this.onGroupFatal(e),
+      inflight: this.inflight,
     };
   }
 
@@ -947,7 +955,12 @@ export class HiqliteNode {
             return this.cache.proposeBytes(data, left);
           }
           this.requireLeaderFor('propose', 'cache');
-          return this.cache.proposeHere(req.data, timeoutMs);
+          this.inflight.enter();
+          try {
+            return await this.cache.proposeHere(req.data, timeoutMs);
+          } finally {
+            this.inflight.leave();
+          }
         }
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
@@ -960,10 +973,15 @@ export class HiqliteNode {
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           return this.proposeCounted(data, left);
         }
-        const out = await this.group.propose(req.data, {
-          timeoutMs: Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs),
-        });
-        return { index: out.index, result: out.result };
+        this.inflight.enter();
+        try {
+          const out = await this.group.propose(req.data, {
+            timeoutMs: Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs),
+          });
+          return { index: out.index, result: out.result };
+        } finally {
+          this.inflight.leave();
+        }
       }
       case 'query': {
         const rows = await this.query(req.sql, req.params as QueryParams, {
@@ -1523,6 +1541,15 @@ export class HiqliteNode {
 
   private async doShutdown(): Promise<void> {
     this.started = false;
+    // New writes are refused from here on (checkOpen, the cache group's refuseWrites); those in
+    // flight get their outcomes, for at most shutdown_timeout_ms, before the groups close under
+    // them (each still open then is answered HQL_OUTCOME_UNKNOWN).
+    this.cache?.refuseWrites();
+    if (!(await this.inflight.drained(this.cfg.shutdownTimeoutMs, this.clock)))
+      this.log.warn(
+        { writes: this.inflight.size, shutdownTimeoutMs: this.cfg.shutdownTimeoutMs },
+        'writes still in flight at shutdown: their callers get HQL_OUTCOME_UNKNOWN',
+      );
     // Before the peer connections close: a probe would open them again.
     this.peerClocks.close();
     if (this.group !== undefined) {
