@@ -394,6 +394,27 @@ export class HiqliteNode {
     return this.started && this.fatal === null && this.group.isLeader();
   }
 
+  /**
+   * The last step of a start: local reads from the first moment see every write committed before
+   * it. The cache group's state is rebuilt in memory from its snapshot and log, and entries
+   * committed before the restart are applied again only once a leader has committed one of its own
+   * term; until then a local get of a cache that was full answered null. One read barrier per
+   * group (ReadIndex), within what is left of the join timeout and `proposal_timeout_ms`; a
+   * cluster that cannot answer one now (it lost its quorum since) leaves the node started as
+   * before, with a warning.
+   */
+  private async caughtUp(timeoutMs: number): Promise<void> {
+    const waitMs = Math.max(1, Math.min(timeoutMs, this.cfg.proposalTimeoutMs));
+    const barriers: Array<Promise<unknown>> = [this.cache.readBarrier(waitMs)];
+    if (this.cfg.sqlite) barriers.push(this.linearizableBarrier(waitMs));
+    const failed = (await Promise.allSettled(barriers)).find((r) => r.status === 'rejected');
+    if (failed !== undefined)
+      this.log.warn(
+        { err: String((failed as PromiseRejectedResult).reason) },
+        'started before catching up with the cluster: local reads may miss recent writes for a while',
+      );
+  }
+
   /** Waits until a read here would be linearizable (ReadIndex), retrying across leader changes. */
   readBarrier(timeoutMs: number): Promise<void> {
     this.checkOpen();
@@ -586,6 +607,7 @@ export class HiqliteNode {
       this.ensureMembership(this.cache.group, 'cache', this.cache.join, remainingMs()),
     ]);
     await this.clusterClockKnown();
+    await this.caughtUp(remainingMs());
     this.started = true;
     this.backups =
       (await this.features.backups?.({
@@ -739,6 +761,7 @@ export class HiqliteNode {
       Math.max(0, deadline - this.clock.monotonicMs()),
     );
     await this.clusterClockKnown();
+    await this.caughtUp(Math.max(0, deadline - this.clock.monotonicMs()));
     this.started = true;
     this.log.info(
       { api: cfg.self.addrApi, raft: cfg.self.addrRaft, sqlite: false, dataDir: cfg.dataDir },
