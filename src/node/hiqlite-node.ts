@@ -395,6 +395,23 @@ export class HiqliteNode {
   }
 
   /**
+   * A group whose membership has this node as its only voter (a one-node cluster restarting)
+   * elects it at once instead of after an election timeout: no other vote can be cast, so waiting
+   * only delays the first write and start()'s read barrier (1.5–3 s by default).
+   */
+  private campaignIfSoleVoter(g: RaftGroup): void {
+    const s = g.status();
+    // Not after a bootstrap's campaign (a candidate or leader already): once per start.
+    if (
+      s.role !== 'follower' ||
+      s.membership.voters.length !== 1 ||
+      s.membership.voters[0] !== this.cfg.nodeId
+    )
+      return;
+    g.campaign();
+  }
+
+  /**
    * The last step of a start: local reads from the first moment see every write committed before
    * it. The cache group's state is rebuilt in memory from its snapshot and log, and entries
    * committed before the restart are applied again only once a leader has committed one of its own
@@ -601,6 +618,8 @@ export class HiqliteNode {
         this.log.info('no node holds the cache group: node 1 founds it again (its data is lost)');
       this.cache.group.campaign();
     }
+    this.campaignIfSoleVoter(this.group);
+    this.campaignIfSoleVoter(this.cache.group);
     const remainingMs = () => Math.max(0, deadline - this.clock.monotonicMs());
     await Promise.all([
       this.ensureMembership(this.group, 'sql', join, remainingMs()),
@@ -754,6 +773,7 @@ export class HiqliteNode {
       );
       this.group.campaign();
     }
+    this.campaignIfSoleVoter(this.group);
     await this.ensureMembership(
       this.group,
       'cache',
