@@ -13,7 +13,6 @@
  * A cache-only node (`sqlite = false`, sqlite-setting.ts) runs the cache group alone, which then
  * takes the SQL group's place in formation, health, leader and metrics (`openCacheOnly`).
  */
-
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
