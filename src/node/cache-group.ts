@@ -392,14 +392,10 @@ export class CacheGroup {
     this.checkOpen();
     this.checkAccepting();
     if (options.signal?.aborted === true) throw abortedError();
-    this.d.inflight?.enter();
     let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
-    let lane: ReturnType<typeof this.sessions.acquire>['lane'] | null = null;
+    if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
+    const { lane, seq } = this.sessions.acquire();
     try {
-      if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
-      const acquired = this.sessions.acquire();
-      lane = acquired.lane;
-      const seq = acquired.seq;
       // Only the leader's stamp becomes log time: a follower's command is stamped again by the
       // leader (proposeHere), so a follower reads its clock without carrying it. Carried, a
       // guess of its clock (its peers not all known yet) stayed in its log clock and became log
@@ -410,10 +406,9 @@ export class CacheGroup {
         session: { clientId: lane.clientId, seq },
         command,
       });
-      return await this.proposeBytes(data, timeoutMs, leader, true);
+      return await this.proposeBytes(data, timeoutMs, leader);
     } finally {
-      if (lane !== null) this.sessions.release(lane);
-      this.d.inflight?.leave();
+      this.sessions.release(lane);
     }
   }
 
@@ -435,17 +430,18 @@ export class CacheGroup {
     data: Uint8Array,
     timeoutMs: number,
     stampedNow = false,
-    counted = false,
   ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
-    if (!counted) this.checkAccepting();
+    this.checkAccepting();
     const bytesMax = commandBytesMaxFor(this.d.cfg.entryBytesMax);
     if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
-    if (!counted) this.d.inflight?.enter();
+    // Counted from here, where the write is proposed (as the SQL group's proposeCounted): one
+    // that was still waiting for the cluster's clock when the shutdown began is refused above.
+    this.d.inflight?.enter();
     try {
       return await this.proposeRetrying(data, timeoutMs, stampedNow);
     } finally {
-      if (!counted) this.d.inflight?.leave();
+      this.d.inflight?.leave();
     }
   }
 

@@ -997,12 +997,7 @@ export class HiqliteNode {
             return this.cache.proposeBytes(data, left);
           }
           this.requireLeaderFor('propose', 'cache');
-          this.inflight.enter();
-          try {
-            return await this.cache.proposeHere(req.data, timeoutMs);
-          } finally {
-            this.inflight.leave();
-          }
+          return this.inflight.track(() => this.cache.proposeHere(req.data, timeoutMs));
         }
         // A remote client's write is forwarded to the leader if need be; a write forwarded by
         // another node is proposed here or refused, never forwarded again (no forwarding loops).
@@ -1015,15 +1010,12 @@ export class HiqliteNode {
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           return this.proposeCounted(data, left);
         }
-        this.inflight.enter();
-        try {
-          const out = await this.group.propose(req.data, {
+        const out = await this.inflight.track(() =>
+          this.group.propose(req.data, {
             timeoutMs: Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs),
-          });
-          return { index: out.index, result: out.result };
-        } finally {
-          this.inflight.leave();
-        }
+          }),
+        );
+        return { index: out.index, result: out.result };
       }
       case 'query': {
         const rows = await this.query(req.sql, req.params as QueryParams, {

@@ -24,6 +24,16 @@ export class InflightWrites {
     if (this.count === 0 && this.idle.length > 0) for (const wake of this.idle.splice(0)) wake();
   }
 
+  /** Counts `write` while it runs (enter/leave around it). */
+  async track<T>(write: () => Promise<T>): Promise<T> {
+    this.enter();
+    try {
+      return await write();
+    } finally {
+      this.leave();
+    }
+  }
+
   /** Resolves true once no write is in flight, false when `timeoutMs` passes first. */
   drained(timeoutMs: number, clock: Clock): Promise<boolean> {
     if (this.count === 0) return Promise.resolve(true);
