@@ -570,19 +570,36 @@ export class DistributedLock implements AsyncDisposable {
 export class CacheApi {
   /** The locks granted to this client and not yet released or lost. */
   private readonly held = new Set<DistributedLock>();
+  /** Set when the client's close() is called (closeCalled()). */
+  private closing = false;
+  /** `ops` behind the close gate: what every handle, lock and listener of this client uses. */
+  private readonly ops: CacheOps;
 
   /**
    * `clock`: what a held lock times its renewals by; `newHolderId`: the id of each lock attempt
    * (random; a retry of one attempt keeps its id). Tests and the simulator give their own.
    */
   constructor(
-    private readonly ops: CacheOps,
+    ops: CacheOps,
     private readonly clock: Clock = systemClock,
     private readonly newHolderId: () => string = randomUUID,
-  ) {}
+  ) {
+    this.ops = closeGate(ops, () => this.closing);
+  }
 
-  /** Graceful close: releases every held lock, all at once, each within LOCK_RELEASE_ON_CLOSE_MS. */
-  async releaseHeldLocks(): Promise<void> {
+  /** True from the call of the client's close() on. */
+  get closeCalled(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * The client's close() was called: from now on every cache call is refused with HQL_CLOSED
+   * (synchronously decided, so a call made right after close() is never carried out), except the
+   * releases of the locks it holds, which this starts: all at once, each within
+   * LOCK_RELEASE_ON_CLOSE_MS. Never throws.
+   */
+  async beginClose(): Promise<void> {
+    this.closing = true;
     await Promise.allSettled([...this.held].map((l) => l.releaseOnClose()));
   }
 
@@ -649,11 +666,48 @@ export class CacheApi {
     return grant === null ? null : this.holding(key, grant, leaseMs);
   }
 
-  /** The lock `grant` gave this client, renewing its lease from what the grant had left. */
+  /**
+   * The lock `grant` gave this client, renewing its lease from what the grant had left. A grant
+   * that arrives after close() was called (asked before) is released at once and the caller told
+   * HQL_CLOSED: the client could not renew it, and the next waiter need not wait out its lease.
+   */
   private holding(key: string, grant: LockGrantInfo, leaseMs: number): DistributedLock {
     const remainingMs = remainingOf(grant, leaseMs);
-    return new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingMs, this.clock);
+    const lock = new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingMs, this.clock);
+    if (this.closing) {
+      lock.releaseOnClose().catch(() => {}); // not released: its lease lapses, as when the process dies
+      throw clientClosed();
+    }
+    return lock;
   }
+}
+
+/** What every call made after the client's close() was called gets. */
+export function clientClosed(): HiqliteError {
+  return new HiqliteError('HQL_CLOSED', 'the client is closed (close() was called)', { retryable: false });
+}
+
+/** `ops`, refusing every call once `closed()` but the releases of held locks (close() makes them). */
+function closeGate(ops: CacheOps, closed: () => boolean): CacheOps {
+  return {
+    cacheWrite: (command, options) =>
+      closed() && command.type !== 'lockRelease'
+        ? Promise.reject(clientClosed())
+        : ops.cacheWrite(command, options),
+    cacheRead: (read, consistency) =>
+      closed() ? Promise.reject(clientClosed()) : ops.cacheRead(read, consistency),
+    cacheLock: (request, signal) =>
+      closed() ? Promise.reject(clientClosed()) : ops.cacheLock(request, signal),
+    cacheListen: (channel) => {
+      if (!closed()) return ops.cacheListen(channel);
+      const error = clientClosed();
+      return { next: () => Promise.reject(error), close: () => {} };
+    },
+    cacheLocalEntry: (cache, key) => {
+      if (closed()) throw clientClosed();
+      return ops.cacheLocalEntry(cache, key);
+    },
+  };
 }
 
 /** The lease a grant had left when its node answered (the whole lease from a node that does not say). */

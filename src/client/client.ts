@@ -34,6 +34,7 @@ import {
   type CacheRead,
   type CacheReadValue,
   type CounterHandle,
+  clientClosed,
   type DistributedLock,
   type ListenNotification,
   type ListenSource,
@@ -95,8 +96,8 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   protected abstract write(command: CommandInput): Promise<{ index: number; result: CommandResult }>;
   protected abstract read(sql: string, params: Params, options: QueryOptions): Promise<Row[]>;
   abstract metrics(): Promise<Metrics>;
-  abstract backup(): Promise<BackupInfo>;
-  abstract waitUntilHealthy(options?: { timeoutMs?: number }): Promise<void>;
+  protected abstract takeBackup(): Promise<BackupInfo>;
+  protected abstract awaitHealthy(options: { timeoutMs?: number }): Promise<void>;
   abstract close(): Promise<void>;
 
   // The cache primitives (cache-client.ts, CacheOps): a client that has the cache group
@@ -120,11 +121,36 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   private readonly caches = new CacheApi(this);
 
   /**
-   * For close() before it closes anything: the locks this client holds are released (the next
-   * waiter gets each at once, not after its lease), within LOCK_RELEASE_ON_CLOSE_MS; never throws.
+   * The first step of every close(), before it closes anything: from this call on, every call of
+   * this client is refused with HQL_CLOSED (decided at the call, so nothing asked after close() is
+   * carried out), and the locks it holds are released (the next waiter gets each at once, not
+   * after its lease), within LOCK_RELEASE_ON_CLOSE_MS; never throws.
    */
-  protected releaseHeldLocks(): Promise<void> {
-    return this.caches.releaseHeldLocks();
+  protected beginClose(): Promise<void> {
+    return this.caches.beginClose();
+  }
+
+  /** Throws HQL_CLOSED once close() was called. */
+  protected checkNotClosed(): void {
+    if (this.caches.closeCalled) throw clientClosed();
+  }
+
+  backup(): Promise<BackupInfo> {
+    try {
+      this.checkNotClosed();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.takeBackup();
+  }
+
+  waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+    try {
+      this.checkNotClosed();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.awaitHealthy(options);
   }
 
   cache<V = unknown>(name: string): CacheHandle<V> {
@@ -215,6 +241,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   async migrate(migrations: readonly MigrationInput[] | string): Promise<void> {
+    this.checkNotClosed();
     const list = typeof migrations === 'string' ? await readMigrationsFolder(migrations) : migrations;
     migrationsArg(list);
     const prepared: Migration[] = list.map((m) => ({
@@ -226,6 +253,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
 
   private checkedRead(sql: string, params: Params, options: QueryOptions): Promise<Row[]> {
     try {
+      this.checkNotClosed();
       sqlArg(sql, 'query');
       paramsArg(params, 'query');
       checkParams(params, -1);
@@ -241,6 +269,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   private async writeOk(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
+    this.checkNotClosed();
     if (command.type === 'execute') checkParams(command.params, -1);
     else if (command.type === 'txn') {
       for (const [i, st] of command.statements.entries()) checkParams(st.params, i);

@@ -55,7 +55,7 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     return this.node.metrics();
   }
 
-  backup(): Promise<BackupInfo> {
+  protected takeBackup(): Promise<BackupInfo> {
     return this.node.backup();
   }
 
@@ -86,7 +86,7 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     }
   }
 
-  waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+  protected awaitHealthy(options: { timeoutMs?: number }): Promise<void> {
     try {
       return this.node.waitUntilHealthy(healthTimeoutArg(options));
     } catch (e) {
@@ -99,7 +99,7 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
   }
 
   async shutdown(): Promise<void> {
-    await this.releaseHeldLocks();
+    await this.beginClose();
     await this.node.shutdown();
   }
 

@@ -181,7 +181,7 @@ export class RemoteClient extends ClientBase {
   }
 
   /** A backup on the leader; a large database takes minutes (deadline: BACKUP_TIMEOUT_MS). */
-  async backup(): Promise<BackupInfo> {
+  protected async takeBackup(): Promise<BackupInfo> {
     return (await this.link.call(
       // The deadline travels with the request, so a proxy on the way waits as long.
       { op: 'backup', timeoutMs: BACKUP_TIMEOUT_MS },
@@ -189,7 +189,7 @@ export class RemoteClient extends ClientBase {
     )) as BackupInfo;
   }
 
-  async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+  protected async awaitHealthy(options: { timeoutMs?: number }): Promise<void> {
     const deadline = performance.now() + healthTimeoutArg(options);
     for (;;) {
       try {
@@ -207,7 +207,7 @@ export class RemoteClient extends ClientBase {
   }
 
   async close(): Promise<void> {
-    await this.releaseHeldLocks();
+    await this.beginClose();
     await this.link.close();
   }
 

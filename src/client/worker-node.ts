@@ -363,7 +363,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     return this.call({ op: 'metrics' }, this.cfg.readTimeoutMs) as Promise<Metrics>;
   }
 
-  backup(): Promise<BackupInfo> {
+  protected takeBackup(): Promise<BackupInfo> {
     return this.call({ op: 'backup' }, BACKUP_CALL_TIMEOUT_MS) as Promise<BackupInfo>;
   }
 
@@ -546,7 +546,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     return source;
   }
 
-  async waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+  protected async awaitHealthy(options: { timeoutMs?: number }): Promise<void> {
     const timeoutMs = healthTimeoutArg(options);
     await this.call({ op: 'health', timeoutMs }, timeoutMs);
   }
@@ -558,7 +558,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   shutdown(): Promise<void> {
     // The held locks are released while the node still takes calls; then it closes.
     if (this.stopping === null)
-      this.stopping = this.releaseHeldLocks().then(() => {
+      this.stopping = this.beginClose().then(() => {
         if (this.closing === null) this.closing = this.doClose();
         return this.closing;
       });

@@ -1,7 +1,8 @@
 /**
  * close() releases the locks its client holds: the next waiter gets each at once instead of after
  * its lease (a deploy that stops a leader-only job hands the job over without waiting out the
- * lease), and release() or `await using` after close() resolves instead of failing HQL_CLOSED.
+ * lease), and release() or `await using` after close() resolves instead of failing HQL_CLOSED;
+ * any other call made once close() was called is refused (HQL_CLOSED), not carried out.
  * Remote clients and embedded nodes on either thread alike.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { connect, type HiqliteClient, start } from '../../src/index.js';
+import { connect, type HiqliteClient, type HiqliteError, start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 
 /** Far longer than any wait below: a lock not released by close() is still held after it. */
@@ -37,7 +38,14 @@ for (const thread of ['worker', 'main'] as const) {
       const held = await holder.lock('job', { leaseMs: LEASE_MS });
       const other = await holder.lock('report', { leaseMs: LEASE_MS });
       const next = waiter.lock('job', { leaseMs: LEASE_MS, waitMs: 30_000 });
-      await holder.close();
+      const closing = holder.close();
+      // Asked after close() was called, while it releases the locks: refused, not carried out.
+      const isClosed = (e: HiqliteError) => e.code === 'HQL_CLOSED';
+      await assert.rejects(holder.cache('x').put('late', 1), isClosed);
+      await assert.rejects(holder.query('SELECT 1'), isClosed);
+      await assert.rejects(holder.tryLock('late'), isClosed);
+      await closing;
+      assert.equal(await waiter.cache('x').get('late', { consistency: 'linearizable' }), null);
       const granted = await next;
       assert.ok(granted.token > held.token, 'a newer fencing token');
       assert.notEqual(
