@@ -29,7 +29,7 @@ import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
 import type { ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
-import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
+import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { parseApiAddress } from './api-address.js';
 
 export type LinkKind = 'write' | 'read' | 'other' | 'once';
@@ -188,10 +188,12 @@ export class ClusterLink {
         answer = { addr, r: await link.conn.request(request, remaining, stop) };
         slowestMs = Math.max(slowestMs, performance.now() - sentAt);
       } catch (e) {
-        // Sent, and no answer: a write may be in the log.
-        if (sent && o.kind === 'once' && e instanceof HiqliteError)
+        // Sent, and no answer: a write may be in the log. Unless the connection says the node
+        // never processed it (closed before it was written, or the node's goaway did not list it).
+        const mayHaveRun = sent && !wasNotProcessed(e);
+        if (mayHaveRun && o.kind === 'once' && e instanceof HiqliteError)
           throw outcomeUnknown(`the connection failed after the request was sent (${e.message})`, e);
-        if (sent && o.kind === 'write') maybeApplied = true;
+        if (mayHaveRun && o.kind === 'write') maybeApplied = true;
         retryOrThrow(e);
         continue;
       }

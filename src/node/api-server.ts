@@ -326,17 +326,39 @@ export class ApiServer {
       : { host: this.o.host, port: this.o.port };
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops serving. Each binary connection stops reading requests, waits at most `drainMs` for the
+   * answers of those it is serving (not for lock waits, which may wait for hours), then sends a
+   * goaway naming the requests still being served and closes: the client knows every other
+   * request it had sent and got no answer for was never read, and sends it elsewhere as new
+   * instead of reporting its outcome unknown.
+   */
+  async close(drainMs = 0): Promise<void> {
     this.gate.close();
     if (this.idleSweep !== null) (this.o.timers ?? realTimers).clearTimeout(this.idleSweep);
     this.idleSweep = null;
-    for (const c of this.streams) c.close({ code: 'closed', detail: 'node shutting down' });
+    const streams = [...this.streams];
     this.streams.clear();
+    await Promise.all(streams.map((c) => this.goAway(c, drainMs)));
     const server = this.server;
     this.server = null;
     if (server === null) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async goAway(conn: FramedConnection, drainMs: number): Promise<void> {
+    const a = this.activity.get(conn);
+    if (a === undefined || conn.closed) {
+      // Not authenticated yet: it sent no request that could have been served.
+      conn.close({ code: 'closed', detail: 'node shutting down' });
+      return;
+    }
+    a.flow.stopReading();
+    await a.flow.served(drainMs, this.o.timers ?? realTimers);
+    if (conn.closed) return;
+    conn.write(encodeFrame(encodeApiMessage({ goaway: true, pending: a.flow.servingIds() })));
+    conn.close({ code: 'closed', detail: 'node shutting down' }, { flush: true });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -432,6 +454,8 @@ export class ApiServer {
     payload: Uint8Array,
     signal: AbortSignal,
   ): void {
+    // Shutting down: what was not read before the goaway is not processed (the client is told).
+    if (flow.stoppedReading) return;
     let req: ApiRequest;
     try {
       req = decodeApiRequest(payload);
@@ -446,7 +470,7 @@ export class ApiServer {
         return;
       }
       const error = this.errorBody(e);
-      flow.submit(() => flow.answer(encodeFrame(encodeApiMessage({ id, ok: false, error }))));
+      flow.submit(() => flow.answer(null, encodeFrame(encodeApiMessage({ id, ok: false, error }))));
       return;
     }
     if (req.op === 'ping') {
@@ -475,13 +499,15 @@ export class ApiServer {
       return;
     }
     const run = () => {
+      flow.serving(req.id);
       requests.serve(req, from, signal).then(
         ({ value, afterAnswer }) => {
-          flow.answer(encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })), lane);
+          flow.answer(req.id, encodeFrame(encodeApiMessage({ id: req.id, ok: true, value })), lane);
           afterAnswer?.();
         },
         (e: unknown) =>
           flow.answer(
+            req.id,
             encodeFrame(encodeApiMessage({ id: req.id, ok: false, error: this.errorBody(e) })),
             lane,
           ),
@@ -687,6 +713,12 @@ class StreamFlow {
   private inflight = 0;
   private waits = 0;
   private readonly waiting: (() => void)[] = [];
+  /** The requests being served (either lane), by id: how many with that id (a client may reuse one). */
+  private readonly ids = new Map<number, number>();
+  /** stopReading() was called: no request is read or started any more. */
+  private stopped = false;
+  /** served(): called when no request of the 'request' lane is being served any more. */
+  private onIdle: (() => void) | null = null;
 
   constructor(
     private readonly conn: FramedConnection,
@@ -713,6 +745,46 @@ class StreamFlow {
     return true;
   }
 
+  get stoppedReading(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * Shutting down: the socket is no longer read, and requests waiting for a slot are dropped
+   * unstarted (never processed: the goaway tells the client so).
+   */
+  stopReading(): void {
+    this.stopped = true;
+    this.waiting.length = 0;
+    this.conn.pause();
+  }
+
+  /** Resolves once no request of the 'request' lane is being served, or after `timeoutMs`. */
+  served(timeoutMs: number, timers: Timers): Promise<void> {
+    if (this.inflight === 0 || timeoutMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = timers.setTimeout(() => {
+        this.onIdle = null;
+        resolve();
+      }, timeoutMs);
+      this.onIdle = () => {
+        timers.clearTimeout(timer);
+        this.onIdle = null;
+        resolve();
+      };
+    });
+  }
+
+  /** The ids of the requests being served (the goaway's `pending`). */
+  servingIds(): number[] {
+    return [...this.ids.keys()];
+  }
+
+  /** A request with this id starts being served. */
+  serving(id: number): void {
+    this.ids.set(id, (this.ids.get(id) ?? 0) + 1);
+  }
+
   /** Runs `serve` now, or once fewer than `inflightMax` requests are being served. */
   submit(serve: () => void): void {
     if (this.inflight < this.inflightMax) {
@@ -730,23 +802,34 @@ class StreamFlow {
     this.conn.write(frame);
   }
 
-  /** The answer of a request of `lane` ('request': submit(), 'wait': takeWait()); frees its slot. */
-  answer(frame: Uint8Array, lane: 'request' | 'wait' = 'request'): void {
+  /**
+   * The answer of a request of `lane` ('request': submit(), 'wait': takeWait()), served under
+   * `id` (serving(); null: refused unread); frees its slot.
+   */
+  answer(id: number | null, frame: Uint8Array, lane: 'request' | 'wait' = 'request'): void {
+    if (id !== null) {
+      const n = this.ids.get(id) ?? 0;
+      if (n <= 1) this.ids.delete(id);
+      else this.ids.set(id, n - 1);
+    }
     if (lane === 'wait') {
       this.waits--;
       this.answerNow(frame);
       return;
     }
     this.inflight--;
-    if (this.conn.closed) return;
-    if (!this.roomFor()) return;
+    if (!this.conn.closed && this.roomFor()) this.write(frame);
+    if (this.inflight === 0) this.onIdle?.();
+  }
+
+  private write(frame: Uint8Array): void {
     this.conn.write(frame);
     const next = this.waiting.shift();
     if (next !== undefined) {
       this.inflight++;
       next();
     }
-    if (this.waiting.length === 0) this.conn.resume();
+    if (this.waiting.length === 0 && !this.stopped) this.conn.resume();
   }
 
   /** False (and the connection closed) when answers pile up for a client that does not read them. */

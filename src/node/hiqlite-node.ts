@@ -42,7 +42,7 @@ import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import type { LogStore } from '../storage/log-store.js';
-import { ApiConnection, REMOTE_CLIENT_ID } from '../transport/api-connection.js';
+import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
 import { ApiServer } from './api-server.js';
 import { type ClusterAnswer, proveNoCluster } from './bootstrap-proof.js';
@@ -1236,10 +1236,18 @@ export class HiqliteNode {
       if (e instanceof HiqliteError) return { ok: false, error: e };
       throw e;
     }
-    const r = await conn.request(
-      { op: 'propose', group, data, timeoutMs: answerWithinMs(remainingMs) },
-      remainingMs,
-    );
+    let r: ApiResponse;
+    try {
+      r = await conn.request(
+        { op: 'propose', group, data, timeoutMs: answerWithinMs(remainingMs) },
+        remainingMs,
+      );
+    } catch (e) {
+      // Not processed (the connection closed before the bytes went out, or the leader's goaway
+      // did not list them): a refusal, nothing can be in the log.
+      if (wasNotProcessed(e)) return { ok: false, error: e as HiqliteError };
+      throw e;
+    }
     return r.ok ? { ok: true, value: r.value as T } : { ok: false, error: remoteError(r.error) };
   }
 
@@ -1602,7 +1610,9 @@ export class HiqliteNode {
     await this.backups
       ?.close()
       .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing backups failed'));
-    await this.api?.close().catch(() => {});
+    // Remote clients' connections: the requests being served get their answers (at most
+    // shutdown_timeout_ms), then a goaway tells each client which of its requests were never read.
+    await this.api?.close(this.cfg.shutdownTimeoutMs).catch(() => {});
     this.history?.stop(this.clock);
     await this.readPool?.close();
     await this.cache

@@ -125,7 +125,21 @@ export type ApiResponse =
 
 export const SQL_BYTES_MAX = 1 << 20;
 
-export function encodeApiMessage(m: ApiRequest | ApiResponse | ApiPush): Uint8Array {
+/**
+ * The last frame a node sends on a connection it closes because it shuts down (api-server.ts):
+ * every request it read from the connection has been answered except those listed in `pending`
+ * (still being served: a lock wait); every other request without an answer was never read, so
+ * never processed, and can be sent to another node as if it had not been sent at all.
+ */
+export interface ApiGoAway {
+  readonly goaway: true;
+  readonly pending: readonly number[];
+}
+
+/** The most ids a goaway lists (a connection serves at most two inflight budgets at once). */
+export const GOAWAY_PENDING_MAX = 1 << 17;
+
+export function encodeApiMessage(m: ApiRequest | ApiResponse | ApiPush | ApiGoAway): Uint8Array {
   return packr.pack(m);
 }
 
@@ -270,10 +284,22 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
   return responseOf(decodeMap(bytes));
 }
 
-/** What a node sends a client: an answer, or a frame pushed for one of its listeners. */
-export function decodeApiServerMessage(bytes: Uint8Array): ApiResponse | ApiPush {
+/** What a node sends a client: an answer, a frame pushed for one of its listeners, or its goaway. */
+export function decodeApiServerMessage(bytes: Uint8Array): ApiResponse | ApiPush | ApiGoAway {
   const o = decodeMap(bytes);
+  if (o.goaway !== undefined) return goAwayOf(o);
   return o.push === undefined ? responseOf(o) : decodeApiPush(o, errorBodyOf);
+}
+
+function goAwayOf(o: Record<string, unknown>): ApiGoAway {
+  if (o.goaway !== true) bad('goaway must be true');
+  const pending = o.pending;
+  if (!Array.isArray(pending) || pending.length > GOAWAY_PENDING_MAX)
+    bad(`goaway.pending must be an array of at most ${GOAWAY_PENDING_MAX} ids`);
+  for (const id of pending)
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
+      bad('goaway.pending must hold request ids');
+  return { goaway: true, pending: pending as number[] };
 }
 
 function responseOf(o: Record<string, unknown>): ApiResponse {

@@ -12,6 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { whenAborted } from '../lib/abort.js';
 import { HiqliteError } from '../lib/errors.js';
 import {
+  type ApiGoAway,
   type ApiPush,
   type ApiRequest,
   type ApiResponse,
@@ -276,7 +277,7 @@ export class ApiConnection {
     signal: AbortSignal | undefined,
     onPush: ((p: ApiPush) => void) | undefined,
   ): Promise<ApiResponse> {
-    if (this.closedError !== null) return Promise.reject(this.closedError);
+    if (this.closedError !== null) return Promise.reject(notProcessed(this.closedError));
     if (signal?.aborted === true) return Promise.reject(abortedError());
     if (this.pending.size >= this.inflightMax) {
       return Promise.reject(
@@ -342,12 +343,16 @@ export class ApiConnection {
   }
 
   private onFrame(payload: Uint8Array): void {
-    let r: ApiResponse | ApiPush;
+    let r: ApiResponse | ApiPush | ApiGoAway;
     try {
       r = decodeApiServerMessage(payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.conn.close({ code: 'protocol', detail: e.message, error: e });
+      return;
+    }
+    if ('goaway' in r) {
+      this.onGoAway(r.pending);
       return;
     }
     if ('push' in r) {
@@ -361,6 +366,29 @@ export class ApiConnection {
     p.resolve(r);
   }
 
+  /**
+   * The node shuts down and closes this connection: the requests it did not list as still being
+   * served were never read by it, so never processed. They fail as not processed (the caller may
+   * send them elsewhere as new); the listed ones fail as the connection's close fails them (their
+   * outcome is not known), and so does the rest of the connection.
+   */
+  private onGoAway(pending: readonly number[]): void {
+    const serving = new Set(pending);
+    const refused = new HiqliteError(
+      'HQL_CLOSED',
+      'the node is shutting down; the request was not processed',
+      {
+        retryable: true,
+      },
+    );
+    for (const [id, p] of this.pending) {
+      if (serving.has(id)) continue;
+      this.pending.delete(id);
+      p.reject(notProcessed(refused));
+    }
+    this.conn.close({ code: 'closed', detail: 'the node is shutting down (goaway)' });
+  }
+
   private onClosed(detail: string): void {
     if (this.closedError !== null) return;
     if (this.keepaliveTimer !== null) clearTimeout(this.keepaliveTimer);
@@ -371,6 +399,22 @@ export class ApiConnection {
     this.pushes.clear();
     for (const fn of this.closeWatchers) fn();
   }
+}
+
+/**
+ * A request this connection did not deliver to a node that processes it: refused before it was
+ * written (the connection had closed), or not read by a node that said so when it went away
+ * (goaway). Sending it again, to this node or another, cannot apply it twice.
+ */
+export class RequestNotProcessedError extends HiqliteError {}
+
+function notProcessed(e: HiqliteError): RequestNotProcessedError {
+  return new RequestNotProcessedError(e.code, e.message, { retryable: e.retryable });
+}
+
+/** Whether `e` says its request was never processed (RequestNotProcessedError). */
+export function wasNotProcessed(e: unknown): boolean {
+  return e instanceof RequestNotProcessedError;
 }
 
 function abortedError(): HiqliteError {

@@ -1,5 +1,5 @@
 /**
- * The cache ops of the API protocol and the frames a node pushes: what encodes decodes to the
+ * The cache ops of the API protocol and the frames a node pushes (and its goaway): what encodes decodes to the
  * same request, and anything out of shape is a ProtocolError (never another exception).
  */
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import {
   decodeApiRequest,
   decodeApiServerMessage,
   encodeApiMessage,
+  GOAWAY_PENDING_MAX,
 } from '../../src/protocol/api-codec.js';
 import { ProtocolError } from '../../src/protocol/protocol-error.js';
 
@@ -78,6 +79,27 @@ describe('cache ops of the API protocol', () => {
       { push: 7, items: [{ channel: 'c', payload: 'not bytes', index: 1, time: 1, seq: 1 }] },
       { push: 7, items: [{ channel: 'c', payload: new Uint8Array(), index: 0, time: 1, seq: 1 }] },
       { push: 7, end: { code: 'NOPE', message: 'x' } },
+    ])
+      assert.throws(() => decodeApiServerMessage(packr.pack(b)), ProtocolError);
+  });
+
+  test('a goaway round-trips; a malformed one is a ProtocolError', () => {
+    assert.deepEqual(decodeApiServerMessage(encodeApiMessage({ goaway: true, pending: [3, 9] })), {
+      goaway: true,
+      pending: [3, 9],
+    });
+    assert.deepEqual(decodeApiServerMessage(encodeApiMessage({ goaway: true, pending: [] })), {
+      goaway: true,
+      pending: [],
+    });
+    for (const b of [
+      { goaway: 1, pending: [] },
+      { goaway: true },
+      { goaway: true, pending: [-1] },
+      { goaway: true, pending: ['1'] },
+      { goaway: true, pending: [1.5] },
+      { goaway: true, pending: { length: 1 } },
+      { goaway: true, pending: new Array(GOAWAY_PENDING_MAX + 1).fill(1) },
     ])
       assert.throws(() => decodeApiServerMessage(packr.pack(b)), ProtocolError);
   });
