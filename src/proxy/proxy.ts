@@ -185,7 +185,9 @@ export class HiqliteProxy {
     this.closed = true;
     if (this.poll !== null) clearTimeout(this.poll);
     this.poll = null;
-    await this.api.close();
+    // Requests being forwarded get their answers (each ends by its deadline, at most
+    // request_timeout_ms), then the goaway tells each client which ones the proxy never read.
+    await this.api.close(this.cfg.limits.request_timeout_ms ?? 10_000);
     await this.polling;
     await this.link.close();
   }
