@@ -188,6 +188,10 @@ export class ApiServer {
   private readonly streams = new Set<FramedConnection>();
   /** Authenticated binary connections, watched for silence (`idleTimeoutMs`). */
   private readonly activity = new Map<FramedConnection, StreamActivity>();
+  /** HTTP requests being served, each with whether it is an endless SSE stream (`GET /listen`). */
+  private readonly httpServing = new Map<ServerResponse, boolean>();
+  /** close() waits for the HTTP requests being served: told each time one ends. */
+  private onHttpServed: (() => void) | null = null;
   private idleSweep: unknown = null;
   /** Connections closed for silence, since start. */
   private idleClosed = 0;
@@ -269,6 +273,12 @@ export class ApiServer {
 
   async start(): Promise<{ host: string; port: number }> {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      // Tracked until its response closes, for a graceful close(); an SSE stream never ends by itself.
+      this.httpServing.set(res, isSseRequest(req));
+      res.once('close', () => {
+        this.httpServing.delete(res);
+        this.onHttpServed?.();
+      });
       this.onHttp(req, res).catch((e: unknown) => {
         if (!res.headersSent) sendJson(res, 500, { ok: false, error: this.errorBody(e) });
       });
@@ -331,20 +341,44 @@ export class ApiServer {
    * answers of those it is serving (not for lock waits, which may wait for hours), then sends a
    * goaway naming the requests still being served and closes: the client knows every other
    * request it had sent and got no answer for was never read, and sends it elsewhere as new
-   * instead of reporting its outcome unknown.
+   * instead of reporting its outcome unknown. HTTP likewise: no new connection is accepted, idle
+   * ones close, the requests being served get their answers (at most `drainMs`; an SSE stream,
+   * which never ends by itself, is cut at once: its client resumes elsewhere with Last-Event-ID),
+   * then every connection left is closed.
    */
   async close(drainMs = 0): Promise<void> {
     this.gate.close();
-    if (this.idleSweep !== null) (this.o.timers ?? realTimers).clearTimeout(this.idleSweep);
+    const timers = this.o.timers ?? realTimers;
+    if (this.idleSweep !== null) timers.clearTimeout(this.idleSweep);
     this.idleSweep = null;
     const streams = [...this.streams];
     this.streams.clear();
-    await Promise.all(streams.map((c) => this.goAway(c, drainMs)));
     const server = this.server;
     this.server = null;
-    if (server === null) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Stops accepting connections (and, Node 19+, closes the idle HTTP ones).
+    const stopped =
+      server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const [res, endless] of this.httpServing) if (endless) res.destroy();
+    await Promise.all([...streams.map((c) => this.goAway(c, drainMs)), this.httpServed(drainMs, timers)]);
+    server?.closeAllConnections();
+    await stopped;
+  }
+
+  /** Resolves once no HTTP request but SSE streams is being served, or after `timeoutMs`. */
+  private httpServed(timeoutMs: number, timers: Timers): Promise<void> {
+    const busy = () => [...this.httpServing.values()].some((endless) => !endless);
+    if (!busy() || timeoutMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        timers.clearTimeout(timer);
+        this.onHttpServed = null;
+        resolve();
+      };
+      const timer = timers.setTimeout(done, timeoutMs);
+      this.onHttpServed = () => {
+        if (!busy()) done();
+      };
+    });
   }
 
   private async goAway(conn: FramedConnection, drainMs: number): Promise<void> {
@@ -697,6 +731,15 @@ function statusFor(e: ApiErrorBody): number {
 }
 
 export { REMOTE_CLIENT_ID };
+
+/** Whether `req` asks for the SSE stream of notifications (`GET /listen`, however its target is spelled). */
+function isSseRequest(req: IncomingMessage): boolean {
+  try {
+    return requestTarget(req.url).pathname === '/listen';
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Flow control of one API connection: at most `inflightMax` of its requests are served at once;
