@@ -11,7 +11,8 @@
  *        [--storage disk|memory] [--wait-load L [--wait-max-s S]] [--profile ID]
  *
  * --storage memory  every node with `cacheStorageDisk: false` (the cache log in memory, no fsync)
- * --profile ID      instead of the suite: that embedded workload (default put-embedded-c64) under
+ * --profile ID      instead of the suite: that embedded workload (default put-embedded-c64; a
+ *                   -thread-main one runs node 1 on the application's thread) under
  *                   `--cpu-prof` on every node, then the self time per area and function
  */
 
@@ -610,11 +611,10 @@ function evaluateCacheTargets(
 // ---------------------------------------------------------------------------------------------
 
 async function profileRun(id: string): Promise<void> {
-  const spec = SPECS.find(
-    (s) => s.id.startsWith(id) && s.where === 'embedded leader' && s.thread === undefined,
-  );
-  if (spec === undefined)
-    throw new Error(`--profile needs an embedded workload of the worker cluster; ${id} is none`);
+  // An exact id first (put-embedded-c64-thread-main), else the first that starts with it.
+  const embedded = SPECS.filter((s) => s.where === 'embedded leader');
+  const spec = embedded.find((s) => s.id === id) ?? embedded.find((s) => s.id.startsWith(id));
+  if (spec === undefined) throw new Error(`--profile needs an embedded workload; ${id} is none`);
   const dir =
     values['profile-dir'] === undefined
       ? mkdtempSync(join(tmpdir(), 'hql-bench-prof-'))
@@ -623,6 +623,7 @@ async function profileRun(id: string): Promise<void> {
   log(`profiling ${spec.id} (${durationMs} ms) with --cpu-prof on every node; profiles in ${dir}`);
   const cluster = await BenchCluster.start({
     cpuProfDir: dir,
+    thread: spec.thread ?? 'worker',
     embedded: 'all',
     nodeConfig: storageDisk ? {} : { cacheStorageDisk: false },
   });
