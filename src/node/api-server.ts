@@ -337,11 +337,12 @@ export class ApiServer {
   }
 
   /**
-   * Stops serving. Each binary connection stops reading requests, waits at most `drainMs` for the
-   * answers of those it is serving (not for lock waits, which may wait for hours), then sends a
-   * goaway naming the requests still being served and closes: the client knows every other
-   * request it had sent and got no answer for was never read, and sends it elsewhere as new
-   * instead of reporting its outcome unknown. HTTP likewise: no new connection is accepted, idle
+   * Stops serving. Each binary connection stops taking requests (those that arrive are dropped
+   * unprocessed; keepalives are still answered), waits at most `drainMs` for the answers of those
+   * it is serving (not for lock waits, which may wait for hours), then sends a goaway naming the
+   * requests still being served and closes: the client knows every other request it had sent and
+   * got no answer for was never processed, and sends it elsewhere as new instead of reporting its
+   * outcome unknown. HTTP likewise: no new connection is accepted, idle
    * ones close, the requests being served get their answers (at most `drainMs`; an SSE stream,
    * which never ends by itself, is cut at once: its client resumes elsewhere with Last-Event-ID),
    * then every connection left is closed.
@@ -388,7 +389,7 @@ export class ApiServer {
       conn.close({ code: 'closed', detail: 'node shutting down' });
       return;
     }
-    a.flow.stopReading();
+    a.flow.beginGoAway();
     await a.flow.served(drainMs, this.o.timers ?? realTimers);
     if (conn.closed) return;
     conn.write(encodeFrame(encodeApiMessage({ goaway: true, pending: a.flow.servingIds() })));
@@ -488,8 +489,6 @@ export class ApiServer {
     payload: Uint8Array,
     signal: AbortSignal,
   ): void {
-    // Shutting down: what was not read before the goaway is not processed (the client is told).
-    if (flow.stoppedReading) return;
     let req: ApiRequest;
     try {
       req = decodeApiRequest(payload);
@@ -503,6 +502,7 @@ export class ApiServer {
         conn.close({ code: 'protocol', detail: e.message, error: e });
         return;
       }
+      if (flow.goingAway) return;
       const error = this.errorBody(e);
       flow.submit(() => flow.answer(null, encodeFrame(encodeApiMessage({ id, ok: false, error }))));
       return;
@@ -515,6 +515,9 @@ export class ApiServer {
       flow.answerNow(encodeFrame(encodeApiMessage({ id, ok: true, value })));
       return;
     }
+    // Shutting down: a request that arrives now is dropped unprocessed (the goaway will tell the
+    // client so); keepalives above are still answered, so a long drain does not look like death.
+    if (flow.goingAway) return;
     // A lock request may wait for its turn as long as its waitMs (hours): it takes a slot of its
     // own budget, and beyond it is refused at once (HQL_OVERLOADED, retryable), never queued
     // behind the socket: 1,025 lock waits on one connection held every slot, the socket stopped
@@ -758,7 +761,7 @@ class StreamFlow {
   private readonly waiting: (() => void)[] = [];
   /** The requests being served (either lane), by id: how many with that id (a client may reuse one). */
   private readonly ids = new Map<number, number>();
-  /** stopReading() was called: no request is read or started any more. */
+  /** beginGoAway() was called: no request is started any more. */
   private stopped = false;
   /** served(): called when no request of the 'request' lane is being served any more. */
   private onIdle: (() => void) | null = null;
@@ -788,18 +791,19 @@ class StreamFlow {
     return true;
   }
 
-  get stoppedReading(): boolean {
+  get goingAway(): boolean {
     return this.stopped;
   }
 
   /**
-   * Shutting down: the socket is no longer read, and requests waiting for a slot are dropped
-   * unstarted (never processed: the goaway tells the client so).
+   * Shutting down: requests waiting for a slot are dropped unstarted, and those that arrive from
+   * now on are dropped unread (never processed: the goaway tells the client so); the socket is
+   * still read (keepalives are answered: a long drain is no silence), never paused again.
    */
-  stopReading(): void {
+  beginGoAway(): void {
     this.stopped = true;
     this.waiting.length = 0;
-    this.conn.pause();
+    this.conn.resume();
   }
 
   /** Resolves once no request of the 'request' lane is being served, or after `timeoutMs`. */
@@ -872,7 +876,7 @@ class StreamFlow {
       this.inflight++;
       next();
     }
-    if (this.waiting.length === 0 && !this.stopped) this.conn.resume();
+    if (this.waiting.length === 0) this.conn.resume();
   }
 
   /** False (and the connection closed) when answers pile up for a client that does not read them. */

@@ -85,4 +85,29 @@ describe('a node shutting down under a remote client', () => {
     const keys = (await again.cache('c').entries()).map(([k]) => k).sort();
     assert.deepEqual(keys, [...ackedKeys].sort());
   });
+
+  test('a long read in flight gets its rows; the keepalive is answered while the node drains', async () => {
+    const cfg = await oneNodeConfig(join(root, 'read'));
+    const node = await start(cfg, { thread: 'main' });
+    opened.push(node);
+    // A client that takes a node silent for 400 ms as dead: the read outlasts that many times.
+    const client = await connect({
+      nodes: [cfg.nodes[0]?.addrApi ?? ''],
+      secretApi: TEST_SECRETS.secretApi,
+      keepaliveIntervalMs: 100,
+      keepaliveTimeoutMs: 400,
+    });
+    opened.push(client);
+    const n = 4_000_000;
+    const read = client.query<{ n: number }>(
+      `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*) AS n FROM c`,
+    );
+    const outcome = read.then(
+      (rows) => Number(rows[0]?.n),
+      (e: HiqliteError) => e.code,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    await node.close();
+    assert.equal(await outcome, n);
+  });
 });
