@@ -166,6 +166,12 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   } finally {
     stopListening();
   }
+  // Cancelled after the node's thread had finished starting (its cancel came too late there):
+  // not handed out running, as on the application's thread (HiqliteNode.start).
+  if (signal?.aborted === true) {
+    await node.close().catch(() => {});
+    throw new HiqliteError('HQL_ABORTED', `start of node ${cfg.nodeId} was cancelled`, { retryable: true });
+  }
   return node;
 }
 

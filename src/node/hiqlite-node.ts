@@ -282,6 +282,10 @@ export class HiqliteNode {
     const node = new HiqliteNode(resolveConfig(config), options, features);
     try {
       await node.open(options.joinTimeoutMs ?? 120_000, options.signal);
+      // Cancelled during its last steps (after the last wait that checks): the caller stopped
+      // waiting for this node, so it is not handed out running (`hiqlite serve` would have lost the
+      // SIGTERM that cancelled it and served on).
+      node.throwIfStartCancelled();
     } catch (e) {
       await node.shutdown().catch(() => {});
       throw e;
