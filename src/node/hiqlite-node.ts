@@ -1258,12 +1258,7 @@ export class HiqliteNode {
   /** No leader is known here: how many voters this node reaches tells a partition from a quorum loss. */
   private noLeaderError(membership: Membership = this.group.status().membership): HiqliteError {
     const { voters } = membership;
-    const connected = new Set(
-      this.transport
-        .status()
-        .filter((p) => p.control === 'ready' || p.inboundControl)
-        .map((p) => p.peerId as number),
-    );
+    const connected = this.connectedPeers();
     const reachable = voters.filter((v) => v === this.cfg.nodeId || connected.has(v)).length;
     const majority = Math.floor(voters.length / 2) + 1;
     return new HiqliteError(
@@ -1652,22 +1647,47 @@ export class HiqliteNode {
     if (sql !== undefined) await this.transferGroupLeadershipAway(sql);
   }
 
+  /**
+   * To the most up-to-date voter this node is connected to. None connected (the cluster is being
+   * stopped as a whole): no handover, and no wait for one that cannot happen. The wait ends when
+   * the target takes over, or its connection drops (it is stopping too), at most twice the
+   * election timeout.
+   */
   private async transferGroupLeadershipAway(g: RaftGroup): Promise<void> {
     const s = g.status();
     if (s.role !== 'leader' || s.progress === null) return;
+    const connected = this.connectedPeers();
     let best: NodeId | null = null;
     let bestMatch = -1;
     for (const [id, p] of s.progress) {
-      if (s.membership.voters.includes(id) && p.match > bestMatch) {
+      if (s.membership.voters.includes(id) && connected.has(id) && p.match > bestMatch) {
         best = id;
         bestMatch = p.match;
       }
     }
-    if (best === null) return;
-    const r = g.transferLeadership(best);
+    if (best === null) {
+      if (s.membership.voters.length > 1)
+        this.log.info({ group: g.group }, 'shutdown: no connected voter to hand leadership to');
+      return;
+    }
+    const to = best;
+    const r = g.transferLeadership(to);
     if (!r.ok) return;
-    await this.waitFor('leadership transfer', this.cfg.electionTimeoutMs * 2, () => !g.isLeader()).catch(
-      () => {},
+    this.log.info({ group: g.group, to }, 'shutdown: handing leadership over');
+    await this.waitFor(
+      'leadership transfer',
+      this.cfg.electionTimeoutMs * 2,
+      () => !g.isLeader() || !this.connectedPeers().has(to),
+    ).catch(() => {});
+  }
+
+  /** The peers with a live control connection, either way. */
+  private connectedPeers(): Set<number> {
+    return new Set(
+      this.transport
+        .status()
+        .filter((p) => p.control === 'ready' || p.inboundControl)
+        .map((p) => p.peerId as number),
     );
   }
 
