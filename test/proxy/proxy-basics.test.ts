@@ -1,7 +1,8 @@
 /**
  * `hiqlite proxy` in front of a 3-node cluster of processes: a remote client (connect() as it
  * is) and the HTTP JSON API work through it, several proxies run side by side, the `leader` op
- * names the proxy, membership requests are refused, and wrong secrets are refused on both sides.
+ * names the proxy, membership requests are refused, wrong secrets are refused on both sides, and
+ * a proxy stopped gracefully leaves no write of its clients in doubt.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -217,6 +218,46 @@ describe('the proxy in front of a 3-node cluster', () => {
     } finally {
       await viaA.close();
       await viaBoth.close();
+    }
+  });
+
+  test('a proxy stopped gracefully under writes: each write done or failed for sure, none in doubt', async () => {
+    const p = await proxies.start('proxy-drain');
+    // Knows only this proxy: without its answers it could not learn what became of a write.
+    const via = await connect({ nodes: [p.address], secretApi: SECRET_API, requestTimeoutMs: 3_000 });
+    const direct = await c.client([1]);
+    await direct.execute('CREATE TABLE drained (id INTEGER PRIMARY KEY)');
+    const acked: number[] = [];
+    const failures = new Map<string, number>();
+    const writers = Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; i < 100_000; i++) {
+        const id = w * 1_000_000 + i;
+        try {
+          await via.execute('INSERT INTO drained (id) VALUES (?)', [id]);
+          acked.push(id);
+        } catch (e) {
+          const code = e instanceof HiqliteError ? e.code : String(e);
+          failures.set(code, (failures.get(code) ?? 0) + 1);
+          return;
+        }
+      }
+    });
+    try {
+      for (let i = 0; i < 2_000 && acked.length < 200; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await p.stop(), 0);
+      await Promise.all(writers);
+      assert.equal(
+        failures.get('HQL_OUTCOME_UNKNOWN') ?? 0,
+        0,
+        `how the writes in flight ended: ${JSON.stringify(Object.fromEntries(failures))}`,
+      );
+      const rows = await direct.queryConsistent<{ id: number }>('SELECT id FROM drained ORDER BY id');
+      assert.deepEqual(
+        rows.map((r) => Number(r.id)),
+        acked.sort((x, y) => x - y),
+      );
+    } finally {
+      await via.close();
     }
   });
 
