@@ -136,21 +136,11 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   backup(): Promise<BackupInfo> {
-    try {
-      this.checkNotClosed();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.takeBackup();
+    return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.takeBackup();
   }
 
   waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
-    try {
-      this.checkNotClosed();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.awaitHealthy(options);
+    return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.awaitHealthy(options);
   }
 
   cache<V = unknown>(name: string): CacheHandle<V> {

@@ -374,17 +374,18 @@ export class ApiConnection {
    */
   private onGoAway(pending: readonly number[]): void {
     const serving = new Set(pending);
-    const refused = new HiqliteError(
-      'HQL_CLOSED',
-      'the node is shutting down; the request was not processed',
-      {
-        retryable: true,
-      },
-    );
     for (const [id, p] of this.pending) {
       if (serving.has(id)) continue;
       this.pending.delete(id);
-      p.reject(notProcessed(refused));
+      p.reject(
+        new RequestNotProcessedError(
+          'HQL_CLOSED',
+          'the node is shutting down; the request was not processed',
+          {
+            retryable: true,
+          },
+        ),
+      );
     }
     this.conn.close({ code: 'closed', detail: 'the node is shutting down (goaway)' });
   }
