@@ -1586,6 +1586,8 @@ export class HiqliteNode {
     // flight get their outcomes, for at most shutdown_timeout_ms, before the groups close under
     // them (each still open then is answered HQL_OUTCOME_UNKNOWN).
     this.cache?.refuseWrites();
+    // One budget for the writes and then the API requests still being served.
+    const drainUntil = this.clock.monotonicMs() + this.cfg.shutdownTimeoutMs;
     if (!(await this.inflight.drained(this.cfg.shutdownTimeoutMs, this.clock)))
       this.log.warn(
         { writes: this.inflight.size, shutdownTimeoutMs: this.cfg.shutdownTimeoutMs },
@@ -1609,9 +1611,10 @@ export class HiqliteNode {
     await this.backups
       ?.close()
       .catch((e: unknown) => this.log.warn({ err: String(e) }, 'closing backups failed'));
-    // Remote clients' connections: the requests being served get their answers (at most
-    // shutdown_timeout_ms), then a goaway tells each client which of its requests were never read.
-    await this.api?.close(this.cfg.shutdownTimeoutMs).catch(() => {});
+    // Remote clients' connections: the requests being served get their answers (within what is
+    // left of shutdown_timeout_ms: a write the drain above gave up on is not waited for twice),
+    // then a goaway tells each client which of its requests were never read.
+    await this.api?.close(Math.max(0, drainUntil - this.clock.monotonicMs())).catch(() => {});
     this.history?.stop(this.clock);
     await this.readPool?.close();
     await this.cache

@@ -181,13 +181,18 @@ export class HiqliteProxy {
     return bound;
   }
 
+  /** How long close() waits for the requests it forwards: request_timeout_ms (their deadline). */
+  get drainMs(): number {
+    return this.cfg.limits.request_timeout_ms ?? 10_000;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.poll !== null) clearTimeout(this.poll);
     this.poll = null;
     // Requests being forwarded get their answers (each ends by its deadline, at most
     // request_timeout_ms), then the goaway tells each client which ones the proxy never read.
-    await this.api.close(this.cfg.limits.request_timeout_ms ?? 10_000);
+    await this.api.close(this.drainMs);
     await this.polling;
     await this.link.close();
   }

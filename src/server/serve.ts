@@ -1,10 +1,11 @@
 /**
  * `hiqlite serve`: one node in this process until SIGTERM / SIGINT, then a graceful shutdown (a
- * leader hands over first) within 10 s, exit code 0.
+ * leader hands over first), exit code 0; exit code 1 if it hangs past the bounds of its waits
+ * (4 × shutdown_timeout_ms) and 10 s more.
  */
 import { pino } from 'pino';
 import { start } from '../client/embedded.js';
-import { onShutdownSignal } from '../client/signals.js';
+import { onShutdownSignal, SHUTDOWN_GRACE_MS } from '../client/signals.js';
 import { HiqliteError } from '../lib/errors.js';
 import { ConfigError, loadTomlConfig, type NodeConfig, resolveConfig } from '../node/config/config.js';
 import { logLevelFromEnv } from '../node/log-level.js';
@@ -60,9 +61,13 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
     process.off('SIGINT', stopWhileStarting);
   }
   process.stdout.write(`READY node ${node.nodeId}\n`);
+  // A shutdown waits at most shutdown_timeout_ms four times (the writes and requests in flight,
+  // the cache group's close, the batch being applied and then its interruption); only a node that
+  // hangs past those and the usual grace is made to exit (code 1).
+  const graceMs = 4 * resolveConfig(config).shutdownTimeoutMs + SHUTDOWN_GRACE_MS;
   onShutdownSignal(async () => {
     await node.shutdown();
-  });
+  }, graceMs);
 }
 
 /**
