@@ -46,6 +46,7 @@ import {
   apiRequestIdOf,
   decodeApiRequest,
   encodeApiMessage,
+  GOAWAY_PENDING_MAX,
 } from '../protocol/api-codec.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { HANDSHAKE_FRAME_BYTES_MAX } from '../protocol/handshake.js';
@@ -59,6 +60,7 @@ import { selfSignedCertificate } from '../transport/self-signed.js';
 import { realTimers, type Timers } from '../transport/timers.js';
 import { type ListenRequest, StreamRequests } from './api-stream-requests.js';
 import { type CacheHttpOps, isCacheRoute, serveCacheHttp } from './cache-http.js';
+import { InFlight } from './in-flight.js';
 import type { ListenStream } from './listen-stream.js';
 
 export interface ApiHandler {
@@ -188,10 +190,9 @@ export class ApiServer {
   private readonly streams = new Set<FramedConnection>();
   /** Authenticated binary connections, watched for silence (`idleTimeoutMs`). */
   private readonly activity = new Map<FramedConnection, StreamActivity>();
-  /** HTTP requests being served, each with whether it is an endless SSE stream (`GET /listen`). */
-  private readonly httpServing = new Map<ServerResponse, boolean>();
-  /** close() waits for the HTTP requests being served: told each time one ends. */
-  private onHttpServed: (() => void) | null = null;
+  /** HTTP requests being served (close() waits for them), SSE streams apart (it cuts those). */
+  private readonly httpRequests = new InFlight();
+  private readonly sseStreams = new Set<ServerResponse>();
   private idleSweep: unknown = null;
   /** Connections closed for silence, since start. */
   private idleClosed = 0;
@@ -274,11 +275,13 @@ export class ApiServer {
   async start(): Promise<{ host: string; port: number }> {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       // Tracked until its response closes, for a graceful close(); an SSE stream never ends by itself.
-      this.httpServing.set(res, isSseRequest(req));
-      res.once('close', () => {
-        this.httpServing.delete(res);
-        this.onHttpServed?.();
-      });
+      if (isSseRequest(req)) {
+        this.sseStreams.add(res);
+        res.once('close', () => this.sseStreams.delete(res));
+      } else {
+        this.httpRequests.enter();
+        res.once('close', () => this.httpRequests.leave());
+      }
       this.onHttp(req, res).catch((e: unknown) => {
         if (!res.headersSent) sendJson(res, 500, { ok: false, error: this.errorBody(e) });
       });
@@ -359,27 +362,13 @@ export class ApiServer {
     // Stops accepting connections (and, Node 19+, closes the idle HTTP ones).
     const stopped =
       server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const [res, endless] of this.httpServing) if (endless) res.destroy();
-    await Promise.all([...streams.map((c) => this.goAway(c, drainMs)), this.httpServed(drainMs, timers)]);
+    for (const res of this.sseStreams) res.destroy();
+    await Promise.all([
+      ...streams.map((c) => this.goAway(c, drainMs)),
+      this.httpRequests.drained(drainMs, timers),
+    ]);
     server?.closeAllConnections();
     await stopped;
-  }
-
-  /** Resolves once no HTTP request but SSE streams is being served, or after `timeoutMs`. */
-  private httpServed(timeoutMs: number, timers: Timers): Promise<void> {
-    const busy = () => [...this.httpServing.values()].some((endless) => !endless);
-    if (!busy() || timeoutMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        timers.clearTimeout(timer);
-        this.onHttpServed = null;
-        resolve();
-      };
-      const timer = timers.setTimeout(done, timeoutMs);
-      this.onHttpServed = () => {
-        if (!busy()) done();
-      };
-    });
   }
 
   private async goAway(conn: FramedConnection, drainMs: number): Promise<void> {
@@ -392,7 +381,11 @@ export class ApiServer {
     a.flow.beginGoAway();
     await a.flow.served(drainMs, this.o.timers ?? realTimers);
     if (conn.closed) return;
-    conn.write(encodeFrame(encodeApiMessage({ goaway: true, pending: a.flow.servingIds() })));
+    // More still served than a goaway may list (api_requests_inflight_max set that high): no
+    // goaway; the client then takes every unanswered request as maybe processed, as before.
+    const pending = a.flow.servingIds();
+    if (pending.length <= GOAWAY_PENDING_MAX)
+      conn.write(encodeFrame(encodeApiMessage({ goaway: true, pending })));
     conn.close({ code: 'closed', detail: 'node shutting down' }, { flush: true });
   }
 
@@ -756,15 +749,14 @@ function isSseRequest(req: IncomingMessage): boolean {
 const SEND_BACKLOG_CHECK_BYTES = 1024 * 1024;
 
 class StreamFlow {
-  private inflight = 0;
+  /** Requests of the 'request' lane being served (their slots). */
+  private readonly inflight = new InFlight();
   private waits = 0;
   private readonly waiting: (() => void)[] = [];
   /** The requests being served (either lane), by id: how many with that id (a client may reuse one). */
   private readonly ids = new Map<number, number>();
   /** beginGoAway() was called: no request is started any more. */
   private stopped = false;
-  /** served(): called when no request of the 'request' lane is being served any more. */
-  private onIdle: (() => void) | null = null;
 
   constructor(
     private readonly conn: FramedConnection,
@@ -807,19 +799,8 @@ class StreamFlow {
   }
 
   /** Resolves once no request of the 'request' lane is being served, or after `timeoutMs`. */
-  served(timeoutMs: number, timers: Timers): Promise<void> {
-    if (this.inflight === 0 || timeoutMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = timers.setTimeout(() => {
-        this.onIdle = null;
-        resolve();
-      }, timeoutMs);
-      this.onIdle = () => {
-        timers.clearTimeout(timer);
-        this.onIdle = null;
-        resolve();
-      };
-    });
+  async served(timeoutMs: number, timers: Timers): Promise<void> {
+    await this.inflight.drained(timeoutMs, timers);
   }
 
   /** The ids of the requests being served (the goaway's `pending`). */
@@ -834,8 +815,8 @@ class StreamFlow {
 
   /** Runs `serve` now, or once fewer than `inflightMax` requests are being served. */
   submit(serve: () => void): void {
-    if (this.inflight < this.inflightMax) {
-      this.inflight++;
+    if (this.inflight.size < this.inflightMax) {
+      this.inflight.enter();
       serve();
       return;
     }
@@ -864,16 +845,16 @@ class StreamFlow {
       this.answerNow(frame);
       return;
     }
-    this.inflight--;
+    // The next request takes the slot before this one leaves it: served() does not wake between.
     if (!this.conn.closed && this.roomFor()) this.write(frame);
-    if (this.inflight === 0) this.onIdle?.();
+    this.inflight.leave();
   }
 
   private write(frame: Uint8Array): void {
     this.conn.write(frame);
     const next = this.waiting.shift();
     if (next !== undefined) {
-      this.inflight++;
+      this.inflight.enter();
       next();
     }
     if (this.waiting.length === 0) this.conn.resume();

@@ -47,7 +47,7 @@ import { type LockGrantInfo, LockWaiters } from './cache-locks.js';
 import type { ResolvedNodeConfig } from './config/config.js';
 import { cacheLimitsOf } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
-import type { InflightWrites } from './inflight-writes.js';
+import type { InFlight } from './in-flight.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { type ChunkSnapshotStore, chunkStoreOf, MemorySnapshotStore } from './memory-snapshot-store.js';
 import { type Forwarded, proposeWithRetries } from './propose-retry.js';
@@ -112,8 +112,8 @@ export interface CacheGroupDeps {
   readonly defer?: (fn: () => void) => void;
   /** Test only (see CachePlantedBugs). */
   readonly plantedBugs?: CachePlantedBugs;
-  /** The node's writes in flight, which its graceful shutdown waits for (inflight-writes.ts). */
-  readonly inflight?: InflightWrites;
+  /** The node's writes in flight, which its graceful shutdown waits for (in-flight.ts). */
+  readonly inflight?: InFlight;
 }
 
 /**
@@ -835,7 +835,7 @@ export class CacheGroup {
 
   /**
    * The node's graceful shutdown begins: new writes and lock requests are refused (HQL_CLOSED);
-   * those in flight go on, and the node waits for them (InflightWrites) before close().
+   * those in flight go on, and the node waits for them (InFlight) before close().
    */
   refuseWrites(): void {
     this.refusing = true;

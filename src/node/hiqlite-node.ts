@@ -62,7 +62,7 @@ import { resolveConfig, threadHeapLimits } from './config/config.js';
 import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
-import { InflightWrites } from './inflight-writes.js';
+import { InFlight } from './in-flight.js';
 import { addAsLearner, joinGroup, promoteLearner } from './join-procedure.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
@@ -214,8 +214,8 @@ export class HiqliteNode {
   private readonly history: MetricsHistory | null;
   private started = false;
   private closing: Promise<void> | null = null;
-  /** Writes of both groups in flight, which a graceful shutdown waits for (inflight-writes.ts). */
-  private readonly inflight = new InflightWrites();
+  /** Writes of both groups in flight, which a graceful shutdown waits for (in-flight.ts). */
+  private readonly inflight = new InFlight();
   /** Backups (src/backup, handed in as a feature), once the node runs. */
   private backups: NodeBackups | null = null;
   /** Leader: the last join handled per node (by the joining process's nonce). */

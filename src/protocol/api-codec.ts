@@ -136,7 +136,10 @@ export interface ApiGoAway {
   readonly pending: readonly number[];
 }
 
-/** The most ids a goaway lists (a connection serves at most two inflight budgets at once). */
+/**
+ * The most ids a goaway may list (a client refuses a longer one as malformed): a node serving more
+ * on one connection (api_requests_inflight_max set that high) sends no goaway, and closes.
+ */
 export const GOAWAY_PENDING_MAX = 1 << 17;
 
 export function encodeApiMessage(m: ApiRequest | ApiResponse | ApiPush | ApiGoAway): Uint8Array {
