@@ -21,6 +21,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { LeaderBackups } from '../dashboard/backend.js';
 import { Dashboard } from '../dashboard/dashboard.js';
 import { MetricsHistory } from '../dashboard/metrics-history.js';
+import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -384,8 +385,7 @@ export class HiqliteNode {
   private async clusterClockKnown(): Promise<void> {
     const wait = this.peerClocks.ready();
     if (wait === null) return;
-    await wait;
-    this.throwIfStartCancelled();
+    await this.unlessStartCancelled(wait);
   }
 
   /** This node's wall clock minus the cluster's, in ms (peer-clocks.ts; 0 until peers answer). */
@@ -624,12 +624,14 @@ export class HiqliteNode {
     this.campaignIfSoleVoter(this.group);
     this.campaignIfSoleVoter(this.cache.group);
     const remainingMs = () => Math.max(0, deadline - this.clock.monotonicMs());
-    await Promise.all([
-      this.ensureMembership(this.group, 'sql', join, remainingMs()),
-      this.ensureMembership(this.cache.group, 'cache', this.cache.join, remainingMs()),
-    ]);
+    await this.unlessStartCancelled(
+      Promise.all([
+        this.ensureMembership(this.group, 'sql', join, remainingMs()),
+        this.ensureMembership(this.cache.group, 'cache', this.cache.join, remainingMs()),
+      ]),
+    );
     await this.clusterClockKnown();
-    await this.caughtUp(remainingMs());
+    await this.unlessStartCancelled(this.caughtUp(remainingMs()));
     this.started = true;
     this.backups =
       (await this.features.backups?.({
@@ -777,14 +779,16 @@ export class HiqliteNode {
       this.group.campaign();
     }
     this.campaignIfSoleVoter(this.group);
-    await this.ensureMembership(
-      this.group,
-      'cache',
-      this.cache.join,
-      Math.max(0, deadline - this.clock.monotonicMs()),
+    await this.unlessStartCancelled(
+      this.ensureMembership(
+        this.group,
+        'cache',
+        this.cache.join,
+        Math.max(0, deadline - this.clock.monotonicMs()),
+      ),
     );
     await this.clusterClockKnown();
-    await this.caughtUp(Math.max(0, deadline - this.clock.monotonicMs()));
+    await this.unlessStartCancelled(this.caughtUp(Math.max(0, deadline - this.clock.monotonicMs())));
     this.started = true;
     this.log.info(
       { api: cfg.self.addrApi, raft: cfg.self.addrRaft, sqlite: false, dataDir: cfg.dataDir },
@@ -1712,11 +1716,40 @@ export class HiqliteNode {
   }
 
   private throwIfStartCancelled(): void {
-    if (this.startSignal?.aborted === true) {
-      throw new HiqliteError('HQL_ABORTED', `start of node ${this.cfg.nodeId} was cancelled`, {
-        retryable: true,
+    if (this.startSignal?.aborted === true) throw this.startCancelled();
+  }
+
+  private startCancelled(): HiqliteError {
+    return new HiqliteError('HQL_ABORTED', `start of node ${this.cfg.nodeId} was cancelled`, {
+      retryable: true,
+    });
+  }
+
+  /**
+   * `step`, or HQL_ABORTED as soon as start()'s signal fires: a start waiting for its barriers
+   * (up to `proposal_timeout_ms`) or a majority's clocks stops when cancelled, not at the end of
+   * that wait. The step's own outcome is then dropped: the failed start shuts the node down, which
+   * ends it.
+   */
+  private unlessStartCancelled<T>(step: Promise<T>): Promise<T> {
+    const signal = this.startSignal;
+    if (signal === undefined) return step;
+    return new Promise<T>((resolve, reject) => {
+      const stop = whenAborted(signal, () => {
+        step.catch(() => {});
+        reject(this.startCancelled());
       });
-    }
+      step.then(
+        (v) => {
+          stop();
+          resolve(v);
+        },
+        (e: unknown) => {
+          stop();
+          reject(e);
+        },
+      );
+    });
   }
 
   private requireGroup(): void {

@@ -52,6 +52,13 @@ const FRESH_INTERVALS = 3;
  * third is waited for where a writer waits: see settled()).
  */
 const CLOCKS_AGREE_MS = 100;
+/**
+ * While writers wait (ready()), a peer that could not be asked is asked again after this, not
+ * at the next interval: in a cluster starting together, the nodes up first asked peers whose
+ * ports were not open yet, and their start waited a whole interval for the next round (60 s
+ * with a 60 s interval).
+ */
+const READY_RETRY_MS = 100;
 
 export interface PeerClocksDeps {
   readonly clock: Clock;
@@ -77,6 +84,8 @@ export class PeerClocks {
   private running = false;
   private closed = false;
   private warnedAtMono = Number.NEGATIVE_INFINITY;
+  /** Peers asked again soon (READY_RETRY_MS) because ready() waits and they could not be asked. */
+  private readonly retries = new Map<number, TimerHandle>();
   /** The last median, at `carriedMono` on the monotonic clock (NaN: no majority known yet). */
   private carriedMs = Number.NaN;
   private carriedMono = 0;
@@ -153,6 +162,8 @@ export class PeerClocks {
     this.closed = true;
     if (this.timer !== null) this.d.clock.clearTimer(this.timer);
     this.timer = null;
+    for (const t of this.retries.values()) this.d.clock.clearTimer(t);
+    this.retries.clear();
     this.endReadyWait();
   }
 
@@ -289,7 +300,9 @@ export class PeerClocks {
     try {
       answer = await this.d.askWallMs(peer, intervalMs);
     } catch {
-      return; // down or unreachable: its samples age out
+      // Down or unreachable: its samples age out. Asked again soon while writers wait.
+      this.retrySoon(peer);
+      return;
     }
     const received = clock.monotonicMs();
     if (this.closed || typeof answer !== 'number' || !Number.isFinite(answer)) return;
@@ -298,6 +311,19 @@ export class PeerClocks {
     if (list.length > SAMPLES_KEPT) list.shift();
     this.samples.set(peer, list);
     if (this.readyWait !== null && this.settled(received)) this.endReadyWait();
+  }
+
+  private retrySoon(peer: number): void {
+    if (this.closed || !this.running || this.readyWait === null || this.retries.has(peer)) return;
+    const t = this.d.clock.setTimer(
+      () => {
+        this.retries.delete(peer);
+        if (this.readyWait !== null) void this.probe(peer);
+      },
+      READY_RETRY_MS,
+      { keepAlive: false },
+    );
+    this.retries.set(peer, t);
   }
 
   private warnIfOff(): void {

@@ -14,7 +14,10 @@ import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { HiqliteError, start } from '../../src/index.js';
-import { oneNodeConfig } from '../support/one-node-config.js';
+import type { NodeConfig } from '../../src/node/config/config.js';
+import { freePorts } from '../support/free-ports.js';
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { within } from '../support/within.js';
 
 /** A logger that aborts `ac` when the node says it started (the last step of a start). */
 function abortingLogger(ac: AbortController) {
@@ -49,5 +52,53 @@ for (const thread of ['main', 'worker'] as const) {
       await again.execute('CREATE TABLE t (x)');
       await again.close();
     });
+  });
+}
+
+/**
+ * A start waits to join, for a majority's clocks (up to `clock_probe_interval_ms`, here a
+ * minute) and for its read barriers (up to `proposal_timeout_ms`, here two): cancelled in any of
+ * them, it rejects HQL_ABORTED at once, not at the end of the wait (the clock and barrier waits
+ * did not watch the signal). Three nodes of a new cluster started together, all cancelled after
+ * a few seconds, wherever each stands: each either started or stopped, within the test's bound.
+ */
+for (const thread of ['main', 'worker'] as const) {
+  test(`a start waiting for the cluster stops when cancelled (thread '${thread}')`, async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-start-cancel-q-'));
+    try {
+      const ports = await freePorts(6);
+      const members = [1, 2, 3].map((id, i) => ({
+        id,
+        addrRaft: `127.0.0.1:${ports[2 * i]}`,
+        addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
+      }));
+      const configOf = (id: number): NodeConfig => ({
+        nodeId: id,
+        nodes: members,
+        dataDir: join(root, `node-${id}`),
+        clockProbeIntervalMs: 60_000,
+        proposalTimeoutMs: 120_000,
+        ...TEST_SECRETS,
+      });
+      const ac = new AbortController();
+      const outcomes = [1, 2, 3].map((id) =>
+        start(configOf(id), { thread, signal: ac.signal, joinTimeoutMs: 300_000 }).then(
+          async (node) => {
+            await node.close();
+            return 'started';
+          },
+          (e: unknown) => (e instanceof HiqliteError ? e.code : String(e)),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 3_000));
+      ac.abort();
+      const ended = await within(Promise.all(outcomes), 20_000, 'the cancelled starts to end');
+      assert.ok(
+        ended.every((o) => o === 'HQL_ABORTED' || o === 'started'),
+        `outcomes: ${ended.join(', ')}`,
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 }

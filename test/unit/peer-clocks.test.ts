@@ -265,6 +265,31 @@ describe('PeerClocks', () => {
     await lateWait;
   });
 
+  test('while writers wait, a peer that could not be asked is asked again soon, not a whole interval later', async () => {
+    const { peers, clocks, pass, fireTimers } = cluster(2);
+    for (const id of [2, 3]) peers.set(id, 'down'); // their ports are not open yet
+    clocks.start();
+    fireTimers(); // the first round: both refused
+    await new Promise((r) => setImmediate(r));
+    assert.notEqual(clocks.ready(), null);
+    peers.set(2, 0); // node 2 opened its port
+    pass(100);
+    fireTimers(); // asked again, long before the next round (INTERVAL_MS)
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clocks.ready(), null, 'two clocks of three known: writers go on');
+    // Nobody waits any more: node 3, still down, is left to the rounds.
+    peers.set(3, 0);
+    pass(200);
+    fireTimers();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clocks.peerOffsets().has(3), false, 'not asked again before the next round');
+    pass(INTERVAL_MS);
+    fireTimers();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clocks.peerOffsets().has(3), true, 'asked at the next round');
+    clocks.close();
+  });
+
   test('waitReady keeps the writer’s deadline: HQL_TIMEOUT when the clock is not known by then', async () => {
     const { peers, clocks, pass, fireTimers } = cluster(2);
     for (const id of [2, 3]) peers.set(id, 'down');
