@@ -100,8 +100,28 @@ export type CallBody =
 
 export type Call = CallBody & { readonly id: number };
 
+/**
+ * A turn's calls with their small cache writes flat (PACKED_*): the structured clone of a flat
+ * array of strings and numbers costs the two threads less than half of one object (and a
+ * command object inside it) per write, and leaves the node's thread less garbage. `items` holds,
+ * in the order of the calls, either a Call or PACKED_WRITE followed by PACKED_WRITE_FIELDS
+ * fields; the values are views of `values`, which moves with the message.
+ */
+export interface PackedCalls {
+  readonly type: 'packed-calls';
+  readonly items: readonly unknown[];
+  readonly values: ArrayBuffer;
+}
+/** The tag of a packed write in PackedCalls.items (a Call is an object, never a number). */
+export const PACKED_WRITE = 0;
+/** After the tag: id, command type, cache, key, value offset, value length, ttlMs, timeoutMs (-1: none). */
+export const PACKED_WRITE_FIELDS = 8;
+/** The command types a packed write carries, by their index here. */
+export const PACKED_WRITE_TYPES = ['put', 'replace', 'putIfAbsent'] as const;
+
 export type ToWorker =
   | { readonly type: 'calls'; readonly calls: readonly Call[] }
+  | PackedCalls
   /** The caller's AbortSignal fired for these calls (reads with timeoutMs). */
   | { readonly type: 'abort'; readonly ids: readonly number[] }
   /** StartOptions.signal fired while start() was still running. */

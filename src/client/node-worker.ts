@@ -11,6 +11,7 @@ import type { ListenItem, Subscription } from '../node/cache-listeners.js';
 import { transferError } from '../node/error-transfer.js';
 import { HiqliteNode as NodeRuntime } from '../node/hiqlite-node.js';
 import { dataPaths } from '../node/sqlite-setting.js';
+import type { CacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import { notificationBytes } from '../sm/cache/notifications.js';
 import { digestOf } from './cache-mirror.js';
@@ -24,6 +25,10 @@ import {
   LEADER_SLOT,
   type NodeEvent,
   type NodeWorkerData,
+  PACKED_WRITE,
+  PACKED_WRITE_FIELDS,
+  PACKED_WRITE_TYPES,
+  type PackedCalls,
   REPLY_ERROR,
   REPLY_OK,
   type Replies,
@@ -95,6 +100,9 @@ port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'calls':
       for (const call of m.calls) serve(call);
+      return;
+    case 'packed-calls':
+      servePacked(m);
       return;
     case 'abort':
       for (const id of m.ids) aborts.get(id)?.abort();
@@ -259,6 +267,36 @@ function serve(call: Call): void {
     (value) => answer(call.id, REPLY_OK, value, 0),
     (e: unknown) => answer(call.id, REPLY_ERROR, transferError(e), 0),
   );
+}
+
+/** A turn's calls, their small cache writes flat (PackedCalls), served in their order. */
+function servePacked(m: PackedCalls): void {
+  const { items, values } = m;
+  for (let i = 0; i < items.length; ) {
+    const item = items[i];
+    if (item !== PACKED_WRITE) {
+      serve(item as Call);
+      i++;
+      continue;
+    }
+    const type = PACKED_WRITE_TYPES[items[i + 2] as number] as (typeof PACKED_WRITE_TYPES)[number];
+    const ttlMs = items[i + 7] as number;
+    const timeoutMs = items[i + 8] as number;
+    const command: CacheCommand = {
+      type,
+      cache: items[i + 3] as string,
+      key: items[i + 4] as string,
+      value: new Uint8Array(values, items[i + 5] as number, items[i + 6] as number),
+      ...(ttlMs === -1 ? {} : { ttlMs }),
+    };
+    serveCacheWrite({
+      op: 'cacheWrite',
+      id: items[i + 1] as number,
+      command,
+      ...(timeoutMs === -1 ? {} : { timeoutMs }),
+    });
+    i += 1 + PACKED_WRITE_FIELDS;
+  }
 }
 
 /** One answer, in the flat layout of Replies (node-thread-protocol.ts). */

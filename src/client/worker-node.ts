@@ -64,6 +64,9 @@ import {
   LEADER_SLOT,
   type NodeEvent,
   type NodeWorkerData,
+  PACKED_WRITE,
+  PACKED_WRITE_TYPES,
+  type PackedCalls,
   REPLY_FIELDS,
   REPLY_OK,
   SHARED_BYTES,
@@ -676,10 +679,9 @@ class WorkerNode extends ClientBase implements HiqliteNode {
    */
   private postCalls(calls: Call[]): void {
     try {
-      const packed = packCacheValues(calls);
+      const packed = packCalls(calls);
       if (packed === null) this.post({ type: 'calls', calls });
-      else if (this.gone === null)
-        this.worker.postMessage({ type: 'calls', calls: packed.calls }, [packed.buffer]);
+      else if (this.gone === null) this.worker.postMessage(packed, [packed.values]);
       return;
     } catch (e) {
       if (!isDataCloneError(e)) throw e;
@@ -951,41 +953,56 @@ class WorkerListenSource implements ListenSource {
   }
 }
 
-/** A value at most this large travels in the turn's shared buffer (packCacheValues). */
+/** A value at most this large travels in the turn's shared buffer (packCalls). */
 const PACKED_VALUE_BYTES_MAX = 4096;
 
 /**
- * The cache values of a turn's writes copied into one buffer that moves (is transferred) with the
- * calls: the node's thread receives views of one buffer instead of one buffer per value (each a
- * separate allocation there, freed by its garbage collector). Null when no call has such a value.
+ * A turn's calls, their small cache writes flat (node-thread-protocol.ts, PackedCalls), their
+ * values copied into one buffer that moves with the message: the node's thread receives views of
+ * one buffer instead of one buffer per value. Null when no call is such a write.
  */
-function packCacheValues(calls: readonly Call[]): { calls: Call[]; buffer: ArrayBuffer } | null {
-  const values: (Uint8Array | null)[] = new Array(calls.length);
+function packCalls(calls: readonly Call[]): PackedCalls | null {
   let total = 0;
-  for (let i = 0; i < calls.length; i++) {
-    const v = packableValue(calls[i] as Call);
-    values[i] = v;
+  for (const c of calls) {
+    const v = packableValue(c);
     if (v !== null) total += v.byteLength;
   }
   if (total === 0) return null;
-  const buffer = new ArrayBuffer(total);
+  const values = new ArrayBuffer(total);
+  const bytes = new Uint8Array(values);
+  const items: unknown[] = [];
   let at = 0;
-  const out = calls.map((c, i) => {
-    const v = values[i];
-    if (v === null || v === undefined || c.op !== 'cacheWrite') return c;
-    const view = new Uint8Array(buffer, at, v.byteLength);
-    view.set(v);
+  for (const c of calls) {
+    const v = packableValue(c);
+    if (v === null || c.op !== 'cacheWrite') {
+      items.push(c);
+      continue;
+    }
+    const cmd = c.command as Extract<CacheCommand, { value: Uint8Array }>;
+    bytes.set(v, at);
+    items.push(
+      PACKED_WRITE,
+      c.id,
+      PACKED_WRITE_TYPES.indexOf(cmd.type),
+      cmd.cache,
+      cmd.key,
+      at,
+      v.byteLength,
+      cmd.ttlMs ?? -1,
+      c.timeoutMs ?? -1,
+    );
     at += v.byteLength;
-    return { ...c, command: { ...c.command, value: view } } as Call;
-  });
-  return { calls: out, buffer };
+  }
+  return { type: 'packed-calls', items, values };
 }
 
+/** The value of a write that travels packed, or null. */
 function packableValue(c: Call): Uint8Array | null {
   if (c.op !== 'cacheWrite') return null;
   const cmd = c.command;
   if (cmd.type !== 'put' && cmd.type !== 'replace' && cmd.type !== 'putIfAbsent') return null;
-  return cmd.value.byteLength <= PACKED_VALUE_BYTES_MAX ? cmd.value : null;
+  // A value of zero bytes: nothing to pack, and the write is cloned as it is.
+  return cmd.value.byteLength > 0 && cmd.value.byteLength <= PACKED_VALUE_BYTES_MAX ? cmd.value : null;
 }
 
 /** Thrown by postMessage for a value the structured clone algorithm cannot copy. */

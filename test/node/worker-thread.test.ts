@@ -234,6 +234,37 @@ test('a call holding what cannot cross threads fails alone with HQL_INVALID_PARA
   }
 });
 
+test("one turn's packed writes keep their order with the other calls, and their TTL", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+  const node = await start(await config(root));
+  try {
+    const c = node.cache<string>('order');
+    // One turn: small writes cross flat, a delete and a counter as objects, in between; the node
+    // applies them in the order they were called.
+    const calls: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 20; i++) {
+      calls.push(c.put(`k${i}`, `first ${i}`));
+      if (i % 2 === 0) calls.push(c.delete(`k${i}`));
+      calls.push(node.counter('order').add('n', 1n));
+      if (i % 3 === 0) calls.push(c.put(`k${i}`, `second ${i}`, { ttlMs: 3_600_000 }));
+      calls.push(c.put(`t${i}`, 'short-lived', { ttlMs: 1 }));
+    }
+    await Promise.all(calls);
+    for (let i = 0; i < 20; i++) {
+      const expected = i % 3 === 0 ? `second ${i}` : i % 2 === 0 ? null : `first ${i}`;
+      assert.equal(await c.get(`k${i}`, { consistency: 'linearizable' }), expected, `k${i}`);
+    }
+    assert.equal(await node.counter('order').get('n'), 20n);
+    // A TTL of 1 ms ends in log time: gone once the log moved on (the next writes).
+    await new Promise((r) => setTimeout(r, 20));
+    await c.put('later', 'x');
+    for (let i = 0; i < 20; i++) assert.equal(await c.get(`t${i}`), null, `t${i} expired`);
+  } finally {
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("one turn's cache values cross in one buffer: each arrives whole, beside large ones and a refused call", async () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
   const node = await start(await config(root));
