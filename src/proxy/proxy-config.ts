@@ -7,10 +7,12 @@ import { parseApiAddress } from '../client/api-address.js';
 import {
   type Env,
   type HostPort,
+  isPlainTable,
   NODES_MAX,
   parseBindHost,
   parseHostPort,
   parseNodeEntry,
+  parseNodeTable,
   SECRET_CHARS_MIN,
 } from '../node/config/config.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from '../node/config/config-errors.js';
@@ -172,7 +174,10 @@ function secret(
   return value;
 }
 
-/** `nodes`: API addresses, or the node entries of a node's config ("<id> <raft> <api>"). */
+/**
+ * `nodes`: API addresses, or the node entries of a node's config (`"<id> <raft> <api>"` or
+ * `{ id, addr_raft, addr_api }`).
+ */
 function clusterNodes(value: unknown, problems: ConfigProblems): string[] | null {
   if (value === undefined) {
     problems.add('nodes', "is required: the cluster's API addresses");
@@ -185,8 +190,21 @@ function clusterNodes(value: unknown, problems: ConfigProblems): string[] | null
   const out: string[] = [];
   for (let i = 0; i < value.length; i++) {
     const item: unknown = value[i];
+    // A node config's table entry ({ id, addr_raft, addr_api }): its API address.
+    if (isPlainTable(item)) {
+      const table = parseNodeTable(item);
+      if (!table.ok) {
+        problems.add(`nodes[${i}]`, `a table: ${table.reason}`);
+        continue;
+      }
+      out.push(...apiAddressOf(table.value.addrApi, i, problems));
+      continue;
+    }
     if (typeof item !== 'string') {
-      problems.add(`nodes[${i}]`, `must be a string, got ${describeValue(item)}`);
+      problems.add(
+        `nodes[${i}]`,
+        `must be an API address string (or a node entry), got ${describeValue(item)}`,
+      );
       continue;
     }
     const entry = /\s/.test(item.trim()) ? parseNodeEntry(item) : null;
@@ -194,13 +212,18 @@ function clusterNodes(value: unknown, problems: ConfigProblems): string[] | null
       problems.add(`nodes[${i}]`, `"${item}": ${entry.reason}`);
       continue;
     }
-    const addr = entry === null ? item.trim() : entry.value.addrApi;
-    try {
-      parseApiAddress(addr);
-      out.push(addr);
-    } catch (e) {
-      problems.add(`nodes[${i}]`, e instanceof Error ? e.message.replace(/^connect: /, '') : String(e));
-    }
+    out.push(...apiAddressOf(entry === null ? item.trim() : entry.value.addrApi, i, problems));
   }
   return out.length === value.length ? out : null;
+}
+
+/** [addr] when it is a valid API address, else [] with the problem reported. */
+function apiAddressOf(addr: string, i: number, problems: ConfigProblems): string[] {
+  try {
+    parseApiAddress(addr);
+    return [addr];
+  } catch (e) {
+    problems.add(`nodes[${i}]`, e instanceof Error ? e.message.replace(/^connect: /, '') : String(e));
+    return [];
+  }
 }

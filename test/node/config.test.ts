@@ -431,7 +431,11 @@ entry_bytes_max = 0
           message:
             '"2 localhost": expected "<id> <raft host:port> <api host:port>", like "1 127.0.0.1:8100 127.0.0.1:8200"',
         },
-        { key: 'nodes[3]', message: '4: must be a string' },
+        {
+          key: 'nodes[3]',
+          message:
+            '4: must be a "<id> <raft host:port> <api host:port>" string or a { id, addr_raft, addr_api } table',
+        },
         { key: 'node_id', message: 'must be an integer, got "one"' },
         {
           key: 'nodes[2] api address',
@@ -444,6 +448,40 @@ entry_bytes_max = 0
           key: 'heartbeat_interval_ms',
           message: '1000 must be less than half of election_timeout_ms (1500)',
         },
+      ],
+    );
+  });
+
+  test('node entries as inline tables ({ id, addr_raft, addr_api }), the shape of start()', () => {
+    const tables = BASE_TOML.replace(
+      /nodes = \[[^\]]*\]/s,
+      `nodes = [
+  { id = 1, addr_raft = "127.0.0.1:8100", addr_api = "127.0.0.1:8200" },
+  "2 127.0.0.2:8100 127.0.0.2:8200",
+  { id = 3, addr_raft = "127.0.0.3:8100", addr_api = "127.0.0.3:8200" },
+]`,
+    );
+    assert.notEqual(tables, BASE_TOML);
+    assert.deepEqual(parseTomlConfig(tables, {}).config.nodes, parseTomlConfig(BASE_TOML, {}).config.nodes);
+    const wrong = BASE_TOML.replace(
+      /nodes = \[[^\]]*\]/s,
+      `nodes = [
+  { id = 1, addr_raft = "127.0.0.1:8100", addr_api = "127.0.0.1:8200" },
+  { id = 2, raft = "127.0.0.2:8100", addr_api = "127.0.0.2:8200" },
+  { id = "three", addr_raft = "127.0.0.3:8100", addr_api = "127.0.0.3:8200" },
+  { id = 4, addr_raft = "127.0.0.4:8100" },
+  { id = 5, addr_raft = "127.0.0.5", addr_api = "127.0.0.5:8200" },
+]`,
+    );
+    const form = 'a node table takes { id = <id>, addr_raft = "<host:port>", addr_api = "<host:port>" }';
+    assert.deepEqual(
+      problemsOf(() => parseTomlConfig(wrong, {})),
+      [
+        { key: 'nodes[1]', message: `a table: has "raft": ${form}` },
+        { key: 'nodes[2]', message: 'a table: has id "three", expected a positive integer' },
+        { key: 'nodes[3]', message: `a table: lacks addr_api: ${form}` },
+        // The addresses of a table are checked as a string's are.
+        { key: 'nodes[4] raft address', message: '"127.0.0.5" has no port (expected "host:port")' },
       ],
     );
   });
@@ -603,7 +641,8 @@ describe('environment overrides', () => {
         { key: 'node_id (from HQL_NODE_ID)', message: 'expected an integer, got "first"' },
         {
           key: 'nodes',
-          message: 'must be a list of "<id> <raft host:port> <api host:port>" strings, got "1 a:1 a:2"',
+          message:
+            'must be a list of "<id> <raft host:port> <api host:port>" strings (or { id, addr_raft, addr_api } tables), got "1 a:1 a:2"',
         },
       ],
     );

@@ -44,6 +44,33 @@ describe('proxy configuration', () => {
     assert.equal(c.limits.request_timeout_ms, 10_000);
   });
 
+  test("a node config's table entries give their API address; a wrong one is named", () => {
+    const c = parseProxyConfig(
+      [
+        '[hiqlite]',
+        'proxy_addr_api = "127.0.0.1:8300"',
+        'nodes = [{ id = 1, addr_raft = "127.0.0.1:8100", addr_api = "127.0.0.1:8200" }, "127.0.0.1:8201"]',
+        `secret_api = "${SECRET}"`,
+      ].join('\n'),
+      {},
+    );
+    assert.deepEqual(c.nodes, ['127.0.0.1:8200', '127.0.0.1:8201']);
+    const problems = problemsOf(
+      [
+        '[hiqlite]',
+        'proxy_addr_api = "127.0.0.1:8300"',
+        'nodes = [{ id = 1, addr_api = "127.0.0.1:8200" }, { id = 2, addr_raft = "a:1", addr_api = "ftp://x:1" }, 7]',
+        `secret_api = "${SECRET}"`,
+      ].join('\n'),
+    );
+    assert.deepEqual(problems, [
+      'nodes[0]: a table: lacks addr_raft: a node table takes { id = <id>, addr_raft = "<host:port>", addr_api = "<host:port>" }',
+      problems[1] as string,
+      'nodes[2]: must be an API address string (or a node entry), got 7',
+    ]);
+    assert.match(problems[1] as string, /^nodes\[1\]: .*scheme "ftp:\/\/"/);
+  });
+
   test('variables override the file', () => {
     const c = parseProxyConfig(
       ['[hiqlite]', 'proxy_addr_api = "127.0.0.1:8300"', 'nodes = ["127.0.0.1:8200"]'].join('\n'),

@@ -81,6 +81,36 @@ export function parseNodeEntry(text: string): Parsed<{ id: number; addrRaft: str
   return { ok: true, value: { id: Number(id), addrRaft, addrApi } };
 }
 
+/**
+ * A node entry as a TOML inline table: `{ id = 1, addr_raft = "127.0.0.1:8100", addr_api =
+ * "127.0.0.1:8200" }`, the shape of `start()`'s `nodes` (a first-hour user writes it so; the
+ * string form is the Rust project's). Exactly these three keys.
+ */
+export function parseNodeTable(
+  table: Readonly<Record<string, unknown>>,
+): Parsed<{ id: number; addrRaft: string; addrApi: string }> {
+  const keys = Object.keys(table);
+  const unknown = keys.filter((k) => !NODE_TABLE_KEYS.includes(k));
+  if (unknown.length > 0)
+    return fail(`has ${unknown.map((k) => `"${k}"`).join(', ')}: a node table takes ${NODE_TABLE_FORM}`);
+  const { id, addr_raft: addrRaft, addr_api: addrApi } = table;
+  const missing = NODE_TABLE_KEYS.filter((k) => table[k] === undefined);
+  if (missing.length > 0) return fail(`lacks ${missing.join(', ')}: a node table takes ${NODE_TABLE_FORM}`);
+  if (typeof id !== 'number' && typeof id !== 'bigint')
+    return fail(`has id ${JSON.stringify(String(id))}, expected a positive integer`);
+  if (typeof addrRaft !== 'string' || typeof addrApi !== 'string')
+    return fail(`has an address that is not a "host:port" string: a node table takes ${NODE_TABLE_FORM}`);
+  return { ok: true, value: { id: Number(id), addrRaft, addrApi } };
+}
+
+/** A TOML table (not a list, not a date). */
+export function isPlainTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+const NODE_TABLE_KEYS = ['id', 'addr_raft', 'addr_api'];
+const NODE_TABLE_FORM = '{ id = <id>, addr_raft = "<host:port>", addr_api = "<host:port>" }';
+
 function checkHostname(host: string): string | null {
   if (host.length === 0) return 'has an empty host';
   if (LOOKS_LIKE_IPV4.test(host)) return isIPv4(host) ? null : `has "${host}", which is not an IPv4 address`;

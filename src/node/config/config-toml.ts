@@ -13,7 +13,7 @@ import { parse, TomlError } from 'smol-toml';
 import { assertNever } from '../../lib/assert.js';
 import { decodeUtf8 } from '../../lib/utf8.js';
 import { FileTooLargeError, readFileBounded } from '../../transport/bounded-file.js';
-import { parseNodeEntry } from './config-address.js';
+import { isPlainTable, parseNodeEntry, parseNodeTable } from './config-address.js';
 import { ConfigError, ConfigProblems, closestKey, describeValue } from './config-errors.js';
 import { envName, RUST_ONLY_ENV, RUST_ONLY_KEYS, TOML_KEYS, type TomlKey } from './config-keys.js';
 import { checkConfig } from './config-resolve.js';
@@ -308,7 +308,10 @@ function assemble(
   return config;
 }
 
-/** Node entries parsed from `"<id> <raft> <api>"` strings; entries that do not parse are reported and left out. */
+/**
+ * Node entries parsed from `"<id> <raft> <api>"` strings or `{ id, addr_raft, addr_api }`
+ * tables; entries that do not parse are reported and left out.
+ */
 function nodeEntries(
   value: unknown,
   namer: TomlNamer,
@@ -316,20 +319,24 @@ function nodeEntries(
   problems: ConfigProblems,
 ): unknown {
   if (!Array.isArray(value)) {
-    const message = `must be a list of "<id> <raft host:port> <api host:port>" strings, got ${describeValue(value)}`;
+    const message = `must be a list of "<id> <raft host:port> <api host:port>" strings (or { id, addr_raft, addr_api } tables), got ${describeValue(value)}`;
     problems.addNamed(namer('nodes'), message, 'nodes');
     return undefined;
   }
   const out: Array<{ id: number; addrRaft: string; addrApi: string }> = [];
   for (let i = 0; i < value.length; i++) {
     const entry: unknown = value[i];
-    const parsed = typeof entry === 'string' ? parseNodeEntry(entry) : null;
+    const parsed =
+      typeof entry === 'string' ? parseNodeEntry(entry) : isPlainTable(entry) ? parseNodeTable(entry) : null;
     if (parsed?.ok === true) {
       nodeIndex.push(i);
       out.push(parsed.value);
       continue;
     }
-    const reason = parsed === null ? 'must be a string' : parsed.reason;
+    const reason =
+      parsed === null
+        ? 'must be a "<id> <raft host:port> <api host:port>" string or a { id, addr_raft, addr_api } table'
+        : parsed.reason;
     // Before the push below, entry i has no config index yet: name it by its list index directly.
     problems.addNamed(namer(`nodes[${i}]`, i), `${describeValue(entry)}: ${reason}`, 'nodes');
   }

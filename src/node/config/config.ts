@@ -6,7 +6,14 @@
 import type { ThreadHeapLimits } from '../../sm/sql/worker-client.js';
 import type { ResolvedNodeConfig } from './config-types.js';
 
-export { formatHostPort, parseBindHost, parseHostPort, parseNodeEntry } from './config-address.js';
+export {
+  formatHostPort,
+  isPlainTable,
+  parseBindHost,
+  parseHostPort,
+  parseNodeEntry,
+  parseNodeTable,
+} from './config-address.js';
 export { ConfigError, type ConfigProblem } from './config-errors.js';
 export {
   type GenerateConfigOptions,
