@@ -16,6 +16,7 @@ import type { LockRequest } from '../node/cache-locks.js';
 import type { NodeConfig } from '../node/config/config.js';
 import type { TransferredError } from '../node/error-transfer.js';
 import type { CacheCommand } from '../sm/cache/command.js';
+import type { CacheOutcome } from '../sm/cache/result.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { MirrorEvent } from './cache-mirror-wire.js';
@@ -101,11 +102,12 @@ export type CallBody =
 export type Call = CallBody & { readonly id: number };
 
 /**
- * A turn's calls with their small cache writes flat (PACKED_*): the structured clone of a flat
- * array of strings and numbers costs the two threads less than half of one object (and a
- * command object inside it) per write, and leaves the node's thread less garbage. `items` holds,
- * in the order of the calls, either a Call or PACKED_WRITE followed by PACKED_WRITE_FIELDS
- * fields; the values are views of `values`, which moves with the message.
+ * A turn's calls with their small cache writes and keyed cache commands flat (PACKED_*): the
+ * structured clone of a flat array of strings and numbers costs the two threads less than half
+ * of one object (and a command object inside it) per write, and leaves the node's thread less
+ * garbage. `items` holds, in the order of the calls, a Call, or PACKED_WRITE and
+ * PACKED_WRITE_FIELDS fields, or PACKED_KEYED and PACKED_KEYED_FIELDS fields; the values are
+ * views of `values`, which moves with the message.
  */
 export interface PackedCalls {
   readonly type: 'packed-calls';
@@ -118,6 +120,66 @@ export const PACKED_WRITE = 0;
 export const PACKED_WRITE_FIELDS = 8;
 /** The command types a packed write carries, by their index here. */
 export const PACKED_WRITE_TYPES = ['put', 'replace', 'putIfAbsent'] as const;
+/**
+ * The tag of a packed keyed command (no value): after it id, command type (PACKED_KEYED_TYPES),
+ * cache or counter name, key, the counter's bigint (or null), timeoutMs (-1: none).
+ */
+export const PACKED_KEYED = 1;
+export const PACKED_KEYED_FIELDS = 6;
+export const PACKED_KEYED_TYPES = [
+  'delete',
+  'getRemove',
+  'counterAdd',
+  'counterSet',
+  'counterDelete',
+] as const;
+
+/**
+ * The outcome of a cache write, as its answer carries it: for the frequent commands only what
+ * varies (put: null; delete: deleted; …), rebuilt by the application's thread from the type it
+ * asked for (`outcomeFromReply`); the others as they are. One object less to clone per answer.
+ */
+export function outcomeToReply(o: CacheOutcome): unknown {
+  switch (o.type) {
+    case 'put':
+    case 'counterSet':
+      return null;
+    case 'delete':
+    case 'counterDelete':
+      return o.deleted;
+    case 'replace':
+      return o.previous;
+    case 'putIfAbsent':
+      return o.stored;
+    case 'getRemove':
+    case 'counterAdd':
+      return o.value;
+    default:
+      return o;
+  }
+}
+
+/** The outcome of a `type` command from its answer (outcomeToReply). */
+export function outcomeFromReply(type: CacheCommand['type'], v: unknown): CacheOutcome {
+  switch (type) {
+    case 'put':
+    case 'counterSet':
+      return { type };
+    case 'delete':
+    case 'counterDelete':
+      return { type, deleted: v as boolean };
+    case 'replace':
+      return { type, previous: v as Uint8Array | null };
+    case 'putIfAbsent':
+      return { type, stored: v as boolean };
+    case 'getRemove':
+      return { type, value: v as Uint8Array | null };
+    case 'counterAdd':
+      return { type, value: v as bigint };
+    default:
+      return v as CacheOutcome;
+  }
+}
 
 export type ToWorker =
   | { readonly type: 'calls'; readonly calls: readonly Call[] }

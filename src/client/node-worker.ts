@@ -25,6 +25,10 @@ import {
   LEADER_SLOT,
   type NodeEvent,
   type NodeWorkerData,
+  outcomeToReply,
+  PACKED_KEYED,
+  PACKED_KEYED_FIELDS,
+  PACKED_KEYED_TYPES,
   PACKED_WRITE,
   PACKED_WRITE_FIELDS,
   PACKED_WRITE_TYPES,
@@ -274,6 +278,22 @@ function servePacked(m: PackedCalls): void {
   const { items, values } = m;
   for (let i = 0; i < items.length; ) {
     const item = items[i];
+    if (item === PACKED_KEYED) {
+      const timeoutMs = items[i + 6] as number;
+      serveCacheWrite({
+        op: 'cacheWrite',
+        id: items[i + 1] as number,
+        command: keyedCommand(
+          PACKED_KEYED_TYPES[items[i + 2] as number] as (typeof PACKED_KEYED_TYPES)[number],
+          items[i + 3] as string,
+          items[i + 4] as string,
+          items[i + 5] as bigint | null,
+        ),
+        ...(timeoutMs === -1 ? {} : { timeoutMs }),
+      });
+      i += 1 + PACKED_KEYED_FIELDS;
+      continue;
+    }
     if (item !== PACKED_WRITE) {
       serve(item as Call);
       i++;
@@ -296,6 +316,26 @@ function servePacked(m: PackedCalls): void {
       ...(timeoutMs === -1 ? {} : { timeoutMs }),
     });
     i += 1 + PACKED_WRITE_FIELDS;
+  }
+}
+
+/** The command of a packed keyed item (PACKED_KEYED). */
+function keyedCommand(
+  type: (typeof PACKED_KEYED_TYPES)[number],
+  name: string,
+  key: string,
+  n: bigint | null,
+): CacheCommand {
+  switch (type) {
+    case 'delete':
+    case 'getRemove':
+      return { type, cache: name, key };
+    case 'counterAdd':
+      return { type, counter: name, key, delta: n as bigint };
+    case 'counterSet':
+      return { type, counter: name, key, value: n as bigint };
+    case 'counterDelete':
+      return { type, counter: name, key };
   }
 }
 
@@ -326,7 +366,7 @@ function serveCacheWrite(call: Extract<Call, { op: 'cacheWrite' }>): void {
     ({ result }) => {
       if (!result.ok) answer(call.id, REPLY_ERROR, transferError(cacheErrorFromInfo(result.error)), 0);
       // Every entry applied so far was handed to the mirror's feed before this answer.
-      else answer(call.id, REPLY_OK, result.value, caches.sm.appliedIndex());
+      else answer(call.id, REPLY_OK, outcomeToReply(result.value), caches.sm.appliedIndex());
     },
     (e: unknown) => answer(call.id, REPLY_ERROR, transferError(e), 0),
   );

@@ -64,6 +64,9 @@ import {
   LEADER_SLOT,
   type NodeEvent,
   type NodeWorkerData,
+  outcomeFromReply,
+  PACKED_KEYED,
+  PACKED_KEYED_TYPES,
   PACKED_WRITE,
   PACKED_WRITE_TYPES,
   type PackedCalls,
@@ -387,7 +390,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     };
     // Read-your-writes: onBatch checks the mirror against the applied index of the answer.
-    return (await this.call(body, this.cfg.proposalTimeoutMs)) as CacheOutcome;
+    return outcomeFromReply(command.type, await this.call(body, this.cfg.proposalTimeoutMs));
   }
 
   override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
@@ -957,17 +960,20 @@ class WorkerListenSource implements ListenSource {
 const PACKED_VALUE_BYTES_MAX = 4096;
 
 /**
- * A turn's calls, their small cache writes flat (node-thread-protocol.ts, PackedCalls), their
- * values copied into one buffer that moves with the message: the node's thread receives views of
- * one buffer instead of one buffer per value. Null when no call is such a write.
+ * A turn's calls, their small cache writes and keyed cache commands flat (node-thread-protocol.ts,
+ * PackedCalls), the writes' values copied into one buffer that moves with the message: the
+ * node's thread receives views of one buffer instead of one buffer per value. Null when no call
+ * is packed.
  */
 function packCalls(calls: readonly Call[]): PackedCalls | null {
   let total = 0;
+  let keyed = 0;
   for (const c of calls) {
     const v = packableValue(c);
     if (v !== null) total += v.byteLength;
+    else if (keyedIndex(c) !== -1) keyed++;
   }
-  if (total === 0) return null;
+  if (total === 0 && keyed === 0) return null;
   const values = new ArrayBuffer(total);
   const bytes = new Uint8Array(values);
   const items: unknown[] = [];
@@ -975,7 +981,21 @@ function packCalls(calls: readonly Call[]): PackedCalls | null {
   for (const c of calls) {
     const v = packableValue(c);
     if (v === null || c.op !== 'cacheWrite') {
-      items.push(c);
+      const k = keyedIndex(c);
+      if (k === -1 || c.op !== 'cacheWrite') {
+        items.push(c);
+        continue;
+      }
+      const cmd = c.command as Extract<CacheCommand, { type: (typeof PACKED_KEYED_TYPES)[number] }>;
+      items.push(
+        PACKED_KEYED,
+        c.id,
+        k,
+        'cache' in cmd ? cmd.cache : cmd.counter,
+        cmd.key,
+        cmd.type === 'counterAdd' ? cmd.delta : cmd.type === 'counterSet' ? cmd.value : null,
+        c.timeoutMs ?? -1,
+      );
       continue;
     }
     const cmd = c.command as Extract<CacheCommand, { value: Uint8Array }>;
@@ -994,6 +1014,12 @@ function packCalls(calls: readonly Call[]): PackedCalls | null {
     at += v.byteLength;
   }
   return { type: 'packed-calls', items, values };
+}
+
+/** The index in PACKED_KEYED_TYPES of a keyed cache command (no value), or -1. */
+function keyedIndex(c: Call): number {
+  if (c.op !== 'cacheWrite') return -1;
+  return (PACKED_KEYED_TYPES as readonly string[]).indexOf(c.command.type);
 }
 
 /** The value of a write that travels packed, or null. */

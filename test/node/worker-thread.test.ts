@@ -255,6 +255,37 @@ test("one turn's packed writes keep their order with the other calls, and their 
       assert.equal(await c.get(`k${i}`, { consistency: 'linearizable' }), expected, `k${i}`);
     }
     assert.equal(await node.counter('order').get('n'), 20n);
+    // What each kind of write answers, sent together in one turn (packed, keyed and as objects).
+    const n = node.counter('answers');
+    const [stored, notStored, previous, removed, absent, deleted, notDeleted, set, added, counterDeleted] =
+      await Promise.all([
+        c.putIfAbsent('fresh', 'one'),
+        c.putIfAbsent('fresh', 'two'),
+        c.replace('fresh', 'three'),
+        c.getRemove('fresh'),
+        c.getRemove('fresh'),
+        c.delete('k1'),
+        c.delete('never'),
+        n.set('x', 40n),
+        n.add('x', 2n),
+        n.delete('x'),
+      ]);
+    assert.deepEqual(
+      { stored, notStored, previous, removed, absent, deleted, notDeleted, set, added, counterDeleted },
+      {
+        stored: true,
+        notStored: false,
+        previous: 'one',
+        removed: 'three',
+        absent: null,
+        deleted: true,
+        notDeleted: false,
+        set: undefined,
+        added: 42n,
+        counterDeleted: true,
+      },
+    );
+    assert.equal(await n.get('x'), null);
     // A TTL of 1 ms ends in log time: gone once the log moved on (the next writes).
     await new Promise((r) => setTimeout(r, 20));
     await c.put('later', 'x');
