@@ -67,6 +67,17 @@ export class HttpBodyError extends HiqliteError {
  * The whole body of `req`, within `limits`. Rejects with an HttpBodyError when it is too large
  * (announced or received) or late, and with HQL_CLOSED when the client went away before its end.
  */
+/** Requests whose body readBody is still receiving (bodyArriving). */
+const arriving = new WeakSet<IncomingMessage>();
+
+/**
+ * True while readBody waits for the rest of `req`'s body: the request has not been processed
+ * (a server shutting down answers it "not processed" instead of waiting for a slow upload).
+ */
+export function bodyArriving(req: IncomingMessage): boolean {
+  return arriving.has(req);
+}
+
 export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
   const { bytesMax } = limits;
   const timeoutMs = limits.timeoutMs ?? HTTP_BODY_TIMEOUT_MS_DEFAULT;
@@ -87,6 +98,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
     const chunks: Buffer[] = [];
     let total = 0;
     const settle = (error: Error | null) => {
+      arriving.delete(req);
       clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
@@ -132,6 +144,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
         ),
       timeoutMs,
     );
+    arriving.add(req);
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', onError);

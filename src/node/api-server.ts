@@ -27,6 +27,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   type BodyLimits,
+  bodyArriving,
   closeIfBodyUnread,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
   HttpBodyError,
@@ -192,6 +193,8 @@ export class ApiServer {
   private readonly activity = new Map<FramedConnection, StreamActivity>();
   /** HTTP requests being served (close() waits for them), SSE streams apart (it cuts those). */
   private readonly httpRequests = new InFlight();
+  /** The HTTP requests being served (not SSE), for close(): those still uploading are refused. */
+  private readonly httpServing = new Map<IncomingMessage, ServerResponse>();
   private readonly sseStreams = new Set<ServerResponse>();
   private idleSweep: unknown = null;
   /** Connections closed for silence, since start. */
@@ -280,7 +283,11 @@ export class ApiServer {
         res.once('close', () => this.sseStreams.delete(res));
       } else {
         this.httpRequests.enter();
-        res.once('close', () => this.httpRequests.leave());
+        this.httpServing.set(req, res);
+        res.once('close', () => {
+          this.httpServing.delete(req);
+          this.httpRequests.leave();
+        });
       }
       this.onHttp(req, res).catch((e: unknown) => {
         if (!res.headersSent) sendJson(res, 500, { ok: false, error: this.errorBody(e) });
@@ -363,6 +370,17 @@ export class ApiServer {
     const stopped =
       server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     for (const res of this.sseStreams) res.destroy();
+    // A request whose body is still arriving has not been processed (readBody has not returned):
+    // answered so now, instead of waiting up to drainMs for a slow upload; its handler's read
+    // of the body then fails and it processes nothing.
+    for (const [req, res] of this.httpServing) {
+      if (!bodyArriving(req) || res.headersSent) continue;
+      sendError(res, 503, 'HQL_CLOSED', 'the node is shutting down: the request was not processed', {
+        headers: { connection: 'close' },
+        retryable: true,
+      });
+      res.once('finish', () => req.destroy());
+    }
     await Promise.all([
       ...streams.map((c) => this.goAway(c, drainMs)),
       this.httpRequests.drained(drainMs, timers),

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { within } from '../support/within.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hq-http-close-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -71,6 +72,64 @@ test('HTTP requests in flight at shutdown get their answers', async () => {
     assert.deepEqual(
       rows.map((r) => Number(r.id)),
       written,
+    );
+  } finally {
+    await again.close();
+  }
+});
+
+/**
+ * A request whose body is still arriving at shutdown has not been processed: it is answered so
+ * at once (503 HQL_CLOSED, retryable), instead of holding the shutdown for up to
+ * shutdown_timeout_ms (here a minute) while the client uploads slowly. A sibling that sent its
+ * whole body is served.
+ */
+test('a slow upload in flight at shutdown is answered not processed, and does not hold the close', async () => {
+  const cfg = { ...(await oneNodeConfig(root)), shutdownTimeoutMs: 60_000 };
+  const addr = cfg.nodes[0]?.addrApi ?? '';
+  const [host, port] = addr.split(':');
+  const node = await start(cfg, { thread: 'main' });
+  await node.execute('CREATE TABLE u (id INTEGER PRIMARY KEY)');
+  const body = JSON.stringify({ sql: 'INSERT INTO u (id) VALUES (1)' });
+  const answer = new Promise<string>((resolve) => {
+    const r = request(
+      {
+        host,
+        port: Number(port),
+        path: '/execute',
+        method: 'POST',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(body.length),
+          'x-api-secret': TEST_SECRETS.secretApi,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () => resolve(`${res.statusCode} ${text}`));
+        res.on('error', (e) => resolve(`error ${e.message}`));
+      },
+    );
+    r.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+    // Half of the body; the rest never comes before the shutdown.
+    r.write(body.slice(0, 10));
+  });
+  const whole = post(addr, '/execute', { sql: 'INSERT INTO u (id) VALUES (2)' });
+  await new Promise((r) => setTimeout(r, 300));
+  await within(node.close(), 20_000, 'the close with a slow upload in flight');
+  assert.match(await answer, /^503 .*"code":"HQL_CLOSED".*"retryable":true/);
+  assert.match(await whole, /^200 /);
+  const again = await start(cfg, { thread: 'main' });
+  try {
+    const rows = await again.query<{ id: number }>('SELECT id FROM u ORDER BY id');
+    assert.deepEqual(
+      rows.map((r) => Number(r.id)),
+      [2],
     );
   } finally {
     await again.close();
