@@ -17,9 +17,13 @@ import { within } from '../support/within.js';
 const root = mkdtempSync(join(tmpdir(), 'hq-http-close-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** One request on its own connection: `status body`, or `error CODE` when the connection failed. */
-function post(addr: string, path: string, body: unknown): Promise<string> {
+/**
+ * A POST on its own connection, `bytes` of `body` sent (all by default; fewer: the rest never
+ * comes): `status body`, or `error CODE` when the connection failed.
+ */
+function post(addr: string, path: string, body: unknown, bytes?: number): Promise<string> {
   const [host, port] = addr.split(':');
+  const text = JSON.stringify(body);
   return new Promise((resolve) => {
     const r = request(
       {
@@ -28,20 +32,25 @@ function post(addr: string, path: string, body: unknown): Promise<string> {
         path,
         method: 'POST',
         agent: false,
-        headers: { 'content-type': 'application/json', 'x-api-secret': TEST_SECRETS.secretApi },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(text)),
+          'x-api-secret': TEST_SECRETS.secretApi,
+        },
       },
       (res) => {
-        let text = '';
+        let got = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
-          text += c;
+          got += c;
         });
-        res.on('end', () => resolve(`${res.statusCode} ${text}`));
+        res.on('end', () => resolve(`${res.statusCode} ${got}`));
         res.on('error', (e) => resolve(`error ${e.message}`));
       },
     );
     r.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
-    r.end(JSON.stringify(body));
+    if (bytes === undefined) r.end(text);
+    else r.write(text.slice(0, bytes));
   });
 }
 
@@ -87,38 +96,10 @@ test('HTTP requests in flight at shutdown get their answers', async () => {
 test('a slow upload in flight at shutdown is answered not processed, and does not hold the close', async () => {
   const cfg = { ...(await oneNodeConfig(root)), shutdownTimeoutMs: 60_000 };
   const addr = cfg.nodes[0]?.addrApi ?? '';
-  const [host, port] = addr.split(':');
   const node = await start(cfg, { thread: 'main' });
   await node.execute('CREATE TABLE u (id INTEGER PRIMARY KEY)');
-  const body = JSON.stringify({ sql: 'INSERT INTO u (id) VALUES (1)' });
-  const answer = new Promise<string>((resolve) => {
-    const r = request(
-      {
-        host,
-        port: Number(port),
-        path: '/execute',
-        method: 'POST',
-        agent: false,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': String(body.length),
-          'x-api-secret': TEST_SECRETS.secretApi,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          text += c;
-        });
-        res.on('end', () => resolve(`${res.statusCode} ${text}`));
-        res.on('error', (e) => resolve(`error ${e.message}`));
-      },
-    );
-    r.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
-    // Half of the body; the rest never comes before the shutdown.
-    r.write(body.slice(0, 10));
-  });
+  // Ten bytes of the body; the rest never comes before the shutdown.
+  const answer = post(addr, '/execute', { sql: 'INSERT INTO u (id) VALUES (1)' }, 10);
   const whole = post(addr, '/execute', { sql: 'INSERT INTO u (id) VALUES (2)' });
   await new Promise((r) => setTimeout(r, 300));
   await within(node.close(), 20_000, 'the close with a slow upload in flight');

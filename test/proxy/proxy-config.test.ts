@@ -24,15 +24,20 @@ function problemsOf(text: string, env: Record<string, string> = {}): string[] {
   assert.fail('expected a ConfigError');
 }
 
+/** A proxy file listening on 127.0.0.1:8300 with these `nodes` (TOML) and the test secret. */
+function proxyToml(nodes: string): string {
+  return [
+    '[hiqlite]',
+    'proxy_addr_api = "127.0.0.1:8300"',
+    `nodes = ${nodes}`,
+    `secret_api = "${SECRET}"`,
+  ].join('\n');
+}
+
 describe('proxy configuration', () => {
   test('a minimal file: node-style entries and plain addresses, defaults as a node', () => {
     const c = parseProxyConfig(
-      [
-        '[hiqlite]',
-        'proxy_addr_api = "127.0.0.1:8300"',
-        'nodes = ["1 127.0.0.1:8100 127.0.0.1:8200", "127.0.0.1:8201", "https://db.example:8202"]',
-        `secret_api = "${SECRET}"`,
-      ].join('\n'),
+      proxyToml('["1 127.0.0.1:8100 127.0.0.1:8200", "127.0.0.1:8201", "https://db.example:8202"]'),
       {},
     );
     assert.deepEqual(c.nodes, ['127.0.0.1:8200', '127.0.0.1:8201', 'https://db.example:8202']);
@@ -46,22 +51,14 @@ describe('proxy configuration', () => {
 
   test("a node config's table entries give their API address; a wrong one is named", () => {
     const c = parseProxyConfig(
-      [
-        '[hiqlite]',
-        'proxy_addr_api = "127.0.0.1:8300"',
-        'nodes = [{ id = 1, addr_raft = "127.0.0.1:8100", addr_api = "127.0.0.1:8200" }, "127.0.0.1:8201"]',
-        `secret_api = "${SECRET}"`,
-      ].join('\n'),
+      proxyToml('[{ id = 1, addr_raft = "127.0.0.1:8100", addr_api = "127.0.0.1:8200" }, "127.0.0.1:8201"]'),
       {},
     );
     assert.deepEqual(c.nodes, ['127.0.0.1:8200', '127.0.0.1:8201']);
     const problems = problemsOf(
-      [
-        '[hiqlite]',
-        'proxy_addr_api = "127.0.0.1:8300"',
-        'nodes = [{ id = 1, addr_api = "127.0.0.1:8200" }, { id = 2, addr_raft = "a:1", addr_api = "ftp://x:1" }, 7]',
-        `secret_api = "${SECRET}"`,
-      ].join('\n'),
+      proxyToml(
+        '[{ id = 1, addr_api = "127.0.0.1:8200" }, { id = 2, addr_raft = "a:1", addr_api = "ftp://x:1" }, 7]',
+      ),
     );
     assert.deepEqual(problems, [
       'nodes[0]: a table: lacks addr_raft: a node table takes { id = <id>, addr_raft = "<host:port>", addr_api = "<host:port>" }',
