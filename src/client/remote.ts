@@ -164,11 +164,21 @@ export class RemoteClient extends ClientBase {
         `query: the SQL text is ${sql.length} characters long, more than a request to a node carries (${SQL_BYTES_MAX})`,
         { retryable: false },
       );
+    // The parameters as they are now: the request may wait for a connection (or be sent again)
+    // after the caller reused its array or Buffer. Writes are encoded at the call already.
+    let snapshot: Params;
+    try {
+      snapshot = structuredClone(params);
+    } catch (e) {
+      throw new HiqliteError('HQL_INVALID_PARAMS', `query: a parameter cannot be sent (${String(e)})`, {
+        retryable: false,
+      });
+    }
     return (await this.call(
       {
         op: 'query',
         sql,
-        params,
+        params: snapshot,
         consistency: options.consistency ?? 'local',
         minIndex: options.minIndex ?? 0,
       },

@@ -598,6 +598,20 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         ),
       );
     }
+    // What the caller passed now, not at the end of the turn when the call leaves: a caller that
+    // reuses its parameter array or Buffer right after the call (without awaiting it) must not
+    // change what is written or read, as with the node on this thread or a remote client (found:
+    // a Buffer refilled after execute() was written refilled). Cache writes carry a fresh copy
+    // of their value already (encodeCacheValue).
+    let sent: CallBody = body;
+    if (body.op === 'write' || body.op === 'query') {
+      try {
+        sent = structuredClone(body);
+      } catch (e) {
+        if (!isDataCloneError(e)) throw e;
+        return Promise.reject(notSendable(body.op, e));
+      }
+    }
     const id = this.nextId++;
     return new Promise<unknown>((resolve, reject) => {
       // Aborted already: after the call is registered below (abort() needs it).
@@ -610,7 +624,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         reject,
         cleanup,
       });
-      this.outCalls.push({ ...body, id } as Call);
+      this.outCalls.push({ ...sent, id } as Call);
       this.scheduleFlush();
     });
   }
@@ -697,13 +711,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         const p = this.pending.get(c.id);
         if (p === undefined) continue;
         this.settle(c.id, p);
-        p.reject(
-          new HiqliteError(
-            'HQL_INVALID_PARAMS',
-            `${c.op}: a parameter or value cannot be sent to the node's thread (${(e as Error).message})`,
-            { retryable: false },
-          ),
-        );
+        p.reject(notSendable(c.op, e));
       }
     }
   }
@@ -1029,6 +1037,15 @@ function packableValue(c: Call): Uint8Array | null {
   if (cmd.type !== 'put' && cmd.type !== 'replace' && cmd.type !== 'putIfAbsent') return null;
   // A value of zero bytes: nothing to pack, and the write is cloned as it is.
   return cmd.value.byteLength > 0 && cmd.value.byteLength <= PACKED_VALUE_BYTES_MAX ? cmd.value : null;
+}
+
+/** A call holding what cannot cross threads (a function, a symbol, an object with one inside). */
+function notSendable(op: string, e: unknown): HiqliteError {
+  return new HiqliteError(
+    'HQL_INVALID_PARAMS',
+    `${op}: a parameter or value cannot be sent to the node's thread (${(e as Error).message})`,
+    { retryable: false },
+  );
 }
 
 /** Thrown by postMessage for a value the structured clone algorithm cannot copy. */

@@ -234,6 +234,41 @@ test('a call holding what cannot cross threads fails alone with HQL_INVALID_PARA
   }
 });
 
+for (const thread of ['worker', 'main'] as const) {
+  test(`a call writes and reads what was passed at the call, not what its arguments became (thread '${thread}')`, async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+    const node = await start(await config(root), { thread });
+    try {
+      await node.execute('CREATE TABLE b (v BLOB, s TEXT)');
+      // The caller reuses its Buffer and its parameter array right after the calls, before they
+      // settle (they leave for the node's thread only at the end of the turn).
+      const buf = Buffer.from('aaaa');
+      const params: Array<Uint8Array | string> = [Buffer.from('cccc'), 'y'];
+      const first = node.execute('INSERT INTO b VALUES (?, ?)', [buf, 'x']);
+      const second = node.execute('INSERT INTO b VALUES (?, ?)', params);
+      const txn = node.txn([['INSERT INTO b VALUES (?, ?)', params]]);
+      const read = node.query('SELECT count(*) AS n FROM b WHERE s = ?', params.slice(1), {
+        timeoutMs: 5_000,
+      });
+      const readParams = ['y'];
+      const read2 = node.query('SELECT ? AS p', readParams, { timeoutMs: 5_000 });
+      buf.fill(0x62);
+      params[1] = 'mutated';
+      readParams[0] = 'mutated';
+      await Promise.all([first, second, txn, read]);
+      assert.deepEqual((await read2)[0], { p: 'y' });
+      const rows = await node.query<{ v: Uint8Array; s: string }>('SELECT v, s FROM b ORDER BY rowid');
+      assert.deepEqual(
+        rows.map((r) => `${Buffer.from(r.v).toString()} ${r.s}`),
+        ['aaaa x', 'cccc y', 'cccc y'],
+      );
+    } finally {
+      await node.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+}
+
 test("one turn's packed writes keep their order with the other calls, and their TTL", async () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
   const node = await start(await config(root));

@@ -178,10 +178,18 @@ export class ReadPool {
     }
     const { timeoutMs, signal } = options;
     if (signal?.aborted === true) return Promise.reject(abortedError());
+    // The parameters as they are now: the read may wait in the queue or for a thread to start,
+    // and a caller that reuses its array or Buffer meanwhile must not change what is read.
+    let snapshot: QueryParams;
+    try {
+      snapshot = structuredClone(params);
+    } catch (e) {
+      return Promise.reject(unsendableParam(e));
+    }
     return new Promise<Row[]>((resolve, reject) => {
       const job: Job = {
         sql,
-        params,
+        params: snapshot,
         timeoutMs,
         deadlineMs: performance.now() + timeoutMs,
         resolve,
@@ -259,14 +267,7 @@ export class ReadPool {
     } catch (e) {
       slot.job = null;
       this.armIdle(slot);
-      settle(
-        job,
-        new HiqliteError(
-          'HQL_INVALID_PARAMS',
-          `a parameter cannot be sent to a read thread (${e instanceof Error ? e.message : String(e)}); bind null, numbers, bigints, strings, booleans or Uint8Array`,
-          { retryable: false, cause: e },
-        ),
-      );
+      settle(job, unsendableParam(e));
     }
   }
 
@@ -466,4 +467,13 @@ function closedError(): HiqliteError {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** A parameter the structured clone algorithm cannot copy to a read thread. */
+function unsendableParam(e: unknown): HiqliteError {
+  return new HiqliteError(
+    'HQL_INVALID_PARAMS',
+    `a parameter cannot be sent to a read thread (${e instanceof Error ? e.message : String(e)}); bind null, numbers, bigints, strings, booleans or Uint8Array`,
+    { retryable: false, cause: e },
+  );
 }
