@@ -975,65 +975,69 @@ const PACKED_VALUE_BYTES_MAX = 4096;
  */
 function packCalls(calls: readonly Call[]): PackedCalls | null {
   let total = 0;
-  let keyed = 0;
+  let packed = 0;
   for (const c of calls) {
-    const v = packableValue(c);
+    if (c.op !== 'cacheWrite') continue;
+    const v = packableValue(c.command);
     if (v !== null) total += v.byteLength;
-    else if (keyedIndex(c) !== -1) keyed++;
+    if (v !== null || (PACKED_KEYED_TYPES as readonly string[]).includes(c.command.type)) packed++;
   }
-  if (total === 0 && keyed === 0) return null;
+  if (packed === 0) return null;
   const values = new ArrayBuffer(total);
   const bytes = new Uint8Array(values);
   const items: unknown[] = [];
   let at = 0;
   for (const c of calls) {
-    const v = packableValue(c);
-    if (v === null || c.op !== 'cacheWrite') {
-      const k = keyedIndex(c);
-      if (k === -1 || c.op !== 'cacheWrite') {
-        items.push(c);
-        continue;
-      }
-      const cmd = c.command as Extract<CacheCommand, { type: (typeof PACKED_KEYED_TYPES)[number] }>;
-      items.push(
-        PACKED_KEYED,
-        c.id,
-        k,
-        'cache' in cmd ? cmd.cache : cmd.counter,
-        cmd.key,
-        cmd.type === 'counterAdd' ? cmd.delta : cmd.type === 'counterSet' ? cmd.value : null,
-        c.timeoutMs ?? -1,
-      );
+    if (c.op !== 'cacheWrite') {
+      items.push(c);
       continue;
     }
-    const cmd = c.command as Extract<CacheCommand, { value: Uint8Array }>;
-    bytes.set(v, at);
-    items.push(
-      PACKED_WRITE,
-      c.id,
-      PACKED_WRITE_TYPES.indexOf(cmd.type),
-      cmd.cache,
-      cmd.key,
-      at,
-      v.byteLength,
-      cmd.ttlMs ?? -1,
-      c.timeoutMs ?? -1,
-    );
-    at += v.byteLength;
+    const cmd = c.command;
+    const v = packableValue(cmd);
+    const keyed = v === null ? keyedParts(cmd) : null;
+    if (v !== null && (cmd.type === 'put' || cmd.type === 'replace' || cmd.type === 'putIfAbsent')) {
+      bytes.set(v, at);
+      items.push(
+        PACKED_WRITE,
+        c.id,
+        PACKED_WRITE_TYPES.indexOf(cmd.type),
+        cmd.cache,
+        cmd.key,
+        at,
+        v.byteLength,
+        cmd.ttlMs ?? -1,
+        c.timeoutMs ?? -1,
+      );
+      at += v.byteLength;
+    } else if (keyed !== null) items.push(PACKED_KEYED, c.id, ...keyed, c.timeoutMs ?? -1);
+    else items.push(c);
   }
   return { type: 'packed-calls', items, values };
 }
 
-/** The index in PACKED_KEYED_TYPES of a keyed cache command (no value), or -1. */
-function keyedIndex(c: Call): number {
-  if (c.op !== 'cacheWrite') return -1;
-  return (PACKED_KEYED_TYPES as readonly string[]).indexOf(c.command.type);
+/**
+ * A keyed cache command (no value) as PACKED_KEYED fields: its type's index in
+ * PACKED_KEYED_TYPES, cache or counter name, key, and the counter's number (or null); null for
+ * any other command.
+ */
+function keyedParts(cmd: CacheCommand): [number, string, string, bigint | null] | null {
+  switch (cmd.type) {
+    case 'delete':
+    case 'getRemove':
+      return [PACKED_KEYED_TYPES.indexOf(cmd.type), cmd.cache, cmd.key, null];
+    case 'counterAdd':
+      return [PACKED_KEYED_TYPES.indexOf(cmd.type), cmd.counter, cmd.key, cmd.delta];
+    case 'counterSet':
+      return [PACKED_KEYED_TYPES.indexOf(cmd.type), cmd.counter, cmd.key, cmd.value];
+    case 'counterDelete':
+      return [PACKED_KEYED_TYPES.indexOf(cmd.type), cmd.counter, cmd.key, null];
+    default:
+      return null;
+  }
 }
 
 /** The value of a write that travels packed, or null. */
-function packableValue(c: Call): Uint8Array | null {
-  if (c.op !== 'cacheWrite') return null;
-  const cmd = c.command;
+function packableValue(cmd: CacheCommand): Uint8Array | null {
   if (cmd.type !== 'put' && cmd.type !== 'replace' && cmd.type !== 'putIfAbsent') return null;
   // A value of zero bytes: nothing to pack, and the write is cloned as it is.
   return cmd.value.byteLength > 0 && cmd.value.byteLength <= PACKED_VALUE_BYTES_MAX ? cmd.value : null;
