@@ -671,7 +671,10 @@ export class CacheGroup {
         await this.raft.readBarrier({ timeoutMs: Math.max(1, deadline - clock.monotonicMs()) });
         return;
       } catch (e) {
-        if (!(e instanceof HiqliteError) || !e.retryable || clock.monotonicMs() >= deadline) throw e;
+        // Closed or stopped meanwhile: the wait ends (the group's HQL_CLOSED is retryable for a
+        // client, which asks another node; retried here, it ran on to its deadline).
+        if (!(e instanceof HiqliteError) || !e.retryable || !this.running) throw e;
+        if (clock.monotonicMs() >= deadline) throw e;
       }
       await sleep(clock, Math.min(this.d.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
     }

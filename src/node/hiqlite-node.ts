@@ -1286,7 +1286,10 @@ export class HiqliteNode {
         await this.group.readBarrier({ timeoutMs: Math.max(1, deadline - this.clock.monotonicMs()) });
         return;
       } catch (e) {
-        if (!(e instanceof HiqliteError) || !e.retryable || this.clock.monotonicMs() >= deadline) throw e;
+        // A node shutting down ends the wait (its group answers HQL_CLOSED, retryable for a
+        // client, which asks another node): retried here, it ran on to its deadline.
+        if (!(e instanceof HiqliteError) || !e.retryable || this.closing !== null) throw e;
+        if (this.clock.monotonicMs() >= deadline) throw e;
       }
       await this.backoff(attempt, deadline);
     }
