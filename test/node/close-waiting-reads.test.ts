@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { HiqliteError, start } from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
-import { freePorts } from '../support/free-ports.js';
+import { loopbackMembers } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
 import { within } from '../support/within.js';
 
@@ -28,12 +28,7 @@ for (const thread of ['main', 'worker'] as const) {
     after(() => rmSync(root, { recursive: true, force: true }));
 
     test('each waiting read rejects HQL_CLOSED when the node closes', async () => {
-      const ports = await freePorts(6);
-      const members = [1, 2, 3].map((id, i) => ({
-        id,
-        addrRaft: `127.0.0.1:${ports[2 * i]}`,
-        addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
-      }));
+      const members = await loopbackMembers(3);
       const configOf = (id: number): NodeConfig => ({
         nodeId: id,
         nodes: members,

@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { pino } from 'pino';
 import { type HiqliteNode, start } from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
-import { freePorts } from '../support/free-ports.js';
+import { loopbackMembers } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
 import { within } from '../support/within.js';
 
@@ -29,12 +29,7 @@ type LogRecord = { msg?: string; group?: string; to?: number };
 async function startCluster(
   name: string,
 ): Promise<{ nodes: Map<number, HiqliteNode>; logs: Map<number, LogRecord[]> }> {
-  const ports = await freePorts(6);
-  const members = [1, 2, 3].map((id, i) => ({
-    id,
-    addrRaft: `127.0.0.1:${ports[2 * i]}`,
-    addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
-  }));
+  const members = await loopbackMembers(3);
   const logs = new Map<number, LogRecord[]>();
   const starting = members.map((m) => {
     const records: LogRecord[] = [];

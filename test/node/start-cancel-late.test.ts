@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { HiqliteError, start } from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
 import { lockDataDir } from '../../src/node/data-dir-lock.js';
-import { freePorts } from '../support/free-ports.js';
+import { loopbackMembers } from '../support/free-ports.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 import { within } from '../support/within.js';
 
@@ -69,12 +69,7 @@ for (const thread of ['main', 'worker'] as const) {
   test(`a start waiting for the cluster stops when cancelled (thread '${thread}')`, async () => {
     const root = mkdtempSync(join(tmpdir(), 'hq-start-cancel-q-'));
     try {
-      const ports = await freePorts(6);
-      const members = [1, 2, 3].map((id, i) => ({
-        id,
-        addrRaft: `127.0.0.1:${ports[2 * i]}`,
-        addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
-      }));
+      const members = await loopbackMembers(3);
       const configOf = (id: number): NodeConfig => ({
         nodeId: id,
         nodes: members,
@@ -120,12 +115,7 @@ for (const thread of ['main', 'worker'] as const) {
     let configOf: (id: number, over: Partial<NodeConfig>) => NodeConfig;
 
     test('a three-node cluster forms and stops', async () => {
-      const ports = await freePorts(6);
-      const members = [1, 2, 3].map((id, i) => ({
-        id,
-        addrRaft: `127.0.0.1:${ports[2 * i]}`,
-        addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
-      }));
+      const members = await loopbackMembers(3);
       configOf = (id, over) => ({
         nodeId: id,
         nodes: members,

@@ -17,7 +17,7 @@ import { pino } from 'pino';
 import { nodeThreadOf } from '../../src/client/worker-node.js';
 import { ConfigError, HiqliteError, type HiqliteNode, SqlError, start } from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
-import { freePorts } from '../support/free-ports.js';
+import { loopbackMembers } from '../support/free-ports.js';
 import { within } from '../support/within.js';
 
 const SECRETS = {
@@ -34,14 +34,9 @@ function hasCode(code: string) {
 }
 
 async function config(root: string, nodes = 1, extra: Partial<NodeConfig> = {}): Promise<NodeConfig> {
-  const ports = await freePorts(2 * nodes);
   return {
     nodeId: 1,
-    nodes: Array.from({ length: nodes }, (_, i) => ({
-      id: i + 1,
-      addrRaft: `127.0.0.1:${ports[2 * i]}`,
-      addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
-    })),
+    nodes: await loopbackMembers(nodes),
     dataDir: join(root, 'data'),
     ...SECRETS,
     ...extra,

@@ -69,3 +69,15 @@ export async function freePorts(n: number): Promise<number[]> {
   }
   return out;
 }
+
+/** `n` cluster members on 127.0.0.1 (ids 1..n), each with a free Raft and API port. */
+export async function loopbackMembers(
+  n: number,
+): Promise<Array<{ id: number; addrRaft: string; addrApi: string }>> {
+  const ports = await freePorts(2 * n);
+  return Array.from({ length: n }, (_, i) => ({
+    id: i + 1,
+    addrRaft: `127.0.0.1:${ports[2 * i]}`,
+    addrApi: `127.0.0.1:${ports[2 * i + 1]}`,
+  }));
+}
