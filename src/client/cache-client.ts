@@ -21,7 +21,6 @@
  * and the HTTP routes read the same bytes.
  */
 import { randomUUID } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { ListenItem } from '../node/cache-listeners.js';
@@ -29,6 +28,7 @@ import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import { systemClock } from '../node/system-clock.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
+import { cacheValueProblem, cacheValuePackr as packr } from '../sm/cache/value.js';
 import { consistencyArg, durationArg, int64Arg, nameArg, optionsArg, signalArg, stringArg } from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
@@ -75,34 +75,18 @@ export function noLocalReplica(): HiqliteError {
 // Values
 // ---------------------------------------------------------------------------------------------
 
-// copyBuffers: a decoded binary value must not be a view of the stored bytes (a caller writing
-// into it would change the replica). writeFunction: msgpack has no functions, and msgpackr would
-// otherwise store one as nothing (`{ f() {}, x: 1 }` read back as `{ x: 1 }`): refused, at any
-// depth, the whole value included.
-const packr = new Packr({
-  useRecords: false,
-  mapsAsObjects: true,
-  int64AsType: 'bigint',
-  copyBuffers: true,
-  writeFunction: () => {
-    throw new Error('a function is not a msgpack value');
-  },
-});
-
-/** Any msgpack value (a `Uint8Array` becomes msgpack binary). */
+/** Any value cacheValueProblem accepts (src/sm/cache/value.ts); a `Uint8Array` becomes msgpack binary. */
 export function encodeCacheValue(value: unknown): Uint8Array {
-  if (value === undefined) {
-    throw new HiqliteError('HQL_INVALID_PARAMS', 'a cache value cannot be undefined', { retryable: false });
-  }
+  const problem = cacheValueProblem(value);
+  if (problem !== null) throw new HiqliteError('HQL_INVALID_PARAMS', problem, { retryable: false });
   let bytes: Uint8Array;
   try {
     bytes = packr.pack(value);
   } catch (cause) {
-    // A symbol, a cycle, a bigint beyond 64 bits, nesting deeper than the encoder's stack: the
-    // caller's value, not a bug of ours.
+    // A bigint beyond 64 bits: the caller's value, not a bug of ours.
     throw new HiqliteError(
       'HQL_INVALID_PARAMS',
-      `a cache value must be a msgpack value (no functions, symbols, cycles, bigints beyond 64 bits or very deep nesting): ${packFailure(cause)}`,
+      `a cache value must be a msgpack value: ${packFailure(cause)}`,
       { retryable: false, cause },
     );
   }

@@ -32,7 +32,6 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Packr } from 'msgpackr';
 import {
   type BodyLimits,
   closeIfBodyUnread,
@@ -54,6 +53,7 @@ import type { ApiErrorBody, CacheReadRequest, Consistency } from '../protocol/ap
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
+import { cacheValueProblem, cacheValuePackr as packr } from '../sm/cache/value.js';
 import type { Timers } from '../transport/timers.js';
 import type { Notification } from './cache-listeners.js';
 import { type ListenSink, pumpListen } from './listen-pump.js';
@@ -80,8 +80,6 @@ export interface CacheHttpContext {
 export const SSE_HEARTBEAT_MS = 15_000;
 /** How long a stream that ended may take to flush its last event before its socket is closed. */
 export const SSE_CLOSE_GRACE_MS = 5_000;
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
 
 export function isCacheRoute(pathname: string): boolean {
   return (
@@ -444,6 +442,9 @@ async function serveSse(
 // ---------------------------------------------------------------------------------------------
 
 function encodeValue(value: unknown): Uint8Array {
+  // JSON's own shapes, but a key "__proto__" or a lone surrogate ("\ud800") would not read back.
+  const problem = cacheValueProblem(value);
+  if (problem !== null) throw invalid(problem);
   try {
     return new Uint8Array(packr.pack(value));
   } catch (e) {

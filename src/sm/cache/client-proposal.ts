@@ -5,10 +5,15 @@
  * leader stamps its own time when it proposes).
  */
 import { clientSessionIdProblem } from '../../lib/client-session.js';
+import { HiqliteError } from '../../lib/errors.js';
 import { type CacheCommandEnvelope, decodeCacheCommand, encodeCacheCommand } from './command.js';
 import { CacheError } from './errors.js';
+import { cacheValueBytesProblem } from './value.js';
 
-/** Throws `CacheError` (HQL_MALFORMED_COMMAND) on bytes a client may not propose. */
+/**
+ * Throws on bytes a client may not propose: `CacheError` HQL_MALFORMED_COMMAND, or
+ * `HiqliteError` HQL_INVALID_PARAMS for a value or payload a reader could not read back (value.ts).
+ */
 export function adoptClientCacheCommand(
   bytes: Uint8Array,
   ctx: { readonly nowMs: number },
@@ -18,6 +23,17 @@ export function adoptClientCacheCommand(
     const problem = clientSessionIdProblem(envelope.session.clientId);
     if (problem !== null) throw new CacheError({ code: 'HQL_MALFORMED_COMMAND', message: problem });
   }
+  // A value no reader could decode (or not in the shape a client stores) would fail every read
+  // of it, every entries() of its cache and every listener of its channel: refused here.
+  const c = envelope.command;
+  const value =
+    c.type === 'put' || c.type === 'replace' || c.type === 'putIfAbsent'
+      ? c.value
+      : c.type === 'notify'
+        ? c.payload
+        : null;
+  const valueProblem = value === null ? null : cacheValueBytesProblem(value);
+  if (valueProblem !== null) throw new HiqliteError('HQL_INVALID_PARAMS', valueProblem, { retryable: false });
   const adopted = { ...envelope, nowMs: Math.floor(ctx.nowMs) };
   return { data: encodeCacheCommand(adopted), envelope: adopted };
 }

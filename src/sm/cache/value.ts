@@ -1,0 +1,114 @@
+/**
+ * What a cache value (and a notification's payload) may be: a value that reads back as itself.
+ * Values travel as standard msgpack (no msgpackr records), decoded with maps as plain objects, so
+ * that every client and the HTTP routes read the same bytes. Accepted, and read back equal:
+ * `null`, booleans, numbers (`-0` reads back as `0`), strings, bigints in the int64/uint64 range,
+ * `Uint8Array`s (a `Buffer` reads back as a `Uint8Array`), `Date`s, arrays and plain objects
+ * (prototype `Object.prototype` or `null`) of these, `undefined` inside them, nested at most
+ * CACHE_VALUE_DEPTH_MAX deep.
+ *
+ * Everything else is refused with the reason, before anything is proposed: before, msgpackr
+ * stored it in another shape (a `Map` or a class instance read back as a plain object, a `Set`,
+ * `RegExp` or `Error` as an array, a `Float32Array` or `ArrayBuffer` as bytes, a key `__proto__`
+ * as `__proto_`, a lone surrogate as U+FFFD, a symbol key as nothing), and a `Map` with an object
+ * or array key was stored as msgpack no reader could decode: every read of it, every `entries()`
+ * of its cache and every listener of its channel failed with HQL_MALFORMED_COMMAND.
+ *
+ * `cacheValueProblem` checks a caller's value (the clients, the HTTP routes' JSON);
+ * `cacheValueBytesProblem` checks bytes a remote client encoded (adoptClientCacheCommand): they
+ * must decode, to a value of the same rules.
+ */
+import { Packr } from 'msgpackr';
+import { isWellFormed } from '../../lib/utf8.js';
+
+/** How deep arrays and objects may nest in a cache value (a cycle is refused as too deep). */
+export const CACHE_VALUE_DEPTH_MAX = 256;
+
+/**
+ * The codec of cache values. copyBuffers: a decoded binary value must not be a view of the stored
+ * bytes (a caller writing into it would change the replica). writeFunction: msgpack has no
+ * functions, and msgpackr would otherwise store one as nothing (checked first by
+ * cacheValueProblem; kept as a second guard).
+ */
+export const cacheValuePackr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'bigint',
+  copyBuffers: true,
+  writeFunction: () => {
+    throw new Error('a function is not a msgpack value');
+  },
+});
+
+/** Null when `value` may be stored as a cache value, else why not (naming where in it). */
+export function cacheValueProblem(value: unknown): string | null {
+  if (value === undefined) return 'a cache value cannot be undefined';
+  return problemAt(value, 'the value', 0);
+}
+
+/** Null when `bytes` (msgpack from a remote client) decode to a value cacheValueProblem accepts. */
+export function cacheValueBytesProblem(bytes: Uint8Array): string | null {
+  let v: unknown;
+  try {
+    v = cacheValuePackr.unpack(bytes);
+  } catch (e) {
+    return `the value is not msgpack a reader can decode (${e instanceof Error ? e.message : String(e)})`;
+  }
+  return v === undefined ? null : problemAt(v, 'the value', 0);
+}
+
+function problemAt(v: unknown, where: string, depth: number): string | null {
+  switch (typeof v) {
+    case 'undefined':
+    case 'boolean':
+    case 'number':
+    case 'bigint':
+      return null;
+    case 'string':
+      return isWellFormed(v) ? null : `${where} holds a lone UTF-16 surrogate (it would read back as U+FFFD)`;
+    case 'function':
+      return `${where} is a function: not a msgpack value`;
+    case 'symbol':
+      return `${where} is a symbol: not a msgpack value`;
+  }
+  if (v === null || v instanceof Date) return null;
+  if (depth >= CACHE_VALUE_DEPTH_MAX)
+    return `${where} is nested more than ${CACHE_VALUE_DEPTH_MAX} levels deep (or is part of a cycle)`;
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (Array.isArray(v)) {
+    if (proto !== Array.prototype) return `${where} is a subclass of Array: pass a plain array`;
+    for (let i = 0; i < v.length; i++) {
+      const p = problemAt(v[i], `${where}[${i}]`, depth + 1);
+      if (p !== null) return p;
+    }
+    return null;
+  }
+  if (v instanceof Uint8Array) return null;
+  if (proto === Object.prototype || proto === null) {
+    const o = v as Record<string, unknown>;
+    if (Object.getOwnPropertySymbols(o).length > 0)
+      return `${where} has a symbol key: not a msgpack value (it would be left out)`;
+    for (const k of Object.keys(o)) {
+      if (k === '__proto__') return `${where} has the key "__proto__", which cannot be read back as such`;
+      if (!isWellFormed(k))
+        return `${where} has a key with a lone UTF-16 surrogate (it would read back as U+FFFD)`;
+      const p = problemAt(o[k], `${where}.${k.length > 40 ? `${k.slice(0, 40)}…` : k}`, depth + 1);
+      if (p !== null) return p;
+    }
+    return null;
+  }
+  return `${where} is ${described(v as object)}`;
+}
+
+/** Why an object other than a plain object, array, Uint8Array or Date is refused, with the way out. */
+function described(v: object): string {
+  if (v instanceof Map) return 'a Map, which would read back as a plain object: pass Object.fromEntries(map)';
+  if (v instanceof Set) return 'a Set, which would read back as an array: pass [...set]';
+  if (ArrayBuffer.isView(v))
+    return `a ${v.constructor.name}, which would read back as its bytes: pass a Uint8Array (new Uint8Array(x.buffer, x.byteOffset, x.byteLength))`;
+  if (v instanceof ArrayBuffer || v instanceof SharedArrayBuffer)
+    return `an ${v.constructor.name}: pass a Uint8Array of it (new Uint8Array(buffer))`;
+  const name =
+    typeof v.constructor === 'function' && v.constructor.name !== '' ? v.constructor.name : 'an object';
+  return `an instance of ${name}, which would not read back as one: only plain objects, arrays, Uint8Array and Date are stored (convert it, e.g. to a plain object)`;
+}
