@@ -175,60 +175,47 @@ function answerSyncRead(seq: number, cache: string, key: string): void {
 }
 
 /**
- * A listener of the application's thread: notifications go over in batches, at most `window`
- * not yet acknowledged, so an application that stops reading holds a bounded number of them
- * (its node-side subscription then lags and reports it).
+ * A listener of the application's thread: notifications go over in batches as they come. What
+ * the application's thread holds unread (sent, not acknowledged) counts against the node-side
+ * subscription's bounds (`holdDownstream`), so the listener as a whole holds at most
+ * `cache_listener_buffer_max` notifications and `cache_listener_buffer_bytes_max` of their bytes,
+ * as one on the node's thread does; one more and the subscription lags, and its `lagged` item
+ * (which says the unread were dropped) goes over at once, not after the application read what
+ * it held. (Before, a window of that many on the application's thread came on top of the
+ * subscription's own buffer: twice the bound.)
  */
 class WorkerListener {
   private inflight = 0;
   /** Bytes of the items sent and not acknowledged, and each one's, in order (acks count items). */
   private inflightBytes = 0;
   private readonly sizes: number[] = [];
-  private wake: (() => void) | null = null;
   private stopped = false;
 
-  /**
-   * @param window items the application's thread may hold unacknowledged
-   * @param bytesWindow their bytes (notificationBytes): the window is bounded like a listener's
-   *   buffer, in count and in bytes (one item always goes, however large)
-   */
   constructor(
     private readonly id: number,
     private readonly sub: Subscription,
-    private readonly window: number,
-    private readonly bytesWindow: number,
   ) {}
-
-  private full(): boolean {
-    return this.inflight >= this.window || (this.inflight > 0 && this.inflightBytes >= this.bytesWindow);
-  }
 
   private count(item: ListenItem): void {
     const size = item.kind === 'notification' ? notificationBytes(item.notification) : 0;
     this.inflight++;
     this.inflightBytes += size;
     this.sizes.push(size);
+    this.sub.holdDownstream(this.inflight, this.inflightBytes);
   }
 
   async pump(): Promise<void> {
     try {
       for (;;) {
-        while (this.full() && !this.stopped) {
-          await new Promise<void>((r) => {
-            this.wake = r;
-          });
-        }
         if (this.stopped) return;
         const first = await this.sub.next();
+        if (this.stopped) return;
         const items = [first];
         this.count(first);
-        // More of what is queued, while the window has room (count and bytes).
-        while (first.kind !== 'lagged' && !this.full()) {
-          const more = this.sub.drain(1)[0];
-          if (more === undefined) break;
+        // The rest of what is queued (bounded by the subscription).
+        for (const more of this.sub.drain(Number.MAX_SAFE_INTEGER)) {
           items.push(more);
           this.count(more);
-          if (more.kind === 'lagged') break;
         }
         events.push({ type: 'listen', listenId: this.id, items });
         scheduleFlush();
@@ -248,15 +235,12 @@ class WorkerListener {
   ack(n: number): void {
     for (const size of this.sizes.splice(0, n)) this.inflightBytes -= size;
     this.inflight = Math.max(0, this.inflight - n);
-    this.wake?.();
-    this.wake = null;
+    this.sub.holdDownstream(this.inflight, this.inflightBytes);
   }
 
   stop(): void {
     this.stopped = true;
     this.sub.close();
-    this.wake?.();
-    this.wake = null;
   }
 }
 
@@ -425,12 +409,7 @@ async function run(call: Exclude<Call, { op: 'cacheWrite' }>): Promise<unknown> 
       }
     }
     case 'listen': {
-      const l = new WorkerListener(
-        call.listenId,
-        n.caches.subscribe({ channel: call.channel }),
-        n.cfg.cacheListenerBufferMax,
-        n.cfg.cacheListenerBufferBytesMax,
-      );
+      const l = new WorkerListener(call.listenId, n.caches.subscribe({ channel: call.channel }));
       listeners.set(call.listenId, l);
       void l.pump();
       return null;

@@ -923,7 +923,13 @@ class WorkerListenSource implements ListenSource {
 
   push(items: readonly ListenItem[]): void {
     if (this.closed) return;
-    for (const item of items) {
+    for (let item of items) {
+      // It overflowed: what it holds here unread is dropped and counted with the rest, as a
+      // listener on this thread does.
+      if (item.kind === 'lagged' && item.unreadDropped === true && this.queue.length > 0) {
+        item = { ...item, missed: item.missed + this.queue.length };
+        this.queue = [];
+      }
       const w = this.waiter;
       if (w !== null) {
         this.waiter = null;

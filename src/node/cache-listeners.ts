@@ -161,6 +161,11 @@ export class Subscription {
     return this.q.next();
   }
 
+  /** See ListenQueue.holdDownstream: items taken from here that the reader has not read yet. */
+  holdDownstream(count: number, bytes: number): void {
+    this.q.holdDownstream(count, bytes);
+  }
+
   /** Items already buffered, without waiting (at most `max`). */
   drain(max: number): ListenItem[] {
     return this.q.drain(max);

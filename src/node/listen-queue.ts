@@ -18,8 +18,13 @@ import { type Notification, notificationBytes } from '../sm/cache/notifications.
 
 export type ListenItem =
   | { readonly kind: 'notification'; readonly notification: Notification }
-  /** `missed` notifications of this channel filter (or of all channels) were dropped. */
-  | { readonly kind: 'lagged'; readonly missed: number };
+  /**
+   * `missed` notifications of this channel filter (or of all channels) were dropped.
+   * `unreadDropped`: the listener overflowed, and what it had not read was dropped with it (the
+   * count includes it): a queue downstream that holds some of those (the application's side of a
+   * listener on the node's thread) drops them as well and adds them to `missed`.
+   */
+  | { readonly kind: 'lagged'; readonly missed: number; readonly unreadDropped?: true };
 
 export class ListenQueue {
   private readonly queue = new IndexDeque<ListenItem>();
@@ -28,6 +33,12 @@ export class ListenQueue {
   private endedFlag = false;
   /** Bytes of the notifications queued and not taken. */
   private bytes = 0;
+  /**
+   * Taken from here but not yet read by the listener (held downstream: `holdDownstream`): they
+   * count against the bounds, so that the listener as a whole holds at most `bufferMax`.
+   */
+  private downstream = 0;
+  private downstreamBytes = 0;
 
   /**
    * @param onEnd called once, when the queue ends (lagged, failed or closed)
@@ -61,8 +72,12 @@ export class ListenQueue {
   offer(n: Notification): boolean {
     if (this.endedFlag) return false;
     const size = notificationBytes(n);
-    if (this.buffered >= this.bufferMax || (this.buffered > 0 && this.bytes + size > this.bytesMax)) {
-      this.lagged(this.buffered + 1);
+    const unread = this.buffered + this.downstream;
+    if (
+      unread >= this.bufferMax ||
+      (unread > 0 && this.bytes + this.downstreamBytes + size > this.bytesMax)
+    ) {
+      this.lagged(this.buffered + 1, { overflow: true });
       return false;
     }
     this.push({ kind: 'notification', notification: n }, size);
@@ -72,17 +87,29 @@ export class ListenQueue {
   /**
    * `missed` notifications are lost and the listener ends. By default what is queued is dropped
    * too (it overflowed, or the sender said so); `keepQueued` delivers it first (the lost ones lie
-   * after it, e.g. a gap in seqs).
+   * after it, e.g. a gap in seqs). `overflow`: the listener held too many unread; what it holds
+   * downstream is dropped too (the item says so: `unreadDropped`).
    */
-  lagged(missed: number, o: { readonly keepQueued?: boolean } = {}): void {
+  lagged(missed: number, o: { readonly keepQueued?: boolean; readonly overflow?: boolean } = {}): void {
     if (this.endedFlag) return;
     assert(missed > 0, 'a lag misses at least one notification');
     if (o.keepQueued !== true) {
       this.queue.clear();
       this.bytes = 0;
     }
-    this.push({ kind: 'lagged', missed });
+    this.push(
+      o.overflow === true ? { kind: 'lagged', missed, unreadDropped: true } : { kind: 'lagged', missed },
+    );
     this.end();
+  }
+
+  /**
+   * The listener's reader holds `count` items taken from here and not read yet, of `bytes`
+   * (notificationBytes): they count against bufferMax and bytesMax, as if still queued here.
+   */
+  holdDownstream(count: number, bytes: number): void {
+    this.downstream = count;
+    this.downstreamBytes = bytes;
   }
 
   /** Ends the listener: once the items already queued are taken, next() rejects with `error`. */
