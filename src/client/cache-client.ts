@@ -611,8 +611,13 @@ export class CacheApi {
     return (o as Extract<CacheOutcome, { type: 'notify' }>).index;
   }
 
-  /** Notifications of `channel` (or of every channel) applied from now on, in log order. */
+  /**
+   * Notifications of `channel` (or of every channel) applied from now on, in log order. A
+   * listener running when close() is called ends (its loop exits); one asked for after it is
+   * refused with HQL_CLOSED, like every call (it ended at once, as if nothing had been wrong).
+   */
   listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
+    if (this.closing) throw clientClosed();
     return listenIterator<P>(
       this.ops.cacheListen(channel === undefined ? null : nameArg(channel, 'listen: channel')),
     );

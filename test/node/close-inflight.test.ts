@@ -70,9 +70,12 @@ for (const thread of ['worker', 'main'] as const) {
         late.map(() => 'HQL_CLOSED'),
         'every call made after close() was called is refused',
       );
-      // A listener asked for after close() ends at once.
-      const ended = await node.listen('ch').next();
-      assert.equal(ended.done, true);
+      // A listener asked for after close() is refused too (it ended at once, as if all was well:
+      // a `for await` loop just exited).
+      assert.throws(
+        () => node.listen('ch'),
+        (e: HiqliteError) => e.code === 'HQL_CLOSED',
+      );
       await held.release(); // released by close() already: a no-op
       const settled = await under;
       await closed;
