@@ -117,6 +117,38 @@ export class RemoteCacheOps implements CacheOps {
 
   async cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
     if (beyondAnyKey(request.key)) throw longerThanAnyKey('lock key', request.key);
+    // Earlier attempts that may still wait in the lock's queue (replicated state): their node
+    // withdraws them when their connection closes, but a node that died or shut down cannot, and
+    // the lock would be granted to a waiter nobody is behind, held for the lease it asked for.
+    const earlier: string[] = [];
+    try {
+      return await this.lockAttempts(request, earlier, signal);
+    } finally {
+      // Not waited for: a grant's lease runs meanwhile.
+      if (earlier.length > 0) void this.withdraw(request.key, earlier);
+    }
+  }
+
+  /**
+   * Withdraws `holderIds` from the lock's queue (lockCancel: a waiter leaves it, a holder
+   * releases it), through any node that answers; those that could not be withdrawn stay in the list.
+   */
+  private async withdraw(key: string, holderIds: string[]): Promise<void> {
+    for (const holderId of [...holderIds]) {
+      try {
+        await this.cacheWrite({ type: 'lockCancel', key, holderId });
+        holderIds.splice(holderIds.indexOf(holderId), 1);
+      } catch {
+        // Kept: tried again before the next attempt, and once the wait ends.
+      }
+    }
+  }
+
+  private async lockAttempts(
+    request: LockRequest,
+    earlier: string[],
+    signal?: AbortSignal,
+  ): Promise<LockGrantInfo | null> {
     const startedMs = performance.now();
     for (let attempt = 0; ; attempt++) {
       const leftMs =
@@ -148,6 +180,10 @@ export class RemoteCacheOps implements CacheOps {
         )) as LockGrantInfo | null;
       } catch (e) {
         if (!(e instanceof HiqliteError)) throw e;
+        // Unless its node answered (a timeout: the node withdrew it first; a refusal), the attempt
+        // may wait on in the queue, its node gone (a lockCancel of an id not there changes nothing).
+        const answered = e.code === 'HQL_TIMEOUT' || (!e.retryable && e.code !== 'HQL_OUTCOME_UNKNOWN');
+        if (!answered) earlier.push(holderId);
         if (e.code === 'HQL_ABORTED' || signal?.aborted === true) {
           throw new HiqliteError('HQL_ABORTED', `waiting for lock '${request.key}' was aborted`, {
             retryable: true,
@@ -163,7 +199,9 @@ export class RemoteCacheOps implements CacheOps {
           (e.retryable && e.code !== 'HQL_TIMEOUT');
         if (!again || waitOver) throw e;
         if (attempt >= 1000) throw e;
+        // Withdrawn before the next attempt queues again.
         await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt, 5))));
+        await this.withdraw(request.key, earlier);
       }
     }
   }
