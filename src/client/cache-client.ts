@@ -486,12 +486,17 @@ export class DistributedLock implements AsyncDisposable {
 
   private async releaseWithin(options: { timeoutMs?: number }): Promise<void> {
     if (this.released) return;
+    // A lease that ran out by this process's clock is lost, whatever the release finds.
+    this.checkLease();
     this.released = true;
     this.held.delete(this);
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     await this.renewing;
     if (this.lostController.signal.aborted) return;
-    await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token }, options);
+    const o = await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token }, options);
+    // Not this holder's any more (its lease had ended, another may have held it meanwhile): the
+    // holder learns it from `lost`, which read false before.
+    if ((o as Extract<CacheOutcome, { type: 'lockRelease' }> | undefined)?.released === false) this.lose();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -509,6 +514,7 @@ export class DistributedLock implements AsyncDisposable {
       const sentMs = clock.monotonicMs();
       try {
         const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
+        if (this.lostController.signal.aborted) return;
         if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) this.lastRenewedMs = sentMs;
         else this.lose();
       } catch (e) {
@@ -524,7 +530,16 @@ export class DistributedLock implements AsyncDisposable {
       // The process stood still past the lease (a long GC pause, a blocked event loop): the lease
       // is over (reading `lost` checks it), and a renewal now would be refused.
       if (this.released || this.lost.aborted) return;
+      // A renewal may hang (its leader died: the answer comes after the next election): `lost`
+      // fires at the lease's end all the same, not at that answer, when another client may
+      // already hold the lock. A late success does not bring the lock back.
+      const leaseEnd = clock.setTimer(
+        () => this.checkLease(),
+        Math.max(1, Math.ceil(this.lastRenewedMs + this.leaseMs - clock.monotonicMs())),
+        UNREF,
+      );
       this.renewing = renew().finally(() => {
+        clock.clearTimer(leaseEnd);
         this.renewing = null;
         if (this.released || this.lost.aborted) return;
         // After a failed renewal the next one comes no later than the lease's end, so `lost`

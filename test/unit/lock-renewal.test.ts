@@ -138,4 +138,42 @@ describe('a held lock and its renewals', () => {
     await lock.release();
     assert.equal(lock.remainingMs(), 0, 'released');
   });
+
+  // A renewal in flight when the leader died answers only after the new leader is elected: the
+  // holder was told at that answer, after another client already held the lock (found from
+  // outside: 0.6-2 s after the lease's end).
+  test("a renewal that hangs past the lease: lost at the lease's end, not when it answers", async () => {
+    let answer: (v: unknown) => void = () => {};
+    let first = true;
+    const c = client(() => {
+      if (!first) return new Promise(() => {});
+      first = false;
+      return new Promise((r) => {
+        answer = r;
+      });
+    });
+    const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
+    assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), LEASE_MS);
+    // Its late answer does not bring it back.
+    answer({ type: 'lockRenew', renewed: true, expiresAtMs: 0 });
+    await settle();
+    assert.equal(lock.lost.aborted, true);
+    assert.equal(lock.remainingMs(), 0);
+  });
+
+  // Found from outside: a holder whose lease had run out and whose lock another client then took
+  // released it without error and read `lost.aborted` false: it never learnt.
+  test('a release the lock state machine finds stale (not this holder any more): lost says so', async () => {
+    for (const released of [true, false]) {
+      const clock = new ManualClock();
+      const ops = {
+        cacheLock: async () => ({ token: 1, expiresAtMs: clock.wallMs() + LEASE_MS }),
+        cacheWrite: async (command: { type: string }) =>
+          command.type === 'lockRelease' ? { type: 'lockRelease', released } : { type: command.type },
+      } as unknown as CacheOps;
+      const lock = await new CacheApi(ops, clock).lock('job', { leaseMs: LEASE_MS });
+      await lock.release();
+      assert.equal(lock.lost.aborted, !released, `released: ${released}`);
+    }
+  });
 });
