@@ -180,6 +180,14 @@ export function parseJsonBody(
       400,
       false,
     );
+  const inexact = jsonInexactInteger(body);
+  if (inexact !== null)
+    throw new HttpBodyError(
+      'HQL_INVALID_PARAMS',
+      `the body's JSON holds the integer ${inexact.length > 40 ? `${inexact.slice(0, 40)}…` : inexact}, beyond 2^53: a JSON number cannot carry it exactly (it would arrive as ${Number(inexact)}); send it as a decimal string (an INTEGER column stores "9007199254740993" as the integer), or as a number with an exponent if a REAL is meant`,
+      400,
+      false,
+    );
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -220,6 +228,51 @@ export function jsonShapeOver(
     } else if (c === 0x2c /* , */) {
       if (++values > valuesMax) return 'values';
     } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return null;
+}
+
+/** 2^53: every integer up to it is exact as a JSON number (a double); 2^53 + 1 is not. */
+const EXACT_INTEGER_MAX = '9007199254740992';
+
+/**
+ * The first integer literal of JSON text (UTF-8 bytes) beyond ±2^53, outside strings, or null:
+ * JSON.parse gives such a literal as the nearest double, another integer (`9007199254740993`
+ * arrived as 9007199254740992, and a SQL write stored that). A literal with a fraction or an
+ * exponent says a REAL is meant: left alone. One pass; malformed text is left to the parser.
+ */
+export function jsonInexactInteger(bytes: Uint8Array): string | null {
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i] as number;
+    if (inString) {
+      if (c === 0x5c /* backslash */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      continue;
+    }
+    if (c !== 0x2d /* - */ && (c < 0x30 || c > 0x39)) continue;
+    // A number token: its digits, and whether it has a fraction or an exponent.
+    const start = i;
+    let real = false;
+    let j = i;
+    for (; j < bytes.length; j++) {
+      const d = bytes[j] as number;
+      if (d === 0x2e || d === 0x65 || d === 0x45) real = true;
+      else if (!((d >= 0x30 && d <= 0x39) || d === 0x2d || d === 0x2b)) break;
+    }
+    i = j - 1;
+    if (real) continue;
+    const literal = Buffer.from(bytes.buffer, bytes.byteOffset + start, j - start).toString('latin1');
+    const digits = literal.startsWith('-') ? literal.slice(1) : literal;
+    if (
+      digits.length > EXACT_INTEGER_MAX.length ||
+      (digits.length === EXACT_INTEGER_MAX.length && digits > EXACT_INTEGER_MAX)
+    )
+      return literal;
   }
   return null;
 }

@@ -9,6 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   HttpBodyError,
+  jsonInexactInteger,
   jsonShapeOver,
   LARGE_BODY_BYTES,
   largeBodyTurn,
@@ -280,6 +281,31 @@ describe('readBody and parseJsonBody', () => {
     // The default: 128 (http_json_depth_max); 8 MB of brackets is refused in one pass.
     assert.throws(() => parseJsonBody(nested(129)), /more than 128 deep/);
     assert.throws(() => parseJsonBody(nested(4_000_000)), /more than 128 deep/);
+  });
+
+  // Found over HTTP: {"params": [9007199254740993]} stored 9007199254740992.
+  test('parseJsonBody refuses an integer literal beyond 2^53 (JSON.parse would round it); a REAL, a string or 2^53 pass', () => {
+    const bad = (text: string, literal: string) =>
+      assert.throws(
+        () => parseJsonBody(Buffer.from(text)),
+        (e: unknown) =>
+          e instanceof HttpBodyError &&
+          e.code === 'HQL_INVALID_PARAMS' &&
+          e.status === 400 &&
+          e.message.includes(`the integer ${literal}, beyond 2^53`),
+        text,
+      );
+    bad('{"params":[9007199254740993]}', '9007199254740993');
+    bad('[-9007199254740993]', '-9007199254740993');
+    bad('{"a":[1,{"b":123456789012345678901}]}', '123456789012345678901');
+    for (const ok of [
+      '[9007199254740992, -9007199254740992, 9007199254740991]',
+      '[1e20, 9007199254740993.0, 1.5E300, -2e-5, 0, -0]',
+      '["9007199254740993", "a 123456789012345678901 b", "\\" 99999999999999999"]',
+    ]) {
+      assert.equal(jsonInexactInteger(Buffer.from(ok)), null, ok);
+      assert.deepEqual(parseJsonBody(Buffer.from(ok)), JSON.parse(ok));
+    }
   });
 
   test('parseJsonBody refuses more values than its bound before parsing; commas in strings do not count', () => {

@@ -267,6 +267,22 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   // The SQL API: what was HQL_MALFORMED_COMMAND (meant for bytes that do not decode), a
   // TypeError or a raw ENOENT is HQL_INVALID_PARAMS naming the argument.
   ['execute of a number', (db) => db.execute(5), /execute: sql must be a string/],
+  // UTF-8 cannot carry a lone surrogate: SQLite stored bytes that read back as U+FFFD.
+  [
+    'execute with a lone-surrogate parameter',
+    (db) => db.execute('SELECT ?', ['a\ud800']),
+    /params\[0\] holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'execute with a lone surrogate in its SQL',
+    (db) => db.execute("SELECT '\udc00'"),
+    /^sql holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'txn with a lone-surrogate named parameter',
+    (db) => db.txn([['SELECT 1'], ['SELECT :n', { n: '\udbff' }]]),
+    /statements\[1\]\.params\.n holds a lone UTF-16 surrogate/,
+  ],
   ['executeReturning of null', (db) => db.executeReturning(null), /executeReturning: sql must be a string/],
   ['query of undefined', (db) => db.query(undefined), /query: sql must be a string/],
   ['execute with params a string', (db) => db.execute('SELECT ?', 'abc'), /execute: params must be an array/],

@@ -169,6 +169,41 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
   });
 
+  // Found from outside: both were stored as other values, without a word.
+  test('an integer beyond 2^53 and a lone surrogate ("\\ud800") in a SQL body are refused; the decimal string stores the exact integer', async () => {
+    const raw = async (route: string, text: string) => {
+      const res = await fetch(`${base}${route}`, {
+        method: 'POST',
+        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
+        body: text,
+      });
+      return { status: res.status, json: (await res.json()) as Answer };
+    };
+    await node.execute('CREATE TABLE big (n INTEGER, s TEXT)');
+    const tooBig = await raw(
+      '/execute',
+      '{"sql":"INSERT INTO big (n) VALUES (?)","params":[9007199254740993]}',
+    );
+    assert.equal(tooBig.status, 400, JSON.stringify(tooBig.json));
+    assert.match(tooBig.json.error?.message ?? '', /the integer 9007199254740993, beyond 2\^53/);
+    for (const [route, text] of [
+      ['/execute', '{"sql":"INSERT INTO big (s) VALUES (?)","params":["a\\ud800"]}'],
+      ['/txn', '{"statements":[["INSERT INTO big (s) VALUES (:s)",{"s":"\\udc00"}]]}'],
+      ['/execute', '{"sql":"INSERT INTO big (s) VALUES (\'\\ud800\')"}'],
+    ] as const) {
+      const r = await raw(route, text);
+      assert.equal(r.status, 400, `${text}: ${JSON.stringify(r.json)}`);
+      assert.match(r.json.error?.message ?? '', /lone UTF-16 surrogate/);
+    }
+    assert.deepEqual(await node.query('SELECT count(*) AS c FROM big'), [{ c: 0 }]);
+    const exact = await raw(
+      '/execute',
+      '{"sql":"INSERT INTO big (n) VALUES (?)","params":["9007199254740993"]}',
+    );
+    assert.equal(exact.status, 200, JSON.stringify(exact.json));
+    assert.deepEqual(await node.query('SELECT n FROM big'), [{ n: 9007199254740993n }]);
+  });
+
   test('cache routes: a query parameter that is not percent-encoded UTF-8 is 400 (/listen?channel=caf%E9 listened on "caf\uFFFD"); a long key is not echoed whole', async () => {
     const h = { 'x-api-secret': TEST_SECRETS.secretApi };
     for (const path of [

@@ -8,6 +8,7 @@
  * and never a partially valid object. Encoding validates with the same code, so whatever encodes
  * also decodes.
  */
+import { isWellFormed } from '../../lib/utf8.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
 import { isStmtRef, PARAMS_MAX, type ParamValue, type StmtRef } from './params.js';
@@ -138,7 +139,7 @@ function normalizeCommand(c: CommandInput): unknown {
     case 'execute':
       return {
         type: c.type,
-        sql: c.sql,
+        sql: wellFormed(c.sql, 'sql'),
         params: normalizeParams(c.params, -1),
         returning: c.returning,
       };
@@ -146,16 +147,24 @@ function normalizeCommand(c: CommandInput): unknown {
       return {
         type: c.type,
         statements: Array.isArray(c.statements)
-          ? c.statements.map((s, i) => ({ sql: s?.sql, params: normalizeParams(s?.params, i) }))
+          ? c.statements.map((s, i) => ({
+              sql: wellFormed(s?.sql, `statements[${i}].sql`),
+              params: normalizeParams(s?.params, i),
+            }))
           : c.statements,
       };
     case 'batch':
-      return { type: c.type, sql: c.sql };
+      return { type: c.type, sql: wellFormed(c.sql, 'sql') };
     case 'migrate':
       return {
         type: c.type,
         migrations: Array.isArray(c.migrations)
-          ? c.migrations.map((m) => ({ id: m?.id, name: m?.name, sql: m?.sql, checksum: m?.checksum }))
+          ? c.migrations.map((m, i) => ({
+              id: m?.id,
+              name: wellFormed(m?.name, `migrations[${i}].name`),
+              sql: wellFormed(m?.sql, `migrations[${i}].sql`),
+              checksum: m?.checksum,
+            }))
           : c.migrations,
       };
     default:
@@ -183,9 +192,24 @@ function normalizeParams(params: unknown, stmt: number): unknown {
 }
 
 function normalizeParam(v: unknown, stmt: number, key: number | string): unknown {
-  if (typeof v === 'string' || typeof v === 'number' || v === null) return v;
+  if (typeof v === 'string') return isWellFormed(v) ? v : wellFormed(v, paramPath(stmt, key, ''));
+  if (typeof v === 'number' || v === null) return v;
   if (isStmtRef(v)) return { $ref: v.$ref };
   return normalizeValue(v, paramPath(stmt, key, ''));
+}
+
+/**
+ * `v` unless it is a string with a lone UTF-16 surrogate, which UTF-8 cannot carry: SQLite was
+ * given it as bytes that are not UTF-8 and read it back as U+FFFD (three of them), a value other
+ * than the one written (found over HTTP, `"\ud800"` in a JSON body). Refused when a write is
+ * made (encoded), never when it is applied: entries already in a log apply as they did.
+ */
+function wellFormed(v: unknown, path: string): unknown {
+  if (typeof v !== 'string' || isWellFormed(v)) return v;
+  throw sqlError(
+    'HQL_INVALID_PARAMS',
+    `${path} holds a lone UTF-16 surrogate, which UTF-8 cannot carry (it would read back as U+FFFD)`,
+  );
 }
 
 /** `params[0]`, `statements[3].params.name`; with `prefix` 'command.' as the decoder names them. */
