@@ -315,7 +315,7 @@ export class LaggedError extends HiqliteError {
   constructor(readonly missed: number) {
     super(
       'HQL_LAGGED',
-      `the listener fell behind: ${missed} notifications were dropped (cache_listener_buffer_max, cache_listener_buffer_bytes_max); listen again`,
+      `the listener missed ${missed} notifications and ended: it fell behind its buffer (an embedded listener: the node's cache_listener_buffer_max / cache_listener_buffer_bytes_max; a remote one: also its listenBufferMax / listenBufferBytesMax), or, resuming after a reconnect or a snapshot, they were no longer held (cache_notifications_ring_max); listen again`,
       { retryable: true },
     );
   }

@@ -407,7 +407,7 @@ async function serveSse(
       ),
     lagged: (missed) =>
       finish(
-        `event: lagged\ndata: ${toJson({ code: 'HQL_LAGGED', missed, message: `the listener fell behind: ${missed} notifications were dropped` })}\n\n`,
+        `event: lagged\ndata: ${toJson({ code: 'HQL_LAGGED', missed, message: `the listener missed ${missed} notifications and ended (it fell behind cache_listener_buffer_max / cache_listener_buffer_bytes_max, or, resuming, the node no longer held them: cache_notifications_ring_max)` })}\n\n`,
       ),
     failed: (e) => finish(`event: error\ndata: ${toJson(cx.errorBody(e))}\n\n`),
     drained: () =>
