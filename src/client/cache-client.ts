@@ -642,7 +642,7 @@ export class CacheApi {
   async lock(key: string, options: LockOptions = {}): Promise<DistributedLock> {
     optionsArg(options, LOCK_OPTIONS, 'lock');
     signalArg(options.signal, 'lock');
-    const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    const leaseMs = options.leaseMs === undefined ? LOCK_LEASE_MS_DEFAULT : options.leaseMs;
     stringArg(key, 'lock: key');
     lockDurations(key, leaseMs, options.waitMs);
     const grant = await this.ops.cacheLock(
@@ -663,7 +663,7 @@ export class CacheApi {
   /** The lock if it is free now, else null (never waits in the queue). */
   async tryLock(key: string, options: { leaseMs?: number } = {}): Promise<DistributedLock | null> {
     optionsArg(options, TRY_LOCK_OPTIONS, 'tryLock');
-    const leaseMs = options.leaseMs ?? LOCK_LEASE_MS_DEFAULT;
+    const leaseMs = options.leaseMs === undefined ? LOCK_LEASE_MS_DEFAULT : options.leaseMs;
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
     const grant = await this.ops.cacheLock({ key, holderId: this.newHolderId(), leaseMs, waitMs: 0 });

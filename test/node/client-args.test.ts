@@ -19,6 +19,10 @@ const SECRET_API = 'api-secret-for-tests-0123456789';
 type Loose = any;
 
 const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
+  // null is not "the default" for one option and refused for another (ttlMs: null is refused).
+  ['tryLock with leaseMs null', (db) => db.tryLock('k', { leaseMs: null }), /leaseMs must be a whole number/],
+  ['lock with leaseMs null', (db) => db.lock('k', { leaseMs: null }), /leaseMs must be a whole number/],
+  ['put with ttlMs null', (db) => db.cache('c').put('k', 1, { ttlMs: null }), /ttlMs must be a whole number/],
   ['put with ttlMs -1', (db) => db.cache('c').put('k', 1, { ttlMs: -1 }), /ttlMs must be a whole number/],
   ['put with ttlMs 0', (db) => db.cache('c').put('k', 1, { ttlMs: 0 }), /ttlMs must be a whole number/],
   ['put with ttlMs 1.5', (db) => db.cache('c').put('k', 1, { ttlMs: 1.5 }), /ttlMs must be a whole number/],
