@@ -318,6 +318,41 @@ export async function readJsonObject(
   return v as Record<string, unknown>;
 }
 
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Bytes as JSON carries them (`toJson`): an object whose only key is `$blob`, a base64 string.
+ * Null for any other value; HQL_INVALID_PARAMS (400) for `{"$blob": …}` that is not base64
+ * (stored as a plain object, it read back as what a GET shows for bytes).
+ */
+export function blobFromJson(v: unknown, where: string): Uint8Array | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const keys = Object.keys(v);
+  if (keys.length !== 1 || keys[0] !== '$blob') return null;
+  const text = (v as { $blob: unknown }).$blob;
+  if (typeof text !== 'string' || !BASE64.test(text))
+    throw new HttpBodyError(
+      'HQL_INVALID_PARAMS',
+      `${where}: {"$blob": …} is how JSON carries bytes, and takes a base64 string (standard alphabet, padded)`,
+      400,
+      false,
+    );
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+/** A JSON value with every `{"$blob": base64}` in it as bytes (blobFromJson), at any depth. */
+export function blobsFromJson(v: unknown, where = 'the value'): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  const bytes = blobFromJson(v, where);
+  if (bytes !== null) return bytes;
+  if (Array.isArray(v)) return v.map((x, i) => blobsFromJson(x, `${where}[${i}]`));
+  // Null prototype: a key "__proto__" (JSON.parse makes it an own key) stays a key, for the
+  // value's own checks to see.
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [k, x] of Object.entries(v)) out[k] = blobsFromJson(x, `${where}.${k}`);
+  return out;
+}
+
 /** JSON cannot carry bigint or bytes: bigint becomes a decimal string, bytes `{ "$blob": base64 }`. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {

@@ -28,12 +28,13 @@
  *
  * Values travel as msgpack inside the group (any msgpack value; what `db.cache()` stores), so a
  * JSON value put here is read by a client as the same value, and a client's bytes are `$blob`s
- * here.
+ * here, both ways: `{"$blob": base64}` put here (at any depth) is stored as bytes (blobsFromJson).
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type BodyLimits,
+  blobsFromJson,
   closeIfBodyUnread,
   HttpBodyError,
   parseJsonInTurn,
@@ -130,7 +131,11 @@ export async function serveCacheHttp(
       if (!isWellFormed(channel))
         throw invalid('"channel" holds a lone UTF-16 surrogate (it would name the channel of U+FFFD)');
       const o = await ops.write(
-        { type: 'notify', channel, payload: encodeValue(payload === undefined ? null : payload) },
+        {
+          type: 'notify',
+          channel,
+          payload: encodeValue(payload === undefined ? null : blobsFromJson(payload, 'payload')),
+        },
         gone.signal,
       );
       const n = o as Extract<CacheOutcome, { type: 'notify' }>;
@@ -210,7 +215,7 @@ async function serveCacheEntry(
       if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
       const body = await readBody(req, cx.bodyLimits);
       const value = isJson(req)
-        ? encodeValue(await parseJsonInTurn(body, cx.bodyLimits))
+        ? encodeValue(blobsFromJson(await parseJsonInTurn(body, cx.bodyLimits)))
         : encodeValue(new Uint8Array(body));
       const ttl = ttlMs === undefined ? {} : { ttlMs };
       if (ifAbsent === 'true') {

@@ -4,6 +4,8 @@
  * the proxy (README, "The server and the CLI"). Where the command is proposed and the read runs
  * is the caller's: `ops`.
  */
+
+import { blobFromJson } from '../http/http-body.js';
 import { consistencyOf, onlyFields, optionalBoolean, type ReadConsistency } from '../http/request-fields.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { CommandInput } from '../sm/sql/command.js';
@@ -85,16 +87,19 @@ export async function serveJsonRoute(
 function jsonParams(params: unknown, where: string): QueryParams {
   if (params === undefined || params === null) return [];
   if (typeof params !== 'object') throw invalidParams(`${where} must be an array or an object`);
-  const entries = Array.isArray(params)
-    ? params.map((v, i) => [`[${i}]`, v] as const)
-    : Object.entries(params).map(([k, v]) => [`.${k}`, v] as const);
-  for (const [at, v] of entries) {
-    if (isScalar(v) || isShallowStmtRef(v)) continue;
+  // A BLOB is `{"$blob": base64}`, as the routes answer one.
+  const bound = (v: unknown, at: string): unknown => {
+    if (isScalar(v) || isShallowStmtRef(v)) return v;
+    const bytes = blobFromJson(v, `${where}${at}`);
+    if (bytes !== null) return bytes;
     throw invalidParams(
-      `${where}${at}: ${Array.isArray(v) ? 'an array' : 'an object'} cannot be bound (use null, number, string or boolean)`,
+      `${where}${at}: ${Array.isArray(v) ? 'an array' : 'an object'} cannot be bound (use null, number, string, boolean or {"$blob": base64})`,
     );
-  }
-  return params as QueryParams;
+  };
+  if (Array.isArray(params)) return params.map((v, i) => bound(v, `[${i}]`)) as QueryParams;
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [k, v] of Object.entries(params)) out[k] = bound(v, `.${k}`);
+  return out as QueryParams;
 }
 
 function isScalar(v: unknown): boolean {

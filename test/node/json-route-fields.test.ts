@@ -204,6 +204,68 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.deepEqual(await node.query('SELECT n FROM big'), [{ n: 9007199254740993n }]);
   });
 
+  // Found from outside: a GET answered bytes as {"$blob": base64}, but a PUT of that stored an
+  // object, which then read back as what a GET shows for bytes; SQL params had no BLOB form.
+  test('{"$blob": base64} is bytes both ways: cache values and payloads (at any depth) and SQL parameters', async () => {
+    const send = async (method: string, route: string, body: unknown) => {
+      const res = await fetch(`${base}${route}`, {
+        method,
+        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, json: (await res.json()) as Answer };
+    };
+    assert.equal((await send('PUT', '/cache/b/k', { $blob: 'AAEC' })).status, 200);
+    assert.deepEqual(
+      await node.cache('b').get('k', { consistency: 'linearizable' }),
+      new Uint8Array([0, 1, 2]),
+    );
+    assert.deepEqual((await send('GET', '/cache/b/k', undefined)).json.value, { $blob: 'AAEC' });
+    assert.equal((await send('PUT', '/cache/b/n', { a: [{ $blob: '/w==' }], $blob2: 'x' })).status, 200);
+    assert.deepEqual(await node.cache('b').get('n', { consistency: 'linearizable' }), {
+      a: [new Uint8Array([255])],
+      $blob2: 'x',
+    });
+    // Another key beside it: an object like any other.
+    assert.equal((await send('PUT', '/cache/b/o', { $blob: 'AAEC', x: 1 })).status, 200);
+    assert.deepEqual(await node.cache('b').get('o', { consistency: 'linearizable' }), {
+      $blob: 'AAEC',
+      x: 1,
+    });
+    for (const bad of [{ $blob: '!!!' }, { $blob: 'AAE' }, { $blob: 5 }]) {
+      const r = await send('PUT', '/cache/b/bad', { v: bad });
+      assert.equal(r.status, 400, JSON.stringify(r.json));
+      assert.match(r.json.error?.message ?? '', /the value\.v: \{"\$blob": …\} is how JSON carries bytes/);
+    }
+    await node.execute('CREATE TABLE blobs (x)');
+    const ins = await send('POST', '/execute', {
+      sql: 'INSERT INTO blobs (x) VALUES (?)',
+      params: [{ $blob: 'AAEC' }],
+    });
+    assert.equal(ins.status, 200, JSON.stringify(ins.json));
+    assert.deepEqual(await node.query('SELECT typeof(x) AS t, x FROM blobs'), [
+      { t: 'blob', x: new Uint8Array([0, 1, 2]) },
+    ]);
+    const q = await send('POST', '/query', {
+      sql: 'SELECT x FROM blobs WHERE x = :b',
+      params: { b: { $blob: 'AAEC' } },
+    });
+    assert.deepEqual(q.json.value, [{ x: { $blob: 'AAEC' } }]);
+    const bad = await send('POST', '/execute', {
+      sql: 'INSERT INTO blobs (x) VALUES (?)',
+      params: [{ $blob: '*' }],
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.json));
+    const it = node.listen('blobs')[Symbol.asyncIterator]();
+    const next = it.next();
+    assert.equal(
+      (await send('POST', '/notify', { channel: 'blobs', payload: { $blob: 'AAEC' } })).status,
+      200,
+    );
+    assert.deepEqual((await next).value?.payload, new Uint8Array([0, 1, 2]));
+    await it.return?.();
+  });
+
   test('cache routes: a query parameter that is not percent-encoded UTF-8 is 400 (/listen?channel=caf%E9 listened on "caf\uFFFD"); a long key is not echoed whole', async () => {
     const h = { 'x-api-secret': TEST_SECRETS.secretApi };
     for (const path of [
