@@ -163,6 +163,8 @@ export interface HttpRoutes {
 }
 
 export interface ApiServerStatus {
+  /** Every TCP connection open on the port, HTTP ones included (what api_connections_max bounds). */
+  readonly connections: number;
   /** Upgraded (binary protocol) connections, authenticated or still in their handshake. */
   readonly streams: number;
   /** Connections accepted and not yet authenticated (HTTP or upgraded). */
@@ -217,10 +219,14 @@ export class ApiServer {
     });
   }
 
+  /** TCP connections open on the port (HTTP and binary alike). */
+  private tcpConnections = 0;
+
   status(): ApiServerStatus {
     let frameBytesBuffered = 0;
     for (const c of this.streams) frameBytesBuffered += c.bufferedBytes;
     return {
+      connections: this.tcpConnections,
       streams: this.streams.size,
       unauthenticated: this.gate.size,
       frameBytesBuffered,
@@ -317,7 +323,11 @@ export class ApiServer {
     }
     server.maxConnections = this.o.connectionsMax;
     // Every TCP connection (under TLS: before its TLS handshake) starts unauthenticated.
-    server.on('connection', (socket: Socket) => this.gate.accept(socket));
+    server.on('connection', (socket: Socket) => {
+      this.tcpConnections++;
+      socket.once('close', () => this.tcpConnections--);
+      this.gate.accept(socket);
+    });
     server.headersTimeout = 10_000;
     // Node's own bound on receiving a whole request: past the body deadline (http_body_timeout_ms),
     // which answers first with its typed error, so a longer deadline is not cut short here.

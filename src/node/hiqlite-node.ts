@@ -1497,8 +1497,13 @@ export class HiqliteNode {
     for (const [name, help, read] of [
       [
         'hiqlite_api_connections',
-        'Authenticated binary-protocol connections on the API port (bound: api_connections_max)',
+        'Binary-protocol connections on the API port (remote clients, proxies, other nodes)',
         () => this.api?.status().streams ?? 0,
+      ],
+      [
+        'hiqlite_api_tcp_connections',
+        'Every TCP connection on the API port, HTTP ones included (bound: api_connections_max)',
+        () => this.api?.status().connections ?? 0,
       ],
       [
         'hiqlite_api_unauthenticated_connections',

@@ -68,6 +68,7 @@ describe('a 3-node cluster of processes', () => {
     assert.match(String(metrics.body), /hiqlite_raft_commit_index \d+/);
     // A client is connected to node 3: the API connection gauge counts it.
     assert.match(String(metrics.body), /hiqlite_api_connections [1-9]\d*/);
+    assert.match(String(metrics.body), /hiqlite_api_tcp_connections [1-9]\d*/);
     assert.match(String(metrics.body), /hiqlite_api_unauthenticated_connections \d+/);
     assert.match(String(metrics.body), /hiqlite_raft_unauthenticated_connections \d+/);
     const headers = { 'x-api-secret': SECRET_API, 'content-type': 'application/json' };
