@@ -37,7 +37,7 @@ describe('ListenQueue', () => {
     assert.equal(q.ended, true);
     assert.equal(ended, 1);
     assert.equal(q.buffered, 1, 'only the lagged item is held');
-    assert.deepEqual(await q.next(), { kind: 'lagged', missed: 4 });
+    assert.deepEqual(await q.next(), { kind: 'lagged', missed: 4, unreadDropped: true });
     // Ended: nothing more is taken, and the reader is told.
     assert.equal(q.offer(note(5)), false);
     await assert.rejects(q.next(), (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_CLOSED');
@@ -59,7 +59,7 @@ describe('ListenQueue', () => {
     for (const s of [1, 2, 3]) assert.equal(q.offer(big(s, 1000)), true);
     assert.equal(q.bufferedBytes, 3 * 1066);
     assert.equal(q.offer(big(4, 1000)), false, 'the fourth passes 3,500 bytes');
-    assert.deepEqual(await q.next(), { kind: 'lagged', missed: 4 });
+    assert.deepEqual(await q.next(), { kind: 'lagged', missed: 4, unreadDropped: true });
     // Taking returns the bytes; a notification larger than the bound is taken when none waits.
     const r = new ListenQueue(10_000, () => {}, 3_500);
     assert.equal(r.offer(big(1, 10_000)), true, 'alone, however large');
@@ -78,7 +78,27 @@ describe('ListenQueue', () => {
     for (let s = 1; s <= 10_000; s++) if (q.offer(note(s))) accepted++;
     assert.equal(accepted, 100);
     assert.ok(q.buffered <= 100);
-    assert.deepEqual(q.drain(1000), [{ kind: 'lagged', missed: 101 }]);
+    assert.deepEqual(q.drain(1000), [{ kind: 'lagged', missed: 101, unreadDropped: true }]);
+  });
+
+  // A listener of the application's thread holds some downstream (client/node-worker.ts): they
+  // count against the bounds, so the listener as a whole holds at most bufferMax.
+  test('items held downstream count against the bounds, in number and in bytes', async () => {
+    const q = new ListenQueue(5, () => {}, 10_000);
+    q.holdDownstream(3, 500);
+    assert.equal(q.offer(note(1)), true);
+    assert.equal(q.offer(note(2)), true);
+    assert.equal(q.offer(note(3)), false, 'three downstream and two here: the sixth unread lags');
+    assert.deepEqual(q.drain(10).at(-1), { kind: 'lagged', missed: 3, unreadDropped: true });
+    // Acknowledged downstream: room again.
+    const r = new ListenQueue(5, () => {}, 10_000);
+    r.holdDownstream(4, 500);
+    r.holdDownstream(0, 0);
+    for (let i = 1; i <= 5; i++) assert.equal(r.offer(note(i)), true, `${i}`);
+    // Bytes: what is held downstream counts too.
+    const b = new ListenQueue(100, () => {}, 1_000);
+    b.holdDownstream(1, 950);
+    assert.equal(b.offer(note(1)), false, 'over the byte bound with what is downstream');
   });
 
   test('lagged keepQueued delivers what was queued first, then the lag', async () => {
