@@ -95,6 +95,37 @@ describe('determinism', () => {
     assert.deepEqual(audit[0], [1n, String(Math.floor(NOW_MS / 1000))]);
   });
 
+  // Found from outside: SQLite reads a time value of 'subsec' or 'subsecond' as the current
+  // time too, and each replica read its own clock (unixepoch('subsec') differed by a few ms).
+  test("a time value of 'subsec' or 'subsecond' is the entry's time, with its milliseconds", () => {
+    const r = openReplica();
+    const log = new Log();
+    const results = r.applyBatch(
+      log.entries(
+        cmd(exec('CREATE TABLE s (a, b, c, d, e, f, g)')),
+        cmd(
+          exec(
+            "INSERT INTO s VALUES (unixepoch('subsec'), unixepoch('SUBSECOND'), datetime('subsec'), time('Subsec', '+1 hour'), julianday('subsec'), strftime('%f', 'subsec'), timediff('subsec', 'now'))",
+          ),
+        ),
+      ),
+    );
+    assert.ok(
+      results.every((x) => x.ok),
+      JSON.stringify(results),
+    );
+    const row = (dumpDatabase(r.path).s as unknown[][])[0];
+    assert.deepEqual(row, [
+      NOW_MS / 1000,
+      NOW_MS / 1000,
+      '2024-05-06 07:08:09.123',
+      '08:08:09.123',
+      NOW_MS / 86_400_000 + 2440587.5,
+      '09.123',
+      '+0000-00-00 00:00:00.000',
+    ]);
+  });
+
   test('last_insert_rowid() and changes() start at 0 in every command', () => {
     const first = (dumpDatabase(a.path).ev as unknown[][])[0] as unknown[];
     assert.equal(first[9], 0n);

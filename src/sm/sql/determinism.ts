@@ -269,11 +269,23 @@ export function installDeterministicFunctions(db: Database.Database, env: Determ
       const bound = [...args];
       // SQLite treats a missing time value as 'now' (date() is date('now'), strftime(f) is strftime(f, 'now')).
       if (name !== 'timediff' && bound.length === timeArgs[0]) bound.push(now);
+      let subsec = false;
       for (const i of timeArgs) {
         const a = bound[i];
+        if (typeof a !== 'string') continue;
+        const lower = a.toLowerCase();
         // SQLite's own test: the time value equals 'now', case-insensitively (date.c, isDate).
-        if (typeof a === 'string' && a.toLowerCase() === 'now') bound[i] = now;
+        if (lower === 'now') bound[i] = now;
+        // And, since 3.42, 'subsec' or 'subsecond' as the time value: 'now' with subsecond
+        // precision (date.c, parseDateOrTime). Left to SQLite, each replica read its own clock:
+        // unixepoch('subsec') stored values milliseconds apart on the three nodes.
+        else if (lower === 'subsec' || lower === 'subsecond') {
+          bound[i] = now;
+          subsec = true;
+        }
       }
+      // The precision it asked for, as a modifier (applied after the others; timediff has none).
+      if (subsec && name !== 'timediff') bound.push('subsec');
       return builtin(name, bound);
     });
   }
