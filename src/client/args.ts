@@ -112,10 +112,19 @@ export function signalArg(v: unknown, what: string): AbortSignal | undefined {
 }
 
 /** An optional limit in milliseconds: a positive finite number. */
+/**
+ * The longest timeoutMs: what a timer can hold (about 24.8 days). Beyond it Node fires a timer
+ * after 1 ms: a read with timeoutMs 3e9 failed HQL_TIMEOUT at once, "past its limit of
+ * 3000000000 ms".
+ */
+export const TIMEOUT_MS_MAX = 2 ** 31 - 1;
+
 export function timeoutArg(v: unknown, what: string): number | undefined {
   if (v === undefined) return v;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
-    invalid(`${what}: timeoutMs must be a positive number of milliseconds, got ${shown(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > TIMEOUT_MS_MAX)
+    invalid(
+      `${what}: timeoutMs must be a positive number of milliseconds up to ${TIMEOUT_MS_MAX} (about 24.8 days), got ${shown(v)}`,
+    );
   return v;
 }
 

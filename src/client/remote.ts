@@ -174,15 +174,18 @@ export class RemoteClient extends ClientBase {
         retryable: false,
       });
     }
-    return (await this.call(
+    // timeoutMs and signal stop the read on the node too (the request carries what is left of
+    // the deadline; an abort cancels it): they were not passed on, so a read ran to the node's
+    // query_timeout_ms whatever the caller asked, and an aborted one returned its rows.
+    const consistency = options.consistency ?? 'local';
+    return (await this.link.call(
+      { op: 'query', sql, params: snapshot, consistency, minIndex: options.minIndex ?? 0 },
       {
-        op: 'query',
-        sql,
-        params: snapshot,
-        consistency: options.consistency ?? 'local',
-        minIndex: options.minIndex ?? 0,
+        kind: 'read',
+        route: consistency === 'linearizable' ? 'leader' : 'any',
+        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
       },
-      'read',
     )) as Row[];
   }
 

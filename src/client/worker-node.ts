@@ -347,18 +347,21 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     this.checkOpen();
     if (!this.cfg.sqlite) throw sqliteDisabledError(this.cfg.nodeId, 'query');
     const { timeoutMs, signal, consistency, minIndex } = options;
-    if (timeoutMs !== undefined) {
+    if (timeoutMs !== undefined || signal !== undefined) {
       // On the node's read pool, as on the caller's thread: a statement there can be interrupted
-      // at its limit or by its signal (without timeoutMs a signal is ignored, as documented).
+      // at its limit (a signal alone: the node's query_timeout_ms) or by its signal.
+      if (signal?.aborted === true)
+        throw new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: true });
+      const limitMs = timeoutMs ?? this.cfg.queryTimeoutMs;
       const body: CallBody = {
         op: 'query',
         sql,
         params: params as QueryParams,
-        timeoutMs,
+        timeoutMs: limitMs,
         ...(consistency === undefined ? {} : { consistency }),
         ...(minIndex === undefined ? {} : { minIndex }),
       };
-      const waitMs = Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : this.cfg.readTimeoutMs;
+      const waitMs = Number.isFinite(limitMs) && limitMs > 0 ? limitMs : this.cfg.readTimeoutMs;
       return this.call(body, waitMs, signal) as Promise<Row[]>;
     }
     if (this.cfg.logStatements) this.log.info({ sql, params, consistency: consistency ?? 'local' }, 'query');

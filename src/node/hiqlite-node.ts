@@ -362,14 +362,25 @@ export class HiqliteNode {
     if (this.cfg.logStatements)
       this.log.info({ sql, params, consistency: options.consistency ?? 'local' }, 'query');
     this.history?.recordRead();
+    if (signal?.aborted === true) throw readAborted();
     const deadline = this.clock.monotonicMs() + (timeoutMs ?? this.cfg.readTimeoutMs);
     const waitMs = () => Math.max(1, Math.min(this.cfg.readTimeoutMs, deadline - this.clock.monotonicMs()));
-    if (options.consistency === 'linearizable') await this.linearizableBarrier(waitMs());
+    if (options.consistency === 'linearizable')
+      await untilAborted(this.linearizableBarrier(waitMs()), signal);
     if (options.minIndex !== undefined && options.minIndex > this.group.applied()) {
-      await this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: waitMs() });
+      await untilAborted(
+        this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: waitMs() }),
+        signal,
+      );
     }
-    if (timeoutMs === undefined) return this.reader.query(sql, params);
-    const remaining = Math.max(1, deadline - this.clock.monotonicMs());
+    // Without a limit or a signal: here, synchronously. With either, on a read thread, where the
+    // statement is interrupted at its limit (the node's query_timeout_ms for a signal alone) or
+    // when the signal aborts (a signal alone was ignored: the statement ran to its end).
+    if (timeoutMs === undefined && signal === undefined) return this.reader.query(sql, params);
+    const remaining = Math.max(
+      1,
+      timeoutMs === undefined ? this.cfg.queryTimeoutMs : deadline - this.clock.monotonicMs(),
+    );
     return this.readPool.query(sql, params, {
       timeoutMs: remaining,
       ...(signal === undefined ? {} : { signal }),
@@ -1782,6 +1793,31 @@ export class HiqliteNode {
 }
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+function readAborted(): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: true });
+}
+
+/** `p`, or HQL_ABORTED as soon as `signal` aborts (a read's wait for a barrier or an index). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return p;
+  return new Promise<T>((resolve, reject) => {
+    const stop = whenAborted(signal, () => {
+      p.catch(() => {});
+      reject(readAborted());
+    });
+    p.then(
+      (v) => {
+        stop();
+        resolve(v);
+      },
+      (e: unknown) => {
+        stop();
+        reject(e);
+      },
+    );
+  });
+}
 
 /**
  * A node cannot change its sqlite setting: a cache-only node whose data directory holds the SQL

@@ -243,6 +243,12 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     (db) => db.queryOne('SELECT 1', [], { consistancy: 'linearizable' }),
     /unknown option "consistancy"/,
   ],
+  // Past what a timer holds, Node fires it after 1 ms: the read failed HQL_TIMEOUT at once.
+  [
+    'query with timeoutMs 3e9',
+    (db) => db.query('SELECT 1', [], { timeoutMs: 3e9 }),
+    /timeoutMs must be a positive number of milliseconds up to 2147483647/,
+  ],
   [
     'query with timeoutMs -1',
     (db) => db.query('SELECT 1', [], { timeoutMs: -1 }),

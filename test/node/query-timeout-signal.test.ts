@@ -1,0 +1,93 @@
+/**
+ * A read's `timeoutMs` and `signal` stop it, on every client: embedded (either thread) and
+ * remote, a signal alone too, and an already-aborted signal reads nothing. Found from outside:
+ * the remote client sent neither (a read ran to the node's query_timeout_ms whatever the caller
+ * asked, an aborted one returned its rows), and an embedded read with a signal and no timeoutMs
+ * ran to its end on the caller's thread, its wait for an index too.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type HiqliteClient, HiqliteError, start } from '../../src/index.js';
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { within } from '../support/within.js';
+
+/** Runs for many seconds (a count over 200 million generated rows). */
+const LONG =
+  'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 200000000) SELECT count(*) AS n FROM c';
+
+function codeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'rows',
+    (e: unknown) => (e instanceof HiqliteError ? e.code : String(e)),
+  );
+}
+
+function abortAfter(ms: number): AbortSignal {
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), ms);
+  return ac.signal;
+}
+
+for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
+  describe(`a read's timeoutMs and signal (${who})`, () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-read-stop-'));
+    let db: Pick<HiqliteClient, 'query' | 'close'>;
+    let close: () => Promise<void>;
+    before(async () => {
+      // The node's own limit far away: what stops the reads is the caller's.
+      const cfg = await oneNodeConfig(root, { queryTimeoutMs: 600_000, readTimeoutMs: 600_000 });
+      const node = await start(cfg, { thread: who === 'embedded main' ? 'main' : 'worker' });
+      if (who === 'remote') {
+        const client = await connect({
+          nodes: [cfg.nodes[0]!.addrApi],
+          secretApi: TEST_SECRETS.secretApi,
+          requestTimeoutMs: 600_000,
+        });
+        db = client;
+        close = async () => {
+          await client.close();
+          await node.close();
+        };
+      } else {
+        db = node;
+        close = () => node.close();
+      }
+    });
+    after(async () => {
+      await close?.();
+      rmSync(root, { recursive: true, force: true });
+    });
+
+    test('timeoutMs: HQL_TIMEOUT at it', async () => {
+      assert.equal(
+        await within(codeOf(db.query(LONG, [], { timeoutMs: 300 })), 10_000, 'the timeout'),
+        'HQL_TIMEOUT',
+      );
+    });
+
+    test('a signal alone: HQL_ABORTED when it aborts', async () => {
+      assert.equal(
+        await within(codeOf(db.query(LONG, [], { signal: abortAfter(300) })), 10_000, 'the abort'),
+        'HQL_ABORTED',
+      );
+    });
+
+    test('an aborted signal: nothing is read', async () => {
+      const ac = new AbortController();
+      ac.abort();
+      assert.equal(await codeOf(db.query('SELECT 1 AS n', [], { signal: ac.signal })), 'HQL_ABORTED');
+    });
+
+    test('a signal stops the wait for an index too', async () => {
+      const p = db.query('SELECT 1 AS n', [], { minIndex: 1_000_000_000, signal: abortAfter(300) });
+      assert.equal(await within(codeOf(p), 10_000, 'the abort'), 'HQL_ABORTED');
+    });
+
+    test('and the node serves on', async () => {
+      assert.deepEqual(await db.query('SELECT 1 AS n'), [{ n: 1 }]);
+    });
+  });
+}
