@@ -13,7 +13,7 @@ import type { CommandInput, Migration, ParamInput } from '../sm/sql/command.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
 import { isShallowStmtRef } from '../sm/sql/params.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
-import { isBindable, normalizeValue, type Row } from '../sm/sql/values.js';
+import { checkReadText, isBindable, normalizeValue, type Row } from '../sm/sql/values.js';
 import {
   consistencyArg,
   logIndexArg,
@@ -247,6 +247,7 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
       sqlArg(sql, 'query');
       paramsArg(params, 'query');
       checkParams(params, -1);
+      checkReadText(sql, params, 'query');
       optionsArg(options, QUERY_OPTIONS, 'query');
       consistencyArg(options.consistency, 'query');
       logIndexArg(options.minIndex, 'query');

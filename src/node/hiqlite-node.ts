@@ -41,7 +41,7 @@ import { ReadPool } from '../sm/sql/read-pool.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
-import type { Row } from '../sm/sql/values.js';
+import { checkReadText, type Row } from '../sm/sql/values.js';
 import type { LogStore } from '../storage/log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
@@ -357,6 +357,7 @@ export class HiqliteNode {
     this.checkOpen();
     this.requireSqlite('query');
     const { timeoutMs, signal } = options;
+    checkReadText(sql, params, 'query');
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
       throw invalidParams(`timeoutMs must be a positive number, got ${timeoutMs}`);
     if (this.cfg.logStatements)

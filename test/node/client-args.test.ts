@@ -288,6 +288,22 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     (db) => db.execute("SELECT '\udc00'"),
     /^sql holds a lone UTF-16 surrogate/,
   ],
+  // A read bound something else (the embedded reader the bytes ED A0 80, a remote client U+FFFD).
+  [
+    'query with a lone-surrogate parameter',
+    (db) => db.query('SELECT hex(?)', ['\ud800']),
+    /params\[0\] holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'query with a lone surrogate in its SQL',
+    (db) => db.query("SELECT hex('\ud800')"),
+    /sql holds a lone UTF-16 surrogate/,
+  ],
+  [
+    'queryConsistent with a lone-surrogate named parameter',
+    (db) => db.queryConsistent('SELECT :a', { a: 'x\udfff' }),
+    /params\.a holds a lone UTF-16 surrogate/,
+  ],
   [
     'txn with a lone-surrogate named parameter',
     (db) => db.txn([['SELECT 1'], ['SELECT :n', { n: '\udbff' }]]),

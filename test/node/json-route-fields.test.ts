@@ -190,6 +190,7 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
       ['/execute', '{"sql":"INSERT INTO big (s) VALUES (?)","params":["a\\ud800"]}'],
       ['/txn', '{"statements":[["INSERT INTO big (s) VALUES (:s)",{"s":"\\udc00"}]]}'],
       ['/execute', '{"sql":"INSERT INTO big (s) VALUES (\'\\ud800\')"}'],
+      ['/query', '{"sql":"SELECT hex(?) AS h","params":["\\ud800"]}'],
     ] as const) {
       const r = await raw(route, text);
       assert.equal(r.status, 400, `${text}: ${JSON.stringify(r.json)}`);

@@ -10,6 +10,7 @@
  * Out of SQLite (rows): INTEGER → number, or bigint outside ±(2^53−1); REAL → number;
  *   TEXT → string; BLOB → Uint8Array; NULL → null.
  */
+import { isWellFormed } from '../../lib/utf8.js';
 import { sqlError } from './errors.js';
 
 export type SqlValue = null | number | bigint | string | Uint8Array;
@@ -113,4 +114,29 @@ export function reviveRow(row: Record<string, unknown>): Row {
     }
   }
   return out;
+}
+
+/**
+ * HQL_INVALID_PARAMS when a read's SQL text or a string parameter holds a lone UTF-16 surrogate:
+ * UTF-8 cannot carry it, and the read bound something else (the embedded reader the bytes ED A0
+ * 80, a remote client U+FFFD), as writes are refused for (command.ts, wellFormed). One level
+ * deep: the parameters are scalars (or refused elsewhere).
+ */
+export function checkReadText(sql: unknown, params: unknown, what: string): void {
+  const bad = (v: unknown) => typeof v === 'string' && !isWellFormed(v);
+  if (bad(sql))
+    throw sqlError(
+      'HQL_INVALID_PARAMS',
+      `${what}: sql holds a lone UTF-16 surrogate, which UTF-8 cannot carry`,
+    );
+  if (typeof params !== 'object' || params === null) return;
+  const entries = Array.isArray(params)
+    ? params.map((v, i) => [`[${i}]`, v] as const)
+    : Object.entries(params).map(([k, v]) => [`.${k}`, v] as const);
+  for (const [at, v] of entries)
+    if (bad(v))
+      throw sqlError(
+        'HQL_INVALID_PARAMS',
+        `${what}: params${at} holds a lone UTF-16 surrogate, which UTF-8 cannot carry`,
+      );
 }
