@@ -6,7 +6,9 @@
  * while it runs, so it grows by what is written during the copy). The copy's own `_hq_meta`
  * says which index it holds: it was read in the same transaction as the data.
  */
+
 import Database from 'better-sqlite3';
+import { ensurePrivateFileSync } from '../sm/sql/private-file.js';
 import { backupCorrupt } from './backup-errors.js';
 
 /**
@@ -48,6 +50,9 @@ export function vacuumInto(r: CopyRequest): void {
   try {
     db.pragma(`busy_timeout = ${r.busyTimeoutMs}`);
     db.pragma(`cache_size = -${COPY_CACHE_KIB}`);
+    // The plaintext copy of the whole database, and its journal (SQLite gives it the file's
+    // mode): owner-only like everything under data_dir (VACUUM INTO made it 0644).
+    ensurePrivateFileSync(r.outPath);
     db.prepare('VACUUM INTO ?').run(r.outPath);
   } finally {
     db.close();

@@ -4,7 +4,7 @@
  * a damaged stored file changes nothing at the destination.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -80,6 +80,24 @@ describe('backup file', () => {
       assert.equal(r.prepare('SELECT count(*) FROM t').pluck().get(), 5000);
     } finally {
       r.close();
+    }
+  });
+
+  // Found from outside: the plaintext copy of the whole database was -rw-r--r-- (umask 022).
+  test('the plaintext copy is owner-only whatever the umask', async () => {
+    const work = join(tmp.dir, 'copy-mode');
+    mkdirSync(work);
+    const before = process.umask(0o022);
+    try {
+      const copy = await startCopy({
+        dbPath: db.path,
+        outPath: join(work, 'copy.sqlite'),
+        busyTimeoutMs: 1000,
+      });
+      await copy.checked;
+      assert.equal(statSync(join(work, 'copy.sqlite')).mode & 0o777, 0o600);
+    } finally {
+      process.umask(before);
     }
   });
 

@@ -18,12 +18,13 @@
  *   any `DEFERRED` constraint, every command gets its own transaction, and a command whose
  *   COMMIT fails gets that constraint error as its result.
  */
+
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { assert } from '../../lib/assert.js';
 import { HiqliteError } from '../../lib/errors.js';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../lib/file-modes.js';
+import { PRIVATE_DIR_MODE } from '../../lib/file-modes.js';
 import type { LogIndex, Term } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
 import { type CommandEnvelope, tryDecodeCommand } from './command.js';
@@ -31,6 +32,7 @@ import { DeterministicEnv, installDeterministicFunctions } from './determinism.j
 import { classifyCommandError, fatalSqliteError, type SqlErrorInfo } from './errors.js';
 import { CommandExecutor, TransactionLostError } from './executor.js';
 import { watchConnection } from './interrupt.js';
+import { ensurePrivateFileSync } from './private-file.js';
 import { type CommandResult, failure } from './result.js';
 import { configureWriter, ensureSchema, PAGE_SIZE_BYTES, readMeta } from './schema.js';
 import { SessionTable } from './sessions.js';
@@ -618,13 +620,4 @@ function validateSnapshot(path: string): void {
   } finally {
     db.close();
   }
-}
-
-/**
- * Creates `path` empty with owner-only permissions unless it exists. SQLite makes a new
- * database 0644 (less the umask) but keeps the mode of an existing file, and gives its -wal and
- * -shm files the database's mode.
- */
-function ensurePrivateFileSync(path: string): void {
-  closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
 }
