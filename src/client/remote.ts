@@ -193,12 +193,18 @@ export class RemoteClient extends ClientBase {
     return (await this.call({ op: 'metrics' }, 'other')) as Metrics;
   }
 
-  /** A backup on the leader; a large database takes minutes (deadline: BACKUP_TIMEOUT_MS). */
+  /**
+   * A backup on the leader; a large database takes minutes (deadline: BACKUP_TIMEOUT_MS). Sent
+   * once: each request takes a whole backup, so the node's answer is final (HQL_S3, no leader:
+   * said at once), and a connection lost after sending is HQL_OUTCOME_UNKNOWN. It was resent after
+   * every retryable failure until the hour was over: with S3 down, a full backup every 12 s,
+   * each kept in the leader's local folder, and the caller told nothing.
+   */
   protected async takeBackup(): Promise<BackupInfo> {
     return (await this.link.call(
       // The deadline travels with the request, so a proxy on the way waits as long.
       { op: 'backup', timeoutMs: BACKUP_TIMEOUT_MS },
-      { kind: 'other', route: 'leader', timeoutMs: BACKUP_TIMEOUT_MS },
+      { kind: 'once', route: 'leader', timeoutMs: BACKUP_TIMEOUT_MS },
     )) as BackupInfo;
   }
 

@@ -1,0 +1,66 @@
+/**
+ * A remote client's backup() is sent once: the node's answer is final. Found from outside: with
+ * S3 failing, `hiqlite backup create` (a remote client) resent the request after every
+ * retryable failure, for up to an hour, and each request took a whole backup (the leader kept
+ * nine full local copies in 100 s; the caller was told nothing).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { connect, type HiqliteClient, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
+import { within } from '../support/within.js';
+
+const root = mkdtempSync(join(tmpdir(), 'hq-backup-once-'));
+let s3: FakeS3;
+let node: HiqliteNode;
+let client: HiqliteClient;
+let dataDir: string;
+
+before(async () => {
+  s3 = await startTestS3();
+  const cfg = await oneNodeConfig(root, {
+    encKeys: [`k1/${randomBytes(32).toString('base64')}`],
+    encKeyActive: 'k1',
+    s3Url: s3.endpointUrl,
+    s3Bucket: 'backups',
+    s3Region: 'eu-test-1',
+    s3PathStyle: true,
+    s3Key: TEST_S3_KEY,
+    s3Secret: TEST_S3_SECRET,
+  });
+  dataDir = cfg.dataDir as string;
+  node = await start(cfg, { thread: 'main' });
+  await node.execute('CREATE TABLE t (x)');
+  client = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
+});
+after(async () => {
+  await client?.close();
+  await node?.close();
+  await s3?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function localBackups(): string[] {
+  return readdirSync(join(dataDir, 'state_machine', 'backups')).filter((f) => !f.endsWith('.partial'));
+}
+
+test('with S3 failing, a remote backup() fails at once with HQL_S3 and takes one backup', async () => {
+  const before = localBackups().length;
+  s3.faults.failNext(1_000, { status: 500 });
+  const outcome = await within(
+    client.backup().then(
+      () => 'stored',
+      (e: unknown) => (e instanceof HiqliteError ? e.code : String(e)),
+    ),
+    60_000,
+    'the backup to end',
+  );
+  s3.faults.clear();
+  assert.equal(outcome, 'HQL_S3');
+  assert.equal(localBackups().length - before, 1, 'one request, one backup');
+});
