@@ -673,7 +673,11 @@ export class CacheGroup {
       } catch (e) {
         // Closed or stopped meanwhile: the wait ends (the group's HQL_CLOSED is retryable for a
         // client, which asks another node; retried here, it ran on to its deadline).
-        if (!(e instanceof HiqliteError) || !e.retryable || !this.running) throw e;
+        if (!(e instanceof HiqliteError) || !e.retryable) throw e;
+        if (!this.running) {
+          if (this.stopped !== null) throw this.stopped;
+          throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true, cause: e });
+        }
         if (clock.monotonicMs() >= deadline) throw e;
       }
       await sleep(clock, Math.min(this.d.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));

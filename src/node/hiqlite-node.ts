@@ -1300,7 +1300,11 @@ export class HiqliteNode {
       } catch (e) {
         // A node shutting down ends the wait (its group answers HQL_CLOSED, retryable for a
         // client, which asks another node): retried here, it ran on to its deadline.
-        if (!(e instanceof HiqliteError) || !e.retryable || this.closing !== null) throw e;
+        if (!(e instanceof HiqliteError) || !e.retryable) throw e;
+        // Said as what it is: the last attempt may have failed for another reason (no leader)
+        // just before the node began to shut down.
+        if (this.closing !== null)
+          throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true, cause: e });
         if (this.clock.monotonicMs() >= deadline) throw e;
       }
       await this.backoff(attempt, deadline);
