@@ -33,6 +33,8 @@ export async function readMigrationsFolder(dir: string): Promise<MigrationInput[
     );
   }
   const out: MigrationInput[] = [];
+  // Each migration's file as it is named (02_two.sql, not 2_two.sql rebuilt from its id).
+  const fileOf = new Map<MigrationInput, string>();
   for (const file of files.sort()) {
     if (!file.endsWith('.sql')) continue;
     const m = FILE_NAME.exec(file);
@@ -48,7 +50,9 @@ export async function readMigrationsFolder(dir: string): Promise<MigrationInput[
         `migration file ${file}: its id ${m[1]} is not a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`,
         { retryable: false },
       );
-    out.push({ id, name: m[2] as string, sql: await readSqlFile(join(dir, file), file) });
+    const migration = { id, name: m[2] as string, sql: await readSqlFile(join(dir, file), file) };
+    fileOf.set(migration, file);
+    out.push(migration);
   }
   const sorted = out.sort((a, b) => a.id - b.id);
   for (let i = 1; i < sorted.length; i++) {
@@ -56,7 +60,7 @@ export async function readMigrationsFolder(dir: string): Promise<MigrationInput[
     if (a.id === b.id)
       throw new HiqliteError(
         'HQL_MIGRATION_ORDER',
-        `migration files ${a.id}_${a.name}.sql and ${b.id}_${b.name}.sql have the same id ${a.id} (ids are compared as numbers: 1 and 01 are one id)`,
+        `migration files ${fileOf.get(a)} and ${fileOf.get(b)} have the same id ${a.id} (ids are compared as numbers: 1 and 01 are one id)`,
         { retryable: false },
       );
   }

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, type Option } from 'commander';
 import { HiqliteError } from '../lib/errors.js';
+import { GENERATE_NODES_MAX } from '../node/config/config-generate.js';
 import { runProxy } from '../proxy/run-proxy.js';
 import { registerBackupCommands } from './backup-cli.js';
 import { runDev } from './dev.js';
@@ -74,7 +75,7 @@ program
 program
   .command('generate-config')
   .description('write a working localhost configuration, one TOML file per node')
-  .option('-n, --nodes <n>', 'number of nodes', int('--nodes', 1, 7), 3)
+  .option('-n, --nodes <n>', 'number of nodes', int('--nodes', 1, GENERATE_NODES_MAX), 3)
   .option('-d, --dir <dir>', 'output folder', 'hiqlite-config')
   .option('--overwrite', 'replace existing files', false)
   .action((o: { nodes: number; dir: string; overwrite: boolean }) => runGenerateConfig(o));

@@ -72,7 +72,7 @@ describe('migrate from a folder', () => {
     await refused(
       folder({ '1_a.sql': 'SELECT 1;', '01_b.sql': 'SELECT 2;' }),
       'HQL_MIGRATION_ORDER',
-      /01_b\.sql|1_a\.sql.*same id 1/,
+      /files 01_b\.sql and 1_a\.sql have the same id 1|files 1_a\.sql and 01_b\.sql have the same id 1/,
     );
     await refused(
       folder({ '99999999999999999999_x.sql': 'SELECT 1;' }),
