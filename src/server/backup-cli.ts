@@ -30,6 +30,9 @@ interface Where {
 
 /** Backups are of the SQLite database: a cache-only node (sqlite = false) has none to back up. */
 function load(file: string): SqlNodeConfig {
+  // Every backup command takes HQL_LOG_LEVEL (restore logs through it): a wrong one is refused
+  // by each, not only by those that log (list, create and download ran on with "loud").
+  logLevelFromEnv('warn');
   const cfg = resolveConfig(
     loadTomlConfig(file, process.env, { onWarning: (w) => process.stderr.write(`warning: ${w}\n`) }),
   );

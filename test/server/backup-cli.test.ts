@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -121,6 +122,20 @@ describe('hiqlite backup on the command line', () => {
       succeeded(r);
       assert.match(r.stdout, new RegExp(`^${name.replace(/\./g, '\\.')} .* index ${backupIndex} `, 'm'));
       assert.match(r.stderr, /^1 backup\(s\) in /m, `${where}: ${r.stderr}`);
+    }
+  });
+
+  // Found from outside: list, create and download ran on with HQL_LOG_LEVEL=loud.
+  test('a wrong HQL_LOG_LEVEL is refused by every backup command', async () => {
+    for (const args of [
+      ['backup', 'list', '--config', config, '--local'],
+      ['backup', 'download', name, '--config', config, '--local', '--out', join(tmpdir(), 'never')],
+    ]) {
+      const r = await runTsx(CLI_SOURCE, args, {
+        env: { ...process.env, HQL_LOG_LEVEL: 'loud' },
+        timeoutMs: RUN_TIMEOUT_MS,
+      });
+      failed(r, 'HQL_INVALID_CONFIG', /HQL_LOG_LEVEL: must be one of/);
     }
   });
 
