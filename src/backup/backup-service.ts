@@ -59,9 +59,15 @@ export class BackupService implements NodeBackups {
 
   backup(): Promise<BackupInfo> {
     if (this.running !== null) return this.running;
-    const run = this.run().finally(() => {
-      this.running = null;
-    });
+    const run = this.run()
+      .catch((e: unknown) => {
+        // An on-demand backup's failure reached only its caller: the leader's log said nothing.
+        this.host.log.warn({ err: String(e) }, 'backup failed');
+        throw e;
+      })
+      .finally(() => {
+        this.running = null;
+      });
     this.running = run;
     return run;
   }
@@ -160,10 +166,19 @@ export class BackupService implements NodeBackups {
       await rm(copyPath, { force: true });
       const targets = ['local'];
       if (this.targets.s3 !== null) {
-        await this.targets.s3.put(
-          name,
-          createReadStream(join(this.targets.local.dir, name), { highWaterMark: 1 << 20 }),
-        );
+        try {
+          await this.targets.s3.put(
+            name,
+            createReadStream(join(this.targets.local.dir, name), { highWaterMark: 1 << 20 }),
+          );
+        } catch (e) {
+          // Said where it is: the caller gets the S3 error, the operator the backup kept here.
+          log.warn(
+            { backup: name, err: String(e) },
+            'backup stored in the local folder only: its upload to S3 failed',
+          );
+          throw e;
+        }
         targets.push('s3');
       }
       // The backup is stored: a failing clean-up is logged, and the next backup tries again.

@@ -2,14 +2,17 @@
  * A remote client's backup() is sent once: the node's answer is final. Found from outside: with
  * S3 failing, `hiqlite backup create` (a remote client) resent the request after every
  * retryable failure, for up to an hour, and each request took a whole backup (the leader kept
- * nine full local copies in 100 s; the caller was told nothing).
+ * nine full local copies in 100 s; the caller was told nothing). And the leader logs the failure,
+ * naming the backup it kept in its local folder.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import { pino } from 'pino';
 import { connect, type HiqliteClient, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
@@ -20,6 +23,7 @@ let s3: FakeS3;
 let node: HiqliteNode;
 let client: HiqliteClient;
 let dataDir: string;
+const logged: Array<Record<string, unknown>> = [];
 
 before(async () => {
   s3 = await startTestS3();
@@ -34,7 +38,13 @@ before(async () => {
     s3Secret: TEST_S3_SECRET,
   });
   dataDir = cfg.dataDir as string;
-  node = await start(cfg, { thread: 'main' });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logged.push(JSON.parse(line));
+      done();
+    },
+  });
+  node = await start(cfg, { thread: 'main', logger: pino({ level: 'warn' }, sink) });
   await node.execute('CREATE TABLE t (x)');
   client = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
 });
@@ -63,4 +73,10 @@ test('with S3 failing, a remote backup() fails at once with HQL_S3 and takes one
   s3.faults.clear();
   assert.equal(outcome, 'HQL_S3');
   assert.equal(localBackups().length - before, 1, 'one request, one backup');
+  // The leader says so, naming the backup it kept (its log said nothing of a failed one).
+  const kept = logged.find(
+    (r) => r.msg === 'backup stored in the local folder only: its upload to S3 failed',
+  );
+  assert.ok(kept !== undefined && localBackups().includes(String(kept.backup)), JSON.stringify(logged));
+  assert.ok(logged.some((r) => r.msg === 'backup failed'));
 });
