@@ -290,6 +290,21 @@ export class ApiConnection {
         ),
       );
     }
+    // Encoded first: a request msgpack cannot carry (a map of more than 65,535 keys) is the
+    // caller's, refused as such and never sent (it escaped as msgpackr's plain Error, after its
+    // deadline timer was set).
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(encodeApiMessage({ ...body, id } as ApiRequest));
+    } catch (e) {
+      return Promise.reject(
+        new RequestNotProcessedError(
+          'HQL_INVALID_PARAMS',
+          `the request cannot be encoded: ${e instanceof Error ? e.message : String(e)}`,
+          { retryable: false },
+        ),
+      );
+    }
     return new Promise<ApiResponse>((resolve, reject) => {
       let stopListening = () => {};
       const onAbort = () => {
@@ -334,7 +349,7 @@ export class ApiConnection {
       // Not aborted before (checked above): from now on.
       stopListening = whenAborted(signal, onAbort);
       if (onPush !== undefined) this.pushes.set(id, onPush);
-      this.conn.write(encodeFrame(encodeApiMessage({ ...body, id } as ApiRequest)));
+      this.conn.write(frame);
     });
   }
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { connect, start } from '../../src/index.js';
+import { connect, HiqliteError, start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hq-remote-args-'));
@@ -48,5 +48,31 @@ test('a remote write or read waiting for a reconnection sends what was passed at
   } finally {
     await db.close();
     await node.close();
+  }
+});
+
+/**
+ * A request msgpack cannot carry (a parameter object of more than 65,535 keys) is refused at the
+ * call with HQL_INVALID_PARAMS, never sent; the connection serves on. Found from outside: it
+ * escaped as msgpackr's plain Error, with no code.
+ */
+test('a remote read whose parameters cannot be encoded: HQL_INVALID_PARAMS, and the client serves on', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-remote-encode-'));
+  const cfg = await oneNodeConfig(root);
+  const node = await start(cfg, { thread: 'main' });
+  const db = await connect({ nodes: [cfg.nodes[0]?.addrApi ?? ''], secretApi: TEST_SECRETS.secretApi });
+  try {
+    const params = Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`p${i}`, i]));
+    await assert.rejects(db.query('SELECT :p0 AS x', params), (e: unknown) => {
+      assert.ok(e instanceof HiqliteError, String(e));
+      assert.equal(e.code, 'HQL_INVALID_PARAMS');
+      assert.match(e.message, /the request cannot be encoded/);
+      return true;
+    });
+    assert.deepEqual(await db.query('SELECT 1 AS x'), [{ x: 1 }]);
+  } finally {
+    await db.close();
+    await node.close();
+    rmSync(root, { recursive: true, force: true });
   }
 });
