@@ -12,3 +12,27 @@ export function whenAborted(signal: AbortSignal | undefined, fn: () => void): ()
   signal.addEventListener('abort', fn, { once: true });
   return () => signal.removeEventListener('abort', fn);
 }
+
+/**
+ * `p`, or a rejection with `error()` as soon as `signal` aborts (at once when it has); `p`'s own
+ * outcome is then dropped. Without a signal, `p` itself.
+ */
+export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined, error: () => Error): Promise<T> {
+  if (signal === undefined) return p;
+  return new Promise<T>((resolve, reject) => {
+    const stop = whenAborted(signal, () => {
+      p.catch(() => {});
+      reject(error());
+    });
+    p.then(
+      (v) => {
+        stop();
+        resolve(v);
+      },
+      (e: unknown) => {
+        stop();
+        reject(e);
+      },
+    );
+  });
+}

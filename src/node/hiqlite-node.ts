@@ -21,7 +21,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { LeaderBackups } from '../dashboard/backend.js';
 import { Dashboard } from '../dashboard/dashboard.js';
 import { MetricsHistory } from '../dashboard/metrics-history.js';
-import { whenAborted } from '../lib/abort.js';
+import { raceAbort } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
@@ -1756,24 +1756,7 @@ export class HiqliteNode {
    * ends it.
    */
   private unlessStartCancelled<T>(step: Promise<T>): Promise<T> {
-    const signal = this.startSignal;
-    if (signal === undefined) return step;
-    return new Promise<T>((resolve, reject) => {
-      const stop = whenAborted(signal, () => {
-        step.catch(() => {});
-        reject(this.startCancelled());
-      });
-      step.then(
-        (v) => {
-          stop();
-          resolve(v);
-        },
-        (e: unknown) => {
-          stop();
-          reject(e);
-        },
-      );
-    });
+    return raceAbort(step, this.startSignal, () => this.startCancelled());
   }
 
   private requireGroup(): void {
@@ -1805,23 +1788,7 @@ function readAborted(): HiqliteError {
 
 /** `p`, or HQL_ABORTED as soon as `signal` aborts (a read's wait for a barrier or an index). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return p;
-  return new Promise<T>((resolve, reject) => {
-    const stop = whenAborted(signal, () => {
-      p.catch(() => {});
-      reject(readAborted());
-    });
-    p.then(
-      (v) => {
-        stop();
-        resolve(v);
-      },
-      (e: unknown) => {
-        stop();
-        reject(e);
-      },
-    );
-  });
+  return raceAbort(p, signal, readAborted);
 }
 
 /**
