@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { connect, type HiqliteClient, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
-import { type FakeS3, startTestS3, TEST_S3_KEY, TEST_S3_SECRET } from '../support/s3-server.js';
+import { type FakeS3, startTestS3, testS3NodeConfig } from '../support/s3-server.js';
 import { within } from '../support/within.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hq-backup-once-'));
@@ -30,12 +30,7 @@ before(async () => {
   const cfg = await oneNodeConfig(root, {
     encKeys: [`k1/${randomBytes(32).toString('base64')}`],
     encKeyActive: 'k1',
-    s3Url: s3.endpointUrl,
-    s3Bucket: 'backups',
-    s3Region: 'eu-test-1',
-    s3PathStyle: true,
-    s3Key: TEST_S3_KEY,
-    s3Secret: TEST_S3_SECRET,
+    ...testS3NodeConfig(s3),
   });
   dataDir = cfg.dataDir as string;
   const sink = new Writable({

@@ -17,7 +17,7 @@ import { type NodeConfig, resolveConfig } from '../../src/node/config/config.js'
 import { sqlConfig } from '../../src/node/sqlite-setting.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { startTestS3, TEST_S3_KEY, TEST_S3_SECRET, testS3ClientOptions } from '../support/s3-server.js';
+import { startTestS3, testS3ClientOptions, testS3NodeConfig } from '../support/s3-server.js';
 import { makeDatabase } from './helpers.js';
 
 const DAY_MS = 86_400_000;
@@ -153,14 +153,7 @@ describe('backup service', () => {
   test('S3 uploads a killed node left unfinished are aborted after backup_s3_upload_stale_hours', async () => {
     const s3 = await startTestS3();
     try {
-      const s3Config = {
-        s3Url: s3.endpointUrl,
-        s3Bucket: 'backups',
-        s3Region: 'eu-test-1',
-        s3PathStyle: true,
-        s3Key: TEST_S3_KEY,
-        s3Secret: TEST_S3_SECRET,
-      };
+      const s3Config = testS3NodeConfig(s3);
       // What a node killed mid-upload leaves: the upload of a backup, and one of an object that
       // is not a backup (someone else's in the same bucket), both started now.
       const client = new S3Client(testS3ClientOptions(s3));

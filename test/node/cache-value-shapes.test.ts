@@ -14,7 +14,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -34,35 +33,18 @@ const BAD_VALUES: ReadonlyArray<[string, Uint8Array]> = [
   ['arrays nested 100,000 deep', new Uint8Array([...new Array<number>(100_000).fill(0x91), 0xc0])],
 ];
 
-function httpCall(
+async function httpCall(
   port: number,
   method: string,
   path: string,
   body: string | null,
 ): Promise<{ status: number; json: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body ?? undefined);
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
+    ...(body === null ? {} : { body }),
   });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
 describe('cache values read back as themselves or are refused', () => {

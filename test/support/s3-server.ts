@@ -625,6 +625,18 @@ export function testS3Toml(s3: FakeS3): string[] {
   ];
 }
 
+/** The same settings as `start()`'s config keys (camelCase). */
+export function testS3NodeConfig(s3: FakeS3) {
+  return {
+    s3Url: s3.endpointUrl,
+    s3Bucket: 'backups',
+    s3Region: 'eu-test-1',
+    s3PathStyle: true,
+    s3Key: TEST_S3_KEY,
+    s3Secret: TEST_S3_SECRET,
+  };
+}
+
 /** Client options for `startTestS3`'s server: path-style, short delays so retries run fast. */
 export function testS3ClientOptions(s3: FakeS3) {
   return {
