@@ -58,7 +58,13 @@ export type RestoreSource =
 export function parseRestoreSource(spec: string, origin = RESTORE_ENV): RestoreSource {
   if (spec.startsWith('file:') && spec.length > 5) return { kind: 'file', path: spec.slice(5) };
   if (spec.startsWith('s3:') && spec.length > 3) return { kind: 's3', name: spec.slice(3) };
-  throw backupNotFound(`${origin} must be file:<path> or s3:<object name>, got '${spec}'`);
+  // A mistake in how the restore is asked for, not a backup that is missing (it was
+  // HQL_BACKUP_NOT_FOUND): nothing was looked for.
+  throw new HiqliteError(
+    'HQL_INVALID_CONFIG',
+    `${origin} must be file:<path> or s3:<object name>, got '${spec}'`,
+    { retryable: false },
+  );
 }
 
 export interface RestoreOutcome {
@@ -257,7 +263,11 @@ async function openSource(
   }
   const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup);
   if (targets.s3 === null)
-    throw backupNotFound(`${origin} s3:${source.name} needs s3_url and the other s3_* keys`);
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `${origin} s3:${source.name} needs s3_url and the other s3_* keys`,
+      { retryable: false },
+    );
   return targets.s3.get(source.name);
 }
 

@@ -12,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { BackupService } from '../../src/backup/backup-service.js';
-import { restoreNode } from '../../src/backup/restore.js';
+import { parseRestoreSource, restoreNode } from '../../src/backup/restore.js';
 import { openBackupTargets } from '../../src/backup/targets.js';
 import { resolveConfig } from '../../src/node/config/config.js';
 import type { SqlNodeConfig } from '../../src/node/config/config-types.js';
@@ -116,4 +116,18 @@ describe('restore_done', () => {
     const cfg = configOf(join(tmp.dir, 'node-fifo'));
     await assert.rejects(restoreNode(cfg, `file:${fifo}`, log), /HQL_BACKUP_NOT_FOUND|no file/);
   });
+});
+
+// A source in none of the forms is a mistake in how the restore was asked for, not a missing
+// backup (it was HQL_BACKUP_NOT_FOUND).
+test('HQL_BACKUP_RESTORE in no known form is HQL_INVALID_CONFIG', () => {
+  for (const spec of ['ftp:/x', 'file:', 's3:', 'backup.hqbak'])
+    assert.throws(
+      () => parseRestoreSource(spec),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'HQL_INVALID_CONFIG' &&
+        /must be file:<path> or s3:/.test(String(e)),
+      spec,
+    );
+  assert.deepEqual(parseRestoreSource('file:/a/b'), { kind: 'file', path: '/a/b' });
 });

@@ -191,6 +191,12 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
       await cli(['backup', 'restore', 'file:/nonexistent.hqbak', '--config', config], { HQL_LOG_LEVEL: '' }),
       /HQL_BACKUP_NOT_FOUND: backup restore: no file \/nonexistent\.hqbak/,
     );
+    // s3: on a node without a bucket is a configuration mistake, not a missing backup (it was
+    // HQL_BACKUP_NOT_FOUND).
+    refused(
+      await cli(['backup', 'restore', 's3:backup_x.hqbak', '--config', config]),
+      /HQL_INVALID_CONFIG: backup restore s3:backup_x\.hqbak needs s3_url/,
+    );
     // A source that is none of the three forms names the command, not a variable the user never set.
     const unknown = await cli(['backup', 'restore', 'not-a-source', '--config', config]);
     refused(
