@@ -34,13 +34,22 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  async function post(route: string, body: unknown): Promise<{ status: number; json: Answer }> {
+  /** One request with the secret and a JSON content type; `body` sent as it is (text or bytes). */
+  async function send(
+    method: string,
+    route: string,
+    body?: string | Buffer,
+  ): Promise<{ status: number; json: Answer }> {
     const res = await fetch(`${base}${route}`, {
-      method: 'POST',
+      method,
       headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
+      ...(body === undefined ? {} : { body }),
     });
     return { status: res.status, json: (await res.json()) as Answer };
+  }
+
+  function post(route: string, body: unknown): Promise<{ status: number; json: Answer }> {
+    return send('POST', route, JSON.stringify(body));
   }
 
   async function refused(route: string, body: unknown, mentions: string): Promise<void> {
@@ -145,14 +154,6 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
   });
 
   test('a JSON body that is not UTF-8 is refused (a Latin-1 é reached the table as U+FFFD); UTF-8 is stored as sent', async () => {
-    const send = async (route: string, bytes: Buffer) => {
-      const res = await fetch(`${base}${route}`, {
-        method: 'POST',
-        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
-        body: bytes,
-      });
-      return { status: res.status, json: (await res.json()) as Answer };
-    };
     const body = (text: string, encoding: BufferEncoding) =>
       Buffer.from(JSON.stringify({ sql: 'INSERT INTO t (v) VALUES (?)', params: [text] }), encoding);
     for (const route of ['/execute', '/notify']) {
@@ -160,25 +161,18 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
         route === '/notify'
           ? Buffer.from('{"channel":"c","payload":"café"}', 'latin1')
           : body('café', 'latin1');
-      const { status, json } = await send(route, latin1);
+      const { status, json } = await send('POST', route, latin1);
       assert.equal(status, 400, `${route}: ${JSON.stringify(json)}`);
       assert.equal(json.error?.code, 'HQL_INVALID_PARAMS');
       assert.match(json.error?.message ?? '', /not UTF-8/);
     }
-    assert.equal((await send('/execute', body('café', 'utf8'))).status, 200);
+    assert.equal((await send('POST', '/execute', body('café', 'utf8'))).status, 200);
     assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
   });
 
   // Found from outside: both were stored as other values, without a word.
   test('an integer beyond 2^53 and a lone surrogate ("\\ud800") in a SQL body are refused; the decimal string stores the exact integer', async () => {
-    const raw = async (route: string, text: string) => {
-      const res = await fetch(`${base}${route}`, {
-        method: 'POST',
-        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
-        body: text,
-      });
-      return { status: res.status, json: (await res.json()) as Answer };
-    };
+    const raw = (route: string, text: string) => send('POST', route, text);
     await node.execute('CREATE TABLE big (n INTEGER, s TEXT)');
     const tooBig = await raw(
       '/execute',
@@ -208,38 +202,32 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
   // Found from outside: a GET answered bytes as {"$blob": base64}, but a PUT of that stored an
   // object, which then read back as what a GET shows for bytes; SQL params had no BLOB form.
   test('{"$blob": base64} is bytes both ways: cache values and payloads (at any depth) and SQL parameters', async () => {
-    const send = async (method: string, route: string, body: unknown) => {
-      const res = await fetch(`${base}${route}`, {
-        method,
-        headers: { 'x-api-secret': TEST_SECRETS.secretApi, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      return { status: res.status, json: (await res.json()) as Answer };
-    };
-    assert.equal((await send('PUT', '/cache/b/k', { $blob: 'AAEC' })).status, 200);
+    const json = (method: string, route: string, body?: unknown) =>
+      send(method, route, body === undefined ? undefined : JSON.stringify(body));
+    assert.equal((await json('PUT', '/cache/b/k', { $blob: 'AAEC' })).status, 200);
     assert.deepEqual(
       await node.cache('b').get('k', { consistency: 'linearizable' }),
       new Uint8Array([0, 1, 2]),
     );
-    assert.deepEqual((await send('GET', '/cache/b/k', undefined)).json.value, { $blob: 'AAEC' });
-    assert.equal((await send('PUT', '/cache/b/n', { a: [{ $blob: '/w==' }], $blob2: 'x' })).status, 200);
+    assert.deepEqual((await json('GET', '/cache/b/k', undefined)).json.value, { $blob: 'AAEC' });
+    assert.equal((await json('PUT', '/cache/b/n', { a: [{ $blob: '/w==' }], $blob2: 'x' })).status, 200);
     assert.deepEqual(await node.cache('b').get('n', { consistency: 'linearizable' }), {
       a: [new Uint8Array([255])],
       $blob2: 'x',
     });
     // Another key beside it: an object like any other.
-    assert.equal((await send('PUT', '/cache/b/o', { $blob: 'AAEC', x: 1 })).status, 200);
+    assert.equal((await json('PUT', '/cache/b/o', { $blob: 'AAEC', x: 1 })).status, 200);
     assert.deepEqual(await node.cache('b').get('o', { consistency: 'linearizable' }), {
       $blob: 'AAEC',
       x: 1,
     });
     for (const bad of [{ $blob: '!!!' }, { $blob: 'AAE' }, { $blob: 5 }]) {
-      const r = await send('PUT', '/cache/b/bad', { v: bad });
+      const r = await json('PUT', '/cache/b/bad', { v: bad });
       assert.equal(r.status, 400, JSON.stringify(r.json));
       assert.match(r.json.error?.message ?? '', /the value\.v: \{"\$blob": …\} is how JSON carries bytes/);
     }
     await node.execute('CREATE TABLE blobs (x)');
-    const ins = await send('POST', '/execute', {
+    const ins = await json('POST', '/execute', {
       sql: 'INSERT INTO blobs (x) VALUES (?)',
       params: [{ $blob: 'AAEC' }],
     });
@@ -247,12 +235,12 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.deepEqual(await node.query('SELECT typeof(x) AS t, x FROM blobs'), [
       { t: 'blob', x: new Uint8Array([0, 1, 2]) },
     ]);
-    const q = await send('POST', '/query', {
+    const q = await json('POST', '/query', {
       sql: 'SELECT x FROM blobs WHERE x = :b',
       params: { b: { $blob: 'AAEC' } },
     });
     assert.deepEqual(q.json.value, [{ x: { $blob: 'AAEC' } }]);
-    const bad = await send('POST', '/execute', {
+    const bad = await json('POST', '/execute', {
       sql: 'INSERT INTO blobs (x) VALUES (?)',
       params: [{ $blob: '*' }],
     });
@@ -260,7 +248,7 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     const it = node.listen('blobs')[Symbol.asyncIterator]();
     const next = it.next();
     assert.equal(
-      (await send('POST', '/notify', { channel: 'blobs', payload: { $blob: 'AAEC' } })).status,
+      (await json('POST', '/notify', { channel: 'blobs', payload: { $blob: 'AAEC' } })).status,
       200,
     );
     assert.deepEqual((await next).value?.payload, new Uint8Array([0, 1, 2]));
