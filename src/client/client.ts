@@ -55,6 +55,11 @@ export interface ExecuteResult {
   readonly lastInsertRowid: number | bigint;
   /** The Raft log index of the write: pass it as `minIndex` to read your own write anywhere. */
   readonly logIndex: number;
+  /**
+   * In the results of txn() and batch(): the rows of a statement that returns rows (a SELECT, a
+   * RETURNING clause), read inside the transaction; absent for one that returns none.
+   */
+  readonly rows?: Row[];
 }
 
 export interface MigrationInput {
@@ -297,5 +302,6 @@ function noCache(): HiqliteError {
 }
 
 function outcome(o: StatementOutcome, logIndex: number): ExecuteResult {
-  return { rowsAffected: o.rowsAffected, lastInsertRowid: o.lastInsertRowid, logIndex };
+  const base = { rowsAffected: o.rowsAffected, lastInsertRowid: o.lastInsertRowid, logIndex };
+  return o.rows === undefined ? base : { ...base, rows: o.rows as Row[] };
 }

@@ -7,7 +7,6 @@
  * Everything decoded here is untrusted: each field is checked, and anything malformed is a
  * `ProtocolError`, never an exception of another kind.
  */
-import { Packr } from 'msgpackr';
 import type { ErrorCode } from '../lib/errors.js';
 import {
   type ApiPush,
@@ -16,18 +15,18 @@ import {
   decodeApiPush,
   decodeCacheApiRequest,
 } from './cache-api-codec.js';
+import { MapsPackr } from './msgpack-maps.js';
 import { ProtocolError } from './protocol-error.js';
 
 export type { ApiPush, CacheApiRequest, CacheReadRequest, PushedNotification } from './cache-api-codec.js';
 
-// int64AsType 'auto': integers beyond 2^53 decode as bigint, smaller ones as numbers (msgpackr
-// supports it at run time; its type declarations lag behind).
-const packr = new Packr({
-  useRecords: false,
-  mapsAsObjects: true,
-  int64AsType: 'auto' as 'bigint',
-  largeBigIntToFloat: false,
-});
+// An int64 on the wire (msgpackr packs bigints so, numbers never) decodes as a bigint, made a
+// number when it is a safe integer (revived below), as SQLite's integers are on an embedded node
+// (src/sm/sql/values.ts). msgpackr's int64AsType 'auto' also made ±2^53 a number: an INTEGER of
+// 2^53 read remotely was a number (a bigint embedded), and a bigint parameter 2^53 of a remote
+// read bound as a REAL.
+const packr = new MapsPackr({ useRecords: false, int64AsType: 'bigint', largeBigIntToFloat: false });
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
 export type Consistency = 'local' | 'linearizable';
 
@@ -176,7 +175,7 @@ function requestId(o: Record<string, unknown>): number {
  */
 export function apiRequestIdOf(bytes: Uint8Array): number | null {
   try {
-    return requestId(decodeMap(bytes));
+    return requestId(revived(decodeMap(bytes), 0, false) as Record<string, unknown>);
   } catch {
     return null;
   }
@@ -195,7 +194,7 @@ function nodeIdOf(o: Record<string, unknown>): number {
 }
 
 export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
-  const o = decodeMap(bytes);
+  const o = revived(decodeMap(bytes), 0, false) as Record<string, unknown>;
   const id = requestId(o);
   if (typeof o.op === 'string' && CACHE_API_OPS.has(o.op)) return decodeCacheApiRequest(o, id);
   switch (o.op) {
@@ -260,26 +259,28 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
   }
 }
 
-/** Nesting depth of response values (rows inside results inside a txn) that is walked. */
+/** Nesting depth of messages (rows inside results inside a txn) that is walked. */
 const VALUE_DEPTH_MAX = 16;
 
 /**
- * msgpackr decodes binary as Node Buffers; the API promises plain Uint8Array for BLOBs (the same
- * type the embedded node returns), so responses are revived before they reach the caller.
+ * A decoded message as the API promises it: a bigint that is a safe integer is a number; with
+ * `bytes`, binary (which msgpackr decodes as Node Buffers) is a plain Uint8Array, the type the
+ * embedded node returns BLOBs as. Responses' values are revived with bytes, requests without.
  */
-function plainBytes(v: unknown, depth: number): unknown {
+function revived(v: unknown, depth: number, bytes: boolean): unknown {
+  if (typeof v === 'bigint') return v >= -SAFE_MAX && v <= SAFE_MAX ? Number(v) : v;
   if (v instanceof Uint8Array) {
-    return Object.getPrototypeOf(v) === Uint8Array.prototype
+    return !bytes || Object.getPrototypeOf(v) === Uint8Array.prototype
       ? v
       : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   }
   if (depth >= VALUE_DEPTH_MAX || typeof v !== 'object' || v === null) return v;
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) v[i] = plainBytes(v[i], depth + 1);
+    for (let i = 0; i < v.length; i++) v[i] = revived(v[i], depth + 1, bytes);
     return v;
   }
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) o[k] = plainBytes(o[k], depth + 1);
+  for (const k of Object.keys(o)) o[k] = revived(o[k], depth + 1, bytes);
   return o;
 }
 
@@ -290,8 +291,9 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
 /** What a node sends a client: an answer, a frame pushed for one of its listeners, or its goaway. */
 export function decodeApiServerMessage(bytes: Uint8Array): ApiResponse | ApiPush | ApiGoAway {
   const o = decodeMap(bytes);
-  if (o.goaway !== undefined) return goAwayOf(o);
-  return o.push === undefined ? responseOf(o) : decodeApiPush(o, errorBodyOf);
+  if (o.push === undefined && o.goaway === undefined) return responseOf(o);
+  revived(o, 0, false);
+  return o.goaway === undefined ? decodeApiPush(o, errorBodyOf) : goAwayOf(o);
 }
 
 function goAwayOf(o: Record<string, unknown>): ApiGoAway {
@@ -306,8 +308,9 @@ function goAwayOf(o: Record<string, unknown>): ApiGoAway {
 }
 
 function responseOf(o: Record<string, unknown>): ApiResponse {
+  revived(o, 0, true);
   const id = requestId(o);
-  if (o.ok === true) return { id, ok: true, value: plainBytes(o.value, 0) };
+  if (o.ok === true) return { id, ok: true, value: o.value };
   if (o.ok !== false) bad('response.ok must be a boolean');
   return { id, ok: false, error: errorBodyOf(o.error) };
 }

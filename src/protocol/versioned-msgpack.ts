@@ -3,9 +3,9 @@
  * version byte, then standard msgpack (no msgpackr records, so other languages can produce it).
  * Decoding treats its input as untrusted: whatever is wrong is reported through `malformed`.
  */
-import { Packr } from 'msgpackr';
+import { MapsPackr } from './msgpack-maps.js';
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+const packr = new MapsPackr({ useRecords: false });
 
 /** `version` followed by the msgpack of `value`, in a fresh buffer. */
 export function packVersioned(version: number, value: unknown): Uint8Array {

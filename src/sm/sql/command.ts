@@ -185,7 +185,16 @@ function normalizeParams(params: unknown, stmt: number): unknown {
   }
   if (isPlainObject(params)) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(params)) out[k] = normalizeParam(v, stmt, k);
+    for (const [k, v] of Object.entries(params)) {
+      // The decoder refuses the name (entries already in logs were refused with it, so it stays
+      // refused); `out[k] =` would have set out's prototype, and the parameter gone missing.
+      if (k === '__proto__')
+        throw sqlError(
+          'HQL_INVALID_PARAMS',
+          `${paramPath(stmt, k, '')}: a write's parameter may not be named __proto__ (rename it)`,
+        );
+      out[k] = normalizeParam(v, stmt, k);
+    }
     return out;
   }
   return params;

@@ -3,7 +3,7 @@
  * the worker boundary and are stored in the session table for exactly-once replies. Every
  * replica computes the same result for the same entry, so storing them keeps replicas identical.
  */
-import { Packr } from 'msgpackr';
+import { MapsPackr } from '../../protocol/msgpack-maps.js';
 import type { SqlErrorInfo } from './errors.js';
 import { fromSqlite, type Row, reviveRow } from './values.js';
 
@@ -37,7 +37,7 @@ export function failure(error: SqlErrorInfo): CommandResult {
   return { ok: false, error };
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+const packr = new MapsPackr({ useRecords: false });
 
 export function encodeResult(result: CommandResult): Uint8Array {
   const packed = packr.pack(result);
