@@ -122,6 +122,20 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.equal((json.value as { results: unknown[] }).results.length, 2);
   });
 
+  test("a txn without statements, or with a $ref to a later statement, is the caller's error (it was HQL_MALFORMED_COMMAND)", async () => {
+    await refused('/txn', { statements: [] }, '^statements: empty$');
+    await refused(
+      '/txn',
+      { statements: [['SELECT ? AS x', [{ $ref: [1, 0, 'x'] }]], ['SELECT 1 AS x']] },
+      '^statements\\[0\\]\\.params\\[0\\]: \\$ref is only valid in a later statement',
+    );
+    await refused(
+      '/execute',
+      { sql: 'SELECT ?', params: [{ $ref: [0, 0, 'x'] }] },
+      '^params\\[0\\]: \\$ref is only valid in a later statement',
+    );
+  });
+
   test('POST /notify and the counter bodies refuse a field they do not take (a misspelled payload was a null notification)', async () => {
     const cases: [string, string, unknown, string][] = [
       ['POST', '/notify', { channel: 'c', paylod: { a: 1 } }, 'unknown field "paylod"'],

@@ -108,15 +108,20 @@ describe('command codec', () => {
     }
   });
 
-  test('a $ref is only valid towards an earlier statement of a txn', () => {
+  test("a $ref is only valid towards an earlier statement of a txn: the caller's error", () => {
     const ref = { $ref: [0, 0, 'id'] as const };
+    const refused = (message: RegExp) => (e: unknown) => {
+      assert.ok(isCode('HQL_INVALID_PARAMS')(e), String(e));
+      assert.match((e as Error).message, message);
+      return true;
+    };
     assert.throws(
       () =>
         encodeCommand({
           ...base,
           command: { type: 'execute', sql: 'SELECT ?', params: [ref], returning: false },
         }),
-      isCode('HQL_MALFORMED_COMMAND'),
+      refused(/^params\[0\]: \$ref is only valid in a later statement of a txn$/),
     );
     assert.throws(
       () =>
@@ -124,7 +129,11 @@ describe('command codec', () => {
           ...base,
           command: { type: 'txn', statements: [{ sql: 'SELECT ?', params: [ref] }] },
         }),
-      isCode('HQL_MALFORMED_COMMAND'),
+      refused(/^statements\[0\]\.params\[0\]: \$ref is only valid in a later statement/),
+    );
+    assert.throws(
+      () => encodeCommand({ ...base, command: { type: 'txn', statements: [] } }),
+      refused(/^statements: empty$/),
     );
   });
 
@@ -170,7 +179,7 @@ describe('command codec', () => {
       { nowMs: 1, seed: 1, command, session: { clientId: 'x'.repeat(257), seq: 1 } },
       { nowMs: 1, seed: 1, command, session: { clientId: 'c', seq: -1 } },
     ]) {
-      assert.throws(() => encodeCommand(envelope), isCode('HQL_MALFORMED_COMMAND'), JSON.stringify(envelope));
+      assert.throws(() => encodeCommand(envelope), isCode('HQL_INVALID_PARAMS'), JSON.stringify(envelope));
     }
   });
 

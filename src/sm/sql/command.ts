@@ -84,9 +84,21 @@ export const CLIENT_ID_LENGTH_MAX = 256;
 /** 9999-12-31T23:59:59.999Z: SQLite's date functions stop at year 9999. */
 export const NOW_MS_MAX = 253_402_300_799_999;
 
-/** Normalizes, validates and encodes a command envelope. Throws `SqlError` on invalid input. */
+/**
+ * Normalizes, validates and encodes a command envelope. Throws `SqlError` on invalid input:
+ * HQL_INVALID_PARAMS, the caller's input (HQL_MALFORMED_COMMAND is for bytes that do not decode:
+ * a txn without statements or with a `$ref` to a later one was that over HTTP, while the clients,
+ * checking their arguments first, said HQL_INVALID_PARAMS).
+ */
 export function encodeCommand(envelope: CommandEnvelope<ParamInput>): Uint8Array {
-  return packVersioned(COMMAND_FORMAT_VERSION, toWire(validateEnvelope(normalizeEnvelope(envelope))));
+  let valid: CommandEnvelope;
+  try {
+    valid = validateEnvelope(normalizeEnvelope(envelope));
+  } catch (e) {
+    if (!(e instanceof SqlError) || e.code !== 'HQL_MALFORMED_COMMAND') throw e;
+    throw sqlError('HQL_INVALID_PARAMS', e.message.replace(/^malformed command: (command\.)?/, ''));
+  }
+  return packVersioned(COMMAND_FORMAT_VERSION, toWire(valid));
 }
 
 /** Decodes untrusted bytes. Throws `SqlError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
