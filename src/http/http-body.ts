@@ -312,7 +312,12 @@ export async function readJsonObject(
   req: IncomingMessage,
   limits: BodyLimits,
 ): Promise<Record<string, unknown>> {
-  const v = await readJsonBody(req, limits);
+  return readJsonObjectOf(await readBody(req, limits), limits);
+}
+
+/** A body read already, as a JSON object (readJsonObject). */
+export async function readJsonObjectOf(body: Buffer, limits: BodyLimits): Promise<Record<string, unknown>> {
+  const v = await parseJsonInTurn(body, limits);
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     throw new HttpBodyError('HQL_INVALID_PARAMS', 'the body must be a JSON object', 400, false);
   return v as Record<string, unknown>;

@@ -26,7 +26,7 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
   for (const name of Object.keys(body)) {
     if (!allowed.includes(name))
       throw invalidField(
-        `unknown field ${describeValue(name)}${hint(name, allowed)}: ${route} takes ${allowed.join(', ')}`,
+        `unknown field ${describeValue(name)}${hint(name, allowed)}: ${route} takes ${allowed.length === 0 ? 'none' : allowed.join(', ')}`,
       );
   }
 }

@@ -31,11 +31,14 @@ import {
   closeIfBodyUnread,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
   HttpBodyError,
+  readBody,
   readJsonObject,
+  readJsonObjectOf,
   sendBodyError,
   sendError,
   sendJson,
 } from '../http/http-body.js';
+import { onlyFields } from '../http/request-fields.js';
 import { type RequestTarget, requestTarget } from '../http/request-target.js';
 import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
@@ -617,11 +620,25 @@ export class ApiServer {
         return;
       }
       case 'POST /backup': {
-        // No body: takes a backup on the leader (the node forwards it) and answers its description.
+        // No body (or `{}`): takes a backup on the leader (the node forwards it) and answers its
+        // description. Anything in the body or the query is refused: it was ignored, so a
+        // request that meant something else (a target, a name) took a full backup as if plain.
         if (!this.authorized(req))
           return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
         this.gate.admit(req.socket);
-        req.resume();
+        const backupQuery = queryParamsRefused(url, '/backup');
+        if (backupQuery !== null) {
+          closeIfBodyUnread(res);
+          return sendError(res, 400, 'HQL_INVALID_PARAMS', backupQuery);
+        }
+        try {
+          const body = await readBody(req, this.bodyLimits());
+          if (body.byteLength > 0) onlyFields(await readJsonObjectOf(body, this.bodyLimits()), [], '/backup');
+        } catch (e) {
+          if (e instanceof HttpBodyError) return sendBodyError(res, e);
+          if (e instanceof HiqliteError) return sendError(res, 400, e.code, e.message);
+          throw e;
+        }
         try {
           const value = await this.o.handler.handle(
             { id: 0, op: 'backup' },
@@ -641,6 +658,12 @@ export class ApiServer {
         if (!this.authorized(req))
           return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
         this.gate.admit(req.socket);
+        // `POST /query?consistency=linearizable` was a local read without a word.
+        const jsonQuery = queryParamsRefused(url, url.pathname);
+        if (jsonQuery !== null) {
+          closeIfBodyUnread(res);
+          return sendError(res, 400, 'HQL_INVALID_PARAMS', jsonQuery);
+        }
         let body: Record<string, unknown>;
         try {
           body = await readJsonObject(req, this.bodyLimits());
@@ -687,6 +710,17 @@ export class ApiServer {
     const b = Buffer.from(this.secret);
     return a.length === b.length && timingSafeEqual(a, b);
   }
+}
+
+/**
+ * Why a route that takes its arguments in a JSON body refuses the request's query parameters,
+ * or null when it has none. A long name is not echoed whole.
+ */
+function queryParamsRefused(url: RequestTarget, route: string): string | null {
+  const names = [...new Set(url.searchParams.keys())];
+  if (names.length === 0) return null;
+  const shown = names.slice(0, 5).map((n) => JSON.stringify(n.length > 64 ? `${n.slice(0, 64)}…` : n));
+  return `${route} takes no query parameters (got ${shown.join(', ')}${names.length > 5 ? ', …' : ''}): its arguments go in the JSON body`;
 }
 
 /**

@@ -49,7 +49,7 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
   }
 
   function post(route: string, body: unknown): Promise<{ status: number; json: Answer }> {
-    return send('POST', route, JSON.stringify(body));
+    return send('POST', route, body === undefined ? undefined : JSON.stringify(body));
   }
 
   async function refused(route: string, body: unknown, mentions: string): Promise<void> {
@@ -120,6 +120,23 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     });
     assert.equal(status, 200, JSON.stringify(json));
     assert.equal((json.value as { results: unknown[] }).results.length, 2);
+  });
+
+  test('query parameters on a JSON route, and anything in the body or query of POST /backup, are refused (they were ignored)', async () => {
+    await refused(
+      '/query?consistency=linearizable',
+      { sql: 'SELECT 1' },
+      '^/query takes no query parameters \\(got "consistency"\\)',
+    );
+    await refused('/execute?returning=true', { sql: 'SELECT 1' }, '^/execute takes no query parameters');
+    await refused('/backup?target=s3', undefined, '^/backup takes no query parameters \\(got "target"\\)');
+    await refused('/backup', { target: 's3' }, '^unknown field "target": /backup takes none$');
+    await refused('/backup', [], '^the body must be a JSON object$');
+    // Without either, the backup is attempted: this node has none configured, which it says.
+    for (const body of [undefined, {}]) {
+      const { json } = await post('/backup', body);
+      assert.notEqual(json.error?.code, 'HQL_INVALID_PARAMS', JSON.stringify(json));
+    }
   });
 
   test("a txn without statements, or with a $ref to a later statement, is the caller's error (it was HQL_MALFORMED_COMMAND)", async () => {
