@@ -49,6 +49,18 @@ describe('MapsPackr', () => {
     );
   });
 
+  test('holdsProtoKey finds the nine bytes anywhere, and nothing short of them', () => {
+    const bytes = (s: string) => new TextEncoder().encode(s);
+    for (const yes of ['__proto__', 'x__proto__', '___proto__', '__proto__x', 'a_b__proto___'])
+      assert.equal(holdsProtoKey(bytes(yes)), true, yes);
+    for (const no of ['', '_', '__proto_', '_proto__', '__proto_ _', '__prot o__', '__PROTO__'])
+      assert.equal(holdsProtoKey(bytes(no)), false, no);
+    // A view into a larger buffer: only its own bytes count.
+    const whole = bytes('__proto__ab');
+    assert.equal(holdsProtoKey(whole.subarray(1)), false);
+    assert.equal(holdsProtoKey(whole.subarray(0, 9)), true);
+  });
+
   test('bytes and bigints come back as with msgpackr on the slow path too', () => {
     const bytes = new Uint8Array([1, 2, 3]);
     const out = packr.unpack(packr.pack(withProto(bytes, { n: 2n ** 63n - 1n }))) as Record<string, unknown>;

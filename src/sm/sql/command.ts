@@ -103,7 +103,7 @@ export function encodeCommand(envelope: CommandEnvelope<ParamInput>): Uint8Array
 
 /** Decodes untrusted bytes. Throws `SqlError` (`HQL_MALFORMED_COMMAND`) on anything invalid. */
 export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
-  return validateEnvelope(unpackVersioned(bytes, COMMAND_FORMAT_VERSION, malformed));
+  return validateEnvelope(unpackVersioned(bytes, COMMAND_FORMAT_VERSION, malformed, 'user'));
 }
 
 /** Like decodeCommand, but returns the error data instead of throwing. */
