@@ -49,6 +49,30 @@ describe('tokenizer', () => {
     ]);
   });
 
+  test('U+FEFF where a token starts is a space, as SQLite reads it; inside a name it is part of the name', async () => {
+    const words = (sql: string) => tokenize(sql).map((t) => `${t.kind}:${t.text}`);
+    assert.deepEqual(words('\ufeffBEGIN'), ['word:BEGIN']);
+    assert.deepEqual(words('SELECT 1;\ufeff\ufeff PRAGMA x'), [
+      'word:SELECT',
+      'number:1',
+      'punct:;',
+      'word:PRAGMA',
+      'word:x',
+    ]);
+    assert.deepEqual(words('SELECT a\ufeffb'), ['word:SELECT', 'word:a\ufeffb']);
+    assert.deepEqual(texts('SELECT 1;\ufeffBEGIN'), ['SELECT 1', 'BEGIN']);
+    // What SQLite itself makes of the same texts.
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(':memory:');
+    try {
+      assert.deepEqual(db.prepare('\ufeffSELECT 1 AS x').get(), { x: 1 });
+      assert.deepEqual(db.prepare('SELECT 1 AS \ufeffx').get(), { x: 1 });
+      assert.deepEqual(db.prepare('SELECT 1 AS x\ufeffy').get(), { 'x\ufeffy': 1 });
+    } finally {
+      db.close();
+    }
+  });
+
   test('unterminated literals and comments run to the end of the input', () => {
     assert.deepEqual(
       tokenize("SELECT 'abc; DROP").map((t) => t.kind),

@@ -66,3 +66,41 @@ test('the proposer refuses an unbounded write before it spends a log entry, on e
     'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 10) INSERT INTO t SELECT x FROM c';
   assert.ok(prepareForProposal({ type: 'execute', sql: bounded, params: [], returning: false }, ctx));
 });
+
+test('a proposal needs the LIMIT to be a whole-number literal: SQLite reads a negative LIMIT as none, and such a write ran forever on every replica', () => {
+  const cte = (limit: string) =>
+    `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c ${limit}) INSERT INTO t SELECT x FROM c`;
+  const proposal = (sql: string) => {
+    const [statement] = splitStatements(sql);
+    assert.ok(statement !== undefined);
+    return checkWriteBounds(statement, 'proposal');
+  };
+  for (const limit of [
+    'LIMIT -1',
+    'LIMIT (SELECT -1)',
+    'LIMIT ?',
+    'LIMIT :n',
+    'LIMIT 0xffffffffffffffff',
+    'LIMIT 10 * 10',
+    'LIMIT 10 OFFSET ?',
+    'LIMIT 5, -1',
+    'LIMIT 1.5',
+  ]) {
+    const err = proposal(cte(limit));
+    assert.equal(err?.code, 'HQL_STATEMENT_NOT_ALLOWED', limit);
+    assert.match(err!.message, /without a LIMIT of a whole-number literal/, limit);
+    // Entries already in logs apply under the rule they were applied with (any LIMIT).
+    assert.equal(check(cte(limit)), null, limit);
+  }
+  for (const limit of ['LIMIT 10', 'LIMIT 0', 'LIMIT 10 OFFSET 5', 'limit 5, 10'])
+    assert.equal(proposal(cte(limit)), null, limit);
+  // The proposer refuses it before a log entry is spent.
+  assert.throws(
+    () =>
+      prepareForProposal(
+        { type: 'execute', sql: cte('LIMIT -1'), params: [], returning: false },
+        { nowMs: 0, seed: 1 },
+      ),
+    (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_STATEMENT_NOT_ALLOWED',
+  );
+});

@@ -54,6 +54,7 @@ import { SqlError, type SqlErrorInfo } from './errors.js';
 import { Lru } from './lru.js';
 import {
   asciiLower,
+  DBSTAT_REFUSED,
   isReservedName,
   MIGRATIONS_TABLE_NAME,
   WRITE_PRAGMA_FUNCTIONS,
@@ -102,7 +103,22 @@ const SCHEMA_OPCODES: ReadonlySet<string> = new Set([
 ]);
 
 /** Opcodes no replicated write may contain (VACUUM, PRAGMA journal_mode / wal_checkpoint). */
-const FORBIDDEN_OPCODES: ReadonlySet<string> = new Set(['Vacuum', 'IncrVacuum', 'JournalMode', 'Checkpoint']);
+/**
+ * AutoCommit (BEGIN, COMMIT, ROLLBACK) and Savepoint (SAVEPOINT, RELEASE, ROLLBACK TO) are the
+ * token layer's to refuse too: seen here as well, a spelling the tokens missed (a leading U+FEFF
+ * once) cannot open or end the command's transaction.
+ */
+const FORBIDDEN_OPCODES: ReadonlySet<string> = new Set([
+  'Vacuum',
+  'IncrVacuum',
+  'JournalMode',
+  'Checkpoint',
+  'AutoCommit',
+  'Savepoint',
+]);
+
+/** The SQL functions ATTACH and DETACH compile to (a Function opcode whose P4 names them). */
+const ATTACH_FUNCTIONS = /^sqlite_(attach|detach)\b/;
 
 type RootClass = 'internal' | 'migrations' | 'stat' | 'user';
 
@@ -292,16 +308,22 @@ export class AccessGuard {
           error = p3 !== 0 ? this.otherDatabase(kind) : this.write(p1, roots.get(p1), kind, true);
           break;
         case 'VOpen': {
-          const pragma = typeof p4 === 'string' ? this.forbiddenPragmaTables().get(p4) : undefined;
-          if (pragma !== undefined) {
+          const table = typeof p4 === 'string' ? this.forbiddenPragmaTables().get(p4) : undefined;
+          if (table === 'dbstat') error = refused(DBSTAT_REFUSED);
+          else if (table !== undefined) {
             error = refused(
-              `pragma_${pragma} is not allowed in a replicated write: it reports or changes node-local state`,
+              `${table} is not allowed in a replicated write: it reports or changes node-local state`,
             );
           }
           break;
         }
         case 'Transaction':
           if (p1 !== 0) error = this.otherDatabase(kind);
+          break;
+        case 'Function':
+        case 'PureFunc':
+          if (typeof p4 === 'string' && ATTACH_FUNCTIONS.test(p4))
+            error = refused('ATTACH / DETACH is not allowed on a replicated database');
           break;
         default:
           if (FORBIDDEN_OPCODES.has(opcode))
@@ -324,7 +346,15 @@ export class AccessGuard {
       } catch {
         continue; // a pragma without a table-valued function
       }
-      for (const op of ops) if (op[1] === 'VOpen' && typeof op[5] === 'string') tables.set(op[5], name);
+      for (const op of ops)
+        if (op[1] === 'VOpen' && typeof op[5] === 'string') tables.set(op[5], `pragma_${name}`);
+    }
+    // dbstat (a replica's file layout), when this SQLite has it.
+    try {
+      for (const op of this.explain('SELECT * FROM dbstat', 0))
+        if (op[1] === 'VOpen' && typeof op[5] === 'string') tables.set(op[5], 'dbstat');
+    } catch {
+      // built without it
     }
     this.pragmaTables = tables;
     return tables;

@@ -128,13 +128,13 @@ function singleVerdict(sql: string): SqlErrorInfo | null {
           : 'one statement expected (use a batch or txn command for several)',
     };
   }
-  return checkWriteStatement(statements[0]!);
+  return checkWriteStatement(statements[0]!, 'proposal');
 }
 
 function checkScript(sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null {
   const statements = splitStatements(sql);
   for (let i = 0; i < statements.length; i++) {
-    const err = checkWriteStatement(statements[i]!);
+    const err = checkWriteStatement(statements[i]!, 'proposal');
     if (err !== null) return { ...extra, ...err, statementIndex: i };
   }
   return null;

@@ -144,6 +144,17 @@ export class SqlReader {
         throw sqlError('HQL_READONLY', 'a read cannot write: use execute / txn for writes');
       if (!prepared.returnsRows) {
         prepared.stmt.run(args);
+        // SQLite counts BEGIN and SAVEPOINT as read-only. The token layer refuses them; should a
+        // spelling ever get past it (a leading U+FEFF did), the connection is not left holding
+        // a transaction: its reads would see that snapshot for good, stale even when
+        // linearizable.
+        if (this.db.inTransaction) {
+          this.db.exec('ROLLBACK');
+          throw sqlError(
+            'HQL_STATEMENT_NOT_ALLOWED',
+            'transaction control is not allowed on a read connection',
+          );
+        }
         return [];
       }
       const raw = Number.isFinite(this.rowsMax)

@@ -272,6 +272,9 @@ function reserved(name: string): SqlErrorInfo {
   );
 }
 
+export const DBSTAT_REFUSED =
+  "dbstat is not allowed in a replicated write: it reports this node's file layout, which differs between replicas";
+
 function checkTokensForWrite(tokens: readonly Token[]): SqlErrorInfo | null {
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i] as Token;
@@ -281,6 +284,10 @@ function checkTokensForWrite(tokens: readonly Token[]): SqlErrorInfo | null {
     if (ident === null) continue;
     const lower = asciiLower(ident);
     if (lower.startsWith(RESERVED_PREFIX)) return reserved(ident);
+    // The table (eponymous, or `CREATE VIRTUAL TABLE … USING dbstat`) reports where each row
+    // of the file lies: a replica's layout, not replicated state (a write copying it from
+    // `_hq_meta`'s pages made the replicas' rows differ). access-guard.ts sees it via a view.
+    if (lower === 'dbstat') return notAllowed(DBSTAT_REFUSED);
     if (t.kind !== 'word' || tokens[i + 1]?.text !== '(') continue;
     if (NODE_LOCAL_FUNCTIONS.has(lower)) {
       return {

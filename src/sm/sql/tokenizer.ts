@@ -29,6 +29,16 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0c;
 }
 
+/**
+ * What SQLite skips where a token may start: whitespace, and U+FEFF (a UTF-8 byte-order mark,
+ * which sqlite3GetToken reads as a space wherever a token starts, though inside a name it is a
+ * name's character). Read as a name's start here, `\uFEFFBEGIN` was the word "\uFEFFBEGIN" to
+ * the statement guard, and BEGIN to SQLite: every guard rule was bypassed by one leading BOM.
+ */
+function isTokenSpace(c: number): boolean {
+  return isSpace(c) || c === 0xfeff;
+}
+
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
@@ -78,7 +88,7 @@ function scanNumber(sql: string, start: number): number {
 function scanToken(sql: string, i: number): { end: number; kind: TokenKind | null } {
   const c = sql.charCodeAt(i);
   const next = sql.charCodeAt(i + 1);
-  if (isSpace(c)) return { end: scanWhile(sql, i, isSpace), kind: null };
+  if (isTokenSpace(c)) return { end: scanWhile(sql, i, isTokenSpace), kind: null };
   if (c === 0x2d && next === 0x2d) {
     const nl = sql.indexOf('\n', i);
     return { end: nl === -1 ? sql.length : nl + 1, kind: null };

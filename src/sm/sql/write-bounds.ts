@@ -21,19 +21,30 @@ import type { SqlStatement, Token } from './tokenizer.js';
  * cost. The proposer runs it (a refused write spends no log entry) and apply runs it again (it
  * cannot trust the proposer's version).
  */
-export function checkWriteStatement(statement: SqlStatement): SqlErrorInfo | null {
-  return checkStatement(statement, 'write') ?? checkWriteBounds(statement);
+export function checkWriteStatement(
+  statement: SqlStatement,
+  at: WriteCheckAt = 'apply',
+): SqlErrorInfo | null {
+  return checkStatement(statement, 'write') ?? checkWriteBounds(statement, at);
 }
 
-export function checkWriteBounds(statement: SqlStatement): SqlErrorInfo | null {
+/**
+ * Where a write is checked. A proposal (a write being made, or a client's taken over by a node)
+ * needs a recursive CTE's LIMIT to be a whole-number literal; apply only needs a LIMIT, the rule
+ * entries already in logs were applied under (`LIMIT ?` with a positive value applied then, and
+ * must apply alike when a replica replays it; `LIMIT -1` never ended there either).
+ */
+export type WriteCheckAt = 'proposal' | 'apply';
+
+export function checkWriteBounds(statement: SqlStatement, at: WriteCheckAt = 'apply'): SqlErrorInfo | null {
   const t = statement.tokens;
   for (let i = 0; i < t.length; i++) {
     if (!isWord(t[i], 'with')) continue;
-    const name = unboundedRecursiveCte(t, i + 1);
+    const name = unboundedRecursiveCte(t, i + 1, at);
     if (name !== null) {
       return {
         code: 'HQL_STATEMENT_NOT_ALLOWED',
-        message: `a write may not use the recursive CTE "${name}" without a LIMIT: its cost has no bound (add a LIMIT to the CTE, or compute the rows with a read)`,
+        message: `a write may not use the recursive CTE "${name}" without a LIMIT of a whole-number literal: its cost has no bound (add one, e.g. LIMIT 1000, to the CTE, or compute the rows with a read; a negative, computed or bound LIMIT is no bound: SQLite reads LIMIT -1 as none)`,
       };
     }
   }
@@ -41,7 +52,7 @@ export function checkWriteBounds(statement: SqlStatement): SqlErrorInfo | null {
 }
 
 /** The name of the first recursive CTE without LIMIT in the WITH clause starting at `from`. */
-function unboundedRecursiveCte(t: readonly Token[], from: number): string | null {
+function unboundedRecursiveCte(t: readonly Token[], from: number, at: WriteCheckAt): string | null {
   let j = from;
   if (isWord(t[j], 'recursive')) j++;
   // Bounded: every round consumes at least the CTE's name.
@@ -57,7 +68,7 @@ function unboundedRecursiveCte(t: readonly Token[], from: number): string | null
     if (isWord(t[j], 'materialized')) j++;
     if (!isPunct(t[j], '(')) return null;
     const end = closing(t, j);
-    if (isUnboundedRecursion(t, j + 1, end, name)) return name;
+    if (isUnboundedRecursion(t, j + 1, end, name, at)) return name;
     j = end + 1;
     if (!isPunct(t[j], ',')) return null;
     j++;
@@ -65,7 +76,13 @@ function unboundedRecursiveCte(t: readonly Token[], from: number): string | null
   return null;
 }
 
-function isUnboundedRecursion(t: readonly Token[], lo: number, hiExclusive: number, name: string): boolean {
+function isUnboundedRecursion(
+  t: readonly Token[],
+  lo: number,
+  hiExclusive: number,
+  name: string,
+  at: WriteCheckAt,
+): boolean {
   let depth = 0;
   let compound = false;
   let selfReference = false;
@@ -76,13 +93,27 @@ function isUnboundedRecursion(t: readonly Token[], lo: number, hiExclusive: numb
     else if (isPunct(tok, ')')) depth--;
     if (depth !== 0) continue;
     if (isWord(tok, 'union')) compound = true;
-    else if (isWord(tok, 'limit')) limit = true;
+    else if (isWord(tok, 'limit')) limit = at === 'apply' || literalLimit(t, k + 1, hiExclusive);
     else if ((tok.kind === 'word' || tok.kind === 'quoted') && identifier(tok) === name) {
       const before = t[k - 1];
       if (isWord(before, 'from') || isWord(before, 'join') || isPunct(before, ',')) selfReference = true;
     }
   }
   return compound && selfReference && !limit;
+}
+
+/**
+ * Whether the LIMIT clause whose expression starts at `at` is a bound: `n`, `n OFFSET m` or
+ * `m, n`, each a decimal literal, and nothing after it in the CTE's body. Anything else may mean
+ * no limit: SQLite takes a negative LIMIT (`-1`, `(SELECT -1)`, a parameter bound to -1, a hex
+ * literal of 64 bits set) as none at all, and such a write ran forever on every replica.
+ */
+function literalLimit(t: readonly Token[], at: number, end: number): boolean {
+  const literal = (k: number) => t[k]?.kind === 'number' && /^[0-9]+$/.test(t[k]!.text);
+  if (!literal(at)) return false;
+  if (at + 1 === end) return true;
+  if (!(isWord(t[at + 1], 'offset') || isPunct(t[at + 1], ','))) return false;
+  return literal(at + 2) && at + 3 === end;
 }
 
 /** Index of the `)` matching the `(` at `open` (the last token when unbalanced). */
