@@ -577,6 +577,7 @@ export class HiqliteNode {
       heap: threadHeapLimits(cfg),
       queueMax: cfg.readQueueMax,
       rowsMax: cfg.queryRowsMax,
+      resultBytesMax: cfg.queryResultBytesMax,
       appliedIndex: () => this.sm.worker.applied.current,
     });
     interruptAllOnExit();

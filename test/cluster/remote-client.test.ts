@@ -92,6 +92,20 @@ describe('the remote client against a 3-node cluster of processes', () => {
     await assert.rejects(db.query(rows(5_000_000)), hasCode('HQL_RESULT_TOO_LARGE', /query_rows_max/));
   });
 
+  test('a read returning more than query_result_bytes_max (64 MiB) is stopped with a typed error, in few rows too', async () => {
+    const db = await c.client([2]);
+    // Found from outside: ten rows of 50 MB passed query_rows_max, and encoding the answer held
+    // the node's thread for seconds (its leadership lost), or failed HQL_INTERNAL past 512 MB.
+    const blobs = (n: number, mb: number) =>
+      `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${n}) SELECT zeroblob(${mb} * 1048576) AS b FROM c`;
+    await assert.rejects(
+      db.query(blobs(2, 40)),
+      hasCode('HQL_RESULT_TOO_LARGE', /larger than 67108864 bytes \(query_result_bytes_max\) at row 2/),
+    );
+    const [row] = await db.query<{ b: Uint8Array }>(blobs(1, 10));
+    assert.equal(row?.b.byteLength, 10 * 1048576);
+  });
+
   test("a remote client's SQL errors are SqlErrors with the node's details", async () => {
     const db = await c.client([2]);
     await db.execute('CREATE TABLE IF NOT EXISTS u (id INTEGER PRIMARY KEY)');

@@ -73,6 +73,13 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   },
   { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },
   { key: 'queryRowsMax', toml: 'query_rows_max', default: 1_000_000, min: 1, max: 1_000_000_000 },
+  {
+    key: 'queryResultBytesMax',
+    toml: 'query_result_bytes_max',
+    default: 64 * 1024 * 1024,
+    min: 1024,
+    max: 2 * 1024 * 1024 * 1024,
+  },
   // /health turns 503 when one apply batch takes longer than this (a write that does not end).
   { key: 'applyStallMs', toml: 'apply_stall_ms', default: 30_000, min: 1, max: 86_400_000 },
   // Shutdown waits this long for the entry being applied, then interrupts it.

@@ -121,6 +121,8 @@ export interface NodeConfig {
   readQueueMax?: number;
   /** Most rows a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
   queryRowsMax?: number;
+  /** Most bytes of values a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
+  queryResultBytesMax?: number;
   /** /health reports 503 once one apply batch has taken longer than this. */
   applyStallMs?: number;
   /** How long shutdown waits for the entry being applied before interrupting it. */
@@ -245,6 +247,7 @@ export type IntegerKey =
   | 'threadOldGenerationMaxMb'
   | 'readQueueMax'
   | 'queryRowsMax'
+  | 'queryResultBytesMax'
   | 'applyStallMs'
   | 'shutdownTimeoutMs'
   | 'inflightMessagesMax'

@@ -54,6 +54,8 @@ export interface ReadPoolOptions {
   readonly busyTimeoutMs?: number;
   /** Most rows one read may return (HQL_RESULT_TOO_LARGE beyond). Default 1,000,000. */
   readonly rowsMax?: number;
+  /** Most bytes of values one read may return (HQL_RESULT_TOO_LARGE beyond). Default 64 MiB. */
+  readonly resultBytesMax?: number;
   /** The runtime's applied index, sent with each read (schema changes come with applied writes). */
   readonly appliedIndex?: () => number;
 }
@@ -135,6 +137,7 @@ export class ReadPool {
       busyTimeoutMs: o.busyTimeoutMs ?? 5_000,
       interruptible: o.interruptible ?? true,
       rowsMax: o.rowsMax ?? 1_000_000,
+      resultBytesMax: o.resultBytesMax ?? 64 * 1024 * 1024,
     };
   }
 

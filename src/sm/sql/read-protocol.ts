@@ -9,6 +9,8 @@ export interface ReadWorkerInit {
   readonly interruptible: boolean;
   /** SqlReaderOptions.rowsMax. */
   readonly rowsMax: number;
+  /** SqlReaderOptions.resultBytesMax. */
+  readonly resultBytesMax: number;
 }
 
 export type ReadRequest =

@@ -19,6 +19,7 @@ function open(): SqlReader | null {
       busyTimeoutMs: init.busyTimeoutMs,
       interruptible: init.interruptible,
       rowsMax: init.rowsMax,
+      resultBytesMax: init.resultBytesMax,
     });
     port.postMessage({
       id: 0,

@@ -39,6 +39,13 @@ export interface SqlReaderOptions {
    * synchronous reads); reads served for other processes get `query_rows_max`.
    */
   readonly rowsMax?: number;
+  /**
+   * Most bytes of values one query may return (a string counts its length, a BLOB its bytes,
+   * anything else 8): beyond, HQL_RESULT_TOO_LARGE. `query_rows_max` alone let ten rows of 50 MB
+   * through, and encoding such an answer held the serving node's thread for seconds (its
+   * leadership lost). Default: no bound, as rowsMax.
+   */
+  readonly resultBytesMax?: number;
 }
 
 export interface ReaderQueryOptions {
@@ -70,6 +77,7 @@ export class SqlReader {
   private closed = false;
   private readonly watch: ConnectionWatch | null;
   private readonly rowsMax: number;
+  private readonly resultBytesMax: number;
 
   private constructor(
     private readonly db: Database.Database,
@@ -79,6 +87,7 @@ export class SqlReader {
     this.applied = options.applied ?? new AppliedIndexWatcher(this.visibleAppliedIndex());
     this.watch = options.interruptible === true ? watchConnection(db) : null;
     this.rowsMax = options.rowsMax ?? Number.POSITIVE_INFINITY;
+    this.resultBytesMax = options.resultBytesMax ?? Number.POSITIVE_INFINITY;
   }
 
   /** Whether a query's `timeoutMs` interrupts it (the extension is built and was loaded). */
@@ -157,9 +166,14 @@ export class SqlReader {
         }
         return [];
       }
-      const raw = Number.isFinite(this.rowsMax)
-        ? allBounded(prepared.stmt.iterate(args) as IterableIterator<unknown[]>, this.rowsMax)
-        : (prepared.stmt.all(args) as unknown[][]);
+      const raw =
+        Number.isFinite(this.rowsMax) || Number.isFinite(this.resultBytesMax)
+          ? allBounded(
+              prepared.stmt.iterate(args) as IterableIterator<unknown[]>,
+              this.rowsMax,
+              this.resultBytesMax,
+            )
+          : (prepared.stmt.all(args) as unknown[][]);
       // Column names are read after the statement ran: a statement prepared against a stale
       // schema is re-prepared by SQLite when it runs, and only then names the new columns.
       let columns = prepared.columns;
@@ -255,14 +269,24 @@ interface Prepared {
 }
 
 /** The rows of a running statement, at most `rowsMax`; one more stops it (HQL_RESULT_TOO_LARGE). */
-function allBounded(rows: IterableIterator<unknown[]>, rowsMax: number): unknown[][] {
+function allBounded(rows: IterableIterator<unknown[]>, rowsMax: number, bytesMax: number): unknown[][] {
   const out: unknown[][] = [];
+  let bytes = 0;
   for (const row of rows) {
     if (out.length >= rowsMax) {
       rows.return?.();
       throw sqlError(
         'HQL_RESULT_TOO_LARGE',
         `the query returns more than ${rowsMax} rows (query_rows_max): page through it (LIMIT / a key range), or aggregate`,
+      );
+    }
+    for (const v of row)
+      bytes += typeof v === 'string' ? v.length : v instanceof Uint8Array ? v.byteLength : 8;
+    if (bytes > bytesMax) {
+      rows.return?.();
+      throw sqlError(
+        'HQL_RESULT_TOO_LARGE',
+        `the query's answer is larger than ${bytesMax} bytes (query_result_bytes_max) at row ${out.length + 1}: page through it (LIMIT / a key range), select fewer or smaller columns, or aggregate`,
       );
     }
     out.push(row);
