@@ -135,6 +135,11 @@ export interface ApiServerOptions {
    * Default 1 GiB.
    */
   readonly sendBufferTotalBytesMax?: number;
+  /**
+   * Bytes of unfinished frames over all binary connections (each may hold up to frameBytesMax of
+   * one): past it, the connection holding the largest is closed. Default 256 MiB.
+   */
+  readonly receiveBufferTotalBytesMax?: number;
   /** Connections not yet authenticated; must be below `connectionsMax`. */
   readonly unauthenticatedConnectionsMax: number;
   /** From TCP accept to authenticated (TLS, HTTP upgrade and handshake included). */
@@ -179,6 +184,8 @@ export interface ApiServerStatus {
   readonly unauthenticatedExpired: number;
   /** Authenticated connections closed after `idleTimeoutMs` of silence, since start. */
   readonly idleClosed: number;
+  /** Connections closed because unfinished frames passed `receiveBufferTotalBytesMax`, since start. */
+  readonly receiveEvicted: number;
 }
 
 /** Default `idleTimeoutMs`: well above a client's keepalive interval (5 s) and timeout (15 s). */
@@ -204,6 +211,7 @@ export class ApiServer {
   private idleSweep: unknown = null;
   /** Connections closed for silence, since start. */
   private idleClosed = 0;
+  private receiveEvicted = 0;
   private readonly secret: Uint8Array;
   private readonly nodeSecret: Uint8Array;
   private readonly gate: HandshakeGate;
@@ -236,6 +244,7 @@ export class ApiServer {
       unauthenticatedEvicted: this.gate.evicted,
       unauthenticatedExpired: this.gate.expired,
       idleClosed: this.idleClosed,
+      receiveEvicted: this.receiveEvicted,
     };
   }
 
@@ -445,11 +454,17 @@ export class ApiServer {
       gone.abort();
       this.streams.delete(conn);
       this.activity.delete(conn);
-      if (reason.code === 'protocol' || reason.code === 'handshake' || reason.code === 'slow-consumer') {
+      if (
+        reason.code === 'protocol' ||
+        reason.code === 'handshake' ||
+        reason.code === 'slow-consumer' ||
+        reason.code === 'overloaded'
+      ) {
         this.o.logger?.warn({ remote: conn.remote, reason: reason.detail }, 'API connection closed');
       }
     });
     this.streams.add(conn);
+    conn.onBufferGrowth(() => this.boundReceived());
     this.gate.onExpire(socket, (_why, detail) => conn.close({ code: 'handshake', detail }));
     authenticateServer(
       conn,
@@ -489,6 +504,30 @@ export class ApiServer {
       },
     );
     if (head.length > 0) socket.unshift(head);
+  }
+
+  /**
+   * Keeps the bytes of unfinished frames over all binary connections within
+   * `receiveBufferTotalBytesMax`, closing the connections holding the most: a client that sends
+   * most of a large frame and stops is the one to go, and every other keeps its requests. Asked
+   * only by a connection whose unfinished frame passed RECEIVE_CHECK_BYTES.
+   */
+  private boundReceived(): void {
+    const max = this.o.receiveBufferTotalBytesMax ?? 256 * 1024 * 1024;
+    let total = 0;
+    for (const c of this.streams) total += c.bufferedBytes;
+    // Bounded: each round closes a connection that held bytes.
+    while (total > max) {
+      let largest: FramedConnection | null = null;
+      for (const c of this.streams)
+        if (largest === null || c.bufferedBytes > largest.bufferedBytes) largest = c;
+      if (largest === null || largest.bufferedBytes === 0) return;
+      const held = largest.bufferedBytes;
+      const detail = `unfinished frames of all API connections held ${total} bytes, more than ${max} (api_receive_buffer_total_bytes_max); this connection's held the most (${held})`;
+      this.receiveEvicted++;
+      largest.close({ code: 'overloaded', detail });
+      total -= held;
+    }
   }
 
   /**

@@ -706,6 +706,7 @@ export class HiqliteNode {
       requestsInflightMax: cfg.apiRequestsInflightMax,
       sendBufferBytesMax: cfg.apiSendBufferBytesMax,
       sendBufferTotalBytesMax: cfg.apiSendBufferTotalBytesMax,
+      receiveBufferTotalBytesMax: cfg.apiReceiveBufferTotalBytesMax,
       idleTimeoutMs: cfg.apiIdleTimeoutMs,
       wallMs: () => this.clock.wallMs(),
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,

@@ -24,6 +24,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'apiRequestsInflightMax',
   'apiSendBufferBytesMax',
   'apiSendBufferTotalBytesMax',
+  'apiReceiveBufferTotalBytesMax',
   'apiIdleTimeoutMs',
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',

@@ -112,6 +112,7 @@ export class HiqliteProxy {
       requestsInflightMax: limit('api_requests_inflight_max'),
       sendBufferBytesMax: limit('api_send_buffer_bytes_max'),
       sendBufferTotalBytesMax: limit('api_send_buffer_total_bytes_max'),
+      receiveBufferTotalBytesMax: limit('api_receive_buffer_total_bytes_max'),
       idleTimeoutMs: limit('api_idle_timeout_ms'),
       unauthenticatedConnectionsMax: limit('unauthenticated_connections_max'),
       handshakeTimeoutMs: limit('handshake_timeout_ms'),

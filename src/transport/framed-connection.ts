@@ -24,7 +24,9 @@ export type CloseCode =
   /** This node closed it (transport closing, peer removed). */
   | 'closed'
   /** The peer does not read what it asked for: the answers waiting for it passed their bound. */
-  | 'slow-consumer';
+  | 'slow-consumer'
+  /** The bytes all connections held for unfinished frames passed their bound; this one held the most. */
+  | 'overloaded';
 
 export interface CloseReason {
   readonly code: CloseCode;
@@ -32,12 +34,16 @@ export interface CloseReason {
   readonly error?: unknown;
 }
 
+/** An unfinished frame from this size on makes a connection report its growth (onBufferGrowth). */
+export const RECEIVE_CHECK_BYTES = 1024 * 1024;
+
 export class FramedConnection {
   readonly socket: Socket;
   private readonly decoder: FrameDecoder;
   private frameHandler: (payload: Uint8Array) => void = () => {};
   private closeReason: CloseReason | null = null;
   private corked = false;
+  private bufferGrowth: (() => void) | null = null;
 
   constructor(
     socket: Socket,
@@ -84,6 +90,14 @@ export class FramedConnection {
 
   setFrameBytesMax(frameBytesMax: number): void {
     this.decoder.setFrameBytesMax(frameBytesMax);
+  }
+
+  /**
+   * Called after a chunk arrived while an unfinished frame holds at least RECEIVE_CHECK_BYTES
+   * (the API server keeps the sum over its connections bounded).
+   */
+  onBufferGrowth(handler: () => void): void {
+    this.bufferGrowth = handler;
   }
 
   /**
@@ -143,6 +157,12 @@ export class FramedConnection {
       if (this.closeReason !== null) return;
       this.frameHandler(frame);
     }
+    if (
+      this.bufferGrowth !== null &&
+      this.closeReason === null &&
+      this.decoder.bufferedBytes >= RECEIVE_CHECK_BYTES
+    )
+      this.bufferGrowth();
   }
 
   private onEnd(): void {

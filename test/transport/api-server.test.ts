@@ -462,6 +462,49 @@ describe('flow control of one authenticated connection', () => {
   });
 });
 
+describe('unfinished frames of all connections together', () => {
+  test('past api_receive_buffer_total_bytes_max the connection holding the most is closed; the others are served on', async () => {
+    // Found from outside: 150 connections that each sent 15 MB of a 16 MB frame and stopped held
+    // 2.3 GB (each within frame_bytes_max; nothing bounded the sum).
+    const { api, port } = await server({
+      frameBytesMax: 16 * 1024 * 1024,
+      receiveBufferTotalBytesMax: 8 * 1024 * 1024,
+    });
+    const stall = async (mb: number) => {
+      const c = await clientWith100InFlight(port);
+      let closed = false;
+      c.onClose(() => {
+        closed = true;
+      });
+      const header = Buffer.alloc(4);
+      header.writeUInt32LE(12 * 1024 * 1024);
+      const socket = (c as unknown as { conn: { socket: Socket } }).conn.socket;
+      socket.write(header);
+      socket.write(Buffer.alloc(mb * 1024 * 1024, 7));
+      return { c, isClosed: () => closed };
+    };
+    const a = await stall(3);
+    await waitFor(() => api.status().frameBytesBuffered >= 3 * 1024 * 1024, 'the first 3 MiB held', 10_000);
+    const b = await stall(5);
+    await waitFor(
+      () => b.isClosed(),
+      'the connection holding the most (5 MiB of 8 MiB in all) is closed',
+      10_000,
+    );
+    assert.equal(a.isClosed(), false, 'the one holding less is kept');
+    assert.equal(api.status().receiveEvicted, 1);
+    assert.ok(api.status().frameBytesBuffered <= 8 * 1024 * 1024);
+    const reader = await clientWith100InFlight(port);
+    try {
+      const answer = (await reader.request({ op: 'limits' }, 5_000)) as { ok: boolean };
+      assert.equal(answer.ok, true);
+    } finally {
+      reader.close();
+      a.c.close();
+    }
+  });
+});
+
 test('an error that is not a HiqliteError (a bug) is answered as HQL_INTERNAL, not as a disk failure', () => {
   const body = errorBody(new TypeError("Cannot read properties of undefined (reading 'status')"));
   assert.equal(body.code, 'HQL_INTERNAL');

@@ -126,6 +126,16 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     min: MiB,
     max: 64 * GiB,
   },
+  // Unfinished frames of all API connections together: each connection may hold up to
+  // frame_bytes_max of one, so a thousand that send most of a frame and stop held 16 GiB.
+  // Checked when a connection's unfinished frame passes 1 MiB.
+  {
+    key: 'apiReceiveBufferTotalBytesMax',
+    toml: 'api_receive_buffer_total_bytes_max',
+    default: 256 * MiB,
+    min: 2 * MiB,
+    max: 64 * GiB,
+  },
   // Above a client's keepalive (a ping after 5 s of silence, closed after 15 s): only a
   // connection whose client vanished goes silent this long.
   { key: 'apiIdleTimeoutMs', toml: 'api_idle_timeout_ms', default: 60_000, min: 0, max: 86_400_000 },

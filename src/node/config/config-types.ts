@@ -146,6 +146,11 @@ export interface NodeConfig {
   /** Answers queued for one API connection that does not read them; beyond, it is closed. */
   apiSendBufferBytesMax?: number;
   apiSendBufferTotalBytesMax?: number;
+  /**
+   * Bytes of unfinished frames over all API connections; past it the connection holding the
+   * largest is closed.
+   */
+  apiReceiveBufferTotalBytesMax?: number;
   /** An authenticated API connection silent this long (no ping either) is closed; 0: never. */
   apiIdleTimeoutMs?: number;
   /** Open inbound connections on the Raft port, authenticated or not. */
@@ -264,6 +269,7 @@ export type IntegerKey =
   | 'apiRequestsInflightMax'
   | 'apiSendBufferBytesMax'
   | 'apiSendBufferTotalBytesMax'
+  | 'apiReceiveBufferTotalBytesMax'
   | 'apiIdleTimeoutMs'
   | 'raftConnectionsMax'
   | 'unauthenticatedConnectionsMax'
