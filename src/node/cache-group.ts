@@ -51,7 +51,7 @@ import type { InFlight } from './in-flight.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { type ChunkSnapshotStore, chunkStoreOf, MemorySnapshotStore } from './memory-snapshot-store.js';
 import { type Forwarded, proposeWithRetries } from './propose-retry.js';
-import { commandTooLargeError, RaftGroup, type RuntimePlantedBugs } from './raft-group.js';
+import { commandTooLargeError, deadlineError, RaftGroup, type RuntimePlantedBugs } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { receiveSnapshot } from './snapshot-store.js';
@@ -678,7 +678,7 @@ export class CacheGroup {
           if (this.stopped !== null) throw this.stopped;
           throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true, cause: e });
         }
-        if (clock.monotonicMs() >= deadline) throw e;
+        if (clock.monotonicMs() >= deadline) throw deadlineError(e, 'linearizable read', timeoutMs);
       }
       await sleep(clock, Math.min(this.d.cfg.heartbeatIntervalMs, 20 * 2 ** Math.min(attempt, 5)));
     }

@@ -72,7 +72,7 @@ import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { PeerClocks } from './peer-clocks.js';
 import { type Forwarded, proposeWithRetries } from './propose-retry.js';
-import { commandTooLargeError, RaftGroup } from './raft-group.js';
+import { commandTooLargeError, deadlineError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
 import { receiveSnapshot, type SnapshotStore } from './snapshot-store.js';
@@ -1307,7 +1307,7 @@ export class HiqliteNode {
         // just before the node began to shut down.
         if (this.closing !== null)
           throw new HiqliteError('HQL_CLOSED', 'the node is shutting down', { retryable: true, cause: e });
-        if (this.clock.monotonicMs() >= deadline) throw e;
+        if (this.clock.monotonicMs() >= deadline) throw deadlineError(e, 'linearizable read', timeoutMs);
       }
       await this.backoff(attempt, deadline);
     }

@@ -92,7 +92,6 @@ export async function proposeWithRetries<R>(p: ProposeRetry<R>, timeoutMs: numbe
     await new Promise<void>((resolve) => clock.setTimer(resolve, waitMs));
   }
   if (!maybeProposed) throw lastError ?? p.noLeaderError(p.status().membership);
-  if (lastError?.code === 'HQL_OUTCOME_UNKNOWN') throw lastError;
   throw outcomeUnknown(
     `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
     lastError,

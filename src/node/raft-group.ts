@@ -932,6 +932,19 @@ function proposeError(e: import('../raft/types.js').ProposeError): HiqliteError 
   }
 }
 
+/**
+ * What a wait retried until its deadline throws when the deadline passed: the last attempt's
+ * error, but a timeout said with the whole wait (the last attempt had what was left of it: "no
+ * answer within 1 ms" after a ten-second wait).
+ */
+export function deadlineError(last: HiqliteError, what: string, totalMs: number): HiqliteError {
+  if (last.code !== 'HQL_TIMEOUT') return last;
+  return new HiqliteError('HQL_TIMEOUT', `${what}: no answer within ${Math.round(totalMs)} ms`, {
+    retryable: true,
+    cause: last,
+  });
+}
+
 function timeoutError(what: string, ms: number): HiqliteError {
   return new HiqliteError('HQL_TIMEOUT', `${what}: no answer within ${Math.round(ms)} ms`, {
     retryable: true,

@@ -47,8 +47,14 @@ for (const thread of ['main', 'worker'] as const) {
         n1.cache('c').get('k', { consistency: 'linearizable' }),
         n1.query('SELECT 1', [], { minIndex: 1_000_000, timeoutMs: 120_000 }),
       ]);
+      // A read's own deadline passes meanwhile: its timeout names the whole wait (it said the
+      // last attempt's remainder: "no answer within 1 ms").
+      await assert.rejects(
+        n1.query('SELECT 1', [], { consistency: 'linearizable', timeoutMs: 1_000 }),
+        (e: unknown) =>
+          e instanceof HiqliteError && e.code === 'HQL_TIMEOUT' && /no answer within 1000 ms/.test(e.message),
+      );
       // Under way: none can end while no leader can be elected.
-      await new Promise((r) => setTimeout(r, 1_500));
       await within(n1.close(), 20_000, 'close()');
       const ended = await within(waiting, 10_000, 'the waiting reads to end after close()');
       assert.deepEqual(ended.map(outcome), ['HQL_CLOSED', 'HQL_CLOSED', 'HQL_CLOSED']);
