@@ -181,13 +181,17 @@ export function parseJsonBody(
       false,
     );
   const inexact = jsonInexactInteger(body);
-  if (inexact !== null)
+  if (inexact !== null) {
+    const shown = inexact.length > 40 ? `${inexact.slice(0, 40)}…` : inexact;
     throw new HttpBodyError(
       'HQL_INVALID_PARAMS',
-      `the body's JSON holds the integer ${inexact.length > 40 ? `${inexact.slice(0, 40)}…` : inexact}, beyond 2^53: a JSON number cannot carry it exactly (it would arrive as ${Number(inexact)}); send it as a decimal string (an INTEGER column stores "9007199254740993" as the integer), or as a number with an exponent if a REAL is meant`,
+      Number.isFinite(Number(inexact))
+        ? `the body's JSON holds the integer ${shown}, beyond 2^53: a JSON number cannot carry it exactly (it would arrive as ${Number(inexact)}); send it as a decimal string (an INTEGER column stores "9007199254740993" as the integer), or as a number with an exponent if a REAL is meant`
+        : `the body's JSON holds the number ${shown}, beyond the range of a double (it would arrive as ${Number(inexact)}, which JSON cannot answer)`,
       400,
       false,
     );
+  }
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -265,8 +269,12 @@ export function jsonInexactInteger(bytes: Uint8Array): string | null {
       else if (!((d >= 0x30 && d <= 0x39) || d === 0x2d || d === 0x2b)) break;
     }
     i = j - 1;
-    if (real) continue;
     const literal = Buffer.from(bytes.buffer, bytes.byteOffset + start, j - start).toString('latin1');
+    // A REAL beyond a double's range arrives as ±Infinity (`1e400`), which JSON cannot answer.
+    if (real) {
+      if (!Number.isFinite(Number(literal))) return literal;
+      continue;
+    }
     const digits = literal.startsWith('-') ? literal.slice(1) : literal;
     if (
       digits.length > EXACT_INTEGER_MAX.length ||
@@ -358,10 +366,15 @@ export function blobsFromJson(v: unknown, where = 'the value'): unknown {
   return out;
 }
 
-/** JSON cannot carry bigint or bytes: bigint becomes a decimal string, bytes `{ "$blob": base64 }`. */
+/**
+ * JSON cannot carry bigint, bytes or a number that is not finite: bigint becomes a decimal
+ * string, bytes `{ "$blob": base64 }`, ±Infinity and NaN the strings "Infinity", "-Infinity",
+ * "NaN" (JSON.stringify made them null: a REAL of 1e400 read as NULL).
+ */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
     if (typeof v === 'bigint') return v.toString();
+    if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
     if (v instanceof Uint8Array) return { $blob: Buffer.from(v).toString('base64') };
     if (
       typeof v === 'object' &&

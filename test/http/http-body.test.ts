@@ -19,6 +19,7 @@ import {
   sendBodyError,
   sendError,
   sendJson,
+  toJson,
 } from '../../src/http/http-body.js';
 
 const HOST = '127.0.0.1';
@@ -298,6 +299,25 @@ describe('readBody and parseJsonBody', () => {
     bad('{"params":[9007199254740993]}', '9007199254740993');
     bad('[-9007199254740993]', '-9007199254740993');
     bad('{"a":[1,{"b":123456789012345678901}]}', '123456789012345678901');
+    // A number beyond a double's range arrived as ±Infinity, which no answer can carry back.
+    for (const [text, literal] of [
+      ['{"params":[1e400]}', '1e400'],
+      ['[-1.5E999]', '-1.5E999'],
+    ] as const)
+      assert.throws(
+        () => parseJsonBody(Buffer.from(text)),
+        (e: unknown) =>
+          e instanceof HttpBodyError &&
+          e.code === 'HQL_INVALID_PARAMS' &&
+          e.message.includes(`the number ${literal}, beyond the range of a double`),
+        text,
+      );
+    // Answers: a value that is not finite (a REAL of infinity, from SQLite) is said as a string,
+    // not as null (which read as NULL).
+    assert.equal(
+      toJson({ a: Infinity, b: -Infinity, c: Number.NaN, d: 1.5 }),
+      '{"a":"Infinity","b":"-Infinity","c":"NaN","d":1.5}',
+    );
     for (const ok of [
       '[9007199254740992, -9007199254740992, 9007199254740991]',
       '[1e20, 9007199254740993.0, 1.5E300, -2e-5, 0, -0]',
