@@ -113,12 +113,17 @@ export interface DashboardOptions {
 
 type Route = (req: IncomingMessage, res: ServerResponse, s: Session, signal: AbortSignal) => Promise<unknown>;
 
+/** Refused logins are logged at most once per this long (with their count). */
+const RATE_LIMIT_LOG_MS = 10_000;
+
 export class Dashboard {
   readonly prefix = DASHBOARD_PREFIX;
   private readonly phc: PhcArgon2id;
   private readonly limits: DashboardLimits;
   private readonly sessions: SessionStore;
   private readonly limiter: LoginLimiter;
+  private rateLimited = 0;
+  private rateLimitLoggedAtMs = Number.NEGATIVE_INFINITY;
   private readonly cluster: ClusterStatusSource;
   private readonly backups: BackupPanel | null;
   private verifying: Promise<unknown> = Promise.resolve();
@@ -236,7 +241,7 @@ export class Dashboard {
     if (crossSite(req)) return this.fail(res, 403, 'HQL_UNAUTHORIZED', 'cross-site request refused', true);
     const verdict = this.limiter.attempt(address);
     if (!verdict.ok) {
-      this.o.logger?.warn({ address, scope: verdict.scope }, 'dashboard login rate-limited');
+      this.logRateLimited(address, verdict.scope);
       return this.tooMany(res, verdict.retryAfterMs);
     }
     const body = await readJsonObject(req, this.bodyLimits(4 * PASSWORD_BYTES_MAX)).catch((e: unknown) => {
@@ -264,6 +269,7 @@ export class Dashboard {
       this.o.logger?.warn({ address }, 'dashboard login refused: wrong password');
       return this.fail(res, 401, 'HQL_UNAUTHORIZED', 'wrong password', true);
     }
+    this.limiter.succeeded(address);
     // A new session each login (an old cookie is never promoted: no session fixation).
     this.sessions.end(readCookie(req, this.cookie));
     const { token, session } = this.sessions.create();
@@ -278,6 +284,19 @@ export class Dashboard {
         'set-cookie': sessionCookie(this.cookie, token),
       },
     );
+  }
+
+  /**
+   * One warning per RATE_LIMIT_LOG_MS with the count since the last: a line for every refused
+   * attempt let anyone grow the log by ~50 KB/s without a password.
+   */
+  private logRateLimited(address: string, scope: 'address' | 'global'): void {
+    this.rateLimited++;
+    const t = performance.now();
+    if (t - this.rateLimitLoggedAtMs < RATE_LIMIT_LOG_MS) return;
+    this.o.logger?.warn({ address, scope, refused: this.rateLimited }, 'dashboard logins rate-limited');
+    this.rateLimited = 0;
+    this.rateLimitLoggedAtMs = t;
   }
 
   private async logout(req: IncomingMessage, res: ServerResponse): Promise<null> {

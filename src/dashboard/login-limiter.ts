@@ -8,6 +8,9 @@
  * An "address" is what one guesser cannot cheaply multiply (`addressKey`): an IPv4 address (an
  * IPv4-mapped IPv6 one too), or the /64 of an IPv6 address, since one host is commonly given a
  * whole /64 and could otherwise take a fresh bucket for every attempt.
+ * An address that logged in before (the last `knownMax` such addresses) is held to its own
+ * bucket only: many addresses draining the global bucket (a dozen guessing once a second) locked
+ * the administrator out too; from an address it used before, it now gets in.
  * Time comes from `now` (monotonic milliseconds), so tests drive it.
  */
 import { assert } from '../lib/assert.js';
@@ -18,6 +21,8 @@ export interface LoginLimits {
   readonly globalBurst: number;
   readonly globalRefillMs: number;
   readonly addressesMax: number;
+  /** Addresses remembered as having logged in (they skip the global bucket). */
+  readonly knownMax?: number;
 }
 
 export const LOGIN_LIMITS_DEFAULT: LoginLimits = {
@@ -41,6 +46,8 @@ export class LoginLimiter {
   /** Insertion order is recency order: a touched address is moved to the end. */
   private readonly addresses = new Map<string, Bucket>();
   private readonly global: Bucket;
+  /** Addresses (addressKey) that logged in, least recent first. */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly limits: LoginLimits,
@@ -60,16 +67,29 @@ export class LoginLimiter {
   attempt(address: string): LoginVerdict {
     const t = this.now();
     const l = this.limits;
-    const mine = this.bucketOf(addressKey(address), t);
+    const key = addressKey(address);
+    const mine = this.bucketOf(key, t);
     refill(mine, t, l.perAddressBurst, l.perAddressRefillMs);
     refill(this.global, t, l.globalBurst, l.globalRefillMs);
     if (mine.tokens < 1)
       return { ok: false, retryAfterMs: wait(mine, t, l.perAddressRefillMs), scope: 'address' };
-    if (this.global.tokens < 1)
+    const known = this.known.has(key);
+    if (!known && this.global.tokens < 1)
       return { ok: false, retryAfterMs: wait(this.global, t, l.globalRefillMs), scope: 'global' };
     mine.tokens -= 1;
-    this.global.tokens -= 1;
+    if (!known) this.global.tokens -= 1;
     return { ok: true };
+  }
+
+  /** `address` proved the password: later attempts from it skip the global bucket. */
+  succeeded(address: string): void {
+    const key = addressKey(address);
+    this.known.delete(key);
+    this.known.add(key);
+    if (this.known.size > (this.limits.knownMax ?? 1024)) {
+      const oldest = this.known.values().next().value;
+      if (oldest !== undefined) this.known.delete(oldest);
+    }
   }
 
   private bucketOf(address: string, t: number): Bucket {

@@ -80,6 +80,16 @@ describe('login guessing from many addresses', () => {
       // Once the global bucket refills, the right password gets in.
       s.clock.advance(60_000);
       assert.equal((await loginFrom(s.url, '127.0.0.200', 'password')).status, 200);
+      // The flood drains the global bucket again; the address that logged in before still gets
+      // in (its own bucket allows it): a dozen guessers locked the administrator out for good.
+      for (let i = 2; i < 20; i++) await loginFrom(s.url, `127.0.0.${i}`, `again-${i}`);
+      assert.equal((await loginFrom(s.url, '127.0.0.201', 'password')).status, 429, 'a new address waits');
+      assert.equal((await loginFrom(s.url, '127.0.0.200', 'password')).status, 200, 'a known one gets in');
+      // Its own bucket still bounds it: a known address cannot guess beyond its burst (5; the
+      // flood's addresses pushed its old bucket out of the table of 16, so it started full).
+      const known: number[] = [];
+      for (let i = 0; i < 6; i++) known.push((await loginFrom(s.url, '127.0.0.200', `guess-${i}`)).status);
+      assert.deepEqual(known, [401, 401, 401, 401, 429, 429]);
     } finally {
       await s.close();
     }
