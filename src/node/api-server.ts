@@ -44,6 +44,7 @@ import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
 import { httpStatusOf } from '../lib/http-status.js';
+import { LogThrottle, STRANGER_LOG_MS } from '../lib/log-throttle.js';
 import {
   type ApiErrorBody,
   type ApiRequest,
@@ -212,6 +213,7 @@ export class ApiServer {
   /** Connections closed for silence, since start. */
   private idleClosed = 0;
   private receiveEvicted = 0;
+  private readonly strangerLog = new LogThrottle(STRANGER_LOG_MS, () => performance.now());
   private readonly secret: Uint8Array;
   private readonly nodeSecret: Uint8Array;
   private readonly gate: HandshakeGate;
@@ -454,13 +456,23 @@ export class ApiServer {
       gone.abort();
       this.streams.delete(conn);
       this.activity.delete(conn);
+      // A failed handshake is anyone's to cause: one line per STRANGER_LOG_MS, counting the rest.
+      const suppressed = reason.code === 'handshake' ? this.strangerLog.admit('handshake') : 0;
       if (
-        reason.code === 'protocol' ||
-        reason.code === 'handshake' ||
-        reason.code === 'slow-consumer' ||
-        reason.code === 'overloaded'
+        suppressed !== null &&
+        (reason.code === 'protocol' ||
+          reason.code === 'handshake' ||
+          reason.code === 'slow-consumer' ||
+          reason.code === 'overloaded')
       ) {
-        this.o.logger?.warn({ remote: conn.remote, reason: reason.detail }, 'API connection closed');
+        this.o.logger?.warn(
+          {
+            remote: conn.remote,
+            reason: reason.detail,
+            ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}),
+          },
+          'API connection closed',
+        );
       }
     });
     this.streams.add(conn);

@@ -11,10 +11,12 @@
  *   await t.sendSnapshot('sql', snapshotMessage, chunksOfTheFile);
  *   await t.close();
  */
+
 import { createServer as createNetServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
+import { LogThrottle, STRANGER_LOG_MS } from '../lib/log-throttle.js';
 import {
   decodePeerFrame,
   encodePeerFrame,
@@ -69,6 +71,7 @@ interface Peer {
 type TransportState = 'new' | 'starting' | 'running' | 'closed';
 
 export class RaftTransport {
+  private readonly strangerLog = new LogThrottle(STRANGER_LOG_MS, () => performance.now());
   private readonly opts: ResolvedTransportOptions;
   private state: TransportState = 'new';
   private server: Server | null = null;
@@ -390,9 +393,16 @@ export class RaftTransport {
       case 'protocol':
         this.opts.logger.warn(log, 'closed a peer connection: protocol violation');
         return;
-      case 'handshake':
-        this.opts.logger.warn(log, 'refused a connection: handshake failed');
+      case 'handshake': {
+        // Anyone can connect and fail: one line per STRANGER_LOG_MS, counting the rest.
+        const suppressed = this.strangerLog.admit('handshake');
+        if (suppressed !== null)
+          this.opts.logger.warn(
+            { ...log, suppressedBefore: suppressed },
+            'refused a connection: handshake failed',
+          );
         return;
+      }
       case 'socket-error':
       case 'peer-closed':
         if (c.peerId !== null) this.opts.logger.info(log, 'peer connection closed');

@@ -113,6 +113,12 @@ describe('hostile or broken peers', () => {
     assert.deepEqual(a.received, []);
     assert.deepEqual(b.received, []);
     assert.ok(a.unreachable.includes(b.id) && b.unreachable.includes(a.id));
+    // Refusals go on (the peers retry); the log says so once per 10 s, not once per attempt.
+    for (const n of [a, b])
+      assert.equal(
+        n.logger.warnings().filter((w) => w.msg === 'refused a connection: handshake failed').length,
+        1,
+      );
     assert.ok(a.transport.status().every((s) => s.control !== 'ready' && !s.inboundControl));
   });
 
