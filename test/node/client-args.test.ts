@@ -34,6 +34,11 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   ['put with a number key', (db) => db.cache('c').put(5, 1), /cache 'c': key must be a string/],
   ['getRemove with an object key', (db) => db.cache('c').getRemove({}), /key must be a string/],
   [
+    'put of an invalid Date (it read back as null)',
+    (db) => db.cache('c').put('k', { at: new Date(Number.NaN) }),
+    /^the value\.at is an invalid Date \(it would read back as null\)$/,
+  ],
+  [
     'put of a function',
     (db) => db.cache('c').put('k', () => 1),
     /^the value is a function: not a msgpack value$/,

@@ -71,7 +71,9 @@ function problemAt(v: unknown, where: string, depth: number): string | null {
     case 'symbol':
       return `${where} is a symbol: not a msgpack value`;
   }
-  if (v === null || v instanceof Date) return null;
+  if (v === null) return null;
+  if (v instanceof Date)
+    return Number.isNaN(v.getTime()) ? `${where} is an invalid Date (it would read back as null)` : null;
   if (depth >= CACHE_VALUE_DEPTH_MAX)
     return `${where} is nested more than ${CACHE_VALUE_DEPTH_MAX} levels deep (or is part of a cycle)`;
   const proto: unknown = Object.getPrototypeOf(v);
