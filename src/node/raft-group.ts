@@ -881,17 +881,26 @@ export function commandTooLargeError(bytes: number, bytesMax: number): HiqliteEr
 }
 
 /**
- * Why a group's local state cannot be recovered here, or null: the log was compacted behind a
- * snapshot that is gone, and the state machine has not applied that far either (a lost snapshot
- * directory is otherwise rebuilt from the state machine at open).
+ * Why a group's local state cannot be recovered here, or null:
+ *   - the log was compacted behind a snapshot that is gone, and the state machine has not applied
+ *     that far either (a lost snapshot directory is otherwise rebuilt from the state machine);
+ *   - the log ends before an entry the state machine applied, beyond the newest snapshot: its
+ *     tail was lost (a segment deleted, synced bytes damaged). Entries are applied only once they
+ *     are durable in the local log, so this node acknowledged entries it no longer has: kept as a
+ *     voter it could elect a leader without them, and acknowledged writes were lost (found from
+ *     outside: the state machine was rolled back and the node voted on).
  */
 export function lostLocalState(
-  logStore: Pick<LogStore, 'firstIndex'>,
+  logStore: Pick<LogStore, 'firstIndex' | 'lastIndex'>,
   snapshots: Pick<GroupSnapshotStore, 'latest'>,
   appliedIndex: LogIndex,
 ): string | null {
   const purged = logStore.firstIndex() - 1;
-  if (purged <= (snapshots.latest()?.meta.index ?? 0) || appliedIndex >= purged) return null;
+  const snapshotIndex = snapshots.latest()?.meta.index ?? 0;
+  const last = Math.max(logStore.lastIndex(), purged);
+  if (appliedIndex > last && appliedIndex > snapshotIndex)
+    return `the Raft log ends at index ${last}, before entries this node applied (to ${appliedIndex}): its tail was lost, with entries it acknowledged`;
+  if (purged <= snapshotIndex || appliedIndex >= purged) return null;
   return `the log starts after index ${purged}, but no snapshot covers it and the state machine has applied only ${appliedIndex}`;
 }
 

@@ -114,6 +114,32 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
     await w.assertAllNodesHoldEveryRow();
   });
 
+  test('a follower whose last log segment was lost (entries it applied gone) does not vote without them', async () => {
+    // Found from outside: follower X rolled its state machine back to what its log still held
+    // and voted on; with Y, which missed the writes, it elected a leader without them, and the
+    // acknowledged rows were lost (and the old leader diverged). X must rejoin as a new node.
+    const l = await c.leader();
+    const y = await follower();
+    const x = [1, 2, 3].find((id) => id !== l && id !== y)!;
+    await c.kill(y);
+    await w.writeRows(40); // acknowledged by l and x
+    await c.kill(l);
+    await c.kill(x);
+    const logs = join(c.node(x).dataDir, 'logs');
+    const segments = readdirSync(logs)
+      .filter((n) => n.endsWith('.seg'))
+      .sort();
+    assert.ok(segments.length > 0, 'x has log segments');
+    rmSync(join(logs, segments[segments.length - 1]!));
+    // x and y alone: x knows it lost entries it applied, so only y votes, and no leader is
+    // elected without the rows (before, they elected one within a second or two).
+    assert.equal(await c.startAndWatch(x, 1), false);
+    assert.equal(await c.startAndWatch(y, 4_000), false, 'y became a member with x, without l');
+    await c.start(l);
+    await c.waitForMembership({ voters: [1, 2, 3] });
+    await w.assertAllNodesHoldEveryRow();
+  });
+
   test('a follower whose snapshots were deleted while stopped makes them again from its database', async () => {
     const f = await follower();
     assert.equal(await c.stop(f), 0);

@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, type HiqliteClient, HiqliteError, start } from '../../src/index.js';
-import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { type HiqliteClient, HiqliteError } from '../../src/index.js';
+import { oneNodeConfig, startOneNodeAs } from '../support/one-node-config.js';
 import { within } from '../support/within.js';
 
 /** Runs for many seconds (a count over 200 million generated rows). */
@@ -39,22 +39,7 @@ for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
     before(async () => {
       // The node's own limit far away: what stops the reads is the caller's.
       const cfg = await oneNodeConfig(root, { queryTimeoutMs: 600_000, readTimeoutMs: 600_000 });
-      const node = await start(cfg, { thread: who === 'embedded main' ? 'main' : 'worker' });
-      if (who === 'remote') {
-        const client = await connect({
-          nodes: [cfg.nodes[0]!.addrApi],
-          secretApi: TEST_SECRETS.secretApi,
-          requestTimeoutMs: 600_000,
-        });
-        db = client;
-        close = async () => {
-          await client.close();
-          await node.close();
-        };
-      } else {
-        db = node;
-        close = () => node.close();
-      }
+      ({ db, close } = await startOneNodeAs(who, cfg, { requestTimeoutMs: 600_000 }));
     });
     after(async () => {
       await close?.();

@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, type HiqliteClient, start } from '../../src/index.js';
-import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import type { HiqliteClient } from '../../src/index.js';
+import { oneNodeConfig, startOneNodeAs } from '../support/one-node-config.js';
 
 for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
   describe(`rows read through ${who}`, () => {
@@ -20,19 +20,7 @@ for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
     let db: HiqliteClient;
     let close: () => Promise<void>;
     before(async () => {
-      const cfg = await oneNodeConfig(root);
-      const node = await start(cfg, { thread: who === 'embedded main' ? 'main' : 'worker' });
-      if (who === 'remote') {
-        const client = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
-        db = client;
-        close = async () => {
-          await client.close();
-          await node.close();
-        };
-      } else {
-        db = node;
-        close = () => node.close();
-      }
+      ({ db, close } = await startOneNodeAs(who, await oneNodeConfig(root)));
       await db.execute('CREATE TABLE t (a)');
     });
     after(async () => {

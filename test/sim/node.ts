@@ -458,7 +458,10 @@ export class SimNode {
       appliedIndex: disk.kv.appliedIndex,
       hasClusterId: this.clusterId !== null,
       logUncovered: lostLocalState(
-        { firstIndex: () => (log.purgedIndex + 1) as LogIndex },
+        {
+          firstIndex: () => (log.purgedIndex + 1) as LogIndex,
+          lastIndex: () => (log.purgedIndex + log.entries.length) as LogIndex,
+        },
         { latest: () => snapshot },
         disk.kv.appliedIndex,
       ),

@@ -293,7 +293,10 @@ export class CacheSimNode {
       appliedIndex: 0 as LogIndex,
       hasClusterId: true,
       logUncovered: lostLocalState(
-        { firstIndex: () => (log.purgedIndex + 1) as LogIndex },
+        {
+          firstIndex: () => (log.purgedIndex + 1) as LogIndex,
+          lastIndex: () => (log.purgedIndex + log.entries.length) as LogIndex,
+        },
         { latest: () => snapshot },
         0 as LogIndex,
       ),
