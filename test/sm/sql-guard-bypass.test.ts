@@ -234,6 +234,13 @@ const WRITE_LEGITIMATE: readonly string[] = [
   'DROP INDEX u_n',
   'DROP TABLE child',
   'DELETE FROM log2',
+  // DDL with nothing to do (SQLite compiles it to a JournalMode query): it was refused.
+  'CREATE TABLE IF NOT EXISTS u (id)',
+  'CREATE TABLE IF NOT EXISTS u (id)',
+  'DROP TABLE IF EXISTS never_created',
+  'CREATE INDEX IF NOT EXISTS u_name ON u (name)',
+  'CREATE INDEX IF NOT EXISTS u_name ON u (name)',
+  'DROP INDEX IF EXISTS never_created_either',
 ];
 
 describe('internal state is not writable by user SQL by any route', () => {

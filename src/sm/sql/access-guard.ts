@@ -111,11 +111,13 @@ const SCHEMA_OPCODES: ReadonlySet<string> = new Set([
 const FORBIDDEN_OPCODES: ReadonlySet<string> = new Set([
   'Vacuum',
   'IncrVacuum',
-  'JournalMode',
   'Checkpoint',
   'AutoCommit',
   'Savepoint',
 ]);
+
+/** sqlite3.c PAGER_JOURNALMODE_QUERY: a JournalMode opcode with this P3 changes nothing. */
+const PAGER_JOURNALMODE_QUERY = -1;
 
 /** The SQL functions ATTACH and DETACH compile to (a Function opcode whose P4 names them). */
 const ATTACH_FUNCTIONS = /^sqlite_(attach|detach)\b/;
@@ -319,6 +321,13 @@ export class AccessGuard {
         }
         case 'Transaction':
           if (p1 !== 0) error = this.otherDatabase(kind);
+          break;
+        case 'JournalMode':
+          // P3 -1 (PAGER_JOURNALMODE_QUERY) only asks: SQLite compiles a DDL with nothing to do
+          // (`CREATE TABLE IF NOT EXISTS` of a table that exists, `DROP TABLE IF EXISTS` of
+          // none) to it (sqlite3ForceNotReadOnly), and such statements were refused.
+          if (p3 !== PAGER_JOURNALMODE_QUERY)
+            error = refused('JournalMode is not allowed in a replicated write');
           break;
         case 'Function':
         case 'PureFunc':
