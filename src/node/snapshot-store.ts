@@ -20,6 +20,9 @@ export type { StoredSnapshot } from './seams.js';
 const META_RE = /^(\d+)-(\d+)\.meta\.json$/;
 const KEEP = 2;
 
+/** Files of interrupted snapshot writes (tempPath, and SQLite's files beside its `.partial`). */
+const TEMP_RE = /\.tmp(\.partial(-journal|-wal|-shm)?)?$/;
+
 export class SnapshotStore implements GroupSnapshotStore {
   private snapshots: StoredSnapshot[] = [];
   private tempSeq = 0;
@@ -94,7 +97,10 @@ export class SnapshotStore implements GroupSnapshotStore {
     const names = await readdir(this.dir);
     const found: StoredSnapshot[] = [];
     for (const name of names) {
-      if (name.endsWith('.tmp')) {
+      // A temp file of an interrupted write, and what SQLite's backup into it leaves beside it
+      // (`.tmp.partial`, `.tmp.partial-journal`: each crash while a snapshot was being made left
+      // up to a database-sized file behind for good).
+      if (TEMP_RE.test(name)) {
         await rm(join(this.dir, name), { force: true });
         continue;
       }
