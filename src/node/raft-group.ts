@@ -114,6 +114,10 @@ const CLOSE_TIMEOUT_MS_DEFAULT = 10_000;
 const SNAPSHOT_RETRY_MIN_MS = 1000;
 const SNAPSHOT_RETRY_MAX_MS = 60_000;
 
+/** The first pause before a failed snapshot send to a peer is tried again; it doubles per failure. */
+const SNAPSHOT_SEND_RETRY_MS = 200;
+const SNAPSHOT_SEND_RETRY_MAX_MS = 10_000;
+
 export class RaftGroup {
   readonly group: GroupId;
   private readonly o: RaftGroupOptions;
@@ -207,6 +211,8 @@ export class RaftGroup {
     this.scheduleFlush();
   }
   private readonly incomingSnapshots = new Map<number, string>();
+  /** Snapshot sends to each peer that failed in a row (their retries back off). */
+  private readonly snapshotSendFailures = new Map<NodeId, number>();
 
   /** Proposes a command; resolves with its state-machine result once applied on this node. */
   propose(data: Uint8Array, options: { timeoutMs: number }): Promise<ProposalOutcome> {
@@ -582,13 +588,32 @@ export class RaftGroup {
       this.core.reportSnapshot(m.to, false);
       return;
     }
+    const report = (ok: boolean) => {
+      if (ok) {
+        this.snapshotSendFailures.delete(m.to);
+        this.core.reportSnapshot(m.to, true);
+        this.scheduleFlush();
+        return;
+      }
+      // A peer that cannot take it (unreachable, restarting) is offered it again after a pause
+      // that doubles, up to SNAPSHOT_SEND_RETRY_MAX_MS: reported at once, the core sent it again on
+      // the next round, hundreds of times a second (each a failure and a log line) while the
+      // peer was down. Until then the core counts the send as under way and sends no other.
+      const failures = (this.snapshotSendFailures.get(m.to) ?? 0) + 1;
+      this.snapshotSendFailures.set(m.to, failures);
+      const pauseMs = Math.min(
+        SNAPSHOT_SEND_RETRY_MAX_MS,
+        SNAPSHOT_SEND_RETRY_MS * 2 ** Math.min(failures - 1, 10),
+      );
+      this.o.clock.setTimer(() => {
+        if (this.closed || this.fatal !== null) return;
+        this.core.reportSnapshot(m.to, false);
+        this.scheduleFlush();
+      }, pauseMs);
+    };
     this.o.transport
       .sendSnapshot(this.group, { ...m, snapshot: stored.meta }, stored.path)
-      .then(
-        (ok) => this.core.reportSnapshot(m.to, ok),
-        () => this.core.reportSnapshot(m.to, false),
-      )
-      .finally(() => this.scheduleFlush());
+      .then(report, () => report(false));
   }
 
   private async installSnapshot(meta: SnapshotMeta): Promise<void> {

@@ -1,0 +1,40 @@
+/**
+ * A snapshot that a peer cannot take is offered again after a pause that doubles, not at once:
+ * found from outside, the leader sent it hundreds of times a second while the peer restarted,
+ * each a failure and a warning (about 1,000 log lines per restart of such a peer).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Message, NodeId } from '../../src/raft/types.js';
+import { GroupCluster, KvStateMachine } from './group-harness.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+test('failed snapshot sends to a peer back off', async () => {
+  const c = await GroupCluster.create(3, 20);
+  try {
+    const leader = await c.waitFor('a leader', () => c.leader());
+    const lagging = [...c.nodes.values()].find((n) => n !== leader)!;
+    const stopped = await c.stop(lagging.id);
+    for (let i = 0; i < 60; i++) await leader.group.propose(enc(`s${i}=${i}`), { timeoutMs: 5000 });
+    await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex >= 40);
+    // The peer is back and answers (its appends and heartbeats go through), but every snapshot
+    // sent to it fails, as to a peer whose snapshot port is not up yet.
+    let attempts = 0;
+    const real = c.sendSnapshot.bind(c);
+    c.sendSnapshot = async (g, m: Extract<Message, { type: 'snapshot' }>, path) => {
+      if (m.to === stopped.id) {
+        attempts++;
+        return false;
+      }
+      return real(g, m, path);
+    };
+    const voters = [...c.nodes.keys(), stopped.id].sort() as NodeId[];
+    await c.startNode(stopped.id, voters, 20, stopped.logState, new KvStateMachine());
+    await new Promise((r) => setTimeout(r, 2_000));
+    // 200 ms, 400, 800: four attempts in two seconds (a few more under a slow scheduler).
+    assert.ok(attempts >= 1 && attempts <= 6, `${attempts} snapshot sends in 2 s`);
+  } finally {
+    await c.close();
+  }
+});
