@@ -114,6 +114,11 @@ const CLOSE_TIMEOUT_MS_DEFAULT = 10_000;
 const SNAPSHOT_RETRY_MIN_MS = 1000;
 const SNAPSHOT_RETRY_MAX_MS = 60_000;
 
+/** The pause after the `failures`-th failure in a row: `minMs`, doubling, at most `maxMs`. */
+function doublingPauseMs(failures: number, minMs: number, maxMs: number): number {
+  return Math.min(maxMs, minMs * 2 ** Math.min(failures - 1, 30));
+}
+
 /** The first pause before a failed snapshot send to a peer is tried again; it doubles per failure. */
 const SNAPSHOT_SEND_RETRY_MS = 200;
 const SNAPSHOT_SEND_RETRY_MAX_MS = 10_000;
@@ -601,15 +606,16 @@ export class RaftGroup {
       // peer was down. Until then the core counts the send as under way and sends no other.
       const failures = (this.snapshotSendFailures.get(m.to) ?? 0) + 1;
       this.snapshotSendFailures.set(m.to, failures);
-      const pauseMs = Math.min(
-        SNAPSHOT_SEND_RETRY_MAX_MS,
-        SNAPSHOT_SEND_RETRY_MS * 2 ** Math.min(failures - 1, 10),
+      // Not kept alive: a closed group does not hold its process for the pause.
+      this.o.clock.setTimer(
+        () => {
+          if (this.closed || this.fatal !== null) return;
+          this.core.reportSnapshot(m.to, false);
+          this.scheduleFlush();
+        },
+        doublingPauseMs(failures, SNAPSHOT_SEND_RETRY_MS, SNAPSHOT_SEND_RETRY_MAX_MS),
+        { keepAlive: false },
       );
-      this.o.clock.setTimer(() => {
-        if (this.closed || this.fatal !== null) return;
-        this.core.reportSnapshot(m.to, false);
-        this.scheduleFlush();
-      }, pauseMs);
     };
     this.o.transport
       .sendSnapshot(this.group, { ...m, snapshot: stored.meta }, stored.path)
@@ -789,10 +795,7 @@ export class RaftGroup {
    */
   private snapshotFailed(e: unknown, path: string): void {
     this.snapshotFailures++;
-    const backoffMs = Math.min(
-      SNAPSHOT_RETRY_MAX_MS,
-      SNAPSHOT_RETRY_MIN_MS * 2 ** (this.snapshotFailures - 1),
-    );
+    const backoffMs = doublingPauseMs(this.snapshotFailures, SNAPSHOT_RETRY_MIN_MS, SNAPSHOT_RETRY_MAX_MS);
     this.snapshotRetryAtMs = this.o.clock.monotonicMs() + backoffMs;
     this.o.logger?.warn(
       {

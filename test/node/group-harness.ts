@@ -175,6 +175,23 @@ export class GroupCluster implements GroupTransport {
     }
   }
 
+  /**
+   * A follower stopped while the leader writes `s0=0` … and compacts its log behind a snapshot:
+   * the follower, started again, can only be brought back by a snapshot.
+   */
+  async followerBehindSnapshot(
+    writes = 60,
+  ): Promise<{ leader: HarnessNode; stopped: HarnessNode; last: LogIndex }> {
+    const leader = await this.waitFor('a leader', () => this.leader());
+    const lagging = [...this.nodes.values()].find((n) => n !== leader)!;
+    const stopped = await this.stop(lagging.id);
+    let last = 0 as LogIndex;
+    for (let i = 0; i < writes; i++)
+      last = (await leader.group.propose(new TextEncoder().encode(`s${i}=${i}`), { timeoutMs: 5000 })).index;
+    await this.waitFor('leader snapshot', () => leader.group.status().snapshotIndex >= 40);
+    return { leader, stopped, last };
+  }
+
   leader(): HarnessNode | undefined {
     return [...this.nodes.values()].find((n) => n.group.status().role === 'leader');
   }

@@ -8,16 +8,10 @@ import { test } from 'node:test';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import { GroupCluster, KvStateMachine } from './group-harness.js';
 
-const enc = (s: string) => new TextEncoder().encode(s);
-
 test('failed snapshot sends to a peer back off', async () => {
   const c = await GroupCluster.create(3, 20);
   try {
-    const leader = await c.waitFor('a leader', () => c.leader());
-    const lagging = [...c.nodes.values()].find((n) => n !== leader)!;
-    const stopped = await c.stop(lagging.id);
-    for (let i = 0; i < 60; i++) await leader.group.propose(enc(`s${i}=${i}`), { timeoutMs: 5000 });
-    await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex >= 40);
+    const { stopped } = await c.followerBehindSnapshot();
     // The peer is back and answers (its appends and heartbeats go through), but every snapshot
     // sent to it fails, as to a peer whose snapshot port is not up yet.
     let attempts = 0;

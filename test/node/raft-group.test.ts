@@ -135,13 +135,7 @@ describe('RaftGroup runtime (in-memory parts, real timers)', () => {
   test('a restarted node recovers from its log and snapshot, and a lagging node is sent a snapshot', async () => {
     const c = await GroupCluster.create(3, 20);
     try {
-      const leader = await c.waitFor('a leader', () => c.leader());
-      const lagging = [...c.nodes.values()].find((n) => n !== leader)!;
-      const stopped = await c.stop(lagging.id);
-      let last = 0 as LogIndex;
-      for (let i = 0; i < 60; i++)
-        last = (await leader.group.propose(enc(`s${i}=${i}`), { timeoutMs: 5000 })).index;
-      await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex >= 40);
+      const { stopped, last } = await c.followerBehindSnapshot();
       // The stopped node comes back with its old log state but an empty state machine: the
       // leader's log no longer has what it needs, so it must receive a snapshot.
       const voters = [...c.nodes.keys(), stopped.id].sort() as NodeId[];

@@ -13,7 +13,7 @@ import { checkWriteBounds } from '../../src/sm/sql/write-bounds.js';
 function check(sql: string) {
   const [statement] = splitStatements(sql);
   assert.ok(statement !== undefined);
-  return checkWriteBounds(statement);
+  return checkWriteBounds(statement, 'apply');
 }
 
 test('a write with a recursive CTE without LIMIT is refused, with or without the RECURSIVE keyword', () => {

@@ -140,7 +140,7 @@ export class CommandExecutor {
       return { ok: false, error: { code: 'HQL_SQL', message: 'no SQL statement' } };
     // Check every statement before running any: a forbidden statement fails the whole command.
     for (let i = 0; i < statements.length; i++) {
-      const err = checkWriteStatement(statements[i]!);
+      const err = checkWriteStatement(statements[i]!, 'apply');
       if (err !== null) return { ok: false, error: { ...err, statementIndex: i } };
     }
     const results: BatchStatementResult[] = [];
@@ -160,7 +160,7 @@ export class CommandExecutor {
     try {
       return applyMigrations(this.db, c.migrations, ctx, (statement, extra) => {
         try {
-          const bounds = checkWriteBounds(statement);
+          const bounds = checkWriteBounds(statement, 'apply');
           if (bounds !== null) return { ...bounds, ...extra };
           this.runParsed(parsedStatement(statement), [], 'never', undefined, false);
           return null;
@@ -189,7 +189,7 @@ export class CommandExecutor {
       };
     } else {
       const statement = statements[0]!;
-      result = checkWriteStatement(statement) ?? parsedStatement(statement);
+      result = checkWriteStatement(statement, 'apply') ?? parsedStatement(statement);
     }
     this.parsed.set(sql, result);
     return result;

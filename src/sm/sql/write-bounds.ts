@@ -36,7 +36,7 @@ export function checkWriteStatement(
  */
 export type WriteCheckAt = 'proposal' | 'apply';
 
-export function checkWriteBounds(statement: SqlStatement, at: WriteCheckAt = 'apply'): SqlErrorInfo | null {
+export function checkWriteBounds(statement: SqlStatement, at: WriteCheckAt): SqlErrorInfo | null {
   const t = statement.tokens;
   for (let i = 0; i < t.length; i++) {
     if (!isWord(t[i], 'with')) continue;
