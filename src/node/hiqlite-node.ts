@@ -70,6 +70,7 @@ import { serveJsonRoute } from './json-routes.js';
 import type { ListenStream } from './listen-stream.js';
 import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
+import { claimNodeId } from './node-id-file.js';
 import { PeerClocks } from './peer-clocks.js';
 import { type Forwarded, proposeWithRetries } from './propose-retry.js';
 import { commandTooLargeError, deadlineError, RaftGroup } from './raft-group.js';
@@ -542,6 +543,7 @@ export class HiqliteNode {
     if (!this.cfg.sqlite) return this.openCacheOnly(joinTimeoutMs);
     const cfg = sqlConfig(this.cfg, 'the SQL group');
     this.lock = await lockDataDir(cfg.dataDir);
+    await claimNodeId(cfg.dataDir, cfg.nodeId);
     if (this.lock.uncleanShutdown)
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
     await this.features.beforeOpen?.(cfg, this.log); // HQL_BACKUP_RESTORE
@@ -765,6 +767,7 @@ export class HiqliteNode {
     const disk = diskConfig(cfg);
     if (disk !== null) {
       this.lock = await lockDataDir(disk.dataDir);
+      await claimNodeId(disk.dataDir, cfg.nodeId);
       await refuseSqlState(disk.paths);
       this.clusterId = await readClusterId(disk.dataDir);
     }
