@@ -551,7 +551,15 @@ export class HiqliteNode {
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, {
       fileName: cfg.filenameDb,
       heap: threadHeapLimits(cfg),
+      checkAtStart: cfg.checkDatabaseAtStart,
     });
+    const damaged = this.sm.worker.damaged;
+    if (damaged !== null) {
+      this.log.error(
+        { file: damaged.path, reason: damaged.reason, movedTo: damaged.movedTo },
+        `the database ${damaged.path} is damaged (${damaged.reason}): moved aside to ${damaged.movedTo}; the node rebuilds it from its snapshot and log, or rejoins to get it from the leader`,
+      );
+    }
     this.clusterId = await readClusterId(cfg.dataDir);
     // Keep the local state, or discard it and rejoin like a new node (the leader re-adds it);
     // which membership it knows (start-decision.ts; the simulator runs the same decision).

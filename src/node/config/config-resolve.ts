@@ -57,6 +57,7 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   const listenAddrApi = optionalBindHost(input.listenAddrApi, 'listenAddrApi', problems);
   const learnerOnly = optionalBoolean(input.learnerOnly, 'learnerOnly', problems);
   const logStatements = optionalBoolean(input.logStatements, 'logStatements', problems);
+  const checkDatabaseAtStart = optionalBoolean(input.checkDatabaseAtStart, 'checkDatabaseAtStart', problems);
   const cacheStorageDisk = optionalBoolean(input.cacheStorageDisk, 'cacheStorageDisk', problems);
   const sqlite = optionalBoolean(input.sqlite, 'sqlite', problems);
   // A cache-only node that keeps its cache in memory writes no file: it needs no data directory.
@@ -96,7 +97,7 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   assert(filenameDb !== null && learnerOnly !== null && logStatements !== null && tls !== null, 'parts');
   assert(backup !== null, 'backup settings resolved');
   assert(dashboard !== null, 'dashboard settings resolved');
-  assert(cacheStorageDisk !== null && sqlite !== null, 'parts');
+  assert(cacheStorageDisk !== null && sqlite !== null && checkDatabaseAtStart !== null, 'parts');
 
   return {
     ...limits,
@@ -114,6 +115,7 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
     learnerOnly: learnerOnly ?? false,
     tls,
     logStatements: logStatements ?? false,
+    checkDatabaseAtStart: checkDatabaseAtStart ?? true,
     backup,
     dashboard,
     cacheStorageDisk: cacheStorageDisk ?? true,

@@ -128,15 +128,22 @@ function primaryCode(code: string): string {
   return second === -1 ? code : code.slice(0, second);
 }
 
+/** What the connection was doing when SQLite failed: applying log entries, or a read. */
+export type SqliteWork = 'apply' | 'read';
+
 /**
  * Turns an exception raised while executing a command into a deterministic error result, or
  * rethrows it when it is not deterministic (environmental failure or programmer error).
  */
-export function classifyCommandError(e: unknown, extra: Partial<SqlErrorInfo> = {}): SqlErrorInfo {
+export function classifyCommandError(
+  e: unknown,
+  during: SqliteWork,
+  extra: Partial<SqlErrorInfo> = {},
+): SqlErrorInfo {
   if (e instanceof SqlError) return { ...e.info, ...extra };
   if (e instanceof Database.SqliteError) {
     const primary = primaryCode(e.code);
-    if (!DETERMINISTIC_SQLITE_CODES.has(primary)) throw fatalSqliteError(e);
+    if (!DETERMINISTIC_SQLITE_CODES.has(primary)) throw fatalSqliteError(e, during);
     const code: SqlErrorCode = primary === 'SQLITE_CONSTRAINT' ? 'HQL_CONSTRAINT' : 'HQL_SQL';
     return { ...extra, code, message: e.message, sqliteCode: e.code };
   }
@@ -152,18 +159,31 @@ export function classifyCommandError(e: unknown, extra: Partial<SqlErrorInfo> = 
  * `e` is a better-sqlite3 `SqliteError`, typed by the fields used: this module's declarations are
  * part of the package's public types, and better-sqlite3's types are a dev dependency only.
  */
-export function fatalSqliteError(e: { readonly code: string; readonly message: string }): HiqliteError {
+export function fatalSqliteError(
+  e: { readonly code: string; readonly message: string },
+  during: SqliteWork,
+): HiqliteError {
   const corrupt = e.code.startsWith('SQLITE_CORRUPT') || e.code === 'SQLITE_NOTADB';
+  if (corrupt) {
+    // The remedy: a restart checks the file, moves a damaged one aside and rebuilds it
+    // (state-machine.ts, checkDatabaseAtStart).
+    return new HiqliteError(
+      'HQL_CORRUPTION',
+      `the node's database file is damaged (${e.code}: ${e.message}) during ${during === 'apply' ? 'an apply' : 'a read'}: ` +
+        'restart the node: it moves the damaged file aside and rebuilds it from its snapshot and log, or from the leader',
+      { retryable: false, cause: e },
+    );
+  }
   // SQLite says "database or disk is full" for both; name the likely one.
   const full =
     e.code === 'SQLITE_FULL'
       ? ' (no space left on the disk of data_dir, or the database reached its max_page_count)'
       : '';
-  return new HiqliteError(
-    corrupt ? 'HQL_CORRUPTION' : 'HQL_IO',
-    `state machine cannot apply: ${e.code}: ${e.message}${full}`,
-    { retryable: false, cause: e },
-  );
+  const what = during === 'apply' ? 'state machine cannot apply' : 'the read failed';
+  return new HiqliteError('HQL_IO', `${what}: ${e.code}: ${e.message}${full}`, {
+    retryable: false,
+    cause: e,
+  });
 }
 
 /** Rebuilds a thrown error from a result's error data (what the runtime hands to the caller). */

@@ -272,7 +272,7 @@ export class CommandExecutor {
   /** Classifies a failure; a statement that ended the transaction aborts the whole command. */
   private handle(e: unknown, extra: Partial<SqlErrorInfo>): SqlErrorInfo {
     if (e instanceof TransactionLostError) throw e;
-    const info = classifyCommandError(e, extra);
+    const info = classifyCommandError(e, 'apply', extra);
     if (!this.db.inTransaction) throw new TransactionLostError(info);
     return info;
   }

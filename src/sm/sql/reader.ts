@@ -189,7 +189,7 @@ export class SqlReader {
       if (isInterrupted(e))
         throw new SqlError({ code: 'HQL_ABORTED', message: 'the query was interrupted' }, { cause: e });
       // Environmental failures make classifyCommandError throw a HiqliteError (HQL_IO, …).
-      throw new SqlError(classifyCommandError(e), { cause: e });
+      throw new SqlError(classifyCommandError(e, 'read'), { cause: e });
     }
   }
 

@@ -16,7 +16,7 @@ import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
 import { interruptConnection } from './interrupt.js';
 import { type CommandResult, decodeResult } from './result.js';
-import type { AppliedState, ApplyEntry, SnapshotInfo } from './state-machine.js';
+import type { AppliedState, ApplyEntry, DamagedDatabase, SnapshotInfo } from './state-machine.js';
 import {
   type ApplyBatchReply,
   deserializeError,
@@ -120,6 +120,8 @@ export class SqlWorker {
     initial: AppliedState,
     private readonly pendingMax: number,
     private readonly connectionId: number | null,
+    /** The damaged database file found and moved aside at open (state-machine.ts), or null. */
+    readonly damaged: DamagedDatabase | null,
   ) {
     this.state = initial;
     this.applied = new AppliedIndexWatcher(initial.index);
@@ -190,7 +192,7 @@ export class SqlWorker {
       await worker.terminate();
       throw e;
     }
-    return new SqlWorker(worker, initial.state, pendingMax, initial.connectionId);
+    return new SqlWorker(worker, initial.state, pendingMax, initial.connectionId, initial.damaged);
   }
 
   /**

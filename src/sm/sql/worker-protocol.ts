@@ -12,7 +12,7 @@
 import { HiqliteError } from '../../lib/errors.js';
 import { SqlError, type SqlErrorInfo } from './errors.js';
 import type { CommandResult } from './result.js';
-import type { AppliedState, ApplyEntry, SqlStateMachineOptions } from './state-machine.js';
+import type { AppliedState, ApplyEntry, DamagedDatabase, SqlStateMachineOptions } from './state-machine.js';
 
 export type WorkerStateMachineOptions = Omit<SqlStateMachineOptions, 'onRestoreProgress'>;
 
@@ -109,6 +109,8 @@ export interface WorkerStarted {
   readonly state: AppliedState;
   /** The writer connection's id for `interruptConnection` (interrupt.ts), or null. */
   readonly connectionId: number | null;
+  /** The damaged database file the state machine found and moved aside when it opened, or null. */
+  readonly damaged: DamagedDatabase | null;
 }
 
 /** id 0 is the startup reply (the state machine opened: WorkerStarted, or failed to). */

@@ -32,7 +32,11 @@ function reply(message: WorkerReply): void {
 function start(): SqlStateMachine | null {
   try {
     const sm = SqlStateMachine.open(init.dir, init.options);
-    const started: WorkerStarted = { state: sm.appliedState(), connectionId: sm.connectionId };
+    const started: WorkerStarted = {
+      state: sm.appliedState(),
+      connectionId: sm.connectionId,
+      damaged: sm.damaged,
+    };
     reply({ id: 0, ok: true, value: started });
     return sm;
   } catch (e) {
