@@ -42,6 +42,7 @@ import type { QueryParams } from '../sm/sql/reader.js';
 import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import { checkReadText, type Row } from '../sm/sql/values.js';
+import { unusableDirReason } from '../storage/file-paths.js';
 import type { LogStore } from '../storage/log-store.js';
 import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { RaftTransport } from '../transport/raft-transport.js';
@@ -290,7 +291,7 @@ export class HiqliteNode {
       node.throwIfStartCancelled();
     } catch (e) {
       await node.shutdown().catch(() => {});
-      throw e;
+      throw startFailure(e, node.cfg.nodeId);
     }
     return node;
   }
@@ -1880,4 +1881,21 @@ export function remoteError(
   if (e.leaderId !== undefined) extra.leaderId = e.leaderId;
   if (e.details !== undefined) extra.info = { code: e.code, message: e.message, ...e.details };
   return Object.assign(err, extra);
+}
+
+/**
+ * A start that failed on the file system or in SQLite (a read-only or full disk, a file it may
+ * not open under data_dir) is HQL_IO naming what failed, as the same failure is once the node
+ * runs: it was Node's or SQLite's bare error (`EROFS: read-only file system, open …`), untyped.
+ */
+function startFailure(e: unknown, nodeId: number): unknown {
+  if (e instanceof HiqliteError || !(e instanceof Error)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^(E[A-Z0-9]+|SQLITE_[A-Z_]+)$/.test(code)) return e;
+  const reason = unusableDirReason(e);
+  return new HiqliteError(
+    'HQL_IO',
+    `node ${nodeId} cannot start: ${e.message}${reason === null ? '' : ` (${reason})`}`,
+    { retryable: false, cause: e },
+  );
 }

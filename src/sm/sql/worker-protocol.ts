@@ -102,6 +102,8 @@ export interface SerializedError {
   readonly code?: string;
   readonly retryable?: boolean;
   readonly info?: SqlErrorInfo;
+  /** A file system or SQLite error's own code (`EISDIR`, `SQLITE_CANTOPEN`), kept for the caller to type it. */
+  readonly errno?: string;
 }
 
 /** The value of the startup reply. */
@@ -123,7 +125,12 @@ export function serializeError(e: unknown): SerializedError {
     return { name: e.name, message: e.message, code: e.code, retryable: e.retryable, info: e.info };
   if (e instanceof HiqliteError)
     return { name: e.name, message: e.message, code: e.code, retryable: e.retryable };
-  if (e instanceof Error) return { name: e.name, message: e.message };
+  if (e instanceof Error) {
+    const errno = (e as { code?: unknown }).code;
+    return typeof errno === 'string'
+      ? { name: e.name, message: e.message, errno }
+      : { name: e.name, message: e.message };
+  }
   return { name: 'Error', message: String(e) };
 }
 
@@ -134,5 +141,5 @@ export function deserializeError(s: SerializedError): Error {
   }
   const e = new Error(s.message);
   e.name = s.name;
-  return e;
+  return s.errno === undefined ? e : Object.assign(e, { code: s.errno });
 }
