@@ -211,6 +211,18 @@ describe('resolveConfig validation: each message names its key', () => {
     );
   });
 
+  test('nodeId not in nodes is reported with the problems of the list itself, at once', () => {
+    const nodes = [...base().nodes.slice(0, 2), { id: 3, addrRaft: 'nowhere', addrApi: '127.0.0.3:8200' }];
+    const problems = problemsOf(bad({ nodeId: 7, nodes }));
+    assert.deepEqual(problems.map((p) => p.key).sort(), ['nodeId', 'nodes[2].addrRaft']);
+    assert.match(
+      problems.find((p) => p.key === 'nodeId')?.message ?? '',
+      /^7 is not the id of any entry in nodes \(ids: 1, 2, 3\)$/,
+    );
+    // A list that is not one: nothing to check the id against, the list's problem alone.
+    assertOneProblem(bad({ nodeId: 7, nodes: 'n1,n2' }), 'nodes', /must be a list of nodes/);
+  });
+
   test('missing nodeId, non-integer nodeId', () => {
     assertOneProblem(bad({ nodeId: undefined }), 'nodeId', /is required/);
     assertOneProblem(bad({ nodeId: 1.5 }), 'nodeId', /must be an integer, got 1.5/);

@@ -69,15 +69,17 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   const dashboard = checkDashboardConfig(input, problems);
 
   let self: ResolvedNode | undefined;
-  if (nodes !== null && nodeId !== null) {
-    self = nodes.find((n) => n.id === nodeId);
-    if (self === undefined && !problems.has('nodes')) {
-      const ids = nodes.map((n) => n.id).join(', ');
-      problems.add(
-        'nodeId',
-        `${nodeId} is not the id of any entry in ${problems.name('nodes')} (ids: ${ids})`,
-      );
-    }
+  if (nodes !== null && nodeId !== null) self = nodes.find((n) => n.id === nodeId);
+  // Checked against the ids the list spells, whatever else is wrong in it: every problem is
+  // reported at once, not this one only after the list's are fixed.
+  const listedIds = Array.isArray(input.nodes)
+    ? input.nodes.flatMap((e: unknown) => (isRecord(e) && Number.isSafeInteger(e.id) ? [e.id as number] : []))
+    : [];
+  if (nodeId !== null && self === undefined && listedIds.length > 0 && !listedIds.includes(nodeId)) {
+    problems.add(
+      'nodeId',
+      `${nodeId} is not the id of any entry in ${problems.name('nodes')} (ids: ${listedIds.join(', ')})`,
+    );
   }
   if (nodeId === 1 && learnerOnly === true) {
     problems.add('learnerOnly', 'cannot be set on node 1: node 1 bootstraps the cluster as its first voter');
