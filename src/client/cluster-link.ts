@@ -99,17 +99,29 @@ export class ClusterLink {
     return (await this.connection('any')).link.commandBytesMax;
   }
 
-  /** Connects to the first node that answers: fails with every node's reason, at once on a wrong secret. */
+  /**
+   * Connects to the first node that takes it, trying each in turn: one node that refuses the
+   * secret (a node whose secret_api differs, another service on that port) does not keep the
+   * client from the others. Fails with every node's reason: HQL_UNAUTHORIZED when a node
+   * refused the secret (no retry helps), else HQL_UNAVAILABLE.
+   */
   async open(): Promise<void> {
     const reasons: string[] = [];
+    let refused: HiqliteError | null = null;
     for (let i = 0; i < this.o.nodes.length; i++) {
       try {
         await this.connection('any');
         return;
       } catch (e) {
-        if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') throw e;
+        if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') refused ??= e;
         reasons.push(e instanceof Error ? e.message : String(e));
       }
+    }
+    if (refused !== null) {
+      throw new HiqliteError('HQL_UNAUTHORIZED', `connect: no node took the client: ${reasons.join('; ')}`, {
+        retryable: false,
+        cause: refused,
+      });
     }
     throw new HiqliteError('HQL_UNAVAILABLE', `connect: no node could be reached: ${reasons.join('; ')}`, {
       retryable: true,
