@@ -181,9 +181,27 @@ export function authenticateServer(
     if (!proofOk)
       return finish(new HandshakeError(`bad proof from claimed node ${frame.clientId} (wrong secret?)`));
     if (!versionOk) return finish(new HandshakeError(`client speaks handshake version ${frame.version}`));
-    if (!targetOk) return finish(new HandshakeError(`client ${frame.clientId} meant node ${frame.serverId}`));
+    // The nodes lists of two nodes differ, or two nodes have one node_id: said in those words.
+    if (!targetOk) {
+      return finish(
+        new HandshakeError(
+          `node ${frame.clientId} dialled node ${frame.serverId} at this address, but this is node ${p.localId}: the nodes lists of the two nodes differ`,
+        ),
+      );
+    }
+    if (frame.clientId === p.localId) {
+      return finish(
+        new HandshakeError(
+          `a node claims this node's own id ${p.localId}: two nodes are configured with node_id ${p.localId}`,
+        ),
+      );
+    }
     if (!clientOk) {
-      return finish(new HandshakeError(`node ${frame.clientId} may not open channel ${frame.channel} here`));
+      return finish(
+        new HandshakeError(
+          `node ${frame.clientId} is not in this node's nodes list (or channel ${frame.channel} is not one it may open): the nodes lists of the nodes differ`,
+        ),
+      );
     }
     const mismatch = clusterMismatch(
       clusterIdText(transcript.serverClusterId),

@@ -122,6 +122,31 @@ describe('hostile or broken peers', () => {
     assert.ok(a.transport.status().every((s) => s.control !== 'ready' && !s.inboundControl));
   });
 
+  test('nodes lists that differ are named as such in the refusal, not as a channel number', async () => {
+    const a = await node(201);
+    const b = await node(202);
+    // a knows b; b does not know a.
+    a.transport.setPeer(b.id, b.address);
+    a.transport.send('sql', heartbeat(a.id, b.id));
+    const refusal = (n: TestNode, re: RegExp) =>
+      waitFor(
+        () =>
+          n.logger
+            .warnings()
+            .some((w) => w.msg === 'refused a connection: handshake failed' && re.test(String(w.obj.detail))),
+        `a refusal matching ${re}`,
+      );
+    await refusal(b, /^node 201 is not in this node's nodes list .*: the nodes lists of the nodes differ$/);
+    assert.deepEqual(b.received, []);
+    // c's list says node 209 is at d's address (a new victim: refusals are logged once per 10 s).
+    const c = await node(203);
+    const d = await node(204);
+    c.transport.setPeer(209 as NodeId, d.address);
+    c.transport.send('sql', heartbeat(c.id, 209));
+    await refusal(d, /^node 203 dialled node 209 at this address, but this is node 204: the nodes lists/);
+    assert.deepEqual(d.received, []);
+  });
+
   test('a client refuses a server that cannot prove the secret', async () => {
     // A rogue listener: sends a challenge, then accepts anything with a made-up proof.
     const sockets = new Set<Socket>();
@@ -168,7 +193,10 @@ describe('hostile or broken peers', () => {
     const { victim, friend } = await setup(120);
     await assert.rejects(rawPeer(victim, { clientId: 999, lane: 'control' }));
     await waitFor(
-      () => victim.logger.warnings().some((w) => String(w.obj.detail).includes('may not open')),
+      () =>
+        victim.logger
+          .warnings()
+          .some((w) => String(w.obj.detail).startsWith("node 999 is not in this node's nodes list")),
       'refusal logged',
     );
     await friendStillServed(victim, friend, 121);
@@ -177,6 +205,13 @@ describe('hostile or broken peers', () => {
   test('a peer claiming to be this very node is refused', async () => {
     const { victim } = await setup(125);
     await assert.rejects(rawPeer(victim, { clientId: victim.id, lane: 'control' }));
+    await waitFor(
+      () =>
+        victim.logger
+          .warnings()
+          .some((w) => String(w.obj.detail).includes(`two nodes are configured with node_id ${victim.id}`)),
+      'refusal logged',
+    );
   });
 
   test('a connection that never completes the handshake is closed at the deadline', async () => {
