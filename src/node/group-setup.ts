@@ -122,6 +122,7 @@ export async function openGroupStorage(o: {
   if (opened.report.tornTail !== null)
     log.warn({ tornTail: opened.report.tornTail, group }, 'cut a torn tail off the Raft log');
   let snapshots = await SnapshotStore.open(o.snapshotsDir);
+  await dropDamagedSnapshots(snapshots, o.appliedIndex, log, group);
   const start = decideStart({
     hardState: opened.hardState,
     lastIndex: opened.store.lastIndex(),
@@ -141,4 +142,32 @@ export async function openGroupStorage(o: {
     await o.resetStateMachine?.();
   }
   return { store: opened.store, snapshots, start };
+}
+
+/**
+ * Checks the snapshots recovery would restore (RaftGroup.recover restores the newest one when
+ * the state machine is behind it: always for the cache group, whose state machine starts empty)
+ * and drops each whose data does not match its checksum, newest first, before the start
+ * decision. A damaged snapshot is so a lost one, on the path a lost one takes: the snapshot
+ * before it is restored (and the log after it applied), or the state machine makes it again
+ * (RaftGroup.rebuildSnapshot), or, when neither covers the compacted log, the node discards its
+ * state and rejoins (lostLocalState, decideStart). A snapshot the state machine is not behind is
+ * not read at start (it may be as large as the database); it is checked before it is sent.
+ */
+export async function dropDamagedSnapshots(
+  snapshots: GroupSnapshotStore,
+  appliedIndex: LogIndex,
+  log: Pick<Logger, 'warn'>,
+  group: GroupId,
+): Promise<void> {
+  // Bounded: each turn drops a snapshot, and the store keeps two.
+  for (let s = snapshots.latest(); s !== null && appliedIndex < s.meta.index; s = snapshots.latest()) {
+    const checked = await snapshots.check(s);
+    if (checked.ok) return;
+    log.warn(
+      { group, file: s.path, index: s.meta.index, reason: checked.reason },
+      'snapshot damaged: dropped at start as if lost',
+    );
+    await snapshots.drop(s);
+  }
 }

@@ -1408,10 +1408,14 @@ export class HiqliteNode {
       send: (g, m) => {
         this.transport.send(g, m);
       },
-      sendSnapshot: async (g, m, path) => {
+      sendSnapshot: async (g, m, snapshot) => {
+        // Both stores of a node (files, memory) know the checksum of a snapshot that passed check().
+        assert(snapshot.sha256 !== null, `snapshot ${snapshot.path} to send has a checksum`);
+        const sha256 = Buffer.from(snapshot.sha256, 'hex');
+        const { path } = snapshot;
         try {
           const chunks = g === 'cache' ? this.cache.snapshotChunks(path, fileChunks) : fileChunks(path);
-          await this.transport.sendSnapshot(g, m, chunks, {
+          await this.transport.sendSnapshot(g, m, chunks, sha256, {
             signal: AbortSignal.timeout(10 * 60_000),
           });
           return true;

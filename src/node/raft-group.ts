@@ -28,7 +28,13 @@ import type {
   Term,
 } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
-import type { GroupId, GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
+import type {
+  GroupId,
+  GroupSnapshotStore,
+  GroupStateMachine,
+  GroupTransport,
+  StoredSnapshot,
+} from './seams.js';
 
 /**
  * Test only: make the runtime wrong on purpose, so that the simulator's planted-bug hunt
@@ -56,6 +62,11 @@ export interface RaftGroupOptions {
   readonly initialMembership: Membership;
   readonly tickIntervalMs: number;
   readonly logStore: LogStore;
+  /**
+   * At open, recovery restores the newest snapshot when the state machine is behind it, as it
+   * is: the embedder drops one whose data does not match its checksum first, before it decides
+   * whether the node can start from what it holds (group-setup.ts, dropDamagedSnapshots).
+   */
   readonly snapshots: GroupSnapshotStore;
   readonly stateMachine: GroupStateMachine;
   readonly transport: GroupTransport;
@@ -155,6 +166,8 @@ export class RaftGroup {
   /** Snapshots failed in a row, and when the next may be tried (monotonic ms): snapshotFailed. */
   private snapshotFailures = 0;
   private snapshotRetryAtMs = 0;
+  /** A damaged snapshot was dropped: take one now, whatever the policy says (remakeSnapshot). */
+  private snapshotWanted = false;
 
   /** Watchers of role / leader changes. */
   private readonly leaderWatchers = new Set<(s: { role: Status['role']; leaderId: NodeId | null }) => void>();
@@ -590,6 +603,9 @@ export class RaftGroup {
   private sendSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
     const stored = this.o.snapshots.latest();
     if (stored === null || stored.meta.index !== m.snapshot.index) {
+      // The one the core means was dropped as damaged, and making it again failed (it retries
+      // after its pause in maybeSnapshot): without new entries nothing else would ask again.
+      if (this.snapshotWanted) this.remakeSnapshot();
       this.core.reportSnapshot(m.to, false);
       return;
     }
@@ -617,11 +633,69 @@ export class RaftGroup {
         { keepAlive: false },
       );
     };
-    this.o.transport
-      .sendSnapshot(this.group, { ...m, snapshot: stored.meta }, stored.path)
-      .then(report, () => report(false));
+    this.sendCheckedSnapshot(m, stored).then(report, (e: unknown) => {
+      this.o.logger?.warn(
+        { group: this.group, peer: m.to, err: e instanceof Error ? e.message : String(e) },
+        'snapshot could not be read to be sent',
+      );
+      report(false);
+    });
   }
 
+  /**
+   * Reads the snapshot through before any of it leaves (GroupSnapshotStore.check), so one whose
+   * data no longer matches its checksum is never sent: it is dropped as a lost one would be,
+   * and a new one is made from the state machine (remakeSnapshot); the send counts as failed, so
+   * the core offers the peer the new snapshot after the send retry's pause. The check costs a
+   * read of the snapshot per attempt, besides the read that streams it; the peer checks the
+   * stream against the same checksum, which covers damage between the two reads.
+   */
+  private async sendCheckedSnapshot(
+    m: Extract<Message, { type: 'snapshot' }>,
+    stored: StoredSnapshot,
+  ): Promise<boolean> {
+    const checked = await this.o.snapshots.check(stored);
+    if (!checked.ok) {
+      await this.snapshotDamaged(stored, checked.reason);
+      return false;
+    }
+    if (this.closed || this.fatal !== null) return false;
+    const { snapshot } = checked;
+    return this.o.transport.sendSnapshot(this.group, { ...m, snapshot: snapshot.meta }, snapshot);
+  }
+
+  /**
+   * The data of a committed snapshot does not match its checksum (a flipped bit on the disk, an
+   * edit by hand): it must never be restored or sent. It is dropped, as if its files were lost,
+   * and the state machine, which has applied at least as far, makes it again (as recovery does
+   * for a lost snapshot, rebuildSnapshot); until then the peers that need one wait.
+   */
+  private async snapshotDamaged(stored: StoredSnapshot, reason: string): Promise<void> {
+    this.o.logger?.warn(
+      { group: this.group, file: stored.path, index: stored.meta.index, reason },
+      'snapshot damaged: dropped as if lost, and made again from the state machine',
+    );
+    await this.o.snapshots.drop(stored);
+    this.remakeSnapshot();
+  }
+
+  /**
+   * Takes a snapshot soon, whatever the policy says, even at the index of the last one. It runs
+   * in the apply pipeline (an empty batch), where every snapshot is taken: never beside an
+   * apply, and awaited by close().
+   */
+  private remakeSnapshot(): void {
+    if (this.closed || this.fatal !== null) return;
+    this.snapshotWanted = true;
+    this.enqueueApply([]);
+  }
+
+  /**
+   * Installs a snapshot received from the leader. Its bytes were checked against the leader's
+   * checksum as they arrived (src/transport/snapshot-receiver.ts: a stream that does not match
+   * never reaches receiveSnapshot), and commit records their checksum for this node's own
+   * restores and sends; they are not read through a third time before the restore.
+   */
   private async installSnapshot(meta: SnapshotMeta): Promise<void> {
     const path = this.incomingSnapshots.get(meta.index);
     assert(path !== undefined, `snapshot ${meta.index} to install was never received`);
@@ -749,7 +823,8 @@ export class RaftGroup {
       this.appliedIndex - this.lastSnapshotIndex >= this.o.snapshotEntriesThreshold &&
       this.appliedBytesSinceSnapshot * this.o.snapshotCostRatioMax >=
         (this.o.stateMachine.sizeBytes?.() ?? 0);
-    if (!entriesDue && !bytesDue) return;
+    const wanted = this.snapshotWanted;
+    if (!entriesDue && !bytesDue && !wanted) return;
     if (this.o.clock.monotonicMs() < this.snapshotRetryAtMs) return;
     this.snapshotting = true;
     try {
@@ -760,8 +835,10 @@ export class RaftGroup {
       try {
         ({ index, term } = await this.o.stateMachine.snapshot(path));
         // While the state machine copied itself, the core may have taken a newer snapshot from
-        // the leader (its log now starts after `index`): this one is obsolete.
-        if (index < this.core.status().firstIndex - 1 || index <= this.lastSnapshotIndex) {
+        // the leader (its log now starts after `index`): this one is obsolete. One that replaces
+        // a damaged snapshot may have its index.
+        const obsolete = index < this.lastSnapshotIndex || (index === this.lastSnapshotIndex && !wanted);
+        if (index < this.core.status().firstIndex - 1 || obsolete) {
           await this.o.snapshots.discard(path);
           return;
         }
@@ -774,6 +851,7 @@ export class RaftGroup {
       }
       this.snapshotFailures = 0;
       this.snapshotRetryAtMs = 0;
+      this.snapshotWanted = false;
       this.lastSnapshotIndex = index;
       this.appliedBytesSinceSnapshot = 0;
       const compactTo = Math.max(0, index - this.o.snapshotTrailingEntries) as LogIndex;

@@ -11,7 +11,20 @@ export type GroupId = 'sql' | 'cache';
 export interface StoredSnapshot {
   readonly meta: SnapshotMeta;
   readonly path: string;
+  /**
+   * The SHA-256 of the data (lowercase hex), recorded when it was committed; null when it is not
+   * known: metadata written before snapshots had a checksum, or a store that holds no bytes
+   * (the simulator's). `check` compares the data with it.
+   */
+  readonly sha256: string | null;
 }
+
+/** What `GroupSnapshotStore.check` found. */
+export type SnapshotCheck =
+  /** The data matches its checksum; `snapshot` carries it (computed now when it was unknown). */
+  | { readonly ok: true; readonly snapshot: StoredSnapshot }
+  /** The data is gone or does not match: it must never be restored or sent (`drop` it). */
+  | { readonly ok: false; readonly reason: string };
 
 /**
  * Where a group keeps its snapshots: `SnapshotStore` (files, src/node/snapshot-store.ts) and
@@ -27,6 +40,13 @@ export interface GroupSnapshotStore {
   commit(tempPath: string, meta: SnapshotMeta): Promise<StoredSnapshot>;
   /** Deletes an uncommitted snapshot at `path` (one never installed); no error when it is gone. */
   discard(path: string): Promise<void>;
+  /** Reads the data of a committed snapshot through and compares it with its checksum. */
+  check(stored: StoredSnapshot): Promise<SnapshotCheck>;
+  /**
+   * Forgets a committed snapshot whose data failed `check` and deletes it, as if it were lost:
+   * `latest()` is then the one before it, or null. No error when it is gone already.
+   */
+  drop(stored: StoredSnapshot): Promise<void>;
 }
 
 /** A deterministic state machine fed with committed entries. */
@@ -65,13 +85,14 @@ export interface GroupTransport {
   /** Non-blocking; a message that cannot be delivered is dropped (Raft tolerates loss). */
   send(group: GroupId, message: Message): void;
   /**
-   * Streams the snapshot file to `message.to`, then delivers `message` (its metadata) so the peer
+   * Streams the snapshot's data to `message.to` with its checksum (`snapshot.sha256`: the peer
+   * refuses bytes that do not match it), then delivers `message` (its metadata) so the peer
    * hands it to its core with the received file (`RaftGroup.receiveSnapshot`). Resolves true once
-   * the peer has it all.
+   * the peer has it all. `snapshot` has passed `GroupSnapshotStore.check` just before.
    */
   sendSnapshot(
     group: GroupId,
     message: Extract<Message, { type: 'snapshot' }>,
-    path: string,
+    snapshot: StoredSnapshot,
   ): Promise<boolean>;
 }

@@ -39,8 +39,9 @@ import { ProtocolError } from './protocol-error.js';
  * entries differently never form a cluster together (docs/ARCHITECTURE.md, "Upgrades").
  * 3: appends, snapshots and their answers carry the leader's progress epoch.
  * 4: a cache group log entry may hold a batch of commands (src/sm/cache/command.ts).
+ * 5: a snapshot stream's end frame carries the SHA-256 of its bytes (peer-frame.ts).
  */
-export const HANDSHAKE_VERSION = 4;
+export const HANDSHAKE_VERSION = 5;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

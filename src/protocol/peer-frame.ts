@@ -5,7 +5,8 @@
  *   0x10 raft            a Raft message with its group (raft-message-codec.ts)
  *   0x11 snapshot-begin  u32 streamId, a Raft `snapshot` message with its group
  *   0x12 snapshot-chunk  u32 streamId, data (the rest of the frame, at least one byte)
- *   0x13 snapshot-end    u32 streamId, u53 totalBytes (what the receiver must have counted)
+ *   0x13 snapshot-end    u32 streamId, u53 totalBytes, 32 B sha256 (what the receiver must have
+ *                        counted, and the SHA-256 the bytes must have: the sender's stored checksum)
  *   0x14 snapshot-abort  u32 streamId, text reason      (sender gave up; receiver discards)
  *   0x15 snapshot-ack    u32 streamId, bool ok, text reason  (receiver → sender, end to end)
  *
@@ -15,6 +16,7 @@
  * copy on the send path); `decodePeerFrame` takes a payload as returned by `FrameDecoder`.
  */
 import { assert, assertNever } from '../lib/assert.js';
+import { SHA256_BYTES } from '../lib/sha256.js';
 import type { Message } from '../raft/types.js';
 import { ByteReader, ByteWriter, utf8Bounded } from './bytes.js';
 import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
@@ -40,7 +42,13 @@ export type PeerFrame =
       readonly message: SnapshotMessage;
     }
   | { readonly kind: 'snapshot-chunk'; readonly streamId: number; readonly data: Uint8Array }
-  | { readonly kind: 'snapshot-end'; readonly streamId: number; readonly totalBytes: number }
+  | {
+      readonly kind: 'snapshot-end';
+      readonly streamId: number;
+      readonly totalBytes: number;
+      /** The SHA-256 of the whole stream's bytes (SHA256_BYTES). */
+      readonly sha256: Uint8Array;
+    }
   | { readonly kind: 'snapshot-abort'; readonly streamId: number; readonly reason: string }
   | {
       readonly kind: 'snapshot-ack';
@@ -66,7 +74,7 @@ export function peerFramePayloadBytes(f: PeerFrame): number {
     case 'snapshot-chunk':
       return SNAPSHOT_CHUNK_OVERHEAD_BYTES + f.data.byteLength;
     case 'snapshot-end':
-      return 1 + 4 + 8;
+      return 1 + 4 + 8 + SHA256_BYTES;
     case 'snapshot-abort':
       return 1 + 4 + 2 + utf8Bounded(f.reason, REASON_BYTES_MAX).byteLength;
     case 'snapshot-ack':
@@ -99,9 +107,11 @@ export function encodePeerFrame(f: PeerFrame): Uint8Array {
       w.bytes(f.data);
       break;
     case 'snapshot-end':
+      assert(f.sha256.byteLength === SHA256_BYTES, 'snapshot-end: a SHA-256');
       w.u8(KIND_SNAPSHOT_END);
       w.u32(f.streamId);
       w.u53(f.totalBytes);
+      w.bytes(f.sha256);
       break;
     case 'snapshot-abort':
       w.u8(KIND_SNAPSHOT_ABORT);
@@ -149,9 +159,17 @@ export function decodePeerFrame(payload: Uint8Array): PeerFrame {
       frame = { kind: 'snapshot-chunk', streamId, data };
       break;
     }
-    case KIND_SNAPSHOT_END:
-      frame = { kind: 'snapshot-end', streamId: r.u32('streamId'), totalBytes: r.u53('totalBytes') };
+    case KIND_SNAPSHOT_END: {
+      const streamId = r.u32('streamId');
+      const totalBytes = r.u53('totalBytes');
+      frame = {
+        kind: 'snapshot-end',
+        streamId,
+        totalBytes,
+        sha256: r.bytesView(SHA256_BYTES, 'sha256').slice(),
+      };
       break;
+    }
     case KIND_SNAPSHOT_ABORT:
       frame = { kind: 'snapshot-abort', streamId: r.u32('streamId'), reason: readText(r, 'reason') };
       break;

@@ -8,7 +8,7 @@
  *   const t = new RaftTransport({ nodeId, listen, peers, secret, onMessage, onUnreachable, onSnapshot });
  *   await t.start();
  *   t.send('sql', message);                       // false: dropped (Raft resends)
- *   await t.sendSnapshot('sql', snapshotMessage, chunksOfTheFile);
+ *   await t.sendSnapshot('sql', snapshotMessage, chunksOfTheFile, sha256OfTheFile);
  *   await t.close();
  */
 
@@ -173,13 +173,16 @@ export class RaftTransport {
   /**
    * Streams a snapshot to `meta.to` on its bulk lane: `meta` is the Raft `snapshot` message the
    * receiver steps once the data is installed, `chunks` the snapshot's bytes (cut into frames of
-   * at most `snapshotChunkBytesMax`). Resolves when the receiver's `onSnapshot` resolved;
-   * rejects with `SnapshotTransferError` when either side failed or the connection broke.
+   * at most `snapshotChunkBytesMax`), `sha256` the SHA-256 they must have (the receiver refuses
+   * them otherwise: `SnapshotChecksumError` on its side). Resolves when the receiver's
+   * `onSnapshot` resolved; rejects with `SnapshotTransferError` when either side failed or the
+   * connection broke.
    */
   async sendSnapshot(
     groupId: RaftGroupId,
     meta: SnapshotMessage,
     chunks: AsyncIterable<Uint8Array>,
+    sha256: Uint8Array,
     options: SendSnapshotOptions = {},
   ): Promise<void> {
     if (this.state !== 'running') throw closedError('sendSnapshot');
@@ -194,7 +197,7 @@ export class RaftTransport {
         new PeerUnreachableError(meta.to, 'not configured'),
       );
     }
-    return peer.snapshots.send(groupId, meta, chunks, options.signal);
+    return peer.snapshots.send(groupId, meta, chunks, sha256, options.signal);
   }
 
   /** Adds a peer or changes its address (its connections are re-established). */

@@ -5,13 +5,19 @@
  * that its bytes left. While more than `snapshotReceiveBufferBytesMax` bytes wait for a slow
  * consumer the connection stops reading (TCP pushes back on the sender); reading resumes below
  * half of it.
+ *
+ * The receiver hashes the bytes as they arrive and compares the SHA-256 with the one in the
+ * sender's end frame, as it compares the byte count: a stream that does not match fails the
+ * handler's iteration with `SnapshotChecksumError` at its end, so the handler stores nothing and
+ * the sender is told why. The handler never sees the last chunk's end before the check passed.
  */
+import { createHash, type Hash } from 'node:crypto';
 import type { PeerFrame } from '../protocol/peer-frame.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import type { NodeId } from '../raft/types.js';
 import { ChunkChannel } from './chunk-channel.js';
 import type { TransportLogger } from './logger.js';
-import { SnapshotTransferError } from './transport-errors.js';
+import { SnapshotChecksumError, SnapshotTransferError } from './transport-errors.js';
 import type { SnapshotHandler, TransportLimits } from './transport-options.js';
 
 type StreamFrame = Extract<
@@ -22,6 +28,8 @@ type StreamFrame = Extract<
 interface Stream {
   readonly channel: ChunkChannel;
   bytesReceived: number;
+  /** The SHA-256 of the bytes received so far. */
+  readonly hash: Hash;
   /** The sender's end frame arrived. */
   ended: boolean;
   /** … and its byte count matched what arrived: only then can the stream be acknowledged ok. */
@@ -66,6 +74,7 @@ export class SnapshotReceiver {
         if (s.ended)
           throw new ProtocolError('unexpected-frame', `chunk after the end of stream ${frame.streamId}`);
         s.bytesReceived += frame.data.byteLength;
+        s.hash.update(frame.data);
         this.bufferedBytes += frame.data.byteLength;
         s.channel.push(frame.data);
         if (!this.paused && this.bufferedBytes > this.deps.limits.snapshotReceiveBufferBytesMax) {
@@ -86,6 +95,13 @@ export class SnapshotReceiver {
         if (s.bytesReceived !== frame.totalBytes) {
           s.channel.fail(
             new SnapshotTransferError(`sender sent ${frame.totalBytes} bytes, ${s.bytesReceived} arrived`),
+          );
+          return;
+        }
+        const actual = s.hash.digest();
+        if (!actual.equals(frame.sha256)) {
+          s.channel.fail(
+            new SnapshotChecksumError(Buffer.from(frame.sha256).toString('hex'), actual.toString('hex')),
           );
           return;
         }
@@ -129,6 +145,7 @@ export class SnapshotReceiver {
     const s: Stream = {
       channel,
       bytesReceived: 0,
+      hash: createHash('sha256'),
       ended: false,
       complete: false,
       settled: false,

@@ -1,7 +1,9 @@
 /**
  * Sends snapshot streams to one peer over its bulk lane: a begin frame carrying the Raft
  * `snapshot` message, the data cut into chunks of at most `snapshotChunkBytesMax`, an end frame
- * with the byte count, then the receiver's acknowledgement. Backpressure: each chunk waits until
+ * with the byte count and the SHA-256 the caller gives (the snapshot's stored checksum, not one
+ * computed here from the bytes as they are read: the receiver then refuses bytes damaged at rest
+ * as well as in transit), then the receiver's acknowledgement. Backpressure: each chunk waits until
  * the lane's queue is at most half full, and the queue drains only as fast as the socket does,
  * so a snapshot file is streamed, never held in memory. A stream is bound to one connection:
  * if that connection drops, the stream fails and the runtime starts over (Raft reports the
@@ -9,6 +11,7 @@
  */
 import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
+import { SHA256_BYTES } from '../lib/sha256.js';
 import { encodePeerFrame, type PeerFrame } from '../protocol/peer-frame.js';
 import type { RaftGroupId } from '../protocol/raft-group.js';
 import type { SnapshotMessage } from '../protocol/raft-message-codec.js';
@@ -52,8 +55,10 @@ export class SnapshotSender {
     groupId: RaftGroupId,
     message: SnapshotMessage,
     chunks: AsyncIterable<Uint8Array>,
+    sha256: Uint8Array,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    assert(sha256.byteLength === SHA256_BYTES, 'sendSnapshot: a SHA-256 of the data');
     let epoch: number;
     try {
       signal?.throwIfAborted();
@@ -94,7 +99,7 @@ export class SnapshotSender {
           totalBytes += data.byteLength;
         }
       }
-      await this.put(p, { kind: 'snapshot-end', streamId, totalBytes }, outcome);
+      await this.put(p, { kind: 'snapshot-end', streamId, totalBytes, sha256 }, outcome);
       await outcome;
     } catch (err) {
       const error = p.failure ?? err;

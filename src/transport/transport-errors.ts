@@ -49,7 +49,7 @@ export class PeerUnreachableError extends HiqliteError {
  * reported to both sides); retrying sends the snapshot again from the start.
  */
 export class SnapshotTransferError extends HiqliteError {
-  override readonly name = 'SnapshotTransferError';
+  override readonly name: string = 'SnapshotTransferError';
 
   constructor(message: string, cause?: unknown) {
     super(
@@ -60,6 +60,19 @@ export class SnapshotTransferError extends HiqliteError {
         cause,
       },
     );
+  }
+}
+
+/**
+ * The bytes of a snapshot stream do not match the SHA-256 its sender sent with them: damaged in
+ * transit, read from a damaged file, or a broken peer. The receiver refuses the stream (nothing
+ * is stored) and the sender learns it in the acknowledgement; the leader retries later.
+ */
+export class SnapshotChecksumError extends SnapshotTransferError {
+  override readonly name = 'SnapshotChecksumError';
+
+  constructor(expectedHex: string, actualHex: string) {
+    super(`the bytes received have SHA-256 ${actualHex}, the sender's checksum is ${expectedHex}`);
   }
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Prng } from '../../src/lib/prng.js';
 import { RaftGroup } from '../../src/node/raft-group.js';
-import type { GroupStateMachine, GroupTransport } from '../../src/node/seams.js';
+import type { GroupStateMachine, GroupTransport, StoredSnapshot } from '../../src/node/seams.js';
 import { SnapshotStore } from '../../src/node/snapshot-store.js';
 import { systemClock } from '../../src/node/system-clock.js';
 import type {
@@ -153,7 +153,7 @@ export class GroupCluster implements GroupTransport {
   async sendSnapshot(
     _group: 'sql' | 'cache',
     m: Extract<Message, { type: 'snapshot' }>,
-    path: string,
+    { path }: StoredSnapshot,
   ): Promise<boolean> {
     if (this.cut.has(m.from) || this.cut.has(m.to)) return false;
     const target = this.nodes.get(m.to);

@@ -60,6 +60,12 @@ const implementations: Record<string, () => Promise<Fixture>> = {
         for (let ev = queue.pop(); ev !== null; ev = queue.pop()) ev.run();
         return done;
       },
+      check: (stored) => inner.check(stored),
+      drop: (stored) => {
+        const done = inner.drop(stored);
+        for (let ev = queue.pop(); ev !== null; ev = queue.pop()) ev.run();
+        return done;
+      },
     };
     return {
       store,

@@ -42,7 +42,12 @@ const frameArb: fc.Arbitrary<PeerFrame> = fc.oneof(
     streamId,
     data: fc.uint8Array({ minLength: 1, maxLength: 300 }),
   }),
-  fc.record({ kind: fc.constant('snapshot-end' as const), streamId, totalBytes: u53 }),
+  fc.record({
+    kind: fc.constant('snapshot-end' as const),
+    streamId,
+    totalBytes: u53,
+    sha256: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  }),
   fc.record({ kind: fc.constant('snapshot-abort' as const), streamId, reason }),
   fc.record({ kind: fc.constant('snapshot-ack' as const), streamId, ok: fc.boolean(), reason }),
 );

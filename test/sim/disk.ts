@@ -14,7 +14,7 @@
  */
 import { assert } from '../../src/lib/assert.js';
 import type { Random } from '../../src/lib/prng.js';
-import type { GroupSnapshotStore, StoredSnapshot } from '../../src/node/seams.js';
+import type { GroupSnapshotStore, SnapshotCheck, StoredSnapshot } from '../../src/node/seams.js';
 import type { Entry, HardState, LogIndex, NodeId, SnapshotMeta, Term } from '../../src/raft/types.js';
 import type { LogStore } from '../../src/storage/log-store.js';
 import {
@@ -278,7 +278,12 @@ export class SimSnapshotStore implements GroupSnapshotStore {
       data.meta.index === meta.index && data.meta.term === meta.term,
       `snapshot file ${tempPath} holds ${data.meta.index}/${data.meta.term}, committed as ${meta.index}/${meta.term}`,
     );
-    const stored: StoredSnapshot = { meta, path: `n${disk.id}/${meta.index}-${meta.term}.snap` };
+    // No checksum: the simulated disk holds a snapshot as a value, not bytes a fault could flip.
+    const stored: StoredSnapshot = {
+      meta,
+      path: `n${disk.id}/${meta.index}-${meta.term}.snap`,
+      sha256: null,
+    };
     return disk
       .write(this.life, 1, () => {
         disk.files.delete(tempPath);
@@ -295,5 +300,23 @@ export class SimSnapshotStore implements GroupSnapshotStore {
   discard(path: string): Promise<void> {
     if (!this.disk.committed.some((s) => s.path === path)) this.disk.files.delete(path);
     return Promise.resolve();
+  }
+
+  /** A snapshot is whole as long as its file exists: the simulated disk damages no bytes. */
+  check(stored: StoredSnapshot): Promise<SnapshotCheck> {
+    return Promise.resolve(
+      this.disk.files.has(stored.path)
+        ? { ok: true, snapshot: stored }
+        : { ok: false, reason: 'its file is gone' },
+    );
+  }
+
+  drop(stored: StoredSnapshot): Promise<void> {
+    if (this.life.dead) return NEVER;
+    const disk = this.disk;
+    return disk.write(this.life, 1, () => {
+      disk.committed = disk.committed.filter((s) => s.path !== stored.path);
+      disk.files.delete(stored.path);
+    });
   }
 }

@@ -616,7 +616,7 @@ export class SimNode {
         if (msg.type === 'append' && msg.entries.length > 0) this.countUnacked(msg, life);
         this.host.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
       },
-      sendSnapshot: (_group, msg, path) => {
+      sendSnapshot: (_group, msg, { path }) => {
         if (life.dead) return NEVER;
         const snapshot = this.disk.file(path);
         return new Promise<boolean>((resolve) => {

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import type { SnapshotMessage } from '../../src/protocol/raft-message-codec.js';
 import type { LogIndex, NodeId, Term } from '../../src/raft/types.js';
-import { SnapshotTransferError } from '../../src/transport/transport-errors.js';
+import { SnapshotChecksumError, SnapshotTransferError } from '../../src/transport/transport-errors.js';
 import type { SnapshotHandler } from '../../src/transport/transport-options.js';
 import { closeAll, mesh, startNode, type TestNode, waitFor } from './helpers.js';
 
@@ -45,6 +45,9 @@ async function* pieces(data: Uint8Array, sizes: number[]): AsyncGenerator<Uint8A
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const digest = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+/** For streams that fail before their end frame: no receiver gets to compare it. */
+const NEVER_COMPARED = new Uint8Array(32);
 
 describe('snapshot streams', () => {
   test('several MB arrive intact, in bounded chunks, with the Raft snapshot message', async () => {
@@ -74,6 +77,7 @@ describe('snapshot streams', () => {
       'sql',
       meta(a.id, b.id),
       pieces(data, [3 * 1024 * 1024, 0, 1, 70_000, 4096]),
+      digest(data),
     );
     assert.ok(got !== null, 'the handler ran to completion before the sender resolved');
     const g = got as Got;
@@ -84,7 +88,12 @@ describe('snapshot streams', () => {
     assert.deepEqual(g.meta, meta(a.id, b.id));
     assert.equal(g.from, a.id);
     // The lanes are still usable afterwards.
-    await a.transport.sendSnapshot('cache', meta(a.id, b.id), pieces(new Uint8Array(10), [10]));
+    await a.transport.sendSnapshot(
+      'cache',
+      meta(a.id, b.id),
+      pieces(new Uint8Array(10), [10]),
+      digest(new Uint8Array(10)),
+    );
     assert.equal((got as Got).groupId, 'cache');
     assert.equal((got as Got).bytes, 10);
   });
@@ -103,6 +112,7 @@ describe('snapshot streams', () => {
       'sql',
       meta(sender.id, b.id),
       pieces(new Uint8Array(4 * 1024 * 1024), [1 << 20]),
+      digest(new Uint8Array(4 * 1024 * 1024)),
     );
     // Half of bulkQueueBytesMax (1 MiB) plus one chunk frame: the sender never ran ahead.
     assert.ok(queuedBytesMax <= 512 * 1024 + CHUNK_BYTES_MAX + 64, `${queuedBytesMax} bytes queued`);
@@ -124,11 +134,14 @@ describe('snapshot streams', () => {
       yield new Uint8Array(100_000);
       throw new Error('disk read failed');
     }
-    await assert.rejects(a.transport.sendSnapshot('sql', meta(a.id, b.id), broken()), (err: unknown) => {
-      assert.ok(err instanceof SnapshotTransferError);
-      assert.match(err.message, /disk read failed/);
-      return true;
-    });
+    await assert.rejects(
+      a.transport.sendSnapshot('sql', meta(a.id, b.id), broken(), NEVER_COMPARED),
+      (err: unknown) => {
+        assert.ok(err instanceof SnapshotTransferError);
+        assert.match(err.message, /disk read failed/);
+        return true;
+      },
+    );
     await waitFor(() => receiverError !== null, 'receiver saw the failure');
     assert.ok(receiverError instanceof SnapshotTransferError);
     assert.match((receiverError as Error).message, /aborted by the sender/);
@@ -143,12 +156,22 @@ describe('snapshot streams', () => {
       }
     });
     await assert.rejects(
-      a.transport.sendSnapshot('sql', meta(a.id, b.id), pieces(new Uint8Array(2 * 1024 * 1024), [50_000])),
+      a.transport.sendSnapshot(
+        'sql',
+        meta(a.id, b.id),
+        pieces(new Uint8Array(2 * 1024 * 1024), [50_000]),
+        NEVER_COMPARED,
+      ),
       (err: unknown) => err instanceof SnapshotTransferError && /disk full/.test(err.message),
     );
     // The lane recovers: a following stream succeeds... against a handler that fails again the
     // same way, so use a tiny one that stays under its threshold.
-    await a.transport.sendSnapshot('sql', meta(a.id, b.id), pieces(new Uint8Array(1000), [1000]));
+    await a.transport.sendSnapshot(
+      'sql',
+      meta(a.id, b.id),
+      pieces(new Uint8Array(1000), [1000]),
+      digest(new Uint8Array(1000)),
+    );
   });
 
   test('a connection lost mid-stream fails both sides', async () => {
@@ -170,7 +193,7 @@ describe('snapshot streams', () => {
       // Bounded: at most 10_000 chunks, far more than the test lets through.
       for (let i = 0; i < 10_000; i++) yield new Uint8Array(CHUNK_BYTES_MAX);
     }
-    const sending = a.transport.sendSnapshot('sql', meta(a.id, b.id), endless());
+    const sending = a.transport.sendSnapshot('sql', meta(a.id, b.id), endless(), NEVER_COMPARED);
     sending.catch(() => {}); // observed below, after the connection is cut
     await waitFor(() => started, 'stream started');
     await b.transport.close();
@@ -184,7 +207,7 @@ describe('snapshot streams', () => {
     open.push(a, b);
     await mesh(a, b);
     await assert.rejects(
-      a.transport.sendSnapshot('sql', meta(a.id, b.id), pieces(new Uint8Array(10), [10])),
+      a.transport.sendSnapshot('sql', meta(a.id, b.id), pieces(new Uint8Array(10), [10]), NEVER_COMPARED),
       (err: unknown) => err instanceof SnapshotTransferError && /accepts no snapshots/.test(err.message),
     );
   });
@@ -208,9 +231,43 @@ describe('snapshot streams', () => {
       yield new Uint8Array(1000);
     }
     await assert.rejects(
-      a.transport.sendSnapshot('sql', meta(a.id, b.id), slow(), { signal: controller.signal }),
+      a.transport.sendSnapshot('sql', meta(a.id, b.id), slow(), NEVER_COMPARED, {
+        signal: controller.signal,
+      }),
       (err: unknown) => err instanceof SnapshotTransferError && /aborted/.test(err.message),
     );
     await waitFor(() => receiverError !== null, 'receiver told');
+  });
+
+  test('bytes that do not match the checksum in the end frame are refused: the handler gets an error, not an end', async () => {
+    const data = new Uint8Array(randomBytes(300_000));
+    const damaged = data.slice();
+    damaged[150_000] = (damaged[150_000] as number) ^ 0x01;
+    const outcomes: Array<{ bytes: number; error: unknown }> = [];
+    const [a, b] = await pair(570, async (_g, _f, _m, chunks) => {
+      let bytes = 0;
+      try {
+        for await (const c of chunks) bytes += c.byteLength;
+      } catch (error) {
+        outcomes.push({ bytes, error });
+        throw error;
+      }
+      outcomes.push({ bytes, error: null });
+    });
+    // The sender streams damaged bytes under the checksum of the good ones (a file damaged at
+    // rest, sent with the checksum its metadata recorded; or damage in transit).
+    await assert.rejects(
+      a.transport.sendSnapshot('sql', meta(a.id, b.id), pieces(damaged, [70_000]), digest(data)),
+      (err: unknown) =>
+        err instanceof SnapshotTransferError &&
+        /peer refused it/.test(err.message) &&
+        err.message.includes(sha256(damaged)),
+    );
+    assert.equal(outcomes.length, 1);
+    assert.ok(outcomes[0]?.error instanceof SnapshotChecksumError, String(outcomes[0]?.error));
+    assert.equal(outcomes[0]?.bytes, data.byteLength, 'every byte arrived: only the checksum failed');
+    // The same bytes under their own checksum go through on the same lane.
+    await a.transport.sendSnapshot('sql', meta(a.id, b.id), pieces(data, [70_000]), digest(data));
+    assert.deepEqual(outcomes[1], { bytes: data.byteLength, error: null });
   });
 });

@@ -26,7 +26,7 @@ import type { ChunkSnapshotStore } from '../../../src/node/memory-snapshot-store
 import { PeerClocks } from '../../../src/node/peer-clocks.js';
 import type { Forwarded } from '../../../src/node/propose-retry.js';
 import { lostLocalState } from '../../../src/node/raft-group.js';
-import type { GroupTransport, StoredSnapshot } from '../../../src/node/seams.js';
+import type { GroupTransport, SnapshotCheck, StoredSnapshot } from '../../../src/node/seams.js';
 import { decideStart } from '../../../src/node/start-decision.js';
 import type { LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../../../src/raft/types.js';
 import type { CacheResult } from '../../../src/sm/cache/result.js';
@@ -387,7 +387,7 @@ export class CacheSimNode {
         checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
         this.host.network.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
       },
-      sendSnapshot: (_group, msg, path) => {
+      sendSnapshot: (_group, msg, { path }) => {
         if (life.dead) return NEVER;
         checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
         const blob = this.blobs.get(path);
@@ -602,7 +602,8 @@ class SimChunkSnapshotStore implements ChunkSnapshotStore {
     if (this.life.dead) return NEVER;
     const { disk, blobs } = this.node;
     assert(blobs.has(tempPath), `n${this.node.id}: snapshot ${tempPath} to commit is gone`);
-    const stored: StoredSnapshot = { meta, path: tempPath };
+    // No checksum: the simulation damages no bytes (memory-snapshot-store.ts computes one).
+    const stored: StoredSnapshot = { meta, path: tempPath, sha256: null };
     return disk
       .write(this.life, 1, () => {
         const kept = disk.committed.filter((s) => s.meta.index !== meta.index || s.path === tempPath);
@@ -617,5 +618,20 @@ class SimChunkSnapshotStore implements ChunkSnapshotStore {
 
   async discard(path: string): Promise<void> {
     if (!this.node.disk.committed.some((s) => s.path === path)) this.node.blobs.delete(path);
+  }
+
+  async check(stored: StoredSnapshot): Promise<SnapshotCheck> {
+    return this.node.blobs.has(stored.path)
+      ? { ok: true, snapshot: stored }
+      : { ok: false, reason: 'it is gone' };
+  }
+
+  drop(stored: StoredSnapshot): Promise<void> {
+    if (this.life.dead) return NEVER;
+    const { disk, blobs } = this.node;
+    return disk.write(this.life, 1, () => {
+      disk.committed = disk.committed.filter((s) => s.path !== stored.path);
+      blobs.delete(stored.path);
+    });
   }
 }
