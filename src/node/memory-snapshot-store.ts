@@ -13,9 +13,9 @@
  * a writer that reused such a buffer would change a committed snapshot under its checksum.
  */
 import { assert } from '../lib/assert.js';
-import { sha256Hex } from '../lib/sha256.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import type { GroupSnapshotStore, SnapshotCheck, StoredSnapshot } from './seams.js';
+import { sha256Hex } from './sha256.js';
 
 const KEEP = 2;
 const PREFIX = 'memory-snapshot:';

@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
-import { SHA256_HEX_RE, sha256Hex } from '../lib/sha256.js';
 import type { LogIndex, NodeId, SnapshotMeta, Term } from '../raft/types.js';
 import { fsyncDir, writeFileAtomic } from '../storage/atomic-file.js';
 import { chunkStoreOf } from './memory-snapshot-store.js';
 import type { GroupSnapshotStore, SnapshotCheck, StoredSnapshot } from './seams.js';
+import { SHA256_HEX_RE, sha256Hex } from './sha256.js';
 
 export type { StoredSnapshot } from './seams.js';
 

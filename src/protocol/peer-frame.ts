@@ -16,7 +16,6 @@
  * copy on the send path); `decodePeerFrame` takes a payload as returned by `FrameDecoder`.
  */
 import { assert, assertNever } from '../lib/assert.js';
-import { SHA256_BYTES } from '../lib/sha256.js';
 import type { Message } from '../raft/types.js';
 import { ByteReader, ByteWriter, utf8Bounded } from './bytes.js';
 import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
@@ -30,6 +29,8 @@ import {
 } from './raft-message-codec.js';
 
 export const REASON_BYTES_MAX = 512;
+/** The SHA-256 a `snapshot-end` frame carries. */
+export const SHA256_BYTES = 32;
 /** kind + streamId: the overhead of a snapshot chunk frame on top of its data. */
 export const SNAPSHOT_CHUNK_OVERHEAD_BYTES = 1 + 4;
 

@@ -11,8 +11,7 @@
  */
 import { whenAborted } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
-import { SHA256_BYTES } from '../lib/sha256.js';
-import { encodePeerFrame, type PeerFrame } from '../protocol/peer-frame.js';
+import { encodePeerFrame, type PeerFrame, SHA256_BYTES } from '../protocol/peer-frame.js';
 import type { RaftGroupId } from '../protocol/raft-group.js';
 import type { SnapshotMessage } from '../protocol/raft-message-codec.js';
 import type { OutboundLane } from './outbound-lane.js';

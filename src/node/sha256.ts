@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 
-export const SHA256_BYTES = 32;
 /** 64 lowercase hex digits: how a checksum is written in a snapshot's metadata file. */
 export const SHA256_HEX_RE = /^[0-9a-f]{64}$/;
 
