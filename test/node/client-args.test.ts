@@ -117,6 +117,16 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     /subclass of Array/,
   ],
   [
+    'put of an array with a named property',
+    (db) => db.cache('c').put('k', { list: Object.assign([1, 2], { total: 2 }) }),
+    /^the value\.list is an array with the named property "total" beside its elements \(it would be left out\)/,
+  ],
+  [
+    'put of an array with a symbol property',
+    (db) => db.cache('c').put('k', Object.assign([1], { [Symbol('s')]: 1 })),
+    /^the value is an array with a symbol beside its elements/,
+  ],
+  [
     'put of a key "__proto__"',
     (db) => db.cache('c').put('k', JSON.parse('{"a": {"__proto__": 1}}')),
     /^the value\.a has the key "__proto__"/,

@@ -79,6 +79,12 @@ function problemAt(v: unknown, where: string, depth: number): string | null {
   const proto: unknown = Object.getPrototypeOf(v);
   if (Array.isArray(v)) {
     if (proto !== Array.prototype) return `${where} is a subclass of Array: pass a plain array`;
+    // msgpack holds an array's elements only: named properties beside them would be left out.
+    const keys = Object.keys(v);
+    if (keys.length > v.length || Object.getOwnPropertySymbols(v).length > 0) {
+      const named = keys.find((k) => !/^(0|[1-9][0-9]*)$/.test(k));
+      return `${where} is an array with ${named === undefined ? 'a symbol' : `the named property "${named.length > 40 ? `${named.slice(0, 40)}…` : named}"`} beside its elements (it would be left out): pass a plain array, or an object`;
+    }
     for (let i = 0; i < v.length; i++) {
       const p = problemAt(v[i], `${where}[${i}]`, depth + 1);
       if (p !== null) return p;
