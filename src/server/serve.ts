@@ -24,7 +24,7 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   const cancel = new AbortController();
   const stopWhileStarting = (signal: NodeJS.Signals) => {
     process.stderr.write(
-      `hiqlite: received ${signal} while node ${config.nodeId} was still starting (not yet a member of the cluster): stopping\n`,
+      `hiqlite: received ${signal} while node ${config.nodeId} was still starting (not serving yet): stopping\n`,
     );
     cancel.abort();
   };
@@ -35,7 +35,9 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
     waitedMs += JOIN_PROGRESS_INTERVAL_MS;
     logger.info(
       { node: config.nodeId, waitedMs },
-      'not a member of the cluster yet: waiting for a leader to be elected or to add this node (the nodes in `nodes` must be running and reachable)',
+      // Said for both: a restarted member waits for a quorum to elect a leader; a new node (or one
+      // that lost its state) for the leader to add it. Start knows which only once it is over.
+      'still starting: waiting for a leader (a member that restarted needs a majority of `nodes` running and reachable to elect one; a new node waits for the leader to add it)',
     );
   }, JOIN_PROGRESS_INTERVAL_MS);
   let node: Awaited<ReturnType<typeof start>>;

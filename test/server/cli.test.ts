@@ -149,7 +149,7 @@ describe('hiqlite CLI', () => {
     writeFileSync(file, nodeToml(2, entries, join(dir, 'joining'))); // node 1 never runs
     const run = startCli(['serve', '--config', file]);
     try {
-      await waitForOutput(run, 'not a member of the cluster yet', 30_000);
+      await waitForOutput(run, 'still starting: waiting for a leader', 30_000);
       run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0);
       assert.match(run.stderr, /received SIGTERM while node 2 was still starting/);
