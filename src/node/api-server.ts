@@ -60,7 +60,7 @@ import { API_UPGRADE_PROTOCOL, REMOTE_CLIENT_ID } from '../transport/api-connect
 import { authenticateServer } from '../transport/authenticate.js';
 import { readPemFile } from '../transport/bounded-file.js';
 import { FramedConnection } from '../transport/framed-connection.js';
-import { HandshakeGate } from '../transport/handshake-gate.js';
+import { evictionGraceMs, HandshakeGate } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';
 import { realTimers, type Timers } from '../transport/timers.js';
 import { type ListenRequest, StreamRequests } from './api-stream-requests.js';
@@ -228,6 +228,7 @@ export class ApiServer {
     this.gate = new HandshakeGate({
       pendingMax: o.unauthenticatedConnectionsMax,
       timeoutMs: o.handshakeTimeoutMs,
+      graceMs: evictionGraceMs(o.handshakeTimeoutMs),
       timers: o.timers ?? realTimers,
     });
   }

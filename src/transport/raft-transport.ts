@@ -28,7 +28,7 @@ import type { RaftGroupId } from '../protocol/raft-group.js';
 import type { SnapshotMessage } from '../protocol/raft-message-codec.js';
 import { isControlMessage, type Message, type NodeId } from '../raft/types.js';
 import type { CloseReason, FramedConnection } from './framed-connection.js';
-import { HandshakeGate } from './handshake-gate.js';
+import { evictionGraceMs, HandshakeGate } from './handshake-gate.js';
 import { InboundConnection, type InboundHost } from './inbound-connection.js';
 import { type LaneKind, type LaneState, OutboundLane } from './outbound-lane.js';
 import { SnapshotSender } from './snapshot-sender.js';
@@ -95,6 +95,7 @@ export class RaftTransport {
     this.gate = new HandshakeGate({
       pendingMax: this.opts.limits.unauthenticatedConnectionsMax,
       timeoutMs: this.opts.limits.handshakeTimeoutMs,
+      graceMs: evictionGraceMs(this.opts.limits.handshakeTimeoutMs),
       timers: this.opts.timers,
     });
     this.addresses = new Map(this.opts.peers);

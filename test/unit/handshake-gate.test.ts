@@ -1,0 +1,120 @@
+/**
+ * The gate of unauthenticated connections (src/transport/handshake-gate.ts): beyond pendingMax
+ * the oldest is closed, but only once it had its grace, so a burst of real clients is not reset
+ * before their first bytes are read; the deadline closes whatever never authenticates.
+ */
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { describe, test } from 'node:test';
+import { HandshakeGate } from '../../src/transport/handshake-gate.js';
+import type { Timers } from '../../src/transport/timers.js';
+
+/** Timers that run when the test moves time on. */
+class ManualTimers implements Timers {
+  nowMs = 0;
+  private readonly due = new Map<number, { at: number; fn: () => void }>();
+  private next = 1;
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.next++;
+    this.due.set(id, { at: this.nowMs + ms, fn });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.due.delete(handle as number);
+  }
+  /** Runs every timer due by now + ms, in order (bounded: each run removes one). */
+  advance(ms: number): void {
+    const until = this.nowMs + ms;
+    for (;;) {
+      const first = [...this.due].sort((a, b) => a[1].at - b[1].at)[0];
+      if (first === undefined || first[1].at > until) break;
+      this.due.delete(first[0]);
+      this.nowMs = first[1].at;
+      first[1].fn();
+    }
+    this.nowMs = until;
+  }
+}
+
+let port = 1000;
+function fakeSocket(): Socket & { destroyed: boolean } {
+  const s = new EventEmitter() as unknown as Socket & { destroyed: boolean };
+  const remotePort = port++;
+  Object.assign(s, {
+    destroyed: false,
+    localAddress: '127.0.0.1',
+    localPort: 7000,
+    remoteAddress: '127.0.0.1',
+    remotePort,
+    destroy() {
+      s.destroyed = true;
+      s.emit('close');
+      return s;
+    },
+  });
+  return s;
+}
+
+function gate(timers: ManualTimers): HandshakeGate {
+  return new HandshakeGate({ pendingMax: 4, timeoutMs: 5_000, graceMs: 1_000, timers });
+}
+
+describe('HandshakeGate', () => {
+  test('a burst beyond pendingMax is not reset before its grace; those that authenticate stay', () => {
+    const timers = new ManualTimers();
+    const g = gate(timers);
+    const burst = Array.from({ length: 12 }, fakeSocket);
+    for (const s of burst) g.accept(s);
+    assert.equal(g.size, 12);
+    assert.equal(
+      burst.filter((s) => s.destroyed).length,
+      0,
+      'none closed at accept (it reset most of a burst)',
+    );
+    // Within the grace the clients' requests are read and they authenticate.
+    timers.advance(10);
+    for (const s of burst.slice(0, 9)) g.admit(s);
+    timers.advance(2_000);
+    assert.equal(burst.filter((s) => s.destroyed).length, 0);
+    assert.equal(g.size, 3);
+    assert.equal(g.evicted, 0);
+  });
+
+  test('past their grace the oldest of more than pendingMax are closed, down to pendingMax', () => {
+    const timers = new ManualTimers();
+    const g = gate(timers);
+    const idle = Array.from({ length: 7 }, fakeSocket);
+    for (const s of idle) {
+      g.accept(s);
+      timers.advance(100);
+    }
+    assert.equal(g.size, 7);
+    timers.advance(1_000); // every one had its grace
+    assert.deepEqual(
+      idle.map((s) => s.destroyed),
+      [true, true, true, false, false, false, false],
+    );
+    assert.equal(g.size, 4);
+    assert.equal(g.evicted, 3);
+    // A new one makes room at once now: the oldest had its grace.
+    const late = fakeSocket();
+    g.accept(late);
+    assert.equal(idle[3]?.destroyed, true);
+    assert.equal(late.destroyed, false);
+    assert.equal(g.evicted, 4);
+  });
+
+  test('the deadline closes a connection that never authenticates', () => {
+    const timers = new ManualTimers();
+    const g = gate(timers);
+    const s = fakeSocket();
+    g.accept(s);
+    timers.advance(4_999);
+    assert.equal(s.destroyed, false);
+    timers.advance(1);
+    assert.equal(s.destroyed, true);
+    assert.equal(g.expired, 1);
+    assert.equal(g.size, 0);
+  });
+});
