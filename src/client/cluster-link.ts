@@ -237,7 +237,12 @@ export class ClusterLink {
     body: { readonly channel: string | null; readonly afterSeq?: number },
     onPush: (p: ApiPush) => void,
     onLost: (e: HiqliteError) => void,
-    o: { timeoutMs?: number; signal?: AbortSignal } = {},
+    o: {
+      timeoutMs?: number;
+      signal?: AbortSignal;
+      /** Retryable codes a node's answer ends the attempts with (a new listener: HQL_OVERLOADED). */
+      finalCodes?: ReadonlySet<string>;
+    } = {},
   ): Promise<{ afterSeq: number; stop(): void }> {
     const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
     const deadline = performance.now() + timeoutMs;
@@ -283,7 +288,7 @@ export class ClusterLink {
           },
         };
       } catch (e) {
-        if (!(e instanceof HiqliteError) || !e.retryable) throw e;
+        if (!(e instanceof HiqliteError) || !e.retryable || o.finalCodes?.has(e.code) === true) throw e;
         if (addr !== null && NODE_CANNOT_SERVE.has(e.code)) this.avoid(addr);
         last = e;
       }

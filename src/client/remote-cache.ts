@@ -248,6 +248,8 @@ function reviveResult(r: CacheResult): CacheResult {
   return r;
 }
 
+const NEW_LISTENER_FINAL: ReadonlySet<string> = new Set(['HQL_OVERLOADED']);
+
 /** One remote listener: a bounded queue fed by pushes, resumed from the last seq on reconnects. */
 class RemoteListen implements ListenSource {
   private readonly queue: ListenQueue;
@@ -291,7 +293,13 @@ class RemoteListen implements ListenSource {
           this.handle = null;
           this.open();
         },
-        { timeoutMs: this.o.listenResumeTimeoutMs },
+        {
+          timeoutMs: this.o.listenResumeTimeoutMs,
+          // A new listener the node refuses as one too many (cache_listeners_max) is told at
+          // once, as on an embedded node and over HTTP: it was retried for the resume window
+          // (30 s), receiving nothing. A resume keeps trying (listeners on that node may leave).
+          ...(afterSeq === undefined ? { finalCodes: NEW_LISTENER_FINAL } : {}),
+        },
       )
       .then(
         (h) => {

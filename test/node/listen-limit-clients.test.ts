@@ -1,0 +1,63 @@
+/**
+ * One listener more than `cache_listeners_max` is refused with HQL_OVERLOADED on every client
+ * alike. A remote client retried it for its resume window (30 s), receiving nothing and saying
+ * nothing, where the embedded node and HTTP refuse at once (found by an outside probe).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type HiqliteClient, type HiqliteNode, start } from '../../src/index.js';
+import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+
+/** Well inside the remote client's resume window (30 s): refused, not retried. */
+const ANSWER_WITHIN_MS = 10_000;
+
+async function firstOutcome(it: AsyncIterator<unknown>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`no answer within ${ANSWER_WITHIN_MS} ms`), ANSWER_WITHIN_MS);
+  });
+  const outcome = it.next().then(
+    () => 'a notification',
+    (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+  );
+  try {
+    return await Promise.race([outcome, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+for (const who of ['embedded', 'remote'] as const) {
+  describe(`one listener more than cache_listeners_max (${who} client)`, () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-listen-limit-'));
+    let node: HiqliteNode;
+    let remote: HiqliteClient;
+
+    before(async () => {
+      const cfg = await oneNodeConfig(root, { cacheListenersMax: 1 });
+      node = await start(cfg, { thread: 'worker' });
+      remote = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
+    });
+    after(async () => {
+      await remote?.close();
+      await node?.close();
+      rmSync(root, { recursive: true, force: true });
+    });
+
+    test('is refused at once with HQL_OVERLOADED', async () => {
+      const first = node.listen('held')[Symbol.asyncIterator]();
+      // The first one holds the slot once it delivered a notification.
+      await node.notify('held', 1);
+      assert.deepEqual((await first.next()).value?.payload, 1);
+      const db = who === 'embedded' ? node : remote;
+      const second = db.listen('held')[Symbol.asyncIterator]();
+      const outcome = await firstOutcome(second);
+      assert.match(outcome, /^HQL_OVERLOADED: .*cache_listeners_max/);
+      await first.return?.();
+      await second.return?.();
+    });
+  });
+}
