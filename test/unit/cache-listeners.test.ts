@@ -103,9 +103,10 @@ describe('notification hub: listeners never miss notifications in silence', () =
     const sub = follower.hub.subscribe({ channel: null, bufferMax: 100 });
     both(leader, follower, ['b']);
     for (const t of ['c', 'd', 'e', 'f', 'g', 'h']) leader.notify('c', t);
-    // The ring holds f, g, h (seqs 6–8); the listener saw up to 2 (b): 3, 4, 5 are gone.
+    // The ring holds f, g, h (seqs 6–8); the listener saw up to 2 (b): 3, 4, 5 are gone, and
+    // the listener ends there: it gets f, g, h no more either. All six are counted.
     await follower.install(leader.sm);
-    assert.deepEqual(payloads(sub), ['2:b', 'lagged 3']);
+    assert.deepEqual(payloads(sub), ['2:b', 'lagged 6']);
     assert.equal(sub.ended, true);
     assert.equal(follower.hub.size, 0);
     await assert.rejects(sub.next(), (e: Error & { code?: string }) => e.code === 'HQL_CLOSED');
@@ -152,8 +153,10 @@ describe('notification hub: listeners never miss notifications in silence', () =
   test('a resume past what the ring holds is lagged with the exact count; one ahead of this member repeats nothing', () => {
     const m = new Member(2);
     for (const t of ['a', 'b', 'c', 'd', 'e']) m.notify('c', t);
+    // The ring holds d, e (seqs 4, 5): 2 and 3 are gone, and d, e are not delivered after the
+    // gap (the listener ends): 4 missed.
     const behind = m.hub.subscribe({ channel: null, bufferMax: 100, afterSeq: 1 });
-    assert.deepEqual(payloads(behind), ['lagged 2']);
+    assert.deepEqual(payloads(behind), ['lagged 4']);
     assert.equal(behind.ended, true);
     const ahead = m.hub.subscribe({ channel: null, bufferMax: 100, afterSeq: 7 });
     m.notify('c', 'f');
