@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { connect } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
 import { withTempDir } from '../support/temp-dir.js';
@@ -23,11 +24,15 @@ interface Run {
   readonly exited: Promise<number | null>;
 }
 
-function startCli(args: readonly string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, HQL_LOG_LEVEL: 'info' },
-  });
+function startCli(args: readonly string[], imports: readonly string[] = []): Run {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', ...imports.flatMap((i) => ['--import', i]), CLI, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HQL_LOG_LEVEL: 'info' },
+    },
+  );
   const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
   const run: Run = {
     child,
@@ -155,6 +160,40 @@ describe('hiqlite CLI', () => {
       assert.match(run.stderr, /received SIGTERM while node 2 was still starting/);
       // start() was cancelled and closed what it opened: the data directory is not left locked.
       assert.equal(existsSync(join(dir, 'joining', 'hiqlite.lock')), false);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
+  test('serve stopped while its modules still load exits 0 with a message', async () => {
+    // A module hook holds the load of the commands (cli-main) and says so: the signal lands in
+    // that window for sure (it was ~0.6 s compiled, where a SIGTERM ended serve silently, 143).
+    const hooks = join(dir, 'hold-commands-hooks.mjs');
+    writeFileSync(
+      hooks,
+      `export async function resolve(specifier, context, next) {
+  if (/cli-main\\.(js|ts)$/.test(specifier)) {
+    process.stderr.write('HOLDING THE COMMANDS\\n');
+    await new Promise((r) => setTimeout(r, 20000));
+  }
+  return next(specifier, context);
+}
+`,
+    );
+    const register = join(dir, 'hold-commands.mjs');
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+    );
+    const [raft, api] = (await freePorts(2)) as [number, number];
+    const file = join(dir, 'loading.toml');
+    writeFileSync(file, nodeToml(1, [`1 127.0.0.1:${raft} 127.0.0.1:${api}`], join(dir, 'loading')));
+    const run = startCli(['serve', '--config', file], [register]);
+    try {
+      await waitForOutput(run, 'HOLDING THE COMMANDS', 30_000);
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 0, run.stderr);
+      assert.match(run.stderr, /received SIGTERM while serve was still loading: stopping/);
     } finally {
       run.child.kill('SIGKILL');
     }
