@@ -467,6 +467,18 @@ describe('client arguments', () => {
       );
       return true;
     });
+    // Named as the caller knows it: the key, not the codec's 'command.key' (found by an outside
+    // probe), with the bound that applies to a key.
+    for (const db of [node, remote] as Loose[]) {
+      await assert.rejects(db.cache('c').put('k'.repeat(1_100_000), 1), (e: HiqliteError) => {
+        assert.equal(e.code, 'HQL_CACHE_TOO_LARGE');
+        assert.match(
+          e.message,
+          /^key of 1100000 (characters|bytes) is larger than any can be \(keyBytesMax is at most \d+ bytes\)$/,
+        );
+        return true;
+      });
+    }
   });
 
   test('the valid forms still work on both', async () => {

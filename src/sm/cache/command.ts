@@ -15,6 +15,7 @@ import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack
 import { readCommonEnvelope } from './command-reader.js';
 import { type WriterBounds, writeCommonEnvelope } from './command-writer.js';
 import { CacheError, type CacheErrorInfo } from './errors.js';
+import { CACHE_LIMIT_BOUNDS } from './options.js';
 
 export type CacheCommand =
   /** Stores the value; without `ttlMs` the entry never expires (an earlier TTL is cleared). */
@@ -465,9 +466,11 @@ function str(v: unknown, path: string): string {
   if (typeof v !== 'string') malformed(path, 'expected a string');
   // Too large, not malformed: the same error as a key over cache_key_bytes_max, whatever its size.
   if (v.length > STRING_LENGTH_MAX) {
+    // Named as the caller knows it (`key`, not the codec's `command.key`).
+    const field = path.slice(path.lastIndexOf('.') + 1);
     throw new CacheError({
       code: 'HQL_CACHE_TOO_LARGE',
-      message: `${path} of ${v.length} characters is larger than any cache limit allows (${STRING_LENGTH_MAX})`,
+      message: `${field} of ${v.length} characters is larger than any can be (keyBytesMax is at most ${CACHE_LIMIT_BOUNDS.keyBytesMax[1]} bytes)`,
     });
   }
   return v;
