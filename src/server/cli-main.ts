@@ -77,7 +77,13 @@ program
   .option('-n, --nodes <n>', 'number of nodes', int('--nodes', 1, GENERATE_NODES_MAX), 3)
   .option('-d, --dir <dir>', 'output folder', 'hiqlite-config')
   .option('--overwrite', 'replace existing files', false)
-  .action((o: { nodes: number; dir: string; overwrite: boolean }) => runGenerateConfig(o));
+  .option(
+    '--base-port <port>',
+    "first Raft port; API ports start 100 above (the default is also hiqlite dev's: pick another to run both)",
+    int('--base-port', 1024, 65000),
+    8100,
+  )
+  .action((o: { nodes: number; dir: string; overwrite: boolean; basePort: number }) => runGenerateConfig(o));
 
 program
   .command('dev')

@@ -4,8 +4,18 @@
 import { existsSync } from 'node:fs';
 import { generateConfig, writeGeneratedConfig } from '../node/config/config.js';
 
-export function runGenerateConfig(o: { nodes: number; dir: string; overwrite: boolean }): void {
-  const generated = generateConfig({ nodes: o.nodes, dir: o.dir });
+export function runGenerateConfig(o: {
+  nodes: number;
+  dir: string;
+  overwrite: boolean;
+  basePort: number;
+}): void {
+  const generated = generateConfig({
+    nodes: o.nodes,
+    dir: o.dir,
+    basePortRaft: o.basePort,
+    basePortApi: o.basePort + 100,
+  });
   // Checked for every file before any is written: replacing some files and not others would
   // leave nodes with different secrets.
   const existing = generated.files.filter((f) => existsSync(f.path)).map((f) => f.path);

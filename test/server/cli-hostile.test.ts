@@ -442,6 +442,24 @@ describe('integer options', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(readdirSync(join(dir, 'twelve')).filter((f) => f.endsWith('.toml')).length, 12);
       assert.equal((await cli(['generate-config', '--nodes', '100', '--dir', join(dir, 'x')])).code, 1);
+      // --base-port: the nodes' ports from there (the default, 8100, is also hiqlite dev's).
+      const ported = await cli([
+        'generate-config',
+        '--nodes',
+        '2',
+        '--base-port',
+        '41000',
+        '--dir',
+        join(dir, 'p'),
+      ]);
+      assert.equal(ported.code, 0, ported.stderr);
+      const node2 = readFileSync(join(dir, 'p', 'node-2.toml'), 'utf8');
+      assert.match(node2, /127\.0\.0\.1:41001/);
+      assert.match(node2, /127\.0\.0\.1:41101/);
+      assert.doesNotMatch(node2, /:8101/);
+      const bad = await cli(['generate-config', '--base-port', '80', '--dir', join(dir, 'q')]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /--base-port must be an integer in \[1024, 65000\]/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
