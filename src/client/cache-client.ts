@@ -436,6 +436,8 @@ export class DistributedLock implements AsyncDisposable {
     private readonly held: Set<DistributedLock> = new Set(),
     remainingMs: number = leaseMs,
     private readonly clock: Clock = systemClock,
+    /** The holder id of the grant (renewals and the release name it), undefined from an older node. */
+    private readonly holderId: string | undefined = undefined,
   ) {
     held.add(this);
     const left = Math.max(0, Math.min(leaseMs, remainingMs));
@@ -493,7 +495,10 @@ export class DistributedLock implements AsyncDisposable {
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     await this.renewing;
     if (this.lostController.signal.aborted) return;
-    const o = await this.ops.cacheWrite({ type: 'lockRelease', key: this.key, token: this.token }, options);
+    const o = await this.ops.cacheWrite(
+      { type: 'lockRelease', key: this.key, token: this.token, ...this.holder() },
+      options,
+    );
     // Not this holder's any more (its lease had ended, another may have held it meanwhile): the
     // holder learns it from `lost`, which read false before.
     if ((o as Extract<CacheOutcome, { type: 'lockRelease' }> | undefined)?.released === false) this.lose();
@@ -501,6 +506,11 @@ export class DistributedLock implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+
+  /** The holder id renewals and the release carry, so that the token alone renews or releases nothing. */
+  private holder(): { holderId?: string } {
+    return this.holderId === undefined ? {} : { holderId: this.holderId };
   }
 
   private scheduleRenewal(remainingMs: number): void {
@@ -513,7 +523,12 @@ export class DistributedLock implements AsyncDisposable {
     const renew = async () => {
       const sentMs = clock.monotonicMs();
       try {
-        const o = await this.ops.cacheWrite({ type: 'lockRenew', key: this.key, token: this.token });
+        const o = await this.ops.cacheWrite({
+          type: 'lockRenew',
+          key: this.key,
+          token: this.token,
+          ...this.holder(),
+        });
         if (this.lostController.signal.aborted) return;
         if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) this.lastRenewedMs = sentMs;
         else this.lose();
@@ -677,7 +692,17 @@ export class CacheApi {
    */
   private holding(key: string, grant: LockGrantInfo, leaseMs: number): DistributedLock {
     const remainingMs = remainingOf(grant, leaseMs);
-    const lock = new DistributedLock(this.ops, key, grant.token, leaseMs, this.held, remainingMs, this.clock);
+    const holderId = typeof grant.holderId === 'string' ? grant.holderId : undefined;
+    const lock = new DistributedLock(
+      this.ops,
+      key,
+      grant.token,
+      leaseMs,
+      this.held,
+      remainingMs,
+      this.clock,
+      holderId,
+    );
     if (this.closing) {
       lock.releaseOnClose().catch(() => {}); // not released: its lease lapses, as when the process dies
       throw clientClosed();

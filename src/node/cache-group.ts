@@ -392,6 +392,7 @@ export class CacheGroup {
     this.checkOpen();
     this.checkAccepting();
     if (options.signal?.aborted === true) throw abortedError();
+    refuseUnnamedHolder(command);
     let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
     if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
     const { lane, seq } = this.sessions.acquire();
@@ -488,6 +489,9 @@ export class CacheGroup {
   async proposeHere(data: Uint8Array, timeoutMs: number): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     const envelope = decodeCacheCommand(data);
+    // A client's bytes (a remote client proposes its own) are held to what this node's own
+    // writes are: write() checks those before they are encoded.
+    refuseUnnamedHolder(envelope.command);
     const clock = this.d.clusterClock;
     const left = clock?.ready() != null ? await clock.waitReady(timeoutMs) : timeoutMs;
     return this.proposeStamped(
@@ -969,4 +973,19 @@ function sessionIdOf(random: Random): string {
   let hex = '';
   for (let i = 0; i < 4; i++) hex += random.int(0, 0x10000).toString(16).padStart(4, '0');
   return hex;
+}
+
+/**
+ * A renewal or release proposed now names its holder: the fencing token is no secret (it is
+ * written into the rows it guards), and with it alone anyone could end or keep another's lock.
+ * Entries already in logs, from before they did, are applied as they were (the token decides).
+ */
+function refuseUnnamedHolder(command: CacheCommand): void {
+  if ((command.type === 'lockRelease' || command.type === 'lockRenew') && command.holderId === undefined) {
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      `${command.type} of lock '${command.key}' must name its holder (holderId): the token alone does not`,
+      { retryable: false },
+    );
+  }
 }

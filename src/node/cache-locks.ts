@@ -28,6 +28,11 @@ import type { LockView } from '../sm/cache/state-machine.js';
 
 export interface LockGrantInfo {
   readonly token: number;
+  /**
+   * The holder id the lock was granted to (an attempt's own: retries add a suffix); renewals and
+   * the release name it. Absent from a node of a version before it.
+   */
+  readonly holderId?: string;
   /** When the lease ends, in log time (ms since the epoch). */
   readonly expiresAtMs: number;
   /** The lease left when the node answered, in ms of log time (0 < remainingMs <= leaseMs). */
@@ -193,8 +198,14 @@ export class LockWaiters {
     const view = applied ? this.d.view(req.key) : null;
     const holds = !applied || (view !== null && view.holderId === req.holderId && view.token === grant.token);
     if (this.d.plantedBugs?.handStaleGrants === true)
-      return { token: grant.token, expiresAtMs: grant.expiresAtMs, remainingMs: req.leaseMs };
-    if (holds && remainingMs > 0) return { token: grant.token, expiresAtMs: grant.expiresAtMs, remainingMs };
+      return {
+        token: grant.token,
+        holderId: req.holderId,
+        expiresAtMs: grant.expiresAtMs,
+        remainingMs: req.leaseMs,
+      };
+    if (holds && remainingMs > 0)
+      return { token: grant.token, holderId: req.holderId, expiresAtMs: grant.expiresAtMs, remainingMs };
     // Released if it is still recorded as the holder (its lease over but not yet passed on).
     await this.cancel(req);
     return null;

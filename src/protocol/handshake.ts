@@ -39,7 +39,8 @@ import { ProtocolError } from './protocol-error.js';
  * entries differently never form a cluster together (docs/ARCHITECTURE.md, "Upgrades").
  * 3: appends, snapshots and their answers carry the leader's progress epoch.
  * 4: a cache group log entry may hold a batch of commands (src/sm/cache/command.ts).
- * 5: a snapshot stream's end frame carries the SHA-256 of its bytes (peer-frame.ts).
+ * 5: a snapshot stream's end frame carries the SHA-256 of its bytes (peer-frame.ts); a cache
+ *    group lock's renewal and release carry its holder id (refused without it when proposed).
  */
 export const HANDSHAKE_VERSION = 5;
 export const CLUSTER_ID_BYTES = 16;

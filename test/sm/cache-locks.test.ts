@@ -116,6 +116,34 @@ describe('locks', () => {
     assert.equal(granted(h, 'k', 'b', T0 + 100).token, 2);
   });
 
+  test('a renewal or release naming another holder is ignored, the token alone decides only for old entries', () => {
+    // The fencing token is written into the rows it guards: whoever reads it must not end the lock.
+    const h = new Harness();
+    const a = granted(h, 'k', 'a', T0, 1000);
+    assert.deepEqual(h.ok({ type: 'lockRenew', key: 'k', token: a.token, holderId: 'b' }, T0 + 10), {
+      type: 'lockRenew',
+      renewed: false,
+      expiresAtMs: null,
+    });
+    assert.equal(
+      h.ok({ type: 'lockRelease', key: 'k', token: a.token, holderId: 'b' }, T0 + 20).released,
+      false,
+    );
+    assert.equal(h.sm.lock('k')?.holderId, 'a');
+    assert.equal(
+      h.ok({ type: 'lockRenew', key: 'k', token: a.token, holderId: 'a' }, T0 + 30).expiresAtMs,
+      T0 + 1030,
+    );
+    assert.equal(
+      h.ok({ type: 'lockRelease', key: 'k', token: a.token, holderId: 'a' }, T0 + 40).released,
+      true,
+    );
+    assert.equal(h.sm.lock('k'), null);
+    // An entry written before releases named their holder: by the token, as it was applied then.
+    const b = granted(h, 'k', 'b', T0 + 50);
+    assert.equal(h.ok({ type: 'lockRelease', key: 'k', token: b.token }, T0 + 60).released, true);
+  });
+
   test('renew extends the lease from now (with a new lease length if given)', () => {
     const h = new Harness();
     const a = granted(h, 'k', 'a', T0, 1000);

@@ -71,10 +71,20 @@ export type CacheCommand =
       readonly leaseMs: number;
       readonly waitMs?: number;
     }
-  /** Extends the holder's lease to now + `leaseMs` (default: its lease); a stale token is ignored. */
-  | { readonly type: 'lockRenew'; readonly key: string; readonly token: number; readonly leaseMs?: number }
-  /** Releases the lock; a stale token is ignored. */
-  | { readonly type: 'lockRelease'; readonly key: string; readonly token: number }
+  /**
+   * Extends the holder's lease to now + `leaseMs` (default: its lease); a stale token is ignored,
+   * as is one of another holder (`holderId`, when given: the fencing token is no secret, it is
+   * written into the rows it guards, so the token alone must not let anyone else renew).
+   */
+  | {
+      readonly type: 'lockRenew';
+      readonly key: string;
+      readonly token: number;
+      readonly leaseMs?: number;
+      readonly holderId?: string;
+    }
+  /** Releases the lock; a stale token, or another holder's (`holderId`, when given), is ignored. */
+  | { readonly type: 'lockRelease'; readonly key: string; readonly token: number; readonly holderId?: string }
   /** Withdraws `holderId`: leaves the queue, or releases the lock if it was granted meanwhile. */
   | { readonly type: 'lockCancel'; readonly key: string; readonly holderId: string };
 
@@ -330,7 +340,8 @@ const NOTIFY_FIELDS = ['type', 'channel', 'payload'];
 const ACQUIRE_FIELDS = ['type', 'key', 'holderId', 'leaseMs'];
 const WAIT_OPTIONAL = ['waitMs'];
 const TOKEN_FIELDS = ['type', 'key', 'token'];
-const LEASE_OPTIONAL = ['leaseMs'];
+const LEASE_OPTIONAL = ['leaseMs', 'holderId'];
+const HOLDER_OPTIONAL = ['holderId'];
 const CANCEL_FIELDS = ['type', 'key', 'holderId'];
 
 function validateCommand(raw: unknown): CacheCommand {
@@ -405,13 +416,19 @@ function validateCommand(raw: unknown): CacheCommand {
     }
     case 'lockRenew': {
       const c = record(raw, 'command', TOKEN_FIELDS, LEASE_OPTIONAL);
-      const base = { type, key: str(c.key, 'command.key'), token: token(c.token) };
-      if (c.leaseMs === undefined) return base;
-      return { ...base, leaseMs: int(c.leaseMs, 'command.leaseMs', 1, DURATION_MS_MAX) };
+      return {
+        type,
+        key: str(c.key, 'command.key'),
+        token: token(c.token),
+        ...(c.leaseMs === undefined
+          ? {}
+          : { leaseMs: int(c.leaseMs, 'command.leaseMs', 1, DURATION_MS_MAX) }),
+        ...optionalHolder(c),
+      };
     }
     case 'lockRelease': {
-      const c = record(raw, 'command', TOKEN_FIELDS, NONE);
-      return { type, key: str(c.key, 'command.key'), token: token(c.token) };
+      const c = record(raw, 'command', TOKEN_FIELDS, HOLDER_OPTIONAL);
+      return { type, key: str(c.key, 'command.key'), token: token(c.token), ...optionalHolder(c) };
     }
     case 'lockCancel': {
       const c = record(raw, 'command', CANCEL_FIELDS, NONE);
@@ -424,6 +441,14 @@ function validateCommand(raw: unknown): CacheCommand {
 
 function counterKey(c: Record<string, unknown>): { counter: string; key: string } {
   return { counter: str(c.counter, 'command.counter'), key: str(c.key, 'command.key') };
+}
+
+/** A renewal's or release's holder id (entries written before it was sent have none). */
+function optionalHolder(c: Record<string, unknown>): { holderId?: string } {
+  if (c.holderId === undefined) return {};
+  const holderId = str(c.holderId, 'command.holderId');
+  if (holderId.length === 0) malformed('command.holderId', 'empty');
+  return { holderId };
 }
 
 function token(v: unknown): number {

@@ -115,18 +115,28 @@ export class LockTable {
     return { type: 'lockAcquire', state: 'queued', position: state.waiters.length };
   }
 
-  renew(key: string, token: number, leaseMs: number | undefined, nowMs: number): number | null {
+  /** `holderId` undefined: an entry from before renewals named their holder (the token decides). */
+  renew(
+    key: string,
+    token: number,
+    holderId: string | undefined,
+    leaseMs: number | undefined,
+    nowMs: number,
+  ): number | null {
     const holder = this.locks.get(key)?.holder;
     if (holder === undefined || holder.token !== token) return null;
+    if (holderId !== undefined && holder.holderId !== holderId) return null;
     if (leaseMs !== undefined) holder.leaseMs = leaseMs;
     holder.expiresAtMs = nowMs + holder.leaseMs;
     this.pushLease(key, holder);
     return holder.expiresAtMs;
   }
 
-  release(key: string, token: number, nowMs: number, index: number): boolean {
+  /** `holderId` undefined: an entry from before releases named their holder (the token decides). */
+  release(key: string, token: number, holderId: string | undefined, nowMs: number, index: number): boolean {
     const state = this.locks.get(key);
     if (state === undefined || state.holder.token !== token) return false;
+    if (holderId !== undefined && state.holder.holderId !== holderId) return false;
     this.passOn(key, state, nowMs, index);
     return true;
   }

@@ -170,11 +170,11 @@ export class CacheState {
       case 'lockAcquire':
         return locks.acquire(c.key, c.holderId, c.leaseMs, c.waitMs, now);
       case 'lockRenew': {
-        const expiresAtMs = locks.renew(c.key, c.token, c.leaseMs, now);
+        const expiresAtMs = locks.renew(c.key, c.token, c.holderId, c.leaseMs, now);
         return { type: 'lockRenew', renewed: expiresAtMs !== null, expiresAtMs };
       }
       case 'lockRelease':
-        return { type: 'lockRelease', released: locks.release(c.key, c.token, now, index) };
+        return { type: 'lockRelease', released: locks.release(c.key, c.token, c.holderId, now, index) };
       case 'lockCancel':
         return { type: 'lockCancel', removed: locks.cancel(c.key, c.holderId, now, index) };
       default:
