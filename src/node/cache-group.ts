@@ -256,6 +256,7 @@ export class CacheGroup {
       // The state machine lives in memory: rebuilt from the snapshot and the log at start.
       appliedIndex: 0 as LogIndex,
       hasClusterId,
+      othersConfigured: cfg.nodes.length > 1,
     });
     return new CacheGroup(d, store, snapshots, start);
   }

@@ -5,15 +5,17 @@
  * decision (`openGroupStorage`, start-decision.ts). The join marker is joining-marker.ts.
  */
 import { randomInt } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
+import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { Prng, type Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership } from '../raft/types.js';
 import { type FileLogStore, openFileLogStore } from '../storage/file-log-store.js';
 import type { LogStore } from '../storage/log-store.js';
+import { LogCorruptionError } from '../storage/storage-errors.js';
 import type { ResolvedNodeConfig } from './config/config.js';
 import { lostLocalState, type RaftGroupOptions, type RuntimePlantedBugs } from './raft-group.js';
 import type { GroupId, GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
@@ -113,12 +115,17 @@ export async function openGroupStorage(o: {
   /** The applied index of a state machine kept apart from the log (0: rebuilt from it). */
   readonly appliedIndex: LogIndex;
   readonly hasClusterId: boolean;
+  /**
+   * Other nodes are configured: a log damaged in the middle is moved aside and the node re-syncs
+   * from the leader. Alone, nothing could re-sync it: the start fails, naming the damage.
+   */
+  readonly othersConfigured: boolean;
   readonly resetStateMachine?: () => Promise<void>;
 }): Promise<GroupStorage> {
   const { group, log } = o;
   await mkdir(o.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const logOptions = { entryBytesMax: o.entryBytesMax };
-  let opened = await openFileLogStore(o.logsDir, logOptions);
+  let opened = await openLogOrMoveAside(o, logOptions);
   if (opened.report.tornTail !== null)
     log.warn({ tornTail: opened.report.tornTail, group }, 'cut a torn tail off the Raft log');
   let snapshots = await SnapshotStore.open(o.snapshotsDir);
@@ -169,5 +176,46 @@ export async function dropDamagedSnapshots(
       'snapshot damaged: dropped at start as if lost',
     );
     await snapshots.drop(s);
+  }
+}
+
+/**
+ * Opens the group's log. A log damaged in the middle (a record that fails its checksum with
+ * valid ones after it, a damaged hard-state file: LogCorruptionError; a torn tail is cut off at
+ * open and is no damage) holds entries this node acknowledged and can no longer read: it must
+ * not vote or serve from it. With other nodes configured the directory is moved aside (kept for
+ * the operator, logged) and an empty log opened in its place: the start decision then finds the
+ * hard state gone and the node discards its state and rejoins as a new learner, re-synced by the
+ * leader (DESIGN.md, "Storage and self-healing"). It used to stop the node at every start. A
+ * node configured alone has no one to re-sync it: the start fails with the damage and the way out.
+ */
+async function openLogOrMoveAside(
+  o: {
+    readonly group: GroupId;
+    readonly logsDir: string;
+    readonly log: Logger;
+    readonly othersConfigured: boolean;
+  },
+  logOptions: { entryBytesMax: number },
+): Promise<Awaited<ReturnType<typeof openFileLogStore>>> {
+  try {
+    return await openFileLogStore(o.logsDir, logOptions);
+  } catch (e) {
+    if (!(e instanceof LogCorruptionError)) throw e;
+    if (!o.othersConfigured) {
+      throw new HiqliteError(
+        'HQL_CORRUPTION',
+        `${e.message} (in ${o.logsDir}): this node is the only one configured, so no leader can re-sync it; restore data_dir from a backup (hiqlite backup restore); never edit the log by hand`,
+        { retryable: false, cause: e },
+      );
+    }
+    const aside = `${o.logsDir}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(o.logsDir, aside);
+    o.log.error(
+      { group: o.group, file: e.file, offset: e.offset, reason: e.reason, movedTo: aside },
+      `the Raft log is damaged (${e.message}): moved aside to ${aside}; the node discards its state and rejoins, re-synced by the leader`,
+    );
+    await mkdir(o.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    return await openFileLogStore(o.logsDir, logOptions);
   }
 }

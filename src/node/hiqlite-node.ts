@@ -576,6 +576,7 @@ export class HiqliteNode {
       log: this.log,
       appliedIndex: this.sm.appliedIndex(),
       hasClusterId: this.clusterId !== null,
+      othersConfigured: cfg.nodes.length > 1,
       resetStateMachine: () => this.sm.reset(),
     });
     this.sqlLog = logStore;

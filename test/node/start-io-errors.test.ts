@@ -6,7 +6,17 @@
  * is not at hand, a file where a folder must be fails the same way).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -65,6 +75,33 @@ describe('a start that fails on the file system', () => {
       });
     }
   }
+
+  test('a node configured alone whose Raft log is damaged in the middle: HQL_CORRUPTION with the way out', async () => {
+    const cfg = await oneNodeConfig(join(root, `d${n++}`));
+    const node = await start(cfg, { thread: 'main' });
+    await node.execute('CREATE TABLE t (v TEXT)');
+    for (let i = 0; i < 40; i++) await node.execute('INSERT INTO t (v) VALUES (?)', ['x'.repeat(100)]);
+    await node.close();
+    const logs = join(cfg.dataDir as string, 'logs');
+    const segment = readdirSync(logs).find((f) => f.endsWith('.seg'));
+    assert.ok(segment !== undefined);
+    const bytes = readFileSync(join(logs, segment));
+    let end = bytes.length - 1;
+    while (end > 0 && bytes[end] === 0) end--;
+    const fd = openSync(join(logs, segment), 'r+');
+    writeSync(fd, Buffer.from([bytes[end - 1500]! ^ 0xff]), 0, 1, end - 1500);
+    closeSync(fd);
+    await assert.rejects(start(cfg, { thread: 'main' }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'HQL_CORRUPTION', e.message);
+      assert.match(
+        e.message,
+        /^log store corrupted: .*\.seg at byte \d+: .*this node is the only one configured, so no leader can re-sync it; restore data_dir from a backup/,
+      );
+      return true;
+    });
+    // Nothing was moved or discarded: the log is where it was.
+    assert.ok(readdirSync(logs).includes(segment));
+  });
 
   test('a cache-only node on disk: a file where its log folder goes', async () => {
     const cfg = await oneNodeConfig(join(root, `d${n++}`), { sqlite: false, cacheStorageDisk: true });
