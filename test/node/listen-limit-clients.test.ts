@@ -4,12 +4,9 @@
  * nothing, where the embedded node and HTTP refuse at once (found by an outside probe).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { connect, type HiqliteClient, type HiqliteNode, start } from '../../src/index.js';
-import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { describe, test } from 'node:test';
+
+import { nodeAndRemote } from '../support/one-node-config.js';
 
 /** Well inside the remote client's resume window (30 s): refused, not retried. */
 const ANSWER_WITHIN_MS = 10_000;
@@ -32,22 +29,10 @@ async function firstOutcome(it: AsyncIterator<unknown>): Promise<string> {
 
 for (const who of ['embedded', 'remote'] as const) {
   describe(`one listener more than cache_listeners_max (${who} client)`, () => {
-    const root = mkdtempSync(join(tmpdir(), 'hq-listen-limit-'));
-    let node: HiqliteNode;
-    let remote: HiqliteClient;
-
-    before(async () => {
-      const cfg = await oneNodeConfig(root, { cacheListenersMax: 1 });
-      node = await start(cfg, { thread: 'worker' });
-      remote = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
-    });
-    after(async () => {
-      await remote?.close();
-      await node?.close();
-      rmSync(root, { recursive: true, force: true });
-    });
+    const f = nodeAndRemote('hq-listen-limit-', { cacheListenersMax: 1 });
 
     test('is refused at once with HQL_OVERLOADED', async () => {
+      const { node, remote } = f;
       const first = node.listen('held')[Symbol.asyncIterator]();
       // The first one holds the slot once it delivered a notification.
       await node.notify('held', 1);

@@ -5,37 +5,22 @@
  * ended another's lock (found by an outside probe).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { connect, type HiqliteClient, type HiqliteNode, start } from '../../src/index.js';
-import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { describe, test } from 'node:test';
+import type { HiqliteClient } from '../../src/index.js';
+import { nodeAndRemote } from '../support/one-node-config.js';
 
 /** The client's raw cache write (what a careless or hostile client can send). */
 type RawWriter = { cacheWrite(command: Record<string, unknown>): Promise<unknown> };
 
 describe('a lock released or renewed by another client that knows its token', () => {
-  const root = mkdtempSync(join(tmpdir(), 'hq-lock-holder-'));
-  let node: HiqliteNode;
-  let remote: HiqliteClient;
-
-  before(async () => {
-    const cfg = await oneNodeConfig(root);
-    node = await start(cfg, { thread: 'worker' });
-    remote = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
-  });
-  after(async () => {
-    await remote?.close();
-    await node?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const f = nodeAndRemote('hq-lock-holder-');
 
   for (const [holderName, otherName] of [
     ['embedded', 'remote'],
     ['remote', 'embedded'],
   ] as const) {
     test(`held by the ${holderName} client: the ${otherName} one cannot end it`, async () => {
+      const { node, remote } = f;
       const holder = holderName === 'embedded' ? node : remote;
       const other = (otherName === 'embedded' ? node : remote) as unknown as RawWriter;
       const key = `job-${holderName}`;

@@ -2,8 +2,17 @@
  * The configuration of a one-node cluster on free loopback ports with its data under `root`
  * (tests that start a single embedded node).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ConnectOptions, connect, type HiqliteClient, start } from '../../src/index.js';
+import { after, before } from 'node:test';
+import {
+  type ConnectOptions,
+  connect,
+  type HiqliteClient,
+  type HiqliteNode,
+  start,
+} from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
 import { freePorts } from './free-ports.js';
 
@@ -47,6 +56,36 @@ export async function startOneNodeAs(
     close: async () => {
       await client.close();
       await node.close();
+    },
+  };
+}
+
+/**
+ * For a describe block: a one-node cluster on its own thread and a remote client of it, started
+ * before its tests and closed (their folder removed) after them. Read `node` and `remote` in tests.
+ */
+export function nodeAndRemote(
+  prefix: string,
+  extra: Partial<NodeConfig> = {},
+): { readonly node: HiqliteNode; readonly remote: HiqliteClient } {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const f: { node?: HiqliteNode; remote?: HiqliteClient } = {};
+  before(async () => {
+    const cfg = await oneNodeConfig(root, extra);
+    f.node = await start(cfg, { thread: 'worker' });
+    f.remote = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
+  });
+  after(async () => {
+    await f.remote?.close();
+    await f.node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    get node() {
+      return f.node as HiqliteNode;
+    },
+    get remote() {
+      return f.remote as HiqliteClient;
     },
   };
 }
