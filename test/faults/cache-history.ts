@@ -31,6 +31,8 @@ export interface TakeRound {
 export interface HolderRecord {
   readonly key: string;
   readonly token: number;
+  /** The holder id the lock was granted to (renewals and the release name it). */
+  readonly holderId: string;
   readonly leaseMs: number;
   /** Log time of the grant (expiresAtMs of the grant - leaseMs). */
   readonly grantAtMs: number;

@@ -238,7 +238,7 @@ export class CacheWorkload {
     // Bounded by time: a lock wait is bounded by waitMs, a hold by its hold time.
     while (!this.stopping) {
       const holderId = `${this.o.tag}-${key}-${rng.int(0, 2 ** 30)}-${attempt++}`;
-      let grant: { token: number; expiresAtMs: number } | null = null;
+      let grant: { token: number; holderId?: string; expiresAtMs: number } | null = null;
       try {
         grant = await ops.cacheLock({ key, holderId, leaseMs: LOCK_LEASE_MS, waitMs: rng.int(500, 4000) });
       } catch (e) {
@@ -256,6 +256,7 @@ export class CacheWorkload {
       const h: HolderRecord = {
         key,
         token: grant.token,
+        holderId: grant.holderId ?? holderId,
         leaseMs: LOCK_LEASE_MS,
         grantAtMs: grant.expiresAtMs - LOCK_LEASE_MS,
         confirmedAtMs: grant.expiresAtMs - LOCK_LEASE_MS,
@@ -283,7 +284,12 @@ export class CacheWorkload {
     }
     if (!(await this.renew(ops, h))) return;
     try {
-      const o = await ops.cacheWrite({ type: 'lockRelease', key: h.key, token: h.token });
+      const o = await ops.cacheWrite({
+        type: 'lockRelease',
+        key: h.key,
+        token: h.token,
+        holderId: h.holderId,
+      });
       h.end = (o as { released: boolean }).released ? 'released' : 'expired';
     } catch (e) {
       this.history.noteError(e);
@@ -294,7 +300,12 @@ export class CacheWorkload {
   /** False when the lease was found over (the tenure ended by expiry). */
   private async renew(ops: CacheOps, h: HolderRecord): Promise<boolean> {
     try {
-      const o = (await ops.cacheWrite({ type: 'lockRenew', key: h.key, token: h.token })) as {
+      const o = (await ops.cacheWrite({
+        type: 'lockRenew',
+        key: h.key,
+        token: h.token,
+        holderId: h.holderId,
+      })) as {
         renewed: boolean;
         expiresAtMs: number | null;
       };
