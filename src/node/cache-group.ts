@@ -393,7 +393,7 @@ export class CacheGroup {
     this.checkOpen();
     this.checkAccepting();
     if (options.signal?.aborted === true) throw abortedError();
-    refuseUnnamedHolder(command);
+    checkProposal(command);
     let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
     if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
     const { lane, seq } = this.sessions.acquire();
@@ -492,7 +492,7 @@ export class CacheGroup {
     const envelope = decodeCacheCommand(data);
     // A client's bytes (a remote client proposes its own) are held to what this node's own
     // writes are: write() checks those before they are encoded.
-    refuseUnnamedHolder(envelope.command);
+    checkProposal(envelope.command);
     const clock = this.d.clusterClock;
     const left = clock?.ready() != null ? await clock.waitReady(timeoutMs) : timeoutMs;
     return this.proposeStamped(
@@ -977,11 +977,16 @@ function sessionIdOf(random: Random): string {
 }
 
 /**
- * A renewal or release proposed now names its holder: the fencing token is no secret (it is
- * written into the rows it guards), and with it alone anyone could end or keep another's lock.
- * Entries already in logs, from before they did, are applied as they were (the token decides).
+ * The rules a command proposed now is held to beyond what applying it checks (the state machine
+ * must go on applying entries already in logs that were proposed before a rule existed). The one
+ * place for them: write() checks this node's commands before they are encoded, proposeHere the
+ * bytes a follower forwarded or a remote client sent.
+ *
+ * A renewal or release names its holder: the fencing token is no secret (it is written into the
+ * rows it guards), and with it alone anyone could end or keep another's lock. Entries already in
+ * logs, from before they did, are applied as they were (the token decides).
  */
-function refuseUnnamedHolder(command: CacheCommand): void {
+function checkProposal(command: CacheCommand): void {
   if ((command.type === 'lockRelease' || command.type === 'lockRenew') && command.holderId === undefined) {
     throw new HiqliteError(
       'HQL_INVALID_PARAMS',

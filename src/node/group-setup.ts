@@ -6,13 +6,16 @@
  */
 import { randomInt } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
+import { damagedName } from '../lib/damaged-name.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { Prng, type Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership } from '../raft/types.js';
+import { fsyncDir } from '../storage/atomic-file.js';
 import { type FileLogStore, openFileLogStore } from '../storage/file-log-store.js';
 import type { LogStore } from '../storage/log-store.js';
 import { LogCorruptionError } from '../storage/storage-errors.js';
@@ -209,13 +212,14 @@ async function openLogOrMoveAside(
         { retryable: false, cause: e },
       );
     }
-    const aside = `${o.logsDir}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const aside = damagedName(o.logsDir, Date.now());
     await rename(o.logsDir, aside);
     o.log.error(
       { group: o.group, file: e.file, offset: e.offset, reason: e.reason, movedTo: aside },
       `the Raft log is damaged (${e.message}): moved aside to ${aside}; the node discards its state and rejoins, re-synced by the leader`,
     );
     await mkdir(o.logsDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await fsyncDir(dirname(o.logsDir)); // the rename and the new directory survive a power loss
     return await openFileLogStore(o.logsDir, logOptions);
   }
 }

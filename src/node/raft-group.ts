@@ -231,6 +231,13 @@ export class RaftGroup {
   private readonly incomingSnapshots = new Map<number, string>();
   /** Snapshot sends to each peer that failed in a row (their retries back off). */
   private readonly snapshotSendFailures = new Map<NodeId, number>();
+  /**
+   * The snapshot (path and checksum) whose data last passed its check and then went out whole
+   * to a peer: sent again (to another peer, or to one that lost it) without reading it through
+   * first. Any failed send forgets it: a peer that refused the stream (its bytes did not match
+   * the checksum) makes the next attempt read the file through again, and drop it if damaged.
+   */
+  private snapshotSentAfterCheck: string | null = null;
 
   /** Proposes a command; resolves with its state-machine result once applied on this node. */
   propose(data: Uint8Array, options: { timeoutMs: number }): Promise<ProposalOutcome> {
@@ -646,22 +653,30 @@ export class RaftGroup {
    * Reads the snapshot through before any of it leaves (GroupSnapshotStore.check), so one whose
    * data no longer matches its checksum is never sent: it is dropped as a lost one would be,
    * and a new one is made from the state machine (remakeSnapshot); the send counts as failed, so
-   * the core offers the peer the new snapshot after the send retry's pause. The check costs a
-   * read of the snapshot per attempt, besides the read that streams it; the peer checks the
-   * stream against the same checksum, which covers damage between the two reads.
+   * the core offers the peer the new snapshot after the send retry's pause. The peer checks the
+   * stream against the same checksum, which covers damage between the check and the stream.
+   * A snapshot that passed its check and then went out whole is not read through again before
+   * its next send (snapshotSentAfterCheck): a read of the file per send, not two; after a failed
+   * send (a peer that refused damaged bytes among them) the next attempt checks again.
    */
   private async sendCheckedSnapshot(
     m: Extract<Message, { type: 'snapshot' }>,
     stored: StoredSnapshot,
   ): Promise<boolean> {
-    const checked = await this.o.snapshots.check(stored);
-    if (!checked.ok) {
-      await this.snapshotDamaged(stored, checked.reason);
-      return false;
+    let snapshot = stored;
+    if (this.snapshotSentAfterCheck !== checkedKey(stored)) {
+      const checked = await this.o.snapshots.check(stored);
+      if (!checked.ok) {
+        await this.snapshotDamaged(stored, checked.reason);
+        return false;
+      }
+      snapshot = checked.snapshot;
     }
     if (this.closed || this.fatal !== null) return false;
-    const { snapshot } = checked;
-    return this.o.transport.sendSnapshot(this.group, { ...m, snapshot: snapshot.meta }, snapshot);
+    this.snapshotSentAfterCheck = null;
+    const sent = await this.o.transport.sendSnapshot(this.group, { ...m, snapshot: snapshot.meta }, snapshot);
+    if (sent && snapshot.sha256 !== null) this.snapshotSentAfterCheck = checkedKey(snapshot);
+    return sent;
   }
 
   /**
@@ -1087,4 +1102,9 @@ function bootEntries(logStore: LogStore, from: LogIndex, applied: LogIndex): Ent
     lo += chunk.length;
   }
   return out;
+}
+
+/** What identifies a snapshot's checked bytes: its file and the checksum they were checked against. */
+function checkedKey(s: StoredSnapshot): string {
+  return `${s.path}\n${s.sha256}`;
 }

@@ -3,6 +3,7 @@
  * key-value state machine that snapshots to real files, and a transport that delivers through
  * the event loop. Real time, real timers: this exercises the runtime's loop, not the core.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,14 +154,18 @@ export class GroupCluster implements GroupTransport {
   async sendSnapshot(
     _group: 'sql' | 'cache',
     m: Extract<Message, { type: 'snapshot' }>,
-    { path }: StoredSnapshot,
+    { path, sha256 }: StoredSnapshot,
   ): Promise<boolean> {
     if (this.cut.has(m.from) || this.cut.has(m.to)) return false;
     const target = this.nodes.get(m.to);
     if (target === undefined) return false;
+    const bytes = await readFile(path);
+    // As the receiver does (src/transport/snapshot-receiver.ts): bytes that do not match the
+    // sender's checksum are refused, and the send fails.
+    if (createHash('sha256').update(bytes).digest('hex') !== sha256) return false;
     const snapshots = await SnapshotStore.open(target.snapDir);
     const dest = snapshots.tempPath();
-    await writeFile(dest, await readFile(path));
+    await writeFile(dest, bytes);
     target.group.receiveSnapshot(m, dest);
     return true;
   }

@@ -21,7 +21,7 @@ import { receiveSnapshot, SnapshotStore } from '../../src/node/snapshot-store.js
 import type { LogIndex, NodeId, SnapshotMeta, Term } from '../../src/raft/types.js';
 import { freePorts } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
-import { GroupCluster, KvStateMachine } from './group-harness.js';
+import { GroupCluster, type HarnessNode, KvStateMachine } from './group-harness.js';
 
 const MARKER = 'marker-row-0000000001';
 const DAMAGED = 'marker-row-0000000002';
@@ -232,6 +232,50 @@ describe('a leader whose snapshot was damaged on its disk', () => {
       );
       assert.equal(follower.sm.data.get('s5'), '5', 'the damaged value never reached the follower');
       assert.deepEqual([...follower.sm.data].sort(), [...leader.sm.data].sort());
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('is read through once for sends that succeed, and again after a send fails (damage found then)', async () => {
+    const c = await GroupCluster.create(7, 20);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      const lagging = [...c.nodes.values()].filter((n) => n !== leader).slice(0, 3);
+      const stopped: HarnessNode[] = [];
+      for (const n of lagging) stopped.push(await c.stop(n.id));
+      for (let i = 0; i < 60; i++)
+        await leader.group.propose(new TextEncoder().encode(`s${i}=${i}`), { timeoutMs: 5000 });
+      await c.waitFor('leader snapshot', () => leader.group.status().snapshotIndex >= 40);
+      const voters = [...c.nodes.keys(), ...stopped.map((n) => n.id)].sort() as NodeId[];
+      const store = leader.group['o'].snapshots;
+      let checks = 0;
+      const check = store.check.bind(store);
+      store.check = (s) => {
+        checks++;
+        return check(s);
+      };
+      const restart = async (n: HarnessNode) => {
+        const f = await c.startNode(n.id, voters, 20, n.logState, new KvStateMachine());
+        await c.waitFor(
+          `node ${n.id} caught up through a snapshot`,
+          () => f.sm.data.size === leader.sm.data.size && f.group.status().snapshotIndex > 0,
+          20_000,
+        );
+        return f;
+      };
+      await restart(stopped[0]!);
+      await restart(stopped[1]!);
+      assert.equal(checks, 1, 'two sends of one snapshot read it through once before them');
+      // Damaged after its check: the next send skips the check and the receiver refuses the
+      // bytes; the failure makes the next attempt check, drop it and make it again.
+      const names = (await readdir(leader.snapDir)).filter((n) => n.endsWith('.snap'));
+      const newest = names.sort((x, y) => Number(y.split('-')[0]) - Number(x.split('-')[0]))[0] as string;
+      const path = join(leader.snapDir, newest);
+      await writeFile(path, (await readFile(path, 'utf8')).replace('["s5","5"]', '["s5","X"]'));
+      const third = await restart(stopped[2]!);
+      assert.equal(third.sm.data.get('s5'), '5', 'the damaged value never reached the follower');
+      assert.ok(checks >= 2, `${checks} checks`);
     } finally {
       await c.close();
     }

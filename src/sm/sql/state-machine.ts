@@ -23,6 +23,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { assert } from '../../lib/assert.js';
+import { damagedName } from '../../lib/damaged-name.js';
 import { HiqliteError } from '../../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../../lib/file-modes.js';
 import type { LogIndex, Term } from '../../raft/types.js';
@@ -639,7 +640,7 @@ function isDamageCode(code: string): boolean {
  * removed: SQLite rebuilds it) and makes the renames durable.
  */
 function moveAside(path: string): string {
-  const movedTo = `${path}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const movedTo = damagedName(path, Date.now());
   renameSync(path, movedTo);
   try {
     renameSync(`${path}-wal`, `${movedTo}-wal`);
