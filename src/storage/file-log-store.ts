@@ -32,7 +32,7 @@ import type { Entry, HardState, LogIndex, Term } from '../raft/types.js';
 import { fsyncDir } from './atomic-file.js';
 import { type FileLogLimits, type FileLogStoreOptions, fileLogLimits } from './file-log-options.js';
 import { writeHardStateFile } from './hard-state-file.js';
-import { writeLogMetaFile } from './log-meta-file.js';
+import { type LogMeta, writeLogMetaFile } from './log-meta-file.js';
 import {
   assertAppendable,
   assertReadable,
@@ -89,6 +89,7 @@ export async function openFileLogStore(
           writePos: recovered.lastWritePos,
         };
   const store = new FileLogStore(dir, limits, {
+    meta: recovered.meta,
     purgedIndex: recovered.meta.purgedIndex,
     purgedTerm: recovered.meta.purgedTerm,
     nextSeq: Math.max(lastSeq ?? 0, recovered.meta.segmentSeqFloor - 1) + 1,
@@ -151,6 +152,7 @@ interface ActiveSegment {
 }
 
 interface InitialState {
+  readonly meta: LogMeta;
   readonly purgedIndex: number;
   readonly purgedTerm: number;
   readonly nextSeq: number;
@@ -178,6 +180,8 @@ export class FileLogStore implements LogStore {
   private readonly segmentSeqs: number[];
   private active: ActiveSegment | null;
   private nextSeq: number;
+  /** What the meta file on disk says (purge point, floor, high-water mark). */
+  private meta: LogMeta;
   private spare: { readonly seq: number; readonly ready: Promise<PreparedSegment> } | null = null;
   private readonly readFds: ReadFdPool;
 
@@ -208,6 +212,7 @@ export class FileLogStore implements LogStore {
     this.segmentSeqs = initial.segmentSeqs;
     this.active = initial.active;
     this.nextSeq = initial.nextSeq;
+    this.meta = initial.meta;
     this.readFds = new ReadFdPool(dir, READ_FDS_MAX);
     this.cacheFirst = this.lastIndexNumber() + 1 - initial.recent.length;
     for (let i = 0; i < initial.recent.length; i++) {
@@ -593,6 +598,9 @@ export class FileLogStore implements LogStore {
     if (rel === loc.seq.length) return;
     const seq = loc.seq.get(rel);
     const offset = loc.offset.get(rel);
+    // The high-water mark comes down first: a crash among the deletions must not leave a mark
+    // above the newest segment left, which the next open would take for a lost tail.
+    if (this.segmentSeqs.at(-1)! > seq) await this.writeMeta({ ...this.meta, segmentSeqHigh: seq });
     // Bounded by the number of segments.
     while (this.segmentSeqs.at(-1)! > seq) {
       const doomed = this.segmentSeqs.pop()!;
@@ -630,7 +638,7 @@ export class FileLogStore implements LogStore {
       assert(rel > 0 && rel <= loc.seq.length, `purge at ${index} outside the disk log`);
       floor = rel < loc.seq.length ? loc.seq.get(rel) : (this.active?.seq ?? reservedSeq);
     }
-    await writeLogMetaFile(this.dir, { purgedIndex: index, purgedTerm: term, segmentSeqFloor: floor });
+    await this.writeMeta({ ...this.meta, purgedIndex: index, purgedTerm: term, segmentSeqFloor: floor });
     // Bounded by the number of segments.
     while (this.segmentSeqs.length > 0 && this.segmentSeqs[0]! < floor) {
       await this.deleteSegment(this.segmentSeqs.shift()!);
@@ -646,6 +654,11 @@ export class FileLogStore implements LogStore {
       loc.bytes.dropFront(rel);
       loc.first = index + 1;
     }
+  }
+
+  private async writeMeta(meta: LogMeta): Promise<void> {
+    await writeLogMetaFile(this.dir, meta);
+    this.meta = meta;
   }
 
   private async deleteSegment(seq: number): Promise<void> {
@@ -669,8 +682,10 @@ export class FileLogStore implements LogStore {
     this.spare = null;
     const path = join(this.dir, segmentFileName(prepared.seq));
     await rename(prepared.tempPath, path);
-    // The new name must be durable before records in it are acknowledged.
+    // The new name must be durable before records in it are acknowledged, and so must the
+    // high-water mark that names it (a lost newest segment is found at open: segment-recovery.ts).
     await fsyncDir(this.dir);
+    await this.writeMeta({ ...this.meta, segmentSeqHigh: prepared.seq });
     // Prepared (zero-filled) without O_DSYNC: its zeros were synced once, not chunk by chunk.
     let fh: FileHandle;
     if (SYNC_ON_WRITE) {

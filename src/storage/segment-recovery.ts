@@ -94,6 +94,18 @@ export async function recoverLog(dir: string, cacheBytesMax: number): Promise<Re
     removedFiles.push(segmentFileName(seq));
   }
   if (removedFiles.length > 0) await fsyncDir(dir);
+  // The newest segment the log wrote is gone (deleted, a restore of an older copy of the
+  // directory): it held entries that were durable here, so acknowledged to the leader and
+  // perhaps applied. Found here, as any damage: the node re-syncs from the others
+  // (group-setup.ts, openLogOrMoveAside) and never votes from a log missing what it promised.
+  const high = meta.segmentSeqHigh;
+  if (high > 0 && high >= meta.segmentSeqFloor && (segmentSeqs.at(-1) ?? 0) < high) {
+    throw new LogCorruptionError(
+      segmentFileName(high),
+      0,
+      `the newest segment of the log is missing (the log wrote up to segment ${high}, the newest here is ${segmentSeqs.length === 0 ? 'none' : segmentSeqs.at(-1)}): entries this node acknowledged are gone`,
+    );
+  }
 
   const scan = new LogScan(meta, cacheBytesMax);
   let tornTail: LogRecoveryReport['tornTail'] = null;

@@ -16,11 +16,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { Prng } from '../../src/lib/prng.js';
 import type { Entry, LogIndex, Term } from '../../src/raft/types.js';
 import { type FileLogStoreOptions, openFileLogStore } from '../../src/storage/file-log-store.js';
 import { HARD_STATE_FILE } from '../../src/storage/hard-state-file.js';
+import { LOG_META_FILE } from '../../src/storage/log-meta-file.js';
 import {
   lastNonZeroByte,
   readRecordAt,
@@ -369,6 +371,74 @@ describe('FileLogStore: recovery', () => {
       assert.match(err.reason, /follows entry/);
       return true;
     });
+  });
+
+  test('a missing newest segment is corruption: its entries were acknowledged (the high-water mark in log-meta)', async () => {
+    const dir = await tempDir();
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 4096 });
+    await store.append(commands(1, 60, 1, () => 200));
+    await store.close();
+    const all = await segments(dir);
+    assert.ok(all.length >= 3, `${all.length} segments`);
+    // The rest of the log is whole: without the mark this opened as a shorter log.
+    await rm(join(dir, all.at(-1)!));
+    await assert.rejects(openFileLogStore(dir, { segmentBytesMax: 4096 }), (err: unknown) => {
+      assert.ok(err instanceof LogCorruptionError);
+      assert.equal(err.code, 'HQL_CORRUPTION');
+      assert.equal(err.file, all.at(-1));
+      assert.match(
+        err.reason,
+        /newest segment of the log is missing .* entries this node acknowledged are gone/,
+      );
+      return true;
+    });
+  });
+
+  test('the high-water mark follows truncation and purges: a log cut back across segments or purged whole reopens', async () => {
+    const dir = await tempDir();
+    const options = { segmentBytesMax: 4096 };
+    let { store } = await openFileLogStore(dir, options);
+    await store.append(commands(1, 80, 1, () => 200));
+    const many = (await segments(dir)).length;
+    await store.append(commands(5, 7, 2, () => 50)); // conflict: later segments deleted
+    assert.ok((await segments(dir)).length < many);
+    await store.close();
+    ({ store } = await openFileLogStore(dir, options));
+    assert.equal(store.lastIndex(), 6);
+    await store.append(commands(7, 40, 2, () => 200));
+    await store.purgeTo(idx(100), 5 as Term); // past the end: every segment goes (a snapshot install)
+    await store.close();
+    ({ store } = await openFileLogStore(dir, options));
+    try {
+      assert.equal(store.firstIndex(), 101);
+      await store.append(commands(101, 141, 5, () => 200));
+      assert.equal(store.lastIndex(), 140);
+    } finally {
+      await store.close();
+    }
+    ({ store } = await openFileLogStore(dir, options));
+    assert.equal(store.lastIndex(), 140);
+    await store.close();
+  });
+
+  test('a log-meta file of version 1 (no high-water mark) still opens, and is written as version 2 from then on', async () => {
+    const dir = await tempDir();
+    const options = { segmentBytesMax: 4096 };
+    let { store } = await openFileLogStore(dir, options);
+    await store.append(commands(1, 60, 1, () => 200));
+    await store.close();
+    const v2 = await readFile(join(dir, LOG_META_FILE));
+    assert.equal(v2.length, 44);
+    const v1 = Buffer.alloc(36);
+    v2.copy(v1, 0, 0, 32);
+    v1.writeUInt16LE(1, 4);
+    v1.writeUInt32LE(crc32(v1.subarray(0, 32)), 32);
+    await writeFile(join(dir, LOG_META_FILE), v1);
+    ({ store } = await openFileLogStore(dir, options));
+    assert.equal(store.lastIndex(), 59);
+    await store.append(commands(60, 100, 1, () => 200));
+    await store.close();
+    assert.equal((await readFile(join(dir, LOG_META_FILE))).length, 44);
   });
 
   test('a record damaged on disk while open fails entries() with HQL_CORRUPTION', async () => {
