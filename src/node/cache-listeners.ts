@@ -21,6 +21,13 @@
  * caught up the same way: the ring's notifications after it first, then live ones; what the ring
  * no longer holds is reported as `lagged`.
  *
+ * A catch-up is served from the ring as the reader makes room, not queued at once: the ring may
+ * hold more than a listener's buffer (a resume after a long absence; found by an outside probe:
+ * a listener that resumed 300 behind with a buffer of 256 ended with HQL_LAGGED although it read
+ * promptly). While it catches up the subscription takes no live notifications; the ring has them
+ * too, and it reads on from the ring until it has reached the newest, then takes live ones again.
+ * If the ring drops some it has not reached yet (notifications faster than it reads), it lags.
+ *
  * `missed` counts notifications of every channel (seqs are global): exact for a listener of all
  * channels, an upper bound for a listener of one channel.
  *
@@ -97,6 +104,7 @@ export class NotificationHub {
       // A resuming client has seen nothing past its seq: replayed notifications are news to it.
       resume ? 0 : this.source.replayingTo(),
       () => this.subs.delete(sub),
+      (afterSeq) => this.source.heldAfter(afterSeq),
     );
     if (resume) sub.catchUp(this.source.heldAfter(sub.seenSeq));
     if (!sub.ended) this.subs.add(sub);
@@ -127,6 +135,11 @@ export class Subscription {
   private readonly q: ListenQueue;
   /** The seq of the last notification passed (delivered, filtered out, or before the start). */
   private seen: number;
+  /**
+   * Catching up (a resume, a replaced state): the ring's notifications after `seen` still to be
+   * offered as the queue makes room (`fill`), or null when live notifications are taken.
+   */
+  private catching: { readonly held: readonly Notification[]; at: number } | null = null;
 
   /**
    * @param startSeq the seq the subscription starts after
@@ -137,6 +150,7 @@ export class Subscription {
     readonly startSeq: number,
     private readonly passThroughIndex: number,
     onEnd: () => void,
+    private readonly heldAfter: (afterSeq: number) => NotificationsAfter,
   ) {
     assert(Number.isSafeInteger(startSeq) && startSeq >= 0, 'a subscription starts after a seq >= 0');
     this.seen = startSeq;
@@ -159,16 +173,23 @@ export class Subscription {
 
   /** The next item, in log order. After a `lagged` item the subscription has ended. */
   next(): Promise<ListenItem> {
-    return this.q.next();
+    this.fill();
+    const item = this.q.next();
+    this.fill();
+    return item;
   }
 
   /** See ListenQueue.holdDownstream: items taken from here that the reader has not read yet. */
   holdDownstream(count: number, bytes: number): void {
     this.q.holdDownstream(count, bytes);
+    this.fill();
   }
 
   /** Items already buffered, without waiting (at most `max`). */
   drain(max: number): ListenItem[] {
+    // Filled once: at most a buffer's worth goes out per call, and a reader that holds what it
+    // took (holdDownstream) is given more only as it reads.
+    this.fill();
     return this.q.drain(max);
   }
 
@@ -195,14 +216,48 @@ export class Subscription {
       }
       this.seen = oldest.seq - 1;
     }
-    for (const n of held.notifications) {
-      if (this.ended) return;
-      this.offer(n);
+    this.catching = { held: held.notifications, at: 0 };
+    this.fill();
+  }
+
+  /**
+   * Catching up: offers the ring's notifications after `seen` while the queue has room; past the
+   * last one held, asks the ring again for any applied since, and takes live ones once there are
+   * none. Bounded by the ring's size per call.
+   */
+  private fill(): void {
+    for (;;) {
+      const c = this.catching;
+      if (c === null || this.ended) return;
+      if (c.at === c.held.length) {
+        const more = this.heldAfter(this.seen);
+        if (more.missed > 0) {
+          this.catching = null;
+          this.q.lagged(more.missed + more.notifications.length, { keepQueued: true });
+          return;
+        }
+        if (more.notifications.length === 0) {
+          this.catching = null;
+          return;
+        }
+        this.catching = { held: more.notifications, at: 0 };
+        continue;
+      }
+      const n = c.held[c.at] as Notification;
+      if (n.seq > this.seen && !this.q.fits(n)) return;
+      c.at++;
+      this.take(n);
     }
   }
 
   /** @internal */
   offer(n: Notification): void {
+    // Catching up: the ring holds this one too, and fill() comes to it in order.
+    if (this.catching !== null) return;
+    this.take(n);
+  }
+
+  private take(n: Notification): void {
     if (this.ended || n.seq <= this.seen) return;
     if (n.seq !== this.seen + 1) {
       // Never skip in silence: whatever lies between was not delivered (what is buffered was).

@@ -71,17 +71,20 @@ export class ListenQueue {
   /** Adds a notification; false when this made the listener lag (it has ended) or it had ended. */
   offer(n: Notification): boolean {
     if (this.endedFlag) return false;
-    const size = notificationBytes(n);
-    const unread = this.buffered + this.downstream;
-    if (
-      unread >= this.bufferMax ||
-      (unread > 0 && this.bytes + this.downstreamBytes + size > this.bytesMax)
-    ) {
+    if (!this.fits(n)) {
       this.lagged(this.buffered + 1, { overflow: true });
       return false;
     }
-    this.push({ kind: 'notification', notification: n }, size);
+    this.push({ kind: 'notification', notification: n }, notificationBytes(n));
     return true;
+  }
+
+  /** Whether `n` can be offered now without the listener lagging (and it has not ended). */
+  fits(n: Notification): boolean {
+    if (this.endedFlag) return false;
+    const unread = this.buffered + this.downstream;
+    if (unread >= this.bufferMax) return false;
+    return unread === 0 || this.bytes + this.downstreamBytes + notificationBytes(n) <= this.bytesMax;
   }
 
   /**

@@ -67,11 +67,12 @@ export async function startOneNodeAs(
 export function nodeAndRemote(
   prefix: string,
   extra: Partial<NodeConfig> = {},
-): { readonly node: HiqliteNode; readonly remote: HiqliteClient } {
+): { readonly node: HiqliteNode; readonly remote: HiqliteClient; readonly cfg: NodeConfig } {
   const root = mkdtempSync(join(tmpdir(), prefix));
-  const f: { node?: HiqliteNode; remote?: HiqliteClient } = {};
+  const f: { node?: HiqliteNode; remote?: HiqliteClient; cfg?: NodeConfig } = {};
   before(async () => {
     const cfg = await oneNodeConfig(root, extra);
+    f.cfg = cfg;
     f.node = await start(cfg, { thread: 'worker' });
     f.remote = await connect({ nodes: [cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
   });
@@ -86,6 +87,9 @@ export function nodeAndRemote(
     },
     get remote() {
       return f.remote as HiqliteClient;
+    },
+    get cfg() {
+      return f.cfg as NodeConfig;
     },
   };
 }

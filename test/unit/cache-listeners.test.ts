@@ -194,4 +194,63 @@ describe('notification hub: listeners never miss notifications in silence', () =
     for (const t of ['a', 'b', 'c']) m.notify('c', t);
     assert.deepEqual(payloads(sub), ['lagged 3']);
   });
+
+  test('a resume further behind than its buffer is served from the ring as it reads: every one, in order, then live ones', () => {
+    const m = new Member(1000);
+    for (let i = 1; i <= 300; i++) m.notify('c', `${i}`);
+    const sub = m.hub.subscribe({ channel: null, bufferMax: 16, afterSeq: 0 });
+    const got: string[] = [];
+    // Bounded: 300 held at 16 per read, and the live ones sent while it reads.
+    for (let round = 0; round < 100 && got.length < 310; round++) {
+      const items = sub.drain(1000);
+      assert.ok(items.length <= 16, `${items.length} items in one read, the buffer holds 16`);
+      for (const i of items) got.push(describeItem(i));
+      if (round < 10) m.notify('c', `live${round}`);
+    }
+    assert.equal(sub.ended, false);
+    assert.equal(got.length, 310);
+    assert.deepEqual(
+      got.map((g) => Number(g.split(':')[0])),
+      Array.from({ length: 310 }, (_, i) => i + 1),
+    );
+    assert.equal(got[300], '301:live0');
+    m.notify('c', 'after');
+    assert.deepEqual(payloads(sub), ['311:after']);
+  });
+
+  test('a resume the ring overtakes while it reads lags with the exact count of what it did not get', () => {
+    const m = new Member(50);
+    for (let i = 1; i <= 40; i++) m.notify('c', `${i}`);
+    const sub = m.hub.subscribe({ channel: null, bufferMax: 10, afterSeq: 0 });
+    assert.equal(payloads(sub).length, 10); // 1..10
+    for (let i = 41; i <= 100; i++) m.notify('c', `${i}`);
+    // The ring now holds 51..100. What the catch-up had taken from it (up to 40) is still
+    // delivered; 41..50 are gone, and the 50 held after the gap are not delivered either.
+    const rest: string[] = [];
+    for (let round = 0; round < 20 && !sub.ended; round++) rest.push(...payloads(sub));
+    rest.push(...payloads(sub));
+    assert.deepEqual(
+      rest.slice(0, 30),
+      Array.from({ length: 30 }, (_, i) => `${i + 11}:${i + 11}`),
+    );
+    assert.deepEqual(rest.slice(30), ['lagged 60']);
+    assert.equal(sub.ended, true);
+  });
+
+  test('a catching-up reader that holds what it took is given more only as it reads (the bound covers both)', () => {
+    const m = new Member(1000);
+    for (let i = 1; i <= 100; i++) m.notify('c', `${i}`);
+    const sub = m.hub.subscribe({ channel: null, bufferMax: 8, afterSeq: 0 });
+    const first = sub.drain(1000);
+    assert.equal(first.length, 8);
+    sub.holdDownstream(8, 0);
+    assert.deepEqual(sub.drain(1000), [], 'nothing more while the reader holds a buffer');
+    sub.holdDownstream(3, 0);
+    assert.equal(sub.drain(1000).length, 5);
+    sub.holdDownstream(0, 0);
+    const next = sub.drain(1000);
+    assert.equal(next.length, 8);
+    assert.equal(describeItem(next[0]!), '14:14');
+    assert.equal(sub.ended, false);
+  });
 });
