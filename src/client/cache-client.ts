@@ -28,7 +28,7 @@ import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import { systemClock } from '../node/system-clock.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
-import { cacheValueProblem, cacheValuePackr as packr } from '../sm/cache/value.js';
+import { checkedCacheValue, cacheValuePackr as packr, ValueProblem } from '../sm/cache/value.js';
 import { consistencyArg, durationArg, int64Arg, nameArg, optionsArg, signalArg, stringArg } from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
@@ -77,11 +77,13 @@ export function noLocalReplica(): HiqliteError {
 
 /** Any value cacheValueProblem accepts (src/sm/cache/value.ts); a `Uint8Array` becomes msgpack binary. */
 export function encodeCacheValue(value: unknown): Uint8Array {
-  const problem = cacheValueProblem(value);
-  if (problem !== null) throw new HiqliteError('HQL_INVALID_PARAMS', problem, { retryable: false });
+  // The checked copy is packed: a getter of the caller's value runs once (checkedCacheValue).
+  const checked = checkedCacheValue(value);
+  if (checked instanceof ValueProblem)
+    throw new HiqliteError('HQL_INVALID_PARAMS', checked.reason, { retryable: false });
   let bytes: Uint8Array;
   try {
-    bytes = packr.pack(value);
+    bytes = packr.pack(checked);
   } catch (cause) {
     // A bigint beyond 64 bits: the caller's value, not a bug of ours.
     throw new HiqliteError(

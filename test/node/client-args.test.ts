@@ -481,6 +481,27 @@ describe('client arguments', () => {
     }
   });
 
+  test('a value whose getters answer differently each time is stored as it was checked (each getter runs once)', async () => {
+    for (const [name, db] of [
+      ['embedded', node],
+      ['remote', remote],
+    ] as [string, Loose][]) {
+      let reads = 0;
+      // A plain object when checked; a Map with an object key (msgpack no reader decodes) after.
+      const fickle = {
+        get x(): unknown {
+          reads++;
+          return reads === 1 ? { ok: true } : new Map([[{}, 1]]);
+        },
+      };
+      await db.cache('fickle').put('k', fickle);
+      assert.equal(reads, 1, `${name}: the getter ran once`);
+      assert.deepEqual(await db.cache('fickle').get('k'), { x: { ok: true } }, name);
+      assert.deepEqual(await db.cache('fickle').entries(), [['k', { x: { ok: true } }]], name);
+      await db.cache('fickle').delete('k');
+    }
+  });
+
   test('the valid forms still work on both', async () => {
     for (const [i, db] of ([node, remote] as Loose[]).entries()) {
       await db.cache('c').put('k', { a: 1 }, { ttlMs: 60_000 });

@@ -42,8 +42,25 @@ export const cacheValuePackr = new Packr({
 
 /** Null when `value` may be stored as a cache value, else why not (naming where in it). */
 export function cacheValueProblem(value: unknown): string | null {
-  if (value === undefined) return 'a cache value cannot be undefined';
-  return problemAt(value, 'the value', 0);
+  const checked = checkedCacheValue(value);
+  return checked instanceof ValueProblem ? checked.reason : null;
+}
+
+/**
+ * `value` checked as cacheValueProblem does, and copied as it was read: its arrays and objects are
+ * new ones holding what each element and property was when it was checked (a Uint8Array, a Date
+ * and a primitive as they are). Pack the copy, not `value`: each getter of `value` runs once, so a
+ * getter that answers something else the second time (a Map after a plain object) cannot put
+ * bytes no reader decodes into the replicas.
+ */
+export function checkedCacheValue(value: unknown): unknown | ValueProblem {
+  if (value === undefined) return new ValueProblem('a cache value cannot be undefined');
+  return checkedAt(value, 'the value', 0);
+}
+
+/** Why a value is refused (checkedCacheValue). */
+export class ValueProblem {
+  constructor(readonly reason: string) {}
 }
 
 /** Null when `bytes` (msgpack from a remote client) decode to a value cacheValueProblem accepts. */
@@ -54,58 +71,88 @@ export function cacheValueBytesProblem(bytes: Uint8Array): string | null {
   } catch (e) {
     return `the value is not msgpack a reader can decode (${e instanceof Error ? e.message : String(e)})`;
   }
-  return v === undefined ? null : problemAt(v, 'the value', 0);
+  if (v === undefined) return null;
+  const checked = checkedAt(v, 'the value', 0);
+  return checked instanceof ValueProblem ? checked.reason : null;
 }
 
-function problemAt(v: unknown, where: string, depth: number): string | null {
+/** `where` for a message: a path nested hundreds deep is shortened to its ends. */
+function shortPath(where: string): string {
+  return where.length <= 120 ? where : `${where.slice(0, 60)}…${where.slice(-40)}`;
+}
+
+function checkedAt(v: unknown, where: string, depth: number): unknown | ValueProblem {
   switch (typeof v) {
     case 'undefined':
     case 'boolean':
     case 'number':
     case 'bigint':
-      return null;
+      return v;
     case 'string':
-      return isWellFormed(v) ? null : `${where} holds a lone UTF-16 surrogate (it would read back as U+FFFD)`;
+      return isWellFormed(v)
+        ? v
+        : new ValueProblem(
+            `${shortPath(where)} holds a lone UTF-16 surrogate (it would read back as U+FFFD)`,
+          );
     case 'function':
-      return `${where} is a function: not a msgpack value`;
+      return new ValueProblem(`${shortPath(where)} is a function: not a msgpack value`);
     case 'symbol':
-      return `${where} is a symbol: not a msgpack value`;
+      return new ValueProblem(`${shortPath(where)} is a symbol: not a msgpack value`);
   }
-  if (v === null) return null;
+  if (v === null) return v;
   if (v instanceof Date)
-    return Number.isNaN(v.getTime()) ? `${where} is an invalid Date (it would read back as null)` : null;
+    return Number.isNaN(v.getTime())
+      ? new ValueProblem(`${shortPath(where)} is an invalid Date (it would read back as null)`)
+      : v;
   if (depth >= CACHE_VALUE_DEPTH_MAX)
-    return `${where} is nested more than ${CACHE_VALUE_DEPTH_MAX} levels deep (or is part of a cycle)`;
+    return new ValueProblem(
+      `${shortPath(where)} is nested more than ${CACHE_VALUE_DEPTH_MAX} levels deep (or is part of a cycle)`,
+    );
   const proto: unknown = Object.getPrototypeOf(v);
   if (Array.isArray(v)) {
-    if (proto !== Array.prototype) return `${where} is a subclass of Array: pass a plain array`;
+    if (proto !== Array.prototype)
+      return new ValueProblem(`${shortPath(where)} is a subclass of Array: pass a plain array`);
     // msgpack holds an array's elements only: named properties beside them would be left out.
     const keys = Object.keys(v);
     if (keys.length > v.length || Object.getOwnPropertySymbols(v).length > 0) {
       const named = keys.find((k) => !/^(0|[1-9][0-9]*)$/.test(k));
-      return `${where} is an array with ${named === undefined ? 'a symbol' : `the named property "${named.length > 40 ? `${named.slice(0, 40)}…` : named}"`} beside its elements (it would be left out): pass a plain array, or an object`;
+      return new ValueProblem(
+        `${shortPath(where)} is an array with ${named === undefined ? 'a symbol' : `the named property "${named.length > 40 ? `${named.slice(0, 40)}…` : named}"`} beside its elements (it would be left out): pass a plain array, or an object`,
+      );
     }
-    for (let i = 0; i < v.length; i++) {
-      const p = problemAt(v[i], `${where}[${i}]`, depth + 1);
-      if (p !== null) return p;
+    const n = v.length;
+    const copy: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = checkedAt(v[i], `${where}[${i}]`, depth + 1);
+      if (x instanceof ValueProblem) return x;
+      copy[i] = x;
     }
-    return null;
+    return copy;
   }
-  if (v instanceof Uint8Array) return null;
+  if (v instanceof Uint8Array) return v;
   if (proto === Object.prototype || proto === null) {
     const o = v as Record<string, unknown>;
     if (Object.getOwnPropertySymbols(o).length > 0)
-      return `${where} has a symbol key: not a msgpack value (it would be left out)`;
+      return new ValueProblem(
+        `${shortPath(where)} has a symbol key: not a msgpack value (it would be left out)`,
+      );
+    const copy: Record<string, unknown> = {};
     for (const k of Object.keys(o)) {
-      if (k === '__proto__') return `${where} has the key "__proto__", which cannot be read back as such`;
+      if (k === '__proto__')
+        return new ValueProblem(
+          `${shortPath(where)} has the key "__proto__", which cannot be read back as such`,
+        );
       if (!isWellFormed(k))
-        return `${where} has a key with a lone UTF-16 surrogate (it would read back as U+FFFD)`;
-      const p = problemAt(o[k], `${where}.${k.length > 40 ? `${k.slice(0, 40)}…` : k}`, depth + 1);
-      if (p !== null) return p;
+        return new ValueProblem(
+          `${shortPath(where)} has a key with a lone UTF-16 surrogate (it would read back as U+FFFD)`,
+        );
+      const x = checkedAt(o[k], `${where}.${k.length > 40 ? `${k.slice(0, 40)}…` : k}`, depth + 1);
+      if (x instanceof ValueProblem) return x;
+      copy[k] = x;
     }
-    return null;
+    return copy;
   }
-  return `${where} is ${described(v as object)}`;
+  return new ValueProblem(`${shortPath(where)} is ${described(v as object)}`);
 }
 
 /** Why an object other than a plain object, array, Uint8Array or Date is refused, with the way out. */
