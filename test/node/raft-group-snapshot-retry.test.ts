@@ -14,20 +14,24 @@ test('failed snapshot sends to a peer back off', async () => {
     const { stopped } = await c.followerBehindSnapshot();
     // The peer is back and answers (its appends and heartbeats go through), but every snapshot
     // sent to it fails, as to a peer whose snapshot port is not up yet.
-    let attempts = 0;
+    const attempts: number[] = [];
     const real = c.sendSnapshot.bind(c);
     c.sendSnapshot = async (g, m: Extract<Message, { type: 'snapshot' }>, path) => {
       if (m.to === stopped.id) {
-        attempts++;
+        attempts.push(performance.now());
         return false;
       }
       return real(g, m, path);
     };
     const voters = [...c.nodes.keys(), stopped.id].sort() as NodeId[];
     await c.startNode(stopped.id, voters, 20, stopped.logState, new KvStateMachine());
-    await new Promise((r) => setTimeout(r, 2_000));
-    // 200 ms, 400, 800: four attempts in two seconds (a few more under a slow scheduler).
-    assert.ok(attempts >= 1 && attempts <= 6, `${attempts} snapshot sends in 2 s`);
+    await c.waitFor('four attempts', () => attempts.length >= 4, 15_000);
+    // Each pause at least the one before doubled: 200 ms, 400, 800 (a slow scheduler only
+    // lengthens them). Reported at once, the next attempt came with the next heartbeat round.
+    const gaps = attempts.slice(1, 4).map((t, i) => t - (attempts[i] as number));
+    gaps.forEach((gap, i) => {
+      assert.ok(gap >= 0.95 * 200 * 2 ** i, `pause ${i + 1}: ${gap.toFixed(0)} ms (${gaps.map(Math.round)})`);
+    });
   } finally {
     await c.close();
   }
