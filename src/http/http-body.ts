@@ -17,6 +17,7 @@
  * never read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isPaddedBase64 } from '../lib/base64.js';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 import { decodeUtf8 } from '../lib/utf8.js';
 
@@ -331,8 +332,6 @@ export async function readJsonObjectOf(body: Buffer, limits: BodyLimits): Promis
   return v as Record<string, unknown>;
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /**
  * Bytes as JSON carries them (`toJson`): an object whose only key is `$blob`, a base64 string.
  * Null for any other value; HQL_INVALID_PARAMS (400) for `{"$blob": …}` that is not base64
@@ -343,7 +342,7 @@ export function blobFromJson(v: unknown, where: string): Uint8Array | null {
   const keys = Object.keys(v);
   if (keys.length !== 1 || keys[0] !== '$blob') return null;
   const text = (v as { $blob: unknown }).$blob;
-  if (typeof text !== 'string' || !BASE64.test(text))
+  if (typeof text !== 'string' || !isPaddedBase64(text))
     throw new HttpBodyError(
       'HQL_INVALID_PARAMS',
       `${where}: {"$blob": …} is how JSON carries bytes, and takes a base64 string (standard alphabet, padded)`,

@@ -201,6 +201,23 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
   });
 
+  // Found from outside: a blob of 4 MiB and more was HQL_INTERNAL (500), the base64 check's
+  // regular expression ran out of stack.
+  test('a {"$blob": base64} parameter of 5 MiB is stored as its bytes; base64 that is not is refused', async () => {
+    const bytes = Buffer.alloc(5 * 1024 * 1024, 7);
+    const b64 = bytes.toString('base64');
+    for (const route of ['/query', '/execute']) {
+      const sql = route === '/query' ? 'SELECT length(?) AS n' : 'INSERT INTO t (v) VALUES (?)';
+      const { status, json } = await post(route, { sql, params: [{ $blob: b64 }] });
+      assert.equal(status, 200, `${route}: ${JSON.stringify(json).slice(0, 300)}`);
+    }
+    assert.deepEqual(await node.query('SELECT length(v) AS n FROM t WHERE typeof(v) = ?', ['blob']), [
+      { n: bytes.length },
+    ]);
+    for (const bad of [`${b64.slice(0, -1)}`, `${b64.slice(0, -4)}a===`, `${b64.slice(0, -4)}ab-_`, '=AAA'])
+      await refused('/query', { sql: 'SELECT ?', params: [{ $blob: bad }] }, 'takes a base64 string');
+  });
+
   // Found from outside: both were stored as other values, without a word.
   test('an integer beyond 2^53 and a lone surrogate ("\\ud800") in a SQL body are refused; the decimal string stores the exact integer', async () => {
     const raw = (route: string, text: string) => send('POST', route, text);
