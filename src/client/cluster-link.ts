@@ -397,7 +397,12 @@ export class ClusterLink {
     }).then(async (conn): Promise<NodeLink> => {
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
-      const max = r?.ok === true ? (r.value as { commandBytesMax?: unknown }).commandBytesMax : undefined;
+      const limits =
+        r?.ok === true ? (r.value as { commandBytesMax?: unknown; frameBytesMax?: unknown }) : {};
+      const frame = limits.frameBytesMax;
+      if (typeof frame === 'number' && Number.isSafeInteger(frame) && frame > 0)
+        conn.setPeerFrameBytesMax(frame);
+      const max = limits.commandBytesMax;
       return { conn, commandBytesMax: typeof max === 'number' ? max : null };
     });
     this.conns.set(addr, p);

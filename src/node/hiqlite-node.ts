@@ -1066,7 +1066,10 @@ export class HiqliteNode {
       case 'metrics':
         return this.metrics();
       case 'limits':
-        return { commandBytesMax: commandBytesMaxFor(this.cfg.entryBytesMax) };
+        return {
+          commandBytesMax: commandBytesMaxFor(this.cfg.entryBytesMax),
+          frameBytesMax: this.cfg.frameBytesMax,
+        };
       case 'leader': {
         // A cache-only node's group is the cache group, whichever group is asked about; the
         // answer says the node's sqlite setting, so that nodes of the other kind refuse it.

@@ -247,11 +247,15 @@ export class HiqliteProxy {
     };
   }
 
-  /** The cluster's command limit, and no more than fits in a frame to this proxy. */
+  /**
+   * The cluster's command limit, and no more than fits in a frame to this proxy; the largest
+   * frame this proxy takes (a client refuses a larger request instead of sending it).
+   */
   private async limitsAnswer(): Promise<unknown> {
-    const own = (this.cfg.limits.frame_bytes_max ?? 0) - FRAME_HEADROOM_BYTES;
+    const frameBytesMax = this.cfg.limits.frame_bytes_max ?? 0;
+    const own = frameBytesMax - FRAME_HEADROOM_BYTES;
     const cluster = await this.link.commandBytesMax().catch(() => null);
-    return { commandBytesMax: cluster === null ? own : Math.min(cluster, own) };
+    return { commandBytesMax: cluster === null ? own : Math.min(cluster, own), frameBytesMax };
   }
 
   /** A listener of a client, relayed from one node (relay-listen.ts). */

@@ -90,6 +90,13 @@ export class ApiConnection {
   private heardAtMs = performance.now();
   private pinging = false;
   private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * The largest frame the node takes (its `frame_bytes_max`, from the `limits` op), or null when
+   * not known. A request larger is refused here, never sent: sent, the node closed the
+   * connection at its header, and the client retried it on every node until its deadline, then
+   * said HQL_UNAVAILABLE, retryable (found by an outside probe: a 17 MiB query parameter).
+   */
+  private peerFrameBytesMax: number | null = null;
 
   private constructor(
     private readonly conn: FramedConnection,
@@ -227,6 +234,11 @@ export class ApiConnection {
     return this.closedError !== null;
   }
 
+  /** The node's frame_bytes_max, as its `limits` answer says (see peerFrameBytesMax). */
+  setPeerFrameBytesMax(bytes: number): void {
+    this.peerFrameBytesMax = bytes;
+  }
+
   onClose(fn: () => void): () => void {
     this.closeWatchers.add(fn);
     return () => this.closeWatchers.delete(fn);
@@ -295,7 +307,18 @@ export class ApiConnection {
     // deadline timer was set).
     let frame: Uint8Array;
     try {
-      frame = encodeFrame(encodeApiMessage({ ...body, id } as ApiRequest));
+      const message = encodeApiMessage({ ...body, id } as ApiRequest);
+      const max = this.peerFrameBytesMax;
+      if (max !== null && message.byteLength > max) {
+        return Promise.reject(
+          new RequestNotProcessedError(
+            'HQL_REQUEST_TOO_LARGE',
+            `the ${body.op} request is ${message.byteLength} bytes encoded, more than the node takes in one (frame_bytes_max = ${max}): send less per request`,
+            { retryable: false },
+          ),
+        );
+      }
+      frame = encodeFrame(message);
     } catch (e) {
       return Promise.reject(
         new RequestNotProcessedError(

@@ -481,6 +481,27 @@ describe('client arguments', () => {
     }
   });
 
+  // Found by an outside probe: sent, the node closed the connection at the frame's header, the
+  // client tried every node until its deadline and said HQL_UNAVAILABLE, retryable, after 10 s.
+  test('a query whose parameters make a request larger than the node takes: HQL_REQUEST_TOO_LARGE, not retryable; the embedded node runs it', async () => {
+    const big = 'a'.repeat(17 * 1024 * 1024); // frame_bytes_max is 16 MiB by default
+    assert.deepEqual(await node.query('SELECT length(?) AS n', [big]), [{ n: big.length }]);
+    for (const consistency of ['local', 'linearizable'] as const) {
+      await assert.rejects(remote.query('SELECT length(?) AS n', [big], { consistency }), (e: unknown) => {
+        assert.ok(e instanceof HiqliteError);
+        assert.equal(e.code, 'HQL_REQUEST_TOO_LARGE', e.message);
+        assert.equal(e.retryable, false);
+        assert.match(
+          e.message,
+          /the query request is \d+ bytes encoded, more than the node takes in one \(frame_bytes_max = 16777216\)/,
+        );
+        return true;
+      });
+    }
+    // The connection is still the client's: the next request goes through.
+    assert.deepEqual(await remote.query('SELECT 1 AS x'), [{ x: 1 }]);
+  });
+
   test('a value whose getters answer differently each time is stored as it was checked (each getter runs once)', async () => {
     for (const [name, db] of [
       ['embedded', node],

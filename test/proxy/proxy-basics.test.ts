@@ -115,6 +115,9 @@ describe('the proxy in front of a 3-node cluster', () => {
       assert.ok(
         limits.ok && typeof (limits.value as { commandBytesMax: unknown }).commandBytesMax === 'number',
       );
+      // The largest frame the proxy takes: a client refuses a larger request, never sends it.
+      const frame = (limits.value as { frameBytesMax?: unknown }).frameBytesMax;
+      assert.ok(typeof frame === 'number' && frame >= 2 * 1024 * 1024, JSON.stringify(limits.value));
       const join = await conn.request({ op: 'join', nodeId: 1, nonce: 'x' }, 10_000);
       assert.ok(!join.ok && join.error.code === 'HQL_UNAUTHORIZED', JSON.stringify(join));
     } finally {
