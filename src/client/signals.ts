@@ -27,4 +27,29 @@ export function onShutdownSignal(shutdown: () => Promise<void>, graceMs = SHUTDO
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
+  releaseStopSignals();
+}
+
+let holding: ((signal: NodeJS.Signals) => void) | null = null;
+
+/**
+ * The `hiqlite` command's entry, for a long-running command: `onSignal` answers SIGTERM / SIGINT
+ * until the command has installed its own handlers and calls releaseStopSignals. The hand-over
+ * leaves no moment without a listener: when the last one of a signal goes, Node restores the
+ * default action (exit 143, silent) and drops a signal caught but not yet dispatched (ignored:
+ * found by an outside probe, a SIGTERM at 0.4 s after `hiqlite serve` or `dev` started did one or
+ * the other when the entry removed its handlers before the command installed its own).
+ */
+export function holdStopSignals(onSignal: (signal: NodeJS.Signals) => void): void {
+  holding = onSignal;
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/** The command's own handlers are installed: the entry's go (holdStopSignals). */
+export function releaseStopSignals(): void {
+  if (holding === null) return;
+  process.off('SIGTERM', holding);
+  process.off('SIGINT', holding);
+  holding = null;
 }

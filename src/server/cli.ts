@@ -6,21 +6,16 @@
  * once it has installed its own handlers, not silently with 143 (found by an outside probe:
  * `timeout -s TERM 0.5 hiqlite serve …`).
  */
+import { holdStopSignals } from '../client/signals.js';
+
 const LONG_RUNNING = new Set(['serve', 'dev', 'proxy']);
 const command = process.argv[2];
-const stopWhileLoading = (signal: NodeJS.Signals): void => {
-  process.stderr.write(`hiqlite: received ${signal} while ${command} was still loading: stopping\n`);
-  process.exit(0);
-};
-const early = command !== undefined && LONG_RUNNING.has(command);
-if (early) {
-  process.once('SIGTERM', stopWhileLoading);
-  process.once('SIGINT', stopWhileLoading);
+if (command !== undefined && LONG_RUNNING.has(command)) {
+  // Until the command has its own handlers (it releases these then, never before).
+  holdStopSignals((signal) => {
+    process.stderr.write(`hiqlite: received ${signal} while ${command} was still loading: stopping\n`);
+    process.exit(0);
+  });
 }
 const { main } = await import('./cli-main.js');
-if (early) {
-  // The command installs its own before the event loop turns again.
-  process.off('SIGTERM', stopWhileLoading);
-  process.off('SIGINT', stopWhileLoading);
-}
 main();

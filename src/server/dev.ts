@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { releaseStopSignals } from '../client/signals.js';
 import { generateConfig, writeGeneratedConfig } from '../node/config/config.js';
 import { type LogLevel, logLevelFromEnv } from '../node/log-level.js';
 
@@ -57,6 +58,7 @@ export async function runDev(o: {
   const onSignal = (signal: NodeJS.Signals) => void stop(`received ${signal}: stopping the cluster`, 0);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  releaseStopSignals();
 
   try {
     const generated = generateConfig({

@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { start } from '../client/embedded.js';
-import { onShutdownSignal, SHUTDOWN_GRACE_MS } from '../client/signals.js';
+import { onShutdownSignal, releaseStopSignals, SHUTDOWN_GRACE_MS } from '../client/signals.js';
 import { HiqliteError } from '../lib/errors.js';
 import { ConfigError, loadTomlConfig, type NodeConfig, resolveConfig } from '../node/config/config.js';
 import { logLevelFromEnv } from '../node/log-level.js';
@@ -30,6 +30,7 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   };
   process.once('SIGTERM', stopWhileStarting);
   process.once('SIGINT', stopWhileStarting);
+  releaseStopSignals();
   let waitedMs = 0;
   const progress = setInterval(() => {
     waitedMs += JOIN_PROGRESS_INTERVAL_MS;
@@ -59,8 +60,6 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
     process.exit(0);
   } finally {
     clearInterval(progress);
-    process.off('SIGTERM', stopWhileStarting);
-    process.off('SIGINT', stopWhileStarting);
   }
   process.stdout.write(`READY node ${node.nodeId}\n`);
   // A shutdown waits at most shutdown_timeout_ms four times (the writes and requests in flight,
@@ -70,6 +69,12 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   onShutdownSignal(async () => {
     await node.shutdown();
   }, graceMs);
+  // Removed only now: with no listener for a moment a signal would kill the process (143) or be
+  // dropped (holdStopSignals in src/client/signals.ts).
+  process.off('SIGTERM', stopWhileStarting);
+  process.off('SIGINT', stopWhileStarting);
+  // A stop asked for while start() was finishing (too late to cancel it): the node shuts down.
+  if (cancel.signal.aborted) process.kill(process.pid, 'SIGTERM');
 }
 
 /**

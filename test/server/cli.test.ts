@@ -199,6 +199,67 @@ describe('hiqlite CLI', () => {
     }
   });
 
+  // Found by an outside probe: a SIGTERM at about 0.4 s (compiled) killed serve silently (143)
+  // or was dropped (it went on serving): the entry handed the signals to the command with a
+  // moment between without a listener. Here the signal comes right after each change of the
+  // SIGTERM listeners in turn (a module of the test counts them), so every such moment is met.
+  test('serve stopped by SIGTERM right after any change of its signal listeners exits 0, saying so', async () => {
+    const [raft, api] = (await freePorts(2)) as [number, number];
+    const file = join(dir, 'handover.toml');
+    writeFileSync(file, nodeToml(1, [`1 127.0.0.1:${raft} 127.0.0.1:${api}`], join(dir, 'handover')));
+    const outcomes: string[] = [];
+    // Bounded: at most 8 changes are met; serve makes 5 before it serves.
+    for (let k = 1; k <= 8; k++) {
+      const marker = join(dir, `sigterm-at-${k}.mjs`);
+      writeFileSync(
+        marker,
+        `let changes = 0;
+const afterChange = (event) => {
+  if (event !== 'SIGTERM' || ++changes !== ${k}) return;
+  process.stderr.write('SIGTERM SENT\\n');
+  process.kill(process.pid, 'SIGTERM');
+};
+const on = process.on.bind(process);
+const removeListener = process.removeListener.bind(process);
+process.on = (event, listener) => {
+  const r = on(event, listener);
+  afterChange(event);
+  return r;
+};
+process.removeListener = (event, listener) => {
+  const r = removeListener(event, listener);
+  afterChange(event);
+  return r;
+};
+process.off = process.removeListener;
+`,
+      );
+      const run = startCli(['serve', '--config', file], [marker]);
+      try {
+        const ready = waitForOutput(run, 'READY node 1', 60_000).then(() => 'ready');
+        const first = await Promise.race([run.exited.then(() => 'exited'), ready]);
+        if (first === 'ready' && !run.stderr.includes('SIGTERM SENT')) {
+          outcomes.push(`${k}: not met before READY`);
+          break;
+        }
+        const code = await Promise.race([
+          run.exited,
+          new Promise<string>((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000)),
+        ]);
+        outcomes.push(`${k}: ${code}${/received SIGTERM/.test(run.stderr) ? '' : ' (no message)'}`);
+      } finally {
+        run.child.kill('SIGKILL');
+        await run.exited;
+      }
+    }
+    assert.ok(outcomes.length >= 5, outcomes.join('; '));
+    assert.deepEqual(
+      outcomes.filter((o) => !/: (0|not met before READY)$/.test(o)),
+      [],
+      outcomes.join('; '),
+    );
+  });
+
   test('serve waits for a shutdown that takes its shutdown_timeout_ms, and exits 0', async () => {
     // A write that never finishes wedges the apply: the shutdown waits shutdown_timeout_ms for
     // it (6 s), then as long again for the batch before it interrupts it: about 12 s, past the
