@@ -193,8 +193,9 @@ export function parseJsonBody(
       false,
     );
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (e) {
     throw new HttpBodyError(
       'HQL_INVALID_PARAMS',
@@ -205,6 +206,56 @@ export function parseJsonBody(
       false,
     );
   }
+  const twice = jsonDuplicateKey(body);
+  if (twice !== null) {
+    const shown = twice.length > 40 ? `${twice.slice(0, 40)}…` : twice;
+    throw new HttpBodyError(
+      'HQL_INVALID_PARAMS',
+      `the body's JSON has the key ${JSON.stringify(shown)} twice in one object: JSON.parse keeps the last, so the first would be ignored`,
+      400,
+      false,
+    );
+  }
+  return value;
+}
+
+/**
+ * The first key that appears twice in one object of JSON text (UTF-8 bytes, JSON that parses),
+ * or null. JSON.parse keeps the last (`{"sql": "SELECT 1", "sql": "SELECT 2"}` ran the second):
+ * the routes refuse what they would ignore. One pass; keys with escapes are compared decoded.
+ */
+export function jsonDuplicateKey(bytes: Uint8Array): string | null {
+  // One entry per open array (null) or object (its keys so far, and whether a key comes next).
+  const open: ({ keys: Set<string>; keyNext: boolean } | null)[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i] as number;
+    if (c === 0x22 /* " */) {
+      const start = i + 1;
+      let escaped = false;
+      for (i = start; i < bytes.length; i++) {
+        const d = bytes[i] as number;
+        if (d === 0x5c /* backslash */) {
+          escaped = true;
+          i++;
+        } else if (d === 0x22) break;
+      }
+      const top = open[open.length - 1];
+      if (top !== null && top !== undefined && top.keyNext) {
+        top.keyNext = false;
+        const raw = Buffer.from(bytes.buffer, bytes.byteOffset + start, i - start).toString('utf8');
+        const key = escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (top.keys.has(key)) return key;
+        top.keys.add(key);
+      }
+    } else if (c === 0x7b /* { */) open.push({ keys: new Set(), keyNext: true });
+    else if (c === 0x5b /* [ */) open.push(null);
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) open.pop();
+    else if (c === 0x2c /* , */) {
+      const top = open[open.length - 1];
+      if (top !== null && top !== undefined) top.keyNext = true;
+    }
+  }
+  return null;
 }
 
 /**

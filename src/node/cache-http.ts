@@ -498,8 +498,23 @@ function decodePart(text: string, what: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
-    throw invalid(`the ${what} in the path is not valid percent-encoding`);
+    // Well-formed escapes whose bytes are not UTF-8 (`%FF`, a surrogate's `%ED%A0%80`) fail
+    // too: said as what they are, not as bad percent-encoding.
+    throw invalid(
+      wellFormedEscapes(text)
+        ? `the ${what} in the path decodes to bytes that are not UTF-8 (keys and names are text)`
+        : `the ${what} in the path is not valid percent-encoding`,
+    );
   }
+}
+
+/** Whether every `%` of `text` starts two hex digits (checked in a loop: no regex over groups). */
+function wellFormedEscapes(text: string): boolean {
+  const hex = (i: number) => /[0-9A-Fa-f]/.test(text.charAt(i));
+  for (let i = text.indexOf('%'); i !== -1; i = text.indexOf('%', i + 3)) {
+    if (!hex(i + 1) || !hex(i + 2)) return false;
+  }
+  return true;
 }
 
 /**

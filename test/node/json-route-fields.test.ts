@@ -201,6 +201,22 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
   });
 
+  // Found from outside: {"sql": "SELECT 1", "sql": "SELECT 2"} ran the second.
+  test('a key twice in one object of a body is refused, naming it; the same key in two objects is not', async () => {
+    const twice = async (route: string, text: string, key: string) => {
+      const { status, json } = await send('POST', route, text);
+      assert.equal(status, 400, `${text}: ${JSON.stringify(json)}`);
+      assert.equal(json.error?.code, 'HQL_INVALID_PARAMS');
+      assert.match(json.error?.message ?? '', new RegExp(`the key "${key}" twice in one object`));
+    };
+    await twice('/query', '{"sql":"SELECT 1 AS x","sql":"SELECT 2 AS x"}', 'sql');
+    await twice('/execute', '{"sql":"INSERT INTO t (v) VALUES (:v)","params":{"v":"a","v":"b"}}', 'v');
+    await twice('/query', '{"sql":"SELECT 1 AS x","\\u0073ql":"SELECT 2 AS x"}', 'sql');
+    await twice('/notify', '{"channel":"c","payload":{"a":{"b":1,"b":2}}}', 'b');
+    const fine = await send('POST', '/notify', '{"channel":"c","payload":[{"k":1},{"k":2},{"k":{"k":3}}]}');
+    assert.equal(fine.status, 200, JSON.stringify(fine.json));
+  });
+
   // Found from outside: a blob of 4 MiB and more was HQL_INTERNAL (500), the base64 check's
   // regular expression ran out of stack.
   test('a {"$blob": base64} parameter of 5 MiB is stored as its bytes; base64 that is not is refused', async () => {
@@ -321,6 +337,19 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
       } finally {
         clearTimeout(timer);
       }
+    }
+    // In the path: escapes whose bytes are not UTF-8 are said as such (they were "not valid
+    // percent-encoding", found by an outside probe); a broken escape is.
+    for (const [path, says] of [
+      ['/cache/c/%FF', /the key in the path decodes to bytes that are not UTF-8/],
+      ['/cache/%ED%A0%80/k', /the cache name in the path decodes to bytes that are not UTF-8/],
+      ['/cache/c/%G1', /the key in the path is not valid percent-encoding/],
+      ['/cache/c/k%', /the key in the path is not valid percent-encoding/],
+    ] as const) {
+      const res = await fetch(`${base}${path}`, { headers: h });
+      const body = (await res.json()) as Answer;
+      assert.equal(res.status, 400, path);
+      assert.match(body.error?.message ?? '', says, path);
     }
     const r = await fetch(`${base}/cache/c/${'k'.repeat(8000)}`, { headers: h });
     const text = await r.text();
