@@ -20,6 +20,7 @@
  */
 import { Packr } from 'msgpackr';
 import { isWellFormed } from '../../lib/utf8.js';
+import { msgpackProblem } from '../../protocol/msgpack-check.js';
 
 /** How deep arrays and objects may nest in a cache value (a cycle is refused as too deep). */
 export const CACHE_VALUE_DEPTH_MAX = 256;
@@ -65,6 +66,10 @@ export class ValueProblem {
 
 /** Null when `bytes` (msgpack from a remote client) decode to a value cacheValueProblem accepts. */
 export function cacheValueBytesProblem(bytes: Uint8Array): string | null {
+  // First without recursion: a string that is not UTF-8 (decoded, it became U+FFFD) and a value
+  // nested deeper than any reader takes are refused before the decoder sees them.
+  const shape = msgpackProblem(bytes, CACHE_VALUE_DEPTH_MAX);
+  if (shape !== null) return `the value is not msgpack a reader can decode as it was sent (${shape})`;
   let v: unknown;
   try {
     v = cacheValuePackr.unpack(bytes);
