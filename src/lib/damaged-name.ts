@@ -4,6 +4,6 @@
  * (`hiqlite.db.damaged-2026-12-06T02-30-00-123Z`). A node never reads such a name again: it is
  * kept for the operator (ERRORS.md, HQL_CORRUPTION).
  */
-export function damagedName(path: string, atMs: number): string {
-  return `${path}.damaged-${new Date(atMs).toISOString().replace(/[:.]/g, '-')}`;
+export function damagedName(path: string, at: Date): string {
+  return `${path}.damaged-${at.toISOString().replace(/[:.]/g, '-')}`;
 }

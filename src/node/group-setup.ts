@@ -212,7 +212,7 @@ async function openLogOrMoveAside(
         { retryable: false, cause: e },
       );
     }
-    const aside = damagedName(o.logsDir, Date.now());
+    const aside = damagedName(o.logsDir, new Date());
     await rename(o.logsDir, aside);
     o.log.error(
       { group: o.group, file: e.file, offset: e.offset, reason: e.reason, movedTo: aside },

@@ -640,7 +640,7 @@ function isDamageCode(code: string): boolean {
  * removed: SQLite rebuilds it) and makes the renames durable.
  */
 function moveAside(path: string): string {
-  const movedTo = damagedName(path, Date.now());
+  const movedTo = damagedName(path, new Date());
   renameSync(path, movedTo);
   try {
     renameSync(`${path}-wal`, `${movedTo}-wal`);
