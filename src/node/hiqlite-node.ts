@@ -1053,6 +1053,7 @@ export class HiqliteNode {
         return { index: out.index, result: out.result };
       }
       case 'query': {
+        this.requireStartedToRead('a query');
         const rows = await this.query(req.sql, req.params as QueryParams, {
           consistency: req.consistency,
           minIndex: req.minIndex,
@@ -1121,6 +1122,7 @@ export class HiqliteNode {
         return this.backupService().list('local', signal);
       case 'cacheRead':
       case 'cacheLock': {
+        if (req.op === 'cacheRead') this.requireStartedToRead('a cache read');
         const clockWait = this.peerClocks.ready();
         if (clockWait !== null) await clockWait;
         return serveCacheRequest(this.cacheOf(), req, signal ?? new AbortController().signal);
@@ -1214,6 +1216,7 @@ export class HiqliteNode {
   ): Promise<unknown> {
     this.requireGroup();
     this.requireSqlite(`/${route}`);
+    if (route === 'query') this.requireStartedToRead('/query');
     return serveJsonRoute(route, body, {
       writeOk: (command) => this.writeOk(command),
       query: (sql, params, consistency) =>
@@ -1402,7 +1405,11 @@ export class HiqliteNode {
   private servingCacheOps(ops: CacheHttpOps): CacheHttpOps {
     return {
       write: (command, signal) => this.serving(() => ops.write(command, signal)),
-      read: (read, consistency, signal) => this.serving(() => ops.read(read, consistency, signal)),
+      read: (read, consistency, signal) =>
+        this.serving(() => {
+          this.requireStartedToRead('a cache read');
+          return ops.read(read, consistency, signal);
+        }),
       listen: (channel, afterSeq, signal) => this.servingListen(() => ops.listen(channel, afterSeq, signal)),
     };
   }
@@ -1779,6 +1786,22 @@ export class HiqliteNode {
    */
   private unlessStartCancelled<T>(step: Promise<T>): Promise<T> {
     return raceAbort(step, this.startSignal, () => this.startCancelled());
+  }
+
+  /**
+   * Reads of other processes (remote clients, proxies, HTTP) wait for the end of start(): until
+   * then the replica is being rebuilt from the snapshot and the log (a restarted node replays
+   * it; a rejoining one is empty), and a read answered "no such table" (HQL_SQL, not retryable)
+   * or a count far behind what the same node answered before its restart (found by an outside
+   * probe). Retryable: the client asks another node.
+   */
+  private requireStartedToRead(what: string): void {
+    if (this.started) return;
+    throw new HiqliteError(
+      'HQL_UNAVAILABLE',
+      `node ${this.cfg.nodeId} is still starting (its replica is catching up): it serves ${what} once started; ask another node`,
+      { retryable: true },
+    );
   }
 
   private requireGroup(): void {
