@@ -9,7 +9,7 @@ import { blobFromJson } from '../http/http-body.js';
 import { consistencyOf, onlyFields, optionalBoolean, type ReadConsistency } from '../http/request-fields.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { CommandInput } from '../sm/sql/command.js';
-import { isShallowStmtRef } from '../sm/sql/params.js';
+import { isShallowStmtRef, PARAMS_MAX } from '../sm/sql/params.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
@@ -87,6 +87,11 @@ export async function serveJsonRoute(
 function jsonParams(params: unknown, where: string): QueryParams {
   if (params === undefined || params === null) return [];
   if (typeof params !== 'object') throw invalidParams(`${where} must be an array or an object`);
+  // Counted before each is converted (checkReadText and the command's validation count them too,
+  // after): 300,000 of them held the node's thread for seconds.
+  const count = Array.isArray(params) ? params.length : Object.keys(params).length;
+  if (count > PARAMS_MAX)
+    throw invalidParams(`${where}: ${count} parameters, more than a statement can take (${PARAMS_MAX})`);
   // A BLOB is `{"$blob": base64}`, as the routes answer one.
   const bound = (v: unknown, at: string): unknown => {
     if (isScalar(v) || isShallowStmtRef(v)) return v;

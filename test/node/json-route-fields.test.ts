@@ -201,6 +201,25 @@ describe('HTTP JSON routes: fields checked, none ignored', () => {
     assert.deepEqual(await node.query('SELECT v FROM t WHERE v LIKE ?', ['caf%']), [{ v: 'café' }]);
   });
 
+  // Found from outside: 300,000 named parameters in one /query held the node's thread for
+  // seconds (its leader lost its term); the binary path refused them, HTTP did not.
+  test('more parameters than a statement can take are refused before they are converted, on every path', async () => {
+    const named = Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`k${i}`, 1]));
+    const listed = Array.from({ length: 40_000 }, () => 1);
+    for (const params of [named, listed]) {
+      for (const route of ['/query', '/execute']) {
+        const sql = route === '/query' ? 'SELECT 1 AS x' : 'INSERT INTO t (v) VALUES (1)';
+        const { status, json } = await post(route, { sql, params });
+        assert.equal(status, 400, `${route}: ${JSON.stringify(json).slice(0, 200)}`);
+        assert.match(json.error?.message ?? '', /40000 parameters, more than a statement can take \(32766\)/);
+      }
+      await assert.rejects(node.query('SELECT 1 AS x', params), {
+        code: 'HQL_INVALID_PARAMS',
+        message: /40000 parameters, more than a statement can take/,
+      });
+    }
+  });
+
   // Found from outside: {"sql": "SELECT 1", "sql": "SELECT 2"} ran the second.
   test('a key twice in one object of a body is refused, naming it; the same key in two objects is not', async () => {
     const twice = async (route: string, text: string, key: string) => {
