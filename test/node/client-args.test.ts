@@ -502,6 +502,24 @@ describe('client arguments', () => {
     assert.deepEqual(await remote.query('SELECT 1 AS x'), [{ x: 1 }]);
   });
 
+  // Found by an outside probe: refused with msgpackr's advice on encoder options.
+  test('an object of more than 65,535 keys in a cache value or payload is refused saying so; 65,535 are stored', async () => {
+    const keyed = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 1]));
+    for (const db of [node, remote] as Loose[]) {
+      for (const call of [
+        () => db.cache('wide').put('k', { inner: keyed(65_536) }),
+        () => db.notify('wide', keyed(65_536)),
+      ])
+        await assert.rejects(call(), {
+          code: 'HQL_INVALID_PARAMS',
+          message:
+            /^the value(\.inner)? has 65536 keys, more than an object in a cache value can have \(65535\)/,
+        });
+      await db.cache('wide').put('ok', keyed(65_535));
+      assert.equal(Object.keys((await db.cache('wide').get('ok')) as object).length, 65_535);
+    }
+  });
+
   test('a value whose getters answer differently each time is stored as it was checked (each getter runs once)', async () => {
     for (const [name, db] of [
       ['embedded', node],

@@ -25,6 +25,9 @@ import { msgpackProblem } from '../../protocol/msgpack-check.js';
 /** How deep arrays and objects may nest in a cache value (a cycle is refused as too deep). */
 export const CACHE_VALUE_DEPTH_MAX = 256;
 
+/** Keys of one object in a cache value (msgpack maps of the value codec have a 16-bit count). */
+export const CACHE_VALUE_KEYS_MAX = 65_535;
+
 /**
  * The codec of cache values. copyBuffers: a decoded binary value must not be a view of the stored
  * bytes (a caller writing into it would change the replica). writeFunction: msgpack has no
@@ -141,8 +144,14 @@ function checkedAt(v: unknown, where: string, depth: number): unknown | ValuePro
       return new ValueProblem(
         `${shortPath(where)} has a symbol key: not a msgpack value (it would be left out)`,
       );
+    const keys = Object.keys(o);
+    // msgpackr writes an object with a 16-bit key count (its fast path): more keys did not encode.
+    if (keys.length > CACHE_VALUE_KEYS_MAX)
+      return new ValueProblem(
+        `${shortPath(where)} has ${keys.length} keys, more than an object in a cache value can have (${CACHE_VALUE_KEYS_MAX}): split it, or store its entries as an array`,
+      );
     const copy: Record<string, unknown> = {};
-    for (const k of Object.keys(o)) {
+    for (const k of keys) {
       if (k === '__proto__')
         return new ValueProblem(
           `${shortPath(where)} has the key "__proto__", which cannot be read back as such`,
