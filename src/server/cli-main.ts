@@ -127,6 +127,12 @@ unknownOptionsFirst(program);
 
 /** Runs the command line (cli.ts loads this module, then calls it). */
 export function main(): void {
+  // A reader that stops reading (`hiqlite generate-config … | head -2`) is not a failure of the
+  // command: without this the write threw EPIPE, unhandled, with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
   program.parseAsync(process.argv).catch((e: unknown) => {
     // A hiqlite error says its stable code (docs/ERRORS.md) before the message.
     const code = e instanceof HiqliteError ? `${e.code}: ` : '';

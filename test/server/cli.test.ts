@@ -127,6 +127,27 @@ describe('hiqlite CLI', () => {
     assert.notEqual(readFileSync(join(out, 'node-1.toml'), 'utf8'), first);
   });
 
+  test('generate-config whose reader stops reading (| head) exits 0, without a stack trace', async () => {
+    const out = join(dir, 'piped');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', CLI, 'generate-config', '--nodes', '3', '--dir', out],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    // Closed before the command writes anything: its first write fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    const code = await new Promise((r) => child.once('exit', r));
+    clearTimeout(timer);
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Error/);
+    assert.ok(existsSync(join(out, 'node-3.toml')), 'the files are written');
+  });
+
   for (const which of ['raft', 'api'] as const) {
     test(`serve on a taken ${which} port says which address and which key`, async () => {
       const [raft, api] = (await freePorts(2)) as [number, number];
