@@ -9,9 +9,33 @@ export function whenAborted(signal: AbortSignal | undefined, fn: () => void): ()
     fn();
     return () => {};
   }
-  signal.addEventListener('abort', fn, { once: true });
-  return () => signal.removeEventListener('abort', fn);
+  // One listener per signal, however many calls wait on it: an application that passes one
+  // signal to a dozen lock() calls got Node's MaxListenersExceededWarning (more than 10
+  // listeners: "a possible memory leak"), found by an outside probe.
+  let waiting = waiters.get(signal);
+  if (waiting === undefined) {
+    const fns = new Set<() => void>();
+    waiting = fns;
+    waiters.set(signal, fns);
+    signal.addEventListener(
+      'abort',
+      () => {
+        waiters.delete(signal);
+        for (const f of [...fns]) f();
+      },
+      { once: true },
+    );
+  }
+  // A wrapper per call: the same fn twice is two waits, each removed on its own.
+  const entry = () => fn();
+  waiting.add(entry);
+  return () => {
+    waiting.delete(entry);
+  };
 }
+
+/** The calls waiting on each signal (whenAborted): one abort listener per signal. */
+const waiters = new WeakMap<AbortSignal, Set<() => void>>();
 
 /**
  * `p`, or a rejection with `error()` as soon as `signal` aborts (at once when it has); `p`'s own

@@ -4,6 +4,7 @@
  * see an abort that came meanwhile (a lock wait did not, and waited on).
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { whenAborted } from '../../src/lib/abort.js';
 
@@ -34,5 +35,27 @@ describe('whenAborted', () => {
     ac.abort();
     whenAborted(undefined, () => calls++)();
     assert.equal(calls, 0);
+  });
+
+  test('fifty waits on one signal hold one listener of it (no MaxListenersExceededWarning); each is called once, removed ones not', () => {
+    const ac = new AbortController();
+    const calls: number[] = [];
+    const stops = Array.from({ length: 50 }, (_, i) => whenAborted(ac.signal, () => calls.push(i)));
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
+    for (const stop of stops.slice(0, 10)) stop();
+    ac.abort();
+    assert.deepEqual(
+      calls,
+      Array.from({ length: 40 }, (_, i) => i + 10),
+    );
+    // The same function twice is two waits.
+    const again = new AbortController();
+    let n = 0;
+    const f = () => n++;
+    whenAborted(again.signal, f);
+    const stop = whenAborted(again.signal, f);
+    stop();
+    again.abort();
+    assert.equal(n, 1);
   });
 });
