@@ -21,7 +21,9 @@ export function whenAborted(signal: AbortSignal | undefined, fn: () => void): ()
       'abort',
       () => {
         waiters.delete(signal);
-        for (const f of [...fns]) f();
+        // A wait removed by an earlier one's call is not called (as an event listener removed
+        // during the dispatch is not).
+        for (const f of [...fns]) if (fns.has(f)) f();
       },
       { once: true },
     );

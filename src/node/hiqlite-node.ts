@@ -358,6 +358,9 @@ export class HiqliteNode {
   async query(sql: string, params: QueryParams = [], options: QueryOptions = {}): Promise<Row[]> {
     this.checkOpen();
     this.requireSqlite('query');
+    // Every read of the replica (the API's, HTTP's, the dashboard's; an application gets its
+    // node once started) waits for the end of start().
+    this.requireStartedToRead('a query');
     const { timeoutMs, signal } = options;
     checkReadText(sql, params, 'query');
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
@@ -1053,7 +1056,6 @@ export class HiqliteNode {
         return { index: out.index, result: out.result };
       }
       case 'query': {
-        this.requireStartedToRead('a query');
         const rows = await this.query(req.sql, req.params as QueryParams, {
           consistency: req.consistency,
           minIndex: req.minIndex,
@@ -1216,7 +1218,6 @@ export class HiqliteNode {
   ): Promise<unknown> {
     this.requireGroup();
     this.requireSqlite(`/${route}`);
-    if (route === 'query') this.requireStartedToRead('/query');
     return serveJsonRoute(route, body, {
       writeOk: (command) => this.writeOk(command),
       query: (sql, params, consistency) =>
@@ -1789,7 +1790,7 @@ export class HiqliteNode {
   }
 
   /**
-   * Reads of other processes (remote clients, proxies, HTTP) wait for the end of start(): until
+   * Reads of other processes (remote clients, proxies, HTTP, the dashboard) wait for the end of start(): until
    * then the replica is being rebuilt from the snapshot and the log (a restarted node replays
    * it; a rejoining one is empty), and a read answered "no such table" (HQL_SQL, not retryable)
    * or a count far behind what the same node answered before its restart (found by an outside

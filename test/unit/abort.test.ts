@@ -48,6 +48,17 @@ describe('whenAborted', () => {
       calls,
       Array.from({ length: 40 }, (_, i) => i + 10),
     );
+    // A wait that an earlier one's call removes is not called.
+    const racing = new AbortController();
+    const order: string[] = [];
+    let stopSecond = () => {};
+    whenAborted(racing.signal, () => {
+      order.push('first');
+      stopSecond();
+    });
+    stopSecond = whenAborted(racing.signal, () => order.push('second'));
+    racing.abort();
+    assert.deepEqual(order, ['first']);
     // The same function twice is two waits.
     const again = new AbortController();
     let n = 0;
