@@ -41,8 +41,10 @@ import { ProtocolError } from './protocol-error.js';
  * 4: a cache group log entry may hold a batch of commands (src/sm/cache/command.ts).
  * 5: a snapshot stream's end frame carries the SHA-256 of its bytes (peer-frame.ts); a cache
  *    group lock's renewal and release carry its holder id (refused without it when proposed).
+ * 6: a heartbeat carries the term of the leader's entry at its commit index (a follower that
+ *    holds another entry there does not commit it).
  */
-export const HANDSHAKE_VERSION = 5;
+export const HANDSHAKE_VERSION = 6;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

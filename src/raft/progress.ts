@@ -32,6 +32,8 @@ export class Progress {
    * resumes) must not open the window once per answer.
    */
   heartbeatFreed = false;
+  /** How often the follower was found to hold less than it acknowledged (see maybeDecrTo). */
+  regressions = 0;
   readonly inflights: Inflights;
   /**
    * Which record this is: a number the leader never gives to another record while it leads
@@ -119,12 +121,22 @@ export class Progress {
     }
     // In probe (and snapshot) state only the latest probe's answer counts.
     if (this.next - 1 !== rejected) return false;
-    // A rejection at match: the follower no longer holds what it acknowledged (its state is
-    // gone: a node that keeps the group in memory and restarted). There is nothing to back off
-    // to, so the probe stays paused until the next heartbeat answer (one probe per heartbeat
-    // round until the node is removed and added again), not a probe and a rejection back to back
-    // without end (the cache simulation, seed 7608: with duplicated messages, millions).
-    if (rejected <= this.match) return false;
+    if (rejected <= this.match) {
+      // A rejection at match: the follower no longer holds what it acknowledged.
+      // - Its log is empty (hint 0): its state is gone (a node that keeps the group in memory
+      //   and restarted; it rejoins as a new learner). There is nothing to back off to, so the
+      //   probe stays paused until the next heartbeat answer (one probe per heartbeat round until
+      //   the node is removed and added again), not a probe and a rejection back to back without
+      //   end (the cache simulation, seed 7608: with duplicated messages, millions).
+      // - Its log is shorter than it was (an operator restored an older copy of its data
+      //   directory, or its log lost a tail): what we recorded as its match is not true any
+      //   more. Forget it (match 0 is what a new leader starts from; commit never goes back,
+      //   and a lower match only makes counting a quorum more careful) and probe from its hint.
+      //   Kept, it would pause the follower behind for good: nothing is ever sent below match.
+      if (matchHint === 0 || matchHint >= rejected) return false;
+      this.match = 0 as LogIndex;
+      this.regressions++;
+    }
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1) as LogIndex;
     this.probeSent = false;
     return true;
@@ -151,6 +163,7 @@ export class Progress {
       inflightBytes: this.inflights.bytes,
       recentActive: this.recentActive,
       epoch: this.epoch,
+      regressions: this.regressions,
     };
   }
 }

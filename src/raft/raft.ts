@@ -749,8 +749,19 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
-    // The leader never sends a commit index beyond what it knows we match.
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()) as LogIndex);
+    // The leader sends a commit index no further than what it believes we match, with the term
+    // of its entry there. Commit only when we hold that very entry (log matching: then every
+    // entry before it is the leader's too). A commit past our last entry, or onto an entry of
+    // another term, means we hold less than we acknowledged (an older copy of our data was
+    // restored): commit nothing; the leader's probe (Progress.maybeDecrTo) repairs our log.
+    if (
+      m.commit > this.log.committed &&
+      m.commit <= this.log.lastIndex() &&
+      m.commitTerm !== 0 &&
+      this.log.term(m.commit) === m.commitTerm
+    ) {
+      this.log.commitTo(m.commit);
+    }
     this.sendAfterPersist({
       type: 'heartbeat-response',
       from: this.id,
@@ -901,7 +912,16 @@ export class RaftCore {
     // Never tell a follower to commit beyond what it is known to match: its log may differ there.
     const commit = Math.min(pr.match, this.log.committed) as LogIndex;
     if (commit > pr.commitSent) pr.commitSent = commit;
-    this.send({ type: 'heartbeat', from: this.id, to, term: this.currentTerm, commit, readContext });
+    const commitTerm = this.log.term(commit) ?? (0 as Term);
+    this.send({
+      type: 'heartbeat',
+      from: this.id,
+      to,
+      term: this.currentTerm,
+      commit,
+      commitTerm,
+      readContext,
+    });
   }
 
   private bcastHeartbeat(readContext: number): void {
@@ -976,7 +996,16 @@ export class RaftCore {
       if (pr.state === 'probe') pr.probeSent = false;
       if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     }
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, probe);
+    if (pr.match < this.log.lastIndex()) {
+      this.sendAppend(m.from, pr, probe);
+    } else if (m.matchHint < pr.match && probe) {
+      // Nothing left to send, yet the follower's log ends before what it acknowledged: it lost a
+      // tail (or answered this heartbeat before it took our last entries). An empty probe at
+      // match settles which (Progress.maybeDecrTo); without it a follower that came back with an
+      // older copy of its log would wait behind until the next write.
+      if (pr.state === 'replicate') pr.becomeProbe();
+      this.sendAppend(m.from, pr, true);
+    }
     if (m.readContext !== 0) {
       this.readOnly.ack(m.from, m.readContext);
       this.releaseConfirmedReads();

@@ -96,6 +96,13 @@ export type Message =
       readonly to: NodeId;
       readonly term: Term;
       readonly commit: LogIndex;
+      /**
+       * The term of the leader's entry at `commit` (0: unknown, compacted). The follower commits
+       * only when its own entry there has that term: a follower that came back holding an older
+       * log than it acknowledged (an older copy of its data restored) may hold another entry at
+       * an index the leader believes it matches, and must not apply it.
+       */
+      readonly commitTerm: Term;
       /** Non-zero when the heartbeat confirms leadership for pending read-index requests. */
       readonly readContext: number;
     }
@@ -225,6 +232,8 @@ export interface ProgressStatus {
   readonly recentActive: boolean;
   /** Which record of the follower this is (`Progress.epoch`). */
   readonly epoch: number;
+  /** How often the follower was found holding less of the log than it had acknowledged. */
+  readonly regressions: number;
 }
 
 /**

@@ -7,7 +7,16 @@
  *
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -196,6 +205,35 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
     await c.start(l);
     await c.waitForMembership({ voters: [1, 2, 3] });
     await w.assertAllNodesHoldEveryRow();
+  });
+
+  test('a follower whose data directory was replaced by an older copy of itself is brought up to date, writes or none', async () => {
+    // Found from outside: the leader kept the follower's acknowledged position, sent nothing below
+    // it, and the follower served stale reads for good while /ready said 200.
+    const f = await follower();
+    assert.equal(await c.stop(f), 0);
+    const dir = c.node(f).dataDir;
+    const copy = `${dir}.copy`;
+    cpSync(dir, copy, { recursive: true });
+    try {
+      await c.start(f);
+      await c.waitForMembership({ voters: [1, 2, 3] });
+      const last = await w.writeRows(60); // acknowledged by f too
+      await eventually('f applied the new rows', async () => {
+        const rows = await c.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', { ids: [f] });
+        return rows.get(f)?.[0]?.n === w.written.length ? true : undefined;
+      });
+      assert.equal(await c.stop(f), 0);
+      rmSync(dir, { recursive: true, force: true });
+      cpSync(copy, dir, { recursive: true });
+      await c.start(f);
+      // No write: the leader has nothing left to send, and must still find out.
+      const seen = await c.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', { ids: [f], minIndex: last });
+      assert.deepEqual(seen.get(f), [{ n: w.written.length }]);
+      await w.assertAllNodesHoldEveryRow();
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   test('a follower whose snapshots were deleted while stopped makes them again from its database', async () => {

@@ -215,6 +215,7 @@ describe('a stale leader always learns a higher term', () => {
       to: id(3),
       term: 1 as Term,
       commit: 0 as LogIndex,
+      commitTerm: 0 as Term,
       readContext: 0,
     });
     const rd = r.ready();

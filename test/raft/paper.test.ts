@@ -617,6 +617,7 @@ describe('takeCommitted', () => {
       to: id(2),
       term: c.node(1).status().term,
       commit: frd.entries[frd.entries.length - 1]!.index,
+      commitTerm: frd.entries[frd.entries.length - 1]!.term,
       readContext: 0,
     });
     assert.deepEqual(follower.takeCommitted(), [], 'the entry is not durable here yet');

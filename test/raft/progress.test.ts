@@ -180,6 +180,27 @@ describe('Progress.maybeDecrTo', () => {
     assert.equal(pr.isPaused(), true, 'paused until the next heartbeat answer');
   });
 
+  test('probe: a rejection at match with a hint below it (the follower lost a tail) forgets match and probes from the hint', () => {
+    const pr = probeAt(8, 9);
+    pr.sentEntries(ix(8), 0, 0);
+    assert.equal(pr.maybeDecrTo(ix(8), ix(3)), true);
+    assert.equal(pr.match, 0);
+    assert.equal(pr.next, 4);
+    assert.equal(pr.isPaused(), false);
+    assert.equal(pr.regressions, 1);
+    // A hint at or beyond the rejected index says nothing it can back off to.
+    const other = probeAt(8, 9);
+    assert.equal(other.maybeDecrTo(ix(8), ix(8)), false);
+    assert.equal(other.match, 8);
+  });
+
+  test('replicate: a rejection at match may be an old duplicate: it is ignored', () => {
+    const pr = replicateAt(8);
+    assert.equal(pr.maybeDecrTo(ix(8), ix(3)), false);
+    assert.equal(pr.match, 8);
+    assert.equal(pr.regressions, 0);
+  });
+
   test('probe: next never goes below match + 1 whatever the hint', () => {
     const pr = probeAt(6, 10);
     assert.equal(pr.maybeDecrTo(ix(9), ix(0)), true);
@@ -217,7 +238,13 @@ describe('Progress.maybeDecrTo', () => {
               const rejected = Math.max(0, pr.next - 1 + op.at);
               const hint = Math.max(0, rejected + op.hint);
               const wasProbe = pr.state === 'probe';
+              const regressionsBefore = pr.regressions;
               const changed = pr.maybeDecrTo(ix(rejected), ix(hint));
+              // The one way match goes back: a probe rejected at or below match with a hint
+              // between 0 and the rejected index (the follower holds less than it acknowledged).
+              const regressed = wasProbe && rejected <= matchBefore && hint > 0 && hint < rejected;
+              assert.equal(pr.regressions - regressionsBefore, regressed && changed ? 1 : 0);
+              if (pr.regressions > regressionsBefore) assert.equal(pr.match, 0);
               if (wasProbe && changed) assert.ok(pr.next <= nextBefore, 'probe back-off only decreases');
               if (!changed) assert.equal(pr.next, nextBefore, 'a stale rejection changes nothing');
               // As raft.ts does: a real rejection while replicating falls back to probing, which
@@ -233,7 +260,8 @@ describe('Progress.maybeDecrTo', () => {
               else pr.becomeReplicate();
               break;
           }
-          assert.ok(pr.match >= matchBefore, 'match never regresses');
+          if (op.type !== 'reject' || pr.match !== 0)
+            assert.ok(pr.match >= matchBefore, 'match never regresses but for a lost tail');
           assert.ok(pr.next >= pr.match + 1, `next ${pr.next} below match ${pr.match} + 1`);
         }
       }),
@@ -323,6 +351,7 @@ describe('Progress.sentEntries', () => {
       inflightBytes: 25,
       recentActive: true,
       epoch: 1,
+      regressions: 0,
     });
   });
 });

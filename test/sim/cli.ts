@@ -104,7 +104,7 @@ async function runSeeds(seeds: number[]): Promise<number> {
     `snapshots: ${t('snapshotsTaken')} taken, ${t('snapshotsFailed')} failed (disk full), ${t('snapshotsInstalled')} installed; entries read back from disk: ${t('entriesReadBack')}; membership changes: ${t('membershipApplied')} committed (${t('membershipProposed')} proposed); leadership transfers: ${t('transfers')}`,
   );
   console.log(
-    `processes killed: ${t('kills')}, power losses of every machine: ${t('powerLossesAll')}, operator wipes: ${t('wipes')} (states discarded at start: ${t('discards')}, nodes added back: ${t('joins')}, joins completed: ${t('rejoined')}; node 1's bootstrap proofs: ${t('bootstrapProofs')}, ended in a join: ${t('bootstrapProofsJoined')}); crashes during membership changes: ${t('crashesDuringMembership')}, during snapshot installs: ${t('crashesDuringSnapshotInstall')}`,
+    `processes killed: ${t('kills')}, power losses of every machine: ${t('powerLossesAll')}, operator wipes: ${t('wipes')} (states discarded at start: ${t('discards')}, nodes added back: ${t('joins')}, joins completed: ${t('rejoined')}; node 1's bootstrap proofs: ${t('bootstrapProofs')}, ended in a join: ${t('bootstrapProofsJoined')}); crashes during membership changes: ${t('crashesDuringMembership')}, during snapshot installs: ${t('crashesDuringSnapshotInstall')}; restores of an older copy: ${t('restores')} (${t('restoredEntriesLost')} acknowledged entries lost)`,
   );
   console.log(
     `messages: ${t('messagesSent')} sent, ${t('messagesDropped')} dropped; API requests and answers: ${t('apiSent')} sent, ${t('apiLost')} lost; ops checked: ${t('opsChecked')} (${t('opsUnknown')} with unknown outcome); linearizability budget exhausted: ${t('linearizabilityUnknown')} seeds`,

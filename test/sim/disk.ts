@@ -29,6 +29,13 @@ import { type KvSnapshot, KvStateMachine } from './kv.js';
 /** What an operator wipe deletes (see SimDisk.wipe). */
 export type WipeTarget = 'log' | 'snapshots' | 'db' | 'all';
 
+/** A copy of a node's durable data (SimDisk.copy). */
+export interface DiskCopy {
+  readonly log: Readonly<MemoryLogState>;
+  readonly kv: KvSnapshot;
+  readonly committed: ReadonlyArray<{ stored: StoredSnapshot; file: KvSnapshot }>;
+}
+
 /** One life of a process: its writes count only while it lives (a crash ends it). */
 export interface ProcessLife {
   readonly dead: boolean;
@@ -158,6 +165,45 @@ export class SimDisk {
       this.committed = [];
     }
     if (what === 'db' || what === 'all') this.kv = new KvStateMachine(this.initial);
+  }
+
+  /**
+   * What an operator's copy of the stopped or running node's data directory holds: what is
+   * durable at this instant (a consistent file-system snapshot).
+   */
+  copy(): DiskCopy {
+    const d = this.log;
+    return {
+      log: {
+        purgedIndex: d.purgedIndex,
+        purgedTerm: d.purgedTerm,
+        entries: [...d.entries],
+        hardState: d.hardState,
+      },
+      kv: this.kv.snapshot(),
+      committed: this.committed.map((s) => ({ stored: s, file: this.file(s.path) })),
+    };
+  }
+
+  /**
+   * The operator puts an older copy back in place of the stopped node's data directory; the
+   * hard state keeps `keep`'s term and vote (with the copy's commit).
+   */
+  restore(c: DiskCopy, keep: HardState): void {
+    assert(this.pending.length === 0, 'restore onto a disk with writes in flight (the node must be down)');
+    const d = this.log;
+    d.purgedIndex = c.log.purgedIndex;
+    d.purgedTerm = c.log.purgedTerm;
+    d.entries = [...c.log.entries];
+    const commit = c.log.hardState?.commit ?? (0 as LogIndex);
+    d.hardState = { term: keep.term, vote: keep.vote, commit };
+    this.kv = new KvStateMachine(c.kv);
+    this.files.clear();
+    this.committed = [];
+    for (const { stored, file } of c.committed) {
+      this.files.set(stored.path, file);
+      this.committed.push(stored);
+    }
   }
 
   tempPath(): string {

@@ -8,6 +8,7 @@
 import { assertNever } from '../../src/lib/assert.js';
 import type { Random } from '../../src/lib/prng.js';
 import type { MembershipChange, NodeId } from '../../src/raft/types.js';
+import type { DiskCopy } from './disk.js';
 import type { EventQueue } from './event-queue.js';
 import type { Network } from './network.js';
 import type { SimNode } from './node.js';
@@ -22,6 +23,9 @@ export interface NemesisStats {
   powerLossesAll: number;
   /** Operator wipes of a stopped node's data (one node counts once per wipe). */
   wipes: number;
+  /** Stopped nodes whose data directory was replaced by an older copy, and the entries they lost. */
+  restores: number;
+  restoredEntriesLost: number;
   /** Crashes while a membership change was in flight, and while a snapshot was being installed. */
   crashesDuringMembership: number;
   crashesDuringSnapshotInstall: number;
@@ -55,6 +59,8 @@ export class Nemesis {
     kills: 0,
     powerLossesAll: 0,
     wipes: 0,
+    restores: 0,
+    restoredEntriesLost: 0,
     crashesDuringMembership: 0,
     crashesDuringSnapshotInstall: 0,
     restarts: 0,
@@ -65,6 +71,8 @@ export class Nemesis {
   };
   private running = false;
   private readonly actions: Action[];
+  /** The operator's copies of nodes' data directories (restoreOlderCopy). */
+  private readonly copies = new Map<NodeId, DiskCopy>();
 
   constructor(
     private readonly cluster: ClusterAccess,
@@ -241,6 +249,9 @@ export class Nemesis {
       case 'crashDuringMembership':
         this.changeMembership(true);
         return;
+      case 'restoreOlderCopy':
+        this.restoreOlderCopy();
+        return;
       default:
         assertNever(a, 'nemesis action');
     }
@@ -299,6 +310,78 @@ export class Nemesis {
     const what = this.rng.pick(['log', 'snapshots', 'db', 'all'] as const);
     target.wipe(what, this.isVoter(target));
     this.stats.wipes++;
+  }
+
+  /**
+   * The operator copies a node's data directory now, and later puts that older copy back in
+   * place of the stopped node's: it comes back holding less of the log than it acknowledged (and
+   * an older database and snapshots). The leader must find out and send it what it lacks.
+   * Only a restore no software could be blamed for: the node keeps its current term and vote
+   * (an older vote could be cast twice in a term: the operator docs forbid restoring a copy; what
+   * is simulated is the log, database and snapshots going back), it never lost its state since
+   * the copy, and every entry it loses stays on a quorum of the other members of each voter set
+   * it belongs to (a lost entry may have been counted for a commit; with fewer copies the
+   * cluster itself would lose it).
+   */
+  private restoreOlderCopy(): void {
+    const nodes = [...this.cluster.nodes.values()].filter(
+      (n) => !n.decommissioned && !n.lostState && !n.everLostState,
+    );
+    if (nodes.length === 0) return;
+    const target = this.rng.pick(nodes);
+    const copy = this.copies.get(target.id);
+    if (copy === undefined || this.rng.chance(0.3)) {
+      if (target.disk.log.hardState !== null) this.copies.set(target.id, target.disk.copy());
+      return;
+    }
+    if (target.alive) {
+      if (!this.canCrash()) return;
+      this.crashOne(target, 'stop to restore an older copy');
+    }
+    const d = target.disk.log;
+    const hs = d.hardState;
+    const old = copy.log;
+    if (hs === null || old.hardState === null) return;
+    const last = d.purgedIndex + d.entries.length;
+    const oldLast = old.purgedIndex + old.entries.length;
+    // Entries compacted since the copy (their terms are gone from this log) are not checked: skip.
+    if (d.purgedIndex > oldLast) return;
+    // Entries the node loses: past the copy's end, or where the copy holds another term.
+    let lost = 0;
+    for (let i = Math.max(d.purgedIndex, old.purgedIndex) + 1; i <= last; i++) {
+      const term = d.entries[i - d.purgedIndex - 1]?.term;
+      const oldTerm = i <= oldLast ? old.entries[i - old.purgedIndex - 1]?.term : undefined;
+      if (term === undefined || term === oldTerm) continue;
+      if (!this.heldWithout(target, i, term)) return;
+      lost++;
+    }
+    this.copies.delete(target.id);
+    target.disk.restore(copy, hs);
+    this.stats.restores++;
+    this.stats.restoredEntriesLost += lost;
+    this.note(
+      `n${target.id} restored from an older copy: log to ${oldLast} (held ${last}, ${lost} entries lost)`,
+    );
+  }
+
+  /** Entry `index` of `term` is durable on a quorum of the other members of each voter set of `n`. */
+  private heldWithout(n: SimNode, index: number, term: number): boolean {
+    for (const voters of this.cluster.voterSets()) {
+      if (!voters.includes(n.id)) continue;
+      let holders = 0;
+      for (const v of voters) {
+        const other = this.cluster.nodes.get(v);
+        if (v === n.id || other === undefined || other.lostState) continue;
+        const log = other.disk.log;
+        const held =
+          index <= log.purgedIndex
+            ? log.purgedTerm > 0 || log.purgedIndex > 0
+            : log.entries[index - log.purgedIndex - 1]?.term === term;
+        if (held) holders++;
+      }
+      if (holders < Math.floor(voters.length / 2) + 1) return false;
+    }
+    return true;
   }
 
   /**

@@ -501,6 +501,11 @@ export class SimNode {
   /** This node lost its state at least once (wiped, or discarded at a start). */
   private lostOnce = false;
 
+  /** This node lost its state at least once (wiped, or discarded at a start). */
+  get everLostState(): boolean {
+    return this.lostOnce;
+  }
+
   private open(life: Life): void {
     const start = this.startState();
     if (!start.proof) {

@@ -61,6 +61,11 @@ export interface NemesisWeights {
   readonly wipeAlone: number;
   /** A membership change, and its leader or its target crashes while it is in flight. */
   readonly crashDuringMembership: number;
+  /**
+   * The operator restores an older copy of a stopped node's data directory: it comes back with
+   * less of the log than it acknowledged; the leader must find out and send it what it lacks.
+   */
+  readonly restoreOlderCopy: number;
 }
 
 export interface Profile {
@@ -151,6 +156,7 @@ const ZERO_WEIGHTS: NemesisWeights = {
   wipe: 0,
   wipeAlone: 0,
   crashDuringMembership: 0,
+  restoreOlderCopy: 0,
 };
 
 function pickIntensity(rng: Random): Intensity {
@@ -219,6 +225,7 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
       wipe: 0,
       wipeAlone: 0,
       crashDuringMembership: 0,
+      restoreOlderCopy: 0,
     },
     crashNewLeaderRate: brutal && rng.chance(0.3) ? rng.next() * 0.5 : 0,
     crashNewLeaderUsMax: rng.int(1_000, 50_000),
@@ -262,7 +269,10 @@ export function makeProfile(rng: Random, options: ProfileOptions = {}): Profile 
     // Drawn last, as above: the seeds' earlier draws are unchanged.
     snapshotFailRate: rng.chance(0.3) ? rng.next() * 0.8 : 0,
   };
-  return options.plantedBug === undefined ? withNemeses : biasForBug(withNemeses, options.plantedBug, rng);
+  if (options.plantedBug !== undefined) return biasForBug(withNemeses, options.plantedBug, rng);
+  // Drawn after everything above, for the same reason (and not for planted-bug hunts, whose
+  // seeds keep the draws they were found with).
+  return { ...withNemeses, nemesis: { ...withNemeses.nemesis, restoreOlderCopy: calm ? 0 : rng.int(0, 3) } };
 }
 
 /**

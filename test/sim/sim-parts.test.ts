@@ -38,6 +38,7 @@ function heartbeat(from: number, to: number): Envelope {
       to: nodeId(to),
       term: term(1),
       commit: logIndex(0),
+      commitTerm: term(0),
       readContext: 0,
     },
     snapshot: null,

@@ -74,6 +74,9 @@ export interface RunStats {
   bootstrapProofsJoined: number;
   crashesDuringMembership: number;
   crashesDuringSnapshotInstall: number;
+  /** Nodes restored from an older copy of their data directory, and the entries they lost. */
+  restores: number;
+  restoredEntriesLost: number;
   messagesSent: number;
   messagesDropped: number;
   /** Requests and answers between API ports (joins, proofs) sent, and lost on the way. */
@@ -530,6 +533,8 @@ class Simulation implements ClusterAccess {
       bootstrapProofsJoined: this.prover.stats.joined,
       crashesDuringMembership: n.crashesDuringMembership,
       crashesDuringSnapshotInstall: n.crashesDuringSnapshotInstall,
+      restores: n.restores,
+      restoredEntriesLost: n.restoredEntriesLost,
       messagesSent: this.network.stats.sent,
       messagesDropped: this.network.stats.dropped,
       apiSent: this.network.stats.apiSent,

@@ -103,7 +103,7 @@ export function formatMessage(m: Message): string {
     case 'append-response':
       return `${head} ${m.reject ? `reject hint=${m.rejectHint}/${m.rejectHintTerm}` : `match=${m.matchIndex}`}`;
     case 'heartbeat':
-      return `${head} commit=${m.commit} ctx=${m.readContext}`;
+      return `${head} commit=${m.commit}/${m.commitTerm} ctx=${m.readContext}`;
     case 'heartbeat-response':
       return `${head} ctx=${m.readContext} match=${m.matchHint}`;
     case 'vote':

@@ -165,5 +165,6 @@ export const heartbeat = (from: NodeId, to: NodeId, readContext: number): Messag
   to,
   term: 1 as Term,
   commit: 0 as LogIndex,
+  commitTerm: 0 as Term,
   readContext,
 });

@@ -36,6 +36,7 @@ const heartbeat = (from: number, to: number, readContext = 1): Message => ({
   to: to as NodeId,
   term: 1 as Term,
   commit: 0 as LogIndex,
+  commitTerm: 0 as Term,
   readContext,
 });
 

@@ -1,0 +1,147 @@
+/**
+ * A follower that comes back holding less of the log than it acknowledged: an operator restored
+ * an older copy of its data directory (or of its log), or its log lost a tail. The leader's record
+ * of its match is then wrong; the follower must still be brought up to date, with writes and
+ * without (an idle cluster), and a node whose log is empty (an in-memory group that restarted:
+ * it rejoins as a new learner) must not be re-synced as the voter it was.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LogIndex, Term } from '../../src/raft/types.js';
+import { Cluster, cmd, type Disk, id } from './harness.js';
+
+function copyDisk(d: Disk): Disk {
+  return {
+    hardState: { ...d.hardState },
+    snapshot: { ...d.snapshot },
+    entries: [...d.entries],
+    applied: [...d.applied],
+    appliedIndex: d.appliedIndex,
+  };
+}
+
+/** Three voters, node 1 leads; `before` entries written and everywhere, then node 3's disk copied. */
+function clusterWithCopy(before: number): { c: Cluster; copy: Disk } {
+  const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] });
+  c.elect(1);
+  for (let i = 0; i < before; i++) c.node(1).propose(cmd(`a${i}`));
+  c.stabilize();
+  c.tickAll(2);
+  return { c, copy: copyDisk(c.disks.get(id(3))!) };
+}
+
+function lastIndex(c: Cluster, n: number): LogIndex {
+  return c.node(n).status().lastIndex;
+}
+
+describe('a follower that lost a tail of its log', () => {
+  test('restored from an older copy, it is brought up to date by the next writes', () => {
+    const { c, copy } = clusterWithCopy(3);
+    for (let i = 0; i < 5; i++) c.node(1).propose(cmd(`b${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    const matchBefore = c.node(1).status().progress!.get(id(3))!.match;
+    assert.ok(matchBefore > copy.entries.length, 'the leader recorded the newer entries as held');
+    c.crash(id(3));
+    c.disks.set(id(3), copy);
+    c.start(id(3));
+    assert.ok(lastIndex(c, 3) < matchBefore, 'node 3 holds less than it acknowledged');
+
+    for (let i = 0; i < 3; i++) c.node(1).propose(cmd(`c${i}`));
+    c.stabilize();
+    c.tickAll(3);
+
+    assert.equal(lastIndex(c, 3), lastIndex(c, 1));
+    assert.deepEqual(c.appliedCommands(3).slice(-11), c.appliedCommands(1).slice(-11));
+    const pr = c.node(1).status().progress!.get(id(3))!;
+    assert.equal(pr.match, lastIndex(c, 1));
+    assert.equal(pr.regressions, 1, 'the leader saw the regression once');
+  });
+
+  test('in an idle cluster (nothing left to send), heartbeats find it and bring it up to date', () => {
+    const { c, copy } = clusterWithCopy(2);
+    for (let i = 0; i < 4; i++) c.node(1).propose(cmd(`b${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    c.crash(id(3));
+    c.disks.set(id(3), copy);
+    c.start(id(3));
+    assert.ok(lastIndex(c, 3) < lastIndex(c, 1));
+
+    c.tickAll(4);
+
+    assert.equal(lastIndex(c, 3), lastIndex(c, 1));
+    assert.equal(c.node(3).status().commitIndex, c.node(1).status().commitIndex);
+    assert.deepEqual(c.appliedCommands(3).slice(-4), ['b0', 'b1', 'b2', 'b3']);
+  });
+
+  test('a follower whose log is empty (its state is gone) is not re-synced: it waits to be added again', () => {
+    const { c } = clusterWithCopy(3);
+    c.crash(id(3));
+    const d = c.disks.get(id(3))!;
+    c.disks.set(id(3), {
+      hardState: { term: 0 as never, vote: null, commit: 0 as LogIndex },
+      snapshot: { ...d.snapshot },
+      entries: [],
+      applied: [],
+      appliedIndex: 0 as LogIndex,
+    });
+    c.start(id(3));
+    const before = c.node(1).status().progress!.get(id(3))!.match;
+    c.node(1).propose(cmd('x'));
+    c.stabilize();
+    c.tickAll(4);
+    const pr = c.node(1).status().progress!.get(id(3))!;
+    assert.equal(pr.match, before, 'its record stays as it was');
+    assert.equal(pr.regressions, 0);
+    assert.equal(lastIndex(c, 3), 0, 'nothing sent below what the leader recorded');
+  });
+
+  test('a heartbeat does not commit an entry of another term at the index the leader believes matched', () => {
+    // Node 3 came back with an older copy: an entry of term 1 at index 5 that the leader
+    // replaced (term 2) and believes node 3 holds. The heartbeat's commit index must not make
+    // node 3 apply its own entry there.
+    const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] });
+    c.elect(1);
+    c.node(1).propose(cmd('a'));
+    c.stabilize();
+    c.tickAll(2);
+    const f = c.node(3);
+    const last = f.status().lastIndex;
+    const term = c.node(1).status().term;
+    const step = (commit: number, commitTerm: number) =>
+      f.step({
+        type: 'heartbeat',
+        from: id(1),
+        to: id(3),
+        term,
+        commit: commit as LogIndex,
+        commitTerm: commitTerm as Term,
+        readContext: 0,
+      });
+    // Node 3 is handed the messages directly (nothing is delivered through the harness).
+    const before = f.status().commitIndex;
+    assert.equal(before, last, 'everything it holds is committed');
+    // An uncommitted entry appended, then heartbeats about it.
+    f.step({
+      type: 'append',
+      from: id(1),
+      to: id(3),
+      term,
+      prevIndex: last,
+      prevTerm: term,
+      entries: [{ kind: 'noop', index: (last + 1) as LogIndex, term }],
+      commit: last,
+      epoch: 1,
+    });
+    assert.equal(f.status().lastIndex, last + 1);
+    step(last + 1, term + 1);
+    assert.equal(f.status().commitIndex, last, 'another term at the commit index: not committed');
+    step(last + 2, term);
+    assert.equal(f.status().commitIndex, last, 'a commit index past its log: not committed');
+    step(last + 1, 0);
+    assert.equal(f.status().commitIndex, last, 'an unknown term: not committed');
+    step(last + 1, term);
+    assert.equal(f.status().commitIndex, last + 1, 'its own entry of that term: committed');
+  });
+});
