@@ -185,6 +185,77 @@ describe('determinism', () => {
   });
 });
 
+describe('the largest rowid', () => {
+  const MAX = 9223372036854775807n;
+  const COMMANDS_AT_MAX = [
+    cmd(exec('CREATE TABLE r (id INTEGER PRIMARY KEY, v TEXT)')),
+    cmd(exec('CREATE TABLE log (n INTEGER)')),
+    cmd(exec('CREATE TABLE viaTrigger (x TEXT)')),
+    cmd(
+      exec(
+        "CREATE TRIGGER r_log AFTER INSERT ON log BEGIN INSERT INTO viaTrigger (rowid, x) VALUES (?1, 'max'); INSERT INTO viaTrigger (x) VALUES ('next'); END".replace(
+          '?1',
+          String(MAX),
+        ),
+      ),
+    ),
+    // Reaching the largest rowid and asking SQLite for one more in the same statement; storing it.
+    cmd(exec('INSERT INTO r (id, v) VALUES (?, ?), (NULL, ?)', [MAX, 'max', 'next'])),
+    cmd(exec('INSERT INTO r (id, v) VALUES (?, ?)', [MAX, 'max'])),
+    // An UPDATE moves a row there: every insert after it is refused, with or without a rowid.
+    cmd(exec('INSERT INTO r (id, v) VALUES (?, ?)', [5, 'five'])),
+    cmd(exec('UPDATE r SET id = ? WHERE id = 5', [MAX])),
+    cmd(exec('INSERT INTO r (v) VALUES (?)', ['next'])),
+    cmd(exec('INSERT INTO r (id, v) VALUES (?, ?)', [6, 'explicit'])),
+    // Through a trigger's sub-program.
+    cmd(exec('INSERT INTO log (n) VALUES (1)')),
+    // The row renumbered: inserts go on.
+    cmd(exec('UPDATE r SET id = 7 WHERE id = ?', [MAX])),
+    cmd(exec('INSERT INTO r (v) VALUES (?)', ['after'])),
+  ];
+
+  test('an insert that would take a random rowid is refused alike on every replica, and undone', () => {
+    const a = openReplica();
+    const b = openReplica();
+    const logA = new Log();
+    const logB = new Log();
+    const resultsA = a.applyBatch(logA.entries(...COMMANDS_AT_MAX));
+    const resultsB = COMMANDS_AT_MAX.flatMap((c) => b.applyBatch(logB.entries(c)));
+    assert.deepEqual(
+      resultsA.map((r) => (r.ok ? 'ok' : r.error.code)),
+      [
+        'ok',
+        'ok',
+        'ok',
+        'ok',
+        'HQL_NONDETERMINISTIC',
+        'HQL_NONDETERMINISTIC',
+        'ok',
+        'ok',
+        'HQL_NONDETERMINISTIC',
+        'HQL_NONDETERMINISTIC',
+        'HQL_NONDETERMINISTIC',
+        'ok',
+        'ok',
+      ],
+    );
+    const refusal = resultsA[4]!;
+    assert.ok(
+      !refusal.ok && /'r' holds the largest rowid/.test(refusal.error.message),
+      JSON.stringify(refusal),
+    );
+    assert.deepEqual(resultsA, resultsB);
+    const dump = dumpDatabase(a.path);
+    assert.deepEqual(dump, dumpDatabase(b.path));
+    assert.deepEqual(dump.r, [
+      [7n, 'five'],
+      [8n, 'after'],
+    ]);
+    assert.deepEqual(dump.log, [], "the trigger's statement was undone with its insert");
+    assert.deepEqual(dump.viaTrigger, []);
+  });
+});
+
 describe('prepareForProposal', () => {
   test("stamps the proposer's clock and seed into the entry", () => {
     const bytes = prepareForProposal(exec('INSERT INTO t VALUES (?)', [true]), {

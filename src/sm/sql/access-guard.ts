@@ -78,9 +78,21 @@ export interface AccessVerdict {
   readonly error: SqlErrorInfo | null;
   /** The program changes the schema: run it through `runSchemaChange`. */
   readonly changesSchema: boolean;
+  /**
+   * Tables the program may give a new row a rowid SQLite chooses (`NewRowid`, sub-programs
+   * included): after the statement, `checkRowidRoom` must find none of them at the largest rowid.
+   */
+  readonly newRowid: readonly string[];
 }
 
-const ALLOWED: AccessVerdict = { error: null, changesSchema: false };
+const ALLOWED: AccessVerdict = { error: null, changesSchema: false, newRowid: [] };
+
+/**
+ * SQLite's largest rowid. Once a table holds it, SQLite picks a *random* rowid for a new row
+ * (sqlite3.c OP_NewRowid, from a PRNG seeded from the operating system): every replica would
+ * store the row under another rowid.
+ */
+const ROWID_MAX = 9223372036854775807n;
 
 /** sqlite3.c OPFLAG_P2ISREG: P2 of an Open* opcode is a register holding a new btree's root. */
 const P2_IS_REGISTER = 0x10;
@@ -127,6 +139,7 @@ type RootClass = 'internal' | 'migrations' | 'stat' | 'user';
 interface RootInfo {
   readonly name: string;
   readonly cls: RootClass;
+  readonly type: string;
 }
 
 interface SchemaRow {
@@ -168,6 +181,8 @@ export class AccessGuard {
   private pragmaTables: Map<string, string> | null = null;
   private readonly verdicts: Lru<string, AccessVerdict>;
   private readonly stmts: ReturnType<typeof prepareGuardStatements>;
+  /** `SELECT max(rowid)` per table (checkRowidRoom), dropped with everything schema-derived. */
+  private readonly maxRowid = new Map<string, Database.Statement>();
 
   constructor(
     private readonly db: Database.Database,
@@ -256,6 +271,34 @@ export class AccessGuard {
     this.roots = null;
     this.rows = null;
     this.verdicts.clear();
+    this.maxRowid.clear();
+  }
+
+  /**
+   * After a statement whose program may choose rowids (`AccessVerdict.newRowid`): refuses it
+   * (HQL_NONDETERMINISTIC; the command's savepoint undoes it) when it left one of those tables holding the largest
+   * rowid, or inserted into a table that held it. SQLite would pick random rowids there, which
+   * differ on every replica; refusing depends on replicated state only, so every replica
+   * refuses alike. So no insert stores the largest rowid; a table an UPDATE moved a row to it
+   * takes no more inserts until that row is deleted or renumbered.
+   */
+  checkRowidRoom(tables: readonly string[]): void {
+    for (const table of tables) {
+      let stmt = this.maxRowid.get(table);
+      if (stmt === undefined) {
+        stmt = this.db
+          .prepare(`SELECT max(rowid) FROM main.${quoteName(table)}`)
+          .pluck()
+          .safeIntegers(true);
+        this.maxRowid.set(table, stmt);
+      }
+      if (stmt.get() === ROWID_MAX) {
+        throw new SqlError({
+          code: 'HQL_NONDETERMINISTIC',
+          message: `'${table}' holds the largest rowid (${ROWID_MAX}): SQLite would choose a random rowid for a new row there, different on every replica, so inserts into it are refused; delete or renumber that row`,
+        });
+      }
+    }
   }
 
   private explain(text: string, binds: number): OpRow[] {
@@ -273,7 +316,7 @@ export class AccessGuard {
     const roots = new Map<number, RootInfo>();
     for (const r of this.schemaRows()) {
       if (r.rootpage === null || r.rootpage <= 0) continue;
-      roots.set(r.rootpage, { name: r.name, cls: classify(r.tbl_name) });
+      roots.set(r.rootpage, { name: r.name, cls: classify(r.tbl_name), type: r.type });
     }
     this.roots = roots;
     return roots;
@@ -284,13 +327,22 @@ export class AccessGuard {
     const roots = this.rootMap();
     let changesSchema = false;
     let where = '';
+    /** Cursor → root page of the (sub-)program being read: cursors are numbered per program. */
+    const writeCursors = new Map<number, number>();
+    const newRowid = new Set<string>();
     for (const [, opcode, p1, p2, p3, p4, p5] of ops) {
       let error: SqlErrorInfo | null = null;
       switch (opcode) {
         case 'Init':
           // A sub-program starts with Init whose P4 is "-- TRIGGER name" (sqlite3.c codeRowTrigger).
           if (typeof p4 === 'string' && p4.startsWith('-- TRIGGER ')) where = ` (in trigger ${p4.slice(11)})`;
+          writeCursors.clear();
           break;
+        case 'NewRowid': {
+          const target = roots.get(writeCursors.get(p1) ?? 0);
+          if (target?.type === 'table') newRowid.add(target.name);
+          break;
+        }
         case 'OpenRead':
         case 'ReopenIdx':
           if (p3 === 0 && (p5 & P2_IS_REGISTER) === 0) error = this.read(roots.get(p2), kind);
@@ -301,7 +353,10 @@ export class AccessGuard {
             if (kind === 'other' || kind === 'reindex')
               error = refused('the statement writes an unknown btree');
           } else if (p3 !== 0) error = this.otherDatabase(kind);
-          else error = this.write(p2, roots.get(p2), kind, false);
+          else {
+            error = this.write(p2, roots.get(p2), kind, false);
+            writeCursors.set(p1, p2);
+          }
           break;
         case 'Clear':
           error = p2 !== 0 ? this.otherDatabase(kind) : this.write(p1, roots.get(p1), kind, false);
@@ -338,10 +393,13 @@ export class AccessGuard {
           if (FORBIDDEN_OPCODES.has(opcode))
             error = refused(`${opcode} is not allowed in a replicated write`);
       }
-      if (error !== null) return { error: { ...error, message: error.message + where }, changesSchema };
+      if (error !== null)
+        return { error: { ...error, message: error.message + where }, changesSchema, newRowid: [] };
       if (SCHEMA_OPCODES.has(opcode)) changesSchema = true;
     }
-    return changesSchema ? { error: null, changesSchema } : ALLOWED;
+    return changesSchema || newRowid.size > 0
+      ? { error: null, changesSchema, newRowid: [...newRowid].sort() }
+      : ALLOWED;
   }
 
   private forbiddenPragmaTables(): Map<string, string> {

@@ -213,10 +213,11 @@ export class CommandExecutor {
         ? this.access.check(parsed.statement.text, 0, parsed.kind)
         : this.access.check(plan.text, plan.order.length, parsed.kind);
     if (verdict.error !== null) throw new SqlError(verdict.error);
-    if (verdict.changesSchema) {
-      return this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false));
-    }
-    return this.runChecked(parsed, params, rows, resolve, cache);
+    const ran = verdict.changesSchema
+      ? this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false))
+      : this.runChecked(parsed, params, rows, resolve, cache);
+    if (verdict.newRowid.length > 0) this.access.checkRowidRoom(verdict.newRowid);
+    return ran;
   }
 
   private runChecked(
