@@ -948,7 +948,10 @@ export class RaftCore {
       return;
     }
     const oldPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.matchIndex)) {
+    // An answer at match itself is news for a probing follower: its log matches there, so it
+    // may replicate again (etcd does the same). A probe at match is how the leader checks a
+    // follower whose heartbeat answer said it holds less (handleHeartbeatResponse).
+    if (!pr.maybeUpdate(m.matchIndex) && !(pr.state === 'probe' && m.matchIndex === pr.match)) {
       // No news; but a snapshot-state follower that caught up some other way may resume.
       if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeProbe();
       return;

@@ -144,4 +144,32 @@ describe('a follower that lost a tail of its log', () => {
     step(last + 1, term);
     assert.equal(f.status().commitIndex, last + 1, 'its own entry of that term: committed');
   });
+
+  test('a heartbeat answer that is only late (the follower holds everything) costs one probe, and replication resumes', () => {
+    const { c } = clusterWithCopy(3);
+    const leader = c.node(1);
+    const last = lastIndex(c, 1);
+    assert.equal(leader.status().progress!.get(id(2))!.state, 'replicate');
+    // An answer to a heartbeat sent before node 2 took the last entries, arriving after its
+    // acknowledgement of them (heartbeats and appends travel on different connections), as the
+    // first answer of a heartbeat round.
+    leader.tick();
+    leader.step({
+      type: 'heartbeat-response',
+      from: id(2),
+      to: id(1),
+      term: leader.status().term,
+      readContext: 0,
+      matchHint: (last - 2) as LogIndex,
+    });
+    const probes = leader.takeMessages().filter((m) => m.type === 'append' && m.to === id(2));
+    assert.equal(probes.length, 1, 'one probe');
+    assert.equal(leader.status().progress!.get(id(2))!.state, 'probe');
+    c.queue.push(...probes);
+    c.stabilize();
+    const pr = leader.status().progress!.get(id(2))!;
+    assert.equal(pr.state, 'replicate', 'back to replicating once node 2 answered the probe at match');
+    assert.equal(pr.match, last);
+    assert.equal(pr.regressions, 0);
+  });
 });
