@@ -513,11 +513,33 @@ export class RaftGroup {
         if (this.closed) return;
         this.core.tick();
         this.flush();
+        this.reportRegressions();
         this.scheduleTick();
       },
       this.o.tickIntervalMs,
       { keepAlive: false },
     );
+  }
+
+  /** Regressions of followers already reported, by follower (this leadership's progress). */
+  private regressionsReported = new Map<NodeId, number>();
+
+  /**
+   * Says so once per occurrence when, as leader, a follower was found holding less of the log
+   * than it acknowledged: someone restored an older copy of its data directory (or its log lost a
+   * tail). The leader sends it what it lacks; but the entries it had acknowledged were counted
+   * for commits, and a copy brings back an older vote.
+   */
+  private reportRegressions(): void {
+    const now = this.core.followerRegressions();
+    for (const [peer, n] of now) {
+      if (n <= (this.regressionsReported.get(peer) ?? 0)) continue;
+      this.o.logger?.warn(
+        { group: this.group, peer },
+        'a follower holds less of the log than it acknowledged (an older copy of its data directory restored, or its log lost a tail): sending it what it lacks. Never restore a node from a copy: wipe its data directory and let it rejoin',
+      );
+    }
+    if (now.size > 0 || this.regressionsReported.size > 0) this.regressionsReported = new Map(now);
   }
 
   /** Coalesce work of one event-loop turn into one flush. */

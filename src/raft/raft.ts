@@ -36,6 +36,7 @@ const FORWARDED_READ_TIMEOUT_ELECTIONS = 2;
 
 type ForwardedRead = { requestId: number; ticksLeft: number };
 
+const NO_REGRESSIONS: ReadonlyMap<NodeId, number> = new Map();
 export class RaftCore {
   readonly id: NodeId;
   private readonly cfg: RaftConfig;
@@ -327,6 +328,22 @@ export class RaftCore {
     const pr = this.progress.get(to);
     if (this.role !== 'leader' || pr === undefined) return;
     if (pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  /**
+   * As leader of this term, how often a follower was found holding less of the log than it had
+   * acknowledged (Progress.maybeDecrTo), by follower; empty otherwise. Cheap: no copy of the
+   * progress unless some follower regressed.
+   */
+  followerRegressions(): ReadonlyMap<NodeId, number> {
+    if (this.role !== 'leader') return NO_REGRESSIONS;
+    let out: Map<NodeId, number> | null = null;
+    for (const [id, pr] of this.progress) {
+      if (pr.regressions === 0) continue;
+      out ??= new Map();
+      out.set(id, pr.regressions);
+    }
+    return out ?? NO_REGRESSIONS;
   }
 
   /**

@@ -230,6 +230,10 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
       // No write: the leader has nothing left to send, and must still find out.
       const seen = await c.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', { ids: [f], minIndex: last });
       assert.deepEqual(seen.get(f), [{ n: w.written.length }]);
+      const l = await c.leader();
+      await eventually('the leader warned of the follower holding less than it acknowledged', async () =>
+        c.node(l).output.includes('holds less of the log than it acknowledged') ? true : undefined,
+      );
       await w.assertAllNodesHoldEveryRow();
     } finally {
       rmSync(copy, { recursive: true, force: true });
