@@ -141,6 +141,27 @@ export async function openGroupStorage(o: {
     hasClusterId: o.hasClusterId,
     logUncovered: lostLocalState(opened.store, snapshots, o.appliedIndex),
   });
+  if (start.discard !== null && !o.othersConfigured) {
+    // Alone, there is no cluster to rejoin and no leader to re-sync from: discarding would
+    // delete the only copy of the data. A log that lost its tail below what the state machine
+    // applied loses nothing that was acknowledged (a node alone acknowledges a write once it is
+    // applied, and the database keeps what it applied): the group starts from a snapshot of the
+    // state machine (RaftGroup.recover). Anything else stops the start, naming the damage.
+    const tailLost = opened.hardState !== null && o.appliedIndex > opened.store.lastIndex();
+    if (!tailLost) {
+      await opened.store.close();
+      throw new HiqliteError(
+        'HQL_CORRUPTION',
+        `${start.discard} (in ${o.logsDir}): this node is the only one configured, so no leader can re-sync it and nothing was deleted; restore data_dir from a backup (hiqlite backup restore); never edit the log by hand`,
+        { retryable: false },
+      );
+    }
+    log.warn(
+      { reason: start.discard, group, appliedIndex: o.appliedIndex, lastIndex: opened.store.lastIndex() },
+      'the Raft log lost its tail below what the database applied: this node is the only one configured, so it starts from a snapshot of its database (no acknowledged write is lost)',
+    );
+    return { store: opened.store, snapshots, start: { discard: null, fresh: false, mayBootstrap: false } };
+  }
   if (start.discard !== null) {
     log.warn({ reason: start.discard, group }, 'discarding the local state of the group and rejoining it');
     await opened.store.close();

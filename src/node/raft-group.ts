@@ -428,8 +428,8 @@ export class RaftGroup {
     const purged = (logStore.firstIndex() - 1) as LogIndex;
     // The log was compacted behind a snapshot that is gone (snapshot files lost or deleted).
     if (purged > (snapshots.latest()?.meta.index ?? 0)) await this.rebuildSnapshot(purged);
-    const stored = snapshots.latest();
-    const snapshot: SnapshotMeta = stored?.meta ?? {
+    let stored = snapshots.latest();
+    let snapshot: SnapshotMeta = stored?.meta ?? {
       index: 0 as LogIndex,
       term: 0 as Term,
       membership: this.o.initialMembership,
@@ -438,16 +438,19 @@ export class RaftGroup {
     let applied = stateMachine.appliedIndex();
     assert(purged <= snapshot.index, `log purged to ${purged} beyond the newest snapshot ${snapshot.index}`);
 
-    // The state machine is ahead of the log (the log store was lost): roll it back to the
-    // snapshot, or to nothing, and let the leader bring it forward again.
+    // The state machine is ahead of the log: the log lost a tail of durable entries (the state
+    // machine never gets ahead of this node's durable log). With other nodes the start decision
+    // discarded this state already (the node acknowledged entries it no longer holds: it rejoins,
+    // it does not vote from the shorter log); a node configured alone gets here
+    // (openGroupStorage): its state machine holds every entry it applied, so a snapshot of it
+    // covers the lost entries, and the log starts again after it (below).
     if (applied > logStore.lastIndex() && applied > snapshot.index) {
-      this.o.logger?.warn(
-        { group: this.group, applied, lastIndex: logStore.lastIndex() },
-        'state machine ahead of the log: rolling back',
+      await this.snapshotStateMachine(
+        { applied, lastIndex: logStore.lastIndex() },
+        'state machine ahead of the log (its tail was lost): taking a snapshot of the state machine to start from',
       );
-      if (stored !== null) await stateMachine.restore(stored.path, stored.meta);
-      else await stateMachine.reset();
-      applied = stateMachine.appliedIndex();
+      stored = snapshots.latest();
+      if (stored !== null) snapshot = stored.meta;
     }
     // The state machine is behind the snapshot (its files were lost): restore the snapshot.
     if (applied < snapshot.index && stored !== null) {
@@ -489,13 +492,22 @@ export class RaftGroup {
    */
   private async rebuildSnapshot(purged: LogIndex): Promise<void> {
     const { logStore, snapshots, stateMachine } = this.o;
-    const lost = lostLocalState(logStore, snapshots, stateMachine.appliedIndex());
-    if (lost !== null) throw new LocalStateLostError(lost);
-    const applied = stateMachine.appliedIndex();
-    this.o.logger?.warn(
-      { group: this.group, purged, applied },
+    if (stateMachine.appliedIndex() < purged) {
+      throw new LocalStateLostError(
+        lostLocalState(logStore, snapshots, stateMachine.appliedIndex()) ??
+          `the log starts after index ${purged}, but no snapshot covers it`,
+      );
+    }
+    await this.snapshotStateMachine(
+      { purged, applied: stateMachine.appliedIndex() },
       'no snapshot covers the compacted log: making one again from the state machine',
     );
+  }
+
+  /** Writes and commits a snapshot of the state machine as it is (recovery at start). */
+  private async snapshotStateMachine(fields: object, why: string): Promise<void> {
+    const { snapshots, stateMachine } = this.o;
+    this.o.logger?.warn({ group: this.group, ...fields }, why);
     const path = snapshots.tempPath();
     const { index, term, membership } = await stateMachine.snapshot(path);
     await snapshots.commit(path, { index, term, membership: membership ?? this.o.initialMembership });
