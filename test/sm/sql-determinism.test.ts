@@ -256,6 +256,44 @@ describe('the largest rowid', () => {
   });
 });
 
+describe('an exhausted AUTOINCREMENT', () => {
+  const MAX = 9223372036854775807n;
+  const COMMANDS_FULL = [
+    cmd(exec('CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)')),
+    cmd(exec('CREATE TABLE b (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)')),
+    cmd(exec('INSERT INTO a (v) VALUES (?)', ['one'])),
+    cmd(exec('UPDATE a SET id = ? WHERE id = 1', [MAX])),
+    cmd(exec('INSERT INTO a (v) VALUES (?)', ['next'])),
+    cmd(exec("INSERT INTO b (v) VALUES ('one')")),
+    cmd(exec("UPDATE sqlite_sequence SET seq = ? WHERE name = 'b'", [MAX])),
+    cmd(exec("INSERT INTO b (v) VALUES ('next')")),
+    cmd(exec("INSERT INTO b (id, v) VALUES (7, 'explicit')")),
+  ];
+
+  test('is a result alike on every replica (HQL_SQL), not a full disk that stops the node', () => {
+    const a = openReplica();
+    const b = openReplica();
+    const logA = new Log();
+    const logB = new Log();
+    const resultsA = a.applyBatch(logA.entries(...COMMANDS_FULL));
+    const resultsB = COMMANDS_FULL.flatMap((c) => b.applyBatch(logB.entries(c)));
+    assert.deepEqual(
+      resultsA.map((r) => (r.ok ? 'ok' : r.error.code)),
+      ['ok', 'ok', 'ok', 'ok', 'HQL_SQL', 'ok', 'ok', 'HQL_SQL', 'ok'],
+    );
+    const refusal = resultsA[4]!;
+    assert.ok(
+      !refusal.ok && /AUTOINCREMENT of 'a' is exhausted/.test(refusal.error.message),
+      JSON.stringify(refusal),
+    );
+    assert.deepEqual(resultsA, resultsB);
+    assert.deepEqual(dumpDatabase(a.path), dumpDatabase(b.path));
+    // The node goes on applying.
+    const next = a.applyBatch(logA.entries(cmd(exec("INSERT INTO b (id, v) VALUES (8, 'later')"))));
+    assert.ok(next[0]!.ok);
+  });
+});
+
 describe('prepareForProposal', () => {
   test("stamps the proposer's clock and seed into the entry", () => {
     const bytes = prepareForProposal(exec('INSERT INTO t VALUES (?)', [true]), {

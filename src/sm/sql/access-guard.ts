@@ -83,16 +83,23 @@ export interface AccessVerdict {
    * included): after the statement, `checkRowidRoom` must find none of them at the largest rowid.
    */
   readonly newRowid: readonly string[];
+  /** The same for AUTOINCREMENT tables (SQLite fails with SQLITE_FULL there, never picks at random). */
+  readonly newRowidAutoincrement: readonly string[];
 }
 
-const ALLOWED: AccessVerdict = { error: null, changesSchema: false, newRowid: [] };
+const ALLOWED: AccessVerdict = {
+  error: null,
+  changesSchema: false,
+  newRowid: [],
+  newRowidAutoincrement: [],
+};
 
 /**
  * SQLite's largest rowid. Once a table holds it, SQLite picks a *random* rowid for a new row
  * (sqlite3.c OP_NewRowid, from a PRNG seeded from the operating system): every replica would
  * store the row under another rowid.
  */
-const ROWID_MAX = 9223372036854775807n;
+export const ROWID_MAX = 9223372036854775807n;
 
 /** sqlite3.c OPFLAG_P2ISREG: P2 of an Open* opcode is a register holding a new btree's root. */
 const P2_IS_REGISTER = 0x10;
@@ -284,15 +291,7 @@ export class AccessGuard {
    */
   checkRowidRoom(tables: readonly string[]): void {
     for (const table of tables) {
-      let stmt = this.maxRowid.get(table);
-      if (stmt === undefined) {
-        stmt = this.db
-          .prepare(`SELECT max(rowid) FROM main.${quoteName(table)}`)
-          .pluck()
-          .safeIntegers(true);
-        this.maxRowid.set(table, stmt);
-      }
-      if (stmt.get() === ROWID_MAX) {
+      if (this.maxRowidOf(table) === ROWID_MAX) {
         throw new SqlError({
           code: 'HQL_NONDETERMINISTIC',
           message: `'${table}' holds the largest rowid (${ROWID_MAX}): SQLite would choose a random rowid for a new row there, different on every replica, so inserts into it are refused; delete or renumber that row`,
@@ -322,6 +321,41 @@ export class AccessGuard {
     return roots;
   }
 
+  /**
+   * A statement failed with SQLITE_FULL: the AUTOINCREMENT table among `tables` whose counter or
+   * largest rowid is at the largest rowid, if any. SQLite then refuses a new row before writing
+   * anything, on every replica alike (a result, not a full disk, which only this node has).
+   */
+  exhaustedAutoincrement(tables: readonly string[]): string | null {
+    for (const table of tables) {
+      if (this.maxRowidOf(table) === ROWID_MAX) return table;
+      let seq: unknown;
+      try {
+        seq = this.db
+          .prepare('SELECT seq FROM main.sqlite_sequence WHERE name = ?')
+          .pluck()
+          .safeIntegers(true)
+          .get(table);
+      } catch {
+        continue; // no sqlite_sequence: no AUTOINCREMENT table
+      }
+      if (typeof seq === 'bigint' && seq >= ROWID_MAX) return table;
+    }
+    return null;
+  }
+
+  private maxRowidOf(table: string): unknown {
+    let stmt = this.maxRowid.get(table);
+    if (stmt === undefined) {
+      stmt = this.db
+        .prepare(`SELECT max(rowid) FROM main.${quoteName(table)}`)
+        .pluck()
+        .safeIntegers(true);
+      this.maxRowid.set(table, stmt);
+    }
+    return stmt.get();
+  }
+
   /** Applies the access rules to a compiled program (its sub-programs included). */
   private judge(ops: readonly OpRow[], kind: StatementKind): AccessVerdict {
     const roots = this.rootMap();
@@ -330,6 +364,7 @@ export class AccessGuard {
     /** Cursor → root page of the (sub-)program being read: cursors are numbered per program. */
     const writeCursors = new Map<number, number>();
     const newRowid = new Set<string>();
+    const autoincrement = new Set<string>();
     for (const [, opcode, p1, p2, p3, p4, p5] of ops) {
       let error: SqlErrorInfo | null = null;
       switch (opcode) {
@@ -340,7 +375,8 @@ export class AccessGuard {
           break;
         case 'NewRowid': {
           const target = roots.get(writeCursors.get(p1) ?? 0);
-          if (target?.type === 'table') newRowid.add(target.name);
+          // P3: the register of the AUTOINCREMENT counter (sqlite3.c OP_NewRowid), 0 without.
+          if (target?.type === 'table') (p3 !== 0 ? autoincrement : newRowid).add(target.name);
           break;
         }
         case 'OpenRead':
@@ -393,12 +429,19 @@ export class AccessGuard {
           if (FORBIDDEN_OPCODES.has(opcode))
             error = refused(`${opcode} is not allowed in a replicated write`);
       }
-      if (error !== null)
-        return { error: { ...error, message: error.message + where }, changesSchema, newRowid: [] };
+      if (error !== null) {
+        const message = error.message + where;
+        return { error: { ...error, message }, changesSchema, newRowid: [], newRowidAutoincrement: [] };
+      }
       if (SCHEMA_OPCODES.has(opcode)) changesSchema = true;
     }
-    return changesSchema || newRowid.size > 0
-      ? { error: null, changesSchema, newRowid: [...newRowid].sort() }
+    return changesSchema || newRowid.size > 0 || autoincrement.size > 0
+      ? {
+          error: null,
+          changesSchema,
+          newRowid: [...newRowid].sort(),
+          newRowidAutoincrement: [...autoincrement].sort(),
+        }
       : ALLOWED;
   }
 
