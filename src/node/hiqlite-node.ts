@@ -319,6 +319,7 @@ export class HiqliteNode {
         nowMs: this.sqlLogClock.stampMs(),
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
+        recursionRowsMax: this.cfg.writeRecursionRowsMax,
       });
       return await this.proposeCounted(data, timeoutMs);
     } finally {
@@ -1044,7 +1045,10 @@ export class HiqliteNode {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
           const left =
             this.peerClocks.ready() === null ? timeoutMs : await this.peerClocks.waitReady(timeoutMs);
-          const { data, command } = adoptClientCommand(req.data, { nowMs: this.sqlLogClock.stampMs() });
+          const { data, command } = adoptClientCommand(req.data, {
+            nowMs: this.sqlLogClock.stampMs(),
+            recursionRowsMax: this.cfg.writeRecursionRowsMax,
+          });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           return this.proposeCounted(data, left);
         }

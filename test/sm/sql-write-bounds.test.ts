@@ -73,7 +73,7 @@ test('a proposal needs the LIMIT to be a whole-number literal: SQLite reads a ne
   const proposal = (sql: string) => {
     const [statement] = splitStatements(sql);
     assert.ok(statement !== undefined);
-    return checkWriteBounds(statement, 'proposal');
+    return checkWriteBounds(statement, { recursionRowsMax: 1_000 });
   };
   for (const limit of [
     'LIMIT -1',
@@ -103,4 +103,40 @@ test('a proposal needs the LIMIT to be a whole-number literal: SQLite reads a ne
       ),
     (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_STATEMENT_NOT_ALLOWED',
   );
+});
+
+test('a proposal bounds the rows of a recursion (LIMIT plus OFFSET) by write_recursion_rows_max: a LIMIT of 2^63-1 stalled every write of the cluster for good', () => {
+  const cte = (limit: string) =>
+    `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c ${limit}) INSERT INTO t SELECT x FROM c WHERE x < 0`;
+  const proposal = (sql: string, recursionRowsMax: number) => {
+    const [statement] = splitStatements(sql);
+    assert.ok(statement !== undefined);
+    return checkWriteBounds(statement, { recursionRowsMax });
+  };
+  for (const [limit, max] of [
+    ['LIMIT 9223372036854775807', 10_000_000],
+    ['LIMIT 99999999999999999999999999', 10_000_000],
+    ['LIMIT 1001', 1_000],
+    ['LIMIT 600 OFFSET 401', 1_000],
+    ['LIMIT 401, 600', 1_000],
+  ] as const) {
+    const err = proposal(cte(limit), max);
+    assert.equal(err?.code, 'HQL_STATEMENT_NOT_ALLOWED', limit);
+    assert.match(err!.message, /more than write_recursion_rows_max/, limit);
+    // Apply decides alike on every replica whatever each node's setting: any LIMIT.
+    assert.equal(check(cte(limit)), null, limit);
+  }
+  for (const [limit, max] of [
+    ['LIMIT 1000', 1_000],
+    ['LIMIT 600 OFFSET 400', 1_000],
+    ['LIMIT 9007199254740991', Number.MAX_SAFE_INTEGER],
+  ] as const)
+    assert.equal(proposal(cte(limit), max), null, limit);
+  // The default, through the proposer (a node passes its own setting).
+  const over = { type: 'execute' as const, sql: cte('LIMIT 10000001'), params: [], returning: false };
+  assert.throws(
+    () => prepareForProposal(over, { nowMs: 0, seed: 1 }),
+    (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_STATEMENT_NOT_ALLOWED',
+  );
+  assert.ok(prepareForProposal(over, { nowMs: 0, seed: 1, recursionRowsMax: 20_000_000 }));
 });

@@ -80,6 +80,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     min: 1024,
     max: 2 * 1024 * 1024 * 1024,
   },
+  // Rows a recursive CTE of a write being proposed may make (its LIMIT plus OFFSET).
+  {
+    key: 'writeRecursionRowsMax',
+    toml: 'write_recursion_rows_max',
+    default: 10_000_000,
+    min: 1,
+    max: 1_000_000_000_000,
+  },
   // /health turns 503 when one apply batch takes longer than this (a write that does not end).
   { key: 'applyStallMs', toml: 'apply_stall_ms', default: 30_000, min: 1, max: 86_400_000 },
   // Shutdown waits this long for the entry being applied, then interrupts it.

@@ -128,6 +128,11 @@ export interface NodeConfig {
   queryRowsMax?: number;
   /** Most bytes of values a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
   queryResultBytesMax?: number;
+  /**
+   * Rows a recursive CTE of a write may make (its LIMIT plus OFFSET, whole-number literals),
+   * checked where the write is proposed; more is HQL_STATEMENT_NOT_ALLOWED.
+   */
+  writeRecursionRowsMax?: number;
   /** /health reports 503 once one apply batch has taken longer than this. */
   applyStallMs?: number;
   /** How long shutdown waits for the entry being applied before interrupting it. */
@@ -258,6 +263,7 @@ export type IntegerKey =
   | 'readQueueMax'
   | 'queryRowsMax'
   | 'queryResultBytesMax'
+  | 'writeRecursionRowsMax'
   | 'applyStallMs'
   | 'shutdownTimeoutMs'
   | 'inflightMessagesMax'

@@ -28,12 +28,12 @@ export { CLIENT_SESSION_PREFIX } from '../../lib/client-session.js';
  */
 export function adoptClientCommand(
   bytes: Uint8Array,
-  ctx: { readonly nowMs: number },
+  ctx: { readonly nowMs: number; readonly recursionRowsMax?: number },
 ): { readonly data: Uint8Array; readonly command: CommandEnvelope['command'] } {
   const envelope: CommandEnvelope = decodeCommand(bytes);
   const problem = envelope.session === undefined ? null : clientSessionIdProblem(envelope.session.clientId);
   if (problem !== null) throw sqlError('HQL_MALFORMED_COMMAND', problem);
-  const error = staticCheck(envelope.command);
+  const error = staticCheck(envelope.command, ctx.recursionRowsMax);
   if (error !== null) throw new SqlError(error);
   return { data: encodeCommand({ ...envelope, nowMs: Math.floor(ctx.nowMs) }), command: envelope.command };
 }

@@ -38,7 +38,7 @@ import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
 import { Lru } from './lru.js';
 import { DATE_FUNCTIONS, NODE_LOCAL_MODIFIERS } from './statement-guard.js';
 import { splitStatements } from './tokenizer.js';
-import { checkWriteStatement } from './write-bounds.js';
+import { checkWriteStatement, WRITE_RECURSION_ROWS_MAX_DEFAULT } from './write-bounds.js';
 
 export interface ProposalContext {
   /** The proposer's wall clock in ms since the epoch. */
@@ -46,6 +46,8 @@ export interface ProposalContext {
   /** A uint32 from the proposer's random source. */
   readonly seed: number;
   readonly session?: Session;
+  /** `write_recursion_rows_max` (write-bounds.ts); its default when omitted. */
+  readonly recursionRowsMax?: number;
 }
 
 /**
@@ -62,7 +64,7 @@ export function prepareForProposal(command: CommandInput, ctx: ProposalContext):
   };
   // Encoding validates the command's structure first, so the static check can trust it.
   const bytes = encodeCommand(envelope);
-  const error = staticCheck(command);
+  const error = staticCheck(command, ctx.recursionRowsMax);
   if (error !== null) throw new SqlError(error);
   return bytes;
 }
@@ -71,19 +73,26 @@ const OK = Symbol('ok');
 /** Verdicts of `staticCheck` for single statements, by SQL text (bounded). */
 const singleVerdicts = new Lru<string, SqlErrorInfo | typeof OK>(1024);
 
-/** The static checks the apply path also runs (it cannot trust the proposer's version). */
-export function staticCheck(command: CommandInput): SqlErrorInfo | null {
+/**
+ * The static checks of a write being proposed; apply runs them too (it cannot trust the
+ * proposer's version), but for the bound on a recursive CTE's rows, a node's own setting.
+ */
+export function staticCheck(
+  command: CommandInput,
+  recursionRowsMax = WRITE_RECURSION_ROWS_MAX_DEFAULT,
+): SqlErrorInfo | null {
+  const at = { recursionRowsMax };
   switch (command.type) {
     case 'execute':
-      return checkSingle(command.sql, -1);
+      return checkSingle(command.sql, -1, at);
     case 'txn':
       for (let i = 0; i < command.statements.length; i++) {
-        const err = checkSingle(command.statements[i]!.sql, i);
+        const err = checkSingle(command.statements[i]!.sql, i, at);
         if (err !== null) return err;
       }
       return null;
     case 'batch':
-      return checkScript(command.sql, {});
+      return checkScript(command.sql, {}, at);
     case 'migrate':
       for (let i = 0; i < command.migrations.length; i++) {
         const m = command.migrations[i]!;
@@ -95,7 +104,7 @@ export function staticCheck(command: CommandInput): SqlErrorInfo | null {
             migrationId: m.id,
           };
         }
-        const err = checkScript(m.sql, { migrationId: m.id });
+        const err = checkScript(m.sql, { migrationId: m.id }, at);
         if (err !== null) return err;
       }
       return null;
@@ -107,17 +116,23 @@ export function staticCheck(command: CommandInput): SqlErrorInfo | null {
  * depends on the SQL text alone; applications repeat the same statements (a txn of 1,000
  * identical INSERTs), so it is remembered instead of tokenizing every time.
  */
-function checkSingle(sql: string, statementIndex: number): SqlErrorInfo | null {
-  let verdict = singleVerdicts.get(sql);
+function checkSingle(
+  sql: string,
+  statementIndex: number,
+  at: { readonly recursionRowsMax: number },
+): SqlErrorInfo | null {
+  // The verdict depends on the bound too (nodes of one process may set it differently).
+  const key = `${at.recursionRowsMax}\u0000${sql}`;
+  let verdict = singleVerdicts.get(key);
   if (verdict === undefined) {
-    verdict = singleVerdict(sql) ?? OK;
-    singleVerdicts.set(sql, verdict);
+    verdict = singleVerdict(sql, at) ?? OK;
+    singleVerdicts.set(key, verdict);
   }
   if (verdict === OK) return null;
   return statementIndex < 0 ? { ...verdict } : { statementIndex, ...verdict };
 }
 
-function singleVerdict(sql: string): SqlErrorInfo | null {
+function singleVerdict(sql: string, at: { readonly recursionRowsMax: number }): SqlErrorInfo | null {
   const statements = splitStatements(sql);
   if (statements.length !== 1) {
     return {
@@ -128,13 +143,17 @@ function singleVerdict(sql: string): SqlErrorInfo | null {
           : 'one statement expected (use a batch or txn command for several)',
     };
   }
-  return checkWriteStatement(statements[0]!, 'proposal');
+  return checkWriteStatement(statements[0]!, at);
 }
 
-function checkScript(sql: string, extra: Partial<SqlErrorInfo>): SqlErrorInfo | null {
+function checkScript(
+  sql: string,
+  extra: Partial<SqlErrorInfo>,
+  at: { readonly recursionRowsMax: number },
+): SqlErrorInfo | null {
   const statements = splitStatements(sql);
   for (let i = 0; i < statements.length; i++) {
-    const err = checkWriteStatement(statements[i]!, 'proposal');
+    const err = checkWriteStatement(statements[i]!, at);
     if (err !== null) return { ...extra, ...err, statementIndex: i };
   }
   return null;
