@@ -566,6 +566,19 @@ export class RaftGroup {
 
   private flush(): void {
     if (this.fatal !== null) return;
+    const diverged = this.core.divergence();
+    if (diverged !== null) {
+      const d = diverged;
+      this.fail(
+        new HiqliteError(
+          'HQL_CORRUPTION',
+          `this node's committed log differs from its leader's (node ${d.leader}) at index ${d.index} (term ${d.ours} here, ${d.leaders === 0 ? "none: the leader's log ends before it" : `${d.leaders} at the leader`}): the cluster lost committed entries this node still holds (a majority of nodes lost data: older copies of data directories restored, or volumes wiped). This node stops rather than serve another history: copy what you need from its database, then delete its data directory and start it to rejoin`,
+          { retryable: false },
+        ),
+        "raft group stopped: its committed log conflicts with the leader's",
+      );
+      return;
+    }
     this.sendAll(this.core.takeMessages());
     // Entries committed while a Ready's disk write is in flight, and already durable here, go to
     // the state machine now instead of after that write (see RaftCore.takeCommitted).

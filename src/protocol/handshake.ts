@@ -42,7 +42,8 @@ import { ProtocolError } from './protocol-error.js';
  * 5: a snapshot stream's end frame carries the SHA-256 of its bytes (peer-frame.ts); a cache
  *    group lock's renewal and release carry its holder id (refused without it when proposed).
  * 6: a heartbeat carries the term of the leader's entry at its commit index (a follower that
- *    holds another entry there does not commit it).
+ *    holds another entry there does not commit it) and the leader's last index (a follower that
+ *    holds more committed stops: the cluster lost committed entries).
  */
 export const HANDSHAKE_VERSION = 6;
 export const CLUSTER_ID_BYTES = 16;

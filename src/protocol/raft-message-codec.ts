@@ -11,7 +11,7 @@
  *   u8 group | u8 type | u32 from | u32 to | u53 term | type-specific fields
  *   append              u53 prevIndex, u53 prevTerm, u53 commit, u53 epoch, u32 count, count x (u32 bytes, entry)
  *   append-response     u53 matchIndex, bool reject, u53 rejectedIndex, u53 rejectHint, u53 rejectHintTerm, u53 epoch
- *   heartbeat           u53 commit, u53 commitTerm, u53 readContext
+ *   heartbeat           u53 commit, u53 commitTerm, u53 lastIndex, u53 readContext
  *   heartbeat-response  u53 readContext, u53 matchHint
  *   vote, pre-vote      u53 lastIndex, u53 lastTerm, bool transfer
  *   *-vote-response     bool granted
@@ -109,6 +109,7 @@ export function encodeRaftMessageInto(
     case 'heartbeat':
       w.u53(m.commit);
       w.u53(m.commitTerm);
+      w.u53(m.lastIndex);
       w.u53(m.readContext);
       break;
     case 'heartbeat-response':
@@ -193,8 +194,9 @@ function readBody(r: ByteReader, type: MessageType, from: NodeId, to: NodeId, te
     case 'heartbeat': {
       const commit = index('commit');
       const commitTerm = termField('commitTerm');
+      const lastIndex = index('lastIndex');
       const readContext = r.u53('readContext');
-      return { type, from, to, term, commit, commitTerm, readContext };
+      return { type, from, to, term, commit, commitTerm, lastIndex, readContext };
     }
     case 'heartbeat-response': {
       const readContext = r.u53('readContext');
@@ -307,7 +309,7 @@ function bodyBytes(m: Message): number {
     case 'append-response':
       return 8 + 1 + 8 + 8 + 8 + 8;
     case 'heartbeat':
-      return 8 + 8 + 8;
+      return 8 + 8 + 8 + 8;
     case 'heartbeat-response':
       return 8 + 8;
     case 'vote':

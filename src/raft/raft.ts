@@ -9,6 +9,7 @@ import { committedIndex, hasQuorum, majority, voteOutcome } from './quorum.js';
 import { entryBytes, RaftLog } from './raft-log.js';
 import { ReadOnlyQueue } from './read-only.js';
 import type {
+  Divergence,
   Entry,
   HardState,
   LogIndex,
@@ -59,6 +60,8 @@ export class RaftCore {
   /** Candidate / pre-candidate: votes received. */
   private votes = new Map<NodeId, boolean>();
   private leadTransferee: NodeId | null = null;
+  /** Set once this node's committed log is found to conflict with a leader's (divergence()). */
+  private diverged: Divergence | null = null;
   private pendingConfigIndex = 0 as LogIndex;
   private uncommittedBytes = 0;
   private appendsPending = false;
@@ -734,7 +737,25 @@ export class RaftCore {
   // Follower side of replication
   // ---------------------------------------------------------------------------------------------
 
+  /** This node's committed log conflicts with its leader's; it answers appends no more. */
+  divergence(): Divergence | null {
+    return this.diverged;
+  }
+
+  /**
+   * An entry the leader says it has at `index` with term `leaders`, against ours, committed:
+   * records a divergence when we hold that index with another term (compacted: not known).
+   */
+  private divergesCommitted(index: LogIndex, leaders: Term, leader: NodeId): boolean {
+    if (index > this.log.committed || index === 0) return false;
+    const ours = this.log.term(index);
+    if (ours === undefined || ours === leaders) return false;
+    this.diverged ??= { index, ours, leaders, leader };
+    return true;
+  }
+
   private handleAppend(m: Extract<Message, { type: 'append' }>): void {
+    if (this.diverged !== null) return;
     const reply = (fields: { matchIndex: LogIndex; reject: boolean; hint: LogIndex; hintTerm: Term }) =>
       this.sendAfterPersist({
         type: 'append-response',
@@ -749,10 +770,19 @@ export class RaftCore {
         epoch: m.epoch,
       });
     if (m.prevIndex < this.log.committed) {
-      // Everything up to our commit index matches the leader's log: say how far we are.
+      // Everything up to our commit index matches the leader's log (Raft's log matching and
+      // leader completeness), unless the cluster lost committed entries we hold: check what we
+      // can, and never answer a leader whose log contradicts ours below our commit index (we
+      // would claim to match it, and serve another history for good as a healthy member).
+      if (this.divergesCommitted(m.prevIndex, m.prevTerm, m.from)) return;
+      for (const e of m.entries) {
+        if (e.index > this.log.committed) break;
+        if (this.divergesCommitted(e.index, e.term, m.from)) return;
+      }
       reply({ matchIndex: this.log.committed, reject: false, hint: 0 as LogIndex, hintTerm: 0 as Term });
       return;
     }
+    if (this.divergesCommitted(m.prevIndex, m.prevTerm, m.from)) return;
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== null) {
       reply({ matchIndex: lastNew, reject: false, hint: 0 as LogIndex, hintTerm: 0 as Term });
@@ -766,6 +796,19 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
+    if (this.diverged !== null) return;
+    if (m.lastIndex < this.log.committed) {
+      // The leader lacks entries we hold committed (with our log compacted, the append checks
+      // may never see an entry of both logs to compare): the cluster lost them.
+      const index = this.log.committed;
+      this.diverged = {
+        index,
+        ours: this.log.term(index) ?? (0 as Term),
+        leaders: 0 as Term,
+        leader: m.from,
+      };
+      return;
+    }
     // The leader sends a commit index no further than what it believes we match, with the term
     // of its entry there. Commit only when we hold that very entry (log matching: then every
     // entry before it is the leader's too). A commit past our last entry, or onto an entry of
@@ -790,6 +833,7 @@ export class RaftCore {
   }
 
   private handleSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
+    if (this.diverged !== null || this.divergesCommitted(m.snapshot.index, m.snapshot.term, m.from)) return;
     const s = m.snapshot;
     const reply = (matchIndex: LogIndex) =>
       this.sendAfterPersist({
@@ -937,6 +981,7 @@ export class RaftCore {
       term: this.currentTerm,
       commit,
       commitTerm,
+      lastIndex: this.log.lastIndex(),
       readContext,
     });
   }
@@ -964,6 +1009,10 @@ export class RaftCore {
       }
       return;
     }
+    // A follower never holds committed entries beyond a leader's log (leader completeness),
+    // unless the cluster lost entries it had committed and the follower still holds them (it
+    // stops: RaftCore.divergence). Taken as is, match would point past our log.
+    if (m.matchIndex > this.log.lastIndex()) return;
     const oldPaused = pr.isPaused();
     // An answer at match itself is news for a probing follower: its log matches there, so it
     // may replicate again (etcd does the same). A probe at match is how the leader checks a

@@ -103,6 +103,11 @@ export type Message =
        * an index the leader believes it matches, and must not apply it.
        */
       readonly commitTerm: Term;
+      /**
+       * The leader's last log index. A follower that holds more than that committed holds
+       * entries the cluster lost (leader completeness: every leader holds every committed entry).
+       */
+      readonly lastIndex: LogIndex;
       /** Non-zero when the heartbeat confirms leadership for pending read-index requests. */
       readonly readContext: number;
     }
@@ -221,6 +226,21 @@ export interface Status {
   readonly transferTarget: NodeId | null;
   /** Leader only: the replication progress of every other member. */
   readonly progress: ReadonlyMap<NodeId, ProgressStatus> | null;
+}
+
+/**
+ * This node's committed log differs from its leader's (RaftCore.divergence): an entry this node
+ * holds as committed has another term in the leader's log. Raft never does this by itself; the
+ * cluster lost entries a majority had committed (an operator restored older copies, or wiped a
+ * majority), and this node still holds them.
+ */
+export interface Divergence {
+  readonly index: LogIndex;
+  /** The term of this node's committed entry there. */
+  readonly ours: Term;
+  /** The term of the leader's entry there; 0 when the leader's log ends before it. */
+  readonly leaders: Term;
+  readonly leader: NodeId;
 }
 
 export interface ProgressStatus {

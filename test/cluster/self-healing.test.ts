@@ -363,3 +363,63 @@ describe('node 1 losing its log or its volume while the other nodes are down', (
     await node1AloneMustWait(() => c.wipe(1));
   });
 });
+
+describe('two faults at once: an older copy of a follower restored while the other follower is down', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await TestCluster.create({ nodes: 3, toml: TOML });
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('the node that holds committed rows the others lost stops, naming it, instead of serving another history', async () => {
+    // Found from outside: with B restored from an older copy while A was down, A and B elected a
+    // leader without rows L and B had committed, wrote over their indexes, and L came back
+    // answering as a healthy member with the lost rows (linearizable reads included), for good.
+    const w = await Workload.create(c, 20);
+    const l = await c.leader();
+    const [a, b] = [1, 2, 3].filter((id) => id !== l) as [number, number];
+    assert.equal(await c.stop(b), 0);
+    const dirB = c.node(b).dataDir;
+    const copy = `${dirB}.copy`;
+    cpSync(dirB, copy, { recursive: true });
+    try {
+      await c.start(b);
+      await c.waitForMembership({ voters: [1, 2, 3] });
+      assert.equal(await c.stop(a), 0);
+      await w.writeRows(60); // committed by l and b
+      await c.kill(l);
+      assert.equal(await c.stop(b), 0);
+      rmSync(dirB, { recursive: true, force: true });
+      cpSync(copy, dirB, { recursive: true });
+      await c.start(a);
+      await c.start(b);
+      const db = await c.client([a, b]);
+      try {
+        await eventually(
+          'a leader of a and b takes writes',
+          async () => (await db.execute('INSERT INTO t (id, v) VALUES (?, ?)', [100_000, 'after'])).logIndex,
+        );
+        for (let i = 1; i <= 20; i++)
+          await db.execute('INSERT INTO t (id, v) VALUES (?, ?)', [100_000 + i, 'after']);
+      } finally {
+        await c.dropClient(db);
+      }
+      // l comes back holding the 60 committed rows the others lost, at indexes they wrote over.
+      c.node(l).output = '';
+      await c.startAndWatch(l, 30_000).catch(() => false);
+      await eventually(
+        'l stopped, naming the divergence',
+        async () =>
+          (c.node(l).child === null && /committed log differs from its leader/.test(c.node(l).output)) ||
+          undefined,
+        30_000,
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${c.outputs(6000)}`);
+      });
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+});

@@ -81,6 +81,7 @@ export const messageArb: fc.Arbitrary<Message> = fc
       ...base,
       commit: idx,
       commitTerm: trm,
+      lastIndex: idx,
       readContext: u53,
     }),
     fc.record({
@@ -159,7 +160,7 @@ export function oneOfEachType(from: NodeId, to: NodeId): Message[] {
       rejectHintTerm: 0 as Term,
       epoch: 5,
     },
-    { type: 'heartbeat', from, to, term: t, commit: i(7), commitTerm: t, readContext: 9 },
+    { type: 'heartbeat', from, to, term: t, commit: i(7), commitTerm: t, lastIndex: i(9), readContext: 9 },
     { type: 'heartbeat-response', from, to, term: t, readContext: 9, matchHint: i(7) },
     { type: 'vote', from, to, term: t, lastIndex: i(7), lastTerm: t, transfer: true },
     { type: 'pre-vote', from, to, term: t, lastIndex: i(7), lastTerm: t, transfer: false },

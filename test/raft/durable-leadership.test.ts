@@ -216,6 +216,7 @@ describe('a stale leader always learns a higher term', () => {
       term: 1 as Term,
       commit: 0 as LogIndex,
       commitTerm: 0 as Term,
+      lastIndex: 0 as LogIndex,
       readContext: 0,
     });
     const rd = r.ready();

@@ -618,6 +618,7 @@ describe('takeCommitted', () => {
       term: c.node(1).status().term,
       commit: frd.entries[frd.entries.length - 1]!.index,
       commitTerm: frd.entries[frd.entries.length - 1]!.term,
+      lastIndex: frd.entries[frd.entries.length - 1]!.index,
       readContext: 0,
     });
     assert.deepEqual(follower.takeCommitted(), [], 'the entry is not durable here yet');

@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { LogIndex, Term } from '../../src/raft/types.js';
-import { Cluster, cmd, type Disk, id } from './harness.js';
+import { RaftCore } from '../../src/raft/raft.js';
+import type { Entry, LogIndex, Message, Term } from '../../src/raft/types.js';
+import { Cluster, cmd, type Disk, id, testConfig } from './harness.js';
 
 function copyDisk(d: Disk): Disk {
   return {
@@ -117,6 +118,7 @@ describe('a follower that lost a tail of its log', () => {
         term,
         commit: commit as LogIndex,
         commitTerm: commitTerm as Term,
+        lastIndex: Math.max(commit, last + 1) as LogIndex,
         readContext: 0,
       });
     // Node 3 is handed the messages directly (nothing is delivered through the harness).
@@ -171,5 +173,97 @@ describe('a follower that lost a tail of its log', () => {
     assert.equal(pr.state, 'replicate', 'back to replicating once node 2 answered the probe at match');
     assert.equal(pr.match, last);
     assert.equal(pr.regressions, 0);
+  });
+});
+
+describe("a follower whose committed log conflicts with its leader's (the cluster lost committed entries)", () => {
+  /** Node 3 holds entries 1..4 of term 1, committed through 4. */
+  function follower(): RaftCore {
+    const entries: Entry[] = [1, 2, 3, 4].map((i) => ({
+      kind: 'noop',
+      index: i as LogIndex,
+      term: 1 as Term,
+    }));
+    return new RaftCore(testConfig(3, 1), {
+      hardState: { term: 1 as Term, vote: null, commit: 4 as LogIndex },
+      snapshot: {
+        index: 0 as LogIndex,
+        term: 0 as Term,
+        membership: { voters: [id(1), id(2), id(3)], learners: [] },
+      },
+      entries,
+      appliedIndex: 4 as LogIndex,
+    });
+  }
+  const append = (prevIndex: number, prevTerm: number, entries: Entry[] = []): Message => ({
+    type: 'append',
+    from: id(1),
+    to: id(3),
+    term: 2 as Term,
+    prevIndex: prevIndex as LogIndex,
+    prevTerm: prevTerm as Term,
+    entries,
+    commit: 0 as LogIndex,
+    epoch: 1,
+  });
+  const answers = (r: RaftCore) => {
+    const rd = r.ready();
+    r.advance(rd);
+    return [...rd.messages, ...rd.messagesAfterPersist].filter((m) => m.type === 'append-response');
+  };
+
+  for (const [what, m, index] of [
+    ['a probe below its commit index', append(2, 2), 2],
+    ['a probe at its commit index', append(4, 2), 4],
+    [
+      'entries below its commit index',
+      append(1, 1, [{ kind: 'noop', index: 2 as LogIndex, term: 2 as Term }]),
+      2,
+    ],
+  ] as const) {
+    test(`${what} of another term: it records the divergence and answers nothing`, () => {
+      const r = follower();
+      r.step(m);
+      assert.deepEqual(r.divergence(), { index, ours: 1, leaders: 2, leader: id(1) });
+      assert.deepEqual(answers(r), [], 'no answer: it would claim to match the leader');
+      // Nothing afterwards is answered either.
+      r.step(append(4, 1));
+      assert.deepEqual(answers(r), []);
+    });
+  }
+
+  test('a heartbeat of a leader whose log ends before its commit index: it records the divergence and answers nothing', () => {
+    const heartbeat = (lastIndex: number): Message => ({
+      type: 'heartbeat',
+      from: id(1),
+      to: id(3),
+      term: 2 as Term,
+      commit: 0 as LogIndex,
+      commitTerm: 0 as Term,
+      lastIndex: lastIndex as LogIndex,
+      readContext: 0,
+    });
+    const fine = follower();
+    fine.step(heartbeat(4));
+    assert.equal(fine.divergence(), null);
+    const r = follower();
+    r.step(heartbeat(3));
+    assert.deepEqual(r.divergence(), { index: 4, ours: 1, leaders: 0, leader: id(1) });
+    const rd = r.ready();
+    assert.deepEqual(
+      [...rd.messages, ...rd.messagesAfterPersist].filter((m) => m.type === 'heartbeat-response'),
+      [],
+    );
+  });
+
+  test('the same terms, or a mismatch above its commit index, is ordinary replication', () => {
+    const r = follower();
+    r.step(append(2, 1));
+    r.step(append(6, 2));
+    assert.equal(r.divergence(), null);
+    const got = answers(r);
+    assert.equal(got.length, 2);
+    assert.ok(got[0]!.type === 'append-response' && !got[0]!.reject && got[0]!.matchIndex === 4);
+    assert.ok(got[1]!.type === 'append-response' && got[1]!.reject);
   });
 });

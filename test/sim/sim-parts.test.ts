@@ -39,6 +39,7 @@ function heartbeat(from: number, to: number): Envelope {
       term: term(1),
       commit: logIndex(0),
       commitTerm: term(0),
+      lastIndex: logIndex(0),
       readContext: 0,
     },
     snapshot: null,

@@ -166,5 +166,6 @@ export const heartbeat = (from: NodeId, to: NodeId, readContext: number): Messag
   term: 1 as Term,
   commit: 0 as LogIndex,
   commitTerm: 0 as Term,
+  lastIndex: 0 as LogIndex,
   readContext,
 });

@@ -37,6 +37,7 @@ const heartbeat = (from: number, to: number, readContext = 1): Message => ({
   term: 1 as Term,
   commit: 0 as LogIndex,
   commitTerm: 0 as Term,
+  lastIndex: 0 as LogIndex,
   readContext,
 });
 
