@@ -62,6 +62,14 @@ export class RaftCore {
   private leadTransferee: NodeId | null = null;
   /** Set once this node's committed log is found to conflict with a leader's (divergence()). */
   private diverged: Divergence | null = null;
+  /**
+   * Our commit index when we entered the current term: those entries were committed in earlier
+   * terms, so the leader of this term holds them (leader completeness), and every heartbeat it
+   * sends says a last index at least this. Later commits of this term are not comparable: a
+   * heartbeat sent before them may arrive after them. 0 at boot (the term of the boot commit
+   * is not known).
+   */
+  private committedBeforeTerm = 0 as LogIndex;
   private pendingConfigIndex = 0 as LogIndex;
   private uncommittedBytes = 0;
   private appendsPending = false;
@@ -499,6 +507,7 @@ export class RaftCore {
     if (t !== this.currentTerm) {
       this.currentTerm = t;
       this.vote = null;
+      this.committedBeforeTerm = this.log.committed;
     }
     this.leaderId = null;
     this.electionElapsed = 0;
@@ -797,10 +806,11 @@ export class RaftCore {
 
   private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
     if (this.diverged !== null) return;
-    if (m.lastIndex < this.log.committed) {
-      // The leader lacks entries we hold committed (with our log compacted, the append checks
-      // may never see an entry of both logs to compare): the cluster lost them.
-      const index = this.log.committed;
+    if (m.lastIndex < this.committedBeforeTerm) {
+      // The leader lacks entries we hold committed since before its term (with our log
+      // compacted, the append checks may never see an entry of both logs to compare): the
+      // cluster lost them.
+      const index = this.committedBeforeTerm;
       this.diverged = {
         index,
         ours: this.log.term(index) ?? (0 as Term),

@@ -233,11 +233,11 @@ describe("a follower whose committed log conflicts with its leader's (the cluste
   }
 
   test('a heartbeat of a leader whose log ends before its commit index: it records the divergence and answers nothing', () => {
-    const heartbeat = (lastIndex: number): Message => ({
+    const heartbeat = (lastIndex: number, term = 2): Message => ({
       type: 'heartbeat',
       from: id(1),
       to: id(3),
-      term: 2 as Term,
+      term: term as Term,
       commit: 0 as LogIndex,
       commitTerm: 0 as Term,
       lastIndex: lastIndex as LogIndex,
@@ -246,6 +246,11 @@ describe("a follower whose committed log conflicts with its leader's (the cluste
     const fine = follower();
     fine.step(heartbeat(4));
     assert.equal(fine.divergence(), null);
+    // In the term its commit index was learnt in, a heartbeat sent before that may arrive after
+    // it (another connection): no proof of anything.
+    const late = follower();
+    late.step(heartbeat(3, 1));
+    assert.equal(late.divergence(), null);
     const r = follower();
     r.step(heartbeat(3));
     assert.deepEqual(r.divergence(), { index: 4, ours: 1, leaders: 0, leader: id(1) });
