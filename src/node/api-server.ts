@@ -230,6 +230,7 @@ export class ApiServer {
       timeoutMs: o.handshakeTimeoutMs,
       graceMs: evictionGraceMs(o.handshakeTimeoutMs),
       timers: o.timers ?? realTimers,
+      port: { connectionsMax: o.connectionsMax, openConnections: () => this.tcpConnections },
     });
   }
 

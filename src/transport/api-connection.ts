@@ -547,8 +547,8 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
       fail(
         new Error(
           plain
-            ? 'the node closed the connection without answering (does it use TLS? connect with tls: true)'
-            : 'the node closed the connection during the TLS handshake (does it use TLS?)',
+            ? 'the node closed the connection without answering (does it use TLS? connect with tls: true; or it had no room for another connection)'
+            : 'the node closed the connection during the TLS handshake (does it use TLS? or it had no room for another connection)',
         ),
       );
     const onError = (e: Error) =>

@@ -47,6 +47,19 @@ export interface HandshakeGateOptions {
   /** A pending connection is closed to make room only once it has waited this long (< timeoutMs). */
   readonly graceMs: number;
   readonly timers: Timers;
+  /**
+   * The port's connection cap and how many connections are open on it now (authenticated or
+   * not). Near the cap the oldest pending connections are closed even within their grace: the
+   * grace let a flood of strangers' young connections fill the port, and the listener then
+   * refused real clients outright (found from outside: 5 of 5 new clients shut out while 50
+   * loops opened connections).
+   */
+  readonly port?: { readonly connectionsMax: number; openConnections(): number };
+}
+
+/** Connection slots of a port kept free for new connections (HandshakeGateOptions.port). */
+export function portHeadroom(connectionsMax: number): number {
+  return Math.max(1, Math.min(64, Math.floor(connectionsMax / 16)));
 }
 
 interface Pending {
@@ -113,12 +126,27 @@ export class HandshakeGate {
   private makeRoom(): void {
     while (this.pending.size > this.o.pendingMax) {
       const oldest = this.pending.entries().next();
-      if (oldest.done || !oldest.value[1].mature) return;
+      if (oldest.done || !oldest.value[1].mature) break;
       this.evictedCount++;
       this.expire(
         oldest.value[0],
         'evicted',
         `more than ${this.o.pendingMax} unauthenticated connections: the oldest is closed`,
+      );
+    }
+    const port = this.o.port;
+    if (port === undefined) return;
+    const limit = port.connectionsMax - portHeadroom(port.connectionsMax);
+    // A closed socket leaves the port's count when its close event runs, later: count here.
+    // Bounded: each turn closes one pending connection.
+    for (let closed = 0; this.pending.size > 0 && port.openConnections() - closed >= limit; closed++) {
+      const oldest = this.pending.keys().next();
+      if (oldest.done) return;
+      this.evictedCount++;
+      this.expire(
+        oldest.value,
+        'evicted',
+        `the port is near its ${port.connectionsMax} connections: the oldest unauthenticated one is closed`,
       );
     }
   }

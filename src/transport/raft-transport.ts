@@ -97,6 +97,10 @@ export class RaftTransport {
       timeoutMs: this.opts.limits.handshakeTimeoutMs,
       graceMs: evictionGraceMs(this.opts.limits.handshakeTimeoutMs),
       timers: this.opts.timers,
+      port: {
+        connectionsMax: this.opts.limits.inboundConnectionsMax,
+        openConnections: () => this.rawSockets.size,
+      },
     });
     this.addresses = new Map(this.opts.peers);
     this.host = {

@@ -117,4 +117,39 @@ describe('HandshakeGate', () => {
     assert.equal(g.expired, 1);
     assert.equal(g.size, 0);
   });
+
+  test("near the port's connection cap the oldest pending connections are closed even within their grace, so new clients still get in", () => {
+    // Found from outside: strangers' young connections filled the port (the grace protected
+    // them) and the listener refused every real client.
+    const timers = new ManualTimers();
+    let open = 0;
+    const g = new HandshakeGate({
+      pendingMax: 4,
+      timeoutMs: 5_000,
+      graceMs: 1_000,
+      timers,
+      port: { connectionsMax: 32, openConnections: () => open },
+    });
+    const accept = () => {
+      const s = fakeSocket();
+      open++;
+      s.once('close', () => open--);
+      g.accept(s);
+      return s;
+    };
+    const client = accept();
+    g.admit(client); // authenticated: never closed by the gate
+    const flood = Array.from({ length: 200 }, accept);
+    assert.equal(client.destroyed, false);
+    // A slot stays free for the next connection (headroom 2 of 32), the newest are kept.
+    assert.ok(open <= 30, `open ${open}`);
+    assert.equal(flood[flood.length - 1]!.destroyed, false);
+    assert.equal(flood[0]!.destroyed, true);
+    const newcomer = accept();
+    assert.equal(newcomer.destroyed, false, 'a new client is accepted and has time to authenticate');
+    g.admit(newcomer);
+    for (let i = 0; i < 100; i++) accept();
+    assert.equal(newcomer.destroyed, false);
+    assert.ok(g.evicted >= 170);
+  });
 });
