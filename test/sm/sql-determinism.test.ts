@@ -18,6 +18,17 @@ function openReplica() {
   return sm;
 }
 
+/** Replica A applies `commands` in one batch, replica B one entry per batch. */
+function applyOnTwoReplicas(commands: readonly Uint8Array[]) {
+  const a = openReplica();
+  const b = openReplica();
+  const logA = new Log();
+  const logB = new Log();
+  const resultsA = a.applyBatch(logA.entries(...commands));
+  const resultsB = commands.flatMap((c) => b.applyBatch(logB.entries(c)));
+  return { a, b, logA, resultsA, resultsB };
+}
+
 const LATER_MS = NOW_MS + 36 * 3600 * 1000 + 456; // 2024-05-07 19:08:09.579
 
 /** Non-deterministic SQL in every form the overrides must catch. */
@@ -215,12 +226,7 @@ describe('the largest rowid', () => {
   ];
 
   test('an insert that would take a random rowid is refused alike on every replica, and undone', () => {
-    const a = openReplica();
-    const b = openReplica();
-    const logA = new Log();
-    const logB = new Log();
-    const resultsA = a.applyBatch(logA.entries(...COMMANDS_AT_MAX));
-    const resultsB = COMMANDS_AT_MAX.flatMap((c) => b.applyBatch(logB.entries(c)));
+    const { a, b, resultsA, resultsB } = applyOnTwoReplicas(COMMANDS_AT_MAX);
     assert.deepEqual(
       resultsA.map((r) => (r.ok ? 'ok' : r.error.code)),
       [
@@ -271,12 +277,7 @@ describe('an exhausted AUTOINCREMENT', () => {
   ];
 
   test('is a result alike on every replica (HQL_SQL), not a full disk that stops the node', () => {
-    const a = openReplica();
-    const b = openReplica();
-    const logA = new Log();
-    const logB = new Log();
-    const resultsA = a.applyBatch(logA.entries(...COMMANDS_FULL));
-    const resultsB = COMMANDS_FULL.flatMap((c) => b.applyBatch(logB.entries(c)));
+    const { a, b, logA, resultsA, resultsB } = applyOnTwoReplicas(COMMANDS_FULL);
     assert.deepEqual(
       resultsA.map((r) => (r.ok ? 'ok' : r.error.code)),
       ['ok', 'ok', 'ok', 'ok', 'HQL_SQL', 'ok', 'ok', 'HQL_SQL', 'ok'],
