@@ -147,6 +147,8 @@ export class RemoteClient extends ClientBase {
         nowMs: Date.now(),
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
+        // The node bounds a recursion's rows with its own write_recursion_rows_max.
+        recursionRowsMax: Number.POSITIVE_INFINITY,
       });
       return (await this.call({ op: 'propose', group: 'sql', data }, 'write')) as {
         index: number;

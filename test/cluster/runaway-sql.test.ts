@@ -17,7 +17,7 @@ import { freePorts } from '../support/free-ports.js';
 const SECRET_API = 'api-secret-for-tests-0123456789';
 const ENDLESS_READ =
   'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c';
-/** Bounded by its LIMIT (so allowed), but far longer than any test. */
+/** Bounded by its LIMIT (allowed with write_recursion_rows_max raised), but far longer than any test. */
 const LONG_WRITE =
   'INSERT INTO t (v) SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 100000000000) SELECT x FROM c)';
 
@@ -146,7 +146,13 @@ describe('writes that never end', () => {
   });
 
   test('with apply wedged, /health reports it, a linearizable read fails at its deadline, shutdown completes', async () => {
-    const n = await oneNode({ applyStallMs: 300, readTimeoutMs: 500, shutdownTimeoutMs: 500 });
+    // A long write (not an endless one) needs its rows allowed: 10^11 is beyond the default.
+    const n = await oneNode({
+      applyStallMs: 300,
+      readTimeoutMs: 500,
+      shutdownTimeoutMs: 500,
+      writeRecursionRowsMax: 1_000_000_000_000,
+    });
     let closed = false;
     try {
       await n.node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');

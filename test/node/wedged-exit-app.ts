@@ -21,11 +21,12 @@ const node = await start(
     dataDir: join(root, 'data'),
     secretRaft: 'raft-secret-for-tests-0123456789',
     secretApi: 'api-secret-for-tests-0123456789',
+    writeRecursionRowsMax: 1_000_000_000_000,
   },
   { thread },
 );
 await node.execute('CREATE TABLE t (v INTEGER)');
-// Bounded by its LIMIT (so allowed), but far longer than any test.
+// Bounded by its LIMIT (allowed with write_recursion_rows_max raised), but far longer than any test.
 node
   .execute(
     'INSERT INTO t (v) SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 100000000000) SELECT x FROM c)',

@@ -289,7 +289,7 @@ process.off = process.removeListener;
     const file = join(dir, 'slow-stop.toml');
     writeFileSync(
       file,
-      `${nodeToml(1, [`1 127.0.0.1:${raft} 127.0.0.1:${api}`], join(dir, 'slow-stop'))}shutdown_timeout_ms = 6000\n`,
+      `${nodeToml(1, [`1 127.0.0.1:${raft} 127.0.0.1:${api}`], join(dir, 'slow-stop'))}shutdown_timeout_ms = 6000\nwrite_recursion_rows_max = 1000000000000\n`,
     );
     const run = startCli(['serve', '--config', file]);
     let wedged: Promise<unknown> = Promise.resolve();

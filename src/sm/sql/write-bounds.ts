@@ -132,7 +132,9 @@ function unboundedRecursion(
       if (at === 'apply') limit = BOUNDED;
       else {
         const rows = literalLimitRows(t, k + 1, hiExclusive);
-        limit = rows === null ? null : rows <= BigInt(at.recursionRowsMax) ? BOUNDED : rows;
+        const within =
+          rows !== null && (!Number.isFinite(at.recursionRowsMax) || rows <= BigInt(at.recursionRowsMax));
+        limit = rows === null ? null : within ? BOUNDED : rows;
       }
     } else if ((tok.kind === 'word' || tok.kind === 'quoted') && identifier(tok) === name) {
       const before = t[k - 1];
