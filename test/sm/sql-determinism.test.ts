@@ -262,6 +262,51 @@ describe('the largest rowid', () => {
   });
 });
 
+describe('the largest rowid in a batch (each statement on its own)', () => {
+  const MAX = 9223372036854775807n;
+  const batch = (sql: string) => cmd({ type: 'batch', sql });
+  const COMMANDS_BATCH = [
+    cmd(exec('CREATE TABLE rb (v TEXT)')),
+    cmd(exec('CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)')),
+    batch(
+      `INSERT INTO rb (v) VALUES ('a'); INSERT INTO rb (rowid, v) VALUES (${MAX}, 'b'); INSERT INTO rb (v) VALUES ('c')`,
+    ),
+    batch(
+      `UPDATE rb SET rowid = ${MAX} WHERE v = 'a'; INSERT INTO rb (v) VALUES ('d'); INSERT INTO a (v) VALUES ('e')`,
+    ),
+    cmd(exec('INSERT INTO a (id, v) VALUES (?, ?)', [MAX, 'max'])),
+    batch("INSERT INTO a (v) VALUES ('f'); INSERT INTO a (id, v) VALUES (5, 'g')"),
+  ];
+
+  test('a refused statement is undone, the others of its batch apply, alike on every replica', () => {
+    const { a, b, resultsA, resultsB } = applyOnTwoReplicas(COMMANDS_BATCH);
+    const codes = resultsA.map((r) =>
+      r.ok && r.type === 'batch'
+        ? r.value.map((x) => (x.ok ? 'ok' : x.error.code))
+        : r.ok
+          ? 'ok'
+          : r.error.code,
+    );
+    assert.deepEqual(codes, [
+      'ok',
+      'ok',
+      ['ok', 'HQL_NONDETERMINISTIC', 'ok'],
+      ['ok', 'HQL_NONDETERMINISTIC', 'ok'],
+      'ok',
+      // SQLite rolls the whole transaction back on this SQLITE_FULL: the command fails as a whole.
+      'HQL_SQL',
+    ]);
+    assert.deepEqual(resultsA, resultsB);
+    const dump = dumpDatabase(a.path);
+    assert.deepEqual(dump, dumpDatabase(b.path));
+    assert.deepEqual(
+      (dump.rb as unknown[][]).map((r) => r[r.length - 1]).sort(),
+      ['a', 'c'],
+      "'b' and 'd' were refused and are not stored",
+    );
+  });
+});
+
 describe('an exhausted AUTOINCREMENT', () => {
   const MAX = 9223372036854775807n;
   const COMMANDS_FULL = [

@@ -322,6 +322,28 @@ export class AccessGuard {
   }
 
   /**
+   * Runs a statement that stands on its own (a batch's: its failure is its result, the others
+   * go on) and `checkRowidRoom` after it, in a savepoint of its own, so a refusal also undoes
+   * it. Elsewhere the command's savepoint does that, and the check alone suffices.
+   */
+  runWithRowidRoom<T>(tables: readonly string[], run: () => T): T {
+    this.stmts.rowidSavepoint.run();
+    try {
+      const result = run();
+      this.checkRowidRoom(tables);
+      this.stmts.rowidRelease.run();
+      return result;
+    } catch (e) {
+      // A statement that rolled back the whole transaction took the savepoint with it.
+      if (this.db.inTransaction) {
+        this.stmts.rowidRollbackTo.run();
+        this.stmts.rowidRelease.run();
+      }
+      throw e;
+    }
+  }
+
+  /**
    * A statement failed with SQLITE_FULL: the AUTOINCREMENT table among `tables` whose counter or
    * largest rowid is at the largest rowid, if any. SQLite then refuses a new row before writing
    * anything, on every replica alike (a result, not a full disk, which only this node has).
@@ -602,6 +624,9 @@ function prepareGuardStatements(db: Database.Database) {
     foreignKeys: db.prepare('SELECT "table" FROM pragma_foreign_key_list(?, \'main\')').pluck(),
     columns: db.prepare("SELECT name, hidden FROM pragma_table_xinfo(?, 'main')"),
     savepoint: db.prepare('SAVEPOINT hq_ddl'),
+    rowidSavepoint: db.prepare('SAVEPOINT hq_rowid'),
+    rowidRollbackTo: db.prepare('ROLLBACK TO hq_rowid'),
+    rowidRelease: db.prepare('RELEASE hq_rowid'),
     rollbackTo: db.prepare('ROLLBACK TO hq_ddl'),
     release: db.prepare('RELEASE hq_ddl'),
   };

@@ -147,7 +147,14 @@ export class CommandExecutor {
     for (let i = 0; i < statements.length; i++) {
       const statement = statements[i]!;
       try {
-        const { outcome } = this.runParsed(parsedStatement(statement), [], 'ifReturned', undefined, false);
+        const { outcome } = this.runParsed(
+          parsedStatement(statement),
+          [],
+          'ifReturned',
+          undefined,
+          false,
+          true,
+        );
         results.push({ ok: true, value: outcome });
       } catch (e) {
         results.push({ ok: false, error: this.handle(e, { statementIndex: i }) });
@@ -206,6 +213,7 @@ export class CommandExecutor {
     rows: RowsWanted,
     resolve: RefResolver | undefined,
     cache: boolean,
+    standsAlone = false,
   ): { outcome: StatementOutcome; raw: RawRows | null } {
     const plan = parsed.positional;
     const verdict =
@@ -215,9 +223,14 @@ export class CommandExecutor {
     if (verdict.error !== null) throw new SqlError(verdict.error);
     let ran: { outcome: StatementOutcome; raw: RawRows | null };
     try {
-      ran = verdict.changesSchema
-        ? this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false))
-        : this.runChecked(parsed, params, rows, resolve, cache);
+      if (verdict.changesSchema)
+        ran = this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false));
+      else if (standsAlone && verdict.newRowid.length > 0) {
+        // Checked (and undone when refused) in a savepoint of its own.
+        return this.access.runWithRowidRoom(verdict.newRowid, () =>
+          this.runChecked(parsed, params, rows, resolve, cache),
+        );
+      } else ran = this.runChecked(parsed, params, rows, resolve, cache);
     } catch (e) {
       // An AUTOINCREMENT table at the largest rowid fails a new row with SQLITE_FULL, which
       // otherwise means this node's disk is full (fatal for apply): here it is a result.
