@@ -572,7 +572,11 @@ export class RaftGroup {
       this.fail(
         new HiqliteError(
           'HQL_CORRUPTION',
-          `this node's committed log differs from its leader's (node ${d.leader}) at index ${d.index} (term ${d.ours} here, ${d.leaders === 0 ? "none: the leader's log ends before it" : `${d.leaders} at the leader`}): the cluster lost committed entries this node still holds (a majority of nodes lost data: older copies of data directories restored, or volumes wiped). This node stops rather than serve another history: copy what you need from its database, then delete its data directory and start it to rejoin`,
+          `${
+            d.leaders === 0
+              ? `this node's committed log differs from its leader's (node ${d.leader}): it holds entries committed up to index ${d.index}, and the leader's whole log ends at ${d.leaderLastIndex}`
+              : `this node's committed log differs from its leader's (node ${d.leader}) at index ${d.index} (term ${d.ours} here, ${d.leaders} at the leader)`
+          }: the cluster lost committed entries this node still holds (a majority of nodes lost data: older copies of data directories restored, or volumes wiped). This node stops rather than serve another history: copy what you need from its database, then delete its data directory and start it to rejoin`,
           { retryable: false },
         ),
         "raft group stopped: its committed log conflicts with the leader's",

@@ -759,7 +759,7 @@ export class RaftCore {
     if (index > this.log.committed || index === 0) return false;
     const ours = this.log.term(index);
     if (ours === undefined || ours === leaders) return false;
-    this.diverged ??= { index, ours, leaders, leader };
+    this.diverged ??= { index, ours, leaders, leader, leaderLastIndex: 0 as LogIndex };
     return true;
   }
 
@@ -816,6 +816,7 @@ export class RaftCore {
         ours: this.log.term(index) ?? (0 as Term),
         leaders: 0 as Term,
         leader: m.from,
+        leaderLastIndex: m.lastIndex,
       };
       return;
     }

@@ -240,6 +240,8 @@ export interface Divergence {
   readonly ours: Term;
   /** The term of the leader's entry there; 0 when the leader's log ends before it. */
   readonly leaders: Term;
+  /** When `leaders` is 0: the leader's last index (its log ends there). */
+  readonly leaderLastIndex: LogIndex;
   readonly leader: NodeId;
 }
 

@@ -224,7 +224,7 @@ describe("a follower whose committed log conflicts with its leader's (the cluste
     test(`${what} of another term: it records the divergence and answers nothing`, () => {
       const r = follower();
       r.step(m);
-      assert.deepEqual(r.divergence(), { index, ours: 1, leaders: 2, leader: id(1) });
+      assert.deepEqual(r.divergence(), { index, ours: 1, leaders: 2, leader: id(1), leaderLastIndex: 0 });
       assert.deepEqual(answers(r), [], 'no answer: it would claim to match the leader');
       // Nothing afterwards is answered either.
       r.step(append(4, 1));
@@ -253,7 +253,7 @@ describe("a follower whose committed log conflicts with its leader's (the cluste
     assert.equal(late.divergence(), null);
     const r = follower();
     r.step(heartbeat(3));
-    assert.deepEqual(r.divergence(), { index: 4, ours: 1, leaders: 0, leader: id(1) });
+    assert.deepEqual(r.divergence(), { index: 4, ours: 1, leaders: 0, leader: id(1), leaderLastIndex: 3 });
     const rd = r.ready();
     assert.deepEqual(
       [...rd.messages, ...rd.messagesAfterPersist].filter((m) => m.type === 'heartbeat-response'),
