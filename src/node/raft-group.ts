@@ -566,9 +566,8 @@ export class RaftGroup {
 
   private flush(): void {
     if (this.fatal !== null) return;
-    const diverged = this.core.divergence();
-    if (diverged !== null) {
-      const d = diverged;
+    const d = this.core.divergence();
+    if (d !== null) {
       this.fail(
         new HiqliteError(
           'HQL_CORRUPTION',

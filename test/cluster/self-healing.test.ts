@@ -71,6 +71,22 @@ class Workload {
   }
 }
 
+/**
+ * An operator's copy of a stopped node's data directory, put back later in place of the
+ * directory (`restore`), removed by `discard` (tests call it in `finally`).
+ */
+function copyOfDataDir(dir: string): { restore(): void; discard(): void } {
+  const copy = `${dir}.copy`;
+  cpSync(dir, copy, { recursive: true });
+  return {
+    restore: () => {
+      rmSync(dir, { recursive: true, force: true });
+      cpSync(copy, dir, { recursive: true });
+    },
+    discard: () => rmSync(copy, { recursive: true, force: true }),
+  };
+}
+
 describe('self-healing of a follower of a 3-node cluster of processes', () => {
   let c: TestCluster;
   let w: Workload;
@@ -212,9 +228,7 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
     // it, and the follower served stale reads for good while /ready said 200.
     const f = await follower();
     assert.equal(await c.stop(f), 0);
-    const dir = c.node(f).dataDir;
-    const copy = `${dir}.copy`;
-    cpSync(dir, copy, { recursive: true });
+    const copy = copyOfDataDir(c.node(f).dataDir);
     try {
       await c.start(f);
       await c.waitForMembership({ voters: [1, 2, 3] });
@@ -224,8 +238,7 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
         return rows.get(f)?.[0]?.n === w.written.length ? true : undefined;
       });
       assert.equal(await c.stop(f), 0);
-      rmSync(dir, { recursive: true, force: true });
-      cpSync(copy, dir, { recursive: true });
+      copy.restore();
       await c.start(f);
       // No write: the leader has nothing left to send, and must still find out.
       const seen = await c.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', { ids: [f], minIndex: last });
@@ -236,7 +249,7 @@ describe('self-healing of a follower of a 3-node cluster of processes', () => {
       );
       await w.assertAllNodesHoldEveryRow();
     } finally {
-      rmSync(copy, { recursive: true, force: true });
+      copy.discard();
     }
   });
 
@@ -381,9 +394,7 @@ describe('two faults at once: an older copy of a follower restored while the oth
     const l = await c.leader();
     const [a, b] = [1, 2, 3].filter((id) => id !== l) as [number, number];
     assert.equal(await c.stop(b), 0);
-    const dirB = c.node(b).dataDir;
-    const copy = `${dirB}.copy`;
-    cpSync(dirB, copy, { recursive: true });
+    const copy = copyOfDataDir(c.node(b).dataDir);
     try {
       await c.start(b);
       await c.waitForMembership({ voters: [1, 2, 3] });
@@ -391,8 +402,7 @@ describe('two faults at once: an older copy of a follower restored while the oth
       await w.writeRows(60); // committed by l and b
       await c.kill(l);
       assert.equal(await c.stop(b), 0);
-      rmSync(dirB, { recursive: true, force: true });
-      cpSync(copy, dirB, { recursive: true });
+      copy.restore();
       await c.start(a);
       await c.start(b);
       const db = await c.client([a, b]);
@@ -419,7 +429,7 @@ describe('two faults at once: an older copy of a follower restored while the oth
         throw new Error(`${String(e)}\n${c.outputs(6000)}`);
       });
     } finally {
-      rmSync(copy, { recursive: true, force: true });
+      copy.discard();
     }
   });
 });

@@ -99,7 +99,7 @@ const ALLOWED: AccessVerdict = {
  * (sqlite3.c OP_NewRowid, from a PRNG seeded from the operating system): every replica would
  * store the row under another rowid.
  */
-export const ROWID_MAX = 9223372036854775807n;
+const ROWID_MAX = 9223372036854775807n;
 
 /** sqlite3.c OPFLAG_P2ISREG: P2 of an Open* opcode is a register holding a new btree's root. */
 const P2_IS_REGISTER = 0x10;
@@ -289,7 +289,7 @@ export class AccessGuard {
    * refuses alike. So no insert stores the largest rowid; a table an UPDATE moved a row to it
    * takes no more inserts until that row is deleted or renumbered.
    */
-  checkRowidRoom(tables: readonly string[]): void {
+  private checkRowidRoom(tables: readonly string[]): void {
     for (const table of tables) {
       if (this.maxRowidOf(table) === ROWID_MAX) {
         throw new SqlError({
@@ -322,24 +322,37 @@ export class AccessGuard {
   }
 
   /**
-   * Runs a statement that stands on its own (a batch's: its failure is its result, the others
-   * go on) and `checkRowidRoom` after it, in a savepoint of its own, so a refusal also undoes
-   * it. Elsewhere the command's savepoint does that, and the check alone suffices.
+   * Runs a statement under the rules on SQLite's largest rowid (`verdict.newRowid`,
+   * `newRowidAutoincrement`): afterwards `checkRowidRoom`; an AUTOINCREMENT table at the largest
+   * rowid fails a new row with SQLITE_FULL, which otherwise means this node's disk is full (fatal
+   * for apply) and here is a result (HQL_SQL) alike on every replica. A statement that stands on
+   * its own (a batch's: its failure is its result, the others go on) runs in a savepoint of its
+   * own, so a refusal also undoes it; elsewhere the command's savepoint does.
    */
-  runWithRowidRoom<T>(tables: readonly string[], run: () => T): T {
-    this.stmts.rowidSavepoint.run();
+  runGuardingRowids<T>(verdict: AccessVerdict, standsAlone: boolean, run: () => T): T {
+    if (verdict.newRowid.length === 0 && verdict.newRowidAutoincrement.length === 0) return run();
+    const own = standsAlone && verdict.newRowid.length > 0;
+    if (own) this.stmts.rowidSavepoint.run();
     try {
       const result = run();
-      this.checkRowidRoom(tables);
-      this.stmts.rowidRelease.run();
+      this.checkRowidRoom(verdict.newRowid);
+      if (own) this.stmts.rowidRelease.run();
       return result;
     } catch (e) {
       // A statement that rolled back the whole transaction took the savepoint with it.
-      if (this.db.inTransaction) {
+      if (own && this.db.inTransaction) {
         this.stmts.rowidRollbackTo.run();
         this.stmts.rowidRelease.run();
       }
-      throw e;
+      const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+      const table =
+        code === 'SQLITE_FULL' ? this.exhaustedAutoincrement(verdict.newRowidAutoincrement) : null;
+      if (table === null) throw e;
+      throw new SqlError({
+        code: 'HQL_SQL',
+        message: `the AUTOINCREMENT of '${table}' is exhausted: it reached the largest rowid (${ROWID_MAX}), so SQLite gives a new row no rowid (SQLITE_FULL); delete or renumber that row and lower its sqlite_sequence entry`,
+        sqliteCode: 'SQLITE_FULL',
+      });
     }
   }
 
@@ -348,7 +361,7 @@ export class AccessGuard {
    * largest rowid is at the largest rowid, if any. SQLite then refuses a new row before writing
    * anything, on every replica alike (a result, not a full disk, which only this node has).
    */
-  exhaustedAutoincrement(tables: readonly string[]): string | null {
+  private exhaustedAutoincrement(tables: readonly string[]): string | null {
     for (const table of tables) {
       if (this.maxRowidOf(table) === ROWID_MAX) return table;
       let seq: unknown;

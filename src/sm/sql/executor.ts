@@ -7,7 +7,7 @@
  * the batch one command per transaction.
  */
 import type Database from 'better-sqlite3';
-import { AccessGuard, ROWID_MAX, type StatementKind, statementKind } from './access-guard.js';
+import { AccessGuard, type StatementKind, statementKind } from './access-guard.js';
 import type { BatchCommand, Command, ExecuteCommand, MigrateCommand, TxnCommand } from './command.js';
 import { classifyCommandError, SqlError, type SqlErrorInfo, sqlError } from './errors.js';
 import { Lru } from './lru.js';
@@ -221,34 +221,11 @@ export class CommandExecutor {
         ? this.access.check(parsed.statement.text, 0, parsed.kind)
         : this.access.check(plan.text, plan.order.length, parsed.kind);
     if (verdict.error !== null) throw new SqlError(verdict.error);
-    let ran: { outcome: StatementOutcome; raw: RawRows | null };
-    try {
-      if (verdict.changesSchema)
-        ran = this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false));
-      else if (standsAlone && verdict.newRowid.length > 0) {
-        // Checked (and undone when refused) in a savepoint of its own.
-        return this.access.runWithRowidRoom(verdict.newRowid, () =>
-          this.runChecked(parsed, params, rows, resolve, cache),
-        );
-      } else ran = this.runChecked(parsed, params, rows, resolve, cache);
-    } catch (e) {
-      // An AUTOINCREMENT table at the largest rowid fails a new row with SQLITE_FULL, which
-      // otherwise means this node's disk is full (fatal for apply): here it is a result.
-      const table =
-        e instanceof Error &&
-        (e as Error & { code?: unknown }).code === 'SQLITE_FULL' &&
-        verdict.newRowidAutoincrement.length > 0
-          ? this.access.exhaustedAutoincrement(verdict.newRowidAutoincrement)
-          : null;
-      if (table === null) throw e;
-      throw new SqlError({
-        code: 'HQL_SQL',
-        message: `the AUTOINCREMENT of '${table}' is exhausted: it reached the largest rowid (${ROWID_MAX}), so SQLite gives a new row no rowid (SQLITE_FULL); delete or renumber that row and lower its sqlite_sequence entry`,
-        sqliteCode: 'SQLITE_FULL',
-      });
-    }
-    if (verdict.newRowid.length > 0) this.access.checkRowidRoom(verdict.newRowid);
-    return ran;
+    return this.access.runGuardingRowids(verdict, standsAlone, () =>
+      verdict.changesSchema
+        ? this.access.runSchemaChange(() => this.runChecked(parsed, params, rows, resolve, false))
+        : this.runChecked(parsed, params, rows, resolve, cache),
+    );
   }
 
   private runChecked(
