@@ -24,6 +24,7 @@ import {
   HTTP_JSON_DEPTH_MAX_DEFAULT,
   HTTP_JSON_VALUES_MAX_DEFAULT,
   HttpBodyError,
+  methodNotAllowedMessage,
   readJsonObject,
 } from '../http/http-body.js';
 import { badlyEncodedQueryParam } from '../http/query-encoding.js';
@@ -207,7 +208,17 @@ export class Dashboard {
       );
     if (method === 'POST' && name === 'login') return this.login(req, res, admit);
     const route = (method === 'GET' ? this.gets : method === 'POST' ? this.posts : undefined)?.get(name);
-    if (route === undefined) return this.fail(res, 404, 'HQL_NOT_FOUND', `no route ${method} ${path}`, true);
+    if (route === undefined) {
+      const allow = [
+        ...(this.gets.has(name) ? ['GET'] : []),
+        ...(this.posts.has(name) || name === 'login' ? ['POST'] : []),
+      ];
+      if (allow.length === 0) return this.fail(res, 404, 'HQL_NOT_FOUND', `no route ${method} ${path}`, true);
+      const methods = allow.join(', ');
+      return this.fail(res, 405, 'HQL_INVALID_PARAMS', methodNotAllowedMessage(method, path, methods), true, {
+        allow: methods,
+      });
+    }
     const session = this.sessions.use(readCookie(req, this.cookie));
     if (session === null)
       return this.fail(res, 401, 'HQL_UNAUTHORIZED', 'log in first (no session, or it expired)', true);
@@ -364,7 +375,16 @@ export class Dashboard {
     res: ServerResponse,
   ): Promise<void> {
     if (method !== 'GET' && method !== 'HEAD')
-      return this.fail(res, 405, 'HQL_NOT_FOUND', `${method} ${path}`, true);
+      return this.fail(
+        res,
+        405,
+        'HQL_INVALID_PARAMS',
+        methodNotAllowedMessage(method, path, 'GET, HEAD'),
+        true,
+        {
+          allow: 'GET, HEAD',
+        },
+      );
     if (path === DASHBOARD_PREFIX) {
       res.writeHead(302, { ...SECURITY_HEADERS, location: `${DASHBOARD_PREFIX}/`, connection: 'close' });
       res.end();

@@ -490,6 +490,23 @@ export function sendError(
   sendJson(res, status, { ok: false, error: { code, message, retryable } }, o.headers ?? {});
 }
 
+/** Why a known route refuses `method` (a 405 answer's message; `allow` as in its Allow header). */
+export function methodNotAllowedMessage(method: string, route: string, allow: string): string {
+  return `${method} is not a method of ${route} (it takes ${allow})`;
+}
+
+/** 405, with the `Allow` header HTTP asks for (the methods `route` has). */
+export function sendMethodNotAllowed(
+  res: ServerResponse,
+  method: string,
+  route: string,
+  allow: string,
+): void {
+  sendError(res, 405, 'HQL_INVALID_PARAMS', methodNotAllowedMessage(method, route, allow), {
+    headers: { allow },
+  });
+}
+
 /** The answer to a refused body: its status and code, and `Connection: close` when it asks for it. */
 export function sendBodyError(
   res: ServerResponse,

@@ -37,6 +37,7 @@ import {
   sendBodyError,
   sendError,
   sendJson,
+  sendMethodNotAllowed,
 } from '../http/http-body.js';
 import { onlyFields } from '../http/request-fields.js';
 import { type RequestTarget, requestTarget } from '../http/request-target.js';
@@ -192,6 +193,18 @@ export interface ApiServerStatus {
 /** Default `idleTimeoutMs`: well above a client's keepalive interval (5 s) and timeout (15 s). */
 export const API_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
 
+/** The methods of each fixed route of onHttp (the Allow header of a 405). */
+const API_ROUTE_METHODS: ReadonlyMap<string, string> = new Map([
+  ['/health', 'GET, HEAD'],
+  ['/ready', 'GET, HEAD'],
+  ['/metrics', 'GET'],
+  ['/backup', 'POST'],
+  ['/execute', 'POST'],
+  ['/query', 'POST'],
+  ['/txn', 'POST'],
+  ['/batch', 'POST'],
+]);
+
 /** What the idle sweep knows of an authenticated connection. */
 interface StreamActivity {
   bytesSeen: number;
@@ -209,6 +222,11 @@ export class ApiServer {
   /** The HTTP requests being served (not SSE), for close(): those still uploading are refused. */
   private readonly httpServing = new Map<IncomingMessage, ServerResponse>();
   private readonly sseStreams = new Set<ServerResponse>();
+  /**
+   * Per HTTP connection: the bytes it had sent when its last request was answered, or
+   * HEAD_IN_SERVICE while one is served; more bytes since mean a request head is arriving.
+   */
+  private readonly headsServed = new WeakMap<Socket, number>();
   private idleSweep: unknown = null;
   /** Connections closed for silence, since start. */
   private idleClosed = 0;
@@ -287,6 +305,12 @@ export class ApiServer {
     (this.idleSweep as { unref?: () => void }).unref?.();
   }
 
+  /** A request head has begun to arrive on `socket` and no request of it is being served. */
+  private headArriving(socket: Socket): boolean {
+    const served = this.headsServed.get(socket) ?? 0;
+    return served !== HEAD_IN_SERVICE && socket.bytesRead > served && socket.writable;
+  }
+
   /** errorBody, and an error that is not a HiqliteError (a bug) is logged with its stack. */
   private errorBody(e: unknown): ApiErrorBody {
     if (!(e instanceof HiqliteError))
@@ -299,6 +323,8 @@ export class ApiServer {
 
   async start(): Promise<{ host: string; port: number }> {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      this.headsServed.set(req.socket, HEAD_IN_SERVICE);
+      res.once('close', () => this.headsServed.set(req.socket, req.socket.bytesRead));
       // Tracked until its response closes, for a graceful close(); an SSE stream never ends by itself.
       if (isSseRequest(req)) {
         this.sseStreams.add(res);
@@ -343,6 +369,14 @@ export class ApiServer {
       this.tcpConnections++;
       socket.once('close', () => this.tcpConnections--);
       this.gate.accept(socket);
+      // Plain HTTP: a request whose head is still arriving at the deadline is answered 408 (it
+      // was a bare close); an idle connection is just closed. Under TLS this socket carries the
+      // TLS records, where nothing can be written in clear.
+      if (this.o.tls === undefined)
+        this.gate.onExpire(socket, (_why, detail) => {
+          if (this.headArriving(socket)) answerHeadTimeout(socket, detail, this.o.bodyTimeoutMs);
+          else socket.destroy();
+        });
     });
     server.headersTimeout = 10_000;
     // Node's own bound on receiving a whole request: past the body deadline (http_body_timeout_ms),
@@ -741,8 +775,14 @@ export class ApiServer {
           return sendJson(res, statusFor(err), { ok: false, error: err });
         }
       }
-      default:
+      default: {
+        // A route that exists under another method: 405 with what it takes (a `GET /query` was
+        // a 404, as if the route did not exist).
+        const allow = API_ROUTE_METHODS.get(url.pathname);
+        closeIfBodyUnread(res);
+        if (allow !== undefined) return sendMethodNotAllowed(res, req.method ?? 'GET', url.pathname, allow);
         return sendError(res, 404, 'HQL_NOT_FOUND', `no route ${route}`);
+      }
     }
   }
 
@@ -805,10 +845,40 @@ function answerClientError(e: Error & { code?: string }, socket: Duplex, timeout
             `not a valid HTTP request (${code || e.message})`,
           ] as const);
   const body = JSON.stringify({ ok: false, error: { code: errorCode, message, retryable: false } });
+  // A client that does not read its answer keeps the socket no longer than a body may take.
+  writeClosingAnswer(socket, status, reason, body, timeoutMs);
+}
+
+/** headsServed: a request of the connection is being served. */
+const HEAD_IN_SERVICE = -1;
+
+/**
+ * A request head still arriving when its connection's handshake deadline passed (a slow or
+ * stalled client, or one trickling headers): 408 HQL_TIMEOUT, then the connection closes.
+ */
+function answerHeadTimeout(socket: Socket, detail: string, bodyTimeoutMs: number | undefined): void {
+  const body = JSON.stringify({
+    ok: false,
+    error: {
+      code: 'HQL_TIMEOUT',
+      message: `the request did not arrive in time (${detail})`,
+      retryable: false,
+    },
+  });
+  writeClosingAnswer(socket, 408, 'Request Timeout', body, bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS_DEFAULT);
+}
+
+/** Writes a whole HTTP/1.1 answer that closes its connection; a client that does not read it is cut off. */
+function writeClosingAnswer(
+  socket: Duplex,
+  status: number,
+  reason: string,
+  body: string,
+  timeoutMs: number,
+): void {
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
-  // A client that does not read its answer keeps the socket no longer than a body may take.
   setTimeout(() => socket.destroy(), timeoutMs).unref();
 }
 

@@ -41,8 +41,8 @@ import {
   readBody,
   readJsonBody,
   sendBodyError,
-  sendError,
   sendJson,
+  sendMethodNotAllowed,
   toJson,
 } from '../http/http-body.js';
 import { badlyEncodedQueryParam } from '../http/query-encoding.js';
@@ -120,7 +120,7 @@ export async function serveCacheHttp(
   try {
     const method = req.method ?? 'GET';
     if (url.pathname === '/notify') {
-      if (method !== 'POST') return methodNotAllowed(res, method, url.pathname, 'POST');
+      if (method !== 'POST') return sendMethodNotAllowed(res, method, url.pathname, 'POST');
       onlyParams(url, []);
       const v = await readObject(req, cx, '{"channel": "…", "payload": any}', ['channel', 'payload']);
       const { channel, payload } = v as { channel?: unknown; payload?: unknown };
@@ -142,7 +142,7 @@ export async function serveCacheHttp(
       return sendJson(res, 200, { ok: true, value: { index: n.index, seq: n.seq } });
     }
     if (url.pathname === '/listen') {
-      if (method !== 'GET') return methodNotAllowed(res, method, url.pathname, 'GET');
+      if (method !== 'GET') return sendMethodNotAllowed(res, method, url.pathname, 'GET');
       onlyParams(url, ['channel', 'last_event_id']);
       req.resume();
       return await serveSse(req, res, url, ops, cx, gone.signal);
@@ -180,7 +180,7 @@ async function serveCacheEntry(
 ): Promise<void> {
   const { name: cache, key } = nameAndKey(url, '/cache/', 'cache name');
   if (key === null) {
-    if (method !== 'DELETE') return methodNotAllowed(res, method, '/cache/{name}', 'DELETE');
+    if (method !== 'DELETE') return sendMethodNotAllowed(res, method, '/cache/{name}', 'DELETE');
     onlyParams(url, []);
     req.resume();
     const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
@@ -238,7 +238,7 @@ async function serveCacheEntry(
       return sendJson(res, 200, { ok: true, value: { deleted: o.deleted } });
     }
     default:
-      return methodNotAllowed(res, method, '/cache/{name}/{key}', 'GET, PUT, DELETE');
+      return sendMethodNotAllowed(res, method, '/cache/{name}/{key}', 'GET, PUT, DELETE');
   }
 }
 
@@ -257,7 +257,7 @@ async function serveCounter(
 ): Promise<void> {
   const { name: counter, key } = nameAndKey(url, '/counter/', 'counter name');
   if (key === null) {
-    if (method !== 'DELETE') return methodNotAllowed(res, method, '/counter/{name}', 'DELETE');
+    if (method !== 'DELETE') return sendMethodNotAllowed(res, method, '/counter/{name}', 'DELETE');
     onlyParams(url, []);
     req.resume();
     const o = await ops.write({ type: 'counterClear', counter }, signal);
@@ -301,7 +301,7 @@ async function serveCounter(
       });
     }
     default:
-      return methodNotAllowed(res, method, '/counter/{name}/{key}', 'GET, POST, PUT, DELETE');
+      return sendMethodNotAllowed(res, method, '/counter/{name}/{key}', 'GET, POST, PUT, DELETE');
   }
 }
 
@@ -529,13 +529,6 @@ function onlyParams(url: RequestTarget, allowed: readonly string[]): void {
       );
     if (url.searchParams.getAll(name).length > 1) throw invalid(`the query parameter ${name} is given twice`);
   }
-}
-
-/** 405, with the `Allow` header HTTP asks for (the methods `route` has). */
-function methodNotAllowed(res: ServerResponse, method: string, route: string, allow: string): void {
-  sendError(res, 405, 'HQL_INVALID_PARAMS', `${method} is not a method of ${route} (it takes ${allow})`, {
-    headers: { allow },
-  });
 }
 
 function invalid(message: string): HiqliteError {

@@ -130,6 +130,26 @@ describe('dashboard routes', () => {
     assert.equal(forged.status, 401);
   });
 
+  test('a route under another method is 405 with Allow; an unknown one 404', async () => {
+    for (const [method, path, allow] of [
+      ['POST', '/dashboard/api/session', 'GET'],
+      ['GET', '/dashboard/api/query', 'POST'],
+      ['GET', '/dashboard/api/login', 'POST'],
+      ['DELETE', '/dashboard/api/tables', 'GET'],
+      ['POST', '/dashboard/', 'GET, HEAD'],
+      ['PUT', '/dashboard/index.html', 'GET, HEAD'],
+    ] as const) {
+      const r = await call(s, method, path, { body: method === 'GET' ? undefined : {} });
+      assert.equal(r.status, 405, `${method} ${path}`);
+      assert.equal(r.headers.get('allow'), allow, `${method} ${path}`);
+      assert.ok(!r.body.ok && r.body.error.code === 'HQL_INVALID_PARAMS', `${method} ${path}`);
+      assertSecurityHeaders(r.headers, `${method} ${path}`);
+    }
+    const none = await call(s, 'GET', '/dashboard/api/nothing');
+    assert.equal(none.status, 404);
+    assert.equal(none.headers.get('allow'), null);
+  });
+
   test('a wrong password is refused without a cookie; the right one opens a session; nothing secret comes back', async () => {
     const wrong = await call(s, 'POST', '/dashboard/api/login', { body: { password: 'nope' } });
     assert.equal(wrong.status, 401);

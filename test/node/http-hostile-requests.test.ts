@@ -244,11 +244,25 @@ describe('HTTP routes match the path as sent (no dot-segment resolution)', () =>
       ['GET', '/notify', 'POST'],
       ['POST', '/listen', 'GET'],
       ['GET', '/counter/n', 'DELETE'],
+      // The SQL routes and the node's own (a `GET /query` was 404, as if there were no route).
+      ['GET', '/query', 'POST'],
+      ['PUT', '/execute', 'POST'],
+      ['GET', '/batch', 'POST'],
+      ['DELETE', '/txn', 'POST'],
+      ['GET', '/backup', 'POST'],
+      ['POST', '/health', 'GET, HEAD'],
+      ['DELETE', '/ready', 'GET, HEAD'],
+      ['POST', '/metrics', 'GET'],
     ] as const) {
       const r = await raw(port, method, path, method === 'POST' ? '{}' : undefined);
       assert.equal(r.status, 405, `${method} ${path}: ${r.text}`);
       assert.equal(r.headers.allow, allow);
+      assert.match(r.text, /HQL_INVALID_PARAMS/, `${method} ${path}`);
     }
+    // A path no method has stays 404.
+    const nowhere = await raw(port, 'GET', '/querys');
+    assert.equal(nowhere.status, 404, nowhere.text);
+    assert.equal(nowhere.headers.allow, undefined);
   });
 
   test('GET /listen?channel= (empty) is refused: every channel is asked by leaving it out', async () => {

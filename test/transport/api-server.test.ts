@@ -285,6 +285,37 @@ describe('HTTP answers of the API port', () => {
     assert.equal(small.status, 200);
   });
 
+  test('a request head still arriving at the handshake deadline is answered 408; an idle connection just closes', async () => {
+    const { port } = await server({ handshakeTimeoutMs: 400 });
+    /** Opens a connection, sends `sent`, and gives back what arrives until the server closes it. */
+    const exchange = (sent: string) =>
+      within(
+        new Promise<string>((resolve, reject) => {
+          const socket = netConnect(port, HOST, () => socket.write(sent));
+          let got = '';
+          socket.setEncoding('utf8');
+          socket.on('data', (c: string) => {
+            got += c;
+          });
+          socket.on('error', reject);
+          socket.on('close', () => resolve(got));
+        }),
+        10_000,
+        'the server closes the connection',
+      );
+    // Slow headers: the request line and one header, never the blank line that ends the head.
+    const slow = await exchange('GET /health HTTP/1.1\r\nHost: x\r\n');
+    assert.match(slow, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    assert.match(slow, /Connection: close/);
+    assert.match(slow, /"code":"HQL_TIMEOUT"/);
+    // Nothing sent: closed without an answer (there is no request to answer).
+    assert.equal(await exchange(''), '');
+    // A request answered, then nothing: closed without a second answer.
+    const served = await exchange('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(served.match(/HTTP\/1\.1 /g)?.length, 1, served);
+    assert.match(served, /^HTTP\/1\.1 200 OK/);
+  });
+
   test('a body that is not a JSON object is 400 HQL_INVALID_PARAMS; an unknown route 404 HQL_NOT_FOUND', async () => {
     const { port } = await server();
     const notObject = await post(port, '/query', '[1, 2]');
