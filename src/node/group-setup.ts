@@ -133,14 +133,29 @@ export async function openGroupStorage(o: {
     log.warn({ tornTail: opened.report.tornTail, group }, 'cut a torn tail off the Raft log');
   let snapshots = await SnapshotStore.open(o.snapshotsDir);
   await dropDamagedSnapshots(snapshots, o.appliedIndex, log, group);
-  const start = decideStart({
-    hardState: opened.hardState,
-    lastIndex: opened.store.lastIndex(),
-    hasSnapshot: snapshots.latest() !== null,
-    appliedIndex: o.appliedIndex,
-    hasClusterId: o.hasClusterId,
-    logUncovered: lostLocalState(opened.store, snapshots, o.appliedIndex),
-  });
+  const uncovered = lostLocalState(opened.store, snapshots, o.appliedIndex);
+  const syncedLost = syncedRecordsLost(opened.store, opened.report.syncedMark);
+  const decide = (logUncovered: string | null) =>
+    decideStart({
+      hardState: opened.hardState,
+      lastIndex: opened.store.lastIndex(),
+      hasSnapshot: snapshots.latest() !== null,
+      appliedIndex: o.appliedIndex,
+      hasClusterId: o.hasClusterId,
+      logUncovered,
+    });
+  const start = decide(uncovered ?? syncedLost);
+  if (start.discard !== null && start.discard === syncedLost && !o.othersConfigured) {
+    // Alone: nothing could re-sync the lost entries, and deleting the rest would lose more. A
+    // node alone acknowledges a write once applied, and its database keeps what it applied (the
+    // SQL group, whose applied index the log still covers here): no acknowledged SQL write is
+    // lost. The cache group's state is rebuilt from this log: its writes in the lost entries are.
+    log.warn(
+      { reason: syncedLost, group, logsDir: o.logsDir },
+      'synced entries of the Raft log were lost: this node is the only one configured, so it goes on with what its log holds',
+    );
+    return { store: opened.store, snapshots, start: decide(null) };
+  }
   if (start.discard !== null && !o.othersConfigured) {
     // Alone, there is no cluster to rejoin and no leader to re-sync from: discarding would
     // delete the only copy of the data. A log that lost its tail below what the state machine
@@ -173,6 +188,20 @@ export async function openGroupStorage(o: {
     await o.resetStateMachine?.();
   }
   return { store: opened.store, snapshots, start };
+}
+
+/**
+ * Why the log lost records it had made durable (its synced mark, synced-mark-file.ts, is above
+ * its end: a segment cut short or zeroed, which looks like a crash's torn tail), or null. Such a
+ * node may have acknowledged those entries: kept as a voter it could elect a leader without them.
+ */
+export function syncedRecordsLost(
+  logStore: Pick<LogStore, 'firstIndex' | 'lastIndex'>,
+  syncedMark: LogIndex | number,
+): string | null {
+  const end = Math.max(logStore.lastIndex(), logStore.firstIndex() - 1);
+  if (syncedMark <= end) return null;
+  return `the Raft log ends at index ${end}, but entries through ${syncedMark} were durable in it: synced records were lost (a segment cut short or zeroed), with entries this node may have acknowledged`;
 }
 
 /**

@@ -28,6 +28,12 @@ export interface FileLogStoreOptions {
   readonly writeBatchBytesMax?: number;
   /** Bytes of appends waiting for the disk; beyond it append rejects with HQL_OVERLOADED. Default 256 MiB. */
   readonly queueBytesMax?: number;
+  /**
+   * How often at most the synced mark (synced-mark-file.ts) is brought up to the durable end of
+   * the log, off the append path; synced entries newer than that are not covered by the check at
+   * open. Default 100 ms.
+   */
+  readonly syncedMarkIntervalMs?: number;
 }
 
 export interface FileLogLimits {
@@ -36,6 +42,7 @@ export interface FileLogLimits {
   readonly cacheBytesMax: number;
   readonly writeBatchBytesMax: number;
   readonly queueBytesMax: number;
+  readonly syncedMarkIntervalMs: number;
 }
 
 export const SEGMENT_BYTES_MIN = 4 * KiB;
@@ -60,7 +67,16 @@ export function fileLogLimits(o: FileLogStoreOptions): FileLogLimits {
   checkInteger('writeBatchBytesMax', writeBatchBytesMax, 4 * KiB, GiB);
   const queueBytesMax = o.queueBytesMax ?? Math.max(256 * MiB, 2 * entryBytesMax);
   checkInteger('queueBytesMax', queueBytesMax, entryBytesMax + RECORD_HEADER_BYTES, 64 * GiB);
-  return { segmentBytesMax, entryBytesMax, cacheBytesMax, writeBatchBytesMax, queueBytesMax };
+  const syncedMarkIntervalMs = o.syncedMarkIntervalMs ?? 100;
+  checkInteger('syncedMarkIntervalMs', syncedMarkIntervalMs, 1, 60_000);
+  return {
+    segmentBytesMax,
+    entryBytesMax,
+    cacheBytesMax,
+    writeBatchBytesMax,
+    queueBytesMax,
+    syncedMarkIntervalMs,
+  };
 }
 
 function checkInteger(name: string, value: number, min: number, max: number): void {

@@ -51,6 +51,7 @@ import {
 } from './segment-format.js';
 import { type LogRecoveryReport, type RecordLocations, recoverLog } from './segment-recovery.js';
 import { ioError, LogCorruptionError } from './storage-errors.js';
+import { SyncedMarkWriter } from './synced-mark-file.js';
 
 export type { FileLogStoreOptions } from './file-log-options.js';
 export type { LogRecoveryReport } from './segment-recovery.js';
@@ -99,6 +100,7 @@ export async function openFileLogStore(
     locations: recovered.locations,
     recent: recovered.recent,
     hardState: recovered.hardState,
+    syncedMark: { sequence: recovered.syncedMarkSequence, index: recovered.report.syncedMark },
   });
   return { store, hardState: recovered.hardState, report: recovered.report };
 }
@@ -162,6 +164,7 @@ interface InitialState {
   readonly locations: RecordLocations;
   readonly recent: IndexDeque<Entry>;
   readonly hardState: HardState | null;
+  readonly syncedMark: { readonly sequence: number; readonly index: number };
 }
 
 export class FileLogStore implements LogStore {
@@ -198,6 +201,20 @@ export class FileLogStore implements LogStore {
   private entriesWritten = 0;
   private bytesWritten = 0;
 
+  // The synced mark (synced-mark-file.ts).
+  private readonly markWriter: SyncedMarkWriter;
+  /** The mark on disk, or being written (`markTask`). */
+  private markIndex: number;
+  /** The mark write in flight: marks are written one at a time, in order. */
+  private markTask: Promise<void> | null = null;
+  private markWrittenAtMs = 0;
+  /** A later write of the mark, once the interval since the last one has passed. */
+  private markTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The writer is removing entries from the disk: the mark is not raised meanwhile. */
+  private cutting = false;
+  /** The last entry durable on disk (the purge point when none is): what the mark may say. */
+  private synced: number;
+
   /** Use `openFileLogStore`. */
   constructor(
     private readonly dir: string,
@@ -214,6 +231,11 @@ export class FileLogStore implements LogStore {
     this.nextSeq = initial.nextSeq;
     this.meta = initial.meta;
     this.readFds = new ReadFdPool(dir, READ_FDS_MAX);
+    this.markWriter = new SyncedMarkWriter(dir, initial.syncedMark);
+    this.synced = this.locations.first + this.locations.seq.length - 1;
+    // A mark above the log's end was reported at open (report.syncedMark) for the owner to
+    // decide; a log that goes on from here is marked from what it holds.
+    this.markIndex = Math.min(initial.syncedMark.index, this.synced);
     this.cacheFirst = this.lastIndexNumber() + 1 - initial.recent.length;
     for (let i = 0; i < initial.recent.length; i++) {
       const entry = initial.recent.get(i);
@@ -509,6 +531,7 @@ export class FileLogStore implements LogStore {
         await this.writeBatch(batch);
         this.queueBytes -= bytes;
         for (const op of batch) op.done.resolve();
+        this.scheduleMark();
       } catch (err) {
         this.failure ??= err instanceof HiqliteError ? err : ioError('write', err);
         this.rejectAll(batch, this.failure);
@@ -541,6 +564,7 @@ export class FileLogStore implements LogStore {
       pendingBytes = 0;
       if (!SYNC_ON_WRITE) await active.fh.datasync();
       this.syncs++;
+      this.synced = this.locations.first + this.locations.seq.length - 1;
     };
     for (const op of batch) {
       switch (op.type) {
@@ -596,6 +620,8 @@ export class FileLogStore implements LogStore {
     const rel = from - loc.first;
     assert(rel >= 0 && rel <= loc.seq.length, `truncate at ${from} outside the disk log`);
     if (rel === loc.seq.length) return;
+    // Entries below the mark are about to go, legitimately: the mark comes down first.
+    await this.lowerMark(from - 1);
     const seq = loc.seq.get(rel);
     const offset = loc.offset.get(rel);
     // The high-water mark comes down first: a crash among the deletions must not leave a mark
@@ -621,6 +647,8 @@ export class FileLogStore implements LogStore {
     loc.seq.truncate(rel);
     loc.offset.truncate(rel);
     loc.bytes.truncate(rel);
+    this.synced = from - 1;
+    this.cutting = false;
   }
 
   /**
@@ -633,6 +661,9 @@ export class FileLogStore implements LogStore {
     const reservedSeq = this.spare?.seq ?? this.nextSeq;
     let floor: number;
     if (all) {
+      // The whole log goes, entries after the purge point included (a snapshot replacing a
+      // log that does not hold its last entry): the mark comes down to the purge point first.
+      await this.lowerMark(index);
       floor = reservedSeq;
     } else {
       assert(rel > 0 && rel <= loc.seq.length, `purge at ${index} outside the disk log`);
@@ -648,6 +679,8 @@ export class FileLogStore implements LogStore {
       loc.offset.clear();
       loc.bytes.clear();
       loc.first = index + 1;
+      this.synced = index;
+      this.cutting = false;
     } else {
       loc.seq.dropFront(rel);
       loc.offset.dropFront(rel);
@@ -669,6 +702,52 @@ export class FileLogStore implements LogStore {
       await fh.close();
     }
     await unlink(join(this.dir, segmentFileName(seq)));
+  }
+
+  /**
+   * Brings the mark up to the durable end, at most once per syncedMarkIntervalMs and never on
+   * the append path: a write now when the interval has passed, else one timer for later.
+   */
+  private scheduleMark(): void {
+    if (this.markTask !== null || this.markTimer !== null || this.closing !== null) return;
+    if (this.cutting || this.failure !== null) return;
+    if (this.synced <= this.markIndex) return;
+    const waitMs = this.markWrittenAtMs + this.limits.syncedMarkIntervalMs - performance.now();
+    if (waitMs > 0) {
+      this.markTimer = setTimeout(() => {
+        this.markTimer = null;
+        this.scheduleMark();
+      }, waitMs);
+      (this.markTimer as { unref?: () => void }).unref?.();
+      return;
+    }
+    const index = this.synced;
+    this.markIndex = index;
+    this.markWrittenAtMs = performance.now();
+    this.markTask = this.markWriter
+      .write(index)
+      .catch((err: unknown) => {
+        // The mark's state on disk is unknown: refuse further writes, as for any failed write.
+        this.failure ??= ioError('synced mark write', err);
+      })
+      .finally(() => {
+        this.markTask = null;
+        this.scheduleMark();
+      });
+  }
+
+  /**
+   * Before entries after `index` are removed from the disk: the mark comes down to `index`,
+   * durably (a mark above the log's end at the next open would say synced records were lost).
+   */
+  private async lowerMark(index: number): Promise<void> {
+    // Set until the caller's removal is done (no raise meanwhile); a write started before may be
+    // in flight: waited for, then the mark comes down. Bounded: no new write starts meanwhile.
+    this.cutting = true;
+    while (this.markTask !== null) await this.markTask;
+    if (this.markIndex <= index) return;
+    this.markIndex = index;
+    await this.markWriter.write(index);
   }
 
   /** Seals the active segment (already durable) and continues in the prepared spare. */
@@ -743,6 +822,15 @@ export class FileLogStore implements LogStore {
       await this.writerTask;
       await this.hardStateTask;
     }
+    // The mark, up to the end of what is durable (a failed store leaves it where it is).
+    if (this.markTimer !== null) clearTimeout(this.markTimer);
+    this.markTimer = null;
+    await this.markTask;
+    if (this.failure === null && this.synced > this.markIndex) {
+      this.markIndex = this.synced;
+      await this.markWriter.write(this.markIndex).catch(() => undefined);
+    }
+    await this.markWriter.close();
     const spare = this.spare;
     this.spare = null;
     if (spare !== null) {

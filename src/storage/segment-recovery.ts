@@ -32,6 +32,7 @@ import {
   segmentFileName,
 } from './segment-format.js';
 import { LogCorruptionError } from './storage-errors.js';
+import { readSyncedMarkFile } from './synced-mark-file.js';
 
 export interface LogRecoveryReport {
   /** Segment files holding the log after recovery. */
@@ -42,6 +43,12 @@ export interface LogRecoveryReport {
   readonly tornTail: { readonly file: string; readonly offset: number; readonly bytes: number } | null;
   /** Leftovers of an interrupted operation that were deleted (temporary files, purged segments). */
   readonly removedFiles: readonly string[];
+  /**
+   * The synced mark (synced-mark-file.ts): entries through it were durable in this log; 0 when
+   * not known. Above the log's end (`lastIndex`, or the purge point of an empty log), synced
+   * records were lost.
+   */
+  readonly syncedMark: number;
 }
 
 /** Where the record of one live entry sits on disk. */
@@ -67,6 +74,8 @@ export interface RecoveredLog {
   /** The newest live entries, up to cacheBytesMax of encoded bytes (a suffix of the log). */
   readonly recent: IndexDeque<Entry>;
   readonly recentBytes: number;
+  /** The synced mark file's sequence (its writer continues from it). */
+  readonly syncedMarkSequence: number;
   readonly report: LogRecoveryReport;
 }
 
@@ -80,6 +89,7 @@ export async function recoverLog(dir: string, cacheBytesMax: number): Promise<Re
   }
   const meta = await readLogMetaFile(dir);
   const hardState = await readHardStateFile(dir);
+  const mark = await readSyncedMarkFile(dir);
   const allSeqs = names
     .map(parseSegmentFileName)
     .filter((s): s is number => s !== null)
@@ -129,12 +139,14 @@ export async function recoverLog(dir: string, cacheBytesMax: number): Promise<Re
     locations: scan.locations,
     recent: scan.recent,
     recentBytes: scan.recentBytes,
+    syncedMarkSequence: mark.sequence,
     report: {
       segmentCount: segmentSeqs.length,
       firstIndex,
       lastIndex: firstIndex + scan.terms.length - 1,
       tornTail,
       removedFiles,
+      syncedMark: mark.index,
     },
   };
 }

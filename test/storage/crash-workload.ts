@@ -28,6 +28,8 @@ export async function runCrashChild(dir: string): Promise<void> {
   const { store } = await openFileLogStore(dir, {
     segmentBytesMax: CRASH_SEGMENT_BYTES,
     cacheBytesMax: 64 * 1024,
+    // The mark written as often as it can be, so that crashes land in its writes too.
+    syncedMarkIntervalMs: 1,
   });
   process.stdout.write('ready\n');
   let next = store.lastIndex() + 1;
@@ -70,6 +72,10 @@ export async function crashCycle(dir: string, killAfterMs: number): Promise<Cras
   try {
     const first = store.firstIndex();
     const last = store.lastIndex();
+    // The synced mark says only what was durable: a crash never leaves it above the log's end
+    // (which the node would take for lost synced records).
+    if (report.syncedMark > Math.max(last, first - 1))
+      throw new Error(`after a crash the synced mark ${report.syncedMark} is above the log's end ${last}`);
     let printedMax = 0;
     for (const index of printed) {
       printedMax = Math.max(printedMax, index);

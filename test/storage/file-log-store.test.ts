@@ -19,6 +19,7 @@ import { after, describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { Prng } from '../../src/lib/prng.js';
+import { syncedRecordsLost } from '../../src/node/group-setup.js';
 import type { Entry, LogIndex, Term } from '../../src/raft/types.js';
 import { type FileLogStoreOptions, openFileLogStore } from '../../src/storage/file-log-store.js';
 import { HARD_STATE_FILE } from '../../src/storage/hard-state-file.js';
@@ -30,6 +31,7 @@ import {
   segmentFileName,
 } from '../../src/storage/segment-format.js';
 import { LogCorruptionError } from '../../src/storage/storage-errors.js';
+import { readSyncedMarkFile, SYNCED_MARK_FILE } from '../../src/storage/synced-mark-file.js';
 import { crashCycle } from './crash-workload.js';
 import { commands, logStoreConformance } from './log-store-conformance.js';
 
@@ -602,5 +604,112 @@ describe('FileLogStore: crash', () => {
       acknowledged += result.printedCount;
     }
     assert.ok(acknowledged > 0, 'the child acknowledged nothing');
+  });
+});
+
+describe('FileLogStore: the synced mark', () => {
+  /** A copy of `dir` as it is now, while its store may still be open (a crash's disk). */
+  async function snapshotOf(dir: string): Promise<string> {
+    const copy = await tempDir();
+    for (const name of await readdir(dir)) await copyFile(join(dir, name), join(copy, name));
+    return copy;
+  }
+
+  /** Waits (bounded) until the mark on disk reaches `index`. */
+  async function markReaches(dir: string, index: number): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if ((await readSyncedMarkFile(dir)).index >= index) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.fail(`the synced mark did not reach ${index} within 2 s`);
+  }
+
+  test('a log cut below what it had synced says so at open; a torn unsynced record does not', async () => {
+    const { dir } = await logWith(30);
+    assert.equal((await readSyncedMarkFile(dir)).index, 30, 'close marks the durable end');
+    const [segment] = await segments(dir);
+    const offsets = await recordOffsets(join(dir, segment!));
+    // Records 28..30 zeroed: it opens as a clean log ending at 27, as a crash's torn tail would.
+    const from = offsets[27]!;
+    await writeAt(join(dir, segment!), from, new Uint8Array(offsets.at(-1)! - from));
+    const { store, report } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+    try {
+      assert.equal(store.lastIndex(), 27);
+      assert.equal(report.syncedMark, 30);
+      assert.match(
+        syncedRecordsLost(store, report.syncedMark) ?? '',
+        /ends at index 27, but entries through 30/,
+      );
+    } finally {
+      await store.close();
+    }
+
+    // An open store: appends 1..20 synced and marked, then a record torn mid-write by a crash.
+    const live = await tempDir();
+    const { store: writing } = await openFileLogStore(live, {
+      segmentBytesMax: 64 * 1024,
+      syncedMarkIntervalMs: 1,
+    });
+    try {
+      await writing.append(commands(1, 21, 1));
+      await markReaches(live, 20);
+      const crashed = await snapshotOf(live);
+      const [seg] = await segments(crashed);
+      const end = (await recordOffsets(join(crashed, seg!))).at(-1)!;
+      await writeAt(join(crashed, seg!), end, Uint8Array.of(9, 9, 9, 9, 9, 9, 9, 9));
+      const reopened = await openFileLogStore(crashed, { segmentBytesMax: 64 * 1024 });
+      assert.notEqual(reopened.report.tornTail, null);
+      assert.equal(reopened.store.lastIndex(), 20);
+      assert.equal(syncedRecordsLost(reopened.store, reopened.report.syncedMark), null);
+      await reopened.store.close();
+    } finally {
+      await writing.close();
+    }
+  });
+
+  test('a Raft truncation and a snapshot replacing the whole log bring the mark down before they cut', async () => {
+    for (const how of ['conflict', 'snapshot'] as const) {
+      const { dir } = await logWith(30, { syncedMarkIntervalMs: 1 });
+      const { store } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024, syncedMarkIntervalMs: 1 });
+      try {
+        // A new leader's entries from 20 on (term 2), or a snapshot at 20 whose term the log
+        // does not hold there: entries 20..30 leave the disk.
+        if (how === 'conflict') await store.append([commands(20, 21, 2)[0]!]);
+        else await store.purgeTo(idx(20), 5 as Term);
+        // The disk as a crash right after would leave it: the mark is not above the log.
+        const crashed = await snapshotOf(dir);
+        const reopened = await openFileLogStore(crashed, { segmentBytesMax: 64 * 1024 });
+        assert.equal(reopened.store.lastIndex(), 20, how);
+        assert.ok(reopened.report.syncedMark <= 20, `${how}: mark ${reopened.report.syncedMark}`);
+        assert.equal(syncedRecordsLost(reopened.store, reopened.report.syncedMark), null, how);
+        await reopened.store.close();
+      } finally {
+        await store.close();
+      }
+      const after = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024 });
+      assert.equal(syncedRecordsLost(after.store, after.report.syncedMark), null, how);
+      assert.equal(after.report.syncedMark, 20, `${how}: close marks the new end`);
+      await after.store.close();
+    }
+  });
+
+  test('a torn write of the mark leaves the previous one (two slots); no file is 0 (not known)', async () => {
+    const dir = await tempDir();
+    assert.deepEqual(await readSyncedMarkFile(dir), { sequence: 0, index: 0 });
+    const { store } = await openFileLogStore(dir, { segmentBytesMax: 64 * 1024, syncedMarkIntervalMs: 1 });
+    await store.append(commands(1, 11, 1));
+    await markReaches(dir, 10);
+    await store.append(commands(11, 16, 1));
+    await store.close();
+    const marked = await readSyncedMarkFile(dir);
+    assert.equal(marked.index, 15);
+    // The newest slot torn: the one before it still checks out, and is lower.
+    const path = join(dir, SYNCED_MARK_FILE);
+    await flipByte(path, (marked.sequence % 2) * 512 + 17);
+    const torn = await readSyncedMarkFile(dir);
+    assert.ok(
+      torn.sequence === marked.sequence - 1 && torn.index <= 15 && torn.index >= 10,
+      JSON.stringify(torn),
+    );
   });
 });
