@@ -38,6 +38,7 @@ import { isInsideDir, realPathOf } from '../storage/file-paths.js';
 import { writeHardStateFile } from '../storage/hard-state-file.js';
 import { backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
+import { type RunningPeer, restoreWhilePeersRun, runningPeers } from './running-peers.js';
 import { type BackupHeader, decodeHeader, HEADER_BYTES_MAX, headerLength } from './format.js';
 import { KeyRing } from './key-ring.js';
 import { openBackupTargets } from './targets.js';
@@ -81,6 +82,8 @@ export interface RestoreOptions {
    * command (`hiqlite backup restore`), whose user set no variable.
    */
   readonly origin?: string;
+  /** The check for other nodes running as members of a cluster (tests replace it); running-peers.ts. */
+  readonly runningPeers?: (cfg: SqlNodeConfig) => Promise<readonly RunningPeer[]>;
 }
 
 /** `HQL_BACKUP_RESTORE` at start: runs the restore when the variable is set. */
@@ -157,7 +160,14 @@ export async function restoreNode(
     await rm(workDir, { recursive: true, force: true });
     throw e;
   }
-  // Verified. From here on the node's old state goes away.
+  // Verified. Nodes not restored must not be running the old cluster: node 1 would found a
+  // second one beside it (running-peers.ts). Asked now, right before anything changes.
+  const running = await (options.runningPeers ?? runningPeers)(cfg);
+  if (running.length > 0) {
+    await rm(workDir, { recursive: true, force: true });
+    throw restoreWhilePeersRun(running);
+  }
+  // From here on the node's old state goes away.
   setMembership(restored, RESTORED_MEMBERSHIP);
   await discardState(cfg);
   const snapshots = await SnapshotStore.open(cfg.paths.snapshotsDir);

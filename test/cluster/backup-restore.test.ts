@@ -88,5 +88,25 @@ describe('backup and restore of a whole cluster', () => {
     });
     assert.equal(rows.get(1)?.[0]?.n, ROWS + 2);
     assert.ok(readdirSync(join(c.node(1).dataDir)).includes('restore_done'));
+
+    // Node 1 alone restored while nodes 2 and 3 run: it would found a second cluster beside
+    // theirs, both taking writes (found from outside: a client listing all three nodes wrote to
+    // one and read from the other). Refused, naming them, and node 1's state is left as it was.
+    const file3 = keep(c, (await after2.backup()) as Info, 'third.hqbak');
+    const w3 = await after2.execute('INSERT INTO t (id, v) VALUES (?, ?)', [
+      ROWS + 2,
+      'after the third backup',
+    ]);
+    await c.stop(1);
+    await assert.rejects(
+      c.startAndWatch(1, 60_000, { env: { HQL_BACKUP_RESTORE: `file:${file3}` } }),
+      (e: Error) => /restore refused: node 2 .*node 3 .*run as a member of a cluster/.test(e.message),
+    );
+    await c.start(1);
+    const kept = await c.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', {
+      ids: [1],
+      minIndex: w3.logIndex,
+    });
+    assert.equal(kept.get(1)?.[0]?.n, ROWS + 3, 'node 1 kept its rows and its cluster');
   });
 });
