@@ -38,9 +38,9 @@ import { isInsideDir, realPathOf } from '../storage/file-paths.js';
 import { writeHardStateFile } from '../storage/hard-state-file.js';
 import { backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
-import { type RunningPeer, restoreWhilePeersRun, runningPeers } from './running-peers.js';
 import { type BackupHeader, decodeHeader, HEADER_BYTES_MAX, headerLength } from './format.js';
 import { KeyRing } from './key-ring.js';
+import { type RunningPeer, restoreWhilePeersRun, runningPeers } from './running-peers.js';
 import { openBackupTargets } from './targets.js';
 
 export const RESTORE_ENV = 'HQL_BACKUP_RESTORE';

@@ -85,6 +85,13 @@ export class ClusterLink {
   private readonly leaderAddrs = new Map<string, string>();
   private readonly leaderAsks = new Map<string, Promise<string | null>>();
   private closed = false;
+  /**
+   * The cluster this client belongs to: the id of the first node that had one. A node of another
+   * cluster (restored from a backup apart from the others, a nodes list naming two clusters) is
+   * never used: its history is not this client's (found from outside: a write acknowledged by a
+   * node restored alone was missing from the next read, served by the old cluster).
+   */
+  private clusterId: string | null = null;
 
   constructor(private readonly o: ClusterLinkOptions) {
     if (o.nodes.length === 0)
@@ -395,6 +402,12 @@ export class ClusterLink {
         : { keepaliveIntervalMs: this.o.keepaliveIntervalMs }),
       ...(this.o.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: this.o.keepaliveTimeoutMs }),
     }).then(async (conn): Promise<NodeLink> => {
+      const theirs = conn.serverClusterId;
+      if (theirs !== null && this.clusterId !== null && theirs !== this.clusterId) {
+        conn.close();
+        throw otherCluster(addr, theirs, this.clusterId);
+      }
+      if (theirs !== null) this.clusterId = theirs;
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
       const limits =
@@ -418,6 +431,18 @@ export class ClusterLink {
     }, drop);
     return p;
   }
+}
+
+/**
+ * HQL_CLUSTER_MISMATCH: the node at `addr` belongs to another cluster than this client's. Retryable
+ * for the link (the next node may be of the client's cluster); the last error of a call when none is.
+ */
+function otherCluster(addr: string, theirs: string, ours: string): HiqliteError {
+  return new HiqliteError(
+    'HQL_CLUSTER_MISMATCH',
+    `${addr} is a node of cluster ${theirs}, but this client belongs to cluster ${ours}: not used (a node restored from a backup apart from the others, or a nodes list naming nodes of two clusters). A cluster restored from a backup is a new cluster: connect a new client to it`,
+    { retryable: true },
+  );
 }
 
 /** The Raft group a request is for (`group` of propose, leader, …); sql when it names none. */

@@ -97,6 +97,11 @@ export class ApiConnection {
    * said HQL_UNAVAILABLE, retryable (found by an outside probe: a 17 MiB query parameter).
    */
   private peerFrameBytesMax: number | null = null;
+  /**
+   * The node's cluster id as its handshake proved it (null: it belongs to none yet, a node still
+   * joining). A client stays with the cluster it first reached (cluster-link.ts).
+   */
+  serverClusterId: string | null = null;
 
   private constructor(
     private readonly conn: FramedConnection,
@@ -201,7 +206,7 @@ export class ApiConnection {
           serverId: o.serverId ?? ANY_SERVER_ID,
           channel: 0,
         },
-        (error) => {
+        (error, serverClusterId) => {
           clearTimeout(timer);
           if (error !== null) {
             settled = true;
@@ -223,6 +228,7 @@ export class ApiConnection {
           const intervalMs = o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS_DEFAULT;
           const timeoutMs = Math.max(intervalMs, o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS_DEFAULT);
           api = new ApiConnection(conn, o.inflightMax, intervalMs > 0 ? { intervalMs, timeoutMs } : null);
+          api.serverClusterId = serverClusterId;
           conn.onFrame((payload) => api?.onFrame(payload));
           resolve(api);
         },

@@ -69,19 +69,23 @@ export function channelBinding(conn: FramedConnection): Uint8Array {
   return new Uint8Array(0);
 }
 
+/**
+ * The client's side of the handshake. `done` gets null and the server's cluster id (authenticated
+ * by its proof; null when it has none yet) on success, the error otherwise.
+ */
 export function authenticateClient(
   conn: FramedConnection,
   p: ClientHandshakeParams,
-  done: (error: HandshakeError | null) => void,
+  done: (error: HandshakeError | null, serverClusterId: string | null) => void,
 ): void {
   const clientNonce = new Uint8Array(randomBytes(NONCE_BYTES));
   let transcript: HandshakeTranscript | null = null;
   let finished = false;
-  const finish = (error: HandshakeError | null) => {
+  const finish = (error: HandshakeError | null, serverClusterId: string | null = null) => {
     if (finished) return;
     finished = true;
     conn.onFrame(() => {});
-    done(error);
+    done(error, serverClusterId);
   };
   conn.onFrame((payload) => {
     const frame = decodeOrFail(payload, finish);
@@ -131,9 +135,10 @@ export function authenticateClient(
     if (!verifyHandshakeMac(p.secret, 'server', full, frame.mac)) {
       return finish(new HandshakeError(`server proof invalid (wrong secret, or not node ${p.serverId})`));
     }
-    const mismatch = clusterMismatch(p.clusterId?.() ?? null, clusterIdText(frame.clusterId), p.serverId);
+    const serverClusterId = clusterIdText(frame.clusterId);
+    const mismatch = clusterMismatch(p.clusterId?.() ?? null, serverClusterId, p.serverId);
     if (mismatch !== null) return finish(new HandshakeError(mismatch));
-    finish(null);
+    finish(null, serverClusterId);
   });
 }
 

@@ -191,4 +191,80 @@ describe('cluster link: retries of a refused write', () => {
         await Promise.all([down.close(), up.close()]);
       }
     });
+
+  test('a node of another cluster is never used: the client stays with the cluster it first reached', async () => {
+    const options = apiServerOptions({
+      frameBytesMax: 1024 * 1024,
+      jsonBodyBytesMax: 1024,
+      connectionsMax: 16,
+      handshakeTimeoutMs: 10_000,
+    });
+    // Node A of cluster aa…, which starts refusing (as a node restored alone answers reads while
+    // it starts); node B of cluster bb… (the old cluster), which would answer everything.
+    let aRefuses = false;
+    const servedByB: string[] = [];
+    const a = new ApiServer({
+      ...options,
+      clusterId: () => 'a'.repeat(32),
+      handler: stubHandler(async (req: ApiRequest) => {
+        if (req.op === 'limits' || req.op === 'leader') return {};
+        if (aRefuses)
+          throw new HiqliteError('HQL_UNAVAILABLE', 'node 1 is still starting', { retryable: true });
+        return { servedBy: 'a' };
+      }),
+    });
+    const b = new ApiServer({
+      ...options,
+      clusterId: () => 'b'.repeat(32),
+      handler: stubHandler(async (req: ApiRequest) => {
+        if (req.op === 'limits' || req.op === 'leader') return {};
+        servedByB.push(req.op);
+        return { servedBy: 'b' };
+      }),
+    });
+    const aAddr = `${HOST}:${(await a.start()).port}`;
+    const bAddr = `${HOST}:${(await b.start()).port}`;
+    try {
+      const link = new ClusterLink({
+        nodes: [aAddr, bAddr],
+        secretApi: SECRET_API,
+        requestTimeoutMs: 1500,
+        connectTimeoutMs: 5000,
+        followLeader: false,
+        frameBytesMax: 1024 * 1024,
+        inflightMax: 16,
+      });
+      links.push(link);
+      const read = { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 } as const;
+      assert.deepEqual(await link.call(read, { kind: 'read', route: 'any' }), { servedBy: 'a' });
+      aRefuses = true;
+      await assert.rejects(link.call(read, { kind: 'read', route: 'any' }), (e: unknown) => {
+        assert.ok(e instanceof HiqliteError, String(e));
+        // The last word is A's refusal or B's other cluster; never an answer of B.
+        assert.ok(['HQL_UNAVAILABLE', 'HQL_CLUSTER_MISMATCH'].includes(e.code), e.message);
+        return true;
+      });
+      assert.deepEqual(servedByB, [], 'the node of the other cluster served nothing');
+      // Started the other way round, a client stays with B's cluster: A is refused.
+      const other = new ClusterLink({
+        nodes: [bAddr, aAddr],
+        secretApi: SECRET_API,
+        requestTimeoutMs: 1500,
+        connectTimeoutMs: 5000,
+        followLeader: false,
+        frameBytesMax: 1024 * 1024,
+        inflightMax: 16,
+      });
+      links.push(other);
+      assert.deepEqual(await other.call(read, { kind: 'read', route: 'any' }), { servedBy: 'b' });
+      await b.close();
+      await assert.rejects(other.call(read, { kind: 'read', route: 'any' }), (e: unknown) => {
+        assert.ok(e instanceof HiqliteError, String(e));
+        assert.ok(['HQL_UNAVAILABLE', 'HQL_CLUSTER_MISMATCH'].includes(e.code), e.message);
+        return true;
+      });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });
