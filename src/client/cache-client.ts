@@ -392,6 +392,8 @@ export interface LockOptions {
 }
 
 export const LOCK_LEASE_MS_DEFAULT = 10_000;
+/** The least lease a held lock has left: below it, it is lost (remainingMs() counts whole ms). */
+const LOCK_REMAINING_MS_MIN = 1;
 /**
  * How long `close()` waits for the releases of the locks its client holds (all at once): the
  * next waiter gets each lock at once instead of after its lease. One not released by then (no
@@ -472,7 +474,8 @@ export class DistributedLock implements AsyncDisposable {
   /** Lost now if the lease ran out on this process's clock since it last began. */
   private checkLease(): void {
     if (this.released || this.lostController.signal.aborted) return;
-    if (this.clock.monotonicMs() - this.lastRenewedMs >= this.leaseMs) this.lose();
+    // Under a whole millisecond left counts as lost: remainingMs() says 0 exactly when `lost` is set.
+    if (this.lastRenewedMs + this.leaseMs - this.clock.monotonicMs() < LOCK_REMAINING_MS_MIN) this.lose();
   }
 
   /**
@@ -486,6 +489,21 @@ export class DistributedLock implements AsyncDisposable {
   /** close(): the release, within LOCK_RELEASE_ON_CLOSE_MS. */
   releaseOnClose(): Promise<void> {
     return this.releaseWithin({ timeoutMs: LOCK_RELEASE_ON_CLOSE_MS });
+  }
+
+  /**
+   * A grant not handed out (its lease ran out on its way here, by this side's count): released at
+   * once, whatever this side counts, so that the next waiter need not wait out what may be left
+   * of it on the node (a stale token is ignored by the lock's state machine).
+   */
+  abandon(): void {
+    if (this.released) return;
+    this.released = true;
+    this.held.delete(this);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.ops
+      .cacheWrite({ type: 'lockRelease', key: this.key, token: this.token, ...this.holder() }, {})
+      .catch(() => {});
   }
 
   private async releaseWithin(options: { timeoutMs?: number }): Promise<void> {
@@ -662,6 +680,7 @@ export class CacheApi {
     const leaseMs = options.leaseMs === undefined ? LOCK_LEASE_MS_DEFAULT : options.leaseMs;
     stringArg(key, 'lock: key');
     lockDurations(key, leaseMs, options.waitMs);
+    const sentAtMs = this.clock.monotonicMs();
     const grant = await this.ops.cacheLock(
       {
         key,
@@ -674,7 +693,7 @@ export class CacheApi {
     if (grant === null) {
       throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
     }
-    return this.holding(key, grant, leaseMs);
+    return this.holding(key, grant, leaseMs, sentAtMs);
   }
 
   /** The lock if it is free now, else null (never waits in the queue). */
@@ -683,8 +702,9 @@ export class CacheApi {
     const leaseMs = options.leaseMs === undefined ? LOCK_LEASE_MS_DEFAULT : options.leaseMs;
     stringArg(key, 'tryLock: key');
     lockDurations(key, leaseMs, undefined);
+    const sentAtMs = this.clock.monotonicMs();
     const grant = await this.ops.cacheLock({ key, holderId: this.newHolderId(), leaseMs, waitMs: 0 });
-    return grant === null ? null : this.holding(key, grant, leaseMs);
+    return grant === null ? null : this.holding(key, grant, leaseMs, sentAtMs);
   }
 
   /**
@@ -692,8 +712,14 @@ export class CacheApi {
    * that arrives after close() was called (asked before) is released at once and the caller told
    * HQL_CLOSED: the client could not renew it, and the next waiter need not wait out its lease.
    */
-  private holding(key: string, grant: LockGrantInfo, leaseMs: number): DistributedLock {
-    const remainingMs = remainingOf(grant, leaseMs);
+  private holding(key: string, grant: LockGrantInfo, leaseMs: number, sentAtMs: number): DistributedLock {
+    // The lease counts from the earliest moment the node can have answered: the request's send
+    // plus the time the node says it held it. What the answer spent travelling (and the request,
+    // to the node) is taken off the lease, never added to it: a lease shorter than that trip
+    // ended before the grant arrived, while another holder could already take the lock (found
+    // from outside: a 2 ms lease handed out with `lost` false and the lock free for the next).
+    const travelMs = Math.max(0, this.clock.monotonicMs() - sentAtMs - waitedOf(grant));
+    const remainingMs = remainingOf(grant, leaseMs) - travelMs;
     const holderId = typeof grant.holderId === 'string' ? grant.holderId : undefined;
     const lock = new DistributedLock(
       this.ops,
@@ -708,6 +734,14 @@ export class CacheApi {
     if (this.closing) {
       lock.releaseOnClose().catch(() => {}); // not released: its lease lapses, as when the process dies
       throw clientClosed();
+    }
+    if (remainingMs < LOCK_REMAINING_MS_MIN) {
+      lock.abandon();
+      throw new HiqliteError(
+        'HQL_TIMEOUT',
+        `lock '${key}': its lease of ${leaseMs} ms ran out before the grant reached this client (the round trip took ${Math.round(travelMs)} ms): use a longer lease`,
+        { retryable: false },
+      );
     }
     return lock;
   }
@@ -742,6 +776,12 @@ function closeGate(ops: CacheOps, closed: () => boolean): CacheOps {
 }
 
 /** The lease a grant had left when its node answered (the whole lease from a node that does not say). */
+/** The node's waitedMs (how long it held the request), or the whole round trip from an older node. */
+function waitedOf(grant: LockGrantInfo): number {
+  const w = (grant as { waitedMs?: unknown }).waitedMs;
+  return typeof w === 'number' && Number.isFinite(w) && w >= 0 ? w : Number.POSITIVE_INFINITY;
+}
+
 function remainingOf(grant: LockGrantInfo, leaseMs: number): number {
   const r = (grant as { remainingMs?: unknown }).remainingMs;
   return typeof r === 'number' && Number.isFinite(r) ? r : leaseMs;

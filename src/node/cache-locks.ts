@@ -37,6 +37,12 @@ export interface LockGrantInfo {
   readonly expiresAtMs: number;
   /** The lease left when the node answered, in ms of log time (0 < remainingMs <= leaseMs). */
   readonly remainingMs: number;
+  /**
+   * How long this node had the request before it answered (its monotonic clock): the caller
+   * counts the lease from when it sent the request plus this, a time the grant cannot precede,
+   * so the answer's travel never lengthens the lease it believes in. Absent from older nodes.
+   */
+  readonly waitedMs?: number;
 }
 
 export interface LockRequest {
@@ -115,7 +121,8 @@ export class LockWaiters {
         signal,
       );
       // A try-lock too: its next attempt finds the lock held (null) or free (granted).
-      if (r !== 'stale') return r;
+      if (r === null) return null;
+      if (r !== 'stale') return { ...r, waitedMs: this.d.clock.monotonicMs() - startedMs };
       if (attempt + 1 >= STALE_ATTEMPTS_MAX) {
         throw new HiqliteError(
           'HQL_TIMEOUT',

@@ -108,7 +108,13 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     n.propose({ type: 'lockRelease', key: 'k', token: 3 });
     n.catchUp();
     await acquiring;
-    assert.deepEqual(result(), { token: 4, holderId: 'w~1', expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+    assert.deepEqual(result(), {
+      token: 4,
+      holderId: 'w~1',
+      expiresAtMs: n.nowMs + 1000,
+      remainingMs: 1000,
+      waitedMs: 0,
+    });
   });
 
   test('a grant inside a snapshot that no longer shows it: the waiter tries again instead of waiting for good', async () => {
@@ -130,7 +136,14 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     assert.deepEqual(n.proposed, ['lockAcquire w', 'lockCancel w', 'lockAcquire w~1']);
     await acquiring;
     // The lock was free: the new attempt got it at once.
-    assert.deepEqual(result(), { token: 3, holderId: 'w~1', expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+    assert.deepEqual(result(), {
+      token: 3,
+      holderId: 'w~1',
+      expiresAtMs: n.nowMs + 1000,
+      remainingMs: 1000,
+      // It waited for the waiter's look at the lock itself (the node's monotonic clock).
+      waitedMs: 1000,
+    });
   });
 
   test('a try-lock whose grant was answered after its lease ended tries again: granted, or busy', async () => {
@@ -143,7 +156,13 @@ describe('LockWaiters on a node that lags behind the leader', () => {
       return out;
     });
     const g = await late.acquire({ key: 'k', holderId: 't', leaseMs: 1000, waitMs: 0 });
-    assert.deepEqual(g, { token: 2, holderId: 't~1', expiresAtMs: n.nowMs + 1000, remainingMs: 1000 });
+    assert.deepEqual(g, {
+      token: 2,
+      holderId: 't~1',
+      expiresAtMs: n.nowMs + 1000,
+      remainingMs: 1000,
+      waitedMs: 0,
+    });
     assert.equal(
       n.leader.lock('k')?.holderId,
       't~1',
@@ -166,7 +185,13 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     n.nowMs += 1500;
     n.catchUp();
     const g = await acquiring;
-    assert.deepEqual(g, { token: 2, holderId: 'w', expiresAtMs: grantedAt + 5000, remainingMs: 3500 });
+    assert.deepEqual(g, {
+      token: 2,
+      holderId: 'w',
+      expiresAtMs: grantedAt + 5000,
+      remainingMs: 3500,
+      waitedMs: 0,
+    });
   });
 
   test('every grant stale (a lease too short for this cluster): gives up after a bounded number of attempts', async () => {

@@ -176,4 +176,51 @@ describe('a held lock and its renewals', () => {
       assert.equal(lock.lost.aborted, !released, `released: ${released}`);
     }
   });
+
+  // Found from outside: a 2 ms lease was handed out with `lost` false while the next client could
+  // already take the lock: the answer's travel had been added to the lease.
+  test("the grant's round trip is taken off its lease; a lease that ran out on the way is not handed out", async () => {
+    for (const [roundTripMs, waitedMs, remainingMs, expect] of [
+      [40, 30, 450, 440], // 10 ms travelling: 440 ms left on arrival
+      [40, 40, 450, 450], // all of it on the node (waiting its turn): nothing travelled
+      [40, undefined, 450, 450], // an older node that does not say: as before
+      [40, 30, 8, 'refused'], // the lease ended on the way
+      [40, 30, 10.5, 'refused'], // under a whole millisecond left: lost as it arrives
+    ] as const) {
+      const clock = new ManualClock();
+      const released: number[] = [];
+      const ops = {
+        cacheLock: async () => {
+          clock.advance(roundTripMs);
+          return {
+            token: 7,
+            expiresAtMs: clock.wallMs() + remainingMs,
+            remainingMs,
+            ...(waitedMs === undefined ? {} : { waitedMs }),
+          };
+        },
+        cacheWrite: async (command: { type: string; token?: number }) => {
+          if (command.type === 'lockRelease') released.push(command.token ?? -1);
+          return { type: command.type, released: true };
+        },
+      } as unknown as CacheOps;
+      const api = new CacheApi(ops, clock);
+      const what = `round trip ${roundTripMs}, waited ${waitedMs}, remaining ${remainingMs}`;
+      if (expect === 'refused') {
+        await assert.rejects(api.lock('job', { leaseMs: LEASE_MS }), (e: HiqliteError) => {
+          assert.equal(e.code, 'HQL_TIMEOUT', what);
+          assert.match(e.message, /ran out before the grant reached this client/);
+          return true;
+        });
+        await settle();
+        assert.deepEqual(released, [7], `${what}: released at once`);
+        await assert.rejects(api.tryLock('job', { leaseMs: LEASE_MS }), /ran out before the grant/);
+      } else {
+        const lock = await api.lock('job', { leaseMs: LEASE_MS });
+        assert.equal(lock.remainingMs(), expect, what);
+        assert.equal(lock.lost.aborted, false, what);
+        await lock.release();
+      }
+    }
+  });
 });
