@@ -78,6 +78,25 @@ export function int64Arg(v: unknown, what: string, where = ''): bigint {
 }
 
 /**
+ * Arguments past a method's last parameter (`...extra: []` in its signature, so TypeScript refuses
+ * them too): refused with HQL_INVALID_PARAMS, never ignored (found from outside:
+ * `entries({ consistency: 'linearizable' })` was a local read without a word, `execute(sql,
+ * params, { timeoutMs })` ran without the timeout).
+ */
+export function noExtraArgs(extra: readonly unknown[], what: string, takes: string): void {
+  if (extra.length > 0) throw extraArgsError(extra, what, takes);
+}
+
+/** The error of noExtraArgs, for a method that answers with a rejected promise. */
+export function extraArgsError(extra: readonly unknown[], what: string, takes: string): HiqliteError {
+  return new HiqliteError(
+    'HQL_INVALID_PARAMS',
+    `${what} takes ${takes}; ${extra.length} more argument${extra.length === 1 ? '' : 's'} given (${shown(extra[0])}${extra.length > 1 ? ', …' : ''})`,
+    { retryable: false },
+  );
+}
+
+/**
  * An options object: absent, or an object whose every own key `allowed` names. A misspelled
  * option is refused rather than ignored: `{ ttl: 60_000 }` for `ttlMs` would store an entry that
  * never expires, `{ timeout: 5_000 }` for `timeoutMs` a read without a limit.

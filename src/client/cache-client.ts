@@ -29,7 +29,16 @@ import { systemClock } from '../node/system-clock.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { checkedCacheValue, cacheValuePackr as packr, ValueProblem } from '../sm/cache/value.js';
-import { consistencyArg, durationArg, int64Arg, nameArg, optionsArg, signalArg, stringArg } from './args.js';
+import {
+  consistencyArg,
+  durationArg,
+  int64Arg,
+  nameArg,
+  noExtraArgs,
+  optionsArg,
+  signalArg,
+  stringArg,
+} from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
 export type { ListenItem } from '../node/cache-listeners.js';
@@ -147,7 +156,8 @@ export class CacheHandle<V = unknown> {
     this.where = `cache '${name}': `;
   }
 
-  async put(key: string, value: V, options: CachePutOptions = {}): Promise<void> {
+  async put(key: string, value: V, options: CachePutOptions = {}, ...extra: []): Promise<void> {
+    noExtraArgs(extra, `${this.where}put`, '(key, value, options)');
     await this.ops.cacheWrite({
       type: 'put',
       cache: this.name,
@@ -158,7 +168,8 @@ export class CacheHandle<V = unknown> {
   }
 
   /** The live value, or null when absent or expired. */
-  async get(key: string, options: CacheGetOptions = {}): Promise<V | null> {
+  async get(key: string, options: CacheGetOptions = {}, ...extra: []): Promise<V | null> {
+    noExtraArgs(extra, `${this.where}get`, '(key, options)');
     const v = await this.ops.cacheRead(
       { type: 'get', cache: this.name, key: stringArg(key, 'key', this.where) },
       consistencyArg(optionsArg(options, GET_OPTIONS, 'get', this.where)?.consistency, 'get', this.where) ??
@@ -179,14 +190,16 @@ export class CacheHandle<V = unknown> {
    * (HQL_TIMEOUT, retryable). HQL_UNAVAILABLE on a remote client and with `cacheMirror: false`
    * (`await get(key)` works in every case); HQL_INVALID_PARAMS for a key `get` refuses.
    */
-  getLocal(key: string): V | null {
+  getLocal(key: string, ...extra: []): V | null {
+    noExtraArgs(extra, `${this.where}getLocal`, '(key)');
     // The same key check as every other method (a non-string, a lone surrogate): HQL_INVALID_PARAMS.
     const e = this.ops.cacheLocalEntry(this.name, stringArg(key, 'key', this.where));
     return e === null ? null : (localValueOf(e) as V);
   }
 
   /** True when a live value was removed. */
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, ...extra: []): Promise<boolean> {
+    noExtraArgs(extra, `${this.where}delete`, '(key)');
     const o = await this.ops.cacheWrite({
       type: 'delete',
       cache: this.name,
@@ -196,13 +209,15 @@ export class CacheHandle<V = unknown> {
   }
 
   /** Removes every entry; resolves with how many were removed. */
-  async clear(): Promise<number> {
+  async clear(...extra: []): Promise<number> {
+    noExtraArgs(extra, `${this.where}clear`, '()');
     const o = await this.ops.cacheWrite({ type: 'clear', cache: this.name });
     return (o as Extract<CacheOutcome, { type: 'clear' }>).removed;
   }
 
   /** Atomic take: of concurrent callers exactly one gets the value, the others null. */
-  async getRemove(key: string): Promise<V | null> {
+  async getRemove(key: string, ...extra: []): Promise<V | null> {
+    noExtraArgs(extra, `${this.where}getRemove`, '(key)');
     const o = await this.ops.cacheWrite({
       type: 'getRemove',
       cache: this.name,
@@ -213,7 +228,8 @@ export class CacheHandle<V = unknown> {
   }
 
   /** Stores the value and returns the previous live one (or null). */
-  async replace(key: string, value: V, options: CachePutOptions = {}): Promise<V | null> {
+  async replace(key: string, value: V, options: CachePutOptions = {}, ...extra: []): Promise<V | null> {
+    noExtraArgs(extra, `${this.where}replace`, '(key, value, options)');
     const o = await this.ops.cacheWrite({
       type: 'replace',
       cache: this.name,
@@ -226,7 +242,8 @@ export class CacheHandle<V = unknown> {
   }
 
   /** Stores the value only if the key has no live value; true when stored (idempotency keys). */
-  async putIfAbsent(key: string, value: V, options: CachePutOptions = {}): Promise<boolean> {
+  async putIfAbsent(key: string, value: V, options: CachePutOptions = {}, ...extra: []): Promise<boolean> {
+    noExtraArgs(extra, `${this.where}putIfAbsent`, '(key, value, options)');
     const o = await this.ops.cacheWrite({
       type: 'putIfAbsent',
       cache: this.name,
@@ -238,7 +255,8 @@ export class CacheHandle<V = unknown> {
   }
 
   /** The live entries of this node's replica, in insertion order (expired ones left out). */
-  async entries(): Promise<Array<[string, V]>> {
+  async entries(...extra: []): Promise<Array<[string, V]>> {
+    noExtraArgs(extra, `${this.where}entries`, '() (a local read of this replica)');
     const v = (await this.ops.cacheRead({ type: 'entries', cache: this.name }, 'local')) as Array<
       [string, Uint8Array]
     >;
@@ -259,7 +277,8 @@ export class CounterHandle {
   }
 
   /** Adds `delta` (a missing key starts at 0); resolves with the new value. */
-  async add(key: string, delta: number | bigint = 1n): Promise<bigint> {
+  async add(key: string, delta: number | bigint = 1n, ...extra: []): Promise<bigint> {
+    noExtraArgs(extra, `${this.where}add`, '(key, delta)');
     const o = await this.ops.cacheWrite({
       type: 'counterAdd',
       counter: this.name,
@@ -270,7 +289,8 @@ export class CounterHandle {
   }
 
   /** This node's value, or null when the key has none. */
-  async get(key: string, options: CacheGetOptions = {}): Promise<bigint | null> {
+  async get(key: string, options: CacheGetOptions = {}, ...extra: []): Promise<bigint | null> {
+    noExtraArgs(extra, `${this.where}get`, '(key, options)');
     const v = await this.ops.cacheRead(
       { type: 'counterGet', counter: this.name, key: stringArg(key, 'key', this.where) },
       consistencyArg(optionsArg(options, GET_OPTIONS, 'get', this.where)?.consistency, 'get', this.where) ??
@@ -279,7 +299,8 @@ export class CounterHandle {
     return v as bigint | null;
   }
 
-  async set(key: string, value: number | bigint): Promise<void> {
+  async set(key: string, value: number | bigint, ...extra: []): Promise<void> {
+    noExtraArgs(extra, `${this.where}set`, '(key, value)');
     await this.ops.cacheWrite({
       type: 'counterSet',
       counter: this.name,
@@ -288,7 +309,8 @@ export class CounterHandle {
     });
   }
 
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, ...extra: []): Promise<boolean> {
+    noExtraArgs(extra, `${this.where}delete`, '(key)');
     const o = await this.ops.cacheWrite({
       type: 'counterDelete',
       counter: this.name,

@@ -16,8 +16,10 @@ import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import { checkReadText, isBindable, normalizeValue, type Row } from '../sm/sql/values.js';
 import {
   consistencyArg,
+  extraArgsError,
   logIndexArg,
   migrationsArg,
+  noExtraArgs,
   optionsArg,
   paramsArg,
   signalArg,
@@ -140,7 +142,8 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     if (this.caches.closeCalled) throw clientClosed();
   }
 
-  backup(): Promise<BackupInfo> {
+  backup(...extra: []): Promise<BackupInfo> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'backup', '()'));
     return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.takeBackup();
   }
 
@@ -148,35 +151,46 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.awaitHealthy(options);
   }
 
-  cache<V = unknown>(name: string): CacheHandle<V> {
+  cache<V = unknown>(name: string, ...extra: []): CacheHandle<V> {
+    noExtraArgs(extra, 'cache', '(name)');
     return this.caches.cache<V>(name);
   }
 
-  counter(name: string): CounterHandle {
+  counter(name: string, ...extra: []): CounterHandle {
+    noExtraArgs(extra, 'counter', '(name)');
     return this.caches.counter(name);
   }
 
-  clearCaches(): Promise<number> {
+  clearCaches(...extra: []): Promise<number> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'clearCaches', '()'));
     return this.caches.clearCaches();
   }
 
-  notify(channel: string, payload: unknown): Promise<number> {
+  notify(channel: string, payload: unknown, ...extra: []): Promise<number> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'notify', '(channel, payload)'));
     return this.caches.notify(channel, payload);
   }
 
-  listen<P = unknown>(channel?: string): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
+  listen<P = unknown>(
+    channel?: string,
+    ...extra: []
+  ): AsyncIterableIterator<ListenNotification<P>> & AsyncDisposable {
+    noExtraArgs(extra, 'listen', '(channel?)');
     return this.caches.listen<P>(channel);
   }
 
-  lock(key: string, options?: LockOptions): Promise<DistributedLock> {
+  lock(key: string, options?: LockOptions, ...extra: []): Promise<DistributedLock> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'lock', '(key, options)'));
     return this.caches.lock(key, options);
   }
 
-  tryLock(key: string, options?: { leaseMs?: number }): Promise<DistributedLock | null> {
+  tryLock(key: string, options?: { leaseMs?: number }, ...extra: []): Promise<DistributedLock | null> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'tryLock', '(key, options)'));
     return this.caches.tryLock(key, options);
   }
 
-  async execute(sql: string, params: Params = []): Promise<ExecuteResult> {
+  async execute(sql: string, params: Params = [], ...extra: []): Promise<ExecuteResult> {
+    noExtraArgs(extra, 'execute', '(sql, params)');
     sqlArg(sql, 'execute');
     paramsArg(params, 'execute');
     const { index, result } = await this.writeOk({
@@ -188,14 +202,19 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     return outcome((result as { value: StatementOutcome }).value, index);
   }
 
-  async executeReturning<T = Row>(sql: string, params: Params = []): Promise<T[]> {
+  async executeReturning<T = Row>(sql: string, params: Params = [], ...extra: []): Promise<T[]> {
+    noExtraArgs(extra, 'executeReturning', '(sql, params)');
     sqlArg(sql, 'executeReturning');
     paramsArg(params, 'executeReturning');
     const { result } = await this.writeOk({ type: 'execute', sql, params: params ?? [], returning: true });
     return ((result as { value: StatementOutcome }).value.rows ?? []) as T[];
   }
 
-  async txn(statements: ReadonlyArray<readonly [sql: string, params?: Params]>): Promise<ExecuteResult[]> {
+  async txn(
+    statements: ReadonlyArray<readonly [sql: string, params?: Params]>,
+    ...extra: []
+  ): Promise<ExecuteResult[]> {
+    noExtraArgs(extra, 'txn', '(statements)');
     statementsArg(statements);
     const { index, result } = await this.writeOk({
       type: 'txn',
@@ -204,18 +223,26 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     return (result as { value: readonly StatementOutcome[] }).value.map((o) => outcome(o, index));
   }
 
-  async batch(sql: string): Promise<Array<ExecuteResult | HiqliteError>> {
+  async batch(sql: string, ...extra: []): Promise<Array<ExecuteResult | HiqliteError>> {
+    noExtraArgs(extra, 'batch', '(sql)');
     sqlArg(sql, 'batch');
     const { index, result } = await this.writeOk({ type: 'batch', sql });
     const value = (result as Extract<CommandResult, { type: 'batch' }>).value;
     return value.map((r) => (r.ok ? outcome(r.value, index) : errorFromInfo(r.error)));
   }
 
-  query<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T[]> {
+  query<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}, ...extra: []): Promise<T[]> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'query', '(sql, params, options)'));
     return this.checkedRead(sql, params, options) as Promise<T[]>;
   }
 
-  async queryOne<T = Row>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T> {
+  async queryOne<T = Row>(
+    sql: string,
+    params: Params = [],
+    options: QueryOptions = {},
+    ...extra: []
+  ): Promise<T> {
+    noExtraArgs(extra, 'queryOne', '(sql, params, options)');
     const rows = await this.checkedRead(sql, params, options);
     if (rows.length === 0)
       throw new HiqliteError('HQL_NO_ROWS', 'the query returned no rows', { retryable: false });
@@ -226,16 +253,20 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     sql: string,
     params: Params = [],
     options: QueryOptions = {},
+    ...extra: []
   ): Promise<T | undefined> {
+    noExtraArgs(extra, 'queryOptional', '(sql, params, options)');
     const rows = await this.checkedRead(sql, params, options);
     return rows[0] as T | undefined;
   }
 
-  queryConsistent<T = Row>(sql: string, params: Params = []): Promise<T[]> {
+  queryConsistent<T = Row>(sql: string, params: Params = [], ...extra: []): Promise<T[]> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'queryConsistent', '(sql, params)'));
     return this.checkedRead(sql, params, { consistency: 'linearizable' }) as Promise<T[]>;
   }
 
-  async migrate(migrations: readonly MigrationInput[] | string): Promise<void> {
+  async migrate(migrations: readonly MigrationInput[] | string, ...extra: []): Promise<void> {
+    noExtraArgs(extra, 'migrate', '(migrations)');
     this.checkNotClosed();
     const list = typeof migrations === 'string' ? await readMigrationsFolder(migrations) : migrations;
     migrationsArg(list);

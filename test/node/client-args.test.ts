@@ -289,6 +289,42 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     (db) => db.waitUntilHealthy({ timeoutMs: 0 }),
     /timeoutMs must be a positive number/,
   ],
+  // Arguments past a method's last parameter were ignored without a word (found from outside:
+  // `entries({ consistency: 'linearizable' })` read locally, `execute(…, { timeoutMs })` had none).
+  ...(
+    [
+      [
+        'entries',
+        (db: Loose) => db.cache('c').entries({ consistency: 'linearizable' }),
+        /entries takes \(\)/,
+      ],
+      ['getRemove', (db: Loose) => db.cache('c').getRemove('k', { ttlMs: 5 }), /getRemove takes \(key\)/],
+      ['cache delete', (db: Loose) => db.cache('c').delete('k', { bogus: 1 }), /delete takes \(key\)/],
+      ['clear', (db: Loose) => db.cache('c').clear('all'), /clear takes \(\)/],
+      ['put', (db: Loose) => db.cache('c').put('k', 1, {}, 'more'), /put takes \(key, value, options\)/],
+      ['getLocal', (db: Loose) => db.cache('c').getLocal('k', {}), /getLocal takes \(key\)/],
+      ['counter add', (db: Loose) => db.counter('n').add('k', 1, { bogus: 1 }), /add takes \(key, delta\)/],
+      ['counter set', (db: Loose) => db.counter('n').set('k', 1, {}), /set takes \(key, value\)/],
+      ['counter delete', (db: Loose) => db.counter('n').delete('k', {}), /delete takes \(key\)/],
+      ['notify', (db: Loose) => db.notify('ch', 1, { bogus: 1 }), /notify takes \(channel, payload\)/],
+      ['listen', (db: Loose) => db.listen('ch', { bogus: 1 }), /listen takes \(channel\?\)/],
+      ['clearCaches', (db: Loose) => db.clearCaches({}), /clearCaches takes \(\)/],
+      [
+        'execute',
+        (db: Loose) => db.execute('SELECT 1', [], { timeoutMs: 5 }),
+        /execute takes \(sql, params\)/,
+      ],
+      ['query', (db: Loose) => db.query('SELECT 1', [], {}, {}), /query takes \(sql, params, options\)/],
+      ['queryConsistent', (db: Loose) => db.queryConsistent('SELECT 1', [], {}), /queryConsistent takes/],
+      ['txn', (db: Loose) => db.txn([['SELECT 1']], {}), /txn takes \(statements\)/],
+      ['batch', (db: Loose) => db.batch('SELECT 1', {}), /batch takes \(sql\)/],
+      ['lock', (db: Loose) => db.lock('l', {}, {}), /lock takes \(key, options\)/],
+    ] as const
+  ).map(([what, call, message]): [string, (db: Loose) => unknown, RegExp] => [
+    `${what} with an argument past its last`,
+    call,
+    message,
+  ]),
   // The SQL API: what was HQL_MALFORMED_COMMAND (meant for bytes that do not decode), a
   // TypeError or a raw ENOENT is HQL_INVALID_PARAMS naming the argument.
   ['execute of a number', (db) => db.execute(5), /execute: sql must be a string/],
