@@ -4,6 +4,7 @@
  * `read(sql, params, options)`.
  */
 import { createHash } from 'node:crypto';
+import { inspect } from 'node:util';
 import { HiqliteError } from '../lib/errors.js';
 import type { NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
@@ -126,6 +127,26 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   }
 
   private readonly caches = new CacheApi(this);
+
+  /**
+   * What inspect and console.log show of a client or node: what it is, never its fields, which
+   * hold the secrets (found from outside: `console.log(db)` printed secret_api and secret_raft).
+   */
+  protected describe(): Record<string, unknown> {
+    return {};
+  }
+
+  [inspect.custom](): string {
+    const fields = Object.entries(this.describe())
+      .map(([k, v]) => `${k}: ${inspect(v)}`)
+      .join(', ');
+    return fields === '' ? `${this.constructor.name} {}` : `${this.constructor.name} { ${fields} }`;
+  }
+
+  /** JSON.stringify of a client or node: the same as inspect, no secrets. */
+  toJSON(): Record<string, unknown> {
+    return { client: this.constructor.name, ...this.describe() };
+  }
 
   /**
    * The first step of every close(), before it closes anything: from this call on, every call of

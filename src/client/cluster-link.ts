@@ -101,6 +101,11 @@ export class ClusterLink {
     for (const addr of o.nodes) parseApiAddress(addr);
   }
 
+  /** The node addresses this link was given (what a client shows of itself: no secret). */
+  get addresses(): readonly string[] {
+    return this.o.nodes;
+  }
+
   /** The largest command the node of the "any" route takes, or null when unknown. */
   async commandBytesMax(): Promise<number | null> {
     return (await this.connection('any')).link.commandBytesMax;

@@ -43,6 +43,10 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     return this.node.cfg.nodeId;
   }
 
+  protected override describe(): Record<string, unknown> {
+    return { nodeId: this.node.cfg.nodeId, thread: 'main' };
+  }
+
   protected write(command: CommandInput): Promise<{ index: number; result: CommandResult }> {
     return this.node.write(command);
   }

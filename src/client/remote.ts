@@ -119,6 +119,10 @@ export class RemoteClient extends ClientBase {
     });
   }
 
+  protected override describe(): Record<string, unknown> {
+    return { nodes: this.link.addresses };
+  }
+
   override cacheWrite(command: CacheCommand, options?: CacheCallOptions): Promise<CacheOutcome> {
     return this.remoteCaches.cacheWrite(command, options);
   }

@@ -324,6 +324,10 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     return this.cfg.nodeId;
   }
 
+  protected override describe(): Record<string, unknown> {
+    return { nodeId: this.cfg.nodeId, thread: 'worker' };
+  }
+
   get thread(): Worker {
     return this.worker;
   }
