@@ -177,6 +177,15 @@ export class BackupService implements NodeBackups {
             { backup: name, err: String(e) },
             'backup stored in the local folder only: its upload to S3 failed',
           );
+          // The caller (`hiqlite backup create`, POST /backup, db.backup()) is told both: the
+          // upload failed, and the backup exists here under its name (the CLI printed only the
+          // S3 error, and an operator took it that no backup existed).
+          if (e instanceof HiqliteError)
+            throw new HiqliteError(
+              e.code,
+              `backup ${name} is stored in node ${cfg.nodeId}'s local folder, but its upload to S3 failed: ${e.message}`,
+              { retryable: e.retryable, cause: e },
+            );
           throw e;
         }
         targets.push('s3');

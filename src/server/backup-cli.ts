@@ -20,6 +20,7 @@ import { logLevelFromEnv } from '../node/log-level.js';
 import { sqlConfig } from '../node/sqlite-setting.js';
 import { isInsideDir } from '../storage/file-paths.js';
 import { makeDirsSync } from '../storage/make-dirs.js';
+import { cliError } from './cli-error.js';
 import { createProgress } from './progress.js';
 
 interface Where {
@@ -44,7 +45,7 @@ async function pickTarget(cfg: SqlNodeConfig, o: Where): Promise<BackupTarget> {
   // there has a .partial file that an owner's open would remove).
   const targets = await openBackupTargets(cfg.paths.backupsDir, cfg.backup, { reader: true });
   if (o.s3 === true) {
-    if (targets.s3 === null) throw new Error('--s3: this configuration has no s3_url');
+    if (targets.s3 === null) throw cliError('HQL_INVALID_CONFIG', '--s3: this configuration has no s3_url');
     return targets.s3;
   }
   return targets.local;
@@ -62,21 +63,25 @@ async function pickTarget(cfg: SqlNodeConfig, o: Where): Promise<BackupTarget> {
  * change the node's state behind its back; a backup goes back into a node with `backup restore`).
  */
 export function downloadPath(out: string, name: string, dataDir: string): string {
-  if (out.trim().length === 0) throw new Error('--out: give the SQLite file to write, or a folder');
+  if (out.trim().length === 0)
+    throw cliError('HQL_INVALID_PARAMS', '--out: give the SQLite file to write, or a folder');
   const isDir = /[/\\]$/.test(out) || statSync(out, { throwIfNoEntry: false })?.isDirectory() === true;
   const path = isDir ? join(out, `${name.replace(/\.hqbak$/, '')}.db`) : out;
   const existing = statSync(path, { throwIfNoEntry: false });
   if (existing !== undefined && !existing.isFile())
-    throw new Error(
+    throw cliError(
+      'HQL_INVALID_PARAMS',
       `--out ${path}: exists and is not a regular file${existing.isDirectory() ? ' (a folder)' : ' (a device, pipe or socket)'}; the download would replace it: give the path of a new SQLite file, or a folder`,
     );
   const parent = statSync(dirname(resolve(path)), { throwIfNoEntry: false });
   if (!isDir && parent?.isDirectory() !== true)
-    throw new Error(
+    throw cliError(
+      'HQL_INVALID_PARAMS',
       `--out ${path}: its folder ${dirname(resolve(path))} does not exist (end --out with / to have a folder made)`,
     );
   if (isInsideDir(path, dataDir))
-    throw new Error(
+    throw cliError(
+      'HQL_INVALID_PARAMS',
       `--out ${path}: is inside the node's data_dir ${dataDir}, which the node owns: write the copy elsewhere (to put a backup back into a node, stop it and run \`hiqlite backup restore\`)`,
     );
   if (isDir) makeDirsSync(out, 0o777); // the umask applies, as to any folder a user makes
@@ -180,7 +185,8 @@ export function registerBackupCommands(program: Command): void {
       const cfg = load(o.config);
       const spec = parseBackupName(source) !== null ? `file:${join(cfg.paths.backupsDir, source)}` : source;
       if (!/^(file:|s3:)./.test(spec))
-        throw new Error(
+        throw cliError(
+          'HQL_INVALID_PARAMS',
           `backup restore ${source}: give the name of a backup in this node's folder (hiqlite backup list), file:<path> or s3:<object name>`,
         );
       const lock = await lockDataDir(cfg.dataDir);

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { releaseStopSignals } from '../client/signals.js';
 import { generateConfig, writeGeneratedConfig } from '../node/config/config.js';
 import { type LogLevel, logLevelFromEnv } from '../node/log-level.js';
+import { cliError } from './cli-error.js';
 
 /** A node that is not READY by then has failed to start (`serve` gives up joining after 120 s). */
 const READY_TIMEOUT_MS = 150_000;
@@ -131,12 +132,13 @@ async function waitUntilReady(nodes: readonly DevNode[], stopping: () => boolean
     if (stopping() || nodes.every((n) => n.ready)) return;
     const dead = nodes.find((n) => !n.ready && (n.child.exitCode !== null || n.child.signalCode !== null));
     if (dead !== undefined)
-      throw new Error(
+      throw cliError(
+        'HQL_UNAVAILABLE',
         `node ${dead.id} exited with ${dead.child.exitCode === null ? dead.child.signalCode : `code ${dead.child.exitCode}`} before it was ready`,
       );
     const waitedMs = performance.now() - startedMs;
     if (waitedMs >= READY_TIMEOUT_MS)
-      throw new Error(`not every node was ready within ${READY_TIMEOUT_MS / 1000} s`);
+      throw cliError('HQL_TIMEOUT', `not every node was ready within ${READY_TIMEOUT_MS / 1000} s`);
     if (waitedMs >= progressAtMs) {
       progressAtMs += READY_PROGRESS_INTERVAL_MS;
       const waiting = nodes.filter((n) => !n.ready).map((n) => `node ${n.id}`);

@@ -3,6 +3,7 @@
  */
 import { existsSync } from 'node:fs';
 import { generateConfig, writeGeneratedConfig } from '../node/config/config.js';
+import { cliError } from './cli-error.js';
 
 export function runGenerateConfig(o: {
   nodes: number;
@@ -20,7 +21,8 @@ export function runGenerateConfig(o: {
   // leave nodes with different secrets.
   const existing = generated.files.filter((f) => existsSync(f.path)).map((f) => f.path);
   if (existing.length > 0 && !o.overwrite) {
-    throw new Error(
+    throw cliError(
+      'HQL_INVALID_PARAMS',
       `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}: pass --overwrite to replace ` +
         `${existing.length === 1 ? 'it' : 'them'} (the new files have new secrets, which lock out nodes ` +
         'still running with the old ones), or choose another folder with --dir',

@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { hashPassword, PASSWORD_BYTES_MAX } from '../dashboard/password.js';
+import { cliError } from './cli-error.js';
 
 /** Shorter passwords are refused: the Rust project asks for at least 16 characters too. */
 export const PASSWORD_CHARS_MIN = 16;
@@ -15,9 +16,12 @@ export async function runHashPassword(): Promise<void> {
   const password = process.stdin.isTTY ? await promptTwice() : await readStdin();
   const chars = [...password].length;
   if (chars < PASSWORD_CHARS_MIN)
-    throw new Error(`the password must have at least ${PASSWORD_CHARS_MIN} characters, it has ${chars}`);
+    throw cliError(
+      'HQL_INVALID_PARAMS',
+      `the password must have at least ${PASSWORD_CHARS_MIN} characters, it has ${chars}`,
+    );
   if (Buffer.byteLength(password) > PASSWORD_BYTES_MAX)
-    throw new Error(`the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
+    throw cliError('HQL_INVALID_PARAMS', `the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
   process.stdout.write(`${await hashPassword(password)}\n`);
 }
 
@@ -27,7 +31,7 @@ async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > PASSWORD_BYTES_MAX + 2)
-      throw new Error(`the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
+      throw cliError('HQL_INVALID_PARAMS', `the password must be at most ${PASSWORD_BYTES_MAX} bytes`);
     chunks.push(chunk);
   }
   // Not Buffer.toString: it turns every invalid byte into U+FFFD, so a Latin-1 password file
@@ -37,7 +41,8 @@ async function readStdin(): Promise<string> {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
   } catch {
-    throw new Error(
+    throw cliError(
+      'HQL_INVALID_PARAMS',
       'standard input is not UTF-8 text: the dashboard sends the password as UTF-8 (convert it, e.g. with iconv)',
     );
   }
@@ -47,7 +52,7 @@ async function readStdin(): Promise<string> {
 async function promptTwice(): Promise<string> {
   const first = await prompt('Dashboard password: ');
   const second = await prompt('Again: ');
-  if (first !== second) throw new Error('the two passwords differ');
+  if (first !== second) throw cliError('HQL_INVALID_PARAMS', 'the two passwords differ');
   return first;
 }
 

@@ -56,11 +56,15 @@ function localBackups(): string[] {
 
 test('with S3 failing, a remote backup() fails at once with HQL_S3 and takes one backup', async () => {
   const before = localBackups().length;
+  let message = '';
   s3.faults.failNext(1_000, { status: 500 });
   const outcome = await within(
     client.backup().then(
       () => 'stored',
-      (e: unknown) => (e instanceof HiqliteError ? e.code : String(e)),
+      (e: unknown) => {
+        message = e instanceof Error ? e.message : String(e);
+        return e instanceof HiqliteError ? e.code : String(e);
+      },
     ),
     60_000,
     'the backup to end',
@@ -73,5 +77,12 @@ test('with S3 failing, a remote backup() fails at once with HQL_S3 and takes one
     (r) => r.msg === 'backup stored in the local folder only: its upload to S3 failed',
   );
   assert.ok(kept !== undefined && localBackups().includes(String(kept.backup)), JSON.stringify(logged));
+  // And the caller too: the backup exists here, only its upload failed.
+  assert.ok(
+    message.startsWith(
+      `backup ${String(kept.backup)} is stored in node 1's local folder, but its upload to S3 failed: `,
+    ),
+    message,
+  );
   assert.ok(logged.some((r) => r.msg === 'backup failed'));
 });

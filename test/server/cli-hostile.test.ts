@@ -110,14 +110,14 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
   test('download --out into a folder that does not exist names it (was ENOENT on <out>.partial)', async () => {
     const out = join(dir, 'no-such-folder', 'copy.db');
     const r = await cli(['backup', 'download', name, '--config', config, '--out', out]);
-    refused(r, /^hiqlite: --out .*copy\.db: its folder .*no-such-folder does not exist/m);
+    refused(r, /^hiqlite: HQL_INVALID_PARAMS: --out .*copy\.db: its folder .*no-such-folder does not exist/m);
     assert.doesNotMatch(r.stderr, /\.partial/);
   });
 
   test('download --out "" is refused with a message, not a rename error', async () => {
     refused(
       await cli(['backup', 'download', name, '--config', config, '--out', '']),
-      /^hiqlite: --out: give/m,
+      /^hiqlite: HQL_INVALID_PARAMS: --out: give/m,
     );
   });
 
@@ -201,7 +201,7 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     const unknown = await cli(['backup', 'restore', 'not-a-source', '--config', config]);
     refused(
       unknown,
-      /^hiqlite: backup restore not-a-source: give the name of a backup in this node's folder/m,
+      /^hiqlite: HQL_INVALID_PARAMS: backup restore not-a-source: give the name of a backup in this node's folder/m,
     );
     assert.doesNotMatch(unknown.stderr, /HQL_BACKUP_RESTORE/);
     for (const args of [
@@ -318,7 +318,7 @@ describe('hash-password with bytes that are not UTF-8', () => {
     // "mot de passe très secret" in Latin-1: è is the single byte 0xE8.
     const latin1 = Buffer.from('mot de passe très secret\n', 'latin1');
     const r = await hashPassword(latin1);
-    refused(r, /^hiqlite: standard input is not UTF-8 text/m);
+    refused(r, /^hiqlite: HQL_INVALID_PARAMS: standard input is not UTF-8 text/m);
     assert.equal(r.stdout, '');
     const utf8 = await hashPassword(Buffer.from('mot de passe très secret\n', 'utf8'));
     assert.equal(utf8.code, 0, utf8.stderr);
