@@ -61,7 +61,7 @@ import { API_UPGRADE_PROTOCOL, REMOTE_CLIENT_ID } from '../transport/api-connect
 import { authenticateServer } from '../transport/authenticate.js';
 import { readPemFile } from '../transport/bounded-file.js';
 import { FramedConnection } from '../transport/framed-connection.js';
-import { evictionGraceMs, HandshakeGate } from '../transport/handshake-gate.js';
+import { evictionGraceMs, HandshakeGate, portHeadroom } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';
 import { realTimers, type Timers } from '../transport/timers.js';
 import { type ListenRequest, StreamRequests } from './api-stream-requests.js';
@@ -327,6 +327,20 @@ export class ApiServer {
       res.once('close', () => this.headsServed.set(req.socket, req.socket.bytesRead));
       // Tracked until its response closes, for a graceful close(); an SSE stream never ends by itself.
       if (isSseRequest(req)) {
+        // Each stream holds a connection for good: past the port's cap less its headroom, a new
+        // one is refused, so that streams never fill the port (found from outside: 1,500 SSE
+        // listeners took every connection, and /health and new clients were refused).
+        const streamsMax = sseStreamsMax(this.o.connectionsMax);
+        if (this.sseStreams.size >= streamsMax) {
+          closeIfBodyUnread(res);
+          res.shouldKeepAlive = false;
+          return sendError(
+            res,
+            503,
+            'HQL_OVERLOADED',
+            `${this.sseStreams.size} notification streams are open on this port, as many as api_connections_max (${this.o.connectionsMax}) leaves room for: listen over the binary protocol (connect()), which carries many listeners per connection`,
+          );
+        }
         this.sseStreams.add(res);
         res.once('close', () => this.sseStreams.delete(res));
       } else {
@@ -912,6 +926,15 @@ function statusFor(e: ApiErrorBody): number {
 }
 
 export { REMOTE_CLIENT_ID };
+
+/**
+ * Notification streams a port keeps open at most: its cap less twice its headroom (portHeadroom):
+ * one headroom the handshake gate keeps free for new connections (near the cap it closes the
+ * newest strangers at once), the other for /health and clients to get in beside the streams.
+ */
+export function sseStreamsMax(connectionsMax: number): number {
+  return Math.max(1, connectionsMax - 2 * portHeadroom(connectionsMax));
+}
 
 /** Whether `req` asks for the SSE stream of notifications (`GET /listen`, however its target is spelled). */
 function isSseRequest(req: IncomingMessage): boolean {
