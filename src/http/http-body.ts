@@ -298,6 +298,34 @@ const EXACT_INTEGER_MAX = '9007199254740992';
  * exponent says a REAL is meant: left alone. One pass; malformed text is left to the parser.
  */
 export function jsonInexactInteger(bytes: Uint8Array): string | null {
+  return firstJsonNumber(bytes, (literal, real) => {
+    // A REAL beyond a double's range arrives as ±Infinity (`1e400`), which JSON cannot answer.
+    if (real) return !Number.isFinite(Number(literal));
+    const digits = literal.startsWith('-') ? literal.slice(1) : literal;
+    return (
+      digits.length > EXACT_INTEGER_MAX.length ||
+      (digits.length === EXACT_INTEGER_MAX.length && digits > EXACT_INTEGER_MAX)
+    );
+  });
+}
+
+/**
+ * The first number literal of JSON text with a fraction or an exponent (`1.0`, `1e2`), outside
+ * strings, or null: where only integers are taken, such a literal is refused rather than read
+ * as the double it parses to (`1.0000000000000001` is 1; found from outside: a counter took it).
+ */
+export function jsonRealLiteral(bytes: Uint8Array): string | null {
+  return firstJsonNumber(bytes, (_literal, real) => real);
+}
+
+/**
+ * The first number token of JSON text (UTF-8 bytes), outside strings, that `pick` takes (with
+ * whether it has a fraction or an exponent), or null. One pass; malformed text is left to the parser.
+ */
+function firstJsonNumber(
+  bytes: Uint8Array,
+  pick: (literal: string, real: boolean) => boolean,
+): string | null {
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i] as number;
@@ -322,17 +350,7 @@ export function jsonInexactInteger(bytes: Uint8Array): string | null {
     }
     i = j - 1;
     const literal = Buffer.from(bytes.buffer, bytes.byteOffset + start, j - start).toString('latin1');
-    // A REAL beyond a double's range arrives as ±Infinity (`1e400`), which JSON cannot answer.
-    if (real) {
-      if (!Number.isFinite(Number(literal))) return literal;
-      continue;
-    }
-    const digits = literal.startsWith('-') ? literal.slice(1) : literal;
-    if (
-      digits.length > EXACT_INTEGER_MAX.length ||
-      (digits.length === EXACT_INTEGER_MAX.length && digits > EXACT_INTEGER_MAX)
-    )
-      return literal;
+    if (pick(literal, real)) return literal;
   }
   return null;
 }

@@ -37,9 +37,9 @@ import {
   blobsFromJson,
   closeIfBodyUnread,
   HttpBodyError,
+  jsonRealLiteral,
   parseJsonInTurn,
   readBody,
-  readJsonBody,
   sendBodyError,
   sendJson,
   sendMethodNotAllowed,
@@ -278,7 +278,10 @@ async function serveCounter(
     }
     case 'POST': {
       onlyParams(url, []);
-      const delta = int64Field(await readObject(req, cx, '{"delta": "<int64>"}', ['delta']), 'delta');
+      const delta = int64Field(
+        await readObject(req, cx, '{"delta": "<int64>"}', ['delta'], { integersOnly: true }),
+        'delta',
+      );
       const o = await ops.write({ type: 'counterAdd', counter, key, delta }, signal);
       return sendJson(res, 200, {
         ok: true,
@@ -287,7 +290,10 @@ async function serveCounter(
     }
     case 'PUT': {
       onlyParams(url, []);
-      const value = int64Field(await readObject(req, cx, '{"value": "<int64>"}', ['value']), 'value');
+      const value = int64Field(
+        await readObject(req, cx, '{"value": "<int64>"}', ['value'], { integersOnly: true }),
+        'value',
+      );
       await ops.write({ type: 'counterSet', counter, key, value }, signal);
       return sendJson(res, 200, { ok: true, value: null });
     }
@@ -310,8 +316,17 @@ async function readObject(
   cx: CacheHttpContext,
   shape: string,
   fields: readonly string[],
+  o: { readonly integersOnly?: boolean } = {},
 ): Promise<Record<string, unknown>> {
-  const v = await readJsonBody(req, cx.bodyLimits);
+  const body = await readBody(req, cx.bodyLimits);
+  // A counter's operand is whole: `1.0000000000000001` or `1e2` is refused, not read as the
+  // double it parses to (1, 100).
+  const real = o.integersOnly === true ? jsonRealLiteral(body) : null;
+  if (real !== null)
+    throw invalid(
+      `the body (${shape}) holds the number ${real.length > 40 ? `${real.slice(0, 40)}…` : real}, which is not a whole number: give it as a decimal string`,
+    );
+  const v = await parseJsonInTurn(body, cx.bodyLimits);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`the body must be ${shape}`);
   onlyFields(v as Record<string, unknown>, fields, `the body (${shape})`);
   return v as Record<string, unknown>;

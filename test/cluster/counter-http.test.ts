@@ -139,6 +139,12 @@ describe('HTTP: counters, and the status of the cache limits (node and proxy)', 
       await invalid('{"delta":"0x10"}');
       await invalid('{"delta":""}');
       await invalid('{"delta":null}');
+      // A number that parses to a whole double but is written as a fraction or with an exponent
+      // (found from outside: 1.0000000000000001 added 1, 1e2 added 100).
+      await invalid('{"delta":1.0000000000000001}');
+      await invalid('{"delta":0.99999999999999999}');
+      await invalid('{"delta":1e2}');
+      await invalid('{"value":1.0}', 'PUT');
       await invalid('{"value":"5"}'); // POST takes a delta
       await invalid('{"delta":"5"}', 'PUT'); // PUT takes a value
       await invalid('[1]');
