@@ -645,6 +645,19 @@ describe('environment overrides', () => {
     );
   });
 
+  test('an HQL_NODES entry that does not parse is its only problem (not also "no node")', () => {
+    assert.deepEqual(
+      problemsOf(() => parseTomlConfig(BASE_TOML, { HQL_NODES: '1 127.0.0.1:1' })),
+      [
+        {
+          key: 'nodes[0] (from HQL_NODES)',
+          message:
+            '"1 127.0.0.1:1": expected "<id> <raft host:port> <api host:port>", like "1 127.0.0.1:8100 127.0.0.1:8200"',
+        },
+      ],
+    );
+  });
+
   test('a variable that does not parse is reported once, even for a key the file lacks', () => {
     const toml = BASE_TOML.replace('node_id = 1', '').replace(/nodes = \[[^\]]*\]/, 'nodes = "1 a:1 a:2"');
     assert.deepEqual(

@@ -153,7 +153,7 @@ function checkNodes(value: unknown, problems: ConfigProblems): ResolvedNode[] | 
     problems.add('nodes', `must be a list of nodes, got ${describeValue(value)}`);
     return null;
   }
-  if (value.length === 0) problems.add('nodes', 'must list at least one node');
+  if (value.length === 0 && !problems.has('nodes')) problems.add('nodes', 'must list at least one node');
   if (value.length > NODES_MAX) {
     problems.add('nodes', `lists ${value.length} nodes, at most ${NODES_MAX} are supported`);
     return null;
