@@ -51,6 +51,21 @@ async function logThatLostSyncedRecords(): Promise<{ logsDir: string; snapshotsD
   return { logsDir, snapshotsDir };
 }
 
+/** openGroupStorage of the SQL group on `dirs`, its database applied to 25 (behind the cut). */
+async function openSqlGroup(dirs: { logsDir: string; snapshotsDir: string }, othersConfigured: boolean) {
+  const { logger, lines } = capturingLogger();
+  const opened = await openGroupStorage({
+    group: 'sql',
+    ...dirs,
+    entryBytesMax: 1 << 20,
+    log: logger,
+    appliedIndex: 25 as LogIndex, // the database behind the cut: lostLocalState alone sees nothing
+    hasClusterId: true,
+    othersConfigured,
+  });
+  return { ...opened, lines };
+}
+
 function capturingLogger(): { logger: Logger; lines: () => string } {
   let text = '';
   const stream = new Writable({
@@ -64,17 +79,7 @@ function capturingLogger(): { logger: Logger; lines: () => string } {
 
 describe('a log that lost records it had synced', () => {
   test('a member of a cluster discards its state and rejoins: it does not vote from the shorter log', async () => {
-    const dirs = await logThatLostSyncedRecords();
-    const { logger, lines } = capturingLogger();
-    const { store, start } = await openGroupStorage({
-      group: 'sql',
-      ...dirs,
-      entryBytesMax: 1 << 20,
-      log: logger,
-      appliedIndex: 25 as LogIndex, // the database behind the cut: lostLocalState alone sees nothing
-      hasClusterId: true,
-      othersConfigured: true,
-    });
+    const { store, start, lines } = await openSqlGroup(await logThatLostSyncedRecords(), true);
     try {
       assert.match(start.discard ?? '', /ends at index 27, but entries through 30 were durable in it/);
       assert.equal(start.fresh, true);
@@ -87,16 +92,7 @@ describe('a log that lost records it had synced', () => {
 
   test('a node configured alone goes on with what its log holds, warning', async () => {
     const dirs = await logThatLostSyncedRecords();
-    const { logger, lines } = capturingLogger();
-    const { store, start } = await openGroupStorage({
-      group: 'sql',
-      ...dirs,
-      entryBytesMax: 1 << 20,
-      log: logger,
-      appliedIndex: 25 as LogIndex,
-      hasClusterId: true,
-      othersConfigured: false,
-    });
+    const { store, start, lines } = await openSqlGroup(dirs, false);
     try {
       assert.equal(start.discard, null);
       assert.equal(start.fresh, false);

@@ -225,16 +225,20 @@ describe('cluster link: retries of a refused write', () => {
     const aAddr = `${HOST}:${(await a.start()).port}`;
     const bAddr = `${HOST}:${(await b.start()).port}`;
     try {
-      const link = new ClusterLink({
-        nodes: [aAddr, bAddr],
-        secretApi: SECRET_API,
-        requestTimeoutMs: 1500,
-        connectTimeoutMs: 5000,
-        followLeader: false,
-        frameBytesMax: 1024 * 1024,
-        inflightMax: 16,
-      });
-      links.push(link);
+      const linkOf = (nodes: string[]) => {
+        const l = new ClusterLink({
+          nodes,
+          secretApi: SECRET_API,
+          requestTimeoutMs: 1500,
+          connectTimeoutMs: 5000,
+          followLeader: false,
+          frameBytesMax: 1024 * 1024,
+          inflightMax: 16,
+        });
+        links.push(l);
+        return l;
+      };
+      const link = linkOf([aAddr, bAddr]);
       const read = { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 } as const;
       assert.deepEqual(await link.call(read, { kind: 'read', route: 'any' }), { servedBy: 'a' });
       aRefuses = true;
@@ -246,16 +250,7 @@ describe('cluster link: retries of a refused write', () => {
       });
       assert.deepEqual(servedByB, [], 'the node of the other cluster served nothing');
       // Started the other way round, a client stays with B's cluster: A is refused.
-      const other = new ClusterLink({
-        nodes: [bAddr, aAddr],
-        secretApi: SECRET_API,
-        requestTimeoutMs: 1500,
-        connectTimeoutMs: 5000,
-        followLeader: false,
-        frameBytesMax: 1024 * 1024,
-        inflightMax: 16,
-      });
-      links.push(other);
+      const other = linkOf([bAddr, aAddr]);
       assert.deepEqual(await other.call(read, { kind: 'read', route: 'any' }), { servedBy: 'b' });
       await b.close();
       await assert.rejects(other.call(read, { kind: 'read', route: 'any' }), (e: unknown) => {
