@@ -31,6 +31,7 @@ import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { newClusterId, writeClusterId } from '../node/cluster-id.js';
 import type { SqlNodeConfig } from '../node/config/config.js';
+import { type RunningPeer, restoreWhilePeersRun, runningPeers } from '../node/running-peers.js';
 import { SnapshotStore } from '../node/snapshot-store.js';
 import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
@@ -40,7 +41,6 @@ import { backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
 import { type BackupHeader, decodeHeader, HEADER_BYTES_MAX, headerLength } from './format.js';
 import { KeyRing } from './key-ring.js';
-import { type RunningPeer, restoreWhilePeersRun, runningPeers } from './running-peers.js';
 import { openBackupTargets } from './targets.js';
 
 export const RESTORE_ENV = 'HQL_BACKUP_RESTORE';

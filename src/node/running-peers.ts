@@ -1,5 +1,5 @@
 /**
- * Before node 1 installs a backup (restore.ts): are other configured nodes running as members of
+ * Before node 1 installs a backup (src/backup/restore.ts): are other configured nodes running as members of
  * a cluster? A restore gives node 1 a new cluster of which it is the only voter; the nodes not
  * restored go on as the old cluster, and two clusters then take writes under one `nodes` list
  * (found from outside: a client listing all three nodes wrote to one cluster and read from the
@@ -12,8 +12,8 @@
  * cluster ids keep the two clusters' nodes apart then, and clients pin theirs).
  */
 import { HiqliteError } from '../lib/errors.js';
-import type { SqlNodeConfig } from '../node/config/config.js';
 import { ApiConnection } from '../transport/api-connection.js';
+import type { SqlNodeConfig } from './config/config.js';
 
 export interface RunningPeer {
   readonly id: number;
