@@ -31,7 +31,7 @@ import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { newClusterId, writeClusterId } from '../node/cluster-id.js';
 import type { SqlNodeConfig } from '../node/config/config.js';
-import { type RunningPeer, restoreWhilePeersRun, runningPeers } from '../node/running-peers.js';
+import { restoreWhilePeersRun, runningPeers } from '../node/running-peers.js';
 import { SnapshotStore } from '../node/snapshot-store.js';
 import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
@@ -82,8 +82,6 @@ export interface RestoreOptions {
    * command (`hiqlite backup restore`), whose user set no variable.
    */
   readonly origin?: string;
-  /** The check for other nodes running as members of a cluster (tests replace it); running-peers.ts. */
-  readonly runningPeers?: (cfg: SqlNodeConfig) => Promise<readonly RunningPeer[]>;
 }
 
 /** `HQL_BACKUP_RESTORE` at start: runs the restore when the variable is set. */
@@ -162,7 +160,7 @@ export async function restoreNode(
   }
   // Verified. Nodes not restored must not be running the old cluster: node 1 would found a
   // second one beside it (running-peers.ts). Asked now, right before anything changes.
-  const running = await (options.runningPeers ?? runningPeers)(cfg);
+  const running = await runningPeers(cfg);
   if (running.length > 0) {
     await rm(workDir, { recursive: true, force: true });
     throw restoreWhilePeersRun(running);
