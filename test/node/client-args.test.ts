@@ -577,24 +577,6 @@ describe('client arguments', () => {
     }
   });
 
-  test('undefined inside a value is stored as JSON stores it: left out of an object, null in an array', async () => {
-    for (const [name, db] of [
-      ['embedded', node],
-      ['remote', remote],
-    ] as [string, Loose][]) {
-      // biome-ignore lint/suspicious/noSparseArray: a hole is what is tested
-      const holes = [1, , 3];
-      await db.cache('undef').put('k', { a: undefined, b: 1, list: holes, more: [undefined, 'x'] });
-      assert.deepEqual(
-        await db.cache('undef').get('k'),
-        { b: 1, list: [1, null, 3], more: [null, 'x'] },
-        name,
-      );
-      await db.notify('undef', { a: undefined });
-      await assert.rejects(db.cache('undef').put('k', undefined), { code: 'HQL_INVALID_PARAMS' });
-    }
-  });
-
   test('the valid forms still work on both', async () => {
     for (const [i, db] of ([node, remote] as Loose[]).entries()) {
       await db.cache('c').put('k', { a: 1 }, { ttlMs: 60_000 });

@@ -131,14 +131,7 @@ function checkedAt(v: unknown, where: string, depth: number): unknown | ValuePro
     const n = v.length;
     const copy: unknown[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const item = v[i];
-      // As in JSON: an undefined element (or a hole) is stored as null, so that it reads back as
-      // what is stored (msgpack wrote it as nil; found from outside: [1, , 3] read back [1, null, 3]).
-      if (item === undefined) {
-        copy[i] = null;
-        continue;
-      }
-      const x = checkedAt(item, `${where}[${i}]`, depth + 1);
+      const x = checkedAt(v[i], `${where}[${i}]`, depth + 1);
       if (x instanceof ValueProblem) return x;
       copy[i] = x;
     }
@@ -167,10 +160,7 @@ function checkedAt(v: unknown, where: string, depth: number): unknown | ValuePro
         return new ValueProblem(
           `${shortPath(where)} has a key with a lone UTF-16 surrogate (it would read back as U+FFFD)`,
         );
-      const item = o[k];
-      // As in JSON: a property whose value is undefined is left out (as msgpack left it out).
-      if (item === undefined) continue;
-      const x = checkedAt(item, `${where}.${k.length > 40 ? `${k.slice(0, 40)}…` : k}`, depth + 1);
+      const x = checkedAt(o[k], `${where}.${k.length > 40 ? `${k.slice(0, 40)}…` : k}`, depth + 1);
       if (x instanceof ValueProblem) return x;
       copy[k] = x;
     }
