@@ -143,6 +143,16 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     return fields === '' ? `${this.constructor.name} {}` : `${this.constructor.name} { ${fields} }`;
   }
 
+  /**
+   * Makes this object's own fields non-enumerable (subclasses call it last in their constructor):
+   * `Object.keys(db)`, `{ ...db }` and loggers that walk own properties do not reach the
+   * configuration and connections, which hold the secrets (found from outside: `{ ...node }`
+   * showed `cfg.secretApi`).
+   */
+  protected hideFields(): void {
+    for (const key of Object.keys(this)) Object.defineProperty(this, key, { enumerable: false });
+  }
+
   /** JSON.stringify of a client or node: the same as inspect, no secrets. */
   toJSON(): Record<string, unknown> {
     return { client: this.constructor.name, ...this.describe() };
@@ -168,7 +178,8 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.takeBackup();
   }
 
-  waitUntilHealthy(options: { timeoutMs?: number } = {}): Promise<void> {
+  waitUntilHealthy(options: { timeoutMs?: number } = {}, ...extra: []): Promise<void> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'waitUntilHealthy', '(options)'));
     return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.awaitHealthy(options);
   }
 

@@ -15,7 +15,7 @@ import type { CommandInput } from '../sm/sql/command.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
-import { healthTimeoutArg } from './args.js';
+import { healthTimeoutArg, noExtraArgs } from './args.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -37,6 +37,7 @@ export async function startOnThisThread(config: NodeConfig, options: StartOption
 class EmbeddedNode extends ClientBase implements HiqliteNode {
   constructor(private readonly node: NodeRuntime) {
     super();
+    this.hideFields();
   }
 
   get nodeId(): number {
@@ -55,7 +56,8 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     return this.node.query(sql, params as QueryParams, options);
   }
 
-  async metrics(): Promise<Metrics> {
+  async metrics(...extra: []): Promise<Metrics> {
+    noExtraArgs(extra, 'metrics', '()');
     return this.node.metrics();
   }
 
@@ -98,7 +100,8 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
     }
   }
 
-  isLeader(): boolean {
+  isLeader(...extra: []): boolean {
+    noExtraArgs(extra, 'isLeader', '()');
     return this.node.isLeader();
   }
 

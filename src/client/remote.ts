@@ -19,7 +19,7 @@ import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
-import { healthTimeoutArg } from './args.js';
+import { healthTimeoutArg, noExtraArgs } from './args.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -117,6 +117,7 @@ export class RemoteClient extends ClientBase {
       listenBufferBytesMax: o.listenBufferBytesMax ?? LISTEN_BUFFER_BYTES_MAX_DEFAULT,
       listenResumeTimeoutMs: o.listenResumeTimeoutMs ?? 30_000,
     });
+    this.hideFields();
   }
 
   protected override describe(): Record<string, unknown> {
@@ -195,7 +196,8 @@ export class RemoteClient extends ClientBase {
     )) as Row[];
   }
 
-  async metrics(): Promise<Metrics> {
+  async metrics(...extra: []): Promise<Metrics> {
+    noExtraArgs(extra, 'metrics', '()');
     return (await this.call({ op: 'metrics' }, 'other')) as Metrics;
   }
 

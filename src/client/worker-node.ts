@@ -41,7 +41,7 @@ import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import { type ThreadHeapLimits, workerResourceLimits } from '../sm/sql/worker-client.js';
-import { healthTimeoutArg } from './args.js';
+import { extraArgsError, healthTimeoutArg, noExtraArgs } from './args.js';
 import type {
   CacheCallOptions,
   CacheConsistency,
@@ -318,6 +318,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     });
     this.sweep = setInterval(() => this.expire(), SWEEP_INTERVAL_MS);
     this.sweep.unref();
+    this.hideFields();
   }
 
   get nodeId(): number {
@@ -378,7 +379,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     return (this.reader as SqlReader).query(sql, params as QueryParams);
   }
 
-  metrics(): Promise<Metrics> {
+  metrics(...extra: []): Promise<Metrics> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'metrics', '()'));
     return this.call({ op: 'metrics' }, this.cfg.readTimeoutMs) as Promise<Metrics>;
   }
 
@@ -570,7 +572,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     await this.call({ op: 'health', timeoutMs }, timeoutMs);
   }
 
-  isLeader(): boolean {
+  isLeader(...extra: []): boolean {
+    noExtraArgs(extra, 'isLeader', '()');
     return this.gone === null && this.closing === null && Atomics.load(this.flags, LEADER_SLOT) === 1;
   }
 

@@ -319,6 +319,8 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
       ['txn', (db: Loose) => db.txn([['SELECT 1']], {}), /txn takes \(statements\)/],
       ['batch', (db: Loose) => db.batch('SELECT 1', {}), /batch takes \(sql\)/],
       ['lock', (db: Loose) => db.lock('l', {}, {}), /lock takes \(key, options\)/],
+      ['metrics', (db: Loose) => db.metrics(1), /metrics takes \(\)/],
+      ['waitUntilHealthy', (db: Loose) => db.waitUntilHealthy({}, 2), /waitUntilHealthy takes \(options\)/],
     ] as const
   ).map(([what, call, message]): [string, (db: Loose) => unknown, RegExp] => [
     `${what} with an argument past its last`,
@@ -444,6 +446,13 @@ describe('client arguments', () => {
       await invalidParams(() => call(remote), message);
     });
   }
+
+  test("a node's isLeader() takes no argument", () => {
+    assert.throws(() => (node as Loose).isLeader(5), {
+      code: 'HQL_INVALID_PARAMS',
+      message: /isLeader takes \(\)/,
+    });
+  });
 
   test('strings longer than any key or than a request carries: the same answers on both', async () => {
     const long = 'k'.repeat(300_000); // more than a request to a node carries

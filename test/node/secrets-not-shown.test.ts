@@ -39,6 +39,9 @@ describe('no secret in what a node or client shows of itself', () => {
           inspect({ context: { db } }, { depth: 20 }),
           JSON.stringify(db),
           JSON.stringify({ db }),
+          // What walks own properties (a spread, Object.keys, a logger's serializer).
+          inspect({ ...db }, { depth: 20 }),
+          inspect(Object.fromEntries(Object.keys(db).map((k) => [k, (db as never)[k]])), { depth: 20 }),
         ];
         for (const text of shown) {
           assert.ok(!text.includes(TEST_SECRETS.secretApi), `secret_api shown: ${text.slice(0, 300)}`);
