@@ -8,7 +8,7 @@ import { HiqliteError } from '../lib/errors.js';
 import { type NodeConfig, resolveConfig } from '../node/config/config.js';
 
 const REASONS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'another process is listening on that port',
+  EADDRINUSE: 'the port is in use (by another process, or by a node this process started and has not closed)',
   EACCES: 'permission denied (ports below 1024 need privileges)',
   EADDRNOTAVAIL: 'the host is not an address of this machine',
 };
