@@ -3,7 +3,8 @@
  * folder and runs the suite from there, as compiled JavaScript without a loader: what users run
  * (the npm package ships tsc output). Arguments are passed on to bench/run.ts, or with a first
  * argument `--suite cache` to bench/cache-run.ts (`npm run bench:cache`), `--suite backup` to
- * bench/backup.ts (`npm run bench:backup`). `npm run
+ * bench/backup.ts (`npm run bench:backup`), `--suite crossing` to bench/crossing.ts (`npm run
+ * bench:crossing`). `npm run
  * bench:tsx` runs the TypeScript sources through tsx instead (no build step; tsx adds memory and
  * `__name` calls around closures, see docs/BENCHMARKS.md).
  */
@@ -16,17 +17,18 @@ import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
 const suite = args[0] === '--suite' ? args[1] : 'main';
-if (suite !== 'main' && suite !== 'cache' && suite !== 'backup') {
-  process.stderr.write(`unknown --suite ${suite} (main, cache or backup)\n`);
+if (suite !== 'main' && suite !== 'cache' && suite !== 'backup' && suite !== 'crossing') {
+  process.stderr.write(`unknown --suite ${suite} (main, cache, backup or crossing)\n`);
   process.exit(2);
 }
-const script = { main: 'run.js', cache: 'cache-run.js', backup: 'backup.js' }[suite];
+const script = { main: 'run.js', cache: 'cache-run.js', backup: 'backup.js', crossing: 'crossing.js' }[suite];
 const passed = args[0] === '--suite' ? args.slice(2) : args;
 if (passed.includes('--help') || passed.includes('-h')) {
   // Answered before the build (about a minute): the suites' options (docs/BENCHMARKS.md).
   process.stdout.write(`npm run bench [-- options]          the SQL suite (bench/run.ts)
 npm run bench:cache [-- options]    the cache group suite (bench/cache-run.ts)
 npm run bench:backup [-- --mib N]   backup and restore of an N MiB database (bench/backup.ts)
+npm run bench:crossing [-- --seconds S]  the node's own thread against the application's, one node
 
 Options of the SQL and cache suites:
   --list              the benchmark ids, then exit
@@ -49,6 +51,7 @@ try {
     'bench/run.ts',
     'bench/cache-run.ts',
     'bench/backup.ts',
+    'bench/crossing.ts',
     'src/backup/copy-worker.ts',
     'bench/node-child.ts',
     'bench/serve-hook.ts',

@@ -97,16 +97,15 @@ export class ApiConnection {
    * said HQL_UNAVAILABLE, retryable (found by an outside probe: a 17 MiB query parameter).
    */
   private peerFrameBytesMax: number | null = null;
-  /**
-   * The node's cluster id as its handshake proved it (null: it belongs to none yet, a node still
-   * joining). A client stays with the cluster it first reached (cluster-link.ts).
-   */
-  serverClusterId: string | null = null;
-
   private constructor(
     private readonly conn: FramedConnection,
     private readonly inflightMax: number,
     private readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number } | null,
+    /**
+     * The node's cluster id as its handshake proved it (null: it belongs to none yet, a node still
+     * joining). A client stays with the cluster it first reached (cluster-link.ts).
+     */
+    readonly serverClusterId: string | null,
   ) {
     this.bytesSeen = conn.socket.bytesRead;
     this.checkAlive();
@@ -227,8 +226,12 @@ export class ApiConnection {
           conn.setFrameBytesMax(o.frameBytesMax);
           const intervalMs = o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS_DEFAULT;
           const timeoutMs = Math.max(intervalMs, o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS_DEFAULT);
-          api = new ApiConnection(conn, o.inflightMax, intervalMs > 0 ? { intervalMs, timeoutMs } : null);
-          api.serverClusterId = serverClusterId;
+          api = new ApiConnection(
+            conn,
+            o.inflightMax,
+            intervalMs > 0 ? { intervalMs, timeoutMs } : null,
+            serverClusterId,
+          );
           conn.onFrame((payload) => api?.onFrame(payload));
           resolve(api);
         },
