@@ -106,7 +106,8 @@ export type Call = CallBody & { readonly id: number };
  * structured clone of a flat array of strings and numbers costs the two threads less than half
  * of one object (and a command object inside it) per write, and leaves the node's thread less
  * garbage. `items` holds, in the order of the calls, a Call, or PACKED_WRITE and
- * PACKED_WRITE_FIELDS fields, or PACKED_KEYED and PACKED_KEYED_FIELDS fields; the values are
+ * PACKED_WRITE_FIELDS fields, or PACKED_KEYED and PACKED_KEYED_FIELDS fields, or PACKED_EXECUTE,
+ * PACKED_EXECUTE_FIELDS fields and the statement's parameters; the cache values are
  * views of `values`, which moves with the message.
  */
 export interface PackedCalls {
@@ -133,6 +134,15 @@ export const PACKED_KEYED_TYPES = [
   'counterSet',
   'counterDelete',
 ] as const;
+
+/**
+ * The tag of a packed SQL `execute` (PackedCalls.items): after it id, sql, returning (1 or 0),
+ * the number of positional parameters n, then the n parameters themselves (the most frequent
+ * write: a flat array of strings and numbers costs the structured clone far less than a call
+ * object holding a command object holding a parameter array). Named parameters travel as a Call.
+ */
+export const PACKED_EXECUTE = 2;
+export const PACKED_EXECUTE_FIELDS = 4;
 
 /**
  * The outcome of a cache write, as its answer carries it: for the frequent commands only what
@@ -205,13 +215,19 @@ export type ToWorker =
 
 /**
  * The answers of a turn, flat: REPLY_FIELDS slots per answer (no object per answer to copy):
- * the call's id, REPLY_OK or REPLY_ERROR, the value (or the TransferredError), and the cache
- * group's applied index after a `cacheWrite` (0 for other calls).
+ * the call's id, its status, and three slots the status gives a meaning:
+ * - REPLY_OK: the value, the cache group's applied index after a `cacheWrite` (0 for other
+ *   calls), 0;
+ * - REPLY_ERROR: the TransferredError, 0, 0;
+ * - REPLY_EXECUTED: an SQL write's outcome without rows, as numbers: its log index, rows
+ *   affected, last insert rowid (the application's thread rebuilds `{ index, result }`; three
+ *   objects less to clone per write).
  */
 export type Replies = unknown[];
-export const REPLY_FIELDS = 4;
+export const REPLY_FIELDS = 5;
 export const REPLY_OK = 0;
 export const REPLY_ERROR = 1;
+export const REPLY_EXECUTED = 2;
 
 export type NodeEvent =
   /** `dbFile`: the database the application thread reads locally; null on a cache-only node. */

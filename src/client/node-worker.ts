@@ -14,6 +14,7 @@ import { dataPaths } from '../node/sqlite-setting.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import { notificationBytes } from '../sm/cache/notifications.js';
+import type { CommandInput, ParamInput } from '../sm/sql/command.js';
 import { digestOf } from './cache-mirror.js';
 import { MirrorFeed } from './cache-mirror-feed.js';
 import {
@@ -26,6 +27,8 @@ import {
   type NodeEvent,
   type NodeWorkerData,
   outcomeToReply,
+  PACKED_EXECUTE,
+  PACKED_EXECUTE_FIELDS,
   PACKED_KEYED,
   PACKED_KEYED_FIELDS,
   PACKED_KEYED_TYPES,
@@ -34,6 +37,7 @@ import {
   PACKED_WRITE_TYPES,
   type PackedCalls,
   REPLY_ERROR,
+  REPLY_EXECUTED,
   REPLY_OK,
   type Replies,
   SYNC_ABSENT,
@@ -251,6 +255,10 @@ function serve(call: Call): void {
     serveCacheWrite(call);
     return;
   }
+  if (call.op === 'write') {
+    serveWrite(call.id, call.command);
+    return;
+  }
   run(call).then(
     (value) => answer(call.id, REPLY_OK, value, 0),
     (e: unknown) => answer(call.id, REPLY_ERROR, transferError(e), 0),
@@ -276,6 +284,18 @@ function servePacked(m: PackedCalls): void {
         ...(timeoutMs === -1 ? {} : { timeoutMs }),
       });
       i += 1 + PACKED_KEYED_FIELDS;
+      continue;
+    }
+    if (item === PACKED_EXECUTE) {
+      const count = items[i + 4] as number;
+      const first = i + 1 + PACKED_EXECUTE_FIELDS;
+      serveWrite(items[i + 1] as number, {
+        type: 'execute',
+        sql: items[i + 2] as string,
+        params: items.slice(first, first + count) as ParamInput[],
+        returning: items[i + 3] === 1,
+      });
+      i = first + count;
       continue;
     }
     if (item !== PACKED_WRITE) {
@@ -325,8 +345,28 @@ function keyedCommand(
 
 /** One answer, in the flat layout of Replies (node-thread-protocol.ts). */
 function answer(id: number, status: number, value: unknown, applied: number): void {
-  replies.push(id, status, value, applied);
+  replies.push(id, status, value, applied, 0);
   scheduleFlush();
+}
+
+/** An SQL write; its outcome without rows answers as numbers (REPLY_EXECUTED). */
+function serveWrite(id: number, command: CommandInput): void {
+  const n = node;
+  if (n === null) {
+    answer(id, REPLY_ERROR, transferError(new Error('call before the node started')), 0);
+    return;
+  }
+  // An async method: whatever it throws arrives as a rejection.
+  n.write(command).then(
+    (out) => {
+      const r = out.result;
+      if (r.ok && r.type === 'execute' && r.value.rows === undefined) {
+        replies.push(id, REPLY_EXECUTED, out.index, r.value.rowsAffected, r.value.lastInsertRowid);
+        scheduleFlush();
+      } else answer(id, REPLY_OK, out, 0);
+    },
+    (e: unknown) => answer(id, REPLY_ERROR, transferError(e), 0),
+  );
 }
 
 /** The most frequent call, with one promise less than run()'s. */
@@ -356,12 +396,10 @@ function serveCacheWrite(call: Extract<Call, { op: 'cacheWrite' }>): void {
   );
 }
 
-async function run(call: Exclude<Call, { op: 'cacheWrite' }>): Promise<unknown> {
+async function run(call: Exclude<Call, { op: 'cacheWrite' | 'write' }>): Promise<unknown> {
   const n = node;
   if (n === null) throw new Error('call before the node started');
   switch (call.op) {
-    case 'write':
-      return n.write(call.command);
     case 'query': {
       const ac = new AbortController();
       aborts.set(call.id, ac);

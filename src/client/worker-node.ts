@@ -34,11 +34,11 @@ import { sqliteDisabledError } from '../node/sqlite-setting.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
-import type { CommandInput } from '../sm/sql/command.js';
+import type { CommandInput, ExecuteCommand, ParamInput } from '../sm/sql/command.js';
 import { sqlError } from '../sm/sql/errors.js';
 import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
-import type { CommandResult } from '../sm/sql/result.js';
+import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
 import { type ThreadHeapLimits, workerResourceLimits } from '../sm/sql/worker-client.js';
 import { extraArgsError, healthTimeoutArg, noExtraArgs } from './args.js';
@@ -65,11 +65,13 @@ import {
   type NodeEvent,
   type NodeWorkerData,
   outcomeFromReply,
+  PACKED_EXECUTE,
   PACKED_KEYED,
   PACKED_KEYED_TYPES,
   PACKED_WRITE,
   PACKED_WRITE_TYPES,
   type PackedCalls,
+  REPLY_EXECUTED,
   REPLY_FIELDS,
   REPLY_OK,
   SHARED_BYTES,
@@ -616,7 +618,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     let sent: CallBody = body;
     if (body.op === 'write' || body.op === 'query') {
       try {
-        sent = structuredClone(body);
+        sent = plainExecuteCopy(body) ?? structuredClone(body);
       } catch (e) {
         if (!isDataCloneError(e)) throw e;
         return Promise.reject(notSendable(body.op, e));
@@ -736,10 +738,17 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       const p = this.pending.get(id);
       if (p === undefined) continue; // expired meanwhile
       this.settle(id, p);
-      if (r[i + 1] === REPLY_OK) {
+      const status = r[i + 1];
+      if (status === REPLY_OK) {
         // Read-your-writes: the entries the node applied came before its answer.
         if (p.op === 'cacheWrite') this.mirror?.checkAfterAnswer(r[i + 3] as number);
         p.resolve(r[i + 2]);
+      } else if (status === REPLY_EXECUTED) {
+        const value: StatementOutcome = {
+          rowsAffected: r[i + 3] as number,
+          lastInsertRowid: r[i + 4] as number | bigint,
+        };
+        p.resolve({ index: r[i + 2] as number, result: { ok: true, type: 'execute', value } });
       } else p.reject(rebuildError(r[i + 2] as TransferredError));
     }
   }
@@ -993,6 +1002,7 @@ function packCalls(calls: readonly Call[]): PackedCalls | null {
   let total = 0;
   let packed = 0;
   for (const c of calls) {
+    if (isPackedExecute(c)) packed++;
     if (c.op !== 'cacheWrite') continue;
     const v = packableValue(c.command);
     if (v !== null) total += v.byteLength;
@@ -1004,6 +1014,12 @@ function packCalls(calls: readonly Call[]): PackedCalls | null {
   const items: unknown[] = [];
   let at = 0;
   for (const c of calls) {
+    if (isPackedExecute(c)) {
+      const { sql, params, returning } = c.command;
+      items.push(PACKED_EXECUTE, c.id, sql, returning ? 1 : 0, params.length);
+      for (const v of params) items.push(v);
+      continue;
+    }
     if (c.op !== 'cacheWrite') {
       items.push(c);
       continue;
@@ -1029,6 +1045,48 @@ function packCalls(calls: readonly Call[]): PackedCalls | null {
     else items.push(c);
   }
   return { type: 'packed-calls', items, values };
+}
+
+/** An SQL `execute` with positional parameters: it travels flat (PACKED_EXECUTE). */
+function isPackedExecute(
+  c: Call,
+): c is Call & {
+  readonly op: 'write';
+  readonly command: ExecuteCommand<ParamInput> & { params: readonly ParamInput[] };
+} {
+  return c.op === 'write' && c.command.type === 'execute' && Array.isArray(c.command.params);
+}
+
+/**
+ * The call's own copy of an SQL `execute` whose positional parameters are all primitives or
+ * byte arrays (the frequent case), without a structured clone: primitives cannot change, byte
+ * arrays are copied (into a buffer of their own size: a Buffer from Node's pool would otherwise
+ * carry its whole pool across). Null for any other call, which is cloned as it is.
+ */
+function plainExecuteCopy(body: CallBody): CallBody | null {
+  if (body.op !== 'write' || body.command.type !== 'execute') return null;
+  const { params } = body.command;
+  if (!Array.isArray(params)) return null;
+  const copy: ParamInput[] = new Array(params.length);
+  for (let i = 0; i < params.length; i++) {
+    const v: unknown = params[i];
+    switch (typeof v) {
+      case 'string':
+      case 'number':
+      case 'bigint':
+      case 'boolean':
+        copy[i] = v;
+        break;
+      case 'object':
+        if (v === null) copy[i] = null;
+        else if (v instanceof Uint8Array) copy[i] = new Uint8Array(v);
+        else return null;
+        break;
+      default:
+        return null;
+    }
+  }
+  return { op: 'write', command: { ...body.command, params: copy } };
 }
 
 /**

@@ -328,6 +328,57 @@ test("one turn's packed writes keep their order with the other calls, and their 
   }
 });
 
+/** One turn of SQL writes of every shape, answered as the caller sees them (values or errors). */
+async function sqlWritesOfOneTurn(node: HiqliteNode): Promise<unknown[]> {
+  await node.execute('CREATE TABLE w (id INTEGER PRIMARY KEY, v, u TEXT UNIQUE)');
+  const big = 2n ** 62n;
+  const calls: Array<Promise<unknown>> = [
+    node.execute('INSERT INTO w (v) VALUES (?)', ['a']),
+    node.execute('INSERT INTO w (id, v) VALUES (?, ?)', [big, 'bigint rowid']),
+    node.execute('INSERT INTO w (v) VALUES (:v)', { v: 'named' }),
+    node.execute('INSERT INTO w (v, u) VALUES (?, ?)', [new Uint8Array([1, 2, 3]), 'same']),
+    node.execute('INSERT INTO w (v, u) VALUES (?, ?)', [true, 'same']),
+    node.executeReturning('INSERT INTO w (v) VALUES (?) RETURNING id, v', [1.5]),
+    node.execute('INSERT INTO w (v) VALUES (?)', [new Date(Date.UTC(2026, 0, 2))]),
+    node.execute('INSERT INTO w (v) VALUES (?)', [undefined as unknown as string]),
+    node.execute('INSERT INTO w (v) VALUES (?)', [null, 'one too many']),
+    node.execute('UPDATE w SET v = ? WHERE id < ?', ['updated', 3]),
+    node.execute('DELETE FROM w WHERE id = -1', []),
+    node.txn([['INSERT INTO w (v) VALUES (?)', ['txn']]]),
+    node.execute('INSERT INTO nowhere VALUES (1)'),
+  ];
+  const settled = await Promise.allSettled(calls);
+  const answers = settled.map((r) =>
+    r.status === 'fulfilled'
+      ? { value: r.value }
+      : { code: (r.reason as HiqliteError).code, retryable: (r.reason as HiqliteError).retryable },
+  );
+  answers.push({ rows: await node.query('SELECT id, v, u FROM w ORDER BY id') });
+  return answers;
+}
+
+test("one turn's SQL writes, positional ones crossing flat, answer as on the application's thread", async () => {
+  const answersOf = async (thread: 'worker' | 'main') => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+    const node = await start(await config(root), { thread });
+    try {
+      return await sqlWritesOfOneTurn(node);
+    } finally {
+      await node.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  };
+  const [worker, main] = [await answersOf('worker'), await answersOf('main')];
+  // The log indexes are the same on both: one node, the same writes from an empty log.
+  assert.deepEqual(worker, main);
+  // And the answers are the ones expected, not the same mistake twice (in call order: the named
+  // and the byte array inserts took the rowids after 2^62, the RETURNING one the next).
+  assert.deepEqual(worker[1], { value: { rowsAffected: 1, lastInsertRowid: 2n ** 62n, logIndex: 4 } });
+  assert.equal((worker[4] as { code: string }).code, 'HQL_CONSTRAINT');
+  assert.deepEqual((worker[5] as { value: unknown }).value, [{ id: 2n ** 62n + 3n, v: 1.5 }]);
+  assert.equal((worker[12] as { code: string }).code, 'HQL_SQL');
+});
+
 test("one turn's cache values cross in one buffer: each arrives whole, beside large ones and a refused call", async () => {
   const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
   const node = await start(await config(root));
