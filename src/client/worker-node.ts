@@ -1048,9 +1048,7 @@ function packCalls(calls: readonly Call[]): PackedCalls | null {
 }
 
 /** An SQL `execute` with positional parameters: it travels flat (PACKED_EXECUTE). */
-function isPackedExecute(
-  c: Call,
-): c is Call & {
+function isPackedExecute(c: Call): c is Call & {
   readonly op: 'write';
   readonly command: ExecuteCommand<ParamInput> & { params: readonly ParamInput[] };
 } {
