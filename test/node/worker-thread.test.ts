@@ -348,7 +348,7 @@ async function sqlWritesOfOneTurn(node: HiqliteNode): Promise<unknown[]> {
     node.execute('INSERT INTO nowhere VALUES (1)'),
   ];
   const settled = await Promise.allSettled(calls);
-  const answers = settled.map((r) =>
+  const answers: unknown[] = settled.map((r) =>
     r.status === 'fulfilled'
       ? { value: r.value }
       : { code: (r.reason as HiqliteError).code, retryable: (r.reason as HiqliteError).retryable },
