@@ -8,9 +8,13 @@
  * the file also holds the owner's start time (clock ticks since boot, /proc/<pid>/stat) and the
  * boot's id, so a pid that another process took after a crash, a reboot or a container restart
  * (containers hand out the same few pids every run) is not the owner; and a zombie (killed, not
- * yet reaped by its parent) is gone. A file of an earlier version holds the pid alone.
+ * yet reaped by its parent) is gone. It also holds the directory's identity (device and inode):
+ * a lock copied with the directory (`cp -a` of a running node's data_dir) names a live process
+ * that holds another directory, not this one (found from outside: the copy was refused as "in use
+ * by process N", N being the node whose directory was copied). A file of an earlier version
+ * holds the pid alone, or the pid, start time and boot id.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
@@ -35,13 +39,13 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(path, 'wx', PRIVATE_FILE_MODE);
-      await fh.writeFile(lockText(process.pid));
+      await fh.writeFile(lockText(process.pid, dirIdentity(dir)));
       await fh.sync();
       await fh.close();
       return { uncleanShutdown: unclean, release: () => rm(path, { force: true }) };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unusable(dir, e);
-      const owner = liveOwner(await readFile(path, 'utf8').catch(() => ''));
+      const owner = liveOwner(await readFile(path, 'utf8').catch(() => ''), dirIdentity(dir));
       if (owner !== null) {
         const who =
           owner === process.pid
@@ -74,18 +78,33 @@ function unusable(dir: string, e: unknown): HiqliteError {
       });
 }
 
-/** `pid start boot` where /proc tells them, else `pid`. */
-function lockText(pid: number): string {
+/** `pid start boot dir` where /proc tells them, else `pid`. */
+function lockText(pid: number, dir: string | null): string {
   const stat = procStat(pid);
   const boot = bootId();
-  return stat === null || boot === null ? String(pid) : `${pid} ${stat.start} ${boot}`;
+  if (stat === null || boot === null) return String(pid);
+  return dir === null ? `${pid} ${stat.start} ${boot}` : `${pid} ${stat.start} ${boot} ${dir}`;
 }
 
-/** The pid of the process that holds the lock, or null when that process is gone. */
-function liveOwner(text: string): number | null {
-  const [pidText, start, boot] = text.trim().split(/\s+/);
+/** `device:inode` of the directory, or null when it cannot be read. */
+function dirIdentity(dir: string): string | null {
+  try {
+    const st = statSync(dir, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The pid of the process that holds the lock, or null when that process is gone or the lock
+ * was made for another directory (`dir`: this directory's identity, when known).
+ */
+function liveOwner(text: string, dir: string | null): number | null {
+  const [pidText, start, boot, lockedDir] = text.trim().split(/\s+/);
   const pid = Number(pidText);
   if (!Number.isSafeInteger(pid) || pid <= 0 || !alive(pid)) return null;
+  if (lockedDir !== undefined && dir !== null && lockedDir !== dir) return null;
   const stat = procStat(pid);
   // This pid: another node of this very process holds it (a module run again by a dev server's
   // reload) when the start time says so; else an earlier run that had this pid (a container).

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -20,24 +20,29 @@ const startOf = (pid: number) => {
   return t.slice(t.lastIndexOf(')') + 2).split(' ')[19];
 };
 
-async function withLockFile(text: string): Promise<string> {
+async function withLockFile(text: string | ((dir: string) => string)): Promise<string> {
   const dir = freshDir();
   const lock = await lockDataDir(dir); // makes the folder
   await lock.release();
-  writeFileSync(join(dir, 'hiqlite.lock'), text);
+  writeFileSync(join(dir, 'hiqlite.lock'), typeof text === 'string' ? text : text(dir));
   return dir;
 }
+
+const identityOf = (dir: string) => {
+  const st = statSync(dir, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+};
 
 describe('data_dir lock', () => {
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('holds the owner’s pid, start time and boot id; a clean release removes it', async () => {
+  test('holds the owner’s pid, start time and boot id, and the directory’s identity; a clean release removes it', async () => {
     const dir = freshDir();
     const lock = await lockDataDir(dir);
     assert.equal(lock.uncleanShutdown, false);
     assert.equal(
       readFileSync(join(dir, 'hiqlite.lock'), 'utf8'),
-      `${process.pid} ${startOf(process.pid)} ${bootId}`,
+      `${process.pid} ${startOf(process.pid)} ${bootId} ${identityOf(dir)}`,
     );
     await lock.release();
     const again = await lockDataDir(dir);
@@ -45,9 +50,13 @@ describe('data_dir lock', () => {
     await again.release();
   });
 
-  test('a live owner refuses the data directory (this file’s format and the pid alone)', async () => {
+  test('a live owner refuses the data directory (this file’s format and the earlier ones)', async () => {
     const owner = process.ppid; // alive for as long as this test runs
-    for (const text of [`${owner} ${startOf(owner)} ${bootId}`, `${owner}`]) {
+    for (const text of [
+      (dir: string) => `${owner} ${startOf(owner)} ${bootId} ${identityOf(dir)}`,
+      () => `${owner} ${startOf(owner)} ${bootId}`,
+      () => `${owner}`,
+    ]) {
       const dir = await withLockFile(text);
       await assert.rejects(lockDataDir(dir), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'HQL_INVALID_CONFIG');
@@ -68,6 +77,22 @@ describe('data_dir lock', () => {
       assert.equal(lock.uncleanShutdown, true, text);
       await lock.release();
     }
+  });
+
+  test('a lock copied with its directory from a live node’s (cp -a) is not this directory’s: the node starts', async () => {
+    const owner = process.ppid;
+    const original = await withLockFile((d) => `${owner} ${startOf(owner)} ${bootId} ${identityOf(d)}`);
+    const copy = freshDir();
+    cpSync(original, copy, { recursive: true, preserveTimestamps: true });
+    assert.equal(
+      readFileSync(join(copy, 'hiqlite.lock'), 'utf8'),
+      readFileSync(join(original, 'hiqlite.lock'), 'utf8'),
+    );
+    const lock = await lockDataDir(copy);
+    assert.equal(lock.uncleanShutdown, true);
+    await lock.release();
+    // The original stays refused: its owner lives.
+    await assert.rejects(lockDataDir(original), new RegExp(`in use by process ${owner}`));
   });
 
   test('a pid another process took since (another start time or boot) is an unclean shutdown', async () => {
