@@ -92,6 +92,11 @@ export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners:
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
 /** How long a node waits for the leader to take a backup it forwarded (a large database takes minutes). */
 const BACKUP_TIMEOUT_MS = 3_600_000;
+/**
+ * How long a leader waits for each node it asks before it adds a joining node (checkJoiner): a
+ * node that does not answer in time passes the check; the joining node's request waits 5 s.
+ */
+const JOIN_PEER_CHECK_MS = 2_000;
 /** How long a follower's dashboard waits for the leader's list of its local backups. */
 const BACKUP_LIST_TIMEOUT_MS = 10_000;
 
@@ -221,6 +226,11 @@ export class HiqliteNode {
   private readonly inflight = new InFlight();
   /** Backups (src/backup, handed in as a feature), once the node runs. */
   private backups: NodeBackups | null = null;
+  /**
+   * The groups this node is joining (ensureMembership runs): it says so when asked (`leader`), so
+   * that the leader does not take it for another process with its id (checkJoiner).
+   */
+  private readonly joining = new Set<GroupId>();
   /** Leader: the last join handled per node (by the joining process's nonce). */
   private readonly joins = new Map<string, { nonce: string; index: Promise<LogIndex> }>();
 
@@ -942,6 +952,22 @@ export class HiqliteNode {
   ): Promise<void> {
     const me = this.cfg.nodeId;
     const nonce = randomBytes(12).toString('hex');
+    this.joining.add(group);
+    try {
+      await this.joinGroupOnce(g, group, join, timeoutMs, me, nonce);
+    } finally {
+      this.joining.delete(group);
+    }
+  }
+
+  private async joinGroupOnce(
+    g: RaftGroup,
+    group: GroupId,
+    join: GroupJoin,
+    timeoutMs: number,
+    me: NodeId,
+    nonce: string,
+  ): Promise<void> {
     await joinGroup(
       {
         nodeId: me,
@@ -1097,6 +1123,8 @@ export class HiqliteNode {
                   c.membership.learners.includes(this.cfg.nodeId),
             clusterId: this.clusterId,
             sqlite: this.cfg.sqlite,
+            nodes: this.cfg.nodes.map((n) => n.id),
+            joining: this.joining.has('cache'),
           };
         }
         const s = this.group?.status();
@@ -1111,6 +1139,10 @@ export class HiqliteNode {
               s.membership.learners.includes(this.cfg.nodeId)),
           clusterId: this.clusterId,
           sqlite: this.cfg.sqlite,
+          // The ids of this node's `nodes` list: a leader checks a new node against it, and
+          // whether this node is joining (checkJoiner).
+          nodes: this.cfg.nodes.map((n) => n.id),
+          joining: this.joining.has('sql'),
         };
       }
       case 'join':
@@ -1168,6 +1200,7 @@ export class HiqliteNode {
     const sqlite = this.cfg.sqlite;
     if (done !== undefined && done.nonce === nonce)
       return { index: await done.index, clusterId: this.clusterId, sqlite };
+    await this.checkJoiner(id, group);
     const index = this.addAsLearner(this.raftGroup(group), id);
     this.joins.set(joinKey, { nonce, index });
     try {
@@ -1175,6 +1208,60 @@ export class HiqliteNode {
     } catch (e) {
       if (this.joins.get(joinKey)?.index === index) this.joins.delete(joinKey);
       throw e;
+    }
+  }
+
+  /**
+   * Leader, before the membership changes for node `id`, which asks to join (as a node without
+   * state of `group`). Each check asks other nodes what they know (`leader`, at the addresses of
+   * this node's list, at most JOIN_PEER_CHECK_MS); one that does not answer passes it.
+   * - `id` is a member: it lost its state, and is removed and added back as a learner. Unless the
+   *   node at `id`'s address answers as a member of this cluster that is not joining: then it
+   *   holds its state, and another process claims its id. Found from outside: a second process with `node_id = 2`
+   *   (another address, an empty data_dir) made the leader demote the real node 2 to a learner
+   *   for good, and itself only waited for a leader.
+   * - `id` is new: every voter that answers must have it in its `nodes` list. Found from outside:
+   *   node 3 listed a node 4 the others did not, node 4 joined while node 3 led and stayed a
+   *   learner no other leader could reach or remove.
+   * Both refusals are HQL_INVALID_CONFIG: the joining node stops with the message.
+   */
+  private async checkJoiner(id: NodeId, group: GroupId): Promise<void> {
+    const m = this.raftGroup(group).status().membership;
+    type Answer = { member?: unknown; clusterId?: unknown; nodes?: unknown; joining?: unknown };
+    const ask = async (to: NodeId): Promise<Answer | null> => {
+      try {
+        const r = await this.request(to, { op: 'leader', group }, JOIN_PEER_CHECK_MS);
+        return r.ok && typeof r.value === 'object' && r.value !== null ? r.value : null;
+      } catch {
+        return null;
+      }
+    };
+    if (m.voters.includes(id) || m.learners.includes(id)) {
+      const there = await ask(id);
+      // The node at that address joins (it asked, or asks next): the one that lost its state.
+      if (there?.member === true && there.joining !== true && there.clusterId === this.clusterId) {
+        const addr = this.cfg.nodes.find((n) => n.id === id)?.addrRaft ?? '?';
+        throw new HiqliteError(
+          'HQL_INVALID_CONFIG',
+          `a node asks to join the ${group} group as node ${id} without state, but node ${id} at ${addr} runs as a member of this cluster with its state: two processes have node_id ${id} (give each node its own node_id), or that node's nodes list has another address for node ${id}; nothing was changed`,
+          { retryable: false },
+        );
+      }
+      return;
+    }
+    const others = m.voters.filter((v) => v !== this.cfg.nodeId && v !== id);
+    const answers = await Promise.all(others.map(async (v) => ({ v, a: await ask(v) })));
+    const lacking = answers
+      .filter(({ a }) => Array.isArray(a?.nodes) && !(a.nodes as unknown[]).includes(id))
+      .map(({ v }) => v)
+      .sort((a, b) => a - b)
+      .map((v) => `node ${v}`);
+    if (lacking.length > 0) {
+      throw new HiqliteError(
+        'HQL_INVALID_CONFIG',
+        `node ${id} is not in the nodes list of ${lacking.join(', ')}: add it to every node's nodes list and restart those nodes, then start node ${id}; nothing was changed`,
+        { retryable: false },
+      );
     }
   }
 

@@ -163,7 +163,12 @@ export class ApiConnection {
     // The server refuses a failed handshake with a bare `refuse` frame (the same whatever
     // failed, so a prober learns nothing), then closes: authenticateClient reports it. A close
     // without it (the node went down mid-handshake) is no refusal: worth a retry.
-    const secretName = o.localId === REMOTE_CLIENT_ID ? 'secret_api' : 'secret_raft';
+    // What a refusal may mean: a node is also refused by a node whose `nodes` list lacks it
+    // (found from outside: a node missing from one node's list was told "wrong secret_raft?").
+    const causes =
+      o.localId === REMOTE_CLIENT_ID
+        ? 'wrong secret_api?'
+        : `wrong secret_raft, or node ${o.localId} is not in that node's nodes list?`;
     return new Promise<ApiConnection>((resolve, reject) => {
       let api: ApiConnection | null = null;
       let settled = false;
@@ -183,7 +188,7 @@ export class ApiConnection {
             refused
               ? new HiqliteError(
                   'HQL_UNAUTHORIZED',
-                  `${o.host}:${o.port} refused the API handshake (wrong ${secretName}?)`,
+                  `${o.host}:${o.port} refused the API handshake (${causes})`,
                   {
                     retryable: false,
                   },
@@ -213,7 +218,7 @@ export class ApiConnection {
             reject(
               new HiqliteError(
                 'HQL_UNAUTHORIZED',
-                `API handshake with ${o.host}:${o.port} failed (wrong ${secretName}?)`,
+                `API handshake with ${o.host}:${o.port} failed (${causes})`,
                 {
                   retryable: false,
                   cause: error,

@@ -31,6 +31,10 @@ export interface ClusterOptions {
    * client() and http() then speak TLS too.
    */
   readonly tls?: boolean;
+  /** Slot `id`'s own `node_id` (default: `id`): e.g. a second process with another node's id. */
+  readonly nodeIdOf?: (id: number) => number;
+  /** The slots slot `id` lists in its `nodes` (default: all): nodes lists that differ. */
+  readonly listed?: (id: number) => readonly number[];
 }
 
 export interface StartOptions {
@@ -74,11 +78,12 @@ export class TestCluster {
     const dir = mkdtempSync(join(tmpdir(), 'hql-cluster-'));
     const c = new TestCluster(dir, options.env ?? {}, options.tls === true);
     const ports = await freePorts(2 * n);
-    const entries: string[] = [];
+    const nodeIdOf = options.nodeIdOf ?? ((id: number) => id);
+    const entry = (id: number) =>
+      `"${nodeIdOf(id)} 127.0.0.1:${ports[2 * (id - 1)]} 127.0.0.1:${ports[2 * (id - 1) + 1]}"`;
+    const all = Array.from({ length: n }, (_, i) => i + 1);
     for (let id = 1; id <= n; id++) {
-      entries.push(`"${id} 127.0.0.1:${ports[2 * (id - 1)]} 127.0.0.1:${ports[2 * (id - 1) + 1]}"`);
-    }
-    for (let id = 1; id <= n; id++) {
+      const entries = (options.listed?.(id) ?? all).map(entry);
       const dataDir = join(dir, `node-${id}`);
       const configFile = join(dir, `node-${id}.toml`);
       const extra = typeof options.toml === 'function' ? options.toml(id) : (options.toml ?? '');
@@ -86,7 +91,7 @@ export class TestCluster {
         configFile,
         [
           '[hiqlite]',
-          `node_id = ${id}`,
+          `node_id = ${nodeIdOf(id)}`,
           `nodes = [${entries.join(', ')}]`,
           `data_dir = "${dataDir}"`,
           `secret_raft = "${SECRET_RAFT}"`,
