@@ -11,7 +11,8 @@
  *                           it right after loading, before any other SQL runs there); returns
  *                           the connection's id. Every other call must pass the same token, so
  *                           the SQL a user sends cannot disarm its own deadline.
- *   hq_deadline(token, ms)  ms >= 0: interrupt this connection once ms milliseconds have passed;
+ *   hq_deadline(token, ms)  ms >= 0: interrupt this connection once ms milliseconds have passed,
+ *                           and every 5 ms after that until it is disarmed;
  *                           ms < 0: disarm.
  *   hq_interrupt(token, id) interrupts connection `id` now (id 0: every watched connection);
  *                           returns how many were interrupted.
@@ -39,6 +40,9 @@ struct Watched {
   int refs;           /* one per registered function */
   Watched *next;
 };
+
+/* How often an armed connection past its deadline is interrupted again, until disarmed. */
+#define REPEAT_NS 5000000
 
 static pthread_mutex_t gMutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gCond;
@@ -79,12 +83,16 @@ static void *watchdog(void *unused) {
     for (Watched *w = gList; w != 0; w = w->next) {
       if (!w->armed) continue;
       if (w->deadlineNs <= now) {
-        /* Under gMutex: the connection cannot be closed (unregistered) meanwhile. */
-        w->armed = 0;
+        /* Under gMutex: the connection cannot be closed (unregistered) meanwhile. It stays armed
+         * and is interrupted again every REPEAT_NS until it is disarmed: SQLite clears the flag
+         * when a statement starts with none running, so an interrupt that lands before the
+         * statement starts (a deadline of 0 or 1 ms, or a thread that was slow to get there) was
+         * lost, and the statement ran without end (found from outside: a read thread at 100% CPU
+         * for good after endless queries with short limits). */
         sqlite3_interrupt(w->db);
-      } else if (next < 0 || w->deadlineNs < next) {
-        next = w->deadlineNs;
+        w->deadlineNs = now + REPEAT_NS;
       }
+      if (next < 0 || w->deadlineNs < next) next = w->deadlineNs;
     }
     waitUntil(next);
   }

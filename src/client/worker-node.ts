@@ -917,7 +917,20 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'shutting down the node failed');
       }
-      await this.worker.terminate();
+      // Bounded: a thread in a native call that never returns (a statement nobody can interrupt)
+      // does not end on terminate(), and close() would wait for good (found from outside).
+      const ended = await Promise.race([
+        this.worker.terminate().then(() => true),
+        new Promise<false>((r) => setTimeout(r, this.cfg.shutdownTimeoutMs, false).unref()),
+      ]);
+      if (!ended) {
+        this.log.error(
+          { waitedMs: this.cfg.shutdownTimeoutMs },
+          "the node's thread did not end (a statement that cannot be interrupted?); close() returns without it",
+        );
+        this.reader?.close();
+        return;
+      }
     }
     await this.exited;
     this.reader?.close();

@@ -219,10 +219,11 @@ export class ReadPool {
     for (const slot of this.slots) {
       if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
       if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-      if (slot.job !== null) {
-        settle(slot.job, closedError());
-        if (slot.started.connectionId !== null) interruptConnection(slot.started.connectionId);
-      }
+      if (slot.job !== null) settle(slot.job, closedError());
+      // Also a thread whose read was answered at its limit but whose statement still runs: a
+      // thread in a statement does not end on terminate() (and the thread that started it
+      // cannot end before it).
+      if (slot.started.connectionId !== null) interruptConnection(slot.started.connectionId);
       stops.push(slot.worker.terminate());
     }
     this.slots.clear();
