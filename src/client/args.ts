@@ -7,6 +7,7 @@
  */
 import { closestKey } from '../lib/closest-key.js';
 import { HiqliteError } from '../lib/errors.js';
+import { namedParamsProblem } from '../lib/named-params.js';
 import { isWellFormed } from '../lib/utf8.js';
 import { CACHE_DURATION_MS_MAX } from '../protocol/cache-api-codec.js';
 
@@ -172,27 +173,33 @@ export function sqlArg(v: unknown, what: string): string {
 /** A statement's parameters: absent (undefined or null), an array (positional) or an object (named). */
 export function paramsArg(v: unknown, what: string): void {
   if (v === undefined || v === null || Array.isArray(v)) return;
-  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v))
+  if (typeof v !== 'object' || ArrayBuffer.isView(v))
     invalid(`${what}: params must be an array (positional) or an object (named), got ${shown(v)}`);
+  // The same rules as the command decoder's for a write (lib/named-params.ts).
+  const problem = namedParamsProblem(v);
+  if (problem !== null) invalid(`${what}: ${problem}`);
 }
 
 /** A txn's statements: a non-empty array of [sql] or [sql, params]. */
 export function statementsArg(v: unknown): void {
   if (!Array.isArray(v) || v.length === 0)
     invalid(`txn: statements must be a non-empty array of [sql, params?], got ${shown(v)}`);
-  (v as unknown[]).forEach((s, i) => {
+  // Every index, holes included (forEach skips a hole: `[, ['SELECT 1']]` went on to a TypeError).
+  for (let i = 0; i < v.length; i++) {
+    const s: unknown = v[i];
     if (!Array.isArray(s) || s.length === 0 || s.length > 2)
       invalid(`txn: statements[${i}] must be [sql] or [sql, params], got ${shown(s)}`);
     sqlArg(s[0], `txn: statements[${i}]`);
     paramsArg(s[1], `txn: statements[${i}]`);
-  });
+  }
 }
 
 /** Migrations given as a list: each { id, name, sql }, ids whole numbers from 1. */
 export function migrationsArg(v: unknown): void {
   if (!Array.isArray(v))
     invalid(`migrate: migrations must be an array of { id, name, sql } or a folder path, got ${shown(v)}`);
-  (v as unknown[]).forEach((m, i) => {
+  for (let i = 0; i < v.length; i++) {
+    const m: unknown = v[i];
     const where = `migrate: migrations[${i}]`;
     if (typeof m !== 'object' || m === null || Array.isArray(m))
       invalid(`${where} must be { id, name, sql }, got ${shown(m)}`);
@@ -201,5 +208,5 @@ export function migrationsArg(v: unknown): void {
       invalid(`${where}.id must be a whole number from 1, got ${shown(id)}`);
     if (typeof name !== 'string') invalid(`${where}.name must be a string, got ${shown(name)}`);
     if (typeof sql !== 'string') invalid(`${where}.sql must be a string, got ${shown(sql)}`);
-  });
+  }
 }

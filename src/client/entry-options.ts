@@ -58,10 +58,11 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
   if (!Array.isArray(nodes) || nodes.length === 0)
     problems.add('nodes', 'must be a non-empty array of API addresses ("host:port")');
   else
-    nodes.forEach((n: unknown, i: number) => {
+    for (let i = 0; i < nodes.length; i++) {
+      const n: unknown = nodes[i]; // a hole too (forEach skips holes)
       if (typeof n !== 'string' || n.trim() === '')
         problems.add(`nodes[${i}]`, 'must be an address "host:port"');
-    });
+    }
   if (typeof o.secretApi !== 'string' || o.secretApi === '')
     problems.add('secretApi', "must be the nodes' secret_api (a non-empty string)");
   const tls = o.tls;

@@ -397,6 +397,38 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     (db) => db.migrate([{ id: 1, name: 'a', sql: 5 }]),
     /migrations\[0\]\.sql must be a string/,
   ],
+  // Holes: forEach skipped them and a TypeError came later (found from outside).
+  // biome-ignore lint/suspicious/noSparseArray: a hole is the case
+  [
+    'txn with a hole',
+    (db) => db.txn([, ['SELECT 1']]),
+    /statements\[0\] must be \[sql\] or \[sql, params\], got undefined/,
+  ],
+  [
+    'migrate with a hole',
+    // biome-ignore lint/suspicious/noSparseArray: a hole is the case
+    (db) => db.migrate([{ id: 1, name: 'a', sql: 'SELECT 1' }, , { id: 3, name: 'c', sql: 'SELECT 1' }]),
+    /migrations\[1\] must be \{ id, name, sql \}/,
+  ],
+  // Named parameters: one rule for reads and writes (a Map was "an array or a map" for a
+  // write and "Missing named parameter" for a read; so was an empty name).
+  [
+    'execute with a Map',
+    (db) => db.execute('SELECT :a', new Map([['a', 1]])),
+    /got a Map \(pass Object\.fromEntries\(map\)\)/,
+  ],
+  [
+    'query with a Map',
+    (db) => db.query('SELECT :a', new Map([['a', 1]])),
+    /got a Map \(pass Object\.fromEntries\(map\)\)/,
+  ],
+  ['execute with an empty name', (db) => db.execute('SELECT 1', { '': 1 }), /invalid parameter name ""/],
+  ['query with an empty name', (db) => db.query('SELECT 1', { '': 1 }), /invalid parameter name ""/],
+  [
+    'txn with a name that is no name',
+    (db) => db.txn([['SELECT :a', { 'a b': 1 }]]),
+    /statements\[0\]: invalid parameter name "a b"/,
+  ],
   [
     'migrate from a folder that is not there',
     (db) => db.migrate('/nonexistent/hq-migrations'),

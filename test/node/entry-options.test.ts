@@ -46,6 +46,12 @@ describe('connect() options', () => {
     ],
     ['no nodes', { nodes: [], secretApi: SECRET }, [/nodes: must be a non-empty array/]],
     ['a node that is not a string', { nodes: [8200], secretApi: SECRET }, [/nodes\[0\]: must be an address/]],
+    // biome-ignore lint/suspicious/noSparseArray: a hole (forEach skipped it)
+    [
+      'a hole in the nodes',
+      { nodes: [, '127.0.0.1:1'], secretApi: SECRET },
+      [/nodes\[0\]: must be an address/],
+    ],
     [
       'a timeout beyond what a timer keeps',
       { nodes: ['127.0.0.1:1'], secretApi: SECRET, requestTimeoutMs: 2 ** 32 },

@@ -8,6 +8,7 @@
  * and never a partially valid object. Encoding validates with the same code, so whatever encodes
  * also decodes.
  */
+import { isPlainObject, namedParamsProblem } from '../../lib/named-params.js';
 import { isWellFormed } from '../../lib/utf8.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { SqlError, type SqlErrorInfo, sqlError } from './errors.js';
@@ -245,12 +246,6 @@ function malformed(path: string, message: string): never {
   throw sqlError('HQL_MALFORMED_COMMAND', `malformed command: ${path}: ${message}`);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== 'object' || v === null) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
 function record(v: unknown, path: string, required: readonly string[], optional: readonly string[] = []) {
   if (!isPlainObject(v)) malformed(path, 'expected a map');
   for (const key of Object.keys(v)) {
@@ -380,19 +375,13 @@ function validateParams(
     for (let i = 0; i < raw.length; i++) out[i] = validateParam(raw[i], stmt, i, refsBelow);
     return out;
   }
-  if (!isPlainObject(raw)) malformed(paramsPath(stmt), 'expected an array or a map');
-  const keys = Object.keys(raw);
+  const problem = namedParamsProblem(raw);
+  if (problem !== null) malformed(paramsPath(stmt), problem);
+  const named = raw as Record<string, unknown>;
+  const keys = Object.keys(named);
   if (keys.length > PARAMS_MAX) malformed(paramsPath(stmt), `more than ${PARAMS_MAX} parameters`);
   const out: Record<string, ParamValue> = {};
-  for (const key of keys) {
-    if (!/^[:@$]?[\p{L}\p{N}_$]+$/u.test(key) || key === '__proto__') {
-      malformed(
-        paramsPath(stmt),
-        `invalid parameter name ${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)}`,
-      );
-    }
-    out[key] = validateParam(raw[key], stmt, key, refsBelow);
-  }
+  for (const key of keys) out[key] = validateParam(named[key], stmt, key, refsBelow);
   return out;
 }
 
