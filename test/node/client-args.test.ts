@@ -18,6 +18,10 @@ const SECRET_API = 'api-secret-for-tests-0123456789';
 // biome-ignore lint/suspicious/noExplicitAny: deliberately wrong arguments
 type Loose = any;
 
+/** An array of `length` with `entries` set and holes elsewhere. */
+const holed = (length: number, entries: Record<number, unknown>): unknown[] =>
+  Object.assign(new Array(length), entries);
+
 const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
   // null is not "the default" for one option and refused for another (ttlMs: null is refused).
   ['tryLock with leaseMs null', (db) => db.tryLock('k', { leaseMs: null }), /leaseMs must be a whole number/],
@@ -398,16 +402,17 @@ const CASES: ReadonlyArray<[string, (db: Loose) => unknown, RegExp]> = [
     /migrations\[0\]\.sql must be a string/,
   ],
   // Holes: forEach skipped them and a TypeError came later (found from outside).
-  // biome-ignore lint/suspicious/noSparseArray: a hole is the case
   [
     'txn with a hole',
-    (db) => db.txn([, ['SELECT 1']]),
+    (db) => db.txn(holed(2, { 1: ['SELECT 1'] })),
     /statements\[0\] must be \[sql\] or \[sql, params\], got undefined/,
   ],
   [
     'migrate with a hole',
-    // biome-ignore lint/suspicious/noSparseArray: a hole is the case
-    (db) => db.migrate([{ id: 1, name: 'a', sql: 'SELECT 1' }, , { id: 3, name: 'c', sql: 'SELECT 1' }]),
+    (db) =>
+      db.migrate(
+        holed(3, { 0: { id: 1, name: 'a', sql: 'SELECT 1' }, 2: { id: 3, name: 'c', sql: 'SELECT 1' } }),
+      ),
     /migrations\[1\] must be \{ id, name, sql \}/,
   ],
   // Named parameters: one rule for reads and writes (a Map was "an array or a map" for a

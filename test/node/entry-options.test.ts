@@ -46,10 +46,9 @@ describe('connect() options', () => {
     ],
     ['no nodes', { nodes: [], secretApi: SECRET }, [/nodes: must be a non-empty array/]],
     ['a node that is not a string', { nodes: [8200], secretApi: SECRET }, [/nodes\[0\]: must be an address/]],
-    // biome-ignore lint/suspicious/noSparseArray: a hole (forEach skipped it)
     [
-      'a hole in the nodes',
-      { nodes: [, '127.0.0.1:1'], secretApi: SECRET },
+      'a hole in the nodes (forEach skipped it)',
+      { nodes: Object.assign(new Array(2), { 1: '127.0.0.1:1' }), secretApi: SECRET },
       [/nodes\[0\]: must be an address/],
     ],
     [
