@@ -16,7 +16,10 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Why `v` cannot be named parameters, or null. `v` is not an array. */
+/**
+ * Why `v` cannot be named parameters, or null. `v` is not an array. (`__proto__` is a name here:
+ * a read binds it; a write refuses it with its own message, sm/sql/command.ts.)
+ */
 export function namedParamsProblem(v: unknown): string | null {
   if (!isPlainObject(v)) {
     const kind =
@@ -28,7 +31,7 @@ export function namedParamsProblem(v: unknown): string | null {
     return `params must be an array (positional) or a plain object (named), got ${kind}`;
   }
   for (const key of Object.keys(v)) {
-    if (!NAME.test(key) || key === '__proto__')
+    if (!NAME.test(key))
       return `invalid parameter name ${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)}`;
   }
   return null;

@@ -41,6 +41,13 @@ for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
       assert.equal(ret!.__proto_, 5);
     });
 
+    test('-0 binds as the integer 0, in a read as in a write', async () => {
+      assert.deepEqual(await db.query('SELECT ? AS a, typeof(?1) AS t', [-0]), [{ a: 0, t: 'integer' }]);
+      await db.execute('CREATE TABLE z (v)');
+      await db.execute('INSERT INTO z VALUES (?)', [-0]);
+      assert.deepEqual(await db.query('SELECT v, typeof(v) AS t FROM z'), [{ v: 0, t: 'integer' }]);
+    });
+
     test('a named parameter __proto__: bound by a read, refused by a write with a clear error', async () => {
       const params = JSON.parse('{"__proto__": 7, "x": 8}');
       assert.deepEqual(await db.query('SELECT :__proto__ AS p, :x AS x', params), [{ p: 7, x: 8 }]);

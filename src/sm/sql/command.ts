@@ -381,7 +381,10 @@ function validateParams(
   const keys = Object.keys(named);
   if (keys.length > PARAMS_MAX) malformed(paramsPath(stmt), `more than ${PARAMS_MAX} parameters`);
   const out: Record<string, ParamValue> = {};
-  for (const key of keys) out[key] = validateParam(named[key], stmt, key, refsBelow);
+  for (const key of keys) {
+    if (key === '__proto__') malformed(paramsPath(stmt), 'invalid parameter name "__proto__"');
+    out[key] = validateParam(named[key], stmt, key, refsBelow);
+  }
   return out;
 }
 

@@ -67,9 +67,14 @@ export function copyBytes(v: Uint8Array): Uint8Array {
   return out;
 }
 
-/** What better-sqlite3 is given to bind: it binds every JS number as REAL, so integers go as bigint. */
+/**
+ * What better-sqlite3 is given to bind: it binds every JS number as REAL, so integers go as
+ * bigint. -0 is the integer 0, as a write stores it (its command's encoding has no -0) and as
+ * the remote client sends it (found from outside: `SELECT ?, typeof(?1)` of -0 was REAL -0
+ * embedded and INTEGER 0 remotely).
+ */
 export function toBindValue(v: SqlValue): null | number | bigint | string | Buffer {
-  if (typeof v === 'number') return Number.isSafeInteger(v) && !Object.is(v, -0) ? BigInt(v) : v;
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? BigInt(v) : v;
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   return v;
 }
