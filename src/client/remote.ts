@@ -7,6 +7,7 @@
  */
 
 import { randomBytes, randomInt } from 'node:crypto';
+import { copyParams } from '../lib/copy-params.js';
 import { HiqliteError } from '../lib/errors.js';
 import type { QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
@@ -175,7 +176,7 @@ export class RemoteClient extends ClientBase {
     // after the caller reused its array or Buffer. Writes are encoded at the call already.
     let snapshot: Params;
     try {
-      snapshot = structuredClone(params);
+      snapshot = copyParams(params);
     } catch (e) {
       throw new HiqliteError('HQL_INVALID_PARAMS', `query: a parameter cannot be sent (${String(e)})`, {
         retryable: false,

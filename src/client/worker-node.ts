@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { type Logger, pino } from 'pino';
 import { whenAborted } from '../lib/abort.js';
+import { copyParams } from '../lib/copy-params.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
@@ -618,7 +619,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     let sent: CallBody = body;
     if (body.op === 'write' || body.op === 'query') {
       try {
-        sent = plainExecuteCopy(body) ?? structuredClone(body);
+        sent = callCopy(body);
       } catch (e) {
         if (!isDataCloneError(e)) throw e;
         return Promise.reject(notSendable(body.op, e));
@@ -1069,35 +1070,28 @@ function isPackedExecute(c: Call): c is Call & {
 }
 
 /**
- * The call's own copy of an SQL `execute` whose positional parameters are all primitives or
- * byte arrays (the frequent case), without a structured clone: primitives cannot change, byte
- * arrays are copied (into a buffer of their own size: a Buffer from Node's pool would otherwise
- * carry its whole pool across). Null for any other call, which is cloned as it is.
+ * The call's own copy of a write or a limited read, taken at the call (lib/copy-params.ts): its
+ * parameters copied (an `execute`'s primitives and byte arrays without a structured clone), the
+ * rest of a write (SQL text, migrations) by `structuredClone`.
  */
-function plainExecuteCopy(body: CallBody): CallBody | null {
-  if (body.op !== 'write' || body.command.type !== 'execute') return null;
-  const { params } = body.command;
-  if (!Array.isArray(params)) return null;
-  const copy: ParamInput[] = new Array(params.length);
-  for (let i = 0; i < params.length; i++) {
-    const v: unknown = params[i];
-    switch (typeof v) {
-      case 'string':
-      case 'number':
-      case 'bigint':
-      case 'boolean':
-        copy[i] = v;
-        break;
-      case 'object':
-        if (v === null) copy[i] = null;
-        else if (v instanceof Uint8Array) copy[i] = new Uint8Array(v);
-        else return null;
-        break;
-      default:
-        return null;
-    }
+function callCopy(body: CallBody): CallBody {
+  if (body.op === 'query') return { ...body, params: copyParams(body.params) };
+  if (body.op !== 'write') return body;
+  const c = body.command;
+  switch (c.type) {
+    case 'execute':
+      return { op: 'write', command: { ...c, params: copyParams(c.params) } };
+    case 'txn':
+      return {
+        op: 'write',
+        command: {
+          type: 'txn',
+          statements: c.statements.map((s) => ({ sql: s.sql, params: copyParams(s.params) })),
+        },
+      };
+    default:
+      return structuredClone(body);
   }
-  return { op: 'write', command: { ...body.command, params: copy } };
 }
 
 /**

@@ -41,6 +41,24 @@ for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
       assert.equal(ret!.__proto_, 5);
     });
 
+    test('parameters in a Proxy or an array subclass are the values they show, on every path', async () => {
+      class Params extends Array<unknown> {}
+      const shown = () => [new Proxy([1, 'a'], {}), Params.from([1, 'a']), new Proxy({ n: 1, s: 'a' }, {})];
+      for (const params of shown()) {
+        const sql = Array.isArray(params) ? 'SELECT ? AS n, ? AS s' : 'SELECT :n AS n, :s AS s';
+        assert.deepEqual(await db.query(sql, params as never), [{ n: 1, s: 'a' }]);
+        assert.deepEqual(await db.query(sql, params as never, { timeoutMs: 5_000 }), [{ n: 1, s: 'a' }]);
+        assert.deepEqual(await db.query(sql, params as never, { consistency: 'linearizable' }), [
+          { n: 1, s: 'a' },
+        ]);
+        assert.deepEqual(await db.executeReturning(sql, params as never), [{ n: 1, s: 'a' }]);
+        const [txn] = await db.txn([
+          [`INSERT INTO t VALUES (${Array.isArray(params) ? '?1 || ?2' : ':n || :s'})`, params as never],
+        ]);
+        assert.equal(txn?.rowsAffected, 1);
+      }
+    });
+
     test('-0 binds as the integer 0, in a read as in a write', async () => {
       assert.deepEqual(await db.query('SELECT ? AS a, typeof(?1) AS t', [-0]), [{ a: 0, t: 'integer' }]);
       await db.execute('CREATE TABLE z (v)');

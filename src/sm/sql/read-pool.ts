@@ -25,6 +25,7 @@
 
 import type { Worker } from 'node:worker_threads';
 import { whenAborted } from '../../lib/abort.js';
+import { copyParams } from '../../lib/copy-params.js';
 import { HiqliteError } from '../../lib/errors.js';
 import { interruptConnection } from './interrupt.js';
 import type { ReadReply, ReadRequest, ReadWorkerInit, ReadWorkerStarted } from './read-protocol.js';
@@ -185,7 +186,7 @@ export class ReadPool {
     // and a caller that reuses its array or Buffer meanwhile must not change what is read.
     let snapshot: QueryParams;
     try {
-      snapshot = structuredClone(params);
+      snapshot = copyParams(params);
     } catch (e) {
       return Promise.reject(unsendableParam(e));
     }
