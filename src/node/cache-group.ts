@@ -216,7 +216,7 @@ export class CacheGroup {
       ...(d.plantedBugs === undefined ? {} : { plantedBugs: d.plantedBugs }),
     });
     const sessionId = d.random === undefined ? randomBytes(8).toString('hex') : sessionIdOf(d.random);
-    this.sessions = new SessionPool(`c${cfg.nodeId}-${sessionId}`, 4096);
+    this.sessions = new SessionPool(`c${cfg.nodeId}-${sessionId}`, cfg.writesInflightMax);
     const wallMs = d.clusterWallMs ?? (() => d.clock.wallMs());
     this.wallMs = wallMs;
     this.logClock = new LogClock({ monotonicMs: () => d.clock.monotonicMs(), wallMs }, () =>

@@ -130,11 +130,14 @@ export async function serveCacheHttp(
         );
       if (!isWellFormed(channel))
         throw invalid('"channel" holds a lone UTF-16 surrogate (it would name the channel of U+FFFD)');
+      // As db.notify(channel) without a payload is refused: a payload is what a notification
+      // carries (found from outside: a body without one was sent as null).
+      if (payload === undefined) throw invalid('"payload" is missing (null is a payload)');
       const o = await ops.write(
         {
           type: 'notify',
           channel,
-          payload: encodeValue(payload === undefined ? null : blobsFromJson(payload, 'payload')),
+          payload: encodeValue(blobsFromJson(payload, 'payload')),
         },
         gone.signal,
       );

@@ -258,7 +258,10 @@ export class HiqliteNode {
     });
     // Only read once the SQL group is open (writes need it).
     this.sqlLogClock = new LogClock(this.clusterClock, () => this.sm.clockMs());
-    this.sessions = new SessionPool(`n${cfg.nodeId}-${randomBytes(8).toString('hex')}`, 4096);
+    this.sessions = new SessionPool(
+      `n${cfg.nodeId}-${randomBytes(8).toString('hex')}`,
+      cfg.writesInflightMax,
+    );
     this.writesTotal = new Counter({
       name: 'hiqlite_writes_total',
       help: 'Writes proposed through this node, by outcome',

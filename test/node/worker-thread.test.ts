@@ -548,3 +548,33 @@ test("thread: 'main' runs the node on the caller's thread, with the same API", a
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+for (const thread of ['worker', 'main'] as const) {
+  test(`writes of the application in flight are bounded by writesInflightMax, SQL and cache each (thread '${thread}')`, async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+    const node = await start(await config(root, 1, { writesInflightMax: 8 }), { thread });
+    try {
+      await node.execute('CREATE TABLE w (id INTEGER PRIMARY KEY)');
+      const sql = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => node.execute('INSERT INTO w (id) VALUES (?)', [i])),
+      );
+      const cache = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => node.cache('c').put(`k${i}`, i)),
+      );
+      for (const outcomes of [sql, cache]) {
+        const refused = outcomes.filter((r) => r.status === 'rejected');
+        assert.equal(outcomes.length - refused.length, 8);
+        for (const r of refused) {
+          const e = (r as PromiseRejectedResult).reason as HiqliteError;
+          assert.equal(e.code, 'HQL_OVERLOADED', e.message);
+          assert.equal(e.retryable, true);
+          assert.match(e.message, /more than 8 concurrent writes from this client/);
+        }
+      }
+      assert.deepEqual(await node.query('SELECT count(*) AS n FROM w'), [{ n: 8 }]);
+    } finally {
+      await node.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+}

@@ -72,6 +72,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     max: 1_048_576,
   },
   { key: 'readQueueMax', toml: 'read_queue_max', default: 1024, min: 1, max: 1_000_000 },
+  // Writes of the node's own application in flight (client sessions), SQL and cache each.
+  { key: 'writesInflightMax', toml: 'writes_inflight_max', default: 4096, min: 1, max: 1_000_000 },
   { key: 'queryRowsMax', toml: 'query_rows_max', default: 1_000_000, min: 1, max: 1_000_000_000 },
   {
     key: 'queryResultBytesMax',

@@ -124,6 +124,11 @@ export interface NodeConfig {
   threadOldGenerationMaxMb?: number;
   /** Reads waiting for a read thread before new ones get HQL_OVERLOADED. */
   readQueueMax?: number;
+  /**
+   * Writes of this node's own application in flight at once, SQL and cache each (each holds a
+   * client session while it runs); beyond, HQL_OVERLOADED. A remote client's is `writesMax`.
+   */
+  writesInflightMax?: number;
   /** Most rows a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
   queryRowsMax?: number;
   /** Most bytes of values a read on a read thread returns; beyond, HQL_RESULT_TOO_LARGE. */
@@ -261,6 +266,7 @@ export type IntegerKey =
   | 'threadYoungGenerationMb'
   | 'threadOldGenerationMaxMb'
   | 'readQueueMax'
+  | 'writesInflightMax'
   | 'queryRowsMax'
   | 'queryResultBytesMax'
   | 'writeRecursionRowsMax'
