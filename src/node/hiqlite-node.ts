@@ -1231,12 +1231,21 @@ export class HiqliteNode {
   private async checkJoiner(id: NodeId, group: GroupId): Promise<void> {
     const m = this.raftGroup(group).status().membership;
     type Answer = { member?: unknown; clusterId?: unknown; nodes?: unknown; joining?: unknown };
+    // The whole question within JOIN_PEER_CHECK_MS, opening the connection included (a host that
+    // does not answer SYNs takes the connect timeout): the joining node asks again after 5 s.
     const ask = async (to: NodeId): Promise<Answer | null> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(resolve, JOIN_PEER_CHECK_MS, null);
+      });
+      const asked = this.request(to, { op: 'leader', group }, JOIN_PEER_CHECK_MS).then(
+        (r) => (r.ok && typeof r.value === 'object' && r.value !== null ? (r.value as Answer) : null),
+        () => null,
+      );
       try {
-        const r = await this.request(to, { op: 'leader', group }, JOIN_PEER_CHECK_MS);
-        return r.ok && typeof r.value === 'object' && r.value !== null ? r.value : null;
-      } catch {
-        return null;
+        return await Promise.race([asked, late]);
+      } finally {
+        clearTimeout(timer);
       }
     };
     if (m.voters.includes(id) || m.learners.includes(id)) {
