@@ -10,13 +10,10 @@
  * objects: `map.get(k)` in a loop, and `await` of an async function returning `map.get(k)` (the
  * shape of the cache API, whose reads return a promise). Numbers, never pass/fail.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type HiqliteNode, start } from '../src/index.js';
-import { freePorts } from '../test/support/free-ports.js';
+import type { HiqliteNode } from '../src/index.js';
 import { mirrorServing } from './cache-workloads.js';
+import { startOneNode } from './one-node.js';
 
 const { values } = parseArgs({
   options: { reads: { type: 'string', default: '200000' }, keys: { type: 'string', default: '1000' } },
@@ -54,21 +51,10 @@ async function withNode(
   options: { thread: 'worker' | 'main'; cacheMirror?: boolean },
   reads: number,
 ): Promise<number> {
-  const root = mkdtempSync(join(tmpdir(), 'hq-bench-get-'));
-  const [raft, api] = await freePorts(2);
-  const db = await start(
-    {
-      nodeId: 1,
-      nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
-      dataDir: join(root, 'data'),
-      secretRaft: 'raft-secret-for-bench-0123456789',
-      secretApi: 'api-secret-for-bench-0123456789',
-    },
-    {
-      thread: options.thread,
-      ...(options.cacheMirror === undefined ? {} : { cacheMirror: options.cacheMirror }),
-    },
-  );
+  const { db, close } = await startOneNode('hq-bench-get-', {
+    thread: options.thread,
+    ...(options.cacheMirror === undefined ? {} : { cacheMirror: options.cacheMirror }),
+  });
   try {
     await db.waitUntilHealthy({ timeoutMs: 30_000 });
     const c = db.cache('bench');
@@ -78,8 +64,7 @@ async function withNode(
     if ((await c.get(`k${KEYS - 1}`)) === null) throw new Error('the bench data is missing');
     return await timeGets(db, reads);
   } finally {
-    await db.close();
-    rmSync(root, { recursive: true, force: true });
+    await close();
   }
 }
 

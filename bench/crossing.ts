@@ -5,31 +5,16 @@
  * application's thread alternating, three runs each. Compiled (bench/compiled.mjs), as users run
  * it. docs/BENCHMARKS.md, "The crossing alone, one node".
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { start } from '../src/index.js';
-import { freePorts } from '../test/support/free-ports.js';
 import { currentLoad, machineInfo } from './machine.js';
+import { startOneNode } from './one-node.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
 const seconds = Number(values.seconds);
 if (!(seconds > 0)) throw new Error(`--seconds must be a positive number, got ${values.seconds}`);
 
 async function measure(thread: 'worker' | 'main'): Promise<{ perSec: number; cpuUs: number }> {
-  const root = mkdtempSync(join(tmpdir(), 'hq-bench-crossing-'));
-  const [raft, api] = await freePorts(2);
-  const db = await start(
-    {
-      nodeId: 1,
-      nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
-      dataDir: join(root, 'data'),
-      secretRaft: 'raft-secret-for-bench-0123456789',
-      secretApi: 'api-secret-for-bench-0123456789',
-    },
-    { thread },
-  );
+  const { db, close } = await startOneNode('hq-bench-crossing-', { thread });
   try {
     await db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
     const run = async (ms: number): Promise<number> => {
@@ -52,8 +37,7 @@ async function measure(thread: 'worker' | 'main'): Promise<{ perSec: number; cpu
     const cpu = process.cpuUsage(cpu0);
     return { perSec: n / ((performance.now() - t0) / 1000), cpuUs: (cpu.user + cpu.system) / n };
   } finally {
-    await db.close();
-    rmSync(root, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -23,6 +23,7 @@ import { type Logger, pino } from 'pino';
 import { whenAborted } from '../lib/abort.js';
 import { copyParams } from '../lib/copy-params.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { inTime } from '../lib/in-time.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
 import { resolveConfig, threadHeapLimits } from '../node/config/config.js';
@@ -920,10 +921,11 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       }
       // Bounded: a thread in a native call that never returns (a statement nobody can interrupt)
       // does not end on terminate(), and close() would wait for good (found from outside).
-      const ended = await Promise.race([
+      const ended = await inTime(
         this.worker.terminate().then(() => true),
-        new Promise<false>((r) => setTimeout(r, this.cfg.shutdownTimeoutMs, false).unref()),
-      ]);
+        this.cfg.shutdownTimeoutMs,
+        false,
+      );
       if (!ended) {
         this.log.error(
           { waitedMs: this.cfg.shutdownTimeoutMs },

@@ -26,6 +26,7 @@ import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
+import { inTime } from '../lib/in-time.js';
 import { LogClock, type LogClockSource } from '../lib/log-clock.js';
 import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
@@ -1233,21 +1234,15 @@ export class HiqliteNode {
     type Answer = { member?: unknown; clusterId?: unknown; nodes?: unknown; joining?: unknown };
     // The whole question within JOIN_PEER_CHECK_MS, opening the connection included (a host that
     // does not answer SYNs takes the connect timeout): the joining node asks again after 5 s.
-    const ask = async (to: NodeId): Promise<Answer | null> => {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<null>((resolve) => {
-        timer = setTimeout(resolve, JOIN_PEER_CHECK_MS, null);
-      });
-      const asked = this.request(to, { op: 'leader', group }, JOIN_PEER_CHECK_MS).then(
-        (r) => (r.ok && typeof r.value === 'object' && r.value !== null ? (r.value as Answer) : null),
-        () => null,
+    const ask = (to: NodeId): Promise<Answer | null> =>
+      inTime(
+        this.request(to, { op: 'leader', group }, JOIN_PEER_CHECK_MS).then(
+          (r) => (r.ok && typeof r.value === 'object' && r.value !== null ? (r.value as Answer) : null),
+          () => null,
+        ),
+        JOIN_PEER_CHECK_MS,
+        null,
       );
-      try {
-        return await Promise.race([asked, late]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
     if (m.voters.includes(id) || m.learners.includes(id)) {
       const there = await ask(id);
       // The node at that address joins (it asked, or asks next): the one that lost its state.
