@@ -77,8 +77,11 @@ export interface ApiHandler {
   handle(request: ApiRequest, from: number, signal: AbortSignal): Promise<unknown>;
   /** `/health`: ok when the node is a member and knows a leader. */
   health(): { ok: boolean; body: Record<string, unknown> };
-  /** `/ready`: ok once start() has completed. */
-  ready(): boolean;
+  /**
+   * `/ready`: ok once start() has completed and the node could serve a write now (a member that
+   * knows a leader, its group running, its apply not stuck); else a `reason`.
+   */
+  ready(): { ok: boolean; reason?: string };
   metricsText(): Promise<string>;
   /** JSON routes that are not plain protocol requests (they prepare commands on this node). */
   json(
@@ -711,8 +714,10 @@ export class ApiServer {
         return sendJson(res, h.ok ? 200 : 503, h.body);
       }
       case 'HEAD /ready':
-      case 'GET /ready':
-        return sendJson(res, this.o.handler.ready() ? 200 : 503, { ready: this.o.handler.ready() });
+      case 'GET /ready': {
+        const r = this.o.handler.ready();
+        return sendJson(res, r.ok ? 200 : 503, r.ok ? { ready: true } : { ready: false, reason: r.reason });
+      }
       case 'GET /metrics': {
         const text = await this.o.handler.metricsText();
         closeIfBodyUnread(res);

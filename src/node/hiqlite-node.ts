@@ -751,7 +751,7 @@ export class HiqliteNode {
             ? this.handleApi(req, from, signal)
             : this.serving(() => this.handleApi(req, from, signal)),
         health: () => this.health(),
-        ready: () => this.started,
+        ready: () => this.readiness(),
         metricsText: () => this.metricsRegistry.metrics(),
         json: (route, body, signal) => this.serving(() => this.handleJson(route, body, signal)),
         listen: (req) => this.servingListen(() => nodeListen(this.cacheOf(), req.channel, req.afterSeq)),
@@ -1584,8 +1584,8 @@ export class HiqliteNode {
    * `/health`. Failures (a stopped group, a stuck apply) show at once. Not being a member yet or
    * knowing no leader is normal while a node starts, joins and catches up: for the first
    * `health_check_delay_secs` after start it is reported healthy with `state: "joining"`, so an
-   * orchestrator does not restart a node that is still catching up (`/ready` says when it is
-   * a member).
+   * orchestrator does not restart a node that is still catching up (`/ready` says when it has
+   * started and could serve a write).
    */
   private health(): { ok: boolean; body: Record<string, unknown> } {
     const { ok, body } = this.healthNow();
@@ -1596,6 +1596,19 @@ export class HiqliteNode {
       ok: true,
       body: { ...body, state: 'joining', graceRemainingMs: Math.round(graceMs - sinceStartMs) },
     };
+  }
+
+  /**
+   * `/ready`: start() has completed and a write could be served now: the node is a member that
+   * knows a leader, its group runs and its apply is not stuck (`/health` without the start-up
+   * grace). A member cut off from the leader (a wrong `secret_raft`, a partition) is not ready.
+   */
+  private readiness(): { ok: boolean; reason?: string } {
+    if (!this.started) return { ok: false, reason: 'starting' };
+    const { ok, body } = this.healthNow();
+    if (ok) return { ok: true };
+    if (typeof body.error === 'string') return { ok: false, reason: body.error };
+    return { ok: false, reason: body.member === true ? 'no leader known' : 'not a member' };
   }
 
   private healthNow(): { ok: boolean; body: Record<string, unknown> } {

@@ -122,7 +122,7 @@ export class HiqliteProxy {
       handler: {
         handle: (req, _from, signal) => this.counted(req.op, this.handle(req, signal)),
         health: () => this.health(),
-        ready: () => !this.closed,
+        ready: () => (this.closed ? { ok: false, reason: 'closing' } : { ok: true }),
         metricsText: () => this.registry.metrics(),
         json: (route, body, signal) => this.counted(`json_${route}`, this.json(route, body, signal)),
         listen: (req, _from, signal) =>

@@ -3,6 +3,7 @@
  * linearizable reads on followers, the HTTP API, graceful shutdown and restart.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { HiqliteError } from '../../src/index.js';
 import { eventually, SECRET_API, TestCluster } from './harness.js';
@@ -106,5 +107,40 @@ describe('a 3-node cluster of processes', () => {
       const rows = await back.query<{ v: string }>('SELECT v FROM t WHERE id = 900');
       return rows[0]?.v === 'while-down';
     });
+  });
+
+  test('a member that reaches no leader (restarted with a wrong secret_raft) is not ready, and says why', async () => {
+    const leader = await c.leader();
+    const follower = [1, 2, 3].find((id) => id !== leader) as number;
+    assert.equal(await c.stop(follower), 0);
+    const file = c.node(follower).configFile;
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(
+      file,
+      good.replace(/secret_raft = "[^"]*"/, 'secret_raft = "not-the-cluster-secret-raft-0123"'),
+    );
+    try {
+      // It starts from its own state (a member), but no other node accepts its connections.
+      await c.startAndWatch(follower, 20_000);
+      const cut = await eventually(
+        'the node to finish starting',
+        async () => {
+          const r = await c.http(follower, '/ready');
+          return (r.body as { reason?: string }).reason === 'starting' ? null : r;
+        },
+        30_000,
+      );
+      assert.equal(cut.status, 503, JSON.stringify(cut.body));
+      assert.deepEqual(cut.body, { ready: false, reason: 'no leader known' });
+    } finally {
+      await c.stop(follower);
+      writeFileSync(file, good);
+    }
+    await c.start(follower);
+    const back = await eventually('the node to be ready again', async () => {
+      const r = await c.http(follower, '/ready');
+      return r.status === 200 ? r : null;
+    });
+    assert.deepEqual(back.body, { ready: true });
   });
 });

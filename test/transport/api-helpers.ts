@@ -35,7 +35,7 @@ export function stubHandler(handle: ApiServerOptions['handler']['handle']): ApiS
   return {
     handle,
     health: () => ({ ok: true, body: {} }),
-    ready: () => true,
+    ready: () => ({ ok: true }),
     metricsText: async () => '',
     json: async (_route, body) => body,
   };

@@ -173,7 +173,7 @@ describe('keepalive of the binary API connection', () => {
           return new Promise<unknown>(() => {});
         },
         health: () => ({ ok: true, body: {} }),
-        ready: () => true,
+        ready: () => ({ ok: true }),
         metricsText: async () => '',
         json: async (_route, body) => body,
       },

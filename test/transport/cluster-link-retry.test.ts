@@ -45,7 +45,7 @@ describe('cluster link: retries of a refused write', () => {
           await new Promise((r) => setTimeout(r, ANSWER_MS));
           throw new HiqliteError('HQL_UNAVAILABLE', 'this node is joining the cluster', { retryable: true });
         }),
-        ready: () => false,
+        ready: () => ({ ok: false, reason: 'starting' }),
       },
     });
     const { port } = await api.start();
