@@ -57,6 +57,13 @@ class LaggingNode {
     return { index: entry.index, result: r as CacheResult };
   }
 
+  /** The fencing token of the holder of 'k' on the leader. */
+  heldToken(): number {
+    const token = this.leader.lock('k')?.token;
+    assert.ok(token !== undefined, "'k' is held");
+    return token;
+  }
+
   /** The lagging replica applies everything it missed, in one batch. */
   catchUp(): void {
     const missing = this.log.slice(this.replica.appliedIndex());
@@ -72,7 +79,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
-/** x holds 'k' (token 1, a 1 s lease) and w waits for it on the lagging node. */
+/** x holds 'k' (a 1 s lease) and w waits for it on the lagging node. */
 async function waiterBehindX() {
   const n = new LaggingNode();
   n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
@@ -88,11 +95,11 @@ async function waiterBehindX() {
 describe('LockWaiters on a node that lags behind the leader', () => {
   test('a grant whose lease ended in the same batch is not handed out; the next attempt is', async () => {
     const { n, acquiring, result } = await waiterBehindX();
-    // Behind w in the queue: y. x releases (w is granted token 2), and while this node is cut
-    // off w's lease ends in log time and the lock passes on to y (token 3).
+    // Behind w in the queue: y. x releases (w is granted the lock), and while this node is cut
+    // off w's lease ends in log time and the lock passes on to y.
     n.propose({ type: 'lockAcquire', key: 'k', holderId: 'y', leaseMs: 1000 });
     n.nowMs += 100;
-    n.propose({ type: 'lockRelease', key: 'k', token: 1 });
+    n.propose({ type: 'lockRelease', key: 'k', token: n.heldToken() });
     assert.equal(n.leader.lock('k')?.holderId, 'w');
     n.nowMs += 1500;
     n.propose({ type: 'expire' });
@@ -100,16 +107,16 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     // This node comes back: it applies w's grant and its end in one batch.
     n.catchUp();
     await settle();
-    assert.equal(result(), undefined, 'the stale grant (token 2) was not handed out');
+    assert.equal(result(), undefined, "w's stale grant was not handed out");
     assert.deepEqual(n.proposed, ['lockAcquire w', 'lockCancel w', 'lockAcquire w~1']);
     assert.deepEqual(n.leader.lock('k')?.waiters, ['w~1']);
     // y releases: the new attempt is granted, with its whole lease left.
     n.nowMs += 10;
-    n.propose({ type: 'lockRelease', key: 'k', token: 3 });
+    n.propose({ type: 'lockRelease', key: 'k', token: n.heldToken() });
     n.catchUp();
     await acquiring;
     assert.deepEqual(result(), {
-      token: 4,
+      token: n.heldToken(),
       holderId: 'w~1',
       expiresAtMs: n.nowMs + 1000,
       remainingMs: 1000,
@@ -121,7 +128,7 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     const { n, acquiring, result } = await waiterBehindX();
     n.catchUp(); // this node applied w's acquire: w waits behind x
     n.nowMs += 100;
-    n.propose({ type: 'lockRelease', key: 'k', token: 1 });
+    n.propose({ type: 'lockRelease', key: 'k', token: n.heldToken() });
     n.nowMs += 1500;
     n.propose({ type: 'expire' });
     assert.equal(n.leader.lock('k'), null, "w's lease ended; nobody holds the lock");
@@ -137,7 +144,7 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     await acquiring;
     // The lock was free: the new attempt got it at once.
     assert.deepEqual(result(), {
-      token: 3,
+      token: n.heldToken(),
       holderId: 'w~1',
       expiresAtMs: n.nowMs + 1000,
       remainingMs: 1000,
@@ -157,7 +164,7 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     });
     const g = await late.acquire({ key: 'k', holderId: 't', leaseMs: 1000, waitMs: 0 });
     assert.deepEqual(g, {
-      token: 2,
+      token: n.heldToken(),
       holderId: 't~1',
       expiresAtMs: n.nowMs + 1000,
       remainingMs: 1000,
@@ -179,14 +186,14 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 5000 });
     await settle();
     n.nowMs += 100;
-    n.propose({ type: 'lockRelease', key: 'k', token: 1 });
+    n.propose({ type: 'lockRelease', key: 'k', token: n.heldToken() });
     const grantedAt = n.nowMs;
     // This node applies the grant 1.5 s of log time later.
     n.nowMs += 1500;
     n.catchUp();
     const g = await acquiring;
     assert.deepEqual(g, {
-      token: 2,
+      token: n.heldToken(),
       holderId: 'w',
       expiresAtMs: grantedAt + 5000,
       remainingMs: 3500,

@@ -6,9 +6,11 @@
  *   the lease is over and the next waiter is granted, in the same command (`expireLeases` runs
  *   before every command, so any command that advances the clock passes expired locks on).
  *   Hence no two holders of a key have overlapping leases in log time.
- * - Every grant takes the next value of one counter (`fenceNext`, in the snapshot), so tokens
- *   are strictly increasing per key across holders, leaders, restarts and snapshots; a resource
- *   refuses a write with a token below the highest it saw.
+ * - Every grant takes the next value of one counter (`fenceNext`, in the snapshot), raised to the
+ *   grant's log time in µs first, so tokens are strictly increasing per key across holders,
+ *   leaders, restarts and snapshots, and across a group founded anew (a restore, a full restart
+ *   of in-memory caches), whose log time starts later; a resource refuses a write with a token
+ *   below the highest it saw.
  * - Renew and release name the token: a stale one (the lease ran out, another holds it) is
  *   ignored. A waiter whose `waitMs` passed is skipped when its turn comes.
  * - Invariant: a key with no holder has no waiters (it is removed).
@@ -51,6 +53,13 @@ export interface LockGrant {
   /** The log index of the command that granted it. */
   readonly index: number;
 }
+
+/**
+ * Tokens per millisecond of log time: a token is at least its grant's log time in µs (safe
+ * integers until the year 2255), with room for 1,000 grants per millisecond before the counter
+ * runs ahead of the clock (it then goes on counting: still strictly increasing).
+ */
+export const TOKEN_PER_LOG_MS = 1000;
 
 interface LeaseItem {
   readonly atMs: number;
@@ -197,8 +206,14 @@ export class LockTable {
   // ---- internals -----------------------------------------------------------------------------
 
   private grant(holderId: string, leaseMs: number, nowMs: number): Holder {
-    assert(Number.isSafeInteger(this.fenceNext), 'fencing token overflow');
-    return { holderId, token: this.fenceNext++, leaseMs, expiresAtMs: nowMs + leaseMs };
+    // Never below the grant's log time in microseconds: a cache group founded anew (a restore
+    // from a backup, which holds no cache state; a full restart with cache_storage_disk = false;
+    // node 1 founding the group again) starts counting above every token of the one before it,
+    // whose log time lay in the past, so rows fenced by old tokens do not refuse its holders.
+    const token = Math.max(this.fenceNext, Math.floor(nowMs) * TOKEN_PER_LOG_MS);
+    assert(Number.isSafeInteger(token), 'fencing token overflow');
+    this.fenceNext = token + 1;
+    return { holderId, token, leaseMs, expiresAtMs: nowMs + leaseMs };
   }
 
   /** The holder is gone: the first waiter still waiting gets the lock, or the key is removed. */
