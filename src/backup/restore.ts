@@ -9,8 +9,12 @@
  *   itself as the only voter, a hard state at that term, and a **new cluster id**. The log
  *   continues after the backup's index (the roll-over: every new write has a higher index than
  *   any entry the backup holds); node 1 elects itself and the others join it.
- * - Every other node discards its state (nothing to download) and starts as a new node, so it
- *   joins node 1 and receives the snapshot.
+ * - Every other node marks the restore pending (`restore_pending`, after checking the backup's
+ *   header if it can read the file) and keeps its state: node 1 may still refuse the backup. At
+ *   its next start it asks node 1 (settlePendingRestore): node 1 in a new cluster installed the
+ *   backup, and the node discards its state (nothing to download) and starts as a new node, so
+ *   it joins node 1 and receives the snapshot; node 1 in the node's own cluster (or none)
+ *   installed nothing, and the node keeps its state.
  * - Discarded: the Raft log, snapshots, database, cache group files, cluster id. Kept: the local
  *   backups folder (the file being restored may live there) and the lock file.
  * - The new cluster id makes nodes that were not restored (still holding the old cluster's
@@ -29,15 +33,16 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
-import { newClusterId, writeClusterId } from '../node/cluster-id.js';
+import { newClusterId, readClusterId, writeClusterId } from '../node/cluster-id.js';
 import type { SqlNodeConfig } from '../node/config/config.js';
-import { restoreWhilePeersRun, runningPeers } from '../node/running-peers.js';
+import { claimNodeId } from '../node/node-id-file.js';
+import { askNode, restoreWhilePeersRun, runningPeers } from '../node/running-peers.js';
 import { SnapshotStore } from '../node/snapshot-store.js';
 import type { LogIndex, Membership, NodeId, Term } from '../raft/types.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
 import { isInsideDir, realPathOf } from '../storage/file-paths.js';
 import { writeHardStateFile } from '../storage/hard-state-file.js';
-import { backupNotFound } from './backup-errors.js';
+import { backupCorrupt, backupNotFound } from './backup-errors.js';
 import { restoreBackupFile } from './backup-file.js';
 import { type BackupHeader, decodeHeader, HEADER_BYTES_MAX, headerLength } from './format.js';
 import { KeyRing } from './key-ring.js';
@@ -45,6 +50,10 @@ import { openBackupTargets } from './targets.js';
 
 export const RESTORE_ENV = 'HQL_BACKUP_RESTORE';
 const DONE_FILE = 'restore_done';
+const PENDING_FILE = 'restore_pending';
+/** How often a node with a pending restore asks node 1 again, and logs that it waits. */
+const PENDING_ASK_MS = 1000;
+const PENDING_LOG_MS = 10_000;
 const WORK_DIR = 'restore';
 /** Entries of the data directory a restore keeps. */
 const KEEP_TOP = new Set(['hiqlite.lock', 'state_machine', WORK_DIR, DONE_FILE]);
@@ -69,7 +78,8 @@ export function parseRestoreSource(spec: string, origin = RESTORE_ENV): RestoreS
 }
 
 export interface RestoreOutcome {
-  readonly action: 'installed' | 'discarded' | 'skipped';
+  /** `pending`: a node other than 1, which settles its restore at its next start (settlePendingRestore). */
+  readonly action: 'installed' | 'pending' | 'skipped';
   readonly header?: BackupHeader;
   readonly clusterId?: string;
 }
@@ -126,13 +136,17 @@ export async function restoreNode(
     );
   refuseSourceInDataDir(cfg, source, origin);
   if (cfg.nodeId !== 1) {
+    // Not discarded yet: node 1 may still refuse the backup (damaged, the wrong key, other nodes
+    // running), and the others' state is then all the cluster has (found from outside: a bad
+    // backup left node 1 alone, a candidate for ever, and nodes 2 and 3 empty). The node discards
+    // its state when it starts and finds node 1 restored (settlePendingRestore).
+    if (source.kind === 'file') await checkHeaderIfReadable(source.path);
+    await writePendingMark(cfg, { mark, backupId, clusterId: await readClusterId(cfg.dataDir) });
     log.warn(
       { source: spec },
-      "restore: discarding this node's state; it joins node 1, which installs the backup",
+      'restore: pending; this node discards its state when it starts and finds node 1 restored from the backup (a new cluster), and keeps it if node 1 is not',
     );
-    await discardState(cfg);
-    await writeDoneMark(cfg, mark, backupId);
-    return { action: 'discarded' };
+    return { action: 'pending' };
   }
   const workDir = join(cfg.dataDir, WORK_DIR);
   await rm(workDir, { recursive: true, force: true });
@@ -277,6 +291,132 @@ async function openSource(
       { retryable: false },
     );
   return targets.s3.get(source.name);
+}
+
+/**
+ * `restore_pending` of a node other than 1: the restore it was asked for (as `restore_done`
+ * names it) and the cluster id its state belonged to then.
+ */
+interface PendingMark {
+  readonly mark: string;
+  readonly backupId: string | null;
+  readonly clusterId: string | null;
+}
+
+async function writePendingMark(cfg: SqlNodeConfig, p: PendingMark): Promise<void> {
+  await writeFileAtomic(cfg.dataDir, PENDING_FILE, new TextEncoder().encode(`${JSON.stringify(p)}\n`));
+}
+
+async function readPendingMark(cfg: SqlNodeConfig): Promise<PendingMark | null> {
+  const text = await readFile(join(cfg.dataDir, PENDING_FILE), 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const v = JSON.parse(text) as Partial<PendingMark>;
+    if (typeof v.mark === 'string')
+      return {
+        mark: v.mark,
+        backupId: typeof v.backupId === 'string' ? v.backupId : null,
+        clusterId: typeof v.clusterId === 'string' ? v.clusterId : null,
+      };
+  } catch {
+    // A torn mark cannot be: it is written atomically. Read as none below.
+  }
+  return null;
+}
+
+export interface PendingRestoreOptions {
+  /** How long to wait for node 1 to answer (start()'s join timeout). */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * At the start of a node other than 1 whose restore is pending: asks node 1 what it runs. Node 1
+ * in another cluster than the one this node's state belongs to has installed the backup (a
+ * restore gives it a new cluster id): the state is discarded and the node joins node 1 as a new
+ * node. Node 1 in this node's own cluster, or in none, has not: the state is kept (it may be all
+ * the cluster has) and the pending restore dropped. Node 1 not answering: asked again every
+ * second until `timeoutMs` (HQL_TIMEOUT: nothing changed; start again once node 1 runs).
+ */
+export async function settlePendingRestore(
+  cfg: SqlNodeConfig,
+  log: Logger,
+  options: PendingRestoreOptions,
+): Promise<'none' | 'discarded' | 'kept'> {
+  const pending = await readPendingMark(cfg);
+  if (pending === null) {
+    await rm(join(cfg.dataDir, PENDING_FILE), { force: true });
+    return 'none';
+  }
+  const started = performance.now();
+  let loggedAt = started;
+  for (;;) {
+    if (options.signal?.aborted)
+      throw new HiqliteError('HQL_ABORTED', 'start cancelled while the restore waited for node 1', {
+        retryable: false,
+      });
+    const answer = await askNode(cfg, 1, Math.min(PENDING_ASK_MS * 3, options.timeoutMs));
+    if (answer !== null) {
+      const own = pending.clusterId ?? (await readClusterId(cfg.dataDir));
+      if (answer.clusterId !== null && answer.clusterId !== own) {
+        log.warn(
+          { clusterId: answer.clusterId, previous: own },
+          "restore: node 1 installed the backup (a new cluster): this node's state is discarded; it joins node 1",
+        );
+        await discardState(cfg);
+        await claimNodeId(cfg.dataDir, cfg.nodeId);
+        await writeDoneMark(cfg, pending.mark, pending.backupId);
+        await rm(join(cfg.dataDir, PENDING_FILE), { force: true });
+        return 'discarded';
+      }
+      log.error(
+        { node1ClusterId: answer.clusterId, clusterId: own },
+        answer.clusterId === null
+          ? 'restore: node 1 runs without a cluster (it installed no backup): this node keeps its state; restore node 1, then this node again'
+          : "restore: node 1 runs this node's own cluster (it installed no backup): this node keeps its state; restore node 1, then this node again",
+      );
+      await rm(join(cfg.dataDir, PENDING_FILE), { force: true });
+      return 'kept';
+    }
+    const now = performance.now();
+    if (now - started >= options.timeoutMs)
+      throw new HiqliteError(
+        'HQL_TIMEOUT',
+        `restore pending: node 1 did not answer within ${Math.round(options.timeoutMs)} ms; this node's state is unchanged: start it again once node 1 runs`,
+        { retryable: true },
+      );
+    if (now - loggedAt >= PENDING_LOG_MS) {
+      loggedAt = now;
+      log.warn('restore pending: waiting for node 1 to answer (is it started?)');
+    }
+    await new Promise<void>((resolve) => setTimeout(resolve, PENDING_ASK_MS));
+  }
+}
+
+/**
+ * A restore source this node can read is checked as a backup before the restore is marked
+ * pending (node 1 verifies it whole): a file that is no backup is refused here too, with the
+ * error node 1 gives. A file this node cannot see passes (the others than node 1 often have none).
+ */
+async function checkHeaderIfReadable(path: string): Promise<void> {
+  const s = await stat(path).catch(() => null);
+  if (s === null || !s.isFile()) return;
+  let fh: FileHandle | null = null;
+  try {
+    fh = await open(path, 'r').catch(() => null);
+    if (fh === null) return;
+    const prefix = Buffer.alloc(HEADER_BYTES_MAX);
+    const { bytesRead } = await fh.read(prefix, 0, prefix.length, 0);
+    const label = `backup file ${path}`;
+    if (bytesRead < 12)
+      throw backupCorrupt(`${label} is truncated: ${bytesRead} bytes, shorter than a header`);
+    const length = headerLength(prefix.subarray(0, 12), label);
+    if (bytesRead < length)
+      throw backupCorrupt(`${label} is truncated: ${bytesRead} bytes, shorter than a header`);
+    decodeHeader(prefix.subarray(0, length), label);
+  } finally {
+    await fh?.close().catch(() => {});
+  }
 }
 
 /** The database's membership blob, as the SQL group's state machine stores it (JSON). */

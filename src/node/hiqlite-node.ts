@@ -565,7 +565,11 @@ export class HiqliteNode {
     await claimNodeId(cfg.dataDir, cfg.nodeId);
     if (this.lock.uncleanShutdown)
       this.log.warn({ dataDir: cfg.dataDir }, 'the previous run did not shut down cleanly; recovering');
-    await this.features.beforeOpen?.(cfg, this.log); // HQL_BACKUP_RESTORE
+    // HQL_BACKUP_RESTORE; a restore pending on a node other than 1 waits for node 1's answer.
+    await this.features.beforeOpen?.(cfg, this.log, {
+      timeoutMs: joinTimeoutMs,
+      ...(signal === undefined ? {} : { signal }),
+    });
     await mkdir(cfg.paths.dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.sm = await SqlGroupStateMachine.open(cfg.paths.dbDir, {
       fileName: cfg.filenameDb,

@@ -59,7 +59,11 @@ export interface NodeFeatures {
    * Runs once the data directory is locked and before the node reads any of its state:
    * `HQL_BACKUP_RESTORE` (src/backup/restore.ts).
    */
-  readonly beforeOpen?: (cfg: SqlNodeConfig, log: Logger) => Promise<void>;
+  readonly beforeOpen?: (
+    cfg: SqlNodeConfig,
+    log: Logger,
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+  ) => Promise<void>;
   /** Starts the backup service once the node is a member. */
   readonly backups?: (host: BackupHost) => Promise<NodeBackups>;
 }

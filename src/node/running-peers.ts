@@ -32,32 +32,48 @@ export async function runningPeers(
     cfg.nodes
       .filter((n) => n.id !== cfg.nodeId)
       .map(async (n): Promise<RunningPeer | null> => {
-        let conn: ApiConnection | null = null;
-        try {
-          conn = await ApiConnection.open({
-            host: n.api.host,
-            port: n.api.port,
-            secret: cfg.secretRaft,
-            localId: cfg.nodeId,
-            serverId: n.id,
-            ...(cfg.tls.api === null ? {} : { tls: true }),
-            connectTimeoutMs: timeoutMs,
-            frameBytesMax: cfg.frameBytesMax,
-            inflightMax: 1,
-          });
-          const r = await conn.request({ op: 'leader' }, timeoutMs);
-          if (!r.ok) return null;
-          const v = r.value as { member?: boolean | null; clusterId?: string | null };
-          const clusterId = v.clusterId ?? null;
-          return v.member === true || clusterId !== null ? { id: n.id, clusterId } : null;
-        } catch {
-          return null; // not running, or not reachable: nothing to split from
-        } finally {
-          conn?.close();
-        }
+        const a = await askNode(cfg, n.id, timeoutMs);
+        if (a === null) return null; // not running, or not reachable: nothing to split from
+        return a.member || a.clusterId !== null ? { id: n.id, clusterId: a.clusterId } : null;
       }),
   );
   return answers.filter((a): a is RunningPeer => a !== null);
+}
+
+/**
+ * What node `id` knows of its cluster (`leader`, over its API port, as this node with
+ * `secret_raft`): whether it is a member, and its cluster id; null when it does not answer
+ * within `timeoutMs` (not running, not reachable, refused).
+ */
+export async function askNode(
+  cfg: SqlNodeConfig,
+  id: number,
+  timeoutMs: number,
+): Promise<{ readonly member: boolean; readonly clusterId: string | null } | null> {
+  const n = cfg.nodes.find((x) => x.id === id);
+  if (n === undefined) return null;
+  let conn: ApiConnection | null = null;
+  try {
+    conn = await ApiConnection.open({
+      host: n.api.host,
+      port: n.api.port,
+      secret: cfg.secretRaft,
+      localId: cfg.nodeId,
+      serverId: n.id,
+      ...(cfg.tls.api === null ? {} : { tls: true }),
+      connectTimeoutMs: timeoutMs,
+      frameBytesMax: cfg.frameBytesMax,
+      inflightMax: 1,
+    });
+    const r = await conn.request({ op: 'leader' }, timeoutMs);
+    if (!r.ok) return null;
+    const v = r.value as { member?: boolean | null; clusterId?: string | null };
+    return { member: v.member === true, clusterId: v.clusterId ?? null };
+  } catch {
+    return null;
+  } finally {
+    conn?.close();
+  }
 }
 
 /** HQL_CLUSTER_MISMATCH: node 1 is not restored while `peers` run as members of a cluster. */

@@ -200,8 +200,8 @@ export function registerBackupCommands(program: Command): void {
         process.stdout.write(
           outcome.action === 'installed'
             ? `node ${cfg.nodeId}: installed the backup at log index ${outcome.header?.logIndex}; start the nodes (without HQL_BACKUP_RESTORE)\n`
-            : outcome.action === 'discarded'
-              ? `node ${cfg.nodeId}: state discarded; it joins node 1 when started\n`
+            : outcome.action === 'pending'
+              ? `node ${cfg.nodeId}: restore pending: when started, it discards its state and joins node 1 once node 1 has installed the backup (a new cluster); if node 1 has not, it keeps its state\n`
               : `node ${cfg.nodeId}: this restore was already done here; nothing changed\n`,
         );
       } finally {

@@ -5,9 +5,10 @@
  * get higher log indexes than the backup's, and a backup taken after the restore restores too.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
 import { SECRET_API, TestCluster } from './harness.js';
 
 const KEY = Buffer.alloc(32, 5).toString('base64');
@@ -108,5 +109,56 @@ describe('backup and restore of a whole cluster', () => {
       minIndex: w3.logIndex,
     });
     assert.equal(kept.get(1)?.[0]?.n, ROWS + 3, 'node 1 kept its rows and its cluster');
+  });
+
+  test('the documented restore with a damaged backup on every stopped node: nothing is lost, the cluster comes back as it was', async () => {
+    assert.ok(c !== null, 'the cluster of the test before');
+    const cluster = c;
+    const client = await cluster.client();
+    const good = keep(cluster, (await client.backup()) as Info, 'fourth.hqbak');
+    const w = await client.execute('INSERT INTO t (id, v) VALUES (?, ?)', [
+      ROWS + 3,
+      'after the fourth backup',
+    ]);
+    await cluster.dropClient(client);
+    // Its header intact (a node that reads only the header takes it), its chunks cut in half.
+    const bytes = readFileSync(good);
+    const bad = join(cluster.dir, 'damaged.hqbak');
+    writeFileSync(bad, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    for (const id of [1, 2, 3]) assert.equal(await cluster.stop(id), 0);
+
+    // `hiqlite backup restore` for each while stopped (README, disaster recovery).
+    const restore = (id: number) =>
+      runTsx(CLI_SOURCE, ['backup', 'restore', `file:${bad}`, '--config', cluster.node(id).configFile], {
+        env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
+        timeoutMs: 60_000,
+      });
+    const one = await restore(1);
+    assert.notEqual(one.code, 0, one.stdout);
+    assert.match(one.stderr, /HQL_BACKUP_CORRUPT/);
+    for (const id of [2, 3]) {
+      const r = await restore(id);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`node ${id}: restore pending`));
+      assert.ok(existsSync(join(cluster.node(id).dataDir, 'logs')), `node ${id} kept its log`);
+    }
+    // Started, nodes 2 and 3 find node 1 in their own cluster: it installed nothing, and they
+    // keep their state (they discarded it at the restore before, and node 1 stayed a candidate
+    // for ever with nodes 2 and 3 empty).
+    await Promise.all([1, 2, 3].map((id) => cluster.start(id, { timeoutMs: 90_000 })));
+    const counts = await cluster.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', {
+      minIndex: w.logIndex,
+    });
+    for (const id of [1, 2, 3]) assert.equal(counts.get(id)?.[0]?.n, ROWS + 4, `node ${id} has every row`);
+    for (const id of [2, 3]) {
+      assert.ok(
+        !existsSync(join(cluster.node(id).dataDir, 'restore_pending')),
+        'the pending restore is settled',
+      );
+      assert.match(cluster.node(id).output, /node 1 runs this node's own cluster \(it installed no backup\)/);
+    }
+    const after = await cluster.client();
+    const w2 = await after.execute('INSERT INTO t (id, v) VALUES (?, ?)', [ROWS + 4, 'writable']);
+    assert.ok(w2.logIndex > w.logIndex);
   });
 });

@@ -167,7 +167,7 @@ describe('hiqlite backup: destinations and sources it must not touch', () => {
     assert.ok(existsSync(copy), 'the backup file the restore was given was deleted');
     assert.ok(existsSync(marker), "the node's state was discarded");
 
-    // Node 2 (which only discards its state) is refused the same way.
+    // Node 2 (which only marks its restore pending) is refused the same way.
     const node2 = join(dir, 'node-2.toml');
     writeFileSync(
       node2,
