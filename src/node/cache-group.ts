@@ -50,7 +50,7 @@ import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import type { InFlight } from './in-flight.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
 import { type ChunkSnapshotStore, chunkStoreOf, MemorySnapshotStore } from './memory-snapshot-store.js';
-import { type Forwarded, proposeWithRetries } from './propose-retry.js';
+import { type Forwarded, type ProposeRetry, proposeWithRetries } from './propose-retry.js';
 import { commandTooLargeError, deadlineError, RaftGroup, type RuntimePlantedBugs } from './raft-group.js';
 import type { GroupSnapshotStore, GroupStateMachine, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
@@ -77,6 +77,15 @@ export type CacheRead =
 export type CacheReadValue = Uint8Array | null | Array<[string, Uint8Array]> | bigint;
 
 export type CacheConsistency = 'local' | 'linearizable';
+
+/** One write's bytes and what its attempts need (CacheGroup.writeLoop). */
+interface CacheWrite {
+  readonly data: Uint8Array;
+  /** Its bytes carry this leader's stamp of now: the first attempt proposes them as they are. */
+  readonly stampedNow: boolean;
+  /** monotonicMs() of its deadline. */
+  readonly deadline: number;
+}
 
 export interface CacheGroupDeps {
   readonly cfg: ResolvedNodeConfig;
@@ -180,6 +189,9 @@ export class CacheGroup {
   /** The wall clock log time follows (the cluster's, peer-clocks.ts). */
   private readonly wallMs: (tieBreak?: ClockTieBreak) => number;
 
+  /** The group's write loop (makeWriteLoop). */
+  private readonly writeLoop: ProposeRetry<{ index: number; result: CacheResult }, CacheWrite>;
+
   private constructor(
     private readonly d: CacheGroupDeps,
     private readonly logStore: LogStore,
@@ -187,6 +199,7 @@ export class CacheGroup {
     private readonly startDecision: StartDecision,
   ) {
     const { cfg } = d;
+    this.writeLoop = this.makeWriteLoop();
     this.sm = new CacheStateMachine({
       limits: cacheLimitsOf(cfg),
       hooks: {
@@ -452,34 +465,39 @@ export class CacheGroup {
     timeoutMs: number,
     stampedNow: boolean,
   ): Promise<{ index: number; result: CacheResult }> {
-    const { clock } = this.d;
-    const deadline = clock.monotonicMs() + timeoutMs;
-    return proposeWithRetries(
-      {
-        clock,
-        heartbeatIntervalMs: this.d.cfg.heartbeatIntervalMs,
-        status: () => this.raft.status(),
-        // Attempt 0 runs synchronously from the caller's encode: its stamp is this leader's now.
-        here: (attempt, remainingMs) =>
-          stampedNow && attempt === 0
-            ? this.proposeStamped(data, remainingMs)
-            : this.proposeHere(data, remainingMs),
-        forward: async (leaderId, remainingMs) => {
-          const out = await this.d.forward(leaderId, data, remainingMs);
-          if (!out.ok) return out;
-          // Read-your-writes: a local read after the write sees it (bounded; it is applied anyway).
-          await this.raft
-            .waitForApplied(out.value.index as LogIndex, {
-              timeoutMs: Math.max(1, Math.min(this.d.cfg.readTimeoutMs, deadline - clock.monotonicMs())),
-            })
-            .catch(() => {});
-          return { ok: true, value: { index: out.value.index, result: reviveForwarded(out.value.result) } };
-        },
-        noLeaderError: (m) => this.d.noLeaderError(m),
-        stopping: () => this.closed,
+    const deadline = this.d.clock.monotonicMs() + timeoutMs;
+    return proposeWithRetries(this.writeLoop, timeoutMs, { data, stampedNow, deadline });
+  }
+
+  /** The group's write loop, one for every write (each call brings its bytes). */
+  private makeWriteLoop(): ProposeRetry<{ index: number; result: CacheResult }, CacheWrite> {
+    return {
+      clock: this.d.clock,
+      heartbeatIntervalMs: this.d.cfg.heartbeatIntervalMs,
+      isLeader: () => this.raft.isLeader(),
+      leaderId: () => this.raft.leaderId(),
+      // Attempt 0 runs synchronously from the caller's encode: its stamp is this leader's now.
+      here: (attempt, remainingMs, w) =>
+        w.stampedNow && attempt === 0
+          ? this.proposeStamped(w.data, remainingMs)
+          : this.proposeHere(w.data, remainingMs),
+      forward: async (leaderId, remainingMs, w) => {
+        const out = await this.d.forward(leaderId, w.data, remainingMs);
+        if (!out.ok) return out;
+        // Read-your-writes: a local read after the write sees it (bounded; it is applied anyway).
+        await this.raft
+          .waitForApplied(out.value.index as LogIndex, {
+            timeoutMs: Math.max(
+              1,
+              Math.min(this.d.cfg.readTimeoutMs, w.deadline - this.d.clock.monotonicMs()),
+            ),
+          })
+          .catch(() => {});
+        return { ok: true, value: { index: out.value.index, result: reviveForwarded(out.value.result) } };
       },
-      timeoutMs,
-    );
+      noLeaderError: () => this.d.noLeaderError(this.raft.membership()),
+      stopping: () => this.closed,
+    };
   }
 
   /**

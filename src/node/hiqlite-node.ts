@@ -74,7 +74,7 @@ import { logLevelFromEnv } from './log-level.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { claimNodeId } from './node-id-file.js';
 import { PeerClocks } from './peer-clocks.js';
-import { type Forwarded, proposeWithRetries } from './propose-retry.js';
+import { type Forwarded, type ProposeRetry, proposeWithRetries } from './propose-retry.js';
 import { commandTooLargeError, deadlineError, RaftGroup } from './raft-group.js';
 import type { GroupId, GroupTransport } from './seams.js';
 import { SessionPool } from './session-pool.js';
@@ -222,6 +222,8 @@ export class HiqliteNode {
   /** The dashboard's charts (writes, reads, latency, apply lag); null when it is off. */
   private readonly history: MetricsHistory | null;
   private started = false;
+  /** The SQL group's write loop (sqlWriteLoop). */
+  private readonly sqlProposals: ProposeRetry<{ index: number; result: CommandResult }, Uint8Array>;
   private closing: Promise<void> | null = null;
   /** Writes of both groups in flight, which a graceful shutdown waits for (in-flight.ts). */
   private readonly inflight = new InFlight();
@@ -242,6 +244,7 @@ export class HiqliteNode {
   ) {
     this.cfg = cfg;
     this.clock = options.clock ?? systemClock;
+    this.sqlProposals = this.sqlWriteLoop();
     this.createdAtMs = this.clock.monotonicMs();
     this.onFatal = options.onFatal;
     // Quiet by default when embedded (warnings and errors only); `hiqlite serve` passes its own
@@ -1336,30 +1339,34 @@ export class HiqliteNode {
   // ---------------------------------------------------------------------------------------------
 
   /** Proposes prepared bytes on the leader (here or forwarded), retrying what is safe to retry (propose-retry.ts). */
-  private async proposeBytes(
+  private proposeBytes(
     data: Uint8Array,
     timeoutMs: number,
   ): Promise<{ index: number; result: CommandResult }> {
     this.requireSqlite('a SQL write');
     // Checked here too, not only by the leader's core: a follower does not forward what cannot fit.
     const bytesMax = commandBytesMaxFor(this.cfg.entryBytesMax);
-    if (data.byteLength > bytesMax) throw commandTooLargeError(data.byteLength, bytesMax);
-    type Out = { index: number; result: CommandResult };
-    return proposeWithRetries<Out>(
-      {
-        clock: this.clock,
-        heartbeatIntervalMs: this.cfg.heartbeatIntervalMs,
-        status: () => this.group.status(),
-        here: async (_attempt, remainingMs) => {
-          const out = await this.group.propose(data, { timeoutMs: remainingMs });
-          return { index: out.index, result: out.result as CommandResult };
-        },
-        forward: (leaderId, remainingMs) => this.forwardPropose<Out>('sql', leaderId, data, remainingMs),
-        noLeaderError: (m) => this.noLeaderError(m),
-        stopping: () => this.closing !== null,
-      },
-      timeoutMs,
-    );
+    if (data.byteLength > bytesMax) return Promise.reject(commandTooLargeError(data.byteLength, bytesMax));
+    return proposeWithRetries(this.sqlProposals, timeoutMs, data);
+  }
+
+  /** The SQL group's write loop, one for every write (the bytes come with each call). */
+  private sqlWriteLoop(): ProposeRetry<{ index: number; result: CommandResult }, Uint8Array> {
+    return {
+      clock: this.clock,
+      heartbeatIntervalMs: this.cfg.heartbeatIntervalMs,
+      isLeader: () => this.group.isLeader(),
+      leaderId: () => this.group.leaderId(),
+      // The state machine's result of a SQL command is a CommandResult.
+      here: (_attempt, remainingMs, data) =>
+        this.group.propose(data, { timeoutMs: remainingMs }) as Promise<{
+          index: number;
+          result: CommandResult;
+        }>,
+      forward: (leaderId, remainingMs, data) => this.forwardPropose('sql', leaderId, data, remainingMs),
+      noLeaderError: () => this.noLeaderError(),
+      stopping: () => this.closing !== null,
+    };
   }
 
   /**
@@ -1396,7 +1403,7 @@ export class HiqliteNode {
   }
 
   /** No leader is known here: how many voters this node reaches tells a partition from a quorum loss. */
-  private noLeaderError(membership: Membership = this.group.status().membership): HiqliteError {
+  private noLeaderError(membership: Membership = this.group.membership()): HiqliteError {
     const { voters } = membership;
     const connected = this.connectedPeers();
     const reachable = voters.filter((v) => v === this.cfg.nodeId || connected.has(v)).length;

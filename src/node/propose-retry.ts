@@ -20,34 +20,46 @@
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
-import type { Membership, NodeId } from '../raft/types.js';
+import type { NodeId } from '../raft/types.js';
 
 /** What a forwarded attempt came back with: the leader's answer, or its refusal. */
 export type Forwarded<R> =
   | { readonly ok: true; readonly value: R }
   | { readonly ok: false; readonly error: HiqliteError };
 
-export interface ProposeRetry<R> {
+/**
+ * `D`: what one write carries to its attempts (its bytes): passed to `here` and `forward`, so
+ * one ProposeRetry serves every write of a group instead of a set of closures per write.
+ */
+export interface ProposeRetry<R, D = undefined> {
   /** Time: the deadline and the pauses between attempts. */
   readonly clock: Clock;
   /** The longest pause between attempts. */
   readonly heartbeatIntervalMs: number;
-  /** The group as this node sees it now. */
-  status(): { readonly role: string; readonly leaderId: NodeId | null; readonly membership: Membership };
+  /**
+   * The group as this node sees it now: whether it leads, and the leader it knows (read once
+   * per attempt: no copy of the group's status, which a leader's holds its followers' progress).
+   */
+  isLeader(): boolean;
+  leaderId(): NodeId | null;
   /** This node leads: propose here. `attempt` counts from 0. */
-  here(attempt: number, remainingMs: number): Promise<R>;
+  here(attempt: number, remainingMs: number, data: D): Promise<R>;
   /**
    * Sends the bytes to the leader: resolves with its answer or refusal; rejects when no answer
    * came (the attempt may be in the log).
    */
-  forward(leaderId: NodeId, remainingMs: number): Promise<Forwarded<R>>;
+  forward(leaderId: NodeId, remainingMs: number, data: D): Promise<Forwarded<R>>;
   /** No leader is known here (retryable). */
-  noLeaderError(membership: Membership): HiqliteError;
+  noLeaderError(): HiqliteError;
   /** The node is closing: a retryable refusal ends the loop too. */
   stopping(): boolean;
 }
 
-export async function proposeWithRetries<R>(p: ProposeRetry<R>, timeoutMs: number): Promise<R> {
+export async function proposeWithRetries<R, D = undefined>(
+  p: ProposeRetry<R, D>,
+  timeoutMs: number,
+  data: D = undefined as D,
+): Promise<R> {
   const { clock } = p;
   const deadline = clock.monotonicMs() + timeoutMs;
   let lastError: HiqliteError | null = null;
@@ -61,17 +73,17 @@ export async function proposeWithRetries<R>(p: ProposeRetry<R>, timeoutMs: numbe
       !retryHasTime(deadline - clock.monotonicMs(), slowestMs, maybeProposed)
     )
       break;
-    const s = p.status();
     const remaining = Math.max(1, deadline - clock.monotonicMs());
     try {
-      if (s.role === 'leader') return await p.here(attempt, remaining);
-      if (s.leaderId === null) {
-        lastError = p.noLeaderError(s.membership);
+      if (p.isLeader()) return await p.here(attempt, remaining, data);
+      const leaderId = p.leaderId();
+      if (leaderId === null) {
+        lastError = p.noLeaderError();
       } else {
         const sentAt = clock.monotonicMs();
         let answer: Forwarded<R>;
         try {
-          answer = await p.forward(s.leaderId, remaining);
+          answer = await p.forward(leaderId, remaining, data);
         } catch (e) {
           maybeProposed = true; // sent, and no answer
           throw e;
@@ -91,7 +103,7 @@ export async function proposeWithRetries<R>(p: ProposeRetry<R>, timeoutMs: numbe
     const waitMs = Math.max(0, Math.min(pauseMs, deadline - clock.monotonicMs()));
     await new Promise<void>((resolve) => clock.setTimer(resolve, waitMs));
   }
-  if (!maybeProposed) throw lastError ?? p.noLeaderError(p.status().membership);
+  if (!maybeProposed) throw lastError ?? p.noLeaderError();
   throw outcomeUnknown(
     `no final answer within ${Math.round(timeoutMs)} ms (last: ${lastError?.message ?? 'none'})`,
     lastError,

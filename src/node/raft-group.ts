@@ -110,7 +110,9 @@ interface PendingProposal {
   readonly term: Term;
   readonly resolve: (o: ProposalOutcome) => void;
   readonly reject: (e: Error) => void;
-  timer: TimerHandle | null;
+  /** monotonicMs() when the proposal ends with HQL_OUTCOME_UNKNOWN (expireProposals). */
+  readonly deadlineMs: number;
+  readonly timeoutMs: number;
 }
 
 interface ReadWaiter {
@@ -145,6 +147,9 @@ export class RaftGroup {
   private fatal: Error | null = null;
 
   private readonly proposals = new Map<number, PendingProposal>();
+  /** The timer of the earliest proposal deadline (armProposalTimer), and when it fires. */
+  private proposalTimer: TimerHandle | null = null;
+  private proposalTimerAtMs = Number.POSITIVE_INFINITY;
   private readonly reads = new Map<number, { resolve: (i: LogIndex) => void; reject: (e: Error) => void }>();
   private readWaiters: ReadWaiter[] = [];
   private readonly appliedWaiters: ReadWaiter[] = [];
@@ -335,6 +340,16 @@ export class RaftGroup {
   /** Whether this node leads the group now: cheap (status() copies the leader's progress). */
   isLeader(): boolean {
     return this.core.currentRole === 'leader';
+  }
+
+  /** The leader this node knows now (itself when it leads): cheap, as isLeader(). */
+  leaderId(): NodeId | null {
+    return this.core.currentLeaderId;
+  }
+
+  /** The membership now: cheap, as isLeader(). */
+  membership(): Membership {
+    return this.core.currentMembership();
   }
 
   /** The entries [lo, hiExclusive) the core holds in memory (checkers, diagnostics). */
@@ -779,7 +794,6 @@ export class RaftGroup {
     for (const [index, p] of this.proposals) {
       if (index > meta.index) continue;
       this.proposals.delete(index);
-      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
       p.reject(outcomeUnknown('a snapshot replaced the log before the write was seen applied'));
     }
   }
@@ -835,7 +849,6 @@ export class RaftGroup {
       const p = this.proposals.get(e.index);
       if (p === undefined) continue;
       this.proposals.delete(e.index);
-      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
       if (p.term === e.term) p.resolve({ index: e.index, result: results[i] });
       else {
         p.reject(
@@ -966,18 +979,45 @@ export class RaftGroup {
       // A proposal of an earlier term at this index was cut from this node's log by a new
       // leader's entries before it was applied: without this its caller would wait forever.
       const older = this.proposals.get(index);
-      if (older !== undefined) {
-        if (older.timer !== null) this.o.clock.clearTimer(older.timer);
-        older.reject(outcomeUnknown('another entry took its place in the log'));
-      }
-      const p: PendingProposal = { term, resolve, reject, timer: null };
-      p.timer = this.o.clock.setTimer(() => {
-        if (this.proposals.get(index) !== p) return;
-        this.proposals.delete(index);
-        reject(outcomeUnknown(`no outcome within ${Math.round(timeoutMs)} ms`));
-      }, timeoutMs);
-      this.proposals.set(index, p);
+      if (older !== undefined) older.reject(outcomeUnknown('another entry took its place in the log'));
+      const deadlineMs = this.o.clock.monotonicMs() + timeoutMs;
+      this.proposals.set(index, { term, resolve, reject, deadlineMs, timeoutMs });
+      if (deadlineMs < this.proposalTimerAtMs) this.armProposalTimer(deadlineMs);
     });
+  }
+
+  /**
+   * One timer for every proposal's deadline, armed for the earliest (not one per proposal: a
+   * timer per write was a share of the node's allocations). Deadlines mostly come in order, so
+   * the timer is re-armed about once per proposal timeout under a steady load; settled
+   * proposals leave it armed, and it finds nothing to end.
+   */
+  private armProposalTimer(atMs: number): void {
+    if (this.proposalTimer !== null) this.o.clock.clearTimer(this.proposalTimer);
+    this.proposalTimerAtMs = atMs;
+    this.proposalTimer = this.o.clock.setTimer(
+      () => this.expireProposals(atMs),
+      Math.max(0, atMs - this.o.clock.monotonicMs()),
+    );
+  }
+
+  /**
+   * Ends the proposals whose deadline passed; the timer waits for the next deadline. `armedForMs`
+   * counts as passed: a clock that adds the delay to its now in floating point can fire a hair
+   * before it, and the timer would be armed again for no time at all (a simulator's spin).
+   */
+  private expireProposals(armedForMs: number): void {
+    this.proposalTimer = null;
+    this.proposalTimerAtMs = Number.POSITIVE_INFINITY;
+    const now = Math.max(this.o.clock.monotonicMs(), armedForMs);
+    let next = Number.POSITIVE_INFINITY;
+    for (const [index, p] of this.proposals) {
+      if (p.deadlineMs <= now) {
+        this.proposals.delete(index);
+        p.reject(outcomeUnknown(`no outcome within ${Math.round(p.timeoutMs)} ms`));
+      } else if (p.deadlineMs < next) next = p.deadlineMs;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armProposalTimer(next);
   }
 
   private onSoftState(s: { role: Status['role']; leaderId: NodeId | null }): void {
@@ -1030,11 +1070,11 @@ export class RaftGroup {
    * HQL_OUTCOME_UNKNOWN saying `why` (caused by `err`), reads and apply waits with `err`.
    */
   private settlePending(err: HiqliteError, why: string): void {
-    for (const [, p] of this.proposals) {
-      if (p.timer !== null) this.o.clock.clearTimer(p.timer);
-      p.reject(outcomeUnknown(why, err));
-    }
+    for (const [, p] of this.proposals) p.reject(outcomeUnknown(why, err));
     this.proposals.clear();
+    if (this.proposalTimer !== null) this.o.clock.clearTimer(this.proposalTimer);
+    this.proposalTimer = null;
+    this.proposalTimerAtMs = Number.POSITIVE_INFINITY;
     for (const [, r] of this.reads) r.reject(err);
     this.reads.clear();
     for (const w of this.readWaiters.splice(0)) w.reject(err);

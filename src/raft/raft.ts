@@ -391,6 +391,16 @@ export class RaftCore {
     return this.role;
   }
 
+  /** The leader this node knows now, itself included (status() without its copies). */
+  get currentLeaderId(): NodeId | null {
+    return this.leaderId;
+  }
+
+  /** The membership now (status() without the progress' copies). */
+  currentMembership(): Membership {
+    return this.log.membership();
+  }
+
   status(): Status {
     let progress: Map<NodeId, import('./types.js').ProgressStatus> | null = null;
     if (this.role === 'leader') {

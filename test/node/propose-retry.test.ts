@@ -11,9 +11,8 @@ import type { Clock, TimerHandle } from '../../src/lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 import { type Forwarded, type ProposeRetry, proposeWithRetries } from '../../src/node/propose-retry.js';
 import { systemClock } from '../../src/node/system-clock.js';
-import type { Membership, NodeId } from '../../src/raft/types.js';
+import type { NodeId } from '../../src/raft/types.js';
 
-const MEMBERSHIP = { voters: [1, 2, 3], learners: [] } as unknown as Membership;
 const unavailable = (m = 'no leader') => new HiqliteError('HQL_UNAVAILABLE', m, { retryable: true });
 const notLeader = () => new HiqliteError('HQL_NOT_LEADER', 'not the leader', { retryable: true });
 const io = () => new HiqliteError('HQL_IO', 'raft group sql stopped: ENOSPC', { retryable: false });
@@ -30,11 +29,10 @@ function loop(steps: Step[], o: { stopping?: () => boolean; clock?: Clock } = {}
   const p: ProposeRetry<string> = {
     clock: o.clock ?? systemClock,
     heartbeatIntervalMs: 20,
-    status: () => {
+    isLeader: () => 'here' in step(),
+    leaderId: () => {
       const s = step();
-      const role = 'here' in s ? 'leader' : 'follower';
-      const leaderId = 'leader' in s ? null : (2 as NodeId satisfies NodeId);
-      return { role, leaderId, membership: MEMBERSHIP };
+      return 'here' in s ? (1 as NodeId) : 'leader' in s ? null : (2 as NodeId satisfies NodeId);
     },
     here: async () => {
       const s = step();
@@ -164,11 +162,11 @@ describe('proposeWithRetries (the node’s write loop)', () => {
       { clock },
     );
     // Bounded: a loop that spins fails here instead of hanging the test.
-    const status = l.p.status;
+    const isLeader = l.p.isLeader;
     let looks = 0;
-    l.p.status = () => {
+    l.p.isLeader = () => {
       assert.ok(++looks < 10_000, 'the loop spins at its deadline');
-      return status();
+      return isLeader();
     };
     await assert.rejects(proposeWithRetries(l.p, 1000.5), (e: HiqliteError) => {
       assert.equal(e.code, 'HQL_OUTCOME_UNKNOWN', e.message);
