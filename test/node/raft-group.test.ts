@@ -25,6 +25,32 @@ describe('RaftGroup runtime (in-memory parts, real timers)', () => {
     }
   });
 
+  test('a write that cannot commit ends at its own deadline with HQL_OUTCOME_UNKNOWN, deadlines out of order too', async () => {
+    const c = await GroupCluster.create(3);
+    try {
+      const leader = await c.waitFor('a leader', () => c.leader());
+      await leader.group.propose(enc('a=1'), { timeoutMs: 5000 });
+      // The followers are cut off: nothing commits. Deadlines shorter than an election (100 ms),
+      // given out of order: each ends at its own, not at the earliest or the latest.
+      for (const n of c.nodes.values()) if (n !== leader) c.cut.add(n.id);
+      const ended: number[] = [];
+      const waits = [60, 20, 40].map((timeoutMs) =>
+        leader.group.propose(enc(`w=${timeoutMs}`), { timeoutMs }).then(
+          () => assert.fail(`the write with ${timeoutMs} ms committed without a quorum`),
+          (e: unknown) => {
+            ended.push(timeoutMs);
+            assert.equal((e as { code?: string }).code, 'HQL_OUTCOME_UNKNOWN');
+            assert.match(String(e), new RegExp(`no outcome within ${timeoutMs} ms`));
+          },
+        ),
+      );
+      await Promise.all(waits);
+      assert.deepEqual(ended, [20, 40, 60]);
+    } finally {
+      await c.close();
+    }
+  });
+
   test('a follower refuses writes with HQL_NOT_LEADER naming the leader', async () => {
     const c = await GroupCluster.create(3);
     try {
