@@ -185,9 +185,19 @@ export class ClusterLink {
         // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
         if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs, maybeApplied)) break;
       }
-      if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
+      // A write an earlier attempt may have put in the log has an unknown outcome, not a refusal
+      // (found from outside: writes in flight at close() said HQL_CLOSED, and half were applied).
+      const ended = (e: HiqliteError): HiqliteError =>
+        o.kind === 'write' && maybeApplied
+          ? outcomeUnknown(
+              `${e.message} before the write's outcome was known (an attempt may be in the log)`,
+              last ?? e,
+            )
+          : e;
+      if (this.closed)
+        throw ended(new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false }));
       if (o.signal?.aborted === true)
-        throw new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+        throw ended(new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false }));
       let sent = false;
       let answer: { addr: string; r: ApiResponse };
       try {

@@ -11,8 +11,8 @@
  *   can be interrupted at their limit or by their `signal`), metrics and health cross to the worker over its MessagePort:
  *   what the application calls in one turn of its event loop leaves in one message.
  * - Every call in flight has a deadline and there are at most `threadCallsMax` of them; a worker
- *   that exits rejects them all (writes with HQL_OUTCOME_UNKNOWN, the others with
- *   HQL_UNAVAILABLE, or HQL_CLOSED after close()).
+ *   that exits rejects them all (writes with HQL_OUTCOME_UNKNOWN, also after close(): they reached
+ *   the node; the others with HQL_UNAVAILABLE, or HQL_CLOSED after close()).
  * - Errors keep their class and fields (node/error-transfer.ts); the worker's log records are
  *   written through the application's logger; `onFatal` is called on this thread.
  */
@@ -855,9 +855,16 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     if (!closed) this.reportFatal(this.gone);
     for (const [id, p] of this.pending) {
       this.settle(id, p);
+      // A write still in flight reached the node's thread (close() sends its shutdown after
+      // every call made before it): it may be in the log, whether or not the node was closed.
       p.reject(
-        (p.op === 'write' || p.op === 'cacheWrite') && !closed
-          ? outcomeUnknown(`the node's thread exited (code ${code}) during the write`)
+        p.op === 'write' || p.op === 'cacheWrite'
+          ? outcomeUnknown(
+              closed
+                ? "the node was shut down before the write's outcome was known"
+                : `the node's thread exited (code ${code}) during the write`,
+              this.gone,
+            )
           : this.gone,
       );
     }

@@ -1,0 +1,111 @@
+/**
+ * Writes in flight when their client closes: each one the node applied is reported as done or as
+ * HQL_OUTCOME_UNKNOWN, never as a refusal (HQL_CLOSED says the call was not processed). Found from
+ * outside: 2,000 writes of a remote client in flight at close() all said HQL_CLOSED, and 1,024 of
+ * them were in the table. An embedded node closed under its application's writes finishes them.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
+import { freePorts } from '../support/free-ports.js';
+
+const SECRET_API = 'api-secret-for-tests-0123456789';
+const WRITES = 2000;
+
+type Outcome = 'ok' | string;
+
+/** Starts WRITES inserts of ids from `base`; closes `close` after the first is acknowledged. */
+async function writesAcrossClose(
+  execute: (sql: string, params: number[]) => Promise<unknown>,
+  close: () => Promise<void>,
+  base: number,
+): Promise<Outcome[]> {
+  let firstAck: () => void = () => {};
+  const acked = new Promise<void>((r) => (firstAck = r));
+  const outcomes = Array.from({ length: WRITES }, (_, i) =>
+    execute('INSERT INTO t (id) VALUES (?)', [base + i]).then(
+      () => {
+        firstAck();
+        return 'ok';
+      },
+      (e: unknown) => {
+        firstAck();
+        assert.ok(e instanceof HiqliteError, String(e));
+        return e.code;
+      },
+    ),
+  );
+  await acked;
+  await close();
+  return Promise.all(outcomes);
+}
+
+function check(outcomes: Outcome[], applied: Set<number>, base: number, inFlight: boolean): void {
+  const counts = new Map<string, number>();
+  for (const [i, o] of outcomes.entries()) {
+    counts.set(o, (counts.get(o) ?? 0) + 1);
+    if (o === 'ok') assert.ok(applied.has(base + i), `write ${i} was acknowledged and is not in the table`);
+    else if (applied.has(base + i))
+      assert.equal(o, 'HQL_OUTCOME_UNKNOWN', `write ${i} is in the table and was reported as ${o}`);
+  }
+  if (inFlight)
+    assert.ok(
+      (counts.get('ok') ?? 0) < WRITES,
+      `writes were in flight at close(): ${JSON.stringify([...counts])}`,
+    );
+}
+
+describe('writes in flight at close()', () => {
+  let root: string;
+  let node: HiqliteNode | null = null;
+  let cfg: Parameters<typeof start>[0];
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'hq-close-inflight-'));
+    const [raft, api] = await freePorts(2);
+    cfg = {
+      nodeId: 1,
+      nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
+      dataDir: join(root, 'data'),
+      secretRaft: 'raft-secret-for-tests-0123456789',
+      secretApi: SECRET_API,
+    };
+    node = await start(cfg);
+    await node.execute('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+  });
+  after(async () => {
+    await node?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const ids = async (db: HiqliteNode): Promise<Set<number>> =>
+    new Set((await db.queryConsistent<{ id: number }>('SELECT id FROM t')).map((r) => r.id));
+
+  test('of a remote client: each applied one is done or of unknown outcome, none refused', async () => {
+    assert.ok(node !== null);
+    const remote = await connect({ nodes: [cfg.nodes[0]?.addrApi as string], secretApi: SECRET_API });
+    const outcomes = await writesAcrossClose(
+      (sql, params) => remote.execute(sql, params),
+      () => remote.close(),
+      0,
+    );
+    check(outcomes, await ids(node), 0, true);
+  });
+
+  // close() lets the writes made before it finish (they are ahead of its shutdown on the node's
+  // thread): all are done. Should one still be in flight when the thread ends, it is of unknown
+  // outcome, never HQL_CLOSED (worker-node.ts onExit).
+  test('of an embedded node closed under its application: each applied one is done or of unknown outcome', async () => {
+    assert.ok(node !== null);
+    const closing = node;
+    const outcomes = await writesAcrossClose(
+      (sql, params) => closing.execute(sql, params),
+      () => closing.close(),
+      1_000_000,
+    );
+    node = await start(cfg);
+    check(outcomes, await ids(node), 1_000_000, false);
+  });
+});
