@@ -64,6 +64,7 @@ import { FramedConnection } from '../transport/framed-connection.js';
 import { evictionGraceMs, HandshakeGate, portHeadroom } from '../transport/handshake-gate.js';
 import { selfSignedCertificate } from '../transport/self-signed.js';
 import { realTimers, type Timers } from '../transport/timers.js';
+import { checkTlsMaterial, tlsKeyName } from '../transport/tls-material.js';
 import { type ListenRequest, StreamRequests } from './api-stream-requests.js';
 import { type CacheHttpOps, isCacheRoute, serveCacheHttp } from './cache-http.js';
 import { InFlight } from './in-flight.js';
@@ -365,9 +366,10 @@ export class ApiServer {
         this.o.tls === 'self-signed'
           ? await selfSignedCertificate()
           : {
-              certPem: readPemFile(this.o.tls.certFile, 'tls.api.certFile').toString('utf8'),
-              keyPem: readPemFile(this.o.tls.keyFile, 'tls.api.keyFile').toString('utf8'),
+              certPem: readPemFile(this.o.tls.certFile, tlsKeyName('api', 'certFile')).toString('utf8'),
+              keyPem: readPemFile(this.o.tls.keyFile, tlsKeyName('api', 'keyFile')).toString('utf8'),
             };
+      checkTlsMaterial('api', { cert: pem.certPem, key: pem.keyPem });
       server = createHttpsServer(
         {
           cert: pem.certPem,

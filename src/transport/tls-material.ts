@@ -4,7 +4,8 @@
  * Node speaks it.
  */
 
-import type { ConnectionOptions, TlsOptions } from 'node:tls';
+import { type ConnectionOptions, createSecureContext, type TlsOptions } from 'node:tls';
+import { HiqliteError } from '../lib/errors.js';
 import { readPemFile } from './bounded-file.js';
 import { selfSignedCertificate } from './self-signed.js';
 import type { TransportTls } from './transport-options.js';
@@ -13,6 +14,33 @@ export interface TlsMaterial {
   readonly server: TlsOptions;
   /** Spread into `tls.connect` together with host and port. */
   readonly client: ConnectionOptions;
+}
+
+/** The TLS settings of a port, as a user names them: in an object and in a TOML file. */
+export type TlsLane = 'raft' | 'api';
+
+/** `tls.api.certFile (tls_api_cert)`: both names, the object's and the TOML file's. */
+export function tlsKeyName(lane: TlsLane, file: 'certFile' | 'keyFile' | 'caFile'): string {
+  return `tls.${lane}.${file} (tls_${lane}_${file.slice(0, -4)})`;
+}
+
+/**
+ * Refuses TLS material Node cannot use (a key that is not the certificate's, a file that is no
+ * PEM certificate or key) as HQL_INVALID_CONFIG naming the keys, before any server is made: it
+ * was OpenSSL's own error, not a HiqliteError, naming no key.
+ */
+export function checkTlsMaterial(lane: TlsLane, pem: { cert: string; key: string; ca?: string }): void {
+  try {
+    createSecureContext({ minVersion: 'TLSv1.3', ...pem });
+  } catch (e) {
+    const names = [tlsKeyName(lane, 'certFile'), tlsKeyName(lane, 'keyFile')];
+    if (pem.ca !== undefined) names.push(tlsKeyName(lane, 'caFile'));
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `${names.join(', ')}: cannot be used for TLS: ${e instanceof Error ? e.message : String(e)} (is the key the certificate's, both in PEM?)`,
+      { retryable: false },
+    );
+  }
 }
 
 export async function loadTlsMaterial(tls: TransportTls, handshakeTimeoutMs: number): Promise<TlsMaterial> {
@@ -31,6 +59,7 @@ export async function loadTlsMaterial(tls: TransportTls, handshakeTimeoutMs: num
     readPem(tls.keyFile, 'keyFile'),
     tls.caFile === undefined ? Promise.resolve(undefined) : readPem(tls.caFile, 'caFile'),
   ]);
+  checkTlsMaterial('raft', ca === undefined ? { cert, key } : { cert, key, ca });
   return {
     server: { ...common, cert, key, handshakeTimeout: handshakeTimeoutMs },
     client:
@@ -40,6 +69,6 @@ export async function loadTlsMaterial(tls: TransportTls, handshakeTimeoutMs: num
   };
 }
 
-async function readPem(file: string, what: string): Promise<string> {
-  return readPemFile(file, `tls.${what}`).toString('utf8');
+async function readPem(file: string, what: 'certFile' | 'keyFile' | 'caFile'): Promise<string> {
+  return readPemFile(file, tlsKeyName('raft', what)).toString('utf8');
 }

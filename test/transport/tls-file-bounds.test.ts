@@ -3,14 +3,18 @@
  * an endless file (/dev/zero, /dev/urandom) or a huge one is HQL_INVALID_CONFIG naming the key,
  * where the whole file was read into memory before (a process filling gigabytes until it died).
  * A start() that fails there closes what it opened: the SQL state machine's thread outlived it
- * and kept an application on its own thread ('main') from exiting.
+ * and kept an application on its own thread ('main') from exiting. Material Node cannot use (the
+ * key of another certificate, a file that is no PEM) is HQL_INVALID_CONFIG naming the keys by both
+ * their names, not OpenSSL's own error (found from outside).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, HiqliteError, start } from '../../src/index.js';
+import { selfSignedCertificate } from '../../src/transport/self-signed.js';
 import { oneNodeConfig } from '../support/one-node-config.js';
 
 /** Message ports alive in this process (one per worker thread it started). */
@@ -43,6 +47,35 @@ describe('TLS files named by a user are read with a bound', () => {
       // The failed start() closed what it opened: the state machine's thread (which kept the
       // process alive) is gone.
       assert.equal(threadPorts(), before);
+    });
+  }
+
+  for (const lane of ['raft', 'api'] as const) {
+    test(`tls.${lane}: a key that is not the certificate's, or no PEM at all: HQL_INVALID_CONFIG naming the keys`, async () => {
+      const dir = join(root, `pair-${lane}`);
+      const cfg = await oneNodeConfig(dir);
+      const a = await selfSignedCertificate();
+      const otherKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+        .privateKey.export({ type: 'pkcs8', format: 'pem' })
+        .toString();
+      const file = (name: string, text: string) => {
+        const path = join(root, `${lane}-${name}`);
+        writeFileSync(path, text);
+        return path;
+      };
+      const cert = file('cert.pem', a.certPem);
+      for (const keyFile of [file('other-key.pem', otherKey), file('not-pem.txt', 'not a key')]) {
+        const before = threadPorts();
+        await assert.rejects(
+          start({ ...cfg, tls: { [lane]: { certFile: cert, keyFile } } } as never, { thread: 'main' }),
+          refusedAsConfig(
+            new RegExp(
+              `tls\\.${lane}\\.certFile \\(tls_${lane}_cert\\), tls\\.${lane}\\.keyFile \\(tls_${lane}_key\\): cannot be used for TLS`,
+            ),
+          ),
+        );
+        assert.equal(threadPorts(), before);
+      }
     });
   }
 
