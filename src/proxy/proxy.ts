@@ -122,7 +122,14 @@ export class HiqliteProxy {
       handler: {
         handle: (req, _from, signal) => this.counted(req.op, this.handle(req, signal)),
         health: () => this.health(),
-        ready: () => (this.closed ? { ok: false, reason: 'closing' } : { ok: true }),
+        // Ready to forward: it knows the cluster's leader (as /health), as a node is ready when it
+        // could serve a write (found from outside: 200 while every node was down).
+        ready: () =>
+          this.closed
+            ? { ok: false, reason: 'closing' }
+            : this.view.leaderId === null
+              ? { ok: false, reason: this.view.error ?? 'no leader known' }
+              : { ok: true },
         metricsText: () => this.registry.metrics(),
         json: (route, body, signal) => this.counted(`json_${route}`, this.json(route, body, signal)),
         listen: (req, _from, signal) =>
