@@ -140,7 +140,10 @@ export async function restoreNode(
     // running), and the others' state is then all the cluster has (found from outside: a bad
     // backup left node 1 alone, a candidate for ever, and nodes 2 and 3 empty). The node discards
     // its state when it starts and finds node 1 restored (settlePendingRestore).
-    if (source.kind === 'file') await checkHeaderIfReadable(source.path);
+    // A file this node can read is checked as a backup first (node 1 verifies it whole): one
+    // that is none is refused here too, with node 1's error. One it cannot see passes (the
+    // others than node 1 often have none).
+    if (source.kind === 'file') await headerHere(source.path);
     await writePendingMark(cfg, { mark, backupId, clusterId: await readClusterId(cfg.dataDir) });
     log.warn(
       { source: spec },
@@ -234,21 +237,31 @@ async function writeDoneMark(cfg: SqlNodeConfig, mark: string, backupId: string 
  * here (missing, unreadable, not a backup: the restore itself says why where it reads the file).
  */
 async function backupIdOf(path: string): Promise<string | null> {
-  let fh: FileHandle | null = null;
+  const header = await headerHere(path).catch(() => null);
+  return header === null ? null : Buffer.from(header.salt).toString('hex');
+}
+
+/**
+ * The header of the backup file at `path`; null when this node cannot see the file (missing,
+ * not a regular file, unreadable); HQL_BACKUP_CORRUPT when it holds no backup header.
+ */
+async function headerHere(path: string): Promise<BackupHeader | null> {
+  // Not a FIFO or a device: opening one could block or read without end.
+  const s = await stat(path).catch(() => null);
+  if (s === null || !s.isFile()) return null;
+  const fh: FileHandle | null = await open(path, 'r').catch(() => null);
+  if (fh === null) return null;
   try {
-    // Not a FIFO or a device: opening one could block or read without end.
-    if (!(await stat(path)).isFile()) return null;
-    fh = await open(path, 'r');
     const prefix = Buffer.alloc(HEADER_BYTES_MAX);
     const { bytesRead } = await fh.read(prefix, 0, prefix.length, 0);
-    if (bytesRead < 12) return null;
-    const length = headerLength(prefix.subarray(0, 12), path);
-    if (bytesRead < length) return null;
-    return Buffer.from(decodeHeader(prefix.subarray(0, length), path).salt).toString('hex');
-  } catch {
-    return null;
+    const label = `backup file ${path}`;
+    const truncated = () => backupCorrupt(`${label} is truncated: ${bytesRead} bytes, shorter than a header`);
+    if (bytesRead < 12) throw truncated();
+    const length = headerLength(prefix.subarray(0, 12), label);
+    if (bytesRead < length) throw truncated();
+    return decodeHeader(prefix.subarray(0, length), label);
   } finally {
-    await fh?.close().catch(() => {});
+    await fh.close().catch(() => {});
   }
 }
 
@@ -390,32 +403,6 @@ export async function settlePendingRestore(
       log.warn('restore pending: waiting for node 1 to answer (is it started?)');
     }
     await new Promise<void>((resolve) => setTimeout(resolve, PENDING_ASK_MS));
-  }
-}
-
-/**
- * A restore source this node can read is checked as a backup before the restore is marked
- * pending (node 1 verifies it whole): a file that is no backup is refused here too, with the
- * error node 1 gives. A file this node cannot see passes (the others than node 1 often have none).
- */
-async function checkHeaderIfReadable(path: string): Promise<void> {
-  const s = await stat(path).catch(() => null);
-  if (s === null || !s.isFile()) return;
-  let fh: FileHandle | null = null;
-  try {
-    fh = await open(path, 'r').catch(() => null);
-    if (fh === null) return;
-    const prefix = Buffer.alloc(HEADER_BYTES_MAX);
-    const { bytesRead } = await fh.read(prefix, 0, prefix.length, 0);
-    const label = `backup file ${path}`;
-    if (bytesRead < 12)
-      throw backupCorrupt(`${label} is truncated: ${bytesRead} bytes, shorter than a header`);
-    const length = headerLength(prefix.subarray(0, 12), label);
-    if (bytesRead < length)
-      throw backupCorrupt(`${label} is truncated: ${bytesRead} bytes, shorter than a header`);
-    decodeHeader(prefix.subarray(0, length), label);
-  } finally {
-    await fh?.close().catch(() => {});
   }
 }
 

@@ -171,6 +171,16 @@ export class ClusterLink {
       else if (!e.retryable) throw e;
       last = e;
     };
+    // The call ends without an answer (closed, aborted): a write an earlier attempt may have put
+    // in the log has an unknown outcome, not a refusal (found from outside: writes in flight at
+    // close() said HQL_CLOSED, and half were applied).
+    const ended = (e: HiqliteError): HiqliteError =>
+      o.kind === 'write' && maybeApplied
+        ? outcomeUnknown(
+            `${e.message} before the write's outcome was known (an attempt may be in the log)`,
+            last ?? e,
+          )
+        : e;
     // The slowest answer of this call: a retry is sent only while an answer can still come in time.
     let slowestMs = 0;
     for (let attempt = 0; performance.now() < deadline; attempt++) {
@@ -185,15 +195,6 @@ export class ClusterLink {
         // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
         if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs, maybeApplied)) break;
       }
-      // A write an earlier attempt may have put in the log has an unknown outcome, not a refusal
-      // (found from outside: writes in flight at close() said HQL_CLOSED, and half were applied).
-      const ended = (e: HiqliteError): HiqliteError =>
-        o.kind === 'write' && maybeApplied
-          ? outcomeUnknown(
-              `${e.message} before the write's outcome was known (an attempt may be in the log)`,
-              last ?? e,
-            )
-          : e;
       if (this.closed)
         throw ended(new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false }));
       if (o.signal?.aborted === true)

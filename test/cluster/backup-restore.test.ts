@@ -128,8 +128,8 @@ describe('backup and restore of a whole cluster', () => {
     for (const id of [1, 2, 3]) assert.equal(await cluster.stop(id), 0);
 
     // `hiqlite backup restore` for each while stopped (README, disaster recovery).
-    const restore = (id: number) =>
-      runTsx(CLI_SOURCE, ['backup', 'restore', `file:${bad}`, '--config', cluster.node(id).configFile], {
+    const restore = (id: number, file = bad) =>
+      runTsx(CLI_SOURCE, ['backup', 'restore', `file:${file}`, '--config', cluster.node(id).configFile], {
         env: { ...process.env, HQL_LOG_LEVEL: 'warn' },
         timeoutMs: 60_000,
       });
@@ -160,5 +160,24 @@ describe('backup and restore of a whole cluster', () => {
     const after = await cluster.client();
     const w2 = await after.execute('INSERT INTO t (id, v) VALUES (?, ?)', [ROWS + 4, 'writable']);
     assert.ok(w2.logIndex > w.logIndex);
+    await cluster.dropClient(after);
+
+    // The same procedure with the good backup, every node holding its state: node 1 installs
+    // it; nodes 2 and 3 find it in a new cluster when they start, discard theirs and join it.
+    for (const id of [1, 2, 3]) assert.equal(await cluster.stop(id), 0);
+    const installed = await restore(1, good);
+    assert.equal(installed.code, 0, installed.stderr);
+    for (const id of [2, 3]) assert.equal((await restore(id, good)).code, 0);
+    await Promise.all([1, 2, 3].map((id) => cluster.start(id, { timeoutMs: 90_000 })));
+    await cluster.waitForMembership({ voters: [1, 2, 3] });
+    const restored = await cluster.client();
+    const w3 = await restored.execute('INSERT INTO t (id, v) VALUES (?, ?)', [ROWS + 5, 'restored']);
+    const back = await cluster.rowsOn<{ n: number }>('SELECT count(*) AS n FROM t', {
+      minIndex: w3.logIndex,
+    });
+    // The backup's rows (not the two written after it) and the new one, on every node.
+    for (const id of [1, 2, 3]) assert.equal(back.get(id)?.[0]?.n, ROWS + 4, `node ${id} holds the backup`);
+    for (const id of [2, 3])
+      assert.match(cluster.node(id).output, /node 1 installed the backup \(a new cluster\)/);
   });
 });
