@@ -58,7 +58,11 @@ export type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-
 /** A stream of notifications (one listener). `next()` is never called twice at once. */
 export interface ListenSource {
   next(): Promise<ListenItem>;
-  close(): void;
+  /**
+   * Stops listening; where the listener lives on another thread or process, resolves once its
+   * node dropped it (its slot of `cache_listeners_max` is free), or could not be told (gone).
+   */
+  close(): void | Promise<void>;
 }
 
 /** What a client implements to get the whole cache API. */
@@ -388,7 +392,7 @@ export function listenIterator<P = unknown>(
     },
     async return(): Promise<IteratorResult<ListenNotification<P>>> {
       done = true;
-      source.close();
+      await source.close();
       return { done: true, value: undefined };
     },
     [Symbol.asyncIterator]() {

@@ -266,7 +266,7 @@ export class ClusterLink {
       /** Retryable codes a node's answer ends the attempts with (a new listener: HQL_OVERLOADED). */
       finalCodes?: ReadonlySet<string>;
     } = {},
-  ): Promise<{ afterSeq: number; stop(): void }> {
+  ): Promise<{ afterSeq: number; stop(): Promise<void> }> {
     const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
     const deadline = performance.now() + timeoutMs;
     let last: HiqliteError | null = null;
@@ -304,10 +304,10 @@ export class ClusterLink {
         return {
           afterSeq,
           stop: () => {
-            if (!open) return;
+            if (!open) return Promise.resolve();
             open = false;
             unwatch();
-            conn.unlisten(sent.sub);
+            return conn.unlisten(sent.sub, this.o.requestTimeoutMs);
           },
         };
       } catch (e) {

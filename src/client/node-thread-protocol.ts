@@ -97,7 +97,12 @@ export type CallBody =
    * Starts listener `listenId`; its notifications come as `listen` events, at most
    * `cache_listener_buffer_max` not yet acknowledged (`listen-ack`).
    */
-  | { readonly op: 'listen'; readonly listenId: number; readonly channel: string | null };
+  | { readonly op: 'listen'; readonly listenId: number; readonly channel: string | null }
+  /**
+   * A listener closed: answered once the node dropped it (its slot of `cache_listeners_max` is
+   * free). A call, so it keeps its place among the calls: a listen() after it comes after it.
+   */
+  | { readonly op: 'unlisten'; readonly listenId: number };
 
 export type Call = CallBody & { readonly id: number };
 
@@ -201,7 +206,6 @@ export type ToWorker =
   /** The application took this many notifications of each listener: the node may send more. */
   | { readonly type: 'listen-ack'; readonly acks: ReadonlyArray<readonly [listenId: number, count: number]> }
   /** These listeners stopped. */
-  | { readonly type: 'unlisten'; readonly ids: readonly number[] }
   /** The cache mirror applied or dropped this many bytes of entries and chunks (its window). */
   | { readonly type: 'mirror-ack'; readonly bytes: number }
   /** The cache mirror found a gap in `epoch` (or could not read its snapshot): a new epoch, please. */

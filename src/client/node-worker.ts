@@ -121,9 +121,6 @@ port.on('message', (m: ToWorker) => {
     case 'listen-ack':
       for (const [id, n] of m.acks) listeners.get(id)?.ack(n);
       return;
-    case 'unlisten':
-      for (const id of m.ids) listeners.get(id)?.stop();
-      return;
     case 'mirror-ack':
       feed?.ack(m.bytes);
       return;
@@ -452,6 +449,9 @@ async function run(call: Exclude<Call, { op: 'cacheWrite' | 'write' }>): Promise
       void l.pump();
       return null;
     }
+    case 'unlisten':
+      listeners.get(call.listenId)?.stop();
+      return null;
   }
 }
 

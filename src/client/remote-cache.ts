@@ -255,7 +255,7 @@ class RemoteListen implements ListenSource {
   private readonly queue: ListenQueue;
   /** The seq of the last notification received (or where the stream started): resume after it. */
   private lastSeq: number | undefined;
-  private handle: { stop(): void } | null = null;
+  private handle: { stop(): Promise<void> } | null = null;
   /** Counts opens: pushes and losses of an earlier (stopped) open are ignored. */
   private generation = 0;
 
@@ -273,9 +273,11 @@ class RemoteListen implements ListenSource {
     return this.queue.next();
   }
 
-  close(): void {
-    this.stopRemote();
+  /** Resolves once the node dropped the listener (or could not be told). */
+  close(): Promise<void> {
+    const stopped = this.stopRemote();
     this.queue.close();
+    return stopped;
   }
 
   private open(): void {
@@ -345,9 +347,10 @@ class RemoteListen implements ListenSource {
     this.queue.fail(new HiqliteError(p.end.code, p.end.message, { retryable: false }));
   }
 
-  private stopRemote(): void {
+  private stopRemote(): Promise<void> {
     this.generation++;
-    this.handle?.stop();
+    const stopped = this.handle?.stop() ?? Promise.resolve();
     this.handle = null;
+    return stopped;
   }
 }

@@ -239,7 +239,6 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   private outCalls: Call[] = [];
   private outAborts: number[] = [];
   private outAcks = new Map<number, number>();
-  private outUnlisten: number[] = [];
   private readonly listens = new Map<number, WorkerListenSource>();
   private nextListenId = 1;
   private flushScheduled = false;
@@ -558,9 +557,12 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         this.scheduleFlush();
       },
       () => {
-        if (!this.listens.delete(id)) return;
-        this.outUnlisten.push(id);
-        this.scheduleFlush();
+        if (!this.listens.delete(id) || this.gone !== null || this.closing !== null) return Promise.resolve();
+        // Resolved when the node dropped it, or failed (the node's thread is gone: so is it).
+        return this.call({ op: 'unlisten', listenId: id }, this.cfg.readTimeoutMs).then(
+          () => {},
+          () => {},
+        );
       },
     );
     this.listens.set(id, source);
@@ -671,11 +673,6 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       const acks = [...this.outAcks];
       this.outAcks = new Map();
       this.post({ type: 'listen-ack', acks });
-    }
-    if (this.outUnlisten.length > 0) {
-      const ids = this.outUnlisten;
-      this.outUnlisten = [];
-      this.post({ type: 'unlisten', ids });
     }
     // The mirror applies the entries that came with the last answers now, after the calls those
     // answers led to are on their way to the node's thread (cache-mirror.ts, drain()).
@@ -960,7 +957,7 @@ class WorkerListenSource implements ListenSource {
 
   constructor(
     private readonly ack: (n: number) => void,
-    private readonly stop: () => void,
+    private readonly stop: () => Promise<void>,
   ) {}
 
   push(items: readonly ListenItem[]): void {
@@ -1003,12 +1000,13 @@ class WorkerListenSource implements ListenSource {
     });
   }
 
-  close(): void {
-    if (this.closed) return;
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     this.queue = [];
-    this.stop();
+    const stopped = this.stop();
     this.end(new HiqliteError('HQL_CLOSED', 'the listener was closed', { retryable: false }));
+    return stopped;
   }
 }
 

@@ -280,10 +280,16 @@ export class ApiConnection {
     return { sub: sent.id, answer: sent.answer };
   }
 
-  /** Stops the pushes of a listen: forgets its handler and tells the node (best effort). */
-  unlisten(sub: number): void {
-    if (!this.pushes.delete(sub) || this.closedError !== null) return;
-    this.send({ op: 'unlisten', sub }, 10_000).answer.catch(() => {});
+  /**
+   * Stops the pushes of a listen: forgets its handler and tells the node (best effort); resolves
+   * when the node answered (it dropped the listener), the connection failed, or after `timeoutMs`.
+   */
+  unlisten(sub: number, timeoutMs: number): Promise<void> {
+    if (!this.pushes.delete(sub) || this.closedError !== null) return Promise.resolve();
+    return this.send({ op: 'unlisten', sub }, timeoutMs).answer.then(
+      () => {},
+      () => {},
+    );
   }
 
   private send(

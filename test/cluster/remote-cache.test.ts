@@ -479,6 +479,6 @@ async function seqOfNewest(conn: ApiConnection): Promise<number> {
   const r = conn.listen({ op: 'listen', channel: null }, 5000, () => {});
   const a = await r.answer;
   if (!a.ok) throw new Error(a.error.message);
-  conn.unlisten(r.sub);
+  await conn.unlisten(r.sub, 5000);
   return (a.value as { afterSeq: number }).afterSeq;
 }

@@ -44,5 +44,43 @@ for (const who of ['embedded', 'remote'] as const) {
       await first.return?.();
       await second.return?.();
     });
+
+    test('a slot given back by return() is free for the next listen() at once', async () => {
+      // The slot is the node's: return() must free it before a listen() made right after it is
+      // counted (found by an outside probe: HQL_OVERLOADED right after return() resolved; with the
+      // node on its own thread the listen crossed before the unlisten).
+      const db = who === 'embedded' ? f.node : f.remote;
+      for (let round = 0; round < 3; round++) {
+        const it = db.listen(`turn-${round}`)[Symbol.asyncIterator]();
+        const got = it.next();
+        // Notified until it arrives: a notification sent before the listener is registered on
+        // the node is not its to receive.
+        const payload = await untilSettled(got, () => f.node.notify(`turn-${round}`, round));
+        assert.equal(payload, round, `round ${round}`);
+        await it.return?.();
+      }
+    });
   });
+}
+
+/** What `got` gives, calling `poke` every 50 ms until it settles (bounded). */
+async function untilSettled(
+  got: Promise<IteratorResult<{ payload: unknown }>>,
+  poke: () => Promise<unknown>,
+): Promise<unknown> {
+  let settled = false;
+  const outcome = got.then(
+    (r) => r.value?.payload,
+    (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+  );
+  void outcome.finally(() => {
+    settled = true;
+  });
+  const until = Date.now() + ANSWER_WITHIN_MS;
+  while (!settled && Date.now() < until) {
+    await poke();
+    await Promise.race([outcome, new Promise((r) => setTimeout(r, 50))]);
+  }
+  assert.ok(settled, `no notification within ${ANSWER_WITHIN_MS} ms`);
+  return outcome;
 }
