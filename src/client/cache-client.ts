@@ -364,13 +364,13 @@ export function listenIterator<P = unknown>(
       item = await source.next();
     } catch (e) {
       done = true;
-      source.close();
+      void source.close();
       if (e instanceof HiqliteError && e.code === 'HQL_CLOSED') return { done: true, value: undefined };
       throw e;
     }
     if (item.kind === 'lagged') {
       done = true;
-      source.close();
+      void source.close();
       throw new LaggedError(item.missed);
     }
     const n = item.notification;

@@ -306,7 +306,7 @@ class RemoteListen implements ListenSource {
       .then(
         (h) => {
           if (generation !== this.generation || this.queue.ended) {
-            h.stop();
+            void h.stop();
             return;
           }
           this.handle = h;
@@ -326,7 +326,7 @@ class RemoteListen implements ListenSource {
         if (this.lastSeq !== undefined && n.seq <= this.lastSeq) continue;
         this.lastSeq = n.seq;
         if (!this.queue.offer(n)) {
-          this.stopRemote();
+          void this.stopRemote();
           return;
         }
       }
@@ -334,16 +334,16 @@ class RemoteListen implements ListenSource {
     }
     if ('lagged' in p) {
       this.queue.lagged(p.lagged);
-      this.stopRemote();
+      void this.stopRemote();
       return;
     }
     if (p.end.retryable) {
       // The node (or a proxy) ended the stream for a passing reason: resume.
-      this.stopRemote();
+      void this.stopRemote();
       this.open();
       return;
     }
-    this.stopRemote();
+    void this.stopRemote();
     this.queue.fail(new HiqliteError(p.end.code, p.end.message, { retryable: false }));
   }
 

@@ -41,14 +41,14 @@ export async function relayListen(
     (e) => queue.fail(e),
     { timeoutMs: o.timeoutMs, signal: o.signal },
   );
-  stop = () => h.stop();
-  if (queue.ended) h.stop();
+  stop = () => void h.stop();
+  if (queue.ended) void h.stop();
   return {
     afterSeq: h.afterSeq,
     next: () => queue.next(),
     drain: (max) => queue.drain(max),
     close: () => {
-      h.stop();
+      void h.stop();
       queue.close();
     },
   };

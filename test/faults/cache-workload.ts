@@ -393,7 +393,7 @@ class Listener {
 
   close(): void {
     this.closed = true;
-    this.source?.close();
+    void this.source?.close();
   }
 
   private async run(): Promise<void> {
@@ -425,7 +425,7 @@ class Listener {
         }
         if (item.kind === 'lagged') {
           seg.end = { kind: 'lagged', missed: item.missed, at: this.history.now() };
-          source.close();
+          void source.close();
           break;
         }
         const n = item.notification;
