@@ -1,15 +1,36 @@
-/** Graceful shutdown on SIGTERM / SIGINT, for the CLI and for embedders. */
+/** Graceful shutdown on SIGTERM / SIGINT (and SIGHUP for the CLI), for the CLI and for embedders. */
 
 export const SHUTDOWN_GRACE_MS = 10_000;
 
+/** The signals an embedder's `onShutdownSignal` stops on by default. */
+export const SHUTDOWN_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+
 /**
- * Runs `shutdown` once on SIGTERM or SIGINT, then exits 0; exits 1 if it takes longer than the
- * grace period. Also offered to embedders (exported from the package).
+ * The signals the `hiqlite` command's long-running commands (`serve`, `dev`, `proxy`) stop on
+ * gracefully: SIGHUP too, the hang-up of the terminal they run in (its default action ended the
+ * node at once, without the graceful stop; found by an outside probe).
  */
-export function onShutdownSignal(shutdown: () => Promise<void>, graceMs = SHUTDOWN_GRACE_MS): void {
+export const CLI_STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/**
+ * Runs `shutdown` once on the first of `signals` (SIGTERM or SIGINT by default), then exits 0;
+ * exits 1 if it takes longer than the grace period. A signal repeated meanwhile (a second
+ * Ctrl-C) does not cut the graceful stop short: it is said and ignored (only SIGKILL stops the
+ * process at once). Also offered to embedders (exported from the package).
+ */
+export function onShutdownSignal(
+  shutdown: () => Promise<void>,
+  graceMs = SHUTDOWN_GRACE_MS,
+  signals: readonly NodeJS.Signals[] = SHUTDOWN_SIGNALS,
+): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    if (stopping) {
+      process.stderr.write(
+        `received ${signal} again: already shutting down (at most ${Math.ceil(graceMs / 1000)} s; SIGKILL stops at once)\n`,
+      );
+      return;
+    }
     stopping = true;
     process.stderr.write(`received ${signal}: shutting down\n`);
     const force = setTimeout(() => {
@@ -25,8 +46,7 @@ export function onShutdownSignal(shutdown: () => Promise<void>, graceMs = SHUTDO
       },
     );
   };
-  process.once('SIGTERM', handler);
-  process.once('SIGINT', handler);
+  for (const s of signals) process.on(s, handler);
   releaseStopSignals();
 }
 
@@ -42,14 +62,12 @@ let holding: ((signal: NodeJS.Signals) => void) | null = null;
  */
 export function holdStopSignals(onSignal: (signal: NodeJS.Signals) => void): void {
   holding = onSignal;
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  for (const s of CLI_STOP_SIGNALS) process.on(s, onSignal);
 }
 
 /** The command's own handlers are installed: the entry's go (holdStopSignals). */
 export function releaseStopSignals(): void {
   if (holding === null) return;
-  process.off('SIGTERM', holding);
-  process.off('SIGINT', holding);
+  for (const s of CLI_STOP_SIGNALS) process.off(s, holding);
   holding = null;
 }

@@ -3,7 +3,7 @@
  * connections and exits 0). Prints `READY proxy <address>` once it listens.
  */
 import { pino } from 'pino';
-import { onShutdownSignal, SHUTDOWN_GRACE_MS } from '../client/signals.js';
+import { CLI_STOP_SIGNALS, onShutdownSignal, SHUTDOWN_GRACE_MS } from '../client/signals.js';
 import { logLevelFromEnv } from '../node/log-level.js';
 import { HiqliteProxy } from './proxy.js';
 import { loadProxyConfig } from './proxy-config.js';
@@ -20,5 +20,5 @@ export async function runProxy(o: { config: string }): Promise<void> {
   process.stdout.write(`READY proxy ${config.addrApi}\n`);
   // The requests it forwards may take request_timeout_ms to get their answers (its close drains
   // them); the rest gets the usual grace on top.
-  onShutdownSignal(() => proxy.close(), proxy.drainMs + SHUTDOWN_GRACE_MS);
+  onShutdownSignal(() => proxy.close(), proxy.drainMs + SHUTDOWN_GRACE_MS, CLI_STOP_SIGNALS);
 }

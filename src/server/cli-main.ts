@@ -63,7 +63,7 @@ const program = new Command()
 
 program
   .command('serve')
-  .description('run one node until SIGTERM / SIGINT')
+  .description('run one node until SIGTERM / SIGINT / SIGHUP (a graceful stop)')
   .requiredOption(
     '-c, --config <file>',
     'TOML file with a [hiqlite] table (every key overridable by HQL_<KEY>)',
@@ -106,7 +106,7 @@ program
 program
   .command('proxy')
   .description(
-    'forward the API protocols to a cluster (a stable endpoint for outside clients) until SIGTERM / SIGINT',
+    'forward the API protocols to a cluster (a stable endpoint for outside clients) until SIGTERM / SIGINT / SIGHUP',
   )
   .requiredOption(
     '-c, --config <file>',

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { releaseStopSignals } from '../client/signals.js';
+import { CLI_STOP_SIGNALS, releaseStopSignals } from '../client/signals.js';
 import { generateConfig, writeGeneratedConfig } from '../node/config/config.js';
 import { type LogLevel, logLevelFromEnv } from '../node/log-level.js';
 import { cliError } from './cli-error.js';
@@ -57,8 +57,8 @@ export async function runDev(o: {
     return new Promise<never>(() => {}); // the first stop() exits the process
   };
   const onSignal = (signal: NodeJS.Signals) => void stop(`received ${signal}: stopping the cluster`, 0);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // `on`, not `once`: a second Ctrl-C must not end this process before it stopped its nodes.
+  for (const s of CLI_STOP_SIGNALS) process.on(s, onSignal);
   releaseStopSignals();
 
   try {

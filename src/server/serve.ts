@@ -1,11 +1,16 @@
 /**
- * `hiqlite serve`: one node in this process until SIGTERM / SIGINT, then a graceful shutdown (a
+ * `hiqlite serve`: one node in this process until SIGTERM / SIGINT / SIGHUP, then a graceful shutdown (a
  * leader hands over first), exit code 0; exit code 1 if it hangs past the bounds of its waits
  * (4 × shutdown_timeout_ms) and 10 s more.
  */
 import { pino } from 'pino';
 import { start } from '../client/embedded.js';
-import { onShutdownSignal, releaseStopSignals, SHUTDOWN_GRACE_MS } from '../client/signals.js';
+import {
+  CLI_STOP_SIGNALS,
+  onShutdownSignal,
+  releaseStopSignals,
+  SHUTDOWN_GRACE_MS,
+} from '../client/signals.js';
 import { HiqliteError } from '../lib/errors.js';
 import { ConfigError, loadTomlConfig, type NodeConfig, resolveConfig } from '../node/config/config.js';
 import { logLevelFromEnv } from '../node/log-level.js';
@@ -28,8 +33,8 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
     );
     cancel.abort();
   };
-  process.once('SIGTERM', stopWhileStarting);
-  process.once('SIGINT', stopWhileStarting);
+  // `on`, not `once`: a repeated signal must not find the default action (an exit at once).
+  for (const s of CLI_STOP_SIGNALS) process.on(s, stopWhileStarting);
   releaseStopSignals();
   let waitedMs = 0;
   const progress = setInterval(() => {
@@ -66,13 +71,16 @@ export async function runServe(o: { config: string; nodeId?: number }): Promise<
   // the cache group's close, the batch being applied and then its interruption); only a node that
   // hangs past those and the usual grace is made to exit (code 1).
   const graceMs = 4 * resolveConfig(config).shutdownTimeoutMs + SHUTDOWN_GRACE_MS;
-  onShutdownSignal(async () => {
-    await node.shutdown();
-  }, graceMs);
+  onShutdownSignal(
+    async () => {
+      await node.shutdown();
+    },
+    graceMs,
+    CLI_STOP_SIGNALS,
+  );
   // Removed only now: with no listener for a moment a signal would kill the process (143) or be
   // dropped (holdStopSignals in src/client/signals.ts).
-  process.off('SIGTERM', stopWhileStarting);
-  process.off('SIGINT', stopWhileStarting);
+  for (const s of CLI_STOP_SIGNALS) process.off(s, stopWhileStarting);
   // A stop asked for while start() was finishing (too late to cancel it): the node shuts down.
   if (cancel.signal.aborted) process.kill(process.pid, 'SIGTERM');
 }

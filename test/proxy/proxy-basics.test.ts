@@ -224,6 +224,11 @@ describe('the proxy in front of a 3-node cluster', () => {
     }
   });
 
+  test('a proxy stops gracefully on SIGHUP (its terminal closed), exit 0', async () => {
+    const p = await proxies.start('proxy-hangup');
+    assert.equal(await p.stop('SIGHUP'), 0);
+  });
+
   test('a proxy stopped gracefully under writes: each write done or failed for sure, none in doubt', async () => {
     const p = await proxies.start('proxy-drain');
     // Knows only this proxy: without its answers it could not learn what became of a write.

@@ -82,14 +82,14 @@ export class ProxyProcess {
     await this.exit;
   }
 
-  /** SIGTERM; resolves with the exit code (SIGKILL after 15 s). */
-  async stop(): Promise<number | null> {
+  /** SIGTERM (or `signal`); resolves with the exit code (SIGKILL after 15 s). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.child === null) return null;
-    this.child.kill('SIGTERM');
+    this.child.kill(signal);
     const code = await exitWithin(this.exit, 15_000);
     if (code !== 'timeout') return code;
     await this.kill();
-    throw new Error('proxy did not exit within 15 s of SIGTERM');
+    throw new Error(`proxy did not exit within 15 s of ${signal}`);
   }
 
   private spawn(): void {

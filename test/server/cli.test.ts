@@ -177,10 +177,28 @@ describe('hiqlite CLI', () => {
     try {
       await waitForOutput(run, 'still starting: waiting for a leader', 30_000);
       run.child.kill('SIGTERM');
+      run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0);
       assert.match(run.stderr, /received SIGTERM while node 2 was still starting/);
       // start() was cancelled and closed what it opened: the data directory is not left locked.
       assert.equal(existsSync(join(dir, 'joining', 'hiqlite.lock')), false);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
+  test('serve stops gracefully on SIGHUP (its terminal closed), exit 0', async () => {
+    const [raft, api] = (await freePorts(2)) as [number, number];
+    const file = join(dir, 'hangup.toml');
+    writeFileSync(file, nodeToml(1, [`1 127.0.0.1:${raft} 127.0.0.1:${api}`], join(dir, 'hangup')));
+    const run = startCli(['serve', '--config', file]);
+    try {
+      await waitForOutput(run, 'READY node 1', 30_000);
+      run.child.kill('SIGHUP');
+      assert.equal(await run.exited, 0, run.stderr);
+      assert.match(run.stderr, /received SIGHUP: shutting down/);
+      // The graceful stop closed the data directory: not left locked.
+      assert.equal(existsSync(join(dir, 'hangup', 'hiqlite.lock')), false);
     } finally {
       run.child.kill('SIGKILL');
     }
@@ -310,8 +328,15 @@ process.off = process.removeListener;
         .catch((e: unknown) => e);
       await new Promise((r) => setTimeout(r, 500));
       run.child.kill('SIGTERM');
+      // Repeated while it stops (a second Ctrl-C, an impatient supervisor): said, not obeyed (the
+      // default action of a signal without a listener ended it at once).
+      await waitForOutput(run, 'received SIGTERM: shutting down', 10_000);
+      run.child.kill('SIGTERM');
+      run.child.kill('SIGHUP');
       assert.equal(await run.exited, 0, run.stderr);
       assert.doesNotMatch(run.stderr, /took too long/);
+      assert.match(run.stderr, /received SIGTERM again: already shutting down/);
+      assert.match(run.stderr, /received SIGHUP again: already shutting down/);
     } finally {
       await client.close();
       run.child.kill('SIGKILL');
@@ -320,16 +345,26 @@ process.off = process.removeListener;
     await wedged;
   });
 
+  test('dev stops its cluster gracefully on SIGHUP (its terminal closed), a repeat ignored', async () => {
+    const base = await devBasePort();
+    const run = startCli(['dev', '--nodes', '1', '--base-port', String(base)]);
+    try {
+      await waitForOutput(run, 'nodes running', 60_000);
+      run.child.kill('SIGHUP');
+      run.child.kill('SIGHUP');
+      assert.equal(await run.exited, 0, run.stdout + run.stderr);
+      assert.match(run.stdout, /received SIGHUP: stopping the cluster/);
+      const removed = /stopped \(removed (.+)\)/.exec(run.stdout)?.[1];
+      assert.ok(removed !== undefined, run.stdout);
+      assert.ok(!existsSync(removed), `${removed} is left behind`);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
   test('dev stops every node and removes its temporary folder when one node cannot start', async () => {
     // Two nodes use base, base+1 (Raft) and base+100, base+101 (API); node 2's API port is taken.
-    let base = 0;
-    for (let attempt = 0; attempt < 50 && base === 0; attempt++) {
-      const [candidate] = (await freePorts(1)) as [number];
-      const others = [candidate + 1, candidate + 100, candidate + 101];
-      if (candidate + 101 < 32_768 && (await Promise.all(others.map(canBind))).every(Boolean))
-        base = candidate;
-    }
-    assert.ok(base !== 0, 'no free port range for the dev cluster');
+    const base = await devBasePort();
     const blocker = await listen(base + 101);
     assert.ok(blocker !== null);
     try {
@@ -347,3 +382,13 @@ process.off = process.removeListener;
     }
   });
 });
+
+/** A base port for a 2-node `hiqlite dev`: base, base+1 (Raft) and base+100, base+101 (API) free. */
+async function devBasePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const [candidate] = (await freePorts(1)) as [number];
+    const others = [candidate + 1, candidate + 100, candidate + 101];
+    if (candidate + 101 < 32_768 && (await Promise.all(others.map(canBind))).every(Boolean)) return candidate;
+  }
+  assert.fail('no free port range for the dev cluster');
+}
