@@ -10,6 +10,7 @@
 import { ConfigProblems, camelCaseNamer, closestKey } from '../node/config/config-errors.js';
 import type { StartOptions } from '../node/hiqlite-node.js';
 import { PEM_FILE_BYTES_MAX, readFileBounded } from '../transport/bounded-file.js';
+import { caFileProblem } from '../transport/tls-material.js';
 import type { ConnectOptions } from './remote.js';
 
 /** The longest delay a Node.js timer keeps (longer ones fire at once). */
@@ -73,11 +74,14 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
   )
     problems.add('tls', 'must be true, false or { caFile: "<path>" }');
   else if (isObject(tls)) {
+    let pem: string | null = null;
     try {
-      readFileBounded(tls.caFile as string, PEM_FILE_BYTES_MAX);
+      pem = readFileBounded(tls.caFile as string, PEM_FILE_BYTES_MAX).toString('utf8');
     } catch (e) {
       problems.add('tls.caFile', `cannot be read: ${e instanceof Error ? e.message : String(e)}`);
     }
+    const problem = pem === null ? null : caFileProblem(pem);
+    if (problem !== null) problems.add('tls.caFile', `${tls.caFile as string}: ${problem}`);
   }
   integer(o, 'requestTimeoutMs', 1, TIMER_MS_MAX, problems);
   integer(o, 'connectTimeoutMs', 1, TIMER_MS_MAX, problems);

@@ -28,6 +28,7 @@ import type { CacheOutcome } from '../sm/cache/result.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
 import type { CommandResult } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
+import { checkCaFile } from '../transport/tls-material.js';
 import { routeOf } from './op-routes.js';
 import type { ProxyConfig } from './proxy-config.js';
 import { relayListen } from './relay-listen.js';
@@ -71,6 +72,7 @@ export class HiqliteProxy {
       if (v === undefined) throw new Error(`proxy config: no ${key}`);
       return v;
     };
+    if (typeof cfg.tlsCluster === 'object') checkCaFile(cfg.tlsCluster.caFile, 'tls_cluster_ca');
     this.link = new ClusterLink({
       nodes: cfg.nodes,
       secretApi: cfg.secretApiCluster,

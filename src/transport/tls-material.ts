@@ -4,6 +4,7 @@
  * Node speaks it.
  */
 
+import { X509Certificate } from 'node:crypto';
 import { type ConnectionOptions, createSecureContext, type TlsOptions } from 'node:tls';
 import { HiqliteError } from '../lib/errors.js';
 import { readPemFile } from './bounded-file.js';
@@ -30,6 +31,11 @@ export function tlsKeyName(lane: TlsLane, file: 'certFile' | 'keyFile' | 'caFile
  * was OpenSSL's own error, not a HiqliteError, naming no key.
  */
 export function checkTlsMaterial(lane: TlsLane, pem: { cert: string; key: string; ca?: string }): void {
+  const caProblem = pem.ca === undefined ? null : caFileProblem(pem.ca);
+  if (caProblem !== null)
+    throw new HiqliteError('HQL_INVALID_CONFIG', `${tlsKeyName(lane, 'caFile')}: ${caProblem}`, {
+      retryable: false,
+    });
   try {
     createSecureContext({ minVersion: 'TLSv1.3', ...pem });
   } catch (e) {
@@ -41,6 +47,37 @@ export function checkTlsMaterial(lane: TlsLane, pem: { cert: string; key: string
       { retryable: false },
     );
   }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * What is wrong with a CA file's text, or null: it holds no PEM certificate, or one that does not
+ * parse. OpenSSL takes such a file without a word and every handshake then fails with "unable to
+ * verify the first certificate", which does not say that the CA file is at fault (found by an
+ * outside probe).
+ */
+export function caFileProblem(pem: string): string | null {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0)
+    return 'holds no PEM certificate (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)';
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (e) {
+      return `its certificate ${i + 1} of ${blocks.length} cannot be read: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  return null;
+}
+
+/** A CA file a client trusts, checked before it connects: HQL_INVALID_CONFIG naming `key`. */
+export function checkCaFile(file: string, key: string): void {
+  const problem = caFileProblem(readPemFile(file, key).toString('utf8'));
+  if (problem !== null)
+    throw new HiqliteError('HQL_INVALID_CONFIG', `${key} ${JSON.stringify(file)}: ${problem}`, {
+      retryable: false,
+    });
 }
 
 export async function loadTlsMaterial(tls: TransportTls, handshakeTimeoutMs: number): Promise<TlsMaterial> {

@@ -13,9 +13,23 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { pino } from 'pino';
 import { connect, HiqliteError, start } from '../../src/index.js';
+import { HiqliteProxy } from '../../src/proxy/proxy.js';
+import { parseProxyConfig } from '../../src/proxy/proxy-config.js';
 import { selfSignedCertificate } from '../../src/transport/self-signed.js';
 import { oneNodeConfig } from '../support/one-node-config.js';
+
+/** A proxy's configuration that trusts `caFile` for its connections to the cluster. */
+function proxyToml(caFile: string): string {
+  return [
+    '[hiqlite]',
+    'proxy_addr_api = "127.0.0.1:1"',
+    'nodes = ["127.0.0.1:2"]',
+    `secret_api = "${'s'.repeat(32)}"`,
+    `tls_cluster_ca = ${JSON.stringify(caFile)}`,
+  ].join('\n');
+}
 
 /** Message ports alive in this process (one per worker thread it started). */
 function threadPorts(): number {
@@ -78,6 +92,40 @@ describe('TLS files named by a user are read with a bound', () => {
       }
     });
   }
+
+  test('a CA file that holds no certificate: HQL_INVALID_CONFIG naming the key (client, node, proxy)', async () => {
+    // OpenSSL takes such a file without a word; every handshake then failed with "unable to
+    // verify the first certificate", not naming the file (found from outside).
+    const a = await selfSignedCertificate();
+    const notPem = join(root, 'ca-not-pem.txt');
+    writeFileSync(notPem, 'this is not a certificate\n');
+    const broken = join(root, 'ca-broken.pem');
+    writeFileSync(broken, `${a.certPem}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`);
+    for (const [caFile, why] of [
+      [notPem, /holds no PEM certificate/],
+      [broken, /its certificate 2 of 2 cannot be read/],
+    ] as const) {
+      await assert.rejects(
+        connect({ nodes: ['127.0.0.1:1'], secretApi: 'x'.repeat(32), tls: { caFile } }),
+        refusedAsConfig(new RegExp(`tls\\.caFile: .*${why.source}`)),
+      );
+      const cert = join(root, 'ca-test-cert.pem');
+      const key = join(root, 'ca-test-key.pem');
+      writeFileSync(cert, a.certPem);
+      writeFileSync(key, a.keyPem);
+      const cfg = await oneNodeConfig(join(root, `ca-node-${why.source.length}`));
+      await assert.rejects(
+        start({ ...cfg, tls: { raft: { certFile: cert, keyFile: key, caFile } } } as never, {
+          thread: 'main',
+        }),
+        refusedAsConfig(new RegExp(`tls\\.raft\\.caFile \\(tls_raft_ca\\): ${why.source}`)),
+      );
+      assert.throws(
+        () => new HiqliteProxy(parseProxyConfig(proxyToml(caFile), {}), pino({ level: 'silent' })),
+        refusedAsConfig(new RegExp(`tls_cluster_ca .*${why.source}`)),
+      );
+    }
+  });
 
   test('connect({ tls: { caFile: "/dev/zero" } }): HQL_INVALID_CONFIG naming tls.caFile', async () => {
     await assert.rejects(
