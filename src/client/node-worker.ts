@@ -412,8 +412,8 @@ async function run(call: Exclude<Call, { op: 'cacheWrite' | 'write' }>): Promise
       }
     }
     case 'barrier':
-      await n.readBarrier(call.timeoutMs);
-      return null;
+      // The read index: a read's minIndex beyond it is refused (worker-node.ts, untilApplied).
+      return await n.readBarrier(call.timeoutMs);
     case 'metrics':
       return n.metrics();
     case 'backup':

@@ -37,7 +37,7 @@ import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import type { CommandInput, ExecuteCommand, ParamInput } from '../sm/sql/command.js';
-import { sqlError } from '../sm/sql/errors.js';
+import { beyondTheLog, sqlError } from '../sm/sql/errors.js';
 import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
@@ -376,7 +376,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     const deadlineMs = performance.now() + this.cfg.readTimeoutMs;
     if (consistency === 'linearizable')
       await this.call({ op: 'barrier', timeoutMs: this.cfg.readTimeoutMs }, this.cfg.readTimeoutMs);
-    if (minIndex !== undefined) await this.waitApplied(minIndex, deadlineMs);
+    if (minIndex !== undefined) await this.untilApplied(minIndex, deadlineMs);
     this.checkOpen();
     this.applied.advance(Number(Atomics.load(this.appliedShared, APPLIED_SLOT)));
     return (this.reader as SqlReader).query(sql, params as QueryParams);
@@ -876,8 +876,36 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   // Local reads and close
   // ---------------------------------------------------------------------------------------------
 
-  /** Resolves once the node applied `minIndex` (read-your-writes); HQL_TIMEOUT at the deadline. */
-  private async waitApplied(minIndex: number, deadlineMs: number): Promise<void> {
+  /**
+   * Resolves once the node applied `minIndex` (read-your-writes); HQL_TIMEOUT at the deadline.
+   * Alongside the wait, one ReadIndex round asks how far the cluster has committed: an index
+   * beyond it is no acknowledged write's of this cluster and is refused at once (HQL_INVALID_PARAMS)
+   * instead of after the whole deadline; without a leader the wait goes on (as the node's own
+   * query(): hiqlite-node.ts, untilApplied).
+   */
+  private async untilApplied(minIndex: number, deadlineMs: number): Promise<void> {
+    if (Number(Atomics.load(this.appliedShared, APPLIED_SLOT)) >= minIndex) return;
+    const over = { stopped: false };
+    const applied = this.waitApplied(minIndex, deadlineMs, over);
+    const waitMs = Math.max(1, deadlineMs - performance.now());
+    const committed = this.call({ op: 'barrier', timeoutMs: waitMs }, waitMs).then(
+      (readIndex) => readIndex as number,
+      () => null,
+    );
+    try {
+      const first = await Promise.race([applied.then(() => null), committed]);
+      if (first !== null && first < minIndex) {
+        applied.catch(() => {});
+        throw beyondTheLog(minIndex, first);
+      }
+      await applied;
+    } finally {
+      over.stopped = true;
+    }
+  }
+
+  /** Until the node applied `minIndex`, the deadline, or `over.stopped` (then it resolves). */
+  private async waitApplied(minIndex: number, deadlineMs: number, over: { stopped: boolean }): Promise<void> {
     if (this.appliedWaits >= this.callsMax) {
       throw new HiqliteError(
         'HQL_OVERLOADED',
@@ -900,7 +928,14 @@ class WorkerNode extends ClientBase implements HiqliteNode {
             `index ${minIndex} not applied within ${this.cfg.readTimeoutMs} ms (applied: ${current})`,
           );
         }
-        const r = waitAsync(this.appliedShared, APPLIED_SLOT, current, remainingMs);
+        if (over.stopped) return;
+        // In slices: a wait given up (over.stopped) lets go of its slot of callsMax soon.
+        const r = waitAsync(
+          this.appliedShared,
+          APPLIED_SLOT,
+          current,
+          Math.min(remainingMs, APPLIED_WAIT_SLICE_MS),
+        );
         if (r.async) await r.value;
       }
     } finally {
@@ -1009,6 +1044,9 @@ class WorkerListenSource implements ListenSource {
     return stopped;
   }
 }
+
+/** How long a minIndex wait sleeps at most between looks at the applied index (waitApplied). */
+const APPLIED_WAIT_SLICE_MS = 100;
 
 /** A value at most this large travels in the turn's shared buffer (packCalls). */
 const PACKED_VALUE_BYTES_MAX = 4096;

@@ -36,7 +36,13 @@ import type { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
-import { errorFromInfo, SQL_ONLY_CODES, SqlError, type SqlErrorInfo } from '../sm/sql/errors.js';
+import {
+  beyondTheLog,
+  errorFromInfo,
+  SQL_ONLY_CODES,
+  SqlError,
+  type SqlErrorInfo,
+} from '../sm/sql/errors.js';
 import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { ReadPool } from '../sm/sql/read-pool.js';
 import type { QueryParams } from '../sm/sql/reader.js';
@@ -391,12 +397,8 @@ export class HiqliteNode {
     const waitMs = () => Math.max(1, Math.min(this.cfg.readTimeoutMs, deadline - this.clock.monotonicMs()));
     if (options.consistency === 'linearizable')
       await untilAborted(this.linearizableBarrier(waitMs()), signal);
-    if (options.minIndex !== undefined && options.minIndex > this.group.applied()) {
-      await untilAborted(
-        this.group.waitForApplied(options.minIndex as LogIndex, { timeoutMs: waitMs() }),
-        signal,
-      );
-    }
+    if (options.minIndex !== undefined && options.minIndex > this.group.applied())
+      await untilAborted(this.untilApplied(options.minIndex, waitMs()), signal);
     // Without a limit or a signal: here, synchronously. With either, on a read thread, where the
     // statement is interrupted at its limit (the node's query_timeout_ms for a signal alone) or
     // when the signal aborts (a signal alone was ignored: the statement ran to its end).
@@ -470,11 +472,35 @@ export class HiqliteNode {
       );
   }
 
-  /** Waits until a read here would be linearizable (ReadIndex), retrying across leader changes. */
-  readBarrier(timeoutMs: number): Promise<void> {
+  /**
+   * Waits until a read here would be linearizable (ReadIndex), retrying across leader changes;
+   * resolves with the read index (applied here).
+   */
+  readBarrier(timeoutMs: number): Promise<number> {
     this.checkOpen();
     this.requireSqlite('a linearizable SQL read');
     return this.linearizableBarrier(timeoutMs);
+  }
+
+  /**
+   * Until this node applied `minIndex` (read-your-writes). Alongside the wait, one ReadIndex
+   * round asks the leader how far the cluster has committed: an index beyond that is no
+   * acknowledged write's of this cluster (another cluster's, or one from before a restore), and
+   * is refused at once instead of after the whole deadline. Whichever answers first ends it;
+   * without a leader the wait goes on to its deadline, as before.
+   */
+  private async untilApplied(minIndex: number, timeoutMs: number): Promise<void> {
+    const applied = this.group.waitForApplied(minIndex as LogIndex, { timeoutMs });
+    const committed = this.linearizableBarrier(timeoutMs).then(
+      (readIndex) => readIndex,
+      () => null,
+    );
+    const first = await Promise.race([applied.then(() => null), committed]);
+    if (first !== null && first < minIndex) {
+      applied.catch(() => {});
+      throw beyondTheLog(minIndex, first);
+    }
+    await applied;
   }
 
   /**
@@ -1421,13 +1447,12 @@ export class HiqliteNode {
     return sleep(Math.max(0, Math.min(ms, deadline - this.clock.monotonicMs())));
   }
 
-  private async linearizableBarrier(timeoutMs: number): Promise<void> {
+  private async linearizableBarrier(timeoutMs: number): Promise<number> {
     this.requireSqlite('a linearizable SQL read');
     const deadline = this.clock.monotonicMs() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.group.readBarrier({ timeoutMs: Math.max(1, deadline - this.clock.monotonicMs()) });
-        return;
+        return await this.group.readBarrier({ timeoutMs: Math.max(1, deadline - this.clock.monotonicMs()) });
       } catch (e) {
         // A node shutting down ends the wait (its group answers HQL_CLOSED, retryable for a
         // client, which asks another node): retried here, it ran on to its deadline.

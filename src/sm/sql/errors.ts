@@ -109,6 +109,18 @@ export function sqlError(code: SqlErrorCode, message: string, extra: Partial<Sql
 }
 
 /**
+ * A read's `minIndex` beyond what the cluster had committed when the leader was asked: no
+ * acknowledged write of this cluster has that index (it came from another cluster, or from before
+ * the cluster was restored from a backup). Refused at once; it waited for its whole deadline.
+ */
+export function beyondTheLog(minIndex: number, committed: number): SqlError {
+  return sqlError(
+    'HQL_INVALID_PARAMS',
+    `minIndex ${minIndex} is beyond the cluster's log (committed: ${committed}): it is no acknowledged write's index of this cluster (another cluster's, or one from before a restore)`,
+  );
+}
+
+/**
  * SQLite primary result codes whose failure depends only on the statement and the database
  * content, so every replica fails identically. Everything else (IOERR, FULL, NOMEM, BUSY,
  * CORRUPT, …) depends on the node and is fatal for the apply loop.
