@@ -59,7 +59,13 @@ export {
   resolveConfig,
   writeGeneratedConfig,
 } from './node/config/config.js';
-export type { Consistency, NodeMetrics, StartOptions } from './node/hiqlite-node.js';
+export type {
+  ClusterMembership,
+  Consistency,
+  MembershipView,
+  NodeMetrics,
+  StartOptions,
+} from './node/hiqlite-node.js';
 export type { BackupInfo } from './node/node-features.js';
 export { EntryDecodeError } from './protocol/entry-codec.js';
 export { ProtocolError } from './protocol/protocol-error.js';

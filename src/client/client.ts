@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import { HiqliteError } from '../lib/errors.js';
-import type { NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
+import type { ClusterMembership, NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
@@ -87,6 +87,12 @@ export interface HiqliteClient {
    * index, stored in the local folder and S3 when configured. A call while one runs gets its result.
    */
   backup(): Promise<BackupInfo>;
+  /**
+   * Removes a node that is gone for good from the cluster's membership (both Raft groups), so
+   * that its vote no longer counts toward a majority; answers the membership after it. A node
+   * already not a member is done. Stop the node first, and take it out of every `nodes` list.
+   */
+  removeNode(nodeId: number, options?: { timeoutMs?: number }): Promise<ClusterMembership>;
   waitUntilHealthy(options?: { timeoutMs?: number }): Promise<void>;
   close(): Promise<void>;
   /** A replicated cache (src/client/cache-client.ts). */
@@ -105,6 +111,8 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   protected abstract read(sql: string, params: Params, options: QueryOptions): Promise<Row[]>;
   abstract metrics(): Promise<Metrics>;
   protected abstract takeBackup(): Promise<BackupInfo>;
+  /** removeNode, its arguments checked; `timeoutMs` undefined: the node's proposal_timeout_ms. */
+  protected abstract removeMember(nodeId: number, timeoutMs: number | undefined): Promise<ClusterMembership>;
   protected abstract awaitHealthy(options: { timeoutMs?: number }): Promise<void>;
   abstract close(): Promise<void>;
 
@@ -176,6 +184,23 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
   backup(...extra: []): Promise<BackupInfo> {
     if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'backup', '()'));
     return this.caches.closeCalled ? Promise.reject(clientClosed()) : this.takeBackup();
+  }
+
+  removeNode(nodeId: number, options: { timeoutMs?: number } = {}, ...extra: []): Promise<ClusterMembership> {
+    if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'removeNode', '(nodeId, options)'));
+    if (this.caches.closeCalled) return Promise.reject(clientClosed());
+    try {
+      if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1)
+        throw new HiqliteError(
+          'HQL_INVALID_PARAMS',
+          `removeNode: nodeId must be the id of a node (a whole number >= 1), got ${String(nodeId)}`,
+          { retryable: false },
+        );
+      const timeoutMs = timeoutArg(optionsArg(options, ['timeoutMs'], 'removeNode')?.timeoutMs, 'removeNode');
+      return this.removeMember(nodeId, timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   waitUntilHealthy(options: { timeoutMs?: number } = {}, ...extra: []): Promise<void> {

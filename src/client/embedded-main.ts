@@ -7,7 +7,12 @@
 
 import { backupFeatures } from '../backup/node-features.js';
 import type { NodeConfig } from '../node/config/config.js';
-import { HiqliteNode as NodeRuntime, type QueryOptions, type StartOptions } from '../node/hiqlite-node.js';
+import {
+  type ClusterMembership,
+  HiqliteNode as NodeRuntime,
+  type QueryOptions,
+  type StartOptions,
+} from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
@@ -63,6 +68,10 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 
   protected takeBackup(): Promise<BackupInfo> {
     return this.node.backup();
+  }
+
+  protected removeMember(nodeId: number, timeoutMs: number | undefined): Promise<ClusterMembership> {
+    return this.node.removeNode(nodeId, timeoutMs);
   }
 
   override cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {

@@ -81,6 +81,7 @@ export type CallBody =
   | { readonly op: 'barrier'; readonly timeoutMs: number }
   | { readonly op: 'metrics' }
   | { readonly op: 'backup' }
+  | { readonly op: 'removeNode'; readonly nodeId: number; readonly timeoutMs?: number }
   | { readonly op: 'health'; readonly timeoutMs: number }
   | { readonly op: 'shutdown' }
   // The cache group (cache-client.ts, CacheOps).

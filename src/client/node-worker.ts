@@ -418,6 +418,8 @@ async function run(call: Exclude<Call, { op: 'cacheWrite' | 'write' }>): Promise
       return n.metrics();
     case 'backup':
       return n.backup();
+    case 'removeNode':
+      return n.removeNode(call.nodeId, call.timeoutMs);
     case 'health':
       await n.waitUntilHealthy(call.timeoutMs);
       return null;

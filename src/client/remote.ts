@@ -9,7 +9,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { copyParams } from '../lib/copy-params.js';
 import { HiqliteError } from '../lib/errors.js';
-import type { QueryOptions } from '../node/hiqlite-node.js';
+import type { ClusterMembership, QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
 import { SessionPool } from '../node/session-pool.js';
 import { SQL_BYTES_MAX } from '../protocol/api-codec.js';
@@ -215,6 +215,17 @@ export class RemoteClient extends ClientBase {
       { op: 'backup', timeoutMs: BACKUP_TIMEOUT_MS },
       { kind: 'once', route: 'leader', timeoutMs: BACKUP_TIMEOUT_MS },
     )) as BackupInfo;
+  }
+
+  /**
+   * Any node takes it (each group's leader proposes the removal). Retried: a repeated removal
+   * answers the same (a node already not a member is done).
+   */
+  protected async removeMember(nodeId: number, timeoutMs: number | undefined): Promise<ClusterMembership> {
+    return (await this.link.call(
+      { op: 'removeNode', nodeId },
+      { kind: 'other', route: 'any', ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+    )) as ClusterMembership;
   }
 
   protected async awaitHealthy(options: { timeoutMs?: number }): Promise<void> {

@@ -29,7 +29,7 @@ import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
 import { resolveConfig, threadHeapLimits } from '../node/config/config.js';
 import { cacheLimitsOf } from '../node/config/config-keys.js';
 import { rebuildError, type TransferredError } from '../node/error-transfer.js';
-import type { QueryOptions, StartOptions } from '../node/hiqlite-node.js';
+import type { ClusterMembership, QueryOptions, StartOptions } from '../node/hiqlite-node.js';
 import { logLevelFromEnv } from '../node/log-level.js';
 import type { BackupInfo } from '../node/node-features.js';
 import { sqliteDisabledError } from '../node/sqlite-setting.js';
@@ -389,6 +389,15 @@ class WorkerNode extends ClientBase implements HiqliteNode {
 
   protected takeBackup(): Promise<BackupInfo> {
     return this.call({ op: 'backup' }, BACKUP_CALL_TIMEOUT_MS) as Promise<BackupInfo>;
+  }
+
+  protected removeMember(nodeId: number, timeoutMs: number | undefined): Promise<ClusterMembership> {
+    // Both groups, each up to its deadline (the node's proposal_timeout_ms by default).
+    const waitMs = 2 * (timeoutMs ?? this.cfg.proposalTimeoutMs);
+    return this.call(
+      { op: 'removeNode', nodeId, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+      waitMs,
+    ) as Promise<ClusterMembership>;
   }
 
   // The cache group lives on the node's thread: writes, locks and listeners cross over (batched

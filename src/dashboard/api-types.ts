@@ -33,7 +33,13 @@ export type Role = 'leader' | 'follower' | 'candidate' | 'learner';
 
 export interface MemberStatus {
   readonly id: number;
+  /** '' for a member this node's `nodes` list does not name (`listed` false). */
   readonly addrApi: string;
+  /**
+   * In this node's `nodes` list. A member that is not (a voter whose node was taken out of the
+   * lists but not removed: `hiqlite remove-node`) is shown too, as down: its vote still counts.
+   */
+  readonly listed: boolean;
   /** The node that serves this dashboard. */
   readonly self: boolean;
   /** It answered within the deadline. */

@@ -63,13 +63,14 @@ export class ClusterStatusSource {
       ),
     );
     const commitMax = Math.max(0, ...answers.map((a) => a.view?.commitIndex ?? 0));
-    const members = b.members.map((m, i): MemberStatus => {
+    const members: MemberStatus[] = b.members.map((m, i): MemberStatus => {
       const a = answers[i] ?? { id: m.id, view: null, error: 'no answer' };
       const v = a.view;
       const member = v !== null && (v.voters.includes(m.id) || v.learners.includes(m.id));
       return {
         id: m.id,
         addrApi: m.addrApi,
+        listed: true,
         self: m.id === b.nodeId,
         up: v !== null,
         error: a.error,
@@ -85,6 +86,7 @@ export class ClusterStatusSource {
         healthy: a.healthy ?? (member && v?.leaderId !== null),
       };
     });
+    members.push(...unlistedMembers(b.members, answers));
     const leaderId = mostNamedLeader(members);
     const leader = members.find((m) => m.id === leaderId);
     return {
@@ -116,6 +118,45 @@ export class ClusterStatusSource {
       );
     });
   }
+}
+
+/**
+ * Members that the answering nodes' membership holds and this node's `nodes` list does not name:
+ * their votes count toward a majority all the same. The page showed only the listed ones (found
+ * by an outside probe: "2 of 3 members up" and no leader, while a fourth voter, taken out of the
+ * lists but never removed, was what kept the two from electing one).
+ */
+function unlistedMembers(
+  listed: readonly { readonly id: number }[],
+  answers: readonly { readonly view: NodeView | null }[],
+): MemberStatus[] {
+  const known = new Set(listed.map((m) => m.id));
+  const voters = new Set<number>();
+  const learners = new Set<number>();
+  for (const a of answers) {
+    for (const id of a.view?.voters ?? []) if (!known.has(id)) voters.add(id);
+    for (const id of a.view?.learners ?? []) if (!known.has(id)) learners.add(id);
+  }
+  return [...new Set([...voters, ...learners])]
+    .sort((x, y) => x - y)
+    .map((id) => ({
+      id,
+      addrApi: '',
+      listed: false,
+      self: false,
+      up: false,
+      error: `a ${voters.has(id) ? 'voter' : 'learner'} of the cluster that this node's nodes list does not name${voters.has(id) ? ': its vote still counts toward a majority' : ''}; if it is gone for good, remove it (hiqlite remove-node ${id})`,
+      role: null,
+      voter: voters.has(id),
+      term: null,
+      leaderId: null,
+      commitIndex: null,
+      appliedIndex: null,
+      lastLogIndex: null,
+      lag: null,
+      clockOffsetMs: null,
+      healthy: false,
+    }));
 }
 
 /** The leader named by most members that are up (ties: the lowest id); null when none names one. */

@@ -154,6 +154,18 @@ export interface GroupMetrics {
   readonly learners: number[];
 }
 
+/** A Raft group's members by role (the answer of removeNode, per group). */
+export interface MembershipView {
+  readonly voters: number[];
+  readonly learners: number[];
+}
+
+/** The membership of both groups after removeNode; `sql` null on a cache-only node. */
+export interface ClusterMembership {
+  readonly sql: MembershipView | null;
+  readonly cache: MembershipView;
+}
+
 export interface StartOptions {
   readonly logger?: Logger;
   readonly clock?: Clock;
@@ -1186,6 +1198,8 @@ export class HiqliteNode {
         return this.handleJoin(req.nodeId as NodeId, req.nonce, from, req.group ?? 'sql', req.sqlite);
       case 'promote':
         return this.handlePromote(req.nodeId as NodeId, from, req.group ?? 'sql');
+      case 'removeNode':
+        return this.handleRemoveNode(req.nodeId, from, req.group);
       case 'backup':
         this.requireSqlite('backup');
         // A client's request goes to the leader; one forwarded by a node is served here or refused.
@@ -1320,6 +1334,71 @@ export class HiqliteNode {
   /** Leader: adds a node that asks to join as a learner (join-procedure.ts). */
   private addAsLearner(g: RaftGroup, id: NodeId): Promise<LogIndex> {
     return addAsLearner(g, id, this.cfg.proposalTimeoutMs, this.log, g.group);
+  }
+
+  /**
+   * Removes node `id` from the cluster's membership, in both Raft groups (SQL and cache): its vote
+   * no longer counts toward a majority. For a node that is gone for good (stop it first): a node
+   * taken out of every `nodes` list stayed a voter for ever, and with it down, one more loss cost
+   * the cluster its majority (found by an outside probe). A node already not a member is done
+   * (a repeated removal answers the same). Asked of any node: each group's leader proposes it.
+   */
+  async removeNode(id: number, timeoutMs: number = this.cfg.proposalTimeoutMs): Promise<ClusterMembership> {
+    this.checkOpen();
+    this.requireGroup();
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw invalid(`removeNode: the id of a node (a whole number >= 1), got ${String(id)}`);
+    const deadline = this.clock.monotonicMs() + timeoutMs;
+    const sql = this.cfg.sqlite ? await this.removeFromGroup('sql', id as NodeId, deadline) : null;
+    const cache = await this.removeFromGroup('cache', id as NodeId, deadline);
+    return { sql, cache };
+  }
+
+  /** removeNode in one group: here when this node leads it, else by its leader, until `deadline`. */
+  private async removeFromGroup(group: GroupId, id: NodeId, deadline: number): Promise<MembershipView> {
+    let last: HiqliteError | null = null;
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - this.clock.monotonicMs();
+      if (remaining <= 0)
+        throw new HiqliteError(
+          'HQL_TIMEOUT',
+          `node ${id} was not removed from the ${group} group in time${last === null ? '' : ` (last: ${last.message})`}`,
+          { retryable: true, ...(last === null ? {} : { cause: last }) },
+        );
+      const g = this.raftGroup(group);
+      try {
+        if (g.isLeader()) return await this.removeHere(group, id, remaining);
+        const leaderId = g.leaderId();
+        if (leaderId === null) throw this.noLeaderError(g.membership());
+        const r = await this.request(leaderId, { op: 'removeNode', nodeId: id, group }, remaining);
+        if (!r.ok) throw remoteError(r.error);
+        return r.value as MembershipView;
+      } catch (e) {
+        if (!(e instanceof HiqliteError) || !e.retryable || this.closing !== null) throw e;
+        last = e;
+      }
+      await this.backoff(attempt, deadline);
+    }
+  }
+
+  /** Leader: proposes the removal and waits for its commit; a node already not a member is done. */
+  private async removeHere(group: GroupId, id: NodeId, timeoutMs: number): Promise<MembershipView> {
+    this.requireLeaderFor('removeNode', group);
+    const g = this.raftGroup(group);
+    const m = g.membership();
+    if (m.voters.includes(id) || m.learners.includes(id)) {
+      this.log.warn({ peer: id, group }, 'removing a node from the membership (removeNode)');
+      await g.proposeMembership({ type: 'remove', node: id }, { timeoutMs });
+    }
+    const now = g.membership();
+    return { voters: [...now.voters], learners: [...now.learners] };
+  }
+
+  /** The `removeNode` op: a client's goes through removeNode, a node's to this leader's group. */
+  private handleRemoveNode(id: number, from: number, group: GroupId | undefined): Promise<unknown> {
+    if (from === REMOTE_CLIENT_ID || group === undefined) return this.removeNode(id);
+    if (!Number.isSafeInteger(id) || id < 1) throw invalid(`removeNode: no node id ${String(id)}`);
+    return this.removeHere(group, id as NodeId, this.cfg.proposalTimeoutMs);
   }
 
   private async handlePromote(id: NodeId, from: number, group: GroupId): Promise<unknown> {

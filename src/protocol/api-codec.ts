@@ -80,6 +80,11 @@ export type ApiRequest =
     }
   /** Leader only: a caught-up learner of the group asks to become a voter. */
   | { readonly id: number; readonly op: 'promote'; readonly nodeId: number; readonly group?: ApiGroup }
+  /**
+   * Removes a node from the membership of both groups (a client's, to any node: removeNode), or,
+   * sent by a node with `group`, from that group on its leader. Answers the membership after it.
+   */
+  | { readonly id: number; readonly op: 'removeNode'; readonly nodeId: number; readonly group?: ApiGroup }
   /** Take a backup now (on the leader; a follower forwards it). Answers the backup's description. */
   | {
       readonly id: number;
@@ -245,6 +250,10 @@ export function decodeApiRequest(bytes: Uint8Array): ApiRequest {
     case 'promote': {
       const promote = { id, op: 'promote', nodeId: nodeIdOf(o) } as const;
       return o.group === undefined ? promote : { ...promote, group: groupOf(o) };
+    }
+    case 'removeNode': {
+      const remove = { id, op: 'removeNode', nodeId: nodeIdOf(o) } as const;
+      return o.group === undefined ? remove : { ...remove, group: groupOf(o) };
     }
     case 'backup': {
       const timeoutMs = optionalTimeout(o.timeoutMs, 'backup');

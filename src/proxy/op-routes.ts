@@ -32,6 +32,8 @@ export const OP_ROUTES: Readonly<Partial<Record<ApiOp, Rule>>> = {
   limits: { forward: false, answer: 'limits' },
   leader: { forward: false, answer: 'leader' },
   join: { forward: false, answer: 'refuse' },
+  // An operator's removal of a node (removeNode): any node takes it; a repeat answers the same.
+  removeNode: toAny('other'),
   promote: { forward: false, answer: 'refuse' },
   // The cache group (cache-api-codec.ts). Writes are `propose` (above). A linearizable read
   // goes to the cache group's leader, a local one to any node; a lock waits on the cache

@@ -7,11 +7,13 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, type Option } from 'commander';
 import { HiqliteError } from '../lib/errors.js';
 import { GENERATE_NODES_MAX } from '../node/config/config-generate.js';
+import { NODE_ID_MAX } from '../node/config/config-keys.js';
 import { runProxy } from '../proxy/run-proxy.js';
 import { registerBackupCommands } from './backup-cli.js';
 import { runDev } from './dev.js';
 import { runGenerateConfig } from './generate.js';
 import { runHashPassword } from './hash-password.js';
+import { registerMembershipCommands } from './membership-cli.js';
 import { runServe } from './serve.js';
 
 function int(name: string, min: number, max: number) {
@@ -115,6 +117,7 @@ program
   .action((o: { config: string }) => runProxy(o));
 
 registerBackupCommands(program);
+registerMembershipCommands(program, int('<id>', 1, NODE_ID_MAX));
 
 program
   .command('hash-password')

@@ -425,4 +425,31 @@ describe('cluster status', () => {
     assert.equal(source.get(), source.get(), 'callers within reuseMs share one round');
     backend.db.close();
   });
+
+  test('a voter that no nodes list names is shown too, as down, saying how to remove it', async () => {
+    // Its vote counts: the page said "2 of 3 members up" and no leader, hiding why (found from
+    // outside: a fourth voter taken out of the lists, never removed).
+    const four = { voters: [1, 2, 3, 4] };
+    const backend = new FakeBackend({
+      peers: new Map([
+        [2, view(2, 'follower', four)],
+        [3, view(3, 'follower', four)],
+      ]),
+    });
+    const source = new ClusterStatusSource(backend, new ManualClock(), { peerTimeoutMs: 1500, reuseMs: 500 });
+    const st = await source.get();
+    assert.deepEqual(
+      st.members.map((m) => [m.id, m.listed, m.up]),
+      [
+        [1, true, true],
+        [2, true, true],
+        [3, true, true],
+        [4, false, false],
+      ],
+    );
+    const m4 = st.members[3];
+    assert.equal(m4?.voter, true);
+    assert.match(m4?.error ?? '', /voter .* nodes list does not name.*hiqlite remove-node 4/);
+    backend.db.close();
+  });
 });

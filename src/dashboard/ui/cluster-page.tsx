@@ -84,14 +84,13 @@ function MemberRow({ m }: { m: MemberStatus }) {
       data-node={m.id}
       data-state={m.up ? 'up' : 'down'}
       data-role={m.role ?? ''}
+      data-listed={m.listed ? 'yes' : 'no'}
     >
       <td>
         {m.id}
         {m.self && <span class="tag">this node</span>}
       </td>
-      <td>
-        <code>{m.addrApi}</code>
-      </td>
+      <td>{m.listed ? <code>{m.addrApi}</code> : <span class="bad">not in the nodes list</span>}</td>
       <td>{m.up ? <span class="ok">up</span> : <span class="bad">down</span>}</td>
       <td>
         {m.role === 'leader' ? <span class="tag leader">leader</span> : (m.role ?? dash)}
