@@ -5,11 +5,12 @@
  */
 import type { NodeFeatures } from '../node/node-features.js';
 import { BackupService } from './backup-service.js';
-import { restoreFromEnv, settlePendingRestore } from './restore.js';
+import { removeRestoreLeftovers, restoreFromEnv, settlePendingRestore } from './restore.js';
 import { openBackupTargets } from './targets.js';
 
 export const backupFeatures: NodeFeatures = {
   beforeOpen: async (cfg, log, o) => {
+    await removeRestoreLeftovers(cfg, log);
     await restoreFromEnv(cfg, log);
     await settlePendingRestore(cfg, log, o);
   },

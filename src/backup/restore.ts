@@ -94,6 +94,23 @@ export interface RestoreOptions {
   readonly origin?: string;
 }
 
+/**
+ * What a restore that did not end left in the data directory (its work folder: the backup being
+ * read, as large as the database), removed when the node starts, which holds the directory's lock
+ * as a restore does: no restore runs. It stayed for good (found by an outside probe: a
+ * `backup restore` killed while it read the backup left a 145 MB `restored.db.partial`).
+ */
+export async function removeRestoreLeftovers(cfg: SqlNodeConfig, log: Logger): Promise<void> {
+  const workDir = join(cfg.dataDir, WORK_DIR);
+  const left = await stat(workDir).then(
+    () => true,
+    () => false,
+  );
+  if (!left) return;
+  await rm(workDir, { recursive: true, force: true });
+  log.warn({ path: workDir }, 'removed what a restore that did not end left behind');
+}
+
 /** `HQL_BACKUP_RESTORE` at start: runs the restore when the variable is set. */
 export async function restoreFromEnv(cfg: SqlNodeConfig, log: Logger, env = process.env): Promise<void> {
   const spec = env[RESTORE_ENV];

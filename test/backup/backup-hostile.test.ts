@@ -182,7 +182,7 @@ describe('backup_cron that fires too often', () => {
 
 describe('s3_bucket that cannot be a bucket', () => {
   const s3 = (bucket: string, pathStyle = true) =>
-    `enc_keys = ["k1/${'A'.repeat(43)}="]\nenc_key_active = "k1"\ns3_url = "http://127.0.0.1:9000"\ns3_bucket = "${bucket}"\ns3_region = "r"\ns3_key = "k"\ns3_secret = "${S3_SECRET}"\ns3_path_style = ${pathStyle}\n`;
+    `enc_keys = ["k1/${'A'.repeat(43)}="]\nenc_key_active = "k1"\ns3_url = "http://s3.test:9000"\ns3_bucket = "${bucket}"\ns3_region = "r"\ns3_key = "k"\ns3_secret = "${S3_SECRET}"\ns3_path_style = ${pathStyle}\n`;
 
   test('too short, a slash, a space, a query: refused naming s3_bucket (the request would address another path)', () => {
     for (const bucket of ['b', 'ab', 'a/b', 'my bucket', 'bkt?x=1', 'bkt#', 'x'.repeat(256)]) {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -14,11 +14,13 @@ import { pino } from 'pino';
 import { BackupService } from '../../src/backup/backup-service.js';
 import { parseRestoreSource, restoreNode } from '../../src/backup/restore.js';
 import { openBackupTargets } from '../../src/backup/targets.js';
+import { start } from '../../src/index.js';
 import { resolveConfig } from '../../src/node/config/config.js';
 import type { SqlNodeConfig } from '../../src/node/config/config-types.js';
 import { sqlConfig } from '../../src/node/sqlite-setting.js';
 import { makeTempDir } from '../sm/sql-test-helpers.js';
 import { ManualClock } from '../support/manual-clock.js';
+import { oneNodeConfig } from '../support/one-node-config.js';
 import { makeDatabase } from './helpers.js';
 
 const KEY = Buffer.alloc(32, 9).toString('base64');
@@ -130,4 +132,22 @@ test('HQL_BACKUP_RESTORE in no known form is HQL_INVALID_CONFIG', () => {
       spec,
     );
   assert.deepEqual(parseRestoreSource('file:/a/b'), { kind: 'file', path: '/a/b' });
+});
+
+test('what a restore that did not end left behind is removed when the node starts', async () => {
+  // Found from outside: `backup restore` killed while it read the backup left its work folder
+  // (a database-sized restored.db.partial) in the data directory for good.
+  const tmp = makeTempDir('hq-restore-left-');
+  after(tmp.cleanup);
+  const cfg = await oneNodeConfig(tmp.dir);
+  const left = join(cfg.dataDir as string, 'restore');
+  mkdirSync(left, { recursive: true });
+  writeFileSync(join(left, 'restored.db.partial'), Buffer.alloc(64 * 1024, 1));
+  const node = await start(cfg, { thread: 'main' });
+  try {
+    assert.equal(existsSync(left), false);
+    assert.deepEqual(await node.query('SELECT 1 AS one'), [{ one: 1 }]);
+  } finally {
+    await node.close();
+  }
 });

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { uploadStream } from '../../src/backup/s3/multipart-upload.js';
 import { S3Client } from '../../src/backup/s3/s3-client.js';
@@ -226,13 +228,70 @@ describe('S3 client against the fake S3', () => {
     assert.equal(c.objectUrl('x/y'), 'https://gw.example/s3/backups/x/y');
   });
 
+  test('a bucket name the configuration takes, the client takes (one rule: config-backup.ts)', () => {
+    // Found from outside: `My_Backups` (path-style) passed the configuration, then the client's
+    // stricter rule stopped the node from starting.
+    for (const bucket of ['My_Backups', 'backups_2024', 'a'.repeat(100)])
+      assert.doesNotThrow(
+        () => new S3Client({ ...testS3ClientOptions(s3), bucket, pathStyle: true }),
+        bucket,
+      );
+    assert.throws(
+      () =>
+        new S3Client({
+          ...testS3ClientOptions(s3),
+          endpointUrl: 'https://s3.example',
+          bucket: 'My_Backups',
+          pathStyle: false,
+        }),
+      /bucket 'My_Backups' is not a bucket name that can be part of a host name/,
+    );
+    assert.throws(
+      () => new S3Client({ ...testS3ClientOptions(s3), endpointUrl: 'http://127.0.0.1:9', pathStyle: false }),
+      /pathStyle false cannot be used with an IP address/,
+    );
+  });
+
+  test("a 200 answer that is not the operation's document is InvalidResponse, not an empty listing", async () => {
+    // Found from outside: a listing answered with `hello` or an HTML page (an s3_url that is no
+    // S3 endpoint) read as an empty bucket: "0 backups", retention skipped in silence.
+    for (const body of [
+      'hello',
+      '<html><body>gateway</body></html>',
+      '<?xml version="1.0"?><ListAllMyBucketsResult/>',
+    ]) {
+      const server = createServer((_req, res) => res.end(body));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const c = new S3Client({
+          ...testS3ClientOptions(s3),
+          endpointUrl: `http://127.0.0.1:${port}`,
+          retriesMax: 0,
+        });
+        await assert.rejects(
+          async () => {
+            for await (const _ of c.listObjects('')) assert.fail('an object listed from garbage');
+          },
+          (e: unknown) =>
+            e instanceof S3Error &&
+            e.s3Code === 'InvalidResponse' &&
+            /is s3_url an S3 endpoint/.test(e.message),
+          body,
+        );
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
+    }
+  });
+
   test('options are validated and every problem named', () => {
     assert.throws(
       () =>
         new S3Client({
           ...testS3ClientOptions(s3),
           endpointUrl: 'ftp://x',
-          bucket: 'Bad_Bucket',
+          bucket: 'bad/bucket',
           partSizeBytes: 10,
           partsInFlightMax: 9,
           retriesMax: -1,

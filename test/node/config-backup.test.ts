@@ -105,6 +105,23 @@ describe('backup configuration', () => {
     ]);
   });
 
+  test('virtual-hosted S3 with an IP address in s3_url is refused, naming s3PathStyle', () => {
+    // The bucket cannot be a subdomain of an IP address: requests went out without it (found
+    // from outside: a listing of `/`, a backup PUT as a bucket of its own).
+    const keys = { encKeys: [`a1/${KEY}`], encKeyActive: 'a1' };
+    for (const url of ['http://127.0.0.1:9000', 'http://[::1]:9000']) {
+      const p = problems({ ...S3, ...keys, s3Url: url, s3PathStyle: false });
+      assert.equal(p.length, 1, JSON.stringify(p));
+      assert.equal(p[0]?.[0], 's3PathStyle');
+      assert.match(p[0]?.[1] ?? '', /cannot be used with an IP address/);
+    }
+    assert.equal(
+      resolveConfig(config({ ...S3, ...keys, s3Url: 'https://s3.example.com', s3PathStyle: false })).backup.s3
+        ?.pathStyle,
+      false,
+    );
+  });
+
   test('TOML and variables, with the Rust names ENC_KEYS and ENC_KEY_ACTIVE', () => {
     const toml = `[hiqlite]
 node_id = 1
@@ -114,7 +131,7 @@ secret_raft = "raft-secret-0123456789"
 secret_api = "api-secret-0123456789"
 backup_keep_days_local = 3
 backup_gzip_level = 0
-s3_url = "http://127.0.0.1:9000"
+s3_url = "http://s3.test:9000"
 s3_bucket = "bkt"
 s3_region = "r"
 s3_path_style = false

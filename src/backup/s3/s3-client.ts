@@ -8,7 +8,7 @@ import type { RetryListener } from './retry.js';
 import { S3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3ClientOptions } from './s3-options.js';
 import { type S3RequestSpec, type S3StreamAnswer, S3Transport } from './s3-transport.js';
-import { type CompletedPart, completeMultipartXml, xmlBlocks, xmlTag } from './s3-xml.js';
+import { type CompletedPart, completeMultipartXml, xmlBlocks, xmlRoot, xmlTag } from './s3-xml.js';
 
 export interface S3ObjectInfo {
   key: string;
@@ -123,6 +123,7 @@ export class S3Client {
     ];
     if (continuationToken !== null) query.push(['continuation-token', continuationToken]);
     const a = await this.transport.requestText({ ...this.base('ListObjectsV2', 'GET', null, o), query });
+    expectRoot('ListObjectsV2', null, a.text, 'ListBucketResult');
     const objects = xmlBlocks(a.text, 'Contents').map((block) => {
       const key = xmlTag(block, 'Key');
       const size = Number(xmlTag(block, 'Size'));
@@ -150,6 +151,7 @@ export class S3Client {
       query: [['uploads', '']],
       headers: { 'content-type': 'application/octet-stream' },
     });
+    expectRoot('CreateMultipartUpload', key, a.text, 'InitiateMultipartUploadResult');
     const uploadId = xmlTag(a.text, 'UploadId');
     if (uploadId === null || uploadId === '') throw invalid('CreateMultipartUpload', key, 'no UploadId');
     return uploadId;
@@ -194,6 +196,7 @@ export class S3Client {
         headers: { 'content-type': 'application/xml' },
         body: completeMultipartXml(parts),
       });
+      expectRoot('CompleteMultipartUpload', key, a.text, 'CompleteMultipartUploadResult');
       return { etag: xmlTag(a.text, 'ETag') ?? '' };
     } catch (e) {
       if (!(e instanceof S3Error && e.s3Code === 'NoSuchUpload' && e.attempts > 1)) throw e;
@@ -227,6 +230,7 @@ export class S3Client {
         ...this.base('ListMultipartUploads', 'GET', null, o),
         query,
       });
+      expectRoot('ListMultipartUploads', null, a.text, 'ListMultipartUploadsResult');
       for (const block of xmlBlocks(a.text, 'Upload')) {
         const key = xmlTag(block, 'Key');
         const uploadId = xmlTag(block, 'UploadId');
@@ -303,6 +307,24 @@ function infoFromHeaders(key: string, headers: Headers, operation: string): S3Ob
     etag: headers.get('etag') ?? '',
     lastModifiedMs: Number.isNaN(modified) ? null : modified,
   };
+}
+
+/**
+ * A 200 answer must be the operation's document: a listing that is no `<ListBucketResult>` (an
+ * HTML page, `hello`, another operation's answer: an endpoint that is no S3, a proxy's error page)
+ * read as an empty bucket, and `backup list` said "0 backups" (found by an outside probe).
+ */
+function expectRoot(operation: string, key: string | null, text: string, root: string): void {
+  const got = xmlRoot(text);
+  if (got === root) return;
+  const start = text.slice(0, 60).replace(/\s+/g, ' ');
+  throw invalid(
+    operation,
+    key,
+    got === null
+      ? `the answer is no XML document (it begins ${JSON.stringify(start)}): is s3_url an S3 endpoint?`
+      : `the answer is a <${got}>, not a <${root}>: is s3_url an S3 endpoint?`,
+  );
 }
 
 function invalid(operation: string, key: string | null, detail: string): S3Error {

@@ -4,6 +4,7 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import { HiqliteError } from '../../lib/errors.js';
+import { bucketNameProblem, virtualHostProblem } from '../../node/config/config-backup.js';
 import { systemClock } from '../../node/system-clock.js';
 
 const MiB = 1024 * 1024;
@@ -114,10 +115,12 @@ export function resolveS3Options(o: S3ClientOptions): ResolvedS3Options {
         : `endpointUrl is not a URL: '${o.endpointUrl}'`,
     );
   }
-  // S3 bucket naming rules, relaxed to what can appear in a host name and a path segment.
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(o.bucket)) {
-    problems.push(`bucket '${o.bucket}' is not a valid S3 bucket name`);
-  }
+  // The configuration's rules (one place: config-backup.ts): a bucket name the configuration
+  // took was refused here, by a stricter rule (found by an outside probe: `My_Backups`, path-style).
+  const bucketProblem = bucketNameProblem(o.bucket, o.pathStyle, 'pathStyle');
+  if (bucketProblem !== null) problems.push(`bucket '${o.bucket}' ${bucketProblem}`);
+  const hostProblem = virtualHostProblem(o.endpointUrl, o.pathStyle);
+  if (hostProblem !== null) problems.push(`pathStyle false ${hostProblem}`);
   if (o.region === '') problems.push('region is empty');
   if (o.accessKeyId === '') problems.push('accessKeyId is empty');
   if (o.secretAccessKey === '') problems.push('secretAccessKey is empty');

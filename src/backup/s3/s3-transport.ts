@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { AwsV4Signer } from 'aws4fetch';
 import { whenAborted } from '../../lib/abort.js';
+import { assert } from '../../lib/assert.js';
 import { abortedError, type RetryListener, withRetries } from './retry.js';
 import { S3Error } from './s3-errors.js';
 import type { ResolvedS3Options } from './s3-options.js';
@@ -101,6 +102,9 @@ export class S3Transport {
       url.pathname = `${base}/${o.bucket}${objectPath}`;
     } else {
       url.hostname = `${o.bucket}.${o.endpoint.hostname}`;
+      // URL ignores a host it cannot take (an IP address's subdomain): refused when the options
+      // are resolved; asserted here, since a request without its bucket reaches another resource.
+      assert(url.hostname === `${o.bucket}.${o.endpoint.hostname}`, 'the bucket is in the host name');
       url.pathname = `${base}${objectPath}` || '/';
     }
     url.search = query.map(([k, v]) => `${encodeRfc3986(k)}=${encodeRfc3986(v)}`).join('&');

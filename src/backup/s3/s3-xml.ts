@@ -26,6 +26,12 @@ export function encodeXmlText(text: string): string {
   );
 }
 
+/** The name of the document's root element (after an `<?xml …?>` declaration), or null. */
+export function xmlRoot(xml: string): string | null {
+  const m = /^\uFEFF?\s*(?:<\?xml[^>]*\?>\s*)?<([A-Za-z_][\w.-]*)[\s/>]/.exec(xml);
+  return m === null ? null : (m[1] as string);
+}
+
 /** The decoded text of the first `<tag>` in `xml`, or null. */
 export function xmlTag(xml: string, tag: string): string | null {
   const m = new RegExp(`<${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</${tag}>`).exec(xml);

@@ -5,6 +5,7 @@
  *
  * No message here ever contains a key or the S3 secret: messages end up in logs.
  */
+import { isIP } from 'node:net';
 import { Cron } from 'croner';
 import { assert } from '../../lib/assert.js';
 import { type ConfigProblems, describeValue } from './config-errors.js';
@@ -266,6 +267,11 @@ function checkS3(
     problems.add('s3Bucket', `${describeValue(strings.s3Bucket)} ${bucketProblem}`);
     ok = false;
   }
+  const addressing = ok ? virtualHostProblem(url as string, pathStyle !== false) : null;
+  if (addressing !== null) {
+    problems.add('s3PathStyle', `false ${addressing}`);
+    ok = false;
+  }
   if (!ok) return undefined;
   return {
     url: (url as string).replace(/\/$/, ''),
@@ -283,7 +289,7 @@ function checkS3(
  * else works. In the path, older buckets (and some S3-compatible servers) also have capitals and
  * underscores, up to 255 characters; a `/`, `?`, `#` or space would change the request's path.
  */
-function bucketNameProblem(name: string, pathStyle: boolean, pathStyleKey: string): string | null {
+export function bucketNameProblem(name: string, pathStyle: boolean, pathStyleKey: string): string | null {
   if (pathStyle) {
     return /^[A-Za-z0-9._-]{3,255}$/.test(name)
       ? null
@@ -292,4 +298,22 @@ function bucketNameProblem(name: string, pathStyle: boolean, pathStyleKey: strin
   return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)
     ? null
     : `is not a bucket name that can be part of a host name (${pathStyleKey} = false): 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end`;
+}
+
+/**
+ * Why the endpoint `url` cannot take virtual-hosted requests (`<bucket>.<host>`), or null: an IP
+ * address has no subdomains (the URL kept its host as it was, and every request went out without
+ * its bucket: a listing of `/`, a backup PUT as a bucket of its own; found by an outside probe).
+ */
+export function virtualHostProblem(url: string, pathStyle: boolean): string | null {
+  if (pathStyle) return null;
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return null; // the URL's own problem is said for s3_url
+  }
+  return isIP(host.replace(/^\[|\]$/g, '')) === 0
+    ? null
+    : `cannot be used with an IP address in the endpoint (${host}): a bucket is addressed as <bucket>.<host>; set it true (path-style, <endpoint>/<bucket>) or give a host name`;
 }
