@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
@@ -23,6 +24,7 @@ import {
   SALT_BYTES,
 } from './format.js';
 import type { KeyRing } from './key-ring.js';
+import { parseBackupName } from './names.js';
 import { decryptStream, encryptStream } from './stream-cipher.js';
 
 /**
@@ -92,6 +94,24 @@ export interface RestoreFileOptions {
   readonly onProgress?: (bytesRead: number) => void;
   readonly onHeader?: (header: BackupHeader) => void;
   readonly signal?: AbortSignal;
+  /**
+   * The name it is stored under: when it is a backup's name, what it says (log index, time,
+   * node) must be what the authenticated header says, else HQL_BACKUP_CORRUPT. A backup renamed
+   * in the bucket (by anyone who can write there, without the key) passed as another: an old one
+   * listed and restored as the newest (found by an outside probe).
+   */
+  readonly name?: string;
+}
+
+/** Why `header` does not belong under `name`, or null (also for a name that is no backup's). */
+export function nameMismatch(name: string, header: BackupHeader): string | null {
+  const n = parseBackupName(basename(name));
+  if (n === null) return null;
+  if (n.logIndex === header.logIndex && n.createdMs === header.createdMs && n.nodeId === header.nodeId)
+    return null;
+  const says = (x: { logIndex: number; createdMs: number; nodeId: number }) =>
+    `log index ${x.logIndex}, taken ${new Date(x.createdMs).toISOString()} on node ${x.nodeId}`;
+  return `its name says ${says(n)}, its authenticated header ${says(header)}: it was renamed; restore it by a name that matches its header, if it is the backup you want`;
 }
 
 /**
@@ -118,6 +138,8 @@ export async function restoreBackupFile(
     keys: o.keys,
     label: o.label,
     onHeader: (h) => {
+      const mismatch = o.name === undefined ? null : nameMismatch(o.name, h);
+      if (mismatch !== null) throw backupCorrupt(`${o.label}: ${mismatch}`);
       header = h;
       o.onHeader?.(h);
     },

@@ -181,6 +181,7 @@ export async function restoreNode(
     ({ header: h } = await restoreBackupFile(await openSource(cfg, source, origin), {
       keys,
       label,
+      name: source.kind === 's3' ? source.name : source.path,
       outPath: restored,
       onHeader: (x) => {
         header = x;

@@ -166,6 +166,7 @@ export function registerBackupCommands(program: Command): void {
       const { header } = await restoreBackupFile(source, {
         keys: KeyRing.of(cfg.backup.encKeys, cfg.backup.encKeyActive),
         label: `backup ${name}`,
+        name,
         outPath,
         onProgress: (n) => progress.update(n),
       });

@@ -142,6 +142,38 @@ describe('backup file', () => {
     }
   });
 
+  test("stored under another backup's name: refused, naming what the name and the header say", async () => {
+    // Found from outside: a backup renamed in the bucket (no key needed) was listed and restored
+    // as the newer one its new name described.
+    const parsed = parseBackupName(name);
+    assert.ok(parsed !== null);
+    const renamed = formatBackupName({ ...parsed, logIndex: parsed.logIndex + 999_999 });
+    const out = join(tmp.dir, 'renamed.db');
+    await assert.rejects(
+      restoreBackupFile(pieces(stored, 65536), {
+        keys: keys.ring,
+        label: renamed,
+        name: renamed,
+        outPath: out,
+      }),
+      (e: unknown) =>
+        e instanceof HiqliteError &&
+        e.code === 'HQL_BACKUP_CORRUPT' &&
+        new RegExp(
+          `its name says log index ${parsed.logIndex + 999_999}.*its authenticated header log index ${parsed.logIndex}\\b.*renamed`,
+        ).test(e.message),
+    );
+    assert.equal(existsSync(out), false);
+    // Under its own name, or a name that is no backup's (a file the operator named), it restores.
+    for (const ok of [name, 'my-copy.hqbak'])
+      await restoreBackupFile(pieces(stored, 65536), {
+        keys: keys.ring,
+        label: ok,
+        name: ok,
+        outPath: join(tmp.dir, `ok-${ok}.db`),
+      });
+  });
+
   test('a damaged stored file is refused and leaves nothing at the destination', async () => {
     const bad = Buffer.from(stored);
     const at = Math.floor(bad.length / 2);
