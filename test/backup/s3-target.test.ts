@@ -4,6 +4,8 @@
  * put leaves nothing behind, retention deletes only what is old, stale uploads are aborted.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { formatBackupName } from '../../src/backup/names.js';
 import { expiredBackups } from '../../src/backup/retention.js';
@@ -20,6 +22,8 @@ import {
 import { collect, pieces } from './helpers.js';
 
 const KiB = 1024;
+/** The node's defaults of s3_request_timeout_ms and s3_retry_deadline_ms. */
+const TIMING = { requestTimeoutMs: 60_000, retryDeadlineMs: 300_000 };
 const DAY_MS = 24 * 60 * 60 * 1000;
 const T0 = Date.UTC(2025, 0, 10, 2, 30);
 
@@ -139,6 +143,7 @@ describe('S3 backup target', () => {
         pathStyle: true,
         key: TEST_S3_KEY,
         secret: TEST_S3_SECRET,
+        ...TIMING,
       },
       { prefix: 'cfg/' },
     );
@@ -154,11 +159,41 @@ describe('S3 backup target', () => {
       pathStyle: true,
       key: TEST_S3_KEY,
       secret: 'wrong',
+      ...TIMING,
     });
     await assert.rejects(
       wrong.list(),
       (e: unknown) =>
         e instanceof HiqliteError && e.code === 'HQL_S3' && /SignatureDoesNotMatch/.test(e.message),
     );
+  });
+  test('s3_request_timeout_ms and s3_retry_deadline_ms bound a request to an S3 that never answers', async () => {
+    // They were constants (60 s a request, 300 s of retries: a backup waited 5 minutes on a hung
+    // S3, found from outside); now settings, which fromConfig hands to the client.
+    const hung = createServer(() => {});
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as AddressInfo).port;
+    try {
+      const t = S3Target.fromConfig({
+        url: `http://127.0.0.1:${port}`,
+        bucket: 'backups',
+        region: 'eu-test-1',
+        pathStyle: true,
+        key: TEST_S3_KEY,
+        secret: TEST_S3_SECRET,
+        requestTimeoutMs: 300,
+        retryDeadlineMs: 0,
+      });
+      const startedMs = performance.now();
+      await assert.rejects(
+        t.list(),
+        (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_S3' && /RequestDeadline/.test(e.message),
+      );
+      // One attempt of 300 ms and no retry, not a minute of one request.
+      assert.ok(performance.now() - startedMs < 30_000);
+    } finally {
+      hung.closeAllConnections();
+      await new Promise((r) => hung.close(r));
+    }
   });
 });

@@ -74,6 +74,8 @@ describe('backup configuration', () => {
       pathStyle: true,
       key: 'id',
       secret: 'very-secret-value',
+      requestTimeoutMs: 60_000,
+      retryDeadlineMs: 300_000,
     });
   });
 

@@ -41,6 +41,8 @@ export class S3Target implements BackupTarget {
         pathStyle: config.pathStyle,
         accessKeyId: config.key,
         secretAccessKey: config.secret,
+        requestTimeoutMs: config.requestTimeoutMs,
+        retryDeadlineMs: config.retryDeadlineMs,
         ...o.overrides,
       },
       o.hooks,

@@ -30,6 +30,10 @@ export interface ResolvedS3Config {
   /** The access key id. */
   readonly key: string;
   readonly secret: string;
+  /** `s3_request_timeout_ms`: one request's deadline. */
+  readonly requestTimeoutMs: number;
+  /** `s3_retry_deadline_ms`: no retry starts after this long since a request's first attempt. */
+  readonly retryDeadlineMs: number;
 }
 
 export interface ResolvedBackupConfig {
@@ -66,6 +70,15 @@ export function checkBackupConfig(
 
 /** Runs of a schedule looked at for its shortest gap: a dense burst shows within its first ones. */
 const CRON_RUNS_CHECKED = 64;
+
+/** An integer setting as given when it is one in range (config-keys.ts reports it otherwise), else its default. */
+function integerOf(value: unknown, key: string): number {
+  const spec = INTEGER_SETTINGS.find((k) => k.key === key);
+  assert(spec !== undefined, `${key} is an integer setting`);
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= spec.min && value <= spec.max
+    ? value
+    : spec.default;
+}
 
 /** The gap setting as given when it is one (config-keys.ts checks and reports it), else its default. */
 function gapMinSOf(value: unknown): number {
@@ -280,6 +293,8 @@ function checkS3(
     pathStyle: (pathStyle as boolean | undefined) ?? true,
     key: strings.s3Key as string,
     secret: strings.s3Secret as string,
+    requestTimeoutMs: integerOf(input.s3RequestTimeoutMs, 's3RequestTimeoutMs'),
+    retryDeadlineMs: integerOf(input.s3RetryDeadlineMs, 's3RetryDeadlineMs'),
   };
 }
 

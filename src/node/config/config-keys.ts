@@ -173,6 +173,11 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   // A schedule whose runs come closer than this is refused: every backup is a whole copy of the
   // database, kept backup_keep_days, so a pattern firing every second fills the disk.
   { key: 'backupCronGapMinS', toml: 'backup_cron_gap_min_s', default: 60, min: 1, max: 86_400 },
+  // One S3 request: until its answer's headers arrive, then again for every gap in its body.
+  { key: 's3RequestTimeoutMs', toml: 's3_request_timeout_ms', default: 60_000, min: 100, max: 3_600_000 },
+  // No retry of an S3 request starts after this long since its first attempt: with S3 hung, a
+  // backup fails (HQL_S3 RequestDeadline) after about this plus one request's timeout.
+  { key: 's3RetryDeadlineMs', toml: 's3_retry_deadline_ms', default: 300_000, min: 0, max: 86_400_000 },
   // Multipart uploads to S3 of a backup whose node died mid-upload are aborted after this long
   // (their parts are billed and invisible to list); younger ones may still be running elsewhere.
   {

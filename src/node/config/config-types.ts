@@ -73,6 +73,10 @@ export interface NodeConfig {
   backupKeepDaysLocal?: number;
   /** gzip level of new backups, 0 (stored, fastest, largest) to 9. Default 1. */
   backupGzipLevel?: number;
+  /** One S3 request's deadline (its answer's headers, then every gap in its body). Default 60 s. */
+  s3RequestTimeoutMs?: number;
+  /** No retry of an S3 request starts after this long since its first attempt. Default 300 s. */
+  s3RetryDeadlineMs?: number;
   /** The least time between two runs of `backupCron`, in seconds; a closer schedule is refused. Default 60. */
   backupCronGapMinS?: number;
   /** Unfinished S3 multipart uploads of backups older than this many hours are aborted at retention. Default 24. */
@@ -298,6 +302,8 @@ export type IntegerKey =
   | 'backupKeepDaysLocal'
   | 'backupGzipLevel'
   | 'backupCronGapMinS'
+  | 's3RequestTimeoutMs'
+  | 's3RetryDeadlineMs'
   | 'backupS3UploadStaleHours'
   | 'cacheExpireIntervalMs'
   | 'clockProbeIntervalMs'
