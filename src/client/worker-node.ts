@@ -567,11 +567,16 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       },
       () => {
         if (!this.listens.delete(id) || this.gone !== null || this.closing !== null) return Promise.resolve();
-        // Resolved when the node dropped it, or failed (the node's thread is gone: so is it).
-        return this.call({ op: 'unlisten', listenId: id }, this.cfg.readTimeoutMs).then(
-          () => {},
-          () => {},
-        );
+        // Resolved when the node dropped it, or failed (the node's thread is gone: so is it; a
+        // client being closed ends every listener with the node).
+        try {
+          return this.call({ op: 'unlisten', listenId: id }, this.cfg.readTimeoutMs).then(
+            () => {},
+            () => {},
+          );
+        } catch {
+          return Promise.resolve();
+        }
       },
     );
     this.listens.set(id, source);
@@ -612,7 +617,9 @@ class WorkerNode extends ClientBase implements HiqliteNode {
 
   private call(body: CallBody, waitMs: number, signal?: AbortSignal): Promise<unknown> {
     if (body.op !== 'shutdown') this.checkOpen();
-    if (this.pending.size >= this.callsMax) {
+    // A listener's close is never refused: it frees a slot on the node (bounded by
+    // cache_listeners_max), and refused it would leave the listener there for good.
+    if (body.op !== 'unlisten' && this.pending.size >= this.callsMax) {
       return Promise.reject(
         new HiqliteError(
           'HQL_OVERLOADED',
