@@ -227,7 +227,12 @@ export class ClusterLink {
         // never processed it (closed before it was written, or the node's goaway did not list it).
         const mayHaveRun = sent && !wasNotProcessed(e);
         if (mayHaveRun && o.kind === 'once' && e instanceof HiqliteError)
-          throw outcomeUnknown(`the connection failed after the request was sent (${e.message})`, e);
+          throw outcomeUnknown(
+            `the connection failed after the request was sent (${e.message})`,
+            e,
+            // Said of what it is (found from outside: a backup whose leader was killed was "the write").
+            `the ${body.op} request may or may not have been carried out`,
+          );
         if (mayHaveRun && o.kind === 'write') maybeApplied = true;
         retryOrThrow(e);
         continue;

@@ -75,10 +75,15 @@ export class HiqliteError extends Error {
 /**
  * A write that may or may not have been applied (`why`): its entry may be in the log, and no
  * answer says whether it was applied. Never retryable as such (a retry could apply it twice);
- * under a session it may be retried. Every write path's unknown outcome is made here.
+ * under a session it may be retried. Every write path's unknown outcome is made here. `what`:
+ * what it is said of when it is no write (a backup, a lock request sent once).
  */
-export function outcomeUnknown(why: string, cause?: unknown): HiqliteError {
-  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `the write may or may not have been applied: ${why}`, {
+export function outcomeUnknown(
+  why: string,
+  cause?: unknown,
+  what = 'the write may or may not have been applied',
+): HiqliteError {
+  return new HiqliteError('HQL_OUTCOME_UNKNOWN', `${what}: ${why}`, {
     retryable: false,
     ...(cause === undefined ? {} : { cause }),
   });

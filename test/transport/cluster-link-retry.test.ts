@@ -10,6 +10,7 @@
  *   moves to the other at once, as the "any" node and as the leader it followed.
  */
 import assert from 'node:assert/strict';
+import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { ClusterLink } from '../../src/client/cluster-link.js';
 import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
@@ -260,6 +261,66 @@ describe('cluster link: retries of a refused write', () => {
       });
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
+describe('cluster link: a request sent once whose connection fails', () => {
+  test('is HQL_OUTCOME_UNKNOWN said of its op, not of a write', async () => {
+    // Found from outside: a backup whose leader was killed said "the write may or may not have
+    // been applied".
+    let received = 0;
+    const api = new ApiServer({
+      ...apiServerOptions({
+        frameBytesMax: 1024 * 1024,
+        jsonBodyBytesMax: 1024,
+        connectionsMax: 16,
+        handshakeTimeoutMs: 10_000,
+      }),
+      handler: {
+        ...stubHandler(async (req: ApiRequest) => {
+          if (req.op === 'backup') received++;
+          return new Promise(() => {}); // the node dies under it
+        }),
+        ready: () => ({ ok: true }),
+      },
+    });
+    const { port } = await api.start();
+    // A relay the test cuts once the request reached the node.
+    const sockets: Socket[] = [];
+    const relay = createServer((client) => {
+      const upstream = netConnect(port, HOST);
+      sockets.push(client, upstream);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+    });
+    await new Promise<void>((r) => relay.listen(0, HOST, r));
+    const link = new ClusterLink({
+      nodes: [`${HOST}:${(relay.address() as AddressInfo).port}`],
+      secretApi: SECRET_API,
+      requestTimeoutMs: 20_000,
+      connectTimeoutMs: 5000,
+      followLeader: false,
+      frameBytesMax: 1024 * 1024,
+      inflightMax: 16,
+    });
+    try {
+      const call = link.call({ op: 'backup', timeoutMs: 20_000 }, { kind: 'once', route: 'any' });
+      for (let i = 0; i < 500 && received === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(received, 1, 'the request reached the node');
+      for (const s of sockets) s.destroy();
+      await assert.rejects(call, (e: unknown) => {
+        assert.ok(e instanceof HiqliteError, String(e));
+        assert.equal(e.code, 'HQL_OUTCOME_UNKNOWN');
+        assert.match(e.message, /^the backup request may or may not have been carried out: /);
+        return true;
+      });
+    } finally {
+      await link.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => relay.close(r));
+      await api.close();
     }
   });
 });
