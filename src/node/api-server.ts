@@ -203,6 +203,7 @@ const API_ROUTE_METHODS: ReadonlyMap<string, string> = new Map([
   ['/ready', 'GET, HEAD'],
   ['/metrics', 'GET'],
   ['/backup', 'POST'],
+  ['/remove-node', 'POST'],
   ['/execute', 'POST'],
   ['/query', 'POST'],
   ['/txn', 'POST'],
@@ -750,6 +751,45 @@ export class ApiServer {
         try {
           const value = await this.o.handler.handle(
             { id: 0, op: 'backup' },
+            REMOTE_CLIENT_ID,
+            new AbortController().signal,
+          );
+          return sendJson(res, 200, { ok: true, value });
+        } catch (e) {
+          const err = this.errorBody(e);
+          return sendJson(res, statusFor(err), { ok: false, error: err });
+        }
+      }
+      case 'POST /remove-node': {
+        // `{"nodeId": N}`: removes a node gone for good from the membership (removeNode), for
+        // an operator with curl; answers the membership of both groups after it.
+        if (!this.authorized(req))
+          return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
+        this.gate.admit(req.socket);
+        const removeQuery = queryParamsRefused(url, '/remove-node');
+        if (removeQuery !== null) {
+          closeIfBodyUnread(res);
+          return sendError(res, 400, 'HQL_INVALID_PARAMS', removeQuery);
+        }
+        let nodeId: number;
+        try {
+          const body = await readJsonObjectOf(await readBody(req, this.bodyLimits()), this.bodyLimits());
+          onlyFields(body, ['nodeId'], '/remove-node');
+          if (typeof body.nodeId !== 'number' || !Number.isSafeInteger(body.nodeId) || body.nodeId < 1)
+            throw new HiqliteError(
+              'HQL_INVALID_PARAMS',
+              `/remove-node: "nodeId" must be the id of a node (a whole number >= 1), got ${JSON.stringify(body.nodeId) ?? 'none'}`,
+              { retryable: false },
+            );
+          nodeId = body.nodeId;
+        } catch (e) {
+          if (e instanceof HttpBodyError) return sendBodyError(res, e);
+          if (e instanceof HiqliteError) return sendError(res, 400, e.code, e.message);
+          throw e;
+        }
+        try {
+          const value = await this.o.handler.handle(
+            { id: 0, op: 'removeNode', nodeId },
             REMOTE_CLIENT_ID,
             new AbortController().signal,
           );

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type HiqliteClient, HiqliteError } from '../../src/index.js';
 import { CLI_SOURCE, runTsx } from '../support/tsx-process.js';
-import { TestCluster } from './harness.js';
+import { SECRET_API, TestCluster } from './harness.js';
 
 const sorted = (ids: readonly number[]) => [...ids].sort((a, b) => a - b);
 
@@ -61,5 +61,18 @@ describe('removing a node that is gone for good', () => {
     );
     const m = await db.removeNode(99);
     assert.deepEqual(sorted(m.sql?.voters ?? []), [1, 2, 3]);
+  });
+
+  test('POST /remove-node, as an operator with curl', async () => {
+    const post = (body: string, secret = SECRET_API) =>
+      c.http(1, '/remove-node', { method: 'POST', headers: { 'x-api-secret': secret }, body });
+    const ok = await post('{"nodeId": 4}');
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    const value = (ok.body as { value: { sql: { voters: number[] }; cache: { voters: number[] } } }).value;
+    assert.deepEqual(sorted(value.sql.voters), [1, 2, 3]);
+    assert.deepEqual(sorted(value.cache.voters), [1, 2, 3]);
+    for (const bad of ['{}', '{"nodeId": "4"}', '{"nodeId": 4, "force": true}', '[4]'])
+      assert.equal((await post(bad)).status, 400, bad);
+    assert.equal((await post('{"nodeId": 4}', 'wrong-secret-0123456789')).status, 401);
   });
 });
