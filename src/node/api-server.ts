@@ -728,52 +728,20 @@ export class ApiServer {
         res.end(text);
         return;
       }
-      case 'POST /backup': {
+      case 'POST /backup':
         // No body (or `{}`): takes a backup on the leader (the node forwards it) and answers its
         // description. Anything in the body or the query is refused: it was ignored, so a
         // request that meant something else (a target, a name) took a full backup as if plain.
-        if (!this.authorized(req))
-          return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
-        this.gate.admit(req.socket);
-        const backupQuery = queryParamsRefused(url, '/backup');
-        if (backupQuery !== null) {
-          closeIfBodyUnread(res);
-          return sendError(res, 400, 'HQL_INVALID_PARAMS', backupQuery);
-        }
-        try {
-          const body = await readBody(req, this.bodyLimits());
-          if (body.byteLength > 0) onlyFields(await readJsonObjectOf(body, this.bodyLimits()), [], '/backup');
-        } catch (e) {
-          if (e instanceof HttpBodyError) return sendBodyError(res, e);
-          if (e instanceof HiqliteError) return sendError(res, 400, e.code, e.message);
-          throw e;
-        }
-        try {
-          const value = await this.o.handler.handle(
-            { id: 0, op: 'backup' },
-            REMOTE_CLIENT_ID,
-            new AbortController().signal,
-          );
-          return sendJson(res, 200, { ok: true, value });
-        } catch (e) {
-          const err = this.errorBody(e);
-          return sendJson(res, statusFor(err), { ok: false, error: err });
-        }
-      }
-      case 'POST /remove-node': {
+        return this.serveOpRoute(req, res, url, '/backup', async (bytes) => {
+          if (bytes.byteLength > 0)
+            onlyFields(await readJsonObjectOf(bytes, this.bodyLimits()), [], '/backup');
+          return { id: 0, op: 'backup' };
+        });
+      case 'POST /remove-node':
         // `{"nodeId": N}`: removes a node gone for good from the membership (removeNode), for
         // an operator with curl; answers the membership of both groups after it.
-        if (!this.authorized(req))
-          return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
-        this.gate.admit(req.socket);
-        const removeQuery = queryParamsRefused(url, '/remove-node');
-        if (removeQuery !== null) {
-          closeIfBodyUnread(res);
-          return sendError(res, 400, 'HQL_INVALID_PARAMS', removeQuery);
-        }
-        let nodeId: number;
-        try {
-          const body = await readJsonObjectOf(await readBody(req, this.bodyLimits()), this.bodyLimits());
+        return this.serveOpRoute(req, res, url, '/remove-node', async (bytes) => {
+          const body = await readJsonObjectOf(bytes, this.bodyLimits());
           onlyFields(body, ['nodeId'], '/remove-node');
           if (typeof body.nodeId !== 'number' || !Number.isSafeInteger(body.nodeId) || body.nodeId < 1)
             throw new HiqliteError(
@@ -781,24 +749,8 @@ export class ApiServer {
               `/remove-node: "nodeId" must be the id of a node (a whole number >= 1), got ${JSON.stringify(body.nodeId) ?? 'none'}`,
               { retryable: false },
             );
-          nodeId = body.nodeId;
-        } catch (e) {
-          if (e instanceof HttpBodyError) return sendBodyError(res, e);
-          if (e instanceof HiqliteError) return sendError(res, 400, e.code, e.message);
-          throw e;
-        }
-        try {
-          const value = await this.o.handler.handle(
-            { id: 0, op: 'removeNode', nodeId },
-            REMOTE_CLIENT_ID,
-            new AbortController().signal,
-          );
-          return sendJson(res, 200, { ok: true, value });
-        } catch (e) {
-          const err = this.errorBody(e);
-          return sendJson(res, statusFor(err), { ok: false, error: err });
-        }
-      }
+          return { id: 0, op: 'removeNode', nodeId: body.nodeId };
+        });
       case 'POST /execute':
       case 'POST /query':
       case 'POST /txn':
@@ -855,6 +807,43 @@ export class ApiServer {
       ...(this.o.jsonDepthMax === undefined ? {} : { jsonDepthMax: this.o.jsonDepthMax }),
       ...(this.o.jsonValuesMax === undefined ? {} : { jsonValuesMax: this.o.jsonValuesMax }),
     };
+  }
+
+  /**
+   * A JSON route that is one op of the binary protocol (`/backup`, `/remove-node`): the secret,
+   * no query, a body that `parse` turns into the request (its problems are a 400), then the
+   * handler's answer as `{ ok, value }` or `{ ok: false, error }`.
+   */
+  private async serveOpRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: RequestTarget,
+    route: string,
+    parse: (body: Buffer) => Promise<ApiRequest>,
+  ): Promise<void> {
+    if (!this.authorized(req))
+      return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
+    this.gate.admit(req.socket);
+    const refused = queryParamsRefused(url, route);
+    if (refused !== null) {
+      closeIfBodyUnread(res);
+      return sendError(res, 400, 'HQL_INVALID_PARAMS', refused);
+    }
+    let request: ApiRequest;
+    try {
+      request = await parse(await readBody(req, this.bodyLimits()));
+    } catch (e) {
+      if (e instanceof HttpBodyError) return sendBodyError(res, e);
+      if (e instanceof HiqliteError) return sendError(res, 400, e.code, e.message);
+      throw e;
+    }
+    try {
+      const value = await this.o.handler.handle(request, REMOTE_CLIENT_ID, new AbortController().signal);
+      return sendJson(res, 200, { ok: true, value });
+    } catch (e) {
+      const err = this.errorBody(e);
+      return sendJson(res, statusFor(err), { ok: false, error: err });
+    }
   }
 
   private authorized(req: IncomingMessage): boolean {
