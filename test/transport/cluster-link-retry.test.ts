@@ -20,6 +20,13 @@ import { apiServerOptions, SECRET_API, stubHandler } from './api-helpers.js';
 import { HOST } from './helpers.js';
 
 const ANSWER_MS = 150;
+/** The test servers' limits. */
+const SERVER_LIMITS = {
+  frameBytesMax: 1024 * 1024,
+  jsonBodyBytesMax: 1024,
+  connectionsMax: 16,
+  handshakeTimeoutMs: 10_000,
+};
 
 describe('cluster link: retries of a refused write', () => {
   let api: ApiServer;
@@ -32,12 +39,7 @@ describe('cluster link: retries of a refused write', () => {
   test('a write refused slowly until its deadline ends HQL_UNAVAILABLE, not an unknown outcome', async () => {
     let proposals = 0;
     api = new ApiServer({
-      ...apiServerOptions({
-        frameBytesMax: 1024 * 1024,
-        jsonBodyBytesMax: 1024,
-        connectionsMax: 16,
-        handshakeTimeoutMs: 10_000,
-      }),
+      ...apiServerOptions(SERVER_LIMITS),
       handler: {
         ...stubHandler(async (req: ApiRequest) => {
           if (req.op !== 'propose')
@@ -86,12 +88,7 @@ describe('cluster link: retries of a refused write', () => {
     // log, so ending would only turn a final answer into an unknown outcome.
     let proposals = 0;
     const slow = new ApiServer({
-      ...apiServerOptions({
-        frameBytesMax: 1024 * 1024,
-        jsonBodyBytesMax: 1024,
-        connectionsMax: 16,
-        handshakeTimeoutMs: 10_000,
-      }),
+      ...apiServerOptions(SERVER_LIMITS),
       handler: stubHandler(async (req: ApiRequest) => {
         if (req.op === 'limits') return {};
         if (req.op !== 'propose')
@@ -129,12 +126,7 @@ describe('cluster link: retries of a refused write', () => {
     ['HQL_CLOSED', 'the node is shutting down'],
   ] as const)
     test(`a node that answers ${code} is left for the next one, as the any node and as the leader`, async () => {
-      const options = apiServerOptions({
-        frameBytesMax: 1024 * 1024,
-        jsonBodyBytesMax: 1024,
-        connectionsMax: 16,
-        handshakeTimeoutMs: 10_000,
-      });
+      const options = apiServerOptions(SERVER_LIMITS);
       let refused = 0;
       let upAddr = '';
       let downAddr = '';
@@ -194,12 +186,7 @@ describe('cluster link: retries of a refused write', () => {
     });
 
   test('a node of another cluster is never used: the client stays with the cluster it first reached', async () => {
-    const options = apiServerOptions({
-      frameBytesMax: 1024 * 1024,
-      jsonBodyBytesMax: 1024,
-      connectionsMax: 16,
-      handshakeTimeoutMs: 10_000,
-    });
+    const options = apiServerOptions(SERVER_LIMITS);
     // Node A of cluster aa…, which starts refusing (as a node restored alone answers reads while
     // it starts); node B of cluster bb… (the old cluster), which would answer everything.
     let aRefuses = false;
@@ -271,12 +258,7 @@ describe('cluster link: a request sent once whose connection fails', () => {
     // been applied".
     let received = 0;
     const api = new ApiServer({
-      ...apiServerOptions({
-        frameBytesMax: 1024 * 1024,
-        jsonBodyBytesMax: 1024,
-        connectionsMax: 16,
-        handshakeTimeoutMs: 10_000,
-      }),
+      ...apiServerOptions(SERVER_LIMITS),
       handler: {
         ...stubHandler(async (req: ApiRequest) => {
           if (req.op === 'backup') received++;
