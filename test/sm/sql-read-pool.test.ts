@@ -6,6 +6,10 @@ import { ReadPool } from '../../src/sm/sql/read-pool.js';
 import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
 import { cmd, exec, Log, makeTempDir } from './sql-test-helpers.js';
 
+/** Runs for many seconds (a count over 200 million generated rows). */
+const LONG_READ =
+  'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 200000000) SELECT count(*) AS n FROM c';
+
 /** Polls `check` every 20 ms, at most `ms`; the last answer. */
 async function eventually(check: () => boolean, ms: number): Promise<boolean> {
   for (let waited = 0; waited < ms && !check(); waited += 20) await sleep(20);
@@ -147,5 +151,30 @@ describe('ReadPool threads start with reads and end when idle', () => {
       ReadPool.start({ dbPath: sm.path, threadIdleMs: -1 }),
       (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_INVALID_CONFIG',
     );
+  });
+});
+
+describe('ReadPool close() right after a read that timed out', () => {
+  test('does not abort the process (an interrupted statement and terminate() at once)', async () => {
+    // The interrupted statement returns to its thread's JavaScript, which builds the error; a
+    // terminate() at that moment aborted the whole process ("FATAL ERROR: v8::ToLocalChecked
+    // Empty MaybeLocal", seen in CI when a node closed right after a read hit its limit; every
+    // run of this loop aborted before the fix). A crash fails this file.
+    const { dir, cleanup } = makeTempDir();
+    const sm = SqlStateMachine.open(dir);
+    try {
+      for (let i = 0; i < 60; i++) {
+        const pool = await ReadPool.start({ dbPath: sm.path, threads: 1, threadIdleMs: 0 });
+        await assert.rejects(pool.query(LONG_READ, [], { timeoutMs: 20 + (i % 7) * 3 }), (e: unknown) => {
+          assert.ok(e instanceof HiqliteError && e.code === 'HQL_TIMEOUT', String(e));
+          return true;
+        });
+        await sleep(i % 3);
+        await pool.close();
+      }
+    } finally {
+      sm.close();
+      cleanup();
+    }
   });
 });

@@ -90,6 +90,9 @@ interface Slot {
   failure: Error | null;
 }
 
+/** The id of a thread's close request (reads count from 1). */
+const CLOSE_REQUEST_ID = -1;
+
 export class ReadPool {
   private readonly slots = new Set<Slot>();
   private readonly queue: Job[] = [];
@@ -220,18 +223,42 @@ export class ReadPool {
     for (const slot of this.slots) {
       if (slot.stuckTimer !== null) clearTimeout(slot.stuckTimer);
       if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
+      const busy = slot.job !== null;
       if (slot.job !== null) settle(slot.job, closedError());
-      // Also a thread whose read was answered at its limit but whose statement still runs: a
-      // thread in a statement does not end on terminate() (and the thread that started it
-      // cannot end before it).
-      if (slot.started.connectionId !== null) interruptConnection(slot.started.connectionId);
-      stops.push(slot.worker.terminate());
+      slot.job = null;
+      stops.push(this.stopThread(slot, busy));
     }
     this.slots.clear();
     for (const w of this.startingWorkers) stops.push(w.terminate());
     this.startingWorkers.clear();
     // A thread stuck in a statement that cannot be interrupted never exits: do not wait for it.
     await Promise.race([Promise.all(stops), delay(this.stuckGraceMs)]);
+  }
+
+  /**
+   * Ends a thread. One in a statement (also a read answered at its limit whose statement still
+   * runs: such a thread does not end on terminate(), and the thread that started it cannot end
+   * before it) is interrupted, then asked to close, and terminated once it has, or after
+   * `stuckGraceMs`: the interrupted statement returns to the thread's JavaScript, which builds
+   * its error, and a terminate() at that moment aborted the whole process (better-sqlite3 could
+   * not create the error: "FATAL ERROR: v8::ToLocalChecked Empty MaybeLocal", seen in CI when a
+   * node closed right after a read that timed out).
+   */
+  private async stopThread(slot: Slot, busy: boolean): Promise<void> {
+    const w = slot.worker;
+    w.removeAllListeners('message');
+    if (busy && slot.started.connectionId !== null) {
+      const closed = new Promise<void>((resolve) => {
+        w.on('message', (m: ReadReply) => {
+          if (m.id === CLOSE_REQUEST_ID) resolve();
+        });
+        w.once('exit', () => resolve());
+      });
+      interruptConnection(slot.started.connectionId);
+      w.postMessage({ id: CLOSE_REQUEST_ID, op: 'close' } satisfies ReadRequest);
+      await Promise.race([closed, delay(this.stuckGraceMs)]);
+    }
+    await w.terminate();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -372,9 +399,8 @@ export class ReadPool {
     slot.job = null;
     const w = slot.worker;
     this.retired.add(w);
-    w.removeAllListeners('message');
     w.once('exit', () => this.retired.delete(w));
-    w.terminate().catch(() => {});
+    this.stopThread(slot, true).catch(() => {});
     // A replacement starts when a read needs it (at once when threads never end).
     this.grow();
   }
