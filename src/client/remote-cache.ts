@@ -258,6 +258,10 @@ class RemoteListen implements ListenSource {
   private handle: { stop(): Promise<void> } | null = null;
   /** Counts opens: pushes and losses of an earlier (stopped) open are ignored. */
   private generation = 0;
+  /** The open under way (until a node answered it), which close() waits for. */
+  private opening: Promise<void> | null = null;
+  /** Stops the opens' retries when the listener is closed. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly link: ClusterLink,
@@ -273,17 +277,24 @@ class RemoteListen implements ListenSource {
     return this.queue.next();
   }
 
-  /** Resolves once the node dropped the listener (or could not be told). */
+  /**
+   * Resolves once the node dropped the listener (or could not be told). An open still under way
+   * is stopped (no more attempts) and waited for: a node that registered it meanwhile has
+   * dropped it too when this resolves (else its slot of `cache_listeners_max` was held a moment
+   * after return()).
+   */
   close(): Promise<void> {
     const stopped = this.stopRemote();
+    const opening = this.opening;
     this.queue.close();
-    return stopped;
+    this.closing.abort();
+    return opening === null ? stopped : Promise.all([stopped, opening]).then(() => {});
   }
 
   private open(): void {
     const generation = ++this.generation;
     const afterSeq = this.lastSeq;
-    this.link
+    const opening = this.link
       .listen(
         { channel: this.channel, ...(afterSeq === undefined ? {} : { afterSeq }) },
         (p) => {
@@ -297,6 +308,7 @@ class RemoteListen implements ListenSource {
         },
         {
           timeoutMs: this.o.listenResumeTimeoutMs,
+          signal: this.closing.signal,
           // A new listener the node refuses as one too many (cache_listeners_max) is told at
           // once, as on an embedded node and over HTTP: it was retried for the resume window
           // (30 s), receiving nothing. A resume keeps trying (listeners on that node may leave).
@@ -305,17 +317,18 @@ class RemoteListen implements ListenSource {
       )
       .then(
         (h) => {
-          if (generation !== this.generation || this.queue.ended) {
-            void h.stop();
-            return;
-          }
+          if (generation !== this.generation || this.queue.ended) return h.stop();
           this.handle = h;
           if (this.lastSeq === undefined) this.lastSeq = h.afterSeq;
         },
         (e: unknown) => {
           if (generation === this.generation) this.queue.fail(e instanceof Error ? e : new Error(String(e)));
         },
-      );
+      )
+      .finally(() => {
+        if (this.opening === opening) this.opening = null;
+      });
+    this.opening = opening;
   }
 
   private onPush(p: ApiPush): void {

@@ -60,6 +60,18 @@ for (const who of ['embedded', 'remote'] as const) {
         await it.return?.();
       }
     });
+
+    test('a listener returned before it reached its node frees its slot too', async () => {
+      const db = who === 'embedded' ? f.node : f.remote;
+      for (let round = 0; round < 3; round++) {
+        // return() at once, while the listen is still on its way (a remote one: not yet answered).
+        await db.listen(`early-${round}`)[Symbol.asyncIterator]().return?.();
+        const it = db.listen(`after-${round}`)[Symbol.asyncIterator]();
+        const payload = await untilSettled(it.next(), () => f.node.notify(`after-${round}`, round));
+        assert.equal(payload, round, `round ${round}`);
+        await it.return?.();
+      }
+    });
   });
 }
 
