@@ -22,8 +22,8 @@ import {
 import { collect, pieces } from './helpers.js';
 
 const KiB = 1024;
-/** The node's defaults of s3_request_timeout_ms and s3_retry_deadline_ms. */
-const TIMING = { requestTimeoutMs: 60_000, retryDeadlineMs: 300_000 };
+/** The node's defaults of s3_request_timeout_ms, s3_retry_deadline_ms and s3_prefix. */
+const TIMING = { requestTimeoutMs: 60_000, retryDeadlineMs: 300_000, prefix: '' };
 const DAY_MS = 24 * 60 * 60 * 1000;
 const T0 = Date.UTC(2025, 0, 10, 2, 30);
 
@@ -134,24 +134,38 @@ describe('S3 backup target', () => {
     for (const u of s3.uploadsInProgress()) await c.abortMultipartUpload(u.key, u.uploadId);
   });
 
-  test('fromConfig maps the node settings (s3_url, s3_bucket, s3_region, s3_path_style, s3_key, s3_secret)', async () => {
-    const t = S3Target.fromConfig(
-      {
-        url: s3.endpointUrl,
-        bucket: 'backups',
-        region: 'eu-test-1',
-        pathStyle: true,
-        key: TEST_S3_KEY,
-        secret: TEST_S3_SECRET,
-        ...TIMING,
-      },
-      { prefix: 'cfg/' },
-    );
+  test('fromConfig maps the node settings (s3_url, s3_bucket, s3_region, s3_path_style, s3_key, s3_secret, s3_prefix)', async () => {
+    const t = S3Target.fromConfig({
+      url: s3.endpointUrl,
+      bucket: 'backups',
+      region: 'eu-test-1',
+      pathStyle: true,
+      key: TEST_S3_KEY,
+      secret: TEST_S3_SECRET,
+      ...TIMING,
+      // s3_prefix: this cluster's folder of the bucket (clusters can share one).
+      prefix: 'cfg/',
+    });
     await t.put(name(0), pieces(bytes(100), 30));
     assert.deepEqual(
       (await t.list()).map((o) => o.name),
       [name(0)],
     );
+    assert.ok(
+      [...s3.objects().keys()].some((k) => k.endsWith(`cfg/${name(0)}`)),
+      'stored under the prefix',
+    );
+    // Another cluster at the bucket's top neither lists it nor (its retention) deletes it.
+    const top = S3Target.fromConfig({
+      url: s3.endpointUrl,
+      bucket: 'backups',
+      region: 'eu-test-1',
+      pathStyle: true,
+      key: TEST_S3_KEY,
+      secret: TEST_S3_SECRET,
+      ...TIMING,
+    });
+    assert.deepEqual(await top.list(), []);
     const wrong = S3Target.fromConfig({
       url: s3.endpointUrl,
       bucket: 'backups',
@@ -183,6 +197,7 @@ describe('S3 backup target', () => {
         secret: TEST_S3_SECRET,
         requestTimeoutMs: 300,
         retryDeadlineMs: 0,
+        prefix: '',
       });
       const startedMs = performance.now();
       await assert.rejects(

@@ -76,6 +76,7 @@ describe('backup configuration', () => {
       secret: 'very-secret-value',
       requestTimeoutMs: 60_000,
       retryDeadlineMs: 300_000,
+      prefix: '',
     });
   });
 
@@ -122,6 +123,25 @@ describe('backup configuration', () => {
         ?.pathStyle,
       false,
     );
+  });
+
+  test('s3_prefix: a folder of the bucket, checked', () => {
+    const keys = { encKeys: [`a1/${KEY}`], encKeyActive: 'a1' };
+    assert.equal(
+      resolveConfig(config({ ...S3, ...keys, s3Prefix: 'prod/cluster-a/' })).backup.s3?.prefix,
+      'prod/cluster-a/',
+    );
+    for (const bad of ['cluster-a', '/abs/', '../up/', 'a//b/', 'sp ace/', 'x'.repeat(300) + '/']) {
+      const p = problems({ ...S3, ...keys, s3Prefix: bad });
+      assert.deepEqual(
+        p.map(([k]) => k),
+        ['s3Prefix'],
+        bad,
+      );
+    }
+    assert.deepEqual(problems({ s3Prefix: 'a/' }), [
+      ['s3Prefix', 'is set but s3Url is not: set it too, or remove this'],
+    ]);
   });
 
   test('TOML and variables, with the Rust names ENC_KEYS and ENC_KEY_ACTIVE', () => {

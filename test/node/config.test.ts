@@ -578,6 +578,7 @@ describe('environment overrides', () => {
       HQL_S3_REGION: 'r',
       HQL_S3_KEY: 'k',
       HQL_S3_SECRET: 's',
+      HQL_S3_PREFIX: 'cluster-a/',
       HQL_PASSWORD_DASHBOARD: DASHBOARD_PHC,
     };
     for (const spec of TOML_KEYS.filter(
@@ -608,6 +609,7 @@ describe('environment overrides', () => {
       s3Region: 'r',
       s3Key: 'k',
       s3Secret: 's',
+      s3Prefix: 'cluster-a/',
       passwordDashboard: DASHBOARD_PHC,
     });
   });

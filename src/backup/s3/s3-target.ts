@@ -47,7 +47,7 @@ export class S3Target implements BackupTarget {
       },
       o.hooks,
     );
-    return new S3Target(client, o.prefix ?? '');
+    return new S3Target(client, o.prefix ?? config.prefix);
   }
 
   async put(

@@ -34,6 +34,8 @@ export interface ResolvedS3Config {
   readonly requestTimeoutMs: number;
   /** `s3_retry_deadline_ms`: no retry starts after this long since a request's first attempt. */
   readonly retryDeadlineMs: number;
+  /** `s3_prefix`: the folder of the bucket the backups go in ('' for the top). */
+  readonly prefix: string;
 }
 
 export interface ResolvedBackupConfig {
@@ -234,7 +236,7 @@ function checkS3(
   problems: ConfigProblems,
 ): ResolvedS3Config | null | undefined {
   const url = input.s3Url;
-  const others = [...S3_STRINGS, 's3PathStyle'] as const;
+  const others = [...S3_STRINGS, 's3PathStyle', 's3Prefix'] as const;
   if (url === undefined) {
     const set = others.filter((k) => input[k] !== undefined);
     if (set.length === 0) return null;
@@ -280,6 +282,13 @@ function checkS3(
     problems.add('s3Bucket', `${describeValue(strings.s3Bucket)} ${bucketProblem}`);
     ok = false;
   }
+  const prefix = input.s3Prefix ?? '';
+  const prefixProblem =
+    typeof prefix === 'string' ? s3PrefixProblem(prefix) : `must be a string, got ${describeValue(prefix)}`;
+  if (prefixProblem !== null) {
+    problems.add('s3Prefix', prefixProblem);
+    ok = false;
+  }
   const addressing = ok ? virtualHostProblem(url as string, pathStyle !== false) : null;
   if (addressing !== null) {
     problems.add('s3PathStyle', `false ${addressing}`);
@@ -295,6 +304,7 @@ function checkS3(
     secret: strings.s3Secret as string,
     requestTimeoutMs: integerOf(input.s3RequestTimeoutMs, 's3RequestTimeoutMs'),
     retryDeadlineMs: integerOf(input.s3RetryDeadlineMs, 's3RetryDeadlineMs'),
+    prefix: prefix as string,
   };
 }
 
@@ -331,4 +341,16 @@ export function virtualHostProblem(url: string, pathStyle: boolean): string | nu
   return isIP(host.replace(/^\[|\]$/g, '')) === 0
     ? null
     : `cannot be used with an IP address in the endpoint (${host}): a bucket is addressed as <bucket>.<host>; set it true (path-style, <endpoint>/<bucket>) or give a host name`;
+}
+
+/**
+ * Why `prefix` cannot be `s3_prefix`, or null: a folder name of letters, digits and `._-`
+ * segments, each ending in `/` (`cluster-a/`, `prod/backups/`), at most 256 characters; ''
+ * for the bucket's top.
+ */
+function s3PrefixProblem(prefix: string): string | null {
+  if (prefix === '') return null;
+  return prefix.length <= 256 && /^([A-Za-z0-9_-][A-Za-z0-9._-]*\/)+$/.test(prefix)
+    ? null
+    : `${describeValue(prefix)} is not a folder of the bucket: segments of letters, digits, '.', '-' and '_', each ending in '/' (like "cluster-a/"), at most 256 characters`;
 }

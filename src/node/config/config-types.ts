@@ -95,6 +95,11 @@ export interface NodeConfig {
   s3Key?: string;
   /** S3 secret access key. */
   s3Secret?: string;
+  /**
+   * A folder of the bucket for this cluster's backups (`cluster-a/`): retention and listings
+   * see only it, so clusters can share a bucket. Default: the bucket's top.
+   */
+  s3Prefix?: string;
   /** Applied entries since the last snapshot that trigger a new snapshot. */
   logsUntilSnapshot?: number;
   /** Command bytes applied since the last snapshot that trigger a new snapshot. */
