@@ -12,6 +12,7 @@ import { expiredBackups } from '../../src/backup/retention.js';
 import { S3Client } from '../../src/backup/s3/s3-client.js';
 import { S3Target } from '../../src/backup/s3/s3-target.js';
 import { HiqliteError } from '../../src/lib/errors.js';
+import type { ResolvedS3Config } from '../../src/node/config/config-backup.js';
 import {
   type FakeS3,
   startTestS3,
@@ -24,6 +25,20 @@ import { collect, pieces } from './helpers.js';
 const KiB = 1024;
 /** The node's defaults of s3_request_timeout_ms, s3_retry_deadline_ms and s3_prefix. */
 const TIMING = { requestTimeoutMs: 60_000, retryDeadlineMs: 300_000, prefix: '' };
+
+/** A node's resolved S3 settings for the fake S3 at `url`, with `over` changed. */
+function s3Config(url: string, over: Partial<ResolvedS3Config> = {}): ResolvedS3Config {
+  return {
+    url,
+    bucket: 'backups',
+    region: 'eu-test-1',
+    pathStyle: true,
+    key: TEST_S3_KEY,
+    secret: TEST_S3_SECRET,
+    ...TIMING,
+    ...over,
+  };
+}
 const DAY_MS = 24 * 60 * 60 * 1000;
 const T0 = Date.UTC(2025, 0, 10, 2, 30);
 
@@ -135,17 +150,8 @@ describe('S3 backup target', () => {
   });
 
   test('fromConfig maps the node settings (s3_url, s3_bucket, s3_region, s3_path_style, s3_key, s3_secret, s3_prefix)', async () => {
-    const t = S3Target.fromConfig({
-      url: s3.endpointUrl,
-      bucket: 'backups',
-      region: 'eu-test-1',
-      pathStyle: true,
-      key: TEST_S3_KEY,
-      secret: TEST_S3_SECRET,
-      ...TIMING,
-      // s3_prefix: this cluster's folder of the bucket (clusters can share one).
-      prefix: 'cfg/',
-    });
+    // s3_prefix: this cluster's folder of the bucket (clusters can share one).
+    const t = S3Target.fromConfig(s3Config(s3.endpointUrl, { prefix: 'cfg/' }));
     await t.put(name(0), pieces(bytes(100), 30));
     assert.deepEqual(
       (await t.list()).map((o) => o.name),
@@ -156,25 +162,9 @@ describe('S3 backup target', () => {
       'stored under the prefix',
     );
     // Another cluster at the bucket's top neither lists it nor (its retention) deletes it.
-    const top = S3Target.fromConfig({
-      url: s3.endpointUrl,
-      bucket: 'backups',
-      region: 'eu-test-1',
-      pathStyle: true,
-      key: TEST_S3_KEY,
-      secret: TEST_S3_SECRET,
-      ...TIMING,
-    });
+    const top = S3Target.fromConfig(s3Config(s3.endpointUrl));
     assert.deepEqual(await top.list(), []);
-    const wrong = S3Target.fromConfig({
-      url: s3.endpointUrl,
-      bucket: 'backups',
-      region: 'eu-test-1',
-      pathStyle: true,
-      key: TEST_S3_KEY,
-      secret: 'wrong',
-      ...TIMING,
-    });
+    const wrong = S3Target.fromConfig(s3Config(s3.endpointUrl, { secret: 'wrong' }));
     await assert.rejects(
       wrong.list(),
       (e: unknown) =>
@@ -188,17 +178,9 @@ describe('S3 backup target', () => {
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
     const port = (hung.address() as AddressInfo).port;
     try {
-      const t = S3Target.fromConfig({
-        url: `http://127.0.0.1:${port}`,
-        bucket: 'backups',
-        region: 'eu-test-1',
-        pathStyle: true,
-        key: TEST_S3_KEY,
-        secret: TEST_S3_SECRET,
-        requestTimeoutMs: 300,
-        retryDeadlineMs: 0,
-        prefix: '',
-      });
+      const t = S3Target.fromConfig(
+        s3Config(`http://127.0.0.1:${port}`, { requestTimeoutMs: 300, retryDeadlineMs: 0 }),
+      );
       const startedMs = performance.now();
       await assert.rejects(
         t.list(),
