@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * Builds the SQLite extension that gives queries a deadline (native/interrupt) at install time.
- * Never fails the install: without a C compiler hiqlite still works, with the degraded handling
- * of runaway queries described in docs/ARCHITECTURE.md ("Reads and writes that never end").
+ * Builds hiqlite's SQLite extension (native/interrupt: query deadlines, and the bound on a
+ * write's values) at install time. Never fails the install: a cache-only node works without it,
+ * and a node with SQLite refuses to start with the fix in its message (docs/ARCHITECTURE.md,
+ * "Reads and writes that never end").
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -46,6 +47,6 @@ function main() {
 const failure = main();
 if (failure !== null) {
   console.warn(
-    `hiqlite: the query deadline extension was not built (${failure}); runaway queries are handled in degraded mode, see docs/ARCHITECTURE.md`,
+    `hiqlite: its SQLite extension was not built (${failure}): a node with SQLite will not start without it (a cache-only node will). Install a C compiler and run \`npm rebuild hiqlite\`.`,
   );
 }

@@ -16,6 +16,10 @@
  *                           ms < 0: disarm.
  *   hq_interrupt(token, id) interrupts connection `id` now (id 0: every watched connection);
  *                           returns how many were interrupted.
+ *   hq_limit(token, bytes)  sets this connection's SQLITE_LIMIT_LENGTH (the largest string, blob
+ *                           or row it may make or read; SQLite caps it at its compile-time
+ *                           SQLITE_MAX_LENGTH); returns the limit in effect before. better-sqlite3
+ *                           offers no sqlite3_limit() of its own.
  * A connection leaves the registry when it closes (the functions' destructor).
  */
 #define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
@@ -198,6 +202,25 @@ static void fnInterrupt(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, n);
 }
 
+static void fnLimit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  Watched *w = (Watched *)sqlite3_user_data(ctx);
+  pthread_mutex_lock(&gMutex);
+  int ok = w->hasToken && tokenOk(w, argv[0]);
+  pthread_mutex_unlock(&gMutex);
+  if (!ok) {
+    sqlite3_result_error(ctx, "hq_limit: not allowed", -1);
+    return;
+  }
+  sqlite3_int64 bytes = sqlite3_value_int64(argv[1]);
+  if (bytes < 1 || bytes > 0x7fffffff) {
+    sqlite3_result_error(ctx, "hq_limit: bytes out of range", -1);
+    return;
+  }
+  /* The connection running this function is w->db itself: no other thread uses it meanwhile. */
+  sqlite3_result_int(ctx, sqlite3_limit(w->db, SQLITE_LIMIT_LENGTH, (int)bytes));
+}
+
 /* Called once per registered function when the connection closes; the last one unregisters. */
 static void release(void *p) {
   Watched *w = (Watched *)p;
@@ -228,7 +251,7 @@ int sqlite3_hqinterrupt_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   Watched *w = (Watched *)calloc(1, sizeof(Watched));
   if (w == 0) return SQLITE_NOMEM;
   w->db = db;
-  w->refs = 3;
+  w->refs = 4;
   pthread_mutex_lock(&gMutex);
   w->id = gNextId++;
   w->next = gList;
@@ -241,12 +264,19 @@ int sqlite3_hqinterrupt_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   if (rc != SQLITE_OK) {
     release(w);
     release(w);
+    release(w);
     return rc;
   }
   rc = sqlite3_create_function_v2(db, "hq_deadline", 2, flags, w, fnDeadline, 0, 0, release);
   if (rc != SQLITE_OK) {
     release(w);
+    release(w);
     return rc;
   }
-  return sqlite3_create_function_v2(db, "hq_interrupt", 2, flags, w, fnInterrupt, 0, 0, release);
+  rc = sqlite3_create_function_v2(db, "hq_interrupt", 2, flags, w, fnInterrupt, 0, 0, release);
+  if (rc != SQLITE_OK) {
+    release(w);
+    return rc;
+  }
+  return sqlite3_create_function_v2(db, "hq_limit", 2, flags, w, fnLimit, 0, 0, release);
 }

@@ -355,6 +355,7 @@ export class HiqliteNode {
         seed: randomInt(0, 2 ** 32),
         session: { clientId: lane.clientId, seq },
         recursionRowsMax: this.cfg.writeRecursionRowsMax,
+        valueBytesMax: this.cfg.sqlValueBytesMax,
       });
       return await this.proposeCounted(data, timeoutMs);
     } finally {
@@ -653,6 +654,7 @@ export class HiqliteNode {
       queueMax: cfg.readQueueMax,
       rowsMax: cfg.queryRowsMax,
       resultBytesMax: cfg.queryResultBytesMax,
+      valueBytesMax: cfg.sqlValueBytesMax,
       appliedIndex: () => this.sm.worker.applied.current,
     });
     interruptAllOnExit();
@@ -1123,6 +1125,7 @@ export class HiqliteNode {
           const { data, command } = adoptClientCommand(req.data, {
             nowMs: this.sqlLogClock.stampMs(),
             recursionRowsMax: this.cfg.writeRecursionRowsMax,
+            valueBytesMax: this.cfg.sqlValueBytesMax,
           });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           return this.proposeCounted(data, left);

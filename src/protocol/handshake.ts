@@ -44,8 +44,10 @@ import { ProtocolError } from './protocol-error.js';
  * 6: a heartbeat carries the term of the leader's entry at its commit index (a follower that
  *    holds another entry there does not commit it) and the leader's last index (a follower that
  *    holds more committed stops: the cluster lost committed entries).
+ * 7: a SQL write carries its proposer's `sql_value_bytes_max` (`valueBytesMax`, command.ts), which
+ *    a node of version 6 reads as a malformed command while the others apply it.
  */
-export const HANDSHAKE_VERSION = 6;
+export const HANDSHAKE_VERSION = 7;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

@@ -13,6 +13,7 @@ import { connect, type HiqliteClient, HiqliteError, start } from '../../src/inde
 import type { NodeConfig } from '../../src/node/config/config.js';
 import { interruptExtensionPath } from '../../src/sm/sql/interrupt.js';
 import { freePorts } from '../support/free-ports.js';
+import { nodeAndRemote } from '../support/one-node-config.js';
 
 const SECRET_API = 'api-secret-for-tests-0123456789';
 const ENDLESS_READ =
@@ -179,5 +180,43 @@ describe('writes that never end', () => {
       if (!closed) await n.node.close();
       rmSync(n.root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('values without bound (sql_value_bytes_max)', () => {
+  // A 4 MiB bound (the default is 32 MiB): the test's values stay small.
+  const f = nodeAndRemote('hq-values-', { sqlValueBytesMax: 4 * 1024 * 1024 });
+  const tooBig = (e: unknown) => {
+    assert.ok(e instanceof HiqliteError, `expected a HiqliteError, got ${String(e)}`);
+    assert.equal(e.code, 'HQL_SQL', e.message);
+    assert.match(e.message, /too big: .*sql_value_bytes_max/);
+    return true;
+  };
+
+  test('a short write that would make a huge value or row fails on every path, and the node keeps serving', async () => {
+    await f.node.execute('CREATE TABLE v (id INTEGER PRIMARY KEY, b BLOB)');
+    const attempts = [
+      'INSERT INTO v (b) VALUES (zeroblob(300000000))',
+      "INSERT INTO v (b) VALUES (printf('%.*c', 300000000, 'x'))",
+      "INSERT INTO v (b) SELECT x FROM (WITH RECURSIVE d(x, n) AS (SELECT 'xxxxxxxx', 0 UNION ALL SELECT x || x, n + 1 FROM d LIMIT 26) SELECT x FROM d ORDER BY n DESC LIMIT 1)",
+    ];
+    for (const sql of attempts) {
+      await assert.rejects(bounded(f.node.execute(sql), 10_000, sql), tooBig, sql);
+      await assert.rejects(bounded(f.remote.execute(sql), 10_000, sql), tooBig, sql);
+    }
+    // Under the bound: stored and read back, by both clients.
+    await f.remote.execute('INSERT INTO v (b) VALUES (zeroblob(3000000))');
+    assert.deepEqual(await f.node.query('SELECT count(*) AS n, sum(length(b)) AS bytes FROM v'), [
+      { n: 1, bytes: 3_000_000 },
+    ]);
+    assert.deepEqual(await f.remote.query('SELECT count(*) AS n FROM v'), [{ n: 1 }]);
+  });
+
+  test('a read served for another process cannot make a huge value either', async () => {
+    await assert.rejects(
+      bounded(f.remote.query('SELECT length(zeroblob(300000000)) AS n'), 10_000, 'the read'),
+      (e: unknown) => e instanceof HiqliteError && /too big/.test(e.message),
+    );
+    assert.deepEqual(await f.remote.query('SELECT 1 AS one'), [{ one: 1 }]);
   });
 });

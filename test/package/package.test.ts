@@ -11,8 +11,9 @@
  *   <tarball>` asks the cache for registry metadata that `npm ci` does not always store.)
  * - `--ignore-scripts`, then the app's better-sqlite3 is replaced by a symlink to this
  *   repository's already-built copy: its install script would download a prebuilt binary
- *   (network) or compile SQLite from source (~2 min). hiqlite's own install script (the optional
- *   native query-interrupt extension) is skipped too: hiqlite works without it.
+ *   (network) or compile SQLite from source (~2 min). hiqlite's own install script (its SQLite
+ *   extension, which a node with SQLite needs) is then run by `npm rebuild hiqlite`, as the start
+ *   error tells a user whose install skipped it.
  * - `@types/node` is a TypeScript user's own dev dependency; it is symlinked from here too.
  *
  * The checks also read README.md and docs/: every name they tell users to import must be exported.
@@ -25,6 +26,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -206,6 +208,7 @@ describe('the npm package, installed into a new application', () => {
       join(app, 'node_modules', 'better-sqlite3'),
       'dir',
     );
+    run(npm, ['rebuild', 'hiqlite', '--offline', '--no-audit', '--no-fund'], app);
     mkdirSync(join(app, 'node_modules', '@types'), { recursive: true });
     symlinkSync(
       join(repo, 'node_modules', '@types', 'node'),
@@ -252,6 +255,55 @@ try {
     // The node logs to stdout (pino JSON objects); the rows are the one line that is an array.
     const rows = r.stdout.split('\n').find((line) => line.startsWith('['));
     assert.deepEqual(JSON.parse(rows ?? 'null'), [{ body: 'embedded' }, { body: 'remote' }]);
+  });
+
+  test('without its SQLite extension (install scripts blocked), start() says how to fix it; a cache-only node starts', async () => {
+    const so = join(app, 'node_modules', 'hiqlite', 'native', 'build', 'hq_interrupt.so');
+    const aside = `${so}.aside`;
+    const [raft, api] = await freePorts(2);
+    writeFileSync(
+      join(app, 'no-ext.mjs'),
+      `import { start } from 'hiqlite';
+const [raft, api, dataDir, sqlite] = process.argv.slice(2);
+try {
+  const db = await start({
+    nodeId: 1,
+    nodes: [{ id: 1, addrRaft: '127.0.0.1:' + raft, addrApi: '127.0.0.1:' + api }],
+    dataDir,
+    secretRaft: 'raft-secret-0123456789',
+    secretApi: 'api-secret-0123456789',
+    sqlite: sqlite === 'true',
+  });
+  await db.cache('c').put('k', 'v');
+  console.log(JSON.stringify({ started: await db.cache('c').get('k') }));
+  await db.close();
+} catch (e) {
+  console.log(JSON.stringify({ code: e.code, message: e.message }));
+}
+`,
+    );
+    renameSync(so, aside);
+    try {
+      const refused = run(
+        process.execPath,
+        ['no-ext.mjs', String(raft), String(api), join(tmp, 'no-ext'), 'true'],
+        app,
+      );
+      const out = JSON.parse(refused.stdout.split('\n').find((l) => l.startsWith('{"code"')) ?? 'null') as {
+        code: string;
+        message: string;
+      } | null;
+      assert.equal(out?.code, 'HQL_INVALID_CONFIG', refused.stdout);
+      assert.match(out.message, /npm rebuild hiqlite/);
+      const cacheOnly = run(
+        process.execPath,
+        ['no-ext.mjs', String(raft), String(api), join(tmp, 'no-ext-cache'), 'false'],
+        app,
+      );
+      assert.ok(cacheOnly.stdout.includes('{"started":"v"}'), cacheOnly.stdout);
+    } finally {
+      renameSync(aside, so);
+    }
   });
 
   test("CommonJS: require('hiqlite') gives the same exports as import", () => {

@@ -20,6 +20,8 @@ export interface CmdOptions {
   readonly nowMs?: number;
   readonly seed?: number;
   readonly session?: Session;
+  /** The proposer's `sql_value_bytes_max` stamp (CommandEnvelope.valueBytesMax); none when omitted. */
+  readonly valueBytesMax?: number;
 }
 
 export function cmd(command: CommandInput, o: CmdOptions = {}): Uint8Array {
@@ -28,6 +30,7 @@ export function cmd(command: CommandInput, o: CmdOptions = {}): Uint8Array {
     nowMs: o.nowMs ?? NOW_MS,
     seed: o.seed ?? 1,
     ...(o.session === undefined ? {} : { session: o.session }),
+    ...(o.valueBytesMax === undefined ? {} : { valueBytesMax: o.valueBytesMax }),
   });
 }
 

@@ -188,6 +188,8 @@ describe('SqlWorker', () => {
     }
     writeFileSync(join(out, 'package.json'), '{"type":"module"}');
     symlinkSync(join(repoRoot, 'node_modules'), join(out, 'node_modules'), 'dir');
+    // The SQLite extension, where the package keeps it (three levels above src/sm/sql).
+    symlinkSync(join(repoRoot, 'native'), join(out, 'native'), 'dir');
     const script = `
       import { SqlWorker } from './src/sm/sql/worker-client.js';
       import { encodeCommand } from './src/sm/sql/command.js';

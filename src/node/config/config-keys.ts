@@ -4,6 +4,7 @@
  * a test checks that every key here is documented.
  */
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
+import { SQLITE_LENGTH_MAX, VALUE_BYTES_MAX_MIN } from '../../sm/sql/command.js';
 import { OLD_GENERATION_MAX_MB_DEFAULT, YOUNG_GENERATION_MB_DEFAULT } from '../../sm/sql/worker-client.js';
 import type { ResolvedNodeConfig } from './config.js';
 import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
@@ -89,6 +90,15 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     default: 10_000_000,
     min: 1,
     max: 1_000_000_000_000,
+  },
+  // The largest string, blob or row a write (stamped into it, applied alike on every replica) or a
+  // read on a read thread may make or read.
+  {
+    key: 'sqlValueBytesMax',
+    toml: 'sql_value_bytes_max',
+    default: 32 * MiB,
+    min: VALUE_BYTES_MAX_MIN,
+    max: SQLITE_LENGTH_MAX,
   },
   // /health turns 503 when one apply batch takes longer than this (a write that does not end).
   { key: 'applyStallMs', toml: 'apply_stall_ms', default: 30_000, min: 1, max: 86_400_000 },

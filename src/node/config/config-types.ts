@@ -147,6 +147,12 @@ export interface NodeConfig {
    * checked where the write is proposed; more is HQL_STATEMENT_NOT_ALLOWED.
    */
   writeRecursionRowsMax?: number;
+  /**
+   * The largest string, blob or row (bytes) a write may make or read, stamped into each write
+   * this node proposes and applied alike on every replica (SQLite's SQLITE_LIMIT_LENGTH); also
+   * bounds reads on read threads. Beyond: the statement fails with HQL_SQL (SQLITE_TOOBIG).
+   */
+  sqlValueBytesMax?: number;
   /** /health reports 503 once one apply batch has taken longer than this. */
   applyStallMs?: number;
   /** How long shutdown waits for the entry being applied before interrupting it. */
@@ -279,6 +285,7 @@ export type IntegerKey =
   | 'queryRowsMax'
   | 'queryResultBytesMax'
   | 'writeRecursionRowsMax'
+  | 'sqlValueBytesMax'
   | 'applyStallMs'
   | 'shutdownTimeoutMs'
   | 'inflightMessagesMax'

@@ -3,6 +3,8 @@
  *
  * A client is trusted with data, not with the cluster (DESIGN.md, "Time, limits and trust"), so
  * the node does not take the client's envelope as it is:
+ *   - limits: the node stamps its own `sql_value_bytes_max` (a client's stamp is replaced, or
+ *     removed when the node gives none), as it bounds a recursion with its own setting;
  *   - time: the client's `nowMs` is replaced by the node's clock. One client with a clock two
  *     hours ahead would otherwise store `datetime('now')` two hours ahead and, through the
  *     sessions' monotonic clock, expire every other client's session early (and a write retried
@@ -28,12 +30,18 @@ export { CLIENT_SESSION_PREFIX } from '../../lib/client-session.js';
  */
 export function adoptClientCommand(
   bytes: Uint8Array,
-  ctx: { readonly nowMs: number; readonly recursionRowsMax?: number },
+  ctx: { readonly nowMs: number; readonly recursionRowsMax?: number; readonly valueBytesMax?: number },
 ): { readonly data: Uint8Array; readonly command: CommandEnvelope['command'] } {
   const envelope: CommandEnvelope = decodeCommand(bytes);
   const problem = envelope.session === undefined ? null : clientSessionIdProblem(envelope.session.clientId);
   if (problem !== null) throw sqlError('HQL_MALFORMED_COMMAND', problem);
   const error = staticCheck(envelope.command, ctx.recursionRowsMax);
   if (error !== null) throw new SqlError(error);
-  return { data: encodeCommand({ ...envelope, nowMs: Math.floor(ctx.nowMs) }), command: envelope.command };
+  const { valueBytesMax: _client, ...rest } = envelope;
+  const adopted: CommandEnvelope = {
+    ...rest,
+    nowMs: Math.floor(ctx.nowMs),
+    ...(ctx.valueBytesMax === undefined ? {} : { valueBytesMax: ctx.valueBytesMax }),
+  };
+  return { data: encodeCommand(adopted), command: envelope.command };
 }

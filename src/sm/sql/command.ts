@@ -3,7 +3,7 @@
  *
  * Wire format: one version byte (`COMMAND_FORMAT_VERSION`) followed by standard msgpack (no
  * msgpackr records, so other languages can produce commands) of
- * `{ nowMs, seed, session?, command }`. The decoder treats its input as untrusted: anything that
+ * `{ nowMs, seed, session?, valueBytesMax?, command }`. The decoder treats its input as untrusted: anything that
  * is not exactly a valid command is a `SqlError` with code `HQL_MALFORMED_COMMAND`, never a crash
  * and never a partially valid object. Encoding validates with the same code, so whatever encodes
  * also decodes.
@@ -76,7 +76,25 @@ export interface CommandEnvelope<P = ParamValue> {
   readonly nowMs: number;
   /** Seeds random() / randomblob() for this command, identically on every replica. */
   readonly seed: number;
+  /**
+   * The proposer's `sql_value_bytes_max`: the largest string, blob or row the command may make
+   * or read (SQLite's SQLITE_LIMIT_LENGTH), set on the writer of every replica while it runs, so
+   * a statement over it fails alike everywhere (SQLITE_TOOBIG). Absent in entries written before
+   * the stamp existed: those run under SQLite's own bound, `SQLITE_LENGTH_MAX`, as they did.
+   */
+  readonly valueBytesMax?: number;
 }
+
+/**
+ * SQLite's own bound on a string, blob or row: its compile-time SQLITE_MAX_LENGTH, which
+ * better-sqlite3 leaves at the default. The limit of a connection nobody lowered.
+ */
+export const SQLITE_LENGTH_MAX = 1_000_000_000;
+/**
+ * The smallest `valueBytesMax`: twice the largest result a client session keeps (1 MiB), which
+ * the writer stores under the command's limit.
+ */
+export const VALUE_BYTES_MAX_MIN = 2 * 1024 * 1024;
 
 export const COMMAND_FORMAT_VERSION = 1;
 export const TXN_STATEMENTS_MAX = 100_000;
@@ -142,6 +160,7 @@ function normalizeEnvelope(e: CommandEnvelope<ParamInput>): unknown {
     nowMs: e.nowMs,
     seed: e.seed,
     ...(e.session === undefined ? {} : { session: { clientId: e.session.clientId, seq: e.session.seq } }),
+    ...(e.valueBytesMax === undefined ? {} : { valueBytesMax: e.valueBytesMax }),
     command: normalizeCommand(e.command),
   };
 }
@@ -282,16 +301,20 @@ function list(v: unknown, path: string, lengthMax: number): readonly unknown[] {
 }
 
 function validateEnvelope(raw: unknown): CommandEnvelope {
-  const r = record(raw, 'envelope', ['nowMs', 'seed', 'command'], ['session']);
+  const r = record(raw, 'envelope', ['nowMs', 'seed', 'command'], ['session', 'valueBytesMax']);
   const nowMs = int(r.nowMs, 'nowMs', 0, NOW_MS_MAX);
   const seed = int(r.seed, 'seed', 0, 0xffff_ffff);
+  const limit =
+    r.valueBytesMax === undefined
+      ? {}
+      : { valueBytesMax: int(r.valueBytesMax, 'valueBytesMax', VALUE_BYTES_MAX_MIN, SQLITE_LENGTH_MAX) };
   const command = validateCommand(r.command);
-  if (r.session === undefined) return { nowMs, seed, command };
+  if (r.session === undefined) return { nowMs, seed, ...limit, command };
   const s = record(r.session, 'session', ['clientId', 'seq']);
   const clientId = str(s.clientId, 'session.clientId', CLIENT_ID_LENGTH_MAX);
   if (clientId.length === 0) malformed('session.clientId', 'empty');
   const session: Session = { clientId, seq: int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER) };
-  return { nowMs, seed, session, command };
+  return { nowMs, seed, session, ...limit, command };
 }
 
 function validateCommand(raw: unknown): Command {

@@ -48,6 +48,8 @@ export interface ProposalContext {
   readonly session?: Session;
   /** `write_recursion_rows_max` (write-bounds.ts); its default when omitted. */
   readonly recursionRowsMax?: number;
+  /** `sql_value_bytes_max`, stamped into the entry (CommandEnvelope.valueBytesMax); none when omitted. */
+  readonly valueBytesMax?: number;
 }
 
 /**
@@ -61,6 +63,7 @@ export function prepareForProposal(command: CommandInput, ctx: ProposalContext):
     nowMs: Math.floor(ctx.nowMs),
     seed: ctx.seed >>> 0,
     ...(ctx.session === undefined ? {} : { session: ctx.session }),
+    ...(ctx.valueBytesMax === undefined ? {} : { valueBytesMax: ctx.valueBytesMax }),
   };
   // Encoding validates the command's structure first, so the static check can trust it.
   const bytes = encodeCommand(envelope);

@@ -147,6 +147,13 @@ export type SqliteWork = 'apply' | 'read';
  * Turns an exception raised while executing a command into a deterministic error result, or
  * rethrows it when it is not deterministic (environmental failure or programmer error).
  */
+/** What SQLITE_TOOBIG means here, by where it happened (the text is part of a write's result: fixed). */
+const TOO_BIG_HINT: Readonly<Record<SqliteWork, string>> = {
+  apply:
+    "a string, blob or row larger than the sql_value_bytes_max of the node that proposed the write (a bound parameter, a value the statement makes, or a row it writes or reads), or SQLite's own bound of 1000000000 bytes",
+  read: "a string, blob or row larger than the sql_value_bytes_max of the node that ran the read, or SQLite's own bound of 1000000000 bytes",
+};
+
 export function classifyCommandError(
   e: unknown,
   during: SqliteWork,
@@ -157,12 +164,15 @@ export function classifyCommandError(
     const primary = primaryCode(e.code);
     if (!DETERMINISTIC_SQLITE_CODES.has(primary)) throw fatalSqliteError(e, during);
     const code: SqlErrorCode = primary === 'SQLITE_CONSTRAINT' ? 'HQL_CONSTRAINT' : 'HQL_SQL';
-    return { ...extra, code, message: e.message, sqliteCode: e.code };
+    const message = primary === 'SQLITE_TOOBIG' ? `${e.message}: ${TOO_BIG_HINT[during]}` : e.message;
+    return { ...extra, code, message, sqliteCode: e.code };
   }
   // better-sqlite3 reports parameter mismatches ("Too few parameter values", "Missing named
   // parameter", "bigint is too big") as RangeError before SQLite runs anything.
   if (e instanceof RangeError && !/call stack/i.test(e.message)) {
-    return { ...extra, code: 'HQL_INVALID_PARAMS', message: e.message };
+    // A bound value over the connection's length limit: "The bound string, buffer, or bigint is too big".
+    const message = /too big/i.test(e.message) ? `${e.message}: ${TOO_BIG_HINT[during]}` : e.message;
+    return { ...extra, code: 'HQL_INVALID_PARAMS', message };
   }
   throw e;
 }

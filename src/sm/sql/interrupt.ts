@@ -13,6 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { assert } from '../../lib/assert.js';
+import { HiqliteError } from '../../lib/errors.js';
+import { SQLITE_LENGTH_MAX } from './command.js';
 
 // SQLite derives the entry point from the file name: sqlite3_hqinterrupt_init.
 function libraryFile(): string {
@@ -32,6 +35,20 @@ export function interruptExtensionPath(): string | null {
   return cachedPath;
 }
 
+/**
+ * Why a SQL node cannot start without the extension: it sets each write's value limit
+ * (`sql_value_bytes_max`) on the writer, and a replica that could not would apply writes the
+ * others refuse.
+ */
+export function extensionMissing(): HiqliteError {
+  const file = `native/build/${libraryFile()}`;
+  return new HiqliteError(
+    'HQL_INVALID_CONFIG',
+    `hiqlite's SQLite extension (${file} in the hiqlite package) was not built when hiqlite was installed: a node with SQLite needs it (it bounds every write's values alike on every replica, and stops queries at their deadline). Install a C compiler (Debian/Ubuntu: apt-get install build-essential; Alpine: apk add build-base) and run \`npm rebuild hiqlite\`; allow hiqlite's install script where npm blocks install scripts`,
+    { retryable: false },
+  );
+}
+
 /** A connection registered with the watchdog. */
 export interface ConnectionWatch {
   /** Process-wide id of the connection (for `interruptConnection`). */
@@ -39,6 +56,12 @@ export interface ConnectionWatch {
   /** The running (or next) statement is interrupted once `ms` milliseconds have passed. */
   arm(ms: number): void;
   disarm(): void;
+  /**
+   * Sets the connection's SQLITE_LIMIT_LENGTH: the largest string, blob or row (in bytes) a
+   * statement may make or read there; beyond it the statement fails with SQLITE_TOOBIG.
+   * Between 1 and `SQLITE_LENGTH_MAX`.
+   */
+  limitLength(bytes: number): void;
 }
 
 /**
@@ -54,6 +77,17 @@ export function watchConnection(db: Database.Database): ConnectionWatch | null {
   const token = randomBytes(8).readBigInt64LE();
   const id = Number(db.prepare('SELECT hq_watch(?)').pluck().safeIntegers(true).get(token) as bigint);
   const deadline = db.prepare('SELECT hq_deadline(?, ?)').pluck().safeIntegers(true);
+  let limit: Database.Statement;
+  try {
+    limit = db.prepare('SELECT hq_limit(?, ?)').pluck().safeIntegers(true);
+  } catch (e) {
+    // A build of the extension from before hq_limit (an upgrade whose install scripts did not run).
+    throw new HiqliteError(
+      'HQL_INVALID_CONFIG',
+      `${path} is an older build of hiqlite's SQLite extension (no hq_limit): run \`npm rebuild hiqlite\` (${e instanceof Error ? e.message : String(e)})`,
+      { retryable: false },
+    );
+  }
   return {
     id,
     arm: (ms) => {
@@ -72,6 +106,10 @@ export function watchConnection(db: Database.Database): ConnectionWatch | null {
           if (!isInterrupted(e) || attempt >= DISARM_ATTEMPTS) throw e;
         }
       }
+    },
+    limitLength: (bytes) => {
+      assert(Number.isInteger(bytes) && bytes >= 1 && bytes <= SQLITE_LENGTH_MAX, `length limit ${bytes}`);
+      limit.get(token, BigInt(bytes));
     },
   };
 }

@@ -57,6 +57,8 @@ export interface ReadPoolOptions {
   readonly rowsMax?: number;
   /** Most bytes of values one read may return (HQL_RESULT_TOO_LARGE beyond). Default 64 MiB. */
   readonly resultBytesMax?: number;
+  /** The largest string, blob or row a read may make or read (SqlReaderOptions.valueBytesMax). */
+  readonly valueBytesMax?: number;
   /** The runtime's applied index, sent with each read (schema changes come with applied writes). */
   readonly appliedIndex?: () => number;
 }
@@ -142,6 +144,7 @@ export class ReadPool {
       interruptible: o.interruptible ?? true,
       rowsMax: o.rowsMax ?? 1_000_000,
       resultBytesMax: o.resultBytesMax ?? 64 * 1024 * 1024,
+      ...(o.valueBytesMax === undefined ? {} : { valueBytesMax: o.valueBytesMax }),
     };
   }
 

@@ -11,6 +11,8 @@ export interface ReadWorkerInit {
   readonly rowsMax: number;
   /** SqlReaderOptions.resultBytesMax. */
   readonly resultBytesMax: number;
+  /** SqlReaderOptions.valueBytesMax. */
+  readonly valueBytesMax?: number;
 }
 
 export type ReadRequest =

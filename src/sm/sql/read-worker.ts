@@ -20,6 +20,7 @@ function open(): SqlReader | null {
       interruptible: init.interruptible,
       rowsMax: init.rowsMax,
       resultBytesMax: init.resultBytesMax,
+      ...(init.valueBytesMax === undefined ? {} : { valueBytesMax: init.valueBytesMax }),
     });
     port.postMessage({
       id: 0,

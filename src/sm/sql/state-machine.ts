@@ -28,11 +28,11 @@ import { HiqliteError } from '../../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../../lib/file-modes.js';
 import type { LogIndex, Term } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
-import { type CommandEnvelope, tryDecodeCommand } from './command.js';
+import { type CommandEnvelope, SQLITE_LENGTH_MAX, tryDecodeCommand } from './command.js';
 import { DeterministicEnv, installDeterministicFunctions } from './determinism.js';
 import { classifyCommandError, fatalSqliteError, type SqlErrorInfo } from './errors.js';
 import { CommandExecutor, TransactionLostError } from './executor.js';
-import { watchConnection } from './interrupt.js';
+import { type ConnectionWatch, extensionMissing, watchConnection } from './interrupt.js';
 import { ensurePrivateFileSync } from './private-file.js';
 import { type CommandResult, failure } from './result.js';
 import { configureWriter, ensureSchema, PAGE_SIZE_BYTES, readMeta } from './schema.js';
@@ -181,6 +181,9 @@ export class SqlStateMachine {
   private committedClockMs = 0;
   /** The writer connection's id for `interruptConnection` (interrupt.ts), or null. */
   readonly connectionId: number | null;
+  private readonly watch: ConnectionWatch | null;
+  /** The writer's SQLITE_LIMIT_LENGTH now: the last applied command's `valueBytesMax`. */
+  private lengthLimit = SQLITE_LENGTH_MAX;
 
   private constructor(
     private readonly db: Database.Database,
@@ -189,7 +192,11 @@ export class SqlStateMachine {
     /** The damaged file `open` found and moved aside (this state machine started empty), or null. */
     readonly damaged: DamagedDatabase | null,
   ) {
-    this.connectionId = options.interruptible ? (watchConnection(db)?.id ?? null) : null;
+    this.watch = options.interruptible ? watchConnection(db) : null;
+    // The extension also sets each command's value limit (`valueBytesMax`): a replica that
+    // could not would apply a command that the others refuse. So it is required.
+    if (options.interruptible && this.watch === null) throw extensionMissing();
+    this.connectionId = this.watch?.id ?? null;
     this.closeHelper = installDeterministicFunctions(db, this.env);
     this.executor = new CommandExecutor(db, options.statementCacheMax);
     this.sessions = new SessionTable(db, {
@@ -500,6 +507,7 @@ export class SqlStateMachine {
     this.stmts.resetInsert.run();
     this.stmts.resetChanges.run();
     this.stmts.savepoint.run();
+    this.limitLength(envelope.valueBytesMax ?? SQLITE_LENGTH_MAX);
     this.env.begin(nowMs, envelope.seed);
     let result: CommandResult;
     try {
@@ -510,6 +518,23 @@ export class SqlStateMachine {
     if (!result.ok) this.stmts.rollbackTo.run();
     this.stmts.release.run();
     return result;
+  }
+
+  /**
+   * Sets the writer's SQLITE_LIMIT_LENGTH to a command's `valueBytesMax` (when it differs from
+   * the last one's). It stays set for the control rows written after the command (sessions,
+   * `_hq_meta`): those are smaller than the smallest limit (VALUE_BYTES_MAX_MIN).
+   */
+  private limitLength(bytes: number): void {
+    if (bytes === this.lengthLimit) return;
+    if (this.watch === null) {
+      // Only a state machine opened with `interruptible: false` (tests): fatal, never a result.
+      throw new Error(
+        `a command limits its values to ${bytes} bytes (sql_value_bytes_max), which needs hiqlite's SQLite extension on this state machine`,
+      );
+    }
+    this.watch.limitLength(bytes);
+    this.lengthLimit = bytes;
   }
 
   private commit(): void {
