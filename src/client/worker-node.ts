@@ -33,12 +33,14 @@ import type { ClusterMembership, QueryOptions, StartOptions } from '../node/hiql
 import { logLevelFromEnv } from '../node/log-level.js';
 import type { BackupInfo } from '../node/node-features.js';
 import { sqliteDisabledError } from '../node/sqlite-setting.js';
+import { systemClock } from '../node/system-clock.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import type { CommandInput, ExecuteCommand, ParamInput } from '../sm/sql/command.js';
-import { beyondTheLog, sqlError } from '../sm/sql/errors.js';
+import { sqlError } from '../sm/sql/errors.js';
 import { interruptAllOnExit } from '../sm/sql/interrupt.js';
+import { untilAppliedIndex } from '../sm/sql/read-your-writes.js';
 import { type QueryParams, SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult, StatementOutcome } from '../sm/sql/result.js';
 import type { Row } from '../sm/sql/values.js';
@@ -893,29 +895,25 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   // ---------------------------------------------------------------------------------------------
 
   /**
-   * Resolves once the node applied `minIndex` (read-your-writes); HQL_TIMEOUT at the deadline.
-   * Alongside the wait, one ReadIndex round asks how far the cluster has committed: an index
-   * beyond it is no acknowledged write's of this cluster and is refused at once (HQL_INVALID_PARAMS)
-   * instead of after the whole deadline; without a leader the wait goes on (as the node's own
-   * query(): hiqlite-node.ts, untilApplied).
+   * Resolves once the node applied `minIndex` (read-your-writes); HQL_TIMEOUT at the deadline. An
+   * index beyond the cluster's log is refused (HQL_INVALID_PARAMS), as by the node's own query()
+   * (read-your-writes.ts).
    */
   private async untilApplied(minIndex: number, deadlineMs: number): Promise<void> {
     if (Number(Atomics.load(this.appliedShared, APPLIED_SLOT)) >= minIndex) return;
     const over = { stopped: false };
-    const applied = this.waitApplied(minIndex, deadlineMs, over);
-    const waitMs = Math.max(1, deadlineMs - performance.now());
-    const committed = this.call({ op: 'barrier', timeoutMs: waitMs }, waitMs).then(
-      (readIndex) => readIndex as number,
-      () => null,
-    );
     try {
-      const first = await Promise.race([applied.then(() => null), committed]);
-      if (first !== null && first < minIndex) {
-        applied.catch(() => {});
-        throw beyondTheLog(minIndex, first);
-      }
-      await applied;
+      await untilAppliedIndex(minIndex, {
+        applied: this.waitApplied(minIndex, deadlineMs, over),
+        readIndex: async () => {
+          const waitMs = Math.max(1, deadlineMs - performance.now());
+          return (await this.call({ op: 'barrier', timeoutMs: waitMs }, waitMs)) as number;
+        },
+        probeAfterMs: this.cfg.heartbeatIntervalMs,
+        clock: systemClock,
+      });
     } finally {
+      // A read refused before its wait ended lets go of its slot of callsMax.
       over.stopped = true;
     }
   }

@@ -36,15 +36,10 @@ import type { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
 import { prepareForProposal } from '../sm/sql/determinism.js';
-import {
-  beyondTheLog,
-  errorFromInfo,
-  SQL_ONLY_CODES,
-  SqlError,
-  type SqlErrorInfo,
-} from '../sm/sql/errors.js';
+import { errorFromInfo, SQL_ONLY_CODES, SqlError, type SqlErrorInfo } from '../sm/sql/errors.js';
 import { interruptAllOnExit } from '../sm/sql/interrupt.js';
 import { ReadPool } from '../sm/sql/read-pool.js';
+import { untilAppliedIndex } from '../sm/sql/read-your-writes.js';
 import type { QueryParams } from '../sm/sql/reader.js';
 import { SqlReader } from '../sm/sql/reader.js';
 import type { CommandResult } from '../sm/sql/result.js';
@@ -495,25 +490,14 @@ export class HiqliteNode {
     return this.linearizableBarrier(timeoutMs);
   }
 
-  /**
-   * Until this node applied `minIndex` (read-your-writes). Alongside the wait, one ReadIndex
-   * round asks the leader how far the cluster has committed: an index beyond that is no
-   * acknowledged write's of this cluster (another cluster's, or one from before a restore), and
-   * is refused at once instead of after the whole deadline. Whichever answers first ends it;
-   * without a leader the wait goes on to its deadline, as before.
-   */
-  private async untilApplied(minIndex: number, timeoutMs: number): Promise<void> {
-    const applied = this.group.waitForApplied(minIndex as LogIndex, { timeoutMs });
-    const committed = this.linearizableBarrier(timeoutMs).then(
-      (readIndex) => readIndex,
-      () => null,
-    );
-    const first = await Promise.race([applied.then(() => null), committed]);
-    if (first !== null && first < minIndex) {
-      applied.catch(() => {});
-      throw beyondTheLog(minIndex, first);
-    }
-    await applied;
+  /** Until this node applied `minIndex` (read-your-writes); one beyond the log is refused (read-your-writes.ts). */
+  private untilApplied(minIndex: number, timeoutMs: number): Promise<void> {
+    return untilAppliedIndex(minIndex, {
+      applied: this.group.waitForApplied(minIndex as LogIndex, { timeoutMs }).then(() => {}),
+      readIndex: () => this.linearizableBarrier(timeoutMs),
+      probeAfterMs: this.cfg.heartbeatIntervalMs,
+      clock: this.clock,
+    });
   }
 
   /**
