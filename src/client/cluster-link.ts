@@ -24,6 +24,7 @@
  * - `once`: an op this side does not know the effect of: sent at most once. An answer, error or
  *   not, is returned as it is; a connection lost after sending is HQL_OUTCOME_UNKNOWN.
  */
+import { raceAbort } from '../lib/abort.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
@@ -31,6 +32,16 @@ import { commandTooLargeError } from '../node/raft-group.js';
 import type { ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { parseApiAddress } from './api-address.js';
+
+/** Read through a call: TypeScript narrows `signal.aborted` from an earlier check as if it could not change. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+/** A call or listen whose `signal` fired before it was answered. */
+function callerWentAway(): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+}
 
 export type LinkKind = 'write' | 'read' | 'other' | 'once';
 export type LinkRoute = 'any' | 'leader';
@@ -190,19 +201,27 @@ export class ClusterLink {
           20 * 2 ** Math.min(attempt - 1, 5),
           Math.max(0, deadline - performance.now()),
         );
-        await new Promise((r) => setTimeout(r, pauseMs));
+        await raceAbort(new Promise((r) => setTimeout(r, pauseMs)), o.signal, callerWentAway).catch(
+          (e: HiqliteError) => {
+            throw ended(e);
+          },
+        );
         if (performance.now() >= deadline) break;
         // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
         if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs, maybeApplied)) break;
       }
       if (this.closed)
         throw ended(new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false }));
-      if (o.signal?.aborted === true)
-        throw ended(new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false }));
+      if (o.signal?.aborted === true) throw ended(callerWentAway());
       let sent = false;
       let answer: { addr: string; r: ApiResponse };
       try {
-        const { addr, link } = await this.connection(o.route, groupOf(body));
+        // An abort ends a wait for a connection at once (nothing was sent for this attempt).
+        const { addr, link } = await raceAbort(
+          this.connection(o.route, groupOf(body)),
+          o.signal,
+          callerWentAway,
+        );
         // Refused here, at once: a command over the node's frame limit would only get the
         // connection closed, and its outcome would look unknown.
         if (
@@ -223,6 +242,7 @@ export class ClusterLink {
         answer = { addr, r: await link.conn.request(request, remaining, stop) };
         slowestMs = Math.max(slowestMs, performance.now() - sentAt);
       } catch (e) {
+        if (!sent && isAborted(o.signal)) throw ended(callerWentAway());
         // Sent, and no answer: a write may be in the log. Unless the connection says the node
         // never processed it (closed before it was written, or the node's goaway did not list it).
         const mayHaveRun = sent && !wasNotProcessed(e);
@@ -275,15 +295,21 @@ export class ClusterLink {
     const timeoutMs = o.timeoutMs ?? this.o.requestTimeoutMs;
     const deadline = performance.now() + timeoutMs;
     let last: HiqliteError | null = null;
+    // Until the request is sent, an abort ends the attempts at once (a listener closed while no
+    // node was reachable waited for a connect timeout): no node can have registered it. Once
+    // sent, the node's answer is waited for, so a node that registered it is told to drop it.
     for (let attempt = 0; performance.now() < deadline; attempt++) {
       if (attempt > 0)
-        await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5))));
+        await raceAbort(
+          new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt - 1, 5)))),
+          o.signal,
+          callerWentAway,
+        );
       if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false });
-      if (o.signal?.aborted === true)
-        throw new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+      if (o.signal?.aborted === true) throw callerWentAway();
       let addr: string | null = null;
       try {
-        const any = await this.connection('any');
+        const any = await raceAbort(this.connection('any'), o.signal, callerWentAway);
         addr = any.addr;
         const conn = any.link.conn;
         const sent = conn.listen(
