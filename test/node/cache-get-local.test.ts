@@ -14,8 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { cacheMirrorOf } from '../../src/client/worker-node.js';
 import { connect, type HiqliteNode, type StartOptions, start } from '../../src/index.js';
 import { HiqliteError } from '../../src/lib/errors.js';
-import type { NodeConfig } from '../../src/node/config/config.js';
-import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
+import { type EntriesConfig, oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 
 async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -33,7 +32,7 @@ function isUnavailable(retryable: boolean) {
 
 interface Running {
   root: string;
-  cfg: NodeConfig;
+  cfg: EntriesConfig;
   node: HiqliteNode;
 }
 

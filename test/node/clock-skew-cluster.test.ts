@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { type HiqliteNode, start } from '../../src/index.js';
 import type { Clock } from '../../src/lib/clock.js';
-import type { NodeConfig } from '../../src/node/config/config.js';
+import type { NodeConfig, NodeEntry } from '../../src/node/config/config.js';
 import { freePorts } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
 import { skewedClock } from '../support/skewed-clock.js';
@@ -22,7 +22,9 @@ import { skewedClock } from '../support/skewed-clock.js';
 const HOUR_MS = 3_600_000;
 
 async function gauge(cfg: NodeConfig, name: string): Promise<number> {
-  const text = await (await fetch(`http://${cfg.nodes[cfg.nodeId - 1]?.addrApi}/metrics`)).text();
+  const text = await (
+    await fetch(`http://${(cfg.nodes[cfg.nodeId - 1] as NodeEntry).addrApi}/metrics`)
+  ).text();
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   assert.ok(m !== null, `${name} is exported`);
   return Number(m[1]);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
+import { connect, HiqliteError, type HiqliteNode, type NodeEntry, start } from '../../src/index.js';
 import { freePorts } from '../support/free-ports.js';
 
 const SECRET_API = 'api-secret-for-tests-0123456789';
@@ -85,7 +85,7 @@ describe('writes in flight at close()', () => {
 
   test('of a remote client: each applied one is done or of unknown outcome, none refused', async () => {
     assert.ok(node !== null);
-    const remote = await connect({ nodes: [cfg.nodes[0]?.addrApi as string], secretApi: SECRET_API });
+    const remote = await connect({ nodes: [(cfg.nodes[0] as NodeEntry).addrApi], secretApi: SECRET_API });
     const outcomes = await writesAcrossClose(
       (sql, params) => remote.execute(sql, params),
       () => remote.close(),

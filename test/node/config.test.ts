@@ -12,6 +12,7 @@ import {
   loadEnvConfig,
   loadTomlConfig,
   type NodeConfig,
+  type NodeEntry,
   parseTomlConfig,
   readTomlConfig,
   resolveConfig,
@@ -325,11 +326,40 @@ describe('resolveConfig validation: each message names its key', () => {
     assertOneProblem(bad({ tls: { rafts: 'self-signed' } }), 'tls.rafts', /did you mean tls.raft/);
   });
 
+  test("nodes in the Rust project's string form, as in TOML, or mixed with entries", () => {
+    const c = resolveConfig(
+      base({
+        nodeId: 2,
+        nodes: [
+          '1 127.0.0.1:8100 127.0.0.1:8200',
+          { id: 2, addrRaft: '127.0.0.1:8101', addrApi: '127.0.0.1:8201' },
+          ' 3   127.0.0.1:8102 127.0.0.1:8202 ',
+        ],
+      }),
+    );
+    assert.deepEqual(
+      c.nodes.map((n) => [n.id, n.addrRaft, n.addrApi]),
+      [
+        [1, '127.0.0.1:8100', '127.0.0.1:8200'],
+        [2, '127.0.0.1:8101', '127.0.0.1:8201'],
+        [3, '127.0.0.1:8102', '127.0.0.1:8202'],
+      ],
+    );
+    assert.equal(c.self.addrApi, '127.0.0.1:8201');
+    // A node id the strings do not list is named with the ids they do.
+    assertOneProblem(bad({ nodeId: 5, nodes: ['1 127.0.0.1:8100 127.0.0.1:8200'] }), 'nodeId', /ids: 1\)/);
+  });
+
   test('wrong types', () => {
     assertOneProblem(bad({ nodeId: '1' }), 'nodeId', /must be an integer, got "1"/);
     assertOneProblem(bad({ nodes: 'all' }), 'nodes', /must be a list/);
     assertOneProblem(bad({ nodes: [] }), 'nodes', /at least one node/);
-    assertOneProblem(bad({ nodes: ['1 a:1 a:2'] }), 'nodes[0]', /must be an object/);
+    assertOneProblem(
+      bad({ nodes: [7] }),
+      'nodes[0]',
+      /must be an object .* or a "<id> <raft host:port> <api host:port>" string, got 7/,
+    );
+    assertOneProblem(bad({ nodes: ['1 127.0.0.1:8100'] }), 'nodes[0]', /^"1 127.0.0.1:8100": expected "<id>/);
     assertOneProblem(bad({ secretRaft: 1234567890123456 }), 'secretRaft', /must be a string, got number/);
     assertOneProblem(bad({ learnerOnly: 'yes' }), 'learnerOnly', /true or false, got "yes"/);
     assertOneProblem(bad({ logStatements: 1 }), 'logStatements', /true or false/);
@@ -619,7 +649,7 @@ describe('environment overrides', () => {
     for (const separator of ['\n', ',', ' ,\n ']) {
       const { config } = parseTomlConfig(BASE_TOML, { HQL_NODES: `${entries.join(separator)}\n` });
       assert.deepEqual(
-        config.nodes.map((n) => n.addrRaft),
+        config.nodes.map((n) => (n as NodeEntry).addrRaft),
         ['10.0.0.1:8100', '10.0.0.2:8100'],
       );
     }

@@ -13,7 +13,7 @@ import {
   type HiqliteNode,
   start,
 } from '../../src/index.js';
-import type { NodeConfig } from '../../src/node/config/config.js';
+import type { NodeConfig, NodeEntry } from '../../src/node/config/config.js';
 import { freePorts } from './free-ports.js';
 
 export const TEST_SECRETS = {
@@ -21,7 +21,13 @@ export const TEST_SECRETS = {
   secretApi: 'api-secret-for-tests-0123456789',
 } as const;
 
-export async function oneNodeConfig(root: string, extra: Partial<NodeConfig> = {}): Promise<NodeConfig> {
+/** A NodeConfig whose nodes are entries (not the string form), for tests that read them back. */
+export type EntriesConfig = NodeConfig & { nodes: NodeEntry[] };
+
+export async function oneNodeConfig(
+  root: string,
+  extra: Partial<EntriesConfig> = {},
+): Promise<EntriesConfig> {
   const [raft, api] = await freePorts(2);
   return {
     nodeId: 1,
@@ -41,7 +47,7 @@ export type OneNodeClientKind = 'embedded worker' | 'embedded main' | 'remote';
  */
 export async function startOneNodeAs(
   who: OneNodeClientKind,
-  cfg: NodeConfig,
+  cfg: EntriesConfig,
   connectOptions: Partial<ConnectOptions> = {},
 ): Promise<{ db: HiqliteClient; close: () => Promise<void> }> {
   const node = await start(cfg, { thread: who === 'embedded main' ? 'main' : 'worker' });
@@ -66,10 +72,10 @@ export async function startOneNodeAs(
  */
 export function nodeAndRemote(
   prefix: string,
-  extra: Partial<NodeConfig> = {},
-): { readonly node: HiqliteNode; readonly remote: HiqliteClient; readonly cfg: NodeConfig } {
+  extra: Partial<EntriesConfig> = {},
+): { readonly node: HiqliteNode; readonly remote: HiqliteClient; readonly cfg: EntriesConfig } {
   const root = mkdtempSync(join(tmpdir(), prefix));
-  const f: { node?: HiqliteNode; remote?: HiqliteClient; cfg?: NodeConfig } = {};
+  const f: { node?: HiqliteNode; remote?: HiqliteClient; cfg?: EntriesConfig } = {};
   before(async () => {
     const cfg = await oneNodeConfig(root, extra);
     f.cfg = cfg;
@@ -89,7 +95,7 @@ export function nodeAndRemote(
       return f.remote as HiqliteClient;
     },
     get cfg() {
-      return f.cfg as NodeConfig;
+      return f.cfg as EntriesConfig;
     },
   };
 }

@@ -6,7 +6,13 @@
 import { join, resolve } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { nodeId as toNodeId } from '../../raft/types.js';
-import { formatHostPort, hostPortKey, parseBindHost, parseHostPort } from './config-address.js';
+import {
+  formatHostPort,
+  hostPortKey,
+  parseBindHost,
+  parseHostPort,
+  parseNodeEntry,
+} from './config-address.js';
 import { checkBackupConfig } from './config-backup.js';
 import { checkDashboardConfig } from './config-dashboard.js';
 import { ConfigProblems, camelCaseNamer, closestKey, describeValue } from './config-errors.js';
@@ -73,7 +79,11 @@ export function checkConfig(input: unknown, problems: ConfigProblems): ResolvedN
   // Checked against the ids the list spells, whatever else is wrong in it: every problem is
   // reported at once, not this one only after the list's are fixed.
   const listedIds = Array.isArray(input.nodes)
-    ? input.nodes.flatMap((e: unknown) => (isRecord(e) && Number.isSafeInteger(e.id) ? [e.id as number] : []))
+    ? input.nodes.flatMap((e: unknown) => {
+        const entry = typeof e === 'string' ? parseNodeEntry(e) : null;
+        if (entry !== null) return entry.ok ? [entry.value.id] : [];
+        return isRecord(e) && Number.isSafeInteger(e.id) ? [e.id as number] : [];
+      })
     : [];
   if (nodeId !== null && self === undefined && listedIds.length > 0 && !listedIds.includes(nodeId)) {
     problems.add(
@@ -162,9 +172,21 @@ function checkNodes(value: unknown, problems: ConfigProblems): ResolvedNode[] | 
   const entryKeys = new Set(['id', 'addrRaft', 'addrApi']);
   for (let i = 0; i < value.length; i++) {
     const path = `nodes[${i}]`;
-    const entry: unknown = value[i];
+    let entry: unknown = value[i];
+    if (typeof entry === 'string') {
+      // The Rust project's form, as in TOML: "1 127.0.0.1:8100 127.0.0.1:8200".
+      const parsed = parseNodeEntry(entry);
+      if (!parsed.ok) {
+        problems.add(path, `${JSON.stringify(entry)}: ${parsed.reason}`);
+        continue;
+      }
+      entry = parsed.value;
+    }
     if (!isRecord(entry)) {
-      problems.add(path, `must be an object { id, addrRaft, addrApi }, got ${describeValue(entry)}`);
+      problems.add(
+        path,
+        `must be an object { id, addrRaft, addrApi } or a "<id> <raft host:port> <api host:port>" string, got ${describeValue(entry)}`,
+      );
       continue;
     }
     checkUnknownKeys(entry, `${path}.`, entryKeys, problems);

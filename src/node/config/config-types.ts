@@ -31,7 +31,7 @@ export interface NodeConfig {
   /** This node's id: one of the ids in `nodes`. */
   nodeId: number;
   /** Every node of the cluster, this one included: the static membership. Must contain node 1. */
-  nodes: NodeEntry[];
+  nodes: (NodeEntry | string)[];
   /**
    * Root of this node's files (relative paths resolve against the working directory). Required,
    * except on a cache-only node that keeps its cache in memory (`sqlite: false` and
