@@ -140,15 +140,33 @@ export class HandshakeGate {
     // A closed socket leaves the port's count when its close event runs, later: count here.
     // Bounded: each turn closes one pending connection.
     for (let closed = 0; this.pending.size > 0 && port.openConnections() - closed >= limit; closed++) {
-      const oldest = this.pending.keys().next();
-      if (oldest.done) return;
+      const victim = this.silentFirst();
+      if (victim === null) return;
       this.evictedCount++;
       this.expire(
-        oldest.value,
+        victim,
         'evicted',
         `the port is near its ${port.connectionsMax} connections: the oldest unauthenticated one is closed`,
       );
     }
+  }
+
+  /**
+   * The oldest pending connection that has sent nothing yet, else the oldest. A real client
+   * speaks within a round trip of its accept; a flood of connections that never speak kept the
+   * port at its cap, and on a loaded node a real client's handshake took longer than the flood
+   * took to make it the oldest: it was closed mid-handshake, and connect() failed (found under
+   * load: "peer ended the connection" while 4,000 strangers connected per second). A stranger
+   * that sends a byte is still bounded by its deadline. The scan stops at the first silent one,
+   * which is the oldest entry under such a flood; at most the pending connections.
+   */
+  private silentFirst(): string | null {
+    let oldest: string | null = null;
+    for (const [key, entry] of this.pending) {
+      oldest ??= key;
+      if (entry.socket.bytesRead === 0) return key;
+    }
+    return oldest;
   }
 
   /**

@@ -98,9 +98,10 @@ describe('the remote client against a 3-node cluster of processes', () => {
     // the node's thread for seconds (its leadership lost), or failed HQL_INTERNAL past 512 MB.
     const blobs = (n: number, mb: number) =>
       `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${n}) SELECT zeroblob(${mb} * 1048576) AS b FROM c`;
+    // Rows of 30 MB: each value under sql_value_bytes_max (32 MiB), three of them over the result bound.
     await assert.rejects(
-      db.query(blobs(2, 40)),
-      hasCode('HQL_RESULT_TOO_LARGE', /larger than 67108864 bytes \(query_result_bytes_max\) at row 2/),
+      db.query(blobs(3, 30)),
+      hasCode('HQL_RESULT_TOO_LARGE', /larger than 67108864 bytes \(query_result_bytes_max\) at row 3/),
     );
     const [row] = await db.query<{ b: Uint8Array }>(blobs(1, 10));
     assert.equal(row?.b.byteLength, 10 * 1048576);

@@ -51,6 +51,8 @@ function laidOut(out: string): CompiledProduct {
   // The package's layout: dependencies resolve from the repository's node_modules, and the CLI
   // reads its version from package.json two levels above dist/server.
   symlinkSync(join(REPO, 'node_modules'), join(out, 'node_modules'), 'dir');
+  // The SQLite extension a node with SQLite needs, where the package keeps it (native/build).
+  symlinkSync(join(REPO, 'native'), join(out, 'native'), 'dir');
   const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', version }));
   return {

@@ -43,6 +43,7 @@ function fakeSocket(): Socket & { destroyed: boolean } {
   const remotePort = port++;
   Object.assign(s, {
     destroyed: false,
+    bytesRead: 0,
     localAddress: '127.0.0.1',
     localPort: 7000,
     remoteAddress: '127.0.0.1',
@@ -151,5 +152,38 @@ describe('HandshakeGate', () => {
     for (let i = 0; i < 100; i++) accept();
     assert.equal(newcomer.destroyed, false);
     assert.ok(g.evicted >= 170);
+  });
+  test("near the port's cap a connection that has spoken outlives the silent ones, however many arrive after it", () => {
+    // Found under load: 4,000 silent connections per second made a real client's connection the
+    // oldest before its handshake finished, and it was closed ("peer ended the connection").
+    const timers = new ManualTimers();
+    let open = 0;
+    const g = new HandshakeGate({
+      pendingMax: 4,
+      timeoutMs: 5_000,
+      graceMs: 1_000,
+      timers,
+      port: { connectionsMax: 32, openConnections: () => open },
+    });
+    const accept = (bytesRead = 0) => {
+      const s = fakeSocket();
+      Object.assign(s, { bytesRead });
+      open++;
+      s.once('close', () => open--);
+      g.accept(s);
+      return s;
+    };
+    Array.from({ length: 40 }, () => accept());
+    const handshaking = accept(64);
+    const flood = Array.from({ length: 500 }, () => accept());
+    assert.equal(handshaking.destroyed, false, 'the client in its handshake is kept');
+    assert.ok(open <= 30, `open ${open}`);
+    assert.equal(flood[0]!.destroyed, true);
+    g.admit(handshaking);
+    // All pending have spoken: the oldest is closed, as before.
+    const speakers = Array.from({ length: 60 }, () => accept(1));
+    assert.equal(speakers[0]!.destroyed, true);
+    assert.equal(speakers[speakers.length - 1]!.destroyed, false);
+    assert.equal(handshaking.destroyed, false, 'authenticated: never closed by the gate');
   });
 });
