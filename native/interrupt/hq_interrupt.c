@@ -18,13 +18,29 @@
  *                           returns how many were interrupted.
  *   hq_limit(token, bytes)  sets this connection's SQLITE_LIMIT_LENGTH (the largest string, blob
  *                           or row it may make or read; SQLite caps it at its compile-time
- *                           SQLITE_MAX_LENGTH); returns the limit in effect before. better-sqlite3
- *                           offers no sqlite3_limit() of its own.
+ *                           SQLITE_MAX_LENGTH); returns the limit in effect before; bytes < 0
+ *                           only returns it. better-sqlite3 offers no sqlite3_limit() of its own
+ *                           (it sets the limit to V8's longest string when it opens a connection).
  * A connection leaves the registry when it closes (the functions' destructor).
  */
 #define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT1
+
+#include <stdlib.h>
+
+/*
+ * The prebuilt copy shipped in the package (HQ_PORTABLE, built by `npm pack` on Linux x86-64)
+ * binds the symbols glibc 2.34 moved into libc to their original versions, so it also loads on
+ * older glibc (where they live in libpthread and libdl, linked with --no-as-needed).
+ */
+#if defined(HQ_PORTABLE) && defined(__x86_64__) && defined(__GLIBC__)
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.2.5");
+__asm__(".symver pthread_once,pthread_once@GLIBC_2.2.5");
+__asm__(".symver pthread_condattr_setclock,pthread_condattr_setclock@GLIBC_2.3.3");
+__asm__(".symver dladdr,dladdr@GLIBC_2.2.5");
+__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
+#endif
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -213,6 +229,10 @@ static void fnLimit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   sqlite3_int64 bytes = sqlite3_value_int64(argv[1]);
+  if (bytes < 0) {
+    sqlite3_result_int(ctx, sqlite3_limit(w->db, SQLITE_LIMIT_LENGTH, -1));
+    return;
+  }
   if (bytes < 1 || bytes > 0x7fffffff) {
     sqlite3_result_error(ctx, "hq_limit: bytes out of range", -1);
     return;

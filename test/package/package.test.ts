@@ -22,6 +22,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -257,9 +258,22 @@ try {
     assert.deepEqual(JSON.parse(rows ?? 'null'), [{ body: 'embedded' }, { body: 'remote' }]);
   });
 
-  test('without its SQLite extension (install scripts blocked), start() says how to fix it; a cache-only node starts', async () => {
-    const so = join(app, 'node_modules', 'hiqlite', 'native', 'build', 'hq_interrupt.so');
-    const aside = `${so}.aside`;
+  test('without a compiled SQLite extension (install scripts blocked, no compiler) a node uses the prebuilt copy; without either start() says how to fix it; a cache-only node starts', async () => {
+    const pkgDir = join(app, 'node_modules', 'hiqlite');
+    const built = join(pkgDir, 'native', 'build', 'hq_interrupt.so');
+    const prebuilt = join(
+      pkgDir,
+      'native',
+      'prebuilt',
+      `${process.platform}-${process.arch}`,
+      'hq_interrupt.so',
+    );
+    const shipsPrebuilt = process.platform === 'linux' && process.arch === 'x64';
+    assert.equal(
+      existsSync(prebuilt),
+      shipsPrebuilt,
+      'the tarball carries the prebuilt copy for Linux x86-64',
+    );
     const [raft, api] = await freePorts(2);
     writeFileSync(
       join(app, 'no-ext.mjs'),
@@ -274,35 +288,51 @@ try {
     secretApi: 'api-secret-0123456789',
     sqlite: sqlite === 'true',
   });
-  await db.cache('c').put('k', 'v');
-  console.log(JSON.stringify({ started: await db.cache('c').get('k') }));
+  if (sqlite === 'true') {
+    await db.execute('CREATE TABLE t (b BLOB)');
+    const refused = await db.execute('INSERT INTO t VALUES (zeroblob(300000000))').catch((e) => e.code);
+    console.log(JSON.stringify({ started: refused }));
+  } else {
+    await db.cache('c').put('k', 'v');
+    console.log(JSON.stringify({ started: await db.cache('c').get('k') }));
+  }
   await db.close();
 } catch (e) {
   console.log(JSON.stringify({ code: e.code, message: e.message }));
 }
 `,
     );
-    renameSync(so, aside);
-    try {
-      const refused = run(
+    const outcome = (dir: string, sqlite: boolean) => {
+      const r = run(
         process.execPath,
-        ['no-ext.mjs', String(raft), String(api), join(tmp, 'no-ext'), 'true'],
+        ['no-ext.mjs', String(raft), String(api), join(tmp, dir), String(sqlite)],
         app,
       );
-      const out = JSON.parse(refused.stdout.split('\n').find((l) => l.startsWith('{"code"')) ?? 'null') as {
-        code: string;
-        message: string;
+      return JSON.parse(
+        r.stdout.split('\n').find((l) => l.startsWith('{"started"') || l.startsWith('{"code"')) ?? 'null',
+      ) as {
+        started?: string;
+        code?: string;
+        message?: string;
       } | null;
-      assert.equal(out?.code, 'HQL_INVALID_CONFIG', refused.stdout);
-      assert.match(out.message, /npm rebuild hiqlite/);
-      const cacheOnly = run(
-        process.execPath,
-        ['no-ext.mjs', String(raft), String(api), join(tmp, 'no-ext-cache'), 'false'],
-        app,
-      );
-      assert.ok(cacheOnly.stdout.includes('{"started":"v"}'), cacheOnly.stdout);
+    };
+    renameSync(built, `${built}.aside`);
+    try {
+      if (shipsPrebuilt) {
+        // The value bound works through the prebuilt copy: the write is refused, typed.
+        assert.deepEqual(outcome('prebuilt', true), { started: 'HQL_SQL' });
+        renameSync(prebuilt, `${prebuilt}.aside`);
+      }
+      try {
+        const refused = outcome('none', true);
+        assert.equal(refused?.code, 'HQL_INVALID_CONFIG', JSON.stringify(refused));
+        assert.match(refused?.message ?? '', /npm rebuild hiqlite/);
+        assert.deepEqual(outcome('cache-only', false), { started: 'v' });
+      } finally {
+        if (shipsPrebuilt) renameSync(`${prebuilt}.aside`, prebuilt);
+      }
     } finally {
-      renameSync(aside, so);
+      renameSync(`${built}.aside`, built);
     }
   });
 

@@ -94,6 +94,20 @@ describe('sql_value_bytes_max at apply', () => {
     assert.deepEqual(dumpDatabase(a.path), dumpDatabase(b.path));
   });
 
+  test('an entry without a stamp runs under the bound the connection opened with, after any stamp, and after a restart', () => {
+    // zeroblob(n) is not allocated until stored: length() of one tests the bound without memory.
+    const justOver = (n: number) => cmd(exec(`INSERT INTO t (c) VALUES (length(zeroblob(${n})))`));
+    const OPEN_BOUND = 536_870_888; // what better-sqlite3 sets: V8's longest string
+    assert.ok(tooBig(apply(justOver(OPEN_BOUND + 1))), 'unstamped: the connection’s bound');
+    assert.ok(apply(justOver(OPEN_BOUND)).ok);
+    assert.ok(
+      apply(cmd(exec(`SELECT length(zeroblob(${OPEN_BOUND + 1}))`), { valueBytesMax: SQLITE_LENGTH_MAX })).ok,
+    );
+    // After a larger stamp, an unstamped entry is back under the connection's own bound, as on a
+    // replica that restarted in between.
+    assert.ok(tooBig(apply(justOver(OPEN_BOUND + 1))));
+  });
+
   test('several commands of one batch, each with its own stamp', () => {
     const entries = log.entries(
       cmd(exec(ATTEMPTS.zeroblob), { valueBytesMax: LIMIT }),

@@ -80,14 +80,16 @@ export interface CommandEnvelope<P = ParamValue> {
    * The proposer's `sql_value_bytes_max`: the largest string, blob or row the command may make
    * or read (SQLite's SQLITE_LIMIT_LENGTH), set on the writer of every replica while it runs, so
    * a statement over it fails alike everywhere (SQLITE_TOOBIG). Absent in entries written before
-   * the stamp existed: those run under SQLite's own bound, `SQLITE_LENGTH_MAX`, as they did.
+   * the stamp existed: those run under the bound the writer's connection opened with (better-sqlite3
+   * sets V8's longest string, 536,870,888 bytes), as they did.
    */
   readonly valueBytesMax?: number;
 }
 
 /**
- * SQLite's own bound on a string, blob or row: its compile-time SQLITE_MAX_LENGTH, which
- * better-sqlite3 leaves at the default. The limit of a connection nobody lowered.
+ * The largest `valueBytesMax`: SQLite's compile-time bound on a string, blob or row
+ * (SQLITE_MAX_LENGTH, which better-sqlite3 leaves at its default). A connection opens at V8's
+ * longest string, below it.
  */
 export const SQLITE_LENGTH_MAX = 1_000_000_000;
 /**

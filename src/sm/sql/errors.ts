@@ -150,8 +150,8 @@ export type SqliteWork = 'apply' | 'read';
 /** What SQLITE_TOOBIG means here, by where it happened (the text is part of a write's result: fixed). */
 const TOO_BIG_HINT: Readonly<Record<SqliteWork, string>> = {
   apply:
-    "a string, blob or row larger than the sql_value_bytes_max of the node that proposed the write (a bound parameter, a value the statement makes, or a row it writes or reads), or SQLite's own bound of 1000000000 bytes",
-  read: "a string, blob or row larger than the sql_value_bytes_max of the node that ran the read, or SQLite's own bound of 1000000000 bytes",
+    "a string, blob or row larger than the sql_value_bytes_max of the node that proposed the write (a bound parameter, a value the statement makes, or a row it writes or reads), or the bound of the SQLite connection (V8's longest string, 536870888 bytes)",
+  read: "a string, blob or row larger than the sql_value_bytes_max of the node that ran the read, or the bound of the SQLite connection (V8's longest string, 536870888 bytes)",
 };
 
 export function classifyCommandError(

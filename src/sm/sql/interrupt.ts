@@ -23,16 +23,47 @@ function libraryFile(): string {
 }
 
 let cachedPath: string | null | undefined;
+/** Why no copy of the extension could be loaded (for extensionMissing). */
+let unloadable: string | null = null;
 
 /**
- * The compiled extension, or null. This file sits three levels below the package root both as
- * source (src/sm/sql) and compiled (dist/sm/sql).
+ * The extension: the copy compiled at install (native/build), else the prebuilt copy the package
+ * ships for this platform (native/prebuilt/<platform>-<arch>: Linux x86-64, for installs without
+ * a C compiler), the first that loads; null when none does. This file sits three levels below the
+ * package root both as source (src/sm/sql) and compiled (dist/sm/sql).
  */
 export function interruptExtensionPath(): string | null {
   if (cachedPath !== undefined) return cachedPath;
-  const path = fileURLToPath(new URL(`../../../native/build/${libraryFile()}`, import.meta.url));
-  cachedPath = existsSync(path) ? path : null;
+  const file = libraryFile();
+  const candidates = [
+    `../../../native/build/${file}`,
+    `../../../native/prebuilt/${process.platform}-${process.arch}/${file}`,
+  ].map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
+  cachedPath = null;
+  for (const path of candidates) {
+    if (!existsSync(path)) continue;
+    const problem = loadProblem(path);
+    if (problem === null) {
+      cachedPath = path;
+      break;
+    }
+    unloadable = `${path}: ${problem}`;
+  }
   return cachedPath;
+}
+
+/** Why `path` does not load as the extension (another libc, an older build), or null. */
+function loadProblem(path: string): string | null {
+  const db = new Database(':memory:');
+  try {
+    db.loadExtension(path);
+    db.prepare('SELECT hq_limit(?, ?)');
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  } finally {
+    db.close();
+  }
 }
 
 /**
@@ -42,9 +73,10 @@ export function interruptExtensionPath(): string | null {
  */
 export function extensionMissing(): HiqliteError {
   const file = `native/build/${libraryFile()}`;
+  const tried = unloadable === null ? '' : ` (a copy that would not load: ${unloadable})`;
   return new HiqliteError(
     'HQL_INVALID_CONFIG',
-    `hiqlite's SQLite extension (${file} in the hiqlite package) was not built when hiqlite was installed: a node with SQLite needs it (it bounds every write's values alike on every replica, and stops queries at their deadline). Install a C compiler (Debian/Ubuntu: apt-get install build-essential; Alpine: apk add build-base) and run \`npm rebuild hiqlite\`; allow hiqlite's install script where npm blocks install scripts`,
+    `hiqlite's SQLite extension (${file} in the hiqlite package) was not built when hiqlite was installed, and the package has no prebuilt copy for ${process.platform}-${process.arch} that loads here${tried}: a node with SQLite needs it (it bounds every write's values alike on every replica, and stops queries at their deadline). Install a C compiler (Debian/Ubuntu: apt-get install build-essential; Alpine: apk add build-base) and run \`npm rebuild hiqlite\`; allow hiqlite's install script where npm blocks install scripts`,
     { retryable: false },
   );
 }
@@ -62,6 +94,8 @@ export interface ConnectionWatch {
    * Between 1 and `SQLITE_LENGTH_MAX`.
    */
   limitLength(bytes: number): void;
+  /** The connection's SQLITE_LIMIT_LENGTH now (better-sqlite3 opens it at V8's longest string). */
+  lengthLimit(): number;
 }
 
 /**
@@ -111,6 +145,7 @@ export function watchConnection(db: Database.Database): ConnectionWatch | null {
       assert(Number.isInteger(bytes) && bytes >= 1 && bytes <= SQLITE_LENGTH_MAX, `length limit ${bytes}`);
       limit.get(token, BigInt(bytes));
     },
+    lengthLimit: () => Number(limit.get(token, -1n) as bigint),
   };
 }
 

@@ -13,7 +13,6 @@ import Database from 'better-sqlite3';
 import { HiqliteError } from '../../lib/errors.js';
 import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher, type WaitOptions } from './applied-watch.js';
-import { SQLITE_LENGTH_MAX } from './command.js';
 import { classifyCommandError, SqlError, sqlError } from './errors.js';
 import { type ConnectionWatch, isInterrupted, watchConnection } from './interrupt.js';
 import { Lru } from './lru.js';
@@ -51,7 +50,7 @@ export interface SqlReaderOptions {
    * The largest string, blob or row (bytes) a query may make or read (SQLite's
    * SQLITE_LIMIT_LENGTH; SQLITE_TOOBIG beyond, `HQL_SQL`): `zeroblob(900000000)` in a read
    * allocates that much before any result bound sees it. Needs an interruptible reader (the
-   * extension sets it). Default: SQLite's own bound.
+   * extension sets it). Default: the connection's own (V8's longest string).
    */
   readonly valueBytesMax?: number;
 }
@@ -94,7 +93,7 @@ export class SqlReader {
     this.plans = new Lru(options.statementCacheMax ?? 256);
     this.applied = options.applied ?? new AppliedIndexWatcher(this.visibleAppliedIndex());
     this.watch = options.interruptible === true ? watchConnection(db) : null;
-    if (options.valueBytesMax !== undefined && options.valueBytesMax !== SQLITE_LENGTH_MAX) {
+    if (options.valueBytesMax !== undefined) {
       if (this.watch === null) {
         throw new HiqliteError(
           'HQL_INVALID_CONFIG',

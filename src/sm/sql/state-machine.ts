@@ -28,7 +28,7 @@ import { HiqliteError } from '../../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../../lib/file-modes.js';
 import type { LogIndex, Term } from '../../raft/types.js';
 import { AppliedIndexWatcher } from './applied-watch.js';
-import { type CommandEnvelope, SQLITE_LENGTH_MAX, tryDecodeCommand } from './command.js';
+import { type CommandEnvelope, tryDecodeCommand } from './command.js';
 import { DeterministicEnv, installDeterministicFunctions } from './determinism.js';
 import { classifyCommandError, fatalSqliteError, type SqlErrorInfo } from './errors.js';
 import { CommandExecutor, TransactionLostError } from './executor.js';
@@ -182,8 +182,14 @@ export class SqlStateMachine {
   /** The writer connection's id for `interruptConnection` (interrupt.ts), or null. */
   readonly connectionId: number | null;
   private readonly watch: ConnectionWatch | null;
-  /** The writer's SQLITE_LIMIT_LENGTH now: the last applied command's `valueBytesMax`. */
-  private lengthLimit = SQLITE_LENGTH_MAX;
+  /**
+   * The writer's SQLITE_LIMIT_LENGTH at open (better-sqlite3 sets V8's longest string), under
+   * which a command without `valueBytesMax` runs, as all commands did before the stamp existed;
+   * null without the extension (nothing can change it then).
+   */
+  private readonly unstampedLimit: number | null;
+  /** The writer's SQLITE_LIMIT_LENGTH now. */
+  private lengthLimit: number | null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -197,6 +203,8 @@ export class SqlStateMachine {
     // could not would apply a command that the others refuse. So it is required.
     if (options.interruptible && this.watch === null) throw extensionMissing();
     this.connectionId = this.watch?.id ?? null;
+    this.unstampedLimit = this.watch?.lengthLimit() ?? null;
+    this.lengthLimit = this.unstampedLimit;
     this.closeHelper = installDeterministicFunctions(db, this.env);
     this.executor = new CommandExecutor(db, options.statementCacheMax);
     this.sessions = new SessionTable(db, {
@@ -507,7 +515,7 @@ export class SqlStateMachine {
     this.stmts.resetInsert.run();
     this.stmts.resetChanges.run();
     this.stmts.savepoint.run();
-    this.limitLength(envelope.valueBytesMax ?? SQLITE_LENGTH_MAX);
+    this.limitLength(envelope.valueBytesMax);
     this.env.begin(nowMs, envelope.seed);
     let result: CommandResult;
     try {
@@ -525,9 +533,11 @@ export class SqlStateMachine {
    * the last one's). It stays set for the control rows written after the command (sessions,
    * `_hq_meta`): those are smaller than the smallest limit (VALUE_BYTES_MAX_MIN).
    */
-  private limitLength(bytes: number): void {
+  private limitLength(stamp: number | undefined): void {
+    // No stamp: the limit the connection opened with (an unchanged connection needs no call).
+    const bytes = stamp ?? this.unstampedLimit;
     if (bytes === this.lengthLimit) return;
-    if (this.watch === null) {
+    if (this.watch === null || bytes === null) {
       // Only a state machine opened with `interruptible: false` (tests): fatal, never a result.
       throw new Error(
         `a command limits its values to ${bytes} bytes (sql_value_bytes_max), which needs hiqlite's SQLite extension on this state machine`,
