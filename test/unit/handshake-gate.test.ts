@@ -57,6 +57,27 @@ function fakeSocket(): Socket & { destroyed: boolean } {
   return s;
 }
 
+/** A gate on a port of 32 connections; `accept(bytesRead)` opens one that has read that much. */
+function gateAtPortCap() {
+  let open = 0;
+  const g = new HandshakeGate({
+    pendingMax: 4,
+    timeoutMs: 5_000,
+    graceMs: 1_000,
+    timers: new ManualTimers(),
+    port: { connectionsMax: 32, openConnections: () => open },
+  });
+  const accept = (bytesRead = 0) => {
+    const s = fakeSocket();
+    Object.assign(s, { bytesRead });
+    open++;
+    s.once('close', () => open--);
+    g.accept(s);
+    return s;
+  };
+  return { g, accept, openNow: () => open };
+}
+
 function gate(timers: ManualTimers): HandshakeGate {
   return new HandshakeGate({ pendingMax: 4, timeoutMs: 5_000, graceMs: 1_000, timers });
 }
@@ -122,28 +143,13 @@ describe('HandshakeGate', () => {
   test("near the port's connection cap the oldest pending connections are closed even within their grace, so new clients still get in", () => {
     // Found from outside: strangers' young connections filled the port (the grace protected
     // them) and the listener refused every real client.
-    const timers = new ManualTimers();
-    let open = 0;
-    const g = new HandshakeGate({
-      pendingMax: 4,
-      timeoutMs: 5_000,
-      graceMs: 1_000,
-      timers,
-      port: { connectionsMax: 32, openConnections: () => open },
-    });
-    const accept = () => {
-      const s = fakeSocket();
-      open++;
-      s.once('close', () => open--);
-      g.accept(s);
-      return s;
-    };
+    const { g, accept, openNow } = gateAtPortCap();
     const client = accept();
     g.admit(client); // authenticated: never closed by the gate
-    const flood = Array.from({ length: 200 }, accept);
+    const flood = Array.from({ length: 200 }, () => accept());
     assert.equal(client.destroyed, false);
     // A slot stays free for the next connection (headroom 2 of 32), the newest are kept.
-    assert.ok(open <= 30, `open ${open}`);
+    assert.ok(openNow() <= 30, `open ${openNow()}`);
     assert.equal(flood[flood.length - 1]!.destroyed, false);
     assert.equal(flood[0]!.destroyed, true);
     const newcomer = accept();
@@ -156,28 +162,12 @@ describe('HandshakeGate', () => {
   test("near the port's cap a connection that has spoken outlives the silent ones, however many arrive after it", () => {
     // Found under load: 4,000 silent connections per second made a real client's connection the
     // oldest before its handshake finished, and it was closed ("peer ended the connection").
-    const timers = new ManualTimers();
-    let open = 0;
-    const g = new HandshakeGate({
-      pendingMax: 4,
-      timeoutMs: 5_000,
-      graceMs: 1_000,
-      timers,
-      port: { connectionsMax: 32, openConnections: () => open },
-    });
-    const accept = (bytesRead = 0) => {
-      const s = fakeSocket();
-      Object.assign(s, { bytesRead });
-      open++;
-      s.once('close', () => open--);
-      g.accept(s);
-      return s;
-    };
+    const { g, accept, openNow } = gateAtPortCap();
     Array.from({ length: 40 }, () => accept());
     const handshaking = accept(64);
     const flood = Array.from({ length: 500 }, () => accept());
     assert.equal(handshaking.destroyed, false, 'the client in its handshake is kept');
-    assert.ok(open <= 30, `open ${open}`);
+    assert.ok(openNow() <= 30, `open ${openNow()}`);
     assert.equal(flood[0]!.destroyed, true);
     g.admit(handshaking);
     // All pending have spoken: the oldest is closed, as before.
