@@ -146,6 +146,23 @@ describe('ReadPool threads start with reads and end when idle', () => {
     assert.deepEqual(await read(pool), [{ id: 1 }]);
   });
 
+  test('reads given up while queued leave the queue: a pool whose thread was busy takes new reads after (read_queue_max)', async () => {
+    // Found from outside: a flood of reads whose answers were never read left a node refusing
+    // every local read with "more than 1024 reads waiting", for good, while nothing waited.
+    const pool = await ReadPool.start({ dbPath: sm.path, threads: 1, threadIdleMs: 0, queueMax: 3 });
+    pools.push(pool);
+    const busy = pool.query(LONG_READ, [], { timeoutMs: 1_500 });
+    busy.catch(() => {});
+    await eventually(() => pool.stats().busy === 1, 5_000);
+    const queued = Array.from({ length: 3 }, () => pool.query('SELECT id FROM t', [], { timeoutMs: 50 }));
+    for (const q of queued)
+      await assert.rejects(q, (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_TIMEOUT');
+    assert.equal(pool.stats().queued, 0, 'the given-up reads left the queue');
+    // Nothing waits: a new read is queued behind the busy one, not refused, and is served.
+    assert.deepEqual(await pool.query('SELECT id FROM t', [], { timeoutMs: 30_000 }), [{ id: 1 }]);
+    await assert.rejects(busy, (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_TIMEOUT');
+  });
+
   test('threadIdleMs is validated', async () => {
     await assert.rejects(
       ReadPool.start({ dbPath: sm.path, threadIdleMs: -1 }),

@@ -387,7 +387,16 @@ export class ReadPool {
     if (job.settled) return;
     settle(job, error);
     const slot = [...this.slots].find((s) => s.job === job);
-    if (slot === undefined) return; // still queued: pump() skips it
+    if (slot === undefined) {
+      // Still queued: it leaves the queue now. Left there until a thread took it, reads given up
+      // kept counting against read_queue_max: with no thread free for long, the queue stayed
+      // "full" of them and every new read was refused before it could start a thread, for good
+      // (found from outside: a node refused all local reads after a flood of reads whose answers
+      // were never read, until it restarted). Bounded by read_queue_max.
+      const at = this.queue.indexOf(job);
+      if (at !== -1) this.queue.splice(at, 1);
+      return;
+    }
     // At the read's limit the watchdog interrupts the statement by itself; an abort comes early.
     if (slot.started.connectionId !== null && error instanceof HiqliteError && error.code === 'HQL_ABORTED')
       interruptConnection(slot.started.connectionId);
@@ -402,7 +411,11 @@ export class ReadPool {
     slot.job = null;
     const w = slot.worker;
     this.retired.add(w);
-    w.once('exit', () => this.retired.delete(w));
+    w.once('exit', () => {
+      this.retired.delete(w);
+      // Its place may be what the waiting reads need a thread for (2 × threads counts it).
+      this.pump();
+    });
     this.stopThread(slot, true).catch(() => {});
     // A replacement starts when a read needs it (at once when threads never end).
     this.grow();
