@@ -40,7 +40,7 @@ describe('node_id of a data directory', () => {
     await node.execute('CREATE TABLE t (x)');
     await node.close();
     const dataDir = cfg.dataDir as string;
-    assert.equal(readFileSync(join(dataDir, 'node_id'), 'utf8'), '1\n');
+    assert.equal(readFileSync(join(dataDir, 'node_id'), 'utf8'), '1\ndata-format 2\n');
     for (const thread of ['main', 'worker'] as const) {
       await refused(
         await as(cfg, 2),
@@ -62,9 +62,34 @@ describe('node_id of a data directory', () => {
     unlinkSync(file);
     const adopted = await start(cfg, { thread: 'main' });
     await adopted.close();
-    assert.equal(readFileSync(file, 'utf8'), '1\n');
+    assert.equal(readFileSync(file, 'utf8'), '1\ndata-format 2\n');
     writeFileSync(file, 'node-one');
     await refused(cfg, 'main', /node_id does not hold a node id \(it holds "node-one"\)/);
+  });
+
+  test('the data format: a bare id (an earlier build) is adopted and marked; a newer format is refused untouched', async () => {
+    // Found by an outside probe: a directory written by this build, started with the build
+    // before it, skipped the new log entries as malformed, and its replica diverged in silence.
+    const cfg = await oneNodeConfig(join(root, `d${n++}`));
+    const node = await start(cfg, { thread: 'main' });
+    await node.execute('CREATE TABLE t (x)');
+    await node.close();
+    const file = join(cfg.dataDir as string, 'node_id');
+    writeFileSync(file, '1\n'); // as the build before data formats wrote it
+    const upgraded = await start(cfg, { thread: 'main' });
+    await upgraded.close();
+    assert.equal(readFileSync(file, 'utf8'), '1\ndata-format 2\n');
+    writeFileSync(file, '1\ndata-format 3\n');
+    for (const thread of ['main', 'worker'] as const) {
+      await refused(
+        cfg,
+        thread,
+        /written by a newer hiqlite \(data format 3; this build reads up to 2\).*cannot be downgraded/,
+      );
+    }
+    assert.equal(readFileSync(file, 'utf8'), '1\ndata-format 3\n', 'the refused start changed nothing');
+    // What the build before data formats checks: a bare id only, so it refuses this file.
+    assert.doesNotMatch(readFileSync(file, 'utf8').trim(), /^[1-9][0-9]{0,15}$/);
   });
 
   test('a cache-only node on disk checks it too', async () => {
