@@ -136,12 +136,14 @@ export class ClusterLink {
         await this.connection('any');
         return;
       } catch (e) {
-        if (e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED') refused ??= e;
+        // A node of another hiqlite version (HQL_PROTOCOL) refuses the client for good too.
+        if (e instanceof HiqliteError && (e.code === 'HQL_UNAUTHORIZED' || e.code === 'HQL_PROTOCOL'))
+          refused ??= e;
         reasons.push(e instanceof Error ? e.message : String(e));
       }
     }
     if (refused !== null) {
-      throw new HiqliteError('HQL_UNAUTHORIZED', `connect: no node took the client: ${reasons.join('; ')}`, {
+      throw new HiqliteError(refused.code, `connect: no node took the client: ${reasons.join('; ')}`, {
         retryable: false,
         cause: refused,
       });

@@ -215,10 +215,13 @@ export class ApiConnection {
           if (error !== null) {
             settled = true;
             conn.close({ code: 'handshake', detail: error.message });
+            // Another version is no secret problem (found by an outside probe: an upgrade's
+            // clients were told "wrong secret_api?", and the reason was two causes down).
+            const otherVersion = / speaks handshake version /.test(error.reason);
             reject(
               new HiqliteError(
-                'HQL_UNAUTHORIZED',
-                `API handshake with ${o.host}:${o.port} failed (${causes})`,
+                otherVersion ? 'HQL_PROTOCOL' : 'HQL_UNAUTHORIZED',
+                `API handshake with ${o.host}:${o.port} failed (${otherVersion ? error.reason : causes})`,
                 {
                   retryable: false,
                   cause: error,

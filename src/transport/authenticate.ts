@@ -94,7 +94,7 @@ export function authenticateClient(
       if (frame.kind !== 'challenge')
         return finish(new HandshakeError(`expected a challenge, got '${frame.kind}'`));
       if (frame.version !== HANDSHAKE_VERSION) {
-        return finish(new HandshakeError(`server speaks handshake version ${frame.version}`));
+        return finish(new HandshakeError(versionMismatch('server', frame.version)));
       }
       if (frame.purpose !== p.purpose) {
         return finish(new HandshakeError(`this is a '${frame.purpose}' port, not a '${p.purpose}' port`));
@@ -185,7 +185,7 @@ export function authenticateServer(
     const clientOk = frame.clientId !== p.localId && p.accepts(frame.clientId, frame.channel);
     if (!proofOk)
       return finish(new HandshakeError(`bad proof from claimed node ${frame.clientId} (wrong secret?)`));
-    if (!versionOk) return finish(new HandshakeError(`client speaks handshake version ${frame.version}`));
+    if (!versionOk) return finish(new HandshakeError(versionMismatch('client', frame.version)));
     // The nodes lists of two nodes differ, or two nodes have one node_id: said in those words.
     if (!targetOk) {
       return finish(
@@ -246,4 +246,12 @@ function decodeOrFail(payload: Uint8Array, fail: (e: HandshakeError) => void): H
     fail(new HandshakeError(`not a handshake frame: ${err.message}`, err));
     return null;
   }
+}
+
+/**
+ * The other side runs another hiqlite version (HANDSHAKE_VERSION differs): said as such, with
+ * what to do, in the node's log and in a client's error (it was read as a wrong secret).
+ */
+export function versionMismatch(other: 'server' | 'client', version: number): string {
+  return `${other} speaks handshake version ${version}, this side ${HANDSHAKE_VERSION}: it runs another hiqlite version; the nodes and remote clients of a cluster must run the same version (upgrade them together: docs/ARCHITECTURE.md, "Upgrades")`;
 }

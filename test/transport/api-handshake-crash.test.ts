@@ -23,7 +23,7 @@ after(async () => {
 });
 
 /** Answers the upgrade and sends a challenge; at the client's proof, `then` (die, or refuse). */
-async function serverThat(then: 'dies' | 'refuses'): Promise<number> {
+async function serverThat(then: 'dies' | 'refuses', version = HANDSHAKE_VERSION): Promise<number> {
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => {});
@@ -40,7 +40,7 @@ async function serverThat(then: 'dies' | 'refuses'): Promise<number> {
         socket.write(
           encodeHandshakeFrame({
             kind: 'challenge',
-            version: HANDSHAKE_VERSION,
+            version,
             purpose: 'api',
             serverNonce: new Uint8Array(randomBytes(NONCE_BYTES)),
           }),
@@ -87,6 +87,23 @@ describe('the API handshake when the node goes away or refuses', () => {
       assert.equal(e.code, 'HQL_UNAUTHORIZED', e.message);
       assert.equal(e.retryable, false);
       assert.match(e.message, /wrong secret_api/);
+      return true;
+    });
+  });
+  test('a node of another hiqlite version: HQL_PROTOCOL naming both versions and what to do, not a wrong secret', async () => {
+    // Found by an outside probe: during an upgrade, clients were told "wrong secret_api?", and
+    // the version was two causes down.
+    await assert.rejects(open(await serverThat('refuses', HANDSHAKE_VERSION - 1)), (e: unknown) => {
+      assert.ok(e instanceof HiqliteError, String(e));
+      assert.equal(e.code, 'HQL_PROTOCOL', e.message);
+      assert.equal(e.retryable, false);
+      assert.match(
+        e.message,
+        new RegExp(
+          `server speaks handshake version ${HANDSHAKE_VERSION - 1}, this side ${HANDSHAKE_VERSION}: it runs another hiqlite version`,
+        ),
+      );
+      assert.doesNotMatch(e.message, /secret/);
       return true;
     });
   });
