@@ -67,13 +67,13 @@ export interface ConnectOptions {
   readonly listenResumeTimeoutMs?: number;
   /**
    * Dead-node detection: a connection from which nothing arrived for this long sends a `ping`.
-   * Default 5000 (KEEPALIVE_INTERVAL_MS_DEFAULT); 0 turns the keepalive off.
+   * Default 1000 (KEEPALIVE_INTERVAL_MS_DEFAULT); 0 turns the keepalive off.
    */
   readonly keepaliveIntervalMs?: number;
   /**
    * A connection from which nothing arrived for this long is closed as dead (its node vanished
    * without closing it: powered off, partitioned, frozen); requests on it fail HQL_UNAVAILABLE and
-   * are retried, a listener resumes on another node. Default 15000 (KEEPALIVE_TIMEOUT_MS_DEFAULT).
+   * are retried, a listener resumes on another node. Default 4000 (KEEPALIVE_TIMEOUT_MS_DEFAULT).
    */
   readonly keepaliveTimeoutMs?: number;
 }

@@ -51,8 +51,8 @@ export const PROXY_INTEGER_SETTINGS: readonly ProxyIntegerSetting[] = [
   { toml: 'json_writes_max', default: 4096, min: 1, max: 1_000_000 },
   // Keepalive of the connections to the nodes (api-connection.ts): a silent one pings, then is
   // closed as dead. The interval must stay below the nodes' api_idle_timeout_ms.
-  { toml: 'keepalive_interval_ms', default: 5_000, min: 0, max: 3_600_000 },
-  { toml: 'keepalive_timeout_ms', default: 15_000, min: 1, max: 3_600_000 },
+  { toml: 'keepalive_interval_ms', default: 1_000, min: 0, max: 3_600_000 },
+  { toml: 'keepalive_timeout_ms', default: 4_000, min: 1, max: 3_600_000 },
 ];
 
 export const PROXY_KEYS: Readonly<Record<string, ProxyValueKind>> = {

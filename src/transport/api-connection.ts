@@ -68,9 +68,14 @@ export interface ApiConnectionOptions {
 const TIMER_MS_MAX = 2 ** 31 - 1;
 
 /** Default `keepaliveIntervalMs`: an idle connection sends a ping this often. */
-export const KEEPALIVE_INTERVAL_MS_DEFAULT = 5_000;
-/** Default `keepaliveTimeoutMs`: a node silent this long is taken as gone. */
-export const KEEPALIVE_TIMEOUT_MS_DEFAULT = 15_000;
+export const KEEPALIVE_INTERVAL_MS_DEFAULT = 1_000;
+/**
+ * Default `keepaliveTimeoutMs`: a node silent this long is taken as gone. A few election
+ * timeouts: with 15 s, writes through a frozen leader (SIGSTOP, a VM paused) stalled 10–15 s
+ * though the others elected a new leader in under 2 s (found by an outside probe); a write
+ * in flight then ends unknown and is retried on the new leader under its session.
+ */
+export const KEEPALIVE_TIMEOUT_MS_DEFAULT = 4_000;
 
 type Body = ApiRequest extends infer R ? (R extends ApiRequest ? Omit<R, 'id'> : never) : never;
 

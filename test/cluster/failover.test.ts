@@ -95,6 +95,32 @@ describe('faults on a 3-node cluster of processes', () => {
       assert.ok(id === -1 || acked.has(id) || unknown.has(id), `write ${id} was never sent`);
   });
 
+  test('a frozen leader (SIGSTOP): writes in flight to it complete on the new leader within a remote client’s default deadline', async () => {
+    // Found by an outside probe: the client noticed a frozen node only at its keepalive timeout
+    // (15 s), after its 10 s request deadline: writes in flight ended HQL_OUTCOME_UNKNOWN though
+    // a new leader was elected within 2 s. The default keepalive now notices within 4 s.
+    const leader = await c.leader();
+    const db = await c.client(undefined, { requestTimeoutMs: 10_000 });
+    await db.execute('INSERT INTO m (id) VALUES (?)', [-1]); // its connection to the leader is open
+    c.pause(leader);
+    try {
+      const writes = [1, 2, 3, 4].map((i) => db.execute('INSERT INTO m (id) VALUES (?)', [-1 - i]));
+      const outcomes = await Promise.allSettled(writes);
+      assert.deepEqual(
+        outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : codeOf(o.reason))),
+        ['ok', 'ok', 'ok', 'ok'],
+      );
+    } finally {
+      c.resume(leader);
+    }
+    await eventually('the five writes on every replica, linearizably', async () => {
+      const rows = (await db.query('SELECT count(*) AS n FROM m WHERE id < 0', [], {
+        consistency: 'linearizable',
+      })) as { n: number }[];
+      return rows[0]?.n === 5;
+    });
+  });
+
   for (const isolated of ['leader', 'follower'] as const) {
     test(`a minority (the ${isolated} alone) cannot commit nor read linearizably; the cluster resumes consistent`, async () => {
       const leader = await c.leader();
