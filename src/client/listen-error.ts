@@ -59,3 +59,12 @@ export function explainListenError(e: unknown, config: NodeConfig): unknown {
     { retryable: false, cause: e },
   );
 }
+
+/**
+ * A failed listen() in `e` as a sentence ("the port is in use (EADDRINUSE)"), or null when `e`
+ * is no such failure: for the proxy, whose address is one key (`proxy_addr_api`).
+ */
+export function listenFailureReason(e: unknown): string | null {
+  const failure = listenFailure(e);
+  return failure === null ? null : `${REASONS[failure.code] ?? failure.code} (${failure.code})`;
+}

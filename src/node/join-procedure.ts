@@ -84,7 +84,7 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
     if (p.nowMs() > deadline) {
       throw new HiqliteError(
         'HQL_TIMEOUT',
-        `node ${me} could not join the ${p.group} group within ${Math.round(timeoutMs)} ms`,
+        `node ${me} could not join the ${p.group} group before the start's join deadline (StartOptions.joinTimeoutMs; ${Math.round(timeoutMs)} ms were left for this group): no leader of it took this node in; are a majority of its nodes running, of this cluster (a restore is run on every node) and of this hiqlite version?`,
         { retryable: true },
       );
     }

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { LinkBody } from '../client/cluster-link.js';
 import { ClusterLink } from '../client/cluster-link.js';
+import { listenFailureReason } from '../client/listen-error.js';
 import { RemoteClient } from '../client/remote.js';
 import { HiqliteError } from '../lib/errors.js';
 import { ApiServer } from '../node/api-server.js';
@@ -186,7 +187,20 @@ export class HiqliteProxy {
       }
       this.log.warn({ err: (e as Error).message }, 'the cluster cannot be reached yet; serving anyway');
     }
-    const bound = await this.api.start();
+    let bound: { host: string; port: number };
+    try {
+      bound = await this.api.start();
+    } catch (e) {
+      await this.link.close();
+      const reason = listenFailureReason(e);
+      if (reason === null) throw e;
+      // Named as the node names its ports (found by an outside probe: a bare EADDRINUSE, no code).
+      throw new HiqliteError(
+        'HQL_IO',
+        `the proxy cannot listen on ${this.cfg.listen.host}:${this.cfg.listen.port}: ${reason}. The port is the one of proxy_addr_api; the host is listen_addr_api if set, else the host of proxy_addr_api.`,
+        { retryable: false, cause: e },
+      );
+    }
     this.schedulePoll(0);
     return bound;
   }

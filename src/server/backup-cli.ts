@@ -200,7 +200,7 @@ export function registerBackupCommands(program: Command): void {
         if (outcome.action === 'installed') progress.done();
         process.stdout.write(
           outcome.action === 'installed'
-            ? `node ${cfg.nodeId}: installed the backup at log index ${outcome.header?.logIndex}; start the nodes (without HQL_BACKUP_RESTORE)\n`
+            ? `node ${cfg.nodeId}: installed the backup at log index ${outcome.header?.logIndex}; once every node is restored (this command on each node), start them (without HQL_BACKUP_RESTORE): a node left out keeps the old cluster\n`
             : outcome.action === 'pending'
               ? `node ${cfg.nodeId}: restore pending: when started, it discards its state and joins node 1 once node 1 has installed the backup (a new cluster); if node 1 has not, it keeps its state\n`
               : `node ${cfg.nodeId}: this restore was already done here; nothing changed\n`,

@@ -5,6 +5,7 @@
  * a proxy stopped gracefully leaves no write of its clients in doubt.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ClusterLink } from '../../src/client/cluster-link.js';
 import { connect, HiqliteError, type Metrics, SqlError } from '../../src/index.js';
@@ -274,6 +275,28 @@ describe('the proxy in front of a 3-node cluster', () => {
       connect({ nodes: [a.address], secretApi: 'not-the-secret-not-the-secret' }),
       (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_UNAUTHORIZED',
     );
+  });
+
+  test('a proxy whose port is taken fails at start with HQL_IO, naming the address and its key', async () => {
+    // Found by an outside probe: a bare "listen EADDRINUSE", no code, no key.
+    const p = await proxies.create('proxy-busy');
+    const blocker = createServer();
+    await new Promise<void>((resolve, reject) => {
+      blocker.once('error', reject);
+      blocker.listen(p.port, '127.0.0.1', () => resolve());
+    });
+    try {
+      const { code, output } = await p.runToExit();
+      assert.equal(code, 1, output);
+      assert.match(
+        output,
+        new RegExp(
+          `HQL_IO: the proxy cannot listen on 127\\.0\\.0\\.1:${p.port}: the port is in use .*proxy_addr_api`,
+        ),
+      );
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
   });
 
   test('a proxy with a wrong cluster secret fails at start, naming the key', async () => {
