@@ -115,7 +115,7 @@ export class HandshakeGate {
     socket.once('close', () => {
       if (this.pending.get(key) === entry) this.forget(key, entry);
     });
-    this.makeRoom();
+    this.makeRoom(key);
   }
 
   /**
@@ -123,7 +123,7 @@ export class HandshakeGate {
    * has had its grace (accept order is age order: when the oldest is young, all are). Bounded:
    * each turn removes one.
    */
-  private makeRoom(): void {
+  private makeRoom(accepted: string | null = null): void {
     while (this.pending.size > this.o.pendingMax) {
       const oldest = this.pending.entries().next();
       if (oldest.done || !oldest.value[1].mature) break;
@@ -140,7 +140,7 @@ export class HandshakeGate {
     // A closed socket leaves the port's count when its close event runs, later: count here.
     // Bounded: each turn closes one pending connection.
     for (let closed = 0; this.pending.size > 0 && port.openConnections() - closed >= limit; closed++) {
-      const victim = this.silentFirst();
+      const victim = this.silentFirst(accepted);
       if (victim === null) return;
       this.evictedCount++;
       this.expire(
@@ -157,14 +157,16 @@ export class HandshakeGate {
    * port at its cap, and on a loaded node a real client's handshake took longer than the flood
    * took to make it the oldest: it was closed mid-handshake, and connect() failed (found under
    * load: "peer ended the connection" while 4,000 strangers connected per second). A stranger
-   * that sends a byte is still bounded by its deadline. The scan stops at the first silent one,
-   * which is the oldest entry under such a flood; at most the pending connections.
+   * that sends a byte is still bounded by its deadline. The connection just accepted has had
+   * no time to speak: it is not taken for silent (it was closed at once, ahead of older ones
+   * that had spoken, when no other was silent). The scan stops at the first silent one, which
+   * is the oldest entry under such a flood; at most the pending connections.
    */
-  private silentFirst(): string | null {
+  private silentFirst(accepted: string | null): string | null {
     let oldest: string | null = null;
     for (const [key, entry] of this.pending) {
       oldest ??= key;
-      if (entry.socket.bytesRead === 0) return key;
+      if (entry.socket.bytesRead === 0 && key !== accepted) return key;
     }
     return oldest;
   }

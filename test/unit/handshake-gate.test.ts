@@ -174,6 +174,9 @@ describe('HandshakeGate', () => {
     const speakers = Array.from({ length: 60 }, () => accept(1));
     assert.equal(speakers[0]!.destroyed, true);
     assert.equal(speakers[speakers.length - 1]!.destroyed, false);
+    // The connection just accepted has had no time to speak: it is no silent one, the oldest goes.
+    const newcomer = accept(0);
+    assert.equal(newcomer.destroyed, false, 'a new connection is not closed for being silent at its accept');
     assert.equal(handshaking.destroyed, false, 'authenticated: never closed by the gate');
   });
 });
