@@ -263,6 +263,16 @@ export class ClusterLink {
       const error = remoteError(answer.r.error);
       if (error.code === 'HQL_NOT_LEADER') this.forgetLeader(groupOf(body), answer.addr);
       if (NODE_CANNOT_SERVE.has(error.code)) this.avoid(answer.addr);
+      // A read any node can serve goes to the next one while this one is overloaded (found by an
+      // outside probe: local reads through a proxy kept asking the one node whose read queue was
+      // full, while the others answered in 2 ms).
+      if (
+        error.code === 'HQL_OVERLOADED' &&
+        o.kind === 'read' &&
+        o.route === 'any' &&
+        this.anyAddr === answer.addr
+      )
+        this.anyAddr = null;
       // An op of unknown effect: the node's answer is final, whatever it is.
       if (o.kind === 'once') throw error;
       retryOrThrow(error);

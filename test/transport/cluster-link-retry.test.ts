@@ -121,6 +121,45 @@ describe('cluster link: retries of a refused write', () => {
     }
   });
 
+  test('a read the any node refuses as overloaded goes to the next node, and the reads after it too', async () => {
+    // Found by an outside probe: local reads through a proxy kept asking the one node whose read
+    // queue was full, while another answered in 2 ms.
+    const options = apiServerOptions(SERVER_LIMITS);
+    let refused = 0;
+    const full = new ApiServer({
+      ...options,
+      handler: stubHandler(async (req: ApiRequest) => {
+        if (req.op === 'limits') return {};
+        refused++;
+        throw new HiqliteError('HQL_OVERLOADED', 'more than 1024 reads waiting', { retryable: true });
+      }),
+    });
+    const up = new ApiServer({
+      ...options,
+      handler: stubHandler(async (req: ApiRequest) => (req.op === 'limits' ? {} : { served: req.op })),
+    });
+    const fullAddr = `${HOST}:${(await full.start()).port}`;
+    const upAddr = `${HOST}:${(await up.start()).port}`;
+    try {
+      const link = new ClusterLink({
+        nodes: [fullAddr, upAddr],
+        secretApi: SECRET_API,
+        requestTimeoutMs: 5000,
+        connectTimeoutMs: 5000,
+        followLeader: false,
+        frameBytesMax: 1024 * 1024,
+        inflightMax: 16,
+      });
+      links.push(link);
+      const query = { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 } as const;
+      for (let i = 0; i < 3; i++)
+        assert.deepEqual(await link.call(query, { kind: 'read', route: 'any' }), { served: 'query' });
+      assert.equal(refused, 1, 'only the first read asked the overloaded node');
+    } finally {
+      await Promise.all([full.close(), up.close()]);
+    }
+  });
+
   for (const [code, message] of [
     ['HQL_UNAVAILABLE', 'node 1 stopped serving (ENOSPC): ask another node'],
     ['HQL_CLOSED', 'the node is shutting down'],
