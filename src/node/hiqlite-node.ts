@@ -1724,7 +1724,14 @@ export class HiqliteNode {
       const error = `applying entry ${m.appliedIndex + 1} has taken ${Math.round(stalledMs)} ms (commit index ${m.commitIndex}): the state machine is stuck`;
       return { ok: false, body: { ...m, member, error } };
     }
-    return { ok: member && m.leaderId !== null, body: { ...m, member } };
+    const ok = member && m.leaderId !== null;
+    if (ok) return { ok, body: { ...m, member } };
+    // Why the peers cannot be reached, when they cannot: a wrong secret_raft, another hiqlite
+    // version (found by an outside probe: a node cut off by an upgrade said only "candidate").
+    const peers: Record<string, string> = {};
+    for (const p of this.transport?.status() ?? [])
+      if (p.controlFailure !== null) peers[String(p.peerId)] = p.controlFailure;
+    return { ok, body: { ...m, member, ...(Object.keys(peers).length > 0 ? { peers } : {}) } };
   }
 
   private registerGauges(): void {

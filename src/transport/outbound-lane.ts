@@ -53,6 +53,7 @@ interface Waiter {
 }
 
 export class OutboundLane {
+  private failure: string | null = null;
   private stateNow: LaneState = 'connecting';
   private readonly queue: FrameQueue;
   private conn: FramedConnection | null = null;
@@ -79,6 +80,11 @@ export class OutboundLane {
       deps.kind === 'control'
         ? new FrameQueue(l.controlQueueMessagesMax, l.controlQueueBytesMax)
         : new FrameQueue(l.bulkQueueMessagesMax, l.bulkQueueBytesMax);
+  }
+
+  /** Why the last attempt to connect failed or the connection was lost (no address in it), until it is up again. */
+  get lastFailure(): string | null {
+    return this.failure;
   }
 
   get state(): LaneState {
@@ -215,6 +221,7 @@ export class OutboundLane {
     conn.onFrame((payload) => this.deps.onFrame(payload, conn));
     this.stateNow = 'ready';
     this.failures = 0;
+    this.failure = null;
     this.unreachableReported = false;
     this.deps.opts.logger.debug(
       { peer: this.deps.peerId, lane: this.deps.kind, remote: conn.remote },
@@ -232,6 +239,9 @@ export class OutboundLane {
     this.clearHandshakeTimer();
     if (this.stateNow === 'closed') return;
     const wasReady = this.stateNow === 'ready';
+    // Shown on the unauthenticated /health: a handshake's reason (versions, a refused secret)
+    // names no address; a socket error's detail does, so only its kind is kept.
+    this.failure = reason.code === 'handshake' ? `handshake: ${reason.detail}` : reason.code;
     const log = {
       peer: this.deps.peerId,
       lane: this.deps.kind,

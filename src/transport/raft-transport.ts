@@ -53,6 +53,8 @@ export interface PeerStatus {
   /** Whether the peer's own connections to us are up (it can reach us). */
   readonly inboundControl: boolean;
   readonly inboundBulk: boolean;
+  /** Why the control lane is down (its last failure), null while it is up. */
+  readonly controlFailure: string | null;
 }
 
 export interface SendSnapshotOptions {
@@ -247,6 +249,7 @@ export class RaftTransport {
       bulkQueuedBytes: p.bulk.queuedBytes,
       inboundControl: this.inboundByLane.has(laneKey(p.id, 'control')),
       inboundBulk: this.inboundByLane.has(laneKey(p.id, 'bulk')),
+      controlFailure: p.control.lastFailure,
     }));
   }
 

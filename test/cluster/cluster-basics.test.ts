@@ -132,6 +132,15 @@ describe('a 3-node cluster of processes', () => {
       );
       assert.equal(cut.status, 503, JSON.stringify(cut.body));
       assert.deepEqual(cut.body, { ready: false, reason: 'no leader known' });
+      // /health says why, peer by peer (no address in it: the route needs no secret).
+      const others = [1, 2, 3].filter((id) => id !== follower);
+      const health = await eventually('/health to name the refusals', async () => {
+        const r = await c.http(follower, '/health');
+        const peers = (r.body as { peers?: Record<string, string> }).peers ?? {};
+        return others.every((id) => peers[String(id)] !== undefined) ? peers : null;
+      });
+      for (const id of others)
+        assert.match(health[String(id)] ?? '', /^handshake: the server refused our proof \(wrong secret/);
     } finally {
       await c.stop(follower);
       writeFileSync(file, good);
