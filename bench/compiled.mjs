@@ -82,6 +82,8 @@ try {
   );
   if (build.status !== 0) throw new Error(`tsc failed (exit ${build.status})`);
   symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
+  // The SQLite extension a node with SQLite needs, where the package keeps it (native/build).
+  symlinkSync(join(root, 'native'), join(out, 'native'), 'dir');
   // src/server/cli.ts reads the version from package.json two levels up.
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', version }));
