@@ -111,17 +111,8 @@ export function watchConnection(db: Database.Database): ConnectionWatch | null {
   const token = randomBytes(8).readBigInt64LE();
   const id = Number(db.prepare('SELECT hq_watch(?)').pluck().safeIntegers(true).get(token) as bigint);
   const deadline = db.prepare('SELECT hq_deadline(?, ?)').pluck().safeIntegers(true);
-  let limit: Database.Statement;
-  try {
-    limit = db.prepare('SELECT hq_limit(?, ?)').pluck().safeIntegers(true);
-  } catch (e) {
-    // A build of the extension from before hq_limit (an upgrade whose install scripts did not run).
-    throw new HiqliteError(
-      'HQL_INVALID_CONFIG',
-      `${path} is an older build of hiqlite's SQLite extension (no hq_limit): run \`npm rebuild hiqlite\` (${e instanceof Error ? e.message : String(e)})`,
-      { retryable: false },
-    );
-  }
+  // interruptExtensionPath() only returns a copy whose hq_limit prepares (an older build is skipped).
+  const limit = db.prepare('SELECT hq_limit(?, ?)').pluck().safeIntegers(true);
   return {
     id,
     arm: (ms) => {
