@@ -26,7 +26,7 @@ import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { inTime } from '../lib/in-time.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
-import { resolveConfig, threadHeapLimits } from '../node/config/config.js';
+import { nodeThreadHeapLimits, resolveConfig } from '../node/config/config.js';
 import { cacheLimitsOf } from '../node/config/config-keys.js';
 import { rebuildError, type TransferredError } from '../node/error-transfer.js';
 import type { ClusterMembership, QueryOptions, StartOptions } from '../node/hiqlite-node.js';
@@ -162,7 +162,7 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   // threads (a wedged apply) are interrupted, or Node would wait for them (interrupt.ts).
   interruptAllOnExit();
   const node = new WorkerNode(
-    spawnNodeWorker(data, threadHeapLimits(cfg)),
+    spawnNodeWorker(data, nodeThreadHeapLimits(cfg)),
     cfg,
     logger,
     shared,
@@ -211,9 +211,9 @@ export async function cacheMirrorOf(
 
 /**
  * As spawnModuleWorker (sm/sql/worker-client.ts): tsx is registered inside the worker first. The
- * node's garbage is short-lived (messages, frames, decoded entries): a small young generation
- * (`threadYoungGenerationMb`) collects it as well and keeps the thread's resident memory down;
- * an old generation limit under 2 GB (`threadOldGenerationMaxMb`) makes V8 collect its old
+ * node's garbage is short-lived and plentiful (messages, frames, decoded entries): its young
+ * generation (`nodeThreadYoungGenerationMb`, 16 MB) is larger than the writer's and the read
+ * threads' (4 MB collected it so often that a write cost a third more CPU); an old generation limit under 2 GB (`threadOldGenerationMaxMb`) makes V8 collect its old
  * generation at twice its live data instead of four times (worker-client.ts). A thread that runs
  * out of it ends with ERR_WORKER_OUT_OF_MEMORY: the node is gone and `onFatal` is called.
  */

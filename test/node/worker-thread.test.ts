@@ -578,3 +578,21 @@ for (const thread of ['worker', 'main'] as const) {
     }
   });
 }
+
+test("the node thread's young generation is nodeThreadYoungGenerationMb (16 MB unless set), not the writer's 4 MB", async () => {
+  for (const [extra, expected] of [
+    [{}, 16],
+    [{ nodeThreadYoungGenerationMb: 8, threadYoungGenerationMb: 2 }, 8],
+  ] as const) {
+    const root = mkdtempSync(join(tmpdir(), 'hq-worker-'));
+    const node = await start(await config(root, 1, extra));
+    try {
+      const thread = nodeThreadOf(node);
+      assert.ok(thread !== null, 'start() runs the node on its own thread by default');
+      assert.equal(thread.resourceLimits?.maxYoungGenerationSizeMb, expected, JSON.stringify(extra));
+    } finally {
+      await node.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+});

@@ -5,7 +5,11 @@
  */
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
 import { SQLITE_LENGTH_MAX, VALUE_BYTES_MAX_MIN } from '../../sm/sql/command.js';
-import { OLD_GENERATION_MAX_MB_DEFAULT, YOUNG_GENERATION_MB_DEFAULT } from '../../sm/sql/worker-client.js';
+import {
+  NODE_THREAD_YOUNG_GENERATION_MB_DEFAULT,
+  OLD_GENERATION_MAX_MB_DEFAULT,
+  YOUNG_GENERATION_MB_DEFAULT,
+} from '../../sm/sql/worker-client.js';
 import type { ResolvedNodeConfig } from './config.js';
 import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
 
@@ -56,11 +60,19 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'readThreads', toml: 'read_threads', default: 2, min: 1, max: 64 },
   // A read thread costs about 12 MB resident: it ends after this long without a read (0: never).
   { key: 'readThreadIdleMs', toml: 'read_thread_idle_ms', default: 30_000, min: 0, max: 86_400_000 },
-  // V8 young generation of each thread hiqlite starts (worker-client.ts).
+  // V8 young generation of the SQLite writer and the read threads (worker-client.ts).
   {
     key: 'threadYoungGenerationMb',
     toml: 'thread_young_generation_mb',
     default: YOUNG_GENERATION_MB_DEFAULT,
+    min: 1,
+    max: 1024,
+  },
+  // V8 young generation of the node's own thread (start()'s default thread: 'worker').
+  {
+    key: 'nodeThreadYoungGenerationMb',
+    toml: 'node_thread_young_generation_mb',
+    default: NODE_THREAD_YOUNG_GENERATION_MB_DEFAULT,
     min: 1,
     max: 1024,
   },

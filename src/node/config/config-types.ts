@@ -119,11 +119,16 @@ export interface NodeConfig {
    */
   readThreadIdleMs?: number;
   /**
-   * The V8 young generation, in MB, of each thread hiqlite starts: the node's own thread
-   * (`start()`'s default), the SQLite writer and the read threads. Smaller: less resident memory,
-   * more frequent minor collections.
+   * The V8 young generation, in MB, of the SQLite writer and the read threads. Smaller: less
+   * resident memory, more frequent minor collections.
    */
   threadYoungGenerationMb?: number;
+  /**
+   * The V8 young generation, in MB, of the node's own thread (`start()`'s default `thread:
+   * 'worker'`). It makes garbage with every message, entry and call: 16 (the default) costs it
+   * about a quarter less CPU per write than 4 does, for a few MB more resident.
+   */
+  nodeThreadYoungGenerationMb?: number;
   /**
    * The V8 old generation limit, in MB, of each thread hiqlite starts (as above); 0 (default):
    * 2,000, or the starting thread's own limit when that is smaller. Under 2,048 V8 collects at
@@ -279,6 +284,7 @@ export type IntegerKey =
   | 'readThreads'
   | 'readThreadIdleMs'
   | 'threadYoungGenerationMb'
+  | 'nodeThreadYoungGenerationMb'
   | 'threadOldGenerationMaxMb'
   | 'readQueueMax'
   | 'writesInflightMax'

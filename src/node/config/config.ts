@@ -47,7 +47,15 @@ export type {
   TlsSetting,
 } from './config-types.js';
 
-/** The V8 heap limits of the threads a node starts (its own thread, SQLite writer, read threads). */
+/** The V8 heap limits of the SQLite writer and the read threads of a node. */
 export function threadHeapLimits(cfg: ResolvedNodeConfig): ThreadHeapLimits {
   return { youngGenerationMb: cfg.threadYoungGenerationMb, oldGenerationMaxMb: cfg.threadOldGenerationMaxMb };
+}
+
+/** The V8 heap limits of the node's own thread (`start()`'s default `thread: 'worker'`). */
+export function nodeThreadHeapLimits(cfg: ResolvedNodeConfig): ThreadHeapLimits {
+  return {
+    youngGenerationMb: cfg.nodeThreadYoungGenerationMb,
+    oldGenerationMaxMb: cfg.threadOldGenerationMaxMb,
+  };
 }

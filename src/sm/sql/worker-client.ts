@@ -43,13 +43,21 @@ interface Pending {
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
 /**
- * The V8 young generation of each thread hiqlite starts (the node's own thread, the SQLite
- * writer, the read threads), in MB: config key `threadYoungGenerationMb`. Their garbage is
- * short-lived (messages, decoded commands, statement outcomes): a small young generation collects
- * it as well and keeps each thread's resident memory down (V8's default lets it grow to 48 MB per
- * isolate; 8 → 4 MB measured in docs/BENCHMARKS.md, "Memory per node").
+ * The V8 young generation of the SQLite writer and the read threads, in MB: config key
+ * `threadYoungGenerationMb`. Their garbage is short-lived (decoded commands, statement
+ * outcomes): a small young generation collects it as well and keeps each thread's resident
+ * memory down (V8's default lets it grow to 48 MB per isolate; 8 → 4 MB measured in
+ * docs/BENCHMARKS.md, "Memory per node").
  */
 export const YOUNG_GENERATION_MB_DEFAULT = 4;
+
+/**
+ * The V8 young generation of the node's own thread, in MB: config key
+ * `nodeThreadYoungGenerationMb`. Every message, frame, entry and call makes garbage there; with
+ * 4 MB it collected so often that a cache put cost about a third more CPU on every node than with
+ * 16 (docs/BENCHMARKS.md, "The node thread's young generation").
+ */
+export const NODE_THREAD_YOUNG_GENERATION_MB_DEFAULT = 16;
 
 /**
  * The V8 old generation limit of each thread hiqlite starts, in MB: config key
