@@ -19,9 +19,10 @@
  * --json FILE  also write the whole report as JSON
  * --only       run only the workloads whose id starts with one of these (ids: see --list)
  * --wait-load  wait (at most --wait-max-s, default 600) until the 1-minute load average is below L
- * --profile    instead of the suite: the embedded c=64 INSERT run (or the first embedded workload
- *              --only names) under `--cpu-prof` on every node, then the self time per function
- *              and per area of each node's threads
+ * --profile    instead of the suite: the embedded c=64 INSERT run (or the embedded workload
+ *              --only names, exactly or by prefix; a `-thread-main` one runs the node on the
+ *              application's thread) under `--cpu-prof` on every node, then the self time per
+ *              function and per area of each node's threads
  */
 
 import { spawnSync } from 'node:child_process';
@@ -520,10 +521,12 @@ async function profileRun(machine: MachineInfo, config: ClusterConfigInfo): Prom
       : resolve(values['profile-dir']);
   mkdirSync(dir, { recursive: true });
   const wanted = values.only?.split(',')[0] ?? 'insert-embedded-c64';
-  const spec = SPECS.find((s) => s.id.startsWith(wanted) && s.where === 'embedded leader');
+  // An exact id first (insert-embedded-c64-thread-main), else the first that starts with it.
+  const embedded = SPECS.filter((s) => s.where === 'embedded leader');
+  const spec = embedded.find((s) => s.id === wanted) ?? embedded.find((s) => s.id.startsWith(wanted));
   if (spec === undefined) throw new Error(`--profile needs an embedded workload; ${wanted} is none`);
   log(`profiling ${spec.id} (${durationMs} ms) with --cpu-prof on every node; profiles in ${dir}`);
-  const cluster = await BenchCluster.start({ cpuProfDir: dir });
+  const cluster = await BenchCluster.start({ cpuProfDir: dir, thread: spec.thread ?? 'worker' });
   let result: LoadResult;
   const pids = new Map<number, number>();
   try {
