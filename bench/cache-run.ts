@@ -8,7 +8,7 @@
  * every member, and where each target stands. Numbers, never pass/fail.
  *
  *   node bench/compiled.mjs --suite cache [--quick] [--seconds S] [--only ID,PREFIX…] [--json FILE]
- *        [--storage disk|memory] [--wait-load L [--wait-max-s S]] [--profile ID]
+ *        [--storage disk|memory] [--wait-load L [--wait-max-s S]] [--main-first] [--profile ID]
  *
  * --storage memory  every node with `cacheStorageDisk: false` (the cache log in memory, no fsync)
  * --profile ID      instead of the suite: that embedded workload (default put-embedded-c64; a
@@ -54,6 +54,7 @@ import {
   runWindow,
   SUITE_OPTIONS,
   startRun,
+  threadOrder,
   waitForNode1ToLead,
 } from './suite-common.js';
 
@@ -139,7 +140,7 @@ const { values } = parseCliArgs(
     storage: { type: 'string', default: 'disk' },
     profile: { type: 'string' },
   },
-  'npm run bench:cache -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--storage disk|memory] [--profile ID] [--profile-dir DIR]',
+  'npm run bench:cache -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--main-first] [--storage disk|memory] [--profile ID] [--profile-dir DIR]',
 );
 
 const { quick, durationMs, warmupMs } = runWindow(values);
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
   const gets: GetRecord[] = [];
   let notify: NotifyRecord | null = null;
   log(`${warmupMs} ms warm-up + ${durationMs} ms measured per workload${quick ? ' (--quick)' : ''}`);
-  for (const thread of ['worker', 'main'] as const) {
+  for (const thread of threadOrder(values)) {
     const specs = SPECS.filter((s) => wanted(s.id) && (s.thread ?? 'worker') === thread);
     const doGet = wanted(`get-local-thread-${thread}`);
     const doNotify = thread === 'worker' && wanted('notify');

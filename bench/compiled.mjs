@@ -36,6 +36,7 @@ Options of the SQL and cache suites:
   --seconds S         measure each for S seconds     --quick   short runs (a smoke test)
   --json FILE         write the figures as JSON      --profile-dir DIR   where --profile writes
   --wait-load L       wait (at most --wait-max-s, default 600) for the load average to fall below L
+  --main-first        run the cluster with node 1's node on the application's thread first
 SQL suite: --profile (CPU profiles of a run). Cache suite: --storage disk|memory, --profile ID.
 Every run prints the machine, the configuration and the durability mode (docs/BENCHMARKS.md).
 `);

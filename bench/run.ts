@@ -7,7 +7,7 @@
  * suite ran.
  *
  *   node --import tsx bench/run.ts [--quick] [--json FILE] [--seconds S] [--only ID,PREFIX…]
- *                                  [--wait-load L [--wait-max-s S]] [--profile [--profile-dir DIR]]
+ *                                  [--wait-load L [--wait-max-s S]] [--main-first] [--profile [--profile-dir DIR]]
  *
  * The embedded workloads run with node 1's node on its own thread (`start()`'s default);
  * `*-thread-main` runs repeat some of them on a second cluster with the node on the application's
@@ -19,6 +19,8 @@
  * --json FILE  also write the whole report as JSON
  * --only       run only the workloads whose id starts with one of these (ids: see --list)
  * --wait-load  wait (at most --wait-max-s, default 600) until the 1-minute load average is below L
+ * --main-first the cluster with the node on the application's thread first (alternate it with the
+ *              default order to tell the thread's cost from the order's)
  * --profile    instead of the suite: the embedded c=64 INSERT run (or the embedded workload
  *              --only names, exactly or by prefix; a `-thread-main` one runs the node on the
  *              application's thread) under `--cpu-prof` on every node, then the self time per
@@ -64,6 +66,7 @@ import {
   runWindow,
   SUITE_OPTIONS,
   startRun,
+  threadOrder,
   waitForNode1ToLead,
 } from './suite-common.js';
 import { runWorkload, TXN_ROWS, type WorkloadKind } from './workloads.js';
@@ -180,7 +183,7 @@ const { values } = parseCliArgs(
     ...SUITE_OPTIONS,
     profile: { type: 'boolean', default: false },
   },
-  'npm run bench -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--profile] [--profile-dir DIR]',
+  'npm run bench -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--main-first] [--profile] [--profile-dir DIR]',
 );
 
 const { quick, durationMs, warmupMs } = runWindow(values);
@@ -226,7 +229,7 @@ async function main(): Promise<void> {
   const idleModulesRssMb = idleModulesRss();
   const runs: RunRecord[] = [];
   const stallRecords: StallRecord[] = [];
-  for (const thread of ['worker', 'main'] as const) {
+  for (const thread of threadOrder(values)) {
     const todo = thread === 'worker' ? specs : mainSpecs;
     const stall = stalls.find((s) => s.thread === thread);
     if (todo.length === 0 && stall === undefined) continue;

@@ -38,7 +38,17 @@ export const SUITE_OPTIONS = {
   'wait-load': { type: 'string' },
   'wait-max-s': { type: 'string', default: '600' },
   'profile-dir': { type: 'string' },
+  'main-first': { type: 'boolean', default: false },
 } as const;
+
+/**
+ * The order of the two clusters (node 1's node on its own thread, then on the application's):
+ * `--main-first` turns it around, so that alternating runs can tell the cost of the thread from
+ * what running first or second costs (the build just before, a warmer machine after).
+ */
+export function threadOrder(values: { 'main-first'?: boolean }): readonly ('worker' | 'main')[] {
+  return values['main-first'] === true ? ['main', 'worker'] : ['worker', 'main'];
+}
 
 /**
  * The start of a run: waits for a quiet machine if `--wait-load` asks (a note if it never came),
