@@ -212,6 +212,33 @@ describe('values without bound (sql_value_bytes_max)', () => {
     assert.deepEqual(await f.remote.query('SELECT count(*) AS n FROM v'), [{ n: 1 }]);
   });
 
+  test('a write whose returned rows pass the bound fails, unapplied, on every path (found through the console)', async () => {
+    await f.node.execute('CREATE TABLE r (id INTEGER PRIMARY KEY, b BLOB)');
+    // 100 rows of 64 KiB each: 6.4 MiB of RETURNING rows against the 4 MiB bound.
+    const many =
+      'INSERT INTO r (b) SELECT zeroblob(65536) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100) SELECT x FROM c) RETURNING b';
+    const tooLarge = (e: unknown) => {
+      assert.ok(e instanceof HiqliteError, `expected a HiqliteError, got ${String(e)}`);
+      assert.equal(e.code, 'HQL_RESULT_TOO_LARGE', e.message);
+      assert.equal(e.retryable, false);
+      assert.match(e.message, /nothing of the command was applied/);
+      return true;
+    };
+    await assert.rejects(bounded(f.node.executeReturning(many), 10_000, 'embedded'), tooLarge);
+    await assert.rejects(bounded(f.remote.executeReturning(many), 10_000, 'remote'), tooLarge);
+    const http = await fetch(`http://${f.cfg.nodes[0]!.addrApi}/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-secret': SECRET_API },
+      body: JSON.stringify({ sql: many, returning: true }),
+    });
+    const body = (await http.json()) as { error?: { code?: string } };
+    assert.equal(body.error?.code, 'HQL_RESULT_TOO_LARGE', JSON.stringify(body).slice(0, 300));
+    assert.deepEqual(await f.node.query('SELECT count(*) AS n FROM r'), [{ n: 0 }]);
+    // Not asked for, the rows are not kept: the write is applied.
+    assert.equal((await f.remote.execute(many)).rowsAffected, 100);
+    assert.deepEqual(await f.remote.query('SELECT count(*) AS n FROM r'), [{ n: 100 }]);
+  });
+
   test('a read served for another process cannot make a huge value either', async () => {
     await assert.rejects(
       bounded(f.remote.query('SELECT length(zeroblob(300000000)) AS n'), 10_000, 'the read'),

@@ -38,7 +38,7 @@ export type SqlErrorCode = Extract<
   | 'HQL_TIMEOUT'
   /** The caller's AbortSignal fired. */
   | 'HQL_ABORTED'
-  /** A read returned more rows than `query_rows_max` allows. */
+  /** A read returned more than `query_rows_max` / `query_result_bytes_max`; a write returned rows past its value bound. */
   | 'HQL_RESULT_TOO_LARGE'
 >;
 

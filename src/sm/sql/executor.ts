@@ -59,7 +59,17 @@ type RowsWanted = 'always' | 'ifReturned' | 'never';
 export interface ExecContext {
   readonly index: number;
   readonly nowMs: number;
+  /**
+   * Most bytes of rows one command's statements may return (RETURNING, a SELECT sent as a
+   * write), counted as ROW_OVERHEAD_BYTES per row plus its values; beyond, the command fails
+   * with HQL_RESULT_TOO_LARGE and is not applied. The same on every replica (the command's
+   * `valueBytesMax` stamp): every replica keeps the result for retries (sessions).
+   */
+  readonly rowsBytesMax: number;
 }
+
+/** What a returned row counts besides its values (rowsBytesMax): its array and row object. */
+export const ROW_OVERHEAD_BYTES = 64;
 
 export class CommandExecutor {
   private readonly parsed: Lru<string, ParsedStatement | SqlErrorInfo>;
@@ -83,9 +93,13 @@ export class CommandExecutor {
     this.access.invalidate();
   }
 
+  /** What the command being run may return (ExecContext.rowsBytesMax), and has so far. */
+  private rowsBudget = { max: Number.POSITIVE_INFINITY, used: 0 };
+
   run(command: Command, ctx: ExecContext): CommandResult {
     // A rolled-back batch or command may have undone DDL since the last look (access-guard.ts).
     this.access.observe();
+    this.rowsBudget = { max: ctx.rowsBytesMax, used: 0 };
     switch (command.type) {
       case 'execute':
         return this.execute(command);
@@ -157,7 +171,11 @@ export class CommandExecutor {
         );
         results.push({ ok: true, value: outcome });
       } catch (e) {
-        results.push({ ok: false, error: this.handle(e, { statementIndex: i }) });
+        const error = this.handle(e, { statementIndex: i });
+        // Past the rows budget the whole batch fails (a RETURNING statement's writes are done by
+        // the time its rows are read: only the command's rollback undoes them).
+        if (this.rowsBudget.used > this.rowsBudget.max) return { ok: false, error };
+        results.push({ ok: false, error });
       }
     }
     return { ok: true, type: 'batch', value: results };
@@ -253,14 +271,46 @@ export class CommandExecutor {
       return { outcome: rows === 'always' ? { ...base, rows: [] } : base, raw: null };
     }
     const columns = stmt.columns().map((c) => c.name);
-    const values = stmt.raw(true).all(args) as unknown[][];
+    // Rows nobody reads (execute without `returning`, a migration) are stepped through and
+    // dropped; the others are kept within the command's budget, so one short statement
+    // (`INSERT … SELECT zeroblob(1e6) FROM <1,000 rows> RETURNING x`) cannot hold gigabytes on
+    // every replica at once.
+    const values =
+      rows === 'never'
+        ? stepThrough(stmt.raw(true).iterate(args) as IterableIterator<unknown[]>)
+        : this.keepBounded(stmt.raw(true).iterate(args) as IterableIterator<unknown[]>, stmt.readonly);
     const [changes, lastInsertRowid] = this.counters.get() as [bigint, bigint];
     const outcome: StatementOutcome = {
       rowsAffected: stmt.readonly ? 0 : Number(changes),
       lastInsertRowid: fromSqlite(lastInsertRowid) as number | bigint,
       ...(rows === 'never' ? {} : { rows: values.map((v) => toRow(columns, v)) }),
     };
-    return { outcome, raw: { columns, values } };
+    return { outcome, raw: rows === 'never' ? null : { columns, values } };
+  }
+
+  /**
+   * The rows of a running statement while the command's rows stay within its budget; past it
+   * the statement is stopped and the command fails (HQL_RESULT_TOO_LARGE): at the same row on
+   * every replica, and rolled back with the command (a batch's statement: with its savepoint).
+   */
+  private keepBounded(it: IterableIterator<unknown[]>, readonly: boolean): unknown[][] {
+    const budget = this.rowsBudget;
+    const out: unknown[][] = [];
+    for (const row of it) {
+      let bytes = ROW_OVERHEAD_BYTES;
+      for (const v of row)
+        bytes += typeof v === 'string' ? v.length : v instanceof Uint8Array ? v.byteLength : 8;
+      budget.used += bytes;
+      if (budget.used > budget.max) {
+        it.return?.();
+        throw sqlError(
+          'HQL_RESULT_TOO_LARGE',
+          `the rows this ${readonly ? 'statement' : 'write'} returns pass ${budget.max} bytes at row ${out.length + 1} (sql_value_bytes_max; a row counts ${ROW_OVERHEAD_BYTES} bytes plus its values): nothing of the command was applied. Return fewer rows or columns (RETURNING), or none`,
+        );
+      }
+      out.push(row);
+    }
+    return out;
   }
 
   private prepare(text: string, cache: boolean): Database.Statement {
@@ -285,6 +335,14 @@ export class CommandExecutor {
     if (!this.db.inTransaction) throw new TransactionLostError(info);
     return info;
   }
+}
+
+/** Runs a statement's rows to the end without keeping them (what it writes is done meanwhile). */
+function stepThrough(it: IterableIterator<unknown[]>): unknown[][] {
+  for (const _ of it) {
+    // dropped
+  }
+  return [];
 }
 
 function resolveRef(ref: StmtRef, outputs: readonly (RawRows | null)[]): SqlValue {

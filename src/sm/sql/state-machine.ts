@@ -519,7 +519,9 @@ export class SqlStateMachine {
     this.env.begin(nowMs, envelope.seed);
     let result: CommandResult;
     try {
-      result = this.executor.run(envelope.command, { index, nowMs });
+      // The rows it may return: its values' bound (what every replica applies it under).
+      const rowsBytesMax = envelope.valueBytesMax ?? this.unstampedLimit ?? Number.POSITIVE_INFINITY;
+      result = this.executor.run(envelope.command, { index, nowMs, rowsBytesMax });
     } finally {
       this.env.end();
     }
