@@ -9,6 +9,7 @@
  * A write goes through the node's normal write path (Raft, exactly-once session) and answers
  * `rowsAffected`, `lastInsertRowid`, `logIndex` and the rows of a RETURNING clause.
  */
+import { HiqliteError } from '../lib/errors.js';
 import type { ExecuteResult, RowPage } from './api-types.js';
 import type { DashboardBackend } from './backend.js';
 import { toTable } from './rows.js';
@@ -36,16 +37,18 @@ export async function queryPage(
   const started = now();
   const body = stripTrailingSemicolons(r.sql);
   if (pageable(body)) {
-    const rows = await backend.query(
-      `SELECT * FROM (\n${body}\n) LIMIT ? OFFSET ?`,
-      [r.limit + 1, r.offset],
-      r.consistency,
-      signal,
+    const rows = await withoutParams(
+      backend.query(
+        `SELECT * FROM (\n${body}\n) LIMIT ? OFFSET ?`,
+        [r.limit + 1, r.offset],
+        r.consistency,
+        signal,
+      ),
     );
     const t = toTable(rows.slice(0, r.limit));
     return { ...t, offset: r.offset, hasMore: rows.length > r.limit, elapsedMs: elapsed(started, now) };
   }
-  const rows = await backend.query(r.sql, [], r.consistency, signal);
+  const rows = await withoutParams(backend.query(r.sql, [], r.consistency, signal));
   const t = toTable(rows.slice(r.offset, r.offset + r.limit));
   return {
     ...t,
@@ -61,7 +64,7 @@ export async function executeWrite(
   now: () => number,
 ): Promise<ExecuteResult> {
   const started = now();
-  const out = await backend.execute(sql);
+  const out = await withoutParams(backend.execute(sql));
   const t = toTable((out.rows ?? []).slice(0, PAGE_ROWS_MAX));
   const id = out.lastInsertRowid;
   return {
@@ -72,6 +75,29 @@ export async function executeWrite(
     rows: t.rows,
     elapsedMs: elapsed(started, now),
   };
+}
+
+/**
+ * The console sends no parameters: a statement that has some (`?`, `:name`, …) is told so, not
+ * that it "takes 3 positional parameter(s), 2 given" (counting the paging wrapper's two).
+ */
+async function withoutParams<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    // Counted by hiqlite (HQL_INVALID_PARAMS), or by better-sqlite3 on a read thread ("Too few
+    // parameter values were provided", "Missing named parameter": HQL_SQL there).
+    const aboutParams =
+      e instanceof HiqliteError &&
+      (e.code === 'HQL_INVALID_PARAMS' || e.code === 'HQL_SQL') &&
+      /parameter/i.test(e.message);
+    if (!aboutParams) throw e;
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      'the console runs statements without parameters: write the values into the SQL instead of ?, :name, @name or $name',
+      { retryable: false, cause: e },
+    );
+  }
 }
 
 /** A statement whose first keyword (after comments) makes it a valid subquery. */

@@ -272,6 +272,23 @@ describe('dashboard routes', () => {
     });
     assert.ok(returning.body.ok);
     assert.deepEqual(returning.body.value.rows, [[7]]);
+    // The console sends no parameters: said so, not "takes 3 positional parameter(s), 2 given"
+    // (the paging wrapper's two counted); every spelling, reads and writes.
+    for (const [route, sql] of [
+      ['query', 'SELECT ?'],
+      ['query', 'SELECT ?3'],
+      ['query', 'SELECT :name'],
+      ['query', 'SELECT @a, $b'],
+      ['execute', 'INSERT INTO t (id, name) VALUES (?, ?)'],
+    ] as const) {
+      const r = await post(route, route === 'query' ? { sql, consistency: 'local' } : { sql });
+      assert.equal(r.status, 400, sql);
+      assert.ok(
+        !r.body.ok && r.body.error.code === 'HQL_INVALID_PARAMS',
+        `${sql}: ${JSON.stringify(r.body)}`,
+      );
+      assert.match(r.body.error.message, /without parameters/, sql);
+    }
   });
 
   test('tables: schema, counts, internal tables marked and never read, rows page by page', async () => {
