@@ -1086,6 +1086,7 @@ export class HiqliteNode {
     switch (req.op) {
       case 'propose': {
         this.checkOpenOrStarting();
+        if (from === REMOTE_CLIENT_ID) this.requireStartedToWrite('a write');
         if (req.group !== 'cache') this.requireSqlite('a SQL write');
         if (req.group === 'cache') {
           const timeoutMs = Math.min(req.timeoutMs ?? Infinity, this.cfg.proposalTimeoutMs);
@@ -1199,6 +1200,7 @@ export class HiqliteNode {
       case 'cacheRead':
       case 'cacheLock': {
         if (req.op === 'cacheRead') this.requireStartedToRead('a cache read');
+        else this.requireStartedToWrite('a lock');
         const clockWait = this.peerClocks.ready();
         if (clockWait !== null) await clockWait;
         return serveCacheRequest(this.cacheOf(), req, signal ?? new AbortController().signal);
@@ -1415,6 +1417,7 @@ export class HiqliteNode {
   ): Promise<unknown> {
     this.requireGroup();
     this.requireSqlite(`/${route}`);
+    if (route !== 'query') this.requireStartedToWrite(`/${route}`);
     return serveJsonRoute(route, body, {
       writeOk: (command) => this.writeOk(command),
       query: (sql, params, consistency) =>
@@ -1605,7 +1608,11 @@ export class HiqliteNode {
   /** The HTTP cache routes, each through serving(). */
   private servingCacheOps(ops: CacheHttpOps): CacheHttpOps {
     return {
-      write: (command, signal) => this.serving(() => ops.write(command, signal)),
+      write: (command, signal) =>
+        this.serving(() => {
+          this.requireStartedToWrite('a cache write');
+          return ops.write(command, signal);
+        }),
       read: (read, consistency, signal) =>
         this.serving(() => {
           this.requireStartedToRead('a cache read');
@@ -1837,7 +1844,10 @@ export class HiqliteNode {
       request: (id, timeoutMs) => this.request(id, { op: 'metrics' }, timeoutMs),
       query: (sql, params, consistency, signal) =>
         this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs, signal }),
-      write: (sql) => this.writeOk({ type: 'execute', sql, params: [], returning: true }),
+      write: (sql) => {
+        this.requireStartedToWrite('a write');
+        return this.writeOk({ type: 'execute', sql, params: [], returning: true });
+      },
       history: this.history,
       cacheGroup: () => (this.cache?.running === true ? this.cache : null),
       backups: () => (this.started ? this.backups : null),
@@ -2017,10 +2027,26 @@ export class HiqliteNode {
    * probe). Retryable: the client asks another node.
    */
   private requireStartedToRead(what: string): void {
+    this.requireStarted(what);
+  }
+
+  /**
+   * Writes of other processes (remote clients, HTTP, the dashboard) wait for the end of start()
+   * too. A node still starting may lead a cluster that has not formed: node 1 restored from a
+   * backup alone, its peers then started without a restore, led a one-voter cluster of its own
+   * for the 120 s its start waited for them, and acknowledged writes there while the peers'
+   * majority took writes in the old cluster (found from outside). Retryable: the client asks
+   * another node. Writes forwarded by members of this node's cluster are not held here.
+   */
+  private requireStartedToWrite(what: string): void {
+    this.requireStarted(what);
+  }
+
+  private requireStarted(what: string): void {
     if (this.started) return;
     throw new HiqliteError(
       'HQL_UNAVAILABLE',
-      `node ${this.cfg.nodeId} is still starting (its replica is catching up): it serves ${what} once started; ask another node`,
+      `node ${this.cfg.nodeId} is still starting (its replica is catching up, or it waits for the cluster's other members): it serves ${what} once started; ask another node`,
       { retryable: true },
     );
   }
