@@ -165,6 +165,7 @@ export class BackupService implements NodeBackups {
       const stored = await this.targets.local.put(name, body);
       await rm(copyPath, { force: true });
       const targets = ['local'];
+      let uploadFailed: unknown = null;
       if (this.targets.s3 !== null) {
         try {
           await this.targets.s3.put(
@@ -180,18 +181,23 @@ export class BackupService implements NodeBackups {
           // The caller (`hiqlite backup create`, POST /backup, db.backup()) is told both: the
           // upload failed, and the backup exists here under its name (the CLI printed only the
           // S3 error, and an operator took it that no backup existed).
-          if (e instanceof HiqliteError)
-            throw new HiqliteError(
-              e.code,
-              `backup ${name} is stored in node ${cfg.nodeId}'s local folder, but its upload to S3 failed: ${e.message}`,
-              { retryable: e.retryable, cause: e },
-            );
-          throw e;
+          uploadFailed =
+            e instanceof HiqliteError
+              ? new HiqliteError(
+                  e.code,
+                  `backup ${name} is stored in node ${cfg.nodeId}'s local folder, but its upload to S3 failed: ${e.message}`,
+                  { retryable: e.retryable, cause: e },
+                )
+              : e;
         }
-        targets.push('s3');
+        if (uploadFailed === null) targets.push('s3');
       }
-      // The backup is stored: a failing clean-up is logged, and the next backup tries again.
+      // The backup is stored: a failing clean-up is logged, and the next backup tries again. The
+      // local folder's retention runs whatever became of the upload: skipped while S3 failed, an
+      // outage left one more full copy on the node's disk per backup, until the disk was full
+      // (found from outside).
       await this.cleanUp(this.targets.local, cfg.backupKeepDaysLocal);
+      if (uploadFailed !== null) throw uploadFailed;
       if (this.targets.s3 !== null) await this.cleanUp(this.targets.s3, cfg.backupKeepDays);
       log.info(
         {

@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
+import { formatBackupName } from '../../src/backup/names.js';
 import { connect, type HiqliteClient, HiqliteError, type HiqliteNode, start } from '../../src/index.js';
 import { oneNodeConfig, TEST_SECRETS } from '../support/one-node-config.js';
 import { type FakeS3, startTestS3, testS3NodeConfig } from '../support/s3-server.js';
@@ -30,6 +31,8 @@ before(async () => {
   const cfg = await oneNodeConfig(root, {
     encKeys: [`k1/${randomBytes(32).toString('base64')}`],
     encKeyActive: 'k1',
+    // One day: a backup from 40 days ago is past it (the retention test below).
+    backupKeepDaysLocal: 1,
     ...testS3NodeConfig(s3),
   });
   dataDir = cfg.dataDir as string;
@@ -85,4 +88,27 @@ test('with S3 failing, a remote backup() fails at once with HQL_S3 and takes one
     message,
   );
   assert.ok(logged.some((r) => r.msg === 'backup failed'));
+});
+
+test("with S3 failing, the local folder's retention still runs (an outage did not fill the disk)", async () => {
+  // A backup of 40 days ago (a copy of one taken now, under its old name), then a backup while
+  // S3 fails: the old one goes, as backup_keep_days_local says.
+  s3.faults.clear();
+  await node.backup();
+  const dir = join(dataDir, 'state_machine', 'backups');
+  const recent = localBackups().sort().at(-1) as string;
+  const old = formatBackupName({ createdMs: Date.now() - 40 * 86_400_000, logIndex: 1, nodeId: 1 });
+  copyFileSync(join(dir, recent), join(dir, old));
+  assert.ok(localBackups().includes(old));
+  s3.faults.failNext(1_000, { status: 500 });
+  try {
+    await assert.rejects(
+      within(client.backup(), 60_000, 'the backup to end'),
+      (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_S3',
+    );
+  } finally {
+    s3.faults.clear();
+  }
+  assert.ok(!localBackups().includes(old), `the 40-day-old backup is deleted: ${localBackups().join(', ')}`);
+  assert.ok(localBackups().includes(recent), 'the recent ones are kept');
 });
