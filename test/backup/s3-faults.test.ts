@@ -102,6 +102,31 @@ describe('S3 client faults', () => {
     assert.deepEqual(statuses('GetObject', from), ['dropped', 206]);
   });
 
+  test('a download dropped again and again resumes with backoff, then says how many attempts were made', async () => {
+    s3.putDirect('drops', bytes(300 * KiB, 6));
+    s3.faults.dropResponseNext(100, { operation: 'GetObject', afterBytes: 10 * KiB });
+    const delays: number[] = [];
+    const c = new S3Client(
+      { ...testS3ClientOptions(s3), retriesMax: 3, retryDelayMinMs: 40, retryDelayMaxMs: 400 },
+      { onRetry: (_e, delayMs) => delays.push(delayMs) },
+    );
+    const got = await c.getObject('drops');
+    const startedMs = performance.now();
+    await assert.rejects(readAll(got.body), (e: unknown) => {
+      assert.ok(e instanceof S3Error, String(e));
+      assert.equal(e.attempts, 4, e.message);
+      assert.match(e.message, /\[4 attempts\]/);
+      return true;
+    });
+    // Resumed three times, each after a growing delay (was: at once, "0", in a tight loop).
+    assert.equal(delays.length, 3, JSON.stringify(delays));
+    assert.ok(
+      delays.every((d) => d >= 20),
+      JSON.stringify(delays),
+    );
+    assert.ok(performance.now() - startedMs >= delays.reduce((a, b) => a + b, 0) - 5);
+  });
+
   test('a download whose object was replaced before the resume fails instead of mixing two objects', async () => {
     s3.putDirect('replaced', bytes(300 * KiB, 4));
     s3.faults.dropResponseNext(1, { operation: 'GetObject', afterBytes: 100 * KiB });

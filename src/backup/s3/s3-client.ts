@@ -4,7 +4,7 @@
  * retried with backoff when S3 or the network may succeed on a second try (s3-transport.ts).
  * Multipart upload from a stream lives in multipart-upload.ts.
  */
-import type { RetryListener } from './retry.js';
+import { type RetryListener, retryDelayMs, sleep } from './retry.js';
 import { S3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3ClientOptions } from './s3-options.js';
 import { type S3RequestSpec, type S3StreamAnswer, S3Transport } from './s3-transport.js';
@@ -280,8 +280,14 @@ export class S3Client {
           attempts: 1,
         });
       } catch (e) {
-        if (!(e instanceof S3Error && e.retryable) || resumes >= this.options.retriesMax) throw e;
-        this.hooks.onRetry?.(e, 0);
+        if (!(e instanceof S3Error)) throw e;
+        // Counted over the resumes: the first request and each resumed one (it said "1 attempt").
+        const attempts = resumes + Math.max(1, e.attempts);
+        if (!e.retryable || resumes >= this.options.retriesMax) throw e.afterAttempts(attempts);
+        // With backoff, as every other retry (a dropped download was resumed in a tight loop).
+        const delayMs = retryDelayMs(resumes, this.options);
+        this.hooks.onRetry?.(e, delayMs);
+        await sleep(this.options.clock, delayMs, signal);
       }
       answer = await this.transport.requestStream({
         ...this.base('GetObject', 'GET', info.key, signal === undefined ? {} : { signal }),

@@ -40,6 +40,8 @@ export class S3Error extends HiqliteError {
   readonly httpStatus: number | null;
   /** How many times the request was sent. */
   readonly attempts: number;
+  /** What went wrong, as the message says it after the status. */
+  readonly detail: string;
 
   constructor(init: S3ErrorInit) {
     const where = init.key === null ? init.operation : `${init.operation} '${init.key}'`;
@@ -54,5 +56,20 @@ export class S3Error extends HiqliteError {
     this.s3Code = init.s3Code;
     this.httpStatus = init.httpStatus;
     this.attempts = init.attempts;
+    this.detail = init.detail;
+  }
+
+  /** The same failure, said of a request that was sent `attempts` times in all. */
+  afterAttempts(attempts: number): S3Error {
+    return new S3Error({
+      operation: this.operation,
+      key: this.key,
+      s3Code: this.s3Code,
+      httpStatus: this.httpStatus,
+      detail: this.detail,
+      retryable: this.retryable,
+      attempts,
+      cause: this.cause,
+    });
   }
 }
