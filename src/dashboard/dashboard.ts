@@ -28,7 +28,7 @@ import {
   readJsonObject,
 } from '../http/http-body.js';
 import { badlyEncodedQueryParam } from '../http/query-encoding.js';
-import { consistencyOf } from '../http/request-fields.js';
+import { consistencyOf, onlyFields, onlyParams } from '../http/request-fields.js';
 import { type RequestTarget, requestTarget } from '../http/request-target.js';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
@@ -219,6 +219,14 @@ export class Dashboard {
         allow: methods,
       });
     }
+    // A misspelled or repeated parameter is refused, as on the API port's routes (it was read
+    // as absent, or as its first value, in silence).
+    try {
+      onlyParams(url.searchParams, method === 'GET' ? (GET_PARAMS[name] ?? []) : []);
+    } catch (e) {
+      if (!(e instanceof HiqliteError)) throw e;
+      return this.fail(res, 400, 'HQL_INVALID_PARAMS', e.message, true);
+    }
     const session = this.sessions.use(readCookie(req, this.cookie));
     if (session === null)
       return this.fail(res, 401, 'HQL_UNAUTHORIZED', 'log in first (no session, or it expired)', true);
@@ -332,6 +340,7 @@ export class Dashboard {
 
   private async query(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
     const body = await this.body(req);
+    onlyFields(body, ['sql', 'consistency', 'offset', 'limit'], 'query');
     const sql = sqlOf(body);
     const consistency = consistencyOf(body.consistency ?? 'local', 'consistency');
     const offset = intOf(body.offset, 0, OFFSET_MAX, 0, 'offset');
@@ -342,7 +351,9 @@ export class Dashboard {
   }
 
   private async execute(req: IncomingMessage): Promise<unknown> {
-    const sql = sqlOf(await this.body(req));
+    const body = await this.body(req);
+    onlyFields(body, ['sql'], 'execute');
+    const sql = sqlOf(body);
     return executeWrite(this.backend, sql, () => this.o.clock.monotonicMs());
   }
 
@@ -467,6 +478,12 @@ export class Dashboard {
     });
   }
 }
+
+/** The query parameters each GET route reads; the others take none. */
+const GET_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  rows: ['name', 'offset', 'limit'],
+  'cache-keys': ['kind', 'name', 'offset', 'limit'],
+};
 
 function invalid(message: string): HiqliteError {
   return new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });

@@ -31,6 +31,20 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
   }
 }
 
+/**
+ * Refuses a query parameter `allowed` does not name, and one given twice: a misspelled or
+ * repeated one would otherwise be ignored, or read as its first value, in silence.
+ */
+export function onlyParams(params: URLSearchParams, allowed: readonly string[]): void {
+  for (const name of new Set(params.keys())) {
+    if (!allowed.includes(name))
+      throw invalidField(
+        `unknown query parameter ${describeValue(name)}${hint(name, allowed)}: this route takes ${allowed.length === 0 ? 'none' : allowed.join(', ')}`,
+      );
+    if (params.getAll(name).length > 1) throw invalidField(`the query parameter ${name} is given twice`);
+  }
+}
+
 /** ` (did you mean "x"?)` when a known name is within two edits, else nothing. */
 export function hint(name: string, known: readonly string[]): string {
   const guess = closestKey(name, known);

@@ -46,7 +46,7 @@ import {
   toJson,
 } from '../http/http-body.js';
 import { badlyEncodedQueryParam } from '../http/query-encoding.js';
-import { consistencyOf, describeValue, onlyFields } from '../http/request-fields.js';
+import { consistencyOf, describeValue, onlyFields, onlyParams } from '../http/request-fields.js';
 import type { RequestTarget } from '../http/request-target.js';
 import { HiqliteError } from '../lib/errors.js';
 import { isWellFormed } from '../lib/utf8.js';
@@ -121,7 +121,7 @@ export async function serveCacheHttp(
     const method = req.method ?? 'GET';
     if (url.pathname === '/notify') {
       if (method !== 'POST') return sendMethodNotAllowed(res, method, url.pathname, 'POST');
-      onlyParams(url, []);
+      onlyParams(url.searchParams, []);
       const v = await readObject(req, cx, '{"channel": "…", "payload": any}', ['channel', 'payload']);
       const { channel, payload } = v as { channel?: unknown; payload?: unknown };
       if (typeof channel !== 'string' || channel === '')
@@ -146,7 +146,7 @@ export async function serveCacheHttp(
     }
     if (url.pathname === '/listen') {
       if (method !== 'GET') return sendMethodNotAllowed(res, method, url.pathname, 'GET');
-      onlyParams(url, ['channel', 'last_event_id']);
+      onlyParams(url.searchParams, ['channel', 'last_event_id']);
       req.resume();
       return await serveSse(req, res, url, ops, cx, gone.signal);
     }
@@ -184,14 +184,14 @@ async function serveCacheEntry(
   const { name: cache, key } = nameAndKey(url, '/cache/', 'cache name');
   if (key === null) {
     if (method !== 'DELETE') return sendMethodNotAllowed(res, method, '/cache/{name}', 'DELETE');
-    onlyParams(url, []);
+    onlyParams(url.searchParams, []);
     req.resume();
     const o = (await ops.write({ type: 'clear', cache }, signal)) as Extract<CacheOutcome, { type: 'clear' }>;
     return sendJson(res, 200, { ok: true, value: { removed: o.removed } });
   }
   switch (method) {
     case 'GET': {
-      onlyParams(url, ['consistency']);
+      onlyParams(url.searchParams, ['consistency']);
       req.resume();
       const consistency = consistencyOf(url.searchParams.get('consistency') ?? 'local', 'consistency');
       const bytes = (await ops.read({ type: 'get', cache, key }, consistency, signal)) as Uint8Array | null;
@@ -212,7 +212,7 @@ async function serveCacheEntry(
       return sendJson(res, 200, { ok: true, value });
     }
     case 'PUT': {
-      onlyParams(url, ['ttl_ms', 'if_absent']);
+      onlyParams(url.searchParams, ['ttl_ms', 'if_absent']);
       const ttlMs = ttlOf(url, req);
       const ifAbsent = url.searchParams.get('if_absent') ?? 'false';
       if (ifAbsent !== 'true' && ifAbsent !== 'false') throw invalid('if_absent must be true or false');
@@ -232,7 +232,7 @@ async function serveCacheEntry(
       return sendJson(res, 200, { ok: true, value: null });
     }
     case 'DELETE': {
-      onlyParams(url, []);
+      onlyParams(url.searchParams, []);
       req.resume();
       const o = (await ops.write({ type: 'delete', cache, key }, signal)) as Extract<
         CacheOutcome,
@@ -261,7 +261,7 @@ async function serveCounter(
   const { name: counter, key } = nameAndKey(url, '/counter/', 'counter name');
   if (key === null) {
     if (method !== 'DELETE') return sendMethodNotAllowed(res, method, '/counter/{name}', 'DELETE');
-    onlyParams(url, []);
+    onlyParams(url.searchParams, []);
     req.resume();
     const o = await ops.write({ type: 'counterClear', counter }, signal);
     return sendJson(res, 200, {
@@ -271,7 +271,7 @@ async function serveCounter(
   }
   switch (method) {
     case 'GET': {
-      onlyParams(url, ['consistency']);
+      onlyParams(url.searchParams, ['consistency']);
       req.resume();
       const consistency = consistencyOf(url.searchParams.get('consistency') ?? 'local', 'consistency');
       const v = await ops.read({ type: 'counterGet', counter, key }, consistency, signal);
@@ -280,7 +280,7 @@ async function serveCounter(
       return sendJson(res, 200, { ok: true, value: counterText(v) });
     }
     case 'POST': {
-      onlyParams(url, []);
+      onlyParams(url.searchParams, []);
       const delta = int64Field(
         await readObject(req, cx, '{"delta": "<int64>"}', ['delta'], { integersOnly: true }),
         'delta',
@@ -292,7 +292,7 @@ async function serveCounter(
       });
     }
     case 'PUT': {
-      onlyParams(url, []);
+      onlyParams(url.searchParams, []);
       const value = int64Field(
         await readObject(req, cx, '{"value": "<int64>"}', ['value'], { integersOnly: true }),
         'value',
@@ -301,7 +301,7 @@ async function serveCounter(
       return sendJson(res, 200, { ok: true, value: null });
     }
     case 'DELETE': {
-      onlyParams(url, []);
+      onlyParams(url.searchParams, []);
       req.resume();
       const o = await ops.write({ type: 'counterDelete', counter, key }, signal);
       return sendJson(res, 200, {
@@ -539,15 +539,6 @@ function wellFormedEscapes(text: string): boolean {
  * The query parameters a route takes, each at most once: a misspelt one (`?ttl=60000` for
  * `ttl_ms`) would otherwise be ignored in silence, and the entry would never expire.
  */
-function onlyParams(url: RequestTarget, allowed: readonly string[]): void {
-  for (const name of new Set(url.searchParams.keys())) {
-    if (!allowed.includes(name))
-      throw invalid(
-        `unknown query parameter ${describeValue(name)}: this route takes ${allowed.length === 0 ? 'none' : allowed.join(', ')}`,
-      );
-    if (url.searchParams.getAll(name).length > 1) throw invalid(`the query parameter ${name} is given twice`);
-  }
-}
 
 function invalid(message: string): HiqliteError {
   return new HiqliteError('HQL_INVALID_PARAMS', message, { retryable: false });

@@ -289,6 +289,28 @@ describe('dashboard routes', () => {
       );
       assert.match(r.body.error.message, /without parameters/, sql);
     }
+    // A misspelled field or query parameter is refused, not read as absent (as on the API port).
+    const misspelled = await post('query', { sql: 'SELECT 1', consistancy: 'linearizable' });
+    assert.equal(misspelled.status, 400);
+    assert.ok(!misspelled.body.ok && misspelled.body.error.code === 'HQL_INVALID_PARAMS');
+    assert.match(
+      misspelled.body.error.message,
+      /unknown field "consistancy" \(did you mean "consistency"\?\)/,
+    );
+    const extra = await post('execute', { sql: 'SELECT 1', returning: true });
+    assert.equal(extra.status, 400, JSON.stringify(extra.body));
+    const { cookie: browsing } = await login(s);
+    for (const [path, why] of [
+      ['/dashboard/api/rows?name=t&extra=1', /unknown query parameter "extra"/],
+      ['/dashboard/api/rows?name=t&name=u', /the query parameter name is given twice/],
+      ['/dashboard/api/rows?name=t&limt=5', /did you mean "limit"/],
+      ['/dashboard/api/tables?x=1', /this route takes none/],
+    ] as const) {
+      const r = await call(s, 'GET', path, { cookie: browsing });
+      assert.equal(r.status, 400, path);
+      assert.ok(!r.body.ok && r.body.error.code === 'HQL_INVALID_PARAMS', path);
+      assert.match(r.body.error.message, why, path);
+    }
   });
 
   test('tables: schema, counts, internal tables marked and never read, rows page by page', async () => {
