@@ -322,7 +322,26 @@ class RemoteListen implements ListenSource {
           if (this.lastSeq === undefined) this.lastSeq = h.afterSeq;
         },
         (e: unknown) => {
-          if (generation === this.generation) this.queue.fail(e instanceof Error ? e : new Error(String(e)));
+          if (generation !== this.generation) return;
+          // A resume point the cluster never sent (its in-memory caches were lost in a full
+          // restart, or the nodes now form another cluster): what was missed cannot be counted,
+          // but it is a lag, not a mistake of the caller's (it ended with HQL_INVALID_PARAMS).
+          if (
+            afterSeq !== undefined &&
+            e instanceof HiqliteError &&
+            e.code === 'HQL_INVALID_PARAMS' &&
+            /cannot resume after notification/.test(e.message)
+          ) {
+            this.queue.fail(
+              new HiqliteError(
+                'HQL_LAGGED',
+                `the listener cannot resume after notification ${afterSeq}: the cluster no longer knows it (its in-memory caches were lost in a full restart, or the nodes now form another cluster), so how many were missed is unknown; listen again`,
+                { retryable: true, cause: e },
+              ),
+            );
+            return;
+          }
+          this.queue.fail(e instanceof Error ? e : new Error(String(e)));
         },
       )
       .finally(() => {
