@@ -235,6 +235,13 @@ export class HiqliteNode {
   /** The dashboard's charts (writes, reads, latency, apply lag); null when it is off. */
   private readonly history: MetricsHistory | null;
   private started = false;
+  /**
+   * Set when start() ended before a read barrier could confirm that this replica holds every
+   * write committed before it (no quorum reachable): reads of other processes are refused until
+   * one does (`retryCatchUp`). A node restarted alone answered remote and HTTP reads without the
+   * acknowledged writes its own log held (found from outside).
+   */
+  private behindSinceStart = false;
   /** The SQL group's write loop (sqlWriteLoop). */
   private readonly sqlProposals: ProposeRetry<{ index: number; result: CommandResult }, Uint8Array>;
   private closing: Promise<void> | null = null;
@@ -473,11 +480,33 @@ export class HiqliteNode {
     const barriers: Array<Promise<unknown>> = [this.cache.readBarrier(waitMs)];
     if (this.cfg.sqlite) barriers.push(this.linearizableBarrier(waitMs));
     const failed = (await Promise.allSettled(barriers)).find((r) => r.status === 'rejected');
-    if (failed !== undefined)
+    if (failed !== undefined) {
       this.log.warn(
         { err: String((failed as PromiseRejectedResult).reason) },
-        'started before catching up with the cluster: local reads may miss recent writes for a while',
+        "started before catching up with the cluster: the application's local reads may miss recent writes for a while; other processes' reads are refused until it has caught up",
       );
+      this.behindSinceStart = true;
+      void this.retryCatchUp();
+    }
+  }
+
+  /** Read barriers again until one succeeds (then reads of other processes are served) or the node closes. */
+  private async retryCatchUp(): Promise<void> {
+    while (this.behindSinceStart && this.closing === null && this.fatal === null) {
+      const startedMs = this.clock.monotonicMs();
+      const barriers: Array<Promise<unknown>> = [this.cache.readBarrier(this.cfg.proposalTimeoutMs)];
+      if (this.cfg.sqlite) barriers.push(this.linearizableBarrier(this.cfg.proposalTimeoutMs));
+      const results = await Promise.allSettled(barriers);
+      if (results.every((r) => r.status === 'fulfilled')) {
+        this.behindSinceStart = false;
+        this.log.info('caught up with the cluster: serving reads of other processes');
+        return;
+      }
+      // At most one round per heartbeat interval: a barrier that fails at once (no leader) does
+      // not spin.
+      const waitMs = this.cfg.heartbeatIntervalMs - (this.clock.monotonicMs() - startedMs);
+      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs).unref());
+    }
   }
 
   /**
@@ -1123,6 +1152,7 @@ export class HiqliteNode {
         return { index: out.index, result: out.result };
       }
       case 'query': {
+        this.requireCaughtUpToServe('a query');
         const rows = await this.query(req.sql, req.params as QueryParams, {
           consistency: req.consistency,
           minIndex: req.minIndex,
@@ -1199,7 +1229,7 @@ export class HiqliteNode {
         return this.backupService().list('local', signal);
       case 'cacheRead':
       case 'cacheLock': {
-        if (req.op === 'cacheRead') this.requireStartedToRead('a cache read');
+        if (req.op === 'cacheRead') this.requireCaughtUpToServe('a cache read');
         else this.requireStartedToWrite('a lock');
         const clockWait = this.peerClocks.ready();
         if (clockWait !== null) await clockWait;
@@ -1418,6 +1448,7 @@ export class HiqliteNode {
     this.requireGroup();
     this.requireSqlite(`/${route}`);
     if (route !== 'query') this.requireStartedToWrite(`/${route}`);
+    else this.requireCaughtUpToServe('/query');
     return serveJsonRoute(route, body, {
       writeOk: (command) => this.writeOk(command),
       query: (sql, params, consistency) =>
@@ -1615,7 +1646,7 @@ export class HiqliteNode {
         }),
       read: (read, consistency, signal) =>
         this.serving(() => {
-          this.requireStartedToRead('a cache read');
+          this.requireCaughtUpToServe('a cache read');
           return ops.read(read, consistency, signal);
         }),
       listen: (channel, afterSeq, signal) => this.servingListen(() => ops.listen(channel, afterSeq, signal)),
@@ -1842,8 +1873,10 @@ export class HiqliteNode {
       view: () => (this.group === undefined ? null : this.metrics()),
       health: () => this.healthNow(),
       request: (id, timeoutMs) => this.request(id, { op: 'metrics' }, timeoutMs),
-      query: (sql, params, consistency, signal) =>
-        this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs, signal }),
+      query: (sql, params, consistency, signal) => {
+        this.requireCaughtUpToServe('a query');
+        return this.query(sql, params, { consistency, timeoutMs: this.cfg.queryTimeoutMs, signal });
+      },
       write: (sql) => {
         this.requireStartedToWrite('a write');
         return this.writeOk({ type: 'execute', sql, params: [], returning: true });
@@ -2028,6 +2061,17 @@ export class HiqliteNode {
    */
   private requireStartedToRead(what: string): void {
     this.requireStarted(what);
+  }
+
+  /** Reads of other processes also wait until this replica caught up since its start (behindSinceStart). */
+  private requireCaughtUpToServe(what: string): void {
+    this.requireStarted(what);
+    if (!this.behindSinceStart) return;
+    throw new HiqliteError(
+      'HQL_UNAVAILABLE',
+      `node ${this.cfg.nodeId} has not caught up with the cluster since it started (it reaches no majority to confirm what was committed): it serves ${what} once it has; ask another node`,
+      { retryable: true },
+    );
   }
 
   /**
