@@ -1,4 +1,5 @@
 /** Shared fixtures of the SQL state machine tests (not a test file itself). */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +77,35 @@ export function smFixture(): {
     cleanup();
   });
   return { sm, log, dir, apply: (...d) => sm.applyBatch(log.entries(...d)) };
+}
+
+/**
+ * Two replicas fed the same log, closed and removed after the suite: `apply` applies one entry on
+ * both and asserts that both give the same result.
+ */
+export function replicaPair(): {
+  a: SqlStateMachine;
+  b: SqlStateMachine;
+  log: Log;
+  apply: (data: Uint8Array) => CommandResult;
+} {
+  const { dir, cleanup } = makeTempDir();
+  const a = SqlStateMachine.open(`${dir}/a`);
+  const b = SqlStateMachine.open(`${dir}/b`);
+  const log = new Log();
+  after(() => {
+    a.close();
+    b.close();
+    cleanup();
+  });
+  const apply = (data: Uint8Array): CommandResult => {
+    const [entry] = log.entries(data);
+    const [ra] = a.applyBatch([entry!]);
+    const [rb] = b.applyBatch([entry!]);
+    assert.deepEqual(ra, rb, 'both replicas give the same result');
+    return ra!;
+  };
+  return { a, b, log, apply };
 }
 
 /** Every table's rows in a stable order, for comparing replicas. */

@@ -20,7 +20,7 @@ import { SqlError } from '../../src/sm/sql/errors.js';
 import { SqlReader } from '../../src/sm/sql/reader.js';
 import type { CommandResult } from '../../src/sm/sql/result.js';
 import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
-import { cmd, dumpDatabase, exec, Log, makeTempDir } from './sql-test-helpers.js';
+import { cmd, dumpDatabase, exec, Log, makeTempDir, replicaPair } from './sql-test-helpers.js';
 
 const LIMIT = VALUE_BYTES_MAX_MIN; // 2 MiB
 const OVER = LIMIT + 1024;
@@ -39,23 +39,7 @@ const ATTEMPTS = {
 } as const;
 
 describe('sql_value_bytes_max at apply', () => {
-  const { dir, cleanup } = makeTempDir();
-  const a = SqlStateMachine.open(`${dir}/a`);
-  const b = SqlStateMachine.open(`${dir}/b`);
-  const log = new Log();
-  after(() => {
-    a.close();
-    b.close();
-    cleanup();
-  });
-  /** Applies one entry on both replicas; both must give the same result. */
-  function apply(data: Uint8Array): CommandResult {
-    const [entry] = log.entries(data);
-    const [ra] = a.applyBatch([entry!]);
-    const [rb] = b.applyBatch([entry!]);
-    assert.deepEqual(ra, rb, 'both replicas give the same result');
-    return ra!;
-  }
+  const { a, b, log, apply } = replicaPair();
   apply(cmd(exec('CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB, c BLOB)')));
 
   test('every way of making a value or a row over the stamp fails with SQLITE_TOOBIG, on every replica', () => {

@@ -7,12 +7,11 @@
  * of it is applied, alike on every replica; rows nobody asked for are not kept at all.
  */
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { VALUE_BYTES_MAX_MIN } from '../../src/sm/sql/command.js';
 import { ROW_OVERHEAD_BYTES } from '../../src/sm/sql/executor.js';
 import type { CommandResult } from '../../src/sm/sql/result.js';
-import { SqlStateMachine } from '../../src/sm/sql/state-machine.js';
-import { cmd, dumpDatabase, exec, Log, makeTempDir } from './sql-test-helpers.js';
+import { cmd, dumpDatabase, exec, replicaPair } from './sql-test-helpers.js';
 
 const LIMIT = VALUE_BYTES_MAX_MIN; // 2 MiB
 /** 100 rows of 64 KiB: 6.4 MiB of rows, each value far below the bound. */
@@ -24,22 +23,7 @@ function tooLarge(r: CommandResult | undefined): boolean {
 }
 
 describe('the rows a write returns', () => {
-  const { dir, cleanup } = makeTempDir();
-  const a = SqlStateMachine.open(`${dir}/a`);
-  const b = SqlStateMachine.open(`${dir}/b`);
-  const log = new Log();
-  after(() => {
-    a.close();
-    b.close();
-    cleanup();
-  });
-  function apply(data: Uint8Array): CommandResult {
-    const [entry] = log.entries(data);
-    const [ra] = a.applyBatch([entry!]);
-    const [rb] = b.applyBatch([entry!]);
-    assert.deepEqual(ra, rb, 'both replicas give the same result');
-    return ra!;
-  }
+  const { a, b, apply } = replicaPair();
   function count(): number {
     const r = apply(cmd(exec('SELECT count(*) AS n FROM t', [], true), { valueBytesMax: LIMIT }));
     assert.ok(r.ok && r.type === 'execute', JSON.stringify(r));
