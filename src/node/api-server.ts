@@ -222,6 +222,8 @@ export class ApiServer {
   private readonly streams = new Set<FramedConnection>();
   /** Authenticated binary connections, watched for silence (`idleTimeoutMs`). */
   private readonly activity = new Map<FramedConnection, StreamActivity>();
+  /** Remote clients' binary connections and the cluster id their handshake told them (null: none). */
+  private readonly clientClusterIds = new Map<FramedConnection, string | null>();
   /** HTTP requests being served (close() waits for them), SSE streams apart (it cuts those). */
   private readonly httpRequests = new InFlight();
   /** The HTTP requests being served (not SSE), for close(): those still uploading are refused. */
@@ -552,6 +554,10 @@ export class ApiServer {
           return;
         }
         this.gate.admit(socket);
+        if (result.clientId === REMOTE_CLIENT_ID && !conn.closed) {
+          this.clientClusterIds.set(conn, this.o.clusterId?.() ?? null);
+          whenAborted(gone.signal, () => this.clientClusterIds.delete(conn));
+        }
         conn.setFrameBytesMax(this.o.frameBytesMax);
         const inflightMax = this.o.requestsInflightMax ?? 1024;
         const flow = new StreamFlow(conn, inflightMax, this.o.sendBufferBytesMax ?? 256 * 1024 * 1024, () =>
@@ -572,6 +578,23 @@ export class ApiServer {
       },
     );
     if (head.length > 0) socket.unshift(head);
+  }
+
+  /**
+   * Closes the remote clients' connections whose handshake told another cluster id than the
+   * node's now (none: they connected while it started), so that they connect again and learn it.
+   * Called once the node has started.
+   */
+  closeClientsOfOtherClusters(): void {
+    const now = this.o.clusterId?.() ?? null;
+    for (const [conn, told] of this.clientClusterIds) {
+      if (told === now) continue;
+      this.clientClusterIds.delete(conn);
+      conn.close({
+        code: 'closed',
+        detail: `the node joined cluster ${now ?? '(none)'} after this connection was opened: connect again`,
+      });
+    }
   }
 
   /**

@@ -736,6 +736,9 @@ export class HiqliteNode {
     await this.clusterClockKnown();
     await this.unlessStartCancelled(this.caughtUp(remainingMs()));
     this.started = true;
+    // Clients that connected while this node knew no cluster (or another) could not check it:
+    // they connect again and do (src/client/cluster-link.ts keeps to one cluster).
+    this.api?.closeClientsOfOtherClusters();
     this.backups =
       (await this.features.backups?.({
         cfg,
@@ -895,6 +898,9 @@ export class HiqliteNode {
     await this.clusterClockKnown();
     await this.unlessStartCancelled(this.caughtUp(Math.max(0, deadline - this.clock.monotonicMs())));
     this.started = true;
+    // Clients that connected while this node knew no cluster (or another) could not check it:
+    // they connect again and do (src/client/cluster-link.ts keeps to one cluster).
+    this.api?.closeClientsOfOtherClusters();
     this.log.info(
       { api: cfg.self.addrApi, raft: cfg.self.addrRaft, sqlite: false, dataDir: cfg.dataDir },
       'node started (cache-only)',
@@ -1626,6 +1632,10 @@ export class HiqliteNode {
   /** A listen stream of another process, opened and read through serving(): it ends when the node stops. */
   private servingListen(open: () => Promise<ListenStream>): Promise<ListenStream> {
     return this.serving(async () => {
+      // Not while starting: the node may be about to found or join another cluster than the
+      // one the listener followed (found from outside: after a full restart of in-memory nodes a
+      // remote listener went on with the new cluster's notifications, skipping some).
+      this.requireStarted('a listener');
       const stream = await open();
       return {
         afterSeq: stream.afterSeq,
