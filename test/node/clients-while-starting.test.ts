@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type HiqliteNode, start } from '../../src/index.js';
-import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
+import type { ApiConnection } from '../../src/transport/api-connection.js';
 import { eventually } from '../cluster/harness.js';
+import { openClientConnection } from '../support/client-connection.js';
 import { freePorts } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
 
@@ -35,15 +36,7 @@ test('a starting node refuses listeners, and closes the connections of clients t
   let conn: ApiConnection | null = null;
   try {
     conn = await eventually('node 2 answers on its API port', async () =>
-      ApiConnection.open({
-        host: '127.0.0.1',
-        port: Number(api.split(':')[1]),
-        secret: TEST_SECRETS.secretApi,
-        localId: REMOTE_CLIENT_ID,
-        connectTimeoutMs: 1000,
-        frameBytesMax: 1 << 24,
-        inflightMax: 16,
-      }).catch(() => null),
+      openClientConnection(api).catch(() => null),
     );
     assert.equal(conn.serverClusterId, null, 'a new node knows no cluster yet');
     const sse = await eventually('node 2 answers /listen', async () => {
@@ -65,15 +58,7 @@ test('a starting node refuses listeners, and closes the connections of clients t
       closedConn.closed ? true : null,
     );
     // A new connection learns the cluster.
-    const again = await ApiConnection.open({
-      host: '127.0.0.1',
-      port: Number(api.split(':')[1]),
-      secret: TEST_SECRETS.secretApi,
-      localId: REMOTE_CLIENT_ID,
-      connectTimeoutMs: 1000,
-      frameBytesMax: 1 << 24,
-      inflightMax: 16,
-    });
+    const again = await openClientConnection(api);
     assert.notEqual(again.serverClusterId, null);
     again.close();
   } finally {

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { start } from '../../src/index.js';
-import { ApiConnection, REMOTE_CLIENT_ID } from '../../src/transport/api-connection.js';
 import { eventually } from '../cluster/harness.js';
+import { openClientConnection } from '../support/client-connection.js';
 import { freePorts } from '../support/free-ports.js';
 import { TEST_SECRETS } from '../support/one-node-config.js';
 
@@ -32,15 +32,7 @@ test('a node waiting to join answers reads and writes of other processes HQL_UNA
   const api = nodes[1]!.addrApi;
   try {
     const conn = await eventually('node 2 answers on its API port', async () =>
-      ApiConnection.open({
-        host: '127.0.0.1',
-        port: Number(api.split(':')[1]),
-        secret: TEST_SECRETS.secretApi,
-        localId: REMOTE_CLIENT_ID,
-        connectTimeoutMs: 1000,
-        frameBytesMax: 1 << 24,
-        inflightMax: 16,
-      }).catch(() => null),
+      openClientConnection(api).catch(() => null),
     );
     try {
       // Past requireGroup: its group is open (a read used to run on the empty replica then).
