@@ -13,3 +13,22 @@ export function clientSessionIdProblem(clientId: string): string | null {
   if (clientId.startsWith(CLIENT_SESSION_PREFIX)) return null;
   return `a client's session id must start with "${CLIENT_SESSION_PREFIX}" (got "${clientId.slice(0, 40)}")`;
 }
+
+/**
+ * The bounds of a session's protection window (`session_protect_ms`), which the node that
+ * proposes a write stamps into its session: for that long after a session was last seen, the
+ * state machine never forgets it to make room for another (a retry within the window finds it),
+ * and a new session that finds the table full of protected ones is refused (HQL_SESSIONS_FULL)
+ * instead. A session without the stamp (entries written before it existed) is forgotten for room
+ * as it was: least recently seen first.
+ */
+export const SESSION_PROTECT_MS_MIN = 1000;
+export const SESSION_PROTECT_MS_MAX = 3_600_000;
+
+/** `session` with the node's protection window in place of whatever its client sent. */
+export function protectedSession<
+  S extends { readonly clientId: string; readonly seq: number; readonly protectMs?: number },
+>(session: S, protectMs: number | undefined): S {
+  const { protectMs: _client, ...rest } = session;
+  return (protectMs === undefined ? rest : { ...rest, protectMs }) as S;
+}

@@ -27,6 +27,10 @@ export function httpStatusOf(code: ErrorCode): number {
     // node of the cluster holds the same state, so a load balancer should not fail over.
     case 'HQL_CACHE_FULL':
       return 507;
+    // Too many clients started writing within session_protect_ms: retry later. Every node
+    // holds the same sessions, so failing over does not help either.
+    case 'HQL_SESSIONS_FULL':
+      return 429;
     // The server, not the request: retry later (or on another node).
     case 'HQL_NOT_LEADER':
     case 'HQL_UNAVAILABLE':

@@ -418,7 +418,7 @@ export class CacheGroup {
       const leader = this.raft.isLeader();
       const data = this.sm.encodeForProposal({
         nowMs: leader ? this.logClock.stampMs() : this.logClock.nowMs(),
-        session: { clientId: lane.clientId, seq },
+        session: { clientId: lane.clientId, seq, protectMs: this.d.cfg.sessionProtectMs },
         command,
       });
       return await this.proposeBytes(data, timeoutMs, leader);

@@ -355,7 +355,7 @@ export class HiqliteNode {
       const data = prepareForProposal(command, {
         nowMs: this.sqlLogClock.stampMs(),
         seed: randomInt(0, 2 ** 32),
-        session: { clientId: lane.clientId, seq },
+        session: { clientId: lane.clientId, seq, protectMs: this.cfg.sessionProtectMs },
         recursionRowsMax: this.cfg.writeRecursionRowsMax,
         valueBytesMax: this.cfg.sqlValueBytesMax,
       });
@@ -1129,7 +1129,10 @@ export class HiqliteNode {
           if (from === REMOTE_CLIENT_ID) {
             const left =
               this.peerClocks.ready() === null ? timeoutMs : await this.peerClocks.waitReady(timeoutMs);
-            const { data } = adoptClientCacheCommand(req.data, { nowMs: this.cache.logClock.stampMs() });
+            const { data } = adoptClientCacheCommand(req.data, {
+              nowMs: this.cache.logClock.stampMs(),
+              sessionProtectMs: this.cfg.sessionProtectMs,
+            });
             return this.cache.proposeBytes(data, left);
           }
           this.requireLeaderFor('propose', 'cache');
@@ -1146,6 +1149,7 @@ export class HiqliteNode {
             nowMs: this.sqlLogClock.stampMs(),
             recursionRowsMax: this.cfg.writeRecursionRowsMax,
             valueBytesMax: this.cfg.sqlValueBytesMax,
+            sessionProtectMs: this.cfg.sessionProtectMs,
           });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           return this.proposeCounted(data, left);

@@ -46,8 +46,11 @@ import { ProtocolError } from './protocol-error.js';
  *    holds more committed stops: the cluster lost committed entries).
  * 7: a SQL write carries its proposer's `sql_value_bytes_max` (`valueBytesMax`, command.ts), which
  *    a node of version 6 reads as a malformed command while the others apply it.
+ * 8: a write's session (SQL and cache) carries its proposer's `session_protect_ms` (`protectMs`),
+ *    which a node of version 7 reads as a malformed command, and under which a full session
+ *    table refuses a new session instead of forgetting one still protected.
  */
-export const HANDSHAKE_VERSION = 7;
+export const HANDSHAKE_VERSION = 8;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

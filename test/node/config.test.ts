@@ -280,6 +280,21 @@ describe('resolveConfig validation: each message names its key', () => {
     );
   });
 
+  test('a session protection window shorter than a write may be retried, or longer than a cache session lives', () => {
+    // A write is retried until proposal_timeout_ms: its session must not be forgotten before.
+    assertOneProblem(
+      bad({ proposalTimeoutMs: 60_000, sessionProtectMs: 30_000 }),
+      'sessionProtectMs',
+      /^30000 must be at least proposalTimeoutMs \(60000\): a write retried until its deadline could find its session forgotten and be applied twice$/,
+    );
+    assertOneProblem(
+      bad({ cacheSessionTtlMs: 60_000 }),
+      'cacheSessionTtlMs',
+      /^60000 must be at least sessionProtectMs \(300000\)/,
+    );
+    assertOneProblem(bad({ sessionProtectMs: 999 }), 'sessionProtectMs', /from 1000 to 3600000, got 999/);
+  });
+
   test('intervals that are not whole ticks', () => {
     assertOneProblem(
       bad({ electionTimeoutMs: 1550 }),

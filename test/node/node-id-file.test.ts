@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { start } from '../../src/index.js';
 import type { NodeConfig } from '../../src/node/config/config.js';
+import { DATA_FORMAT } from '../../src/node/node-id-file.js';
 import { freePorts } from '../support/free-ports.js';
 import { oneNodeConfig } from '../support/one-node-config.js';
 
@@ -40,7 +41,7 @@ describe('node_id of a data directory', () => {
     await node.execute('CREATE TABLE t (x)');
     await node.close();
     const dataDir = cfg.dataDir as string;
-    assert.equal(readFileSync(join(dataDir, 'node_id'), 'utf8'), '1\ndata-format 2\n');
+    assert.equal(readFileSync(join(dataDir, 'node_id'), 'utf8'), `1\ndata-format ${DATA_FORMAT}\n`);
     for (const thread of ['main', 'worker'] as const) {
       await refused(
         await as(cfg, 2),
@@ -62,7 +63,7 @@ describe('node_id of a data directory', () => {
     unlinkSync(file);
     const adopted = await start(cfg, { thread: 'main' });
     await adopted.close();
-    assert.equal(readFileSync(file, 'utf8'), '1\ndata-format 2\n');
+    assert.equal(readFileSync(file, 'utf8'), `1\ndata-format ${DATA_FORMAT}\n`);
     writeFileSync(file, 'node-one');
     await refused(cfg, 'main', /node_id does not hold a node id \(it holds "node-one"\)/);
   });
@@ -75,19 +76,26 @@ describe('node_id of a data directory', () => {
     await node.execute('CREATE TABLE t (x)');
     await node.close();
     const file = join(cfg.dataDir as string, 'node_id');
-    writeFileSync(file, '1\n'); // as the build before data formats wrote it
-    const upgraded = await start(cfg, { thread: 'main' });
-    await upgraded.close();
-    assert.equal(readFileSync(file, 'utf8'), '1\ndata-format 2\n');
-    writeFileSync(file, '1\ndata-format 3\n');
+    // As the build before data formats wrote it, and as the builds of format 2 (sessions without
+    // their protection window) did: both marked with this build's format.
+    for (const earlier of ['1\n', '1\ndata-format 2\n']) {
+      writeFileSync(file, earlier);
+      const upgraded = await start(cfg, { thread: 'main' });
+      await upgraded.close();
+      assert.equal(readFileSync(file, 'utf8'), `1\ndata-format ${DATA_FORMAT}\n`);
+    }
+    const newer = `1\ndata-format ${DATA_FORMAT + 1}\n`;
+    writeFileSync(file, newer);
     for (const thread of ['main', 'worker'] as const) {
       await refused(
         cfg,
         thread,
-        /written by a newer hiqlite \(data format 3; this build reads up to 2\).*cannot be downgraded/,
+        new RegExp(
+          `written by a newer hiqlite \\(data format ${DATA_FORMAT + 1}; this build reads up to ${DATA_FORMAT}\\).*cannot be downgraded`,
+        ),
       );
     }
-    assert.equal(readFileSync(file, 'utf8'), '1\ndata-format 3\n', 'the refused start changed nothing');
+    assert.equal(readFileSync(file, 'utf8'), newer, 'the refused start changed nothing');
     // What the build before data formats checks: a bare id only, so it refuses this file.
     assert.doesNotMatch(readFileSync(file, 'utf8').trim(), /^[1-9][0-9]{0,15}$/);
   });

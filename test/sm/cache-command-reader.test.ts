@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../src/lib/client-session.js';
 import {
   CACHE_COMMAND_FORMAT_VERSION,
   type CacheCommandEnvelope,
@@ -85,7 +86,14 @@ const nearEnvelope = fc.record(
   {
     nowMs: fc.oneof(int, fc.integer({ min: 0, max: NOW_MS_MAX }), anyValue),
     session: fc.oneof(
-      fc.record({ clientId: fc.oneof(ascii, anyValue), seq: fc.oneof(fc.nat(), int) }, { requiredKeys: [] }),
+      fc.record(
+        {
+          clientId: fc.oneof(ascii, anyValue),
+          seq: fc.oneof(fc.nat(), int),
+          protectMs: fc.oneof(fc.integer({ min: SESSION_PROTECT_MS_MIN, max: SESSION_PROTECT_MS_MAX }), int),
+        },
+        { requiredKeys: [] },
+      ),
       anyValue,
     ),
     command: fc.record(
@@ -170,7 +178,11 @@ describe('the fast command reader', () => {
       { type: 'get', cache: 'c', key: 'k' },
       { type: 'getRemove', cache: 'c', key: 'x'.repeat(300) },
     ] as const) {
-      for (const session of [undefined, { clientId: 'c1-0123456789abcdef-7', seq: 2 ** 40 }]) {
+      for (const session of [
+        undefined,
+        { clientId: 'c1-0123456789abcdef-7', seq: 2 ** 40 },
+        { clientId: 'c1-0123456789abcdef-7', seq: 3, protectMs: 300_000 },
+      ]) {
         for (const nowMs of [0, 1_700_000_000_000, NOW_MS_MAX]) {
           const e: CacheCommandEnvelope =
             session === undefined ? { nowMs, command } : { nowMs, session, command };

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../src/lib/client-session.js';
 import {
   CACHE_COMMAND_FORMAT_VERSION,
   type CacheCommandEnvelope,
@@ -128,7 +129,12 @@ const nearEnvelope = fc.record(
     nowMs: fc.oneof(int, fc.integer({ min: 0, max: NOW_MS_MAX }), anyValue),
     session: fc.oneof(
       fc.record(
-        { clientId: fc.oneof(ascii, anyText, anyValue), seq: fc.oneof(fc.nat(), int), x: anyValue },
+        {
+          clientId: fc.oneof(ascii, anyText, anyValue),
+          seq: fc.oneof(fc.nat(), int),
+          protectMs: fc.oneof(fc.integer({ min: SESSION_PROTECT_MS_MIN, max: SESSION_PROTECT_MS_MAX }), int),
+          x: anyValue,
+        },
         { requiredKeys: [] },
       ),
       anyValue,
@@ -153,9 +159,17 @@ const nearEnvelope = fc.record(
 const commonEnvelope = fc
   .record({
     nowMs: fc.oneof(fc.integer({ min: 0, max: NOW_MS_MAX }), uintEdge),
-    session: fc.option(fc.record({ clientId: fc.oneof(ascii, anyText), seq: fc.oneof(fc.nat(), uintEdge) }), {
-      nil: undefined,
-    }),
+    session: fc.option(
+      fc.record(
+        {
+          clientId: fc.oneof(ascii, anyText),
+          seq: fc.oneof(fc.nat(), uintEdge),
+          protectMs: fc.integer({ min: SESSION_PROTECT_MS_MIN, max: SESSION_PROTECT_MS_MAX }),
+        },
+        { requiredKeys: ['clientId', 'seq'] },
+      ),
+      { nil: undefined },
+    ),
     type,
     cache: fc.oneof(ascii, longAscii),
     key: fc.oneof(ascii, anyText),
@@ -195,6 +209,11 @@ describe('the fast command writer', () => {
       { nowMs: Date.now(), session, command: { type: 'putIfAbsent', cache: 'idem', key: 'k', value } },
       { nowMs: Date.now(), session, command: { type: 'delete', cache: 'sessions', key: 'user:1' } },
       { nowMs: Date.now(), session, command: { type: 'getRemove', cache: 'tokens', key: 't' } },
+      {
+        nowMs: Date.now(),
+        session: { ...session, protectMs: 300_000 },
+        command: { type: 'put', cache: 'sessions', key: 'user:1', value },
+      },
     ];
     for (const e of proposed) {
       assert.notEqual(writeCommonEnvelope(e, BOUNDS), null, JSON.stringify(e.command.type));

@@ -412,4 +412,35 @@ describe('exactly-once sessions', () => {
     add('b', 1);
     assert.equal(h.sm.counterGet('n', 'k'), 4n, 'b was forgotten, so its command counts as new');
   });
+
+  test('a session within its protection window is never forgotten for room: the new one is refused, not applied', () => {
+    // Found from outside (cache_sessions_max 50, 200 concurrent adders, the leader killed): a
+    // session forgotten for room while its write was still being retried applied that retry a
+    // second time. Stamped with the proposer's session_protect_ms, a full table refuses instead.
+    const h = new Harness({ limits: { sessionsMax: 2 } });
+    const add = (clientId: string, seq: number, nowMs: number, protectMs: number | null = 1000) =>
+      h.run(
+        { type: 'counterAdd', counter: 'n', key: 'k', delta: 1n },
+        nowMs,
+        protectMs === null ? { clientId, seq } : { clientId, seq, protectMs },
+      );
+    assert.ok(add('a', 1, T0).ok);
+    assert.ok(add('b', 1, T0 + 10).ok);
+    const refused = add('c', 1, T0 + 500);
+    assert.ok(!refused.ok && refused.error.code === 'HQL_SESSIONS_FULL', JSON.stringify(refused));
+    assert.match(refused.error.message, /all 2 exactly-once sessions .* within the last 1000 ms/);
+    assert.equal(h.sm.counterGet('n', 'k'), 2n, 'the refused command was not applied');
+    // a's retry still finds its session (a duplicate, touching it).
+    add('a', 1, T0 + 600);
+    assert.equal(h.sm.counterGet('n', 'k'), 2n);
+    // Past b's window (it was seen at +10), b makes room; a (seen at +600) is still protected.
+    assert.ok(add('c', 1, T0 + 1200).ok);
+    assert.equal(h.sm.counterGet('n', 'k'), 3n);
+    add('a', 1, T0 + 1300);
+    assert.equal(h.sm.counterGet('n', 'k'), 3n, 'a was kept');
+    assert.ok(!add('d', 1, T0 + 1300).ok, 'a and c are both protected');
+    // A command without the stamp (written before it existed) evicts as before.
+    assert.ok(add('d', 1, T0 + 1300, null).ok);
+    assert.equal(h.sm.stats().sessions, 2);
+  });
 });

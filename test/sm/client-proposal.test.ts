@@ -37,6 +37,27 @@ describe("a client's command taken over by a node", () => {
     assert.equal(e.command.type === 'execute' && e.command.sql, 'INSERT INTO t VALUES (1)');
   });
 
+  test("carries the node's session protection window, not the client's", () => {
+    // A client that stamped its own window could keep its sessions from ever being forgotten
+    // (or have others' forgotten): the window is the node's setting.
+    const bytes = encodeCommand({
+      command: { type: 'execute', sql: 'INSERT INTO t VALUES (1)', params: [], returning: false },
+      nowMs: CLIENT_NOW_MS,
+      seed: 7,
+      session: { clientId: `${CLIENT_SESSION_PREFIX}abc-0`, seq: 1, protectMs: 3_600_000 },
+    });
+    const stamped = decodeCommand(
+      adoptClientCommand(bytes, { nowMs: NODE_NOW_MS, sessionProtectMs: 60_000 }).data,
+    );
+    assert.deepEqual(stamped.session, {
+      clientId: `${CLIENT_SESSION_PREFIX}abc-0`,
+      seq: 1,
+      protectMs: 60_000,
+    });
+    const unstamped = decodeCommand(adoptClientCommand(bytes, { nowMs: NODE_NOW_MS }).data);
+    assert.deepEqual(unstamped.session, { clientId: `${CLIENT_SESSION_PREFIX}abc-0`, seq: 1 });
+  });
+
   test("cannot claim a node's session, nor any id outside the clients' namespace", () => {
     for (const id of ['n1-0123456789abcdef-0', 'x', '']) {
       assert.throws(
@@ -76,6 +97,20 @@ describe("a client's cache command taken over by a node (the same rules in the c
     assert.equal(e.nowMs, NODE_NOW_MS);
     assert.deepEqual(e.session, { clientId: `${CLIENT_SESSION_PREFIX}abc`, seq: 3 });
     assert.equal(e.command.type, 'put');
+  });
+
+  test("carries the node's session protection window, not the client's", () => {
+    const bytes = encodeCacheCommand({
+      nowMs: CLIENT_NOW_MS,
+      session: { clientId: `${CLIENT_SESSION_PREFIX}abc`, seq: 3, protectMs: 3_600_000 },
+      command: { type: 'put', cache: 'sessions', key: 'k', value: new Uint8Array([1]) },
+    });
+    const { data } = adoptClientCacheCommand(bytes, { nowMs: NODE_NOW_MS, sessionProtectMs: 60_000 });
+    assert.deepEqual(decodeCacheCommand(data).session, {
+      clientId: `${CLIENT_SESSION_PREFIX}abc`,
+      seq: 3,
+      protectMs: 60_000,
+    });
   });
 
   test("cannot claim a node's session, nor any id outside the clients' namespace", () => {

@@ -29,6 +29,13 @@ const bump = (clientId: string, seq: number, nowMs = NOW_MS) =>
     nowMs,
   });
 
+/** bump() stamped with a protection window (the proposer's session_protect_ms). */
+const bumpProtected = (clientId: string, seq: number, nowMs: number, protectMs = 1000) =>
+  cmd(exec("UPDATE counter SET n = n + 1 RETURNING n, x'00ff' AS b, 9007199254740993 AS big", [], true), {
+    session: { clientId, seq, protectMs },
+    nowMs,
+  });
+
 describe('sessions', () => {
   test('a retried command is applied once and answered with the original result', () => {
     const { apply, count, reopen } = setup();
@@ -130,6 +137,35 @@ describe('sessions', () => {
     assert.deepEqual(clients, names.slice(3));
   });
 
+  test('a session within its protection window is never evicted: a new session is refused, not applied', () => {
+    // Found from outside: with the table full, a write retried after a leader change found its
+    // session evicted for newer ones and was applied a second time.
+    const { apply, count, path } = setup({ sessionsMax: 2 });
+    const [first] = apply(bumpProtected('a', 1, NOW_MS), bumpProtected('b', 1, NOW_MS + 10));
+    const [refused] = apply(bumpProtected('c', 1, NOW_MS + 500));
+    assert.equal(refused?.ok === false && refused.error.code, 'HQL_SESSIONS_FULL');
+    assert.ok(refused?.ok === false && /not started and its write not applied/.test(refused.error.message));
+    assert.equal(count(), 2n, 'the refused command was not applied');
+    // Even many new sessions later, a's retry is a duplicate.
+    for (let i = 0; i < 5; i++) apply(bumpProtected(`n${i}`, 1, NOW_MS + 550 + i));
+    assert.deepEqual(apply(bumpProtected('a', 1, NOW_MS + 600))[0], first);
+    assert.equal(count(), 2n);
+    // Past b's window b makes room; a (seen at +600) stays.
+    assert.equal(apply(bumpProtected('c', 1, NOW_MS + 1200))[0]?.ok, true);
+    const clients = (dumpDatabase(path())._hq_sessions as unknown[][]).map((r) => r[0]);
+    assert.deepEqual(clients, ['a', 'c']);
+    // A refused command's retry, once there is room, is applied (it never was).
+    assert.equal(apply(bumpProtected('n0', 1, NOW_MS + 2700))[0]?.ok, true);
+    assert.equal(count(), 4n);
+  });
+
+  test('without the stamp (entries written before it) a full table evicts as it did', () => {
+    const { apply, count } = setup({ sessionsMax: 2 });
+    apply(bump('a', 1, NOW_MS), bump('b', 1, NOW_MS + 10), bump('c', 1, NOW_MS + 20));
+    apply(bump('a', 1, NOW_MS + 30));
+    assert.equal(count(), 4n, 'a was evicted for c, so its retry applied again');
+  });
+
   test('a batch rolled back by a statement keeps sessions exact', () => {
     const commands = () => {
       const rollback = cmd(exec('INSERT OR ROLLBACK INTO counter (rowid, n) VALUES (1, 0)'), {
@@ -192,7 +228,8 @@ describe('sessions', () => {
       const r = random();
       const seq = r < 0.2 ? last : r < 0.3 ? Math.max(0, last - 1) : last + 1;
       seqs.set(client, Math.max(last, seq));
-      commands.push(bump(client, seq, now));
+      // Half of them with a protection window (a full table then refuses instead of evicting).
+      commands.push(random() < 0.5 ? bump(client, seq, now) : bumpProtected(client, seq, now, 1000));
     }
     const options = { sessionTtlMs: 1500, sessionsMax: 4 };
     const whole = setup(options);
@@ -213,6 +250,7 @@ describe('sessions', () => {
     // The run exercised what it is about.
     const codes = rWhole.map((r) => (r.ok ? 'ok' : r.error.code));
     assert.ok(codes.includes('HQL_SESSION_STALE'));
+    assert.ok(codes.includes('HQL_SESSIONS_FULL'));
     assert.ok((dumpDatabase(whole.path())._hq_sessions as unknown[]).length <= 4);
   });
 });

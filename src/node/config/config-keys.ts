@@ -3,6 +3,7 @@
  * kind, default and range. The validator, the TOML loader and docs/CONFIGURATION.md follow it;
  * a test checks that every key here is documented.
  */
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
 import { SQLITE_LENGTH_MAX, VALUE_BYTES_MAX_MIN } from '../../sm/sql/command.js';
 import {
@@ -54,6 +55,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'heartbeatIntervalMs', toml: 'heartbeat_interval_ms', default: 500, min: 1, max: 60_000 },
   { key: 'electionTimeoutMs', toml: 'election_timeout_ms', default: 1500, min: 1, max: 600_000 },
   { key: 'proposalTimeoutMs', toml: 'proposal_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
+  // A client session (exactly-once retries) seen within this long is never forgotten for room.
+  {
+    key: 'sessionProtectMs',
+    toml: 'session_protect_ms',
+    default: 300_000,
+    min: SESSION_PROTECT_MS_MIN,
+    max: SESSION_PROTECT_MS_MAX,
+  },
   { key: 'readTimeoutMs', toml: 'read_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
   // Reads for other processes run on read threads and are interrupted at this limit.
   { key: 'queryTimeoutMs', toml: 'query_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },

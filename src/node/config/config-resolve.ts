@@ -390,6 +390,20 @@ function checkTiming(l: Partial<Record<IntegerKey, number>>, problems: ConfigPro
       problems.add(key, `${ms} must be a multiple of ${n('tickIntervalMs')} (${tick})`);
     }
   }
+  // A write is retried until its deadline: its session must be remembered as long (sessions.ts).
+  const { proposalTimeoutMs: proposal, sessionProtectMs: protect, cacheSessionTtlMs: cacheTtl } = l;
+  if (proposal !== undefined && protect !== undefined && proposal > protect) {
+    problems.add(
+      'sessionProtectMs',
+      `${protect} must be at least ${n('proposalTimeoutMs')} (${proposal}): a write retried until its deadline could find its session forgotten and be applied twice`,
+    );
+  }
+  if (protect !== undefined && cacheTtl !== undefined && cacheTtl < protect) {
+    problems.add(
+      'cacheSessionTtlMs',
+      `${cacheTtl} must be at least ${n('sessionProtectMs')} (${protect}): a session expires after this long idle, whatever protects it`,
+    );
+  }
   // A follower must be able to miss a heartbeat without starting an election.
   if (heartbeat !== undefined && election !== undefined && heartbeat * 2 >= election) {
     problems.add(

@@ -108,6 +108,11 @@ export interface NodeConfig {
   electionTimeoutMs?: number;
   tickIntervalMs?: number;
   proposalTimeoutMs?: number;
+  /**
+   * How long after its last write a client session (exactly-once retries) is never forgotten to
+   * make room for another; at least proposalTimeoutMs.
+   */
+  sessionProtectMs?: number;
   readTimeoutMs?: number;
   /** Limit of a read served for another process (API, HTTP); it is interrupted then. */
   queryTimeoutMs?: number;
@@ -279,6 +284,7 @@ export type IntegerKey =
   | 'electionTimeoutMs'
   | 'tickIntervalMs'
   | 'proposalTimeoutMs'
+  | 'sessionProtectMs'
   | 'readTimeoutMs'
   | 'queryTimeoutMs'
   | 'readThreads'

@@ -4,7 +4,7 @@
  * session outside the clients' namespace is refused, and the envelope is encoded again (the
  * leader stamps its own time when it proposes).
  */
-import { clientSessionIdProblem } from '../../lib/client-session.js';
+import { clientSessionIdProblem, protectedSession } from '../../lib/client-session.js';
 import { HiqliteError } from '../../lib/errors.js';
 import { type CacheCommandEnvelope, decodeCacheCommand, encodeCacheCommand } from './command.js';
 import { CacheError } from './errors.js';
@@ -16,7 +16,7 @@ import { cacheValueBytesProblem } from './value.js';
  */
 export function adoptClientCacheCommand(
   bytes: Uint8Array,
-  ctx: { readonly nowMs: number },
+  ctx: { readonly nowMs: number; readonly sessionProtectMs?: number },
 ): { readonly data: Uint8Array; readonly envelope: CacheCommandEnvelope } {
   const envelope = decodeCacheCommand(bytes);
   if (envelope.session !== undefined) {
@@ -34,6 +34,12 @@ export function adoptClientCacheCommand(
         : null;
   const valueProblem = value === null ? null : cacheValueBytesProblem(value);
   if (valueProblem !== null) throw new HiqliteError('HQL_INVALID_PARAMS', valueProblem, { retryable: false });
-  const adopted = { ...envelope, nowMs: Math.floor(ctx.nowMs) };
+  // The node's protection window, not the client's: the client is trusted with data only.
+  const { session } = envelope;
+  const adopted: CacheCommandEnvelope = {
+    ...envelope,
+    nowMs: Math.floor(ctx.nowMs),
+    ...(session === undefined ? {} : { session: protectedSession(session, ctx.sessionProtectMs) }),
+  };
   return { data: encodeCacheCommand(adopted), envelope: adopted };
 }

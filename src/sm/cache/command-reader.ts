@@ -16,7 +16,8 @@
  * integers as positive fixint, uint 8/16/32, int 8/16/32 or float64 (msgpackr reads these as
  * the same number). Not: 64-bit integers, float32, arrays, extensions, other command types.
  */
-import type { CacheCommand, CacheCommandEnvelope } from './command.js';
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
+import type { CacheCommand, CacheCommandEnvelope, CacheSession } from './command.js';
 
 /** Largest string read here; longer ones go the generic way (names and keys are short). */
 const ASCII_LENGTH_MAX = 4096;
@@ -217,7 +218,7 @@ function bytes(): Uint8Array {
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
 const ENVELOPE_KEYS = [ascii('nowMs'), ascii('session'), ascii('command')];
-const SESSION_KEYS = [ascii('clientId'), ascii('seq')];
+const SESSION_KEYS = [ascii('clientId'), ascii('seq'), ascii('protectMs')];
 const COMMAND_KEYS = [ascii('type'), ascii('cache'), ascii('key'), ascii('value'), ascii('ttlMs')];
 const TYPE_NAMES = ['put', 'replace', 'putIfAbsent', 'delete', 'get', 'getRemove'] as const;
 const TYPE_KEYS = TYPE_NAMES.map(ascii);
@@ -226,7 +227,7 @@ function envelope(nowMsMax: number, durationMsMax: number): CacheCommandEnvelope
   const n = mapHeader();
   if (bail || (n !== 2 && n !== 3)) return out();
   let nowMs = -1;
-  let session: { clientId: string; seq: number } | undefined;
+  let session: CacheSession | undefined;
   let command: CacheCommand | undefined;
   for (let i = 0; i < n && !bail; i++) {
     switch (key(ENVELOPE_KEYS)) {
@@ -250,11 +251,13 @@ function envelope(nowMsMax: number, durationMsMax: number): CacheCommandEnvelope
   return session === undefined ? { nowMs, command } : { nowMs, session, command };
 }
 
-function sessionOf(): { clientId: string; seq: number } | undefined {
-  if (mapHeader() !== 2) return out();
+function sessionOf(): CacheSession | undefined {
+  const n = mapHeader();
+  if (n !== 2 && n !== 3) return out();
   let clientId: string | undefined;
   let seq = -1;
-  for (let i = 0; i < 2 && !bail; i++) {
+  let protectMs = -1;
+  for (let i = 0; i < n && !bail; i++) {
     switch (key(SESSION_KEYS)) {
       case 0:
         if (clientId !== undefined) return out();
@@ -264,12 +267,17 @@ function sessionOf(): { clientId: string; seq: number } | undefined {
         if (seq !== -1) return out();
         seq = int(0, Number.MAX_SAFE_INTEGER);
         break;
+      case 2:
+        if (protectMs !== -1) return out();
+        protectMs = int(SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX);
+        break;
       default:
         return out();
     }
   }
   if (bail || clientId === undefined || clientId.length === 0 || seq === -1) return out();
-  return { clientId, seq };
+  if ((n === 3) !== (protectMs !== -1)) return out();
+  return protectMs === -1 ? { clientId, seq } : { clientId, seq, protectMs };
 }
 
 function commandOf(durationMsMax: number): CacheCommand | undefined {

@@ -12,6 +12,7 @@
  * (fixstr, str8, str16), integers up to 2^32 − 1 in their shortest unsigned form and larger
  * ones as float64, byte arrays as bin8/16/32.
  */
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
 import type { CacheCommand, CacheCommandEnvelope } from './command.js';
 
 /** The limits the generic validation applies to the fields written here. */
@@ -52,6 +53,8 @@ export function writeCommonEnvelope(
   if (countKeys(envelope) !== envelopeKeys) return null;
   let clientId = '';
   let seq = 0;
+  let protectMs: number | undefined;
+  let sessionKeys = 2;
   if (session !== undefined) {
     if (
       session === null ||
@@ -59,9 +62,14 @@ export function writeCommonEnvelope(
       Object.getPrototypeOf(session) !== Object.prototype
     )
       return null;
-    if (countKeys(session) !== 2) return null;
     clientId = session.clientId;
     seq = session.seq;
+    protectMs = session.protectMs;
+    if (protectMs !== undefined) {
+      if (!isUint(protectMs, SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX)) return null;
+      sessionKeys = 3;
+    }
+    if (countKeys(session) !== sessionKeys) return null;
     if (!isAscii(clientId) || clientId.length === 0 || !isUint(seq, 0, Number.MAX_SAFE_INTEGER)) return null;
   }
   if (command === null || typeof command !== 'object' || Object.getPrototypeOf(command) !== Object.prototype)
@@ -103,6 +111,7 @@ export function writeCommonEnvelope(
   let size = 1 + 3; // format version, envelope map
   size += 6 + uintBytes(nowMs); // "nowMs"
   if (session !== undefined) size += 8 + 3 + 9 + strBytes(clientId) + 4 + uintBytes(seq); // "session" {clientId, seq}
+  if (protectMs !== undefined) size += 10 + uintBytes(protectMs); // "protectMs" in the session
   size += 8 + 3; // "command", its map
   size += 5 + strBytes(type); // "type"
   size += 6 + strBytes(cache); // "cache"
@@ -118,11 +127,15 @@ export function writeCommonEnvelope(
   p = writeUint(out, p, nowMs);
   if (session !== undefined) {
     p = writeStr(out, p, 'session');
-    p = writeMapHeader(out, p, 2);
+    p = writeMapHeader(out, p, sessionKeys);
     p = writeStr(out, p, 'clientId');
     p = writeStr(out, p, clientId);
     p = writeStr(out, p, 'seq');
     p = writeUint(out, p, seq);
+    if (protectMs !== undefined) {
+      p = writeStr(out, p, 'protectMs');
+      p = writeUint(out, p, protectMs);
+    }
   }
   p = writeStr(out, p, 'command');
   p = writeMapHeader(out, p, fields);
@@ -153,7 +166,11 @@ export function writeCommonEnvelope(
   const valid: CacheCommandEnvelope =
     session === undefined
       ? { nowMs, command: validCommand }
-      : { nowMs, session: { clientId, seq }, command: validCommand };
+      : {
+          nowMs,
+          session: protectMs === undefined ? { clientId, seq } : { clientId, seq, protectMs },
+          command: validCommand,
+        };
   return { bytes: out, envelope: valid };
 }
 

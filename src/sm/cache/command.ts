@@ -11,6 +11,7 @@
  * depend on the options (key and value sizes) are checked when the command is applied.
  */
 import { assert } from '../../lib/assert.js';
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { readCommonEnvelope } from './command-reader.js';
 import { type WriterBounds, writeCommonEnvelope } from './command-writer.js';
@@ -94,6 +95,11 @@ export type CacheCommandType = CacheCommand['type'];
 export interface CacheSession {
   readonly clientId: string;
   readonly seq: number;
+  /**
+   * The proposer's `session_protect_ms` (lib/client-session.ts): how long after it was last seen
+   * this session is never forgotten for room. Absent in entries written before the stamp existed.
+   */
+  readonly protectMs?: number;
 }
 
 export interface CacheCommandEnvelope {
@@ -311,14 +317,19 @@ function validateEnvelope(raw: unknown): CacheCommandEnvelope {
   const nowMs = int(r.nowMs, 'nowMs', 0, NOW_MS_MAX);
   const command = validateCommand(r.command);
   if (r.session === undefined) return { nowMs, command };
-  const s = record(r.session, 'session', SESSION_FIELDS, NONE);
+  const s = record(r.session, 'session', SESSION_FIELDS, SESSION_FIELDS_OPTIONAL);
   const clientId = str(s.clientId, 'session.clientId');
   if (clientId.length === 0) malformed('session.clientId', 'empty');
-  return {
-    nowMs,
-    session: { clientId, seq: int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER) },
-    command,
-  };
+  const seq = int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER);
+  const session: CacheSession =
+    s.protectMs === undefined
+      ? { clientId, seq }
+      : {
+          clientId,
+          seq,
+          protectMs: int(s.protectMs, 'session.protectMs', SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX),
+        };
+  return { nowMs, session, command };
 }
 
 // Field lists, allocated once (decoding is on the apply path of every entry).
@@ -326,6 +337,7 @@ const NONE: readonly string[] = [];
 const ENVELOPE_FIELDS = ['nowMs', 'command'];
 const SESSION_OPTIONAL = ['session'];
 const SESSION_FIELDS = ['clientId', 'seq'];
+const SESSION_FIELDS_OPTIONAL = ['protectMs'];
 const CACHE_KEY = ['type', 'cache', 'key'];
 const CACHE_FIELDS = ['type', 'cache'];
 const VALUE_FIELDS = ['type', 'cache', 'key', 'value'];

@@ -19,6 +19,8 @@ export type CacheErrorCode = Extract<
   | 'HQL_SESSION_STALE'
   /** A duplicate of an applied command whose result was not kept. */
   | 'HQL_SESSION_RESULT_UNAVAILABLE'
+  /** A new client session found the session table full of sessions that may not be forgotten yet. */
+  | 'HQL_SESSIONS_FULL'
 >;
 
 /** The option of `CacheLimits` a limit error is about. */
@@ -40,7 +42,7 @@ export interface CacheErrorInfo {
   readonly limit?: CacheLimitName;
 }
 
-const RETRYABLE_CODES: ReadonlySet<CacheErrorCode> = new Set(['HQL_CACHE_FULL']);
+const RETRYABLE_CODES: ReadonlySet<CacheErrorCode> = new Set(['HQL_CACHE_FULL', 'HQL_SESSIONS_FULL']);
 
 export class CacheError extends HiqliteError {
   override readonly name: string = 'CacheError';

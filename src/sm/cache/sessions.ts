@@ -10,7 +10,10 @@
  * absent. The map is kept in least-recently-seen order (a touch moves a session to the end), and
  * since the clock never goes back that is also `lastSeenMs` order: expired sessions are at the
  * front. A new session in a full table first removes the expired ones, then the least recently
- * seen. Results are bounded by bytes (`sessionResultsBytesMax`): over it, the results of the
+ * seen — but never one seen within the new command's protection window (`CacheSession.protectMs`,
+ * the proposer's `session_protect_ms`), whose write may still be retried: when only such sessions
+ * are left the new session is refused (`HQL_SESSIONS_FULL`, nothing applied, retryable). A
+ * command without the stamp (written before it existed) evicts as it did. Results are bounded by bytes (`sessionResultsBytesMax`): over it, the results of the
  * least recently seen sessions are dropped but their seq is kept, so a late duplicate gets
  * `HQL_SESSION_RESULT_UNAVAILABLE` instead of being applied twice.
  */
@@ -29,7 +32,8 @@ export interface SessionRow {
 export type SessionLookup =
   | { readonly kind: 'new' }
   | { readonly kind: 'duplicate'; readonly result: CacheResult }
-  | { readonly kind: 'stale'; readonly error: CacheErrorInfo };
+  | { readonly kind: 'stale'; readonly error: CacheErrorInfo }
+  | { readonly kind: 'refused'; readonly error: CacheErrorInfo };
 
 /** The answer for a command to apply: one object for all (lookup runs for every command). */
 const NEW: SessionLookup = Object.freeze({ kind: 'new' });
@@ -42,7 +46,13 @@ export class SessionTable {
 
   lookup(session: CacheSession, nowMs: number): SessionLookup {
     const row = this.rows.get(session.clientId);
-    if (row === undefined || row.lastSeenMs < nowMs - this.limits.sessionTtlMs) return NEW;
+    if (row === undefined) {
+      if (this.rows.size >= this.limits.sessionsMax && !this.makeRoom(nowMs, session.protectMs)) {
+        return { kind: 'refused', error: this.fullError(session) };
+      }
+      return NEW;
+    }
+    if (row.lastSeenMs < nowMs - this.limits.sessionTtlMs) return NEW;
     if (session.seq > row.seq) return NEW;
     if (session.seq < row.seq) {
       return {
@@ -73,7 +83,6 @@ export class SessionTable {
   record(session: CacheSession, nowMs: number, result: CacheResult): void {
     const existing = this.rows.get(session.clientId);
     if (existing !== undefined) this.remove(session.clientId, existing);
-    else this.makeRoom(nowMs);
     const bytes = resultBytes(result);
     const keep = bytes <= this.limits.sessionResultsBytesMax;
     // The row object is reused (removed above: the set puts it last, as a new one).
@@ -109,12 +118,28 @@ export class SessionTable {
     if (row.result !== null) this.resultsBytes -= resultBytes(row.result);
   }
 
-  private makeRoom(nowMs: number): void {
+  /**
+   * Room for one more session: the expired go, then the least recently seen that are not
+   * protected (all, without a window). False: no room (all protected).
+   */
+  private makeRoom(nowMs: number, protectMs: number | undefined): boolean {
+    const expiredBefore = nowMs - this.limits.sessionTtlMs;
+    const protectedFrom = protectMs === undefined ? Number.POSITIVE_INFINITY : nowMs - protectMs;
     for (const [clientId, row] of this.rows) {
-      const expired = row.lastSeenMs < nowMs - this.limits.sessionTtlMs;
-      if (!expired && this.rows.size < this.limits.sessionsMax) return;
+      const expired = row.lastSeenMs < expiredBefore;
+      if (!expired && this.rows.size < this.limits.sessionsMax) return true;
+      // Least recently seen first: every row after this one was seen later.
+      if (!expired && row.lastSeenMs >= protectedFrom) return false;
       this.remove(clientId, row);
     }
+    return this.rows.size < this.limits.sessionsMax;
+  }
+
+  private fullError(session: CacheSession): CacheErrorInfo {
+    return {
+      code: 'HQL_SESSIONS_FULL',
+      message: `session ${session.clientId}: not started and its write not applied: all ${this.limits.sessionsMax} exactly-once sessions (cache_sessions_max) were used within the last ${session.protectMs} ms (session_protect_ms), and none may be forgotten while its writes can still be retried; retry later, or raise cache_sessions_max`,
+    };
   }
 
   private dropResultsOverBound(): void {

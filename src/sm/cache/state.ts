@@ -105,7 +105,7 @@ export class CacheState {
       if (tooLarge !== undefined) return { ok: false, error: tooLarge };
       const found = this.sessions.lookup(session, now);
       if (found.kind === 'duplicate') return found.result;
-      if (found.kind === 'stale') return { ok: false, error: found.error };
+      if (found.kind === 'stale' || found.kind === 'refused') return { ok: false, error: found.error };
     }
     const outcome = this.run(envelope.command, now, index);
     const result: CacheResult =

@@ -16,7 +16,7 @@
  *     command every replica would refuse.
  * The seed stays the client's: it only chooses which values `random()` returns.
  */
-import { clientSessionIdProblem } from '../../lib/client-session.js';
+import { clientSessionIdProblem, protectedSession } from '../../lib/client-session.js';
 import { type CommandEnvelope, decodeCommand, encodeCommand } from './command.js';
 import { staticCheck } from './determinism.js';
 import { SqlError, sqlError } from './errors.js';
@@ -30,16 +30,23 @@ export { CLIENT_SESSION_PREFIX } from '../../lib/client-session.js';
  */
 export function adoptClientCommand(
   bytes: Uint8Array,
-  ctx: { readonly nowMs: number; readonly recursionRowsMax?: number; readonly valueBytesMax?: number },
+  ctx: {
+    readonly nowMs: number;
+    readonly recursionRowsMax?: number;
+    readonly valueBytesMax?: number;
+    readonly sessionProtectMs?: number;
+  },
 ): { readonly data: Uint8Array; readonly command: CommandEnvelope['command'] } {
   const envelope: CommandEnvelope = decodeCommand(bytes);
   const problem = envelope.session === undefined ? null : clientSessionIdProblem(envelope.session.clientId);
   if (problem !== null) throw sqlError('HQL_MALFORMED_COMMAND', problem);
   const error = staticCheck(envelope.command, ctx.recursionRowsMax);
   if (error !== null) throw new SqlError(error);
-  const { valueBytesMax: _client, ...rest } = envelope;
+  // The node's bounds, not the client's: the client is trusted with data only.
+  const { valueBytesMax: _client, session, ...rest } = envelope;
   const adopted: CommandEnvelope = {
     ...rest,
+    ...(session === undefined ? {} : { session: protectedSession(session, ctx.sessionProtectMs) }),
     nowMs: Math.floor(ctx.nowMs),
     ...(ctx.valueBytesMax === undefined ? {} : { valueBytesMax: ctx.valueBytesMax }),
   };

@@ -8,6 +8,7 @@
  * and never a partially valid object. Encoding validates with the same code, so whatever encodes
  * also decodes.
  */
+import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
 import { isPlainObject, namedParamsProblem } from '../../lib/named-params.js';
 import { isWellFormed } from '../../lib/utf8.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
@@ -67,6 +68,11 @@ export type CommandInput = Command<ParamInput>;
 export interface Session {
   readonly clientId: string;
   readonly seq: number;
+  /**
+   * The proposer's `session_protect_ms` (lib/client-session.ts): how long after it was last seen
+   * this session is never forgotten for room. Absent in entries written before the stamp existed.
+   */
+  readonly protectMs?: number;
 }
 
 export interface CommandEnvelope<P = ParamValue> {
@@ -161,10 +167,16 @@ function normalizeEnvelope(e: CommandEnvelope<ParamInput>): unknown {
   return {
     nowMs: e.nowMs,
     seed: e.seed,
-    ...(e.session === undefined ? {} : { session: { clientId: e.session.clientId, seq: e.session.seq } }),
+    ...(e.session === undefined ? {} : { session: normalizeSession(e.session) }),
     ...(e.valueBytesMax === undefined ? {} : { valueBytesMax: e.valueBytesMax }),
     command: normalizeCommand(e.command),
   };
+}
+
+function normalizeSession(s: Session): Session {
+  return s.protectMs === undefined
+    ? { clientId: s.clientId, seq: s.seq }
+    : { clientId: s.clientId, seq: s.seq, protectMs: s.protectMs };
 }
 
 function normalizeCommand(c: CommandInput): unknown {
@@ -312,10 +324,18 @@ function validateEnvelope(raw: unknown): CommandEnvelope {
       : { valueBytesMax: int(r.valueBytesMax, 'valueBytesMax', VALUE_BYTES_MAX_MIN, SQLITE_LENGTH_MAX) };
   const command = validateCommand(r.command);
   if (r.session === undefined) return { nowMs, seed, ...limit, command };
-  const s = record(r.session, 'session', ['clientId', 'seq']);
+  const s = record(r.session, 'session', ['clientId', 'seq'], ['protectMs']);
   const clientId = str(s.clientId, 'session.clientId', CLIENT_ID_LENGTH_MAX);
   if (clientId.length === 0) malformed('session.clientId', 'empty');
-  const session: Session = { clientId, seq: int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER) };
+  const seq = int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER);
+  const session: Session =
+    s.protectMs === undefined
+      ? { clientId, seq }
+      : {
+          clientId,
+          seq,
+          protectMs: int(s.protectMs, 'session.protectMs', SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX),
+        };
   return { nowMs, seed, session, ...limit, command };
 }
 

@@ -32,6 +32,8 @@ export type SqlErrorCode = Extract<
   | 'HQL_SESSION_STALE'
   /** A duplicate of an applied command whose result was too large to keep. */
   | 'HQL_SESSION_RESULT_UNAVAILABLE'
+  /** A new client session found the session table full of sessions that may not be forgotten yet. */
+  | 'HQL_SESSIONS_FULL'
   /** A read-only connection was given a statement that writes. */
   | 'HQL_READONLY'
   /** `waitForApplied` did not see the index in time. */
@@ -54,7 +56,7 @@ export interface SqlErrorInfo {
   readonly migrationId?: number;
 }
 
-const RETRYABLE_CODES: ReadonlySet<SqlErrorCode> = new Set(['HQL_TIMEOUT']);
+const RETRYABLE_CODES: ReadonlySet<SqlErrorCode> = new Set(['HQL_TIMEOUT', 'HQL_SESSIONS_FULL']);
 
 /** Codes only SQL produces: a client rebuilds an error with one of these as a SqlError. */
 export const SQL_ONLY_CODES: ReadonlySet<string> = new Set<SqlErrorCode>([

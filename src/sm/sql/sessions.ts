@@ -11,10 +11,15 @@
  * (a command's session time is the largest `nowMs` any session command carried so far, which is
  * also the largest `last_seen_ms` in the table, so it survives restarts and snapshots: a leader
  * whose clock is behind cannot revive an expired session). A session idle for more than `ttlMs`
- * counts as absent (its next command is new). Expired rows are deleted lazily, only when the
- * table reaches `sessionsMax`: then everything expired goes, and if that is not enough the least
- * recently seen tenth of the bound is evicted. Every replica does the same deletions at the same command,
- * whatever its batch boundaries, so replicas hold identical tables. Results larger than
+ * counts as absent (its next command is new). Expired rows are deleted lazily, only when a new
+ * session finds the table at `sessionsMax`: then everything expired goes, and if that is not
+ * enough the least recently seen tenth of the bound is evicted — but never a session seen within
+ * its command's protection window (`Session.protectMs`, the proposer's `session_protect_ms`): a
+ * write still being retried would find its session gone and be applied a second time. When only
+ * protected sessions are left, the new session is refused (`HQL_SESSIONS_FULL`, nothing applied,
+ * retryable). Commands without the stamp (written before it existed) evict as they did. Every
+ * replica does the same deletions at the same command, whatever its batch boundaries, so replicas
+ * hold identical tables. Results larger than
  * `resultBytesMax` are not kept: a duplicate then gets `HQL_SESSION_RESULT_UNAVAILABLE` (it
  * *was* applied). These settings change replicated state, so they must be identical on every node.
  *
@@ -49,7 +54,8 @@ export interface SessionOptions {
 export type SessionLookup =
   | { readonly kind: 'new'; readonly row: 'absent' | 'expired' | 'present'; readonly nowMs: number }
   | { readonly kind: 'duplicate'; readonly result: CommandResult }
-  | { readonly kind: 'stale'; readonly error: SqlErrorInfo };
+  | { readonly kind: 'stale'; readonly error: SqlErrorInfo }
+  | { readonly kind: 'refused'; readonly error: SqlErrorInfo };
 
 /** What the state machine keeps in memory of a table row (everything but the result). */
 interface Known {
@@ -62,6 +68,7 @@ export class SessionTable {
   private readonly allStmt: Database.Statement<[], { client_id: string; seq: number; last_seen_ms: number }>;
   private readonly sweepStmt: Database.Statement<[number], string>;
   private readonly evictStmt: Database.Statement<[number], string>;
+  private readonly evictUnprotectedStmt: Database.Statement<[number, number], string>;
   private readonly upsert: Database.Statement<[string, number, Uint8Array | null, number]>;
   private readonly touchStmt: Database.Statement<[number, string]>;
   /**
@@ -87,6 +94,11 @@ export class SessionTable {
     this.evictStmt = db
       .prepare<[number], string>(
         'DELETE FROM _hq_sessions WHERE client_id IN (SELECT client_id FROM _hq_sessions ORDER BY last_seen_ms, client_id LIMIT ?) RETURNING client_id',
+      )
+      .pluck();
+    this.evictUnprotectedStmt = db
+      .prepare<[number, number], string>(
+        'DELETE FROM _hq_sessions WHERE client_id IN (SELECT client_id FROM _hq_sessions WHERE last_seen_ms < ? ORDER BY last_seen_ms, client_id LIMIT ?) RETURNING client_id',
       )
       .pluck();
     this.upsert = db.prepare(
@@ -121,8 +133,12 @@ export class SessionTable {
   lookup(session: Session, entryNowMs: number): SessionLookup {
     const nowMs = Math.max(this.clockMs, entryNowMs);
     const row = this.known.get(session.clientId);
-    if (row === undefined) return { kind: 'new', row: 'absent', nowMs };
-    if (row.lastSeenMs < nowMs - this.options.ttlMs) return { kind: 'new', row: 'expired', nowMs };
+    if (row === undefined || row.lastSeenMs < nowMs - this.options.ttlMs) {
+      if (this.known.size >= this.options.sessionsMax && !this.makeRoom(nowMs, session.protectMs)) {
+        return { kind: 'refused', error: this.fullError(session) };
+      }
+      return { kind: 'new', row: row === undefined ? 'absent' : 'expired', nowMs };
+    }
     if (session.seq > row.seq) return { kind: 'new', row: 'present', nowMs };
     if (session.seq < row.seq) {
       return {
@@ -158,7 +174,6 @@ export class SessionTable {
   record(session: Session, found: Extract<SessionLookup, { kind: 'new' }>, result: CommandResult): void {
     const { nowMs } = found;
     this.written = true;
-    if (found.row !== 'present' && this.known.size >= this.options.sessionsMax) this.makeRoom(nowMs);
     const encoded = encodeResult(result);
     this.upsert.run(
       session.clientId,
@@ -178,13 +193,27 @@ export class SessionTable {
   /**
    * The table is full and a new session arrives: first everything expired goes (this client's
    * own expired row included), then, if that was not enough, the least recently seen, a tenth
-   * of the bound at once so that a full table does not cost a scan for every new session.
+   * of the bound at once so that a full table does not cost a scan for every new session; with
+   * a protection window, only sessions last seen before it. False: no room (all protected).
    */
-  private makeRoom(nowMs: number): void {
+  private makeRoom(nowMs: number, protectMs: number | undefined): boolean {
+    this.written = true;
     for (const id of this.sweepStmt.all(nowMs - this.options.ttlMs)) this.known.delete(id);
     const max = this.options.sessionsMax;
-    if (this.known.size < max) return;
+    if (this.known.size < max) return true;
     const evict = this.known.size - max + 1 + Math.floor(max / 10);
-    for (const id of this.evictStmt.all(evict)) this.known.delete(id);
+    const evicted =
+      protectMs === undefined
+        ? this.evictStmt.all(evict)
+        : this.evictUnprotectedStmt.all(nowMs - protectMs, evict);
+    for (const id of evicted) this.known.delete(id);
+    return this.known.size < max;
+  }
+
+  private fullError(session: Session): SqlErrorInfo {
+    return {
+      code: 'HQL_SESSIONS_FULL',
+      message: `session ${session.clientId}: not started and its write not applied: all ${this.options.sessionsMax} exactly-once sessions were used within the last ${session.protectMs} ms (session_protect_ms), and none may be forgotten while its writes can still be retried; retry later, or give fewer clients (or fewer concurrent writes) to the cluster`,
+    };
   }
 }

@@ -486,7 +486,7 @@ export class SqlStateMachine {
     if (envelope.session === undefined) return this.executeInSavepoint(envelope, e.index, nowMs);
     const found = this.sessions.lookup(envelope.session, nowMs);
     if (found.kind === 'duplicate') return found.result;
-    if (found.kind === 'stale') return failure(found.error);
+    if (found.kind === 'stale' || found.kind === 'refused') return failure(found.error);
     const result = this.executeInSavepoint(envelope, e.index, nowMs);
     this.sessions.record(envelope.session, found, result);
     return result;

@@ -1,0 +1,42 @@
+/**
+ * A full exactly-once session table refuses a new session instead of forgetting one whose write
+ * may still be retried (found from outside: cache_sessions_max 50, 200 concurrent adders and the
+ * leader killed applied 100 retries a second time, in silence). Through the node's own writes and
+ * a remote client's, which the node stamps with its session_protect_ms.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { nodeAndRemote } from '../support/one-node-config.js';
+
+const SESSIONS_MAX = 4;
+const WRITERS = 12;
+
+for (const kind of ['embedded', 'remote'] as const) {
+  describe(`a full session table, written by the ${kind} client`, () => {
+    const f = nodeAndRemote(`hq-sessions-full-${kind}-`, { cacheSessionsMax: SESSIONS_MAX });
+
+    test(`refuses new sessions of the ${kind} client while the others are protected; nothing is applied twice or in silence`, async () => {
+      const db = kind === 'embedded' ? f.node : f.remote;
+      const hits = db.counter(`hits-${kind}`);
+      let applied = 0;
+      let refused = 0;
+      // Two rounds of concurrent adds: each add holds its own session lane while it runs.
+      for (let round = 0; round < 2; round++) {
+        const outcomes = await Promise.allSettled(Array.from({ length: WRITERS }, () => hits.add('k', 1n)));
+        for (const o of outcomes) {
+          if (o.status === 'fulfilled') applied++;
+          else {
+            const e = o.reason as Error & { code?: string; retryable?: boolean };
+            assert.equal(e.code, 'HQL_SESSIONS_FULL', e.message);
+            assert.equal(e.retryable, true);
+            assert.match(e.message, /not started and its write not applied.*within the last 300000 ms/);
+            refused++;
+          }
+        }
+      }
+      assert.ok(refused > 0, 'the table was full');
+      assert.ok(applied > 0, 'the sessions in the table kept writing');
+      assert.equal(await hits.get('k'), BigInt(applied), 'every add that succeeded, and no other, counted');
+    });
+  });
+}
