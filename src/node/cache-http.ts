@@ -57,7 +57,7 @@ import type { CacheOutcome } from '../sm/cache/result.js';
 import { cacheValueProblem, cacheValuePackr as packr } from '../sm/cache/value.js';
 import type { Timers } from '../transport/timers.js';
 import type { Notification } from './cache-listeners.js';
-import { type ListenSink, pumpListen } from './listen-pump.js';
+import { type ListenSink, pumpListen, SSE_BATCH_BYTES_MAX } from './listen-pump.js';
 import type { ListenStream } from './listen-stream.js';
 
 /** Where the routes' work runs: the node's cache group, or a proxy's link to a cluster. */
@@ -451,7 +451,7 @@ async function serveSse(
       return res.destroyed || res.writableEnded;
     },
   };
-  const pump = pumpListen(stream, sink);
+  const pump = pumpListen(stream, sink, SSE_BATCH_BYTES_MAX);
   const stop = () => pump.stop();
   res.once('close', stop);
   await pump.done;

@@ -505,7 +505,8 @@ export class HiqliteNode {
       // At most one round per heartbeat interval: a barrier that fails at once (no leader) does
       // not spin.
       const waitMs = this.cfg.heartbeatIntervalMs - (this.clock.monotonicMs() - startedMs);
-      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs).unref());
+      if (waitMs > 0)
+        await new Promise((r) => this.clock.setTimer(() => r(undefined), waitMs, { keepAlive: false }));
     }
   }
 

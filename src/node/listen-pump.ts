@@ -28,9 +28,16 @@ export interface ListenSink {
   readonly closed: boolean;
 }
 
-/** Notifications of one batch (one frame or one write), and their payload bytes, at most. */
+/**
+ * Notifications of one batch (one frame or one write), and their payload bytes, at most (one
+ * notification is always taken, however large). What waits in the socket of a client that does
+ * not read is about one batch: a binary connection's (its listens share it) 1 MiB; a Server-Sent
+ * Events stream's, one per listener, 64 KiB (SSE_BATCH_BYTES_MAX), of which a node holds up to
+ * api_connections_max (found from outside: a thousand streams that never read held 2 MB each).
+ */
 export const LISTEN_BATCH_ITEMS_MAX = 256;
 export const LISTEN_BATCH_BYTES_MAX = 1 << 20;
+export const SSE_BATCH_BYTES_MAX = 64 << 10;
 
 export interface ListenPump {
   /** Ends the stream; the sink hears nothing more. */
@@ -39,18 +46,27 @@ export interface ListenPump {
   readonly done: Promise<void>;
 }
 
-export function pumpListen(stream: ListenStream, sink: ListenSink): ListenPump {
+export function pumpListen(
+  stream: ListenStream,
+  sink: ListenSink,
+  batchBytesMax: number = LISTEN_BATCH_BYTES_MAX,
+): ListenPump {
   let stopped = false;
   const stop = () => {
     if (stopped) return;
     stopped = true;
     stream.close();
   };
-  const done = run(stream, sink, () => stopped).finally(stop);
+  const done = run(stream, sink, batchBytesMax, () => stopped).finally(stop);
   return { stop, done };
 }
 
-async function run(stream: ListenStream, sink: ListenSink, stopped: () => boolean): Promise<void> {
+async function run(
+  stream: ListenStream,
+  sink: ListenSink,
+  batchBytesMax: number,
+  stopped: () => boolean,
+): Promise<void> {
   for (;;) {
     if (sink.closed || stopped()) return;
     let first: ListenItem;
@@ -70,7 +86,7 @@ async function run(stream: ListenStream, sink: ListenSink, stopped: () => boolea
     const batch: Notification[] = [];
     let bytes = 0;
     let item: ListenItem | undefined = first;
-    // Bounded by LISTEN_BATCH_ITEMS_MAX and LISTEN_BATCH_BYTES_MAX.
+    // Bounded by LISTEN_BATCH_ITEMS_MAX and batchBytesMax.
     while (item !== undefined) {
       if (item.kind === 'lagged') {
         if (batch.length > 0) sink.items(batch);
@@ -79,7 +95,7 @@ async function run(stream: ListenStream, sink: ListenSink, stopped: () => boolea
       }
       batch.push(item.notification);
       bytes += item.notification.payload.byteLength;
-      if (batch.length >= LISTEN_BATCH_ITEMS_MAX || bytes >= LISTEN_BATCH_BYTES_MAX) break;
+      if (batch.length >= LISTEN_BATCH_ITEMS_MAX || bytes >= batchBytesMax) break;
       item = stream.drain(1)[0];
     }
     if (!sink.items(batch)) await sink.drained();

@@ -22,7 +22,7 @@ import {
 } from './params.js';
 import type { BatchStatementResult, CommandResult, StatementOutcome } from './result.js';
 import { type SqlStatement, splitStatements } from './tokenizer.js';
-import { fromSqlite, type SqlValue, toRow } from './values.js';
+import { fromSqlite, rowValueBytes, type SqlValue, toRow } from './values.js';
 import { checkWriteBounds, checkWriteStatement } from './write-bounds.js';
 
 export class TransactionLostError extends Error {
@@ -174,7 +174,7 @@ export class CommandExecutor {
         const error = this.handle(e, { statementIndex: i });
         // Past the rows budget the whole batch fails (a RETURNING statement's writes are done by
         // the time its rows are read: only the command's rollback undoes them).
-        if (this.rowsBudget.used > this.rowsBudget.max) return { ok: false, error };
+        if (e instanceof RowsBudgetError) return { ok: false, error };
         results.push({ ok: false, error });
       }
     }
@@ -275,38 +275,33 @@ export class CommandExecutor {
     // dropped; the others are kept within the command's budget, so one short statement
     // (`INSERT … SELECT zeroblob(1e6) FROM <1,000 rows> RETURNING x`) cannot hold gigabytes on
     // every replica at once.
-    const values =
-      rows === 'never'
-        ? stepThrough(stmt.raw(true).iterate(args) as IterableIterator<unknown[]>)
-        : this.keepBounded(stmt.raw(true).iterate(args) as IterableIterator<unknown[]>, stmt.readonly);
+    const it = stmt.raw(true).iterate(args) as IterableIterator<unknown[]>;
+    const values = rows === 'never' ? stepThrough(it) : this.keepBounded(it, stmt.readonly);
     const [changes, lastInsertRowid] = this.counters.get() as [bigint, bigint];
     const outcome: StatementOutcome = {
       rowsAffected: stmt.readonly ? 0 : Number(changes),
       lastInsertRowid: fromSqlite(lastInsertRowid) as number | bigint,
-      ...(rows === 'never' ? {} : { rows: values.map((v) => toRow(columns, v)) }),
+      ...(values === null ? {} : { rows: values.map((v) => toRow(columns, v)) }),
     };
-    return { outcome, raw: rows === 'never' ? null : { columns, values } };
+    return { outcome, raw: values === null ? null : { columns, values } };
   }
 
   /**
    * The rows of a running statement while the command's rows stay within its budget; past it
    * the statement is stopped and the command fails (HQL_RESULT_TOO_LARGE): at the same row on
-   * every replica, and rolled back with the command (a batch's statement: with its savepoint).
+   * every replica, and rolled back with the command (a batch as a whole: RowsBudgetError).
    */
   private keepBounded(it: IterableIterator<unknown[]>, readonly: boolean): unknown[][] {
     const budget = this.rowsBudget;
     const out: unknown[][] = [];
     for (const row of it) {
-      let bytes = ROW_OVERHEAD_BYTES;
-      for (const v of row)
-        bytes += typeof v === 'string' ? v.length : v instanceof Uint8Array ? v.byteLength : 8;
-      budget.used += bytes;
+      budget.used += ROW_OVERHEAD_BYTES + rowValueBytes(row);
       if (budget.used > budget.max) {
         it.return?.();
-        throw sqlError(
-          'HQL_RESULT_TOO_LARGE',
-          `the rows this ${readonly ? 'statement' : 'write'} returns pass ${budget.max} bytes at row ${out.length + 1} (sql_value_bytes_max; a row counts ${ROW_OVERHEAD_BYTES} bytes plus its values): nothing of the command was applied. Return fewer rows or columns (RETURNING), or none`,
-        );
+        throw new RowsBudgetError({
+          code: 'HQL_RESULT_TOO_LARGE',
+          message: `the rows this ${readonly ? 'statement' : 'write'} returns pass ${budget.max} bytes at row ${out.length + 1} (sql_value_bytes_max; a row counts ${ROW_OVERHEAD_BYTES} bytes plus its values): nothing of the command was applied. Return fewer rows or columns (RETURNING), or none`,
+        });
       }
       out.push(row);
     }
@@ -337,12 +332,15 @@ export class CommandExecutor {
   }
 }
 
+/** The command's rows passed its budget (ExecContext.rowsBytesMax): the command fails as a whole. */
+class RowsBudgetError extends SqlError {}
+
 /** Runs a statement's rows to the end without keeping them (what it writes is done meanwhile). */
-function stepThrough(it: IterableIterator<unknown[]>): unknown[][] {
+function stepThrough(it: IterableIterator<unknown[]>): null {
   for (const _ of it) {
     // dropped
   }
-  return [];
+  return null;
 }
 
 function resolveRef(ref: StmtRef, outputs: readonly (RawRows | null)[]): SqlValue {

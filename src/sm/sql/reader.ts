@@ -20,7 +20,7 @@ import { bindArgs, type PositionalPlan, planPositional } from './params.js';
 import { configureReader, readMeta } from './schema.js';
 import { checkStatement } from './statement-guard.js';
 import { splitStatements } from './tokenizer.js';
-import { type Row, type SqlValue, toRow } from './values.js';
+import { type Row, rowValueBytes, type SqlValue, toRow } from './values.js';
 
 export interface SqlReaderOptions {
   /** Shared with the writer (SqlStateMachine.applied / SqlWorker.applied) for waitForApplied. */
@@ -297,8 +297,7 @@ function allBounded(rows: IterableIterator<unknown[]>, rowsMax: number, bytesMax
         `the query returns more than ${rowsMax} rows (query_rows_max): page through it (LIMIT / a key range), or aggregate`,
       );
     }
-    for (const v of row)
-      bytes += typeof v === 'string' ? v.length : v instanceof Uint8Array ? v.byteLength : 8;
+    bytes += rowValueBytes(row);
     if (bytes > bytesMax) {
       rows.return?.();
       throw sqlError(

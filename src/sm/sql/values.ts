@@ -94,6 +94,16 @@ export function fromSqlite(v: unknown): SqlValue {
   throw new TypeError(`unexpected value from SQLite: ${typeof v}`);
 }
 
+/**
+ * What a row's values weigh in the bounds on rows (query_result_bytes_max, a write's rows): a
+ * string its length, a BLOB its bytes, anything else 8.
+ */
+export function rowValueBytes(row: readonly unknown[]): number {
+  let bytes = 0;
+  for (const v of row) bytes += typeof v === 'string' ? v.length : v instanceof Uint8Array ? v.byteLength : 8;
+  return bytes;
+}
+
 export function toRow(columns: readonly string[], values: readonly unknown[]): Row {
   const row: Row = {};
   for (let i = 0; i < columns.length; i++) {
