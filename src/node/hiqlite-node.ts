@@ -631,6 +631,7 @@ export class HiqliteNode {
       fileName: cfg.filenameDb,
       heap: threadHeapLimits(cfg),
       checkAtStart: cfg.checkDatabaseAtStart,
+      sessionsMax: cfg.sqlSessionsMax,
     });
     const damaged = this.sm.worker.damaged;
     if (damaged !== null) {

@@ -13,7 +13,10 @@ const WRITERS = 12;
 
 for (const kind of ['embedded', 'remote'] as const) {
   describe(`a full session table, written by the ${kind} client`, () => {
-    const f = nodeAndRemote(`hq-sessions-full-${kind}-`, { cacheSessionsMax: SESSIONS_MAX });
+    const f = nodeAndRemote(`hq-sessions-full-${kind}-`, {
+      cacheSessionsMax: SESSIONS_MAX,
+      sqlSessionsMax: SESSIONS_MAX,
+    });
 
     test(`refuses new sessions of the ${kind} client while the others are protected; nothing is applied twice or in silence`, async () => {
       const db = kind === 'embedded' ? f.node : f.remote;
@@ -37,6 +40,32 @@ for (const kind of ['embedded', 'remote'] as const) {
       assert.ok(refused > 0, 'the table was full');
       assert.ok(applied > 0, 'the sessions in the table kept writing');
       assert.equal(await hits.get('k'), BigInt(applied), 'every add that succeeded, and no other, counted');
+    });
+
+    test(`the SQL group's table (sql_sessions_max) likewise, for the ${kind} client`, async () => {
+      const db = kind === 'embedded' ? f.node : f.remote;
+      const table = `rows_${kind}`;
+      await db.execute(`CREATE TABLE ${table} (n INTEGER)`);
+      let applied = 0;
+      let refused = 0;
+      for (let round = 0; round < 2; round++) {
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: WRITERS }, (_, i) => db.execute(`INSERT INTO ${table} VALUES (?)`, [i])),
+        );
+        for (const o of outcomes) {
+          if (o.status === 'fulfilled') applied++;
+          else {
+            const e = o.reason as Error & { code?: string; retryable?: boolean };
+            assert.equal(e.code, 'HQL_SESSIONS_FULL', e.message);
+            assert.equal(e.retryable, true);
+            assert.match(e.message, /not applied.*raise sql_sessions_max/);
+            refused++;
+          }
+        }
+      }
+      assert.ok(refused > 0, 'the table was full');
+      const [row] = await db.query<{ n: number }>(`SELECT count(*) AS n FROM ${table}`);
+      assert.equal(row?.n, applied, 'every insert that succeeded, and no other, is there');
     });
   });
 }

@@ -55,6 +55,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'heartbeatIntervalMs', toml: 'heartbeat_interval_ms', default: 500, min: 1, max: 60_000 },
   { key: 'electionTimeoutMs', toml: 'election_timeout_ms', default: 1500, min: 1, max: 600_000 },
   { key: 'proposalTimeoutMs', toml: 'proposal_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
+  // Exactly-once sessions the SQL group remembers (replicated state: the same on every node).
+  { key: 'sqlSessionsMax', toml: 'sql_sessions_max', default: 10_000, min: 1, max: 10_000_000 },
   // A client session (exactly-once retries) seen within this long is never forgotten for room.
   {
     key: 'sessionProtectMs',

@@ -113,6 +113,8 @@ export interface NodeConfig {
    * make room for another; at least proposalTimeoutMs.
    */
   sessionProtectMs?: number;
+  /** Exactly-once sessions the SQL group remembers; the same on every node. */
+  sqlSessionsMax?: number;
   readTimeoutMs?: number;
   /** Limit of a read served for another process (API, HTTP); it is interrupted then. */
   queryTimeoutMs?: number;
@@ -285,6 +287,7 @@ export type IntegerKey =
   | 'tickIntervalMs'
   | 'proposalTimeoutMs'
   | 'sessionProtectMs'
+  | 'sqlSessionsMax'
   | 'readTimeoutMs'
   | 'queryTimeoutMs'
   | 'readThreads'

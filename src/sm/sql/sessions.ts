@@ -213,7 +213,7 @@ export class SessionTable {
   private fullError(session: Session): SqlErrorInfo {
     return {
       code: 'HQL_SESSIONS_FULL',
-      message: `session ${session.clientId}: not started and its write not applied: all ${this.options.sessionsMax} exactly-once sessions were used within the last ${session.protectMs} ms (session_protect_ms), and none may be forgotten while its writes can still be retried; retry later, or give fewer clients (or fewer concurrent writes) to the cluster`,
+      message: `session ${session.clientId}: not started and its write not applied: all ${this.options.sessionsMax} exactly-once sessions were used within the last ${session.protectMs} ms (session_protect_ms), and none may be forgotten while its writes can still be retried; retry later, or raise sql_sessions_max`,
     };
   }
 }
