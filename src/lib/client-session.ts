@@ -15,15 +15,28 @@ export function clientSessionIdProblem(clientId: string): string | null {
 }
 
 /**
- * The bounds of a session's protection window (`session_protect_ms`), which the node that
- * proposes a write stamps into its session: for that long after a session was last seen, the
- * state machine never forgets it to make room for another (a retry within the window finds it),
- * and a new session that finds the table full of protected ones is refused (HQL_SESSIONS_FULL)
- * instead. A session without the stamp (entries written before it existed) is forgotten for room
- * as it was: least recently seen first.
+ * A session's protection: how long after its last command the state machine never forgets it to
+ * make room for another, because its client may still retry that command (a retry that found it
+ * gone would be applied a second time). The node that takes a write stamps it into the write's
+ * session (`protectMs`), from how long the write may still be retried: its deadline, plus
+ * `SESSION_PROTECT_MARGIN_MS`, at most the node's `session_protect_ms`. A new session that finds
+ * the table full of protected ones is refused (HQL_SESSIONS_FULL) instead. A session without the
+ * stamp (entries written before it existed) has none, and a command without it evicts the least
+ * recently seen, as it did.
  */
 export const SESSION_PROTECT_MS_MIN = 1000;
 export const SESSION_PROTECT_MS_MAX = 3_600_000;
+/**
+ * Added to a write's deadline: log time (the nodes' median clock) may run ahead of the client's
+ * time after a leader change, and the retry that comes last is sent just before the deadline.
+ */
+export const SESSION_PROTECT_MARGIN_MS = 30_000;
+
+/** The protection a node stamps into a write that may be retried for `retryMs` (see above). */
+export function sessionProtectMs(retryMs: number, capMs: number): number {
+  const wanted = Number.isFinite(retryMs) ? Math.ceil(retryMs) + SESSION_PROTECT_MARGIN_MS : capMs;
+  return Math.max(SESSION_PROTECT_MS_MIN, Math.min(capMs, wanted));
+}
 
 /** `session` with the node's protection window in place of whatever its client sent. */
 export function protectedSession<

@@ -23,6 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
+import { sessionProtectMs } from '../lib/client-session.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { type ClockTieBreak, LogClock } from '../lib/log-clock.js';
@@ -418,7 +419,11 @@ export class CacheGroup {
       const leader = this.raft.isLeader();
       const data = this.sm.encodeForProposal({
         nowMs: leader ? this.logClock.stampMs() : this.logClock.nowMs(),
-        session: { clientId: lane.clientId, seq, protectMs: this.d.cfg.sessionProtectMs },
+        session: {
+          clientId: lane.clientId,
+          seq,
+          protectMs: sessionProtectMs(timeoutMs, this.d.cfg.sessionProtectMs),
+        },
         command,
       });
       return await this.proposeBytes(data, timeoutMs, leader);

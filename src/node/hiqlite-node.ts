@@ -23,6 +23,7 @@ import { Dashboard } from '../dashboard/dashboard.js';
 import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { raceAbort } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
+import { sessionProtectMs } from '../lib/client-session.js';
 import type { Clock } from '../lib/clock.js';
 import { HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
@@ -355,7 +356,11 @@ export class HiqliteNode {
       const data = prepareForProposal(command, {
         nowMs: this.sqlLogClock.stampMs(),
         seed: randomInt(0, 2 ** 32),
-        session: { clientId: lane.clientId, seq, protectMs: this.cfg.sessionProtectMs },
+        session: {
+          clientId: lane.clientId,
+          seq,
+          protectMs: sessionProtectMs(timeoutMs, this.cfg.sessionProtectMs),
+        },
         recursionRowsMax: this.cfg.writeRecursionRowsMax,
         valueBytesMax: this.cfg.sqlValueBytesMax,
       });
@@ -1133,7 +1138,8 @@ export class HiqliteNode {
               this.peerClocks.ready() === null ? timeoutMs : await this.peerClocks.waitReady(timeoutMs);
             const { data } = adoptClientCacheCommand(req.data, {
               nowMs: this.cache.logClock.stampMs(),
-              sessionProtectMs: this.cfg.sessionProtectMs,
+              // The client retries until its own deadline, on this node or another.
+              sessionProtectMs: sessionProtectMs(req.timeoutMs ?? Infinity, this.cfg.sessionProtectMs),
             });
             return this.cache.proposeBytes(data, left);
           }
@@ -1151,7 +1157,8 @@ export class HiqliteNode {
             nowMs: this.sqlLogClock.stampMs(),
             recursionRowsMax: this.cfg.writeRecursionRowsMax,
             valueBytesMax: this.cfg.sqlValueBytesMax,
-            sessionProtectMs: this.cfg.sessionProtectMs,
+            // The client retries until its own deadline, on this node or another.
+            sessionProtectMs: sessionProtectMs(req.timeoutMs ?? Infinity, this.cfg.sessionProtectMs),
           });
           if (this.cfg.logStatements) this.log.info({ command, remote: true }, 'write');
           return this.proposeCounted(data, left);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Notification } from '../../src/sm/cache/notifications.js';
-import { bytes, Harness, T0, text } from './cache-helpers.js';
+import { bytes, chunksOf, Harness, snapshotBytes, T0, text } from './cache-helpers.js';
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
@@ -428,7 +428,10 @@ describe('exactly-once sessions', () => {
     assert.ok(add('b', 1, T0 + 10).ok);
     const refused = add('c', 1, T0 + 500);
     assert.ok(!refused.ok && refused.error.code === 'HQL_SESSIONS_FULL', JSON.stringify(refused));
-    assert.match(refused.error.message, /all 2 exactly-once sessions .* within the last 1000 ms/);
+    assert.match(
+      refused.error.message,
+      /all 2 exactly-once sessions \(cache_sessions_max\) belong to writes that may still be retried/,
+    );
     assert.equal(h.sm.counterGet('n', 'k'), 2n, 'the refused command was not applied');
     // a's retry still finds its session (a duplicate, touching it).
     add('a', 1, T0 + 600);
@@ -442,5 +445,31 @@ describe('exactly-once sessions', () => {
     // A command without the stamp (written before it existed) evicts as before.
     assert.ok(add('d', 1, T0 + 1300, null).ok);
     assert.equal(h.sm.stats().sessions, 2);
+  });
+
+  test("each session is protected for its own write's retries: a short one goes before an older long one, also after a snapshot", async () => {
+    const h = new Harness({ limits: { sessionsMax: 2 } });
+    const add = (sm: Harness, clientId: string, nowMs: number, protectMs: number) =>
+      sm.run({ type: 'counterAdd', counter: 'n', key: 'k', delta: 1n }, nowMs, {
+        clientId,
+        seq: 1,
+        protectMs,
+      });
+    assert.ok(add(h, 'long', T0, 10_000).ok);
+    assert.ok(add(h, 'short', T0 + 100, 1000).ok);
+    const restored = new Harness({ limits: { sessionsMax: 2 } });
+    await restored.sm.restoreFrom(chunksOf(await snapshotBytes(h.sm), 64));
+    for (const sm of [h, restored]) {
+      // At +1200 'short' (seen later) is no longer protected; 'long' (seen first) still is.
+      assert.ok(add(sm, 'new', T0 + 1200, 1000).ok);
+      assert.equal(add(sm, 'long', T0 + 1300, 1000).ok, true, 'a duplicate, answered');
+      assert.equal(sm.sm.counterGet('n', 'k'), 3n, "long's retry was not applied again");
+      assert.equal(
+        add(sm, 'short', T0 + 1300, 1000).ok,
+        false,
+        'short was forgotten: a new session, refused',
+      );
+    }
+    assert.deepStrictEqual(await snapshotBytes(restored.sm), await snapshotBytes(h.sm));
   });
 });

@@ -84,7 +84,7 @@ const WRITE_BYPASSES: readonly string[] = [
   'DELETE FROM [_hq_counters]',
   'DELETE FROM `_hq_counters`',
   "UPDATE '_hq_counters' SET id = 5",
-  "INSERT INTO '_hq_sessions' VALUES ('intruder', 1, NULL, 0)",
+  "INSERT INTO '_hq_sessions' VALUES ('intruder', 1, NULL, 0, NULL)",
   "REPLACE INTO '_hq_counters' (id) VALUES (7)",
   "INSERT INTO '_hq_counters' (id) VALUES (0) ON CONFLICT DO UPDATE SET id = 9",
   "INSERT INTO t (a, b) SELECT applied_index, 0 FROM '_hq_meta'",

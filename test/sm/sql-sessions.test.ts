@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { Prng } from '../../src/lib/prng.js';
 import type { CommandResult } from '../../src/sm/sql/result.js';
 import { SqlStateMachine, type SqlStateMachineOptions } from '../../src/sm/sql/state-machine.js';
@@ -157,6 +158,39 @@ describe('sessions', () => {
     // A refused command's retry, once there is room, is applied (it never was).
     assert.equal(apply(bumpProtected('n0', 1, NOW_MS + 2700))[0]?.ok, true);
     assert.equal(count(), 4n);
+  });
+
+  test("each session is protected for its own write's retries: a short one goes before an older long one", () => {
+    const { apply, count, path } = setup({ sessionsMax: 2 });
+    apply(bumpProtected('long', 1, NOW_MS, 10_000), bumpProtected('short', 1, NOW_MS + 100, 1000));
+    assert.equal(apply(bumpProtected('new', 1, NOW_MS + 1200))[0]?.ok, true);
+    const clients = (dumpDatabase(path())._hq_sessions as unknown[][]).map((r) => r[0]);
+    assert.deepEqual(clients, ['long', 'new']);
+    apply(bumpProtected('long', 1, NOW_MS + 1300));
+    assert.equal(count(), 3n, "long's retry was a duplicate");
+  });
+
+  test('a database made before sessions kept their protection gets the column at open, its sessions unprotected', () => {
+    const { dir, cleanup } = makeTempDir();
+    after(cleanup);
+    let sm = SqlStateMachine.open(dir);
+    const path = sm.path;
+    sm.close();
+    const db = new Database(path);
+    db.exec('ALTER TABLE _hq_sessions DROP COLUMN protect_ms');
+    db.exec("INSERT INTO _hq_sessions (client_id, seq, result, last_seen_ms) VALUES ('old', 1, NULL, 0)");
+    db.close();
+    sm = SqlStateMachine.open(dir, { sessionsMax: 1 });
+    after(() => sm.close());
+    const log = new Log();
+    const [r] = sm.applyBatch(log.entries(bumpProtected('c', 1, NOW_MS)));
+    assert.equal(r?.ok === false && r.error.code, 'HQL_SQL', 'no counter table here: the command ran');
+    const rows = dumpDatabase(path)._hq_sessions as unknown[][];
+    assert.deepEqual(
+      rows.map((row) => [row[0], row[4]]),
+      [['c', 1000n]],
+      'the old session had no protection: it made room',
+    );
   });
 
   test('without the stamp (entries written before it) a full table evicts as it did', () => {

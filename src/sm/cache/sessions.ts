@@ -10,10 +10,11 @@
  * absent. The map is kept in least-recently-seen order (a touch moves a session to the end), and
  * since the clock never goes back that is also `lastSeenMs` order: expired sessions are at the
  * front. A new session in a full table first removes the expired ones, then the least recently
- * seen — but never one seen within the new command's protection window (`CacheSession.protectMs`,
- * the proposer's `session_protect_ms`), whose write may still be retried: when only such sessions
- * are left the new session is refused (`HQL_SESSIONS_FULL`, nothing applied, retryable). A
- * command without the stamp (written before it existed) evicts as it did. Results are bounded by bytes (`sessionResultsBytesMax`): over it, the results of the
+ * seen — but never one within its protection (`protectMs`, stamped into its last command by the
+ * node that took it: how long its client may still retry that command, lib/client-session.ts),
+ * whose retry would be applied a second time: when only such sessions are left the new session
+ * is refused (`HQL_SESSIONS_FULL`, nothing applied, retryable). A command without the stamp
+ * (written before it existed) evicts as commands did then: the least recently seen. Results are bounded by bytes (`sessionResultsBytesMax`): over it, the results of the
  * least recently seen sessions are dropped but their seq is kept, so a late duplicate gets
  * `HQL_SESSION_RESULT_UNAVAILABLE` instead of being applied twice.
  */
@@ -27,6 +28,8 @@ export interface SessionRow {
   lastSeenMs: number;
   /** Null: not kept (too large, or dropped for the byte bound). */
   result: CacheResult | null;
+  /** Not forgotten for room before lastSeenMs + protectMs (null: no protection). */
+  protectMs: number | null;
 }
 
 export type SessionLookup =
@@ -47,7 +50,10 @@ export class SessionTable {
   lookup(session: CacheSession, nowMs: number): SessionLookup {
     const row = this.rows.get(session.clientId);
     if (row === undefined) {
-      if (this.rows.size >= this.limits.sessionsMax && !this.makeRoom(nowMs, session.protectMs)) {
+      if (
+        this.rows.size >= this.limits.sessionsMax &&
+        !this.makeRoom(nowMs, session.protectMs !== undefined)
+      ) {
         return { kind: 'refused', error: this.fullError(session) };
       }
       return NEW;
@@ -64,6 +70,8 @@ export class SessionTable {
       };
     }
     this.touch(session.clientId, row, nowMs);
+    // A retry's stamp protects its session anew (until the retry's own deadline).
+    if (session.protectMs !== undefined) row.protectMs = session.protectMs;
     if (row.result === null) {
       return {
         kind: 'duplicate',
@@ -86,10 +94,11 @@ export class SessionTable {
     const bytes = resultBytes(result);
     const keep = bytes <= this.limits.sessionResultsBytesMax;
     // The row object is reused (removed above: the set puts it last, as a new one).
-    const row = existing ?? { seq: 0, lastSeenMs: 0, result: null };
+    const row: SessionRow = existing ?? { seq: 0, lastSeenMs: 0, result: null, protectMs: null };
     row.seq = session.seq;
     row.lastSeenMs = nowMs;
     row.result = keep ? result : null;
+    row.protectMs = session.protectMs ?? null;
     this.rows.set(session.clientId, row);
     if (keep) {
       this.resultsBytes += bytes;
@@ -119,17 +128,16 @@ export class SessionTable {
   }
 
   /**
-   * Room for one more session: the expired go, then the least recently seen that are not
-   * protected (all, without a window). False: no room (all protected).
+   * Room for one more session: the expired go, then the least recently seen (for a stamped
+   * command, only those whose protection ran out). False: no room (all protected). With
+   * protection, a full table is scanned to its end at worst (each refused new session).
    */
-  private makeRoom(nowMs: number, protectMs: number | undefined): boolean {
+  private makeRoom(nowMs: number, stamped: boolean): boolean {
     const expiredBefore = nowMs - this.limits.sessionTtlMs;
-    const protectedFrom = protectMs === undefined ? Number.POSITIVE_INFINITY : nowMs - protectMs;
     for (const [clientId, row] of this.rows) {
       const expired = row.lastSeenMs < expiredBefore;
       if (!expired && this.rows.size < this.limits.sessionsMax) return true;
-      // Least recently seen first: every row after this one was seen later.
-      if (!expired && row.lastSeenMs >= protectedFrom) return false;
+      if (!expired && stamped && row.protectMs !== null && row.lastSeenMs + row.protectMs >= nowMs) continue;
       this.remove(clientId, row);
     }
     return this.rows.size < this.limits.sessionsMax;
@@ -138,7 +146,7 @@ export class SessionTable {
   private fullError(session: CacheSession): CacheErrorInfo {
     return {
       code: 'HQL_SESSIONS_FULL',
-      message: `session ${session.clientId}: not started and its write not applied: all ${this.limits.sessionsMax} exactly-once sessions (cache_sessions_max) were used within the last ${session.protectMs} ms (session_protect_ms), and none may be forgotten while its writes can still be retried; retry later, or raise cache_sessions_max`,
+      message: `session ${session.clientId}: not started and its write not applied: all ${this.limits.sessionsMax} exactly-once sessions (cache_sessions_max) belong to writes that may still be retried (each is kept until its write's deadline has passed, plus a margin, at most session_protect_ms), and none may be forgotten before; retry later, or raise cache_sessions_max`,
     };
   }
 

@@ -8,7 +8,8 @@
  *   ['C', cacheName]   then per entry  ['E', key, value, expiresAtMs | null]
  *   ['G', counterName] then per key    ['K', key, int64]
  *   ['L', key, holderId, token, leaseMs, expiresAtMs, [[holderId, leaseMs, deadlineMs | null], …]]
- *   ['S', clientId, seq, lastSeenMs, result | null]          (least recently seen first)
+ *   ['S', clientId, seq, lastSeenMs, result | null, protectMs?] (least recently seen first;
+ *                                                         protectMs when the session has one)
  *   ['N', seq, index, time, channel, payload]                (the ring, oldest first)
  *   ['Z', recordCount]
  *
@@ -52,7 +53,7 @@ export interface CapturedSnapshot {
   readonly caches: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, Entry]>]>;
   readonly counters: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, bigint]>]>;
   readonly locks: ReadonlyArray<readonly [string, Holder, readonly Waiter[]]>;
-  readonly sessions: ReadonlyArray<readonly [string, number, number, CacheResult | null]>;
+  readonly sessions: ReadonlyArray<readonly [string, number, number, CacheResult | null, number | null]>;
   readonly notifications: readonly Notification[];
 }
 
@@ -75,7 +76,9 @@ export function captureSnapshot(
     counters: [...state.kv.counters].map(([name, g]) => [name, [...g.values]] as const),
     // Holders are mutable (renew); waiters are replaced or spliced: copy both.
     locks: [...state.locks.locks].map(([key, s]) => [key, { ...s.holder }, [...s.waiters]] as const),
-    sessions: [...state.sessions.rows].map(([id, r]) => [id, r.seq, r.lastSeenMs, r.result] as const),
+    sessions: [...state.sessions.rows].map(
+      ([id, r]) => [id, r.seq, r.lastSeenMs, r.result, r.protectMs] as const,
+    ),
     notifications: [...state.ring.held()],
   };
 }
@@ -104,7 +107,10 @@ function* records(s: CapturedSnapshot): Generator<unknown[]> {
     const w = waiters.map((x) => [x.holderId, x.leaseMs, x.deadlineMs]);
     yield ['L', key, holder.holderId, holder.token, holder.leaseMs, holder.expiresAtMs, w];
   }
-  for (const [id, seq, lastSeenMs, result] of s.sessions) yield ['S', id, seq, lastSeenMs, result];
+  for (const [id, seq, lastSeenMs, result, protectMs] of s.sessions)
+    yield protectMs === null
+      ? ['S', id, seq, lastSeenMs, result]
+      : ['S', id, seq, lastSeenMs, result, protectMs];
   for (const n of s.notifications) yield ['N', n.seq, n.index, n.time, n.channel, n.payload];
 }
 
@@ -165,7 +171,13 @@ export interface SnapshotSink {
   entry(cache: string, key: string, e: Entry): void;
   counter(group: string, key: string, v: bigint): void;
   lock(key: string, holder: Holder, waiters: Waiter[]): void;
-  session(clientId: string, seq: number, lastSeenMs: number, result: CacheResult | null): void;
+  session(
+    clientId: string,
+    seq: number,
+    lastSeenMs: number,
+    result: CacheResult | null,
+    protectMs: number | null,
+  ): void;
   notification(n: Notification): void;
 }
 
@@ -337,7 +349,7 @@ class Parser {
         if (result !== null && (typeof result !== 'object' || typeof result.ok !== 'boolean')) {
           throw corrupt('session result');
         }
-        sink.session(str(r[1]), num(r[2]), num(r[3]), result);
+        sink.session(str(r[1]), num(r[2]), num(r[3]), result, r[5] === undefined ? null : num(r[5]));
         return;
       }
       case 'N':

@@ -270,7 +270,8 @@ export class CacheStateMachine {
       entry: (cache, key, e) => next.kv.restoreEntry(cache, key, e),
       counter: (group, key, v) => next.kv.restoreCounter(group, key, v),
       lock: (key, holder, waiters) => next.locks.restore(key, { holder, waiters }),
-      session: (id, seq, lastSeenMs, result) => next.sessions.restore(id, { seq, lastSeenMs, result }),
+      session: (id, seq, lastSeenMs, result, protectMs) =>
+        next.sessions.restore(id, { seq, lastSeenMs, result, protectMs }),
       notification: (n) => next.ring.restore(n),
     });
     const h = header as SnapshotHeader | null;

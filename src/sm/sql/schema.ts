@@ -56,6 +56,10 @@ export function ensureSchema(db: Database.Database): void {
     const columns = db.prepare("SELECT name FROM pragma_table_info('_hq_meta')").pluck().all();
     if (!columns.includes('clock_ms'))
       db.exec('ALTER TABLE _hq_meta ADD COLUMN clock_ms INTEGER NOT NULL DEFAULT 0');
+    // Databases made before sessions kept their protection (sessions.ts): none is protected.
+    const sessionColumns = db.prepare("SELECT name FROM pragma_table_info('_hq_sessions')").pluck().all();
+    if (!sessionColumns.includes('protect_ms'))
+      db.exec('ALTER TABLE _hq_sessions ADD COLUMN protect_ms INTEGER');
   })();
 }
 

@@ -13,12 +13,14 @@
  * whose clock is behind cannot revive an expired session). A session idle for more than `ttlMs`
  * counts as absent (its next command is new). Expired rows are deleted lazily, only when a new
  * session finds the table at `sessionsMax`: then everything expired goes, and if that is not
- * enough the least recently seen tenth of the bound is evicted — but never a session seen within
- * its command's protection window (`Session.protectMs`, the proposer's `session_protect_ms`): a
- * write still being retried would find its session gone and be applied a second time. When only
- * protected sessions are left, the new session is refused (`HQL_SESSIONS_FULL`, nothing applied,
- * retryable). Commands without the stamp (written before it existed) evict as they did. Every
- * replica does the same deletions at the same command, whatever its batch boundaries, so replicas
+ * enough the least recently seen tenth of the bound is evicted — but never a session within its
+ * protection (`protect_ms`, stamped into its last command by the node that took it: how long its
+ * client may still retry that command, lib/client-session.ts): that retry would find its
+ * session gone and be applied a second time. When only protected sessions are left, the new
+ * session is refused (`HQL_SESSIONS_FULL`, nothing applied, retryable). A command without the
+ * stamp (written before it existed) evicts as commands did then: the least recently seen,
+ * protected or not. Every replica does the same deletions at the same command, whatever its
+ * batch boundaries, so replicas
  * hold identical tables. Results larger than
  * `resultBytesMax` are not kept: a duplicate then gets `HQL_SESSION_RESULT_UNAVAILABLE` (it
  * *was* applied). These settings change replicated state, so they must be identical on every node.
@@ -39,7 +41,8 @@ export const SESSIONS_SCHEMA = [
     client_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
     result BLOB,
-    last_seen_ms INTEGER NOT NULL
+    last_seen_ms INTEGER NOT NULL,
+    protect_ms INTEGER
   ) WITHOUT ROWID`,
   // No index on last_seen_ms: it would cost every write; only a full table is scanned for it.
   'DROP INDEX IF EXISTS _hq_sessions_seen',
@@ -69,8 +72,8 @@ export class SessionTable {
   private readonly sweepStmt: Database.Statement<[number], string>;
   private readonly evictStmt: Database.Statement<[number], string>;
   private readonly evictUnprotectedStmt: Database.Statement<[number, number], string>;
-  private readonly upsert: Database.Statement<[string, number, Uint8Array | null, number]>;
-  private readonly touchStmt: Database.Statement<[number, string]>;
+  private readonly upsert: Database.Statement<[string, number, Uint8Array | null, number, number | null]>;
+  private readonly touchStmt: Database.Statement<[number, number | null, string]>;
   /**
    * The table without the results, in memory: a new command (the common case) is recognized
    * without a query. Kept equal to the table: rebuilt by `reload()`, which the state machine
@@ -98,14 +101,17 @@ export class SessionTable {
       .pluck();
     this.evictUnprotectedStmt = db
       .prepare<[number, number], string>(
-        'DELETE FROM _hq_sessions WHERE client_id IN (SELECT client_id FROM _hq_sessions WHERE last_seen_ms < ? ORDER BY last_seen_ms, client_id LIMIT ?) RETURNING client_id',
+        'DELETE FROM _hq_sessions WHERE client_id IN (SELECT client_id FROM _hq_sessions WHERE last_seen_ms + coalesce(protect_ms, 0) < ? ORDER BY last_seen_ms, client_id LIMIT ?) RETURNING client_id',
       )
       .pluck();
     this.upsert = db.prepare(
-      `INSERT INTO _hq_sessions (client_id, seq, result, last_seen_ms) VALUES (?, ?, ?, ?)
-       ON CONFLICT (client_id) DO UPDATE SET seq = excluded.seq, result = excluded.result, last_seen_ms = excluded.last_seen_ms`,
+      `INSERT INTO _hq_sessions (client_id, seq, result, last_seen_ms, protect_ms) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (client_id) DO UPDATE SET seq = excluded.seq, result = excluded.result, last_seen_ms = excluded.last_seen_ms, protect_ms = excluded.protect_ms`,
     );
-    this.touchStmt = db.prepare('UPDATE _hq_sessions SET last_seen_ms = ? WHERE client_id = ?');
+    // A retry's stamp protects its session anew (until the retry's own deadline); one without keeps it.
+    this.touchStmt = db.prepare(
+      'UPDATE _hq_sessions SET last_seen_ms = ?, protect_ms = coalesce(?, protect_ms) WHERE client_id = ?',
+    );
     this.reload();
   }
 
@@ -134,7 +140,10 @@ export class SessionTable {
     const nowMs = Math.max(this.clockMs, entryNowMs);
     const row = this.known.get(session.clientId);
     if (row === undefined || row.lastSeenMs < nowMs - this.options.ttlMs) {
-      if (this.known.size >= this.options.sessionsMax && !this.makeRoom(nowMs, session.protectMs)) {
+      if (
+        this.known.size >= this.options.sessionsMax &&
+        !this.makeRoom(nowMs, session.protectMs !== undefined)
+      ) {
         return { kind: 'refused', error: this.fullError(session) };
       }
       return { kind: 'new', row: row === undefined ? 'absent' : 'expired', nowMs };
@@ -151,7 +160,7 @@ export class SessionTable {
     }
     const result = this.resultStmt.get(session.clientId);
     assert(result !== undefined, `session ${session.clientId} is known but not in the table`);
-    this.touchStmt.run(nowMs, session.clientId);
+    this.touchStmt.run(nowMs, session.protectMs ?? null, session.clientId);
     this.written = true;
     row.lastSeenMs = nowMs;
     this.clockMs = nowMs;
@@ -180,6 +189,7 @@ export class SessionTable {
       session.seq,
       encoded.length > this.options.resultBytesMax ? null : encoded,
       nowMs,
+      session.protectMs ?? null,
     );
     const row = this.known.get(session.clientId);
     if (row === undefined) this.known.set(session.clientId, { seq: session.seq, lastSeenMs: nowMs });
@@ -193,19 +203,16 @@ export class SessionTable {
   /**
    * The table is full and a new session arrives: first everything expired goes (this client's
    * own expired row included), then, if that was not enough, the least recently seen, a tenth
-   * of the bound at once so that a full table does not cost a scan for every new session; with
-   * a protection window, only sessions last seen before it. False: no room (all protected).
+   * of the bound at once so that a full table does not cost a scan for every new session; for a
+   * stamped command, only sessions whose protection ran out. False: no room (all protected).
    */
-  private makeRoom(nowMs: number, protectMs: number | undefined): boolean {
+  private makeRoom(nowMs: number, stamped: boolean): boolean {
     this.written = true;
     for (const id of this.sweepStmt.all(nowMs - this.options.ttlMs)) this.known.delete(id);
     const max = this.options.sessionsMax;
     if (this.known.size < max) return true;
     const evict = this.known.size - max + 1 + Math.floor(max / 10);
-    const evicted =
-      protectMs === undefined
-        ? this.evictStmt.all(evict)
-        : this.evictUnprotectedStmt.all(nowMs - protectMs, evict);
+    const evicted = stamped ? this.evictUnprotectedStmt.all(nowMs, evict) : this.evictStmt.all(evict);
     for (const id of evicted) this.known.delete(id);
     return this.known.size < max;
   }
@@ -213,7 +220,7 @@ export class SessionTable {
   private fullError(session: Session): SqlErrorInfo {
     return {
       code: 'HQL_SESSIONS_FULL',
-      message: `session ${session.clientId}: not started and its write not applied: all ${this.options.sessionsMax} exactly-once sessions were used within the last ${session.protectMs} ms (session_protect_ms), and none may be forgotten while its writes can still be retried; retry later, or raise sql_sessions_max`,
+      message: `session ${session.clientId}: not started and its write not applied: all ${this.options.sessionsMax} exactly-once sessions (sql_sessions_max) belong to writes that may still be retried (each is kept until its write's deadline has passed, plus a margin, at most session_protect_ms), and none may be forgotten before; retry later, or raise sql_sessions_max`,
     };
   }
 }
