@@ -45,3 +45,12 @@ export function protectedSession<
   const { protectMs: _client, ...rest } = session;
   return (protectMs === undefined ? rest : { ...rest, protectMs }) as S;
 }
+
+/** A session's fields in their canonical order (the encoded bytes depend on it), protection only when set. */
+export function clientSession(
+  clientId: string,
+  seq: number,
+  protectMs: number | undefined,
+): { readonly clientId: string; readonly seq: number; readonly protectMs?: number } {
+  return protectMs === undefined ? { clientId, seq } : { clientId, seq, protectMs };
+}

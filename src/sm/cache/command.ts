@@ -11,7 +11,7 @@
  * depend on the options (key and value sizes) are checked when the command is applied.
  */
 import { assert } from '../../lib/assert.js';
-import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
+import { clientSession, SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
 import { readCommonEnvelope } from './command-reader.js';
 import { type WriterBounds, writeCommonEnvelope } from './command-writer.js';
@@ -320,15 +320,13 @@ function validateEnvelope(raw: unknown): CacheCommandEnvelope {
   const s = record(r.session, 'session', SESSION_FIELDS, SESSION_FIELDS_OPTIONAL);
   const clientId = str(s.clientId, 'session.clientId');
   if (clientId.length === 0) malformed('session.clientId', 'empty');
-  const seq = int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER);
-  const session: CacheSession =
+  const session: CacheSession = clientSession(
+    clientId,
+    int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER),
     s.protectMs === undefined
-      ? { clientId, seq }
-      : {
-          clientId,
-          seq,
-          protectMs: int(s.protectMs, 'session.protectMs', SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX),
-        };
+      ? undefined
+      : int(s.protectMs, 'session.protectMs', SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX),
+  );
   return { nowMs, session, command };
 }
 

@@ -8,7 +8,7 @@
  * and never a partially valid object. Encoding validates with the same code, so whatever encodes
  * also decodes.
  */
-import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
+import { clientSession, SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
 import { isPlainObject, namedParamsProblem } from '../../lib/named-params.js';
 import { isWellFormed } from '../../lib/utf8.js';
 import { packVersioned, unpackVersioned } from '../../protocol/versioned-msgpack.js';
@@ -174,9 +174,7 @@ function normalizeEnvelope(e: CommandEnvelope<ParamInput>): unknown {
 }
 
 function normalizeSession(s: Session): Session {
-  return s.protectMs === undefined
-    ? { clientId: s.clientId, seq: s.seq }
-    : { clientId: s.clientId, seq: s.seq, protectMs: s.protectMs };
+  return clientSession(s.clientId, s.seq, s.protectMs);
 }
 
 function normalizeCommand(c: CommandInput): unknown {
@@ -327,15 +325,13 @@ function validateEnvelope(raw: unknown): CommandEnvelope {
   const s = record(r.session, 'session', ['clientId', 'seq'], ['protectMs']);
   const clientId = str(s.clientId, 'session.clientId', CLIENT_ID_LENGTH_MAX);
   if (clientId.length === 0) malformed('session.clientId', 'empty');
-  const seq = int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER);
-  const session: Session =
+  const session: Session = clientSession(
+    clientId,
+    int(s.seq, 'session.seq', 0, Number.MAX_SAFE_INTEGER),
     s.protectMs === undefined
-      ? { clientId, seq }
-      : {
-          clientId,
-          seq,
-          protectMs: int(s.protectMs, 'session.protectMs', SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX),
-        };
+      ? undefined
+      : int(s.protectMs, 'session.protectMs', SESSION_PROTECT_MS_MIN, SESSION_PROTECT_MS_MAX),
+  );
   return { nowMs, seed, session, ...limit, command };
 }
 
