@@ -103,6 +103,13 @@ export class ClusterLink {
    * node restored alone was missing from the next read, served by the old cluster).
    */
   private clusterId: string | null = null;
+  /**
+   * The configured nodes found to be of another cluster (since they last were of this one).
+   * Once every one is, no retry can help: calls fail at once instead of retrying to their
+   * deadline (found from outside: after a full restart of an in-memory cluster, every call hung
+   * 10-20 s before it failed).
+   */
+  private readonly mismatched = new Set<string>();
 
   constructor(private readonly o: ClusterLinkOptions) {
     if (o.nodes.length === 0)
@@ -464,9 +471,14 @@ export class ClusterLink {
       const theirs = conn.serverClusterId;
       if (theirs !== null && this.clusterId !== null && theirs !== this.clusterId) {
         conn.close();
-        throw otherCluster(addr, theirs, this.clusterId);
+        this.mismatched.add(addr);
+        const everyNode = this.o.nodes.every((a) => this.mismatched.has(a));
+        throw otherCluster(addr, theirs, this.clusterId, everyNode);
       }
-      if (theirs !== null) this.clusterId = theirs;
+      if (theirs !== null) {
+        this.clusterId = theirs;
+        this.mismatched.delete(addr);
+      }
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
       const limits =
@@ -496,11 +508,14 @@ export class ClusterLink {
  * HQL_CLUSTER_MISMATCH: the node at `addr` belongs to another cluster than this client's. Retryable
  * for the link (the next node may be of the client's cluster); the last error of a call when none is.
  */
-function otherCluster(addr: string, theirs: string, ours: string): HiqliteError {
+function otherCluster(addr: string, theirs: string, ours: string, everyNode: boolean): HiqliteError {
+  const which = everyNode
+    ? `every node this client was given is now of cluster ${theirs}, and this client belongs to cluster ${ours}: the cluster it knew is gone`
+    : `${addr} is a node of cluster ${theirs}, but this client belongs to cluster ${ours}: not used`;
   return new HiqliteError(
     'HQL_CLUSTER_MISMATCH',
-    `${addr} is a node of cluster ${theirs}, but this client belongs to cluster ${ours}: not used (a node restored from a backup apart from the others, or a nodes list naming nodes of two clusters). A cluster restored from a backup is a new cluster: connect a new client to it`,
-    { retryable: true },
+    `${which} (a cluster restored from a backup, or one whose nodes all keep their state in memory, cache_storage_disk = false, restarted as a whole; a node restored apart from the others; a nodes list naming nodes of two clusters). A new cluster is not the old one: its data and notifications are not what this client saw. Connect a new client to it`,
+    { retryable: !everyNode },
   );
 }
 

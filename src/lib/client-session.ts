@@ -31,6 +31,12 @@ export const SESSION_PROTECT_MS_MAX = 3_600_000;
  * time after a leader change, and the retry that comes last is sent just before the deadline.
  */
 export const SESSION_PROTECT_MARGIN_MS = 30_000;
+/**
+ * The smallest `session_protect_ms`: a remote client's default deadline (10 s) plus the margin,
+ * with room. Below it the default client's retries outlived their sessions: found from outside
+ * with 1,000 ms, 35 writes of 60,861 applied twice after leader kills.
+ */
+export const SESSION_PROTECT_CONFIG_MIN_MS = 60_000;
 
 /** The protection a node stamps into a write that may be retried for `retryMs` (see above). */
 export function sessionProtectMs(retryMs: number, capMs: number): number {

@@ -280,19 +280,28 @@ describe('resolveConfig validation: each message names its key', () => {
     );
   });
 
-  test('a session protection window shorter than a write may be retried, or longer than a cache session lives', () => {
+  test('a session protection shorter than a write may be retried, or longer than a cache session lives', () => {
     // A write is retried until proposal_timeout_ms: its session must not be forgotten before.
     assertOneProblem(
-      bad({ proposalTimeoutMs: 60_000, sessionProtectMs: 30_000 }),
+      bad({ proposalTimeoutMs: 120_000, sessionProtectMs: 90_000 }),
       'sessionProtectMs',
-      /^30000 must be at least proposalTimeoutMs \(60000\): a write retried until its deadline could find its session forgotten and be applied twice$/,
+      /^90000 must be at least proposalTimeoutMs \(120000\): a write retried until its deadline could find its session forgotten and be applied twice$/,
     );
     assertOneProblem(
       bad({ cacheSessionTtlMs: 60_000 }),
       'cacheSessionTtlMs',
       /^60000 must be at least sessionProtectMs \(300000\)/,
     );
-    assertOneProblem(bad({ sessionProtectMs: 999 }), 'sessionProtectMs', /from 1000 to 3600000, got 999/);
+    // Below what a remote client's default deadline (10 s) and the margin need (found from
+    // outside: at 1,000 ms writes of the default client were applied twice after leader kills).
+    assertOneProblem(bad({ sessionProtectMs: 1000 }), 'sessionProtectMs', /from 60000 to 3600000, got 1000/);
+  });
+
+  test("unset, the session protection covers the node's own write deadline and the margin", () => {
+    // A configuration valid before the setting existed still starts.
+    assert.equal(resolveConfig(base()).sessionProtectMs, 300_000);
+    assert.equal(resolveConfig(base({ proposalTimeoutMs: 600_000 })).sessionProtectMs, 630_000);
+    assert.equal(resolveConfig(base({ proposalTimeoutMs: 3_600_000 })).sessionProtectMs, 3_600_000);
   });
 
   test('intervals that are not whole ticks', () => {

@@ -291,6 +291,56 @@ describe('cluster link: retries of a refused write', () => {
   });
 });
 
+describe('cluster link: every node of another cluster', () => {
+  test('a call fails at once, not retryable, saying the cluster it knew is gone', {
+    timeout: 30_000,
+  }, async () => {
+    // Found from outside: after a full restart of an in-memory cluster (a new cluster id on every
+    // node) every call of a connected client retried to its deadline, 10-20 s, before it failed.
+    let clusterId = 'a'.repeat(32);
+    const a = new ApiServer({
+      ...apiServerOptions(SERVER_LIMITS),
+      clusterId: () => clusterId,
+      handler: stubHandler(async (req: ApiRequest) => {
+        if (req.op === 'limits' || req.op === 'leader') return {};
+        return { servedBy: clusterId };
+      }),
+    });
+    const addr = `${HOST}:${(await a.start()).port}`;
+    const link = new ClusterLink({
+      nodes: [addr],
+      secretApi: SECRET_API,
+      // Far beyond the test's own timeout: retried to its deadline, the call would time the test out.
+      requestTimeoutMs: 120_000,
+      connectTimeoutMs: 5000,
+      followLeader: false,
+      frameBytesMax: 1024 * 1024,
+      inflightMax: 16,
+    });
+    try {
+      const read = { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 } as const;
+      assert.deepEqual(await link.call(read, { kind: 'read', route: 'any' }), { servedBy: clusterId });
+      // The whole cluster restarted as a new one: the node closes the connections of the old.
+      clusterId = 'c'.repeat(32);
+      a.closeClientsOfOtherClusters();
+      await assert.rejects(link.call(read, { kind: 'read', route: 'any' }), (e: unknown) => {
+        assert.ok(e instanceof HiqliteError, String(e));
+        assert.equal(e.code, 'HQL_CLUSTER_MISMATCH', e.message);
+        assert.equal(e.retryable, false);
+        assert.match(
+          e.message,
+          /every node this client was given is now of cluster c+.*the cluster it knew is gone/,
+        );
+        assert.match(e.message, /cache_storage_disk = false.*Connect a new client/);
+        return true;
+      });
+    } finally {
+      await link.close();
+      await a.close();
+    }
+  });
+});
+
 describe('cluster link: a request sent once whose connection fails', () => {
   test('is HQL_OUTCOME_UNKNOWN said of its op, not of a write', async () => {
     // Found from outside: a backup whose leader was killed said "the write may or may not have

@@ -3,7 +3,7 @@
  * kind, default and range. The validator, the TOML loader and docs/CONFIGURATION.md follow it;
  * a test checks that every key here is documented.
  */
-import { SESSION_PROTECT_MS_MAX, SESSION_PROTECT_MS_MIN } from '../../lib/client-session.js';
+import { SESSION_PROTECT_CONFIG_MIN_MS, SESSION_PROTECT_MS_MAX } from '../../lib/client-session.js';
 import { CACHE_LIMIT_BOUNDS, type CacheLimits, DEFAULT_CACHE_LIMITS } from '../../sm/cache/options.js';
 import { SQLITE_LENGTH_MAX, VALUE_BYTES_MAX_MIN } from '../../sm/sql/command.js';
 import {
@@ -57,12 +57,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'proposalTimeoutMs', toml: 'proposal_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },
   // Exactly-once sessions the SQL group remembers (replicated state: the same on every node).
   { key: 'sqlSessionsMax', toml: 'sql_sessions_max', default: 10_000, min: 1, max: 10_000_000 },
-  // A client session (exactly-once retries) seen within this long is never forgotten for room.
+  // The most a client session (exactly-once retries) is protected for (lib/client-session.ts);
+  // unset, at least proposal_timeout_ms plus the margin (config-resolve.ts). Never below what a
+  // client's default deadline (10 s) and the margin need.
   {
     key: 'sessionProtectMs',
     toml: 'session_protect_ms',
     default: 300_000,
-    min: SESSION_PROTECT_MS_MIN,
+    min: SESSION_PROTECT_CONFIG_MIN_MS,
     max: SESSION_PROTECT_MS_MAX,
   },
   { key: 'readTimeoutMs', toml: 'read_timeout_ms', default: 10_000, min: 1, max: 3_600_000 },

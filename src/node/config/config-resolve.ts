@@ -5,6 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import { assert } from '../../lib/assert.js';
+import { SESSION_PROTECT_MARGIN_MS, SESSION_PROTECT_MS_MAX } from '../../lib/client-session.js';
 import { nodeId as toNodeId } from '../../raft/types.js';
 import {
   formatHostPort,
@@ -370,6 +371,13 @@ function checkIntegers(
     const raw = input[s.key];
     const v = raw === undefined ? s.default : integer(raw, s.key, s.min, s.max, problems, null);
     if (v !== null) out[s.key] = v;
+  }
+  // Unset, the most a session is protected for covers the node's own writes and the margin.
+  if (input.sessionProtectMs === undefined && out.proposalTimeoutMs !== undefined) {
+    out.sessionProtectMs = Math.min(
+      SESSION_PROTECT_MS_MAX,
+      Math.max(out.sessionProtectMs ?? 0, out.proposalTimeoutMs + SESSION_PROTECT_MARGIN_MS),
+    );
   }
   // Rules between two keys are checked when both keys are valid on their own.
   checkTiming(out, problems);
