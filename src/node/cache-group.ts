@@ -960,6 +960,8 @@ function observed(sm: GroupStateMachine, observers: ReadonlySet<CacheApplyObserv
       }
     },
     close: () => sm.close(),
+    // The cache state machine lives in memory: every start restores its snapshot.
+    volatile: true,
   };
 }
 

@@ -467,12 +467,14 @@ export class RaftGroup {
       stored = snapshots.latest();
       if (stored !== null) snapshot = stored.meta;
     }
-    // The state machine is behind the snapshot (its files were lost): restore the snapshot.
+    // The state machine is behind the snapshot (its files were lost, or it lives in memory and
+    // starts empty, the normal start of the cache group: found noisy from outside, a warning at
+    // every restart): restore the snapshot.
     if (applied < snapshot.index && stored !== null) {
-      this.o.logger?.warn(
-        { group: this.group, applied, snapshot: snapshot.index },
-        'state machine behind the snapshot: restoring it',
-      );
+      const fields = { group: this.group, applied, snapshot: snapshot.index };
+      if (stateMachine.volatile === true)
+        this.o.logger?.info(fields, 'restoring the state machine (held in memory) from its latest snapshot');
+      else this.o.logger?.warn(fields, 'state machine behind the snapshot: restoring it');
       await stateMachine.restore(stored.path, stored.meta);
       applied = stateMachine.appliedIndex();
     }

@@ -72,6 +72,11 @@ export interface GroupStateMachine {
   /** Forgets everything (a state machine ahead of a lost log with no snapshot to roll back to). */
   reset(): Promise<void>;
   /**
+   * Holds its state in memory only (the cache group's): it starts empty at every start, so
+   * restoring the latest snapshot then is the normal start, not the sign of lost files.
+   */
+  readonly volatile?: boolean;
+  /**
    * Stops the batch being applied now, from outside the thread applying it: the batch is rolled
    * back as a whole and apply() rejects (the group then stops; the entries are applied again at
    * the next start). Used at shutdown only: stopping an entry on a timer on one replica while
