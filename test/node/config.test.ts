@@ -701,6 +701,18 @@ describe('environment overrides', () => {
     );
   });
 
+  test('a variable with more digits than an integer holds names the range, not "expected an integer"', () => {
+    // Found from outside: HQL_SESSION_PROTECT_MS=99999999999999999999 said "expected an integer".
+    const problems = problemsOf(() =>
+      parseTomlConfig(BASE_TOML, { HQL_SESSION_PROTECT_MS: '99999999999999999999' }),
+    );
+    assert.equal(problems.length, 1, JSON.stringify(problems));
+    assert.match(
+      problems[0]?.message ?? '',
+      /must be an integer from 60000 to 3600000, got 100000000000000000000/,
+    );
+  });
+
   test('an HQL_NODES entry that does not parse is its only problem (not also "no node")', () => {
     assert.deepEqual(
       problemsOf(() => parseTomlConfig(BASE_TOML, { HQL_NODES: '1 127.0.0.1:1' })),

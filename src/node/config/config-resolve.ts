@@ -490,11 +490,12 @@ function integer(
     if (!problems.has(path)) problems.add(path, `is required: ${requiredWhat}`);
     return null;
   }
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
     problems.add(path, `must be an integer, got ${describeValue(value)}`);
     return null;
   }
-  if (value < min || value > max) {
+  // An integer beyond 2^53 is out of every range (found from outside: "expected an integer").
+  if (value < min || value > max || !Number.isSafeInteger(value)) {
     problems.add(path, `must be an integer from ${min} to ${max}, got ${value}`);
     return null;
   }

@@ -236,7 +236,8 @@ function parseEnvValue(spec: TomlKey, raw: string): unknown {
   switch (spec.kind) {
     case 'integer': {
       const n = Number(raw.trim());
-      return /^\s*[+-]?[0-9]+\s*$/.test(raw) && Number.isSafeInteger(n) ? n : undefined;
+      // Digits beyond 2^53 parse too: the range check then names the key's bounds.
+      return /^\s*[+-]?[0-9]+\s*$/.test(raw) && Number.isInteger(n) ? n : undefined;
     }
     case 'boolean': {
       const v = raw.trim().toLowerCase();
