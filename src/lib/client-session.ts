@@ -44,14 +44,6 @@ export function sessionProtectMs(retryMs: number, capMs: number): number {
   return Math.max(SESSION_PROTECT_MS_MIN, Math.min(capMs, wanted));
 }
 
-/** `session` with the node's protection window in place of whatever its client sent. */
-export function protectedSession<
-  S extends { readonly clientId: string; readonly seq: number; readonly protectMs?: number },
->(session: S, protectMs: number | undefined): S {
-  const { protectMs: _client, ...rest } = session;
-  return (protectMs === undefined ? rest : { ...rest, protectMs }) as S;
-}
-
 /** A session's fields in their canonical order (the encoded bytes depend on it), protection only when set. */
 export function clientSession(
   clientId: string,

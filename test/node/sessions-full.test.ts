@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { nodeAndRemote } from '../support/one-node-config.js';
+import { connect } from '../../src/index.js';
+import { SESSION_PROTECT_MARGIN_MS } from '../../src/lib/client-session.js';
+import { nodeAndRemote, TEST_SECRETS } from '../support/one-node-config.js';
 
 const SESSIONS_MAX = 4;
 const WRITERS = 12;
@@ -67,3 +69,34 @@ for (const kind of ['embedded', 'remote'] as const) {
     });
   });
 }
+
+describe("a session's protection follows its own write's deadline", () => {
+  const f = nodeAndRemote('hq-sessions-protect-', { proposalTimeoutMs: 20_000 });
+
+  test("the node's own write: proposal_timeout_ms + margin; a remote client's: its deadline + margin, not the cap", async () => {
+    // A client that writes once and leaves holds its place for its deadline and the margin, not
+    // for session_protect_ms (5 min): one-shot clients locked everyone out for 5 minutes before.
+    await f.node.execute('CREATE TABLE p (n INTEGER)');
+    const oneShot = await connect({
+      nodes: [f.cfg.nodes[0]!.addrApi],
+      secretApi: TEST_SECRETS.secretApi,
+      requestTimeoutMs: 5_000,
+    });
+    try {
+      await oneShot.execute('INSERT INTO p VALUES (1)');
+    } finally {
+      await oneShot.close();
+    }
+    const rows = await f.node.query<{ client_id: string; protect_ms: number }>(
+      'SELECT client_id, protect_ms FROM _hq_sessions',
+    );
+    const remote = rows.filter((r) => r.client_id.startsWith('c-'));
+    const own = rows.filter((r) => !r.client_id.startsWith('c-'));
+    assert.equal(remote.length, 1, JSON.stringify(rows));
+    assert.ok(own.length >= 1, JSON.stringify(rows));
+    // The client sends what is left of its 5 s (less a little slack for the answer).
+    const p = Number(remote[0]?.protect_ms);
+    assert.ok(p > 4_000 + SESSION_PROTECT_MARGIN_MS && p <= 5_000 + SESSION_PROTECT_MARGIN_MS, String(p));
+    for (const r of own) assert.equal(Number(r.protect_ms), 20_000 + SESSION_PROTECT_MARGIN_MS);
+  });
+});

@@ -447,6 +447,41 @@ describe('exactly-once sessions', () => {
     assert.equal(h.sm.stats().sessions, 2);
   });
 
+  test('a full table decides alike whether or not it remembers where it found no room (restored from snapshots)', async () => {
+    // The table keeps a bound below which a refused new session costs no scan; a replica that
+    // restarted (restored from a snapshot) has none and scans: both must decide the same.
+    let seed = 11;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const limits = { sessionsMax: 4, sessionTtlMs: 1500 };
+    const steady = new Harness({ limits });
+    let restarted = new Harness({ limits });
+    const seqs = new Map<string, number>();
+    let now = T0;
+    const codes: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      now += Math.floor(random() * 300);
+      const clientId = `c${Math.floor(random() * 7)}`;
+      const seq = (seqs.get(clientId) ?? 0) + (random() < 0.2 ? 0 : 1);
+      seqs.set(clientId, seq);
+      const p = random();
+      const session = p < 0.3 ? { clientId, seq } : { clientId, seq, protectMs: p < 0.8 ? 1000 : 2500 };
+      const command = { type: 'counterAdd', counter: 'n', key: 'k', delta: 1n } as const;
+      const a = steady.run(command, now, session);
+      if (i % 9 === 8) {
+        const next = new Harness({ limits });
+        await next.sm.restoreFrom(chunksOf(await snapshotBytes(restarted.sm), 256));
+        restarted = next;
+      }
+      assert.deepStrictEqual(restarted.run(command, now, session), a, `command ${i}`);
+      codes.push(a.ok ? 'ok' : a.error.code);
+    }
+    assert.deepStrictEqual(await snapshotBytes(restarted.sm), await snapshotBytes(steady.sm));
+    assert.ok(codes.includes('HQL_SESSIONS_FULL'), 'the run filled the table');
+  });
+
   test("each session is protected for its own write's retries: a short one goes before an older long one, also after a snapshot", async () => {
     const h = new Harness({ limits: { sessionsMax: 2 } });
     const add = (sm: Harness, clientId: string, nowMs: number, protectMs: number) =>

@@ -262,13 +262,24 @@ describe('sessions', () => {
       const r = random();
       const seq = r < 0.2 ? last : r < 0.3 ? Math.max(0, last - 1) : last + 1;
       seqs.set(client, Math.max(last, seq));
-      // Half of them with a protection window (a full table then refuses instead of evicting).
-      commands.push(random() < 0.5 ? bump(client, seq, now) : bumpProtected(client, seq, now, 1000));
+      // Most with a protection, shorter or longer than the TTL (a full table then refuses).
+      const p = random();
+      commands.push(
+        p < 0.3 ? bump(client, seq, now) : bumpProtected(client, seq, now, p < 0.8 ? 1000 : 2500),
+      );
     }
     const options = { sessionTtlMs: 1500, sessionsMax: 4 };
     const whole = setup(options);
     const single = setup(options);
     const chunked = setup(options);
+    // Reopened every few commands: what it keeps in memory (the sessions, the bound below which
+    // a full table has no room) is rebuilt from the table, and must decide as the others.
+    const reopened = setup(options);
+    const rReopened: CommandResult[] = [];
+    commands.forEach((c, i) => {
+      if (i % 7 === 6) reopened.reopen();
+      rReopened.push(...reopened.apply(c));
+    });
     const rWhole = whole.apply(...commands);
     const rSingle = commands.flatMap((c) => single.apply(c));
     const rChunked: CommandResult[] = [];
@@ -279,6 +290,8 @@ describe('sessions', () => {
     }
     assert.deepEqual(rSingle, rWhole);
     assert.deepEqual(rChunked, rWhole);
+    assert.deepEqual(rReopened, rWhole);
+    assert.deepEqual(dumpDatabase(reopened.path()), dumpDatabase(whole.path()));
     assert.deepEqual(dumpDatabase(single.path()), dumpDatabase(whole.path()));
     assert.deepEqual(dumpDatabase(chunked.path()), dumpDatabase(whole.path()));
     // The run exercised what it is about.

@@ -4,7 +4,7 @@
  * session outside the clients' namespace is refused, and the envelope is encoded again (the
  * leader stamps its own time when it proposes).
  */
-import { clientSessionIdProblem, protectedSession } from '../../lib/client-session.js';
+import { clientSession, clientSessionIdProblem } from '../../lib/client-session.js';
 import { HiqliteError } from '../../lib/errors.js';
 import { type CacheCommandEnvelope, decodeCacheCommand, encodeCacheCommand } from './command.js';
 import { CacheError } from './errors.js';
@@ -39,7 +39,9 @@ export function adoptClientCacheCommand(
   const adopted: CacheCommandEnvelope = {
     ...envelope,
     nowMs: Math.floor(ctx.nowMs),
-    ...(session === undefined ? {} : { session: protectedSession(session, ctx.sessionProtectMs) }),
+    ...(session === undefined
+      ? {}
+      : { session: clientSession(session.clientId, session.seq, ctx.sessionProtectMs) }),
   };
   return { data: encodeCacheCommand(adopted), envelope: adopted };
 }

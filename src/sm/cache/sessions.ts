@@ -44,6 +44,13 @@ const NEW: SessionLookup = Object.freeze({ kind: 'new' });
 export class SessionTable {
   readonly rows = new Map<string, SessionRow>();
   private resultsBytes = 0;
+  /**
+   * No row can be removed for room at a log time at or before this: a lower bound of the rows'
+   * `lastSeenMs + min(protectMs, sessionTtlMs)` (a row without protection: any time), set when a stamped new session found no room,
+   * lowered by every row written. A new session refused within it costs no scan of the table.
+   * Only ever below the truth, so it answers as the scan would (src/sm/sql/sessions.ts likewise).
+   */
+  private noRoomUntilMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly limits: CacheLimits) {}
 
@@ -72,6 +79,7 @@ export class SessionTable {
     this.touch(session.clientId, row, nowMs);
     // A retry's stamp protects its session anew (until the retry's own deadline).
     if (session.protectMs !== undefined) row.protectMs = session.protectMs;
+    this.rowWritten(row);
     if (row.result === null) {
       return {
         kind: 'duplicate',
@@ -100,6 +108,7 @@ export class SessionTable {
     row.result = keep ? result : null;
     row.protectMs = session.protectMs ?? null;
     this.rows.set(session.clientId, row);
+    this.rowWritten(row);
     if (keep) {
       this.resultsBytes += bytes;
       this.dropResultsOverBound();
@@ -133,14 +142,34 @@ export class SessionTable {
    * protection, a full table is scanned to its end at worst (each refused new session).
    */
   private makeRoom(nowMs: number, stamped: boolean): boolean {
+    if (stamped && nowMs <= this.noRoomUntilMs) return false;
     const expiredBefore = nowMs - this.limits.sessionTtlMs;
+    let kept = Number.POSITIVE_INFINITY;
     for (const [clientId, row] of this.rows) {
       const expired = row.lastSeenMs < expiredBefore;
       if (!expired && this.rows.size < this.limits.sessionsMax) return true;
-      if (!expired && stamped && row.protectMs !== null && row.lastSeenMs + row.protectMs >= nowMs) continue;
+      if (!expired && stamped && row.protectMs !== null && row.lastSeenMs + row.protectMs >= nowMs) {
+        kept = Math.min(kept, this.removableAfter(row));
+        continue;
+      }
       this.remove(clientId, row);
     }
-    return this.rows.size < this.limits.sessionsMax;
+    if (this.rows.size < this.limits.sessionsMax) return true;
+    // Every row was looked at and kept (stamped: a command without the stamp removes some).
+    this.noRoomUntilMs = kept;
+    return false;
+  }
+
+  /** After this log time the row may be removed for room (one without protection: at any time). */
+  private removableAfter(row: SessionRow): number {
+    if (row.protectMs === null) return Number.NEGATIVE_INFINITY;
+    return row.lastSeenMs + Math.min(row.protectMs, this.limits.sessionTtlMs);
+  }
+
+  /** A row was written: it may be removable sooner than the bound says. */
+  private rowWritten(row: SessionRow): void {
+    const after = this.removableAfter(row);
+    if (after < this.noRoomUntilMs) this.noRoomUntilMs = after;
   }
 
   private fullError(session: CacheSession): CacheErrorInfo {

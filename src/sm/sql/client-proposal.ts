@@ -16,7 +16,7 @@
  *     command every replica would refuse.
  * The seed stays the client's: it only chooses which values `random()` returns.
  */
-import { clientSessionIdProblem, protectedSession } from '../../lib/client-session.js';
+import { clientSession, clientSessionIdProblem } from '../../lib/client-session.js';
 import { type CommandEnvelope, decodeCommand, encodeCommand } from './command.js';
 import { staticCheck } from './determinism.js';
 import { SqlError, sqlError } from './errors.js';
@@ -46,7 +46,9 @@ export function adoptClientCommand(
   const { valueBytesMax: _client, session, ...rest } = envelope;
   const adopted: CommandEnvelope = {
     ...rest,
-    ...(session === undefined ? {} : { session: protectedSession(session, ctx.sessionProtectMs) }),
+    ...(session === undefined
+      ? {}
+      : { session: clientSession(session.clientId, session.seq, ctx.sessionProtectMs) }),
     nowMs: Math.floor(ctx.nowMs),
     ...(ctx.valueBytesMax === undefined ? {} : { valueBytesMax: ctx.valueBytesMax }),
   };
