@@ -11,12 +11,14 @@
  *        [--storage disk|memory] [--wait-load L [--wait-max-s S]] [--main-first] [--profile ID]
  *
  * --storage memory  every node with `cacheStorageDisk: false` (the cache log in memory, no fsync)
+ * --notify-rate N   notifications per second in the notify workload (default 100); the run also
+ *                   prints the machine's wake-up floor (bench/wake-floor.ts) next to it
  * --profile ID      instead of the suite: that embedded workload (default put-embedded-c64; a
  *                   -thread-main one runs node 1 on the application's thread) under
  *                   `--cpu-prof` on every node, then the self time per area and function
  */
 
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, type HiqliteClient } from '../src/index.js';
@@ -57,6 +59,7 @@ import {
   threadOrder,
   waitForNode1ToLead,
 } from './suite-common.js';
+import { formatWakeFloor, measureWakeFloor, type WakeFloor } from './wake-floor.js';
 
 type CacheWhere = 'embedded leader' | 'remote → leader' | 'every member';
 
@@ -72,7 +75,6 @@ interface CacheSpec {
 }
 
 const REMOTE_CONNECTIONS_MAX = 4;
-const NOTIFY_RATE_PER_S = 100;
 const GET_READS = 200_000;
 const GET_ROUNDS = 7;
 const CONTENDED = 8;
@@ -139,9 +141,16 @@ const { values } = parseCliArgs(
     ...SUITE_OPTIONS,
     storage: { type: 'string', default: 'disk' },
     profile: { type: 'string' },
+    'notify-rate': { type: 'string', default: '100' },
   },
-  'npm run bench:cache -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--main-first] [--storage disk|memory] [--profile ID] [--profile-dir DIR]',
+  'npm run bench:cache -- [--list] [--only ID,…] [--seconds S] [--quick] [--json FILE] [--wait-load L] [--wait-max-s S] [--main-first] [--storage disk|memory] [--profile ID] [--profile-dir DIR] [--notify-rate N]',
 );
+/** Notifications per second in the notify workload (awaited one at a time: a rate above what one caller reaches is a closed loop). */
+const NOTIFY_RATE_PER_S = Number(values['notify-rate']);
+if (!(NOTIFY_RATE_PER_S > 0 && NOTIFY_RATE_PER_S <= 100_000))
+  throw new Error(
+    `--notify-rate must be a number of notifications per second in 1..100000, got ${values['notify-rate']}`,
+  );
 
 const { quick, durationMs, warmupMs } = runWindow(values);
 const storageDisk = values.storage !== 'memory';
@@ -177,6 +186,9 @@ interface NotifyRecord {
     }
   >;
   readonly loadAvgAfter: number;
+  readonly ratePerSec: number;
+  /** Measured before the clusters started, on the quiet machine. */
+  readonly wakeFloor: WakeFloor;
 }
 
 async function main(): Promise<void> {
@@ -203,6 +215,16 @@ async function main(): Promise<void> {
   const gets: GetRecord[] = [];
   let notify: NotifyRecord | null = null;
   log(`${warmupMs} ms warm-up + ${durationMs} ms measured per workload${quick ? ' (--quick)' : ''}`);
+  let wakeFloor: WakeFloor | null = null;
+  if (wanted('notify')) {
+    const dir = mkdtempSync(join(tmpdir(), 'hql-bench-wake-'));
+    try {
+      wakeFloor = await measureWakeFloor(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    log(formatWakeFloor(wakeFloor));
+  }
   for (const thread of threadOrder(values)) {
     const specs = SPECS.filter((s) => wanted(s.id) && (s.thread ?? 'worker') === thread);
     const doGet = wanted(`get-local-thread-${thread}`);
@@ -240,7 +262,7 @@ async function main(): Promise<void> {
         for (const e of r.errorSamples) log(`      error: ${e}`);
       }
       if (doNotify) {
-        notify = await runNotify(cluster);
+        notify = await runNotify(cluster, wakeFloor as WakeFloor);
         log(
           `  notify: ${notify.members.map((m) => `node ${m.nodeId} p50 ${ms(m.p50Ms)} ms`).join(', ')}  load ${notify.loadAvgAfter}`,
         );
@@ -432,7 +454,7 @@ function mergeResults(parts: readonly LoadResult[]): LoadResult {
 }
 
 /** Listeners on every member, paced notifies from node 1, then each member's delays. */
-async function runNotify(cluster: BenchCluster): Promise<NotifyRecord> {
+async function runNotify(cluster: BenchCluster, wakeFloor: WakeFloor): Promise<NotifyRecord> {
   const ids = cluster.ids();
   for (const id of ids) await cluster.call({ cmd: 'listenStart' }, id);
   const sent = (await cluster.call({
@@ -454,6 +476,8 @@ async function runNotify(cluster: BenchCluster): Promise<NotifyRecord> {
     notifier: { ...sent, p50Ms, p99Ms },
     members,
     loadAvgAfter: currentLoad(),
+    ratePerSec: NOTIFY_RATE_PER_S,
+    wakeFloor,
   };
 }
 
@@ -601,7 +625,7 @@ function evaluateCacheTargets(
     measured:
       notify === null
         ? 'not run'
-        : `${notify.members.map((m) => `n${m.nodeId} ${ms(m.p50Ms)}`).join(', ')} ms`,
+        : `${notify.members.map((m) => `n${m.nodeId} ${ms(m.p50Ms)}`).join(', ')} ms at ${notify.ratePerSec}/s`,
     met: worst === null || notify === null ? null : worst <= 2 && notify.members.every((m) => m.measured > 0),
   });
   return out;

@@ -37,7 +37,8 @@ Options of the SQL and cache suites:
   --json FILE         write the figures as JSON      --profile-dir DIR   where --profile writes
   --wait-load L       wait (at most --wait-max-s, default 600) for the load average to fall below L
   --main-first        run the cluster with node 1's node on the application's thread first
-SQL suite: --profile (CPU profiles of a run). Cache suite: --storage disk|memory, --profile ID.
+SQL suite: --profile (CPU profiles of a run). Cache suite: --storage disk|memory, --profile ID,
+  --notify-rate N (notifications per second, default 100).
 Every run prints the machine, the configuration and the durability mode (docs/BENCHMARKS.md).
 `);
   process.exit(0);
