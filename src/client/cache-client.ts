@@ -706,6 +706,11 @@ export class CacheApi {
     const leaseMs = options.leaseMs === undefined ? LOCK_LEASE_MS_DEFAULT : options.leaseMs;
     stringArg(key, 'lock: key');
     lockDurations(key, leaseMs, options.waitMs);
+    // Asked with a signal that already fired: refused on every client alike, nothing queued
+    // (found from outside: an embedded node granted the free lock, a remote client refused it).
+    if (options.signal?.aborted === true) {
+      throw new HiqliteError('HQL_ABORTED', `waiting for lock '${key}' was aborted`, { retryable: true });
+    }
     const sentAtMs = this.clock.monotonicMs();
     const grant = await this.ops.cacheLock(
       {
@@ -717,7 +722,15 @@ export class CacheApi {
       options.signal,
     );
     if (grant === null) {
-      throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' is held (waitMs: 0)`, { retryable: true });
+      // A node that ended the wait without a grant: said with the caller's wait (it said "waitMs: 0"
+      // for a wait of 2000 ms ended by an election).
+      throw new HiqliteError(
+        'HQL_TIMEOUT',
+        `lock '${key}' was not granted within ${options.waitMs ?? 0} ms`,
+        {
+          retryable: true,
+        },
+      );
     }
     return this.holding(key, grant, leaseMs, sentAtMs);
   }

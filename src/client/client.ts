@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import { HiqliteError } from '../lib/errors.js';
+import { NODE_ID_MAX } from '../node/config/config-keys.js';
 import type { ClusterMembership, NodeMetrics, QueryOptions } from '../node/hiqlite-node.js';
 import type { BackupInfo } from '../node/node-features.js';
 import type { CacheCommand } from '../sm/cache/command.js';
@@ -190,10 +191,10 @@ export abstract class ClientBase implements HiqliteClient, CacheOps {
     if (extra.length > 0) return Promise.reject(extraArgsError(extra, 'removeNode', '(nodeId, options)'));
     if (this.caches.closeCalled) return Promise.reject(clientClosed());
     try {
-      if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1)
+      if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1 || nodeId > NODE_ID_MAX)
         throw new HiqliteError(
           'HQL_INVALID_PARAMS',
-          `removeNode: nodeId must be the id of a node (a whole number >= 1), got ${String(nodeId)}`,
+          `removeNode: nodeId must be the id of a node (a whole number in 1..${NODE_ID_MAX}), got ${String(nodeId)}`,
           { retryable: false },
         );
       const timeoutMs = timeoutArg(optionsArg(options, ['timeoutMs'], 'removeNode')?.timeoutMs, 'removeNode');

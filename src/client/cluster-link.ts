@@ -40,7 +40,9 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 
 /** A call or listen whose `signal` fired before it was answered. */
 function callerWentAway(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: false });
+  // Retryable as every HQL_ABORTED (docs/ERRORS.md): the caller may ask again; this call's own
+  // retries stop on the signal, not on the flag.
+  return new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: true });
 }
 
 export type LinkKind = 'write' | 'read' | 'other' | 'once';
@@ -96,6 +98,13 @@ export class ClusterLink {
   private readonly leaderAddrs = new Map<string, string>();
   private readonly leaderAsks = new Map<string, Promise<string | null>>();
   private closed = false;
+  /**
+   * Calls under way that close() lets end (each within its own deadline), so that a write that
+   * reached the log gets its outcome rather than HQL_OUTCOME_UNKNOWN (found from outside: writes
+   * in flight at a remote client's close() were applied and reported unknown). Lock waits are not
+   * among them: close() ends those.
+   */
+  private readonly running = new Set<Promise<unknown>>();
   /**
    * The cluster this client belongs to: the id of the first node that had one. A node of another
    * cluster (restored from a backup apart from the others, a nodes list naming two clusters) is
@@ -161,6 +170,9 @@ export class ClusterLink {
   }
 
   async close(): Promise<void> {
+    // Bounded: each call ends by its own deadline, and no call starts once the client's close()
+    // began (client.ts refuses them), so the set only shrinks.
+    while (this.running.size > 0) await Promise.all([...this.running]);
     this.closed = true;
     const all = [...this.conns.values()];
     this.conns.clear();
@@ -171,7 +183,23 @@ export class ClusterLink {
    * One request, answered within `timeoutMs` (default `requestTimeoutMs`): its value, or the
    * node's error as a HiqliteError. `signal` stops the retries (the caller is gone).
    */
-  async call(
+  call(
+    body: LinkBody,
+    o: { kind: LinkKind; route: LinkRoute; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<unknown> {
+    const p = this.attempts(body, o);
+    if (body.op !== 'cacheLock' && !this.closed) {
+      const settled = p.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.running.add(settled);
+      void settled.then(() => this.running.delete(settled));
+    }
+    return p;
+  }
+
+  private async attempts(
     body: LinkBody,
     o: { kind: LinkKind; route: LinkRoute; timeoutMs?: number; signal?: AbortSignal },
   ): Promise<unknown> {
@@ -182,6 +210,7 @@ export class ClusterLink {
     // Throws what ends the call; otherwise remembers the failure for the next attempt.
     const retryOrThrow = (e: unknown): void => {
       if (!(e instanceof HiqliteError)) throw e;
+      if (e.code === 'HQL_ABORTED' && isAborted(o.signal)) throw ended(e);
       if (o.kind === 'read' && e.code === 'HQL_TIMEOUT') throw e;
       if (o.kind === 'write' && e.code === 'HQL_OUTCOME_UNKNOWN') maybeApplied = true;
       // A node that stopped or broke is no outcome of a write an earlier attempt may have put

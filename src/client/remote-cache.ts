@@ -23,7 +23,7 @@ import { SessionPool } from '../node/session-pool.js';
 import type { ApiPush } from '../protocol/api-codec.js';
 import { CACHE_STRING_LENGTH_MAX } from '../protocol/cache-api-codec.js';
 import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
-import { cacheErrorFromInfo } from '../sm/cache/errors.js';
+import { CacheError, cacheErrorFromInfo } from '../sm/cache/errors.js';
 import { CACHE_LIMIT_BOUNDS } from '../sm/cache/options.js';
 import type { CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CLIENT_SESSION_PREFIX } from '../sm/sql/client-proposal.js';
@@ -225,13 +225,13 @@ function beyondAnyKey(s: string | null): boolean {
 }
 
 /** The state machine's refusal of such a string (HQL_CACHE_TOO_LARGE), said without asking a node. */
-function longerThanAnyKey(what: string, s: string): HiqliteError {
+function longerThanAnyKey(what: string, s: string): CacheError {
   const max = CACHE_LIMIT_BOUNDS.keyBytesMax[1];
-  return new HiqliteError(
-    'HQL_CACHE_TOO_LARGE',
-    `${what} of ${Buffer.byteLength(s)} bytes is larger than any can be (keyBytesMax is at most ${max} bytes)`,
-    { retryable: false },
-  );
+  return new CacheError({
+    code: 'HQL_CACHE_TOO_LARGE',
+    message: `${what} of ${Buffer.byteLength(s)} bytes is larger than any can be (keyBytesMax is at most ${max} bytes)`,
+    limit: 'keyBytesMax',
+  });
 }
 
 /** What a lock request needs besides its wait: its acquire and, on a timeout, its cancel proposals. */

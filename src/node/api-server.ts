@@ -960,7 +960,7 @@ export function errorBody(e: unknown): ApiErrorBody {
     const extra = e as unknown as { leaderId?: number | null; info?: Record<string, unknown> };
     const details: Record<string, unknown> = {};
     if (extra.info !== undefined) {
-      for (const k of ['sqliteCode', 'statementIndex', 'migrationId'])
+      for (const k of ['sqliteCode', 'statementIndex', 'migrationId', 'limit'])
         if (extra.info[k] !== undefined) details[k] = extra.info[k];
     }
     return {

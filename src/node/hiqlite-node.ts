@@ -33,6 +33,12 @@ import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
 import { adoptClientCacheCommand } from '../sm/cache/client-proposal.js';
+import {
+  CACHE_ONLY_CODES,
+  CacheError,
+  type CacheErrorInfo,
+  type CacheLimitName,
+} from '../sm/cache/errors.js';
 import type { AppliedIndexWatcher } from '../sm/sql/applied-watch.js';
 import { adoptClientCommand } from '../sm/sql/client-proposal.js';
 import type { CommandInput } from '../sm/sql/command.js';
@@ -2221,6 +2227,15 @@ export function remoteError(
   // SQL errors come back as what they are on the node: a SqlError with its info (sqliteCode, …).
   if (SQL_ONLY_CODES.has(e.code))
     return new SqlError({ code: e.code as SqlErrorInfo['code'], message: e.message, ...(e.details ?? {}) });
+  // Cache limits as CacheError (`instanceof CacheError` holds remotely too), with the limit reached.
+  if (CACHE_ONLY_CODES.has(e.code)) {
+    const limit = e.details?.limit;
+    return new CacheError({
+      code: e.code as CacheErrorInfo['code'],
+      message: e.message,
+      ...(typeof limit === 'string' ? { limit: limit as CacheLimitName } : {}),
+    });
+  }
   const err = new HiqliteError(e.code, e.message, { retryable: e.retryable });
   const extra: { leaderId?: number | null; info?: Record<string, unknown> } = {};
   if (e.leaderId !== undefined) extra.leaderId = e.leaderId;

@@ -485,7 +485,7 @@ export function wasNotProcessed(e: unknown): boolean {
 }
 
 function abortedError(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the request was aborted by its caller', { retryable: false });
+  return new HiqliteError('HQL_ABORTED', 'the request was aborted by its caller', { retryable: true });
 }
 
 function unavailable(message: string): HiqliteError {

@@ -42,6 +42,12 @@ export interface CacheErrorInfo {
   readonly limit?: CacheLimitName;
 }
 
+/** The codes only the cache group produces: a remote client rebuilds them as CacheError. */
+export const CACHE_ONLY_CODES: ReadonlySet<string> = new Set<CacheErrorCode>([
+  'HQL_CACHE_FULL',
+  'HQL_CACHE_TOO_LARGE',
+]);
+
 const RETRYABLE_CODES: ReadonlySet<CacheErrorCode> = new Set(['HQL_CACHE_FULL', 'HQL_SESSIONS_FULL']);
 
 export class CacheError extends HiqliteError {

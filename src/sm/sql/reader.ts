@@ -19,7 +19,7 @@ import { Lru } from './lru.js';
 import { bindArgs, type PositionalPlan, planPositional } from './params.js';
 import { configureReader, readMeta } from './schema.js';
 import { checkStatement } from './statement-guard.js';
-import { splitStatements } from './tokenizer.js';
+import { isWord, splitStatements } from './tokenizer.js';
 import { type Row, rowValueBytes, type SqlValue, toRow } from './values.js';
 
 export interface SqlReaderOptions {
@@ -72,6 +72,12 @@ export type QueryParams =
 interface ReadPlan {
   readonly text: string;
   readonly positional: PositionalPlan;
+  /**
+   * A PRAGMA the read guard allowed: a report that assigns nothing (statement-guard.ts). SQLite
+   * calls `PRAGMA journal_mode` a write even without an argument (it could switch the mode), so
+   * its own read-only flag would refuse an allowed report with HQL_READONLY.
+   */
+  readonly allowedPragma: boolean;
   forArray: Prepared | null;
   forObject: Prepared | null;
 }
@@ -241,7 +247,13 @@ export class SqlReader {
     if (err !== null) throw new SqlError(err);
     const positional = planPositional(statement.text, statements[0]!.tokens);
     if ('code' in positional) throw new SqlError(positional);
-    const plan: ReadPlan = { text: statement.text, positional, forArray: null, forObject: null };
+    const plan: ReadPlan = {
+      text: statement.text,
+      positional,
+      allowedPragma: isWord(statement.tokens[0], 'PRAGMA'),
+      forArray: null,
+      forObject: null,
+    };
     this.plans.set(sql, plan);
     return plan;
   }
@@ -270,7 +282,12 @@ export class SqlReader {
     const stmt = this.db.prepare(forArray ? plan.positional.text : plan.text).safeIntegers(true);
     const returnsRows = stmt.reader;
     if (returnsRows) stmt.raw(true);
-    const prepared: Prepared = { stmt, readonly: stmt.readonly, returnsRows, columns: null };
+    const prepared: Prepared = {
+      stmt,
+      readonly: stmt.readonly || plan.allowedPragma,
+      returnsRows,
+      columns: null,
+    };
     if (forArray) plan.forArray = prepared;
     else plan.forObject = prepared;
     return prepared;
