@@ -38,6 +38,7 @@ import {
   optionsArg,
   signalArg,
   stringArg,
+  TIMEOUT_MS_MAX,
 } from './args.js';
 import { type LocalCacheEntry, localValueOf } from './cache-local-values.js';
 
@@ -712,15 +713,51 @@ export class CacheApi {
       throw new HiqliteError('HQL_ABORTED', `waiting for lock '${key}' was aborted`, { retryable: true });
     }
     const sentAtMs = this.clock.monotonicMs();
-    const grant = await this.ops.cacheLock(
-      {
-        key,
-        holderId: this.newHolderId(),
-        leaseMs,
-        ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }),
-      },
-      options.signal,
-    );
+    // The caller's wait is kept here, whatever holds the node's answer up (a leader change: the
+    // acquire's proposal, the withdrawal): at waitMs (and LOCK_WAIT_GRACE_MS for the node's own
+    // answer to arrive) the wait is aborted, the waiter withdrawn behind the call, and the call
+    // ends with HQL_TIMEOUT (found from outside: waits of 2,000 ms ended after up to 3.6 s).
+    const waitMs = options.waitMs;
+    const deadline =
+      waitMs !== undefined && waitMs + LOCK_WAIT_GRACE_MS <= TIMEOUT_MS_MAX ? new AbortController() : null;
+    const timer =
+      deadline === null
+        ? null
+        : this.clock.setTimer(() => deadline.abort(), (waitMs ?? 0) + LOCK_WAIT_GRACE_MS, {
+            keepAlive: false,
+          });
+    const signal =
+      deadline === null
+        ? options.signal
+        : options.signal === undefined
+          ? deadline.signal
+          : AbortSignal.any([options.signal, deadline.signal]);
+    let grant: LockGrantInfo | null;
+    try {
+      grant = await this.ops.cacheLock(
+        {
+          key,
+          holderId: this.newHolderId(),
+          leaseMs,
+          ...(waitMs === undefined ? {} : { waitMs }),
+        },
+        signal,
+      );
+    } catch (e) {
+      if (
+        deadline?.signal.aborted === true &&
+        // Read again: TypeScript narrowed it from the check before the await.
+        (options.signal as AbortSignal | undefined)?.aborted !== true &&
+        e instanceof HiqliteError &&
+        e.code === 'HQL_ABORTED'
+      )
+        throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' was not granted within ${waitMs} ms`, {
+          retryable: true,
+        });
+      throw e;
+    } finally {
+      if (timer !== null) this.clock.clearTimer(timer);
+    }
     if (grant === null) {
       // A node that ended the wait without a grant: said with the caller's wait (it said "waitMs: 0"
       // for a wait of 2000 ms ended by an election).
@@ -829,6 +866,8 @@ function remainingOf(grant: LockGrantInfo, leaseMs: number): number {
 const PUT_OPTIONS = ['ttlMs'];
 const GET_OPTIONS = ['consistency'];
 const LOCK_OPTIONS = ['leaseMs', 'waitMs', 'signal'];
+/** How long after a lock wait's `waitMs` its client stops waiting for the node's own answer. */
+const LOCK_WAIT_GRACE_MS = 100;
 const TRY_LOCK_OPTIONS = ['leaseMs'];
 
 function ttl(options: CachePutOptions, what: string, where: string): { ttlMs?: number } {

@@ -240,4 +240,53 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     assert.deepEqual(n.leader.lock('k')?.waiters, [], 'withdrawn from the queue');
     assert.equal(slow.size, 0);
   });
+
+  // Found from outside: while the leader changed, an abort took 2.1 s and a wait of 2,000 ms up to
+  // 3.6 s, each call waiting for a proposal (the acquire, the withdrawal) to commit.
+  test('an abort ends the call at once while the acquire cannot commit; the waiter is withdrawn once it did', async () => {
+    const n = new LaggingNode();
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 1000 });
+    n.catchUp();
+    const ac = new AbortController();
+    let commit: () => void = () => {};
+    const proposed: string[] = [];
+    const stuck = n.waitersWith(async (c) => {
+      proposed.push(c.type);
+      if (c.type === 'lockAcquire') await new Promise<void>((r) => (commit = r));
+      return n.propose(c);
+    });
+    const acquiring = stuck.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }, ac.signal);
+    await settle();
+    ac.abort();
+    // Rejected while the acquire is still uncommitted.
+    await assert.rejects(acquiring, { code: 'HQL_ABORTED' });
+    assert.deepEqual(proposed, ['lockAcquire']);
+    commit();
+    await settle();
+    assert.deepEqual(proposed, ['lockAcquire', 'lockCancel']);
+    assert.deepEqual(n.leader.lock('k')?.waiters, [], 'withdrawn from the queue');
+  });
+
+  test('a wait that runs out ends at its waitMs although its withdrawal cannot commit yet', async () => {
+    const n = new LaggingNode();
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 60_000 });
+    n.catchUp();
+    let commitCancel: () => void = () => {};
+    const stuck = n.waitersWith(async (c) => {
+      if (c.type === 'lockCancel') await new Promise<void>((r) => (commitCancel = r));
+      return n.propose(c);
+    });
+    const acquiring = stuck.acquire({ key: 'k', holderId: 'w', leaseMs: 1000, waitMs: 500 });
+    await settle();
+    n.catchUp();
+    n.clock.advance(500);
+    await assert.rejects(acquiring, {
+      code: 'HQL_TIMEOUT',
+      message: "lock 'k' was not granted within 500 ms",
+    });
+    assert.deepEqual(n.leader.lock('k')?.waiters, ['w'], 'not yet withdrawn');
+    commitCancel();
+    await settle();
+    assert.deepEqual(n.leader.lock('k')?.waiters, [], 'withdrawn behind the call');
+  });
 });
