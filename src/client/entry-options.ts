@@ -8,6 +8,7 @@
  */
 
 import { ConfigProblems, camelCaseNamer, closestKey } from '../node/config/config-errors.js';
+import { SECRET_CHARS_MIN } from '../node/config/config-keys.js';
 import type { StartOptions } from '../node/hiqlite-node.js';
 import { PEM_FILE_BYTES_MAX, readFileBounded } from '../transport/bounded-file.js';
 import { caFileProblem } from '../transport/tls-material.js';
@@ -66,6 +67,12 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
     }
   if (typeof o.secretApi !== 'string' || o.secretApi === '')
     problems.add('secretApi', "must be the nodes' secret_api (a non-empty string)");
+  // No node takes a shorter one (config-resolve.ts): said here, not as a refusal by every node.
+  else if ([...o.secretApi].length < SECRET_CHARS_MIN)
+    problems.add(
+      'secretApi',
+      `must be the nodes' secret_api, which has at least ${SECRET_CHARS_MIN} characters; this has ${[...o.secretApi].length}`,
+    );
   const tls = o.tls;
   if (
     tls !== undefined &&

@@ -57,6 +57,12 @@ describe('connect() options', () => {
       [/requestTimeoutMs: must be a whole number from 1 to 2147483647/],
     ],
     ['writesMax 0', { nodes: ['127.0.0.1:1'], secretApi: SECRET, writesMax: 0 }, [/writesMax: must be/]],
+    // No node takes one so short (was: a connection attempt per node, then HQL_UNAUTHORIZED).
+    [
+      'a secret shorter than any node has',
+      { nodes: ['127.0.0.1:1'], secretApi: 'short' },
+      [/secretApi: must be the nodes' secret_api, which has at least 16 characters; this has 5/],
+    ],
     [
       'tls as a path',
       { nodes: ['127.0.0.1:1'], secretApi: SECRET, tls: '/ca.pem' },
