@@ -11,7 +11,7 @@ import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { backupCorrupt } from './backup-errors.js';
 import { checkCopy } from './copy-steps.js';
@@ -193,7 +193,6 @@ function asBackupError(e: unknown, label: string): unknown {
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('Z_'))
     return backupCorrupt(`${label}: its compressed data is damaged (${(e as Error).message})`, e);
-  if ((e as Error).name === 'AbortError')
-    return new HiqliteError('HQL_ABORTED', `${label}: restore aborted`, { retryable: true, cause: e });
+  if ((e as Error).name === 'AbortError') return abortedError(`${label}: restore aborted`, e);
   return new HiqliteError('HQL_IO', `${label}: ${(e as Error).message}`, { retryable: false, cause: e });
 }

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../lib/file-modes.js';
 import { fsyncDir } from '../storage/atomic-file.js';
 import { unusableDirReason } from '../storage/file-paths.js';
@@ -132,5 +132,5 @@ function checkName(name: string): void {
 }
 
 function aborted(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the backup upload was aborted', { retryable: true });
+  return abortedError('the backup upload was aborted');
 }

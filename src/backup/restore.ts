@@ -31,7 +31,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } fro
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { newClusterId, readClusterId, writeClusterId } from '../node/cluster-id.js';
 import type { SqlNodeConfig } from '../node/config/config.js';
@@ -382,10 +382,7 @@ export async function settlePendingRestore(
   const started = performance.now();
   let loggedAt = started;
   for (;;) {
-    if (options.signal?.aborted)
-      throw new HiqliteError('HQL_ABORTED', 'start cancelled while the restore waited for node 1', {
-        retryable: false,
-      });
+    if (options.signal?.aborted) throw abortedError('start cancelled while the restore waited for node 1');
     const answer = await askNode(cfg, 1, Math.min(PENDING_ASK_MS * 3, options.timeoutMs));
     if (answer !== null) {
       const own = pending.clusterId ?? (await readClusterId(cfg.dataDir));

@@ -22,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import { systemClock } from '../node/system-clock.js';
@@ -710,7 +710,7 @@ export class CacheApi {
     // Asked with a signal that already fired: refused on every client alike, nothing queued
     // (found from outside: an embedded node granted the free lock, a remote client refused it).
     if (options.signal?.aborted === true) {
-      throw new HiqliteError('HQL_ABORTED', `waiting for lock '${key}' was aborted`, { retryable: true });
+      throw abortedError(`waiting for lock '${key}' was aborted`);
     }
     const sentAtMs = this.clock.monotonicMs();
     // The caller's wait is kept here, whatever holds the node's answer up (a leader change: the

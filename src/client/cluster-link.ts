@@ -25,7 +25,7 @@
  *   not, is returned as it is; a connection lost after sending is HQL_OUTCOME_UNKNOWN.
  */
 import { raceAbort } from '../lib/abort.js';
-import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { abortedError, HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
@@ -42,7 +42,7 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 function callerWentAway(): HiqliteError {
   // Retryable as every HQL_ABORTED (docs/ERRORS.md): the caller may ask again; this call's own
   // retries stop on the signal, not on the flag.
-  return new HiqliteError('HQL_ABORTED', 'the caller went away', { retryable: true });
+  return abortedError('the caller went away');
 }
 
 export type LinkKind = 'write' | 'read' | 'other' | 'once';

@@ -14,7 +14,7 @@
  *   listener with HQL_LAGGED and the number missed.
  */
 import { randomBytes } from 'node:crypto';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
@@ -76,8 +76,7 @@ export class RemoteCacheOps implements CacheOps {
     options: CacheCallOptions = {},
   ): Promise<{ index: number; result: CacheResult }> {
     // Once sent, a write cannot be taken back: the signal is looked at before only.
-    if (options.signal?.aborted === true)
-      throw new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
+    if (options.signal?.aborted === true) throw abortedError('the cache call was aborted');
     const { lane, seq } = this.sessions.acquire();
     try {
       const data = encodeCacheCommand({
@@ -185,10 +184,7 @@ export class RemoteCacheOps implements CacheOps {
         const answered = e.code === 'HQL_TIMEOUT' || (!e.retryable && e.code !== 'HQL_OUTCOME_UNKNOWN');
         if (!answered) earlier.push(holderId);
         if (e.code === 'HQL_ABORTED' || signal?.aborted === true) {
-          throw new HiqliteError('HQL_ABORTED', `waiting for lock '${request.key}' was aborted`, {
-            retryable: true,
-            cause: e,
-          });
+          throw abortedError(`waiting for lock '${request.key}' was aborted`, e);
         }
         const waitOver = request.waitMs !== undefined && performance.now() - startedMs >= request.waitMs;
         // A connection was lost, a node was unavailable: again (a new holder id, at the back).

@@ -22,7 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { type Logger, pino } from 'pino';
 import { whenAborted } from '../lib/abort.js';
 import { copyParams } from '../lib/copy-params.js';
-import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { abortedError, HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { inTime } from '../lib/in-time.js';
 import type { ListenItem } from '../node/cache-listeners.js';
 import type { NodeConfig, ResolvedNodeConfig } from '../node/config/config.js';
@@ -182,7 +182,7 @@ export async function startInWorker(config: NodeConfig, options: StartOptions): 
   // not handed out running, as on the application's thread (HiqliteNode.start).
   if (signal?.aborted === true) {
     await node.close().catch(() => {});
-    throw new HiqliteError('HQL_ABORTED', `start of node ${cfg.nodeId} was cancelled`, { retryable: true });
+    throw abortedError(`start of node ${cfg.nodeId} was cancelled`);
   }
   return node;
 }
@@ -360,8 +360,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
     if (timeoutMs !== undefined || signal !== undefined) {
       // On the node's read pool, as on the caller's thread: a statement there can be interrupted
       // at its limit (a signal alone: the node's query_timeout_ms) or by its signal.
-      if (signal?.aborted === true)
-        throw new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: true });
+      if (signal?.aborted === true) throw abortedError('the query was cancelled');
       const limitMs = timeoutMs ?? this.cfg.queryTimeoutMs;
       const body: CallBody = {
         op: 'query',
@@ -405,8 +404,7 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   // The cache group lives on the node's thread: writes, locks and listeners cross over (batched
   // per turn). Local reads are served by the mirror on this thread while it is live.
   override async cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {
-    if (options.signal?.aborted === true)
-      throw new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
+    if (options.signal?.aborted === true) throw abortedError('the cache call was aborted');
     const body: CallBody = {
       op: 'cacheWrite',
       command,

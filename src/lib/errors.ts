@@ -74,6 +74,19 @@ export class HiqliteError extends Error {
 }
 
 /**
+ * The caller's AbortSignal fired (or it went away): the one maker of HQL_ABORTED, retryable on
+ * every path as docs/ERRORS.md says (the caller may ask again; a retry loop stops on the signal,
+ * not on this flag). Found from outside: the remote client's were not retryable, the embedded
+ * node's were.
+ */
+export function abortedError(message: string, cause?: unknown): HiqliteError {
+  return new HiqliteError('HQL_ABORTED', message, {
+    retryable: true,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
  * A write that may or may not have been applied (`why`): its entry may be in the log, and no
  * answer says whether it was applied. Never retryable as such (a retry could apply it twice);
  * under a session it may be retried. Every write path's unknown outcome is made here. `what`:

@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import { sessionProtectMs } from '../lib/client-session.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { HiqliteError, outcomeUnknown } from '../lib/errors.js';
+import { abortedError, HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { type ClockTieBreak, LogClock } from '../lib/log-clock.js';
 import type { Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
@@ -406,7 +406,7 @@ export class CacheGroup {
   ): Promise<{ index: number; result: CacheResult }> {
     this.checkOpen();
     this.checkAccepting();
-    if (options.signal?.aborted === true) throw abortedError();
+    if (options.signal?.aborted === true) throw cacheCallAborted();
     checkProposal(command);
     let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
     if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
@@ -986,8 +986,8 @@ function cacheErrorOf(result: Extract<CacheResult, { ok: false }>): HiqliteError
   return cacheErrorFromInfo(result.error);
 }
 
-function abortedError(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the cache call was aborted', { retryable: true });
+function cacheCallAborted(): HiqliteError {
+  return abortedError('the cache call was aborted');
 }
 
 function sleep(clock: Clock, ms: number): Promise<void> {

@@ -22,7 +22,7 @@
  */
 import { whenAborted } from '../lib/abort.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { CacheCommand } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import type { LockGrant } from '../sm/cache/locks.js';
@@ -325,5 +325,5 @@ function notGranted(req: LockRequest): HiqliteError {
 }
 
 function aborted(key: string): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', `waiting for lock '${key}' was aborted`, { retryable: true });
+  return abortedError(`waiting for lock '${key}' was aborted`);
 }

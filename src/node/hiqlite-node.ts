@@ -25,7 +25,7 @@ import { raceAbort } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import { sessionProtectMs } from '../lib/client-session.js';
 import type { Clock } from '../lib/clock.js';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { inTime } from '../lib/in-time.js';
 import { LogClock, type LogClockSource } from '../lib/log-clock.js';
@@ -2066,9 +2066,7 @@ export class HiqliteNode {
   }
 
   private startCancelled(): HiqliteError {
-    return new HiqliteError('HQL_ABORTED', `start of node ${this.cfg.nodeId} was cancelled`, {
-      retryable: true,
-    });
+    return abortedError(`start of node ${this.cfg.nodeId} was cancelled`);
   }
 
   /**
@@ -2148,7 +2146,7 @@ export class HiqliteNode {
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 function readAborted(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: true });
+  return abortedError('the query was cancelled');
 }
 
 /** `p`, or HQL_ABORTED as soon as `signal` aborts (a read's wait for a barrier or an index). */

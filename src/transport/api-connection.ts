@@ -10,7 +10,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { whenAborted } from '../lib/abort.js';
-import { HiqliteError } from '../lib/errors.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import {
   type ApiGoAway,
   type ApiPush,
@@ -318,7 +318,7 @@ export class ApiConnection {
     onPush: ((p: ApiPush) => void) | undefined,
   ): Promise<ApiResponse> {
     if (this.closedError !== null) return Promise.reject(notProcessed(this.closedError));
-    if (signal?.aborted === true) return Promise.reject(abortedError());
+    if (signal?.aborted === true) return Promise.reject(requestAborted());
     if (this.pending.size >= this.inflightMax) {
       return Promise.reject(
         new HiqliteError(
@@ -362,7 +362,7 @@ export class ApiConnection {
         if (!this.pending.delete(id)) return;
         clearTimeout(timer);
         this.pushes.delete(id);
-        reject(abortedError());
+        reject(requestAborted());
         if (this.closedError === null) this.send({ op: 'cancel', target: id }, 10_000).answer.catch(() => {});
       };
       // No deadline (Infinity, or beyond what a timer can hold): the request waits for its answer,
@@ -484,8 +484,8 @@ export function wasNotProcessed(e: unknown): boolean {
   return e instanceof RequestNotProcessedError;
 }
 
-function abortedError(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the request was aborted by its caller', { retryable: true });
+function requestAborted(): HiqliteError {
+  return abortedError('the request was aborted by its caller');
 }
 
 function unavailable(message: string): HiqliteError {

@@ -7,7 +7,7 @@
 import { whenAborted } from '../../lib/abort.js';
 import { assert } from '../../lib/assert.js';
 import type { Clock } from '../../lib/clock.js';
-import { HiqliteError } from '../../lib/errors.js';
+import { abortedError, type HiqliteError } from '../../lib/errors.js';
 import { S3Error } from './s3-errors.js';
 
 export interface RetryPolicy {
@@ -51,17 +51,14 @@ export async function withRetries<T>(
   assert(false, 'the retry loop returns or throws');
 }
 
-export function abortedError(signal: AbortSignal): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the S3 request was aborted by its caller', {
-    retryable: false,
-    cause: signal.reason,
-  });
+export function s3Aborted(signal: AbortSignal): HiqliteError {
+  return abortedError('the S3 request was aborted by its caller', signal.reason);
 }
 
 export function sleep(clock: Clock, delayMs: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
-      reject(abortedError(signal));
+      reject(s3Aborted(signal));
       return;
     }
     let stopListening = () => {};
@@ -71,7 +68,7 @@ export function sleep(clock: Clock, delayMs: number, signal: AbortSignal | undef
     }, delayMs);
     stopListening = whenAborted(signal, () => {
       clock.clearTimer(timer);
-      reject(abortedError(signal as AbortSignal));
+      reject(s3Aborted(signal as AbortSignal));
     });
   });
 }

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { AwsV4Signer } from 'aws4fetch';
 import { whenAborted } from '../../lib/abort.js';
 import { assert } from '../../lib/assert.js';
-import { abortedError, type RetryListener, withRetries } from './retry.js';
+import { type RetryListener, s3Aborted, withRetries } from './retry.js';
 import { S3Error } from './s3-errors.js';
 import type { ResolvedS3Options } from './s3-options.js';
 import { parseErrorBody } from './s3-xml.js';
@@ -239,7 +239,7 @@ export class S3Transport {
   /** Turns whatever an attempt threw into the error to report (or retry). */
   private failure(spec: S3RequestSpec, call: Call, e: unknown, attempt: number): unknown {
     if (e instanceof S3Error) return e;
-    if (spec.signal?.aborted) return abortedError(spec.signal);
+    if (spec.signal?.aborted) return s3Aborted(spec.signal);
     if (call.timedOut) {
       return new S3Error({
         operation: spec.operation,

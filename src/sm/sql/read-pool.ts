@@ -26,7 +26,7 @@
 import type { Worker } from 'node:worker_threads';
 import { whenAborted } from '../../lib/abort.js';
 import { copyParams } from '../../lib/copy-params.js';
-import { HiqliteError } from '../../lib/errors.js';
+import { abortedError, HiqliteError } from '../../lib/errors.js';
 import { interruptConnection } from './interrupt.js';
 import type { ReadReply, ReadRequest, ReadWorkerInit, ReadWorkerStarted } from './read-protocol.js';
 import type { QueryParams } from './reader.js';
@@ -187,7 +187,7 @@ export class ReadPool {
       );
     }
     const { timeoutMs, signal } = options;
-    if (signal?.aborted === true) return Promise.reject(abortedError());
+    if (signal?.aborted === true) return Promise.reject(queryCancelled());
     // The parameters as they are now: the read may wait in the queue or for a thread to start,
     // and a caller that reuses its array or Buffer meanwhile must not change what is read.
     let snapshot: QueryParams;
@@ -210,7 +210,7 @@ export class ReadPool {
       };
       job.timer = setTimeout(() => this.giveUp(job, timeoutError(timeoutMs)), timeoutMs);
       if (signal !== undefined) {
-        job.cleanup = whenAborted(signal, () => this.giveUp(job, abortedError()));
+        job.cleanup = whenAborted(signal, () => this.giveUp(job, queryCancelled()));
       }
       this.queue.push(job);
       this.pump();
@@ -504,8 +504,8 @@ function timeoutError(ms: number): HiqliteError {
   });
 }
 
-function abortedError(): HiqliteError {
-  return new HiqliteError('HQL_ABORTED', 'the query was cancelled', { retryable: true });
+function queryCancelled(): HiqliteError {
+  return abortedError('the query was cancelled');
 }
 
 function closedError(): HiqliteError {
