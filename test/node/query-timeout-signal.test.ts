@@ -53,6 +53,28 @@ for (const who of ['embedded worker', 'embedded main', 'remote'] as const) {
       );
     });
 
+    // One form whichever side stops it (the read thread's interrupt, the pool's deadline): it
+    // said "ran longer than 300 ms and was interrupted" (retryable) or "ran longer than its
+    // limit" (not), by a race. A remote client's own timer, should the node's answer come after
+    // it on a loaded machine, says "no answer" (retryable): not asserted there.
+    test('timeoutMs: the error is not retryable (the same query runs as long again)', async () => {
+      for (let i = 0; i < 3; i++) {
+        const e = await within(
+          db.query(LONG, [], { timeoutMs: 300 }).then(
+            () => null,
+            (err: unknown) => err,
+          ),
+          10_000,
+          'the timeout',
+        );
+        assert.ok(e instanceof HiqliteError, String(e));
+        assert.equal(e.code, 'HQL_TIMEOUT');
+        if (who === 'remote' && /no answer/.test(e.message)) continue;
+        assert.match(e.message, /the query ran longer than its limit of \d+ ms and was interrupted/);
+        assert.equal(e.retryable, false, e.message);
+      }
+    });
+
     test('a signal alone: HQL_ABORTED when it aborts', async () => {
       assert.equal(
         await within(codeOf(db.query(LONG, [], { signal: abortAfter(300) })), 10_000, 'the abort'),

@@ -74,6 +74,23 @@ export const SQL_ONLY_CODES: ReadonlySet<string> = new Set<SqlErrorCode>([
   'HQL_RESULT_TOO_LARGE',
 ]);
 
+/**
+ * A query stopped at its limit (`query_timeout_ms`, a read's `timeoutMs`): not retryable, the
+ * same query would run as long again. The one form of it, whichever side noticed first: the
+ * read thread's interrupt or the pool's deadline (they raced, and a remote client saw either
+ * message, one retryable and one not: found from outside).
+ */
+export function queryTimeoutError(limitMs: number, cause?: unknown): HiqliteError {
+  return new HiqliteError(
+    'HQL_TIMEOUT',
+    `the query ran longer than its limit of ${Math.round(limitMs)} ms and was interrupted`,
+    {
+      retryable: false,
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
+}
+
 export class SqlError extends HiqliteError {
   override readonly name: string = 'SqlError';
   readonly info: SqlErrorInfo;

@@ -27,6 +27,7 @@ import type { Worker } from 'node:worker_threads';
 import { whenAborted } from '../../lib/abort.js';
 import { copyParams } from '../../lib/copy-params.js';
 import { abortedError, HiqliteError } from '../../lib/errors.js';
+import { queryTimeoutError } from './errors.js';
 import { interruptConnection } from './interrupt.js';
 import type { ReadReply, ReadRequest, ReadWorkerInit, ReadWorkerStarted } from './read-protocol.js';
 import type { QueryParams } from './reader.js';
@@ -208,7 +209,7 @@ export class ReadPool {
         timer: null,
         cleanup: () => {},
       };
-      job.timer = setTimeout(() => this.giveUp(job, timeoutError(timeoutMs)), timeoutMs);
+      job.timer = setTimeout(() => this.giveUp(job, queryTimeoutError(timeoutMs)), timeoutMs);
       if (signal !== undefined) {
         job.cleanup = whenAborted(signal, () => this.giveUp(job, queryCancelled()));
       }
@@ -496,12 +497,6 @@ function exitError(failure: Error | null): HiqliteError {
     failure === null ? 'the read thread exited' : `the read thread failed: ${failure.message}`,
     { retryable: true, ...(failure === null ? {} : { cause: failure }) },
   );
-}
-
-function timeoutError(ms: number): HiqliteError {
-  return new HiqliteError('HQL_TIMEOUT', `the query ran longer than its limit of ${Math.round(ms)} ms`, {
-    retryable: false,
-  });
 }
 
 function queryCancelled(): HiqliteError {

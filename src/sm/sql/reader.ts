@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { HiqliteError } from '../../lib/errors.js';
 import type { LogIndex } from '../../raft/types.js';
 import { AppliedIndexWatcher, type WaitOptions } from './applied-watch.js';
-import { classifyCommandError, SqlError, sqlError } from './errors.js';
+import { classifyCommandError, queryTimeoutError, SqlError, sqlError } from './errors.js';
 import { type ConnectionWatch, isInterrupted, watchConnection } from './interrupt.js';
 import { Lru } from './lru.js';
 import { bindArgs, type PositionalPlan, planPositional } from './params.js';
@@ -150,13 +150,7 @@ export class SqlReader {
       return this.run(sql, params);
     } catch (e) {
       if (e instanceof SqlError && isInterrupted(e.cause)) {
-        throw new SqlError(
-          {
-            code: 'HQL_TIMEOUT',
-            message: `the query ran longer than ${Math.round(timeoutMs)} ms and was interrupted`,
-          },
-          { cause: e.cause },
-        );
+        throw queryTimeoutError(timeoutMs, e.cause);
       }
       throw e;
     } finally {
