@@ -20,7 +20,7 @@
  * an abort after 2.1 s, both waiting for the withdrawal to commit). Should it never commit (this
  * node stops), the state machine drops the waiter at its `waitMs` and a grant's lease ends.
  */
-import { whenAborted } from '../lib/abort.js';
+import { raceAbort, whenAborted } from '../lib/abort.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { CacheCommand } from '../sm/cache/command.js';
@@ -165,15 +165,15 @@ export class LockWaiters {
       let out: { index: number; result: CacheResult };
       const proposed = this.d.write(command);
       try {
-        out = await abortable(proposed, signal);
+        out = await raceAbort(proposed, signal, () => aborted(req.key));
       } catch (e) {
-        if (e === ABORTED) {
+        if (signal?.aborted === true) {
           // The acquire may still commit (a leader change holds it up): withdrawn once it did.
           void proposed.then(
             () => this.cancel(req),
             () => this.cancel(req),
           );
-          throw aborted(req.key);
+          throw e;
         }
         await this.cancel(req);
         throw e;
@@ -295,27 +295,6 @@ export class LockWaiters {
       // The node may be shutting down; the queue drops the waiter at its waitMs, a lease ends.
     }
   }
-}
-
-const ABORTED = Symbol('aborted');
-
-/** `p`, or a rejection with ABORTED as soon as `signal` fires (p goes on). */
-function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return p;
-  if (signal.aborted) return Promise.reject(ABORTED);
-  return new Promise<T>((resolve, reject) => {
-    const stop = whenAborted(signal, () => reject(ABORTED));
-    p.then(
-      (v) => {
-        stop();
-        resolve(v);
-      },
-      (e: unknown) => {
-        stop();
-        reject(e);
-      },
-    );
-  });
 }
 
 function notGranted(req: LockRequest): HiqliteError {
