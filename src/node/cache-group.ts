@@ -162,7 +162,7 @@ export interface CacheGroupMetrics {
   /** How far the group's log time is ahead of the cluster's clock, in ms (0 when it is not). */
   readonly logClockAheadMs: number;
   readonly listeners: number;
-  /** Notifications buffered for local listeners, not yet taken. */
+  /** Notifications local listeners have not read (queued, or held by an embedded reader). */
   readonly listenerLag: number;
   readonly lockWaits: number;
 }
@@ -770,7 +770,7 @@ export class CacheGroup {
       stats: this.sm.stats(),
       logClockAheadMs: Math.max(0, this.logClock.nowMs() - this.wallMs()),
       listeners: this.hub.size,
-      listenerLag: this.hub.buffered(),
+      listenerLag: this.hub.unread(),
       lockWaits: this.waiters.size,
     };
   }
@@ -810,6 +810,19 @@ export class CacheGroup {
     this.hub.closeAll(err);
     this.waiters.closeAll(err);
     if (this.raft !== undefined) this.raft.stop(err);
+  }
+
+  /**
+   * The first step of a shutdown, while the group still takes writes: every lock wait on this
+   * node ends (HQL_CLOSED) and its waiter is withdrawn from the queue, within `withinMs`.
+   */
+  async withdrawWaiters(withinMs: number): Promise<void> {
+    if (this.closed || this.stopped !== null) return;
+    // Retryable: a remote client's wait goes on through another node (its place here withdrawn).
+    await this.waiters.closeAndWithdraw(
+      new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: true }),
+      withinMs,
+    );
   }
 
   async close(timeoutMs: number): Promise<void> {

@@ -82,9 +82,21 @@ export class NotificationHub {
   }
 
   /** Notifications buffered and not yet taken, over all subscriptions (the listeners' lag). */
+  /** Notifications queued here for this node's listeners, not yet taken by their readers. */
   buffered(): number {
     let n = 0;
     for (const s of this.subs) n += s.buffered;
+    return n;
+  }
+
+  /**
+   * Notifications this node's listeners have not read (the lag metric): queued, and held by an
+   * embedded listener's reader on the application's thread (which read 0 there while thousands
+   * waited unread: found from outside).
+   */
+  unread(): number {
+    let n = 0;
+    for (const s of this.subs) n += s.unread;
     return n;
   }
 
@@ -164,6 +176,11 @@ export class Subscription {
 
   get buffered(): number {
     return this.q.buffered;
+  }
+
+  /** Queued and held downstream, not read by the listener. */
+  get unread(): number {
+    return this.q.unread;
   }
 
   /** The seq of the last notification this subscription has passed. */

@@ -54,7 +54,7 @@ export function registerCacheMetrics(registry: Registry, source: CacheMetricsSou
   );
   simple(
     'hiqlite_cache_listener_lag',
-    'Notifications buffered for this node’s listeners, not yet taken (each bounded by cache_listener_buffer_max)',
+    'Notifications this node’s listeners have not read yet, embedded ones on the application’s thread included (each bounded by cache_listener_buffer_max; a remote client’s own buffer is not counted)',
     () => cache()?.listenerLag ?? null,
   );
   simple(

@@ -1932,6 +1932,8 @@ export class HiqliteNode {
 
   private async doShutdown(): Promise<void> {
     this.started = false;
+    // Lock waits on this node end and their waiters leave the queues while writes are still taken.
+    await this.cache?.withdrawWaiters(Math.min(LOCK_WITHDRAW_ON_SHUTDOWN_MS, this.cfg.shutdownTimeoutMs));
     // New writes are refused from here on (checkOpen, the cache group's refuseWrites); those in
     // flight get their outcomes, for at most shutdown_timeout_ms, before the groups close under
     // them (each still open then is answered HQL_OUTCOME_UNKNOWN).
@@ -2199,6 +2201,9 @@ function sleep(ms: number): Promise<void> {
  * Membership requests come from the node they are about, over a connection that authenticated
  * as that node with secret_raft: never from an API client (id 0), never for another node.
  */
+/** How long a shutdown waits for the withdrawal of the lock waiters on the node (at most). */
+const LOCK_WITHDRAW_ON_SHUTDOWN_MS = 2000;
+
 function requireSelf(what: 'join' | 'promote', id: NodeId, from: number): void {
   if (from === id) return;
   throw new HiqliteError(

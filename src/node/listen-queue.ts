@@ -68,6 +68,14 @@ export class ListenQueue {
     return this.queue.length;
   }
 
+  /**
+   * Notifications the listener has not read: queued here and held downstream (an embedded
+   * listener on the application's thread holds what the node's thread sent it).
+   */
+  get unread(): number {
+    return this.queue.length + this.downstream;
+  }
+
   /** Adds a notification; false when this made the listener lag (it has ended) or it had ended. */
   offer(n: Notification): boolean {
     if (this.endedFlag) return false;
