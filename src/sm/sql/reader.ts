@@ -149,9 +149,11 @@ export class SqlReader {
     try {
       return this.run(sql, params);
     } catch (e) {
-      if (e instanceof SqlError && isInterrupted(e.cause)) {
-        throw queryTimeoutError(timeoutMs, e.cause);
-      }
+      // Interrupted while it ran (a SqlError around SQLite's), or before: the interrupt can land
+      // in the schema check or the prepare, which throw SQLite's own error (SQLITE_INTERRUPT
+      // reached a caller once in 400 reads with limits of 0 to 3 ms).
+      if (isInterrupted(e)) throw queryTimeoutError(timeoutMs, e);
+      if (e instanceof SqlError && isInterrupted(e.cause)) throw queryTimeoutError(timeoutMs, e.cause);
       throw e;
     } finally {
       this.watch.disarm();
@@ -260,8 +262,9 @@ export class SqlReader {
   private checkSchema(): void {
     const applied = this.applied.current;
     if (applied === this.schemaCheckedAt) return;
-    this.schemaCheckedAt = applied;
+    // Read before it counts as checked: a read interrupted here checks again next time.
     const version = this.db.pragma('schema_version', { simple: true }) as number;
+    this.schemaCheckedAt = applied;
     if (version !== this.schemaVersion) {
       this.schemaVersion = version;
       this.plans.clear();
