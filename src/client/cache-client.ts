@@ -751,9 +751,7 @@ export class CacheApi {
         e instanceof HiqliteError &&
         e.code === 'HQL_ABORTED'
       )
-        throw new HiqliteError('HQL_TIMEOUT', `lock '${key}' was not granted within ${waitMs} ms`, {
-          retryable: true,
-        });
+        throw notGranted(key, waitMs);
       throw e;
     } finally {
       if (timer !== null) this.clock.clearTimer(timer);
@@ -761,13 +759,7 @@ export class CacheApi {
     if (grant === null) {
       // A node that ended the wait without a grant: said with the caller's wait (it said "waitMs: 0"
       // for a wait of 2000 ms ended by an election).
-      throw new HiqliteError(
-        'HQL_TIMEOUT',
-        `lock '${key}' was not granted within ${options.waitMs ?? 0} ms`,
-        {
-          retryable: true,
-        },
-      );
+      throw notGranted(key, waitMs);
     }
     return this.holding(key, grant, leaseMs, sentAtMs);
   }
@@ -868,6 +860,13 @@ const GET_OPTIONS = ['consistency'];
 const LOCK_OPTIONS = ['leaseMs', 'waitMs', 'signal'];
 /** How long after a lock wait's `waitMs` its client stops waiting for the node's own answer. */
 const LOCK_WAIT_GRACE_MS = 100;
+
+/** A lock wait that ended without a grant (the node's own words: cache-locks.ts). */
+function notGranted(key: string, waitMs: number | undefined): HiqliteError {
+  return new HiqliteError('HQL_TIMEOUT', `lock '${key}' was not granted within ${waitMs ?? 0} ms`, {
+    retryable: true,
+  });
+}
 const TRY_LOCK_OPTIONS = ['leaseMs'];
 
 function ttl(options: CachePutOptions, what: string, where: string): { ttlMs?: number } {
