@@ -227,6 +227,7 @@ export class CacheGroup {
       view: (key) => this.sm.lock(key),
       nowMs: () => this.logClock.nowMs(),
       applied: () => this.sm.appliedIndex(),
+      waitLeaseMs: cfg.cacheLockWaitLeaseMs,
       ...(d.plantedBugs === undefined ? {} : { plantedBugs: d.plantedBugs }),
     });
     const sessionId = d.random === undefined ? randomBytes(8).toString('hex') : sessionIdOf(d.random);
@@ -1023,8 +1024,18 @@ function sessionIdOf(random: Random): string {
  * A renewal or release names its holder: the fencing token is no secret (it is written into the
  * rows it guards), and with it alone anyone could end or keep another's lock. Entries already in
  * logs, from before they did, are applied as they were (the token decides).
+ *
+ * An acquire that may queue carries a wait lease (`waitLeaseMs`): a waiter nobody renews would
+ * wait until its `waitMs` (without one, for ever) and then be granted a lock nobody holds.
  */
 function checkProposal(command: CacheCommand): void {
+  if (command.type === 'lockAcquire' && command.waitMs !== 0 && command.waitLeaseMs === undefined) {
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      `lockAcquire of lock '${command.key}' that may wait must carry a wait lease (waitLeaseMs) renewed by its node: use the lock API`,
+      { retryable: false },
+    );
+  }
   if ((command.type === 'lockRelease' || command.type === 'lockRenew') && command.holderId === undefined) {
     throw new HiqliteError(
       'HQL_INVALID_PARAMS',

@@ -19,12 +19,21 @@
  * (found from outside: while the leader changed, a wait of 2,000 ms ended after up to 3.6 s, and
  * an abort after 2.1 s, both waiting for the withdrawal to commit). Should it never commit (this
  * node stops), the state machine drops the waiter at its `waitMs` and a grant's lease ends.
+ *
+ * A waiter this node queued has a wait lease in log time (`waitLeaseMs`, cache_lock_wait_lease_ms)
+ * that this node renews for all its waiters in one `lockWaitRenew` every third of it. A node
+ * that dies (kill -9, power loss) renews nothing: its waiters are skipped when their turn comes
+ * once their wait lease ran out. Before, such a waiter stayed queued until its `waitMs` (without
+ * one, for ever) and, when its turn came, got the lock and held it for its whole lease with
+ * nobody to renew or release it (found from outside). A live waiter whose renewals could not
+ * commit for two thirds of the wait lease (no leader) may be skipped too: this node then finds it
+ * gone and queues it again under a new holder id, behind the others.
  */
 import { raceAbort, whenAborted } from '../lib/abort.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import { inTime } from '../lib/in-time.js';
-import type { CacheCommand } from '../sm/cache/command.js';
+import { type CacheCommand, LOCK_WAIT_RENEW_WAITERS_MAX } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import type { LockGrant } from '../sm/cache/locks.js';
 import type { CacheResult } from '../sm/cache/result.js';
@@ -77,6 +86,8 @@ type AttemptResult = LockGrantInfo | null | 'stale';
 
 export class LockWaiters {
   private readonly waiting = new Map<string, Waiting>();
+  private renewTimer: TimerHandle | null = null;
+  private closed = false;
 
   constructor(
     private readonly d: {
@@ -90,6 +101,8 @@ export class LockWaiters {
       readonly nowMs: () => number;
       /** The index of the last entry this node's state machine applied. */
       readonly applied: () => number;
+      /** A queued waiter's wait lease in log time; renewed every third of it while it waits. */
+      readonly waitLeaseMs: number;
       /** Test only (see CachePlantedBugs, cache-group.ts). */
       readonly plantedBugs?: { readonly handStaleGrants?: boolean };
     },
@@ -154,6 +167,7 @@ export class LockWaiters {
     const w: Waiting = { key: req.key, grant: null, wake: null };
     // Registered before proposing: the grant may be applied before the acquire's result arrives.
     this.waiting.set(req.holderId, w);
+    if (req.waitMs !== 0) this.renewWaitsSoon();
     const startedMs = this.d.clock.monotonicMs();
     try {
       const command: CacheCommand = {
@@ -162,6 +176,7 @@ export class LockWaiters {
         holderId: req.holderId,
         leaseMs: req.leaseMs,
         ...(req.waitMs === undefined ? {} : { waitMs: req.waitMs }),
+        ...(req.waitMs === 0 ? {} : { waitLeaseMs: this.d.waitLeaseMs }),
       };
       let out: { index: number; result: CacheResult };
       const proposed = this.d.write(command);
@@ -242,11 +257,14 @@ export class LockWaiters {
     const waiters = [...this.waiting].map(([holderId, w]) => ({ key: w.key, holderId }));
     this.closeAll(error);
     if (waiters.length === 0) return;
-    await inTime(Promise.all(waiters.map((w) => this.cancel(w))), withinMs, null);
+    await inTime(Promise.all(waiters.map((w) => this.cancel(w))), withinMs, null, this.d.clock);
   }
 
   /** Fails every waiter (shutdown). */
   closeAll(error: Error): void {
+    this.closed = true;
+    if (this.renewTimer !== null) this.d.clock.clearTimer(this.renewTimer);
+    this.renewTimer = null;
     for (const w of this.waiting.values()) {
       w.grant = null;
       (w as { closed?: Error }).closed = error;
@@ -300,6 +318,48 @@ export class LockWaiters {
       };
       recheck = clock.setTimer(look, RECHECK_INTERVAL_MS, { keepAlive: false });
     });
+  }
+
+  /** Schedules the next renewal of this node's waiters' wait leases (one round at a time). */
+  private renewWaitsSoon(): void {
+    if (this.renewTimer !== null || this.closed) return;
+    const everyMs = Math.max(1, Math.floor(this.d.waitLeaseMs / 3));
+    this.renewTimer = this.d.clock.setTimer(
+      () => {
+        void this.renewWaits(everyMs).finally(() => {
+          this.renewTimer = null;
+          if (this.waiting.size > 0) this.renewWaitsSoon();
+        });
+      },
+      everyMs,
+      { keepAlive: false },
+    );
+  }
+
+  /**
+   * Renews the wait lease of every waiter of this node (not granted yet), in commands of at most
+   * LOCK_WAIT_RENEW_WAITERS_MAX, each given a third of the wait lease. Best effort: one that does
+   * not commit leaves the leases to the next round (or to lapse, see the top of the file).
+   */
+  private async renewWaits(withinMs: number): Promise<void> {
+    const keys: string[] = [];
+    const holderIds: string[] = [];
+    for (const [holderId, w] of this.waiting) {
+      if (w.grant !== null) continue;
+      keys.push(w.key);
+      holderIds.push(holderId);
+    }
+    const rounds: Promise<unknown>[] = [];
+    for (let i = 0; i < keys.length; i += LOCK_WAIT_RENEW_WAITERS_MAX) {
+      const command: CacheCommand = {
+        type: 'lockWaitRenew',
+        waitLeaseMs: this.d.waitLeaseMs,
+        keys: keys.slice(i, i + LOCK_WAIT_RENEW_WAITERS_MAX),
+        holderIds: holderIds.slice(i, i + LOCK_WAIT_RENEW_WAITERS_MAX),
+      };
+      rounds.push(this.d.write(command, withinMs));
+    }
+    await Promise.allSettled(rounds);
   }
 
   /** Withdraws the holder id (best effort: if this fails, its wait or lease still ends in log time). */

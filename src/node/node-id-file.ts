@@ -16,8 +16,10 @@
  * refuses the two-line file (it takes only a bare id: HQL_INVALID_CONFIG, before anything of
  * its state is read), and this one refuses a format newer than its own. Format 3 since a
  * write's session carries its proposer's `session_protect_ms` (`protectMs`), which a build of
- * format 2 reads as a malformed command. A file of format 1 (a
- * bare id) is rewritten with the current format when this build opens it.
+ * format 2 reads as a malformed command. Format 4 since a cache group lock waiter carries a wait
+ * lease (`waitLeaseMs`, renewed by `lockWaitRenew`), which a build of format 3 reads as a
+ * malformed command. A file of an older format (format 1: a bare id) is rewritten with the
+ * current format when this build opens it.
  */
 import { join } from 'node:path';
 import { HiqliteError } from '../lib/errors.js';
@@ -25,7 +27,7 @@ import { readFileOrNull, writeFileAtomic } from '../storage/atomic-file.js';
 
 export const NODE_ID_FILE = 'node_id';
 /** The data format this build writes (see above). */
-export const DATA_FORMAT = 3;
+export const DATA_FORMAT = 4;
 
 /** Records `nodeId` and the data format in `dataDir`, or checks that the directory is this node's and readable by this build. */
 export async function claimNodeId(dataDir: string, nodeId: number): Promise<void> {

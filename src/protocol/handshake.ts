@@ -49,8 +49,10 @@ import { ProtocolError } from './protocol-error.js';
  * 8: a write's session (SQL and cache) carries its proposer's `session_protect_ms` (`protectMs`),
  *    which a node of version 7 reads as a malformed command, and under which a full session
  *    table refuses a new session instead of forgetting one still protected.
+ * 9: a cache group lock waiter has a wait lease (`lockAcquire.waitLeaseMs`, renewed by
+ *    `lockWaitRenew`), which a node of version 8 reads as a malformed command.
  */
-export const HANDSHAKE_VERSION = 8;
+export const HANDSHAKE_VERSION = 9;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

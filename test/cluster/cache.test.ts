@@ -15,7 +15,8 @@ describe('cache group: caches, counters, notify and locks across three embedded 
   const app = (id: number) => apps.get(id) as CacheApp;
 
   before(async () => {
-    cluster = await TestCluster.create({ nodes: 3, startNodes: [] });
+    // A short wait lease: a waiter of a killed process is passed over within 1.5 s of its death.
+    cluster = await TestCluster.create({ nodes: 3, startNodes: [], toml: 'cache_lock_wait_lease_ms = 1500' });
     for (const [id, a] of await startApps(cluster, [1, 2, 3])) apps.set(id, a);
   });
 
@@ -178,12 +179,23 @@ describe('cache group: caches, counters, notify and locks across three embedded 
     assert.equal(typeof (await app(2).request('tryLock', { key: 'job' })), 'number');
   });
 
-  test('a held lock is renewed while its holder lives; a killed holder’s lock passes on after its lease', async () => {
+  test('a held lock is renewed while its holder lives; a killed holder’s lock passes on after its lease, its waits are passed over', async () => {
     // A lease long enough that renewals (every lease/3, each a replicated write) keep up on a
     // loaded machine.
     const leaseMs = 3000;
     const held = await app(3).request<number>('lock', { key: 'leader-job', leaseMs });
-    // Renewed: still held after several leases.
+    // Node 3's application also waits for a lock node 2 holds, and node 1's behind it.
+    const report = await app(2).request<number>('lock', { key: 'report', leaseMs: 60_000 });
+    const lockWaiters = async () =>
+      (await app(1).request<{ cache: { stats: { lockWaiters: number } } }>('metrics')).cache.stats
+        .lockWaiters;
+    void app(3)
+      .request('lock', { key: 'report', leaseMs: 60_000 })
+      .catch(() => {});
+    await eventually('node 3 queued on the report lock', async () => (await lockWaiters()) === 1);
+    const reportNext = app(1).request<number>('lock', { key: 'report', leaseMs: 60_000 });
+    await eventually('node 1 queued behind node 3', async () => (await lockWaiters()) === 2);
+    // Renewed: still held after several leases (and the wait lease of node 3's waiter too).
     await sleep(leaseMs * 2);
     assert.equal(await app(1).request('tryLock', { key: 'leader-job' }), null);
     const waiting = app(1).request<number>('lock', { key: 'leader-job', leaseMs });
@@ -192,5 +204,14 @@ describe('cache group: caches, counters, notify and locks across three embedded 
     // Within the lease, an election if node 3 led the cache group, and an expire tick.
     const next = await waiting;
     assert.ok(next > held, `fencing token ${next} after ${held}`);
+    // Node 3's waiter had its turn after its wait lease ended: passed over, node 1 gets the lock at
+    // once (it was granted to the dead waiter for its whole lease of 60 s, past this request's 30 s).
+    await sleep(1500);
+    await app(2).request('release', { token: report });
+    const t0 = performance.now();
+    const reportToken = await reportNext;
+    assert.ok(reportToken > report, `fencing token ${reportToken} after ${report}`);
+    const tookMs = performance.now() - t0;
+    assert.ok(tookMs < 10_000, `node 1 got the lock ${Math.round(tookMs)} ms after its release`);
   });
 });

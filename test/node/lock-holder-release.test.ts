@@ -50,4 +50,43 @@ describe('a lock released or renewed by another client that knows its token', ()
       await next.release();
     });
   }
+
+  test('a raw acquire that may queue must carry a wait lease: a waiter nobody renews would be granted a lock nobody holds', async () => {
+    const { node, remote } = f;
+    const lock = await node.lock('raw-wait', { leaseMs: 30_000 });
+    for (const client of [node, remote]) {
+      const raw = client as unknown as RawWriter;
+      for (const wait of [{}, { waitMs: 60_000 }]) {
+        await assert.rejects(
+          raw.cacheWrite({
+            type: 'lockAcquire',
+            key: 'raw-wait',
+            holderId: 'ghost',
+            leaseMs: 60_000,
+            ...wait,
+          }),
+          (e: Error & { code?: string }) => {
+            assert.equal(e.code, 'HQL_INVALID_PARAMS', e.message);
+            assert.match(e.message, /must carry a wait lease \(waitLeaseMs\)/);
+            return true;
+          },
+        );
+      }
+      // A try-lock never queues: it needs none.
+      assert.deepEqual(
+        await raw.cacheWrite({
+          type: 'lockAcquire',
+          key: 'raw-wait',
+          holderId: 'ghost',
+          leaseMs: 1000,
+          waitMs: 0,
+        }),
+        { type: 'lockAcquire', state: 'busy' },
+      );
+    }
+    await lock.release();
+    const next = await node.tryLock('raw-wait');
+    assert.ok(next !== null, 'nobody was queued');
+    await next.release();
+  });
 });

@@ -27,8 +27,10 @@ class LaggingNode {
   readonly waiters: LockWaiters;
   /** The commands this node's waiters proposed, by type. */
   readonly proposed: string[] = [];
-
-  constructor() {
+  constructor(
+    /** Long by default: renewals of wait leases stay out of the tests that do not look at them. */
+    readonly waitLeaseMs = 600_000,
+  ) {
     this.replica = new CacheStateMachine({ hooks: { onLockGranted: (g) => this.waiters.granted(g) } });
     this.waiters = this.waitersWith(async (c) => {
       this.proposed.push(
@@ -46,6 +48,7 @@ class LaggingNode {
       view: (key) => this.replica.lock(key),
       nowMs: () => this.nowMs,
       applied: () => this.replica.appliedIndex(),
+      waitLeaseMs: this.waitLeaseMs,
     });
   }
 
@@ -288,5 +291,73 @@ describe('LockWaiters on a node that lags behind the leader', () => {
     commitCancel();
     await settle();
     assert.deepEqual(n.leader.lock('k')?.waiters, [], 'withdrawn behind the call');
+  });
+});
+
+describe('wait leases: a waiter whose node died is passed over', () => {
+  test("the node renews its waiters' wait leases while they wait, and stops when they stop", async () => {
+    const n = new LaggingNode(3000);
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 60_000 });
+    // Queued from a node that then died (kill -9): nobody renews its wait lease.
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'dead', leaseMs: 60_000, waitLeaseMs: 3000 });
+    n.catchUp();
+    let got: Awaited<ReturnType<LockWaiters['acquire']>> | undefined;
+    const acquiring = n.waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000 }).then((g) => {
+      got = g;
+    });
+    await settle();
+    for (let i = 0; i < 5; i++) {
+      n.nowMs += 1000;
+      n.clock.advance(1000);
+      await settle();
+    }
+    const renewals = n.proposed.filter((p) => p === 'lockWaitRenew').length;
+    assert.equal(renewals, 5, 'one renewal every third of the wait lease');
+    assert.deepEqual(n.leader.lock('k')?.waiters, ['dead', 'w']);
+    // x releases: the dead waiter's wait lease ran out 2 s ago, the live one's was renewed.
+    n.propose({ type: 'lockRelease', key: 'k', token: n.heldToken(), holderId: 'x' });
+    assert.equal(n.leader.lock('k')?.holderId, 'w');
+    n.catchUp();
+    await acquiring;
+    assert.equal(got?.holderId, 'w');
+    n.clock.advance(10_000);
+    await settle();
+    assert.equal(n.proposed.filter((p) => p === 'lockWaitRenew').length, renewals, 'no waiter, no renewal');
+    assert.equal(n.clock.pendingTimers, 0);
+  });
+
+  test('the acquire of a waiter carries the wait lease; a try-lock has none and renews nothing', async () => {
+    const n = new LaggingNode(3000);
+    const commands: CacheCommand[] = [];
+    const waiters = n.waitersWith(async (c) => {
+      commands.push(c);
+      return n.propose(c);
+    });
+    n.propose({ type: 'lockAcquire', key: 'k', holderId: 'x', leaseMs: 60_000 });
+    n.catchUp();
+    assert.equal(await waiters.acquire({ key: 'k', holderId: 't', leaseMs: 1000, waitMs: 0 }), null);
+    n.clock.advance(5000);
+    await settle();
+    assert.deepEqual(commands, [{ type: 'lockAcquire', key: 'k', holderId: 't', leaseMs: 1000, waitMs: 0 }]);
+    const waiting = waiters.acquire({ key: 'k', holderId: 'w', leaseMs: 1000, waitMs: 1500 });
+    await settle();
+    assert.deepEqual(commands[1], {
+      type: 'lockAcquire',
+      key: 'k',
+      holderId: 'w',
+      leaseMs: 1000,
+      waitMs: 1500,
+      waitLeaseMs: 3000,
+    });
+    n.clock.advance(1000);
+    await settle();
+    assert.deepEqual(commands[2], {
+      type: 'lockWaitRenew',
+      waitLeaseMs: 3000,
+      keys: ['k'],
+      holderIds: ['w'],
+    });
+    n.clock.advance(1000);
+    await assert.rejects(waiting, (e: HiqliteError) => e.code === 'HQL_TIMEOUT');
   });
 });

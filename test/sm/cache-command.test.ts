@@ -50,6 +50,14 @@ const ALL: CacheCommand[] = [
   { type: 'lockRenew', key: 'l', token: 7, leaseMs: 5 },
   { type: 'lockRelease', key: 'l', token: 7 },
   { type: 'lockCancel', key: 'l', holderId: 'h' },
+  { type: 'lockAcquire', key: 'l', holderId: 'h', leaseMs: 10_000, waitMs: 5, waitLeaseMs: 6000 },
+  { type: 'lockWaitRenew', waitLeaseMs: 6000, keys: ['l', 'm'], holderIds: ['h', 'i'] },
+  {
+    type: 'lockWaitRenew',
+    waitLeaseMs: 1,
+    keys: Array.from({ length: 1024 }, (_, i) => `k${i}`),
+    holderIds: Array.from({ length: 1024 }, () => 'h'),
+  },
 ];
 
 describe('cache command codec', () => {
@@ -84,6 +92,22 @@ describe('cache command codec', () => {
       { nowMs: T0, command: { type: 'lockAcquire', key: 'l', holderId: '', leaseMs: 1 } },
       { nowMs: T0, command: { type: 'lockAcquire', key: 'l', holderId: 'h', leaseMs: 0 } },
       { nowMs: T0, command: { type: 'lockRelease', key: 'l', token: 0 } },
+      { nowMs: T0, command: { type: 'lockAcquire', key: 'l', holderId: 'h', leaseMs: 1, waitLeaseMs: 0 } },
+      { nowMs: T0, command: { type: 'lockWaitRenew', waitLeaseMs: 1, keys: [], holderIds: [] } },
+      { nowMs: T0, command: { type: 'lockWaitRenew', waitLeaseMs: 1, keys: ['l'], holderIds: [] } },
+      { nowMs: T0, command: { type: 'lockWaitRenew', waitLeaseMs: 1, keys: ['l'], holderIds: [7] } },
+      { nowMs: T0, command: { type: 'lockWaitRenew', waitLeaseMs: 1, keys: 'l', holderIds: 'h' } },
+      { nowMs: T0, command: { type: 'lockWaitRenew', waitLeaseMs: 0, keys: ['l'], holderIds: ['h'] } },
+      { nowMs: T0, command: { type: 'lockWaitRenew', keys: ['l'], holderIds: ['h'] } },
+      {
+        nowMs: T0,
+        command: {
+          type: 'lockWaitRenew',
+          waitLeaseMs: 1,
+          keys: Array.from({ length: 1025 }, () => 'l'),
+          holderIds: Array.from({ length: 1025 }, () => 'h'),
+        },
+      },
       { nowMs: T0, command: { type: 'clearAll', counters: 1 } },
       { nowMs: T0, session: { clientId: '', seq: 1 }, command: { type: 'expire' } },
       { nowMs: T0, session: { clientId: 'c', seq: -1 }, command: { type: 'expire' } },

@@ -4,8 +4,31 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { crc32 } from 'node:zlib';
+import { Packr } from 'msgpackr';
 import type { LockGrant } from '../../src/sm/cache/locks.js';
 import { chunksOf, Harness, snapshotBytes, T0 } from './cache-helpers.js';
+
+/** The snapshot as a build before wait leases wrote it: each lock waiter has 3 items. */
+function withoutWaitLeases(snapshot: Uint8Array): Uint8Array {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+  const parts: Uint8Array[] = [snapshot.subarray(0, 8)];
+  const view = new DataView(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength);
+  for (let at = 8; at < snapshot.length - 4; ) {
+    const n = view.getUint32(at);
+    const record = packr.unpack(snapshot.subarray(at + 4, at + 4 + n)) as unknown[];
+    at += 4 + n;
+    if (record[0] === 'L') record[6] = (record[6] as unknown[][]).map((w) => w.slice(0, 3));
+    const body = packr.pack(record);
+    const head = new Uint8Array(4);
+    new DataView(head.buffer).setUint32(0, body.length);
+    parts.push(head, new Uint8Array(body));
+  }
+  const out = Buffer.concat(parts);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(out) >>> 0);
+  return new Uint8Array(Buffer.concat([out, crc]));
+}
 
 function granted(h: Harness, key: string, holderId: string, nowMs: number, leaseMs = 10_000) {
   const r = h.ok({ type: 'lockAcquire', key, holderId, leaseMs }, nowMs);
@@ -224,6 +247,86 @@ describe('locks', () => {
       grants.map((g) => g.holderId),
       ['c'],
     );
+  });
+
+  test('a waiter whose wait lease ran out (its node stopped renewing it) is skipped when its turn comes; a renewed one is granted', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({ hooks: { onLockGranted: (g) => grants.push(g) } });
+    const a = granted(h, 'k', 'a', T0);
+    // b's node died: nobody renews its wait lease. c's node renews c's every 100 ms.
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 10_000, waitLeaseMs: 300 }, T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10_000, waitLeaseMs: 300 }, T0);
+    for (let t = T0 + 100; t <= T0 + 1000; t += 100) {
+      const r = h.ok(
+        { type: 'lockWaitRenew', waitLeaseMs: 300, keys: ['k', 'k'], holderIds: ['c', 'gone'] },
+        t,
+      );
+      assert.equal(r.renewed, 1, 'c is renewed, an id not queued is ignored');
+    }
+    assert.deepEqual(h.sm.lock('k')?.waiters, ['b', 'c'], 'dropped lazily, when its turn comes');
+    h.ok({ type: 'lockRelease', key: 'k', token: a.token, holderId: 'a' }, T0 + 1000);
+    assert.deepEqual(
+      grants.map((g) => g.holderId),
+      ['c'],
+    );
+    // A renewal of a waiter that was granted meanwhile renews nothing (its lease is the holder's).
+    assert.equal(
+      h.ok({ type: 'lockWaitRenew', waitLeaseMs: 300, keys: ['k'], holderIds: ['c'] }, T0 + 1001).renewed,
+      0,
+    );
+  });
+
+  test('a wait lease is renewed by the same acquire retried; a lapsed waiter gives its place up to a new one at the limit', () => {
+    const grants: LockGrant[] = [];
+    const h = new Harness({
+      hooks: { onLockGranted: (g) => grants.push(g) },
+      limits: { lockWaitersPerKeyMax: 1 },
+    });
+    const a = granted(h, 'k', 'a', T0);
+    const acquireB = {
+      type: 'lockAcquire',
+      key: 'k',
+      holderId: 'b',
+      leaseMs: 1000,
+      waitLeaseMs: 300,
+    } as const;
+    h.ok(acquireB, T0);
+    assert.equal(h.ok(acquireB, T0 + 250).state, 'queued', 'a retry of the same attempt');
+    const full = h.run(
+      { type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10, waitLeaseMs: 300 },
+      T0 + 500,
+    );
+    assert.ok(!full.ok && full.error.limit === 'lockWaitersPerKeyMax', "the retry renewed b's wait lease");
+    assert.equal(
+      h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 10, waitLeaseMs: 300 }, T0 + 550).state,
+      'queued',
+      "b's wait lease ran out at T0 + 550: c takes its place",
+    );
+    assert.deepEqual(h.sm.lock('k')?.waiters, ['c']);
+    h.ok({ type: 'lockRelease', key: 'k', token: a.token, holderId: 'a' }, T0 + 600);
+    assert.deepEqual(
+      grants.map((g) => g.holderId),
+      ['c'],
+    );
+  });
+
+  test('wait leases are in the snapshot (a restore keeps them running in log time); a waiter of an older snapshot has none', async () => {
+    const h = new Harness();
+    const a = granted(h, 'k', 'a', T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'b', leaseMs: 1000, waitLeaseMs: 300 }, T0);
+    h.ok({ type: 'lockAcquire', key: 'k', holderId: 'c', leaseMs: 1000 }, T0);
+    const bytes = await snapshotBytes(h.sm);
+    const restarted = new Harness();
+    await restarted.sm.restoreFrom(chunksOf(bytes, 64));
+    assert.deepEqual(await snapshotBytes(restarted.sm), bytes, 'byte-identical after a restore');
+    restarted.ok({ type: 'lockRelease', key: 'k', token: a.token, holderId: 'a' }, T0 + 300);
+    assert.equal(restarted.sm.lock('k')?.holderId, 'c', "b's wait lease ran out; c has none and waits on");
+
+    const older = new Harness();
+    await older.sm.restoreFrom(chunksOf(withoutWaitLeases(bytes), 64));
+    assert.deepEqual(older.sm.lock('k'), h.sm.lock('k'));
+    older.ok({ type: 'lockRelease', key: 'k', token: a.token, holderId: 'a' }, T0 + 300);
+    assert.equal(older.sm.lock('k')?.holderId, 'b', 'a waiter of an older snapshot has no wait lease');
   });
 
   test('waitMs 0 is a try-lock: busy instead of queued', () => {

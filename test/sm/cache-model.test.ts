@@ -199,7 +199,15 @@ const holder = fc.constantFrom('h1', 'h2', 'h3', 'h4');
 const lockKey = fc.constantFrom('L1', 'L2');
 
 type LockOp =
-  | { op: 'acquire'; key: string; holderId: string; leaseMs: number; waitMs: number | undefined }
+  | {
+      op: 'acquire';
+      key: string;
+      holderId: string;
+      leaseMs: number;
+      waitMs: number | undefined;
+      waitLeaseMs: number | undefined;
+    }
+  | { op: 'waitRenew'; key: string; holderIds: string[]; waitLeaseMs: number }
   | { op: 'renew' | 'release'; key: string; pick: number; leaseMs: number | undefined }
   | { op: 'cancel'; key: string; holderId: string }
   | { op: 'tick' };
@@ -211,6 +219,13 @@ const lockOp: fc.Arbitrary<LockOp> = fc.oneof(
     holderId: holder,
     leaseMs: fc.integer({ min: 1, max: 40 }),
     waitMs: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+    waitLeaseMs: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+  }),
+  fc.record({
+    op: fc.constant('waitRenew' as const),
+    key: lockKey,
+    holderIds: fc.uniqueArray(holder, { minLength: 1, maxLength: 4 }),
+    waitLeaseMs: fc.integer({ min: 1, max: 40 }),
   }),
   fc.record({
     op: fc.constantFrom('renew' as const, 'release' as const),
@@ -231,12 +246,17 @@ interface Tenure {
 }
 
 describe('locks against their safety properties', () => {
-  test('no two holders of a key overlap in log time; tokens strictly increase; a passed lease is never reported held', () => {
+  test('no two holders of a key overlap in log time; tokens strictly increase; a passed lease is never reported held; no waiter is granted after its wait lease', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(lockOp, fc.integer({ min: 0, max: 15 })), { maxLength: 150 }), (ops) => {
         const tenures = new Map<string, Tenure[]>();
+        /** `key/holderId` of a queued waiter → the end of its wait lease (absent: none). */
+        const aliveUntil = new Map<string, number>();
         let clock = 0;
         const onGrant = (g: { key: string; holderId: string; token: number; expiresAtMs: number }) => {
+          const alive = aliveUntil.get(`${g.key}/${g.holderId}`);
+          assert.ok(alive === undefined || alive > clock, `${g.holderId} granted after its wait lease`);
+          aliveUntil.delete(`${g.key}/${g.holderId}`);
           const list = tenures.get(g.key) ?? [];
           const prev = list.at(-1);
           if (prev !== undefined) {
@@ -269,21 +289,27 @@ describe('locks against their safety properties', () => {
           const tokensOf = (key: string) => tenures.get(key)?.map((t) => t.token) ?? [0];
           switch (op.op) {
             case 'acquire': {
+              const wasQueued = h.sm.lock(op.key)?.waiters.includes(op.holderId) === true;
               const r = h.run(
-                op.waitMs === undefined
-                  ? { type: 'lockAcquire', key: op.key, holderId: op.holderId, leaseMs: op.leaseMs }
-                  : {
-                      type: 'lockAcquire',
-                      key: op.key,
-                      holderId: op.holderId,
-                      leaseMs: op.leaseMs,
-                      waitMs: op.waitMs,
-                    },
+                {
+                  type: 'lockAcquire',
+                  key: op.key,
+                  holderId: op.holderId,
+                  leaseMs: op.leaseMs,
+                  ...(op.waitMs === undefined ? {} : { waitMs: op.waitMs }),
+                  ...(op.waitLeaseMs === undefined ? {} : { waitLeaseMs: op.waitLeaseMs }),
+                },
                 now,
               );
               assert.ok(r.ok && r.value.type === 'lockAcquire');
+              const id = `${op.key}/${op.holderId}`;
+              if (r.value.state === 'queued') {
+                if (op.waitLeaseMs !== undefined) aliveUntil.set(id, clock + op.waitLeaseMs);
+                else if (!wasQueued) aliveUntil.delete(id);
+              }
               const last = tenures.get(op.key)?.at(-1);
               if (r.value.state === 'granted' && (last === undefined || last.token !== r.value.token)) {
+                aliveUntil.delete(id); // granted by its acquire (the lock was free), not from the queue
                 onGrant({
                   key: op.key,
                   holderId: op.holderId,
@@ -332,6 +358,23 @@ describe('locks against their safety properties', () => {
               const r = h.run({ type: 'lockCancel', key: op.key, holderId: op.holderId }, now);
               assert.ok(r.ok && r.value.type === 'lockCancel');
               if (holds) assert.equal(r.value.removed, 'holder');
+              break;
+            }
+            case 'waitRenew': {
+              const queued = h.sm.lock(op.key)?.waiters ?? [];
+              const r = h.run(
+                {
+                  type: 'lockWaitRenew',
+                  waitLeaseMs: op.waitLeaseMs,
+                  keys: op.holderIds.map(() => op.key),
+                  holderIds: op.holderIds,
+                },
+                now,
+              );
+              assert.ok(r.ok && r.value.type === 'lockWaitRenew');
+              const renewed = op.holderIds.filter((id) => queued.includes(id));
+              assert.equal(r.value.renewed, renewed.length, 'the queued waiters named are renewed');
+              for (const id of renewed) aliveUntil.set(`${op.key}/${id}`, clock + op.waitLeaseMs);
               break;
             }
             case 'tick':

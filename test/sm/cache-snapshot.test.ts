@@ -65,6 +65,7 @@ function randomCommand(r: Prng): CacheCommand {
         holderId: `h${r.int(0, 6)}`,
         leaseMs: r.int(1, 200),
         ...(r.chance(0.3) ? { waitMs: r.int(0, 200) } : {}),
+        ...(r.chance(0.5) ? { waitLeaseMs: r.int(1, 200) } : {}),
       };
     case 14:
       return { type: 'lockRelease', key: `L${r.int(0, 3)}`, token: r.int(1, 40) };
@@ -75,8 +76,16 @@ function randomCommand(r: Prng): CacheCommand {
         token: r.int(1, 40),
         ...(r.chance(0.5) ? { leaseMs: r.int(1, 200) } : {}),
       };
-    case 16:
-      return { type: 'lockCancel', key: `L${r.int(0, 3)}`, holderId: `h${r.int(0, 6)}` };
+    case 16: {
+      const key = `L${r.int(0, 3)}`;
+      if (r.chance(0.5)) return { type: 'lockCancel', key, holderId: `h${r.int(0, 6)}` };
+      return {
+        type: 'lockWaitRenew',
+        waitLeaseMs: r.int(1, 200),
+        keys: [key, key],
+        holderIds: ['h1', `h${r.int(2, 6)}`],
+      };
+    }
     default:
       return r.chance(0.05) ? { type: 'clearAll', counters: r.chance(0.5) } : { type: 'get', cache, key };
   }

@@ -226,6 +226,15 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'clockProbeIntervalMs', toml: 'clock_probe_interval_ms', default: 2000, min: 100, max: 60_000 },
   // The cache group's runtime (the limits of its state machine follow).
   { key: 'cacheExpireIntervalMs', toml: 'cache_expire_interval_ms', default: 200, min: 1, max: 3_600_000 },
+  // A lock waiter's wait lease in log time: the node it waits on renews it every third of this;
+  // a waiter whose node died is skipped once it ran out (instead of being granted the lock).
+  {
+    key: 'cacheLockWaitLeaseMs',
+    toml: 'cache_lock_wait_lease_ms',
+    default: 10_000,
+    min: 300,
+    max: 3_600_000,
+  },
   // Writes the leader proposes in one turn share a log entry, up to this many (1: one per entry).
   { key: 'cacheBatchCommandsMax', toml: 'cache_batch_commands_max', default: 1024, min: 1, max: 1024 },
   {

@@ -227,6 +227,12 @@ export interface NodeConfig {
   /** How often the cache group's leader checks whether entries expired or leases ended. */
   cacheExpireIntervalMs?: number;
   /**
+   * A lock waiter's wait lease in log time (ms, default 10,000): the node it waits on renews it
+   * every third of this; a waiter whose node died is skipped when its turn comes once it ran out,
+   * so the lock is not granted to a waiter nobody can renew or release.
+   */
+  cacheLockWaitLeaseMs?: number;
+  /**
    * How often a node asks the others for their clocks (src/node/peer-clocks.ts): log time follows
    * the median of the nodes' clocks, so one clock that runs ahead ends no TTL or lease early.
    */
@@ -333,6 +339,7 @@ export type IntegerKey =
   | 's3RetryDeadlineMs'
   | 'backupS3UploadStaleHours'
   | 'cacheExpireIntervalMs'
+  | 'cacheLockWaitLeaseMs'
   | 'clockProbeIntervalMs'
   | 'cacheBatchCommandsMax'
   | 'cacheListenerBufferMax'

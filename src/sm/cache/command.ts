@@ -71,6 +71,21 @@ export type CacheCommand =
       readonly holderId: string;
       readonly leaseMs: number;
       readonly waitMs?: number;
+      /**
+       * The waiter's wait lease: dropped from the queue when its turn comes after it ran out
+       * unless renewed (`lockWaitRenew`). Absent in entries of older builds: no wait lease.
+       */
+      readonly waitLeaseMs?: number;
+    }
+  /**
+   * Renews the wait lease of the waiters named (`keys[i]`, `holderIds[i]`: at most
+   * LOCK_WAIT_RENEW_WAITERS_MAX) to now + `waitLeaseMs`: the node they wait on is alive.
+   */
+  | {
+      readonly type: 'lockWaitRenew';
+      readonly waitLeaseMs: number;
+      readonly keys: readonly string[];
+      readonly holderIds: readonly string[];
     }
   /**
    * Extends the holder's lease to now + `leaseMs` (default: its lease); a stale token is ignored,
@@ -114,6 +129,8 @@ export const CACHE_COMMAND_FORMAT_VERSION = 1;
 export const NOW_MS_MAX = 253_402_300_799_999;
 /** The longest TTL, lease or wait: 100 years (now + it stays a safe integer). */
 export const DURATION_MS_MAX = 100 * 366 * 24 * 60 * 60 * 1000;
+/** Waiters one `lockWaitRenew` names at most. */
+export const LOCK_WAIT_RENEW_WAITERS_MAX = 1024;
 /** A string field is refused by the codec above this many UTF-16 units (limits are finer). */
 export const STRING_LENGTH_MAX = 1 << 20;
 
@@ -171,6 +188,7 @@ function wellFormed(e: CacheCommandEnvelope): boolean {
   for (const k in c) {
     const v = c[k];
     if (typeof v === 'string' && SURROGATE.test(v)) return false;
+    if (Array.isArray(v) && v.some((x) => typeof x === 'string' && SURROGATE.test(x))) return false;
   }
   return true;
 }
@@ -348,7 +366,8 @@ const COUNTER_VALUE = ['type', 'counter', 'key', 'value'];
 const COUNTER_FIELDS = ['type', 'counter'];
 const NOTIFY_FIELDS = ['type', 'channel', 'payload'];
 const ACQUIRE_FIELDS = ['type', 'key', 'holderId', 'leaseMs'];
-const WAIT_OPTIONAL = ['waitMs'];
+const WAIT_OPTIONAL = ['waitMs', 'waitLeaseMs'];
+const WAIT_RENEW_FIELDS = ['type', 'waitLeaseMs', 'keys', 'holderIds'];
 const TOKEN_FIELDS = ['type', 'key', 'token'];
 const LEASE_OPTIONAL = ['leaseMs', 'holderId'];
 const HOLDER_OPTIONAL = ['holderId'];
@@ -421,8 +440,27 @@ function validateCommand(raw: unknown): CacheCommand {
         holderId,
         leaseMs: int(c.leaseMs, 'command.leaseMs', 1, DURATION_MS_MAX),
       };
-      if (c.waitMs === undefined) return base;
-      return { ...base, waitMs: int(c.waitMs, 'command.waitMs', 0, DURATION_MS_MAX) };
+      return {
+        ...base,
+        ...(c.waitMs === undefined ? {} : { waitMs: int(c.waitMs, 'command.waitMs', 0, DURATION_MS_MAX) }),
+        ...(c.waitLeaseMs === undefined
+          ? {}
+          : { waitLeaseMs: int(c.waitLeaseMs, 'command.waitLeaseMs', 1, DURATION_MS_MAX) }),
+      };
+    }
+    case 'lockWaitRenew': {
+      const c = record(raw, 'command', WAIT_RENEW_FIELDS, NONE);
+      const keys = strings(c.keys, 'command.keys');
+      const holderIds = strings(c.holderIds, 'command.holderIds');
+      if (keys.length !== holderIds.length) {
+        malformed('command.holderIds', `${holderIds.length} holder ids for ${keys.length} keys`);
+      }
+      return {
+        type,
+        waitLeaseMs: int(c.waitLeaseMs, 'command.waitLeaseMs', 1, DURATION_MS_MAX),
+        keys,
+        holderIds,
+      };
     }
     case 'lockRenew': {
       const c = record(raw, 'command', TOKEN_FIELDS, LEASE_OPTIONAL);
@@ -509,6 +547,15 @@ function str(v: unknown, path: string): string {
     });
   }
   return v;
+}
+
+/** 1 to LOCK_WAIT_RENEW_WAITERS_MAX strings (copied into a plain array). */
+function strings(v: unknown, path: string): string[] {
+  if (!Array.isArray(v)) malformed(path, 'expected an array');
+  if (v.length < 1 || v.length > LOCK_WAIT_RENEW_WAITERS_MAX) {
+    malformed(path, `expected 1 to ${LOCK_WAIT_RENEW_WAITERS_MAX} items, got ${v.length}`);
+  }
+  return v.map((x, i) => str(x, `${path}[${i}]`));
 }
 
 function int(v: unknown, path: string, lo: number, hi: number): number {

@@ -13,6 +13,10 @@
  *   below the highest it saw.
  * - Renew and release name the token: a stale one (the lease ran out, another holds it) is
  *   ignored. A waiter whose `waitMs` passed is skipped when its turn comes.
+ * - A waiter has a wait lease too (`waitLeaseMs` of its acquire, `aliveUntilMs`): the node it
+ *   waits on renews it (`lockWaitRenew`) while the wait goes on, and a waiter whose wait lease
+ *   ran out is skipped when its turn comes. So a waiter whose node died (kill -9, power loss)
+ *   does not get the lock, to hold it for a whole lease with nobody to renew or release it.
  * - Invariant: a key with no holder has no waiters (it is removed).
  *
  * Expired leases are found through a min-heap in (expiresAtMs, key, token) order with lazy
@@ -37,6 +41,18 @@ export interface Waiter {
   readonly leaseMs: number;
   /** Dropped from the queue when its turn comes at or after this time; null: waits forever. */
   readonly deadlineMs: number | null;
+  /**
+   * Its wait lease: dropped when its turn comes at or after this time unless renewed before;
+   * null: no wait lease (an acquire without `waitLeaseMs`, written by an older build).
+   */
+  aliveUntilMs: number | null;
+}
+
+/** Whether the waiter still waits at `nowMs` (its wait and its wait lease not over). */
+function stillWaiting(w: Waiter, nowMs: number): boolean {
+  return (
+    (w.deadlineMs === null || w.deadlineMs > nowMs) && (w.aliveUntilMs === null || w.aliveUntilMs > nowMs)
+  );
 }
 
 export interface LockState {
@@ -84,6 +100,7 @@ export class LockTable {
     leaseMs: number,
     waitMs: number | undefined,
     nowMs: number,
+    waitLeaseMs?: number,
   ): LockAcquireOutcome | CacheErrorInfo {
     const tooLarge =
       checkBytes('lock key', key, this.limits.keyBytesMax, 'keyBytesMax') ??
@@ -108,10 +125,15 @@ export class LockTable {
       return { type: 'lockAcquire', state: 'granted', token: holder.token, expiresAtMs: holder.expiresAtMs };
     }
     const queued = waiters.findIndex((w) => w.holderId === holderId);
-    if (queued !== -1) return { type: 'lockAcquire', state: 'queued', position: queued + 1 };
+    if (queued !== -1) {
+      // The same attempt again (a retry): it is alive.
+      const w = waiters[queued] as Waiter;
+      if (waitLeaseMs !== undefined) w.aliveUntilMs = nowMs + waitLeaseMs;
+      return { type: 'lockAcquire', state: 'queued', position: queued + 1 };
+    }
     if (waitMs === 0) return { type: 'lockAcquire', state: 'busy' };
     if (waiters.length >= this.limits.lockWaitersPerKeyMax) {
-      state.waiters = waiters.filter((w) => w.deadlineMs === null || w.deadlineMs > nowMs);
+      state.waiters = waiters.filter((w) => stillWaiting(w, nowMs));
       if (state.waiters.length >= this.limits.lockWaitersPerKeyMax) {
         return {
           code: 'HQL_CACHE_FULL',
@@ -120,7 +142,12 @@ export class LockTable {
         };
       }
     }
-    state.waiters.push({ holderId, leaseMs, deadlineMs: waitMs === undefined ? null : nowMs + waitMs });
+    state.waiters.push({
+      holderId,
+      leaseMs,
+      deadlineMs: waitMs === undefined ? null : nowMs + waitMs,
+      aliveUntilMs: waitLeaseMs === undefined ? null : nowMs + waitLeaseMs,
+    });
     return { type: 'lockAcquire', state: 'queued', position: state.waiters.length };
   }
 
@@ -148,6 +175,27 @@ export class LockTable {
     if (holderId !== undefined && state.holder.holderId !== holderId) return false;
     this.passOn(key, state, nowMs, index);
     return true;
+  }
+
+  /**
+   * Renews the wait lease of each waiter named (`keys[i]`, `holderIds[i]`) to now + `waitLeaseMs`;
+   * one no longer queued (granted, dropped, withdrawn) is ignored. Returns how many were renewed.
+   */
+  renewWaits(
+    keys: readonly string[],
+    holderIds: readonly string[],
+    waitLeaseMs: number,
+    nowMs: number,
+  ): number {
+    assert(keys.length === holderIds.length, 'one key per waiter');
+    let renewed = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const w = this.locks.get(keys[i] as string)?.waiters.find((x) => x.holderId === holderIds[i]);
+      if (w === undefined) continue;
+      w.aliveUntilMs = nowMs + waitLeaseMs;
+      renewed++;
+    }
+    return renewed;
   }
 
   cancel(key: string, holderId: string, nowMs: number, index: number): 'waiter' | 'holder' | 'none' {
@@ -224,7 +272,7 @@ export class LockTable {
         this.locks.delete(key);
         return;
       }
-      if (w.deadlineMs !== null && w.deadlineMs <= nowMs) continue;
+      if (!stillWaiting(w, nowMs)) continue;
       state.holder = this.grant(w.holderId, w.leaseMs, nowMs);
       this.pushLease(key, state.holder);
       this.onGrant({

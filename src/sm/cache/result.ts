@@ -37,7 +37,9 @@ export type CacheOutcome =
   | LockAcquireOutcome
   | { readonly type: 'lockRenew'; readonly renewed: boolean; readonly expiresAtMs: number | null }
   | { readonly type: 'lockRelease'; readonly released: boolean }
-  | { readonly type: 'lockCancel'; readonly removed: 'waiter' | 'holder' | 'none' };
+  | { readonly type: 'lockCancel'; readonly removed: 'waiter' | 'holder' | 'none' }
+  /** How many of the waiters named were still queued (their wait lease renewed). */
+  | { readonly type: 'lockWaitRenew'; readonly renewed: number };
 
 export type CacheResult =
   | { readonly ok: true; readonly value: CacheOutcome }

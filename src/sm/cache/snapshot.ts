@@ -7,7 +7,8 @@
  *   ['H', version, index, term, membership | null, clockMs, fenceNext, notificationNextSeq]
  *   ['C', cacheName]   then per entry  ['E', key, value, expiresAtMs | null]
  *   ['G', counterName] then per key    ['K', key, int64]
- *   ['L', key, holderId, token, leaseMs, expiresAtMs, [[holderId, leaseMs, deadlineMs | null], …]]
+ *   ['L', key, holderId, token, leaseMs, expiresAtMs,
+ *        [[holderId, leaseMs, deadlineMs | null, aliveUntilMs | null], …]]  (older: 3 items a waiter)
  *   ['S', clientId, seq, lastSeenMs, result | null, protectMs?] (least recently seen first;
  *                                                         protectMs when the session has one)
  *   ['N', seq, index, time, channel, payload]                (the ring, oldest first)
@@ -74,8 +75,10 @@ export function captureSnapshot(
     header,
     caches: [...state.kv.caches].map(([name, c]) => [name, [...c.entries]] as const),
     counters: [...state.kv.counters].map(([name, g]) => [name, [...g.values]] as const),
-    // Holders are mutable (renew); waiters are replaced or spliced: copy both.
-    locks: [...state.locks.locks].map(([key, s]) => [key, { ...s.holder }, [...s.waiters]] as const),
+    // Holders and waiters are mutable (renewals), the queues spliced: copy them all.
+    locks: [...state.locks.locks].map(
+      ([key, s]) => [key, { ...s.holder }, s.waiters.map((w) => ({ ...w }))] as const,
+    ),
     sessions: [...state.sessions.rows].map(
       ([id, r]) => [id, r.seq, r.lastSeenMs, r.result, r.protectMs] as const,
     ),
@@ -104,7 +107,7 @@ function* records(s: CapturedSnapshot): Generator<unknown[]> {
     for (const [key, v] of values) yield ['K', key, v];
   }
   for (const [key, holder, waiters] of s.locks) {
-    const w = waiters.map((x) => [x.holderId, x.leaseMs, x.deadlineMs]);
+    const w = waiters.map((x) => [x.holderId, x.leaseMs, x.deadlineMs, x.aliveUntilMs]);
     yield ['L', key, holder.holderId, holder.token, holder.leaseMs, holder.expiresAtMs, w];
   }
   for (const [id, seq, lastSeenMs, result, protectMs] of s.sessions)
@@ -338,7 +341,14 @@ class Parser {
         };
         const waiters: Waiter[] = (r[6] as unknown[]).map((w) => {
           if (!Array.isArray(w)) throw corrupt('lock waiter');
-          return { holderId: str(w[0]), leaseMs: num(w[1]), deadlineMs: w[2] === null ? null : num(w[2]) };
+          // A fourth item since wait leases (a snapshot of an older build has none: no wait lease).
+          if (w.length !== 3 && w.length !== 4) throw corrupt('lock waiter');
+          return {
+            holderId: str(w[0]),
+            leaseMs: num(w[1]),
+            deadlineMs: w[2] === null ? null : num(w[2]),
+            aliveUntilMs: w[3] === undefined || w[3] === null ? null : num(w[3]),
+          };
         });
         sink.lock(str(r[1]), holder, waiters);
         return;

@@ -168,7 +168,9 @@ export class CacheState {
         return { type: 'notify', seq: n.seq, index };
       }
       case 'lockAcquire':
-        return locks.acquire(c.key, c.holderId, c.leaseMs, c.waitMs, now);
+        return locks.acquire(c.key, c.holderId, c.leaseMs, c.waitMs, now, c.waitLeaseMs);
+      case 'lockWaitRenew':
+        return { type: 'lockWaitRenew', renewed: locks.renewWaits(c.keys, c.holderIds, c.waitLeaseMs, now) };
       case 'lockRenew': {
         const expiresAtMs = locks.renew(c.key, c.token, c.holderId, c.leaseMs, now);
         return { type: 'lockRenew', renewed: expiresAtMs !== null, expiresAtMs };

@@ -114,6 +114,8 @@ interface CacheProfile {
   readonly plantedBugs: CachePlantedBugs;
   /** Nodes with `cache_storage_disk = false`: a restart loses everything and joins again. */
   readonly memoryNodes: readonly NodeId[];
+  /** `cache_lock_wait_lease_ms`: a waiter of a crashed node is passed over once it ran out. */
+  readonly lockWaitLeaseMs: number;
 }
 
 const CHAOS_MS_DEFAULT = 4_000;
@@ -177,13 +179,14 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
     partitionEveryUs: rng.pick([400_000, 1_000_000]),
     plantedBugs: bug === undefined ? {} : { [bug]: true },
     memoryNodes: rng.pick([[], [], [1], [3], [1, 2], [1, 2, 3]] as NodeId[][]),
+    lockWaitLeaseMs: rng.pick([300, 1_000, 10_000]),
   };
 }
 
 function describeProfile(p: CacheProfile): string {
   const offsets = p.clocks.map((c) => c.offsetMs).join('/');
   const rates = p.clocks.map((c) => c.rate.toFixed(4)).join('/');
-  return `${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
+  return `${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms waitLease=${p.lockWaitLeaseMs}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
 }
 
 export function runCacheSeed(seed: number, options: CacheSimOptions = {}): Promise<CacheSeedResult> {
@@ -347,6 +350,7 @@ class CacheSimulation {
       clockProbeIntervalMs: p.clockProbeIntervalMs,
       logsUntilSnapshot: p.logsUntilSnapshot,
       cacheBatchCommandsMax: p.batchCommandsMax,
+      cacheLockWaitLeaseMs: p.lockWaitLeaseMs,
     });
   }
 
