@@ -46,7 +46,7 @@ import { MemoryLogStore } from '../storage/memory-log-store.js';
 import { NotificationHub, type Subscription } from './cache-listeners.js';
 import { type LockGrantInfo, LockWaiters } from './cache-locks.js';
 import type { ResolvedNodeConfig } from './config/config.js';
-import { cacheLimitsOf } from './config/config-keys.js';
+import { cacheLimitsOf, LOCK_WAIT_LEASE_MS_BOUNDS } from './config/config-keys.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import type { InFlight } from './in-flight.js';
 import { GroupJoin, type GroupStartKind } from './joining-marker.js';
@@ -193,11 +193,16 @@ export class CacheGroup {
   /** The group's write loop (makeWriteLoop). */
   private readonly writeLoop: ProposeRetry<{ index: number; result: CacheResult }, CacheWrite>;
 
+  /** The state machine as the Raft group sees it (observed, chunked): made once, by start(). */
+  private groupSm: GroupStateMachine | null = null;
+  /** Set while refound() replaces the Raft group: its close leaves the state machine open. */
+  private refounding = false;
+
   private constructor(
     private readonly d: CacheGroupDeps,
-    private readonly logStore: LogStore,
-    readonly snapshots: GroupSnapshotStore,
-    private readonly startDecision: StartDecision,
+    private logStore: LogStore,
+    private snapshotStore: GroupSnapshotStore,
+    private startDecision: StartDecision,
   ) {
     const { cfg } = d;
     this.writeLoop = this.makeWriteLoop();
@@ -307,22 +312,40 @@ export class CacheGroup {
    * campaigns until it has applied the entry that added it.
    */
   async start(initialMembership: Membership, transport: GroupTransport, kind: GroupStartKind): Promise<void> {
-    const { cfg, clock } = this.d;
-    const chunked = chunkStoreOf(this.snapshots);
+    const chunked = chunkStoreOf(this.snapshotStore);
     this.observers.add({ applied: () => this.checkLogClock(), replaced: () => this.checkLogClock() });
-    const stateMachine = observed(
+    const observedSm = observed(
       chunked === null ? this.sm : chunkSnapshotting(this.sm, chunked),
       this.observers,
     );
+    // Closed with the Raft group, except when refound() replaces the group (same state machine).
+    this.groupSm = {
+      ...observedSm,
+      close: () => (this.refounding ? Promise.resolve() : observedSm.close()),
+    };
+    await this.openRaft(initialMembership, transport, kind);
+    this.scheduleExpire();
+  }
+
+  /** Opens the Raft group on the current storage (start, refound). */
+  private async openRaft(
+    initialMembership: Membership,
+    transport: GroupTransport,
+    kind: GroupStartKind,
+  ): Promise<void> {
+    const { cfg, clock } = this.d;
+    const stateMachine = this.groupSm;
+    assert(stateMachine !== null, 'start() made the state machine');
     // In memory the group has no state at a restart: no marker file (it joins again anyway).
     // Storage of the caller's (the simulator's) keeps the marker in memory as well.
+    const chunked = chunkStoreOf(this.snapshotStore);
     const join = await GroupJoin.start('cache', chunked === null ? cfg.dataDir : null, kind);
     this.joinState = join;
     this.raft = await RaftGroup.open(
       groupRaftOptions(cfg, 'cache', {
         initialMembership,
         logStore: this.logStore,
-        snapshots: this.snapshots,
+        snapshots: this.snapshotStore,
         stateMachine,
         transport,
         clock,
@@ -338,6 +361,60 @@ export class CacheGroup {
       if (s.role === 'leader') this.d.clusterClock?.refresh?.();
       this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed');
     });
+  }
+
+  /** The group's storage (its snapshots: the transport reads and writes them). */
+  get snapshots(): GroupSnapshotStore {
+    return this.snapshotStore;
+  }
+
+  /** Whether the group keeps nothing on disk (`cache_storage_disk = false`): refound() may run. */
+  get inMemory(): boolean {
+    return !this.d.cfg.cacheStorageDisk && chunkStoreOf(this.snapshotStore) !== null;
+  }
+
+  /**
+   * Drops this node's state of the group and opens it again with `membership` (EMPTY: it joins
+   * the group founded anew, as a restarted in-memory node does; GENESIS: node 1 founds it), for a
+   * group kept in memory only. For a group that a majority of its voters forgot (they restarted
+   * without it): it can elect no leader again, and its survivors kept the others from founding it
+   * anew (HiqliteNode's cache watchdog). What was in flight ends: writes with the Raft group's
+   * close (`HQL_CLOSED`, retryable), lock waits and listeners with `HQL_UNAVAILABLE` (retryable:
+   * listen and wait again); the state is replaced (observers: the mirror starts a new epoch).
+   */
+  async refound(membership: Membership, transport: GroupTransport, kind: GroupStartKind): Promise<void> {
+    assert(this.inMemory, 'only a group kept in memory is founded anew in place');
+    this.checkOpen();
+    const stateMachine = this.groupSm;
+    assert(stateMachine !== null, 'the group is started');
+    const err = new HiqliteError(
+      'HQL_UNAVAILABLE',
+      'the cache group is founded anew (a majority of its nodes restarted without their in-memory state): its data is gone; listen or wait again',
+      { retryable: true },
+    );
+    this.refounding = true;
+    try {
+      if (this.expireTimer !== null) this.d.clock.clearTimer(this.expireTimer);
+      this.expireTimer = null;
+      this.hub.closeAll(err);
+      this.waiters.failAll(err);
+      await this.raft.close({ timeoutMs: this.d.cfg.shutdownTimeoutMs });
+      this.logStore = new MemoryLogStore({ entryBytesMax: this.d.cfg.entryBytesMax });
+      this.snapshotStore = new MemorySnapshotStore();
+      this.startDecision = decideStart({
+        hardState: null,
+        lastIndex: 0 as LogIndex,
+        hasSnapshot: false,
+        appliedIndex: 0 as LogIndex,
+        hasClusterId: true,
+        logUncovered: null,
+      });
+      this.replayedTo = 0;
+      await stateMachine.reset?.();
+      await this.openRaft(membership, transport, kind);
+    } finally {
+      this.refounding = false;
+    }
     this.scheduleExpire();
   }
 
@@ -381,7 +458,7 @@ export class CacheGroup {
 
   /** Whether the Raft group runs (messages that arrive before are dropped: Raft resends). */
   get running(): boolean {
-    return this.raft !== undefined && !this.closed;
+    return this.raft !== undefined && !this.closed && !this.refounding;
   }
 
   receive(m: Message): void {
@@ -785,7 +862,7 @@ export class CacheGroup {
     path: string,
     fileChunks: (path: string) => AsyncIterable<Uint8Array>,
   ): AsyncIterable<Uint8Array> {
-    const chunked = chunkStoreOf(this.snapshots);
+    const chunked = chunkStoreOf(this.snapshotStore);
     return chunked === null ? fileChunks(path) : chunked.chunks(path);
   }
 
@@ -795,7 +872,7 @@ export class CacheGroup {
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<void> {
     this.checkOpen();
-    this.raft.receiveSnapshot(meta, await receiveSnapshot(this.snapshots, chunks));
+    this.raft.receiveSnapshot(meta, await receiveSnapshot(this.snapshotStore, chunks));
   }
 
   /**
@@ -897,6 +974,10 @@ export class CacheGroup {
   /** Not closed, and started (the Raft group runs or ran). */
   private checkStarted(): void {
     if (this.closed) throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+    if (this.refounding)
+      throw new HiqliteError('HQL_UNAVAILABLE', 'the cache group is being founded anew on this node', {
+        retryable: true,
+      });
     // The API port serves before the cache group runs (a node that lost its state joins first).
     if (this.raft === undefined) {
       throw new HiqliteError(
@@ -1033,6 +1114,16 @@ function checkProposal(command: CacheCommand): void {
     throw new HiqliteError(
       'HQL_INVALID_PARAMS',
       `lockAcquire of lock '${command.key}' that may wait must carry a wait lease (waitLeaseMs) renewed by its node: use the lock API`,
+      { retryable: false },
+    );
+  }
+  const waitLeaseMs =
+    command.type === 'lockAcquire' || command.type === 'lockWaitRenew' ? command.waitLeaseMs : undefined;
+  const [lo, hi] = LOCK_WAIT_LEASE_MS_BOUNDS;
+  if (waitLeaseMs !== undefined && (waitLeaseMs < lo || waitLeaseMs > hi)) {
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      `${command.type}: waitLeaseMs ${waitLeaseMs} is outside ${lo} to ${hi} (cache_lock_wait_lease_ms)`,
       { retryable: false },
     );
   }

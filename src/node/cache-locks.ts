@@ -260,11 +260,16 @@ export class LockWaiters {
     await inTime(Promise.all(waiters.map((w) => this.cancel(w))), withinMs, null, this.d.clock);
   }
 
-  /** Fails every waiter (shutdown). */
+  /** Fails every waiter (shutdown): no more waits nor renewals. */
   closeAll(error: Error): void {
     this.closed = true;
     if (this.renewTimer !== null) this.d.clock.clearTimer(this.renewTimer);
     this.renewTimer = null;
+    this.failAll(error);
+  }
+
+  /** Fails every waiter (their group is founded anew: its queues are gone); later waits go on. */
+  failAll(error: Error): void {
     for (const w of this.waiting.values()) {
       w.grant = null;
       (w as { closed?: Error }).closed = error;

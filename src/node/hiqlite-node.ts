@@ -24,7 +24,7 @@ import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { raceAbort } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import { sessionProtectMs } from '../lib/client-session.js';
-import type { Clock } from '../lib/clock.js';
+import type { Clock, TimerHandle } from '../lib/clock.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { inTime } from '../lib/in-time.js';
@@ -98,6 +98,8 @@ import {
 import { systemClock } from './system-clock.js';
 
 export const GENESIS_MEMBERSHIP: Membership = { voters: [1 as NodeId], learners: [] };
+/** One attempt of a node to join a cache group founded anew after its own state was dropped. */
+const CACHE_REJOIN_ATTEMPT_MS = 60_000;
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
 /** How long a node waits for the leader to take a backup it forwarded (a large database takes minutes). */
 const BACKUP_TIMEOUT_MS = 3_600_000;
@@ -252,6 +254,8 @@ export class HiqliteNode {
   /** The SQL group's write loop (sqlWriteLoop). */
   private readonly sqlProposals: ProposeRetry<{ index: number; result: CommandResult }, Uint8Array>;
   private closing: Promise<void> | null = null;
+  /** The cache watchdog's timer (startCacheWatchdog), for a cache group kept in memory. */
+  private cacheWatchdog: TimerHandle | null = null;
   /** Writes of both groups in flight, which a graceful shutdown waits for (in-flight.ts). */
   private readonly inflight = new InFlight();
   /** Backups (src/backup, handed in as a feature), once the node runs. */
@@ -743,12 +747,19 @@ export class HiqliteNode {
     await this.unlessStartCancelled(
       Promise.all([
         this.ensureMembership(this.group, 'sql', join, remainingMs()),
-        this.ensureMembership(this.cache.group, 'cache', this.cache.join, remainingMs()),
+        this.ensureMembership(
+          this.cache.group,
+          'cache',
+          this.cache.join,
+          remainingMs(),
+          this.cacheMayFound(),
+        ),
       ]),
     );
     await this.clusterClockKnown();
     await this.unlessStartCancelled(this.caughtUp(remainingMs()));
     this.started = true;
+    this.startCacheWatchdog();
     // Clients that connected while this node knew no cluster (or another) could not check it:
     // they connect again and do (src/client/cluster-link.ts keeps to one cluster).
     this.api?.closeClientsOfOtherClusters();
@@ -906,11 +917,15 @@ export class HiqliteNode {
         'cache',
         this.cache.join,
         Math.max(0, deadline - this.clock.monotonicMs()),
+        this.cacheMayFound(),
       ),
     );
+    // Founded meanwhile (cacheMayFound): the group's Raft group was opened anew.
+    this.group = this.cache.group;
     await this.clusterClockKnown();
     await this.unlessStartCancelled(this.caughtUp(Math.max(0, deadline - this.clock.monotonicMs())));
     this.started = true;
+    this.startCacheWatchdog();
     // Clients that connected while this node knew no cluster (or another) could not check it:
     // they connect again and do (src/client/cluster-link.ts keeps to one cluster).
     this.api?.closeClientsOfOtherClusters();
@@ -1032,12 +1047,13 @@ export class HiqliteNode {
     group: GroupId,
     join: GroupJoin,
     timeoutMs: number,
+    mayFound?: () => Promise<boolean>,
   ): Promise<void> {
     const me = this.cfg.nodeId;
     const nonce = randomBytes(12).toString('hex');
     this.joining.add(group);
     try {
-      await this.joinGroupOnce(g, group, join, timeoutMs, me, nonce);
+      await this.joinGroupOnce(g, group, join, timeoutMs, me, nonce, mayFound);
     } finally {
       this.joining.delete(group);
     }
@@ -1050,6 +1066,7 @@ export class HiqliteNode {
     timeoutMs: number,
     me: NodeId,
     nonce: string,
+    mayFound: (() => Promise<boolean>) | undefined,
   ): Promise<void> {
     await joinGroup(
       {
@@ -1079,10 +1096,175 @@ export class HiqliteNode {
         findLeader: () => this.findLeader(group),
         nowMs: () => this.clock.monotonicMs(),
         sleep,
-        checkCancelled: () => this.throwIfStartCancelled(),
+        checkCancelled: () => {
+          this.throwIfStartCancelled();
+          if (this.closing !== null)
+            throw new HiqliteError('HQL_CLOSED', 'the node is shut down', { retryable: false });
+        },
+        ...(mayFound === undefined ? {} : { mayFound }),
       },
       timeoutMs,
     );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A cache group kept in memory that a majority of its voters forgot
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Node 1's founding of a cache group kept in memory (`cache_storage_disk = false`) while it
+   * waits to join it and no leader answers: once no node holds the group any more (the same proof
+   * as at start: provenNoGroup, or for a cache-only node provenNoCluster, whose cluster is the
+   * group), node 1 founds it anew, empty. Before, node 1 founded it only at its own start: when
+   * the last node holding the group dropped it after node 1 had started (the cache watchdog
+   * below), nobody founded it and every node waited to join for ever.
+   */
+  private cacheMayFound(): (() => Promise<boolean>) | undefined {
+    if (this.cfg.nodeId !== 1 || !this.cache.inMemory) return undefined;
+    return async () => {
+      if (this.closing !== null) return false;
+      const now = this.clock.monotonicMs();
+      if (this.cfg.sqlite) {
+        if (!(await this.provenNoGroup('cache', now))) return false;
+      } else {
+        if (this.clusterId !== null) return false;
+        const proven = await this.provenNoCluster(now).catch((e: unknown) => {
+          if (e instanceof HiqliteError && e.code === 'HQL_UNAVAILABLE') return false;
+          throw e;
+        });
+        if (!proven) return false;
+        this.clusterId = newClusterId();
+      }
+      await this.cache.refound(GENESIS_MEMBERSHIP, this.groupTransport(), joinKind(true, true));
+      if (!this.cfg.sqlite) this.group = this.cache.group;
+      this.log.warn(
+        { clusterId: this.clusterId },
+        'no node holds the cache group any more (every node lost its in-memory state): node 1 founds it anew (its data is lost)',
+      );
+      this.cache.group.campaign();
+      if (!this.cfg.sqlite) this.api?.closeClientsOfOtherClusters();
+      return true;
+    };
+  }
+
+  /**
+   * Watches a cache group kept in memory for the state no leader can come out of again: this
+   * node a voter with no leader for a while, and most of the voters no longer in the group with
+   * it — they answer that they are not members (they restarted and lost their in-memory state,
+   * and wait to join) or that they follow a leader that this node does not hear from. The
+   * voters still with it cannot make a majority: no election can ever succeed, the nodes that
+   * restarted can never be taken in, and (since this node answers that it holds the group) node 1
+   * never founds it anew. Found from outside: two of three in-memory nodes restarted at once left
+   * both unable to start for good, with SQL on disk healthy. This node then drops its cache state
+   * and joins the group founded anew, as a restart of its process would (always safe: a node
+   * that forgot its state never votes until a leader takes it in again); the data only it held
+   * is lost, as with the others. Two checks in a row, an election timeout apart at least, so a
+   * node that was only paused hears from its leader first.
+   */
+  private startCacheWatchdog(): void {
+    if (!this.cache.inMemory || this.cacheWatchdog !== null) return;
+    const everyMs = Math.max(1000, 2 * this.cfg.electionTimeoutMs);
+    const leaderlessMs = 5 * this.cfg.electionTimeoutMs;
+    let leaderlessSince: number | null = null;
+    let confirmed = 0;
+    const tick = async (): Promise<void> => {
+      const c = this.cache;
+      if (!c.running || this.joining.has('cache') || this.fatal !== null) {
+        leaderlessSince = null;
+        confirmed = 0;
+        return;
+      }
+      const s = c.group.status();
+      const now = this.clock.monotonicMs();
+      if (s.leaderId !== null || !s.membership.voters.includes(this.cfg.nodeId)) {
+        leaderlessSince = null;
+        confirmed = 0;
+        return;
+      }
+      leaderlessSince ??= now;
+      if (now - leaderlessSince < leaderlessMs) return;
+      const gone = await this.votersGoneFromCacheGroup(s.membership.voters);
+      if (gone === null) {
+        confirmed = 0;
+        return;
+      }
+      if (++confirmed < 2) return;
+      confirmed = 0;
+      leaderlessSince = null;
+      this.log.warn(
+        { voters: s.membership.voters, gone },
+        `the cache group can elect no leader again: of its voters ${s.membership.voters.join(', ')}, nodes ${gone.join(', ')} lost their in-memory state or left it (they restarted), too many for a majority; this node drops its cache state too (its data is lost) and joins the group founded anew by node 1`,
+      );
+      await this.refoundCacheGroupHere();
+    };
+    const schedule = () => {
+      this.cacheWatchdog = this.clock.setTimer(
+        () => {
+          void tick()
+            .catch((e: unknown) => this.log.warn({ err: String(e) }, 'cache group watchdog failed'))
+            .finally(() => {
+              if (this.closing === null) schedule();
+              else this.cacheWatchdog = null;
+            });
+        },
+        everyMs,
+        { keepAlive: false },
+      );
+    };
+    schedule();
+  }
+
+  /**
+   * The voters (other than this node) that answer they are out of the cache group — not members,
+   * or following a leader while this node hears from none — when too many for the rest to make a
+   * majority; else null. A voter that does not answer may still hold the group: it counts as
+   * holding it (only answers decide).
+   */
+  private async votersGoneFromCacheGroup(voters: readonly NodeId[]): Promise<NodeId[] | null> {
+    const me = this.cfg.nodeId;
+    const others = voters.filter((v) => v !== me);
+    const answers = await Promise.all(
+      others.map(async (v) => {
+        try {
+          const r = await this.request(v, { op: 'leader', group: 'cache' }, 2000);
+          if (!r.ok) return false;
+          const a = r.value as { member?: boolean | null; leaderId?: number | null };
+          return a.member === false || (a.leaderId ?? null) !== null;
+        } catch {
+          return false;
+        }
+      }),
+    );
+    const gone = others.filter((_, i) => answers[i] === true);
+    const majority = Math.floor(voters.length / 2) + 1;
+    return voters.length - gone.length < majority ? gone : null;
+  }
+
+  /** Drops this node's cache state and joins the group anew (node 1 founds it: cacheMayFound). */
+  private async refoundCacheGroupHere(): Promise<void> {
+    if (!this.cfg.sqlite) this.clusterId = null;
+    await this.cache.refound(EMPTY_MEMBERSHIP, this.groupTransport(), joinKind(true, false));
+    if (!this.cfg.sqlite) this.group = this.cache.group;
+    // Until it is a member again or the node shuts down (each attempt bounded).
+    for (let attempt = 0; this.closing === null; attempt++) {
+      try {
+        await this.ensureMembership(
+          this.cache.group,
+          'cache',
+          this.cache.join,
+          CACHE_REJOIN_ATTEMPT_MS,
+          this.cacheMayFound(),
+        );
+        if (!this.cfg.sqlite) this.api?.closeClientsOfOtherClusters();
+        this.log.info('the cache group was founded anew: this node is a member of it');
+        return;
+      } catch (e) {
+        if (this.closing !== null) return;
+        if (attempt % 10 === 0)
+          this.log.warn({ err: (e as Error).message }, 'joining the cache group founded anew: trying again');
+        await sleep(1000);
+      }
+    }
   }
 
   /**
@@ -1947,6 +2129,8 @@ export class HiqliteNode {
       );
     // Before the peer connections close: a probe would open them again.
     this.peerClocks.close();
+    if (this.cacheWatchdog !== null) this.clock.clearTimer(this.cacheWatchdog);
+    this.cacheWatchdog = null;
     if (this.group !== undefined) {
       try {
         await this.transferLeadershipAway();

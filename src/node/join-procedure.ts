@@ -50,6 +50,11 @@ export interface JoinProcedure {
   readonly sleep: (ms: number) => Promise<void>;
   /** Throws when the start was cancelled. */
   readonly checkCancelled: () => void;
+  /**
+   * While no leader is found: whether this node founded the group meanwhile (node 1 of a group
+   * kept in memory, with proof that no node holds it any more: HiqliteNode). True ends the join.
+   */
+  readonly mayFound?: () => Promise<boolean>;
 }
 
 /** How long one request to the leader may take. */
@@ -91,6 +96,8 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
     const leader = (askOthers ? null : p.raft.status().leaderId) ?? (await p.findLeader());
     // Asking the others takes time: a start cancelled meanwhile sends nothing more.
     p.checkCancelled();
+    // Every few rounds without a leader (each asks every node: not on every round).
+    if (leader === null && p.mayFound !== undefined && attempt % 3 === 2 && (await p.mayFound())) return;
     if (leader !== null && leader !== me) {
       const learner = p.raft.status().membership.learners.includes(me);
       try {

@@ -1,7 +1,9 @@
 /**
  * With `cache_storage_disk = false` the cache group keeps nothing on disk: a restarted node has
  * lost its cache state and rejoins the group as a new learner (it never votes from forgotten
- * state), catching up from the others.
+ * state), catching up from the others. When a majority of the nodes restart at once, the group
+ * they forgot can elect no leader again: the survivor drops its state too and the group is
+ * founded anew, empty, by node 1 (before, the restarted nodes could never start).
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -44,4 +46,57 @@ describe('cache group in memory', () => {
     await three.request('put', { cache: 'c', key: 'after', value: 3 });
     assert.equal(await a(2).request('get', { cache: 'c', key: 'after', consistency: 'linearizable' }), 3);
   });
+
+  for (const [mode, restarted] of [
+    ['SQL on disk', [2, 3]],
+    ['cache-only', [1, 2]],
+  ] as const) {
+    test(`${mode}: two of three nodes restart at once: the group is founded anew, empty, and every node starts`, async () => {
+      const cluster = await TestCluster.create({
+        nodes: 3,
+        startNodes: [],
+        toml:
+          mode === 'cache-only' ? 'cache_storage_disk = false\nsqlite = false' : 'cache_storage_disk = false',
+      });
+      clusters.push(cluster);
+      const apps = await startApps(cluster, [1, 2, 3]);
+      running.push(...apps.values());
+      const a = (id: number) => apps.get(id) as CacheApp;
+      await a(1).request('put', { cache: 'c', key: 'before', value: 1 });
+      const survivor = [1, 2, 3].find((id) => !(restarted as readonly number[]).includes(id)) as number;
+      const held = await a(survivor).request<number>('lock', { key: 'job', leaseMs: 60_000 });
+      await Promise.all(restarted.map((id) => a(id).kill()));
+      // They start again without their cache state, while the survivor holds the group: none
+      // of them can be taken in by a leader it cannot elect (they waited for ever before).
+      const again = await Promise.all(
+        restarted.map((id) => CacheApp.start(cluster.node(id).configFile, 'worker', 90_000)),
+      );
+      running.push(...again);
+      for (const [i, id] of restarted.entries()) apps.set(id, again[i] as CacheApp);
+      // The group founded anew serves every node: writes, linearizable reads, locks.
+      for (const id of [1, 2, 3]) {
+        await eventually(`node ${id} to write to the group founded anew`, async () => {
+          try {
+            await a(id).request('put', { cache: 'c', key: `after${id}`, value: id }, 5000);
+            return true;
+          } catch {
+            return false;
+          }
+        });
+      }
+      for (const id of [1, 2, 3]) {
+        assert.equal(
+          await a(id).request('get', { cache: 'c', key: 'after1', consistency: 'linearizable' }),
+          1,
+        );
+        // Its data is gone with the majority that lost it, on the survivor too.
+        assert.equal(await a(id).request('get', { cache: 'c', key: 'before' }), null);
+      }
+      // The survivor's lock went with the group; its tokens keep increasing in the new one.
+      const next = await a(restarted[0]).request<number>('tryLock', { key: 'job' });
+      assert.ok(typeof next === 'number' && next > held, `token ${next} after ${held}`);
+      const m = await a(survivor).request<{ cache: { voters: number[] } }>('metrics');
+      assert.deepEqual([...m.cache.voters].sort(), [1, 2, 3]);
+    });
+  }
 });

@@ -171,4 +171,33 @@ describe('the join procedure', () => {
     await assert.rejects(joinGroup(p, 60_000), { code: 'HQL_CLOSED' });
     assert.deepEqual(w.asked, []);
   });
+
+  test('no leader anywhere: every third round it asks whether it may found the group, and ends the join once it did', async () => {
+    const w = world({ joinedAt: null });
+    let asks = 0;
+    const p: JoinProcedure = {
+      ...w.p,
+      raft: {
+        applied: () => 0 as LogIndex,
+        status: () => ({ leaderId: null, membership: { voters: [], learners: [] } }),
+      },
+      findLeader: async () => null,
+      mayFound: async () => ++asks === 2,
+    };
+    await joinGroup(p, 60_000);
+    assert.equal(asks, 2, 'asked until it founded the group');
+    assert.deepEqual(w.asked, [], 'no join sent: there was no leader');
+    // With a leader found, it is never asked: the group exists.
+    const withLeader = world({ joinedAt: null });
+    await joinGroup(
+      {
+        ...withLeader.p,
+        mayFound: async () => {
+          throw new Error('asked with a leader known');
+        },
+      },
+      60_000,
+    );
+    assert.deepEqual(withLeader.record, ['added 10', 'complete']);
+  });
 });

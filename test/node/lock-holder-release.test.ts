@@ -51,38 +51,45 @@ describe('a lock released or renewed by another client that knows its token', ()
     });
   }
 
-  test('a raw acquire that may queue must carry a wait lease: a waiter nobody renews would be granted a lock nobody holds', async () => {
+  test('a raw acquire that may queue: refused from a remote client, and on the node without a bounded wait lease (a waiter nobody renews or withdraws would get the lock in its turn)', async () => {
     const { node, remote } = f;
     const lock = await node.lock('raw-wait', { leaseMs: 30_000 });
-    for (const client of [node, remote]) {
-      const raw = client as unknown as RawWriter;
-      for (const wait of [{}, { waitMs: 60_000 }]) {
-        await assert.rejects(
-          raw.cacheWrite({
-            type: 'lockAcquire',
-            key: 'raw-wait',
-            holderId: 'ghost',
-            leaseMs: 60_000,
-            ...wait,
-          }),
-          (e: Error & { code?: string }) => {
-            assert.equal(e.code, 'HQL_INVALID_PARAMS', e.message);
-            assert.match(e.message, /must carry a wait lease \(waitLeaseMs\)/);
-            return true;
-          },
-        );
-      }
-      // A try-lock never queues: it needs none.
-      assert.deepEqual(
-        await raw.cacheWrite({
-          type: 'lockAcquire',
-          key: 'raw-wait',
-          holderId: 'ghost',
-          leaseMs: 1000,
-          waitMs: 0,
-        }),
-        { type: 'lockAcquire', state: 'busy' },
+    const refused = (pattern: RegExp) => (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'HQL_INVALID_PARAMS', e.message);
+      assert.match(e.message, pattern);
+      return true;
+    };
+    const acquire = { type: 'lockAcquire', key: 'raw-wait', holderId: 'ghost', leaseMs: 60_000 };
+    const r = remote as unknown as RawWriter;
+    for (const command of [
+      acquire,
+      { ...acquire, waitMs: 60_000 },
+      { ...acquire, waitMs: 60_000, waitLeaseMs: 10_000 },
+      { type: 'lockWaitRenew', waitLeaseMs: 3_600_000, keys: ['raw-wait'], holderIds: ['ghost'] },
+    ]) {
+      await assert.rejects(
+        r.cacheWrite(command),
+        refused(/is not a client's command: wait for a lock with lock\(\)/),
       );
+    }
+    const n = node as unknown as RawWriter;
+    await assert.rejects(n.cacheWrite(acquire), refused(/must carry a wait lease \(waitLeaseMs\)/));
+    for (const waitLeaseMs of [100, 1e12]) {
+      await assert.rejects(
+        n.cacheWrite({ ...acquire, waitLeaseMs }),
+        refused(/waitLeaseMs .* is outside 300 to 3600000/),
+      );
+      await assert.rejects(
+        n.cacheWrite({ type: 'lockWaitRenew', waitLeaseMs, keys: ['raw-wait'], holderIds: ['w'] }),
+        refused(/waitLeaseMs .* is outside 300 to 3600000/),
+      );
+    }
+    // A try-lock never queues: any client may send one.
+    for (const raw of [n, r]) {
+      assert.deepEqual(await raw.cacheWrite({ ...acquire, leaseMs: 1000, waitMs: 0 }), {
+        type: 'lockAcquire',
+        state: 'busy',
+      });
     }
     await lock.release();
     const next = await node.tryLock('raw-wait');

@@ -14,6 +14,12 @@ import {
 import type { ResolvedNodeConfig } from './config.js';
 import type { CacheLimitKey, IntegerKey, NodeConfig } from './config-types.js';
 
+/**
+ * Bounds of a lock waiter's wait lease (`cache_lock_wait_lease_ms`); a proposal naming one
+ * outside them is refused (CacheGroup's checkProposal), so no wait lease outlives an hour.
+ */
+export const LOCK_WAIT_LEASE_MS_BOUNDS = [300, 3_600_000] as const;
+
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
@@ -232,8 +238,8 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
     key: 'cacheLockWaitLeaseMs',
     toml: 'cache_lock_wait_lease_ms',
     default: 10_000,
-    min: 300,
-    max: 3_600_000,
+    min: LOCK_WAIT_LEASE_MS_BOUNDS[0],
+    max: LOCK_WAIT_LEASE_MS_BOUNDS[1],
   },
   // Writes the leader proposes in one turn share a log entry, up to this many (1: one per entry).
   { key: 'cacheBatchCommandsMax', toml: 'cache_batch_commands_max', default: 1024, min: 1, max: 1024 },

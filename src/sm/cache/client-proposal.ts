@@ -23,9 +23,19 @@ export function adoptClientCacheCommand(
     const problem = clientSessionIdProblem(envelope.session.clientId);
     if (problem !== null) throw new CacheError({ code: 'HQL_MALFORMED_COMMAND', message: problem });
   }
+  // A client's lock wait is its node's (the lock API, `cacheLock`): the node renews its wait
+  // lease and withdraws it when the client leaves. Queued by raw bytes, a waiter nobody tracks
+  // would be granted the lock in its turn and hold it for its lease (found from outside).
+  const c = envelope.command;
+  if (c.type === 'lockWaitRenew' || (c.type === 'lockAcquire' && c.waitMs !== 0)) {
+    throw new HiqliteError(
+      'HQL_INVALID_PARAMS',
+      `${c.type} is not a client's command: wait for a lock with lock() (a client may send a try-lock, waitMs 0)`,
+      { retryable: false },
+    );
+  }
   // A value no reader could decode (or not in the shape a client stores) would fail every read
   // of it, every entries() of its cache and every listener of its channel: refused here.
-  const c = envelope.command;
   const value =
     c.type === 'put' || c.type === 'replace' || c.type === 'putIfAbsent'
       ? c.value
