@@ -445,34 +445,46 @@ function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
  * ran out (`UPDATE … SET fence = :token WHERE … AND fence < :token`).
  */
 export class DistributedLock implements AsyncDisposable {
-  private timer: TimerHandle | null = null;
-  private released = false;
-  private readonly lostController = new AbortController();
-  private renewing: Promise<void> | null = null;
+  // ES private fields: a lock logged, JSON.stringify'd or spread shows its key and token only
+  // (not the client behind it, nor the holder id that alone renews or releases it).
+  #timer: TimerHandle | null = null;
+  #released = false;
+  readonly #lostController = new AbortController();
+  #renewing: Promise<void> | null = null;
   /**
    * When the lease last started on this holder's monotonic clock: the grant (less what it had
    * used up when the node answered), then each renewal that succeeded, from when it was sent.
    */
-  private lastRenewedMs: number;
+  #lastRenewedMs: number;
+  readonly #ops: CacheOps;
+  readonly #leaseMs: number;
+  readonly #held: Set<DistributedLock>;
+  readonly #clock: Clock;
+  /** The holder id of the grant (renewals and the release name it), undefined from an older node. */
+  readonly #holderId: string | undefined;
 
   /**
    * `remainingMs`: the lease the grant had left when the node answered (its lease counts from
    * the grant, not from when the answer arrived); the whole lease when the node did not say.
    */
   constructor(
-    private readonly ops: CacheOps,
+    ops: CacheOps,
     readonly key: string,
     readonly token: number,
-    private readonly leaseMs: number,
-    private readonly held: Set<DistributedLock> = new Set(),
+    leaseMs: number,
+    held: Set<DistributedLock> = new Set(),
     remainingMs: number = leaseMs,
-    private readonly clock: Clock = systemClock,
-    /** The holder id of the grant (renewals and the release name it), undefined from an older node. */
-    private readonly holderId: string | undefined = undefined,
+    clock: Clock = systemClock,
+    holderId: string | undefined = undefined,
   ) {
+    this.#ops = ops;
+    this.#leaseMs = leaseMs;
+    this.#held = held;
+    this.#clock = clock;
+    this.#holderId = holderId;
     held.add(this);
     const left = Math.max(0, Math.min(leaseMs, remainingMs));
-    this.lastRenewedMs = clock.monotonicMs() - (leaseMs - left);
+    this.#lastRenewedMs = clock.monotonicMs() - (leaseMs - left);
     this.scheduleRenewal(left);
   }
 
@@ -485,7 +497,7 @@ export class DistributedLock implements AsyncDisposable {
    */
   get lost(): AbortSignal {
     this.checkLease();
-    return this.lostController.signal;
+    return this.#lostController.signal;
   }
 
   /**
@@ -494,15 +506,15 @@ export class DistributedLock implements AsyncDisposable {
    */
   remainingMs(): number {
     this.checkLease();
-    if (this.released || this.lostController.signal.aborted) return 0;
-    return Math.max(0, Math.floor(this.lastRenewedMs + this.leaseMs - this.clock.monotonicMs()));
+    if (this.#released || this.#lostController.signal.aborted) return 0;
+    return Math.max(0, Math.floor(this.#lastRenewedMs + this.#leaseMs - this.#clock.monotonicMs()));
   }
 
   /** Lost now if the lease ran out on this process's clock since it last began. */
   private checkLease(): void {
-    if (this.released || this.lostController.signal.aborted) return;
+    if (this.#released || this.#lostController.signal.aborted) return;
     // Under a whole millisecond left counts as lost: remainingMs() says 0 exactly when `lost` is set.
-    if (this.lastRenewedMs + this.leaseMs - this.clock.monotonicMs() < LOCK_REMAINING_MS_MIN) this.lose();
+    if (this.#lastRenewedMs + this.#leaseMs - this.#clock.monotonicMs() < LOCK_REMAINING_MS_MIN) this.lose();
   }
 
   /**
@@ -524,25 +536,25 @@ export class DistributedLock implements AsyncDisposable {
    * of it on the node (a stale token is ignored by the lock's state machine).
    */
   abandon(): void {
-    if (this.released) return;
-    this.released = true;
-    this.held.delete(this);
-    if (this.timer !== null) this.clock.clearTimer(this.timer);
-    this.ops
+    if (this.#released) return;
+    this.#released = true;
+    this.#held.delete(this);
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
+    this.#ops
       .cacheWrite({ type: 'lockRelease', key: this.key, token: this.token, ...this.holder() }, {})
       .catch(() => {});
   }
 
   private async releaseWithin(options: { timeoutMs?: number }): Promise<void> {
-    if (this.released) return;
+    if (this.#released) return;
     // A lease that ran out by this process's clock is lost, whatever the release finds.
     this.checkLease();
-    this.released = true;
-    this.held.delete(this);
-    if (this.timer !== null) this.clock.clearTimer(this.timer);
-    await this.renewing;
-    if (this.lostController.signal.aborted) return;
-    const o = await this.ops.cacheWrite(
+    this.#released = true;
+    this.#held.delete(this);
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
+    await this.#renewing;
+    if (this.#lostController.signal.aborted) return;
+    const o = await this.#ops.cacheWrite(
       { type: 'lockRelease', key: this.key, token: this.token, ...this.holder() },
       options,
     );
@@ -557,27 +569,27 @@ export class DistributedLock implements AsyncDisposable {
 
   /** The holder id renewals and the release carry, so that the token alone renews or releases nothing. */
   private holder(): { holderId?: string } {
-    return this.holderId === undefined ? {} : { holderId: this.holderId };
+    return this.#holderId === undefined ? {} : { holderId: this.#holderId };
   }
 
   private scheduleRenewal(remainingMs: number): void {
     // A lease longer than a timer can hold is renewed sooner, not every millisecond.
-    const everyMs = Math.min(TIMER_MS_MAX, Math.max(1, Math.floor(this.leaseMs / 3)));
+    const everyMs = Math.min(TIMER_MS_MAX, Math.max(1, Math.floor(this.#leaseMs / 3)));
     // Monotonic (a step of the wall clock must not stretch the lease), and counted from when a
     // renewal was sent: the leader renewed it after that, so the lease runs at least this long.
     // The grant's own lease counts from the grant: what it had left when the node answered.
-    const { clock } = this;
+    const clock = this.#clock;
     const renew = async () => {
       const sentMs = clock.monotonicMs();
       try {
-        const o = await this.ops.cacheWrite({
+        const o = await this.#ops.cacheWrite({
           type: 'lockRenew',
           key: this.key,
           token: this.token,
           ...this.holder(),
         });
-        if (this.lostController.signal.aborted) return;
-        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) this.lastRenewedMs = sentMs;
+        if (this.#lostController.signal.aborted) return;
+        if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) this.#lastRenewedMs = sentMs;
         else this.lose();
       } catch (e) {
         // A refusal for good (the node stopped serving, the client closed): no renewal will
@@ -588,36 +600,36 @@ export class DistributedLock implements AsyncDisposable {
       }
     };
     const tick = () => {
-      this.timer = null;
+      this.#timer = null;
       // The process stood still past the lease (a long GC pause, a blocked event loop): the lease
       // is over (reading `lost` checks it), and a renewal now would be refused.
-      if (this.released || this.lost.aborted) return;
+      if (this.#released || this.lost.aborted) return;
       // A renewal may hang (its leader died: the answer comes after the next election): `lost`
       // fires at the lease's end all the same, not at that answer, when another client may
       // already hold the lock. A late success does not bring the lock back.
       const leaseEnd = clock.setTimer(
         () => this.checkLease(),
-        Math.max(1, Math.ceil(this.lastRenewedMs + this.leaseMs - clock.monotonicMs())),
+        Math.max(1, Math.ceil(this.#lastRenewedMs + this.#leaseMs - clock.monotonicMs())),
         UNREF,
       );
-      this.renewing = renew().finally(() => {
+      this.#renewing = renew().finally(() => {
         clock.clearTimer(leaseEnd);
-        this.renewing = null;
-        if (this.released || this.lost.aborted) return;
+        this.#renewing = null;
+        if (this.#released || this.lost.aborted) return;
         // After a failed renewal the next one comes no later than the lease's end, so `lost`
         // fires when the lease runs out, not up to a third of it later.
-        const leftMs = this.lastRenewedMs + this.leaseMs - clock.monotonicMs();
-        this.timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.ceil(leftMs))), UNREF);
+        const leftMs = this.#lastRenewedMs + this.#leaseMs - clock.monotonicMs();
+        this.#timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.ceil(leftMs))), UNREF);
       });
     };
     // A grant that arrived with less than a third of its lease left is renewed at half of that.
-    this.timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.floor(remainingMs / 2))), UNREF);
+    this.#timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.floor(remainingMs / 2))), UNREF);
   }
 
   private lose(): void {
-    this.held.delete(this);
-    if (this.timer !== null) this.clock.clearTimer(this.timer);
-    this.lostController.abort(
+    this.#held.delete(this);
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
+    this.#lostController.abort(
       new HiqliteError('HQL_TIMEOUT', `the lease of lock '${this.key}' ended`, { retryable: false }),
     );
   }

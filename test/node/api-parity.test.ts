@@ -100,6 +100,23 @@ describe('the embedded node and a remote client answer alike', () => {
     }
   });
 
+  test('a held lock shows its key and token only: logged or serialized, not the client behind it nor its holder id', async () => {
+    for (const [who, db] of both()) {
+      const lock = await db.lock(`shown-${who}`, { leaseMs: 30_000 });
+      try {
+        assert.deepEqual(Object.keys(lock), ['key', 'token'], who);
+        // It threw on the client's circular internals before, and carried the holder id (which
+        // alone lets anyone renew or release the lock).
+        assert.deepEqual(JSON.parse(JSON.stringify(lock)), { key: `shown-${who}`, token: lock.token });
+        assert.deepEqual({ ...lock }, { key: `shown-${who}`, token: lock.token });
+        assert.equal(lock.lost.aborted, false);
+        assert.ok(lock.remainingMs() > 0);
+      } finally {
+        await lock.release();
+      }
+    }
+  });
+
   test("a remote client's close() lets the writes under way end with their outcome (was: HQL_OUTCOME_UNKNOWN, yet applied)", async () => {
     await f.node.execute('CREATE TABLE closing (id INTEGER PRIMARY KEY, v TEXT)');
     const client = await connect({ nodes: [f.cfg.nodes[0]!.addrApi], secretApi: TEST_SECRETS.secretApi });
