@@ -29,7 +29,7 @@ import { abortedError, HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { type ClockTieBreak, LogClock } from '../lib/log-clock.js';
 import type { Random } from '../lib/prng.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
-import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
+import type { Entry, LogIndex, Membership, Message, NodeId, SnapshotMeta, Term } from '../raft/types.js';
 import {
   CACHE_BATCH_HEADER_BYTES,
   CACHE_BATCH_ITEM_OVERHEAD_BYTES,
@@ -341,6 +341,16 @@ export class CacheGroup {
     const chunked = chunkStoreOf(this.snapshotStore);
     const join = await GroupJoin.start('cache', chunked === null ? cfg.dataDir : null, kind);
     this.joinState = join;
+    // A group kept in memory founded (anew) starts at a term of the founder's clock in ms: above
+    // every term of an earlier incarnation of it (founded earlier, a term per election since), so
+    // a node that still holds that one (it was cut off while node 1 founded this one) neither
+    // wins an election here (its log's last term is lower) nor makes anyone adopt its term; it
+    // adopts this group's and, hearing from no leader of its own, drops its state (HiqliteNode's
+    // cache watchdog). A clock hours behind weakens it: run time sync.
+    if (kind === 'bootstrap' && this.inMemory && this.logStore.loadHardState() === null) {
+      const term = Math.max(1, Math.floor(this.d.clock.wallMs())) as Term;
+      await this.logStore.saveHardState({ term, vote: null, commit: 0 as LogIndex });
+    }
     this.raft = await RaftGroup.open(
       groupRaftOptions(cfg, 'cache', {
         initialMembership,

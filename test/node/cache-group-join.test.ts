@@ -220,3 +220,66 @@ describe('the cache group joins as the SQL group does', () => {
     }
   });
 });
+
+describe('a cache group kept in memory founded anew', () => {
+  test('starts at a term of the clock: a node holding an earlier incarnation neither wins a vote nor leads it; refound() empties it and ends its waits', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hql-cache-refound-'));
+    try {
+      const { group, sent, transport } = await openGroup(dir, { cacheStorageDisk: false });
+      try {
+        const before = Date.now();
+        await group.start(GENESIS_MEMBERSHIP, transport, 'bootstrap');
+        group.group.campaign();
+        await waitFor('node 1 to lead', () => group.group.status().role === 'leader');
+        const term = group.group.status().term;
+        assert.ok(term > before, `term ${term} is of the clock (${before})`);
+        await group.write({ type: 'put', cache: 'c', key: 'k', value: new Uint8Array([1]) });
+        // Node 3 still holds an earlier incarnation (a long log of term 40): cut off while node 1
+        // founded this one, it asks for votes and sends appends as a leader of its own.
+        const stale = {
+          from: 3 as NodeId,
+          to: 1 as NodeId,
+          lastIndex: 500 as LogIndex,
+          lastTerm: 40 as Term,
+        };
+        group.receive({ type: 'pre-vote', ...stale, term: 41 as Term, transfer: false });
+        group.receive({ type: 'vote', ...stale, term: 41 as Term, transfer: true });
+        group.receive({ ...append(41, 0, [], 0), from: 3 as NodeId });
+        // The pre-vote and the append are answered with its term (a lower term's vote is not).
+        await waitFor('the answers to node 3', () => sent.filter((m) => m.to === 3).length >= 2);
+        const answers = sent.filter((m) => m.to === 3);
+        assert.deepEqual(answers.map((m) => m.type).sort(), ['append-response', 'pre-vote-response']);
+        assert.ok(
+          answers.every((m) => m.term === term && !('granted' in m && m.granted)),
+          JSON.stringify(answers),
+        );
+        assert.equal(group.group.status().role, 'leader', 'still leads its group');
+        assert.equal(group.group.status().term, term, 'its term was not moved');
+
+        // Founded anew again: its state is gone, its lock waits end (retryable).
+        await group.write({ type: 'lockAcquire', key: 'l', holderId: 'a', leaseMs: 60_000, waitMs: 0 });
+        const waiting = group.lock({ key: 'l', holderId: 'b', leaseMs: 1000 });
+        await waitFor('b to queue', () => group.sm.lock('l')?.waiters.length === 1);
+        await group.refound(EMPTY, transport, 'join');
+        await assert.rejects(
+          waiting,
+          (e: unknown) => e instanceof HiqliteError && e.code === 'HQL_UNAVAILABLE' && e.retryable,
+        );
+        assert.equal(group.fresh, true);
+        assert.equal(group.sm.appliedIndex(), 0);
+        assert.equal(group.sm.get('c', 'k'), null);
+        await group.refound(GENESIS_MEMBERSHIP, transport, 'bootstrap');
+        group.group.campaign();
+        await waitFor('node 1 to lead again', () => group.group.status().role === 'leader');
+        assert.ok(group.group.status().term > before);
+        assert.equal(group.sm.get('c', 'k'), null, 'founded empty');
+        await group.write({ type: 'put', cache: 'c', key: 'k2', value: new Uint8Array([2]) });
+        assert.deepEqual(group.sm.get('c', 'k2'), new Uint8Array([2]));
+      } finally {
+        await group.close(5000);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
