@@ -74,6 +74,13 @@ export interface CacheOps {
   cacheListen(channel: string | null): ListenSource;
   /** The live entry of the replica on this thread, or null; throws HQL_UNAVAILABLE without one. */
   cacheLocalEntry(cache: string, key: string): LocalCacheEntry | null;
+  /**
+   * An embedded node's count of its cache group being founded anew (CacheGroup.refound): a lock
+   * granted before is gone. Absent on a remote client (its renewal finds out).
+   */
+  cacheRefounds?(): number;
+  /** Calls `hook` when the embedded node's cache group is founded anew. */
+  onCacheRefound?(hook: () => void): void;
 }
 
 /** getLocal on a client without a replica on its thread (a remote client). */
@@ -462,6 +469,8 @@ export class DistributedLock implements AsyncDisposable {
   readonly #clock: Clock;
   /** The holder id of the grant (renewals and the release name it), undefined from an older node. */
   readonly #holderId: string | undefined;
+  /** The embedded node's refound count at the grant (CacheOps.cacheRefounds), if it has one. */
+  readonly #refounds: number | undefined;
 
   /**
    * `remainingMs`: the lease the grant had left when the node answered (its lease counts from
@@ -482,6 +491,7 @@ export class DistributedLock implements AsyncDisposable {
     this.#held = held;
     this.#clock = clock;
     this.#holderId = holderId;
+    this.#refounds = ops.cacheRefounds?.();
     held.add(this);
     const left = Math.max(0, Math.min(leaseMs, remainingMs));
     this.#lastRenewedMs = clock.monotonicMs() - (leaseMs - left);
@@ -513,6 +523,10 @@ export class DistributedLock implements AsyncDisposable {
   /** Lost now if the lease ran out on this process's clock since it last began. */
   private checkLease(): void {
     if (this.#released || this.#lostController.signal.aborted) return;
+    if (this.#refounds !== undefined && this.#ops.cacheRefounds?.() !== this.#refounds) {
+      this.refounded();
+      return;
+    }
     // Under a whole millisecond left counts as lost: remainingMs() says 0 exactly when `lost` is set.
     if (this.#lastRenewedMs + this.#leaseMs - this.#clock.monotonicMs() < LOCK_REMAINING_MS_MIN) this.lose();
   }
@@ -626,12 +640,31 @@ export class DistributedLock implements AsyncDisposable {
     this.#timer = clock.setTimer(tick, Math.max(1, Math.min(everyMs, Math.floor(remainingMs / 2))), UNREF);
   }
 
-  private lose(): void {
+  /**
+   * The embedded node's cache group was founded anew (a majority of the nodes had restarted
+   * without their in-memory state): the lock is gone with the group's state, and another holder
+   * may take it in the new group at once (found from outside: `lost` fired only at the next
+   * renewal, a third of the lease later, while another node held the lock).
+   */
+  refounded(): void {
+    if (this.#released || this.#lostController.signal.aborted) return;
+    this.lose(
+      new HiqliteError(
+        'HQL_UNAVAILABLE',
+        `lock '${this.key}' was lost: the cache group was founded anew (a majority of its nodes restarted without their in-memory state)`,
+        { retryable: true },
+      ),
+    );
+  }
+
+  private lose(
+    reason: HiqliteError = new HiqliteError('HQL_TIMEOUT', `the lease of lock '${this.key}' ended`, {
+      retryable: false,
+    }),
+  ): void {
     this.#held.delete(this);
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
-    this.#lostController.abort(
-      new HiqliteError('HQL_TIMEOUT', `the lease of lock '${this.key}' ended`, { retryable: false }),
-    );
+    this.#lostController.abort(reason);
   }
 }
 
@@ -647,6 +680,8 @@ export class CacheApi {
   private closing = false;
   /** `ops` behind the close gate: what every handle, lock and listener of this client uses. */
   private readonly ops: CacheOps;
+  /** Whether the held locks are ended when the embedded node's cache group is founded anew. */
+  private refoundHooked = false;
 
   /**
    * `clock`: what a held lock times its renewals by; `newHolderId`: the id of each lock attempt
@@ -815,6 +850,14 @@ export class CacheApi {
       lock.releaseOnClose().catch(() => {}); // not released: its lease lapses, as when the process dies
       throw clientClosed();
     }
+    // Hooked at the first grant (the client's node runs by then, and a client that never locks
+    // needs no hook).
+    if (!this.refoundHooked && this.ops.onCacheRefound !== undefined) {
+      this.refoundHooked = true;
+      this.ops.onCacheRefound(() => {
+        for (const l of [...this.held]) l.refounded();
+      });
+    }
     if (remainingMs < LOCK_REMAINING_MS_MIN) {
       lock.abandon();
       throw new HiqliteError(
@@ -852,6 +895,12 @@ function closeGate(ops: CacheOps, closed: () => boolean): CacheOps {
       if (closed()) throw clientClosed();
       return ops.cacheLocalEntry(cache, key);
     },
+    ...(ops.cacheRefounds === undefined
+      ? {}
+      : { cacheRefounds: () => (ops.cacheRefounds as () => number)() }),
+    ...(ops.onCacheRefound === undefined
+      ? {}
+      : { onCacheRefound: (hook: () => void) => (ops.onCacheRefound as (h: () => void) => void)(hook) }),
   };
 }
 

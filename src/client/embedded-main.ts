@@ -40,6 +40,9 @@ export async function startOnThisThread(config: NodeConfig, options: StartOption
 }
 
 class EmbeddedNode extends ClientBase implements HiqliteNode {
+  /** The cache group's refound count last read (cacheRefounds). */
+  private lastRefounds = 0;
+
   constructor(private readonly node: NodeRuntime) {
     super();
     this.hideFields();
@@ -88,6 +91,19 @@ class EmbeddedNode extends ClientBase implements HiqliteNode {
 
   override cacheLock(request: LockRequest, signal?: AbortSignal): Promise<LockGrantInfo | null> {
     return this.node.caches.lock(request, signal);
+  }
+
+  cacheRefounds(): number {
+    try {
+      this.lastRefounds = this.node.caches.refoundCount;
+    } catch {
+      // The node is shutting down: its count stays what it was (close() ends the locks).
+    }
+    return this.lastRefounds;
+  }
+
+  onCacheRefound(hook: () => void): void {
+    this.node.caches.onRefound(hook);
   }
 
   override cacheListen(channel: string | null): ListenSource {

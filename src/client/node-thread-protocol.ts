@@ -27,6 +27,11 @@ export const APPLIED_SLOT = 0;
 /** Int32Array index (bytes 8–11): 1 while the node is the leader. */
 export const LEADER_SLOT = 2;
 /**
+ * Int32Array index (bytes 12–15): how many times the node's cache group was founded anew
+ * (CacheGroup.refound): a lock granted before is gone (DistributedLock compares).
+ */
+export const CACHE_REFOUNDS_SLOT = 3;
+/**
  * BigInt64Array index (bytes 16–23): this node's clock minus the cluster's in ms
  * (peer-clocks.ts), refreshed every CLOCK_OFFSET_PUBLISH_MS once the mirror is fed: the mirror
  * judges expiry by the cluster's clock, as the node's thread does.
@@ -243,6 +248,8 @@ export type NodeEvent =
   | { readonly type: 'listen'; readonly listenId: number; readonly items: readonly ListenItem[] }
   /** The listener ended on the node (shutdown). */
   | { readonly type: 'listen-end'; readonly listenId: number; readonly error: TransferredError }
+  /** The node's cache group was founded anew: the locks held through it are gone. */
+  | { readonly type: 'cache-refounded' }
   /** For the cache mirror (cache-mirror-wire.ts), in the order the node applied. */
   | MirrorEvent;
 

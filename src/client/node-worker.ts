@@ -19,6 +19,7 @@ import { digestOf } from './cache-mirror.js';
 import { MirrorFeed } from './cache-mirror-feed.js';
 import {
   APPLIED_SLOT,
+  CACHE_REFOUNDS_SLOT,
   type Call,
   CLOCK_OFFSET_PUBLISH_MS,
   CLOCK_OFFSET_SLOT,
@@ -485,6 +486,12 @@ async function main(): Promise<void> {
     n.appliedWatcher?.onAdvance(publishApplied);
     if (n.appliedWatcher !== null) publishApplied(n.appliedWatcher.current);
     n.onLeaderChange((s) => Atomics.store(flags, LEADER_SLOT, s.role === 'leader' ? 1 : 0));
+    // Counted first: a lock whose `lost` is read before the event arrives sees it already.
+    n.caches.onRefound(() => {
+      Atomics.add(flags, CACHE_REFOUNDS_SLOT, 1);
+      events.push({ type: 'cache-refounded' });
+      scheduleFlush();
+    });
     Atomics.store(flags, LEADER_SLOT, n.isLeader() ? 1 : 0);
     // The mirror is fed from the application's first local read on (mirror-start): until then
     // a node whose application never reads locally applies nothing twice.

@@ -61,6 +61,7 @@ import { ClientBase, type Metrics, type Params } from './client.js';
 import type { HiqliteNode } from './embedded.js';
 import {
   APPLIED_SLOT,
+  CACHE_REFOUNDS_SLOT,
   type Call,
   type CallBody,
   CLOCK_OFFSET_SLOT,
@@ -242,6 +243,8 @@ class WorkerNode extends ClientBase implements HiqliteNode {
   private outAborts: number[] = [];
   private outAcks = new Map<number, number>();
   private readonly listens = new Map<number, WorkerListenSource>();
+  /** Hooks of the cache API: the node's cache group was founded anew (cache-refounded). */
+  private readonly refoundHooks = new Set<() => void>();
   private nextListenId = 1;
   private flushScheduled = false;
   /** flush() is applying the mirror's pending entries (their acknowledgements leave in the same flush). */
@@ -438,6 +441,14 @@ class WorkerNode extends ClientBase implements HiqliteNode {
       ) as Promise<CacheReadValue>;
     }
     return this.linearizableCacheRead(mirror, read);
+  }
+
+  cacheRefounds(): number {
+    return Atomics.load(this.flags, CACHE_REFOUNDS_SLOT);
+  }
+
+  onCacheRefound(hook: () => void): void {
+    this.refoundHooks.add(hook);
   }
 
   override cacheLocalEntry(cache: string, key: string): LocalCacheEntry | null {
@@ -797,6 +808,9 @@ class WorkerNode extends ClientBase implements HiqliteNode {
         l?.end(rebuildError(e.error));
         return;
       }
+      case 'cache-refounded':
+        for (const hook of this.refoundHooks) hook();
+        return;
       case 'mirror-snapshot':
       case 'mirror-chunk':
       case 'mirror-snapshot-end':

@@ -197,6 +197,9 @@ export class CacheGroup {
   private groupSm: GroupStateMachine | null = null;
   /** Set while refound() replaces the Raft group: its close leaves the state machine open. */
   private refounding = false;
+  /** How many times refound() ran (the locks held through this node were lost each time). */
+  private refounds = 0;
+  private readonly refoundHooks = new Set<() => void>();
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -425,7 +428,29 @@ export class CacheGroup {
     } finally {
       this.refounding = false;
     }
+    this.refounds++;
+    for (const hook of this.refoundHooks) {
+      try {
+        hook();
+      } catch (e) {
+        this.d.log.warn({ err: String(e) }, 'a hook of the cache group founded anew failed');
+      }
+    }
     this.scheduleExpire();
+  }
+
+  /**
+   * How many times this node's state of the group was dropped (refound): a lock granted before
+   * is gone with it (its holder's client compares: DistributedLock).
+   */
+  get refoundCount(): number {
+    return this.refounds;
+  }
+
+  /** Calls `hook` after each refound (the client ends the locks it holds: their `lost` fires). */
+  onRefound(hook: () => void): () => void {
+    this.refoundHooks.add(hook);
+    return () => this.refoundHooks.delete(hook);
   }
 
   /** Logs, at most once a minute, a log time ahead of this node's clock (LOG_CLOCK_AHEAD_WARN_MS). */

@@ -1167,6 +1167,7 @@ export class HiqliteNode {
     const leaderlessMs = 5 * this.cfg.electionTimeoutMs;
     let leaderlessSince: number | null = null;
     let confirmed = 0;
+    let loggedAtMs = Number.NEGATIVE_INFINITY;
     const tick = async (): Promise<void> => {
       const c = this.cache;
       if (!c.running || this.joining.has('cache') || this.fatal !== null) {
@@ -1183,9 +1184,17 @@ export class HiqliteNode {
       }
       leaderlessSince ??= now;
       if (now - leaderlessSince < leaderlessMs) return;
-      const gone = await this.votersGoneFromCacheGroup(s.membership.voters);
-      if (gone === null) {
+      const { gone, silent, dead } = await this.votersGoneFromCacheGroup(s.membership.voters);
+      if (!dead) {
         confirmed = 0;
+        // Why it waits, for whoever reads the log (at most every 30 s).
+        if (now - loggedAtMs >= 30_000) {
+          loggedAtMs = now;
+          this.log.warn(
+            { voters: s.membership.voters, gone, silent, leaderlessMs: Math.round(now - leaderlessSince) },
+            'the cache group has no leader: a majority of its voters must answer (the silent ones may still hold it); it waits for them',
+          );
+        }
         return;
       }
       if (++confirmed < 2) return;
@@ -1216,28 +1225,31 @@ export class HiqliteNode {
 
   /**
    * The voters (other than this node) that answer they are out of the cache group — not members,
-   * or following a leader while this node hears from none — when too many for the rest to make a
-   * majority; else null. A voter that does not answer may still hold the group: it counts as
-   * holding it (only answers decide).
+   * or following a leader while this node hears from none — and those that do not answer;
+   * `dead` when the gone ones leave too few for a majority. A voter that does not answer may
+   * still hold the group: it counts as holding it (only answers decide).
    */
-  private async votersGoneFromCacheGroup(voters: readonly NodeId[]): Promise<NodeId[] | null> {
+  private async votersGoneFromCacheGroup(
+    voters: readonly NodeId[],
+  ): Promise<{ gone: NodeId[]; silent: NodeId[]; dead: boolean }> {
     const me = this.cfg.nodeId;
     const others = voters.filter((v) => v !== me);
     const answers = await Promise.all(
-      others.map(async (v) => {
+      others.map(async (v): Promise<'gone' | 'holds' | 'silent'> => {
         try {
           const r = await this.request(v, { op: 'leader', group: 'cache' }, 2000);
-          if (!r.ok) return false;
+          if (!r.ok) return 'silent';
           const a = r.value as { member?: boolean | null; leaderId?: number | null };
-          return a.member === false || (a.leaderId ?? null) !== null;
+          return a.member === false || (a.leaderId ?? null) !== null ? 'gone' : 'holds';
         } catch {
-          return false;
+          return 'silent';
         }
       }),
     );
-    const gone = others.filter((_, i) => answers[i] === true);
+    const gone = others.filter((_, i) => answers[i] === 'gone');
+    const silent = others.filter((_, i) => answers[i] === 'silent');
     const majority = Math.floor(voters.length / 2) + 1;
-    return voters.length - gone.length < majority ? gone : null;
+    return { gone, silent, dead: voters.length - gone.length < majority };
   }
 
   /** Drops this node's cache state and joins the group anew (node 1 founds it: cacheMayFound). */

@@ -82,6 +82,13 @@ async function handle(r: Req): Promise<unknown> {
       locks.set(lock.token, lock);
       return lock.token;
     }
+    case 'lockState': {
+      // Whether a lock held here was lost, and why (`lost` checks the lease when read).
+      const lock = locks.get(r.token as number);
+      if (lock === undefined) return null;
+      const reason = lock.lost.reason as HiqliteError | undefined;
+      return { lost: lock.lost.aborted, code: reason?.code ?? null };
+    }
     case 'release': {
       const lock = locks.get(r.token as number);
       locks.delete(r.token as number);

@@ -64,7 +64,8 @@ describe('cache group in memory', () => {
       const a = (id: number) => apps.get(id) as CacheApp;
       await a(1).request('put', { cache: 'c', key: 'before', value: 1 });
       const survivor = [1, 2, 3].find((id) => !(restarted as readonly number[]).includes(id)) as number;
-      const held = await a(survivor).request<number>('lock', { key: 'job', leaseMs: 60_000 });
+      // A lease renewed only every 100 s: its end is no way to learn it was lost.
+      const held = await a(survivor).request<number>('lock', { key: 'job', leaseMs: 300_000 });
       await Promise.all(restarted.map((id) => a(id).kill()));
       // They start again without their cache state, while the survivor holds the group: none
       // of them can be taken in by a leader it cannot elect (they waited for ever before).
@@ -92,7 +93,13 @@ describe('cache group in memory', () => {
         // Its data is gone with the majority that lost it, on the survivor too.
         assert.equal(await a(id).request('get', { cache: 'c', key: 'before' }), null);
       }
-      // The survivor's lock went with the group; its tokens keep increasing in the new one.
+      // The survivor's lock went with the group: its holder is told at once (it was told at the
+      // next renewal, a third of the lease later, while another node could hold it); the tokens
+      // keep increasing in the new group.
+      assert.deepEqual(await a(survivor).request('lockState', { token: held }), {
+        lost: true,
+        code: 'HQL_UNAVAILABLE',
+      });
       const next = await a(restarted[0]).request<number>('tryLock', { key: 'job' });
       assert.ok(typeof next === 'number' && next > held, `token ${next} after ${held}`);
       const m = await a(survivor).request<{ cache: { voters: number[] } }>('metrics');
