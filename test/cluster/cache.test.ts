@@ -15,8 +15,9 @@ describe('cache group: caches, counters, notify and locks across three embedded 
   const app = (id: number) => apps.get(id) as CacheApp;
 
   before(async () => {
-    // A short wait lease: a waiter of a killed process is passed over within 1.5 s of its death.
-    cluster = await TestCluster.create({ nodes: 3, startNodes: [], toml: 'cache_lock_wait_lease_ms = 1500' });
+    // A short wait lease (the least the election timeout allows): a waiter of a killed process
+    // is passed over within 4.5 s of its death.
+    cluster = await TestCluster.create({ nodes: 3, startNodes: [], toml: 'cache_lock_wait_lease_ms = 4500' });
     for (const [id, a] of await startApps(cluster, [1, 2, 3])) apps.set(id, a);
   });
 
@@ -206,7 +207,7 @@ describe('cache group: caches, counters, notify and locks across three embedded 
     assert.ok(next > held, `fencing token ${next} after ${held}`);
     // Node 3's waiter had its turn after its wait lease ended: passed over, node 1 gets the lock at
     // once (it was granted to the dead waiter for its whole lease of 60 s, past this request's 30 s).
-    await sleep(1500);
+    await sleep(4500);
     await app(2).request('release', { token: report });
     const t0 = performance.now();
     const reportToken = await reportNext;

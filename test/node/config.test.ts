@@ -280,6 +280,20 @@ describe('resolveConfig validation: each message names its key', () => {
     );
   });
 
+  test('a lock wait lease shorter than three election timeouts (waiters would lose their place at every leader change)', () => {
+    assertOneProblem(
+      bad({ cacheLockWaitLeaseMs: 4000 }),
+      'cacheLockWaitLeaseMs',
+      /^4000 must be at least three times electionTimeoutMs \(1500\): a waiter's renewals must outlast a leader election/,
+    );
+    assertOneProblem(
+      bad({ cacheLockWaitLeaseMs: 100 }),
+      'cacheLockWaitLeaseMs',
+      /from 300 to 3600000, got 100/,
+    );
+    assert.equal(resolveConfig(base({ cacheLockWaitLeaseMs: 4500 })).cacheLockWaitLeaseMs, 4500);
+  });
+
   test('a session protection shorter than a write may be retried, or longer than a cache session lives', () => {
     // A write is retried until proposal_timeout_ms: its session must not be forgotten before.
     assertOneProblem(

@@ -412,6 +412,15 @@ function checkTiming(l: Partial<Record<IntegerKey, number>>, problems: ConfigPro
       `${cacheTtl} must be at least ${n('sessionProtectMs')} (${protect}): a session expires after this long idle, whatever protects it`,
     );
   }
+  // A lock waiter's node renews its wait lease every third of it: two renewals must fit into a
+  // leader election (up to twice the election timeout), or waiters lose their place at every one.
+  const { cacheLockWaitLeaseMs: waitLease } = l;
+  if (waitLease !== undefined && election !== undefined && waitLease < 3 * election) {
+    problems.add(
+      'cacheLockWaitLeaseMs',
+      `${waitLease} must be at least three times ${n('electionTimeoutMs')} (${election}): a waiter's renewals must outlast a leader election, or waiters lose their place in the queue at every leader change`,
+    );
+  }
   // A follower must be able to miss a heartbeat without starting an election.
   if (heartbeat !== undefined && election !== undefined && heartbeat * 2 >= election) {
     problems.add(

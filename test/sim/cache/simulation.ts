@@ -142,7 +142,7 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
   const heartbeatIntervalMs = rng.pick([20, 30, 50]);
   const leaseMsMin = rng.pick([150, 300, 600]);
   const bug = o.plantedBug;
-  return {
+  const profile = {
     nodeIds,
     chaosUs: (o.chaosMs ?? CHAOS_MS_DEFAULT) * 1000,
     livenessUs: LIVENESS_MS * 1000,
@@ -179,8 +179,11 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
     partitionEveryUs: rng.pick([400_000, 1_000_000]),
     plantedBugs: bug === undefined ? {} : { [bug]: true },
     memoryNodes: rng.pick([[], [], [1], [3], [1, 2], [1, 2, 3]] as NodeId[][]),
-    lockWaitLeaseMs: rng.pick([300, 1_000, 10_000]),
   };
+  // At least three election timeouts (config-resolve.ts); drawn last, so that the other draws
+  // of a seed stay what they were.
+  const lockWaitLeaseMs = Math.max(3 * profile.electionTimeoutMs, rng.pick([300, 1_000, 10_000]));
+  return { ...profile, lockWaitLeaseMs };
 }
 
 function describeProfile(p: CacheProfile): string {
