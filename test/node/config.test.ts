@@ -292,6 +292,10 @@ describe('resolveConfig validation: each message names its key', () => {
       /from 300 to 3600000, got 100/,
     );
     assert.equal(resolveConfig(base({ cacheLockWaitLeaseMs: 4500 })).cacheLockWaitLeaseMs, 4500);
+    // Unset: the default, or three election timeouts when that is longer (a longer election
+    // timeout alone is no error: found by CI, a test cluster with election_timeout_ms = 5000).
+    assert.equal(resolveConfig(base()).cacheLockWaitLeaseMs, 10_000);
+    assert.equal(resolveConfig(base({ electionTimeoutMs: 5000 })).cacheLockWaitLeaseMs, 15_000);
   });
 
   test('a session protection shorter than a write may be retried, or longer than a cache session lives', () => {

@@ -379,6 +379,10 @@ function checkIntegers(
       Math.max(out.sessionProtectMs ?? 0, out.proposalTimeoutMs + SESSION_PROTECT_MARGIN_MS),
     );
   }
+  // Unset, a lock waiter's wait lease outlasts a leader election, however long the timeout.
+  if (input.cacheLockWaitLeaseMs === undefined && out.electionTimeoutMs !== undefined) {
+    out.cacheLockWaitLeaseMs = Math.max(out.cacheLockWaitLeaseMs ?? 0, 3 * out.electionTimeoutMs);
+  }
   // Rules between two keys are checked when both keys are valid on their own.
   checkTiming(out, problems);
   checkSizes(out, problems);
