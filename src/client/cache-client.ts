@@ -447,6 +447,12 @@ function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
 }
 
 /**
+ * The cache API's call of a held lock when its node's cache group was founded anew: a symbol of
+ * this module, so that it is no method a user could call (it ends the lock here, not on the node).
+ */
+const LOST_TO_REFOUND: unique symbol = Symbol('lostToRefound');
+
+/**
  * A held lock. `token` is a fencing token: strictly increasing per key across holders, leaders
  * and restarts; give it to the resource you guard so that it can refuse a holder whose lease
  * ran out (`UPDATE … SET fence = :token WHERE … AND fence < :token`).
@@ -524,7 +530,7 @@ export class DistributedLock implements AsyncDisposable {
   private checkLease(): void {
     if (this.#released || this.#lostController.signal.aborted) return;
     if (this.#refounds !== undefined && this.#ops.cacheRefounds?.() !== this.#refounds) {
-      this.refounded();
+      this[LOST_TO_REFOUND]();
       return;
     }
     // Under a whole millisecond left counts as lost: remainingMs() says 0 exactly when `lost` is set.
@@ -646,7 +652,7 @@ export class DistributedLock implements AsyncDisposable {
    * may take it in the new group at once (found from outside: `lost` fired only at the next
    * renewal, a third of the lease later, while another node held the lock).
    */
-  refounded(): void {
+  [LOST_TO_REFOUND](): void {
     if (this.#released || this.#lostController.signal.aborted) return;
     this.lose(
       new HiqliteError(
@@ -855,7 +861,7 @@ export class CacheApi {
     if (!this.refoundHooked && this.ops.onCacheRefound !== undefined) {
       this.refoundHooked = true;
       this.ops.onCacheRefound(() => {
-        for (const l of [...this.held]) l.refounded();
+        for (const l of [...this.held]) l[LOST_TO_REFOUND]();
       });
     }
     if (remainingMs < LOCK_REMAINING_MS_MIN) {
