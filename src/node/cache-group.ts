@@ -39,6 +39,7 @@ import {
 } from '../sm/cache/command.js';
 import { cacheErrorFromInfo } from '../sm/cache/errors.js';
 import { type Entry as CacheEntry, checkBytes } from '../sm/cache/kv.js';
+import type { LockGrant, LockTablePlantedBugs } from '../sm/cache/locks.js';
 import type { CacheEntryResult, CacheOutcome, CacheResult } from '../sm/cache/result.js';
 import { CacheStateMachine, type CacheStats } from '../sm/cache/state-machine.js';
 import type { LogStore } from '../storage/log-store.js';
@@ -122,6 +123,11 @@ export interface CacheGroupDeps {
   readonly defer?: (fn: () => void) => void;
   /** Test only (see CachePlantedBugs). */
   readonly plantedBugs?: CachePlantedBugs;
+  /**
+   * Test only: told of every lock grant to a queued waiter this node's state machine applies,
+   * after its lock waiters were (the cache simulator's wait-lease audit).
+   */
+  readonly onLockGranted?: (g: LockGrant) => void;
   /** The node's writes in flight, which its graceful shutdown waits for (in-flight.ts). */
   readonly inflight?: InFlight;
 }
@@ -130,7 +136,7 @@ export interface CacheGroupDeps {
  * Test only: make the cache group wrong on purpose, so that the cache simulator's planted-bug
  * hunt (test/sim/cache) proves its checkers see it. Never set outside tests.
  */
-export interface CachePlantedBugs extends RuntimePlantedBugs {
+export interface CachePlantedBugs extends RuntimePlantedBugs, LockTablePlantedBugs {
   /**
    * Hand a lock grant to its caller as the lock waiters did before 8be77a7: with its whole lease,
    * even when it ended (in this node's log time) before the node could hand it out.
@@ -214,8 +220,12 @@ export class CacheGroup {
       hooks: {
         // Replayed ones too: a subscription knows its start (cache-listeners.ts).
         onNotification: (n) => this.hub.publish(n),
-        onLockGranted: (g) => this.waiters.granted(g),
+        onLockGranted: (g) => {
+          this.waiters.granted(g);
+          d.onLockGranted?.(g);
+        },
       },
+      ...(d.plantedBugs === undefined ? {} : { plantedBugs: d.plantedBugs }),
     });
     this.replayedTo = logStore.lastIndex();
     this.hub = new NotificationHub(

@@ -49,10 +49,21 @@ export interface Waiter {
 }
 
 /** Whether the waiter still waits at `nowMs` (its wait and its wait lease not over). */
-function stillWaiting(w: Waiter, nowMs: number): boolean {
+function stillWaiting(w: Waiter, nowMs: number, ignoreWaitLeases = false): boolean {
   return (
-    (w.deadlineMs === null || w.deadlineMs > nowMs) && (w.aliveUntilMs === null || w.aliveUntilMs > nowMs)
+    (w.deadlineMs === null || w.deadlineMs > nowMs) &&
+    (ignoreWaitLeases || w.aliveUntilMs === null || w.aliveUntilMs > nowMs)
   );
+}
+
+/**
+ * Test only: make the lock table wrong on purpose, so that the cache simulator's planted-bug
+ * hunt proves its wait-lease audit sees it (test/sim/cache/wait-lease-audit.ts). Never set
+ * outside tests.
+ */
+export interface LockTablePlantedBugs {
+  /** Grant the lock to a waiter whose wait lease ran out (its node died): as before ed9b208. */
+  readonly ignoreWaitLeases?: boolean;
 }
 
 export interface LockState {
@@ -92,6 +103,7 @@ export class LockTable {
   constructor(
     private readonly limits: CacheLimits,
     private readonly onGrant: (g: LockGrant) => void,
+    private readonly plantedBugs: LockTablePlantedBugs = {},
   ) {}
 
   acquire(
@@ -272,7 +284,7 @@ export class LockTable {
         this.locks.delete(key);
         return;
       }
-      if (!stillWaiting(w, nowMs)) continue;
+      if (!stillWaiting(w, nowMs, this.plantedBugs.ignoreWaitLeases)) continue;
       state.holder = this.grant(w.holderId, w.leaseMs, nowMs);
       this.pushLease(key, state.holder);
       this.onGrant({

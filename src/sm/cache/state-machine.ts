@@ -24,7 +24,7 @@ import {
   isBatchable,
 } from './command.js';
 import { type Entry as CacheEntry, isExpired } from './kv.js';
-import type { Holder, Waiter } from './locks.js';
+import type { Holder, LockTablePlantedBugs, Waiter } from './locks.js';
 import type { NotificationsAfter } from './notifications.js';
 import { type CacheLimits, resolveCacheLimits } from './options.js';
 import type { CacheEntryResult } from './result.js';
@@ -42,6 +42,8 @@ export interface CacheStateMachineOptions {
   /** Limits (defaults in DEFAULT_CACHE_LIMITS); must be the same on every node. */
   readonly limits?: Partial<CacheLimits>;
   readonly hooks?: CacheHooks;
+  /** Test only (LockTablePlantedBugs). */
+  readonly plantedBugs?: LockTablePlantedBugs;
 }
 
 export interface SnapshotInfo {
@@ -90,6 +92,7 @@ export interface CountersPage {
 export class CacheStateMachine {
   readonly limits: CacheLimits;
   private readonly hooks: CacheHooks;
+  private readonly plantedBugs: LockTablePlantedBugs;
   private state: CacheState;
   private applied = 0;
   private appliedTerm = 0;
@@ -107,7 +110,8 @@ export class CacheStateMachine {
   constructor(options: CacheStateMachineOptions = {}) {
     this.limits = resolveCacheLimits(options.limits);
     this.hooks = options.hooks ?? {};
-    this.state = new CacheState(this.limits);
+    this.plantedBugs = options.plantedBugs ?? {};
+    this.state = new CacheState(this.limits, this.plantedBugs);
   }
 
   /**
@@ -258,7 +262,7 @@ export class CacheStateMachine {
    */
   async restoreFrom(source: AsyncIterable<Uint8Array>, meta?: SnapshotMeta): Promise<void> {
     this.checkOpen();
-    const next = new CacheState(this.limits);
+    const next = new CacheState(this.limits, this.plantedBugs);
     let header: SnapshotHeader | null = null;
     await readSnapshot(source, {
       header: (h) => {
@@ -302,7 +306,7 @@ export class CacheStateMachine {
 
   async reset(): Promise<void> {
     this.checkOpen();
-    this.state = new CacheState(this.limits);
+    this.state = new CacheState(this.limits, this.plantedBugs);
     this.applied = 0;
     this.appliedTerm = 0;
     this.membership = null;

@@ -19,7 +19,7 @@ import {
 } from './command.js';
 import type { CacheErrorInfo } from './errors.js';
 import { checkBytes, KvStore, tooLargeError } from './kv.js';
-import { type LockGrant, LockTable } from './locks.js';
+import { type LockGrant, LockTable, type LockTablePlantedBugs } from './locks.js';
 import { type Notification, NotificationRing } from './notifications.js';
 import type { CacheLimits } from './options.js';
 import type { CacheOutcome, CacheResult } from './result.js';
@@ -57,9 +57,16 @@ export class CacheState {
    */
   readonly events: CacheEvent[] = [];
 
-  constructor(readonly limits: CacheLimits) {
+  constructor(
+    readonly limits: CacheLimits,
+    plantedBugs: LockTablePlantedBugs = {},
+  ) {
     this.kv = new KvStore(limits);
-    this.locks = new LockTable(limits, (grant) => this.events.push({ kind: 'lockGranted', grant }));
+    this.locks = new LockTable(
+      limits,
+      (grant) => this.events.push({ kind: 'lockGranted', grant }),
+      plantedBugs,
+    );
     this.sessions = new SessionTable(limits);
     this.ring = new NotificationRing(limits);
   }

@@ -46,6 +46,7 @@ describe('cache group simulation', () => {
       'locksHeld',
       'locksLost',
       'lockTimeouts',
+      'waitGrantsChecked',
       'takes',
       'counterAdds',
       'linearizableReads',

@@ -38,6 +38,7 @@ import { fail } from '../failure.js';
 import { emptySnapshot } from '../kv.js';
 import type { Envelope, Network } from '../network.js';
 import type { Trace } from '../trace.js';
+import { WaitLeaseAudit } from './wait-lease-audit.js';
 
 /** The simulated epoch of wall-clock time (no value of the real clock enters a run). */
 const WALL_EPOCH_MS = 1_700_000_000_000;
@@ -113,6 +114,8 @@ export class CacheSimNode {
   /** Snapshot bytes on this node's disk, by path (committed ones are in `disk.committed`). */
   readonly blobs = new Map<string, Uint8Array[]>();
   incarnation = 0;
+  /** The wait-lease audit of each life (wait-lease-audit.ts). */
+  private readonly audits: WaitLeaseAudit[] = [];
   private life: Life | null = null;
   private readonly stall: ProcessStall;
   crashes = 0;
@@ -224,6 +227,11 @@ export class CacheSimNode {
     return this.life?.clock ?? null;
   }
 
+  /** Lock grants to queued waiters checked against their wait lease, over every life. */
+  get waitGrantsChecked(): number {
+    return this.audits.reduce((n, a) => n + a.checked, 0);
+  }
+
   /** The process is stopped now: a promise that settles when it dies (for clients that wait). */
   died(): Promise<'crashed'> {
     return this.life?.died ?? Promise.resolve('crashed');
@@ -320,6 +328,15 @@ export class CacheSimNode {
     peerClocks.start();
     life.peerClocks = peerClocks;
     const snapshots = new SimChunkSnapshotStore(this, life);
+    let audited: CacheGroupType | null = null;
+    const audit = new WaitLeaseAudit(
+      this.id,
+      () => (audited === null ? 0 : audited.sm.clockMs()),
+      (e) => {
+        if (!life.dead) this.host.failLater(e);
+      },
+    );
+    this.audits.push(audit);
     const group = CacheGroup.onStorage(
       {
         cfg: this.host.cfg(this.id),
@@ -335,9 +352,12 @@ export class CacheSimNode {
         random: this.host.rng.fork(),
         defer: (fn) => this.post(life, 0, 'flush', fn),
         plantedBugs: this.host.plantedBugs,
+        onLockGranted: (g) => audit.granted(g),
       },
       { logStore, snapshots, start: decision },
     );
+    audited = group;
+    group.observe(audit);
     // Provisioned with the group's membership (as the SQL simulator's nodes) at the first start;
     // a memory node that restarts knows nothing and joins again.
     const rejoin = this.memory && life.incarnation > 0;

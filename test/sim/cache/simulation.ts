@@ -35,7 +35,12 @@ import { CALM_NETWORK, type Envelope, Network, type NetworkFaults } from '../net
 import { Trace } from '../trace.js';
 import { CacheSimNode, type CallOutcome, type NodeClockShape } from './node.js';
 
-export const CACHE_PLANTED_BUGS = ['handStaleGrants', 'ackBeforePersist', 'readBeforeApply'] as const;
+export const CACHE_PLANTED_BUGS = [
+  'handStaleGrants',
+  'ackBeforePersist',
+  'readBeforeApply',
+  'ignoreWaitLeases',
+] as const;
 export type CachePlantedBugName = (typeof CACHE_PLANTED_BUGS)[number];
 
 export interface CacheSimOptions {
@@ -56,6 +61,8 @@ export interface CacheRunStats {
   /** Locks held through the client API whose `lost` fired before the holder was done. */
   locksLost: number;
   lockTimeouts: number;
+  /** Lock grants to queued waiters checked against the waiter's wait lease (wait-lease-audit.ts). */
+  waitGrantsChecked: number;
   takes: number;
   counterAdds: number;
   linearizableReads: number;
@@ -279,6 +286,7 @@ class CacheSimulation {
     locksHeld: 0,
     locksLost: 0,
     lockTimeouts: 0,
+    waitGrantsChecked: 0,
     takes: 0,
     counterAdds: 0,
     linearizableReads: 0,
@@ -927,6 +935,7 @@ class CacheSimulation {
   }
 
   private async finalChecks(): Promise<void> {
+    for (const n of this.nodes.values()) this.stats.waitGrantsChecked += n.waitGrantsChecked;
     this.checkLocks();
     this.checkCounters();
     await this.checkReplicas();
