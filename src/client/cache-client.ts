@@ -75,11 +75,12 @@ export interface CacheOps {
   /** The live entry of the replica on this thread, or null; throws HQL_UNAVAILABLE without one. */
   cacheLocalEntry(cache: string, key: string): LocalCacheEntry | null;
   /**
-   * An embedded node's count of its cache group being founded anew (CacheGroup.refound): a lock
-   * granted before is gone. Absent on a remote client (its renewal finds out).
+   * How many times the cache group was founded anew (CacheGroup.refound) as this client knows:
+   * an embedded node's own count, a remote client's count of the nodes' events telling it
+   * (ApiEvent). A lock granted before is gone.
    */
   cacheRefounds?(): number;
-  /** Calls `hook` when the embedded node's cache group is founded anew. */
+  /** Calls `hook` when the cache group is founded anew (as cacheRefounds counts it). */
   onCacheRefound?(hook: () => void): void;
 }
 

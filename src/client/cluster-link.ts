@@ -29,7 +29,7 @@ import { abortedError, HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
-import type { ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import type { ApiEvent, ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { parseApiAddress } from './api-address.js';
 
@@ -119,6 +119,8 @@ export class ClusterLink {
    * 10-20 s before it failed).
    */
   private readonly mismatched = new Set<string>();
+  /** Told each event a node of this cluster tells its connection (ApiEvent). */
+  private readonly eventHooks = new Set<(e: ApiEvent) => void>();
 
   constructor(private readonly o: ClusterLinkOptions) {
     if (o.nodes.length === 0)
@@ -126,6 +128,15 @@ export class ClusterLink {
         retryable: false,
       });
     for (const addr of o.nodes) parseApiAddress(addr);
+  }
+
+  /**
+   * Calls `hook` with each event a node tells this client of its own accord (ApiEvent: its cache
+   * group founded anew), from whichever connection it came; returns the unsubscribe.
+   */
+  onEvent(hook: (e: ApiEvent) => void): () => void {
+    this.eventHooks.add(hook);
+    return () => this.eventHooks.delete(hook);
   }
 
   /** The node addresses this link was given (what a client shows of itself: no secret). */
@@ -508,6 +519,9 @@ export class ClusterLink {
         this.clusterId = theirs;
         this.mismatched.delete(addr);
       }
+      conn.onEvent((e) => {
+        for (const hook of this.eventHooks) hook(e);
+      });
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
       const limits =

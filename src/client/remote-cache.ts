@@ -20,7 +20,7 @@ import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import { ListenQueue } from '../node/listen-queue.js';
 import { SessionPool } from '../node/session-pool.js';
-import type { ApiPush } from '../protocol/api-codec.js';
+import { API_EVENT_CACHE_REFOUNDED, type ApiPush } from '../protocol/api-codec.js';
 import { CACHE_STRING_LENGTH_MAX } from '../protocol/cache-api-codec.js';
 import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
 import { CacheError, cacheErrorFromInfo } from '../sm/cache/errors.js';
@@ -53,6 +53,9 @@ export interface RemoteCacheOptions {
 
 export class RemoteCacheOps implements CacheOps {
   private readonly sessions: SessionPool;
+  /** How many times a node told this client its cache group was founded anew. */
+  private refounds = 0;
+  private readonly refoundHooks = new Set<() => void>();
 
   constructor(
     private readonly link: ClusterLink,
@@ -62,6 +65,24 @@ export class RemoteCacheOps implements CacheOps {
       `${CLIENT_SESSION_PREFIX}${randomBytes(16).toString('hex')}`,
       o.writesMax,
     );
+    // A node whose in-memory cache group was founded anew tells its clients (ApiEvent): every
+    // lock granted before is gone, and the held ones are lost now, not at their next renewal
+    // (a third of the lease later, while another holder may have the lock in the new group).
+    link.onEvent((e) => {
+      if (e.event !== API_EVENT_CACHE_REFOUNDED) return;
+      this.refounds++;
+      for (const hook of this.refoundHooks) hook();
+    });
+  }
+
+  /** CacheOps.cacheRefounds: the events of a cache group founded anew this client was told. */
+  cacheRefounds(): number {
+    return this.refounds;
+  }
+
+  /** CacheOps.onCacheRefound. */
+  onCacheRefound(hook: () => void): void {
+    this.refoundHooks.add(hook);
   }
 
   async cacheWrite(command: CacheCommand, options: CacheCallOptions = {}): Promise<CacheOutcome> {

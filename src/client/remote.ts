@@ -129,6 +129,16 @@ export class RemoteClient extends ClientBase {
     return this.remoteCaches.cacheWrite(command, options);
   }
 
+  /** CacheOps.cacheRefounds: a node told this client its cache group was founded anew. */
+  cacheRefounds(): number {
+    return this.remoteCaches.cacheRefounds();
+  }
+
+  /** CacheOps.onCacheRefound. */
+  onCacheRefound(hook: () => void): void {
+    this.remoteCaches.onCacheRefound(hook);
+  }
+
   override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
     return this.remoteCaches.cacheRead(read, consistency);
   }

@@ -48,6 +48,7 @@ import { httpStatusOf } from '../lib/http-status.js';
 import { LogThrottle, STRANGER_LOG_MS } from '../lib/log-throttle.js';
 import {
   type ApiErrorBody,
+  type ApiEvent,
   type ApiRequest,
   apiRequestIdOf,
   decodeApiRequest,
@@ -578,6 +579,19 @@ export class ApiServer {
       },
     );
     if (head.length > 0) socket.unshift(head);
+  }
+
+  /**
+   * Tells every remote client's binary connection `event` (ApiEvent) of the node's own accord,
+   * in order with the answers sent before it; a connection going away gets nothing more.
+   */
+  tellClients(event: ApiEvent): void {
+    const frame = encodeFrame(encodeApiMessage(event));
+    for (const conn of this.clientClusterIds.keys()) {
+      const a = this.activity.get(conn);
+      if (conn.closed || a === undefined || a.flow.goingAway) continue;
+      conn.write(frame);
+    }
   }
 
   /**

@@ -29,7 +29,7 @@ import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { inTime } from '../lib/in-time.js';
 import { LogClock, type LogClockSource } from '../lib/log-clock.js';
-import type { ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import { API_EVENT_CACHE_REFOUNDED, type ApiRequest, type ApiResponse } from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
 import { adoptClientCacheCommand } from '../sm/cache/client-proposal.js';
@@ -1256,6 +1256,9 @@ export class HiqliteNode {
   private async refoundCacheGroupHere(): Promise<void> {
     if (!this.cfg.sqlite) this.clusterId = null;
     await this.cache.refound(EMPTY_MEMBERSHIP, this.groupTransport(), joinKind(true, false));
+    // Remote clients holding locks through this node learn now that those locks are gone (their
+    // next renewal, a third of the lease later, would tell them while another holder may have it).
+    this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
     if (!this.cfg.sqlite) this.group = this.cache.group;
     // Until it is a member again or the node shuts down (each attempt bounded).
     for (let attempt = 0; this.closing === null; attempt++) {

@@ -141,12 +141,26 @@ export interface ApiGoAway {
 }
 
 /**
+ * Something a node tells every client connection of its own accord (handshake 10):
+ * - `cacheRefounded`: its cache group, kept in memory, was founded anew (a majority of the nodes
+ *   had restarted without it): every lock granted before is gone, and the client's held locks
+ *   are lost now rather than at their next renewal.
+ * A client ignores an event it does not know (a later version's).
+ */
+export interface ApiEvent {
+  readonly event: string;
+}
+
+/** The events this version sends. */
+export const API_EVENT_CACHE_REFOUNDED = 'cacheRefounded';
+
+/**
  * The most ids a goaway may list (a client refuses a longer one as malformed): a node serving more
  * on one connection (api_requests_inflight_max set that high) sends no goaway, and closes.
  */
 export const GOAWAY_PENDING_MAX = 1 << 17;
 
-export function encodeApiMessage(m: ApiRequest | ApiResponse | ApiPush | ApiGoAway): Uint8Array {
+export function encodeApiMessage(m: ApiRequest | ApiResponse | ApiPush | ApiGoAway | ApiEvent): Uint8Array {
   return packr.pack(m);
 }
 
@@ -297,12 +311,26 @@ export function decodeApiResponse(bytes: Uint8Array): ApiResponse {
   return responseOf(decodeMap(bytes));
 }
 
-/** What a node sends a client: an answer, a frame pushed for one of its listeners, or its goaway. */
-export function decodeApiServerMessage(bytes: Uint8Array): ApiResponse | ApiPush | ApiGoAway {
+/**
+ * What a node sends a client: an answer, a frame pushed for one of its listeners, its goaway, or
+ * an event (ApiEvent).
+ */
+export function decodeApiServerMessage(bytes: Uint8Array): ApiResponse | ApiPush | ApiGoAway | ApiEvent {
   const o = decodeMap(bytes);
+  if (o.event !== undefined) return eventOf(o);
   if (o.push === undefined && o.goaway === undefined) return responseOf(o);
   revived(o, 0, false);
   return o.goaway === undefined ? decodeApiPush(o, errorBodyOf) : goAwayOf(o);
+}
+
+/** Event names are short words; a longer one is no event of any version. */
+const API_EVENT_NAME_MAX = 64;
+
+function eventOf(o: Record<string, unknown>): ApiEvent {
+  const event = o.event;
+  if (typeof event !== 'string' || event.length === 0 || event.length > API_EVENT_NAME_MAX)
+    bad(`event must be a name of 1 to ${API_EVENT_NAME_MAX} characters`);
+  return { event };
 }
 
 function goAwayOf(o: Record<string, unknown>): ApiGoAway {

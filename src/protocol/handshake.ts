@@ -51,8 +51,10 @@ import { ProtocolError } from './protocol-error.js';
  *    table refuses a new session instead of forgetting one still protected.
  * 9: a cache group lock waiter has a wait lease (`lockAcquire.waitLeaseMs`, renewed by
  *    `lockWaitRenew`), which a node of version 8 reads as a malformed command.
+ * 10: a node tells its API connections events of its own accord (api-codec.ts `ApiEvent`: its
+ *    in-memory cache group founded anew), which a client of version 9 reads as a malformed answer.
  */
-export const HANDSHAKE_VERSION = 9;
+export const HANDSHAKE_VERSION = 10;
 export const CLUSTER_ID_BYTES = 16;
 /** "No cluster": a remote client, or a node that has not bootstrapped or joined one yet. */
 export const NO_CLUSTER_ID: Uint8Array = new Uint8Array(CLUSTER_ID_BYTES);

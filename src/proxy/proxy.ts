@@ -148,6 +148,9 @@ export class HiqliteProxy {
       },
       logger: log,
     });
+    // What a node tells its clients of its own accord (ApiEvent: its in-memory cache group
+    // founded anew, so the locks they hold are gone) reaches the clients behind this proxy too.
+    this.link.onEvent((e) => this.api.tellClients(e));
     const status = () => this.api.status();
     new Gauge({
       name: 'hiqlite_proxy_api_streams',

@@ -12,6 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { whenAborted } from '../lib/abort.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import {
+  type ApiEvent,
   type ApiGoAway,
   type ApiPush,
   type ApiRequest,
@@ -89,6 +90,7 @@ export class ApiConnection {
   private nextId = 1;
   private closedError: HiqliteError | null = null;
   private readonly closeWatchers = new Set<() => void>();
+  private readonly eventWatchers = new Set<(e: ApiEvent) => void>();
   /** Keepalive: the node's bytes seen so far, when that count last grew, the pending check. */
   private bytesSeen = 0;
   /** performance.now(): a wall-clock jump must not look like silence. */
@@ -266,6 +268,12 @@ export class ApiConnection {
     return () => this.closeWatchers.delete(fn);
   }
 
+  /** `fn` gets each event the node tells of its own accord (ApiEvent), known or not. */
+  onEvent(fn: (e: ApiEvent) => void): () => void {
+    this.eventWatchers.add(fn);
+    return () => this.eventWatchers.delete(fn);
+  }
+
   /**
    * Sends a request; resolves with the response (success or error body), rejects if the
    * connection fails. `signal`: the caller gives up: the request is rejected with HQL_ABORTED at
@@ -409,7 +417,7 @@ export class ApiConnection {
   }
 
   private onFrame(payload: Uint8Array): void {
-    let r: ApiResponse | ApiPush | ApiGoAway;
+    let r: ApiResponse | ApiPush | ApiGoAway | ApiEvent;
     try {
       r = decodeApiServerMessage(payload);
     } catch (e) {
@@ -419,6 +427,10 @@ export class ApiConnection {
     }
     if ('goaway' in r) {
       this.onGoAway(r.pending);
+      return;
+    }
+    if ('event' in r) {
+      for (const fn of this.eventWatchers) fn(r);
       return;
     }
     if ('push' in r) {
@@ -464,6 +476,7 @@ export class ApiConnection {
     for (const [, p] of this.pending) p.reject(this.closedError);
     this.pending.clear();
     this.pushes.clear();
+    this.eventWatchers.clear();
     for (const fn of this.closeWatchers) fn();
   }
 }

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import {
+  API_EVENT_CACHE_REFOUNDED,
   type ApiRequest,
   decodeApiRequest,
   decodeApiServerMessage,
@@ -100,6 +101,23 @@ describe('cache ops of the API protocol', () => {
       { goaway: true, pending: [1.5] },
       { goaway: true, pending: { length: 1 } },
       { goaway: true, pending: new Array(GOAWAY_PENDING_MAX + 1).fill(1) },
+    ])
+      assert.throws(() => decodeApiServerMessage(packr.pack(b)), ProtocolError);
+  });
+
+  test("a node's event round-trips, an unknown name included (a client ignores it); a malformed one is a ProtocolError", () => {
+    assert.deepEqual(decodeApiServerMessage(encodeApiMessage({ event: API_EVENT_CACHE_REFOUNDED })), {
+      event: 'cacheRefounded',
+    });
+    assert.deepEqual(decodeApiServerMessage(encodeApiMessage({ event: 'somethingLater' })), {
+      event: 'somethingLater',
+    });
+    for (const b of [
+      { event: 1 },
+      { event: '' },
+      { event: 'x'.repeat(65) },
+      { event: null },
+      { event: ['a'] },
     ])
       assert.throws(() => decodeApiServerMessage(packr.pack(b)), ProtocolError);
   });
