@@ -452,6 +452,10 @@ function lockDurations(key: string, leaseMs: unknown, waitMs: unknown): void {
  * this module, so that it is no method a user could call (it ends the lock here, not on the node).
  */
 const LOST_TO_REFOUND: unique symbol = Symbol('lostToRefound');
+/** The cache API's release of a held lock at the client's close(), within LOCK_RELEASE_ON_CLOSE_MS. */
+const RELEASE_ON_CLOSE: unique symbol = Symbol('releaseOnClose');
+/** The cache API's release of a grant it does not hand out (its lease ran out on its way here). */
+const ABANDON: unique symbol = Symbol('abandon');
 
 /**
  * A held lock. `token` is a fencing token: strictly increasing per key across holders, leaders
@@ -546,8 +550,8 @@ export class DistributedLock implements AsyncDisposable {
     return this.releaseWithin({});
   }
 
-  /** close(): the release, within LOCK_RELEASE_ON_CLOSE_MS. */
-  releaseOnClose(): Promise<void> {
+  /** close(): the release, within LOCK_RELEASE_ON_CLOSE_MS (a module symbol: no user's method). */
+  [RELEASE_ON_CLOSE](): Promise<void> {
     return this.releaseWithin({ timeoutMs: LOCK_RELEASE_ON_CLOSE_MS });
   }
 
@@ -556,7 +560,7 @@ export class DistributedLock implements AsyncDisposable {
    * once, whatever this side counts, so that the next waiter need not wait out what may be left
    * of it on the node (a stale token is ignored by the lock's state machine).
    */
-  abandon(): void {
+  [ABANDON](): void {
     if (this.#released) return;
     this.#released = true;
     this.#held.delete(this);
@@ -715,7 +719,7 @@ export class CacheApi {
    */
   async beginClose(): Promise<void> {
     this.closing = true;
-    await Promise.allSettled([...this.held].map((l) => l.releaseOnClose()));
+    await Promise.allSettled([...this.held].map((l) => l[RELEASE_ON_CLOSE]()));
   }
 
   cache<V = unknown>(name: string): CacheHandle<V> {
@@ -854,7 +858,7 @@ export class CacheApi {
       holderId,
     );
     if (this.closing) {
-      lock.releaseOnClose().catch(() => {}); // not released: its lease lapses, as when the process dies
+      lock[RELEASE_ON_CLOSE]().catch(() => {}); // not released: its lease lapses, as when the process dies
       throw clientClosed();
     }
     // Hooked at the first grant (the client's node runs by then, and a client that never locks
@@ -866,7 +870,7 @@ export class CacheApi {
       });
     }
     if (remainingMs < LOCK_REMAINING_MS_MIN) {
-      lock.abandon();
+      lock[ABANDON]();
       throw new HiqliteError(
         'HQL_TIMEOUT',
         `lock '${key}': its lease of ${leaseMs} ms ran out before the grant reached this client (the round trip took ${Math.round(travelMs)} ms): use a longer lease`,

@@ -111,6 +111,10 @@ describe('the embedded node and a remote client answer alike', () => {
         assert.deepEqual({ ...lock }, { key: `shown-${who}`, token: lock.token });
         assert.equal(lock.lost.aborted, false);
         assert.ok(lock.remainingMs() > 0);
+        // The cache API's own calls on a lock (release at close(), a grant not handed out, the
+        // group founded anew) are no methods a user could call by mistake.
+        for (const internal of ['abandon', 'releaseOnClose', 'lostToRefound'])
+          assert.equal(internal in lock, false, `${who}: lock.${internal}`);
       } finally {
         await lock.release();
       }
