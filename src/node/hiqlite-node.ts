@@ -737,8 +737,10 @@ export class HiqliteNode {
       joinKind(this.cache.fresh, cacheBootstrap),
     );
     if (cacheBootstrap) {
-      if (!bootstrap)
+      if (!bootstrap) {
         this.log.info('no node holds the cache group: node 1 founds it again (its data is lost)');
+        this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
+      }
       this.cache.group.campaign();
     }
     this.campaignIfSoleVoter(this.group);
@@ -1136,6 +1138,8 @@ export class HiqliteNode {
         this.clusterId = newClusterId();
       }
       await this.cache.refound(GENESIS_MEMBERSHIP, this.groupTransport(), joinKind(true, true));
+      // Every lock granted before is gone: clients that held one through this node learn it now.
+      this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
       if (!this.cfg.sqlite) this.group = this.cache.group;
       this.log.warn(
         { clusterId: this.clusterId },

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import type { HiqliteError } from '../../src/index.js';
 import { CacheApp, startApps } from './cache-app-process.js';
 import { eventually, TestCluster } from './harness.js';
 
@@ -66,6 +67,9 @@ describe('cache group in memory', () => {
       const survivor = [1, 2, 3].find((id) => !(restarted as readonly number[]).includes(id)) as number;
       // A lease renewed only every 100 s: its end is no way to learn it was lost.
       const held = await a(survivor).request<number>('lock', { key: 'job', leaseMs: 300_000 });
+      // A remote client connected to the survivor, holding a lock of its own through it.
+      const remote = await cluster.client([survivor]);
+      const remoteHeld = await remote.lock('remote-job', { leaseMs: 300_000 });
       await Promise.all(restarted.map((id) => a(id).kill()));
       // They start again without their cache state, while the survivor holds the group: none
       // of them can be taken in by a leader it cannot elect (they waited for ever before).
@@ -100,6 +104,9 @@ describe('cache group in memory', () => {
         lost: true,
         code: 'HQL_UNAVAILABLE',
       });
+      // The remote client too: the survivor told it when it dropped the group's state.
+      assert.equal(remoteHeld.lost.aborted, true, 'the remote lock was not lost');
+      assert.equal((remoteHeld.lost.reason as HiqliteError).code, 'HQL_UNAVAILABLE');
       const next = await a(restarted[0]).request<number>('tryLock', { key: 'job' });
       assert.ok(typeof next === 'number' && next > held, `token ${next} after ${held}`);
       const m = await a(survivor).request<{ cache: { voters: number[] } }>('metrics');
