@@ -15,12 +15,12 @@
 import { appendFileSync } from 'node:fs';
 import { parseCliArgs } from '../support/cli-args.js';
 import { type CompiledProduct, compileProduct } from './compiled-product.js';
-import { isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
+import { CACHE_MEMORY_NEMESES, isNemesisName, NEMESES, type NemesisName } from './nemesis.js';
 import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
 import { type RunReport, runOnce, WORKLOADS, type WorkloadName } from './runner.js';
 
 const USAGE = `npm run test:faults -- [--runs N] [--nemesis NAME|all] [--nodes 3|5] [--seconds S] [--seed X]
-  [--clients C] [--workload sql,cache] [--report FILE] [--verbose] [--tsx]
+  [--clients C] [--workload sql,cache] [--cache-memory] [--report FILE] [--verbose] [--tsx]
   (docs/FAULTS.md)`;
 
 const { values } = parseCliArgs(
@@ -34,6 +34,8 @@ const { values } = parseCliArgs(
     report: { type: 'string' },
     workload: { type: 'string', default: 'sql,cache' },
     verbose: { type: 'boolean', default: false },
+    // The cache group kept in memory; only the nemeses that never take a majority's state.
+    'cache-memory': { type: 'boolean', default: false },
     // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
     tsx: { type: 'boolean', default: false },
   },
@@ -59,12 +61,16 @@ if (nodes !== 3 && nodes !== 5) {
 const seconds = intArg('seconds', values.seconds, 1, 3600) as number;
 const clients = intArg('clients', values.clients, 1, 64);
 const firstSeed = intArg('seed', values.seed, 0, 2 ** 32 - 1) ?? Math.floor(Math.random() * 2 ** 31);
+const cacheMemory = values['cache-memory'] === true;
+const allowed: readonly NemesisName[] = cacheMemory ? CACHE_MEMORY_NEMESES : NEMESES;
 const nemeses: NemesisName[] = [];
-if (values.nemesis === 'all') nemeses.push(...NEMESES);
+if (values.nemesis === 'all') nemeses.push(...allowed);
 else {
   for (const name of (values.nemesis ?? '').split(',')) {
-    if (!isNemesisName(name)) {
-      console.error(`--nemesis must be all or one of ${NEMESES.join(', ')} (comma-separated), got ${name}`);
+    if (!isNemesisName(name) || !allowed.includes(name)) {
+      console.error(
+        `--nemesis must be all or one of ${allowed.join(', ')} (comma-separated${cacheMemory ? '; with --cache-memory, the nemeses that never take a majority of the nodes' : ''}), got ${name}`,
+      );
       process.exit(2);
     }
     nemeses.push(name);
@@ -81,7 +87,7 @@ for (const name of (values.workload ?? '').split(',')) {
 }
 
 console.log(
-  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, workloads ${workloads.join('+')}, seeds ${firstSeed}…${firstSeed + runs - 1}`,
+  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, workloads ${workloads.join('+')}${cacheMemory ? ', cache group in memory' : ''}, seeds ${firstSeed}…${firstSeed + runs - 1}`,
 );
 let product: CompiledProduct | null = null;
 if (!values.tsx) {
@@ -107,6 +113,7 @@ outer: for (let i = 0; i < runs; i++) {
       nodes,
       seconds,
       workloads,
+      cacheMemory,
       ...(clients === undefined ? {} : { clients }),
       ...(values.verbose ? { log: (line: string) => console.log(`    ${line}`) } : {}),
     });
@@ -119,7 +126,7 @@ outer: for (let i = 0; i < runs; i++) {
       console.log(`    faults: ${report.faults.join('; ') || '(none)'}`);
       console.log(`    files: ${report.folder ?? '(none)'}`);
       console.log(
-        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}`,
+        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}${cacheMemory ? ' --cache-memory' : ''}`,
       );
     }
     if (values.report !== undefined) appendFileSync(values.report, `${JSON.stringify(report)}\n`);

@@ -9,7 +9,15 @@
  * extended by others.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  type WriteStream,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect, type HiqliteClient, HiqliteError } from '../../src/index.js';
 import { enospcEnv, fillDisk, freeDisk } from '../support/enospc.js';
@@ -98,6 +106,11 @@ export interface FaultClusterOptions {
    * (`setDiskFull`), for the disk-full nemesis.
    */
   readonly disks?: boolean;
+  /**
+   * The cache group kept in memory (`cache_storage_disk = false`): a killed node loses its cache
+   * state and joins again; the nemeses then only ever take a minority's state (cacheGroupWhole).
+   */
+  readonly cacheMemory?: boolean;
   /** Called with one line per action and unexpected event. */
   readonly onEvent?: (line: string) => void;
 }
@@ -149,6 +162,7 @@ export class FaultCluster {
           `secret_api = "${SECRET_API}"`,
           ...FAULT_TOML,
           ...(clockFile === null ? [] : ['clock_probe_interval_ms = 500']),
+          ...(options.cacheMemory === true ? ['cache_storage_disk = false'] : []),
           ...(options.extraToml ?? []),
           '',
         ].join('\n'),
@@ -386,6 +400,44 @@ export class FaultCluster {
     } catch {
       return null;
     }
+  }
+
+  /** How many lines of the nodes' logs (all of them, every life) contain `text`. */
+  countInLogs(text: string): number {
+    let n = 0;
+    for (const id of this.ids()) {
+      const file = this.node(id).logFile;
+      if (!existsSync(file)) continue;
+      for (const line of readFileSync(file, 'utf8').split('\n')) if (line.includes(text)) n++;
+    }
+    return n;
+  }
+
+  /** Whether the cache group is kept in memory (FaultClusterOptions.cacheMemory). */
+  get cacheMemory(): boolean {
+    return this.options.cacheMemory === true;
+  }
+
+  /**
+   * Whether every node runs (not paused) and is a voter of the cache group that knows its
+   * leader: only then may a node kept in memory lose its state (be killed) without taking the
+   * group's majority with it (a restarted node is a learner until it caught up; a second loss
+   * before that is a majority's).
+   */
+  async cacheGroupWhole(): Promise<boolean> {
+    const ids = this.ids();
+    if (ids.some((id) => this.node(id).child === null || this.node(id).state !== 'up')) return false;
+    const hs = await Promise.all(ids.map((id) => this.health(id)));
+    return hs.every((h) => {
+      const cache = (h as (Health & { cache?: { voters?: number[]; leaderId?: number | null } }) | null)
+        ?.cache;
+      return (
+        cache !== undefined &&
+        cache.leaderId !== null &&
+        cache.leaderId !== undefined &&
+        ids.every((id) => cache.voters?.includes(id) === true)
+      );
+    });
   }
 
   /** The node that says it is the leader (the highest term wins), or null. */

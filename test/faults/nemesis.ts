@@ -43,6 +43,19 @@ export const NEMESES = [
 ] as const;
 export type NemesisName = (typeof NEMESES)[number];
 
+/**
+ * The nemeses of a cluster whose cache group is kept in memory (`--cache-memory`): those that
+ * never take a majority's cache state (kills wait until the group is whole again); the others
+ * wipe, restart several nodes at once or stop nodes for their disk.
+ */
+export const CACHE_MEMORY_NEMESES: readonly NemesisName[] = [
+  'kill',
+  'kill-leader',
+  'pause',
+  'partition',
+  'slow',
+];
+
 export function isNemesisName(s: string): s is NemesisName {
   return (NEMESES as readonly string[]).includes(s);
 }
@@ -117,8 +130,11 @@ async function killSome(ctx: NemesisContext): Promise<Fault | null> {
   const n = c.ids().length;
   const alive = running(c);
   if (alive.length === 0) return null;
+  // A cache group kept in memory loses a killed node's state: only a minority's, and only while
+  // the others hold the group (what a majority lost is gone for good, by design).
+  if (c.cacheMemory && !(await c.cacheGroupWhole())) return null;
   // Mostly a minority; sometimes a majority, which stops the cluster until they come back.
-  const k = rng.chance(0.15) ? Math.floor(n / 2) + 1 : rng.int(1, minority(n) + 1);
+  const k = rng.chance(0.15) && !c.cacheMemory ? Math.floor(n / 2) + 1 : rng.int(1, minority(n) + 1);
   const targets = shuffled(rng, alive).slice(0, k);
   for (const id of targets) await c.kill(id);
   return {
@@ -129,6 +145,7 @@ async function killSome(ctx: NemesisContext): Promise<Fault | null> {
 
 async function killLeader(ctx: NemesisContext): Promise<Fault | null> {
   const { cluster: c, rng } = ctx;
+  if (c.cacheMemory && !(await c.cacheGroupWhole())) return null;
   const leader = await c.leader();
   const alive = running(c);
   if (alive.length === 0) return null;

@@ -52,7 +52,22 @@ export interface SessionOptions {
   readonly clocks?: boolean;
   /** Nodes under the ENOSPC shim, so the disk-full nemesis can fill their disks (cluster.ts). */
   readonly disks?: boolean;
+  /** The cache group kept in memory (`cache_storage_disk = false`; CACHE_MEMORY_NEMESES only). */
+  readonly cacheMemory?: boolean;
 }
+
+/**
+ * What a node logs when it drops its in-memory cache state for a group that lost its majority
+ * (the cache watchdog), or when node 1 founds the group anew: under faults that never take a
+ * majority's state, either is a false drop (data lost that the cluster still held).
+ */
+const CACHE_DROP_LOG_LINES = [
+  'the cache group can elect no leader again',
+  'node 1 founds it anew',
+  'node 1 founds it again',
+] as const;
+/** How long a phase of a cluster kept in memory waits for its cache group to be whole again. */
+const CACHE_WHOLE_WITHIN_MS = 60_000;
 
 /** `sql`: the register/append workload on SQLite; `cache`: the cache group's workloads. */
 export const WORKLOADS = ['sql', 'cache'] as const;
@@ -152,6 +167,7 @@ export class FaultSession {
       dir,
       clocks: options.clocks === true,
       disks: options.disks === true,
+      cacheMemory: options.cacheMemory === true,
       onEvent: (line) => session?.event(line),
     });
     session = new FaultSession(cluster, options);
@@ -187,6 +203,7 @@ export class FaultSession {
     const keys = Array.from({ length: p.keys ?? 3 }, (_, i) => `${tag}-k${i}`);
     const history = new History(index * 10_000_000 + 1);
     const crashesBefore = c.crashes.length;
+    const dropsBefore = c.cacheMemory ? this.cacheDrops() : 0;
     const workloads = new Set(p.workloads ?? WORKLOADS);
     this.event(
       `phase ${tag}: nemesis ${p.nemesis}, seed ${p.seed}, ${p.seconds} s, ${ids.length} nodes, workloads ${[...workloads].join('+')}`,
@@ -250,6 +267,7 @@ export class FaultSession {
       checkErrors(history.errorCodes),
       ...cacheChecks,
     ];
+    if (c.cacheMemory) checks.push(await this.checkCacheKept(dropsBefore));
     // After every other check: it kills the cache leader (and restarts it).
     if (cache !== null) {
       const probe = await lockHandoverProbe(c, `${tag}-probe`, (line) => this.event(line), {
@@ -357,6 +375,38 @@ export class FaultSession {
       this.event('nemesis: healed');
     }
     return faults;
+  }
+
+  private cacheDrops(): number {
+    return CACHE_DROP_LOG_LINES.reduce((n, text) => n + this.cluster.countInLogs(text), 0);
+  }
+
+  /**
+   * A cache group kept in memory, under faults that never took a majority's state: no node
+   * dropped the group's state or founded it anew (the watchdog's false alarm would lose what
+   * the cluster held), and the group is whole again (every node a voter that knows the leader)
+   * within CACHE_WHOLE_WITHIN_MS, so the probe's kill that follows takes a minority only.
+   */
+  private async checkCacheKept(dropsBefore: number): Promise<CheckOutcome> {
+    const drops = this.cacheDrops() - dropsBefore;
+    const deadline = performance.now() + CACHE_WHOLE_WITHIN_MS;
+    let whole = await this.cluster.cacheGroupWhole();
+    // Bounded by the deadline: each round waits 500 ms.
+    while (!whole && performance.now() < deadline) {
+      await sleep(500);
+      whole = await this.cluster.cacheGroupWhole();
+    }
+    const problems = [
+      ...(drops > 0
+        ? [`${drops} times a node dropped the cache state or node 1 founded the group anew`]
+        : []),
+      ...(whole ? [] : [`the cache group was not whole within ${CACHE_WHOLE_WITHIN_MS} ms`]),
+    ];
+    return {
+      name: 'cache-kept',
+      ok: problems.length === 0,
+      detail: problems.length === 0 ? 'no cache state dropped; the group is whole' : problems.join('; '),
+    };
   }
 
   /** All links pass, paused processes continue, stopped ones restart (READY is awaited later). */
@@ -618,6 +668,8 @@ export async function runOnce(
     readonly nodes: number;
     readonly log?: (line: string) => void;
     readonly failureRoot?: string;
+    /** SessionOptions.cacheMemory. */
+    readonly cacheMemory?: boolean;
   },
 ): Promise<RunReport> {
   const started = performance.now();
@@ -626,6 +678,7 @@ export async function runOnce(
     nodes: o.nodes,
     clocks: o.nemesis === 'clock' || o.nemesis === 'mixed',
     disks: o.nemesis === 'disk-full',
+    cacheMemory: o.cacheMemory === true,
     ...(o.log === undefined ? {} : { log: o.log }),
     ...(o.failureRoot === undefined ? {} : { failureRoot: o.failureRoot }),
   };
