@@ -328,7 +328,9 @@ export class CacheGroup {
     const chunked = chunkStoreOf(this.snapshotStore);
     this.observers.add({ applied: () => this.checkLogClock(), replaced: () => this.checkLogClock() });
     const observedSm = observed(
-      chunked === null ? this.sm : chunkSnapshotting(this.sm, chunked),
+      chunked === null
+        ? this.sm
+        : chunkSnapshotting(this.sm, () => chunkStoreOf(this.snapshotStore) ?? chunked),
       this.observers,
     );
     // Closed with the Raft group, except when refound() replaces the group (same state machine).
@@ -1106,7 +1108,13 @@ function observed(sm: GroupStateMachine, observers: ReadonlySet<CacheApplyObserv
 }
 
 /** The state machine with its snapshots in a ChunkSnapshotStore (memory, or the simulator's disk) instead of files. */
-function chunkSnapshotting(sm: CacheStateMachine, store: ChunkSnapshotStore): GroupStateMachine {
+/**
+ * `storeNow`: the group's snapshot store now — refound() replaces it, and the state machine must
+ * write and read its snapshots where the Raft group and the transport do (found by the fault
+ * suite: a node that joined a group founded anew and was sent a snapshot read it from the store
+ * of before, where it is not, and stopped).
+ */
+function chunkSnapshotting(sm: CacheStateMachine, storeNow: () => ChunkSnapshotStore): GroupStateMachine {
   return {
     appliedIndex: () => sm.appliedIndex(),
     apply: (entries, wanted) => sm.apply(entries, wanted),
@@ -1114,9 +1122,9 @@ function chunkSnapshotting(sm: CacheStateMachine, store: ChunkSnapshotStore): Gr
     snapshot: (path) =>
       sm.writeSnapshot((chunk) => {
         // A chunk may be a small view of a 1 MiB buffer: keep only its bytes.
-        store.append(path, chunk.byteLength * 2 < chunk.buffer.byteLength ? chunk.slice() : chunk);
+        storeNow().append(path, chunk.byteLength * 2 < chunk.buffer.byteLength ? chunk.slice() : chunk);
       }),
-    restore: (path: string, meta: SnapshotMeta) => sm.restoreFrom(store.chunks(path), meta),
+    restore: (path: string, meta: SnapshotMeta) => sm.restoreFrom(storeNow().chunks(path), meta),
     reset: () => sm.reset(),
     close: () => sm.close(),
   };

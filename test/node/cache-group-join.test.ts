@@ -20,6 +20,8 @@ import { GENESIS_MEMBERSHIP } from '../../src/node/hiqlite-node.js';
 import type { GroupTransport } from '../../src/node/seams.js';
 import { systemClock } from '../../src/node/system-clock.js';
 import type { Entry, LogIndex, Membership, Message, NodeId, Term } from '../../src/raft/types.js';
+import { encodeCacheCommand } from '../../src/sm/cache/command.js';
+import { CacheStateMachine } from '../../src/sm/cache/state-machine.js';
 import { writeHardStateFile } from '../../src/storage/hard-state-file.js';
 
 const EMPTY: Membership = { voters: [], learners: [] };
@@ -222,6 +224,67 @@ describe('the cache group joins as the SQL group does', () => {
 });
 
 describe('a cache group kept in memory founded anew', () => {
+  test('a node that dropped its state and joins the group founded anew installs the snapshot its leader sends', async () => {
+    // Found by the fault suite: the state machine wrote and read snapshots in the store of before
+    // refound(), where the one the leader sent is not: the node stopped serving ("memory snapshot
+    // memory-snapshot:1 is gone").
+    const dir = await mkdtemp(join(tmpdir(), 'hql-cache-refound-snap-'));
+    try {
+      const { group, transport } = await openGroup(dir, { cacheStorageDisk: false });
+      try {
+        await group.start(GENESIS_MEMBERSHIP, transport, 'bootstrap');
+        group.group.campaign();
+        await waitFor('node 1 to lead', () => group.group.status().role === 'leader');
+        await group.write({ type: 'put', cache: 'c', key: 'old', value: new Uint8Array([9]) });
+        await group.refound(EMPTY, transport, 'join');
+        // The leader (node 2) of the group founded anew has compacted its log behind a snapshot.
+        const term = (group.group.status().term + 7) as Term;
+        const leaderSm = new CacheStateMachine();
+        leaderSm.applySync(
+          [
+            { kind: 'config', index: 1 as LogIndex, term, membership: ALL },
+            {
+              kind: 'command',
+              index: 2 as LogIndex,
+              term,
+              data: encodeCacheCommand({
+                nowMs: Date.now(),
+                command: { type: 'put', cache: 'c', key: 'new', value: new Uint8Array([7]) },
+              }),
+            },
+          ],
+          [false, false],
+        );
+        const chunks: Uint8Array[] = [];
+        await leaderSm.writeSnapshot((c) => {
+          chunks.push(c.slice());
+        });
+        async function* stream(): AsyncIterable<Uint8Array> {
+          for (const c of chunks) yield c;
+        }
+        await group.receiveSnapshot(
+          {
+            type: 'snapshot',
+            from: 2 as NodeId,
+            to: 1 as NodeId,
+            term,
+            snapshot: { index: 2 as LogIndex, term, membership: ALL },
+            epoch: 1,
+          },
+          stream(),
+        );
+        await waitFor('the snapshot to be installed', () => group.sm.appliedIndex() === 2);
+        assert.deepEqual(group.sm.get('c', 'new'), new Uint8Array([7]));
+        assert.equal(group.sm.get('c', 'old'), null);
+        assert.equal(group.running, true, 'the node serves');
+      } finally {
+        await group.close(5000);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('starts at a term of the clock: a node holding an earlier incarnation neither wins a vote nor leads it; refound() empties it and ends its waits', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hql-cache-refound-'));
     try {
