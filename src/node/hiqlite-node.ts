@@ -67,6 +67,7 @@ import {
   runningCacheGroup,
   serveCacheRequest,
 } from './cache-serve.js';
+import { type CacheLeaderAnswer, voterLeftCacheGroup } from './cache-voter-answer.js';
 import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/config.js';
 import { resolveConfig, threadHeapLimits } from './config/config.js';
@@ -1155,7 +1156,8 @@ export class HiqliteNode {
    * Watches a cache group kept in memory for the state no leader can come out of again: this
    * node a voter with no leader for a while, and most of the voters no longer in the group with
    * it — they answer that they are not members (they restarted and lost their in-memory state,
-   * and wait to join) or that they follow a leader that this node does not hear from. The
+   * and wait to join) or that they follow a leader of a group that does not list this node (one
+   * founded anew without it; voterLeftCacheGroup). The
    * voters still with it cannot make a majority: no election can ever succeed, the nodes that
    * restarted can never be taken in, and (since this node answers that it holds the group) node 1
    * never founds it anew. Found from outside: two of three in-memory nodes restarted at once left
@@ -1229,7 +1231,7 @@ export class HiqliteNode {
 
   /**
    * The voters (other than this node) that answer they are out of the cache group — not members,
-   * or following a leader while this node hears from none — and those that do not answer;
+   * or following a leader of a group that does not list this node — and those that do not answer;
    * `dead` when the gone ones leave too few for a majority. A voter that does not answer may
    * still hold the group: it counts as holding it (only answers decide).
    */
@@ -1243,8 +1245,7 @@ export class HiqliteNode {
         try {
           const r = await this.request(v, { op: 'leader', group: 'cache' }, 2000);
           if (!r.ok) return 'silent';
-          const a = r.value as { member?: boolean | null; leaderId?: number | null };
-          return a.member === false || (a.leaderId ?? null) !== null ? 'gone' : 'holds';
+          return voterLeftCacheGroup(r.value as CacheLeaderAnswer, me) ? 'gone' : 'holds';
         } catch {
           return 'silent';
         }
@@ -1414,6 +1415,9 @@ export class HiqliteNode {
                   : null
                 : c.membership.voters.includes(this.cfg.nodeId) ||
                   c.membership.learners.includes(this.cfg.nodeId),
+            // Its voters, so that a watchdog of a voter cut off from the leader can tell this group
+            // (which lists it: it must wait) from one founded anew without it (cache-voter-answer.ts).
+            voters: c === undefined ? null : c.membership.voters,
             clusterId: this.clusterId,
             sqlite: this.cfg.sqlite,
             nodes: this.cfg.nodes.map((n) => n.id),

@@ -20,7 +20,7 @@ import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
 import { type RunReport, runOnce, WORKLOADS, type WorkloadName } from './runner.js';
 
 const USAGE = `npm run test:faults -- [--runs N] [--nemesis NAME|all] [--nodes 3|5] [--seconds S] [--seed X]
-  [--clients C] [--workload sql,cache] [--cache-memory] [--report FILE] [--verbose] [--tsx]
+  [--clients C] [--workload sql,cache] [--cache-memory] [--hold-ms LO,HI] [--report FILE] [--verbose] [--tsx]
   (docs/FAULTS.md)`;
 
 const { values } = parseCliArgs(
@@ -36,6 +36,8 @@ const { values } = parseCliArgs(
     verbose: { type: 'boolean', default: false },
     // The cache group kept in memory; only the nemeses that never take a majority's state.
     'cache-memory': { type: 'boolean', default: false },
+    // How long a fault episode is held, ms: [LO, HI) (default 1000,5000).
+    'hold-ms': { type: 'string' },
     // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
     tsx: { type: 'boolean', default: false },
   },
@@ -61,6 +63,22 @@ if (nodes !== 3 && nodes !== 5) {
 const seconds = intArg('seconds', values.seconds, 1, 3600) as number;
 const clients = intArg('clients', values.clients, 1, 64);
 const firstSeed = intArg('seed', values.seed, 0, 2 ** 32 - 1) ?? Math.floor(Math.random() * 2 ** 31);
+let holdMs: readonly [number, number] | undefined;
+if (values['hold-ms'] !== undefined) {
+  const parts = values['hold-ms'].split(',').map((x) => Number(x));
+  const [lo, hi] = parts as [number, number];
+  if (
+    parts.length !== 2 ||
+    !parts.every((x) => Number.isInteger(x)) ||
+    lo < 100 ||
+    hi <= lo ||
+    hi > 600_000
+  ) {
+    console.error(`--hold-ms must be LO,HI: integers, 100 <= LO < HI <= 600000, got ${values['hold-ms']}`);
+    process.exit(2);
+  }
+  holdMs = [lo, hi];
+}
 const cacheMemory = values['cache-memory'] === true;
 const allowed: readonly NemesisName[] = cacheMemory ? CACHE_MEMORY_NEMESES : NEMESES;
 const nemeses: NemesisName[] = [];
@@ -114,6 +132,7 @@ outer: for (let i = 0; i < runs; i++) {
       seconds,
       workloads,
       cacheMemory,
+      ...(holdMs === undefined ? {} : { holdMs }),
       ...(clients === undefined ? {} : { clients }),
       ...(values.verbose ? { log: (line: string) => console.log(`    ${line}`) } : {}),
     });
@@ -126,7 +145,7 @@ outer: for (let i = 0; i < runs; i++) {
       console.log(`    faults: ${report.faults.join('; ') || '(none)'}`);
       console.log(`    files: ${report.folder ?? '(none)'}`);
       console.log(
-        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}${cacheMemory ? ' --cache-memory' : ''}`,
+        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}${cacheMemory ? ' --cache-memory' : ''}${holdMs === undefined ? '' : ` --hold-ms ${holdMs.join(',')}`}`,
       );
     }
     if (values.report !== undefined) appendFileSync(values.report, `${JSON.stringify(report)}\n`);
