@@ -206,6 +206,7 @@ export class CacheGroup {
   /** How many times refound() ran (the locks held through this node were lost each time). */
   private refounds = 0;
   private readonly refoundHooks = new Set<() => void>();
+  private readonly leaderWatchers = new Set<(s: { role: string; leaderId: number | null }) => void>();
 
   private constructor(
     private readonly d: CacheGroupDeps,
@@ -385,7 +386,28 @@ export class CacheGroup {
     this.raft.onLeaderChange((s) => {
       if (s.role === 'leader') this.d.clusterClock?.refresh?.();
       this.d.log.info({ group: 'cache', role: s.role, leaderId: s.leaderId }, 'raft role changed');
+      this.tellLeaderWatchers(s);
     });
+  }
+
+  /**
+   * Calls `fn` when this node's role or known leader in the group changes — across refound(),
+   * which replaces the Raft group (a watcher of the Raft group of before heard nothing more:
+   * a cache-only node's `isLeader()` stayed what it was when its group was founded anew).
+   */
+  onLeaderChange(fn: (s: { role: string; leaderId: number | null }) => void): () => void {
+    this.leaderWatchers.add(fn);
+    return () => this.leaderWatchers.delete(fn);
+  }
+
+  private tellLeaderWatchers(s: { role: string; leaderId: number | null }): void {
+    for (const fn of this.leaderWatchers) {
+      try {
+        fn(s);
+      } catch (e) {
+        this.d.log.warn({ err: String(e) }, 'a watcher of the cache group leader failed');
+      }
+    }
   }
 
   /** The group's storage (its snapshots: the transport reads and writes them). */
@@ -441,6 +463,9 @@ export class CacheGroup {
       this.refounding = false;
     }
     this.refounds++;
+    // The Raft group of before is gone with its role: its watchers learn the new group's.
+    const st = this.raft.status();
+    this.tellLeaderWatchers({ role: st.role, leaderId: st.leaderId });
     for (const hook of this.refoundHooks) {
       try {
         hook();

@@ -565,7 +565,9 @@ export class HiqliteNode {
 
   /** Calls `listener` when this node's role or known leader changes; returns its removal. */
   onLeaderChange(listener: (s: { role: string; leaderId: number | null }) => void): () => void {
-    return this.group.onLeaderChange(listener);
+    // A cache-only node's group may be founded anew (its Raft group replaced): the cache group
+    // keeps its watchers across that.
+    return this.cfg.sqlite ? this.group.onLeaderChange(listener) : this.cache.onLeaderChange(listener);
   }
 
   metrics(): NodeMetrics {

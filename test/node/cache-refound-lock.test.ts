@@ -40,3 +40,33 @@ test("thread 'main': a held lock is lost as soon as the node's cache group kept 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a cache-only node's leader watchers follow the cache group founded anew (its Raft group is replaced)", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hq-refound-leader-'));
+  const cfg = await oneNodeConfig(root, { cacheStorageDisk: false, sqlite: false });
+  const db = await start(cfg, { thread: 'main' });
+  try {
+    const runtime = (
+      db as unknown as {
+        node: {
+          refoundCacheGroupHere(): Promise<void>;
+          onLeaderChange(fn: (s: { role: string; leaderId: number | null }) => void): () => void;
+          isLeader(): boolean;
+        };
+      }
+    ).node;
+    const seen: string[] = [];
+    runtime.onLeaderChange((s) => seen.push(s.role));
+    await runtime.refoundCacheGroupHere();
+    // It dropped its state (no leader) and, node 1, founded the group anew and leads it: its
+    // watchers heard both (the embedded worker's isLeader() flag is such a watcher).
+    const deadline = Date.now() + 10_000;
+    while (!seen.includes('leader') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(seen.includes('leader'), `roles seen after the refound: ${seen.join(', ')}`);
+    assert.equal(runtime.isLeader(), true);
+    await db.cache('c').put('k', 1);
+  } finally {
+    await db.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
