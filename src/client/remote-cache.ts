@@ -179,8 +179,9 @@ export class RemoteCacheOps implements CacheOps {
       // Each attempt its own holder id: an earlier attempt may still be withdrawn on its node.
       const holderId = attempt === 0 ? request.holderId : `${request.holderId}.${attempt}`;
       const waitMs = leftMs ?? undefined;
+      const attemptSentMs = performance.now();
       try {
-        return (await this.link.call(
+        const grant = (await this.link.call(
           {
             op: 'cacheLock',
             key: request.key,
@@ -198,6 +199,13 @@ export class RemoteCacheOps implements CacheOps {
             ...(signal === undefined ? {} : { signal }),
           },
         )) as LockGrantInfo | null;
+        // The node held this attempt for its waitedMs; the earlier attempts' time was no travel
+        // of this grant either: the caller (CacheApi.holding) counts from the first send and takes
+        // what is not waiting off the lease (found from outside: a wait retried after its node's
+        // cache group was founded anew got a 10 s lease taken as all spent "in transit").
+        return grant === null || typeof grant.waitedMs !== 'number'
+          ? grant
+          : { ...grant, waitedMs: attemptSentMs - startedMs + grant.waitedMs };
       } catch (e) {
         if (!(e instanceof HiqliteError)) throw e;
         // Unless its node answered (a timeout: the node withdrew it first; a refusal), the attempt

@@ -105,6 +105,22 @@ describe('a remote client learns at once that the cache group its lock was grant
     assert.equal(next.lost.aborted, false);
   });
 
+  test('a remote wait ended by the refound is asked again in the group founded anew and granted its whole lease', async () => {
+    const held = await node.lock('waited', { leaseMs: LEASE_MS });
+    const started = Date.now();
+    const waiting = direct.lock('waited', { leaseMs: 10_000 });
+    // It waits behind the holder for a while (found from outside: the time waited before the
+    // refound was taken off the lease of the grant after it, as if spent in transit).
+    await new Promise((r) => setTimeout(r, 3000));
+    await refound();
+    const lock = await waiting;
+    assert.ok(Date.now() - started >= 3000);
+    assert.equal(lock.lost.aborted, false);
+    assert.ok(lock.remainingMs() > 9000, `remainingMs ${lock.remainingMs()} of a 10 s lease`);
+    await lock.release();
+    assert.equal(held.lost.aborted, true);
+  });
+
   test('a lock granted after the group was founded anew is kept', async () => {
     const lock = await direct.lock('after', { leaseMs: LEASE_MS });
     await new Promise((r) => setTimeout(r, 200));
