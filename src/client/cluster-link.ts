@@ -69,6 +69,13 @@ export interface ClusterLinkOptions {
   /** Keepalive of every connection (api-connection.ts); defaults there. */
   readonly keepaliveIntervalMs?: number;
   readonly keepaliveTimeoutMs?: number;
+  /**
+   * Set for a link that holds no data of its own (the proxy): once every node it was given is of
+   * another cluster than the one it knew (a cluster restored from a backup, or an in-memory
+   * cache-only one founded anew), it follows them there and calls this; without it such a link
+   * refuses them (HQL_CLUSTER_MISMATCH: a client's reads and writes were of the old cluster).
+   */
+  readonly onClusterChange?: (from: string, to: string) => void;
 }
 
 interface NodeLink {
@@ -510,10 +517,18 @@ export class ClusterLink {
     }).then(async (conn): Promise<NodeLink> => {
       const theirs = conn.serverClusterId;
       if (theirs !== null && this.clusterId !== null && theirs !== this.clusterId) {
-        conn.close();
         this.mismatched.add(addr);
         const everyNode = this.o.nodes.every((a) => this.mismatched.has(a));
-        throw otherCluster(addr, theirs, this.clusterId, everyNode);
+        if (!(everyNode && this.o.onClusterChange !== undefined)) {
+          conn.close();
+          throw otherCluster(addr, theirs, this.clusterId, everyNode);
+        }
+        // A link that holds no data of its own (the proxy) follows its nodes into the cluster
+        // they all form now (found from outside: a proxy of a cache-only in-memory cluster that
+        // was founded anew answered every call HQL_CLUSTER_MISMATCH until it was restarted).
+        this.o.onClusterChange(this.clusterId, theirs);
+        this.clusterId = null;
+        this.mismatched.clear();
       }
       if (theirs !== null) {
         this.clusterId = theirs;

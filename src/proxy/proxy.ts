@@ -86,6 +86,12 @@ export class HiqliteProxy {
       // Answers from the cluster travel on to the client: what a node sends, the proxy takes.
       frameBytesMax: 64 * 1024 * 1024,
       inflightMax: limit('cluster_requests_inflight_max'),
+      // Stateless: it follows its nodes into a new cluster (its clients keep no cluster id of it).
+      onClusterChange: (from, to) =>
+        log.warn(
+          { from, to },
+          `every node of this proxy is now of cluster ${to}, not ${from} (restored from a backup, or a cache-only cluster kept in memory founded anew): the proxy forwards to it`,
+        ),
     });
     this.jsonClient = new RemoteClient(this.link, { writesMax: limit('json_writes_max') });
     this.requests = new Counter({

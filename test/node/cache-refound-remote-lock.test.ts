@@ -128,3 +128,54 @@ describe('a remote client learns at once that the cache group its lock was grant
     await lock.release();
   });
 });
+
+describe('a proxy of a cache-only cluster kept in memory that is founded anew (a new cluster id)', () => {
+  test('follows its nodes into the new cluster: calls through it work again (it refused every call HQL_CLUSTER_MISMATCH until restarted)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-refound-proxy-'));
+    const cfg = await oneNodeConfig(root, { cacheStorageDisk: false, sqlite: false });
+    const node = await start(cfg, { thread: 'main' });
+    const runtime = (node as unknown as { node: { refoundCacheGroupHere(): Promise<void> } }).node;
+    const addrApi = cfg.nodes[0]?.addrApi as string;
+    const [proxyPort] = await freePorts(1);
+    const proxy = new HiqliteProxy(
+      parseProxyConfig(
+        [
+          '[hiqlite]',
+          `proxy_addr_api = "127.0.0.1:${proxyPort}"`,
+          `nodes = ["${addrApi}"]`,
+          `secret_api = "${TEST_SECRETS.secretApi}"`,
+        ].join('\n'),
+        {},
+      ),
+      pino({ level: 'silent' }),
+    );
+    let client: HiqliteClient | null = null;
+    try {
+      await proxy.start();
+      client = await connect({ nodes: [`127.0.0.1:${proxyPort}`], secretApi: TEST_SECRETS.secretApi });
+      await client.cache('c').put('k', 1);
+      await runtime.refoundCacheGroupHere();
+      // A cache-only cluster founded anew is a new cluster: the data is gone, the proxy serves it.
+      const deadline = Date.now() + 15_000;
+      let last: unknown = null;
+      for (;;) {
+        try {
+          assert.equal(await client.cache('c').get('k', { consistency: 'linearizable' }), null);
+          break;
+        } catch (e) {
+          last = e;
+          if (Date.now() > deadline)
+            throw new Error(`the proxy did not serve the new cluster: ${String(last)}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      await client.cache('c').put('k', 2);
+      assert.equal(await client.cache('c').get('k', { consistency: 'linearizable' }), 2);
+    } finally {
+      await client?.close();
+      await proxy.close();
+      await node.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
