@@ -188,6 +188,9 @@ export class RemoteCacheOps implements CacheOps {
             holderId,
             leaseMs: request.leaseMs,
             ...(waitMs === undefined ? {} : { waitMs }),
+            // The node answers within what is left of this deadline (ClusterLink sets it: the
+            // try-lock and the wait for the cluster's clock keep it too).
+            ...(leftMs === null ? {} : { timeoutMs: leftMs + lockProposalsMs(leftMs) }),
           },
           {
             // Sent at most once: the node answers the wait's outcome; a lost connection is retried here.

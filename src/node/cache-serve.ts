@@ -4,7 +4,8 @@
  * this node's cache group (cache-group.ts). Cache writes of clients are `propose` with group
  * `cache` (HiqliteNode.handleApi), their session inside the bytes.
  */
-import { HiqliteError } from '../lib/errors.js';
+import { raceAbort } from '../lib/abort.js';
+import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { CacheApiRequest } from '../protocol/api-codec.js';
 import type { CacheGroup } from './cache-group.js';
 import type { CacheHttpOps } from './cache-http.js';
@@ -34,13 +35,24 @@ export async function serveCacheRequest(
   groupOf: CacheGroupOf,
   req: Extract<CacheApiRequest, { op: 'cacheRead' | 'cacheLock' }>,
   signal: AbortSignal,
+  clock: ClusterClockWait = NO_CLOCK_WAIT,
 ): Promise<unknown> {
+  if (req.op === 'cacheLock' && req.waitMs === 0 && req.timeoutMs !== undefined)
+    return tryLockWithin(groupOf, req, req.timeoutMs, signal, clock);
+  // The cluster's clock first (a node cut off for a while asks its peers again), within what the
+  // request's deadline leaves: HQL_TIMEOUT, retryable, rather than an answer after the client
+  // gave up on it.
+  const ready = clock.ready();
+  if (ready !== null) {
+    if (req.timeoutMs === undefined) await ready;
+    else await clock.waitReady(answerBudgetMs(req.timeoutMs));
+  }
   const group = groupOf();
   if (req.op === 'cacheRead') return group.read(req.read, req.consistency);
   let waitMs = req.waitMs;
-  if (req.timeoutMs !== undefined && waitMs !== 0) {
-    // What is left after the acquire and (on a timeout) the cancel proposals: a tenth, at most 2 s.
-    const budget = Math.max(0, req.timeoutMs - Math.min(2000, Math.ceil(req.timeoutMs / 10)));
+  if (req.timeoutMs !== undefined) {
+    // What is left after the acquire and (on a timeout) the cancel proposals.
+    const budget = answerBudgetMs(req.timeoutMs);
     waitMs = Math.min(waitMs ?? budget, budget);
   }
   return group.lock(
@@ -52,6 +64,67 @@ export async function serveCacheRequest(
     },
     signal,
   );
+}
+
+/**
+ * A client's try-lock (`waitMs: 0`), answered before the request's deadline: when its acquire
+ * cannot commit in time (no leader), HQL_UNAVAILABLE, retryable — whether the lock is free is not
+ * known — and the acquire, should it commit later, is withdrawn then (LockWaiters). It ran to the
+ * node's own write timeout, past the client's deadline, which then reported HQL_OUTCOME_UNKNOWN
+ * "the connection failed", not retryable (found from outside, right after a cache group was
+ * founded anew, while the client retried a lost lock as HQL_UNAVAILABLE invites).
+ */
+async function tryLockWithin(
+  groupOf: CacheGroupOf,
+  req: Extract<CacheApiRequest, { op: 'cacheLock' }>,
+  timeoutMs: number,
+  signal: AbortSignal,
+  clock: ClusterClockWait,
+): Promise<unknown> {
+  const budgetMs = answerBudgetMs(timeoutMs);
+  const stop = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop.abort();
+  }, budgetMs);
+  timer.unref();
+  const forward = () => stop.abort();
+  signal.addEventListener('abort', forward, { once: true });
+  if (signal.aborted) stop.abort();
+  try {
+    const ready = clock.ready();
+    if (ready !== null) await raceAbort(ready, stop.signal, () => abortedError('the try-lock was stopped'));
+    return await groupOf().lock(
+      { key: req.key, holderId: req.holderId, leaseMs: req.leaseMs, waitMs: 0 },
+      stop.signal,
+    );
+  } catch (e) {
+    if (timedOut && !signal.aborted && e instanceof HiqliteError && e.code === 'HQL_ABORTED') {
+      throw new HiqliteError(
+        'HQL_UNAVAILABLE',
+        `tryLock '${req.key}': the cache group could not answer within ${budgetMs} ms (no leader, or the cluster's clock not known: a majority of the nodes must answer), so whether the lock is free is not known: try again`,
+        { retryable: true },
+      );
+    }
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', forward);
+  }
+}
+
+/** When the cluster's clock can be told (PeerClocks): a node's cache writes and reads wait for it. */
+export interface ClusterClockWait {
+  ready(): Promise<void> | null;
+  waitReady(timeoutMs: number): Promise<number>;
+}
+
+const NO_CLOCK_WAIT: ClusterClockWait = { ready: () => null, waitReady: async (t) => t };
+
+/** What a request's deadline leaves for the node's own answer to reach the client: a tenth, at most 2 s. */
+function answerBudgetMs(timeoutMs: number): number {
+  return Math.max(1, timeoutMs - Math.min(2000, Math.ceil(timeoutMs / 10)));
 }
 
 /**

@@ -1463,9 +1463,12 @@ export class HiqliteNode {
       case 'cacheLock': {
         if (req.op === 'cacheRead') this.requireCaughtUpToServe('a cache read');
         else this.requireStartedToWrite('a lock');
-        const clockWait = this.peerClocks.ready();
-        if (clockWait !== null) await clockWait;
-        return serveCacheRequest(this.cacheOf(), req, signal ?? new AbortController().signal);
+        return serveCacheRequest(
+          this.cacheOf(),
+          req,
+          signal ?? new AbortController().signal,
+          this.peerClocks,
+        );
       }
       case 'listen':
       case 'unlisten':

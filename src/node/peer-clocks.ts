@@ -197,7 +197,7 @@ export class PeerClocks {
     if (!inTime)
       throw new HiqliteError(
         'HQL_TIMEOUT',
-        `the cluster's clock (the median of a majority of the nodes' clocks) was not known within ${Math.round(timeoutMs)} ms of this node's start`,
+        `the cluster's clock (the median of a majority of the nodes' clocks) was not known within ${Math.round(timeoutMs)} ms: a majority of the nodes must answer this node's clock questions (it started, or was cut off from them)`,
         { retryable: true },
       );
     return Math.max(0, timeoutMs - (clock.monotonicMs() - started));
