@@ -615,7 +615,14 @@ export class DistributedLock implements AsyncDisposable {
         });
         if (this.#lostController.signal.aborted) return;
         if ((o as Extract<CacheOutcome, { type: 'lockRenew' }>).renewed) this.#lastRenewedMs = sentMs;
-        else this.lose();
+        else
+          this.lose(
+            new HiqliteError(
+              'HQL_TIMEOUT',
+              `lock '${this.key}' was lost: a renewal was refused, the lock is no longer this holder's (its lease had ended on the leader, or the cache group was founded anew)`,
+              { retryable: false },
+            ),
+          );
       } catch (e) {
         // A refusal for good (the node stopped serving, the client closed): no renewal will
         // come; the holder learns it now rather than when the lease would have run out.

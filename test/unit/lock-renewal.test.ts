@@ -75,6 +75,10 @@ describe('a held lock and its renewals', () => {
     const c = client(async () => ({ type: 'lockRenew', renewed: false, expiresAtMs: null }));
     const lock = await c.api.lock('job', { leaseMs: LEASE_MS });
     assert.equal(await lostWithin(c, lock.lost, 5 * LEASE_MS), 200);
+    // Said as what happened, not as a lease that ran out here (most of it was left).
+    const reason = lock.lost.reason as { code?: string; message?: string };
+    assert.equal(reason.code, 'HQL_TIMEOUT');
+    assert.match(reason.message ?? '', /a renewal was refused, the lock is no longer this holder's/);
   });
 
   test('a renewal failing for good (the node stopped serving): lost at it, before the lease ends', async () => {
