@@ -20,7 +20,7 @@ import { formatRunLine, formatRunTable, formatSummaryTable } from './report.js';
 import { type RunReport, runOnce, WORKLOADS, type WorkloadName } from './runner.js';
 
 const USAGE = `npm run test:faults -- [--runs N] [--nemesis NAME|all] [--nodes 3|5] [--seconds S] [--seed X]
-  [--clients C] [--workload sql,cache] [--cache-memory] [--hold-ms LO,HI] [--report FILE] [--verbose] [--tsx]
+  [--clients C] [--workload sql,cache] [--cache-memory [--cache-loss]] [--hold-ms LO,HI] [--report FILE] [--verbose] [--tsx]
   (docs/FAULTS.md)`;
 
 const { values } = parseCliArgs(
@@ -36,6 +36,8 @@ const { values } = parseCliArgs(
     verbose: { type: 'boolean', default: false },
     // The cache group kept in memory; only the nemeses that never take a majority's state.
     'cache-memory': { type: 'boolean', default: false },
+    // With --cache-memory: kills may take a majority's cache state; recovery is checked.
+    'cache-loss': { type: 'boolean', default: false },
     // How long a fault episode is held, ms: [LO, HI) (default 1000,5000).
     'hold-ms': { type: 'string' },
     // Run the nodes through tsx from the sources instead of compiled (compiled-product.ts).
@@ -79,7 +81,8 @@ if (values['hold-ms'] !== undefined) {
   }
   holdMs = [lo, hi];
 }
-const cacheMemory = values['cache-memory'] === true;
+const cacheLoss = values['cache-loss'] === true;
+const cacheMemory = values['cache-memory'] === true || cacheLoss;
 const allowed: readonly NemesisName[] = cacheMemory ? CACHE_MEMORY_NEMESES : NEMESES;
 const nemeses: NemesisName[] = [];
 if (values.nemesis === 'all') nemeses.push(...allowed);
@@ -105,7 +108,7 @@ for (const name of (values.workload ?? '').split(',')) {
 }
 
 console.log(
-  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, workloads ${workloads.join('+')}${cacheMemory ? ', cache group in memory' : ''}, seeds ${firstSeed}…${firstSeed + runs - 1}`,
+  `fault runs: ${runs} × [${nemeses.join(', ')}], ${nodes} nodes, ${seconds} s each, workloads ${workloads.join('+')}${cacheMemory ? `, cache group in memory${cacheLoss ? ' (a majority may lose it)' : ''}` : ''}, seeds ${firstSeed}…${firstSeed + runs - 1}`,
 );
 let product: CompiledProduct | null = null;
 if (!values.tsx) {
@@ -132,6 +135,7 @@ outer: for (let i = 0; i < runs; i++) {
       seconds,
       workloads,
       cacheMemory,
+      cacheLoss,
       ...(holdMs === undefined ? {} : { holdMs }),
       ...(clients === undefined ? {} : { clients }),
       ...(values.verbose ? { log: (line: string) => console.log(`    ${line}`) } : {}),
@@ -145,7 +149,7 @@ outer: for (let i = 0; i < runs; i++) {
       console.log(`    faults: ${report.faults.join('; ') || '(none)'}`);
       console.log(`    files: ${report.folder ?? '(none)'}`);
       console.log(
-        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}${cacheMemory ? ' --cache-memory' : ''}${holdMs === undefined ? '' : ` --hold-ms ${holdMs.join(',')}`}`,
+        `    replay: node --import tsx test/faults/cli.ts --runs 1 --seed ${seed} --nemesis ${nemesis} --nodes ${nodes} --seconds ${seconds} --workload ${workloads.join(',')}${cacheMemory ? ' --cache-memory' : ''}${cacheLoss ? ' --cache-loss' : ''}${holdMs === undefined ? '' : ` --hold-ms ${holdMs.join(',')}`}`,
       );
     }
     if (values.report !== undefined) appendFileSync(values.report, `${JSON.stringify(report)}\n`);

@@ -111,6 +111,11 @@ export interface FaultClusterOptions {
    * state and joins again; the nemeses then only ever take a minority's state (cacheGroupWhole).
    */
   readonly cacheMemory?: boolean;
+  /**
+   * With cacheMemory: kills may take a majority's cache state too (the group is founded anew, its
+   * data lost by design); the run then checks recovery, not what the caches held.
+   */
+  readonly cacheLoss?: boolean;
   /** Called with one line per action and unexpected event. */
   readonly onEvent?: (line: string) => void;
 }
@@ -416,6 +421,11 @@ export class FaultCluster {
   /** Whether the cache group is kept in memory (FaultClusterOptions.cacheMemory). */
   get cacheMemory(): boolean {
     return this.options.cacheMemory === true;
+  }
+
+  /** Whether kills may take a majority's in-memory cache state (FaultClusterOptions.cacheLoss). */
+  get cacheLoss(): boolean {
+    return this.cacheMemory && this.options.cacheLoss === true;
   }
 
   /**

@@ -132,9 +132,11 @@ async function killSome(ctx: NemesisContext): Promise<Fault | null> {
   if (alive.length === 0) return null;
   // A cache group kept in memory loses a killed node's state: only a minority's, and only while
   // the others hold the group (what a majority lost is gone for good, by design).
-  if (c.cacheMemory && !(await c.cacheGroupWhole())) return null;
-  // Mostly a minority; sometimes a majority, which stops the cluster until they come back.
-  const k = rng.chance(0.15) && !c.cacheMemory ? Math.floor(n / 2) + 1 : rng.int(1, minority(n) + 1);
+  if (c.cacheMemory && !c.cacheLoss && !(await c.cacheGroupWhole())) return null;
+  // Mostly a minority; sometimes a majority, which stops the cluster until they come back (with
+  // the cache group in memory, only when its loss is allowed: it is founded anew, empty).
+  const majority = c.cacheLoss ? rng.chance(0.35) : rng.chance(0.15) && !c.cacheMemory;
+  const k = majority ? Math.floor(n / 2) + 1 : rng.int(1, minority(n) + 1);
   const targets = shuffled(rng, alive).slice(0, k);
   for (const id of targets) await c.kill(id);
   return {
@@ -145,7 +147,7 @@ async function killSome(ctx: NemesisContext): Promise<Fault | null> {
 
 async function killLeader(ctx: NemesisContext): Promise<Fault | null> {
   const { cluster: c, rng } = ctx;
-  if (c.cacheMemory && !(await c.cacheGroupWhole())) return null;
+  if (c.cacheMemory && !c.cacheLoss && !(await c.cacheGroupWhole())) return null;
   const leader = await c.leader();
   const alive = running(c);
   if (alive.length === 0) return null;
