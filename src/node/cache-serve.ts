@@ -4,7 +4,7 @@
  * this node's cache group (cache-group.ts). Cache writes of clients are `propose` with group
  * `cache` (HiqliteNode.handleApi), their session inside the bytes.
  */
-import { raceAbort } from '../lib/abort.js';
+import { raceAbort, whenAborted } from '../lib/abort.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { CacheApiRequest } from '../protocol/api-codec.js';
 import type { CacheGroup } from './cache-group.js';
@@ -42,19 +42,17 @@ export async function serveCacheRequest(
   // The cluster's clock first (a node cut off for a while asks its peers again), within what the
   // request's deadline leaves: HQL_TIMEOUT, retryable, rather than an answer after the client
   // gave up on it.
+  // What is left for the wait after the acquire and (on a timeout) the cancel proposals.
+  let budgetMs = req.timeoutMs === undefined ? undefined : answerBudgetMs(req.timeoutMs);
   const ready = clock.ready();
   if (ready !== null) {
-    if (req.timeoutMs === undefined) await ready;
-    else await clock.waitReady(answerBudgetMs(req.timeoutMs));
+    if (budgetMs === undefined) await ready;
+    else budgetMs = await clock.waitReady(budgetMs);
   }
   const group = groupOf();
   if (req.op === 'cacheRead') return group.read(req.read, req.consistency);
   let waitMs = req.waitMs;
-  if (req.timeoutMs !== undefined) {
-    // What is left after the acquire and (on a timeout) the cancel proposals.
-    const budget = answerBudgetMs(req.timeoutMs);
-    waitMs = Math.min(waitMs ?? budget, budget);
-  }
+  if (budgetMs !== undefined) waitMs = Math.min(waitMs ?? budgetMs, Math.floor(budgetMs));
   return group.lock(
     {
       key: req.key,
@@ -89,9 +87,7 @@ async function tryLockWithin(
     stop.abort();
   }, budgetMs);
   timer.unref();
-  const forward = () => stop.abort();
-  signal.addEventListener('abort', forward, { once: true });
-  if (signal.aborted) stop.abort();
+  const stopForwarding = whenAborted(signal, () => stop.abort());
   try {
     const ready = clock.ready();
     if (ready !== null) await raceAbort(ready, stop.signal, () => abortedError('the try-lock was stopped'));
@@ -110,7 +106,7 @@ async function tryLockWithin(
     throw e;
   } finally {
     clearTimeout(timer);
-    signal.removeEventListener('abort', forward);
+    stopForwarding();
   }
 }
 
