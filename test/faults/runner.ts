@@ -402,18 +402,23 @@ export class FaultSession {
    */
   private async checkCacheRecovered(dropsBefore: number): Promise<CheckOutcome> {
     const drops = this.cacheDrops() - dropsBefore;
-    const deadline = performance.now() + CACHE_WHOLE_WITHIN_MS;
-    let whole = await this.cluster.cacheGroupWhole();
-    // Bounded by the deadline: each round waits 500 ms.
-    while (!whole && performance.now() < deadline) {
-      await sleep(500);
-      whole = await this.cluster.cacheGroupWhole();
-    }
+    const whole = await this.cacheWholeWithin(CACHE_WHOLE_WITHIN_MS);
     return {
       name: 'cache-recovered',
       ok: whole,
       detail: `${whole ? 'the group is whole' : `the cache group was not whole within ${CACHE_WHOLE_WITHIN_MS} ms`}; dropped or founded anew ${drops} times`,
     };
+  }
+
+  /** Whether the cache group is whole (cacheGroupWhole) within `ms`, asked every 500 ms. */
+  private async cacheWholeWithin(ms: number): Promise<boolean> {
+    const deadline = performance.now() + ms;
+    // Bounded by the deadline: each round waits 500 ms.
+    for (;;) {
+      if (await this.cluster.cacheGroupWhole()) return true;
+      if (performance.now() >= deadline) return false;
+      await sleep(500);
+    }
   }
 
   private cacheDrops(): number {
@@ -428,13 +433,7 @@ export class FaultSession {
    */
   private async checkCacheKept(dropsBefore: number): Promise<CheckOutcome> {
     const drops = this.cacheDrops() - dropsBefore;
-    const deadline = performance.now() + CACHE_WHOLE_WITHIN_MS;
-    let whole = await this.cluster.cacheGroupWhole();
-    // Bounded by the deadline: each round waits 500 ms.
-    while (!whole && performance.now() < deadline) {
-      await sleep(500);
-      whole = await this.cluster.cacheGroupWhole();
-    }
+    const whole = await this.cacheWholeWithin(CACHE_WHOLE_WITHIN_MS);
     const problems = [
       ...(drops > 0
         ? [`${drops} times a node dropped the cache state or node 1 founded the group anew`]

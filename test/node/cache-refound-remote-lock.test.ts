@@ -24,6 +24,22 @@ const LEASE_MS = 300_000;
 /** How long `lost` may take to fire after the refound (the event crosses one or two sockets). */
 const LOST_WITHIN_MS = 5_000;
 
+/** A proxy (in this process) in front of the node at `addrApi`, listening on `port`. */
+function proxyOf(addrApi: string, port: number): HiqliteProxy {
+  const toml = [
+    '[hiqlite]',
+    `proxy_addr_api = "127.0.0.1:${port}"`,
+    `nodes = ["${addrApi}"]`,
+    `secret_api = "${TEST_SECRETS.secretApi}"`,
+  ].join('\n');
+  return new HiqliteProxy(parseProxyConfig(toml, {}), pino({ level: 'silent' }));
+}
+
+async function freePort(): Promise<number> {
+  const [port] = await freePorts(1);
+  return port as number;
+}
+
 function lostSoon(lock: DistributedLock): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
@@ -52,19 +68,8 @@ describe('a remote client learns at once that the cache group its lock was grant
     refound = () => runtime.refoundCacheGroupHere();
     const addrApi = cfg.nodes[0]?.addrApi as string;
     direct = await connect({ nodes: [addrApi], secretApi: TEST_SECRETS.secretApi });
-    const [proxyPort] = await freePorts(1);
-    proxy = new HiqliteProxy(
-      parseProxyConfig(
-        [
-          '[hiqlite]',
-          `proxy_addr_api = "127.0.0.1:${proxyPort}"`,
-          `nodes = ["${addrApi}"]`,
-          `secret_api = "${TEST_SECRETS.secretApi}"`,
-        ].join('\n'),
-        {},
-      ),
-      pino({ level: 'silent' }),
-    );
+    const proxyPort = await freePort();
+    proxy = proxyOf(addrApi, proxyPort);
     await proxy.start();
     viaProxy = await connect({ nodes: [`127.0.0.1:${proxyPort}`], secretApi: TEST_SECRETS.secretApi });
   });
@@ -136,19 +141,8 @@ describe('a proxy of a cache-only cluster kept in memory that is founded anew (a
     const node = await start(cfg, { thread: 'main' });
     const runtime = (node as unknown as { node: { refoundCacheGroupHere(): Promise<void> } }).node;
     const addrApi = cfg.nodes[0]?.addrApi as string;
-    const [proxyPort] = await freePorts(1);
-    const proxy = new HiqliteProxy(
-      parseProxyConfig(
-        [
-          '[hiqlite]',
-          `proxy_addr_api = "127.0.0.1:${proxyPort}"`,
-          `nodes = ["${addrApi}"]`,
-          `secret_api = "${TEST_SECRETS.secretApi}"`,
-        ].join('\n'),
-        {},
-      ),
-      pino({ level: 'silent' }),
-    );
+    const proxyPort = await freePort();
+    const proxy = proxyOf(addrApi, proxyPort);
     let client: HiqliteClient | null = null;
     try {
       await proxy.start();
