@@ -75,7 +75,13 @@ import { nodeDashboardBackend } from './dashboard-backend.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { groupRaftOptions, openGroupStorage } from './group-setup.js';
 import { InFlight } from './in-flight.js';
-import { addAsLearner, joinGroup, promoteLearner } from './join-procedure.js';
+import {
+  addAsLearner,
+  type JoiningGroupView,
+  type JoinRecord,
+  joinGroup,
+  promoteLearner,
+} from './join-procedure.js';
 import { GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import type { ListenStream } from './listen-stream.js';
@@ -1073,13 +1079,32 @@ export class HiqliteNode {
     nonce: string,
     mayFound: (() => Promise<boolean>) | undefined,
   ): Promise<void> {
+    // A cache group kept in memory may be dropped and joined anew while this join runs
+    // (cacheLeftBehind): the procedure then reads the group's Raft group and join record as they
+    // are now, not those it started with.
+    const inMemory = group === 'cache' && this.cache.inMemory;
+    const cache = () => this.cache;
+    const raft: JoiningGroupView = inMemory
+      ? { applied: () => cache().group.applied(), status: () => cache().group.status() }
+      : g;
+    const record: JoinRecord = inMemory
+      ? {
+          get state() {
+            return cache().join.state;
+          },
+          added: (index) => cache().join.added(index),
+          complete: () => cache().join.complete(),
+        }
+      : join;
+    const leftBehind = inMemory ? this.cacheLeftBehind() : undefined;
     await joinGroup(
       {
         nodeId: me,
         group,
         stayLearner: this.cfg.learnerOnly,
-        raft: g,
-        join,
+        raft,
+        join: record,
+        ...(leftBehind === undefined ? {} : { leftBehind }),
         request: async (leader, req, requestTimeoutMs) => {
           if (req.op === 'promote') {
             const r = await this.request(leader, { op: 'promote', nodeId: me, group }, requestTimeoutMs);
@@ -1115,6 +1140,40 @@ export class HiqliteNode {
   // ---------------------------------------------------------------------------------------------
   // A cache group kept in memory that a majority of its voters forgot
   // ---------------------------------------------------------------------------------------------
+
+  /**
+   * JoinProcedure.leftBehind for a cache group kept in memory: this node waits to join a group
+   * that hears from no leader any more while `leader` leads one that lists this node neither as
+   * voter nor as learner — a group founded anew while this node was being (re-)added to the one
+   * before (found by the fault suite: such a node waited for that group's entry until its start
+   * timed out, 120 s, and exited). It drops its state (what a restart of its process would do:
+   * always safe for a node not yet a member) and joins that group.
+   */
+  private cacheLeftBehind(): (leader: NodeId) => Promise<boolean> {
+    return async (leader) => {
+      if (this.closing !== null) return false;
+      let a: CacheLeaderAnswer & { learners?: readonly number[] | null };
+      try {
+        const r = await this.request(leader, { op: 'leader', group: 'cache' }, 2000);
+        if (!r.ok) return false;
+        a = r.value as typeof a;
+      } catch {
+        return false;
+      }
+      const me = this.cfg.nodeId;
+      if (a.leaderId !== leader || !Array.isArray(a.voters) || !Array.isArray(a.learners)) return false;
+      if (a.voters.includes(me) || a.learners.includes(me)) return false;
+      this.log.warn(
+        { leader, voters: a.voters, learners: a.learners },
+        `the cache group this node was joining hears from no leader, and node ${leader} leads one that does not list it (founded anew meanwhile): this node drops its cache state and joins that one`,
+      );
+      if (!this.cfg.sqlite) this.clusterId = null;
+      await this.cache.refound(EMPTY_MEMBERSHIP, this.groupTransport(), joinKind(true, false));
+      this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
+      if (!this.cfg.sqlite) this.group = this.cache.group;
+      return true;
+    };
+  }
 
   /**
    * Node 1's founding of a cache group kept in memory (`cache_storage_disk = false`) while it
@@ -1420,6 +1479,7 @@ export class HiqliteNode {
             // Its voters, so that a watchdog of a voter cut off from the leader can tell this group
             // (which lists it: it must wait) from one founded anew without it (cache-voter-answer.ts).
             voters: c === undefined ? null : c.membership.voters,
+            learners: c === undefined ? null : c.membership.learners,
             clusterId: this.clusterId,
             sqlite: this.cfg.sqlite,
             nodes: this.cfg.nodes.map((n) => n.id),

@@ -55,6 +55,13 @@ export interface JoinProcedure {
    * kept in memory, with proof that no node holds it any more: HiqliteNode). True ends the join.
    */
   readonly mayFound?: () => Promise<boolean>;
+  /**
+   * While this node's own group hears from no leader and the others name `leader`: whether this
+   * node was left behind — `leader` leads a group that does not list it (a group kept in memory
+   * founded anew while this node waited for the one before) — and dropped its state to join that
+   * one (HiqliteNode). True: the join starts over (`raft` and `join` then describe the new state).
+   */
+  readonly leftBehind?: (leader: NodeId) => Promise<boolean>;
 }
 
 /** How long one request to the leader may take. */
@@ -77,6 +84,8 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
   // a node the leader removed (the first half of re-adding it) hears from no leader any more,
   // and would ask its last one forever (found by the simulator, seed 782 of 200..1199).
   let askOthers = false;
+  /** Rounds in which a leader was found only by asking the others (leftBehind). */
+  let leaderlessRounds = 0;
   for (let attempt = 0; ; attempt++) {
     if (joinedAt !== null && p.raft.applied() >= joinedAt) {
       const m = p.raft.status().membership;
@@ -98,6 +107,22 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
     p.checkCancelled();
     // Every few rounds without a leader (each asks every node: not on every round).
     if (leader === null && p.mayFound !== undefined && attempt % 3 === 2 && (await p.mayFound())) return;
+    // Found only by asking: every few such rounds, whether that leader's group is this node's
+    // (found by the fault suite: a node restarted while it was re-added to an in-memory group,
+    // which then died, waited for that group's entry until its start timed out).
+    if (
+      leader !== null &&
+      leader !== me &&
+      joinedAt !== null &&
+      p.leftBehind !== undefined &&
+      p.raft.status().leaderId === null &&
+      ++leaderlessRounds % 3 === 0 &&
+      (await p.leftBehind(leader))
+    ) {
+      joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+      askOthers = false;
+      continue;
+    }
     if (leader !== null && leader !== me) {
       const learner = p.raft.status().membership.learners.includes(me);
       try {

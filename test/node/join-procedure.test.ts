@@ -200,4 +200,72 @@ describe('the join procedure', () => {
     );
     assert.deepEqual(withLeader.record, ['added 10', 'complete']);
   });
+
+  test('left behind: its join waits on a group that hears no leader while the leader the others name does not list it: it drops its state (leftBehind) and joins that group', async () => {
+    // Found by the fault suite: node 2, restarted while the old leader re-added it to an
+    // in-memory cache group, kept waiting for that group's entry (index 50) after the group died
+    // and node 1 founded a new one, until its start timed out.
+    let now = 0;
+    let state: JoiningState | null = { joinedAt: 50 as LogIndex };
+    let applied = 0 as LogIndex;
+    let membership: Membership = { voters: [], learners: [] };
+    const asked: JoinRequest['op'][] = [];
+    let drops = 0;
+    const p: JoinProcedure = {
+      nodeId: ME,
+      group: 'cache',
+      stayLearner: false,
+      raft: {
+        applied: () => applied,
+        // It hears the new leader only once that one added it.
+        status: () => ({ leaderId: asked.includes('join') ? (1 as NodeId) : null, membership }),
+      },
+      join: {
+        get state() {
+          return state;
+        },
+        added: async (i) => {
+          state = { joinedAt: i };
+        },
+        complete: async () => {
+          state = null;
+        },
+      },
+      request: async (_leader, req) => {
+        asked.push(req.op);
+        if (req.op === 'join') return 3 as LogIndex;
+        membership = { voters: [1, ME] as NodeId[], learners: [] };
+        return null;
+      },
+      findLeader: async () => 1 as NodeId,
+      nowMs: () => now,
+      sleep: async (ms) => {
+        now += ms;
+        if (asked.includes('join') && applied < 3) {
+          applied = 3 as LogIndex;
+          membership = { voters: [1] as NodeId[], learners: [ME] };
+        }
+      },
+      checkCancelled: () => {},
+      leftBehind: async (leader) => {
+        assert.equal(leader, 1);
+        drops++;
+        // What the node does: drops its state; a fresh join record, no join asked yet.
+        state = { joinedAt: null };
+        return true;
+      },
+    };
+    await joinGroup(p, 60_000);
+    assert.equal(drops, 1, 'dropped its state once');
+    assert.deepEqual(asked, ['join', 'promote']);
+    assert.equal(state, null, 'the join completed');
+    assert.deepEqual(membership.voters, [1, ME]);
+    // Without the hook it waits on the dead group's entry until its deadline.
+    state = { joinedAt: 50 as LogIndex };
+    applied = 0 as LogIndex;
+    asked.length = 0;
+    const { leftBehind: _, ...without } = p;
+    await assert.rejects(joinGroup(without, 10_000), { code: 'HQL_TIMEOUT' });
+    assert.deepEqual(asked, [], 'never asked to join the group that does not list it');
+  });
 });
