@@ -1168,8 +1168,9 @@ export class HiqliteNode {
         `the cache group this node was joining hears from no leader, and node ${leader} leads one that does not list it (founded anew meanwhile): this node drops its cache state and joins that one`,
       );
       if (!this.cfg.sqlite) this.clusterId = null;
+      // Its clients are not told (API_EVENT_CACHE_REFOUNDED): a node the leader of a live group
+      // removed to add it back (a restart) is in the same state a moment, and their locks live.
       await this.cache.refound(EMPTY_MEMBERSHIP, this.groupTransport(), joinKind(true, false));
-      this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
       if (!this.cfg.sqlite) this.group = this.cache.group;
       return true;
     };
