@@ -113,6 +113,12 @@ export class ClusterLink {
    */
   private readonly running = new Set<Promise<unknown>>();
   /**
+   * Fired by close(): ends the calls that have no outcome to wait for (reads, metrics, waits),
+   * stopped on their node too. Found in the test suite: a client closed during a long read
+   * waited for the read's whole deadline (100 s) before close() returned.
+   */
+  private readonly closing = new AbortController();
+  /**
    * The cluster this client belongs to: the id of the first node that had one. A node of another
    * cluster (restored from a backup apart from the others, a nodes list naming two clusters) is
    * never used: its history is not this client's (found from outside: a write acknowledged by a
@@ -190,6 +196,7 @@ export class ClusterLink {
   async close(): Promise<void> {
     // Bounded: each call ends by its own deadline, and no call starts once the client's close()
     // began (client.ts refuses them), so the set only shrinks.
+    this.closing.abort();
     while (this.running.size > 0) await Promise.all([...this.running]);
     this.closed = true;
     const all = [...this.conns.values()];
@@ -205,7 +212,7 @@ export class ClusterLink {
     body: LinkBody,
     o: { kind: LinkKind; route: LinkRoute; timeoutMs?: number; signal?: AbortSignal },
   ): Promise<unknown> {
-    const p = this.attempts(body, o);
+    const p = this.endsAtClose(body, o.kind) ? this.attemptsUntilClose(body, o) : this.attempts(body, o);
     if (body.op !== 'cacheLock' && !this.closed) {
       const settled = p.then(
         () => undefined,
@@ -215,6 +222,31 @@ export class ClusterLink {
       void settled.then(() => this.running.delete(settled));
     }
     return p;
+  }
+
+  /**
+   * Reads and metrics end at once at close(), stopped on their node too; writes, membership
+   * changes and one-off commands (a backup) run to their outcome, each within its deadline.
+   */
+  private endsAtClose(body: LinkBody, kind: LinkKind): boolean {
+    return kind === 'read' || body.op === 'metrics';
+  }
+
+  private async attemptsUntilClose(
+    body: LinkBody,
+    o: { kind: LinkKind; route: LinkRoute; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<unknown> {
+    const signal =
+      o.signal === undefined ? this.closing.signal : AbortSignal.any([o.signal, this.closing.signal]);
+    try {
+      return await this.attempts(body, { ...o, signal });
+    } catch (e) {
+      if (this.closing.signal.aborted && !isAborted(o.signal))
+        throw new HiqliteError('HQL_CLOSED', 'the client was closed while the call was under way', {
+          retryable: false,
+        });
+      throw e;
+    }
   }
 
   private async attempts(
@@ -266,7 +298,10 @@ export class ClusterLink {
         // Too little time left for an answer: end with the last one (lib/retry-budget.ts).
         if (last !== null && !retryHasTime(deadline - performance.now(), slowestMs, maybeApplied)) break;
       }
-      if (this.closed)
+      // Once close() began, no new attempt: close() waits for the answers to requests sent, not
+      // for retries to the call's deadline (found in the test suite: a client closed while its
+      // only node was down took the whole deadline, 20 s, to close).
+      if (this.closed || (attempt > 0 && this.closing.signal.aborted))
         throw ended(new HiqliteError('HQL_CLOSED', 'the client is closed', { retryable: false }));
       if (o.signal?.aborted === true) throw ended(callerWentAway());
       let sent = false;

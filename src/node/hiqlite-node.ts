@@ -1167,11 +1167,9 @@ export class HiqliteNode {
         { leader, voters: a.voters, learners: a.learners },
         `the cache group this node was joining hears from no leader, and node ${leader} leads one that does not list it (founded anew meanwhile): this node drops its cache state and joins that one`,
       );
-      if (!this.cfg.sqlite) this.clusterId = null;
-      // Its clients are not told (API_EVENT_CACHE_REFOUNDED): a node the leader of a live group
-      // removed to add it back (a restart) is in the same state a moment, and their locks live.
-      await this.cache.refound(EMPTY_MEMBERSHIP, this.groupTransport(), joinKind(true, false));
-      if (!this.cfg.sqlite) this.group = this.cache.group;
+      // Its clients are not told: a node the leader of a live group removed to add it back (a
+      // restart) is in the same state a moment, and their locks live.
+      await this.dropCacheState('join', { tellClients: false });
       return true;
     };
   }
@@ -1200,10 +1198,8 @@ export class HiqliteNode {
         if (!proven) return false;
         this.clusterId = newClusterId();
       }
-      await this.cache.refound(GENESIS_MEMBERSHIP, this.groupTransport(), joinKind(true, true));
       // Every lock granted before is gone: clients that held one through this node learn it now.
-      this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
-      if (!this.cfg.sqlite) this.group = this.cache.group;
+      await this.dropCacheState('found', { tellClients: true });
       this.log.warn(
         { clusterId: this.clusterId },
         'no node holds the cache group any more (every node lost its in-memory state): node 1 founds it anew (its data is lost)',
@@ -1319,14 +1315,30 @@ export class HiqliteNode {
     return { gone, silent, dead: voters.length - gone.length < majority };
   }
 
+  /**
+   * The one way this node drops its in-memory cache state: the cache group starts again here,
+   * either to be joined (`join`: empty membership, a cache-only node forgets its cluster, whose
+   * id the leader that takes it in tells) or founded by this node (`found`: node 1, whose caller
+   * chose the new cluster id); `tellClients` sends API_EVENT_CACHE_REFOUNDED on every remote
+   * client connection, whose locks granted before are gone.
+   */
+  private async dropCacheState(how: 'join' | 'found', o: { tellClients: boolean }): Promise<void> {
+    if (!this.cfg.sqlite && how === 'join') this.clusterId = null;
+    const founding = how === 'found';
+    await this.cache.refound(
+      founding ? GENESIS_MEMBERSHIP : EMPTY_MEMBERSHIP,
+      this.groupTransport(),
+      joinKind(true, founding),
+    );
+    if (o.tellClients) this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
+    if (!this.cfg.sqlite) this.group = this.cache.group;
+  }
+
   /** Drops this node's cache state and joins the group anew (node 1 founds it: cacheMayFound). */
   private async refoundCacheGroupHere(): Promise<void> {
-    if (!this.cfg.sqlite) this.clusterId = null;
-    await this.cache.refound(EMPTY_MEMBERSHIP, this.groupTransport(), joinKind(true, false));
     // Remote clients holding locks through this node learn now that those locks are gone (their
     // next renewal, a third of the lease later, would tell them while another holder may have it).
-    this.api?.tellClients({ event: API_EVENT_CACHE_REFOUNDED });
-    if (!this.cfg.sqlite) this.group = this.cache.group;
+    await this.dropCacheState('join', { tellClients: true });
     // Until it is a member again or the node shuts down (each attempt bounded).
     for (let attempt = 0; this.closing === null; attempt++) {
       try {

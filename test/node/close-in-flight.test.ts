@@ -107,4 +107,29 @@ describe('writes in flight at close()', () => {
     node = await start(cfg);
     check(outcomes, await ids(node), 1_000_000, false);
   });
+
+  // Found in the test suite: a remote client closed while its only node was down waited for its
+  // writes' retries to reach their deadline (20 s; here it would be 10 minutes).
+  test('of a remote client whose node stopped: close() starts no new attempt, and each write is done, unknown or refused', async () => {
+    assert.ok(node !== null);
+    const remote = await connect({
+      nodes: [(cfg.nodes[0] as NodeEntry).addrApi],
+      secretApi: SECRET_API,
+      requestTimeoutMs: 600_000,
+    });
+    const stopping = node;
+    const outcomes = await writesAcrossClose(
+      (sql, params) => remote.execute(sql, params),
+      async () => {
+        await stopping.close();
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 60_000)));
+        assert.notEqual(await Promise.race([remote.close().then(() => 'closed'), late]), 'late');
+        clearTimeout(timer);
+      },
+      2_000_000,
+    );
+    node = await start(cfg);
+    check(outcomes, await ids(node), 2_000_000, false);
+  });
 });

@@ -25,6 +25,12 @@ test('a voter following a leader of a group that lists this node holds it: this 
   assert.equal(voterLeftCacheGroup({ member: true, leaderId: 1, voters: [1, 2, 3] }, ME), false);
 });
 
+test('a voter following a leader of a group that lists this node as a learner holds it (a change not heard of here)', () => {
+  assert.equal(voterLeftCacheGroup({ member: true, leaderId: 1, voters: [1, 2], learners: [3] }, ME), false);
+  assert.equal(voterLeftCacheGroup({ member: true, leaderId: 1, voters: [1, 2], learners: [4] }, ME), true);
+  assert.equal(voterLeftCacheGroup({ member: true, leaderId: 1, voters: [1, 2], learners: null }, ME), true);
+});
+
 test('a voter without a leader holds the group, as does an answer that does not list the voters', () => {
   assert.equal(voterLeftCacheGroup({ member: true, leaderId: null, voters: [1, 2, 3] }, ME), false);
   assert.equal(voterLeftCacheGroup({ member: null, leaderId: null }, ME), false);
