@@ -80,8 +80,19 @@ export interface CacheOps {
    * (ApiEvent). A lock granted before is gone.
    */
   cacheRefounds?(): number;
-  /** Calls `hook` when the cache group is founded anew (as cacheRefounds counts it). */
+  /**
+   * The highest token floor of the cache group the nodes told this client (a remote client;
+   * ApiEvent `cacheTokenFloor`): a lock with a lower token was granted by a group founded
+   * before the one the nodes now hold, and is gone.
+   */
+  cacheTokenFloor?(): number;
+  /**
+   * Calls `hook` when the cache group is founded anew (as cacheRefounds counts it) or the token
+   * floor rises: the held locks check whether they are gone.
+   */
   onCacheRefound?(hook: () => void): void;
+  /** Tells the ops how many locks the client holds (a remote client connects again while any). */
+  watchHeldLocks?(count: () => number): void;
 }
 
 /** getLocal on a client without a replica on its thread (a remote client). */
@@ -534,7 +545,7 @@ export class DistributedLock implements AsyncDisposable {
   /** Lost now if the lease ran out on this process's clock since it last began. */
   private checkLease(): void {
     if (this.#released || this.#lostController.signal.aborted) return;
-    if (this.#refounds !== undefined && this.#ops.cacheRefounds?.() !== this.#refounds) {
+    if (this.grantedBeforeRefound()) {
       this[LOST_TO_REFOUND]();
       return;
     }
@@ -666,6 +677,7 @@ export class DistributedLock implements AsyncDisposable {
    */
   [LOST_TO_REFOUND](): void {
     if (this.#released || this.#lostController.signal.aborted) return;
+    if (!this.grantedBeforeRefound()) return;
     this.lose(
       new HiqliteError(
         'HQL_UNAVAILABLE',
@@ -673,6 +685,17 @@ export class DistributedLock implements AsyncDisposable {
         { retryable: true },
       ),
     );
+  }
+
+  /**
+   * Whether the cache group was founded anew since the grant: the embedded node's refound count
+   * moved, a node told a remote client so, or a node tells a token floor above this lock's token
+   * (a node restarted into a group founded anew says it once it applied that group's state,
+   * where the event of the refound reached only the clients of the nodes that dropped it).
+   */
+  private grantedBeforeRefound(): boolean {
+    if (this.#refounds !== undefined && this.#ops.cacheRefounds?.() !== this.#refounds) return true;
+    return this.token < (this.#ops.cacheTokenFloor?.() ?? 0);
   }
 
   private lose(
@@ -875,6 +898,7 @@ export class CacheApi {
       this.ops.onCacheRefound(() => {
         for (const l of [...this.held]) l[LOST_TO_REFOUND]();
       });
+      this.ops.watchHeldLocks?.(() => this.held.size);
     }
     if (remainingMs < LOCK_REMAINING_MS_MIN) {
       lock[ABANDON]();
@@ -916,6 +940,14 @@ function closeGate(ops: CacheOps, closed: () => boolean): CacheOps {
     ...(ops.cacheRefounds === undefined
       ? {}
       : { cacheRefounds: () => (ops.cacheRefounds as () => number)() }),
+    ...(ops.cacheTokenFloor === undefined
+      ? {}
+      : { cacheTokenFloor: () => (ops.cacheTokenFloor as () => number)() }),
+    ...(ops.watchHeldLocks === undefined
+      ? {}
+      : {
+          watchHeldLocks: (count: () => number) => (ops.watchHeldLocks as (c: () => number) => void)(count),
+        }),
     ...(ops.onCacheRefound === undefined
       ? {}
       : { onCacheRefound: (hook: () => void) => (ops.onCacheRefound as (h: () => void) => void)(hook) }),

@@ -29,7 +29,13 @@ import { abortedError, HiqliteError, outcomeUnknown } from '../lib/errors.js';
 import { retryHasTime } from '../lib/retry-budget.js';
 import { answerWithinMs, remoteError } from '../node/hiqlite-node.js';
 import { commandTooLargeError } from '../node/raft-group.js';
-import type { ApiEvent, ApiPush, ApiRequest, ApiResponse } from '../protocol/api-codec.js';
+import {
+  API_EVENT_CACHE_TOKEN_FLOOR,
+  type ApiEvent,
+  type ApiPush,
+  type ApiRequest,
+  type ApiResponse,
+} from '../protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { parseApiAddress } from './api-address.js';
 
@@ -134,6 +140,7 @@ export class ClusterLink {
   private readonly mismatched = new Set<string>();
   /** Told each event a node of this cluster tells its connection (ApiEvent). */
   private readonly eventHooks = new Set<(e: ApiEvent) => void>();
+  private readonly closeHooks = new Set<() => void>();
 
   constructor(private readonly o: ClusterLinkOptions) {
     if (o.nodes.length === 0)
@@ -150,6 +157,12 @@ export class ClusterLink {
   onEvent(hook: (e: ApiEvent) => void): () => void {
     this.eventHooks.add(hook);
     return () => this.eventHooks.delete(hook);
+  }
+
+  /** Calls `hook` when an open connection to a node closes (not at this link's close()). */
+  onConnectionClosed(hook: () => void): () => void {
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
   }
 
   /** The node addresses this link was given (what a client shows of itself: no secret). */
@@ -225,11 +238,11 @@ export class ClusterLink {
   }
 
   /**
-   * Reads and metrics end at once at close(), stopped on their node too; writes, membership
+   * Reads, metrics and limits end at once at close(), stopped on their node too; writes, membership
    * changes and one-off commands (a backup) run to their outcome, each within its deadline.
    */
   private endsAtClose(body: LinkBody, kind: LinkKind): boolean {
-    return kind === 'read' || body.op === 'metrics';
+    return kind === 'read' || body.op === 'metrics' || body.op === 'limits';
   }
 
   private async attemptsUntilClose(
@@ -575,10 +588,17 @@ export class ClusterLink {
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
       const limits =
-        r?.ok === true ? (r.value as { commandBytesMax?: unknown; frameBytesMax?: unknown }) : {};
+        r?.ok === true
+          ? (r.value as { commandBytesMax?: unknown; frameBytesMax?: unknown; cacheTokenFloor?: unknown })
+          : {};
       const frame = limits.frameBytesMax;
       if (typeof frame === 'number' && Number.isSafeInteger(frame) && frame > 0)
         conn.setPeerFrameBytesMax(frame);
+      // The node's cache token floor, as if it had sent the event (a node restarted into a group
+      // founded anew says it at connect once it applied that group's state; ApiEvent).
+      const floor = limits.cacheTokenFloor;
+      if (typeof floor === 'number' && Number.isSafeInteger(floor) && floor > 0)
+        for (const hook of this.eventHooks) hook({ event: API_EVENT_CACHE_TOKEN_FLOOR, floor });
       const max = limits.commandBytesMax;
       return { conn, commandBytesMax: typeof max === 'number' ? max : null };
     });
@@ -591,7 +611,10 @@ export class ClusterLink {
     };
     p.then((l) => {
       if (this.closed) l.conn.close();
-      l.conn.onClose(drop);
+      l.conn.onClose(() => {
+        drop();
+        if (!this.closing.signal.aborted) for (const hook of this.closeHooks) hook();
+      });
     }, drop);
     return p;
   }

@@ -20,7 +20,11 @@ import type { ListenItem } from '../node/cache-listeners.js';
 import type { LockGrantInfo, LockRequest } from '../node/cache-locks.js';
 import { ListenQueue } from '../node/listen-queue.js';
 import { SessionPool } from '../node/session-pool.js';
-import { API_EVENT_CACHE_REFOUNDED, type ApiPush } from '../protocol/api-codec.js';
+import {
+  API_EVENT_CACHE_REFOUNDED,
+  API_EVENT_CACHE_TOKEN_FLOOR,
+  type ApiPush,
+} from '../protocol/api-codec.js';
 import { CACHE_STRING_LENGTH_MAX } from '../protocol/cache-api-codec.js';
 import { type CacheCommand, encodeCacheCommand } from '../sm/cache/command.js';
 import { CacheError, cacheErrorFromInfo } from '../sm/cache/errors.js';
@@ -51,10 +55,19 @@ export interface RemoteCacheOptions {
  * pings are what keep it open, like renewals of a lease on the wait).
  */
 
+/** How long after a connection closed a client holding locks connects again (onConnectionClosed). */
+const RECONNECT_AFTER_CLOSE_MS = 200;
+
 export class RemoteCacheOps implements CacheOps {
   private readonly sessions: SessionPool;
   /** How many times a node told this client its cache group was founded anew. */
   private refounds = 0;
+  /** The highest token floor of the cache group a node told this client (ApiEvent). */
+  private tokenFloor = 0;
+  /** A reconnection after a closed connection is under way (onConnectionClosed below). */
+  private reconnecting = false;
+  /** How many locks the client holds (CacheOps.watchHeldLocks). */
+  private heldLocks: () => number = () => 0;
   private readonly refoundHooks = new Set<() => void>();
 
   constructor(
@@ -68,11 +81,43 @@ export class RemoteCacheOps implements CacheOps {
     // A node whose in-memory cache group was founded anew tells its clients (ApiEvent): every
     // lock granted before is gone, and the held ones are lost now, not at their next renewal
     // (a third of the lease later, while another holder may have the lock in the new group).
+    // A node restarted into a group founded anew tells its token floor once it applied that
+    // group's state (and at every connect): the held locks below it are gone too.
     link.onEvent((e) => {
-      if (e.event !== API_EVENT_CACHE_REFOUNDED) return;
-      this.refounds++;
+      if (e.event === API_EVENT_CACHE_REFOUNDED) this.refounds++;
+      else if (e.event === API_EVENT_CACHE_TOKEN_FLOOR && (e.floor ?? 0) > this.tokenFloor)
+        this.tokenFloor = e.floor ?? 0;
+      else return;
       for (const hook of this.refoundHooks) hook();
     });
+    // A client that holds locks connects again at once when its connection to a node closes,
+    // rather than at its next call: the node it reaches says its token floor at connect, so a
+    // node restarted into a group founded anew tells it soon that its locks are gone (else it
+    // learned at its next renewal, a third of the lease later). One reconnection at a time,
+    // within the client's deadline.
+    link.onConnectionClosed(() => {
+      if (this.heldLocks() === 0 || this.reconnecting) return;
+      this.reconnecting = true;
+      const timer = setTimeout(() => {
+        link
+          .call({ op: 'limits' }, { kind: 'other', route: 'any' })
+          .catch(() => {})
+          .finally(() => {
+            this.reconnecting = false;
+          });
+      }, RECONNECT_AFTER_CLOSE_MS);
+      timer.unref();
+    });
+  }
+
+  /** CacheOps.watchHeldLocks. */
+  watchHeldLocks(count: () => number): void {
+    this.heldLocks = count;
+  }
+
+  /** CacheOps.cacheTokenFloor: the highest token floor a node told this client. */
+  cacheTokenFloor(): number {
+    return this.tokenFloor;
   }
 
   /** CacheOps.cacheRefounds: the events of a cache group founded anew this client was told. */

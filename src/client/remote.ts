@@ -139,6 +139,16 @@ export class RemoteClient extends ClientBase {
     this.remoteCaches.onCacheRefound(hook);
   }
 
+  /** CacheOps.cacheTokenFloor: the highest token floor of the cache group a node told this client. */
+  cacheTokenFloor(): number {
+    return this.remoteCaches.cacheTokenFloor();
+  }
+
+  /** CacheOps.watchHeldLocks. */
+  watchHeldLocks(count: () => number): void {
+    this.remoteCaches.watchHeldLocks(count);
+  }
+
   override cacheRead(read: CacheRead, consistency: CacheConsistency): Promise<CacheReadValue> {
     return this.remoteCaches.cacheRead(read, consistency);
   }

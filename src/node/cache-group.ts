@@ -130,6 +130,12 @@ export interface CacheGroupDeps {
   readonly onLockGranted?: (g: LockGrant) => void;
   /** The node's writes in flight, which its graceful shutdown waits for (in-flight.ts). */
   readonly inflight?: InFlight;
+  /**
+   * Told when the group's token floor (CacheGroup.tokenFloor) becomes known or changes: after
+   * the first command this node applies, a snapshot installed, a refound. The node tells its
+   * remote clients (ApiEvent `cacheTokenFloor`): a lock they hold below it is gone.
+   */
+  readonly onTokenFloor?: (floor: number) => void;
 }
 
 /**
@@ -206,6 +212,8 @@ export class CacheGroup {
   /** How many times refound() ran (the locks held through this node were lost each time). */
   private refounds = 0;
   private readonly refoundHooks = new Set<() => void>();
+  /** The token floor last told to `onTokenFloor` (checkTokenFloor). */
+  private tokenFloorTold = 0;
   private readonly leaderWatchers = new Set<(s: { role: string; leaderId: number | null }) => void>();
 
   private constructor(
@@ -328,6 +336,7 @@ export class CacheGroup {
   async start(initialMembership: Membership, transport: GroupTransport, kind: GroupStartKind): Promise<void> {
     const chunked = chunkStoreOf(this.snapshotStore);
     this.observers.add({ applied: () => this.checkLogClock(), replaced: () => this.checkLogClock() });
+    this.observers.add({ applied: () => this.checkTokenFloor(), replaced: () => this.checkTokenFloor() });
     const observedSm = observed(
       chunked === null
         ? this.sm
@@ -488,6 +497,23 @@ export class CacheGroup {
   onRefound(hook: () => void): () => void {
     this.refoundHooks.add(hook);
     return () => this.refoundHooks.delete(hook);
+  }
+
+  /**
+   * The lowest fencing token of the group as this node applied it (0 while not known: nothing
+   * applied yet, or a state of an older version): every lock of this group has a token at least
+   * this, so a lock below it was granted by a group founded before (CacheStateMachine.tokenFloor).
+   */
+  get tokenFloor(): number {
+    return this.sm.tokenFloor();
+  }
+
+  /** Tells `onTokenFloor` of a token floor that became known or changed. */
+  private checkTokenFloor(): void {
+    const floor = this.sm.tokenFloor();
+    if (floor === this.tokenFloorTold) return;
+    this.tokenFloorTold = floor;
+    if (floor > 0) this.d.onTokenFloor?.(floor);
   }
 
   /** Logs, at most once a minute, a log time ahead of this node's clock (LOG_CLOCK_AHEAD_WARN_MS). */
@@ -1014,7 +1040,11 @@ export class CacheGroup {
         if (this.d.clusterClock?.ready() != null) return;
         const due = this.sm.nextDeadlineMs();
         const nowMs = this.logClock.stampMs();
-        if (due === null || due > nowMs) return;
+        // A group that applied no command yet has no log time, so no token floor to tell remote
+        // clients (a node restarted into a group founded anew tells it: ApiEvent cacheTokenFloor):
+        // its leader stamps one at once, with an `expire` that finds nothing to remove.
+        const unstamped = this.sm.clockMs() === 0;
+        if (!unstamped && (due === null || due > nowMs)) return;
         const data = this.sm.encodeForProposal({ nowMs, command: { type: 'expire' } });
         await this.proposeHere(data, this.d.cfg.proposalTimeoutMs);
       }

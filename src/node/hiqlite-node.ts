@@ -29,7 +29,12 @@ import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { inTime } from '../lib/in-time.js';
 import { LogClock, type LogClockSource } from '../lib/log-clock.js';
-import { API_EVENT_CACHE_REFOUNDED, type ApiRequest, type ApiResponse } from '../protocol/api-codec.js';
+import {
+  API_EVENT_CACHE_REFOUNDED,
+  API_EVENT_CACHE_TOKEN_FLOOR,
+  type ApiRequest,
+  type ApiResponse,
+} from '../protocol/api-codec.js';
 import { commandBytesMaxFor } from '../protocol/entry-codec.js';
 import type { LogIndex, Membership, Message, NodeId } from '../raft/types.js';
 import { adoptClientCacheCommand } from '../sm/cache/client-proposal.js';
@@ -874,6 +879,10 @@ export class HiqliteNode {
       noLeaderError: (m) => this.noLeaderError(m),
       onFatal: (e) => this.onGroupFatal(e),
       inflight: this.inflight,
+      // Remote clients connected here learn it at once (and at connect, in `limits`): a lock
+      // they hold from a group founded before is gone (a node restarted into a group founded
+      // anew tells them as soon as it applied that group's state).
+      onTokenFloor: (floor) => this.api?.tellClients({ event: API_EVENT_CACHE_TOKEN_FLOOR, floor }),
     };
   }
 
@@ -1470,6 +1479,8 @@ export class HiqliteNode {
         return {
           commandBytesMax: commandBytesMaxFor(this.cfg.entryBytesMax),
           frameBytesMax: this.cfg.frameBytesMax,
+          // CacheGroup.tokenFloor (0: not known here yet).
+          cacheTokenFloor: this.cache?.running === true ? this.cache.tokenFloor : 0,
         };
       case 'leader': {
         // A cache-only node's group is the cache group, whichever group is asked about; the

@@ -145,14 +145,22 @@ export interface ApiGoAway {
  * - `cacheRefounded`: its cache group, kept in memory, was founded anew (a majority of the nodes
  *   had restarted without it): every lock granted before is gone, and the client's held locks
  *   are lost now rather than at their next renewal.
+ * - `cacheTokenFloor` (with `floor`): the lowest fencing token of the node's cache group, sent when
+ *   it becomes known or changes (the node applied its group's first command or a snapshot, as
+ *   after a restart into a group founded anew); a lock the client holds with a lower token was
+ *   granted by a group founded before, and is gone. The `limits` answer says it too
+ *   (`cacheTokenFloor`, 0 when not known).
  * A client ignores an event it does not know (a later version's).
  */
 export interface ApiEvent {
   readonly event: string;
+  /** `cacheTokenFloor`'s floor: a safe non-negative integer. */
+  readonly floor?: number;
 }
 
 /** The events this version sends. */
 export const API_EVENT_CACHE_REFOUNDED = 'cacheRefounded';
+export const API_EVENT_CACHE_TOKEN_FLOOR = 'cacheTokenFloor';
 
 /**
  * The most ids a goaway may list (a client refuses a longer one as malformed): a node serving more
@@ -330,7 +338,11 @@ function eventOf(o: Record<string, unknown>): ApiEvent {
   const event = o.event;
   if (typeof event !== 'string' || event.length === 0 || event.length > API_EVENT_NAME_MAX)
     bad(`event must be a name of 1 to ${API_EVENT_NAME_MAX} characters`);
-  return { event };
+  const floor = o.floor;
+  if (floor === undefined) return { event };
+  if (typeof floor !== 'number' || !Number.isSafeInteger(floor) || floor < 0)
+    bad('event.floor must be a non-negative integer');
+  return { event, floor };
 }
 
 function goAwayOf(o: Record<string, unknown>): ApiGoAway {

@@ -134,6 +134,51 @@ describe('a remote client learns at once that the cache group its lock was grant
   });
 });
 
+describe('a remote client whose only node restarts into a cache group founded anew', () => {
+  // The event of a refound reaches the clients of the nodes that drop their state; a node that
+  // restarted has no clients then. It tells its token floor (the log time of its group's first
+  // command, in tokens) at connect and once known, and a client holding locks connects again
+  // at once when its connection closes: a lock granted before, below the floor, is lost then,
+  // not at its next renewal (100 s here). Directly and through a proxy.
+  test('its held locks are lost soon after the node is back, with HQL_UNAVAILABLE; a lock granted after is kept', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-refound-restart-'));
+    const cfg = await oneNodeConfig(root, { cacheStorageDisk: false });
+    const addrApi = cfg.nodes[0]?.addrApi as string;
+    let node = await start(cfg, { thread: 'main' });
+    const proxyPort = await freePort();
+    const proxy = proxyOf(addrApi, proxyPort);
+    let direct: HiqliteClient | null = null;
+    let viaProxy: HiqliteClient | null = null;
+    try {
+      await proxy.start();
+      direct = await connect({ nodes: [addrApi], secretApi: TEST_SECRETS.secretApi });
+      viaProxy = await connect({ nodes: [`127.0.0.1:${proxyPort}`], secretApi: TEST_SECRETS.secretApi });
+      const mine = await direct.lock('restart-direct', { leaseMs: LEASE_MS });
+      const proxied = await viaProxy.lock('restart-proxied', { leaseMs: LEASE_MS });
+      await node.close();
+      node = await start(cfg, { thread: 'main' });
+      const [lostMine, lostProxied] = await Promise.all([lostSoon(mine), lostSoon(proxied)]);
+      for (const lost of [lostMine, lostProxied]) {
+        assert.ok(lost instanceof HiqliteError, String(lost));
+        assert.equal(lost.code, 'HQL_UNAVAILABLE');
+        assert.match(lost.message, /founded anew/);
+      }
+      // Granted by the group founded anew: at or above the floor, kept.
+      const next = await direct.lock('restart-direct', { leaseMs: LEASE_MS });
+      assert.ok(next.token > mine.token, `token ${next.token} after ${mine.token}`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(next.lost.aborted, false);
+      await next.release();
+    } finally {
+      await viaProxy?.close();
+      await direct?.close();
+      await proxy.close();
+      await node.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a proxy of a cache-only cluster kept in memory that is founded anew (a new cluster id)', () => {
   test('follows its nodes into the new cluster: calls through it work again (it refused every call HQL_CLUSTER_MISMATCH until restarted)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'hq-refound-proxy-'));

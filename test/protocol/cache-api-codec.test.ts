@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import {
   API_EVENT_CACHE_REFOUNDED,
+  API_EVENT_CACHE_TOKEN_FLOOR,
   type ApiRequest,
   decodeApiRequest,
   decodeApiServerMessage,
@@ -112,7 +113,17 @@ describe('cache ops of the API protocol', () => {
     assert.deepEqual(decodeApiServerMessage(encodeApiMessage({ event: 'somethingLater' })), {
       event: 'somethingLater',
     });
+    // A token floor of today's log time in µs (past 2^32: msgpack's 64-bit numbers).
+    const floor = 1_796_650_653_375_000;
+    assert.deepEqual(
+      decodeApiServerMessage(encodeApiMessage({ event: API_EVENT_CACHE_TOKEN_FLOOR, floor })),
+      { event: 'cacheTokenFloor', floor },
+    );
     for (const b of [
+      { event: 'cacheTokenFloor', floor: -1 },
+      { event: 'cacheTokenFloor', floor: 1.5 },
+      { event: 'cacheTokenFloor', floor: '5' },
+      { event: 'cacheTokenFloor', floor: 2 ** 60 },
       { event: 1 },
       { event: '' },
       { event: 'x'.repeat(65) },

@@ -8,7 +8,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
+import { pack, unpack } from 'msgpackr';
 import { Prng } from '../../src/lib/prng.js';
 import type { GroupStateMachine } from '../../src/node/seams.js';
 import { type Entry, logIndex, nodeId, term } from '../../src/raft/types.js';
@@ -17,7 +19,7 @@ import type { LockGrant } from '../../src/sm/cache/locks.js';
 import type { Notification } from '../../src/sm/cache/notifications.js';
 import { SNAPSHOT_CHUNK_BYTES } from '../../src/sm/cache/snapshot.js';
 import { CacheStateMachine } from '../../src/sm/cache/state-machine.js';
-import { bytes, chunksOf, commandEntry, Harness, snapshotBytes, T0 } from './cache-helpers.js';
+import { bytes, chunksOf, commandEntry, Harness, snapshotBytes, T0, text } from './cache-helpers.js';
 
 const SEEDS = [1, 2, 3, 42, 0xdecade];
 
@@ -385,6 +387,51 @@ describe('snapshots', () => {
       () => h.sm.applySync([], []),
       (e: Error & { code?: string }) => e.code === 'HQL_CLOSED',
     );
+  });
+
+  test("the token floor: the first command's log time in tokens, kept by snapshots; 0 before and after reset", async () => {
+    const h = new Harness();
+    assert.equal(h.sm.tokenFloor(), 0, 'nothing applied: not known');
+    h.ok({ type: 'expire' }, T0 + 7);
+    h.ok({ type: 'put', cache: 'c', key: 'k', value: bytes('v') }, T0 + 50);
+    const grant = h.ok({ type: 'lockAcquire', key: 'l', holderId: 'h', leaseMs: 1000 }, T0 + 60);
+    assert.equal(h.sm.tokenFloor(), (T0 + 7) * 1000);
+    assert.ok(grant.state === 'granted' && grant.token >= h.sm.tokenFloor(), 'every grant is at or above it');
+    const other = new CacheStateMachine({ limits: h.sm.limits });
+    await other.restoreFrom(chunksOf(await snapshotBytes(h.sm), 100));
+    assert.equal(other.tokenFloor(), (T0 + 7) * 1000, 'a snapshot keeps it');
+    await h.sm.reset();
+    assert.equal(h.sm.tokenFloor(), 0);
+  });
+
+  test('a snapshot of a version that kept no token floor restores with none (0), the rest as it was', async () => {
+    const h = new Harness();
+    h.ok({ type: 'put', cache: 'c', key: 'k', value: bytes('v') }, T0);
+    const current = await snapshotBytes(h.sm);
+    // Rewritten as an older writer wrote it: the header without its last item.
+    const frames: unknown[][] = [];
+    for (let at = 8; at < current.length - 4; ) {
+      const len = new DataView(current.buffer, current.byteOffset + at).getUint32(0);
+      frames.push(unpack(current.subarray(at + 4, at + 4 + len)) as unknown[]);
+      at += 4 + len;
+    }
+    assert.equal(frames[0]?.[0], 'H');
+    assert.equal(frames[0]?.length, 9);
+    frames[0] = frames[0]!.slice(0, 8);
+    const parts: Uint8Array[] = [current.subarray(0, 8)];
+    for (const f of frames) {
+      const packed = pack(f);
+      const len = new Uint8Array(4);
+      new DataView(len.buffer).setUint32(0, packed.length);
+      parts.push(len, packed);
+    }
+    const body = Buffer.concat(parts);
+    const crc = new Uint8Array(4);
+    new DataView(crc.buffer).setUint32(0, crc32(body));
+    const older = new CacheStateMachine({ limits: h.sm.limits });
+    await older.restoreFrom(chunksOf(Buffer.concat([body, crc]), 64));
+    assert.equal(older.tokenFloor(), 0);
+    assert.equal(text(older.get('c', 'k')), 'v');
   });
 
   test('an unknown file is refused, not parsed', async () => {

@@ -36,6 +36,7 @@ test('a resume refused as an unknown seq ends the listener with HQL_LAGGED, retr
       return { afterSeq: 3, stop: async () => {} };
     },
     onEvent: () => () => {},
+    onConnectionClosed: () => () => {},
   } as unknown as ClusterLink;
   const ops = new RemoteCacheOps(link, {
     writesMax: 4,

@@ -4,7 +4,8 @@
  * Layout: the 8 bytes `HQLCACHE`, then frames `[u32 big-endian length][msgpack array]`, then the
  * CRC-32 (big-endian u32) of everything before it. The records, in this order:
  *
- *   ['H', version, index, term, membership | null, clockMs, fenceNext, notificationNextSeq]
+ *   ['H', version, index, term, membership | null, clockMs, fenceNext, notificationNextSeq,
+ *        foundedAtMs]                                   (foundedAtMs absent from older writers: 0)
  *   ['C', cacheName]   then per entry  ['E', key, value, expiresAtMs | null]
  *   ['G', counterName] then per key    ['K', key, int64]
  *   ['L', key, holderId, token, leaseMs, expiresAtMs,
@@ -46,6 +47,8 @@ export interface SnapshotHeader {
   readonly clockMs: number;
   readonly fenceNext: number;
   readonly notificationNextSeq: number;
+  /** CacheState.foundedAtMs (0 when a snapshot of an older version did not say). */
+  readonly foundedAtMs: number;
 }
 
 /** A consistent view of the state at one applied index, by reference. */
@@ -70,6 +73,7 @@ export function captureSnapshot(
     clockMs: state.clockMs,
     fenceNext: state.locks.fenceNext,
     notificationNextSeq: state.ring.nextSeq,
+    foundedAtMs: state.foundedAtMs,
   };
   return {
     header,
@@ -97,6 +101,7 @@ function* records(s: CapturedSnapshot): Generator<unknown[]> {
     h.clockMs,
     h.fenceNext,
     h.notificationNextSeq,
+    h.foundedAtMs,
   ];
   for (const [name, entries] of s.caches) {
     yield ['C', name];
@@ -306,6 +311,7 @@ class Parser {
           clockMs: num(r[5]),
           fenceNext: num(r[6]),
           notificationNextSeq: num(r[7]),
+          foundedAtMs: r.length > 8 ? num(r[8]) : 0,
         });
         return;
       }

@@ -24,7 +24,7 @@ import {
   isBatchable,
 } from './command.js';
 import { type Entry as CacheEntry, isExpired } from './kv.js';
-import type { Holder, LockTablePlantedBugs, Waiter } from './locks.js';
+import { type Holder, type LockTablePlantedBugs, TOKEN_PER_LOG_MS, type Waiter } from './locks.js';
 import type { NotificationsAfter } from './notifications.js';
 import { type CacheLimits, resolveCacheLimits } from './options.js';
 import type { CacheEntryResult } from './result.js';
@@ -268,6 +268,7 @@ export class CacheStateMachine {
       header: (h) => {
         header = h;
         next.clockMs = h.clockMs;
+        next.foundedAtMs = h.foundedAtMs;
         next.locks.fenceNext = h.fenceNext;
         next.ring.nextSeq = h.notificationNextSeq;
       },
@@ -317,6 +318,14 @@ export class CacheStateMachine {
   }
 
   // ---- local reads (no log: the state this node has applied) -----------------------------------
+
+  /**
+   * The lowest fencing token this group grants (CacheState.foundedAtMs in tokens; 0 when not
+   * known): a lock whose token is below was granted by a group founded before this one.
+   */
+  tokenFloor(): number {
+    return Math.floor(this.state.foundedAtMs) * TOKEN_PER_LOG_MS;
+  }
 
   /** The state machine's clock: the largest `nowMs` applied. */
   clockMs(): number {

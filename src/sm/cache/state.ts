@@ -46,6 +46,13 @@ const PUT_RESULT: CacheResult = Object.freeze({ ok: true, value: PUT_OUTCOME });
 
 export class CacheState {
   clockMs = 0;
+  /**
+   * The log time of the first command this group applied (0: none yet, or a state restored from
+   * a snapshot of a version that did not keep it). Every grant of this group is at or after it,
+   * so its token is at least `tokenFloor()`; a lock whose token is below was granted by a group
+   * founded before this one (a client holding it lost it). In the snapshot.
+   */
+  foundedAtMs = 0;
   readonly kv: KvStore;
   readonly locks: LockTable;
   readonly sessions: SessionTable;
@@ -98,7 +105,10 @@ export class CacheState {
   }
 
   applyEnvelope(envelope: CacheCommandEnvelope, index: number): CacheResult {
-    if (envelope.nowMs > this.clockMs) this.clockMs = envelope.nowMs;
+    if (envelope.nowMs > this.clockMs) {
+      if (this.clockMs === 0) this.foundedAtMs = envelope.nowMs;
+      this.clockMs = envelope.nowMs;
+    }
     const now = this.clockMs;
     this.locks.expireLeases(now, index);
     const { session } = envelope;
