@@ -511,10 +511,23 @@ export class ApiServer {
     // Until the handshake succeeds a frame may be no larger than a handshake frame: a stranger
     // cannot make the node buffer frameBytesMax per connection.
     const gone = new AbortController();
+    let authenticated = false;
     const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
       gone.abort();
       this.streams.delete(conn);
       this.activity.delete(conn);
+      // Closed by the client before it proved anything: a client of another hiqlite version
+      // hangs up on this node's challenge (its own error names both versions), as in an upgrade
+      // of the nodes before their clients. Said once per STRANGER_LOG_MS, counting the rest.
+      if (!authenticated && (reason.code === 'peer-closed' || reason.code === 'socket-error')) {
+        const closedEarly = this.strangerLog.admit('handshake-closed');
+        if (closedEarly !== null)
+          this.o.logger?.info(
+            { remote: conn.remote, ...(closedEarly > 0 ? { suppressedBefore: closedEarly } : {}) },
+            "an API connection closed during the handshake, before the client proved who it is: a client of another hiqlite version (it hangs up on this node's challenge; its error names both versions), or a client of another protocol",
+          );
+        return;
+      }
       // A failed handshake is anyone's to cause: one line per STRANGER_LOG_MS, counting the rest.
       const suppressed = reason.code === 'handshake' ? this.strangerLog.admit('handshake') : 0;
       if (
@@ -555,6 +568,7 @@ export class ApiServer {
           return;
         }
         this.gate.admit(socket);
+        authenticated = true;
         if (result.clientId === REMOTE_CLIENT_ID && !conn.closed) {
           this.clientClusterIds.set(conn, this.o.clusterId?.() ?? null);
           whenAborted(gone.signal, () => this.clientClusterIds.delete(conn));

@@ -415,9 +415,23 @@ export class RaftTransport {
         return;
       }
       case 'socket-error':
-      case 'peer-closed':
-        if (c.peerId !== null) this.opts.logger.info(log, 'peer connection closed');
+      case 'peer-closed': {
+        if (c.peerId !== null) {
+          this.opts.logger.info(log, 'peer connection closed');
+          return;
+        }
+        // Closed before it proved anything. A node of another hiqlite version does that: it
+        // checks the version in this node's challenge and hangs up, and only its own log said
+        // why (found from outside, in an upgrade). Port probes do it too: one line per
+        // STRANGER_LOG_MS, counting the rest.
+        const suppressed = this.strangerLog.admit('handshake-closed');
+        if (suppressed !== null)
+          this.opts.logger.info(
+            { ...log, suppressedBefore: suppressed },
+            "a connection closed during the handshake, before the peer proved who it is: a node of another hiqlite version (it hangs up on this one's challenge; its log names both versions), a port probe, or a client of another protocol",
+          );
         return;
+      }
       case 'replaced':
       case 'closed':
         return;

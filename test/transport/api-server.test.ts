@@ -106,6 +106,29 @@ function refusedWith(code: string): (e: unknown) => boolean {
 }
 
 describe('the API port before authentication', () => {
+  // A client of another hiqlite version hangs up on the challenge (it checks the version there):
+  // the node said nothing of it, in an upgrade of the nodes before their clients.
+  test('clients that hang up during the handshake are logged, once per period, naming another version', async () => {
+    const lines: Array<{ level: string; msg: string }> = [];
+    const logger = {
+      warn: (_o: object, msg: string) => lines.push({ level: 'warn', msg }),
+      info: (_o: object, msg: string) => lines.push({ level: 'info', msg }),
+    };
+    const { port } = await server({ logger });
+    for (let i = 0; i < 3; i++) {
+      const c = await upgraded(port);
+      c.socket.destroy();
+      await c.closed;
+    }
+    const said = () => lines.filter((l) => l.msg.startsWith('an API connection closed during the handshake'));
+    const deadline = Date.now() + 5000;
+    while (said().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(said().length, 1, JSON.stringify(lines));
+    assert.equal(said()[0]?.level, 'info');
+    assert.match(said()[0]?.msg ?? '', /another hiqlite version/);
+  });
+
   test('a frame larger than a handshake frame is refused at its header, before any of it is buffered', async () => {
     const { api, port } = await server();
     const c = await upgraded(port);

@@ -124,6 +124,27 @@ describe('hostile or broken peers', () => {
     assert.ok(a.transport.status().every((s) => s.control !== 'ready' && !s.inboundControl));
   });
 
+  // A node of another hiqlite version closes on this node's challenge (it checks the version
+  // there): this node logged nothing, and the operator of an upgrade saw it only on the node of
+  // the other version (found from outside).
+  test('connections closed during the handshake are logged, once per period, naming another version among the causes', async () => {
+    const victim = await node(151);
+    for (let i = 0; i < 3; i++) {
+      const raw = await rawPeer(victim, { clientId: 0, lane: 'control', authenticate: false });
+      const challenged = new Promise<void>((resolve) => raw.conn.onFrame(() => resolve()));
+      await challenged;
+      raw.socket.destroy();
+      await raw.closed;
+    }
+    const said = () =>
+      victim.logger.entries.filter((e) => e.msg.startsWith('a connection closed during the handshake'));
+    await waitFor(() => said().length > 0, 'logged');
+    await sleep(100);
+    assert.equal(said().length, 1, 'once per period');
+    assert.match(said()[0]!.msg, /another hiqlite version/);
+    assert.equal(said()[0]!.level, 'info');
+  });
+
   test('nodes lists that differ are named as such in the refusal, not as a channel number', async () => {
     const a = await node(201);
     const b = await node(202);
