@@ -562,6 +562,9 @@ export class ClusterLink {
         ? {}
         : { keepaliveIntervalMs: this.o.keepaliveIntervalMs }),
       ...(this.o.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: this.o.keepaliveTimeoutMs }),
+      // close() stops an attempt under way (it waited for a host that never answered, up to
+      // connectTimeoutMs: found from outside).
+      signal: this.closing.signal,
     }).then(async (conn): Promise<NodeLink> => {
       const theirs = conn.serverClusterId;
       if (theirs !== null && this.clusterId !== null && theirs !== this.clusterId) {
@@ -586,7 +589,7 @@ export class ClusterLink {
         for (const hook of this.eventHooks) hook(e);
       });
       // A node that does not know the request: no limit known.
-      const r = await conn.request({ op: 'limits' }, connectTimeoutMs).catch(() => null);
+      const r = await conn.request({ op: 'limits' }, connectTimeoutMs, this.closing.signal).catch(() => null);
       const limits =
         r?.ok === true
           ? (r.value as { commandBytesMax?: unknown; frameBytesMax?: unknown; cacheTokenFloor?: unknown })

@@ -63,6 +63,11 @@ export interface ApiConnectionOptions {
    * KEEPALIVE_TIMEOUT_MS_DEFAULT; at least `keepaliveIntervalMs`.
    */
   readonly keepaliveTimeoutMs?: number;
+  /**
+   * Ends the attempt at once (its owner closes: a client's close() waited for a connection to a
+   * host that never answered, up to connectTimeoutMs). The connection once open is not watched.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The longest delay a timer holds (a longer one would fire at once). */
@@ -186,8 +191,10 @@ export class ApiConnection {
         timedOut = true;
         conn.close({ code: 'handshake', detail: `no handshake answer within ${o.connectTimeoutMs} ms` });
       }, o.connectTimeoutMs);
+      let unwatch = () => {};
       const conn = new FramedConnection(socket, HANDSHAKE_FRAME_BYTES_MAX, (reason) => {
         clearTimeout(timer);
+        unwatch();
         if (!settled) {
           settled = true;
           const refused = !timedOut && reason.code === 'handshake';
@@ -207,6 +214,9 @@ export class ApiConnection {
       });
       // upgrade() paused the socket so no frame is lost before the decoder is attached.
       conn.resume();
+      unwatch = whenAborted(o.signal, () =>
+        conn.close({ code: 'closed', detail: 'the connection attempt was stopped (the client closed)' }),
+      );
       authenticateClient(
         conn,
         {
@@ -219,6 +229,7 @@ export class ApiConnection {
         },
         (error, serverClusterId) => {
           clearTimeout(timer);
+          unwatch();
           if (error !== null) {
             settled = true;
             conn.close({ code: 'handshake', detail: error.message });
@@ -524,8 +535,10 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
     socket.setNoDelay(true);
     const timer = setTimeout(() => fail(new Error('connect timed out')), o.connectTimeoutMs);
     let buffered = Buffer.alloc(0);
+    let unwatch = () => {};
     const fail = (e: Error) => {
       clearTimeout(timer);
+      unwatch();
       socket.destroy();
       reject(
         new HiqliteError('HQL_UNAVAILABLE', `cannot reach ${o.host}:${o.port}: ${e.message}`, {
@@ -562,6 +575,7 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
       socket.off('error', onError);
       socket.off('close', onEarlyClose);
       clearTimeout(timer);
+      unwatch();
       if (!/^HTTP\/1\.1 101 /.test(head)) {
         const status = head.split('\r\n')[0] ?? '';
         socket.destroy();
@@ -601,6 +615,9 @@ function upgrade(o: ApiConnectionOptions): Promise<Socket> {
     socket.on('error', onError);
     socket.once('close', onEarlyClose);
     socket.on('data', onData);
+    unwatch = whenAborted(o.signal, () =>
+      fail(new Error('the connection attempt was stopped (the client closed)')),
+    );
     socket.once(o.tls === undefined || o.tls === false ? 'connect' : 'secureConnect', () => {
       socket.write(
         `GET ${API_UPGRADE_PATH} HTTP/1.1\r\nHost: ${o.host}:${o.port}\r\nConnection: Upgrade\r\nUpgrade: ${API_UPGRADE_PROTOCOL}\r\n\r\n`,

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -131,5 +132,55 @@ describe('writes in flight at close()', () => {
     );
     node = await start(cfg);
     check(outcomes, await ids(node), 2_000_000, false);
+  });
+});
+
+// Found from outside: a client whose node went down and whose next address was a host that never
+// answers (powered off, a firewall that drops packets) took connectTimeoutMs (15 s here) to
+// close, waiting for that connection attempt, though every call had ended.
+describe('close() during a connection attempt to a host that never answers', () => {
+  test('stops the attempt: close() returns at once, the read under way ends HQL_CLOSED', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hq-close-connecting-'));
+    const silent = createServer((socket) => {
+      socket.on('error', () => {});
+      held.push(socket);
+    });
+    const held: Socket[] = [];
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentPort = (silent.address() as AddressInfo).port;
+    const [raft, api] = await freePorts(2);
+    const cfg = {
+      nodeId: 1,
+      nodes: [{ id: 1, addrRaft: `127.0.0.1:${raft}`, addrApi: `127.0.0.1:${api}` }],
+      dataDir: join(root, 'data'),
+      secretRaft: 'raft-secret-for-tests-0123456789',
+      secretApi: SECRET_API,
+    };
+    let node: HiqliteNode | null = await start(cfg);
+    const client = await connect({
+      nodes: [`127.0.0.1:${api}`, `127.0.0.1:${silentPort}`],
+      secretApi: SECRET_API,
+      connectTimeoutMs: 600_000,
+      requestTimeoutMs: 600_000,
+    });
+    try {
+      await node.close();
+      node = null;
+      const read = client.query('SELECT 1 AS one').catch((e: unknown) => e);
+      // The read tries the node (refused), then waits on the silent host's connection.
+      await new Promise((r) => setTimeout(r, 500));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 60_000)));
+      assert.notEqual(await Promise.race([client.close().then(() => 'closed'), late]), 'late');
+      clearTimeout(timer);
+      const e = await read;
+      assert.ok(e instanceof HiqliteError && e.code === 'HQL_CLOSED', String(e));
+    } finally {
+      await client.close();
+      await node?.close();
+      for (const s of held) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
