@@ -395,3 +395,40 @@ describe('cluster link: a request sent once whose connection fails', () => {
     }
   });
 });
+
+// Found from outside: a client holding 100 locks while its only node flapped dialled the node
+// about 50 times a second, each renewal's retries a connection attempt of its own.
+describe('cluster link: a node that refuses connections', () => {
+  test('is dialled with a backoff, whatever the number of calls retrying on it', async () => {
+    let dialled = 0;
+    const refusing = createServer((s) => {
+      dialled++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => refusing.listen(0, HOST, r));
+    const link = new ClusterLink({
+      nodes: [`${HOST}:${(refusing.address() as AddressInfo).port}`],
+      secretApi: SECRET_API,
+      requestTimeoutMs: 2000,
+      connectTimeoutMs: 1000,
+      followLeader: false,
+      frameBytesMax: 1024 * 1024,
+      inflightMax: 16,
+    });
+    try {
+      // 100 calls, started over the first 500 ms, each retrying for 2 s.
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < 100; i++) {
+        calls.push(link.call({ op: 'metrics' }, { kind: 'other', route: 'any' }).catch((e: unknown) => e));
+        if (i % 20 === 19) await new Promise((r) => setTimeout(r, 100));
+      }
+      const errors = await Promise.all(calls);
+      for (const e of errors) assert.ok(e instanceof HiqliteError && e.code === 'HQL_UNAVAILABLE', String(e));
+      // About 2.5 s of backoff 50, 100, 200, 400, 800, 1000 ms: under 10 dials (hundreds without).
+      assert.ok(dialled >= 2 && dialled <= 10, `dialled ${dialled} times`);
+    } finally {
+      await link.close();
+      await new Promise((r) => refusing.close(r));
+    }
+  });
+});
