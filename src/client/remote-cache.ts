@@ -84,11 +84,10 @@ export class RemoteCacheOps implements CacheOps {
     // A node restarted into a group founded anew tells its token floor once it applied that
     // group's state (and at every connect): the held locks below it are gone too.
     link.onEvent((e) => {
-      if (e.event === API_EVENT_CACHE_REFOUNDED) this.refounds++;
-      else if (e.event === API_EVENT_CACHE_TOKEN_FLOOR && (e.floor ?? 0) > this.tokenFloor)
-        this.tokenFloor = e.floor ?? 0;
-      else return;
-      for (const hook of this.refoundHooks) hook();
+      if (e.event === API_EVENT_CACHE_REFOUNDED) {
+        this.refounds++;
+        for (const hook of this.refoundHooks) hook();
+      } else if (e.event === API_EVENT_CACHE_TOKEN_FLOOR) this.raiseTokenFloor(e.floor);
     });
     // A client that holds locks connects again at once when its connection to a node closes,
     // rather than at its next call: the node it reaches says its token floor at connect, so a
@@ -101,6 +100,8 @@ export class RemoteCacheOps implements CacheOps {
       const timer = setTimeout(() => {
         link
           .call({ op: 'limits' }, { kind: 'other', route: 'any' })
+          // Over a connection that was open already, the answer says it (a new one says it too).
+          .then((v) => this.raiseTokenFloor((v as { cacheTokenFloor?: unknown } | null)?.cacheTokenFloor))
           .catch(() => {})
           .finally(() => {
             this.reconnecting = false;
@@ -108,6 +109,13 @@ export class RemoteCacheOps implements CacheOps {
       }, RECONNECT_AFTER_CLOSE_MS);
       timer.unref();
     });
+  }
+
+  /** A token floor a node told: the held locks check themselves when it is higher than known. */
+  private raiseTokenFloor(floor: unknown): void {
+    if (typeof floor !== 'number' || !Number.isSafeInteger(floor) || floor <= this.tokenFloor) return;
+    this.tokenFloor = floor;
+    for (const hook of this.refoundHooks) hook();
   }
 
   /** CacheOps.watchHeldLocks. */
