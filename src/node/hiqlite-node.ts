@@ -1048,7 +1048,8 @@ export class HiqliteNode {
             // elected from: it neither vetoes the proof nor counts for it. It vetoed it, and node 1
             // waited for its start to time out, 120 s, before founding the group anew (fault suite,
             // --cache-loss, seed 15002 kill-leader). The proof still needs a majority with none.
-            if (inMemoryCache && v.joining === true && (v.leaderId ?? null) === null) return 'unknown';
+            if (inMemoryCache && v.member === true && v.joining === true && (v.leaderId ?? null) === null)
+              return 'unknown';
             if (v.member === true || (v.leaderId ?? null) !== null) return 'exists';
             return v.member === false ? 'none' : 'unknown';
           } catch {
