@@ -1035,21 +1035,13 @@ export class HiqliteNode {
   private async provenNoGroup(group: GroupId, deadline: number): Promise<boolean> {
     const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
     const majority = Math.floor(this.cfg.nodes.length / 2) + 1;
-    const inMemoryCache = group === 'cache' && this.cache.inMemory;
     for (;;) {
       const answers = await Promise.all(
         others.map(async (n) => {
           try {
             const r = await this.request(n.id, { op: 'leader', group }, 2000);
             if (!r.ok) return 'unknown';
-            const v = r.value as { member?: boolean | null; leaderId?: number | null; joining?: boolean };
-            // A node still joining an in-memory cache group (added as a learner, its start
-            // waiting for that entry) that hears from no leader holds nothing a group can be
-            // elected from: it neither vetoes the proof nor counts for it. It vetoed it, and node 1
-            // waited for its start to time out, 120 s, before founding the group anew (fault suite,
-            // --cache-loss, seed 15002 kill-leader). The proof still needs a majority with none.
-            if (inMemoryCache && v.member === true && v.joining === true && (v.leaderId ?? null) === null)
-              return 'unknown';
+            const v = r.value as { member?: boolean | null; leaderId?: number | null };
             if (v.member === true || (v.leaderId ?? null) !== null) return 'exists';
             return v.member === false ? 'none' : 'unknown';
           } catch {
