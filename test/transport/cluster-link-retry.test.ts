@@ -12,12 +12,27 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { ClusterLink } from '../../src/client/cluster-link.js';
+import { ClusterLink, type ClusterLinkOptions } from '../../src/client/cluster-link.js';
 import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 import { ApiServer } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
 import { apiServerOptions, SECRET_API, stubHandler } from './api-helpers.js';
 import { HOST } from './helpers.js';
+
+/** A link to test servers: SECRET_API, 1 MiB frames, 16 in flight; connectTimeoutMs 5 s and followLeader false unless given. */
+function testLink(
+  o: Pick<ClusterLinkOptions, 'nodes' | 'requestTimeoutMs'> &
+    Partial<Pick<ClusterLinkOptions, 'connectTimeoutMs' | 'followLeader'>>,
+): ClusterLink {
+  return new ClusterLink({
+    secretApi: SECRET_API,
+    connectTimeoutMs: 5000,
+    followLeader: false,
+    frameBytesMax: 1024 * 1024,
+    inflightMax: 16,
+    ...o,
+  });
+}
 
 const ANSWER_MS = 150;
 /** The test servers' limits. */
@@ -55,14 +70,9 @@ describe('cluster link: retries of a refused write', () => {
     // Deadlines where the old rule sent a last retry with less than ANSWER_MS left (attempts at
     // about 0, 170, 360, 590, 900 ms of a 1,000 ms deadline), and a few more.
     for (const timeoutMs of [1000, 1300, 1700]) {
-      const link = new ClusterLink({
+      const link = testLink({
         nodes: [`${HOST}:${port}`],
-        secretApi: SECRET_API,
         requestTimeoutMs: timeoutMs,
-        connectTimeoutMs: 5000,
-        followLeader: false,
-        frameBytesMax: 1024 * 1024,
-        inflightMax: 16,
       });
       links.push(link);
       const before = proposals;
@@ -100,14 +110,9 @@ describe('cluster link: retries of a refused write', () => {
     });
     const { port } = await slow.start();
     try {
-      const link = new ClusterLink({
+      const link = testLink({
         nodes: [`${HOST}:${port}`],
-        secretApi: SECRET_API,
         requestTimeoutMs: 1000,
-        connectTimeoutMs: 5000,
-        followLeader: false,
-        frameBytesMax: 1024 * 1024,
-        inflightMax: 16,
       });
       links.push(link);
       const r = await link.call(
@@ -141,14 +146,9 @@ describe('cluster link: retries of a refused write', () => {
     const fullAddr = `${HOST}:${(await full.start()).port}`;
     const upAddr = `${HOST}:${(await up.start()).port}`;
     try {
-      const link = new ClusterLink({
+      const link = testLink({
         nodes: [fullAddr, upAddr],
-        secretApi: SECRET_API,
         requestTimeoutMs: 5000,
-        connectTimeoutMs: 5000,
-        followLeader: false,
-        frameBytesMax: 1024 * 1024,
-        inflightMax: 16,
       });
       links.push(link);
       const query = { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 } as const;
@@ -191,14 +191,10 @@ describe('cluster link: retries of a refused write', () => {
       upAddr = `${HOST}:${(await up.start()).port}`;
       try {
         for (const followLeader of [false, true]) {
-          const link = new ClusterLink({
+          const link = testLink({
             nodes: [downAddr, upAddr],
-            secretApi: SECRET_API,
             requestTimeoutMs: 5000,
-            connectTimeoutMs: 5000,
             followLeader,
-            frameBytesMax: 1024 * 1024,
-            inflightMax: 16,
           });
           links.push(link);
           refused = 0;
@@ -253,14 +249,9 @@ describe('cluster link: retries of a refused write', () => {
     const bAddr = `${HOST}:${(await b.start()).port}`;
     try {
       const linkOf = (nodes: string[]) => {
-        const l = new ClusterLink({
+        const l = testLink({
           nodes,
-          secretApi: SECRET_API,
           requestTimeoutMs: 1500,
-          connectTimeoutMs: 5000,
-          followLeader: false,
-          frameBytesMax: 1024 * 1024,
-          inflightMax: 16,
         });
         links.push(l);
         return l;
@@ -307,15 +298,10 @@ describe('cluster link: every node of another cluster', () => {
       }),
     });
     const addr = `${HOST}:${(await a.start()).port}`;
-    const link = new ClusterLink({
+    const link = testLink({
       nodes: [addr],
-      secretApi: SECRET_API,
       // Far beyond the test's own timeout: retried to its deadline, the call would time the test out.
       requestTimeoutMs: 120_000,
-      connectTimeoutMs: 5000,
-      followLeader: false,
-      frameBytesMax: 1024 * 1024,
-      inflightMax: 16,
     });
     try {
       const read = { op: 'query', sql: 'SELECT 1', params: [], consistency: 'local', minIndex: 0 } as const;
@@ -367,14 +353,9 @@ describe('cluster link: a request sent once whose connection fails', () => {
       upstream.on('error', () => {});
     });
     await new Promise<void>((r) => relay.listen(0, HOST, r));
-    const link = new ClusterLink({
+    const link = testLink({
       nodes: [`${HOST}:${(relay.address() as AddressInfo).port}`],
-      secretApi: SECRET_API,
       requestTimeoutMs: 20_000,
-      connectTimeoutMs: 5000,
-      followLeader: false,
-      frameBytesMax: 1024 * 1024,
-      inflightMax: 16,
     });
     try {
       const call = link.call({ op: 'backup', timeoutMs: 20_000 }, { kind: 'once', route: 'any' });
@@ -406,14 +387,10 @@ describe('cluster link: a node that refuses connections', () => {
       s.destroy();
     });
     await new Promise<void>((r) => refusing.listen(0, HOST, r));
-    const link = new ClusterLink({
+    const link = testLink({
       nodes: [`${HOST}:${(refusing.address() as AddressInfo).port}`],
-      secretApi: SECRET_API,
       requestTimeoutMs: 2000,
       connectTimeoutMs: 1000,
-      followLeader: false,
-      frameBytesMax: 1024 * 1024,
-      inflightMax: 16,
     });
     try {
       // 100 calls, started over the first 500 ms, each retrying for 2 s.
