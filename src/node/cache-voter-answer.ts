@@ -1,7 +1,8 @@
 /**
- * How the cache watchdog (HiqliteNode.startCacheWatchdog) reads another voter's answer to
- * `leader` (group `cache`) when this node, a voter of a cache group kept in memory, has heard
- * from no leader for a while.
+ * How a node reads another node's answer to `leader` (group `cache`) about a cache group kept
+ * in memory: the cache watchdog (HiqliteNode.startCacheWatchdog), when this node, a voter, has
+ * heard from no leader for a while; node 1's proof that no node holds the group any more
+ * (HiqliteNode.provenNoGroup), before it founds it anew.
  */
 import type { NodeId } from '../raft/types.js';
 
@@ -33,4 +34,24 @@ export function voterLeftCacheGroup(a: CacheLeaderAnswer, me: NodeId): boolean {
   if (!Array.isArray(a.voters) || a.voters.includes(me)) return false;
   // Listed as a learner (a membership change this node has not heard of yet): the same group.
   return !(Array.isArray(a.learners) && a.learners.includes(me));
+}
+
+/**
+ * What an answer tells node 1's proof that no node holds the group (it founds the group anew
+ * only when a majority of the nodes, itself included, answer `none` and no node `holds` it):
+ * `holds` when the node follows a leader or is a voter of its group, `none` when it is not a
+ * member, `unknown` when it cannot say (still opening its storage) — and for a learner that hears
+ * from no leader: a learner never votes, so it cannot bring its group back; that group lives only
+ * if enough of its voters hold it, and they answer for themselves. So such a learner counts as a
+ * node that did not answer, never as one without the group (found by the fault suite, seed 15002:
+ * a learner the old leader added just before its group died vetoed the re-founding until its own
+ * start timed out, 120 s).
+ */
+export function groupHolding(a: CacheLeaderAnswer, node: NodeId): 'holds' | 'none' | 'unknown' {
+  if ((a.leaderId ?? null) !== null) return 'holds';
+  if (a.member === true) {
+    const learnerOnly = Array.isArray(a.voters) && !a.voters.includes(node);
+    return learnerOnly ? 'unknown' : 'holds';
+  }
+  return a.member === false ? 'none' : 'unknown';
 }

@@ -72,7 +72,7 @@ import {
   runningCacheGroup,
   serveCacheRequest,
 } from './cache-serve.js';
-import { type CacheLeaderAnswer, voterLeftCacheGroup } from './cache-voter-answer.js';
+import { type CacheLeaderAnswer, groupHolding, voterLeftCacheGroup } from './cache-voter-answer.js';
 import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/config.js';
 import { resolveConfig, threadHeapLimits } from './config/config.js';
@@ -1029,8 +1029,9 @@ export class HiqliteNode {
   /**
    * A group other than the cluster itself (the cache group) is founded again by node 1 only with
    * proof that no node holds it: a majority of the nodes, itself included, answer that they are
-   * not members of it, and none answers that it is. A node still opening its storage does not
-   * answer (member: null), so a node that has the group on disk is never counted as having none.
+   * not members of it, and none answers that it is (groupHolding). A node still opening its
+   * storage does not answer (member: null), so a node that has the group on disk is never counted
+   * as having none.
    */
   private async provenNoGroup(group: GroupId, deadline: number): Promise<boolean> {
     const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
@@ -1041,16 +1042,14 @@ export class HiqliteNode {
           try {
             const r = await this.request(n.id, { op: 'leader', group }, 2000);
             if (!r.ok) return 'unknown';
-            const v = r.value as { member?: boolean | null; leaderId?: number | null };
-            if (v.member === true || (v.leaderId ?? null) !== null) return 'exists';
-            return v.member === false ? 'none' : 'unknown';
+            return groupHolding(r.value as CacheLeaderAnswer, n.id as NodeId);
           } catch {
             return 'unknown';
           }
         }),
       );
       this.throwIfStartCancelled();
-      if (answers.includes('exists')) return false;
+      if (answers.includes('holds')) return false;
       if (1 + answers.filter((a) => a === 'none').length >= majority) return true;
       if (this.clock.monotonicMs() > deadline) return false;
       await sleep(Math.min(1000, this.cfg.electionTimeoutMs / 2));

@@ -102,7 +102,11 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
         { retryable: true },
       );
     }
-    const leader = (askOthers ? null : p.raft.status().leaderId) ?? (await p.findLeader());
+    const own = askOthers ? null : p.raft.status().leaderId;
+    let leader = own ?? (await p.findLeader());
+    // The others name this node while its own group does not: they heard from it before it
+    // lost its state (a dead group's learner, fault suite seed 15002). No leader, then.
+    if (leader === me && own !== me) leader = null;
     // Asking the others takes time: a start cancelled meanwhile sends nothing more.
     p.checkCancelled();
     // Every few rounds without a leader (each asks every node: not on every round).

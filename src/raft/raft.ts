@@ -430,9 +430,18 @@ export class RaftCore {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
-      this.electionElapsed = 0;
-      this.startElection(this.cfg.preVote ? 'pre-vote' : 'vote', false);
+    if (this.promotable()) {
+      if (this.electionElapsed >= this.randomizedElectionTimeout) {
+        this.electionElapsed = 0;
+        this.startElection(this.cfg.preVote ? 'pre-vote' : 'vote', false);
+      }
+    } else if (this.leaderId !== null && this.electionElapsed >= this.cfg.electionTimeoutTicks) {
+      // A node that never campaigns (a learner, a node being added or removed) forgets a leader
+      // it has not heard from in an election timeout, as a voter does when it campaigns: else it
+      // names a dead leader to whoever asks for ever (found by the fault suite: a learner of an
+      // in-memory cache group whose majority restarted kept naming node 1, which had dropped
+      // its state and, told it led the group, never founded it anew).
+      this.leaderId = null;
     }
   }
 

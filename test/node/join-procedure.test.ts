@@ -201,6 +201,26 @@ describe('the join procedure', () => {
     assert.deepEqual(withLeader.record, ['added 10', 'complete']);
   });
 
+  test('the others name this node as the leader while its own group hears none: no leader, so it may found the group', async () => {
+    // Fault suite, seed 15002: node 1 dropped its state; a learner of the dead group still named
+    // node 1, so node 1 asked no one to take it in and never reached its founding step.
+    const w = world({ joinedAt: null });
+    let asks = 0;
+    const p: JoinProcedure = {
+      ...w.p,
+      nodeId: 1 as NodeId,
+      raft: {
+        applied: () => 0 as LogIndex,
+        status: () => ({ leaderId: null, membership: { voters: [], learners: [] } }),
+      },
+      findLeader: async () => 1 as NodeId,
+      mayFound: async () => ++asks === 1,
+    };
+    await joinGroup(p, 60_000);
+    assert.equal(asks, 1, 'it founded the group');
+    assert.deepEqual(w.asked, [], 'it asked itself nothing');
+  });
+
   test('left behind: its join waits on a group that hears no leader while the leader the others name does not list it: it drops its state (leftBehind) and joins that group', async () => {
     // Found by the fault suite: node 2, restarted while the old leader re-added it to an
     // in-memory cache group, kept waiting for that group's entry (index 50) after the group died

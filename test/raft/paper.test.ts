@@ -416,6 +416,25 @@ describe('thesis §4 membership changes', () => {
     assert.notEqual(c.node(3).status().role, 'leader');
   });
 
+  test('a learner forgets a leader it has not heard from in an election timeout', () => {
+    const c = new Cluster({ voters: [id(1), id(2)], learners: [] }, 1, {}, [3]);
+    c.elect(1);
+    assert.ok(c.node(1).proposeMembership({ type: 'add-learner', node: id(3) }).ok);
+    c.stabilize();
+    c.tickAll(25);
+    assert.equal(c.node(3).status().leaderId, 1, 'a learner hearing heartbeats keeps its leader');
+    c.isolate(3);
+    c.tick(3, 9);
+    assert.equal(c.node(3).status().leaderId, 1, 'within an election timeout it still names it');
+    c.tick(3, 1);
+    assert.equal(c.node(3).status().leaderId, null);
+    assert.equal(c.node(3).status().role, 'follower');
+    c.heal();
+    c.tickAll(2);
+    c.stabilize();
+    assert.equal(c.node(3).status().leaderId, 1, 'the next heartbeat names it again');
+  });
+
   test('one change at a time: a second change waits until the first commits', () => {
     const c = new Cluster({ voters: [id(1), id(2), id(3)], learners: [] }, 1, {}, [4, 5]);
     c.elect(1);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { voterLeftCacheGroup } from '../../src/node/cache-voter-answer.js';
+import { groupHolding, voterLeftCacheGroup } from '../../src/node/cache-voter-answer.js';
 import type { NodeId } from '../../src/raft/types.js';
 
 const ME = 3 as NodeId;
@@ -36,4 +36,21 @@ test('a voter without a leader holds the group, as does an answer that does not 
   assert.equal(voterLeftCacheGroup({ member: null, leaderId: null }, ME), false);
   assert.equal(voterLeftCacheGroup({ member: true, leaderId: 1 }, ME), false);
   assert.equal(voterLeftCacheGroup({ member: true, leaderId: 1, voters: null }, ME), false);
+});
+
+test("node 1's proof: a node following a leader or a voter of its group holds it; one not a member has none", () => {
+  const N = 2 as NodeId;
+  assert.equal(groupHolding({ member: true, leaderId: 1, voters: [1, 2, 3] }, N), 'holds');
+  assert.equal(groupHolding({ member: false, leaderId: 3, voters: [3] }, N), 'holds');
+  assert.equal(groupHolding({ member: true, leaderId: null, voters: [1, 2, 3] }, N), 'holds');
+  assert.equal(groupHolding({ member: true, leaderId: null }, N), 'holds', 'no voters said: holds');
+  assert.equal(groupHolding({ member: false, leaderId: null, voters: [] }, N), 'none');
+  assert.equal(groupHolding({ member: null, leaderId: null, voters: null }, N), 'unknown', 'still opening');
+});
+
+test("node 1's proof: a learner that hears no leader cannot bring its group back: it counts as not answering (seed 15002)", () => {
+  const N = 2 as NodeId;
+  assert.equal(groupHolding({ member: true, leaderId: null, voters: [1, 3], learners: [2] }, N), 'unknown');
+  // The same learner while it hears a leader: the group lives.
+  assert.equal(groupHolding({ member: true, leaderId: 3, voters: [1, 3], learners: [2] }, N), 'holds');
 });
