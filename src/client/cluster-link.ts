@@ -100,6 +100,8 @@ const LEARNED_ADDRESSES_MAX = 16;
  */
 const RECONNECT_BACKOFF_MS_MIN = 50;
 const RECONNECT_BACKOFF_MS_MAX = 1000;
+/** How long after a connection closed a client holding locks connects again (keepConnectedWhile). */
+const RECONNECT_AFTER_CLOSE_MS = 200;
 /** Errors of a node that stopped or broke, as opposed to the outcome of a command (retryOrThrow). */
 const NODE_FAILURES: ReadonlySet<string> = new Set(['HQL_IO', 'HQL_CORRUPTION', 'HQL_INTERNAL']);
 
@@ -148,7 +150,15 @@ export class ClusterLink {
   private readonly mismatched = new Set<string>();
   /** Told each event a node of this cluster tells its connection (ApiEvent). */
   private readonly eventHooks = new Set<(e: ApiEvent) => void>();
-  private readonly closeHooks = new Set<() => void>();
+  /**
+   * The highest token floor of the cache group a node told this client (ApiEvent
+   * `cacheTokenFloor`, or the `limits` answer at each connect): a held lock with a lower token
+   * was granted by a group founded before, and is gone. Only a raise is passed to onEvent's hooks.
+   */
+  private tokenFloor = 0;
+  /** While true, a closed connection is opened again soon (keepConnectedWhile). */
+  private keepConnected: () => boolean = () => false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   /** The last failed connection attempt per address, while it is not dialled again (linkTo). */
   private readonly connectFailures = new Map<string, { failures: number; untilMs: number; error: unknown }>();
 
@@ -169,10 +179,20 @@ export class ClusterLink {
     return () => this.eventHooks.delete(hook);
   }
 
-  /** Calls `hook` when an open connection to a node closes (not at this link's close()). */
-  onConnectionClosed(hook: () => void): () => void {
-    this.closeHooks.add(hook);
-    return () => this.closeHooks.delete(hook);
+  /** The highest cache token floor a node told this client (0: none told). */
+  cacheTokenFloor(): number {
+    return this.tokenFloor;
+  }
+
+  /**
+   * While `holds()` (the client holds locks), a connection to a node that closes is opened again
+   * `reconnectAfterCloseMs` later rather than at the next call: the node reached says its token
+   * floor at connect, so a node restarted into a cache group founded anew tells the client soon
+   * that its locks are gone (else it learned at its next renewal, a third of the lease later).
+   * One reconnection at a time, within the link's request deadline; none once close() began.
+   */
+  keepConnectedWhile(holds: () => boolean): void {
+    this.keepConnected = holds;
   }
 
   /** The node addresses this link was given (what a client shows of itself: no secret). */
@@ -220,6 +240,8 @@ export class ClusterLink {
     // Bounded: each call ends by its own deadline, and no call starts once the client's close()
     // began (client.ts refuses them), so the set only shrinks.
     this.closing.abort();
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
     while (this.running.size > 0) await Promise.all([...this.running]);
     this.closed = true;
     const all = [...this.conns.values()];
@@ -598,7 +620,8 @@ export class ClusterLink {
         this.mismatched.delete(addr);
       }
       conn.onEvent((e) => {
-        for (const hook of this.eventHooks) hook(e);
+        if (e.event === API_EVENT_CACHE_TOKEN_FLOOR) this.raiseTokenFloor(e.floor);
+        else for (const hook of this.eventHooks) hook(e);
       });
       // A node that does not know the request: no limit known.
       const r = await conn.request({ op: 'limits' }, connectTimeoutMs, this.closing.signal).catch(() => null);
@@ -611,9 +634,7 @@ export class ClusterLink {
         conn.setPeerFrameBytesMax(frame);
       // The node's cache token floor, as if it had sent the event (a node restarted into a group
       // founded anew says it at connect once it applied that group's state; ApiEvent).
-      const floor = limits.cacheTokenFloor;
-      if (typeof floor === 'number' && Number.isSafeInteger(floor) && floor > 0)
-        for (const hook of this.eventHooks) hook({ event: API_EVENT_CACHE_TOKEN_FLOOR, floor });
+      this.raiseTokenFloor(limits.cacheTokenFloor);
       const max = limits.commandBytesMax;
       return { conn, commandBytesMax: typeof max === 'number' ? max : null };
     });
@@ -636,10 +657,32 @@ export class ClusterLink {
       if (this.closed) l.conn.close();
       l.conn.onClose(() => {
         drop();
-        if (!this.closing.signal.aborted) for (const hook of this.closeHooks) hook();
+        if (!this.closing.signal.aborted) this.reconnectSoon();
       });
     }, drop);
     return p;
+  }
+
+  /** A token floor a node told (validated here, the one place): hooks hear a raise only. */
+  private raiseTokenFloor(floor: unknown): void {
+    if (typeof floor !== 'number' || !Number.isSafeInteger(floor) || floor <= this.tokenFloor) return;
+    this.tokenFloor = floor;
+    for (const hook of this.eventHooks) hook({ event: API_EVENT_CACHE_TOKEN_FLOOR, floor });
+  }
+
+  /** A connection closed: keepConnectedWhile. */
+  private reconnectSoon(): void {
+    if (this.reconnectTimer !== null || this.closing.signal.aborted || !this.keepConnected()) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.call({ op: 'limits' }, { kind: 'other', route: 'any' })
+        // Over a connection that was open already, the answer says it (a new one says it too).
+        .then((v) => this.raiseTokenFloor((v as { cacheTokenFloor?: unknown } | null)?.cacheTokenFloor))
+        .catch(() => {})
+        .finally(() => {
+          this.reconnectTimer = null;
+        });
+    }, RECONNECT_AFTER_CLOSE_MS);
+    this.reconnectTimer.unref();
   }
 }
 

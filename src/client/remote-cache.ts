@@ -55,19 +55,10 @@ export interface RemoteCacheOptions {
  * pings are what keep it open, like renewals of a lease on the wait).
  */
 
-/** How long after a connection closed a client holding locks connects again (onConnectionClosed). */
-const RECONNECT_AFTER_CLOSE_MS = 200;
-
 export class RemoteCacheOps implements CacheOps {
   private readonly sessions: SessionPool;
   /** How many times a node told this client its cache group was founded anew. */
   private refounds = 0;
-  /** The highest token floor of the cache group a node told this client (ApiEvent). */
-  private tokenFloor = 0;
-  /** A reconnection after a closed connection is under way (onConnectionClosed below). */
-  private reconnecting = false;
-  /** How many locks the client holds (CacheOps.watchHeldLocks). */
-  private heldLocks: () => number = () => 0;
   private readonly refoundHooks = new Set<() => void>();
 
   constructor(
@@ -84,48 +75,21 @@ export class RemoteCacheOps implements CacheOps {
     // A node restarted into a group founded anew tells its token floor once it applied that
     // group's state (and at every connect): the held locks below it are gone too.
     link.onEvent((e) => {
-      if (e.event === API_EVENT_CACHE_REFOUNDED) {
-        this.refounds++;
+      if (e.event === API_EVENT_CACHE_REFOUNDED) this.refounds++;
+      // The link passes on a raise of the floor only: the held locks check themselves.
+      if (e.event === API_EVENT_CACHE_REFOUNDED || e.event === API_EVENT_CACHE_TOKEN_FLOOR)
         for (const hook of this.refoundHooks) hook();
-      } else if (e.event === API_EVENT_CACHE_TOKEN_FLOOR) this.raiseTokenFloor(e.floor);
-    });
-    // A client that holds locks connects again at once when its connection to a node closes,
-    // rather than at its next call: the node it reaches says its token floor at connect, so a
-    // node restarted into a group founded anew tells it soon that its locks are gone (else it
-    // learned at its next renewal, a third of the lease later). One reconnection at a time,
-    // within the client's deadline.
-    link.onConnectionClosed(() => {
-      if (this.heldLocks() === 0 || this.reconnecting) return;
-      this.reconnecting = true;
-      const timer = setTimeout(() => {
-        link
-          .call({ op: 'limits' }, { kind: 'other', route: 'any' })
-          // Over a connection that was open already, the answer says it (a new one says it too).
-          .then((v) => this.raiseTokenFloor((v as { cacheTokenFloor?: unknown } | null)?.cacheTokenFloor))
-          .catch(() => {})
-          .finally(() => {
-            this.reconnecting = false;
-          });
-      }, RECONNECT_AFTER_CLOSE_MS);
-      timer.unref();
     });
   }
 
-  /** A token floor a node told: the held locks check themselves when it is higher than known. */
-  private raiseTokenFloor(floor: unknown): void {
-    if (typeof floor !== 'number' || !Number.isSafeInteger(floor) || floor <= this.tokenFloor) return;
-    this.tokenFloor = floor;
-    for (const hook of this.refoundHooks) hook();
-  }
-
-  /** CacheOps.watchHeldLocks. */
+  /** CacheOps.watchHeldLocks: while the client holds locks, the link reconnects at once. */
   watchHeldLocks(count: () => number): void {
-    this.heldLocks = count;
+    this.link.keepConnectedWhile(() => count() > 0);
   }
 
   /** CacheOps.cacheTokenFloor: the highest token floor a node told this client. */
   cacheTokenFloor(): number {
-    return this.tokenFloor;
+    return this.link.cacheTokenFloor();
   }
 
   /** CacheOps.cacheRefounds: the events of a cache group founded anew this client was told. */

@@ -24,7 +24,7 @@ import { ApiServer } from '../node/api-server.js';
 import { FRAME_HEADROOM_BYTES } from '../node/config/config-keys.js';
 import { type JsonRoute, serveJsonRoute } from '../node/json-routes.js';
 import type { ListenStream } from '../node/listen-stream.js';
-import { API_EVENT_CACHE_TOKEN_FLOOR, type ApiRequest } from '../protocol/api-codec.js';
+import type { ApiRequest } from '../protocol/api-codec.js';
 import type { CacheOutcome } from '../sm/cache/result.js';
 import { errorFromInfo } from '../sm/sql/errors.js';
 import type { CommandResult } from '../sm/sql/result.js';
@@ -63,8 +63,6 @@ export class HiqliteProxy {
   private poll: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private closed = false;
-  /** The highest cache token floor a node told this proxy (ApiEvent), said in its `limits` answer. */
-  private cacheTokenFloor = 0;
 
   constructor(
     private readonly cfg: ProxyConfig,
@@ -158,11 +156,7 @@ export class HiqliteProxy {
     });
     // What a node tells its clients of its own accord (ApiEvent: its in-memory cache group
     // founded anew, so the locks they hold are gone) reaches the clients behind this proxy too.
-    this.link.onEvent((e) => {
-      if (e.event === API_EVENT_CACHE_TOKEN_FLOOR && (e.floor ?? 0) > this.cacheTokenFloor)
-        this.cacheTokenFloor = e.floor ?? 0;
-      this.api.tellClients(e);
-    });
+    this.link.onEvent((e) => this.api.tellClients(e));
     const status = () => this.api.status();
     new Gauge({
       name: 'hiqlite_proxy_api_streams',
@@ -297,7 +291,7 @@ export class HiqliteProxy {
       commandBytesMax: cluster === null ? own : Math.min(cluster, own),
       frameBytesMax,
       // The highest a node told it (a client connecting after the event learns it here).
-      cacheTokenFloor: this.cacheTokenFloor,
+      cacheTokenFloor: this.link.cacheTokenFloor(),
     };
   }
 

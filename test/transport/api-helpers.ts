@@ -1,4 +1,5 @@
-/** Test helpers for the API port: an ApiServer's options, a stub handler, a remote client. */
+/** Test helpers for the API port: an ApiServer's options, a stub handler, a remote client, a link. */
+import { ClusterLink, type ClusterLinkOptions } from '../../src/client/cluster-link.js';
 import type { ApiServerOptions } from '../../src/node/api-server.js';
 import {
   ApiConnection,
@@ -53,6 +54,21 @@ export function openApiClient(
     localId: REMOTE_CLIENT_ID,
     connectTimeoutMs: 5000,
     frameBytesMax: 16 << 20,
+    inflightMax: 16,
+    ...o,
+  });
+}
+
+/** A link to test servers: SECRET_API, 1 MiB frames, 16 in flight; connectTimeoutMs 5 s and followLeader false unless given. */
+export function testLink(
+  o: Pick<ClusterLinkOptions, 'nodes' | 'requestTimeoutMs'> &
+    Partial<Pick<ClusterLinkOptions, 'connectTimeoutMs' | 'followLeader'>>,
+): ClusterLink {
+  return new ClusterLink({
+    secretApi: SECRET_API,
+    connectTimeoutMs: 5000,
+    followLeader: false,
+    frameBytesMax: 1024 * 1024,
     inflightMax: 16,
     ...o,
   });

@@ -12,27 +12,12 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { ClusterLink, type ClusterLinkOptions } from '../../src/client/cluster-link.js';
+import type { ClusterLink } from '../../src/client/cluster-link.js';
 import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 import { ApiServer } from '../../src/node/api-server.js';
 import type { ApiRequest } from '../../src/protocol/api-codec.js';
-import { apiServerOptions, SECRET_API, stubHandler } from './api-helpers.js';
+import { apiServerOptions, stubHandler, testLink } from './api-helpers.js';
 import { HOST } from './helpers.js';
-
-/** A link to test servers: SECRET_API, 1 MiB frames, 16 in flight; connectTimeoutMs 5 s and followLeader false unless given. */
-function testLink(
-  o: Pick<ClusterLinkOptions, 'nodes' | 'requestTimeoutMs'> &
-    Partial<Pick<ClusterLinkOptions, 'connectTimeoutMs' | 'followLeader'>>,
-): ClusterLink {
-  return new ClusterLink({
-    secretApi: SECRET_API,
-    connectTimeoutMs: 5000,
-    followLeader: false,
-    frameBytesMax: 1024 * 1024,
-    inflightMax: 16,
-    ...o,
-  });
-}
 
 const ANSWER_MS = 150;
 /** The test servers' limits. */

@@ -36,7 +36,8 @@ test('a resume refused as an unknown seq ends the listener with HQL_LAGGED, retr
       return { afterSeq: 3, stop: async () => {} };
     },
     onEvent: () => () => {},
-    onConnectionClosed: () => () => {},
+    keepConnectedWhile: () => {},
+    cacheTokenFloor: () => 0,
   } as unknown as ClusterLink;
   const ops = new RemoteCacheOps(link, {
     writesMax: 4,
