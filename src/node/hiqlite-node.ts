@@ -24,7 +24,7 @@ import { MetricsHistory } from '../dashboard/metrics-history.js';
 import { raceAbort } from '../lib/abort.js';
 import { assert } from '../lib/assert.js';
 import { sessionProtectMs } from '../lib/client-session.js';
-import type { Clock, TimerHandle } from '../lib/clock.js';
+import type { Clock } from '../lib/clock.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import { PRIVATE_DIR_MODE } from '../lib/file-modes.js';
 import { inTime } from '../lib/in-time.js';
@@ -66,13 +66,20 @@ import { CacheGroup, type CacheGroupDeps, type CacheGroupMetrics } from './cache
 import type { CacheHttpOps } from './cache-http.js';
 import { registerCacheMetrics } from './cache-metrics.js';
 import {
+  type CacheAsking,
+  CacheWatchdog,
+  cacheGroupAnswer,
+  leftBehindBy,
+  provenNoCacheGroup,
+} from './cache-refounding.js';
+import {
   type CacheGroupOf,
   nodeCacheHttpOps,
   nodeListen,
   runningCacheGroup,
   serveCacheRequest,
 } from './cache-serve.js';
-import { type CacheLeaderAnswer, groupHolding, voterLeftCacheGroup } from './cache-voter-answer.js';
+import type { CacheLeaderAnswer } from './cache-voter-answer.js';
 import { isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { NodeConfig, ResolvedNodeConfig, ResolvedPaths } from './config/config.js';
 import { resolveConfig, threadHeapLimits } from './config/config.js';
@@ -267,7 +274,7 @@ export class HiqliteNode {
   private readonly sqlProposals: ProposeRetry<{ index: number; result: CommandResult }, Uint8Array>;
   private closing: Promise<void> | null = null;
   /** The cache watchdog's timer (startCacheWatchdog), for a cache group kept in memory. */
-  private cacheWatchdog: TimerHandle | null = null;
+  private cacheWatchdog: CacheWatchdog | null = null;
   /** Writes of both groups in flight, which a graceful shutdown waits for (in-flight.ts). */
   private readonly inflight = new InFlight();
   /** Backups (src/backup, handed in as a feature), once the node runs. */
@@ -743,8 +750,7 @@ export class HiqliteNode {
     // holds it any more (every node kept it in memory and restarted, or nodes of an earlier
     // version), by node 1 with the same proof as a cluster: a majority answer they have none.
     const cacheBootstrap =
-      bootstrap ||
-      (this.cache.fresh && !fresh && cfg.nodeId === 1 && (await this.provenNoGroup('cache', deadline)));
+      bootstrap || (this.cache.fresh && !fresh && cfg.nodeId === 1 && (await this.provenNoGroup(deadline)));
     await this.cache.start(
       this.cache.fresh && !cacheBootstrap ? EMPTY_MEMBERSHIP : GENESIS_MEMBERSHIP,
       this.groupTransport(),
@@ -1026,34 +1032,31 @@ export class HiqliteNode {
     );
   }
 
-  /**
-   * A group other than the cluster itself (the cache group) is founded again by node 1 only with
-   * proof that no node holds it: a majority of the nodes, itself included, answer that they are
-   * not members of it, and none answers that it is (groupHolding). A node still opening its
-   * storage does not answer (member: null), so a node that has the group on disk is never counted
-   * as having none.
-   */
-  private async provenNoGroup(group: GroupId, deadline: number): Promise<boolean> {
-    const others = this.cfg.nodes.filter((n) => n.id !== this.cfg.nodeId);
-    const majority = Math.floor(this.cfg.nodes.length / 2) + 1;
-    for (;;) {
-      const answers = await Promise.all(
-        others.map(async (n) => {
-          try {
-            const r = await this.request(n.id, { op: 'leader', group }, 2000);
-            if (!r.ok) return 'unknown';
-            return groupHolding(r.value as CacheLeaderAnswer, n.id as NodeId);
-          } catch {
-            return 'unknown';
-          }
-        }),
-      );
-      this.throwIfStartCancelled();
-      if (answers.includes('holds')) return false;
-      if (1 + answers.filter((a) => a === 'none').length >= majority) return true;
-      if (this.clock.monotonicMs() > deadline) return false;
-      await sleep(Math.min(1000, this.cfg.electionTimeoutMs / 2));
-    }
+  /** Node 1's proof that no node holds the cache group any more (cache-refounding.ts). */
+  private provenNoGroup(deadline: number): Promise<boolean> {
+    return provenNoCacheGroup(this.cacheAsking(), {
+      deadline,
+      clock: this.clock,
+      sleep,
+      retryMs: Math.min(1000, this.cfg.electionTimeoutMs / 2),
+      checkCancelled: () => this.throwIfStartCancelled(),
+    });
+  }
+
+  /** How this node asks the others about their cache group (over the API port, 2 s each). */
+  private cacheAsking(): CacheAsking {
+    return {
+      nodeId: this.cfg.nodeId,
+      nodes: this.cfg.nodes.map((n) => n.id),
+      ask: async (id) => {
+        try {
+          const r = await this.request(id, { op: 'leader', group: 'cache' }, 2000);
+          return r.ok ? (r.value as CacheLeaderAnswer) : null;
+        } catch {
+          return null;
+        }
+      },
+    };
   }
 
   /**
@@ -1171,17 +1174,8 @@ export class HiqliteNode {
   private cacheLeftBehind(): (leader: NodeId) => Promise<boolean> {
     return async (leader) => {
       if (this.closing !== null) return false;
-      let a: CacheLeaderAnswer & { learners?: readonly number[] | null };
-      try {
-        const r = await this.request(leader, { op: 'leader', group: 'cache' }, 2000);
-        if (!r.ok) return false;
-        a = r.value as typeof a;
-      } catch {
-        return false;
-      }
-      const me = this.cfg.nodeId;
-      if (a.leaderId !== leader || !Array.isArray(a.voters) || !Array.isArray(a.learners)) return false;
-      if (a.voters.includes(me) || a.learners.includes(me)) return false;
+      const a = await this.cacheAsking().ask(leader);
+      if (a === null || !leftBehindBy(a, leader, this.cfg.nodeId)) return false;
       this.log.warn(
         { leader, voters: a.voters, learners: a.learners },
         `the cache group this node was joining hears from no leader, and node ${leader} leads one that does not list it (founded anew meanwhile): this node drops its cache state and joins that one`,
@@ -1207,7 +1201,7 @@ export class HiqliteNode {
       if (this.closing !== null) return false;
       const now = this.clock.monotonicMs();
       if (this.cfg.sqlite) {
-        if (!(await this.provenNoGroup('cache', now))) return false;
+        if (!(await this.provenNoGroup(now))) return false;
       } else {
         if (this.clusterId !== null) return false;
         const proven = await this.provenNoCluster(now).catch((e: unknown) => {
@@ -1230,108 +1224,33 @@ export class HiqliteNode {
   }
 
   /**
-   * Watches a cache group kept in memory for the state no leader can come out of again: this
-   * node a voter with no leader for a while, and most of the voters no longer in the group with
-   * it — they answer that they are not members (they restarted and lost their in-memory state,
-   * and wait to join) or that they follow a leader of a group that does not list this node (one
-   * founded anew without it; voterLeftCacheGroup). The
-   * voters still with it cannot make a majority: no election can ever succeed, the nodes that
-   * restarted can never be taken in, and (since this node answers that it holds the group) node 1
-   * never founds it anew. Found from outside: two of three in-memory nodes restarted at once left
-   * both unable to start for good, with SQL on disk healthy. This node then drops its cache state
-   * and joins the group founded anew, as a restart of its process would (always safe: a node
-   * that forgot its state never votes until a leader takes it in again); the data only it held
-   * is lost, as with the others. Two checks in a row, an election timeout apart at least, so a
-   * node that was only paused hears from its leader first.
+   * The watchdog of a cache group kept in memory (cache-refounding.ts CacheWatchdog): a voter
+   * whose group can elect no leader again (most of its voters restarted without their state)
+   * drops its state and joins the group node 1 founds anew.
    */
   private startCacheWatchdog(): void {
     if (!this.cache.inMemory || this.cacheWatchdog !== null) return;
-    const everyMs = Math.max(1000, 2 * this.cfg.electionTimeoutMs);
-    const leaderlessMs = 5 * this.cfg.electionTimeoutMs;
-    let leaderlessSince: number | null = null;
-    let confirmed = 0;
-    let loggedAtMs = Number.NEGATIVE_INFINITY;
-    const tick = async (): Promise<void> => {
-      const c = this.cache;
-      if (!c.running || this.joining.has('cache') || this.fatal !== null) {
-        leaderlessSince = null;
-        confirmed = 0;
-        return;
-      }
-      const s = c.group.status();
-      const now = this.clock.monotonicMs();
-      if (s.leaderId !== null || !s.membership.voters.includes(this.cfg.nodeId)) {
-        leaderlessSince = null;
-        confirmed = 0;
-        return;
-      }
-      leaderlessSince ??= now;
-      if (now - leaderlessSince < leaderlessMs) return;
-      const { gone, silent, dead } = await this.votersGoneFromCacheGroup(s.membership.voters);
-      if (!dead) {
-        confirmed = 0;
-        // Why it waits, for whoever reads the log (at most every 30 s).
-        if (now - loggedAtMs >= 30_000) {
-          loggedAtMs = now;
-          this.log.warn(
-            { voters: s.membership.voters, gone, silent, leaderlessMs: Math.round(now - leaderlessSince) },
-            'the cache group has no leader: a majority of its voters must answer (the silent ones may still hold it); it waits for them',
-          );
-        }
-        return;
-      }
-      if (++confirmed < 2) return;
-      confirmed = 0;
-      leaderlessSince = null;
-      this.log.warn(
-        { voters: s.membership.voters, gone },
-        `the cache group can elect no leader again: of its voters ${s.membership.voters.join(', ')}, nodes ${gone.join(', ')} lost their in-memory state or left it (they restarted), too many for a majority; this node drops its cache state too (its data is lost) and joins the group founded anew by node 1`,
-      );
-      await this.refoundCacheGroupHere();
-    };
-    const schedule = () => {
-      this.cacheWatchdog = this.clock.setTimer(
-        () => {
-          void tick()
-            .catch((e: unknown) => this.log.warn({ err: String(e) }, 'cache group watchdog failed'))
-            .finally(() => {
-              if (this.closing === null) schedule();
-              else this.cacheWatchdog = null;
-            });
-        },
-        everyMs,
-        { keepAlive: false },
-      );
-    };
-    schedule();
-  }
-
-  /**
-   * The voters (other than this node) that answer they are out of the cache group — not members,
-   * or following a leader of a group that does not list this node — and those that do not answer;
-   * `dead` when the gone ones leave too few for a majority. A voter that does not answer may
-   * still hold the group: it counts as holding it (only answers decide).
-   */
-  private async votersGoneFromCacheGroup(
-    voters: readonly NodeId[],
-  ): Promise<{ gone: NodeId[]; silent: NodeId[]; dead: boolean }> {
-    const me = this.cfg.nodeId;
-    const others = voters.filter((v) => v !== me);
-    const answers = await Promise.all(
-      others.map(async (v): Promise<'gone' | 'holds' | 'silent'> => {
-        try {
-          const r = await this.request(v, { op: 'leader', group: 'cache' }, 2000);
-          if (!r.ok) return 'silent';
-          return voterLeftCacheGroup(r.value as CacheLeaderAnswer, me) ? 'gone' : 'holds';
-        } catch {
-          return 'silent';
-        }
-      }),
-    );
-    const gone = others.filter((_, i) => answers[i] === 'gone');
-    const silent = others.filter((_, i) => answers[i] === 'silent');
-    const majority = Math.floor(voters.length / 2) + 1;
-    return { gone, silent, dead: voters.length - gone.length < majority };
+    this.cacheWatchdog = new CacheWatchdog({
+      asking: this.cacheAsking(),
+      clock: this.clock,
+      electionTimeoutMs: this.cfg.electionTimeoutMs,
+      watched: () => {
+        const c = this.cache;
+        if (!c.running || this.joining.has('cache') || this.fatal !== null || this.closing !== null)
+          return null;
+        const s = c.group.status();
+        return { leaderId: s.leaderId, voters: s.membership.voters };
+      },
+      onDead: async ({ voters, gone }) => {
+        this.log.warn(
+          { voters, gone },
+          `the cache group can elect no leader again: of its voters ${voters.join(', ')}, nodes ${gone.join(', ')} lost their in-memory state or left it (they restarted), too many for a majority; this node drops its cache state too (its data is lost) and joins the group founded anew by node 1`,
+        );
+        await this.refoundCacheGroupHere();
+      },
+      log: this.log,
+    });
+    this.cacheWatchdog.start();
   }
 
   /**
@@ -1504,20 +1423,12 @@ export class HiqliteNode {
           const c = this.cache?.running === true ? this.cache.group.status() : undefined;
           const leaderId = this.knownLeader(c);
           return {
-            leaderId,
+            // Its voters and learners too, so that a watchdog of a voter cut off from the leader
+            // can tell this group (which lists it: it must wait) from one founded anew without it
+            // (cache-refounding.ts).
+            ...cacheGroupAnswer(c, leaderId, this.cache?.fresh === true, this.cfg.nodeId),
             leaderApi:
               leaderId === null ? null : (this.cfg.nodes.find((n) => n.id === leaderId)?.addrApi ?? null),
-            member:
-              c === undefined
-                ? this.cache?.fresh === true
-                  ? false
-                  : null
-                : c.membership.voters.includes(this.cfg.nodeId) ||
-                  c.membership.learners.includes(this.cfg.nodeId),
-            // Its voters, so that a watchdog of a voter cut off from the leader can tell this group
-            // (which lists it: it must wait) from one founded anew without it (cache-voter-answer.ts).
-            voters: c === undefined ? null : c.membership.voters,
-            learners: c === undefined ? null : c.membership.learners,
             clusterId: this.clusterId,
             sqlite: this.cfg.sqlite,
             nodes: this.cfg.nodes.map((n) => n.id),
@@ -2255,8 +2166,7 @@ export class HiqliteNode {
       );
     // Before the peer connections close: a probe would open them again.
     this.peerClocks.close();
-    if (this.cacheWatchdog !== null) this.clock.clearTimer(this.cacheWatchdog);
-    this.cacheWatchdog = null;
+    this.cacheWatchdog?.stop();
     if (this.group !== undefined) {
       try {
         await this.transferLeadershipAway();
