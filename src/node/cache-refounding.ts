@@ -28,16 +28,19 @@ export interface CacheAsking {
 /**
  * What this node answers about its cache group: `status` undefined while it has not opened the
  * group's storage (member null: it cannot say yet, unless it knows it starts without state);
- * `leaderId` the leader it names (none once it stopped serving).
+ * `leaderId` the leader it names (none once it stopped serving); `abstains` while it joins the
+ * group and has not applied the entry that added it (it never votes).
  */
 export function cacheGroupAnswer(
   status: { readonly membership: Membership } | undefined,
   leaderId: NodeId | null,
   freshWhileClosed: boolean,
+  abstains: boolean,
   me: NodeId,
 ): Required<CacheLeaderAnswer> {
   return {
     leaderId,
+    abstains,
     member:
       status === undefined
         ? freshWhileClosed
@@ -97,13 +100,15 @@ export function leftBehindBy(a: CacheLeaderAnswer | null, leader: NodeId, me: No
 
 /**
  * The voters (other than this node) that answer they are out of its cache group — not members,
- * or following a leader of a group that does not list this node — and those that do not answer;
+ * joining without a vote (abstains), or following a leader of a group that does not list this
+ * node — and those that do not answer;
  * `dead` when the gone ones leave too few for a majority. A voter that does not answer may still
  * hold the group: it counts as holding it (only answers decide).
  */
 export async function votersGoneFromCacheGroup(
   a: CacheAsking,
   voters: readonly NodeId[],
+  o: { readonly selfAbstains?: boolean } = {},
 ): Promise<{ gone: NodeId[]; silent: NodeId[]; dead: boolean }> {
   const others = voters.filter((v) => v !== a.nodeId);
   const answers = await Promise.all(
@@ -116,7 +121,9 @@ export async function votersGoneFromCacheGroup(
   const gone = others.filter((_, i) => answers[i] === 'gone');
   const silent = others.filter((_, i) => answers[i] === 'silent');
   const majority = Math.floor(voters.length / 2) + 1;
-  return { gone, silent, dead: voters.length - gone.length < majority };
+  // A joining node asking about the copy it holds cannot vote with it either.
+  const selfGone = o.selfAbstains === true && voters.includes(a.nodeId) ? 1 : 0;
+  return { gone, silent, dead: voters.length - gone.length - selfGone < majority };
 }
 
 export interface CacheWatchdogOptions {
@@ -124,7 +131,12 @@ export interface CacheWatchdogOptions {
   readonly clock: Clock;
   readonly electionTimeoutMs: number;
   /** The group as this node sees it, or null while the watchdog has nothing to watch (not running, joining, stopped). */
-  readonly watched: () => { readonly leaderId: NodeId | null; readonly voters: readonly NodeId[] } | null;
+  readonly watched: () => {
+    readonly leaderId: NodeId | null;
+    readonly voters: readonly NodeId[];
+    readonly commitIndex: number;
+    readonly lastIndex: number;
+  } | null;
   /** The group is dead: this node drops its state and joins the group founded anew. */
   readonly onDead: (why: { voters: readonly NodeId[]; gone: readonly NodeId[] }) => Promise<void>;
   readonly log: { warn(obj: object, msg: string): void };
@@ -132,7 +144,7 @@ export interface CacheWatchdogOptions {
 
 /**
  * Watches a cache group kept in memory for the state no leader can come out of again: this node
- * a voter with no leader for a while, and most of the voters no longer in the group with it —
+ * a voter with no leader for a while (or a leader that commits nothing while entries wait), and most of the voters no longer in the group with it —
  * they answer that they are not members (they restarted and lost their in-memory state, and wait
  * to join) or that they follow a leader of a group that does not list this node (one founded anew
  * without it; voterLeftCacheGroup). The voters still with it cannot make a majority: no election
@@ -151,6 +163,8 @@ export class CacheWatchdog {
   private leaderlessSince: number | null = null;
   private confirmed = 0;
   private loggedAtMs = Number.NEGATIVE_INFINITY;
+  /** This node's commit index at the last check while it led. */
+  private commitSeen = -1;
   private readonly everyMs: number;
   private readonly leaderlessMs: number;
 
@@ -189,7 +203,15 @@ export class CacheWatchdog {
   async tick(): Promise<void> {
     const s = this.o.watched();
     const now = this.o.clock.monotonicMs();
-    if (s === null || s.leaderId !== null || !s.voters.includes(this.o.asking.nodeId)) {
+    const me = this.o.asking.nodeId;
+    // A leader that commits nothing while entries wait is watched as a voter without a leader:
+    // the other voter of a two-voter group (a third node not yet promoted) that lost its state
+    // answers its appends (a rejection), so it stays leader of a group that can commit nothing
+    // again (found by the cache simulator, --cache-loss seed 26).
+    const stuckLeader =
+      s !== null && s.leaderId === me && s.commitIndex < s.lastIndex && s.commitIndex === this.commitSeen;
+    this.commitSeen = s !== null && s.leaderId === me ? s.commitIndex : -1;
+    if (s === null || (s.leaderId !== null && !stuckLeader) || !s.voters.includes(me)) {
       this.leaderlessSince = null;
       this.confirmed = 0;
       return;

@@ -16,6 +16,11 @@ export interface CacheLeaderAnswer {
   readonly voters?: readonly number[] | null;
   /** Its learners as it knows them (absent from a node that does not say). */
   readonly learners?: readonly number[] | null;
+  /**
+   * It is joining the group and has not applied the entry that added it: it never votes (it may
+   * have voted before it lost its state), whatever copy of the group it holds.
+   */
+  readonly abstains?: boolean;
 }
 
 /**
@@ -30,6 +35,9 @@ export interface CacheLeaderAnswer {
  */
 export function voterLeftCacheGroup(a: CacheLeaderAnswer, me: NodeId): boolean {
   if (a.member === false) return true;
+  // Joining with a copy it was sent: no vote of it counts until a leader took it in (found by the
+  // cache simulator, --cache-loss seed 63: such a voter kept the group's last holder waiting).
+  if (a.abstains === true && (a.leaderId ?? null) === null) return true;
   if ((a.leaderId ?? null) === null) return false;
   if (!Array.isArray(a.voters) || a.voters.includes(me)) return false;
   // Listed as a learner (a membership change this node has not heard of yet): the same group.
@@ -42,16 +50,19 @@ export function voterLeftCacheGroup(a: CacheLeaderAnswer, me: NodeId): boolean {
  * `holds` when the node follows a leader or is a voter of its group, `none` when it is not a
  * member, `unknown` when it cannot say (still opening its storage) — and for a learner that hears
  * from no leader: a learner never votes, so it cannot bring its group back; that group lives only
- * if enough of its voters hold it, and they answer for themselves. So such a learner counts as a
- * node that did not answer, never as one without the group (found by the fault suite, seed 15002:
+ * if enough of its voters hold it, and they answer for themselves. So such a learner — and a node
+ * still joining, which abstains — counts as a node that did not answer, never as one without the group (found by the fault suite, seed 15002:
  * a learner the old leader added just before its group died vetoed the re-founding until its own
  * start timed out, 120 s).
  */
 export function groupHolding(a: CacheLeaderAnswer, node: NodeId): 'holds' | 'none' | 'unknown' {
   if ((a.leaderId ?? null) !== null) return 'holds';
   if (a.member === true) {
+    // A node still joining holds a copy it was sent before it was taken in (it abstains): the
+    // same (found by the cache simulator, --cache-loss seed 39: such a node vetoed the
+    // re-founding for good, and its own join waited for a leader that could never come back).
     const learnerOnly = Array.isArray(a.voters) && !a.voters.includes(node);
-    return learnerOnly ? 'unknown' : 'holds';
+    return learnerOnly || a.abstains === true ? 'unknown' : 'holds';
   }
   return a.member === false ? 'none' : 'unknown';
 }

@@ -71,6 +71,7 @@ import {
   cacheGroupAnswer,
   leftBehindBy,
   provenNoCacheGroup,
+  votersGoneFromCacheGroup,
 } from './cache-refounding.js';
 import {
   type CacheGroupOf,
@@ -94,7 +95,7 @@ import {
   joinGroup,
   promoteLearner,
 } from './join-procedure.js';
-import { GroupJoin, joinKind } from './joining-marker.js';
+import { abstains, GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import type { ListenStream } from './listen-stream.js';
 import { logLevelFromEnv } from './log-level.js';
@@ -1111,14 +1112,15 @@ export class HiqliteNode {
     // before remembered the old one, and answered its own group's index).
     let currentNonce = nonce;
     const dropForNewGroup = inMemory ? this.cacheLeftBehind() : undefined;
+    const newNonceIf = (dropped: boolean) => {
+      if (dropped) currentNonce = randomBytes(12).toString('hex');
+      return dropped;
+    };
     const leftBehind =
       dropForNewGroup === undefined
         ? undefined
-        : async (leader: NodeId) => {
-            const dropped = await dropForNewGroup(leader);
-            if (dropped) currentNonce = randomBytes(12).toString('hex');
-            return dropped;
-          };
+        : async (leader: NodeId) => newNonceIf(await dropForNewGroup(leader));
+    const groupDead = inMemory ? async () => newNonceIf(await this.cacheGroupDead()) : undefined;
     await joinGroup(
       {
         nodeId: me,
@@ -1127,6 +1129,7 @@ export class HiqliteNode {
         raft,
         join: record,
         ...(leftBehind === undefined ? {} : { leftBehind }),
+        ...(groupDead === undefined ? {} : { groupDead }),
         request: async (leader, req, requestTimeoutMs) => {
           if (req.op === 'promote') {
             const r = await this.request(leader, { op: 'promote', nodeId: me, group }, requestTimeoutMs);
@@ -1188,6 +1191,28 @@ export class HiqliteNode {
   }
 
   /**
+   * JoinProcedure.groupDead for a cache group kept in memory: this joining node holds a copy of
+   * a group that hears from no leader, and most of that group's voters are gone from it (they
+   * restarted without their state: votersGoneFromCacheGroup). It drops its copy — it never voted
+   * with it — and joins the group node 1 founds anew.
+   */
+  private async cacheGroupDead(): Promise<boolean> {
+    if (this.closing !== null) return false;
+    const voters = this.cache.group.status().membership.voters;
+    if (voters.length === 0) return false;
+    const { gone, dead } = await votersGoneFromCacheGroup(this.cacheAsking(), voters, {
+      selfAbstains: abstains(this.cache.join.state, this.cache.group.applied()),
+    });
+    if (!dead || this.closing !== null) return false;
+    this.log.warn(
+      { voters, gone },
+      `the cache group this node was joining can elect no leader again (of its voters ${voters.join(', ')}, nodes ${gone.join(', ')} lost it): this node drops its copy and joins the group founded anew`,
+    );
+    await this.dropCacheState('join', { tellClients: false });
+    return true;
+  }
+
+  /**
    * Node 1's founding of a cache group kept in memory (`cache_storage_disk = false`) while it
    * waits to join it and no leader answers: once no node holds the group any more (the same proof
    * as at start: provenNoGroup, or for a cache-only node provenNoCluster, whose cluster is the
@@ -1239,7 +1264,12 @@ export class HiqliteNode {
         if (!c.running || this.joining.has('cache') || this.fatal !== null || this.closing !== null)
           return null;
         const s = c.group.status();
-        return { leaderId: s.leaderId, voters: s.membership.voters };
+        return {
+          leaderId: s.leaderId,
+          voters: s.membership.voters,
+          commitIndex: s.commitIndex,
+          lastIndex: s.lastIndex,
+        };
       },
       onDead: async ({ voters, gone }) => {
         this.log.warn(
@@ -1426,13 +1456,19 @@ export class HiqliteNode {
             // Its voters and learners too, so that a watchdog of a voter cut off from the leader
             // can tell this group (which lists it: it must wait) from one founded anew without it
             // (cache-refounding.ts).
-            ...cacheGroupAnswer(c, leaderId, this.cache?.fresh === true, this.cfg.nodeId),
+            ...cacheGroupAnswer(
+              c,
+              leaderId,
+              this.cache?.fresh === true,
+              c !== undefined && abstains(this.cache.join.state, this.cache.group.applied()),
+              this.cfg.nodeId,
+            ),
+            joining: this.joining.has('cache'),
             leaderApi:
               leaderId === null ? null : (this.cfg.nodes.find((n) => n.id === leaderId)?.addrApi ?? null),
             clusterId: this.clusterId,
             sqlite: this.cfg.sqlite,
             nodes: this.cfg.nodes.map((n) => n.id),
-            joining: this.joining.has('cache'),
           };
         }
         const s = this.group?.status();

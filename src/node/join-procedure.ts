@@ -41,7 +41,8 @@ export interface JoinProcedure {
   /**
    * Sends `request` to `leader`: `join` resolves with the index of the entry that added this
    * node, `promote` once the leader has promoted it (or said it is a voter). A rejection with a
-   * HiqliteError that is not retryable ends the procedure; any other is retried.
+   * HiqliteError that is not retryable ends the procedure (but HQL_OUTCOME_UNKNOWN: both requests
+   * may be asked again); any other is retried.
    */
   readonly request: (leader: NodeId, request: JoinRequest, timeoutMs: number) => Promise<LogIndex | null>;
   /** Asks the other nodes who leads the group (when this node does not know). */
@@ -62,6 +63,16 @@ export interface JoinProcedure {
    * one (HiqliteNode). True: the join starts over (`raft` and `join` then describe the new state).
    */
   readonly leftBehind?: (leader: NodeId) => Promise<boolean>;
+  /**
+   * While no leader is found and this node holds a copy of its group (the entry that added it, or
+   * a copy it was sent while its join waited): whether that group is dead — most of its voters
+   * lost it (a group kept in memory whose majority restarted) — and this node dropped its copy
+   * (HiqliteNode). A learner or joining node never votes, so dropping is always safe, and a copy
+   * kept would count against node 1's proof that no node holds the group (found by the cache
+   * simulator, --cache-loss seed 193: two learners of a group whose only voter restarted waited
+   * for it for ever). True: the join starts over.
+   */
+  readonly groupDead?: () => Promise<boolean>;
 }
 
 /** How long one request to the leader may take. */
@@ -111,16 +122,30 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
     p.checkCancelled();
     // Every few rounds without a leader (each asks every node: not on every round).
     if (leader === null && p.mayFound !== undefined && attempt % 3 === 2 && (await p.mayFound())) return;
+    if (
+      leader === null &&
+      p.groupDead !== undefined &&
+      attempt % 3 === 2 &&
+      (joinedAt !== null || holdsGroupState(p.raft)) &&
+      (await p.groupDead())
+    ) {
+      joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+      askOthers = false;
+      continue;
+    }
     // Found only by asking: every few such rounds, whether that leader's group is this node's
     // (found by the fault suite: a node restarted while it was re-added to an in-memory group,
     // which then died, waited for that group's entry until its start timed out).
+    // A node not yet added that holds a copy of the group it was sent meanwhile asks before its
+    // join: a leader whose group does not list it would send it a log that conflicts with what
+    // its copy holds as committed (found by the cache simulator, --cache-loss seed 39).
+    const sentCopy = joinedAt === null && holdsGroupState(p.raft);
     if (
       leader !== null &&
       leader !== me &&
-      joinedAt !== null &&
       p.leftBehind !== undefined &&
-      p.raft.status().leaderId === null &&
-      ++leaderlessRounds % 3 === 0 &&
+      (sentCopy ||
+        (joinedAt !== null && p.raft.status().leaderId === null && ++leaderlessRounds % 3 === 0)) &&
       (await p.leftBehind(leader))
     ) {
       joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
@@ -141,12 +166,39 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
         }
         askOthers = false;
       } catch (e) {
-        if (e instanceof HiqliteError && !e.retryable) throw e;
+        // A leader that does not list this learner (a group founded anew while it waited for the
+        // one before, which died: found by the cache simulator, --cache-loss seed 27) refuses to
+        // promote it: left behind, it drops its state and joins that group.
+        if (
+          e instanceof HiqliteError &&
+          e.code === 'HQL_INVALID_CONFIG_CHANGE' &&
+          p.leftBehind !== undefined &&
+          (await p.leftBehind(leader))
+        ) {
+          joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+          askOthers = false;
+          continue;
+        }
+        // A request whose outcome is unknown (its leader stepped down or dropped the group while
+        // it was being carried out) is asked again: a join is answered once per nonce, a promote
+        // of a voter is a no-op (found by the cache simulator, --cache-loss seed 239: the joining
+        // node's procedure ended with HQL_OUTCOME_UNKNOWN, as would a node's start).
+        if (e instanceof HiqliteError && !e.retryable && e.code !== 'HQL_OUTCOME_UNKNOWN') throw e;
         askOthers = true;
       }
     }
     await p.sleep(Math.min(1000, 100 * (attempt + 1)));
   }
+}
+
+/**
+ * Whether a joining node holds a membership of the group: one it was sent while it waited for
+ * its join's answer (a leader that still listed it sent it the log). Without its join's entry it
+ * may still be left behind (found by the cache simulator, --cache-loss seed 39).
+ */
+function holdsGroupState(raft: JoiningGroupView): boolean {
+  const m = raft.status().membership;
+  return m.voters.length > 0 || m.learners.length > 0;
 }
 
 /** The leader's side of a group, as the procedure uses it. */

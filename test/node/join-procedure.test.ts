@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { HiqliteError } from '../../src/lib/errors.js';
+import { HiqliteError, outcomeUnknown } from '../../src/lib/errors.js';
 import { type JoinProcedure, type JoinRequest, joinGroup } from '../../src/node/join-procedure.js';
 import type { JoiningState } from '../../src/node/joining-marker.js';
 import type { LogIndex, Membership, NodeId } from '../../src/raft/types.js';
@@ -111,6 +111,19 @@ describe('the join procedure', () => {
     refused.fail(new HiqliteError('HQL_CLUSTER_MISMATCH', 'other cluster', { retryable: false }));
     await assert.rejects(joinGroup(refused.p, 60_000), /other cluster/);
     assert.deepEqual(refused.record, [], 'nothing recorded');
+  });
+
+  test('a join or promote whose outcome is unknown (its leader stepped down meanwhile) is asked again', async () => {
+    // Found by the cache simulator (--cache-loss seed 239): the procedure ended with it.
+    const join = world({ joinedAt: null });
+    join.fail(outcomeUnknown('the node shut down before the write was applied'));
+    await joinGroup(join.p, 60_000);
+    assert.deepEqual(join.asked, ['join', 'join', 'promote']);
+    assert.deepEqual(join.record, ['added 10', 'complete']);
+    const promote = world({ joinedAt: 10 as LogIndex }, { appliedAdd: true });
+    promote.fail(outcomeUnknown('the node shut down before the write was applied'));
+    await joinGroup(promote.p, 60_000);
+    assert.deepEqual(promote.asked, ['promote', 'promote']);
   });
 
   test('its own view names a former leader that refuses: it asks the others who leads now', async () => {

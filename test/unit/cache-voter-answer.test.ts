@@ -54,3 +54,13 @@ test("node 1's proof: a learner that hears no leader cannot bring its group back
   // The same learner while it hears a leader: the group lives.
   assert.equal(groupHolding({ member: true, leaderId: 3, voters: [1, 3], learners: [2] }, N), 'holds');
 });
+
+test('a node joining with a copy it was sent (abstains) cannot vote with it: gone for the watchdog, not answering for the proof (seeds 39, 63)', () => {
+  const N = 2 as NodeId;
+  const copy = { member: true, leaderId: null, voters: [1, 2, 3], learners: [], abstains: true };
+  assert.equal(voterLeftCacheGroup(copy, ME), true);
+  assert.equal(groupHolding(copy, N), 'unknown');
+  // Once a leader took it in, it follows that leader: it holds the group.
+  assert.equal(voterLeftCacheGroup({ ...copy, leaderId: 1 }, ME), false);
+  assert.equal(groupHolding({ ...copy, leaderId: 1 }, N), 'holds');
+});

@@ -11,6 +11,8 @@ import { describe, test } from 'node:test';
 import { CACHE_PLANTED_BUGS, type CacheRunStats, huntCacheBug, runCacheSeed } from './simulation.js';
 
 const CI_SEEDS = 200;
+/** Seeds of the cacheLoss mode (about 50 ms each). */
+const LOSS_SEEDS = 200;
 /** Seeds tried per planted bug before declaring that the checkers missed it. */
 const HUNT_SEEDS_MAX = 300;
 
@@ -58,6 +60,32 @@ describe('cache group simulation', () => {
     ] as const) {
       assert.ok(total(k) > 0, `no ${k} across the CI seeds`);
     }
+  });
+
+  test(`${LOSS_SEEDS} seeds of a group kept in memory that loses its majority: founded anew, never two at once, identical replicas, liveness`, async (t) => {
+    // The product's re-founding (src/node/cache-refounding.ts and the join procedure) under
+    // crashes that take a majority at once; it found six bugs the fault suite met as 120 s
+    // starts that timed out (docs/internals/simulator.md, "A majority lost").
+    let dropped = 0;
+    let refounded = 0;
+    const failures: string[] = [];
+    for (let seed = 1; seed <= LOSS_SEEDS; seed++) {
+      const r = await runCacheSeed(seed, { cacheLoss: true });
+      dropped += r.stats.dropped;
+      refounded += r.stats.refounded;
+      if (r.failure !== null)
+        failures.push(
+          `seed ${seed}: ${r.failure.checker}: ${r.failure.message.split('\n')[0]}\n    replay: npm run sim:cache -- --seed ${seed} --cache-loss --verbose`,
+        );
+    }
+    t.diagnostic(`groups founded anew ${refounded}, nodes that dropped a dead group's state ${dropped}`);
+    assert.equal(
+      failures.length,
+      0,
+      `${failures.length} of ${LOSS_SEEDS} seeds failed:\n  ${failures.join('\n  ')}`,
+    );
+    assert.ok(refounded > LOSS_SEEDS / 2, `only ${refounded} groups founded anew`);
+    assert.ok(dropped > 0, 'no node dropped the state of a dead group');
   });
 
   test('a seed replays exactly: two runs have the same event-trace hash', async () => {

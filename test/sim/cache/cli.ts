@@ -19,12 +19,13 @@ import {
 } from './simulation.js';
 
 const USAGE = `npm run sim:cache -- [--seeds N] [--first S] [--seed S] [--planted-bugs] [--bug NAME] [--max-seeds N]
-  [--chaos-ms MS] [--trace-lines N] [--verbose]
+  [--chaos-ms MS] [--trace-lines N] [--cache-loss] [--verbose]
   (docs/internals/simulator.md, "The cache group")`;
 
 const { values } = parseCliArgs(
   {
     ...SIM_CLI_OPTIONS,
+    'cache-loss': { type: 'boolean', default: false },
   },
   USAGE,
 );
@@ -37,6 +38,7 @@ if (bug !== undefined && !(CACHE_PLANTED_BUGS as readonly string[]).includes(bug
 const plantedBug = bug as CachePlantedBugName | undefined;
 
 const baseOptions: CacheSimOptions = {
+  ...(values['cache-loss'] === true ? { cacheLoss: true } : {}),
   ...(values['chaos-ms'] === undefined ? {} : { chaosMs: intArg('chaos-ms', values['chaos-ms'], 0) }),
   ...(values['trace-lines'] === undefined
     ? {}
@@ -45,7 +47,8 @@ const baseOptions: CacheSimOptions = {
 
 function replay(seed: number, bugName: CachePlantedBugName | undefined): string {
   const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
-  return `npm run sim:cache -- --seed ${seed}${chaos}${bugName === undefined ? '' : ` --bug ${bugName}`} --verbose`;
+  const loss = values['cache-loss'] === true ? ' --cache-loss' : '';
+  return `npm run sim:cache -- --seed ${seed}${chaos}${loss}${bugName === undefined ? '' : ` --bug ${bugName}`} --verbose`;
 }
 
 async function runSeeds(seeds: number[]): Promise<number> {

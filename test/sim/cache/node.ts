@@ -20,9 +20,19 @@ import {
   type CacheGroup as CacheGroupType,
   type CachePlantedBugs,
 } from '../../../src/node/cache-group.js';
+import {
+  type CacheAsking,
+  CacheWatchdog,
+  cacheGroupAnswer,
+  leftBehindBy,
+  provenNoCacheGroup,
+  votersGoneFromCacheGroup,
+} from '../../../src/node/cache-refounding.js';
+import type { CacheLeaderAnswer } from '../../../src/node/cache-voter-answer.js';
 import type { ResolvedNodeConfig } from '../../../src/node/config/config.js';
 import { addAsLearner, joinGroup, promoteLearner } from '../../../src/node/join-procedure.js';
-import type { ChunkSnapshotStore } from '../../../src/node/memory-snapshot-store.js';
+import { abstains, joinKind } from '../../../src/node/joining-marker.js';
+import { type ChunkSnapshotStore, chunkStoreOf } from '../../../src/node/memory-snapshot-store.js';
 import { PeerClocks } from '../../../src/node/peer-clocks.js';
 import type { Forwarded } from '../../../src/node/propose-retry.js';
 import { lostLocalState } from '../../../src/node/raft-group.js';
@@ -60,6 +70,14 @@ export interface CacheNodeHost {
   readonly diskTiming: ConstructorParameters<typeof SimDisk>[4];
   readonly tornWriteRate: number;
   readonly plantedBugs: CachePlantedBugs;
+  /**
+   * A majority may lose the group (every node keeps it in memory, and crashes take several at
+   * once): the nodes run the product's re-founding (cache-refounding.ts) — node 1's proof and
+   * founding, the left-behind check, the watchdog.
+   */
+  readonly cacheLoss: boolean;
+  /** A node dropped its state of the group (`found`: node 1 founded it anew). */
+  onRefound(n: NodeId, how: 'join' | 'found'): void;
   /** A node's join completed, or was added back (for the run's statistics). */
   onJoin(what: 'added' | 'rejoined'): void;
   node(id: NodeId): CacheSimNode | undefined;
@@ -80,6 +98,12 @@ class Life implements ProcessLife {
   /** This life's clock (the group's, and its clients'). */
   clock: Clock | null = null;
   peerClocks: PeerClocks | null = null;
+  /**
+   * The node dropped its state of the group in this life (the product's CacheGroup.refound): its
+   * log and snapshots are in the group's own memory stores since, not on the simulated disk.
+   */
+  refounded = false;
+  watchdog: CacheWatchdog | null = null;
   /** Settled at the crash: what callers of this life wait for ends then (outcome unknown). */
   readonly died: Promise<'crashed'>;
   private markDied!: () => void;
@@ -95,6 +119,7 @@ class Life implements ProcessLife {
 
   kill(): void {
     this.dead = true;
+    this.watchdog?.stop();
     this.markDied();
   }
 
@@ -360,13 +385,23 @@ export class CacheSimNode {
     group.observe(audit);
     // Provisioned with the group's membership (as the SQL simulator's nodes) at the first start;
     // a memory node that restarts knows nothing and joins again.
-    const rejoin = this.memory && life.incarnation > 0;
-    const membership = rejoin ? { voters: [], learners: [] } : this.host.membership;
-    group.start(membership, this.transport(life), rejoin ? 'join' : 'keep').then(
+    // With cacheLoss the group is formed as the product forms it: node 1 founds it alone and the
+    // others join (every membership change is then in the log, as a node that lost its state and
+    // is sent the log must learn it).
+    const rejoin = this.startsFresh(life.incarnation);
+    const founding = this.host.cacheLoss && this.id === 1 && life.incarnation === 0;
+    const membership = rejoin
+      ? { voters: [], learners: [] }
+      : founding
+        ? { voters: [this.id], learners: [] }
+        : this.host.membership;
+    group.start(membership, this.transport(life), rejoin ? 'join' : founding ? 'bootstrap' : 'keep').then(
       () => {
         if (life.dead) return;
         life.group = group;
+        if (founding) group.group.campaign();
         if (rejoin) this.runJoin(life, group, clock);
+        if (this.host.cacheLoss) this.startWatchdog(life, group, clock);
         const st = group.group.status();
         this.host.trace.note(
           this.host.queue.now,
@@ -404,13 +439,18 @@ export class CacheSimNode {
     return {
       send: (_group, msg) => {
         if (life.dead) return;
-        checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
+        if (!life.refounded) checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
         this.host.network.send({ msg, snapshot: null, senderIncarnation: inc, report: null });
       },
-      sendSnapshot: (_group, msg, { path }) => {
+      sendSnapshot: async (_group, msg, { path }) => {
         if (life.dead) return NEVER;
-        checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
-        const blob = this.blobs.get(path);
+        if (!life.refounded) checkSentDurable(this.id, this.disk.log, (i) => life.logStore?.termAt(i), msg);
+        const store = life.refounded && life.group !== null ? chunkStoreOf(life.group.snapshots) : null;
+        let blob = this.blobs.get(path);
+        if (store !== null) {
+          blob = [];
+          for await (const c of store.chunks(path)) blob.push(c);
+        }
         if (blob === undefined) fail('ready-contract', `n${this.id}: no snapshot at ${path} to send`);
         return new Promise<boolean>((resolve) => {
           const report = (ok: boolean) => life.whenRunning('snapshot-report', () => resolve(ok));
@@ -490,7 +530,8 @@ export class CacheSimNode {
         nodeId: this.id,
         group: 'cache',
         stayLearner: false,
-        raft: group.group,
+        // The group's Raft group now: a refound replaces it.
+        raft: { applied: () => group.group.applied(), status: () => group.group.status() },
         join: {
           get state() {
             return group.join.state;
@@ -547,11 +588,133 @@ export class CacheSimNode {
         nowMs: () => clock.monotonicMs(),
         sleep: (ms) => new Promise((resolve) => clock.setTimer(resolve, ms)),
         checkCancelled: check,
+        ...(this.host.cacheLoss
+          ? {
+              // HiqliteNode.cacheLeftBehind and cacheMayFound, through cache-refounding.ts.
+              // HiqliteNode.cacheGroupDead.
+              groupDead: async () => {
+                check();
+                const voters = group.group.status().membership.voters;
+                if (voters.length === 0) return false;
+                const { dead } = await votersGoneFromCacheGroup(this.asking(life), voters, {
+                  selfAbstains: abstains(group.join.state, group.group.applied()),
+                });
+                if (!dead || life.dead) return false;
+                await this.refoundHere(life, group, 'join');
+                return true;
+              },
+              leftBehind: async (leader: NodeId) => {
+                check();
+                const a = await this.asking(life).ask(leader);
+                if (life.dead || !leftBehindBy(a, leader, this.id)) return false;
+                await this.refoundHere(life, group, 'join');
+                return true;
+              },
+              ...(this.id === 1
+                ? {
+                    mayFound: async () => {
+                      check();
+                      const proven = await provenNoCacheGroup(this.asking(life), {
+                        deadline: clock.monotonicMs(),
+                        clock,
+                        sleep: (ms) => new Promise((resolve) => clock.setTimer(resolve, ms)),
+                        retryMs: 500,
+                        checkCancelled: check,
+                      });
+                      if (!proven || life.dead) return false;
+                      await this.refoundHere(life, group, 'found');
+                      group.group.campaign();
+                      return true;
+                    },
+                  }
+                : {}),
+            }
+          : {}),
       },
       Number.POSITIVE_INFINITY,
     ).catch((e: unknown) => {
       if (e !== gone && !life.dead) host.failLater(e);
     });
+  }
+
+  /** What this node answers about its cache group (the API port's `leader`; cache-refounding.ts). */
+  answer(): CacheLeaderAnswer {
+    const life = this.life;
+    const g = life?.group ?? null;
+    const running = g !== null && g.running;
+    const st = running ? g.group.status() : undefined;
+    // A memory node that restarted knows it has no state before it opens the group.
+    const abstaining = running && abstains(g.join.state, g.group.applied());
+    return cacheGroupAnswer(
+      st,
+      st?.leaderId ?? null,
+      this.startsFresh(this.incarnation),
+      abstaining,
+      this.id,
+    );
+  }
+
+  /** Whether this node starts life `incarnation` without state of the group, and joins it. */
+  private startsFresh(incarnation: number): boolean {
+    return this.memory && (incarnation > 0 || (this.host.cacheLoss && this.id !== 1));
+  }
+
+  /** How this node asks the others about their cache group (2 s each, across the network). */
+  private asking(life: Life): CacheAsking {
+    return {
+      nodeId: this.id,
+      nodes: this.host.membership.voters,
+      ask: (id) =>
+        this.request<CacheLeaderAnswer>(life, id, 2_000, (t, answer) =>
+          t.whenAlive(() => answer(t.answer())),
+        ).catch(() => null),
+    };
+  }
+
+  /**
+   * Drops this node's state of the group (the product's CacheGroup.refound, as HiqliteNode's
+   * dropCacheState): `found` founds it anew here (node 1), `join` joins the group founded anew.
+   * What the disk held of the group before is gone with it.
+   */
+  private async refoundHere(life: Life, group: CacheGroupType, how: 'join' | 'found'): Promise<void> {
+    if (life.dead) return;
+    this.disk.wipe('all');
+    this.blobs.clear();
+    life.refounded = true;
+    this.host.trace.note(this.host.queue.now, `n${this.id} drops its cache state (${how})`);
+    this.host.onRefound(this.id, how);
+    await group.refound(
+      how === 'found' ? { voters: [this.id], learners: [] } : { voters: [], learners: [] },
+      this.transport(life),
+      joinKind(true, how === 'found'),
+    );
+  }
+
+  /** The product's watchdog of an in-memory group that can elect no leader again (CacheWatchdog). */
+  private startWatchdog(life: Life, group: CacheGroupType, clock: Clock): void {
+    const cfg = this.host.cfg(this.id);
+    life.watchdog = new CacheWatchdog({
+      asking: this.asking(life),
+      clock,
+      electionTimeoutMs: cfg.electionTimeoutMs,
+      watched: () => {
+        if (life.dead || !group.running || group.join.state !== null) return null;
+        const st = group.group.status();
+        return {
+          leaderId: st.leaderId,
+          voters: st.membership.voters,
+          commitIndex: st.commitIndex,
+          lastIndex: st.lastIndex,
+        };
+      },
+      onDead: async () => {
+        if (life.dead) return;
+        await this.refoundHere(life, group, 'join');
+        if (!life.dead) this.runJoin(life, group, clock);
+      },
+      log: QUIET,
+    });
+    life.watchdog.start();
   }
 
   /**

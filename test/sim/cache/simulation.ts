@@ -45,6 +45,13 @@ export type CachePlantedBugName = (typeof CACHE_PLANTED_BUGS)[number];
 
 export interface CacheSimOptions {
   readonly chaosMs?: number;
+  /**
+   * Every node keeps the group in memory and a crash may take a majority at once: the group is
+   * lost and founded anew by the product's re-founding (cache-refounding.ts). What the clients
+   * wrote may be lost by design, so only the counter writes (unchecked); the checks are that no
+   * older group commits once a newer one did (`bootstrap-safety`), identical replicas, liveness.
+   */
+  readonly cacheLoss?: boolean;
   readonly plantedBug?: CachePlantedBugName;
   readonly traceLines?: number;
 }
@@ -73,6 +80,9 @@ export interface CacheRunStats {
   /** Memory nodes added back as learners after a restart, and those whose join completed. */
   joins: number;
   rejoined: number;
+  /** Nodes that dropped their state of a group that lost its majority (cacheLoss), and foundings anew. */
+  dropped: number;
+  refounded: number;
 }
 
 export interface CacheSeedResult {
@@ -123,9 +133,13 @@ interface CacheProfile {
   readonly memoryNodes: readonly NodeId[];
   /** `cache_lock_wait_lease_ms`: a waiter of a crashed node is passed over once it ran out. */
   readonly lockWaitLeaseMs: number;
+  /** CacheSimOptions.cacheLoss. */
+  readonly cacheLoss: boolean;
 }
 
 const CHAOS_MS_DEFAULT = 4_000;
+/** With cacheLoss: long enough for several groups lost and founded anew (each takes seconds). */
+const CHAOS_MS_LOSS_DEFAULT = 20_000;
 const LIVENESS_MS = 30_000;
 const EVENTS_MAX = 5_000_000;
 const QUEUE_MAX = 500_000;
@@ -151,7 +165,7 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
   const bug = o.plantedBug;
   const profile = {
     nodeIds,
-    chaosUs: (o.chaosMs ?? CHAOS_MS_DEFAULT) * 1000,
+    chaosUs: (o.chaosMs ?? (o.cacheLoss === true ? CHAOS_MS_LOSS_DEFAULT : CHAOS_MS_DEFAULT)) * 1000,
     livenessUs: LIVENESS_MS * 1000,
     network: {
       dropRate: rng.pick([0, 0, 0.01, 0.05]),
@@ -190,13 +204,14 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
   // At least three election timeouts (config-resolve.ts); drawn last, so that the other draws
   // of a seed stay what they were.
   const lockWaitLeaseMs = Math.max(3 * profile.electionTimeoutMs, rng.pick([300, 1_000, 10_000]));
-  return { ...profile, lockWaitLeaseMs };
+  const cacheLoss = o.cacheLoss === true;
+  return { ...profile, lockWaitLeaseMs, cacheLoss, ...(cacheLoss ? { memoryNodes: nodeIds } : {}) };
 }
 
 function describeProfile(p: CacheProfile): string {
   const offsets = p.clocks.map((c) => c.offsetMs).join('/');
   const rates = p.clocks.map((c) => c.rate.toFixed(4)).join('/');
-  return `${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms waitLease=${p.lockWaitLeaseMs}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
+  return `${p.cacheLoss ? 'loss ' : ''}${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms waitLease=${p.lockWaitLeaseMs}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
 }
 
 export function runCacheSeed(seed: number, options: CacheSimOptions = {}): Promise<CacheSeedResult> {
@@ -296,7 +311,12 @@ class CacheSimulation {
     unknownOutcomes: 0,
     joins: 0,
     rejoined: 0,
+    dropped: 0,
+    refounded: 0,
   };
+  /** cacheLoss: per founding of the group (its founding time), when a leader of it last committed. */
+  private readonly foundings = new Map<number, { firstCommitUs: number; lastCommitUs: number }>();
+  private readonly leaderCommits = new Map<string, number>();
 
   constructor(
     readonly seed: number,
@@ -327,6 +347,11 @@ class CacheSimulation {
       tornWriteRate: p.tornWriteRate,
       plantedBugs: p.plantedBugs,
       node: (id: NodeId) => this.nodes.get(id),
+      cacheLoss: this.profile.cacheLoss,
+      onRefound: (_id: NodeId, how: 'join' | 'found') => {
+        if (how === 'found') this.stats.refounded++;
+        else this.stats.dropped++;
+      },
       onJoin: (what: 'added' | 'rejoined') => {
         if (what === 'added') this.stats.joins++;
         else this.stats.rejoined++;
@@ -412,11 +437,37 @@ class CacheSimulation {
     for (const n of this.nodes.values()) {
       const st = n.group?.running === true ? n.group.group.status() : null;
       if (st?.role !== 'leader') continue;
+      if (this.profile.cacheLoss) this.observeFounding(n, st.term, st.commitIndex);
       const k = `${n.id}/${st.term}`;
       if (this.leadersSeen.has(k)) continue;
       this.leadersSeen.add(k);
       this.stats.leaders++;
       this.trace.note(this.queue.now, `n${n.id} leader term=${st.term} commit=${st.commitIndex}`);
+    }
+  }
+
+  /**
+   * cacheLoss: a group founded anew while another node still held the one before would be two
+   * groups at once (two holders of one lock, two answers to one read). Once a leader of a newer
+   * founding committed, no leader of an older one may commit again: it lost its majority for good.
+   */
+  private observeFounding(n: CacheSimNode, term: number, commitIndex: number): void {
+    const founded = Math.floor((n.group as CacheGroup).sm.tokenFloor() / 1000);
+    if (founded === 0) return;
+    const key = `${n.id}/${term}/${founded}`;
+    const before = this.leaderCommits.get(key);
+    this.leaderCommits.set(key, commitIndex);
+    if (before === undefined || commitIndex <= before) return;
+    const now = this.queue.now;
+    const f = this.foundings.get(founded);
+    if (f === undefined) this.foundings.set(founded, { firstCommitUs: now, lastCommitUs: now });
+    else f.lastCommitUs = now;
+    for (const [other, g] of this.foundings) {
+      if (other > founded && g.firstCommitUs < now)
+        fail(
+          'bootstrap-safety',
+          `n${n.id}, leader of the cache group founded at ${founded} (term ${term}), committed ${commitIndex} after a group founded at ${other} had committed (${fmt(g.firstCommitUs)})`,
+        );
     }
   }
 
@@ -478,6 +529,17 @@ class CacheSimulation {
       const up = all.filter((n) => n.alive);
       if (up.length < 2) return;
       const n = rng.pick(up);
+      if (p.cacheLoss) {
+        // Often a majority at once: the group is lost and founded anew.
+        const victims = rng.chance(0.35) ? [n, rng.pick(up.filter((o) => o !== n))] : [n];
+        for (const v of victims) {
+          this.crashNode(v, rng.chance(0.5) ? 'power' : 'process');
+          this.queue.after(rng.int(20_000, 600_000), 'restart', v.id, () => {
+            if (this.chaos) v.start();
+          });
+        }
+        return;
+      }
       // A memory node loses everything: only while every other node is up and a member (no
       // join in progress), so a majority always holds what was committed.
       if (n.memory && all.some((o) => o !== n && (o.group === null || o.joining))) return;
@@ -533,11 +595,16 @@ class CacheSimulation {
     let clientNo = 0;
     for (const n of this.nodes.values()) {
       // One on the node's own lock waiters, one through the client API (renewals, `lost`).
+      if (this.profile.cacheLoss) {
+        this.spawn(`counter${n.id}`, () => this.counterClient(n, rng.fork()));
+        continue;
+      }
       this.spawn(`lock${++clientNo}`, (name) => this.lockClient(n, name, rng.fork()));
       this.spawn(`lock${++clientNo}`, (name) => this.apiLockClient(n, name, rng.fork()));
       this.spawn(`counter${n.id}`, () => this.counterClient(n, rng.fork()));
       this.spawn(`listen${n.id}`, () => this.listenClient(n, rng.fork()));
     }
+    if (this.profile.cacheLoss) return;
     this.spawn('take', () => this.takeClient(rng.fork()));
     this.spawn('notify', () => this.notifyClient(rng.fork()));
     this.spawn('ttl', () => this.ttlClient(rng.fork()));
@@ -723,7 +790,8 @@ class CacheSimulation {
 
   private async counterClient(n: CacheSimNode, rng: Random): Promise<void> {
     while (this.chaos) {
-      if (rng.chance(0.3)) {
+      // With cacheLoss what was acknowledged may be lost with the group: not checked.
+      if (!this.profile.cacheLoss && rng.chance(0.3)) {
         if (!(await this.linearizableCount(n))) return;
         continue;
       }
@@ -936,6 +1004,10 @@ class CacheSimulation {
 
   private async finalChecks(): Promise<void> {
     for (const n of this.nodes.values()) this.stats.waitGrantsChecked += n.waitGrantsChecked;
+    if (this.profile.cacheLoss) {
+      await this.checkReplicas();
+      return;
+    }
     this.checkLocks();
     this.checkCounters();
     await this.checkReplicas();
