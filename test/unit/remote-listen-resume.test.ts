@@ -9,6 +9,7 @@ import type { ClusterLink } from '../../src/client/cluster-link.js';
 import { RemoteCacheOps } from '../../src/client/remote-cache.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import type { ApiPush } from '../../src/protocol/cache-api-codec.js';
+import { TEST_REMOTE_CACHE_OPTIONS } from '../support/remote-cache-options.js';
 
 test('a resume refused as an unknown seq ends the listener with HQL_LAGGED, retryable', async () => {
   const opens: Array<number | undefined> = [];
@@ -39,12 +40,7 @@ test('a resume refused as an unknown seq ends the listener with HQL_LAGGED, retr
     keepConnectedWhile: () => {},
     cacheTokenFloor: () => 0,
   } as unknown as ClusterLink;
-  const ops = new RemoteCacheOps(link, {
-    writesMax: 4,
-    listenBufferMax: 16,
-    listenBufferBytesMax: 1 << 20,
-    listenResumeTimeoutMs: 1_000,
-  });
+  const ops = new RemoteCacheOps(link, TEST_REMOTE_CACHE_OPTIONS);
   const source = ops.cacheListen('c');
   const first = await source.next();
   assert.equal(first.kind, 'notification');

@@ -13,6 +13,7 @@ import { RemoteCacheOps } from '../../src/client/remote-cache.js';
 import { HiqliteError } from '../../src/lib/errors.js';
 import { API_EVENT_CACHE_TOKEN_FLOOR, type ApiEvent } from '../../src/protocol/api-codec.js';
 import { ManualClock } from '../support/manual-clock.js';
+import { TEST_REMOTE_CACHE_OPTIONS } from '../support/remote-cache-options.js';
 
 const LEASE_MS = 60_000;
 
@@ -45,12 +46,7 @@ test('a token floor above a held lock loses it at once; locks at or above it are
       return { index: 1, result: { ok: true, value: { type: 'lockRelease', released: true } } };
     },
   } as unknown as ClusterLink;
-  const ops = new RemoteCacheOps(link, {
-    writesMax: 4,
-    listenBufferMax: 16,
-    listenBufferBytesMax: 1 << 20,
-    listenResumeTimeoutMs: 1_000,
-  });
+  const ops = new RemoteCacheOps(link, TEST_REMOTE_CACHE_OPTIONS);
   const api = new CacheApi(ops, clock);
   const tell = (f: number) => {
     floor = f;
