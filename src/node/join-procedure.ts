@@ -90,7 +90,9 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
   // A joining node's own view of the membership is not to be trusted until it has applied the
   // entry that (re-)added it: a snapshot it installs on the way may predate its removal. A
   // join a restart interrupted goes on from the entry that added this node, or joins again.
-  let joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+  // After a drop (the join starts over), the join record says it again.
+  const recorded = (): LogIndex | null => (p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt);
+  let joinedAt = recorded();
   // After a failed request, ask the others who leads instead of trusting the group's own view:
   // a node the leader removed (the first half of re-adding it) hears from no leader any more,
   // and would ask its last one forever (found by the simulator, seed 782 of 200..1199).
@@ -129,7 +131,7 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
       (joinedAt !== null || holdsGroupState(p.raft)) &&
       (await p.groupDead())
     ) {
-      joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+      joinedAt = recorded();
       askOthers = false;
       continue;
     }
@@ -148,7 +150,7 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
         (joinedAt !== null && p.raft.status().leaderId === null && ++leaderlessRounds % 3 === 0)) &&
       (await p.leftBehind(leader))
     ) {
-      joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+      joinedAt = recorded();
       askOthers = false;
       continue;
     }
@@ -175,7 +177,7 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
           p.leftBehind !== undefined &&
           (await p.leftBehind(leader))
         ) {
-          joinedAt = p.join.state === null ? (0 as LogIndex) : p.join.state.joinedAt;
+          joinedAt = recorded();
           askOthers = false;
           continue;
         }

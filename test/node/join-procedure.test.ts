@@ -234,6 +234,93 @@ describe('the join procedure', () => {
     assert.deepEqual(w.asked, [], 'it asked itself nothing');
   });
 
+  test('a copy of a dead group and no leader anywhere: every third round it asks whether the group is dead, drops its copy and joins anew', async () => {
+    // Found by the cache simulator (--cache-loss seed 193): learners of a group whose only voter
+    // restarted waited for it for ever.
+    let now = 0;
+    let state: JoiningState | null = { joinedAt: 6 as LogIndex };
+    let applied = 6 as LogIndex;
+    let membership: Membership = { voters: [1] as NodeId[], learners: [ME] };
+    let leader: NodeId | null = null;
+    const asked: JoinRequest['op'][] = [];
+    let deadAsks = 0;
+    const p: JoinProcedure = {
+      nodeId: ME,
+      group: 'cache',
+      stayLearner: false,
+      raft: { applied: () => applied, status: () => ({ leaderId: null, membership }) },
+      join: {
+        get state() {
+          return state;
+        },
+        added: async (i) => {
+          state = { joinedAt: i };
+        },
+        complete: async () => {
+          state = null;
+        },
+      },
+      request: async (_leader, req) => {
+        asked.push(req.op);
+        if (req.op === 'join') return 3 as LogIndex;
+        membership = { voters: [1, ME] as NodeId[], learners: [] };
+        return null;
+      },
+      findLeader: async () => leader,
+      nowMs: () => now,
+      sleep: async (ms) => {
+        now += ms;
+        if (asked.includes('join') && applied < 3) {
+          applied = 3 as LogIndex;
+          membership = { voters: [1] as NodeId[], learners: [ME] };
+        }
+      },
+      checkCancelled: () => {},
+      groupDead: async () => {
+        deadAsks++;
+        // What the node does: drops its copy (a fresh join record, nothing applied); node 1
+        // founds the group anew meanwhile.
+        state = { joinedAt: null };
+        applied = 0 as LogIndex;
+        membership = { voters: [], learners: [] };
+        leader = 1 as NodeId;
+        return true;
+      },
+    };
+    await joinGroup(p, 60_000);
+    assert.equal(deadAsks, 1, 'asked once, then joined the group founded anew');
+    assert.deepEqual(asked, ['join', 'promote']);
+    assert.equal(state, null, 'the join completed');
+  });
+
+  test('a copy sent while its join waited: before it asks to join, it checks the leader lists it (left behind otherwise)', async () => {
+    // Found by the cache simulator (--cache-loss seed 39): the new group's log conflicted with
+    // what the copy held as committed, and the node stopped.
+    const w = world({ joinedAt: null });
+    const checked: NodeId[] = [];
+    await joinGroup(
+      {
+        ...w.p,
+        raft: {
+          applied: () => (w.asked.includes('join') ? (10 as LogIndex) : (3 as LogIndex)),
+          status: () => ({
+            leaderId: 1 as NodeId,
+            membership: w.asked.includes('join')
+              ? w.membership()
+              : { voters: [1, 2, ME] as NodeId[], learners: [] },
+          }),
+        },
+        leftBehind: async (leader) => {
+          checked.push(leader);
+          return false;
+        },
+      },
+      60_000,
+    );
+    assert.deepEqual(checked, [1], 'checked once, before its join');
+    assert.deepEqual(w.record, ['added 10', 'complete']);
+  });
+
   test('left behind: its join waits on a group that hears no leader while the leader the others name does not list it: it drops its state (leftBehind) and joins that group', async () => {
     // Found by the fault suite: node 2, restarted while the old leader re-added it to an
     // in-memory cache group, kept waiting for that group's entry (index 50) after the group died
