@@ -78,6 +78,67 @@ function world(initial: JoiningState | null, o: { stayLearner?: boolean; applied
   };
 }
 
+/**
+ * Node 3 holding (or waiting for) a copy of a dead group, and a new group led by node 1 that adds
+ * it at index 3 and promotes it when asked: its mutable state, and a procedure without the hooks
+ * (each test adds the one it checks, and what the node does when it drops its copy: `drop()`).
+ */
+function rejoiner(o: {
+  joinedAt: LogIndex;
+  applied: LogIndex;
+  membership: Membership;
+  leader: () => NodeId | null;
+}) {
+  const r = {
+    now: 0,
+    state: { joinedAt: o.joinedAt } as JoiningState | null,
+    applied: o.applied,
+    membership: o.membership,
+    asked: [] as JoinRequest['op'][],
+    /** What the node does when it drops its copy: a fresh join record, nothing applied or known. */
+    drop: () => {
+      r.state = { joinedAt: null };
+      r.applied = 0 as LogIndex;
+      r.membership = { voters: [], learners: [] };
+    },
+  };
+  const p: JoinProcedure = {
+    nodeId: ME,
+    group: 'cache',
+    stayLearner: false,
+    raft: { applied: () => r.applied, status: () => ({ leaderId: o.leader(), membership: r.membership }) },
+    join: {
+      get state() {
+        return r.state;
+      },
+      added: async (i) => {
+        r.state = { joinedAt: i };
+      },
+      complete: async () => {
+        r.state = null;
+      },
+    },
+    request: async (_leader, req) => {
+      r.asked.push(req.op);
+      if (req.op === 'join') return 3 as LogIndex;
+      r.membership = { voters: [1, ME] as NodeId[], learners: [] };
+      return null;
+    },
+    findLeader: async () => 1 as NodeId,
+    nowMs: () => r.now,
+    sleep: async (ms) => {
+      r.now += ms;
+      // The new leader's entries arrive: the one that added it.
+      if (r.asked.includes('join') && r.applied < 3) {
+        r.applied = 3 as LogIndex;
+        r.membership = { voters: [1] as NodeId[], learners: [ME] };
+      }
+    },
+    checkCancelled: () => {},
+  };
+  return { r, p };
+}
+
 describe('the join procedure', () => {
   test('a new node asks to join, records the entry that added it, is promoted once it applied it', async () => {
     const w = world({ joinedAt: null });
@@ -237,60 +298,30 @@ describe('the join procedure', () => {
   test('a copy of a dead group and no leader anywhere: every third round it asks whether the group is dead, drops its copy and joins anew', async () => {
     // Found by the cache simulator (--cache-loss seed 193): learners of a group whose only voter
     // restarted waited for it for ever.
-    let now = 0;
-    let state: JoiningState | null = { joinedAt: 6 as LogIndex };
-    let applied = 6 as LogIndex;
-    let membership: Membership = { voters: [1] as NodeId[], learners: [ME] };
     let leader: NodeId | null = null;
-    const asked: JoinRequest['op'][] = [];
+    const { r, p } = rejoiner({
+      joinedAt: 6 as LogIndex,
+      applied: 6 as LogIndex,
+      membership: { voters: [1] as NodeId[], learners: [ME] },
+      leader: () => null,
+    });
     let deadAsks = 0;
-    const p: JoinProcedure = {
-      nodeId: ME,
-      group: 'cache',
-      stayLearner: false,
-      raft: { applied: () => applied, status: () => ({ leaderId: null, membership }) },
-      join: {
-        get state() {
-          return state;
-        },
-        added: async (i) => {
-          state = { joinedAt: i };
-        },
-        complete: async () => {
-          state = null;
+    await joinGroup(
+      {
+        ...p,
+        findLeader: async () => leader,
+        groupDead: async () => {
+          deadAsks++;
+          r.drop();
+          leader = 1 as NodeId; // node 1 founds the group anew meanwhile
+          return true;
         },
       },
-      request: async (_leader, req) => {
-        asked.push(req.op);
-        if (req.op === 'join') return 3 as LogIndex;
-        membership = { voters: [1, ME] as NodeId[], learners: [] };
-        return null;
-      },
-      findLeader: async () => leader,
-      nowMs: () => now,
-      sleep: async (ms) => {
-        now += ms;
-        if (asked.includes('join') && applied < 3) {
-          applied = 3 as LogIndex;
-          membership = { voters: [1] as NodeId[], learners: [ME] };
-        }
-      },
-      checkCancelled: () => {},
-      groupDead: async () => {
-        deadAsks++;
-        // What the node does: drops its copy (a fresh join record, nothing applied); node 1
-        // founds the group anew meanwhile.
-        state = { joinedAt: null };
-        applied = 0 as LogIndex;
-        membership = { voters: [], learners: [] };
-        leader = 1 as NodeId;
-        return true;
-      },
-    };
-    await joinGroup(p, 60_000);
+      60_000,
+    );
     assert.equal(deadAsks, 1, 'asked once, then joined the group founded anew');
-    assert.deepEqual(asked, ['join', 'promote']);
-    assert.equal(state, null, 'the join completed');
+    assert.deepEqual(r.asked, ['join', 'promote']);
+    assert.equal(r.state, null, 'the join completed');
   });
 
   test('a copy sent while its join waited: before it asks to join, it checks the leader lists it (left behind otherwise)', async () => {
@@ -325,67 +356,36 @@ describe('the join procedure', () => {
     // Found by the fault suite: node 2, restarted while the old leader re-added it to an
     // in-memory cache group, kept waiting for that group's entry (index 50) after the group died
     // and node 1 founded a new one, until its start timed out.
-    let now = 0;
-    let state: JoiningState | null = { joinedAt: 50 as LogIndex };
-    let applied = 0 as LogIndex;
-    let membership: Membership = { voters: [], learners: [] };
-    const asked: JoinRequest['op'][] = [];
+    const { r, p: base } = rejoiner({
+      joinedAt: 50 as LogIndex,
+      applied: 0 as LogIndex,
+      membership: { voters: [], learners: [] },
+      // It hears the new leader only once that one added it.
+      leader: () => (r.asked.includes('join') ? (1 as NodeId) : null),
+    });
     let drops = 0;
     const p: JoinProcedure = {
-      nodeId: ME,
-      group: 'cache',
-      stayLearner: false,
-      raft: {
-        applied: () => applied,
-        // It hears the new leader only once that one added it.
-        status: () => ({ leaderId: asked.includes('join') ? (1 as NodeId) : null, membership }),
-      },
-      join: {
-        get state() {
-          return state;
-        },
-        added: async (i) => {
-          state = { joinedAt: i };
-        },
-        complete: async () => {
-          state = null;
-        },
-      },
-      request: async (_leader, req) => {
-        asked.push(req.op);
-        if (req.op === 'join') return 3 as LogIndex;
-        membership = { voters: [1, ME] as NodeId[], learners: [] };
-        return null;
-      },
-      findLeader: async () => 1 as NodeId,
-      nowMs: () => now,
-      sleep: async (ms) => {
-        now += ms;
-        if (asked.includes('join') && applied < 3) {
-          applied = 3 as LogIndex;
-          membership = { voters: [1] as NodeId[], learners: [ME] };
-        }
-      },
-      checkCancelled: () => {},
+      ...base,
       leftBehind: async (leader) => {
         assert.equal(leader, 1);
         drops++;
         // What the node does: drops its state; a fresh join record, no join asked yet.
-        state = { joinedAt: null };
+        r.state = { joinedAt: null };
         return true;
       },
     };
     await joinGroup(p, 60_000);
     assert.equal(drops, 1, 'dropped its state once');
-    assert.deepEqual(asked, ['join', 'promote']);
-    assert.equal(state, null, 'the join completed');
-    assert.deepEqual(membership.voters, [1, ME]);
+    assert.deepEqual(r.asked, ['join', 'promote']);
+    assert.equal(r.state, null, 'the join completed');
+    assert.deepEqual(r.membership.voters, [1, ME]);
     // Without the hook it waits on the dead group's entry until its deadline.
-    state = { joinedAt: 50 as LogIndex };
-    applied = 0 as LogIndex;
-    asked.length = 0;
+    r.state = { joinedAt: 50 as LogIndex };
+    r.applied = 0 as LogIndex;
+    r.membership = { voters: [], learners: [] };
+    r.asked.length = 0;
     const { leftBehind: _, ...without } = p;
     await assert.rejects(joinGroup(without, 10_000), { code: 'HQL_TIMEOUT' });
-    assert.deepEqual(asked, [], 'never asked to join the group that does not list it');
+    assert.deepEqual(r.asked, [], 'never asked to join the group that does not list it');
   });
 });
