@@ -186,7 +186,7 @@ export class ClusterLink {
 
   /**
    * While `holds()` (the client holds locks), a connection to a node that closes is opened again
-   * `reconnectAfterCloseMs` later rather than at the next call: the node reached says its token
+   * RECONNECT_AFTER_CLOSE_MS later rather than at the next call: the node reached says its token
    * floor at connect, so a node restarted into a cache group founded anew tells the client soon
    * that its locks are gone (else it learned at its next renewal, a third of the lease later).
    * One reconnection at a time, within the link's request deadline; none once close() began.

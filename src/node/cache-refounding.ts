@@ -33,11 +33,14 @@ export interface CacheAsking {
  */
 export function cacheGroupAnswer(
   status: { readonly membership: Membership } | undefined,
-  leaderId: NodeId | null,
-  freshWhileClosed: boolean,
-  abstains: boolean,
-  me: NodeId,
+  o: {
+    readonly me: NodeId;
+    readonly leaderId: NodeId | null;
+    readonly freshWhileClosed: boolean;
+    readonly abstains: boolean;
+  },
 ): Required<CacheLeaderAnswer> {
+  const { me, leaderId, freshWhileClosed, abstains } = o;
   return {
     leaderId,
     abstains,

@@ -1456,13 +1456,12 @@ export class HiqliteNode {
             // Its voters and learners too, so that a watchdog of a voter cut off from the leader
             // can tell this group (which lists it: it must wait) from one founded anew without it
             // (cache-refounding.ts).
-            ...cacheGroupAnswer(
-              c,
+            ...cacheGroupAnswer(c, {
+              me: this.cfg.nodeId,
               leaderId,
-              this.cache?.fresh === true,
-              c !== undefined && abstains(this.cache.join.state, this.cache.group.applied()),
-              this.cfg.nodeId,
-            ),
+              freshWhileClosed: this.cache?.fresh === true,
+              abstains: c !== undefined && abstains(this.cache.join.state, this.cache.group.applied()),
+            }),
             joining: this.joining.has('cache'),
             leaderApi:
               leaderId === null ? null : (this.cfg.nodes.find((n) => n.id === leaderId)?.addrApi ?? null),

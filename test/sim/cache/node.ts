@@ -645,13 +645,12 @@ export class CacheSimNode {
     const st = running ? g.group.status() : undefined;
     // A memory node that restarted knows it has no state before it opens the group.
     const abstaining = running && abstains(g.join.state, g.group.applied());
-    return cacheGroupAnswer(
-      st,
-      st?.leaderId ?? null,
-      this.startsFresh(this.incarnation),
-      abstaining,
-      this.id,
-    );
+    return cacheGroupAnswer(st, {
+      me: this.id,
+      leaderId: st?.leaderId ?? null,
+      freshWhileClosed: this.startsFresh(this.incarnation),
+      abstains: abstaining,
+    });
   }
 
   /** Whether this node starts life `incarnation` without state of the group, and joins it. */
