@@ -99,7 +99,9 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
   let askOthers = false;
   /** Rounds in which a leader was found only by asking the others (leftBehind). */
   let leaderlessRounds = 0;
-  for (let attempt = 0; ; attempt++) {
+  /** Rounds since the last request that moved the join on (its pause grows with them, to 1 s). */
+  let idleRounds = 0;
+  for (let attempt = 0; ; attempt++, idleRounds++) {
     if (joinedAt !== null && p.raft.applied() >= joinedAt) {
       const m = p.raft.status().membership;
       if (m.voters.includes(me) || (m.learners.includes(me) && p.stayLearner)) {
@@ -123,11 +125,11 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
     // Asking the others takes time: a start cancelled meanwhile sends nothing more.
     p.checkCancelled();
     // Every few rounds without a leader (each asks every node: not on every round).
-    if (leader === null && p.mayFound !== undefined && attempt % 3 === 2 && (await p.mayFound())) return;
+    if (leader === null && p.mayFound !== undefined && attempt >= 2 && (await p.mayFound())) return;
     if (
       leader === null &&
       p.groupDead !== undefined &&
-      attempt % 3 === 2 &&
+      attempt >= 2 &&
       (joinedAt !== null || holdsGroupState(p.raft)) &&
       (await p.groupDead())
     ) {
@@ -162,9 +164,11 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
           if (index !== null) {
             joinedAt = index;
             await p.join.added(index);
+            idleRounds = 0;
           }
         } else if (learner && p.raft.applied() >= joinedAt) {
           await p.request(leader, { op: 'promote' }, JOIN_REQUEST_TIMEOUT_MS);
+          idleRounds = 0;
         }
         askOthers = false;
       } catch (e) {
@@ -189,7 +193,9 @@ export async function joinGroup(p: JoinProcedure, timeoutMs: number): Promise<vo
         askOthers = true;
       }
     }
-    await p.sleep(Math.min(1000, 100 * (attempt + 1)));
+    // After a step forward the next comes soon (the promote once caught up, then the check that
+    // it is a voter): a node taken in by a group founded anew waited up to 1 s for each.
+    await p.sleep(Math.min(1000, 100 * (idleRounds + 1)));
   }
 }
 

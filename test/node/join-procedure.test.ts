@@ -162,6 +162,36 @@ describe('the join procedure', () => {
     assert.deepEqual(w.record, ['added 10', 'complete']);
   });
 
+  test('after rounds without a leader, a step forward is followed soon: promote and completion do not wait 1 s each', async () => {
+    // A node taken in by a cache group founded anew after a long wait: each next step waited
+    // the full pause of a long search (1 s).
+    const w = world({ joinedAt: null });
+    let rounds = 0;
+    const pauses: number[] = [];
+    const found = () => rounds > 15;
+    const p: JoinProcedure = {
+      ...w.p,
+      raft: {
+        applied: w.p.raft.applied,
+        status: () => ({ leaderId: found() ? (1 as NodeId) : null, membership: w.membership() }),
+      },
+      findLeader: async () => (found() ? (1 as NodeId) : null),
+      sleep: async (ms) => {
+        rounds++;
+        if (w.asked.length > 0) pauses.push(ms);
+        await w.p.sleep(ms);
+      },
+    };
+    await joinGroup(p, 120_000);
+    assert.deepEqual(w.asked, ['join', 'promote']);
+    assert.deepEqual(w.record, ['added 10', 'complete']);
+    assert.ok(pauses.length >= 2, `pauses after the join: ${pauses.join(', ')}`);
+    assert.ok(
+      pauses.every((ms) => ms <= 200),
+      `pauses after the join: ${pauses.join(', ')} ms (the search's pause was 1000 ms)`,
+    );
+  });
+
   test('a retryable refusal is retried; one that is not ends the procedure with it', async () => {
     const w = world({ joinedAt: null });
     w.fail(new HiqliteError('HQL_NOT_LEADER', 'moved', { retryable: true }));
@@ -246,7 +276,7 @@ describe('the join procedure', () => {
     assert.deepEqual(w.asked, []);
   });
 
-  test('no leader anywhere: every third round it asks whether it may found the group, and ends the join once it did', async () => {
+  test('no leader anywhere: from its third round on it asks whether it may found the group, and ends the join once it did', async () => {
     const w = world({ joinedAt: null });
     let asks = 0;
     const p: JoinProcedure = {
@@ -295,7 +325,7 @@ describe('the join procedure', () => {
     assert.deepEqual(w.asked, [], 'it asked itself nothing');
   });
 
-  test('a copy of a dead group and no leader anywhere: every third round it asks whether the group is dead, drops its copy and joins anew', async () => {
+  test('a copy of a dead group and no leader anywhere: from its third round on it asks whether the group is dead, drops its copy and joins anew', async () => {
     // Found by the cache simulator (--cache-loss seed 193): learners of a group whose only voter
     // restarted waited for it for ever.
     let leader: NodeId | null = null;

@@ -1,7 +1,7 @@
 /**
  * The watchdog of a cache group kept in memory (src/node/cache-refounding.ts CacheWatchdog), on a
  * manual clock with answers given: a voter without a leader, or a leader that commits nothing
- * while entries wait, asks the other voters after 5 election timeouts, and drops its state only
+ * while entries wait, asks the other voters after 2 election timeouts, and drops its state only
  * when those gone from the group leave too few for a majority, in two checks in a row; a leader
  * that commits, or a group whose voters still hold it, is left alone.
  */
@@ -13,7 +13,7 @@ import type { CacheLeaderAnswer } from '../../src/node/cache-voter-answer.js';
 import type { NodeId } from '../../src/raft/types.js';
 import { ManualClock } from '../support/manual-clock.js';
 
-const ELECTION_MS = 200; // checks every 1 s, acts after 1 s without a leader
+const ELECTION_MS = 200; // checks every 500 ms (its floor), asks after 400 ms without a leader
 const VOTERS = [1, 2] as NodeId[];
 
 function watchdog(
@@ -42,9 +42,10 @@ function watchdog(
     log: { warn: () => {} },
   });
   w.start();
-  const run = async (checks: number) => {
-    for (let i = 0; i < checks; i++) {
-      clock.advance(1000);
+  /** Advances the clock by `seconds` (1 s steps, or one step of a fraction). */
+  const run = async (seconds: number) => {
+    for (let i = 0; i < Math.ceil(seconds); i++) {
+      clock.advance(Math.min(1, seconds) * 1000);
       for (let t = 0; t < 5; t++) await Promise.resolve();
     }
   };
@@ -87,4 +88,17 @@ test('a voter without a leader whose group its other voter still holds keeps its
   await gone.run(8);
   assert.equal(gone.dead() >= 1, true);
   gone.w.stop();
+});
+
+test('a group dead for good is dropped within 2 election timeouts without a leader and two checks an election timeout apart', async () => {
+  // 15-20 s after a majority was killed with the default timings (5 election timeouts, then
+  // checks 2 apart), measured from outside; the answers decide, not the wait.
+  const d = watchdog(() => ({ leaderId: null, commitIndex: 5, lastIndex: 5 }), GONE);
+  let elapsed = 0;
+  for (; elapsed < 10_000 && d.dead() === 0; elapsed += 100) await d.run(0.1);
+  assert.equal(d.dead(), 1);
+  // First check at 500 ms (leaderless from then), asks at 1000 ms (400 ms on), confirms at 1500.
+  assert.ok(elapsed <= 1600, `dropped after ${elapsed} ms (election timeout ${ELECTION_MS} ms)`);
+  assert.ok(elapsed >= 1000, `dropped after ${elapsed} ms: before two checks`);
+  d.w.stop();
 });
