@@ -354,7 +354,7 @@ export class ClusterLink {
       try {
         // An abort ends a wait for a connection at once (nothing was sent for this attempt).
         const { addr, link } = await raceAbort(
-          this.connection(o.route, groupOf(body)),
+          this.connectionBy(deadline, o.route, groupOf(body)),
           o.signal,
           callerWentAway,
         );
@@ -455,7 +455,7 @@ export class ClusterLink {
       if (o.signal?.aborted === true) throw callerWentAway();
       let addr: string | null = null;
       try {
-        const any = await raceAbort(this.connection('any'), o.signal, callerWentAway);
+        const any = await raceAbort(this.connectionBy(deadline, 'any'), o.signal, callerWentAway);
         addr = any.addr;
         const conn = any.link.conn;
         const sent = conn.listen(
@@ -513,6 +513,46 @@ export class ClusterLink {
   private avoid(addr: string): void {
     if (this.anyAddr === addr) this.anyAddr = null;
     for (const [group, leader] of this.leaderAddrs) if (leader === addr) this.leaderAddrs.delete(group);
+  }
+
+  /**
+   * connection() within a call's `deadline` (performance.now()): a node that takes the TCP
+   * connection and never answers its handshake (frozen, or too busy) held a call until
+   * connectTimeoutMs, past the call's own deadline (found from outside: 3 s for a call of 1 s).
+   * The connection attempt goes on for the calls after it (it is shared); this call ends
+   * HQL_UNAVAILABLE, retryable, nothing sent.
+   */
+  private connectionBy(
+    deadline: number,
+    route: LinkRoute,
+    group?: string,
+  ): Promise<{ addr: string; link: NodeLink }> {
+    const leftMs = Math.max(0, deadline - performance.now());
+    const p = this.connection(route, group);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const addr = this.anyAddr;
+        // The calls after this one go to the next node (the connection attempt goes on).
+        this.anyAddr = null;
+        reject(
+          new HiqliteError(
+            'HQL_UNAVAILABLE',
+            `no connection within the call's deadline (${Math.round(leftMs)} ms left)${addr === null ? '' : ` (the node asked: ${addr})`}`,
+            { retryable: true },
+          ),
+        );
+      }, leftMs);
+      p.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 
   /** The connection a request of `route` goes to: the leader's when known and followed, else the "any" node's. */

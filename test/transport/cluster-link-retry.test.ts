@@ -394,3 +394,52 @@ describe('cluster link: a node that refuses connections', () => {
     }
   });
 });
+
+// Found from outside: a node that took the TCP connection and never answered its handshake (a
+// frozen process) held calls of 1 s until the connect timeout, 3 s.
+describe('cluster link: a node that takes the connection and never answers', () => {
+  test('a call ends at its own deadline, HQL_UNAVAILABLE (nothing was sent), not at the connect timeout', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => {
+      sockets.push(s);
+    });
+    await new Promise<void>((r) => silent.listen(0, HOST, r));
+    const link = testLink({
+      nodes: [`${HOST}:${(silent.address() as AddressInfo).port}`],
+      requestTimeoutMs: 500,
+      connectTimeoutMs: 20_000,
+    });
+    try {
+      for (const [body, kind] of [
+        [{ op: 'metrics' }, 'other'],
+        [{ op: 'propose', group: 'sql', data: new Uint8Array([1]) }, 'write'],
+      ] as const) {
+        const started = performance.now();
+        const e = await link
+          .call(body, { kind, route: kind === 'write' ? 'leader' : 'any' })
+          .catch((x: unknown) => x);
+        const tookMs = performance.now() - started;
+        assert.ok(e instanceof HiqliteError, String(e));
+        assert.equal(e.code, 'HQL_UNAVAILABLE', e.message);
+        assert.equal(e.retryable, true);
+        // The deadline kept: far from the connect timeout (20 s), whatever the machine's load.
+        assert.ok(tookMs < 10_000, `${kind} ended after ${Math.round(tookMs)} ms`);
+      }
+      const started = performance.now();
+      const listen = await link
+        .listen(
+          { channel: null },
+          () => {},
+          () => {},
+          { timeoutMs: 500 },
+        )
+        .catch((x: unknown) => x);
+      assert.ok(listen instanceof HiqliteError, String(listen));
+      assert.ok(performance.now() - started < 10_000, 'the listener ended at its deadline');
+    } finally {
+      await link.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+});
