@@ -99,6 +99,7 @@ import { abstains, GroupJoin, joinKind } from './joining-marker.js';
 import { serveJsonRoute } from './json-routes.js';
 import type { ListenStream } from './listen-stream.js';
 import { logLevelFromEnv } from './log-level.js';
+import { noLeaderError } from './no-leader.js';
 import type { BackupInfo, BackupListing, NodeBackups, NodeFeatures } from './node-features.js';
 import { claimNodeId } from './node-id-file.js';
 import { PeerClocks } from './peer-clocks.js';
@@ -1809,15 +1810,7 @@ export class HiqliteNode {
 
   /** No leader is known here: how many voters this node reaches tells a partition from a quorum loss. */
   private noLeaderError(membership: Membership = this.group.membership()): HiqliteError {
-    const { voters } = membership;
-    const connected = this.connectedPeers();
-    const reachable = voters.filter((v) => v === this.cfg.nodeId || connected.has(v)).length;
-    const majority = Math.floor(voters.length / 2) + 1;
-    return new HiqliteError(
-      'HQL_UNAVAILABLE',
-      `no leader: node ${this.cfg.nodeId} reaches ${reachable} of ${voters.length} voters (a leader needs ${majority})`,
-      { retryable: true },
-    );
+    return noLeaderError(this.cfg.nodeId, membership.voters, this.connectedPeers());
   }
 
   /** Waits before retry `attempt`: exponential from 20 ms, at most a heartbeat, never past `deadline`. */
