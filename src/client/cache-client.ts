@@ -448,7 +448,6 @@ const LOCK_REMAINING_MS_MIN = 1;
 export const LOCK_RELEASE_ON_CLOSE_MS = 2_000;
 
 /** The longest delay a Node.js timer holds; a longer one fires after 1 ms. */
-const TIMER_MS_MAX = 2 ** 31 - 1;
 /** A held lock does not keep the process alive (its lease ends in log time when it exits). */
 const UNREF = { keepAlive: false } as const;
 
@@ -610,7 +609,7 @@ export class DistributedLock implements AsyncDisposable {
 
   private scheduleRenewal(remainingMs: number): void {
     // A lease longer than a timer can hold is renewed sooner, not every millisecond.
-    const everyMs = Math.min(TIMER_MS_MAX, Math.max(1, Math.floor(this.#leaseMs / 3)));
+    const everyMs = Math.min(TIMEOUT_MS_MAX, Math.max(1, Math.floor(this.#leaseMs / 3)));
     // Monotonic (a step of the wall clock must not stretch the lease), and counted from when a
     // renewal was sent: the leader renewed it after that, so the lease runs at least this long.
     // The grant's own lease counts from the grant: what it had left when the node answered.

@@ -38,6 +38,7 @@ import {
 } from '../protocol/api-codec.js';
 import { ApiConnection, REMOTE_CLIENT_ID, wasNotProcessed } from '../transport/api-connection.js';
 import { parseApiAddress } from './api-address.js';
+import { TIMEOUT_MS_MAX } from './args.js';
 
 /** Read through a call: TypeScript narrows `signal.aborted` from an earlier check as if it could not change. */
 function isAborted(signal: AbortSignal | undefined): boolean {
@@ -529,6 +530,9 @@ export class ClusterLink {
   ): Promise<{ addr: string; link: NodeLink }> {
     const leftMs = Math.max(0, deadline - performance.now());
     const p = this.connection(route, group);
+    // A call without a deadline (a lock wait without waitMs) waits as connection() does: a timer
+    // beyond 2^31-1 ms fires at once.
+    if (leftMs > TIMEOUT_MS_MAX) return p;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const addr = this.anyAddr;

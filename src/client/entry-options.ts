@@ -12,10 +12,10 @@ import { SECRET_CHARS_MIN } from '../node/config/config-keys.js';
 import type { StartOptions } from '../node/hiqlite-node.js';
 import { PEM_FILE_BYTES_MAX, readFileBounded } from '../transport/bounded-file.js';
 import { caFileProblem } from '../transport/tls-material.js';
+import { TIMEOUT_MS_MAX } from './args.js';
 import type { ConnectOptions } from './remote.js';
 
 /** The longest delay a Node.js timer keeps (longer ones fire at once). */
-const TIMER_MS_MAX = 2 ** 31 - 1;
 
 const CONNECT_KEYS = [
   'nodes',
@@ -90,11 +90,11 @@ export function checkConnectOptions(o: unknown): asserts o is ConnectOptions {
     const problem = pem === null ? null : caFileProblem(pem);
     if (problem !== null) problems.add('tls.caFile', `${tls.caFile as string}: ${problem}`);
   }
-  integer(o, 'requestTimeoutMs', 1, TIMER_MS_MAX, problems);
-  integer(o, 'connectTimeoutMs', 1, TIMER_MS_MAX, problems);
-  integer(o, 'listenResumeTimeoutMs', 0, TIMER_MS_MAX, problems);
-  integer(o, 'keepaliveIntervalMs', 0, TIMER_MS_MAX, problems);
-  integer(o, 'keepaliveTimeoutMs', 1, TIMER_MS_MAX, problems);
+  integer(o, 'requestTimeoutMs', 1, TIMEOUT_MS_MAX, problems);
+  integer(o, 'connectTimeoutMs', 1, TIMEOUT_MS_MAX, problems);
+  integer(o, 'listenResumeTimeoutMs', 0, TIMEOUT_MS_MAX, problems);
+  integer(o, 'keepaliveIntervalMs', 0, TIMEOUT_MS_MAX, problems);
+  integer(o, 'keepaliveTimeoutMs', 1, TIMEOUT_MS_MAX, problems);
   integer(o, 'writesMax', 1, 1_000_000, problems);
   integer(o, 'listenBufferMax', 1, 10_000_000, problems);
   integer(o, 'listenBufferBytesMax', 1, 2 ** 40, problems);
@@ -113,7 +113,7 @@ export function checkStartOptions(o: unknown): asserts o is StartOptions {
   if (o.cacheMirror !== undefined && typeof o.cacheMirror !== 'boolean')
     problems.add('cacheMirror', 'must be true or false');
   if (o.logger !== undefined && !isObject(o.logger)) problems.add('logger', 'must be a pino-style logger');
-  integer(o, 'joinTimeoutMs', 1, TIMER_MS_MAX, problems);
+  integer(o, 'joinTimeoutMs', 1, TIMEOUT_MS_MAX, problems);
   problems.throwIfAny();
 }
 

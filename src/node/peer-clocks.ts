@@ -7,8 +7,8 @@
  * ran an hour ahead ended every TTL and lease running at the time, at once. So every
  * `clock_probe_interval_ms` a node asks each other node's API port for its wall clock (`ping`
  * answers with it), timing the question on its monotonic clock: a peer's clock then is its answer
- * at the middle of the round trip (off by at most half of it), taken no farther from this node's
- * own clock than that uncertainty allows (provenClock), and it is carried forward by the
+ * at the middle of the round trip (off by at most half of it), taken no later than that middle and no
+ * farther from this node's own clock than the uncertainty allows (provenClock), and it is carried forward by the
  * monotonic clock, so a jump of this node's own clock shows at once against the peers'. The best
  * of a peer's last samples (the shortest round trip) is used while it is fresh (three
  * intervals).
@@ -81,19 +81,20 @@ export interface Sample {
 
 /**
  * A peer's clock at `mono` as far as its sample proves: its answer was given somewhere within the
- * round trip, so the peer's clock lies within half the round trip of the sample's middle; this
- * node's own clock `own` is taken where it lies within that (the two cannot be told apart), else
- * the nearest end. A busy peer answers late in the round trip (a node starting up, a stalled event
- * loop): taken at the middle, its clock looked ahead by up to half of it, and two such peers moved
- * the median — log time jumped up to 0.5 s ahead on nodes whose clocks were the same one, ending
- * TTLs and leases that early (found from outside: two of three nodes restarted at once, round trips
- * of 4.7 s). What a sample proves (a clock an hour off, with round trips of milliseconds) counts as
- * before.
+ * round trip, so the peer's clock lies within half the round trip of the sample's middle. A busy
+ * peer answers late in the round trip (a node starting up, a stalled event loop): taken at the
+ * middle, its clock looked ahead by up to half of it, and two such peers moved the median — log
+ * time jumped up to 0.5 s ahead on nodes whose clocks were the same one, ending TTLs and leases
+ * that early (found from outside: two of three nodes restarted at once, round trips of 4.7 s). So
+ * a peer's clock is taken no later than the middle, and where this node's own clock `own` lies
+ * between the earliest it can be (half a round trip before the middle) and the middle, as that
+ * (the two cannot be told apart): never further ahead of the truth than half the round trip, as
+ * before, but no longer ahead of equal clocks. What a sample proves (a clock an hour off, with round
+ * trips of milliseconds) counts as before.
  */
 export function provenClock(s: Sample, mono: number, own: number): number {
   const middle = s.peerWallMs + (mono - s.atMono);
-  const half = s.rttMs / 2;
-  return Math.min(Math.max(own, middle - half), middle + half);
+  return Math.min(Math.max(own, middle - s.rttMs / 2), middle);
 }
 
 export class PeerClocks {

@@ -425,6 +425,25 @@ describe('cluster link: a node that takes the connection and never answers', () 
         // The deadline kept: far from the connect timeout (20 s), whatever the machine's load.
         assert.ok(tookMs < 10_000, `${kind} ended after ${Math.round(tookMs)} ms`);
       }
+      // A call without a deadline (a lock wait without waitMs) waits for the connection as long
+      // as it takes: its timer set to Infinity fired after 1 ms (Node's TimeoutOverflowWarning),
+      // and the call went round its retries, dialling again and again.
+      const warnings: string[] = [];
+      const onWarning = (w: Error) => warnings.push(w.name);
+      process.on('warning', onWarning);
+      const stop = new AbortController();
+      setTimeout(() => stop.abort(), 300);
+      const endless = await link
+        .call(
+          { op: 'metrics' },
+          { kind: 'other', route: 'any', timeoutMs: Number.POSITIVE_INFINITY, signal: stop.signal },
+        )
+        .catch((x: unknown) => x);
+      assert.ok(endless instanceof HiqliteError, String(endless));
+      assert.equal(endless.code, 'HQL_ABORTED', `ended by its signal, not at once: ${endless.message}`);
+      await new Promise((r) => setImmediate(r));
+      process.off('warning', onWarning);
+      assert.deepEqual(warnings, [], 'no timer beyond what a timer holds');
       const started = performance.now();
       const listen = await link
         .listen(
