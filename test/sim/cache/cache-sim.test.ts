@@ -62,23 +62,27 @@ describe('cache group simulation', () => {
     }
   });
 
-  test(`${LOSS_SEEDS} seeds of a group kept in memory that loses its majority: founded anew, never two at once, identical replicas, liveness`, async (t) => {
+  test(`${LOSS_SEEDS} seeds of a group kept in memory that loses its majority: founded anew, never two at once, lock tokens increasing across it, identical replicas, liveness`, async (t) => {
     // The product's re-founding (src/node/cache-refounding.ts and the join procedure) under
     // crashes that take a majority at once; it found six bugs the fault suite met as 120 s
     // starts that timed out (docs/internals/simulator.md, "A majority lost").
     let dropped = 0;
     let refounded = 0;
+    let locksHeld = 0;
     const failures: string[] = [];
     for (let seed = 1; seed <= LOSS_SEEDS; seed++) {
       const r = await runCacheSeed(seed, { cacheLoss: true });
       dropped += r.stats.dropped;
       refounded += r.stats.refounded;
+      locksHeld += r.stats.locksHeld;
       if (r.failure !== null)
         failures.push(
           `seed ${seed}: ${r.failure.checker}: ${r.failure.message.split('\n')[0]}\n    replay: npm run sim:cache -- --seed ${seed} --cache-loss --verbose`,
         );
     }
-    t.diagnostic(`groups founded anew ${refounded}, nodes that dropped a dead group's state ${dropped}`);
+    t.diagnostic(
+      `groups founded anew ${refounded}, nodes that dropped a dead group's state ${dropped}, locks held ${locksHeld}`,
+    );
     assert.equal(
       failures.length,
       0,
@@ -86,6 +90,7 @@ describe('cache group simulation', () => {
     );
     assert.ok(refounded > LOSS_SEEDS / 2, `only ${refounded} groups founded anew`);
     assert.ok(dropped > 0, 'no node dropped the state of a dead group');
+    assert.ok(locksHeld > LOSS_SEEDS, `only ${locksHeld} locks held`);
   });
 
   test('a seed replays exactly: two runs have the same event-trace hash', async () => {
