@@ -541,7 +541,7 @@ export class ClusterLink {
         reject(
           new HiqliteError(
             'HQL_UNAVAILABLE',
-            `no connection within the call's deadline (${Math.round(leftMs)} ms left)${addr === null ? '' : ` (the node asked: ${addr})`}`,
+            `no connection within the call's deadline (waited the ${Math.round(leftMs)} ms it left${addr === null ? '' : ` for ${addr}`}; the next call asks the next node)`,
             { retryable: true },
           ),
         );
