@@ -851,10 +851,21 @@ export class CacheGroup {
     return this.sm.counterGet(counter, key);
   }
 
-  /** One read of this replica; `linearizable` first waits for a ReadIndex round (read_timeout_ms). */
-  read(read: CacheRead, consistency: CacheConsistency = 'local'): CacheReadValue | Promise<CacheReadValue> {
+  /**
+   * One read of this replica; `linearizable` first waits for a ReadIndex round, for
+   * read_timeout_ms or the caller's `timeoutMs` when shorter (a remote client's request: the
+   * node's own answer — no leader, say — reaches it before its deadline, rather than the client's
+   * bare HQL_TIMEOUT; found from outside).
+   */
+  read(
+    read: CacheRead,
+    consistency: CacheConsistency = 'local',
+    timeoutMs?: number,
+  ): CacheReadValue | Promise<CacheReadValue> {
     if (consistency === 'linearizable')
-      return this.readBarrier(this.d.cfg.readTimeoutMs).then(() => this.read(read));
+      return this.readBarrier(Math.min(timeoutMs ?? Number.POSITIVE_INFINITY, this.d.cfg.readTimeoutMs)).then(
+        () => this.read(read),
+      );
     switch (read.type) {
       case 'get':
         return this.get(read.cache, read.key);

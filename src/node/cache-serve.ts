@@ -50,7 +50,7 @@ export async function serveCacheRequest(
     else budgetMs = await clock.waitReady(budgetMs);
   }
   const group = groupOf();
-  if (req.op === 'cacheRead') return group.read(req.read, req.consistency);
+  if (req.op === 'cacheRead') return group.read(req.read, req.consistency, budgetMs);
   let waitMs = req.waitMs;
   if (budgetMs !== undefined) waitMs = Math.min(waitMs ?? budgetMs, Math.floor(budgetMs));
   return group.lock(
