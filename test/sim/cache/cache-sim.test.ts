@@ -12,7 +12,7 @@ import { CACHE_PLANTED_BUGS, type CacheRunStats, huntCacheBug, runCacheSeed } fr
 
 const CI_SEEDS = 200;
 /** Seeds of the cacheLoss mode (about 50 ms each). */
-const LOSS_SEEDS = 200;
+const LOSS_SEEDS = 100;
 /** Seeds tried per planted bug before declaring that the checkers missed it. */
 const HUNT_SEEDS_MAX = 300;
 
