@@ -8,13 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CACHE_PLANTED_BUGS, type CacheRunStats, huntCacheBug, runCacheSeed } from './simulation.js';
+import {
+  CACHE_LOSS_PLANTED_BUGS,
+  CACHE_PLANTED_BUGS,
+  type CacheRunStats,
+  huntCacheBug,
+  runCacheSeed,
+} from './simulation.js';
 
 const CI_SEEDS = 200;
 /** Seeds of the cacheLoss mode (about 50 ms each). */
 const LOSS_SEEDS = 100;
 /** Seeds tried per planted bug before declaring that the checkers missed it. */
 const HUNT_SEEDS_MAX = 300;
+/** Seeds of the majority loss tried per planted founding bug. */
+const LOSS_HUNT_SEEDS_MAX = 150;
 
 describe('cache group simulation', () => {
   test(`${CI_SEEDS} seeds keep lock safety, cache semantics, notification order, identical replicas and liveness`, async (t) => {
@@ -110,6 +118,17 @@ describe('cache group simulation', () => {
       t.diagnostic(
         `${bug}: caught by ${r.caught.failure.checker} at seed ${r.caught.seed} (${r.seedsRun} seeds)`,
       );
+    });
+  }
+
+  // A founding while the group before still lives (two groups at once) is caught when it happens
+  // (checkGroupDead), not only if the old group commits after the new one did.
+  for (const bug of CACHE_LOSS_PLANTED_BUGS) {
+    test(`planted founding bug ${bug} is caught within ${LOSS_HUNT_SEEDS_MAX} seeds of the majority loss`, async (t) => {
+      const r = await huntCacheBug(bug, { seedsMax: LOSS_HUNT_SEEDS_MAX });
+      assert.ok(r.caught?.failure != null, `${bug} escaped ${r.seedsRun} seeds`);
+      assert.equal(r.caught.failure.checker, 'bootstrap-safety');
+      t.diagnostic(`${bug}: caught at seed ${r.caught.seed} (${r.seedsRun} seeds)`);
     });
   }
 });

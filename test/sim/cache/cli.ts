@@ -5,12 +5,15 @@
  * Runs the cache group's deterministic simulation (simulation.ts) over seeds [first, first + N)
  * (or one seed), prints every failure with its seed, checker, recent trace and replay command,
  * then a summary. With --planted-bugs, hunts each planted bug alone (or only --bug NAME) and
- * prints the seed and checker that caught it. Exit code 1 when a seed fails or a bug escapes.
+ * prints the seed and checker that caught it (the re-founding's bugs with --cache-loss). Exit code
+ * 1 when a seed fails or a bug escapes.
  */
 import { parseCliArgs } from '../../support/cli-args.js';
 import { intArg, printFailure, SIM_CLI_OPTIONS, seedsOf } from '../cli-common.js';
 import {
+  CACHE_LOSS_PLANTED_BUGS,
   CACHE_PLANTED_BUGS,
+  type CacheLossPlantedBugName,
   type CachePlantedBugName,
   type CacheRunStats,
   type CacheSimOptions,
@@ -30,24 +33,30 @@ const { values } = parseCliArgs(
   USAGE,
 );
 
+type BugName = CachePlantedBugName | CacheLossPlantedBugName;
+const ALL_BUGS: readonly BugName[] = [...CACHE_PLANTED_BUGS, ...CACHE_LOSS_PLANTED_BUGS];
 const bug = values.bug;
-if (bug !== undefined && !(CACHE_PLANTED_BUGS as readonly string[]).includes(bug)) {
-  console.error(`--bug must be one of ${CACHE_PLANTED_BUGS.join(', ')}`);
+if (bug !== undefined && !(ALL_BUGS as readonly string[]).includes(bug)) {
+  console.error(`--bug must be one of ${ALL_BUGS.join(', ')}`);
   process.exit(2);
 }
-const plantedBug = bug as CachePlantedBugName | undefined;
+const plantedBug = bug as BugName | undefined;
+const lossBug = (CACHE_LOSS_PLANTED_BUGS as readonly string[]).includes(bug ?? '');
 
 const baseOptions: CacheSimOptions = {
-  ...(values['cache-loss'] === true ? { cacheLoss: true } : {}),
+  ...(values['cache-loss'] === true || lossBug ? { cacheLoss: true } : {}),
   ...(values['chaos-ms'] === undefined ? {} : { chaosMs: intArg('chaos-ms', values['chaos-ms'], 0) }),
   ...(values['trace-lines'] === undefined
     ? {}
     : { traceLines: intArg('trace-lines', values['trace-lines'], 80) }),
 };
 
-function replay(seed: number, bugName: CachePlantedBugName | undefined): string {
+function replay(seed: number, bugName: BugName | undefined): string {
   const chaos = values['chaos-ms'] === undefined ? '' : ` --chaos-ms ${values['chaos-ms']}`;
-  const loss = values['cache-loss'] === true ? ' --cache-loss' : '';
+  const loss =
+    values['cache-loss'] === true || (CACHE_LOSS_PLANTED_BUGS as readonly string[]).includes(bugName ?? '')
+      ? ' --cache-loss'
+      : '';
   return `npm run sim:cache -- --seed ${seed}${chaos}${loss}${bugName === undefined ? '' : ` --bug ${bugName}`} --verbose`;
 }
 
@@ -89,12 +98,21 @@ async function runSeeds(seeds: number[]): Promise<number> {
   return failed.length === 0 ? 0 : 1;
 }
 
-/** Each planted bug alone over seeds until one is caught (huntCacheBug). */
+/**
+ * Each planted bug alone over seeds until one is caught (huntCacheBug): the re-founding's bugs
+ * with --cache-loss (or --bug naming one), the others without.
+ */
 async function runPlantedBugs(): Promise<number> {
   const first = intArg('first', values.first, 1);
   const seedsMax = intArg('max-seeds', values['max-seeds'], 1000);
   let escaped = 0;
-  for (const b of CACHE_PLANTED_BUGS.filter((x) => plantedBug === undefined || x === plantedBug)) {
+  const bugs: readonly BugName[] =
+    plantedBug !== undefined
+      ? [plantedBug]
+      : values['cache-loss'] === true
+        ? CACHE_LOSS_PLANTED_BUGS
+        : CACHE_PLANTED_BUGS;
+  for (const b of bugs) {
     const t0 = performance.now();
     const { caught, seedsRun: run } = await huntCacheBug(b, { first, seedsMax, options: baseOptions });
     const secs = ((performance.now() - t0) / 1000).toFixed(1);

@@ -76,6 +76,8 @@ export interface CacheNodeHost {
    * founding, the left-behind check, the watchdog.
    */
   readonly cacheLoss: boolean;
+  /** A bug planted in node 1's founding proof (simulation.ts, CACHE_LOSS_PLANTED_BUGS), or null. */
+  readonly foundingBug: 'foundOnSilence' | 'foundWithoutProof' | null;
   /** A node dropped its state of the group (`found`: node 1 founded it anew). */
   onRefound(n: NodeId, how: 'join' | 'found'): void;
   /** A node's join completed, or was added back (for the run's statistics). */
@@ -614,13 +616,17 @@ export class CacheSimNode {
                 ? {
                     mayFound: async () => {
                       check();
-                      const proven = await provenNoCacheGroup(this.asking(life), {
-                        deadline: clock.monotonicMs(),
-                        clock,
-                        sleep: (ms) => new Promise((resolve) => clock.setTimer(resolve, ms)),
-                        retryMs: 500,
-                        checkCancelled: check,
-                      });
+                      const bug = this.host.foundingBug;
+                      const asking = this.asking(life);
+                      const proven =
+                        bug === 'foundWithoutProof' ||
+                        (await provenNoCacheGroup(bug === 'foundOnSilence' ? silenceAsNone(asking) : asking, {
+                          deadline: clock.monotonicMs(),
+                          clock,
+                          sleep: (ms) => new Promise((resolve) => clock.setTimer(resolve, ms)),
+                          retryMs: 500,
+                          checkCancelled: check,
+                        }));
                       if (!proven || life.dead) return false;
                       await this.refoundHere(life, group, 'found');
                       group.group.campaign();
@@ -677,8 +683,6 @@ export class CacheSimNode {
    */
   private async refoundHere(life: Life, group: CacheGroupType, how: 'join' | 'found'): Promise<void> {
     if (life.dead) return;
-    this.disk.wipe('all');
-    this.blobs.clear();
     life.refounded = true;
     this.host.trace.note(this.host.queue.now, `n${this.id} drops its cache state (${how})`);
     this.host.onRefound(this.id, how);
@@ -687,6 +691,11 @@ export class CacheSimNode {
       this.transport(life),
       joinKind(true, how === 'found'),
     );
+    // Once the group of before is closed (a log write of it may be in flight until then: seed
+    // 821 of a planted proof that counts silent nodes as having none).
+    if (life.dead) return;
+    this.disk.wipe('all');
+    this.blobs.clear();
   }
 
   /** The product's watchdog of an in-memory group that can elect no leader again (CacheWatchdog). */
@@ -816,4 +825,12 @@ class SimChunkSnapshotStore implements ChunkSnapshotStore {
       blobs.delete(stored.path);
     });
   }
+}
+
+/** Planted (foundOnSilence): a node that does not answer is taken for one that lost the group. */
+function silenceAsNone(a: CacheAsking): CacheAsking {
+  return {
+    ...a,
+    ask: async (id) => (await a.ask(id)) ?? { member: false, leaderId: null, voters: null, learners: null },
+  };
 }

@@ -27,6 +27,7 @@ import { Prng, type Random } from '../../../src/lib/prng.js';
 import type { CacheGroup, CachePlantedBugs } from '../../../src/node/cache-group.js';
 import type { ResolvedNodeConfig } from '../../../src/node/config/config.js';
 import { resolveConfig } from '../../../src/node/config/config-resolve.js';
+import { abstains } from '../../../src/node/joining-marker.js';
 import type { Membership, NodeId } from '../../../src/raft/types.js';
 import { runAgenda } from '../agenda.js';
 import { EventQueue } from '../event-queue.js';
@@ -43,6 +44,19 @@ export const CACHE_PLANTED_BUGS = [
 ] as const;
 export type CachePlantedBugName = (typeof CACHE_PLANTED_BUGS)[number];
 
+/**
+ * Bugs of the re-founding, planted in node 1's proof that no node holds the group as the
+ * simulated node wires it (node.ts, as HiqliteNode does): a node that does not answer counts as
+ * having none, or no proof at all. Run with `cacheLoss` only; the check that catches them is
+ * checkGroupDead (a founding while a majority of the group's voters holds it).
+ */
+export const CACHE_LOSS_PLANTED_BUGS = ['foundOnSilence', 'foundWithoutProof'] as const;
+export type CacheLossPlantedBugName = (typeof CACHE_LOSS_PLANTED_BUGS)[number];
+
+function isLossBug(bug: string | undefined): bug is CacheLossPlantedBugName {
+  return (CACHE_LOSS_PLANTED_BUGS as readonly (string | undefined)[]).includes(bug);
+}
+
 export interface CacheSimOptions {
   readonly chaosMs?: number;
   /**
@@ -52,7 +66,8 @@ export interface CacheSimOptions {
    * older group commits once a newer one did (`bootstrap-safety`), identical replicas, liveness.
    */
   readonly cacheLoss?: boolean;
-  readonly plantedBug?: CachePlantedBugName;
+  /** A bug of CACHE_LOSS_PLANTED_BUGS runs with `cacheLoss` whatever that option says. */
+  readonly plantedBug?: CachePlantedBugName | CacheLossPlantedBugName;
   readonly traceLines?: number;
 }
 
@@ -129,6 +144,8 @@ interface CacheProfile {
   readonly pauseUsMax: number;
   readonly partitionEveryUs: number;
   readonly plantedBugs: CachePlantedBugs;
+  /** A bug of node 1's founding proof (CACHE_LOSS_PLANTED_BUGS), or null. */
+  readonly foundingBug: CacheLossPlantedBugName | null;
   /** Nodes with `cache_storage_disk = false`: a restart loses everything and joins again. */
   readonly memoryNodes: readonly NodeId[];
   /** `cache_lock_wait_lease_ms`: a waiter of a crashed node is passed over once it ran out. */
@@ -198,20 +215,27 @@ function makeProfile(rng: Random, o: CacheSimOptions): CacheProfile {
     pauseEveryUs: rng.pick([200_000, 600_000]),
     pauseUsMax: rng.pick([100_000, 800_000, 2_000_000]),
     partitionEveryUs: rng.pick([400_000, 1_000_000]),
-    plantedBugs: bug === undefined ? {} : { [bug]: true },
+    plantedBugs: bug === undefined || isLossBug(bug) ? {} : { [bug]: true },
     memoryNodes: rng.pick([[], [], [1], [3], [1, 2], [1, 2, 3]] as NodeId[][]),
   };
   // At least three election timeouts (config-resolve.ts); drawn last, so that the other draws
   // of a seed stay what they were.
   const lockWaitLeaseMs = Math.max(3 * profile.electionTimeoutMs, rng.pick([300, 1_000, 10_000]));
-  const cacheLoss = o.cacheLoss === true;
-  return { ...profile, lockWaitLeaseMs, cacheLoss, ...(cacheLoss ? { memoryNodes: nodeIds } : {}) };
+  const foundingBug = isLossBug(bug) ? bug : null;
+  const cacheLoss = o.cacheLoss === true || foundingBug !== null;
+  return {
+    ...profile,
+    lockWaitLeaseMs,
+    cacheLoss,
+    foundingBug,
+    ...(cacheLoss ? { memoryNodes: nodeIds } : {}),
+  };
 }
 
 function describeProfile(p: CacheProfile): string {
   const offsets = p.clocks.map((c) => c.offsetMs).join('/');
   const rates = p.clocks.map((c) => c.rate.toFixed(4)).join('/');
-  return `${p.cacheLoss ? 'loss ' : ''}${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms waitLease=${p.lockWaitLeaseMs}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}`;
+  return `${p.cacheLoss ? 'loss ' : ''}${p.memoryNodes.length === 0 ? '' : `memory=${p.memoryNodes.join(',')} `}${p.outlier === null ? '' : `outlier=n${p.outlier} `}probe=${p.clockProbeIntervalMs}ms drop=${p.network.dropRate} lat≤${p.network.latencyUsMax / 1000}ms hb=${p.heartbeatIntervalMs}ms election=${p.electionTimeoutMs}ms expire=${p.expireIntervalMs}ms snapshotEvery=${p.logsUntilSnapshot} batch=${p.batchCommandsMax} lease=${p.leaseMsMin}-${p.leaseMsMax}ms waitLease=${p.lockWaitLeaseMs}ms clocks=${offsets}ms×${rates} pause≤${p.pauseUsMax / 1000}ms${Object.keys(p.plantedBugs).length > 0 ? ` bugs=${Object.keys(p.plantedBugs).join(',')}` : ''}${p.foundingBug === null ? '' : ` bugs=${p.foundingBug}`}`;
 }
 
 export function runCacheSeed(seed: number, options: CacheSimOptions = {}): Promise<CacheSeedResult> {
@@ -223,7 +247,7 @@ export function runCacheSeed(seed: number, options: CacheSimOptions = {}): Promi
  * fails either way is not the bug's catch), at most `seedsMax`.
  */
 export async function huntCacheBug(
-  bug: CachePlantedBugName,
+  bug: CachePlantedBugName | CacheLossPlantedBugName,
   o: { readonly first?: number; readonly seedsMax: number; readonly options?: CacheSimOptions },
 ): Promise<{ readonly caught: CacheSeedResult | null; readonly seedsRun: number }> {
   const first = o.first ?? 1;
@@ -316,6 +340,8 @@ class CacheSimulation {
   };
   /** cacheLoss: per founding of the group (its founding time), when a leader of it last committed. */
   private readonly foundings = new Map<number, { firstCommitUs: number; lastCommitUs: number }>();
+  /** cacheLoss: nodes that restarted cut off from the others, until when (virtual µs). */
+  private readonly cutOffUntilUs = new Map<NodeId, number>();
   /** cacheLoss: when node 1 founded the group anew (virtual µs), in order. */
   private readonly foundedAtUs: number[] = [];
   private readonly leaderCommits = new Map<string, number>();
@@ -350,8 +376,10 @@ class CacheSimulation {
       plantedBugs: p.plantedBugs,
       node: (id: NodeId) => this.nodes.get(id),
       cacheLoss: this.profile.cacheLoss,
-      onRefound: (_id: NodeId, how: 'join' | 'found') => {
+      foundingBug: this.profile.foundingBug,
+      onRefound: (id: NodeId, how: 'join' | 'found') => {
         if (how === 'found') {
+          this.checkGroupDead(id);
           this.stats.refounded++;
           this.foundedAtUs.push(this.queue.now);
         } else this.stats.dropped++;
@@ -475,6 +503,40 @@ class CacheSimulation {
     }
   }
 
+  /**
+   * cacheLoss: node 1 founds the group anew only once the group before is dead — no majority of
+   * its voters holds it any more, so no leader of it can be elected or commit again. Here the
+   * simulation knows every node's memory: the nodes other than the founder that run a copy they
+   * vote with (not a joining node's copy, which abstains; a paused node's counts), grouped by the
+   * founding they hold (CacheState.foundedAtMs). A founding is alive when, for the voters some
+   * holder of it knows, the holders make a majority. `bootstrap-safety` sees a premature founding
+   * only if the old group commits again after the new one did; this sees it when it happens.
+   */
+  private checkGroupDead(founder: NodeId): void {
+    const holders = new Map<number, { id: NodeId; voters: readonly NodeId[] }[]>();
+    for (const n of this.nodes.values()) {
+      const g = n.group;
+      if (n.id === founder || g === null || !g.running) continue;
+      if (abstains(g.join.state, g.group.applied())) continue;
+      const founded = g.sm.tokenFloor();
+      if (founded === 0) continue;
+      const list = holders.get(founded) ?? [];
+      list.push({ id: n.id, voters: g.group.status().membership.voters });
+      holders.set(founded, list);
+    }
+    for (const [founded, list] of holders) {
+      const ids = list.map((h) => h.id);
+      for (const h of list) {
+        const with_ = h.voters.filter((v) => ids.includes(v));
+        if (with_.length >= Math.floor(h.voters.length / 2) + 1)
+          fail(
+            'bootstrap-safety',
+            `n${founder} founded the cache group anew while the one founded at ${Math.floor(founded / 1000)} lived: n${with_.join(', n')} hold it, a majority of its voters ${h.voters.join(', ')} (as n${h.id} knows them)`,
+          );
+      }
+    }
+  }
+
   private leader(): CacheSimNode | null {
     let best: CacheSimNode | null = null;
     let bestTerm = -1;
@@ -530,16 +592,43 @@ class CacheSimulation {
     };
     every(p.crashEveryUs, 'nemesis-crash', () => {
       const all = [...this.nodes.values()];
+      // While a node restarted cut off from the others, no crash: its join gets to ask, and the
+      // others keep the group it cannot reach (a premature founding would make two).
+      if (this.cutOffNow()) return;
       const up = all.filter((n) => n.alive);
       if (up.length < 2) return;
       const n = rng.pick(up);
       if (p.cacheLoss) {
         // Often a majority at once: the group is lost and founded anew.
         const victims = rng.chance(0.35) ? [n, rng.pick(up.filter((o) => o !== n))] : [n];
+        // Sometimes a lone victim of a group that lives comes back cut off from the others, for
+        // 15-20 s: longer than its join procedure takes to ask whether it may found the group
+        // (three rounds asking for a leader, 2 s per node, then the founding question). The
+        // others keep the group meanwhile (no crash, no other partition): every question gets no
+        // answer, and the silent nodes hold a group that lives (a proof that takes silence for
+        // "none" founds a second one: 10 of 300 seeds; checkGroupDead).
+        const cutOff =
+          victims.length === 1 &&
+          all.every((o) => o === n || (o.group?.running === true && !o.joining)) &&
+          rng.chance(0.5);
         for (const v of victims) {
           this.crashNode(v, rng.chance(0.5) ? 'power' : 'process');
           this.queue.after(rng.int(20_000, 600_000), 'restart', v.id, () => {
-            if (this.chaos) v.start();
+            if (!this.chaos) return;
+            if (cutOff) {
+              this.network.partition(
+                [v.id],
+                p.nodeIds.filter((id) => id !== v.id),
+              );
+              this.trace.note(this.queue.now, `isolate n${v.id} at its restart`);
+              const forUs = rng.int(15_000_000, 20_000_000);
+              this.cutOffUntilUs.set(v.id, this.queue.now + forUs);
+              this.queue.after(forUs, 'heal', -1, () => {
+                this.network.heal();
+                this.trace.note(this.queue.now, 'heal');
+              });
+            }
+            v.start();
           });
         }
         return;
@@ -562,6 +651,7 @@ class CacheSimulation {
       n.pause(rng.int(10_000, p.pauseUsMax + 1));
     });
     every(p.partitionEveryUs, 'nemesis-partition', () => {
+      if (this.cutOffNow()) return;
       const ids = [...p.nodeIds];
       const leader = this.leader();
       const cut = leader !== null && rng.chance(0.4) ? leader.id : rng.pick(ids);
@@ -578,8 +668,21 @@ class CacheSimulation {
       this.queue.after(rng.int(50_000, 1_500_000), 'heal', -1, () => {
         this.network.heal();
         this.trace.note(this.queue.now, 'heal');
+        // A node cut off at its restart stays so.
+        for (const [id, until] of this.cutOffUntilUs) {
+          if (until > this.queue.now)
+            this.network.partition(
+              [id],
+              p.nodeIds.filter((o) => o !== id),
+            );
+        }
       });
     });
+  }
+
+  /** cacheLoss: a node restarted cut off from the others and is not back yet. */
+  private cutOffNow(): boolean {
+    return [...this.cutOffUntilUs.values()].some((t) => t > this.queue.now);
   }
 
   private crashNode(n: CacheSimNode, kind: 'power' | 'process'): void {
