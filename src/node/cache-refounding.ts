@@ -96,9 +96,16 @@ export async function provenNoCacheGroup(
  * timed out, 120 s, and exited). Such a node drops its state and joins that group.
  */
 export function leftBehindBy(a: CacheLeaderAnswer | null, leader: NodeId, me: NodeId): boolean {
-  if (a === null || a.leaderId !== leader || !Array.isArray(a.voters) || !Array.isArray(a.learners))
-    return false;
+  if (!leadsSaying(a, leader)) return false;
   return !a.voters.includes(me) && !a.learners.includes(me);
+}
+
+/** Whether `a` is `leader`'s answer that it leads a group, with that group's members. */
+export function leadsSaying(
+  a: CacheLeaderAnswer | null,
+  leader: NodeId,
+): a is CacheLeaderAnswer & { readonly voters: readonly NodeId[]; readonly learners: readonly NodeId[] } {
+  return a !== null && a.leaderId === leader && Array.isArray(a.voters) && Array.isArray(a.learners);
 }
 
 /**

@@ -69,6 +69,7 @@ import {
   type CacheAsking,
   CacheWatchdog,
   cacheGroupAnswer,
+  leadsSaying,
   leftBehindBy,
   provenNoCacheGroup,
   votersGoneFromCacheGroup,
@@ -1120,7 +1121,10 @@ export class HiqliteNode {
     const leftBehind =
       dropForNewGroup === undefined
         ? undefined
-        : async (leader: NodeId) => newNonceIf(await dropForNewGroup(leader));
+        : async (leader: NodeId) => {
+            const behind = await dropForNewGroup(leader);
+            return behind === null ? null : newNonceIf(behind);
+          };
     const groupDead = inMemory ? async () => newNonceIf(await this.cacheGroupDead()) : undefined;
     await joinGroup(
       {
@@ -1175,11 +1179,12 @@ export class HiqliteNode {
    * timed out, 120 s, and exited). It drops its state (what a restart of its process would do:
    * always safe for a node not yet a member) and joins that group.
    */
-  private cacheLeftBehind(): (leader: NodeId) => Promise<boolean> {
+  private cacheLeftBehind(): (leader: NodeId) => Promise<boolean | null> {
     return async (leader) => {
       if (this.closing !== null) return false;
       const a = await this.cacheAsking().ask(leader);
-      if (a === null || !leftBehindBy(a, leader, this.cfg.nodeId)) return false;
+      if (!leadsSaying(a, leader)) return null;
+      if (!leftBehindBy(a, leader, this.cfg.nodeId)) return false;
       this.log.warn(
         { leader, voters: a.voters, learners: a.learners },
         `the cache group this node was joining hears from no leader, and node ${leader} leads one that does not list it (founded anew meanwhile): this node drops its cache state and joins that one`,

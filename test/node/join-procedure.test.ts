@@ -382,6 +382,38 @@ describe('the join procedure', () => {
     assert.deepEqual(w.record, ['added 10', 'complete']);
   });
 
+  test('a copy sent while its join waited, and the leader does not answer whether its group lists this node: no join to it that round; the join goes to the leader that answers', async () => {
+    // Found by the cache simulator (--cache-loss seed 6410 of 10,000): the leader it named was
+    // down when asked; the join reached it after it had founded the group anew, which took the
+    // node in with a copy whose committed log conflicted with the new group's, and it stopped.
+    const w = world({ joinedAt: null });
+    const checked: NodeId[] = [];
+    let answers = 0;
+    await joinGroup(
+      {
+        ...w.p,
+        raft: {
+          applied: () => (w.asked.includes('join') ? (10 as LogIndex) : (3 as LogIndex)),
+          status: () => ({
+            leaderId: 1 as NodeId,
+            membership: w.asked.includes('join')
+              ? w.membership()
+              : { voters: [1, 2, ME] as NodeId[], learners: [] },
+          }),
+        },
+        leftBehind: async (leader) => {
+          checked.push(leader);
+          // Silent twice (down, restarting), then it answers that its group lists this node.
+          return ++answers <= 2 ? null : false;
+        },
+      },
+      60_000,
+    );
+    assert.deepEqual(checked, [1, 1, 1], 'asked until the leader answered');
+    assert.equal(w.asked.filter((a) => a === 'join').length, 1, 'one join, after the answer');
+    assert.deepEqual(w.record, ['added 10', 'complete']);
+  });
+
   test('left behind: its join waits on a group that hears no leader while the leader the others name does not list it: it drops its state (leftBehind) and joins that group', async () => {
     // Found by the fault suite: node 2, restarted while the old leader re-added it to an
     // in-memory cache group, kept waiting for that group's entry (index 50) after the group died

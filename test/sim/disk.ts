@@ -53,8 +53,8 @@ export interface DiskTiming {
 
 interface PendingWrite {
   readonly pieces: number;
-  /** Makes the first `kept` pieces durable. */
-  readonly persist: (kept: number) => void;
+  /** Makes the first `kept` pieces durable (nothing once its process dropped the disk: drop()). */
+  persist: (kept: number) => void;
 }
 
 /** A promise that never settles: what a dead process's calls return. */
@@ -73,6 +73,8 @@ export class SimDisk {
   /** Committed snapshots, oldest first. */
   committed: StoredSnapshot[] = [];
   private pending: PendingWrite[] = [];
+  /** Lives that dropped what this disk held and run on (drop()): their writes persist nothing. */
+  private readonly dropped = new WeakSet<ProcessLife>();
   private lastDurableUs = 0;
   private tempSeq = 0;
 
@@ -97,6 +99,7 @@ export class SimDisk {
    */
   write(life: ProcessLife, pieces: number, persist: (kept: number) => void): Promise<void> {
     if (life.dead) return NEVER;
+    if (this.dropped.has(life)) return Promise.resolve();
     const t = this.timing;
     let latencyUs = this.rng.int(t.diskLatencyUsMin, t.diskLatencyUsMax + 1);
     if (t.slowDiskRate > 0 && this.rng.chance(t.slowDiskRate))
@@ -153,6 +156,22 @@ export class SimDisk {
    */
   wipe(what: WipeTarget): void {
     assert(this.pending.length === 0, 'wipe of a disk with writes in flight (the node must be down)');
+    this.clear(what);
+  }
+
+  /**
+   * The running process `life` drops everything this disk holds and keeps its state elsewhere
+   * from now on (the cache simulator's node whose group kept in memory is founded or joined anew
+   * in place: CacheGroup.refound). Its writes in flight and any later write of this life (the
+   * closed group's last ones) persist nothing; they still complete, in order.
+   */
+  drop(life: ProcessLife): void {
+    this.dropped.add(life);
+    for (const w of this.pending) w.persist = () => {};
+    this.clear('all');
+  }
+
+  private clear(what: WipeTarget): void {
     if (what === 'log' || what === 'all') {
       const d = this.log;
       d.purgedIndex = 0;

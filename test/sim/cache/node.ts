@@ -24,6 +24,7 @@ import {
   type CacheAsking,
   CacheWatchdog,
   cacheGroupAnswer,
+  leadsSaying,
   leftBehindBy,
   provenNoCacheGroup,
   votersGoneFromCacheGroup,
@@ -608,7 +609,9 @@ export class CacheSimNode {
               leftBehind: async (leader: NodeId) => {
                 check();
                 const a = await this.asking(life).ask(leader);
-                if (life.dead || !leftBehindBy(a, leader, this.id)) return false;
+                if (life.dead) return false;
+                if (!leadsSaying(a, leader)) return null;
+                if (!leftBehindBy(a, leader, this.id)) return false;
                 await this.refoundHere(life, group, 'join');
                 return true;
               },
@@ -683,6 +686,10 @@ export class CacheSimNode {
    */
   private async refoundHere(life: Life, group: CacheGroupType, how: 'join' | 'found'): Promise<void> {
     if (life.dead) return;
+    // What the group of before wrote is gone, and so is what it still writes while it closes
+    // (a log write may be in flight: seed 821 of the planted foundOnSilence).
+    this.disk.drop(life);
+    this.blobs.clear();
     life.refounded = true;
     this.host.trace.note(this.host.queue.now, `n${this.id} drops its cache state (${how})`);
     this.host.onRefound(this.id, how);
@@ -691,11 +698,6 @@ export class CacheSimNode {
       this.transport(life),
       joinKind(true, how === 'found'),
     );
-    // Once the group of before is closed (a log write of it may be in flight until then: seed
-    // 821 of a planted proof that counts silent nodes as having none).
-    if (life.dead) return;
-    this.disk.wipe('all');
-    this.blobs.clear();
   }
 
   /** The product's watchdog of an in-memory group that can elect no leader again (CacheWatchdog). */
