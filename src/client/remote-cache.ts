@@ -14,6 +14,7 @@
  *   listener with HQL_LAGGED and the number missed.
  */
 import { randomBytes } from 'node:crypto';
+import { raceAbort } from '../lib/abort.js';
 import { abortedError, HiqliteError } from '../lib/errors.js';
 import type { CacheConsistency, CacheRead, CacheReadValue } from '../node/cache-group.js';
 import type { ListenItem } from '../node/cache-listeners.js';
@@ -170,11 +171,16 @@ export class RemoteCacheOps implements CacheOps {
    * Withdraws `holderIds` from the lock's queue (lockCancel: a waiter leaves it, a holder
    * releases it), through any node that answers; those that could not be withdrawn stay in the list.
    */
-  private async withdraw(key: string, holderIds: string[]): Promise<void> {
+  private async withdraw(key: string, holderIds: string[], timeoutMs?: number): Promise<void> {
     for (const holderId of [...holderIds]) {
       try {
-        await this.cacheWrite({ type: 'lockCancel', key, holderId });
-        holderIds.splice(holderIds.indexOf(holderId), 1);
+        await this.cacheWrite(
+          { type: 'lockCancel', key, holderId },
+          timeoutMs === undefined ? {} : { timeoutMs },
+        );
+        // Another withdrawal of the same list may have taken it out meanwhile.
+        const i = holderIds.indexOf(holderId);
+        if (i >= 0) holderIds.splice(i, 1);
       } catch {
         // Kept: tried again before the next attempt, and once the wait ends.
       }
@@ -242,11 +248,35 @@ export class RemoteCacheOps implements CacheOps {
           (e.code === 'HQL_TIMEOUT' && e.retryable && request.waitMs === undefined) ||
           e.code === 'HQL_OUTCOME_UNKNOWN' ||
           (e.retryable && e.code !== 'HQL_TIMEOUT');
-        if (!again || waitOver) throw e;
+        if (!again) throw e;
+        if (waitOver && e.code !== 'HQL_OUTCOME_UNKNOWN') throw e;
+        // The wait is over, its last attempt's connection lost: that attempt is withdrawn as the
+        // call ends, so the caller holds nothing — not granted, in the node's words.
+        if (waitOver)
+          throw new HiqliteError(
+            'HQL_TIMEOUT',
+            `lock '${request.key}' was not granted within ${request.waitMs} ms (its last attempt: ${e.message})`,
+            { retryable: true, cause: e },
+          );
         if (attempt >= 1000) throw e;
-        // Withdrawn before the next attempt queues again.
-        await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** Math.min(attempt, 5))));
-        await this.withdraw(request.key, earlier);
+        // Withdrawn before the next attempt queues again — within the caller's wait: its signal
+        // (CacheApi.lock aborts it at waitMs) and what is left of waitMs bound the pause and the
+        // withdrawal, whose ids stay listed if it does not get through (withdrawn once the call
+        // ends). Found from outside: with the client's only node killed, a wait of 2,000 ms
+        // ended after 10.4 s, the request timeout of the withdrawal's write.
+        const pauseMs = Math.min(500, 20 * 2 ** Math.min(attempt, 5));
+        const leftAfterMs =
+          request.waitMs === undefined
+            ? undefined
+            : Math.max(1, Math.ceil(request.waitMs - (performance.now() - startedMs) - pauseMs));
+        await raceAbort(
+          (async () => {
+            await new Promise((r) => setTimeout(r, pauseMs));
+            await this.withdraw(request.key, earlier, leftAfterMs);
+          })(),
+          signal,
+          () => abortedError(`waiting for lock '${request.key}' was aborted`, e),
+        );
       }
     }
   }

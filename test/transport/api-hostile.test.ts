@@ -418,3 +418,86 @@ describe('HTTP bodies on the API port: the body deadline', () => {
     }
   });
 });
+
+describe('HTTP pipelining: a client that sends many requests and reads no answer', () => {
+  /** A server whose cache GET answers a value of `valueBytes`; counts the reads it served. */
+  async function bigValueServer(o: { valueBytes: number; requestsInflightMax?: number }) {
+    let reads = 0;
+    const value = new Uint8Array(o.valueBytes).fill(97);
+    const api = new ApiServer({
+      ...apiServerOptions(
+        o.requestsInflightMax === undefined ? {} : { requestsInflightMax: o.requestsInflightMax },
+      ),
+      handler: {
+        ...stubHandler(async (req) => ({ op: req.op })),
+        cache: {
+          write: async () => {
+            throw new Error('not in this test');
+          },
+          read: async () => {
+            reads++;
+            return value;
+          },
+          listen: async () => {
+            throw new Error('not in this test');
+          },
+        },
+      },
+    });
+    servers.push(api);
+    const { port } = await api.start();
+    const serverSockets = new Set<Socket>();
+    (api as unknown as { server: Server }).server.on('connection', (s: Socket) => {
+      serverSockets.add(s);
+      s.once('close', () => serverSockets.delete(s));
+    });
+    return { port, reads: () => reads, serverSockets };
+  }
+
+  function pipelinedGets(port: number, n: number): Socket {
+    const socket = netConnect({ host: HOST, port });
+    sockets.add(socket);
+    socket.on('error', () => {});
+    // Never read: the answers pile up wherever the server keeps them.
+    socket.pause();
+    const one = `GET /cache/c/k HTTP/1.1\r\nHost: x\r\nX-API-SECRET: ${SECRET_API}\r\n\r\n`;
+    socket.write(one.repeat(n));
+    return socket;
+  }
+
+  test('the node serves one request at a time per connection, so what it holds for the connection stays about one answer, not one per request', async () => {
+    // Found from outside: 1,500 pipelined GETs of a 1 MB value on one connection, never read,
+    // took a node from 190 MB to 2.7 GB (each request was served and its answer kept).
+    const s = await bigValueServer({ valueBytes: 1024 * 1024 });
+    const n = 60;
+    const socket = pipelinedGets(s.port, n);
+    await waitFor(() => s.reads() > 0, 'the first request is served', 10_000);
+    // Let the node go as far as it will: answers flow until the socket's buffers are full.
+    let last = -1;
+    for (let i = 0; i < 50 && s.reads() !== last; i++) {
+      last = s.reads();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    let held = 0;
+    for (const ss of s.serverSockets) held = Math.max(held, ss.writableLength);
+    assert.ok(s.reads() < n / 3, `${s.reads()} of ${n} pipelined requests served while none was read`);
+    // One answer (the JSON of 1 MiB in base64, 1.4 MB) at most waits in the node's memory.
+    assert.ok(held <= 2 * 1024 * 1024, `the node holds ${held} bytes for the connection`);
+    // Reading the answers, every request is served in order.
+    socket.resume();
+    await waitFor(() => s.reads() === n, `all ${n} served once read (${s.reads()})`, 30_000);
+    socket.destroy();
+  });
+
+  test('more pipelined requests waiting than api_requests_inflight_max: the connection is closed', async () => {
+    const s = await bigValueServer({ valueBytes: 1024 * 1024, requestsInflightMax: 8 });
+    const socket = pipelinedGets(s.port, 100);
+    await waitFor(
+      () => socket.destroyed || socket.closed || s.serverSockets.size === 0,
+      'the node closes the connection',
+      10_000,
+    );
+    assert.ok(s.reads() <= 9, `${s.reads()} requests served`);
+    socket.destroy();
+  });
+});
