@@ -240,7 +240,10 @@ export class ApiServer {
    * waits until the answer before it has been handed to the connection (`finish`). Per socket:
    * when the last request queued is answered, and how many wait.
    */
-  private readonly httpQueues = new WeakMap<Socket, { tail: Promise<void>; waiting: number }>();
+  private readonly httpQueues = new WeakMap<
+    Socket,
+    { tail: Promise<void>; waiting: number; closed: boolean }
+  >();
   private idleSweep: unknown = null;
   /** Connections closed for silence, since start. */
   private idleClosed = 0;
@@ -351,12 +354,15 @@ export class ApiServer {
       });
       const queue = this.httpQueues.get(socket);
       if (queue === undefined) {
-        this.httpQueues.set(socket, { tail: answered, waiting: 0 });
+        this.httpQueues.set(socket, { tail: answered, waiting: 0, closed: false });
         serve(req, res);
         return;
       }
+      // The requests parsed after the close are dropped without a word (one warning a connection).
+      if (queue.closed || socket.destroyed) return;
       const waitingMax = this.o.requestsInflightMax ?? 1024;
       if (queue.waiting >= waitingMax) {
+        queue.closed = true;
         this.o.logger?.warn(
           { remote: socket.remoteAddress, waiting: queue.waiting },
           `an HTTP client sent more than ${waitingMax} pipelined requests (api_requests_inflight_max) without reading the answers: its connection is closed`,
