@@ -354,6 +354,19 @@ describe('the join procedure', () => {
     assert.equal(r.state, null, 'the join completed');
   });
 
+  /** A node that holds a copy (voters 1, 2 and itself) it was sent before its join was asked. */
+  function sentCopyUntilJoined(w: ReturnType<typeof world>): JoinProcedure['raft'] {
+    return {
+      applied: () => (w.asked.includes('join') ? (10 as LogIndex) : (3 as LogIndex)),
+      status: () => ({
+        leaderId: 1 as NodeId,
+        membership: w.asked.includes('join')
+          ? w.membership()
+          : { voters: [1, 2, ME] as NodeId[], learners: [] },
+      }),
+    };
+  }
+
   test('a copy sent while its join waited: before it asks to join, it checks the leader lists it (left behind otherwise)', async () => {
     // Found by the cache simulator (--cache-loss seed 39): the new group's log conflicted with
     // what the copy held as committed, and the node stopped.
@@ -362,15 +375,7 @@ describe('the join procedure', () => {
     await joinGroup(
       {
         ...w.p,
-        raft: {
-          applied: () => (w.asked.includes('join') ? (10 as LogIndex) : (3 as LogIndex)),
-          status: () => ({
-            leaderId: 1 as NodeId,
-            membership: w.asked.includes('join')
-              ? w.membership()
-              : { voters: [1, 2, ME] as NodeId[], learners: [] },
-          }),
-        },
+        raft: sentCopyUntilJoined(w),
         leftBehind: async (leader) => {
           checked.push(leader);
           return false;
@@ -392,15 +397,7 @@ describe('the join procedure', () => {
     await joinGroup(
       {
         ...w.p,
-        raft: {
-          applied: () => (w.asked.includes('join') ? (10 as LogIndex) : (3 as LogIndex)),
-          status: () => ({
-            leaderId: 1 as NodeId,
-            membership: w.asked.includes('join')
-              ? w.membership()
-              : { voters: [1, 2, ME] as NodeId[], learners: [] },
-          }),
-        },
+        raft: sentCopyUntilJoined(w),
         leftBehind: async (leader) => {
           checked.push(leader);
           // Silent twice (down, restarting), then it answers that its group lists this node.

@@ -35,6 +35,17 @@ after(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 
+/** The server side of every connection `api` accepts from now on, while open. */
+function serverSocketsOf(api: ApiServer): Set<Socket> {
+  const serverSockets = new Set<Socket>();
+  // The server's own sockets, to read what it buffers for a client (ApiServer keeps its server private).
+  (api as unknown as { server: Server }).server.on('connection', (s: Socket) => {
+    serverSockets.add(s);
+    s.once('close', () => serverSockets.delete(s));
+  });
+  return serverSockets;
+}
+
 /** A hub fed by the test (`publish`), behind an ApiServer's cache routes and binary listen. */
 async function listenServer(o: { listenersMax: number; bufferMax: number }): Promise<{
   port: number;
@@ -74,12 +85,7 @@ async function listenServer(o: { listenersMax: number; bufferMax: number }): Pro
   });
   servers.push(api);
   const { port } = await api.start();
-  const serverSockets = new Set<Socket>();
-  // The server's own sockets, to read what it buffers for a client (ApiServer keeps its server private).
-  (api as unknown as { server: Server }).server.on('connection', (s: Socket) => {
-    serverSockets.add(s);
-    s.once('close', () => serverSockets.delete(s));
-  });
+  const serverSockets = serverSocketsOf(api);
   const publish = (payload: unknown, channel = 'c') => {
     seq++;
     const n: Notification = {
@@ -449,12 +455,7 @@ describe('HTTP pipelining: a client that sends many requests and reads no answer
     });
     servers.push(api);
     const { port } = await api.start();
-    const serverSockets = new Set<Socket>();
-    (api as unknown as { server: Server }).server.on('connection', (s: Socket) => {
-      serverSockets.add(s);
-      s.once('close', () => serverSockets.delete(s));
-    });
-    return { port, reads: () => reads, serverSockets, warnings };
+    return { port, reads: () => reads, serverSockets: serverSocketsOf(api), warnings };
   }
 
   function pipelinedGets(port: number, n: number): Socket {
