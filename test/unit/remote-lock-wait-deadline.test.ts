@@ -21,14 +21,15 @@ const REQUEST_TIMEOUT_MS = 8_000;
 
 test('a lock wait whose node is gone ends at waitMs with HQL_TIMEOUT, not at the request timeout of the withdrawal', async () => {
   const timers = new Set<NodeJS.Timeout>();
-  const cancels: string[] = [];
+  /** The deadline of each withdrawal (a lockCancel write) the client sent. */
+  const withdrawalTimeouts: (number | undefined)[] = [];
   let attempts = 0;
   const link = {
     onEvent: () => () => {},
     keepConnectedWhile: () => {},
     cacheTokenFloor: () => 0,
     call: (body: { op: string; holderId?: string }, o: { timeoutMs?: number }) =>
-      new Promise((resolve, reject) => {
+      new Promise((_resolve, reject) => {
         if (body.op === 'cacheLock') {
           attempts++;
           // Queued, then the connection is lost: the attempt may wait on in the lock's queue.
@@ -45,12 +46,12 @@ test('a lock wait whose node is gone ends at waitMs with HQL_TIMEOUT, not at the
           return;
         }
         // The withdrawal (lockCancel): no node answers before the call's own deadline.
-        const t = setTimeout(() => {
-          cancels.push('timed out');
-          reject(new HiqliteError('HQL_TIMEOUT', 'no answer', { retryable: true }));
-        }, o.timeoutMs ?? REQUEST_TIMEOUT_MS);
+        withdrawalTimeouts.push(o.timeoutMs);
+        const t = setTimeout(
+          () => reject(new HiqliteError('HQL_TIMEOUT', 'no answer', { retryable: true })),
+          o.timeoutMs ?? REQUEST_TIMEOUT_MS,
+        );
         timers.add(t);
-        void resolve;
       }),
   } as unknown as ClusterLink;
   const api = new CacheApi(new RemoteCacheOps(link, TEST_REMOTE_CACHE_OPTIONS), systemClock);
@@ -65,6 +66,12 @@ test('a lock wait whose node is gone ends at waitMs with HQL_TIMEOUT, not at the
     });
     const tookMs = performance.now() - started;
     assert.ok(attempts >= 1, 'the wait was asked for');
+    // Each withdrawal before a next attempt is bounded by what was left of the wait (the one
+    // sent as the call ends runs behind it, with the request timeout: undefined here).
+    const bounded = withdrawalTimeouts.filter((t) => t !== undefined);
+    assert.ok(bounded.length >= 1, `withdrawals before a next attempt: ${withdrawalTimeouts.join(', ')}`);
+    for (const t of bounded)
+      assert.ok(t <= waitMs, `a withdrawal with a deadline of ${t} ms in a wait of ${waitMs}`);
     // Its deadline kept: the request timeout (8 s) is far from it, whatever the machine's load.
     assert.ok(
       tookMs < REQUEST_TIMEOUT_MS / 2,

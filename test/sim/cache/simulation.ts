@@ -527,11 +527,11 @@ class CacheSimulation {
     for (const [founded, list] of holders) {
       const ids = list.map((h) => h.id);
       for (const h of list) {
-        const with_ = h.voters.filter((v) => ids.includes(v));
-        if (with_.length >= Math.floor(h.voters.length / 2) + 1)
+        const holding = h.voters.filter((v) => ids.includes(v));
+        if (holding.length >= Math.floor(h.voters.length / 2) + 1)
           fail(
             'bootstrap-safety',
-            `n${founder} founded the cache group anew while the one founded at ${Math.floor(founded / 1000)} lived: n${with_.join(', n')} hold it, a majority of its voters ${h.voters.join(', ')} (as n${h.id} knows them)`,
+            `n${founder} founded the cache group anew while the one founded at ${Math.floor(founded / 1000)} lived: n${holding.join(', n')} hold it, a majority of its voters ${h.voters.join(', ')} (as n${h.id} knows them)`,
           );
       }
     }
