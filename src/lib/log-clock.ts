@@ -79,17 +79,29 @@ export class LogClock {
     return this.read(true);
   }
 
+  /**
+   * The group has log time: it applied a stamped entry, or this clock stamped one. Before, the
+   * first stamp starts it (LogClockSource.wallMs; a cache group's waits for a clock it can
+   * trust, PeerClocks.foundingReady).
+   */
+  hasTime(): boolean {
+    return this.appliedMs() > 0 || this.anchorMs > Number.NEGATIVE_INFINITY;
+  }
+
   private read(stamp: boolean): number {
     const mono = this.clock.monotonicMs();
     // A stamp in a log that has time takes the earlier of two clocks that disagree (see
     // LogClockSource.wallMs); a new group's first stamps, and every read (judging whether an
     // entry or a lease is still live), the later: never live after it may have ended.
-    const timeless = this.appliedMs() <= 0 && !(this.anchorMs > 0);
+    const timeless = !this.hasTime();
     const wall = this.clock.wallMs(stamp && !timeless ? 'earlier' : 'later');
     const elapsed = Math.max(0, mono - this.anchorMono);
     let log = this.anchorMs + elapsed;
     if (log > wall) log = Math.max(wall, this.anchorMs + elapsed * (1 - LOG_CLOCK_SLEW));
-    log = Math.max(log, this.appliedMs());
+    // No applied time yet: the log has none to carry (taken as 0, the monotonic clock carried
+    // it forward as if it were time, and the group's first stamp no longer counted as first).
+    const applied = this.appliedMs();
+    if (applied > 0) log = Math.max(log, applied);
     const now = Math.max(log, wall);
     this.anchorMs = stamp ? now : log;
     this.anchorMono = mono;

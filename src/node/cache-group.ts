@@ -100,6 +100,9 @@ export interface CacheGroupDeps {
     waitReady(timeoutMs: number): Promise<number>;
     /** This node starts to lead: ask the peers again if their clocks are not known now. */
     refresh?(): void;
+    /** When a group without log time may take its first stamp (PeerClocks.foundingReady). */
+    foundingReady?(): Promise<void> | null;
+    waitFounding?(timeoutMs: number): Promise<number>;
   };
   readonly log: Logger;
   /**
@@ -584,17 +587,15 @@ export class CacheGroup {
     this.checkAccepting();
     if (options.signal?.aborted === true) throw cacheCallAborted();
     checkProposal(command);
-    let timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs);
-    if (this.d.clusterClock?.ready() != null) timeoutMs = await this.d.clusterClock.waitReady(timeoutMs);
+    const timeoutMs = await this.waitForClock(
+      Math.min(options.timeoutMs ?? Infinity, this.d.cfg.proposalTimeoutMs),
+    );
     const { lane, seq } = this.sessions.acquire();
     try {
-      // Only the leader's stamp becomes log time: a follower's command is stamped again by the
-      // leader (proposeHere), so a follower reads its clock without carrying it. Carried, a
-      // guess of its clock (its peers not all known yet) stayed in its log clock and became log
-      // time once it led, ending leases early (the cache simulation, seed 574 of 1..1300).
+      // The leader's stamp, or a follower's reading its leader stamps again (stampNowMs).
       const leader = this.raft.isLeader();
       const data = this.sm.encodeForProposal({
-        nowMs: leader ? this.logClock.stampMs() : this.logClock.nowMs(),
+        nowMs: this.stampNowMs(),
         session: {
           clientId: lane.clientId,
           seq,
@@ -682,6 +683,42 @@ export class CacheGroup {
   }
 
   /**
+   * Waits, within `timeoutMs`, until this node may stamp: the cluster's clock can be told
+   * (ready()) and, on the leader of a group that has no log time yet, its first stamp has a clock
+   * to start from that is not a guess between two that disagree (foundingReady(): log time and
+   * fencing tokens start there). Returns what is left of `timeoutMs`; HQL_TIMEOUT, retryable,
+   * when the deadline comes first.
+   */
+  private async waitForClock(timeoutMs: number): Promise<number> {
+    const clock = this.d.clusterClock;
+    if (clock === undefined) return timeoutMs;
+    let left = clock.ready() != null ? await clock.waitReady(timeoutMs) : timeoutMs;
+    if (this.foundingWait() != null && clock.waitFounding !== undefined)
+      left = await clock.waitFounding(left);
+    return left;
+  }
+
+  /**
+   * The time to put on a command this node encodes: the leader's stamp (LogClock.stampMs, carried
+   * in its clock), anything else's reading (nowMs, not carried). Only a leader's stamp becomes
+   * log time — a follower's command is stamped again by the leader (proposeHere) — so a
+   * follower's guess of its clock must not stay in its log clock: carried, it became log time
+   * once the node led (the cache simulation, seed 574 of 1..1300), and a stamp taken while a
+   * forwarded proposal reached a node that had just lost (or not yet won) the lead started a
+   * group founded anew from a clock seconds ahead with no wait (proposeHere; seed 2669 with
+   * --cache-loss). Every stamp of the group goes through here.
+   */
+  stampNowMs(): number {
+    return this.raft.isLeader() ? this.logClock.stampMs() : this.logClock.nowMs();
+  }
+
+  /** Pending while this leader's first stamp of the group waits for the cluster's clock. */
+  private foundingWait(): Promise<void> | null | undefined {
+    if (!this.raft.isLeader() || this.logClock.hasTime()) return null;
+    return this.d.clusterClock?.foundingReady?.();
+  }
+
+  /**
    * Leader only: proposes the bytes here, never forwarding them (a forwarded proposal, or a
    * client's bytes). The command's time is replaced by this node's clock: time in the group is
    * the leaders', never a client's.
@@ -692,12 +729,8 @@ export class CacheGroup {
     // A client's bytes (a remote client proposes its own) are held to what this node's own
     // writes are: write() checks those before they are encoded.
     checkProposal(envelope.command);
-    const clock = this.d.clusterClock;
-    const left = clock?.ready() != null ? await clock.waitReady(timeoutMs) : timeoutMs;
-    return this.proposeStamped(
-      this.sm.encodeForProposal({ ...envelope, nowMs: this.logClock.stampMs() }),
-      left,
-    );
+    const left = await this.waitForClock(timeoutMs);
+    return this.proposeStamped(this.sm.encodeForProposal({ ...envelope, nowMs: this.stampNowMs() }), left);
   }
 
   /**
@@ -1048,9 +1081,9 @@ export class CacheGroup {
       for (let round = 0; round < 100; round++) {
         if (!this.running || !this.raft.isLeader()) return;
         // Not before the cluster's clock can be told: a wrong clock of this node would end TTLs.
-        if (this.d.clusterClock?.ready() != null) return;
+        if (this.d.clusterClock?.ready() != null || this.foundingWait() != null) return;
         const due = this.sm.nextDeadlineMs();
-        const nowMs = this.logClock.stampMs();
+        const nowMs = this.stampNowMs();
         // A group that applied no command yet has no log time, so no token floor to tell remote
         // clients (a node restarted into a group founded anew tells it: ApiEvent cacheTokenFloor):
         // its leader stamps one at once, with an `expire` that finds nothing to remove.

@@ -1397,7 +1397,7 @@ export class HiqliteNode {
             const left =
               this.peerClocks.ready() === null ? timeoutMs : await this.peerClocks.waitReady(timeoutMs);
             const { data } = adoptClientCacheCommand(req.data, {
-              nowMs: this.cache.logClock.stampMs(),
+              nowMs: this.cache.stampNowMs(),
               // The client retries until its own deadline, on this node or another.
               sessionProtectMs: sessionProtectMs(req.timeoutMs ?? Infinity, this.cfg.sessionProtectMs),
             });

@@ -25,8 +25,9 @@
  * early), a new group's first stamps the later (started from a clock behind, log time would jump
  * forward once the third clock is known, ending the leases granted meanwhile: found by the cache
  * simulation, seeds 498, 664, 756 and 899 of 301..1300, one node's clock seconds off). Where a
- * writer waits (`ready()`), two known clocks more than CLOCKS_AGREE_MS apart do not count as
- * known: it waits for a third. And a node that starts to lead while it cannot tell the time
+ * writer waits (`ready()`), two known clocks more than CLOCKS_AGREE_MS apart (beyond what their
+ * round trips leave uncertain) do not count as known: it waits for a third, one interval at most;
+ * a group's first stamp waits for it within the writer's deadline (`foundingReady()`). And a node that starts to lead while it cannot tell the time
  * (`refresh()`: cut off or restarted, its answers aged out) asks every peer at once and its
  * writers wait again, up to FRESH_INTERVALS intervals. Before
  * the first majority answered this node's own clock is all there is; `ready()` lets writers wait
@@ -97,6 +98,26 @@ export function provenClock(s: Sample, mono: number, own: number): number {
   return Math.min(Math.max(own, middle - s.rttMs / 2), middle);
 }
 
+/** A known clock: the point the median takes, and the interval the truth lies in. */
+interface ClockInterval {
+  readonly atMs: number;
+  readonly loMs: number;
+  readonly hiMs: number;
+}
+
+/**
+ * The two clocks in the middle of an even number agree: their intervals come within
+ * CLOCKS_AGREE_MS. Compared as points, two clocks of one host looked seconds apart on a loaded
+ * machine (round trips of seconds: a peer's answer read late looks behind by half of it).
+ */
+function middleAgrees(clocks: ClockInterval[]): boolean {
+  const sorted = [...clocks].sort((a, b) => a.atMs - b.atMs);
+  const n = sorted.length;
+  const lo = sorted[n / 2 - 1] as ClockInterval;
+  const hi = sorted[n / 2] as ClockInterval;
+  return Math.max(lo.loMs, hi.loMs) - Math.min(lo.hiMs, hi.hiMs) <= CLOCKS_AGREE_MS;
+}
+
 export class PeerClocks {
   private readonly samples = new Map<number, Sample[]>();
   private timer: TimerHandle | null = null;
@@ -108,6 +129,8 @@ export class PeerClocks {
   /** The last median, at `carriedMono` on the monotonic clock (NaN: no majority known yet). */
   private carriedMs = Number.NaN;
   private carriedMono = 0;
+  /** Pending while a group's first stamp waits for the cluster's clock (foundingReady()). */
+  private foundingWait: { promise: Promise<void>; resolve: () => void } | null = null;
   /** Pending until a majority answered once, or for one interval at most (see ready()). */
   private readyWait: { promise: Promise<void>; resolve: () => void; timer: TimerHandle | null } | null = null;
 
@@ -134,12 +157,39 @@ export class PeerClocks {
    * clock judges between them. Two known clocks seconds apart are a guess.
    */
   private settled(mono: number): boolean {
-    const values = this.knownClocks(mono);
-    if (values.length < this.majority()) return false;
-    if (values.length % 2 === 1 || !Number.isNaN(this.carriedMs)) return true;
-    values.sort((a, b) => a - b);
-    const n = values.length;
-    return (values[n / 2] as number) - (values[n / 2 - 1] as number) <= CLOCKS_AGREE_MS;
+    const clocks = this.knownIntervals(mono);
+    if (clocks.length < this.majority()) return false;
+    if (clocks.length % 2 === 1 || !Number.isNaN(this.carriedMs)) return true;
+    return middleAgrees(clocks);
+  }
+
+  /**
+   * A new group may take its first stamp at `mono` (see foundingReady()): the cluster's clock is
+   * settled without a carried clock's help, or every configured node's clock is known (nothing
+   * left to wait for: two nodes, or four of four, that disagree take the tie-break).
+   */
+  private foundable(mono: number): boolean {
+    const clocks = this.knownIntervals(mono);
+    if (clocks.length === this.d.peers.length + 1) return true;
+    if (clocks.length < this.majority()) return false;
+    return clocks.length % 2 === 1 || middleAgrees(clocks);
+  }
+
+  /**
+   * This node's clock and the fresh peers' clocks now (`mono`) as intervals: a peer's clock lies
+   * within half a round trip of its sample's middle (this node's own is exact), with the proven
+   * clock (provenClock) as the point the median takes.
+   */
+  private knownIntervals(mono: number): ClockInterval[] {
+    const own = this.d.clock.wallMs();
+    const out: ClockInterval[] = [{ atMs: own, loMs: own, hiMs: own }];
+    for (const p of this.d.peers) {
+      const s = this.best(p, mono);
+      if (s === null) continue;
+      const middle = s.peerWallMs + (mono - s.atMono);
+      out.push({ atMs: provenClock(s, mono, own), loMs: middle - s.rttMs / 2, hiMs: middle + s.rttMs / 2 });
+    }
+    return out;
   }
 
   /** This node's clock and the fresh peers' clocks now (`mono`), unsorted. */
@@ -185,6 +235,7 @@ export class PeerClocks {
     for (const t of this.retries.values()) this.d.clock.clearTimer(t);
     this.retries.clear();
     this.endReadyWait();
+    this.endFoundingWait();
   }
 
   /**
@@ -204,6 +255,51 @@ export class PeerClocks {
   async waitReady(timeoutMs: number): Promise<number> {
     const wait = this.ready();
     if (wait === null) return timeoutMs;
+    return this.waitWithin(
+      wait,
+      timeoutMs,
+      () =>
+        `the cluster's clock (the median of a majority of the nodes' clocks) was not known within ${Math.round(timeoutMs)} ms: a majority of the nodes must answer this node's clock questions (it started, or was cut off from them)`,
+    );
+  }
+
+  /**
+   * Null when a group that has no log time yet (a cache group founded, or founded anew after it
+   * was lost) may take its first stamp now; else a promise of that moment, with no deadline of
+   * its own (waitFounding keeps the writer's). A group's first stamp is where its log time and
+   * its fencing tokens start, and a guess between two clocks that disagree (one node of three
+   * down) stayed in them: started from a clock seconds ahead, tokens ran seconds ahead, and the
+   * group founded anew after it, with the third clock known, started its tokens below those
+   * granted before (the cache simulation with --cache-loss, seed 2669). So the first stamp waits
+   * until the cluster's clock is settled, or until every node's clock is known (nothing left to
+   * wait for: then the tie-break, LogClockSource.wallMs). The log time of a group that has it
+   * never waits: the SQL group's first stamps take the tie-break, as they did.
+   */
+  foundingReady(): Promise<void> | null {
+    if (this.closed || this.d.peers.length === 0) return null;
+    if (this.foundingWait !== null) return this.foundingWait.promise;
+    if (this.foundable(this.d.clock.monotonicMs())) return null;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.foundingWait = { promise, resolve };
+    // Answers may have aged out: ask every peer now (those that cannot be asked, again soon).
+    if (this.running) void this.probeAll();
+    return promise;
+  }
+
+  /** As waitReady, for foundingReady(). */
+  async waitFounding(timeoutMs: number): Promise<number> {
+    const wait = this.foundingReady();
+    if (wait === null) return timeoutMs;
+    return this.waitWithin(wait, timeoutMs, () => {
+      const offsets = [...this.peerOffsets()].map(([p, o]) => `node ${p} ${Math.round(o.offsetMs)} ms`);
+      return `the cache group has no log time yet and takes it from the cluster's clock, which was not known within ${Math.round(timeoutMs)} ms: the clocks of the nodes that answer disagree (this node's clock against ${offsets.length === 0 ? 'none known' : offsets.join(', ')}) and no majority agrees; check time sync (NTP), or bring the other nodes back`;
+    });
+  }
+
+  private async waitWithin(wait: Promise<void>, timeoutMs: number, message: () => string): Promise<number> {
     const { clock } = this.d;
     const started = clock.monotonicMs();
     let timer: TimerHandle | null = null;
@@ -214,13 +310,15 @@ export class PeerClocks {
       }),
     ]);
     if (timer !== null) clock.clearTimer(timer);
-    if (!inTime)
-      throw new HiqliteError(
-        'HQL_TIMEOUT',
-        `the cluster's clock (the median of a majority of the nodes' clocks) was not known within ${Math.round(timeoutMs)} ms: a majority of the nodes must answer this node's clock questions (it started, or was cut off from them)`,
-        { retryable: true },
-      );
+    if (!inTime) throw new HiqliteError('HQL_TIMEOUT', message(), { retryable: true });
     return Math.max(0, timeoutMs - (clock.monotonicMs() - started));
+  }
+
+  private endFoundingWait(): void {
+    const w = this.foundingWait;
+    if (w === null) return;
+    this.foundingWait = null;
+    w.resolve();
   }
 
   private endReadyWait(): void {
@@ -331,19 +429,25 @@ export class PeerClocks {
     if (list.length > SAMPLES_KEPT) list.shift();
     this.samples.set(peer, list);
     if (this.readyWait !== null && this.settled(received)) this.endReadyWait();
+    if (this.foundingWait !== null && this.foundable(received)) this.endFoundingWait();
   }
 
   private retrySoon(peer: number): void {
-    if (this.closed || !this.running || this.readyWait === null || this.retries.has(peer)) return;
+    if (this.closed || !this.running || !this.waited() || this.retries.has(peer)) return;
     const t = this.d.clock.setTimer(
       () => {
         this.retries.delete(peer);
-        if (this.readyWait !== null) void this.probe(peer);
+        if (this.waited()) void this.probe(peer);
       },
       READY_RETRY_MS,
       { keepAlive: false },
     );
     this.retries.set(peer, t);
+  }
+
+  /** Writers wait for the clock (ready() or foundingReady() pending). */
+  private waited(): boolean {
+    return this.readyWait !== null || this.foundingWait !== null;
   }
 
   private warnIfOff(): void {

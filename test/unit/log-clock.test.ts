@@ -49,6 +49,32 @@ describe('LogClock', () => {
     assert.equal(applied.stampMs(), T0, 'a log with time: the earlier (one ahead would end TTLs early)');
   });
 
+  test('reads before any time leave the log without time: the first stamp is still the first (the later clock)', () => {
+    // Reads took the missing log time as 0 and carried it forward by the monotonic clock, so a
+    // node that read before it stamped no longer counted its first stamp as first: a group
+    // founded anew started from the earlier of two disagreeing clocks, or, with a stamp taken
+    // while it did not lead, from a guess it carried (the cache simulation, seed 2669).
+    const c = { mono: 5_000, asked: [] as Array<string | undefined> };
+    const clock = new LogClock(
+      {
+        monotonicMs: () => c.mono,
+        wallMs: (tieBreak) => {
+          c.asked.push(tieBreak);
+          return tieBreak === 'later' ? T0 : T0 - HOUR_MS;
+        },
+      },
+      () => 0,
+    );
+    for (let i = 0; i < 3; i++) {
+      clock.nowMs();
+      c.mono += 50;
+    }
+    assert.equal(clock.hasTime(), false, 'reads give the log no time');
+    assert.equal(clock.stampMs(), T0, 'the first stamp takes the later');
+    assert.equal(c.asked.at(-1), 'later');
+    assert.equal(clock.hasTime(), true, 'a stamp gives it time');
+  });
+
   test('follows the wall clock while the log is not ahead of it', () => {
     const { c, clock, step } = fixture();
     assert.equal(clock.nowMs(), T0);

@@ -346,6 +346,77 @@ describe('PeerClocks', () => {
   test('a cluster of one never waits', () => {
     const { clocks } = cluster(0);
     assert.equal(clocks.ready(), null);
+    assert.equal(clocks.foundingReady(), null);
+  });
+
+  test('a group without log time waits for a clock it can start from: two clocks seconds apart wait for the third past the interval, within the writer’s deadline', async () => {
+    // Started from the later of two clocks 4.3 s apart (one node of three down), a cache group's
+    // tokens ran 4.3 s ahead, and the group founded anew after it, with the third clock known,
+    // granted tokens below them (the cache simulation with --cache-loss, seed 2669).
+    const { t, peers, clocks, pass, fireTimers } = cluster(2);
+    peers.set(2, 4_300);
+    peers.set(3, 'down');
+    clocks.start();
+    fireTimers();
+    await new Promise((r) => setImmediate(r));
+    pass(INTERVAL_MS);
+    fireTimers();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clocks.ready(), null, 'a log with time goes on after one interval (the tie-break)');
+    assert.notEqual(clocks.foundingReady(), null, 'a first stamp waits');
+    const late = clocks.waitFounding(300);
+    pass(300);
+    fireTimers();
+    await assert.rejects(late, (e: unknown) => {
+      const err = e as { code?: string; retryable?: boolean; message: string };
+      return err.code === 'HQL_TIMEOUT' && err.retryable === true && /node 2 4300 ms/.test(err.message);
+    });
+    const waiting = clocks.waitFounding(5_000);
+    peers.set(3, 0); // back: asked again soon while a first stamp waits, not at the next round
+    pass(100);
+    fireTimers();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(await waiting, 5_000 - 100, 'what is left of the deadline');
+    assert.equal(clocks.foundingReady(), null);
+    assert.equal(clocks.wallMs('later'), t.trueMs, 'the median of three: the clock 4.3 s ahead is outvoted');
+    clocks.close();
+  });
+
+  test('a group without log time does not wait when every node’s clock is known (two nodes that disagree: nothing left to ask)', async () => {
+    const { t, peers, clocks } = cluster(1);
+    peers.set(2, 4_300);
+    await clocks.probeAll();
+    assert.equal(clocks.foundingReady(), null);
+    assert.equal(clocks.wallMs('later'), t.trueMs + 4_300, 'the tie-break: the later');
+  });
+
+  test('two clocks agree within what the round trip leaves uncertain: one host’s clock read late does not look behind', async () => {
+    // A peer that answers at once, read at the end of a long round trip (this node's event loop
+    // busy), is seen half the round trip behind; compared as points, two clocks of one host
+    // looked 500 ms apart and writers waited for a third.
+    const c = cluster(2);
+    const clocks = new PeerClocks({
+      clock: {
+        monotonicMs: () => c.t.mono,
+        wallMs: () => c.t.trueMs,
+        setTimer: () => 0 as unknown as TimerHandle,
+        clearTimer: () => {},
+      },
+      log: pino({ level: 'silent' }),
+      intervalMs: 10_000,
+      peers: [2, 3],
+      askWallMs: async (peer) => {
+        if (peer === 3) throw new Error('down');
+        const answer = c.t.trueMs;
+        c.pass(1_000);
+        return answer;
+      },
+    });
+    await clocks.probeAll();
+    assert.equal(clocks.peerOffsets().get(2)?.offsetMs, -500, 'seen half the round trip behind');
+    assert.equal(clocks.ready(), null, 'settled: the two agree within the uncertainty');
+    assert.equal(clocks.foundingReady(), null);
+    clocks.close();
   });
 });
 
