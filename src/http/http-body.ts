@@ -14,9 +14,11 @@
  * Refusals are typed (`HttpBodyError`, a HiqliteError with its HTTP status): HQL_REQUEST_TOO_LARGE
  * (413), HQL_TIMEOUT (408) and HQL_INVALID_PARAMS (400, a body that is not the JSON asked for).
  * After a 413 or a 408 the connection is closed (`closeConnection`): the rest of that body is
- * never read.
+ * not kept; on a connection that proved the secret it is read and dropped, within bounds, before
+ * the close (allowLinger), so the client reads the answer rather than a reset.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { isPaddedBase64 } from '../lib/base64.js';
 import { type ErrorCode, HiqliteError } from '../lib/errors.js';
 import { decodeUtf8 } from '../lib/utf8.js';
@@ -489,8 +491,76 @@ export function closeIfBodyUnread(res: ServerResponse): void {
   const req = res.req as IncomingMessage | undefined;
   if (req === undefined || req.complete) return;
   const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'))
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
     res.shouldKeepAlive = false;
+    lingerBeforeClose(req);
+  }
+}
+
+/** How much of an unread body an authenticated connection's close still reads (allowLinger). */
+export interface LingerLimits {
+  /** Bytes of the rest read and dropped at most; beyond, the connection is cut. */
+  readonly bytesMax: number;
+  /** How long at most; then the connection is cut. */
+  readonly timeoutMs: number;
+}
+
+/** `http_linger_bytes_max` unless the server says otherwise. */
+export const HTTP_LINGER_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+/** Connections whose answers before the end of a body linger (allowLinger), with their bounds. */
+const lingerAllowed = new WeakMap<Socket, LingerLimits>();
+
+/**
+ * Lets the answers on `socket` that close the connection before the request's body was read (a
+ * 413, a refusal before the body) read and drop the rest of that body, within `limits`, before
+ * the connection closes. Closed at once, the client still sending got a reset: `fetch` failed
+ * with EPIPE and never showed the 413 (found from outside: a put of 20 MiB), Node's http client
+ * reported EPIPE beside it. Only for a connection that proved the secret: a stranger's body is
+ * not read on its behalf (the node's thread parses what is read).
+ */
+export function allowLinger(socket: Socket, limits: LingerLimits): void {
+  lingerAllowed.set(socket, limits);
+}
+
+/**
+ * Node closes a connection whose answer said `Connection: close` once the answer is written
+ * (`socket.destroySoon`): with the request's body still arriving, that close is a reset. On a
+ * connection allowed to linger, the close waits for the body's end, reading and dropping it, up
+ * to the connection's bounds (then it is cut as before).
+ */
+function lingerBeforeClose(req: IncomingMessage): void {
+  const socket = req.socket as Socket & { destroySoon?: () => void };
+  const limits = lingerAllowed.get(socket);
+  if (limits === undefined || typeof socket.destroySoon !== 'function') return;
+  lingerAllowed.delete(socket); // once: the connection ends with this answer
+  const close = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    if (req.complete || socket.destroyed) {
+      close();
+      return;
+    }
+    let bytes = 0;
+    const stop = (cut: boolean) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      req.off('end', onEnd);
+      if (cut) socket.destroy();
+      else close();
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > limits.bytesMax) stop(true);
+    };
+    const onEnd = () => stop(false);
+    const timer = setTimeout(() => stop(true), limits.timeoutMs);
+    timer.unref();
+    socket.on('data', onData);
+    socket.once('close', () => clearTimeout(timer));
+    req.once('end', onEnd);
+    // What Node's answer did not make flow (a body never read) flows now, dropped.
+    req.resume();
+  };
 }
 
 /**

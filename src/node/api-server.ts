@@ -26,10 +26,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
+  allowLinger,
   type BodyLimits,
   bodyArriving,
   closeIfBodyUnread,
   HTTP_BODY_TIMEOUT_MS_DEFAULT,
+  HTTP_LINGER_BYTES_MAX_DEFAULT,
   HttpBodyError,
   readBody,
   readJsonObject,
@@ -120,6 +122,13 @@ export interface ApiServerOptions {
    * HQL_TIMEOUT and the connection is closed. Default HTTP_BODY_TIMEOUT_MS_DEFAULT (30 s).
    */
   readonly bodyTimeoutMs?: number;
+  /**
+   * How much of a body an authenticated HTTP connection still reads, and drops, when its answer
+   * comes before the body's end (a 413) and closes it (`http_linger_bytes_max`; within
+   * `bodyTimeoutMs`), so the client sees the answer rather than a reset. Default
+   * HTTP_LINGER_BYTES_MAX_DEFAULT (64 MiB).
+   */
+  readonly lingerBytesMax?: number;
   /** How deep a JSON body may nest (`http_json_depth_max`). Default HTTP_JSON_DEPTH_MAX_DEFAULT. */
   readonly jsonDepthMax?: number;
   /** How many values a JSON body may hold (`http_json_values_max`). Default HTTP_JSON_VALUES_MAX_DEFAULT. */
@@ -795,11 +804,11 @@ export class ApiServer {
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     const extra = this.o.routes;
     if (extra !== undefined && (url.pathname === extra.prefix || url.pathname.startsWith(`${extra.prefix}/`)))
-      return extra.serve(req, res, () => this.gate.admit(req.socket));
+      return extra.serve(req, res, () => this.admitHttp(req.socket));
     if (isCacheRoute(url.pathname)) {
       if (!this.authorized(req))
         return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
-      this.gate.admit(req.socket);
+      this.admitHttp(req.socket);
       return serveCacheHttp(req, res, url, {
         ops: this.o.handler.cache,
         bodyLimits: this.bodyLimits(),
@@ -856,7 +865,7 @@ export class ApiServer {
       case 'POST /batch': {
         if (!this.authorized(req))
           return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
-        this.gate.admit(req.socket);
+        this.admitHttp(req.socket);
         // `POST /query?consistency=linearizable` was a local read without a word.
         const jsonQuery = queryParamsRefused(url, url.pathname);
         if (jsonQuery !== null) {
@@ -922,7 +931,7 @@ export class ApiServer {
   ): Promise<void> {
     if (!this.authorized(req))
       return sendError(res, 401, 'HQL_UNAUTHORIZED', 'missing or wrong X-API-SECRET');
-    this.gate.admit(req.socket);
+    this.admitHttp(req.socket);
     const refused = queryParamsRefused(url, route);
     if (refused !== null) {
       closeIfBodyUnread(res);
@@ -943,6 +952,15 @@ export class ApiServer {
       const err = this.errorBody(e);
       return sendJson(res, statusFor(err), { ok: false, error: err });
     }
+  }
+
+  /** An HTTP request proved the secret: its connection is authenticated, and may linger (allowLinger). */
+  private admitHttp(socket: Socket): void {
+    this.gate.admit(socket);
+    allowLinger(socket, {
+      bytesMax: this.o.lingerBytesMax ?? HTTP_LINGER_BYTES_MAX_DEFAULT,
+      timeoutMs: this.o.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS_DEFAULT,
+    });
   }
 
   private authorized(req: IncomingMessage): boolean {

@@ -854,6 +854,7 @@ export class HiqliteNode {
       unauthenticatedConnectionsMax: cfg.unauthenticatedConnectionsMax,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       bodyTimeoutMs: cfg.httpBodyTimeoutMs,
+      lingerBytesMax: cfg.httpLingerBytesMax,
       jsonDepthMax: cfg.httpJsonDepthMax,
       jsonValuesMax: cfg.httpJsonValuesMax,
       handler: {

@@ -29,6 +29,7 @@ const SHARED_LIMITS: readonly IntegerKey[] = [
   'unauthenticatedConnectionsMax',
   'handshakeTimeoutMs',
   'httpBodyTimeoutMs',
+  'httpLingerBytesMax',
   'httpJsonDepthMax',
   'httpJsonValuesMax',
   'cacheListenerBufferMax',

@@ -126,6 +126,7 @@ export class HiqliteProxy {
       unauthenticatedConnectionsMax: limit('unauthenticated_connections_max'),
       handshakeTimeoutMs: limit('handshake_timeout_ms'),
       bodyTimeoutMs: limit('http_body_timeout_ms'),
+      lingerBytesMax: limit('http_linger_bytes_max'),
       jsonDepthMax: limit('http_json_depth_max'),
       jsonValuesMax: limit('http_json_values_max'),
       handler: {

@@ -4,6 +4,7 @@
  * secret_raft may claim a node id, TLS is 1.3 only, and HTTP errors carry documented codes.
  */
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
@@ -306,6 +307,111 @@ describe('HTTP answers of the API port', () => {
     // Within the limit, the same route answers.
     const small = await post(port, '/query', JSON.stringify({ sql: 'SELECT 1' }));
     assert.equal(small.status, 200);
+  });
+
+  test('a body far larger than the limit: the client still gets its 413, not a reset; past http_linger_bytes_max, or from a stranger, the connection is cut', async () => {
+    // Closed as soon as the 413 was written, a connection still receiving the body was reset:
+    // fetch failed with EPIPE and never showed the 413 (found from outside: a 20 MiB put).
+    const MiB = 1024 * 1024;
+    const { port } = await server({ jsonBodyBytesMax: 1024, lingerBytesMax: 32 * MiB });
+    const big = new Uint8Array(20 * MiB);
+    const announced = await post(port, '/query', new TextDecoder().decode(big));
+    assert.equal(announced.status, 413);
+    assert.equal(announced.body.error?.code, 'HQL_REQUEST_TOO_LARGE');
+    let offset = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (offset >= big.length) return controller.close();
+        controller.enqueue(big.subarray(offset, offset + 64 * 1024));
+        offset += 64 * 1024;
+      },
+    });
+    const streamed = await post(port, '/query', stream);
+    assert.equal(streamed.status, 413);
+    assert.equal(streamed.body.error?.code, 'HQL_REQUEST_TOO_LARGE');
+
+    /** A chunked body of `total` bytes through Node's http client: its answer, or how it failed. */
+    const chunked = (total: number, secret: string) =>
+      within(
+        new Promise<{ status: number | null; error: string | null; sent: number }>((resolve) => {
+          const out = { status: null as number | null, error: null as string | null, sent: 0 };
+          const req = httpRequest({
+            host: HOST,
+            port,
+            method: 'POST',
+            path: '/query',
+            headers: { 'x-api-secret': secret, 'content-type': 'application/json' },
+          });
+          const chunk = Buffer.alloc(64 * 1024, 0x20);
+          req.on('response', (res) => {
+            out.status = res.statusCode ?? null;
+            res.resume();
+          });
+          req.on('error', (e: NodeJS.ErrnoException) => {
+            out.error = e.code ?? e.message;
+          });
+          req.on('close', () => resolve(out));
+          const pump = () => {
+            while (out.sent < total && out.error === null) {
+              out.sent += chunk.length;
+              if (!req.write(chunk)) return void req.once('drain', pump);
+            }
+            if (out.error === null) req.end();
+          };
+          pump();
+        }),
+        20_000,
+        'the chunked request',
+      );
+    // Node's client may stop sending once it has the answer (Connection: close): no error either way.
+    const read = await chunked(20 * MiB, SECRET_API);
+    assert.equal(read.status, 413);
+    assert.equal(read.error, null, 'no reset');
+    /** A client that sends a chunked body of `total` bytes whatever it is told: what it got sent. */
+    const stubborn = (total: number, secret: string) =>
+      within(
+        new Promise<{ sent: number; answer: string }>((resolve) => {
+          const out = { sent: 0, answer: '' };
+          const socket = netConnect(port, HOST);
+          sockets.add(socket);
+          const chunk = Buffer.concat([
+            Buffer.from(`${(64 * 1024).toString(16)}\r\n`),
+            Buffer.alloc(64 * 1024, 0x20),
+            Buffer.from('\r\n'),
+          ]);
+          socket.setEncoding('latin1');
+          socket.on('data', (d: string) => {
+            if (out.answer.length < 200) out.answer += d;
+          });
+          socket.on('error', () => {});
+          socket.on('close', () => resolve(out));
+          const pump = () => {
+            while (out.sent < total && !socket.destroyed) {
+              out.sent += 64 * 1024;
+              if (!socket.write(chunk)) return void socket.once('drain', pump);
+            }
+            if (!socket.destroyed) socket.end('0\r\n\r\n');
+          };
+          socket.write(
+            `POST /query HTTP/1.1\r\nhost: ${HOST}\r\nx-api-secret: ${secret}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`,
+          );
+          pump();
+        }),
+        20_000,
+        'the stubborn client',
+      );
+    // Past the bound the rest is not read: the connection is cut (after the answer).
+    const cut = await stubborn(200 * MiB, SECRET_API);
+    assert.match(cut.answer, /^HTTP\/1\.1 413/);
+    assert.ok(cut.sent < 200 * MiB, `${cut.sent} bytes sent`);
+    // Within it, the whole body is read and the connection ends after it.
+    const within32 = await stubborn(20 * MiB, SECRET_API);
+    assert.match(within32.answer, /^HTTP\/1\.1 413/);
+    assert.equal(within32.sent, 20 * MiB);
+    // A stranger's body is not read on its behalf: closed with its answer, as before.
+    const stranger = await stubborn(200 * MiB, 'wrong secret');
+    assert.match(stranger.answer, /^HTTP\/1\.1 401/);
+    assert.ok(stranger.sent < 32 * MiB, `${stranger.sent} bytes of a stranger sent`);
   });
 
   test('a request head still arriving at the handshake deadline is answered 408; an idle connection just closes', async () => {

@@ -202,6 +202,14 @@ export const INTEGER_SETTINGS: readonly IntegerSetting[] = [
   { key: 'handshakeTimeoutMs', toml: 'handshake_timeout_ms', default: 5000, min: 1, max: 600_000 },
   // From an HTTP request's headers to the end of its body (JSON routes, cache routes, dashboard).
   { key: 'httpBodyTimeoutMs', toml: 'http_body_timeout_ms', default: 30_000, min: 1, max: 3_600_000 },
+  // How much of a refused body an authenticated HTTP connection still reads before it closes.
+  {
+    key: 'httpLingerBytesMax',
+    toml: 'http_linger_bytes_max',
+    default: 64 * 1024 * 1024,
+    min: 0,
+    max: 4 * 1024 * 1024 * 1024,
+  },
   // How deep arrays and objects may nest in an HTTP request's JSON body (checked before parsing).
   { key: 'httpJsonDepthMax', toml: 'http_json_depth_max', default: 128, min: 1, max: 10_000 },
   // How many values (arrays, objects, items) such a body may hold (the same scan).

@@ -204,6 +204,12 @@ export interface NodeConfig {
   /** How long an HTTP request body may take to arrive on the API port; later is 408 HQL_TIMEOUT. */
   httpBodyTimeoutMs?: number;
   /**
+   * How much of a body an authenticated HTTP connection still reads, and drops, when its answer
+   * comes first and closes it (a 413): the client sees the answer instead of a reset. Beyond
+   * it, or past `httpBodyTimeoutMs`, the connection is cut.
+   */
+  httpLingerBytesMax?: number;
+  /**
    * How deep arrays and objects may nest in an HTTP request's JSON body; deeper is 400
    * HQL_INVALID_PARAMS, found by a scan before the body is parsed.
    */
@@ -329,6 +335,7 @@ export type IntegerKey =
   | 'unauthenticatedConnectionsMax'
   | 'handshakeTimeoutMs'
   | 'httpBodyTimeoutMs'
+  | 'httpLingerBytesMax'
   | 'httpJsonDepthMax'
   | 'httpJsonValuesMax'
   | 'backupKeepDays'
