@@ -57,6 +57,22 @@ function cluster(peerCount: number) {
   return { t, peers, clocks, pass, fireTimers };
 }
 
+/** PeerClocks of node 1 in `c` (peers 2 and 3, no timers) whose questions `ask` answers. */
+function askedBy(c: ReturnType<typeof cluster>, ask: (peer: number) => Promise<unknown>): PeerClocks {
+  return new PeerClocks({
+    clock: {
+      monotonicMs: () => c.t.mono,
+      wallMs: () => c.t.trueMs + c.t.own,
+      setTimer: () => 0 as unknown as TimerHandle,
+      clearTimer: () => {},
+    },
+    log: pino({ level: 'silent' }),
+    intervalMs: 10_000,
+    peers: [2, 3],
+    askWallMs: ask,
+  });
+}
+
 describe('PeerClocks', () => {
   test('with no answers yet, the cluster clock is this node’s own', () => {
     const { t, clocks } = cluster(2);
@@ -395,22 +411,11 @@ describe('PeerClocks', () => {
     // busy), is seen half the round trip behind; compared as points, two clocks of one host
     // looked 500 ms apart and writers waited for a third.
     const c = cluster(2);
-    const clocks = new PeerClocks({
-      clock: {
-        monotonicMs: () => c.t.mono,
-        wallMs: () => c.t.trueMs,
-        setTimer: () => 0 as unknown as TimerHandle,
-        clearTimer: () => {},
-      },
-      log: pino({ level: 'silent' }),
-      intervalMs: 10_000,
-      peers: [2, 3],
-      askWallMs: async (peer) => {
-        if (peer === 3) throw new Error('down');
-        const answer = c.t.trueMs;
-        c.pass(1_000);
-        return answer;
-      },
+    const clocks = askedBy(c, async (peer) => {
+      if (peer === 3) throw new Error('down');
+      const answer = c.t.trueMs;
+      c.pass(1_000);
+      return answer;
     });
     await clocks.probeAll();
     assert.equal(clocks.peerOffsets().get(2)?.offsetMs, -500, 'seen half the round trip behind');
@@ -426,21 +431,10 @@ describe('PeerClocks: slow answers', () => {
     const c = cluster(2);
     c.peers.set(2, offsets[0]);
     c.peers.set(3, offsets[1]);
-    const clocks = new PeerClocks({
-      clock: {
-        monotonicMs: () => c.t.mono,
-        wallMs: () => c.t.trueMs + c.t.own,
-        setTimer: () => 0 as unknown as TimerHandle,
-        clearTimer: () => {},
-      },
-      log: pino({ level: 'silent' }),
-      intervalMs: 10_000,
-      peers: [2, 3],
-      askWallMs: async (peer) => {
-        // Both asked at once: the round trip passes once, both answer at its end.
-        if (peer === 2) c.pass(rttMs);
-        return c.t.trueMs + (c.peers.get(peer) as number);
-      },
+    const clocks = askedBy(c, async (peer) => {
+      // Both asked at once: the round trip passes once, both answer at its end.
+      if (peer === 2) c.pass(rttMs);
+      return c.t.trueMs + (c.peers.get(peer) as number);
     });
     return { ...c, clocks };
   }
