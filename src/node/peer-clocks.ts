@@ -124,6 +124,7 @@ export class PeerClocks {
   private running = false;
   private closed = false;
   private warnedAtMono = Number.NEGATIVE_INFINITY;
+  private foundingWarnedAtMono = Number.NEGATIVE_INFINITY;
   /** Peers asked again soon (READY_RETRY_MS) because ready() waits and they could not be asked. */
   private readonly retries = new Map<number, TimerHandle>();
   /** The last median, at `carriedMono` on the monotonic clock (NaN: no majority known yet). */
@@ -295,7 +296,14 @@ export class PeerClocks {
     if (wait === null) return timeoutMs;
     return this.waitWithin(wait, timeoutMs, () => {
       const offsets = [...this.peerOffsets()].map(([p, o]) => `node ${p} ${Math.round(o.offsetMs)} ms`);
-      return `the cache group has no log time yet and takes it from the cluster's clock, which was not known within ${Math.round(timeoutMs)} ms: the clocks of the nodes that answer disagree (this node's clock against ${offsets.length === 0 ? 'none known' : offsets.join(', ')}) and no majority agrees; check time sync (NTP), or bring the other nodes back`;
+      const message = `the cache group has no log time yet and takes it from the cluster's clock, which was not known within ${Math.round(timeoutMs)} ms: the clocks of the nodes that answer disagree (this node's clock against ${offsets.length === 0 ? 'none known' : offsets.join(', ')}) and no majority agrees; check time sync (NTP), or bring the other nodes back`;
+      // The operator's side of it, at most once a minute: writes fail until it is mended.
+      const mono = this.d.clock.monotonicMs();
+      if (mono - this.foundingWarnedAtMono >= CLOCK_WARN_EVERY_MS) {
+        this.foundingWarnedAtMono = mono;
+        this.d.log.warn({ peers: Object.fromEntries(this.peerOffsets()) }, message);
+      }
+      return message;
     });
   }
 

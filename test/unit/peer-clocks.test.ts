@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { Clock, TimerHandle } from '../../src/lib/clock.js';
 import { PeerClocks } from '../../src/node/peer-clocks.js';
 
@@ -32,9 +32,11 @@ function cluster(peerCount: number) {
       timers.delete(h as unknown as number);
     },
   };
+  /** What the node logged as warnings. */
+  const warnings: string[] = [];
   const clocks = new PeerClocks({
     clock,
-    log: pino({ level: 'silent' }),
+    log: { warn: (_fields: unknown, message: string) => warnings.push(message) } as unknown as Logger,
     intervalMs: INTERVAL_MS,
     peers: [...peers.keys()],
     askWallMs: async (peer) => {
@@ -54,7 +56,7 @@ function cluster(peerCount: number) {
       tm.fn();
     }
   };
-  return { t, peers, clocks, pass, fireTimers };
+  return { t, peers, clocks, pass, fireTimers, warnings };
 }
 
 /** PeerClocks of node 1 in `c` (peers 2 and 3, no timers) whose questions `ask` answers. */
@@ -369,7 +371,7 @@ describe('PeerClocks', () => {
     // Started from the later of two clocks 4.3 s apart (one node of three down), a cache group's
     // tokens ran 4.3 s ahead, and the group founded anew after it, with the third clock known,
     // granted tokens below them (the cache simulation with --cache-loss, seed 2669).
-    const { t, peers, clocks, pass, fireTimers } = cluster(2);
+    const { t, peers, clocks, pass, fireTimers, warnings } = cluster(2);
     peers.set(2, 4_300);
     peers.set(3, 'down');
     clocks.start();
@@ -387,6 +389,13 @@ describe('PeerClocks', () => {
       const err = e as { code?: string; retryable?: boolean; message: string };
       return err.code === 'HQL_TIMEOUT' && err.retryable === true && /node 2 4300 ms/.test(err.message);
     });
+    const logged = () => warnings.filter((w) => /no log time yet/.test(w)).length;
+    assert.equal(logged(), 1, 'the operator is told');
+    const again = clocks.waitFounding(100);
+    pass(100);
+    fireTimers();
+    await assert.rejects(again);
+    assert.equal(logged(), 1, 'at most once a minute');
     const waiting = clocks.waitFounding(5_000);
     peers.set(3, 0); // back: asked again soon while a first stamp waits, not at the next round
     pass(100);
