@@ -470,6 +470,9 @@ export class CacheGroup {
       });
       this.replayedTo = 0;
       await stateMachine.reset?.();
+      // A node that joins the group founded anew takes its log time from it; the founder keeps
+      // what it carried, so the new group's time (and tokens) start no lower than it saw.
+      if (kind !== 'bootstrap') this.logClock.reset();
       await this.openRaft(membership, transport, kind);
     } finally {
       this.refounding = false;
@@ -709,7 +712,13 @@ export class CacheGroup {
    * --cache-loss). Every stamp of the group goes through here.
    */
   stampNowMs(): number {
-    return this.raft.isLeader() ? this.logClock.stampMs() : this.logClock.nowMs();
+    if (!this.raft.isLeader()) return this.logClock.nowMs();
+    // A leader whose first stamp must still wait for the clocks (a path that stamps a placeholder
+    // before the wait, as a remote client's command is, stamped again by proposeHere) reads
+    // without carrying: carried, that guess became the group's log time with no wait (found from
+    // outside: tokens 4 s ahead after a founding anew while node 3 was down).
+    if (this.foundingWait() != null) return this.logClock.nowMs();
+    return this.logClock.stampMs();
   }
 
   /** Whether a stamp must wait for the cluster's clock now (waitForClock). */
